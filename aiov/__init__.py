@@ -1,0 +1,60 @@
+"""aiov: an asyncio-native inference toolkit with OpenVINO's Python API on its own engine.
+
+``import aiov as ov`` runs OpenVINO code; ``from aiov import aio`` gives awaitable twins."""
+from __future__ import annotations
+
+import sys
+import types as _pytypes
+
+__version__ = "0.1.0"
+
+from . import _core  # noqa: E402
+from ._compiled import CompiledModel  # noqa: E402
+from ._errors import BusyError, CancelledError, InputError, JobError  # noqa: E402
+from ._graph import ConstOutput, Input, Node, Output  # noqa: E402
+from ._model import Model  # noqa: E402
+from ._queue import AsyncInferQueue  # noqa: E402
+from ._request import InferRequest, ProfilingInfo  # noqa: E402
+from ._results import OVDict  # noqa: E402
+from ._runtime import Core, compile_model  # noqa: E402
+from ._tensor import Tensor  # noqa: E402
+from ._types import Dimension, PartialShape, Shape, Type  # noqa: E402
+from . import helpers, opset  # noqa: E402
+
+
+def save_model(model, output_model, compress_to_fp16: bool = False):
+    """Writes ``model`` as OpenVINO IR: ``path.xml`` plus ``path.bin``."""
+    from .frontends.ir import save_ir
+    save_ir(model, output_model)
+
+
+def serialize(model, xml_path, bin_path=None):
+    from .frontends.ir import save_ir
+    save_ir(model, xml_path, bin_path)
+
+
+def _alias_modules():
+    # OpenVINO code imports opsets by version (aiov.opset13, aiov.runtime.opset12):
+    # they are all the one registry-backed opset.
+    this = sys.modules[__name__]
+    runtime = _pytypes.ModuleType(__name__ + ".runtime", "OpenVINO-compatible namespace")
+    for name in ("Core", "Model", "CompiledModel", "InferRequest", "AsyncInferQueue", "Tensor", "Type",
+                 "Shape", "PartialShape", "Dimension", "OVDict", "compile_model", "save_model"):
+        setattr(runtime, name, getattr(this, name))
+    sys.modules[runtime.__name__] = runtime
+    this.runtime = runtime
+    for version in range(1, 17):
+        alias = f"opset{version}"
+        sys.modules[f"{__name__}.{alias}"] = opset
+        sys.modules[f"{__name__}.runtime.{alias}"] = opset
+        setattr(this, alias, opset)
+        setattr(runtime, alias, opset)
+
+
+_alias_modules()
+
+__all__ = [
+    "AsyncInferQueue", "BusyError", "CancelledError", "CompiledModel", "ConstOutput", "Core", "Dimension",
+    "InferRequest", "Input", "InputError", "JobError", "Model", "Node", "OVDict", "Output", "PartialShape",
+    "ProfilingInfo", "Shape", "Tensor", "Type", "compile_model", "helpers", "opset", "save_model",
+]

@@ -1,0 +1,104 @@
+"""CompiledModel: a model planned for the engine, and the requests that run it."""
+from __future__ import annotations
+
+from . import _core, _properties
+from ._errors import InputError
+from ._graph import ConstOutput
+from ._inputs import IoSpec
+from ._request import InferRequest
+
+
+class CompiledModel:
+    """Created by ``Core.compile_model`` or ``aiov.compile_model``."""
+
+    def __init__(self, model, config=None):
+        # Compile a snapshot: later edits of `model` (names, reshape) do not leak in.
+        self._model = model.clone()
+        self._config = _properties.defaults()
+        self._config.update(_properties.normalize(config))
+        params, outs = self._model._engine_graph()
+        self._native = _core.new_compiled_model(  # GIL released while planning
+            params, outs, self._config[_properties.INFERENCE_NUM_THREADS],
+            bool(self._config[_properties.PERF_COUNT]))
+        inputs = [ConstOutput(p.get_node(), p.get_index()) for p in self._model.inputs]
+        outputs = [ConstOutput(r.get_node(), r.get_index()) for r in self._model.outputs]
+        self._spec = IoSpec(inputs, outputs)
+        self._idle_requests = []  # reused by __call__; list.pop/append are atomic under the GIL
+
+    @property
+    def inputs(self) -> list:
+        return list(self._spec.inputs)
+
+    @property
+    def outputs(self) -> list:
+        return list(self._spec.outputs)
+
+    def input(self, key=None) -> ConstOutput:
+        return self._spec.inputs[self._port_index(self._spec.inputs, key, "input")]
+
+    def output(self, key=None) -> ConstOutput:
+        return self._spec.outputs[self._port_index(self._spec.outputs, key, "output")]
+
+    @staticmethod
+    def _port_index(ports, key, what) -> int:
+        if key is None:
+            if len(ports) != 1:
+                raise InputError(f"the model has {len(ports)} {what}s; pass an index or a name")
+            return 0
+        if isinstance(key, int):
+            if 0 <= key < len(ports):
+                return key
+            raise InputError(f"{what} index {key} is out of range: there are {len(ports)} {what}s")
+        for i, p in enumerate(ports):
+            if (isinstance(key, str) and (key in p.get_names() or key == p.get_node().get_friendly_name())) \
+                    or p == key:
+                return i
+        raise InputError(f"no {what} {key!r} in this model")
+
+    def create_infer_request(self) -> InferRequest:
+        return InferRequest(self)
+
+    def infer_new_request(self, inputs=None):
+        """Runs one inference on a fresh request (safe from any thread)."""
+        return InferRequest(self).infer(inputs)
+
+    def __call__(self, inputs=None, share_inputs: bool = True, share_outputs: bool = False,
+                 decode_strings: bool = True):
+        """One synchronous inference. Safe from many threads at once: a call that finds the
+        cached request busy uses another one."""
+        pool = self._idle_requests
+        try:
+            request = pool.pop()
+        except IndexError:
+            request = InferRequest(self)
+        try:
+            return request.infer(inputs, share_inputs, share_outputs)
+        finally:
+            pool.append(request)
+
+    def get_runtime_model(self):
+        return self._model
+
+    def get_property(self, key):
+        return _properties.read(self._config, key)
+
+    def set_property(self, properties: dict):
+        props = _properties.normalize(properties)
+        for key in props:
+            if key in (_properties.INFERENCE_NUM_THREADS, _properties.PERF_COUNT):
+                raise InputError(f"{key} is fixed at compile time; pass it to compile_model")
+        self._config.update(props)
+
+    def export_model(self):
+        raise RuntimeError("aiov does not export compiled blobs; save the model with aiov.save_model")
+
+    def release_memory(self):
+        self._idle_requests.clear()
+
+    def query_state(self):
+        return []
+
+    def __repr__(self):
+        ins = "\n".join(map(repr, self._spec.inputs))
+        outs = "\n".join(map(repr, self._spec.outputs))
+        return f"<CompiledModel:\ninputs[\n{ins}\n]\noutputs[\n{outs}\n]>"

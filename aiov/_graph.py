@@ -1,0 +1,365 @@
+"""Graph nodes and their ports. Shapes and types come from the native op registry."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from . import _core
+from ._types import PartialShape, Shape, Type, shape_from_engine, type_from_id
+
+
+class TensorDescriptor:
+    """The tensor an output port produces: its names live here (``set_names``)."""
+
+    __slots__ = ("_node", "_index")
+
+    def __init__(self, node: "Node", index: int):
+        self._node, self._index = node, index
+
+    def get_names(self) -> set:
+        return set(self._node._native.output_names(self._index))
+
+    @property
+    def names(self) -> set:
+        return self.get_names()
+
+    def set_names(self, names: Iterable[str]):
+        self._node._native.set_output_names(self._index, sorted(set(names)))
+
+    def add_names(self, names: Iterable[str]):
+        self.set_names(self.get_names() | set(names))
+
+    def get_any_name(self) -> str:
+        names = self.get_names()
+        if not names:
+            raise RuntimeError("the tensor has no names")
+        return min(names)
+
+    @property
+    def any_name(self) -> str:
+        return self.get_any_name()
+
+    def get_element_type(self) -> Type:
+        return self._node.get_output_element_type(self._index)
+
+    def get_partial_shape(self) -> PartialShape:
+        return self._node.get_output_partial_shape(self._index)
+
+    def get_shape(self) -> Shape:
+        return self.get_partial_shape().to_shape()
+
+
+class _PortBase:
+    """What Output and ConstOutput share: a node's output seen from outside."""
+
+    __slots__ = ("_node", "_index")
+
+    def __init__(self, node: "Node", index: int):
+        self._node, self._index = node, index
+
+    def _source(self):
+        """(node, index) that really produces the data (Results pass through)."""
+        if self._node.get_type_name() == "Result":
+            return self._node.input_value(0)._source()
+        return self._node, self._index
+
+    def get_node(self) -> "Node":
+        return self._node
+
+    @property
+    def node(self) -> "Node":
+        return self._node
+
+    def get_index(self) -> int:
+        return self._index
+
+    @property
+    def index(self) -> int:
+        return self._index
+
+    @property
+    def tensor(self) -> TensorDescriptor:
+        node, index = self._source()
+        return TensorDescriptor(node, index)
+
+    def get_tensor(self) -> TensorDescriptor:
+        return self.tensor
+
+    def get_names(self) -> set:
+        return self.tensor.get_names()
+
+    @property
+    def names(self) -> set:
+        return self.get_names()
+
+    def get_any_name(self) -> str:
+        return self.tensor.get_any_name()
+
+    @property
+    def any_name(self) -> str:
+        return self.get_any_name()
+
+    def set_names(self, names):
+        self.tensor.set_names(names)
+
+    def add_names(self, names):
+        self.tensor.add_names(names)
+
+    def get_element_type(self) -> Type:
+        return self._node.get_output_element_type(self._index)
+
+    @property
+    def element_type(self) -> Type:
+        return self.get_element_type()
+
+    def get_partial_shape(self) -> PartialShape:
+        return self._node.get_output_partial_shape(self._index)
+
+    @property
+    def partial_shape(self) -> PartialShape:
+        return self.get_partial_shape()
+
+    def get_shape(self) -> Shape:
+        return self.get_partial_shape().to_shape()
+
+    @property
+    def shape(self) -> Shape:
+        return self.get_shape()
+
+    def __eq__(self, other):
+        if not isinstance(other, _PortBase):
+            return NotImplemented
+        return self._node == other._node and self._index == other._index
+
+    def __hash__(self):
+        return hash((self._node._native.id, self._index))
+
+    def __repr__(self):
+        names = ", ".join(sorted(self.get_names()))
+        return (f"<{type(self).__name__}: names[{names}] shape{self.get_partial_shape()} "
+                f"type: {self.get_element_type().get_type_name()}>")
+
+
+class Output(_PortBase):
+    """An output port of a node in a Model."""
+
+    __slots__ = ()
+
+    def get_target_inputs(self):
+        raise NotImplementedError("aiov graphs do not track consumers")
+
+
+class ConstOutput(_PortBase):
+    """A read-only output port (a Model's inputs/outputs as a CompiledModel sees them)."""
+
+    __slots__ = ()
+
+    def set_names(self, names):
+        raise RuntimeError("ports of a compiled model are read-only")
+
+    def add_names(self, names):
+        raise RuntimeError("ports of a compiled model are read-only")
+
+
+class Input:
+    """An input port of a node."""
+
+    __slots__ = ("_node", "_index")
+
+    def __init__(self, node: "Node", index: int):
+        self._node, self._index = node, index
+
+    def get_node(self) -> "Node":
+        return self._node
+
+    def get_index(self) -> int:
+        return self._index
+
+    def get_source_output(self) -> Output:
+        return self._node.input_value(self._index)
+
+    def get_element_type(self) -> Type:
+        return self.get_source_output().get_element_type()
+
+    def get_partial_shape(self) -> PartialShape:
+        return self.get_source_output().get_partial_shape()
+
+    def get_shape(self) -> Shape:
+        return self.get_source_output().get_shape()
+
+
+class Node:
+    """A graph node: an op with inputs, attributes and typed outputs."""
+
+    __slots__ = ("_native", "_result_input", "__weakref__")
+
+    def __init__(self, native):
+        self._native = native
+        self._result_input = None  # for Result nodes (Python-side pass-through)
+
+    # identity
+    def __eq__(self, other):
+        return isinstance(other, Node) and other._native.id == self._native.id
+
+    def __hash__(self):
+        return hash(self._native.id)
+
+    def get_type_name(self) -> str:
+        return "Result" if self._result_input is not None else self._native.op_type
+
+    @property
+    def type_name(self) -> str:
+        return self.get_type_name()
+
+    def get_friendly_name(self) -> str:
+        return self._native.name
+
+    def set_friendly_name(self, name: str):
+        self._native.name = name
+
+    @property
+    def friendly_name(self) -> str:
+        return self._native.name
+
+    @friendly_name.setter
+    def friendly_name(self, name: str):
+        self._native.name = name
+
+    def get_name(self) -> str:
+        return self._native.name
+
+    @property
+    def name(self) -> str:
+        return self._native.name
+
+    # outputs
+    def get_output_size(self) -> int:
+        return 1 if self._result_input is not None else self._native.output_count
+
+    def output(self, index: int = 0) -> Output:
+        if not 0 <= index < self.get_output_size():
+            raise IndexError(f"{self.get_type_name()} '{self.name}' has {self.get_output_size()} output(s), "
+                             f"asked for output {index}")
+        return Output(self, index)
+
+    def outputs(self) -> list:
+        return [Output(self, i) for i in range(self.get_output_size())]
+
+    def get_output_element_type(self, index: int = 0) -> Type:
+        if self._result_input is not None:
+            return self._result_input.get_element_type()
+        return type_from_id(self._native.output_type(index))
+
+    def get_output_partial_shape(self, index: int = 0) -> PartialShape:
+        if self._result_input is not None:
+            return self._result_input.get_partial_shape()
+        return shape_from_engine(self._native.output_shape(index))
+
+    def get_output_shape(self, index: int = 0) -> Shape:
+        return self.get_output_partial_shape(index).to_shape()
+
+    def get_output_tensor(self, index: int = 0) -> TensorDescriptor:
+        return self.output(index).tensor
+
+    def get_element_type(self) -> Type:
+        return self.get_output_element_type(0)
+
+    @property
+    def element_type(self) -> Type:
+        return self.get_output_element_type(0)
+
+    def get_partial_shape(self) -> PartialShape:
+        return self.get_output_partial_shape(0)
+
+    @property
+    def partial_shape(self) -> PartialShape:
+        return self.get_output_partial_shape(0)
+
+    @property
+    def shape(self) -> Shape:
+        return self.get_output_shape(0)
+
+    # inputs
+    def get_input_size(self) -> int:
+        return 1 if self._result_input is not None else self._native.input_count
+
+    def input_value(self, index: int) -> Output:
+        if self._result_input is not None:
+            if index != 0:
+                raise IndexError("Result has one input")
+            return self._result_input
+        native, out = self._native.input_value(index)
+        return Output(Node(native), out)
+
+    def input_values(self) -> list:
+        return [self.input_value(i) for i in range(self.get_input_size())]
+
+    def input(self, index: int) -> Input:
+        return Input(self, index)
+
+    def inputs(self) -> list:
+        return [Input(self, i) for i in range(self.get_input_size())]
+
+    def get_input_element_type(self, index: int) -> Type:
+        return self.input_value(index).get_element_type()
+
+    def get_input_partial_shape(self, index: int) -> PartialShape:
+        return self.input_value(index).get_partial_shape()
+
+    def get_input_shape(self, index: int) -> Shape:
+        return self.input_value(index).get_shape()
+
+    def get_attributes(self) -> dict:
+        return {} if self._result_input is not None else self._native.attributes()
+
+    # Parameter only
+    def set_partial_shape(self, shape):
+        from ._types import as_partial_shape
+        shape = as_partial_shape(shape)
+        self._native.set_parameter(self._native.output_type(0), shape._engine())
+
+    def set_element_type(self, etype):
+        from ._types import as_type
+        self._native.set_parameter(as_type(etype)._id, self._native.output_shape(0))
+
+    def get_data(self) -> np.ndarray:
+        """A Constant's value (read-only view)."""
+        return constant_value(self)
+
+    def __repr__(self):
+        shapes = ", ".join(str(self.get_output_partial_shape(i)) for i in range(self.get_output_size()))
+        return f"<{self.get_type_name()}: '{self.name}' ({shapes})>"
+
+
+def make_result(source: Output) -> Node:
+    """A Result node: marks a model output; its port shows the source tensor."""
+    native = _core.make_parameter(source.get_element_type()._id, source.get_partial_shape()._engine(),
+                                  "")
+    node = Node(native)
+    node._result_input = source
+    native.name = f"Result_{native.id}"
+    return node
+
+
+def constant_value(node: Node) -> np.ndarray:
+    raw = node._native.constant_bytes()
+    etype = node.get_output_element_type(0)
+    shape = tuple(node.get_output_shape(0))
+    if etype.bitwidth < 8:
+        return raw
+    dt = etype.to_dtype() if etype != Type.bf16 else np.dtype(np.uint16)
+    return raw.view(dt).reshape(shape)
+
+
+def as_output(value) -> Output:
+    """Node, Output or array-like -> an Output port (arrays become Constants)."""
+    if isinstance(value, _PortBase):
+        return value if isinstance(value, Output) else Output(value._node, value._index)
+    if isinstance(value, Node):
+        if value.get_output_size() != 1:
+            raise ValueError(f"{value.get_type_name()} '{value.name}' has {value.get_output_size()} outputs; "
+                             "pass one of node.outputs()")
+        return Output(value, 0)
+    from .opset import constant
+    return Output(constant(value), 0)

@@ -1,0 +1,248 @@
+"""Model: parameters in, results out."""
+from __future__ import annotations
+
+import itertools
+
+from . import _core
+from ._errors import InputError
+from ._graph import Node, Output, _PortBase, as_output, make_result
+from ._types import as_partial_shape
+
+_model_ids = itertools.count()
+
+
+class Model:
+    """``Model(results, parameters, name="")``: results are nodes or output ports (wrapped
+    in Result nodes), parameters are the ``parameter()`` nodes the model takes."""
+
+    def __init__(self, results, parameters=None, name: str = ""):
+        if isinstance(results, (Node, _PortBase)):
+            results = [results]
+        if parameters is None:
+            raise TypeError("Model() needs the list of its parameters")
+        if isinstance(parameters, Node):
+            parameters = [parameters]
+        self._results = []
+        for r in results:
+            if isinstance(r, Node) and r.get_type_name() == "Result":
+                self._results.append(r)
+            else:
+                self._results.append(make_result(as_output(r)))
+        self._parameters = list(parameters)
+        for p in self._parameters:
+            if not isinstance(p, Node) or p.get_type_name() != "Parameter":
+                raise InputError(f"Model parameters must be parameter() nodes, got {p!r}")
+        self._name = name or f"Model{next(_model_ids)}"
+        self._friendly_name = self._name
+        self._order()  # validates: every reachable Parameter is listed, no cycles
+
+    # -- structure --
+    def _engine_graph(self):
+        params = [p._native for p in self._parameters]
+        outs = []
+        for r in self._results:
+            node, index = r.input_value(0)._source()
+            outs.append((node._native, index))
+        return params, outs
+
+    def _order(self):
+        return _core.topological_order(*self._engine_graph())
+
+    def get_parameters(self) -> list:
+        return list(self._parameters)
+
+    @property
+    def parameters(self) -> list:
+        return self.get_parameters()
+
+    def get_results(self) -> list:
+        return list(self._results)
+
+    @property
+    def results(self) -> list:
+        return self.get_results()
+
+    def get_ordered_ops(self) -> list:
+        return [Node(n) for n in self._order()] + list(self._results)
+
+    def get_ops(self) -> list:
+        return self.get_ordered_ops()
+
+    @property
+    def inputs(self) -> list:
+        return [p.output(0) for p in self._parameters]
+
+    @property
+    def outputs(self) -> list:
+        return [r.output(0) for r in self._results]
+
+    def input(self, key=None) -> Output:
+        return _select(self.inputs, key, "input")
+
+    def output(self, key=None) -> Output:
+        return _select(self.outputs, key, "output")
+
+    def get_parameter_index(self, parameter) -> int:
+        for i, p in enumerate(self._parameters):
+            if p == parameter:
+                return i
+        return -1
+
+    def get_result_index(self, value) -> int:
+        for i, r in enumerate(self._results):
+            if r == value or r.output(0) == value:
+                return i
+        return -1
+
+    def get_output_size(self) -> int:
+        return len(self._results)
+
+    def get_output_element_type(self, i: int):
+        return self.outputs[i].get_element_type()
+
+    def get_output_partial_shape(self, i: int):
+        return self.outputs[i].get_partial_shape()
+
+    def get_output_shape(self, i: int):
+        return self.outputs[i].get_shape()
+
+    def get_output_op(self, i: int) -> Node:
+        return self._results[i]
+
+    def get_result(self) -> Node:
+        return self._results[0]
+
+    def is_dynamic(self) -> bool:
+        return any(p.get_output_partial_shape(0).is_dynamic for p in self._parameters) or any(
+            o.get_partial_shape().is_dynamic for o in self.outputs)
+
+    @property
+    def dynamic(self) -> bool:
+        return self.is_dynamic()
+
+    def get_name(self) -> str:
+        return self._name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def get_friendly_name(self) -> str:
+        return self._friendly_name
+
+    def set_friendly_name(self, name: str):
+        self._friendly_name = name
+
+    @property
+    def friendly_name(self) -> str:
+        return self._friendly_name
+
+    @friendly_name.setter
+    def friendly_name(self, name: str):
+        self._friendly_name = name
+
+    # -- reshape --
+    def reshape(self, shapes, variables_shapes=None):
+        """New input shapes: one shape (single-input models), a list in input order, or a
+        dict keyed by input index, name or port. Every node's output is re-inferred."""
+        if isinstance(shapes, dict):
+            items = [(self._input_index(k), v) for k, v in shapes.items()]
+        elif len(self._parameters) == 1 and not (
+                isinstance(shapes, (list, tuple)) and shapes and isinstance(shapes[0], (list, tuple))):
+            items = [(0, shapes)]
+        else:
+            if len(shapes) != len(self._parameters):
+                raise InputError(f"reshape: expected {len(self._parameters)} shapes, got {len(shapes)}")
+            items = list(enumerate(shapes))
+        previous = [(p, p.get_output_partial_shape(0)) for p in self._parameters]
+        try:
+            for index, shape in items:
+                self._parameters[index].set_partial_shape(as_partial_shape(shape))
+            self.validate_nodes_and_infer_types()
+        except Exception:
+            for p, shape in previous:
+                p.set_partial_shape(shape)
+            self.validate_nodes_and_infer_types()
+            raise
+
+    def validate_nodes_and_infer_types(self):
+        for n in self._order():
+            n.revalidate()
+
+    def _input_index(self, key) -> int:
+        if isinstance(key, int):
+            if not 0 <= key < len(self._parameters):
+                raise InputError(f"input index {key} is out of range: the model has "
+                                 f"{len(self._parameters)} input(s)")
+            return key
+        if isinstance(key, _PortBase):
+            for i, p in enumerate(self._parameters):
+                if key._node == p:
+                    return i
+            raise InputError(f"{key!r} is not an input of this model")
+        if isinstance(key, str):
+            for i, p in enumerate(self._parameters):
+                if key in p.output(0).get_names() or key == p.get_friendly_name():
+                    return i
+            raise InputError(f"the model has no input named {key!r}; inputs: {_names(self.inputs)}")
+        raise InputError(f"cannot select an input by {type(key).__name__}")
+
+    def clone(self) -> "Model":
+        """A deep copy: reshaping or renaming the clone leaves this model as it is."""
+        mapping = {}
+        for native in self._order():
+            if native.op_type == "Parameter":
+                new = _core.make_parameter(native.output_type(0), native.output_shape(0), native.name)
+            elif native.op_type == "Constant":
+                new = _core.clone_constant(native)
+            else:
+                inputs = []
+                for i in range(native.input_count):
+                    src, idx = native.input_value(i)
+                    inputs.append((mapping[src.id], idx))
+                new = _core.make_node(native.op_type, inputs, native.attributes(), native.name)
+            for i in range(native.output_count):
+                new.set_output_names(i, native.output_names(i))
+            mapping[native.id] = new
+        params = [Node(mapping[p._native.id]) for p in self._parameters]
+        results = []
+        for r in self._results:
+            node, index = r.input_value(0)._source()
+            res = make_result(Output(Node(mapping[node._native.id]), index))
+            res.set_friendly_name(r.get_friendly_name())
+            results.append(res)
+        clone = Model(results, params, self._name)
+        clone._friendly_name = self._friendly_name
+        return clone
+
+    def __repr__(self):
+        ins = "\n".join(repr(i).replace("<Output", "<ConstOutput") for i in self.inputs)
+        outs = "\n".join(repr(o).replace("<Output", "<ConstOutput") for o in self.outputs)
+        return f"<Model: '{self.friendly_name}'\ninputs[\n{ins}\n]\noutputs[\n{outs}\n]>"
+
+
+def _names(ports) -> str:
+    return ", ".join("/".join(sorted(p.get_names())) or p.get_node().get_friendly_name() for p in ports)
+
+
+def _select(ports, key, what):
+    if key is None:
+        if len(ports) != 1:
+            raise InputError(f"the model has {len(ports)} {what}s; name one")
+        return ports[0]
+    if isinstance(key, int):
+        if not 0 <= key < len(ports):
+            raise InputError(f"{what} index {key} is out of range: there are {len(ports)} {what}s")
+        return ports[key]
+    if isinstance(key, str):
+        for p in ports:
+            if key in p.get_names():
+                return p
+        for p in ports:
+            if key == p.get_node().get_friendly_name():
+                return p
+        raise InputError(f"no {what} named {key!r}; {what}s: {_names(ports)}")
+    for p in ports:
+        if p == key:
+            return p
+    raise InputError(f"{key!r} is not an {what} of this model")

@@ -1,0 +1,86 @@
+"""Configuration keys understood by Core and CompiledModel (OpenVINO's names)."""
+from __future__ import annotations
+
+from . import _core
+from ._errors import InputError
+
+PERFORMANCE_HINT = "PERFORMANCE_HINT"
+INFERENCE_NUM_THREADS = "INFERENCE_NUM_THREADS"
+OPTIMAL_NUMBER_OF_INFER_REQUESTS = "OPTIMAL_NUMBER_OF_INFER_REQUESTS"
+PERF_COUNT = "PERF_COUNT"
+INFERENCE_PRECISION_HINT = "INFERENCE_PRECISION_HINT"
+NUM_STREAMS = "NUM_STREAMS"
+
+_HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+_WRITABLE = (PERFORMANCE_HINT, INFERENCE_NUM_THREADS, PERF_COUNT, INFERENCE_PRECISION_HINT, NUM_STREAMS)
+
+
+def _key(key) -> str:
+    # Accept OpenVINO's property objects/enums too: their str() carries the name.
+    name = getattr(key, "name", None)
+    if callable(key):
+        try:
+            key = key()
+        except TypeError:
+            pass
+    return str(name if isinstance(name, str) and not isinstance(key, str) else key)
+
+
+def normalize(config) -> dict:
+    """Validated copy of a user config."""
+    out = {}
+    for key, value in (config or {}).items():
+        key = _key(key)
+        if key == PERFORMANCE_HINT:
+            value = str(getattr(value, "name", value)).split(".")[-1].upper()
+            if value not in _HINTS:
+                raise InputError(f"{PERFORMANCE_HINT}: expected one of {', '.join(_HINTS)}, got {value!r}")
+        elif key == INFERENCE_NUM_THREADS:
+            value = int(value)
+            if value < 0:
+                raise InputError(f"{INFERENCE_NUM_THREADS} must be >= 0, got {value}")
+        elif key == PERF_COUNT:
+            value = value in (True, "YES", "yes", "true", "True", 1)
+        elif key == INFERENCE_PRECISION_HINT:
+            value = str(getattr(value, "get_type_name", lambda: value)()).lower()
+            if value not in ("f32", "float32"):
+                raise InputError(f"{INFERENCE_PRECISION_HINT}: aiov computes in f32, got {value!r}")
+            value = "f32"
+        elif key == NUM_STREAMS:
+            value = str(value)
+        elif key in ("CACHE_DIR", "ENABLE_MMAP", "LOG_LEVEL", "AFFINITY", "ENABLE_CPU_PINNING"):
+            pass  # accepted for compatibility; nothing to tune in aiov
+        else:
+            raise InputError(f"unknown property {key!r}; aiov supports {', '.join(_WRITABLE)}")
+        out[key] = value
+    return out
+
+
+def defaults() -> dict:
+    return {PERFORMANCE_HINT: "LATENCY", INFERENCE_NUM_THREADS: 0, PERF_COUNT: False,
+            INFERENCE_PRECISION_HINT: "f32", NUM_STREAMS: "AUTO"}
+
+
+def optimal_requests(config: dict) -> int:
+    """Requests that keep every worker busy: one per worker for latency, two for throughput
+    (a second job queued behind each running one hides the Python-side overhead)."""
+    workers = _core.pool_size()
+    return workers * 2 if config.get(PERFORMANCE_HINT) != "LATENCY" else workers
+
+
+def read(config: dict, key):
+    key = _key(key)
+    if key == OPTIMAL_NUMBER_OF_INFER_REQUESTS:
+        return optimal_requests(config)
+    if key == "SUPPORTED_PROPERTIES":
+        return list(_WRITABLE) + [OPTIMAL_NUMBER_OF_INFER_REQUESTS, "AVAILABLE_DEVICES", "FULL_DEVICE_NAME",
+                                  "EXECUTION_DEVICES"]
+    if key == "AVAILABLE_DEVICES":
+        return ["CPU"]
+    if key == "EXECUTION_DEVICES":
+        return ["CPU"]
+    if key == "FULL_DEVICE_NAME":
+        return f"aiov CPU ({_core.pool_size()} workers, gemm {_core.gemm_isa()})"
+    if key in config:
+        return config[key]
+    raise InputError(f"unknown property {key!r}")

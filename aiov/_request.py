@@ -1,0 +1,324 @@
+"""InferRequest: one set of input/output memory for a compiled model."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from . import _core
+from ._dispatch import dispatcher
+from ._errors import BusyError, CancelledError, InputError
+from ._graph import _PortBase
+from ._results import OVDict
+from ._tensor import Tensor
+from ._types import type_from_id
+
+_STATUS_FAILED, _STATUS_CANCELLED = 3, 4
+
+
+class ProfilingInfo:
+    """Per-node timing of the last inference (enable with config {"PERF_COUNT": True})."""
+
+    __slots__ = ("node_name", "node_type", "exec_type", "real_time", "cpu_time", "status")
+
+    def __init__(self, node_name, node_type, ms):
+        from datetime import timedelta
+        self.node_name, self.node_type, self.exec_type = node_name, node_type, "aiov_" + node_type
+        self.real_time = self.cpu_time = timedelta(milliseconds=ms)
+        self.status = "EXECUTED"
+
+    def __repr__(self):
+        return f"<ProfilingInfo: {self.node_type} '{self.node_name}' {self.real_time.total_seconds() * 1e3:.3f} ms>"
+
+
+def native_error(native) -> Exception:
+    """The exception for a finished request's failure, or None."""
+    status = native.status
+    if status == _STATUS_FAILED:
+        return (InputError if native.error_is_input else RuntimeError)(native.error)
+    if status == _STATUS_CANCELLED:
+        return CancelledError(native.error)
+    return None
+
+
+class InferRequest:
+    """Runs inferences of one compiled model, synchronously (``infer``) or as a job
+    (``start_async`` then ``wait``)."""
+
+    def __init__(self, compiled, _native=None):
+        self._compiled = compiled
+        self._spec = compiled._spec
+        self._native = _native if _native is not None else _core.Request(compiled._native)
+        self._ever_set = [False] * self._spec.count
+        self._all_set = self._spec.count == 0
+        self.userdata = None
+        self._callback = None
+        self._token = None
+        self._callback_done = None  # Event while a callback is owed for the current job
+        self._pending_error = None
+        self._started = False
+
+    # -- inputs --
+    def _set_inputs(self, inputs, share: bool):
+        if inputs is None:
+            pairs = ()
+        else:
+            pairs = self._spec.pairs(inputs)
+        native, spec = self._native, self._spec
+        for index, value in pairs:
+            if isinstance(value, Tensor):
+                self._bind_tensor(index, value)
+                continue
+            arr, private = spec.convert(index, value)
+            native.set_input(index, arr, spec.in_type_ids[index], share or private)
+            self._ever_set[index] = True
+        if not self._all_set:
+            missing = [spec.in_labels[i] for i, ok in enumerate(self._ever_set) if not ok]
+            if missing:
+                raise InputError(f"missing input(s): {', '.join(missing)} (the model takes "
+                                 f"{spec.count}: {', '.join(spec.in_labels)})")
+            self._all_set = True
+
+    def _bind_tensor(self, index: int, tensor: Tensor):
+        want = self._spec.in_types[index]
+        if tensor.element_type != want:
+            raise InputError(f"input '{self._spec.in_labels[index]}': expected element type "
+                             f"{want.get_type_name()}, got a Tensor of {tensor.element_type.get_type_name()}")
+        shape = list(tensor.shape) if want.bitwidth < 8 else None
+        self._native.set_input(index, tensor.data, want._id, True, shape)
+        self._ever_set[index] = True
+
+    def _fast_run(self, inputs, share_inputs: bool, share_outputs: bool):
+        """One native call for the common case; None when inputs need the general path."""
+        spec = self._spec
+        if type(inputs) is np.ndarray and spec.count == 1:
+            arrays = [inputs]
+        elif type(inputs) in (list, tuple) and len(inputs) == spec.count:
+            arrays = inputs
+        else:
+            return None
+        for arr, dt in zip(arrays, spec.in_dtypes):
+            if type(arr) is not np.ndarray or arr.dtype != dt or not arr.flags.c_contiguous:
+                return None
+        values = self._native.run(arrays, spec.in_type_ids, share_inputs, not share_outputs)
+        if not self._all_set:
+            self._ever_set = [True] * spec.count
+            self._all_set = True
+        return OVDict(spec.outputs, values, spec.out_names)
+
+    # -- sync --
+    def infer(self, inputs=None, share_inputs: bool = False, share_outputs: bool = False,
+              decode_strings: bool = True) -> OVDict:
+        """Runs one inference on the calling thread with the GIL released; returns the outputs
+        (copies, or views on the request's memory with share_outputs=True)."""
+        if self._native.busy:
+            raise BusyError("the request is busy: wait() for its running inference first")
+        if inputs is not None:
+            fast = self._fast_run(inputs, share_inputs, share_outputs)
+            if fast is not None:
+                return fast
+        self._set_inputs(inputs, share_inputs)
+        self._native.infer()
+        return OVDict(self._spec.outputs, self._native.outputs(not share_outputs), self._spec.out_names)
+
+    # -- async --
+    def start_async(self, inputs=None, userdata=None, share_inputs: bool = False):
+        """Starts the inference as a job on the engine's workers and returns at once."""
+        if self._native.busy:
+            raise BusyError("the request is busy: wait() for its running inference first")
+        self._set_inputs(inputs, share_inputs)
+        if userdata is not None:
+            self.userdata = userdata
+        self._pending_error = None
+        if self._callback is not None:
+            self._callback_done = threading.Event()
+            self._native.start(dispatcher.port, self._token)
+        else:
+            self._native.start(None, 0)
+        self._started = True
+
+    def wait(self):
+        """Waits (GIL released) for the job and its callback; raises its error once."""
+        self._native.wait(-1)
+        self._finish_wait(None)
+
+    def wait_for(self, timeout: int) -> bool:
+        """Waits up to ``timeout`` ms; True if the job (and its callback) finished."""
+        if not self._native.wait(int(timeout)):
+            return False
+        return self._finish_wait(timeout)
+
+    def _finish_wait(self, timeout_ms):
+        done = self._callback_done
+        if done is not None:
+            if not done.wait(None if timeout_ms is None else max(timeout_ms, 0) / 1000.0):
+                return False
+        if self._started:
+            self._started = False
+            error = self._pending_error if done is not None else native_error(self._native)
+            self._pending_error = None
+            self._native.release_inputs()
+            if error is not None:
+                raise error
+        return True
+
+    def _on_complete(self):
+        # Dispatcher thread: the job has ended; run the user's callback here.
+        error = native_error(self._native)
+        callback, done = self._callback, self._callback_done
+        try:
+            if callback is not None:
+                callback(self.userdata)
+        except BaseException as exc:
+            error = error or exc
+        self._pending_error = error
+        if done is not None:
+            done.set()
+
+    def set_callback(self, callback, userdata=None):
+        """``callback(userdata)`` runs on aiov's dispatcher thread when a job ends."""
+        self._callback = callback
+        self.userdata = userdata
+        if self._token is None:
+            import weakref
+            ref = weakref.ref(self)
+
+            def handler(ref=ref):
+                req = ref()
+                if req is not None:
+                    req._on_complete()
+            self._token = dispatcher.register(handler)
+
+    def cancel(self):
+        """Asks a queued or running job to stop at the next node; wait() then raises
+        CancelledError."""
+        self._native.cancel()
+
+    def __del__(self):
+        token = getattr(self, "_token", None)
+        if token is not None:
+            dispatcher.unregister(token)
+
+    # -- tensors --
+    def _output_index(self, key) -> int:
+        if isinstance(key, int):
+            if 0 <= key < len(self._spec.outputs):
+                return key
+            raise InputError(f"output index {key} is out of range: there are {len(self._spec.outputs)} outputs")
+        if isinstance(key, str):
+            if key in self._spec.out_names:
+                return self._spec.out_names[key]
+            raise InputError(f"no output named {key!r}")
+        for i, p in enumerate(self._spec.outputs):
+            if p == key:
+                return i
+        raise InputError(f"{key!r} is not an output of this model")
+
+    def _input_tensor(self, index: int) -> Tensor:
+        etype = self._spec.in_types[index]
+        arr = self._native.input_view(index)
+        if isinstance(arr, Tensor):
+            return arr
+        return Tensor._wrap(arr, etype)
+
+    def _output_tensor(self, index: int) -> Tensor:
+        etype = self._spec.outputs[index].get_element_type()
+        return Tensor._wrap(self._native.output(index, False), etype)
+
+    def get_tensor(self, key) -> Tensor:
+        """The tensor of an input or output, by name or port (shares the request's memory)."""
+        if isinstance(key, str):
+            if key in self._spec.in_names:
+                return self._input_tensor(self._spec.in_names[key])
+            return self._output_tensor(self._output_index(key))
+        if isinstance(key, _PortBase):
+            for i, p in enumerate(self._spec.inputs):
+                if p == key:
+                    return self._input_tensor(i)
+            return self._output_tensor(self._output_index(key))
+        raise InputError(f"get_tensor takes a name or a port, got {type(key).__name__}")
+
+    def get_input_tensor(self, index: int = None) -> Tensor:
+        if index is None:
+            if self._spec.count != 1:
+                raise InputError(f"the model has {self._spec.count} inputs; pass an index")
+            index = 0
+        return self._input_tensor(self._spec.index_of(index))
+
+    def get_output_tensor(self, index: int = None) -> Tensor:
+        if index is None:
+            if len(self._spec.outputs) != 1:
+                raise InputError(f"the model has {len(self._spec.outputs)} outputs; pass an index")
+            index = 0
+        return self._output_tensor(self._output_index(index))
+
+    def set_tensor(self, key, tensor: Tensor):
+        """Makes the request read an input from ``tensor``'s memory (no copy)."""
+        if not isinstance(tensor, Tensor):
+            raise InputError(f"set_tensor needs a Tensor, got {type(tensor).__name__}")
+        self._bind_tensor(self._spec.index_of(key), tensor)
+
+    def set_input_tensor(self, *args):
+        if len(args) == 1:
+            self._bind_tensor(0 if self._spec.count == 1 else self._spec.index_of(None), args[0])
+        else:
+            self._bind_tensor(self._spec.index_of(args[0]), args[1])
+
+    def set_input_tensors(self, tensors):
+        for key, tensor in (tensors.items() if isinstance(tensors, dict) else enumerate(tensors)):
+            self._bind_tensor(self._spec.index_of(key), tensor)
+
+    def set_tensors(self, tensors: dict):
+        self.set_input_tensors(tensors)
+
+    def set_output_tensor(self, *args):
+        raise RuntimeError("aiov requests own their output memory; read outputs with get_output_tensor() "
+                           "or infer(share_outputs=True)")
+
+    @property
+    def input_tensors(self) -> list:
+        return [self._input_tensor(i) for i in range(self._spec.count)]
+
+    @property
+    def output_tensors(self) -> list:
+        return [self._output_tensor(i) for i in range(len(self._spec.outputs))]
+
+    @property
+    def results(self) -> OVDict:
+        """The last inference's outputs (copies)."""
+        return OVDict(self._spec.outputs, self._native.outputs(True), self._spec.out_names)
+
+    @property
+    def model_inputs(self) -> list:
+        return list(self._spec.inputs)
+
+    @property
+    def model_outputs(self) -> list:
+        return list(self._spec.outputs)
+
+    def get_compiled_model(self):
+        return self._compiled
+
+    @property
+    def latency(self) -> float:
+        """Duration of the last inference in milliseconds."""
+        return self._native.latency_ms
+
+    def get_profiling_info(self) -> list:
+        return [ProfilingInfo(*row) for row in self._native.profiling()]
+
+    @property
+    def profiling_info(self) -> list:
+        return self.get_profiling_info()
+
+    def query_state(self) -> list:
+        return []
+
+    def reset_state(self):
+        pass
+
+    def __repr__(self):
+        return f"<InferRequest: {len(self._spec.inputs)} input(s), {len(self._spec.outputs)} output(s)>"
+
+
+__all__ = ["InferRequest", "ProfilingInfo", "type_from_id"]

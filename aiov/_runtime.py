@@ -1,0 +1,75 @@
+"""Core: reads and compiles models; the module-level compile_model helper."""
+from __future__ import annotations
+
+import os
+
+from . import _core, _properties
+from ._compiled import CompiledModel
+from ._errors import InputError
+from ._model import Model
+
+_DEVICES = ("CPU", "AUTO")
+
+
+def _check_device(device_name):
+    name = "AUTO" if device_name is None else str(device_name)
+    base = name.split(":")[0].split("(")[0]
+    if base not in _DEVICES and not all(part in _DEVICES for part in name.replace("AUTO:", "").split(",")):
+        raise InputError(f"device {name!r} is not available: aiov runs on 'CPU' (or 'AUTO')")
+    return name
+
+
+class Core:
+    """Entry point: ``Core().compile_model(model_or_path, "CPU", config)``."""
+
+    def __init__(self, xml_config_file: str = ""):
+        self._config = _properties.defaults()
+
+    @property
+    def available_devices(self) -> list:
+        return ["CPU"]
+
+    def get_available_devices(self) -> list:
+        return ["CPU"]
+
+    def get_versions(self, device_name: str = "CPU") -> dict:
+        from . import __version__
+        return {"CPU": f"aiov {__version__}"}
+
+    def read_model(self, model, weights=None, config=None) -> Model:
+        """Reads an OpenVINO IR (.xml + .bin) or ONNX model (path or bytes)."""
+        from .frontends import read_model as _read
+        return _read(model, weights)
+
+    def compile_model(self, model, device_name: str = None, config: dict = None) -> CompiledModel:
+        _check_device(device_name)
+        if isinstance(model, (str, os.PathLike, bytes)):
+            model = self.read_model(model)
+        if not isinstance(model, Model):
+            raise InputError(f"compile_model takes a Model or a path, got {type(model).__name__}")
+        merged = {k: v for k, v in self._config.items()}
+        merged.update(_properties.normalize(config))
+        return CompiledModel(model, merged)
+
+    def query_model(self, model, device_name: str = "CPU", config=None) -> dict:
+        supported = set(_core.op_types()) | {"Parameter", "Constant", "Result"}
+        return {op.get_friendly_name(): "CPU" for op in model.get_ordered_ops()
+                if op.get_type_name() in supported}
+
+    def get_property(self, device_name, key=None):
+        if key is None:
+            device_name, key = "CPU", device_name
+        return _properties.read(self._config, key)
+
+    def set_property(self, device_name=None, properties=None):
+        if properties is None:
+            device_name, properties = "CPU", device_name
+        self._config.update(_properties.normalize(properties))
+
+    def import_model(self, *args, **kwargs):
+        raise RuntimeError("aiov does not import compiled blobs; read the model with read_model")
+
+
+def compile_model(model, device_name: str = "AUTO", config: dict = None) -> CompiledModel:
+    """Compile without creating a Core first (AUTO picks the CPU)."""
+    return Core().compile_model(model, device_name, config)

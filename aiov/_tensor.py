@@ -1,0 +1,186 @@
+"""Tensor: typed memory, either a copy or shared with a numpy array."""
+from __future__ import annotations
+
+import numpy as np
+
+from ._errors import InputError
+from ._types import PartialShape, Shape, Type, as_type
+
+
+def _packed_bytes(etype: Type, shape) -> int:
+    count = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+    return (count * etype.bitwidth + 7) // 8
+
+
+class Tensor:
+    """``Tensor(array)`` copies; ``Tensor(array, shared_memory=True)`` shares both ways;
+    ``Tensor(Type, shape)`` allocates; ``Tensor(packed_uint8, shape, Type.u4)`` wraps packed
+    low-precision data (u1, u4, i4)."""
+
+    __slots__ = ("_array", "_type", "_shape", "__weakref__")
+
+    def __init__(self, *args, shared_memory: bool = False, **kwargs):
+        if "array" in kwargs:
+            args = (kwargs.pop("array"),) + args
+        if kwargs:
+            raise TypeError(f"unexpected arguments {sorted(kwargs)}")
+        if not args:
+            raise TypeError("Tensor() needs an array, or an element type and a shape")
+        first = args[0]
+        if isinstance(first, Type) or (isinstance(first, type) and issubclass(first, np.generic)) \
+                or isinstance(first, np.dtype):
+            # Tensor(type, shape): fresh zeroed memory.
+            if len(args) != 2:
+                raise TypeError("Tensor(type, shape) takes exactly an element type and a shape")
+            etype = as_type(first)
+            shape = Shape(args[1])
+            self._init_alloc(etype, shape)
+            return
+        if isinstance(first, Tensor):
+            self._array, self._type, self._shape = first._array, first._type, first._shape
+            return
+        if len(args) == 3 or (len(args) == 2 and not isinstance(args[1], bool)):
+            # Tensor(packed_or_raw_array, shape, type)
+            shape = Shape(args[1])
+            etype = as_type(args[2]) if len(args) == 3 else Type(np.asarray(first).dtype)
+            self._init_view(np.asarray(first), shape, etype, shared_memory)
+            return
+        if len(args) == 2:
+            shared_memory = args[1]
+        self._init_array(first, shared_memory)
+
+    def _init_alloc(self, etype: Type, shape: Shape):
+        if etype.bitwidth < 8:
+            self._array = np.zeros(_packed_bytes(etype, shape), dtype=np.uint8)
+        else:
+            self._array = np.zeros(tuple(shape), dtype=etype.to_dtype() if etype != Type.bf16 else np.uint16)
+        self._type, self._shape = etype, shape
+
+    def _init_array(self, data, shared: bool):
+        if shared:
+            if not isinstance(data, np.ndarray):
+                raise InputError(f"shared_memory=True needs a numpy array, got {type(data).__name__}")
+            if not data.flags.c_contiguous:
+                raise InputError("shared_memory=True needs a C-contiguous array; the given array has "
+                                 f"strides {data.strides} for shape {data.shape}")
+            if not data.flags.writeable:
+                raise InputError("shared_memory=True needs a writeable array: a Tensor shares both ways")
+            arr = data
+        else:
+            arr = np.array(data, copy=True, order="C")
+        if arr.dtype.kind in "USO":
+            raise InputError(f"cannot make a Tensor from an array of dtype {arr.dtype}")
+        self._array = arr
+        self._type = Type(arr.dtype)
+        self._shape = Shape(arr.shape)
+
+    def _init_view(self, data: np.ndarray, shape: Shape, etype: Type, shared: bool):
+        if etype.bitwidth < 8:
+            need = _packed_bytes(etype, shape)
+            if data.nbytes != need:
+                raise InputError(f"a {etype.get_type_name()} tensor of shape {shape} needs {need} packed "
+                                 f"bytes, got an array of {data.nbytes} bytes")
+            flat = data.reshape(-1).view(np.uint8)
+            self._array = flat if shared else flat.copy()
+        else:
+            want = etype.to_dtype() if etype != Type.bf16 else np.dtype(np.uint16)
+            if data.dtype != want:
+                if data.dtype.itemsize == want.itemsize and data.flags.c_contiguous:
+                    data = data.view(want)
+                else:
+                    data = data.astype(want)
+            count = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+            if data.size != count:
+                raise InputError(f"shape {shape} needs {count} elements, the array has {data.size}")
+            arr = data.reshape(tuple(shape))
+            self._array = arr if shared else arr.copy()
+        self._type, self._shape = etype, shape
+
+    @classmethod
+    def _wrap(cls, array: np.ndarray, etype: Type, shape=None) -> "Tensor":
+        """A tensor over existing memory (the request's), no checks, no copy."""
+        t = object.__new__(cls)
+        t._array = array
+        t._type = etype
+        t._shape = Shape(array.shape if shape is None else shape)
+        return t
+
+    # -- data --
+    @property
+    def data(self) -> np.ndarray:
+        """A numpy view on the tensor's memory (packed bytes for u1/u4/i4)."""
+        return self._array
+
+    @property
+    def bytes_data(self) -> bytes:
+        return self._array.tobytes()
+
+    @property
+    def element_type(self) -> Type:
+        return self._type
+
+    def get_element_type(self) -> Type:
+        return self._type
+
+    @property
+    def shape(self) -> Shape:
+        return Shape(self._shape)
+
+    @shape.setter
+    def shape(self, value):
+        self.set_shape(value)
+
+    def get_shape(self) -> Shape:
+        return Shape(self._shape)
+
+    def set_shape(self, shape):
+        shape = Shape(shape)
+        if self._type.bitwidth < 8:
+            self._array = np.zeros(_packed_bytes(self._type, shape), dtype=np.uint8)
+        else:
+            count = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+            if count == self._array.size:
+                self._array = self._array.reshape(tuple(shape))
+            else:
+                self._array = np.zeros(tuple(shape), dtype=self._array.dtype)
+        self._shape = shape
+
+    def get_partial_shape(self) -> PartialShape:
+        return PartialShape(self._shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self._shape, dtype=np.int64)) if len(self._shape) else 1
+
+    def get_size(self) -> int:
+        return self.size
+
+    @property
+    def byte_size(self) -> int:
+        return self._array.nbytes
+
+    def get_byte_size(self) -> int:
+        return self._array.nbytes
+
+    @property
+    def strides(self):
+        return list(self._array.strides)
+
+    def get_strides(self):
+        return self.strides
+
+    def is_continuous(self) -> bool:
+        return bool(self._array.flags.c_contiguous)
+
+    def copy_to(self, other: "Tensor"):
+        other._array[...] = self._array.reshape(other._array.shape)
+
+    def copy_from(self, source):
+        src = source._array if isinstance(source, Tensor) else np.asarray(source)
+        self._array[...] = src.reshape(self._array.shape)
+
+    def __repr__(self):
+        return f"<Tensor: shape{self._shape.to_string()} type: {self._type.get_type_name()}>"
+
+    def __array__(self, dtype=None, copy=None):
+        return self._array if dtype is None else self._array.astype(dtype)

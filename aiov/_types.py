@@ -1,0 +1,368 @@
+"""Element types, dimensions and shapes (OpenVINO's Type, Dimension, Shape, PartialShape)."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+
+# Ids follow aiov::ElementType in native/core/types.hpp.
+_TYPE_IDS = {
+    "undefined": 0, "dynamic": 1, "boolean": 2, "bf16": 3, "f16": 4, "f32": 5, "f64": 6,
+    "i4": 7, "i8": 8, "i16": 9, "i32": 10, "i64": 11, "u1": 12, "u4": 13, "u8": 14,
+    "u16": 15, "u32": 16, "u64": 17,
+}
+_NUMPY = {
+    "boolean": np.bool_, "bf16": np.float16, "f16": np.float16, "f32": np.float32,
+    "f64": np.float64, "i4": np.int8, "i8": np.int8, "i16": np.int16, "i32": np.int32,
+    "i64": np.int64, "u1": np.uint8, "u4": np.uint8, "u8": np.uint8, "u16": np.uint16,
+    "u32": np.uint32, "u64": np.uint64,
+}
+
+
+class Type:
+    """An element type. ``Type.f32``, ``Type(np.float32)`` and ``Type("f32")`` are equal."""
+
+    __slots__ = ("_id", "_name")
+    _by_id: dict = {}
+
+    def __new__(cls, value=None):
+        if value is None:
+            return cls._by_id[0]
+        if isinstance(value, Type):
+            return value
+        if isinstance(value, str) and value in _TYPE_IDS:
+            return cls._by_id[_TYPE_IDS[value]]
+        try:
+            dt = np.dtype(value)
+        except TypeError:
+            raise TypeError(f"cannot make an element type from {value!r}") from None
+        found = _DTYPE_TO_TYPE.get(dt)
+        if found is None:
+            raise TypeError(f"numpy dtype {dt} has no aiov element type")
+        return found
+
+    @classmethod
+    def _make(cls, name: str) -> "Type":
+        self = object.__new__(cls)
+        self._id = _TYPE_IDS[name]
+        self._name = name
+        cls._by_id[self._id] = self
+        return self
+
+    # OpenVINO's spellings
+    def get_type_name(self) -> str:
+        return self._name
+
+    @property
+    def type_name(self) -> str:
+        return self._name
+
+    @property
+    def bitwidth(self) -> int:
+        return _core.type_bits(self._id)
+
+    def get_bitwidth(self) -> int:
+        return self.bitwidth
+
+    @property
+    def size(self) -> int:
+        return (self.bitwidth + 7) // 8
+
+    def get_size(self) -> int:
+        return self.size
+
+    def is_real(self) -> bool:
+        return self._name in ("bf16", "f16", "f32", "f64")
+
+    def is_integral(self) -> bool:
+        return not self.is_real() and self._name not in ("undefined", "dynamic")
+
+    def is_integral_number(self) -> bool:
+        return self.is_integral() and self._name != "boolean"
+
+    def is_signed(self) -> bool:
+        return self._name in ("bf16", "f16", "f32", "f64", "i4", "i8", "i16", "i32", "i64")
+
+    def is_static(self) -> bool:
+        return self._name != "dynamic"
+
+    def is_dynamic(self) -> bool:
+        return self._name == "dynamic"
+
+    def compatible(self, other) -> bool:
+        other = Type(other)
+        return self.is_dynamic() or other.is_dynamic() or self == other
+
+    def to_dtype(self) -> np.dtype:
+        if self._name not in _NUMPY:
+            raise TypeError(f"element type {self._name} has no numpy dtype")
+        return np.dtype(_NUMPY[self._name])
+
+    def __eq__(self, other):
+        if isinstance(other, Type):
+            return self._id == other._id
+        if isinstance(other, str):
+            return other == self._name
+        return NotImplemented
+
+    def __hash__(self):
+        return hash(self._id)
+
+    def __repr__(self):
+        return f"<Type: '{_DISPLAY.get(self._name, self._name)}'>"
+
+    def __str__(self):
+        return _DISPLAY.get(self._name, self._name)
+
+    def __reduce__(self):
+        return (Type, (self._name,))
+
+
+_DISPLAY = {"f32": "float32", "f64": "double64", "f16": "float16", "bf16": "bfloat16",
+            "boolean": "char", "i4": "int4_t", "i8": "int8_t", "i16": "int16_t", "i32": "int32_t",
+            "i64": "int64_t", "u1": "uint1_t", "u4": "uint4_t", "u8": "uint8_t", "u16": "uint16_t",
+            "u32": "uint32_t", "u64": "uint64_t"}
+
+for _name in _TYPE_IDS:
+    setattr(Type, _name, Type._make(_name))
+Type.bool = Type.boolean
+
+_DTYPE_TO_TYPE = {
+    np.dtype(np.float32): Type.f32, np.dtype(np.float64): Type.f64, np.dtype(np.float16): Type.f16,
+    np.dtype(np.int8): Type.i8, np.dtype(np.int16): Type.i16, np.dtype(np.int32): Type.i32,
+    np.dtype(np.int64): Type.i64, np.dtype(np.uint8): Type.u8, np.dtype(np.uint16): Type.u16,
+    np.dtype(np.uint32): Type.u32, np.dtype(np.uint64): Type.u64, np.dtype(np.bool_): Type.boolean,
+}
+
+
+def as_type(value) -> Type:
+    """Type from a Type, a numpy dtype (or scalar type) or a type name."""
+    return value if isinstance(value, Type) else Type(value)
+
+
+def type_from_id(type_id: int) -> Type:
+    return Type._by_id[type_id]
+
+
+class Dimension:
+    """One dimension: static (``Dimension(3)``), dynamic (``Dimension()`` or -1), or an
+    interval (``Dimension(1, 10)``). The engine treats intervals as dynamic."""
+
+    __slots__ = ("_min", "_max")
+
+    def __init__(self, min_or_value=None, max_value=None):
+        if isinstance(min_or_value, Dimension):
+            self._min, self._max = min_or_value._min, min_or_value._max
+            return
+        if min_or_value is None or (max_value is None and min_or_value == -1):
+            self._min, self._max = 0, -1
+        elif max_value is None:
+            v = int(min_or_value)
+            if v < 0:
+                raise ValueError(f"dimension must be >= 0 or -1 (dynamic), got {v}")
+            self._min = self._max = v
+        else:
+            lo, hi = int(min_or_value), int(max_value)
+            if lo < 0 or (hi != -1 and hi < lo):
+                raise ValueError(f"invalid dimension interval {lo}..{hi}")
+            self._min, self._max = lo, hi
+
+    @property
+    def is_static(self) -> bool:
+        return self._min == self._max
+
+    @property
+    def is_dynamic(self) -> bool:
+        return not self.is_static
+
+    def get_length(self) -> int:
+        if not self.is_static:
+            raise RuntimeError("cannot get the length of a dynamic dimension")
+        return self._min
+
+    def get_min_length(self) -> int:
+        return self._min
+
+    def get_max_length(self) -> int:
+        return self._max
+
+    @property
+    def min_length(self) -> int:
+        return self._min
+
+    @property
+    def max_length(self) -> int:
+        return self._max
+
+    def compatible(self, other) -> bool:
+        other = Dimension(other) if not isinstance(other, Dimension) else other
+        hi = lambda d: float("inf") if d._max == -1 else d._max  # noqa: E731
+        return max(self._min, other._min) <= min(hi(self), hi(other))
+
+    def _engine(self) -> int:
+        return self._min if self.is_static else -1
+
+    def __eq__(self, other):
+        if isinstance(other, int):
+            return self.is_static and self._min == other
+        if isinstance(other, Dimension):
+            return (self._min, self._max) == (other._min, other._max)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self._min, self._max))
+
+    def __str__(self):
+        if self.is_static:
+            return str(self._min)
+        if self._min == 0 and self._max == -1:
+            return "?"
+        return f"{self._min}..{'' if self._max == -1 else self._max}"
+
+    def __repr__(self):
+        return f"<Dimension: {self}>"
+
+    @staticmethod
+    def dynamic() -> "Dimension":
+        return Dimension()
+
+
+class Shape(list):
+    """A static shape: a list of non-negative ints."""
+
+    def __init__(self, dims=()):
+        values = [int(d) for d in dims]
+        for d in values:
+            if d < 0:
+                raise ValueError(f"a static shape cannot have dimension {d}")
+        super().__init__(values)
+
+    def to_string(self) -> str:
+        return "[" + ",".join(str(d) for d in self) + "]"
+
+    def __str__(self):
+        return self.to_string()
+
+    def __repr__(self):
+        return f"<Shape: {self}>"
+
+
+class PartialShape:
+    """A shape whose rank or dimensions may be dynamic."""
+
+    __slots__ = ("_dims",)  # list of Dimension, or None for dynamic rank
+
+    def __init__(self, dims=()):
+        if isinstance(dims, PartialShape):
+            self._dims = None if dims._dims is None else list(dims._dims)
+        elif isinstance(dims, str):
+            self._dims = _parse_shape(dims)
+        elif dims is None:
+            self._dims = None
+        else:
+            self._dims = [d if isinstance(d, Dimension) else Dimension(d) for d in dims]
+
+    @staticmethod
+    def dynamic(rank=None) -> "PartialShape":
+        if rank is None:
+            return PartialShape(None)
+        return PartialShape([Dimension()] * int(rank))
+
+    @property
+    def rank(self) -> Dimension:
+        return Dimension() if self._dims is None else Dimension(len(self._dims))
+
+    @property
+    def is_static(self) -> bool:
+        return self._dims is not None and all(d.is_static for d in self._dims)
+
+    @property
+    def is_dynamic(self) -> bool:
+        return not self.is_static
+
+    def to_shape(self) -> Shape:
+        if not self.is_static:
+            raise RuntimeError(f"shape {self} is dynamic and has no static form")
+        return Shape(d.get_length() for d in self._dims)
+
+    def get_shape(self) -> Shape:
+        return self.to_shape()
+
+    def compatible(self, other) -> bool:
+        other = other if isinstance(other, PartialShape) else PartialShape(other)
+        if self._dims is None or other._dims is None:
+            return True
+        return len(self._dims) == len(other._dims) and all(
+            a.compatible(b) for a, b in zip(self._dims, other._dims))
+
+    def get_min_shape(self):
+        return Shape(d.get_min_length() for d in self._dims)
+
+    def get_max_shape(self):
+        return [d.get_max_length() for d in self._dims]
+
+    def _engine(self):
+        """Dims for the engine: -1 for anything not static; None for dynamic rank."""
+        return None if self._dims is None else [d._engine() for d in self._dims]
+
+    def __len__(self):
+        if self._dims is None:
+            raise RuntimeError("a shape of dynamic rank has no length")
+        return len(self._dims)
+
+    def __iter__(self):
+        if self._dims is None:
+            raise RuntimeError("a shape of dynamic rank cannot be iterated")
+        return iter(self._dims)
+
+    def __getitem__(self, i):
+        if self._dims is None:
+            raise RuntimeError("a shape of dynamic rank has no dimensions")
+        return self._dims[i]
+
+    def __eq__(self, other):
+        if isinstance(other, (list, tuple, Shape)):
+            other = PartialShape(other)
+        if not isinstance(other, PartialShape):
+            return NotImplemented
+        return self._dims == other._dims
+
+    def __hash__(self):
+        return hash(None if self._dims is None else tuple(self._dims))
+
+    def __str__(self):
+        if self._dims is None:
+            return "[...]"
+        return "[" + ",".join(str(d) for d in self._dims) + "]"
+
+    def __repr__(self):
+        return f"<PartialShape: {self}>"
+
+
+def _parse_shape(text: str):
+    text = text.strip()
+    if text in ("...", "[...]"):
+        return None
+    text = text.strip("[]")
+    dims = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if part in ("?", "-1"):
+            dims.append(Dimension())
+        elif ".." in part:
+            lo, hi = part.split("..")
+            dims.append(Dimension(int(lo or 0), int(hi) if hi else -1))
+        else:
+            dims.append(Dimension(int(part)))
+    return dims
+
+
+def as_partial_shape(value) -> PartialShape:
+    if isinstance(value, PartialShape):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return PartialShape([int(value)])
+    return PartialShape(value)
+
+
+def shape_from_engine(dims) -> PartialShape:
+    return PartialShape(None if dims is None else [Dimension(d) for d in dims])

@@ -1,0 +1,350 @@
+// The only file that includes Python headers: a thin nanobind layer over the engine.
+// The GIL is released around everything that computes or waits.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include <cstring>
+
+#include "executor/executor.hpp"
+#include "kernels/gemm.hpp"
+#include "plan/compiled.hpp"
+#include "plan/graph.hpp"
+#include "plan/registry.hpp"
+#include "plan/request.hpp"
+
+namespace nb = nanobind;
+using namespace aiov;
+
+namespace {
+
+using Array = nb::ndarray<nb::numpy>;
+
+nb::dlpack::dtype dlpack_of(ElementType t) {
+  using nb::dlpack::dtype_code;
+  auto make = [](dtype_code c, int bits) { return nb::dlpack::dtype{(uint8_t)c, (uint8_t)bits, 1}; };
+  switch (t) {
+    case ElementType::f32: return make(dtype_code::Float, 32);
+    case ElementType::f64: return make(dtype_code::Float, 64);
+    case ElementType::f16: return make(dtype_code::Float, 16);
+    case ElementType::bf16: return make(dtype_code::UInt, 16);  // numpy has no bf16: raw bits
+    case ElementType::i8: return make(dtype_code::Int, 8);
+    case ElementType::i16: return make(dtype_code::Int, 16);
+    case ElementType::i32: return make(dtype_code::Int, 32);
+    case ElementType::i64: return make(dtype_code::Int, 64);
+    case ElementType::u8: return make(dtype_code::UInt, 8);
+    case ElementType::u16: return make(dtype_code::UInt, 16);
+    case ElementType::u32: return make(dtype_code::UInt, 32);
+    case ElementType::u64: return make(dtype_code::UInt, 64);
+    case ElementType::boolean: return make(dtype_code::Bool, 8);
+    default: return make(dtype_code::UInt, 8);  // packed types: raw bytes
+  }
+}
+
+// A numpy array over engine memory; the array keeps the buffer alive.
+nb::object wrap(const TensorView& tv, const BufferPtr& owner, bool writable = true) {
+  std::vector<size_t> shape;
+  if (is_packed(tv.type)) shape.push_back(tv.bytes());
+  else for (auto d : tv.shape) shape.push_back((size_t)d);
+  auto* holder = new BufferPtr(owner);
+  nb::capsule cap(holder, [](void* p) noexcept { delete static_cast<BufferPtr*>(p); });
+  nb::object arr = Array(tv.data, shape.size(), shape.data(), cap, nullptr, dlpack_of(tv.type)).cast();
+  if (!writable) arr.attr("flags").attr("writeable") = false;
+  return arr;
+}
+
+nb::object copy_out(const TensorView& tv) {
+  auto buf = std::make_shared<Buffer>(tv.bytes());
+  if (tv.bytes()) std::memcpy(buf->data(), tv.data, tv.bytes());
+  TensorView copy = tv;
+  copy.data = buf->data();
+  return wrap(copy, buf);
+}
+
+Dims shape_of(const nb::ndarray<nb::ro>& a) {
+  Dims d(a.ndim());
+  for (size_t i = 0; i < a.ndim(); ++i) d[i] = (int64_t)a.shape(i);
+  return d;
+}
+
+void require_contiguous(const nb::ndarray<nb::ro>& a, int index) {
+  int64_t expect = 1;
+  for (int i = (int)a.ndim() - 1; i >= 0; --i) {
+    if (a.shape(i) != 1 && a.stride(i) != expect)
+      throw InputError("input " + std::to_string(index) + ": array must be C-contiguous");
+    expect *= (int64_t)a.shape(i);
+  }
+}
+
+nb::object shape_or_none(const PartialShape& s) {
+  if (!s.rank_known) return nb::none();
+  return nb::cast(s.dims);
+}
+
+PartialShape shape_from(const nb::object& o) {
+  if (o.is_none()) return PartialShape::dynamic_rank();
+  return PartialShape(nb::cast<Dims>(o));
+}
+
+Attrs attrs_from(const nb::dict& d) {
+  Attrs out;
+  for (auto [k, v] : d) {
+    std::string key = nb::cast<std::string>(k);
+    if (nb::isinstance<nb::bool_>(v)) out[key] = (int64_t)nb::cast<bool>(v);
+    else if (nb::isinstance<nb::int_>(v)) out[key] = nb::cast<int64_t>(v);
+    else if (nb::isinstance<nb::float_>(v)) out[key] = nb::cast<double>(v);
+    else if (nb::isinstance<nb::str>(v)) out[key] = nb::cast<std::string>(v);
+    else {
+      nb::list l = nb::list(v);
+      bool all_int = true;
+      for (auto x : l) all_int = all_int && (nb::isinstance<nb::int_>(x) || nb::isinstance<nb::bool_>(x));
+      if (all_int) out[key] = nb::cast<std::vector<int64_t>>(l);
+      else out[key] = nb::cast<std::vector<double>>(l);
+    }
+  }
+  return out;
+}
+
+nb::dict attrs_to(const Attrs& a) {
+  nb::dict d;
+  for (auto& [k, v] : a) std::visit([&](auto& x) { d[k.c_str()] = nb::cast(x); }, v);
+  return d;
+}
+
+// Python face of a Request: also holds the caller arrays a running job reads.
+struct PyRequest {
+  std::shared_ptr<Request> req;
+  std::vector<nb::object> keep;  // per input; touched only with the GIL held
+
+  explicit PyRequest(std::shared_ptr<CompiledModel> m)
+      : req(std::make_shared<Request>(std::move(m))), keep(req->model().inputs().size()) {}
+  ~PyRequest() {
+    // Shared input arrays must outlive the job that reads them.
+    if (req->busy()) {
+      nb::gil_scoped_release nogil;
+      req->wait(-1);
+    }
+  }
+
+  // `logical_shape` overrides the array's shape for packed (u1/u4/i4) data.
+  void set_input(int i, nb::ndarray<nb::ro> a, int etype, bool share, nb::object logical_shape = nb::none()) {
+    if (i < 0 || i >= (int)keep.size())
+      throw InputError("input index " + std::to_string(i) + " is out of range: the model has " +
+                       std::to_string(keep.size()) + " input(s)");
+    Dims shape = logical_shape.is_none() ? shape_of(a) : nb::cast<Dims>(logical_shape);
+    if (!logical_shape.is_none() && byte_size((ElementType)etype, numel(shape)) != a.nbytes())
+      throw InputError("input " + std::to_string(i) + ": shape " + dims_str(shape) + " of " +
+                       type_name((ElementType)etype) + " needs " +
+                       std::to_string(byte_size((ElementType)etype, numel(shape))) + " bytes, got " +
+                       std::to_string(a.nbytes()));
+    if (share) {
+      require_contiguous(a, i);
+      req->bind_input(i, const_cast<void*>(a.data()), (ElementType)etype, shape);
+      keep[i] = nb::find(a);
+    } else {
+      require_contiguous(a, i);
+      req->copy_input(i, a.data(), (ElementType)etype, shape);
+      keep[i] = nb::object();
+    }
+  }
+};
+
+std::vector<nb::object> outputs_of(PyRequest& r, bool copy) {
+  std::vector<nb::object> out;
+  size_t n = r.req->model().outputs().size();
+  out.reserve(n);
+  for (size_t j = 0; j < n; ++j) {
+    BufferPtr buf;
+    TensorView tv = r.req->output_view((int)j, &buf);
+    out.push_back(copy ? copy_out(tv) : wrap(tv, buf));
+  }
+  return out;
+}
+
+void raise_if_failed(const Request& r) {
+  auto st = r.status();
+  if (st == RequestStatus::kFailed) {
+    if (r.error_is_input()) throw InputError(r.error());
+    throw std::runtime_error(r.error());
+  }
+  if (st == RequestStatus::kCancelled) throw Cancelled(r.error());
+}
+
+}  // namespace
+
+NB_MODULE(_core, m) {
+  m.doc() = "aiov native engine";
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const Cancelled& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+  });
+
+  m.def("type_bits", [](int t) { return bit_width((ElementType)t); });
+  m.def("type_name", [](int t) { return std::string(type_name((ElementType)t)); });
+  m.def("op_types", [] { return OpRegistry::instance().names(); });
+  m.def("hardware_threads", &hardware_threads);
+  m.def("pool_size", [] { return default_pool().size(); });
+  m.def("set_pool_size", &set_default_pool_size, "Before first use only; returns False if too late.");
+  m.def("gemm_isa", [] { return std::string(gemm_isa()); });
+
+  nb::class_<Node>(m, "Node")
+      .def_prop_ro("op_type", [](const Node& n) { return n.op; })
+      .def_prop_rw("name", [](const Node& n) { return n.name; },
+                   [](Node& n, const std::string& s) { n.name = s; })
+      .def_prop_ro("id", [](const Node& n) { return n.id; })
+      .def_prop_ro("output_count", [](const Node& n) { return n.outputs.size(); })
+      .def_prop_ro("input_count", [](const Node& n) { return n.inputs.size(); })
+      .def("output_type", [](const Node& n, size_t i) { return (int)n.outputs.at(i).type; })
+      .def("output_shape", [](const Node& n, size_t i) { return shape_or_none(n.outputs.at(i).shape); })
+      .def("output_names", [](const Node& n, size_t i) { return n.output_names.at(i); })
+      .def("set_output_names", [](Node& n, size_t i, std::vector<std::string> names) {
+        n.output_names.at(i) = std::move(names);
+      })
+      .def("input_value", [](const Node& n, size_t i) {
+        const Value& v = n.inputs.at(i);
+        return std::make_pair(v.node, v.index);
+      })
+      .def("attributes", [](const Node& n) { return attrs_to(n.attrs); })
+      .def("constant_bytes", [](const Node& n) -> nb::object {
+        if (!n.constant) throw InputError(n.describe() + " is not a Constant");
+        TensorView tv{n.constant->data(), ElementType::u8, {(int64_t)n.constant->size()}};
+        return wrap(tv, n.constant, false);
+      })
+      .def("set_parameter", [](Node& n, int type, nb::object shape) {
+        if (n.op != "Parameter") throw InputError(n.describe() + " is not a Parameter");
+        n.outputs[0] = PortInfo{(ElementType)type, shape_from(shape)};
+      })
+      .def("revalidate", [](Node& n) { revalidate(n); });
+
+  m.def("make_parameter", [](int type, nb::object shape, const std::string& name) {
+    return make_parameter((ElementType)type, shape_from(shape), name);
+  });
+  m.def("make_constant", [](int type, Dims shape, nb::ndarray<nb::ro, nb::c_contig> bytes, const std::string& name) {
+    return make_constant((ElementType)type, shape, bytes.data(), bytes.nbytes(), name);
+  });
+  m.def("clone_constant", [](const Node& c) {
+    // Shares the (immutable) data: cloning a model does not copy its weights.
+    if (!c.constant) throw InputError(c.describe() + " is not a Constant");
+    auto n = std::make_shared<Node>(c);
+    n->id = next_node_id();
+    return n;
+  });
+  m.def("make_node", [](const std::string& op, std::vector<std::pair<NodePtr, int>> inputs, nb::dict attrs,
+                        const std::string& name) {
+    std::vector<Value> vals;
+    for (auto& [n, i] : inputs) vals.push_back(Value{n, i});
+    return make_node(op, std::move(vals), attrs_from(attrs), name);
+  });
+  m.def("topological_order", [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs) {
+    Graph g;
+    g.parameters = std::move(params);
+    for (auto& [n, i] : outputs) g.outputs.push_back(Value{n, i});
+    return g.topological_order();
+  });
+
+  nb::class_<CompiledModel>(m, "CompiledModel")
+      .def_prop_ro("num_inputs", [](const CompiledModel& c) { return c.inputs().size(); })
+      .def_prop_ro("num_outputs", [](const CompiledModel& c) { return c.outputs().size(); })
+      .def("input_info", [](const CompiledModel& c, size_t i) {
+        auto& x = c.inputs().at(i);
+        return nb::make_tuple(x.name, (int)x.type, shape_or_none(x.shape));
+      })
+      .def("output_info", [](const CompiledModel& c, size_t i) {
+        auto& x = c.outputs().at(i);
+        return nb::make_tuple(x.name, (int)x.type, shape_or_none(x.shape));
+      })
+      .def_prop_ro("cached_plans", &CompiledModel::cached_plans);
+
+  // Compiled models are shared with requests: hand out shared ownership.
+  m.def("new_compiled_model", [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs,
+                                 int num_threads, bool profiling) {
+    Graph g;
+    g.parameters = std::move(params);
+    for (auto& [n, i] : outputs) g.outputs.push_back(Value{n, i});
+    CompileOptions opt;
+    opt.num_threads = num_threads;
+    opt.profiling = profiling;
+    nb::gil_scoped_release nogil;
+    return std::make_shared<CompiledModel>(g, opt);
+  });
+
+  nb::class_<CompletionPort>(m, "CompletionPort")
+      .def(nb::init<>())
+      .def_prop_ro("fd", &CompletionPort::fd)
+      .def("drain", &CompletionPort::drain)
+      .def("wait_drain", &CompletionPort::wait_drain, nb::arg("timeout_ms") = -1,
+           nb::call_guard<nb::gil_scoped_release>())
+      .def("push", &CompletionPort::push)
+      .def("close", &CompletionPort::close)
+      .def_prop_ro("closed", &CompletionPort::closed);
+
+  nb::class_<PyRequest>(m, "Request")
+      .def(nb::init<std::shared_ptr<CompiledModel>>())
+      .def("set_input", &PyRequest::set_input, nb::arg("index"), nb::arg("array"), nb::arg("etype"),
+           nb::arg("share"), nb::arg("shape") = nb::none())
+      .def("input_view", [](PyRequest& r, int i) -> nb::object {
+        if (r.keep.at(i).is_valid() && r.req->input_is_bound(i)) return r.keep[i];
+        BufferPtr buf;
+        TensorView tv = r.req->input_view(i, &buf);
+        return wrap(tv, buf);
+      })
+      .def("output", [](PyRequest& r, int j, bool copy) {
+        BufferPtr buf;
+        TensorView tv = r.req->output_view(j, &buf);
+        return copy ? copy_out(tv) : wrap(tv, buf);
+      })
+      .def("outputs", &outputs_of)
+      .def("infer", [](PyRequest& r) {
+        {
+          nb::gil_scoped_release nogil;
+          r.req->run_inline();
+        }
+        raise_if_failed(*r.req);
+      })
+      // One call for the common path: inputs in, inference, outputs out.
+      .def("run", [](PyRequest& r, std::vector<nb::ndarray<nb::ro>> arrays, std::vector<int> etypes, bool share,
+                     bool copy_outputs) {
+        if (arrays.size() != r.keep.size())
+          throw InputError("expected " + std::to_string(r.keep.size()) + " input(s), got " +
+                           std::to_string(arrays.size()));
+        for (size_t i = 0; i < arrays.size(); ++i) r.set_input((int)i, arrays[i], etypes[i], share);
+        {
+          nb::gil_scoped_release nogil;
+          r.req->run_inline();
+        }
+        raise_if_failed(*r.req);
+        return outputs_of(r, copy_outputs);
+      })
+      .def("start", [](PyRequest& r, std::shared_ptr<CompletionPort> port, uint64_t token) {
+        r.req->start(default_pool(), std::move(port), token);
+      }, nb::arg("port").none(), nb::arg("token"))
+      .def("wait", [](PyRequest& r, int64_t timeout_ms) {
+        nb::gil_scoped_release nogil;
+        return r.req->wait(timeout_ms);
+      }, nb::arg("timeout_ms") = -1)
+      .def("cancel", [](PyRequest& r) { r.req->cancel(); })
+      .def("raise_if_failed", [](PyRequest& r) { raise_if_failed(*r.req); })
+      .def("release_inputs", [](PyRequest& r) {
+        // Called once the job has ended: shared arrays need no pinning any more.
+        if (r.req->busy()) return;
+        for (size_t i = 0; i < r.keep.size(); ++i)
+          if (!r.req->input_is_bound((int)i)) r.keep[i] = nb::object();
+      })
+      .def_prop_ro("busy", [](PyRequest& r) { return r.req->busy(); })
+      .def_prop_ro("status", [](PyRequest& r) { return (int)r.req->status(); })
+      .def_prop_ro("error", [](PyRequest& r) { return r.req->error(); })
+      .def_prop_ro("error_is_input", [](PyRequest& r) { return r.req->error_is_input(); })
+      .def_prop_ro("latency_ms", [](PyRequest& r) { return r.req->latency_ms(); })
+      .def("profiling", [](PyRequest& r) {
+        std::vector<std::tuple<std::string, std::string, double>> out;
+        for (auto& t : r.req->profiling()) out.emplace_back(t.name, t.type, t.ms);
+        return out;
+      });
+}

@@ -1,0 +1,83 @@
+// Element types, shapes and buffers shared by every layer of the engine.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace aiov {
+
+// Numbering is part of the binding contract: aiov/_types.py mirrors it.
+enum class ElementType : int {
+  undefined = 0, dynamic, boolean, bf16, f16, f32, f64,
+  i4, i8, i16, i32, i64, u1, u4, u8, u16, u32, u64,
+  count_
+};
+
+size_t bit_width(ElementType t);
+const char* type_name(ElementType t);
+bool is_float(ElementType t);
+bool is_packed(ElementType t);  // sub-byte types: u1, u4, i4
+// Bytes needed for `count` elements (sub-byte types round up).
+size_t byte_size(ElementType t, int64_t count);
+
+// Raised for problems the caller caused (maps to ValueError in Python).
+struct InputError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+// Raised for an op or feature the engine does not implement.
+struct NotSupported : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+// Raised when a job was aborted between nodes.
+struct Cancelled : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+using Dims = std::vector<int64_t>;
+constexpr int64_t kDynamic = -1;
+
+// A possibly dynamic shape: dims of -1 are unknown; rank_known=false means unknown rank.
+struct PartialShape {
+  bool rank_known = true;
+  Dims dims;
+  PartialShape() = default;
+  PartialShape(Dims d) : rank_known(true), dims(std::move(d)) {}
+  static PartialShape dynamic_rank() { PartialShape p; p.rank_known = false; return p; }
+  bool is_static() const;
+  int64_t rank() const { return (int64_t)dims.size(); }
+  std::string str() const;
+  bool compatible(const Dims& concrete) const;
+};
+
+std::string dims_str(const Dims& d);
+int64_t numel(const Dims& d);
+
+// 64-byte aligned heap storage. Shared so numpy views can outlive a reallocation.
+class Buffer {
+ public:
+  explicit Buffer(size_t bytes);
+  ~Buffer();
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  void* data() const { return data_; }
+  size_t size() const { return size_; }
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+using BufferPtr = std::shared_ptr<Buffer>;
+
+// A typed, dense, row-major view on memory the view does not own.
+struct TensorView {
+  void* data = nullptr;
+  ElementType type = ElementType::undefined;
+  Dims shape;
+  int64_t count() const { return numel(shape); }
+  size_t bytes() const { return byte_size(type, count()); }
+  template <class T> T* as() const { return static_cast<T*>(data); }
+};
+
+}  // namespace aiov

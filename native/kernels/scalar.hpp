@@ -1,0 +1,98 @@
+// Scalar element conversions and math shared by kernels. Everything here is plain
+// arithmetic so loops using it auto-vectorize.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "core/types.hpp"
+
+namespace aiov {
+
+struct f16_t { uint16_t bits; };
+struct bf16_t { uint16_t bits; };
+
+inline float bits_to_float(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline uint32_t float_to_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+
+inline float half_to_float(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  if (exp == 0) {
+    if (man == 0) return bits_to_float(sign);
+    float f = (float)man * (1.0f / 16777216.0f);  // subnormal: man * 2^-24
+    return sign ? -f : f;
+  }
+  if (exp == 31) return bits_to_float(sign | 0x7f800000u | (man << 13));
+  return bits_to_float(sign | ((exp + 112) << 23) | (man << 13));
+}
+
+inline uint16_t float_to_half(float f) {
+  uint32_t x = float_to_bits(f);
+  uint32_t sign = (x >> 16) & 0x8000;
+  uint32_t absx = x & 0x7fffffffu;
+  if (absx >= 0x7f800000u) return (uint16_t)(sign | 0x7c00 | (absx > 0x7f800000u ? 0x200 : 0));
+  if (absx >= 0x477ff000u) return (uint16_t)(sign | 0x7c00);  // overflow to inf
+  if (absx < 0x38800000u) {                                   // subnormal or zero in f16
+    float v = bits_to_float(absx) * 16777216.0f;             // scale by 2^24
+    return (uint16_t)(sign | (uint32_t)std::nearbyint(v));
+  }
+  // Round to nearest even on the 13 dropped mantissa bits.
+  uint32_t r = absx + 0xfff + ((absx >> 13) & 1);
+  return (uint16_t)(sign | ((r - (112u << 23)) >> 13));
+}
+
+inline float bf16_to_float(uint16_t b) { return bits_to_float((uint32_t)b << 16); }
+inline uint16_t float_to_bf16(float f) {
+  uint32_t x = float_to_bits(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);  // keep NaN a NaN
+  return (uint16_t)((x + 0x7fff + ((x >> 16) & 1)) >> 16);
+}
+
+// Storage type -> the type arithmetic is done in.
+template <class T> struct ComputeOf { using type = T; };
+template <> struct ComputeOf<f16_t> { using type = float; };
+template <> struct ComputeOf<bf16_t> { using type = float; };
+template <> struct ComputeOf<bool> { using type = uint8_t; };
+
+template <class T> inline typename ComputeOf<T>::type load(T v) { return v; }
+inline float load(f16_t v) { return half_to_float(v.bits); }
+inline float load(bf16_t v) { return bf16_to_float(v.bits); }
+inline uint8_t load(bool v) { return v ? 1 : 0; }
+
+template <class T, class C> inline T store(C v) { return (T)v; }
+template <> inline f16_t store<f16_t, float>(float v) { return f16_t{float_to_half(v)}; }
+template <> inline bf16_t store<bf16_t, float>(float v) { return bf16_t{float_to_bf16(v)}; }
+template <> inline bool store<bool, uint8_t>(uint8_t v) { return v != 0; }
+
+// exp for f32 within a few ulp over the whole range, branch-free so it vectorizes.
+inline float fast_exp(float x) {
+  float xc = x < -104.0f ? -104.0f : (x > 88.72f ? 88.72f : x);
+  float k = std::nearbyint(xc * 1.44269504088896341f);
+  float r = xc - k * 0.693145751953125f;
+  r = r - k * 1.428606765330187e-06f;
+  // Taylor terms up to r^6 suffice for |r| <= ln2/2.
+  float p = 1.3888949e-3f;
+  p = p * r + 8.3333310e-3f;
+  p = p * r + 4.1666638e-2f;
+  p = p * r + 1.6666667e-1f;
+  p = p * r + 0.5f;
+  p = p * r * r + r + 1.0f;
+  // 2^k in two factors so k in [-150, 128] never leaves the exponent range.
+  int32_t e = (int32_t)k;
+  int32_t e1 = e / 2, e2 = e - e1;
+  float v = p * bits_to_float((uint32_t)(e1 + 127) << 23) * bits_to_float((uint32_t)(e2 + 127) << 23);
+  return x > 88.72f ? INFINITY : v;
+}
+
+inline float fast_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
+inline float fast_tanh(float x) {
+  // tanh(x) = 1 - 2 / (exp(2x) + 1); accurate except for tiny |x|, handled directly.
+  float ax = x < 0 ? -x : x;
+  float t = 1.0f - 2.0f / (fast_exp(2.0f * ax) + 1.0f);
+  float small = x * (1.0f - x * x * (1.0f / 3.0f));
+  float r = ax < 0.0004f ? small : (x < 0 ? -t : t);
+  return r;
+}
+
+}  // namespace aiov

@@ -1,0 +1,191 @@
+// MatMul with numpy semantics (1-D promotion, batch broadcasting, transpose flags).
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "executor/executor.hpp"
+#include "kernels/dispatch.hpp"
+#include "kernels/gemm.hpp"
+#include "plan/registry.hpp"
+
+namespace aiov {
+namespace {
+
+struct MatMulShapes {
+  Dims a, b;       // with 1-D inputs promoted to 2-D, transposes applied logically
+  bool a_vec = false, b_vec = false;
+};
+
+// Output shape of a matmul; dims may be dynamic (-1).
+PartialShape matmul_shape(const Node& n, const PartialShape& pa, const PartialShape& pb, bool ta, bool tb) {
+  if (!pa.rank_known || !pb.rank_known) return PartialShape::dynamic_rank();
+  if (pa.rank() == 0 || pb.rank() == 0)
+    throw InputError(n.describe() + ": inputs must have rank >= 1, got " + pa.str() + " and " + pb.str());
+  Dims a = pa.dims, b = pb.dims;
+  bool a_vec = a.size() == 1, b_vec = b.size() == 1;
+  if (a_vec) a.insert(a.begin(), 1);
+  else if (ta) std::swap(a[a.size() - 1], a[a.size() - 2]);
+  if (b_vec) b.push_back(1);
+  else if (tb) std::swap(b[b.size() - 1], b[b.size() - 2]);
+  int64_t ka = a[a.size() - 1], kb = b[b.size() - 2];
+  if (ka >= 0 && kb >= 0 && ka != kb)
+    throw InputError(n.describe() + ": inner dimensions do not match: " + pa.str() +
+                     (ta ? "^T" : "") + " x " + pb.str() + (tb ? "^T" : "") + " (" + std::to_string(ka) +
+                     " vs " + std::to_string(kb) + ")");
+  PartialShape ba(Dims(a.begin(), a.end() - 2)), bb(Dims(b.begin(), b.end() - 2));
+  Dims out = broadcast_shapes(n, ba, bb, "numpy").dims;
+  if (!a_vec) out.push_back(a[a.size() - 2]);
+  if (!b_vec) out.push_back(b[b.size() - 1]);
+  return PartialShape(out);
+}
+
+std::vector<PortInfo> infer_matmul(const InferContext& c) {
+  expect_type_match(c.node, c.in[0], c.in[1]);
+  ElementType t = c.in[0].type;
+  if (t == ElementType::boolean || is_packed(t))
+    throw InputError(c.node.describe() + ": element type " + type_name(t) + " is not supported");
+  bool ta = c.node.attr_int("transpose_a", 0) != 0, tb = c.node.attr_int("transpose_b", 0) != 0;
+  return {PortInfo{t, matmul_shape(c.node, c.in[0].shape, c.in[1].shape, ta, tb)}};
+}
+
+struct MatMulGeometry {
+  int64_t M, N, K;
+  bool ta, tb;
+  int64_t batches;
+  std::vector<int64_t> a_off, b_off;  // element offsets per batch
+  int64_t a_mat, b_mat;               // elements per stored matrix
+};
+
+MatMulGeometry geometry(const Dims& sa, const Dims& sb, const Dims& so, bool ta, bool tb) {
+  Dims a = sa, b = sb;
+  bool a_vec = a.size() == 1, b_vec = b.size() == 1;
+  if (a_vec) { a.insert(a.begin(), 1); ta = false; }
+  if (b_vec) { b.push_back(1); tb = false; }
+  MatMulGeometry g;
+  g.ta = ta;
+  g.tb = tb;
+  int64_t ar = a[a.size() - 2], ac = a[a.size() - 1], br = b[b.size() - 2], bc = b[b.size() - 1];
+  g.M = ta ? ac : ar;
+  g.K = ta ? ar : ac;
+  g.N = tb ? br : bc;
+  g.a_mat = ar * ac;
+  g.b_mat = br * bc;
+  Dims batch(so.begin(), so.end() - (a_vec ? 0 : 1) - (b_vec ? 0 : 1));
+  g.batches = numel(batch);
+  size_t r = batch.size();
+  auto strides = [&](const Dims& x) {
+    Dims d(r, 1);
+    size_t nb = x.size() - 2;
+    for (size_t i = 0; i < nb; ++i) d[r - nb + i] = x[i];
+    std::vector<int64_t> s(r, 0);
+    int64_t st = 1;
+    for (int i = (int)r - 1; i >= 0; --i) {
+      s[i] = d[i] == 1 ? 0 : st;
+      st *= d[i];
+    }
+    return s;
+  };
+  auto stA = strides(a), stB = strides(b);
+  g.a_off.resize(g.batches);
+  g.b_off.resize(g.batches);
+  for (int64_t i = 0; i < g.batches; ++i) {
+    int64_t rem = i, oa = 0, ob = 0;
+    for (int d = (int)r - 1; d >= 0; --d) {
+      int64_t idx = rem % batch[d];
+      rem /= batch[d];
+      oa += idx * stA[d];
+      ob += idx * stB[d];
+    }
+    g.a_off[i] = oa * g.a_mat;
+    g.b_off[i] = ob * g.b_mat;
+  }
+  return g;
+}
+
+KernelFn prepare_f32(const PrepareContext& ctx, const MatMulGeometry& g) {
+  const int64_t lda = g.ta ? g.M : g.K, ldb = g.tb ? g.K : g.N;
+  bool b_shared = true;  // every batch reads the same B
+  for (auto o : g.b_off) b_shared = b_shared && o == 0;
+  bool a_dense = true;   // A's batches are consecutive, so they stack into one tall matrix
+  for (int64_t i = 0; i < g.batches; ++i) a_dense = a_dense && g.a_off[i] == i * g.a_mat;
+  if (ctx.in[1].data && b_shared && !g.ta && a_dense) {
+    // Weights known at compile time: pack once, then one GEMM over all rows.
+    auto packed = std::make_shared<PackedB>(g.tb, g.K, g.N, static_cast<const float*>(ctx.in[1].data), ldb);
+    int64_t rows = g.M * g.batches;
+    int64_t K = g.K, N = g.N;
+    return [packed, rows, K, N](const KernelArgs& k) {
+      sgemm_packed(false, rows, k.in[0]->as<float>(), K, *packed, nullptr, false, k.out[0]->as<float>(), N,
+                   k.ctx->pool, k.ctx->max_threads);
+    };
+  }
+  return [g, lda, ldb](const KernelArgs& k) {
+    const float* A = k.in[0]->as<float>();
+    const float* B = k.in[1]->as<float>();
+    float* C = k.out[0]->as<float>();
+    const int64_t c_mat = g.M * g.N;
+    bool small = g.M * g.N * g.K < (1 << 18);
+    if (g.batches > 1 && small && k.ctx->pool) {
+      // Many small products (attention heads): one product per thread.
+      k.ctx->pool->parallel_for(g.batches, 1, [&](int64_t s, int64_t e) {
+        for (int64_t i = s; i < e; ++i)
+          sgemm(g.ta, g.tb, g.M, g.N, g.K, 1.0f, A + g.a_off[i], lda, B + g.b_off[i], ldb, 0.0f,
+                C + i * c_mat, g.N, nullptr);
+      }, k.ctx->max_threads);
+      return;
+    }
+    for (int64_t i = 0; i < g.batches; ++i)
+      sgemm(g.ta, g.tb, g.M, g.N, g.K, 1.0f, A + g.a_off[i], lda, B + g.b_off[i], ldb, 0.0f, C + i * c_mat,
+            g.N, k.ctx->pool, k.ctx->max_threads);
+  };
+}
+
+// Reference path for the other numeric types: exact accumulation in the compute type.
+template <class T>
+KernelFn prepare_generic(const MatMulGeometry& g) {
+  return [g](const KernelArgs& k) {
+    using C = typename ComputeOf<T>::type;
+    using Acc = typename std::conditional<std::is_floating_point<C>::value, double, C>::type;
+    const T* A = k.in[0]->as<T>();
+    const T* B = k.in[1]->as<T>();
+    T* O = k.out[0]->as<T>();
+    for (int64_t bi = 0; bi < g.batches; ++bi) {
+      const T* a = A + g.a_off[bi];
+      const T* b = B + g.b_off[bi];
+      T* o = O + bi * g.M * g.N;
+      for (int64_t m = 0; m < g.M; ++m)
+        for (int64_t n = 0; n < g.N; ++n) {
+          Acc acc = 0;
+          for (int64_t kk = 0; kk < g.K; ++kk) {
+            Acc x = (Acc)load(g.ta ? a[kk * g.M + m] : a[m * g.K + kk]);
+            Acc y = (Acc)load(g.tb ? b[n * g.K + kk] : b[kk * g.N + n]);
+            acc += x * y;
+          }
+          o[m * g.N + n] = store<T>((C)acc);
+        }
+    }
+  };
+}
+
+KernelFn prepare_matmul(const PrepareContext& ctx) {
+  bool ta = ctx.node.attr_int("transpose_a", 0) != 0, tb = ctx.node.attr_int("transpose_b", 0) != 0;
+  MatMulGeometry g = geometry(ctx.in[0].shape, ctx.in[1].shape, ctx.out[0].shape, ta, tb);
+  if (g.M * g.N == 0 || g.batches == 0) return [](const KernelArgs&) {};
+  if (g.K == 0) {
+    size_t bytes = ctx.out[0].bytes();
+    return [bytes](const KernelArgs& k) { std::memset(k.out[0]->data, 0, bytes); };
+  }
+  if (ctx.out[0].type == ElementType::f32) return prepare_f32(ctx, g);
+  return dispatch_type(ctx.out[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    if constexpr (std::is_same<T, bool>::value) throw NotSupported(ctx.node.describe() + ": boolean");
+    else return prepare_generic<T>(g);
+  });
+}
+
+}  // namespace
+
+void register_matmul_ops(OpRegistry& r) {
+  r.add(OpDef{"MatMul", 2, 2, infer_matmul, prepare_matmul});
+}
+
+}  // namespace aiov

@@ -1,0 +1,86 @@
+// Softmax over one axis.
+#include <algorithm>
+#include <cmath>
+
+#include "executor/executor.hpp"
+#include "kernels/dispatch.hpp"
+#include "plan/registry.hpp"
+
+namespace aiov {
+namespace {
+
+std::vector<PortInfo> infer_softmax(const InferContext& c) {
+  ElementType t = c.in[0].type;
+  if (!is_float(t) && t != ElementType::dynamic)
+    throw InputError(c.node.describe() + ": expected a floating-point input, got " + type_name(t));
+  if (c.in[0].shape.rank_known) normalize_axis(c.node, c.node.attr_int("axis", 1), c.in[0].shape.rank());
+  return {c.in[0]};
+}
+
+// One softmax over `len` elements spaced by `stride`.
+AIOV_MULTIVERSION void softmax_row(const float* __restrict x, float* __restrict y, int64_t len) {
+  float m = -INFINITY;
+  for (int64_t i = 0; i < len; ++i) m = x[i] > m ? x[i] : m;
+  float s = 0;
+  for (int64_t i = 0; i < len; ++i) {
+    float e = fast_exp(x[i] - m);
+    y[i] = e;
+    s += e;
+  }
+  float inv = 1.0f / s;
+  for (int64_t i = 0; i < len; ++i) y[i] *= inv;
+}
+
+template <class T>
+void softmax_strided(const T* x, T* y, int64_t len, int64_t stride) {
+  using C = typename ComputeOf<T>::type;
+  C m = load(x[0]);
+  for (int64_t i = 1; i < len; ++i) m = std::max(m, (C)load(x[i * stride]));
+  double s = 0;
+  for (int64_t i = 0; i < len; ++i) s += std::exp((double)(load(x[i * stride]) - m));
+  for (int64_t i = 0; i < len; ++i) y[i * stride] = store<T>((C)(std::exp((double)(load(x[i * stride]) - m)) / s));
+}
+
+KernelFn prepare_softmax(const PrepareContext& ctx) {
+  const Dims& s = ctx.in[0].shape;
+  int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis", 1), (int64_t)s.size());
+  int64_t outer = 1, len = s[axis], inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= s[d];
+  for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
+  if (outer * len * inner == 0) return [](const KernelArgs&) {};
+  if (ctx.in[0].type == ElementType::f32 && inner == 1) {
+    return [outer, len](const KernelArgs& k) {
+      const float* x = k.in[0]->as<float>();
+      float* y = k.out[0]->as<float>();
+      auto rows = [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) softmax_row(x + r * len, y + r * len, len);
+      };
+      if (outer * len >= (1 << 15) && k.ctx->pool)
+        k.ctx->pool->parallel_for(outer, std::max<int64_t>(1, (1 << 13) / len), rows, k.ctx->max_threads);
+      else
+        rows(0, outer);
+    };
+  }
+  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    if constexpr (!std::is_floating_point<typename ComputeOf<T>::type>::value) {
+      throw NotSupported(ctx.node.describe() + ": non-float softmax");
+    } else {
+      return [outer, len, inner](const KernelArgs& k) {
+        const T* x = k.in[0]->as<T>();
+        T* y = k.out[0]->as<T>();
+        for (int64_t o = 0; o < outer; ++o)
+          for (int64_t i = 0; i < inner; ++i)
+            softmax_strided(x + o * len * inner + i, y + o * len * inner + i, len, inner);
+      };
+    }
+  });
+}
+
+}  // namespace
+
+void register_softmax_ops(OpRegistry& r) {
+  r.add(OpDef{"Softmax", 1, 1, infer_softmax, prepare_softmax});
+}
+
+}  // namespace aiov

@@ -1,0 +1,280 @@
+#include "plan/compiled.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+
+namespace aiov {
+
+namespace {
+constexpr size_t kPlanCacheLimit = 64;  // distinct input-shape signatures kept per model
+
+std::string io_name(const Value& v) {
+  const auto& names = v.node->output_names[v.index];
+  if (!names.empty()) return *std::min_element(names.begin(), names.end());
+  return v.node->name;
+}
+
+// Best-fit allocator over one arena; offsets are 64-byte aligned.
+class ArenaPlanner {
+ public:
+  size_t alloc(size_t bytes) {
+    bytes = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+    auto best = free_.end();
+    for (auto it = free_.begin(); it != free_.end(); ++it)
+      if (it->second >= bytes && (best == free_.end() || it->second < best->second)) best = it;
+    if (best != free_.end()) {
+      size_t off = best->first;
+      if (best->second > bytes) free_.push_back({off + bytes, best->second - bytes});
+      free_.erase(best);
+      return off;
+    }
+    size_t off = top_;
+    top_ += bytes;
+    return off;
+  }
+  void release(size_t off, size_t bytes) {
+    bytes = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+    free_.push_back({off, bytes});
+    // Merge neighbours so large later tensors can reuse the space.
+    std::sort(free_.begin(), free_.end());
+    std::vector<std::pair<size_t, size_t>> merged;
+    for (auto& f : free_) {
+      if (!merged.empty() && merged.back().first + merged.back().second == f.first) merged.back().second += f.second;
+      else merged.push_back(f);
+    }
+    free_.swap(merged);
+    if (!free_.empty() && free_.back().first + free_.back().second == top_) {
+      top_ = free_.back().first;
+      free_.pop_back();
+    }
+  }
+  size_t peak() const { return peak_ = std::max(peak_, top_), peak_; }
+  void touch() { peak_ = std::max(peak_, top_); }
+ private:
+  std::vector<std::pair<size_t, size_t>> free_;
+  size_t top_ = 0;
+  mutable size_t peak_ = 0;
+};
+}  // namespace
+
+CompiledModel::CompiledModel(const Graph& graph, CompileOptions options)
+    : graph_(graph), options_(options) {
+  order_ = graph_.topological_order();
+  for (const auto& n : order_)
+    if (n->op != "Parameter" && n->op != "Constant") OpRegistry::instance().get(n->op);
+  for (const auto& p : graph_.parameters)
+    inputs_.push_back({io_name(Value{p, 0}), p->outputs[0].type, p->outputs[0].shape});
+  for (const auto& o : graph_.outputs) {
+    const PortInfo& pi = o.node->outputs[o.index];
+    outputs_.push_back({io_name(o), pi.type, pi.shape});
+  }
+  // Static models are planned now so the first inference pays nothing extra.
+  bool all_static = true;
+  std::vector<Dims> shapes;
+  for (const auto& in : inputs_) {
+    all_static = all_static && in.shape.is_static();
+    shapes.push_back(in.shape.dims);
+  }
+  if (all_static) plan_for(shapes);
+}
+
+size_t CompiledModel::cached_plans() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return plans_.size();
+}
+
+std::shared_ptr<const ShapePlan> CompiledModel::plan_for(const std::vector<Dims>& input_shapes) const {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = plans_.find(input_shapes);
+    if (it != plans_.end()) return it->second;
+  }
+  // Built outside the lock: planning may fold constants and take a while.
+  std::shared_ptr<const ShapePlan> plan = build_plan(input_shapes);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (plans_.size() >= kPlanCacheLimit) plans_.erase(plans_.begin());
+  auto ins = plans_.emplace(input_shapes, plan);
+  return ins.first->second;
+}
+
+std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& input_shapes) const {
+  auto plan = std::make_shared<ShapePlan>();
+  plan->input_shapes = input_shapes;
+  const OpRegistry& reg = OpRegistry::instance();
+
+  // Value ids: one per (node, output).
+  std::unordered_map<const Node*, int> first_value;
+  auto value_of = [&](const Value& v) { return first_value.at(v.node.get()) + v.index; };
+  std::vector<int> alias_root;     // storage owner of each value
+  std::vector<bool> known;         // value known at plan time
+  std::vector<bool> runtime_node;  // per order index
+
+  std::unordered_map<const Node*, int> param_index;
+  for (size_t i = 0; i < graph_.parameters.size(); ++i) param_index[graph_.parameters[i].get()] = (int)i;
+
+  for (const auto& np : order_) {
+    const Node& n = *np;
+    int base = (int)plan->values.size();
+    first_value[&n] = base;
+    if (n.op == "Parameter") {
+      ValueSlot s;
+      s.kind = ValueSlot::kInput;
+      s.index = param_index.at(&n);
+      s.type = n.outputs[0].type;
+      s.shape = input_shapes.at(s.index);
+      plan->values.push_back(s);
+      alias_root.push_back(base);
+      known.push_back(false);
+      continue;
+    }
+    if (n.op == "Constant") {
+      ValueSlot s;
+      s.kind = ValueSlot::kConstant;
+      s.constant = n.constant->data();
+      s.type = n.outputs[0].type;
+      s.shape = n.outputs[0].shape.dims;
+      plan->values.push_back(s);
+      alias_root.push_back(base);
+      known.push_back(true);
+      continue;
+    }
+    const OpDef& def = reg.get(n.op);
+    // Concrete inference, with values known at plan time (constants, folded nodes).
+    std::vector<TensorView> in_views(n.inputs.size());
+    InferContext ictx{n, {}, {}};
+    bool all_known = true;
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      int v = value_of(n.inputs[i]);
+      const ValueSlot& s = plan->values[v];
+      in_views[i].type = s.type;
+      in_views[i].shape = s.shape;
+      in_views[i].data = known[v] ? const_cast<void*>(s.constant) : nullptr;
+      ictx.in.push_back(PortInfo{s.type, PartialShape(s.shape)});
+      ictx.in_value.push_back(known[v] ? &in_views[i] : nullptr);
+      all_known = all_known && known[v];
+    }
+    std::vector<PortInfo> outs = def.infer(ictx);
+    PrepareContext pctx{n, in_views, {}};
+    for (size_t o = 0; o < outs.size(); ++o) {
+      if (!outs[o].shape.is_static())
+        throw InputError(n.describe() + ": output " + std::to_string(o) + " shape " + outs[o].shape.str() +
+                         " could not be determined for input shapes of the model");
+      TensorView tv;
+      tv.type = outs[o].type;
+      tv.shape = outs[o].shape.dims;
+      pctx.out.push_back(tv);
+    }
+    if (all_known) {
+      // Fold: run the kernel now, keep the result as a constant of this plan.
+      std::vector<const TensorView*> ip, op;
+      for (auto& t : pctx.in) ip.push_back(&t);
+      for (size_t o = 0; o < outs.size(); ++o) {
+        if (def.aliases_input0) {
+          pctx.out[o].data = pctx.in[0].data;
+        } else {
+          auto buf = std::make_shared<Buffer>(pctx.out[o].bytes());
+          plan->folded.push_back(buf);
+          pctx.out[o].data = buf->data();
+        }
+        op.push_back(&pctx.out[o]);
+      }
+      if (!def.aliases_input0) {
+        KernelFn fn = def.prepare(pctx);
+        ExecContext ectx;
+        fn(KernelArgs{ip.data(), op.data(), &ectx});
+      }
+      for (size_t o = 0; o < outs.size(); ++o) {
+        ValueSlot s;
+        s.kind = ValueSlot::kConstant;
+        s.constant = pctx.out[o].data;
+        s.type = pctx.out[o].type;
+        s.shape = pctx.out[o].shape;
+        plan->values.push_back(s);
+        alias_root.push_back((int)plan->values.size() - 1);
+        known.push_back(true);
+      }
+      continue;
+    }
+    Step step{&n, def.aliases_input0 ? KernelFn() : def.prepare(pctx), {}, {}};
+    for (const auto& in : n.inputs) step.ins.push_back(value_of(in));
+    for (size_t o = 0; o < outs.size(); ++o) {
+      ValueSlot s;
+      s.kind = ValueSlot::kArena;
+      s.type = pctx.out[o].type;
+      s.shape = pctx.out[o].shape;
+      int id = (int)plan->values.size();
+      plan->values.push_back(s);
+      alias_root.push_back(def.aliases_input0 ? alias_root[step.ins[0]] : id);
+      known.push_back(false);
+      step.outs.push_back(id);
+    }
+    plan->steps.push_back(std::move(step));
+  }
+
+  // Outputs: written in place by their producing step when it owns the storage.
+  std::vector<bool> root_is_output(plan->values.size(), false);
+  for (size_t j = 0; j < graph_.outputs.size(); ++j) {
+    int v = value_of(graph_.outputs[j]);
+    plan->output_values.push_back(v);
+    ValueSlot& s = plan->values[v];
+    bool owns = alias_root[v] == v && s.kind == ValueSlot::kArena && !root_is_output[v];
+    if (owns) {
+      s.kind = ValueSlot::kOutput;
+      s.index = (int64_t)j;
+      root_is_output[v] = true;
+    } else {
+      plan->output_copies.push_back({v, (int)j});
+    }
+  }
+  // Aliases of an output value read the output buffer.
+  for (size_t v = 0; v < plan->values.size(); ++v) {
+    int r = alias_root[v];
+    if (r != (int)v && plan->values[r].kind == ValueSlot::kOutput && plan->values[v].kind == ValueSlot::kArena) {
+      plan->values[v].kind = ValueSlot::kOutput;
+      plan->values[v].index = plan->values[r].index;
+    }
+  }
+
+  // Liveness-based arena plan over storage roots.
+  std::vector<int> last_use(plan->values.size(), -1);
+  for (size_t si = 0; si < plan->steps.size(); ++si) {
+    for (int v : plan->steps[si].ins) last_use[alias_root[v]] = std::max(last_use[alias_root[v]], (int)si);
+    for (int v : plan->steps[si].outs) last_use[alias_root[v]] = std::max(last_use[alias_root[v]], (int)si);
+  }
+  for (auto& c : plan->output_copies) last_use[alias_root[c.first]] = (int)plan->steps.size();
+  ArenaPlanner arena;
+  std::vector<size_t> root_offset(plan->values.size(), 0);
+  for (size_t si = 0; si < plan->steps.size(); ++si) {
+    for (int v : plan->steps[si].outs) {
+      if (alias_root[v] != v || plan->values[v].kind != ValueSlot::kArena) continue;
+      size_t bytes = byte_size(plan->values[v].type, numel(plan->values[v].shape));
+      root_offset[v] = arena.alloc(bytes);
+      arena.touch();
+    }
+    std::vector<int> dying;
+    for (int v : plan->steps[si].ins) dying.push_back(alias_root[v]);
+    for (int v : plan->steps[si].outs) dying.push_back(alias_root[v]);
+    std::sort(dying.begin(), dying.end());
+    dying.erase(std::unique(dying.begin(), dying.end()), dying.end());
+    for (int r : dying)
+      if (last_use[r] == (int)si && plan->values[r].kind == ValueSlot::kArena)
+        arena.release(root_offset[r], byte_size(plan->values[r].type, numel(plan->values[r].shape)));
+  }
+  plan->arena_bytes = arena.peak();
+  for (size_t v = 0; v < plan->values.size(); ++v) {
+    ValueSlot& s = plan->values[v];
+    int r = alias_root[v];
+    const ValueSlot& rs = plan->values[r];
+    if (s.kind == ValueSlot::kArena) s.offset = root_offset[r];
+    if ((int)v != r && rs.kind != ValueSlot::kArena && rs.kind != ValueSlot::kOutput) {
+      // Alias of an input or a constant: same memory, another shape.
+      s.kind = rs.kind;
+      s.index = rs.index;
+      s.constant = rs.constant;
+    }
+  }
+  return plan;
+}
+
+}  // namespace aiov

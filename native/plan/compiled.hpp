@@ -1,0 +1,72 @@
+// A compiled model: a graph snapshot plus execution plans per input-shape signature.
+#pragma once
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "plan/graph.hpp"
+#include "plan/registry.hpp"
+
+namespace aiov {
+
+struct CompileOptions {
+  int num_threads = 0;     // intra-op thread cap (0: whole pool)
+  bool profiling = false;  // record per-node times
+};
+
+// Where a value's bytes live while a plan runs.
+struct ValueSlot {
+  enum Kind { kInput, kConstant, kArena, kOutput } kind = kArena;
+  int64_t index = 0;          // input or output number
+  size_t offset = 0;          // arena offset
+  const void* constant = nullptr;
+  ElementType type = ElementType::f32;
+  Dims shape;
+};
+
+struct Step {
+  const Node* node;
+  KernelFn fn;
+  std::vector<int> ins, outs;  // value ids
+};
+
+struct ShapePlan {
+  std::vector<Dims> input_shapes;
+  std::vector<ValueSlot> values;
+  std::vector<Step> steps;
+  size_t arena_bytes = 0;
+  std::vector<int> output_values;
+  std::vector<std::pair<int, int>> output_copies;  // (value, output) copied after the steps
+  std::vector<BufferPtr> folded;                   // constants computed while planning
+};
+
+struct IoInfo {
+  std::string name;  // a tensor name, or the node's friendly name
+  ElementType type;
+  PartialShape shape;
+};
+
+class CompiledModel {
+ public:
+  CompiledModel(const Graph& graph, CompileOptions options);
+  const std::vector<IoInfo>& inputs() const { return inputs_; }
+  const std::vector<IoInfo>& outputs() const { return outputs_; }
+  const CompileOptions& options() const { return options_; }
+  const Graph& graph() const { return graph_; }
+  // Plan for concrete input shapes (cached; thread-safe).
+  std::shared_ptr<const ShapePlan> plan_for(const std::vector<Dims>& input_shapes) const;
+  size_t cached_plans() const;
+
+ private:
+  std::shared_ptr<ShapePlan> build_plan(const std::vector<Dims>& input_shapes) const;
+  Graph graph_;
+  std::vector<NodePtr> order_;
+  CompileOptions options_;
+  std::vector<IoInfo> inputs_, outputs_;
+  mutable std::mutex mutex_;
+  mutable std::map<std::vector<Dims>, std::shared_ptr<const ShapePlan>> plans_;
+};
+
+}  // namespace aiov

@@ -1,0 +1,77 @@
+// The model graph: nodes built through the op registry, which infers their outputs.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/types.hpp"
+
+namespace aiov {
+
+struct Node;
+using NodePtr = std::shared_ptr<Node>;
+
+// One output port of a node.
+struct Value {
+  NodePtr node;
+  int index = 0;
+};
+
+using Attr = std::variant<int64_t, double, std::string, std::vector<int64_t>, std::vector<double>>;
+using Attrs = std::map<std::string, Attr>;
+
+struct PortInfo {
+  ElementType type = ElementType::dynamic;
+  PartialShape shape;
+};
+
+struct Node {
+  uint64_t id = 0;        // creation order; stable default names and sorting
+  std::string op;         // registry key, e.g. "Add"
+  std::string name;       // friendly name
+  Attrs attrs;
+  std::vector<Value> inputs;
+  std::vector<PortInfo> outputs;
+  std::vector<std::vector<std::string>> output_names;  // tensor names per output
+  BufferPtr constant;     // data of a Constant node
+
+  bool has_attr(const std::string& k) const { return attrs.count(k) != 0; }
+  int64_t attr_int(const std::string& k, int64_t dflt) const;
+  double attr_float(const std::string& k, double dflt) const;
+  std::string attr_str(const std::string& k, const std::string& dflt) const;
+  std::vector<int64_t> attr_ints(const std::string& k, const std::vector<int64_t>& dflt) const;
+  std::vector<double> attr_floats(const std::string& k, const std::vector<double>& dflt) const;
+  // "Add 'name'" for error messages.
+  std::string describe() const;
+};
+
+uint64_t next_node_id();
+
+NodePtr make_parameter(ElementType type, const PartialShape& shape, const std::string& name);
+// Copies `bytes` bytes from `data`.
+NodePtr make_constant(ElementType type, const Dims& shape, const void* data, size_t bytes,
+                      const std::string& name);
+// Creates a node of a registered op and infers its outputs (throws on invalid input).
+NodePtr make_node(const std::string& op, std::vector<Value> inputs, Attrs attrs,
+                  const std::string& name);
+// Re-runs type/shape inference of `node` from its current inputs.
+void revalidate(Node& node);
+
+// A model: parameters in, values out. Nodes are reachable from outputs.
+struct Graph {
+  std::vector<NodePtr> parameters;
+  std::vector<Value> outputs;
+  // Nodes feeding the outputs, inputs before users. Throws if a reachable
+  // Parameter is not listed in `parameters`.
+  std::vector<NodePtr> topological_order() const;
+  // Re-infers every node (after a parameter's shape changed).
+  void revalidate_all() const;
+};
+
+ElementType type_from_name(const std::string& name);
+
+}  // namespace aiov

@@ -1,0 +1,79 @@
+// The one op registry: for every op, its arity, type/shape inference and kernel.
+// The opset builders and the frontends ask it for output shapes; nothing else
+// re-implements shape rules.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/types.hpp"
+#include "plan/graph.hpp"
+
+namespace aiov {
+
+class ThreadPool;
+
+struct InferContext {
+  const Node& node;
+  std::vector<PortInfo> in;
+  // Values of inputs that are known at this point (constants, or folded), else nullptr.
+  std::vector<const TensorView*> in_value;
+};
+
+struct ExecContext {
+  ThreadPool* pool = nullptr;
+  int max_threads = 0;  // cap for intra-op threads (0 = whole pool)
+};
+
+struct KernelArgs {
+  const TensorView* const* in;
+  const TensorView* const* out;
+  ExecContext* ctx;
+};
+
+using KernelFn = std::function<void(const KernelArgs&)>;
+
+struct PrepareContext {
+  const Node& node;
+  // Concrete types and shapes; `data` is set for inputs known at plan time.
+  std::vector<TensorView> in;
+  std::vector<TensorView> out;
+};
+
+using InferFn = std::vector<PortInfo> (*)(const InferContext&);
+using PrepareFn = KernelFn (*)(const PrepareContext&);
+
+struct OpDef {
+  std::string type;
+  int min_inputs = 0;
+  int max_inputs = 0;   // -1: variadic
+  InferFn infer = nullptr;
+  PrepareFn prepare = nullptr;
+  // The output is the input's memory seen with another shape (Reshape and the like).
+  bool aliases_input0 = false;
+};
+
+class OpRegistry {
+ public:
+  static const OpRegistry& instance();
+  const OpDef* find(const std::string& type) const;
+  const OpDef& get(const std::string& type) const;  // throws NotSupported
+  std::vector<std::string> names() const;
+  void add(OpDef def);
+ private:
+  std::vector<OpDef> ops_;
+};
+
+// Each op family registers itself here (called once from OpRegistry::instance).
+void register_elementwise_ops(OpRegistry&);
+void register_matmul_ops(OpRegistry&);
+void register_movement_ops(OpRegistry&);
+void register_softmax_ops(OpRegistry&);
+
+// Shared helpers for inference functions.
+void expect_type_match(const Node& n, const PortInfo& a, const PortInfo& b);
+PartialShape broadcast_shapes(const Node& n, const PartialShape& a, const PartialShape& b,
+                              const std::string& mode);
+int64_t normalize_axis(const Node& n, int64_t axis, int64_t rank);
+
+}  // namespace aiov

@@ -1,0 +1,258 @@
+#include "plan/request.hpp"
+
+#include <cstring>
+
+namespace aiov {
+
+Request::Request(std::shared_ptr<const CompiledModel> model)
+    : model_(std::move(model)), inputs_(model_->inputs().size()), outputs_(model_->outputs().size()),
+      output_shapes_(model_->outputs().size()) {}
+
+void Request::check_input(int i, ElementType type, const Dims& shape) const {
+  const auto& ins = model_->inputs();
+  if (i < 0 || i >= (int)ins.size())
+    throw InputError("input index " + std::to_string(i) + " is out of range: the model has " +
+                     std::to_string(ins.size()) + " input(s)");
+  const IoInfo& info = ins[i];
+  if (type != info.type)
+    throw InputError("input '" + info.name + "': expected element type " + type_name(info.type) +
+                     ", got " + type_name(type));
+  if (!info.shape.compatible(shape)) {
+    std::string what = info.shape.rank_known && (int64_t)shape.size() != info.shape.rank()
+                           ? "rank " + std::to_string(info.shape.rank()) + " shape "
+                           : "shape ";
+    throw InputError("input '" + info.name + "': expected " + what + info.shape.str() + ", got " +
+                     dims_str(shape));
+  }
+  for (auto d : shape)
+    if (d < 0) throw InputError("input '" + info.name + "': shape " + dims_str(shape) + " is not concrete");
+  if (busy()) throw std::runtime_error("the request is busy: wait for the running inference first");
+}
+
+void Request::copy_input(int i, const void* data, ElementType type, const Dims& shape) {
+  check_input(i, type, shape);
+  Input& in = inputs_[i];
+  size_t bytes = byte_size(type, numel(shape));
+  if (!in.own || in.own_capacity < bytes) {
+    in.own = std::make_shared<Buffer>(bytes);
+    in.own_capacity = bytes;
+  }
+  if (bytes) std::memcpy(in.own->data(), data, bytes);
+  in.external = nullptr;
+  in.shape = shape;
+  in.set = true;
+}
+
+void Request::bind_input(int i, void* data, ElementType type, const Dims& shape) {
+  check_input(i, type, shape);
+  Input& in = inputs_[i];
+  in.external = data;
+  in.shape = shape;
+  in.set = true;
+}
+
+TensorView Request::input_view(int i, BufferPtr* buffer) {
+  const auto& info = model_->inputs().at(i);
+  Input& in = inputs_.at(i);
+  TensorView tv;
+  tv.type = info.type;
+  if (!in.set) {
+    // Like OpenVINO: a static input has zeroed memory from the start; a dynamic one is empty.
+    Dims shape = info.shape.dims;
+    for (auto& d : shape) if (d < 0) d = 0;
+    size_t bytes = byte_size(info.type, numel(shape));
+    in.own = std::make_shared<Buffer>(bytes);
+    in.own_capacity = bytes;
+    if (bytes) std::memset(in.own->data(), 0, bytes);
+    in.shape = shape;
+    in.set = info.shape.is_static();
+  }
+  tv.shape = in.shape;
+  tv.data = in.external ? in.external : in.own->data();
+  if (buffer) *buffer = in.own;
+  return tv;
+}
+
+TensorView Request::output_view(int j, BufferPtr* buffer) {
+  const auto& info = model_->outputs().at(j);
+  TensorView tv;
+  tv.type = info.type;
+  if (!outputs_.at(j)) {
+    Dims shape = info.shape.dims;
+    for (auto& d : shape) if (d < 0) d = 0;
+    size_t bytes = byte_size(info.type, numel(shape));
+    outputs_[j] = std::make_shared<Buffer>(bytes);
+    if (bytes) std::memset(outputs_[j]->data(), 0, bytes);
+    output_shapes_[j] = shape;
+  }
+  tv.shape = output_shapes_[j];
+  tv.data = outputs_[j]->data();
+  if (buffer) *buffer = outputs_[j];
+  return tv;
+}
+
+void Request::begin() {
+  RequestStatus expected = status_.load();
+  do {
+    if (expected == RequestStatus::kRunning)
+      throw std::runtime_error("the request is busy: wait for the running inference first");
+  } while (!status_.compare_exchange_weak(expected, RequestStatus::kRunning));
+  abort_.store(false, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(mutex_);
+  error_.clear();
+  error_is_input_ = false;
+}
+
+void Request::run_inline() {
+  begin();
+  execute();
+  finish();
+}
+
+void Request::start(ThreadPool& pool, std::shared_ptr<CompletionPort> port, uint64_t token) {
+  begin();
+  auto self = shared_from_this();
+  pool.submit([self, port = std::move(port), token] {
+    self->execute();
+    self->finish();
+    if (port) port->push(token);
+  });
+}
+
+void Request::execute() {
+  RequestStatus result = RequestStatus::kOk;
+  std::string message;
+  bool input_error = false;
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    if (abort_.load(std::memory_order_relaxed)) throw Cancelled("inference was cancelled");
+    run_plan();
+  } catch (const Cancelled& e) {
+    result = RequestStatus::kCancelled;
+    message = e.what();
+  } catch (const InputError& e) {
+    result = RequestStatus::kFailed;
+    message = e.what();
+    input_error = true;
+  } catch (const std::exception& e) {
+    result = RequestStatus::kFailed;
+    message = e.what();
+  } catch (...) {
+    result = RequestStatus::kFailed;
+    message = "unknown error in inference";
+  }
+  latency_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::lock_guard<std::mutex> lock(mutex_);
+  error_ = std::move(message);
+  error_is_input_ = input_error;
+  status_.store(result, std::memory_order_release);
+}
+
+void Request::finish() {
+  // Taking the lock orders the notify after a waiter's predicate check.
+  { std::lock_guard<std::mutex> lock(mutex_); }
+  cv_.notify_all();
+}
+
+bool Request::wait(int64_t timeout_ms) {
+  if (!busy()) return true;
+  std::unique_lock<std::mutex> lock(mutex_);
+  auto done = [this] { return status_.load(std::memory_order_acquire) != RequestStatus::kRunning; };
+  if (timeout_ms < 0) {
+    cv_.wait(lock, done);
+    return true;
+  }
+  return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), done);
+}
+
+std::string Request::error() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return error_;
+}
+
+std::vector<NodeTiming> Request::profiling() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return timings_;
+}
+
+void Request::run_plan() {
+  const auto& infos = model_->inputs();
+  std::vector<Dims> shapes;
+  bool same = plan_ != nullptr;
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    if (!inputs_[i].set) {
+      if (infos[i].shape.is_static()) {
+        input_view((int)i);
+      } else {
+        throw InputError("input '" + infos[i].name + "' with dynamic shape " + infos[i].shape.str() +
+                         " was not set");
+      }
+    }
+    if (same && plan_->input_shapes[i] != inputs_[i].shape) same = false;
+  }
+  if (!same) {
+    shapes.reserve(inputs_.size());
+    for (auto& in : inputs_) shapes.push_back(in.shape);
+    plan_ = model_->plan_for(shapes);
+    views_.assign(plan_->values.size(), TensorView{});
+    step_ptrs_.clear();
+    step_ptr_begin_.clear();
+    for (size_t v = 0; v < views_.size(); ++v) {
+      views_[v].type = plan_->values[v].type;
+      views_[v].shape = plan_->values[v].shape;
+    }
+    for (const auto& st : plan_->steps) {
+      step_ptr_begin_.push_back(step_ptrs_.size());
+      for (int v : st.ins) step_ptrs_.push_back(&views_[v]);
+      for (int v : st.outs) step_ptrs_.push_back(&views_[v]);
+    }
+    for (size_t j = 0; j < outputs_.size(); ++j)
+      output_shapes_[j] = plan_->values[plan_->output_values[j]].shape;
+  }
+  const ShapePlan& plan = *plan_;
+  if (!arena_ || arena_->size() < plan.arena_bytes) arena_ = std::make_shared<Buffer>(plan.arena_bytes);
+  for (size_t j = 0; j < outputs_.size(); ++j) {
+    size_t bytes = byte_size(model_->outputs()[j].type, numel(output_shapes_[j]));
+    if (!outputs_[j] || outputs_[j]->size() < bytes) outputs_[j] = std::make_shared<Buffer>(bytes);
+  }
+  char* arena = static_cast<char*>(arena_->data());
+  for (size_t v = 0; v < views_.size(); ++v) {
+    const ValueSlot& s = plan.values[v];
+    switch (s.kind) {
+      case ValueSlot::kInput: {
+        const Input& in = inputs_[s.index];
+        views_[v].data = in.external ? in.external : in.own->data();
+        break;
+      }
+      case ValueSlot::kConstant: views_[v].data = const_cast<void*>(s.constant); break;
+      case ValueSlot::kArena: views_[v].data = arena + s.offset; break;
+      case ValueSlot::kOutput: views_[v].data = outputs_[s.index]->data(); break;
+    }
+  }
+  ExecContext ctx;
+  ctx.pool = &default_pool();
+  ctx.max_threads = model_->options().num_threads;
+  const bool profile = model_->options().profiling;
+  std::vector<NodeTiming> timings;
+  for (size_t si = 0; si < plan.steps.size(); ++si) {
+    if (abort_.load(std::memory_order_relaxed)) throw Cancelled("inference was cancelled");
+    const Step& st = plan.steps[si];
+    if (!st.fn) continue;  // alias: nothing to compute
+    const TensorView* const* p = step_ptrs_.data() + step_ptr_begin_[si];
+    auto t0 = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+    st.fn(KernelArgs{p, p + st.ins.size(), &ctx});
+    if (profile)
+      timings.push_back({st.node->name, st.node->op,
+                         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()});
+  }
+  for (const auto& c : plan.output_copies) {
+    const TensorView& src = views_[c.first];
+    std::memcpy(outputs_[c.second]->data(), src.data, src.bytes());
+  }
+  if (profile) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    timings_ = std::move(timings);
+  }
+}
+
+}  // namespace aiov

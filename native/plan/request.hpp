@@ -1,0 +1,93 @@
+// An inference request: input/output memory for one compiled model, run inline or
+// as a job on the pool, finishing into an optional completion port.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "executor/executor.hpp"
+#include "plan/compiled.hpp"
+
+namespace aiov {
+
+enum class RequestStatus : int { kIdle = 0, kRunning = 1, kOk = 2, kFailed = 3, kCancelled = 4 };
+
+struct NodeTiming {
+  std::string name, type;
+  double ms;
+};
+
+class Request : public std::enable_shared_from_this<Request> {
+ public:
+  explicit Request(std::shared_ptr<const CompiledModel> model);
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+
+  const CompiledModel& model() const { return *model_; }
+
+  // Copy caller data into the request's own input memory (type must already match).
+  void copy_input(int i, const void* data, ElementType type, const Dims& shape);
+  // Read the caller's memory directly; the caller keeps it alive until the job ends.
+  void bind_input(int i, void* data, ElementType type, const Dims& shape);
+  // Current input memory (allocated on demand for static shapes).
+  TensorView input_view(int i, BufferPtr* buffer = nullptr);
+  bool input_is_bound(int i) const { return inputs_.at(i).external != nullptr; }
+  // Output memory after a run; `buffer` keeps it alive for views handed out.
+  TensorView output_view(int j, BufferPtr* buffer);
+
+  // Runs on the calling thread (the caller releases the GIL around it).
+  void run_inline();
+  // Queues the run on `pool`; when done, pushes `token` to `port` if given.
+  void start(ThreadPool& pool, std::shared_ptr<CompletionPort> port, uint64_t token);
+  // Returns false on timeout (timeout_ms < 0: forever).
+  bool wait(int64_t timeout_ms);
+  // Best effort: a queued or running job stops at the next node boundary.
+  void cancel() { abort_.store(true, std::memory_order_relaxed); }
+
+  RequestStatus status() const { return status_.load(std::memory_order_acquire); }
+  bool busy() const { return status() == RequestStatus::kRunning; }
+  std::string error() const;
+  bool error_is_input() const { return error_is_input_; }
+  double latency_ms() const { return latency_ms_; }
+  std::vector<NodeTiming> profiling() const;
+
+ private:
+  struct Input {
+    BufferPtr own;
+    size_t own_capacity = 0;
+    void* external = nullptr;
+    Dims shape;
+    bool set = false;
+  };
+  void begin();
+  void execute();
+  void finish();
+  void run_plan();
+  void check_input(int i, ElementType type, const Dims& shape) const;
+
+  std::shared_ptr<const CompiledModel> model_;
+  std::vector<Input> inputs_;
+  std::vector<BufferPtr> outputs_;
+  std::vector<Dims> output_shapes_;
+  BufferPtr arena_;
+  // Views resolved for the current plan; only data pointers change per run.
+  std::shared_ptr<const ShapePlan> plan_;
+  std::vector<TensorView> views_;
+  std::vector<const TensorView*> step_ptrs_;
+  std::vector<size_t> step_ptr_begin_;
+
+  std::atomic<RequestStatus> status_{RequestStatus::kIdle};
+  std::atomic<bool> abort_{false};
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::string error_;
+  bool error_is_input_ = false;
+  double latency_ms_ = 0;
+  std::vector<NodeTiming> timings_;
+};
+
+}  // namespace aiov
