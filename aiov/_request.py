@@ -60,6 +60,14 @@ class InferRequest:
 
     # -- inputs --
     def _set_inputs(self, inputs, share: bool):
+        arrays = self._fast_arrays(inputs) if inputs is not None else None
+        if arrays is not None:
+            set_input, ids = self._native.set_input, self._spec.in_type_ids
+            for index, arr in enumerate(arrays):
+                set_input(index, arr, ids[index], share)
+            if not self._all_set:
+                self._mark_all_set()
+            return
         if inputs is None:
             pairs = ()
         else:
@@ -88,23 +96,38 @@ class InferRequest:
         self._native.set_input(index, tensor.data, want._id, True, shape)
         self._ever_set[index] = True
 
-    def _fast_run(self, inputs, share_inputs: bool, share_outputs: bool):
-        """One native call for the common case; None when inputs need the general path."""
+    def _fast_arrays(self, inputs):
+        """The arrays in input order when they need no conversion, else None."""
         spec = self._spec
         if type(inputs) is np.ndarray and spec.count == 1:
-            arrays = [inputs]
+            arrays = (inputs,)
         elif type(inputs) in (list, tuple) and len(inputs) == spec.count:
             arrays = inputs
+        elif type(inputs) is dict and len(inputs) == spec.count:
+            try:
+                arrays = [inputs[i] for i in range(spec.count)]
+            except KeyError:
+                return None
         else:
             return None
         for arr, dt in zip(arrays, spec.in_dtypes):
             if type(arr) is not np.ndarray or arr.dtype != dt or not arr.flags.c_contiguous:
                 return None
-        values = self._native.run(arrays, spec.in_type_ids, share_inputs, not share_outputs)
+        return arrays
+
+    def _mark_all_set(self):
+        self._ever_set = [True] * self._spec.count
+        self._all_set = True
+
+    def _fast_run(self, inputs, share_inputs: bool, share_outputs: bool):
+        """One native call for the common case; None when inputs need the general path."""
+        arrays = self._fast_arrays(inputs)
+        if arrays is None:
+            return None
+        values = self._native.run(arrays, self._spec.in_type_ids, share_inputs, not share_outputs)
         if not self._all_set:
-            self._ever_set = [True] * spec.count
-            self._all_set = True
-        return OVDict(spec.outputs, values, spec.out_names)
+            self._mark_all_set()
+        return OVDict(self._spec.outputs, values, self._spec.out_names)
 
     # -- sync --
     def infer(self, inputs=None, share_inputs: bool = False, share_outputs: bool = False,

@@ -181,9 +181,30 @@ std::vector<PortInfo> infer_convert(const InferContext& c) {
   return {PortInfo{to, c.in[0].shape}};
 }
 
+// Element i of packed data: u1 holds 8 per byte from the high bit down; u4/i4 hold two
+// per byte, low nibble first (OpenVINO's layout).
+inline int unpack_element(const uint8_t* p, ElementType t, int64_t i) {
+  if (t == ElementType::u1) return (p[i >> 3] >> (7 - (i & 7))) & 1;
+  int v = (p[i >> 1] >> ((i & 1) * 4)) & 0xf;
+  return t == ElementType::i4 && v > 7 ? v - 16 : v;
+}
+
 KernelFn prepare_convert(const PrepareContext& ctx) {
   ElementType from = ctx.in[0].type, to = ctx.out[0].type;
   int64_t n = ctx.out[0].count();
+  if (is_packed(to) && from != to)
+    throw NotSupported(ctx.node.describe() + ": converting to " + type_name(to) + " is not supported");
+  if (is_packed(from) && from != to) {
+    return dispatch_type(to, ctx.node.describe(), [&](auto d) -> KernelFn {
+      using D = decltype(d);
+      using DC = typename ComputeOf<D>::type;
+      return [n, from](const KernelArgs& k) {
+        const uint8_t* p = k.in[0]->as<uint8_t>();
+        D* o = k.out[0]->as<D>();
+        for (int64_t i = 0; i < n; ++i) o[i] = store<D>((DC)unpack_element(p, from, i));
+      };
+    });
+  }
   if (from == to) {
     size_t bytes = ctx.out[0].bytes();
     return [bytes](const KernelArgs& k) { if (bytes) std::memcpy(k.out[0]->data, k.in[0]->data, bytes); };
