@@ -7,8 +7,9 @@ from .._errors import InputError
 
 
 def read_model(model, weights=None):
-    if isinstance(model, bytes):
-        raise InputError("reading ONNX models from bytes is not supported yet")
+    if isinstance(model, (bytes, bytearray)):
+        from .onnx import read_onnx
+        return read_onnx(model)
     path = os.fspath(model)
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file not found: {path}")
@@ -17,5 +18,6 @@ def read_model(model, weights=None):
         from .ir import read_ir
         return read_ir(path, weights)
     if suffix == ".onnx":
-        raise InputError("ONNX models are not supported yet")
+        from .onnx import read_onnx
+        return read_onnx(path)
     raise InputError(f"cannot tell the format of {path!r}: expected a .xml (OpenVINO IR) or .onnx file")

@@ -34,6 +34,13 @@ struct DivF {
     }
   }
 };
+// C-style integer division (ONNX): truncates toward zero.
+struct TruncDivF {
+  template <class C> C operator()(C a, C b) const {
+    if constexpr (std::is_floating_point<C>::value) return a / b;
+    else return b == 0 ? C(0) : C(a / b);
+  }
+};
 struct PowF {
   template <class C> C operator()(C a, C b) const {
     if constexpr (std::is_floating_point<C>::value) {
@@ -180,6 +187,12 @@ KernelFn prepare_binary(const PrepareContext& ctx) {
   });
 }
 
+// Divide's `pythondiv` (default true) picks floor or truncating integer division.
+KernelFn prepare_divide(const PrepareContext& ctx) {
+  if (ctx.node.attr_int("pythondiv", 1)) return prepare_binary<DivF>(ctx);
+  return prepare_binary<TruncDivF>(ctx);
+}
+
 // ---- unary -----------------------------------------------------------------
 
 struct AbsF { template <class C> C operator()(C x) const {
@@ -256,7 +269,7 @@ void register_elementwise_ops(OpRegistry& r) {
   add_binary<AddF>(r, "Add");
   add_binary<SubF>(r, "Subtract");
   add_binary<MulF>(r, "Multiply");
-  add_binary<DivF>(r, "Divide");
+  r.add(OpDef{"Divide", 2, 2, infer_binary, prepare_divide});
   add_binary<MaxF>(r, "Maximum");
   add_binary<MinF>(r, "Minimum");
   add_binary<PowF>(r, "Power");

@@ -24,9 +24,9 @@ class ArenaPlanner {
     for (auto it = free_.begin(); it != free_.end(); ++it)
       if (it->second >= bytes && (best == free_.end() || it->second < best->second)) best = it;
     if (best != free_.end()) {
-      size_t off = best->first;
-      if (best->second > bytes) free_.push_back({off + bytes, best->second - bytes});
-      free_.erase(best);
+      size_t off = best->first, size = best->second;
+      free_.erase(best);  // before push_back, which may invalidate iterators
+      if (size > bytes) free_.push_back({off + bytes, size - bytes});
       return off;
     }
     size_t off = top_;
@@ -49,12 +49,12 @@ class ArenaPlanner {
       free_.pop_back();
     }
   }
-  size_t peak() const { return peak_ = std::max(peak_, top_), peak_; }
+  size_t peak() const { return peak_; }
   void touch() { peak_ = std::max(peak_, top_); }
  private:
   std::vector<std::pair<size_t, size_t>> free_;
   size_t top_ = 0;
-  mutable size_t peak_ = 0;
+  size_t peak_ = 0;
 };
 }  // namespace
 

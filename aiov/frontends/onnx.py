@@ -1,0 +1,268 @@
+"""ONNX frontend: an ONNX graph becomes an aiov Model built through the opset builders, so
+every node's types and shapes come from the native op registry."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .. import opset as ops
+from .._errors import InputError
+from .._graph import Output, as_output
+from .._model import Model
+from .._types import Type
+
+_CONVERTERS = {}
+
+
+def converter(*op_types):
+    def register(fn):
+        for op in op_types:
+            _CONVERTERS[op] = fn
+        return fn
+    return register
+
+
+def supported_ops() -> list:
+    return sorted(_CONVERTERS)
+
+
+class _Context:
+    """Per-node view: inputs as ports (None for omitted optional inputs), attributes, opset."""
+
+    def __init__(self, node, values, opset):
+        from onnx import helper
+        self.node = node
+        self.opset = opset
+        self.inputs = [values[name] if name else None for name in node.input]
+        self.attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+    def attr(self, name, default=None):
+        value = self.attrs.get(name, default)
+        if isinstance(value, bytes):
+            value = value.decode()
+        return value
+
+    def fail(self, what: str):
+        raise InputError(f"ONNX node {self.node.op_type} '{self.node.name or self.node.output[0]}': {what}")
+
+    def const_value(self, index: int):
+        """The value of a constant input (e.g. a Reshape target), or None."""
+        port = self.inputs[index] if index < len(self.inputs) else None
+        if port is None:
+            return None
+        node = port.get_node()
+        if node.get_type_name() != "Constant":
+            return None
+        return node.get_data()
+
+
+def _onnx_dtype(elem_type: int):
+    from onnx import helper
+    return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+
+
+def read_onnx(model, weights=None) -> Model:
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:  # pragma: no cover - onnx is a dependency
+        raise InputError("reading ONNX models needs the 'onnx' package") from None
+    try:
+        if isinstance(model, (bytes, bytearray)):
+            proto = onnx.load_model_from_string(bytes(model))
+        else:
+            path = os.fspath(model)
+            proto = onnx.load(path, load_external_data=False)
+            onnx.external_data_helper.load_external_data_for_model(proto, os.path.dirname(os.path.abspath(path)))
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"cannot read the ONNX model: {type(exc).__name__}: {exc}") from None
+    graph = proto.graph
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
+    if opset < 7:
+        raise InputError(f"ONNX opset {opset} is not supported (7 or later)")
+    unsupported = sorted({n.op_type for n in graph.node if n.op_type not in _CONVERTERS or n.domain not in ("", "ai.onnx")})
+    if unsupported:
+        raise InputError(f"the ONNX model uses ops aiov does not support: {', '.join(unsupported)}")
+
+    values = {}
+    for init in graph.initializer:
+        try:
+            array = numpy_helper.to_array(init)
+        except Exception as exc:
+            raise InputError(f"ONNX initializer '{init.name}' cannot be read: {exc}") from None
+        values[init.name] = as_output(ops.constant(array, name=init.name))
+    params = []
+    for inp in graph.input:
+        if inp.name in values:
+            continue
+        ttype = inp.type.tensor_type
+        dims = None
+        if ttype.HasField("shape"):
+            dims = [d.dim_value if d.HasField("dim_value") else -1 for d in ttype.shape.dim]
+        param = ops.parameter(dims if dims is not None else None, _onnx_dtype(ttype.elem_type), name=inp.name)
+        params.append(param)
+        values[inp.name] = param.output(0)
+    for node in graph.node:
+        ctx = _Context(node, values, opset)
+        outs = _CONVERTERS[node.op_type](ctx)
+        if not isinstance(outs, (list, tuple)):
+            outs = [outs]
+        for name, port in zip(node.output, outs):
+            if name:
+                values[name] = as_output(port)
+    results = []
+    for out in graph.output:
+        if out.name not in values:
+            raise InputError(f"ONNX graph output '{out.name}' is not produced by any node")
+        port = values[out.name]
+        if port.get_node().get_type_name() in ("Parameter", "Constant") or any(
+                port == r for r in results):
+            port = as_output(ops.convert(port, port.get_element_type()))  # a distinct tensor to name
+        port.get_tensor().add_names({out.name})
+        results.append(port)
+    return Model(results, params, graph.name or "onnx_model")
+
+
+# ---- converters ---------------------------------------------------------------------------
+
+def _binary(op_builder):
+    def convert(ctx):
+        if ctx.opset < 7 and ctx.attr("broadcast", 0):
+            ctx.fail("legacy 'broadcast' attribute is not supported")
+        return op_builder(ctx.inputs[0], ctx.inputs[1])
+    return convert
+
+
+converter("Add")(_binary(ops.add))
+converter("Sub")(_binary(ops.subtract))
+converter("Mul")(_binary(ops.multiply))
+converter("Pow")(_binary(ops.power))
+
+
+@converter("Div")
+def _div(ctx):
+    a, b = ctx.inputs
+    if a.get_element_type().is_integral():
+        # ONNX integer division truncates toward zero; the engine's Divide floors like Python.
+        from .. import _core
+        from .._graph import Node
+        native = _core.make_node("Divide", [(a._node._native, a._index), (b._node._native, b._index)],
+                                 {"auto_broadcast": "numpy", "pythondiv": False}, "")
+        return Node(native)
+    return ops.divide(a, b)
+
+
+for _op, _builder in [("Sqrt", ops.sqrt), ("Exp", ops.exp), ("Log", ops.log), ("Abs", ops.absolute),
+                      ("Neg", ops.negative), ("Tanh", ops.tanh), ("Sigmoid", ops.sigmoid), ("Relu", ops.relu)]:
+    converter(_op)(lambda ctx, b=_builder: b(ctx.inputs[0]))
+
+
+@converter("MatMul")
+def _matmul(ctx):
+    return ops.matmul(ctx.inputs[0], ctx.inputs[1])
+
+
+@converter("Identity", "Dropout")
+def _identity(ctx):
+    x = ctx.inputs[0]
+    out = ops.convert(x, x.get_element_type())
+    if ctx.node.op_type == "Dropout" and len(ctx.node.output) > 1:
+        mask = ops.constant(np.array(True))
+        return [out, mask]
+    return out
+
+
+@converter("Cast")
+def _cast(ctx):
+    return ops.convert(ctx.inputs[0], Type(_onnx_dtype(ctx.attr("to"))))
+
+
+@converter("Reshape")
+def _reshape(ctx):
+    # ONNX: 0 copies the input dimension unless allowzero=1.
+    return ops.reshape(ctx.inputs[0], ctx.inputs[1], special_zero=not ctx.attr("allowzero", 0))
+
+
+@converter("Concat")
+def _concat(ctx):
+    return ops.concat([i for i in ctx.inputs if i is not None], ctx.attr("axis"))
+
+
+@converter("Softmax")
+def _softmax(ctx):
+    x = ctx.inputs[0]
+    if ctx.opset >= 13:
+        return ops.softmax(x, ctx.attr("axis", -1))
+    # Before opset 13 Softmax normalises over all dims from `axis` on (a 2-D flattening).
+    axis = ctx.attr("axis", 1)
+    shape = x.get_partial_shape()
+    if shape.rank.is_dynamic:
+        ctx.fail("opset < 13 Softmax needs an input of known rank")
+    rank = len(shape)
+    axis = axis + rank if axis < 0 else axis
+    if axis == rank - 1:
+        return ops.softmax(x, axis)
+    trailing = list(shape)[axis:]
+    leading = list(shape)[:axis]
+    if any(d.is_dynamic for d in trailing) or sum(d.is_dynamic for d in leading) > 1:
+        ctx.fail("opset < 13 Softmax needs static dimensions from the axis on")
+    back = [-1 if d.is_dynamic else d.get_length() for d in leading] + [d.get_length() for d in trailing]
+    flat = ops.reshape(x, [-1, int(np.prod([d.get_length() for d in trailing], dtype=np.int64))])
+    return ops.reshape(ops.softmax(flat, 1), back)
+
+
+@converter("Constant")
+def _constant(ctx):
+    from onnx import numpy_helper
+    if "value" in ctx.attrs:
+        return ops.constant(numpy_helper.to_array(ctx.attrs["value"]))
+    for key, dtype in (("value_float", np.float32), ("value_int", np.int64)):
+        if key in ctx.attrs:
+            return ops.constant(np.array(ctx.attrs[key], dtype=dtype))
+    for key, dtype in (("value_floats", np.float32), ("value_ints", np.int64)):
+        if key in ctx.attrs:
+            return ops.constant(np.array(ctx.attrs[key], dtype=dtype))
+    ctx.fail("only tensor, float(s) and int(s) values are supported")
+
+
+def _variadic(builder):
+    def convert(ctx):
+        acc = ctx.inputs[0]
+        for x in ctx.inputs[1:]:
+            acc = builder(acc, x)
+        return acc
+    return convert
+
+
+converter("Max")(_variadic(ops.maximum))
+converter("Min")(_variadic(ops.minimum))
+converter("Sum")(_variadic(ops.add))
+
+
+@converter("Mean")
+def _mean(ctx):
+    total = _variadic(ops.add)(ctx)
+    n = ops.constant(np.array(len(ctx.inputs), dtype=ctx.inputs[0].get_element_type().to_dtype()))
+    return ops.divide(total, n)
+
+
+@converter("Gemm")
+def _gemm(ctx):
+    a, b = ctx.inputs[0], ctx.inputs[1]
+    c = ctx.inputs[2] if len(ctx.inputs) > 2 else None
+    alpha, beta = ctx.attr("alpha", 1.0), ctx.attr("beta", 1.0)
+    y = ops.matmul(a, b, bool(ctx.attr("transA", 0)), bool(ctx.attr("transB", 0)))
+    if alpha != 1.0:
+        y = ops.multiply(y, np.array(alpha, dtype=np.float32))
+    if c is not None:
+        if beta != 1.0:
+            c = ops.multiply(c, np.array(beta, dtype=np.float32))
+        y = ops.add(y, c)
+    return y
+
+
+def as_port(value) -> Output:
+    return as_output(value)
