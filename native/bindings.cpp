@@ -178,11 +178,17 @@ void raise_if_failed(const Request& r) {
 
 NB_MODULE(_core, m) {
   m.doc() = "aiov native engine";
+  // Engine errors become aiov's Python exception types (defined in aiov/_errors.py).
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    auto python_class = [](const char* name) {
+      return nb::module_::import_("aiov._errors").attr(name);
+    };
     try {
       std::rethrow_exception(p);
+    } catch (const InputError& e) {
+      PyErr_SetString(python_class("InputError").ptr(), e.what());
     } catch (const Cancelled& e) {
-      PyErr_SetString(PyExc_RuntimeError, e.what());
+      PyErr_SetString(python_class("CancelledError").ptr(), e.what());
     }
   });
 

@@ -87,12 +87,18 @@ inline float fast_exp(float x) {
 
 inline float fast_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
 inline float fast_tanh(float x) {
-  // tanh(x) = 1 - 2 / (exp(2x) + 1); accurate except for tiny |x|, handled directly.
+  // Small |x|: odd Taylor series (1 - 2/(e^2x+1) would cancel); large: via exp.
   float ax = x < 0 ? -x : x;
+  float x2 = x * x;
+  float p = 21844.0f / 6081075.0f;
+  p = p * x2 - 1382.0f / 155925.0f;
+  p = p * x2 + 62.0f / 2835.0f;
+  p = p * x2 - 17.0f / 315.0f;
+  p = p * x2 + 2.0f / 15.0f;
+  p = p * x2 - 1.0f / 3.0f;
+  float small = x + x * x2 * p;
   float t = 1.0f - 2.0f / (fast_exp(2.0f * ax) + 1.0f);
-  float small = x * (1.0f - x * x * (1.0f / 3.0f));
-  float r = ax < 0.0004f ? small : (x < 0 ? -t : t);
-  return r;
+  return ax < 0.4f ? small : (x < 0 ? -t : t);
 }
 
 }  // namespace aiov

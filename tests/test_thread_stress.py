@@ -1,0 +1,114 @@
+"""Many threads and many jobs at once: every result right, every error delivered once,
+every userdata kept with its job."""
+import threading
+
+import numpy as np
+
+import aiov as ov
+import aiov.opset13 as ops
+from sync_models import failing_model
+
+
+def _affine_model():
+    x = ops.parameter([16], np.float32, name="x")
+    model = ov.Model(ops.add(ops.multiply(x, 2.0), 1.0), [x])
+    model.outputs[0].tensor.set_names({"y"})
+    return model
+
+
+def test_four_threads_each_with_own_request_2000_inferences():
+    compiled = ov.compile_model(_affine_model())
+    failures = []
+    barrier = threading.Barrier(4)
+
+    def worker(k):
+        request = compiled.create_infer_request()
+        base = np.arange(16, dtype=np.float32)
+        bad = 0
+        barrier.wait()
+        for i in range(2000):
+            x = base + (k * 10000 + i)
+            if i % 2:
+                request.start_async({"x": x})
+                request.wait()
+                y = request.get_output_tensor().data
+            else:
+                y = request.infer({"x": x})["y"]
+            if not np.array_equal(y, 2 * x + 1):
+                bad += 1
+        failures.append((k, bad))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(failures) == [(k, 0) for k in range(4)]
+
+
+def test_queue_with_failing_callbacks_and_inferences_keeps_userdata_per_job():
+    compiled = ov.compile_model(failing_model())
+    queue = ov.AsyncInferQueue(compiled, 2)
+    got = {}
+    lock = threading.Lock()
+
+    def callback(request, userdata):
+        kind, i = userdata
+        if kind == "bad":
+            with lock:
+                got[userdata] = None
+            return
+        out = request.get_output_tensor().data.copy()
+        with lock:
+            got[userdata] = out
+        if i % 7 == 0:
+            raise ValueError(f"callback {i} fails")
+
+    queue.set_callback(callback)
+    expected_failures = set()
+    for i in range(500):
+        if i % 11 == 5:
+            queue.start_async(np.ones(5, np.float32), userdata=("bad", i))
+            expected_failures.add(("bad", i))
+        else:
+            queue.start_async(np.arange(6, dtype=np.float32) + i, userdata=("good", i))
+            if i % 7 == 0:
+                expected_failures.add(("good", i))
+    try:
+        queue.wait_all()
+        errors = []
+    except ov.JobError as exc:
+        errors = exc.errors
+    assert {ud for _, ud, _ in errors} == expected_failures
+    assert len(errors) == len(expected_failures)
+    for _, (kind, i), exc in errors:
+        if kind == "bad":
+            assert "reshape" in str(exc)
+        else:
+            assert isinstance(exc, ValueError) and str(exc) == f"callback {i} fails"
+    assert len(got) == 500
+    for (kind, i), out in got.items():
+        if kind == "good":
+            np.testing.assert_array_equal(out, (np.arange(6, dtype=np.float32) + i).reshape(2, 3))
+    queue.wait_all()  # every error was raised once
+
+
+def test_many_threads_feeding_one_queue():
+    compiled = ov.compile_model(_affine_model())
+    queue = ov.AsyncInferQueue(compiled, 3)
+    results = {}
+    queue.set_callback(lambda req, ud: results.__setitem__(ud, req.get_output_tensor().data.copy()))
+
+    def producer(k):
+        for i in range(150):
+            queue.start_async({"x": np.full(16, k * 1000 + i, np.float32)}, userdata=(k, i))
+
+    threads = [threading.Thread(target=producer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    queue.wait_all()
+    assert len(results) == 600
+    for (k, i), out in results.items():
+        np.testing.assert_array_equal(out, np.full(16, 2 * (k * 1000 + i) + 1, np.float32))
