@@ -12,7 +12,11 @@ from ._types import Type, as_partial_shape, as_type
 __all__ = [
     "parameter", "constant", "result", "add", "subtract", "multiply", "divide", "maximum", "minimum",
     "power", "absolute", "negative", "relu", "sigmoid", "tanh", "exp", "log", "sqrt", "matmul",
-    "reshape", "convert", "concat", "softmax",
+    "reshape", "convert", "concat", "softmax", "erf", "floor", "ceiling", "sign", "reciprocal", "round",
+    "softplus", "hswish", "hsigmoid", "gelu", "elu", "leaky_relu", "hard_sigmoid", "clamp", "prelu",
+    "equal", "not_equal", "less", "greater", "less_equal", "greater_equal", "logical_and", "logical_or",
+    "logical_xor", "logical_not", "select", "squeeze", "unsqueeze", "shape_of", "range", "broadcast",
+    "transpose", "gather", "slice", "split", "variadic_split", "tile", "pad",
 ]
 
 
@@ -131,3 +135,131 @@ def concat(nodes, axis, name=None) -> Node:
 
 def softmax(data, axis, name=None) -> Node:
     return _make("Softmax", [data], {"axis": int(axis)}, name)
+
+
+erf = _unary("Erf")
+floor = _unary("Floor")
+ceiling = _unary("Ceiling")
+sign = _unary("Sign")
+reciprocal = _unary("Reciprocal")
+softplus = _unary("SoftPlus")
+hswish = _unary("HSwish")
+hsigmoid = _unary("HSigmoid")
+logical_not = _unary("LogicalNot")
+
+
+def round(data, mode="half_to_even", name=None) -> Node:  # noqa: A001 - OpenVINO's name
+    if str(mode).lower() != "half_to_even":
+        raise InputError(f"round(): only mode 'half_to_even' is supported, got {mode!r}")
+    return _make("Round", [data], {}, name)
+
+
+def gelu(data, approximation_mode="erf", name=None) -> Node:
+    return _make("Gelu", [data], {"approximation_mode": str(approximation_mode).upper()}, name)
+
+
+def elu(data, alpha=1.0, name=None) -> Node:
+    return _make("Elu", [data], {"alpha": float(alpha)}, name)
+
+
+def leaky_relu(data, alpha=0.01, name=None) -> Node:
+    return _make("LeakyRelu", [data], {"alpha": float(alpha)}, name)
+
+
+def hard_sigmoid(data, alpha=0.2, beta=0.5, name=None) -> Node:
+    return _make("HardSigmoid", [data], {"alpha": float(alpha), "beta": float(beta)}, name)
+
+
+def clamp(data, min_value, max_value, name=None) -> Node:
+    return _make("Clamp", [data], {"min": float(min_value), "max": float(max_value)}, name)
+
+
+prelu = _binary("PRelu")
+equal = _binary("Equal")
+not_equal = _binary("NotEqual")
+less = _binary("Less")
+greater = _binary("Greater")
+less_equal = _binary("LessEqual")
+greater_equal = _binary("GreaterEqual")
+logical_and = _binary("LogicalAnd")
+logical_or = _binary("LogicalOr")
+logical_xor = _binary("LogicalXor")
+
+
+def select(cond, then_node, else_node, auto_broadcast="numpy", name=None) -> Node:
+    then_node, else_node = _pair(then_node, else_node)
+    return _make("Select", [cond, then_node, else_node], {"auto_broadcast": str(auto_broadcast).lower()}, name)
+
+
+def _ints(value):
+    if isinstance(value, (Node, Output)):
+        return value
+    return constant(np.asarray(value, dtype=np.int64).reshape(-1))
+
+
+def squeeze(data, axes=None, name=None) -> Node:
+    return _make("Squeeze", [data] if axes is None else [data, _ints(axes)], {}, name)
+
+
+def unsqueeze(data, axes, name=None) -> Node:
+    return _make("Unsqueeze", [data, _ints(axes)], {}, name)
+
+
+def shape_of(data, output_type="i64", name=None) -> Node:
+    return _make("ShapeOf", [data], {"output_type": as_type(output_type).get_type_name()}, name)
+
+
+def range(start, stop, step, output_type=None, name=None) -> Node:  # noqa: A001 - OpenVINO's name
+    def scalar(v):
+        if isinstance(v, (Node, Output)):
+            return v
+        arr = np.asarray(v)
+        if output_type is not None:
+            arr = arr.astype(as_type(output_type).to_dtype())
+        elif arr.dtype == np.float64:
+            arr = arr.astype(np.float32)
+        return constant(arr)
+    attrs = {} if output_type is None else {"output_type": as_type(output_type).get_type_name()}
+    return _make("Range", [scalar(start), scalar(stop), scalar(step)], attrs, name)
+
+
+def broadcast(data, target_shape, axes_mapping=None, broadcast_spec="NUMPY", name=None) -> Node:
+    if axes_mapping is not None:
+        raise InputError("broadcast(): explicit axes_mapping is not supported; use numpy broadcasting")
+    return _make("Broadcast", [data, _ints(target_shape)], {"mode": str(broadcast_spec).lower()}, name)
+
+
+def transpose(data, input_order, name=None) -> Node:
+    return _make("Transpose", [data, _ints(input_order)], {}, name)
+
+
+def gather(data, indices, axis, batch_dims=0, name=None) -> Node:
+    if not isinstance(indices, (Node, Output)):
+        indices = constant(np.asarray(indices, dtype=np.int64))
+    return _make("Gather", [data, indices, _ints(axis)], {"batch_dims": int(batch_dims)}, name)
+
+
+def slice(data, start, stop, step, axes=None, name=None) -> Node:  # noqa: A001 - OpenVINO's name
+    inputs = [data, _ints(start), _ints(stop), _ints(step)] + ([] if axes is None else [_ints(axes)])
+    return _make("Slice", inputs, {}, name)
+
+
+def split(data, axis, num_splits, name=None) -> Node:
+    return _make("Split", [data, _ints(axis)], {"num_splits": int(num_splits)}, name)
+
+
+def variadic_split(data, axis, split_lengths, name=None) -> Node:
+    return _make("VariadicSplit", [data, _ints(axis), _ints(split_lengths)], {}, name)
+
+
+def tile(data, repeats, name=None) -> Node:
+    return _make("Tile", [data, _ints(repeats)], {}, name)
+
+
+def pad(arg, pads_begin, pads_end, pad_mode="constant", arg_pad_value=None, name=None) -> Node:
+    inputs = [arg, _ints(pads_begin), _ints(pads_end)]
+    if arg_pad_value is not None:
+        if not isinstance(arg_pad_value, (Node, Output)):
+            arg_pad_value = constant(np.asarray(arg_pad_value, dtype=as_output(arg).get_element_type().to_dtype()))
+        inputs.append(arg_pad_value)
+    return _make("Pad", inputs, {"pad_mode": str(pad_mode).lower()}, name)

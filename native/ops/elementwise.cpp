@@ -1,6 +1,7 @@
 // Elementwise ops: numpy-broadcast binaries and unaries.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -105,35 +106,34 @@ BroadcastGeometry make_geometry(const Dims& out, const Dims& a, const Dims& b) {
   return g;
 }
 
-template <class T, class F>
+template <class T, class O, class F>
 AIOV_MULTIVERSION void binary_run(const T* __restrict a, int64_t as, const T* __restrict b, int64_t bs,
-                                  T* __restrict o, int64_t n) {
-  F f;
+                                  O* __restrict o, int64_t n, F f) {
   if (as == 1 && bs == 1) {
-    for (int64_t i = 0; i < n; ++i) o[i] = store<T>(f(load(a[i]), load(b[i])));
+    for (int64_t i = 0; i < n; ++i) o[i] = store<O>(f(load(a[i]), load(b[i])));
   } else if (as == 1) {
     auto y = load(b[0]);
-    for (int64_t i = 0; i < n; ++i) o[i] = store<T>(f(load(a[i]), y));
+    for (int64_t i = 0; i < n; ++i) o[i] = store<O>(f(load(a[i]), y));
   } else if (bs == 1) {
     auto x = load(a[0]);
-    for (int64_t i = 0; i < n; ++i) o[i] = store<T>(f(x, load(b[i])));
+    for (int64_t i = 0; i < n; ++i) o[i] = store<O>(f(x, load(b[i])));
   } else {
-    T v = store<T>(f(load(a[0]), load(b[0])));
+    O v = store<O>(f(load(a[0]), load(b[0])));
     for (int64_t i = 0; i < n; ++i) o[i] = v;
   }
 }
 
-template <class T, class F>
-KernelFn make_binary(const PrepareContext& ctx) {
+// Elementwise over a broadcast geometry; T is the input storage type, O the output's.
+template <class T, class O, class F>
+KernelFn make_binary(const PrepareContext& ctx, F f) {
   BroadcastGeometry g = make_geometry(ctx.out[0].shape, ctx.in[0].shape, ctx.in[1].shape);
-  return [g](const KernelArgs& k) {
+  return [g, f](const KernelArgs& k) {
     const T* a = k.in[0]->as<T>();
     const T* b = k.in[1]->as<T>();
-    T* o = k.out[0]->as<T>();
+    O* o = k.out[0]->as<O>();
     if (g.total == 0) return;
     int64_t rows = g.total / g.inner;
     auto run_rows = [&](int64_t r0, int64_t r1) {
-      // Row r -> outer multi-index -> input offsets.
       for (int64_t r = r0; r < r1; ++r) {
         int64_t rem = r, oa = 0, ob = 0;
         for (int d = (int)g.outer.size() - 1; d >= 0; --d) {
@@ -142,48 +142,62 @@ KernelFn make_binary(const PrepareContext& ctx) {
           oa += idx * g.sa[d];
           ob += idx * g.sb[d];
         }
-        binary_run<T, F>(a + oa, g.a_inner_step, b + ob, g.b_inner_step, o + r * g.inner, g.inner);
+        binary_run<T, O, F>(a + oa, g.a_inner_step, b + ob, g.b_inner_step, o + r * g.inner, g.inner, f);
       }
     };
+    bool parallel = g.total >= 2 * kParallelGrain && k.ctx->pool;
     if (rows == 1) {
-      // One long run: split it across threads.
-      if (g.total >= 2 * kParallelGrain && k.ctx->pool) {
+      if (parallel) {
         k.ctx->pool->parallel_for(g.total, kParallelGrain, [&](int64_t s, int64_t e) {
-          binary_run<T, F>(a + s * g.a_inner_step, g.a_inner_step, b + s * g.b_inner_step, g.b_inner_step,
-                           o + s, e - s);
+          binary_run<T, O, F>(a + s * g.a_inner_step, g.a_inner_step, b + s * g.b_inner_step, g.b_inner_step,
+                              o + s, e - s, f);
         }, k.ctx->max_threads);
       } else {
-        binary_run<T, F>(a, g.a_inner_step, b, g.b_inner_step, o, g.inner);
+        binary_run<T, O, F>(a, g.a_inner_step, b, g.b_inner_step, o, g.inner, f);
       }
-      return;
-    }
-    if (g.total >= 2 * kParallelGrain && k.ctx->pool) {
-      int64_t grain = std::max<int64_t>(1, kParallelGrain / g.inner);
-      k.ctx->pool->parallel_for(rows, grain, run_rows, k.ctx->max_threads);
+    } else if (parallel) {
+      k.ctx->pool->parallel_for(rows, std::max<int64_t>(1, kParallelGrain / g.inner), run_rows, k.ctx->max_threads);
     } else {
       run_rows(0, rows);
     }
   };
 }
 
-std::vector<PortInfo> infer_binary(const InferContext& c) {
+ElementType common_input_type(const InferContext& c) {
   expect_type_match(c.node, c.in[0], c.in[1]);
-  std::string mode = c.node.attr_str("auto_broadcast", "numpy");
-  ElementType t = c.in[0].type == ElementType::dynamic ? c.in[1].type : c.in[0].type;
+  return c.in[0].type == ElementType::dynamic ? c.in[1].type : c.in[0].type;
+}
+
+PartialShape binary_shape(const InferContext& c) {
+  return broadcast_shapes(c.node, c.in[0].shape, c.in[1].shape, c.node.attr_str("auto_broadcast", "numpy"));
+}
+
+std::vector<PortInfo> infer_binary(const InferContext& c) {
+  ElementType t = common_input_type(c);
   if (t == ElementType::boolean || is_packed(t))
     throw InputError(c.node.describe() + ": arithmetic on element type " + type_name(t) + " is not supported");
-  return {PortInfo{t, broadcast_shapes(c.node, c.in[0].shape, c.in[1].shape, mode)}};
+  return {PortInfo{t, binary_shape(c)}};
+}
+
+std::vector<PortInfo> infer_compare(const InferContext& c) {
+  ElementType t = common_input_type(c);
+  if (is_packed(t)) throw InputError(c.node.describe() + ": element type " + type_name(t) + " is not supported");
+  return {PortInfo{ElementType::boolean, binary_shape(c)}};
+}
+
+std::vector<PortInfo> infer_logical(const InferContext& c) {
+  ElementType t = common_input_type(c);
+  if (t != ElementType::boolean && t != ElementType::dynamic)
+    throw InputError(c.node.describe() + ": expected boolean inputs, got " + type_name(t));
+  return {PortInfo{ElementType::boolean, binary_shape(c)}};
 }
 
 template <class F>
 KernelFn prepare_binary(const PrepareContext& ctx) {
   return dispatch_type(ctx.out[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
-    if constexpr (std::is_same<T, bool>::value) {
-      throw NotSupported(ctx.node.describe() + ": boolean arithmetic");
-    } else {
-      return make_binary<T, F>(ctx);
-    }
+    if constexpr (std::is_same<T, bool>::value) throw NotSupported(ctx.node.describe() + ": boolean arithmetic");
+    else return make_binary<T, T>(ctx, F{});
   });
 }
 
@@ -193,12 +207,92 @@ KernelFn prepare_divide(const PrepareContext& ctx) {
   return prepare_binary<TruncDivF>(ctx);
 }
 
+struct EqF { template <class C> uint8_t operator()(C a, C b) const { return a == b; } };
+struct NeF { template <class C> uint8_t operator()(C a, C b) const { return a != b; } };
+struct LtF { template <class C> uint8_t operator()(C a, C b) const { return a < b; } };
+struct GtF { template <class C> uint8_t operator()(C a, C b) const { return a > b; } };
+struct LeF { template <class C> uint8_t operator()(C a, C b) const { return a <= b; } };
+struct GeF { template <class C> uint8_t operator()(C a, C b) const { return a >= b; } };
+struct AndF { uint8_t operator()(uint8_t a, uint8_t b) const { return a && b; } };
+struct OrF { uint8_t operator()(uint8_t a, uint8_t b) const { return a || b; } };
+struct XorF { uint8_t operator()(uint8_t a, uint8_t b) const { return (a != 0) != (b != 0); } };
+
+template <class F>
+KernelFn prepare_compare(const PrepareContext& ctx) {
+  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    return make_binary<T, bool>(ctx, F{});
+  });
+}
+
+template <class F>
+KernelFn prepare_logical(const PrepareContext& ctx) {
+  return make_binary<bool, bool>(ctx, F{});
+}
+
+// PRelu: x where x >= 0, else slope * x (slope broadcasts onto x).
+struct PReluF { template <class C> C operator()(C x, C slope) const { return x < 0 ? (C)(x * slope) : x; } };
+
+// ---- Select: cond ? a : b, three-way numpy broadcasting ------------------------
+
+std::vector<PortInfo> infer_select(const InferContext& c) {
+  if (c.in[0].type != ElementType::boolean && c.in[0].type != ElementType::dynamic)
+    throw InputError(c.node.describe() + ": the condition must be boolean, got " + type_name(c.in[0].type));
+  expect_type_match(c.node, c.in[1], c.in[2]);
+  std::string mode = c.node.attr_str("auto_broadcast", "numpy");
+  PartialShape s = broadcast_shapes(c.node, c.in[1].shape, c.in[2].shape, mode);
+  s = broadcast_shapes(c.node, c.in[0].shape, s, mode);
+  ElementType t = c.in[1].type == ElementType::dynamic ? c.in[2].type : c.in[1].type;
+  return {PortInfo{t, s}};
+}
+
+// Element strides of `in` aligned to `out` (0 where broadcast).
+std::vector<int64_t> broadcast_strides(const Dims& in, const Dims& out) {
+  std::vector<int64_t> st(out.size(), 0);
+  int64_t s = 1;
+  for (int i = (int)in.size() - 1; i >= 0; --i) {
+    int o = i + (int)(out.size() - in.size());
+    st[o] = in[i] == 1 ? 0 : s;
+    s *= in[i];
+  }
+  return st;
+}
+
+KernelFn prepare_select(const PrepareContext& ctx) {
+  Dims out = ctx.out[0].shape;
+  auto sc = broadcast_strides(ctx.in[0].shape, out), sa = broadcast_strides(ctx.in[1].shape, out),
+       sb = broadcast_strides(ctx.in[2].shape, out);
+  size_t es = bit_width(ctx.out[0].type) / 8;
+  if (es == 0) throw NotSupported(ctx.node.describe() + ": sub-byte element types");
+  int64_t total = numel(out);
+  return [out, sc, sa, sb, es, total](const KernelArgs& k) {
+    const bool* c = k.in[0]->as<bool>();
+    const char* a = static_cast<const char*>(k.in[1]->data);
+    const char* b = static_cast<const char*>(k.in[2]->data);
+    char* o = static_cast<char*>(k.out[0]->data);
+    std::vector<int64_t> idx(out.size(), 0);
+    int64_t oc = 0, oa = 0, ob = 0;
+    for (int64_t i = 0; i < total; ++i) {
+      std::memcpy(o + i * es, c[oc] ? a + oa * es : b + ob * es, es);
+      for (int d = (int)out.size() - 1; d >= 0; --d) {
+        oc += sc[d]; oa += sa[d]; ob += sb[d];
+        if (++idx[d] < out[d]) break;
+        oc -= sc[d] * out[d]; oa -= sa[d] * out[d]; ob -= sb[d] * out[d];
+        idx[d] = 0;
+      }
+    }
+  };
+}
+
 // ---- unary -----------------------------------------------------------------
 
 struct AbsF { template <class C> C operator()(C x) const {
-  if constexpr (std::is_unsigned<C>::value) return x; else return x < 0 ? -x : x; } };
+  if constexpr (std::is_floating_point<C>::value) return std::fabs(x);  // abs(-0.0) is +0.0
+  else if constexpr (std::is_unsigned<C>::value) return x;
+  else return x < 0 ? -x : x; } };
 struct NegF { template <class C> C operator()(C x) const { return (C)(C(0) - x); } };
 struct ReluF { template <class C> C operator()(C x) const { return x > 0 ? x : C(0); } };
+struct SignF { template <class C> C operator()(C x) const { return (C)((x > C(0)) - (x < C(0))); } };
 struct ExpF {
   float operator()(float x) const { return fast_exp(x); }
   template <class C> C operator()(C x) const { return (C)std::exp((double)x); }
@@ -215,34 +309,94 @@ struct LogF { template <class C> C operator()(C x) const { return (C)std::log((d
   float operator()(float x) const { return std::log(x); } };
 struct SqrtF { template <class C> C operator()(C x) const { return (C)std::sqrt((double)x); }
   float operator()(float x) const { return std::sqrt(x); } };
+struct ErfF { template <class C> C operator()(C x) const { return (C)std::erf((double)x); }
+  float operator()(float x) const { return std::erf(x); } };
+struct FloorF { template <class C> C operator()(C x) const { return (C)std::floor(x); } };
+struct CeilF { template <class C> C operator()(C x) const { return (C)std::ceil(x); } };
+struct RoundEvenF { template <class C> C operator()(C x) const { return (C)std::nearbyint(x); } };
+struct ReciprocalF { template <class C> C operator()(C x) const { return (C)(C(1) / x); } };
+struct SoftplusF { template <class C> C operator()(C x) const {
+  double d = (double)x; return (C)(d > 20 ? d : std::log1p(std::exp(d))); } };
+struct HSwishF { template <class C> C operator()(C x) const {
+  C r = x + C(3); r = r < 0 ? C(0) : (r > C(6) ? C(6) : r); return (C)(x * r / C(6)); } };
+struct HSigmoidF { template <class C> C operator()(C x) const {
+  C r = x + C(3); r = r < 0 ? C(0) : (r > C(6) ? C(6) : r); return (C)(r / C(6)); } };
+struct GeluErfF { template <class C> C operator()(C x) const {
+  return (C)(0.5 * (double)x * (1.0 + std::erf((double)x * 0.70710678118654752))); } };
+struct GeluTanhF {
+  float operator()(float x) const {
+    return 0.5f * x * (1.0f + fast_tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+  }
+  template <class C> C operator()(C x) const {
+    double d = (double)x;
+    return (C)(0.5 * d * (1.0 + std::tanh(0.7978845608028654 * (d + 0.044715 * d * d * d))));
+  }
+};
+// Parametrised: alpha/beta/min/max come from the node's attributes.
+struct EluF { double alpha; template <class C> C operator()(C x) const {
+  return x > 0 ? x : (C)(alpha * (std::exp((double)x) - 1.0)); } };
+struct LeakyReluF { double alpha; template <class C> C operator()(C x) const {
+  return x >= 0 ? x : (C)(alpha * (double)x); } };
+struct HardSigmoidF { double alpha, beta; template <class C> C operator()(C x) const {
+  double v = alpha * (double)x + beta; return (C)(v < 0 ? 0 : (v > 1 ? 1 : v)); } };
+struct ClampF { double lo, hi; template <class C> C operator()(C x) const {
+  double v = (double)x; return (C)(v < lo ? lo : (v > hi ? hi : v)); }
+  float operator()(float x) const { float l = (float)lo, h = (float)hi; return x < l ? l : (x > h ? h : x); } };
 
 template <class T, class F>
-AIOV_MULTIVERSION void unary_run(const T* __restrict x, T* __restrict y, int64_t n) {
-  F f;
+AIOV_MULTIVERSION void unary_run(const T* __restrict x, T* __restrict y, int64_t n, F f) {
   for (int64_t i = 0; i < n; ++i) y[i] = store<T>(f(load(x[i])));
 }
 
-template <class F, bool FloatOnly>
-KernelFn prepare_unary(const PrepareContext& ctx) {
+template <class F>
+KernelFn make_unary(const PrepareContext& ctx, F f) {
   return dispatch_type(ctx.out[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
     if constexpr (std::is_same<T, bool>::value) {
       throw NotSupported(ctx.node.describe() + ": boolean input");
     } else {
       int64_t n = ctx.out[0].count();
-      return [n](const KernelArgs& k) {
+      return [n, f](const KernelArgs& k) {
         const T* x = k.in[0]->as<T>();
         T* y = k.out[0]->as<T>();
-        if (n >= 2 * kParallelGrain / 4 && k.ctx->pool) {
+        if (n >= kParallelGrain / 2 && k.ctx->pool) {
           k.ctx->pool->parallel_for(n, kParallelGrain / 4, [&](int64_t s, int64_t e) {
-            unary_run<T, F>(x + s, y + s, e - s);
+            unary_run<T, F>(x + s, y + s, e - s, f);
           }, k.ctx->max_threads);
         } else {
-          unary_run<T, F>(x, y, n);
+          unary_run<T, F>(x, y, n, f);
         }
       };
     }
   });
+}
+
+template <class F>
+KernelFn prepare_unary(const PrepareContext& ctx) { return make_unary(ctx, F{}); }
+
+KernelFn prepare_gelu(const PrepareContext& ctx) {
+  std::string mode = ctx.node.attr_str("approximation_mode", "ERF");
+  if (mode == "TANH" || mode == "tanh") return make_unary(ctx, GeluTanhF{});
+  return make_unary(ctx, GeluErfF{});
+}
+KernelFn prepare_elu(const PrepareContext& ctx) { return make_unary(ctx, EluF{ctx.node.attr_float("alpha", 1.0)}); }
+KernelFn prepare_leaky(const PrepareContext& ctx) {
+  return make_unary(ctx, LeakyReluF{ctx.node.attr_float("alpha", 0.01)});
+}
+KernelFn prepare_hard_sigmoid(const PrepareContext& ctx) {
+  return make_unary(ctx, HardSigmoidF{ctx.node.attr_float("alpha", 0.2), ctx.node.attr_float("beta", 0.5)});
+}
+KernelFn prepare_clamp(const PrepareContext& ctx) {
+  return make_unary(ctx, ClampF{ctx.node.attr_float("min", -INFINITY), ctx.node.attr_float("max", INFINITY)});
+}
+
+KernelFn prepare_not(const PrepareContext& ctx) {
+  int64_t n = ctx.out[0].count();
+  return [n](const KernelArgs& k) {
+    const bool* x = k.in[0]->as<bool>();
+    bool* y = k.out[0]->as<bool>();
+    for (int64_t i = 0; i < n; ++i) y[i] = !x[i];
+  };
 }
 
 template <bool FloatOnly>
@@ -254,13 +408,19 @@ std::vector<PortInfo> infer_unary(const InferContext& c) {
   return {c.in[0]};
 }
 
+std::vector<PortInfo> infer_not(const InferContext& c) {
+  if (c.in[0].type != ElementType::boolean && c.in[0].type != ElementType::dynamic)
+    throw InputError(c.node.describe() + ": expected a boolean input, got " + type_name(c.in[0].type));
+  return {c.in[0]};
+}
+
 template <class F>
 void add_binary(OpRegistry& r, const char* name) {
   r.add(OpDef{name, 2, 2, infer_binary, prepare_binary<F>});
 }
 template <class F, bool FloatOnly>
 void add_unary(OpRegistry& r, const char* name) {
-  r.add(OpDef{name, 1, 1, infer_unary<FloatOnly>, prepare_unary<F, FloatOnly>});
+  r.add(OpDef{name, 1, 1, infer_unary<FloatOnly>, prepare_unary<F>});
 }
 
 }  // namespace
@@ -270,6 +430,18 @@ void register_elementwise_ops(OpRegistry& r) {
   add_binary<SubF>(r, "Subtract");
   add_binary<MulF>(r, "Multiply");
   r.add(OpDef{"Divide", 2, 2, infer_binary, prepare_divide});
+  add_binary<PReluF>(r, "PRelu");
+  r.add(OpDef{"Equal", 2, 2, infer_compare, prepare_compare<EqF>});
+  r.add(OpDef{"NotEqual", 2, 2, infer_compare, prepare_compare<NeF>});
+  r.add(OpDef{"Less", 2, 2, infer_compare, prepare_compare<LtF>});
+  r.add(OpDef{"Greater", 2, 2, infer_compare, prepare_compare<GtF>});
+  r.add(OpDef{"LessEqual", 2, 2, infer_compare, prepare_compare<LeF>});
+  r.add(OpDef{"GreaterEqual", 2, 2, infer_compare, prepare_compare<GeF>});
+  r.add(OpDef{"LogicalAnd", 2, 2, infer_logical, prepare_logical<AndF>});
+  r.add(OpDef{"LogicalOr", 2, 2, infer_logical, prepare_logical<OrF>});
+  r.add(OpDef{"LogicalXor", 2, 2, infer_logical, prepare_logical<XorF>});
+  r.add(OpDef{"LogicalNot", 1, 1, infer_not, prepare_not});
+  r.add(OpDef{"Select", 3, 3, infer_select, prepare_select});
   add_binary<MaxF>(r, "Maximum");
   add_binary<MinF>(r, "Minimum");
   add_binary<PowF>(r, "Power");
@@ -281,6 +453,20 @@ void register_elementwise_ops(OpRegistry& r) {
   add_unary<ExpF, true>(r, "Exp");
   add_unary<LogF, true>(r, "Log");
   add_unary<SqrtF, true>(r, "Sqrt");
+  add_unary<SignF, false>(r, "Sign");
+  add_unary<ErfF, true>(r, "Erf");
+  add_unary<FloorF, true>(r, "Floor");
+  add_unary<CeilF, true>(r, "Ceiling");
+  add_unary<RoundEvenF, true>(r, "Round");
+  add_unary<ReciprocalF, true>(r, "Reciprocal");
+  add_unary<SoftplusF, true>(r, "SoftPlus");
+  add_unary<HSwishF, true>(r, "HSwish");
+  add_unary<HSigmoidF, true>(r, "HSigmoid");
+  r.add(OpDef{"Gelu", 1, 1, infer_unary<true>, prepare_gelu});
+  r.add(OpDef{"Elu", 1, 1, infer_unary<true>, prepare_elu});
+  r.add(OpDef{"LeakyRelu", 1, 1, infer_unary<true>, prepare_leaky});
+  r.add(OpDef{"HardSigmoid", 1, 1, infer_unary<true>, prepare_hard_sigmoid});
+  r.add(OpDef{"Clamp", 1, 1, infer_unary<false>, prepare_clamp});
 }
 
 }  // namespace aiov

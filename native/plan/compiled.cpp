@@ -154,6 +154,7 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& in
       ictx.in_value.push_back(known[v] ? &in_views[i] : nullptr);
       all_known = all_known && known[v];
     }
+    all_known = all_known || def.shape_only;
     std::vector<PortInfo> outs = def.infer(ictx);
     PrepareContext pctx{n, in_views, {}};
     for (size_t o = 0; o < outs.size(); ++o) {

@@ -12,6 +12,8 @@ const OpRegistry& OpRegistry::instance() {
     register_matmul_ops(*r);
     register_movement_ops(*r);
     register_softmax_ops(*r);
+    register_shape_ops(*r);
+    register_indexing_ops(*r);
     return r;
   }();
   return *registry;
@@ -90,6 +92,12 @@ int64_t normalize_axis(const Node& n, int64_t axis, int64_t rank) {
                      std::to_string(rank) + " (expected " + std::to_string(-rank) + ".." +
                      std::to_string(rank - 1) + ")");
   return axis < 0 ? axis + rank : axis;
+}
+
+std::vector<int64_t> row_strides(const Dims& d) {
+  std::vector<int64_t> s(d.size(), 1);
+  for (int i = (int)d.size() - 2; i >= 0; --i) s[i] = s[i + 1] * d[i + 1];
+  return s;
 }
 
 }  // namespace aiov

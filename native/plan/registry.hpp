@@ -51,6 +51,8 @@ struct OpDef {
   PrepareFn prepare = nullptr;
   // The output is the input's memory seen with another shape (Reshape and the like).
   bool aliases_input0 = false;
+  // The output depends only on input shapes (ShapeOf): known once shapes are concrete.
+  bool shape_only = false;
 };
 
 class OpRegistry {
@@ -69,11 +71,17 @@ void register_elementwise_ops(OpRegistry&);
 void register_matmul_ops(OpRegistry&);
 void register_movement_ops(OpRegistry&);
 void register_softmax_ops(OpRegistry&);
+void register_shape_ops(OpRegistry&);
+void register_indexing_ops(OpRegistry&);
 
 // Shared helpers for inference functions.
 void expect_type_match(const Node& n, const PortInfo& a, const PortInfo& b);
 PartialShape broadcast_shapes(const Node& n, const PartialShape& a, const PartialShape& b,
                               const std::string& mode);
 int64_t normalize_axis(const Node& n, int64_t axis, int64_t rank);
+// Integer values of a tensor known at compile time (shape, axes, indices operands).
+std::vector<int64_t> read_int_tensor(const Node& n, const TensorView& t, const char* what);
+// Element strides of a row-major shape.
+std::vector<int64_t> row_strides(const Dims& d);
 
 }  // namespace aiov

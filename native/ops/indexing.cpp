@@ -1,0 +1,379 @@
+// Indexing and layout ops: Transpose, Gather, Slice, Split, VariadicSplit, Tile, Pad.
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "executor/executor.hpp"
+#include "kernels/dispatch.hpp"
+#include "plan/registry.hpp"
+
+namespace aiov {
+namespace {
+
+size_t elem_size(const Node& n, ElementType t) {
+  size_t bits = bit_width(t);
+  if (bits % 8 || bits == 0) throw NotSupported(n.describe() + ": element type " + type_name(t));
+  return bits / 8;
+}
+
+// Walks every index of `shape`, calling fn(flat_out_index, input_offset) with the input
+// offset advanced by `in_strides` per dimension (elements).
+template <class F>
+void walk(const Dims& shape, const std::vector<int64_t>& in_strides, int64_t base, F&& fn) {
+  int64_t total = numel(shape);
+  if (total == 0) return;
+  std::vector<int64_t> idx(shape.size(), 0);
+  int64_t off = base;
+  for (int64_t i = 0; i < total; ++i) {
+    fn(i, off);
+    for (int d = (int)shape.size() - 1; d >= 0; --d) {
+      off += in_strides[d];
+      if (++idx[d] < shape[d]) break;
+      off -= in_strides[d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+// Copies an N-d strided view into dense output, memcpy per contiguous innermost run.
+KernelFn strided_copy(const Dims& out_shape, const std::vector<int64_t>& in_strides, int64_t base, size_t es) {
+  Dims outer = out_shape;
+  int64_t inner = 1;
+  std::vector<int64_t> st = in_strides;
+  if (!outer.empty() && st.back() == 1) {
+    inner = outer.back();
+    outer.pop_back();
+    st.pop_back();
+  }
+  return [outer, st, base, es, inner](const KernelArgs& k) {
+    const char* x = static_cast<const char*>(k.in[0]->data);
+    char* o = static_cast<char*>(k.out[0]->data);
+    size_t run = (size_t)inner * es;
+    walk(outer, st, base, [&](int64_t i, int64_t off) { std::memcpy(o + i * run, x + off * es, run); });
+  };
+}
+
+// ---- Transpose -------------------------------------------------------------
+
+std::vector<int64_t> transpose_order(const Node& n, const TensorView* v, int64_t rank) {
+  std::vector<int64_t> order;
+  if (v) order = read_int_tensor(n, *v, "the order input");
+  if (order.empty()) for (int64_t i = rank - 1; i >= 0; --i) order.push_back(i);
+  if ((int64_t)order.size() != rank)
+    throw InputError(n.describe() + ": order has " + std::to_string(order.size()) + " entries for rank " + std::to_string(rank));
+  std::vector<bool> seen(rank, false);
+  for (auto& o : order) {
+    o = normalize_axis(n, o, rank);
+    if (seen[o]) throw InputError(n.describe() + ": order " + dims_str(order) + " is not a permutation");
+    seen[o] = true;
+  }
+  return order;
+}
+
+std::vector<PortInfo> infer_transpose(const InferContext& c) {
+  const PortInfo& x = c.in[0];
+  if (!x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
+  if (!c.in_value[1]) {
+    if (c.in[1].shape.is_static() && numel(c.in[1].shape.dims) == 0) {
+      Dims rev(x.shape.dims.rbegin(), x.shape.dims.rend());
+      return {PortInfo{x.type, PartialShape(rev)}};
+    }
+    return {PortInfo{x.type, PartialShape(Dims(x.shape.dims.size(), kDynamic))}};
+  }
+  auto order = transpose_order(c.node, c.in_value[1], x.shape.rank());
+  Dims out;
+  for (auto o : order) out.push_back(x.shape.dims[o]);
+  return {PortInfo{x.type, PartialShape(out)}};
+}
+
+KernelFn prepare_transpose(const PrepareContext& ctx) {
+  const Dims& in = ctx.in[0].shape;
+  auto order = transpose_order(ctx.node, ctx.in[1].data ? &ctx.in[1] : nullptr, (int64_t)in.size());
+  auto src = row_strides(in);
+  std::vector<int64_t> st;
+  for (auto o : order) st.push_back(src[o]);
+  return strided_copy(ctx.out[0].shape, st, 0, elem_size(ctx.node, ctx.in[0].type));
+}
+
+// ---- Gather(data, indices, axis) ---------------------------------------------
+
+std::vector<PortInfo> infer_gather(const InferContext& c) {
+  const PortInfo& x = c.in[0];
+  const PortInfo& idx = c.in[1];
+  if (!c.in_value[2]) throw InputError(c.node.describe() + ": the axis input must be a constant");
+  int64_t batch_dims = c.node.attr_int("batch_dims", 0);
+  if (batch_dims != 0) throw NotSupported(c.node.describe() + ": batch_dims != 0");
+  if (!x.shape.rank_known || !idx.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
+  int64_t axis = normalize_axis(c.node, read_int_tensor(c.node, *c.in_value[2], "axis").at(0), x.shape.rank());
+  Dims out(x.shape.dims.begin(), x.shape.dims.begin() + axis);
+  out.insert(out.end(), idx.shape.dims.begin(), idx.shape.dims.end());
+  out.insert(out.end(), x.shape.dims.begin() + axis + 1, x.shape.dims.end());
+  return {PortInfo{x.type, PartialShape(out)}};
+}
+
+KernelFn prepare_gather(const PrepareContext& ctx) {
+  const Dims& in = ctx.in[0].shape;
+  int64_t axis = normalize_axis(ctx.node, read_int_tensor(ctx.node, ctx.in[2], "axis").at(0), (int64_t)in.size());
+  int64_t outer = 1, inner = 1, dim = in[axis];
+  for (int64_t d = 0; d < axis; ++d) outer *= in[d];
+  for (size_t d = axis + 1; d < in.size(); ++d) inner *= in[d];
+  int64_t count = ctx.in[1].count();
+  size_t es = elem_size(ctx.node, ctx.in[0].type);
+  ElementType it = ctx.in[1].type;
+  std::string who = ctx.node.describe();
+  return [outer, inner, dim, count, es, it, who](const KernelArgs& k) {
+    const char* x = static_cast<const char*>(k.in[0]->data);
+    char* o = static_cast<char*>(k.out[0]->data);
+    size_t run = (size_t)inner * es;
+    for (int64_t j = 0; j < count; ++j) {
+      int64_t i = it == ElementType::i64 ? k.in[1]->as<int64_t>()[j] : (int64_t)k.in[1]->as<int32_t>()[j];
+      if (i < 0) i += dim;
+      if (i < 0 || i >= dim)
+        throw InputError(who + ": index " + std::to_string(i) + " is out of range for a dimension of " + std::to_string(dim));
+      for (int64_t r = 0; r < outer; ++r)
+        std::memcpy(o + (r * count + j) * run, x + (r * dim + i) * run, run);
+    }
+  };
+}
+
+// ---- Slice(data, start, stop, step[, axes]) with ONNX clamping -------------------
+
+struct SliceSpec { std::vector<int64_t> begin, step; Dims out; };
+
+SliceSpec slice_spec(const Node& n, const Dims& in, const std::vector<const TensorView*>& v) {
+  auto starts = read_int_tensor(n, *v[0], "start"), stops = read_int_tensor(n, *v[1], "stop"),
+       steps = read_int_tensor(n, *v[2], "step");
+  std::vector<int64_t> axes;
+  if (v.size() > 3 && v[3]) axes = read_int_tensor(n, *v[3], "axes");
+  else for (size_t i = 0; i < starts.size(); ++i) axes.push_back((int64_t)i);
+  if (stops.size() != starts.size() || steps.size() != starts.size() || axes.size() != starts.size())
+    throw InputError(n.describe() + ": start, stop, step and axes must have the same length");
+  SliceSpec s;
+  s.begin.assign(in.size(), 0);
+  s.step.assign(in.size(), 1);
+  s.out = in;
+  for (size_t i = 0; i < axes.size(); ++i) {
+    int64_t a = normalize_axis(n, axes[i], (int64_t)in.size()), d = in[a], st = steps[i];
+    if (st == 0) throw InputError(n.describe() + ": step must not be zero");
+    int64_t b = starts[i], e = stops[i];
+    if (b < 0) b += d;
+    if (e < 0 && e > std::numeric_limits<int64_t>::min() / 2) e += d;
+    if (st > 0) {
+      b = std::clamp<int64_t>(b, 0, d);
+      e = std::clamp<int64_t>(e, 0, d);
+      s.out[a] = e > b ? (e - b + st - 1) / st : 0;
+    } else {
+      b = std::clamp<int64_t>(b, 0, d - 1);
+      e = std::clamp<int64_t>(e, -1, d - 1);
+      s.out[a] = b > e ? (b - e - st - 1) / (-st) : 0;
+    }
+    s.begin[a] = b;
+    s.step[a] = st;
+  }
+  return s;
+}
+
+std::vector<PortInfo> infer_slice(const InferContext& c) {
+  const PortInfo& x = c.in[0];
+  bool known = c.in_value[1] && c.in_value[2] && c.in_value[3] && (c.in.size() < 5 || c.in_value[4]);
+  if (!x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
+  if (!known || !x.shape.is_static()) {
+    if (known && c.in.size() > 4) {
+      // Dims not sliced keep their (possibly dynamic) size.
+      Dims out = x.shape.dims;
+      for (auto a : read_int_tensor(c.node, *c.in_value[4], "axes")) out[normalize_axis(c.node, a, x.shape.rank())] = kDynamic;
+      return {PortInfo{x.type, PartialShape(out)}};
+    }
+    return {PortInfo{x.type, PartialShape(Dims(x.shape.dims.size(), kDynamic))}};
+  }
+  std::vector<const TensorView*> v(c.in_value.begin() + 1, c.in_value.end());
+  return {PortInfo{x.type, PartialShape(slice_spec(c.node, x.shape.dims, v).out)}};
+}
+
+KernelFn prepare_slice(const PrepareContext& ctx) {
+  std::vector<const TensorView*> v;
+  for (size_t i = 1; i < ctx.in.size(); ++i) {
+    if (!ctx.in[i].data) throw NotSupported(ctx.node.describe() + ": slice bounds must be known at compile time");
+    v.push_back(&ctx.in[i]);
+  }
+  const Dims& in = ctx.in[0].shape;
+  SliceSpec s = slice_spec(ctx.node, in, v);
+  auto src = row_strides(in);
+  int64_t base = 0;
+  std::vector<int64_t> st(in.size());
+  for (size_t d = 0; d < in.size(); ++d) {
+    base += s.begin[d] * src[d];
+    st[d] = s.step[d] * src[d];
+  }
+  return strided_copy(s.out, st, base, elem_size(ctx.node, ctx.in[0].type));
+}
+
+// ---- Split / VariadicSplit -------------------------------------------------------
+
+std::vector<int64_t> split_lengths(const InferContext& c, int64_t dim) {
+  if (c.node.op == "Split") {
+    int64_t n = c.node.attr_int("num_splits", 0);
+    if (n <= 0) throw InputError(c.node.describe() + ": num_splits must be positive");
+    if (dim >= 0 && dim % n) throw InputError(c.node.describe() + ": dimension " + std::to_string(dim) + " does not split into " + std::to_string(n));
+    return std::vector<int64_t>((size_t)n, dim < 0 ? kDynamic : dim / n);
+  }
+  if (!c.in_value[2]) throw InputError(c.node.describe() + ": split_lengths must be a constant");
+  auto lens = read_int_tensor(c.node, *c.in_value[2], "split_lengths");
+  int64_t fill = -1, sum = 0;
+  for (size_t i = 0; i < lens.size(); ++i) {
+    if (lens[i] == -1) { if (fill >= 0) throw InputError(c.node.describe() + ": more than one -1 length"); fill = (int64_t)i; }
+    else sum += lens[i];
+  }
+  if (fill >= 0) lens[fill] = dim < 0 ? kDynamic : dim - sum;
+  else if (dim >= 0 && sum != dim)
+    throw InputError(c.node.describe() + ": lengths " + dims_str(lens) + " do not add up to " + std::to_string(dim));
+  return lens;
+}
+
+std::vector<PortInfo> infer_split(const InferContext& c) {
+  const PortInfo& x = c.in[0];
+  if (!c.in_value[1]) throw InputError(c.node.describe() + ": the axis must be a constant");
+  if (!x.shape.rank_known) throw InputError(c.node.describe() + ": the input rank must be known");
+  int64_t axis = normalize_axis(c.node, read_int_tensor(c.node, *c.in_value[1], "axis").at(0), x.shape.rank());
+  std::vector<PortInfo> outs;
+  for (auto len : split_lengths(c, x.shape.dims[axis])) {
+    Dims d = x.shape.dims;
+    d[axis] = len;
+    outs.push_back(PortInfo{x.type, PartialShape(d)});
+  }
+  return outs;
+}
+
+KernelFn prepare_split(const PrepareContext& ctx) {
+  const Dims& in = ctx.in[0].shape;
+  int64_t axis = normalize_axis(ctx.node, read_int_tensor(ctx.node, ctx.in[1], "axis").at(0), (int64_t)in.size());
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= in[d];
+  for (size_t d = axis + 1; d < in.size(); ++d) inner *= in[d];
+  size_t es = elem_size(ctx.node, ctx.in[0].type);
+  std::vector<size_t> chunk;
+  for (auto& o : ctx.out) chunk.push_back((size_t)(o.shape[axis] * inner) * es);
+  size_t row = (size_t)(in[axis] * inner) * es;
+  return [outer, chunk, row](const KernelArgs& k) {
+    const char* x = static_cast<const char*>(k.in[0]->data);
+    for (int64_t r = 0; r < outer; ++r) {
+      size_t pos = 0;
+      for (size_t i = 0; i < chunk.size(); ++i) {
+        if (chunk[i]) std::memcpy(static_cast<char*>(k.out[i]->data) + r * chunk[i], x + r * row + pos, chunk[i]);
+        pos += chunk[i];
+      }
+    }
+  };
+}
+
+// ---- Tile(data, repeats) ----------------------------------------------------------
+
+std::vector<PortInfo> infer_tile(const InferContext& c) {
+  const PortInfo& x = c.in[0];
+  if (!c.in_value[1] || !x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
+  auto reps = read_int_tensor(c.node, *c.in_value[1], "repeats");
+  Dims d = x.shape.dims;
+  while (d.size() < reps.size()) d.insert(d.begin(), 1);
+  while (reps.size() < d.size()) reps.insert(reps.begin(), 1);
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (reps[i] < 0) throw InputError(c.node.describe() + ": repeats must be >= 0");
+    d[i] = d[i] < 0 ? kDynamic : d[i] * reps[i];
+  }
+  return {PortInfo{x.type, PartialShape(d)}};
+}
+
+KernelFn prepare_tile(const PrepareContext& ctx) {
+  Dims in = ctx.in[0].shape, out = ctx.out[0].shape;
+  while (in.size() < out.size()) in.insert(in.begin(), 1);
+  auto src = row_strides(in);
+  size_t es = elem_size(ctx.node, ctx.in[0].type);
+  int64_t total = numel(out);
+  return [in, out, src, es, total](const KernelArgs& k) {
+    const char* x = static_cast<const char*>(k.in[0]->data);
+    char* o = static_cast<char*>(k.out[0]->data);
+    std::vector<int64_t> idx(out.size(), 0);
+    for (int64_t i = 0; i < total; ++i) {
+      int64_t off = 0;
+      for (size_t d = 0; d < out.size(); ++d) off += (idx[d] % in[d]) * src[d];
+      std::memcpy(o + i * es, x + off * es, es);
+      for (int d = (int)out.size() - 1; d >= 0; --d) {
+        if (++idx[d] < out[d]) break;
+        idx[d] = 0;
+      }
+    }
+  };
+}
+
+// ---- Pad(data, pads_begin, pads_end[, value]) ---------------------------------------
+
+std::vector<PortInfo> infer_pad(const InferContext& c) {
+  const PortInfo& x = c.in[0];
+  if (!c.in_value[1] || !c.in_value[2] || !x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
+  auto b = read_int_tensor(c.node, *c.in_value[1], "pads_begin"), e = read_int_tensor(c.node, *c.in_value[2], "pads_end");
+  if ((int64_t)b.size() != x.shape.rank() || (int64_t)e.size() != x.shape.rank())
+    throw InputError(c.node.describe() + ": pads need one entry per dimension of " + x.shape.str());
+  std::string mode = c.node.attr_str("pad_mode", "constant");
+  if (mode != "constant" && mode != "edge" && mode != "reflect")
+    throw NotSupported(c.node.describe() + ": pad_mode '" + mode + "'");
+  Dims d = x.shape.dims;
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (d[i] < 0) continue;
+    d[i] += b[i] + e[i];
+    if (d[i] < 0) throw InputError(c.node.describe() + ": negative output dimension");
+  }
+  return {PortInfo{x.type, PartialShape(d)}};
+}
+
+KernelFn prepare_pad(const PrepareContext& ctx) {
+  const Dims& in = ctx.in[0].shape;
+  const Dims& out = ctx.out[0].shape;
+  auto b = read_int_tensor(ctx.node, ctx.in[1], "pads_begin");
+  std::string mode = ctx.node.attr_str("pad_mode", "constant");
+  size_t es = elem_size(ctx.node, ctx.in[0].type);
+  auto src = row_strides(in);
+  int64_t total = numel(out);
+  bool has_value = ctx.in.size() > 3;
+  return [in, out, b, mode, es, src, total, has_value](const KernelArgs& k) {
+    const char* x = static_cast<const char*>(k.in[0]->data);
+    char* o = static_cast<char*>(k.out[0]->data);
+    std::vector<char> fill(es, 0);
+    if (has_value) std::memcpy(fill.data(), k.in[3]->data, es);
+    std::vector<int64_t> idx(out.size(), 0);
+    for (int64_t i = 0; i < total; ++i) {
+      int64_t off = 0;
+      bool inside = true;
+      for (size_t d = 0; d < out.size(); ++d) {
+        int64_t j = idx[d] - b[d];
+        if (j < 0 || j >= in[d]) {
+          if (mode == "constant" || in[d] == 0) { inside = false; break; }
+          if (mode == "edge") j = j < 0 ? 0 : in[d] - 1;
+          else {  // reflect
+            int64_t period = 2 * (in[d] - 1);
+            if (period == 0) j = 0;
+            else { j = ((j % period) + period) % period; if (j >= in[d]) j = period - j; }
+          }
+        }
+        off += j * src[d];
+      }
+      std::memcpy(o + i * es, inside ? x + off * es : fill.data(), es);
+      for (int d = (int)out.size() - 1; d >= 0; --d) {
+        if (++idx[d] < out[d]) break;
+        idx[d] = 0;
+      }
+    }
+  };
+}
+
+}  // namespace
+
+void register_indexing_ops(OpRegistry& r) {
+  r.add(OpDef{"Transpose", 2, 2, infer_transpose, prepare_transpose});
+  r.add(OpDef{"Gather", 3, 3, infer_gather, prepare_gather});
+  r.add(OpDef{"Slice", 4, 5, infer_slice, prepare_slice});
+  r.add(OpDef{"Split", 2, 2, infer_split, prepare_split});
+  r.add(OpDef{"VariadicSplit", 3, 3, infer_split, prepare_split});
+  r.add(OpDef{"Tile", 2, 2, infer_tile, prepare_tile});
+  r.add(OpDef{"Pad", 3, 4, infer_pad, prepare_pad});
+}
+
+}  // namespace aiov

@@ -1,0 +1,189 @@
+// Ops about shapes: Squeeze/Unsqueeze (aliases), ShapeOf, Range, Broadcast.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <set>
+
+#include "kernels/dispatch.hpp"
+#include "plan/registry.hpp"
+
+namespace aiov {
+namespace {
+
+KernelFn no_kernel(const PrepareContext&) { return KernelFn(); }
+
+std::vector<int64_t> axes_operand(const InferContext& c, size_t index, int64_t rank, bool* known) {
+  *known = true;
+  if (c.in.size() <= index) return {};
+  if (!c.in_value[index]) { *known = false; return {}; }
+  std::vector<int64_t> axes = read_int_tensor(c.node, *c.in_value[index], "axes");
+  std::set<int64_t> seen;
+  for (auto& a : axes) {
+    a = normalize_axis(c.node, a, rank);
+    if (!seen.insert(a).second) throw InputError(c.node.describe() + ": axis " + std::to_string(a) + " is repeated");
+  }
+  std::sort(axes.begin(), axes.end());
+  return axes;
+}
+
+std::vector<PortInfo> infer_squeeze(const InferContext& c) {
+  const PortInfo& x = c.in[0];
+  if (!x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
+  bool known;
+  std::vector<int64_t> axes = axes_operand(c, 1, x.shape.rank(), &known);
+  if (!known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
+  Dims out;
+  for (int64_t d = 0; d < x.shape.rank(); ++d) {
+    int64_t v = x.shape.dims[d];
+    bool listed = std::binary_search(axes.begin(), axes.end(), d);
+    if (c.in.size() > 1) {
+      if (listed) {
+        if (v >= 0 && v != 1)
+          throw InputError(c.node.describe() + ": cannot squeeze axis " + std::to_string(d) + " of size " +
+                           std::to_string(v) + " in " + x.shape.str());
+        continue;
+      }
+    } else if (v == 1) {
+      continue;
+    } else if (v < 0) {
+      return {PortInfo{x.type, PartialShape::dynamic_rank()}};  // might be 1 at run time
+    }
+    out.push_back(v);
+  }
+  return {PortInfo{x.type, PartialShape(out)}};
+}
+
+std::vector<PortInfo> infer_unsqueeze(const InferContext& c) {
+  const PortInfo& x = c.in[0];
+  if (!x.shape.rank_known || !c.in_value[1]) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
+  std::vector<int64_t> raw = read_int_tensor(c.node, *c.in_value[1], "axes");
+  int64_t rank = x.shape.rank() + (int64_t)raw.size();
+  std::set<int64_t> axes;
+  for (auto a : raw)
+    if (!axes.insert(normalize_axis(c.node, a, rank)).second)
+      throw InputError(c.node.describe() + ": axis " + std::to_string(a) + " is repeated");
+  Dims out;
+  size_t src = 0;
+  for (int64_t d = 0; d < rank; ++d) out.push_back(axes.count(d) ? 1 : x.shape.dims[src++]);
+  return {PortInfo{x.type, PartialShape(out)}};
+}
+
+std::vector<PortInfo> infer_shape_of(const InferContext& c) {
+  ElementType t = type_from_name(c.node.attr_str("output_type", "i64"));
+  if (t != ElementType::i64 && t != ElementType::i32)
+    throw InputError(c.node.describe() + ": output_type must be i32 or i64");
+  if (!c.in[0].shape.rank_known) return {PortInfo{t, PartialShape(Dims{kDynamic})}};
+  return {PortInfo{t, PartialShape(Dims{c.in[0].shape.rank()})}};
+}
+
+KernelFn prepare_shape_of(const PrepareContext& ctx) {
+  Dims shape = ctx.in[0].shape;
+  ElementType t = ctx.out[0].type;
+  return [shape, t](const KernelArgs& k) {
+    for (size_t i = 0; i < shape.size(); ++i) {
+      if (t == ElementType::i64) k.out[0]->as<int64_t>()[i] = shape[i];
+      else k.out[0]->as<int32_t>()[i] = (int32_t)shape[i];
+    }
+  };
+}
+
+// ---- Range(start, stop, step) ----------------------------------------------------
+
+double scalar_of(const TensorView& t) {
+  return dispatch_type(t.type, "Range", [&](auto tag) -> double {
+    using T = decltype(tag);
+    return (double)load(t.as<T>()[0]);
+  });
+}
+
+std::vector<PortInfo> infer_range(const InferContext& c) {
+  for (int i = 0; i < 3; ++i)
+    if (c.in[i].shape.rank_known && numel(c.in[i].shape.dims) != 1 && c.in[i].shape.is_static())
+      throw InputError(c.node.describe() + ": start, stop and step must be scalars");
+  ElementType t = c.node.has_attr("output_type") ? type_from_name(c.node.attr_str("output_type", "f32")) : c.in[0].type;
+  if (!c.in_value[0] || !c.in_value[1] || !c.in_value[2]) return {PortInfo{t, PartialShape(Dims{kDynamic})}};
+  double start = scalar_of(*c.in_value[0]), stop = scalar_of(*c.in_value[1]), step = scalar_of(*c.in_value[2]);
+  if (step == 0) throw InputError(c.node.describe() + ": step must not be zero");
+  double n = std::ceil((stop - start) / step);
+  return {PortInfo{t, PartialShape(Dims{(int64_t)std::max(0.0, n)})}};
+}
+
+KernelFn prepare_range(const PrepareContext& ctx) {
+  int64_t n = ctx.out[0].count();
+  return dispatch_type(ctx.out[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    using C = typename ComputeOf<T>::type;
+    return [n](const KernelArgs& k) {
+      double start = scalar_of(*k.in[0]), step = scalar_of(*k.in[2]);
+      T* o = k.out[0]->as<T>();
+      for (int64_t i = 0; i < n; ++i) o[i] = store<T>((C)(start + step * (double)i));
+    };
+  });
+}
+
+// ---- Broadcast(data, target_shape): "numpy" (to exactly the target) or "bidirectional" (ONNX Expand)
+
+std::vector<PortInfo> infer_broadcast(const InferContext& c) {
+  std::string mode = c.node.attr_str("mode", "numpy");
+  if (mode != "numpy" && mode != "bidirectional")
+    throw NotSupported(c.node.describe() + ": broadcast mode '" + mode + "'");
+  if (!c.in_value[1]) {
+    const PartialShape& ts = c.in[1].shape;
+    if (mode == "numpy" && ts.is_static()) return {PortInfo{c.in[0].type, PartialShape(Dims((size_t)ts.dims[0], kDynamic))}};
+    return {PortInfo{c.in[0].type, PartialShape::dynamic_rank()}};
+  }
+  Dims target = read_int_tensor(c.node, *c.in_value[1], "target_shape");
+  if (mode == "bidirectional") return {PortInfo{c.in[0].type, broadcast_shapes(c.node, c.in[0].shape, PartialShape(target), "numpy")}};
+  PartialShape out = broadcast_shapes(c.node, c.in[0].shape, PartialShape(target), "numpy");
+  if (out.rank_known && out.dims != target && c.in[0].shape.is_static())
+    throw InputError(c.node.describe() + ": cannot broadcast " + c.in[0].shape.str() + " to " + dims_str(target));
+  return {PortInfo{c.in[0].type, PartialShape(target)}};
+}
+
+KernelFn prepare_broadcast(const PrepareContext& ctx) {
+  Dims out = ctx.out[0].shape, in = ctx.in[0].shape;
+  size_t es = bit_width(ctx.out[0].type) / 8;
+  if (es == 0) throw NotSupported(ctx.node.describe() + ": sub-byte element types");
+  // Aligned input strides (0 where broadcast); copy innermost runs with memcpy where possible.
+  std::vector<int64_t> st(out.size(), 0);
+  int64_t s = 1;
+  for (int i = (int)in.size() - 1; i >= 0; --i) {
+    st[i + out.size() - in.size()] = in[i] == 1 ? 0 : s;
+    s *= in[i];
+  }
+  int64_t total = numel(out);
+  return [out, st, es, total](const KernelArgs& k) {
+    const char* x = static_cast<const char*>(k.in[0]->data);
+    char* o = static_cast<char*>(k.out[0]->data);
+    if (total == 0) return;
+    std::vector<int64_t> idx(out.size(), 0);
+    int64_t off = 0;
+    for (int64_t i = 0; i < total; ++i) {
+      std::memcpy(o + i * es, x + off * es, es);
+      for (int d = (int)out.size() - 1; d >= 0; --d) {
+        off += st[d];
+        if (++idx[d] < out[d]) break;
+        off -= st[d] * out[d];
+        idx[d] = 0;
+      }
+    }
+  };
+}
+
+}  // namespace
+
+void register_shape_ops(OpRegistry& r) {
+  OpDef squeeze{"Squeeze", 1, 2, infer_squeeze, no_kernel};
+  squeeze.aliases_input0 = true;
+  r.add(squeeze);
+  OpDef unsqueeze{"Unsqueeze", 2, 2, infer_unsqueeze, no_kernel};
+  unsqueeze.aliases_input0 = true;
+  r.add(unsqueeze);
+  OpDef shape_of{"ShapeOf", 1, 1, infer_shape_of, prepare_shape_of};
+  shape_of.shape_only = true;
+  r.add(shape_of);
+  r.add(OpDef{"Range", 3, 3, infer_range, prepare_range});
+  r.add(OpDef{"Broadcast", 2, 2, infer_broadcast, prepare_broadcast});
+}
+
+}  // namespace aiov
