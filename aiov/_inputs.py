@@ -86,7 +86,7 @@ class IoSpec:
                 raise InputError(f"input '{self.in_labels[index]}': expected {self.in_types[index].get_type_name()} "
                                  f"({want}) data, got an array of dtype {arr.dtype} that cannot be converted")
             try:
-                return np.ascontiguousarray(arr, dtype=want), True
+                return np.array(arr, dtype=want, order="C"), True  # 0-d stays 0-d
             except (TypeError, ValueError) as exc:
                 raise InputError(f"input '{self.in_labels[index]}': cannot convert dtype {arr.dtype} to "
                                  f"{want}: {exc}") from None

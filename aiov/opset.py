@@ -37,16 +37,15 @@ def constant(value, dtype=None, name=None) -> Node:
     if dtype is not None:
         etype = as_type(dtype)
         if etype.bitwidth < 8:
-            arr = np.ascontiguousarray(value, dtype=np.uint8)
-            raise InputError("constant(): build packed u1/u4/i4 constants from a Tensor")
-        arr = np.ascontiguousarray(value, dtype=etype.to_dtype())
+            raise InputError("constant(): packed u1/u4/i4 constants are not supported")
+        arr = np.array(value, dtype=etype.to_dtype(), order="C")  # keeps 0-d scalars 0-d
     else:
         arr = np.asarray(value)
         if arr.dtype == np.float64 and not isinstance(value, np.ndarray):
             arr = arr.astype(np.float32)
         if arr.dtype.kind in "USO":
             raise InputError(f"constant(): cannot make a constant of dtype {arr.dtype}")
-        arr = np.ascontiguousarray(arr)
+        arr = np.array(arr, order="C", copy=not arr.flags.c_contiguous)
         etype = Type(arr.dtype)
     raw = arr.reshape(-1).view(np.uint8)
     return Node(_core.make_constant(etype._id, list(arr.shape), raw, _name(name)))

@@ -226,12 +226,12 @@ NB_MODULE(_core, m) {
       .def("set_parameter", [](Node& n, int type, nb::object shape) {
         if (n.op != "Parameter") throw InputError(n.describe() + " is not a Parameter");
         n.outputs[0] = PortInfo{(ElementType)type, shape_from(shape)};
-      })
+      }, nb::arg("type"), nb::arg("shape").none())
       .def("revalidate", [](Node& n) { revalidate(n); });
 
   m.def("make_parameter", [](int type, nb::object shape, const std::string& name) {
     return make_parameter((ElementType)type, shape_from(shape), name);
-  });
+  }, nb::arg("type"), nb::arg("shape").none(), nb::arg("name"));
   m.def("make_constant", [](int type, Dims shape, nb::ndarray<nb::ro, nb::c_contig> bytes, const std::string& name) {
     return make_constant((ElementType)type, shape, bytes.data(), bytes.nbytes(), name);
   });

@@ -87,3 +87,47 @@ def test_truncated_file_gives_a_clear_error(tmp_path):
     path.write_bytes(data[: len(data) // 3])
     with pytest.raises(ov.InputError, match="cannot read the ONNX model"):
         ov.Core().read_model(str(path))
+
+
+def _ints(name, values):
+    return numpy_helper.from_array(np.array(values, np.int64), name)
+
+
+def test_layout_logic_and_activation_nodes_match_reference():
+    x = np.random.default_rng(3).random((2, 3, 4)).astype(np.float32)
+    make = helper.make_node
+    nodes = [
+        make("Transpose", ["x"], ["t"], perm=[2, 0, 1]),
+        make("Shape", ["x"], ["shp"]),
+        make("Flatten", ["x"], ["fl"], axis=1),
+        make("Slice", ["x", "st", "en", "ax", "sp"], ["sl"]),
+        make("Split", ["x", "spl"], ["s1", "s2"], axis=2),
+        make("Pad", ["x", "pads"], ["pd"], mode="reflect"),
+        make("Unsqueeze", ["x", "uax"], ["us"]),
+        make("Squeeze", ["us", "uax"], ["sq"]),
+        make("Gather", ["x", "gi"], ["ga"], axis=2),
+        make("Clip", ["x", "lo", "hi"], ["cl"]),
+        make("Greater", ["x", "lo"], ["cmp"]),
+        make("Where", ["cmp", "x", "minus1"], ["wh"]),
+        make("Expand", ["x", "eshape"], ["ex"]),
+        make("ConstantOfShape", ["eshape"], ["cos"]),
+        make("Tile", ["x", "reps"], ["ti"]),
+        make("LeakyRelu", ["x"], ["lr"], alpha=0.3),
+        make("Erf", ["x"], ["erf"]),
+        make("HardSigmoid", ["x"], ["hs"], alpha=0.3, beta=0.4),
+        make("Not", ["cmp"], ["nc"]),
+    ]
+    outputs = [o for n in nodes for o in n.output]
+    inits = [_ints("st", [0, 1]), _ints("en", [2, 4]), _ints("ax", [0, 2]), _ints("sp", [1, 2]),
+             _ints("spl", [1, 3]), _ints("pads", [0, 1, 1, 0, 1, 2]), _ints("uax", [0]),
+             _ints("gi", [[0, 3], [1, 1]]), numpy_helper.from_array(np.float32(0.3), "lo"),
+             numpy_helper.from_array(np.float32(0.8), "hi"), numpy_helper.from_array(np.float32(-1), "minus1"),
+             _ints("eshape", [2, 2, 3, 4]), _ints("reps", [1, 2, 1])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+                              [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in outputs], inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    expected = ReferenceEvaluator(proto).run(None, {"x": x})
+    got = ov.compile_model(proto.SerializeToString())({"x": x})
+    for name, ref in zip(outputs, expected):
+        assert got[name].shape == ref.shape, name
+        np.testing.assert_allclose(got[name], ref, rtol=1e-6, atol=1e-6, err_msg=name)

@@ -266,3 +266,211 @@ def _gemm(ctx):
 
 def as_port(value) -> Output:
     return as_output(value)
+
+
+# ---- activations, comparisons, logic ------------------------------------------------------
+
+for _op, _builder in [("Erf", ops.erf), ("Floor", ops.floor), ("Ceil", ops.ceiling), ("Sign", ops.sign),
+                      ("Reciprocal", ops.reciprocal), ("Softplus", ops.softplus), ("HardSwish", ops.hswish),
+                      ("Not", ops.logical_not)]:
+    converter(_op)(lambda ctx, b=_builder: b(ctx.inputs[0]))
+
+for _op, _builder in [("Equal", ops.equal), ("Less", ops.less), ("Greater", ops.greater),
+                      ("LessOrEqual", ops.less_equal), ("GreaterOrEqual", ops.greater_equal),
+                      ("And", ops.logical_and), ("Or", ops.logical_or), ("Xor", ops.logical_xor),
+                      ("PRelu", ops.prelu)]:
+    converter(_op)(lambda ctx, b=_builder: b(ctx.inputs[0], ctx.inputs[1]))
+
+
+@converter("Round")
+def _round(ctx):
+    return ops.round(ctx.inputs[0])
+
+
+@converter("LeakyRelu")
+def _leaky(ctx):
+    return ops.leaky_relu(ctx.inputs[0], ctx.attr("alpha", 0.01))
+
+
+@converter("Elu")
+def _elu(ctx):
+    return ops.elu(ctx.inputs[0], ctx.attr("alpha", 1.0))
+
+
+@converter("HardSigmoid")
+def _hard_sigmoid(ctx):
+    return ops.hard_sigmoid(ctx.inputs[0], ctx.attr("alpha", 0.2), ctx.attr("beta", 0.5))
+
+
+@converter("Gelu")
+def _gelu(ctx):
+    return ops.gelu(ctx.inputs[0], "tanh" if ctx.attr("approximate", "none") == "tanh" else "erf")
+
+
+@converter("Clip")
+def _clip(ctx):
+    x = ctx.inputs[0]
+    if ctx.opset < 11:
+        return ops.clamp(x, ctx.attr("min", -np.inf), ctx.attr("max", np.inf))
+    lo = ctx.inputs[1] if len(ctx.inputs) > 1 else None
+    hi = ctx.inputs[2] if len(ctx.inputs) > 2 else None
+    lo_v, hi_v = ctx.const_value(1), ctx.const_value(2)
+    if (lo is None or lo_v is not None) and (hi is None or hi_v is not None) and x.get_element_type().is_real():
+        return ops.clamp(x, -np.inf if lo is None else float(lo_v), np.inf if hi is None else float(hi_v))
+    if lo is not None:
+        x = ops.maximum(x, lo)
+    if hi is not None:
+        x = ops.minimum(x, hi)
+    return x
+
+
+@converter("Where")
+def _where(ctx):
+    return ops.select(*ctx.inputs[:3])
+
+
+# ---- shapes and layout ---------------------------------------------------------------------
+
+def _ints_input(ctx, index, what):
+    """An int operand that must be constant for the engine (axes, pads, splits)."""
+    value = ctx.const_value(index)
+    if value is None:
+        ctx.fail(f"{what} must be a constant")
+    return [int(v) for v in np.asarray(value).reshape(-1)]
+
+
+@converter("Shape")
+def _shape(ctx):
+    shape = ops.shape_of(ctx.inputs[0])
+    start, end = ctx.attr("start", 0), ctx.attr("end", None)
+    if start == 0 and end is None:
+        return shape
+    return ops.slice(shape, [start], [end if end is not None else np.iinfo(np.int64).max], [1], [0])
+
+
+@converter("ConstantOfShape")
+def _constant_of_shape(ctx):
+    from onnx import numpy_helper
+    value = numpy_helper.to_array(ctx.attrs["value"]).reshape(()) if "value" in ctx.attrs else np.float32(0)
+    return ops.broadcast(ops.constant(np.asarray(value)), ctx.inputs[0])
+
+
+@converter("Expand")
+def _expand(ctx):
+    return ops.broadcast(ctx.inputs[0], ctx.inputs[1], broadcast_spec="BIDIRECTIONAL")
+
+
+@converter("Tile")
+def _tile(ctx):
+    return ops.tile(ctx.inputs[0], ctx.inputs[1])
+
+
+@converter("Range")
+def _range(ctx):
+    return ops.range(*ctx.inputs[:3])
+
+
+@converter("Transpose")
+def _transpose(ctx):
+    perm = ctx.attr("perm")
+    if perm is None:
+        perm = list(reversed(range(len(ctx.inputs[0].get_partial_shape()))))
+    return ops.transpose(ctx.inputs[0], list(perm))
+
+
+@converter("Gather")
+def _gather(ctx):
+    return ops.gather(ctx.inputs[0], ctx.inputs[1], ctx.attr("axis", 0))
+
+
+@converter("Squeeze")
+def _squeeze(ctx):
+    axes = ctx.attr("axes") if ctx.opset < 13 else (
+        _ints_input(ctx, 1, "Squeeze axes") if len(ctx.inputs) > 1 and ctx.inputs[1] is not None else None)
+    return ops.squeeze(ctx.inputs[0], axes)
+
+
+@converter("Unsqueeze")
+def _unsqueeze(ctx):
+    axes = ctx.attr("axes") if ctx.opset < 13 else _ints_input(ctx, 1, "Unsqueeze axes")
+    return ops.unsqueeze(ctx.inputs[0], axes)
+
+
+@converter("Flatten")
+def _flatten(ctx):
+    x = ctx.inputs[0]
+    axis = ctx.attr("axis", 1)
+    shape = x.get_partial_shape()
+    rank = len(shape)
+    axis = axis + rank if axis < 0 else axis
+    if axis == 0:
+        return ops.reshape(x, [1, -1])
+    if axis == 1:
+        return ops.reshape(x, [0, -1], special_zero=True)
+    if all(d.is_static for d in list(shape)[:axis]):
+        return ops.reshape(x, [int(np.prod([d.get_length() for d in list(shape)[:axis]], dtype=np.int64)), -1])
+    ctx.fail("Flatten with axis > 1 needs static leading dimensions")
+
+
+@converter("Slice")
+def _slice(ctx):
+    x = ctx.inputs[0]
+    if ctx.opset < 10:
+        starts, ends = ctx.attr("starts"), ctx.attr("ends")
+        axes = ctx.attr("axes", list(range(len(starts))))
+        return ops.slice(x, starts, ends, [1] * len(starts), axes)
+    starts, ends = ctx.inputs[1], ctx.inputs[2]
+    axes = ctx.inputs[3] if len(ctx.inputs) > 3 and ctx.inputs[3] is not None else None
+    steps = ctx.inputs[4] if len(ctx.inputs) > 4 and ctx.inputs[4] is not None else None
+    if steps is None:
+        count = _ints_input(ctx, 1, "Slice starts")
+        steps = [1] * len(count)
+    return ops.slice(x, starts, ends, steps, axes)
+
+
+@converter("Split")
+def _split(ctx):
+    x = ctx.inputs[0]
+    axis = ctx.attr("axis", 0)
+    outputs = len(ctx.node.output)
+    if ctx.opset < 13:
+        lengths = ctx.attr("split")
+    elif len(ctx.inputs) > 1 and ctx.inputs[1] is not None:
+        lengths = _ints_input(ctx, 1, "Split sizes")
+    else:
+        lengths = None
+    if lengths is None:
+        dim = x.get_partial_shape()[axis]
+        if dim.is_static and dim.get_length() % outputs:
+            # opset 18: the last chunk is smaller.
+            size = -(-dim.get_length() // outputs)
+            lengths = [size] * (outputs - 1) + [dim.get_length() - size * (outputs - 1)]
+        else:
+            return ops.split(x, axis, outputs).outputs()
+    return ops.variadic_split(x, axis, lengths).outputs()
+
+
+@converter("Pad")
+def _pad(ctx):
+    x = ctx.inputs[0]
+    mode = ctx.attr("mode", "constant")
+    if ctx.opset < 11:
+        pads, value = ctx.attr("pads"), ctx.attr("value", 0.0)
+        axes = None
+    else:
+        pads = _ints_input(ctx, 1, "Pad pads")
+        value = ctx.const_value(2) if len(ctx.inputs) > 2 and ctx.inputs[2] is not None else 0
+        if value is None:
+            ctx.fail("the constant_value must be a constant")
+        axes = _ints_input(ctx, 3, "Pad axes") if len(ctx.inputs) > 3 and ctx.inputs[3] is not None else None
+    rank = len(x.get_partial_shape())
+    if axes is None:
+        axes = list(range(rank))
+    half = len(pads) // 2
+    begins, ends = [0] * rank, [0] * rank
+    for i, a in enumerate(axes):
+        a = a + rank if a < 0 else a
+        begins[a], ends[a] = pads[i], pads[half + i]
+    if mode not in ("constant", "edge", "reflect"):
+        ctx.fail(f"mode {mode!r} is not supported")
+    return ops.pad(x, begins, ends, mode, np.asarray(value).reshape(()) if mode == "constant" else None)

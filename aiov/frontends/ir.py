@@ -1,0 +1,519 @@
+"""OpenVINO IR (version 10/11) reader and writer: ``model.xml`` describes the graph,
+``model.bin`` holds the data of its Const layers.
+
+The reader builds nodes through the native op registry, so every output type and shape
+comes from aiov's own shape inference (the <dim>s in the xml are not trusted). The writer
+emits IR that both aiov and OpenVINO read back."""
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+import heapq
+
+import numpy as np
+
+from .. import _core
+from .._errors import InputError
+from .._graph import Node, make_result
+from .._model import Model
+from .._types import PartialShape, Type, _TYPE_IDS
+
+# ---- element types -------------------------------------------------------------------------
+
+# IR element_type spellings (plus the legacy precision names some IRs carry) -> aiov type names.
+_IR_TYPES = {name: name for name in _TYPE_IDS if name not in ("undefined", "dynamic")}
+_IR_TYPES.update({
+    "bool": "boolean", "BOOL": "boolean", "FP32": "f32", "FP16": "f16", "FP64": "f64", "BF16": "bf16",
+    "I4": "i4", "I8": "i8", "I16": "i16", "I32": "i32", "I64": "i64", "U1": "u1", "U4": "u4", "U8": "u8",
+    "U16": "u16", "U32": "u32", "U64": "u64", "BIN": "u1",
+})
+_PRECISION = {
+    "f32": "FP32", "f16": "FP16", "f64": "FP64", "bf16": "BF16", "boolean": "BOOL", "i4": "I4", "i8": "I8",
+    "i16": "I16", "i32": "I32", "i64": "I64", "u1": "U1", "u4": "U4", "u8": "U8", "u16": "U16",
+    "u32": "U32", "u64": "U64",
+}
+
+# ---- op table --------------------------------------------------------------------------------
+# Each attribute: (IR name, aiov name, kind, default). Kinds: "bool", "int", "str", "broadcast",
+# "type". A default of _REQUIRED means the IR must carry the attribute.
+_REQUIRED = object()
+_BROADCAST = ("auto_broadcast", "auto_broadcast", "broadcast", "numpy")
+_BINARY = {"Add", "Subtract", "Multiply", "Maximum", "Minimum", "Power"}
+_UNARY = {"Abs", "Negative", "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt"}
+
+_OP_ATTRS = {op: [_BROADCAST] for op in _BINARY}
+_OP_ATTRS.update({op: [] for op in _UNARY})
+_OP_ATTRS.update({
+    "Divide": [_BROADCAST, ("m_pythondiv", "pythondiv", "bool", True)],
+    "MatMul": [("transpose_a", "transpose_a", "bool", False), ("transpose_b", "transpose_b", "bool", False)],
+    "Reshape": [("special_zero", "special_zero", "bool", _REQUIRED)],
+    "Convert": [("destination_type", "destination_type", "type", _REQUIRED)],
+    "Concat": [("axis", "axis", "int", 0)],
+    "Softmax": [("axis", "axis", "int", 1)],
+})
+_INPUT_COUNT = {op: 2 for op in _BINARY | {"Divide", "MatMul", "Reshape"}}
+_INPUT_COUNT.update({op: 1 for op in _UNARY | {"Convert", "Softmax"}})
+
+# IR layer type -> aiov op type (IR spells a few ops differently).
+_IR_TO_OP = {op: op for op in _OP_ATTRS}
+_IR_TO_OP.update({"ReLU": "Relu", "SoftMax": "Softmax"})
+# aiov op type -> (IR layer type, opset version) for writing.
+_OP_TO_IR = {op: (op, "opset1") for op in _OP_ATTRS}
+_OP_TO_IR.update({"Relu": ("ReLU", "opset1"), "Softmax": ("SoftMax", "opset8")})
+
+_SPECIAL = {"Parameter", "Const", "Constant", "Result"}
+
+
+def supported_layer_types() -> list:
+    return sorted(_SPECIAL | {t for t, op in _IR_TO_OP.items() if op in set(_core.op_types())})
+
+
+# ---- names -----------------------------------------------------------------------------------
+
+def _split_names(text: str) -> list:
+    """The ``names`` attribute of a port: comma separated, ``\\,`` escapes a comma."""
+    names, cur, i = [], [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] == ",":
+            cur.append(",")
+            i += 2
+            continue
+        if ch == ",":
+            names.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    names.append("".join(cur).strip())
+    return [n for n in names if n]
+
+
+def _join_names(names) -> str:
+    return ",".join(n.replace(",", "\\,") for n in sorted(names))
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+class _Layer:
+    __slots__ = ("id", "type", "name", "version", "data", "in_ports", "out_ports", "xml")
+
+    def __init__(self, elem):
+        self.xml = elem
+        self.id = elem.get("id")
+        self.type = elem.get("type")
+        self.name = elem.get("name") or ""
+        self.version = elem.get("version") or ""
+        if self.id is None or self.type is None:
+            raise InputError(f"IR layer {ET.tostring(elem, encoding='unicode')[:120]!r} has no id or type")
+        data = elem.find("data")
+        self.data = dict(data.attrib) if data is not None else {}
+        self.in_ports = [p.get("id") for p in _ports(elem, "input")]
+        self.out_ports = _ports(elem, "output")
+
+    def describe(self) -> str:
+        return f"{self.type} layer '{self.name}' (id {self.id})"
+
+    def fail(self, what: str):
+        raise InputError(f"IR {self.describe()}: {what}")
+
+
+def _ports(elem, section):
+    sec = elem.find(section)
+    return [] if sec is None else sec.findall("port")
+
+
+def _parse_bool(layer, key, text):
+    t = text.strip().lower()
+    if t in ("true", "1"):
+        return True
+    if t in ("false", "0"):
+        return False
+    layer.fail(f"attribute {key}={text!r} is not a boolean")
+
+
+def _parse_int(layer, key, text):
+    try:
+        return int(text.strip())
+    except ValueError:
+        layer.fail(f"attribute {key}={text!r} is not an integer")
+
+
+def _parse_type(layer, key, text):
+    name = _IR_TYPES.get(text.strip())
+    if name is None:
+        layer.fail(f"element type {key}={text!r} is not supported by aiov")
+    return name
+
+
+def _parse_shape(layer, text):
+    try:
+        return PartialShape(text.replace(" ", ""))
+    except (ValueError, TypeError):
+        layer.fail(f"shape {text!r} cannot be parsed")
+
+
+def _op_attrs(layer, op) -> dict:
+    attrs = {}
+    for ir_key, key, kind, default in _OP_ATTRS[op]:
+        text = layer.data.get(ir_key)
+        if text is None:
+            if default is _REQUIRED:
+                layer.fail(f"missing attribute '{ir_key}'")
+            attrs[key] = default
+        elif kind == "bool":
+            attrs[key] = _parse_bool(layer, ir_key, text)
+        elif kind == "int":
+            attrs[key] = _parse_int(layer, ir_key, text)
+        elif kind == "type":
+            attrs[key] = _parse_type(layer, ir_key, text)
+        elif kind == "broadcast":
+            mode = text.strip().lower()
+            if mode not in ("numpy", "none"):
+                layer.fail(f"auto_broadcast={text!r} is not supported (aiov supports 'numpy' and 'none')")
+            attrs[key] = mode
+        else:
+            attrs[key] = text
+    return attrs
+
+
+class _Weights:
+    """The .bin file, opened lazily (a model without Const layers needs none)."""
+
+    def __init__(self, path, explicit):
+        self.path, self.explicit = path, explicit
+        self._data = None
+
+    def get(self, layer, offset, size) -> np.ndarray:
+        if self._data is None:
+            if self.path is None or not os.path.isfile(self.path):
+                raise InputError(f"IR {layer.describe()} needs the weights file {self.path!r}, "
+                                 "which does not exist")
+            if os.path.getsize(self.path) == 0:
+                self._data = np.zeros(0, np.uint8)
+            else:
+                self._data = np.memmap(self.path, dtype=np.uint8, mode="r")
+        if offset < 0 or size < 0 or offset + size > self._data.size:
+            raise InputError(
+                f"the weights file {self.path!r} is truncated or does not match the xml: {layer.describe()} "
+                f"needs bytes [{offset}, {offset + size}) but the file has {self._data.size} bytes")
+        return np.ascontiguousarray(self._data[offset:offset + size])
+
+
+def _read_xml(xml_path):
+    try:
+        root = ET.parse(xml_path).getroot()
+    except ET.ParseError as exc:
+        raise InputError(f"cannot parse the IR xml {xml_path!r}: {exc}") from None
+    if root.tag != "net":
+        raise InputError(f"{xml_path!r} is not an OpenVINO IR: the root element is <{root.tag}>, not <net>")
+    return root
+
+
+def read_ir(xml_path, bin_path=None) -> Model:
+    """Reads OpenVINO IR v10/v11: ``xml_path`` plus ``bin_path`` (default: the .xml's
+    sibling ``.bin``). Raises InputError for anything aiov cannot represent."""
+    xml_path = os.fspath(xml_path)
+    if not os.path.isfile(xml_path):
+        raise FileNotFoundError(f"model file not found: {xml_path}")
+    explicit = bin_path is not None and os.fspath(bin_path) != ""
+    if explicit:
+        bin_path = os.fspath(bin_path)
+        if not os.path.isfile(bin_path):
+            raise FileNotFoundError(f"weights file not found: {bin_path}")
+    else:
+        bin_path = os.path.splitext(xml_path)[0] + ".bin"
+    root = _read_xml(xml_path)
+    return _build(root, _Weights(bin_path, explicit), xml_path)
+
+
+def _build(root, weights, source) -> Model:
+    version = root.get("version")
+    if version not in ("10", "11"):
+        raise InputError(f"{source!r}: IR version {version!r} is not supported (aiov reads IR v10 and v11)")
+    layers_elem = root.find("layers")
+    if layers_elem is None:
+        raise InputError(f"{source!r}: the IR has no <layers>")
+    layers = {}
+    order = []
+    for elem in layers_elem.findall("layer"):
+        layer = _Layer(elem)
+        if layer.id in layers:
+            raise InputError(f"{source!r}: two layers have id {layer.id}")
+        layers[layer.id] = layer
+        order.append(layer.id)
+
+    known = set(_core.op_types())
+    for lid in order:
+        layer = layers[lid]
+        if layer.type in _SPECIAL:
+            continue
+        op = _IR_TO_OP.get(layer.type)
+        if op is None or op not in known:
+            raise InputError(f"IR layer type '{layer.type}' (version {layer.version or '?'}) is not supported "
+                             f"by aiov: layer '{layer.name}' (id {layer.id}). Supported layer types: "
+                             f"{', '.join(supported_layer_types())}")
+        if layer.version and layer.version not in _OPSETS:
+            raise InputError(f"IR {layer.describe()}: version '{layer.version}' is not supported "
+                             f"(aiov reads the standard opsets)")
+
+    # edges: (to_layer, to_port) -> (from_layer, from_port)
+    sources = {}
+    deps = {lid: set() for lid in order}
+    users = {lid: [] for lid in order}
+    edges_elem = root.find("edges")
+    for edge in ([] if edges_elem is None else edges_elem.findall("edge")):
+        fl, fp, tl, tp = (edge.get(k) for k in ("from-layer", "from-port", "to-layer", "to-port"))
+        if None in (fl, fp, tl, tp):
+            raise InputError(f"{source!r}: malformed edge {edge.attrib}")
+        for lid in (fl, tl):
+            if lid not in layers:
+                raise InputError(f"{source!r}: an edge refers to layer id {lid}, which does not exist")
+        if (tl, tp) in sources:
+            raise InputError(f"{source!r}: input port {tp} of {layers[tl].describe()} has two incoming edges")
+        sources[(tl, tp)] = (fl, fp)
+        if fl not in deps[tl]:
+            deps[tl].add(fl)
+            users[fl].append(tl)
+
+    # Kahn's algorithm, ties broken by document order.
+    position = {lid: i for i, lid in enumerate(order)}
+    pending = {lid: len(deps[lid]) for lid in order}
+    ready = [position[lid] for lid in order if pending[lid] == 0]
+    heapq.heapify(ready)
+    topo = []
+    while ready:
+        lid = order[heapq.heappop(ready)]
+        topo.append(lid)
+        for u in users[lid]:
+            pending[u] -= 1
+            if pending[u] == 0:
+                heapq.heappush(ready, position[u])
+    if len(topo) != len(order):
+        stuck = [layers[lid].describe() for lid in order if pending[lid] > 0][:3]
+        raise InputError(f"{source!r}: the IR graph has a cycle (involving {', '.join(stuck)})")
+
+    produced = {}  # (layer id, port id) -> Output
+    params, results = [], []
+    for lid in topo:
+        layer = layers[lid]
+        inputs = []
+        for port in layer.in_ports:
+            src = sources.get((lid, port))
+            if src is None:
+                layer.fail(f"input port {port} is not connected")
+            out = produced.get(src)
+            if out is None:
+                layer.fail(f"input port {port} is connected to port {src[1]} of "
+                           f"{layers[src[0]].describe()}, which has no such output")
+            inputs.append(out)
+        node = _make_layer(layer, inputs, weights)
+        if layer.type == "Result":
+            results.append(node)
+            continue
+        if layer.type == "Parameter":
+            params.append(node)
+        n_out = node.get_output_size()
+        if len(layer.out_ports) > n_out:
+            layer.fail(f"the IR lists {len(layer.out_ports)} outputs, the op has {n_out}")
+        for index, port in enumerate(layer.out_ports):
+            out = node.output(index)
+            produced[(lid, port.get("id"))] = out
+            names = _split_names(port.get("names") or "")
+            if names:
+                node._native.set_output_names(index, names)
+    if not results:
+        raise InputError(f"{source!r}: the IR has no Result layer")
+    return Model(results, params, root.get("name") or "")
+
+
+_OPSETS = {f"opset{i}" for i in range(1, 17)}
+
+
+def _make_layer(layer, inputs, weights) -> Node:
+    kind = layer.type
+    if kind == "Parameter":
+        if inputs:
+            layer.fail("a Parameter takes no inputs")
+        etype = _parse_type(layer, "element_type", layer.data.get("element_type", "f32"))
+        if "shape" in layer.data:
+            shape = _parse_shape(layer, layer.data["shape"])
+        else:  # old IRs: the output port's dims
+            shape = PartialShape([int(d.text) for d in layer.out_ports[0].findall("dim")]) \
+                if layer.out_ports else layer.fail("no shape")
+        if shape._engine() is None:
+            # The native make_parameter does not accept a dynamic rank (None) yet.
+            layer.fail("a Parameter of dynamic rank ('...') is not supported by aiov")
+        return Node(_core.make_parameter(Type(etype)._id, shape._engine(), layer.name))
+    if kind in ("Const", "Constant"):
+        if inputs:
+            layer.fail("a Const takes no inputs")
+        for key in ("element_type", "shape", "offset", "size"):
+            if key not in layer.data:
+                layer.fail(f"missing attribute '{key}'")
+        etype = Type(_parse_type(layer, "element_type", layer.data["element_type"]))
+        shape = _parse_shape(layer, layer.data["shape"])
+        if not shape.is_static:
+            layer.fail(f"a constant needs a static shape, got {layer.data['shape']!r}")
+        dims = list(shape.to_shape())
+        offset = _parse_int(layer, "offset", layer.data["offset"])
+        size = _parse_int(layer, "size", layer.data["size"])
+        count = int(np.prod(dims, dtype=np.int64))
+        need = (count * etype.bitwidth + 7) // 8
+        if size != need:
+            layer.fail(f"size={size} bytes does not match shape {shape} of {etype.get_type_name()} "
+                       f"({need} bytes)")
+        raw = weights.get(layer, offset, size)
+        return Node(_core.make_constant(etype._id, dims, raw, layer.name))
+    if kind == "Result":
+        if len(inputs) != 1:
+            layer.fail(f"a Result takes one input, got {len(inputs)}")
+        node = make_result(inputs[0])
+        if layer.name:
+            node.set_friendly_name(layer.name)
+        return node
+    op = _IR_TO_OP[kind]
+    want = _INPUT_COUNT.get(op)
+    if want is not None and len(inputs) != want:
+        layer.fail(f"expected {want} inputs, got {len(inputs)}")
+    if op == "Concat" and not inputs:
+        layer.fail("Concat needs at least one input")
+    attrs = _op_attrs(layer, op)
+    native_inputs = [(o._node._native, o._index) for o in inputs]
+    try:
+        return Node(_core.make_node(op, native_inputs, attrs, layer.name))
+    except Exception as exc:
+        raise InputError(f"IR {layer.describe()}: {exc}") from None
+
+
+# ---- writing ---------------------------------------------------------------------------------
+
+def _ir_shape(dims) -> str:
+    if dims is None:
+        return "..."
+    return ",".join("?" if d < 0 else str(d) for d in dims)
+
+
+def _add_port(parent, port_id, etype_name, dims, names=None):
+    attrs = {"id": str(port_id), "precision": _PRECISION.get(etype_name, etype_name.upper())}
+    if names:
+        attrs["names"] = _join_names(names)
+    port = ET.SubElement(parent, "port", attrs)
+    for d in (dims or []):
+        ET.SubElement(port, "dim").text = str(d if d >= 0 else -1)
+    return port
+
+
+def _format_attr(kind, value) -> str:
+    if kind == "bool":
+        return "true" if value else "false"
+    if kind == "int":
+        return str(int(value))
+    return str(value)
+
+
+def save_ir(model, xml_path, bin_path=None):
+    """Writes ``model`` as OpenVINO IR v11: ``xml_path`` and ``bin_path`` (default: the .xml's
+    sibling ``.bin``). Output tensor names, friendly names and dynamic dimensions are kept."""
+    if not isinstance(model, Model):
+        raise InputError(f"save_model takes an aiov Model, got {type(model).__name__}")
+    xml_path = os.fspath(xml_path)
+    if not xml_path.lower().endswith(".xml"):
+        raise InputError(f"the IR path must end with .xml, got {xml_path!r}")
+    bin_path = os.fspath(bin_path) if bin_path else os.path.splitext(xml_path)[0] + ".bin"
+
+    net = ET.Element("net", {"name": model.get_friendly_name() or model.get_name(), "version": "11"})
+    layers = ET.SubElement(net, "layers")
+    edges = []
+    blob = bytearray()
+    layer_of = {}  # native node id -> (layer id, [output port ids])
+    next_id = 0
+
+    def new_layer(name, ir_type, version):
+        nonlocal next_id
+        elem = ET.SubElement(layers, "layer", {"id": str(next_id), "name": name, "type": ir_type,
+                                               "version": version})
+        next_id += 1
+        return elem, next_id - 1
+
+    def fallback_name(native):
+        return native.name or f"{native.op_type}_{native.id}"
+
+    ordered = model._order()
+    param_ids = {p._native.id for p in model.get_parameters()}
+    natives = [p._native for p in model.get_parameters()] + [n for n in ordered if n.id not in param_ids]
+    for native in natives:
+        op = native.op_type
+        out_type = lambda i: Type._by_id[native.output_type(i)].get_type_name()  # noqa: E731
+        if op == "Parameter":
+            elem, lid = new_layer(fallback_name(native), "Parameter", "opset1")
+            ET.SubElement(elem, "data", {"shape": _ir_shape(native.output_shape(0)),
+                                         "element_type": out_type(0)})
+            first_out = 0
+        elif op == "Constant":
+            elem, lid = new_layer(fallback_name(native), "Const", "opset1")
+            raw = native.constant_bytes()
+            dims = native.output_shape(0)
+            # keep every constant 64-byte aligned in the .bin
+            blob.extend(b"\0" * (-len(blob) % 64))
+            offset = len(blob)
+            blob.extend(raw.tobytes())
+            ET.SubElement(elem, "data", {"element_type": out_type(0), "shape": ",".join(map(str, dims)),
+                                         "offset": str(offset), "size": str(raw.size)})
+            first_out = 0
+        else:
+            if op not in _OP_TO_IR:
+                raise InputError(f"save_model: {op} '{native.name}' has no OpenVINO IR form in aiov's writer")
+            ir_type, version = _OP_TO_IR[op]
+            elem, lid = new_layer(fallback_name(native), ir_type, version)
+            attrs = native.attributes()
+            data = {}
+            for ir_key, key, kind, default in _OP_ATTRS[op]:
+                value = attrs.get(key, None if default is _REQUIRED else default)
+                if value is None:
+                    raise InputError(f"save_model: {op} '{native.name}' has no '{key}' attribute")
+                data[ir_key] = _format_attr(kind, value)
+            if data:
+                ET.SubElement(elem, "data", data)
+            inp = ET.SubElement(elem, "input")
+            for i in range(native.input_count):
+                src, index = native.input_value(i)
+                src_layer, src_ports = layer_of[src.id]
+                _add_port(inp, i, Type._by_id[src.output_type(index)].get_type_name(), src.output_shape(index))
+                edges.append((src_layer, src_ports[index], lid, i))
+            first_out = native.input_count
+        out = ET.SubElement(elem, "output")
+        ports = []
+        for i in range(native.output_count):
+            _add_port(out, first_out + i, out_type(i), native.output_shape(i), native.output_names(i))
+            ports.append(first_out + i)
+        layer_of[native.id] = (lid, ports)
+
+    for result in model.get_results():
+        src_node, index = result.input_value(0)._source()
+        native = src_node._native
+        elem, lid = new_layer(result.get_friendly_name() or f"Result_{next_id}", "Result", "opset1")
+        inp = ET.SubElement(elem, "input")
+        _add_port(inp, 0, Type._by_id[native.output_type(index)].get_type_name(), native.output_shape(index))
+        src_layer, src_ports = layer_of[native.id]
+        edges.append((src_layer, src_ports[index], lid, 0))
+
+    edges_elem = ET.SubElement(net, "edges")
+    for fl, fp, tl, tp in edges:
+        ET.SubElement(edges_elem, "edge", {"from-layer": str(fl), "from-port": str(fp),
+                                           "to-layer": str(tl), "to-port": str(tp)})
+    rt = ET.SubElement(net, "rt_info")
+    from .. import __version__
+    ET.SubElement(rt, "info", {"name": "aiov", "value": __version__})
+
+    ET.indent(net, space="\t")
+    directory = os.path.dirname(os.path.abspath(xml_path))
+    os.makedirs(directory, exist_ok=True)
+    tree = ET.ElementTree(net)
+    with open(xml_path, "wb") as f:
+        f.write(b'<?xml version="1.0"?>\n')
+        tree.write(f, encoding="utf-8", xml_declaration=False)
+        f.write(b"\n")
+    with open(bin_path, "wb") as f:
+        f.write(bytes(blob))
+

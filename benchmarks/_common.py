@@ -1,0 +1,95 @@
+"""Shared helpers for the benchmarks: optional imports, timing, table printing."""
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+
+
+def try_import(name):
+    """The module, or None when it is not installed (or fails to import)."""
+    try:
+        return __import__(name)
+    except Exception:  # noqa: BLE001 - any import failure means "not available"
+        return None
+
+
+def calibrate(fn, budget_s: float, min_iters: int = 5, max_iters: int = 1_000_000) -> int:
+    """How many calls of ``fn`` fit in about ``budget_s`` seconds (runs ``fn`` a few times)."""
+    n = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        dt = time.perf_counter() - t0
+        if dt >= budget_s / 4 or n >= max_iters:
+            per_call = dt / n
+            return max(min_iters, min(max_iters, int(budget_s / max(per_call, 1e-9))))
+        n *= 4
+
+
+def median_latency_us(fn, repeats: int, budget_s: float) -> float:
+    """Median over ``repeats`` runs of the mean time of one ``fn()`` call, in microseconds.
+    Each run lasts about ``budget_s``; a calibration pass doubles as the warm-up."""
+    n = calibrate(fn, budget_s)
+    for _ in range(max(1, n // 10)):
+        fn()
+    samples = []
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            samples.append((time.perf_counter() - t0) / n * 1e6)
+    finally:
+        if gc_was:
+            gc.enable()
+    return statistics.median(samples)
+
+
+def median_throughput(run_batch, repeats: int, budget_s: float) -> float:
+    """``run_batch(n)`` performs n inferences and returns when all are done. Returns the median
+    over ``repeats`` runs of n / elapsed (inferences per second); n is sized to ``budget_s``."""
+    n = 16
+    while True:
+        t0 = time.perf_counter()
+        run_batch(n)
+        dt = time.perf_counter() - t0
+        if dt >= budget_s / 4 or n >= 4_000_000:
+            break
+        n *= 4
+    n = max(16, int(n * budget_s / max(dt, 1e-9)))
+    run_batch(max(16, n // 10))  # warm-up
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run_batch(n)
+        samples.append(n / (time.perf_counter() - t0))
+    return statistics.median(samples)
+
+
+def fmt(value, kind: str) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, str):
+        return value
+    if kind == "us":
+        return f"{value:,.1f} us" if value < 1000 else f"{value / 1000:,.2f} ms"
+    return f"{value:,.0f} /s"
+
+
+def print_table(header, rows, left: int = 1):
+    """rows: lists of cells; the first ``left`` columns left-aligned, the others right-aligned."""
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+
+    def line(cells):
+        return "  ".join(str(c).ljust(widths[i]) if i < left else str(c).rjust(widths[i])
+                         for i, c in enumerate(cells))
+
+    text = line(header)
+    print(text)
+    print("-" * len(text))
+    for r in rows:
+        print(line(r))
