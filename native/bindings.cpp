@@ -115,13 +115,22 @@ nb::dict attrs_to(const Attrs& a) {
   return d;
 }
 
+// Python owns these handles; the engine objects inside are owned by C++ shared_ptrs, so a
+// worker dropping its copy never runs a Python deleter (which would need the GIL).
+struct PortHandle {
+  std::shared_ptr<CompletionPort> port = std::make_shared<CompletionPort>();
+};
+struct CompiledHandle {
+  std::shared_ptr<const CompiledModel> model;
+};
+
 // Python face of a Request: also holds the caller arrays a running job reads.
 struct PyRequest {
   std::shared_ptr<Request> req;
   std::vector<nb::object> keep;  // per input; touched only with the GIL held
 
-  explicit PyRequest(std::shared_ptr<CompiledModel> m)
-      : req(std::make_shared<Request>(std::move(m))), keep(req->model().inputs().size()) {}
+  explicit PyRequest(const CompiledHandle& m)
+      : req(std::make_shared<Request>(m.model)), keep(req->model().inputs().size()) {}
   ~PyRequest() {
     // Shared input arrays must outlive the job that reads them.
     if (req->busy()) {
@@ -255,20 +264,19 @@ NB_MODULE(_core, m) {
     return g.topological_order();
   });
 
-  nb::class_<CompiledModel>(m, "CompiledModel")
-      .def_prop_ro("num_inputs", [](const CompiledModel& c) { return c.inputs().size(); })
-      .def_prop_ro("num_outputs", [](const CompiledModel& c) { return c.outputs().size(); })
-      .def("input_info", [](const CompiledModel& c, size_t i) {
-        auto& x = c.inputs().at(i);
+  nb::class_<CompiledHandle>(m, "CompiledModel")
+      .def_prop_ro("num_inputs", [](const CompiledHandle& c) { return c.model->inputs().size(); })
+      .def_prop_ro("num_outputs", [](const CompiledHandle& c) { return c.model->outputs().size(); })
+      .def("input_info", [](const CompiledHandle& c, size_t i) {
+        auto& x = c.model->inputs().at(i);
         return nb::make_tuple(x.name, (int)x.type, shape_or_none(x.shape));
       })
-      .def("output_info", [](const CompiledModel& c, size_t i) {
-        auto& x = c.outputs().at(i);
+      .def("output_info", [](const CompiledHandle& c, size_t i) {
+        auto& x = c.model->outputs().at(i);
         return nb::make_tuple(x.name, (int)x.type, shape_or_none(x.shape));
       })
-      .def_prop_ro("cached_plans", &CompiledModel::cached_plans);
+      .def_prop_ro("cached_plans", [](const CompiledHandle& c) { return c.model->cached_plans(); });
 
-  // Compiled models are shared with requests: hand out shared ownership.
   m.def("new_compiled_model", [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs,
                                  int num_threads, bool profiling) {
     Graph g;
@@ -277,22 +285,28 @@ NB_MODULE(_core, m) {
     CompileOptions opt;
     opt.num_threads = num_threads;
     opt.profiling = profiling;
-    nb::gil_scoped_release nogil;
-    return std::make_shared<CompiledModel>(g, opt);
-  });
+    auto handle = std::make_unique<CompiledHandle>();
+    {
+      nb::gil_scoped_release nogil;
+      handle->model = std::make_shared<const CompiledModel>(g, opt);
+    }
+    return handle.release();
+  }, nb::rv_policy::take_ownership);
 
-  nb::class_<CompletionPort>(m, "CompletionPort")
+  nb::class_<PortHandle>(m, "CompletionPort")
       .def(nb::init<>())
-      .def_prop_ro("fd", &CompletionPort::fd)
-      .def("drain", &CompletionPort::drain)
-      .def("wait_drain", &CompletionPort::wait_drain, nb::arg("timeout_ms") = -1,
-           nb::call_guard<nb::gil_scoped_release>())
-      .def("push", &CompletionPort::push)
-      .def("close", &CompletionPort::close)
-      .def_prop_ro("closed", &CompletionPort::closed);
+      .def_prop_ro("fd", [](const PortHandle& h) { return h.port->fd(); })
+      .def("drain", [](PortHandle& h) { return h.port->drain(); })
+      .def("wait_drain", [](PortHandle& h, int64_t timeout_ms) {
+        nb::gil_scoped_release nogil;
+        return h.port->wait_drain(timeout_ms);
+      }, nb::arg("timeout_ms") = -1)
+      .def("push", [](PortHandle& h, uint64_t token) { h.port->push(token); })
+      .def("close", [](PortHandle& h) { h.port->close(); })
+      .def_prop_ro("closed", [](const PortHandle& h) { return h.port->closed(); });
 
   nb::class_<PyRequest>(m, "Request")
-      .def(nb::init<std::shared_ptr<CompiledModel>>())
+      .def(nb::init<const CompiledHandle&>())
       .def("set_input", &PyRequest::set_input, nb::arg("index"), nb::arg("array"), nb::arg("etype"),
            nb::arg("share"), nb::arg("shape") = nb::none())
       .def("input_view", [](PyRequest& r, int i) -> nb::object {
@@ -328,8 +342,8 @@ NB_MODULE(_core, m) {
         raise_if_failed(*r.req);
         return outputs_of(r, copy_outputs);
       })
-      .def("start", [](PyRequest& r, std::shared_ptr<CompletionPort> port, uint64_t token) {
-        r.req->start(default_pool(), std::move(port), token);
+      .def("start", [](PyRequest& r, const PortHandle* port, uint64_t token) {
+        r.req->start(default_pool(), port ? port->port : nullptr, token);
       }, nb::arg("port").none(), nb::arg("token"))
       .def("wait", [](PyRequest& r, int64_t timeout_ms) {
         nb::gil_scoped_release nogil;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <exception>
 #include <stdexcept>
@@ -206,24 +207,23 @@ std::vector<uint64_t> CompletionPort::drain() {
 }
 
 std::vector<uint64_t> CompletionPort::wait_drain(int64_t timeout_ms) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!tokens_.empty()) {
-      std::vector<uint64_t> out;
-      uint64_t v;
-      ssize_t r;
-      do { r = ::read(fd_, &v, sizeof v); } while (r < 0 && errno == EINTR);
-      out.swap(tokens_);
-      return out;
+  // Several consumers may wait on one port: a wake-up whose tokens another consumer
+  // took is absorbed here, so callers only return with tokens, on close, or on timeout.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
+  for (;;) {
+    std::vector<uint64_t> out = drain();
+    if (!out.empty() || closed_.load()) return out;
+    int wait_ms = -1;
+    if (timeout_ms >= 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return out;
+      wait_ms = (int)left.count();
     }
+    pollfd p{fd_, POLLIN, 0};
+    int r;
+    do { r = ::poll(&p, 1, wait_ms); } while (r < 0 && errno == EINTR);
+    if (r == 0 && timeout_ms >= 0) return drain();
   }
-  if (closed_.load()) return {};
-  pollfd p{fd_, POLLIN, 0};
-  int r;
-  do { r = ::poll(&p, 1, timeout_ms < 0 ? -1 : (int)timeout_ms); } while (r < 0 && errno == EINTR);
-  if (closed_.load()) return drain();
-  if (r <= 0) return {};
-  return drain();
 }
 
 void CompletionPort::close() {

@@ -1,109 +1,645 @@
-// Portable blocked GEMM: row-times-panel updates whose inner loop over N vectorizes
-// (AVX-512 / AVX2 clones chosen at load time).
+// f32 GEMM drivers: packing, cache blocking, threading and ISA dispatch.
+// The register-blocked micro-kernels live in gemm_avx512.cpp / gemm_avx2.cpp;
+// this file also carries the portable kernels, so it builds on any target.
+//
+// Layout shared by all paths (BLIS-style):
+//   A panel: mr rows of op(A), stored k-major: panel[k * mr + r] (alpha folded in).
+//   B panel: nr columns of op(B), stored k-major: panel[k * nr + j], zero-padded.
+// A tile call multiplies one A panel by one B panel over a K slice and merges
+// the mr x nr result into C (beta, bias, ReLU handled in that merge).
 #include "kernels/gemm.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <new>
+#include <stdexcept>
 
 #include "executor/executor.hpp"
-#include "kernels/dispatch.hpp"
+
+#if defined(AIOV_X86) && defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 namespace aiov {
 namespace {
 
-constexpr int64_t kBlockN = 512;   // C row segment kept in L1
-constexpr int64_t kBlockK = 256;   // B panel rows per pass
+using gemm_detail::KernelSet;
+using gemm_detail::TileFlags;
 
-// c[0:n] += sum_k a[k*as] * b[k*ldb + 0:n]
-AIOV_MULTIVERSION void row_panel(const float* __restrict a, int64_t as, const float* __restrict b, int64_t ldb,
-                                 float* __restrict c, int64_t n, int64_t k) {
-  for (int64_t kk = 0; kk < k; ++kk) {
-    float x = a[kk * as];
-    const float* br = b + kk * ldb;
-    for (int64_t j = 0; j < n; ++j) c[j] += x * br[j];
+// ---------------------------------------------------------------------------
+// Scratch memory: grow-only, 64-byte aligned, one set per thread, so the hot
+// path does not allocate once shapes have been seen.
+
+float* alloc_floats(size_t n) {
+  return static_cast<float*>(::operator new(std::max<size_t>(n, 16) * sizeof(float), std::align_val_t(64)));
+}
+void free_floats(float* p) {
+  if (p) ::operator delete(p, std::align_val_t(64));
+}
+
+struct ScratchBuffer {
+  float* data = nullptr;
+  size_t capacity = 0;
+  ~ScratchBuffer() { free_floats(data); }
+  float* get(size_t n) {
+    if (n > capacity) {
+      free_floats(data);
+      data = nullptr;
+      size_t grown = std::max(n, capacity + capacity / 2);
+      data = alloc_floats(grown);
+      capacity = grown;
+    }
+    return data;
+  }
+};
+
+// Separate slots so a caller's shared buffer (whole packed A, gathered rows) is
+// never reused by a task that runs on the same thread (block-sized A/B packs).
+enum ScratchSlot { kSharedA, kSharedRows, kBlockA, kBlockB, kSlotCount };
+
+float* scratch(ScratchSlot slot, size_t n) {
+  thread_local ScratchBuffer buffers[kSlotCount];
+  return buffers[slot].get(n);
+}
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// ---------------------------------------------------------------------------
+// Portable kernels: plain loops the compiler vectorizes for the baseline ISA.
+
+constexpr int kScalarMR = 4;
+constexpr int kScalarNR = 8;
+
+template <int ROWS>
+void scalar_tile_rows(int cols, int64_t kc, const float* a, int64_t as, const float* b, int64_t bs, bool direct,
+                      float* c, int64_t ldc, const float* bias, const TileFlags& f) {
+  float acc[ROWS][kScalarNR] = {};
+  if (!direct || cols == kScalarNR) {
+    for (int64_t k = 0; k < kc; ++k, a += as, b += bs)
+      for (int r = 0; r < ROWS; ++r)
+        for (int j = 0; j < kScalarNR; ++j) acc[r][j] += a[r] * b[j];
+  } else {  // unpacked B: the row ends after `cols` values
+    for (int64_t k = 0; k < kc; ++k, a += as, b += bs)
+      for (int r = 0; r < ROWS; ++r)
+        for (int j = 0; j < cols; ++j) acc[r][j] += a[r] * b[j];
+  }
+  for (int r = 0; r < ROWS; ++r)
+    for (int j = 0; j < cols; ++j) {
+      float x = acc[r][j];
+      float* out = c + r * ldc + j;
+      if (f.load_c) x += f.beta * *out;
+      if (bias) x += bias[j];
+      if (f.relu) x = x > 0.0f ? x : 0.0f;
+      *out = x;
+    }
+}
+
+void scalar_tile(int rows, int cols, int64_t kc, const float* a, int64_t as, const float* b, int64_t bs,
+                 bool direct, float* c, int64_t ldc, const float* bias, const TileFlags& f) {
+  switch (rows) {
+    case 1: return scalar_tile_rows<1>(cols, kc, a, as, b, bs, direct, c, ldc, bias, f);
+    case 2: return scalar_tile_rows<2>(cols, kc, a, as, b, bs, direct, c, ldc, bias, f);
+    case 3: return scalar_tile_rows<3>(cols, kc, a, as, b, bs, direct, c, ldc, bias, f);
+    default: return scalar_tile_rows<4>(cols, kc, a, as, b, bs, direct, c, ldc, bias, f);
   }
 }
 
-// Rows [m0,m1) x cols [n0,n1) of C = op(A) * Bn, Bn is K x N row-major with stride ldb.
-void block(bool ta, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float* C, int64_t ldc) {
-  for (int64_t nb = n0; nb < n1; nb += kBlockN) {
-    int64_t nn = std::min(kBlockN, n1 - nb);
-    for (int64_t m = m0; m < m1; ++m) std::memset(C + m * ldc + nb, 0, nn * sizeof(float));
-    for (int64_t kb = 0; kb < K; kb += kBlockK) {
-      int64_t kk = std::min(kBlockK, K - kb);
-      for (int64_t m = m0; m < m1; ++m) {
-        const float* a = ta ? A + kb * lda + m : A + m * lda + kb;
-        row_panel(a, ta ? lda : 1, B + kb * ldb + nb, ldb, C + m * ldc + nb, nn, kk);
+void scalar_dot(int rows, int64_t cols, int64_t k, const float* x, int64_t ldx, const float* y, int64_t ldy,
+                float* c, int64_t c_rs, int64_t c_cs, float beta) {
+  for (int r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) {
+      const float* xr = x + r * ldx;
+      const float* yj = y + j * ldy;
+      // Several partial sums: shorter dependency chains and smaller rounding error.
+      float part[8] = {};
+      int64_t i = 0;
+      for (; i + 8 <= k; i += 8)
+        for (int l = 0; l < 8; ++l) part[l] += xr[i + l] * yj[i + l];
+      for (; i < k; ++i) part[0] += xr[i] * yj[i];
+      float s = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+      float* out = c + r * c_rs + j * c_cs;
+      *out = beta == 0.0f ? s : s + beta * *out;
+    }
+}
+
+void scalar_stream(int rows, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                   int64_t ldc, float beta) {
+  constexpr int64_t kSegment = 1024;  // C segment kept in L1 while B rows stream by
+  for (int64_t j0 = 0; j0 < n; j0 += kSegment) {
+    const int64_t nj = std::min(kSegment, n - j0);
+    for (int r = 0; r < rows; ++r) {
+      float* cr = c + r * ldc + j0;
+      for (int64_t j = 0; j < nj; ++j) cr[j] = beta == 0.0f ? 0.0f : beta * cr[j];
+    }
+    for (int64_t kk = 0; kk < k; ++kk) {
+      const float* br = b + kk * ldb + j0;
+      for (int r = 0; r < rows; ++r) {
+        const float av = a[r * lda + kk];
+        float* cr = c + r * ldc + j0;
+        for (int64_t j = 0; j < nj; ++j) cr[j] += av * br[j];
       }
     }
   }
 }
 
-void run(bool ta, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-         float* C, int64_t ldc, ThreadPool* pool, int max_threads) {
-  double flops = 2.0 * M * N * K;
-  if (!pool || flops < 2e6) {
-    block(ta, 0, M, 0, N, K, A, lda, B, ldb, C, ldc);
-    return;
+const KernelSet kScalarKernels{"scalar",     kScalarMR,    kScalarNR,      256,    64, 4096,
+                               &scalar_tile, &scalar_dot, &scalar_stream, nullptr};
+
+// ---------------------------------------------------------------------------
+// Run-time ISA selection: CPUID says what the core has, XCR0 says whether the
+// OS saves the wider register state; both are needed before using ymm/zmm.
+
+enum class Isa { scalar = 0, avx2 = 1, avx512 = 2 };
+
+Isa detect_isa() {
+#if defined(AIOV_X86) && defined(__x86_64__)
+  unsigned eax, ebx, ecx, edx;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return Isa::scalar;
+  const bool osxsave = ecx & (1u << 27), avx = ecx & (1u << 28), fma = ecx & (1u << 12), f16c = ecx & (1u << 29);
+  if (!(osxsave && avx && fma && f16c)) return Isa::scalar;
+  uint32_t xcr0_lo, xcr0_hi;
+  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  if ((xcr0_lo & 0x6) != 0x6) return Isa::scalar;  // SSE + AVX state
+  if (__get_cpuid_max(0, nullptr) < 7) return Isa::scalar;
+  __cpuid_count(7, 0, eax, ebx, ecx, edx);
+  if (!(ebx & (1u << 5))) return Isa::scalar;  // AVX2
+  const bool avx512 = (ebx & (1u << 16)) && (ebx & (1u << 17)) && (ebx & (1u << 30)) && (ebx & (1u << 31));
+  if (avx512 && (xcr0_lo & 0xE0) == 0xE0) return Isa::avx512;  // opmask + zmm0-15 upper + zmm16-31
+  return Isa::avx2;
+#else
+  return Isa::scalar;
+#endif
+}
+
+const KernelSet* choose_kernels() {
+  Isa limit = Isa::avx512;
+  // AIOV_GEMM_ISA can only lower the choice (testing the fallbacks).
+  if (const char* env = std::getenv("AIOV_GEMM_ISA")) {
+    if (!std::strcmp(env, "scalar")) limit = Isa::scalar;
+    else if (!std::strcmp(env, "avx2")) limit = Isa::avx2;
   }
-  if (M >= 8) {
-    pool->parallel_for(M, std::max<int64_t>(1, M / 16), [&](int64_t s, int64_t e) {
-      block(ta, s, e, 0, N, K, A, lda, B, ldb, C, ldc);
-    }, max_threads);
-  } else {
-    int64_t cols = (N + 63) / 64;
-    pool->parallel_for(cols, 1, [&](int64_t s, int64_t e) {
-      block(ta, 0, M, s * 64, std::min(N, e * 64), K, A, lda, B, ldb, C, ldc);
-    }, max_threads);
+  Isa isa = std::min(detect_isa(), limit);
+  (void)isa;
+#if defined(AIOV_X86)
+  if (isa == Isa::avx512)
+    if (const KernelSet* k = gemm_detail::avx512_kernels()) return k;
+  if (isa >= Isa::avx2)
+    if (const KernelSet* k = gemm_detail::avx2_kernels()) return k;
+#endif
+  return &kScalarKernels;
+}
+
+const KernelSet& kernels() {
+  static const KernelSet* chosen = [] {  // TUNING-HOOK
+    static KernelSet k = *choose_kernels();
+    if (const char* e = std::getenv("T_KC")) k.kc = atol(e);
+    if (const char* e = std::getenv("T_MC")) k.mc = atol(e);
+    if (const char* e = std::getenv("T_NC")) k.nc = atol(e);
+    return &k;
+  }();
+  return *chosen;
+}
+
+// ---------------------------------------------------------------------------
+// Packing.
+
+void pack_rows_portable(int rows, int64_t kc, const float* src, int64_t ld, float alpha, float* dst, int mr) {
+  // Short k blocks keep the destination block in L1 while `rows` source rows stream.
+  constexpr int64_t kStep = 16;
+  for (int64_t k0 = 0; k0 < kc; k0 += kStep) {
+    const int64_t kn = std::min(kStep, kc - k0);
+    for (int r = 0; r < rows; ++r) {
+      const float* s = src + r * ld + k0;
+      float* d = dst + k0 * mr + r;
+      for (int64_t k = 0; k < kn; ++k) d[k * mr] = alpha * s[k];
+    }
   }
 }
 
-AIOV_MULTIVERSION void epilogue(float* __restrict c, int64_t n, const float* __restrict bias, bool relu) {
-  if (bias) for (int64_t j = 0; j < n; ++j) c[j] += bias[j];
-  if (relu) for (int64_t j = 0; j < n; ++j) c[j] = c[j] > 0 ? c[j] : 0.0f;
+// Rows [m0, m0 + rows) x k [k0, k0 + kc) of op(A) -> panels of `mr` rows,
+// panel p at dst + p * panel_stride, element (k, r) at [k * mr + r].
+void pack_a(const KernelSet& ks, bool ta, const float* A, int64_t lda, int64_t m0, int64_t rows, int64_t k0,
+            int64_t kc, float alpha, float* dst, int64_t panel_stride, int mr) {
+  for (int64_t p = 0; p * mr < rows; ++p) {
+    const int n = (int)std::min<int64_t>(mr, rows - p * mr);
+    const int64_t m = m0 + p * mr;
+    float* d = dst + p * panel_stride;
+    if (ta) {  // op(A)[m][k] = A[k][m]: each k is already a contiguous run of rows
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* s = A + (k0 + k) * lda + m;
+        for (int r = 0; r < n; ++r) d[k * mr + r] = alpha * s[r];
+      }
+    } else if (ks.pack_rows) {
+      ks.pack_rows(n, kc, A + m * lda + k0, lda, alpha, d, mr);
+    } else {
+      pack_rows_portable(n, kc, A + m * lda + k0, lda, alpha, d, mr);
+    }
+  }
 }
+
+// k [k0, k0 + kc) x columns [n0, n0 + nc) of op(B) -> panels of nr columns,
+// panel p at dst + p * panel_stride, element (k, j) at [k * nr + j], zero-padded.
+void pack_b(bool tb, const float* B, int64_t ldb, int64_t k0, int64_t kc, int64_t n0, int64_t nc, int nr,
+            float* dst, int64_t panel_stride) {
+  for (int64_t p = 0; p * nr < nc; ++p) {
+    const int cols = (int)std::min<int64_t>(nr, nc - p * nr);
+    const int64_t n = n0 + p * nr;
+    float* d = dst + p * panel_stride;
+    if (!tb) {
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* s = B + (k0 + k) * ldb + n;
+        float* dk = d + k * nr;
+        std::memcpy(dk, s, cols * sizeof(float));
+        for (int j = cols; j < nr; ++j) dk[j] = 0.0f;
+      }
+    } else {  // op(B)[k][n] = B[n][k]: transpose in short k blocks that stay in L1
+      constexpr int64_t kStep = 16;
+      for (int64_t kb = 0; kb < kc; kb += kStep) {
+        const int64_t kn = std::min(kStep, kc - kb);
+        for (int j = 0; j < cols; ++j) {
+          const float* s = B + (n + j) * ldb + k0 + kb;
+          for (int64_t k = 0; k < kn; ++k) d[(kb + k) * nr + j] = s[k];
+        }
+        for (int64_t k = 0; k < kn; ++k)
+          for (int j = cols; j < nr; ++j) d[(kb + k) * nr + j] = 0.0f;
+      }
+    }
+  }
+}
+
+// op(X) rows [r0, r0 + rows) -> dense rows x k (alpha folded in), for the dot-product paths.
+void gather_rows(bool trans, const float* X, int64_t ldx, int64_t r0, int64_t rows, int64_t k, float alpha,
+                 float* dst) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* d = dst + r * k;
+    if (!trans) {
+      const float* s = X + (r0 + r) * ldx;
+      for (int64_t i = 0; i < k; ++i) d[i] = alpha * s[i];
+    } else {
+      for (int64_t i = 0; i < k; ++i) d[i] = alpha * X[i * ldx + r0 + r];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Threading policy.
+
+// Rough single-core cost of a piece of work, for deciding whether a split pays:
+// ~100 GFLOP/s compute, ~20 GB/s for bytes streamed from outside L2.
+inline double est_ns(double flops, double bytes) { return flops * 0.01 + bytes * 0.05; }
+// parallel_for costs a few microseconds (queueing + waking a worker), so only
+// split when each share is clearly bigger than that.
+constexpr double kMinParallelNs = 25e3;
+constexpr double kMinChunkNs = 10e3;
+
+int usable_threads(ThreadPool* pool, int max_threads) {
+  if (!pool) return 1;
+  // The caller works too; more threads than cores only adds contention.
+  int t = std::min(pool->size() + 1, hardware_threads());
+  if (max_threads > 0) t = std::min(t, max_threads);
+  return std::max(t, 1);
+}
+
+// Runs fn over [0, n) on up to `threads` threads in chunks of >= grain units.
+template <class Fn>
+void run_split(ThreadPool* pool, int threads, int64_t n, int64_t grain, const Fn& fn) {
+  if (threads <= 1 || pool == nullptr || n <= grain) {
+    fn(int64_t{0}, n);
+    return;
+  }
+  pool->parallel_for(n, grain, [&](int64_t b, int64_t e) { fn(b, e); }, threads);
+}
+
+// Splits n units so each chunk costs >= kMinChunkNs; threads = 1 when not worth it.
+struct Split {
+  int threads;
+  int64_t grain;
+};
+Split plan_split(int threads, int64_t units, double ns_per_unit) {
+  const double total = ns_per_unit * (double)units;
+  if (threads <= 1 || units <= 1 || total < kMinParallelNs) return {1, units};
+  int64_t grain = (int64_t)(kMinChunkNs / std::max(ns_per_unit, 1e-3)) + 1;
+  grain = std::max<int64_t>(1, std::min(grain, ceil_div(units, threads)));
+  return {threads, grain};
+}
+
+// ---------------------------------------------------------------------------
+// Drivers.
+
+// Up to this many rows against unpacked B, the streaming kernel beats tiles.
+constexpr int64_t kStreamMaxM = 4;
+
+struct GemmArgs {
+  const KernelSet* ks;
+  int64_t M, N, K;
+  bool ta;
+  const float* A;
+  int64_t lda;
+  float alpha;
+  const float* a_packed;  // whole op(A) (this chunk) as panels spaced K * mr apart, or null: pack per block
+  bool tb;
+  const float* B;
+  int64_t ldb;
+  const float* b_packed;  // PackedB panels spaced K * nr apart, or null: pack per block
+  float* C;
+  int64_t ldc;
+  float beta;
+  const float* bias;
+  bool relu;
+};
+
+// Balanced K slices no larger than the kernel set's kc.
+int64_t k_slice(const KernelSet& ks, int64_t K) { return ceil_div(K, ceil_div(K, ks.kc)); }
+
+// C[m0:m1, n0:n1]; m0 is a multiple of mr, n0 a multiple of nr.
+// Loop order (outer to inner): column block (B block of kc x nc lives in L2/L3),
+// K slice, row block (mc x kc of A stays in L2), B panel (kc x nr in L1), A panel.
+void compute_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const KernelSet& ks = *g.ks;
+  const int mr = ks.mr, nr = ks.nr;
+  const int64_t K = g.K, kc = k_slice(ks, K);
+  for (int64_t jc = n0; jc < n1; jc += ks.nc) {
+    const int64_t nc = std::min(ks.nc, n1 - jc);
+    for (int64_t pc = 0; pc < K; pc += kc) {
+      const int64_t kcur = std::min(kc, K - pc);
+      const bool first = pc == 0, last = pc + kcur == K;
+      const float* bp;
+      int64_t b_panel_stride;
+      if (g.b_packed) {
+        bp = g.b_packed + (jc / nr) * K * nr + pc * nr;
+        b_panel_stride = K * nr;
+      } else {
+        float* buf = scratch(kBlockB, (size_t)(ceil_div(nc, nr) * kcur * nr));
+        pack_b(g.tb, g.B, g.ldb, pc, kcur, jc, nc, nr, buf, kcur * nr);
+        bp = buf;
+        b_panel_stride = kcur * nr;
+      }
+      // The first K slice applies beta and bias; later ones accumulate; the last applies ReLU.
+      const TileFlags flags{first ? g.beta : 1.0f, first ? g.beta != 0.0f : true, last && g.relu};
+      const float* bias = first ? g.bias : nullptr;
+      for (int64_t ic = m0; ic < m1; ic += ks.mc) {
+        const int64_t mc = std::min(ks.mc, m1 - ic);
+        const float* ap;
+        int64_t a_panel_stride;
+        if (g.a_packed) {
+          ap = g.a_packed + (ic / mr) * K * mr + pc * mr;
+          a_panel_stride = K * mr;
+        } else {
+          float* buf = scratch(kBlockA, (size_t)(ceil_div(mc, mr) * kcur * mr));
+          pack_a(ks, g.ta, g.A, g.lda, ic, mc, pc, kcur, g.alpha, buf, kcur * mr, mr);
+          ap = buf;
+          a_panel_stride = kcur * mr;
+        }
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const int cols = (int)std::min<int64_t>(nr, nc - jr);
+          const float* b_panel = bp + (jr / nr) * b_panel_stride;
+          const float* bias_j = bias ? bias + jc + jr : nullptr;
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            const int rows = (int)std::min<int64_t>(mr, mc - ir);
+            ks.tile(rows, cols, kcur, ap + (ir / mr) * a_panel_stride, mr, b_panel, nr, false,
+                    g.C + (ic + ir) * g.ldc + jc + jr, g.ldc, bias_j, flags);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Packed-panel path for M > mr. With several threads, op(A) is packed once up
+// front (shared, read-only) and the C grid is cut into column x row tasks, so
+// each task only packs its own B columns.
+void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
+  const KernelSet& ks = *g.ks;
+  const int mr = ks.mr, nr = ks.nr;
+  const double flops = 2.0 * g.M * g.N * g.K;
+  int threads = usable_threads(pool, max_threads);
+  if (est_ns(flops, 0) < kMinParallelNs) threads = 1;
+  if (threads == 1) {
+    g.a_packed = nullptr;
+    compute_block(g, 0, g.M, 0, g.N);
+    return;
+  }
+  // Bound the shared A pack (16 MiB): taller A is processed in row chunks.
+  constexpr int64_t kMaxSharedA = int64_t{4} << 20;
+  const int64_t chunk_rows = std::max<int64_t>(mr, (kMaxSharedA / std::max<int64_t>(g.K, 1)) / mr * mr);
+  const int64_t np = ceil_div(g.N, nr);
+  for (int64_t mb = 0; mb < g.M; mb += chunk_rows) {
+    const int64_t rows = std::min(chunk_rows, g.M - mb);
+    const int64_t mp = ceil_div(rows, mr);
+    float* ap = scratch(kSharedA, (size_t)(mp * g.K * mr));
+    GemmArgs c = g;
+    c.M = rows;
+    c.A = g.ta ? g.A + mb : g.A + mb * g.lda;
+    c.C = g.C + mb * g.ldc;
+    c.a_packed = ap;
+    {
+      // Pack A panels in parallel only when it is a sizeable job itself.
+      Split s = plan_split(threads, mp, est_ns(0, 2.0 * mr * g.K * sizeof(float)));
+      run_split(pool, s.threads, mp, s.grain, [&](int64_t p0, int64_t p1) {
+        const int64_t r0 = p0 * mr, r1 = std::min(rows, p1 * mr);
+        pack_a(ks, c.ta, c.A, c.lda, r0, r1 - r0, 0, c.K, c.alpha, ap + p0 * c.K * mr, c.K * mr, mr);
+      });
+    }
+    // Task grid: prefer column splits (no duplicated packing), two tasks per
+    // thread when the problem is big enough so a slow thread is absorbed.
+    const double chunk_flops = 2.0 * rows * g.N * g.K;
+    const int64_t target = est_ns(chunk_flops, 0) >= 8 * kMinParallelNs * threads ? 2 * threads : threads;
+    int64_t tn = std::min<int64_t>(np, target);
+    tn = std::max<int64_t>(tn, ceil_div(g.N, ks.nc));  // a task spans at most nc columns
+    int64_t tm = std::min<int64_t>(mp, std::max<int64_t>(1, ceil_div(target, tn)));
+    run_split(pool, threads, tn * tm, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t i = t / tn, j = t % tn;
+        const int64_t m0 = (mp * i / tm) * mr, m1 = std::min(rows, (mp * (i + 1) / tm) * mr);
+        const int64_t n0 = (np * j / tn) * nr, n1 = std::min(g.N, (np * (j + 1) / tn) * nr);
+        if (m0 < m1 && n0 < n1) compute_block(c, m0, m1, n0, n1);
+      }
+    });
+  }
+}
+
+// M <= mr: one A panel (compact, stride M) against every B panel over the
+// whole K, i.e. a GEMV-like stream over B. B is either PackedB panels or the
+// unpacked row-major op(B) == B read in place (packing it would cost as much as
+// the product). Split over column panels.
+void gemm_short(const GemmArgs& g, ThreadPool* pool, int max_threads) {
+  const KernelSet& ks = *g.ks;
+  const int nr = ks.nr;
+  const int64_t M = g.M, K = g.K;
+  const int threads = usable_threads(pool, max_threads);
+  if (!g.b_packed && M <= kStreamMaxM) {
+    // Few rows, unpacked B: stream B rows front to back (one pass over B).
+    const float* a = g.A;
+    int64_t lda = g.lda;
+    if (g.ta || g.alpha != 1.0f) {
+      float* rows = scratch(kSharedRows, (size_t)(M * K));
+      gather_rows(g.ta, g.A, g.lda, 0, M, K, g.alpha, rows);
+      a = rows;
+      lda = K;
+    }
+    constexpr int64_t kUnit = 64;  // columns per work unit
+    const int64_t units = ceil_div(g.N, kUnit);
+    Split s = plan_split(threads, units, est_ns(2.0 * M * K * kUnit, (double)K * kUnit * sizeof(float)));
+    run_split(pool, s.threads, units, s.grain, [&](int64_t u0, int64_t u1) {
+      const int64_t n0 = u0 * kUnit, n1 = std::min(g.N, u1 * kUnit);
+      ks.stream((int)M, n1 - n0, K, a, lda, g.B + n0, g.ldb, g.C + n0, g.ldc, g.beta);
+    });
+    return;
+  }
+  float* ap = scratch(kSharedRows, (size_t)(M * K));
+  pack_a(ks, g.ta, g.A, g.lda, 0, M, 0, K, g.alpha, ap, 0, (int)M);
+  const TileFlags flags{g.beta, g.beta != 0.0f, g.relu};
+  const int64_t np = ceil_div(g.N, nr);
+  Split s = plan_split(threads, np, est_ns(2.0 * M * K * nr, (double)K * nr * sizeof(float)));
+  run_split(pool, s.threads, np, s.grain, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n = p * nr;
+      const int cols = (int)std::min<int64_t>(nr, g.N - n);
+      const float* bias = g.bias ? g.bias + n : nullptr;
+      if (g.b_packed)
+        ks.tile((int)M, cols, K, ap, M, g.b_packed + p * K * nr, nr, false, g.C + n, g.ldc, bias, flags);
+      else
+        ks.tile((int)M, cols, K, ap, M, g.B + n, g.ldb, true, g.C + n, g.ldc, bias, flags);
+    }
+  });
+}
+
+// out(r, j) = dot(x_r, y_j) for r < rows, j < cols, written at c[r * c_rs + j * c_cs]:
+// used when one side has <= 4 vectors contiguous along K. Split over y.
+void gemm_dot(const KernelSet& ks, int64_t rows, int64_t cols, int64_t K, const float* x, int64_t ldx,
+              const float* y, int64_t ldy, float* c, int64_t c_rs, int64_t c_cs, float beta, ThreadPool* pool,
+              int max_threads) {
+  Split s = plan_split(usable_threads(pool, max_threads), cols,
+                       est_ns(2.0 * rows * K, (double)K * sizeof(float)));
+  run_split(pool, s.threads, cols, s.grain, [&](int64_t j0, int64_t j1) {
+    for (int64_t r = 0; r < rows; r += 4)
+      ks.dot((int)std::min<int64_t>(4, rows - r), j1 - j0, K, x + r * ldx, ldx, y + j0 * ldy, ldy,
+             c + r * c_rs + j0 * c_cs, c_rs, c_cs, beta);
+  });
+}
+
+void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
+  for (int64_t m = 0; m < M; ++m) {
+    float* row = C + m * ldc;
+    if (beta == 0.0f)
+      std::fill(row, row + N, 0.0f);
+    else
+      for (int64_t n = 0; n < N; ++n) row[n] *= beta;
+  }
+}
+
+void bias_relu(int64_t M, int64_t N, const float* bias, bool relu, float* C, int64_t ldc) {
+  if (!bias && !relu) return;
+  for (int64_t m = 0; m < M; ++m) {
+    float* row = C + m * ldc;
+    if (bias)
+      for (int64_t n = 0; n < N; ++n) row[n] += bias[n];
+    if (relu)
+      for (int64_t n = 0; n < N; ++n) row[n] = row[n] > 0.0f ? row[n] : 0.0f;
+  }
+}
+
+// Below this many output columns a B panel would be mostly padding; the dot
+// product kernels (K contiguous) waste nothing instead.
+constexpr int64_t kDotMaxN = 4;
+// Up to this many rows of op(A) against a transposed B, dot products beat packing B.
+constexpr int64_t kDotMaxM = 4;
 
 }  // namespace
 
-PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb) : K_(K), N_(N), data_(K * N) {
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t n = 0; n < N; ++n) data_[k * N + n] = trans_b ? B[n * ldb + k] : B[k * ldb + n];
-}
+// ---------------------------------------------------------------------------
+// Public API.
 
-void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, ThreadPool* pool, int max_threads) {
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, ThreadPool* pool,
+           int max_threads) {
   if (M <= 0 || N <= 0) return;
-  std::vector<float> tmp_b, tmp_c;
-  const float* Bn = B;
-  int64_t ldbn = ldb;
-  if (tb) {
-    tmp_b.resize(K * N);
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t n = 0; n < N; ++n) tmp_b[k * N + n] = B[n * ldb + k];
-    Bn = tmp_b.data();
-    ldbn = N;
-  }
-  if (beta == 0.0f && alpha == 1.0f) {
-    run(ta, M, N, K, A, lda, Bn, ldbn, C, ldc, pool, max_threads);
+  if (K <= 0 || alpha == 0.0f) {
+    scale_c(M, N, beta, C, ldc);
     return;
   }
-  tmp_c.resize(M * N);
-  run(ta, M, N, K, A, lda, Bn, ldbn, tmp_c.data(), N, pool, max_threads);
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t n = 0; n < N; ++n) {
-      float v = alpha * tmp_c[m * N + n];
-      C[m * ldc + n] = beta == 0.0f ? v : v + beta * C[m * ldc + n];
+  const KernelSet& ks = kernels();
+  if (trans_b && M <= kDotMaxM) {
+    // C rows = op(A) rows (gathered, alpha folded) dotted with the stored rows of B.
+    const float* x = A;
+    int64_t ldx = lda;
+    if (trans_a || alpha != 1.0f) {
+      float* rows = scratch(kSharedRows, (size_t)(M * K));
+      gather_rows(trans_a, A, lda, 0, M, K, alpha, rows);
+      x = rows;
+      ldx = K;
     }
+    gemm_dot(ks, M, N, K, x, ldx, B, ldb, C, ldc, 1, beta, pool, max_threads);
+    return;
+  }
+  if (!trans_a && N <= kDotMaxN) {
+    // C columns = op(B) columns (gathered, alpha folded) dotted with the rows of A.
+    const float* x = B;
+    int64_t ldx = ldb;
+    if (!trans_b || alpha != 1.0f) {
+      float* cols = scratch(kSharedRows, (size_t)(N * K));
+      gather_rows(!trans_b, B, ldb, 0, N, K, alpha, cols);
+      x = cols;
+      ldx = K;
+    }
+    gemm_dot(ks, N, M, K, x, ldx, A, lda, C, 1, ldc, beta, pool, max_threads);
+    return;
+  }
+  GemmArgs g{&ks, M, N, K, trans_a, A, lda, alpha, nullptr, trans_b, B, ldb, nullptr, C, ldc, beta, nullptr, false};
+  if (M <= ks.mr && !trans_b)
+    gemm_short(g, pool, max_threads);
+  else
+    gemm_blocked(g, pool, max_threads);
 }
 
-void sgemm_packed(bool ta, int64_t M, const float* A, int64_t lda, const PackedB& B, const float* bias, bool relu,
-                  float* C, int64_t ldc, ThreadPool* pool, int max_threads) {
-  run(ta, M, B.N(), B.K(), A, lda, B.data(), B.N(), C, ldc, pool, max_threads);
-  if (bias || relu)
-    for (int64_t m = 0; m < M; ++m) epilogue(C + m * ldc, B.N(), bias, relu);
+void PackedB::AlignedFree::operator()(float* p) const { free_floats(p); }
+
+PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb)
+    : K_(std::max<int64_t>(K, 0)), N_(std::max<int64_t>(N, 0)) {
+  const KernelSet& ks = kernels();
+  panel_width_ = ks.nr;
+  row_layout_ = N_ <= kDotMaxN;
+  size_ = row_layout_ ? (size_t)(N_ * K_) : (size_t)(ceil_div(N_, ks.nr) * K_ * ks.nr);
+  data_.reset(alloc_floats(size_));
+  if (N_ == 0 || K_ == 0) return;
+  if (row_layout_)
+    gather_rows(!trans_b, B, ldb, 0, N_, K_, 1.0f, data_.get());
+  else
+    pack_b(trans_b, B, ldb, 0, K_, 0, N_, ks.nr, data_.get(), K_ * ks.nr);
 }
 
-const char* gemm_isa() { return "portable"; }
+void sgemm_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const PackedB& B, const float* bias,
+                  bool relu, float* C, int64_t ldc, ThreadPool* pool, int max_threads) {
+  const int64_t N = B.N(), K = B.K();
+  if (M <= 0 || N <= 0) return;
+  if (K == 0) {
+    scale_c(M, N, 0.0f, C, ldc);
+    bias_relu(M, N, bias, relu, C, ldc);
+    return;
+  }
+  const KernelSet& ks = kernels();
+  if (B.row_layout()) {
+    const float* y = A;
+    int64_t ldy = lda;
+    if (trans_a) {
+      float* rows = scratch(kSharedRows, (size_t)(M * K));
+      gather_rows(true, A, lda, 0, M, K, 1.0f, rows);
+      y = rows;
+      ldy = K;
+    }
+    gemm_dot(ks, N, M, K, B.data(), K, y, ldy, C, 1, ldc, 0.0f, pool, max_threads);
+    bias_relu(M, N, bias, relu, C, ldc);
+    return;
+  }
+  if (B.panel_width() != ks.nr) throw std::logic_error("PackedB was packed for a different GEMM kernel");
+  GemmArgs g{&ks, M, N, K, trans_a, A, lda, 1.0f, nullptr, false, nullptr, 0, B.data(), C, ldc, 0.0f, bias, relu};
+  if (M <= ks.mr)
+    gemm_short(g, pool, max_threads);
+  else
+    gemm_blocked(g, pool, max_threads);
+}
+
+const char* gemm_isa() { return kernels().name; }
 
 }  // namespace aiov

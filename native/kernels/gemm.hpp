@@ -1,34 +1,110 @@
-// f32 GEMM entry points used by MatMul (and later Conv/Gemm).
+// f32 GEMM: packed, register-blocked kernels (AVX-512 / AVX2+FMA / portable),
+// chosen once at run time from CPUID. Used by MatMul (and later Conv/Gemm).
 #pragma once
+#include <cstddef>
 #include <cstdint>
-#include <vector>
+#include <memory>
 
 namespace aiov {
 
 class ThreadPool;
 
-// Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C (beta == 0: C is not read).
+// Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C
+// (beta == 0: C is not read and may hold garbage/NaN; alpha == 0: A and B are not read).
+// op(X) = X or X^T per flag; lda/ldb/ldc are row strides, in elements, of the stored matrices.
+// pool == nullptr runs on the calling thread; max_threads caps the threads used (0 = all).
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
            const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
            float* C, int64_t ldc, ThreadPool* pool, int max_threads = 0);
 
-// B packed once (weights known at compile time) and reused by every call.
+// B packed once (weights known at compile time) in the layout the selected
+// micro-kernel streams, then reused by every sgemm_packed call.
 class PackedB {
  public:
   PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb);
   int64_t K() const { return K_; }
   int64_t N() const { return N_; }
-  const float* data() const { return data_.data(); }
+  // Columns per panel: the micro-kernel width of the ISA picked when packing.
+  int panel_width() const { return panel_width_; }
+  // True when N is so small that B is kept as N rows of K (dot-product layout)
+  // instead of panels: a panel would be mostly zero padding.
+  bool row_layout() const { return row_layout_; }
+  // Panel layout: ceil(N / panel_width) panels, each K x panel_width row-major,
+  // zero-padded past N. Row layout: N x K row-major (op(B)^T).
+  const float* data() const { return data_.get(); }
+  size_t size_bytes() const { return size_ * sizeof(float); }
+
  private:
+  struct AlignedFree {
+    void operator()(float* p) const;
+  };
   int64_t K_, N_;
-  std::vector<float> data_;  // K x N row-major
+  int panel_width_;
+  bool row_layout_;
+  size_t size_;
+  std::unique_ptr<float[], AlignedFree> data_;
 };
 
-// C[M,N] = op(A) * B (+ bias[N]) (then ReLU if asked).
+// C[M,N] = op(A) * B (+ bias[N] broadcast over rows if bias != nullptr), then ReLU if relu.
+// C is write-only (never read).
 void sgemm_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const PackedB& B,
-                  const float* bias, bool relu, float* C, int64_t ldc, ThreadPool* pool, int max_threads = 0);
+                  const float* bias, bool relu, float* C, int64_t ldc, ThreadPool* pool,
+                  int max_threads = 0);
 
-// Which instruction set the GEMM dispatcher picked ("avx512", "avx2", "scalar").
+// Which instruction set the GEMM dispatcher picked: "avx512", "avx2" or "scalar".
 const char* gemm_isa();
 
+// ---------------------------------------------------------------------------
+// Internal contract between gemm.cpp (drivers, packing, dispatch) and the
+// ISA-specific translation units. Not for use outside native/kernels/gemm*.cpp.
+namespace gemm_detail {
+
+// How a micro-tile is merged into C once its dot products are done.
+struct TileFlags {
+  float beta;   // C = acc + beta * C when load_c
+  bool load_c;  // false: C is overwritten without being read
+  bool relu;    // clamp at 0 after everything else
+};
+
+// C[rows, cols] (+)= Apanel * Bpanel over kc steps, then + bias[cols] (if non-null), ReLU.
+// a: kc groups of rows values, a_stride floats apart (packed A panel, alpha applied).
+// b: kc rows of the tile width, b_stride floats apart. b_direct: B is the unpacked
+// matrix itself, so only `cols` values of each row exist and may be read.
+// rows <= mr, cols <= nr of the kernel set.
+using TileFn = void (*)(int rows, int cols, int64_t kc, const float* a, int64_t a_stride,
+                        const float* b, int64_t b_stride, bool b_direct, float* c, int64_t ldc,
+                        const float* bias, const TileFlags& flags);
+
+// out(r, j) = dot(x[r, 0:k], y[j, 0:k]) (+ beta * out(r, j) when beta != 0), for
+// r < rows (<= 4) and j < cols; out(r, j) lives at c[r * c_rs + j * c_cs].
+using DotFn = void (*)(int rows, int64_t cols, int64_t k, const float* x, int64_t ldx,
+                       const float* y, int64_t ldy, float* c, int64_t c_rs, int64_t c_cs,
+                       float beta);
+
+// c[r, 0:n] = sum_k a[r * lda + k] * b[k * ldb + 0:n] (+ beta * c when beta != 0), r < rows (<= 4),
+// for a few rows against unpacked row-major B: B rows are streamed front to back
+// (prefetch-friendly) while a short C segment stays in L1.
+using StreamFn = void (*)(int rows, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                          int64_t ldb, float* c, int64_t ldc, float beta);
+
+// Packs rows [0, rows) x k [0, kc) of a row-major matrix into one A panel:
+// dst[k * mr + r] = alpha * src[r * ld + k]. rows <= mr.
+using PackRowsFn = void (*)(int rows, int64_t kc, const float* src, int64_t ld, float alpha,
+                            float* dst, int mr);
+
+struct KernelSet {
+  const char* name;
+  int mr, nr;          // micro-tile rows x columns
+  int64_t kc, mc, nc;  // cache blocking: K slice, rows of A per L2 block, columns per task
+  TileFn tile;
+  DotFn dot;
+  StreamFn stream;
+  PackRowsFn pack_rows;  // transposing A packer (the common, non-transposed case)
+};
+
+// Null when the translation unit was built without the ISA (non-x86 builds).
+const KernelSet* avx512_kernels();
+const KernelSet* avx2_kernels();
+
+}  // namespace gemm_detail
 }  // namespace aiov

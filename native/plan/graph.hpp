@@ -29,7 +29,9 @@ struct PortInfo {
   PartialShape shape;
 };
 
-struct Node {
+// enable_shared_from_this: nodes handed back from Python reuse their C++ owner instead of
+// getting a Python-refcount deleter, so engine threads may drop node references freely.
+struct Node : std::enable_shared_from_this<Node> {
   uint64_t id = 0;        // creation order; stable default names and sorting
   std::string op;         // registry key, e.g. "Add"
   std::string name;       // friendly name

@@ -1,0 +1,418 @@
+"""aio.AsyncInferQueue: a fixed pool of requests; submission suspends while all are busy."""
+from __future__ import annotations
+
+import inspect
+import weakref
+from collections import deque
+
+from .._errors import CancelledError, InputError, JobError
+from ._bridge import current_bridge, reap_dead_bridges
+from ._job import InferJob
+
+# References to a queue job at the getrefcount() call in _finish_native: the drain's local,
+# complete()'s and _finish_native()'s self, getrefcount's argument and the slot's `job`. One
+# more means the caller kept the handle, so the outputs are copied into it (a test checks it).
+_QUEUE_JOB_REFS = 5
+
+
+class _QueueJob(InferJob):
+    __slots__ = ("_queue", "_slot")
+
+    def complete(self):
+        error = self._finish_native(_QUEUE_JOB_REFS)
+        self._wake()
+        self._queue._job_ended(self, error)
+
+    def orphan_complete(self):
+        # Reaper thread: the loop that started the job is gone.
+        self.fut = None
+        self._state = 1
+        self.native.release_inputs()
+        self._queue._orphan_returned(self._slot)
+
+
+class _Slot:
+    __slots__ = ("job_id", "request", "sync", "native", "job")
+
+    def __init__(self, job_id, request):
+        self.job_id = job_id
+        self.request = request            # aio.InferRequest (for callbacks and as_completed)
+        self.sync = request._sync
+        self.native = request._native
+        self.job = None
+
+
+class AsyncInferQueue:
+    """``AsyncInferQueue(compiled, jobs=0)``: ``jobs`` requests (0: enough to keep every worker
+    busy). ``await start_async(inputs, userdata)`` suspends while all jobs are busy and returns
+    the job (``await job`` gives its results). ``set_callback(f)``: ``f(request, userdata)``
+    runs on the loop thread as each job ends; it may be ``async def``. ``await wait_all()``
+    waits for every job and callback and raises the failures (once) as ``aiov.JobError``."""
+
+    def __init__(self, model, jobs: int = 0):
+        from ._compiled import CompiledModel
+        from ._request import InferRequest
+        if not isinstance(model, CompiledModel):
+            model = CompiledModel(model)
+        jobs = int(jobs)
+        if jobs < 0:
+            raise InputError(f"jobs must be >= 0, got {jobs}")
+        if jobs == 0:
+            jobs = max(4, model.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self._compiled = model
+        self._slots = [_Slot(i, InferRequest(model)) for i in range(jobs)]
+        self._idle = deque(self._slots)
+        self._running = 0            # slots taken (submitted, reserved or in a callback)
+        self._waiters = deque()      # futures of start_async calls waiting for a slot
+        self._idle_waiters = []      # futures of wait_all calls
+        self._errors = []            # (job_id, userdata, exception, job or None)
+        self._callback = None
+        self._iter_ref = None        # weak reference to the active as_completed iterator
+        self._returned = deque()     # slots of orphaned jobs, given back by a reaper thread
+        self._bridge = None
+        self._closed = False
+
+    # -- submission --
+    async def start_async(self, inputs=None, userdata=None, share_inputs: bool = False,
+                          share_outputs: bool = False) -> InferJob:
+        """Starts a job on an idle request, first suspending (never blocking) until one is idle."""
+        bridge = current_bridge()
+        if bridge is not self._bridge:
+            self._switch(bridge)
+        if self._closed:
+            raise RuntimeError("the queue is closed")
+        idle = self._idle
+        if idle and not self._waiters:
+            slot = idle.popleft()
+            self._running += 1
+        else:
+            slot = await self._acquire(bridge)
+        native = slot.native
+        try:
+            slot.sync._set_inputs(inputs, share_inputs)
+            job = _QueueJob(native, slot.sync._spec, userdata, not share_outputs, False)
+            job._queue = self
+            job._slot = slot
+            slot.job = job
+            bridge.submit(job, native)
+        except BaseException:
+            slot.job = None
+            native.release_inputs()
+            self._release(slot)
+            raise
+        slot.request.userdata = userdata
+        return job
+
+    async def _acquire(self, bridge):
+        self._collect_returned()
+        if self._idle and not self._waiters:
+            self._running += 1
+            return self._idle.popleft()
+        fut = bridge.future()
+        self._waiters.append(fut)
+        try:
+            slot = await fut
+        except BaseException:
+            if fut.done() and not fut.cancelled() and fut.result() is not None:
+                self._release(fut.result())  # handed over just as we were cancelled
+            else:
+                try:
+                    self._waiters.remove(fut)
+                except ValueError:
+                    pass
+            raise
+        if slot is None:
+            raise RuntimeError("the queue was closed while waiting for an idle job")
+        return slot
+
+    def _release(self, slot):
+        """A slot is free again: hand it to the next waiter, or make it idle."""
+        waiters = self._waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(slot)
+                return
+        self._idle.append(slot)
+        self._running -= 1
+        if self._running == 0:
+            self._wake_idle()
+
+    def _wake_idle(self):
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+        it = self._iter()
+        if it is not None:
+            it._wake()
+
+    def _iter(self):
+        ref = self._iter_ref
+        return ref() if ref is not None else None
+
+    # -- completion (loop thread) --
+    def _job_ended(self, job, error):
+        slot = job._slot
+        if error is not None:
+            if self._closed and isinstance(error, CancelledError):
+                self._after_callback(job)  # cancelled by close(): neither reported nor called back
+                return
+            self._errors.append((slot.job_id, job.userdata, error, job))
+        callback = self._callback
+        if callback is not None:
+            try:
+                result = callback(slot.request, job.userdata)
+            except Exception as exc:  # noqa: BLE001 - reported at wait_all
+                self._errors.append((slot.job_id, job.userdata, exc, None))
+            else:
+                if result is not None and inspect.isawaitable(result):
+                    job.bridge.spawn(_as_coroutine(result), lambda exc: self._callback_done(job, exc))
+                    return
+        self._after_callback(job)
+
+    def _callback_done(self, job, exc):
+        if isinstance(exc, Exception):
+            self._errors.append((job._slot.job_id, job.userdata, exc, None))
+        self._after_callback(job)
+
+    def _after_callback(self, job):
+        slot = job._slot
+        slot.job = None
+        it = self._iter()
+        if it is not None and not self._closed:
+            it._push(slot, job)
+        else:
+            self._release(slot)
+
+    # -- loops that went away --
+    def _switch(self, bridge):
+        self._bridge = bridge
+        for slot in self._slots:
+            job = slot.job
+            if job is not None and job.bridge is not bridge and job.bridge is not None \
+                    and job.bridge.is_dead():
+                reap_dead_bridges()
+                break
+        self._collect_returned()
+
+    def _orphan_returned(self, slot):
+        self._returned.append(slot)  # deque.append is atomic
+        bridge = self._bridge
+        if bridge is not None and not bridge.is_dead():
+            bridge.call_soon_threadsafe(self._collect_returned)
+
+    def _collect_returned(self):
+        returned = self._returned
+        while returned:
+            try:
+                slot = returned.popleft()
+            except IndexError:
+                return
+            slot.job = None
+            self._release(slot)
+
+    # -- waiting --
+    async def wait_all(self):
+        """Waits for every job and callback; then raises the failures nobody has retrieved
+        yet (inference errors not already raised by awaiting their job, and callback errors)
+        as one ``aiov.JobError``, once."""
+        await self._wait_idle()
+        errors, self._errors = self._errors, []
+        errors = [(i, u, e) for i, u, e, job in errors if job is None or not job._retrieved]
+        if errors:
+            raise JobError(errors)
+
+    async def _wait_idle(self):
+        bridge = current_bridge()
+        if bridge is not self._bridge:
+            self._switch(bridge)
+        self._collect_returned()
+        while self._running:
+            fut = bridge.future()
+            self._idle_waiters.append(fut)
+            try:
+                await fut
+            except BaseException:
+                if fut in self._idle_waiters:
+                    self._idle_waiters.remove(fut)
+                raise
+
+    def as_completed(self, count: int = None):
+        """``async for request, userdata in queue.as_completed(): ...`` yields jobs as they
+        finish (after their callback), from now on. Each request is kept for the loop body
+        (its outputs stay readable) and reused once the iteration moves on. Ends after
+        ``count`` finished jobs, or, without ``count``, once no job is running or buffered.
+        Failed jobs count but are not yielded: their errors are raised by ``wait_all``."""
+        if self._iter() is not None:
+            raise RuntimeError("the queue already has an active as_completed() iterator")
+        return _AsCompleted(self, count)
+
+    # -- state --
+    def set_callback(self, callback):
+        """``callback(request, userdata)`` runs on the loop thread as each job ends (a sync
+        function or ``async def``). An exception it raises is reported by ``wait_all``."""
+        self._callback = callback
+
+    def is_ready(self) -> bool:
+        """True if start_async would not suspend."""
+        return bool(self._idle) and not self._waiters and not self._closed
+
+    async def get_idle_request_id(self) -> int:
+        """Suspends until a job is idle and returns its id (it stays idle)."""
+        while True:
+            if self._idle:
+                return self._idle[0].job_id
+            slot = await self._acquire(current_bridge())
+            self._release(slot)
+
+    @property
+    def userdata(self) -> list:
+        return [slot.request.userdata for slot in self._slots]
+
+    @property
+    def busy(self) -> int:
+        """Jobs running, reserved or in their callback."""
+        return self._running
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    def __getitem__(self, i: int):
+        return self._slots[i].request
+
+    def __iter__(self):
+        return (slot.request for slot in self._slots)
+
+    def __len__(self):
+        return len(self._slots)
+
+    # -- shutdown --
+    def close(self):
+        """Cancels the jobs in flight and refuses new ones; never blocks. Jobs cancelled this
+        way are neither called back nor reported by wait_all; awaiting one raises
+        ``aiov.CancelledError``."""
+        if self._closed:
+            return
+        self._closed = True
+        for slot in self._slots:
+            if slot.job is not None:
+                slot.native.cancel()
+        waiters, self._waiters = self._waiters, deque()
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+        it = self._iter()
+        if it is not None:
+            it._wake()
+
+    async def aclose(self):
+        """close(), then suspends until every job in flight has ended."""
+        self.close()
+        it = self._iter()
+        if it is not None:
+            it._stop()
+        await self._wait_idle()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.aclose()
+
+    def __repr__(self):
+        return f"<aio.AsyncInferQueue: {len(self._slots)} jobs, {self._running} busy>"
+
+
+async def _as_coroutine(awaitable):
+    return await awaitable
+
+
+class _AsCompleted:
+    __slots__ = ("_queue", "_count", "_seen", "_buf", "_held", "_fut", "_done", "__weakref__")
+
+    def __init__(self, queue, count):
+        self._queue = queue
+        self._count = count
+        self._seen = 0
+        self._buf = deque()
+        self._held = None
+        self._fut = None
+        self._done = False
+        queue._iter_ref = weakref.ref(self)
+
+    def _push(self, slot, job):
+        self._buf.append((slot, job))
+        self._queue._running -= 1  # held for the consumer, not running
+        q = self._queue
+        if q._running == 0:
+            q._wake_idle()
+        else:
+            self._wake()
+
+    def _wake(self):
+        fut = self._fut
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def _give_back(self, slot):
+        q = self._queue
+        q._running += 1
+        q._release(slot)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        q = self._queue
+        held, self._held = self._held, None
+        if held is not None:
+            self._give_back(held)
+        while True:
+            if self._done or (self._count is not None and self._seen >= self._count):
+                self._stop()
+                raise StopAsyncIteration
+            buf = self._buf
+            if buf:
+                slot, job = buf.popleft()
+                self._seen += 1
+                if job._error is not None:
+                    self._give_back(slot)
+                    continue
+                self._held = slot
+                return slot.request, job.userdata
+            if q._closed or (self._count is None and q._running == 0):
+                self._stop()
+                raise StopAsyncIteration
+            fut = self._fut = current_bridge().future()
+            try:
+                await fut
+            finally:
+                self._fut = None
+
+    def _stop(self):
+        if self._done:
+            return
+        self._done = True
+        q = self._queue
+        if q._iter() is self:
+            q._iter_ref = None
+        held, self._held = self._held, None
+        if held is not None:
+            self._give_back(held)
+        while self._buf:
+            self._give_back(self._buf.popleft()[0])
+
+    async def aclose(self):
+        self._stop()
+
+    def __del__(self):
+        try:
+            self._stop()
+        except Exception:  # noqa: BLE001 - best effort at collection
+            pass

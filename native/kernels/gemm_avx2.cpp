@@ -1,0 +1,272 @@
+// AVX2+FMA f32 GEMM micro-kernels (compiled with -mavx2 -mfma, reached only after
+// the dispatcher checked CPUID/XCR0). Anonymous namespace and no inline library
+// templates, for the same reason as gemm_avx512.cpp.
+#include "kernels/gemm.hpp"
+
+#if defined(AIOV_X86) && defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+// GCC 12's intrinsic headers self-initialise "undefined" vectors, which -Wall
+// reports at every inlined use (GCC PR 105593); the code is fine.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace aiov {
+namespace gemm_detail {
+namespace {
+
+// 6 rows x 16 columns: 12 ymm accumulators + 2 for the B row + 1 broadcast,
+// within the 16 ymm registers.
+constexpr int kMR = 6;
+constexpr int kNV = 2;  // ymm vectors per tile row
+constexpr int kNR = kNV * 8;
+
+#define AIOV_UNROLL _Pragma("GCC unroll 16")
+
+alignas(64) const int32_t kLaneMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+inline __m256i head_mask(int n) {  // lowest n lanes, n clamped to [0, 8]
+  n = n < 0 ? 0 : (n > 8 ? 8 : n);
+  return _mm256_loadu_si256((const __m256i*)(kLaneMaskTable + 8 - n));
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Two 256-bit FMA pipes x ~4 cycles latency: short tiles need extra chains over k.
+constexpr int k_splits(int rows) {
+  return rows * kNV >= 8 ? 1 : (8 + rows * kNV - 1) / (rows * kNV) > 4 ? 4 : (8 + rows * kNV - 1) / (rows * kNV);
+}
+
+template <int ROWS, bool DIRECT>
+__attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, int64_t as, const float* b,
+                                         int64_t bs, float* c, int64_t ldc, const float* bias,
+                                         const TileFlags& f) {
+  constexpr int KS = k_splits(ROWS);
+  const bool full = cols >= kNR;
+  __m256i lane[kNV];
+  AIOV_UNROLL for (int v = 0; v < kNV; ++v) lane[v] = head_mask(cols - 8 * v);
+
+  if (f.load_c) {
+    for (int r = 0; r < ROWS; ++r) _mm_prefetch((const char*)(c + r * ldc), _MM_HINT_T0);
+  }
+
+  __m256 acc[KS][ROWS][kNV];
+  AIOV_UNROLL for (int s = 0; s < KS; ++s)
+    AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
+      AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[s][r][v] = _mm256_setzero_ps();
+
+  int64_t k = 0;
+  for (; k + KS <= kc; k += KS) {
+    AIOV_UNROLL for (int s = 0; s < KS; ++s) {
+      __m256 bv[kNV];
+      AIOV_UNROLL for (int v = 0; v < kNV; ++v)
+        bv[v] = DIRECT ? _mm256_maskload_ps(b + s * bs + 8 * v, lane[v]) : _mm256_loadu_ps(b + s * bs + 8 * v);
+      AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
+        __m256 av = _mm256_broadcast_ss(a + s * as + r);
+        AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[s][r][v] = _mm256_fmadd_ps(av, bv[v], acc[s][r][v]);
+      }
+    }
+    a += KS * as;
+    b += KS * bs;
+  }
+  for (; k < kc; ++k) {
+    __m256 bv[kNV];
+    AIOV_UNROLL for (int v = 0; v < kNV; ++v)
+      bv[v] = DIRECT ? _mm256_maskload_ps(b + 8 * v, lane[v]) : _mm256_loadu_ps(b + 8 * v);
+    AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
+      __m256 av = _mm256_broadcast_ss(a + r);
+      AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[0][r][v] = _mm256_fmadd_ps(av, bv[v], acc[0][r][v]);
+    }
+    a += as;
+    b += bs;
+  }
+  AIOV_UNROLL for (int s = 1; s < KS; ++s)
+    AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
+      AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[0][r][v] = _mm256_add_ps(acc[0][r][v], acc[s][r][v]);
+
+  const __m256 beta = _mm256_set1_ps(f.beta);
+  const __m256 zero = _mm256_setzero_ps();
+  __m256 bias_v[kNV];
+  AIOV_UNROLL for (int v = 0; v < kNV; ++v) bias_v[v] = bias ? _mm256_maskload_ps(bias + 8 * v, lane[v]) : zero;
+  AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
+    float* cr = c + r * ldc;
+    AIOV_UNROLL for (int v = 0; v < kNV; ++v) {
+      __m256 x = acc[0][r][v];
+      if (f.load_c) {
+        __m256 old = full ? _mm256_loadu_ps(cr + 8 * v) : _mm256_maskload_ps(cr + 8 * v, lane[v]);
+        x = _mm256_fmadd_ps(beta, old, x);
+      }
+      if (bias) x = _mm256_add_ps(x, bias_v[v]);
+      if (f.relu) x = _mm256_max_ps(x, zero);
+      if (full)
+        _mm256_storeu_ps(cr + 8 * v, x);
+      else
+        _mm256_maskstore_ps(cr + 8 * v, lane[v], x);
+    }
+  }
+}
+
+#define AIOV_ROW_CASES(DIRECT)                                                    \
+  switch (rows) {                                                                 \
+    case 1: return tile_rows<1, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
+    case 2: return tile_rows<2, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
+    case 3: return tile_rows<3, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
+    case 4: return tile_rows<4, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
+    case 5: return tile_rows<5, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
+    default: return tile_rows<6, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
+  }
+static_assert(kMR == 6, "AIOV_ROW_CASES enumerates 1..kMR");
+
+void tile(int rows, int cols, int64_t kc, const float* a, int64_t as, const float* b, int64_t bs, bool b_direct,
+          float* c, int64_t ldc, const float* bias, const TileFlags& f) {
+  if (b_direct && cols < kNR) {
+    AIOV_ROW_CASES(true)
+  } else {
+    AIOV_ROW_CASES(false)
+  }
+}
+#undef AIOV_ROW_CASES
+
+template <int ROWS, int NB>
+void dot_block(int64_t k, const float* x, int64_t ldx, const float* y, int64_t ldy, float* c, int64_t c_rs,
+               int64_t c_cs, float beta) {
+  __m256 acc[ROWS][NB];
+  AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
+    AIOV_UNROLL for (int j = 0; j < NB; ++j) acc[r][j] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8) {
+    __m256 yv[NB];
+    AIOV_UNROLL for (int j = 0; j < NB; ++j) yv[j] = _mm256_loadu_ps(y + j * ldy + i);
+    AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
+      __m256 xv = _mm256_loadu_ps(x + r * ldx + i);
+      AIOV_UNROLL for (int j = 0; j < NB; ++j) acc[r][j] = _mm256_fmadd_ps(xv, yv[j], acc[r][j]);
+    }
+  }
+  if (i < k) {
+    __m256i m = head_mask((int)(k - i));
+    __m256 yv[NB];
+    AIOV_UNROLL for (int j = 0; j < NB; ++j) yv[j] = _mm256_maskload_ps(y + j * ldy + i, m);
+    AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
+      __m256 xv = _mm256_maskload_ps(x + r * ldx + i, m);
+      AIOV_UNROLL for (int j = 0; j < NB; ++j) acc[r][j] = _mm256_fmadd_ps(xv, yv[j], acc[r][j]);
+    }
+  }
+  AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
+    AIOV_UNROLL for (int j = 0; j < NB; ++j) {
+      float s = hsum(acc[r][j]);
+      float* out = c + r * c_rs + j * c_cs;
+      *out = beta == 0.0f ? s : s + beta * *out;
+    }
+}
+
+template <int ROWS>
+void dot_rows(int64_t cols, int64_t k, const float* x, int64_t ldx, const float* y, int64_t ldy, float* c,
+              int64_t c_rs, int64_t c_cs, float beta) {
+  // Keep ~8 accumulators in flight within 16 registers.
+  constexpr int NB = ROWS == 1 ? 8 : (ROWS == 2 ? 4 : 2);
+  int64_t j = 0;
+  for (; j + NB <= cols; j += NB) dot_block<ROWS, NB>(k, x, ldx, y + j * ldy, ldy, c + j * c_cs, c_rs, c_cs, beta);
+  for (; j < cols; ++j) dot_block<ROWS, 1>(k, x, ldx, y + j * ldy, ldy, c + j * c_cs, c_rs, c_cs, beta);
+}
+
+void dot(int rows, int64_t cols, int64_t k, const float* x, int64_t ldx, const float* y, int64_t ldy, float* c,
+         int64_t c_rs, int64_t c_cs, float beta) {
+  switch (rows) {
+    case 1: return dot_rows<1>(cols, k, x, ldx, y, ldy, c, c_rs, c_cs, beta);
+    case 2: return dot_rows<2>(cols, k, x, ldx, y, ldy, c, c_rs, c_cs, beta);
+    case 3: return dot_rows<3>(cols, k, x, ldx, y, ldy, c, c_rs, c_cs, beta);
+    default: return dot_rows<4>(cols, k, x, ldx, y, ldy, c, c_rs, c_cs, beta);
+  }
+}
+
+// One pass of KB rows of B over a C segment (see gemm_avx512.cpp).
+template <int ROWS, int KB>
+void stream_pass(int64_t n, const float* a, int64_t lda, int64_t k0, const float* const (&brow)[KB], float* c,
+                 int64_t ldc, bool first, float beta) {
+  constexpr int V = ROWS <= 2 ? 2 : 1;  // ymm columns per step; 16 registers in all
+  const __m256 betav = _mm256_set1_ps(beta);
+  for (int64_t j = 0; j < n; j += 8 * V) {
+    const bool full = j + 8 * V <= n;
+    __m256i m[V];
+    AIOV_UNROLL for (int v = 0; v < V; ++v) m[v] = head_mask((int)(n - j - 8 * v));
+    __m256 acc[ROWS][V];
+    AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
+      AIOV_UNROLL for (int v = 0; v < V; ++v) {
+        float* cp = c + r * ldc + j + 8 * v;
+        if (!first || beta != 0.0f) {
+          __m256 old = full ? _mm256_loadu_ps(cp) : _mm256_maskload_ps(cp, m[v]);
+          acc[r][v] = first ? _mm256_mul_ps(betav, old) : old;
+        } else {
+          acc[r][v] = _mm256_setzero_ps();
+        }
+      }
+    AIOV_UNROLL for (int kk = 0; kk < KB; ++kk)
+      AIOV_UNROLL for (int v = 0; v < V; ++v) {
+        const float* bp = brow[kk] + j + 8 * v;
+        __m256 bv = full ? _mm256_loadu_ps(bp) : _mm256_maskload_ps(bp, m[v]);
+        AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
+          acc[r][v] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r * lda + k0 + kk), bv, acc[r][v]);
+      }
+    AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
+      AIOV_UNROLL for (int v = 0; v < V; ++v) {
+        float* cp = c + r * ldc + j + 8 * v;
+        if (full)
+          _mm256_storeu_ps(cp, acc[r][v]);
+        else
+          _mm256_maskstore_ps(cp, m[v], acc[r][v]);
+      }
+  }
+}
+
+template <int ROWS>
+void stream_rows(int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                 int64_t ldc, float beta) {
+  constexpr int64_t seg = 4096 / ROWS / 64 * 64;  // C segment (16 KiB) stays in L1
+  for (int64_t j0 = 0; j0 < n; j0 += seg) {
+    const int64_t nj = n - j0 < seg ? n - j0 : seg;
+    int64_t k0 = 0;
+    for (; k0 + 4 <= k; k0 += 4) {
+      const float* brow[4] = {b + k0 * ldb + j0, b + (k0 + 1) * ldb + j0, b + (k0 + 2) * ldb + j0,
+                              b + (k0 + 3) * ldb + j0};
+      stream_pass<ROWS, 4>(nj, a, lda, k0, brow, c + j0, ldc, k0 == 0, beta);
+    }
+    for (; k0 < k; ++k0) {
+      const float* brow[1] = {b + k0 * ldb + j0};
+      stream_pass<ROWS, 1>(nj, a, lda, k0, brow, c + j0, ldc, k0 == 0, beta);
+    }
+  }
+}
+
+void stream(int rows, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+            int64_t ldc, float beta) {
+  switch (rows) {
+    case 1: return stream_rows<1>(n, k, a, lda, b, ldb, c, ldc, beta);
+    case 2: return stream_rows<2>(n, k, a, lda, b, ldb, c, ldc, beta);
+    case 3: return stream_rows<3>(n, k, a, lda, b, ldb, c, ldc, beta);
+    default: return stream_rows<4>(n, k, a, lda, b, ldb, c, ldc, beta);
+  }
+}
+
+const KernelSet kAvx2{"avx2", kMR, kNR, 256, 120, 4096, &tile, &dot, &stream, nullptr};
+
+}  // namespace
+
+const KernelSet* avx2_kernels() { return &kAvx2; }
+
+}  // namespace gemm_detail
+}  // namespace aiov
+
+#elif defined(AIOV_X86)
+namespace aiov {
+namespace gemm_detail {
+const KernelSet* avx2_kernels() { return nullptr; }
+}  // namespace gemm_detail
+}  // namespace aiov
+#endif

@@ -1,0 +1,281 @@
+// AVX-512 f32 GEMM micro-kernels. This file is compiled with AVX-512 flags and
+// only reached after the dispatcher saw AVX-512 in CPUID/XCR0. Everything here
+// stays in an anonymous namespace and uses no inline library templates, so the
+// linker can never hand an AVX-512 copy of a shared inline function to portable code.
+#include "kernels/gemm.hpp"
+
+#if defined(AIOV_X86) && defined(__AVX512F__) && defined(__FMA__)
+#include <immintrin.h>
+
+// GCC 12's intrinsic headers self-initialise "undefined" vectors, which -Wall
+// reports at every inlined use (GCC PR 105593); the code is fine.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace aiov {
+namespace gemm_detail {
+namespace {
+
+// 14 rows x 32 columns: 28 zmm accumulators + 2 for the B row + 1 spare for the
+// A broadcast fills the 32-register file. Each k step issues 28 FMAs against 2 B
+// loads and 14 broadcasts, keeping the FMA pipes (not the load ports) the limit.
+constexpr int kMR = 14;
+constexpr int kNV = 2;  // zmm vectors per tile row
+constexpr int kNR = kNV * 16;
+
+#define AIOV_UNROLL _Pragma("GCC unroll 16")
+
+inline __mmask16 head_mask(int n) {  // lowest n lanes, n in [0, 16]
+  return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1u);
+}
+
+inline float hsum(__m512 v) {
+  // Own reduction: GCC 12's _mm512_reduce_add_ps trips -Wuninitialized.
+  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Independent accumulator sets over k for short tiles: an FMA has ~4 cycles of
+// latency, so a 1-row tile with 2 chains would run at a quarter of peak.
+constexpr int k_splits(int rows) {
+  return rows * kNV >= 8 ? 1 : (8 + rows * kNV - 1) / (rows * kNV) > 4 ? 4 : (8 + rows * kNV - 1) / (rows * kNV);
+}
+
+template <int ROWS, bool DIRECT>
+__attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, int64_t as, const float* b,
+                                         int64_t bs, float* c, int64_t ldc, const float* bias,
+                                         const TileFlags& f) {
+  constexpr int KS = k_splits(ROWS);
+  __mmask16 bmask[kNV];
+  AIOV_UNROLL for (int v = 0; v < kNV; ++v) bmask[v] = head_mask(cols - 16 * v);
+
+  // Pull the C tile toward L1 now; it is only touched after the k loop.
+  if (f.load_c) {
+    for (int r = 0; r < ROWS; ++r) {
+      _mm_prefetch((const char*)(c + r * ldc), _MM_HINT_T0);
+      _mm_prefetch((const char*)(c + r * ldc + kNR - 1), _MM_HINT_T0);
+    }
+  }
+
+  __m512 acc[KS][ROWS][kNV];
+  AIOV_UNROLL for (int s = 0; s < KS; ++s)
+    AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
+      AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[s][r][v] = _mm512_setzero_ps();
+
+  int64_t k = 0;
+  for (; k + KS <= kc; k += KS) {
+    AIOV_UNROLL for (int s = 0; s < KS; ++s) {
+      __m512 bv[kNV];
+      AIOV_UNROLL for (int v = 0; v < kNV; ++v)
+        bv[v] = DIRECT ? _mm512_maskz_loadu_ps(bmask[v], b + s * bs + 16 * v) : _mm512_loadu_ps(b + s * bs + 16 * v);
+      AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
+        __m512 av = _mm512_set1_ps(a[s * as + r]);
+        AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[s][r][v] = _mm512_fmadd_ps(av, bv[v], acc[s][r][v]);
+      }
+    }
+    a += KS * as;
+    b += KS * bs;
+  }
+  for (; k < kc; ++k) {  // leftover steps when KS > 1
+    __m512 bv[kNV];
+    AIOV_UNROLL for (int v = 0; v < kNV; ++v)
+      bv[v] = DIRECT ? _mm512_maskz_loadu_ps(bmask[v], b + 16 * v) : _mm512_loadu_ps(b + 16 * v);
+    AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
+      __m512 av = _mm512_set1_ps(a[r]);
+      AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[0][r][v] = _mm512_fmadd_ps(av, bv[v], acc[0][r][v]);
+    }
+    a += as;
+    b += bs;
+  }
+  AIOV_UNROLL for (int s = 1; s < KS; ++s)
+    AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
+      AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[0][r][v] = _mm512_add_ps(acc[0][r][v], acc[s][r][v]);
+
+  const __m512 beta = _mm512_set1_ps(f.beta);
+  const __m512 zero = _mm512_setzero_ps();
+  __m512 bias_v[kNV];
+  AIOV_UNROLL for (int v = 0; v < kNV; ++v) bias_v[v] = bias ? _mm512_maskz_loadu_ps(bmask[v], bias + 16 * v) : zero;
+  AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
+    float* cr = c + r * ldc;
+    AIOV_UNROLL for (int v = 0; v < kNV; ++v) {
+      __m512 x = acc[0][r][v];
+      if (f.load_c) x = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(bmask[v], cr + 16 * v), x);
+      if (bias) x = _mm512_add_ps(x, bias_v[v]);
+      if (f.relu) x = _mm512_max_ps(x, zero);
+      _mm512_mask_storeu_ps(cr + 16 * v, bmask[v], x);
+    }
+  }
+}
+
+#define AIOV_ROW_CASES(DIRECT)                                                      \
+  switch (rows) {                                                                   \
+    case 1: return tile_rows<1, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
+    case 2: return tile_rows<2, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
+    case 3: return tile_rows<3, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
+    case 4: return tile_rows<4, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
+    case 5: return tile_rows<5, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
+    case 6: return tile_rows<6, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
+    case 7: return tile_rows<7, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
+    case 8: return tile_rows<8, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
+    case 9: return tile_rows<9, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
+    case 10: return tile_rows<10, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
+    case 11: return tile_rows<11, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
+    case 12: return tile_rows<12, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
+    case 13: return tile_rows<13, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
+    default: return tile_rows<14, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
+  }
+static_assert(kMR == 14, "AIOV_ROW_CASES enumerates 1..kMR");
+
+void tile(int rows, int cols, int64_t kc, const float* a, int64_t as, const float* b, int64_t bs, bool b_direct,
+          float* c, int64_t ldc, const float* bias, const TileFlags& f) {
+  // Unpacked B needs masked loads only on the ragged right edge.
+  if (b_direct && cols < kNR) {
+    AIOV_ROW_CASES(true)
+  } else {
+    AIOV_ROW_CASES(false)
+  }
+}
+#undef AIOV_ROW_CASES
+
+// Dot products along contiguous K: ROWS x rows of x against NB rows of y.
+template <int ROWS, int NB>
+void dot_block(int64_t k, const float* x, int64_t ldx, const float* y, int64_t ldy, float* c, int64_t c_rs,
+               int64_t c_cs, float beta) {
+  __m512 acc[ROWS][NB];
+  AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
+    AIOV_UNROLL for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= k; i += 16) {
+    __m512 yv[NB];
+    AIOV_UNROLL for (int j = 0; j < NB; ++j) yv[j] = _mm512_loadu_ps(y + j * ldy + i);
+    AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
+      __m512 xv = _mm512_loadu_ps(x + r * ldx + i);
+      AIOV_UNROLL for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_fmadd_ps(xv, yv[j], acc[r][j]);
+    }
+  }
+  if (i < k) {
+    __mmask16 m = head_mask((int)(k - i));
+    __m512 yv[NB];
+    AIOV_UNROLL for (int j = 0; j < NB; ++j) yv[j] = _mm512_maskz_loadu_ps(m, y + j * ldy + i);
+    AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
+      __m512 xv = _mm512_maskz_loadu_ps(m, x + r * ldx + i);
+      AIOV_UNROLL for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_fmadd_ps(xv, yv[j], acc[r][j]);
+    }
+  }
+  AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
+    AIOV_UNROLL for (int j = 0; j < NB; ++j) {
+      float s = hsum(acc[r][j]);
+      float* out = c + r * c_rs + j * c_cs;
+      *out = beta == 0.0f ? s : s + beta * *out;
+    }
+}
+
+template <int ROWS>
+void dot_rows(int64_t cols, int64_t k, const float* x, int64_t ldx, const float* y, int64_t ldy, float* c,
+              int64_t c_rs, int64_t c_cs, float beta) {
+  // One row of x gets 8 y rows per pass so 8 FMA chains stay in flight.
+  constexpr int NB = ROWS == 1 ? 8 : 4;
+  int64_t j = 0;
+  for (; j + NB <= cols; j += NB) dot_block<ROWS, NB>(k, x, ldx, y + j * ldy, ldy, c + j * c_cs, c_rs, c_cs, beta);
+  for (; j < cols; ++j) dot_block<ROWS, 1>(k, x, ldx, y + j * ldy, ldy, c + j * c_cs, c_rs, c_cs, beta);
+}
+
+void dot(int rows, int64_t cols, int64_t k, const float* x, int64_t ldx, const float* y, int64_t ldy, float* c,
+         int64_t c_rs, int64_t c_cs, float beta) {
+  switch (rows) {
+    case 1: return dot_rows<1>(cols, k, x, ldx, y, ldy, c, c_rs, c_cs, beta);
+    case 2: return dot_rows<2>(cols, k, x, ldx, y, ldy, c, c_rs, c_cs, beta);
+    case 3: return dot_rows<3>(cols, k, x, ldx, y, ldy, c, c_rs, c_cs, beta);
+    default: return dot_rows<4>(cols, k, x, ldx, y, ldy, c, c_rs, c_cs, beta);
+  }
+}
+
+// One pass of KB rows of B over a C segment: c[r, 0:n] (=|+=) sum_kk av[r][kk] * brow[kk][0:n].
+// first: C is initialised here (from beta * C, or from zero when beta == 0).
+template <int ROWS, int KB>
+void stream_pass(int64_t n, const __m512 (&av)[ROWS][KB], const float* const (&brow)[KB], float* c, int64_t ldc,
+                 bool first, float beta) {
+  constexpr int V = ROWS <= 2 ? 4 : 2;  // zmm columns per step; bounded by the register file
+  const __m512 betav = _mm512_set1_ps(beta);
+  for (int64_t j = 0; j < n; j += 16 * V) {
+    __mmask16 m[V];
+    AIOV_UNROLL for (int v = 0; v < V; ++v) m[v] = head_mask((int)(n - j - 16 * v));
+    __m512 acc[ROWS][V];
+    AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
+      AIOV_UNROLL for (int v = 0; v < V; ++v) {
+        if (!first) {
+          acc[r][v] = _mm512_maskz_loadu_ps(m[v], c + r * ldc + j + 16 * v);
+        } else if (beta != 0.0f) {
+          acc[r][v] = _mm512_mul_ps(betav, _mm512_maskz_loadu_ps(m[v], c + r * ldc + j + 16 * v));
+        } else {
+          acc[r][v] = _mm512_setzero_ps();
+        }
+      }
+    AIOV_UNROLL for (int kk = 0; kk < KB; ++kk)
+      AIOV_UNROLL for (int v = 0; v < V; ++v) {
+        __m512 bv = _mm512_maskz_loadu_ps(m[v], brow[kk] + j + 16 * v);
+        AIOV_UNROLL for (int r = 0; r < ROWS; ++r) acc[r][v] = _mm512_fmadd_ps(av[r][kk], bv, acc[r][v]);
+      }
+    AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
+      AIOV_UNROLL for (int v = 0; v < V; ++v) _mm512_mask_storeu_ps(c + r * ldc + j + 16 * v, m[v], acc[r][v]);
+  }
+}
+
+template <int ROWS, int KB>
+void stream_step(int64_t n, int64_t k0, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                 int64_t ldc, bool first, float beta) {
+  __m512 av[ROWS][KB];
+  const float* brow[KB];
+  AIOV_UNROLL for (int kk = 0; kk < KB; ++kk) {
+    brow[kk] = b + (k0 + kk) * ldb;
+    AIOV_UNROLL for (int r = 0; r < ROWS; ++r) av[r][kk] = _mm512_set1_ps(a[r * lda + k0 + kk]);
+  }
+  stream_pass<ROWS, KB>(n, av, brow, c, ldc, first, beta);
+}
+
+template <int ROWS>
+void stream_rows(int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                 int64_t ldc, float beta) {
+  // C segment of ROWS x seg floats (16 KiB) stays in L1 across all of K.
+  constexpr int64_t seg = 4096 / ROWS / 64 * 64;
+  for (int64_t j0 = 0; j0 < n; j0 += seg) {
+    const int64_t nj = n - j0 < seg ? n - j0 : seg;
+    int64_t k0 = 0;
+    for (; k0 + 4 <= k; k0 += 4) stream_step<ROWS, 4>(nj, k0, a, lda, b + j0, ldb, c + j0, ldc, k0 == 0, beta);
+    for (; k0 < k; ++k0) stream_step<ROWS, 1>(nj, k0, a, lda, b + j0, ldb, c + j0, ldc, k0 == 0, beta);
+  }
+}
+
+void stream(int rows, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+            int64_t ldc, float beta) {
+  switch (rows) {
+    case 1: return stream_rows<1>(n, k, a, lda, b, ldb, c, ldc, beta);
+    case 2: return stream_rows<2>(n, k, a, lda, b, ldb, c, ldc, beta);
+    case 3: return stream_rows<3>(n, k, a, lda, b, ldb, c, ldc, beta);
+    default: return stream_rows<4>(n, k, a, lda, b, ldb, c, ldc, beta);
+  }
+}
+
+// K slices of 512 amortise the C-tile merge; mc rows of A (168 x 512 x 4 B = 336 KiB)
+// stay in the 1 MiB L2 while B panels stream past them.
+const KernelSet kAvx512{"avx512", kMR, kNR, 512, 168, 4096, &tile, &dot, &stream, nullptr};
+
+}  // namespace
+
+const KernelSet* avx512_kernels() { return &kAvx512; }
+
+}  // namespace gemm_detail
+}  // namespace aiov
+
+#elif defined(AIOV_X86)
+namespace aiov {
+namespace gemm_detail {
+const KernelSet* avx512_kernels() { return nullptr; }
+}  // namespace gemm_detail
+}  // namespace aiov
+#endif
