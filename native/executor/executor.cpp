@@ -1,6 +1,8 @@
 #include "executor/executor.hpp"
 
 #include <poll.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -14,10 +16,25 @@
 
 namespace aiov {
 
+namespace {
+// Workers run slightly below normal priority (AIOV_WORKER_NICE, default 2): when inference
+// saturates every core, the application's own threads (its event loop above all) still get
+// the CPU as soon as they wake. Without contention it changes nothing.
+void lower_worker_priority() {
+  const char* env = std::getenv("AIOV_WORKER_NICE");
+  int nice = env ? std::atoi(env) : 2;
+  if (nice > 0) ::setpriority(PRIO_PROCESS, (id_t)::syscall(SYS_gettid), nice);
+}
+}  // namespace
+
 ThreadPool::ThreadPool(int workers) {
   if (workers < 1) workers = 1;
   threads_.reserve(workers);
-  for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { worker_loop(); });
+  for (int i = 0; i < workers; ++i)
+    threads_.emplace_back([this] {
+      lower_worker_priority();
+      worker_loop();
+    });
 }
 
 ThreadPool::~ThreadPool() {
@@ -128,8 +145,9 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   if (helpers == 1) cv_.notify_one(); else cv_.notify_all();
   st->work();
   if (st->done.load(std::memory_order_acquire) < st->chunks) {
-    // Short spin first: other chunks are already running on other threads.
-    for (int spin = 0; spin < 2000 && st->done.load(std::memory_order_acquire) < st->chunks; ++spin)
+    // Brief spin first (other chunks are already running), then sleep: long spins steal the
+    // core an event loop thread may need.
+    for (int spin = 0; spin < 64 && st->done.load(std::memory_order_acquire) < st->chunks; ++spin)
       std::this_thread::yield();
     std::unique_lock<std::mutex> lock(st->m);
     st->cv.wait(lock, [&] { return st->done.load(std::memory_order_acquire) >= st->chunks; });
