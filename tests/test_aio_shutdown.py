@@ -194,6 +194,58 @@ def test_leaving_the_loop_with_jobs_running_is_clean(backend):
     assert "Warning" not in proc.stderr, proc.stderr
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop"])
+def test_async_callback_of_a_job_ending_during_loop_shutdown(backend, caplog):
+    """A job started by a task while ``asyncio.run`` cancels its tasks ends after the runner
+    took its snapshot of tasks: its async callback is cancelled and awaited by the runner's
+    shutdown, never left pending on the closed loop."""
+    import gc
+    import logging
+    import warnings
+    loop_factory = None
+    if backend == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        loop_factory = uvloop.new_event_loop
+    sync = ov.compile_model(tiny_model(), "CPU")
+    events = []
+
+    async def callback(request, userdata):
+        try:
+            events.append("started")
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+        events.append("finished")
+
+    async def lingering(queue):
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            job = await queue.start_async([X, X], "late")  # the runner is shutting down
+            events.append(("job", (await job)[0].tolist()))
+            raise
+
+    async def main():
+        queue = aio.AsyncInferQueue(sync, jobs=1)
+        queue.set_callback(callback)
+        asyncio.get_running_loop().create_task(lingering(queue))
+        await asyncio.sleep(0)
+        return queue
+
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            queue = runner.run(main())
+        gc.collect()
+    assert events[0] == ("job", (2 * X).tolist())
+    assert events[1:] in ([], ["started", "cancelled"])
+    assert queue.busy == 0 and queue.idle == 1
+    assert "destroyed but it is pending" not in caplog.text
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
 def test_no_threads_left_after_loops_end(medium):
     sync, _ = medium
     baseline = threading.active_count()

@@ -11,13 +11,18 @@ resolves every finished job in a batch. Workers never take the GIL.
 A job whose awaiter was cancelled stays pending (its slot is not reused) until its token
 arrives, i.e. until the native job has really ended. If the loop dies first, a short-lived
 reaper thread waits for the remaining tokens and returns the slots.
+
+Async callbacks run as tasks of the loop. When the loop's runner shuts down (asyncio.run,
+uvloop.run, anyio), callback tasks started after it cancelled its tasks are cancelled and
+awaited in a shutdown step of the bridge, and later completions start none (see
+``AsyncioBridge._hook_loop_shutdown``); under trio, none are started once the run is ending.
 """
 from __future__ import annotations
 
 import asyncio
 import atexit
+import inspect
 import itertools
-import time
 import sys
 import threading
 import weakref
@@ -32,8 +37,9 @@ _get_running_loop = asyncio._get_running_loop
 _last = (None, None)
 _asyncio_bridges = weakref.WeakValueDictionary()  # id(loop) -> AsyncioBridge
 _all_bridges = weakref.WeakSet()
-_tasks = set()  # callback tasks, strongly held while they run
 _lock = threading.Lock()  # only taken when a bridge is created (never on a hot path)
+_reapers = set()  # reaper threads still running
+_exiting = False  # set at interpreter exit: reapers stop
 
 
 def _report(what, exc):
@@ -76,11 +82,19 @@ class _BridgeBase:
         if self.reaping or not self.pending:
             return
         self.reaping = True
-        threading.Thread(target=self._reap_run, name="aiov-aio-reaper", daemon=True).start()
+        thread = threading.Thread(target=self._reap_run, name="aiov-aio-reaper", daemon=True)
+        _reapers.add(thread)
+        thread.start()
 
     def _reap_run(self):
+        try:
+            self._reap_loop()
+        finally:
+            _reapers.discard(threading.current_thread())
+
+    def _reap_loop(self):
         port, pending = self.port, self.pending
-        while pending:
+        while pending and not _exiting:
             tokens = port.wait_drain(100)  # GIL released while blocked
             for token in tokens:
                 slot = pending.pop(token, None)
@@ -99,24 +113,69 @@ class _BridgeBase:
 
 
 class AsyncioBridge(_BridgeBase):
-    __slots__ = ("loop", "future")
+    __slots__ = ("loop", "future", "tasks", "closing", "_shutdown_hook")
 
     def __init__(self, loop):
         super().__init__()
         self.loop = loop
         self.future = loop.create_future
+        self.tasks = set()     # callback tasks, strongly held while they run
+        self.closing = False   # the loop's runner is shutting down: no new callback tasks
+        self._shutdown_hook = None
         loop.add_reader(self.port.fd, self.drain)
+        self._hook_loop_shutdown()
+
+    def _hook_loop_shutdown(self):
+        """Registers a step in the loop's shutdown.
+
+        ``asyncio.run`` / ``asyncio.Runner.close`` (and uvloop's and anyio's runners) cancel the
+        tasks that exist at that moment, then run ``loop.shutdown_asyncgens()``, the default
+        executor's shutdown and ``loop.close()``. The loop keeps running (and this bridge keeps
+        draining) through all of it, so a job ending then would start its async callback as a
+        task that nobody cancels or awaits: destroyed pending at ``loop.close()``. asyncio has
+        no public "shutting down" flag, but it closes every async generator it has seen in
+        ``shutdown_asyncgens()``; one suspended here is that flag, and its ``finally`` is a
+        shutdown step that can await (see ``_loop_closing``)."""
+        if getattr(sys.get_asyncgen_hooks().firstiter, "__self__", None) is not self.loop:
+            return  # the loop does not track async generators (not asyncio/uvloop-like)
+        if getattr(self.loop, "_asyncgens_shutdown_called", False):
+            self.closing = True  # created during the shutdown itself
+            return
+        hook = _loop_shutdown_step(weakref.ref(self))
+        try:
+            hook.asend(None).send(None)  # registers it with the loop, runs to the yield
+        except StopIteration:
+            pass
+        self._shutdown_hook = hook
+
+    async def _loop_closing(self):
+        """The loop is shutting down (after its tasks were cancelled): cancel the callback
+        tasks started since, and wait for them, as ``asyncio.run`` does for its own tasks.
+        Later completions still resolve their jobs; their async callbacks are not started."""
+        self.closing = True
+        tasks = [t for t in self.tasks if not t.done()]
+        if tasks:
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)
 
     def is_dead(self) -> bool:
         return self.loop.is_closed()
 
-    def spawn(self, coro, done):
-        """Runs ``coro`` as a task; ``done(exception or None)`` when it ends."""
+    def spawn(self, awaitable, done):
+        """Runs ``awaitable`` as a task of this loop; ``done(exception or None)`` when it ends
+        (None also when it was cancelled)."""
+        if self.closing:
+            _discard(awaitable)
+            done(None)
+            return
+        coro = awaitable if inspect.iscoroutine(awaitable) else _as_coroutine(awaitable)
         task = self.loop.create_task(coro)
-        _tasks.add(task)
+        tasks = self.tasks
+        tasks.add(task)
 
         def on_done(t):
-            _tasks.discard(t)
+            tasks.discard(t)
             done(None if t.cancelled() else t.exception())
         task.add_done_callback(on_done)
 
@@ -129,6 +188,29 @@ class AsyncioBridge(_BridgeBase):
 
     def call_soon(self, fn, *args):
         self.loop.call_soon(fn, *args)
+
+
+async def _loop_shutdown_step(bridge_ref):
+    try:
+        yield
+    finally:
+        bridge = bridge_ref()
+        if bridge is not None:
+            await bridge._loop_closing()
+
+
+async def _as_coroutine(awaitable):
+    return await awaitable
+
+
+def _discard(awaitable):
+    """Drops an awaitable that will never be awaited (without a 'never awaited' warning)."""
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception as exc:  # noqa: BLE001
+            _report("closing a callback", exc)
 
 
 class TrioFuture:
@@ -237,10 +319,15 @@ class TrioBridge(_BridgeBase):
     def is_dead(self) -> bool:
         return self.dead
 
-    def spawn(self, coro, done):
+    def spawn(self, awaitable, done):
+        if self.dead:  # the run is ending: its system tasks are being cancelled
+            _discard(awaitable)
+            done(None)
+            return
+
         async def runner():
             try:
-                await coro
+                await awaitable
             except BaseException as exc:  # noqa: BLE001 - reported through done()
                 done(exc)
                 if not isinstance(exc, Exception):
@@ -327,11 +414,22 @@ def backend_name() -> str:
 
 
 def _quiesce_at_exit():
-    """Before the interpreter finalizes: stop and wait for the jobs still in flight.
+    """Before the interpreter finalizes: no job of a bridge and no reaper thread may be left.
 
-    Workaround for the native binding: ``Request.start`` receives the port as a nanobind
-    ``std::shared_ptr`` whose deleter takes the GIL, and the worker drops it when the job ends.
-    A worker doing that during finalization aborts the process, so no job may outlive this."""
+    Workers need no GIL (ports, models and requests are C++-owned), so nothing here is about
+    their references, and nothing is timing-based.
+
+    * Cancel: otherwise exit waits for every queued and running job to finish (a busy
+      request's destructor waits for its job, and the engine's pool drains its queue when
+      the process tears down its statics).
+    * Wait (short once cancelled: a job stops at its next node): no worker still runs engine
+      code while the interpreter and the native module's statics are torn down.
+    * Stop and join the reapers: a daemon thread blocked in ``port.wait_drain`` (GIL released
+      by nanobind) that wakes up during finalization is killed by ``pthread_exit`` while
+      re-taking the GIL, which unwinds through a noexcept C++ destructor: std::terminate
+      ("terminate called without an active exception", abort). A reaper returns from
+      ``wait_drain`` within its 100 ms timeout and then sees ``_exiting``."""
+    global _exiting
     natives = []
     for bridge in list(_all_bridges):
         for slot in list(bridge.pending.values()):
@@ -340,8 +438,9 @@ def _quiesce_at_exit():
         native.cancel()
     for native in natives:
         native.wait(5000)  # GIL released
-    if natives:
-        time.sleep(0.05)  # let the workers drop their references (they need the GIL for it)
+    _exiting = True
+    for thread in list(_reapers):
+        thread.join(5)  # GIL released
 
 
 atexit.register(_quiesce_at_exit)

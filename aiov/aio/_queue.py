@@ -167,7 +167,7 @@ class AsyncInferQueue:
                 self._errors.append((slot.job_id, job.userdata, exc, None))
             else:
                 if result is not None and inspect.isawaitable(result):
-                    job.bridge.spawn(_as_coroutine(result), lambda exc: self._callback_done(job, exc))
+                    job.bridge.spawn(result, lambda exc: self._callback_done(job, exc))
                     return
         self._after_callback(job)
 
@@ -327,10 +327,6 @@ class AsyncInferQueue:
 
     def __repr__(self):
         return f"<aio.AsyncInferQueue: {len(self._slots)} jobs, {self._running} busy>"
-
-
-async def _as_coroutine(awaitable):
-    return await awaitable
 
 
 class _AsCompleted:

@@ -182,8 +182,8 @@ ThreadPool& default_pool() {
       n = env ? std::atoi(env) : 0;
     }
     if (n <= 0) n = hardware_threads();
-    // Deliberately leaked: joining workers from a static destructor at interpreter
-    // exit can deadlock with threads the runtime has already frozen.
+    // Destroyed with the process's statics: workers finish the queued jobs (which never
+    // need Python) and are joined, so no worker runs engine code during teardown.
     g_pool.reset(new ThreadPool(n));
   }
   return *g_pool;
