@@ -7,6 +7,7 @@ from collections import deque
 
 from ._dispatch import dispatcher
 from ._errors import InputError, JobError
+from ._properties import default_queue_jobs
 from ._request import InferRequest, native_error
 
 
@@ -20,10 +21,12 @@ class AsyncInferQueue:
         if jobs < 0:
             raise InputError(f"jobs must be >= 0, got {jobs}")
         if jobs == 0:
-            jobs = max(4, model.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            jobs = default_queue_jobs(model)
         self._requests = [InferRequest(model) for _ in range(jobs)]
         self._userdata = [None] * jobs
-        self._idle = deque(range(jobs))
+        # Most-recently-freed first (pop/append at the right): a lightly loaded queue keeps
+        # reusing the same few requests and their warm memory.
+        self._idle = deque(reversed(range(jobs)))
         self._cond = threading.Condition(threading.Lock())
         self._busy = 0
         self._errors = []
@@ -63,7 +66,7 @@ class AsyncInferQueue:
         with cond:
             while not self._idle:
                 cond.wait()
-            job_id = self._idle.popleft()
+            job_id = self._idle.pop()
             self._busy += 1
         request = self._requests[job_id]
         try:
@@ -73,7 +76,7 @@ class AsyncInferQueue:
             request._native.start(dispatcher.port, self._tokens[job_id])
         except BaseException:
             with cond:
-                self._idle.appendleft(job_id)
+                self._idle.append(job_id)
                 self._busy -= 1
                 cond.notify_all()
             raise
@@ -97,7 +100,7 @@ class AsyncInferQueue:
         with self._cond:
             while not self._idle:
                 self._cond.wait()
-            return self._idle[0]
+            return self._idle[-1]
 
     def set_callback(self, callback):
         """``callback(request, userdata)`` runs on aiov's dispatcher thread as each job ends."""

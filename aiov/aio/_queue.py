@@ -6,6 +6,7 @@ import weakref
 from collections import deque
 
 from .._errors import CancelledError, InputError, JobError
+from .._properties import default_queue_jobs
 from ._bridge import current_bridge, reap_dead_bridges
 from ._job import InferJob
 
@@ -58,7 +59,7 @@ class AsyncInferQueue:
         if jobs < 0:
             raise InputError(f"jobs must be >= 0, got {jobs}")
         if jobs == 0:
-            jobs = max(4, model.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            jobs = default_queue_jobs(model)
         self._compiled = model
         self._slots = [_Slot(i, InferRequest(model)) for i in range(jobs)]
         self._idle = deque(self._slots)
