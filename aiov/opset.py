@@ -16,7 +16,9 @@ __all__ = [
     "softplus", "hswish", "hsigmoid", "gelu", "elu", "leaky_relu", "hard_sigmoid", "clamp", "prelu",
     "equal", "not_equal", "less", "greater", "less_equal", "greater_equal", "logical_and", "logical_or",
     "logical_xor", "logical_not", "select", "squeeze", "unsqueeze", "shape_of", "range", "broadcast",
-    "transpose", "gather", "slice", "split", "variadic_split", "tile", "pad",
+    "transpose", "gather", "slice", "split", "variadic_split", "tile", "pad", "convolution",
+    "group_convolution", "max_pool", "avg_pool", "batch_norm_inference", "reduce_sum", "reduce_mean",
+    "reduce_max", "reduce_min", "reduce_prod", "reduce_l2", "mvn", "log_softmax",
 ]
 
 
@@ -262,3 +264,76 @@ def pad(arg, pads_begin, pads_end, pad_mode="constant", arg_pad_value=None, name
             arg_pad_value = constant(np.asarray(arg_pad_value, dtype=as_output(arg).get_element_type().to_dtype()))
         inputs.append(arg_pad_value)
     return _make("Pad", inputs, {"pad_mode": str(pad_mode).lower()}, name)
+
+
+def _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad):
+    attrs = {"strides": [int(v) for v in strides], "pads_begin": [int(v) for v in pads_begin],
+             "pads_end": [int(v) for v in pads_end], "auto_pad": str(auto_pad or "explicit").lower()}
+    if dilations is not None:
+        attrs["dilations"] = [int(v) for v in dilations]
+    return attrs
+
+
+def convolution(data, filters, strides, pads_begin, pads_end, dilations, auto_pad="explicit", name=None) -> Node:
+    """NCHW convolution with OIHW filters (1-D: NCW/OIW)."""
+    return _make("Convolution", [data, filters], _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad),
+                 name)
+
+
+def group_convolution(data, filters, strides, pads_begin, pads_end, dilations, auto_pad="explicit",
+                      name=None) -> Node:
+    """Grouped convolution with filters [G, O/G, C/G, kh, kw] (OpenVINO's layout)."""
+    port = as_output(filters)
+    shape = port.get_partial_shape()
+    if shape.rank.is_dynamic or any(d.is_dynamic for d in shape):
+        raise InputError("group_convolution(): filters need a static shape")
+    dims = [d.get_length() for d in shape]
+    flat = reshape(port, [dims[0] * dims[1]] + dims[2:])
+    attrs = _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad)
+    attrs["group"] = dims[0]
+    return _make("Convolution", [data, flat], attrs, name)
+
+
+def max_pool(data, strides, dilations, pads_begin, pads_end, kernel_shape, rounding_type="floor",
+             auto_pad=None, index_element_type="i64", axis=0, name=None) -> Node:
+    """Max pooling. Unlike OpenVINO's opset8 it has one output (no indices)."""
+    attrs = _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad)
+    attrs.update(kernel=[int(v) for v in kernel_shape], rounding_type=str(rounding_type).lower())
+    return _make("MaxPool", [data], attrs, name)
+
+
+def avg_pool(data, strides, pads_begin, pads_end, kernel_shape, exclude_pad, rounding_type="floor",
+             auto_pad=None, name=None) -> Node:
+    attrs = _window_attrs(strides, pads_begin, pads_end, None, auto_pad)
+    attrs.update(kernel=[int(v) for v in kernel_shape], rounding_type=str(rounding_type).lower(),
+                 exclude_pad=bool(exclude_pad))
+    return _make("AvgPool", [data], attrs, name)
+
+
+def batch_norm_inference(data, gamma, beta, mean, variance, epsilon, name=None) -> Node:
+    return _make("BatchNormInference", [data, gamma, beta, mean, variance], {"epsilon": float(epsilon)}, name)
+
+
+def _reduce(op):
+    def build(node, reduction_axes, keep_dims=False, name=None) -> Node:
+        return _make(op, [node, _ints(reduction_axes)], {"keep_dims": bool(keep_dims)}, name)
+    build.__doc__ = f"{op} over the given axes."
+    return build
+
+
+reduce_sum = _reduce("ReduceSum")
+reduce_mean = _reduce("ReduceMean")
+reduce_max = _reduce("ReduceMax")
+reduce_min = _reduce("ReduceMin")
+reduce_prod = _reduce("ReduceProd")
+reduce_l2 = _reduce("ReduceL2")
+
+
+def mvn(data, axes, normalize_variance=True, eps=1e-9, eps_mode="inside_sqrt", name=None) -> Node:
+    """(x - mean) / sqrt(var + eps) over trailing axes."""
+    return _make("MVN", [data, _ints(axes)], {"normalize_variance": bool(normalize_variance), "eps": float(eps),
+                                             "eps_mode": str(eps_mode).lower()}, name)
+
+
+def log_softmax(data, axis, name=None) -> Node:
+    return _make("LogSoftmax", [data], {"axis": int(axis)}, name)

@@ -131,3 +131,38 @@ def test_layout_logic_and_activation_nodes_match_reference():
     for name, ref in zip(outputs, expected):
         assert got[name].shape == ref.shape, name
         np.testing.assert_allclose(got[name], ref, rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("node, inputs", [
+    (helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3], pads=[1, 2], strides=[2], dilations=[2]),
+     {"x": (2, 4, 11), "w": (6, 4, 3)}),
+    (helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], auto_pad="SAME_UPPER", strides=[2, 2]),
+     {"x": (1, 3, 9, 8), "w": (5, 3, 3, 3)}),
+    (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                      count_include_pad=1, ceil_mode=1), {"x": (1, 2, 8, 7)}),
+    (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], pads=[0, 0, 1, 1]), {"x": (1, 2, 5, 5)}),
+    (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1), {"x": (2, 2, 8, 8)}),
+    (helper.make_node("ArgMax", ["x"], ["y"], axis=1, keepdims=0), {"x": (3, 5, 2)}),
+    (helper.make_node("ArgMin", ["x"], ["y"], axis=-1), {"x": (3, 5, 2)}),
+    (helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0), {"x": (3, 4, 5), "axes": [0, 2]}),
+    (helper.make_node("ReduceMax", ["x"], ["y"], axes=[1], keepdims=1), {"x": (3, 4, 5)}),
+    (helper.make_node("LogSoftmax", ["x"], ["y"], axis=-1), {"x": (3, 7)}),
+    (helper.make_node("InstanceNormalization", ["x", "s", "b"], ["y"], epsilon=1e-3),
+     {"x": (2, 3, 4, 5), "s": (3,), "b": (3,)}),
+])
+def test_nn_and_reduction_nodes_match_reference(node, inputs):
+    rng = np.random.default_rng(5)
+    feeds, inits, graph_inputs = {}, [], []
+    for name, spec in inputs.items():
+        if name == "axes":
+            inits.append(numpy_helper.from_array(np.array(spec, np.int64), name))
+            continue
+        feeds[name] = rng.standard_normal(spec).astype(np.float32)
+        graph_inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(spec)))
+    graph = helper.make_graph([node], "g", graph_inputs,
+                              [helper.make_tensor_value_info("y", TensorProto.UNDEFINED, None)], inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    expected = ReferenceEvaluator(proto).run(None, feeds)[0]
+    got = ov.compile_model(proto.SerializeToString())(feeds)["y"]
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

@@ -474,3 +474,144 @@ def _pad(ctx):
     if mode not in ("constant", "edge", "reflect"):
         ctx.fail(f"mode {mode!r} is not supported")
     return ops.pad(x, begins, ends, mode, np.asarray(value).reshape(()) if mode == "constant" else None)
+
+
+# ---- convolution, pooling, normalisation, reductions ----------------------------------------
+
+def _spatial(ctx, rank):
+    n = rank - 2
+    pads = ctx.attr("pads", [0] * (2 * n))
+    auto = ctx.attr("auto_pad", "NOTSET").lower()
+    return dict(strides=ctx.attr("strides", [1] * n), pads_begin=pads[:n], pads_end=pads[n:],
+                dilations=ctx.attr("dilations", [1] * n),
+                auto_pad={"notset": "explicit", "valid": "valid", "same_upper": "same_upper",
+                          "same_lower": "same_lower"}[auto])
+
+
+def _rank(ctx, port):
+    shape = port.get_partial_shape()
+    if shape.rank.is_dynamic:
+        ctx.fail("the input rank must be known")
+    return len(shape)
+
+
+def _channel_vector(vec, rank):
+    """[C] -> [1, C, 1, ...] so it broadcasts over NC... data."""
+    return ops.reshape(vec, [1, -1] + [1] * (rank - 2))
+
+
+@converter("Conv")
+def _conv(ctx):
+    x, w = ctx.inputs[0], ctx.inputs[1]
+    rank = _rank(ctx, x)
+    if rank not in (3, 4):
+        ctx.fail("only 1-D and 2-D convolutions are supported")
+    attrs = _spatial(ctx, rank)
+    group = ctx.attr("group", 1)
+    from .. import _core
+    from .._graph import Node
+    native = _core.make_node("Convolution", [(x._node._native, x._index), (w._node._native, w._index)],
+                             dict(attrs, group=group, auto_pad=attrs["auto_pad"]), ctx.node.name or "")
+    y = Node(native)
+    if len(ctx.inputs) > 2 and ctx.inputs[2] is not None:
+        y = ops.add(y, _channel_vector(ctx.inputs[2], rank))
+    return y
+
+
+def _pool(ctx, op):
+    x = ctx.inputs[0]
+    rank = _rank(ctx, x)
+    attrs = _spatial(ctx, rank)
+    kernel = ctx.attr("kernel_shape")
+    ceil = "ceil" if ctx.attr("ceil_mode", 0) else "floor"
+    if op == "MaxPool":
+        if len(ctx.node.output) > 1 and ctx.node.output[1]:
+            ctx.fail("the Indices output is not supported")
+        return ops.max_pool(x, attrs["strides"], attrs["dilations"], attrs["pads_begin"], attrs["pads_end"],
+                            kernel, ceil, attrs["auto_pad"])
+    return ops.avg_pool(x, attrs["strides"], attrs["pads_begin"], attrs["pads_end"], kernel,
+                        not ctx.attr("count_include_pad", 0), ceil, attrs["auto_pad"])
+
+
+converter("MaxPool")(lambda ctx: _pool(ctx, "MaxPool"))
+converter("AveragePool")(lambda ctx: _pool(ctx, "AvgPool"))
+
+
+@converter("GlobalAveragePool", "GlobalMaxPool")
+def _global_pool(ctx):
+    x = ctx.inputs[0]
+    axes = list(range(2, _rank(ctx, x)))
+    builder = ops.reduce_mean if ctx.node.op_type == "GlobalAveragePool" else ops.reduce_max
+    return builder(x, axes, keep_dims=True)
+
+
+@converter("BatchNormalization")
+def _batch_norm(ctx):
+    if len([o for o in ctx.node.output if o]) > 1:
+        ctx.fail("training-mode outputs are not supported")
+    return ops.batch_norm_inference(*ctx.inputs[:5], epsilon=ctx.attr("epsilon", 1e-5))
+
+
+@converter("InstanceNormalization")
+def _instance_norm(ctx):
+    x, scale, bias = ctx.inputs[:3]
+    rank = _rank(ctx, x)
+    y = ops.mvn(x, list(range(2, rank)), True, ctx.attr("epsilon", 1e-5))
+    return ops.add(ops.multiply(y, _channel_vector(scale, rank)), _channel_vector(bias, rank))
+
+
+@converter("LayerNormalization")
+def _layer_norm(ctx):
+    x = ctx.inputs[0]
+    rank = _rank(ctx, x)
+    axis = ctx.attr("axis", -1)
+    axis = axis + rank if axis < 0 else axis
+    if len([o for o in ctx.node.output if o]) > 1:
+        ctx.fail("the Mean/InvStdDev outputs are not supported")
+    y = ops.mvn(x, list(range(axis, rank)), True, ctx.attr("epsilon", 1e-5))
+    y = ops.multiply(y, ctx.inputs[1])
+    if len(ctx.inputs) > 2 and ctx.inputs[2] is not None:
+        y = ops.add(y, ctx.inputs[2])
+    return y
+
+
+_REDUCERS = {"ReduceSum": ops.reduce_sum, "ReduceMean": ops.reduce_mean, "ReduceMax": ops.reduce_max,
+             "ReduceMin": ops.reduce_min, "ReduceProd": ops.reduce_prod, "ReduceL2": ops.reduce_l2}
+
+
+def _reduce(ctx):
+    x = ctx.inputs[0]
+    keep = bool(ctx.attr("keepdims", 1))
+    if len(ctx.inputs) > 1 and ctx.inputs[1] is not None:
+        axes = _ints_input(ctx, 1, "reduction axes")
+    else:
+        axes = ctx.attr("axes")
+    if not axes:
+        if ctx.attr("noop_with_empty_axes", 0):
+            return ops.convert(x, x.get_element_type())
+        axes = list(range(_rank(ctx, x)))
+    return _REDUCERS[ctx.node.op_type](x, axes, keep)
+
+
+for _op in _REDUCERS:
+    converter(_op)(_reduce)
+
+
+@converter("ArgMax", "ArgMin")
+def _arg(ctx):
+    from .. import _core
+    from .._graph import Node
+    x = ctx.inputs[0]
+    native = _core.make_node(ctx.node.op_type, [(x._node._native, x._index)],
+                             {"axis": ctx.attr("axis", 0), "keepdims": ctx.attr("keepdims", 1),
+                              "select_last_index": ctx.attr("select_last_index", 0)}, ctx.node.name or "")
+    return Node(native)
+
+
+@converter("LogSoftmax")
+def _log_softmax(ctx):
+    x = ctx.inputs[0]
+    if ctx.opset >= 13 or ctx.attr("axis", 1) in (-1, _rank(ctx, x) - 1):
+        axis = ctx.attr("axis", -1 if ctx.opset >= 13 else 1)
+        return ops.log_softmax(x, axis)
+    ctx.fail("opset < 13 LogSoftmax over a non-last axis is not supported")

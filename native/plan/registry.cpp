@@ -14,6 +14,8 @@ const OpRegistry& OpRegistry::instance() {
     register_softmax_ops(*r);
     register_shape_ops(*r);
     register_indexing_ops(*r);
+    register_reduce_ops(*r);
+    register_nn_ops(*r);
     return r;
   }();
   return *registry;

@@ -1,0 +1,304 @@
+// Neural-network layers: Convolution (with groups), MaxPool, AvgPool, BatchNormInference.
+// NCHW layout (and NCW for 1-D); convolution lowers to im2col + the packed GEMM.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "executor/executor.hpp"
+#include "kernels/dispatch.hpp"
+#include "kernels/gemm.hpp"
+#include "plan/registry.hpp"
+
+namespace aiov {
+namespace {
+
+// Spatial geometry shared by convolution and pooling.
+struct Window {
+  std::vector<int64_t> in, out, kernel, stride, dilation, pad_begin, pad_end;
+};
+
+int64_t window_out(const Node& n, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe, bool ceil_mode) {
+  int64_t span = in + pb + pe - d * (k - 1) - 1;
+  if (span < 0)
+    throw InputError(n.describe() + ": the window (" + std::to_string(d * (k - 1) + 1) + ") is larger than the padded input (" +
+                     std::to_string(in + pb + pe) + ")");
+  int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+  if (ceil_mode && (out - 1) * s >= in + pb) --out;  // the last window must start inside
+  return out;
+}
+
+// Resolves strides/dilations/pads/auto_pad into a Window for input spatial dims `in`.
+Window make_window(const Node& n, const std::vector<int64_t>& in, const std::vector<int64_t>& kernel, bool ceil_mode) {
+  size_t r = in.size();
+  Window w;
+  w.in = in;
+  w.kernel = kernel;
+  w.stride = n.attr_ints("strides", std::vector<int64_t>(r, 1));
+  w.dilation = n.attr_ints("dilations", std::vector<int64_t>(r, 1));
+  w.pad_begin = n.attr_ints("pads_begin", std::vector<int64_t>(r, 0));
+  w.pad_end = n.attr_ints("pads_end", std::vector<int64_t>(r, 0));
+  for (auto* v : {&w.stride, &w.dilation, &w.pad_begin, &w.pad_end, &w.kernel})
+    if (v->size() != r)
+      throw InputError(n.describe() + ": strides, dilations, pads and kernel need " + std::to_string(r) + " entries");
+  for (size_t i = 0; i < r; ++i)
+    if (w.stride[i] < 1 || w.dilation[i] < 1 || w.kernel[i] < 1)
+      throw InputError(n.describe() + ": strides, dilations and kernel sizes must be >= 1");
+  std::string pad = n.attr_str("auto_pad", "explicit");
+  for (size_t i = 0; i < r; ++i) {
+    if (pad == "same_upper" || pad == "same_lower") {
+      int64_t out = (in[i] + w.stride[i] - 1) / w.stride[i];
+      int64_t total = std::max<int64_t>(0, (out - 1) * w.stride[i] + w.dilation[i] * (kernel[i] - 1) + 1 - in[i]);
+      w.pad_begin[i] = pad == "same_upper" ? total / 2 : total - total / 2;
+      w.pad_end[i] = total - w.pad_begin[i];
+    } else if (pad == "valid") {
+      w.pad_begin[i] = w.pad_end[i] = 0;
+    } else if (pad != "explicit" && pad != "notset") {
+      throw InputError(n.describe() + ": unknown auto_pad '" + pad + "'");
+    }
+    w.out.push_back(window_out(n, in[i], kernel[i], w.stride[i], w.dilation[i], w.pad_begin[i], w.pad_end[i], ceil_mode));
+  }
+  return w;
+}
+
+// ---- Convolution ---------------------------------------------------------------------------
+
+std::vector<PortInfo> infer_conv(const InferContext& c) {
+  expect_type_match(c.node, c.in[0], c.in[1]);
+  const PartialShape& x = c.in[0].shape;
+  const PartialShape& f = c.in[1].shape;
+  if (!x.rank_known || !f.rank_known) return {PortInfo{c.in[0].type, PartialShape::dynamic_rank()}};
+  if (x.rank() != f.rank() || x.rank() < 3 || x.rank() > 4)
+    throw InputError(c.node.describe() + ": expected NCW/NCHW data and OIW/OIHW filters of the same rank, got " +
+                     x.str() + " and " + f.str());
+  int64_t group = c.node.attr_int("group", 1);
+  if (group < 1) throw InputError(c.node.describe() + ": group must be >= 1");
+  int64_t C = x.dims[1], O = f.dims[0], Cg = f.dims[1];
+  if (C >= 0 && Cg >= 0 && C != Cg * group)
+    throw InputError(c.node.describe() + ": data has " + std::to_string(C) + " channels but filters " + f.str() +
+                     " with group " + std::to_string(group) + " expect " + std::to_string(Cg * group));
+  if (O >= 0 && O % group)
+    throw InputError(c.node.describe() + ": " + std::to_string(O) + " output channels do not split into " +
+                     std::to_string(group) + " groups");
+  Dims out{x.dims[0], O};
+  std::vector<int64_t> in(x.dims.begin() + 2, x.dims.end()), k(f.dims.begin() + 2, f.dims.end());
+  bool known = std::all_of(in.begin(), in.end(), [](int64_t d) { return d >= 0; }) &&
+               std::all_of(k.begin(), k.end(), [](int64_t d) { return d >= 0; });
+  if (!known) {
+    for (size_t i = 0; i < in.size(); ++i) out.push_back(kDynamic);
+  } else {
+    Window w = make_window(c.node, in, k, false);
+    out.insert(out.end(), w.out.begin(), w.out.end());
+  }
+  return {PortInfo{c.in[0].type, PartialShape(out)}};
+}
+
+// Columns for one image and one group: [Cg*kh*kw, OH*OW].
+void im2col(const float* x, int64_t Cg, int64_t H, int64_t W, const Window& w, float* col) {
+  int64_t kh = w.kernel[0], kw = w.kernel[1], OH = w.out[0], OW = w.out[1];
+  int64_t sh = w.stride[0], sw = w.stride[1], dh = w.dilation[0], dw = w.dilation[1];
+  int64_t ph = w.pad_begin[0], pw = w.pad_begin[1];
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t i = 0; i < kh; ++i)
+      for (int64_t j = 0; j < kw; ++j) {
+        float* row = col + ((c * kh + i) * kw + j) * OH * OW;
+        const float* plane = x + c * H * W;
+        for (int64_t oy = 0; oy < OH; ++oy) {
+          int64_t y = oy * sh - ph + i * dh;
+          float* dst = row + oy * OW;
+          if (y < 0 || y >= H) { std::fill(dst, dst + OW, 0.0f); continue; }
+          const float* src = plane + y * W;
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            int64_t xx = ox * sw - pw + j * dw;
+            dst[ox] = (xx >= 0 && xx < W) ? src[xx] : 0.0f;
+          }
+        }
+      }
+}
+
+KernelFn prepare_conv(const PrepareContext& ctx) {
+  if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32 convolution");
+  Dims xs = ctx.in[0].shape, fs = ctx.in[1].shape;
+  if (xs.size() == 3) {  // 1-D: as 2-D with H = 1
+    xs.insert(xs.begin() + 2, 1);
+    fs.insert(fs.begin() + 2, 1);
+  }
+  int64_t group = ctx.node.attr_int("group", 1);
+  std::vector<int64_t> in(xs.begin() + 2, xs.end()), k(fs.begin() + 2, fs.end());
+  // Attributes are given for the original rank; widen them for the 1-D case.
+  Node widened = ctx.node;
+  if (ctx.in[0].shape.size() == 3)
+    for (const char* name : {"strides", "dilations", "pads_begin", "pads_end"}) {
+      auto v = ctx.node.attr_ints(name, {name[0] == 'p' ? 0 : 1});
+      v.insert(v.begin(), name[0] == 'p' ? 0 : 1);
+      widened.attrs[name] = v;
+    }
+  Window w = make_window(widened, in, k, false);
+  int64_t N = xs[0], C = xs[1], H = xs[2], W = xs[3], O = fs[0], Cg = fs[1], Og = O / group;
+  int64_t OHW = w.out[0] * w.out[1], K = Cg * k[0] * k[1];
+  bool pointwise = k[0] == 1 && k[1] == 1 && w.stride[0] == 1 && w.stride[1] == 1 && w.pad_begin[0] == 0 &&
+                   w.pad_begin[1] == 0 && w.pad_end[0] == 0 && w.pad_end[1] == 0;
+  bool depthwise = Cg == 1 && Og == 1;
+  return [=](const KernelArgs& a) {
+    const float* x = a.in[0]->as<float>();
+    const float* f = a.in[1]->as<float>();
+    float* y = a.out[0]->as<float>();
+    if (depthwise) {
+      // One small filter per channel: direct loops, parallel over images x channels.
+      auto run = [&](int64_t s, int64_t e) {
+        for (int64_t nc = s; nc < e; ++nc) {
+          int64_t c = nc % C;
+          const float* plane = x + nc * H * W;
+          const float* filt = f + c * k[0] * k[1];
+          float* out = y + nc * OHW;
+          for (int64_t oy = 0; oy < w.out[0]; ++oy)
+            for (int64_t ox = 0; ox < w.out[1]; ++ox) {
+              float acc = 0;
+              for (int64_t i = 0; i < k[0]; ++i) {
+                int64_t yy = oy * w.stride[0] - w.pad_begin[0] + i * w.dilation[0];
+                if (yy < 0 || yy >= H) continue;
+                for (int64_t j = 0; j < k[1]; ++j) {
+                  int64_t xx = ox * w.stride[1] - w.pad_begin[1] + j * w.dilation[1];
+                  if (xx >= 0 && xx < W) acc += plane[yy * W + xx] * filt[i * k[1] + j];
+                }
+              }
+              out[oy * w.out[1] + ox] = acc;
+            }
+        }
+      };
+      if (a.ctx->pool && N * C > 1) a.ctx->pool->parallel_for(N * C, 1, run, a.ctx->max_threads);
+      else run(0, N * C);
+      return;
+    }
+    std::vector<float> col(pointwise ? 0 : (size_t)(K * OHW));
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t g = 0; g < group; ++g) {
+        const float* xg = x + (n * C + g * Cg) * H * W;
+        const float* b = xg;
+        if (!pointwise) {
+          im2col(xg, Cg, H, W, w, col.data());
+          b = col.data();
+        }
+        sgemm(false, false, Og, OHW, K, 1.0f, f + g * Og * K, K, b, OHW, 0.0f, y + (n * O + g * Og) * OHW, OHW,
+              a.ctx->pool, a.ctx->max_threads);
+      }
+  };
+}
+
+// ---- Pooling -------------------------------------------------------------------------------
+
+std::vector<PortInfo> infer_pool(const InferContext& c) {
+  const PartialShape& x = c.in[0].shape;
+  if (!x.rank_known) return {PortInfo{c.in[0].type, PartialShape::dynamic_rank()}};
+  if (x.rank() < 3 || x.rank() > 4) throw InputError(c.node.describe() + ": expected NCW or NCHW data, got " + x.str());
+  std::vector<int64_t> in(x.dims.begin() + 2, x.dims.end());
+  auto kernel = c.node.attr_ints("kernel", {});
+  Dims out{x.dims[0], x.dims[1]};
+  if (std::any_of(in.begin(), in.end(), [](int64_t d) { return d < 0; })) {
+    out.resize(x.dims.size(), kDynamic);
+  } else {
+    Window w = make_window(c.node, in, kernel, c.node.attr_str("rounding_type", "floor") == "ceil");
+    out.insert(out.end(), w.out.begin(), w.out.end());
+  }
+  return {PortInfo{c.in[0].type, PartialShape(out)}};
+}
+
+template <bool Max>
+KernelFn prepare_pool(const PrepareContext& ctx) {
+  if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32 pooling");
+  Dims xs = ctx.in[0].shape;
+  Node widened = ctx.node;
+  if (xs.size() == 3) {
+    xs.insert(xs.begin() + 2, 1);
+    for (const char* name : {"kernel", "strides", "dilations", "pads_begin", "pads_end"}) {
+      auto v = ctx.node.attr_ints(name, {name[0] == 'p' ? 0 : 1});
+      v.insert(v.begin(), name[0] == 'p' ? 0 : 1);
+      widened.attrs[name] = v;
+    }
+  }
+  std::vector<int64_t> in(xs.begin() + 2, xs.end());
+  Window w = make_window(widened, in, widened.attr_ints("kernel", {}), ctx.node.attr_str("rounding_type", "floor") == "ceil");
+  bool exclude_pad = ctx.node.attr_int("exclude_pad", 1) != 0;
+  int64_t NC = xs[0] * xs[1], H = xs[2], W = xs[3], OH = w.out[0], OW = w.out[1];
+  return [=](const KernelArgs& a) {
+    const float* x = a.in[0]->as<float>();
+    float* y = a.out[0]->as<float>();
+    auto run = [&](int64_t s, int64_t e) {
+      for (int64_t p = s; p < e; ++p) {
+        const float* plane = x + p * H * W;
+        float* out = y + p * OH * OW;
+        for (int64_t oy = 0; oy < OH; ++oy)
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            float acc = Max ? -INFINITY : 0.0f;
+            int64_t count = 0, padded = 0;
+            for (int64_t i = 0; i < w.kernel[0]; ++i) {
+              int64_t yy = oy * w.stride[0] - w.pad_begin[0] + i * w.dilation[0];
+              for (int64_t j = 0; j < w.kernel[1]; ++j) {
+                int64_t xx = ox * w.stride[1] - w.pad_begin[1] + j * w.dilation[1];
+                // Average pooling's padded count stops at the padded input's end.
+                if (yy < H + w.pad_end[0] && xx < W + w.pad_end[1]) ++padded;
+                if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+                float v = plane[yy * W + xx];
+                if (Max) acc = v > acc ? v : acc;
+                else acc += v;
+                ++count;
+              }
+            }
+            if (!Max) acc = (exclude_pad ? count : padded) ? acc / (float)(exclude_pad ? count : padded) : 0.0f;
+            out[oy * OW + ox] = acc;
+          }
+      }
+    };
+    if (a.ctx->pool && NC > 1) a.ctx->pool->parallel_for(NC, 1, run, a.ctx->max_threads);
+    else run(0, NC);
+  };
+}
+
+// ---- BatchNormInference(data, gamma, beta, mean, variance) ---------------------------------
+
+std::vector<PortInfo> infer_batch_norm(const InferContext& c) {
+  const PartialShape& x = c.in[0].shape;
+  if (x.rank_known && x.rank() < 2) throw InputError(c.node.describe() + ": data must have a channel axis");
+  for (int i = 1; i < 5; ++i) {
+    const PartialShape& p = c.in[i].shape;
+    if (p.rank_known && p.rank() != 1)
+      throw InputError(c.node.describe() + ": gamma, beta, mean and variance must be 1-D, got " + p.str());
+    if (p.rank_known && x.rank_known && p.dims[0] >= 0 && x.dims[1] >= 0 && p.dims[0] != x.dims[1])
+      throw InputError(c.node.describe() + ": " + std::to_string(x.dims[1]) + " channels but a parameter of " +
+                       std::to_string(p.dims[0]));
+  }
+  return {c.in[0]};
+}
+
+KernelFn prepare_batch_norm(const PrepareContext& ctx) {
+  if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32");
+  const Dims& s = ctx.in[0].shape;
+  int64_t N = s[0], C = s[1], inner = 1;
+  for (size_t d = 2; d < s.size(); ++d) inner *= s[d];
+  double eps = ctx.node.attr_float("epsilon", 1e-5);
+  return [N, C, inner, eps](const KernelArgs& a) {
+    const float* x = a.in[0]->as<float>();
+    const float *g = a.in[1]->as<float>(), *b = a.in[2]->as<float>(), *m = a.in[3]->as<float>(),
+                *v = a.in[4]->as<float>();
+    float* y = a.out[0]->as<float>();
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < C; ++c) {
+        float scale = (float)(g[c] / std::sqrt((double)v[c] + eps));
+        float shift = b[c] - m[c] * scale;
+        const float* p = x + (n * C + c) * inner;
+        float* q = y + (n * C + c) * inner;
+        for (int64_t i = 0; i < inner; ++i) q[i] = p[i] * scale + shift;
+      }
+  };
+}
+
+}  // namespace
+
+void register_nn_ops(OpRegistry& r) {
+  r.add(OpDef{"Convolution", 2, 2, infer_conv, prepare_conv});
+  r.add(OpDef{"MaxPool", 1, 1, infer_pool, prepare_pool<true>});
+  r.add(OpDef{"AvgPool", 1, 1, infer_pool, prepare_pool<false>});
+  r.add(OpDef{"BatchNormInference", 5, 5, infer_batch_norm, prepare_batch_norm});
+}
+
+}  // namespace aiov

@@ -1,0 +1,305 @@
+// Reductions over axes (ReduceSum/Mean/Max/Min/Prod), ArgMax/ArgMin, MVN, LogSoftmax.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <cstring>
+#include <set>
+
+#include "executor/executor.hpp"
+#include "kernels/dispatch.hpp"
+#include "plan/registry.hpp"
+
+namespace aiov {
+namespace {
+
+// Axes to reduce (sorted, unique); empty operand = all axes unless noop_with_empty_axes.
+std::vector<int64_t> reduce_axes(const Node& n, const TensorView* v, int64_t rank, bool* noop) {
+  *noop = false;
+  std::vector<int64_t> raw;
+  if (v) raw = read_int_tensor(n, *v, "axes");
+  else if (n.has_attr("axes")) raw = n.attr_ints("axes", {});
+  std::set<int64_t> axes;
+  for (auto a : raw) axes.insert(normalize_axis(n, a, rank));
+  if (axes.empty()) {
+    if (n.attr_int("noop_with_empty_axes", 0)) { *noop = true; return {}; }
+    for (int64_t i = 0; i < rank; ++i) axes.insert(i);
+  }
+  return std::vector<int64_t>(axes.begin(), axes.end());
+}
+
+std::vector<PortInfo> infer_reduce(const InferContext& c) {
+  const PortInfo& x = c.in[0];
+  bool keep = c.node.attr_int("keep_dims", 0) != 0;
+  if (!x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
+  const TensorView* axes_value = c.in.size() > 1 ? c.in_value[1] : nullptr;
+  if (c.in.size() > 1 && !axes_value) {
+    if (keep) return {PortInfo{x.type, PartialShape(Dims(x.shape.dims.size(), kDynamic))}};
+    return {PortInfo{x.type, PartialShape::dynamic_rank()}};
+  }
+  bool noop;
+  auto axes = reduce_axes(c.node, axes_value, x.shape.rank(), &noop);
+  if (noop) return {x};
+  Dims out;
+  for (int64_t d = 0; d < x.shape.rank(); ++d) {
+    bool r = std::binary_search(axes.begin(), axes.end(), d);
+    if (!r) out.push_back(x.shape.dims[d]);
+    else if (keep) out.push_back(1);
+  }
+  return {PortInfo{x.type, PartialShape(out)}};
+}
+
+enum class ReduceKind { kSum, kMean, kMax, kMin, kProd, kL2, kLogSumExp };
+
+// The input viewed as [outer, reduced, inner] blocks after moving reduced axes together is
+// not contiguous in general; we iterate output positions and walk the reduced sub-box.
+struct ReduceGeometry {
+  Dims kept_shape;                 // output positions (kept dims)
+  std::vector<int64_t> kept_strides, red_shape, red_strides;
+  int64_t red_count = 1;
+};
+
+ReduceGeometry reduce_geometry(const Dims& in, const std::vector<int64_t>& axes) {
+  auto st = row_strides(in);
+  ReduceGeometry g;
+  for (int64_t d = 0; d < (int64_t)in.size(); ++d) {
+    if (std::binary_search(axes.begin(), axes.end(), d)) {
+      g.red_shape.push_back(in[d]);
+      g.red_strides.push_back(st[d]);
+      g.red_count *= in[d];
+    } else {
+      g.kept_shape.push_back(in[d]);
+      g.kept_strides.push_back(st[d]);
+    }
+  }
+  return g;
+}
+
+template <class T>
+KernelFn make_reduce(const PrepareContext& ctx, const ReduceGeometry& g, ReduceKind kind) {
+  return [g, kind](const KernelArgs& k) {
+    using C = typename ComputeOf<T>::type;
+    using Acc = typename std::conditional<std::is_floating_point<C>::value, double, C>::type;
+    const T* x = k.in[0]->as<T>();
+    T* o = k.out[0]->as<T>();
+    int64_t outs = numel(g.kept_shape);
+    auto one = [&](int64_t i) {
+      int64_t rem = i, base = 0;
+      for (int d = (int)g.kept_shape.size() - 1; d >= 0; --d) {
+        base += (rem % g.kept_shape[d]) * g.kept_strides[d];
+        rem /= g.kept_shape[d];
+      }
+      Acc acc = kind == ReduceKind::kProd ? Acc(1) : Acc(0);
+      Acc best = 0;
+      bool first = true;
+      std::vector<int64_t> idx(g.red_shape.size(), 0);
+      int64_t off = base;
+      for (int64_t j = 0; j < g.red_count; ++j) {
+        Acc v = (Acc)load(x[off]);
+        switch (kind) {
+          case ReduceKind::kSum: case ReduceKind::kMean: acc += v; break;
+          case ReduceKind::kProd: acc *= v; break;
+          case ReduceKind::kL2: acc += v * v; break;
+          case ReduceKind::kMax: if (first || v > best) best = v; break;
+          case ReduceKind::kMin: if (first || v < best) best = v; break;
+          case ReduceKind::kLogSumExp: if (first || v > best) best = v; break;
+        }
+        first = false;
+        for (int d = (int)g.red_shape.size() - 1; d >= 0; --d) {
+          off += g.red_strides[d];
+          if (++idx[d] < g.red_shape[d]) break;
+          off -= g.red_strides[d] * g.red_shape[d];
+          idx[d] = 0;
+        }
+      }
+      if (kind == ReduceKind::kLogSumExp) {
+        double s = 0;
+        std::fill(idx.begin(), idx.end(), 0);
+        off = base;
+        for (int64_t j = 0; j < g.red_count; ++j) {
+          s += std::exp((double)load(x[off]) - (double)best);
+          for (int d = (int)g.red_shape.size() - 1; d >= 0; --d) {
+            off += g.red_strides[d];
+            if (++idx[d] < g.red_shape[d]) break;
+            off -= g.red_strides[d] * g.red_shape[d];
+            idx[d] = 0;
+          }
+        }
+        acc = (Acc)(std::log(s) + (double)best);
+      }
+      if (kind == ReduceKind::kMax || kind == ReduceKind::kMin) acc = best;
+      if (kind == ReduceKind::kMean) acc = g.red_count ? (Acc)(acc / (Acc)g.red_count) : acc;
+      if (kind == ReduceKind::kL2) acc = (Acc)std::sqrt((double)acc);
+      o[i] = store<T>((C)acc);
+    };
+    if (outs * g.red_count >= (1 << 16) && k.ctx->pool && outs > 1)
+      k.ctx->pool->parallel_for(outs, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, g.red_count)),
+                                [&](int64_t s, int64_t e) { for (int64_t i = s; i < e; ++i) one(i); },
+                                k.ctx->max_threads);
+    else
+      for (int64_t i = 0; i < outs; ++i) one(i);
+  };
+}
+
+template <ReduceKind Kind>
+KernelFn prepare_reduce(const PrepareContext& ctx) {
+  bool noop;
+  const TensorView* axes = ctx.in.size() > 1 ? &ctx.in[1] : nullptr;
+  if (axes && !axes->data) throw NotSupported(ctx.node.describe() + ": axes must be known at compile time");
+  auto ax = reduce_axes(ctx.node, axes, (int64_t)ctx.in[0].shape.size(), &noop);
+  if (noop) {
+    size_t bytes = ctx.out[0].bytes();
+    return [bytes](const KernelArgs& k) { std::memcpy(k.out[0]->data, k.in[0]->data, bytes); };
+  }
+  ReduceGeometry g = reduce_geometry(ctx.in[0].shape, ax);
+  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    if constexpr (std::is_same<T, bool>::value) throw NotSupported(ctx.node.describe() + ": boolean input");
+    else return make_reduce<T>(ctx, g, Kind);
+  });
+}
+
+// ---- ArgMax / ArgMin (ONNX semantics; i64 indices) ----------------------------------
+
+std::vector<PortInfo> infer_arg(const InferContext& c) {
+  const PortInfo& x = c.in[0];
+  if (!x.shape.rank_known) return {PortInfo{ElementType::i64, PartialShape::dynamic_rank()}};
+  int64_t axis = normalize_axis(c.node, c.node.attr_int("axis", 0), x.shape.rank());
+  Dims out = x.shape.dims;
+  if (c.node.attr_int("keepdims", 1)) out[axis] = 1;
+  else out.erase(out.begin() + axis);
+  return {PortInfo{ElementType::i64, PartialShape(out)}};
+}
+
+template <bool Max>
+KernelFn prepare_arg(const PrepareContext& ctx) {
+  const Dims& s = ctx.in[0].shape;
+  int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis", 0), (int64_t)s.size());
+  bool last = ctx.node.attr_int("select_last_index", 0) != 0;
+  int64_t outer = 1, len = s[axis], inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= s[d];
+  for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
+  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    return [outer, len, inner, last](const KernelArgs& k) {
+      const T* x = k.in[0]->as<T>();
+      int64_t* o = k.out[0]->as<int64_t>();
+      for (int64_t a = 0; a < outer; ++a)
+        for (int64_t i = 0; i < inner; ++i) {
+          const T* p = x + a * len * inner + i;
+          int64_t best = 0;
+          auto bv = load(p[0]);
+          for (int64_t j = 1; j < len; ++j) {
+            auto v = load(p[j * inner]);
+            bool better = Max ? (last ? v >= bv : v > bv) : (last ? v <= bv : v < bv);
+            if (better) { bv = v; best = j; }
+          }
+          o[a * inner + i] = best;
+        }
+    };
+  });
+}
+
+// ---- MVN: (x - mean) / sqrt(var + eps) over axes -----------------------------------------
+
+std::vector<PortInfo> infer_same(const InferContext& c) {
+  if (!is_float(c.in[0].type) && c.in[0].type != ElementType::dynamic)
+    throw InputError(c.node.describe() + ": expected a floating-point input, got " + type_name(c.in[0].type));
+  return {c.in[0]};
+}
+
+KernelFn prepare_mvn(const PrepareContext& ctx) {
+  const Dims& s = ctx.in[0].shape;
+  bool noop;
+  const TensorView* axes = ctx.in.size() > 1 ? &ctx.in[1] : nullptr;
+  if (axes && !axes->data) throw NotSupported(ctx.node.describe() + ": axes must be known at compile time");
+  auto ax = reduce_axes(ctx.node, axes, (int64_t)s.size(), &noop);
+  // Only trailing axes (LayerNorm, InstanceNorm over H,W): rows of `len` contiguous values.
+  for (size_t i = 0; i < ax.size(); ++i)
+    if (ax[i] != (int64_t)(s.size() - ax.size() + i))
+      throw NotSupported(ctx.node.describe() + ": MVN over non-trailing axes");
+  int64_t len = 1;
+  for (auto a : ax) len *= s[a];
+  int64_t rows = len ? numel(s) / len : 0;
+  bool norm_var = ctx.node.attr_int("normalize_variance", 1) != 0;
+  double eps = ctx.node.attr_float("eps", 1e-9);
+  bool eps_outside = ctx.node.attr_str("eps_mode", "inside_sqrt") == "outside_sqrt";
+  if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": non-f32 input");
+  return [rows, len, norm_var, eps, eps_outside](const KernelArgs& k) {
+    const float* x = k.in[0]->as<float>();
+    float* y = k.out[0]->as<float>();
+    auto row = [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* a = x + r * len;
+        float* b = y + r * len;
+        double mean = 0;
+        for (int64_t i = 0; i < len; ++i) mean += a[i];
+        mean /= (double)len;
+        double var = 0;
+        for (int64_t i = 0; i < len; ++i) var += ((double)a[i] - mean) * ((double)a[i] - mean);
+        var /= (double)len;
+        double scale = !norm_var ? 1.0 : eps_outside ? 1.0 / (std::sqrt(var) + eps) : 1.0 / std::sqrt(var + eps);
+        float m = (float)mean, sc = (float)scale;
+        for (int64_t i = 0; i < len; ++i) b[i] = (a[i] - m) * sc;
+      }
+    };
+    if (rows * len >= (1 << 15) && k.ctx->pool && rows > 1)
+      k.ctx->pool->parallel_for(rows, std::max<int64_t>(1, (1 << 13) / std::max<int64_t>(1, len)), row, k.ctx->max_threads);
+    else
+      row(0, rows);
+  };
+}
+
+// ---- LogSoftmax -----------------------------------------------------------------------------
+
+KernelFn prepare_log_softmax(const PrepareContext& ctx) {
+  const Dims& s = ctx.in[0].shape;
+  int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis", 1), (int64_t)s.size());
+  int64_t outer = 1, len = s[axis], inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= s[d];
+  for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
+  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    if constexpr (!std::is_floating_point<typename ComputeOf<T>::type>::value) {
+      throw NotSupported(ctx.node.describe() + ": non-float input");
+    } else {
+      return [outer, len, inner](const KernelArgs& k) {
+        const T* x = k.in[0]->as<T>();
+        T* y = k.out[0]->as<T>();
+        for (int64_t a = 0; a < outer; ++a)
+          for (int64_t i = 0; i < inner; ++i) {
+            const T* p = x + a * len * inner + i;
+            T* q = y + a * len * inner + i;
+            double m = -INFINITY, sum = 0;
+            for (int64_t j = 0; j < len; ++j) m = std::max(m, (double)load(p[j * inner]));
+            for (int64_t j = 0; j < len; ++j) sum += std::exp((double)load(p[j * inner]) - m);
+            double lse = std::log(sum) + m;
+            for (int64_t j = 0; j < len; ++j) q[j * inner] = store<T>((typename ComputeOf<T>::type)((double)load(p[j * inner]) - lse));
+          }
+      };
+    }
+  });
+}
+
+std::vector<PortInfo> infer_axis_float(const InferContext& c) {
+  auto out = infer_same(c);
+  if (c.in[0].shape.rank_known) normalize_axis(c.node, c.node.attr_int("axis", 1), c.in[0].shape.rank());
+  return out;
+}
+
+}  // namespace
+
+void register_reduce_ops(OpRegistry& r) {
+  r.add(OpDef{"ReduceSum", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kSum>});
+  r.add(OpDef{"ReduceMean", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kMean>});
+  r.add(OpDef{"ReduceMax", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kMax>});
+  r.add(OpDef{"ReduceMin", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kMin>});
+  r.add(OpDef{"ReduceProd", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kProd>});
+  r.add(OpDef{"ReduceL2", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kL2>});
+  r.add(OpDef{"ReduceLogSumExp", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kLogSumExp>});
+  r.add(OpDef{"ArgMax", 1, 1, infer_arg, prepare_arg<true>});
+  r.add(OpDef{"ArgMin", 1, 1, infer_arg, prepare_arg<false>});
+  r.add(OpDef{"MVN", 1, 2, infer_same, prepare_mvn});
+  r.add(OpDef{"LogSoftmax", 1, 1, infer_axis_float, prepare_log_softmax});
+}
+
+}  // namespace aiov
