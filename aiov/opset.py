@@ -303,8 +303,8 @@ def max_pool(data, strides, dilations, pads_begin, pads_end, kernel_shape, round
 
 
 def avg_pool(data, strides, pads_begin, pads_end, kernel_shape, exclude_pad, rounding_type="floor",
-             auto_pad=None, name=None) -> Node:
-    attrs = _window_attrs(strides, pads_begin, pads_end, None, auto_pad)
+             auto_pad=None, name=None, dilations=None) -> Node:
+    attrs = _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad)
     attrs.update(kernel=[int(v) for v in kernel_shape], rounding_type=str(rounding_type).lower(),
                  exclude_pad=bool(exclude_pad))
     return _make("AvgPool", [data], attrs, name)

@@ -72,6 +72,7 @@ Dims shape_of(const nb::ndarray<nb::ro>& a) {
 }
 
 void require_contiguous(const nb::ndarray<nb::ro>& a, int index) {
+  if (a.size() == 0) return;  // empty arrays have arbitrary strides and no data to read
   int64_t expect = 1;
   for (int i = (int)a.ndim() - 1; i >= 0; --i) {
     if (a.shape(i) != 1 && a.stride(i) != expect)

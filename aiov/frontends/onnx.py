@@ -170,8 +170,8 @@ def _identity(ctx):
     x = ctx.inputs[0]
     out = ops.convert(x, x.get_element_type())
     if ctx.node.op_type == "Dropout" and len(ctx.node.output) > 1:
-        mask = ops.constant(np.array(True))
-        return [out, mask]
+        # Inference: nothing is dropped, the mask is all true.
+        return [out, ops.broadcast(ops.constant(np.array(True)), ops.shape_of(x))]
     return out
 
 
@@ -332,10 +332,11 @@ def _where(ctx):
 # ---- shapes and layout ---------------------------------------------------------------------
 
 def _ints_input(ctx, index, what):
-    """An int operand that must be constant for the engine (axes, pads, splits)."""
+    """An int operand (axes, pads, splits): a list when constant, else the port itself (the
+    engine then plans per distinct value of the model input behind it)."""
     value = ctx.const_value(index)
     if value is None:
-        ctx.fail(f"{what} must be a constant")
+        return ctx.inputs[index]
     return [int(v) for v in np.asarray(value).reshape(-1)]
 
 
@@ -423,8 +424,10 @@ def _slice(ctx):
     axes = ctx.inputs[3] if len(ctx.inputs) > 3 and ctx.inputs[3] is not None else None
     steps = ctx.inputs[4] if len(ctx.inputs) > 4 and ctx.inputs[4] is not None else None
     if steps is None:
-        count = _ints_input(ctx, 1, "Slice starts")
-        steps = [1] * len(count)
+        starts_shape = starts.get_partial_shape()
+        if starts_shape.is_dynamic:
+            ctx.fail("Slice without steps needs starts of a known length")
+        steps = [1] * starts_shape.to_shape()[0]
     return ops.slice(x, starts, ends, steps, axes)
 
 
@@ -459,11 +462,17 @@ def _pad(ctx):
         axes = None
     else:
         pads = _ints_input(ctx, 1, "Pad pads")
-        value = ctx.const_value(2) if len(ctx.inputs) > 2 and ctx.inputs[2] is not None else 0
+        has_value = len(ctx.inputs) > 2 and ctx.inputs[2] is not None
+        value = ctx.const_value(2) if has_value else 0
         if value is None:
-            ctx.fail("the constant_value must be a constant")
+            value = ctx.inputs[2]  # read at run time
         axes = _ints_input(ctx, 3, "Pad axes") if len(ctx.inputs) > 3 and ctx.inputs[3] is not None else None
     rank = len(x.get_partial_shape())
+    if not isinstance(pads, list):
+        if axes is not None:
+            ctx.fail("pads and axes given as model inputs together are not supported")
+        return ops.pad(x, ops.slice(pads, [0], [rank], [1]), ops.slice(pads, [rank], [2 * rank], [1]), mode,
+                       _pad_value(value) if mode == "constant" else None)
     if axes is None:
         axes = list(range(rank))
     half = len(pads) // 2
@@ -473,7 +482,11 @@ def _pad(ctx):
         begins[a], ends[a] = pads[i], pads[half + i]
     if mode not in ("constant", "edge", "reflect"):
         ctx.fail(f"mode {mode!r} is not supported")
-    return ops.pad(x, begins, ends, mode, np.asarray(value).reshape(()) if mode == "constant" else None)
+    return ops.pad(x, begins, ends, mode, _pad_value(value) if mode == "constant" else None)
+
+
+def _pad_value(value):
+    return value if isinstance(value, Output) else np.asarray(value).reshape(())
 
 
 # ---- convolution, pooling, normalisation, reductions ----------------------------------------
@@ -530,7 +543,8 @@ def _pool(ctx, op):
         return ops.max_pool(x, attrs["strides"], attrs["dilations"], attrs["pads_begin"], attrs["pads_end"],
                             kernel, ceil, attrs["auto_pad"])
     return ops.avg_pool(x, attrs["strides"], attrs["pads_begin"], attrs["pads_end"], kernel,
-                        not ctx.attr("count_include_pad", 0), ceil, attrs["auto_pad"])
+                        not ctx.attr("count_include_pad", 0), ceil, attrs["auto_pad"],
+                        dilations=attrs["dilations"])
 
 
 converter("MaxPool")(lambda ctx: _pool(ctx, "MaxPool"))
@@ -586,6 +600,13 @@ def _reduce(ctx):
         axes = _ints_input(ctx, 1, "reduction axes")
     else:
         axes = ctx.attr("axes")
+    if not isinstance(axes, (list, type(None))):
+        from .. import _core
+        from .._graph import Node
+        native = _core.make_node(ctx.node.op_type, [(x._node._native, x._index),
+                                                                 (axes._node._native, axes._index)],
+                                 {"keep_dims": keep, "noop_with_empty_axes": ctx.attr("noop_with_empty_axes", 0)}, "")
+        return Node(native)
     if not axes:
         if ctx.attr("noop_with_empty_axes", 0):
             return ops.convert(x, x.get_element_type())
@@ -615,3 +636,8 @@ def _log_softmax(ctx):
         axis = ctx.attr("axis", -1 if ctx.opset >= 13 else 1)
         return ops.log_softmax(x, axis)
     ctx.fail("opset < 13 LogSoftmax over a non-last axis is not supported")
+
+
+@converter("Size")
+def _size(ctx):
+    return ops.reduce_prod(ops.shape_of(ctx.inputs[0]), [0], keep_dims=False)

@@ -217,7 +217,13 @@ std::vector<int64_t> split_lengths(const InferContext& c, int64_t dim) {
     if (dim >= 0 && dim % n) throw InputError(c.node.describe() + ": dimension " + std::to_string(dim) + " does not split into " + std::to_string(n));
     return std::vector<int64_t>((size_t)n, dim < 0 ? kDynamic : dim / n);
   }
-  if (!c.in_value[2]) throw InputError(c.node.describe() + ": split_lengths must be a constant");
+  if (!c.in_value[2]) {
+    // Lengths come at run time (the plan is keyed by them): only their count is known here.
+    const PartialShape& ls = c.in[2].shape;
+    if (!ls.is_static() || ls.rank() != 1)
+      throw InputError(c.node.describe() + ": split_lengths must be a constant or a 1-D input of static length");
+    return std::vector<int64_t>((size_t)ls.dims[0], kDynamic);
+  }
   auto lens = read_int_tensor(c.node, *c.in_value[2], "split_lengths");
   int64_t fill = -1, sum = 0;
   for (size_t i = 0; i < lens.size(); ++i) {
@@ -367,13 +373,13 @@ KernelFn prepare_pad(const PrepareContext& ctx) {
 }  // namespace
 
 void register_indexing_ops(OpRegistry& r) {
-  r.add(OpDef{"Transpose", 2, 2, infer_transpose, prepare_transpose});
-  r.add(OpDef{"Gather", 3, 3, infer_gather, prepare_gather});
-  r.add(OpDef{"Slice", 4, 5, infer_slice, prepare_slice});
-  r.add(OpDef{"Split", 2, 2, infer_split, prepare_split});
-  r.add(OpDef{"VariadicSplit", 3, 3, infer_split, prepare_split});
-  r.add(OpDef{"Tile", 2, 2, infer_tile, prepare_tile});
-  r.add(OpDef{"Pad", 3, 4, infer_pad, prepare_pad});
+  r.add(with_value_inputs(OpDef{"Transpose", 2, 2, infer_transpose, prepare_transpose}, {1}));
+  r.add(with_value_inputs(OpDef{"Gather", 3, 3, infer_gather, prepare_gather}, {2}));
+  r.add(with_value_inputs(OpDef{"Slice", 4, 5, infer_slice, prepare_slice}, {1, 2, 3, 4}));
+  r.add(with_value_inputs(OpDef{"Split", 2, 2, infer_split, prepare_split}, {1}));
+  r.add(with_value_inputs(OpDef{"VariadicSplit", 3, 3, infer_split, prepare_split}, {1, 2}));
+  r.add(with_value_inputs(OpDef{"Tile", 2, 2, infer_tile, prepare_tile}, {1}));
+  r.add(with_value_inputs(OpDef{"Pad", 3, 4, infer_pad, prepare_pad}, {1, 2}));
 }
 
 }  // namespace aiov

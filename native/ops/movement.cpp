@@ -229,6 +229,7 @@ std::vector<int64_t> read_int_tensor(const Node& n, const TensorView& t, const c
 void register_movement_ops(OpRegistry& r) {
   OpDef reshape{"Reshape", 2, 2, infer_reshape, no_kernel};
   reshape.aliases_input0 = true;
+  reshape.value_inputs = {1};
   r.add(reshape);
   r.add(OpDef{"Concat", 1, -1, infer_concat, prepare_concat});
   r.add(OpDef{"Convert", 1, 1, infer_convert, prepare_convert});

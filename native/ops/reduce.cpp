@@ -289,16 +289,16 @@ std::vector<PortInfo> infer_axis_float(const InferContext& c) {
 }  // namespace
 
 void register_reduce_ops(OpRegistry& r) {
-  r.add(OpDef{"ReduceSum", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kSum>});
-  r.add(OpDef{"ReduceMean", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kMean>});
-  r.add(OpDef{"ReduceMax", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kMax>});
-  r.add(OpDef{"ReduceMin", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kMin>});
-  r.add(OpDef{"ReduceProd", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kProd>});
-  r.add(OpDef{"ReduceL2", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kL2>});
-  r.add(OpDef{"ReduceLogSumExp", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kLogSumExp>});
+  r.add(with_value_inputs(OpDef{"ReduceSum", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kSum>}, {1}));
+  r.add(with_value_inputs(OpDef{"ReduceMean", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kMean>}, {1}));
+  r.add(with_value_inputs(OpDef{"ReduceMax", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kMax>}, {1}));
+  r.add(with_value_inputs(OpDef{"ReduceMin", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kMin>}, {1}));
+  r.add(with_value_inputs(OpDef{"ReduceProd", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kProd>}, {1}));
+  r.add(with_value_inputs(OpDef{"ReduceL2", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kL2>}, {1}));
+  r.add(with_value_inputs(OpDef{"ReduceLogSumExp", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kLogSumExp>}, {1}));
   r.add(OpDef{"ArgMax", 1, 1, infer_arg, prepare_arg<true>});
   r.add(OpDef{"ArgMin", 1, 1, infer_arg, prepare_arg<false>});
-  r.add(OpDef{"MVN", 1, 2, infer_same, prepare_mvn});
+  r.add(with_value_inputs(OpDef{"MVN", 1, 2, infer_same, prepare_mvn}, {1}));
   r.add(OpDef{"LogSoftmax", 1, 1, infer_axis_float, prepare_log_softmax});
 }
 

@@ -175,15 +175,17 @@ KernelFn prepare_broadcast(const PrepareContext& ctx) {
 void register_shape_ops(OpRegistry& r) {
   OpDef squeeze{"Squeeze", 1, 2, infer_squeeze, no_kernel};
   squeeze.aliases_input0 = true;
+  squeeze.value_inputs = {1};
   r.add(squeeze);
   OpDef unsqueeze{"Unsqueeze", 2, 2, infer_unsqueeze, no_kernel};
   unsqueeze.aliases_input0 = true;
+  unsqueeze.value_inputs = {1};
   r.add(unsqueeze);
   OpDef shape_of{"ShapeOf", 1, 1, infer_shape_of, prepare_shape_of};
   shape_of.shape_only = true;
   r.add(shape_of);
-  r.add(OpDef{"Range", 3, 3, infer_range, prepare_range});
-  r.add(OpDef{"Broadcast", 2, 2, infer_broadcast, prepare_broadcast});
+  r.add(with_value_inputs(OpDef{"Range", 3, 3, infer_range, prepare_range}, {0, 1, 2}));
+  r.add(with_value_inputs(OpDef{"Broadcast", 2, 2, infer_broadcast, prepare_broadcast}, {1}));
 }
 
 }  // namespace aiov

@@ -58,11 +58,40 @@ class ArenaPlanner {
 };
 }  // namespace
 
+Dims pack_value(const void* data, size_t bytes) {
+  Dims words((bytes + 7) / 8 + 1, 0);
+  words[0] = (int64_t)bytes;
+  if (bytes) std::memcpy(words.data() + 1, data, bytes);
+  return words;
+}
+
 CompiledModel::CompiledModel(const Graph& graph, CompileOptions options)
     : graph_(graph), options_(options) {
   order_ = graph_.topological_order();
   for (const auto& n : order_)
     if (n->op != "Parameter" && n->op != "Constant") OpRegistry::instance().get(n->op);
+  // Parameters upstream of a value operand (not cut by a shape-only op) key the plans.
+  std::unordered_map<const Node*, bool> seen;
+  std::vector<const Node*> stack;
+  for (const auto& n : order_) {
+    if (n->op == "Parameter" || n->op == "Constant") continue;
+    for (int i : OpRegistry::instance().get(n->op).value_inputs)
+      if (i < (int)n->inputs.size()) stack.push_back(n->inputs[i].node.get());
+  }
+  while (!stack.empty()) {
+    const Node* n = stack.back();
+    stack.pop_back();
+    if (seen[n]) continue;
+    seen[n] = true;
+    if (n->op == "Parameter" || n->op == "Constant") continue;
+    if (OpRegistry::instance().get(n->op).shape_only) continue;
+    for (const auto& in : n->inputs) stack.push_back(in.node.get());
+  }
+  for (const auto& p : graph_.parameters) {
+    bool keyed = seen.count(p.get()) && seen[p.get()];
+    value_keyed_.push_back(keyed);
+    any_value_keyed_ = any_value_keyed_ || keyed;
+  }
   for (const auto& p : graph_.parameters)
     inputs_.push_back({io_name(Value{p, 0}), p->outputs[0].type, p->outputs[0].shape});
   for (const auto& o : graph_.outputs) {
@@ -76,7 +105,7 @@ CompiledModel::CompiledModel(const Graph& graph, CompileOptions options)
     all_static = all_static && in.shape.is_static();
     shapes.push_back(in.shape.dims);
   }
-  if (all_static) plan_for(shapes);
+  if (all_static && !any_value_keyed_) plan_for(shapes);
 }
 
 size_t CompiledModel::cached_plans() const {
@@ -84,23 +113,38 @@ size_t CompiledModel::cached_plans() const {
   return plans_.size();
 }
 
-std::shared_ptr<const ShapePlan> CompiledModel::plan_for(const std::vector<Dims>& input_shapes) const {
+std::shared_ptr<const ShapePlan> CompiledModel::plan_for(const std::vector<Dims>& key) const {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = plans_.find(input_shapes);
+    auto it = plans_.find(key);
     if (it != plans_.end()) return it->second;
   }
   // Built outside the lock: planning may fold constants and take a while.
-  std::shared_ptr<const ShapePlan> plan = build_plan(input_shapes);
+  std::shared_ptr<const ShapePlan> plan = build_plan(key);
   std::lock_guard<std::mutex> lock(mutex_);
   if (plans_.size() >= kPlanCacheLimit) plans_.erase(plans_.begin());
-  auto ins = plans_.emplace(input_shapes, plan);
+  auto ins = plans_.emplace(key, plan);
   return ins.first->second;
 }
 
-std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& input_shapes) const {
+std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& key) const {
   auto plan = std::make_shared<ShapePlan>();
+  plan->key = key;
+  std::vector<Dims> input_shapes(key.begin(), key.begin() + graph_.parameters.size());
   plan->input_shapes = input_shapes;
+  // Values of value-keyed inputs become constants of this plan.
+  std::vector<const void*> keyed_data(graph_.parameters.size(), nullptr);
+  {
+    size_t k = graph_.parameters.size();
+    for (size_t i = 0; i < graph_.parameters.size(); ++i) {
+      if (!value_keyed_[i]) continue;
+      const Dims& words = key.at(k++);
+      auto buf = std::make_shared<Buffer>((size_t)words[0]);
+      if (words[0]) std::memcpy(buf->data(), words.data() + 1, (size_t)words[0]);
+      plan->folded.push_back(buf);
+      keyed_data[i] = buf->data();
+    }
+  }
   const OpRegistry& reg = OpRegistry::instance();
 
   // Value ids: one per (node, output).
@@ -123,9 +167,14 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& in
       s.index = param_index.at(&n);
       s.type = n.outputs[0].type;
       s.shape = input_shapes.at(s.index);
+      bool keyed = keyed_data[s.index] != nullptr;
+      if (keyed) {
+        s.kind = ValueSlot::kConstant;
+        s.constant = keyed_data[s.index];
+      }
       plan->values.push_back(s);
       alias_root.push_back(base);
-      known.push_back(false);
+      known.push_back(keyed);
       continue;
     }
     if (n.op == "Constant") {

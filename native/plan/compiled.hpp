@@ -34,6 +34,7 @@ struct Step {
 
 struct ShapePlan {
   std::vector<Dims> input_shapes;
+  std::vector<Dims> key;  // input shapes, then the raw values of value-keyed inputs
   std::vector<ValueSlot> values;
   std::vector<Step> steps;
   size_t arena_bytes = 0;
@@ -48,6 +49,9 @@ struct IoInfo {
   PartialShape shape;
 };
 
+// Raw bytes of a tensor as int64 words (a plan-key entry).
+Dims pack_value(const void* data, size_t bytes);
+
 class CompiledModel {
  public:
   CompiledModel(const Graph& graph, CompileOptions options);
@@ -55,12 +59,18 @@ class CompiledModel {
   const std::vector<IoInfo>& outputs() const { return outputs_; }
   const CompileOptions& options() const { return options_; }
   const Graph& graph() const { return graph_; }
-  // Plan for concrete input shapes (cached; thread-safe).
-  std::shared_ptr<const ShapePlan> plan_for(const std::vector<Dims>& input_shapes) const;
+  // Plan for a key: concrete input shapes, followed by the packed values of the
+  // value-keyed inputs in input order (see pack_value). Cached; thread-safe.
+  std::shared_ptr<const ShapePlan> plan_for(const std::vector<Dims>& key) const;
+  // Inputs whose values (not only shapes) determine the plan.
+  const std::vector<bool>& value_keyed() const { return value_keyed_; }
+  bool has_value_keyed() const { return any_value_keyed_; }
   size_t cached_plans() const;
 
  private:
-  std::shared_ptr<ShapePlan> build_plan(const std::vector<Dims>& input_shapes) const;
+  std::shared_ptr<ShapePlan> build_plan(const std::vector<Dims>& key) const;
+  std::vector<bool> value_keyed_;
+  bool any_value_keyed_ = false;
   Graph graph_;
   std::vector<NodePtr> order_;
   CompileOptions options_;

@@ -53,6 +53,9 @@ struct OpDef {
   bool aliases_input0 = false;
   // The output depends only on input shapes (ShapeOf): known once shapes are concrete.
   bool shape_only = false;
+  // Operands whose values shape the output (Reshape's target, axes, pads...). A model input
+  // feeding one of them becomes part of the plan key: plans are built per distinct value.
+  std::vector<int> value_inputs;
 };
 
 class OpRegistry {
@@ -65,6 +68,11 @@ class OpRegistry {
  private:
   std::vector<OpDef> ops_;
 };
+
+inline OpDef with_value_inputs(OpDef def, std::vector<int> inputs) {
+  def.value_inputs = std::move(inputs);
+  return def;
+}
 
 // Each op family registers itself here (called once from OpRegistry::instance).
 void register_elementwise_ops(OpRegistry&);

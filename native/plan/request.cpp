@@ -175,10 +175,28 @@ std::vector<NodeTiming> Request::profiling() const {
   return timings_;
 }
 
+void Request::rebind(std::shared_ptr<const ShapePlan> plan) {
+  // Views and per-step operand lists for a new plan; only data pointers change per run.
+  plan_ = std::move(plan);
+  views_.assign(plan_->values.size(), TensorView{});
+  step_ptrs_.clear();
+  step_ptr_begin_.clear();
+  for (size_t v = 0; v < views_.size(); ++v) {
+    views_[v].type = plan_->values[v].type;
+    views_[v].shape = plan_->values[v].shape;
+  }
+  for (const auto& st : plan_->steps) {
+    step_ptr_begin_.push_back(step_ptrs_.size());
+    for (int v : st.ins) step_ptrs_.push_back(&views_[v]);
+    for (int v : st.outs) step_ptrs_.push_back(&views_[v]);
+  }
+  for (size_t j = 0; j < outputs_.size(); ++j) output_shapes_[j] = plan_->values[plan_->output_values[j]].shape;
+}
+
 void Request::run_plan() {
   const auto& infos = model_->inputs();
-  std::vector<Dims> shapes;
-  bool same = plan_ != nullptr;
+  bool keyed = model_->has_value_keyed();
+  bool same = plan_ != nullptr && !keyed;
   for (size_t i = 0; i < inputs_.size(); ++i) {
     if (!inputs_[i].set) {
       if (infos[i].shape.is_static()) {
@@ -191,23 +209,17 @@ void Request::run_plan() {
     if (same && plan_->input_shapes[i] != inputs_[i].shape) same = false;
   }
   if (!same) {
-    shapes.reserve(inputs_.size());
-    for (auto& in : inputs_) shapes.push_back(in.shape);
-    plan_ = model_->plan_for(shapes);
-    views_.assign(plan_->values.size(), TensorView{});
-    step_ptrs_.clear();
-    step_ptr_begin_.clear();
-    for (size_t v = 0; v < views_.size(); ++v) {
-      views_[v].type = plan_->values[v].type;
-      views_[v].shape = plan_->values[v].shape;
-    }
-    for (const auto& st : plan_->steps) {
-      step_ptr_begin_.push_back(step_ptrs_.size());
-      for (int v : st.ins) step_ptrs_.push_back(&views_[v]);
-      for (int v : st.outs) step_ptrs_.push_back(&views_[v]);
-    }
-    for (size_t j = 0; j < outputs_.size(); ++j)
-      output_shapes_[j] = plan_->values[plan_->output_values[j]].shape;
+    std::vector<Dims> key;
+    key.reserve(inputs_.size());
+    for (auto& in : inputs_) key.push_back(in.shape);
+    if (keyed)
+      for (size_t i = 0; i < inputs_.size(); ++i)
+        if (model_->value_keyed()[i]) {
+          const Input& in = inputs_[i];
+          key.push_back(pack_value(in.external ? in.external : in.own->data(), byte_size(infos[i].type, numel(in.shape))));
+        }
+    auto next = model_->plan_for(key);
+    if (next != plan_) rebind(std::move(next));
   }
   const ShapePlan& plan = *plan_;
   if (!arena_ || arena_->size() < plan.arena_bytes) arena_ = std::make_shared<Buffer>(plan.arena_bytes);

@@ -67,6 +67,7 @@ class Request : public std::enable_shared_from_this<Request> {
   void execute();
   void finish();
   void run_plan();
+  void rebind(std::shared_ptr<const ShapePlan> plan);
   void check_input(int i, ElementType type, const Dims& shape) const;
 
   std::shared_ptr<const CompiledModel> model_;
