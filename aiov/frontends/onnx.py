@@ -147,11 +147,7 @@ def _div(ctx):
     a, b = ctx.inputs
     if a.get_element_type().is_integral():
         # ONNX integer division truncates toward zero; the engine's Divide floors like Python.
-        from .. import _core
-        from .._graph import Node
-        native = _core.make_node("Divide", [(a._node._native, a._index), (b._node._native, b._index)],
-                                 {"auto_broadcast": "numpy", "pythondiv": False}, "")
-        return Node(native)
+        return ops._make("Divide", [a, b], {"auto_broadcast": "numpy", "pythondiv": False})
     return ops.divide(a, b)
 
 
@@ -521,11 +517,7 @@ def _conv(ctx):
         ctx.fail("only 1-D and 2-D convolutions are supported")
     attrs = _spatial(ctx, rank)
     group = ctx.attr("group", 1)
-    from .. import _core
-    from .._graph import Node
-    native = _core.make_node("Convolution", [(x._node._native, x._index), (w._node._native, w._index)],
-                             dict(attrs, group=group, auto_pad=attrs["auto_pad"]), ctx.node.name or "")
-    y = Node(native)
+    y = ops._make("Convolution", [x, w], dict(attrs, group=group), ctx.node.name)
     if len(ctx.inputs) > 2 and ctx.inputs[2] is not None:
         y = ops.add(y, _channel_vector(ctx.inputs[2], rank))
     return y
@@ -601,12 +593,8 @@ def _reduce(ctx):
     else:
         axes = ctx.attr("axes")
     if not isinstance(axes, (list, type(None))):
-        from .. import _core
-        from .._graph import Node
-        native = _core.make_node(ctx.node.op_type, [(x._node._native, x._index),
-                                                                 (axes._node._native, axes._index)],
-                                 {"keep_dims": keep, "noop_with_empty_axes": ctx.attr("noop_with_empty_axes", 0)}, "")
-        return Node(native)
+        return ops._make(ctx.node.op_type, [x, axes],
+                         {"keep_dims": keep, "noop_with_empty_axes": ctx.attr("noop_with_empty_axes", 0)})
     if not axes:
         if ctx.attr("noop_with_empty_axes", 0):
             return ops.convert(x, x.get_element_type())
@@ -620,13 +608,9 @@ for _op in _REDUCERS:
 
 @converter("ArgMax", "ArgMin")
 def _arg(ctx):
-    from .. import _core
-    from .._graph import Node
-    x = ctx.inputs[0]
-    native = _core.make_node(ctx.node.op_type, [(x._node._native, x._index)],
-                             {"axis": ctx.attr("axis", 0), "keepdims": ctx.attr("keepdims", 1),
-                              "select_last_index": ctx.attr("select_last_index", 0)}, ctx.node.name or "")
-    return Node(native)
+    return ops._make(ctx.node.op_type, [ctx.inputs[0]],
+                     {"axis": ctx.attr("axis", 0), "keepdims": ctx.attr("keepdims", 1),
+                      "select_last_index": ctx.attr("select_last_index", 0)}, ctx.node.name)
 
 
 @converter("LogSoftmax")
@@ -641,3 +625,25 @@ def _log_softmax(ctx):
 @converter("Size")
 def _size(ctx):
     return ops.reduce_prod(ops.shape_of(ctx.inputs[0]), [0], keep_dims=False)
+
+
+@converter("TopK")
+def _topk(ctx):
+    k = ops.constant(np.array([ctx.attr("k")], np.int64)) if ctx.opset < 10 else ctx.inputs[1]
+    node = ops._make("TopK", [ctx.inputs[0], k],
+                     {"axis": ctx.attr("axis", -1), "mode": "max" if ctx.attr("largest", 1) else "min",
+                      "sort": "value" if ctx.attr("sorted", 1) else "index"}, ctx.node.name)
+    return node.outputs()
+
+
+@converter("CumSum")
+def _cumsum(ctx):
+    return ops._make("CumSum", ctx.inputs[:2],
+                     {"exclusive": ctx.attr("exclusive", 0), "reverse": ctx.attr("reverse", 0)}, ctx.node.name)
+
+
+@converter("LRN")
+def _lrn(ctx):
+    return ops._make("LRN", [ctx.inputs[0]],
+                     {"size": ctx.attr("size"), "alpha": ctx.attr("alpha", 1e-4), "beta": ctx.attr("beta", 0.75),
+                      "bias": ctx.attr("bias", 1.0)}, ctx.node.name)

@@ -292,9 +292,45 @@ KernelFn prepare_batch_norm(const PrepareContext& ctx) {
   };
 }
 
+// ---- LRN across channels: x / (bias + alpha / size * sum of squares)^beta ------------------------
+
+std::vector<PortInfo> infer_lrn(const InferContext& c) {
+  if (c.in[0].shape.rank_known && c.in[0].shape.rank() < 3)
+    throw InputError(c.node.describe() + ": expected N,C,... data, got " + c.in[0].shape.str());
+  if (c.node.attr_int("size", 0) < 1) throw InputError(c.node.describe() + ": size must be >= 1");
+  return {c.in[0]};
+}
+
+KernelFn prepare_lrn(const PrepareContext& ctx) {
+  if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32");
+  const Dims& s = ctx.in[0].shape;
+  int64_t N = s[0], C = s[1], inner = 1;
+  for (size_t d = 2; d < s.size(); ++d) inner *= s[d];
+  int64_t size = ctx.node.attr_int("size", 1);
+  double alpha = ctx.node.attr_float("alpha", 1e-4), beta = ctx.node.attr_float("beta", 0.75),
+         bias = ctx.node.attr_float("bias", 1.0);
+  int64_t before = (size - 1) / 2, after = size - 1 - before;
+  return [=](const KernelArgs& a) {
+    const float* x = a.in[0]->as<float>();
+    float* y = a.out[0]->as<float>();
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t i = 0; i < inner; ++i) {
+          double sq = 0;
+          for (int64_t cc = std::max<int64_t>(0, c - before); cc <= std::min(C - 1, c + after); ++cc) {
+            double v = x[(n * C + cc) * inner + i];
+            sq += v * v;
+          }
+          int64_t at = (n * C + c) * inner + i;
+          y[at] = (float)(x[at] / std::pow(bias + alpha / (double)size * sq, beta));
+        }
+  };
+}
+
 }  // namespace
 
 void register_nn_ops(OpRegistry& r) {
+  r.add(OpDef{"LRN", 1, 1, infer_lrn, prepare_lrn});
   r.add(OpDef{"Convolution", 2, 2, infer_conv, prepare_conv});
   r.add(OpDef{"MaxPool", 1, 1, infer_pool, prepare_pool<true>});
   r.add(OpDef{"AvgPool", 1, 1, infer_pool, prepare_pool<false>});

@@ -286,9 +286,108 @@ std::vector<PortInfo> infer_axis_float(const InferContext& c) {
   return out;
 }
 
+// ---- TopK(data, k) -> values, indices ---------------------------------------------------------
+
+std::vector<PortInfo> infer_topk(const InferContext& c) {
+  const PortInfo& x = c.in[0];
+  ElementType it = type_from_name(c.node.attr_str("index_element_type", "i64"));
+  if (!x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}, PortInfo{it, PartialShape::dynamic_rank()}};
+  int64_t axis = normalize_axis(c.node, c.node.attr_int("axis", -1), x.shape.rank());
+  Dims out = x.shape.dims;
+  if (c.in_value[1]) {
+    int64_t k = read_int_tensor(c.node, *c.in_value[1], "k").at(0);
+    if (k < 0) throw InputError(c.node.describe() + ": k must be >= 0, got " + std::to_string(k));
+    if (out[axis] >= 0 && k > out[axis])
+      throw InputError(c.node.describe() + ": k = " + std::to_string(k) + " exceeds the axis size " + std::to_string(out[axis]));
+    out[axis] = k;
+  } else {
+    out[axis] = kDynamic;
+  }
+  return {PortInfo{x.type, PartialShape(out)}, PortInfo{it, PartialShape(out)}};
+}
+
+KernelFn prepare_topk(const PrepareContext& ctx) {
+  const Dims& s = ctx.in[0].shape;
+  int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis", -1), (int64_t)s.size());
+  int64_t k = ctx.out[0].shape[axis];
+  bool largest = ctx.node.attr_str("mode", "max") == "max";
+  bool by_index = ctx.node.attr_str("sort", "value") == "index";
+  int64_t outer = 1, len = s[axis], inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= s[d];
+  for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
+  bool i32 = ctx.out[1].type == ElementType::i32;
+  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    return [=](const KernelArgs& a) {
+      const T* x = a.in[0]->as<T>();
+      T* v = a.out[0]->as<T>();
+      std::vector<int64_t> idx((size_t)len);
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t i = 0; i < inner; ++i) {
+          const T* p = x + o * len * inner + i;
+          for (int64_t j = 0; j < len; ++j) idx[j] = j;
+          // Ties keep the lower index first (ONNX).
+          auto better = [&](int64_t l, int64_t r) {
+            auto lv = load(p[l * inner]), rv = load(p[r * inner]);
+            if (lv != rv) return largest ? lv > rv : lv < rv;
+            return l < r;
+          };
+          std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), better);
+          if (by_index) std::sort(idx.begin(), idx.begin() + k);
+          for (int64_t j = 0; j < k; ++j) {
+            int64_t dst = o * k * inner + j * inner + i;
+            v[dst] = p[idx[j] * inner];
+            if (i32) a.out[1]->as<int32_t>()[dst] = (int32_t)idx[j];
+            else a.out[1]->as<int64_t>()[dst] = idx[j];
+          }
+        }
+    };
+  });
+}
+
+// ---- CumSum(data, axis) --------------------------------------------------------------------------
+
+std::vector<PortInfo> infer_cumsum(const InferContext& c) {
+  if (c.in.size() > 1 && c.in_value[1] && c.in[0].shape.rank_known)
+    normalize_axis(c.node, read_int_tensor(c.node, *c.in_value[1], "axis").at(0), c.in[0].shape.rank());
+  return {c.in[0]};
+}
+
+KernelFn prepare_cumsum(const PrepareContext& ctx) {
+  const Dims& s = ctx.in[0].shape;
+  int64_t axis = ctx.in.size() > 1 ? read_int_tensor(ctx.node, ctx.in[1], "axis").at(0) : 0;
+  axis = normalize_axis(ctx.node, axis, (int64_t)s.size());
+  bool exclusive = ctx.node.attr_int("exclusive", 0) != 0, reverse = ctx.node.attr_int("reverse", 0) != 0;
+  int64_t outer = 1, len = s[axis], inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= s[d];
+  for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
+  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    using C = typename ComputeOf<T>::type;
+    using Acc = typename std::conditional<std::is_floating_point<C>::value, double, C>::type;
+    return [=](const KernelArgs& a) {
+      const T* x = a.in[0]->as<T>();
+      T* y = a.out[0]->as<T>();
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t i = 0; i < inner; ++i) {
+          Acc acc = 0;
+          for (int64_t step = 0; step < len; ++step) {
+            int64_t j = reverse ? len - 1 - step : step;
+            int64_t at = (o * len + j) * inner + i;
+            Acc v = (Acc)load(x[at]);
+            if (exclusive) { y[at] = store<T>((C)acc); acc += v; }
+            else { acc += v; y[at] = store<T>((C)acc); }
+          }
+        }
+    };
+  });
+}
+
 }  // namespace
 
 void register_reduce_ops(OpRegistry& r) {
+  r.add(with_value_inputs(OpDef{"TopK", 2, 2, infer_topk, prepare_topk}, {1}));
+  r.add(with_value_inputs(OpDef{"CumSum", 1, 2, infer_cumsum, prepare_cumsum}, {1}));
   r.add(with_value_inputs(OpDef{"ReduceSum", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kSum>}, {1}));
   r.add(with_value_inputs(OpDef{"ReduceMean", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kMean>}, {1}));
   r.add(with_value_inputs(OpDef{"ReduceMax", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kMax>}, {1}));
