@@ -647,3 +647,53 @@ def _lrn(ctx):
     return ops._make("LRN", [ctx.inputs[0]],
                      {"size": ctx.attr("size"), "alpha": ctx.attr("alpha", 1e-4), "beta": ctx.attr("beta", 0.75),
                       "bias": ctx.attr("bias", 1.0)}, ctx.node.name)
+
+
+@converter("Einsum")
+def _einsum(ctx):
+    """Einsum as transposes, reductions and one batched MatMul (static shapes, no diagonals)."""
+    equation = ctx.attr("equation").replace(" ", "")
+    if "..." in equation:
+        ctx.fail("equations with '...' are not supported")
+    if "->" in equation:
+        lhs, out = equation.split("->")
+    else:  # implicit mode: letters used once, in alphabetical order
+        lhs = equation
+        letters = lhs.replace(",", "")
+        out = "".join(sorted(ch for ch in set(letters) if letters.count(ch) == 1))
+    terms = lhs.split(",")
+    if len(terms) != len(ctx.inputs) or len(terms) > 2:
+        ctx.fail("one or two operands are supported")
+    sizes = {}
+    ports = []
+    for term, port in zip(terms, ctx.inputs):
+        shape = port.get_partial_shape()
+        if shape.is_dynamic or len(term) != len(shape) or len(set(term)) != len(term):
+            ctx.fail(f"operand '{term}' needs a static shape of rank {len(term)} and no repeated letters")
+        for letter, dim in zip(term, shape.to_shape()):
+            sizes[letter] = dim
+        ports.append(port)
+
+    def reduce_unused(term, port, keep):
+        axes = [i for i, letter in enumerate(term) if letter not in keep]
+        if not axes:
+            return term, port
+        return "".join(ch for ch in term if ch in keep), as_output(ops.reduce_sum(port, axes, False))
+
+    if len(terms) == 1:
+        term, port = reduce_unused(terms[0], ports[0], set(out))
+        return ops.transpose(port, [term.index(ch) for ch in out])
+    a_term, a = reduce_unused(terms[0], ports[0], set(out) | set(terms[1]))
+    b_term, b = reduce_unused(terms[1], ports[1], set(out) | set(a_term))
+    batch = [ch for ch in a_term if ch in b_term and ch in out]
+    contract = [ch for ch in a_term if ch in b_term and ch not in out]
+    a_only = [ch for ch in a_term if ch not in b_term]
+    b_only = [ch for ch in b_term if ch not in a_term]
+    prod = lambda letters: int(np.prod([sizes[ch] for ch in letters], dtype=np.int64))  # noqa: E731
+    a = ops.reshape(ops.transpose(a, [a_term.index(ch) for ch in batch + a_only + contract]),
+                    [prod(batch), prod(a_only), prod(contract)])
+    b = ops.reshape(ops.transpose(b, [b_term.index(ch) for ch in batch + contract + b_only]),
+                    [prod(batch), prod(contract), prod(b_only)])
+    y = ops.reshape(ops.matmul(a, b), [sizes[ch] for ch in batch + a_only + b_only] or [])
+    order = batch + a_only + b_only
+    return ops.transpose(y, [order.index(ch) for ch in out]) if order else y
