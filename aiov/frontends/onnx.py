@@ -697,3 +697,64 @@ def _einsum(ctx):
     y = ops.reshape(ops.matmul(a, b), [sizes[ch] for ch in batch + a_only + b_only] or [])
     order = batch + a_only + b_only
     return ops.transpose(y, [order.index(ch) for ch in out]) if order else y
+
+
+@converter("Resize", "Upsample")
+def _resize(ctx):
+    x = ctx.inputs[0]
+    if ctx.node.op_type == "Upsample" or ctx.opset < 11:
+        scales = ctx.inputs[1] if len(ctx.inputs) > 1 else ops.constant(np.array(ctx.attr("scales"), np.float32))
+        sizes = None
+        coord = "asymmetric"
+    else:
+        scales = ctx.inputs[2] if len(ctx.inputs) > 2 else None
+        sizes = ctx.inputs[3] if len(ctx.inputs) > 3 else None
+        coord = ctx.attr("coordinate_transformation_mode", "half_pixel")
+    if ctx.attr("antialias", 0) or ctx.attr("axes") is not None or \
+            ctx.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
+        ctx.fail("antialias, axes and keep_aspect_ratio_policy are not supported")
+    mode = ctx.attr("mode", "nearest")
+    if mode not in ("nearest", "linear"):
+        ctx.fail(f"mode {mode!r} is not supported (nearest, linear)")
+    empty_f = ops.constant(np.zeros(0, np.float32))
+    empty_i = ops.constant(np.zeros(0, np.int64))
+    return ops._make("Resize", [x, scales if scales is not None else empty_f, sizes if sizes is not None else empty_i],
+                     {"mode": mode, "coordinate_transformation_mode": coord,
+                      "nearest_mode": ctx.attr("nearest_mode", "round_prefer_floor")}, ctx.node.name)
+
+
+@converter("ConvTranspose")
+def _conv_transpose(ctx):
+    x, w = ctx.inputs[0], ctx.inputs[1]
+    rank = _rank(ctx, x)
+    if rank not in (3, 4):
+        ctx.fail("only 1-D and 2-D transposed convolutions are supported")
+    n = rank - 2
+    xs, ws = x.get_partial_shape(), w.get_partial_shape()
+    if xs.is_dynamic or ws.is_dynamic:
+        ctx.fail("transposed convolution needs static shapes")
+    in_dims, k_dims = list(xs.to_shape())[2:], list(ws.to_shape())[2:]
+    strides = ctx.attr("strides", [1] * n)
+    dilations = ctx.attr("dilations", [1] * n)
+    out_pad = ctx.attr("output_padding", [0] * n)
+    pads = ctx.attr("pads", [0] * (2 * n))
+    auto = ctx.attr("auto_pad", "NOTSET")
+    output_shape = ctx.attr("output_shape")
+    if output_shape is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
+        # ONNX: derive the pads from the requested output size.
+        target = list(output_shape)[-n:] if output_shape is not None else [d * s for d, s in zip(in_dims, strides)]
+        pads = [0] * (2 * n)
+        for i in range(n):
+            total = strides[i] * (in_dims[i] - 1) + out_pad[i] + (k_dims[i] - 1) * dilations[i] + 1 - target[i]
+            if total < 0:  # a larger output than the kernel reaches: extra zeros at the end
+                out_pad = list(out_pad)
+                out_pad[i] -= total
+                total = 0
+            first = total // 2 if auto != "SAME_LOWER" else total - total // 2
+            pads[i], pads[n + i] = first, total - first
+    y = ops._make("ConvTranspose", [x, w],
+                  {"strides": strides, "dilations": dilations, "pads_begin": pads[:n], "pads_end": pads[n:],
+                   "output_padding": out_pad, "group": ctx.attr("group", 1)}, ctx.node.name)
+    if len(ctx.inputs) > 2 and ctx.inputs[2] is not None:
+        y = ops.add(y, _channel_vector(ctx.inputs[2], rank))
+    return y

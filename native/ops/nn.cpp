@@ -292,6 +292,80 @@ KernelFn prepare_batch_norm(const PrepareContext& ctx) {
   };
 }
 
+// ---- ConvTranspose (ONNX semantics; pads already resolved by the frontend) ------------------
+
+std::vector<PortInfo> infer_conv_transpose(const InferContext& c) {
+  expect_type_match(c.node, c.in[0], c.in[1]);
+  const PartialShape& x = c.in[0].shape;
+  const PartialShape& f = c.in[1].shape;
+  if (!x.rank_known || !f.rank_known) return {PortInfo{c.in[0].type, PartialShape::dynamic_rank()}};
+  if (x.rank() != f.rank() || x.rank() < 3 || x.rank() > 4)
+    throw InputError(c.node.describe() + ": expected NCW/NCHW data and CMW/CMHW filters, got " + x.str() + " and " + f.str());
+  int64_t group = c.node.attr_int("group", 1);
+  if (x.dims[1] >= 0 && f.dims[0] >= 0 && x.dims[1] != f.dims[0])
+    throw InputError(c.node.describe() + ": data has " + std::to_string(x.dims[1]) + " channels, filters " + f.str());
+  size_t r = x.dims.size() - 2;
+  auto strides = c.node.attr_ints("strides", std::vector<int64_t>(r, 1));
+  auto dil = c.node.attr_ints("dilations", std::vector<int64_t>(r, 1));
+  auto pb = c.node.attr_ints("pads_begin", std::vector<int64_t>(r, 0));
+  auto pe = c.node.attr_ints("pads_end", std::vector<int64_t>(r, 0));
+  auto op = c.node.attr_ints("output_padding", std::vector<int64_t>(r, 0));
+  Dims out{x.dims[0], f.dims[1] < 0 ? kDynamic : f.dims[1] * group};
+  for (size_t i = 0; i < r; ++i) {
+    int64_t in = x.dims[2 + i], k = f.dims[2 + i];
+    out.push_back(in < 0 || k < 0 ? kDynamic : strides[i] * (in - 1) + op[i] + (k - 1) * dil[i] + 1 - pb[i] - pe[i]);
+  }
+  return {PortInfo{c.in[0].type, PartialShape(out)}};
+}
+
+KernelFn prepare_conv_transpose(const PrepareContext& ctx) {
+  if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32");
+  Dims xs = ctx.in[0].shape, fs = ctx.in[1].shape, ys = ctx.out[0].shape;
+  bool one_d = xs.size() == 3;
+  auto widen = [&](const char* name, int64_t dflt) {
+    auto v = ctx.node.attr_ints(name, std::vector<int64_t>(xs.size() - 2, dflt));
+    if (one_d) v.insert(v.begin(), dflt);
+    return v;
+  };
+  auto strides = widen("strides", 1), dil = widen("dilations", 1), pb = widen("pads_begin", 0);
+  if (one_d) {
+    xs.insert(xs.begin() + 2, 1);
+    fs.insert(fs.begin() + 2, 1);
+    ys.insert(ys.begin() + 2, 1);
+  }
+  int64_t group = ctx.node.attr_int("group", 1);
+  int64_t N = xs[0], C = xs[1], H = xs[2], W = xs[3], Cg = C / group, Mg = fs[1], kh = fs[2], kw = fs[3];
+  int64_t OH = ys[2], OW = ys[3], M = Mg * group;
+  return [=](const KernelArgs& a) {
+    const float* x = a.in[0]->as<float>();
+    const float* f = a.in[1]->as<float>();
+    float* y = a.out[0]->as<float>();
+    std::fill(y, y + N * M * OH * OW, 0.0f);
+    std::vector<float> col((size_t)(Mg * kh * kw * H * W));
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t g = 0; g < group; ++g) {
+        // col[Mg*kh*kw, H*W] = filters_g^T [Mg*kh*kw, Cg] x data_g [Cg, H*W], then scatter-add.
+        sgemm(true, false, Mg * kh * kw, H * W, Cg, 1.0f, f + g * Cg * Mg * kh * kw, Mg * kh * kw,
+              x + (n * C + g * Cg) * H * W, H * W, 0.0f, col.data(), H * W, a.ctx->pool, a.ctx->max_threads);
+        for (int64_t m = 0; m < Mg; ++m) {
+          float* plane = y + (n * M + g * Mg + m) * OH * OW;
+          for (int64_t i = 0; i < kh; ++i)
+            for (int64_t j = 0; j < kw; ++j) {
+              const float* row = col.data() + ((m * kh + i) * kw + j) * H * W;
+              for (int64_t iy = 0; iy < H; ++iy) {
+                int64_t oy = iy * strides[0] - pb[0] + i * dil[0];
+                if (oy < 0 || oy >= OH) continue;
+                for (int64_t ix = 0; ix < W; ++ix) {
+                  int64_t ox = ix * strides[1] - pb[1] + j * dil[1];
+                  if (ox >= 0 && ox < OW) plane[oy * OW + ox] += row[iy * W + ix];
+                }
+              }
+            }
+        }
+      }
+  };
+}
+
 // ---- LRN across channels: x / (bias + alpha / size * sum of squares)^beta ------------------------
 
 std::vector<PortInfo> infer_lrn(const InferContext& c) {
@@ -331,6 +405,7 @@ KernelFn prepare_lrn(const PrepareContext& ctx) {
 
 void register_nn_ops(OpRegistry& r) {
   r.add(OpDef{"LRN", 1, 1, infer_lrn, prepare_lrn});
+  r.add(OpDef{"ConvTranspose", 2, 2, infer_conv_transpose, prepare_conv_transpose});
   r.add(OpDef{"Convolution", 2, 2, infer_conv, prepare_conv});
   r.add(OpDef{"MaxPool", 1, 1, infer_pool, prepare_pool<true>});
   r.add(OpDef{"AvgPool", 1, 1, infer_pool, prepare_pool<false>});

@@ -16,6 +16,7 @@ const OpRegistry& OpRegistry::instance() {
     register_indexing_ops(*r);
     register_reduce_ops(*r);
     register_nn_ops(*r);
+    register_resize_ops(*r);
     return r;
   }();
   return *registry;

@@ -83,6 +83,7 @@ void register_shape_ops(OpRegistry&);
 void register_indexing_ops(OpRegistry&);
 void register_reduce_ops(OpRegistry&);
 void register_nn_ops(OpRegistry&);
+void register_resize_ops(OpRegistry&);
 
 // Shared helpers for inference functions.
 void expect_type_match(const Node& n, const PortInfo& a, const PortInfo& b);
