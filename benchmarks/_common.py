@@ -93,3 +93,21 @@ def print_table(header, rows, left: int = 1):
     print("-" * len(text))
     for r in rows:
         print(line(r))
+
+
+def print_versions(title: str, frameworks, modules: dict, available: dict):
+    """The header every benchmark prints: what ran, on what."""
+    import os
+    import platform
+
+    import numpy as np
+    print(title)
+    print(f"python {platform.python_version()}  cpus={os.cpu_count()}  numpy {np.__version__}")
+    for f in frameworks:
+        mod = modules[f]
+        ver = getattr(mod, "__version__", "?") if mod else "not installed"
+        extra = ""
+        if f == "aiov" and mod:
+            extra = f"  (pool={mod._core.pool_size()} threads, gemm={mod._core.gemm_isa()})"
+        print(f"  {f:12s} {ver if available[f] or not mod else 'skipped'}{extra}")
+    print()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -33,7 +32,7 @@ import numpy as np
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
-from _common import calibrate, fmt, print_table, try_import  # noqa: E402
+from _common import calibrate, fmt, print_table, print_versions, try_import  # noqa: E402
 
 FRAMEWORKS = ["aiov", "onnxruntime", "openvino"]
 BERT_HIDDEN, BERT_HEADS = 64, 4
@@ -169,17 +168,9 @@ def main(argv=None):
         print(f"cannot build the models (tests/test_onnx_models.py needs onnx and pytest): {exc}")
         return []
 
-    print(f"aiov whole-model benchmark  ({'quick' if args.quick else 'full'} mode: median of {repeats} "
-          f"runs of ~{budget:g}s each, single request, sync)")
-    print(f"python {platform.python_version()}  cpus={os.cpu_count()}  numpy {np.__version__}")
-    for f in FRAMEWORKS:
-        mod = modules[f]
-        ver = getattr(mod, "__version__", "?") if mod else "not installed"
-        extra = ""
-        if f == "aiov" and mod:
-            extra = f"  (pool={mod._core.pool_size()} threads, gemm={mod._core.gemm_isa()})"
-        print(f"  {f:12s} {ver if available[f] or not mod else 'skipped'}{extra}")
-    print()
+    title = (f"aiov whole-model benchmark  ({'quick' if args.quick else 'full'} mode: median of {repeats} "
+             f"runs of ~{budget:g}s each, single request, sync)")
+    print_versions(title, FRAMEWORKS, modules, available)
 
     results = {}  # spec key -> {framework: value or "error"/"mismatch"}
     notes = []

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import threading
 import time
@@ -25,7 +24,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import fmt, median_latency_us, median_throughput, print_table, try_import  # noqa: E402
+from _common import fmt, median_latency_us, median_throughput, print_table, print_versions, try_import  # noqa: E402
 
 MEASURES = [("compiled(x)", "us"), ("request.infer(x)", "us"), ("queue", "tput")]
 FRAMEWORKS = ["aiov", "openvino", "onnxruntime"]
@@ -239,17 +238,9 @@ def main(argv=None):
     if available["onnxruntime"] and onnx_mod is None:
         available["onnxruntime"] = False
 
-    print(f"aiov overhead benchmark  ({'quick' if args.quick else 'full'} mode: median of {repeats} runs "
-          f"of ~{budget:g}s each)")
-    print(f"python {platform.python_version()}  cpus={os.cpu_count()}  numpy {np.__version__}")
-    for f in FRAMEWORKS:
-        mod = modules[f]
-        ver = getattr(mod, "__version__", "?") if mod else "not installed"
-        extra = ""
-        if f == "aiov" and mod:
-            extra = f"  (pool={mod._core.pool_size()} threads, gemm={mod._core.gemm_isa()})"
-        print(f"  {f:12s} {ver if available[f] or not mod else 'skipped'}{extra}")
-    print()
+    title = (f"aiov overhead benchmark  ({'quick' if args.quick else 'full'} mode: median of {repeats} runs "
+             f"of ~{budget:g}s each)")
+    print_versions(title, FRAMEWORKS, modules, available)
 
     weights = mlp_weights()
     results = {}  # (spec key, measure) -> {framework: value}

@@ -10,6 +10,7 @@ from .._request import native_error
 from .._results import OVDict
 from ._bridge import current_bridge
 from ._threads import run_sync
+from ._twin import AsyncClosable, SyncTwin
 
 
 class _PoolSlot:
@@ -56,7 +57,7 @@ class _PoolSlot:
         self.pool.append(self)
 
 
-class CompiledModel:
+class CompiledModel(SyncTwin, AsyncClosable):
     """The awaitable twin of ``aiov.CompiledModel``: ``await compiled(inputs)`` runs on an idle
     request from a pool that grows on demand, so any number of concurrent callers is safe.
     Everything not awaitable (inputs, outputs, get_property, ...) is the sync model's."""
@@ -71,16 +72,6 @@ class CompiledModel:
         self._pool = []     # idle slots; list.pop/append are atomic, so loops in threads share it
         self._slots = weakref.WeakSet()  # every live slot (to cancel on close)
         self._closed = False
-
-    @property
-    def sync(self) -> _SyncCompiled:
-        """The sync ``aiov.CompiledModel`` this wraps (usable at the same time)."""
-        return self._sync
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(self._sync, name)
 
     def _new_slot(self):
         if self._closed:
@@ -140,16 +131,6 @@ class CompiledModel:
         from ._threads import sleep
         while any(slot.fut is not None for slot in list(self._slots)):
             await sleep(0.001)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.aclose()
 
     def release_memory(self):
         self._pool.clear()

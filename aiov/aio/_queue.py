@@ -9,6 +9,7 @@ from .._errors import CancelledError, InputError, JobError
 from .._properties import default_queue_jobs
 from ._bridge import current_bridge, reap_dead_bridges
 from ._job import InferJob
+from ._twin import AsyncClosable
 
 # References to a queue job at the getrefcount() call in _finish_native: the drain's local,
 # complete()'s and _finish_native()'s self, getrefcount's argument and the slot's `job`. One
@@ -43,7 +44,7 @@ class _Slot:
         self.job = None
 
 
-class AsyncInferQueue:
+class AsyncInferQueue(AsyncClosable):
     """``AsyncInferQueue(compiled, jobs=0)``: ``jobs`` requests (0: enough to keep every worker
     busy). ``await start_async(inputs, userdata)`` suspends while all jobs are busy and returns
     the job (``await job`` gives its results). ``set_callback(f)``: ``f(request, userdata)``
@@ -315,16 +316,6 @@ class AsyncInferQueue:
         if it is not None:
             it._stop()
         await self._wait_idle()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.aclose()
 
     def __repr__(self):
         return f"<aio.AsyncInferQueue: {len(self._slots)} jobs, {self._running} busy>"

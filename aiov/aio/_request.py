@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .._errors import BusyError
+from ._twin import SyncTwin
 from ._bridge import current_bridge
 from ._job import InferJob
 
@@ -25,7 +26,7 @@ class _RequestJob(InferJob):
             self._owner._job = None
 
 
-class InferRequest:
+class InferRequest(SyncTwin):
     """The awaitable twin of ``aiov.InferRequest`` (``.sync``), for one compiled model.
 
     ``await request.infer(x)``; ``job = request.start_async(x)`` returns at once and
@@ -42,16 +43,6 @@ class InferRequest:
         self._job = None       # the running job (until its native job has ended)
         self._last = None      # the last job started (wait() reports it)
         self.userdata = None
-
-    @property
-    def sync(self):
-        """The sync ``aiov.InferRequest`` (shares this request's memory)."""
-        return self._sync
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(self._sync, name)
 
     def get_compiled_model(self):
         return self._compiled
