@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from .._errors import BusyError
-from ._twin import SyncTwin
 from ._bridge import current_bridge
 from ._job import InferJob
+from ._twin import SyncTwin
 
 
 
