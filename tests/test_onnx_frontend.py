@@ -77,7 +77,7 @@ def test_unsupported_op_is_named_at_read_time():
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    with pytest.raises(ov.InputError, match="HardMax_Unknown"):
+    with pytest.raises(ov.InputError, match="HardMax_Unknown \\(node 'y'\\)"):
         ov.Core().read_model(proto.SerializeToString())
 
 
@@ -166,3 +166,21 @@ def test_nn_and_reduction_nodes_match_reference(node, inputs):
     got = ov.compile_model(proto.SerializeToString())(feeds)["y"]
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_external_data_next_to_the_model_loads(tmp_path):
+    x = np.random.default_rng(0).standard_normal((2, 16)).astype(np.float32)
+    expected = ReferenceEvaluator(_mlp_model()).run(None, {"x": x})[0]
+    path = tmp_path / "mlp.onnx"
+    onnx.save_model(_mlp_model(), str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="weights.bin", size_threshold=0)
+    assert (tmp_path / "weights.bin").stat().st_size > 0
+    np.testing.assert_allclose(ov.compile_model(str(path))({"x": x})["probs"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_missing_external_data_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "mlp.onnx"
+    onnx.save_model(_mlp_model(), str(path), save_as_external_data=True, location="weights.bin", size_threshold=0)
+    (tmp_path / "weights.bin").unlink()
+    with pytest.raises(ov.InputError, match="cannot read the ONNX model"):
+        ov.Core().read_model(str(path))

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import aiov as ov
+from aio_support import anyio_backend  # noqa: F401  (asyncio, uvloop, trio)
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -116,6 +117,12 @@ def _check(proto, feeds, rtol=1e-4, atol=1e-4):
     got = ov.compile_model(proto.SerializeToString())(feeds)["out"]
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol)
+    try:
+        import onnxruntime
+    except ImportError:
+        return
+    session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(got, session.run(None, feeds)[0], rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -146,3 +153,14 @@ def test_one_compiled_model_serves_many_shapes_through_every_api():
         queue.start_async(x[i:i + 1], i)
     queue.wait_all()
     np.testing.assert_allclose(np.concatenate([outs[0], outs[1]]), direct, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.anyio
+async def test_onnx_model_through_aio(anyio_backend):
+    from aiov import aio
+    compiled = await aio.compile_model(mobilenet_model().SerializeToString(), "CPU")
+    x = RNG.standard_normal((1, 3, 32, 32)).astype(np.float32)
+    expected = compiled.sync(x)["out"]
+    results = [r["out"] for r in [await compiled(x) for _ in range(3)]]
+    for r in results:
+        np.testing.assert_allclose(r, expected, rtol=1e-6, atol=1e-6)

@@ -83,9 +83,13 @@ def read_onnx(model, weights=None) -> Model:
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
     if opset < 7:
         raise InputError(f"ONNX opset {opset} is not supported (7 or later)")
-    unsupported = sorted({n.op_type for n in graph.node if n.op_type not in _CONVERTERS or n.domain not in ("", "ai.onnx")})
+    unsupported = {}
+    for n in graph.node:
+        if n.op_type not in _CONVERTERS or n.domain not in ("", "ai.onnx"):
+            unsupported.setdefault(f"{n.domain + '.' if n.domain else ''}{n.op_type}", n.name or n.output[0])
     if unsupported:
-        raise InputError(f"the ONNX model uses ops aiov does not support: {', '.join(unsupported)}")
+        listed = ", ".join(f"{op} (node '{node}')" for op, node in sorted(unsupported.items()))
+        raise InputError(f"the ONNX model uses ops aiov does not support: {listed}")
 
     values = {}
     for init in graph.initializer:
