@@ -32,12 +32,11 @@ EXCLUDED = [
     (r"wrap_pad", "Pad mode 'wrap'"),
     (r"constant_pad_(negative_)?axes|center_crop_pad", "Pad with both pads and axes given at run time"),
     (r"training_dropout|batchnorm_.*training|layer_normalization", "training-mode outputs (masks, statistics)"),
-    (r"convtranspose_3d", "3-D convolution and pooling are not implemented"),
     (r"resize_.*(cubic|antialias|tf_crop|_axes_|not_larger|not_smaller|half_pixel_symmetric)",
      "Resize modes beyond nearest/linear with the common coordinate transforms"),
     (r"einsum_batch_diagonal", "Einsum with a repeated letter (diagonal)"),
     (r"maxpool_with_argmax|maxpool.*indices", "MaxPool's Indices output is not implemented"),
-    (r"(pool|conv)_3d", "3-D convolution and pooling are not implemented"),
+    (r"convtranspose_3d", "3-D transposed convolution is not implemented"),
     (r"_opset1$|not_2d$|not_3d$|not_4d$", "opset 1 models (aiov reads opset 7 and later)"),
 ]
 

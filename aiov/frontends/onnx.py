@@ -517,8 +517,8 @@ def _channel_vector(vec, rank):
 def _conv(ctx):
     x, w = ctx.inputs[0], ctx.inputs[1]
     rank = _rank(ctx, x)
-    if rank not in (3, 4):
-        ctx.fail("only 1-D and 2-D convolutions are supported")
+    if rank not in (3, 4, 5):
+        ctx.fail("only 1-D, 2-D and 3-D convolutions are supported")
     attrs = _spatial(ctx, rank)
     group = ctx.attr("group", 1)
     y = ops._make("Convolution", [x, w], dict(attrs, group=group), ctx.node.name)

@@ -68,8 +68,8 @@ std::vector<PortInfo> infer_conv(const InferContext& c) {
   const PartialShape& x = c.in[0].shape;
   const PartialShape& f = c.in[1].shape;
   if (!x.rank_known || !f.rank_known) return {PortInfo{c.in[0].type, PartialShape::dynamic_rank()}};
-  if (x.rank() != f.rank() || x.rank() < 3 || x.rank() > 4)
-    throw InputError(c.node.describe() + ": expected NCW/NCHW data and OIW/OIHW filters of the same rank, got " +
+  if (x.rank() != f.rank() || x.rank() < 3 || x.rank() > 5)
+    throw InputError(c.node.describe() + ": expected NCW/NCHW/NCDHW data and filters of the same rank, got " +
                      x.str() + " and " + f.str());
   int64_t group = c.node.attr_int("group", 1);
   if (group < 1) throw InputError(c.node.describe() + ": group must be >= 1");
@@ -93,51 +93,59 @@ std::vector<PortInfo> infer_conv(const InferContext& c) {
   return {PortInfo{c.in[0].type, PartialShape(out)}};
 }
 
-// Columns for one image and one group: [Cg*kh*kw, OH*OW].
-void im2col(const float* x, int64_t Cg, int64_t H, int64_t W, const Window& w, float* col) {
-  int64_t kh = w.kernel[0], kw = w.kernel[1], OH = w.out[0], OW = w.out[1];
-  int64_t sh = w.stride[0], sw = w.stride[1], dh = w.dilation[0], dw = w.dilation[1];
-  int64_t ph = w.pad_begin[0], pw = w.pad_begin[1];
+// Every spatial kernel below works on 3 spatial dims; 1-D and 2-D windows get leading unit dims.
+Window to_3d(Window w) {
+  while (w.in.size() < 3) {
+    w.in.insert(w.in.begin(), 1);
+    w.out.insert(w.out.begin(), 1);
+    w.kernel.insert(w.kernel.begin(), 1);
+    w.stride.insert(w.stride.begin(), 1);
+    w.dilation.insert(w.dilation.begin(), 1);
+    w.pad_begin.insert(w.pad_begin.begin(), 0);
+    w.pad_end.insert(w.pad_end.begin(), 0);
+  }
+  return w;
+}
+
+// Columns for one image and one group: [Cg*kd*kh*kw, OD*OH*OW].
+void im2col(const float* x, int64_t Cg, const Window& w, float* col) {
+  const int64_t D = w.in[0], H = w.in[1], W = w.in[2], OD = w.out[0], OH = w.out[1], OW = w.out[2];
+  const int64_t outs = OD * OH * OW;
+  float* row = col;
   for (int64_t c = 0; c < Cg; ++c)
-    for (int64_t i = 0; i < kh; ++i)
-      for (int64_t j = 0; j < kw; ++j) {
-        float* row = col + ((c * kh + i) * kw + j) * OH * OW;
-        const float* plane = x + c * H * W;
-        for (int64_t oy = 0; oy < OH; ++oy) {
-          int64_t y = oy * sh - ph + i * dh;
-          float* dst = row + oy * OW;
-          if (y < 0 || y >= H) { std::fill(dst, dst + OW, 0.0f); continue; }
-          const float* src = plane + y * W;
-          for (int64_t ox = 0; ox < OW; ++ox) {
-            int64_t xx = ox * sw - pw + j * dw;
-            dst[ox] = (xx >= 0 && xx < W) ? src[xx] : 0.0f;
+    for (int64_t kz = 0; kz < w.kernel[0]; ++kz)
+      for (int64_t ky = 0; ky < w.kernel[1]; ++ky)
+        for (int64_t kx = 0; kx < w.kernel[2]; ++kx, row += outs) {
+          const float* vol = x + c * D * H * W;
+          float* dst = row;
+          for (int64_t oz = 0; oz < OD; ++oz) {
+            int64_t z = oz * w.stride[0] - w.pad_begin[0] + kz * w.dilation[0];
+            for (int64_t oy = 0; oy < OH; ++oy, dst += OW) {
+              int64_t y = oy * w.stride[1] - w.pad_begin[1] + ky * w.dilation[1];
+              if (z < 0 || z >= D || y < 0 || y >= H) { std::fill(dst, dst + OW, 0.0f); continue; }
+              const float* src = vol + (z * H + y) * W;
+              for (int64_t ox = 0; ox < OW; ++ox) {
+                int64_t xx = ox * w.stride[2] - w.pad_begin[2] + kx * w.dilation[2];
+                dst[ox] = (xx >= 0 && xx < W) ? src[xx] : 0.0f;
+              }
+            }
           }
         }
-      }
 }
 
 KernelFn prepare_conv(const PrepareContext& ctx) {
   if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32 convolution");
-  Dims xs = ctx.in[0].shape, fs = ctx.in[1].shape;
-  if (xs.size() == 3) {  // 1-D: as 2-D with H = 1
-    xs.insert(xs.begin() + 2, 1);
-    fs.insert(fs.begin() + 2, 1);
-  }
+  const Dims& xs = ctx.in[0].shape;
+  const Dims& fs = ctx.in[1].shape;
   int64_t group = ctx.node.attr_int("group", 1);
   std::vector<int64_t> in(xs.begin() + 2, xs.end()), k(fs.begin() + 2, fs.end());
-  // Attributes are given for the original rank; widen them for the 1-D case.
-  Node widened = ctx.node;
-  if (ctx.in[0].shape.size() == 3)
-    for (const char* name : {"strides", "dilations", "pads_begin", "pads_end"}) {
-      auto v = ctx.node.attr_ints(name, {name[0] == 'p' ? 0 : 1});
-      v.insert(v.begin(), name[0] == 'p' ? 0 : 1);
-      widened.attrs[name] = v;
-    }
-  Window w = make_window(widened, in, k, false);
-  int64_t N = xs[0], C = xs[1], H = xs[2], W = xs[3], O = fs[0], Cg = fs[1], Og = O / group;
-  int64_t OHW = w.out[0] * w.out[1], K = Cg * k[0] * k[1];
-  bool pointwise = k[0] == 1 && k[1] == 1 && w.stride[0] == 1 && w.stride[1] == 1 && w.pad_begin[0] == 0 &&
-                   w.pad_begin[1] == 0 && w.pad_end[0] == 0 && w.pad_end[1] == 0;
+  Window w = to_3d(make_window(ctx.node, in, k, false));
+  int64_t N = xs[0], C = xs[1], O = fs[0], Cg = fs[1], Og = O / group;
+  int64_t spatial = w.in[0] * w.in[1] * w.in[2], outs = w.out[0] * w.out[1] * w.out[2];
+  int64_t K = Cg * w.kernel[0] * w.kernel[1] * w.kernel[2];
+  bool pointwise = K == Cg;
+  for (int i = 0; i < 3; ++i)
+    pointwise = pointwise && w.stride[i] == 1 && w.pad_begin[i] == 0 && w.pad_end[i] == 0;
   bool depthwise = Cg == 1 && Og == 1;
   return [=](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
@@ -145,41 +153,47 @@ KernelFn prepare_conv(const PrepareContext& ctx) {
     float* y = a.out[0]->as<float>();
     if (depthwise) {
       // One small filter per channel: direct loops, parallel over images x channels.
+      const int64_t taps = w.kernel[0] * w.kernel[1] * w.kernel[2];
       auto run = [&](int64_t s, int64_t e) {
         for (int64_t nc = s; nc < e; ++nc) {
-          int64_t c = nc % C;
-          const float* plane = x + nc * H * W;
-          const float* filt = f + c * k[0] * k[1];
-          float* out = y + nc * OHW;
-          for (int64_t oy = 0; oy < w.out[0]; ++oy)
-            for (int64_t ox = 0; ox < w.out[1]; ++ox) {
-              float acc = 0;
-              for (int64_t i = 0; i < k[0]; ++i) {
-                int64_t yy = oy * w.stride[0] - w.pad_begin[0] + i * w.dilation[0];
-                if (yy < 0 || yy >= H) continue;
-                for (int64_t j = 0; j < k[1]; ++j) {
-                  int64_t xx = ox * w.stride[1] - w.pad_begin[1] + j * w.dilation[1];
-                  if (xx >= 0 && xx < W) acc += plane[yy * W + xx] * filt[i * k[1] + j];
+          const float* vol = x + nc * spatial;
+          const float* filt = f + (nc % C) * taps;
+          float* out = y + nc * outs;
+          for (int64_t oz = 0; oz < w.out[0]; ++oz)
+            for (int64_t oy = 0; oy < w.out[1]; ++oy)
+              for (int64_t ox = 0; ox < w.out[2]; ++ox) {
+                float acc = 0;
+                for (int64_t kz = 0; kz < w.kernel[0]; ++kz) {
+                  int64_t z = oz * w.stride[0] - w.pad_begin[0] + kz * w.dilation[0];
+                  if (z < 0 || z >= w.in[0]) continue;
+                  for (int64_t ky = 0; ky < w.kernel[1]; ++ky) {
+                    int64_t yy = oy * w.stride[1] - w.pad_begin[1] + ky * w.dilation[1];
+                    if (yy < 0 || yy >= w.in[1]) continue;
+                    for (int64_t kx = 0; kx < w.kernel[2]; ++kx) {
+                      int64_t xx = ox * w.stride[2] - w.pad_begin[2] + kx * w.dilation[2];
+                      if (xx >= 0 && xx < w.in[2])
+                        acc += vol[(z * w.in[1] + yy) * w.in[2] + xx] * filt[(kz * w.kernel[1] + ky) * w.kernel[2] + kx];
+                    }
+                  }
                 }
+                out[(oz * w.out[1] + oy) * w.out[2] + ox] = acc;
               }
-              out[oy * w.out[1] + ox] = acc;
-            }
         }
       };
       if (a.ctx->pool && N * C > 1) a.ctx->pool->parallel_for(N * C, 1, run, a.ctx->max_threads);
       else run(0, N * C);
       return;
     }
-    std::vector<float> col(pointwise ? 0 : (size_t)(K * OHW));
+    std::vector<float> col(pointwise ? 0 : (size_t)(K * outs));
     for (int64_t n = 0; n < N; ++n)
       for (int64_t g = 0; g < group; ++g) {
-        const float* xg = x + (n * C + g * Cg) * H * W;
+        const float* xg = x + (n * C + g * Cg) * spatial;
         const float* b = xg;
         if (!pointwise) {
-          im2col(xg, Cg, H, W, w, col.data());
+          im2col(xg, Cg, w, col.data());
           b = col.data();
         }
-        sgemm(false, false, Og, OHW, K, 1.0f, f + g * Og * K, K, b, OHW, 0.0f, y + (n * O + g * Og) * OHW, OHW,
+        sgemm(false, false, Og, outs, K, 1.0f, f + g * Og * K, K, b, outs, 0.0f, y + (n * O + g * Og) * outs, outs,
               a.ctx->pool, a.ctx->max_threads);
       }
   };
@@ -190,7 +204,8 @@ KernelFn prepare_conv(const PrepareContext& ctx) {
 std::vector<PortInfo> infer_pool(const InferContext& c) {
   const PartialShape& x = c.in[0].shape;
   if (!x.rank_known) return {PortInfo{c.in[0].type, PartialShape::dynamic_rank()}};
-  if (x.rank() < 3 || x.rank() > 4) throw InputError(c.node.describe() + ": expected NCW or NCHW data, got " + x.str());
+  if (x.rank() < 3 || x.rank() > 5)
+    throw InputError(c.node.describe() + ": expected NCW, NCHW or NCDHW data, got " + x.str());
   std::vector<int64_t> in(x.dims.begin() + 2, x.dims.end());
   auto kernel = c.node.attr_ints("kernel", {});
   Dims out{x.dims[0], x.dims[1]};
@@ -206,47 +221,47 @@ std::vector<PortInfo> infer_pool(const InferContext& c) {
 template <bool Max>
 KernelFn prepare_pool(const PrepareContext& ctx) {
   if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32 pooling");
-  Dims xs = ctx.in[0].shape;
-  Node widened = ctx.node;
-  if (xs.size() == 3) {
-    xs.insert(xs.begin() + 2, 1);
-    for (const char* name : {"kernel", "strides", "dilations", "pads_begin", "pads_end"}) {
-      auto v = ctx.node.attr_ints(name, {name[0] == 'p' ? 0 : 1});
-      v.insert(v.begin(), name[0] == 'p' ? 0 : 1);
-      widened.attrs[name] = v;
-    }
-  }
+  const Dims& xs = ctx.in[0].shape;
   std::vector<int64_t> in(xs.begin() + 2, xs.end());
-  Window w = make_window(widened, in, widened.attr_ints("kernel", {}), ctx.node.attr_str("rounding_type", "floor") == "ceil");
+  Window w = to_3d(make_window(ctx.node, in, ctx.node.attr_ints("kernel", {}),
+                               ctx.node.attr_str("rounding_type", "floor") == "ceil"));
   bool exclude_pad = ctx.node.attr_int("exclude_pad", 1) != 0;
-  int64_t NC = xs[0] * xs[1], H = xs[2], W = xs[3], OH = w.out[0], OW = w.out[1];
+  int64_t NC = xs[0] * xs[1], spatial = w.in[0] * w.in[1] * w.in[2], outs = w.out[0] * w.out[1] * w.out[2];
   return [=](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
     float* y = a.out[0]->as<float>();
     auto run = [&](int64_t s, int64_t e) {
       for (int64_t p = s; p < e; ++p) {
-        const float* plane = x + p * H * W;
-        float* out = y + p * OH * OW;
-        for (int64_t oy = 0; oy < OH; ++oy)
-          for (int64_t ox = 0; ox < OW; ++ox) {
-            float acc = Max ? -INFINITY : 0.0f;
-            int64_t count = 0, padded = 0;
-            for (int64_t i = 0; i < w.kernel[0]; ++i) {
-              int64_t yy = oy * w.stride[0] - w.pad_begin[0] + i * w.dilation[0];
-              for (int64_t j = 0; j < w.kernel[1]; ++j) {
-                int64_t xx = ox * w.stride[1] - w.pad_begin[1] + j * w.dilation[1];
-                // Average pooling's padded count stops at the padded input's end.
-                if (yy < H + w.pad_end[0] && xx < W + w.pad_end[1]) ++padded;
-                if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
-                float v = plane[yy * W + xx];
-                if (Max) acc = v > acc ? v : acc;
-                else acc += v;
-                ++count;
+        const float* vol = x + p * spatial;
+        float* out = y + p * outs;
+        for (int64_t oz = 0; oz < w.out[0]; ++oz)
+          for (int64_t oy = 0; oy < w.out[1]; ++oy)
+            for (int64_t ox = 0; ox < w.out[2]; ++ox) {
+              float acc = Max ? -INFINITY : 0.0f;
+              int64_t count = 0, padded = 0;
+              for (int64_t kz = 0; kz < w.kernel[0]; ++kz) {
+                int64_t z = oz * w.stride[0] - w.pad_begin[0] + kz * w.dilation[0];
+                for (int64_t ky = 0; ky < w.kernel[1]; ++ky) {
+                  int64_t yy = oy * w.stride[1] - w.pad_begin[1] + ky * w.dilation[1];
+                  for (int64_t kx = 0; kx < w.kernel[2]; ++kx) {
+                    int64_t xx = ox * w.stride[2] - w.pad_begin[2] + kx * w.dilation[2];
+                    // Average pooling's padded count stops at the padded input's end.
+                    if (z < w.in[0] + w.pad_end[0] && yy < w.in[1] + w.pad_end[1] && xx < w.in[2] + w.pad_end[2])
+                      ++padded;
+                    if (z < 0 || z >= w.in[0] || yy < 0 || yy >= w.in[1] || xx < 0 || xx >= w.in[2]) continue;
+                    float v = vol[(z * w.in[1] + yy) * w.in[2] + xx];
+                    if (Max) acc = v > acc ? v : acc;
+                    else acc += v;
+                    ++count;
+                  }
+                }
               }
+              if (!Max) {
+                int64_t div = exclude_pad ? count : padded;
+                acc = div ? acc / (float)div : 0.0f;
+              }
+              out[(oz * w.out[1] + oy) * w.out[2] + ox] = acc;
             }
-            if (!Max) acc = (exclude_pad ? count : padded) ? acc / (float)(exclude_pad ? count : padded) : 0.0f;
-            out[oy * OW + ox] = acc;
-          }
       }
     };
     if (a.ctx->pool && NC > 1) a.ctx->pool->parallel_for(NC, 1, run, a.ctx->max_threads);
