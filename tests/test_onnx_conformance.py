@@ -36,7 +36,6 @@ EXCLUDED = [
      "Resize modes beyond nearest/linear with the common coordinate transforms"),
     (r"einsum_batch_diagonal", "Einsum with a repeated letter (diagonal)"),
     (r"maxpool_with_argmax|maxpool.*indices", "MaxPool's Indices output is not implemented"),
-    (r"convtranspose_3d", "3-D transposed convolution is not implemented"),
     (r"_opset1$|not_2d$|not_3d$|not_4d$", "opset 1 models (aiov reads opset 7 and later)"),
 ]
 

@@ -731,8 +731,8 @@ def _resize(ctx):
 def _conv_transpose(ctx):
     x, w = ctx.inputs[0], ctx.inputs[1]
     rank = _rank(ctx, x)
-    if rank not in (3, 4):
-        ctx.fail("only 1-D and 2-D transposed convolutions are supported")
+    if rank not in (3, 4, 5):
+        ctx.fail("only 1-D, 2-D and 3-D transposed convolutions are supported")
     n = rank - 2
     xs, ws = x.get_partial_shape(), w.get_partial_shape()
     if xs.is_dynamic or ws.is_dynamic:

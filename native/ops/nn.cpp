@@ -314,8 +314,9 @@ std::vector<PortInfo> infer_conv_transpose(const InferContext& c) {
   const PartialShape& x = c.in[0].shape;
   const PartialShape& f = c.in[1].shape;
   if (!x.rank_known || !f.rank_known) return {PortInfo{c.in[0].type, PartialShape::dynamic_rank()}};
-  if (x.rank() != f.rank() || x.rank() < 3 || x.rank() > 4)
-    throw InputError(c.node.describe() + ": expected NCW/NCHW data and CMW/CMHW filters, got " + x.str() + " and " + f.str());
+  if (x.rank() != f.rank() || x.rank() < 3 || x.rank() > 5)
+    throw InputError(c.node.describe() + ": expected N,C,spatial data and C,M,kernel filters of the same rank (1-3 "
+                     "spatial dims), got " + x.str() + " and " + f.str());
   int64_t group = c.node.attr_int("group", 1);
   if (x.dims[1] >= 0 && f.dims[0] >= 0 && x.dims[1] != f.dims[0])
     throw InputError(c.node.describe() + ": data has " + std::to_string(x.dims[1]) + " channels, filters " + f.str());
@@ -336,46 +337,48 @@ std::vector<PortInfo> infer_conv_transpose(const InferContext& c) {
 KernelFn prepare_conv_transpose(const PrepareContext& ctx) {
   if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32");
   Dims xs = ctx.in[0].shape, fs = ctx.in[1].shape, ys = ctx.out[0].shape;
-  bool one_d = xs.size() == 3;
-  auto widen = [&](const char* name, int64_t dflt) {
-    auto v = ctx.node.attr_ints(name, std::vector<int64_t>(xs.size() - 2, dflt));
-    if (one_d) v.insert(v.begin(), dflt);
+  size_t r = xs.size() - 2;
+  auto pad3 = [&](std::vector<int64_t> v, int64_t fill) {
+    while (v.size() < 3) v.insert(v.begin(), fill);
     return v;
   };
-  auto strides = widen("strides", 1), dil = widen("dilations", 1), pb = widen("pads_begin", 0);
-  if (one_d) {
-    xs.insert(xs.begin() + 2, 1);
-    fs.insert(fs.begin() + 2, 1);
-    ys.insert(ys.begin() + 2, 1);
-  }
+  auto strides = pad3(ctx.node.attr_ints("strides", std::vector<int64_t>(r, 1)), 1);
+  auto dil = pad3(ctx.node.attr_ints("dilations", std::vector<int64_t>(r, 1)), 1);
+  auto pb = pad3(ctx.node.attr_ints("pads_begin", std::vector<int64_t>(r, 0)), 0);
+  auto in = pad3(Dims(xs.begin() + 2, xs.end()), 1), k = pad3(Dims(fs.begin() + 2, fs.end()), 1),
+       out = pad3(Dims(ys.begin() + 2, ys.end()), 1);
   int64_t group = ctx.node.attr_int("group", 1);
-  int64_t N = xs[0], C = xs[1], H = xs[2], W = xs[3], Cg = C / group, Mg = fs[1], kh = fs[2], kw = fs[3];
-  int64_t OH = ys[2], OW = ys[3], M = Mg * group;
+  int64_t N = xs[0], C = xs[1], Cg = C / group, Mg = fs[1], M = Mg * group;
+  int64_t spatial = in[0] * in[1] * in[2], outs = out[0] * out[1] * out[2], taps = k[0] * k[1] * k[2];
   return [=](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
     const float* f = a.in[1]->as<float>();
     float* y = a.out[0]->as<float>();
-    std::fill(y, y + N * M * OH * OW, 0.0f);
-    std::vector<float> col((size_t)(Mg * kh * kw * H * W));
+    std::fill(y, y + N * M * outs, 0.0f);
+    std::vector<float> col((size_t)(Mg * taps * spatial));
     for (int64_t n = 0; n < N; ++n)
       for (int64_t g = 0; g < group; ++g) {
-        // col[Mg*kh*kw, H*W] = filters_g^T [Mg*kh*kw, Cg] x data_g [Cg, H*W], then scatter-add.
-        sgemm(true, false, Mg * kh * kw, H * W, Cg, 1.0f, f + g * Cg * Mg * kh * kw, Mg * kh * kw,
-              x + (n * C + g * Cg) * H * W, H * W, 0.0f, col.data(), H * W, a.ctx->pool, a.ctx->max_threads);
+        // col[Mg*taps, spatial] = filters_g^T [Mg*taps, Cg] x data_g [Cg, spatial], then scatter-add.
+        sgemm(true, false, Mg * taps, spatial, Cg, 1.0f, f + g * Cg * Mg * taps, Mg * taps,
+              x + (n * C + g * Cg) * spatial, spatial, 0.0f, col.data(), spatial, a.ctx->pool, a.ctx->max_threads);
         for (int64_t m = 0; m < Mg; ++m) {
-          float* plane = y + (n * M + g * Mg + m) * OH * OW;
-          for (int64_t i = 0; i < kh; ++i)
-            for (int64_t j = 0; j < kw; ++j) {
-              const float* row = col.data() + ((m * kh + i) * kw + j) * H * W;
-              for (int64_t iy = 0; iy < H; ++iy) {
-                int64_t oy = iy * strides[0] - pb[0] + i * dil[0];
-                if (oy < 0 || oy >= OH) continue;
-                for (int64_t ix = 0; ix < W; ++ix) {
-                  int64_t ox = ix * strides[1] - pb[1] + j * dil[1];
-                  if (ox >= 0 && ox < OW) plane[oy * OW + ox] += row[iy * W + ix];
+          float* vol = y + (n * M + g * Mg + m) * outs;
+          for (int64_t t = 0; t < taps; ++t) {
+            int64_t kz = t / (k[1] * k[2]), ky = (t / k[2]) % k[1], kx = t % k[2];
+            const float* row = col.data() + (m * taps + t) * spatial;
+            for (int64_t iz = 0; iz < in[0]; ++iz) {
+              int64_t oz = iz * strides[0] - pb[0] + kz * dil[0];
+              if (oz < 0 || oz >= out[0]) continue;
+              for (int64_t iy = 0; iy < in[1]; ++iy) {
+                int64_t oy = iy * strides[1] - pb[1] + ky * dil[1];
+                if (oy < 0 || oy >= out[1]) continue;
+                for (int64_t ix = 0; ix < in[2]; ++ix) {
+                  int64_t ox = ix * strides[2] - pb[2] + kx * dil[2];
+                  if (ox >= 0 && ox < out[2]) vol[(oz * out[1] + oy) * out[2] + ox] += row[(iz * in[1] + iy) * in[2] + ix];
                 }
               }
             }
+          }
         }
       }
   };
