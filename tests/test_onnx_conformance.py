@@ -31,7 +31,7 @@ EXCLUDED = [
     (r"maxpool_2d_uint8", "integer pooling (aiov pools f32)"),
     (r"wrap_pad", "Pad mode 'wrap'"),
     (r"constant_pad_(negative_)?axes|center_crop_pad", "Pad with both pads and axes given at run time"),
-    (r"training_dropout|batchnorm_.*training|layer_normalization", "training-mode outputs (masks, statistics)"),
+    (r"training_dropout|batchnorm_.*training", "training-mode outputs (masks, statistics)"),
     (r"resize_.*(cubic|antialias|tf_crop|_axes_|not_larger|not_smaller|half_pixel_symmetric)",
      "Resize modes beyond nearest/linear with the common coordinate transforms"),
     (r"einsum_batch_diagonal", "Einsum with a repeated letter (diagonal)"),

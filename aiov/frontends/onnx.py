@@ -576,13 +576,20 @@ def _layer_norm(ctx):
     rank = _rank(ctx, x)
     axis = ctx.attr("axis", -1)
     axis = axis + rank if axis < 0 else axis
-    if len([o for o in ctx.node.output if o]) > 1:
-        ctx.fail("the Mean/InvStdDev outputs are not supported")
-    y = ops.mvn(x, list(range(axis, rank)), True, ctx.attr("epsilon", 1e-5))
+    axes = list(range(axis, rank))
+    eps = ctx.attr("epsilon", 1e-5)
+    y = ops.mvn(x, axes, True, eps)
     y = ops.multiply(y, ctx.inputs[1])
     if len(ctx.inputs) > 2 and ctx.inputs[2] is not None:
         y = ops.add(y, ctx.inputs[2])
-    return y
+    if len(ctx.node.output) == 1:
+        return y
+    # The optional Mean and InvStdDev outputs (kept dims), as plain ops.
+    mean = ops.reduce_mean(x, axes, keep_dims=True)
+    centered = ops.subtract(x, mean)
+    variance = ops.reduce_mean(ops.multiply(centered, centered), axes, keep_dims=True)
+    inv_std = ops.reciprocal(ops.sqrt(ops.add(variance, np.array(eps, dtype=np.float32))))
+    return [y, mean, inv_std]
 
 
 _REDUCERS = {"ReduceSum": ops.reduce_sum, "ReduceMean": ops.reduce_mean, "ReduceMax": ops.reduce_max,
