@@ -143,7 +143,13 @@ def _binary(op_builder):
 converter("Add")(_binary(ops.add))
 converter("Sub")(_binary(ops.subtract))
 converter("Mul")(_binary(ops.multiply))
-converter("Pow")(_binary(ops.power))
+@converter("Pow")
+def _pow(ctx):
+    base, exponent = ctx.inputs
+    if exponent.get_element_type() != base.get_element_type():
+        # ONNX lets the exponent have its own type; the result has the base's.
+        exponent = ops.convert(exponent, base.get_element_type())
+    return ops.power(base, exponent)
 
 
 @converter("Div")
