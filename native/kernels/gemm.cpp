@@ -56,7 +56,7 @@ struct ScratchBuffer {
 
 // Separate slots so a caller's shared buffer (whole packed A, gathered rows) is
 // never reused by a task that runs on the same thread (block-sized A/B packs).
-enum ScratchSlot { kSharedA, kSharedRows, kBlockA, kBlockB, kSlotCount };
+enum ScratchSlot { kSharedA, kSharedRows, kReduce, kBlockA, kBlockB, kSlotCount };
 
 float* scratch(ScratchSlot slot, size_t n) {
   thread_local ScratchBuffer buffers[kSlotCount];
@@ -143,8 +143,8 @@ void scalar_stream(int rows, int64_t n, int64_t k, const float* a, int64_t lda, 
   }
 }
 
-const KernelSet kScalarKernels{"scalar",     kScalarMR,    kScalarNR,      256,    64, 4096,
-                               &scalar_tile, &scalar_dot, &scalar_stream, nullptr};
+const KernelSet kScalarKernels{"scalar",    kScalarMR,      kScalarNR, 256, 64, 4096, &scalar_tile,
+                               &scalar_dot, &scalar_stream, nullptr,   0};
 
 // ---------------------------------------------------------------------------
 // Run-time ISA selection: CPUID says what the core has, XCR0 says whether the
@@ -191,78 +191,95 @@ const KernelSet* choose_kernels() {
 }
 
 const KernelSet& kernels() {
-  static const KernelSet* chosen = [] {  // TUNING-HOOK
-    static KernelSet k = *choose_kernels();
-    if (const char* e = std::getenv("T_KC")) k.kc = atol(e);
-    if (const char* e = std::getenv("T_MC")) k.mc = atol(e);
-    if (const char* e = std::getenv("T_NC")) k.nc = atol(e);
-    return &k;
-  }();
+  static const KernelSet* chosen = choose_kernels();  // once; thread-safe static init
   return *chosen;
 }
 
 // ---------------------------------------------------------------------------
 // Packing.
 
-void pack_rows_portable(int rows, int64_t kc, const float* src, int64_t ld, float alpha, float* dst, int mr) {
+// dst[k * ds + r] = alpha * src[r * ld + k] for r < rows, k < kc.
+void transpose_pack(const KernelSet& ks, int rows, int64_t kc, const float* src, int64_t ld, float alpha,
+                    float* dst, int64_t ds) {
+  if (ks.transpose) {
+    for (int r0 = 0; r0 < rows; r0 += ks.transpose_rows)
+      ks.transpose(std::min(ks.transpose_rows, rows - r0), kc, src + r0 * ld, ld, alpha, dst + r0, ds);
+    return;
+  }
   // Short k blocks keep the destination block in L1 while `rows` source rows stream.
   constexpr int64_t kStep = 16;
   for (int64_t k0 = 0; k0 < kc; k0 += kStep) {
     const int64_t kn = std::min(kStep, kc - k0);
     for (int r = 0; r < rows; ++r) {
       const float* s = src + r * ld + k0;
-      float* d = dst + k0 * mr + r;
-      for (int64_t k = 0; k < kn; ++k) d[k * mr] = alpha * s[k];
+      float* d = dst + k0 * ds + r;
+      for (int64_t k = 0; k < kn; ++k) d[k * ds] = alpha * s[k];
     }
   }
 }
 
-// Rows [m0, m0 + rows) x k [k0, k0 + kc) of op(A) -> panels of `mr` rows,
+// Rows [m0, m0 + rows) x k [k0, k0 + kc) of op(A) -> panels of `rs` rows (rs <= mr),
 // panel p at dst + p * panel_stride, element (k, r) at [k * mr + r].
 void pack_a(const KernelSet& ks, bool ta, const float* A, int64_t lda, int64_t m0, int64_t rows, int64_t k0,
-            int64_t kc, float alpha, float* dst, int64_t panel_stride, int mr) {
-  for (int64_t p = 0; p * mr < rows; ++p) {
-    const int n = (int)std::min<int64_t>(mr, rows - p * mr);
-    const int64_t m = m0 + p * mr;
+            int64_t kc, float alpha, float* dst, int64_t panel_stride, int rs, int mr) {
+  for (int64_t p = 0; p * rs < rows; ++p) {
+    const int n = (int)std::min<int64_t>(rs, rows - p * rs);
+    const int64_t m = m0 + p * rs;
     float* d = dst + p * panel_stride;
     if (ta) {  // op(A)[m][k] = A[k][m]: each k is already a contiguous run of rows
       for (int64_t k = 0; k < kc; ++k) {
         const float* s = A + (k0 + k) * lda + m;
         for (int r = 0; r < n; ++r) d[k * mr + r] = alpha * s[r];
       }
-    } else if (ks.pack_rows) {
-      ks.pack_rows(n, kc, A + m * lda + k0, lda, alpha, d, mr);
     } else {
-      pack_rows_portable(n, kc, A + m * lda + k0, lda, alpha, d, mr);
+      transpose_pack(ks, n, kc, A + m * lda + k0, lda, alpha, d, mr);
     }
   }
 }
 
+template <int NR>
+void copy_panel_rows(const float* s, int64_t ldb, int64_t kn, float* d) {
+  // Fixed width: compiles to straight vector moves instead of a memcpy call per row.
+  for (int64_t k = 0; k < kn; ++k, s += ldb, d += NR)
+    for (int j = 0; j < NR; ++j) d[j] = s[j];
+}
+
 // k [k0, k0 + kc) x columns [n0, n0 + nc) of op(B) -> panels of nr columns,
 // panel p at dst + p * panel_stride, element (k, j) at [k * nr + j], zero-padded.
-void pack_b(bool tb, const float* B, int64_t ldb, int64_t k0, int64_t kc, int64_t n0, int64_t nc, int nr,
-            float* dst, int64_t panel_stride) {
-  for (int64_t p = 0; p * nr < nc; ++p) {
-    const int cols = (int)std::min<int64_t>(nr, nc - p * nr);
-    const int64_t n = n0 + p * nr;
-    float* d = dst + p * panel_stride;
-    if (!tb) {
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* s = B + (k0 + k) * ldb + n;
-        float* dk = d + k * nr;
-        std::memcpy(dk, s, cols * sizeof(float));
-        for (int j = cols; j < nr; ++j) dk[j] = 0.0f;
-      }
-    } else {  // op(B)[k][n] = B[n][k]: transpose in short k blocks that stay in L1
-      constexpr int64_t kStep = 16;
-      for (int64_t kb = 0; kb < kc; kb += kStep) {
-        const int64_t kn = std::min(kStep, kc - kb);
-        for (int j = 0; j < cols; ++j) {
-          const float* s = B + (n + j) * ldb + k0 + kb;
-          for (int64_t k = 0; k < kn; ++k) d[(kb + k) * nr + j] = s[k];
+void pack_b(const KernelSet& ks, bool tb, const float* B, int64_t ldb, int64_t k0, int64_t kc, int64_t n0,
+            int64_t nc, int nr, float* dst, int64_t panel_stride) {
+  if (tb) {  // op(B)[k][n] = B[n][k]: each panel column is a contiguous run of B
+    for (int64_t p = 0; p * nr < nc; ++p) {
+      const int cols = (int)std::min<int64_t>(nr, nc - p * nr);
+      float* d = dst + p * panel_stride;
+      transpose_pack(ks, cols, kc, B + (n0 + p * nr) * ldb + k0, ldb, 1.0f, d, nr);
+      if (cols < nr)
+        for (int64_t k = 0; k < kc; ++k)
+          for (int j = cols; j < nr; ++j) d[k * nr + j] = 0.0f;
+    }
+    return;
+  }
+  // Short k blocks, all panels per block: the block's B rows are read front to
+  // back (sequential streams) and each panel receives one contiguous run.
+  constexpr int64_t kStep = 16;
+  for (int64_t kb = 0; kb < kc; kb += kStep) {
+    const int64_t kn = std::min(kStep, kc - kb);
+    for (int64_t p = 0; p * nr < nc; ++p) {
+      const int cols = (int)std::min<int64_t>(nr, nc - p * nr);
+      const int64_t n = n0 + p * nr;
+      float* d = dst + p * panel_stride + kb * nr;
+      const float* s = B + (k0 + kb) * ldb + n;
+      if (cols == nr && nr == 32) {
+        copy_panel_rows<32>(s, ldb, kn, d);
+      } else if (cols == nr && nr == 16) {
+        copy_panel_rows<16>(s, ldb, kn, d);
+      } else if (cols == nr && nr == 8) {
+        copy_panel_rows<8>(s, ldb, kn, d);
+      } else {
+        for (int64_t k = 0; k < kn; ++k) {
+          for (int j = 0; j < cols; ++j) d[k * nr + j] = s[k * ldb + j];
+          for (int j = cols; j < nr; ++j) d[k * nr + j] = 0.0f;
         }
-        for (int64_t k = 0; k < kn; ++k)
-          for (int j = cols; j < nr; ++j) d[(kb + k) * nr + j] = 0.0f;
       }
     }
   }
@@ -271,14 +288,18 @@ void pack_b(bool tb, const float* B, int64_t ldb, int64_t k0, int64_t kc, int64_
 // op(X) rows [r0, r0 + rows) -> dense rows x k (alpha folded in), for the dot-product paths.
 void gather_rows(bool trans, const float* X, int64_t ldx, int64_t r0, int64_t rows, int64_t k, float alpha,
                  float* dst) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* d = dst + r * k;
-    if (!trans) {
+  if (!trans) {
+    for (int64_t r = 0; r < rows; ++r) {
       const float* s = X + (r0 + r) * ldx;
+      float* d = dst + r * k;
       for (int64_t i = 0; i < k; ++i) d[i] = alpha * s[i];
-    } else {
-      for (int64_t i = 0; i < k; ++i) d[i] = alpha * X[i * ldx + r0 + r];
     }
+    return;
+  }
+  // op(X)[r][i] = X[i][r]: walk X row by row (each holds one value of every output row).
+  for (int64_t i = 0; i < k; ++i) {
+    const float* s = X + i * ldx + r0;
+    for (int64_t r = 0; r < rows; ++r) dst[r * k + i] = alpha * s[r];
   }
 }
 
@@ -286,17 +307,20 @@ void gather_rows(bool trans, const float* X, int64_t ldx, int64_t r0, int64_t ro
 // Threading policy.
 
 // Rough single-core cost of a piece of work, for deciding whether a split pays:
-// ~100 GFLOP/s compute, ~20 GB/s for bytes streamed from outside L2.
-inline double est_ns(double flops, double bytes) { return flops * 0.01 + bytes * 0.05; }
-// parallel_for costs a few microseconds (queueing + waking a worker), so only
-// split when each share is clearly bigger than that.
-constexpr double kMinParallelNs = 25e3;
-constexpr double kMinChunkNs = 10e3;
+// ~100 GFLOP/s compute, ~80 GB/s for bytes streamed from L3.
+inline double est_ns(double flops, double bytes) { return flops * 0.01 + bytes * 0.0125; }
+// parallel_for costs a few microseconds to queue, but a sleeping worker takes
+// ~30 us to wake (measured on a 2-core KVM guest) while the caller runs ahead,
+// and then starts with cold caches: only split work well above that.
+constexpr double kMinParallelNs = 80e3;
+constexpr double kMinChunkNs = 5e3;
 
 int usable_threads(ThreadPool* pool, int max_threads) {
   if (!pool) return 1;
   // The caller works too; more threads than cores only adds contention.
-  int t = std::min(pool->size() + 1, hardware_threads());
+  // Cached: hardware_threads() may read sysfs on every call.
+  static const int cores = hardware_threads();
+  int t = std::min(pool->size() + 1, cores);
   if (max_threads > 0) t = std::min(t, max_threads);
   return std::max(t, 1);
 }
@@ -333,6 +357,7 @@ constexpr int64_t kStreamMaxM = 4;
 struct GemmArgs {
   const KernelSet* ks;
   int64_t M, N, K;
+  int rs;  // rows per A panel: M spread evenly over ceil(M / mr) panels, so no panel is left with 1-3 rows
   bool ta;
   const float* A;
   int64_t lda;
@@ -349,55 +374,96 @@ struct GemmArgs {
   bool relu;
 };
 
+int row_step(const KernelSet& ks, int64_t M) { return (int)ceil_div(M, ceil_div(M, ks.mr)); }
+
+// Arguments common to both entry points; B, beta, bias and ReLU are set by the caller.
+GemmArgs make_args(const KernelSet& ks, int64_t M, int64_t N, int64_t K, bool ta, const float* A, int64_t lda,
+                   float alpha, float* C, int64_t ldc) {
+  GemmArgs g{};
+  g.ks = &ks;
+  g.M = M;
+  g.N = N;
+  g.K = K;
+  g.rs = row_step(ks, M);
+  g.ta = ta;
+  g.A = A;
+  g.lda = lda;
+  g.alpha = alpha;
+  g.C = C;
+  g.ldc = ldc;
+  return g;
+}
+
 // Balanced K slices no larger than the kernel set's kc.
 int64_t k_slice(const KernelSet& ks, int64_t K) { return ceil_div(K, ceil_div(K, ks.kc)); }
 
-// C[m0:m1, n0:n1]; m0 is a multiple of mr, n0 a multiple of nr.
+// C[m0:m1, n0:n1]; m0 is a multiple of g.rs, n0 a multiple of nr.
 // Loop order (outer to inner): column block (B block of kc x nc lives in L2/L3),
 // K slice, row block (mc x kc of A stays in L2), B panel (kc x nr in L1), A panel.
 void compute_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const KernelSet& ks = *g.ks;
-  const int mr = ks.mr, nr = ks.nr;
+  const int mr = ks.mr, nr = ks.nr, rs = g.rs;
   const int64_t K = g.K, kc = k_slice(ks, K);
+  const int64_t mc_step = std::max<int64_t>(1, ks.mc / mr) * rs;
+  // With a single row block, each B panel is used by one sweep of A panels only:
+  // pack a few panels right before their sweeps (they stay in L2) instead of the
+  // whole B block. Untransposed B is packed 256 columns at a time so each B row
+  // is read in 1 KiB runs: shorter runs, one per 4 KiB page, defeat the prefetchers.
+  const bool pack_b_in_groups = !g.b_packed && m1 - m0 <= mc_step;
+  const int64_t group_panels = g.tb ? 1 : std::max(1, 256 / nr);
   for (int64_t jc = n0; jc < n1; jc += ks.nc) {
     const int64_t nc = std::min(ks.nc, n1 - jc);
     for (int64_t pc = 0; pc < K; pc += kc) {
       const int64_t kcur = std::min(kc, K - pc);
       const bool first = pc == 0, last = pc + kcur == K;
-      const float* bp;
-      int64_t b_panel_stride;
+      const float* bp;          // first B panel of this column block / K slice
+      int64_t b_panel_stride;   // floats between consecutive B panels
+      float* group = nullptr;   // pack_b_in_groups: buffer for group_panels panels
       if (g.b_packed) {
         bp = g.b_packed + (jc / nr) * K * nr + pc * nr;
         b_panel_stride = K * nr;
+      } else if (pack_b_in_groups) {
+        group = scratch(kBlockB, (size_t)(group_panels * kcur * nr));
+        bp = group;
+        b_panel_stride = kcur * nr;
       } else {
         float* buf = scratch(kBlockB, (size_t)(ceil_div(nc, nr) * kcur * nr));
-        pack_b(g.tb, g.B, g.ldb, pc, kcur, jc, nc, nr, buf, kcur * nr);
+        pack_b(ks, g.tb, g.B, g.ldb, pc, kcur, jc, nc, nr, buf, kcur * nr);
         bp = buf;
         b_panel_stride = kcur * nr;
       }
       // The first K slice applies beta and bias; later ones accumulate; the last applies ReLU.
       const TileFlags flags{first ? g.beta : 1.0f, first ? g.beta != 0.0f : true, last && g.relu};
       const float* bias = first ? g.bias : nullptr;
-      for (int64_t ic = m0; ic < m1; ic += ks.mc) {
-        const int64_t mc = std::min(ks.mc, m1 - ic);
+      for (int64_t ic = m0; ic < m1; ic += mc_step) {
+        const int64_t mc = std::min(mc_step, m1 - ic);
         const float* ap;
         int64_t a_panel_stride;
         if (g.a_packed) {
-          ap = g.a_packed + (ic / mr) * K * mr + pc * mr;
+          ap = g.a_packed + (ic / rs) * K * mr + pc * mr;
           a_panel_stride = K * mr;
         } else {
-          float* buf = scratch(kBlockA, (size_t)(ceil_div(mc, mr) * kcur * mr));
-          pack_a(ks, g.ta, g.A, g.lda, ic, mc, pc, kcur, g.alpha, buf, kcur * mr, mr);
+          float* buf = scratch(kBlockA, (size_t)(ceil_div(mc, rs) * kcur * mr));
+          pack_a(ks, g.ta, g.A, g.lda, ic, mc, pc, kcur, g.alpha, buf, kcur * mr, rs, mr);
           ap = buf;
           a_panel_stride = kcur * mr;
         }
         for (int64_t jr = 0; jr < nc; jr += nr) {
           const int cols = (int)std::min<int64_t>(nr, nc - jr);
-          const float* b_panel = bp + (jr / nr) * b_panel_stride;
+          const float* b_panel;
+          if (group) {
+            const int64_t slot = (jr / nr) % group_panels;
+            if (slot == 0)
+              pack_b(ks, g.tb, g.B, g.ldb, pc, kcur, jc + jr, std::min(group_panels * nr, nc - jr), nr, group,
+                     b_panel_stride);
+            b_panel = group + slot * b_panel_stride;
+          } else {
+            b_panel = bp + (jr / nr) * b_panel_stride;
+          }
           const float* bias_j = bias ? bias + jc + jr : nullptr;
-          for (int64_t ir = 0; ir < mc; ir += mr) {
-            const int rows = (int)std::min<int64_t>(mr, mc - ir);
-            ks.tile(rows, cols, kcur, ap + (ir / mr) * a_panel_stride, mr, b_panel, nr, false,
+          for (int64_t ir = 0; ir < mc; ir += rs) {
+            const int rows = (int)std::min<int64_t>(rs, mc - ir);
+            ks.tile(rows, cols, kcur, ap + (ir / rs) * a_panel_stride, mr, b_panel, nr, false,
                     g.C + (ic + ir) * g.ldc + jc + jr, g.ldc, bias_j, flags);
           }
         }
@@ -411,7 +477,7 @@ void compute_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_
 // each task only packs its own B columns.
 void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
   const KernelSet& ks = *g.ks;
-  const int mr = ks.mr, nr = ks.nr;
+  const int mr = ks.mr, nr = ks.nr, rs = g.rs;
   const double flops = 2.0 * g.M * g.N * g.K;
   int threads = usable_threads(pool, max_threads);
   if (est_ns(flops, 0) < kMinParallelNs) threads = 1;
@@ -422,11 +488,11 @@ void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
   }
   // Bound the shared A pack (16 MiB): taller A is processed in row chunks.
   constexpr int64_t kMaxSharedA = int64_t{4} << 20;
-  const int64_t chunk_rows = std::max<int64_t>(mr, (kMaxSharedA / std::max<int64_t>(g.K, 1)) / mr * mr);
+  const int64_t chunk_rows = std::max<int64_t>(rs, (kMaxSharedA / std::max<int64_t>(g.K, 1)) / rs * rs);
   const int64_t np = ceil_div(g.N, nr);
   for (int64_t mb = 0; mb < g.M; mb += chunk_rows) {
     const int64_t rows = std::min(chunk_rows, g.M - mb);
-    const int64_t mp = ceil_div(rows, mr);
+    const int64_t mp = ceil_div(rows, rs);
     float* ap = scratch(kSharedA, (size_t)(mp * g.K * mr));
     GemmArgs c = g;
     c.M = rows;
@@ -437,21 +503,21 @@ void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
       // Pack A panels in parallel only when it is a sizeable job itself.
       Split s = plan_split(threads, mp, est_ns(0, 2.0 * mr * g.K * sizeof(float)));
       run_split(pool, s.threads, mp, s.grain, [&](int64_t p0, int64_t p1) {
-        const int64_t r0 = p0 * mr, r1 = std::min(rows, p1 * mr);
-        pack_a(ks, c.ta, c.A, c.lda, r0, r1 - r0, 0, c.K, c.alpha, ap + p0 * c.K * mr, c.K * mr, mr);
+        const int64_t r0 = p0 * rs, r1 = std::min(rows, p1 * rs);
+        pack_a(ks, c.ta, c.A, c.lda, r0, r1 - r0, 0, c.K, c.alpha, ap + p0 * c.K * mr, c.K * mr, rs, mr);
       });
     }
-    // Task grid: prefer column splits (no duplicated packing), two tasks per
-    // thread when the problem is big enough so a slow thread is absorbed.
-    const double chunk_flops = 2.0 * rows * g.N * g.K;
-    const int64_t target = est_ns(chunk_flops, 0) >= 8 * kMinParallelNs * threads ? 2 * threads : threads;
+    // Task grid: prefer column splits (no duplicated packing). Several tasks per
+    // thread: the caller starts at once while a sleeping worker needs ~30 us to
+    // join, and a thread slowed by other load hands over its remaining tasks.
+    const int64_t target = 4 * threads;
     int64_t tn = std::min<int64_t>(np, target);
     tn = std::max<int64_t>(tn, ceil_div(g.N, ks.nc));  // a task spans at most nc columns
     int64_t tm = std::min<int64_t>(mp, std::max<int64_t>(1, ceil_div(target, tn)));
     run_split(pool, threads, tn * tm, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t i = t / tn, j = t % tn;
-        const int64_t m0 = (mp * i / tm) * mr, m1 = std::min(rows, (mp * (i + 1) / tm) * mr);
+        const int64_t m0 = (mp * i / tm) * rs, m1 = std::min(rows, (mp * (i + 1) / tm) * rs);
         const int64_t n0 = (np * j / tn) * nr, n1 = std::min(g.N, (np * (j + 1) / tn) * nr);
         if (m0 < m1 && n0 < n1) compute_block(c, m0, m1, n0, n1);
       }
@@ -478,17 +544,37 @@ void gemm_short(const GemmArgs& g, ThreadPool* pool, int max_threads) {
       a = rows;
       lda = K;
     }
-    constexpr int64_t kUnit = 64;  // columns per work unit
-    const int64_t units = ceil_div(g.N, kUnit);
-    Split s = plan_split(threads, units, est_ns(2.0 * M * K * kUnit, (double)K * kUnit * sizeof(float)));
-    run_split(pool, s.threads, units, s.grain, [&](int64_t u0, int64_t u1) {
-      const int64_t n0 = u0 * kUnit, n1 = std::min(g.N, u1 * kUnit);
-      ks.stream((int)M, n1 - n0, K, a, lda, g.B + n0, g.ldb, g.C + n0, g.ldc, g.beta);
+    // Threads split K, not N: each then reads one contiguous stretch of B rows
+    // (ideal for the prefetchers); the partial products are summed at the end.
+    const double total_ns = est_ns(2.0 * M * K * g.N, (double)K * g.N * sizeof(float));
+    int64_t parts = 1;
+    if (threads > 1 && total_ns >= kMinParallelNs)
+      parts = std::min<int64_t>({2 * threads, ceil_div(K, 64), (int64_t)(total_ns / kMinChunkNs)});
+    if (parts <= 1) {
+      ks.stream((int)M, g.N, K, a, lda, g.B, g.ldb, g.C, g.ldc, g.beta);
+      return;
+    }
+    float* partial = scratch(kReduce, (size_t)((parts - 1) * M * g.N));
+    run_split(pool, threads, parts, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t k0 = K * p / parts, k1 = K * (p + 1) / parts;
+        if (p == 0)
+          ks.stream((int)M, g.N, k1 - k0, a + k0, lda, g.B + k0 * g.ldb, g.ldb, g.C, g.ldc, g.beta);
+        else
+          ks.stream((int)M, g.N, k1 - k0, a + k0, lda, g.B + k0 * g.ldb, g.ldb, partial + (p - 1) * M * g.N, g.N,
+                    0.0f);
+      }
     });
+    for (int64_t p = 1; p < parts; ++p)
+      for (int64_t m = 0; m < M; ++m) {
+        const float* src = partial + ((p - 1) * M + m) * g.N;
+        float* dst = g.C + m * g.ldc;
+        for (int64_t n = 0; n < g.N; ++n) dst[n] += src[n];
+      }
     return;
   }
   float* ap = scratch(kSharedRows, (size_t)(M * K));
-  pack_a(ks, g.ta, g.A, g.lda, 0, M, 0, K, g.alpha, ap, 0, (int)M);
+  pack_a(ks, g.ta, g.A, g.lda, 0, M, 0, K, g.alpha, ap, 0, (int)M, (int)M);
   const TileFlags flags{g.beta, g.beta != 0.0f, g.relu};
   const int64_t np = ceil_div(g.N, nr);
   Split s = plan_split(threads, np, est_ns(2.0 * M * K * nr, (double)K * nr * sizeof(float)));
@@ -540,9 +626,11 @@ void bias_relu(int64_t M, int64_t N, const float* bias, bool relu, float* C, int
   }
 }
 
-// Below this many output columns a B panel would be mostly padding; the dot
-// product kernels (K contiguous) waste nothing instead.
-constexpr int64_t kDotMaxN = 4;
+// Up to this many output columns, dot products along K (a pass over A per 4
+// columns, no packing of A) beat B panels that would be largely zero padding
+// and an A packing cost not amortised over many columns (measured ~90 vs 40-75
+// GFLOP/s for N = 8..24).
+constexpr int64_t kDotMaxN = 24;
 // Up to this many rows of op(A) against a transposed B, dot products beat packing B.
 constexpr int64_t kDotMaxM = 4;
 
@@ -586,7 +674,11 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
     gemm_dot(ks, N, M, K, x, ldx, A, lda, C, 1, ldc, beta, pool, max_threads);
     return;
   }
-  GemmArgs g{&ks, M, N, K, trans_a, A, lda, alpha, nullptr, trans_b, B, ldb, nullptr, C, ldc, beta, nullptr, false};
+  GemmArgs g = make_args(ks, M, N, K, trans_a, A, lda, alpha, C, ldc);
+  g.tb = trans_b;
+  g.B = B;
+  g.ldb = ldb;
+  g.beta = beta;
   if (M <= ks.mr && !trans_b)
     gemm_short(g, pool, max_threads);
   else
@@ -606,7 +698,7 @@ PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb
   if (row_layout_)
     gather_rows(!trans_b, B, ldb, 0, N_, K_, 1.0f, data_.get());
   else
-    pack_b(trans_b, B, ldb, 0, K_, 0, N_, ks.nr, data_.get(), K_ * ks.nr);
+    pack_b(ks, trans_b, B, ldb, 0, K_, 0, N_, ks.nr, data_.get(), K_ * ks.nr);
 }
 
 void sgemm_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const PackedB& B, const float* bias,
@@ -633,7 +725,10 @@ void sgemm_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const Pa
     return;
   }
   if (B.panel_width() != ks.nr) throw std::logic_error("PackedB was packed for a different GEMM kernel");
-  GemmArgs g{&ks, M, N, K, trans_a, A, lda, 1.0f, nullptr, false, nullptr, 0, B.data(), C, ldc, 0.0f, bias, relu};
+  GemmArgs g = make_args(ks, M, N, K, trans_a, A, lda, 1.0f, C, ldc);
+  g.b_packed = B.data();
+  g.bias = bias;
+  g.relu = relu;
   if (M <= ks.mr)
     gemm_short(g, pool, max_threads);
   else

@@ -81,25 +81,27 @@ using DotFn = void (*)(int rows, int64_t cols, int64_t k, const float* x, int64_
                        const float* y, int64_t ldy, float* c, int64_t c_rs, int64_t c_cs,
                        float beta);
 
-// c[r, 0:n] = sum_k a[r * lda + k] * b[k * ldb + 0:n] (+ beta * c when beta != 0), r < rows (<= 4),
+// c[r, 0:n] = sum_k a[r * lda + k] * b[k * ldb + 0:n] (+ beta * c when beta != 0), r < rows (<= 4), k >= 1,
 // for a few rows against unpacked row-major B: B rows are streamed front to back
 // (prefetch-friendly) while a short C segment stays in L1.
 using StreamFn = void (*)(int rows, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                           int64_t ldb, float* c, int64_t ldc, float beta);
 
-// Packs rows [0, rows) x k [0, kc) of a row-major matrix into one A panel:
-// dst[k * mr + r] = alpha * src[r * ld + k]. rows <= mr.
-using PackRowsFn = void (*)(int rows, int64_t kc, const float* src, int64_t ld, float alpha,
-                            float* dst, int mr);
+// Transposing copy used by packing: dst[k * dst_stride + r] = alpha * src[r * ld + k]
+// for r < rows (<= KernelSet::transpose_rows), k < kc. Packs non-transposed A
+// into A panels and transposed B into B panels.
+using TransposeFn = void (*)(int rows, int64_t kc, const float* src, int64_t ld, float alpha, float* dst,
+                             int64_t dst_stride);
 
 struct KernelSet {
   const char* name;
   int mr, nr;          // micro-tile rows x columns
-  int64_t kc, mc, nc;  // cache blocking: K slice, rows of A per L2 block, columns per task
+  int64_t kc, mc, nc;  // cache blocking: K slice, rows of A per L2 block, columns per B block
   TileFn tile;
   DotFn dot;
   StreamFn stream;
-  PackRowsFn pack_rows;  // transposing A packer (the common, non-transposed case)
+  TransposeFn transpose;  // null: portable loops
+  int transpose_rows;     // rows per transpose call
 };
 
 // Null when the translation unit was built without the ISA (non-x86 builds).

@@ -254,7 +254,40 @@ void stream(int rows, int64_t n, int64_t k, const float* a, int64_t lda, const f
   }
 }
 
-const KernelSet kAvx2{"avx2", kMR, kNR, 256, 120, 4096, &tile, &dot, &stream, nullptr};
+// dst[k * ds + r] = alpha * src[r * ld + k], r < rows <= 8: 8 k at a time through registers.
+void transpose(int rows, int64_t kc, const float* src, int64_t ld, float alpha, float* dst, int64_t ds) {
+  const __m256i row_mask = head_mask(rows);
+  const __m256 alpha_v = _mm256_set1_ps(alpha);
+  for (int64_t k0 = 0; k0 < kc; k0 += 8) {
+    const int kn = kc - k0 < 8 ? (int)(kc - k0) : 8;
+    const __m256i k_mask = head_mask(kn);
+    __m256 r[8];
+    AIOV_UNROLL for (int i = 0; i < 8; ++i) {
+      r[i] = i < rows ? (kn == 8 ? _mm256_loadu_ps(src + i * ld + k0) : _mm256_maskload_ps(src + i * ld + k0, k_mask))
+                      : _mm256_setzero_ps();
+      if (alpha != 1.0f) r[i] = _mm256_mul_ps(r[i], alpha_v);
+    }
+    __m256 t[8], u[8];
+    AIOV_UNROLL for (int i = 0; i < 4; ++i) {  // interleave row pairs
+      t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    AIOV_UNROLL for (int g = 0; g < 2; ++g) {  // lane L of u[4g+c]: rows 4g..4g+3 of k = 4L+c
+      u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+      u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+      u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+      u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    AIOV_UNROLL for (int c = 0; c < 4; ++c) {
+      r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+      r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+    }
+    AIOV_UNROLL for (int k = 0; k < 8; ++k)
+      if (k < kn) _mm256_maskstore_ps(dst + (k0 + k) * ds, row_mask, r[k]);
+  }
+}
+
+const KernelSet kAvx2{"avx2", kMR, kNR, 256, 120, 4096, &tile, &dot, &stream, &transpose, 8};
 
 }  // namespace
 

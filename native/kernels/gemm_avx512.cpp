@@ -32,7 +32,6 @@ inline __mmask16 head_mask(int n) {  // lowest n lanes, n in [0, 16]
 }
 
 inline float hsum(__m512 v) {
-  // Own reduction: GCC 12's _mm512_reduce_add_ps trips -Wuninitialized.
   __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -54,12 +53,11 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
   __mmask16 bmask[kNV];
   AIOV_UNROLL for (int v = 0; v < kNV; ++v) bmask[v] = head_mask(cols - 16 * v);
 
-  // Pull the C tile toward L1 now; it is only touched after the k loop.
-  if (f.load_c) {
-    for (int r = 0; r < ROWS; ++r) {
-      _mm_prefetch((const char*)(c + r * ldc), _MM_HINT_T0);
-      _mm_prefetch((const char*)(c + r * ldc + kNR - 1), _MM_HINT_T0);
-    }
+  // Pull the C tile toward L1 (for writing) now; it is only touched after the
+  // k loop, and cold stores would otherwise stall the merge.
+  for (int r = 0; r < ROWS; ++r) {
+    __builtin_prefetch(c + r * ldc, 1, 3);
+    __builtin_prefetch(c + r * ldc + kNR - 1, 1, 3);
   }
 
   __m512 acc[KS][ROWS][kNV];
@@ -261,9 +259,54 @@ void stream(int rows, int64_t n, int64_t k, const float* a, int64_t lda, const f
   }
 }
 
+// In-register 16x16 transpose: r[i][k] -> r[k][i].
+inline void transpose16x16(__m512 (&r)[16]) {
+  __m512 t[16];
+  AIOV_UNROLL for (int i = 0; i < 8; ++i) {  // interleave row pairs: (a0 b0 a1 b1) per 128-bit lane
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  AIOV_UNROLL for (int g = 0; g < 4; ++g) {  // 64-bit interleave: lane L of u[4g+c] = rows 4g..4g+3 of k = 4L+c
+    const __m512d t0 = _mm512_castps_pd(t[4 * g]), t1 = _mm512_castps_pd(t[4 * g + 1]);
+    const __m512d t2 = _mm512_castps_pd(t[4 * g + 2]), t3 = _mm512_castps_pd(t[4 * g + 3]);
+    r[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+    r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+    r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+    r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+  }
+  AIOV_UNROLL for (int c = 0; c < 4; ++c) {  // 4x4 transpose of 128-bit lanes across the row groups
+    const __m512 v0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44), v1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xEE);
+    const __m512 v2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
+    const __m512 v3 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xEE);
+    t[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+    t[4 + c] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+    t[8 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+    t[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+  }
+  AIOV_UNROLL for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+// dst[k * ds + r] = alpha * src[r * ld + k], r < rows <= 16: 16 k at a time through registers.
+void transpose(int rows, int64_t kc, const float* src, int64_t ld, float alpha, float* dst, int64_t ds) {
+  const __mmask16 row_mask = head_mask(rows);
+  const __m512 alpha_v = _mm512_set1_ps(alpha);
+  for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+    const int kn = kc - k0 < 16 ? (int)(kc - k0) : 16;
+    const __mmask16 k_mask = head_mask(kn);
+    __m512 r[16];
+    AIOV_UNROLL for (int i = 0; i < 16; ++i) {
+      r[i] = i < rows ? _mm512_maskz_loadu_ps(k_mask, src + i * ld + k0) : _mm512_setzero_ps();
+      if (alpha != 1.0f) r[i] = _mm512_mul_ps(r[i], alpha_v);
+    }
+    transpose16x16(r);
+    AIOV_UNROLL for (int k = 0; k < 16; ++k)
+      if (k < kn) _mm512_mask_storeu_ps(dst + (k0 + k) * ds, row_mask, r[k]);
+  }
+}
+
 // K slices of 512 amortise the C-tile merge; mc rows of A (168 x 512 x 4 B = 336 KiB)
 // stay in the 1 MiB L2 while B panels stream past them.
-const KernelSet kAvx512{"avx512", kMR, kNR, 512, 168, 4096, &tile, &dot, &stream, nullptr};
+const KernelSet kAvx512{"avx512", kMR, kNR, 512, 168, 4096, &tile, &dot, &stream, &transpose, 16};
 
 }  // namespace
 
