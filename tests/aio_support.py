@@ -88,3 +88,14 @@ class Heartbeat:
         while not self.stop:
             self.ticks += 1
             await anyio.sleep(0)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return ov.compile_model(tiny_model(), "CPU")
+
+
+@pytest.fixture(scope="module")
+def medium():
+    model, weights = medium_model()
+    return ov.compile_model(model, "CPU"), weights

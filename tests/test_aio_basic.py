@@ -8,22 +8,12 @@ import pytest
 
 import aiov as ov
 from aiov import aio
-from aio_support import anyio_backend, failing_model, medium_model, medium_reference, tiny_model  # noqa: F401
+from aio_support import anyio_backend, failing_model, medium, medium_reference, tiny, tiny_model  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 
 X = np.arange(8, dtype=np.float32)
 
-
-@pytest.fixture(scope="module")
-def tiny():
-    return ov.compile_model(tiny_model(), "CPU")
-
-
-@pytest.fixture(scope="module")
-def medium():
-    model, weights = medium_model()
-    return ov.compile_model(model, "CPU"), weights
 
 
 def _idle(compiled):

@@ -153,21 +153,12 @@ async def compile_model(model, device_name: str = "AUTO", config: dict = None) -
     return CompiledModel(await run_sync(Core().compile_model, model, device_name, config))
 
 
-class Core:
+class Core(SyncTwin):
     """``aiov.Core`` with awaitable ``read_model`` and ``compile_model``; the sync Core is ``.sync``."""
 
     def __init__(self, xml_config_file: str = ""):
         from .._runtime import Core as _SyncCore
         self._sync = _SyncCore(xml_config_file)
-
-    @property
-    def sync(self):
-        return self._sync
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(self._sync, name)
 
     async def read_model(self, model, weights=None, config=None):
         return await run_sync(self._sync.read_model, model, weights, config)
