@@ -142,6 +142,10 @@ class AsyncInferQueue(AsyncClosable):
 
     def _wake_idle(self):
         waiters, self._idle_waiters = self._idle_waiters, []
+        self._wake(waiters)
+
+    def _wake(self, waiters):
+        """Resolve the given waiting futures and let an active as_completed look again."""
         for fut in waiters:
             if not fut.done():
                 fut.set_result(None)
@@ -302,12 +306,7 @@ class AsyncInferQueue(AsyncClosable):
             if slot.job is not None:
                 slot.native.cancel()
         waiters, self._waiters = self._waiters, deque()
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
-        it = self._iter()
-        if it is not None:
-            it._wake()
+        self._wake(waiters)
 
     async def aclose(self):
         """close(), then suspends until every job in flight has ended."""

@@ -143,6 +143,8 @@ def _binary(op_builder):
 converter("Add")(_binary(ops.add))
 converter("Sub")(_binary(ops.subtract))
 converter("Mul")(_binary(ops.multiply))
+
+
 @converter("Pow")
 def _pow(ctx):
     base, exponent = ctx.inputs
