@@ -56,7 +56,7 @@ struct ScratchBuffer {
 
 // Separate slots so a caller's shared buffer (whole packed A, gathered rows) is
 // never reused by a task that runs on the same thread (block-sized A/B packs).
-enum ScratchSlot { kSharedA, kSharedRows, kReduce, kBlockA, kBlockB, kSlotCount };
+enum ScratchSlot { kSharedA, kSharedRows, kReduce, kBlockA, kBlockB, kSourceRows, kSlotCount };
 
 float* scratch(ScratchSlot slot, size_t n) {
   thread_local ScratchBuffer buffers[kSlotCount];
@@ -370,9 +370,35 @@ struct GemmArgs {
   float* C;
   int64_t ldc;
   float beta;
-  const float* bias;
-  bool relu;
+  Epilogue epi;
+  const RowSource* src;  // A made on demand (then A/lda/ta are unused)
+  int64_t src_m0;        // row of the source where this call's row 0 is
 };
+
+// Panels of op(A) rows [m0, m0 + rows) x [k0, k0 + kc): rs rows per panel, mr apart.
+void pack_a_rows(const GemmArgs& g, int64_t m0, int64_t rows, int64_t k0, int64_t kc, float* dst,
+                 int64_t panel_stride, int rs, int mr) {
+  if (!g.src) {
+    pack_a(*g.ks, g.ta, g.A, g.lda, m0, rows, k0, kc, g.alpha, dst, panel_stride, rs, mr);
+    return;
+  }
+  float* tmp = scratch(kSourceRows, (size_t)(rs * kc));
+  for (int64_t p = 0; p * rs < rows; ++p) {
+    const int n = (int)std::min<int64_t>(rs, rows - p * rs);
+    g.src->rows(g.src_m0 + m0 + p * rs, n, k0, kc, tmp);
+    transpose_pack(*g.ks, n, kc, tmp, kc, g.alpha, dst + p * panel_stride, mr);
+  }
+}
+
+// What the micro-kernel does itself (bias, ReLU) and what is left for a pass over the
+// finished tile while it is still in L1 (residual, other activations).
+bool tile_relu(const Epilogue& e) { return e.act.kind == ActKind::relu && !e.residual; }
+bool needs_post(const Epilogue& e) { return e.residual || (e.act.kind != ActKind::none && !tile_relu(e)); }
+Epilogue post_part(const Epilogue& e) {
+  Epilogue p = e;
+  p.bias = nullptr;
+  return p;
+}
 
 int row_step(const KernelSet& ks, int64_t M) { return (int)ceil_div(M, ceil_div(M, ks.mr)); }
 
@@ -433,8 +459,9 @@ void compute_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_
         b_panel_stride = kcur * nr;
       }
       // The first K slice applies beta and bias; later ones accumulate; the last applies ReLU.
-      const TileFlags flags{first ? g.beta : 1.0f, first ? g.beta != 0.0f : true, last && g.relu};
-      const float* bias = first ? g.bias : nullptr;
+      const TileFlags flags{first ? g.beta : 1.0f, first ? g.beta != 0.0f : true, last && tile_relu(g.epi)};
+      const float* bias = first ? g.epi.bias : nullptr;
+      const bool post = last && needs_post(g.epi);
       for (int64_t ic = m0; ic < m1; ic += mc_step) {
         const int64_t mc = std::min(mc_step, m1 - ic);
         const float* ap;
@@ -444,7 +471,7 @@ void compute_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_
           a_panel_stride = K * mr;
         } else {
           float* buf = scratch(kBlockA, (size_t)(ceil_div(mc, rs) * kcur * mr));
-          pack_a(ks, g.ta, g.A, g.lda, ic, mc, pc, kcur, g.alpha, buf, kcur * mr, rs, mr);
+          pack_a_rows(g, ic, mc, pc, kcur, buf, kcur * mr, rs, mr);
           ap = buf;
           a_panel_stride = kcur * mr;
         }
@@ -463,8 +490,10 @@ void compute_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_
           const float* bias_j = bias ? bias + jc + jr : nullptr;
           for (int64_t ir = 0; ir < mc; ir += rs) {
             const int rows = (int)std::min<int64_t>(rs, mc - ir);
-            ks.tile(rows, cols, kcur, ap + (ir / rs) * a_panel_stride, mr, b_panel, nr, false,
-                    g.C + (ic + ir) * g.ldc + jc + jr, g.ldc, bias_j, flags);
+            float* c = g.C + (ic + ir) * g.ldc + jc + jr;
+            ks.tile(rows, cols, kcur, ap + (ir / rs) * a_panel_stride, mr, b_panel, nr, false, c, g.ldc, bias_j,
+                    flags);
+            if (post) apply_epilogue(c, g.ldc, rows, cols, ic + ir, jc + jr, post_part(g.epi));
           }
         }
       }
@@ -486,10 +515,25 @@ void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
     compute_block(g, 0, g.M, 0, g.N);
     return;
   }
+  const int64_t np = ceil_div(g.N, nr), mp_all = ceil_div(g.M, rs);
+  // Tall A, or a B that fits in cache (convolutions above all): each thread takes whole
+  // row blocks and packs its own A in cache-sized pieces, so A (or the im2col made on
+  // demand) is produced once and never round-trips through memory.
+  const double b_bytes = (double)g.K * (double)np * nr * sizeof(float);
+  if ((mp_all >= 2 * threads && b_bytes <= 2e6) || mp_all >= 16 * threads) {
+    g.a_packed = nullptr;
+    const int64_t tasks = std::min<int64_t>(mp_all, 4 * threads);
+    run_split(pool, threads, tasks, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t m0 = (mp_all * t / tasks) * rs, m1 = std::min(g.M, (mp_all * (t + 1) / tasks) * rs);
+        if (m0 < m1) compute_block(g, m0, m1, 0, g.N);
+      }
+    });
+    return;
+  }
   // Bound the shared A pack (16 MiB): taller A is processed in row chunks.
   constexpr int64_t kMaxSharedA = int64_t{4} << 20;
   const int64_t chunk_rows = std::max<int64_t>(rs, (kMaxSharedA / std::max<int64_t>(g.K, 1)) / rs * rs);
-  const int64_t np = ceil_div(g.N, nr);
   for (int64_t mb = 0; mb < g.M; mb += chunk_rows) {
     const int64_t rows = std::min(chunk_rows, g.M - mb);
     const int64_t mp = ceil_div(rows, rs);
@@ -498,13 +542,15 @@ void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
     c.M = rows;
     c.A = g.ta ? g.A + mb : g.A + mb * g.lda;
     c.C = g.C + mb * g.ldc;
+    c.src_m0 = g.src_m0 + mb;
+    if (c.epi.residual) c.epi.residual += mb * c.epi.ld_residual;
     c.a_packed = ap;
     {
       // Pack A panels in parallel only when it is a sizeable job itself.
       Split s = plan_split(threads, mp, est_ns(0, 2.0 * mr * g.K * sizeof(float)));
       run_split(pool, s.threads, mp, s.grain, [&](int64_t p0, int64_t p1) {
         const int64_t r0 = p0 * rs, r1 = std::min(rows, p1 * rs);
-        pack_a(ks, c.ta, c.A, c.lda, r0, r1 - r0, 0, c.K, c.alpha, ap + p0 * c.K * mr, c.K * mr, rs, mr);
+        pack_a_rows(c, r0, r1 - r0, 0, c.K, ap + p0 * c.K * mr, c.K * mr, rs, mr);
       });
     }
     // Task grid: prefer column splits (no duplicated packing). Several tasks per
@@ -574,19 +620,21 @@ void gemm_short(const GemmArgs& g, ThreadPool* pool, int max_threads) {
     return;
   }
   float* ap = scratch(kSharedRows, (size_t)(M * K));
-  pack_a(ks, g.ta, g.A, g.lda, 0, M, 0, K, g.alpha, ap, 0, (int)M, (int)M);
-  const TileFlags flags{g.beta, g.beta != 0.0f, g.relu};
+  pack_a_rows(g, 0, M, 0, K, ap, 0, (int)M, (int)M);
+  const TileFlags flags{g.beta, g.beta != 0.0f, tile_relu(g.epi)};
+  const bool post = needs_post(g.epi);
   const int64_t np = ceil_div(g.N, nr);
   Split s = plan_split(threads, np, est_ns(2.0 * M * K * nr, (double)K * nr * sizeof(float)));
   run_split(pool, s.threads, np, s.grain, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t n = p * nr;
       const int cols = (int)std::min<int64_t>(nr, g.N - n);
-      const float* bias = g.bias ? g.bias + n : nullptr;
+      const float* bias = g.epi.bias ? g.epi.bias + n : nullptr;
       if (g.b_packed)
         ks.tile((int)M, cols, K, ap, M, g.b_packed + p * K * nr, nr, false, g.C + n, g.ldc, bias, flags);
       else
         ks.tile((int)M, cols, K, ap, M, g.B + n, g.ldb, true, g.C + n, g.ldc, bias, flags);
+      if (post) apply_epilogue(g.C + n, g.ldc, M, cols, 0, n, post_part(g.epi));
     }
   });
 }
@@ -615,16 +663,6 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
   }
 }
 
-void bias_relu(int64_t M, int64_t N, const float* bias, bool relu, float* C, int64_t ldc) {
-  if (!bias && !relu) return;
-  for (int64_t m = 0; m < M; ++m) {
-    float* row = C + m * ldc;
-    if (bias)
-      for (int64_t n = 0; n < N; ++n) row[n] += bias[n];
-    if (relu)
-      for (int64_t n = 0; n < N; ++n) row[n] = row[n] > 0.0f ? row[n] : 0.0f;
-  }
-}
 
 // Up to this many output columns, dot products along K (a pass over A per 4
 // columns, no packing of A) beat B panels that would be largely zero padding
@@ -701,38 +739,56 @@ PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb
     pack_b(ks, trans_b, B, ldb, 0, K_, 0, N_, ks.nr, data_.get(), K_ * ks.nr);
 }
 
-void sgemm_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const PackedB& B, const float* bias,
-                  bool relu, float* C, int64_t ldc, ThreadPool* pool, int max_threads) {
-  const int64_t N = B.N(), K = B.K();
+namespace {
+
+void sgemm_packed_impl(GemmArgs g, const PackedB& B, ThreadPool* pool, int max_threads) {
+  const int64_t M = g.M, N = B.N(), K = B.K();
   if (M <= 0 || N <= 0) return;
+  const KernelSet& ks = kernels();
   if (K == 0) {
-    scale_c(M, N, 0.0f, C, ldc);
-    bias_relu(M, N, bias, relu, C, ldc);
+    scale_c(M, N, 0.0f, g.C, g.ldc);
+    apply_epilogue(g.C, g.ldc, M, N, 0, 0, g.epi);
     return;
   }
-  const KernelSet& ks = kernels();
   if (B.row_layout()) {
-    const float* y = A;
-    int64_t ldy = lda;
-    if (trans_a) {
+    const float* y = g.A;
+    int64_t ldy = g.lda;
+    if (g.ta || g.src) {
       float* rows = scratch(kSharedRows, (size_t)(M * K));
-      gather_rows(true, A, lda, 0, M, K, 1.0f, rows);
+      if (g.src)
+        g.src->rows(0, M, 0, K, rows);
+      else
+        gather_rows(true, g.A, g.lda, 0, M, K, 1.0f, rows);
       y = rows;
       ldy = K;
     }
-    gemm_dot(ks, N, M, K, B.data(), K, y, ldy, C, 1, ldc, 0.0f, pool, max_threads);
-    bias_relu(M, N, bias, relu, C, ldc);
+    gemm_dot(ks, N, M, K, B.data(), K, y, ldy, g.C, 1, g.ldc, 0.0f, pool, max_threads);
+    if (!g.epi.empty()) apply_epilogue(g.C, g.ldc, M, N, 0, 0, g.epi);
     return;
   }
   if (B.panel_width() != ks.nr) throw std::logic_error("PackedB was packed for a different GEMM kernel");
-  GemmArgs g = make_args(ks, M, N, K, trans_a, A, lda, 1.0f, C, ldc);
   g.b_packed = B.data();
-  g.bias = bias;
-  g.relu = relu;
   if (M <= ks.mr)
     gemm_short(g, pool, max_threads);
   else
     gemm_blocked(g, pool, max_threads);
+}
+
+}  // namespace
+
+void sgemm_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const PackedB& B, const Epilogue& e,
+                  float* C, int64_t ldc, ThreadPool* pool, int max_threads) {
+  GemmArgs g = make_args(kernels(), M, B.N(), B.K(), trans_a, A, lda, 1.0f, C, ldc);
+  g.epi = e;
+  sgemm_packed_impl(g, B, pool, max_threads);
+}
+
+void sgemm_packed(int64_t M, const RowSource& A, const PackedB& B, const Epilogue& e, float* C, int64_t ldc,
+                  ThreadPool* pool, int max_threads) {
+  GemmArgs g = make_args(kernels(), M, B.N(), B.K(), false, nullptr, 0, 1.0f, C, ldc);
+  g.src = &A;
+  g.epi = e;
+  sgemm_packed_impl(g, B, pool, max_threads);
 }
 
 const char* gemm_isa() { return kernels().name; }

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "kernels/epilogue.hpp"
+
 namespace aiov {
 
 class ThreadPool;
@@ -45,11 +47,22 @@ class PackedB {
   std::unique_ptr<float[], AlignedFree> data_;
 };
 
-// C[M,N] = op(A) * B (+ bias[N] broadcast over rows if bias != nullptr), then ReLU if relu.
-// C is write-only (never read).
-void sgemm_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const PackedB& B,
-                  const float* bias, bool relu, float* C, int64_t ldc, ThreadPool* pool,
-                  int max_threads = 0);
+// C[M,N] = epilogue(op(A) * B): bias[N] per row, then a residual, then an activation.
+// C is write-only (never read, except as the residual when e.residual aliases it).
+void sgemm_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const PackedB& B, const Epilogue& e,
+                  float* C, int64_t ldc, ThreadPool* pool, int max_threads = 0);
+
+// Rows of A made on demand (implicit im2col): the GEMM asks for small blocks that stay in
+// cache instead of reading a materialized [M, K] matrix.
+class RowSource {
+ public:
+  virtual ~RowSource() = default;
+  // Writes A[m0 : m0 + rows, k0 : k0 + kc] row-major (row stride kc) to dst.
+  virtual void rows(int64_t m0, int64_t rows, int64_t k0, int64_t kc, float* dst) const = 0;
+};
+
+void sgemm_packed(int64_t M, const RowSource& A, const PackedB& B, const Epilogue& e, float* C, int64_t ldc,
+                  ThreadPool* pool, int max_threads = 0);
 
 // Which instruction set the GEMM dispatcher picked: "avx512", "avx2" or "scalar".
 const char* gemm_isa();

@@ -65,10 +65,20 @@ template <> inline f16_t store<f16_t, float>(float v) { return f16_t{float_to_ha
 template <> inline bf16_t store<bf16_t, float>(float v) { return bf16_t{float_to_bf16(v)}; }
 template <> inline bool store<bool, uint8_t>(uint8_t v) { return v != 0; }
 
+// Math used inside vectorized loops must be inlined for the loops to vectorize, also into
+// target clones (GCC otherwise leaves some calls out of line as "cold").
+#if defined(__GNUC__)
+#define AIOV_INLINE inline __attribute__((always_inline))
+#else
+#define AIOV_INLINE inline
+#endif
+
 // exp for f32 within a few ulp over the whole range, branch-free so it vectorizes.
-inline float fast_exp(float x) {
+AIOV_INLINE float fast_exp(float x) {
   float xc = x < -104.0f ? -104.0f : (x > 88.72f ? 88.72f : x);
-  float k = std::nearbyint(xc * 1.44269504088896341f);
+  // Round to nearest by adding and removing 1.5 * 2^23: plain arithmetic, unlike
+  // nearbyint, which some target clones turn into a library call per element.
+  float k = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = xc - k * 0.693145751953125f;
   r = r - k * 1.428606765330187e-06f;
   // Taylor terms up to r^6 suffice for |r| <= ln2/2.
@@ -85,10 +95,11 @@ inline float fast_exp(float x) {
   return x > 88.72f ? INFINITY : v;
 }
 
-inline float fast_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
-inline float fast_tanh(float x) {
-  // Small |x|: odd Taylor series (1 - 2/(e^2x+1) would cancel); large: via exp.
-  float ax = x < 0 ? -x : x;
+AIOV_INLINE float fast_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
+AIOV_INLINE float fast_tanh(float x) {
+  // Small |x|: odd Taylor series (1 - 2/(e^2x+1) would cancel); large: via exp. Written
+  // with fabs/copysign and a final select so the loops using it vectorize.
+  float ax = std::fabs(x);
   float x2 = x * x;
   float p = 21844.0f / 6081075.0f;
   p = p * x2 - 1382.0f / 155925.0f;
@@ -97,8 +108,22 @@ inline float fast_tanh(float x) {
   p = p * x2 + 2.0f / 15.0f;
   p = p * x2 - 1.0f / 3.0f;
   float small = x + x * x2 * p;
-  float t = 1.0f - 2.0f / (fast_exp(2.0f * ax) + 1.0f);
-  return ax < 0.4f ? small : (x < 0 ? -t : t);
+  float t = std::copysign(1.0f - 2.0f / (fast_exp(2.0f * ax) + 1.0f), x);
+  return ax < 0.4f ? small : t;
+}
+
+
+// erf with absolute error below 2e-7 (Abramowitz & Stegun 7.1.26 refined), branch-free.
+// Used where an absolute error is what matters (Gelu); the Erf op keeps std::erf.
+AIOV_INLINE float fast_erf(float x) {
+  float ax = std::fabs(x);
+  float t = 1.0f / (1.0f + 0.3275911f * ax);
+  float p = 1.061405429f;
+  p = p * t - 1.453152027f;
+  p = p * t + 1.421413741f;
+  p = p * t - 0.284496736f;
+  p = p * t + 0.254829592f;
+  return std::copysign(1.0f - p * t * fast_exp(-ax * ax), x);
 }
 
 }  // namespace aiov

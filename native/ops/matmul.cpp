@@ -5,6 +5,7 @@
 
 #include "executor/executor.hpp"
 #include "kernels/dispatch.hpp"
+#include "kernels/epilogue.hpp"
 #include "kernels/gemm.hpp"
 #include "plan/registry.hpp"
 
@@ -114,7 +115,7 @@ KernelFn prepare_f32(const PrepareContext& ctx, const MatMulGeometry& g) {
     int64_t rows = g.M * g.batches;
     int64_t K = g.K, N = g.N;
     return [packed, rows, K, N](const KernelArgs& k) {
-      sgemm_packed(false, rows, k.in[0]->as<float>(), K, *packed, nullptr, false, k.out[0]->as<float>(), N,
+      sgemm_packed(false, rows, k.in[0]->as<float>(), K, *packed, Epilogue{}, k.out[0]->as<float>(), N,
                    k.ctx->pool, k.ctx->max_threads);
     };
   }
@@ -182,10 +183,50 @@ KernelFn prepare_matmul(const PrepareContext& ctx) {
   });
 }
 
+// ---- aiov.FusedMatMul: x [..., K] times constant weights [K, N] (or [N, K] with transpose_b),
+// plus bias [N], an optional residual shaped like the output, then an activation. The graph
+// optimizer makes it from MatMul -> Add -> activation chains so the output is written once.
+
+std::vector<PortInfo> infer_fused_matmul(const InferContext& c) {
+  std::vector<PortInfo> out = infer_matmul(c);
+  const PartialShape& y = out[0].shape;
+  if (c.in[2].shape.rank_known && y.rank_known && (c.in[2].shape.rank() != 1 || c.in[2].shape.dims[0] != y.dims.back()))
+    throw InputError(c.node.describe() + ": bias must be [" + std::to_string(y.dims.back()) + "], got " +
+                     c.in[2].shape.str());
+  if (c.in.size() > 3 && c.in[3].shape.is_static() && y.is_static() && c.in[3].shape.dims != y.dims)
+    throw InputError(c.node.describe() + ": residual must be " + y.str() + ", got " + c.in[3].shape.str());
+  return out;
+}
+
+KernelFn prepare_fused_matmul(const PrepareContext& ctx) {
+  if (ctx.out[0].type != ElementType::f32 || !ctx.in[1].data || ctx.in[1].shape.size() != 2 ||
+      ctx.node.attr_int("transpose_a", 0))
+    throw NotSupported(ctx.node.describe() + ": needs f32 data and constant 2-D weights");
+  const bool tb = ctx.node.attr_int("transpose_b", 0) != 0;
+  const Dims& ws = ctx.in[1].shape;
+  const int64_t K = tb ? ws[1] : ws[0], N = tb ? ws[0] : ws[1];
+  const int64_t rows = K ? numel(ctx.in[0].shape) / K : 0;
+  auto packed = std::make_shared<PackedB>(tb, K, N, static_cast<const float*>(ctx.in[1].data), tb ? K : N);
+  const Activation act = fused_activation(ctx.node);
+  const bool residual = ctx.in.size() > 3;
+  return [packed, rows, N, act, residual](const KernelArgs& k) {
+    Epilogue e;
+    e.bias = k.in[2]->as<float>();
+    if (residual) {
+      e.residual = k.in[3]->as<float>();
+      e.ld_residual = N;
+    }
+    e.act = act;
+    sgemm_packed(false, rows, k.in[0]->as<float>(), packed->K(), *packed, e,
+                 k.out[0]->as<float>(), N, k.ctx->pool, k.ctx->max_threads);
+  };
+}
+
 }  // namespace
 
 void register_matmul_ops(OpRegistry& r) {
   r.add(OpDef{"MatMul", 2, 2, infer_matmul, prepare_matmul});
+  r.add(OpDef{"aiov.FusedMatMul", 3, 4, infer_fused_matmul, prepare_fused_matmul});
 }
 
 }  // namespace aiov
