@@ -35,11 +35,67 @@ void walk(const Dims& shape, const std::vector<int64_t>& in_strides, int64_t bas
   }
 }
 
+// out[i][j] = in[i + j * stride] for a rows x cols block, in tiles that keep both sides
+// in L1 (a layout change such as NCHW <-> NHWC).
+template <class T>
+AIOV_MULTIVERSION void transpose_block(const T* __restrict in, int64_t stride, int64_t rows, int64_t cols,
+                                       T* __restrict out) {
+  constexpr int64_t kTile = 16;
+  for (int64_t i0 = 0; i0 < rows; i0 += kTile)
+    for (int64_t j0 = 0; j0 < cols; j0 += kTile) {
+      const int64_t i1 = std::min(rows, i0 + kTile), j1 = std::min(cols, j0 + kTile);
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = j0; j < j1; ++j) out[i * cols + j] = in[i + j * stride];
+    }
+}
+
+// Merges adjacent output dims that are also adjacent in the input.
+void coalesce(Dims& shape, std::vector<int64_t>& st) {
+  Dims s2;
+  std::vector<int64_t> t2;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == 1) continue;
+    if (!s2.empty() && t2.back() == st[i] * shape[i]) {
+      s2.back() *= shape[i];
+      t2.back() = st[i];
+    } else {
+      s2.push_back(shape[i]);
+      t2.push_back(st[i]);
+    }
+  }
+  shape.swap(s2);
+  st.swap(t2);
+}
+
 // Copies an N-d strided view into dense output, memcpy per contiguous innermost run.
 KernelFn strided_copy(const Dims& out_shape, const std::vector<int64_t>& in_strides, int64_t base, size_t es) {
   Dims outer = out_shape;
   int64_t inner = 1;
   std::vector<int64_t> st = in_strides;
+  coalesce(outer, st);
+  const size_t r = outer.size();
+  if (r >= 2 && st[r - 2] == 1 && st[r - 1] != 1 && (es == 4 || es == 2 || es == 1 || es == 8)) {
+    // The input's contiguous axis lands second-to-last: batched 2-D transposes.
+    const int64_t rows = outer[r - 2], cols = outer[r - 1], stride = st[r - 1];
+    Dims batch(outer.begin(), outer.end() - 2);
+    std::vector<int64_t> bst(st.begin(), st.end() - 2);
+    return [batch, bst, base, es, rows, cols, stride](const KernelArgs& k) {
+      const char* x = static_cast<const char*>(k.in[0]->data);
+      char* o = static_cast<char*>(k.out[0]->data);
+      auto one = [&](int64_t i, int64_t off) {
+        const char* src = x + off * es;
+        char* dst = o + i * rows * cols * es;
+        switch (es) {
+          case 1: return transpose_block((const uint8_t*)src, stride, rows, cols, (uint8_t*)dst);
+          case 2: return transpose_block((const uint16_t*)src, stride, rows, cols, (uint16_t*)dst);
+          case 4: return transpose_block((const uint32_t*)src, stride, rows, cols, (uint32_t*)dst);
+          default: return transpose_block((const uint64_t*)src, stride, rows, cols, (uint64_t*)dst);
+        }
+      };
+      if (batch.empty()) one(0, base);
+      else walk(batch, bst, base, one);
+    };
+  }
   if (!outer.empty() && st.back() == 1) {
     inner = outer.back();
     outer.pop_back();
