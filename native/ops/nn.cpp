@@ -8,103 +8,18 @@
 #include "executor/executor.hpp"
 #include "kernels/dispatch.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/nhwc_window.hpp"
+#include "ops/window.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
 namespace {
 
-// Spatial geometry shared by convolution and pooling.
-struct Window {
-  std::vector<int64_t> in, out, kernel, stride, dilation, pad_begin, pad_end;
-};
-
-int64_t window_out(const Node& n, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe, bool ceil_mode) {
-  int64_t span = in + pb + pe - d * (k - 1) - 1;
-  if (span < 0)
-    throw InputError(n.describe() + ": the window (" + std::to_string(d * (k - 1) + 1) + ") is larger than the padded input (" +
-                     std::to_string(in + pb + pe) + ")");
-  int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
-  if (ceil_mode && (out - 1) * s >= in + pb) --out;  // the last window must start inside
-  return out;
-}
-
-// Resolves strides/dilations/pads/auto_pad into a Window for input spatial dims `in`.
-Window make_window(const Node& n, const std::vector<int64_t>& in, const std::vector<int64_t>& kernel, bool ceil_mode) {
-  size_t r = in.size();
-  Window w;
-  w.in = in;
-  w.kernel = kernel;
-  w.stride = n.attr_ints("strides", std::vector<int64_t>(r, 1));
-  w.dilation = n.attr_ints("dilations", std::vector<int64_t>(r, 1));
-  w.pad_begin = n.attr_ints("pads_begin", std::vector<int64_t>(r, 0));
-  w.pad_end = n.attr_ints("pads_end", std::vector<int64_t>(r, 0));
-  for (auto* v : {&w.stride, &w.dilation, &w.pad_begin, &w.pad_end, &w.kernel})
-    if (v->size() != r)
-      throw InputError(n.describe() + ": strides, dilations, pads and kernel need " + std::to_string(r) + " entries");
-  for (size_t i = 0; i < r; ++i)
-    if (w.stride[i] < 1 || w.dilation[i] < 1 || w.kernel[i] < 1)
-      throw InputError(n.describe() + ": strides, dilations and kernel sizes must be >= 1");
-  std::string pad = n.attr_str("auto_pad", "explicit");
-  for (size_t i = 0; i < r; ++i) {
-    if (pad == "same_upper" || pad == "same_lower") {
-      int64_t out = (in[i] + w.stride[i] - 1) / w.stride[i];
-      int64_t total = std::max<int64_t>(0, (out - 1) * w.stride[i] + w.dilation[i] * (kernel[i] - 1) + 1 - in[i]);
-      w.pad_begin[i] = pad == "same_upper" ? total / 2 : total - total / 2;
-      w.pad_end[i] = total - w.pad_begin[i];
-    } else if (pad == "valid") {
-      w.pad_begin[i] = w.pad_end[i] = 0;
-    } else if (pad != "explicit" && pad != "notset") {
-      throw InputError(n.describe() + ": unknown auto_pad '" + pad + "'");
-    }
-    w.out.push_back(window_out(n, in[i], kernel[i], w.stride[i], w.dilation[i], w.pad_begin[i], w.pad_end[i], ceil_mode));
-  }
-  return w;
-}
-
 // ---- Convolution ---------------------------------------------------------------------------
 
 std::vector<PortInfo> infer_conv(const InferContext& c) {
   expect_type_match(c.node, c.in[0], c.in[1]);
-  const PartialShape& x = c.in[0].shape;
-  const PartialShape& f = c.in[1].shape;
-  if (!x.rank_known || !f.rank_known) return {PortInfo{c.in[0].type, PartialShape::dynamic_rank()}};
-  if (x.rank() != f.rank() || x.rank() < 3 || x.rank() > 5)
-    throw InputError(c.node.describe() + ": expected NCW/NCHW/NCDHW data and filters of the same rank, got " +
-                     x.str() + " and " + f.str());
-  int64_t group = c.node.attr_int("group", 1);
-  if (group < 1) throw InputError(c.node.describe() + ": group must be >= 1");
-  int64_t C = x.dims[1], O = f.dims[0], Cg = f.dims[1];
-  if (C >= 0 && Cg >= 0 && C != Cg * group)
-    throw InputError(c.node.describe() + ": data has " + std::to_string(C) + " channels but filters " + f.str() +
-                     " with group " + std::to_string(group) + " expect " + std::to_string(Cg * group));
-  if (O >= 0 && O % group)
-    throw InputError(c.node.describe() + ": " + std::to_string(O) + " output channels do not split into " +
-                     std::to_string(group) + " groups");
-  Dims out{x.dims[0], O};
-  std::vector<int64_t> in(x.dims.begin() + 2, x.dims.end()), k(f.dims.begin() + 2, f.dims.end());
-  bool known = std::all_of(in.begin(), in.end(), [](int64_t d) { return d >= 0; }) &&
-               std::all_of(k.begin(), k.end(), [](int64_t d) { return d >= 0; });
-  if (!known) {
-    for (size_t i = 0; i < in.size(); ++i) out.push_back(kDynamic);
-  } else {
-    Window w = make_window(c.node, in, k, false);
-    out.insert(out.end(), w.out.begin(), w.out.end());
-  }
-  return {PortInfo{c.in[0].type, PartialShape(out)}};
-}
-
-// Every spatial kernel below works on 3 spatial dims; 1-D and 2-D windows get leading unit dims.
-Window to_3d(Window w) {
-  while (w.in.size() < 3) {
-    w.in.insert(w.in.begin(), 1);
-    w.out.insert(w.out.begin(), 1);
-    w.kernel.insert(w.kernel.begin(), 1);
-    w.stride.insert(w.stride.begin(), 1);
-    w.dilation.insert(w.dilation.begin(), 1);
-    w.pad_begin.insert(w.pad_begin.begin(), 0);
-    w.pad_end.insert(w.pad_end.begin(), 0);
-  }
-  return w;
+  return {PortInfo{c.in[0].type, conv_output_shape(c.node, c.in[0].shape, c.in[1].shape)}};
 }
 
 // Columns for one image and one group: [Cg*kd*kh*kw, OD*OH*OW].
@@ -202,30 +117,27 @@ KernelFn prepare_conv(const PrepareContext& ctx) {
 // ---- Pooling -------------------------------------------------------------------------------
 
 std::vector<PortInfo> infer_pool(const InferContext& c) {
-  const PartialShape& x = c.in[0].shape;
-  if (!x.rank_known) return {PortInfo{c.in[0].type, PartialShape::dynamic_rank()}};
-  if (x.rank() < 3 || x.rank() > 5)
-    throw InputError(c.node.describe() + ": expected NCW, NCHW or NCDHW data, got " + x.str());
-  std::vector<int64_t> in(x.dims.begin() + 2, x.dims.end());
-  auto kernel = c.node.attr_ints("kernel", {});
-  Dims out{x.dims[0], x.dims[1]};
-  if (std::any_of(in.begin(), in.end(), [](int64_t d) { return d < 0; })) {
-    out.resize(x.dims.size(), kDynamic);
-  } else {
-    Window w = make_window(c.node, in, kernel, c.node.attr_str("rounding_type", "floor") == "ceil");
-    out.insert(out.end(), w.out.begin(), w.out.end());
-  }
-  return {PortInfo{c.in[0].type, PartialShape(out)}};
+  return {PortInfo{c.in[0].type, pool_output_shape(c.node, c.in[0].shape)}};
 }
 
 template <bool Max>
 KernelFn prepare_pool(const PrepareContext& ctx) {
   if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32 pooling");
   const Dims& xs = ctx.in[0].shape;
-  std::vector<int64_t> in(xs.begin() + 2, xs.end());
-  Window w = to_3d(make_window(ctx.node, in, ctx.node.attr_ints("kernel", {}),
-                               ctx.node.attr_str("rounding_type", "floor") == "ceil"));
   bool exclude_pad = ctx.node.attr_int("exclude_pad", 1) != 0;
+  const bool ceil_mode = ctx.node.attr_str("rounding_type", "floor") == "ceil";
+  if (layout_of(ctx.node) == Layout::nhwc) {
+    if (xs.size() != 4) throw NotSupported(ctx.node.describe() + ": nhwc pooling is 2-D only");
+    Window v = make_window(ctx.node, {xs[1], xs[2]}, ctx.node.attr_ints("kernel", {}), ceil_mode);
+    Window2d g{xs[0], xs[1], xs[2], xs[3], v.out[0], v.out[1], v.kernel[0], v.kernel[1], v.stride[0], v.stride[1],
+               v.dilation[0], v.dilation[1], v.pad_begin[0], v.pad_begin[1]};
+    return [g, exclude_pad](const KernelArgs& a) {
+      if (Max) max_pool_nhwc(g, a.in[0]->as<float>(), a.out[0]->as<float>(), a.ctx->pool, a.ctx->max_threads);
+      else avg_pool_nhwc(g, !exclude_pad, a.in[0]->as<float>(), a.out[0]->as<float>(), a.ctx->pool, a.ctx->max_threads);
+    };
+  }
+  std::vector<int64_t> in(xs.begin() + 2, xs.end());
+  Window w = to_3d(make_window(ctx.node, in, ctx.node.attr_ints("kernel", {}), ceil_mode));
   int64_t NC = xs[0] * xs[1], spatial = w.in[0] * w.in[1] * w.in[2], outs = w.out[0] * w.out[1] * w.out[2];
   return [=](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();

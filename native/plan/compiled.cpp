@@ -1,5 +1,7 @@
 #include "plan/compiled.hpp"
 
+#include "plan/optimize.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <unordered_map>
@@ -65,8 +67,16 @@ Dims pack_value(const void* data, size_t bytes) {
   return words;
 }
 
-CompiledModel::CompiledModel(const Graph& graph, CompileOptions options)
-    : graph_(graph), options_(options) {
+CompiledModel::CompiledModel(const Graph& graph, CompileOptions options) : options_(options) {
+  // Names and declared types come from the model as given; the optimizer may replace the
+  // nodes that produce the outputs.
+  for (const auto& p : graph.parameters)
+    inputs_.push_back({io_name(Value{p, 0}), p->outputs[0].type, p->outputs[0].shape});
+  for (const auto& o : graph.outputs) {
+    const PortInfo& pi = o.node->outputs[o.index];
+    outputs_.push_back({io_name(o), pi.type, pi.shape});
+  }
+  graph_ = graph_optimization_enabled() ? optimize_graph(graph) : graph;
   order_ = graph_.topological_order();
   for (const auto& n : order_)
     if (n->op != "Parameter" && n->op != "Constant") OpRegistry::instance().get(n->op);
@@ -91,12 +101,6 @@ CompiledModel::CompiledModel(const Graph& graph, CompileOptions options)
     bool keyed = seen.count(p.get()) && seen[p.get()];
     value_keyed_.push_back(keyed);
     any_value_keyed_ = any_value_keyed_ || keyed;
-  }
-  for (const auto& p : graph_.parameters)
-    inputs_.push_back({io_name(Value{p, 0}), p->outputs[0].type, p->outputs[0].shape});
-  for (const auto& o : graph_.outputs) {
-    const PortInfo& pi = o.node->outputs[o.index];
-    outputs_.push_back({io_name(o), pi.type, pi.shape});
   }
   // Static models are planned now so the first inference pays nothing extra.
   bool all_static = true;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <stdexcept>
 
 namespace aiov {
 
@@ -17,6 +18,8 @@ const OpRegistry& OpRegistry::instance() {
     register_reduce_ops(*r);
     register_nn_ops(*r);
     register_resize_ops(*r);
+    register_fused_conv_ops(*r);
+    register_attention_ops(*r);
     return r;
   }();
   return *registry;
@@ -101,6 +104,18 @@ std::vector<int64_t> row_strides(const Dims& d) {
   std::vector<int64_t> s(d.size(), 1);
   for (int i = (int)d.size() - 2; i >= 0; --i) s[i] = s[i + 1] * d[i + 1];
   return s;
+}
+
+Activation fused_activation(const Node& n) {
+  Activation a;
+  try {
+    a.kind = act_kind_from_name(n.attr_str("act", "none"));
+  } catch (const std::invalid_argument& e) {
+    throw InputError(n.describe() + ": " + e.what());
+  }
+  a.alpha = (float)n.attr_float("act_alpha", 0.0);
+  a.beta = (float)n.attr_float("act_beta", 0.0);
+  return a;
 }
 
 }  // namespace aiov

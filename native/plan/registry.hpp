@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/types.hpp"
+#include "kernels/epilogue.hpp"
 #include "plan/graph.hpp"
 
 namespace aiov {
@@ -84,6 +85,8 @@ void register_indexing_ops(OpRegistry&);
 void register_reduce_ops(OpRegistry&);
 void register_nn_ops(OpRegistry&);
 void register_resize_ops(OpRegistry&);
+void register_fused_conv_ops(OpRegistry&);
+void register_attention_ops(OpRegistry&);
 
 // Shared helpers for inference functions.
 void expect_type_match(const Node& n, const PortInfo& a, const PortInfo& b);
@@ -92,6 +95,8 @@ PartialShape broadcast_shapes(const Node& n, const PartialShape& a, const Partia
 int64_t normalize_axis(const Node& n, int64_t axis, int64_t rank);
 // Integer values of a tensor known at compile time (shape, axes, indices operands).
 std::vector<int64_t> read_int_tensor(const Node& n, const TensorView& t, const char* what);
+// The activation a fused op applies (attributes act, act_alpha, act_beta).
+Activation fused_activation(const Node& n);
 // Element strides of a row-major shape.
 std::vector<int64_t> row_strides(const Dims& d);
 

@@ -1,0 +1,410 @@
+// Depthwise convolution and pooling over NHWC f32.
+//
+// Work is split by output row (n, oy). Within a row, channels go in blocks of one vector
+// and interior pixels (whole window in bounds) in runs of up to kRun, whose accumulators
+// stay in registers. For the common window shapes (3x3 / 5x5, stride 1 / 2, no dilation)
+// the run kernel is unrolled over the taps so each input vector is loaded once per run
+// and feeds every pixel that uses it, which makes it FMA-bound rather than load-bound.
+// Border pixels visit only their in-bounds taps, so padding is never read.
+//
+// The kernels are written once with GCC vector extensions and instantiated per ISA
+// (16, 8 or 4 floats per vector): plain auto-vectorization of the same loops proved
+// fragile (accumulators spilled or were shuffled across pixels for narrow blocks).
+#include "kernels/nhwc_window.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <limits>
+
+#include "executor/executor.hpp"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define AIOV_WINDOW_X86 1
+#endif
+
+#define AIOV_ALWAYS_INLINE inline __attribute__((always_inline))
+
+namespace aiov {
+namespace {
+
+enum class Kind { conv, max, sum };
+// Activations applied in the store; the others run as a pass over each finished row.
+enum class Fused { none, relu, clamp, deferred };
+
+constexpr int kRun = 8;  // pixels per interior run
+
+struct Job {
+  Window2d g;
+  const float* x;
+  const float* w;  // conv weights; pools: any valid pointer (never read)
+  float* y;
+  const float* bias;
+  const float* res;
+  int64_t ld_res;
+  Fused fused;
+  float lo, hi;          // clamp bounds
+  Activation act;        // for Fused::deferred
+  bool count_pad;        // sum only
+  bool overlap_tail;     // a last partial channel block may recompute channels of the previous one
+};
+
+// One output row.
+struct Row {
+  const float* x;  // input at (n, first in-bounds tap row, column 0, channel 0)
+  const float* w;  // weights at the first in-bounds tap row
+  int64_t nky;     // in-bounds tap rows
+  float* y;        // output at (n, oy, 0, 0)
+  int64_t pix;     // flat index of the row's first output pixel
+};
+
+template <int L> struct VecOf;
+template <> struct VecOf<16> {
+  typedef float T __attribute__((vector_size(64)));
+  typedef float U __attribute__((vector_size(64), aligned(4), may_alias));
+};
+template <> struct VecOf<8> {
+  typedef float T __attribute__((vector_size(32)));
+  typedef float U __attribute__((vector_size(32), aligned(4), may_alias));
+};
+template <> struct VecOf<4> {
+  typedef float T __attribute__((vector_size(16)));
+  typedef float U __attribute__((vector_size(16), aligned(4), may_alias));
+};
+template <> struct VecOf<1> {
+  typedef float T;
+  typedef float U;
+};
+
+// References, not values: vectors never cross a (non-inlined) call boundary.
+template <int L>
+AIOV_ALWAYS_INLINE const typename VecOf<L>::U& ld(const float* p) {
+  return *reinterpret_cast<const typename VecOf<L>::U*>(p);
+}
+template <int L>
+AIOV_ALWAYS_INLINE typename VecOf<L>::U& st(float* p) {
+  return *reinterpret_cast<typename VecOf<L>::U*>(p);
+}
+
+// GCC otherwise folds the load into each FMA that uses the value, re-reading it up to KW
+// times, which makes the unrolled kernel load-bound again.
+template <class V>
+AIOV_ALWAYS_INLINE void keep_in_register(V& v) {
+#if defined(AIOV_WINDOW_X86)
+  __asm__("" : "+v"(v));
+#else
+  (void)v;
+#endif
+}
+
+template <Kind K, class V>
+AIOV_ALWAYS_INLINE void combine(V& acc, const V& x, const V& w) {
+  if (K == Kind::conv) acc += x * w;
+  else if (K == Kind::max) acc = acc > x ? acc : x;
+  else acc += x;
+}
+
+// Taps k in [lo, hi) of a window starting at `start` (step d, k taps) that land in [0, in).
+inline void tap_range(int64_t start, int64_t d, int64_t k, int64_t in, int64_t& lo, int64_t& hi) {
+  lo = start >= 0 ? 0 : (-start + d - 1) / d;
+  const int64_t last = in - 1 - start;
+  hi = last < 0 ? 0 : std::min(k, last / d + 1);
+  if (hi < lo) hi = lo;
+}
+
+inline float avg_scale(const Job& j, int64_t taps) {
+  if (j.count_pad) return 1.0f / (float)(j.g.kh * j.g.kw);
+  return taps ? 1.0f / (float)taps : 0.0f;
+}
+
+// PX pixels from ox, channels [c, c + L), taps kx0 .. kx0 + nkx - 1 of every in-bounds row.
+// KW > 0: compile-time window width KW, stride SW, no dilation, all KW taps in bounds.
+template <Kind K, int L, int PX, int KW, int SW>
+AIOV_ALWAYS_INLINE void run_pixels(const Job& j, const Row& r, int64_t c, int64_t ox, int64_t kx0, int64_t nkx,
+                                   float scale) {
+  typedef typename VecOf<L>::T V;
+  const Window2d& g = j.g;
+  const int64_t C = g.C;
+  const float* x = r.x + (ox * g.sw - g.pw + kx0 * g.dw) * C + c;
+  const float* w = r.w + kx0 * C + c;
+  const int64_t xs_ky = g.dh * g.W * C, ws_ky = g.kw * C;
+
+  V zero{};
+  V init = zero;
+  if (K == Kind::conv && j.bias) init = ld<L>(j.bias + c);
+  if (K == Kind::max) init = zero - std::numeric_limits<float>::infinity();
+  V acc[PX];
+  for (int p = 0; p < PX; ++p) acc[p] = init;
+
+  for (int64_t ky = 0; ky < r.nky; ++ky, x += xs_ky, w += ws_ky) {
+    if constexpr (KW > 0) {
+      V wv[KW];
+#pragma GCC unroll 8
+      for (int kx = 0; kx < KW; ++kx) wv[kx] = K == Kind::conv ? (V)ld<L>(w + kx * C) : zero;
+      // Input column i serves pixel p through tap kx = i - p*SW; increasing i keeps each
+      // pixel's taps in kx order, like the generic path.
+      const float* xi = x;  // a running pointer: per-column offsets would each take a register
+#pragma GCC unroll 64
+      for (int i = 0; i < (PX - 1) * SW + KW; ++i, xi += C) {
+        V xv = ld<L>(xi);
+        keep_in_register(xv);
+#pragma GCC unroll 8
+        for (int kx = 0; kx < KW; ++kx) {
+          const int d = i - kx;
+          if (d >= 0 && d % SW == 0 && d / SW < PX) combine<K>(acc[d / SW], xv, wv[kx]);
+        }
+      }
+    } else {
+      const int64_t xs_kx = g.dw * C, xs_px = g.sw * C;
+      for (int64_t kx = 0; kx < nkx; ++kx) {
+        const V wv = K == Kind::conv ? (V)ld<L>(w + kx * C) : zero;
+        const float* xk = x + kx * xs_kx;
+#pragma GCC unroll 16
+        for (int p = 0; p < PX; ++p) combine<K>(acc[p], (V)ld<L>(xk + p * xs_px), wv);
+      }
+    }
+  }
+
+  // Read before the first store: y might alias `j` as far as the compiler knows.
+  const float* const res = j.res ? j.res + (r.pix + ox) * j.ld_res + c : nullptr;
+  const int64_t ld_res = j.ld_res;
+  const Fused fused = j.fused;
+  const V lo = zero + j.lo, hi = zero + j.hi;
+  float* y = r.y + ox * C + c;
+  for (int p = 0; p < PX; ++p) {
+    V v = acc[p];
+    if (K == Kind::conv) {
+      if (res) v += ld<L>(res + p * ld_res);
+      // Same results as apply_epilogue_row, NaN included; compiles to max/min.
+      if (fused == Fused::relu) {
+        v = v > zero ? v : zero;
+      } else if (fused == Fused::clamp) {
+        v = v < lo ? lo : v;
+        v = v > hi ? hi : v;
+      }
+    } else if (K == Kind::sum) {
+      v *= scale;
+    }
+    st<L>(y + p * C) = v;
+  }
+}
+
+// Channels [c0, c1) in blocks of L, the last block overlapping its predecessor if needed.
+template <Kind K, int L, int PX, int KW, int SW>
+AIOV_ALWAYS_INLINE void run_channels(const Job& j, const Row& r, int64_t c0, int64_t c1, int64_t ox, int64_t kx0,
+                                     int64_t nkx, float scale) {
+  for (int64_t c = c0; c < c1; c += L) {
+    if (c + L > c1) c = c1 - L;
+    run_pixels<K, L, PX, KW, SW>(j, r, c, ox, kx0, nkx, scale);
+  }
+}
+
+template <Kind K, int L>
+AIOV_ALWAYS_INLINE void border_pixel(const Job& j, const Row& r, int64_t c0, int64_t c1, int64_t ox) {
+  const Window2d& g = j.g;
+  int64_t kx0, kx1;
+  tap_range(ox * g.sw - g.pw, g.dw, g.kw, g.W, kx0, kx1);
+  const float scale = K == Kind::sum ? avg_scale(j, r.nky * (kx1 - kx0)) : 0.0f;
+  run_channels<K, L, 1, 0, 0>(j, r, c0, c1, ox, kx0, kx1 - kx0, scale);
+}
+
+// One output row, channels [c0, c1); [ox_lo, ox_hi) are the interior pixels. Channels go
+// innermost so that input and output are walked in address order, which the prefetchers
+// follow; the weights of a tap row are reloaded per block anyway.
+template <Kind K, int L, int KW, int SW>
+AIOV_ALWAYS_INLINE void row_all(const Job& j, const Row& r, int64_t c0, int64_t c1, int64_t ox_lo,
+                                int64_t ox_hi) {
+  const Window2d& g = j.g;
+  int64_t ox = 0;
+  for (; ox < ox_lo; ++ox) border_pixel<K, L>(j, r, c0, c1, ox);
+  const float scale = K == Kind::sum ? avg_scale(j, r.nky * g.kw) : 0.0f;
+  for (; ox + kRun <= ox_hi; ox += kRun) run_channels<K, L, kRun, KW, SW>(j, r, c0, c1, ox, 0, g.kw, scale);
+  if constexpr (KW > 0) {
+    // Shorter runs rather than single pixels: the unrolled kernel is several times faster.
+    static_assert(kRun == 8, "remainder runs assume kRun == 8");
+    if (ox + 4 <= ox_hi) {
+      run_channels<K, L, 4, KW, SW>(j, r, c0, c1, ox, 0, KW, scale);
+      ox += 4;
+    }
+    if (ox + 2 <= ox_hi) {
+      run_channels<K, L, 2, KW, SW>(j, r, c0, c1, ox, 0, KW, scale);
+      ox += 2;
+    }
+    if (ox < ox_hi) {
+      run_channels<K, L, 1, KW, SW>(j, r, c0, c1, ox, 0, KW, scale);
+      ++ox;
+    }
+  }
+  for (; ox < g.OW; ++ox) border_pixel<K, L>(j, r, c0, c1, ox);
+}
+
+inline Row make_row(const Job& j, int64_t ri, bool conv) {
+  const Window2d& g = j.g;
+  const int64_t n = ri / g.OH, oy = ri % g.OH;
+  const int64_t iy = oy * g.sh - g.ph;
+  int64_t ky0, ky1;
+  tap_range(iy, g.dh, g.kh, g.H, ky0, ky1);
+  Row r;
+  r.nky = ky1 - ky0;
+  r.x = r.nky ? j.x + (n * g.H + iy + ky0 * g.dh) * g.W * g.C : j.x;
+  r.w = j.w + (conv ? ky0 * g.kw * g.C : 0);
+  r.y = j.y + ri * g.OW * g.C;
+  r.pix = ri * g.OW;
+  return r;
+}
+
+// Rows [r0, r1), channels [c0, c1) in blocks of L (c1 - c0 >= L, or a multiple of L).
+template <Kind K, int L, int KW, int SW>
+AIOV_ALWAYS_INLINE void rows_shape(const Job& j, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  const Window2d& g = j.g;
+  // Output columns whose whole window is in bounds.
+  const int64_t ox_lo = std::min(g.OW, (g.pw + g.sw - 1) / g.sw);
+  const int64_t last = g.W - 1 - (g.kw - 1) * g.dw + g.pw;  // largest ox*sw allowed
+  const int64_t ox_hi = std::max(ox_lo, last < 0 ? 0 : std::min(g.OW, last / g.sw + 1));
+  for (int64_t ri = r0; ri < r1; ++ri)
+    row_all<K, L, KW, SW>(j, make_row(j, ri, K == Kind::conv), c0, c1, ox_lo, ox_hi);
+}
+
+// Picks a compile-time window shape when one matches.
+template <Kind K, int L>
+AIOV_ALWAYS_INLINE void rows_main(const Job& j, int64_t r0, int64_t r1, int64_t c1) {
+  const Window2d& g = j.g;
+  if (g.dw == 1) {
+    if (g.kw == 3 && g.sw == 1) return rows_shape<K, L, 3, 1>(j, r0, r1, 0, c1);
+    if (g.kw == 3 && g.sw == 2) return rows_shape<K, L, 3, 2>(j, r0, r1, 0, c1);
+    if (K == Kind::conv && g.kw == 5 && g.sw == 1) return rows_shape<K, L, 5, 1>(j, r0, r1, 0, c1);
+    if (K == Kind::conv && g.kw == 5 && g.sw == 2) return rows_shape<K, L, 5, 2>(j, r0, r1, 0, c1);
+    if (K != Kind::conv && g.kw == 2 && g.sw == 2) return rows_shape<K, L, 2, 2>(j, r0, r1, 0, c1);
+  }
+  rows_shape<K, L, 0, 0>(j, r0, r1, 0, c1);
+}
+
+template <Kind K, int L>
+AIOV_ALWAYS_INLINE void rows_any(const Job& j, int64_t r0, int64_t r1) {
+  const Window2d& g = j.g;
+  const int64_t C = g.C;
+  if ((C >= L && j.overlap_tail) || C % L == 0) {
+    rows_main<K, L>(j, r0, r1, C);
+  } else {
+    // Channels past the last full vector, without recomputing any: narrower generic passes.
+    const int64_t full = C / L * L;
+    const int64_t full4 = L > 4 ? full + (C - full) / 4 * 4 : full;
+    if (full) rows_main<K, L>(j, r0, r1, full);
+    if (full4 > full) rows_shape<K, 4, 0, 0>(j, r0, r1, full, full4);
+    if (C > full4) rows_shape<K, 1, 0, 0>(j, r0, r1, full4, C);
+  }
+}
+
+// Conv rows with an activation that is not fused into the store: a pass per finished row,
+// while it is still in cache.
+template <int L>
+AIOV_ALWAYS_INLINE void conv_rows(const Job& j, int64_t r0, int64_t r1) {
+  if (j.fused != Fused::deferred) return rows_any<Kind::conv, L>(j, r0, r1);
+  const int64_t row = j.g.OW * j.g.C;
+  for (int64_t ri = r0; ri < r1; ++ri) {
+    rows_any<Kind::conv, L>(j, ri, ri + 1);
+    apply_epilogue_row(j.y + ri * row, row, nullptr, nullptr, j.act);
+  }
+}
+
+typedef void (*RowsFn)(const Job&, int64_t, int64_t);
+struct IsaFns {
+  RowsFn conv, max, sum;
+};
+
+#define AIOV_WINDOW_FNS(name, attr, L)                                                              \
+  attr void name##_conv(const Job& j, int64_t r0, int64_t r1) { conv_rows<L>(j, r0, r1); }          \
+  attr void name##_max(const Job& j, int64_t r0, int64_t r1) { rows_any<Kind::max, L>(j, r0, r1); } \
+  attr void name##_sum(const Job& j, int64_t r0, int64_t r1) { rows_any<Kind::sum, L>(j, r0, r1); } \
+  const IsaFns name{name##_conv, name##_max, name##_sum};
+
+AIOV_WINDOW_FNS(kBaseline, , 4)
+#if defined(AIOV_WINDOW_X86)
+AIOV_WINDOW_FNS(kAvx2, __attribute__((target("avx2,fma"))), 8)
+AIOV_WINDOW_FNS(kAvx512, __attribute__((target("avx512f,fma"))), 16)
+#endif
+
+const IsaFns& isa_fns() {
+  static const IsaFns* chosen = [] {
+#if defined(AIOV_WINDOW_X86)
+    // AIOV_NHWC_WINDOW_ISA (build-time, tests only) caps the choice: 0 baseline, 1 AVX2.
+#if !defined(AIOV_NHWC_WINDOW_ISA) || AIOV_NHWC_WINDOW_ISA >= 2
+    if (__builtin_cpu_supports("avx512f")) return &kAvx512;
+#endif
+#if !defined(AIOV_NHWC_WINDOW_ISA) || AIOV_NHWC_WINDOW_ISA >= 1
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &kAvx2;
+#endif
+#endif
+    return &kBaseline;
+  }();
+  return *chosen;
+}
+
+// Rows per task such that each carries roughly this many window taps x channels.
+constexpr int64_t kGrainWork = 32 * 1024;
+
+void run(const Job& j, RowsFn rows, ThreadPool* pool, int max_threads) {
+  const Window2d& g = j.g;
+  const int64_t nrows = g.N * g.OH;
+  if (nrows <= 0 || g.OW <= 0 || g.C <= 0) return;
+  const int64_t row_work = std::max<int64_t>(1, g.OW * g.C * g.kh * g.kw);
+  const int64_t grain = std::max<int64_t>(1, kGrainWork / row_work);
+  if (!pool || max_threads == 1 || nrows <= grain) {
+    rows(j, 0, nrows);
+    return;
+  }
+  pool->parallel_for(nrows, grain, [&](int64_t b, int64_t e) { rows(j, b, e); }, max_threads);
+}
+
+Job make_job(const Window2d& g, const float* x, float* y) {
+  Job j{};
+  j.g = g;
+  j.x = x;
+  j.w = x;
+  j.y = y;
+  j.fused = Fused::none;
+  j.overlap_tail = true;
+  return j;
+}
+
+}  // namespace
+
+void depthwise_conv_nhwc(const Window2d& g, const float* x, const float* w, const Epilogue& e, float* y,
+                         ThreadPool* pool, int max_threads) {
+  Job j = make_job(g, x, y);
+  j.w = w;
+  j.bias = e.bias;
+  j.res = e.residual;
+  j.ld_res = e.ld_residual;
+  j.act = e.act;
+  switch (e.act.kind) {
+    case ActKind::none: j.fused = Fused::none; break;
+    case ActKind::relu: j.fused = Fused::relu; break;
+    case ActKind::clamp:
+      // The fused form applies the bounds one after the other, which differs only if lo > hi.
+      j.fused = e.act.alpha <= e.act.beta ? Fused::clamp : Fused::deferred;
+      j.lo = e.act.alpha;
+      j.hi = e.act.beta;
+      break;
+    default: j.fused = Fused::deferred;
+  }
+  if (e.residual) {
+    // Recomputing channels would re-read a residual that the first pass already overwrote.
+    const float* y_end = y + g.N * g.OH * g.OW * g.C;
+    const float* r_end = e.residual + (g.N * g.OH * g.OW - 1) * e.ld_residual + g.C;
+    if (e.residual < y_end && y < r_end) j.overlap_tail = false;
+  }
+  run(j, isa_fns().conv, pool, max_threads);
+}
+
+void max_pool_nhwc(const Window2d& g, const float* x, float* y, ThreadPool* pool, int max_threads) {
+  run(make_job(g, x, y), isa_fns().max, pool, max_threads);
+}
+
+void avg_pool_nhwc(const Window2d& g, bool count_pad, const float* x, float* y, ThreadPool* pool,
+                   int max_threads) {
+  Job j = make_job(g, x, y);
+  j.count_pad = count_pad;
+  run(j, isa_fns().sum, pool, max_threads);
+}
+
+}  // namespace aiov

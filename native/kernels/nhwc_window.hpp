@@ -1,0 +1,36 @@
+// Sliding-window kernels over NHWC f32 tensors (depthwise convolution, pooling),
+// vectorized along the contiguous channel axis.
+#pragma once
+#include <cstdint>
+
+#include "kernels/epilogue.hpp"
+
+namespace aiov {
+
+class ThreadPool;
+
+// Geometry of a 2-D sliding window over NHWC data; pads at the end are implied by OH/OW.
+struct Window2d {
+  int64_t N, H, W, C;              // input
+  int64_t OH, OW;                  // output spatial size (already computed by the caller)
+  int64_t kh, kw, sh, sw, dh, dw;  // kernel, stride, dilation (all >= 1)
+  int64_t ph, pw;                  // padding at the beginning (top, left), >= 0
+};
+
+// y[n, oy, ox, c] = epilogue( sum_{ky,kx} x[n, oy*sh - ph + ky*dh, ox*sw - pw + kx*dw, c] * w[(ky*kw + kx) * C + c] )
+// Taps outside the input contribute 0. Epilogue: bias indexed by c ([C]), residual indexed as
+// residual[(n*OH*OW + oy*OW + ox) * ld_residual + c], then the activation.
+// y must not overlap x or w; it may alias the residual only if ld_residual == C (exactly in place).
+void depthwise_conv_nhwc(const Window2d& g, const float* x, const float* w, const Epilogue& e, float* y,
+                         ThreadPool* pool, int max_threads);
+
+// Max over the in-bounds taps of each window (padding never wins; a window with no
+// in-bounds tap yields -inf).
+void max_pool_nhwc(const Window2d& g, const float* x, float* y, ThreadPool* pool, int max_threads);
+
+// Average of each window; count_pad: divide by kh*kw always (ONNX count_include_pad=1),
+// otherwise by the number of in-bounds taps (a window with none yields 0).
+void avg_pool_nhwc(const Window2d& g, bool count_pad, const float* x, float* y, ThreadPool* pool,
+                   int max_threads);
+
+}  // namespace aiov

@@ -1,0 +1,115 @@
+// aiov.Attention: softmax(scale * Q K^T + mask) V for every (batch, head), made by the graph
+// optimizer from the MatMul -> scale -> Add(mask) -> Softmax -> MatMul chain of a transformer
+// layer. Q, K and V come as [batch, seq, heads, head_size] (the Reshape before the usual
+// [0, 2, 1, 3] transposes) and the result is written in that layout too, so the four
+// transposes, the scaled and masked score tensors and the softmax pass disappear: each
+// (batch, head) task keeps its seq x seq scores in a cache-resident scratch.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "executor/executor.hpp"
+#include "kernels/dispatch.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/scalar.hpp"
+#include "plan/registry.hpp"
+
+namespace aiov {
+namespace {
+
+std::vector<PortInfo> infer_attention(const InferContext& c) {
+  for (size_t i = 0; i < 3; ++i) {
+    if (c.in[i].type != ElementType::f32) throw InputError(c.node.describe() + ": expected f32 Q, K and V");
+    if (c.in[i].shape.rank_known && c.in[i].shape.rank() != 4)
+      throw InputError(c.node.describe() + ": Q, K and V must be [batch, seq, heads, head_size], got " +
+                       c.in[i].shape.str());
+  }
+  const PartialShape& q = c.in[0].shape;
+  const PartialShape& v = c.in[2].shape;
+  if (!q.rank_known || !v.rank_known) return {PortInfo{ElementType::f32, PartialShape::dynamic_rank()}};
+  return {PortInfo{ElementType::f32, PartialShape(Dims{q.dims[0], q.dims[1], q.dims[2], v.dims[3]})}};
+}
+
+// Row-wise softmax of s[0:n] in place, after adding mask[0:n] (mask may be null).
+AIOV_MULTIVERSION
+void masked_softmax_row(float* __restrict s, const float* __restrict mask, int64_t n) {
+  if (mask)
+    for (int64_t j = 0; j < n; ++j) s[j] += mask[j];
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) mx = s[j] > mx ? s[j] : mx;
+  float sum = 0.0f;
+  for (int64_t j = 0; j < n; ++j) {
+    s[j] = fast_exp(s[j] - mx);
+    sum += s[j];
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t j = 0; j < n; ++j) s[j] *= inv;
+}
+
+KernelFn prepare_attention(const PrepareContext& ctx) {
+  const Dims& q = ctx.in[0].shape;
+  const Dims& k = ctx.in[1].shape;
+  const Dims& v = ctx.in[2].shape;
+  const int64_t B = q[0], Sq = q[1], H = q[2], D = q[3], Sk = k[1], Dv = v[3];
+  if (k[0] != B || v[0] != B || k[2] != H || v[2] != H || k[3] != D || v[1] != Sk)
+    throw InputError(ctx.node.describe() + ": Q " + dims_str(q) + ", K " + dims_str(k) + " and V " + dims_str(v) +
+                     " do not agree");
+  const float scale = (float)ctx.node.attr_float("scale", 1.0);
+  // The mask broadcasts to [B, H, Sq, Sk]: a stride of 0 along each dim where it has size 1.
+  bool has_mask = ctx.in.size() > 3;
+  int64_t mstride[4] = {0, 0, 0, 0};
+  if (has_mask) {
+    Dims m = ctx.in[3].shape;
+    if (m.size() > 4) throw InputError(ctx.node.describe() + ": mask rank above 4");
+    m.insert(m.begin(), 4 - m.size(), 1);
+    const int64_t full[4] = {B, H, Sq, Sk};
+    int64_t st = 1;
+    for (int d = 3; d >= 0; --d) {
+      if (m[d] != 1 && m[d] != full[d])
+        throw InputError(ctx.node.describe() + ": mask " + dims_str(ctx.in[3].shape) + " does not broadcast to " +
+                         dims_str(Dims{B, H, Sq, Sk}));
+      mstride[d] = m[d] == 1 ? 0 : st;
+      st *= m[d];
+    }
+  }
+  return [=](const KernelArgs& a) {
+    const float* Q = a.in[0]->as<float>();
+    const float* K = a.in[1]->as<float>();
+    const float* V = a.in[2]->as<float>();
+    const float* M = has_mask ? a.in[3]->as<float>() : nullptr;
+    float* O = a.out[0]->as<float>();
+    auto run = [&](int64_t t0, int64_t t1) {
+      thread_local std::vector<float> scores;
+      scores.resize((size_t)(Sq * Sk));
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t b = t / H, h = t % H;
+        const float* qh = Q + (b * Sq * H + h) * D;
+        const float* kh = K + (b * Sk * H + h) * D;
+        const float* vh = V + (b * Sk * H + h) * Dv;
+        sgemm(false, true, Sq, Sk, D, scale, qh, H * D, kh, H * D, 0.0f, scores.data(), Sk, nullptr);
+        for (int64_t i = 0; i < Sq; ++i) {
+          const float* mrow = M ? M + b * mstride[0] + h * mstride[1] + i * mstride[2] : nullptr;
+          if (mrow && mstride[3] == 0) {  // one mask value for the whole row
+            const float add = mrow[0];
+            float* row = scores.data() + i * Sk;
+            for (int64_t j = 0; j < Sk; ++j) row[j] += add;
+            mrow = nullptr;
+          }
+          masked_softmax_row(scores.data() + i * Sk, mrow, Sk);
+        }
+        sgemm(false, false, Sq, Dv, Sk, 1.0f, scores.data(), Sk, vh, H * Dv, 0.0f, O + (b * Sq * H + h) * Dv, H * Dv,
+              nullptr);
+      }
+    };
+    if (a.ctx->pool && B * H > 1) a.ctx->pool->parallel_for(B * H, 1, run, a.ctx->max_threads);
+    else run(0, B * H);
+  };
+}
+
+}  // namespace
+
+void register_attention_ops(OpRegistry& r) {
+  r.add(OpDef{"aiov.Attention", 3, 4, infer_attention, prepare_attention});
+}
+
+}  // namespace aiov

@@ -1,0 +1,163 @@
+// aiov.FusedConv: a 2-D convolution on NHWC data with its bias, an optional residual and an
+// activation applied as the output is written. The graph optimizer makes it from
+// Convolution (+ BatchNorm, bias, scale) and runs whole convolution regions in NHWC, where
+// channels are contiguous: a 1x1 convolution is one GEMM on the input as it lies, larger
+// windows feed the GEMM rows made on demand (implicit im2col), depthwise has its own loop.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "executor/executor.hpp"
+#include "kernels/epilogue.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/nhwc_window.hpp"
+#include "ops/window.hpp"
+#include "plan/registry.hpp"
+
+namespace aiov {
+namespace {
+
+std::vector<PortInfo> infer_fused_conv(const InferContext& c) {
+  expect_type_match(c.node, c.in[0], c.in[1]);
+  if (layout_of(c.node) != Layout::nhwc) throw InputError(c.node.describe() + ": only the nhwc layout");
+  PartialShape y = conv_output_shape(c.node, c.in[0].shape, c.in[1].shape);
+  if (y.rank_known && y.rank() != 4) throw InputError(c.node.describe() + ": only 2-D convolutions");
+  const PartialShape& b = c.in[2].shape;
+  if (b.rank_known && c.in[1].shape.rank_known && (b.rank() != 1 || b.dims[0] != c.in[1].shape.dims[0]))
+    throw InputError(c.node.describe() + ": bias must have one value per output channel, got " + b.str());
+  if (c.in.size() > 3 && c.in[3].shape.is_static() && y.is_static() && c.in[3].shape.dims != y.dims)
+    throw InputError(c.node.describe() + ": residual must be " + y.str() + ", got " + c.in[3].shape.str());
+  return {PortInfo{c.in[0].type, y}};
+}
+
+// Rows of the im2col matrix of one group, made on demand: row m is output pixel m
+// (n, oy, ox); column k is (ky, kx, c) with c fastest, matching the packed weights.
+class ConvRows final : public RowSource {
+ public:
+  ConvRows(const Window2d& g, int64_t cg, int64_t c0, const float* x) : g_(g), cg_(cg), c0_(c0), x_(x) {}
+
+  void rows(int64_t m0, int64_t count, int64_t k0, int64_t kc, float* dst) const override {
+    const int64_t ohw = g_.OH * g_.OW;
+    // With one group and no dilation, one kernel row (kw pixels x C channels) is a single
+    // contiguous run of the input whenever it lies inside the image.
+    const bool row_runs = cg_ == g_.C && g_.dw == 1;
+    const int64_t run = g_.kw * g_.C;
+    for (int64_t r = 0; r < count; ++r) {
+      const int64_t m = m0 + r, n = m / ohw, p = m % ohw;
+      const int64_t iy0 = (p / g_.OW) * g_.sh - g_.ph, ix0 = (p % g_.OW) * g_.sw - g_.pw;
+      const float* img = x_ + n * g_.H * g_.W * g_.C + c0_;
+      float* d = dst + r * kc;
+      int64_t k = k0;
+      const int64_t end = k0 + kc;
+      while (k < end) {
+        if (row_runs) {
+          const int64_t ky = k / run, q = k % run, len = std::min(run - q, end - k);
+          const int64_t iy = iy0 + ky * g_.dh;
+          if (iy < 0 || iy >= g_.H) {
+            std::memset(d, 0, len * sizeof(float));
+          } else if (ix0 >= 0 && ix0 + g_.kw <= g_.W) {
+            std::memcpy(d, img + (iy * g_.W + ix0) * g_.C + q, len * sizeof(float));
+          } else {
+            for (int64_t done = 0; done < len;) {
+              const int64_t kx = (q + done) / g_.C, c = (q + done) % g_.C, l = std::min(g_.C - c, len - done);
+              const int64_t ix = ix0 + kx;
+              if (ix < 0 || ix >= g_.W) std::memset(d + done, 0, l * sizeof(float));
+              else std::memcpy(d + done, img + (iy * g_.W + ix) * g_.C + c, l * sizeof(float));
+              done += l;
+            }
+          }
+          d += len;
+          k += len;
+          continue;
+        }
+        const int64_t tap = k / cg_, c = k % cg_, len = std::min(cg_ - c, end - k);
+        const int64_t iy = iy0 + (tap / g_.kw) * g_.dh, ix = ix0 + (tap % g_.kw) * g_.dw;
+        if (iy < 0 || iy >= g_.H || ix < 0 || ix >= g_.W) std::memset(d, 0, len * sizeof(float));
+        else std::memcpy(d, img + (iy * g_.W + ix) * g_.C + c, len * sizeof(float));
+        d += len;
+        k += len;
+      }
+    }
+  }
+
+ private:
+  Window2d g_;
+  int64_t cg_, c0_;
+  const float* x_;
+};
+
+KernelFn prepare_fused_conv(const PrepareContext& ctx) {
+  const Node& node = ctx.node;
+  if (ctx.in[0].type != ElementType::f32 || !ctx.in[1].data)
+    throw NotSupported(node.describe() + ": needs f32 data and constant filters");
+  const Dims& xs = ctx.in[0].shape;  // N H W C
+  const Dims& fs = ctx.in[1].shape;  // O Cg kh kw
+  const Dims& ys = ctx.out[0].shape;
+  const int64_t group = node.attr_int("group", 1);
+  Window w = make_window(node, {xs[1], xs[2]}, {fs[2], fs[3]}, false);
+  Window2d g{xs[0], xs[1], xs[2], xs[3], ys[1], ys[2], fs[2], fs[3], w.stride[0], w.stride[1],
+             w.dilation[0], w.dilation[1], w.pad_begin[0], w.pad_begin[1]};
+  const int64_t O = fs[0], Cg = fs[1], Og = O / group, taps = g.kh * g.kw, K = taps * Cg;
+  const int64_t M = g.N * g.OH * g.OW;
+  const Activation act = fused_activation(node);
+  const bool has_residual = ctx.in.size() > 3;
+  const float* filters = static_cast<const float*>(ctx.in[1].data);
+
+  if (Cg == 1 && Og == 1 && group == g.C) {
+    // Depthwise: filters as [taps, C] so the channel loop is contiguous.
+    auto wd = std::make_shared<std::vector<float>>(taps * g.C);
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t t = 0; t < taps; ++t) (*wd)[t * g.C + c] = filters[c * taps + t];
+    return [g, wd, act, has_residual](const KernelArgs& a) {
+      Epilogue e;
+      e.bias = a.in[2]->as<float>();
+      if (has_residual) {
+        e.residual = a.in[3]->as<float>();
+        e.ld_residual = g.C;
+      }
+      e.act = act;
+      depthwise_conv_nhwc(g, a.in[0]->as<float>(), wd->data(), e, a.out[0]->as<float>(), a.ctx->pool,
+                          a.ctx->max_threads);
+    };
+  }
+
+  // Dense (per group): weights as B [K, Og] with K ordered (ky, kx, c), packed once.
+  std::vector<std::shared_ptr<PackedB>> packed;
+  std::vector<float> wt((size_t)(Og * K));
+  for (int64_t gi = 0; gi < group; ++gi) {
+    for (int64_t o = 0; o < Og; ++o)
+      for (int64_t c = 0; c < Cg; ++c)
+        for (int64_t t = 0; t < taps; ++t) wt[o * K + t * Cg + c] = filters[((gi * Og + o) * Cg + c) * taps + t];
+    packed.push_back(std::make_shared<PackedB>(true, K, Og, wt.data(), K));
+  }
+  const bool direct = taps == 1 && group == 1 && g.sh == 1 && g.sw == 1 && w.pad_begin[0] == 0 &&
+                      w.pad_begin[1] == 0 && w.pad_end[0] == 0 && w.pad_end[1] == 0;
+  return [g, packed, act, has_residual, direct, O, Cg, Og, M](const KernelArgs& a) {
+    const float* x = a.in[0]->as<float>();
+    float* y = a.out[0]->as<float>();
+    for (size_t gi = 0; gi < packed.size(); ++gi) {
+      Epilogue e;
+      e.bias = a.in[2]->as<float>() + gi * Og;
+      if (has_residual) {
+        e.residual = a.in[3]->as<float>() + gi * Og;
+        e.ld_residual = O;
+      }
+      e.act = act;
+      if (direct) {
+        sgemm_packed(false, M, x, g.C, *packed[gi], e, y + gi * Og, O, a.ctx->pool, a.ctx->max_threads);
+      } else {
+        ConvRows rows(g, Cg, (int64_t)gi * Cg, x);
+        sgemm_packed(M, rows, *packed[gi], e, y + gi * Og, O, a.ctx->pool, a.ctx->max_threads);
+      }
+    }
+  };
+}
+
+}  // namespace
+
+void register_fused_conv_ops(OpRegistry& r) {
+  r.add(OpDef{"aiov.FusedConv", 3, 4, infer_fused_conv, prepare_fused_conv});
+}
+
+}  // namespace aiov

@@ -1,0 +1,134 @@
+#include "ops/window.hpp"
+
+#include <algorithm>
+#include <string>
+
+namespace aiov {
+namespace {
+
+int64_t window_out(const Node& n, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe, bool ceil_mode) {
+  int64_t span = in + pb + pe - d * (k - 1) - 1;
+  if (span < 0)
+    throw InputError(n.describe() + ": the window (" + std::to_string(d * (k - 1) + 1) + ") is larger than the padded input (" +
+                     std::to_string(in + pb + pe) + ")");
+  int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+  if (ceil_mode && (out - 1) * s >= in + pb) --out;  // the last window must start inside
+  return out;
+}
+
+}  // namespace
+
+Window make_window(const Node& n, const std::vector<int64_t>& in, const std::vector<int64_t>& kernel, bool ceil_mode) {
+  size_t r = in.size();
+  Window w;
+  w.in = in;
+  w.kernel = kernel;
+  w.stride = n.attr_ints("strides", std::vector<int64_t>(r, 1));
+  w.dilation = n.attr_ints("dilations", std::vector<int64_t>(r, 1));
+  w.pad_begin = n.attr_ints("pads_begin", std::vector<int64_t>(r, 0));
+  w.pad_end = n.attr_ints("pads_end", std::vector<int64_t>(r, 0));
+  for (auto* v : {&w.stride, &w.dilation, &w.pad_begin, &w.pad_end, &w.kernel})
+    if (v->size() != r)
+      throw InputError(n.describe() + ": strides, dilations, pads and kernel need " + std::to_string(r) + " entries");
+  for (size_t i = 0; i < r; ++i)
+    if (w.stride[i] < 1 || w.dilation[i] < 1 || w.kernel[i] < 1)
+      throw InputError(n.describe() + ": strides, dilations and kernel sizes must be >= 1");
+  std::string pad = n.attr_str("auto_pad", "explicit");
+  for (size_t i = 0; i < r; ++i) {
+    if (pad == "same_upper" || pad == "same_lower") {
+      int64_t out = (in[i] + w.stride[i] - 1) / w.stride[i];
+      int64_t total = std::max<int64_t>(0, (out - 1) * w.stride[i] + w.dilation[i] * (kernel[i] - 1) + 1 - in[i]);
+      w.pad_begin[i] = pad == "same_upper" ? total / 2 : total - total / 2;
+      w.pad_end[i] = total - w.pad_begin[i];
+    } else if (pad == "valid") {
+      w.pad_begin[i] = w.pad_end[i] = 0;
+    } else if (pad != "explicit" && pad != "notset") {
+      throw InputError(n.describe() + ": unknown auto_pad '" + pad + "'");
+    }
+    w.out.push_back(window_out(n, in[i], kernel[i], w.stride[i], w.dilation[i], w.pad_begin[i], w.pad_end[i], ceil_mode));
+  }
+  return w;
+}
+
+Window to_3d(Window w) {
+  while (w.in.size() < 3) {
+    w.in.insert(w.in.begin(), 1);
+    w.out.insert(w.out.begin(), 1);
+    w.kernel.insert(w.kernel.begin(), 1);
+    w.stride.insert(w.stride.begin(), 1);
+    w.dilation.insert(w.dilation.begin(), 1);
+    w.pad_begin.insert(w.pad_begin.begin(), 0);
+    w.pad_end.insert(w.pad_end.begin(), 0);
+  }
+  return w;
+}
+
+Layout layout_of(const Node& n) {
+  std::string l = n.attr_str("layout", "nchw");
+  if (l == "nchw") return Layout::nchw;
+  if (l == "nhwc") return Layout::nhwc;
+  throw InputError(n.describe() + ": unknown layout '" + l + "'");
+}
+
+Dims to_channels_first(const Dims& d, Layout layout) {
+  if (layout == Layout::nchw || d.size() < 3) return d;
+  Dims r{d[0], d.back()};
+  r.insert(r.end(), d.begin() + 1, d.end() - 1);
+  return r;
+}
+
+Dims from_channels_first(const Dims& d, Layout layout) {
+  if (layout == Layout::nchw || d.size() < 3) return d;
+  Dims r{d[0]};
+  r.insert(r.end(), d.begin() + 2, d.end());
+  r.push_back(d[1]);
+  return r;
+}
+
+PartialShape conv_output_shape(const Node& n, const PartialShape& xs, const PartialShape& f) {
+  if (!xs.rank_known || !f.rank_known) return PartialShape::dynamic_rank();
+  const Layout layout = layout_of(n);
+  const PartialShape x(to_channels_first(xs.dims, layout));
+  if (x.rank() != f.rank() || x.rank() < 3 || x.rank() > 5)
+    throw InputError(n.describe() + ": expected NCW/NCHW/NCDHW data and filters of the same rank, got " + xs.str() +
+                     " and " + f.str());
+  int64_t group = n.attr_int("group", 1);
+  if (group < 1) throw InputError(n.describe() + ": group must be >= 1");
+  int64_t C = x.dims[1], O = f.dims[0], Cg = f.dims[1];
+  if (C >= 0 && Cg >= 0 && C != Cg * group)
+    throw InputError(n.describe() + ": data has " + std::to_string(C) + " channels but filters " + f.str() +
+                     " with group " + std::to_string(group) + " expect " + std::to_string(Cg * group));
+  if (O >= 0 && O % group)
+    throw InputError(n.describe() + ": " + std::to_string(O) + " output channels do not split into " +
+                     std::to_string(group) + " groups");
+  Dims out{x.dims[0], O};
+  std::vector<int64_t> in(x.dims.begin() + 2, x.dims.end()), k(f.dims.begin() + 2, f.dims.end());
+  bool known = std::all_of(in.begin(), in.end(), [](int64_t d) { return d >= 0; }) &&
+               std::all_of(k.begin(), k.end(), [](int64_t d) { return d >= 0; });
+  if (!known) {
+    out.resize(x.dims.size(), kDynamic);
+  } else {
+    Window w = make_window(n, in, k, false);
+    out.insert(out.end(), w.out.begin(), w.out.end());
+  }
+  return PartialShape(from_channels_first(out, layout));
+}
+
+PartialShape pool_output_shape(const Node& n, const PartialShape& xs) {
+  if (!xs.rank_known) return PartialShape::dynamic_rank();
+  const Layout layout = layout_of(n);
+  const PartialShape x(to_channels_first(xs.dims, layout));
+  if (x.rank() < 3 || x.rank() > 5)
+    throw InputError(n.describe() + ": expected NCW, NCHW or NCDHW data, got " + xs.str());
+  std::vector<int64_t> in(x.dims.begin() + 2, x.dims.end());
+  Dims out{x.dims[0], x.dims[1]};
+  if (std::any_of(in.begin(), in.end(), [](int64_t d) { return d < 0; })) {
+    out.resize(x.dims.size(), kDynamic);
+  } else {
+    Window w = make_window(n, in, n.attr_ints("kernel", {}), n.attr_str("rounding_type", "floor") == "ceil");
+    out.insert(out.end(), w.out.begin(), w.out.end());
+  }
+  return PartialShape(from_channels_first(out, layout));
+}
+
+}  // namespace aiov

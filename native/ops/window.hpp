@@ -1,0 +1,34 @@
+// Sliding-window geometry (strides, dilations, pads, auto_pad) shared by convolution and
+// pooling, in every layout: the one place these shape rules live.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "plan/graph.hpp"
+
+namespace aiov {
+
+struct Window {
+  std::vector<int64_t> in, out, kernel, stride, dilation, pad_begin, pad_end;
+};
+
+// Resolves the node's strides/dilations/pads/auto_pad for spatial input dims `in`.
+Window make_window(const Node& n, const std::vector<int64_t>& in, const std::vector<int64_t>& kernel, bool ceil_mode);
+
+// Every spatial kernel works on 3 spatial dims; 1-D and 2-D windows get leading unit dims.
+Window to_3d(Window w);
+
+// Data layouts of image tensors. Models are NCHW; the optimizer runs convolution regions in
+// NHWC, where channels are contiguous for the GEMM and the vector loops.
+enum class Layout { nchw, nhwc };
+Layout layout_of(const Node& n);  // the node's "layout" attribute (default nchw)
+// [N, C, spatial...] <-> [N, spatial..., C]
+Dims to_channels_first(const Dims& d, Layout layout);
+Dims from_channels_first(const Dims& d, Layout layout);
+
+// Output shapes (in the node's layout) of a convolution with filters f [O, C/group, k...]
+// and of a pooling window; dims stay dynamic where inputs are.
+PartialShape conv_output_shape(const Node& n, const PartialShape& x, const PartialShape& f);
+PartialShape pool_output_shape(const Node& n, const PartialShape& x);
+
+}  // namespace aiov

@@ -1,0 +1,590 @@
+#include "plan/optimize.hpp"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "plan/registry.hpp"
+
+namespace aiov {
+namespace {
+
+constexpr size_t kMaxFoldedBytes = size_t{64} << 20;  // larger results stay computed per plan
+
+bool same(const Value& a, const Value& b) { return a.node == b.node && a.index == b.index; }
+
+const Node* const_of(const Value& v) { return v.node->op == "Constant" ? v.node.get() : nullptr; }
+
+NodePtr i64_constant(const std::vector<int64_t>& values, const std::string& name) {
+  return make_constant(ElementType::i64, Dims{(int64_t)values.size()}, values.data(), values.size() * 8, name);
+}
+
+NodePtr f32_constant(const Dims& shape, const std::vector<float>& values, const std::string& name) {
+  return make_constant(ElementType::f32, shape, values.data(), values.size() * 4, name);
+}
+
+std::vector<float> floats_of(const Node& c) {
+  const float* p = static_cast<const float*>(c.constant->data());
+  return std::vector<float>(p, p + numel(c.outputs[0].shape.dims));
+}
+
+bool scalar_near(const Value& v, double want) {
+  const Node* c = const_of(v);
+  if (!c || c->outputs[0].type != ElementType::f32 || numel(c->outputs[0].shape.dims) != 1) return false;
+  double got = *static_cast<const float*>(c->constant->data());
+  return std::fabs(got - want) <= 1e-4 * std::fabs(want);
+}
+
+// Values of a constant that, broadcast (numpy rules) against a tensor of rank `rank`, vary
+// only along `axis` (size `channels`) and do not grow the tensor: one value per channel.
+bool channel_vector(const Value& v, int rank, int axis, int64_t channels, std::vector<float>& out) {
+  const Node* c = const_of(v);
+  if (!c || c->outputs[0].type != ElementType::f32 || channels < 0) return false;
+  const Dims& d = c->outputs[0].shape.dims;
+  if ((int)d.size() > rank) return false;
+  const int offset = rank - (int)d.size();
+  int64_t along = 1;
+  for (int i = 0; i < (int)d.size(); ++i) {
+    if (i + offset == axis) along = d[i];
+    else if (d[i] != 1) return false;
+  }
+  if (along != 1 && along != channels) return false;
+  std::vector<float> vals = floats_of(*c);
+  out.assign(channels, vals[0]);
+  if (along == channels) out = vals;
+  return true;
+}
+
+bool numpy_broadcast(const Node& n) { return n.attr_str("auto_broadcast", "numpy") == "numpy"; }
+
+// Perm of a Transpose with a constant order, else empty.
+std::vector<int64_t> transpose_perm(const Node& n) {
+  if (n.op != "Transpose") return {};
+  const Node* p = const_of(n.inputs[1]);
+  if (!p || p->outputs[0].type != ElementType::i64) return {};
+  const int64_t* d = static_cast<const int64_t*>(p->constant->data());
+  return std::vector<int64_t>(d, d + numel(p->outputs[0].shape.dims));
+}
+
+const std::vector<int64_t> kToNhwc{0, 2, 3, 1};
+const std::vector<int64_t> kToNchw{0, 3, 1, 2};
+
+bool is_to_nchw(const Value& v) { return transpose_perm(*v.node) == kToNchw; }
+
+const std::unordered_set<std::string> kLayoutBlindUnary{
+    "Relu", "Clamp", "Sigmoid", "Tanh", "HSwish", "HSigmoid", "Gelu", "Elu", "LeakyRelu", "Exp", "Abs",
+    "Negative", "Sqrt", "Erf", "HardSigmoid", "SoftPlus", "Floor", "Ceiling", "Round", "Sign", "Log", "Reciprocal"};
+const std::unordered_set<std::string> kLayoutBlindBinary{"Add", "Subtract", "Multiply", "Divide", "Maximum",
+                                                         "Minimum"};
+
+class Rewriter {
+ public:
+  explicit Rewriter(const Graph& src) { clone(src); }
+
+  Graph run() {
+    fold_constants();
+    recognise_gelu();
+    convolutions_to_nhwc();
+    sink_layout_changes();
+    fuse_attention();
+    fuse_matmul_bias();
+    fuse_epilogues();
+    return g_;
+  }
+
+ private:
+  Graph g_;
+  std::vector<NodePtr> order_;
+  std::unordered_map<const Node*, std::vector<Node*>> users_;  // consumer per input slot
+  std::unordered_map<const Node*, int> output_refs_;           // graph outputs per node
+
+  void clone(const Graph& src) {
+    std::unordered_map<const Node*, NodePtr> copy;
+    for (const NodePtr& n : src.topological_order()) {
+      auto c = std::make_shared<Node>(*n);
+      for (Value& in : c->inputs) in.node = copy.at(in.node.get());
+      copy[n.get()] = c;
+    }
+    for (const NodePtr& p : src.parameters) {
+      auto it = copy.find(p.get());
+      g_.parameters.push_back(it != copy.end() ? it->second : p);
+    }
+    for (const Value& o : src.outputs) g_.outputs.push_back(Value{copy.at(o.node.get()), o.index});
+    refresh();
+  }
+
+  void refresh() {
+    order_ = g_.topological_order();
+    users_.clear();
+    output_refs_.clear();
+    for (const NodePtr& n : order_)
+      for (const Value& in : n->inputs) users_[in.node.get()].push_back(n.get());
+    for (const Value& o : g_.outputs) ++output_refs_[o.node.get()];
+  }
+
+  // The single consumer of node n's outputs, if there is exactly one use and it is not a
+  // graph output (only then may n's result disappear into a fused op).
+  Node* sole_user(const Node& n) const {
+    auto it = users_.find(&n);
+    if (it == users_.end() || it->second.size() != 1 || output_refs_.count(&n)) return nullptr;
+    return it->second[0];
+  }
+
+  NodePtr shared(Node* n) const { return n->shared_from_this(); }
+
+  void replace(const Value& from, const Value& to) {
+    for (const NodePtr& n : order_)
+      for (Value& in : n->inputs)
+        if (same(in, from)) in = to;
+    for (Value& o : g_.outputs)
+      if (same(o, from)) o = to;
+  }
+
+  // ---- constants ------------------------------------------------------------------------
+
+  void fold_constants() {
+    const OpRegistry& reg = OpRegistry::instance();
+    for (const NodePtr& n : order_) {
+      if (n->op == "Parameter" || n->op == "Constant" || n->inputs.empty()) continue;
+      bool all_const = true;
+      for (const Value& in : n->inputs) all_const = all_const && const_of(in);
+      if (!all_const) continue;
+      try {
+        const OpDef& def = reg.get(n->op);
+        std::vector<TensorView> ins(n->inputs.size());
+        InferContext ictx{*n, {}, {}};
+        for (size_t i = 0; i < ins.size(); ++i) {
+          const Node& c = *n->inputs[i].node;
+          ins[i] = TensorView{c.constant->data(), c.outputs[0].type, c.outputs[0].shape.dims};
+          ictx.in.push_back(c.outputs[0]);
+        }
+        for (auto& t : ins) ictx.in_value.push_back(&t);
+        std::vector<PortInfo> outs = def.infer(ictx);
+        PrepareContext pctx{*n, ins, {}};
+        std::vector<BufferPtr> bufs;
+        size_t total = 0;
+        bool static_shapes = true;
+        for (const PortInfo& o : outs) {
+          static_shapes = static_shapes && o.shape.is_static();
+          if (static_shapes) total += byte_size(o.type, numel(o.shape.dims));
+        }
+        if (!static_shapes || total > kMaxFoldedBytes) continue;
+        for (const PortInfo& o : outs) {
+          bufs.push_back(std::make_shared<Buffer>(byte_size(o.type, numel(o.shape.dims))));
+          pctx.out.push_back(TensorView{bufs.back()->data(), o.type, o.shape.dims});
+        }
+        if (def.aliases_input0) {
+          std::memcpy(pctx.out[0].data, ins[0].data, pctx.out[0].bytes());
+        } else {
+          std::vector<const TensorView*> ip, op;
+          for (auto& t : pctx.in) ip.push_back(&t);
+          for (auto& t : pctx.out) op.push_back(&t);
+          ExecContext ectx;
+          KernelFn fn = def.prepare(pctx);
+          fn(KernelArgs{ip.data(), op.data(), &ectx});
+        }
+        for (size_t o = 0; o < outs.size(); ++o) {
+          NodePtr c = make_constant(outs[o].type, outs[o].shape.dims, pctx.out[o].data, pctx.out[o].bytes(), n->name);
+          c->output_names = {n->output_names.size() > o ? n->output_names[o] : std::vector<std::string>{}};
+          replace(Value{n, (int)o}, Value{c, 0});
+        }
+      } catch (const std::exception&) {
+        // Left to the planner, which reports the error with the model's real input shapes.
+      }
+    }
+    refresh();
+  }
+
+  // ---- Gelu -------------------------------------------------------------------------------
+
+  // x * 0.5 * (1 + erf(x / sqrt(2))) in the two shapes exporters write it.
+  void recognise_gelu() {
+    bool changed = false;
+    for (const NodePtr& e : order_) {
+      if (e->op != "Erf") continue;
+      const Node& scaled = *e->inputs[0].node;
+      Value x;
+      if (scaled.op == "Divide" && scalar_near(scaled.inputs[1], std::sqrt(2.0))) x = scaled.inputs[0];
+      else if (scaled.op == "Multiply" && scalar_near(scaled.inputs[1], std::sqrt(0.5))) x = scaled.inputs[0];
+      else if (scaled.op == "Multiply" && scalar_near(scaled.inputs[0], std::sqrt(0.5))) x = scaled.inputs[1];
+      else continue;
+      Node* plus = sole_user(*e);
+      if (!plus || plus->op != "Add") continue;
+      const Value& one = same(plus->inputs[0], Value{e, 0}) ? plus->inputs[1] : plus->inputs[0];
+      if (!scalar_near(one, 1.0)) continue;
+      Node* prod = sole_user(*plus);
+      if (!prod || prod->op != "Multiply") continue;
+      const Value& other = prod->inputs[0].node.get() == plus ? prod->inputs[1] : prod->inputs[0];
+      Value result;
+      if (same(other, x)) {  // (x * (1 + erf)) * 0.5
+        Node* half = sole_user(*prod);
+        if (!half || half->op != "Multiply") continue;
+        const Value& h = half->inputs[0].node.get() == prod ? half->inputs[1] : half->inputs[0];
+        if (!scalar_near(h, 0.5)) continue;
+        result = Value{shared(half), 0};
+      } else {  // (x * 0.5) * (1 + erf)
+        const Node& xh = *other.node;
+        if (xh.op != "Multiply") continue;
+        bool ok = (same(xh.inputs[0], x) && scalar_near(xh.inputs[1], 0.5)) ||
+                  (same(xh.inputs[1], x) && scalar_near(xh.inputs[0], 0.5));
+        if (!ok) continue;
+        result = Value{shared(prod), 0};
+      }
+      if (result.node->outputs[0].shape.dims != x.node->outputs[x.index].shape.dims) continue;
+      NodePtr gelu = make_node("Gelu", {x}, Attrs{{"approximation_mode", std::string("ERF")}}, e->name);
+      replace(result, Value{gelu, 0});
+      changed = true;
+    }
+    if (changed) refresh();
+  }
+
+  // ---- convolutions ---------------------------------------------------------------------
+
+  void convolutions_to_nhwc() {
+    bool changed = false;
+    for (const NodePtr& conv : order_) {
+      if (conv->op != "Convolution") continue;
+      const Node* filters = const_of(conv->inputs[1]);
+      const PortInfo& xi = conv->inputs[0].node->outputs[conv->inputs[0].index];
+      if (!filters || xi.type != ElementType::f32 || !xi.shape.rank_known || xi.shape.rank() != 4 ||
+          conv->attr_str("layout", "nchw") != "nchw")
+        continue;
+      const Dims fdims = filters->outputs[0].shape.dims;
+      const int64_t O = fdims[0], per_out = numel(fdims) / std::max<int64_t>(O, 1);
+      std::vector<float> scale(O, 1.0f), bias(O, 0.0f), vec;
+      // Per-channel ops right after the convolution fold into its filters and bias.
+      Node* last = conv.get();
+      for (Node* u = sole_user(*last); u; u = sole_user(*last)) {
+        const bool first_in = u->inputs[0].node.get() == last;
+        const Value& other = u->inputs.size() > 1 ? u->inputs[first_in ? 1 : 0] : u->inputs[0];
+        if (u->op == "BatchNormInference" && first_in) {
+          std::vector<float> p[4];
+          bool ok = true;
+          for (int i = 0; i < 4; ++i) ok = ok && channel_vector(u->inputs[i + 1], 1, 0, O, p[i]);
+          if (!ok) break;
+          const double eps = u->attr_float("epsilon", 1e-5);
+          for (int64_t o = 0; o < O; ++o) {  // inputs: gamma, beta, mean, variance
+            const float inv = (float)(p[0][o] / std::sqrt((double)p[3][o] + eps));
+            scale[o] *= inv;
+            bias[o] = (bias[o] - p[2][o]) * inv + p[1][o];
+          }
+        } else if (kLayoutBlindBinary.count(u->op) && numpy_broadcast(*u) && channel_vector(other, 4, 1, O, vec)) {
+          if (u->op == "Add") for (int64_t o = 0; o < O; ++o) bias[o] += vec[o];
+          else if (u->op == "Subtract" && first_in) for (int64_t o = 0; o < O; ++o) bias[o] -= vec[o];
+          else if (u->op == "Multiply")
+            for (int64_t o = 0; o < O; ++o) scale[o] *= vec[o], bias[o] *= vec[o];
+          else if (u->op == "Divide" && first_in)
+            for (int64_t o = 0; o < O; ++o) scale[o] /= vec[o], bias[o] /= vec[o];
+          else break;
+        } else {
+          break;
+        }
+        last = u;
+      }
+      std::vector<float> w = floats_of(*filters);
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t i = 0; i < per_out; ++i) w[o * per_out + i] *= scale[o];
+      Attrs attrs = conv->attrs;
+      attrs["layout"] = std::string("nhwc");
+      NodePtr xt = make_node("Transpose", {conv->inputs[0], Value{i64_constant(kToNhwc, ""), 0}}, {}, "");
+      NodePtr fused = make_node("aiov.FusedConv",
+                                {Value{xt, 0}, Value{f32_constant(fdims, w, filters->name), 0},
+                                 Value{f32_constant(Dims{O}, bias, conv->name + "/bias"), 0}},
+                                attrs, conv->name);
+      NodePtr back = make_node("Transpose", {Value{fused, 0}, Value{i64_constant(kToNchw, ""), 0}}, {}, "");
+      replace(Value{shared(last), 0}, Value{back, 0});
+      changed = true;
+    }
+    if (changed) refresh();
+  }
+
+  // Moves NHWC->NCHW transposes down past ops that do not care about the layout, so that a
+  // following NCHW->NHWC transpose meets them and both disappear.
+  void sink_layout_changes() {
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (const NodePtr& u : order_) {
+        if (sink_one(u)) {
+          changed = true;
+          refresh();
+          break;
+        }
+      }
+    }
+  }
+
+  NodePtr to_nchw(const NodePtr& nhwc) {
+    return make_node("Transpose", {Value{nhwc, 0}, Value{i64_constant(kToNchw, ""), 0}}, {}, "");
+  }
+
+  bool sink_one(const NodePtr& u) {
+    int at = -1;
+    for (size_t i = 0; i < u->inputs.size() && at < 0; ++i)
+      if (is_to_nchw(u->inputs[i])) at = (int)i;
+    if (at < 0) return false;
+    const Value y = u->inputs[at].node->inputs[0];  // the NHWC value
+    if (transpose_perm(*u) == kToNhwc) {
+      replace(Value{u, 0}, y);
+      return true;
+    }
+    if (kLayoutBlindUnary.count(u->op) && u->inputs.size() == 1) {
+      NodePtr nu = make_node(u->op, {y}, u->attrs, u->name);
+      replace(Value{u, 0}, Value{to_nchw(nu), 0});
+      return true;
+    }
+    if (kLayoutBlindBinary.count(u->op) && numpy_broadcast(*u)) {
+      const Value& other = u->inputs[1 - at];
+      Value moved;
+      if (is_to_nchw(other)) {
+        moved = other.node->inputs[0];
+      } else if (const Node* c = const_of(other)) {
+        Dims d = c->outputs[0].shape.dims;
+        if (d.size() > 4) return false;
+        d.insert(d.begin(), 4 - d.size(), 1);
+        moved = Value{permuted_constant(*c, d), 0};
+      } else {
+        return false;
+      }
+      std::vector<Value> ins(2);
+      ins[at] = y;
+      ins[1 - at] = moved;
+      NodePtr nu = make_node(u->op, ins, u->attrs, u->name);
+      replace(Value{u, 0}, Value{to_nchw(nu), 0});
+      return true;
+    }
+    if ((u->op == "MaxPool" || u->op == "AvgPool") && at == 0 && u->outputs.size() == 1 &&
+        u->attr_str("layout", "nchw") == "nchw") {
+      Attrs attrs = u->attrs;
+      attrs["layout"] = std::string("nhwc");
+      NodePtr nu = make_node(u->op, {y}, attrs, u->name);
+      replace(Value{u, 0}, Value{to_nchw(nu), 0});
+      return true;
+    }
+    if ((u->op == "ReduceMean" || u->op == "ReduceMax" || u->op == "ReduceMin" || u->op == "ReduceSum") && at == 0 &&
+        u->inputs.size() == 2) {
+      const Node* axes_node = const_of(u->inputs[1]);
+      if (!axes_node || axes_node->outputs[0].type != ElementType::i64) return false;
+      const int64_t* a = static_cast<const int64_t*>(axes_node->constant->data());
+      const std::vector<int64_t> where{0, 3, 1, 2};  // NCHW axis -> NHWC axis
+      std::vector<int64_t> axes;
+      std::vector<bool> reduced(4, false);
+      for (int64_t i = 0; i < numel(axes_node->outputs[0].shape.dims); ++i) {
+        int64_t ax = a[i] < 0 ? a[i] + 4 : a[i];
+        if (ax < 0 || ax > 3) return false;
+        axes.push_back(where[ax]);
+        reduced[ax] = true;
+      }
+      const bool keep = u->attr_int("keep_dims", 0) != 0;
+      if (!keep) {  // without kept dims the remaining axes must stay in order
+        int64_t prev = -1;
+        for (int ax = 0; ax < 4; ++ax) {
+          if (reduced[ax]) continue;
+          if (where[ax] < prev) return false;
+          prev = where[ax];
+        }
+      }
+      NodePtr nu = make_node(u->op, {y, Value{i64_constant(axes, ""), 0}}, u->attrs, u->name);
+      replace(Value{u, 0}, keep ? Value{to_nchw(nu), 0} : Value{nu, 0});
+      return true;
+    }
+    return false;
+  }
+
+  // A rank-4 constant (dims `d`, already padded) in NHWC order.
+  static NodePtr permuted_constant(const Node& c, const Dims& d) {
+    const size_t esize = byte_size(c.outputs[0].type, 1);
+    const Dims out{d[0], d[2], d[3], d[1]};
+    std::vector<uint8_t> bytes(numel(d) * esize);
+    const uint8_t* src = static_cast<const uint8_t*>(c.constant->data());
+    for (int64_t n = 0; n < d[0]; ++n)
+      for (int64_t ch = 0; ch < d[1]; ++ch)
+        for (int64_t h = 0; h < d[2]; ++h)
+          for (int64_t w = 0; w < d[3]; ++w) {
+            const int64_t s = ((n * d[1] + ch) * d[2] + h) * d[3] + w;
+            const int64_t t = ((n * d[2] + h) * d[3] + w) * d[1] + ch;
+            std::memcpy(&bytes[t * esize], src + s * esize, esize);
+          }
+    return make_constant(c.outputs[0].type, out, bytes.data(), bytes.size(), c.name);
+  }
+
+  // ---- attention --------------------------------------------------------------------------
+
+  // The node behind `v` when it is a Transpose with this order, else null.
+  static const Node* transposed(const Value& v, const std::vector<int64_t>& perm) {
+    return transpose_perm(*v.node) == perm ? v.node.get() : nullptr;
+  }
+
+  // Transpose(MatMul(Softmax(scale * MatMul(Q, K^T) [+ mask]), V), [0, 2, 1, 3]) with Q, K and V
+  // each Transpose([b, s, h, d], [0, 2, 1, 3]) becomes one aiov.Attention on the untransposed
+  // Q, K and V.
+  void fuse_attention() {
+    const std::vector<int64_t> heads{0, 2, 1, 3}, swap_last{0, 1, 3, 2};
+    bool changed = false;
+    for (const NodePtr& pv : order_) {
+      if (pv->op != "MatMul" || pv->attr_int("transpose_a", 0) || pv->attr_int("transpose_b", 0)) continue;
+      Node* out = sole_user(*pv);
+      const Node* vt = transposed(pv->inputs[1], heads);
+      Node* probs = pv->inputs[0].node.get();
+      if (!out || transpose_perm(*out) != heads || !vt || probs->op != "Softmax" || sole_user(*probs) != pv.get())
+        continue;
+      const PartialShape& ps = probs->outputs[0].shape;
+      const int64_t axis = probs->attr_int("axis", 1);  // the Softmax op's default axis is 1
+      if (!ps.rank_known || ps.rank() != 4 || (axis != -1 && axis != 3)) continue;
+      Node* scores = probs->inputs[0].node.get();
+      Node* consumer = probs;  // the node that must be the scores' only user
+      std::vector<Value> mask;
+      if (scores->op == "Add" && numpy_broadcast(*scores) && sole_user(*scores) == probs) {
+        Node* add = scores;
+        for (int side = 0; side < 2 && mask.empty(); ++side) {
+          Node* s = add->inputs[side].node.get();
+          if (s->op == "Divide" || s->op == "Multiply" || s->op == "MatMul") {
+            mask.push_back(add->inputs[1 - side]);
+            scores = s;
+            consumer = add;
+          }
+        }
+        if (mask.empty()) continue;
+        const PortInfo& mi = mask[0].node->outputs[mask[0].index];
+        if (mi.type != ElementType::f32 || !mi.shape.rank_known || mi.shape.rank() > 4) continue;
+      }
+      if (sole_user(*scores) != consumer) continue;
+      double scale = 1.0;
+      Node* qk = scores;
+      if (scores->op == "Divide" || scores->op == "Multiply") {
+        const int c = const_of(scores->inputs[1]) ? 1 : 0;
+        const Node* k = const_of(scores->inputs[c]);
+        if (!k || k->outputs[0].type != ElementType::f32 || numel(k->outputs[0].shape.dims) != 1 ||
+            (scores->op == "Divide" && c == 0))
+          continue;
+        const double value = *static_cast<const float*>(k->constant->data());
+        scale = scores->op == "Divide" ? 1.0 / value : value;
+        qk = scores->inputs[1 - c].node.get();
+        if (sole_user(*qk) != scores) continue;
+      }
+      if (qk->op != "MatMul" || qk->attr_int("transpose_a", 0)) continue;
+      const Node* qt = transposed(qk->inputs[0], heads);
+      const Node* kt = nullptr;
+      if (qk->attr_int("transpose_b", 0)) {
+        kt = transposed(qk->inputs[1], heads);
+      } else if (const Node* kk = transposed(qk->inputs[1], swap_last)) {
+        kt = transposed(kk->inputs[0], heads);
+      } else if (const Node* kd = transposed(qk->inputs[1], std::vector<int64_t>{0, 2, 3, 1})) {
+        // [b, s, h, d] -> [b, h, d, s] in one transpose
+        kt = kd;
+      }
+      if (!qt || !kt) continue;
+      std::vector<Value> ins{qt->inputs[0], kt->inputs[0], vt->inputs[0]};
+      for (const Value& m : mask) ins.push_back(m);
+      NodePtr att;
+      try {
+        att = make_node("aiov.Attention", ins, Attrs{{"scale", scale}}, pv->name);
+      } catch (const std::exception&) {
+        continue;  // shapes that do not fit the fused op: leave the chain as written
+      }
+      replace(Value{shared(out), 0}, Value{att, 0});
+      changed = true;
+    }
+    if (changed) refresh();
+  }
+
+  // ---- matmul and epilogues -------------------------------------------------------------
+
+  void fuse_matmul_bias() {
+    bool changed = false;
+    for (const NodePtr& mm : order_) {
+      if (mm->op != "MatMul" || mm->attr_int("transpose_a", 0)) continue;
+      const Node* w = const_of(mm->inputs[1]);
+      const PortInfo& xi = mm->inputs[0].node->outputs[mm->inputs[0].index];
+      const PartialShape& ys = mm->outputs[0].shape;
+      if (!w || w->outputs[0].type != ElementType::f32 || w->outputs[0].shape.rank() != 2 || !xi.shape.rank_known ||
+          xi.shape.rank() < 2 || !ys.rank_known)
+        continue;
+      Node* add = sole_user(*mm);
+      std::vector<float> bias;
+      if (!add || add->op != "Add" || !numpy_broadcast(*add)) continue;
+      const Value& other = add->inputs[0].node == mm ? add->inputs[1] : add->inputs[0];
+      const int64_t N = ys.dims.back();
+      if (!channel_vector(other, (int)ys.rank(), (int)ys.rank() - 1, N, bias)) continue;
+      Attrs attrs{{"transpose_b", mm->attr_int("transpose_b", 0)}};
+      NodePtr fused = make_node("aiov.FusedMatMul",
+                                {mm->inputs[0], mm->inputs[1], Value{f32_constant(Dims{N}, bias, mm->name + "/bias"), 0}},
+                                attrs, mm->name);
+      replace(Value{shared(add), 0}, Value{fused, 0});
+      changed = true;
+    }
+    if (changed) refresh();
+  }
+
+  static bool activation_of(const Node& u, Attrs& attrs) {
+    std::string act;
+    double alpha = 0, beta = 0;
+    if (u.op == "Relu") act = "relu";
+    else if (u.op == "Sigmoid") act = "sigmoid";
+    else if (u.op == "Tanh") act = "tanh";
+    else if (u.op == "HSwish") act = "hswish";
+    else if (u.op == "Clamp") act = "clamp", alpha = u.attr_float("min", -INFINITY), beta = u.attr_float("max", INFINITY);
+    else if (u.op == "LeakyRelu") act = "leaky_relu", alpha = u.attr_float("alpha", 0.01);
+    else if (u.op == "Gelu") {
+      std::string mode = u.attr_str("approximation_mode", "ERF");
+      act = (mode == "TANH" || mode == "tanh") ? "gelu_tanh" : "gelu_erf";
+    } else {
+      return false;
+    }
+    attrs["act"] = act;
+    attrs["act_alpha"] = alpha;
+    attrs["act_beta"] = beta;
+    return true;
+  }
+
+  void fuse_epilogues() {
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (const NodePtr& f : order_) {
+        if ((f->op != "aiov.FusedConv" && f->op != "aiov.FusedMatMul") || f->attr_str("act", "none") != "none") continue;
+        Node* u = sole_user(*f);
+        if (!u) continue;
+        std::vector<Value> ins = f->inputs;
+        Attrs attrs = f->attrs;
+        if (activation_of(*u, attrs)) {
+          // fused: activation applied last
+        } else if (u->op == "Add" && numpy_broadcast(*u) && ins.size() == 3) {
+          const Value& other = u->inputs[0].node == f ? u->inputs[1] : u->inputs[0];
+          if (same(other, Value{f, 0}) || !same_shape(other, Value{f, 0})) continue;
+          ins.push_back(other);  // the residual
+        } else {
+          continue;
+        }
+        NodePtr nf = make_node(f->op, ins, attrs, f->name);
+        replace(Value{shared(u), 0}, Value{nf, 0});
+        refresh();
+        changed = true;
+        break;
+      }
+    }
+  }
+
+  // Same rank and the same dims wherever known (a residual must match the output exactly;
+  // the fused op checks the concrete shapes again when planned).
+  static bool same_shape(const Value& a, const Value& b) {
+    const PartialShape& x = a.node->outputs[a.index].shape;
+    const PartialShape& y = b.node->outputs[b.index].shape;
+    if (!x.rank_known || !y.rank_known || x.rank() != y.rank()) return false;
+    if (a.node->outputs[a.index].type != ElementType::f32) return false;
+    for (size_t i = 0; i < x.dims.size(); ++i)
+      if (x.dims[i] != y.dims[i]) return false;
+    return true;
+  }
+};
+
+}  // namespace
+
+Graph optimize_graph(const Graph& g) { return Rewriter(g).run(); }
+
+bool graph_optimization_enabled() {
+  const char* env = std::getenv("AIOV_GRAPH_OPT");
+  return !(env && std::strcmp(env, "0") == 0);
+}
+
+}  // namespace aiov

@@ -1,0 +1,22 @@
+// Graph rewrites applied once when a model is compiled, before any plan is built.
+#pragma once
+#include "plan/graph.hpp"
+
+namespace aiov {
+
+// A faster equivalent of `g` made of copies of its nodes (the caller's graph is untouched):
+//  - constant subgraphs folded into constants;
+//  - the erf form of Gelu recognised as one Gelu;
+//  - 2-D convolutions with constant filters become aiov.FusedConv in NHWC, with following
+//    per-channel scale/bias/BatchNorm folded into the filters; layout changes move past
+//    layout-blind ops (activations, elementwise, pooling, reductions) and cancel, so they
+//    remain only at the edges of convolution regions;
+//  - MatMul with constant weights and a bias becomes aiov.FusedMatMul;
+//  - a residual Add and an activation after a fused op are applied as it writes its output.
+// Parameters keep their order and the outputs compute the same values.
+Graph optimize_graph(const Graph& g);
+
+// False when AIOV_GRAPH_OPT=0 (for debugging and for comparing against the plain graph).
+bool graph_optimization_enabled();
+
+}  // namespace aiov
