@@ -21,9 +21,10 @@ class ProfilingInfo:
 
     __slots__ = ("node_name", "node_type", "exec_type", "real_time", "cpu_time", "status")
 
-    def __init__(self, node_name, node_type, ms):
+    def __init__(self, node_name, node_type, ms, exec_type=None):
         from datetime import timedelta
-        self.node_name, self.node_type, self.exec_type = node_name, node_type, "aiov_" + node_type
+        self.node_name, self.node_type = node_name, node_type
+        self.exec_type = exec_type or "aiov_" + node_type
         self.real_time = self.cpu_time = timedelta(milliseconds=ms)
         self.status = "EXECUTED"
 

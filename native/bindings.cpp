@@ -364,8 +364,8 @@ NB_MODULE(_core, m) {
       .def_prop_ro("error_is_input", [](PyRequest& r) { return r.req->error_is_input(); })
       .def_prop_ro("latency_ms", [](PyRequest& r) { return r.req->latency_ms(); })
       .def("profiling", [](PyRequest& r) {
-        std::vector<std::tuple<std::string, std::string, double>> out;
-        for (auto& t : r.req->profiling()) out.emplace_back(t.name, t.type, t.ms);
+        std::vector<std::tuple<std::string, std::string, double, std::string>> out;
+        for (auto& t : r.req->profiling()) out.emplace_back(t.name, t.type, t.ms, t.exec);
         return out;
       });
 }

@@ -253,9 +253,14 @@ void Request::run_plan() {
     const TensorView* const* p = step_ptrs_.data() + step_ptr_begin_[si];
     auto t0 = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     st.fn(KernelArgs{p, p + st.ins.size(), &ctx});
-    if (profile)
-      timings.push_back({st.node->name, st.node->op,
-                         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()});
+    if (profile) {
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      const std::string& op = st.node->op;
+      std::string exec = "aiov_" + (op.rfind("aiov.", 0) == 0 ? op.substr(5) : op);
+      if (!st.ins.empty()) exec += " " + dims_str(p[0]->shape);
+      if (!st.outs.empty()) exec += "->" + dims_str(p[st.ins.size()]->shape);
+      timings.push_back({st.node->name, st.node->op, ms, std::move(exec)});
+    }
   }
   for (const auto& c : plan.output_copies) {
     const TensorView& src = views_[c.first];

@@ -19,6 +19,7 @@ enum class RequestStatus : int { kIdle = 0, kRunning = 1, kOk = 2, kFailed = 3, 
 struct NodeTiming {
   std::string name, type;
   double ms;
+  std::string exec;  // what ran: kernel family and the first input's and output's shapes
 };
 
 class Request : public std::enable_shared_from_this<Request> {
