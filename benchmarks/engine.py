@@ -1,0 +1,282 @@
+"""Engine speed: real-shaped models and raw GEMM, aiov next to ONNX Runtime and OpenVINO
+(printed, never asserted).
+
+Models (built in code by ``tests/model_zoo.py``, seeded weights, nothing downloaded):
+  (a) MLP 784-1024-1024-10 at batch 1 and 64
+  (b) four 3x3 stride-2 convs 3-32-64-128-256 on 1x3x224x224, global pool, 256-10 Gemm
+  (c) ResNet-50 v1.5 on 1x3x224x224
+  (d) MobileNetV2 on 1x3x224x224
+  (e) BERT-style encoder: hidden 384, 12 heads, 6 layers, seq 128, batch 1
+plus GEMM GFLOP/s on 1024^3, 2048^3 and 1x784x1024 (aiov's packed-weight path and numpy).
+
+Every (framework, model) pair runs in a child process of its own, so the peak memory column
+is that framework's alone: the high-water resident set (VmHWM) minus the resident set after
+the imports and the inputs were made, i.e. weights, compiled plans and scratch. Latency is the
+median of ``--repeats`` runs of N sync calls each (N sized to about ``--budget`` seconds)
+after a warm-up. openvino runs with ``INFERENCE_PRECISION_HINT=f32``; onnxruntime with its
+default CPU provider and graph optimisations. Before any timing, each peer's output is checked
+against aiov's (rtol = atol = 1e-3 relative to the output's scale).
+
+Run: ``python benchmarks/engine.py`` (a few minutes) or ``--quick``.
+Per-node profile of aiov for one model: ``python benchmarks/engine.py --profile resnet50``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, _HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(_HERE), "tests"))
+from _common import calibrate, fmt, print_table, print_versions, try_import  # noqa: E402
+
+FRAMEWORKS = ["aiov", "onnxruntime", "openvino"]
+
+
+class Spec:
+    def __init__(self, key, label, build, feeds):
+        self.key, self.label, self.build, self.feeds = key, label, build, feeds
+
+
+def _image(batch, size=224, seed=7):
+    return {"x": np.random.default_rng(seed).standard_normal((batch, 3, size, size)).astype(np.float32)}
+
+
+def _specs():
+    import model_zoo as z
+    rng = np.random.default_rng(8)
+    return [
+        Spec("mlp1", "(a) MLP 784-1024-1024-10 b1", z.mlp, lambda: {"x": rng.standard_normal((1, 784)).astype(np.float32)}),
+        Spec("mlp64", "(a) MLP 784-1024-1024-10 b64", z.mlp,
+             lambda: {"x": rng.standard_normal((64, 784)).astype(np.float32)}),
+        Spec("convs", "(b) 4x conv3x3/s2 3..256 224px", z.conv_stack, lambda: _image(1)),
+        Spec("resnet50", "(c) ResNet-50 224px b1", z.resnet50, lambda: _image(1)),
+        Spec("mobilenet", "(d) MobileNetV2 224px b1", z.mobilenet_v2, lambda: _image(1)),
+        Spec("bert", "(e) BERT h384 12h 6L s128 b1", z.bert_encoder, lambda: z.bert_feeds(1, 128, 384)),
+    ]
+
+
+def _rss_kib(field):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak():
+    # Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0).
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def _prepare(framework, proto_bytes, path, feeds):
+    if framework == "aiov":
+        import aiov
+        compiled = aiov.compile_model(proto_bytes)
+        return lambda: compiled(feeds)
+    if framework == "onnxruntime":
+        import onnxruntime as ort
+        sess = ort.InferenceSession(proto_bytes, providers=["CPUExecutionProvider"])
+        return lambda: sess.run(None, feeds)
+    import openvino
+    compiled = openvino.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return lambda: compiled(feeds)
+
+
+def child(framework, key, path, out_path, repeats, budget):
+    """One framework on one model: prints a JSON line with the median latency and peak memory."""
+    spec = {s.key: s for s in _specs()}[key]
+    feeds = spec.feeds()
+    with open(path, "rb") as fh:
+        proto_bytes = fh.read()
+    __import__(framework)
+    _reset_peak()
+    base = _rss_kib("VmRSS")
+    fn = _prepare(framework, proto_bytes, path, feeds)
+    np.save(out_path, np.asarray(fn()[0]))
+    n = calibrate(fn, budget, min_iters=3)
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        samples.append((time.perf_counter() - t0) / n * 1e6)
+    peak = _rss_kib("VmHWM") - base
+    print(json.dumps({"us": statistics.median(samples), "peak_mib": peak / 1024}))
+
+
+def profile(key, top):
+    import aiov
+    spec = {s.key: s for s in _specs()}[key]
+    compiled = aiov.compile_model(spec.build().SerializeToString(), "CPU", {"PERF_COUNT": True})
+    request = compiled.create_infer_request()
+    feeds = spec.feeds()
+    for _ in range(3):
+        request.infer(feeds)
+    totals = {}
+    runs = 10
+    t0 = time.perf_counter()
+    for _ in range(runs):
+        request.infer(feeds)
+        for info in request.get_profiling_info():
+            us = info.real_time.total_seconds() * 1e6 if hasattr(info.real_time, "total_seconds") else info.real_time
+            row = totals.setdefault(info.node_name, [info.node_type, 0.0, info.exec_type])
+            row[1] += us / runs
+    wall = (time.perf_counter() - t0) / runs * 1e6
+    by_type = {}
+    for node_type, us, _ in totals.values():
+        by_type[node_type] = by_type.get(node_type, 0.0) + us
+    print(f"{key}: {wall:,.0f} us per inference (wall, with profiling), {sum(by_type.values()):,.0f} us in nodes")
+    print_table(["op type", "us", "share"], [[t, f"{us:,.1f}", f"{us / max(wall, 1e-9):.0%}"]
+                                             for t, us in sorted(by_type.items(), key=lambda kv: -kv[1])])
+    print()
+    rows = sorted(totals.items(), key=lambda kv: -kv[1][1])[:top]
+    print_table(["node", "us", "what ran"], [[name, f"{us:,.1f}", ex] for name, (t, us, ex) in rows])
+
+
+def gemm_rows(repeats, budget, aiov):
+    rows = []
+    for m, k, n in [(1024, 1024, 1024), (2048, 2048, 2048), (1, 784, 1024)]:
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        flop = 2.0 * m * n * k
+        cells = {}
+        out = np.empty((m, n), np.float32)
+        cells["numpy"] = lambda: np.matmul(a, b, out=out)
+        if aiov is not None:
+            compiled = aiov.compile_model(_matmul_model(aiov, b, m))
+            req = compiled.create_infer_request()
+            req.set_input_tensor(aiov.Tensor(a, shared_memory=True))
+            cells["aiov"] = req.infer
+        res = {}
+        for name, fn in cells.items():
+            cnt = calibrate(fn, budget, min_iters=2)
+            samples = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                for _ in range(cnt):
+                    fn()
+                samples.append((time.perf_counter() - t0) / cnt)
+            res[name] = flop / statistics.median(samples) / 1e9
+        rows.append([f"{m}x{k}x{n}", f"{res.get('aiov', 0):,.1f}" if "aiov" in res else "n/a", f"{res['numpy']:,.1f}"])
+    return rows
+
+
+def _matmul_model(ov, b, m):
+    from aiov import opset13 as ops
+    p = ops.parameter([m, b.shape[0]], np.float32, name="a")
+    return ov.Model([ops.matmul(p, ops.constant(b), False, False)], [p], "gemm")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 short repeats")
+    parser.add_argument("--repeats", type=int, default=None, help="runs per measurement (default 7; quick 3)")
+    parser.add_argument("--budget", type=float, default=None, help="seconds per run (default 0.5; quick 0.1)")
+    parser.add_argument("--models", default=None, help="comma list of model keys (default all)")
+    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM table")
+    parser.add_argument("--profile", metavar="MODEL", help="print aiov's per-node profile of one model and exit")
+    parser.add_argument("--top", type=int, default=25, help="nodes listed by --profile")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 7)
+    budget = args.budget or (0.1 if args.quick else 0.5)
+    if args.child:
+        framework, key, path, out_path = args.child
+        return child(framework, key, path, out_path, repeats, budget)
+    if args.profile:
+        return profile(args.profile, args.top)
+
+    specs = _specs()
+    if args.models:
+        specs = [s for s in specs if s.key in args.models.split(",")]
+    wanted = [f.strip() for f in args.frameworks.split(",")]
+    modules = {f: try_import(f) for f in FRAMEWORKS}
+    available = {f: modules[f] is not None and f in wanted for f in FRAMEWORKS}
+    print_versions(f"aiov engine benchmark (median of {repeats} runs of ~{budget:g}s; one sync request; "
+                   f"each framework and model in its own process)", FRAMEWORKS, modules, available)
+    rows, notes = [], []
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="aiov_engine_") as tmp:
+        built = {}
+        for spec in specs:
+            if spec.build not in built:
+                path = os.path.join(tmp, f"{spec.key}.onnx")
+                with open(path, "wb") as fh:
+                    fh.write(spec.build().SerializeToString())
+                built[spec.build] = path
+            path = built[spec.build]
+            cells, outs = {}, {}
+            for f in FRAMEWORKS:
+                if not available[f]:
+                    continue
+                out_path = os.path.join(tmp, f"{spec.key}-{f}.npy")
+                cmd = [sys.executable, os.path.abspath(__file__), "--repeats", str(repeats), "--budget", str(budget),
+                       "--child", f, spec.key, path, out_path]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    cells[f] = None
+                    notes.append(f"{f} on {spec.key} failed: {proc.stderr.strip().splitlines()[-1:]}")
+                    continue
+                cells[f] = json.loads(proc.stdout.strip().splitlines()[-1])
+                outs[f] = np.load(out_path)
+            if "aiov" in outs:
+                ref = outs["aiov"]
+                scale = max(1.0, float(np.max(np.abs(ref))))
+                for f, got in outs.items():
+                    if f != "aiov" and (got.shape != ref.shape or not np.allclose(got, ref, rtol=1e-3, atol=1e-3 * scale)):
+                        err = float(np.max(np.abs(got - ref))) if got.shape == ref.shape else float("nan")
+                        notes.append(f"{spec.key}: {f} differs from aiov by up to {err:.3g} (scale {scale:.3g})")
+            row = [spec.label]
+            for f in FRAMEWORKS:
+                c = cells.get(f)
+                row.append(fmt(c["us"], "us") if c else "n/a")
+            for f in FRAMEWORKS:
+                c = cells.get(f)
+                row.append(f"{c['peak_mib']:,.0f}" if c else "n/a")
+            row.append(_ratio(cells))
+            rows.append(row)
+            print(f"  {spec.key} done at {time.perf_counter() - t_start:.0f}s", file=sys.stderr)
+    print_table(["model", "aiov", "onnxruntime", "openvino", "aiov MiB", "ort MiB", "ov MiB", "aiov/best peer"],
+                rows)
+    print()
+    print("latency: median of one synchronous inference. MiB: peak resident memory above the process's"
+          " state before compiling.")
+    print("aiov/best peer: aiov's latency divided by the faster peer's (<= 1.00 means aiov is as fast or faster).")
+    for n in notes:
+        print("note:", n)
+    if not args.no_gemm:
+        print()
+        print_table(["GEMM MxKxN", "aiov GFLOP/s", "numpy GFLOP/s"], gemm_rows(repeats, budget, modules["aiov"]))
+        if modules["aiov"]:
+            print(f"(aiov: weights packed at compile time, {modules['aiov']._core.gemm_isa()} kernels, "
+                  f"{modules['aiov']._core.pool_size()} threads)")
+    print(f"total time {time.perf_counter() - t_start:.0f}s")
+    return rows
+
+
+def _ratio(cells):
+    mine = cells.get("aiov")
+    peers = {f: c["us"] for f, c in cells.items() if f != "aiov" and c}
+    if not mine or not peers:
+        return "n/a"
+    best = min(peers, key=peers.get)
+    return f"{mine['us'] / peers[best]:.2f} ({best})"
+
+
+if __name__ == "__main__":
+    main()

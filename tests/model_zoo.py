@@ -1,0 +1,178 @@
+"""Real-shaped networks built in code as ONNX models (seeded random weights, nothing downloaded).
+
+Shared by the whole-model tests and by ``benchmarks/engine.py``: an MLP, a strided conv stack,
+ResNet-50 (v1.5, torchvision's layer shapes), MobileNetV2 and a BERT-style encoder. Every
+builder takes the sizes that matter as arguments so the tests can run the same architecture
+small; the defaults are the real shapes.
+"""
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+
+class GraphBuilder:
+    def __init__(self, seed=0):
+        self.rng = np.random.default_rng(seed)
+        self.nodes, self.inits, self.count = [], [], 0
+
+    def const(self, array):
+        self.count += 1
+        name = f"c{self.count}"
+        self.inits.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def weight(self, *shape, scale=None):
+        scale = scale or 1.0 / np.sqrt(np.prod(shape[1:]) if len(shape) > 1 else shape[0])
+        return self.const((self.rng.standard_normal(shape) * scale).astype(np.float32))
+
+    def positive(self, n):
+        return self.const(self.rng.uniform(0.5, 1.5, n).astype(np.float32))
+
+    def op(self, op_type, inputs, **attrs):
+        self.count += 1
+        out = f"t{self.count}"
+        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
+        return out
+
+    def model(self, inputs, opset=17):
+        self.nodes[-1].output[0] = "out"
+        graph = helper.make_graph(self.nodes, "m", inputs,
+                                  [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], self.inits)
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+    # ---- layers ------------------------------------------------------------------------------
+
+    def conv_bn(self, x, cin, cout, k, stride=1, group=1, act="relu", bias=False):
+        """Conv (+bias) + BatchNormalization + activation ("relu", "relu6", None)."""
+        inputs = [x, self.weight(cout, cin // group, k, k)]
+        if bias:
+            inputs.append(self.weight(cout, scale=0.1))
+        y = self.op("Conv", inputs, kernel_shape=[k, k], strides=[stride, stride], pads=[k // 2] * 4, group=group)
+        y = self.op("BatchNormalization", [y, self.positive(cout), self.weight(cout, scale=0.1),
+                                           self.weight(cout, scale=0.1), self.positive(cout)], epsilon=1e-5)
+        if act == "relu":
+            return self.op("Relu", [y])
+        if act == "relu6":
+            return self.op("Clip", [y, self.const(np.float32(0)), self.const(np.float32(6))])
+        return y
+
+    def dense(self, x, n_in, n_out):
+        return self.op("Add", [self.op("MatMul", [x, self.weight(n_in, n_out)]), self.weight(n_out, scale=0.1)])
+
+
+def image_input(channels, size):
+    return helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", channels, size, size])
+
+
+def mlp(sizes=(784, 1024, 1024, 10), seed=1):
+    """Dense layers with ReLU between them: MatMul + Add (+ Relu)."""
+    g = GraphBuilder(seed)
+    x = "x"
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        x = g.dense(x, a, b)
+        if i < len(sizes) - 2:
+            x = g.op("Relu", [x])
+    return g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", sizes[0]])])
+
+
+def conv_stack(channels=(3, 32, 64, 128, 256), classes=10, seed=2):
+    """3x3 stride-2 convolutions with bias and ReLU, global average pool, Gemm classifier."""
+    g = GraphBuilder(seed)
+    x = "x"
+    for cin, cout in zip(channels, channels[1:]):
+        x = g.op("Conv", [x, g.weight(cout, cin, 3, 3), g.weight(cout, scale=0.1)],
+                 kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+        x = g.op("Relu", [x])
+    x = g.op("Flatten", [g.op("GlobalAveragePool", [x])], axis=1)
+    g.op("Gemm", [x, g.weight(classes, channels[-1]), g.weight(classes, scale=0.1)], transB=1)
+    return g.model([image_input(channels[0], None)])
+
+
+def resnet50(blocks=(3, 4, 6, 3), width=64, classes=1000, seed=3):
+    """ResNet-50 v1.5: bottlenecks with the stride on the 3x3 conv, BatchNorm after every conv."""
+    g = GraphBuilder(seed)
+    x = g.conv_bn("x", 3, width, 7, 2)
+    x = g.op("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    cin = width
+    for stage, count in enumerate(blocks):
+        mid = width * 2 ** stage
+        cout = mid * 4
+        for i in range(count):
+            stride = 2 if stage > 0 and i == 0 else 1
+            y = g.conv_bn(x, cin, mid, 1)
+            y = g.conv_bn(y, mid, mid, 3, stride)
+            y = g.conv_bn(y, mid, cout, 1, act=None)
+            shortcut = x if i > 0 else g.conv_bn(x, cin, cout, 1, stride, act=None)
+            x = g.op("Relu", [g.op("Add", [y, shortcut])])
+            cin = cout
+    x = g.op("Flatten", [g.op("GlobalAveragePool", [x])], axis=1)
+    g.op("Gemm", [x, g.weight(classes, cin), g.weight(classes, scale=0.1)], transB=1)
+    return g.model([image_input(3, None)])
+
+
+MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                (6, 320, 1, 1))
+
+
+def mobilenet_v2(settings=MOBILENET_V2, classes=1000, seed=4):
+    """MobileNetV2: inverted residuals (1x1 expand, 3x3 depthwise, 1x1 project) with ReLU6."""
+    g = GraphBuilder(seed)
+    x = g.conv_bn("x", 3, 32, 3, 2, act="relu6")
+    cin = 32
+    for t, c, n, s in settings:
+        for i in range(n):
+            stride = s if i == 0 else 1
+            hidden = cin * t
+            y = g.conv_bn(x, cin, hidden, 1, act="relu6") if t != 1 else x
+            y = g.conv_bn(y, hidden, hidden, 3, stride, group=hidden, act="relu6")
+            y = g.conv_bn(y, hidden, c, 1, act=None)
+            x = g.op("Add", [x, y]) if stride == 1 and cin == c else y
+            cin = c
+    x = g.conv_bn(x, cin, 1280, 1, act="relu6")
+    x = g.op("Flatten", [g.op("GlobalAveragePool", [x])], axis=1)
+    g.op("Gemm", [x, g.weight(classes, 1280), g.weight(classes, scale=0.1)], transB=1)
+    return g.model([image_input(3, None)])
+
+
+def bert_encoder(hidden=384, heads=12, layers=6, ffn=None, seed=5):
+    """Post-LN transformer encoder layers as exported by common tools: MatMul+Add projections,
+    per-head Reshape/Transpose, scaled scores + additive mask, Softmax, LayerNormalization and
+    Gelu in its erf form. Inputs: x [batch, seq, hidden] and mask [batch, seq] of 1/0."""
+    g = GraphBuilder(seed)
+    ffn = ffn or 4 * hidden
+    head = hidden // heads
+    mask = g.op("Unsqueeze", ["mask", g.const(np.array([1, 2], np.int64))])
+    additive = g.op("Mul", [g.op("Sub", [g.const(np.float32(1)), g.op("Cast", [mask], to=TensorProto.FLOAT)]),
+                            g.const(np.float32(-10000))])
+
+    def split_heads(t):  # [b, s, h] -> [b, heads, s, head]
+        t = g.op("Reshape", [t, g.const(np.array([0, 0, heads, head], np.int64))])
+        return g.op("Transpose", [t], perm=[0, 2, 1, 3])
+
+    x = "x"
+    for _ in range(layers):
+        q, k, v = (split_heads(g.dense(x, hidden, hidden)) for _ in range(3))
+        scores = g.op("Div", [g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 1, 3, 2])]),
+                              g.const(np.float32(np.sqrt(head)))])
+        probs = g.op("Softmax", [g.op("Add", [scores, additive])], axis=-1)
+        ctx = g.op("Transpose", [g.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
+        ctx = g.op("Reshape", [ctx, g.const(np.array([0, 0, hidden], np.int64))])
+        x = g.op("LayerNormalization", [g.op("Add", [g.dense(ctx, hidden, hidden), x]), g.positive(hidden),
+                                        g.weight(hidden, scale=0.1)], axis=-1, epsilon=1e-12)
+        h = g.dense(x, hidden, ffn)
+        erf = g.op("Erf", [g.op("Div", [h, g.const(np.float32(np.sqrt(2)))])])
+        gelu = g.op("Mul", [g.op("Mul", [h, g.const(np.float32(0.5))]), g.op("Add", [g.const(np.float32(1)), erf])])
+        x = g.op("LayerNormalization", [g.op("Add", [g.dense(gelu, ffn, hidden), x]), g.positive(hidden),
+                                        g.weight(hidden, scale=0.1)], axis=-1, epsilon=1e-12)
+    g.op("Identity", [x])
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", hidden]),
+              helper.make_tensor_value_info("mask", TensorProto.INT64, ["b", "s"])]
+    return g.model(inputs)
+
+
+def bert_feeds(batch, seq, hidden, seed=6):
+    rng = np.random.default_rng(seed)
+    mask = np.ones((batch, seq), np.int64)
+    mask[:, seq - seq // 8:] = 0  # a padded tail
+    return {"x": rng.standard_normal((batch, seq, hidden)).astype(np.float32), "mask": mask}

@@ -1,0 +1,267 @@
+"""The compile-time graph optimizer (native/plan/optimize.cpp) changes how a model runs, never
+what it computes: every model here gives the same results with the optimizer on and with
+AIOV_GRAPH_OPT=0 (the graph as written, through independent kernels), and matches ONNX's
+reference evaluator. Also checks that the fusions happen, since they are why it exists."""
+import numpy as np
+import pytest
+
+import aiov as ov
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx.reference import ReferenceEvaluator  # noqa: E402
+
+import model_zoo as zoo  # noqa: E402
+
+RNG = np.random.default_rng(21)
+
+
+def run_both(proto, feeds, monkeypatch):
+    data = proto.SerializeToString()
+    monkeypatch.setenv("AIOV_GRAPH_OPT", "0")
+    plain = ov.compile_model(data)(feeds)[0]
+    monkeypatch.setenv("AIOV_GRAPH_OPT", "1")
+    optimized = ov.compile_model(data)(feeds)[0]
+    return plain, optimized
+
+
+def node_types(proto, feeds):
+    compiled = ov.compile_model(proto.SerializeToString(), "CPU", {"PERF_COUNT": True})
+    request = compiled.create_infer_request()
+    request.infer(feeds)
+    return [p.node_type for p in request.get_profiling_info()]
+
+
+def check(proto, feeds, monkeypatch, rtol=1e-4, atol=1e-4, reference=True):
+    plain, optimized = run_both(proto, feeds, monkeypatch)
+    assert optimized.shape == plain.shape
+    np.testing.assert_allclose(optimized, plain, rtol=rtol, atol=atol)
+    if reference:
+        expected = ReferenceEvaluator(proto).run(None, feeds)[0]
+        np.testing.assert_allclose(optimized, expected, rtol=rtol, atol=atol)
+    return optimized
+
+
+def image(n, c, h, w=None):
+    return {"x": RNG.standard_normal((n, c, h, w or h)).astype(np.float32)}
+
+
+def single_conv(cin, cout, k, stride=1, group=1, dilation=1, pads=None, auto_pad=None, after=(), bias=True):
+    g = zoo.GraphBuilder(seed=3)
+    attrs = dict(kernel_shape=[k, k], strides=[stride, stride], dilations=[dilation, dilation], group=group)
+    if auto_pad:
+        attrs["auto_pad"] = auto_pad
+    else:
+        attrs["pads"] = pads if pads is not None else [k // 2] * 4
+    inputs = ["x", g.weight(cout, cin // group, k, k)] + ([g.weight(cout, scale=0.1)] if bias else [])
+    y = g.op("Conv", inputs, **attrs)
+    for op, extra in after:
+        y = g.op(op, [y] + [g.const(np.float32(v)) for v in extra.get("inputs", [])], **extra.get("attrs", {}))
+    return g.model([zoo.image_input(cin, None)])
+
+
+@pytest.mark.parametrize("cin, cout, k, stride, group, dilation, pads", [
+    (3, 8, 3, 1, 1, 1, None),
+    (16, 32, 1, 1, 1, 1, None),          # 1x1: GEMM on the input as it lies
+    (16, 32, 1, 2, 1, 1, None),          # strided 1x1: rows gathered
+    (8, 16, 3, 2, 1, 1, None),
+    (8, 8, 3, 1, 1, 2, None),            # dilated
+    (8, 12, 3, 1, 4, 1, None),           # grouped, not depthwise
+    (16, 16, 3, 1, 16, 1, None),         # depthwise
+    (16, 16, 5, 2, 16, 1, None),         # depthwise 5x5 strided
+    (8, 16, 3, 1, 8, 1, None),           # channel multiplier 2: grouped path
+    (3, 5, 7, 2, 1, 1, [3, 2, 1, 3]),    # asymmetric pads
+    (4, 6, 2, 1, 1, 1, [0, 0, 0, 0]),    # even kernel, no padding
+])
+def test_convolution_variants_match(cin, cout, k, stride, group, dilation, pads, monkeypatch):
+    proto = single_conv(cin, cout, k, stride, group, dilation, pads)
+    for n, size in [(1, 9), (2, 12)]:
+        check(proto, image(n, cin, size, size + 3), monkeypatch)
+
+
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
+def test_auto_pad(auto_pad, monkeypatch):
+    check(single_conv(4, 6, 3, 2, auto_pad=auto_pad), image(1, 4, 10), monkeypatch)
+
+
+@pytest.mark.parametrize("op, extra", [
+    ("Relu", {}), ("Sigmoid", {}), ("Tanh", {}), ("HardSwish", {}), ("LeakyRelu", {"attrs": {"alpha": 0.1}}),
+    ("Clip", {"inputs": [0.0, 6.0]}), ("Gelu", {}),
+])
+def test_fused_activations_match(op, extra, monkeypatch):
+    opset = 20 if op == "Gelu" else 17
+    proto = single_conv(8, 16, 3, after=[(op, extra)])
+    proto.opset_import[0].version = opset
+    feeds = image(2, 8, 11)
+    check(proto, feeds, monkeypatch, reference=op != "Gelu")
+    assert op not in node_types(proto, feeds) and "aiov.FusedConv" in node_types(proto, feeds)
+
+
+def test_batchnorm_scale_and_bias_fold_into_the_filters(monkeypatch):
+    g = zoo.GraphBuilder(seed=4)
+    y = g.conv_bn("x", 6, 10, 3, 1, act=None, bias=True)
+    y = g.op("Mul", [y, g.const(RNG.uniform(0.5, 2, (1, 10, 1, 1)).astype(np.float32))])
+    y = g.op("Sub", [y, g.const(np.float32(0.25))])
+    g.op("Relu", [y])
+    proto = g.model([zoo.image_input(6, None)])
+    feeds = image(2, 6, 9)
+    check(proto, feeds, monkeypatch)
+    assert node_types(proto, feeds).count("aiov.FusedConv") == 1
+    assert not {"BatchNormInference", "Multiply", "Subtract", "Relu"} & set(node_types(proto, feeds))
+
+
+def test_resnet_block_keeps_nhwc_between_convolutions(monkeypatch):
+    proto = zoo.resnet50(blocks=(2, 1), width=8, classes=7)
+    feeds = image(2, 3, 40)
+    check(proto, feeds, monkeypatch, rtol=2e-4, atol=2e-4)
+    types = node_types(proto, feeds)
+    # One layout change in (the image); the global pool reduces NHWC and lands in [N, C].
+    assert types.count("Transpose") <= 2
+    assert not {"BatchNormInference", "Relu", "Add"} & set(types)
+
+
+def test_mobilenet_and_conv_stack_match(monkeypatch):
+    check(zoo.mobilenet_v2(settings=((1, 8, 1, 1), (6, 12, 2, 2), (6, 16, 2, 2)), classes=5), image(2, 3, 32),
+          monkeypatch, rtol=2e-4, atol=2e-4)
+    check(zoo.conv_stack(channels=(3, 8, 16, 32)), image(1, 3, 45), monkeypatch)
+
+
+def test_bert_encoder_matches_with_gelu_fused(monkeypatch):
+    proto = zoo.bert_encoder(hidden=32, heads=4, layers=2)
+    feeds = zoo.bert_feeds(2, 9, 32)
+    check(proto, feeds, monkeypatch, rtol=2e-4, atol=2e-4)
+    types = node_types(proto, feeds)
+    assert "Erf" not in types and "aiov.FusedMatMul" in types
+    assert "aiov.Attention" in types and "Softmax" not in types
+
+
+def test_gelu_written_either_way_is_recognised(monkeypatch):
+    g = zoo.GraphBuilder(seed=5)
+    h = g.dense("x", 16, 24)
+    erf = g.op("Erf", [g.op("Mul", [h, g.const(np.float32(np.sqrt(0.5)))])])
+    g.op("Mul", [g.op("Mul", [h, g.op("Add", [erf, g.const(np.float32(1))])]), g.const(np.float32(0.5))])
+    proto = g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16])])
+    feeds = {"x": RNG.standard_normal((5, 16)).astype(np.float32) * 3}
+    check(proto, feeds, monkeypatch, rtol=1e-5, atol=1e-5)
+    assert node_types(proto, feeds) == ["aiov.FusedMatMul"]
+
+
+@pytest.mark.parametrize("rows", [1, 3, 20, 100])
+@pytest.mark.parametrize("width", [10, 100])
+def test_mlp_epilogues_on_every_gemm_path(rows, width, monkeypatch):
+    proto = zoo.mlp(sizes=(37, width, width, 7))
+    check(proto, {"x": RNG.standard_normal((rows, 37)).astype(np.float32)}, monkeypatch)
+
+
+def test_residual_from_a_shared_value_and_outputs_in_the_middle(monkeypatch):
+    # The conv result is both a model output and the input of the next op: it must not be fused away.
+    g = zoo.GraphBuilder(seed=6)
+    y = g.op("Conv", ["x", g.weight(4, 4, 3, 3)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    z = g.op("Relu", [g.op("Add", [y, "x"])])
+    w = g.op("Add", [z, y])
+    graph = helper.make_graph(g.nodes, "m", [zoo.image_input(4, None)],
+                              [helper.make_tensor_value_info(y, TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info(w, TensorProto.FLOAT, None)], g.inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    feeds = image(2, 4, 7)
+    data = proto.SerializeToString()
+    monkeypatch.setenv("AIOV_GRAPH_OPT", "0")
+    plain = ov.compile_model(data)(feeds)
+    monkeypatch.setenv("AIOV_GRAPH_OPT", "1")
+    compiled = ov.compile_model(data)
+    optimized = compiled(feeds)
+    assert [o.get_any_name() for o in compiled.outputs] == [y, w]
+    for i in range(2):
+        np.testing.assert_allclose(optimized[i], plain[i], rtol=1e-5, atol=1e-5)
+
+
+def test_broadcasting_add_is_not_taken_for_a_residual(monkeypatch):
+    # [N, C, H, 1] broadcasts over W: a per-row add, neither a bias nor a residual.
+    g = zoo.GraphBuilder(seed=7)
+    y = g.op("Conv", ["x", g.weight(4, 3, 3, 3)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    g.op("Add", [y, "side"])
+    inputs = [zoo.image_input(3, None), helper.make_tensor_value_info("side", TensorProto.FLOAT, [2, 4, 6, 1])]
+    proto = g.model(inputs)
+    feeds = dict(image(2, 3, 6), side=RNG.standard_normal((2, 4, 6, 1)).astype(np.float32))
+    check(proto, feeds, monkeypatch)
+
+
+def test_pooling_in_nhwc_matches(monkeypatch):
+    g = zoo.GraphBuilder(seed=8)
+    y = g.op("Relu", [g.op("Conv", ["x", g.weight(6, 3, 3, 3)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])])
+    y = g.op("MaxPool", [y], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)
+    y = g.op("AveragePool", [y], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=0)
+    y = g.op("AveragePool", [y], kernel_shape=[2, 2], pads=[1, 1, 0, 0], count_include_pad=1)
+    g.op("ReduceMax", [y, g.const(np.array([1], np.int64))], keepdims=0)
+    proto = g.model([zoo.image_input(3, None)], opset=18)
+    feeds = image(2, 3, 17, 13)
+    check(proto, feeds, monkeypatch)
+
+
+def test_compiling_leaves_the_model_untouched(monkeypatch):
+    model = ov.Core().read_model(zoo.resnet50(blocks=(1,), width=8, classes=3).SerializeToString())
+    before = [op.get_type_name() for op in model.get_ordered_ops()]
+    ov.compile_model(model)(image(1, 3, 16))
+    assert [op.get_type_name() for op in model.get_ordered_ops()] == before
+    assert "BatchNormInference" in before
+
+
+def test_one_compiled_model_serves_new_image_sizes(monkeypatch):
+    compiled = ov.compile_model(zoo.resnet50(blocks=(1, 1), width=8, classes=4).SerializeToString())
+    for n, size in [(1, 32), (3, 20), (1, 57)]:
+        feeds = image(n, 3, size)
+        monkeypatch.setenv("AIOV_GRAPH_OPT", "0")
+        plain = ov.compile_model(zoo.resnet50(blocks=(1, 1), width=8, classes=4).SerializeToString())(feeds)[0]
+        np.testing.assert_allclose(compiled(feeds)[0], plain, rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("k_form", ["transpose_last", "one_transpose"])
+@pytest.mark.parametrize("mask_shape", [None, (2, 1, 1, 6), (2, 1, 5, 6), (1, 3, 5, 6), (2, 1, 5, 1)])
+@pytest.mark.parametrize("scale_op", ["Div", "Mul", None])
+def test_attention_chain_is_fused_and_matches(k_form, mask_shape, scale_op, monkeypatch):
+    b, sq, sk, h, d = 2, 5, 6, 3, 4
+    g = zoo.GraphBuilder(seed=9)
+    q = g.op("Transpose", ["q"], perm=[0, 2, 1, 3])
+    v = g.op("Transpose", ["v"], perm=[0, 2, 1, 3])
+    if k_form == "transpose_last":
+        k = g.op("Transpose", [g.op("Transpose", ["k"], perm=[0, 2, 1, 3])], perm=[0, 1, 3, 2])
+    else:  # [b, s, h, d] -> [b, h, d, s] in one step
+        k = g.op("Transpose", ["k"], perm=[0, 2, 3, 1])
+    s = g.op("MatMul", [q, k])
+    if scale_op == "Div":
+        s = g.op("Div", [s, g.const(np.float32(2.0))])
+    elif scale_op == "Mul":
+        s = g.op("Mul", [g.const(np.float32(0.5)), s])
+    if mask_shape:
+        s = g.op("Add", [s, "mask"])
+    p = g.op("Softmax", [s], axis=-1)
+    o = g.op("Transpose", [g.op("MatMul", [p, v])], perm=[0, 2, 1, 3])
+    g.op("Reshape", [o, g.const(np.array([0, 0, h * d], np.int64))])
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [b, s_, h, d])
+              for n, s_ in [("q", sq), ("k", sk), ("v", sk)]]
+    feeds = {n: RNG.standard_normal((b, s_, h, d)).astype(np.float32) for n, s_ in [("q", sq), ("k", sk), ("v", sk)]}
+    if mask_shape:
+        inputs.append(helper.make_tensor_value_info("mask", TensorProto.FLOAT, list(mask_shape)))
+        feeds["mask"] = np.where(RNG.random(mask_shape) < 0.3, -1e4, 0).astype(np.float32)
+    proto = g.model(inputs)
+    check(proto, feeds, monkeypatch, rtol=1e-5, atol=1e-5)
+    types = node_types(proto, feeds)
+    assert "aiov.Attention" in types and "Softmax" not in types
+
+
+def test_attention_with_transposed_matmul_from_the_opset(monkeypatch):
+    from aiov import opset13 as ops
+    b, s, h, d = 1, 7, 2, 8
+    q, k, v = (ops.parameter([b, s, h, d], np.float32, name=n) for n in "qkv")
+    t = lambda x: ops.transpose(x, [0, 2, 1, 3])  # noqa: E731
+    scores = ops.multiply(ops.matmul(t(q), t(k), False, True), np.float32(0.3))
+    out = ops.transpose(ops.matmul(ops.softmax(scores, 3), t(v), False, False), [0, 2, 1, 3])
+    model = ov.Model([out], [q, k, v])
+    feeds = [RNG.standard_normal((b, s, h, d)).astype(np.float32) for _ in range(3)]
+    monkeypatch.setenv("AIOV_GRAPH_OPT", "0")
+    plain = ov.compile_model(model)(feeds)[0]
+    monkeypatch.setenv("AIOV_GRAPH_OPT", "1")
+    compiled = ov.compile_model(model, "CPU", {"PERF_COUNT": True})
+    request = compiled.create_infer_request()
+    np.testing.assert_allclose(request.infer(feeds)[0], plain, rtol=1e-5, atol=1e-5)
+    assert [p.node_type for p in request.get_profiling_info()] == ["aiov.Attention"]
