@@ -133,6 +133,7 @@ def test_bert_encoder_matches_with_gelu_fused(monkeypatch):
     types = node_types(proto, feeds)
     assert "Erf" not in types and "aiov.FusedMatMul" in types
     assert "aiov.Attention" in types and "Softmax" not in types
+    assert "MVN" not in types and "aiov.LayerNorm" in types
 
 
 def test_gelu_written_either_way_is_recognised(monkeypatch):

@@ -117,8 +117,9 @@ inline float avg_scale(const Job& j, int64_t taps) {
 }
 
 // PX pixels from ox, channels [c, c + L), taps kx0 .. kx0 + nkx - 1 of every in-bounds row.
-// KW > 0: compile-time window width KW, stride SW, no dilation, all KW taps in bounds.
-template <Kind K, int L, int PX, int KW, int SW>
+// KW > 0: compile-time window width KW, stride SW, no dilation; all KW taps in bounds unless
+// MASKED, which skips the input columns outside the row (border pixels share the run).
+template <Kind K, int L, int PX, int KW, int SW, bool MASKED = false>
 AIOV_ALWAYS_INLINE void run_pixels(const Job& j, const Row& r, int64_t c, int64_t ox, int64_t kx0, int64_t nkx,
                                    float scale) {
   typedef typename VecOf<L>::T V;
@@ -135,6 +136,14 @@ AIOV_ALWAYS_INLINE void run_pixels(const Job& j, const Row& r, int64_t c, int64_
   V acc[PX];
   for (int p = 0; p < PX; ++p) acc[p] = init;
 
+  constexpr int kCols = KW > 0 ? (PX - 1) * SW + KW : 0;  // input columns a run reads
+  int i_lo = 0, i_hi = kCols;                               // the in-bounds ones
+  if (MASKED) {
+    const int64_t ix0 = ox * g.sw - g.pw;
+    i_lo = (int)std::min<int64_t>(kCols, std::max<int64_t>(0, -ix0));
+    i_hi = (int)std::max<int64_t>(i_lo, std::min<int64_t>(kCols, g.W - ix0));
+  }
+
   for (int64_t ky = 0; ky < r.nky; ++ky, x += xs_ky, w += ws_ky) {
     if constexpr (KW > 0) {
       V wv[KW];
@@ -144,7 +153,8 @@ AIOV_ALWAYS_INLINE void run_pixels(const Job& j, const Row& r, int64_t c, int64_
       // pixel's taps in kx order, like the generic path.
       const float* xi = x;  // a running pointer: per-column offsets would each take a register
 #pragma GCC unroll 64
-      for (int i = 0; i < (PX - 1) * SW + KW; ++i, xi += C) {
+      for (int i = 0; i < kCols; ++i, xi += C) {
+        if (MASKED && (i < i_lo || i >= i_hi)) continue;
         V xv = ld<L>(xi);
         keep_in_register(xv);
 #pragma GCC unroll 8
@@ -182,19 +192,24 @@ AIOV_ALWAYS_INLINE void run_pixels(const Job& j, const Row& r, int64_t c, int64_
         v = v > hi ? hi : v;
       }
     } else if (K == Kind::sum) {
-      v *= scale;
+      if (MASKED && !j.count_pad) {
+        const int lo_tap = std::max(0, i_lo - p * SW), hi_tap = std::min(KW, i_hi - p * SW);
+        v *= avg_scale(j, r.nky * std::max(0, hi_tap - lo_tap));
+      } else {
+        v *= scale;
+      }
     }
     st<L>(y + p * C) = v;
   }
 }
 
 // Channels [c0, c1) in blocks of L, the last block overlapping its predecessor if needed.
-template <Kind K, int L, int PX, int KW, int SW>
+template <Kind K, int L, int PX, int KW, int SW, bool MASKED = false>
 AIOV_ALWAYS_INLINE void run_channels(const Job& j, const Row& r, int64_t c0, int64_t c1, int64_t ox, int64_t kx0,
                                      int64_t nkx, float scale) {
   for (int64_t c = c0; c < c1; c += L) {
     if (c + L > c1) c = c1 - L;
-    run_pixels<K, L, PX, KW, SW>(j, r, c, ox, kx0, nkx, scale);
+    run_pixels<K, L, PX, KW, SW, MASKED>(j, r, c, ox, kx0, nkx, scale);
   }
 }
 
@@ -207,6 +222,14 @@ AIOV_ALWAYS_INLINE void border_pixel(const Job& j, const Row& r, int64_t c0, int
   run_channels<K, L, 1, 0, 0>(j, r, c0, c1, ox, kx0, kx1 - kx0, scale);
 }
 
+// PX pixels from ox with the unrolled kernel; runs reaching into the border are masked.
+template <Kind K, int L, int PX, int KW, int SW>
+AIOV_ALWAYS_INLINE void shaped_run(const Job& j, const Row& r, int64_t c0, int64_t c1, int64_t ox, int64_t ox_lo,
+                                   int64_t ox_hi, float scale) {
+  if (ox >= ox_lo && ox + PX <= ox_hi) run_channels<K, L, PX, KW, SW, false>(j, r, c0, c1, ox, 0, KW, scale);
+  else run_channels<K, L, PX, KW, SW, true>(j, r, c0, c1, ox, 0, KW, scale);
+}
+
 // One output row, channels [c0, c1); [ox_lo, ox_hi) are the interior pixels. Channels go
 // innermost so that input and output are walked in address order, which the prefetchers
 // follow; the weights of a tap row are reloaded per block anyway.
@@ -214,27 +237,27 @@ template <Kind K, int L, int KW, int SW>
 AIOV_ALWAYS_INLINE void row_all(const Job& j, const Row& r, int64_t c0, int64_t c1, int64_t ox_lo,
                                 int64_t ox_hi) {
   const Window2d& g = j.g;
-  int64_t ox = 0;
-  for (; ox < ox_lo; ++ox) border_pixel<K, L>(j, r, c0, c1, ox);
   const float scale = K == Kind::sum ? avg_scale(j, r.nky * g.kw) : 0.0f;
-  for (; ox + kRun <= ox_hi; ox += kRun) run_channels<K, L, kRun, KW, SW>(j, r, c0, c1, ox, 0, g.kw, scale);
+  int64_t ox = 0;
   if constexpr (KW > 0) {
-    // Shorter runs rather than single pixels: the unrolled kernel is several times faster.
-    static_assert(kRun == 8, "remainder runs assume kRun == 8");
-    if (ox + 4 <= ox_hi) {
-      run_channels<K, L, 4, KW, SW>(j, r, c0, c1, ox, 0, KW, scale);
+    // Border pixels ride along in (masked) runs: sharing each loaded weight between pixels
+    // is what makes a run fast. Runs shrink only at the end of the row.
+    static_assert(kRun == 8, "runs assume kRun == 8");
+    for (; ox + 8 <= g.OW; ox += 8) shaped_run<K, L, 8, KW, SW>(j, r, c0, c1, ox, ox_lo, ox_hi, scale);
+    if (ox + 4 <= g.OW) {
+      shaped_run<K, L, 4, KW, SW>(j, r, c0, c1, ox, ox_lo, ox_hi, scale);
       ox += 4;
     }
-    if (ox + 2 <= ox_hi) {
-      run_channels<K, L, 2, KW, SW>(j, r, c0, c1, ox, 0, KW, scale);
+    if (ox + 2 <= g.OW) {
+      shaped_run<K, L, 2, KW, SW>(j, r, c0, c1, ox, ox_lo, ox_hi, scale);
       ox += 2;
     }
-    if (ox < ox_hi) {
-      run_channels<K, L, 1, KW, SW>(j, r, c0, c1, ox, 0, KW, scale);
-      ++ox;
-    }
+    if (ox < g.OW) shaped_run<K, L, 1, KW, SW>(j, r, c0, c1, ox, ox_lo, ox_hi, scale);
+  } else {
+    for (; ox < ox_lo; ++ox) border_pixel<K, L>(j, r, c0, c1, ox);
+    for (; ox + kRun <= ox_hi; ox += kRun) run_channels<K, L, kRun, 0, 0>(j, r, c0, c1, ox, 0, g.kw, scale);
+    for (; ox < g.OW; ++ox) border_pixel<K, L>(j, r, c0, c1, ox);
   }
-  for (; ox < g.OW; ++ox) border_pixel<K, L>(j, r, c0, c1, ox);
 }
 
 inline Row make_row(const Job& j, int64_t ri, bool conv) {

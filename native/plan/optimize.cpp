@@ -89,6 +89,7 @@ class Rewriter {
     convolutions_to_nhwc();
     sink_layout_changes();
     fuse_attention();
+    fuse_layer_norm();
     fuse_matmul_bias();
     fuse_epilogues();
     return g_;
@@ -484,6 +485,46 @@ class Rewriter {
         continue;  // shapes that do not fit the fused op: leave the chain as written
       }
       replace(Value{shared(out), 0}, Value{att, 0});
+      changed = true;
+    }
+    if (changed) refresh();
+  }
+
+  // ---- layer normalization ----------------------------------------------------------------
+
+  // MVN over the last axis -> Multiply(gamma) [-> Add(beta)], constants along that axis.
+  void fuse_layer_norm() {
+    bool changed = false;
+    for (const NodePtr& mvn : order_) {
+      if (mvn->op != "MVN" || mvn->inputs.size() != 2 || !mvn->attr_int("normalize_variance", 1)) continue;
+      const PartialShape& xs = mvn->outputs[0].shape;
+      const Node* axes = const_of(mvn->inputs[1]);
+      if (!xs.rank_known || xs.rank() < 1 || !axes || axes->outputs[0].type != ElementType::i64 ||
+          numel(axes->outputs[0].shape.dims) != 1 || xs.dims.back() < 0)
+        continue;
+      const int64_t axis = *static_cast<const int64_t*>(axes->constant->data());
+      const int rank = (int)xs.rank();
+      if (axis != -1 && axis != rank - 1) continue;
+      const int64_t len = xs.dims.back();
+      Node* mul = sole_user(*mvn);
+      std::vector<float> gamma, beta;
+      if (!mul || mul->op != "Multiply" || !numpy_broadcast(*mul)) continue;
+      const Value& g = mul->inputs[0].node == mvn ? mul->inputs[1] : mul->inputs[0];
+      if (!channel_vector(g, rank, rank - 1, len, gamma)) continue;
+      Node* last = mul;
+      Node* add = sole_user(*mul);
+      if (add && add->op == "Add" && numpy_broadcast(*add)) {
+        const Value& b = add->inputs[0].node.get() == mul ? add->inputs[1] : add->inputs[0];
+        if (channel_vector(b, rank, rank - 1, len, beta)) last = add;
+      }
+      if (beta.empty()) beta.assign(len, 0.0f);
+      Attrs attrs{{"eps", mvn->attr_float("eps", 1e-9)},
+                  {"eps_mode", mvn->attr_str("eps_mode", "inside_sqrt")}};
+      NodePtr ln = make_node("aiov.LayerNorm",
+                             {mvn->inputs[0], Value{f32_constant(Dims{len}, gamma, mvn->name + "/gamma"), 0},
+                              Value{f32_constant(Dims{len}, beta, mvn->name + "/beta"), 0}},
+                             attrs, mvn->name);
+      replace(Value{shared(last), 0}, Value{ln, 0});
       changed = true;
     }
     if (changed) refresh();
