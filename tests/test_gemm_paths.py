@@ -1,5 +1,6 @@
 """Every GEMM path the run-time dispatcher can pick (AVX-512, AVX2+FMA, portable) gives the
-same products: the fallbacks are exercised here by capping the ISA in a subprocess."""
+same products, also through the fused convolution, epilogue and attention kernels: the
+fallbacks are exercised here by capping the ISA in a subprocess."""
 import json
 import os
 import subprocess
@@ -21,13 +22,29 @@ for m, k, n, ta, tb, const in [(1, 784, 1024, 0, 0, 1), (3, 17, 33, 1, 0, 0), (6
     out = ov.compile_model(ov.Model(ops.matmul(pa, pb, bool(ta), bool(tb)), params))([a] if const else [a, b])[0]
     ref = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
     worst = max(worst, float(np.max(np.abs(out - ref)) / (np.max(np.abs(ref)) + 1e-30)))
+# The fused kernels (convolution, epilogues, attention, layer norm) on the same ISA, against
+# the unoptimized graph.
+import os, sys
+sys.path.insert(0, os.environ["AIOV_TESTS"])
+import model_zoo as zoo
+cases = [(zoo.resnet50(blocks=(1, 1), width=8, classes=5), {"x": rng.standard_normal((2, 3, 24, 24)).astype(np.float32)}),
+         (zoo.mobilenet_v2(settings=((1, 8, 1, 1), (6, 12, 2, 2)), classes=5),
+          {"x": rng.standard_normal((1, 3, 20, 20)).astype(np.float32)}),
+         (zoo.bert_encoder(hidden=32, heads=4, layers=1), zoo.bert_feeds(2, 7, 32))]
+for proto, feeds in cases:
+    data = proto.SerializeToString()
+    os.environ["AIOV_GRAPH_OPT"] = "0"
+    plain = ov.compile_model(data)(feeds)[0]
+    os.environ["AIOV_GRAPH_OPT"] = "1"
+    fused = ov.compile_model(data)(feeds)[0]
+    worst = max(worst, float(np.max(np.abs(fused - plain)) / (np.max(np.abs(plain)) + 1e-30)))
 print(json.dumps({"isa": ov._core.gemm_isa(), "worst": worst}))
 """
 
 
 @pytest.mark.parametrize("isa", ["avx512", "avx2", "scalar"])
 def test_gemm_path_matches_float64_reference(isa):
-    env = dict(os.environ, AIOV_GEMM_ISA=isa)
+    env = dict(os.environ, AIOV_GEMM_ISA=isa, AIOV_TESTS=os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])

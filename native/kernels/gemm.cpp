@@ -312,7 +312,7 @@ inline double est_ns(double flops, double bytes) { return flops * 0.01 + bytes *
 // parallel_for costs a few microseconds to queue, but a sleeping worker takes
 // ~30 us to wake (measured on a 2-core KVM guest) while the caller runs ahead,
 // and then starts with cold caches: only split work well above that.
-constexpr double kMinParallelNs = 80e3;
+constexpr double kMinParallelNs = 20e3;
 constexpr double kMinChunkNs = 5e3;
 
 int usable_threads(ThreadPool* pool, int max_threads) {
