@@ -725,11 +725,11 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 
 void PackedB::AlignedFree::operator()(float* p) const { free_floats(p); }
 
-PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb)
+PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb, int64_t rows_hint)
     : K_(std::max<int64_t>(K, 0)), N_(std::max<int64_t>(N, 0)) {
   const KernelSet& ks = kernels();
   panel_width_ = ks.nr;
-  row_layout_ = N_ <= kDotMaxN;
+  row_layout_ = N_ <= kDotMaxN && (rows_hint < 0 || rows_hint <= 4 * kDotMaxM);
   size_ = row_layout_ ? (size_t)(N_ * K_) : (size_t)(ceil_div(N_, ks.nr) * K_ * ks.nr);
   data_.reset(alloc_floats(size_));
   if (N_ == 0 || K_ == 0) return;

@@ -23,7 +23,9 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 // micro-kernel streams, then reused by every sgemm_packed call.
 class PackedB {
  public:
-  PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb);
+  // rows_hint: the M the weights will be multiplied with, when known (-1: unknown). Few
+  // columns are kept as dot-product rows only for few rows of A; tall A wants panels.
+  PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb, int64_t rows_hint = -1);
   int64_t K() const { return K_; }
   int64_t N() const { return N_; }
   // Columns per panel: the micro-kernel width of the ISA picked when packing.

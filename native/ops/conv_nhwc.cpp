@@ -129,7 +129,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     for (int64_t o = 0; o < Og; ++o)
       for (int64_t c = 0; c < Cg; ++c)
         for (int64_t t = 0; t < taps; ++t) wt[o * K + t * Cg + c] = filters[((gi * Og + o) * Cg + c) * taps + t];
-    packed.push_back(std::make_shared<PackedB>(true, K, Og, wt.data(), K));
+    packed.push_back(std::make_shared<PackedB>(true, K, Og, wt.data(), K, M));
   }
   const bool direct = taps == 1 && group == 1 && g.sh == 1 && g.sw == 1 && w.pad_begin[0] == 0 &&
                       w.pad_begin[1] == 0 && w.pad_end[0] == 0 && w.pad_end[1] == 0;

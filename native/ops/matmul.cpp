@@ -111,8 +111,8 @@ KernelFn prepare_f32(const PrepareContext& ctx, const MatMulGeometry& g) {
   for (int64_t i = 0; i < g.batches; ++i) a_dense = a_dense && g.a_off[i] == i * g.a_mat;
   if (ctx.in[1].data && b_shared && !g.ta && a_dense) {
     // Weights known at compile time: pack once, then one GEMM over all rows.
-    auto packed = std::make_shared<PackedB>(g.tb, g.K, g.N, static_cast<const float*>(ctx.in[1].data), ldb);
     int64_t rows = g.M * g.batches;
+    auto packed = std::make_shared<PackedB>(g.tb, g.K, g.N, static_cast<const float*>(ctx.in[1].data), ldb, rows);
     int64_t K = g.K, N = g.N;
     return [packed, rows, K, N](const KernelArgs& k) {
       sgemm_packed(false, rows, k.in[0]->as<float>(), K, *packed, Epilogue{}, k.out[0]->as<float>(), N,
@@ -206,7 +206,7 @@ KernelFn prepare_fused_matmul(const PrepareContext& ctx) {
   const Dims& ws = ctx.in[1].shape;
   const int64_t K = tb ? ws[1] : ws[0], N = tb ? ws[0] : ws[1];
   const int64_t rows = K ? numel(ctx.in[0].shape) / K : 0;
-  auto packed = std::make_shared<PackedB>(tb, K, N, static_cast<const float*>(ctx.in[1].data), tb ? K : N);
+  auto packed = std::make_shared<PackedB>(tb, K, N, static_cast<const float*>(ctx.in[1].data), tb ? K : N, rows);
   const Activation act = fused_activation(ctx.node);
   const bool residual = ctx.in.size() > 3;
   return [packed, rows, N, act, residual](const KernelArgs& k) {
