@@ -1,22 +1,26 @@
 // Depthwise convolution and pooling over NHWC f32.
 //
-// Work is split by output row (n, oy). Within a row, channels go in blocks of one vector
-// and interior pixels (whole window in bounds) in runs of up to kRun, whose accumulators
-// stay in registers. For the common window shapes (3x3 / 5x5, stride 1 / 2, no dilation)
-// the run kernel is unrolled over the taps so each input vector is loaded once per run
-// and feeds every pixel that uses it, which makes it FMA-bound rather than load-bound.
-// Border pixels visit only their in-bounds taps, so padding is never read.
+// Work is split by output row (n, oy). Within a row, pixels go in runs of up to kRun and,
+// for each run, channels in blocks of one vector; a run's accumulators stay in registers.
+// For the common window shapes (3x3 / 5x5, stride 1 / 2, no dilation) the run kernel is
+// unrolled over the taps so each input vector is loaded once per run and feeds every
+// pixel that uses it, and each weight vector serves the whole run: the kernel is then
+// bound by FMA throughput rather than by loads. Taps outside the input are never read:
+// runs touching the border skip the out-of-bounds input columns, other border pixels go
+// one at a time over their in-bounds taps.
 //
 // The kernels are written once with GCC vector extensions and instantiated per ISA
 // (16, 8 or 4 floats per vector): plain auto-vectorization of the same loops proved
-// fragile (accumulators spilled or were shuffled across pixels for narrow blocks).
+// fragile (accumulators spilled, or were shuffled across pixels for narrow blocks).
 #include "kernels/nhwc_window.hpp"
 
 #include <algorithm>
 #include <functional>
 #include <limits>
+#include <string>
 
 #include "executor/executor.hpp"
+#include "kernels/gemm.hpp"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define AIOV_WINDOW_X86 1
@@ -248,11 +252,17 @@ AIOV_ALWAYS_INLINE void row_all(const Job& j, const Row& r, int64_t c0, int64_t 
       shaped_run<K, L, 4, KW, SW>(j, r, c0, c1, ox, ox_lo, ox_hi, scale);
       ox += 4;
     }
-    if (ox + 2 <= g.OW) {
-      shaped_run<K, L, 2, KW, SW>(j, r, c0, c1, ox, ox_lo, ox_hi, scale);
+    // Two or one pixels: shared weights gain little, so border ones take the generic path.
+    for (; ox < g.OW && ox < ox_lo; ++ox) border_pixel<K, L>(j, r, c0, c1, ox);
+    if (ox + 2 <= std::min(g.OW, ox_hi)) {
+      run_channels<K, L, 2, KW, SW>(j, r, c0, c1, ox, 0, KW, scale);
       ox += 2;
     }
-    if (ox < g.OW) shaped_run<K, L, 1, KW, SW>(j, r, c0, c1, ox, ox_lo, ox_hi, scale);
+    if (ox < std::min(g.OW, ox_hi)) {
+      run_channels<K, L, 1, KW, SW>(j, r, c0, c1, ox, 0, KW, scale);
+      ++ox;
+    }
+    for (; ox < g.OW; ++ox) border_pixel<K, L>(j, r, c0, c1, ox);
   } else {
     for (; ox < ox_lo; ++ox) border_pixel<K, L>(j, r, c0, c1, ox);
     for (; ox + kRun <= ox_hi; ox += kRun) run_channels<K, L, kRun, 0, 0>(j, r, c0, c1, ox, 0, g.kw, scale);
@@ -287,44 +297,62 @@ AIOV_ALWAYS_INLINE void rows_shape(const Job& j, int64_t r0, int64_t r1, int64_t
     row_all<K, L, KW, SW>(j, make_row(j, ri, K == Kind::conv), c0, c1, ox_lo, ox_hi);
 }
 
+// One out-of-line function per (kind, vector width, window shape) and ISA: vector code only
+// lives inside functions carrying the ISA's target attribute, and the split keeps each
+// function small enough for GCC to compile in reasonable time.
+#define AIOV_WINDOW_ISA(Name, ATTR, LANES)                                                  \
+  struct Name {                                                                             \
+    static constexpr int L = LANES;                                                         \
+    template <Kind K, int VL, int KW, int SW>                                               \
+    ATTR __attribute__((noinline)) static void rows(const Job& j, int64_t r0, int64_t r1,   \
+                                                    int64_t c0, int64_t c1) {               \
+      rows_shape<K, VL, KW, SW>(j, r0, r1, c0, c1);                                         \
+    }                                                                                       \
+  };
+
+AIOV_WINDOW_ISA(Baseline, , 4)
+#if defined(AIOV_WINDOW_X86)
+AIOV_WINDOW_ISA(Avx2, __attribute__((target("avx2,fma"))), 8)
+AIOV_WINDOW_ISA(Avx512, __attribute__((target("avx512f,fma"))), 16)
+#endif
+
 // Picks a compile-time window shape when one matches.
-template <Kind K, int L>
-AIOV_ALWAYS_INLINE void rows_main(const Job& j, int64_t r0, int64_t r1, int64_t c1) {
+template <Kind K, class Isa>
+void rows_main(const Job& j, int64_t r0, int64_t r1, int64_t c1) {
+  constexpr int L = Isa::L;
   const Window2d& g = j.g;
   if (g.dw == 1) {
-    if (g.kw == 3 && g.sw == 1) return rows_shape<K, L, 3, 1>(j, r0, r1, 0, c1);
-    if (g.kw == 3 && g.sw == 2) return rows_shape<K, L, 3, 2>(j, r0, r1, 0, c1);
-    if (K == Kind::conv && g.kw == 5 && g.sw == 1) return rows_shape<K, L, 5, 1>(j, r0, r1, 0, c1);
-    if (K == Kind::conv && g.kw == 5 && g.sw == 2) return rows_shape<K, L, 5, 2>(j, r0, r1, 0, c1);
-    if (K != Kind::conv && g.kw == 2 && g.sw == 2) return rows_shape<K, L, 2, 2>(j, r0, r1, 0, c1);
+    if (g.kw == 3 && g.sw == 1) return Isa::template rows<K, L, 3, 1>(j, r0, r1, 0, c1);
+    if (g.kw == 3 && g.sw == 2) return Isa::template rows<K, L, 3, 2>(j, r0, r1, 0, c1);
+    if (K == Kind::conv && g.kw == 5 && g.sw == 1) return Isa::template rows<K, L, 5, 1>(j, r0, r1, 0, c1);
+    if (K == Kind::conv && g.kw == 5 && g.sw == 2) return Isa::template rows<K, L, 5, 2>(j, r0, r1, 0, c1);
   }
-  rows_shape<K, L, 0, 0>(j, r0, r1, 0, c1);
+  Isa::template rows<K, L, 0, 0>(j, r0, r1, 0, c1);
 }
 
-template <Kind K, int L>
-AIOV_ALWAYS_INLINE void rows_any(const Job& j, int64_t r0, int64_t r1) {
-  const Window2d& g = j.g;
-  const int64_t C = g.C;
+template <Kind K, class Isa>
+void rows_any(const Job& j, int64_t r0, int64_t r1) {
+  constexpr int L = Isa::L;
+  const int64_t C = j.g.C;
   if ((C >= L && j.overlap_tail) || C % L == 0) {
-    rows_main<K, L>(j, r0, r1, C);
+    rows_main<K, Isa>(j, r0, r1, C);
   } else {
     // Channels past the last full vector, without recomputing any: narrower generic passes.
     const int64_t full = C / L * L;
     const int64_t full4 = L > 4 ? full + (C - full) / 4 * 4 : full;
-    if (full) rows_main<K, L>(j, r0, r1, full);
-    if (full4 > full) rows_shape<K, 4, 0, 0>(j, r0, r1, full, full4);
-    if (C > full4) rows_shape<K, 1, 0, 0>(j, r0, r1, full4, C);
+    if (full) rows_main<K, Isa>(j, r0, r1, full);
+    if (full4 > full) Isa::template rows<K, 4, 0, 0>(j, r0, r1, full, full4);
+    if (C > full4) Isa::template rows<K, 1, 0, 0>(j, r0, r1, full4, C);
   }
 }
 
-// Conv rows with an activation that is not fused into the store: a pass per finished row,
-// while it is still in cache.
-template <int L>
-AIOV_ALWAYS_INLINE void conv_rows(const Job& j, int64_t r0, int64_t r1) {
-  if (j.fused != Fused::deferred) return rows_any<Kind::conv, L>(j, r0, r1);
+template <Kind K, class Isa>
+void rows_entry(const Job& j, int64_t r0, int64_t r1) {
+  if (K != Kind::conv || j.fused != Fused::deferred) return rows_any<K, Isa>(j, r0, r1);
+  // An activation not fused into the store: a pass per finished row, while it is in cache.
   const int64_t row = j.g.OW * j.g.C;
   for (int64_t ri = r0; ri < r1; ++ri) {
-    rows_any<Kind::conv, L>(j, ri, ri + 1);
+    rows_any<K, Isa>(j, ri, ri + 1);
     apply_epilogue_row(j.y + ri * row, row, nullptr, nullptr, j.act);
   }
 }
@@ -334,30 +362,21 @@ struct IsaFns {
   RowsFn conv, max, sum;
 };
 
-#define AIOV_WINDOW_FNS(name, attr, L)                                                              \
-  attr void name##_conv(const Job& j, int64_t r0, int64_t r1) { conv_rows<L>(j, r0, r1); }          \
-  attr void name##_max(const Job& j, int64_t r0, int64_t r1) { rows_any<Kind::max, L>(j, r0, r1); } \
-  attr void name##_sum(const Job& j, int64_t r0, int64_t r1) { rows_any<Kind::sum, L>(j, r0, r1); } \
-  const IsaFns name{name##_conv, name##_max, name##_sum};
-
-AIOV_WINDOW_FNS(kBaseline, , 4)
-#if defined(AIOV_WINDOW_X86)
-AIOV_WINDOW_FNS(kAvx2, __attribute__((target("avx2,fma"))), 8)
-AIOV_WINDOW_FNS(kAvx512, __attribute__((target("avx512f,fma"))), 16)
-#endif
+template <class Isa>
+const IsaFns* fns_for() {
+  static const IsaFns f{rows_entry<Kind::conv, Isa>, rows_entry<Kind::max, Isa>, rows_entry<Kind::sum, Isa>};
+  return &f;
+}
 
 const IsaFns& isa_fns() {
   static const IsaFns* chosen = [] {
 #if defined(AIOV_WINDOW_X86)
-    // AIOV_NHWC_WINDOW_ISA (build-time, tests only) caps the choice: 0 baseline, 1 AVX2.
-#if !defined(AIOV_NHWC_WINDOW_ISA) || AIOV_NHWC_WINDOW_ISA >= 2
-    if (__builtin_cpu_supports("avx512f")) return &kAvx512;
+    // The GEMM's choice (CPUID and XCR0, capped by AIOV_GEMM_ISA), so one cap covers all kernels.
+    const std::string isa = gemm_isa();
+    if (isa == "avx512") return fns_for<Avx512>();
+    if (isa == "avx2") return fns_for<Avx2>();
 #endif
-#if !defined(AIOV_NHWC_WINDOW_ISA) || AIOV_NHWC_WINDOW_ISA >= 1
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &kAvx2;
-#endif
-#endif
-    return &kBaseline;
+    return fns_for<Baseline>();
   }();
   return *chosen;
 }
