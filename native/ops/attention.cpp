@@ -9,9 +9,8 @@
 #include <vector>
 
 #include "executor/executor.hpp"
-#include "kernels/dispatch.hpp"
 #include "kernels/gemm.hpp"
-#include "kernels/scalar.hpp"
+#include "kernels/softmax_row.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -28,22 +27,6 @@ std::vector<PortInfo> infer_attention(const InferContext& c) {
   const PartialShape& v = c.in[2].shape;
   if (!q.rank_known || !v.rank_known) return {PortInfo{ElementType::f32, PartialShape::dynamic_rank()}};
   return {PortInfo{ElementType::f32, PartialShape(Dims{q.dims[0], q.dims[1], q.dims[2], v.dims[3]})}};
-}
-
-// Row-wise softmax of s[0:n] in place, after adding mask[0:n] (mask may be null).
-AIOV_MULTIVERSION
-void masked_softmax_row(float* __restrict s, const float* __restrict mask, int64_t n) {
-  if (mask)
-    for (int64_t j = 0; j < n; ++j) s[j] += mask[j];
-  float mx = -INFINITY;
-  for (int64_t j = 0; j < n; ++j) mx = s[j] > mx ? s[j] : mx;
-  float sum = 0.0f;
-  for (int64_t j = 0; j < n; ++j) {
-    s[j] = fast_exp(s[j] - mx);
-    sum += s[j];
-  }
-  const float inv = 1.0f / sum;
-  for (int64_t j = 0; j < n; ++j) s[j] *= inv;
 }
 
 KernelFn prepare_attention(const PrepareContext& ctx) {
@@ -89,13 +72,14 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
         sgemm(false, true, Sq, Sk, D, scale, qh, H * D, kh, H * D, 0.0f, scores.data(), Sk, nullptr);
         for (int64_t i = 0; i < Sq; ++i) {
           const float* mrow = M ? M + b * mstride[0] + h * mstride[1] + i * mstride[2] : nullptr;
+          float* row = scores.data() + i * Sk;
           if (mrow && mstride[3] == 0) {  // one mask value for the whole row
             const float add = mrow[0];
-            float* row = scores.data() + i * Sk;
             for (int64_t j = 0; j < Sk; ++j) row[j] += add;
-            mrow = nullptr;
+          } else if (mrow) {
+            for (int64_t j = 0; j < Sk; ++j) row[j] += mrow[j];
           }
-          masked_softmax_row(scores.data() + i * Sk, mrow, Sk);
+          softmax_row(row, row, Sk);
         }
         sgemm(false, false, Sq, Dv, Sk, 1.0f, scores.data(), Sk, vh, H * Dv, 0.0f, O + (b * Sq * H + h) * Dv, H * Dv,
               nullptr);

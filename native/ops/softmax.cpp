@@ -4,6 +4,7 @@
 
 #include "executor/executor.hpp"
 #include "kernels/dispatch.hpp"
+#include "kernels/softmax_row.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -15,20 +16,6 @@ std::vector<PortInfo> infer_softmax(const InferContext& c) {
     throw InputError(c.node.describe() + ": expected a floating-point input, got " + type_name(t));
   if (c.in[0].shape.rank_known) normalize_axis(c.node, c.node.attr_int("axis", 1), c.in[0].shape.rank());
   return {c.in[0]};
-}
-
-// One softmax over `len` elements spaced by `stride`.
-AIOV_MULTIVERSION void softmax_row(const float* __restrict x, float* __restrict y, int64_t len) {
-  float m = -INFINITY;
-  for (int64_t i = 0; i < len; ++i) m = x[i] > m ? x[i] : m;
-  float s = 0;
-  for (int64_t i = 0; i < len; ++i) {
-    float e = fast_exp(x[i] - m);
-    y[i] = e;
-    s += e;
-  }
-  float inv = 1.0f / s;
-  for (int64_t i = 0; i < len; ++i) y[i] *= inv;
 }
 
 template <class T>
