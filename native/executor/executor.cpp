@@ -1,7 +1,5 @@
 #include "executor/executor.hpp"
 
-#include <chrono>
-
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -22,23 +20,6 @@ namespace {
 // Workers run slightly below normal priority (AIOV_WORKER_NICE, default 2): when inference
 // saturates every core, the application's own threads (its event loop above all) still get
 // the CPU as soon as they wake. Without contention it changes nothing.
-// How long an idle worker watches the queue before it sleeps (AIOV_WORKER_SPIN_US). Waking a
-// sleeping worker can take tens to hundreds of microseconds on a virtual machine, while the
-// layers of one inference hand out parallel work back to back.
-int64_t worker_spin_ns() {
-  static const int64_t ns = [] {
-    const char* env = std::getenv("AIOV_WORKER_SPIN_US");
-    return (env ? std::atoll(env) : 100) * 1000;
-  }();
-  return ns;
-}
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
 void lower_worker_priority() {
   const char* env = std::getenv("AIOV_WORKER_NICE");
   int nice = env ? std::atoi(env) : 2;
@@ -70,7 +51,6 @@ void ThreadPool::submit(std::function<void()> job) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     jobs_.push_back(std::move(job));
-    queued_.fetch_add(1, std::memory_order_release);
   }
   cv_.notify_one();
 }
@@ -79,32 +59,15 @@ void ThreadPool::worker_loop() {
   for (;;) {
     std::function<void()> task;
     bool is_job = false;
-    // At most cores - 1 workers spin: the thread running the request holds a core too, and a
-    // spinner beyond that would take a core from the work it waits for.
-    static const int max_spinners = hardware_threads() - 1;
-    const int64_t spin_ns = worker_spin_ns();
-    if (spin_ns > 0 && queued_.load(std::memory_order_acquire) == 0) {
-      if (spinning_.fetch_add(1, std::memory_order_acq_rel) < max_spinners) {
-        const auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(spin_ns);
-        for (int i = 1; queued_.load(std::memory_order_acquire) == 0 && !stopping_.load(std::memory_order_relaxed);
-             ++i) {
-          cpu_relax();
-          if ((i & 255) == 0 && std::chrono::steady_clock::now() > until) break;
-        }
-      }
-      spinning_.fetch_sub(1, std::memory_order_acq_rel);
-    }
     {
       std::unique_lock<std::mutex> lock(mutex_);
       cv_.wait(lock, [this] { return stopping_ || !helpers_.empty() || !jobs_.empty(); });
       if (!helpers_.empty()) {
         task = std::move(helpers_.front());
         helpers_.pop_front();
-        queued_.fetch_sub(1, std::memory_order_relaxed);
       } else if (!jobs_.empty()) {
         task = std::move(jobs_.front());
         jobs_.pop_front();
-        queued_.fetch_sub(1, std::memory_order_relaxed);
         is_job = true;
       } else {
         return;  // stopping and drained
@@ -178,7 +141,6 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     // A helper holds the state alive; `fn` is only dereferenced while chunks
     // remain, and the caller does not return until every chunk is done.
     for (int i = 0; i < helpers; ++i) helpers_.push_back([st] { st->work(); });
-    queued_.fetch_add(helpers, std::memory_order_release);
   }
   if (helpers == 1) cv_.notify_one(); else cv_.notify_all();
   st->work();

@@ -42,9 +42,7 @@ class ThreadPool {
   std::deque<std::function<void()>> helpers_;
   std::deque<std::function<void()>> jobs_;
   std::atomic<int64_t> pending_{0};
-  std::atomic<int64_t> queued_{0};  // helpers_ + jobs_, readable without the lock
-  std::atomic<int> spinning_{0};    // idle workers currently watching the queue
-  std::atomic<bool> stopping_{false};
+  bool stopping_ = false;
 };
 
 // The process-wide pool (created on first use). Size: AIOV_NUM_THREADS or one
