@@ -106,15 +106,21 @@ def child(framework, key, path, out_path, repeats, budget):
     base = _rss_kib("VmRSS")
     fn = _prepare(framework, proto_bytes, path, feeds)
     np.save(out_path, np.asarray(fn()[0]))
-    n = calibrate(fn, budget, min_iters=3)
+    us = _median_seconds(fn, repeats, budget, min_iters=3) * 1e6
+    peak = _rss_kib("VmHWM") - base
+    print(json.dumps({"us": us, "peak_mib": peak / 1024}))
+
+
+def _median_seconds(fn, repeats, budget, min_iters):
+    """Median over ``repeats`` runs of the mean time of one call; a run lasts about ``budget``."""
+    n = calibrate(fn, budget, min_iters=min_iters)
     samples = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         for _ in range(n):
             fn()
-        samples.append((time.perf_counter() - t0) / n * 1e6)
-    peak = _rss_kib("VmHWM") - base
-    print(json.dumps({"us": statistics.median(samples), "peak_mib": peak / 1024}))
+        samples.append((time.perf_counter() - t0) / n)
+    return statistics.median(samples)
 
 
 def profile(key, top):
@@ -163,14 +169,7 @@ def gemm_rows(repeats, budget, aiov):
             cells["aiov"] = req.infer
         res = {}
         for name, fn in cells.items():
-            cnt = calibrate(fn, budget, min_iters=2)
-            samples = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                for _ in range(cnt):
-                    fn()
-                samples.append((time.perf_counter() - t0) / cnt)
-            res[name] = flop / statistics.median(samples) / 1e9
+            res[name] = flop / _median_seconds(fn, repeats, budget, min_iters=2) / 1e9
         rows.append([f"{m}x{k}x{n}", f"{res.get('aiov', 0):,.1f}" if "aiov" in res else "n/a", f"{res['numpy']:,.1f}"])
     return rows
 

@@ -8,47 +8,20 @@ import aiov as ov
 from aio_support import anyio_backend  # noqa: F401  (asyncio, uvloop, trio)
 
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
+
+import model_zoo as zoo  # noqa: E402
 
 RNG = np.random.default_rng(11)
 
 
-class GraphBuilder:
-    def __init__(self):
-        self.nodes, self.inits, self.count = [], [], 0
-
-    def const(self, array):
-        self.count += 1
-        name = f"c{self.count}"
-        self.inits.append(numpy_helper.from_array(np.asarray(array), name))
-        return name
-
-    def weight(self, *shape, scale=None):
-        scale = scale or 1.0 / np.sqrt(np.prod(shape[1:]) if len(shape) > 1 else shape[0])
-        return self.const((RNG.standard_normal(shape) * scale).astype(np.float32))
-
-    def op(self, op_type, inputs, **attrs):
-        self.count += 1
-        out = f"t{self.count}"
-        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
-        return out
-
-    def model(self, inputs, output, opset=17):
-        self.nodes[-1].output[0] = "out"
-        graph = helper.make_graph(self.nodes, "m", inputs,
-                                  [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], self.inits)
-        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+def GraphBuilder():
+    return zoo.GraphBuilder(seed=11)
 
 
 def _conv_bn(g, x, cin, cout, k, stride, group=1, relu=True):
-    w = g.weight(cout, cin // group, k, k)
-    y = g.op("Conv", [x, w, g.weight(cout, scale=0.1)], kernel_shape=[k, k], strides=[stride, stride],
-             pads=[k // 2] * 4, group=group)
-    y = g.op("BatchNormalization", [y, g.const(RNG.uniform(0.5, 1.5, cout).astype(np.float32)),
-                                    g.weight(cout, scale=0.1), g.weight(cout, scale=0.1),
-                                    g.const(RNG.uniform(0.5, 1.5, cout).astype(np.float32))], epsilon=1e-5)
-    return g.op("Relu", [y]) if relu else y
+    return g.conv_bn(x, cin, cout, k, stride, group=group, act="relu" if relu else None, bias=True)
 
 
 def resnet_model():
@@ -63,7 +36,7 @@ def resnet_model():
     x = g.op("GlobalAveragePool", [x])
     x = g.op("Flatten", [x], axis=1)
     g.op("Gemm", [x, g.weight(10, 32), g.weight(10, scale=0.1)], transB=1)
-    return g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 32, 32])], "out")
+    return g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 32, 32])])
 
 
 def mobilenet_model():
@@ -76,7 +49,7 @@ def mobilenet_model():
         x = _conv_bn(g, y, cin * 2, cout, 1, 1, relu=False)             # project
     x = g.op("AveragePool", [x], kernel_shape=[8, 8], strides=[8, 8])
     g.op("Flatten", [x], axis=1)
-    return g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 32, 32])], "out")
+    return g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 32, 32])])
 
 
 def bert_layer_model(hidden=64, heads=4):
@@ -109,7 +82,7 @@ def bert_layer_model(hidden=64, heads=4):
     g.op("LayerNormalization", [g.op("Add", [ff, x]), ln_scale, ln_bias], axis=-1)
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", hidden]),
               helper.make_tensor_value_info("mask", TensorProto.INT64, ["b", "s"])]
-    return g.model(inputs, "out")
+    return g.model(inputs)
 
 
 def _check(proto, feeds, rtol=1e-4, atol=1e-4):
