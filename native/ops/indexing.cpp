@@ -37,9 +37,23 @@ void walk(const Dims& shape, const std::vector<int64_t>& in_strides, int64_t bas
 
 // out[i][j] = in[i + j * stride] for a rows x cols block, in tiles that keep both sides
 // in L1 (a layout change such as NCHW <-> NHWC).
+// Few columns (an image's channels going last): interleave `COLS` input streams.
+template <class T, int COLS>
+void interleave_rows(const T* __restrict in, int64_t stride, int64_t rows, T* __restrict out) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int j = 0; j < COLS; ++j) out[i * COLS + j] = in[i + j * stride];
+}
+
 template <class T>
 AIOV_MULTIVERSION void transpose_block(const T* __restrict in, int64_t stride, int64_t rows, int64_t cols,
                                        T* __restrict out) {
+  switch (cols) {
+    case 1: return interleave_rows<T, 1>(in, stride, rows, out);
+    case 2: return interleave_rows<T, 2>(in, stride, rows, out);
+    case 3: return interleave_rows<T, 3>(in, stride, rows, out);
+    case 4: return interleave_rows<T, 4>(in, stride, rows, out);
+    default: break;
+  }
   constexpr int64_t kTile = 16;
   for (int64_t i0 = 0; i0 < rows; i0 += kTile)
     for (int64_t j0 = 0; j0 < cols; j0 += kTile) {
