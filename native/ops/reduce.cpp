@@ -140,6 +140,47 @@ KernelFn make_reduce(const PrepareContext& ctx, const ReduceGeometry& g, ReduceK
   };
 }
 
+// out[o, i] = reduce over r of x[o, r, i] with x seen as [outer, red, inner]: consecutive
+// reduced axes ahead of contiguous kept ones (global pooling over NHWC). Whole inner rows
+// are combined at once, so the loop is contiguous and vectorizes.
+AIOV_MULTIVERSION
+void reduce_rows(const float* __restrict x, float* __restrict o, int64_t red, int64_t inner, ReduceKind kind) {
+  std::memcpy(o, x, inner * sizeof(float));
+  for (int64_t r = 1; r < red; ++r) {
+    const float* row = x + r * inner;
+    if (kind == ReduceKind::kMax)
+      for (int64_t i = 0; i < inner; ++i) o[i] = row[i] > o[i] ? row[i] : o[i];
+    else if (kind == ReduceKind::kMin)
+      for (int64_t i = 0; i < inner; ++i) o[i] = row[i] < o[i] ? row[i] : o[i];
+    else
+      for (int64_t i = 0; i < inner; ++i) o[i] += row[i];
+  }
+  if (kind == ReduceKind::kMean) {
+    const float inv = 1.0f / (float)red;
+    for (int64_t i = 0; i < inner; ++i) o[i] *= inv;
+  }
+}
+
+KernelFn reduce_middle_block(const TensorView& in, const std::vector<int64_t>& axes, ReduceKind kind) {
+  const bool simple = kind == ReduceKind::kSum || kind == ReduceKind::kMean || kind == ReduceKind::kMax ||
+                      kind == ReduceKind::kMin;
+  if (!simple || in.type != ElementType::f32 || axes.empty()) return nullptr;
+  for (size_t i = 1; i < axes.size(); ++i)
+    if (axes[i] != axes[i - 1] + 1) return nullptr;
+  int64_t outer = 1, red = 1, inner = 1;
+  for (int64_t d = 0; d < (int64_t)in.shape.size(); ++d) {
+    if (d < axes.front()) outer *= in.shape[d];
+    else if (d <= axes.back()) red *= in.shape[d];
+    else inner *= in.shape[d];
+  }
+  if (inner < 16 || red < 1) return nullptr;
+  return [outer, red, inner, kind](const KernelArgs& k) {
+    const float* x = k.in[0]->as<float>();
+    float* o = k.out[0]->as<float>();
+    for (int64_t a = 0; a < outer; ++a) reduce_rows(x + a * red * inner, o + a * inner, red, inner, kind);
+  };
+}
+
 template <ReduceKind Kind>
 KernelFn prepare_reduce(const PrepareContext& ctx) {
   bool noop;
@@ -150,6 +191,7 @@ KernelFn prepare_reduce(const PrepareContext& ctx) {
     size_t bytes = ctx.out[0].bytes();
     return [bytes](const KernelArgs& k) { std::memcpy(k.out[0]->data, k.in[0]->data, bytes); };
   }
+  if (KernelFn fast = reduce_middle_block(ctx.in[0], ax, Kind)) return fast;
   ReduceGeometry g = reduce_geometry(ctx.in[0].shape, ax);
   return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
