@@ -100,8 +100,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
              w.dilation[0], w.dilation[1], w.pad_begin[0], w.pad_begin[1]};
   const int64_t O = fs[0], Cg = fs[1], Og = O / group, taps = g.kh * g.kw, K = taps * Cg;
   const int64_t M = g.N * g.OH * g.OW;
-  const Activation act = fused_activation(node);
-  const bool has_residual = ctx.in.size() > 3;
+  const FusedOutput output(ctx);
   const float* filters = static_cast<const float*>(ctx.in[1].data);
 
   if (Cg == 1 && Og == 1 && group == g.C) {
@@ -109,16 +108,9 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     auto wd = std::make_shared<std::vector<float>>(taps * g.C);
     for (int64_t c = 0; c < g.C; ++c)
       for (int64_t t = 0; t < taps; ++t) (*wd)[t * g.C + c] = filters[c * taps + t];
-    return [g, wd, act, has_residual](const KernelArgs& a) {
-      Epilogue e;
-      e.bias = a.in[2]->as<float>();
-      if (has_residual) {
-        e.residual = a.in[3]->as<float>();
-        e.ld_residual = g.C;
-      }
-      e.act = act;
-      depthwise_conv_nhwc(g, a.in[0]->as<float>(), wd->data(), e, a.out[0]->as<float>(), a.ctx->pool,
-                          a.ctx->max_threads);
+    return [g, wd, output](const KernelArgs& a) {
+      depthwise_conv_nhwc(g, a.in[0]->as<float>(), wd->data(), output.at(a, g.C), a.out[0]->as<float>(),
+                          a.ctx->pool, a.ctx->max_threads);
     };
   }
 
@@ -133,17 +125,11 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   }
   const bool direct = taps == 1 && group == 1 && g.sh == 1 && g.sw == 1 && w.pad_begin[0] == 0 &&
                       w.pad_begin[1] == 0 && w.pad_end[0] == 0 && w.pad_end[1] == 0;
-  return [g, packed, act, has_residual, direct, O, Cg, Og, M](const KernelArgs& a) {
+  return [g, packed, output, direct, O, Cg, Og, M](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
     float* y = a.out[0]->as<float>();
     for (size_t gi = 0; gi < packed.size(); ++gi) {
-      Epilogue e;
-      e.bias = a.in[2]->as<float>() + gi * Og;
-      if (has_residual) {
-        e.residual = a.in[3]->as<float>() + gi * Og;
-        e.ld_residual = O;
-      }
-      e.act = act;
+      const Epilogue e = output.at(a, O, (int64_t)gi * Og);
       if (direct) {
         sgemm_packed(false, M, x, g.C, *packed[gi], e, y + gi * Og, O, a.ctx->pool, a.ctx->max_threads);
       } else {

@@ -207,18 +207,10 @@ KernelFn prepare_fused_matmul(const PrepareContext& ctx) {
   const int64_t K = tb ? ws[1] : ws[0], N = tb ? ws[0] : ws[1];
   const int64_t rows = K ? numel(ctx.in[0].shape) / K : 0;
   auto packed = std::make_shared<PackedB>(tb, K, N, static_cast<const float*>(ctx.in[1].data), tb ? K : N, rows);
-  const Activation act = fused_activation(ctx.node);
-  const bool residual = ctx.in.size() > 3;
-  return [packed, rows, N, act, residual](const KernelArgs& k) {
-    Epilogue e;
-    e.bias = k.in[2]->as<float>();
-    if (residual) {
-      e.residual = k.in[3]->as<float>();
-      e.ld_residual = N;
-    }
-    e.act = act;
-    sgemm_packed(false, rows, k.in[0]->as<float>(), packed->K(), *packed, e,
-                 k.out[0]->as<float>(), N, k.ctx->pool, k.ctx->max_threads);
+  const FusedOutput output(ctx);
+  return [packed, rows, N, output](const KernelArgs& k) {
+    sgemm_packed(false, rows, k.in[0]->as<float>(), packed->K(), *packed, output.at(k, N), k.out[0]->as<float>(),
+                 N, k.ctx->pool, k.ctx->max_threads);
   };
 }
 

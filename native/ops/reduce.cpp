@@ -295,10 +295,7 @@ KernelFn normalize_rows_kernel(int64_t rows, int64_t len, bool norm_var, double 
     auto run = [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) normalize_row(x + r * len, y + r * len, len, norm_var, eps, eps_outside, gamma, beta);
     };
-    if (rows * len >= (1 << 15) && k.ctx->pool && rows > 1)
-      k.ctx->pool->parallel_for(rows, std::max<int64_t>(1, (1 << 13) / std::max<int64_t>(1, len)), run, k.ctx->max_threads);
-    else
-      run(0, rows);
+    for_rows(*k.ctx, rows, len, run);
   };
 }
 

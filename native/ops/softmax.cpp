@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "executor/executor.hpp"
 #include "kernels/dispatch.hpp"
 #include "kernels/softmax_row.hpp"
 #include "plan/registry.hpp"
@@ -42,10 +41,7 @@ KernelFn prepare_softmax(const PrepareContext& ctx) {
       auto rows = [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) softmax_row(x + r * len, y + r * len, len);
       };
-      if (outer * len >= (1 << 15) && k.ctx->pool)
-        k.ctx->pool->parallel_for(outer, std::max<int64_t>(1, (1 << 13) / len), rows, k.ctx->max_threads);
-      else
-        rows(0, outer);
+      for_rows(*k.ctx, outer, len, rows);
     };
   }
   return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {

@@ -221,8 +221,6 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
     }
     if (all_known) {
       // Fold: run the kernel now, keep the result as a constant of this plan.
-      std::vector<const TensorView*> ip, op;
-      for (auto& t : pctx.in) ip.push_back(&t);
       for (size_t o = 0; o < outs.size(); ++o) {
         if (def.aliases_input0) {
           pctx.out[o].data = pctx.in[0].data;
@@ -231,13 +229,8 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
           plan->folded.push_back(buf);
           pctx.out[o].data = buf->data();
         }
-        op.push_back(&pctx.out[o]);
       }
-      if (!def.aliases_input0) {
-        KernelFn fn = def.prepare(pctx);
-        ExecContext ectx;
-        fn(KernelArgs{ip.data(), op.data(), &ectx});
-      }
+      if (!def.aliases_input0) run_kernel_now(def, pctx);
       for (size_t o = 0; o < outs.size(); ++o) {
         ValueSlot s;
         s.kind = ValueSlot::kConstant;

@@ -59,6 +59,11 @@ bool channel_vector(const Value& v, int rank, int axis, int64_t channels, std::v
 
 bool numpy_broadcast(const Node& n) { return n.attr_str("auto_broadcast", "numpy") == "numpy"; }
 
+// The operand of binary node u that is not produced by `from`.
+const Value& other_input(const Node& u, const Node* from) {
+  return u.inputs[0].node.get() == from ? u.inputs[1] : u.inputs[0];
+}
+
 // Perm of a Transpose with a constant order, else empty.
 std::vector<int64_t> transpose_perm(const Node& n) {
   if (n.op != "Transpose") return {};
@@ -72,6 +77,11 @@ const std::vector<int64_t> kToNhwc{0, 2, 3, 1};
 const std::vector<int64_t> kToNchw{0, 3, 1, 2};
 
 bool is_to_nchw(const Value& v) { return transpose_perm(*v.node) == kToNchw; }
+
+NodePtr transposed_to(const Value& v, const std::vector<int64_t>& perm) {
+  return make_node("Transpose", {v, Value{i64_constant(perm, ""), 0}}, {}, "");
+}
+NodePtr to_nchw(const NodePtr& nhwc) { return transposed_to(Value{nhwc, 0}, kToNchw); }
 
 const std::unordered_set<std::string> kLayoutBlindUnary{
     "Relu", "Clamp", "Sigmoid", "Tanh", "HSwish", "HSigmoid", "Gelu", "Elu", "LeakyRelu", "Exp", "Abs",
@@ -176,16 +186,8 @@ class Rewriter {
           bufs.push_back(std::make_shared<Buffer>(byte_size(o.type, numel(o.shape.dims))));
           pctx.out.push_back(TensorView{bufs.back()->data(), o.type, o.shape.dims});
         }
-        if (def.aliases_input0) {
-          std::memcpy(pctx.out[0].data, ins[0].data, pctx.out[0].bytes());
-        } else {
-          std::vector<const TensorView*> ip, op;
-          for (auto& t : pctx.in) ip.push_back(&t);
-          for (auto& t : pctx.out) op.push_back(&t);
-          ExecContext ectx;
-          KernelFn fn = def.prepare(pctx);
-          fn(KernelArgs{ip.data(), op.data(), &ectx});
-        }
+        if (def.aliases_input0) std::memcpy(pctx.out[0].data, ins[0].data, pctx.out[0].bytes());
+        else run_kernel_now(def, pctx);
         for (size_t o = 0; o < outs.size(); ++o) {
           NodePtr c = make_constant(outs[o].type, outs[o].shape.dims, pctx.out[o].data, pctx.out[o].bytes(), n->name);
           c->output_names = {n->output_names.size() > o ? n->output_names[o] : std::vector<std::string>{}};
@@ -213,16 +215,16 @@ class Rewriter {
       else continue;
       Node* plus = sole_user(*e);
       if (!plus || plus->op != "Add") continue;
-      const Value& one = same(plus->inputs[0], Value{e, 0}) ? plus->inputs[1] : plus->inputs[0];
+      const Value& one = other_input(*plus, e.get());
       if (!scalar_near(one, 1.0)) continue;
       Node* prod = sole_user(*plus);
       if (!prod || prod->op != "Multiply") continue;
-      const Value& other = prod->inputs[0].node.get() == plus ? prod->inputs[1] : prod->inputs[0];
+      const Value& other = other_input(*prod, plus);
       Value result;
       if (same(other, x)) {  // (x * (1 + erf)) * 0.5
         Node* half = sole_user(*prod);
         if (!half || half->op != "Multiply") continue;
-        const Value& h = half->inputs[0].node.get() == prod ? half->inputs[1] : half->inputs[0];
+        const Value& h = other_input(*half, prod);
         if (!scalar_near(h, 0.5)) continue;
         result = Value{shared(half), 0};
       } else {  // (x * 0.5) * (1 + erf)
@@ -289,13 +291,12 @@ class Rewriter {
         for (int64_t i = 0; i < per_out; ++i) w[o * per_out + i] *= scale[o];
       Attrs attrs = conv->attrs;
       attrs["layout"] = std::string("nhwc");
-      NodePtr xt = make_node("Transpose", {conv->inputs[0], Value{i64_constant(kToNhwc, ""), 0}}, {}, "");
+      NodePtr xt = transposed_to(conv->inputs[0], kToNhwc);
       NodePtr fused = make_node("aiov.FusedConv",
                                 {Value{xt, 0}, Value{f32_constant(fdims, w, filters->name), 0},
                                  Value{f32_constant(Dims{O}, bias, conv->name + "/bias"), 0}},
                                 attrs, conv->name);
-      NodePtr back = make_node("Transpose", {Value{fused, 0}, Value{i64_constant(kToNchw, ""), 0}}, {}, "");
-      replace(Value{shared(last), 0}, Value{back, 0});
+      replace(Value{shared(last), 0}, Value{to_nchw(fused), 0});
       changed = true;
     }
     if (changed) refresh();
@@ -314,10 +315,6 @@ class Rewriter {
         }
       }
     }
-  }
-
-  NodePtr to_nchw(const NodePtr& nhwc) {
-    return make_node("Transpose", {Value{nhwc, 0}, Value{i64_constant(kToNchw, ""), 0}}, {}, "");
   }
 
   bool sink_one(const NodePtr& u) {
@@ -509,12 +506,12 @@ class Rewriter {
       Node* mul = sole_user(*mvn);
       std::vector<float> gamma, beta;
       if (!mul || mul->op != "Multiply" || !numpy_broadcast(*mul)) continue;
-      const Value& g = mul->inputs[0].node == mvn ? mul->inputs[1] : mul->inputs[0];
+      const Value& g = other_input(*mul, mvn.get());
       if (!channel_vector(g, rank, rank - 1, len, gamma)) continue;
       Node* last = mul;
       Node* add = sole_user(*mul);
       if (add && add->op == "Add" && numpy_broadcast(*add)) {
-        const Value& b = add->inputs[0].node.get() == mul ? add->inputs[1] : add->inputs[0];
+        const Value& b = other_input(*add, mul);
         if (channel_vector(b, rank, rank - 1, len, beta)) last = add;
       }
       if (beta.empty()) beta.assign(len, 0.0f);
@@ -545,7 +542,7 @@ class Rewriter {
       Node* add = sole_user(*mm);
       std::vector<float> bias;
       if (!add || add->op != "Add" || !numpy_broadcast(*add)) continue;
-      const Value& other = add->inputs[0].node == mm ? add->inputs[1] : add->inputs[0];
+      const Value& other = other_input(*add, mm.get());
       const int64_t N = ys.dims.back();
       if (!channel_vector(other, (int)ys.rank(), (int)ys.rank() - 1, N, bias)) continue;
       Attrs attrs{{"transpose_b", mm->attr_int("transpose_b", 0)}};
@@ -591,7 +588,7 @@ class Rewriter {
         if (activation_of(*u, attrs)) {
           // fused: activation applied last
         } else if (u->op == "Add" && numpy_broadcast(*u) && ins.size() == 3) {
-          const Value& other = u->inputs[0].node == f ? u->inputs[1] : u->inputs[0];
+          const Value& other = other_input(*u, f.get());
           if (same(other, Value{f, 0}) || !same_shape(other, Value{f, 0})) continue;
           ins.push_back(other);  // the residual
         } else {

@@ -4,6 +4,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "executor/executor.hpp"
+
 namespace aiov {
 
 const OpRegistry& OpRegistry::instance() {
@@ -106,16 +108,41 @@ std::vector<int64_t> row_strides(const Dims& d) {
   return s;
 }
 
-Activation fused_activation(const Node& n) {
-  Activation a;
+void for_rows(const ExecContext& ctx, int64_t rows, int64_t len, const std::function<void(int64_t, int64_t)>& fn) {
+  if (rows * len >= (1 << 15) && ctx.pool && rows > 1)
+    ctx.pool->parallel_for(rows, std::max<int64_t>(1, (1 << 13) / std::max<int64_t>(1, len)), fn, ctx.max_threads);
+  else
+    fn(0, rows);
+}
+
+void run_kernel_now(const OpDef& def, const PrepareContext& ctx) {
+  std::vector<const TensorView*> ins, outs;
+  for (const auto& t : ctx.in) ins.push_back(&t);
+  for (const auto& t : ctx.out) outs.push_back(&t);
+  ExecContext exec;
+  def.prepare(ctx)(KernelArgs{ins.data(), outs.data(), &exec});
+}
+
+FusedOutput::FusedOutput(const PrepareContext& ctx) : has_residual(ctx.in.size() > 3) {
+  const Node& n = ctx.node;
   try {
-    a.kind = act_kind_from_name(n.attr_str("act", "none"));
+    act.kind = act_kind_from_name(n.attr_str("act", "none"));
   } catch (const std::invalid_argument& e) {
     throw InputError(n.describe() + ": " + e.what());
   }
-  a.alpha = (float)n.attr_float("act_alpha", 0.0);
-  a.beta = (float)n.attr_float("act_beta", 0.0);
-  return a;
+  act.alpha = (float)n.attr_float("act_alpha", 0.0);
+  act.beta = (float)n.attr_float("act_beta", 0.0);
+}
+
+Epilogue FusedOutput::at(const KernelArgs& a, int64_t ld, int64_t first) const {
+  Epilogue e;
+  e.bias = a.in[2]->as<float>() + first;
+  if (has_residual) {
+    e.residual = a.in[3]->as<float>() + first;
+    e.ld_residual = ld;
+  }
+  e.act = act;
+  return e;
 }
 
 }  // namespace aiov

@@ -95,8 +95,22 @@ PartialShape broadcast_shapes(const Node& n, const PartialShape& a, const Partia
 int64_t normalize_axis(const Node& n, int64_t axis, int64_t rank);
 // Integer values of a tensor known at compile time (shape, axes, indices operands).
 std::vector<int64_t> read_int_tensor(const Node& n, const TensorView& t, const char* what);
-// The activation a fused op applies (attributes act, act_alpha, act_beta).
-Activation fused_activation(const Node& n);
+// fn(r0, r1) over `rows` rows of `len` elements each (softmax, normalization), split across
+// the pool once the whole is large enough to pay for it.
+void for_rows(const ExecContext& ctx, int64_t rows, int64_t len, const std::function<void(int64_t, int64_t)>& fn);
+// Runs the op's kernel once on the calling thread, into outputs already allocated in
+// ctx.out (constant folding at compile and plan time).
+void run_kernel_now(const OpDef& def, const PrepareContext& ctx);
+// What a fused op with inputs (data, weights, bias [, residual]) applies to its output: the
+// activation from its attributes (act, act_alpha, act_beta) and whether a residual is given.
+struct FusedOutput {
+  Activation act;
+  bool has_residual = false;
+  explicit FusedOutput(const PrepareContext& ctx);
+  // The epilogue for one call, from output column `first` on (a group of a grouped conv);
+  // residual rows are `ld` floats apart.
+  Epilogue at(const KernelArgs& a, int64_t ld, int64_t first = 0) const;
+};
 // Element strides of a row-major shape.
 std::vector<int64_t> row_strides(const Dims& d);
 
