@@ -36,7 +36,8 @@ import numpy as np
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(_HERE), "tests"))
-from _common import calibrate, fmt, print_table, print_versions, try_import  # noqa: E402
+from _common import (add_run_options, calibrate, fmt, print_table, print_versions,  # noqa: E402
+                     run_settings, try_import)
 
 FRAMEWORKS = ["aiov", "onnxruntime", "openvino"]
 
@@ -182,18 +183,14 @@ def _matmul_model(ov, b, m):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 short repeats")
-    parser.add_argument("--repeats", type=int, default=None, help="runs per measurement (default 7; quick 3)")
-    parser.add_argument("--budget", type=float, default=None, help="seconds per run (default 0.5; quick 0.1)")
+    add_run_options(parser, FRAMEWORKS, budget=0.5, quick_budget=0.1)
     parser.add_argument("--models", default=None, help="comma list of model keys (default all)")
-    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM table")
     parser.add_argument("--profile", metavar="MODEL", help="print aiov's per-node profile of one model and exit")
     parser.add_argument("--top", type=int, default=25, help="nodes listed by --profile")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    repeats = args.repeats or (3 if args.quick else 7)
-    budget = args.budget or (0.1 if args.quick else 0.5)
+    repeats, budget, wanted = run_settings(args)
     if args.child:
         framework, key, path, out_path = args.child
         return child(framework, key, path, out_path, repeats, budget)
@@ -203,7 +200,6 @@ def main(argv=None):
     specs = _specs()
     if args.models:
         specs = [s for s in specs if s.key in args.models.split(",")]
-    wanted = [f.strip() for f in args.frameworks.split(",")]
     modules = {f: try_import(f) for f in FRAMEWORKS}
     available = {f: modules[f] is not None and f in wanted for f in FRAMEWORKS}
     print_versions(f"aiov engine benchmark (median of {repeats} runs of ~{budget:g}s; one sync request; "

@@ -32,7 +32,8 @@ import numpy as np
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
-from _common import calibrate, fmt, print_table, print_versions, try_import  # noqa: E402
+from _common import (add_run_options, calibrate, fmt, print_table, print_versions,  # noqa: E402
+                     run_settings, try_import)
 
 FRAMEWORKS = ["aiov", "onnxruntime", "openvino"]
 BERT_HIDDEN, BERT_HEADS = 64, 4
@@ -146,18 +147,11 @@ def interleaved_median_us(fns, repeats, budget):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fast smoke mode (3 short repeats, tiny budget)")
-    parser.add_argument("--repeats", type=int, default=None, help="runs per measurement (default 7; quick 3)")
-    parser.add_argument("--budget", type=float, default=None,
-                        help="seconds per run (default 0.2; quick 0.03)")
+    add_run_options(parser, FRAMEWORKS, budget=0.2, quick_budget=0.03)
     parser.add_argument("--models", default=",".join(s.key for s in SPECS),
                         help="comma list of: " + ", ".join(s.key for s in SPECS))
-    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS),
-                        help="comma list of: " + ", ".join(FRAMEWORKS))
     args = parser.parse_args(argv)
-    repeats = args.repeats or (3 if args.quick else 7)
-    budget = args.budget or (0.03 if args.quick else 0.2)
-    wanted = [f.strip() for f in args.frameworks.split(",") if f.strip()]
+    repeats, budget, wanted = run_settings(args)
     specs = [s for s in SPECS if s.key in args.models.split(",")]
 
     modules = {f: try_import(f) for f in FRAMEWORKS}

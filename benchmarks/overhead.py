@@ -24,7 +24,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import fmt, median_latency_us, median_throughput, print_table, print_versions, try_import  # noqa: E402
+from _common import (add_run_options, fmt, median_latency_us, median_throughput, print_table,  # noqa: E402
+                     print_versions, run_settings, try_import)
 
 MEASURES = [("compiled(x)", "us"), ("request.infer(x)", "us"), ("queue", "tput")]
 FRAMEWORKS = ["aiov", "openvino", "onnxruntime"]
@@ -216,19 +217,12 @@ def run_onnxruntime(spec, onnx_bytes, inputs, want, notes, repeats, budget):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fast smoke mode (3 short repeats, tiny budget)")
-    parser.add_argument("--repeats", type=int, default=None, help="runs per measurement (default 7; quick 3)")
-    parser.add_argument("--budget", type=float, default=None,
-                        help="seconds per run (default 0.15; quick 0.02)")
+    add_run_options(parser, FRAMEWORKS, budget=0.15, quick_budget=0.02)
     parser.add_argument("--jobs", type=int, default=0,
                         help="AsyncInferQueue jobs for aiov and openvino (default 0: each framework's choice)")
     parser.add_argument("--models", default="tiny,mlp1,mlp64", help="comma list of: tiny, mlp1, mlp64")
-    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS),
-                        help="comma list of: " + ", ".join(FRAMEWORKS))
     args = parser.parse_args(argv)
-    repeats = args.repeats or (3 if args.quick else 7)
-    budget = args.budget or (0.02 if args.quick else 0.15)
-    wanted = [f.strip() for f in args.frameworks.split(",") if f.strip()]
+    repeats, budget, wanted = run_settings(args)
     specs = [s for s in SPECS if s.key in args.models.split(",")]
 
     modules = {"aiov": try_import("aiov"), "openvino": try_import("openvino"),
