@@ -176,6 +176,32 @@ def test_residual_from_a_shared_value_and_outputs_in_the_middle(monkeypatch):
         np.testing.assert_allclose(optimized[i], plain[i], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("cin, cout, k", [
+    (600, 40, 1),   # K beyond one GEMM K slice, few columns: A rows read in place
+    (600, 96, 1),   # several column panels: packed A
+    (64, 20, 3),    # 3x3, K = 576: rows made on demand over two K slices
+    (5, 70, 3),
+])
+@pytest.mark.parametrize("act", ["Relu", "Clip"])
+def test_residual_and_clamp_merged_in_the_gemm_tile(cin, cout, k, act, monkeypatch):
+    # The residual joins the first K slice and the clamp the last: both must hold when the
+    # product is accumulated over several slices.
+    g = zoo.GraphBuilder(seed=8)
+    side = g.op("Conv", ["x", g.weight(cout, cin, 1, 1), g.weight(cout, scale=0.1)], kernel_shape=[1, 1])
+    y = g.op("Conv", ["x", g.weight(cout, cin, k, k), g.weight(cout, scale=0.1)], kernel_shape=[k, k],
+             pads=[k // 2] * 4)
+    y = g.op("Add", [y, side])
+    if act == "Relu":
+        g.op("Relu", [y])
+    else:
+        g.op("Clip", [y, g.const(np.float32(-0.5)), g.const(np.float32(0.7))])
+    proto = g.model([zoo.image_input(cin, None)])
+    feeds = image(1, cin, 9)
+    check(proto, feeds, monkeypatch, rtol=2e-4, atol=2e-4)
+    types = node_types(proto, feeds)
+    assert types.count("aiov.FusedConv") == 2 and not {"Add", "Relu", "Clamp"} & set(types)
+
+
 def test_broadcasting_add_is_not_taken_for_a_residual(monkeypatch):
     # [N, C, H, 1] broadcasts over W: a per-row add, neither a bias nor a residual.
     g = zoo.GraphBuilder(seed=7)

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <stdexcept>
 
@@ -72,36 +73,35 @@ constexpr int kScalarMR = 4;
 constexpr int kScalarNR = 8;
 
 template <int ROWS>
-void scalar_tile_rows(int cols, int64_t kc, const float* a, int64_t as, const float* b, int64_t bs, bool direct,
-                      float* c, int64_t ldc, const float* bias, const TileFlags& f) {
+void scalar_tile_rows(int cols, int64_t kc, const float* a, int64_t as, bool a_rows, const float* b, int64_t bs,
+                      bool direct, float* c, int64_t ldc, const float* bias, const TileFlags& f) {
   float acc[ROWS][kScalarNR] = {};
-  if (!direct || cols == kScalarNR) {
-    for (int64_t k = 0; k < kc; ++k, a += as, b += bs)
-      for (int r = 0; r < ROWS; ++r)
-        for (int j = 0; j < kScalarNR; ++j) acc[r][j] += a[r] * b[j];
-  } else {  // unpacked B: the row ends after `cols` values
-    for (int64_t k = 0; k < kc; ++k, a += as, b += bs)
-      for (int r = 0; r < ROWS; ++r)
-        for (int j = 0; j < cols; ++j) acc[r][j] += a[r] * b[j];
-  }
+  const int width = direct ? cols : kScalarNR;  // unpacked B: the row ends after `cols` values
+  const int64_t a_rs = a_rows ? as : 1, a_ks = a_rows ? 1 : as;
+  for (int64_t k = 0; k < kc; ++k, b += bs)
+    for (int r = 0; r < ROWS; ++r) {
+      const float av = a[r * a_rs + k * a_ks];
+      for (int j = 0; j < width; ++j) acc[r][j] += av * b[j];
+    }
   for (int r = 0; r < ROWS; ++r)
     for (int j = 0; j < cols; ++j) {
       float x = acc[r][j];
       float* out = c + r * ldc + j;
       if (f.load_c) x += f.beta * *out;
       if (bias) x += bias[j];
-      if (f.relu) x = x > 0.0f ? x : 0.0f;
+      if (f.residual) x += f.residual[r * f.ld_residual + j];
+      if (f.clamp) x = x < f.lo ? f.lo : (x > f.hi ? f.hi : x);
       *out = x;
     }
 }
 
-void scalar_tile(int rows, int cols, int64_t kc, const float* a, int64_t as, const float* b, int64_t bs,
-                 bool direct, float* c, int64_t ldc, const float* bias, const TileFlags& f) {
+void scalar_tile(int rows, int cols, int64_t kc, const float* a, int64_t as, bool a_rows, const float* b,
+                 int64_t bs, bool direct, float* c, int64_t ldc, const float* bias, const TileFlags& f) {
   switch (rows) {
-    case 1: return scalar_tile_rows<1>(cols, kc, a, as, b, bs, direct, c, ldc, bias, f);
-    case 2: return scalar_tile_rows<2>(cols, kc, a, as, b, bs, direct, c, ldc, bias, f);
-    case 3: return scalar_tile_rows<3>(cols, kc, a, as, b, bs, direct, c, ldc, bias, f);
-    default: return scalar_tile_rows<4>(cols, kc, a, as, b, bs, direct, c, ldc, bias, f);
+    case 1: return scalar_tile_rows<1>(cols, kc, a, as, a_rows, b, bs, direct, c, ldc, bias, f);
+    case 2: return scalar_tile_rows<2>(cols, kc, a, as, a_rows, b, bs, direct, c, ldc, bias, f);
+    case 3: return scalar_tile_rows<3>(cols, kc, a, as, a_rows, b, bs, direct, c, ldc, bias, f);
+    default: return scalar_tile_rows<4>(cols, kc, a, as, a_rows, b, bs, direct, c, ldc, bias, f);
   }
 }
 
@@ -373,7 +373,16 @@ struct GemmArgs {
   Epilogue epi;
   const RowSource* src;  // A made on demand (then A/lda/ta are unused)
   int64_t src_m0;        // row of the source where this call's row 0 is
+  bool a_rows;           // the tiles read A rows where they lie (see use_a_rows), not packed panels
 };
+
+// Packing A into panels pays when each panel meets many B panels. With few output
+// columns it is a copy as large as the product's reads of A, so the tiles read rows of A
+// in place instead: A itself, or the rows a RowSource writes.
+bool use_a_rows(const GemmArgs& g) {
+  if (g.src) return true;
+  return !g.ta && g.alpha == 1.0f && ceil_div(g.N, g.ks->nr) <= 2;
+}
 
 // Panels of op(A) rows [m0, m0 + rows) x [k0, k0 + kc): rs rows per panel, mr apart.
 void pack_a_rows(const GemmArgs& g, int64_t m0, int64_t rows, int64_t k0, int64_t kc, float* dst,
@@ -390,14 +399,38 @@ void pack_a_rows(const GemmArgs& g, int64_t m0, int64_t rows, int64_t k0, int64_
   }
 }
 
-// What the micro-kernel does itself (bias, ReLU) and what is left for a pass over the
-// finished tile while it is still in L1 (residual, other activations).
-bool tile_relu(const Epilogue& e) { return e.act.kind == ActKind::relu && !e.residual; }
-bool needs_post(const Epilogue& e) { return e.residual || (e.act.kind != ActKind::none && !tile_relu(e)); }
+// What the micro-kernel merges itself (beta, bias, residual, ReLU/clamp) and what is left
+// for a pass over the finished tile while it is still in L1 (the other activations).
+bool needs_post(const Epilogue& e) {
+  return e.act.kind != ActKind::none && e.act.kind != ActKind::relu && e.act.kind != ActKind::clamp;
+}
 Epilogue post_part(const Epilogue& e) {
   Epilogue p = e;
   p.bias = nullptr;
+  p.residual = nullptr;
   return p;
+}
+
+// Merge of the tile at (row, col) of C. The first K slice applies beta, bias and the
+// residual (read before C is written, so a residual may alias C); the last one clamps.
+TileFlags tile_flags(const Epilogue& e, float beta, bool first, bool last, int64_t row, int64_t col) {
+  TileFlags f;
+  f.beta = first ? beta : 1.0f;
+  f.load_c = first ? beta != 0.0f : true;
+  if (first && e.residual) {
+    f.residual = e.residual + row * e.ld_residual + col;
+    f.ld_residual = e.ld_residual;
+  }
+  if (last && e.act.kind == ActKind::relu) {
+    f.clamp = true;
+    f.lo = 0.0f;
+    f.hi = std::numeric_limits<float>::infinity();
+  } else if (last && e.act.kind == ActKind::clamp) {
+    f.clamp = true;
+    f.lo = e.act.alpha;
+    f.hi = e.act.beta;
+  }
+  return f;
 }
 
 int row_step(const KernelSet& ks, int64_t M) { return (int)ceil_div(M, ceil_div(M, ks.mr)); }
@@ -458,23 +491,34 @@ void compute_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_
         bp = buf;
         b_panel_stride = kcur * nr;
       }
-      // The first K slice applies beta and bias; later ones accumulate; the last applies ReLU.
-      const TileFlags flags{first ? g.beta : 1.0f, first ? g.beta != 0.0f : true, last && tile_relu(g.epi)};
       const float* bias = first ? g.epi.bias : nullptr;
       const bool post = last && needs_post(g.epi);
       for (int64_t ic = m0; ic < m1; ic += mc_step) {
         const int64_t mc = std::min(mc_step, m1 - ic);
         const float* ap;
-        int64_t a_panel_stride;
+        int64_t a_panel_stride, a_stride;
         if (g.a_packed) {
           ap = g.a_packed + (ic / rs) * K * mr + pc * mr;
           a_panel_stride = K * mr;
+          a_stride = mr;
+        } else if (g.a_rows && g.src) {
+          float* buf = scratch(kBlockA, (size_t)(mc * kcur));
+          g.src->rows(g.src_m0 + ic, mc, pc, kcur, buf);
+          ap = buf;
+          a_panel_stride = rs * kcur;
+          a_stride = kcur;
+        } else if (g.a_rows) {
+          ap = g.A + ic * g.lda + pc;
+          a_panel_stride = rs * g.lda;
+          a_stride = g.lda;
         } else {
           float* buf = scratch(kBlockA, (size_t)(ceil_div(mc, rs) * kcur * mr));
           pack_a_rows(g, ic, mc, pc, kcur, buf, kcur * mr, rs, mr);
           ap = buf;
           a_panel_stride = kcur * mr;
+          a_stride = mr;
         }
+        const bool a_rows = g.a_rows && !g.a_packed;
         for (int64_t jr = 0; jr < nc; jr += nr) {
           const int cols = (int)std::min<int64_t>(nr, nc - jr);
           const float* b_panel;
@@ -491,8 +535,9 @@ void compute_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_
           for (int64_t ir = 0; ir < mc; ir += rs) {
             const int rows = (int)std::min<int64_t>(rs, mc - ir);
             float* c = g.C + (ic + ir) * g.ldc + jc + jr;
-            ks.tile(rows, cols, kcur, ap + (ir / rs) * a_panel_stride, mr, b_panel, nr, false, c, g.ldc, bias_j,
-                    flags);
+            const TileFlags flags = tile_flags(g.epi, g.beta, first, last, ic + ir, jc + jr);
+            ks.tile(rows, cols, kcur, ap + (ir / rs) * a_panel_stride, a_stride, a_rows, b_panel, nr, false, c,
+                    g.ldc, bias_j, flags);
             if (post) apply_epilogue(c, g.ldc, rows, cols, ic + ir, jc + jr, post_part(g.epi));
           }
         }
@@ -506,6 +551,7 @@ void compute_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_
 // each task only packs its own B columns.
 void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
   const KernelSet& ks = *g.ks;
+  g.a_rows = use_a_rows(g);
   const int mr = ks.mr, nr = ks.nr, rs = g.rs;
   const double flops = 2.0 * g.M * g.N * g.K;
   int threads = usable_threads(pool, max_threads);
@@ -520,7 +566,7 @@ void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
   // row blocks and packs its own A in cache-sized pieces, so A (or the im2col made on
   // demand) is produced once and never round-trips through memory.
   const double b_bytes = (double)g.K * (double)np * nr * sizeof(float);
-  if ((mp_all >= 2 * threads && b_bytes <= 2e6) || mp_all >= 16 * threads) {
+  if ((mp_all >= 2 * threads && b_bytes <= 2e6) || mp_all >= 16 * threads || (g.a_rows && !g.src)) {
     g.a_packed = nullptr;
     const int64_t tasks = std::min<int64_t>(mp_all, 4 * threads);
     run_split(pool, threads, tasks, 1, [&](int64_t t0, int64_t t1) {
@@ -621,7 +667,6 @@ void gemm_short(const GemmArgs& g, ThreadPool* pool, int max_threads) {
   }
   float* ap = scratch(kSharedRows, (size_t)(M * K));
   pack_a_rows(g, 0, M, 0, K, ap, 0, (int)M, (int)M);
-  const TileFlags flags{g.beta, g.beta != 0.0f, tile_relu(g.epi)};
   const bool post = needs_post(g.epi);
   const int64_t np = ceil_div(g.N, nr);
   Split s = plan_split(threads, np, est_ns(2.0 * M * K * nr, (double)K * nr * sizeof(float)));
@@ -630,10 +675,11 @@ void gemm_short(const GemmArgs& g, ThreadPool* pool, int max_threads) {
       const int64_t n = p * nr;
       const int cols = (int)std::min<int64_t>(nr, g.N - n);
       const float* bias = g.epi.bias ? g.epi.bias + n : nullptr;
+      const TileFlags flags = tile_flags(g.epi, g.beta, true, true, 0, n);
       if (g.b_packed)
-        ks.tile((int)M, cols, K, ap, M, g.b_packed + p * K * nr, nr, false, g.C + n, g.ldc, bias, flags);
+        ks.tile((int)M, cols, K, ap, M, false, g.b_packed + p * K * nr, nr, false, g.C + n, g.ldc, bias, flags);
       else
-        ks.tile((int)M, cols, K, ap, M, g.B + n, g.ldb, true, g.C + n, g.ldc, bias, flags);
+        ks.tile((int)M, cols, K, ap, M, false, g.B + n, g.ldb, true, g.C + n, g.ldc, bias, flags);
       if (post) apply_epilogue(g.C + n, g.ldc, M, cols, 0, n, post_part(g.epi));
     }
   });

@@ -74,19 +74,24 @@ const char* gemm_isa();
 // ISA-specific translation units. Not for use outside native/kernels/gemm*.cpp.
 namespace gemm_detail {
 
-// How a micro-tile is merged into C once its dot products are done.
+// How a micro-tile is merged into C once its dot products are done, in this order:
+// x = acc (+ beta * C when load_c) (+ bias) (+ residual), then clamped to [lo, hi].
 struct TileFlags {
-  float beta;   // C = acc + beta * C when load_c
-  bool load_c;  // false: C is overwritten without being read
-  bool relu;    // clamp at 0 after everything else
+  float beta = 0.0f;                // C = acc + beta * C when load_c
+  bool load_c = false;              // false: C is overwritten without being read
+  const float* residual = nullptr;  // this tile's block of the residual, ld_residual apart
+  int64_t ld_residual = 0;
+  bool clamp = false;  // ReLU is lo = 0, hi = +inf
+  float lo = 0.0f, hi = 0.0f;
 };
 
-// C[rows, cols] (+)= Apanel * Bpanel over kc steps, then + bias[cols] (if non-null), ReLU.
-// a: kc groups of rows values, a_stride floats apart (packed A panel, alpha applied).
-// b: kc rows of the tile width, b_stride floats apart. b_direct: B is the unpacked
-// matrix itself, so only `cols` values of each row exist and may be read.
-// rows <= mr, cols <= nr of the kernel set.
-using TileFn = void (*)(int rows, int cols, int64_t kc, const float* a, int64_t a_stride,
+// C[rows, cols] (+)= A * Bpanel over kc steps, then merged as TileFlags says.
+// a: the A block, alpha applied. a_rowmajor: rows a_stride floats apart, each kc contiguous
+// values (A as it lies, or rows made on demand); otherwise a packed panel: kc groups of
+// rows values, a_stride floats apart. b: kc rows of the tile width, b_stride floats apart.
+// b_direct: B is the unpacked matrix itself, so only `cols` values of each row exist and
+// may be read (never together with a_rowmajor). rows <= mr, cols <= nr of the kernel set.
+using TileFn = void (*)(int rows, int cols, int64_t kc, const float* a, int64_t a_stride, bool a_rowmajor,
                         const float* b, int64_t b_stride, bool b_direct, float* c, int64_t ldc,
                         const float* bias, const TileFlags& flags);
 

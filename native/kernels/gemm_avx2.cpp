@@ -44,7 +44,9 @@ constexpr int k_splits(int rows) {
   return rows * kNV >= 8 ? 1 : (8 + rows * kNV - 1) / (rows * kNV) > 4 ? 4 : (8 + rows * kNV - 1) / (rows * kNV);
 }
 
-template <int ROWS, bool DIRECT>
+// A_ROWS: A is row-major (row r at a + r * as, k contiguous), read where it lies instead
+// of from a packed panel (a[k * as + r]).
+template <int ROWS, bool DIRECT, bool A_ROWS>
 __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, int64_t as, const float* b,
                                          int64_t bs, float* c, int64_t ldc, const float* bias,
                                          const TileFlags& f) {
@@ -56,12 +58,16 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
   if (f.load_c) {
     for (int r = 0; r < ROWS; ++r) _mm_prefetch((const char*)(c + r * ldc), _MM_HINT_T0);
   }
+  if (f.residual)  // read only at the merge, and usually far out of cache
+    for (int r = 0; r < ROWS; ++r) _mm_prefetch((const char*)(f.residual + r * f.ld_residual), _MM_HINT_T0);
 
   __m256 acc[KS][ROWS][kNV];
   AIOV_UNROLL for (int s = 0; s < KS; ++s)
     AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
       AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[s][r][v] = _mm256_setzero_ps();
 
+  auto a_ptr = [&](int k, int r) { return A_ROWS ? a + r * as + k : a + k * as + r; };
+  const int64_t a_step = A_ROWS ? 1 : as;
   int64_t k = 0;
   for (; k + KS <= kc; k += KS) {
     AIOV_UNROLL for (int s = 0; s < KS; ++s) {
@@ -69,11 +75,11 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
       AIOV_UNROLL for (int v = 0; v < kNV; ++v)
         bv[v] = DIRECT ? _mm256_maskload_ps(b + s * bs + 8 * v, lane[v]) : _mm256_loadu_ps(b + s * bs + 8 * v);
       AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
-        __m256 av = _mm256_broadcast_ss(a + s * as + r);
+        __m256 av = _mm256_broadcast_ss(a_ptr(s, r));
         AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[s][r][v] = _mm256_fmadd_ps(av, bv[v], acc[s][r][v]);
       }
     }
-    a += KS * as;
+    a += KS * a_step;
     b += KS * bs;
   }
   for (; k < kc; ++k) {
@@ -81,10 +87,10 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
     AIOV_UNROLL for (int v = 0; v < kNV; ++v)
       bv[v] = DIRECT ? _mm256_maskload_ps(b + 8 * v, lane[v]) : _mm256_loadu_ps(b + 8 * v);
     AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
-      __m256 av = _mm256_broadcast_ss(a + r);
+      __m256 av = _mm256_broadcast_ss(a_ptr(0, r));
       AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[0][r][v] = _mm256_fmadd_ps(av, bv[v], acc[0][r][v]);
     }
-    a += as;
+    a += a_step;
     b += bs;
   }
   AIOV_UNROLL for (int s = 1; s < KS; ++s)
@@ -92,11 +98,13 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
       AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[0][r][v] = _mm256_add_ps(acc[0][r][v], acc[s][r][v]);
 
   const __m256 beta = _mm256_set1_ps(f.beta);
-  const __m256 zero = _mm256_setzero_ps();
+  const __m256 lo = _mm256_set1_ps(f.lo), hi = _mm256_set1_ps(f.hi);
   __m256 bias_v[kNV];
-  AIOV_UNROLL for (int v = 0; v < kNV; ++v) bias_v[v] = bias ? _mm256_maskload_ps(bias + 8 * v, lane[v]) : zero;
+  AIOV_UNROLL for (int v = 0; v < kNV; ++v)
+    bias_v[v] = bias ? _mm256_maskload_ps(bias + 8 * v, lane[v]) : _mm256_setzero_ps();
   AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
     float* cr = c + r * ldc;
+    const float* res = f.residual + r * f.ld_residual;
     AIOV_UNROLL for (int v = 0; v < kNV; ++v) {
       __m256 x = acc[0][r][v];
       if (f.load_c) {
@@ -104,7 +112,9 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
         x = _mm256_fmadd_ps(beta, old, x);
       }
       if (bias) x = _mm256_add_ps(x, bias_v[v]);
-      if (f.relu) x = _mm256_max_ps(x, zero);
+      if (f.residual)
+        x = _mm256_add_ps(x, full ? _mm256_loadu_ps(res + 8 * v) : _mm256_maskload_ps(res + 8 * v, lane[v]));
+      if (f.clamp) x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
       if (full)
         _mm256_storeu_ps(cr + 8 * v, x);
       else
@@ -113,26 +123,27 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
   }
 }
 
-#define AIOV_ROW_CASES(DIRECT)                                                    \
-  switch (rows) {                                                                 \
-    case 1: return tile_rows<1, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
-    case 2: return tile_rows<2, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
-    case 3: return tile_rows<3, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
-    case 4: return tile_rows<4, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
-    case 5: return tile_rows<5, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
-    default: return tile_rows<6, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
-  }
-static_assert(kMR == 6, "AIOV_ROW_CASES enumerates 1..kMR");
-
-void tile(int rows, int cols, int64_t kc, const float* a, int64_t as, const float* b, int64_t bs, bool b_direct,
-          float* c, int64_t ldc, const float* bias, const TileFlags& f) {
-  if (b_direct && cols < kNR) {
-    AIOV_ROW_CASES(true)
-  } else {
-    AIOV_ROW_CASES(false)
-  }
+template <bool DIRECT, bool A_ROWS>
+void tile_any(int rows, int cols, int64_t kc, const float* a, int64_t as, const float* b, int64_t bs, float* c,
+              int64_t ldc, const float* bias, const TileFlags& f) {
+  static_assert(kMR == 6, "the cases enumerate 1..kMR");
+  using Fn = void (*)(int, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, const float*,
+                      const TileFlags&);
+  static constexpr Fn by_rows[kMR] = {tile_rows<1, DIRECT, A_ROWS>, tile_rows<2, DIRECT, A_ROWS>,
+                                      tile_rows<3, DIRECT, A_ROWS>, tile_rows<4, DIRECT, A_ROWS>,
+                                      tile_rows<5, DIRECT, A_ROWS>, tile_rows<6, DIRECT, A_ROWS>};
+  by_rows[(rows < 1 ? 1 : rows > kMR ? kMR : rows) - 1](cols, kc, a, as, b, bs, c, ldc, bias, f);
 }
-#undef AIOV_ROW_CASES
+
+void tile(int rows, int cols, int64_t kc, const float* a, int64_t as, bool a_rowmajor, const float* b, int64_t bs,
+          bool b_direct, float* c, int64_t ldc, const float* bias, const TileFlags& f) {
+  if (a_rowmajor)
+    tile_any<false, true>(rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
+  else if (b_direct && cols < kNR)
+    tile_any<true, false>(rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
+  else
+    tile_any<false, false>(rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
+}
 
 template <int ROWS, int NB>
 void dot_block(int64_t k, const float* x, int64_t ldx, const float* y, int64_t ldy, float* c, int64_t c_rs,

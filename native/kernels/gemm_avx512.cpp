@@ -45,7 +45,9 @@ constexpr int k_splits(int rows) {
   return rows * kNV >= 8 ? 1 : (8 + rows * kNV - 1) / (rows * kNV) > 4 ? 4 : (8 + rows * kNV - 1) / (rows * kNV);
 }
 
-template <int ROWS, bool DIRECT>
+// A_ROWS: A is row-major (row r at a + r * as, k contiguous), read where it lies instead
+// of from a packed panel (a[k * as + r]).
+template <int ROWS, bool DIRECT, bool A_ROWS>
 __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, int64_t as, const float* b,
                                          int64_t bs, float* c, int64_t ldc, const float* bias,
                                          const TileFlags& f) {
@@ -59,12 +61,20 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
     __builtin_prefetch(c + r * ldc, 1, 3);
     __builtin_prefetch(c + r * ldc + kNR - 1, 1, 3);
   }
+  if (f.residual)  // read only at the merge too, and usually far out of cache
+    for (int r = 0; r < ROWS; ++r) {
+      __builtin_prefetch(f.residual + r * f.ld_residual, 0, 3);
+      __builtin_prefetch(f.residual + r * f.ld_residual + kNR - 1, 0, 3);
+    }
 
   __m512 acc[KS][ROWS][kNV];
   AIOV_UNROLL for (int s = 0; s < KS; ++s)
     AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
       AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[s][r][v] = _mm512_setzero_ps();
 
+  // Element (k, r) of A relative to the current position.
+  auto a_at = [&](int k, int r) { return A_ROWS ? a[r * as + k] : a[k * as + r]; };
+  const int64_t a_step = A_ROWS ? 1 : as;
   int64_t k = 0;
   for (; k + KS <= kc; k += KS) {
     AIOV_UNROLL for (int s = 0; s < KS; ++s) {
@@ -72,11 +82,11 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
       AIOV_UNROLL for (int v = 0; v < kNV; ++v)
         bv[v] = DIRECT ? _mm512_maskz_loadu_ps(bmask[v], b + s * bs + 16 * v) : _mm512_loadu_ps(b + s * bs + 16 * v);
       AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
-        __m512 av = _mm512_set1_ps(a[s * as + r]);
+        __m512 av = _mm512_set1_ps(a_at(s, r));
         AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[s][r][v] = _mm512_fmadd_ps(av, bv[v], acc[s][r][v]);
       }
     }
-    a += KS * as;
+    a += KS * a_step;
     b += KS * bs;
   }
   for (; k < kc; ++k) {  // leftover steps when KS > 1
@@ -84,10 +94,10 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
     AIOV_UNROLL for (int v = 0; v < kNV; ++v)
       bv[v] = DIRECT ? _mm512_maskz_loadu_ps(bmask[v], b + 16 * v) : _mm512_loadu_ps(b + 16 * v);
     AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
-      __m512 av = _mm512_set1_ps(a[r]);
+      __m512 av = _mm512_set1_ps(a_at(0, r));
       AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[0][r][v] = _mm512_fmadd_ps(av, bv[v], acc[0][r][v]);
     }
-    a += as;
+    a += a_step;
     b += bs;
   }
   AIOV_UNROLL for (int s = 1; s < KS; ++s)
@@ -95,50 +105,49 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
       AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[0][r][v] = _mm512_add_ps(acc[0][r][v], acc[s][r][v]);
 
   const __m512 beta = _mm512_set1_ps(f.beta);
-  const __m512 zero = _mm512_setzero_ps();
+  const __m512 lo = _mm512_set1_ps(f.lo), hi = _mm512_set1_ps(f.hi);
   __m512 bias_v[kNV];
-  AIOV_UNROLL for (int v = 0; v < kNV; ++v) bias_v[v] = bias ? _mm512_maskz_loadu_ps(bmask[v], bias + 16 * v) : zero;
+  AIOV_UNROLL for (int v = 0; v < kNV; ++v)
+    bias_v[v] = bias ? _mm512_maskz_loadu_ps(bmask[v], bias + 16 * v) : _mm512_setzero_ps();
   AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
     float* cr = c + r * ldc;
+    const float* res = f.residual + r * f.ld_residual;
     AIOV_UNROLL for (int v = 0; v < kNV; ++v) {
       __m512 x = acc[0][r][v];
       if (f.load_c) x = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(bmask[v], cr + 16 * v), x);
       if (bias) x = _mm512_add_ps(x, bias_v[v]);
-      if (f.relu) x = _mm512_max_ps(x, zero);
+      if (f.residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(bmask[v], res + 16 * v));
+      if (f.clamp) x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
       _mm512_mask_storeu_ps(cr + 16 * v, bmask[v], x);
     }
   }
 }
 
-#define AIOV_ROW_CASES(DIRECT)                                                      \
-  switch (rows) {                                                                   \
-    case 1: return tile_rows<1, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
-    case 2: return tile_rows<2, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
-    case 3: return tile_rows<3, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
-    case 4: return tile_rows<4, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
-    case 5: return tile_rows<5, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
-    case 6: return tile_rows<6, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
-    case 7: return tile_rows<7, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
-    case 8: return tile_rows<8, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
-    case 9: return tile_rows<9, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f);   \
-    case 10: return tile_rows<10, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
-    case 11: return tile_rows<11, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
-    case 12: return tile_rows<12, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
-    case 13: return tile_rows<13, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
-    default: return tile_rows<14, DIRECT>(cols, kc, a, as, b, bs, c, ldc, bias, f); \
-  }
-static_assert(kMR == 14, "AIOV_ROW_CASES enumerates 1..kMR");
-
-void tile(int rows, int cols, int64_t kc, const float* a, int64_t as, const float* b, int64_t bs, bool b_direct,
-          float* c, int64_t ldc, const float* bias, const TileFlags& f) {
-  // Unpacked B needs masked loads only on the ragged right edge.
-  if (b_direct && cols < kNR) {
-    AIOV_ROW_CASES(true)
-  } else {
-    AIOV_ROW_CASES(false)
-  }
+template <bool DIRECT, bool A_ROWS>
+void tile_any(int rows, int cols, int64_t kc, const float* a, int64_t as, const float* b, int64_t bs, float* c,
+              int64_t ldc, const float* bias, const TileFlags& f) {
+  static_assert(kMR == 14, "the cases enumerate 1..kMR");
+  using Fn = void (*)(int, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, const float*,
+                      const TileFlags&);
+  static constexpr Fn by_rows[kMR] = {
+      tile_rows<1, DIRECT, A_ROWS>,  tile_rows<2, DIRECT, A_ROWS>,  tile_rows<3, DIRECT, A_ROWS>,
+      tile_rows<4, DIRECT, A_ROWS>,  tile_rows<5, DIRECT, A_ROWS>,  tile_rows<6, DIRECT, A_ROWS>,
+      tile_rows<7, DIRECT, A_ROWS>,  tile_rows<8, DIRECT, A_ROWS>,  tile_rows<9, DIRECT, A_ROWS>,
+      tile_rows<10, DIRECT, A_ROWS>, tile_rows<11, DIRECT, A_ROWS>, tile_rows<12, DIRECT, A_ROWS>,
+      tile_rows<13, DIRECT, A_ROWS>, tile_rows<14, DIRECT, A_ROWS>};
+  by_rows[(rows < 1 ? 1 : rows > kMR ? kMR : rows) - 1](cols, kc, a, as, b, bs, c, ldc, bias, f);
 }
-#undef AIOV_ROW_CASES
+
+void tile(int rows, int cols, int64_t kc, const float* a, int64_t as, bool a_rowmajor, const float* b, int64_t bs,
+          bool b_direct, float* c, int64_t ldc, const float* bias, const TileFlags& f) {
+  // Unpacked B needs masked loads only on the ragged right edge.
+  if (a_rowmajor)
+    tile_any<false, true>(rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
+  else if (b_direct && cols < kNR)
+    tile_any<true, false>(rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
+  else
+    tile_any<false, false>(rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
+}
 
 // Dot products along contiguous K: ROWS x rows of x against NB rows of y.
 template <int ROWS, int NB>
