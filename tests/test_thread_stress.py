@@ -1,8 +1,12 @@
 """Many threads and many jobs at once: every result right, every error delivered once,
 every userdata kept with its job."""
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
+import pytest
 
 import aiov as ov
 import aiov.opset13 as ops
@@ -112,3 +116,40 @@ def test_many_threads_feeding_one_queue():
     assert len(results) == 600
     for (k, i), out in results.items():
         np.testing.assert_array_equal(out, np.full(16, 2 * (k * 1000 + i) + 1, np.float32))
+
+
+_SPIN_SCRIPT = r"""
+import threading, numpy as np, aiov as ov, aiov.opset13 as ops
+rng = np.random.default_rng(0)
+w = rng.standard_normal((256, 256)).astype(np.float32)
+x = ops.parameter([64, 256], np.float32, name="x")
+# Big enough that every inference splits its products over the pool (parallel_for).
+compiled = ov.compile_model(ov.Model(ops.relu(ops.matmul(ops.relu(ops.matmul(x, w, False, False)), w, False, False)), [x]))
+bad = []
+def worker(k):
+    request = compiled.create_infer_request()
+    for i in range(300):
+        a = rng.standard_normal((64, 256)).astype(np.float32) if i % 50 == 0 else np.full((64, 256), (k + i) % 7 - 3, np.float32)
+        if i % 3:
+            y = request.infer({"x": a})[0]
+        else:
+            request.start_async({"x": a}); request.wait(); y = request.get_output_tensor().data
+        ref = np.maximum(np.maximum(a @ w, 0) @ w, 0)
+        if not np.allclose(y, ref, rtol=1e-4, atol=1e-2):
+            bad.append((k, i))
+threads = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("bad", len(bad))
+"""
+
+
+@pytest.mark.parametrize("spin_us", ["0", "2", "300"])
+def test_parallel_layers_with_spinning_or_sleeping_workers(spin_us):
+    # Spin 2 us: workers fall asleep between almost every layer, so the hand-over between a
+    # spinning, a sleeping and a waking worker is exercised thousands of times.
+    env = dict(os.environ, AIOV_WORKER_SPIN_US=spin_us)
+    proc = subprocess.run([sys.executable, "-c", _SPIN_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-2:] == ["bad", "0"]

@@ -27,8 +27,52 @@ void lower_worker_priority() {
 }
 }  // namespace
 
+int64_t worker_spin_ns() {
+  static const int64_t ns = [] {
+    const char* env = std::getenv("AIOV_WORKER_SPIN_US");
+    const int64_t us = env ? std::atoll(env) : 300;
+    return us > 0 ? us * 1000 : 0;
+  }();
+  return ns;
+}
+
+namespace {
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+inline int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Polls done() for up to spin_ns, yielding the core now and then so a thread that shares
+// it (more runnable threads than cores) is not starved. True when done() held.
+template <class Done>
+bool spin_until(const Done& done, int64_t spin_ns) {
+  if (spin_ns <= 0) return done();
+  const int64_t deadline = now_ns() + spin_ns;
+  for (int round = 1;; ++round) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (now_ns() > deadline) return done();
+    if (round % 16 == 0) std::this_thread::yield();
+  }
+}
+}  // namespace
+
 ThreadPool::ThreadPool(int workers) {
   if (workers < 1) workers = 1;
+  spin_ns_ = worker_spin_ns();
+  // The thread that calls parallel_for works too: spinning workers beyond the other cores
+  // would only compete with it.
+  max_spinners_ = std::max(0, std::min(workers, hardware_threads() - 1));
   threads_.reserve(workers);
   for (int i = 0; i < workers; ++i)
     threads_.emplace_back([this] {
@@ -46,22 +90,51 @@ ThreadPool::~ThreadPool() {
   for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::submit(std::function<void()> job) {
-  pending_.fetch_add(1, std::memory_order_relaxed);
+void ThreadPool::enqueue(std::deque<std::function<void()>>& queue, std::function<void()> item, int count) {
+  int wake;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    jobs_.push_back(std::move(job));
+    for (int i = 0; i < count; ++i) queue.push_back(i + 1 < count ? item : std::move(item));
+    queued_.fetch_add(count, std::memory_order_release);
+    // Spinners (counted under this lock) re-check the queues under it before sleeping, so
+    // leaving them an item never loses a wake-up.
+    wake = std::min(sleepers_, std::max(0, queued_.load(std::memory_order_relaxed) - spinners_));
   }
-  cv_.notify_one();
+  if (wake == 1) cv_.notify_one();
+  else if (wake > 1) cv_.notify_all();
+}
+
+void ThreadPool::submit(std::function<void()> job) {
+  pending_.fetch_add(1, std::memory_order_relaxed);
+  enqueue(jobs_, std::move(job), 1);
+}
+
+bool ThreadPool::spin_for_work() {
+  return spin_until([this] { return queued_.load(std::memory_order_acquire) > 0; }, spin_ns_);
 }
 
 void ThreadPool::worker_loop() {
+  bool just_worked = false;
   for (;;) {
     std::function<void()> task;
     bool is_job = false;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      cv_.wait(lock, [this] { return stopping_ || !helpers_.empty() || !jobs_.empty(); });
+      auto ready = [this] { return stopping_ || !helpers_.empty() || !jobs_.empty(); };
+      // A worker that just finished a task watches for the next layer's work for a moment;
+      // one that was idle already sleeps until notified.
+      if (!ready() && just_worked && spinners_ < max_spinners_) {
+        ++spinners_;
+        lock.unlock();
+        spin_for_work();
+        lock.lock();
+        --spinners_;
+      }
+      if (!ready()) {
+        ++sleepers_;
+        cv_.wait(lock, ready);
+        --sleepers_;
+      }
       if (!helpers_.empty()) {
         task = std::move(helpers_.front());
         helpers_.pop_front();
@@ -72,7 +145,9 @@ void ThreadPool::worker_loop() {
       } else {
         return;  // stopping and drained
       }
+      queued_.fetch_sub(1, std::memory_order_relaxed);
     }
+    just_worked = true;
     try {
       task();
     } catch (...) {
@@ -121,7 +196,9 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
                               const std::function<void(int64_t, int64_t)>& fn, int max_threads) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
-  int threads = size() + 1;
+  // The caller works too; threads beyond the cores would only preempt each other.
+  static const int cores = hardware_threads();
+  int threads = std::min(size() + 1, cores);
   if (max_threads > 0) threads = std::min(threads, max_threads);
   int64_t max_chunks = (n + grain - 1) / grain;
   if (threads <= 1 || max_chunks <= 1) {
@@ -136,19 +213,13 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   st->chunk = (n + chunks - 1) / chunks;
   st->chunks = (n + st->chunk - 1) / st->chunk;
   int helpers = (int)std::min<int64_t>(threads - 1, st->chunks - 1);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    // A helper holds the state alive; `fn` is only dereferenced while chunks
-    // remain, and the caller does not return until every chunk is done.
-    for (int i = 0; i < helpers; ++i) helpers_.push_back([st] { st->work(); });
-  }
-  if (helpers == 1) cv_.notify_one(); else cv_.notify_all();
+  // A helper holds the state alive; `fn` is only dereferenced while chunks
+  // remain, and the caller does not return until every chunk is done.
+  enqueue(helpers_, [st] { st->work(); }, helpers);
   st->work();
-  if (st->done.load(std::memory_order_acquire) < st->chunks) {
-    // Brief spin first (other chunks are already running), then sleep: long spins steal the
-    // core an event loop thread may need.
-    for (int spin = 0; spin < 64 && st->done.load(std::memory_order_acquire) < st->chunks; ++spin)
-      std::this_thread::yield();
+  // The other chunks are already running: wait for them awake (a sleeping caller would pay
+  // another wake-up), then sleep if they take long.
+  if (!spin_until([&] { return st->done.load(std::memory_order_acquire) >= st->chunks; }, spin_ns_)) {
     std::unique_lock<std::mutex> lock(st->m);
     st->cv.wait(lock, [&] { return st->done.load(std::memory_order_acquire) >= st->chunks; });
   }

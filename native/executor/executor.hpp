@@ -34,6 +34,10 @@ class ThreadPool {
 
  private:
   void worker_loop();
+  // Queues an item (under mutex_) and wakes a sleeping worker unless a spinning one will take it.
+  void enqueue(std::deque<std::function<void()>>& queue, std::function<void()> item, int count);
+  // Watches for queued work for up to spin_ns_ (unlocked); true when some appeared.
+  bool spin_for_work();
   std::vector<std::thread> threads_;
   std::mutex mutex_;
   std::condition_variable cv_;
@@ -42,8 +46,18 @@ class ThreadPool {
   std::deque<std::function<void()>> helpers_;
   std::deque<std::function<void()>> jobs_;
   std::atomic<int64_t> pending_{0};
+  std::atomic<int> queued_{0};  // helpers_ + jobs_ sizes, readable without the mutex
+  int sleepers_ = 0;            // workers blocked on cv_ (guarded by mutex_)
+  int spinners_ = 0;            // workers watching queued_ (guarded by mutex_)
+  int max_spinners_ = 0;
+  int64_t spin_ns_ = 0;
   bool stopping_ = false;
 };
+
+// How long a thread that just finished parallel work keeps watching for more before it
+// sleeps (AIOV_WORKER_SPIN_US, default 300 us): waking a sleeping thread takes 20-40 us on
+// a virtual machine, longer than many layers last.
+int64_t worker_spin_ns();
 
 // The process-wide pool (created on first use). Size: AIOV_NUM_THREADS or one
 // worker per core. set_default_pool_size only has effect before first use.
