@@ -114,3 +114,18 @@ def test_gather_index_out_of_range_fails_the_inference_only():
     with pytest.raises(ov.InputError, match="out of range"):
         compiled({"x": data, "idx": np.array([0, 9])})
     np.testing.assert_array_equal(compiled({"x": data, "idx": np.array([3, -4])})[0], [3, 0])
+
+
+@pytest.mark.parametrize("shape, order", [
+    ((1, 57, 45, 70), (0, 3, 1, 2)),     # NHWC -> NCHW, more pixels than channels, ragged sizes
+    ((2, 70, 23, 9), (0, 2, 3, 1)),      # NCHW -> NHWC with a batch
+    ((3, 9, 600), (0, 2, 1)),            # few rows, many columns: the split runs along the columns
+    ((5, 1000, 17), (2, 1, 0)),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.float64])
+def test_large_transposes_match_numpy(shape, order, dtype):
+    # Big enough to be split over the pool and to use the vector transposes.
+    data = RNG.integers(-1000, 1000, shape).astype(dtype)
+    x = ops.parameter(list(shape), dtype)
+    out = ov.compile_model(ov.Model(ops.transpose(x, list(order)), [x]))([data])[0]
+    np.testing.assert_array_equal(out, data.transpose(order))

@@ -837,6 +837,14 @@ void sgemm_packed(int64_t M, const RowSource& A, const PackedB& B, const Epilogu
   sgemm_packed_impl(g, B, pool, max_threads);
 }
 
+void transpose_f32(int64_t rows, int64_t cols, const float* src, int64_t ld, float* dst, int64_t ldd) {
+  const KernelSet& ks = kernels();
+  // Source rows in groups of 16: each group is read as 16 streams and written 16 values
+  // (one 64-byte line) per destination row.
+  for (int64_t r0 = 0; r0 < rows; r0 += 16)
+    transpose_pack(ks, (int)std::min<int64_t>(16, rows - r0), cols, src + r0 * ld, ld, 1.0f, dst + r0, ldd);
+}
+
 const char* gemm_isa() { return kernels().name; }
 
 }  // namespace aiov

@@ -66,6 +66,10 @@ class RowSource {
 void sgemm_packed(int64_t M, const RowSource& A, const PackedB& B, const Epilogue& e, float* C, int64_t ldc,
                   ThreadPool* pool, int max_threads = 0);
 
+// dst[c * ldd + r] = src[r * ld + c] for r < rows, c < cols: a 2-D transpose through the
+// selected ISA's in-register 16 x 16 blocks (layout changes such as NHWC -> NCHW).
+void transpose_f32(int64_t rows, int64_t cols, const float* src, int64_t ld, float* dst, int64_t ldd);
+
 // Which instruction set the GEMM dispatcher picked: "avx512", "avx2" or "scalar".
 const char* gemm_isa();
 

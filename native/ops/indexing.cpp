@@ -5,6 +5,7 @@
 
 #include "executor/executor.hpp"
 #include "kernels/dispatch.hpp"
+#include "kernels/gemm.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -99,6 +100,20 @@ KernelFn strided_copy(const Dims& out_shape, const std::vector<int64_t>& in_stri
       auto one = [&](int64_t i, int64_t off) {
         const char* src = x + off * es;
         char* dst = o + i * rows * cols * es;
+        if (es == 4 && cols > 4) {
+          // Chunks of the longer side in parallel, each through the vector 16 x 16 transposes.
+          const float* in = (const float*)src;
+          float* out = (float*)dst;
+          if (rows >= cols)
+            for_rows(*k.ctx, rows, cols, [&](int64_t i0, int64_t i1) {
+              transpose_f32(cols, i1 - i0, in + i0, stride, out + i0 * cols, cols);
+            });
+          else
+            for_rows(*k.ctx, cols, rows, [&](int64_t j0, int64_t j1) {
+              transpose_f32(j1 - j0, rows, in + j0 * stride, stride, out + j0, cols);
+            });
+          return;
+        }
         switch (es) {
           case 1: return transpose_block((const uint8_t*)src, stride, rows, cols, (uint8_t*)dst);
           case 2: return transpose_block((const uint16_t*)src, stride, rows, cols, (uint16_t*)dst);
