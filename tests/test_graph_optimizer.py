@@ -181,6 +181,9 @@ def test_residual_from_a_shared_value_and_outputs_in_the_middle(monkeypatch):
     (600, 96, 1),   # several column panels: packed A
     (64, 20, 3),    # 3x3, K = 576: rows made on demand over two K slices
     (5, 70, 3),
+    (600, 12, 1),   # at most 16 columns: narrow tiles of more rows (AVX-512)
+    (64, 16, 3),
+    (5, 8, 3),      # at most 8 columns: narrow tiles on AVX2 too
 ])
 @pytest.mark.parametrize("act", ["Relu", "Clip"])
 def test_residual_and_clamp_merged_in_the_gemm_tile(cin, cout, k, act, monkeypatch):

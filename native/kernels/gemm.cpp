@@ -143,7 +143,7 @@ void scalar_stream(int rows, int64_t n, int64_t k, const float* a, int64_t lda, 
   }
 }
 
-const KernelSet kScalarKernels{"scalar",    kScalarMR,      kScalarNR, 256, 64, 4096, &scalar_tile,
+const KernelSet kScalarKernels{"scalar",    kScalarMR,      kScalarNR, kScalarMR, 256, 64, 4096, &scalar_tile,
                                &scalar_dot, &scalar_stream, nullptr,   0};
 
 // ---------------------------------------------------------------------------
@@ -374,6 +374,7 @@ struct GemmArgs {
   const RowSource* src;  // A made on demand (then A/lda/ta are unused)
   int64_t src_m0;        // row of the source where this call's row 0 is
   bool a_rows;           // the tiles read A rows where they lie (see use_a_rows), not packed panels
+  bool narrow;           // a_rows with N <= nr / 2: tiles of up to mr_narrow rows (rs follows)
 };
 
 // Packing A into panels pays when each panel meets many B panels. With few output
@@ -461,7 +462,7 @@ int64_t k_slice(const KernelSet& ks, int64_t K) { return ceil_div(K, ceil_div(K,
 // K slice, row block (mc x kc of A stays in L2), B panel (kc x nr in L1), A panel.
 void compute_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const KernelSet& ks = *g.ks;
-  const int mr = ks.mr, nr = ks.nr, rs = g.rs;
+  const int mr = g.narrow ? ks.mr_narrow : ks.mr, nr = ks.nr, rs = g.rs;
   const int64_t K = g.K, kc = k_slice(ks, K);
   const int64_t mc_step = std::max<int64_t>(1, ks.mc / mr) * rs;
   // With a single row block, each B panel is used by one sweep of A panels only:
@@ -552,6 +553,10 @@ void compute_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_
 void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
   const KernelSet& ks = *g.ks;
   g.a_rows = use_a_rows(g);
+  if (g.a_rows && 2 * g.N <= ks.nr && ks.mr_narrow > ks.mr) {
+    g.narrow = true;
+    g.rs = (int)ceil_div(g.M, ceil_div(g.M, ks.mr_narrow));
+  }
   const int mr = ks.mr, nr = ks.nr, rs = g.rs;
   const double flops = 2.0 * g.M * g.N * g.K;
   int threads = usable_threads(pool, max_threads);
@@ -566,7 +571,8 @@ void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
   // row blocks and packs its own A in cache-sized pieces, so A (or the im2col made on
   // demand) is produced once and never round-trips through memory.
   const double b_bytes = (double)g.K * (double)np * nr * sizeof(float);
-  if ((mp_all >= 2 * threads && b_bytes <= 2e6) || mp_all >= 16 * threads || (g.a_rows && !g.src)) {
+  // Narrow tiles and A read in place need row tasks: the shared path packs mr-row panels.
+  if ((mp_all >= 2 * threads && b_bytes <= 2e6) || mp_all >= 16 * threads || (g.a_rows && (!g.src || g.narrow))) {
     g.a_packed = nullptr;
     const int64_t tasks = std::min<int64_t>(mp_all, 4 * threads);
     run_split(pool, threads, tasks, 1, [&](int64_t t0, int64_t t1) {

@@ -94,7 +94,8 @@ struct TileFlags {
 // values (A as it lies, or rows made on demand); otherwise a packed panel: kc groups of
 // rows values, a_stride floats apart. b: kc rows of the tile width, b_stride floats apart.
 // b_direct: B is the unpacked matrix itself, so only `cols` values of each row exist and
-// may be read (never together with a_rowmajor). rows <= mr, cols <= nr of the kernel set.
+// may be read (never together with a_rowmajor). rows <= mr, cols <= nr of the kernel set;
+// rows <= mr_narrow when a_rowmajor and cols <= nr / 2.
 using TileFn = void (*)(int rows, int cols, int64_t kc, const float* a, int64_t a_stride, bool a_rowmajor,
                         const float* b, int64_t b_stride, bool b_direct, float* c, int64_t ldc,
                         const float* bias, const TileFlags& flags);
@@ -120,6 +121,7 @@ using TransposeFn = void (*)(int rows, int64_t kc, const float* src, int64_t ld,
 struct KernelSet {
   const char* name;
   int mr, nr;          // micro-tile rows x columns
+  int mr_narrow;       // rows of a tile when A rows are read in place and cols <= nr / 2
   int64_t kc, mc, nc;  // cache blocking: K slice, rows of A per L2 block, columns per B block
   TileFn tile;
   DotFn dot;

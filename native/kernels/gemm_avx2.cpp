@@ -22,6 +22,8 @@ namespace {
 constexpr int kMR = 6;
 constexpr int kNV = 2;  // ymm vectors per tile row
 constexpr int kNR = kNV * 8;
+// Narrow tiles (at most 8 columns, A rows read in place): 12 rows x 1 ymm.
+constexpr int kMRNarrow = 12;
 
 #define AIOV_UNROLL _Pragma("GCC unroll 16")
 
@@ -40,20 +42,21 @@ inline float hsum(__m256 v) {
 }
 
 // Two 256-bit FMA pipes x ~4 cycles latency: short tiles need extra chains over k.
-constexpr int k_splits(int rows) {
-  return rows * kNV >= 8 ? 1 : (8 + rows * kNV - 1) / (rows * kNV) > 4 ? 4 : (8 + rows * kNV - 1) / (rows * kNV);
+constexpr int k_splits(int vecs) {  // vecs: accumulators per k step
+  return vecs >= 8 ? 1 : (8 + vecs - 1) / vecs > 4 ? 4 : (8 + vecs - 1) / vecs;
 }
 
+// NV ymm vectors per row (the narrow tiles, NV = 1, serve at most 8 columns with more rows).
 // A_ROWS: A is row-major (row r at a + r * as, k contiguous), read where it lies instead
 // of from a packed panel (a[k * as + r]).
-template <int ROWS, bool DIRECT, bool A_ROWS>
+template <int ROWS, int NV, bool DIRECT, bool A_ROWS>
 __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, int64_t as, const float* b,
                                          int64_t bs, float* c, int64_t ldc, const float* bias,
                                          const TileFlags& f) {
-  constexpr int KS = k_splits(ROWS);
-  const bool full = cols >= kNR;
-  __m256i lane[kNV];
-  AIOV_UNROLL for (int v = 0; v < kNV; ++v) lane[v] = head_mask(cols - 8 * v);
+  constexpr int KS = k_splits(ROWS * NV);
+  const bool full = cols >= (NV * 8);
+  __m256i lane[NV];
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) lane[v] = head_mask(cols - 8 * v);
 
   if (f.load_c) {
     for (int r = 0; r < ROWS; ++r) _mm_prefetch((const char*)(c + r * ldc), _MM_HINT_T0);
@@ -61,51 +64,51 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
   if (f.residual)  // read only at the merge, and usually far out of cache
     for (int r = 0; r < ROWS; ++r) _mm_prefetch((const char*)(f.residual + r * f.ld_residual), _MM_HINT_T0);
 
-  __m256 acc[KS][ROWS][kNV];
+  __m256 acc[KS][ROWS][NV];
   AIOV_UNROLL for (int s = 0; s < KS; ++s)
     AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
-      AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[s][r][v] = _mm256_setzero_ps();
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[s][r][v] = _mm256_setzero_ps();
 
   auto a_ptr = [&](int k, int r) { return A_ROWS ? a + r * as + k : a + k * as + r; };
   const int64_t a_step = A_ROWS ? 1 : as;
   int64_t k = 0;
   for (; k + KS <= kc; k += KS) {
     AIOV_UNROLL for (int s = 0; s < KS; ++s) {
-      __m256 bv[kNV];
-      AIOV_UNROLL for (int v = 0; v < kNV; ++v)
+      __m256 bv[NV];
+      AIOV_UNROLL for (int v = 0; v < NV; ++v)
         bv[v] = DIRECT ? _mm256_maskload_ps(b + s * bs + 8 * v, lane[v]) : _mm256_loadu_ps(b + s * bs + 8 * v);
       AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
         __m256 av = _mm256_broadcast_ss(a_ptr(s, r));
-        AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[s][r][v] = _mm256_fmadd_ps(av, bv[v], acc[s][r][v]);
+        AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[s][r][v] = _mm256_fmadd_ps(av, bv[v], acc[s][r][v]);
       }
     }
     a += KS * a_step;
     b += KS * bs;
   }
   for (; k < kc; ++k) {
-    __m256 bv[kNV];
-    AIOV_UNROLL for (int v = 0; v < kNV; ++v)
+    __m256 bv[NV];
+    AIOV_UNROLL for (int v = 0; v < NV; ++v)
       bv[v] = DIRECT ? _mm256_maskload_ps(b + 8 * v, lane[v]) : _mm256_loadu_ps(b + 8 * v);
     AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
       __m256 av = _mm256_broadcast_ss(a_ptr(0, r));
-      AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[0][r][v] = _mm256_fmadd_ps(av, bv[v], acc[0][r][v]);
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[0][r][v] = _mm256_fmadd_ps(av, bv[v], acc[0][r][v]);
     }
     a += a_step;
     b += bs;
   }
   AIOV_UNROLL for (int s = 1; s < KS; ++s)
     AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
-      AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[0][r][v] = _mm256_add_ps(acc[0][r][v], acc[s][r][v]);
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[0][r][v] = _mm256_add_ps(acc[0][r][v], acc[s][r][v]);
 
   const __m256 beta = _mm256_set1_ps(f.beta);
   const __m256 lo = _mm256_set1_ps(f.lo), hi = _mm256_set1_ps(f.hi);
-  __m256 bias_v[kNV];
-  AIOV_UNROLL for (int v = 0; v < kNV; ++v)
+  __m256 bias_v[NV];
+  AIOV_UNROLL for (int v = 0; v < NV; ++v)
     bias_v[v] = bias ? _mm256_maskload_ps(bias + 8 * v, lane[v]) : _mm256_setzero_ps();
   AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
     float* cr = c + r * ldc;
     const float* res = f.residual + r * f.ld_residual;
-    AIOV_UNROLL for (int v = 0; v < kNV; ++v) {
+    AIOV_UNROLL for (int v = 0; v < NV; ++v) {
       __m256 x = acc[0][r][v];
       if (f.load_c) {
         __m256 old = full ? _mm256_loadu_ps(cr + 8 * v) : _mm256_maskload_ps(cr + 8 * v, lane[v]);
@@ -123,26 +126,37 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
   }
 }
 
-template <bool DIRECT, bool A_ROWS>
-void tile_any(int rows, int cols, int64_t kc, const float* a, int64_t as, const float* b, int64_t bs, float* c,
-              int64_t ldc, const float* bias, const TileFlags& f) {
-  static_assert(kMR == 6, "the cases enumerate 1..kMR");
+template <int... I>
+struct Seq {};
+template <int N, int... I>
+struct MakeSeq : MakeSeq<N - 1, N - 1, I...> {};
+template <int... I>
+struct MakeSeq<0, I...> {
+  using type = Seq<I...>;
+};
+
+// Calls tile_rows with the row count as a template argument, 1..sizeof...(I).
+template <int NV, bool DIRECT, bool A_ROWS, int... I>
+void tile_any(Seq<I...>, int rows, int cols, int64_t kc, const float* a, int64_t as, const float* b, int64_t bs,
+              float* c, int64_t ldc, const float* bias, const TileFlags& f) {
   using Fn = void (*)(int, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, const float*,
                       const TileFlags&);
-  static constexpr Fn by_rows[kMR] = {tile_rows<1, DIRECT, A_ROWS>, tile_rows<2, DIRECT, A_ROWS>,
-                                      tile_rows<3, DIRECT, A_ROWS>, tile_rows<4, DIRECT, A_ROWS>,
-                                      tile_rows<5, DIRECT, A_ROWS>, tile_rows<6, DIRECT, A_ROWS>};
-  by_rows[(rows < 1 ? 1 : rows > kMR ? kMR : rows) - 1](cols, kc, a, as, b, bs, c, ldc, bias, f);
+  static constexpr Fn by_rows[] = {tile_rows<I + 1, NV, DIRECT, A_ROWS>...};
+  constexpr int n = (int)sizeof...(I);
+  by_rows[(rows < 1 ? 1 : rows > n ? n : rows) - 1](cols, kc, a, as, b, bs, c, ldc, bias, f);
 }
 
 void tile(int rows, int cols, int64_t kc, const float* a, int64_t as, bool a_rowmajor, const float* b, int64_t bs,
           bool b_direct, float* c, int64_t ldc, const float* bias, const TileFlags& f) {
-  if (a_rowmajor)
-    tile_any<false, true>(rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
+  // Unpacked B needs masked loads only on the ragged right edge.
+  if (a_rowmajor && cols <= 8)
+    tile_any<1, false, true>(MakeSeq<kMRNarrow>::type{}, rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
+  else if (a_rowmajor)
+    tile_any<kNV, false, true>(MakeSeq<kMR>::type{}, rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
   else if (b_direct && cols < kNR)
-    tile_any<true, false>(rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
+    tile_any<kNV, true, false>(MakeSeq<kMR>::type{}, rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
   else
-    tile_any<false, false>(rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
+    tile_any<kNV, false, false>(MakeSeq<kMR>::type{}, rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
 }
 
 template <int ROWS, int NB>
@@ -298,7 +312,7 @@ void transpose(int rows, int64_t kc, const float* src, int64_t ld, float alpha, 
   }
 }
 
-const KernelSet kAvx2{"avx2", kMR, kNR, 256, 120, 4096, &tile, &dot, &stream, &transpose, 8};
+const KernelSet kAvx2{"avx2", kMR, kNR, kMRNarrow, 256, 120, 4096, &tile, &dot, &stream, &transpose, 8};
 
 }  // namespace
 

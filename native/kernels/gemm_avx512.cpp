@@ -24,6 +24,9 @@ namespace {
 constexpr int kMR = 14;
 constexpr int kNV = 2;  // zmm vectors per tile row
 constexpr int kNR = kNV * 16;
+// Narrow tiles (at most 16 columns, A rows read in place): 28 rows x 1 zmm, so a 16-wide
+// product does not spend half its FMAs on padding.
+constexpr int kMRNarrow = 28;
 
 #define AIOV_UNROLL _Pragma("GCC unroll 16")
 
@@ -41,36 +44,37 @@ inline float hsum(__m512 v) {
 
 // Independent accumulator sets over k for short tiles: an FMA has ~4 cycles of
 // latency, so a 1-row tile with 2 chains would run at a quarter of peak.
-constexpr int k_splits(int rows) {
-  return rows * kNV >= 8 ? 1 : (8 + rows * kNV - 1) / (rows * kNV) > 4 ? 4 : (8 + rows * kNV - 1) / (rows * kNV);
+constexpr int k_splits(int vecs) {  // vecs: accumulators per k step
+  return vecs >= 8 ? 1 : (8 + vecs - 1) / vecs > 4 ? 4 : (8 + vecs - 1) / vecs;
 }
 
+// NV zmm vectors per row (the narrow tiles, NV = 1, serve at most 16 columns with more rows).
 // A_ROWS: A is row-major (row r at a + r * as, k contiguous), read where it lies instead
 // of from a packed panel (a[k * as + r]).
-template <int ROWS, bool DIRECT, bool A_ROWS>
+template <int ROWS, int NV, bool DIRECT, bool A_ROWS>
 __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, int64_t as, const float* b,
                                          int64_t bs, float* c, int64_t ldc, const float* bias,
                                          const TileFlags& f) {
-  constexpr int KS = k_splits(ROWS);
-  __mmask16 bmask[kNV];
-  AIOV_UNROLL for (int v = 0; v < kNV; ++v) bmask[v] = head_mask(cols - 16 * v);
+  constexpr int KS = k_splits(ROWS * NV);
+  __mmask16 bmask[NV];
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) bmask[v] = head_mask(cols - 16 * v);
 
   // Pull the C tile toward L1 (for writing) now; it is only touched after the
   // k loop, and cold stores would otherwise stall the merge.
   for (int r = 0; r < ROWS; ++r) {
     __builtin_prefetch(c + r * ldc, 1, 3);
-    __builtin_prefetch(c + r * ldc + kNR - 1, 1, 3);
+    __builtin_prefetch(c + r * ldc + (NV * 16) - 1, 1, 3);
   }
   if (f.residual)  // read only at the merge too, and usually far out of cache
     for (int r = 0; r < ROWS; ++r) {
       __builtin_prefetch(f.residual + r * f.ld_residual, 0, 3);
-      __builtin_prefetch(f.residual + r * f.ld_residual + kNR - 1, 0, 3);
+      __builtin_prefetch(f.residual + r * f.ld_residual + (NV * 16) - 1, 0, 3);
     }
 
-  __m512 acc[KS][ROWS][kNV];
+  __m512 acc[KS][ROWS][NV];
   AIOV_UNROLL for (int s = 0; s < KS; ++s)
     AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
-      AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[s][r][v] = _mm512_setzero_ps();
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[s][r][v] = _mm512_setzero_ps();
 
   // Element (k, r) of A relative to the current position.
   auto a_at = [&](int k, int r) { return A_ROWS ? a[r * as + k] : a[k * as + r]; };
@@ -78,41 +82,41 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
   int64_t k = 0;
   for (; k + KS <= kc; k += KS) {
     AIOV_UNROLL for (int s = 0; s < KS; ++s) {
-      __m512 bv[kNV];
-      AIOV_UNROLL for (int v = 0; v < kNV; ++v)
+      __m512 bv[NV];
+      AIOV_UNROLL for (int v = 0; v < NV; ++v)
         bv[v] = DIRECT ? _mm512_maskz_loadu_ps(bmask[v], b + s * bs + 16 * v) : _mm512_loadu_ps(b + s * bs + 16 * v);
       AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
         __m512 av = _mm512_set1_ps(a_at(s, r));
-        AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[s][r][v] = _mm512_fmadd_ps(av, bv[v], acc[s][r][v]);
+        AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[s][r][v] = _mm512_fmadd_ps(av, bv[v], acc[s][r][v]);
       }
     }
     a += KS * a_step;
     b += KS * bs;
   }
   for (; k < kc; ++k) {  // leftover steps when KS > 1
-    __m512 bv[kNV];
-    AIOV_UNROLL for (int v = 0; v < kNV; ++v)
+    __m512 bv[NV];
+    AIOV_UNROLL for (int v = 0; v < NV; ++v)
       bv[v] = DIRECT ? _mm512_maskz_loadu_ps(bmask[v], b + 16 * v) : _mm512_loadu_ps(b + 16 * v);
     AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
       __m512 av = _mm512_set1_ps(a_at(0, r));
-      AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[0][r][v] = _mm512_fmadd_ps(av, bv[v], acc[0][r][v]);
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[0][r][v] = _mm512_fmadd_ps(av, bv[v], acc[0][r][v]);
     }
     a += a_step;
     b += bs;
   }
   AIOV_UNROLL for (int s = 1; s < KS; ++s)
     AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
-      AIOV_UNROLL for (int v = 0; v < kNV; ++v) acc[0][r][v] = _mm512_add_ps(acc[0][r][v], acc[s][r][v]);
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[0][r][v] = _mm512_add_ps(acc[0][r][v], acc[s][r][v]);
 
   const __m512 beta = _mm512_set1_ps(f.beta);
   const __m512 lo = _mm512_set1_ps(f.lo), hi = _mm512_set1_ps(f.hi);
-  __m512 bias_v[kNV];
-  AIOV_UNROLL for (int v = 0; v < kNV; ++v)
+  __m512 bias_v[NV];
+  AIOV_UNROLL for (int v = 0; v < NV; ++v)
     bias_v[v] = bias ? _mm512_maskz_loadu_ps(bmask[v], bias + 16 * v) : _mm512_setzero_ps();
   AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
     float* cr = c + r * ldc;
     const float* res = f.residual + r * f.ld_residual;
-    AIOV_UNROLL for (int v = 0; v < kNV; ++v) {
+    AIOV_UNROLL for (int v = 0; v < NV; ++v) {
       __m512 x = acc[0][r][v];
       if (f.load_c) x = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(bmask[v], cr + 16 * v), x);
       if (bias) x = _mm512_add_ps(x, bias_v[v]);
@@ -123,30 +127,37 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
   }
 }
 
-template <bool DIRECT, bool A_ROWS>
-void tile_any(int rows, int cols, int64_t kc, const float* a, int64_t as, const float* b, int64_t bs, float* c,
-              int64_t ldc, const float* bias, const TileFlags& f) {
-  static_assert(kMR == 14, "the cases enumerate 1..kMR");
+template <int... I>
+struct Seq {};
+template <int N, int... I>
+struct MakeSeq : MakeSeq<N - 1, N - 1, I...> {};
+template <int... I>
+struct MakeSeq<0, I...> {
+  using type = Seq<I...>;
+};
+
+// Calls tile_rows with the row count as a template argument, 1..sizeof...(I).
+template <int NV, bool DIRECT, bool A_ROWS, int... I>
+void tile_any(Seq<I...>, int rows, int cols, int64_t kc, const float* a, int64_t as, const float* b, int64_t bs,
+              float* c, int64_t ldc, const float* bias, const TileFlags& f) {
   using Fn = void (*)(int, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, const float*,
                       const TileFlags&);
-  static constexpr Fn by_rows[kMR] = {
-      tile_rows<1, DIRECT, A_ROWS>,  tile_rows<2, DIRECT, A_ROWS>,  tile_rows<3, DIRECT, A_ROWS>,
-      tile_rows<4, DIRECT, A_ROWS>,  tile_rows<5, DIRECT, A_ROWS>,  tile_rows<6, DIRECT, A_ROWS>,
-      tile_rows<7, DIRECT, A_ROWS>,  tile_rows<8, DIRECT, A_ROWS>,  tile_rows<9, DIRECT, A_ROWS>,
-      tile_rows<10, DIRECT, A_ROWS>, tile_rows<11, DIRECT, A_ROWS>, tile_rows<12, DIRECT, A_ROWS>,
-      tile_rows<13, DIRECT, A_ROWS>, tile_rows<14, DIRECT, A_ROWS>};
-  by_rows[(rows < 1 ? 1 : rows > kMR ? kMR : rows) - 1](cols, kc, a, as, b, bs, c, ldc, bias, f);
+  static constexpr Fn by_rows[] = {tile_rows<I + 1, NV, DIRECT, A_ROWS>...};
+  constexpr int n = (int)sizeof...(I);
+  by_rows[(rows < 1 ? 1 : rows > n ? n : rows) - 1](cols, kc, a, as, b, bs, c, ldc, bias, f);
 }
 
 void tile(int rows, int cols, int64_t kc, const float* a, int64_t as, bool a_rowmajor, const float* b, int64_t bs,
           bool b_direct, float* c, int64_t ldc, const float* bias, const TileFlags& f) {
   // Unpacked B needs masked loads only on the ragged right edge.
-  if (a_rowmajor)
-    tile_any<false, true>(rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
+  if (a_rowmajor && cols <= 16)
+    tile_any<1, false, true>(MakeSeq<kMRNarrow>::type{}, rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
+  else if (a_rowmajor)
+    tile_any<kNV, false, true>(MakeSeq<kMR>::type{}, rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
   else if (b_direct && cols < kNR)
-    tile_any<true, false>(rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
+    tile_any<kNV, true, false>(MakeSeq<kMR>::type{}, rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
   else
-    tile_any<false, false>(rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
+    tile_any<kNV, false, false>(MakeSeq<kMR>::type{}, rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
 }
 
 // Dot products along contiguous K: ROWS x rows of x against NB rows of y.
@@ -315,7 +326,7 @@ void transpose(int rows, int64_t kc, const float* src, int64_t ld, float alpha, 
 
 // K slices of 512 amortise the C-tile merge; mc rows of A (168 x 512 x 4 B = 336 KiB)
 // stay in the 1 MiB L2 while B panels stream past them.
-const KernelSet kAvx512{"avx512", kMR, kNR, 512, 168, 4096, &tile, &dot, &stream, &transpose, 16};
+const KernelSet kAvx512{"avx512", kMR, kNR, kMRNarrow, 512, 168, 4096, &tile, &dot, &stream, &transpose, 16};
 
 }  // namespace
 
