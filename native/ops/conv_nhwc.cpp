@@ -43,6 +43,10 @@ class ConvRows final : public RowSource {
     // contiguous run of the input whenever it lies inside the image.
     const bool row_runs = cg_ == g_.C && g_.dw == 1;
     const int64_t run = g_.kw * g_.C;
+    if (row_runs && k0 == 0 && kc == g_.kh * run && run <= 64) {
+      whole_short_rows(m0, count, dst);
+      return;
+    }
     for (int64_t r = 0; r < count; ++r) {
       const int64_t m = m0 + r, n = m / ohw, p = m % ohw;
       const int64_t iy0 = (p / g_.OW) * g_.sh - g_.ph, ix0 = (p % g_.OW) * g_.sw - g_.pw;
@@ -82,6 +86,44 @@ class ConvRows final : public RowSource {
   }
 
  private:
+  // Whole rows whose kernel-row runs are short (few input channels: the stem of an image
+  // network). A call per run would cost more than the copy, so runs are copied inline and
+  // the output pixel advances without divisions.
+  void whole_short_rows(int64_t m0, int64_t count, float* dst) const {
+    const int64_t ohw = g_.OH * g_.OW, run = g_.kw * g_.C;
+    int64_t n = m0 / ohw, oy = (m0 % ohw) / g_.OW, ox = (m0 % ohw) % g_.OW;
+    for (int64_t r = 0; r < count; ++r) {
+      const float* img = x_ + n * g_.H * g_.W * g_.C;
+      const int64_t iy0 = oy * g_.sh - g_.ph, ix0 = ox * g_.sw - g_.pw;
+      const bool inside_x = ix0 >= 0 && ix0 + g_.kw <= g_.W;
+      for (int64_t ky = 0; ky < g_.kh; ++ky, dst += run) {
+        const int64_t iy = iy0 + ky * g_.dh;
+        if (iy < 0 || iy >= g_.H) {
+          for (int64_t i = 0; i < run; ++i) dst[i] = 0.0f;
+          continue;
+        }
+        const float* line = img + iy * g_.W * g_.C;
+        if (inside_x) {
+          const float* src = line + ix0 * g_.C;
+          for (int64_t i = 0; i < run; ++i) dst[i] = src[i];
+          continue;
+        }
+        for (int64_t kx = 0; kx < g_.kw; ++kx) {
+          const int64_t ix = ix0 + kx;
+          float* d = dst + kx * g_.C;
+          if (ix < 0 || ix >= g_.W)
+            for (int64_t c = 0; c < g_.C; ++c) d[c] = 0.0f;
+          else
+            for (int64_t c = 0; c < g_.C; ++c) d[c] = line[ix * g_.C + c];
+        }
+      }
+      if (++ox == g_.OW) {
+        ox = 0;
+        if (++oy == g_.OH) oy = 0, ++n;
+      }
+    }
+  }
+
   Window2d g_;
   int64_t cg_, c0_;
   const float* x_;
