@@ -574,7 +574,7 @@ void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
   // Narrow tiles and A read in place need row tasks: the shared path packs mr-row panels.
   if ((mp_all >= 2 * threads && b_bytes <= 2e6) || mp_all >= 16 * threads || (g.a_rows && (!g.src || g.narrow))) {
     g.a_packed = nullptr;
-    const int64_t tasks = std::min<int64_t>(mp_all, 4 * threads);
+    const int64_t tasks = std::min<int64_t>(mp_all, 8 * threads);
     run_split(pool, threads, tasks, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t m0 = (mp_all * t / tasks) * rs, m1 = std::min(g.M, (mp_all * (t + 1) / tasks) * rs);
