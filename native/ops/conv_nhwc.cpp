@@ -4,6 +4,7 @@
 // channels are contiguous: a 1x1 convolution is one GEMM on the input as it lies, larger
 // windows feed the GEMM rows made on demand (implicit im2col), depthwise has its own loop.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "kernels/epilogue.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/nhwc_window.hpp"
+#include "kernels/winograd.hpp"
 #include "ops/window.hpp"
 #include "plan/registry.hpp"
 
@@ -129,6 +131,15 @@ class ConvRows final : public RowSource {
   const float* x_;
 };
 
+// AIOV_WINOGRAD=0 keeps 3x3 stride-1 convolutions on the direct GEMM (to compare).
+bool winograd_enabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("AIOV_WINOGRAD");
+    return !(env && std::strcmp(env, "0") == 0);
+  }();
+  return on;
+}
+
 KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   const Node& node = ctx.node;
   if (ctx.in[0].type != ElementType::f32 || !ctx.in[1].data)
@@ -153,6 +164,13 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     return [g, wd, output](const KernelArgs& a) {
       depthwise_conv_nhwc(g, a.in[0]->as<float>(), wd->data(), output.at(a, g.C), a.out[0]->as<float>(),
                           a.ctx->pool, a.ctx->max_threads);
+    };
+  }
+
+  if (group == 1 && winograd_enabled() && Winograd2x3::worthwhile(g, O)) {
+    auto wino = std::make_shared<Winograd2x3>(g, O, filters);
+    return [wino, output, O](const KernelArgs& a) {
+      wino->run(a.in[0]->as<float>(), output.at(a, O), a.out[0]->as<float>(), a.ctx->pool, a.ctx->max_threads);
     };
   }
 

@@ -1,0 +1,39 @@
+// Winograd F(2x2, 3x3) convolution on NHWC f32 data: each 2x2 block of outputs is made from
+// a 4x4 input tile with 16 multiplications per (input, output) channel pair instead of 36,
+// so a 3x3 stride-1 convolution does 2.25x fewer multiply-adds. The 16 products are GEMMs
+// (tiles x C times C x O) on the packed-weight GEMM; the transforms are additions.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "kernels/epilogue.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/nhwc_window.hpp"
+
+namespace aiov {
+
+class ThreadPool;
+
+class Winograd2x3 {
+ public:
+  // Whether the transform pays for a 3x3, stride-1, undilated, ungrouped convolution of this
+  // geometry with O output channels: enough tiles to amortise the transforms, and transformed
+  // weights (16/9 of the filters) that still stream from cache.
+  static bool worthwhile(const Window2d& g, int64_t O);
+
+  // filters: [O, C, 3, 3] (OIHW).
+  Winograd2x3(const Window2d& g, int64_t O, const float* filters);
+
+  // y [N, OH, OW, O] = epilogue(conv(x [N, H, W, C])); y must not overlap x.
+  void run(const float* x, const Epilogue& e, float* y, ThreadPool* pool, int max_threads) const;
+
+ private:
+  void block(const float* x, int64_t t0, int64_t count, const Epilogue& e, float* y) const;
+
+  Window2d g_;
+  int64_t O_, tiles_y_, tiles_x_, tiles_;
+  std::vector<std::unique_ptr<PackedB>> u_;  // 16 transformed filter matrices, C x O
+};
+
+}  // namespace aiov
