@@ -154,6 +154,14 @@ def test_mlp_epilogues_on_every_gemm_path(rows, width, monkeypatch):
     check(proto, {"x": RNG.standard_normal((rows, 37)).astype(np.float32)}, monkeypatch)
 
 
+@pytest.mark.parametrize("rows", [64, 1000])
+def test_mlp_whose_rows_are_a_multiple_of_2_kib(rows, monkeypatch):
+    # K = 512 and 1024: rows of A in place would share L1 sets, so few-column products copy
+    # them to a spread stride first (narrow tiles for the 12-wide layer).
+    proto = zoo.mlp(sizes=(1024, 512, 40, 1024, 12))
+    check(proto, {"x": RNG.standard_normal((rows, 1024)).astype(np.float32)}, monkeypatch, rtol=2e-4, atol=2e-4)
+
+
 def test_residual_from_a_shared_value_and_outputs_in_the_middle(monkeypatch):
     # The conv result is both a model output and the input of the next op: it must not be fused away.
     g = zoo.GraphBuilder(seed=6)

@@ -385,6 +385,25 @@ bool use_a_rows(const GemmArgs& g) {
   return !g.ta && g.alpha == 1.0f && ceil_div(g.N, g.ks->nr) <= 2;
 }
 
+// A tile reads one value from each of up to 28 rows per step: rows a multiple of 2 KiB
+// apart share two L1 sets (4 KiB: one) and evict each other. Rows made on demand get a
+// stride that spreads them over the sets; rows of A in place with such a stride are copied
+// (CopiedRows) instead of read where they lie.
+int64_t spread_stride(int64_t kc) { return kc % 512 == 0 ? kc + 16 : kc; }
+bool aliasing_stride(int64_t ld) { return ld % 512 == 0; }
+
+class CopiedRows final : public RowSource {
+ public:
+  CopiedRows(const float* a, int64_t lda) : a_(a), lda_(lda) {}
+  void rows(int64_t m0, int64_t rows, int64_t k0, int64_t kc, float* dst, int64_t ld) const override {
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * ld, a_ + (m0 + r) * lda_ + k0, (size_t)kc * sizeof(float));
+  }
+
+ private:
+  const float* a_;
+  int64_t lda_;
+};
+
 // Panels of op(A) rows [m0, m0 + rows) x [k0, k0 + kc): rs rows per panel, mr apart.
 void pack_a_rows(const GemmArgs& g, int64_t m0, int64_t rows, int64_t k0, int64_t kc, float* dst,
                  int64_t panel_stride, int rs, int mr) {
@@ -395,7 +414,7 @@ void pack_a_rows(const GemmArgs& g, int64_t m0, int64_t rows, int64_t k0, int64_
   float* tmp = scratch(kSourceRows, (size_t)(rs * kc));
   for (int64_t p = 0; p * rs < rows; ++p) {
     const int n = (int)std::min<int64_t>(rs, rows - p * rs);
-    g.src->rows(g.src_m0 + m0 + p * rs, n, k0, kc, tmp);
+    g.src->rows(g.src_m0 + m0 + p * rs, n, k0, kc, tmp, kc);
     transpose_pack(*g.ks, n, kc, tmp, kc, g.alpha, dst + p * panel_stride, mr);
   }
 }
@@ -503,11 +522,12 @@ void compute_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_
           a_panel_stride = K * mr;
           a_stride = mr;
         } else if (g.a_rows && g.src) {
-          float* buf = scratch(kBlockA, (size_t)(mc * kcur));
-          g.src->rows(g.src_m0 + ic, mc, pc, kcur, buf);
+          const int64_t ld = spread_stride(kcur);
+          float* buf = scratch(kBlockA, (size_t)(mc * ld));
+          g.src->rows(g.src_m0 + ic, mc, pc, kcur, buf, ld);
           ap = buf;
-          a_panel_stride = rs * kcur;
-          a_stride = kcur;
+          a_panel_stride = rs * ld;
+          a_stride = ld;
         } else if (g.a_rows) {
           ap = g.A + ic * g.lda + pc;
           a_panel_stride = rs * g.lda;
@@ -553,6 +573,11 @@ void compute_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_
 void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
   const KernelSet& ks = *g.ks;
   g.a_rows = use_a_rows(g);
+  const CopiedRows copied(g.A, g.lda);
+  if (g.a_rows && !g.src && aliasing_stride(g.lda)) {
+    g.src = &copied;
+    g.src_m0 = 0;
+  }
   if (g.a_rows && 2 * g.N <= ks.nr && ks.mr_narrow > ks.mr) {
     g.narrow = true;
     g.rs = (int)ceil_div(g.M, ceil_div(g.M, ks.mr_narrow));
@@ -808,7 +833,7 @@ void sgemm_packed_impl(GemmArgs g, const PackedB& B, ThreadPool* pool, int max_t
     if (g.ta || g.src) {
       float* rows = scratch(kSharedRows, (size_t)(M * K));
       if (g.src)
-        g.src->rows(0, M, 0, K, rows);
+        g.src->rows(0, M, 0, K, rows, K);
       else
         gather_rows(true, g.A, g.lda, 0, M, K, 1.0f, rows);
       y = rows;

@@ -59,8 +59,8 @@ void sgemm_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const Pa
 class RowSource {
  public:
   virtual ~RowSource() = default;
-  // Writes A[m0 : m0 + rows, k0 : k0 + kc] row-major (row stride kc) to dst.
-  virtual void rows(int64_t m0, int64_t rows, int64_t k0, int64_t kc, float* dst) const = 0;
+  // Writes A[m0 : m0 + rows, k0 : k0 + kc] row-major, rows ld >= kc floats apart, to dst.
+  virtual void rows(int64_t m0, int64_t rows, int64_t k0, int64_t kc, float* dst, int64_t ld) const = 0;
 };
 
 void sgemm_packed(int64_t M, const RowSource& A, const PackedB& B, const Epilogue& e, float* C, int64_t ldc,

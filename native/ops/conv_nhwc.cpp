@@ -39,21 +39,21 @@ class ConvRows final : public RowSource {
  public:
   ConvRows(const Window2d& g, int64_t cg, int64_t c0, const float* x) : g_(g), cg_(cg), c0_(c0), x_(x) {}
 
-  void rows(int64_t m0, int64_t count, int64_t k0, int64_t kc, float* dst) const override {
+  void rows(int64_t m0, int64_t count, int64_t k0, int64_t kc, float* dst, int64_t ld) const override {
     const int64_t ohw = g_.OH * g_.OW;
     // With one group and no dilation, one kernel row (kw pixels x C channels) is a single
     // contiguous run of the input whenever it lies inside the image.
     const bool row_runs = cg_ == g_.C && g_.dw == 1;
     const int64_t run = g_.kw * g_.C;
     if (row_runs && k0 == 0 && kc == g_.kh * run && run <= 64) {
-      whole_short_rows(m0, count, dst);
+      whole_short_rows(m0, count, dst, ld);
       return;
     }
     for (int64_t r = 0; r < count; ++r) {
       const int64_t m = m0 + r, n = m / ohw, p = m % ohw;
       const int64_t iy0 = (p / g_.OW) * g_.sh - g_.ph, ix0 = (p % g_.OW) * g_.sw - g_.pw;
       const float* img = x_ + n * g_.H * g_.W * g_.C + c0_;
-      float* d = dst + r * kc;
+      float* d = dst + r * ld;
       int64_t k = k0;
       const int64_t end = k0 + kc;
       while (k < end) {
@@ -91,13 +91,14 @@ class ConvRows final : public RowSource {
   // Whole rows whose kernel-row runs are short (few input channels: the stem of an image
   // network). A call per run would cost more than the copy, so runs are copied inline and
   // the output pixel advances without divisions.
-  void whole_short_rows(int64_t m0, int64_t count, float* dst) const {
+  void whole_short_rows(int64_t m0, int64_t count, float* dst, int64_t ld) const {
     const int64_t ohw = g_.OH * g_.OW, run = g_.kw * g_.C;
     int64_t n = m0 / ohw, oy = (m0 % ohw) / g_.OW, ox = (m0 % ohw) % g_.OW;
     for (int64_t r = 0; r < count; ++r) {
       const float* img = x_ + n * g_.H * g_.W * g_.C;
       const int64_t iy0 = oy * g_.sh - g_.ph, ix0 = ox * g_.sw - g_.pw;
       const bool inside_x = ix0 >= 0 && ix0 + g_.kw <= g_.W;
+      float* row_start = dst;
       for (int64_t ky = 0; ky < g_.kh; ++ky, dst += run) {
         const int64_t iy = iy0 + ky * g_.dh;
         if (iy < 0 || iy >= g_.H) {
@@ -119,6 +120,7 @@ class ConvRows final : public RowSource {
             for (int64_t c = 0; c < g_.C; ++c) d[c] = line[ix * g_.C + c];
         }
       }
+      dst = row_start + ld;
       if (++ox == g_.OW) {
         ox = 0;
         if (++oy == g_.OH) oy = 0, ++n;
