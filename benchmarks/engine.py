@@ -13,7 +13,8 @@ Every (framework, model) pair runs in a child process of its own, so the peak me
 is that framework's alone: the high-water resident set (VmHWM) minus the resident set after
 the imports and the inputs were made, i.e. weights, compiled plans and scratch. Latency is the
 median of ``--repeats`` runs of N sync calls each (N sized to about ``--budget`` seconds)
-after a warm-up. openvino runs with ``INFERENCE_PRECISION_HINT=f32``; onnxruntime with its
+after a warm-up. The frameworks' runs alternate, one of each per round, so load from
+elsewhere on a shared machine falls on all of them alike. openvino runs with ``INFERENCE_PRECISION_HINT=f32``; onnxruntime with its
 default CPU provider and graph optimisations. Before any timing, each peer's output is checked
 against aiov's (rtol = atol = 1e-3 relative to the output's scale).
 
@@ -96,8 +97,10 @@ def _prepare(framework, proto_bytes, path, feeds):
     return lambda: compiled(feeds)
 
 
-def child(framework, key, path, out_path, repeats, budget):
-    """One framework on one model: prints a JSON line with the median latency and peak memory."""
+def serve(framework, key, path, out_path, budget):
+    """One framework on one model, driven by the parent over stdin: after compiling and warming
+    up it prints {"n": calls per run}; each "run" line times n calls and prints the seconds per
+    call; "quit" prints the peak memory and exits. Idle between commands (blocked on stdin)."""
     spec = {s.key: s for s in _specs()}[key]
     feeds = spec.feeds()
     with open(path, "rb") as fh:
@@ -107,9 +110,46 @@ def child(framework, key, path, out_path, repeats, budget):
     base = _rss_kib("VmRSS")
     fn = _prepare(framework, proto_bytes, path, feeds)
     np.save(out_path, np.asarray(fn()[0]))
-    us = _median_seconds(fn, repeats, budget, min_iters=3) * 1e6
-    peak = _rss_kib("VmHWM") - base
-    print(json.dumps({"us": us, "peak_mib": peak / 1024}))
+    n = calibrate(fn, budget, min_iters=3)
+    print(json.dumps({"n": n}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        print(json.dumps({"s": (time.perf_counter() - t0) / n}), flush=True)
+    print(json.dumps({"peak_mib": (_rss_kib("VmHWM") - base) / 1024}), flush=True)
+
+
+def measure_side_by_side(frameworks, key, path, tmp, repeats, budget):
+    """Median latency and peak memory of each framework on one model. The frameworks' runs
+    alternate (a round is one run of each, in a rotating order), so a burst of load from
+    elsewhere on the machine falls on all of them rather than on whichever ran then."""
+    procs, cells, notes = {}, {}, []
+    for f in frameworks:
+        cmd = [sys.executable, os.path.abspath(__file__), "--budget", str(budget), "--serve", f, key, path,
+               os.path.join(tmp, f"{key}-{f}.npy")]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ready = proc.stdout.readline()
+        if not ready:
+            notes.append(f"{f} on {key} failed: {proc.stderr.read().strip().splitlines()[-1:]}")
+            proc.wait()
+            continue
+        procs[f] = proc
+    samples = {f: [] for f in procs}
+    order = list(procs)
+    for r in range(repeats):
+        for f in order[r % len(order):] + order[:r % len(order)]:
+            time.sleep(0.05)  # let the previous framework's spinning threads go idle
+            procs[f].stdin.write("run\n")
+            procs[f].stdin.flush()
+            samples[f].append(json.loads(procs[f].stdout.readline())["s"])
+    for f, proc in procs.items():
+        out, _ = proc.communicate("quit\n")
+        peak = json.loads(out.strip().splitlines()[-1])["peak_mib"]
+        cells[f] = {"us": statistics.median(samples[f]) * 1e6, "peak_mib": peak}
+    return cells, notes
 
 
 def _median_seconds(fn, repeats, budget, min_iters):
@@ -188,12 +228,12 @@ def main(argv=None):
     parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM table")
     parser.add_argument("--profile", metavar="MODEL", help="print aiov's per-node profile of one model and exit")
     parser.add_argument("--top", type=int, default=25, help="nodes listed by --profile")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     repeats, budget, wanted = run_settings(args)
-    if args.child:
-        framework, key, path, out_path = args.child
-        return child(framework, key, path, out_path, repeats, budget)
+    if args.serve:
+        framework, key, path, out_path = args.serve
+        return serve(framework, key, path, out_path, budget)
     if args.profile:
         return profile(args.profile, args.top)
 
@@ -203,7 +243,8 @@ def main(argv=None):
     modules = {f: try_import(f) for f in FRAMEWORKS}
     available = {f: modules[f] is not None and f in wanted for f in FRAMEWORKS}
     print_versions(f"aiov engine benchmark (median of {repeats} runs of ~{budget:g}s; one sync request; "
-                   f"each framework and model in its own process)", FRAMEWORKS, modules, available)
+                   f"each framework and model in its own process; the frameworks' runs alternate)",
+                   FRAMEWORKS, modules, available)
     rows, notes = [], []
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="aiov_engine_") as tmp:
@@ -215,20 +256,10 @@ def main(argv=None):
                     fh.write(spec.build().SerializeToString())
                 built[spec.build] = path
             path = built[spec.build]
-            cells, outs = {}, {}
-            for f in FRAMEWORKS:
-                if not available[f]:
-                    continue
-                out_path = os.path.join(tmp, f"{spec.key}-{f}.npy")
-                cmd = [sys.executable, os.path.abspath(__file__), "--repeats", str(repeats), "--budget", str(budget),
-                       "--child", f, spec.key, path, out_path]
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-                if proc.returncode != 0:
-                    cells[f] = None
-                    notes.append(f"{f} on {spec.key} failed: {proc.stderr.strip().splitlines()[-1:]}")
-                    continue
-                cells[f] = json.loads(proc.stdout.strip().splitlines()[-1])
-                outs[f] = np.load(out_path)
+            cells, child_notes = measure_side_by_side([f for f in FRAMEWORKS if available[f]], spec.key, path, tmp,
+                                                      repeats, budget)
+            notes += child_notes
+            outs = {f: np.load(os.path.join(tmp, f"{spec.key}-{f}.npy")) for f in cells}
             if "aiov" in outs:
                 ref = outs["aiov"]
                 scale = max(1.0, float(np.max(np.abs(ref))))
