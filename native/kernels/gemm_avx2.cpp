@@ -126,38 +126,7 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
   }
 }
 
-template <int... I>
-struct Seq {};
-template <int N, int... I>
-struct MakeSeq : MakeSeq<N - 1, N - 1, I...> {};
-template <int... I>
-struct MakeSeq<0, I...> {
-  using type = Seq<I...>;
-};
-
-// Calls tile_rows with the row count as a template argument, 1..sizeof...(I).
-template <int NV, bool DIRECT, bool A_ROWS, int... I>
-void tile_any(Seq<I...>, int rows, int cols, int64_t kc, const float* a, int64_t as, const float* b, int64_t bs,
-              float* c, int64_t ldc, const float* bias, const TileFlags& f) {
-  using Fn = void (*)(int, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, const float*,
-                      const TileFlags&);
-  static constexpr Fn by_rows[] = {tile_rows<I + 1, NV, DIRECT, A_ROWS>...};
-  constexpr int n = (int)sizeof...(I);
-  by_rows[(rows < 1 ? 1 : rows > n ? n : rows) - 1](cols, kc, a, as, b, bs, c, ldc, bias, f);
-}
-
-void tile(int rows, int cols, int64_t kc, const float* a, int64_t as, bool a_rowmajor, const float* b, int64_t bs,
-          bool b_direct, float* c, int64_t ldc, const float* bias, const TileFlags& f) {
-  // Unpacked B needs masked loads only on the ragged right edge.
-  if (a_rowmajor && cols <= 8)
-    tile_any<1, false, true>(MakeSeq<kMRNarrow>::type{}, rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
-  else if (a_rowmajor)
-    tile_any<kNV, false, true>(MakeSeq<kMR>::type{}, rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
-  else if (b_direct && cols < kNR)
-    tile_any<kNV, true, false>(MakeSeq<kMR>::type{}, rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
-  else
-    tile_any<kNV, false, false>(MakeSeq<kMR>::type{}, rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
-}
+#include "kernels/gemm_tile_select.inc"
 
 template <int ROWS, int NB>
 void dot_block(int64_t k, const float* x, int64_t ldx, const float* y, int64_t ldy, float* c, int64_t c_rs,
