@@ -89,42 +89,55 @@ class ConvRows final : public RowSource {
 
  private:
   // Whole rows whose kernel-row runs are short (few input channels: the stem of an image
-  // network). A call per run would cost more than the copy, so runs are copied inline and
-  // the output pixel advances without divisions.
+  // network). A call per run would cost more than the copy, so rows are made a span of
+  // output pixels at a time, one kernel row after another: interior pixels copy a run of a
+  // length known at compile time for the common stems (3 channels, 3x3 or 7x7 kernels).
   void whole_short_rows(int64_t m0, int64_t count, float* dst, int64_t ld) const {
-    const int64_t ohw = g_.OH * g_.OW, run = g_.kw * g_.C;
-    int64_t n = m0 / ohw, oy = (m0 % ohw) / g_.OW, ox = (m0 % ohw) % g_.OW;
-    for (int64_t r = 0; r < count; ++r) {
+    switch (g_.kw * g_.C) {
+      case 9: return short_rows<9>(m0, count, dst, ld);
+      case 21: return short_rows<21>(m0, count, dst, ld);
+      default: return short_rows<0>(m0, count, dst, ld);
+    }
+  }
+
+  template <int kRun>
+  void short_rows(int64_t m0, int64_t count, float* dst, int64_t ld) const {
+    const int64_t run = kRun ? kRun : g_.kw * g_.C, ohw = g_.OH * g_.OW, step = g_.sw * g_.C;
+    // Output columns [lo, hi) read kernel rows that lie wholly inside the image.
+    const int64_t lo = std::min(g_.OW, (g_.pw + g_.sw - 1) / g_.sw);
+    const int64_t hi = g_.W + g_.pw >= g_.kw ? std::clamp((g_.W + g_.pw - g_.kw) / g_.sw + 1, lo, g_.OW) : lo;
+    for (int64_t m = m0, end = m0 + count; m < end;) {
+      const int64_t n = m / ohw, oy = (m % ohw) / g_.OW, ox0 = (m % ohw) % g_.OW;
+      const int64_t ox1 = std::min(g_.OW, ox0 + (end - m));  // this span: columns [ox0, ox1) of row oy
       const float* img = x_ + n * g_.H * g_.W * g_.C;
-      const int64_t iy0 = oy * g_.sh - g_.ph, ix0 = ox * g_.sw - g_.pw;
-      const bool inside_x = ix0 >= 0 && ix0 + g_.kw <= g_.W;
-      float* row_start = dst;
-      for (int64_t ky = 0; ky < g_.kh; ++ky, dst += run) {
-        const int64_t iy = iy0 + ky * g_.dh;
+      for (int64_t ky = 0; ky < g_.kh; ++ky) {
+        float* d = dst + ky * run;
+        const int64_t iy = oy * g_.sh - g_.ph + ky * g_.dh;
         if (iy < 0 || iy >= g_.H) {
-          for (int64_t i = 0; i < run; ++i) dst[i] = 0.0f;
+          for (int64_t ox = ox0; ox < ox1; ++ox, d += ld) std::fill_n(d, run, 0.0f);
           continue;
         }
         const float* line = img + iy * g_.W * g_.C;
-        if (inside_x) {
-          const float* src = line + ix0 * g_.C;
-          for (int64_t i = 0; i < run; ++i) dst[i] = src[i];
-          continue;
+        const int64_t in_lo = std::clamp(lo, ox0, ox1), in_hi = std::clamp(hi, in_lo, ox1);
+        for (int64_t ox = ox0; ox < in_lo; ++ox, d += ld) border_run(line, ox, d);
+        const float* s = line + (in_lo * g_.sw - g_.pw) * g_.C;
+        for (int64_t ox = in_lo; ox < in_hi; ++ox, d += ld, s += step) {
+          if constexpr (kRun > 0) std::memcpy(d, s, kRun * sizeof(float));
+          else std::copy_n(s, run, d);
         }
-        for (int64_t kx = 0; kx < g_.kw; ++kx) {
-          const int64_t ix = ix0 + kx;
-          float* d = dst + kx * g_.C;
-          if (ix < 0 || ix >= g_.W)
-            for (int64_t c = 0; c < g_.C; ++c) d[c] = 0.0f;
-          else
-            for (int64_t c = 0; c < g_.C; ++c) d[c] = line[ix * g_.C + c];
-        }
+        for (int64_t ox = in_hi; ox < ox1; ++ox, d += ld) border_run(line, ox, d);
       }
-      dst = row_start + ld;
-      if (++ox == g_.OW) {
-        ox = 0;
-        if (++oy == g_.OH) oy = 0, ++n;
-      }
+      dst += (ox1 - ox0) * ld;
+      m += ox1 - ox0;
+    }
+  }
+
+  // One kernel row of output column ox that crosses the left or right edge of the image.
+  void border_run(const float* line, int64_t ox, float* d) const {
+    for (int64_t kx = 0; kx < g_.kw; ++kx, d += g_.C) {
+      const int64_t ix = ox * g_.sw - g_.pw + kx;
+      if (ix < 0 || ix >= g_.W) std::fill_n(d, g_.C, 0.0f);
+      else std::copy_n(line + ix * g_.C, g_.C, d);
     }
   }
 
@@ -205,7 +218,9 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
 }  // namespace
 
 void register_fused_conv_ops(OpRegistry& r) {
-  r.add(OpDef{"aiov.FusedConv", 3, 4, infer_fused_conv, prepare_fused_conv});
+  OpDef fused{"aiov.FusedConv", 3, 4, infer_fused_conv, prepare_fused_conv};
+  fused.reuses_input = 3;  // the residual: read by each tile before it writes the same place
+  r.add(std::move(fused));
 }
 
 }  // namespace aiov
