@@ -79,6 +79,22 @@ def test_convolution_variants_match(cin, cout, k, stride, group, dilation, pads,
         check(proto, image(n, cin, size, size + 3), monkeypatch)
 
 
+@pytest.mark.parametrize("cin, k, stride, pads", [
+    (3, 3, 2, [1, 1, 1, 1]),   # MobileNet's stem: 9-float kernel rows copied at a fixed length
+    (3, 7, 2, [3, 3, 3, 3]),   # ResNet's stem: 21-float rows
+    (3, 3, 1, [0, 2, 1, 0]),   # asymmetric pads: borders on one side only
+    (2, 5, 3, [2, 2, 2, 2]),   # other run lengths: the generic copy
+    (3, 7, 1, [3, 3, 3, 3]),   # images narrower than the kernel: every column is a border
+])
+@pytest.mark.parametrize("size", [(5, 4), (15, 17), (33, 30)])
+def test_stem_convolutions_on_few_channels_match(cin, k, stride, pads, size, monkeypatch):
+    # Few channels: im2col rows are made a span of output pixels at a time; the span starts
+    # and ends anywhere in an output row (GEMM row blocks), and over two images.
+    proto = single_conv(cin, 32, k, stride, pads=pads, after=[("Relu", {})])
+    feeds = {"x": RNG.standard_normal((2, cin) + size).astype(np.float32)}
+    check(proto, feeds, monkeypatch)
+
+
 @pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
 def test_auto_pad(auto_pad, monkeypatch):
     check(single_conv(4, 6, 3, 2, auto_pad=auto_pad), image(1, 4, 10), monkeypatch)
@@ -211,6 +227,51 @@ def test_residual_and_clamp_merged_in_the_gemm_tile(cin, cout, k, act, monkeypat
     check(proto, feeds, monkeypatch, rtol=2e-4, atol=2e-4)
     types = node_types(proto, feeds)
     assert types.count("aiov.FusedConv") == 2 and not {"Add", "Relu", "Clamp"} & set(types)
+
+
+@pytest.mark.parametrize("cin, cout, k, group, hw", [
+    (8, 8, 3, 2, 9),      # grouped: one GEMM per group, each over its own columns
+    (8, 8, 3, 8, 9),      # depthwise kernel
+    (16, 16, 3, 1, 16),   # Winograd F(2x2, 3x3)
+    (8, 12, 1, 1, 3),     # few rows and columns: dot products, then the epilogue
+    (600, 40, 1, 1, 5),   # two K slices: the later one accumulates onto the first
+])
+def test_output_written_over_a_dying_residual(cin, cout, k, group, hw, monkeypatch):
+    # The residual dies at the fused conv, so the plan hands its memory to the output: every
+    # kernel path must read each residual element before writing over it.
+    g = zoo.GraphBuilder(seed=9)
+    side = g.op("Conv", ["x", g.weight(cout, cin, 1, 1), g.weight(cout, scale=0.1)], kernel_shape=[1, 1])
+    y = g.op("Conv", ["x", g.weight(cout, cin // group, k, k), g.weight(cout, scale=0.1)], kernel_shape=[k, k],
+             pads=[k // 2] * 4, group=group)
+    g.op("Relu", [g.op("Add", [y, side])])
+    proto = g.model([zoo.image_input(cin, None)])
+    feeds = image(1, cin, hw)
+    check(proto, feeds, monkeypatch, rtol=2e-4, atol=2e-4)
+    assert "Add" not in node_types(proto, feeds)
+
+
+def test_residual_still_needed_or_also_the_data_keeps_its_memory(monkeypatch):
+    # r is the residual of two convs: the first must not write over it, since the second
+    # still reads it; the second reads r both as its data and as its residual.
+    g = zoo.GraphBuilder(seed=10)
+    r = g.op("Conv", ["x", g.weight(8, 8, 1, 1)], kernel_shape=[1, 1])
+    a = g.op("Relu", [g.op("Add", [g.op("Conv", ["x", g.weight(8, 8, 1, 1)], kernel_shape=[1, 1]), r])])
+    b = g.op("Relu", [g.op("Add", [g.op("Conv", [r, g.weight(8, 8, 1, 1)], kernel_shape=[1, 1]), r])])
+    g.op("Concat", [a, b, r], axis=1)
+    proto = g.model([zoo.image_input(8, None)])
+    check(proto, image(2, 8, 6), monkeypatch, rtol=2e-4, atol=2e-4)
+
+
+def test_matmul_output_written_over_a_dying_residual(monkeypatch):
+    # Transformer-style residual: the projection's output takes the residual's memory.
+    g = zoo.GraphBuilder(seed=11)
+    h = g.dense("x", 48, 48)
+    y = g.op("Relu", [g.op("Add", [g.dense(h, 48, 48), h])])
+    small = g.dense(y, 48, 12)
+    g.op("Add", [g.dense(small, 12, 12), small])
+    proto = g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 48])])
+    for rows in (3, 40):
+        check(proto, {"x": RNG.standard_normal((rows, 48)).astype(np.float32)}, monkeypatch, rtol=2e-4, atol=2e-4)
 
 
 def test_broadcasting_add_is_not_taken_for_a_residual(monkeypatch):

@@ -822,8 +822,14 @@ void sgemm_packed_impl(GemmArgs g, const PackedB& B, ThreadPool* pool, int max_t
   const int64_t M = g.M, N = B.N(), K = B.K();
   if (M <= 0 || N <= 0) return;
   const KernelSet& ks = kernels();
+  // A residual that is C itself (the plan gave the output the residual's memory): C holds
+  // the residual already and the product is accumulated into it.
+  if (g.epi.residual == g.C && g.epi.ld_residual == g.ldc) {
+    g.epi.residual = nullptr;
+    g.beta = 1.0f;
+  }
   if (K == 0) {
-    scale_c(M, N, 0.0f, g.C, g.ldc);
+    scale_c(M, N, g.beta, g.C, g.ldc);
     apply_epilogue(g.C, g.ldc, M, N, 0, 0, g.epi);
     return;
   }
@@ -839,7 +845,7 @@ void sgemm_packed_impl(GemmArgs g, const PackedB& B, ThreadPool* pool, int max_t
       y = rows;
       ldy = K;
     }
-    gemm_dot(ks, N, M, K, B.data(), K, y, ldy, g.C, 1, g.ldc, 0.0f, pool, max_threads);
+    gemm_dot(ks, N, M, K, B.data(), K, y, ldy, g.C, 1, g.ldc, g.beta, pool, max_threads);
     if (!g.epi.empty()) apply_epilogue(g.C, g.ldc, M, N, 0, 0, g.epi);
     return;
   }

@@ -292,11 +292,32 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
   for (auto& c : plan->output_copies) last_use[alias_root[c.first]] = (int)plan->steps.size();
   ArenaPlanner arena;
   std::vector<size_t> root_offset(plan->values.size(), 0);
+  auto root_bytes = [&](int r) { return byte_size(plan->values[r].type, numel(plan->values[r].shape)); };
+  // An input dying at a step whose kernel may write over it (OpDef::reuses_input) hands its
+  // memory to the output: no new buffer, and the output is written where the input was just
+  // read, still in cache. Not when another input of the step shares that memory.
+  std::vector<bool> handed_over(plan->values.size(), false);
+  auto donor_for = [&](size_t si, int out) -> int {
+    const Step& st = plan->steps[si];
+    const int j = reg.get(st.node->op).reuses_input;
+    if (j < 0 || j >= (int)st.ins.size() || st.outs.size() != 1) return -1;
+    const int r = alias_root[st.ins[j]];
+    if (plan->values[r].kind != ValueSlot::kArena || last_use[r] != (int)si || handed_over[r]) return -1;
+    if (root_bytes(r) != root_bytes(out)) return -1;
+    for (size_t i = 0; i < st.ins.size(); ++i)
+      if ((int)i != j && alias_root[st.ins[i]] == r) return -1;
+    return r;
+  };
   for (size_t si = 0; si < plan->steps.size(); ++si) {
     for (int v : plan->steps[si].outs) {
       if (alias_root[v] != v || plan->values[v].kind != ValueSlot::kArena) continue;
-      size_t bytes = byte_size(plan->values[v].type, numel(plan->values[v].shape));
-      root_offset[v] = arena.alloc(bytes);
+      const int donor = donor_for(si, v);
+      if (donor >= 0) {
+        handed_over[donor] = true;
+        root_offset[v] = root_offset[donor];
+        continue;
+      }
+      root_offset[v] = arena.alloc(root_bytes(v));
       arena.touch();
     }
     std::vector<int> dying;
@@ -305,8 +326,8 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
     std::sort(dying.begin(), dying.end());
     dying.erase(std::unique(dying.begin(), dying.end()), dying.end());
     for (int r : dying)
-      if (last_use[r] == (int)si && plan->values[r].kind == ValueSlot::kArena)
-        arena.release(root_offset[r], byte_size(plan->values[r].type, numel(plan->values[r].shape)));
+      if (last_use[r] == (int)si && plan->values[r].kind == ValueSlot::kArena && !handed_over[r])
+        arena.release(root_offset[r], root_bytes(r));
   }
   plan->arena_bytes = arena.peak();
   for (size_t v = 0; v < plan->values.size(); ++v) {

@@ -52,6 +52,10 @@ struct OpDef {
   PrepareFn prepare = nullptr;
   // The output is the input's memory seen with another shape (Reshape and the like).
   bool aliases_input0 = false;
+  // The output may take over this input's memory when the step is the input's last use
+  // and the two have the same size (-1: never). The kernel must read each element of that
+  // input before it writes the output element at the same place (a fused residual).
+  int reuses_input = -1;
   // The output depends only on input shapes (ShapeOf): known once shapes are concrete.
   bool shape_only = false;
   // Operands whose values shape the output (Reshape's target, axes, pads...). A model input
