@@ -170,6 +170,28 @@ def test_mlp_epilogues_on_every_gemm_path(rows, width, monkeypatch):
     check(proto, {"x": RNG.standard_normal((rows, 37)).astype(np.float32)}, monkeypatch)
 
 
+@pytest.mark.parametrize("rows", [512, 700])
+@pytest.mark.parametrize("k", [40, 600])
+@pytest.mark.parametrize("n", [64, 128])
+@pytest.mark.parametrize("act", ["Relu", "Sigmoid"])
+def test_tall_products_on_wide_tiles(rows, k, n, act, monkeypatch):
+    # Weights for a tall A against 64 or 128 columns are packed for the wide 6 x 64 tiles
+    # (AVX-512): ragged last tiles, two K slices, a residual written over and an activation
+    # applied after the tile (Sigmoid) must all hold there too.
+    g = zoo.GraphBuilder(seed=12)
+    h = g.dense("x", k, n)
+    g.op(act, [g.op("Add", [g.dense(h, n, n), h])])
+    proto = g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", k])])
+    check(proto, {"x": RNG.standard_normal((rows, k)).astype(np.float32)}, monkeypatch, rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("cin, cout, k, stride", [(32, 64, 3, 2), (24, 128, 1, 1), (64, 64, 1, 2)])
+def test_tall_convolutions_on_wide_tiles(cin, cout, k, stride, monkeypatch):
+    # At least 512 output pixels against 64 or 128 channels: wide tiles under the im2col rows.
+    proto = single_conv(cin, cout, k, stride, after=[("Relu", {})])
+    check(proto, image(1, cin, 26 * stride, 27 * stride), monkeypatch, rtol=2e-4, atol=2e-4)
+
+
 @pytest.mark.parametrize("rows", [64, 1000])
 def test_mlp_whose_rows_are_a_multiple_of_2_kib(rows, monkeypatch):
     # K = 512 and 1024: rows of A in place would share L1 sets, so few-column products copy

@@ -802,9 +802,26 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 
 void PackedB::AlignedFree::operator()(float* p) const { free_floats(p); }
 
+namespace {
+// The kernel set whose panels PackedB uses: the wide tiles (when the ISA has them) for a
+// tall A against few columns, where they beat the default tiles; see gemm_avx512.cpp.
+const KernelSet& kernels_for_weights(int64_t N, int64_t rows_hint) {
+  const KernelSet& ks = kernels();
+  if (ks.wide && rows_hint >= 512 && N <= 2 * ks.wide->nr && N % ks.wide->nr == 0) return *ks.wide;
+  return ks;
+}
+
+const KernelSet& kernels_for_panels(int width) {
+  const KernelSet& ks = kernels();
+  if (width == ks.nr) return ks;
+  if (ks.wide && width == ks.wide->nr) return *ks.wide;
+  throw std::logic_error("PackedB was packed for a different GEMM kernel");
+}
+}  // namespace
+
 PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb, int64_t rows_hint)
     : K_(std::max<int64_t>(K, 0)), N_(std::max<int64_t>(N, 0)) {
-  const KernelSet& ks = kernels();
+  const KernelSet& ks = kernels_for_weights(N_, rows_hint);
   panel_width_ = ks.nr;
   row_layout_ = N_ <= kDotMaxN && (rows_hint < 0 || rows_hint <= 4 * kDotMaxM);
   size_ = row_layout_ ? (size_t)(N_ * K_) : (size_t)(ceil_div(N_, ks.nr) * K_ * ks.nr);
@@ -849,9 +866,11 @@ void sgemm_packed_impl(GemmArgs g, const PackedB& B, ThreadPool* pool, int max_t
     if (!g.epi.empty()) apply_epilogue(g.C, g.ldc, M, N, 0, 0, g.epi);
     return;
   }
-  if (B.panel_width() != ks.nr) throw std::logic_error("PackedB was packed for a different GEMM kernel");
+  const KernelSet& panels = kernels_for_panels(B.panel_width());
+  g.ks = &panels;
+  g.rs = row_step(panels, M);
   g.b_packed = B.data();
-  if (M <= ks.mr)
+  if (M <= panels.mr)
     gemm_short(g, pool, max_threads);
   else
     gemm_blocked(g, pool, max_threads);

@@ -128,6 +128,8 @@ struct KernelSet {
   StreamFn stream;
   TransposeFn transpose;  // null: portable loops
   int transpose_rows;     // rows per transpose call
+  // Shorter, wider tiles for weights packed for a tall A against few columns (null: none).
+  const KernelSet* wide = nullptr;
 };
 
 // Null when the translation unit was built without the ISA (non-x86 builds).
