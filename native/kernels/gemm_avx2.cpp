@@ -26,6 +26,7 @@ constexpr int kNR = kNV * 8;
 constexpr int kMRNarrow = 12;
 
 #define AIOV_UNROLL _Pragma("GCC unroll 16")
+static_assert(kMRNarrow <= 16 && kMR <= 16, "AIOV_UNROLL must cover every row of a tile");
 
 alignas(64) const int32_t kLaneMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
 

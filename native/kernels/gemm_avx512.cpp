@@ -28,7 +28,10 @@ constexpr int kNR = kNV * 16;
 // product does not spend half its FMAs on padding.
 constexpr int kMRNarrow = 28;
 
-#define AIOV_UNROLL _Pragma("GCC unroll 16")
+// Fully unrolled up to the 28 rows of the narrow tiles: a partly unrolled row loop leaves
+// the accumulators on the stack (a load and a store around every FMA).
+#define AIOV_UNROLL _Pragma("GCC unroll 32")
+static_assert(kMRNarrow <= 32 && kMR <= 32, "AIOV_UNROLL must cover every row of a tile");
 
 inline __mmask16 head_mask(int n) {  // lowest n lanes, n in [0, 16]
   return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1u);
