@@ -163,6 +163,21 @@ def test_gelu_written_either_way_is_recognised(monkeypatch):
     assert node_types(proto, feeds) == ["aiov.FusedMatMul"]
 
 
+def test_fused_gelu_is_accurate_over_the_whole_range():
+    # The fused Gelu uses its own erf approximation: within 2e-6 of the exact value from
+    # -12 to 12, through the tails where erf saturates.
+    import math
+    x = np.linspace(-12, 12, 64 * 64, dtype=np.float32).reshape(64, 64)
+    g = zoo.GraphBuilder(seed=13)
+    h = g.op("Add", [g.op("MatMul", ["x", g.const(np.eye(64, dtype=np.float32))]), g.const(np.zeros(64, np.float32))])
+    g.op("Gelu", [h])
+    proto = g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 64])], opset=20)
+    got = ov.compile_model(proto.SerializeToString())({"x": x})[0]
+    exact = np.vectorize(lambda v: 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))))(x.astype(np.float64))
+    assert node_types(proto, {"x": x}) == ["aiov.FusedMatMul"]
+    np.testing.assert_allclose(got, exact, rtol=1e-6, atol=2e-6)
+
+
 @pytest.mark.parametrize("rows", [1, 3, 20, 100])
 @pytest.mark.parametrize("width", [10, 100])
 def test_mlp_epilogues_on_every_gemm_path(rows, width, monkeypatch):

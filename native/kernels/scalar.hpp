@@ -113,17 +113,26 @@ AIOV_INLINE float fast_tanh(float x) {
 }
 
 
-// erf with absolute error below 2e-7 (Abramowitz & Stegun 7.1.26 refined), branch-free.
-// Used where an absolute error is what matters (Gelu); the Erf op keeps std::erf.
+// erf for Gelu, where an absolute error is what matters (the Erf op keeps std::erf):
+// x * P(x^2) / (1 + x^2 Q(x^2)) on |x| <= 4, beyond which erf rounds to +-1 in f32. The
+// coefficients are aiov's own weighted least-squares fit; the error in f32 stays below
+// 4e-7. About 16 vector operations and one division per vector: half the work of
+// 1 - poly(t) * exp(-x^2), which needs an exp and a division.
 AIOV_INLINE float fast_erf(float x) {
-  float ax = std::fabs(x);
-  float t = 1.0f / (1.0f + 0.3275911f * ax);
-  float p = 1.061405429f;
-  p = p * t - 1.453152027f;
-  p = p * t + 1.421413741f;
-  p = p * t - 0.284496736f;
-  p = p * t + 0.254829592f;
-  return std::copysign(1.0f - p * t * fast_exp(-ax * ax), x);
+  const float xc = x < -4.0f ? -4.0f : (x > 4.0f ? 4.0f : x);
+  const float s = xc * xc;
+  float p = 1.974692899e-06f;
+  p = p * s + 2.880372450e-04f;
+  p = p * s + 4.003807069e-03f;
+  p = p * s + 5.346795401e-02f;
+  p = p * s + 1.962537926e-01f;
+  p = p * s + 1.128378977e+00f;
+  float q = 3.747921530e-05f;
+  q = q * s + 1.216384266e-03f;
+  q = q * s + 1.544475303e-02f;
+  q = q * s + 1.164782692e-01f;
+  q = q * s + 5.072565551e-01f;
+  return xc * p / (1.0f + s * q);
 }
 
 }  // namespace aiov
