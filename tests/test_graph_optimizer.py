@@ -221,20 +221,25 @@ def test_residual_from_a_shared_value_and_outputs_in_the_middle(monkeypatch):
     y = g.op("Conv", ["x", g.weight(4, 4, 3, 3)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
     z = g.op("Relu", [g.op("Add", [y, "x"])])
     w = g.op("Add", [z, y])
+    check_two_outputs(g, y, w, monkeypatch)
+
+
+def check_two_outputs(g, first, second, monkeypatch, tol=1e-5):
+    """Values `first` and `second` of the graph in `g` as model outputs, with the optimizer
+    on and off: both must come out, named as written, with the same values."""
     graph = helper.make_graph(g.nodes, "m", [zoo.image_input(4, None)],
-                              [helper.make_tensor_value_info(y, TensorProto.FLOAT, None),
-                               helper.make_tensor_value_info(w, TensorProto.FLOAT, None)], g.inits)
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                              [helper.make_tensor_value_info(first, TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info(second, TensorProto.FLOAT, None)], g.inits)
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
     feeds = image(2, 4, 7)
-    data = proto.SerializeToString()
     monkeypatch.setenv("AIOV_GRAPH_OPT", "0")
     plain = ov.compile_model(data)(feeds)
     monkeypatch.setenv("AIOV_GRAPH_OPT", "1")
     compiled = ov.compile_model(data)
     optimized = compiled(feeds)
-    assert [o.get_any_name() for o in compiled.outputs] == [y, w]
+    assert [o.get_any_name() for o in compiled.outputs] == [first, second]
     for i in range(2):
-        np.testing.assert_allclose(optimized[i], plain[i], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(optimized[i], plain[i], rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("cin, cout, k", [
@@ -309,6 +314,54 @@ def test_matmul_output_written_over_a_dying_residual(monkeypatch):
     proto = g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 48])])
     for rows in (3, 40):
         check(proto, {"x": RNG.standard_normal((rows, 48)).astype(np.float32)}, monkeypatch, rtol=2e-4, atol=2e-4)
+
+
+def _chain_model(steps, shape=(2, 4, 5, 6), seed=14):
+    # steps: (onnx op, operand or None, operand on the left, attrs); operand "x" is the input.
+    g = zoo.GraphBuilder(seed=seed)
+    y = "x"
+    for op, operand, left, attrs in steps:
+        if operand is None:
+            ins = [y]
+        else:
+            other = "x" if isinstance(operand, str) else g.const(operand)
+            ins = [other, y] if left else [y, other]
+        y = g.op(op, ins, **attrs)
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))]
+    return g.model(inputs, opset=20), {"x": RNG.standard_normal(shape).astype(np.float32) * 2}
+
+
+CHANNEL = RNG.standard_normal((4, 1, 1)).astype(np.float32) + 3      # per channel of NCHW
+ROW = RNG.standard_normal(6).astype(np.float32) + 3                   # along the last axis
+FULL = RNG.standard_normal((2, 4, 5, 6)).astype(np.float32) + 3       # same shape as x
+
+
+@pytest.mark.parametrize("steps", [
+    [("Mul", np.float32(1.5), False, {}), ("Add", CHANNEL, False, {}), ("Relu", None, False, {})],
+    [("Sub", np.float32(1), True, {}), ("Div", ROW, True, {}), ("Tanh", None, False, {})],
+    [("Sigmoid", None, False, {}), ("Mul", "x", False, {})],                      # Swish
+    [("Abs", None, False, {}), ("Sqrt", None, False, {}), ("Neg", None, False, {}), ("Exp", None, False, {})],
+    [("Max", FULL, False, {}), ("Min", CHANNEL, True, {}), ("HardSwish", None, False, {}),
+     ("HardSigmoid", None, False, {"alpha": 1 / 6, "beta": 0.5})],
+    [("Clip", None, False, {}), ("LeakyRelu", None, False, {"alpha": 0.2}), ("Gelu", None, False, {}),
+     ("Gelu", None, False, {"approximate": "tanh"}), ("Sub", "x", True, {})],
+])
+def test_elementwise_chains_run_as_one_pass(steps, monkeypatch):
+    proto, feeds = _chain_model(steps)
+    check(proto, feeds, monkeypatch, rtol=1e-5, atol=1e-5)
+    types = node_types(proto, feeds)
+    assert types.count("aiov.ElementwiseChain") == 1 and len(types) <= 2, types
+
+
+def test_elementwise_chain_keeps_values_used_elsewhere(monkeypatch):
+    # The middle value is also a model output and the chain's input feeds a second branch:
+    # both must survive, and the chain's output may not take over the input's memory.
+    g = zoo.GraphBuilder(seed=15)
+    h = g.op("Conv", ["x", g.weight(4, 4, 1, 1)], kernel_shape=[1, 1])
+    a = g.op("Sigmoid", [g.op("Mul", [h, g.const(np.float32(0.5))])])
+    b = g.op("Relu", [g.op("Add", [a, g.const(np.float32(-0.2))])])
+    c = g.op("Add", [b, h])
+    check_two_outputs(g, a, c, monkeypatch, tol=1e-6)
 
 
 def test_broadcasting_add_is_not_taken_for_a_residual(monkeypatch):

@@ -390,6 +390,187 @@ KernelFn prepare_clamp(const PrepareContext& ctx) {
   return make_unary(ctx, ClampF{ctx.node.attr_float("min", -INFINITY), ctx.node.attr_float("max", INFINITY)});
 }
 
+// ---- aiov.ElementwiseChain: a run of f32 elementwise ops in one pass ----------------
+// The graph optimizer joins ops whose intermediate results have no other use. Input 0 is
+// the chain's input x; attribute "steps" names the ops in order, "operands" gives each
+// binary step's other operand (a node input; 0 is x itself, as in x * sigmoid(x)) or -1,
+// "swapped" whether that operand is the left one (c - t), "alphas"/"betas" the
+// parameters of Clamp and LeakyRelu. Operands broadcast into x without growing it, so the
+// result has x's shape. Each block of values stays in L1 while every step runs over it,
+// using the same functors as the standalone ops.
+
+enum class ChainOp : uint8_t { add, sub, mul, div, max, min, relu, sigmoid, tanh, exp, abs, neg, sqrt, hswish,
+                               hsigmoid, clamp, leaky, gelu_erf, gelu_tanh };
+
+struct ChainStep {
+  ChainOp op;
+  int operand;   // node input of a binary step, -1 for unary
+  bool swapped;  // operand on the left
+  float alpha, beta;
+};
+
+const std::pair<const char*, ChainOp> kChainOps[] = {
+    {"Add", ChainOp::add}, {"Subtract", ChainOp::sub}, {"Multiply", ChainOp::mul}, {"Divide", ChainOp::div},
+    {"Maximum", ChainOp::max}, {"Minimum", ChainOp::min}, {"Relu", ChainOp::relu},
+    {"Sigmoid", ChainOp::sigmoid}, {"Tanh", ChainOp::tanh}, {"Exp", ChainOp::exp}, {"Abs", ChainOp::abs},
+    {"Negative", ChainOp::neg}, {"Sqrt", ChainOp::sqrt}, {"HSwish", ChainOp::hswish},
+    {"HSigmoid", ChainOp::hsigmoid}, {"Clamp", ChainOp::clamp}, {"LeakyRelu", ChainOp::leaky},
+    {"Gelu", ChainOp::gelu_erf}, {"GeluTanh", ChainOp::gelu_tanh}};
+
+bool chain_op_of(const std::string& name, ChainOp& op) {
+  for (const auto& [n, o] : kChainOps)
+    if (name == n) return op = o, true;
+  return false;
+}
+
+template <class F>
+inline void chain_binary(float* __restrict t, const float* __restrict v, int64_t v_step, int64_t n, bool swapped,
+                         F f) {
+  if (v_step) {
+    if (swapped) for (int64_t i = 0; i < n; ++i) t[i] = f(v[i], t[i]);
+    else for (int64_t i = 0; i < n; ++i) t[i] = f(t[i], v[i]);
+  } else {
+    const float c = v[0];
+    if (swapped) for (int64_t i = 0; i < n; ++i) t[i] = f(c, t[i]);
+    else for (int64_t i = 0; i < n; ++i) t[i] = f(t[i], c);
+  }
+}
+
+template <class F>
+inline void chain_unary(float* __restrict t, int64_t n, F f) {
+  for (int64_t i = 0; i < n; ++i) t[i] = store<float>(f(t[i]));
+}
+
+AIOV_MULTIVERSION void chain_apply(const ChainStep& s, float* __restrict t, const float* __restrict v, int64_t v_step,
+                                   int64_t n) {
+  switch (s.op) {
+    case ChainOp::add: return chain_binary(t, v, v_step, n, s.swapped, AddF{});
+    case ChainOp::sub: return chain_binary(t, v, v_step, n, s.swapped, SubF{});
+    case ChainOp::mul: return chain_binary(t, v, v_step, n, s.swapped, MulF{});
+    case ChainOp::div: return chain_binary(t, v, v_step, n, s.swapped, DivF{});
+    case ChainOp::max: return chain_binary(t, v, v_step, n, s.swapped, MaxF{});
+    case ChainOp::min: return chain_binary(t, v, v_step, n, s.swapped, MinF{});
+    case ChainOp::relu: return chain_unary(t, n, ReluF{});
+    case ChainOp::sigmoid: return chain_unary(t, n, SigmoidF{});
+    case ChainOp::tanh: return chain_unary(t, n, TanhF{});
+    case ChainOp::exp: return chain_unary(t, n, ExpF{});
+    case ChainOp::abs: return chain_unary(t, n, AbsF{});
+    case ChainOp::neg: return chain_unary(t, n, NegF{});
+    case ChainOp::sqrt: return chain_unary(t, n, SqrtF{});
+    case ChainOp::hswish: return chain_unary(t, n, HSwishF{});
+    case ChainOp::hsigmoid: return chain_unary(t, n, HSigmoidF{});
+    case ChainOp::clamp: return chain_unary(t, n, ClampF{s.alpha, s.beta});
+    case ChainOp::leaky: return chain_unary(t, n, LeakyReluF{s.alpha});
+    case ChainOp::gelu_erf: return chain_unary(t, n, GeluErfF{});
+    case ChainOp::gelu_tanh: return chain_unary(t, n, GeluTanhF{});
+  }
+}
+
+std::vector<PortInfo> infer_elementwise_chain(const InferContext& c) {
+  const std::vector<int64_t> operands = c.node.attr_ints("operands", {});
+  for (size_t i = 0; i < c.in.size(); ++i) {
+    if (c.in[i].type != ElementType::f32 && c.in[i].type != ElementType::dynamic)
+      throw InputError(c.node.describe() + ": expected f32 inputs, input " + std::to_string(i) + " is " +
+                       type_name(c.in[i].type));
+    if (i > 0 && c.in[0].shape.rank_known && c.in[i].shape.is_static() && c.in[0].shape.is_static() &&
+        broadcast_shapes(c.node, c.in[0].shape, c.in[i].shape, "numpy").dims != c.in[0].shape.dims)
+      throw InputError(c.node.describe() + ": operand " + c.in[i].shape.str() + " would grow the input " +
+                       c.in[0].shape.str());
+  }
+  for (int64_t o : operands)
+    if (o >= (int64_t)c.in.size()) throw InputError(c.node.describe() + ": operand index out of range");
+  return {PortInfo{ElementType::f32, c.in[0].shape}};
+}
+
+KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
+  const Node& node = ctx.node;
+  std::vector<ChainStep> steps;
+  {
+    const std::string names = node.attr_str("steps", "");
+    const auto operands = node.attr_ints("operands", {}), swapped = node.attr_ints("swapped", {});
+    const auto alphas = node.attr_floats("alphas", {}), betas = node.attr_floats("betas", {});
+    size_t start = 0;
+    for (size_t i = 0; start <= names.size(); ++i) {
+      size_t end = names.find(',', start);
+      if (end == std::string::npos) end = names.size();
+      ChainStep st{};
+      if (!chain_op_of(names.substr(start, end - start), st.op) || i >= operands.size() || i >= swapped.size() ||
+          i >= alphas.size() || i >= betas.size())
+        throw InputError(node.describe() + ": malformed step " + std::to_string(i) + " in '" + names + "'");
+      st.operand = (int)operands[i];
+      st.swapped = swapped[i] != 0;
+      st.alpha = (float)alphas[i];
+      st.beta = (float)betas[i];
+      steps.push_back(st);
+      start = end + 1;
+    }
+  }
+  // Trailing dims over which every input is either read contiguously or broadcast form
+  // one inner run (size-1 dims are skipped); the dims before it are walked per row.
+  const Dims& out = ctx.out[0].shape;
+  std::vector<std::vector<int64_t>> full_strides;
+  for (const auto& in : ctx.in) full_strides.push_back(broadcast_strides(in.shape, out));
+  const size_t inputs = full_strides.size();
+  std::vector<int> kept;
+  for (int d = 0; d < (int)out.size(); ++d)
+    if (out[d] != 1) kept.push_back(d);
+  int64_t inner = 1;
+  std::vector<int64_t> inner_step(inputs, 0);
+  size_t split = kept.size();  // kept[split:] are inner
+  while (split > 0) {
+    const int d = kept[split - 1];
+    bool joins = true;
+    for (size_t i = 0; i < inputs; ++i)
+      if (split < kept.size() && (full_strides[i][d] != 0) != (inner_step[i] != 0)) joins = false;
+    if (!joins) break;
+    for (size_t i = 0; i < inputs; ++i) inner_step[i] = full_strides[i][d] != 0 ? 1 : 0;
+    inner *= out[d];
+    --split;
+  }
+  Dims outer;
+  std::vector<std::vector<int64_t>> strides(inputs);
+  for (size_t j = 0; j < split; ++j) {
+    outer.push_back(out[kept[j]]);
+    for (size_t i = 0; i < inputs; ++i) strides[i].push_back(full_strides[i][kept[j]]);
+  }
+  const int64_t total = numel(out);
+  return [steps, strides, inner_step, outer, inner, total](const KernelArgs& k) {
+    if (total == 0) return;
+    const size_t inputs = strides.size();
+    const float* x = k.in[0]->as<float>();
+    float* y = k.out[0]->as<float>();
+    auto run_rows = [&](int64_t r0, int64_t r1) {
+      constexpr int64_t kBlock = 1024;  // 4 KiB: stays in L1 across the steps
+      alignas(64) float t[kBlock];
+      std::vector<const float*> base(inputs);
+      for (int64_t r = r0; r < r1; ++r) {
+        int64_t rem = r;
+        for (size_t i = 0; i < inputs; ++i) base[i] = k.in[i]->as<float>();
+        for (int d = (int)outer.size() - 1; d >= 0; --d) {
+          const int64_t idx = rem % outer[d];
+          rem /= outer[d];
+          for (size_t i = 0; i < inputs; ++i) base[i] += idx * strides[i][d];
+        }
+        for (int64_t j0 = 0; j0 < inner; j0 += kBlock) {
+          const int64_t n = std::min(kBlock, inner - j0);
+          const float* xr = x + r * inner + j0;
+          std::copy_n(xr, n, t);
+          for (const ChainStep& s : steps) {
+            const float* v = s.operand < 0 ? nullptr : s.operand == 0 ? xr : base[s.operand] + j0 * inner_step[s.operand];
+            chain_apply(s, t, v, s.operand == 0 ? 1 : s.operand > 0 ? inner_step[s.operand] : 0, n);
+          }
+          std::copy_n(t, n, y + r * inner + j0);
+        }
+      }
+    };
+    const int64_t rows = total / inner;
+    if (total >= 2 * kParallelGrain && k.ctx->pool)
+      k.ctx->pool->parallel_for(rows, std::max<int64_t>(1, kParallelGrain / inner), run_rows, k.ctx->max_threads);
+    else
+      run_rows(0, rows);
+  };
+}
+
 KernelFn prepare_not(const PrepareContext& ctx) {
   int64_t n = ctx.out[0].count();
   return [n](const KernelArgs& k) {
@@ -467,6 +648,14 @@ void register_elementwise_ops(OpRegistry& r) {
   r.add(OpDef{"LeakyRelu", 1, 1, infer_unary<true>, prepare_leaky});
   r.add(OpDef{"HardSigmoid", 1, 1, infer_unary<true>, prepare_hard_sigmoid});
   r.add(OpDef{"Clamp", 1, 1, infer_unary<false>, prepare_clamp});
+  OpDef chain{"aiov.ElementwiseChain", 1, -1, infer_elementwise_chain, prepare_elementwise_chain};
+  chain.reuses_input = 0;  // each value of x is read before the output value at its place is written
+  r.add(std::move(chain));
+}
+
+bool chainable_elementwise_op(const std::string& op) {
+  ChainOp unused;
+  return chain_op_of(op, unused);
 }
 
 }  // namespace aiov

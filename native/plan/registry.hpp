@@ -81,6 +81,8 @@ inline OpDef with_value_inputs(OpDef def, std::vector<int> inputs) {
 
 // Each op family registers itself here (called once from OpRegistry::instance).
 void register_elementwise_ops(OpRegistry&);
+// Whether aiov.ElementwiseChain can run `op` as one of its steps (see elementwise.cpp).
+bool chainable_elementwise_op(const std::string& op);
 void register_matmul_ops(OpRegistry&);
 void register_movement_ops(OpRegistry&);
 void register_softmax_ops(OpRegistry&);
