@@ -282,7 +282,8 @@ void transpose(int rows, int64_t kc, const float* src, int64_t ld, float alpha, 
   }
 }
 
-const KernelSet kAvx2{"avx2", kMR, kNR, kMRNarrow, 256, 120, 4096, &tile, &dot, &stream, &transpose, 8};
+const KernelSet kAvx2{"avx2", kMR, kNR, kMRNarrow, 256, 120, 4096, &tile_shape<kMR, kNV, kMRNarrow>, &dot,
+                      &stream, &transpose, 8};
 
 }  // namespace
 

@@ -302,22 +302,12 @@ void transpose(int rows, int64_t kc, const float* src, int64_t ld, float alpha, 
 // many columns, whose B panels it reads from L2 twice as often per FLOP.
 constexpr int kMRWide = 6, kNVWide = 4;
 
-void tile_wide(int rows, int cols, int64_t kc, const float* a, int64_t as, bool a_rowmajor, const float* b,
-               int64_t bs, bool b_direct, float* c, int64_t ldc, const float* bias, const TileFlags& f) {
-  if (a_rowmajor)
-    tile_any<kNVWide, false, true>(MakeSeq<kMRWide>::type{}, rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
-  else if (b_direct && cols < kNVWide * 16)
-    tile_any<kNVWide, true, false>(MakeSeq<kMRWide>::type{}, rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
-  else
-    tile_any<kNVWide, false, false>(MakeSeq<kMRWide>::type{}, rows, cols, kc, a, as, b, bs, c, ldc, bias, f);
-}
-
 // K slices of 512 amortise the C-tile merge; mc rows of A (168 x 512 x 4 B = 336 KiB)
 // stay in the 1 MiB L2 while B panels stream past them. No narrow tiles in the wide set.
-const KernelSet kAvx512Wide{"avx512", kMRWide, kNVWide * 16, kMRWide, 512, 168, 4096, &tile_wide, &dot, &stream,
-                            &transpose, 16};
-const KernelSet kAvx512{"avx512", kMR, kNR, kMRNarrow, 512, 168, 4096, &tile, &dot, &stream, &transpose, 16,
-                        &kAvx512Wide};
+const KernelSet kAvx512Wide{"avx512", kMRWide, kNVWide * 16, kMRWide, 512, 168, 4096,
+                            &tile_shape<kMRWide, kNVWide, 0>, &dot, &stream, &transpose, 16};
+const KernelSet kAvx512{"avx512", kMR, kNR, kMRNarrow, 512, 168, 4096, &tile_shape<kMR, kNV, kMRNarrow>, &dot,
+                        &stream, &transpose, 16, &kAvx512Wide};
 
 }  // namespace
 
