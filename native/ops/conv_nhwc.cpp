@@ -218,9 +218,8 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
 }  // namespace
 
 void register_fused_conv_ops(OpRegistry& r) {
-  OpDef fused{"aiov.FusedConv", 3, 4, infer_fused_conv, prepare_fused_conv};
-  fused.reuses_input = 3;  // the residual: read by each tile before it writes the same place
-  r.add(std::move(fused));
+  // Input 3, the residual, is read by each tile before it writes the same place.
+  r.add(with_reused_input(OpDef{"aiov.FusedConv", 3, 4, infer_fused_conv, prepare_fused_conv}, 3));
 }
 
 }  // namespace aiov

@@ -556,8 +556,8 @@ KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
           const float* xr = x + r * inner + j0;
           std::copy_n(xr, n, t);
           for (const ChainStep& s : steps) {
-            const float* v = s.operand < 0 ? nullptr : s.operand == 0 ? xr : base[s.operand] + j0 * inner_step[s.operand];
-            chain_apply(s, t, v, s.operand == 0 ? 1 : s.operand > 0 ? inner_step[s.operand] : 0, n);
+            if (s.operand < 0) chain_apply(s, t, nullptr, 0, n);
+            else chain_apply(s, t, base[s.operand] + j0 * inner_step[s.operand], inner_step[s.operand], n);
           }
           std::copy_n(t, n, y + r * inner + j0);
         }
@@ -648,9 +648,9 @@ void register_elementwise_ops(OpRegistry& r) {
   r.add(OpDef{"LeakyRelu", 1, 1, infer_unary<true>, prepare_leaky});
   r.add(OpDef{"HardSigmoid", 1, 1, infer_unary<true>, prepare_hard_sigmoid});
   r.add(OpDef{"Clamp", 1, 1, infer_unary<false>, prepare_clamp});
-  OpDef chain{"aiov.ElementwiseChain", 1, -1, infer_elementwise_chain, prepare_elementwise_chain};
-  chain.reuses_input = 0;  // each value of x is read before the output value at its place is written
-  r.add(std::move(chain));
+  // Each value of x is read before the output value at its place is written.
+  r.add(with_reused_input(
+      OpDef{"aiov.ElementwiseChain", 1, -1, infer_elementwise_chain, prepare_elementwise_chain}, 0));
 }
 
 bool chainable_elementwise_op(const std::string& op) {

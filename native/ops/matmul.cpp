@@ -218,9 +218,8 @@ KernelFn prepare_fused_matmul(const PrepareContext& ctx) {
 
 void register_matmul_ops(OpRegistry& r) {
   r.add(OpDef{"MatMul", 2, 2, infer_matmul, prepare_matmul});
-  OpDef fused{"aiov.FusedMatMul", 3, 4, infer_fused_matmul, prepare_fused_matmul};
-  fused.reuses_input = 3;  // the residual: read by each tile before it writes the same place
-  r.add(std::move(fused));
+  // Input 3, the residual, is read by each tile before it writes the same place.
+  r.add(with_reused_input(OpDef{"aiov.FusedMatMul", 3, 4, infer_fused_matmul, prepare_fused_matmul}, 3));
 }
 
 }  // namespace aiov

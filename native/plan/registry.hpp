@@ -78,6 +78,10 @@ inline OpDef with_value_inputs(OpDef def, std::vector<int> inputs) {
   def.value_inputs = std::move(inputs);
   return def;
 }
+inline OpDef with_reused_input(OpDef def, int input) {
+  def.reuses_input = input;
+  return def;
+}
 
 // Each op family registers itself here (called once from OpRegistry::instance).
 void register_elementwise_ops(OpRegistry&);
