@@ -556,21 +556,30 @@ class Rewriter {
     if (changed) refresh();
   }
 
+  // The parameters of Clamp (min, max) and LeakyRelu (alpha, -), as fused ops carry them.
+  static void activation_params(const Node& u, double& alpha, double& beta) {
+    alpha = beta = 0;
+    if (u.op == "Clamp") alpha = u.attr_float("min", -INFINITY), beta = u.attr_float("max", INFINITY);
+    else if (u.op == "LeakyRelu") alpha = u.attr_float("alpha", 0.01);
+  }
+
+  static bool is_tanh_gelu(const Node& u) {
+    const std::string mode = u.attr_str("approximation_mode", "ERF");
+    return u.op == "Gelu" && (mode == "TANH" || mode == "tanh");
+  }
+
   static bool activation_of(const Node& u, Attrs& attrs) {
     std::string act;
-    double alpha = 0, beta = 0;
+    double alpha, beta;
+    activation_params(u, alpha, beta);
     if (u.op == "Relu") act = "relu";
     else if (u.op == "Sigmoid") act = "sigmoid";
     else if (u.op == "Tanh") act = "tanh";
     else if (u.op == "HSwish") act = "hswish";
-    else if (u.op == "Clamp") act = "clamp", alpha = u.attr_float("min", -INFINITY), beta = u.attr_float("max", INFINITY);
-    else if (u.op == "LeakyRelu") act = "leaky_relu", alpha = u.attr_float("alpha", 0.01);
-    else if (u.op == "Gelu") {
-      std::string mode = u.attr_str("approximation_mode", "ERF");
-      act = (mode == "TANH" || mode == "tanh") ? "gelu_tanh" : "gelu_erf";
-    } else {
-      return false;
-    }
+    else if (u.op == "Clamp") act = "clamp";
+    else if (u.op == "LeakyRelu") act = "leaky_relu";
+    else if (u.op == "Gelu") act = is_tanh_gelu(u) ? "gelu_tanh" : "gelu_erf";
+    else return false;
     attrs["act"] = act;
     attrs["act_alpha"] = alpha;
     attrs["act_beta"] = beta;
@@ -633,15 +642,8 @@ class Rewriter {
   static bool chain_link(const Node& u, const Value& run, ChainLink& link, const Value* x = nullptr) {
     if (u.outputs.size() != 1 || u.outputs[0].type != ElementType::f32) return false;
     link = ChainLink{};
-    link.step = u.op;
-    if (u.op == "Gelu") {
-      const std::string mode = u.attr_str("approximation_mode", "ERF");
-      if (mode == "TANH" || mode == "tanh") link.step = "GeluTanh";
-    } else if (u.op == "Clamp") {
-      link.alpha = u.attr_float("min", -INFINITY), link.beta = u.attr_float("max", INFINITY);
-    } else if (u.op == "LeakyRelu") {
-      link.alpha = u.attr_float("alpha", 0.01);
-    }
+    link.step = is_tanh_gelu(u) ? "GeluTanh" : u.op;
+    activation_params(u, link.alpha, link.beta);
     if (!chainable_elementwise_op(link.step)) return false;
     if (u.inputs.size() == 1) return same(u.inputs[0], run);
     if (u.inputs.size() != 2 || !numpy_broadcast(u)) return false;
