@@ -1,5 +1,8 @@
 #include "core/types.hpp"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -66,12 +69,45 @@ int64_t numel(const Dims& d) {
   return n;
 }
 
-Buffer::Buffer(size_t bytes) : size_(bytes) {
-  // Round up so vector kernels may read a full register past the end safely.
-  size_t alloc = ((bytes + 63) / 64) * 64 + 64;
-  data_ = std::aligned_alloc(64, alloc);
-  if (!data_) throw std::bad_alloc();
+namespace {
+constexpr size_t kHugePage = size_t(2) << 20;
+constexpr size_t kPage = 4096;
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+}  // namespace
+
+void* alloc_aligned(size_t bytes) {
+  if (bytes < kHugePage) {
+    void* p = std::aligned_alloc(64, round_up(bytes ? bytes : 64, 64));
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+  // Over-map by one huge page, then unmap the slack on both sides of the aligned start.
+  const size_t length = round_up(bytes, kPage), reserve = length + kHugePage;
+  void* raw = ::mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  char* base = static_cast<char*>(raw);
+  char* start = reinterpret_cast<char*>(round_up(reinterpret_cast<uintptr_t>(base), kHugePage));
+  if (start > base) ::munmap(base, (size_t)(start - base));
+  char* end = start + length;
+  if (base + reserve > end) ::munmap(end, (size_t)(base + reserve - end));
+#ifdef MADV_HUGEPAGE
+  ::madvise(start, length, MADV_HUGEPAGE);  // advice only: without THP the pages stay small
+#endif
+  return start;
 }
-Buffer::~Buffer() { std::free(data_); }
+
+void free_aligned(void* p, size_t bytes) {
+  if (!p) return;
+  if (bytes < kHugePage) std::free(p);
+  else ::munmap(p, round_up(bytes, kPage));
+}
+
+namespace {
+// Room past the end so vector kernels may read a full register beyond the last element.
+size_t padded(size_t bytes) { return round_up(bytes, 64) + 64; }
+}  // namespace
+
+Buffer::Buffer(size_t bytes) : data_(alloc_aligned(padded(bytes))), size_(bytes) {}
+Buffer::~Buffer() { free_aligned(data_, padded(size_)); }
 
 }  // namespace aiov

@@ -16,6 +16,7 @@
 #include <new>
 #include <stdexcept>
 
+#include "core/types.hpp"
 #include "executor/executor.hpp"
 
 #if defined(AIOV_X86) && defined(__x86_64__)
@@ -32,21 +33,19 @@ using gemm_detail::TileFlags;
 // Scratch memory: grow-only, 64-byte aligned, one set per thread, so the hot
 // path does not allocate once shapes have been seen.
 
-float* alloc_floats(size_t n) {
-  return static_cast<float*>(::operator new(std::max<size_t>(n, 16) * sizeof(float), std::align_val_t(64)));
-}
-void free_floats(float* p) {
-  if (p) ::operator delete(p, std::align_val_t(64));
-}
+size_t float_block_bytes(size_t n) { return std::max<size_t>(n, 16) * sizeof(float); }
+float* alloc_floats(size_t n) { return static_cast<float*>(alloc_aligned(float_block_bytes(n))); }
+void free_floats(float* p, size_t n) { free_aligned(p, float_block_bytes(n)); }
 
 struct ScratchBuffer {
   float* data = nullptr;
   size_t capacity = 0;
-  ~ScratchBuffer() { free_floats(data); }
+  ~ScratchBuffer() { free_floats(data, capacity); }
   float* get(size_t n) {
     if (n > capacity) {
-      free_floats(data);
+      free_floats(data, capacity);
       data = nullptr;
+      capacity = 0;
       size_t grown = std::max(n, capacity + capacity / 2);
       data = alloc_floats(grown);
       capacity = grown;
@@ -802,7 +801,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
     gemm_blocked(g, pool, max_threads);
 }
 
-void PackedB::AlignedFree::operator()(float* p) const { free_floats(p); }
+void PackedB::AlignedFree::operator()(float* p) const { free_floats(p, count); }
 
 namespace {
 // The kernel set whose panels PackedB uses: the wide tiles (when the ISA has them) for a
@@ -827,7 +826,7 @@ PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb
   panel_width_ = ks.nr;
   row_layout_ = N_ <= kDotMaxN && (rows_hint < 0 || rows_hint <= 4 * kDotMaxM);
   size_ = row_layout_ ? (size_t)(N_ * K_) : (size_t)(ceil_div(N_, ks.nr) * K_ * ks.nr);
-  data_.reset(alloc_floats(size_));
+  data_ = std::unique_ptr<float[], AlignedFree>(alloc_floats(size_), AlignedFree{size_});
   if (N_ == 0 || K_ == 0) return;
   if (row_layout_)
     gather_rows(!trans_b, B, ldb, 0, N_, K_, 1.0f, data_.get());

@@ -40,6 +40,7 @@ class PackedB {
 
  private:
   struct AlignedFree {
+    size_t count;  // floats allocated
     void operator()(float* p) const;
   };
   int64_t K_, N_;
