@@ -95,6 +95,20 @@ def test_stem_convolutions_on_few_channels_match(cin, k, stride, pads, size, mon
     check(proto, feeds, monkeypatch)
 
 
+@pytest.mark.parametrize("cin, k, stride, dilation, pads", [
+    (72, 3, 2, 1, None),            # K = 648 in two slices of 324: a cut inside the 2nd kernel row
+    (40, 5, 2, 1, [2, 1, 0, 2]),    # K = 1000, 200-float kernel rows, asymmetric borders
+    (72, 3, 1, 1, [0, 2, 1, 0]),    # stride 1, borders on one side only
+    (72, 3, 1, 2, None),            # dilated kernel rows are not one run: the per-tap copy
+])
+def test_kernel_rows_cut_by_k_slices_match(cin, k, stride, dilation, pads, monkeypatch):
+    # Many channels: im2col rows come a span of output pixels and a piece of a kernel row at
+    # a time, and a K slice of the GEMM may begin or end inside a kernel row.
+    proto = single_conv(cin, 16, k, stride, dilation=dilation, pads=pads, after=[("Relu", {})])
+    feeds = {"x": RNG.standard_normal((2, cin, 11, 14)).astype(np.float32)}
+    check(proto, feeds, monkeypatch, rtol=2e-4, atol=2e-4)
+
+
 @pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
 def test_auto_pad(auto_pad, monkeypatch):
     check(single_conv(4, 6, 3, 2, auto_pad=auto_pad), image(1, 4, 10), monkeypatch)
