@@ -121,8 +121,10 @@ def test_gather_index_out_of_range_fails_the_inference_only():
     ((2, 70, 23, 9), (0, 2, 3, 1)),      # NCHW -> NHWC with a batch
     ((3, 9, 600), (0, 2, 1)),            # few rows, many columns: the split runs along the columns
     ((5, 1000, 17), (2, 1, 0)),
+    ((2, 3, 181, 203), (0, 2, 3, 1)),    # an image's 3 channels go last: rows split over the pool
+    ((1, 4, 150, 99), (0, 2, 3, 1)),
 ])
-@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.float64, np.uint8])
 def test_large_transposes_match_numpy(shape, order, dtype):
     # Big enough to be split over the pool and to use the vector transposes.
     data = RNG.integers(-1000, 1000, shape).astype(dtype)

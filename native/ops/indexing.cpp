@@ -114,12 +114,18 @@ KernelFn strided_copy(const Dims& out_shape, const std::vector<int64_t>& in_stri
             });
           return;
         }
-        switch (es) {
-          case 1: return transpose_block((const uint8_t*)src, stride, rows, cols, (uint8_t*)dst);
-          case 2: return transpose_block((const uint16_t*)src, stride, rows, cols, (uint16_t*)dst);
-          case 4: return transpose_block((const uint32_t*)src, stride, rows, cols, (uint32_t*)dst);
-          default: return transpose_block((const uint64_t*)src, stride, rows, cols, (uint64_t*)dst);
-        }
+        // Rows in parallel chunks: an image's few channels interleaved at a model's input
+        // are a few hundred thousand rows.
+        for_rows(*k.ctx, rows, cols, [&](int64_t i0, int64_t i1) {
+          const char* s = src + i0 * es;
+          char* d = dst + i0 * cols * es;
+          switch (es) {
+            case 1: return transpose_block((const uint8_t*)s, stride, i1 - i0, cols, (uint8_t*)d);
+            case 2: return transpose_block((const uint16_t*)s, stride, i1 - i0, cols, (uint16_t*)d);
+            case 4: return transpose_block((const uint32_t*)s, stride, i1 - i0, cols, (uint32_t*)d);
+            default: return transpose_block((const uint64_t*)s, stride, i1 - i0, cols, (uint64_t*)d);
+          }
+        });
       };
       if (batch.empty()) one(0, base);
       else walk(batch, bst, base, one);
