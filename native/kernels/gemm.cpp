@@ -96,11 +96,17 @@ void scalar_tile_rows(int cols, int64_t kc, const float* a, int64_t as, bool a_r
 
 void scalar_tile(int rows, int cols, int64_t kc, const float* a, int64_t as, bool a_rows, const float* b,
                  int64_t bs, bool direct, float* c, int64_t ldc, const float* bias, const TileFlags& f) {
-  switch (rows) {
-    case 1: return scalar_tile_rows<1>(cols, kc, a, as, a_rows, b, bs, direct, c, ldc, bias, f);
-    case 2: return scalar_tile_rows<2>(cols, kc, a, as, a_rows, b, bs, direct, c, ldc, bias, f);
-    case 3: return scalar_tile_rows<3>(cols, kc, a, as, a_rows, b, bs, direct, c, ldc, bias, f);
-    default: return scalar_tile_rows<4>(cols, kc, a, as, a_rows, b, bs, direct, c, ldc, bias, f);
+  TileFlags one = f;
+  for (int p = 0; p < f.panels; ++p) {
+    switch (rows) {
+      case 1: scalar_tile_rows<1>(cols, kc, a, as, a_rows, b, bs, direct, c, ldc, bias, one); break;
+      case 2: scalar_tile_rows<2>(cols, kc, a, as, a_rows, b, bs, direct, c, ldc, bias, one); break;
+      case 3: scalar_tile_rows<3>(cols, kc, a, as, a_rows, b, bs, direct, c, ldc, bias, one); break;
+      default: scalar_tile_rows<4>(cols, kc, a, as, a_rows, b, bs, direct, c, ldc, bias, one); break;
+    }
+    a += f.a_next;
+    c += rows * ldc;
+    if (one.residual) one.residual += rows * f.ld_residual;
   }
 }
 
@@ -552,14 +558,21 @@ void compute_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_
             b_panel = bp + (jr / nr) * b_panel_stride;
           }
           const float* bias_j = bias ? bias + jc + jr : nullptr;
-          for (int64_t ir = 0; ir < mc; ir += rs) {
+          // The full panels in one call, then the short one at the end of the block.
+          const int64_t full = mc / rs;
+          for (int64_t ir = 0; ir < mc;) {
             const int rows = (int)std::min<int64_t>(rs, mc - ir);
             float* c = g.C + (ic + ir) * g.ldc + jc + jr;
-            const TileFlags flags = tile_flags(g.epi, g.beta, first, last, ic + ir, jc + jr);
+            TileFlags flags = tile_flags(g.epi, g.beta, first, last, ic + ir, jc + jr);
+            if (ir == 0 && full > 1) {
+              flags.panels = (int)full;
+              flags.a_next = a_panel_stride;
+            }
             ks.tile(rows, cols, kcur, ap + (ir / rs) * a_panel_stride, a_stride, a_rows, b_panel, nr, false, c,
                     g.ldc, bias_j, flags);
-            if (post) apply_epilogue(c, g.ldc, rows, cols, ic + ir, jc + jr, post_part(g.epi));
+            ir += (int64_t)flags.panels * rows;
           }
+          if (post) apply_epilogue(g.C + ic * g.ldc + jc + jr, g.ldc, mc, cols, ic, jc + jr, post_part(g.epi));
         }
       }
     }

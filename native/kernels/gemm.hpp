@@ -88,6 +88,11 @@ struct TileFlags {
   int64_t ld_residual = 0;
   bool clamp = false;  // ReLU is lo = 0, hi = +inf
   float lo = 0.0f, hi = 0.0f;
+  // One call runs `panels` tiles down a column of C against the same B: A panel p starts
+  // a_next floats after panel p - 1, and C and the residual move down `rows` rows each time.
+  // Small K makes a tile short, and a call per tile cost ~10% of MobileNet's 1x1 convolutions.
+  int panels = 1;
+  int64_t a_next = 0;
 };
 
 // C[rows, cols] (+)= A * Bpanel over kc steps, then merged as TileFlags says.

@@ -51,9 +51,9 @@ constexpr int k_splits(int vecs) {  // vecs: accumulators per k step
 // A_ROWS: A is row-major (row r at a + r * as, k contiguous), read where it lies instead
 // of from a packed panel (a[k * as + r]).
 template <int ROWS, int NV, bool DIRECT, bool A_ROWS>
-__attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, int64_t as, const float* b,
-                                         int64_t bs, float* c, int64_t ldc, const float* bias,
-                                         const TileFlags& f) {
+inline __attribute__((always_inline)) void tile_once(int cols, int64_t kc, const float* a, int64_t as, const float* b,
+                                                     int64_t bs, float* c, int64_t ldc, const float* bias,
+                                                     const TileFlags& f, const float* residual) {
   constexpr int KS = k_splits(ROWS * NV);
   const bool full = cols >= (NV * 8);
   __m256i lane[NV];
@@ -62,8 +62,8 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
   if (f.load_c) {
     for (int r = 0; r < ROWS; ++r) _mm_prefetch((const char*)(c + r * ldc), _MM_HINT_T0);
   }
-  if (f.residual)  // read only at the merge, and usually far out of cache
-    for (int r = 0; r < ROWS; ++r) _mm_prefetch((const char*)(f.residual + r * f.ld_residual), _MM_HINT_T0);
+  if (residual)  // read only at the merge, and usually far out of cache
+    for (int r = 0; r < ROWS; ++r) _mm_prefetch((const char*)(residual + r * f.ld_residual), _MM_HINT_T0);
 
   __m256 acc[KS][ROWS][NV];
   AIOV_UNROLL for (int s = 0; s < KS; ++s)
@@ -108,7 +108,7 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
     bias_v[v] = bias ? _mm256_maskload_ps(bias + 8 * v, lane[v]) : _mm256_setzero_ps();
   AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
     float* cr = c + r * ldc;
-    const float* res = f.residual + r * f.ld_residual;
+    const float* res = residual + r * f.ld_residual;
     AIOV_UNROLL for (int v = 0; v < NV; ++v) {
       __m256 x = acc[0][r][v];
       if (f.load_c) {
@@ -116,7 +116,7 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
         x = _mm256_fmadd_ps(beta, old, x);
       }
       if (bias) x = _mm256_add_ps(x, bias_v[v]);
-      if (f.residual)
+      if (residual)
         x = _mm256_add_ps(x, full ? _mm256_loadu_ps(res + 8 * v) : _mm256_maskload_ps(res + 8 * v, lane[v]));
       if (f.clamp) x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
       if (full)
@@ -124,6 +124,20 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
       else
         _mm256_maskstore_ps(cr + 8 * v, lane[v], x);
     }
+  }
+}
+
+// f.panels tiles of ROWS rows down one column of C (see TileFlags).
+template <int ROWS, int NV, bool DIRECT, bool A_ROWS>
+__attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, int64_t as, const float* b,
+                                         int64_t bs, float* c, int64_t ldc, const float* bias,
+                                         const TileFlags& f) {
+  const float* residual = f.residual;
+  for (int p = 0; p < f.panels; ++p) {
+    tile_once<ROWS, NV, DIRECT, A_ROWS>(cols, kc, a, as, b, bs, c, ldc, bias, f, residual);
+    a += f.a_next;
+    c += ROWS * ldc;
+    if (residual) residual += ROWS * f.ld_residual;
   }
 }
 

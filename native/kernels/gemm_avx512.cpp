@@ -55,9 +55,9 @@ constexpr int k_splits(int vecs) {  // vecs: accumulators per k step
 // A_ROWS: A is row-major (row r at a + r * as, k contiguous), read where it lies instead
 // of from a packed panel (a[k * as + r]).
 template <int ROWS, int NV, bool DIRECT, bool A_ROWS>
-__attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, int64_t as, const float* b,
-                                         int64_t bs, float* c, int64_t ldc, const float* bias,
-                                         const TileFlags& f) {
+inline __attribute__((always_inline)) void tile_once(int cols, int64_t kc, const float* a, int64_t as, const float* b,
+                                                     int64_t bs, float* c, int64_t ldc, const float* bias,
+                                                     const TileFlags& f, const float* residual) {
   constexpr int KS = k_splits(ROWS * NV);
   __mmask16 bmask[NV];
   AIOV_UNROLL for (int v = 0; v < NV; ++v) bmask[v] = head_mask(cols - 16 * v);
@@ -68,10 +68,10 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
     __builtin_prefetch(c + r * ldc, 1, 3);
     __builtin_prefetch(c + r * ldc + (NV * 16) - 1, 1, 3);
   }
-  if (f.residual)  // read only at the merge too, and usually far out of cache
+  if (residual)  // read only at the merge too, and usually far out of cache
     for (int r = 0; r < ROWS; ++r) {
-      __builtin_prefetch(f.residual + r * f.ld_residual, 0, 3);
-      __builtin_prefetch(f.residual + r * f.ld_residual + (NV * 16) - 1, 0, 3);
+      __builtin_prefetch(residual + r * f.ld_residual, 0, 3);
+      __builtin_prefetch(residual + r * f.ld_residual + (NV * 16) - 1, 0, 3);
     }
 
   __m512 acc[KS][ROWS][NV];
@@ -118,15 +118,29 @@ __attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, i
     bias_v[v] = bias ? _mm512_maskz_loadu_ps(bmask[v], bias + 16 * v) : _mm512_setzero_ps();
   AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
     float* cr = c + r * ldc;
-    const float* res = f.residual + r * f.ld_residual;
+    const float* res = residual + r * f.ld_residual;
     AIOV_UNROLL for (int v = 0; v < NV; ++v) {
       __m512 x = acc[0][r][v];
       if (f.load_c) x = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(bmask[v], cr + 16 * v), x);
       if (bias) x = _mm512_add_ps(x, bias_v[v]);
-      if (f.residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(bmask[v], res + 16 * v));
+      if (residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(bmask[v], res + 16 * v));
       if (f.clamp) x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
       _mm512_mask_storeu_ps(cr + 16 * v, bmask[v], x);
     }
+  }
+}
+
+// f.panels tiles of ROWS rows down one column of C (see TileFlags).
+template <int ROWS, int NV, bool DIRECT, bool A_ROWS>
+__attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, int64_t as, const float* b,
+                                         int64_t bs, float* c, int64_t ldc, const float* bias,
+                                         const TileFlags& f) {
+  const float* residual = f.residual;
+  for (int p = 0; p < f.panels; ++p) {
+    tile_once<ROWS, NV, DIRECT, A_ROWS>(cols, kc, a, as, b, bs, c, ldc, bias, f, residual);
+    a += f.a_next;
+    c += ROWS * ldc;
+    if (residual) residual += ROWS * f.ld_residual;
   }
 }
 
