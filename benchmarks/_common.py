@@ -70,20 +70,20 @@ def median_throughput(run_batch, repeats: int, budget_s: float) -> float:
     return statistics.median(samples)
 
 
-def add_run_options(parser, frameworks, budget: float, quick_budget: float):
+def add_run_options(parser, frameworks, budget: float, quick_budget: float, repeats: int = 7):
     """The options every side-by-side benchmark takes: --quick, --repeats, --budget, --frameworks."""
     parser.add_argument("--quick", action="store_true", help="fast smoke mode (3 short repeats, tiny budget)")
-    parser.add_argument("--repeats", type=int, default=None, help="runs per measurement (default 7; quick 3)")
+    parser.add_argument("--repeats", type=int, default=None, help=f"runs per measurement (default {repeats}; quick 3)")
     parser.add_argument("--budget", type=float, default=None,
                         help=f"seconds per run (default {budget:g}; quick {quick_budget:g})")
     parser.add_argument("--frameworks", default=",".join(frameworks), help="comma list of: " + ", ".join(frameworks))
-    parser.set_defaults(_budgets=(budget, quick_budget))
+    parser.set_defaults(_budgets=(budget, quick_budget), _repeats=repeats)
 
 
 def run_settings(args):
     """(repeats, seconds per run, frameworks asked for) from the options of add_run_options."""
     budget, quick_budget = args._budgets
-    repeats = args.repeats or (3 if args.quick else 7)
+    repeats = args.repeats or (3 if args.quick else args._repeats)
     budget = args.budget or (quick_budget if args.quick else budget)
     wanted = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     return repeats, budget, wanted
