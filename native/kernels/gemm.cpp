@@ -710,8 +710,21 @@ void gemm_short(const GemmArgs& g, ThreadPool* pool, int max_threads) {
       }
     return;
   }
-  float* ap = scratch(kSharedRows, (size_t)(M * K));
-  pack_a_rows(g, 0, M, 0, K, ap, 0, (int)M, (int)M);
+  // The panel of M <= mr rows is A itself when A is untransposed and unscaled: one row has
+  // the panel layout already, and a few rows against packed B the tiles read in place
+  // (unless rows a multiple of 2 KiB apart would share L1 sets). Packing a single row went
+  // through the transpose kernel and cost 7% of a batch-1 MLP.
+  const bool plain = !g.ta && g.alpha == 1.0f && !g.src;
+  const bool one_row = plain && M == 1;
+  const bool rows_in_place = plain && M > 1 && g.b_packed && !aliasing_stride(g.lda);
+  const float* ap = g.A;
+  int64_t as = M == 1 ? 1 : g.lda;
+  if (!one_row && !rows_in_place) {
+    float* packed = scratch(kSharedRows, (size_t)(M * K));
+    pack_a_rows(g, 0, M, 0, K, packed, 0, (int)M, (int)M);
+    ap = packed;
+    as = M;
+  }
   const bool post = needs_post(g.epi);
   const int64_t np = ceil_div(g.N, nr);
   Split s = plan_split(threads, np, est_ns(2.0 * M * K * nr, (double)K * nr * sizeof(float)));
@@ -722,9 +735,10 @@ void gemm_short(const GemmArgs& g, ThreadPool* pool, int max_threads) {
       const float* bias = g.epi.bias ? g.epi.bias + n : nullptr;
       const TileFlags flags = tile_flags(g.epi, g.beta, true, true, 0, n);
       if (g.b_packed)
-        ks.tile((int)M, cols, K, ap, M, false, g.b_packed + p * K * nr, nr, false, g.C + n, g.ldc, bias, flags);
+        ks.tile((int)M, cols, K, ap, as, rows_in_place, g.b_packed + p * K * nr, nr, false, g.C + n, g.ldc, bias,
+                flags);
       else
-        ks.tile((int)M, cols, K, ap, M, false, g.B + n, g.ldb, true, g.C + n, g.ldc, bias, flags);
+        ks.tile((int)M, cols, K, ap, as, false, g.B + n, g.ldb, true, g.C + n, g.ldc, bias, flags);
       if (post) apply_epilogue(g.C + n, g.ldc, M, cols, 0, n, post_part(g.epi));
     }
   });
