@@ -127,20 +127,6 @@ inline __attribute__((always_inline)) void tile_once(int cols, int64_t kc, const
   }
 }
 
-// f.panels tiles of ROWS rows down one column of C (see TileFlags).
-template <int ROWS, int NV, bool DIRECT, bool A_ROWS>
-__attribute__((noinline)) void tile_rows(int cols, int64_t kc, const float* a, int64_t as, const float* b,
-                                         int64_t bs, float* c, int64_t ldc, const float* bias,
-                                         const TileFlags& f) {
-  const float* residual = f.residual;
-  for (int p = 0; p < f.panels; ++p) {
-    tile_once<ROWS, NV, DIRECT, A_ROWS>(cols, kc, a, as, b, bs, c, ldc, bias, f, residual);
-    a += f.a_next;
-    c += ROWS * ldc;
-    if (residual) residual += ROWS * f.ld_residual;
-  }
-}
-
 #include "kernels/gemm_tile_select.inc"
 
 template <int ROWS, int NB>
