@@ -173,3 +173,19 @@ def test_tanh_keeps_relative_precision_for_small_inputs():
 def test_abs_of_negative_zero_is_positive_zero():
     got = _unary_run("absolute", np.array([-0.0, -1.0], np.float32))
     assert not np.signbit(got[0]) and got[1] == 1.0
+
+
+@pytest.mark.parametrize("n", [1, 5, 15, 16, 17, 33, 128, 200])
+def test_softmax_rows_match_float64_at_every_length(n):
+    # Lengths around the 16-float vectors of the AVX-512 row kernel (masked tails), values
+    # up to +-80, -inf entries (masked attention keys), a constant row and a row with a NaN.
+    rng = np.random.default_rng(n)
+    x = rng.uniform(-80, 80, (5, n)).astype(np.float32)
+    x[1, 1::3] = -np.inf
+    x[2] = 3.0
+    x[3, n // 2] = np.nan
+    p = ops.parameter([5, n], np.float32, name="x")
+    got = ov.compile_model(ov.Model(ops.softmax(p, 1), [p]))(x)[0]
+    e = np.exp(x.astype(np.float64) - x.max(1, keepdims=True))
+    np.testing.assert_allclose(got, e / e.sum(1, keepdims=True), rtol=1e-5, atol=1e-30)
+    assert np.isnan(got[3]).all() and not np.isnan(got[[0, 1, 2, 4]]).any()

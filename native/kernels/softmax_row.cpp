@@ -2,15 +2,19 @@
 
 #include <cmath>
 
+#include <string>
+
 #include "kernels/dispatch.hpp"
+#include "kernels/gemm.hpp"
 #include "kernels/scalar.hpp"
 
 namespace aiov {
+namespace {
 
 // Max and sum over 16 partial lanes: a single float accumulator would not vectorize (GCC
 // keeps its order), and the exponentials get a loop of their own.
 AIOV_MULTIVERSION
-void softmax_row(const float* x, float* y, int64_t n) {
+void softmax_row_portable(const float* x, float* y, int64_t n) {
   constexpr int kLanes = 16;
   float part[kLanes];
   for (int l = 0; l < kLanes; ++l) part[l] = -INFINITY;
@@ -29,6 +33,18 @@ void softmax_row(const float* x, float* y, int64_t n) {
   for (int l = 0; l < kLanes; ++l) sum += part[l];
   const float inv = 1.0f / sum;
   for (j = 0; j < n; ++j) y[j] *= inv;
+}
+
+}  // namespace
+
+void softmax_row(const float* x, float* y, int64_t n) {
+  // Same instruction set as the GEMM kernels (CPUID, capped by AIOV_GEMM_ISA).
+  static const softmax_detail::SoftmaxFn row = [] {
+    softmax_detail::SoftmaxFn f = nullptr;
+    if (std::string(gemm_isa()) == "avx512") f = softmax_detail::avx512_softmax();
+    return f ? f : &softmax_row_portable;
+  }();
+  row(x, y, n);
 }
 
 }  // namespace aiov
