@@ -17,7 +17,9 @@ for m, k, n, ta, tb, const in [(1, 784, 1024, 0, 0, 1), (3, 17, 33, 1, 0, 0), (6
                                 (600, 700, 128, 0, 0, 1), (530, 90, 64, 0, 1, 1),
                                 # A of a few rows read where it lies (or packed: rows 4 KiB apart)
                                 (1, 300, 70, 0, 0, 1), (6, 200, 100, 0, 0, 1), (9, 1024, 48, 0, 0, 1),
-                                (7, 64, 40, 0, 0, 0)]:
+                                (7, 64, 40, 0, 0, 0),
+                                # K below 32 against many columns: A rows read in place too
+                                (300, 16, 96, 0, 0, 1), (50, 24, 150, 0, 0, 0), (40, 20, 100, 0, 1, 1)]:
     a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
     b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
     pa = ops.parameter(list(a.shape), np.float32)
