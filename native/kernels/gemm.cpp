@@ -43,10 +43,10 @@ struct ScratchBuffer {
   ~ScratchBuffer() { free_floats(data, capacity); }
   float* get(size_t n) {
     if (n > capacity) {
+      const size_t grown = std::max(n, capacity + capacity / 2);
       free_floats(data, capacity);
       data = nullptr;
-      capacity = 0;
-      size_t grown = std::max(n, capacity + capacity / 2);
+      capacity = 0;  // consistent if the allocation below throws
       data = alloc_floats(grown);
       capacity = grown;
     }

@@ -1,7 +1,6 @@
 #include "kernels/softmax_row.hpp"
 
 #include <cmath>
-
 #include <string>
 
 #include "kernels/dispatch.hpp"
