@@ -98,7 +98,7 @@ void ThreadPool::enqueue(std::deque<std::function<void()>>& queue, std::function
     queued_.fetch_add(count, std::memory_order_release);
     // Spinners (counted under this lock) re-check the queues under it before sleeping, so
     // leaving them an item never loses a wake-up.
-    wake = std::min(sleepers_, std::max(0, queued_.load(std::memory_order_relaxed) - spinners_));
+    wake = std::min(sleepers_, std::max(0, queued_.load(std::memory_order_relaxed) - spinners_.load()));
   }
   if (wake == 1) cv_.notify_one();
   else if (wake > 1) cv_.notify_all();

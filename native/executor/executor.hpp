@@ -31,6 +31,9 @@ class ThreadPool {
                     const std::function<void(int64_t, int64_t)>& fn, int max_threads = 0);
   // Jobs queued or running (not counting parallel_for helpers).
   int64_t pending() const { return pending_.load(std::memory_order_relaxed); }
+  // Some worker is watching for work right now (it finished a task moments ago): work
+  // handed over is taken within a microsecond, with no wake-up to pay.
+  bool worker_spinning() const { return spinners_.load(std::memory_order_relaxed) > 0; }
 
  private:
   void worker_loop();
@@ -48,7 +51,7 @@ class ThreadPool {
   std::atomic<int64_t> pending_{0};
   std::atomic<int> queued_{0};  // helpers_ + jobs_ sizes, readable without the mutex
   int sleepers_ = 0;            // workers blocked on cv_ (guarded by mutex_)
-  int spinners_ = 0;            // workers watching queued_ (guarded by mutex_)
+  std::atomic<int> spinners_{0};  // workers watching queued_ (changed under mutex_)
   int max_spinners_ = 0;
   int64_t spin_ns_ = 0;
   bool stopping_ = false;

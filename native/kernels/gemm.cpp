@@ -319,6 +319,13 @@ inline double est_ns(double flops, double bytes) { return flops * 0.01 + bytes *
 // and then starts with cold caches: only split work well above that.
 constexpr double kMinParallelNs = 20e3;
 constexpr double kMinChunkNs = 5e3;
+// Inside a model a worker is usually still spinning from the previous layer and takes a
+// chunk at once: then smaller products split too (an MLP's 64 x 1024 x 10: 27 -> 18 us).
+constexpr double kMinParallelNsSpinning = 5e3;
+
+double min_parallel_ns(ThreadPool* pool) {
+  return pool && pool->worker_spinning() ? kMinParallelNsSpinning : kMinParallelNs;
+}
 
 int usable_threads(ThreadPool* pool, int max_threads) {
   if (!pool) return 1;
@@ -340,14 +347,15 @@ void run_split(ThreadPool* pool, int threads, int64_t n, int64_t grain, const Fn
   pool->parallel_for(n, grain, [&](int64_t b, int64_t e) { fn(b, e); }, threads);
 }
 
-// Splits n units so each chunk costs >= kMinChunkNs; threads = 1 when not worth it.
+// Splits n units so each chunk costs >= kMinChunkNs; threads = 1 when the whole is below
+// min_ns (min_parallel_ns).
 struct Split {
   int threads;
   int64_t grain;
 };
-Split plan_split(int threads, int64_t units, double ns_per_unit) {
+Split plan_split(int threads, int64_t units, double ns_per_unit, double min_ns) {
   const double total = ns_per_unit * (double)units;
-  if (threads <= 1 || units <= 1 || total < kMinParallelNs) return {1, units};
+  if (threads <= 1 || units <= 1 || total < min_ns) return {1, units};
   int64_t grain = (int64_t)(kMinChunkNs / std::max(ns_per_unit, 1e-3)) + 1;
   grain = std::max<int64_t>(1, std::min(grain, ceil_div(units, threads)));
   return {threads, grain};
@@ -601,7 +609,7 @@ void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
   const int mr = ks.mr, nr = ks.nr, rs = g.rs;
   const double flops = 2.0 * g.M * g.N * g.K;
   int threads = usable_threads(pool, max_threads);
-  if (est_ns(flops, 0) < kMinParallelNs) threads = 1;
+  if (est_ns(flops, 0) < min_parallel_ns(pool)) threads = 1;
   if (threads == 1) {
     g.a_packed = nullptr;
     compute_block(g, 0, g.M, 0, g.N);
@@ -640,7 +648,7 @@ void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
     c.a_packed = ap;
     {
       // Pack A panels in parallel only when it is a sizeable job itself.
-      Split s = plan_split(threads, mp, est_ns(0, 2.0 * mr * g.K * sizeof(float)));
+      Split s = plan_split(threads, mp, est_ns(0, 2.0 * mr * g.K * sizeof(float)), min_parallel_ns(pool));
       run_split(pool, s.threads, mp, s.grain, [&](int64_t p0, int64_t p1) {
         const int64_t r0 = p0 * rs, r1 = std::min(rows, p1 * rs);
         pack_a_rows(c, r0, r1 - r0, 0, c.K, ap + p0 * c.K * mr, c.K * mr, rs, mr);
@@ -689,7 +697,7 @@ void gemm_short(const GemmArgs& g, ThreadPool* pool, int max_threads) {
     // (ideal for the prefetchers); the partial products are summed at the end.
     const double total_ns = est_ns(2.0 * M * K * g.N, (double)K * g.N * sizeof(float));
     int64_t parts = 1;
-    if (threads > 1 && total_ns >= kMinParallelNs)
+    if (threads > 1 && total_ns >= min_parallel_ns(pool))
       parts = std::min<int64_t>({2 * threads, ceil_div(K, 64), (int64_t)(total_ns / kMinChunkNs)});
     if (parts <= 1) {
       ks.stream((int)M, g.N, K, a, lda, g.B, g.ldb, g.C, g.ldc, g.beta);
@@ -731,7 +739,8 @@ void gemm_short(const GemmArgs& g, ThreadPool* pool, int max_threads) {
   }
   const bool post = needs_post(g.epi);
   const int64_t np = ceil_div(g.N, nr);
-  Split s = plan_split(threads, np, est_ns(2.0 * M * K * nr, (double)K * nr * sizeof(float)));
+  Split s = plan_split(threads, np, est_ns(2.0 * M * K * nr, (double)K * nr * sizeof(float)),
+                       min_parallel_ns(pool));
   run_split(pool, s.threads, np, s.grain, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t n = p * nr;
@@ -753,8 +762,8 @@ void gemm_short(const GemmArgs& g, ThreadPool* pool, int max_threads) {
 void gemm_dot(const KernelSet& ks, int64_t rows, int64_t cols, int64_t K, const float* x, int64_t ldx,
               const float* y, int64_t ldy, float* c, int64_t c_rs, int64_t c_cs, float beta, ThreadPool* pool,
               int max_threads) {
-  Split s = plan_split(usable_threads(pool, max_threads), cols,
-                       est_ns(2.0 * rows * K, (double)K * sizeof(float)));
+  Split s = plan_split(usable_threads(pool, max_threads), cols, est_ns(2.0 * rows * K, (double)K * sizeof(float)),
+                       min_parallel_ns(pool));
   run_split(pool, s.threads, cols, s.grain, [&](int64_t j0, int64_t j1) {
     for (int64_t r = 0; r < rows; r += 4)
       ks.dot((int)std::min<int64_t>(4, rows - r), j1 - j0, K, x + r * ldx, ldx, y + j0 * ldy, ldy,
