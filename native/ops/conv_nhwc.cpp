@@ -98,9 +98,8 @@ class ConvRows final : public RowSource {
   template <int kRun>
   void short_rows(int64_t m0, int64_t count, float* dst, int64_t ld) const {
     const int64_t run = kRun ? kRun : g_.kw * g_.C, ohw = g_.OH * g_.OW, step = g_.sw * g_.C;
-    // Output columns [lo, hi) read kernel rows that lie wholly inside the image.
-    const int64_t lo = std::min(g_.OW, (g_.pw + g_.sw - 1) / g_.sw);
-    const int64_t hi = g_.W + g_.pw >= g_.kw ? std::clamp((g_.W + g_.pw - g_.kw) / g_.sw + 1, lo, g_.OW) : lo;
+    int64_t lo, hi;
+    interior_columns(lo, hi);
     for (int64_t m = m0, end = m0 + count; m < end;) {
       const int64_t n = m / ohw, oy = (m % ohw) / g_.OW, ox0 = (m % ohw) % g_.OW;
       const int64_t ox1 = std::min(g_.OW, ox0 + (end - m));  // this span: columns [ox0, ox1) of row oy
@@ -109,18 +108,18 @@ class ConvRows final : public RowSource {
         float* d = dst + ky * run;
         const int64_t iy = oy * g_.sh - g_.ph + ky * g_.dh;
         if (iy < 0 || iy >= g_.H) {
-          for (int64_t ox = ox0; ox < ox1; ++ox, d += ld) std::fill_n(d, run, 0.0f);
+          fill_rows(d, ld, ox1 - ox0, run, 0.0f);
           continue;
         }
         const float* line = img + iy * g_.W * g_.C;
         const int64_t in_lo = std::clamp(lo, ox0, ox1), in_hi = std::clamp(hi, in_lo, ox1);
-        for (int64_t ox = ox0; ox < in_lo; ++ox, d += ld) border_run(line, ox, d);
+        for (int64_t ox = ox0; ox < in_lo; ++ox, d += ld) border_piece(line, ox, 0, run, d);
         const float* s = line + (in_lo * g_.sw - g_.pw) * g_.C;
         for (int64_t ox = in_lo; ox < in_hi; ++ox, d += ld, s += step) {
           if constexpr (kRun > 0) std::memcpy(d, s, kRun * sizeof(float));
           else std::copy_n(s, run, d);
         }
-        for (int64_t ox = in_hi; ox < ox1; ++ox, d += ld) border_run(line, ox, d);
+        for (int64_t ox = in_hi; ox < ox1; ++ox, d += ld) border_piece(line, ox, 0, run, d);
       }
       dst += (ox1 - ox0) * ld;
       m += ox1 - ox0;
@@ -134,8 +133,8 @@ class ConvRows final : public RowSource {
   // copies with no per-pixel index arithmetic (per-row memcpy calls cost 10% of a 3x3 conv).
   void run_rows(int64_t m0, int64_t count, int64_t k0, int64_t kc, float* dst, int64_t ld) const {
     const int64_t run = g_.kw * g_.C, ohw = g_.OH * g_.OW, step = g_.sw * g_.C;
-    const int64_t lo = std::min(g_.OW, (g_.pw + g_.sw - 1) / g_.sw);
-    const int64_t hi = g_.W + g_.pw >= g_.kw ? std::clamp((g_.W + g_.pw - g_.kw) / g_.sw + 1, lo, g_.OW) : lo;
+    int64_t lo, hi;
+    interior_columns(lo, hi);
     for (int64_t m = m0, end = m0 + count; m < end;) {
       const int64_t n = m / ohw, oy = (m % ohw) / g_.OW, ox0 = (m % ohw) % g_.OW;
       const int64_t ox1 = std::min(g_.OW, ox0 + (end - m));
@@ -172,13 +171,10 @@ class ConvRows final : public RowSource {
     }
   }
 
-  // One kernel row of output column ox that crosses the left or right edge of the image.
-  void border_run(const float* line, int64_t ox, float* d) const {
-    for (int64_t kx = 0; kx < g_.kw; ++kx, d += g_.C) {
-      const int64_t ix = ox * g_.sw - g_.pw + kx;
-      if (ix < 0 || ix >= g_.W) std::fill_n(d, g_.C, 0.0f);
-      else std::copy_n(line + ix * g_.C, g_.C, d);
-    }
+  // Output columns [lo, hi) read kernel rows that lie wholly inside the image.
+  void interior_columns(int64_t& lo, int64_t& hi) const {
+    lo = std::min(g_.OW, (g_.pw + g_.sw - 1) / g_.sw);
+    hi = g_.W + g_.pw >= g_.kw ? std::clamp((g_.W + g_.pw - g_.kw) / g_.sw + 1, lo, g_.OW) : lo;
   }
 
   Window2d g_;
