@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/types.hpp"
+#include "kernels/exp_coefficients.hpp"
 
 namespace aiov {
 
@@ -75,24 +76,24 @@ template <> inline bool store<bool, uint8_t>(uint8_t v) { return v != 0; }
 
 // exp for f32 within a few ulp over the whole range, branch-free so it vectorizes.
 AIOV_INLINE float fast_exp(float x) {
-  float xc = x < -104.0f ? -104.0f : (x > 88.72f ? 88.72f : x);
+  using namespace exp_f32;
+  float xc = x < kLowest ? kLowest : (x > kHighest ? kHighest : x);
   // Round to nearest by adding and removing 1.5 * 2^23: plain arithmetic, unlike
   // nearbyint, which some target clones turn into a library call per element.
-  float k = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = xc - k * 0.693145751953125f;
-  r = r - k * 1.428606765330187e-06f;
-  // Taylor terms up to r^6 suffice for |r| <= ln2/2.
-  float p = 1.3888949e-3f;
-  p = p * r + 8.3333310e-3f;
-  p = p * r + 4.1666638e-2f;
-  p = p * r + 1.6666667e-1f;
-  p = p * r + 0.5f;
+  float k = (xc * kLog2e + 12582912.0f) - 12582912.0f;
+  float r = xc - k * kLn2Hi;
+  r = r - k * kLn2Lo;
+  float p = kC6;
+  p = p * r + kC5;
+  p = p * r + kC4;
+  p = p * r + kC3;
+  p = p * r + kC2;
   p = p * r * r + r + 1.0f;
   // 2^k in two factors so k in [-150, 128] never leaves the exponent range.
   int32_t e = (int32_t)k;
   int32_t e1 = e / 2, e2 = e - e1;
   float v = p * bits_to_float((uint32_t)(e1 + 127) << 23) * bits_to_float((uint32_t)(e2 + 127) << 23);
-  return x > 88.72f ? INFINITY : v;
+  return x > kHighest ? INFINITY : v;
 }
 
 AIOV_INLINE float fast_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }

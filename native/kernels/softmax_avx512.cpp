@@ -10,25 +10,28 @@
 
 #include <cmath>
 
+#include "kernels/exp_coefficients.hpp"
+
 namespace aiov {
 namespace softmax_detail {
 namespace {
 
 inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u); }
 
-// exp(x) for x <= 0 (NaN stays NaN), within a few ulp: the same reduction and Taylor terms
-// as fast_exp in scalar.hpp, with 2^k applied by vscalefps.
+// exp(x) for x <= 0 (NaN stays NaN), within a few ulp: fast_exp's reduction and Taylor
+// terms (exp_coefficients.hpp), with 2^k applied by vscalefps.
 inline __m512 exp_nonpositive(__m512 x) {
-  x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);  // operand order keeps NaN
-  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+  using namespace exp_f32;
+  x = _mm512_max_ps(_mm512_set1_ps(kLowest), x);  // operand order keeps NaN
+  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.428606765330187e-06f), r);
-  __m512 p = _mm512_set1_ps(1.3888949e-3f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3333310e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1666638e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666667e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2Hi), x);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2Lo), r);
+  __m512 p = _mm512_set1_ps(kC6);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kC5));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kC4));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kC3));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kC2));
   p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
   return _mm512_scalef_ps(p, k);
 }
