@@ -192,14 +192,18 @@ struct ForState {
 };
 }  // namespace
 
+int ThreadPool::usable_threads(int max_threads) const {
+  static const int cores = hardware_threads();  // cached: it may read sysfs
+  int threads = std::min(size() + 1, cores);
+  if (max_threads > 0) threads = std::min(threads, max_threads);
+  return std::max(threads, 1);
+}
+
 void ThreadPool::parallel_for(int64_t n, int64_t grain,
                               const std::function<void(int64_t, int64_t)>& fn, int max_threads) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
-  // The caller works too; threads beyond the cores would only preempt each other.
-  static const int cores = hardware_threads();
-  int threads = std::min(size() + 1, cores);
-  if (max_threads > 0) threads = std::min(threads, max_threads);
+  const int threads = usable_threads(max_threads);
   int64_t max_chunks = (n + grain - 1) / grain;
   if (threads <= 1 || max_chunks <= 1) {
     fn(0, n);

@@ -21,6 +21,9 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return (int)threads_.size(); }
+  // Threads a parallel_for may run on: the workers and the caller, at most one per core
+  // (more would only preempt each other) and at most max_threads when that is > 0.
+  int usable_threads(int max_threads = 0) const;
   // Queue a job. Exceptions escaping a job are swallowed: callers wrap jobs
   // with their own per-job status (see Request), so a worker never dies.
   void submit(std::function<void()> job);

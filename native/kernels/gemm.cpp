@@ -327,15 +327,7 @@ double min_parallel_ns(ThreadPool* pool) {
   return pool && pool->worker_spinning() ? kMinParallelNsSpinning : kMinParallelNs;
 }
 
-int usable_threads(ThreadPool* pool, int max_threads) {
-  if (!pool) return 1;
-  // The caller works too; more threads than cores only adds contention.
-  // Cached: hardware_threads() may read sysfs on every call.
-  static const int cores = hardware_threads();
-  int t = std::min(pool->size() + 1, cores);
-  if (max_threads > 0) t = std::min(t, max_threads);
-  return std::max(t, 1);
-}
+int usable_threads(ThreadPool* pool, int max_threads) { return pool ? pool->usable_threads(max_threads) : 1; }
 
 // Runs fn over [0, n) on up to `threads` threads in chunks of >= grain units.
 template <class Fn>

@@ -139,8 +139,7 @@ void Winograd2x3::run(const float* x, const Epilogue& e, float* y, ThreadPool* p
   // Tiles per block: the block's transformed inputs and products (16 x tiles x (C + O))
   // stay within ~512 KiB of L2; the block count is a multiple of the threads.
   const int64_t fit = std::max<int64_t>(8, (int64_t(512) << 10) / (kTaps * (g_.C + O_) * (int64_t)sizeof(float)));
-  int threads = pool ? std::min(pool->size() + 1, hardware_threads()) : 1;
-  if (max_threads > 0) threads = std::min(threads, max_threads);
+  const int threads = pool ? pool->usable_threads(max_threads) : 1;
   int64_t blocks = (tiles_ + fit - 1) / fit;
   blocks = (blocks + threads - 1) / threads * threads;
   const int64_t per = (tiles_ + blocks - 1) / blocks;
