@@ -14,8 +14,9 @@ is that framework's alone: the high-water resident set (VmHWM) minus the residen
 the imports and the inputs were made, i.e. weights, compiled plans and scratch. Latency is the
 median of ``--repeats`` runs of N sync calls each (N sized to about ``--budget`` seconds)
 after a warm-up. The frameworks' runs alternate, one of each per round, so load from
-elsewhere on a shared machine falls on all of them alike. openvino runs with ``INFERENCE_PRECISION_HINT=f32``; onnxruntime with its
-default CPU provider and graph optimisations. Before any timing, each peer's output is checked
+elsewhere on a shared machine falls on all of them alike. openvino runs with
+``INFERENCE_PRECISION_HINT=f32``; onnxruntime with its default CPU provider and graph
+optimisations. Before any timing, each peer's output is checked
 against aiov's (rtol = atol = 1e-3 relative to the output's scale).
 
 Run: ``python benchmarks/engine.py`` (a few minutes) or ``--quick``.
