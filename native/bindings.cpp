@@ -276,7 +276,8 @@ NB_MODULE(_core, m) {
         auto& x = c.model->outputs().at(i);
         return nb::make_tuple(x.name, (int)x.type, shape_or_none(x.shape));
       })
-      .def_prop_ro("cached_plans", [](const CompiledHandle& c) { return c.model->cached_plans(); });
+      .def_prop_ro("cached_plans", [](const CompiledHandle& c) { return c.model->cached_plans(); })
+      .def_prop_ro("shared_weights", [](const CompiledHandle& c) { return c.model->shared_weight_count(); });
 
   m.def("new_compiled_model", [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs,
                                  int num_threads, bool profiling) {

@@ -166,6 +166,41 @@ def test_plans_are_cached_per_input_shape():
     assert native.cached_plans == 3
 
 
+def test_threads_planning_new_shapes_at_once_share_the_weights():
+    # Plans for new shapes are built concurrently, outside the plan-cache lock; they meet in
+    # the model's shared-weights cache and must each end up with correct, complete panels.
+    rng = np.random.default_rng(5)
+    weights = [rng.standard_normal((64, 64)).astype(np.float32) * 0.1 for _ in range(3)]
+    for round_ in range(20):
+        x = ops.parameter([-1, 64], np.float32, name="x")
+        h = x
+        for w in weights:
+            h = ops.relu(ops.matmul(h, ops.constant(w)))
+        compiled = ov.compile_model(ov.Model(h, [x]))
+        batches = [1 + (round_ + i) % 7 * 5 for i in range(6)]
+        results, errors = {}, []
+
+        def worker(batch):
+            try:
+                data = np.full((batch, 64), 0.01 * batch, np.float32)
+                results[batch] = (data, compiled.infer_new_request({0: data})[0])
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(b,)) for b in batches]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        for data, out in results.values():
+            expected = data
+            for w in weights:
+                expected = np.maximum(expected @ w, 0)
+            np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+        assert compiled._native.shared_weights == 3  # one packing per weight, whichever thread made it
+
+
 def test_many_threads_share_the_pool_without_oversubscribing():
     compiled = _heavy_model(layers=3, size=256)
     x = np.random.default_rng(2).standard_normal((32, 256)).astype(np.float32)

@@ -523,3 +523,40 @@ def test_winograd_convolutions_match_the_direct_path_and_the_reference():
         np.testing.assert_allclose(wino, expected, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(direct, expected, rtol=1e-4, atol=1e-4)
         assert not np.array_equal(wino, direct)  # the Winograd path really ran
+
+
+def test_new_input_shapes_reuse_the_packed_weights():
+    # A server feeding many image sizes gets a plan per shape; the weights rearranged for the
+    # kernels (Winograd transforms, depthwise taps, GEMM panels) are made once and shared, so
+    # memory does not grow by a copy of the weights per shape. Results stay right throughout.
+    g = zoo.GraphBuilder(seed=21)
+    y = g.op("Relu", [g.op("Conv", ["x", g.weight(24, 16, 3, 3), g.weight(24, scale=0.1)], kernel_shape=[3, 3],
+                           pads=[1, 1, 1, 1])])  # Winograd
+    y = g.op("Conv", [y, g.weight(24, 1, 3, 3)], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=24)  # depthwise
+    y = g.op("Conv", [y, g.weight(40, 24, 3, 3)], kernel_shape=[3, 3], strides=[2, 2])  # im2col panels
+    y = g.op("Flatten", [g.op("GlobalAveragePool", [y])])
+    g.op("MatMul", [y, g.weight(40, 30)])
+    proto = g.model([zoo.image_input(16, None)])
+    compiled = ov.compile_model(proto.SerializeToString())
+    reference = ReferenceEvaluator(proto)
+    counts = []
+    for n, size in [(1, 16), (2, 24), (1, 20), (3, 18), (1, 16)]:
+        x = np.random.default_rng(n * size).standard_normal((n, 16, size, size)).astype(np.float32)
+        np.testing.assert_allclose(compiled({"x": x})[0], reference.run(None, {"x": x})[0], rtol=1e-4, atol=1e-4)
+        counts.append(compiled._native.shared_weights)
+    assert compiled._native.cached_plans == 4
+    assert counts == [4] * 5  # Winograd, depthwise, conv panels, MatMul panels: one of each
+
+
+def test_weights_packed_for_another_row_count_are_packed_again():
+    # The panel layout depends on how many rows meet the weights (a tall A takes the wide
+    # tiles; a short one keeps narrow weights as rows), so those plans must not share panels.
+    g = zoo.GraphBuilder(seed=22)
+    g.op("MatMul", ["x", g.weight(32, 8)])
+    proto = g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["m", 32])])
+    compiled = ov.compile_model(proto.SerializeToString())
+    reference = ReferenceEvaluator(proto)
+    for m in (1, 4096, 2, 4096):
+        x = np.random.default_rng(m).standard_normal((m, 32)).astype(np.float32)
+        np.testing.assert_allclose(compiled({"x": x})[0], reference.run(None, {"x": x})[0], rtol=1e-4, atol=1e-4)
+    assert compiled._native.shared_weights == 2

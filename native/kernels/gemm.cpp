@@ -850,13 +850,27 @@ const KernelSet& kernels_for_panels(int width) {
   if (ks.wide && width == ks.wide->nr) return *ks.wide;
   throw std::logic_error("PackedB was packed for a different GEMM kernel");
 }
+
+// Few columns are kept as dot-product rows, unless many rows of A will meet them.
+bool row_layout_for(int64_t N, int64_t rows_hint) {
+  return N <= kDotMaxN && (rows_hint < 0 || rows_hint <= 4 * kDotMaxM);
+}
 }  // namespace
+
+std::string PackedB::layout(bool trans_b, int64_t K, int64_t N, int64_t ldb, int64_t rows_hint) {
+  K = std::max<int64_t>(K, 0);
+  N = std::max<int64_t>(N, 0);
+  const KernelSet& ks = kernels_for_weights(N, rows_hint);
+  return std::string(ks.name) + (row_layout_for(N, rows_hint) ? " rows" : " panels") + " nr=" +
+         std::to_string(ks.nr) + (trans_b ? " B^T" : " B") + " K=" + std::to_string(K) + " N=" + std::to_string(N) +
+         " ldb=" + std::to_string(ldb);
+}
 
 PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb, int64_t rows_hint)
     : K_(std::max<int64_t>(K, 0)), N_(std::max<int64_t>(N, 0)) {
   const KernelSet& ks = kernels_for_weights(N_, rows_hint);
   panel_width_ = ks.nr;
-  row_layout_ = N_ <= kDotMaxN && (rows_hint < 0 || rows_hint <= 4 * kDotMaxM);
+  row_layout_ = row_layout_for(N_, rows_hint);
   size_ = row_layout_ ? (size_t)(N_ * K_) : (size_t)(ceil_div(N_, ks.nr) * K_ * ks.nr);
   data_ = std::unique_ptr<float[], AlignedFree>(alloc_floats(size_), AlignedFree{size_});
   if (N_ == 0 || K_ == 0) return;

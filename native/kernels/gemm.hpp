@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "kernels/epilogue.hpp"
 
@@ -26,6 +27,9 @@ class PackedB {
   // rows_hint: the M the weights will be multiplied with, when known (-1: unknown). Few
   // columns are kept as dot-product rows only for few rows of A; tall A wants panels.
   PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb, int64_t rows_hint = -1);
+  // Everything besides B's values that decides what the constructor makes from the same
+  // arguments: two calls with equal text and equal B bytes pack identical data.
+  static std::string layout(bool trans_b, int64_t K, int64_t N, int64_t ldb, int64_t rows_hint = -1);
   int64_t K() const { return K_; }
   int64_t N() const { return N_; }
   // Columns per panel: the micro-kernel width of the ISA picked when packing.

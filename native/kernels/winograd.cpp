@@ -69,12 +69,10 @@ bool Winograd2x3::worthwhile(const Window2d& g, int64_t O) {
   return g.C >= 16 && O >= 16 && tiles >= 32 && weight_bytes <= 8e6;
 }
 
-Winograd2x3::Winograd2x3(const Window2d& g, int64_t O, const float* filters)
-    : g_(g), O_(O), tiles_y_((g.OH + 1) / 2), tiles_x_((g.OW + 1) / 2), tiles_(g.N * tiles_y_ * tiles_x_) {
-  const int64_t C = g.C;
+WinogradFilters::WinogradFilters(int64_t C, int64_t O, const float* filters) {
   // U = G f G^T per (o, c), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; stored as 16
   // matrices [C, O] for the GEMM's packed B.
-  std::vector<float> u((size_t)(kTaps * C * O));
+  std::vector<float> all((size_t)(kTaps * C * O));
   for (int64_t o = 0; o < O; ++o)
     for (int64_t c = 0; c < C; ++c) {
       const float* f = filters + (o * C + c) * 9;
@@ -88,12 +86,16 @@ Winograd2x3::Winograd2x3(const Window2d& g, int64_t O, const float* filters)
       for (int i = 0; i < 4; ++i) {
         const float row[4] = {gf[i][0], 0.5f * (gf[i][0] + gf[i][1] + gf[i][2]),
                               0.5f * (gf[i][0] - gf[i][1] + gf[i][2]), gf[i][2]};
-        for (int j = 0; j < 4; ++j) u[((size_t)(i * 4 + j) * C + c) * O + o] = row[j];
+        for (int j = 0; j < 4; ++j) all[((size_t)(i * 4 + j) * C + c) * O + o] = row[j];
       }
     }
   for (int k = 0; k < kTaps; ++k)
-    u_.push_back(std::make_unique<PackedB>(false, C, O, u.data() + (size_t)k * C * O, O));
+    u.push_back(std::make_unique<PackedB>(false, C, O, all.data() + (size_t)k * C * O, O));
 }
+
+Winograd2x3::Winograd2x3(const Window2d& g, int64_t O, std::shared_ptr<const WinogradFilters> filters)
+    : g_(g), O_(O), tiles_y_((g.OH + 1) / 2), tiles_x_((g.OW + 1) / 2), tiles_(g.N * tiles_y_ * tiles_x_),
+      filters_(std::move(filters)) {}
 
 void Winograd2x3::block(const float* x, int64_t t0, int64_t count, const Epilogue& e, float* y) const {
   const Window2d& g = g_;
@@ -117,7 +119,7 @@ void Winograd2x3::block(const float* x, int64_t t0, int64_t count, const Epilogu
   }
   const Epilogue none;
   for (int k = 0; k < kTaps; ++k)
-    sgemm_packed(false, count, v + k * count * C, C, *u_[k], none, mx + k * count * O, O, nullptr);
+    sgemm_packed(false, count, v + k * count * C, C, *filters_->u[k], none, mx + k * count * O, O, nullptr);
   const bool more = e.residual || e.act.kind != ActKind::none;
   for (int64_t t = 0; t < count; ++t) {
     const int64_t tile = t0 + t, n = tile / (tiles_y_ * tiles_x_), r = tile % (tiles_y_ * tiles_x_);

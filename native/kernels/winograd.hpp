@@ -15,6 +15,14 @@ namespace aiov {
 
 class ThreadPool;
 
+// The 16 transformed filter matrices U = G f G^T of a 3x3 filter bank, each [C, O] packed
+// for the GEMM. They do not depend on the input size, so every plan of a model shares them.
+struct WinogradFilters {
+  // filters: [O, C, 3, 3] (OIHW).
+  WinogradFilters(int64_t C, int64_t O, const float* filters);
+  std::vector<std::unique_ptr<PackedB>> u;
+};
+
 class Winograd2x3 {
  public:
   // Whether the transform pays for a 3x3, stride-1, undilated, ungrouped convolution of this
@@ -22,8 +30,8 @@ class Winograd2x3 {
   // weights (16/9 of the filters) that still stream from cache.
   static bool worthwhile(const Window2d& g, int64_t O);
 
-  // filters: [O, C, 3, 3] (OIHW).
-  Winograd2x3(const Window2d& g, int64_t O, const float* filters);
+  // filters: made from the conv's [O, g.C, 3, 3] weights.
+  Winograd2x3(const Window2d& g, int64_t O, std::shared_ptr<const WinogradFilters> filters);
 
   // y [N, OH, OW, O] = epilogue(conv(x [N, H, W, C])); y must not overlap x.
   void run(const float* x, const Epilogue& e, float* y, ThreadPool* pool, int max_threads) const;
@@ -33,7 +41,7 @@ class Winograd2x3 {
 
   Window2d g_;
   int64_t O_, tiles_y_, tiles_x_, tiles_;
-  std::vector<std::unique_ptr<PackedB>> u_;  // 16 transformed filter matrices, C x O
+  std::shared_ptr<const WinogradFilters> filters_;
 };
 
 }  // namespace aiov

@@ -207,11 +207,16 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   const FusedOutput output(ctx);
   const float* filters = static_cast<const float*>(ctx.in[1].data);
 
+  // Weights are rearranged once per compiled model; the recipe names each rearrangement.
+  const std::string filter_shape = " filters " + dims_str(fs) + " group " + std::to_string(group);
   if (Cg == 1 && Og == 1 && group == g.C) {
     // Depthwise: filters as [taps, C] so the channel loop is contiguous.
-    auto wd = std::make_shared<std::vector<float>>(taps * g.C);
-    for (int64_t c = 0; c < g.C; ++c)
-      for (int64_t t = 0; t < taps; ++t) (*wd)[t * g.C + c] = filters[c * taps + t];
+    auto wd = ctx.derived<std::vector<float>>(1, "depthwise taps x C" + filter_shape, [&] {
+      auto t = std::make_shared<std::vector<float>>(taps * g.C);
+      for (int64_t c = 0; c < g.C; ++c)
+        for (int64_t k = 0; k < taps; ++k) (*t)[k * g.C + c] = filters[c * taps + k];
+      return t;
+    });
     return [g, wd, output](const KernelArgs& a) {
       depthwise_conv_nhwc(g, a.in[0]->as<float>(), wd->data(), output.at(a, g.C), a.out[0]->as<float>(),
                           a.ctx->pool, a.ctx->max_threads);
@@ -219,33 +224,40 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   }
 
   if (group == 1 && winograd_enabled() && Winograd2x3::worthwhile(g, O)) {
-    auto wino = std::make_shared<Winograd2x3>(g, O, filters);
+    auto transformed = ctx.derived<WinogradFilters>(1, "winograd F(2x2,3x3)" + filter_shape, [&] {
+      return std::make_shared<WinogradFilters>(g.C, O, filters);
+    });
+    auto wino = std::make_shared<Winograd2x3>(g, O, std::move(transformed));
     return [wino, output, O](const KernelArgs& a) {
       wino->run(a.in[0]->as<float>(), output.at(a, O), a.out[0]->as<float>(), a.ctx->pool, a.ctx->max_threads);
     };
   }
 
   // Dense (per group): weights as B [K, Og] with K ordered (ky, kx, c), packed once.
-  std::vector<std::shared_ptr<PackedB>> packed;
-  std::vector<float> wt((size_t)(Og * K));
-  for (int64_t gi = 0; gi < group; ++gi) {
-    for (int64_t o = 0; o < Og; ++o)
-      for (int64_t c = 0; c < Cg; ++c)
-        for (int64_t t = 0; t < taps; ++t) wt[o * K + t * Cg + c] = filters[((gi * Og + o) * Cg + c) * taps + t];
-    packed.push_back(std::make_shared<PackedB>(true, K, Og, wt.data(), K, M));
-  }
+  using GroupPanels = std::vector<std::unique_ptr<PackedB>>;
+  auto packed = ctx.derived<GroupPanels>(1, "conv panels" + filter_shape + " " + PackedB::layout(true, K, Og, K, M), [&] {
+    auto panels = std::make_shared<GroupPanels>();
+    std::vector<float> wt((size_t)(Og * K));
+    for (int64_t gi = 0; gi < group; ++gi) {
+      for (int64_t o = 0; o < Og; ++o)
+        for (int64_t c = 0; c < Cg; ++c)
+          for (int64_t t = 0; t < taps; ++t) wt[o * K + t * Cg + c] = filters[((gi * Og + o) * Cg + c) * taps + t];
+      panels->push_back(std::make_unique<PackedB>(true, K, Og, wt.data(), K, M));
+    }
+    return panels;
+  });
   const bool direct = taps == 1 && group == 1 && g.sh == 1 && g.sw == 1 && w.pad_begin[0] == 0 &&
                       w.pad_begin[1] == 0 && w.pad_end[0] == 0 && w.pad_end[1] == 0;
   return [g, packed, output, direct, O, Cg, Og, M](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
     float* y = a.out[0]->as<float>();
-    for (size_t gi = 0; gi < packed.size(); ++gi) {
+    for (size_t gi = 0; gi < packed->size(); ++gi) {
       const Epilogue e = output.at(a, O, (int64_t)gi * Og);
       if (direct) {
-        sgemm_packed(false, M, x, g.C, *packed[gi], e, y + gi * Og, O, a.ctx->pool, a.ctx->max_threads);
+        sgemm_packed(false, M, x, g.C, *(*packed)[gi], e, y + gi * Og, O, a.ctx->pool, a.ctx->max_threads);
       } else {
         ConvRows rows(g, Cg, (int64_t)gi * Cg, x);
-        sgemm_packed(M, rows, *packed[gi], e, y + gi * Og, O, a.ctx->pool, a.ctx->max_threads);
+        sgemm_packed(M, rows, *(*packed)[gi], e, y + gi * Og, O, a.ctx->pool, a.ctx->max_threads);
       }
     }
   };

@@ -103,6 +103,14 @@ MatMulGeometry geometry(const Dims& sa, const Dims& sb, const Dims& so, bool ta,
   return g;
 }
 
+// Input 1 (constant weights) packed for rows of A, once per compiled model.
+std::shared_ptr<const PackedB> packed_weights(const PrepareContext& ctx, bool tb, int64_t K, int64_t N, int64_t ldb,
+                                              int64_t rows) {
+  return ctx.derived<PackedB>(1, "PackedB " + PackedB::layout(tb, K, N, ldb, rows), [&] {
+    return std::make_shared<PackedB>(tb, K, N, static_cast<const float*>(ctx.in[1].data), ldb, rows);
+  });
+}
+
 KernelFn prepare_f32(const PrepareContext& ctx, const MatMulGeometry& g) {
   const int64_t lda = g.ta ? g.M : g.K, ldb = g.tb ? g.K : g.N;
   bool b_shared = true;  // every batch reads the same B
@@ -112,7 +120,7 @@ KernelFn prepare_f32(const PrepareContext& ctx, const MatMulGeometry& g) {
   if (ctx.in[1].data && b_shared && !g.ta && a_dense) {
     // Weights known at compile time: pack once, then one GEMM over all rows.
     int64_t rows = g.M * g.batches;
-    auto packed = std::make_shared<PackedB>(g.tb, g.K, g.N, static_cast<const float*>(ctx.in[1].data), ldb, rows);
+    auto packed = packed_weights(ctx, g.tb, g.K, g.N, ldb, rows);
     int64_t K = g.K, N = g.N;
     return [packed, rows, K, N](const KernelArgs& k) {
       sgemm_packed(false, rows, k.in[0]->as<float>(), K, *packed, Epilogue{}, k.out[0]->as<float>(), N,
@@ -206,7 +214,7 @@ KernelFn prepare_fused_matmul(const PrepareContext& ctx) {
   const Dims& ws = ctx.in[1].shape;
   const int64_t K = tb ? ws[1] : ws[0], N = tb ? ws[0] : ws[1];
   const int64_t rows = K ? numel(ctx.in[0].shape) / K : 0;
-  auto packed = std::make_shared<PackedB>(tb, K, N, static_cast<const float*>(ctx.in[1].data), tb ? K : N, rows);
+  auto packed = packed_weights(ctx, tb, K, N, tb ? K : N, rows);
   const FusedOutput output(ctx);
   return [packed, rows, N, output](const KernelArgs& k) {
     sgemm_packed(false, rows, k.in[0]->as<float>(), packed->K(), *packed, output.at(k, N), k.out[0]->as<float>(),

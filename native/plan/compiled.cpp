@@ -156,6 +156,7 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
   auto value_of = [&](const Value& v) { return first_value.at(v.node.get()) + v.index; };
   std::vector<int> alias_root;     // storage owner of each value
   std::vector<bool> known;         // value known at plan time
+  std::vector<bool> model_constant;  // value is a constant of graph_ (same bytes in every plan)
   std::vector<bool> runtime_node;  // per order index
 
   std::unordered_map<const Node*, int> param_index;
@@ -179,6 +180,7 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
       plan->values.push_back(s);
       alias_root.push_back(base);
       known.push_back(keyed);
+      model_constant.push_back(false);
       continue;
     }
     if (n.op == "Constant") {
@@ -190,6 +192,7 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
       plan->values.push_back(s);
       alias_root.push_back(base);
       known.push_back(true);
+      model_constant.push_back(true);
       continue;
     }
     const OpDef& def = reg.get(n.op);
@@ -209,7 +212,8 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
     }
     all_known = all_known || def.shape_only;
     std::vector<PortInfo> outs = def.infer(ictx);
-    PrepareContext pctx{n, in_views, {}};
+    PrepareContext pctx{n, in_views, {}, &shared_weights_, {}};
+    for (const auto& in : n.inputs) pctx.in_model_constant.push_back(model_constant[value_of(in)]);
     for (size_t o = 0; o < outs.size(); ++o) {
       if (!outs[o].shape.is_static())
         throw InputError(n.describe() + ": output " + std::to_string(o) + " shape " + outs[o].shape.str() +
@@ -240,6 +244,8 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
         plan->values.push_back(s);
         alias_root.push_back((int)plan->values.size() - 1);
         known.push_back(true);
+        // A view of a model constant (Reshape, Squeeze) is still that constant's bytes.
+        model_constant.push_back(def.aliases_input0 && pctx.in_model_constant.at(0));
       }
       continue;
     }
@@ -254,6 +260,7 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
       plan->values.push_back(s);
       alias_root.push_back(def.aliases_input0 ? alias_root[step.ins[0]] : id);
       known.push_back(false);
+      model_constant.push_back(false);
       step.outs.push_back(id);
     }
     plan->steps.push_back(std::move(step));

@@ -66,6 +66,8 @@ class CompiledModel {
   const std::vector<bool>& value_keyed() const { return value_keyed_; }
   bool has_value_keyed() const { return any_value_keyed_; }
   size_t cached_plans() const;
+  // Weights derived from constants that the cached plans hold (packed, transformed).
+  size_t shared_weight_count() const { return shared_weights_.size(); }
 
  private:
   std::shared_ptr<ShapePlan> build_plan(const std::vector<Dims>& key) const;
@@ -77,6 +79,7 @@ class CompiledModel {
   std::vector<IoInfo> inputs_, outputs_;
   mutable std::mutex mutex_;
   mutable std::map<std::vector<Dims>, std::shared_ptr<const ShapePlan>> plans_;
+  mutable SharedWeights shared_weights_;
 };
 
 }  // namespace aiov

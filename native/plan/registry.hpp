@@ -9,6 +9,7 @@
 #include "core/types.hpp"
 #include "kernels/epilogue.hpp"
 #include "plan/graph.hpp"
+#include "plan/shared_weights.hpp"
 
 namespace aiov {
 
@@ -39,6 +40,19 @@ struct PrepareContext {
   // Concrete types and shapes; `data` is set for inputs known at plan time.
   std::vector<TensorView> in;
   std::vector<TensorView> out;
+  // Set while a compiled model plans: where weights derived from its constants are shared.
+  SharedWeights* shared = nullptr;
+  // Per input: the data is one of the model's constants (the same bytes in every plan).
+  std::vector<bool> in_model_constant;
+
+  // What `make` derives from input `input`'s constant data, built once per compiled model
+  // when the input is a model constant (see SharedWeights::get for `recipe`), else now.
+  template <class T, class Make>
+  std::shared_ptr<const T> derived(size_t input, const std::string& recipe, Make&& make) const {
+    if (shared && input < in_model_constant.size() && in_model_constant[input])
+      return shared->get<T>(in[input].data, recipe, make);
+    return make();
+  }
 };
 
 using InferFn = std::vector<PortInfo> (*)(const InferContext&);
