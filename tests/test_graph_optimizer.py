@@ -127,14 +127,22 @@ def test_fused_activations_match(op, extra, monkeypatch):
     assert op not in node_types(proto, feeds) and "aiov.FusedConv" in node_types(proto, feeds)
 
 
-def test_batchnorm_scale_and_bias_fold_into_the_filters(monkeypatch):
+@pytest.mark.parametrize("cin, cout, k, stride, group, size", [
+    (6, 10, 3, 1, 1, 9),     # im2col panels
+    (16, 24, 3, 1, 1, 16),   # Winograd
+    (16, 16, 3, 1, 16, 9),   # depthwise
+    (12, 20, 1, 1, 1, 9),    # 1x1 on the input as it lies
+])
+def test_batchnorm_scale_and_bias_fold_into_the_filters(cin, cout, k, stride, group, size, monkeypatch):
+    # The fold leaves the model's filters as they are and scales them as each kernel
+    # rearranges them: every kernel path must apply the scale.
     g = zoo.GraphBuilder(seed=4)
-    y = g.conv_bn("x", 6, 10, 3, 1, act=None, bias=True)
-    y = g.op("Mul", [y, g.const(RNG.uniform(0.5, 2, (1, 10, 1, 1)).astype(np.float32))])
+    y = g.conv_bn("x", cin, cout, k, stride, group=group, act=None, bias=True)
+    y = g.op("Mul", [y, g.const(RNG.uniform(0.5, 2, (1, cout, 1, 1)).astype(np.float32))])
     y = g.op("Sub", [y, g.const(np.float32(0.25))])
     g.op("Relu", [y])
-    proto = g.model([zoo.image_input(6, None)])
-    feeds = image(2, 6, 9)
+    proto = g.model([zoo.image_input(cin, None)])
+    feeds = image(2, cin, size)
     check(proto, feeds, monkeypatch)
     assert node_types(proto, feeds).count("aiov.FusedConv") == 1
     assert not {"BatchNormInference", "Multiply", "Subtract", "Relu"} & set(node_types(proto, feeds))

@@ -69,13 +69,15 @@ bool Winograd2x3::worthwhile(const Window2d& g, int64_t O) {
   return g.C >= 16 && O >= 16 && tiles >= 32 && weight_bytes <= 8e6;
 }
 
-WinogradFilters::WinogradFilters(int64_t C, int64_t O, const float* filters) {
+WinogradFilters::WinogradFilters(int64_t C, int64_t O, const float* filters, const std::vector<float>& scale) {
   // U = G f G^T per (o, c), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; stored as 16
   // matrices [C, O] for the GEMM's packed B.
   std::vector<float> all((size_t)(kTaps * C * O));
   for (int64_t o = 0; o < O; ++o)
     for (int64_t c = 0; c < C; ++c) {
-      const float* f = filters + (o * C + c) * 9;
+      const float* raw = filters + (o * C + c) * 9;
+      float f[9];
+      for (int j = 0; j < 9; ++j) f[j] = scale.empty() ? raw[j] : raw[j] * scale[o];
       float gf[4][3];
       for (int j = 0; j < 3; ++j) {
         gf[0][j] = f[j];

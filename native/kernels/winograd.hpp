@@ -18,8 +18,8 @@ class ThreadPool;
 // The 16 transformed filter matrices U = G f G^T of a 3x3 filter bank, each [C, O] packed
 // for the GEMM. They do not depend on the input size, so every plan of a model shares them.
 struct WinogradFilters {
-  // filters: [O, C, 3, 3] (OIHW).
-  WinogradFilters(int64_t C, int64_t O, const float* filters);
+  // filters: [O, C, 3, 3] (OIHW), output channel o's times scale[o] when scale is given.
+  WinogradFilters(int64_t C, int64_t O, const float* filters, const std::vector<float>& scale = {});
   std::vector<std::unique_ptr<PackedB>> u;
 };
 

@@ -31,6 +31,10 @@ std::vector<PortInfo> infer_fused_conv(const InferContext& c) {
     throw InputError(c.node.describe() + ": bias must have one value per output channel, got " + b.str());
   if (c.in.size() > 3 && c.in[3].shape.is_static() && y.is_static() && c.in[3].shape.dims != y.dims)
     throw InputError(c.node.describe() + ": residual must be " + y.str() + ", got " + c.in[3].shape.str());
+  const size_t scales = c.node.attr_floats("filter_scale", {}).size();
+  if (scales && c.in[1].shape.rank_known && c.in[1].shape.dims[0] >= 0 && (int64_t)scales != c.in[1].shape.dims[0])
+    throw InputError(c.node.describe() + ": filter_scale must have one value per output channel (" +
+                     std::to_string(c.in[1].shape.dims[0]) + "), got " + std::to_string(scales));
   return {PortInfo{c.in[0].type, y}};
 }
 
@@ -206,15 +210,25 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   const int64_t M = g.N * g.OH * g.OW;
   const FusedOutput output(ctx);
   const float* filters = static_cast<const float*>(ctx.in[1].data);
+  // Output channel o's filter times scale[o] (a BatchNorm the optimizer folded): applied here,
+  // as the filters are rearranged, so the model's filter constant is used without a copy.
+  const std::vector<double> scale_attr = node.attr_floats("filter_scale", {});
+  const std::vector<float> scale(scale_attr.begin(), scale_attr.end());  // its length: infer_fused_conv
+  auto filter = [&](int64_t o, int64_t i) {  // element i of output channel o's filter
+    const float f = filters[o * Cg * taps + i];
+    return scale.empty() ? f : f * scale[o];
+  };
 
-  // Weights are rearranged once per compiled model; the recipe names each rearrangement.
-  const std::string filter_shape = " filters " + dims_str(fs) + " group " + std::to_string(group);
+  // Weights are rearranged once per compiled model; the recipe names each rearrangement
+  // (and, for scaled filters, the node whose scale they carry).
+  const std::string filter_shape = " filters " + dims_str(fs) + " group " + std::to_string(group) +
+                                   (scale.empty() ? "" : " scaled by node " + std::to_string(node.id));
   if (Cg == 1 && Og == 1 && group == g.C) {
     // Depthwise: filters as [taps, C] so the channel loop is contiguous.
     auto wd = ctx.derived<std::vector<float>>(1, "depthwise taps x C" + filter_shape, [&] {
       auto t = std::make_shared<std::vector<float>>(taps * g.C);
       for (int64_t c = 0; c < g.C; ++c)
-        for (int64_t k = 0; k < taps; ++k) (*t)[k * g.C + c] = filters[c * taps + k];
+        for (int64_t k = 0; k < taps; ++k) (*t)[k * g.C + c] = filter(c, k);
       return t;
     });
     return [g, wd, output](const KernelArgs& a) {
@@ -225,7 +239,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
 
   if (group == 1 && winograd_enabled() && Winograd2x3::worthwhile(g, O)) {
     auto transformed = ctx.derived<WinogradFilters>(1, "winograd F(2x2,3x3)" + filter_shape, [&] {
-      return std::make_shared<WinogradFilters>(g.C, O, filters);
+      return std::make_shared<WinogradFilters>(g.C, O, filters, scale);
     });
     auto wino = std::make_shared<Winograd2x3>(g, O, std::move(transformed));
     return [wino, output, O](const KernelArgs& a) {
@@ -241,7 +255,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     for (int64_t gi = 0; gi < group; ++gi) {
       for (int64_t o = 0; o < Og; ++o)
         for (int64_t c = 0; c < Cg; ++c)
-          for (int64_t t = 0; t < taps; ++t) wt[o * K + t * Cg + c] = filters[((gi * Og + o) * Cg + c) * taps + t];
+          for (int64_t t = 0; t < taps; ++t) wt[o * K + t * Cg + c] = filter(gi * Og + o, c * taps + t);
       panels->push_back(std::make_unique<PackedB>(true, K, Og, wt.data(), K, M));
     }
     return panels;

@@ -256,7 +256,7 @@ class Rewriter {
           conv->attr_str("layout", "nchw") != "nchw")
         continue;
       const Dims fdims = filters->outputs[0].shape.dims;
-      const int64_t O = fdims[0], per_out = numel(fdims) / std::max<int64_t>(O, 1);
+      const int64_t O = fdims[0];
       std::vector<float> scale(O, 1.0f), bias(O, 0.0f), vec;
       // Per-channel ops right after the convolution fold into its filters and bias.
       Node* last = conv.get();
@@ -287,14 +287,15 @@ class Rewriter {
         }
         last = u;
       }
-      std::vector<float> w = floats_of(*filters);
-      for (int64_t o = 0; o < O; ++o)
-        for (int64_t i = 0; i < per_out; ++i) w[o * per_out + i] *= scale[o];
       Attrs attrs = conv->attrs;
       attrs["layout"] = std::string("nhwc");
+      // The filters stay the model's constant, shared with the model rather than copied; the
+      // kernel applies the per-channel scale as it rearranges them (see aiov.FusedConv).
+      if (std::any_of(scale.begin(), scale.end(), [](float s) { return s != 1.0f; }))
+        attrs["filter_scale"] = std::vector<double>(scale.begin(), scale.end());
       NodePtr xt = transposed_to(conv->inputs[0], kToNhwc);
       NodePtr fused = make_node("aiov.FusedConv",
-                                {Value{xt, 0}, Value{f32_constant(fdims, w, filters->name), 0},
+                                {Value{xt, 0}, conv->inputs[1],
                                  Value{f32_constant(Dims{O}, bias, conv->name + "/bias"), 0}},
                                 attrs, conv->name);
       replace(Value{shared(last), 0}, Value{to_nchw(fused), 0});

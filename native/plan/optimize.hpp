@@ -8,9 +8,10 @@ namespace aiov {
 //  - constant subgraphs folded into constants;
 //  - the erf form of Gelu recognised as one Gelu;
 //  - 2-D convolutions with constant filters become aiov.FusedConv in NHWC, with following
-//    per-channel scale/bias/BatchNorm folded into the filters; layout changes move past
-//    layout-blind ops (activations, elementwise, pooling, reductions) and cancel, so they
-//    remain only at the edges of convolution regions;
+//    per-channel scale/bias/BatchNorm folded into its bias and a per-channel filter scale
+//    (the filter constant itself is not copied); layout changes move past layout-blind ops
+//    (activations, elementwise, pooling, reductions) and cancel, so they remain only at the
+//    edges of convolution regions;
 //  - MatMul with constant weights and a bias becomes aiov.FusedMatMul;
 //  - a residual Add and an activation after a fused op are applied as it writes its output.
 // Parameters keep their order and the outputs compute the same values.
