@@ -568,3 +568,8 @@ def test_weights_packed_for_another_row_count_are_packed_again():
         x = np.random.default_rng(m).standard_normal((m, 32)).astype(np.float32)
         np.testing.assert_allclose(compiled({"x": x})[0], reference.run(None, {"x": x})[0], rtol=1e-4, atol=1e-4)
     assert compiled._native.shared_weights == 2
+    # Once the plans using the row layout leave the plan cache (64 shapes), so does that copy.
+    for m in range(100, 164):
+        compiled({"x": np.ones((m, 32), np.float32)})
+    assert compiled._native.cached_plans == 64
+    assert compiled._native.shared_weights == 1
