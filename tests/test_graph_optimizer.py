@@ -148,6 +148,24 @@ def test_batchnorm_scale_and_bias_fold_into_the_filters(cin, cout, k, stride, gr
     assert not {"BatchNormInference", "Multiply", "Subtract", "Relu"} & set(node_types(proto, feeds))
 
 
+@pytest.mark.parametrize("cin, size", [(8, 9), (16, 16)])  # im2col panels; Winograd
+def test_one_filter_under_different_batchnorms(cin, size, monkeypatch):
+    # Three convolutions share one filter initializer: two fold different BatchNorms, one
+    # none. Each must get its own scaled weights, not another's from the shared cache.
+    g = zoo.GraphBuilder(seed=23)
+    w = g.weight(cin, cin, 3, 3)
+    branches = []
+    for with_bn in (True, True, False):
+        y = g.op("Conv", ["x", w], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+        if with_bn:
+            y = g.op("BatchNormalization", [y, g.positive(cin), g.weight(cin, scale=0.1), g.weight(cin, scale=0.1),
+                                            g.positive(cin)], epsilon=1e-5)
+        branches.append(y)
+    g.op("Concat", branches, axis=1)
+    proto = g.model([zoo.image_input(cin, None)])
+    check(proto, image(1, cin, size), monkeypatch)
+
+
 def test_resnet_block_keeps_nhwc_between_convolutions(monkeypatch):
     proto = zoo.resnet50(blocks=(2, 1), width=8, classes=7)
     feeds = image(2, 3, 40)
