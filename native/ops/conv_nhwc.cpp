@@ -249,7 +249,8 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
 
   // Dense (per group): weights as B [K, Og] with K ordered (ky, kx, c), packed once.
   using GroupPanels = std::vector<std::unique_ptr<PackedB>>;
-  auto packed = ctx.derived<GroupPanels>(1, "conv panels" + filter_shape + " " + PackedB::layout(true, K, Og, K, M), [&] {
+  const std::string panels_recipe = "conv panels" + filter_shape + " " + PackedB::layout(true, K, Og, K, M);
+  auto packed = ctx.derived<GroupPanels>(1, panels_recipe, [&] {
     auto panels = std::make_shared<GroupPanels>();
     std::vector<float> wt((size_t)(Og * K));
     for (int64_t gi = 0; gi < group; ++gi) {

@@ -258,7 +258,7 @@ class Rewriter {
       const Dims fdims = filters->outputs[0].shape.dims;
       const int64_t O = fdims[0];
       std::vector<float> scale(O, 1.0f), bias(O, 0.0f), vec;
-      // Per-channel ops right after the convolution fold into its filters and bias.
+      // Per-channel ops right after the convolution fold into a filter scale and its bias.
       Node* last = conv.get();
       for (Node* u = sole_user(*last); u; u = sole_user(*last)) {
         const bool first_in = u->inputs[0].node.get() == last;
