@@ -61,15 +61,16 @@ class ConvRows final : public RowSource {
     // With one group and no dilation, one kernel row (kw pixels x C channels) is a single
     // contiguous run of the input whenever it lies inside the image.
     const bool row_runs = cg_ == g_.C && g_.dw == 1;
-    const int64_t run = g_.kw * g_.C;
-    if (row_runs && k0 == 0 && kc == g_.kh * run && run <= 64) {
-      whole_short_rows(m0, count, dst, ld);
-      return;
+    if (row_runs && k0 == 0 && kc == g_.kh * g_.kw * g_.C) {
+      // Whole rows of the common stems (3 channels, 3x3 or 7x7 kernels): kernel-row runs of
+      // a length known at compile time, each copied in a few moves instead of a loop.
+      switch (g_.kw * g_.C) {
+        case 9: return run_rows<9>(m0, count, k0, kc, dst, ld);
+        case 21: return run_rows<21>(m0, count, k0, kc, dst, ld);
+        default: break;
+      }
     }
-    if (row_runs) {
-      run_rows(m0, count, k0, kc, dst, ld);
-      return;
-    }
+    if (row_runs) return run_rows<0>(m0, count, k0, kc, dst, ld);
     for (int64_t r = 0; r < count; ++r) {
       const int64_t m = m0 + r, n = m / ohw, p = m % ohw;
       const int64_t iy0 = (p / g_.OW) * g_.sh - g_.ph, ix0 = (p % g_.OW) * g_.sw - g_.pw;
@@ -87,61 +88,20 @@ class ConvRows final : public RowSource {
   }
 
  private:
-  // Whole rows whose kernel-row runs are short (few input channels: the stem of an image
-  // network). A call per run would cost more than the copy, so rows are made a span of
-  // output pixels at a time, one kernel row after another: interior pixels copy a run of a
-  // length known at compile time for the common stems (3 channels, 3x3 or 7x7 kernels).
-  void whole_short_rows(int64_t m0, int64_t count, float* dst, int64_t ld) const {
-    switch (g_.kw * g_.C) {
-      case 9: return short_rows<9>(m0, count, dst, ld);
-      case 21: return short_rows<21>(m0, count, dst, ld);
-      default: return short_rows<0>(m0, count, dst, ld);
-    }
-  }
-
+  // Rows of one group spanning all channels with undilated kernel rows: each kernel row is
+  // one run of kw * C floats of the input, and neighbouring output columns read runs sw * C
+  // apart. Rows are made a span of output columns at a time and one piece of a kernel row
+  // (the part inside [k0, k0 + kc)) after another, so interior pixels are strided block
+  // copies with no per-pixel index arithmetic (per-row memcpy calls cost 10% of a 3x3 conv).
+  // kRun > 0: whole rows (k0 = 0, kc = K) whose runs are kRun floats.
   template <int kRun>
-  void short_rows(int64_t m0, int64_t count, float* dst, int64_t ld) const {
+  void run_rows(int64_t m0, int64_t count, int64_t k0, int64_t kc, float* dst, int64_t ld) const {
     const int64_t run = kRun ? kRun : g_.kw * g_.C, ohw = g_.OH * g_.OW, step = g_.sw * g_.C;
     int64_t lo, hi;
     interior_columns(lo, hi);
     for (int64_t m = m0, end = m0 + count; m < end;) {
       const int64_t n = m / ohw, oy = (m % ohw) / g_.OW, ox0 = (m % ohw) % g_.OW;
       const int64_t ox1 = std::min(g_.OW, ox0 + (end - m));  // this span: columns [ox0, ox1) of row oy
-      const float* img = x_ + n * g_.H * g_.W * g_.C;
-      for (int64_t ky = 0; ky < g_.kh; ++ky) {
-        float* d = dst + ky * run;
-        const int64_t iy = oy * g_.sh - g_.ph + ky * g_.dh;
-        if (iy < 0 || iy >= g_.H) {
-          fill_rows(d, ld, ox1 - ox0, run, 0.0f);
-          continue;
-        }
-        const float* line = img + iy * g_.W * g_.C;
-        const int64_t in_lo = std::clamp(lo, ox0, ox1), in_hi = std::clamp(hi, in_lo, ox1);
-        for (int64_t ox = ox0; ox < in_lo; ++ox, d += ld) border_piece(line, ox, 0, run, d);
-        const float* s = line + (in_lo * g_.sw - g_.pw) * g_.C;
-        for (int64_t ox = in_lo; ox < in_hi; ++ox, d += ld, s += step) {
-          if constexpr (kRun > 0) std::memcpy(d, s, kRun * sizeof(float));
-          else std::copy_n(s, run, d);
-        }
-        for (int64_t ox = in_hi; ox < ox1; ++ox, d += ld) border_piece(line, ox, 0, run, d);
-      }
-      dst += (ox1 - ox0) * ld;
-      m += ox1 - ox0;
-    }
-  }
-
-  // Rows of one group spanning all channels with undilated kernel rows: each kernel row is
-  // one run of kw * C floats of the input, and neighbouring output columns read runs sw * C
-  // apart. Rows are made a span of output columns at a time and one piece of a kernel row
-  // (the part inside [k0, k0 + kc)) after another, so interior pixels are strided block
-  // copies with no per-pixel index arithmetic (per-row memcpy calls cost 10% of a 3x3 conv).
-  void run_rows(int64_t m0, int64_t count, int64_t k0, int64_t kc, float* dst, int64_t ld) const {
-    const int64_t run = g_.kw * g_.C, ohw = g_.OH * g_.OW, step = g_.sw * g_.C;
-    int64_t lo, hi;
-    interior_columns(lo, hi);
-    for (int64_t m = m0, end = m0 + count; m < end;) {
-      const int64_t n = m / ohw, oy = (m % ohw) / g_.OW, ox0 = (m % ohw) % g_.OW;
-      const int64_t ox1 = std::min(g_.OW, ox0 + (end - m));
       const int64_t span = ox1 - ox0;
       const float* img = x_ + n * g_.H * g_.W * g_.C;
       const int64_t in_lo = std::clamp(lo, ox0, ox1), in_hi = std::clamp(hi, in_lo, ox1);
@@ -154,7 +114,12 @@ class ConvRows final : public RowSource {
         } else {
           const float* line = img + iy * g_.W * g_.C;
           for (int64_t ox = ox0; ox < in_lo; ++ox) border_piece(line, ox, q, len, d + (ox - ox0) * ld);
-          copy_rows(line + (in_lo * g_.sw - g_.pw) * g_.C + q, step, d + (in_lo - ox0) * ld, ld, in_hi - in_lo, len);
+          const float* s = line + (in_lo * g_.sw - g_.pw) * g_.C + q;
+          float* di = d + (in_lo - ox0) * ld;
+          if constexpr (kRun > 0)
+            for (int64_t ox = in_lo; ox < in_hi; ++ox, di += ld, s += step) std::memcpy(di, s, kRun * sizeof(float));
+          else
+            copy_rows(s, step, di, ld, in_hi - in_lo, len);
           for (int64_t ox = in_hi; ox < ox1; ++ox) border_piece(line, ox, q, len, d + (ox - ox0) * ld);
         }
         k += len;
