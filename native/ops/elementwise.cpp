@@ -62,46 +62,64 @@ struct PowF {
 struct BroadcastGeometry {
   int64_t total = 0;
   int64_t inner = 1;
-  int64_t a_inner_step = 1, b_inner_step = 1;
-  Dims outer;                  // collapsed outer dims
-  std::vector<int64_t> sa, sb; // element strides for outer dims (0 where broadcast)
+  size_t inputs = 0;
+  std::vector<int64_t> inner_step;  // per input: 0 where broadcast, else 1
+  Dims outer;                       // collapsed outer dims
+  std::vector<int64_t> strides;     // [outer dim][input]: element strides (0 where broadcast)
+
+  // off[i] = where input i's row r starts. N: the input count when known at compile time,
+  // so the binary ops' per-row arithmetic unrolls (rows may be only a few elements long).
+  template <size_t N = 0>
+  void row_offsets(int64_t r, int64_t* off) const {
+    const size_t n = N ? N : inputs;
+    for (size_t i = 0; i < n; ++i) off[i] = 0;
+    for (int d = (int)outer.size() - 1; d >= 0; --d) {
+      const int64_t idx = r % outer[d];
+      r /= outer[d];
+      for (size_t i = 0; i < n; ++i) off[i] += idx * strides[d * n + i];
+    }
+  }
 };
 
-BroadcastGeometry make_geometry(const Dims& out, const Dims& a, const Dims& b) {
-  size_t r = out.size();
-  auto aligned = [r](const Dims& d) {
-    Dims x(r, 1);
-    std::copy(d.begin(), d.end(), x.begin() + (r - d.size()));
-    return x;
-  };
-  Dims A = aligned(a), B = aligned(b);
+BroadcastGeometry make_geometry(const Dims& out, const std::vector<Dims>& ins) {
+  const size_t r = out.size(), n = ins.size();
   // Drop size-1 output dims, merge neighbours with the same broadcast pattern.
-  struct D { int64_t n; bool ab, bb; };
+  struct D {
+    int64_t n;
+    std::vector<bool> bcast;  // per input
+  };
   std::vector<D> dims;
-  for (size_t i = 0; i < r; ++i) {
-    if (out[i] == 1) continue;
-    D d{out[i], A[i] == 1, B[i] == 1};
-    if (!dims.empty() && dims.back().ab == d.ab && dims.back().bb == d.bb) dims.back().n *= d.n;
-    else dims.push_back(d);
+  for (size_t d = 0; d < r; ++d) {
+    if (out[d] == 1) continue;
+    D dim{out[d], std::vector<bool>(n)};
+    for (size_t i = 0; i < n; ++i) {
+      const size_t lead = r - ins[i].size();  // numpy alignment: missing leading dims are 1
+      dim.bcast[i] = d < lead || ins[i][d - lead] == 1;
+    }
+    if (!dims.empty() && dims.back().bcast == dim.bcast) dims.back().n *= dim.n;
+    else dims.push_back(std::move(dim));
   }
   BroadcastGeometry g;
   g.total = numel(out);
+  g.inputs = n;
+  g.inner_step.assign(n, 1);
   if (dims.empty()) return g;
-  D last = dims.back();
+  const D last = dims.back();
   dims.pop_back();
   g.inner = last.n;
-  g.a_inner_step = last.ab ? 0 : 1;
-  g.b_inner_step = last.bb ? 0 : 1;
-  int64_t stride_a = last.ab ? 1 : last.n, stride_b = last.bb ? 1 : last.n;
+  std::vector<int64_t> stride(n);
+  for (size_t i = 0; i < n; ++i) {
+    g.inner_step[i] = last.bcast[i] ? 0 : 1;
+    stride[i] = last.bcast[i] ? 1 : last.n;
+  }
   g.outer.resize(dims.size());
-  g.sa.resize(dims.size());
-  g.sb.resize(dims.size());
-  for (int i = (int)dims.size() - 1; i >= 0; --i) {
-    g.outer[i] = dims[i].n;
-    g.sa[i] = dims[i].ab ? 0 : stride_a;
-    g.sb[i] = dims[i].bb ? 0 : stride_b;
-    if (!dims[i].ab) stride_a *= dims[i].n;
-    if (!dims[i].bb) stride_b *= dims[i].n;
+  g.strides.resize(dims.size() * n);
+  for (int d = (int)dims.size() - 1; d >= 0; --d) {
+    g.outer[d] = dims[d].n;
+    for (size_t i = 0; i < n; ++i) {
+      g.strides[d * n + i] = dims[d].bcast[i] ? 0 : stride[i];
+      if (!dims[d].bcast[i]) stride[i] *= dims[d].n;
+    }
   }
   return g;
 }
@@ -126,34 +144,29 @@ AIOV_MULTIVERSION void binary_run(const T* __restrict a, int64_t as, const T* __
 // Elementwise over a broadcast geometry; T is the input storage type, O the output's.
 template <class T, class O, class F>
 KernelFn make_binary(const PrepareContext& ctx, F f) {
-  BroadcastGeometry g = make_geometry(ctx.out[0].shape, ctx.in[0].shape, ctx.in[1].shape);
+  BroadcastGeometry g = make_geometry(ctx.out[0].shape, {ctx.in[0].shape, ctx.in[1].shape});
   return [g, f](const KernelArgs& k) {
     const T* a = k.in[0]->as<T>();
     const T* b = k.in[1]->as<T>();
     O* o = k.out[0]->as<O>();
     if (g.total == 0) return;
     int64_t rows = g.total / g.inner;
+    const int64_t as = g.inner_step[0], bs = g.inner_step[1];
     auto run_rows = [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
-        int64_t rem = r, oa = 0, ob = 0;
-        for (int d = (int)g.outer.size() - 1; d >= 0; --d) {
-          int64_t idx = rem % g.outer[d];
-          rem /= g.outer[d];
-          oa += idx * g.sa[d];
-          ob += idx * g.sb[d];
-        }
-        binary_run<T, O, F>(a + oa, g.a_inner_step, b + ob, g.b_inner_step, o + r * g.inner, g.inner, f);
+        int64_t off[2];
+        g.row_offsets<2>(r, off);
+        binary_run<T, O, F>(a + off[0], as, b + off[1], bs, o + r * g.inner, g.inner, f);
       }
     };
     bool parallel = g.total >= 2 * kParallelGrain && k.ctx->pool;
     if (rows == 1) {
       if (parallel) {
         k.ctx->pool->parallel_for(g.total, kParallelGrain, [&](int64_t s, int64_t e) {
-          binary_run<T, O, F>(a + s * g.a_inner_step, g.a_inner_step, b + s * g.b_inner_step, g.b_inner_step,
-                              o + s, e - s, f);
+          binary_run<T, O, F>(a + s * as, as, b + s * bs, bs, o + s, e - s, f);
         }, k.ctx->max_threads);
       } else {
-        binary_run<T, O, F>(a, g.a_inner_step, b, g.b_inner_step, o, g.inner, f);
+        binary_run<T, O, F>(a, as, b, bs, o, g.inner, f);
       }
     } else if (parallel) {
       k.ctx->pool->parallel_for(rows, std::max<int64_t>(1, kParallelGrain / g.inner), run_rows, k.ctx->max_threads);
@@ -505,66 +518,39 @@ KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
       start = end + 1;
     }
   }
-  // Trailing dims over which every input is either read contiguously or broadcast form
-  // one inner run (size-1 dims are skipped); the dims before it are walked per row.
-  const Dims& out = ctx.out[0].shape;
-  std::vector<std::vector<int64_t>> full_strides;
-  for (const auto& in : ctx.in) full_strides.push_back(broadcast_strides(in.shape, out));
-  const size_t inputs = full_strides.size();
-  std::vector<int> kept;
-  for (int d = 0; d < (int)out.size(); ++d)
-    if (out[d] != 1) kept.push_back(d);
-  int64_t inner = 1;
-  std::vector<int64_t> inner_step(inputs, 0);
-  size_t split = kept.size();  // kept[split:] are inner
-  while (split > 0) {
-    const int d = kept[split - 1];
-    bool joins = true;
-    for (size_t i = 0; i < inputs; ++i)
-      if (split < kept.size() && (full_strides[i][d] != 0) != (inner_step[i] != 0)) joins = false;
-    if (!joins) break;
-    for (size_t i = 0; i < inputs; ++i) inner_step[i] = full_strides[i][d] != 0 ? 1 : 0;
-    inner *= out[d];
-    --split;
-  }
-  Dims outer;
-  std::vector<std::vector<int64_t>> strides(inputs);
-  for (size_t j = 0; j < split; ++j) {
-    outer.push_back(out[kept[j]]);
-    for (size_t i = 0; i < inputs; ++i) strides[i].push_back(full_strides[i][kept[j]]);
-  }
-  const int64_t total = numel(out);
-  return [steps, strides, inner_step, outer, inner, total](const KernelArgs& k) {
-    if (total == 0) return;
-    const size_t inputs = strides.size();
-    const float* x = k.in[0]->as<float>();
+  std::vector<Dims> shapes;
+  for (const auto& in : ctx.in) shapes.push_back(in.shape);
+  const BroadcastGeometry g = make_geometry(ctx.out[0].shape, shapes);
+  return [steps, g](const KernelArgs& k) {
+    if (g.total == 0) return;
+    const int64_t inner = g.inner;
+    const float* x = k.in[0]->as<float>();  // x has the output's shape: operands never grow it
     float* y = k.out[0]->as<float>();
+    std::vector<const float*> in(g.inputs);
+    for (size_t i = 0; i < g.inputs; ++i) in[i] = k.in[i]->as<float>();
     auto run_rows = [&](int64_t r0, int64_t r1) {
       constexpr int64_t kBlock = 1024;  // 4 KiB: stays in L1 across the steps
       alignas(64) float t[kBlock];
-      std::vector<const float*> base(inputs);
+      std::vector<int64_t> off(g.inputs);
       for (int64_t r = r0; r < r1; ++r) {
-        int64_t rem = r;
-        for (size_t i = 0; i < inputs; ++i) base[i] = k.in[i]->as<float>();
-        for (int d = (int)outer.size() - 1; d >= 0; --d) {
-          const int64_t idx = rem % outer[d];
-          rem /= outer[d];
-          for (size_t i = 0; i < inputs; ++i) base[i] += idx * strides[i][d];
-        }
+        g.row_offsets(r, off.data());
         for (int64_t j0 = 0; j0 < inner; j0 += kBlock) {
           const int64_t n = std::min(kBlock, inner - j0);
-          const float* xr = x + r * inner + j0;
-          std::copy_n(xr, n, t);
+          std::copy_n(x + r * inner + j0, n, t);
           for (const ChainStep& s : steps) {
-            if (s.operand < 0) chain_apply(s, t, nullptr, 0, n);
-            else chain_apply(s, t, base[s.operand] + j0 * inner_step[s.operand], inner_step[s.operand], n);
+            if (s.operand < 0) {
+              chain_apply(s, t, nullptr, 0, n);
+            } else {
+              const int64_t step = g.inner_step[s.operand];
+              chain_apply(s, t, in[s.operand] + off[s.operand] + j0 * step, step, n);
+            }
           }
           std::copy_n(t, n, y + r * inner + j0);
         }
       }
     };
-    const int64_t rows = total / inner;
-    if (total >= 2 * kParallelGrain && k.ctx->pool)
+    const int64_t rows = g.total / inner;
+    if (g.total >= 2 * kParallelGrain && k.ctx->pool)
       k.ctx->pool->parallel_for(rows, std::max<int64_t>(1, kParallelGrain / inner), run_rows, k.ctx->max_threads);
     else
       run_rows(0, rows);
