@@ -105,10 +105,15 @@ class InferRequest:
         elif type(inputs) in (list, tuple) and len(inputs) == spec.count:
             arrays = inputs
         elif type(inputs) is dict and len(inputs) == spec.count:
-            try:
-                arrays = [inputs[i] for i in range(spec.count)]
-            except KeyError:
-                return None
+            # Keyed by index or by name (the usual feed dict); anything else, or two keys
+            # naming one input, takes the general path and its checks.
+            arrays = [None] * spec.count
+            names = spec.in_names
+            for key, value in inputs.items():
+                index = names.get(key) if type(key) is str else key if type(key) is int else None
+                if index is None or not 0 <= index < spec.count or arrays[index] is not None:
+                    return None
+                arrays[index] = value
         else:
             return None
         for arr, dt in zip(arrays, spec.in_dtypes):

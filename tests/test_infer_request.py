@@ -40,6 +40,21 @@ def test_infer_accepts_every_input_form(compiled, request_, make_inputs):
     np.testing.assert_allclose(request_.get_output_tensor().data, expected)
 
 
+@pytest.mark.parametrize("call", ["infer", "compiled_call"])
+def test_inputs_keyed_by_name_go_to_the_named_input_in_any_order(call):
+    # a - b tells the inputs apart; the dict lists them in the reverse of the model's order.
+    a = ov.opset13.parameter([4], np.float32, name="a")
+    b = ov.opset13.parameter([4], np.float32, name="b")
+    compiled = ov.compile_model(ov.Model(ov.opset13.subtract(a, b), [a, b]))
+    x, y = np.arange(4, dtype=np.float32), np.full(4, 10, np.float32)
+    run = compiled.create_infer_request().infer if call == "infer" else compiled
+    np.testing.assert_array_equal(run({"b": y, "a": x})[0], x - y)
+    np.testing.assert_array_equal(run({1: x, "a": y})[0], y - x)
+    # Two keys for one input leave the other unset: an error, not a silent mix-up.
+    with pytest.raises(ov.InputError):
+        compiled.create_infer_request().infer({"a": x, 0: y})
+
+
 def test_infer_accepts_a_single_array_and_a_single_tensor():
     request = ov.compile_model(scale_model()).create_infer_request()
     x = np.array([1, 2, 3, 4], np.float32)
