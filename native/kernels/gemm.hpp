@@ -71,6 +71,23 @@ class RowSource {
 void sgemm_packed(int64_t M, const RowSource& A, const PackedB& B, const Epilogue& e, float* C, int64_t ldc,
                   ThreadPool* pool, int max_threads = 0);
 
+// Rows of A found where they already lie (indirect GEMM): row m of A is segments() runs of
+// K / segments() floats, each starting wherever the source says. A convolution reads its
+// input this way, one run per kernel tap (a pixel's channels), padding pointing at zeros,
+// with nothing copied.
+class RunSource {
+ public:
+  virtual ~RunSource() = default;
+  virtual int segments() const = 0;
+  // ptrs[s * ld + r]: the start of run s of row m0 + r, for r < rows, s < segments().
+  virtual void runs(int64_t m0, int rows, const float** ptrs, int64_t ld) const = 0;
+};
+
+// C[M,N] = epilogue(A * B) for A given as runs; B.K() must be a multiple of A.segments() and
+// B in panels (not row_layout()).
+void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogue& e, float* C, int64_t ldc,
+                  ThreadPool* pool, int max_threads = 0);
+
 // dst[c * ldd + r] = src[r * ld + c] for r < rows, c < cols: a 2-D transpose through the
 // selected ISA's in-register 16 x 16 blocks (layout changes such as NHWC -> NCHW).
 void transpose_f32(int64_t rows, int64_t cols, const float* src, int64_t ld, float* dst, int64_t ldd);
@@ -97,6 +114,12 @@ struct TileFlags {
   // Small K makes a tile short, and a call per tile cost ~10% of MobileNet's 1x1 convolutions.
   int panels = 1;
   int64_t a_next = 0;
+  // Indirect A (a convolution read where its input lies): A row r of the tile is `segments`
+  // runs of kc floats, run s starting at a_ptrs[s * a_ptr_stride + r]; the a argument is
+  // unused, B runs on across the runs (segments * kc rows of it), and panels is 1.
+  const float* const* a_ptrs = nullptr;
+  int segments = 1;
+  int64_t a_ptr_stride = 0;
 };
 
 // C[rows, cols] (+)= A * Bpanel over kc steps, then merged as TileFlags says.

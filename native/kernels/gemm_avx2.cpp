@@ -49,8 +49,8 @@ constexpr int k_splits(int vecs) {  // vecs: accumulators per k step
 
 // NV ymm vectors per row (the narrow tiles, NV = 1, serve at most 8 columns with more rows).
 // A_ROWS: A is row-major (row r at a + r * as, k contiguous), read where it lies instead
-// of from a packed panel (a[k * as + r]).
-template <int ROWS, int NV, bool DIRECT, bool A_ROWS>
+// of from a packed panel (a[k * as + r]). INDIRECT: rows are runs found through f.a_ptrs.
+template <int ROWS, int NV, bool DIRECT, bool A_ROWS, bool INDIRECT = false>
 inline __attribute__((always_inline)) void tile_once(int cols, int64_t kc, const float* a, int64_t as, const float* b,
                                                      int64_t bs, float* c, int64_t ldc, const float* bias,
                                                      const TileFlags& f, const float* residual) {
@@ -70,32 +70,45 @@ inline __attribute__((always_inline)) void tile_once(int cols, int64_t kc, const
     AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
       AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[s][r][v] = _mm256_setzero_ps();
 
-  auto a_ptr = [&](int k, int r) { return A_ROWS ? a + r * as + k : a + k * as + r; };
-  const int64_t a_step = A_ROWS ? 1 : as;
-  int64_t k = 0;
-  for (; k + KS <= kc; k += KS) {
-    AIOV_UNROLL for (int s = 0; s < KS; ++s) {
+  // kc steps of the k loop; at(s, r) points at element (s, r) of A relative to the current
+  // position, and advance(n) moves that position n steps on.
+  auto steps = [&](int64_t kc, auto at, auto advance) __attribute__((always_inline)) {
+    int64_t k = 0;
+    for (; k + KS <= kc; k += KS) {
+      AIOV_UNROLL for (int s = 0; s < KS; ++s) {
+        __m256 bv[NV];
+        AIOV_UNROLL for (int v = 0; v < NV; ++v)
+          bv[v] = DIRECT ? _mm256_maskload_ps(b + s * bs + 8 * v, lane[v]) : _mm256_loadu_ps(b + s * bs + 8 * v);
+        AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
+          __m256 av = _mm256_broadcast_ss(at(s, r));
+          AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[s][r][v] = _mm256_fmadd_ps(av, bv[v], acc[s][r][v]);
+        }
+      }
+      advance(KS);
+      b += KS * bs;
+    }
+    for (; k < kc; ++k) {
       __m256 bv[NV];
       AIOV_UNROLL for (int v = 0; v < NV; ++v)
-        bv[v] = DIRECT ? _mm256_maskload_ps(b + s * bs + 8 * v, lane[v]) : _mm256_loadu_ps(b + s * bs + 8 * v);
+        bv[v] = DIRECT ? _mm256_maskload_ps(b + 8 * v, lane[v]) : _mm256_loadu_ps(b + 8 * v);
       AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
-        __m256 av = _mm256_broadcast_ss(a_ptr(s, r));
-        AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[s][r][v] = _mm256_fmadd_ps(av, bv[v], acc[s][r][v]);
+        __m256 av = _mm256_broadcast_ss(at(0, r));
+        AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[0][r][v] = _mm256_fmadd_ps(av, bv[v], acc[0][r][v]);
       }
+      advance(1);
+      b += bs;
     }
-    a += KS * a_step;
-    b += KS * bs;
-  }
-  for (; k < kc; ++k) {
-    __m256 bv[NV];
-    AIOV_UNROLL for (int v = 0; v < NV; ++v)
-      bv[v] = DIRECT ? _mm256_maskload_ps(b + 8 * v, lane[v]) : _mm256_loadu_ps(b + 8 * v);
-    AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
-      __m256 av = _mm256_broadcast_ss(a_ptr(0, r));
-      AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[0][r][v] = _mm256_fmadd_ps(av, bv[v], acc[0][r][v]);
+  };
+  if constexpr (INDIRECT) {
+    for (int seg = 0; seg < f.segments; ++seg) {
+      const float* row[ROWS];
+      AIOV_UNROLL for (int r = 0; r < ROWS; ++r) row[r] = f.a_ptrs[seg * f.a_ptr_stride + r];
+      steps(kc, [&](int s, int r) { return row[r] + s; },
+            [&](int n) { AIOV_UNROLL for (int r = 0; r < ROWS; ++r) row[r] += n; });
     }
-    a += a_step;
-    b += bs;
+  } else {
+    const int64_t a_step = A_ROWS ? 1 : as;
+    steps(kc, [&](int s, int r) { return A_ROWS ? a + r * as + s : a + s * as + r; }, [&](int n) { a += n * a_step; });
   }
   AIOV_UNROLL for (int s = 1; s < KS; ++s)
     AIOV_UNROLL for (int r = 0; r < ROWS; ++r)

@@ -53,8 +53,8 @@ constexpr int k_splits(int vecs) {  // vecs: accumulators per k step
 
 // NV zmm vectors per row (the narrow tiles, NV = 1, serve at most 16 columns with more rows).
 // A_ROWS: A is row-major (row r at a + r * as, k contiguous), read where it lies instead
-// of from a packed panel (a[k * as + r]).
-template <int ROWS, int NV, bool DIRECT, bool A_ROWS>
+// of from a packed panel (a[k * as + r]). INDIRECT: rows are runs found through f.a_ptrs.
+template <int ROWS, int NV, bool DIRECT, bool A_ROWS, bool INDIRECT = false>
 inline __attribute__((always_inline)) void tile_once(int cols, int64_t kc, const float* a, int64_t as, const float* b,
                                                      int64_t bs, float* c, int64_t ldc, const float* bias,
                                                      const TileFlags& f, const float* residual) {
@@ -79,33 +79,53 @@ inline __attribute__((always_inline)) void tile_once(int cols, int64_t kc, const
     AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
       AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[s][r][v] = _mm512_setzero_ps();
 
-  // Element (k, r) of A relative to the current position.
-  auto a_at = [&](int k, int r) { return A_ROWS ? a[r * as + k] : a[k * as + r]; };
-  const int64_t a_step = A_ROWS ? 1 : as;
-  int64_t k = 0;
-  for (; k + KS <= kc; k += KS) {
-    AIOV_UNROLL for (int s = 0; s < KS; ++s) {
+  // kc steps of the k loop; at(s, r) is element (s, r) of A relative to the current
+  // position, and advance(n) moves that position n steps on.
+  auto steps = [&](int64_t kc, auto at, auto advance) __attribute__((always_inline)) {
+    int64_t k = 0;
+    for (; k + KS <= kc; k += KS) {
+      AIOV_UNROLL for (int s = 0; s < KS; ++s) {
+        __m512 bv[NV];
+        AIOV_UNROLL for (int v = 0; v < NV; ++v)
+          bv[v] = DIRECT ? _mm512_maskz_loadu_ps(bmask[v], b + s * bs + 16 * v) : _mm512_loadu_ps(b + s * bs + 16 * v);
+        AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
+          __m512 av = _mm512_set1_ps(at(s, r));
+          AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[s][r][v] = _mm512_fmadd_ps(av, bv[v], acc[s][r][v]);
+        }
+      }
+      advance(KS);
+      b += KS * bs;
+    }
+    for (; k < kc; ++k) {  // leftover steps when KS > 1
       __m512 bv[NV];
       AIOV_UNROLL for (int v = 0; v < NV; ++v)
-        bv[v] = DIRECT ? _mm512_maskz_loadu_ps(bmask[v], b + s * bs + 16 * v) : _mm512_loadu_ps(b + s * bs + 16 * v);
+        bv[v] = DIRECT ? _mm512_maskz_loadu_ps(bmask[v], b + 16 * v) : _mm512_loadu_ps(b + 16 * v);
       AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
-        __m512 av = _mm512_set1_ps(a_at(s, r));
-        AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[s][r][v] = _mm512_fmadd_ps(av, bv[v], acc[s][r][v]);
+        __m512 av = _mm512_set1_ps(at(0, r));
+        AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[0][r][v] = _mm512_fmadd_ps(av, bv[v], acc[0][r][v]);
       }
+      advance(1);
+      b += bs;
     }
-    a += KS * a_step;
-    b += KS * bs;
-  }
-  for (; k < kc; ++k) {  // leftover steps when KS > 1
-    __m512 bv[NV];
-    AIOV_UNROLL for (int v = 0; v < NV; ++v)
-      bv[v] = DIRECT ? _mm512_maskz_loadu_ps(bmask[v], b + 16 * v) : _mm512_loadu_ps(b + 16 * v);
-    AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
-      __m512 av = _mm512_set1_ps(a_at(0, r));
-      AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[0][r][v] = _mm512_fmadd_ps(av, bv[v], acc[0][r][v]);
+  };
+  if constexpr (INDIRECT) {
+    // Runs jump about the input where no hardware prefetcher follows: each segment pulls
+    // in the next one's runs (up to 8 lines each) while its own FMAs run.
+    const int64_t lines = kc * (int64_t)sizeof(float) > 512 ? 8 : (kc * (int64_t)sizeof(float) + 63) / 64;
+    for (int seg = 0; seg < f.segments; ++seg) {
+      const float* row[ROWS];
+      AIOV_UNROLL for (int r = 0; r < ROWS; ++r) row[r] = f.a_ptrs[seg * f.a_ptr_stride + r];
+      if (seg + 1 < f.segments)
+        for (int r = 0; r < ROWS; ++r) {
+          const char* next = (const char*)f.a_ptrs[(seg + 1) * f.a_ptr_stride + r];
+          for (int64_t l = 0; l < lines; ++l) _mm_prefetch(next + 64 * l, _MM_HINT_T0);
+        }
+      steps(kc, [&](int s, int r) { return row[r][s]; },
+            [&](int n) { AIOV_UNROLL for (int r = 0; r < ROWS; ++r) row[r] += n; });
     }
-    a += a_step;
-    b += bs;
+  } else {
+    const int64_t a_step = A_ROWS ? 1 : as;
+    steps(kc, [&](int s, int r) { return A_ROWS ? a[r * as + s] : a[s * as + r]; }, [&](int n) { a += n * a_step; });
   }
   AIOV_UNROLL for (int s = 1; s < KS; ++s)
     AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
