@@ -956,7 +956,7 @@ void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogu
     beta = 1.0f;
   }
   const int nr = ks.nr, rs = row_step(ks, M);
-  const int64_t run = K / segments, np = ceil_div(N, nr), mp = ceil_div(M, rs);
+  const int64_t np = ceil_div(N, nr), mp = ceil_div(M, rs);
   const bool post = needs_post(e);
   int threads = usable_threads(pool, max_threads);
   if (est_ns(2.0 * M * N * K, 0) < min_parallel_ns(pool)) threads = 1;
@@ -971,6 +971,7 @@ void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogu
   const int64_t tm = std::min(mp, ceil_div(target, tn));
   run_split(pool, threads, tm * tn, 1, [&](int64_t t0, int64_t t1) {
     thread_local std::vector<const float*> table;
+    thread_local std::vector<int> cuts;  // runs per row of each tile
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t ti = t / tn, tj = t % tn;
       const int64_t m0 = (mp * ti / tm) * rs, m1 = std::min(M, (mp * (ti + 1) / tm) * rs);
@@ -978,8 +979,11 @@ void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogu
       if (m0 >= m1 || p0 >= p1) continue;
       const int64_t tiles = ceil_div(m1 - m0, rs), per_tile = segments * rs;
       table.resize((size_t)(tiles * per_tile));
-      for (int64_t i = 0; i < tiles; ++i)
-        A.runs(m0 + i * rs, (int)std::min<int64_t>(rs, m1 - m0 - i * rs), table.data() + i * per_tile, rs);
+      cuts.resize((size_t)tiles);
+      for (int64_t i = 0; i < tiles; ++i) {
+        cuts[i] = A.runs(m0 + i * rs, (int)std::min<int64_t>(rs, m1 - m0 - i * rs), table.data() + i * per_tile, rs);
+        if (cuts[i] <= 0 || segments % cuts[i] != 0) throw std::logic_error("RunSource: bad run count");
+      }
       for (int64_t p = p0; p < p1; ++p) {
         const int64_t col = p * nr;
         const int cols = (int)std::min<int64_t>(nr, N - col);
@@ -988,10 +992,10 @@ void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogu
           const int64_t row = m0 + i * rs;
           TileFlags f = tile_flags(e, beta, true, true, row, col);
           f.a_ptrs = table.data() + i * per_tile;
-          f.segments = (int)segments;
+          f.segments = cuts[i];
           f.a_ptr_stride = rs;
-          ks.tile((int)std::min<int64_t>(rs, m1 - row), cols, run, nullptr, 0, true, B.data() + p * K * nr, nr, false,
-                  C + row * ldc + col, ldc, bias, f);
+          ks.tile((int)std::min<int64_t>(rs, m1 - row), cols, K / cuts[i], nullptr, 0, true, B.data() + p * K * nr, nr,
+                  false, C + row * ldc + col, ldc, bias, f);
         }
         if (post) apply_epilogue(C + m0 * ldc + col, ldc, m1 - m0, cols, m0, col, post_part(e));
       }

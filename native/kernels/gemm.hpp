@@ -78,9 +78,11 @@ void sgemm_packed(int64_t M, const RowSource& A, const PackedB& B, const Epilogu
 class RunSource {
  public:
   virtual ~RunSource() = default;
+  // The most runs a row is cut into.
   virtual int segments() const = 0;
-  // ptrs[s * ld + r]: the start of run s of row m0 + r, for r < rows, s < segments().
-  virtual void runs(int64_t m0, int rows, const float** ptrs, int64_t ld) const = 0;
+  // Rows m0 .. m0 + rows - 1 as n runs each (n divides segments(); fewer, longer runs where
+  // the rows allow): ptrs[s * ld + r] is the start of run s of row m0 + r. Returns n.
+  virtual int runs(int64_t m0, int rows, const float** ptrs, int64_t ld) const = 0;
 };
 
 // C[M,N] = epilogue(A * B) for A given as runs; B.K() must be a multiple of A.segments() and

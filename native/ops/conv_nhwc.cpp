@@ -159,25 +159,37 @@ class ConvRuns final : public RunSource {
   // Runs up to this long can point at the shared zeros.
   static constexpr int64_t kMaxRun = 4096;
 
-  ConvRuns(const Window2d& g, int64_t c0, const float* x) : g_(g), c0_(c0), x_(x) {}
+  ConvRuns(const Window2d& g, int64_t cg, int64_t c0, const float* x) : g_(g), cg_(cg), c0_(c0), x_(x) {}
 
   int segments() const override { return (int)(g_.kh * g_.kw); }
 
-  void runs(int64_t m0, int rows, const float** ptrs, int64_t ld) const override {
+  int runs(int64_t m0, int rows, const float** ptrs, int64_t ld) const override {
     const int64_t ohw = g_.OH * g_.OW;
+    // One group, no dilation, and every row's kernel rows inside the image across: each
+    // kernel row is one run of kw * C floats (a third of the runs for 3x3), else one per tap.
+    bool whole_rows = cg_ == g_.C && g_.dw == 1 && g_.kw * g_.C <= kMaxRun;
+    for (int r = 0; r < rows && whole_rows; ++r) {
+      const int64_t ix0 = ((m0 + r) % ohw % g_.OW) * g_.sw - g_.pw;
+      whole_rows = ix0 >= 0 && ix0 + g_.kw <= g_.W;
+    }
     for (int r = 0; r < rows; ++r) {
       const int64_t m = m0 + r, n = m / ohw, p = m % ohw;
       const int64_t iy0 = (p / g_.OW) * g_.sh - g_.ph, ix0 = (p % g_.OW) * g_.sw - g_.pw;
       const float* img = x_ + n * g_.H * g_.W * g_.C + c0_;
       for (int64_t ky = 0, s = 0; ky < g_.kh; ++ky) {
         const int64_t iy = iy0 + ky * g_.dh;
+        const bool row_inside = iy >= 0 && iy < g_.H;
+        if (whole_rows) {
+          ptrs[ky * ld + r] = row_inside ? img + (iy * g_.W + ix0) * g_.C : zeros();
+          continue;
+        }
         for (int64_t kx = 0; kx < g_.kw; ++kx, ++s) {
           const int64_t ix = ix0 + kx * g_.dw;
-          const bool inside = iy >= 0 && iy < g_.H && ix >= 0 && ix < g_.W;
-          ptrs[s * ld + r] = inside ? img + (iy * g_.W + ix) * g_.C : zeros();
+          ptrs[s * ld + r] = row_inside && ix >= 0 && ix < g_.W ? img + (iy * g_.W + ix) * g_.C : zeros();
         }
       }
     }
+    return (int)(whole_rows ? g_.kh : g_.kh * g_.kw);
   }
 
  private:
@@ -187,7 +199,7 @@ class ConvRuns final : public RunSource {
   }
 
   Window2d g_;
-  int64_t c0_;
+  int64_t cg_, c0_;
   const float* x_;
 };
 
@@ -288,7 +300,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
       if (direct) {
         sgemm_packed(false, M, x, g.C, *(*packed)[gi], e, y + gi * Og, O, a.ctx->pool, a.ctx->max_threads);
       } else if (in_place) {
-        ConvRuns runs(g, (int64_t)gi * Cg, x);
+        ConvRuns runs(g, Cg, (int64_t)gi * Cg, x);
         sgemm_packed(M, runs, *(*packed)[gi], e, y + gi * Og, O, a.ctx->pool, a.ctx->max_threads);
       } else {
         ConvRows rows(g, Cg, (int64_t)gi * Cg, x);
