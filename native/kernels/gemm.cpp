@@ -585,6 +585,15 @@ void compute_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_
   }
 }
 
+// Whether a product's threads should each take whole row blocks against all of B (rather
+// than share column ranges): with tall A, or with a B small enough that every thread
+// reading all of it stays in cache (convolutions above all), A (or the im2col made on
+// demand) is produced once per thread and never round-trips through memory.
+bool row_tasks_pay(int64_t row_panels, int threads, int64_t K, int64_t padded_n) {
+  const double b_bytes = (double)K * (double)padded_n * sizeof(float);
+  return (row_panels >= 2 * threads && b_bytes <= 2e6) || row_panels >= 16 * threads;
+}
+
 // Packed-panel path for M > mr. With several threads, op(A) is packed once up
 // front (shared, read-only) and the C grid is cut into column x row tasks, so
 // each task only packs its own B columns.
@@ -610,12 +619,8 @@ void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
     return;
   }
   const int64_t np = ceil_div(g.N, nr), mp_all = ceil_div(g.M, rs);
-  // Tall A, or a B that fits in cache (convolutions above all): each thread takes whole
-  // row blocks and packs its own A in cache-sized pieces, so A (or the im2col made on
-  // demand) is produced once and never round-trips through memory.
-  const double b_bytes = (double)g.K * (double)np * nr * sizeof(float);
   // Narrow tiles and A read in place need row tasks: the shared path packs mr-row panels.
-  if ((mp_all >= 2 * threads && b_bytes <= 2e6) || mp_all >= 16 * threads || (g.a_rows && (!g.src || g.narrow))) {
+  if (row_tasks_pay(mp_all, threads, g.K, np * nr) || (g.a_rows && (!g.src || g.narrow))) {
     g.a_packed = nullptr;
     const int64_t tasks = std::min<int64_t>(mp_all, 8 * threads);
     run_split(pool, threads, tasks, 1, [&](int64_t t0, int64_t t1) {
@@ -964,8 +969,7 @@ void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogu
   // Tasks are blocks of tiles x panels. Many tiles: whole rows of tiles against every panel,
   // so each task reads its share of the input while it is in cache and the panels stay in
   // L2. Few tiles (deep layers): panel ranges too, so B is streamed from memory once in all.
-  const double b_bytes = (double)K * (double)np * nr * sizeof(float);
-  const bool row_tasks = (mp >= 2 * threads && b_bytes <= 2e6) || mp >= 16 * threads;
+  const bool row_tasks = row_tasks_pay(mp, threads, K, np * nr);
   const int64_t target = 8 * (int64_t)threads;
   const int64_t tn = row_tasks ? 1 : std::min(np, target);
   const int64_t tm = std::min(mp, ceil_div(target, tn));
