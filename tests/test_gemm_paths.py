@@ -35,14 +35,14 @@ sys.path.insert(0, os.environ["AIOV_TESTS"])
 import model_zoo as zoo
 # Convolutions that read their input in place (16+ channels per group, several taps): padding,
 # stride, groups, a ragged last panel, a residual and an activation applied after the tiles;
-# rows of 31 pixels give tiles that lie inside the image (a run per kernel row) and tiles on
-# its edge (a run per tap).
+# rows of 63 pixels give tiles that lie inside the image (a run per kernel row) and tiles on
+# its edge (a run per tap), and enough of them that a task looks them up in several groups.
 g = zoo.GraphBuilder(3)
 y1 = g.conv_bn("x", 16, 40, 3, 2, act="relu")
 y2 = g.op("Relu", [g.op("Add", [g.conv_bn(y1, 40, 40, 3, 1, group=2, act=None), y1])])
 g.op("Sigmoid", [g.conv_bn(y2, 40, 24, 5, 2, act=None)])
-in_place = g.model([zoo.image_input(16, 61)])
-cases = [(in_place, {"x": rng.standard_normal((2, 16, 61, 61)).astype(np.float32)}),
+in_place = g.model([zoo.image_input(16, 125)])
+cases = [(in_place, {"x": rng.standard_normal((2, 16, 125, 125)).astype(np.float32)}),
          (zoo.resnet50(blocks=(1, 1), width=8, classes=5), {"x": rng.standard_normal((2, 3, 24, 24)).astype(np.float32)}),
          (zoo.mobilenet_v2(settings=((1, 8, 1, 1), (6, 12, 2, 2)), classes=5),
           {"x": rng.standard_normal((1, 3, 20, 20)).astype(np.float32)}),

@@ -947,6 +947,9 @@ void sgemm_packed(int64_t M, const RowSource& A, const PackedB& B, const Epilogu
   sgemm_packed_impl(g, B, pool, max_threads);
 }
 
+// Tiles whose runs are looked up together (see the driver below).
+constexpr int64_t kIndirectGroupTiles = 32;
+
 void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogue& epilogue, float* C, int64_t ldc,
                   ThreadPool* pool, int max_threads) {
   const int64_t N = B.N(), K = B.K(), segments = A.segments();
@@ -981,27 +984,32 @@ void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogu
       const int64_t m0 = (mp * ti / tm) * rs, m1 = std::min(M, (mp * (ti + 1) / tm) * rs);
       const int64_t p0 = np * tj / tn, p1 = np * (tj + 1) / tn;
       if (m0 >= m1 || p0 >= p1) continue;
-      const int64_t tiles = ceil_div(m1 - m0, rs), per_tile = segments * rs;
-      table.resize((size_t)(tiles * per_tile));
-      cuts.resize((size_t)tiles);
-      for (int64_t i = 0; i < tiles; ++i) {
-        cuts[i] = A.runs(m0 + i * rs, (int)std::min<int64_t>(rs, m1 - m0 - i * rs), table.data() + i * per_tile, rs);
-        if (cuts[i] <= 0 || segments % cuts[i] != 0) throw std::logic_error("RunSource: bad run count");
-      }
-      for (int64_t p = p0; p < p1; ++p) {
-        const int64_t col = p * nr;
-        const int cols = (int)std::min<int64_t>(nr, N - col);
-        const float* bias = e.bias ? e.bias + col : nullptr;
+      // A group of tiles at a time: the pointer table stays small however tall the task,
+      // and the group's input is still in L2 when the next panel reads it again.
+      const int64_t per_tile = segments * rs;
+      for (int64_t g0 = m0; g0 < m1; g0 += kIndirectGroupTiles * rs) {
+        const int64_t g1 = std::min(m1, g0 + kIndirectGroupTiles * rs), tiles = ceil_div(g1 - g0, rs);
+        table.resize((size_t)(tiles * per_tile));
+        cuts.resize((size_t)tiles);
         for (int64_t i = 0; i < tiles; ++i) {
-          const int64_t row = m0 + i * rs;
-          TileFlags f = tile_flags(e, beta, true, true, row, col);
-          f.a_ptrs = table.data() + i * per_tile;
-          f.segments = cuts[i];
-          f.a_ptr_stride = rs;
-          ks.tile((int)std::min<int64_t>(rs, m1 - row), cols, K / cuts[i], nullptr, 0, true, B.data() + p * K * nr, nr,
-                  false, C + row * ldc + col, ldc, bias, f);
+          cuts[i] = A.runs(g0 + i * rs, (int)std::min<int64_t>(rs, g1 - g0 - i * rs), table.data() + i * per_tile, rs);
+          if (cuts[i] <= 0 || segments % cuts[i] != 0) throw std::logic_error("RunSource: bad run count");
         }
-        if (post) apply_epilogue(C + m0 * ldc + col, ldc, m1 - m0, cols, m0, col, post_part(e));
+        for (int64_t p = p0; p < p1; ++p) {
+          const int64_t col = p * nr;
+          const int cols = (int)std::min<int64_t>(nr, N - col);
+          const float* bias = e.bias ? e.bias + col : nullptr;
+          for (int64_t i = 0; i < tiles; ++i) {
+            const int64_t row = g0 + i * rs;
+            TileFlags f = tile_flags(e, beta, true, true, row, col);
+            f.a_ptrs = table.data() + i * per_tile;
+            f.segments = cuts[i];
+            f.a_ptr_stride = rs;
+            ks.tile((int)std::min<int64_t>(rs, g1 - row), cols, K / cuts[i], nullptr, 0, true, B.data() + p * K * nr,
+                    nr, false, C + row * ldc + col, ldc, bias, f);
+          }
+          if (post) apply_epilogue(C + g0 * ldc + col, ldc, g1 - g0, cols, g0, col, post_part(e));
+        }
       }
     }
   });
