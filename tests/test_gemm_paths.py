@@ -19,7 +19,9 @@ for m, k, n, ta, tb, const in [(1, 784, 1024, 0, 0, 1), (3, 17, 33, 1, 0, 0), (6
                                 (1, 300, 70, 0, 0, 1), (6, 200, 100, 0, 0, 1), (9, 1024, 48, 0, 0, 1),
                                 (7, 64, 40, 0, 0, 0),
                                 # K below 32 against many columns: A rows read in place too
-                                (300, 16, 96, 0, 0, 1), (50, 24, 150, 0, 0, 0), (40, 20, 100, 0, 1, 1)]:
+                                (300, 16, 96, 0, 0, 1), (50, 24, 150, 0, 0, 0), (40, 20, 100, 0, 1, 1),
+                                # K in more than one slice on every ISA
+                                (70, 1500, 90, 0, 0, 1), (33, 2100, 40, 1, 0, 0)]:
     a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
     b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
     pa = ops.parameter(list(a.shape), np.float32)
@@ -46,7 +48,9 @@ cases = [(in_place, {"x": rng.standard_normal((2, 16, 125, 125)).astype(np.float
          (zoo.resnet50(blocks=(1, 1), width=8, classes=5), {"x": rng.standard_normal((2, 3, 24, 24)).astype(np.float32)}),
          (zoo.mobilenet_v2(settings=((1, 8, 1, 1), (6, 12, 2, 2)), classes=5),
           {"x": rng.standard_normal((1, 3, 20, 20)).astype(np.float32)}),
-         (zoo.bert_encoder(hidden=32, heads=4, layers=1), zoo.bert_feeds(2, 7, 32))]
+         (zoo.bert_encoder(hidden=32, heads=4, layers=1), zoo.bert_feeds(2, 7, 32)),
+         # bias and ReLU fused into a product whose K takes two slices
+         (zoo.mlp(sizes=(1500, 70, 5)), {"x": rng.standard_normal((40, 1500)).astype(np.float32)})]
 for proto, feeds in cases:
     data = proto.SerializeToString()
     os.environ["AIOV_GRAPH_OPT"] = "0"
