@@ -2,7 +2,9 @@
 // activation applied as the output is written. The graph optimizer makes it from
 // Convolution (+ BatchNorm, bias, scale) and runs whole convolution regions in NHWC, where
 // channels are contiguous: a 1x1 convolution is one GEMM on the input as it lies, larger
-// windows feed the GEMM rows made on demand (implicit im2col), depthwise has its own loop.
+// windows with 16+ channels have the GEMM read the input in place (a run of channels per
+// tap, ConvRuns), fewer channels feed it rows made on demand (implicit im2col, ConvRows),
+// 3x3 stride 1 may go through Winograd, and depthwise has its own loop.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
