@@ -331,6 +331,11 @@ double min_parallel_ns(ThreadPool* pool) {
 
 int usable_threads(ThreadPool* pool, int max_threads) { return pool ? pool->usable_threads(max_threads) : 1; }
 
+// Threads for a product of `flops`: one when it is too small to split.
+int product_threads(ThreadPool* pool, int max_threads, double flops) {
+  return est_ns(flops, 0) < min_parallel_ns(pool) ? 1 : usable_threads(pool, max_threads);
+}
+
 // Runs fn over [0, n) on up to `threads` threads in chunks of >= grain units.
 template <class Fn>
 void run_split(ThreadPool* pool, int threads, int64_t n, int64_t grain, const Fn& fn) {
@@ -440,6 +445,14 @@ Epilogue post_part(const Epilogue& e) {
   p.bias = nullptr;
   p.residual = nullptr;
   return p;
+}
+
+// A residual that is C itself (the plan gave the output the residual's memory): C holds the
+// residual already, so it is dropped from `e` and the product is accumulated into C.
+bool residual_is_c(Epilogue& e, const float* C, int64_t ldc) {
+  if (e.residual != C || e.ld_residual != ldc) return false;
+  e.residual = nullptr;
+  return true;
 }
 
 // Merge of the tile at (row, col) of C. The first K slice applies beta, bias and the
@@ -610,9 +623,7 @@ void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
     g.rs = (int)ceil_div(g.M, ceil_div(g.M, ks.mr_narrow));
   }
   const int mr = ks.mr, nr = ks.nr, rs = g.rs;
-  const double flops = 2.0 * g.M * g.N * g.K;
-  int threads = usable_threads(pool, max_threads);
-  if (est_ns(flops, 0) < min_parallel_ns(pool)) threads = 1;
+  const int threads = product_threads(pool, max_threads, 2.0 * g.M * g.N * g.K);
   if (threads == 1) {
     g.a_packed = nullptr;
     compute_block(g, 0, g.M, 0, g.N);
@@ -893,12 +904,7 @@ void sgemm_packed_impl(GemmArgs g, const PackedB& B, ThreadPool* pool, int max_t
   const int64_t M = g.M, N = B.N(), K = B.K();
   if (M <= 0 || N <= 0) return;
   const KernelSet& ks = kernels();
-  // A residual that is C itself (the plan gave the output the residual's memory): C holds
-  // the residual already and the product is accumulated into it.
-  if (g.epi.residual == g.C && g.epi.ld_residual == g.ldc) {
-    g.epi.residual = nullptr;
-    g.beta = 1.0f;
-  }
+  if (residual_is_c(g.epi, g.C, g.ldc)) g.beta = 1.0f;
   if (K == 0) {
     scale_c(M, N, g.beta, g.C, g.ldc);
     apply_epilogue(g.C, g.ldc, M, N, 0, 0, g.epi);
@@ -958,16 +964,11 @@ void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogu
     throw std::logic_error("sgemm_packed: runs need B in panels and K a multiple of the segment count");
   const KernelSet& ks = kernels_for_panels(B.panel_width());
   Epilogue e = epilogue;
-  float beta = 0.0f;
-  if (e.residual == C && e.ld_residual == ldc) {  // C holds the residual: accumulate into it
-    e.residual = nullptr;
-    beta = 1.0f;
-  }
+  const float beta = residual_is_c(e, C, ldc) ? 1.0f : 0.0f;
   const int nr = ks.nr, rs = row_step(ks, M);
   const int64_t np = ceil_div(N, nr), mp = ceil_div(M, rs);
   const bool post = needs_post(e);
-  int threads = usable_threads(pool, max_threads);
-  if (est_ns(2.0 * M * N * K, 0) < min_parallel_ns(pool)) threads = 1;
+  const int threads = product_threads(pool, max_threads, 2.0 * M * N * K);
   // Each tile runs the whole K: slicing it into groups of segments measured 1-3% slower.
   // Tasks are blocks of tiles x panels. Many tiles: whole rows of tiles against every panel,
   // so each task reads its share of the input while it is in cache and the panels stay in
