@@ -44,7 +44,13 @@ y1 = g.conv_bn("x", 16, 40, 3, 2, act="relu")
 y2 = g.op("Relu", [g.op("Add", [g.conv_bn(y1, 40, 40, 3, 1, group=2, act=None), y1])])
 g.op("Sigmoid", [g.conv_bn(y2, 40, 24, 5, 2, act=None)])
 in_place = g.model([zoo.image_input(16, 125)])
+# Products split over threads one tile against one panel at a time: more columns than a panel
+# (chunks that start and end inside a row of tiles), then a few tiles against two panels.
+g = zoo.GraphBuilder(4)
+g.conv_bn(g.conv_bn("x", 16, 136, 3, 2, act="relu"), 136, 72, 3, 11, act=None)
+split = g.model([zoo.image_input(16, 63)])
 cases = [(in_place, {"x": rng.standard_normal((2, 16, 125, 125)).astype(np.float32)}),
+         (split, {"x": rng.standard_normal((2, 16, 63, 63)).astype(np.float32)}),
          (zoo.resnet50(blocks=(1, 1), width=8, classes=5), {"x": rng.standard_normal((2, 3, 24, 24)).astype(np.float32)}),
          (zoo.mobilenet_v2(settings=((1, 8, 1, 1), (6, 12, 2, 2)), classes=5),
           {"x": rng.standard_normal((1, 3, 20, 20)).astype(np.float32)}),

@@ -633,12 +633,11 @@ void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
   // Narrow tiles and A read in place need row tasks: the shared path packs mr-row panels.
   if (row_tasks_pay(mp_all, threads, g.K, np * nr) || (g.a_rows && (!g.src || g.narrow))) {
     g.a_packed = nullptr;
-    const int64_t tasks = std::min<int64_t>(mp_all, 8 * threads);
-    run_split(pool, threads, tasks, 1, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t m0 = (mp_all * t / tasks) * rs, m1 = std::min(g.M, (mp_all * (t + 1) / tasks) * rs);
-        if (m0 < m1) compute_block(g, m0, m1, 0, g.N);
-      }
+    // Units are row panels, so the threads finish within a panel of each other; B packed on
+    // the fly is packed once per chunk, so then chunks stay near the old eight per thread.
+    const int64_t grain = g.b_packed ? 1 : std::max<int64_t>(1, mp_all / (8 * threads));
+    run_split(pool, threads, mp_all, grain, [&](int64_t p0, int64_t p1) {
+      compute_block(g, p0 * rs, std::min(g.M, p1 * rs), 0, g.N);
     });
     return;
   }
@@ -664,21 +663,16 @@ void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
         pack_a_rows(c, r0, r1 - r0, 0, c.K, ap + p0 * c.K * mr, c.K * mr, rs, mr);
       });
     }
-    // Task grid: prefer column splits (no duplicated packing). Several tasks per
-    // thread: the caller starts at once while a sleeping worker needs ~30 us to
-    // join, and a thread slowed by other load hands over its remaining tasks.
-    const int64_t target = 4 * threads;
-    // Tasks of equal width: 12 panels as 8 tasks would mix 1- and 2-panel tasks and leave
-    // a thread idle for a panel's time at the end (measured 1.67x on 2 threads, not ~1.9x).
-    int64_t tn = ceil_div(np, ceil_div(np, target));
-    tn = std::max<int64_t>(tn, ceil_div(g.N, ks.nc));  // a task spans at most nc columns
-    int64_t tm = std::min<int64_t>(mp, std::max<int64_t>(1, ceil_div(target, tn)));
-    run_split(pool, threads, tn * tm, 1, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t i = t / tn, j = t % tn;
-        const int64_t m0 = (mp * i / tm) * rs, m1 = std::min(rows, (mp * (i + 1) / tm) * rs);
-        const int64_t n0 = (np * j / tn) * nr, n1 = std::min(g.N, (np * (j + 1) / tn) * nr);
-        if (m0 < m1 && n0 < n1) compute_block(c, m0, m1, n0, n1);
+    // Units are (B panel, row panel) pairs numbered panel-major, so a chunk is a run of row
+    // panels against one B panel (then maybe the next) and the threads finish within a unit
+    // of each other. B packed on the fly is packed by every chunk that uses it: then a chunk
+    // is at least a whole column of row panels.
+    const int64_t grain = g.b_packed ? 1 : mp;
+    run_split(pool, threads, np * mp, grain, [&](int64_t u0, int64_t u1) {
+      for (int64_t u = u0; u < u1;) {
+        const int64_t j = u / mp, i0 = u % mp, i1 = std::min(mp, i0 + (u1 - u));
+        compute_block(c, i0 * rs, std::min(rows, i1 * rs), j * nr, std::min(g.N, (j + 1) * nr));
+        u += i1 - i0;
       }
     });
   }
@@ -974,44 +968,57 @@ void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogu
   // so each task reads its share of the input while it is in cache and the panels stay in
   // L2. Few tiles (deep layers): panel ranges too, so B is streamed from memory once in all.
   const bool row_tasks = row_tasks_pay(mp, threads, K, np * nr);
-  const int64_t target = 8 * (int64_t)threads;
-  const int64_t tn = row_tasks ? 1 : std::min(np, target);
-  const int64_t tm = std::min(mp, ceil_div(target, tn));
-  run_split(pool, threads, tm * tn, 1, [&](int64_t t0, int64_t t1) {
+  // Units are single tiles against single panels, so the threads finish within a tile of
+  // each other. Row tasks number them tile-major (a chunk is tiles x every panel, cut at
+  // its ends), panel tasks panel-major (a chunk is a run of tiles against one panel).
+  auto run_tiles = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
     thread_local std::vector<const float*> table;
     thread_local std::vector<int> cuts;  // runs per row of each tile
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t ti = t / tn, tj = t % tn;
-      const int64_t m0 = (mp * ti / tm) * rs, m1 = std::min(M, (mp * (ti + 1) / tm) * rs);
-      const int64_t p0 = np * tj / tn, p1 = np * (tj + 1) / tn;
-      if (m0 >= m1 || p0 >= p1) continue;
-      // A group of tiles at a time: the pointer table stays small however tall the task,
-      // and the group's input is still in L2 when the next panel reads it again.
-      const int64_t per_tile = segments * rs;
-      for (int64_t g0 = m0; g0 < m1; g0 += kIndirectGroupTiles * rs) {
-        const int64_t g1 = std::min(m1, g0 + kIndirectGroupTiles * rs), tiles = ceil_div(g1 - g0, rs);
-        table.resize((size_t)(tiles * per_tile));
-        cuts.resize((size_t)tiles);
-        for (int64_t i = 0; i < tiles; ++i) {
-          cuts[i] = A.runs(g0 + i * rs, (int)std::min<int64_t>(rs, g1 - g0 - i * rs), table.data() + i * per_tile, rs);
-          if (cuts[i] <= 0 || segments % cuts[i] != 0) throw std::logic_error("RunSource: bad run count");
-        }
-        for (int64_t p = p0; p < p1; ++p) {
-          const int64_t col = p * nr;
-          const int cols = (int)std::min<int64_t>(nr, N - col);
-          const float* bias = e.bias ? e.bias + col : nullptr;
-          for (int64_t i = 0; i < tiles; ++i) {
-            const int64_t row = g0 + i * rs;
-            TileFlags f = tile_flags(e, beta, true, true, row, col);
-            f.a_ptrs = table.data() + i * per_tile;
-            f.segments = cuts[i];
-            f.a_ptr_stride = rs;
-            ks.tile((int)std::min<int64_t>(rs, g1 - row), cols, K / cuts[i], nullptr, 0, true, B.data() + p * K * nr,
-                    nr, false, C + row * ldc + col, ldc, bias, f);
-          }
-          if (post) apply_epilogue(C + g0 * ldc + col, ldc, g1 - g0, cols, g0, col, post_part(e));
-        }
+    // A group of tiles at a time: the pointer table stays small however tall the chunk,
+    // and the group's input is still in L2 when the next panel reads it again.
+    const int64_t per_tile = segments * rs;
+    for (int64_t g0 = m0; g0 < m1; g0 += kIndirectGroupTiles * rs) {
+      const int64_t g1 = std::min(m1, g0 + kIndirectGroupTiles * rs), tiles = ceil_div(g1 - g0, rs);
+      table.resize((size_t)(tiles * per_tile));
+      cuts.resize((size_t)tiles);
+      for (int64_t i = 0; i < tiles; ++i) {
+        cuts[i] = A.runs(g0 + i * rs, (int)std::min<int64_t>(rs, g1 - g0 - i * rs), table.data() + i * per_tile, rs);
+        if (cuts[i] <= 0 || segments % cuts[i] != 0) throw std::logic_error("RunSource: bad run count");
       }
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t col = p * nr;
+        const int cols = (int)std::min<int64_t>(nr, N - col);
+        const float* bias = e.bias ? e.bias + col : nullptr;
+        for (int64_t i = 0; i < tiles; ++i) {
+          const int64_t row = g0 + i * rs;
+          TileFlags f = tile_flags(e, beta, true, true, row, col);
+          f.a_ptrs = table.data() + i * per_tile;
+          f.segments = cuts[i];
+          f.a_ptr_stride = rs;
+          ks.tile((int)std::min<int64_t>(rs, g1 - row), cols, K / cuts[i], nullptr, 0, true, B.data() + p * K * nr,
+                  nr, false, C + row * ldc + col, ldc, bias, f);
+        }
+        if (post) apply_epilogue(C + g0 * ldc + col, ldc, g1 - g0, cols, g0, col, post_part(e));
+      }
+    }
+  };
+  run_split(pool, threads, mp * np, 1, [&](int64_t u0, int64_t u1) {
+    if (row_tasks) {
+      const int64_t t0 = u0 / np, t1 = u1 / np;  // tile t0 from panel u0 % np; tile t1 to u1 % np
+      if (t0 == t1) {
+        run_tiles(t0 * rs, std::min(M, (t0 + 1) * rs), u0 % np, u1 % np);
+        return;
+      }
+      int64_t full0 = t0;
+      if (u0 % np) run_tiles(t0 * rs, std::min(M, (t0 + 1) * rs), u0 % np, np), ++full0;
+      if (full0 < t1) run_tiles(full0 * rs, std::min(M, t1 * rs), 0, np);
+      if (u1 % np) run_tiles(t1 * rs, std::min(M, (t1 + 1) * rs), 0, u1 % np);
+      return;
+    }
+    for (int64_t u = u0; u < u1;) {  // panel-major: cut the chunk at panel boundaries
+      const int64_t p = u / mp, t0 = u % mp, t1 = std::min(mp, t0 + (u1 - u));
+      run_tiles(t0 * rs, std::min(M, t1 * rs), p, p + 1);
+      u += t1 - t0;
     }
   });
 }
