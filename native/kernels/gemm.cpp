@@ -598,6 +598,33 @@ void compute_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_
   }
 }
 
+// Work handed out as units of one row tile against one B panel (parallel_for's shrinking
+// chunks then end within a unit of each other). A chunk [u0, u1) of units numbered
+// tile-major covers whole rows of tiles except maybe at its ends; fn(t0, t1, p0, p1) gets
+// each piece of tiles [t0, t1) x panels [p0, p1).
+template <class Fn>
+void tile_major_pieces(int64_t u0, int64_t u1, int64_t np, const Fn& fn) {
+  const int64_t t0 = u0 / np, t1 = u1 / np;
+  if (t0 == t1) {
+    fn(t0, t0 + 1, u0 % np, u1 % np);
+    return;
+  }
+  int64_t full0 = t0;
+  if (u0 % np) fn(t0, t0 + 1, u0 % np, np), ++full0;
+  if (full0 < t1) fn(full0, t1, int64_t{0}, np);
+  if (u1 % np) fn(t1, t1 + 1, int64_t{0}, u1 % np);
+}
+
+// The same numbered panel-major: each piece is a run of tiles against one panel.
+template <class Fn>
+void panel_major_pieces(int64_t u0, int64_t u1, int64_t mp, const Fn& fn) {
+  for (int64_t u = u0; u < u1;) {
+    const int64_t p = u / mp, t0 = u % mp, t1 = std::min(mp, t0 + (u1 - u));
+    fn(t0, t1, p, p + 1);
+    u += t1 - t0;
+  }
+}
+
 // Whether a product's threads should each take whole row blocks against all of B (rather
 // than share column ranges): with tall A, or with a B small enough that every thread
 // reading all of it stays in cache (convolutions above all), A (or the im2col made on
@@ -633,11 +660,18 @@ void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
   // Narrow tiles and A read in place need row tasks: the shared path packs mr-row panels.
   if (row_tasks_pay(mp_all, threads, g.K, np * nr) || (g.a_rows && (!g.src || g.narrow))) {
     g.a_packed = nullptr;
-    // Units are row panels, so the threads finish within a panel of each other; B packed on
-    // the fly is packed once per chunk, so then chunks stay near the old eight per thread.
-    const int64_t grain = g.b_packed ? 1 : std::max<int64_t>(1, mp_all / (8 * threads));
-    run_split(pool, threads, mp_all, grain, [&](int64_t p0, int64_t p1) {
-      compute_block(g, p0 * rs, std::min(g.M, p1 * rs), 0, g.N);
+    // Units are tiles against panels, numbered tile-major. B packed on the fly is packed once
+    // per chunk: then units are whole rows of tiles, about eight chunks' worth per thread.
+    if (!g.b_packed) {
+      run_split(pool, threads, mp_all, std::max<int64_t>(1, mp_all / (8 * threads)), [&](int64_t t0, int64_t t1) {
+        compute_block(g, t0 * rs, std::min(g.M, t1 * rs), 0, g.N);
+      });
+      return;
+    }
+    run_split(pool, threads, mp_all * np, 1, [&](int64_t u0, int64_t u1) {
+      tile_major_pieces(u0, u1, np, [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
+        compute_block(g, t0 * rs, std::min(g.M, t1 * rs), p0 * nr, std::min(g.N, p1 * nr));
+      });
     });
     return;
   }
@@ -669,11 +703,9 @@ void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
     // is at least a whole column of row panels.
     const int64_t grain = g.b_packed ? 1 : mp;
     run_split(pool, threads, np * mp, grain, [&](int64_t u0, int64_t u1) {
-      for (int64_t u = u0; u < u1;) {
-        const int64_t j = u / mp, i0 = u % mp, i1 = std::min(mp, i0 + (u1 - u));
-        compute_block(c, i0 * rs, std::min(rows, i1 * rs), j * nr, std::min(g.N, (j + 1) * nr));
-        u += i1 - i0;
-      }
+      panel_major_pieces(u0, u1, mp, [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
+        compute_block(c, t0 * rs, std::min(rows, t1 * rs), p0 * nr, std::min(g.N, p1 * nr));
+      });
     });
   }
 }
@@ -968,9 +1000,7 @@ void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogu
   // so each task reads its share of the input while it is in cache and the panels stay in
   // L2. Few tiles (deep layers): panel ranges too, so B is streamed from memory once in all.
   const bool row_tasks = row_tasks_pay(mp, threads, K, np * nr);
-  // Units are single tiles against single panels, so the threads finish within a tile of
-  // each other. Row tasks number them tile-major (a chunk is tiles x every panel, cut at
-  // its ends), panel tasks panel-major (a chunk is a run of tiles against one panel).
+  // Units are tiles against panels: numbered tile-major for row tasks, panel-major else.
   auto run_tiles = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
     thread_local std::vector<const float*> table;
     thread_local std::vector<int> cuts;  // runs per row of each tile
@@ -1003,23 +1033,11 @@ void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogu
     }
   };
   run_split(pool, threads, mp * np, 1, [&](int64_t u0, int64_t u1) {
-    if (row_tasks) {
-      const int64_t t0 = u0 / np, t1 = u1 / np;  // tile t0 from panel u0 % np; tile t1 to u1 % np
-      if (t0 == t1) {
-        run_tiles(t0 * rs, std::min(M, (t0 + 1) * rs), u0 % np, u1 % np);
-        return;
-      }
-      int64_t full0 = t0;
-      if (u0 % np) run_tiles(t0 * rs, std::min(M, (t0 + 1) * rs), u0 % np, np), ++full0;
-      if (full0 < t1) run_tiles(full0 * rs, std::min(M, t1 * rs), 0, np);
-      if (u1 % np) run_tiles(t1 * rs, std::min(M, (t1 + 1) * rs), 0, u1 % np);
-      return;
-    }
-    for (int64_t u = u0; u < u1;) {  // panel-major: cut the chunk at panel boundaries
-      const int64_t p = u / mp, t0 = u % mp, t1 = std::min(mp, t0 + (u1 - u));
-      run_tiles(t0 * rs, std::min(M, t1 * rs), p, p + 1);
-      u += t1 - t0;
-    }
+    auto piece = [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
+      run_tiles(t0 * rs, std::min(M, t1 * rs), p0, p1);
+    };
+    if (row_tasks) tile_major_pieces(u0, u1, np, piece);
+    else panel_major_pieces(u0, u1, mp, piece);
   });
 }
 
