@@ -8,7 +8,10 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "executor/executor.hpp"
 #include "kernels/gemm.hpp"
@@ -209,6 +212,25 @@ NB_MODULE(_core, m) {
   m.def("pool_size", [] { return default_pool().size(); });
   m.def("set_pool_size", &set_default_pool_size, "Before first use only; returns False if too late.");
   m.def("gemm_isa", [] { return std::string(gemm_isa()); });
+  // For the executor's tests: runs parallel_for over n units on the default pool and
+  // returns how often each unit ran. Units divisible by slow_every sleep 20 us (so threads
+  // fall behind and take each other's work); unit fail_at throws, which must surface here.
+  m.def("parallel_for_check", [](int64_t n, int64_t grain, int64_t slow_every, int64_t fail_at) {
+    std::vector<std::atomic<int>> runs((size_t)n);
+    {
+      nb::gil_scoped_release nogil;
+      default_pool().parallel_for(n, grain, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          runs[(size_t)i].fetch_add(1, std::memory_order_relaxed);
+          if (slow_every > 0 && i % slow_every == 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
+          if (i == fail_at) throw std::runtime_error("unit " + std::to_string(i) + " failed");
+        }
+      });
+    }
+    std::vector<int> out((size_t)n);
+    for (size_t i = 0; i < out.size(); ++i) out[i] = runs[i].load();
+    return out;
+  });
 
   nb::class_<Node>(m, "Node")
       .def_prop_ro("op_type", [](const Node& n) { return n.op; })

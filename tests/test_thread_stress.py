@@ -153,3 +153,26 @@ def test_parallel_layers_with_spinning_or_sleeping_workers(spin_us):
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[-2:] == ["bad", "0"]
+
+
+def test_parallel_for_runs_every_unit_once_when_threads_take_each_others_work():
+    # Slow units make one thread fall behind, so the other empties its own part and takes
+    # chunks from the back of the slow one's: every unit must still run exactly once.
+    from aiov import _core
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        n = int(rng.integers(1, 400))
+        grain = int(rng.integers(1, 9))
+        slow_every = int(rng.choice([0, 3, 7, 50]))
+        runs = _core.parallel_for_check(n, grain, slow_every, -1)
+        assert runs == [1] * n, (n, grain, slow_every)
+
+
+def test_parallel_for_error_surfaces_once_and_the_pool_keeps_working():
+    from aiov import _core
+    for i in range(200):
+        n = 64 + i % 37
+        with pytest.raises(RuntimeError, match=f"unit {i % n} failed"):
+            _core.parallel_for_check(n, 1 + i % 4, 5, i % n)
+        # The chunks after the failure are skipped, never run twice; the next call is whole.
+        assert _core.parallel_for_check(n, 1, 0, -1) == [1] * n

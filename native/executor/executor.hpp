@@ -27,8 +27,9 @@ class ThreadPool {
   // Queue a job. Exceptions escaping a job are swallowed: callers wrap jobs
   // with their own per-job status (see Request), so a worker never dies.
   void submit(std::function<void()> job);
-  // Run fn(begin, end) over [0, n) split into chunks of at least `grain`, each a share of
-  // what is left (so they shrink toward the end and the threads finish together).
+  // Run fn(begin, end) over [0, n) split into chunks of at least `grain`. Each thread
+  // starts on its own contiguous part (the caller on the first), in chunks that shrink
+  // toward its end, then helps with the others' (so the threads finish together).
   // The calling thread takes part; idle workers help. At most `max_threads`
   // threads work on it (0 = whole pool + caller). Rethrows the first exception.
   void parallel_for(int64_t n, int64_t grain,
