@@ -267,7 +267,9 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     std::unique_lock<std::mutex> lock(st->m);
     st->cv.wait(lock, [&] { return st->done.load(std::memory_order_acquire) >= st->n; });
   }
-  if (st->error) std::rethrow_exception(st->error);
+  // Every chunk is done, so nothing writes the error any more. Taken out of the state, the
+  // exception is freed on this thread, not by whichever helper drops the state last.
+  if (std::exception_ptr error = std::move(st->error)) std::rethrow_exception(error);
 }
 
 int hardware_threads() {
