@@ -151,7 +151,6 @@ class ConvRows final : public RowSource {
   Window2d g_;
   int64_t cg_, c0_;
   const float* x_;
-  std::vector<int64_t> row_offsets_, tap_offsets_;
 };
 
 // The GEMM's A read in place (indirect convolution): row m (output pixel) is one run of the
