@@ -161,13 +161,23 @@ class ConvRuns final : public RunSource {
   // Runs up to this long can point at the shared zeros.
   static constexpr int64_t kMaxRun = 4096;
 
-  ConvRuns(const Window2d& g, int64_t cg, int64_t c0, const float* x) : g_(g), cg_(cg), c0_(c0), x_(x) {
-    // Where each tap (and each kernel row) starts relative to the window's first input point.
-    for (int64_t ky = 0; ky < g_.kh; ++ky) {
-      row_offsets_.push_back(ky * g_.dh * g_.W * g_.C);
-      for (int64_t kx = 0; kx < g_.kw; ++kx) tap_offsets_.push_back((ky * g_.dh * g_.W + kx * g_.dw) * g_.C);
+  // Where each kernel row and each tap starts from the window's first input point: made
+  // once per plan.
+  struct Offsets {
+    std::vector<int64_t> rows, taps;
+  };
+  static Offsets offsets(const Window2d& g) {
+    Offsets o;
+    for (int64_t ky = 0; ky < g.kh; ++ky) {
+      o.rows.push_back(ky * g.dh * g.W * g.C);
+      for (int64_t kx = 0; kx < g.kw; ++kx) o.taps.push_back((ky * g.dh * g.W + kx * g.dw) * g.C);
     }
+    return o;
   }
+
+  // offsets: offsets(g), kept alive by the caller.
+  ConvRuns(const Window2d& g, int64_t cg, int64_t c0, const Offsets& offsets, const float* x)
+      : g_(g), cg_(cg), c0_(c0), x_(x), row_offsets_(offsets.rows.data()), tap_offsets_(offsets.taps.data()) {}
 
   int segments() const override { return (int)(g_.kh * g_.kw); }
 
@@ -187,7 +197,7 @@ class ConvRuns final : public RunSource {
       whole_rows = ix0 >= 0 && ix0 + x_span < g_.W;
     }
     const int n_runs = (int)(whole_rows ? g_.kh : g_.kh * g_.kw);
-    const int64_t* offsets = whole_rows ? row_offsets_.data() : tap_offsets_.data();
+    const int64_t* offsets = whole_rows ? row_offsets_ : tap_offsets_;
     int64_t n = first_n, oy = first_oy, ox = first_ox;
     for (int r = 0; r < rows; ++r) {
       const int64_t iy0 = oy * g_.sh - g_.ph, ix0 = ox * g_.sw - g_.pw;
@@ -227,7 +237,7 @@ class ConvRuns final : public RunSource {
   Window2d g_;
   int64_t cg_, c0_;
   const float* x_;
-  std::vector<int64_t> row_offsets_, tap_offsets_;
+  const int64_t *row_offsets_, *tap_offsets_;
 };
 
 // Channels per group from which convolutions read their input in place (ConvRuns) rather
@@ -320,7 +330,8 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   const bool direct = taps == 1 && group == 1 && g.sh == 1 && g.sw == 1 && w.pad_begin[0] == 0 &&
                       w.pad_begin[1] == 0 && w.pad_end[0] == 0 && w.pad_end[1] == 0;
   const bool in_place = read_in_place(g, Cg, direct, packed->front()->row_layout());
-  return [g, packed, output, direct, in_place, O, Cg, Og, M](const KernelArgs& a) {
+  auto run_offsets = std::make_shared<const ConvRuns::Offsets>(ConvRuns::offsets(g));
+  return [g, packed, run_offsets, output, direct, in_place, O, Cg, Og, M](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
     float* y = a.out[0]->as<float>();
     for (size_t gi = 0; gi < packed->size(); ++gi) {
@@ -328,7 +339,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
       if (direct) {
         sgemm_packed(false, M, x, g.C, *(*packed)[gi], e, y + gi * Og, O, a.ctx->pool, a.ctx->max_threads);
       } else if (in_place) {
-        ConvRuns runs(g, Cg, (int64_t)gi * Cg, x);
+        ConvRuns runs(g, Cg, (int64_t)gi * Cg, *run_offsets, x);
         sgemm_packed(M, runs, *(*packed)[gi], e, y + gi * Og, O, a.ctx->pool, a.ctx->max_threads);
       } else {
         ConvRows rows(g, Cg, (int64_t)gi * Cg, x);
