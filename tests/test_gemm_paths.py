@@ -49,7 +49,13 @@ in_place = g.model([zoo.image_input(16, 125)])
 g = zoo.GraphBuilder(4)
 g.conv_bn(g.conv_bn("x", 16, 136, 3, 2, act="relu"), 136, 72, 3, 11, act=None)
 split = g.model([zoo.image_input(16, 63)])
+# A few-channel image read as NCHW at stride 1 (ResNet's and MobileNet's stems below take
+# stride 2): rows in place and packed over the padding, two panels on AVX-512, the second ragged.
+g = zoo.GraphBuilder(5)
+g.conv_bn("x", 3, 40, 3, 1, act="relu")
+planar = g.model([zoo.image_input(3, 37)])
 cases = [(in_place, {"x": rng.standard_normal((2, 16, 125, 125)).astype(np.float32)}),
+         (planar, {"x": rng.standard_normal((2, 3, 37, 37)).astype(np.float32)}),
          (split, {"x": rng.standard_normal((2, 16, 63, 63)).astype(np.float32)}),
          (zoo.resnet50(blocks=(1, 1), width=8, classes=5), {"x": rng.standard_normal((2, 3, 24, 24)).astype(np.float32)}),
          (zoo.mobilenet_v2(settings=((1, 8, 1, 1), (6, 12, 2, 2)), classes=5),

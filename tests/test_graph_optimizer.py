@@ -88,11 +88,29 @@ def test_convolution_variants_match(cin, cout, k, stride, group, dilation, pads,
 ])
 @pytest.mark.parametrize("size", [(5, 4), (15, 17), (33, 30)])
 def test_stem_convolutions_on_few_channels_match(cin, k, stride, pads, size, monkeypatch):
-    # Few channels: im2col rows are made a span of output pixels at a time; the span starts
-    # and ends anywhere in an output row (GEMM row blocks), and over two images.
+    # Few channels: the image is read as NCHW, output pixels inside it in place and those over
+    # the padding packed; a GEMM row tile starts and ends anywhere in an output row (tiles are
+    # cut at row ends and borders), and spans two images.
     proto = single_conv(cin, 32, k, stride, pads=pads, after=[("Relu", {})])
     feeds = {"x": RNG.standard_normal((2, cin) + size).astype(np.float32)}
     check(proto, feeds, monkeypatch)
+
+
+@pytest.mark.parametrize("cin, cout, k, stride, group, dilation, pads", [
+    (3, 32, 3, 2, 1, 1, [1, 1, 1, 1]),  # MobileNet's stem: in-place rows two floats apart
+    (3, 64, 7, 2, 1, 1, [3, 3, 3, 3]),  # ResNet's: 64 columns on the wide tiles
+    (3, 40, 3, 1, 1, 2, [0, 2, 1, 0]),  # stride 1, dilated, one-sided borders, a ragged second panel
+    (4, 12, 3, 1, 2, 1, None),          # two groups, each reading its own planes
+    (1, 8, 5, 3, 1, 1, [2, 2, 2, 2]),   # stride 3: no in-place kernel, every row packed
+    (2, 8, 3, 2, 1, 1, [4, 1, 0, 4]),   # padding wider than the kernel: windows with no row inside
+])
+def test_few_channel_images_are_read_without_a_transpose(cin, cout, k, stride, group, dilation, pads, monkeypatch):
+    proto = single_conv(cin, cout, k, stride, group, dilation, pads, after=[("Relu", {})])
+    for size in [(5, 4), (29, 31), (46, 44)]:
+        feeds = {"x": RNG.standard_normal((2, cin) + size).astype(np.float32)}
+        check(proto, feeds, monkeypatch)
+    # The only layout change left is the result's, back to NCHW.
+    assert node_types(proto, feeds) == ["aiov.FusedConv", "Transpose"]
 
 
 @pytest.mark.parametrize("cin, k, stride, dilation, pads", [

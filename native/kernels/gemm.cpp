@@ -81,7 +81,9 @@ void scalar_tile_rows(int cols, int64_t kc, const float* a, int64_t as, bool a_r
   for (int seg = 0; seg < (f.a_ptrs ? f.segments : 1); ++seg)
     for (int64_t k = 0; k < kc; ++k, b += bs)
       for (int r = 0; r < ROWS; ++r) {
-        const float av = f.a_ptrs ? f.a_ptrs[seg * f.a_ptr_stride + r][k] : a[r * a_rs + k * a_ks];
+        const float av = f.a_ptrs      ? f.a_ptrs[seg * f.a_ptr_stride + r][k]
+                         : f.a_offsets ? a[f.a_offsets[k] + r * f.a_step]
+                                       : a[r * a_rs + k * a_ks];
         for (int j = 0; j < width; ++j) acc[r][j] += av * b[j];
       }
   for (int r = 0; r < ROWS; ++r)
@@ -1035,6 +1037,79 @@ void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogu
   run_split(pool, threads, mp * np, 1, [&](int64_t u0, int64_t u1) {
     auto piece = [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
       run_tiles(t0 * rs, std::min(M, t1 * rs), p0, p1);
+    };
+    if (row_tasks) tile_major_pieces(u0, u1, np, piece);
+    else panel_major_pieces(u0, u1, mp, piece);
+  });
+}
+
+void sgemm_packed(int64_t M, const GridSource& A, const PackedB& B, const Epilogue& epilogue, float* C, int64_t ldc,
+                  ThreadPool* pool, int max_threads) {
+  const int64_t N = B.N(), K = B.K();
+  if (M <= 0 || N <= 0) return;
+  if (B.row_layout()) throw std::logic_error("sgemm_packed: a grid needs B in panels");
+  const KernelSet& ks = kernels_for_panels(B.panel_width());
+  Epilogue e = epilogue;
+  const float beta = residual_is_c(e, C, ldc) ? 1.0f : 0.0f;
+  const int nr = ks.nr, rs = row_step(ks, M);
+  const int64_t np = ceil_div(N, nr), mp = ceil_div(M, rs);
+  const bool post = needs_post(e);
+  const int threads = product_threads(pool, max_threads, 2.0 * M * N * K);
+  const bool row_tasks = row_tasks_pay(mp, threads, K, np * nr);
+  const bool in_place = A.step() >= 1 && A.step() <= kMaxGridStep;
+  // A piece of a tile: one span of the source, read in place (grid) or from a packed panel.
+  struct Piece {
+    int64_t row;
+    int rows;
+    const float* a;
+    bool grid;
+    int64_t k0, k1;
+  };
+  auto run_tiles = [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
+    thread_local std::vector<Piece> pieces;
+    // Rows that cannot be read in place (over the padding at an image's sides) are packed
+    // once for all panels, rs rows per tile.
+    float* packed = scratch(kSourceRows, (size_t)((t1 - t0) * rs * K));
+    pieces.clear();
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t row0 = t * rs, row1 = std::min(M, row0 + rs);
+      float* panel = packed + (t - t0) * rs * K;
+      for (int64_t m = row0; m < row1;) {
+        GridSource::Span s = A.span(m, row1 - m);
+        if (s.rows <= 0 || s.rows > row1 - m || (s.base && (s.k0 < 0 || s.k0 > s.k1 || s.k1 > K)))
+          throw std::logic_error("GridSource: bad span");
+        if (!in_place) s.base = nullptr;
+        if (s.base) {
+          pieces.push_back(Piece{m, (int)s.rows, s.base, true, s.k0, s.k1});
+        } else {
+          A.pack(m, s.rows, panel + (m - row0), rs);
+          pieces.push_back(Piece{m, (int)s.rows, panel + (m - row0), false, 0, K});
+        }
+        m += s.rows;
+      }
+    }
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t col = p * nr;
+      const int cols = (int)std::min<int64_t>(nr, N - col);
+      const float* bias = e.bias ? e.bias + col : nullptr;
+      for (const Piece& piece : pieces) {
+        TileFlags f = tile_flags(e, beta, true, true, piece.row, col);
+        if (piece.grid) {
+          f.a_offsets = A.offsets() + piece.k0;
+          f.a_step = A.step();
+        }
+        ks.tile(piece.rows, cols, piece.k1 - piece.k0, piece.a, rs, false, B.data() + (p * K + piece.k0) * nr, nr,
+                false, C + piece.row * ldc + col, ldc, bias, f);
+      }
+      if (post)
+        apply_epilogue(C + t0 * rs * ldc + col, ldc, std::min(M, t1 * rs) - t0 * rs, cols, t0 * rs, col, post_part(e));
+    }
+  };
+  run_split(pool, threads, mp * np, 1, [&](int64_t u0, int64_t u1) {
+    // A chunk of tiles at a time, as the indirect driver does: the pieces stay small.
+    auto piece = [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
+      for (int64_t g0 = t0; g0 < t1; g0 += kIndirectGroupTiles)
+        run_tiles(g0, std::min(t1, g0 + kIndirectGroupTiles), p0, p1);
     };
     if (row_tasks) tile_major_pieces(u0, u1, np, piece);
     else panel_major_pieces(u0, u1, mp, piece);

@@ -27,6 +27,8 @@ class PackedB {
   // rows_hint: the M the weights will be multiplied with, when known (-1: unknown). Few
   // columns are kept as dot-product rows only for few rows of A; tall A wants panels.
   PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb, int64_t rows_hint = -1);
+  // A rows_hint for weights whose product needs panels however few rows A has (grids).
+  static constexpr int64_t kTallA = int64_t{1} << 40;
   // Everything besides B's values that decides what the constructor makes from the same
   // arguments: two calls with equal text and equal B bytes pack identical data.
   static std::string layout(bool trans_b, int64_t K, int64_t N, int64_t ldb, int64_t rows_hint = -1);
@@ -90,6 +92,37 @@ class RunSource {
 void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogue& e, float* C, int64_t ldc,
                   ThreadPool* pool, int max_threads = 0);
 
+// Rows of A that are evenly spaced reads of one pattern (a convolution on channel-planar
+// input, a model's NCHW image): element (r, k) of rows m .. m + n - 1 read in place is
+// base[offsets()[k] + r * step()], so a tile needs one base and no copy.
+class GridSource {
+ public:
+  virtual ~GridSource() = default;
+  // Where column k of a row lies, in floats from the row's base; K entries.
+  virtual const int64_t* offsets() const = 0;
+  // Floats between the bases of neighbouring rows read in place (1 .. kMaxGridStep).
+  virtual int step() const = 0;
+  // Rows m .. m + rows - 1 that are alike. base set: they are read in place, and their
+  // columns outside [k0, k1) are zero (a window over the top or bottom padding skips those
+  // kernel rows). base null: they are packed.
+  struct Span {
+    int64_t rows;
+    const float* base;
+    int64_t k0, k1;
+  };
+  // The span starting at row m, at most `limit` rows long (limit >= 1).
+  virtual Span span(int64_t m, int64_t limit) const = 0;
+  // Rows m .. m + n - 1 of one span written as a packed panel: dst[k * ld + r], all K columns.
+  virtual void pack(int64_t m, int64_t n, float* dst, int64_t ld) const = 0;
+};
+
+// Row steps the micro-kernels read in place; a GridSource with a larger step packs every row.
+constexpr int kMaxGridStep = 2;
+
+// C[M,N] = epilogue(A * B) for A given as a grid; B in panels (not row_layout()).
+void sgemm_packed(int64_t M, const GridSource& A, const PackedB& B, const Epilogue& e, float* C, int64_t ldc,
+                  ThreadPool* pool, int max_threads = 0);
+
 // dst[c * ldd + r] = src[r * ld + c] for r < rows, c < cols: a 2-D transpose through the
 // selected ISA's in-register 16 x 16 blocks (layout changes such as NHWC -> NCHW).
 void transpose_f32(int64_t rows, int64_t cols, const float* src, int64_t ld, float* dst, int64_t ldd);
@@ -122,6 +155,10 @@ struct TileFlags {
   const float* const* a_ptrs = nullptr;
   int segments = 1;
   int64_t a_ptr_stride = 0;
+  // Grid A (see GridSource): element (r, k) of the tile is a[a_offsets[k] + r * a_step], the
+  // a argument being the tile's base; kc covers all of K, and panels is 1.
+  const int64_t* a_offsets = nullptr;
+  int a_step = 1;
 };
 
 // C[rows, cols] (+)= A * Bpanel over kc steps, then merged as TileFlags says.

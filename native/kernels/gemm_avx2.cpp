@@ -50,7 +50,8 @@ constexpr int k_splits(int vecs) {  // vecs: accumulators per k step
 // NV ymm vectors per row (the narrow tiles, NV = 1, serve at most 8 columns with more rows).
 // A_ROWS: A is row-major (row r at a + r * as, k contiguous), read where it lies instead
 // of from a packed panel (a[k * as + r]). INDIRECT: rows are runs found through f.a_ptrs.
-template <int ROWS, int NV, bool DIRECT, bool A_ROWS, bool INDIRECT = false>
+// GRID > 0: element (r, k) is a[f.a_offsets[k] + r * GRID] (a grid of step GRID).
+template <int ROWS, int NV, bool DIRECT, bool A_ROWS, bool INDIRECT = false, int GRID = 0>
 inline __attribute__((always_inline)) void tile_once(int cols, int64_t kc, const float* a, int64_t as, const float* b,
                                                      int64_t bs, float* c, int64_t ldc, const float* bias,
                                                      const TileFlags& f, const float* residual) {
@@ -106,6 +107,9 @@ inline __attribute__((always_inline)) void tile_once(int cols, int64_t kc, const
       steps(kc, [&](int s, int r) { return row[r] + s; },
             [&](int n) { AIOV_UNROLL for (int r = 0; r < ROWS; ++r) row[r] += n; });
     }
+  } else if constexpr (GRID > 0) {
+    const int64_t* off = f.a_offsets;
+    steps(kc, [&](int s, int r) { return a + off[s] + r * GRID; }, [&](int n) { off += n; });
   } else {
     const int64_t a_step = A_ROWS ? 1 : as;
     steps(kc, [&](int s, int r) { return A_ROWS ? a + r * as + s : a + s * as + r; }, [&](int n) { a += n * a_step; });

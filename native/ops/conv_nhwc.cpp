@@ -4,7 +4,8 @@
 // channels are contiguous: a 1x1 convolution is one GEMM on the input as it lies, larger
 // windows with 16+ channels have the GEMM read the input in place (a run of channels per
 // tap, ConvRuns), fewer channels feed it rows made on demand (implicit im2col, ConvRows),
-// 3x3 stride 1 may go through Winograd, and depthwise has its own loop.
+// 3x3 stride 1 may go through Winograd, and depthwise has its own loop. A convolution on a
+// model's NCHW image with few channels reads it as it lies (ConvPlanes), without a transpose.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -26,6 +27,7 @@ namespace {
 std::vector<PortInfo> infer_fused_conv(const InferContext& c) {
   expect_type_match(c.node, c.in[0], c.in[1]);
   if (layout_of(c.node) != Layout::nhwc) throw InputError(c.node.describe() + ": only the nhwc layout");
+  input_layout_of(c.node);  // nhwc, or nchw read as it lies (names anything else)
   PartialShape y = conv_output_shape(c.node, c.in[0].shape, c.in[1].shape);
   if (y.rank_known && y.rank() != 4) throw InputError(c.node.describe() + ": only 2-D convolutions");
   const PartialShape& b = c.in[2].shape;
@@ -52,6 +54,13 @@ void fill_rows(float* dst, int64_t ld, int64_t rows, int64_t len, float v) {
   for (int64_t r = 0; r < rows; ++r) std::fill_n(dst + r * ld, len, v);
 }
 
+// Output columns [lo, hi) whose windows lie wholly inside the image across.
+void interior_columns(const Window2d& g, int64_t& lo, int64_t& hi) {
+  lo = std::min(g.OW, (g.pw + g.sw - 1) / g.sw);
+  const int64_t x_span = (g.kw - 1) * g.dw;
+  hi = g.W + g.pw > x_span ? std::clamp((g.W + g.pw - 1 - x_span) / g.sw + 1, lo, g.OW) : lo;
+}
+
 // Rows of the im2col matrix of one group, made on demand: row m is output pixel m
 // (n, oy, ox); column k is (ky, kx, c) with c fastest, matching the packed weights.
 class ConvRows final : public RowSource {
@@ -62,17 +71,7 @@ class ConvRows final : public RowSource {
     const int64_t ohw = g_.OH * g_.OW;
     // With one group and no dilation, one kernel row (kw pixels x C channels) is a single
     // contiguous run of the input whenever it lies inside the image.
-    const bool row_runs = cg_ == g_.C && g_.dw == 1;
-    if (row_runs && k0 == 0 && kc == g_.kh * g_.kw * g_.C) {
-      // Whole rows of the common stems (3 channels, 3x3 or 7x7 kernels): kernel-row runs of
-      // a length known at compile time, each copied in a few moves instead of a loop.
-      switch (g_.kw * g_.C) {
-        case 9: return run_rows<9>(m0, count, k0, kc, dst, ld);
-        case 21: return run_rows<21>(m0, count, k0, kc, dst, ld);
-        default: break;
-      }
-    }
-    if (row_runs) return run_rows<0>(m0, count, k0, kc, dst, ld);
+    if (cg_ == g_.C && g_.dw == 1) return run_rows(m0, count, k0, kc, dst, ld);
     for (int64_t r = 0; r < count; ++r) {
       const int64_t m = m0 + r, n = m / ohw, p = m % ohw;
       const int64_t iy0 = (p / g_.OW) * g_.sh - g_.ph, ix0 = (p % g_.OW) * g_.sw - g_.pw;
@@ -95,12 +94,10 @@ class ConvRows final : public RowSource {
   // apart. Rows are made a span of output columns at a time and one piece of a kernel row
   // (the part inside [k0, k0 + kc)) after another, so interior pixels are strided block
   // copies with no per-pixel index arithmetic (per-row memcpy calls cost 10% of a 3x3 conv).
-  // kRun > 0: whole rows (k0 = 0, kc = K) whose runs are kRun floats.
-  template <int kRun>
   void run_rows(int64_t m0, int64_t count, int64_t k0, int64_t kc, float* dst, int64_t ld) const {
-    const int64_t run = kRun ? kRun : g_.kw * g_.C, ohw = g_.OH * g_.OW, step = g_.sw * g_.C;
+    const int64_t run = g_.kw * g_.C, ohw = g_.OH * g_.OW, step = g_.sw * g_.C;
     int64_t lo, hi;
-    interior_columns(lo, hi);
+    interior_columns(g_, lo, hi);
     for (int64_t m = m0, end = m0 + count; m < end;) {
       const int64_t n = m / ohw, oy = (m % ohw) / g_.OW, ox0 = (m % ohw) % g_.OW;
       const int64_t ox1 = std::min(g_.OW, ox0 + (end - m));  // this span: columns [ox0, ox1) of row oy
@@ -117,11 +114,7 @@ class ConvRows final : public RowSource {
           const float* line = img + iy * g_.W * g_.C;
           for (int64_t ox = ox0; ox < in_lo; ++ox) border_piece(line, ox, q, len, d + (ox - ox0) * ld);
           const float* s = line + (in_lo * g_.sw - g_.pw) * g_.C + q;
-          float* di = d + (in_lo - ox0) * ld;
-          if constexpr (kRun > 0)
-            for (int64_t ox = in_lo; ox < in_hi; ++ox, di += ld, s += step) std::memcpy(di, s, kRun * sizeof(float));
-          else
-            copy_rows(s, step, di, ld, in_hi - in_lo, len);
+          copy_rows(s, step, d + (in_lo - ox0) * ld, ld, in_hi - in_lo, len);
           for (int64_t ox = in_hi; ox < ox1; ++ox) border_piece(line, ox, q, len, d + (ox - ox0) * ld);
         }
         k += len;
@@ -140,12 +133,6 @@ class ConvRows final : public RowSource {
       else std::copy_n(line + ix * g_.C + c, l, d + done);
       done += l;
     }
-  }
-
-  // Output columns [lo, hi) read kernel rows that lie wholly inside the image.
-  void interior_columns(int64_t& lo, int64_t& hi) const {
-    lo = std::min(g_.OW, (g_.pw + g_.sw - 1) / g_.sw);
-    hi = g_.W + g_.pw >= g_.kw ? std::clamp((g_.W + g_.pw - g_.kw) / g_.sw + 1, lo, g_.OW) : lo;
   }
 
   Window2d g_;
@@ -240,6 +227,82 @@ class ConvRuns final : public RunSource {
   const int64_t *row_offsets_, *tap_offsets_;
 };
 
+// Rows of the im2col matrix of one group read from NCHW input (a model's image, which then
+// needs no transpose to NHWC): row m is output pixel m (n, oy, ox), column k is (ky, c, kx).
+// Across one output row, neighbouring pixels read every column sw floats apart, so a run of
+// them is one base and a table of K offsets. Kernel rows outer: a window over the top or
+// bottom padding reads a contiguous part of K in place; only pixels whose windows cross
+// the left or right edge are packed.
+class ConvPlanes final : public GridSource {
+ public:
+  // Where column k lies from a row's base (its window's first input point): once per plan.
+  static std::vector<int64_t> column_offsets(const Window2d& g, int64_t cg) {
+    std::vector<int64_t> offsets;
+    for (int64_t ky = 0; ky < g.kh; ++ky)
+      for (int64_t c = 0; c < cg; ++c)
+        for (int64_t kx = 0; kx < g.kw; ++kx) offsets.push_back((c * g.H + ky * g.dh) * g.W + kx * g.dw);
+    return offsets;
+  }
+  // Column k of the rearranged filters is element index(k) of the model's [cg, kh, kw] filter.
+  static int64_t filter_index(const Window2d& g, int64_t cg, int64_t k) {
+    const int64_t ky = k / (cg * g.kw), c = k / g.kw % cg, kx = k % g.kw;
+    return (c * g.kh + ky) * g.kw + kx;
+  }
+
+  // offsets: column_offsets(g, cg), kept alive by the caller.
+  ConvPlanes(const Window2d& g, int64_t cg, int64_t c0, const int64_t* offsets, const float* x)
+      : g_(g), cg_(cg), c0_(c0), x_(x), offsets_(offsets) {
+    interior_columns(g_, lo_, hi_);
+  }
+
+  const int64_t* offsets() const override { return offsets_; }
+  int step() const override { return (int)g_.sw; }
+
+  Span span(int64_t m, int64_t limit) const override {
+    const int64_t n = m / (g_.OH * g_.OW), oy = m / g_.OW % g_.OH, ox = m % g_.OW;
+    const int64_t in_row = std::min(limit, g_.OW - ox);
+    if (ox < lo_) return Span{std::min(in_row, lo_ - ox), nullptr, 0, 0};
+    if (ox >= hi_) return Span{in_row, nullptr, 0, 0};
+    // Kernel rows [ky0, ky1) lie inside the image.
+    const int64_t iy0 = oy * g_.sh - g_.ph;
+    const int64_t ky0 = iy0 >= 0 ? 0 : std::min(g_.kh, (-iy0 + g_.dh - 1) / g_.dh);
+    const int64_t ky1 = g_.H > iy0 ? std::clamp((g_.H - 1 - iy0) / g_.dh + 1, ky0, g_.kh) : ky0;
+    // The base may lie before the image when the window starts in the top padding; only
+    // columns from ky0 on are read from it.
+    const float* base = x_ + (((n * g_.C + c0_) * g_.H + iy0) * g_.W + ox * g_.sw - g_.pw);
+    const int64_t per_row = cg_ * g_.kw;
+    return Span{std::min(in_row, hi_ - ox), base, ky0 * per_row, ky1 * per_row};
+  }
+
+  void pack(int64_t m, int64_t count, float* dst, int64_t ld) const override {
+    // A span lies in one output row: the pixels differ only in ox.
+    const int64_t n = m / (g_.OH * g_.OW), oy = m / g_.OW % g_.OH, ox0 = m % g_.OW;
+    const float* image = x_ + (n * g_.C + c0_) * g_.H * g_.W;
+    for (int64_t ky = 0, k = 0; ky < g_.kh; ++ky) {
+      const int64_t iy = oy * g_.sh - g_.ph + ky * g_.dh;
+      for (int64_t c = 0; c < cg_; ++c)
+        for (int64_t kx = 0; kx < g_.kw; ++kx, ++k) {
+          float* d = dst + k * ld;
+          if (iy < 0 || iy >= g_.H) {
+            std::fill_n(d, count, 0.0f);
+            continue;
+          }
+          const float* line = image + (c * g_.H + iy) * g_.W;
+          for (int64_t r = 0; r < count; ++r) {
+            const int64_t ix = (ox0 + r) * g_.sw - g_.pw + kx * g_.dw;
+            d[r] = ix >= 0 && ix < g_.W ? line[ix] : 0.0f;
+          }
+        }
+    }
+  }
+
+ private:
+  Window2d g_;
+  int64_t cg_, c0_, lo_ = 0, hi_ = 0;
+  const float* x_;
+  const int64_t* offsets_;
+};
+
 // Channels per group from which convolutions read their input in place (ConvRuns) rather
 // than through im2col rows: shorter runs spend too much of each tile reloading pointers.
 constexpr int64_t kMinRunChannels = 16;
@@ -265,12 +328,13 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   const Node& node = ctx.node;
   if (ctx.in[0].type != ElementType::f32 || !ctx.in[1].data)
     throw NotSupported(node.describe() + ": needs f32 data and constant filters");
-  const Dims& xs = ctx.in[0].shape;  // N H W C
-  const Dims& fs = ctx.in[1].shape;  // O Cg kh kw
-  const Dims& ys = ctx.out[0].shape;
+  const bool planar = input_layout_of(node) == Layout::nchw;
+  const Dims xs = to_channels_first(ctx.in[0].shape, input_layout_of(node));  // N C H W
+  const Dims& fs = ctx.in[1].shape;                                         // O Cg kh kw
+  const Dims& ys = ctx.out[0].shape;                                        // N OH OW O
   const int64_t group = node.attr_int("group", 1);
-  Window w = make_window(node, {xs[1], xs[2]}, {fs[2], fs[3]}, false);
-  Window2d g{xs[0], xs[1], xs[2], xs[3], ys[1], ys[2], fs[2], fs[3], w.stride[0], w.stride[1],
+  Window w = make_window(node, {xs[2], xs[3]}, {fs[2], fs[3]}, false);
+  Window2d g{xs[0], xs[2], xs[3], xs[1], ys[1], ys[2], fs[2], fs[3], w.stride[0], w.stride[1],
              w.dilation[0], w.dilation[1], w.pad_begin[0], w.pad_begin[1]};
   const int64_t O = fs[0], Cg = fs[1], Og = O / group, taps = g.kh * g.kw, K = taps * Cg;
   const int64_t M = g.N * g.OH * g.OW;
@@ -289,6 +353,32 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   // (and, for scaled filters, the node whose scale they carry).
   const std::string filter_shape = " filters " + dims_str(fs) + " group " + std::to_string(group) +
                                    (scale.empty() ? "" : " scaled by node " + std::to_string(node.id));
+  if (planar) {
+    // Filters as B [K, Og] with K ordered (ky, c, kx), in panels (what a grid needs) however
+    // small the image.
+    using GroupPanels = std::vector<std::unique_ptr<PackedB>>;
+    const int64_t rows_hint = PackedB::kTallA;
+    const std::string recipe = "planar conv panels" + filter_shape + " " + PackedB::layout(true, K, Og, K, rows_hint);
+    auto packed = ctx.derived<GroupPanels>(1, recipe, [&] {
+      auto panels = std::make_shared<GroupPanels>();
+      std::vector<float> wt((size_t)(Og * K));
+      for (int64_t gi = 0; gi < group; ++gi) {
+        for (int64_t o = 0; o < Og; ++o)
+          for (int64_t k = 0; k < K; ++k) wt[o * K + k] = filter(gi * Og + o, ConvPlanes::filter_index(g, Cg, k));
+        panels->push_back(std::make_unique<PackedB>(true, K, Og, wt.data(), K, rows_hint));
+      }
+      return panels;
+    });
+    auto offsets = std::make_shared<const std::vector<int64_t>>(ConvPlanes::column_offsets(g, Cg));
+    return [g, packed, offsets, output, O, Cg, Og, M](const KernelArgs& a) {
+      for (size_t gi = 0; gi < packed->size(); ++gi) {
+        ConvPlanes planes(g, Cg, (int64_t)gi * Cg, offsets->data(), a.in[0]->as<float>());
+        sgemm_packed(M, planes, *(*packed)[gi], output.at(a, O, (int64_t)gi * Og), a.out[0]->as<float>() + gi * Og, O,
+                     a.ctx->pool, a.ctx->max_threads);
+      }
+    };
+  }
+
   if (Cg == 1 && Og == 1 && group == g.C) {
     // Depthwise: filters as [taps, C] so the channel loop is contiguous.
     auto wd = ctx.derived<std::vector<float>>(1, "depthwise taps x C" + filter_shape, [&] {

@@ -63,11 +63,18 @@ Window to_3d(Window w) {
   return w;
 }
 
-Layout layout_of(const Node& n) {
-  std::string l = n.attr_str("layout", "nchw");
+namespace {
+Layout parse_layout(const Node& n, const std::string& l) {
   if (l == "nchw") return Layout::nchw;
   if (l == "nhwc") return Layout::nhwc;
   throw InputError(n.describe() + ": unknown layout '" + l + "'");
+}
+}  // namespace
+
+Layout layout_of(const Node& n) { return parse_layout(n, n.attr_str("layout", "nchw")); }
+
+Layout input_layout_of(const Node& n) {
+  return n.has_attr("input_layout") ? parse_layout(n, n.attr_str("input_layout", "")) : layout_of(n);
 }
 
 Dims to_channels_first(const Dims& d, Layout layout) {
@@ -88,7 +95,7 @@ Dims from_channels_first(const Dims& d, Layout layout) {
 PartialShape conv_output_shape(const Node& n, const PartialShape& xs, const PartialShape& f) {
   if (!xs.rank_known || !f.rank_known) return PartialShape::dynamic_rank();
   const Layout layout = layout_of(n);
-  const PartialShape x(to_channels_first(xs.dims, layout));
+  const PartialShape x(to_channels_first(xs.dims, input_layout_of(n)));
   if (x.rank() != f.rank() || x.rank() < 3 || x.rank() > 5)
     throw InputError(n.describe() + ": expected NCW/NCHW/NCDHW data and filters of the same rank, got " + xs.str() +
                      " and " + f.str());

@@ -22,12 +22,15 @@ Window to_3d(Window w);
 // NHWC, where channels are contiguous for the GEMM and the vector loops.
 enum class Layout { nchw, nhwc };
 Layout layout_of(const Node& n);  // the node's "layout" attribute (default nchw)
+// The layout its data input is read in: "input_layout" when given (a convolution may read
+// NCHW and write NHWC), else its layout.
+Layout input_layout_of(const Node& n);
 // [N, C, spatial...] <-> [N, spatial..., C]
 Dims to_channels_first(const Dims& d, Layout layout);
 Dims from_channels_first(const Dims& d, Layout layout);
 
 // Output shapes (in the node's layout) of a convolution with filters f [O, C/group, k...]
-// and of a pooling window; dims stay dynamic where inputs are.
+// and data x in its input layout, and of a pooling window; dims stay dynamic where inputs are.
 PartialShape conv_output_shape(const Node& n, const PartialShape& x, const PartialShape& f);
 PartialShape pool_output_shape(const Node& n, const PartialShape& x);
 
