@@ -50,6 +50,7 @@ class InferRequest:
         self._compiled = compiled
         self._spec = compiled._spec
         self._native = _native if _native is not None else _core.Request(compiled._native)
+        self._native.set_fast_inputs(self._spec.in_names, self._spec.in_dtypes, self._spec.in_type_ids)
         self._ever_set = [False] * self._spec.count
         self._all_set = self._spec.count == 0
         self.userdata = None
@@ -61,11 +62,7 @@ class InferRequest:
 
     # -- inputs --
     def _set_inputs(self, inputs, share: bool):
-        arrays = self._fast_arrays(inputs) if inputs is not None else None
-        if arrays is not None:
-            set_input, ids = self._native.set_input, self._spec.in_type_ids
-            for index, arr in enumerate(arrays):
-                set_input(index, arr, ids[index], share)
+        if inputs is not None and self._native.bind(inputs, share):
             if not self._all_set:
                 self._mark_all_set()
             return
@@ -97,40 +94,15 @@ class InferRequest:
         self._native.set_input(index, tensor.data, want._id, True, shape)
         self._ever_set[index] = True
 
-    def _fast_arrays(self, inputs):
-        """The arrays in input order when they need no conversion, else None."""
-        spec = self._spec
-        if type(inputs) is np.ndarray and spec.count == 1:
-            arrays = (inputs,)
-        elif type(inputs) in (list, tuple) and len(inputs) == spec.count:
-            arrays = inputs
-        elif type(inputs) is dict and len(inputs) == spec.count:
-            # Keyed by index or by name (the usual feed dict); anything else, or two keys
-            # naming one input, takes the general path and its checks.
-            arrays = [None] * spec.count
-            names = spec.in_names
-            for key, value in inputs.items():
-                index = names.get(key) if type(key) is str else key if type(key) is int else None
-                if index is None or not 0 <= index < spec.count or arrays[index] is not None:
-                    return None
-                arrays[index] = value
-        else:
-            return None
-        for arr, dt in zip(arrays, spec.in_dtypes):
-            if type(arr) is not np.ndarray or arr.dtype != dt or not arr.flags.c_contiguous:
-                return None
-        return arrays
-
     def _mark_all_set(self):
         self._ever_set = [True] * self._spec.count
         self._all_set = True
 
     def _fast_run(self, inputs, share_inputs: bool, share_outputs: bool):
         """One native call for the common case; None when inputs need the general path."""
-        arrays = self._fast_arrays(inputs)
-        if arrays is None:
+        values = self._native.call(inputs, share_inputs, not share_outputs)
+        if values is None:
             return None
-        values = self._native.run(arrays, self._spec.in_type_ids, share_inputs, not share_outputs)
         if not self._all_set:
             self._mark_all_set()
         return OVDict(self._spec.outputs, values, self._spec.out_names)
