@@ -981,81 +981,91 @@ void sgemm_packed(int64_t M, const RowSource& A, const PackedB& B, const Epilogu
   sgemm_packed_impl(g, B, pool, max_threads);
 }
 
-// Tiles whose runs are looked up together (see the driver below).
-constexpr int64_t kIndirectGroupTiles = 32;
+// Tiles whose A rows are looked up (or packed) together by the source drivers below: the
+// per-thread tables stay small however tall a chunk, and the group's input is still in L2
+// when the next panel reads it again.
+constexpr int64_t kSourceGroupTiles = 32;
+
+// What the drivers for A found in place (runs, grids) settle before they split the work:
+// every tile runs the whole K against pre-packed panels, in units of one tile against one
+// panel. Many tiles: whole rows of tiles against every panel, so each task reads its share
+// of the input while it is in cache and the panels stay in L2. Few tiles (deep layers):
+// panel ranges too, so B is streamed from memory once in all.
+struct SourceTiles {
+  SourceTiles(int64_t M_, const PackedB& B, const Epilogue& epilogue, const float* C, int64_t ldc, ThreadPool* pool_,
+              int max_threads)
+      : M(M_), N(B.N()), K(B.K()), ks(kernels_for_panels(B.panel_width())), e(epilogue),
+        beta(residual_is_c(e, C, ldc) ? 1.0f : 0.0f), nr(ks.nr), rs(row_step(ks, M)), np(ceil_div(N, nr)),
+        mp(ceil_div(M, rs)), post(needs_post(e)), pool(pool_),
+        threads(product_threads(pool, max_threads, 2.0 * M * N * K)), row_tasks(row_tasks_pay(mp, threads, K, np * nr)) {}
+
+  // fn(t0, t1, p0, p1) over every group of tiles [t0, t1) x panels [p0, p1), on the threads.
+  template <class Fn>
+  void run(const Fn& fn) const {
+    run_split(pool, threads, mp * np, 1, [&](int64_t u0, int64_t u1) {
+      auto piece = [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
+        for (int64_t g0 = t0; g0 < t1; g0 += kSourceGroupTiles) fn(g0, std::min(t1, g0 + kSourceGroupTiles), p0, p1);
+      };
+      if (row_tasks) tile_major_pieces(u0, u1, np, piece);
+      else panel_major_pieces(u0, u1, mp, piece);
+    });
+  }
+
+  const int64_t M, N, K;
+  const KernelSet& ks;
+  Epilogue e;  // without a residual that is C itself (then beta is 1)
+  const float beta;
+  const int nr, rs;
+  const int64_t np, mp;
+  const bool post;
+  ThreadPool* const pool;
+  const int threads;
+  const bool row_tasks;
+};
 
 void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogue& epilogue, float* C, int64_t ldc,
                   ThreadPool* pool, int max_threads) {
-  const int64_t N = B.N(), K = B.K(), segments = A.segments();
-  if (M <= 0 || N <= 0) return;
-  if (B.row_layout() || segments <= 0 || K % segments != 0)
+  const int64_t segments = A.segments();
+  if (M <= 0 || B.N() <= 0) return;
+  if (B.row_layout() || segments <= 0 || B.K() % segments != 0)
     throw std::logic_error("sgemm_packed: runs need B in panels and K a multiple of the segment count");
-  const KernelSet& ks = kernels_for_panels(B.panel_width());
-  Epilogue e = epilogue;
-  const float beta = residual_is_c(e, C, ldc) ? 1.0f : 0.0f;
-  const int nr = ks.nr, rs = row_step(ks, M);
-  const int64_t np = ceil_div(N, nr), mp = ceil_div(M, rs);
-  const bool post = needs_post(e);
-  const int threads = product_threads(pool, max_threads, 2.0 * M * N * K);
   // Each tile runs the whole K: slicing it into groups of segments measured 1-3% slower.
-  // Tasks are blocks of tiles x panels. Many tiles: whole rows of tiles against every panel,
-  // so each task reads its share of the input while it is in cache and the panels stay in
-  // L2. Few tiles (deep layers): panel ranges too, so B is streamed from memory once in all.
-  const bool row_tasks = row_tasks_pay(mp, threads, K, np * nr);
-  // Units are tiles against panels: numbered tile-major for row tasks, panel-major else.
-  auto run_tiles = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+  const SourceTiles st(M, B, epilogue, C, ldc, pool, max_threads);
+  const int64_t N = st.N, K = st.K, nr = st.nr, rs = st.rs;
+  st.run([&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
     thread_local std::vector<const float*> table;
     thread_local std::vector<int> cuts;  // runs per row of each tile
-    // A group of tiles at a time: the pointer table stays small however tall the chunk,
-    // and the group's input is still in L2 when the next panel reads it again.
-    const int64_t per_tile = segments * rs;
-    for (int64_t g0 = m0; g0 < m1; g0 += kIndirectGroupTiles * rs) {
-      const int64_t g1 = std::min(m1, g0 + kIndirectGroupTiles * rs), tiles = ceil_div(g1 - g0, rs);
-      table.resize((size_t)(tiles * per_tile));
-      cuts.resize((size_t)tiles);
-      for (int64_t i = 0; i < tiles; ++i) {
-        cuts[i] = A.runs(g0 + i * rs, (int)std::min<int64_t>(rs, g1 - g0 - i * rs), table.data() + i * per_tile, rs);
-        if (cuts[i] <= 0 || segments % cuts[i] != 0) throw std::logic_error("RunSource: bad run count");
-      }
-      for (int64_t p = p0; p < p1; ++p) {
-        const int64_t col = p * nr;
-        const int cols = (int)std::min<int64_t>(nr, N - col);
-        const float* bias = e.bias ? e.bias + col : nullptr;
-        for (int64_t i = 0; i < tiles; ++i) {
-          const int64_t row = g0 + i * rs;
-          TileFlags f = tile_flags(e, beta, true, true, row, col);
-          f.a_ptrs = table.data() + i * per_tile;
-          f.segments = cuts[i];
-          f.a_ptr_stride = rs;
-          ks.tile((int)std::min<int64_t>(rs, g1 - row), cols, K / cuts[i], nullptr, 0, true, B.data() + p * K * nr,
-                  nr, false, C + row * ldc + col, ldc, bias, f);
-        }
-        if (post) apply_epilogue(C + g0 * ldc + col, ldc, g1 - g0, cols, g0, col, post_part(e));
-      }
+    const int64_t per_tile = segments * rs, g0 = t0 * rs, g1 = std::min(M, t1 * rs), tiles = t1 - t0;
+    table.resize((size_t)(tiles * per_tile));
+    cuts.resize((size_t)tiles);
+    for (int64_t i = 0; i < tiles; ++i) {
+      cuts[i] = A.runs(g0 + i * rs, (int)std::min<int64_t>(rs, g1 - g0 - i * rs), table.data() + i * per_tile, rs);
+      if (cuts[i] <= 0 || segments % cuts[i] != 0) throw std::logic_error("RunSource: bad run count");
     }
-  };
-  run_split(pool, threads, mp * np, 1, [&](int64_t u0, int64_t u1) {
-    auto piece = [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
-      run_tiles(t0 * rs, std::min(M, t1 * rs), p0, p1);
-    };
-    if (row_tasks) tile_major_pieces(u0, u1, np, piece);
-    else panel_major_pieces(u0, u1, mp, piece);
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t col = p * nr;
+      const int cols = (int)std::min<int64_t>(nr, N - col);
+      const float* bias = st.e.bias ? st.e.bias + col : nullptr;
+      for (int64_t i = 0; i < tiles; ++i) {
+        const int64_t row = g0 + i * rs;
+        TileFlags f = tile_flags(st.e, st.beta, true, true, row, col);
+        f.a_ptrs = table.data() + i * per_tile;
+        f.segments = cuts[i];
+        f.a_ptr_stride = rs;
+        st.ks.tile((int)std::min<int64_t>(rs, g1 - row), cols, K / cuts[i], nullptr, 0, true, B.data() + p * K * nr,
+                   (int)nr, false, C + row * ldc + col, ldc, bias, f);
+      }
+      if (st.post) apply_epilogue(C + g0 * ldc + col, ldc, g1 - g0, cols, g0, col, post_part(st.e));
+    }
   });
 }
 
 void sgemm_packed(int64_t M, const GridSource& A, const PackedB& B, const Epilogue& epilogue, float* C, int64_t ldc,
                   ThreadPool* pool, int max_threads) {
-  const int64_t N = B.N(), K = B.K();
-  if (M <= 0 || N <= 0) return;
+  if (M <= 0 || B.N() <= 0) return;
   if (B.row_layout()) throw std::logic_error("sgemm_packed: a grid needs B in panels");
-  const KernelSet& ks = kernels_for_panels(B.panel_width());
-  Epilogue e = epilogue;
-  const float beta = residual_is_c(e, C, ldc) ? 1.0f : 0.0f;
-  const int nr = ks.nr, rs = row_step(ks, M);
-  const int64_t np = ceil_div(N, nr), mp = ceil_div(M, rs);
-  const bool post = needs_post(e);
-  const int threads = product_threads(pool, max_threads, 2.0 * M * N * K);
-  const bool row_tasks = row_tasks_pay(mp, threads, K, np * nr);
+  const SourceTiles st(M, B, epilogue, C, ldc, pool, max_threads);
+  const int64_t N = st.N, K = st.K, nr = st.nr, rs = st.rs;
   const bool in_place = A.step() >= 1 && A.step() <= kMaxGridStep;
   // A piece of a tile: one span of the source, read in place (grid) or from a packed panel.
   struct Piece {
@@ -1065,7 +1075,7 @@ void sgemm_packed(int64_t M, const GridSource& A, const PackedB& B, const Epilog
     bool grid;
     int64_t k0, k1;
   };
-  auto run_tiles = [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
+  st.run([&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
     thread_local std::vector<Piece> pieces;
     // Rows that cannot be read in place (over the padding at an image's sides) are packed
     // once for all panels, rs rows per tile.
@@ -1091,28 +1101,20 @@ void sgemm_packed(int64_t M, const GridSource& A, const PackedB& B, const Epilog
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t col = p * nr;
       const int cols = (int)std::min<int64_t>(nr, N - col);
-      const float* bias = e.bias ? e.bias + col : nullptr;
+      const float* bias = st.e.bias ? st.e.bias + col : nullptr;
       for (const Piece& piece : pieces) {
-        TileFlags f = tile_flags(e, beta, true, true, piece.row, col);
+        TileFlags f = tile_flags(st.e, st.beta, true, true, piece.row, col);
         if (piece.grid) {
           f.a_offsets = A.offsets() + piece.k0;
           f.a_step = A.step();
         }
-        ks.tile(piece.rows, cols, piece.k1 - piece.k0, piece.a, rs, false, B.data() + (p * K + piece.k0) * nr, nr,
-                false, C + piece.row * ldc + col, ldc, bias, f);
+        st.ks.tile(piece.rows, cols, piece.k1 - piece.k0, piece.a, rs, false, B.data() + (p * K + piece.k0) * nr,
+                   (int)nr, false, C + piece.row * ldc + col, ldc, bias, f);
       }
-      if (post)
-        apply_epilogue(C + t0 * rs * ldc + col, ldc, std::min(M, t1 * rs) - t0 * rs, cols, t0 * rs, col, post_part(e));
+      if (st.post)
+        apply_epilogue(C + t0 * rs * ldc + col, ldc, std::min(M, t1 * rs) - t0 * rs, cols, t0 * rs, col,
+                       post_part(st.e));
     }
-  };
-  run_split(pool, threads, mp * np, 1, [&](int64_t u0, int64_t u1) {
-    // A chunk of tiles at a time, as the indirect driver does: the pieces stay small.
-    auto piece = [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
-      for (int64_t g0 = t0; g0 < t1; g0 += kIndirectGroupTiles)
-        run_tiles(g0, std::min(t1, g0 + kIndirectGroupTiles), p0, p1);
-    };
-    if (row_tasks) tile_major_pieces(u0, u1, np, piece);
-    else panel_major_pieces(u0, u1, mp, piece);
   });
 }
 

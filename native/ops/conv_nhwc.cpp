@@ -353,22 +353,27 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   // (and, for scaled filters, the node whose scale they carry).
   const std::string filter_shape = " filters " + dims_str(fs) + " group " + std::to_string(group) +
                                    (scale.empty() ? "" : " scaled by node " + std::to_string(node.id));
-  if (planar) {
-    // Filters as B [K, Og] with K ordered (ky, c, kx), in panels (what a grid needs) however
-    // small the image.
-    using GroupPanels = std::vector<std::unique_ptr<PackedB>>;
-    const int64_t rows_hint = PackedB::kTallA;
-    const std::string recipe = "planar conv panels" + filter_shape + " " + PackedB::layout(true, K, Og, K, rows_hint);
-    auto packed = ctx.derived<GroupPanels>(1, recipe, [&] {
+  // Each group's filters as B [K, Og], packed once: row k of B is element element(k) of
+  // the model's [Cg, kh, kw] filter.
+  using GroupPanels = std::vector<std::unique_ptr<PackedB>>;
+  auto group_panels = [&](const std::string& what, int64_t rows_hint, auto element) {
+    const std::string recipe = what + filter_shape + " " + PackedB::layout(true, K, Og, K, rows_hint);
+    return ctx.derived<GroupPanels>(1, recipe, [&] {
       auto panels = std::make_shared<GroupPanels>();
       std::vector<float> wt((size_t)(Og * K));
       for (int64_t gi = 0; gi < group; ++gi) {
         for (int64_t o = 0; o < Og; ++o)
-          for (int64_t k = 0; k < K; ++k) wt[o * K + k] = filter(gi * Og + o, ConvPlanes::filter_index(g, Cg, k));
+          for (int64_t k = 0; k < K; ++k) wt[o * K + k] = filter(gi * Og + o, element(k));
         panels->push_back(std::make_unique<PackedB>(true, K, Og, wt.data(), K, rows_hint));
       }
       return panels;
     });
+  };
+
+  if (planar) {
+    // K ordered (ky, c, kx), in panels (what a grid needs) however small the image.
+    auto packed = group_panels("planar conv panels", PackedB::kTallA,
+                               [&](int64_t k) { return ConvPlanes::filter_index(g, Cg, k); });
     auto offsets = std::make_shared<const std::vector<int64_t>>(ConvPlanes::column_offsets(g, Cg));
     return [g, packed, offsets, output, O, Cg, Og, M](const KernelArgs& a) {
       for (size_t gi = 0; gi < packed->size(); ++gi) {
@@ -403,20 +408,8 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     };
   }
 
-  // Dense (per group): weights as B [K, Og] with K ordered (ky, kx, c), packed once.
-  using GroupPanels = std::vector<std::unique_ptr<PackedB>>;
-  const std::string panels_recipe = "conv panels" + filter_shape + " " + PackedB::layout(true, K, Og, K, M);
-  auto packed = ctx.derived<GroupPanels>(1, panels_recipe, [&] {
-    auto panels = std::make_shared<GroupPanels>();
-    std::vector<float> wt((size_t)(Og * K));
-    for (int64_t gi = 0; gi < group; ++gi) {
-      for (int64_t o = 0; o < Og; ++o)
-        for (int64_t c = 0; c < Cg; ++c)
-          for (int64_t t = 0; t < taps; ++t) wt[o * K + t * Cg + c] = filter(gi * Og + o, c * taps + t);
-      panels->push_back(std::make_unique<PackedB>(true, K, Og, wt.data(), K, M));
-    }
-    return panels;
-  });
+  // Dense (per group): K ordered (ky, kx, c), the NHWC input's order.
+  auto packed = group_panels("conv panels", M, [&](int64_t k) { return k % Cg * taps + k / Cg; });
   const bool direct = taps == 1 && group == 1 && g.sh == 1 && g.sw == 1 && w.pad_begin[0] == 0 &&
                       w.pad_begin[1] == 0 && w.pad_end[0] == 0 && w.pad_end[1] == 0;
   const bool in_place = read_in_place(g, Cg, direct, packed->front()->row_layout());
