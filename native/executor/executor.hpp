@@ -47,14 +47,16 @@ class ThreadPool {
   // Watches for queued work for up to spin_ns_ (unlocked); true when some appeared.
   bool spin_for_work();
   std::vector<std::thread> threads_;
-  std::mutex mutex_;
+  // The lock and the counter spinning workers poll get lines of their own: a worker's poll
+  // must not pull the lock's line from the thread that is handing it work.
+  alignas(64) std::mutex mutex_;
   std::condition_variable cv_;
   // Helpers for parallel_for run before new jobs: finishing started work first
   // keeps latency low and bounds memory in flight.
   std::deque<std::function<void()>> helpers_;
   std::deque<std::function<void()>> jobs_;
   std::atomic<int64_t> pending_{0};
-  std::atomic<int> queued_{0};  // helpers_ + jobs_ sizes, readable without the mutex
+  alignas(64) std::atomic<int> queued_{0};  // helpers_ + jobs_ sizes, readable without the mutex
   int sleepers_ = 0;            // workers blocked on cv_ (guarded by mutex_)
   std::atomic<int> spinners_{0};  // workers watching queued_ (changed under mutex_)
   int max_spinners_ = 0;
