@@ -13,6 +13,8 @@
 
 namespace aiov {
 
+struct ForState;  // parallel_for's shared state (executor.cpp)
+
 class ThreadPool {
  public:
   explicit ThreadPool(int workers);
@@ -42,10 +44,14 @@ class ThreadPool {
 
  private:
   void worker_loop();
-  // Queues an item (under mutex_) and wakes a sleeping worker unless a spinning one will take it.
-  void enqueue(std::deque<std::function<void()>>& queue, std::function<void()> item, int count);
-  // Watches for queued work for up to spin_ns_ (unlocked); true when some appeared.
-  bool spin_for_work();
+  // Runs push() (queueing `count` items) under mutex_ and wakes sleeping workers unless
+  // spinning ones will take the items.
+  template <class Push>
+  void enqueue(int count, const Push& push);
+  // Queues `count` helpers for a parallel_for; each takes a lane of `region`.
+  void enqueue_helpers(ForState* region, int count);
+  // Watches for queued work for up to `ns` (unlocked); true when some appeared.
+  bool spin_for_work(int64_t ns);
   std::vector<std::thread> threads_;
   // The lock and the counter spinning workers poll get lines of their own: a worker's poll
   // must not pull the lock's line from the thread that is handing it work.
@@ -53,7 +59,7 @@ class ThreadPool {
   std::condition_variable cv_;
   // Helpers for parallel_for run before new jobs: finishing started work first
   // keeps latency low and bounds memory in flight.
-  std::deque<std::function<void()>> helpers_;
+  std::deque<ForState*> helpers_;
   std::deque<std::function<void()>> jobs_;
   std::atomic<int64_t> pending_{0};
   alignas(64) std::atomic<int> queued_{0};  // helpers_ + jobs_ sizes, readable without the mutex
