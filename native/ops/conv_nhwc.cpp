@@ -243,7 +243,7 @@ class ConvPlanes final : public GridSource {
         for (int64_t kx = 0; kx < g.kw; ++kx) offsets.push_back((c * g.H + ky * g.dh) * g.W + kx * g.dw);
     return offsets;
   }
-  // Column k of the rearranged filters is element index(k) of the model's [cg, kh, kw] filter.
+  // The element of the model's [cg, kh, kw] filter that column k (ky, c, kx) multiplies.
   static int64_t filter_index(const Window2d& g, int64_t cg, int64_t k) {
     const int64_t ky = k / (cg * g.kw), c = k / g.kw % cg, kx = k % g.kw;
     return (c * g.kh + ky) * g.kw + kx;
@@ -353,8 +353,8 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   // (and, for scaled filters, the node whose scale they carry).
   const std::string filter_shape = " filters " + dims_str(fs) + " group " + std::to_string(group) +
                                    (scale.empty() ? "" : " scaled by node " + std::to_string(node.id));
-  // Each group's filters as B [K, Og], packed once: row k of B is element element(k) of
-  // the model's [Cg, kh, kw] filter.
+  // Each group's filters as B [K, Og], packed once: row k of B holds, per output channel,
+  // element element(k) of its [Cg, kh, kw] filter.
   using GroupPanels = std::vector<std::unique_ptr<PackedB>>;
   auto group_panels = [&](const std::string& what, int64_t rows_hint, auto element) {
     const std::string recipe = what + filter_shape + " " + PackedB::layout(true, K, Og, K, rows_hint);
