@@ -72,11 +72,6 @@ class CompiledModel:
         except IndexError:
             request = InferRequest(self)
         try:
-            # The pool's requests are never busy: straight to the one-call path.
-            if inputs is not None:
-                fast = request._fast_run(inputs, share_inputs, share_outputs)
-                if fast is not None:
-                    return fast
             return request.infer(inputs, share_inputs, share_outputs)
         finally:
             pool.append(request)

@@ -74,14 +74,18 @@ Dims shape_of(const nb::ndarray<nb::ro>& a) {
   return d;
 }
 
-void require_contiguous(const nb::ndarray<nb::ro>& a, int index) {
-  if (a.size() == 0) return;  // empty arrays have arbitrary strides and no data to read
+bool is_c_contiguous(const nb::ndarray<nb::ro>& a) {
+  if (a.size() == 0) return true;  // empty arrays have arbitrary strides and no data to read
   int64_t expect = 1;
   for (int i = (int)a.ndim() - 1; i >= 0; --i) {
-    if (a.shape(i) != 1 && a.stride(i) != expect)
-      throw InputError("input " + std::to_string(index) + ": array must be C-contiguous");
+    if (a.shape(i) != 1 && a.stride(i) != expect) return false;
     expect *= (int64_t)a.shape(i);
   }
+  return true;
+}
+
+void require_contiguous(const nb::ndarray<nb::ro>& a, int index) {
+  if (!is_c_contiguous(a)) throw InputError("input " + std::to_string(index) + ": array must be C-contiguous");
 }
 
 nb::object shape_or_none(const PartialShape& s) {
@@ -218,14 +222,17 @@ bool fast_arrays(PyRequest& r, nb::handle inputs, std::vector<nb::ndarray<nb::ro
     // is left to the Python path's comparison.
     if (!a.attr("dtype").is(r.fast_dtypes[i])) return false;
     nb::ndarray<nb::ro> view;
-    if (!nb::try_cast(a, view, false)) return false;
-    int64_t expect = 1;
-    for (int d = (int)view.ndim() - 1; d >= 0 && view.size() > 0; --d) {
-      if (view.shape(d) != 1 && view.stride(d) != expect) return false;
-      expect *= (int64_t)view.shape(d);
-    }
+    if (!nb::try_cast(a, view, false) || !is_c_contiguous(view)) return false;
     out.push_back(std::move(view));
   }
+  return true;
+}
+
+// Binds every input from `inputs` when the one-call path takes them (see fast_arrays).
+bool bind_fast(PyRequest& r, nb::handle inputs, bool share) {
+  std::vector<nb::ndarray<nb::ro>> arrays;
+  if (!fast_arrays(r, inputs, arrays)) return false;
+  for (size_t i = 0; i < arrays.size(); ++i) r.set_input((int)i, arrays[i], r.fast_etypes[i], share);
   return true;
 }
 
@@ -423,21 +430,11 @@ NB_MODULE(_core, m) {
         r.fast_dtypes = std::move(dtypes);
         r.fast_etypes = std::move(etypes);
       })
-      // Binds every input from `inputs` if the one-call path takes them (see fast_arrays).
-      .def("bind", [](PyRequest& r, nb::handle inputs, bool share) {
-        std::vector<nb::ndarray<nb::ro>> arrays;
-        if (!fast_arrays(r, inputs, arrays)) return false;
-        for (size_t i = 0; i < arrays.size(); ++i) r.set_input((int)i, arrays[i], r.fast_etypes[i], share);
-        return true;
-      })
+      .def("bind", &bind_fast)
       // One call for the common path: inputs in, inference, outputs out; None when the
       // inputs need the Python path.
       .def("call", [](PyRequest& r, nb::handle inputs, bool share, bool copy_outputs) -> nb::object {
-        {
-          std::vector<nb::ndarray<nb::ro>> arrays;
-          if (!fast_arrays(r, inputs, arrays)) return nb::none();
-          for (size_t i = 0; i < arrays.size(); ++i) r.set_input((int)i, arrays[i], r.fast_etypes[i], share);
-        }
+        if (!bind_fast(r, inputs, share)) return nb::none();
         {
           nb::gil_scoped_release nogil;
           r.req->run_inline();
