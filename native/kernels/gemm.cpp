@@ -1031,7 +1031,8 @@ void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogu
     throw std::logic_error("sgemm_packed: runs need B in panels and K a multiple of the segment count");
   // Each tile runs the whole K: slicing it into groups of segments measured 1-3% slower.
   const SourceTiles st(M, B, epilogue, C, ldc, pool, max_threads);
-  const int64_t N = st.N, K = st.K, nr = st.nr, rs = st.rs;
+  const int64_t N = st.N, K = st.K;
+  const int nr = st.nr, rs = st.rs;
   st.run([&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
     thread_local std::vector<const float*> table;
     thread_local std::vector<int> cuts;  // runs per row of each tile
@@ -1053,7 +1054,7 @@ void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogu
         f.segments = cuts[i];
         f.a_ptr_stride = rs;
         st.ks.tile((int)std::min<int64_t>(rs, g1 - row), cols, K / cuts[i], nullptr, 0, true, B.data() + p * K * nr,
-                   (int)nr, false, C + row * ldc + col, ldc, bias, f);
+                   nr, false, C + row * ldc + col, ldc, bias, f);
       }
       if (st.post) apply_epilogue(C + g0 * ldc + col, ldc, g1 - g0, cols, g0, col, post_part(st.e));
     }
@@ -1065,7 +1066,8 @@ void sgemm_packed(int64_t M, const GridSource& A, const PackedB& B, const Epilog
   if (M <= 0 || B.N() <= 0) return;
   if (B.row_layout()) throw std::logic_error("sgemm_packed: a grid needs B in panels");
   const SourceTiles st(M, B, epilogue, C, ldc, pool, max_threads);
-  const int64_t N = st.N, K = st.K, nr = st.nr, rs = st.rs;
+  const int64_t N = st.N, K = st.K;
+  const int nr = st.nr, rs = st.rs;
   const bool in_place = A.step() >= 1 && A.step() <= kMaxGridStep;
   // A piece of a tile: one span of the source, read in place (grid) or from a packed panel.
   struct Piece {
@@ -1109,7 +1111,7 @@ void sgemm_packed(int64_t M, const GridSource& A, const PackedB& B, const Epilog
           f.a_step = A.step();
         }
         st.ks.tile(piece.rows, cols, piece.k1 - piece.k0, piece.a, rs, false, B.data() + (p * K + piece.k0) * nr,
-                   (int)nr, false, C + piece.row * ldc + col, ldc, bias, f);
+                   nr, false, C + piece.row * ldc + col, ldc, bias, f);
       }
       if (st.post)
         apply_epilogue(C + t0 * rs * ldc + col, ldc, std::min(M, t1 * rs) - t0 * rs, cols, t0 * rs, col,
