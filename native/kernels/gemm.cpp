@@ -997,7 +997,8 @@ struct SourceTiles {
       : M(M_), N(B.N()), K(B.K()), ks(kernels_for_panels(B.panel_width())), e(epilogue),
         beta(residual_is_c(e, C, ldc) ? 1.0f : 0.0f), nr(ks.nr), rs(row_step(ks, M)), np(ceil_div(N, nr)),
         mp(ceil_div(M, rs)), post(needs_post(e)), pool(pool_),
-        threads(product_threads(pool, max_threads, 2.0 * M * N * K)), row_tasks(row_tasks_pay(mp, threads, K, np * nr)) {}
+        threads(product_threads(pool, max_threads, 2.0 * M * N * K)),
+        row_tasks(row_tasks_pay(mp, threads, K, np * nr)) {}
 
   // fn(t0, t1, p0, p1) over every group of tiles [t0, t1) x panels [p0, p1), on the threads.
   template <class Fn>
