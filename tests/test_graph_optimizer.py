@@ -515,18 +515,23 @@ def test_attention_with_transposed_matmul_from_the_opset(monkeypatch):
 
 
 _WINOGRAD_CASES = [
-    (16, 16, 15, [1, 1, 1, 1], 1),   # odd output size: the last row and column of tiles are cut
-    (24, 40, 12, [1, 1, 1, 1], 2),   # a batch of two
-    (16, 32, 13, [0, 0, 0, 0], 1),   # unpadded: 11 x 11 outputs
-    (20, 16, 14, [2, 1, 0, 1], 1),   # asymmetric pads
+    (16, 16, 15, [1, 1, 1, 1], 1, 1),    # odd output size: the last row and column of tiles are cut
+    (24, 40, 12, [1, 1, 1, 1], 2, 1),    # a batch of two
+    (16, 32, 13, [0, 0, 0, 0], 1, 1),    # unpadded: 11 x 11 outputs
+    (20, 16, 14, [2, 1, 0, 1], 1, 1),    # asymmetric pads
+    (64, 128, 23, [1, 1, 1, 1], 1, 2),   # stride 2 (5x5 tiles): 12 x 12 outputs from an odd size
+    (80, 80, 26, [0, 1, 1, 0], 1, 2),    # stride 2, asymmetric pads, 13 x 13 outputs
+    (72, 96, 16, [1, 1, 1, 1], 2, 2),    # stride 2, a batch of two
+    (64, 128, 25, [0, 0, 0, 0], 1, 2),   # stride 2, unpadded
 ]
 
 _WINOGRAD_MODEL = """
-def winograd_model(zoo, cin, cout, pads):
+def winograd_model(zoo, cin, cout, pads, stride):
     # 3x3 convolution with bias, a residual from a bias-free side branch, then ReLU.
     g = zoo.GraphBuilder(seed=9)
-    y = g.op("Conv", ["x", g.weight(cout, cin, 3, 3), g.weight(cout, scale=0.1)], kernel_shape=[3, 3], pads=pads)
-    side = g.op("Conv", ["x", g.weight(cout, cin, 3, 3)], kernel_shape=[3, 3], pads=pads)
+    y = g.op("Conv", ["x", g.weight(cout, cin, 3, 3), g.weight(cout, scale=0.1)], kernel_shape=[3, 3], pads=pads,
+             strides=[stride, stride])
+    side = g.op("Conv", ["x", g.weight(cout, cin, 3, 3)], kernel_shape=[3, 3], pads=pads, strides=[stride, stride])
     g.op("Relu", [g.op("Add", [y, side])])
     return g.model([zoo.image_input(cin, None)])
 """
@@ -536,16 +541,18 @@ import sys, json, numpy as np, aiov as ov
 sys.path.insert(0, sys.argv[1])
 import model_zoo as zoo
 out = []
-for cin, cout, size, pads, n in json.loads(sys.argv[2]):
+for cin, cout, size, pads, n, stride in json.loads(sys.argv[2]):
     x = np.random.default_rng(cin + size).standard_normal((n, cin, size, size)).astype(np.float32)
-    out.append(ov.compile_model(winograd_model(zoo, cin, cout, pads).SerializeToString())({"x": x})[0].tolist())
+    proto = winograd_model(zoo, cin, cout, pads, stride)
+    out.append(ov.compile_model(proto.SerializeToString())({"x": x})[0].tolist())
 print(json.dumps(out))
 """
 
 
 def test_winograd_convolutions_match_the_direct_path_and_the_reference():
-    # 3x3 stride-1 convolutions with enough tiles run as Winograd F(2x2, 3x3); AIOV_WINOGRAD=0
-    # keeps them on the direct GEMM. Both must match ONNX's reference; they differ only in rounding.
+    # 3x3 stride-1 and stride-2 convolutions with enough tiles and channels run as Winograd
+    # F(2x2, 3x3); AIOV_WINOGRAD=0 keeps them on the direct GEMM. Both must match ONNX's
+    # reference; they differ only in rounding.
     import json
     import os
     import subprocess
@@ -560,8 +567,8 @@ def test_winograd_convolutions_match_the_direct_path_and_the_reference():
         results[flag] = [np.array(r, np.float32) for r in json.loads(proc.stdout.strip().splitlines()[-1])]
     space = {}
     exec(_WINOGRAD_MODEL, space)
-    for (cin, cout, size, pads, n), wino, direct in zip(_WINOGRAD_CASES, results["1"], results["0"]):
-        proto = space["winograd_model"](zoo, cin, cout, pads)
+    for (cin, cout, size, pads, n, stride), wino, direct in zip(_WINOGRAD_CASES, results["1"], results["0"]):
+        proto = space["winograd_model"](zoo, cin, cout, pads, stride)
         x = np.random.default_rng(cin + size).standard_normal((n, cin, size, size)).astype(np.float32)
         expected = ReferenceEvaluator(proto).run(None, {"x": x})[0]
         np.testing.assert_allclose(wino, expected, rtol=1e-4, atol=1e-4)

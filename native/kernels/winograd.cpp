@@ -9,38 +9,62 @@
 namespace aiov {
 namespace {
 
-constexpr int kTaps = 16;  // a 4x4 tile: transformed values per channel
-
-// v[k * vs + c] = (B^T d B)[k] for the 4x4 tile d whose pixel (i, j) starts at px[4 i + j]
+// t[k] = (B^T d B)[k] for the 4x4 tile d whose pixel (i, j) starts at px[4 i + j]
 // (channel-contiguous), B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-AIOV_MULTIVERSION void input_transform(const float* const* px, int64_t C, float* v, int64_t vs) {
+AIOV_MULTIVERSION void input_transform_s1(const float* const* px, int64_t C, float* const* t) {
 #pragma GCC ivdep
   for (int64_t c = 0; c < C; ++c) {
-    float d[4][4], t[4][4];
+    float d[4][4], u[4][4];
     for (int i = 0; i < 4; ++i)
       for (int j = 0; j < 4; ++j) d[i][j] = px[i * 4 + j][c];
     for (int j = 0; j < 4; ++j) {  // columns: B^T d
-      t[0][j] = d[0][j] - d[2][j];
-      t[1][j] = d[1][j] + d[2][j];
-      t[2][j] = d[2][j] - d[1][j];
-      t[3][j] = d[1][j] - d[3][j];
+      u[0][j] = d[0][j] - d[2][j];
+      u[1][j] = d[1][j] + d[2][j];
+      u[2][j] = d[2][j] - d[1][j];
+      u[3][j] = d[1][j] - d[3][j];
     }
     for (int i = 0; i < 4; ++i) {  // rows: (B^T d) B
-      v[(i * 4 + 0) * vs + c] = t[i][0] - t[i][2];
-      v[(i * 4 + 1) * vs + c] = t[i][1] + t[i][2];
-      v[(i * 4 + 2) * vs + c] = t[i][2] - t[i][1];
-      v[(i * 4 + 3) * vs + c] = t[i][1] - t[i][3];
+      t[i * 4 + 0][c] = u[i][0] - u[i][2];
+      t[i * 4 + 1][c] = u[i][1] + u[i][2];
+      t[i * 4 + 2][c] = u[i][2] - u[i][1];
+      t[i * 4 + 3][c] = u[i][1] - u[i][3];
     }
   }
 }
 
-// out[(2 a + b) * O + o] = (A^T m A)[a][b] + bias[o] with m[k] = mx[k * ms + o] and
+// The same for the 5x5 tile of stride 2, B^T d = [d0 - d2, d2, d4 - d2, d1, d3].
+AIOV_MULTIVERSION void input_transform_s2(const float* const* px, int64_t C, float* const* t) {
+#pragma GCC ivdep
+  for (int64_t c = 0; c < C; ++c) {
+    float d[5][5], u[5][5];
+#pragma GCC unroll 5
+    for (int i = 0; i < 5; ++i)
+#pragma GCC unroll 5
+      for (int j = 0; j < 5; ++j) d[i][j] = px[i * 5 + j][c];
+    for (int j = 0; j < 5; ++j) {
+      u[0][j] = d[0][j] - d[2][j];
+      u[1][j] = d[2][j];
+      u[2][j] = d[4][j] - d[2][j];
+      u[3][j] = d[1][j];
+      u[4][j] = d[3][j];
+    }
+    for (int i = 0; i < 5; ++i) {
+      t[i * 5 + 0][c] = u[i][0] - u[i][2];
+      t[i * 5 + 1][c] = u[i][2];
+      t[i * 5 + 2][c] = u[i][4] - u[i][2];
+      t[i * 5 + 3][c] = u[i][1];
+      t[i * 5 + 4][c] = u[i][3];
+    }
+  }
+}
+
+// out[(2 a + b) * O + o] = (A^T m A)[a][b] + bias[o] with m[k] = mp[k][o] and
 // A^T = [1 1 1 0; 0 1 -1 -1].
-AIOV_MULTIVERSION void output_transform(const float* mx, int64_t ms, int64_t O, const float* bias, float* out) {
+AIOV_MULTIVERSION void output_transform_s1(const float* const* mp, int64_t O, const float* bias, float* out) {
 #pragma GCC ivdep
   for (int64_t o = 0; o < O; ++o) {
     float m[4][4], s[4][2];
-    for (int k = 0; k < kTaps; ++k) m[k / 4][k % 4] = mx[k * ms + o];
+    for (int k = 0; k < 16; ++k) m[k / 4][k % 4] = mp[k][o];
     for (int i = 0; i < 4; ++i) {  // rows: m A
       s[i][0] = m[i][0] + m[i][1] + m[i][2];
       s[i][1] = m[i][1] - m[i][2] - m[i][3];
@@ -53,6 +77,27 @@ AIOV_MULTIVERSION void output_transform(const float* mx, int64_t ms, int64_t O, 
   }
 }
 
+// The same for stride 2, A^T = [1 1 0 1 0; 0 1 1 0 1].
+AIOV_MULTIVERSION void output_transform_s2(const float* const* mp, int64_t O, const float* bias, float* out) {
+#pragma GCC ivdep
+  for (int64_t o = 0; o < O; ++o) {
+    float m[5][5], s[5][2];
+#pragma GCC unroll 5
+    for (int i = 0; i < 5; ++i)
+#pragma GCC unroll 5
+      for (int j = 0; j < 5; ++j) m[i][j] = mp[i * 5 + j][o];
+    for (int i = 0; i < 5; ++i) {
+      s[i][0] = m[i][0] + m[i][1] + m[i][3];
+      s[i][1] = m[i][1] + m[i][2] + m[i][4];
+    }
+    const float b = bias ? bias[o] : 0.0f;
+    for (int j = 0; j < 2; ++j) {
+      out[(0 + j) * O + o] = s[0][j] + s[1][j] + s[3][j] + b;
+      out[(2 + j) * O + o] = s[1][j] + s[2][j] + s[4][j] + b;
+    }
+  }
+}
+
 // Per-thread work memory, grown to the largest block seen and then reused.
 float* work_buffer(size_t floats) {
   thread_local std::vector<float> buffer;
@@ -60,73 +105,98 @@ float* work_buffer(size_t floats) {
   return buffer.data();
 }
 
+// Rows of G, the 1-D filter transform (its distinct rows only: stride 2's last row repeats
+// its fourth).
+constexpr float kFilterRowsS1[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+constexpr float kFilterRowsS2[4][3] = {{1, 0, 0}, {1, 0, 1}, {0, 0, 1}, {0, 1, 0}};
+
 }  // namespace
 
-bool Winograd2x3::worthwhile(const Window2d& g, int64_t O) {
-  if (g.kh != 3 || g.kw != 3 || g.sh != 1 || g.sw != 1 || g.dh != 1 || g.dw != 1) return false;
-  const int64_t tiles = g.N * ((g.OH + 1) / 2) * ((g.OW + 1) / 2);
-  const double weight_bytes = 16.0 * (double)g.C * (double)O * sizeof(float);
-  return g.C >= 16 && O >= 16 && tiles >= 32 && weight_bytes <= 8e6;
+WinogradLayout::WinogradLayout(int64_t stride) : side(stride == 1 ? 4 : 5), positions(side * side) {
+  // Filter row of each tile position along one axis (stride 2's fifth repeats its fourth);
+  // the matrix of position (i, j) is 4 row(i) + row(j).
+  const int row[5] = {0, 1, 2, 3, 3};
+  int next = 0;
+  for (int m = 0; m < 16; ++m) {
+    first[m] = next;
+    for (int i = 0; i < side; ++i)
+      for (int j = 0; j < side; ++j)
+        if (4 * row[i] + row[j] == m) slot[i * side + j] = next++;
+    count[m] = next - first[m];
+  }
 }
 
-WinogradFilters::WinogradFilters(int64_t C, int64_t O, const float* filters, const std::vector<float>& scale) {
-  // U = G f G^T per (o, c), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; stored as 16
-  // matrices [C, O] for the GEMM's packed B.
-  std::vector<float> all((size_t)(kTaps * C * O));
+bool Winograd2x3::worthwhile(const Window2d& g, int64_t O) {
+  if (g.kh != 3 || g.kw != 3 || g.dh != 1 || g.dw != 1 || g.sh != g.sw || (g.sh != 1 && g.sh != 2)) return false;
+  const int64_t tiles = g.N * ((g.OH + 1) / 2) * ((g.OW + 1) / 2);
+  const double weight_bytes = 16.0 * (double)g.C * (double)O * sizeof(float);
+  // Stride 2 saves less per product (25 of 36 instead of 16) for a larger tile to transform:
+  // its saving grows with C x O and its transforms with C + O. Measured on 2 threads, it
+  // lost at 32->64 and 48->96 channels, was level at 64->64 and won 9-18% from 64->128 up.
+  const bool enough_channels = g.sh == 1 ? g.C >= 16 && O >= 16 : g.C * O >= 40 * (g.C + O);
+  return enough_channels && tiles >= 32 && weight_bytes <= 8e6;
+}
+
+WinogradFilters::WinogradFilters(int64_t stride, int64_t C, int64_t O, const float* filters,
+                                 const std::vector<float>& scale) {
+  // U = G f G^T per (o, c), stored as 16 matrices [C, O] for the GEMM's packed B.
+  const float(*G)[3] = stride == 1 ? kFilterRowsS1 : kFilterRowsS2;
+  std::vector<float> all((size_t)(16 * C * O));
   for (int64_t o = 0; o < O; ++o)
     for (int64_t c = 0; c < C; ++c) {
       const float* raw = filters + (o * C + c) * 9;
-      float f[9];
-      for (int j = 0; j < 9; ++j) f[j] = scale.empty() ? raw[j] : raw[j] * scale[o];
-      float gf[4][3];
-      for (int j = 0; j < 3; ++j) {
-        gf[0][j] = f[j];
-        gf[1][j] = 0.5f * (f[j] + f[3 + j] + f[6 + j]);
-        gf[2][j] = 0.5f * (f[j] - f[3 + j] + f[6 + j]);
-        gf[3][j] = f[6 + j];
-      }
-      for (int i = 0; i < 4; ++i) {
-        const float row[4] = {gf[i][0], 0.5f * (gf[i][0] + gf[i][1] + gf[i][2]),
-                              0.5f * (gf[i][0] - gf[i][1] + gf[i][2]), gf[i][2]};
-        for (int j = 0; j < 4; ++j) all[((size_t)(i * 4 + j) * C + c) * O + o] = row[j];
-      }
+      float f[3][3];
+      for (int j = 0; j < 9; ++j) f[j / 3][j % 3] = scale.empty() ? raw[j] : raw[j] * scale[o];
+      float gf[4][3];  // G f
+      for (int a = 0; a < 4; ++a)
+        for (int q = 0; q < 3; ++q) gf[a][q] = G[a][0] * f[0][q] + G[a][1] * f[1][q] + G[a][2] * f[2][q];
+      for (int a = 0; a < 4; ++a)
+        for (int b = 0; b < 4; ++b)
+          all[((size_t)(a * 4 + b) * C + c) * O + o] = gf[a][0] * G[b][0] + gf[a][1] * G[b][1] + gf[a][2] * G[b][2];
     }
-  for (int k = 0; k < kTaps; ++k)
+  for (int k = 0; k < 16; ++k)
     u.push_back(std::make_unique<PackedB>(false, C, O, all.data() + (size_t)k * C * O, O));
 }
 
 Winograd2x3::Winograd2x3(const Window2d& g, int64_t O, std::shared_ptr<const WinogradFilters> filters)
-    : g_(g), O_(O), tiles_y_((g.OH + 1) / 2), tiles_x_((g.OW + 1) / 2), tiles_(g.N * tiles_y_ * tiles_x_),
-      filters_(std::move(filters)) {}
+    : g_(g), layout_(g.sh), O_(O), tiles_y_((g.OH + 1) / 2), tiles_x_((g.OW + 1) / 2),
+      tiles_(g.N * tiles_y_ * tiles_x_), filters_(std::move(filters)) {}
 
 void Winograd2x3::block(const float* x, int64_t t0, int64_t count, const Epilogue& e, float* y) const {
   const Window2d& g = g_;
-  const int64_t C = g.C, O = O_;
-  float* v = work_buffer((size_t)(kTaps * count * (C + O) + 4 * O + C));
-  float* mx = v + kTaps * count * C;
-  float* out = mx + kTaps * count * O;
+  const WinogradLayout& L = layout_;
+  const int64_t C = g.C, O = O_, P = L.positions, side = L.side, step = 2 * g.sh;
+  float* v = work_buffer((size_t)(P * count * (C + O) + 4 * O + C));
+  float* mx = v + P * count * C;
+  float* out = mx + P * count * O;
   float* zeros = out + 4 * O;
   std::fill(zeros, zeros + C, 0.0f);
 
-  const float* px[kTaps];
+  const float* px[25];
+  float* tp[25];
   for (int64_t t = 0; t < count; ++t) {
     const int64_t tile = t0 + t, n = tile / (tiles_y_ * tiles_x_), r = tile % (tiles_y_ * tiles_x_);
-    const int64_t iy0 = (r / tiles_x_) * 2 - g.ph, ix0 = (r % tiles_x_) * 2 - g.pw;
-    for (int i = 0; i < 4; ++i)
-      for (int j = 0; j < 4; ++j) {
+    const int64_t iy0 = (r / tiles_x_) * step - g.ph, ix0 = (r % tiles_x_) * step - g.pw;
+    for (int i = 0; i < side; ++i)
+      for (int j = 0; j < side; ++j) {
         const int64_t iy = iy0 + i, ix = ix0 + j;
-        px[i * 4 + j] = iy < 0 || iy >= g.H || ix < 0 || ix >= g.W ? zeros : x + ((n * g.H + iy) * g.W + ix) * C;
+        px[i * side + j] =
+            iy < 0 || iy >= g.H || ix < 0 || ix >= g.W ? zeros : x + ((n * g.H + iy) * g.W + ix) * C;
       }
-    input_transform(px, C, v + t * C, count * C);
+    for (int k = 0; k < P; ++k) tp[k] = v + (L.slot[k] * count + t) * C;
+    (g.sh == 1 ? input_transform_s1 : input_transform_s2)(px, C, tp);
   }
   const Epilogue none;
-  for (int k = 0; k < kTaps; ++k)
-    sgemm_packed(false, count, v + k * count * C, C, *filters_->u[k], none, mx + k * count * O, O, nullptr);
+  for (int m = 0; m < 16; ++m)
+    sgemm_packed(false, L.count[m] * count, v + L.first[m] * count * C, C, *filters_->u[m], none,
+                 mx + L.first[m] * count * O, O, nullptr);
   const bool more = e.residual || e.act.kind != ActKind::none;
+  const float* mp[25];
   for (int64_t t = 0; t < count; ++t) {
     const int64_t tile = t0 + t, n = tile / (tiles_y_ * tiles_x_), r = tile % (tiles_y_ * tiles_x_);
     const int64_t oy0 = (r / tiles_x_) * 2, ox0 = (r % tiles_x_) * 2;
-    output_transform(mx + t * O, count * O, O, e.bias, out);
+    for (int k = 0; k < P; ++k) mp[k] = mx + (L.slot[k] * count + t) * O;
+    (g.sh == 1 ? output_transform_s1 : output_transform_s2)(mp, O, e.bias, out);
     for (int a = 0; a < 2; ++a)
       for (int b = 0; b < 2; ++b) {
         if (oy0 + a >= g.OH || ox0 + b >= g.OW) continue;
@@ -140,9 +210,9 @@ void Winograd2x3::block(const float* x, int64_t t0, int64_t count, const Epilogu
 }
 
 void Winograd2x3::run(const float* x, const Epilogue& e, float* y, ThreadPool* pool, int max_threads) const {
-  // Tiles per block: the block's transformed inputs and products (16 x tiles x (C + O))
+  // Tiles per block: the block's transformed inputs and products (positions x tiles x (C + O))
   // stay within ~512 KiB of L2; the block count is a multiple of the threads.
-  const int64_t fit = std::max<int64_t>(8, (int64_t(512) << 10) / (kTaps * (g_.C + O_) * (int64_t)sizeof(float)));
+  const int64_t fit = std::max<int64_t>(8, (int64_t(512) << 10) / (layout_.positions * (g_.C + O_) * (int64_t)sizeof(float)));
   const int threads = pool ? pool->usable_threads(max_threads) : 1;
   int64_t blocks = (tiles_ + fit - 1) / fit;
   blocks = (blocks + threads - 1) / threads * threads;

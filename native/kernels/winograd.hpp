@@ -1,7 +1,11 @@
-// Winograd F(2x2, 3x3) convolution on NHWC f32 data: each 2x2 block of outputs is made from
-// a 4x4 input tile with 16 multiplications per (input, output) channel pair instead of 36,
-// so a 3x3 stride-1 convolution does 2.25x fewer multiply-adds. The 16 products are GEMMs
-// (tiles x C times C x O) on the packed-weight GEMM; the transforms are additions.
+// Winograd F(2x2, 3x3) convolution on NHWC f32 data, at stride 1 or 2. Each 2x2 block of
+// outputs is made from a transformed input tile with fewer multiplications per (input,
+// output) channel pair than the 36 of the direct form:
+//   stride 1: a 4x4 tile, 16 products (2.25x fewer multiply-adds);
+//   stride 2: a 5x5 tile, 25 products (1.44x fewer), nesting the 1-D form
+//             y0 = (d0 - d2) f0 + d2 (f0 + f2) + d1 f1, y1 = d2 (f0 + f2) + (d4 - d2) f2 + d3 f1.
+// The products are GEMMs (tiles x C times C x O) on the packed-weight GEMM; the transforms
+// are additions.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -15,22 +19,33 @@ namespace aiov {
 
 class ThreadPool;
 
+// Where each transformed position of a tile lives, and which positions share a filter
+// matrix: at stride 2 the 1-D filter transform repeats f1, so 25 positions need only 16
+// matrices, and the positions sharing one are adjacent slots, multiplied in one GEMM.
+struct WinogradLayout {
+  explicit WinogradLayout(int64_t stride);
+  int side;                 // input tile side: 4 or 5
+  int positions;            // side * side
+  int slot[25];             // position (i * side + j) -> slot
+  int first[16], count[16]; // filter matrix -> its slots
+};
+
 // The 16 transformed filter matrices U = G f G^T of a 3x3 filter bank, each [C, O] packed
 // for the GEMM. They do not depend on the input size, so every plan of a model shares them.
 struct WinogradFilters {
   // filters: [O, C, 3, 3] (OIHW), output channel o's times scale[o] when scale is given.
-  WinogradFilters(int64_t C, int64_t O, const float* filters, const std::vector<float>& scale = {});
+  WinogradFilters(int64_t stride, int64_t C, int64_t O, const float* filters, const std::vector<float>& scale = {});
   std::vector<std::unique_ptr<PackedB>> u;
 };
 
 class Winograd2x3 {
  public:
-  // Whether the transform pays for a 3x3, stride-1, undilated, ungrouped convolution of this
-  // geometry with O output channels: enough tiles to amortise the transforms, and transformed
-  // weights (16/9 of the filters) that still stream from cache.
+  // Whether the transform pays for a 3x3, stride 1 or 2, undilated, ungrouped convolution of
+  // this geometry with O output channels: enough tiles and channels to amortise the
+  // transforms, and transformed weights (16/9 of the filters) that still stream from cache.
   static bool worthwhile(const Window2d& g, int64_t O);
 
-  // filters: made from the conv's [O, g.C, 3, 3] weights.
+  // filters: made from the conv's [O, g.C, 3, 3] weights at stride g.sh.
   Winograd2x3(const Window2d& g, int64_t O, std::shared_ptr<const WinogradFilters> filters);
 
   // y [N, OH, OW, O] = epilogue(conv(x [N, H, W, C])); y must not overlap x.
@@ -40,6 +55,7 @@ class Winograd2x3 {
   void block(const float* x, int64_t t0, int64_t count, const Epilogue& e, float* y) const;
 
   Window2d g_;
+  WinogradLayout layout_;
   int64_t O_, tiles_y_, tiles_x_, tiles_;
   std::shared_ptr<const WinogradFilters> filters_;
 };

@@ -4,7 +4,7 @@
 // channels are contiguous: a 1x1 convolution is one GEMM on the input as it lies, larger
 // windows with 16+ channels have the GEMM read the input in place (a run of channels per
 // tap, ConvRuns), fewer channels feed it rows made on demand (implicit im2col, ConvRows),
-// 3x3 stride 1 may go through Winograd, and depthwise has its own loop. A convolution on a
+// 3x3 stride 1 or 2 may go through Winograd, and depthwise has its own loop. A convolution on a
 // model's NCHW image with few channels reads it as it lies (ConvPlanes), without a transpose.
 #include <algorithm>
 #include <cstdlib>
@@ -315,7 +315,7 @@ bool read_in_place(const Window2d& g, int64_t cg, bool direct, bool row_layout) 
   return !direct && !row_layout && g.kh * g.kw > 1 && cg >= kMinRunChannels && cg <= ConvRuns::kMaxRun;
 }
 
-// AIOV_WINOGRAD=0 keeps 3x3 stride-1 convolutions on the direct GEMM (to compare).
+// AIOV_WINOGRAD=0 keeps 3x3 stride-1 and stride-2 convolutions on the direct GEMM (to compare).
 bool winograd_enabled() {
   static const bool on = [] {
     const char* env = std::getenv("AIOV_WINOGRAD");
@@ -399,8 +399,8 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   }
 
   if (group == 1 && winograd_enabled() && Winograd2x3::worthwhile(g, O)) {
-    auto transformed = ctx.derived<WinogradFilters>(1, "winograd F(2x2,3x3)" + filter_shape, [&] {
-      return std::make_shared<WinogradFilters>(g.C, O, filters, scale);
+    auto transformed = ctx.derived<WinogradFilters>(1, "winograd F(2x2,3x3) stride " + std::to_string(g.sh) + filter_shape, [&] {
+      return std::make_shared<WinogradFilters>(g.sh, g.C, O, filters, scale);
     });
     auto wino = std::make_shared<Winograd2x3>(g, O, std::move(transformed));
     return [wino, output, O](const KernelArgs& a) {
