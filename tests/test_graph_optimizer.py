@@ -527,11 +527,13 @@ _WINOGRAD_CASES = [
 
 _WINOGRAD_MODEL = """
 def winograd_model(zoo, cin, cout, pads, stride):
-    # 3x3 convolution with bias, a residual from a bias-free side branch, then ReLU.
+    # 3x3 convolution with bias, a residual from a bias-free side branch with its own
+    # activation, then ReLU.
     g = zoo.GraphBuilder(seed=9)
     y = g.op("Conv", ["x", g.weight(cout, cin, 3, 3), g.weight(cout, scale=0.1)], kernel_shape=[3, 3], pads=pads,
              strides=[stride, stride])
     side = g.op("Conv", ["x", g.weight(cout, cin, 3, 3)], kernel_shape=[3, 3], pads=pads, strides=[stride, stride])
+    side = g.op("LeakyRelu", [side], alpha=0.25)
     g.op("Relu", [g.op("Add", [y, side])])
     return g.model([zoo.image_input(cin, None)])
 """

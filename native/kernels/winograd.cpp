@@ -9,91 +9,125 @@
 namespace aiov {
 namespace {
 
-// t[k] = (B^T d B)[k] for the 4x4 tile d whose pixel (i, j) starts at px[4 i + j]
-// (channel-contiguous), B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-AIOV_MULTIVERSION void input_transform_s1(const float* const* px, int64_t C, float* const* t) {
-#pragma GCC ivdep
-  for (int64_t c = 0; c < C; ++c) {
-    float d[4][4], u[4][4];
-    for (int i = 0; i < 4; ++i)
-      for (int j = 0; j < 4; ++j) d[i][j] = px[i * 4 + j][c];
-    for (int j = 0; j < 4; ++j) {  // columns: B^T d
-      u[0][j] = d[0][j] - d[2][j];
-      u[1][j] = d[1][j] + d[2][j];
-      u[2][j] = d[2][j] - d[1][j];
-      u[3][j] = d[1][j] - d[3][j];
+// The transforms run over `tiles` tiles of one row, each `step` floats after the last in x,
+// C (input) or O (output) floats after the last in the block's buffers. Position k of a tile
+// is read at x + at[k] (pixel (i, j) of the tile is position i * side + j, channels
+// contiguous) and its transformed value is stored at v + to[k].
+
+// (B^T d B) per 4x4 tile d, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+AIOV_MULTIVERSION void input_transform_s1(const float* x, const int64_t* at, int64_t step, int64_t tiles, int64_t C,
+                                          float* v, const int64_t* to) {
+  for (int64_t n = 0; n < tiles; ++n) {
+    const float* px[16];
+    float* t[16];
+    for (int k = 0; k < 16; ++k) {
+      px[k] = x + n * step + at[k];
+      t[k] = v + n * C + to[k];
     }
-    for (int i = 0; i < 4; ++i) {  // rows: (B^T d) B
-      t[i * 4 + 0][c] = u[i][0] - u[i][2];
-      t[i * 4 + 1][c] = u[i][1] + u[i][2];
-      t[i * 4 + 2][c] = u[i][2] - u[i][1];
-      t[i * 4 + 3][c] = u[i][1] - u[i][3];
+#pragma GCC ivdep
+    for (int64_t c = 0; c < C; ++c) {
+      float d[4][4], u[4][4];
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) d[i][j] = px[i * 4 + j][c];
+      for (int j = 0; j < 4; ++j) {  // columns: B^T d
+        u[0][j] = d[0][j] - d[2][j];
+        u[1][j] = d[1][j] + d[2][j];
+        u[2][j] = d[2][j] - d[1][j];
+        u[3][j] = d[1][j] - d[3][j];
+      }
+      for (int i = 0; i < 4; ++i) {  // rows: (B^T d) B
+        t[i * 4 + 0][c] = u[i][0] - u[i][2];
+        t[i * 4 + 1][c] = u[i][1] + u[i][2];
+        t[i * 4 + 2][c] = u[i][2] - u[i][1];
+        t[i * 4 + 3][c] = u[i][1] - u[i][3];
+      }
     }
   }
 }
 
-// The same for the 5x5 tile of stride 2, B^T d = [d0 - d2, d2, d4 - d2, d1, d3].
-AIOV_MULTIVERSION void input_transform_s2(const float* const* px, int64_t C, float* const* t) {
-#pragma GCC ivdep
-  for (int64_t c = 0; c < C; ++c) {
-    float d[5][5], u[5][5];
-#pragma GCC unroll 5
-    for (int i = 0; i < 5; ++i)
-#pragma GCC unroll 5
-      for (int j = 0; j < 5; ++j) d[i][j] = px[i * 5 + j][c];
-    for (int j = 0; j < 5; ++j) {
-      u[0][j] = d[0][j] - d[2][j];
-      u[1][j] = d[2][j];
-      u[2][j] = d[4][j] - d[2][j];
-      u[3][j] = d[1][j];
-      u[4][j] = d[3][j];
+// The same for the 5x5 tiles of stride 2, B^T d = [d0 - d2, d2, d4 - d2, d1, d3].
+AIOV_MULTIVERSION void input_transform_s2(const float* x, const int64_t* at, int64_t step, int64_t tiles, int64_t C,
+                                          float* v, const int64_t* to) {
+  for (int64_t n = 0; n < tiles; ++n) {
+    const float* px[25];
+    float* t[25];
+    for (int k = 0; k < 25; ++k) {
+      px[k] = x + n * step + at[k];
+      t[k] = v + n * C + to[k];
     }
-    for (int i = 0; i < 5; ++i) {
-      t[i * 5 + 0][c] = u[i][0] - u[i][2];
-      t[i * 5 + 1][c] = u[i][2];
-      t[i * 5 + 2][c] = u[i][4] - u[i][2];
-      t[i * 5 + 3][c] = u[i][1];
-      t[i * 5 + 4][c] = u[i][3];
+#pragma GCC ivdep
+    for (int64_t c = 0; c < C; ++c) {
+      float d[5][5], u[5][5];
+#pragma GCC unroll 5
+      for (int i = 0; i < 5; ++i)
+#pragma GCC unroll 5
+        for (int j = 0; j < 5; ++j) d[i][j] = px[i * 5 + j][c];
+      for (int j = 0; j < 5; ++j) {
+        u[0][j] = d[0][j] - d[2][j];
+        u[1][j] = d[2][j];
+        u[2][j] = d[4][j] - d[2][j];
+        u[3][j] = d[1][j];
+        u[4][j] = d[3][j];
+      }
+      for (int i = 0; i < 5; ++i) {
+        t[i * 5 + 0][c] = u[i][0] - u[i][2];
+        t[i * 5 + 1][c] = u[i][2];
+        t[i * 5 + 2][c] = u[i][4] - u[i][2];
+        t[i * 5 + 3][c] = u[i][1];
+        t[i * 5 + 4][c] = u[i][3];
+      }
     }
   }
 }
 
-// out[(2 a + b) * O + o] = (A^T m A)[a][b] + bias[o] with m[k] = mp[k][o] and
-// A^T = [1 1 1 0; 0 1 -1 -1].
-AIOV_MULTIVERSION void output_transform_s1(const float* const* mp, int64_t O, const float* bias, float* out) {
+// (A^T m A) + bias per tile, m[k] = mx[from[k] + o], A^T = [1 1 1 0; 0 1 -1 -1]: output
+// pixel (a, b) of tile n at y + n 2 O + a y_row + b O.
+AIOV_MULTIVERSION void output_transform_s1(const float* mx, const int64_t* from, int64_t tiles, int64_t O,
+                                           const float* bias, float* y, int64_t y_row) {
+  for (int64_t n = 0; n < tiles; ++n) {
+    const float* mp[16];
+    for (int k = 0; k < 16; ++k) mp[k] = mx + n * O + from[k];
+    float* const out[2] = {y + n * 2 * O, y + n * 2 * O + y_row};
 #pragma GCC ivdep
-  for (int64_t o = 0; o < O; ++o) {
-    float m[4][4], s[4][2];
-    for (int k = 0; k < 16; ++k) m[k / 4][k % 4] = mp[k][o];
-    for (int i = 0; i < 4; ++i) {  // rows: m A
-      s[i][0] = m[i][0] + m[i][1] + m[i][2];
-      s[i][1] = m[i][1] - m[i][2] - m[i][3];
-    }
-    const float b = bias ? bias[o] : 0.0f;
-    for (int j = 0; j < 2; ++j) {  // columns: A^T (m A)
-      out[(0 + j) * O + o] = s[0][j] + s[1][j] + s[2][j] + b;
-      out[(2 + j) * O + o] = s[1][j] - s[2][j] - s[3][j] + b;
+    for (int64_t o = 0; o < O; ++o) {
+      float m[4][4], s[4][2];
+      for (int k = 0; k < 16; ++k) m[k / 4][k % 4] = mp[k][o];
+      for (int i = 0; i < 4; ++i) {  // rows: m A
+        s[i][0] = m[i][0] + m[i][1] + m[i][2];
+        s[i][1] = m[i][1] - m[i][2] - m[i][3];
+      }
+      const float b = bias ? bias[o] : 0.0f;
+      for (int j = 0; j < 2; ++j) {  // columns: A^T (m A)
+        out[0][j * O + o] = s[0][j] + s[1][j] + s[2][j] + b;
+        out[1][j * O + o] = s[1][j] - s[2][j] - s[3][j] + b;
+      }
     }
   }
 }
 
 // The same for stride 2, A^T = [1 1 0 1 0; 0 1 1 0 1].
-AIOV_MULTIVERSION void output_transform_s2(const float* const* mp, int64_t O, const float* bias, float* out) {
+AIOV_MULTIVERSION void output_transform_s2(const float* mx, const int64_t* from, int64_t tiles, int64_t O,
+                                           const float* bias, float* y, int64_t y_row) {
+  for (int64_t n = 0; n < tiles; ++n) {
+    const float* mp[25];
+    for (int k = 0; k < 25; ++k) mp[k] = mx + n * O + from[k];
+    float* const out[2] = {y + n * 2 * O, y + n * 2 * O + y_row};
 #pragma GCC ivdep
-  for (int64_t o = 0; o < O; ++o) {
-    float m[5][5], s[5][2];
+    for (int64_t o = 0; o < O; ++o) {
+      float m[5][5], s[5][2];
 #pragma GCC unroll 5
-    for (int i = 0; i < 5; ++i)
+      for (int i = 0; i < 5; ++i)
 #pragma GCC unroll 5
-      for (int j = 0; j < 5; ++j) m[i][j] = mp[i * 5 + j][o];
-    for (int i = 0; i < 5; ++i) {
-      s[i][0] = m[i][0] + m[i][1] + m[i][3];
-      s[i][1] = m[i][1] + m[i][2] + m[i][4];
-    }
-    const float b = bias ? bias[o] : 0.0f;
-    for (int j = 0; j < 2; ++j) {
-      out[(0 + j) * O + o] = s[0][j] + s[1][j] + s[3][j] + b;
-      out[(2 + j) * O + o] = s[1][j] + s[2][j] + s[4][j] + b;
+        for (int j = 0; j < 5; ++j) m[i][j] = mp[i * 5 + j][o];
+      for (int i = 0; i < 5; ++i) {
+        s[i][0] = m[i][0] + m[i][1] + m[i][3];
+        s[i][1] = m[i][1] + m[i][2] + m[i][4];
+      }
+      const float b = bias ? bias[o] : 0.0f;
+      for (int j = 0; j < 2; ++j) {
+        out[0][j * O + o] = s[0][j] + s[1][j] + s[3][j] + b;
+        out[1][j * O + o] = s[1][j] + s[2][j] + s[4][j] + b;
+      }
     }
   }
 }
@@ -132,8 +166,9 @@ bool Winograd2x3::worthwhile(const Window2d& g, int64_t O) {
   const double weight_bytes = 16.0 * (double)g.C * (double)O * sizeof(float);
   // Stride 2 saves less per product (25 of 36 instead of 16) for a larger tile to transform:
   // its saving grows with C x O and its transforms with C + O. Measured on 2 threads, it
-  // lost at 32->64 and 48->96 channels, was level at 64->64 and won 9-18% from 64->128 up.
-  const bool enough_channels = g.sh == 1 ? g.C >= 16 && O >= 16 : g.C * O >= 40 * (g.C + O);
+  // lost at 16->32 and 16->64 channels, was level at 32->32 and won from 32->64 (4%) and
+  // 64->64 (11%) up.
+  const bool enough_channels = g.sh == 1 ? g.C >= 16 && O >= 16 : g.C * O >= 20 * (g.C + O);
   return enough_channels && tiles >= 32 && weight_bytes <= 8e6;
 }
 
@@ -166,46 +201,87 @@ void Winograd2x3::block(const float* x, int64_t t0, int64_t count, const Epilogu
   const Window2d& g = g_;
   const WinogradLayout& L = layout_;
   const int64_t C = g.C, O = O_, P = L.positions, side = L.side, step = 2 * g.sh;
-  float* v = work_buffer((size_t)(P * count * (C + O) + 4 * O + C));
+  float* v = work_buffer((size_t)(P * count * (C + O) + 4 * O + P * C));
   float* mx = v + P * count * C;
   float* out = mx + P * count * O;
-  float* zeros = out + 4 * O;
-  std::fill(zeros, zeros + C, 0.0f);
+  float* edge = out + 4 * O;  // a border tile, its outside pixels zero
+  const auto input_transform = g.sh == 1 ? input_transform_s1 : input_transform_s2;
+  const auto output_transform = g.sh == 1 ? output_transform_s1 : output_transform_s2;
 
-  const float* px[25];
-  float* tp[25];
-  for (int64_t t = 0; t < count; ++t) {
-    const int64_t tile = t0 + t, n = tile / (tiles_y_ * tiles_x_), r = tile % (tiles_y_ * tiles_x_);
-    const int64_t iy0 = (r / tiles_x_) * step - g.ph, ix0 = (r % tiles_x_) * step - g.pw;
+  int64_t at[25], at_edge[25], v_at[25], m_at[25];
+  for (int i = 0; i < side; ++i)
+    for (int j = 0; j < side; ++j) {
+      const int k = i * (int)side + j;
+      at[k] = (i * g.W + j) * C;
+      at_edge[k] = k * C;
+      v_at[k] = L.slot[k] * count * C;
+      m_at[k] = L.slot[k] * count * O;
+    }
+  // Block tile t's image and tile row and column.
+  auto locate = [&](int64_t t, int64_t& n, int64_t& ty, int64_t& tx) {
+    const int64_t tile = t0 + t;
+    n = tile / (tiles_y_ * tiles_x_);
+    ty = tile % (tiles_y_ * tiles_x_) / tiles_x_;
+    tx = tile % tiles_x_;
+  };
+
+  for (int64_t t = 0; t < count;) {
+    int64_t n, ty, tx;
+    locate(t, n, ty, tx);
+    const int64_t iy0 = ty * step - g.ph, ix0 = tx * step - g.pw;
+    if (iy0 >= 0 && iy0 + side <= g.H && ix0 >= 0 && ix0 + side <= g.W) {
+      int64_t run = 1;  // inside tiles read the image in place
+      while (t + run < count && tx + run < tiles_x_ && ix0 + run * step + side <= g.W) ++run;
+      input_transform(x + ((n * g.H + iy0) * g.W + ix0) * C, at, step * C, run, C, v + t * C, v_at);
+      t += run;
+      continue;
+    }
     for (int i = 0; i < side; ++i)
       for (int j = 0; j < side; ++j) {
         const int64_t iy = iy0 + i, ix = ix0 + j;
-        px[i * side + j] =
-            iy < 0 || iy >= g.H || ix < 0 || ix >= g.W ? zeros : x + ((n * g.H + iy) * g.W + ix) * C;
+        float* to = edge + (i * side + j) * C;
+        if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W)
+          std::fill(to, to + C, 0.0f);
+        else
+          std::memcpy(to, x + ((n * g.H + iy) * g.W + ix) * C, (size_t)C * sizeof(float));
       }
-    for (int k = 0; k < P; ++k) tp[k] = v + (L.slot[k] * count + t) * C;
-    (g.sh == 1 ? input_transform_s1 : input_transform_s2)(px, C, tp);
+    input_transform(edge, at_edge, 0, 1, C, v + t * C, v_at);
+    ++t;
   }
+
   const Epilogue none;
   for (int m = 0; m < 16; ++m)
     sgemm_packed(false, L.count[m] * count, v + L.first[m] * count * C, C, *filters_->u[m], none,
                  mx + L.first[m] * count * O, O, nullptr);
-  const bool more = e.residual || e.act.kind != ActKind::none;
-  const float* mp[25];
-  for (int64_t t = 0; t < count; ++t) {
-    const int64_t tile = t0 + t, n = tile / (tiles_y_ * tiles_x_), r = tile % (tiles_y_ * tiles_x_);
-    const int64_t oy0 = (r / tiles_x_) * 2, ox0 = (r % tiles_x_) * 2;
-    for (int k = 0; k < P; ++k) mp[k] = mx + (L.slot[k] * count + t) * O;
-    (g.sh == 1 ? output_transform_s1 : output_transform_s2)(mp, O, e.bias, out);
+
+  for (int64_t t = 0; t < count;) {
+    int64_t n, ty, tx;
+    locate(t, n, ty, tx);
+    const int64_t oy0 = ty * 2, ox0 = tx * 2;
+    if (!e.residual && oy0 + 2 <= g.OH && ox0 + 2 <= g.OW) {
+      // Whole tiles are written in place, the activation over their two output rows after.
+      int64_t run = 1;
+      while (t + run < count && tx + run < tiles_x_ && ox0 + 2 * run + 2 <= g.OW) ++run;
+      float* row0 = y + ((n * g.OH + oy0) * g.OW + ox0) * O;
+      output_transform(mx + t * O, m_at, run, O, e.bias, row0, g.OW * O);
+      if (e.act.kind != ActKind::none)
+        for (float* row : {row0, row0 + g.OW * O}) apply_epilogue_row(row, 2 * run * O, nullptr, nullptr, e.act);
+      t += run;
+      continue;
+    }
+    // Cut tiles, and any tile with a residual (which may be y itself), are finished in a
+    // scratch tile first.
+    output_transform(mx + t * O, m_at, 1, O, e.bias, out, 2 * O);
     for (int a = 0; a < 2; ++a)
       for (int b = 0; b < 2; ++b) {
         if (oy0 + a >= g.OH || ox0 + b >= g.OW) continue;
         const int64_t pixel = (n * g.OH + oy0 + a) * g.OW + ox0 + b;
         float* o = out + (2 * a + b) * O;
-        // Finished in the scratch row first: the residual may be y itself.
-        if (more) apply_epilogue_row(o, O, nullptr, e.residual ? e.residual + pixel * e.ld_residual : nullptr, e.act);
+        if (e.residual || e.act.kind != ActKind::none)
+          apply_epilogue_row(o, O, nullptr, e.residual ? e.residual + pixel * e.ld_residual : nullptr, e.act);
         std::memcpy(y + pixel * O, o, (size_t)O * sizeof(float));
       }
+    ++t;
   }
 }
 
