@@ -14,54 +14,51 @@ namespace {
 // is read at x + at[k] (pixel (i, j) of the tile is position i * side + j, channels
 // contiguous) and its transformed value is stored at v + to[k].
 
-// (B^T d B) per 4x4 tile d, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-AIOV_MULTIVERSION void input_transform_s1(const float* x, const int64_t* at, int64_t step, int64_t tiles, int64_t C,
-                                          float* v, const int64_t* to) {
-  for (int64_t n = 0; n < tiles; ++n) {
-    const float* px[16];
-    float* t[16];
-    for (int k = 0; k < 16; ++k) {
-      px[k] = x + n * step + at[k];
-      t[k] = v + n * C + to[k];
-    }
-#pragma GCC ivdep
-    for (int64_t c = 0; c < C; ++c) {
-      float d[4][4], u[4][4];
-      for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j) d[i][j] = px[i * 4 + j][c];
-      for (int j = 0; j < 4; ++j) {  // columns: B^T d
-        u[0][j] = d[0][j] - d[2][j];
-        u[1][j] = d[1][j] + d[2][j];
-        u[2][j] = d[2][j] - d[1][j];
-        u[3][j] = d[1][j] - d[3][j];
-      }
-      for (int i = 0; i < 4; ++i) {  // rows: (B^T d) B
-        t[i * 4 + 0][c] = u[i][0] - u[i][2];
-        t[i * 4 + 1][c] = u[i][1] + u[i][2];
-        t[i * 4 + 2][c] = u[i][2] - u[i][1];
-        t[i * 4 + 3][c] = u[i][1] - u[i][3];
-      }
-    }
-  }
+// d[i][j] = p[i * N + j][c], unrolled so that the tile stays in registers.
+template <int N>
+inline __attribute__((always_inline)) void gather_tile(float (&d)[N][N], const float* const* p, int64_t c) {
+#pragma GCC unroll 5
+  for (int i = 0; i < N; ++i)
+#pragma GCC unroll 5
+    for (int j = 0; j < N; ++j) d[i][j] = p[i * N + j][c];
 }
 
-// The same for the 5x5 tiles of stride 2, B^T d = [d0 - d2, d2, d4 - d2, d1, d3].
-AIOV_MULTIVERSION void input_transform_s2(const float* x, const int64_t* at, int64_t step, int64_t tiles, int64_t C,
-                                          float* v, const int64_t* to) {
+// Stride 1: (B^T d B) per 4x4 tile d, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+// Stride 2: the same per 5x5 tile, B^T d = [d0 - d2, d2, d4 - d2, d1, d3].
+AIOV_MULTIVERSION void input_transform(int64_t stride, const float* x, const int64_t* at, int64_t step, int64_t tiles,
+                                       int64_t C, float* v, const int64_t* to) {
+  const int positions = stride == 1 ? 16 : 25;
   for (int64_t n = 0; n < tiles; ++n) {
     const float* px[25];
     float* t[25];
-    for (int k = 0; k < 25; ++k) {
+    for (int k = 0; k < positions; ++k) {
       px[k] = x + n * step + at[k];
       t[k] = v + n * C + to[k];
+    }
+    if (stride == 1) {
+#pragma GCC ivdep
+      for (int64_t c = 0; c < C; ++c) {
+        float d[4][4], u[4][4];
+        gather_tile(d, px, c);
+        for (int j = 0; j < 4; ++j) {  // columns: B^T d
+          u[0][j] = d[0][j] - d[2][j];
+          u[1][j] = d[1][j] + d[2][j];
+          u[2][j] = d[2][j] - d[1][j];
+          u[3][j] = d[1][j] - d[3][j];
+        }
+        for (int i = 0; i < 4; ++i) {  // rows: (B^T d) B
+          t[i * 4 + 0][c] = u[i][0] - u[i][2];
+          t[i * 4 + 1][c] = u[i][1] + u[i][2];
+          t[i * 4 + 2][c] = u[i][2] - u[i][1];
+          t[i * 4 + 3][c] = u[i][1] - u[i][3];
+        }
+      }
+      continue;
     }
 #pragma GCC ivdep
     for (int64_t c = 0; c < C; ++c) {
       float d[5][5], u[5][5];
-#pragma GCC unroll 5
-      for (int i = 0; i < 5; ++i)
-#pragma GCC unroll 5
-        for (int j = 0; j < 5; ++j) d[i][j] = px[i * 5 + j][c];
+      gather_tile(d, px, c);
       for (int j = 0; j < 5; ++j) {
         u[0][j] = d[0][j] - d[2][j];
         u[1][j] = d[2][j];
@@ -80,45 +77,37 @@ AIOV_MULTIVERSION void input_transform_s2(const float* x, const int64_t* at, int
   }
 }
 
-// (A^T m A) + bias per tile, m[k] = mx[from[k] + o], A^T = [1 1 1 0; 0 1 -1 -1]: output
-// pixel (a, b) of tile n at y + n 2 O + a y_row + b O.
-AIOV_MULTIVERSION void output_transform_s1(const float* mx, const int64_t* from, int64_t tiles, int64_t O,
-                                           const float* bias, float* y, int64_t y_row) {
-  for (int64_t n = 0; n < tiles; ++n) {
-    const float* mp[16];
-    for (int k = 0; k < 16; ++k) mp[k] = mx + n * O + from[k];
-    float* const out[2] = {y + n * 2 * O, y + n * 2 * O + y_row};
-#pragma GCC ivdep
-    for (int64_t o = 0; o < O; ++o) {
-      float m[4][4], s[4][2];
-      for (int k = 0; k < 16; ++k) m[k / 4][k % 4] = mp[k][o];
-      for (int i = 0; i < 4; ++i) {  // rows: m A
-        s[i][0] = m[i][0] + m[i][1] + m[i][2];
-        s[i][1] = m[i][1] - m[i][2] - m[i][3];
-      }
-      const float b = bias ? bias[o] : 0.0f;
-      for (int j = 0; j < 2; ++j) {  // columns: A^T (m A)
-        out[0][j * O + o] = s[0][j] + s[1][j] + s[2][j] + b;
-        out[1][j * O + o] = s[1][j] - s[2][j] - s[3][j] + b;
-      }
-    }
-  }
-}
-
-// The same for stride 2, A^T = [1 1 0 1 0; 0 1 1 0 1].
-AIOV_MULTIVERSION void output_transform_s2(const float* mx, const int64_t* from, int64_t tiles, int64_t O,
-                                           const float* bias, float* y, int64_t y_row) {
+// (A^T m A) + bias per tile, m[k] = mx[from[k] + o], output pixel (a, b) of tile n at
+// y + n 2 O + a y_row + b O. Stride 1: A^T = [1 1 1 0; 0 1 -1 -1]; stride 2:
+// A^T = [1 1 0 1 0; 0 1 1 0 1].
+AIOV_MULTIVERSION void output_transform(int64_t stride, const float* mx, const int64_t* from, int64_t tiles, int64_t O,
+                                        const float* bias, float* y, int64_t y_row) {
+  const int positions = stride == 1 ? 16 : 25;
   for (int64_t n = 0; n < tiles; ++n) {
     const float* mp[25];
-    for (int k = 0; k < 25; ++k) mp[k] = mx + n * O + from[k];
+    for (int k = 0; k < positions; ++k) mp[k] = mx + n * O + from[k];
     float* const out[2] = {y + n * 2 * O, y + n * 2 * O + y_row};
+    if (stride == 1) {
+#pragma GCC ivdep
+      for (int64_t o = 0; o < O; ++o) {
+        float m[4][4], s[4][2];
+        gather_tile(m, mp, o);
+        for (int i = 0; i < 4; ++i) {  // rows: m A
+          s[i][0] = m[i][0] + m[i][1] + m[i][2];
+          s[i][1] = m[i][1] - m[i][2] - m[i][3];
+        }
+        const float b = bias ? bias[o] : 0.0f;
+        for (int j = 0; j < 2; ++j) {  // columns: A^T (m A)
+          out[0][j * O + o] = s[0][j] + s[1][j] + s[2][j] + b;
+          out[1][j * O + o] = s[1][j] - s[2][j] - s[3][j] + b;
+        }
+      }
+      continue;
+    }
 #pragma GCC ivdep
     for (int64_t o = 0; o < O; ++o) {
       float m[5][5], s[5][2];
-#pragma GCC unroll 5
-      for (int i = 0; i < 5; ++i)
-#pragma GCC unroll 5
-        for (int j = 0; j < 5; ++j) m[i][j] = mp[i * 5 + j][o];
+      gather_tile(m, mp, o);
       for (int i = 0; i < 5; ++i) {
         s[i][0] = m[i][0] + m[i][1] + m[i][3];
         s[i][1] = m[i][1] + m[i][2] + m[i][4];
@@ -205,8 +194,6 @@ void Winograd2x3::block(const float* x, int64_t t0, int64_t count, const Epilogu
   float* mx = v + P * count * C;
   float* out = mx + P * count * O;
   float* edge = out + 4 * O;  // a border tile, its outside pixels zero
-  const auto input_transform = g.sh == 1 ? input_transform_s1 : input_transform_s2;
-  const auto output_transform = g.sh == 1 ? output_transform_s1 : output_transform_s2;
 
   int64_t at[25], at_edge[25], v_at[25], m_at[25];
   for (int i = 0; i < side; ++i)
@@ -232,7 +219,7 @@ void Winograd2x3::block(const float* x, int64_t t0, int64_t count, const Epilogu
     if (iy0 >= 0 && iy0 + side <= g.H && ix0 >= 0 && ix0 + side <= g.W) {
       int64_t run = 1;  // inside tiles read the image in place
       while (t + run < count && tx + run < tiles_x_ && ix0 + run * step + side <= g.W) ++run;
-      input_transform(x + ((n * g.H + iy0) * g.W + ix0) * C, at, step * C, run, C, v + t * C, v_at);
+      input_transform(g.sh, x + ((n * g.H + iy0) * g.W + ix0) * C, at, step * C, run, C, v + t * C, v_at);
       t += run;
       continue;
     }
@@ -245,7 +232,7 @@ void Winograd2x3::block(const float* x, int64_t t0, int64_t count, const Epilogu
         else
           std::memcpy(to, x + ((n * g.H + iy) * g.W + ix) * C, (size_t)C * sizeof(float));
       }
-    input_transform(edge, at_edge, 0, 1, C, v + t * C, v_at);
+    input_transform(g.sh, edge, at_edge, 0, 1, C, v + t * C, v_at);
     ++t;
   }
 
@@ -263,7 +250,7 @@ void Winograd2x3::block(const float* x, int64_t t0, int64_t count, const Epilogu
       int64_t run = 1;
       while (t + run < count && tx + run < tiles_x_ && ox0 + 2 * run + 2 <= g.OW) ++run;
       float* row0 = y + ((n * g.OH + oy0) * g.OW + ox0) * O;
-      output_transform(mx + t * O, m_at, run, O, e.bias, row0, g.OW * O);
+      output_transform(g.sh, mx + t * O, m_at, run, O, e.bias, row0, g.OW * O);
       if (e.act.kind != ActKind::none)
         for (float* row : {row0, row0 + g.OW * O}) apply_epilogue_row(row, 2 * run * O, nullptr, nullptr, e.act);
       t += run;
@@ -271,7 +258,7 @@ void Winograd2x3::block(const float* x, int64_t t0, int64_t count, const Epilogu
     }
     // Cut tiles, and any tile with a residual (which may be y itself), are finished in a
     // scratch tile first.
-    output_transform(mx + t * O, m_at, 1, O, e.bias, out, 2 * O);
+    output_transform(g.sh, mx + t * O, m_at, 1, O, e.bias, out, 2 * O);
     for (int a = 0; a < 2; ++a)
       for (int b = 0; b < 2; ++b) {
         if (oy0 + a >= g.OH || ox0 + b >= g.OW) continue;
