@@ -275,7 +275,8 @@ void Winograd2x3::block(const float* x, int64_t t0, int64_t count, const Epilogu
 void Winograd2x3::run(const float* x, const Epilogue& e, float* y, ThreadPool* pool, int max_threads) const {
   // Tiles per block: the block's transformed inputs and products (positions x tiles x (C + O))
   // stay within ~512 KiB of L2; the block count is a multiple of the threads.
-  const int64_t fit = std::max<int64_t>(8, (int64_t(512) << 10) / (layout_.positions * (g_.C + O_) * (int64_t)sizeof(float)));
+  const int64_t tile_bytes = layout_.positions * (g_.C + O_) * (int64_t)sizeof(float);
+  const int64_t fit = std::max<int64_t>(8, (int64_t(512) << 10) / tile_bytes);
   const int threads = pool ? pool->usable_threads(max_threads) : 1;
   int64_t blocks = (tiles_ + fit - 1) / fit;
   blocks = (blocks + threads - 1) / threads * threads;

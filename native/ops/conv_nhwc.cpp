@@ -399,7 +399,8 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   }
 
   if (group == 1 && winograd_enabled() && Winograd2x3::worthwhile(g, O)) {
-    auto transformed = ctx.derived<WinogradFilters>(1, "winograd F(2x2,3x3) stride " + std::to_string(g.sh) + filter_shape, [&] {
+    const std::string recipe = "winograd F(2x2,3x3) stride " + std::to_string(g.sh) + filter_shape;
+    auto transformed = ctx.derived<WinogradFilters>(1, recipe, [&] {
       return std::make_shared<WinogradFilters>(g.sh, g.C, O, filters, scale);
     });
     auto wino = std::make_shared<Winograd2x3>(g, O, std::move(transformed));
