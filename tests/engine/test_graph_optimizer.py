@@ -11,7 +11,7 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
-import model_zoo as zoo  # noqa: E402
+import model_builders as zoo  # noqa: E402
 
 RNG = np.random.default_rng(21)
 
@@ -541,7 +541,7 @@ def winograd_model(zoo, cin, cout, pads, stride):
 _WINOGRAD_SCRIPT = _WINOGRAD_MODEL + r"""
 import sys, json, numpy as np, aiov as ov
 sys.path.insert(0, sys.argv[1])
-import model_zoo as zoo
+import model_builders as zoo
 out = []
 for cin, cout, size, pads, n, stride in json.loads(sys.argv[2]):
     x = np.random.default_rng(cin + size).standard_normal((n, cin, size, size)).astype(np.float32)
@@ -559,7 +559,7 @@ def test_winograd_convolutions_match_the_direct_path_and_the_reference():
     import os
     import subprocess
     import sys
-    tests = os.path.dirname(os.path.abspath(__file__))
+    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     results = {}
     for flag in ("1", "0"):
         env = dict(os.environ, AIOV_WINOGRAD=flag)
