@@ -206,6 +206,23 @@ def resnet50(blocks=(3, 4, 6, 3), width=64, classes=1000, seed=3):
     return g.model([image_input(3, None)])
 
 
+def single_conv(cin, cout, k, stride=1, group=1, dilation=1, pads=None, auto_pad=None, after=(), bias=True):
+    """One ONNX Conv (with bias unless bias=False) on an NCHW input "x", then the ops of
+    `after`, each given as (op, {"inputs": [scalar operands], "attrs": {...}})."""
+    g = GraphBuilder(seed=3)
+    attrs = dict(kernel_shape=[k, k], strides=[stride, stride], dilations=[dilation, dilation], group=group)
+    if auto_pad:
+        attrs["auto_pad"] = auto_pad
+    else:
+        attrs["pads"] = pads if pads is not None else [k // 2] * 4
+    inputs = ["x", g.weight(cout, cin // group, k, k)] + ([g.weight(cout, scale=0.1)] if bias else [])
+    y = g.op("Conv", inputs, **attrs)
+    for op, extra in after:
+        y = g.op(op, [y] + [g.const(np.float32(v)) for v in extra.get("inputs", [])], **extra.get("attrs", {}))
+    return g.model([image_input(cin, None)])
+
+
+
 MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
                 (6, 320, 1, 1))
 
