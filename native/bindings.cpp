@@ -307,6 +307,10 @@ std::vector<nb::object> testing_run_op(const std::string& op_type, std::vector<n
     if (r < 0 || r >= (int)inputs.size())
       throw InputError("runtime_inputs: " + std::to_string(r) + " is not an input index (0.." +
                        std::to_string((int)inputs.size() - 1) + ")");
+    // A plan always knows these (plans are built per value), and kernels read them in prepare.
+    if (std::find(def.value_inputs.begin(), def.value_inputs.end(), r) != def.value_inputs.end())
+      throw InputError("runtime_inputs: input " + std::to_string(r) + " of " + op_type +
+                       " shapes its output, so it is known whenever the kernel is prepared");
     at_run_only[r] = true;
   }
   PrepareContext pctx{*node, {}, {}};

@@ -37,6 +37,8 @@ def test_bad_calls_name_what_was_expected():
         _testing.run_op("Add", [rand(2, 3), rand(4)], {})
     with pytest.raises(InputError, match="runtime_inputs"):
         _testing.run_op("Add", [rand(2), rand(2)], {}, runtime_inputs=[2])
+    with pytest.raises(InputError, match="shapes its output"):
+        _testing.run_op("ReduceSum", [rand(2, 3), np.array([1], np.int64)], {}, runtime_inputs=[1])
     with pytest.raises(InputError, match="threads"):
         _testing.run_op("Relu", [rand(2)], {}, threads=-1)
     with pytest.raises(InputError, match="expected 2 inputs"):
