@@ -290,8 +290,9 @@ BufferPtr poisoned_buffer(size_t bytes) {
 // Builds op_type over `inputs` (as constants, so inference sees their values) through the
 // registry, prepares its kernel with the inputs not listed in `runtime_inputs` known (as a
 // plan knows model constants), then runs it once with every input.
-std::vector<nb::object> testing_run_op(const std::string& op_type, std::vector<nb::ndarray<nb::ro, nb::c_contig>> inputs,
-                                       nb::dict attrs, std::vector<int> runtime_inputs, int threads) {
+std::vector<nb::object> testing_run_op(const std::string& op_type,
+                                       std::vector<nb::ndarray<nb::ro, nb::c_contig>> inputs, nb::dict attrs,
+                                       std::vector<int> runtime_inputs, int threads) {
   const OpDef& def = OpRegistry::instance().get(op_type);
   std::vector<Value> values;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -403,7 +404,8 @@ nb::object testing_gemm(Matrix a, Matrix b, bool trans_a, bool trans_b, float al
 }
 
 // C = epilogue(op(A) B) with B packed first (PackedB, as for weights), through sgemm_packed.
-nb::object testing_gemm_packed(Matrix a, Matrix b, bool trans_a, bool trans_b, std::optional<nb::ndarray<nb::ro, float, nb::ndim<1>, nb::c_contig>> bias,
+nb::object testing_gemm_packed(Matrix a, Matrix b, bool trans_a, bool trans_b,
+                               std::optional<nb::ndarray<nb::ro, float, nb::ndim<1>, nb::c_contig>> bias,
                                std::optional<nb::ndarray<nb::ro, float, nb::ndim<2>, nb::c_contig>> residual,
                                const std::string& activation, float act_alpha, float act_beta, int64_t rows_hint,
                                int threads) {
