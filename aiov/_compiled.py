@@ -6,6 +6,7 @@ from ._errors import InputError
 from ._graph import ConstOutput
 from ._inputs import IoSpec
 from ._request import InferRequest
+from ._results import OVDict
 
 
 class CompiledModel:
@@ -58,12 +59,12 @@ class CompiledModel:
     def create_infer_request(self) -> InferRequest:
         return InferRequest(self)
 
-    def infer_new_request(self, inputs=None):
+    def infer_new_request(self, inputs=None) -> OVDict:
         """Runs one inference on a fresh request (safe from any thread)."""
         return InferRequest(self).infer(inputs)
 
     def __call__(self, inputs=None, share_inputs: bool = True, share_outputs: bool = False,
-                 decode_strings: bool = True):
+                 decode_strings: bool = True) -> OVDict:
         """One synchronous inference. Safe from many threads at once: a call that finds the
         cached request busy uses another one."""
         pool = self._idle_requests

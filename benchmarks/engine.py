@@ -1,7 +1,7 @@
 """Engine speed: real-shaped models and raw GEMM, aiov next to ONNX Runtime and OpenVINO
 (printed, never asserted).
 
-Models (built in code by ``tests/model_zoo.py``, seeded weights, nothing downloaded):
+Models (built in code by ``tests/model_builders.py``, seeded weights, nothing downloaded):
   (a) MLP 784-1024-1024-10 at batch 1 and 64
   (b) four 3x3 stride-2 convs 3-32-64-128-256 on 1x3x224x224, global pool, 256-10 Gemm
   (c) ResNet-50 v1.5 on 1x3x224x224
@@ -54,7 +54,7 @@ def _image(batch, size=224, seed=7):
 
 
 def _specs():
-    import model_zoo as z
+    import model_builders as z
     rng = np.random.default_rng(8)
     return [
         Spec("mlp1", "(a) MLP 784-1024-1024-10 b1", z.mlp, lambda: {"x": rng.standard_normal((1, 784)).astype(np.float32)}),

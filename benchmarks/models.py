@@ -1,6 +1,6 @@
 """Whole-model latency of aiov next to ONNX Runtime and OpenVINO (printed, never asserted).
 
-Models: the architectures of ``tests/test_onnx_models.py`` (imported from there, not copied):
+Models: the architectures of ``tests/engine/test_onnx_models.py`` (imported from there, not copied):
 a ResNet-style block stack and a MobileNet-style depthwise stack on [n, 3, 32, 32] at batch 1
 and 8, and a BERT-style encoder layer (hidden 64, 4 heads, attention mask) at seq 128 with
 batch 1 and 8. Each framework loads the same ONNX model:
@@ -40,8 +40,9 @@ BERT_HIDDEN, BERT_HEADS = 64, 4
 
 
 def _model_builders():
-    """The model builders of tests/test_onnx_models.py (needs onnx and pytest importable)."""
-    sys.path.insert(0, os.path.join(os.path.dirname(_HERE), "tests"))
+    """The model builders of tests/engine/test_onnx_models.py (needs onnx and pytest importable)."""
+    tests = os.path.join(os.path.dirname(_HERE), "tests")
+    sys.path[:0] = [tests, os.path.join(tests, "engine")]
     import test_onnx_models as t
     return t
 
@@ -159,7 +160,7 @@ def main(argv=None):
     try:
         builders = _model_builders()
     except Exception as exc:  # noqa: BLE001 - without onnx there is nothing to benchmark
-        print(f"cannot build the models (tests/test_onnx_models.py needs onnx and pytest): {exc}")
+        print(f"cannot build the models (tests/engine/test_onnx_models.py needs onnx and pytest): {exc}")
         return []
 
     title = (f"aiov whole-model benchmark  ({'quick' if args.quick else 'full'} mode: median of {repeats} "

@@ -2,15 +2,18 @@
 // The GIL is released around everything that computes or waits.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "executor/executor.hpp"
@@ -257,6 +260,208 @@ void raise_if_failed(const Request& r) {
   if (st == RequestStatus::kCancelled) throw Cancelled(r.error());
 }
 
+// ---- Test-only entry points (aiov._core._testing) ----------------------------------------
+// Kernel unit tests run one op or one GEMM directly, without building a model around it.
+
+// The element type numpy's `dt` stands for (the inverse of dlpack_of).
+ElementType element_type_of(const nb::dlpack::dtype& dt, size_t index) {
+  for (ElementType t : {ElementType::f32, ElementType::f64, ElementType::f16, ElementType::i8, ElementType::i16,
+                        ElementType::i32, ElementType::i64, ElementType::u8, ElementType::u16, ElementType::u32,
+                        ElementType::u64, ElementType::boolean})
+    if (dlpack_of(t) == dt) return t;
+  throw InputError("input " + std::to_string(index) + ": numpy dtype with code " + std::to_string(dt.code) +
+                   " and " + std::to_string(dt.bits) + " bits has no aiov element type");
+}
+
+// Null (the calling thread alone) for threads == 1, else the default pool.
+ThreadPool* pool_for(int threads) {
+  if (threads < 0) throw InputError("threads must be >= 0 (0: the whole pool), got " + std::to_string(threads));
+  return threads == 1 ? nullptr : &default_pool();
+}
+
+// A fresh engine buffer of `bytes`, every byte 0xFF: an element a kernel forgets to write
+// reads as NaN (or -1), never as a plausible zero.
+BufferPtr poisoned_buffer(size_t bytes) {
+  auto buf = std::make_shared<Buffer>(bytes);
+  if (bytes) std::memset(buf->data(), 0xFF, bytes);
+  return buf;
+}
+
+// Builds op_type over `inputs` (as constants, so inference sees their values) through the
+// registry, prepares its kernel with the inputs not listed in `runtime_inputs` known (as a
+// plan knows model constants), then runs it once with every input.
+std::vector<nb::object> testing_run_op(const std::string& op_type,
+                                       std::vector<nb::ndarray<nb::ro, nb::c_contig>> inputs, nb::dict attrs,
+                                       std::vector<int> runtime_inputs, int threads) {
+  const OpDef& def = OpRegistry::instance().get(op_type);
+  std::vector<Value> values;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const auto& a = inputs[i];
+    ElementType t = element_type_of(a.dtype(), i);
+    Dims shape(a.ndim());
+    for (size_t d = 0; d < a.ndim(); ++d) shape[d] = (int64_t)a.shape(d);
+    values.push_back(Value{make_constant(t, shape, a.data(), a.nbytes(), "input_" + std::to_string(i)), 0});
+  }
+  NodePtr node = make_node(op_type, values, attrs_from(attrs), op_type);
+  std::vector<bool> at_run_only(inputs.size(), false);
+  for (int r : runtime_inputs) {
+    if (r < 0 || r >= (int)inputs.size())
+      throw InputError("runtime_inputs: " + std::to_string(r) + " is not an input index (0.." +
+                       std::to_string((int)inputs.size() - 1) + ")");
+    // A plan always knows these (plans are built per value), and kernels read them in prepare.
+    if (std::find(def.value_inputs.begin(), def.value_inputs.end(), r) != def.value_inputs.end())
+      throw InputError("runtime_inputs: input " + std::to_string(r) + " of " + op_type +
+                       " shapes its output, so it is known whenever the kernel is prepared");
+    at_run_only[r] = true;
+  }
+  PrepareContext pctx{*node, {}, {}};
+  for (size_t i = 0; i < values.size(); ++i) {
+    const Node& c = *values[i].node;
+    pctx.in.push_back(TensorView{c.constant->data(), c.outputs[0].type, c.outputs[0].shape.dims});
+  }
+  std::vector<BufferPtr> buffers;
+  for (size_t o = 0; o < node->outputs.size(); ++o) {
+    const PortInfo& info = node->outputs[o];
+    if (!info.shape.is_static())
+      throw InputError(node->describe() + ": output " + std::to_string(o) + " shape " + info.shape.str() +
+                       " is not static");
+    buffers.push_back(poisoned_buffer(byte_size(info.type, numel(info.shape.dims))));
+    pctx.out.push_back(TensorView{buffers.back()->data(), info.type, info.shape.dims});
+  }
+  ThreadPool* pool = pool_for(threads);
+  {
+    nb::gil_scoped_release nogil;
+    if (def.aliases_input0) {
+      // A view of input 0 under another shape: the plan never runs a kernel for it.
+      std::memcpy(pctx.out[0].data, pctx.in[0].data, pctx.out[0].bytes());
+    } else {
+      std::vector<TensorView> at_run = pctx.in;
+      for (size_t i = 0; i < pctx.in.size(); ++i)
+        if (at_run_only[i]) pctx.in[i].data = nullptr;
+      KernelFn fn = def.prepare(pctx);
+      std::vector<const TensorView*> ins, outs;
+      for (const auto& t : at_run) ins.push_back(&t);
+      for (const auto& t : pctx.out) outs.push_back(&t);
+      ExecContext exec{pool, threads > 1 ? threads : 0};
+      fn(KernelArgs{ins.data(), outs.data(), &exec});
+    }
+  }
+  std::vector<nb::object> out;
+  for (size_t o = 0; o < buffers.size(); ++o) out.push_back(wrap(pctx.out[o], buffers[o]));
+  return out;
+}
+
+using Matrix = nb::ndarray<nb::ro, float, nb::ndim<2>>;
+
+// Rows of `m` lie `stride(0)` floats apart, each contiguous: a sliced matrix tests the
+// leading dimensions.
+int64_t leading_dim(const Matrix& m, const char* name) {
+  if (m.shape(1) > 1 && m.stride(1) != 1)
+    throw InputError(std::string(name) + ": rows must be contiguous (a C-contiguous array or a slice of rows "
+                     "and leading columns of one)");
+  return m.shape(0) > 1 ? (int64_t)m.stride(0) : (int64_t)std::max<size_t>(1, m.shape(1));
+}
+
+// op(A) is [M, K] and op(B) is [K, N]; throws when the inner dimensions differ.
+void gemm_dims(const Matrix& a, const Matrix& b, bool trans_a, bool trans_b, int64_t& M, int64_t& N, int64_t& K) {
+  M = (int64_t)(trans_a ? a.shape(1) : a.shape(0));
+  K = (int64_t)(trans_a ? a.shape(0) : a.shape(1));
+  int64_t kb = (int64_t)(trans_b ? b.shape(1) : b.shape(0));
+  N = (int64_t)(trans_b ? b.shape(0) : b.shape(1));
+  if (kb != K)
+    throw InputError("gemm: op(a) is [" + std::to_string(M) + ", " + std::to_string(K) + "] and op(b) is [" +
+                     std::to_string(kb) + ", " + std::to_string(N) + "]: inner dimensions must match");
+}
+
+nb::object new_matrix(int64_t M, int64_t N, BufferPtr& buf, float*& data) {
+  buf = poisoned_buffer(sizeof(float) * (size_t)(M * N));
+  data = static_cast<float*>(buf->data());
+  return wrap(TensorView{data, ElementType::f32, {M, N}}, buf);
+}
+
+// C = alpha * op(A) op(B) + beta * C0 through sgemm (B unpacked).
+nb::object testing_gemm(Matrix a, Matrix b, bool trans_a, bool trans_b, float alpha, float beta,
+                        std::optional<Matrix> c, int threads) {
+  int64_t M, N, K;
+  gemm_dims(a, b, trans_a, trans_b, M, N, K);
+  int64_t lda = leading_dim(a, "a"), ldb = leading_dim(b, "b");
+  BufferPtr buf;
+  float* out = nullptr;
+  nb::object result = new_matrix(M, N, buf, out);
+  if (beta != 0.0f) {
+    if (!c || (int64_t)c->shape(0) != M || (int64_t)c->shape(1) != N)
+      throw InputError("gemm: beta != 0 needs c of shape [" + std::to_string(M) + ", " + std::to_string(N) + "]");
+    int64_t ldc = leading_dim(*c, "c");
+    for (int64_t i = 0; i < M; ++i) std::memcpy(out + i * N, c->data() + i * ldc, sizeof(float) * (size_t)N);
+  }
+  ThreadPool* pool = pool_for(threads);
+  {
+    nb::gil_scoped_release nogil;
+    sgemm(trans_a, trans_b, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, out, N, pool,
+          threads > 1 ? threads : 0);
+  }
+  return result;
+}
+
+// C = epilogue(op(A) B) with B packed first (PackedB, as for weights), through sgemm_packed.
+nb::object testing_gemm_packed(Matrix a, Matrix b, bool trans_a, bool trans_b,
+                               std::optional<nb::ndarray<nb::ro, float, nb::ndim<1>, nb::c_contig>> bias,
+                               std::optional<nb::ndarray<nb::ro, float, nb::ndim<2>, nb::c_contig>> residual,
+                               const std::string& activation, float act_alpha, float act_beta, int64_t rows_hint,
+                               int threads) {
+  int64_t M, N, K;
+  gemm_dims(a, b, trans_a, trans_b, M, N, K);
+  int64_t lda = leading_dim(a, "a"), ldb = leading_dim(b, "b");
+  Epilogue e;
+  if (bias) {
+    if ((int64_t)bias->shape(0) != N)
+      throw InputError("gemm_packed: bias must have N = " + std::to_string(N) + " values, got " +
+                       std::to_string(bias->shape(0)));
+    e.bias = bias->data();
+  }
+  if (residual) {
+    if ((int64_t)residual->shape(0) != M || (int64_t)residual->shape(1) != N)
+      throw InputError("gemm_packed: residual must be [" + std::to_string(M) + ", " + std::to_string(N) + "]");
+    e.residual = residual->data();
+    e.ld_residual = N;
+  }
+  try {
+    e.act.kind = act_kind_from_name(activation);
+  } catch (const std::invalid_argument& err) {
+    throw InputError(std::string("gemm_packed: ") + err.what());
+  }
+  e.act.alpha = act_alpha;
+  e.act.beta = act_beta;
+  BufferPtr buf;
+  float* out = nullptr;
+  nb::object result = new_matrix(M, N, buf, out);
+  ThreadPool* pool = pool_for(threads);
+  {
+    nb::gil_scoped_release nogil;
+    PackedB packed(trans_b, K, N, b.data(), ldb, rows_hint);
+    sgemm_packed(trans_a, M, a.data(), lda, packed, e, out, N, pool, threads > 1 ? threads : 0);
+  }
+  return result;
+}
+
+void bind_testing(nb::module_ m) {
+  m.doc() = "Test-only entry points: kernels run directly, without a model. Not a public API.";
+  m.def("run_op", &testing_run_op, nb::arg("op_type"), nb::arg("inputs"), nb::arg("attrs") = nb::dict(),
+        nb::arg("runtime_inputs") = std::vector<int>(), nb::arg("threads") = 1,
+        "Runs one registered op on `inputs` and returns its outputs. Inputs not in `runtime_inputs` "
+        "are known when the kernel is prepared (as model constants are); threads=1 runs on the "
+        "calling thread, 0 on the whole pool, n on at most n threads.");
+  m.def("gemm", &testing_gemm, nb::arg("a"), nb::arg("b"), nb::arg("trans_a") = false, nb::arg("trans_b") = false,
+        nb::arg("alpha") = 1.0f, nb::arg("beta") = 0.0f, nb::arg("c") = nb::none(), nb::arg("threads") = 1,
+        "alpha * op(a) @ op(b) + beta * c through the unpacked GEMM (f32; rows of a, b and c may be "
+        "strided).");
+  m.def("gemm_packed", &testing_gemm_packed, nb::arg("a"), nb::arg("b"), nb::arg("trans_a") = false,
+        nb::arg("trans_b") = false, nb::arg("bias") = nb::none(), nb::arg("residual") = nb::none(),
+        nb::arg("activation") = "none", nb::arg("act_alpha") = 0.0f, nb::arg("act_beta") = 0.0f,
+        nb::arg("rows_hint") = -1, nb::arg("threads") = 1,
+        "activation(op(a) @ op(b) + bias + residual) with b packed first, as weights are.");
+}
+
 }  // namespace
 
 NB_MODULE(_core, m) {
@@ -301,6 +506,7 @@ NB_MODULE(_core, m) {
     for (size_t i = 0; i < out.size(); ++i) out[i] = runs[i].load();
     return out;
   });
+  bind_testing(m.def_submodule("_testing"));
 
   nb::class_<Node>(m, "Node")
       .def_prop_ro("op_type", [](const Node& n) { return n.op; })

@@ -8,7 +8,7 @@ import pytest
 
 import aiov as ov
 import aiov.runtime.opset12 as ops
-from sync_models import add_model
+from model_builders import add_model
 
 
 @pytest.fixture

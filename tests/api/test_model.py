@@ -4,7 +4,7 @@ import pytest
 
 import aiov as ov
 import aiov.opset13 as ops
-from sync_models import add_model, two_output_model
+from model_builders import add_model, two_output_model
 
 
 def test_model_inputs_and_outputs_lists():

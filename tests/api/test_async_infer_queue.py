@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import aiov as ov
-from sync_models import heavy_model, scale_model
+from model_builders import heavy_model, scale_model
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import aiov as ov
-from sync_models import two_output_model
+from model_builders import two_output_model
 
 X = np.arange(6, dtype=np.float32).reshape(2, 3)
 

@@ -13,7 +13,8 @@ import pytest
 
 import aiov as ov
 from aiov import aio
-from aio_support import anyio_backend, medium_model, medium_reference, thread_count_settles, tiny_model  # noqa: F401
+from aio_helpers import thread_count_settles
+from model_builders import medium_model, medium_reference, tiny_model
 
 X = np.arange(8, dtype=np.float32)
 
@@ -132,7 +133,7 @@ sys.path.insert(0, {tests!r})
 warnings.simplefilter("default")
 import aiov as ov
 from aiov import aio
-from aio_support import medium_model
+from model_builders import medium_model
 
 backend = sys.argv[1]
 model, _ = medium_model()
@@ -183,7 +184,7 @@ print("clean exit")
 def test_leaving_the_loop_with_jobs_running_is_clean(backend):
     if backend == "uvloop":
         pytest.importorskip("uvloop")
-    script = _SCRIPT.format(tests=os.path.dirname(__file__))
+    script = _SCRIPT.format(tests=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = subprocess.run([sys.executable, "-X", "dev", "-c", script, backend], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

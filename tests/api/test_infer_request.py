@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import aiov as ov
-from sync_models import add_model, heavy_model, scale_model, two_output_model
+from model_builders import add_model, heavy_model, scale_model, two_output_model
 
 A = np.arange(8, dtype=np.float32)
 B = np.linspace(-1, 1, 8, dtype=np.float32)
@@ -252,7 +252,7 @@ def test_cancel_stops_a_running_job_and_request_stays_usable():
         request.wait()
     request.wait()  # raised once only
     small = np.full((2, 1024), 0.5, np.float32)
-    from sync_models import heavy_reference
+    from model_builders import heavy_reference
     np.testing.assert_allclose(request.infer(small)[0], heavy_reference(small, weights), rtol=1e-4, atol=1e-5)
 
 

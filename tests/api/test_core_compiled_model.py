@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import aiov as ov
-from sync_models import add_model, two_output_model
+from model_builders import add_model, two_output_model
 
 
 def test_core_available_devices_is_cpu():

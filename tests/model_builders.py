@@ -1,14 +1,109 @@
-"""Real-shaped networks built in code as ONNX models (seeded random weights, nothing downloaded).
+"""The models the tests (and ``benchmarks/engine.py``) are built on: one place, no files read.
 
-Shared by the whole-model tests and by ``benchmarks/engine.py``: an MLP, a strided conv stack,
-ResNet-50 (v1.5, torchvision's layer shapes), MobileNetV2 and a BERT-style encoder. Every
-builder takes the sizes that matter as arguments so the tests can run the same architecture
-small; the defaults are the real shapes.
+* Small graphs built with the opset builders, for the API and async tests: ``add_model``,
+  ``two_output_model``, ``scale_model``, ``failing_model``, and the matmul chains
+  ``heavy_model`` / ``medium_model`` (with ``heavy_reference`` / ``medium_reference``) that run
+  long enough to be cancelled or overlapped, and ``folding_model``, slow to compile.
+* Real-shaped networks built as ONNX models with ``GraphBuilder`` (seeded random weights): an
+  MLP, a strided conv stack, ResNet-50 (v1.5, torchvision's layer shapes), MobileNetV2 and a
+  BERT-style encoder. Every builder takes the sizes that matter as arguments so the tests can
+  run the same architecture small; the defaults are the real shapes.
 """
 from __future__ import annotations
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
+
+import aiov as ov
+import aiov.opset13 as ops
+
+# ---- small graphs built with the opset builders ----------------------------------------------
+
+
+def add_model(shape=(8,), names=("input_0", "input_1"), out_name="result_0"):
+    """out = input_0 + input_1; tensor names set on inputs and the output."""
+    a = ops.parameter(list(shape), np.float32, name=names[0])
+    b = ops.parameter(list(shape), np.float32, name=names[1])
+    model = ov.Model(ops.add(a, b), [a, b])
+    model.outputs[0].tensor.set_names({out_name})
+    return model
+
+
+def two_output_model():
+    """x -> (x * 2, x + 1), outputs named "double" and "plus_one"; input [2, 3] "x"."""
+    x = ops.parameter([2, 3], np.float32, name="x")
+    model = ov.Model([ops.multiply(x, 2.0), ops.add(x, 1.0)], [x])
+    model.outputs[0].tensor.set_names({"double"})
+    model.outputs[1].tensor.set_names({"plus_one"})
+    return model
+
+
+def scale_model(n=4, factor=3.0):
+    """x[n] -> x * factor, input "x", output "y"."""
+    x = ops.parameter([n], np.float32, name="x")
+    model = ov.Model(ops.multiply(x, factor), [x])
+    model.outputs[0].tensor.set_names({"y"})
+    return model
+
+
+def failing_model():
+    """x[?] reshaped to a constant [2, 3]: fails at run time unless x has 6 elements;
+    otherwise returns x.reshape(2, 3) + 0 (as f32)."""
+    x = ops.parameter([-1], np.float32, name="x")
+    model = ov.Model(ops.reshape(x, [2, 3]), [x])
+    model.outputs[0].tensor.set_names({"y"})
+    return model
+
+
+def heavy_model(layers=4, size=1024, dynamic_batch=True, seed=0, same_weight=False):
+    """A matmul chain (relu(x @ W_i)), each W a size x size f32 constant; tens of ms per
+    inference at batch 256 on two cores. Returns (model, weights)."""
+    rng = np.random.default_rng(seed)
+    x = ops.parameter([-1 if dynamic_batch else 256, size], np.float32, name="x")
+    h = x
+    weights = []
+    for i in range(layers):
+        if i == 0 or not same_weight:
+            w = (rng.standard_normal((size, size)) * (1.0 / np.sqrt(size))).astype(np.float32)
+        weights.append(w)
+        h = ops.relu(ops.matmul(h, ops.constant(w)))
+    return ov.Model(h, [x]), weights
+
+
+def heavy_reference(x, weights):
+    h = x.astype(np.float64)
+    for w in weights:
+        h = np.maximum(h @ w.astype(np.float64), 0)
+    return h
+
+
+def tiny_model():
+    """Add of two [8] vectors "a" and "b", output "sum": the async tests' smallest model."""
+    return add_model(names=("a", "b"), out_name="sum")
+
+
+def medium_model(layers=4, size=256, seed=0):
+    """``heavy_model`` at 256 wide: long enough for jobs to be cancelled while running, short
+    enough to run hundreds of them. Returns (model, weights)."""
+    return heavy_model(layers, size, seed=seed)
+
+
+def medium_reference(weights, x):
+    return heavy_reference(x, weights)
+
+
+def folding_model(folds=3, size=1024, seed=1):
+    """A static-shape model whose constant matmul chain is folded at compile time, so that
+    compile_model itself does tens of ms of work."""
+    rng = np.random.default_rng(seed)
+    x = ops.parameter([1, size], np.float32, name="x")
+    w = ops.constant((rng.standard_normal((size, size)) * 0.03).astype(np.float32))
+    for _ in range(folds):
+        w = ops.matmul(w, ops.constant((rng.standard_normal((size, size)) * 0.03).astype(np.float32)))
+    return ov.Model(ops.matmul(x, w), [x])
+
+
+# ---- real-shaped networks as ONNX models ------------------------------------------------------
 
 
 class GraphBuilder:
@@ -109,6 +204,23 @@ def resnet50(blocks=(3, 4, 6, 3), width=64, classes=1000, seed=3):
     x = g.op("Flatten", [g.op("GlobalAveragePool", [x])], axis=1)
     g.op("Gemm", [x, g.weight(classes, cin), g.weight(classes, scale=0.1)], transB=1)
     return g.model([image_input(3, None)])
+
+
+def single_conv(cin, cout, k, stride=1, group=1, dilation=1, pads=None, auto_pad=None, after=(), bias=True):
+    """One ONNX Conv (with bias unless bias=False) on an NCHW input "x", then the ops of
+    `after`, each given as (op, {"inputs": [scalar operands], "attrs": {...}})."""
+    g = GraphBuilder(seed=3)
+    attrs = dict(kernel_shape=[k, k], strides=[stride, stride], dilations=[dilation, dilation], group=group)
+    if auto_pad:
+        attrs["auto_pad"] = auto_pad
+    else:
+        attrs["pads"] = pads if pads is not None else [k // 2] * 4
+    inputs = ["x", g.weight(cout, cin // group, k, k)] + ([g.weight(cout, scale=0.1)] if bias else [])
+    y = g.op("Conv", inputs, **attrs)
+    for op, extra in after:
+        y = g.op(op, [y] + [g.const(np.float32(v)) for v in extra.get("inputs", [])], **extra.get("attrs", {}))
+    return g.model([image_input(cin, None)])
+
 
 
 MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import aiov as ov
-from sync_models import add_model, failing_model, heavy_model, heavy_reference
+from model_builders import add_model, failing_model, heavy_model, heavy_reference
 
 GOOD = np.arange(6, dtype=np.float32)
 BAD = np.ones(5, np.float32)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import aiov as ov
-from sync_models import folding_model, heavy_model, heavy_reference
+from model_builders import folding_model, heavy_model, heavy_reference
 
 MIN_PROGRESS = 10
 

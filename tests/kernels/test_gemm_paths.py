@@ -34,7 +34,7 @@ for m, k, n, ta, tb, const in [(1, 784, 1024, 0, 0, 1), (3, 17, 33, 1, 0, 0), (6
 # the unoptimized graph.
 import os, sys
 sys.path.insert(0, os.environ["AIOV_TESTS"])
-import model_zoo as zoo
+import model_builders as zoo
 # Convolutions that read their input in place (16+ channels per group, several taps): padding,
 # stride, groups, a ragged last panel, a residual and an activation applied after the tiles;
 # rows of 63 pixels give tiles that lie inside the image (a run per kernel row) and tiles on
@@ -76,7 +76,7 @@ print(json.dumps({"isa": ov._core.gemm_isa(), "worst": worst}))
 
 @pytest.mark.parametrize("isa", ["avx512", "avx2", "scalar"])
 def test_gemm_path_matches_float64_reference(isa):
-    env = dict(os.environ, AIOV_GEMM_ISA=isa, AIOV_TESTS=os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, AIOV_GEMM_ISA=isa, AIOV_TESTS=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -10,7 +10,8 @@ import sniffio
 
 import aiov as ov
 from aiov import aio
-from aio_support import anyio_backend, medium_model, medium_reference, thread_count_settles  # noqa: F401
+from aio_helpers import thread_count_settles
+from model_builders import medium_model, medium_reference
 
 pytestmark = pytest.mark.anyio
 

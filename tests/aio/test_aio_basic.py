@@ -8,7 +8,7 @@ import pytest
 
 import aiov as ov
 from aiov import aio
-from aio_support import anyio_backend, failing_model, medium, medium_reference, tiny, tiny_model  # noqa: F401
+from model_builders import failing_model, medium_reference, tiny_model
 
 pytestmark = pytest.mark.anyio
 

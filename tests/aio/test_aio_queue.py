@@ -8,7 +8,8 @@ import pytest
 
 import aiov as ov
 from aiov import aio
-from aio_support import Heartbeat, anyio_backend, failing_model, medium, medium_reference, tiny  # noqa: F401
+from aio_helpers import Heartbeat
+from model_builders import failing_model, medium_reference
 
 pytestmark = pytest.mark.anyio
 

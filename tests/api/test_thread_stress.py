@@ -10,7 +10,7 @@ import pytest
 
 import aiov as ov
 import aiov.opset13 as ops
-from sync_models import failing_model
+from model_builders import failing_model
 
 
 def _affine_model():

@@ -5,13 +5,12 @@ import numpy as np
 import pytest
 
 import aiov as ov
-from aio_support import anyio_backend  # noqa: F401  (asyncio, uvloop, trio)
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
-import model_zoo as zoo  # noqa: E402
+import model_builders as zoo  # noqa: E402
 
 RNG = np.random.default_rng(11)
 

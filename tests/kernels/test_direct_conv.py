@@ -1,0 +1,129 @@
+"""Convolution kernels run directly (aiov._core._testing.run_op) against a numpy reference:
+the plain NCHW Convolution, and every path of aiov.FusedConv, the NHWC convolution the
+optimizer makes (docs/kernels.md, "Kernel names"): a 1x1 GEMM on the input as it lies, rows
+read in place (ConvRuns, 16+ channels per group), rows made on demand (ConvRows, few channels),
+an NCHW image read as it lies (ConvPlanes), depthwise, grouped and Winograd F(2x2, 3x3), each
+with its bias, residual and activation."""
+import numpy as np
+import pytest
+
+from aiov._core import _testing
+
+RNG = np.random.default_rng(41)
+
+
+def conv_reference(x, w, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group=1):
+    """NCHW convolution in float64; pads are (top, left, bottom, right)."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    og = o // group
+    top, left, bottom, right = pads
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    oh = (h + top + bottom - dilations[0] * (kh - 1) - 1) // strides[0] + 1
+    ow = (wd + left + right - dilations[1] * (kw - 1) - 1) // strides[1] + 1
+    out = np.zeros((n, o, oh, ow))
+    for g in range(group):
+        for i in range(kh):
+            for j in range(kw):
+                y0, x0 = i * dilations[0], j * dilations[1]
+                patch = xp[:, g * cg:(g + 1) * cg, y0:y0 + strides[0] * (oh - 1) + 1:strides[0],
+                           x0:x0 + strides[1] * (ow - 1) + 1:strides[1]]
+                out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, w[g * og:(g + 1) * og, :, i, j])
+    return out
+
+
+def filters(o, cg, k):
+    return (RNG.standard_normal((o, cg, k, k)) / np.sqrt(cg * k * k)).astype(np.float32)
+
+
+def window_attrs(strides, pads, dilations, group):
+    return {"strides": list(strides), "pads_begin": [pads[0], pads[1]], "pads_end": [pads[2], pads[3]],
+            "dilations": list(dilations), "group": group}
+
+
+CASES = [
+    # c, o, k, strides, pads, dilations, group, size: the path it takes in aiov.FusedConv
+    (24, 40, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1, (7, 9)),     # 1x1: one GEMM on the input as it lies
+    (16, 24, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1, (9, 9)),     # strided 1x1: rows gathered
+    (32, 20, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, (13, 11)),   # many channels: runs read in place
+    (32, 24, 3, (2, 1), (0, 2, 1, 0), (1, 1), 1, (12, 15)),   # runs, asymmetric padding and strides
+    (20, 16, 5, (2, 2), (2, 2, 2, 2), (1, 1), 1, (11, 10)),   # runs over 5x5 windows
+    (5, 17, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, (9, 8)),      # few channels: rows made on demand
+    (6, 8, 3, (1, 1), (2, 2, 2, 2), (2, 2), 1, (10, 10)),     # dilated rows
+    (8, 12, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2, (7, 7)),      # grouped, 4 channels per group
+    (32, 32, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2, (9, 9)),     # grouped, 16 per group: runs per group
+    (16, 16, 3, (1, 1), (1, 1, 1, 1), (1, 1), 16, (10, 9)),   # depthwise
+    (16, 16, 5, (2, 2), (2, 2, 2, 2), (1, 1), 16, (11, 11)),  # depthwise 5x5 strided
+    (16, 32, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, (17, 15)),   # Winograd F(2x2, 3x3), odd output
+    (64, 64, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1, (23, 23)),   # Winograd at stride 2
+]
+
+
+@pytest.mark.parametrize("c, o, k, strides, pads, dilations, group, size", CASES)
+def test_plain_convolution_matches_numpy(c, o, k, strides, pads, dilations, group, size):
+    x = RNG.standard_normal((2, c) + size).astype(np.float32)
+    w = filters(o, c // group, k)
+    out, = _testing.run_op("Convolution", [x, w], window_attrs(strides, pads, dilations, group), runtime_inputs=[0])
+    np.testing.assert_allclose(out, conv_reference(x, w, strides, pads, dilations, group), rtol=1e-4, atol=1e-4)
+
+
+def fused_conv(x_nchw, w, bias, strides, pads, dilations, group, residual=None, act="none", act_alpha=0.0,
+               act_beta=0.0, planar=False, threads=1):
+    """aiov.FusedConv on the NHWC form of x (or on x as it lies when planar); NCHW result."""
+    attrs = window_attrs(strides, pads, dilations, group)
+    attrs.update(layout="nhwc", act=act, act_alpha=act_alpha, act_beta=act_beta)
+    if planar:
+        attrs["input_layout"] = "nchw"
+    x = x_nchw if planar else np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))
+    inputs = [x, w, bias]
+    runtime = [0]
+    if residual is not None:
+        inputs.append(np.ascontiguousarray(residual.transpose(0, 2, 3, 1)))
+        runtime.append(3)
+    out, = _testing.run_op("aiov.FusedConv", inputs, attrs, runtime_inputs=runtime, threads=threads)
+    return out.transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("c, o, k, strides, pads, dilations, group, size", CASES)
+@pytest.mark.parametrize("threads", [1, 0])
+def test_fused_convolution_paths_match_numpy(c, o, k, strides, pads, dilations, group, size, threads):
+    x = RNG.standard_normal((2, c) + size).astype(np.float32)
+    w = filters(o, c // group, k)
+    bias = RNG.standard_normal(o).astype(np.float32)
+    expected = conv_reference(x, w, strides, pads, dilations, group) + bias[:, None, None]
+    out = fused_conv(x, w, bias, strides, pads, dilations, group, threads=threads)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("c, o, k, strides, pads, dilations, group, size", CASES[::2])
+@pytest.mark.parametrize("act", ["relu", "clamp", "leaky_relu"])
+def test_fused_convolution_applies_residual_then_activation(c, o, k, strides, pads, dilations, group, size, act):
+    x = RNG.standard_normal((1, c) + size).astype(np.float32)
+    w = filters(o, c // group, k)
+    bias = RNG.standard_normal(o).astype(np.float32) * 0.1
+    y = conv_reference(x, w, strides, pads, dilations, group) + bias[:, None, None]
+    residual = RNG.standard_normal(y.shape).astype(np.float32)
+    y = y + residual
+    alpha, beta = {"relu": (0.0, 0.0), "clamp": (-0.5, 0.7), "leaky_relu": (0.1, 0.0)}[act]
+    expected = {"relu": np.maximum(y, 0), "clamp": np.clip(y, alpha, beta),
+                "leaky_relu": np.where(y < 0, alpha * y, y)}[act]
+    out = fused_conv(x, w, bias, strides, pads, dilations, group, residual=residual, act=act, act_alpha=alpha,
+                     act_beta=beta)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("c, o, k, strides, pads, size", [
+    (3, 32, 3, (2, 2), (1, 1, 1, 1), (15, 17)),   # MobileNet's stem
+    (3, 64, 7, (2, 2), (3, 3, 3, 3), (20, 19)),   # ResNet's stem: wide tiles
+    (3, 40, 3, (1, 1), (0, 2, 1, 0), (9, 31)),    # stride 1, one-sided borders
+    (1, 8, 5, (3, 3), (2, 2, 2, 2), (13, 13)),    # stride 3: every row packed
+])
+@pytest.mark.parametrize("threads", [1, 0])
+def test_fused_convolution_reads_a_few_channel_nchw_image_as_it_lies(c, o, k, strides, pads, size, threads):
+    x = RNG.standard_normal((2, c) + size).astype(np.float32)
+    w = filters(o, c, k)
+    bias = RNG.standard_normal(o).astype(np.float32)
+    expected = np.maximum(conv_reference(x, w, strides, pads) + bias[:, None, None], 0)
+    out = fused_conv(x, w, bias, strides, pads, (1, 1), 1, act="relu", planar=True, threads=threads)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,225 @@
+"""Op kernels run one at a time through the registry (aiov._core._testing.run_op), against
+numpy: elementwise broadcasting, reductions, softmax and pooling, on the calling thread and
+split over the pool. Outputs start as 0xFF bytes, so an element a kernel skips shows up."""
+import numpy as np
+import pytest
+
+from aiov import InputError
+from aiov._core import _testing
+
+RNG = np.random.default_rng(31)
+
+
+def rand(*shape, dtype=np.float32):
+    return RNG.standard_normal(shape).astype(dtype)
+
+
+def run(op, inputs, attrs=None, **kwargs):
+    outputs = _testing.run_op(op, inputs, attrs or {}, **kwargs)
+    return outputs[0]
+
+
+# ---- the entry point itself ---------------------------------------------------------------
+
+def test_outputs_are_fresh_arrays_of_the_inferred_type_and_shape():
+    a = np.arange(6, dtype=np.int32).reshape(2, 3)
+    out = run("Add", [a, np.int32(10) * np.ones((1, 3), np.int32)])
+    assert out.dtype == np.int32 and out.shape == (2, 3)
+    np.testing.assert_array_equal(out, a + 10)
+    out[0, 0] = 99  # writable, and not the input's memory
+    assert a[0, 0] == 0
+
+
+def test_bad_calls_name_what_was_expected():
+    with pytest.raises(RuntimeError, match="NoSuchOp"):
+        _testing.run_op("NoSuchOp", [rand(2)], {})
+    with pytest.raises(InputError, match="cannot be broadcast"):
+        _testing.run_op("Add", [rand(2, 3), rand(4)], {})
+    with pytest.raises(InputError, match="runtime_inputs"):
+        _testing.run_op("Add", [rand(2), rand(2)], {}, runtime_inputs=[2])
+    with pytest.raises(InputError, match="shapes its output"):
+        _testing.run_op("ReduceSum", [rand(2, 3), np.array([1], np.int64)], {}, runtime_inputs=[1])
+    with pytest.raises(InputError, match="threads"):
+        _testing.run_op("Relu", [rand(2)], {}, threads=-1)
+    with pytest.raises(InputError, match="expected 2 inputs"):
+        _testing.run_op("Add", [rand(2)], {})
+
+
+def test_inputs_known_at_prepare_or_only_at_run_give_the_same_product():
+    # MatMul packs a B it knows while preparing; one it sees only at run time is multiplied
+    # unpacked. Both must agree with numpy.
+    a, b = rand(7, 33), rand(33, 19)
+    for runtime in ([], [0], [1], [0, 1]):
+        np.testing.assert_allclose(run("MatMul", [a, b], runtime_inputs=runtime), a @ b, rtol=1e-5, atol=1e-5)
+
+
+# ---- elementwise broadcasting -----------------------------------------------------------
+
+BINARY = {"Add": np.add, "Subtract": np.subtract, "Multiply": np.multiply, "Divide": np.divide,
+          "Maximum": np.maximum, "Minimum": np.minimum}
+SHAPE_PAIRS = [
+    ((2, 3, 4), (2, 3, 4)),     # same shape
+    ((2, 3, 4), ()),            # scalar
+    ((2, 3, 4), (4,)),          # along the last axis
+    ((2, 3, 4), (3, 1)),        # per row of the middle axis
+    ((2, 1, 4), (1, 3, 1)),     # both sides broadcast
+    ((5, 1, 7, 1), (1, 6, 1, 3)),
+    ((1,), (17, 9)),
+]
+
+
+@pytest.mark.parametrize("op", sorted(BINARY))
+@pytest.mark.parametrize("shapes", SHAPE_PAIRS, ids=str)
+def test_binary_broadcasting_matches_numpy(op, shapes):
+    a, b = rand(*shapes[0]), rand(*shapes[1]) + (3 if op == "Divide" else 0)
+    np.testing.assert_allclose(run(op, [a, b]), BINARY[op](a, b), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(run(op, [b, a]), BINARY[op](b, a), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float64])
+def test_binary_ops_on_other_element_types(dtype):
+    a = RNG.integers(-50, 50, (3, 5)).astype(dtype)
+    b = RNG.integers(1, 9, (5,)).astype(dtype)
+    for op in ("Add", "Subtract", "Multiply", "Maximum"):
+        out = run(op, [a, b])
+        assert out.dtype == dtype
+        np.testing.assert_array_equal(out, BINARY[op](a, b))
+
+
+def test_comparisons_give_booleans():
+    a, b = rand(4, 6), rand(6)
+    out = run("Less", [a, b])
+    assert out.dtype == np.bool_
+    np.testing.assert_array_equal(out, a < b)
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_large_broadcasts_split_over_threads(threads):
+    a, b = rand(64, 33, 40), rand(33, 1)
+    np.testing.assert_allclose(run("Add", [a, b], threads=threads), a + b, rtol=1e-6)
+
+
+# ---- reductions ---------------------------------------------------------------------------
+
+REDUCE = {
+    "ReduceSum": lambda x, ax, k: x.sum(ax, keepdims=k),
+    "ReduceMean": lambda x, ax, k: x.mean(ax, keepdims=k),
+    "ReduceMax": lambda x, ax, k: x.max(ax, keepdims=k),
+    "ReduceMin": lambda x, ax, k: x.min(ax, keepdims=k),
+    "ReduceProd": lambda x, ax, k: x.prod(ax, keepdims=k),
+    "ReduceL2": lambda x, ax, k: np.sqrt((x * x).sum(ax, keepdims=k)),
+    "ReduceLogSumExp": lambda x, ax, k: np.log(np.exp(x).sum(ax, keepdims=k)),
+}
+
+
+@pytest.mark.parametrize("op", sorted(REDUCE))
+@pytest.mark.parametrize("axes", [(0,), (1,), (2,), (0, 2), (1, 2), (-1,), (0, 1, 2)], ids=str)
+@pytest.mark.parametrize("keep", [0, 1])
+def test_reductions_match_numpy(op, axes, keep):
+    x = rand(3, 5, 7) * 0.5 + (1 if op == "ReduceProd" else 0)
+    out = run(op, [x, np.array(axes, np.int64)], {"keep_dims": keep})
+    expected = REDUCE[op](x.astype(np.float64), tuple(axes), bool(keep))
+    assert out.shape == expected.shape
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_reductions_of_many_rows(threads):
+    x = rand(300, 257)
+    for axis in (0, 1):
+        np.testing.assert_allclose(run("ReduceSum", [x, np.array([axis], np.int64)], threads=threads),
+                                   x.astype(np.float64).sum(axis), rtol=1e-4, atol=1e-4)
+
+
+# ---- softmax ------------------------------------------------------------------------------
+
+def softmax(x, axis):
+    e = np.exp(x - x.max(axis, keepdims=True))
+    return e / e.sum(axis, keepdims=True)
+
+
+@pytest.mark.parametrize("shape, axis", [((5, 7), 1), ((5, 7), 0), ((2, 3, 33), -1), ((2, 3, 33), 1),
+                                         ((4, 1000), 1), ((1, 17), 1), ((3, 16), 1)])
+def test_softmax_matches_numpy(shape, axis):
+    x = rand(*shape) * 4
+    np.testing.assert_allclose(run("Softmax", [x], {"axis": axis}), softmax(x.astype(np.float64), axis),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_softmax_of_large_values_stays_finite():
+    x = np.array([[1000.0, 1001.0, 999.0], [-1000.0, -1000.0, -1000.0]], np.float32)
+    out = run("Softmax", [x], {"axis": 1})
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, softmax(x.astype(np.float64), 1), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_softmax_and_log_softmax_over_many_rows(threads):
+    x = rand(512, 129) * 3
+    np.testing.assert_allclose(run("Softmax", [x], {"axis": -1}, threads=threads), softmax(x.astype(np.float64), -1),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(run("LogSoftmax", [x], {"axis": -1}, threads=threads),
+                               np.log(softmax(x.astype(np.float64), -1)), rtol=1e-5, atol=1e-5)
+
+
+# ---- pooling ------------------------------------------------------------------------------
+
+def pool_reference(x, kernel, strides, pads_begin, pads_end, kind, exclude_pad=True, ceil=False):
+    """NCHW max or average pooling, padding never counted by max."""
+    n, c, h, w = x.shape
+    fill = -np.inf if kind == "max" else 0.0
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pads_begin[0], pads_end[0]), (pads_begin[1], pads_end[1])),
+                constant_values=fill)
+    ones = np.pad(np.ones((h, w)), ((pads_begin[0], pads_end[0]), (pads_begin[1], pads_end[1])))
+    out_hw = []
+    for i in range(2):
+        span = (h, w)[i] + pads_begin[i] + pads_end[i] - kernel[i]
+        size = (-(-span // strides[i]) if ceil else span // strides[i]) + 1
+        if ceil and (size - 1) * strides[i] >= (h, w)[i] + pads_begin[i]:
+            size -= 1
+        out_hw.append(size)
+    out = np.empty((n, c, out_hw[0], out_hw[1]))
+    for oy in range(out_hw[0]):
+        for ox in range(out_hw[1]):
+            y0, x0 = oy * strides[0], ox * strides[1]
+            win = xp[:, :, y0:y0 + kernel[0], x0:x0 + kernel[1]]
+            if kind == "max":
+                out[:, :, oy, ox] = win.max((2, 3))
+            else:
+                count = ones[y0:y0 + kernel[0], x0:x0 + kernel[1]].sum() if exclude_pad else kernel[0] * kernel[1]
+                out[:, :, oy, ox] = win.sum((2, 3)) / count
+    return out
+
+
+POOLS = [
+    # kernel, strides, pads_begin, pads_end, ceil
+    ((2, 2), (2, 2), (0, 0), (0, 0), False),
+    ((3, 3), (2, 2), (1, 1), (1, 1), False),
+    ((3, 3), (2, 2), (1, 1), (1, 1), True),
+    ((3, 2), (1, 2), (0, 1), (2, 0), False),   # asymmetric everything
+    ((5, 5), (3, 3), (2, 2), (2, 2), True),
+]
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("kernel, strides, pads_begin, pads_end, ceil", POOLS)
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_pooling_matches_numpy(kind, kernel, strides, pads_begin, pads_end, ceil, layout):
+    x = rand(2, 5, 11, 13)
+    attrs = {"kernel": list(kernel), "strides": list(strides), "pads_begin": list(pads_begin),
+             "pads_end": list(pads_end), "rounding_type": "ceil" if ceil else "floor", "layout": layout}
+    if kind == "avg":
+        attrs["exclude_pad"] = 1
+    given = x if layout == "nchw" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    out = run("MaxPool" if kind == "max" else "AvgPool", [given], attrs)
+    if layout == "nhwc":
+        out = out.transpose(0, 3, 1, 2)
+    expected = pool_reference(x, kernel, strides, pads_begin, pads_end, kind, ceil=ceil)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_average_pool_counting_the_padding():
+    x = rand(1, 3, 7, 7)
+    attrs = {"kernel": [3, 3], "strides": [2, 2], "pads_begin": [1, 1], "pads_end": [1, 1], "exclude_pad": 0}
+    expected = pool_reference(x, (3, 3), (2, 2), (1, 1), (1, 1), "avg", exclude_pad=False)
+    np.testing.assert_allclose(run("AvgPool", [x], attrs), expected, rtol=1e-5, atol=1e-6)
