@@ -9,7 +9,8 @@ from .._errors import InputError
 from .._properties import default_queue_jobs
 from .._results import OVDict
 from ._bridge import current_bridge
-from ._pending import Pending, collect_outputs
+from . import _pending
+from ._pending import Pending
 from ._pool import RequestPool
 from ._threads import run_sync
 from ._twin import AsyncClosable, SyncTwin
@@ -36,7 +37,7 @@ class _PoolSlot(Pending):
         fut = self.fut
         if fut is None or fut.done():  # the awaiter was cancelled: nobody reads the outputs
             return None
-        return collect_outputs(self.spec, self.native, self.copy)
+        return _pending.collect_outputs(self.spec, self.native, self.copy)
 
     def _settle(self, value, error):
         fut, self.fut = self.fut, None

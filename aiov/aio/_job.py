@@ -10,13 +10,13 @@ it finished first.
 from __future__ import annotations
 
 from .._errors import CancelledError
+from . import _pending
 from ._bridge import current_bridge
-from ._pending import Pending, collect_outputs
 
 _PENDING, _DONE = 0, 1
 
 
-class InferJob(Pending):
+class InferJob(_pending.Pending):
     """One inference started on the engine's workers. Awaitable (any number of times, by any
     number of tasks of the loop that started it); ``done()``, ``result()``, ``cancel()``."""
 
@@ -54,7 +54,7 @@ class InferJob(Pending):
         """Reads the outputs into the job (copies unless share_outputs); a failure to read
         them becomes the job's error."""
         try:
-            self._value = collect_outputs(self._spec, self.native, self._copy)
+            self._value = _pending.collect_outputs(self._spec, self.native, self._copy)
         except BaseException as exc:  # noqa: BLE001 - whoever reads the result gets it
             self._error = exc
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from .._errors import BusyError
 from ._bridge import current_bridge
 from ._job import _DONE, InferJob
-from ._pending import collect_outputs
+from . import _pending
 from ._twin import SyncTwin
 
 
@@ -15,7 +15,7 @@ class _RequestJob(InferJob):
     __slots__ = ("_owner",)
 
     def _collect(self):
-        return collect_outputs(self._spec, self.native, self._copy)
+        return _pending.collect_outputs(self._spec, self.native, self._copy)
 
     def _give_back(self, orphaned):
         if orphaned:  # reaper thread: the loop is gone, nobody can await the job
