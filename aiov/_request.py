@@ -139,7 +139,12 @@ class InferRequest:
         self._started = True
 
     def wait(self):
-        """Waits (GIL released) for the job and its callback; raises its error once."""
+        """Waits (GIL released) for the job and its callback; raises its error once. Inside a
+        completion callback (its own or another request's) it raises RuntimeError while that
+        request's callback is still owed, which would otherwise never run."""
+        done = self._callback_done
+        if done is not None and not done.is_set():
+            dispatcher.refuse_wait("InferRequest.wait() on a request whose callback has not run")
         self._native.wait(-1)
         self._finish_wait(None)
 
