@@ -1,0 +1,205 @@
+"""The bounded request pool of ``await compiled(x)``: a cap (callers beyond it suspend without
+blocking the loop), cancellation of suspended callers, shrinking when idle, and loops in
+several threads sharing one capped pool."""
+import random
+import threading
+
+import anyio
+import numpy as np
+import pytest
+
+import aiov as ov
+from aiov import aio, _core
+from aio_support import Heartbeat, anyio_backend, medium, medium_reference, tiny  # noqa: F401
+
+X = np.arange(8, dtype=np.float32)
+TIMEOUT = 60
+
+
+def _idle(compiled):
+    pool = compiled._pool
+    return pool.waiting == 0 and len(pool) == pool.live and all(s.fut is None for s in list(pool.slots))
+
+
+async def _settled(predicate):
+    for _ in range(400):
+        if predicate():
+            return True
+        await anyio.sleep(0.005)
+    return predicate()
+
+
+def test_default_cap_is_a_small_multiple_of_the_workers(tiny):
+    compiled = aio.CompiledModel(tiny)
+    assert compiled.max_requests == ov.AsyncInferQueue(tiny).__len__()
+    assert _core.pool_size() <= compiled.max_requests <= 64 * _core.pool_size()
+    assert aio.CompiledModel(tiny, max_requests=3).max_requests == 3
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "4", True])
+def test_bad_limits_are_refused(tiny, bad):
+    with pytest.raises(ov.InputError, match="max_requests"):
+        aio.CompiledModel(tiny, max_requests=bad)
+
+
+def test_bad_idle_limit_is_refused(tiny):
+    with pytest.raises(ov.InputError, match="idle_requests"):
+        aio.CompiledModel(tiny, idle_requests=-1)
+
+
+anyio_test = pytest.mark.anyio
+
+
+@anyio_test
+async def test_two_thousand_concurrent_awaits_stay_within_the_cap(medium):
+    sync, weights = medium
+    compiled = aio.CompiledModel(sync, max_requests=4, idle_requests=1)
+    x = np.full((1, 256), 0.5, np.float32)
+    expected = medium_reference(weights, x)
+    peak = {"live": 0, "waiting": 0}
+    beat = Heartbeat()
+    outs = []
+
+    async def one():
+        pool = compiled._pool
+        peak["waiting"] = max(peak["waiting"], pool.waiting)
+        outs.append((await compiled(x))[0])
+        peak["live"] = max(peak["live"], pool.live)
+
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(beat.run)
+            async with anyio.create_task_group() as calls:
+                for _ in range(2000):
+                    calls.start_soon(one)
+            beat.stop = True
+    assert len(outs) == 2000
+    for out in outs[::97]:
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    assert peak["live"] <= 4 and peak["waiting"] > 100
+    assert beat.ticks > 0  # suspended callers never blocked the loop
+    # Shrunk once idle.
+    assert await _settled(lambda: _idle(compiled))
+    assert compiled._pool.live == 1
+
+
+@anyio_test
+async def test_cancelled_waiters_leave_the_line_and_lose_no_request(medium):
+    sync, weights = medium
+    compiled = aio.CompiledModel(sync, max_requests=2, idle_requests=2)
+    x = np.full((64, 256), 0.25, np.float32)
+    expected = medium_reference(weights, x)
+    rng = random.Random(42)
+    counts = {"ok": 0, "cancelled": 0}
+
+    async def one(delay):
+        with anyio.move_on_after(delay) as scope:
+            out = await compiled(x)
+            np.testing.assert_allclose(out[0], expected, rtol=1e-4, atol=1e-4)
+            counts["ok"] += 1
+        if scope.cancelled_caught:
+            counts["cancelled"] += 1
+
+    with anyio.fail_after(TIMEOUT * 2):
+        for _ in range(20):
+            async with anyio.create_task_group() as tg:
+                for _ in range(30):
+                    tg.start_soon(one, rng.choice((0, 1e-4, 1e-3, 5e-3, 10)))
+            assert compiled._pool.live <= 2
+    assert counts["ok"] + counts["cancelled"] == 600 and counts["cancelled"] > 0 and counts["ok"] > 0
+    assert await _settled(lambda: _idle(compiled))
+    # Both requests are still there: a request handed to a waiter that was being cancelled
+    # went to the next caller or back to the pool.
+    assert compiled._pool.live == 2
+    outs = []
+    async with anyio.create_task_group() as tg:
+        for _ in range(10):
+            async def again():
+                outs.append((await compiled(x))[0])
+            tg.start_soon(again)
+    assert len(outs) == 10
+
+
+@anyio_test
+async def test_close_wakes_suspended_callers_with_cancelled_error(medium):
+    sync, _ = medium
+    compiled = aio.CompiledModel(sync, max_requests=1)
+    big = np.ones((1024, 256), np.float32)
+    outcomes = []
+
+    async def one():
+        try:
+            await compiled(big)
+            outcomes.append("ok")
+        except ov.CancelledError:
+            outcomes.append("cancelled")
+
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            for _ in range(6):
+                tg.start_soon(one)
+            while compiled._pool.waiting == 0:
+                await anyio.sleep(0)
+            waiting = compiled._pool.waiting
+            compiled.close()
+        await compiled.aclose()
+    assert len(outcomes) == 6 and outcomes.count("cancelled") >= waiting >= 1
+    assert compiled._pool.waiting == 0
+
+
+@anyio_test
+async def test_share_outputs_results_keep_their_request_and_the_cap_holds(tiny):
+    compiled = aio.CompiledModel(tiny, max_requests=2)
+    with anyio.fail_after(TIMEOUT):
+        kept = [await compiled([X, np.full(8, i, np.float32)], share_outputs=True) for i in range(6)]
+    for i, out in enumerate(kept):  # each aliases its own request, never reused
+        np.testing.assert_array_equal(out[0], X + i)
+    assert compiled._pool.live <= 2
+
+
+def test_loops_in_threads_share_one_capped_pool(medium):
+    sync, weights = medium
+    compiled = aio.CompiledModel(sync, max_requests=2, idle_requests=1)
+    x = np.full((8, 256), 0.75, np.float32)
+    expected = medium_reference(weights, x)
+    errors, peaks = [], []
+
+    async def work():
+        outs = []
+        peak = 0
+
+        async def one():
+            nonlocal peak
+            outs.append((await compiled(x))[0])
+            peak = max(peak, compiled._pool.live)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(200):
+                tg.start_soon(one)
+        for out in outs:
+            np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+        assert len(outs) == 200
+        peaks.append(peak)
+
+    def run(backend, options):
+        try:
+            anyio.run(work, backend=backend, backend_options=options)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    runners = [("asyncio", {}), ("trio", {}), ("asyncio", {})]
+    try:
+        import uvloop  # noqa: F401
+        runners.append(("asyncio", {"use_uvloop": True}))
+    except ImportError:
+        pass
+    for _ in range(3):
+        threads = [threading.Thread(target=run, args=r, daemon=True) for r in runners]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(TIMEOUT)
+        assert not any(t.is_alive() for t in threads), "hung: a request handed across loops was lost"
+        assert not errors, errors
+    assert max(peaks) <= 2
+    assert compiled._pool.live == 1 and len(compiled._pool) == 1
