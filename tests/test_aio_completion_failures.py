@@ -190,3 +190,36 @@ async def test_failures_while_jobs_are_cancelled_and_time_out(medium, monkeypatc
     assert counts["memory"] > 0 and counts["ok"] > 0
     assert await _settled(lambda: _pool_idle(compiled))
     assert not aio.current_bridge().pending
+
+
+async def test_queue_jobs_whose_handles_are_dropped_copy_no_outputs(tiny, monkeypatch):
+    """Callback users drop the job handles: their outputs are read in the callback from the
+    request and never copied into a job (no reference-count guess decides it)."""
+    counting = _FlakyCollect(monkeypatch, rate=0.0)
+    queue = aio.AsyncInferQueue(tiny, jobs=2)
+    seen = []
+    queue.set_callback(lambda request, i: seen.append(request.get_output_tensor().data[0] - X[0]))
+    with anyio.fail_after(60):
+        for i in range(50):
+            await queue.start_async([X, np.full(8, i, np.float32)], i)
+        await queue.wait_all()
+    assert sorted(seen) == list(range(50))
+    assert counting.calls == 0
+    # A kept handle gets its own results, even after its request ran other jobs.
+    with anyio.fail_after(60):
+        kept = await queue.start_async([X, np.full(8, 100, np.float32)], 100)
+        for i in range(10):
+            await queue.start_async([X, np.full(8, i, np.float32)], i)
+        await queue.wait_all()
+    np.testing.assert_array_equal((await kept)[0], X + 100)
+    assert counting.calls == 1
+
+
+def test_missing_trio_helper_names_the_extra(monkeypatch):
+    import sys
+    from aiov.aio import _optional
+    monkeypatch.setattr(_optional, "_trio", None)
+    monkeypatch.setitem(sys.modules, "outcome", None)  # import outcome -> ImportError
+    with pytest.raises(ImportError, match=r"aiov\[trio\]") as info:
+        _optional.trio_modules()
+    assert "outcome" in str(info.value)
