@@ -223,3 +223,22 @@ def test_missing_trio_helper_names_the_extra(monkeypatch):
     with pytest.raises(ImportError, match=r"aiov\[trio\]") as info:
         _optional.trio_modules()
     assert "outcome" in str(info.value)
+
+
+async def test_every_pending_record_implements_the_declared_protocol(tiny):
+    from aiov.aio._pending import PendingJob
+    compiled = aio.CompiledModel(tiny)
+    request = compiled.create_infer_request()
+    queue = aio.AsyncInferQueue(compiled, jobs=1)
+    bridge = aio.current_bridge()
+    with anyio.fail_after(30):
+        records = [request.start_async([X, X]), await queue.start_async([X, X])]
+        call = compiled([X, X])
+        records += list(bridge.pending.values())
+        await call
+        await queue.wait_all()
+        await records[0]
+    kinds = {type(r).__name__ for r in records}
+    assert {"_RequestJob", "_QueueJob"} <= kinds
+    assert all(isinstance(r, PendingJob) for r in records)
+    assert isinstance(list(compiled._pool.slots)[0], PendingJob)

@@ -131,6 +131,7 @@ class CompiledModel(SyncTwin, AsyncClosable):
         raise value
 
     async def infer_new_request(self, inputs=None) -> OVDict:
+        """``await self(inputs)`` with the inputs copied (same cancellation semantics)."""
         return await self(inputs, share_inputs=False)
 
     def create_infer_request(self):

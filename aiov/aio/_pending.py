@@ -15,12 +15,13 @@ A pending record (the "slot" of a job in ``bridge.pending``) is owned by the bri
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol
+from typing import Any, Optional, Protocol, runtime_checkable
 
 from .._request import native_error
 from .._results import OVDict
 
 
+@runtime_checkable
 class PendingJob(Protocol):
     """The protocol every record in ``bridge.pending`` implements."""
 

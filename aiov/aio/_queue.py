@@ -313,7 +313,9 @@ class AsyncInferQueue(AsyncClosable):
         finish (after their callback), from now on. Each request is kept for the loop body
         (its outputs stay readable) and reused once the iteration moves on. Ends after
         ``count`` finished jobs, or, without ``count``, once no job is running or buffered.
-        Failed jobs count but are not yielded: their errors are raised by ``wait_all``."""
+        Failed jobs count but are not yielded: their errors are raised by ``wait_all``.
+        Cancelling the consumer while it waits stops only the waiting; the requests the
+        iterator holds go back to the queue when it is closed (``aclose``, or collected)."""
         if self._iter() is not None:
             raise RuntimeError("the queue already has an active as_completed() iterator")
         return _AsCompleted(self, count)
@@ -329,7 +331,8 @@ class AsyncInferQueue(AsyncClosable):
         return bool(self._idle) and not self._waiters and not self._closed
 
     async def get_idle_request_id(self) -> int:
-        """Suspends until a job is idle and returns its id (it stays idle)."""
+        """Suspends until a job is idle and returns its id (it stays idle). Cancelling the
+        caller only stops the waiting."""
         while True:
             if self._idle:
                 return self._idle[0].job_id
