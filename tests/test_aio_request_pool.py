@@ -54,6 +54,7 @@ anyio_test = pytest.mark.anyio
 async def test_two_thousand_concurrent_awaits_stay_within_the_cap(medium):
     sync, weights = medium
     compiled = aio.CompiledModel(sync, max_requests=4, idle_requests=1)
+    compiled._pool.shrink_after = 0.05
     x = np.full((1, 256), 0.5, np.float32)
     expected = medium_reference(weights, x)
     peak = {"live": 0, "waiting": 0}
@@ -78,9 +79,8 @@ async def test_two_thousand_concurrent_awaits_stay_within_the_cap(medium):
         np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
     assert peak["live"] <= 4 and peak["waiting"] > 100
     assert beat.ticks > 0  # suspended callers never blocked the loop
-    # Shrunk once idle.
-    assert await _settled(lambda: _idle(compiled))
-    assert compiled._pool.live == 1
+    # Shrunk once idle for shrink_after.
+    assert await _settled(lambda: _idle(compiled) and compiled._pool.live == 1)
 
 
 @anyio_test
@@ -202,4 +202,28 @@ def test_loops_in_threads_share_one_capped_pool(medium):
         assert not any(t.is_alive() for t in threads), "hung: a request handed across loops was lost"
         assert not errors, errors
     assert max(peaks) <= 2
-    assert compiled._pool.live == 1 and len(compiled._pool) == 1
+    assert compiled._pool.live <= 2 and len(compiled._pool) == compiled._pool.live
+
+
+@anyio_test
+async def test_pool_shrinks_only_after_being_idle_for_a_while(tiny):
+    compiled = aio.CompiledModel(tiny, max_requests=8, idle_requests=2)
+    compiled._pool.shrink_after = 0.2
+    with anyio.fail_after(TIMEOUT):
+        for _ in range(3):
+            # Every burst ends with nothing in flight; the next one starts well within
+            # shrink_after, so its requests are reused, not freed and made again.
+            async with anyio.create_task_group() as tg:
+                for i in range(8):
+                    tg.start_soon(compiled, [X, np.full(8, i, np.float32)])
+            assert compiled._pool.live == 8
+            await anyio.sleep(0.01)
+        made = set(map(id, compiled._pool.slots))
+        assert len(made) == 8
+        await anyio.sleep(0.3)
+        assert await _settled(lambda: compiled._pool.live == 2 and len(compiled._pool) == 2)
+        # Still fully usable, growing again on demand.
+        async with anyio.create_task_group() as tg:
+            for i in range(8):
+                tg.start_soon(compiled, [X, np.full(8, i, np.float32)])
+        assert compiled._pool.live == 8

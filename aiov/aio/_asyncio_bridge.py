@@ -99,6 +99,13 @@ class AsyncioBridge(Bridge):
     def call_soon(self, fn, *args):
         self.loop.call_soon(fn, *args)
 
+    def call_later(self, delay, fn, *args) -> bool:
+        """Loop thread: ``fn(*args)`` after ``delay`` seconds; False if the loop is closing."""
+        if self.closing or self.loop.is_closed():
+            return False
+        self.loop.call_later(delay, fn, *args)
+        return True
+
 
 async def _loop_shutdown_step(bridge_ref):
     try:

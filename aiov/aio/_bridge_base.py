@@ -20,7 +20,8 @@ _tokens = itertools.count(1)
 class Bridge:
     """Base of the per-backend bridges. A backend adds: ``future()`` (a future its tasks can
     await), ``spawn(awaitable, done)``, ``call_soon(fn, *args)``,
-    ``call_soon_threadsafe(fn, *args) -> bool`` and ``is_dead()``, and arranges for ``drain``
+    ``call_soon_threadsafe(fn, *args) -> bool``, ``call_later(delay, fn, *args) -> bool`` and
+    ``is_dead()``, and arranges for ``drain``
     to run on the loop thread whenever ``port.fd`` is readable."""
 
     __slots__ = ("port", "pending", "reaping", "__weakref__")

@@ -46,8 +46,10 @@ class _PoolSlot(Pending):
 
     def _give_back(self, orphaned):
         self.fut = None
-        if self.copy or orphaned:
+        if orphaned:
             self.pool.release(self)
+        elif self.copy:
+            self.pool.release(self, self.bridge)
         else:  # with share_outputs the results alias this request: it is not reused
             self.pool.discard(self)
 
@@ -58,8 +60,9 @@ class CompiledModel(SyncTwin, AsyncClosable):
 
     At most ``max_requests`` requests exist at once (default: as many as an
     ``AsyncInferQueue(jobs=0)`` uses, a small multiple of the worker count); callers beyond
-    that suspend, first come first served, until one is free. When no call is in flight the
-    pool shrinks to ``idle_requests`` (default: the worker count), returning a burst's memory.
+    that suspend, first come first served, until one is free. Once no call has been in flight
+    for a second, the pool shrinks to ``idle_requests`` (default: the worker count), returning
+    a burst's memory.
     Everything not awaitable (inputs, outputs, get_property, ...) is the sync model's."""
 
     def __init__(self, compiled, max_requests: int = None, idle_requests: int = None):

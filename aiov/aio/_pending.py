@@ -17,8 +17,11 @@ from __future__ import annotations
 
 from typing import Any, Optional, Protocol, runtime_checkable
 
+from .. import _core
 from .._request import native_error
 from .._results import OVDict
+
+_OK = _core.RequestStatus.ok
 
 
 @runtime_checkable
@@ -67,15 +70,22 @@ class Pending:
     def complete(self):
         native = self.native
         value: Optional[OVDict] = None
-        error = native_error(native)
-        if error is None:
+        if native.status is _OK:
+            error = None
             try:
                 value = self._collect()
             except BaseException as exc:  # noqa: BLE001 - the awaiter gets it (see module doc)
                 error = exc
-        self._release_inputs()
+        else:
+            error = native_error(native)
+        try:
+            native.release_inputs()
+        except Exception:  # noqa: BLE001 - only drops references; never worth a lost slot
+            pass
         self._settle(value, error)
-        self._end(False)
+        if not self._given_back:
+            self._given_back = True
+            self._give_back(False)
 
     def fail(self, exc):
         self._release_inputs()

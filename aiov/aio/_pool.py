@@ -1,18 +1,27 @@
 """The bounded request pool behind ``await compiled(x)``.
 
 At most ``cap`` requests exist at once; a caller beyond the cap suspends (never blocks the
-loop) in a first-come line until one is given back. When nothing is in use any more the pool
-shrinks to ``keep_idle`` requests, so a burst's memory is returned once it has passed.
+loop) in a first-come line until one is given back. Once nothing has been in use for
+``shrink_after`` seconds the pool shrinks to ``keep_idle`` requests, so a burst's memory is
+returned after it has passed, while a busy loop (whose calls all end in one batch now and
+then) keeps its warm requests.
 
 One pool may serve event loops in several threads (one ``aio.CompiledModel`` used by loops in
-threads), so its state is guarded by a lock. A request given back on one loop's thread to a
-caller waiting on another loop reaches it through that loop's ``call_soon_threadsafe``.
+threads). The hot paths (take an idle request, give one back with nobody waiting) are single
+list operations, atomic under the GIL; everything else holds a lock. A caller that starts
+waiting and a request given back at the same moment both look at the other's list after
+changing their own, so one of them always sees the other (no lost wake-up). A request given
+back on one loop's thread to a caller waiting on another loop reaches it through that loop's
+``call_soon_threadsafe``.
 """
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections import deque
+
+SHRINK_AFTER = 1.0  # seconds with nothing in use before idle requests beyond keep_idle go
 
 
 class _Waiter:
@@ -46,6 +55,9 @@ class RequestPool:
         self._live = 0                 # slots that exist: idle + in use (+ being created)
         self._waiters = deque()
         self._closed = False
+        self._trim_due = False         # a trim timer is pending
+        self._last_taken = 0.0         # monotonic time a request was last taken
+        self.shrink_after = SHRINK_AFTER
         self.slots = weakref.WeakSet()  # every live slot (close() cancels their jobs)
 
     # -- state, for tests and repr --
@@ -63,10 +75,14 @@ class RequestPool:
     # -- taking --
     def take(self):
         """An idle slot without suspending, or None (the fast path of ``acquire``)."""
-        with self._lock:
-            if self._idle and not self._waiters and not self._closed:
-                return self._idle.pop()
-        return None
+        if self._waiters or self._closed:
+            return None
+        try:
+            slot = self._idle.pop()
+        except IndexError:
+            return None
+        self._last_taken = time.monotonic()
+        return slot
 
     async def acquire(self, bridge):
         """A slot for the caller: an idle one, a new one below the cap, or (suspending) the
@@ -75,8 +91,12 @@ class RequestPool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the compiled model is closed")
-            if self._idle and not self._waiters:
-                return self._idle.pop()
+            self._last_taken = time.monotonic()
+            if not self._waiters:
+                try:
+                    return self._idle.pop()
+                except IndexError:
+                    pass
             if self._live < self.cap and not self._waiters:
                 self._live += 1
                 waiter = None
@@ -85,6 +105,8 @@ class RequestPool:
                 self._waiters.append(waiter)
         if waiter is None:
             return self._make()
+        if self._idle:  # given back lock-free just as we queued up (see the module doc)
+            self._redistribute()
         try:
             await waiter.fut
         except BaseException:
@@ -119,10 +141,37 @@ class RequestPool:
         return slot
 
     # -- giving back (any thread) --
-    def release(self, slot):
-        """``slot`` can be reused: to the first waiter, else idle (and the pool shrinks if
-        nothing is in use any more)."""
-        self._hand(slot)
+    def release(self, slot, bridge=None):
+        """``slot`` can be reused: to the first waiter, else idle. If nothing is in use any
+        more, a trim is scheduled on ``bridge`` (the loop of the releasing thread)."""
+        if not self._waiters and not self._closed:
+            idle = self._idle
+            idle.append(slot)
+            if self._waiters:  # one queued up just now (see the module doc)
+                self._redistribute()
+            elif bridge is not None and len(idle) > self.keep_idle and len(idle) == self._live:
+                self._schedule_trim(bridge)
+            return
+        if self._hand(slot) and bridge is not None:
+            self._schedule_trim(bridge)
+
+    def _redistribute(self):
+        """Hands idle slots to waiters while both exist."""
+        handed = []
+        with self._lock:
+            while self._waiters and self._idle:
+                try:
+                    slot = self._idle.pop()
+                except IndexError:
+                    break
+                waiter = self._waiters.popleft()
+                if waiter.gone:
+                    self._idle.append(slot)
+                    continue
+                waiter.slot = slot
+                handed.append(waiter)
+        for waiter in handed:
+            self._notify(waiter)
 
     def discard(self, slot):
         """``slot`` will not be reused (its outputs are shared with a caller, or it was never
@@ -130,7 +179,9 @@ class RequestPool:
         self._hand(_CREATE)
 
     def _hand(self, what):
-        dropped = None
+        """Gives ``what`` to the first waiter, else keeps it idle; True if nothing is in use
+        and more than ``keep_idle`` requests are idle (a trim is worth scheduling)."""
+        surplus = False
         with self._lock:
             waiter = None
             while self._waiters:
@@ -146,15 +197,54 @@ class RequestPool:
                     self._live -= 1
                 else:
                     self._idle.append(what)
-                if len(self._idle) == self._live and len(self._idle) > self.keep_idle:
-                    # Nothing in use: the burst is over; keep only the warmest few.
-                    cut = len(self._idle) - self.keep_idle
-                    dropped = self._idle[:cut]
-                    del self._idle[:cut]
-                    self._live -= cut
-        del dropped  # the requests are freed outside the lock
+                surplus = len(self._idle) == self._live and len(self._idle) > self.keep_idle
         if waiter is not None:
             self._notify(waiter)
+        return surplus
+
+    def _schedule_trim(self, bridge, delay=None):
+        if self._trim_due:  # already pending (checked again under the lock)
+            return
+        with self._lock:
+            if self._trim_due:
+                return
+            self._trim_due = True
+        delay = self.shrink_after if delay is None else delay
+        if not bridge.call_later(delay, self._trim, weakref.ref(bridge)):
+            with self._lock:
+                self._trim_due = False
+
+    def _trim(self, bridge_ref):
+        """Timer, on the thread of the loop that scheduled it: once nothing has been taken
+        for ``shrink_after`` seconds, frees the idle requests beyond ``keep_idle`` (least
+        recently used first). Taken again meanwhile: a later full-idle moment reschedules;
+        idle but too recently used: it looks again when that time is up."""
+        dropped = None
+        again = None
+        with self._lock:
+            self._trim_due = False
+            if len(self._idle) == self._live and not self._waiters:
+                quiet = time.monotonic() - self._last_taken
+                if quiet >= self.shrink_after:
+                    dropped = self._pop_idle(len(self._idle) - self.keep_idle)
+                else:
+                    again = self.shrink_after - quiet
+        del dropped  # the requests are freed outside the lock
+        bridge = bridge_ref()
+        if again is not None and bridge is not None and not bridge.is_dead():
+            self._schedule_trim(bridge, again)
+
+    def _pop_idle(self, count):
+        """Under the lock: removes up to ``count`` idle slots, least recently used first, one
+        atomic pop at a time (``take`` pops without the lock)."""
+        dropped = []
+        while len(dropped) < count:
+            try:
+                dropped.append(self._idle.pop(0))
+            except IndexError:
+                break
+        self._live -= len(dropped)
+        return dropped
 
     def _notify(self, waiter):
         if waiter.thread == threading.get_ident():
@@ -173,8 +263,8 @@ class RequestPool:
         with self._lock:
             self._closed = True
             waiters, self._waiters = list(self._waiters), deque()
-            self._live -= len(self._idle)
-            self._idle.clear()
+            dropped = self._pop_idle(len(self._idle))
+        del dropped
         for waiter in waiters:
             if not waiter.gone:
                 self._notify(waiter)
@@ -182,5 +272,5 @@ class RequestPool:
     def clear_idle(self):
         """Frees the idle requests (release_memory)."""
         with self._lock:
-            self._live -= len(self._idle)
-            self._idle.clear()
+            dropped = self._pop_idle(len(self._idle))
+        del dropped

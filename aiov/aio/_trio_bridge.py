@@ -11,7 +11,7 @@ cancelled) none are started.
 """
 from __future__ import annotations
 
-from ._bridge_base import Bridge, discard
+from ._bridge_base import Bridge, discard, report
 from ._optional import trio_modules
 from ._trio_future import TrioFuture
 
@@ -72,3 +72,19 @@ class TrioBridge(Bridge):
 
     def call_soon(self, fn, *args):
         self.trio_token.run_sync_soon(fn, *args)
+
+    def call_later(self, delay, fn, *args) -> bool:
+        """trio thread: ``fn(*args)`` after ``delay`` seconds (a system task, cancelled with
+        the run); False if the run is ending."""
+        if self.dead:
+            return False
+        trio = self._trio
+
+        async def later():
+            await trio.sleep(delay)
+            try:
+                fn(*args)
+            except Exception as exc:  # noqa: BLE001 - would otherwise crash the trio run
+                report("a timer", exc)
+        trio.lowlevel.spawn_system_task(later, name="aiov.aio timer")
+        return True
