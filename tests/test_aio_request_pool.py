@@ -227,3 +227,31 @@ async def test_pool_shrinks_only_after_being_idle_for_a_while(tiny):
             for i in range(8):
                 tg.start_soon(compiled, [X, np.full(8, i, np.float32)])
         assert compiled._pool.live == 8
+
+
+@anyio_test
+async def test_bad_inputs_of_waiting_callers_raise_and_pass_the_request_on(medium):
+    sync, weights = medium
+    compiled = aio.CompiledModel(sync, max_requests=1)
+    good = np.full((2, 256), 0.5, np.float32)
+    expected = medium_reference(weights, good)
+    bad = np.ones((2, 7), np.float32)
+    counts = {"ok": 0, "input": 0}
+
+    async def one(i):
+        try:
+            out = await compiled(bad if i % 2 else good)
+        except ov.InputError:
+            counts["input"] += 1
+        else:
+            np.testing.assert_allclose(out[0], expected, rtol=1e-4, atol=1e-4)
+            counts["ok"] += 1
+
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(compiled, np.ones((512, 256), np.float32))  # holds the only request
+            for i in range(3000):
+                tg.start_soon(one, i)
+    assert counts == {"ok": 1500, "input": 1500}
+    assert await _settled(lambda: _idle(compiled))
+    assert compiled._pool.live == 1

@@ -54,6 +54,21 @@ class _PoolSlot(Pending):
             self.pool.discard(self)
 
 
+def _start(slot, fut, bridge, inputs, share_inputs, share_outputs):
+    """Binds the inputs to the slot's request and submits its job; ``fut`` gets the results
+    (or the error, as a value). On failure the slot is left unused for the caller to return."""
+    native = slot.native
+    try:
+        slot.request._set_inputs(inputs, share_inputs)
+        slot.copy = not share_outputs
+        slot.fut = fut
+        bridge.submit(slot, native)
+    except BaseException:
+        slot.fut = None
+        native.release_inputs()
+        raise
+
+
 class CompiledModel(SyncTwin, AsyncClosable):
     """The awaitable twin of ``aiov.CompiledModel``: ``await compiled(inputs)`` runs on an idle
     request from a bounded pool, so any number of concurrent callers is safe.
@@ -111,23 +126,30 @@ class CompiledModel(SyncTwin, AsyncClosable):
         pool = self._pool
         slot = pool.take()
         if slot is None:
-            slot = await pool.acquire(bridge)
-        native = slot.native
-        try:
-            slot.request._set_inputs(inputs, share_inputs)
-            slot.copy = not share_outputs
-            slot.fut = fut = bridge.future()
-            bridge.submit(slot, native)
-        except BaseException:
-            slot.fut = None
-            native.release_inputs()
-            pool.release(slot)
-            raise
+            # Wait in line. A request given back on this loop starts our job at once (one
+            # wake-up: when the job ends); one from another loop's thread wakes us to start it.
+            def start(slot, fut):
+                _start(slot, fut, bridge, inputs, share_inputs, share_outputs)
+            slot, fut = await pool.acquire(bridge, start)
+            if fut is None:
+                fut = bridge.future()
+                try:
+                    _start(slot, fut, bridge, inputs, share_inputs, share_outputs)
+                except BaseException:
+                    pool.release(slot)
+                    raise
+        else:
+            fut = bridge.future()
+            try:
+                _start(slot, fut, bridge, inputs, share_inputs, share_outputs)
+            except BaseException:
+                pool.release(slot)
+                raise
         try:
             value = await fut
         except BaseException:
             if slot.fut is fut:  # still our job: stop it; the slot returns when it has ended
-                native.cancel()
+                slot.native.cancel()
             raise
         if value.__class__ is OVDict:
             return value

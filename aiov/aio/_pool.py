@@ -25,14 +25,16 @@ SHRINK_AFTER = 1.0  # seconds with nothing in use before idle requests beyond ke
 
 
 class _Waiter:
-    __slots__ = ("bridge", "fut", "thread", "slot", "gone")
+    __slots__ = ("bridge", "fut", "thread", "slot", "gone", "start", "started")
 
-    def __init__(self, bridge):
+    def __init__(self, bridge, start):
         self.bridge = bridge
         self.fut = bridge.future()
         self.thread = threading.get_ident()
-        self.slot = None    # what it was handed: a slot, _CREATE, or None (closed)
-        self.gone = False   # cancelled before being handed anything
+        self.slot = None      # what it was handed: a slot, _CREATE, or None (closed)
+        self.gone = False     # cancelled before being handed anything
+        self.start = start    # start(slot, fut): submits the waiter's job on the slot
+        self.started = False  # start() ran: fut now resolves with the job's outcome
 
 
 _CREATE = object()  # handed to a waiter: "you may create a new request"
@@ -84,27 +86,33 @@ class RequestPool:
         self._last_taken = time.monotonic()
         return slot
 
-    async def acquire(self, bridge):
-        """A slot for the caller: an idle one, a new one below the cap, or (suspending) the
-        next one given back. Cancelling the caller while it waits takes it out of the line;
-        a slot handed to it at that moment goes to the next caller."""
+    async def acquire(self, bridge, start=None):
+        """``(slot, fut)`` for the caller: an idle slot, a new one below the cap, or
+        (suspending) the next one given back. ``fut`` is None, unless the slot was handed
+        over on the caller's own thread and ``start(slot, fut)`` already submitted the
+        caller's job on it: then ``fut`` resolves with the job's outcome (or holds the error
+        ``start`` raised, as a value).
+
+        Cancelling the caller while it waits takes it out of the line; a slot handed to it at
+        that moment goes to the next caller; a job started for it is asked to stop (its slot
+        returns when the native job has ended)."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the compiled model is closed")
             self._last_taken = time.monotonic()
             if not self._waiters:
                 try:
-                    return self._idle.pop()
+                    return self._idle.pop(), None
                 except IndexError:
                     pass
             if self._live < self.cap and not self._waiters:
                 self._live += 1
                 waiter = None
             else:
-                waiter = _Waiter(bridge)
+                waiter = _Waiter(bridge, start)
                 self._waiters.append(waiter)
         if waiter is None:
-            return self._make()
+            return self._make(), None
         if self._idle:  # given back lock-free just as we queued up (see the module doc)
             self._redistribute()
         try:
@@ -118,18 +126,23 @@ class RequestPool:
                         self._waiters.remove(waiter)
                     except ValueError:
                         pass
-            if handed is _CREATE:
+            if waiter.started:
+                if handed.fut is waiter.fut:  # our job runs: stop it; it returns the slot
+                    handed.native.cancel()
+            elif handed is _CREATE:
                 self.discard(None)
             elif handed is not None:
                 self.release(handed)
             raise
         handed = waiter.slot
+        if waiter.started:
+            return handed, waiter.fut
         if handed is None:
             from .._errors import CancelledError
             raise CancelledError("the compiled model was closed while waiting for a request")
         if handed is _CREATE:
-            return self._make()
-        return handed
+            return self._make(), None
+        return handed, None
 
     def _make(self):
         try:
@@ -248,7 +261,20 @@ class RequestPool:
 
     def _notify(self, waiter):
         if waiter.thread == threading.get_ident():
-            _wake(waiter.fut)
+            slot, fut = waiter.slot, waiter.fut
+            if waiter.start is not None and slot is not None and slot is not _CREATE \
+                    and not fut.done():
+                # Start the waiter's job right here: it wakes once, when the job has ended.
+                waiter.started = True
+                try:
+                    waiter.start(slot, fut)
+                except BaseException as exc:  # noqa: BLE001 - bad inputs: the caller raises it
+                    fut.set_result(exc)
+                    # Pass the slot on from the loop, not from here: a line of callers with
+                    # bad inputs must not recurse once per caller.
+                    waiter.bridge.call_soon(self.release, slot, waiter.bridge)
+                return
+            _wake(fut)
         elif not waiter.bridge.call_soon_threadsafe(_wake, waiter.fut):
             # Its loop is closed: nobody will take it; pass it on.
             with self._lock:
