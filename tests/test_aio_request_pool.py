@@ -255,3 +255,41 @@ async def test_bad_inputs_of_waiting_callers_raise_and_pass_the_request_on(mediu
     assert counts == {"ok": 1500, "input": 1500}
     assert await _settled(lambda: _idle(compiled))
     assert compiled._pool.live == 1
+
+
+def test_a_loop_closed_with_callers_in_line_loses_no_request(medium):
+    """Callers still waiting for a request when their loop is closed (tasks never cancelled)
+    are skipped: the requests go to the next loop's callers."""
+    import asyncio
+    import gc
+    import warnings
+    sync, weights = medium
+    compiled = aio.CompiledModel(sync, max_requests=2)
+    big = np.ones((512, 256), np.float32)
+    x = np.full((2, 256), 0.5, np.float32)
+    expected = medium_reference(weights, x)
+    for round_ in range(5):
+        loop = asyncio.new_event_loop()
+
+        async def leave_in_line():
+            for _ in range(10):
+                loop.create_task(compiled(big))
+            await asyncio.sleep(0)
+            assert compiled._pool.waiting > 0
+
+        loop.run_until_complete(leave_in_line())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loop.close()  # its tasks are neither cancelled nor awaited
+
+        async def later():
+            outs = await asyncio.gather(*(compiled(x) for _ in range(6)))
+            return [o[0] for o in outs]
+
+        outs = asyncio.run(asyncio.wait_for(later(), TIMEOUT))
+        for out in outs:
+            np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+        assert compiled._pool.live <= 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gc.collect()

@@ -190,7 +190,8 @@ class CompiledModel(SyncTwin, AsyncClosable):
 
 
 async def read_model(model, weights=None, config=None):
-    """``Core().read_model`` in a worker thread (never on the loop)."""
+    """``Core().read_model`` in a worker thread (never on the loop). Cancelling the caller
+    does not stop the reading: it waits for the thread, then raises."""
     from .._runtime import Core
     return await run_sync(Core().read_model, model, weights)
 

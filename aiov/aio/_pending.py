@@ -68,6 +68,7 @@ class Pending:
         self._given_back = False
 
     def complete(self):
+        # The hot path of every job: _release_inputs() and _end() are written out inline.
         native = self.native
         value: Optional[OVDict] = None
         if native.status is _OK:

@@ -178,7 +178,8 @@ class RequestPool:
                 except IndexError:
                     break
                 waiter = self._waiters.popleft()
-                if waiter.gone:
+                if waiter.gone or waiter.bridge.is_dead():
+                    waiter.gone = True
                     self._idle.append(slot)
                     continue
                 waiter.slot = slot
@@ -199,10 +200,11 @@ class RequestPool:
             waiter = None
             while self._waiters:
                 candidate = self._waiters.popleft()
-                if not candidate.gone:
+                if not candidate.gone and not candidate.bridge.is_dead():
                     waiter = candidate
                     waiter.slot = what
                     break
+                candidate.gone = True  # its loop was closed with the caller still in line
             if waiter is None:
                 if what is _CREATE:
                     self._live -= 1
