@@ -7,7 +7,6 @@ import anyio
 import numpy as np
 import pytest
 
-import aiov as ov
 from aiov import aio
 from aiov.aio import _pending
 from aio_support import anyio_backend, medium, medium_reference, tiny  # noqa: F401
