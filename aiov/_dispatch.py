@@ -33,6 +33,15 @@ class Dispatcher:
     def thread(self):
         return self._thread
 
+    def refuse_wait(self, what: str):
+        """Raises if called on the dispatcher thread: ``what`` would wait for a completion
+        that only this thread can deliver, i.e. forever (a wait inside a callback)."""
+        thread = self._thread
+        if thread is not None and thread.ident == threading.get_ident():
+            raise RuntimeError(f"{what} inside a completion callback would wait forever: callbacks "
+                               "run on aiov's one dispatcher thread, which delivers the completion "
+                               "it would wait for. Wait outside the callback")
+
     def _start(self):
         with self._lock:
             if self._thread is None:

@@ -61,10 +61,13 @@ class AsyncInferQueue:
             self._cond.notify_all()
 
     def start_async(self, inputs=None, userdata=None, share_inputs: bool = False):
-        """Starts a job on an idle request, first waiting (GIL released) for one."""
+        """Starts a job on an idle request, first waiting (GIL released) for one. From inside
+        a callback (the dispatcher thread) it starts a job if one is idle and raises
+        RuntimeError if it would have to wait: the busy jobs can only end after the callback."""
         cond = self._cond
         with cond:
             while not self._idle:
+                dispatcher.refuse_wait("AsyncInferQueue.start_async() with every job busy")
                 cond.wait()
             job_id = self._idle.pop()
             self._busy += 1
@@ -83,9 +86,11 @@ class AsyncInferQueue:
 
     def wait_all(self):
         """Waits for every job and callback; then raises the failures collected since the
-        last wait_all (once)."""
+        last wait_all (once). From inside a callback it raises RuntimeError while any job is
+        busy (the calling callback's own job counts until it returns)."""
         with self._cond:
             while self._busy:
+                dispatcher.refuse_wait("AsyncInferQueue.wait_all()")
                 self._cond.wait()
             errors, self._errors = self._errors, []
         if errors:
@@ -96,9 +101,11 @@ class AsyncInferQueue:
         return bool(self._idle)
 
     def get_idle_request_id(self) -> int:
-        """Waits for an idle job and returns its id (it stays idle)."""
+        """Waits for an idle job and returns its id (it stays idle); inside a callback, raises
+        RuntimeError instead of waiting (as start_async)."""
         with self._cond:
             while not self._idle:
+                dispatcher.refuse_wait("AsyncInferQueue.get_idle_request_id() with every job busy")
                 self._cond.wait()
             return self._idle[-1]
 

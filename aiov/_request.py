@@ -13,7 +13,7 @@ from ._results import OVDict
 from ._tensor import Tensor
 from ._types import type_from_id
 
-_STATUS_FAILED, _STATUS_CANCELLED = 3, 4
+_FAILED, _CANCELLED = _core.RequestStatus.failed, _core.RequestStatus.cancelled
 
 
 class ProfilingInfo:
@@ -35,9 +35,9 @@ class ProfilingInfo:
 def native_error(native) -> Exception:
     """The exception for a finished request's failure, or None."""
     status = native.status
-    if status == _STATUS_FAILED:
+    if status is _FAILED:
         return (InputError if native.error_is_input else RuntimeError)(native.error)
-    if status == _STATUS_CANCELLED:
+    if status is _CANCELLED:
         return CancelledError(native.error)
     return None
 
@@ -139,7 +139,12 @@ class InferRequest:
         self._started = True
 
     def wait(self):
-        """Waits (GIL released) for the job and its callback; raises its error once."""
+        """Waits (GIL released) for the job and its callback; raises its error once. Inside a
+        completion callback (its own or another request's) it raises RuntimeError while that
+        request's callback is still owed, which would otherwise never run."""
+        done = self._callback_done
+        if done is not None and not done.is_set():
+            dispatcher.refuse_wait("InferRequest.wait() on a request whose callback has not run")
         self._native.wait(-1)
         self._finish_wait(None)
 

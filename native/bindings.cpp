@@ -605,6 +605,14 @@ NB_MODULE(_core, m) {
       .def("close", [](PortHandle& h) { h.port->close(); })
       .def_prop_ro("closed", [](const PortHandle& h) { return h.port->closed(); });
 
+  // The native request status, named: Python compares against these instead of numbers.
+  nb::enum_<RequestStatus>(m, "RequestStatus")
+      .value("idle", RequestStatus::kIdle, "never started")
+      .value("running", RequestStatus::kRunning, "a job is queued or running")
+      .value("ok", RequestStatus::kOk, "the last job finished")
+      .value("failed", RequestStatus::kFailed, "the last job raised an error")
+      .value("cancelled", RequestStatus::kCancelled, "the last job was cancelled");
+
   nb::class_<PyRequest>(m, "Request")
       .def(nb::init<const CompiledHandle&>())
       .def("set_input", &PyRequest::set_input, nb::arg("index"), nb::arg("array"), nb::arg("etype"),
@@ -664,7 +672,7 @@ NB_MODULE(_core, m) {
           if (!r.req->input_is_bound((int)i)) r.keep[i] = nb::object();
       })
       .def_prop_ro("busy", [](PyRequest& r) { return r.req->busy(); })
-      .def_prop_ro("status", [](PyRequest& r) { return (int)r.req->status(); })
+      .def_prop_ro("status", [](PyRequest& r) { return r.req->status(); })
       .def_prop_ro("error", [](PyRequest& r) { return r.req->error(); })
       .def_prop_ro("error_is_input", [](PyRequest& r) { return r.req->error_is_input(); })
       .def_prop_ro("latency_ms", [](PyRequest& r) { return r.req->latency_ms(); })

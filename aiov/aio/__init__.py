@@ -2,7 +2,7 @@
 
     from aiov import aio
     compiled = await aio.compile_model(model_or_path, "CPU", config)  # compiles off the loop
-    results = await compiled(inputs)                                   # any number of callers
+    results = await compiled(inputs)      # any number of callers; at most max_requests run
     request = compiled.create_infer_request()
     results = await request.infer(inputs)
     job = request.start_async(inputs); results = await job
@@ -13,7 +13,8 @@
 
 Workers finish jobs without the GIL and push a token to the completion port of the loop that
 started the job; one drain on the loop thread resolves every finished job. Every aio object
-exposes its sync twin as ``.sync``.
+exposes its sync twin as ``.sync``. docs/async.md describes the bridge per backend and what
+cancelling each verb does.
 """
 from __future__ import annotations
 

@@ -2,21 +2,25 @@
 from __future__ import annotations
 
 import os
-import weakref
 
+from .. import _core
 from .._compiled import CompiledModel as _SyncCompiled
 from .._errors import InputError
-from .._request import native_error
+from .._properties import default_queue_jobs
 from .._results import OVDict
 from ._bridge import current_bridge
+from . import _pending
+from ._pending import Pending
+from ._pool import RequestPool
 from ._threads import run_sync
 from ._twin import AsyncClosable, SyncTwin
 
 
-class _PoolSlot:
+class _PoolSlot(Pending):
     """One pooled request of ``await compiled(x)``; its own pending record while running."""
 
-    __slots__ = ("request", "native", "spec", "pool", "fut", "bridge", "copy", "__weakref__")
+    __slots__ = ("request", "native", "spec", "pool", "fut", "bridge", "copy", "_given_back",
+                 "__weakref__")
 
     def __init__(self, request, pool):
         self.request = request
@@ -26,90 +30,133 @@ class _PoolSlot:
         self.fut = None
         self.bridge = None
         self.copy = True
+        self._given_back = False
 
-    def native_busy(self):
-        return self.native.busy
+    # -- the end paths (see _pending.Pending); loop thread, or the reaper's if orphaned --
+    def _collect(self):
+        fut = self.fut
+        if fut is None or fut.done():  # the awaiter was cancelled: nobody reads the outputs
+            return None
+        return _pending.collect_outputs(self.spec, self.native, self.copy)
 
-    def complete(self):
-        # Loop thread, one call per finished job inside a drain.
-        native, fut = self.native, self.fut
+    def _settle(self, value, error):
+        fut, self.fut = self.fut, None
+        if fut is not None and not fut.done():
+            fut.set_result(error if error is not None else value)
+
+    def _give_back(self, orphaned):
         self.fut = None
-        if fut.done():  # the awaiter was cancelled: only give the slot back
-            native.release_inputs()
-            self.pool.append(self)
-            return
-        if native.status == 2:
-            spec = self.spec
-            copy = self.copy
-            value = OVDict(spec.outputs, native.outputs(copy), spec.out_names)
-        else:
-            copy = True
-            value = native_error(native)
+        if orphaned:
+            self.pool.release(self)
+        elif self.copy:
+            self.pool.release(self, self.bridge)
+        else:  # with share_outputs the results alias this request: it is not reused
+            self.pool.discard(self)
+
+
+def _start(slot, fut, bridge, inputs, share_inputs, share_outputs):
+    """Binds the inputs to the slot's request and submits its job; ``fut`` gets the results
+    (or the error, as a value). On failure the slot is left unused for the caller to return."""
+    native = slot.native
+    try:
+        slot.request._set_inputs(inputs, share_inputs)
+        slot.copy = not share_outputs
+        slot.fut = fut
+        bridge.submit(slot, native)
+    except BaseException:
+        slot.fut = None
         native.release_inputs()
-        if copy:  # with share_outputs the results alias this request: it is not reused
-            self.pool.append(self)
-        fut.set_result(value)
-
-    def orphan_complete(self):
-        # Reaper thread, after the loop died: give the slot back.
-        self.fut = None
-        self.native.release_inputs()
-        self.pool.append(self)
+        raise
 
 
 class CompiledModel(SyncTwin, AsyncClosable):
     """The awaitable twin of ``aiov.CompiledModel``: ``await compiled(inputs)`` runs on an idle
-    request from a pool that grows on demand, so any number of concurrent callers is safe.
+    request from a bounded pool, so any number of concurrent callers is safe.
+
+    At most ``max_requests`` requests exist at once (default: as many as an
+    ``AsyncInferQueue(jobs=0)`` uses, a small multiple of the worker count); callers beyond
+    that suspend, first come first served, until one is free. Once no call has been in flight
+    for a second, the pool shrinks to ``idle_requests`` (default: the worker count), returning
+    a burst's memory.
     Everything not awaitable (inputs, outputs, get_property, ...) is the sync model's."""
 
-    def __init__(self, compiled):
+    def __init__(self, compiled, max_requests: int = None, idle_requests: int = None):
         if isinstance(compiled, CompiledModel):
             compiled = compiled._sync
         if not isinstance(compiled, _SyncCompiled):
             raise InputError(f"aio.CompiledModel wraps an aiov.CompiledModel, got {type(compiled).__name__}")
         self._sync = compiled
         self._spec = compiled._spec
-        self._pool = []     # idle slots; list.pop/append are atomic, so loops in threads share it
-        self._slots = weakref.WeakSet()  # every live slot (to cancel on close)
+        if max_requests is None:
+            max_requests = default_queue_jobs(compiled)
+        if isinstance(max_requests, bool) or not isinstance(max_requests, int) or max_requests < 1:
+            raise InputError(f"max_requests must be an int >= 1, got {max_requests!r}")
+        if idle_requests is None:
+            idle_requests = min(max_requests, _core.pool_size())
+        if isinstance(idle_requests, bool) or not isinstance(idle_requests, int) or idle_requests < 0:
+            raise InputError(f"idle_requests must be an int >= 0, got {idle_requests!r}")
+        self._pool = RequestPool(self._new_slot, max_requests, idle_requests)
         self._closed = False
 
+    @property
+    def max_requests(self) -> int:
+        """The most requests ``await self(x)`` keeps at once (callers beyond it suspend)."""
+        return self._pool.cap
+
+    @property
+    def _slots(self):
+        return self._pool.slots
+
     def _new_slot(self):
-        if self._closed:
-            raise RuntimeError("the compiled model is closed")
-        slot = _PoolSlot(self._sync.create_infer_request(), self._pool)
-        self._slots.add(slot)
-        return slot
+        return _PoolSlot(self._sync.create_infer_request(), self._pool)
 
     async def __call__(self, inputs=None, share_inputs: bool = True, share_outputs: bool = False,
                        decode_strings: bool = True) -> OVDict:
-        """One inference; results as an OVDict. Cancelling the caller aborts the job."""
+        """One inference on a pooled request; results as an OVDict.
+
+        Suspends (never blocks) while ``max_requests`` calls are in flight. Cancellation:
+        cancelling (or timing out) the caller while it waits for a request takes it out of
+        the line; once its job runs, cancelling asks the native job to stop at its next
+        node and raises at once, and the request returns to the pool only when the native
+        job has really ended. If reading the outputs fails (e.g. MemoryError) the caller
+        gets that error and the request still returns."""
         bridge = current_bridge()
         if self._closed:
             raise RuntimeError("the compiled model is closed")
         pool = self._pool
-        slot = pool.pop() if pool else self._new_slot()
-        native = slot.native
-        try:
-            slot.request._set_inputs(inputs, share_inputs)
-            slot.copy = not share_outputs
-            slot.fut = fut = bridge.future()
-            bridge.submit(slot, native)
-        except BaseException:
-            slot.fut = None
-            native.release_inputs()
-            pool.append(slot)
-            raise
+        slot = pool.take()
+        if slot is None:
+            # Wait in line. A request given back on this loop starts our job at once (one
+            # wake-up: when the job ends); one from another loop's thread wakes us to start it.
+            def start(slot, fut):
+                _start(slot, fut, bridge, inputs, share_inputs, share_outputs)
+            slot, fut = await pool.acquire(bridge, start)
+            if fut is None:
+                fut = bridge.future()
+                try:
+                    _start(slot, fut, bridge, inputs, share_inputs, share_outputs)
+                except BaseException:
+                    pool.release(slot)
+                    raise
+        else:
+            fut = bridge.future()
+            try:
+                _start(slot, fut, bridge, inputs, share_inputs, share_outputs)
+            except BaseException:
+                pool.release(slot)
+                raise
         try:
             value = await fut
         except BaseException:
             if slot.fut is fut:  # still our job: stop it; the slot returns when it has ended
-                native.cancel()
+                slot.native.cancel()
             raise
         if value.__class__ is OVDict:
             return value
         raise value
 
     async def infer_new_request(self, inputs=None) -> OVDict:
+        """``await self(inputs)`` with the inputs copied (same cancellation semantics)."""
         return await self(inputs, share_inputs=False)
 
     def create_infer_request(self):
@@ -117,23 +164,25 @@ class CompiledModel(SyncTwin, AsyncClosable):
         return InferRequest(self)
 
     def close(self):
-        """Cancels the jobs in flight and refuses new ones (never blocks). Their awaiters get
-        ``aiov.CancelledError``; requests are freed once their jobs have ended."""
+        """Cancels the jobs in flight and refuses new ones (never blocks). Their awaiters, and
+        callers still waiting for a request, get ``aiov.CancelledError``; requests are freed
+        once their jobs have ended."""
         self._closed = True
+        self._pool.close()
         for slot in list(self._slots):
             if slot.fut is not None:
                 slot.native.cancel()
-        self._pool.clear()
 
     async def aclose(self):
-        """close(), then waits (suspending) until every job of this model has ended."""
+        """close(), then waits (suspending) until every job of this model has ended
+        (cancelling the caller stops only the waiting)."""
         self.close()
         from ._threads import sleep
         while any(slot.fut is not None for slot in list(self._slots)):
             await sleep(0.001)
 
     def release_memory(self):
-        self._pool.clear()
+        self._pool.clear_idle()
         self._sync.release_memory()
 
     def __repr__(self):
@@ -141,16 +190,20 @@ class CompiledModel(SyncTwin, AsyncClosable):
 
 
 async def read_model(model, weights=None, config=None):
-    """``Core().read_model`` in a worker thread (never on the loop)."""
+    """``Core().read_model`` in a worker thread (never on the loop). Cancelling the caller
+    does not stop the reading: it waits for the thread, then raises."""
     from .._runtime import Core
     return await run_sync(Core().read_model, model, weights)
 
 
-async def compile_model(model, device_name: str = "AUTO", config: dict = None) -> CompiledModel:
+async def compile_model(model, device_name: str = "AUTO", config: dict = None, *,
+                        max_requests: int = None, idle_requests: int = None) -> CompiledModel:
     """Reads (if given a path) and compiles a model in a worker thread; returns an
-    ``aio.CompiledModel``."""
+    ``aio.CompiledModel`` (``max_requests``/``idle_requests``: see there). Cancelling the
+    caller does not stop the compilation: it waits for the thread, then raises."""
     from .._runtime import Core
-    return CompiledModel(await run_sync(Core().compile_model, model, device_name, config))
+    return CompiledModel(await run_sync(Core().compile_model, model, device_name, config),
+                         max_requests, idle_requests)
 
 
 class Core(SyncTwin):
@@ -163,9 +216,12 @@ class Core(SyncTwin):
     async def read_model(self, model, weights=None, config=None):
         return await run_sync(self._sync.read_model, model, weights, config)
 
-    async def compile_model(self, model, device_name: str = None, config: dict = None) -> CompiledModel:
+    async def compile_model(self, model, device_name: str = None, config: dict = None, *,
+                            max_requests: int = None, idle_requests: int = None) -> CompiledModel:
+        """As ``aio.compile_model``, with this Core's settings."""
         if isinstance(model, CompiledModel):
             raise InputError("the model is already compiled")
         if isinstance(model, (str, os.PathLike, bytes)):
             model = await self.read_model(model)
-        return CompiledModel(await run_sync(self._sync.compile_model, model, device_name, config))
+        return CompiledModel(await run_sync(self._sync.compile_model, model, device_name, config),
+                             max_requests, idle_requests)

@@ -1,25 +1,29 @@
 """Job handles: what ``start_async`` returns. ``await job`` gives the job's results (an OVDict)
-or raises its error. Cancelling a task that awaits a job aborts the job."""
+or raises its error.
+
+Cancellation: cancelling (or timing out) a task that awaits ``job`` asks the native job to
+stop at its next node (a queued job does not run) and raises in that task at once; the job's
+request is reused only once the native job has really ended (its completion reaches the
+loop). Other tasks awaiting the same job then get ``aiov.CancelledError``, or the results if
+it finished first.
+"""
 from __future__ import annotations
 
-import sys
-
-from .._request import native_error
-from .._results import OVDict
+from .._errors import CancelledError
+from . import _pending
 from ._bridge import current_bridge
 
 _PENDING, _DONE = 0, 1
-_getrefcount = getattr(sys, "getrefcount", None)
 
 
-class InferJob:
+class InferJob(_pending.Pending):
     """One inference started on the engine's workers. Awaitable (any number of times, by any
     number of tasks of the loop that started it); ``done()``, ``result()``, ``cancel()``."""
 
     __slots__ = ("native", "fut", "bridge", "userdata", "_spec", "_copy", "_value", "_error",
-                 "_state", "_waiters", "_retrieved", "_keep_value", "__weakref__")
+                 "_state", "_waiters", "_retrieved", "_given_back", "__weakref__")
 
-    def __init__(self, native, spec, userdata, copy, keep_value):
+    def __init__(self, native, spec, userdata, copy):
         self.native = native
         self.fut = None
         self.bridge = None
@@ -31,44 +35,40 @@ class InferJob:
         self._state = _PENDING
         self._waiters = None
         self._retrieved = False
-        self._keep_value = keep_value
+        self._given_back = False
 
-    # -- called by the bridge on the loop thread --
-    def native_busy(self) -> bool:
-        return self.native.busy
-
-    def _finish_native(self, refs_held: int):
-        """Collects the outcome of the ended native job (outputs only if someone can read them)."""
-        native = self.native
-        error = native_error(native)
-        if error is None:
-            if self._keep_value or self._waiters or \
-                    (_getrefcount is None or _getrefcount(self) > refs_held):
-                spec = self._spec
-                self._value = OVDict(spec.outputs, native.outputs(self._copy), spec.out_names)
+    # -- the end paths (see _pending.Pending) --
+    def _settle(self, value, error):
+        if self._state == _DONE:
+            return
+        self._value = value
         self._error = error
         self._state = _DONE
-        self.fut = None
-        native.release_inputs()
-        return error
-
-    def _wake(self):
         waiters, self._waiters = self._waiters, None
         if waiters:
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)
 
+    def _collect_now(self):
+        """Reads the outputs into the job (copies unless share_outputs); a failure to read
+        them becomes the job's error."""
+        try:
+            self._value = _pending.collect_outputs(self._spec, self.native, self._copy)
+        except BaseException as exc:  # noqa: BLE001 - whoever reads the result gets it
+            self._error = exc
+
     # -- public --
     def done(self) -> bool:
         return self._state == _DONE
 
     def cancelled(self) -> bool:
-        from .._errors import CancelledError
         return self._state == _DONE and isinstance(self._error, CancelledError)
 
     def cancel(self) -> bool:
-        """Asks the job to stop at the next node (a queued job does not run)."""
+        """Asks the job to stop at the next node (a queued job does not run). Its awaiters
+        get ``aiov.CancelledError`` once the native job has ended (or its results, if it
+        finished first). False if the job had already finished."""
         if self._state == _DONE:
             return False
         self.native.cancel()
@@ -80,7 +80,7 @@ class InferJob:
         self._retrieved = True
         return self._error
 
-    def result(self) -> OVDict:
+    def result(self):
         """The results of a finished job (raises its error)."""
         if self._state != _DONE:
             raise RuntimeError("the job has not finished")

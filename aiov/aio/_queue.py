@@ -1,6 +1,7 @@
 """aio.AsyncInferQueue: a fixed pool of requests; submission suspends while all are busy."""
 from __future__ import annotations
 
+import contextvars
 import inspect
 import weakref
 from collections import deque
@@ -8,29 +9,51 @@ from collections import deque
 from .._errors import CancelledError, InputError, JobError
 from .._properties import default_queue_jobs
 from ._bridge import current_bridge, reap_dead_bridges
-from ._job import InferJob
+from ._job import _DONE, InferJob
 from ._twin import AsyncClosable
 
-# References to a queue job at the getrefcount() call in _finish_native: the drain's local,
-# complete()'s and _finish_native()'s self, getrefcount's argument and the slot's `job`. One
-# more means the caller kept the handle, so the outputs are copied into it (a test checks it).
-_QUEUE_JOB_REFS = 5
+# The queue whose callback the current task (or call) runs in: waits on that same queue from
+# inside its own callback are checked for deadlock (see _acquire and _wait_idle).
+_in_callback_of = contextvars.ContextVar("aiov_aio_in_callback_of", default=None)
 
 
 class _QueueJob(InferJob):
-    __slots__ = ("_queue", "_slot")
+    """A queue job. Its outputs stay in the slot's request after it ends (callbacks read them
+    there); the job reads them lazily on ``result()``, or copies them when the request is
+    about to run another job while the handle is still alive (``_detach``). So a caller who
+    drops the handle costs no copy, and one who keeps it always gets its own results."""
 
-    def complete(self):
-        error = self._finish_native(_QUEUE_JOB_REFS)
-        self._wake()
-        self._queue._job_ended(self, error)
+    __slots__ = ("_queue", "_slot", "_lazy")
 
-    def orphan_complete(self):
-        # Reaper thread: the loop that started the job is gone.
-        self.fut = None
-        self._state = 1
-        self.native.release_inputs()
-        self._queue._orphan_returned(self._slot)
+    def _settle(self, value, error):
+        if self._state == _DONE:
+            return
+        self._lazy = error is None
+        if self._lazy:
+            self._slot.request._outputs_job = weakref.ref(self)
+        super()._settle(value, error)
+
+    def _give_back(self, orphaned):
+        if orphaned:  # reaper thread: the loop that started the job is gone
+            self._waiters = None
+            self._lazy = False
+            self._state = _DONE
+            self._queue._orphan_returned(self._slot)
+        else:
+            self._queue._job_ended(self, self._error)
+
+    def _detach(self):
+        if self._lazy:
+            self._lazy = False
+            self._collect_now()
+
+    def result(self):
+        if self._state == _DONE and self._lazy:
+            req = self._slot.request
+            if req._outputs_job is not None and req._outputs_job() is self:
+                req._outputs_job = None
+            self._detach()
+        return super().result()
 
 
 class _Slot:
@@ -66,6 +89,7 @@ class AsyncInferQueue(AsyncClosable):
         self._idle = deque(self._slots)
         self._running = 0            # slots taken (submitted, reserved or in a callback)
         self._waiters = deque()      # futures of start_async calls waiting for a slot
+        self._stuck = set()          # those of them made from inside this queue's callbacks
         self._idle_waiters = []      # futures of wait_all calls
         self._errors = []            # (job_id, userdata, exception, job or None)
         self._callback = None
@@ -77,7 +101,19 @@ class AsyncInferQueue(AsyncClosable):
     # -- submission --
     async def start_async(self, inputs=None, userdata=None, share_inputs: bool = False,
                           share_outputs: bool = False) -> InferJob:
-        """Starts a job on an idle request, first suspending (never blocking) until one is idle."""
+        """Starts a job on an idle request, first suspending (never blocking) until one is idle,
+        and returns the job (``await job`` gives its results).
+
+        Cancellation: cancelling the caller while it is suspended takes it out of the line
+        (an idle request handed to it just then goes to the next caller); once this returns,
+        the job runs on regardless, and cancelling a task that awaits the job stops it (see
+        ``InferJob``). A request comes back to the queue only when its native job has ended
+        and its callback has returned.
+
+        From inside one of this queue's callbacks (an async callback awaiting it), this
+        suspends like any caller as long as some other job can still end; if every busy job
+        is held by a callback that is itself waiting here, it raises RuntimeError instead of
+        waiting forever."""
         bridge = current_bridge()
         if bridge is not self._bridge:
             self._switch(bridge)
@@ -92,7 +128,9 @@ class AsyncInferQueue(AsyncClosable):
         native = slot.native
         try:
             slot.sync._set_inputs(inputs, share_inputs)
-            job = _QueueJob(native, slot.sync._spec, userdata, not share_outputs, False)
+            slot.request._hand_over_outputs()
+            job = _QueueJob(native, slot.sync._spec, userdata, not share_outputs)
+            job._lazy = False
             job._queue = self
             job._slot = slot
             slot.job = job
@@ -111,10 +149,20 @@ class AsyncInferQueue(AsyncClosable):
             self._running += 1
             return self._idle.popleft()
         fut = bridge.future()
+        if _in_callback_of.get() is self:
+            # Our own slot stays taken until this callback returns. If every other taken
+            # slot is held by a callback waiting here too, none will ever come back.
+            if len(self._stuck) + 1 >= self._running:
+                raise RuntimeError(
+                    "start_async() from inside this queue's callback would wait forever: every "
+                    f"busy job ({self._running}) is held by a callback waiting for an idle job. "
+                    "Use more jobs, or submit from outside the callback")
+            self._stuck.add(fut)
         self._waiters.append(fut)
         try:
             slot = await fut
         except BaseException:
+            self._stuck.discard(fut)
             if fut.done() and not fut.cancelled() and fut.result() is not None:
                 self._release(fut.result())  # handed over just as we were cancelled
             else:
@@ -123,6 +171,7 @@ class AsyncInferQueue(AsyncClosable):
                 except ValueError:
                     pass
             raise
+        self._stuck.discard(fut)
         if slot is None:
             raise RuntimeError("the queue was closed while waiting for an idle job")
         return slot
@@ -132,6 +181,7 @@ class AsyncInferQueue(AsyncClosable):
         waiters = self._waiters
         while waiters:
             fut = waiters.popleft()
+            self._stuck.discard(fut)
             if not fut.done():
                 fut.set_result(slot)
                 return
@@ -167,15 +217,22 @@ class AsyncInferQueue(AsyncClosable):
             self._errors.append((slot.job_id, job.userdata, error, job))
         callback = self._callback
         if callback is not None:
+            mark = _in_callback_of.set(self)
             try:
                 result = callback(slot.request, job.userdata)
             except Exception as exc:  # noqa: BLE001 - reported at wait_all
                 self._errors.append((slot.job_id, job.userdata, exc, None))
             else:
                 if result is not None and inspect.isawaitable(result):
-                    job.bridge.spawn(result, lambda exc: self._callback_done(job, exc))
+                    job.bridge.spawn(self._in_callback(result), lambda exc: self._callback_done(job, exc))
                     return
+            finally:
+                _in_callback_of.reset(mark)
         self._after_callback(job)
+
+    async def _in_callback(self, awaitable):
+        _in_callback_of.set(self)  # this task's own context: marks it as our callback
+        return await awaitable
 
     def _callback_done(self, job, exc):
         if isinstance(exc, Exception):
@@ -222,7 +279,11 @@ class AsyncInferQueue(AsyncClosable):
     async def wait_all(self):
         """Waits for every job and callback; then raises the failures nobody has retrieved
         yet (inference errors not already raised by awaiting their job, and callback errors)
-        as one ``aiov.JobError``, once."""
+        as one ``aiov.JobError``, once.
+
+        Cancellation: cancelling the caller only stops the waiting; jobs and callbacks run on,
+        and their failures stay for the next ``wait_all``. From inside one of this queue's
+        callbacks it raises RuntimeError (it would wait for that callback itself)."""
         await self._wait_idle()
         errors, self._errors = self._errors, []
         errors = [(i, u, e) for i, u, e, job in errors if job is None or not job._retrieved]
@@ -230,6 +291,9 @@ class AsyncInferQueue(AsyncClosable):
             raise JobError(errors)
 
     async def _wait_idle(self):
+        if _in_callback_of.get() is self:
+            raise RuntimeError("wait_all()/aclose() from inside this queue's own callback would "
+                               "wait for that callback itself; wait from outside the callback")
         bridge = current_bridge()
         if bridge is not self._bridge:
             self._switch(bridge)
@@ -249,7 +313,9 @@ class AsyncInferQueue(AsyncClosable):
         finish (after their callback), from now on. Each request is kept for the loop body
         (its outputs stay readable) and reused once the iteration moves on. Ends after
         ``count`` finished jobs, or, without ``count``, once no job is running or buffered.
-        Failed jobs count but are not yielded: their errors are raised by ``wait_all``."""
+        Failed jobs count but are not yielded: their errors are raised by ``wait_all``.
+        Cancelling the consumer while it waits stops only the waiting; the requests the
+        iterator holds go back to the queue when it is closed (``aclose``, or collected)."""
         if self._iter() is not None:
             raise RuntimeError("the queue already has an active as_completed() iterator")
         return _AsCompleted(self, count)
@@ -265,7 +331,8 @@ class AsyncInferQueue(AsyncClosable):
         return bool(self._idle) and not self._waiters and not self._closed
 
     async def get_idle_request_id(self) -> int:
-        """Suspends until a job is idle and returns its id (it stays idle)."""
+        """Suspends until a job is idle and returns its id (it stays idle). Cancelling the
+        caller only stops the waiting."""
         while True:
             if self._idle:
                 return self._idle[0].job_id
@@ -309,7 +376,9 @@ class AsyncInferQueue(AsyncClosable):
         self._wake(waiters)
 
     async def aclose(self):
-        """close(), then suspends until every job in flight has ended."""
+        """close(), then suspends until every job in flight has ended (cancelling the caller
+        stops only the waiting). From inside this queue's callback: close(), then
+        RuntimeError, as for ``wait_all``."""
         self.close()
         it = self._iter()
         if it is not None:

@@ -94,7 +94,7 @@ def test_jobs_finish_into_the_port_with_their_tokens():
     assert sorted(seen) == list(range(100, 108))
     reference = requests[0].outputs(True)[0]
     for r in requests:
-        assert r.status == 2
+        assert r.status is _core.RequestStatus.ok
         np.testing.assert_array_equal(r.outputs(True)[0], reference)
 
 
