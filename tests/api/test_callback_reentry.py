@@ -9,7 +9,6 @@ import pytest
 
 import aiov as ov
 from aiov import aio
-from aio_support import anyio_backend, medium, tiny  # noqa: F401
 
 X = np.arange(8, dtype=np.float32)
 BIG = np.ones((512, 256), np.float32)

@@ -9,7 +9,7 @@ import pytest
 
 from aiov import aio
 from aiov.aio import _pending
-from aio_support import anyio_backend, medium, medium_reference, tiny  # noqa: F401
+from model_builders import medium_reference
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,8 @@ import pytest
 
 import aiov as ov
 from aiov import aio, _core
-from aio_support import Heartbeat, anyio_backend, medium, medium_reference, tiny  # noqa: F401
+from aio_helpers import Heartbeat
+from model_builders import medium_reference
 
 X = np.arange(8, dtype=np.float32)
 TIMEOUT = 60
