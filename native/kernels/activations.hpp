@@ -96,5 +96,6 @@ constexpr const char* kActNames[] = {
 #undef AIOV_ACT_NAME
 };
 constexpr int kActKindCount = (int)(sizeof(kActNames) / sizeof(kActNames[0]));
+static_assert((int)ActKind::none == 0, "an Activation's default kind is none");
 
 }  // namespace aiov
