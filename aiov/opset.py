@@ -9,13 +9,11 @@ from ._errors import InputError
 from ._graph import Node, Output, as_output, make_result
 from ._types import Type, as_partial_shape, as_type
 
+# Hand-written builders (their arguments need converting); the simple ones (add, relu, elu,
+# mish, ...) are generated from the op registry at the end of this module.
 __all__ = [
-    "parameter", "constant", "result", "add", "subtract", "multiply", "divide", "maximum", "minimum",
-    "power", "absolute", "negative", "relu", "sigmoid", "tanh", "exp", "log", "sqrt", "matmul",
-    "reshape", "convert", "concat", "softmax", "erf", "floor", "ceiling", "sign", "reciprocal", "round",
-    "softplus", "hswish", "hsigmoid", "gelu", "elu", "leaky_relu", "hard_sigmoid", "clamp", "prelu",
-    "equal", "not_equal", "less", "greater", "less_equal", "greater_equal", "logical_and", "logical_or",
-    "logical_xor", "logical_not", "select", "squeeze", "unsqueeze", "shape_of", "range", "broadcast",
+    "parameter", "constant", "result", "matmul", "reshape", "convert", "concat", "softmax", "round",
+    "gelu", "clamp", "select", "squeeze", "unsqueeze", "shape_of", "range", "broadcast",
     "transpose", "gather", "slice", "split", "variadic_split", "tile", "pad", "convolution",
     "group_convolution", "max_pool", "avg_pool", "batch_norm_inference", "reduce_sum", "reduce_mean",
     "reduce_max", "reduce_min", "reduce_prod", "reduce_l2", "mvn", "log_softmax",
@@ -79,41 +77,6 @@ def _pair(left, right):
     return left, right
 
 
-def _binary(op):
-    def build(left, right, auto_broadcast="NUMPY", name=None) -> Node:
-        left, right = _pair(left, right)
-        return _make(op, [left, right], {"auto_broadcast": str(auto_broadcast).lower()}, name)
-    build.__name__ = op.lower()
-    build.__doc__ = f"Elementwise {op} with numpy broadcasting."
-    return build
-
-
-add = _binary("Add")
-subtract = _binary("Subtract")
-multiply = _binary("Multiply")
-divide = _binary("Divide")
-maximum = _binary("Maximum")
-minimum = _binary("Minimum")
-power = _binary("Power")
-
-
-def _unary(op):
-    def build(node, name=None) -> Node:
-        return _make(op, [node], {}, name)
-    build.__doc__ = f"Elementwise {op}."
-    return build
-
-
-absolute = _unary("Abs")
-negative = _unary("Negative")
-relu = _unary("Relu")
-sigmoid = _unary("Sigmoid")
-tanh = _unary("Tanh")
-exp = _unary("Exp")
-log = _unary("Log")
-sqrt = _unary("Sqrt")
-
-
 def matmul(data_a, data_b, transpose_a=False, transpose_b=False, name=None) -> Node:
     data_a, data_b = _pair(data_a, data_b)
     return _make("MatMul", [data_a, data_b],
@@ -138,17 +101,6 @@ def softmax(data, axis, name=None) -> Node:
     return _make("Softmax", [data], {"axis": int(axis)}, name)
 
 
-erf = _unary("Erf")
-floor = _unary("Floor")
-ceiling = _unary("Ceiling")
-sign = _unary("Sign")
-reciprocal = _unary("Reciprocal")
-softplus = _unary("SoftPlus")
-hswish = _unary("HSwish")
-hsigmoid = _unary("HSigmoid")
-logical_not = _unary("LogicalNot")
-
-
 def round(data, mode="half_to_even", name=None) -> Node:  # noqa: A001 - OpenVINO's name
     if str(mode).lower() != "half_to_even":
         raise InputError(f"round(): only mode 'half_to_even' is supported, got {mode!r}")
@@ -159,32 +111,8 @@ def gelu(data, approximation_mode="erf", name=None) -> Node:
     return _make("Gelu", [data], {"approximation_mode": str(approximation_mode).upper()}, name)
 
 
-def elu(data, alpha=1.0, name=None) -> Node:
-    return _make("Elu", [data], {"alpha": float(alpha)}, name)
-
-
-def leaky_relu(data, alpha=0.01, name=None) -> Node:
-    return _make("LeakyRelu", [data], {"alpha": float(alpha)}, name)
-
-
-def hard_sigmoid(data, alpha=0.2, beta=0.5, name=None) -> Node:
-    return _make("HardSigmoid", [data], {"alpha": float(alpha), "beta": float(beta)}, name)
-
-
 def clamp(data, min_value, max_value, name=None) -> Node:
     return _make("Clamp", [data], {"min": float(min_value), "max": float(max_value)}, name)
-
-
-prelu = _binary("PRelu")
-equal = _binary("Equal")
-not_equal = _binary("NotEqual")
-less = _binary("Less")
-greater = _binary("Greater")
-less_equal = _binary("LessEqual")
-greater_equal = _binary("GreaterEqual")
-logical_and = _binary("LogicalAnd")
-logical_or = _binary("LogicalOr")
-logical_xor = _binary("LogicalXor")
 
 
 def select(cond, then_node, else_node, auto_broadcast="numpy", name=None) -> Node:
@@ -337,3 +265,64 @@ def mvn(data, axes, normalize_variance=True, eps=1e-9, eps_mode="inside_sqrt", n
 
 def log_softmax(data, axis, name=None) -> Node:
     return _make("LogSoftmax", [data], {"axis": int(axis)}, name)
+
+
+
+# ---- builders generated from the op registry ----------------------------------------------
+
+def _attr_value(spec, value):
+    """A Python value as attribute `spec` of the registry declares it."""
+    kind = spec["kind"]
+    if kind == "bool":
+        return bool(value)
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    if kind == "ints":
+        return [int(v) for v in np.asarray(value).reshape(-1)]
+    if kind == "floats":
+        return [float(v) for v in np.asarray(value).reshape(-1)]
+    if kind == "type":
+        return as_type(value).get_type_name()
+    text = str(value)
+    match = [c for c in spec["choices"] if c.lower() == text.lower()]  # "NUMPY" -> "numpy"
+    return match[0] if match and text not in spec["choices"] else text
+
+
+def _generated(desc):
+    """Builder f(inputs..., attributes in schema order..., name=None) for a registered op."""
+    op, count = desc["type"], desc["min_inputs"]
+    specs = [a for a in desc["attrs"] if a["ir"] != "-" or a["onnx"] != "-"]
+    by_name = {a["name"]: a for a in specs}
+    pairs = count == 2 and "auto_broadcast" in by_name  # elementwise binary: scalars take the other's type
+
+    def build(*args, name=None, **kwargs):
+        if len(args) < count:
+            raise InputError(f"{build.__name__}() takes {count} input(s), got {len(args)}")
+        if len(args) > count + len(specs):
+            raise InputError(f"{build.__name__}() takes at most {count + len(specs)} arguments, got {len(args)}")
+        inputs = list(args[:count])
+        if pairs:
+            inputs = list(_pair(*inputs))
+        attrs = {}
+        for spec, value in zip(specs, args[count:]):
+            attrs[spec["name"]] = _attr_value(spec, value)
+        for key, value in kwargs.items():
+            if key not in by_name:
+                raise InputError(f"{build.__name__}() has no attribute {key!r} "
+                                 f"(it takes {', '.join(by_name) or 'none'})")
+            attrs[key] = _attr_value(by_name[key], value)
+        return _make(op, inputs, attrs, name)
+
+    build.__name__ = build.__qualname__ = desc["builder"]
+    params = ", ".join(f"{a['name']}={a['default']!r}" for a in specs)
+    build.__doc__ = f"{op}: {count} input(s), then its attributes ({params or 'none'}) and name."
+    return build
+
+
+for _desc in _core.op_schema():
+    if _desc["builder"] and _desc["builder"] not in globals():
+        globals()[_desc["builder"]] = _generated(_desc)
+        __all__.append(_desc["builder"])
+del _desc

@@ -126,6 +126,55 @@ nb::dict attrs_to(const Attrs& a) {
   return d;
 }
 
+// The registry as plain data (aiov.frontends, aiov.opset and the self-check read it).
+nb::list op_schema() {
+  nb::list ops;
+  for (const OpDef& d : OpRegistry::instance().all()) {
+    nb::dict op;
+    op["type"] = d.type;
+    op["min_inputs"] = d.min_inputs;
+    op["max_inputs"] = d.max_inputs;
+    nb::list attrs;
+    for (const AttrSpec& s : d.attrs) {
+      nb::dict a;
+      a["name"] = s.name;
+      a["kind"] = attr_kind_name(s.kind);
+      nb::object dflt;
+      std::visit([&](auto& x) { dflt = nb::cast(x); }, s.dflt);
+      if (s.kind == AttrKind::boolean) dflt = nb::bool_(nb::cast<int64_t>(dflt) != 0);
+      a["default"] = dflt;
+      a["required"] = s.required;
+      a["spatial"] = s.spatial;
+      a["lo"] = s.lo;
+      a["hi"] = s.hi;
+      a["choices"] = s.choices;
+      a["ir"] = s.ir_spelling();
+      a["onnx"] = s.onnx_spelling();
+      attrs.append(a);
+    }
+    op["attrs"] = attrs;
+    op["layout_blind"] = d.layout_blind == LayoutBlind::unary ? "unary" : d.layout_blind == LayoutBlind::binary ? "binary" : "";
+    op["chainable"] = d.chain != nullptr;
+    std::vector<std::string> kinds;
+    for (ActKind k : d.activation.kinds) kinds.push_back(act_kind_name(k));
+    op["activation"] = kinds;
+    op["activation_params"] = std::vector<std::string>{d.activation.alpha, d.activation.beta};
+    op["activation_variant"] = std::make_pair(d.activation.variant, d.activation.variant_values);
+    op["ir_types"] = d.ir_types;
+    op["ir_version"] = d.ir_version;
+    nb::list onnx;
+    for (const OnnxName& o : d.onnx) onnx.append(nb::make_tuple(o.name, o.since, o.until));
+    op["onnx"] = onnx;
+    op["builder"] = d.builder;
+    op["value_inputs"] = d.value_inputs;
+    op["aliases_input0"] = d.aliases_input0;
+    op["reuses_input"] = d.reuses_input;
+    op["shape_only"] = d.shape_only;
+    ops.append(op);
+  }
+  return ops;
+}
+
 // Python owns these handles; the engine objects inside are owned by C++ shared_ptrs, so a
 // worker dropping its copy never runs a Python deleter (which would need the GIL).
 struct PortHandle {
@@ -483,6 +532,9 @@ NB_MODULE(_core, m) {
   m.def("type_bits", [](int t) { return bit_width((ElementType)t); });
   m.def("type_name", [](int t) { return std::string(type_name((ElementType)t)); });
   m.def("op_types", [] { return OpRegistry::instance().names(); });
+  m.def("op_schema", &op_schema, "Every registered op's description (attributes, traits, IR/ONNX names).");
+  m.def("registry_problems", [] { return registry_problems(OpRegistry::instance()); });
+  m.def("activation_kinds", [] { return std::vector<std::string>(kActNames, kActNames + kActKindCount); });
   m.def("hardware_threads", &hardware_threads);
   m.def("pool_size", [] { return default_pool().size(); });
   m.def("set_pool_size", &set_default_pool_size, "Before first use only; returns False if too late.");

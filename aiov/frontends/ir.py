@@ -33,39 +33,31 @@ _PRECISION = {
     "u32": "U32", "u64": "U64",
 }
 
-# ---- op table --------------------------------------------------------------------------------
-# Each attribute: (IR name, aiov name, kind, default). Kinds: "bool", "int", "str", "broadcast",
-# "type". A default of _REQUIRED means the IR must carry the attribute.
-_REQUIRED = object()
-_BROADCAST = ("auto_broadcast", "auto_broadcast", "broadcast", "numpy")
-_BINARY = {"Add", "Subtract", "Multiply", "Maximum", "Minimum", "Power"}
-_UNARY = {"Abs", "Negative", "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt"}
-
-_OP_ATTRS = {op: [_BROADCAST] for op in _BINARY}
-_OP_ATTRS.update({op: [] for op in _UNARY})
-_OP_ATTRS.update({
-    "Divide": [_BROADCAST, ("m_pythondiv", "pythondiv", "bool", True)],
-    "MatMul": [("transpose_a", "transpose_a", "bool", False), ("transpose_b", "transpose_b", "bool", False)],
-    "Reshape": [("special_zero", "special_zero", "bool", _REQUIRED)],
-    "Convert": [("destination_type", "destination_type", "type", _REQUIRED)],
-    "Concat": [("axis", "axis", "int", 0)],
-    "Softmax": [("axis", "axis", "int", 1)],
-})
-_INPUT_COUNT = {op: 2 for op in _BINARY | {"Divide", "MatMul", "Reshape"}}
-_INPUT_COUNT.update({op: 1 for op in _UNARY | {"Convert", "Softmax"}})
-
-# IR layer type -> aiov op type (IR spells a few ops differently).
-_IR_TO_OP = {op: op for op in _OP_ATTRS}
-_IR_TO_OP.update({"ReLU": "Relu", "SoftMax": "Softmax"})
-# aiov op type -> (IR layer type, opset version) for writing.
-_OP_TO_IR = {op: (op, "opset1") for op in _OP_ATTRS}
-_OP_TO_IR.update({"Relu": ("ReLU", "opset1"), "Softmax": ("SoftMax", "opset8")})
+# ---- ops --------------------------------------------------------------------------------------
+# Every op whose registry entry names an IR layer type (aiov._core.op_schema()) is read and
+# written generically: layer types, version and attribute spellings all come from there.
 
 _SPECIAL = {"Parameter", "Const", "Constant", "Result"}
+_BY_TYPE = {}     # op type -> description
+_BY_IR_TYPE = {}  # IR layer type -> description
+
+
+def _ops_by_ir_type() -> dict:
+    if not _BY_TYPE:
+        for desc in _core.op_schema():
+            _BY_TYPE[desc["type"]] = desc
+            for ir_type in desc["ir_types"]:
+                _BY_IR_TYPE[ir_type] = desc
+    return _BY_IR_TYPE
+
+
+def _op_description(op_type):
+    _ops_by_ir_type()
+    return _BY_TYPE.get(op_type)
 
 
 def supported_layer_types() -> list:
-    return sorted(_SPECIAL | {t for t, op in _IR_TO_OP.items() if op in set(_core.op_types())})
+    return sorted(_SPECIAL | set(_ops_by_ir_type()))
 
 
 # ---- names -----------------------------------------------------------------------------------
@@ -153,27 +145,47 @@ def _parse_shape(layer, text):
         layer.fail(f"shape {text!r} cannot be parsed")
 
 
-def _op_attrs(layer, op) -> dict:
+def _parse_float(layer, key, text):
+    try:
+        return float(text.strip())
+    except ValueError:
+        layer.fail(f"attribute {key}={text!r} is not a number")
+
+
+def _parse_list(layer, key, text, parse):
+    return [parse(layer, key, t) for t in text.split(",") if t.strip()]
+
+
+def _op_attrs(layer, desc) -> dict:
+    """The layer's <data> as the op's attributes, by the registry's schema."""
     attrs = {}
-    for ir_key, key, kind, default in _OP_ATTRS[op]:
+    for spec in desc["attrs"]:
+        ir_key = spec["ir"]
+        if ir_key == "-":
+            continue
         text = layer.data.get(ir_key)
         if text is None:
-            if default is _REQUIRED:
+            if spec["required"]:
                 layer.fail(f"missing attribute '{ir_key}'")
-            attrs[key] = default
-        elif kind == "bool":
-            attrs[key] = _parse_bool(layer, ir_key, text)
+            continue  # the engine's default
+        kind = spec["kind"]
+        if kind == "bool":
+            attrs[spec["name"]] = _parse_bool(layer, ir_key, text)
         elif kind == "int":
-            attrs[key] = _parse_int(layer, ir_key, text)
+            attrs[spec["name"]] = _parse_int(layer, ir_key, text)
+        elif kind == "float":
+            attrs[spec["name"]] = _parse_float(layer, ir_key, text)
+        elif kind == "ints":
+            attrs[spec["name"]] = _parse_list(layer, ir_key, text, _parse_int)
+        elif kind == "floats":
+            attrs[spec["name"]] = _parse_list(layer, ir_key, text, _parse_float)
         elif kind == "type":
-            attrs[key] = _parse_type(layer, ir_key, text)
-        elif kind == "broadcast":
-            mode = text.strip().lower()
-            if mode not in ("numpy", "none"):
-                layer.fail(f"auto_broadcast={text!r} is not supported (aiov supports 'numpy' and 'none')")
-            attrs[key] = mode
+            attrs[spec["name"]] = _parse_type(layer, ir_key, text)
         else:
-            attrs[key] = text
+            value = text.strip()
+            # IR writers differ in case (NUMPY, numpy): take the schema's spelling.
+            match = [c for c in spec["choices"] if c.lower() == value.lower()]
+            attrs[spec["name"]] = value if not match or value in spec["choices"] else match[0]
     return attrs
 
 
@@ -243,17 +255,17 @@ def _build(root, weights, source) -> Model:
         layers[layer.id] = layer
         order.append(layer.id)
 
-    known = set(_core.op_types())
+    by_ir_type = _ops_by_ir_type()
     for lid in order:
         layer = layers[lid]
         if layer.type in _SPECIAL:
             continue
-        op = _IR_TO_OP.get(layer.type)
-        if op is None or op not in known:
+        desc = by_ir_type.get(layer.type)
+        if desc is None:
             raise InputError(f"IR layer type '{layer.type}' (version {layer.version or '?'}) is not supported "
                              f"by aiov: layer '{layer.name}' (id {layer.id}). Supported layer types: "
                              f"{', '.join(supported_layer_types())}")
-        if layer.version and layer.version not in _OPSETS:
+        if layer.version and layer.version not in _OPSETS and layer.version != desc["ir_version"]:
             raise InputError(f"IR {layer.describe()}: version '{layer.version}' is not supported "
                              f"(aiov reads the standard opsets)")
 
@@ -372,16 +384,15 @@ def _make_layer(layer, inputs, weights) -> Node:
         if layer.name:
             node.set_friendly_name(layer.name)
         return node
-    op = _IR_TO_OP[kind]
-    want = _INPUT_COUNT.get(op)
-    if want is not None and len(inputs) != want:
+    desc = _ops_by_ir_type()[kind]
+    low, high = desc["min_inputs"], desc["max_inputs"]
+    if len(inputs) < low or (high >= 0 and len(inputs) > high):
+        want = f"at least {low}" if high < 0 else str(low) if low == high else f"{low} to {high}"
         layer.fail(f"expected {want} inputs, got {len(inputs)}")
-    if op == "Concat" and not inputs:
-        layer.fail("Concat needs at least one input")
-    attrs = _op_attrs(layer, op)
+    attrs = _op_attrs(layer, desc)
     native_inputs = [(o._node._native, o._index) for o in inputs]
     try:
-        return Node(_core.make_node(op, native_inputs, attrs, layer.name))
+        return Node(_core.make_node(desc["type"], native_inputs, attrs, layer.name))
     except Exception as exc:
         raise InputError(f"IR {layer.describe()}: {exc}") from None
 
@@ -409,7 +420,32 @@ def _format_attr(kind, value) -> str:
         return "true" if value else "false"
     if kind == "int":
         return str(int(value))
+    if kind == "float":
+        return repr(float(value))
+    if kind == "ints":
+        return ",".join(str(int(v)) for v in value)
+    if kind == "floats":
+        return ",".join(repr(float(v)) for v in value)
     return str(value)
+
+
+def _ir_data(native, desc) -> dict:
+    """The op's attributes as IR <data>: given values, else the schema's defaults (an absent
+    element type can mean "the input's type", so it stays absent)."""
+    attrs = native.attributes()
+    data = {}
+    for spec in desc["attrs"]:
+        if spec["ir"] == "-":
+            continue
+        value = attrs.get(spec["name"])
+        if value is None:
+            if spec["required"]:
+                raise InputError(f"save_model: {desc['type']} '{native.name}' has no '{spec['name']}' attribute")
+            if spec["kind"] == "type" or spec["spatial"]:
+                continue
+            value = spec["default"]
+        data[spec["ir"]] = _format_attr(spec["kind"], value)
+    return data
 
 
 def save_ir(model, xml_path, bin_path=None):
@@ -462,17 +498,11 @@ def save_ir(model, xml_path, bin_path=None):
                                          "offset": str(offset), "size": str(raw.size)})
             first_out = 0
         else:
-            if op not in _OP_TO_IR:
+            desc = _op_description(op)
+            if desc is None or not desc["ir_types"]:
                 raise InputError(f"save_model: {op} '{native.name}' has no OpenVINO IR form in aiov's writer")
-            ir_type, version = _OP_TO_IR[op]
-            elem, lid = new_layer(fallback_name(native), ir_type, version)
-            attrs = native.attributes()
-            data = {}
-            for ir_key, key, kind, default in _OP_ATTRS[op]:
-                value = attrs.get(key, None if default is _REQUIRED else default)
-                if value is None:
-                    raise InputError(f"save_model: {op} '{native.name}' has no '{key}' attribute")
-                data[ir_key] = _format_attr(kind, value)
+            elem, lid = new_layer(fallback_name(native), desc["ir_types"][0], desc["ir_version"])
+            data = _ir_data(native, desc)
             if data:
                 ET.SubElement(elem, "data", data)
             inp = ET.SubElement(elem, "input")

@@ -27,6 +27,37 @@ def supported_ops() -> list:
     return sorted(_CONVERTERS)
 
 
+def _one_to_one(desc, since, until):
+    """Converter for an ONNX op the registry maps onto `desc` one to one: inputs in order,
+    attributes by their ONNX spelling (absent ones take the engine's defaults)."""
+    by_onnx = {a["onnx"]: a for a in desc["attrs"] if a["onnx"] != "-"}
+
+    def convert(ctx):
+        if until and ctx.opset > until:
+            ctx.fail(f"aiov maps this op for ONNX opsets {since} to {until}, the model imports opset {ctx.opset}")
+        inputs = list(ctx.inputs)
+        while inputs and inputs[-1] is None:
+            inputs.pop()
+        if any(i is None for i in inputs):
+            ctx.fail("an omitted input in the middle is not supported")
+        attrs = {}
+        for key, value in ctx.attrs.items():
+            spec = by_onnx.get(key)
+            if spec is None:
+                ctx.fail(f"attribute '{key}' is not supported (aiov reads: {', '.join(by_onnx) or 'none'})")
+            attrs[spec["name"]] = value.decode() if isinstance(value, bytes) else value
+        return ops._make(desc["type"], inputs, attrs, ctx.node.name)
+    return convert
+
+
+def _register_one_to_one():
+    from .. import _core
+    for desc in _core.op_schema():
+        for name, since, until in desc["onnx"]:
+            if name not in _CONVERTERS:  # a hand-written converter wins
+                _CONVERTERS[name] = _one_to_one(desc, since, until)
+
+
 class _Context:
     """Per-node view: inputs as ports (None for omitted optional inputs), attributes, opset."""
 
@@ -132,19 +163,6 @@ def read_onnx(model, weights=None) -> Model:
 
 # ---- converters ---------------------------------------------------------------------------
 
-def _binary(op_builder):
-    def convert(ctx):
-        if ctx.opset < 7 and ctx.attr("broadcast", 0):
-            ctx.fail("legacy 'broadcast' attribute is not supported")
-        return op_builder(ctx.inputs[0], ctx.inputs[1])
-    return convert
-
-
-converter("Add")(_binary(ops.add))
-converter("Sub")(_binary(ops.subtract))
-converter("Mul")(_binary(ops.multiply))
-
-
 @converter("Pow")
 def _pow(ctx):
     base, exponent = ctx.inputs
@@ -161,16 +179,6 @@ def _div(ctx):
         # ONNX integer division truncates toward zero; the engine's Divide floors like Python.
         return ops._make("Divide", [a, b], {"auto_broadcast": "numpy", "pythondiv": False})
     return ops.divide(a, b)
-
-
-for _op, _builder in [("Sqrt", ops.sqrt), ("Exp", ops.exp), ("Log", ops.log), ("Abs", ops.absolute),
-                      ("Neg", ops.negative), ("Tanh", ops.tanh), ("Sigmoid", ops.sigmoid), ("Relu", ops.relu)]:
-    converter(_op)(lambda ctx, b=_builder: b(ctx.inputs[0]))
-
-
-@converter("MatMul")
-def _matmul(ctx):
-    return ops.matmul(ctx.inputs[0], ctx.inputs[1])
 
 
 @converter("Identity", "Dropout")
@@ -278,37 +286,8 @@ def as_port(value) -> Output:
 
 # ---- activations, comparisons, logic ------------------------------------------------------
 
-for _op, _builder in [("Erf", ops.erf), ("Floor", ops.floor), ("Ceil", ops.ceiling), ("Sign", ops.sign),
-                      ("Reciprocal", ops.reciprocal), ("Softplus", ops.softplus), ("HardSwish", ops.hswish),
-                      ("Not", ops.logical_not)]:
-    converter(_op)(lambda ctx, b=_builder: b(ctx.inputs[0]))
-
-for _op, _builder in [("Equal", ops.equal), ("Less", ops.less), ("Greater", ops.greater),
-                      ("LessOrEqual", ops.less_equal), ("GreaterOrEqual", ops.greater_equal),
-                      ("And", ops.logical_and), ("Or", ops.logical_or), ("Xor", ops.logical_xor),
-                      ("PRelu", ops.prelu)]:
-    converter(_op)(lambda ctx, b=_builder: b(ctx.inputs[0], ctx.inputs[1]))
-
-
-@converter("Round")
-def _round(ctx):
-    return ops.round(ctx.inputs[0])
-
-
-@converter("LeakyRelu")
-def _leaky(ctx):
-    return ops.leaky_relu(ctx.inputs[0], ctx.attr("alpha", 0.01))
-
-
-@converter("Elu")
-def _elu(ctx):
-    return ops.elu(ctx.inputs[0], ctx.attr("alpha", 1.0))
-
-
-@converter("HardSigmoid")
-def _hard_sigmoid(ctx):
-    return ops.hard_sigmoid(ctx.inputs[0], ctx.attr("alpha", 0.2), ctx.attr("beta", 0.5))
-
+# The 1:1 ops (Relu, Add, Equal, Mish, ...) get their converters from the op registry at the
+# end of this module; the ones below differ from the engine's op in ONNX's semantics.
 
 @converter("Gelu")
 def _gelu(ctx):
@@ -330,11 +309,6 @@ def _clip(ctx):
     if hi is not None:
         x = ops.minimum(x, hi)
     return x
-
-
-@converter("Where")
-def _where(ctx):
-    return ops.select(*ctx.inputs[:3])
 
 
 # ---- shapes and layout ---------------------------------------------------------------------
@@ -777,3 +751,6 @@ def _conv_transpose(ctx):
     if len(ctx.inputs) > 2 and ctx.inputs[2] is not None:
         y = ops.add(y, _channel_vector(ctx.inputs[2], rank))
     return y
+
+
+_register_one_to_one()

@@ -28,13 +28,8 @@ void apply_epilogue(float* c, int64_t ldc, int64_t rows, int64_t cols, int64_t r
   }
 }
 
-namespace {
-const char* const kActNames[] = {"none", "relu", "leaky_relu", "clamp", "sigmoid",
-                                 "tanh", "hswish", "gelu_erf", "gelu_tanh", "swish"};
-}
-
 ActKind act_kind_from_name(const std::string& name) {
-  for (int i = 0; i < (int)(sizeof(kActNames) / sizeof(kActNames[0])); ++i)
+  for (int i = 0; i < kActKindCount; ++i)
     if (name == kActNames[i]) return (ActKind)i;
   throw std::invalid_argument("unknown fused activation '" + name + "'");
 }

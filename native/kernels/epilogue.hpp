@@ -5,14 +5,14 @@
 #include <cstdint>
 #include <string>
 
-namespace aiov {
+#include "kernels/activations.hpp"
 
-enum class ActKind : uint8_t { none, relu, leaky_relu, clamp, sigmoid, tanh, hswish, gelu_erf, gelu_tanh, swish };
+namespace aiov {
 
 struct Activation {
   ActKind kind = ActKind::none;
-  float alpha = 0.0f;  // leaky_relu: slope; clamp: low
-  float beta = 0.0f;   // clamp: high
+  float alpha = 0.0f;  // the formula's parameters (see kernels/activations.hpp)
+  float beta = 0.0f;
 };
 
 struct Epilogue {

@@ -23,29 +23,11 @@ inline void rows_loop(float* __restrict y, int64_t n, const float* __restrict bi
 }
 
 inline void epilogue_row(float* y, int64_t n, const float* bias, const float* res, const Activation& act) {
-  const float a = act.alpha, b = act.beta;
   switch (act.kind) {
-    case ActKind::none: return rows_loop(y, n, bias, res, [](float x) { return x; });
-    case ActKind::relu: return rows_loop(y, n, bias, res, [](float x) { return x > 0.0f ? x : 0.0f; });
-    case ActKind::leaky_relu: return rows_loop(y, n, bias, res, [a](float x) { return x > 0.0f ? x : a * x; });
-    case ActKind::clamp:
-      return rows_loop(y, n, bias, res, [a, b](float x) { return x < a ? a : (x > b ? b : x); });
-    case ActKind::sigmoid: return rows_loop(y, n, bias, res, [](float x) { return fast_sigmoid(x); });
-    case ActKind::tanh: return rows_loop(y, n, bias, res, [](float x) { return fast_tanh(x); });
-    case ActKind::hswish:
-      return rows_loop(y, n, bias, res, [](float x) {
-        float r = x + 3.0f;
-        r = r < 0.0f ? 0.0f : (r > 6.0f ? 6.0f : r);
-        return x * r * (1.0f / 6.0f);
-      });
-    case ActKind::gelu_erf:
-      return rows_loop(y, n, bias, res,
-                       [](float x) { return 0.5f * x * (1.0f + fast_erf(x * 0.70710678118654752f)); });
-    case ActKind::gelu_tanh:
-      return rows_loop(y, n, bias, res, [](float x) {
-        return 0.5f * x * (1.0f + fast_tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)));
-      });
-    case ActKind::swish: return rows_loop(y, n, bias, res, [](float x) { return x * fast_sigmoid(x); });
+#define AIOV_ACT_CASE(kind, F) \
+  case ActKind::kind: return rows_loop(y, n, bias, res, act::F{act.alpha, act.beta});
+    AIOV_ACTIVATIONS(AIOV_ACT_CASE)
+#undef AIOV_ACT_CASE
   }
 }
 

@@ -37,7 +37,7 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
   if (k[0] != B || v[0] != B || k[2] != H || v[2] != H || k[3] != D || v[1] != Sk)
     throw InputError(ctx.node.describe() + ": Q " + dims_str(q) + ", K " + dims_str(k) + " and V " + dims_str(v) +
                      " do not agree");
-  const float scale = (float)ctx.node.attr_float("scale", 1.0);
+  const float scale = (float)ctx.node.attr_float("scale");
   // The mask broadcasts to [B, H, Sq, Sk]: a stride of 0 along each dim where it has size 1.
   bool has_mask = ctx.in.size() > 3;
   int64_t mstride[4] = {0, 0, 0, 0};
@@ -93,7 +93,7 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
 }  // namespace
 
 void register_attention_ops(OpRegistry& r) {
-  r.add(OpDef{"aiov.Attention", 3, 4, infer_attention, prepare_attention});
+  r.add(OpDef{"aiov.Attention", 3, 4, infer_attention, prepare_attention}.with_attrs({float_attr("scale", 1.0)}));
 }
 
 }  // namespace aiov

@@ -35,7 +35,7 @@ std::vector<PortInfo> infer_fused_conv(const InferContext& c) {
     throw InputError(c.node.describe() + ": bias must have one value per output channel, got " + b.str());
   if (c.in.size() > 3 && c.in[3].shape.is_static() && y.is_static() && c.in[3].shape.dims != y.dims)
     throw InputError(c.node.describe() + ": residual must be " + y.str() + ", got " + c.in[3].shape.str());
-  const size_t scales = c.node.attr_floats("filter_scale", {}).size();
+  const size_t scales = c.node.attr_floats("filter_scale").size();
   if (scales && c.in[1].shape.rank_known && c.in[1].shape.dims[0] >= 0 && (int64_t)scales != c.in[1].shape.dims[0])
     throw InputError(c.node.describe() + ": filter_scale must have one value per output channel (" +
                      std::to_string(c.in[1].shape.dims[0]) + "), got " + std::to_string(scales));
@@ -332,7 +332,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   const Dims xs = to_channels_first(ctx.in[0].shape, input_layout_of(node));  // N C H W
   const Dims& fs = ctx.in[1].shape;                                         // O Cg kh kw
   const Dims& ys = ctx.out[0].shape;                                        // N OH OW O
-  const int64_t group = node.attr_int("group", 1);
+  const int64_t group = node.attr_int("group");
   Window w = make_window(node, {xs[2], xs[3]}, {fs[2], fs[3]}, false);
   Window2d g{xs[0], xs[2], xs[3], xs[1], ys[1], ys[2], fs[2], fs[3], w.stride[0], w.stride[1],
              w.dilation[0], w.dilation[1], w.pad_begin[0], w.pad_begin[1]};
@@ -342,7 +342,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   const float* filters = static_cast<const float*>(ctx.in[1].data);
   // Output channel o's filter times scale[o] (a BatchNorm the optimizer folded): applied here,
   // as the filters are rearranged, so the model's filter constant is used without a copy.
-  const std::vector<double> scale_attr = node.attr_floats("filter_scale", {});
+  const std::vector<double> scale_attr = node.attr_floats("filter_scale");
   const std::vector<float> scale(scale_attr.begin(), scale_attr.end());  // its length: infer_fused_conv
   auto filter = [&](int64_t o, int64_t i) {  // element i of output channel o's filter
     const float f = filters[o * Cg * taps + i];
@@ -437,7 +437,13 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
 
 void register_fused_conv_ops(OpRegistry& r) {
   // Input 3, the residual, is read by each tile before it writes the same place.
-  r.add(with_reused_input(OpDef{"aiov.FusedConv", 3, 4, infer_fused_conv, prepare_fused_conv}, 3));
+  std::vector<AttrSpec> attrs = window_attrs();
+  attrs.push_back(group_attr());
+  attrs.push_back(floats_attr("filter_scale"));
+  for (AttrSpec a : {str_attr("act", "none", std::vector<std::string>(kActNames, kActNames + kActKindCount)).ir_name("-").onnx_name("-"),
+                 float_attr("act_alpha", 0.0), float_attr("act_beta", 0.0)})
+    attrs.push_back(a);
+  r.add(with_reused_input(OpDef{"aiov.FusedConv", 3, 4, infer_fused_conv, prepare_fused_conv}.with_attrs(attrs), 3));
 }
 
 }  // namespace aiov

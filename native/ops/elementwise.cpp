@@ -182,7 +182,7 @@ ElementType common_input_type(const InferContext& c) {
 }
 
 PartialShape binary_shape(const InferContext& c) {
-  return broadcast_shapes(c.node, c.in[0].shape, c.in[1].shape, c.node.attr_str("auto_broadcast", "numpy"));
+  return broadcast_shapes(c.node, c.in[0].shape, c.in[1].shape, c.node.attr_str("auto_broadcast"));
 }
 
 std::vector<PortInfo> infer_binary(const InferContext& c) {
@@ -216,7 +216,7 @@ KernelFn prepare_binary(const PrepareContext& ctx) {
 
 // Divide's `pythondiv` (default true) picks floor or truncating integer division.
 KernelFn prepare_divide(const PrepareContext& ctx) {
-  if (ctx.node.attr_int("pythondiv", 1)) return prepare_binary<DivF>(ctx);
+  if (ctx.node.attr_int("pythondiv")) return prepare_binary<DivF>(ctx);
   return prepare_binary<TruncDivF>(ctx);
 }
 
@@ -252,7 +252,7 @@ std::vector<PortInfo> infer_select(const InferContext& c) {
   if (c.in[0].type != ElementType::boolean && c.in[0].type != ElementType::dynamic)
     throw InputError(c.node.describe() + ": the condition must be boolean, got " + type_name(c.in[0].type));
   expect_type_match(c.node, c.in[1], c.in[2]);
-  std::string mode = c.node.attr_str("auto_broadcast", "numpy");
+  std::string mode = c.node.attr_str("auto_broadcast");
   PartialShape s = broadcast_shapes(c.node, c.in[1].shape, c.in[2].shape, mode);
   s = broadcast_shapes(c.node, c.in[0].shape, s, mode);
   ElementType t = c.in[1].type == ElementType::dynamic ? c.in[2].type : c.in[1].type;
@@ -388,19 +388,19 @@ template <class F>
 KernelFn prepare_unary(const PrepareContext& ctx) { return make_unary(ctx, F{}); }
 
 KernelFn prepare_gelu(const PrepareContext& ctx) {
-  std::string mode = ctx.node.attr_str("approximation_mode", "ERF");
+  std::string mode = ctx.node.attr_str("approximation_mode");
   if (mode == "TANH" || mode == "tanh") return make_unary(ctx, GeluTanhF{});
   return make_unary(ctx, GeluErfF{});
 }
-KernelFn prepare_elu(const PrepareContext& ctx) { return make_unary(ctx, EluF{ctx.node.attr_float("alpha", 1.0)}); }
+KernelFn prepare_elu(const PrepareContext& ctx) { return make_unary(ctx, EluF{ctx.node.attr_float("alpha")}); }
 KernelFn prepare_leaky(const PrepareContext& ctx) {
-  return make_unary(ctx, LeakyReluF{ctx.node.attr_float("alpha", 0.01)});
+  return make_unary(ctx, LeakyReluF{ctx.node.attr_float("alpha")});
 }
 KernelFn prepare_hard_sigmoid(const PrepareContext& ctx) {
-  return make_unary(ctx, HardSigmoidF{ctx.node.attr_float("alpha", 0.2), ctx.node.attr_float("beta", 0.5)});
+  return make_unary(ctx, HardSigmoidF{ctx.node.attr_float("alpha"), ctx.node.attr_float("beta")});
 }
 KernelFn prepare_clamp(const PrepareContext& ctx) {
-  return make_unary(ctx, ClampF{ctx.node.attr_float("min", -INFINITY), ctx.node.attr_float("max", INFINITY)});
+  return make_unary(ctx, ClampF{ctx.node.attr_float("min"), ctx.node.attr_float("max")});
 }
 
 // ---- aiov.ElementwiseChain: a run of f32 elementwise ops in one pass ----------------
@@ -412,29 +412,12 @@ KernelFn prepare_clamp(const PrepareContext& ctx) {
 // result has x's shape. Each block of values stays in L1 while every step runs over it,
 // using the same functors as the standalone ops.
 
-enum class ChainOp : uint8_t { add, sub, mul, div, max, min, relu, sigmoid, tanh, exp, abs, neg, sqrt, hswish,
-                               hsigmoid, clamp, leaky, gelu_erf, gelu_tanh };
-
 struct ChainStep {
-  ChainOp op;
+  ChainStepFn run;
   int operand;   // node input of a binary step, -1 for unary
   bool swapped;  // operand on the left
   float alpha, beta;
 };
-
-const std::pair<const char*, ChainOp> kChainOps[] = {
-    {"Add", ChainOp::add}, {"Subtract", ChainOp::sub}, {"Multiply", ChainOp::mul}, {"Divide", ChainOp::div},
-    {"Maximum", ChainOp::max}, {"Minimum", ChainOp::min}, {"Relu", ChainOp::relu},
-    {"Sigmoid", ChainOp::sigmoid}, {"Tanh", ChainOp::tanh}, {"Exp", ChainOp::exp}, {"Abs", ChainOp::abs},
-    {"Negative", ChainOp::neg}, {"Sqrt", ChainOp::sqrt}, {"HSwish", ChainOp::hswish},
-    {"HSigmoid", ChainOp::hsigmoid}, {"Clamp", ChainOp::clamp}, {"LeakyRelu", ChainOp::leaky},
-    {"Gelu", ChainOp::gelu_erf}, {"GeluTanh", ChainOp::gelu_tanh}};
-
-bool chain_op_of(const std::string& name, ChainOp& op) {
-  for (const auto& [n, o] : kChainOps)
-    if (name == n) return op = o, true;
-  return false;
-}
 
 template <class F>
 inline void chain_binary(float* __restrict t, const float* __restrict v, int64_t v_step, int64_t n, bool swapped,
@@ -454,33 +437,35 @@ inline void chain_unary(float* __restrict t, int64_t n, F f) {
   for (int64_t i = 0; i < n; ++i) t[i] = store<float>(f(t[i]));
 }
 
-AIOV_MULTIVERSION void chain_apply(const ChainStep& s, float* __restrict t, const float* __restrict v, int64_t v_step,
-                                   int64_t n) {
-  switch (s.op) {
-    case ChainOp::add: return chain_binary(t, v, v_step, n, s.swapped, AddF{});
-    case ChainOp::sub: return chain_binary(t, v, v_step, n, s.swapped, SubF{});
-    case ChainOp::mul: return chain_binary(t, v, v_step, n, s.swapped, MulF{});
-    case ChainOp::div: return chain_binary(t, v, v_step, n, s.swapped, DivF{});
-    case ChainOp::max: return chain_binary(t, v, v_step, n, s.swapped, MaxF{});
-    case ChainOp::min: return chain_binary(t, v, v_step, n, s.swapped, MinF{});
-    case ChainOp::relu: return chain_unary(t, n, ReluF{});
-    case ChainOp::sigmoid: return chain_unary(t, n, SigmoidF{});
-    case ChainOp::tanh: return chain_unary(t, n, TanhF{});
-    case ChainOp::exp: return chain_unary(t, n, ExpF{});
-    case ChainOp::abs: return chain_unary(t, n, AbsF{});
-    case ChainOp::neg: return chain_unary(t, n, NegF{});
-    case ChainOp::sqrt: return chain_unary(t, n, SqrtF{});
-    case ChainOp::hswish: return chain_unary(t, n, HSwishF{});
-    case ChainOp::hsigmoid: return chain_unary(t, n, HSigmoidF{});
-    case ChainOp::clamp: return chain_unary(t, n, ClampF{s.alpha, s.beta});
-    case ChainOp::leaky: return chain_unary(t, n, LeakyReluF{s.alpha});
-    case ChainOp::gelu_erf: return chain_unary(t, n, GeluErfF{});
-    case ChainOp::gelu_tanh: return chain_unary(t, n, GeluTanhF{});
-  }
+// The chain steps each op's OpDef names (OpDef::chain): the standalone ops' functors on floats.
+template <class F>
+AIOV_MULTIVERSION void chain_binary_step(float* t, const float* v, int64_t v_step, int64_t n, bool swapped, float,
+                                         float) {
+  chain_binary(t, v, v_step, n, swapped, F{});
+}
+template <class F>
+AIOV_MULTIVERSION void chain_unary_step(float* t, const float*, int64_t, int64_t n, bool, float, float) {
+  chain_unary(t, n, F{});
+}
+// Parametrised functors take the node's activation parameters (ActivationTrait).
+template <class F>
+AIOV_MULTIVERSION void chain_activation_step(float* t, const float*, int64_t, int64_t n, bool, float a, float b) {
+  chain_unary(t, n, F{a, b});
+}
+AIOV_MULTIVERSION void chain_clamp(float* t, const float*, int64_t, int64_t n, bool, float a, float b) {
+  chain_unary(t, n, ClampF{a, b});
+}
+AIOV_MULTIVERSION void chain_leaky(float* t, const float*, int64_t, int64_t n, bool, float a, float) {
+  chain_unary(t, n, LeakyReluF{a});
+}
+// Gelu's variant index (0: erf, 1: tanh) arrives as a (see ActivationTrait).
+AIOV_MULTIVERSION void chain_gelu(float* t, const float*, int64_t, int64_t n, bool, float a, float) {
+  if (a != 0.0f) chain_unary(t, n, GeluTanhF{});
+  else chain_unary(t, n, GeluErfF{});
 }
 
 std::vector<PortInfo> infer_elementwise_chain(const InferContext& c) {
-  const std::vector<int64_t> operands = c.node.attr_ints("operands", {});
+  const std::vector<int64_t> operands = c.node.attr_ints("operands");
   for (size_t i = 0; i < c.in.size(); ++i) {
     if (c.in[i].type != ElementType::f32 && c.in[i].type != ElementType::dynamic)
       throw InputError(c.node.describe() + ": expected f32 inputs, input " + std::to_string(i) + " is " +
@@ -499,16 +484,17 @@ KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
   const Node& node = ctx.node;
   std::vector<ChainStep> steps;
   {
-    const std::string names = node.attr_str("steps", "");
-    const auto operands = node.attr_ints("operands", {}), swapped = node.attr_ints("swapped", {});
-    const auto alphas = node.attr_floats("alphas", {}), betas = node.attr_floats("betas", {});
+    const std::string names = node.attr_str("steps");
+    const auto operands = node.attr_ints("operands"), swapped = node.attr_ints("swapped");
+    const auto alphas = node.attr_floats("alphas"), betas = node.attr_floats("betas");
     size_t start = 0;
     for (size_t i = 0; start <= names.size(); ++i) {
       size_t end = names.find(',', start);
       if (end == std::string::npos) end = names.size();
       ChainStep st{};
-      if (!chain_op_of(names.substr(start, end - start), st.op) || i >= operands.size() || i >= swapped.size() ||
-          i >= alphas.size() || i >= betas.size())
+      const OpDef* op = OpRegistry::instance().find(names.substr(start, end - start));
+      st.run = op ? op->chain : nullptr;
+      if (!st.run || i >= operands.size() || i >= swapped.size() || i >= alphas.size() || i >= betas.size())
         throw InputError(node.describe() + ": malformed step " + std::to_string(i) + " in '" + names + "'");
       st.operand = (int)operands[i];
       st.swapped = swapped[i] != 0;
@@ -539,10 +525,10 @@ KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
           std::copy_n(x + r * inner + j0, n, t);
           for (const ChainStep& s : steps) {
             if (s.operand < 0) {
-              chain_apply(s, t, nullptr, 0, n);
+              s.run(t, nullptr, 0, n, s.swapped, s.alpha, s.beta);
             } else {
               const int64_t step = g.inner_step[s.operand];
-              chain_apply(s, t, in[s.operand] + off[s.operand] + j0 * step, step, n);
+              s.run(t, in[s.operand] + off[s.operand] + j0 * step, step, n, s.swapped, s.alpha, s.beta);
             }
           }
           std::copy_n(t, n, y + r * inner + j0);
@@ -581,67 +567,163 @@ std::vector<PortInfo> infer_not(const InferContext& c) {
   return {c.in[0]};
 }
 
+// An activation whose standalone op, chain step and epilogue share one formula
+// (kernels/activations.hpp); alpha/beta come from the node's ActivationTrait parameters.
 template <class F>
-void add_binary(OpRegistry& r, const char* name) {
-  r.add(OpDef{name, 2, 2, infer_binary, prepare_binary<F>});
+KernelFn prepare_activation(const PrepareContext& ctx) {
+  Activation a;
+  activation_of_node(op_def(ctx.node), ctx.node, a);
+  return make_unary(ctx, F{a.alpha, a.beta});
+}
+
+// x * sigmoid(x): the fast sigmoid on float, exact otherwise.
+struct SwishF {
+  float operator()(float x) const { return x * fast_sigmoid(x); }
+  template <class C> C operator()(C x) const { return (C)((double)x / (1.0 + std::exp(-(double)x))); }
+};
+
+std::string nonzero(const Node&, const std::vector<PortInfo>&, const Attr& v) {
+  const double* d = std::get_if<double>(&v);
+  const int64_t* i = std::get_if<int64_t>(&v);
+  return (d && *d == 0) || (i && *i == 0) ? "non-zero" : "";
+}
+
+const std::vector<std::string> kBroadcastModes{"numpy", "none"};
+AttrSpec broadcast_attr() { return str_attr("auto_broadcast", "numpy", kBroadcastModes); }
+
+OpDef binary(const char* type, PrepareFn prepare, InferFn infer = infer_binary) {
+  return OpDef{type, 2, 2, infer, prepare}.with_attrs({broadcast_attr()});
+}
+template <class F>
+OpDef arithmetic(const char* type) {
+  return binary(type, prepare_binary<F>).blind(LayoutBlind::binary).chain_step(chain_binary_step<F>);
 }
 template <class F, bool FloatOnly>
-void add_unary(OpRegistry& r, const char* name) {
-  r.add(OpDef{name, 1, 1, infer_unary<FloatOnly>, prepare_unary<F>});
+OpDef unary(const char* type) {
+  return OpDef{type, 1, 1, infer_unary<FloatOnly>, prepare_unary<F>}.blind(LayoutBlind::unary);
+}
+// A unary op that is also an ElementwiseChain step and an epilogue activation.
+OpDef fusable(OpDef d, ChainStepFn step, ActivationTrait act) {
+  return d.blind(LayoutBlind::unary).chain_step(step).fusable(std::move(act));
+}
+template <class F>
+OpDef activation(const char* type, ActKind kind, std::vector<AttrSpec> attrs = {}, std::string alpha = "",
+                 std::string beta = "") {
+  return fusable(OpDef{type, 1, 1, infer_unary<true>, prepare_activation<F>}.with_attrs(std::move(attrs)),
+                 chain_activation_step<F>, ActivationTrait{{kind}, std::move(alpha), std::move(beta), "", {}});
 }
 
 }  // namespace
 
+// Each op's whole description: schema, traits and its names in IR, ONNX and aiov.opset.
 void register_elementwise_ops(OpRegistry& r) {
-  add_binary<AddF>(r, "Add");
-  add_binary<SubF>(r, "Subtract");
-  add_binary<MulF>(r, "Multiply");
-  r.add(OpDef{"Divide", 2, 2, infer_binary, prepare_divide});
-  add_binary<PReluF>(r, "PRelu");
-  r.add(OpDef{"Equal", 2, 2, infer_compare, prepare_compare<EqF>});
-  r.add(OpDef{"NotEqual", 2, 2, infer_compare, prepare_compare<NeF>});
-  r.add(OpDef{"Less", 2, 2, infer_compare, prepare_compare<LtF>});
-  r.add(OpDef{"Greater", 2, 2, infer_compare, prepare_compare<GtF>});
-  r.add(OpDef{"LessEqual", 2, 2, infer_compare, prepare_compare<LeF>});
-  r.add(OpDef{"GreaterEqual", 2, 2, infer_compare, prepare_compare<GeF>});
-  r.add(OpDef{"LogicalAnd", 2, 2, infer_logical, prepare_logical<AndF>});
-  r.add(OpDef{"LogicalOr", 2, 2, infer_logical, prepare_logical<OrF>});
-  r.add(OpDef{"LogicalXor", 2, 2, infer_logical, prepare_logical<XorF>});
-  r.add(OpDef{"LogicalNot", 1, 1, infer_not, prepare_not});
-  r.add(OpDef{"Select", 3, 3, infer_select, prepare_select});
-  add_binary<MaxF>(r, "Maximum");
-  add_binary<MinF>(r, "Minimum");
-  add_binary<PowF>(r, "Power");
-  add_unary<AbsF, false>(r, "Abs");
-  add_unary<NegF, false>(r, "Negative");
-  add_unary<ReluF, false>(r, "Relu");
-  add_unary<SigmoidF, true>(r, "Sigmoid");
-  add_unary<TanhF, true>(r, "Tanh");
-  add_unary<ExpF, true>(r, "Exp");
-  add_unary<LogF, true>(r, "Log");
-  add_unary<SqrtF, true>(r, "Sqrt");
-  add_unary<SignF, false>(r, "Sign");
-  add_unary<ErfF, true>(r, "Erf");
-  add_unary<FloorF, true>(r, "Floor");
-  add_unary<CeilF, true>(r, "Ceiling");
-  add_unary<RoundEvenF, true>(r, "Round");
-  add_unary<ReciprocalF, true>(r, "Reciprocal");
-  add_unary<SoftplusF, true>(r, "SoftPlus");
-  add_unary<HSwishF, true>(r, "HSwish");
-  add_unary<HSigmoidF, true>(r, "HSigmoid");
-  r.add(OpDef{"Gelu", 1, 1, infer_unary<true>, prepare_gelu});
-  r.add(OpDef{"Elu", 1, 1, infer_unary<true>, prepare_elu});
-  r.add(OpDef{"LeakyRelu", 1, 1, infer_unary<true>, prepare_leaky});
-  r.add(OpDef{"HardSigmoid", 1, 1, infer_unary<true>, prepare_hard_sigmoid});
-  r.add(OpDef{"Clamp", 1, 1, infer_unary<false>, prepare_clamp});
+  r.add(arithmetic<AddF>("Add").ir({"Add"}, "opset1").onnx_op("Add", 7).opset_builder("add"));
+  r.add(arithmetic<SubF>("Subtract").ir({"Subtract"}, "opset1").onnx_op("Sub", 7).opset_builder("subtract"));
+  r.add(arithmetic<MulF>("Multiply").ir({"Multiply"}, "opset1").onnx_op("Mul", 7).opset_builder("multiply"));
+  r.add(binary("Divide", prepare_divide)
+            .blind(LayoutBlind::binary)
+            .chain_step(chain_binary_step<DivF>)
+            .with_attrs({broadcast_attr(), bool_attr("pythondiv", true).ir_name("m_pythondiv").onnx_name("-")})
+            .ir({"Divide"}, "opset1")
+            .opset_builder("divide"));
+  r.add(binary("PRelu", prepare_binary<PReluF>).ir({"PRelu"}, "opset1").onnx_op("PRelu", 7).opset_builder("prelu"));
+  r.add(binary("Equal", prepare_compare<EqF>, infer_compare).ir({"Equal"}, "opset1").onnx_op("Equal", 7)
+            .opset_builder("equal"));
+  r.add(binary("NotEqual", prepare_compare<NeF>, infer_compare).ir({"NotEqual"}, "opset1")
+            .opset_builder("not_equal"));
+  r.add(binary("Less", prepare_compare<LtF>, infer_compare).ir({"Less"}, "opset1").onnx_op("Less", 7)
+            .opset_builder("less"));
+  r.add(binary("Greater", prepare_compare<GtF>, infer_compare).ir({"Greater"}, "opset1").onnx_op("Greater", 7)
+            .opset_builder("greater"));
+  r.add(binary("LessEqual", prepare_compare<LeF>, infer_compare).ir({"LessEqual"}, "opset1")
+            .onnx_op("LessOrEqual", 12).opset_builder("less_equal"));
+  r.add(binary("GreaterEqual", prepare_compare<GeF>, infer_compare).ir({"GreaterEqual"}, "opset1")
+            .onnx_op("GreaterOrEqual", 12).opset_builder("greater_equal"));
+  r.add(binary("LogicalAnd", prepare_logical<AndF>, infer_logical).ir({"LogicalAnd"}, "opset1").onnx_op("And", 7)
+            .opset_builder("logical_and"));
+  r.add(binary("LogicalOr", prepare_logical<OrF>, infer_logical).ir({"LogicalOr"}, "opset1").onnx_op("Or", 7)
+            .opset_builder("logical_or"));
+  r.add(binary("LogicalXor", prepare_logical<XorF>, infer_logical).ir({"LogicalXor"}, "opset1").onnx_op("Xor", 7)
+            .opset_builder("logical_xor"));
+  r.add(OpDef{"LogicalNot", 1, 1, infer_not, prepare_not}.ir({"LogicalNot"}, "opset1").onnx_op("Not")
+            .opset_builder("logical_not"));
+  r.add(OpDef{"Select", 3, 3, infer_select, prepare_select}.with_attrs({broadcast_attr()}).ir({"Select"}, "opset1")
+            .onnx_op("Where", 9));
+  r.add(arithmetic<MaxF>("Maximum").ir({"Maximum"}, "opset1").opset_builder("maximum"));
+  r.add(arithmetic<MinF>("Minimum").ir({"Minimum"}, "opset1").opset_builder("minimum"));
+  r.add(binary("Power", prepare_binary<PowF>).ir({"Power"}, "opset1").opset_builder("power"));
+  r.add(unary<AbsF, false>("Abs").chain_step(chain_unary_step<AbsF>).ir({"Abs"}, "opset1").onnx_op("Abs")
+            .opset_builder("absolute"));
+  r.add(unary<NegF, false>("Negative").chain_step(chain_unary_step<NegF>).ir({"Negative"}, "opset1")
+            .onnx_op("Neg").opset_builder("negative"));
+  r.add(fusable(unary<ReluF, false>("Relu"), chain_unary_step<ReluF>, {{ActKind::relu}})
+            .ir({"ReLU", "Relu"}, "opset1").onnx_op("Relu").opset_builder("relu"));
+  r.add(fusable(unary<SigmoidF, true>("Sigmoid"), chain_unary_step<SigmoidF>, {{ActKind::sigmoid}})
+            .ir({"Sigmoid"}, "opset1").onnx_op("Sigmoid").opset_builder("sigmoid"));
+  r.add(fusable(unary<TanhF, true>("Tanh"), chain_unary_step<TanhF>, {{ActKind::tanh}})
+            .ir({"Tanh"}, "opset1").onnx_op("Tanh").opset_builder("tanh"));
+  r.add(unary<ExpF, true>("Exp").chain_step(chain_unary_step<ExpF>).ir({"Exp"}, "opset1").onnx_op("Exp")
+            .opset_builder("exp"));
+  r.add(unary<LogF, true>("Log").ir({"Log"}, "opset1").onnx_op("Log").opset_builder("log"));
+  r.add(unary<SqrtF, true>("Sqrt").chain_step(chain_unary_step<SqrtF>).ir({"Sqrt"}, "opset1").onnx_op("Sqrt")
+            .opset_builder("sqrt"));
+  r.add(unary<SignF, false>("Sign").ir({"Sign"}, "opset1").onnx_op("Sign", 9).opset_builder("sign"));
+  r.add(unary<ErfF, true>("Erf").ir({"Erf"}, "opset1").onnx_op("Erf", 9).opset_builder("erf"));
+  r.add(unary<FloorF, true>("Floor").ir({"Floor"}, "opset1").onnx_op("Floor").opset_builder("floor"));
+  r.add(unary<CeilF, true>("Ceiling").ir({"Ceiling"}, "opset1").onnx_op("Ceil").opset_builder("ceiling"));
+  r.add(unary<RoundEvenF, true>("Round")
+            .with_attrs({str_attr("mode", "half_to_even", {"half_to_even"}).onnx_name("-")})
+            .ir({"Round"}, "opset5").onnx_op("Round", 11));
+  r.add(unary<ReciprocalF, true>("Reciprocal").onnx_op("Reciprocal").opset_builder("reciprocal"));
+  r.add(unary<SoftplusF, true>("SoftPlus").ir({"SoftPlus"}, "opset4").onnx_op("Softplus").opset_builder("softplus"));
+  r.add(fusable(unary<HSwishF, true>("HSwish"), chain_unary_step<HSwishF>, {{ActKind::hswish}})
+            .ir({"HSwish"}, "opset4").onnx_op("HardSwish", 14).opset_builder("hswish"));
+  r.add(unary<HSigmoidF, true>("HSigmoid").chain_step(chain_unary_step<HSigmoidF>).ir({"HSigmoid"}, "opset5")
+            .opset_builder("hsigmoid"));
+  r.add(fusable(OpDef{"Swish", 1, 1, infer_unary<true>, prepare_unary<SwishF>}, chain_unary_step<SwishF>,
+                {{ActKind::swish}})
+            .ir({"Swish"}, "opset4").opset_builder("swish"));
+  r.add(fusable(OpDef{"Gelu", 1, 1, infer_unary<true>, prepare_gelu}.with_attrs(
+                    {str_attr("approximation_mode", "ERF", {"ERF", "TANH", "erf", "tanh"})}),
+                chain_gelu, {{ActKind::gelu_erf, ActKind::gelu_tanh}, "", "", "approximation_mode", {"ERF", "TANH"}})
+            .ir({"Gelu"}, "opset7"));
+  r.add(OpDef{"Elu", 1, 1, infer_unary<true>, prepare_elu}.blind(LayoutBlind::unary).with_attrs({float_attr("alpha", 1.0)}).ir({"Elu"}, "opset1").onnx_op("Elu")
+            .opset_builder("elu"));
+  r.add(fusable(OpDef{"LeakyRelu", 1, 1, infer_unary<true>, prepare_leaky}.with_attrs({float_attr("alpha", 0.01)}),
+                chain_leaky, {{ActKind::leaky_relu}, "alpha"})
+            .onnx_op("LeakyRelu", 6).opset_builder("leaky_relu"));
+  r.add(OpDef{"HardSigmoid", 1, 1, infer_unary<true>, prepare_hard_sigmoid}
+            .with_attrs({float_attr("alpha", 0.2), float_attr("beta", 0.5)})
+            .blind(LayoutBlind::unary).onnx_op("HardSigmoid", 6).opset_builder("hard_sigmoid"));
+  r.add(fusable(OpDef{"Clamp", 1, 1, infer_unary<false>, prepare_clamp}.with_attrs(
+                    {float_attr("min", -INFINITY), float_attr("max", INFINITY)}),
+                chain_clamp, {{ActKind::clamp}, "min", "max"})
+            .ir({"Clamp"}, "opset1"));
+  // Activations added through the one formula in kernels/activations.hpp.
+  r.add(activation<act::Mish>("Mish", ActKind::mish).ir({"Mish"}, "opset4").onnx_op("Mish", 18)
+            .opset_builder("mish"));
+  r.add(activation<act::Selu>("Selu", ActKind::selu,
+                              {float_attr("alpha", 1.67326319217681884765625),
+                               float_attr("gamma", 1.05070102214813232421875).at_least(0)},
+                              "alpha", "gamma")
+            .ir({"aiov.Selu"}, "aiov1").onnx_op("Selu", 6).opset_builder("selu"));
+  r.add(activation<act::Celu>("Celu", ActKind::celu, {float_attr("alpha", 1.0).checked_by(nonzero)}, "alpha")
+            .ir({"aiov.Celu"}, "aiov1").onnx_op("Celu", 12).opset_builder("celu"));
+  r.add(activation<act::Softsign>("SoftSign", ActKind::softsign).ir({"SoftSign"}, "opset9").onnx_op("Softsign")
+            .opset_builder("softsign"));
+  r.add(activation<act::ThresholdedRelu>("ThresholdedRelu", ActKind::thresholded_relu, {float_attr("alpha", 1.0)},
+                                         "alpha")
+            .ir({"aiov.ThresholdedRelu"}, "aiov1").onnx_op("ThresholdedRelu", 10).opset_builder("thresholded_relu"));
+  r.add(activation<act::Shrink>("Shrink", ActKind::shrink,
+                                {float_attr("lambd", 0.5).at_least(0), float_attr("bias", 0.0)}, "lambd", "bias")
+            .ir({"aiov.Shrink"}, "aiov1").onnx_op("Shrink", 9).opset_builder("shrink"));
   // Each value of x is read before the output value at its place is written.
   r.add(with_reused_input(
-      OpDef{"aiov.ElementwiseChain", 1, -1, infer_elementwise_chain, prepare_elementwise_chain}, 0));
-}
-
-bool chainable_elementwise_op(const std::string& op) {
-  ChainOp unused;
-  return chain_op_of(op, unused);
+      OpDef{"aiov.ElementwiseChain", 1, -1, infer_elementwise_chain, prepare_elementwise_chain}.with_attrs(
+          {str_attr("steps", "").must_be_given(), ints_attr("operands").must_be_given(),
+           ints_attr("swapped").must_be_given(), floats_attr("alphas").must_be_given(),
+           floats_attr("betas").must_be_given()}),
+      0));
 }
 
 }  // namespace aiov

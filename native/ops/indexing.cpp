@@ -192,7 +192,7 @@ std::vector<PortInfo> infer_gather(const InferContext& c) {
   const PortInfo& x = c.in[0];
   const PortInfo& idx = c.in[1];
   if (!c.in_value[2]) throw InputError(c.node.describe() + ": the axis input must be a constant");
-  int64_t batch_dims = c.node.attr_int("batch_dims", 0);
+  int64_t batch_dims = c.node.attr_int("batch_dims");
   if (batch_dims != 0) throw NotSupported(c.node.describe() + ": batch_dims != 0");
   if (!x.shape.rank_known || !idx.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
   int64_t axis = normalize_axis(c.node, read_int_tensor(c.node, *c.in_value[2], "axis").at(0), x.shape.rank());
@@ -303,7 +303,7 @@ KernelFn prepare_slice(const PrepareContext& ctx) {
 
 std::vector<int64_t> split_lengths(const InferContext& c, int64_t dim) {
   if (c.node.op == "Split") {
-    int64_t n = c.node.attr_int("num_splits", 0);
+    int64_t n = c.node.attr_int("num_splits");
     if (n <= 0) throw InputError(c.node.describe() + ": num_splits must be positive");
     if (dim >= 0 && dim % n) throw InputError(c.node.describe() + ": dimension " + std::to_string(dim) + " does not split into " + std::to_string(n));
     return std::vector<int64_t>((size_t)n, dim < 0 ? kDynamic : dim / n);
@@ -409,7 +409,7 @@ std::vector<PortInfo> infer_pad(const InferContext& c) {
   auto b = read_int_tensor(c.node, *c.in_value[1], "pads_begin"), e = read_int_tensor(c.node, *c.in_value[2], "pads_end");
   if ((int64_t)b.size() != x.shape.rank() || (int64_t)e.size() != x.shape.rank())
     throw InputError(c.node.describe() + ": pads need one entry per dimension of " + x.shape.str());
-  std::string mode = c.node.attr_str("pad_mode", "constant");
+  std::string mode = c.node.attr_str("pad_mode");
   if (mode != "constant" && mode != "edge" && mode != "reflect")
     throw NotSupported(c.node.describe() + ": pad_mode '" + mode + "'");
   Dims d = x.shape.dims;
@@ -425,7 +425,7 @@ KernelFn prepare_pad(const PrepareContext& ctx) {
   const Dims& in = ctx.in[0].shape;
   const Dims& out = ctx.out[0].shape;
   auto b = read_int_tensor(ctx.node, ctx.in[1], "pads_begin");
-  std::string mode = ctx.node.attr_str("pad_mode", "constant");
+  std::string mode = ctx.node.attr_str("pad_mode");
   size_t es = elem_size(ctx.node, ctx.in[0].type);
   auto src = row_strides(in);
   int64_t total = numel(out);
@@ -464,13 +464,22 @@ KernelFn prepare_pad(const PrepareContext& ctx) {
 }  // namespace
 
 void register_indexing_ops(OpRegistry& r) {
-  r.add(with_value_inputs(OpDef{"Transpose", 2, 2, infer_transpose, prepare_transpose}, {1}));
-  r.add(with_value_inputs(OpDef{"Gather", 3, 3, infer_gather, prepare_gather}, {2}));
-  r.add(with_value_inputs(OpDef{"Slice", 4, 5, infer_slice, prepare_slice}, {1, 2, 3, 4}));
-  r.add(with_value_inputs(OpDef{"Split", 2, 2, infer_split, prepare_split}, {1}));
-  r.add(with_value_inputs(OpDef{"VariadicSplit", 3, 3, infer_split, prepare_split}, {1, 2}));
-  r.add(with_value_inputs(OpDef{"Tile", 2, 2, infer_tile, prepare_tile}, {1}));
-  r.add(with_value_inputs(OpDef{"Pad", 3, 4, infer_pad, prepare_pad}, {1, 2}));
+  r.add(with_value_inputs(OpDef{"Transpose", 2, 2, infer_transpose, prepare_transpose}.ir({"Transpose"}, "opset1"),
+                          {1}));
+  r.add(with_value_inputs(
+      OpDef{"Gather", 3, 3, infer_gather, prepare_gather}.with_attrs({int_attr("batch_dims", 0)}).ir({"Gather"}, "opset8"),
+      {2}));
+  r.add(with_value_inputs(OpDef{"Slice", 4, 5, infer_slice, prepare_slice}.ir({"Slice"}, "opset8"), {1, 2, 3, 4}));
+  r.add(with_value_inputs(OpDef{"Split", 2, 2, infer_split, prepare_split}
+                              .with_attrs({int_attr("num_splits", 0).must_be_given().at_least(1)})
+                              .ir({"Split"}, "opset1"),
+                          {1}));
+  r.add(with_value_inputs(OpDef{"VariadicSplit", 3, 3, infer_split, prepare_split}.ir({"VariadicSplit"}, "opset1"),
+                          {1, 2}));
+  r.add(with_value_inputs(OpDef{"Tile", 2, 2, infer_tile, prepare_tile}.ir({"Tile"}, "opset1"), {1}));
+  r.add(with_value_inputs(
+      OpDef{"Pad", 3, 4, infer_pad, prepare_pad}.with_attrs({str_attr("pad_mode", "constant")}).ir({"Pad"}, "opset1"),
+      {1, 2}));
 }
 
 }  // namespace aiov

@@ -45,7 +45,7 @@ std::vector<PortInfo> infer_matmul(const InferContext& c) {
   ElementType t = c.in[0].type;
   if (t == ElementType::boolean || is_packed(t))
     throw InputError(c.node.describe() + ": element type " + type_name(t) + " is not supported");
-  bool ta = c.node.attr_int("transpose_a", 0) != 0, tb = c.node.attr_int("transpose_b", 0) != 0;
+  bool ta = c.node.attr_int("transpose_a") != 0, tb = c.node.attr_int("transpose_b") != 0;
   return {PortInfo{t, matmul_shape(c.node, c.in[0].shape, c.in[1].shape, ta, tb)}};
 }
 
@@ -176,7 +176,7 @@ KernelFn prepare_generic(const MatMulGeometry& g) {
 }
 
 KernelFn prepare_matmul(const PrepareContext& ctx) {
-  bool ta = ctx.node.attr_int("transpose_a", 0) != 0, tb = ctx.node.attr_int("transpose_b", 0) != 0;
+  bool ta = ctx.node.attr_int("transpose_a") != 0, tb = ctx.node.attr_int("transpose_b") != 0;
   MatMulGeometry g = geometry(ctx.in[0].shape, ctx.in[1].shape, ctx.out[0].shape, ta, tb);
   if (g.M * g.N == 0 || g.batches == 0) return [](const KernelArgs&) {};
   if (g.K == 0) {
@@ -208,9 +208,9 @@ std::vector<PortInfo> infer_fused_matmul(const InferContext& c) {
 
 KernelFn prepare_fused_matmul(const PrepareContext& ctx) {
   if (ctx.out[0].type != ElementType::f32 || !ctx.in[1].data || ctx.in[1].shape.size() != 2 ||
-      ctx.node.attr_int("transpose_a", 0))
+      ctx.node.attr_int("transpose_a"))
     throw NotSupported(ctx.node.describe() + ": needs f32 data and constant 2-D weights");
-  const bool tb = ctx.node.attr_int("transpose_b", 0) != 0;
+  const bool tb = ctx.node.attr_int("transpose_b") != 0;
   const Dims& ws = ctx.in[1].shape;
   const int64_t K = tb ? ws[1] : ws[0], N = tb ? ws[0] : ws[1];
   const int64_t rows = K ? numel(ctx.in[0].shape) / K : 0;
@@ -225,9 +225,16 @@ KernelFn prepare_fused_matmul(const PrepareContext& ctx) {
 }  // namespace
 
 void register_matmul_ops(OpRegistry& r) {
-  r.add(OpDef{"MatMul", 2, 2, infer_matmul, prepare_matmul});
+  r.add(OpDef{"MatMul", 2, 2, infer_matmul, prepare_matmul}
+            .with_attrs({bool_attr("transpose_a", false), bool_attr("transpose_b", false)})
+            .ir({"MatMul"}, "opset1")
+            .onnx_op("MatMul"));
   // Input 3, the residual, is read by each tile before it writes the same place.
-  r.add(with_reused_input(OpDef{"aiov.FusedMatMul", 3, 4, infer_fused_matmul, prepare_fused_matmul}, 3));
+  r.add(with_reused_input(OpDef{"aiov.FusedMatMul", 3, 4, infer_fused_matmul, prepare_fused_matmul}.with_attrs(
+                              {bool_attr("transpose_a", false), bool_attr("transpose_b", false),
+                               str_attr("act", "none", std::vector<std::string>(kActNames, kActNames + kActKindCount)).ir_name("-").onnx_name("-"),
+                 float_attr("act_alpha", 0.0), float_attr("act_beta", 0.0)}),
+                          3));
 }
 
 }  // namespace aiov

@@ -34,7 +34,7 @@ std::vector<PortInfo> infer_reshape(const InferContext& c) {
   const PortInfo& target = c.in[1];
   if (target.shape.rank_known && target.shape.rank() > 1)
     throw InputError(c.node.describe() + ": the shape input must be 1-D, got " + target.shape.str());
-  bool special_zero = c.node.attr_int("special_zero", 0) != 0;
+  bool special_zero = c.node.attr_int("special_zero") != 0;
   if (!c.in_value[1]) {
     // Shape computed at run time: only the rank is known.
     if (target.shape.rank_known && target.shape.rank() == 1 && target.shape.dims[0] >= 0)
@@ -105,7 +105,7 @@ std::vector<PortInfo> infer_concat(const InferContext& c) {
   }
   if (rank < 0) return {PortInfo{t, PartialShape::dynamic_rank()}};
   if (rank == 0) throw InputError(c.node.describe() + ": cannot concatenate scalars");
-  int64_t axis = normalize_axis(c.node, c.node.attr_int("axis", 0), rank);
+  int64_t axis = normalize_axis(c.node, c.node.attr_int("axis"), rank);
   Dims out(rank, kDynamic);
   int64_t along = 0;
   for (auto& in : c.in) {
@@ -130,7 +130,7 @@ std::vector<PortInfo> infer_concat(const InferContext& c) {
 
 KernelFn prepare_concat(const PrepareContext& ctx) {
   const Dims& os = ctx.out[0].shape;
-  int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis", 0), (int64_t)os.size());
+  int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)os.size());
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= os[d];
   for (size_t d = axis + 1; d < os.size(); ++d) inner *= os[d];
@@ -175,7 +175,7 @@ AIOV_MULTIVERSION void convert_run(const S* __restrict s, D* __restrict d, int64
 }
 
 std::vector<PortInfo> infer_convert(const InferContext& c) {
-  ElementType to = type_from_name(c.node.attr_str("destination_type", ""));
+  ElementType to = type_from_name(c.node.attr_str("destination_type"));
   if (to == ElementType::undefined || to == ElementType::dynamic)
     throw InputError(c.node.describe() + ": destination_type must be a concrete element type");
   return {PortInfo{to, c.in[0].shape}};
@@ -227,12 +227,16 @@ std::vector<int64_t> read_int_tensor(const Node& n, const TensorView& t, const c
 }
 
 void register_movement_ops(OpRegistry& r) {
-  OpDef reshape{"Reshape", 2, 2, infer_reshape, no_kernel};
+  OpDef reshape = OpDef{"Reshape", 2, 2, infer_reshape, no_kernel}
+                      .with_attrs({bool_attr("special_zero", false).must_be_given()})
+                      .ir({"Reshape"}, "opset1");
   reshape.aliases_input0 = true;
   reshape.value_inputs = {1};
   r.add(reshape);
-  r.add(OpDef{"Concat", 1, -1, infer_concat, prepare_concat});
-  r.add(OpDef{"Convert", 1, 1, infer_convert, prepare_convert});
+  r.add(OpDef{"Concat", 1, -1, infer_concat, prepare_concat}.with_attrs({int_attr("axis", 0)}).ir({"Concat"}, "opset1"));
+  r.add(OpDef{"Convert", 1, 1, infer_convert, prepare_convert}
+            .with_attrs({type_attr("destination_type", "f32").must_be_given()})
+            .ir({"Convert"}, "opset1"));
 }
 
 }  // namespace aiov

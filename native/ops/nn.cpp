@@ -52,7 +52,7 @@ KernelFn prepare_conv(const PrepareContext& ctx) {
   if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32 convolution");
   const Dims& xs = ctx.in[0].shape;
   const Dims& fs = ctx.in[1].shape;
-  int64_t group = ctx.node.attr_int("group", 1);
+  int64_t group = ctx.node.attr_int("group");
   std::vector<int64_t> in(xs.begin() + 2, xs.end()), k(fs.begin() + 2, fs.end());
   Window w = to_3d(make_window(ctx.node, in, k, false));
   int64_t N = xs[0], C = xs[1], O = fs[0], Cg = fs[1], Og = O / group;
@@ -124,11 +124,11 @@ template <bool Max>
 KernelFn prepare_pool(const PrepareContext& ctx) {
   if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32 pooling");
   const Dims& xs = ctx.in[0].shape;
-  bool exclude_pad = ctx.node.attr_int("exclude_pad", 1) != 0;
-  const bool ceil_mode = ctx.node.attr_str("rounding_type", "floor") == "ceil";
+  const bool exclude_pad = !Max && ctx.node.attr_int("exclude_pad") != 0;
+  const bool ceil_mode = ctx.node.attr_str("rounding_type") == "ceil";
   if (layout_of(ctx.node) == Layout::nhwc) {
     if (xs.size() != 4) throw NotSupported(ctx.node.describe() + ": nhwc pooling is 2-D only");
-    Window v = make_window(ctx.node, {xs[1], xs[2]}, ctx.node.attr_ints("kernel", {}), ceil_mode);
+    Window v = make_window(ctx.node, {xs[1], xs[2]}, ctx.node.attr_ints("kernel"), ceil_mode);
     Window2d g{xs[0], xs[1], xs[2], xs[3], v.out[0], v.out[1], v.kernel[0], v.kernel[1], v.stride[0], v.stride[1],
                v.dilation[0], v.dilation[1], v.pad_begin[0], v.pad_begin[1]};
     return [g, exclude_pad](const KernelArgs& a) {
@@ -137,7 +137,7 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
     };
   }
   std::vector<int64_t> in(xs.begin() + 2, xs.end());
-  Window w = to_3d(make_window(ctx.node, in, ctx.node.attr_ints("kernel", {}), ceil_mode));
+  Window w = to_3d(make_window(ctx.node, in, ctx.node.attr_ints("kernel"), ceil_mode));
   int64_t NC = xs[0] * xs[1], spatial = w.in[0] * w.in[1] * w.in[2], outs = w.out[0] * w.out[1] * w.out[2];
   return [=](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
@@ -202,7 +202,7 @@ KernelFn prepare_batch_norm(const PrepareContext& ctx) {
   const Dims& s = ctx.in[0].shape;
   int64_t N = s[0], C = s[1], inner = 1;
   for (size_t d = 2; d < s.size(); ++d) inner *= s[d];
-  double eps = ctx.node.attr_float("epsilon", 1e-5);
+  double eps = ctx.node.attr_float("epsilon");
   return [N, C, inner, eps](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
     const float *g = a.in[1]->as<float>(), *b = a.in[2]->as<float>(), *m = a.in[3]->as<float>(),
@@ -229,15 +229,15 @@ std::vector<PortInfo> infer_conv_transpose(const InferContext& c) {
   if (x.rank() != f.rank() || x.rank() < 3 || x.rank() > 5)
     throw InputError(c.node.describe() + ": expected N,C,spatial data and C,M,kernel filters of the same rank (1-3 "
                      "spatial dims), got " + x.str() + " and " + f.str());
-  int64_t group = c.node.attr_int("group", 1);
+  int64_t group = c.node.attr_int("group");
   if (x.dims[1] >= 0 && f.dims[0] >= 0 && x.dims[1] != f.dims[0])
     throw InputError(c.node.describe() + ": data has " + std::to_string(x.dims[1]) + " channels, filters " + f.str());
   size_t r = x.dims.size() - 2;
-  auto strides = c.node.attr_ints("strides", std::vector<int64_t>(r, 1));
-  auto dil = c.node.attr_ints("dilations", std::vector<int64_t>(r, 1));
-  auto pb = c.node.attr_ints("pads_begin", std::vector<int64_t>(r, 0));
-  auto pe = c.node.attr_ints("pads_end", std::vector<int64_t>(r, 0));
-  auto op = c.node.attr_ints("output_padding", std::vector<int64_t>(r, 0));
+  auto strides = spatial_ints(c.node, "strides", r);
+  auto dil = spatial_ints(c.node, "dilations", r);
+  auto pb = spatial_ints(c.node, "pads_begin", r);
+  auto pe = spatial_ints(c.node, "pads_end", r);
+  auto op = spatial_ints(c.node, "output_padding", r);
   Dims out{x.dims[0], f.dims[1] < 0 ? kDynamic : f.dims[1] * group};
   for (size_t i = 0; i < r; ++i) {
     int64_t in = x.dims[2 + i], k = f.dims[2 + i];
@@ -254,12 +254,12 @@ KernelFn prepare_conv_transpose(const PrepareContext& ctx) {
     while (v.size() < 3) v.insert(v.begin(), fill);
     return v;
   };
-  auto strides = pad3(ctx.node.attr_ints("strides", std::vector<int64_t>(r, 1)), 1);
-  auto dil = pad3(ctx.node.attr_ints("dilations", std::vector<int64_t>(r, 1)), 1);
-  auto pb = pad3(ctx.node.attr_ints("pads_begin", std::vector<int64_t>(r, 0)), 0);
+  auto strides = pad3(spatial_ints(ctx.node, "strides", r), 1);
+  auto dil = pad3(spatial_ints(ctx.node, "dilations", r), 1);
+  auto pb = pad3(spatial_ints(ctx.node, "pads_begin", r), 0);
   auto in = pad3(Dims(xs.begin() + 2, xs.end()), 1), k = pad3(Dims(fs.begin() + 2, fs.end()), 1),
        out = pad3(Dims(ys.begin() + 2, ys.end()), 1);
-  int64_t group = ctx.node.attr_int("group", 1);
+  int64_t group = ctx.node.attr_int("group");
   int64_t N = xs[0], C = xs[1], Cg = C / group, Mg = fs[1], M = Mg * group;
   int64_t spatial = in[0] * in[1] * in[2], outs = out[0] * out[1] * out[2], taps = k[0] * k[1] * k[2];
   return [=](const KernelArgs& a) {
@@ -301,7 +301,7 @@ KernelFn prepare_conv_transpose(const PrepareContext& ctx) {
 std::vector<PortInfo> infer_lrn(const InferContext& c) {
   if (c.in[0].shape.rank_known && c.in[0].shape.rank() < 3)
     throw InputError(c.node.describe() + ": expected N,C,... data, got " + c.in[0].shape.str());
-  if (c.node.attr_int("size", 0) < 1) throw InputError(c.node.describe() + ": size must be >= 1");
+  if (c.node.attr_int("size") < 1) throw InputError(c.node.describe() + ": size must be >= 1");
   return {c.in[0]};
 }
 
@@ -310,9 +310,9 @@ KernelFn prepare_lrn(const PrepareContext& ctx) {
   const Dims& s = ctx.in[0].shape;
   int64_t N = s[0], C = s[1], inner = 1;
   for (size_t d = 2; d < s.size(); ++d) inner *= s[d];
-  int64_t size = ctx.node.attr_int("size", 1);
-  double alpha = ctx.node.attr_float("alpha", 1e-4), beta = ctx.node.attr_float("beta", 0.75),
-         bias = ctx.node.attr_float("bias", 1.0);
+  int64_t size = ctx.node.attr_int("size");
+  double alpha = ctx.node.attr_float("alpha"), beta = ctx.node.attr_float("beta"),
+         bias = ctx.node.attr_float("bias");
   int64_t before = (size - 1) / 2, after = size - 1 - before;
   return [=](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
@@ -334,12 +334,25 @@ KernelFn prepare_lrn(const PrepareContext& ctx) {
 }  // namespace
 
 void register_nn_ops(OpRegistry& r) {
-  r.add(OpDef{"LRN", 1, 1, infer_lrn, prepare_lrn});
-  r.add(OpDef{"ConvTranspose", 2, 2, infer_conv_transpose, prepare_conv_transpose});
-  r.add(OpDef{"Convolution", 2, 2, infer_conv, prepare_conv});
-  r.add(OpDef{"MaxPool", 1, 1, infer_pool, prepare_pool<true>});
-  r.add(OpDef{"AvgPool", 1, 1, infer_pool, prepare_pool<false>});
-  r.add(OpDef{"BatchNormInference", 5, 5, infer_batch_norm, prepare_batch_norm});
+  r.add(OpDef{"LRN", 1, 1, infer_lrn, prepare_lrn}.with_attrs(
+      {int_attr("size", 0).must_be_given().at_least(1), float_attr("alpha", 1e-4), float_attr("beta", 0.75),
+       float_attr("bias", 1.0)}));
+  r.add(OpDef{"ConvTranspose", 2, 2, infer_conv_transpose, prepare_conv_transpose}.with_attrs(
+      {spatial_attr("strides", 1).at_least(1), spatial_attr("dilations", 1).at_least(1),
+       spatial_attr("pads_begin", 0).at_least(0), spatial_attr("pads_end", 0).at_least(0),
+       spatial_attr("output_padding", 0).at_least(0), group_attr()}));
+  std::vector<AttrSpec> conv = window_attrs();
+  conv.push_back(group_attr());
+  r.add(OpDef{"Convolution", 2, 2, infer_conv, prepare_conv}.with_attrs(conv));
+  std::vector<AttrSpec> pool = window_attrs();
+  pool.push_back(spatial_attr("kernel", 1).must_be_given().at_least(1));
+  pool.push_back(str_attr("rounding_type", "floor", {"floor", "ceil"}));
+  r.add(OpDef{"MaxPool", 1, 1, infer_pool, prepare_pool<true>}.with_attrs(pool));
+  pool.push_back(bool_attr("exclude_pad", true));
+  r.add(OpDef{"AvgPool", 1, 1, infer_pool, prepare_pool<false>}.with_attrs(pool));
+  r.add(OpDef{"BatchNormInference", 5, 5, infer_batch_norm, prepare_batch_norm}
+            .with_attrs({float_attr("epsilon", 1e-5).at_least(0)})
+            .ir({"BatchNormInference"}, "opset5"));
 }
 
 }  // namespace aiov

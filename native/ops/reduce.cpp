@@ -17,11 +17,11 @@ std::vector<int64_t> reduce_axes(const Node& n, const TensorView* v, int64_t ran
   *noop = false;
   std::vector<int64_t> raw;
   if (v) raw = read_int_tensor(n, *v, "axes");
-  else if (n.has_attr("axes")) raw = n.attr_ints("axes", {});
+  else if (n.has_attr("axes")) raw = n.attr_ints("axes");
   std::set<int64_t> axes;
   for (auto a : raw) axes.insert(normalize_axis(n, a, rank));
   if (axes.empty()) {
-    if (n.attr_int("noop_with_empty_axes", 0)) { *noop = true; return {}; }
+    if (n.attr_int("noop_with_empty_axes")) { *noop = true; return {}; }
     for (int64_t i = 0; i < rank; ++i) axes.insert(i);
   }
   return std::vector<int64_t>(axes.begin(), axes.end());
@@ -29,7 +29,7 @@ std::vector<int64_t> reduce_axes(const Node& n, const TensorView* v, int64_t ran
 
 std::vector<PortInfo> infer_reduce(const InferContext& c) {
   const PortInfo& x = c.in[0];
-  bool keep = c.node.attr_int("keep_dims", 0) != 0;
+  bool keep = c.node.attr_int("keep_dims") != 0;
   if (!x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
   const TensorView* axes_value = c.in.size() > 1 ? c.in_value[1] : nullptr;
   if (c.in.size() > 1 && !axes_value) {
@@ -205,9 +205,9 @@ KernelFn prepare_reduce(const PrepareContext& ctx) {
 std::vector<PortInfo> infer_arg(const InferContext& c) {
   const PortInfo& x = c.in[0];
   if (!x.shape.rank_known) return {PortInfo{ElementType::i64, PartialShape::dynamic_rank()}};
-  int64_t axis = normalize_axis(c.node, c.node.attr_int("axis", 0), x.shape.rank());
+  int64_t axis = normalize_axis(c.node, c.node.attr_int("axis"), x.shape.rank());
   Dims out = x.shape.dims;
-  if (c.node.attr_int("keepdims", 1)) out[axis] = 1;
+  if (c.node.attr_int("keepdims")) out[axis] = 1;
   else out.erase(out.begin() + axis);
   return {PortInfo{ElementType::i64, PartialShape(out)}};
 }
@@ -215,8 +215,8 @@ std::vector<PortInfo> infer_arg(const InferContext& c) {
 template <bool Max>
 KernelFn prepare_arg(const PrepareContext& ctx) {
   const Dims& s = ctx.in[0].shape;
-  int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis", 0), (int64_t)s.size());
-  bool last = ctx.node.attr_int("select_last_index", 0) != 0;
+  int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)s.size());
+  bool last = ctx.node.attr_int("select_last_index") != 0;
   int64_t outer = 1, len = s[axis], inner = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= s[d];
   for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
@@ -313,9 +313,9 @@ KernelFn prepare_mvn(const PrepareContext& ctx) {
   for (auto a : ax) len *= s[a];
   int64_t rows = len ? numel(s) / len : 0;
   if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": non-f32 input");
-  return normalize_rows_kernel(rows, len, ctx.node.attr_int("normalize_variance", 1) != 0,
-                               ctx.node.attr_float("eps", 1e-9),
-                               ctx.node.attr_str("eps_mode", "inside_sqrt") == "outside_sqrt", false, false);
+  return normalize_rows_kernel(rows, len, ctx.node.attr_int("normalize_variance") != 0,
+                               ctx.node.attr_float("eps"),
+                               ctx.node.attr_str("eps_mode") == "outside_sqrt", false, false);
 }
 
 // aiov.LayerNorm(x, gamma [len], beta [len]): MVN over the last axis with its scale and
@@ -335,8 +335,8 @@ KernelFn prepare_layer_norm(const PrepareContext& ctx) {
   const Dims& s = ctx.in[0].shape;
   const int64_t len = s.empty() ? 1 : s.back();
   const int64_t rows = len ? numel(s) / len : 0;
-  return normalize_rows_kernel(rows, len, true, ctx.node.attr_float("eps", 1e-5),
-                               ctx.node.attr_str("eps_mode", "inside_sqrt") == "outside_sqrt", true,
+  return normalize_rows_kernel(rows, len, true, ctx.node.attr_float("eps"),
+                               ctx.node.attr_str("eps_mode") == "outside_sqrt", true,
                                ctx.in.size() > 2);
 }
 
@@ -344,7 +344,7 @@ KernelFn prepare_layer_norm(const PrepareContext& ctx) {
 
 KernelFn prepare_log_softmax(const PrepareContext& ctx) {
   const Dims& s = ctx.in[0].shape;
-  int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis", 1), (int64_t)s.size());
+  int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)s.size());
   int64_t outer = 1, len = s[axis], inner = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= s[d];
   for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
@@ -373,7 +373,7 @@ KernelFn prepare_log_softmax(const PrepareContext& ctx) {
 
 std::vector<PortInfo> infer_axis_float(const InferContext& c) {
   auto out = infer_same(c);
-  if (c.in[0].shape.rank_known) normalize_axis(c.node, c.node.attr_int("axis", 1), c.in[0].shape.rank());
+  if (c.in[0].shape.rank_known) normalize_axis(c.node, c.node.attr_int("axis"), c.in[0].shape.rank());
   return out;
 }
 
@@ -381,9 +381,9 @@ std::vector<PortInfo> infer_axis_float(const InferContext& c) {
 
 std::vector<PortInfo> infer_topk(const InferContext& c) {
   const PortInfo& x = c.in[0];
-  ElementType it = type_from_name(c.node.attr_str("index_element_type", "i64"));
+  ElementType it = type_from_name(c.node.attr_str("index_element_type"));
   if (!x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}, PortInfo{it, PartialShape::dynamic_rank()}};
-  int64_t axis = normalize_axis(c.node, c.node.attr_int("axis", -1), x.shape.rank());
+  int64_t axis = normalize_axis(c.node, c.node.attr_int("axis"), x.shape.rank());
   Dims out = x.shape.dims;
   if (c.in_value[1]) {
     int64_t k = read_int_tensor(c.node, *c.in_value[1], "k").at(0);
@@ -399,10 +399,10 @@ std::vector<PortInfo> infer_topk(const InferContext& c) {
 
 KernelFn prepare_topk(const PrepareContext& ctx) {
   const Dims& s = ctx.in[0].shape;
-  int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis", -1), (int64_t)s.size());
+  int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)s.size());
   int64_t k = ctx.out[0].shape[axis];
-  bool largest = ctx.node.attr_str("mode", "max") == "max";
-  bool by_index = ctx.node.attr_str("sort", "value") == "index";
+  bool largest = ctx.node.attr_str("mode") == "max";
+  bool by_index = ctx.node.attr_str("sort") == "index";
   int64_t outer = 1, len = s[axis], inner = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= s[d];
   for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
@@ -448,7 +448,7 @@ KernelFn prepare_cumsum(const PrepareContext& ctx) {
   const Dims& s = ctx.in[0].shape;
   int64_t axis = ctx.in.size() > 1 ? read_int_tensor(ctx.node, ctx.in[1], "axis").at(0) : 0;
   axis = normalize_axis(ctx.node, axis, (int64_t)s.size());
-  bool exclusive = ctx.node.attr_int("exclusive", 0) != 0, reverse = ctx.node.attr_int("reverse", 0) != 0;
+  bool exclusive = ctx.node.attr_int("exclusive") != 0, reverse = ctx.node.attr_int("reverse") != 0;
   int64_t outer = 1, len = s[axis], inner = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= s[d];
   for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
@@ -477,20 +477,39 @@ KernelFn prepare_cumsum(const PrepareContext& ctx) {
 }  // namespace
 
 void register_reduce_ops(OpRegistry& r) {
-  r.add(with_value_inputs(OpDef{"TopK", 2, 2, infer_topk, prepare_topk}, {1}));
-  r.add(with_value_inputs(OpDef{"CumSum", 1, 2, infer_cumsum, prepare_cumsum}, {1}));
-  r.add(with_value_inputs(OpDef{"ReduceSum", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kSum>}, {1}));
-  r.add(with_value_inputs(OpDef{"ReduceMean", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kMean>}, {1}));
-  r.add(with_value_inputs(OpDef{"ReduceMax", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kMax>}, {1}));
-  r.add(with_value_inputs(OpDef{"ReduceMin", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kMin>}, {1}));
-  r.add(with_value_inputs(OpDef{"ReduceProd", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kProd>}, {1}));
-  r.add(with_value_inputs(OpDef{"ReduceL2", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kL2>}, {1}));
-  r.add(with_value_inputs(OpDef{"ReduceLogSumExp", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kLogSumExp>}, {1}));
-  r.add(OpDef{"ArgMax", 1, 1, infer_arg, prepare_arg<true>});
-  r.add(OpDef{"ArgMin", 1, 1, infer_arg, prepare_arg<false>});
-  r.add(with_value_inputs(OpDef{"MVN", 1, 2, infer_same, prepare_mvn}, {1}));
-  r.add(OpDef{"aiov.LayerNorm", 2, 3, infer_layer_norm, prepare_layer_norm});
-  r.add(OpDef{"LogSoftmax", 1, 1, infer_axis_float, prepare_log_softmax});
+  r.add(with_value_inputs(OpDef{"TopK", 2, 2, infer_topk, prepare_topk}.with_attrs(
+                              {int_attr("axis", -1), str_attr("mode", "max", {"max", "min"}),
+                               str_attr("sort", "value", {"value", "index", "none"}),
+                               type_attr("index_element_type", "i64")}),
+                          {1}));
+  r.add(with_value_inputs(OpDef{"CumSum", 1, 2, infer_cumsum, prepare_cumsum}.with_attrs(
+                              {bool_attr("exclusive", false), bool_attr("reverse", false)}),
+                          {1}));
+  // Axes come as input 1 (OpenVINO) or, from older ONNX, the `axes` attribute.
+  const std::vector<AttrSpec> reduce{bool_attr("keep_dims", false), ints_attr("axes").ir_name("-"),
+                                     bool_attr("noop_with_empty_axes", false).ir_name("-")};
+  const std::pair<const char*, PrepareFn> reducers[] = {
+      {"ReduceSum", prepare_reduce<ReduceKind::kSum>},   {"ReduceMean", prepare_reduce<ReduceKind::kMean>},
+      {"ReduceMax", prepare_reduce<ReduceKind::kMax>},   {"ReduceMin", prepare_reduce<ReduceKind::kMin>},
+      {"ReduceProd", prepare_reduce<ReduceKind::kProd>}, {"ReduceL2", prepare_reduce<ReduceKind::kL2>},
+      {"ReduceLogSumExp", prepare_reduce<ReduceKind::kLogSumExp>}};
+  for (const auto& [type, prepare] : reducers) {
+    OpDef d = OpDef{type, 1, 2, infer_reduce, prepare}.with_attrs(reduce);
+    if (std::string(type) != "ReduceLogSumExp") d.ir({type}, type == std::string("ReduceL2") ? "opset4" : "opset1");
+    r.add(with_value_inputs(d, {1}));
+  }
+  const std::vector<AttrSpec> arg{int_attr("axis", 0), bool_attr("keepdims", true), bool_attr("select_last_index", false)};
+  r.add(OpDef{"ArgMax", 1, 1, infer_arg, prepare_arg<true>}.with_attrs(arg));
+  r.add(OpDef{"ArgMin", 1, 1, infer_arg, prepare_arg<false>}.with_attrs(arg));
+  r.add(with_value_inputs(OpDef{"MVN", 1, 2, infer_same, prepare_mvn}
+                              .with_attrs({bool_attr("normalize_variance", true), float_attr("eps", 1e-9),
+                                           str_attr("eps_mode", "inside_sqrt", {"inside_sqrt", "outside_sqrt"})})
+                              .ir({"MVN"}, "opset6"),
+                          {1}));
+  r.add(OpDef{"aiov.LayerNorm", 2, 3, infer_layer_norm, prepare_layer_norm}.with_attrs(
+      {float_attr("eps", 1e-5), str_attr("eps_mode", "inside_sqrt", {"inside_sqrt", "outside_sqrt"})}));
+  r.add(OpDef{"LogSoftmax", 1, 1, infer_axis_float, prepare_log_softmax}.with_attrs({int_attr("axis", 1)})
+            .ir({"LogSoftmax"}, "opset5"));
 }
 
 }  // namespace aiov

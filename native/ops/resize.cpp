@@ -44,7 +44,7 @@ void resize_target(const Node& n, const Dims& in, const TensorView* scales, cons
 
 std::vector<PortInfo> infer_resize(const InferContext& c) {
   const PortInfo& x = c.in[0];
-  std::string mode = c.node.attr_str("mode", "nearest");
+  std::string mode = c.node.attr_str("mode");
   if (mode != "nearest" && mode != "linear") throw NotSupported(c.node.describe() + ": mode '" + mode + "'");
   if (!x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
   if (!c.in_value[1] || !c.in_value[2] || !x.shape.is_static())
@@ -89,9 +89,9 @@ KernelFn prepare_resize(const PrepareContext& ctx) {
   Dims out;
   std::vector<double> scale;
   resize_target(ctx.node, in, &ctx.in[1], &ctx.in[2], &out, &scale);
-  bool linear = ctx.node.attr_str("mode", "nearest") == "linear";
-  std::string coord = ctx.node.attr_str("coordinate_transformation_mode", "half_pixel");
-  std::string nearest = ctx.node.attr_str("nearest_mode", "round_prefer_floor");
+  bool linear = ctx.node.attr_str("mode") == "linear";
+  std::string coord = ctx.node.attr_str("coordinate_transformation_mode");
+  std::string nearest = ctx.node.attr_str("nearest_mode");
   if (coord != "half_pixel" && coord != "asymmetric" && coord != "align_corners" && coord != "pytorch_half_pixel")
     throw NotSupported(ctx.node.describe() + ": coordinate_transformation_mode '" + coord + "'");
   std::vector<AxisPlan> axes;
@@ -143,7 +143,10 @@ KernelFn prepare_resize(const PrepareContext& ctx) {
 }  // namespace
 
 void register_resize_ops(OpRegistry& r) {
-  r.add(with_value_inputs(OpDef{"Resize", 3, 3, infer_resize, prepare_resize}, {1, 2}));
+  r.add(with_value_inputs(OpDef{"Resize", 3, 3, infer_resize, prepare_resize}.with_attrs(
+                              {str_attr("mode", "nearest"), str_attr("coordinate_transformation_mode", "half_pixel"),
+                               str_attr("nearest_mode", "round_prefer_floor")}),
+                          {1, 2}));
 }
 
 }  // namespace aiov

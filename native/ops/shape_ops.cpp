@@ -69,7 +69,7 @@ std::vector<PortInfo> infer_unsqueeze(const InferContext& c) {
 }
 
 std::vector<PortInfo> infer_shape_of(const InferContext& c) {
-  ElementType t = type_from_name(c.node.attr_str("output_type", "i64"));
+  ElementType t = type_from_name(c.node.attr_str("output_type"));
   if (t != ElementType::i64 && t != ElementType::i32)
     throw InputError(c.node.describe() + ": output_type must be i32 or i64");
   if (!c.in[0].shape.rank_known) return {PortInfo{t, PartialShape(Dims{kDynamic})}};
@@ -100,7 +100,7 @@ std::vector<PortInfo> infer_range(const InferContext& c) {
   for (int i = 0; i < 3; ++i)
     if (c.in[i].shape.rank_known && numel(c.in[i].shape.dims) != 1 && c.in[i].shape.is_static())
       throw InputError(c.node.describe() + ": start, stop and step must be scalars");
-  ElementType t = c.node.has_attr("output_type") ? type_from_name(c.node.attr_str("output_type", "f32")) : c.in[0].type;
+  ElementType t = c.node.has_attr("output_type") ? type_from_name(c.node.attr_str("output_type")) : c.in[0].type;
   if (!c.in_value[0] || !c.in_value[1] || !c.in_value[2]) return {PortInfo{t, PartialShape(Dims{kDynamic})}};
   double start = scalar_of(*c.in_value[0]), stop = scalar_of(*c.in_value[1]), step = scalar_of(*c.in_value[2]);
   if (step == 0) throw InputError(c.node.describe() + ": step must not be zero");
@@ -124,7 +124,7 @@ KernelFn prepare_range(const PrepareContext& ctx) {
 // ---- Broadcast(data, target_shape): "numpy" (to exactly the target) or "bidirectional" (ONNX Expand)
 
 std::vector<PortInfo> infer_broadcast(const InferContext& c) {
-  std::string mode = c.node.attr_str("mode", "numpy");
+  std::string mode = c.node.attr_str("mode");
   if (mode != "numpy" && mode != "bidirectional")
     throw NotSupported(c.node.describe() + ": broadcast mode '" + mode + "'");
   if (!c.in_value[1]) {
@@ -173,19 +173,26 @@ KernelFn prepare_broadcast(const PrepareContext& ctx) {
 }  // namespace
 
 void register_shape_ops(OpRegistry& r) {
-  OpDef squeeze{"Squeeze", 1, 2, infer_squeeze, no_kernel};
+  OpDef squeeze = OpDef{"Squeeze", 1, 2, infer_squeeze, no_kernel}.ir({"Squeeze"}, "opset1");
   squeeze.aliases_input0 = true;
   squeeze.value_inputs = {1};
   r.add(squeeze);
-  OpDef unsqueeze{"Unsqueeze", 2, 2, infer_unsqueeze, no_kernel};
+  OpDef unsqueeze = OpDef{"Unsqueeze", 2, 2, infer_unsqueeze, no_kernel}.ir({"Unsqueeze"}, "opset1");
   unsqueeze.aliases_input0 = true;
   unsqueeze.value_inputs = {1};
   r.add(unsqueeze);
-  OpDef shape_of{"ShapeOf", 1, 1, infer_shape_of, prepare_shape_of};
+  OpDef shape_of = OpDef{"ShapeOf", 1, 1, infer_shape_of, prepare_shape_of}
+                       .with_attrs({type_attr("output_type", "i64")})
+                       .ir({"ShapeOf"}, "opset3");
   shape_of.shape_only = true;
   r.add(shape_of);
-  r.add(with_value_inputs(OpDef{"Range", 3, 3, infer_range, prepare_range}, {0, 1, 2}));
-  r.add(with_value_inputs(OpDef{"Broadcast", 2, 2, infer_broadcast, prepare_broadcast}, {1}));
+  // Without output_type, Range keeps its inputs' type.
+  r.add(with_value_inputs(
+      OpDef{"Range", 3, 3, infer_range, prepare_range}.with_attrs({type_attr("output_type", "f32")}).ir({"Range"}, "opset4"),
+      {0, 1, 2}));
+  r.add(with_value_inputs(OpDef{"Broadcast", 2, 2, infer_broadcast, prepare_broadcast}.with_attrs(
+                              {str_attr("mode", "numpy")}),
+                          {1}));
 }
 
 }  // namespace aiov

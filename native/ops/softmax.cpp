@@ -13,7 +13,7 @@ std::vector<PortInfo> infer_softmax(const InferContext& c) {
   ElementType t = c.in[0].type;
   if (!is_float(t) && t != ElementType::dynamic)
     throw InputError(c.node.describe() + ": expected a floating-point input, got " + type_name(t));
-  if (c.in[0].shape.rank_known) normalize_axis(c.node, c.node.attr_int("axis", 1), c.in[0].shape.rank());
+  if (c.in[0].shape.rank_known) normalize_axis(c.node, c.node.attr_int("axis"), c.in[0].shape.rank());
   return {c.in[0]};
 }
 
@@ -29,7 +29,7 @@ void softmax_strided(const T* x, T* y, int64_t len, int64_t stride) {
 
 KernelFn prepare_softmax(const PrepareContext& ctx) {
   const Dims& s = ctx.in[0].shape;
-  int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis", 1), (int64_t)s.size());
+  int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)s.size());
   int64_t outer = 1, len = s[axis], inner = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= s[d];
   for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
@@ -63,7 +63,8 @@ KernelFn prepare_softmax(const PrepareContext& ctx) {
 }  // namespace
 
 void register_softmax_ops(OpRegistry& r) {
-  r.add(OpDef{"Softmax", 1, 1, infer_softmax, prepare_softmax});
+  r.add(OpDef{"Softmax", 1, 1, infer_softmax, prepare_softmax}.with_attrs({int_attr("axis", 1)})
+            .ir({"SoftMax", "Softmax"}, "opset8"));
 }
 
 }  // namespace aiov

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string>
 
+#include "plan/registry.hpp"
+
 namespace aiov {
 namespace {
 
@@ -23,17 +25,17 @@ Window make_window(const Node& n, const std::vector<int64_t>& in, const std::vec
   Window w;
   w.in = in;
   w.kernel = kernel;
-  w.stride = n.attr_ints("strides", std::vector<int64_t>(r, 1));
-  w.dilation = n.attr_ints("dilations", std::vector<int64_t>(r, 1));
-  w.pad_begin = n.attr_ints("pads_begin", std::vector<int64_t>(r, 0));
-  w.pad_end = n.attr_ints("pads_end", std::vector<int64_t>(r, 0));
+  w.stride = spatial_ints(n, "strides", r);
+  w.dilation = spatial_ints(n, "dilations", r);
+  w.pad_begin = spatial_ints(n, "pads_begin", r);
+  w.pad_end = spatial_ints(n, "pads_end", r);
   for (auto* v : {&w.stride, &w.dilation, &w.pad_begin, &w.pad_end, &w.kernel})
     if (v->size() != r)
       throw InputError(n.describe() + ": strides, dilations, pads and kernel need " + std::to_string(r) + " entries");
   for (size_t i = 0; i < r; ++i)
     if (w.stride[i] < 1 || w.dilation[i] < 1 || w.kernel[i] < 1)
       throw InputError(n.describe() + ": strides, dilations and kernel sizes must be >= 1");
-  std::string pad = n.attr_str("auto_pad", "explicit");
+  std::string pad = n.attr_str("auto_pad");
   for (size_t i = 0; i < r; ++i) {
     if (pad == "same_upper" || pad == "same_lower") {
       int64_t out = (in[i] + w.stride[i] - 1) / w.stride[i];
@@ -49,6 +51,32 @@ Window make_window(const Node& n, const std::vector<int64_t>& in, const std::vec
   }
   return w;
 }
+
+std::vector<AttrSpec> window_attrs() {
+  const std::vector<std::string> layouts{"nchw", "nhwc"};
+  return {spatial_attr("strides", 1).at_least(1),
+          spatial_attr("dilations", 1).at_least(1),
+          spatial_attr("pads_begin", 0),
+          spatial_attr("pads_end", 0),
+          str_attr("auto_pad", "explicit", {"explicit", "notset", "valid", "same_upper", "same_lower"}).onnx_name("-"),
+          // Chosen by the optimizer, not by models.
+          str_attr("layout", "nchw", layouts).ir_name("-").onnx_name("-"),
+          str_attr("input_layout", "nchw", layouts).ir_name("-").onnx_name("-")};
+}
+
+namespace {
+std::string group_divides_channels(const Node& n, const std::vector<PortInfo>& in, const Attr& v) {
+  const int64_t* g = std::get_if<int64_t>(&v);
+  if (!g || in.empty() || !in[0].shape.rank_known || in[0].shape.rank() < 3) return "";
+  const Layout layout = op_def(n).attr("layout") ? input_layout_of(n) : Layout::nchw;
+  const Dims d = to_channels_first(in[0].shape.dims, layout);
+  if (d[1] >= 0 && *g > 0 && d[1] % *g)
+    return "a divisor of the data's " + std::to_string(d[1]) + " channels";
+  return "";
+}
+}  // namespace
+
+AttrSpec group_attr() { return int_attr("group", 1).at_least(1).checked_by(group_divides_channels); }
 
 Window to_3d(Window w) {
   while (w.in.size() < 3) {
@@ -71,10 +99,10 @@ Layout parse_layout(const Node& n, const std::string& l) {
 }
 }  // namespace
 
-Layout layout_of(const Node& n) { return parse_layout(n, n.attr_str("layout", "nchw")); }
+Layout layout_of(const Node& n) { return parse_layout(n, n.attr_str("layout")); }
 
 Layout input_layout_of(const Node& n) {
-  return n.has_attr("input_layout") ? parse_layout(n, n.attr_str("input_layout", "")) : layout_of(n);
+  return n.has_attr("input_layout") ? parse_layout(n, n.attr_str("input_layout")) : layout_of(n);
 }
 
 Dims to_channels_first(const Dims& d, Layout layout) {
@@ -99,7 +127,7 @@ PartialShape conv_output_shape(const Node& n, const PartialShape& xs, const Part
   if (x.rank() != f.rank() || x.rank() < 3 || x.rank() > 5)
     throw InputError(n.describe() + ": expected NCW/NCHW/NCDHW data and filters of the same rank, got " + xs.str() +
                      " and " + f.str());
-  int64_t group = n.attr_int("group", 1);
+  int64_t group = n.attr_int("group");
   if (group < 1) throw InputError(n.describe() + ": group must be >= 1");
   int64_t C = x.dims[1], O = f.dims[0], Cg = f.dims[1];
   if (C >= 0 && Cg >= 0 && C != Cg * group)
@@ -132,7 +160,7 @@ PartialShape pool_output_shape(const Node& n, const PartialShape& xs) {
   if (std::any_of(in.begin(), in.end(), [](int64_t d) { return d < 0; })) {
     out.resize(x.dims.size(), kDynamic);
   } else {
-    Window w = make_window(n, in, n.attr_ints("kernel", {}), n.attr_str("rounding_type", "floor") == "ceil");
+    Window w = make_window(n, in, n.attr_ints("kernel"), n.attr_str("rounding_type") == "ceil");
     out.insert(out.end(), w.out.begin(), w.out.end());
   }
   return PartialShape(from_channels_first(out, layout));

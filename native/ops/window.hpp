@@ -15,6 +15,13 @@ struct Window {
 // Resolves the node's strides/dilations/pads/auto_pad for spatial input dims `in`.
 Window make_window(const Node& n, const std::vector<int64_t>& in, const std::vector<int64_t>& kernel, bool ceil_mode);
 
+struct AttrSpec;
+// The attributes of a sliding window (strides, dilations, pads, auto_pad, layout), as every
+// convolution and pooling op declares them.
+std::vector<AttrSpec> window_attrs();
+// Convolution's `group`: positive, and dividing the data's channels where they are known.
+AttrSpec group_attr();
+
 // Every spatial kernel works on 3 spatial dims; 1-D and 2-D windows get leading unit dims.
 Window to_3d(Window w);
 

@@ -117,7 +117,11 @@ static std::vector<PortInfo> run_inference(const OpDef& def, const Node& n,
 
 void revalidate(Node& n) {
   if (n.op == "Parameter" || n.op == "Constant") return;
-  const OpDef& def = OpRegistry::instance().get(n.op);
+  const OpDef& def = n.def ? *n.def : OpRegistry::instance().get(n.op);
+  n.def = &def;
+  std::vector<PortInfo> in;
+  for (const Value& v : n.inputs) in.push_back(v.node->outputs[v.index]);
+  validate_attrs(def, n, in);
   std::vector<TensorView> views;
   n.outputs = run_inference(def, n, views);
   n.output_names.resize(n.outputs.size());

@@ -13,6 +13,7 @@
 namespace aiov {
 
 struct Node;
+struct OpDef;
 using NodePtr = std::shared_ptr<Node>;
 
 // One output port of a node.
@@ -40,6 +41,7 @@ struct Node : std::enable_shared_from_this<Node> {
   std::vector<PortInfo> outputs;
   std::vector<std::vector<std::string>> output_names;  // tensor names per output
   BufferPtr constant;     // data of a Constant node
+  const OpDef* def = nullptr;  // the op's registry entry (null for Parameter and Constant)
 
   bool has_attr(const std::string& k) const { return attrs.count(k) != 0; }
   int64_t attr_int(const std::string& k, int64_t dflt) const;
@@ -47,6 +49,12 @@ struct Node : std::enable_shared_from_this<Node> {
   std::string attr_str(const std::string& k, const std::string& dflt) const;
   std::vector<int64_t> attr_ints(const std::string& k, const std::vector<int64_t>& dflt) const;
   std::vector<double> attr_floats(const std::string& k, const std::vector<double>& dflt) const;
+  // The same, with the default the op's attribute schema declares (plan/registry.hpp).
+  int64_t attr_int(const std::string& k) const;
+  double attr_float(const std::string& k) const;
+  std::string attr_str(const std::string& k) const;
+  std::vector<int64_t> attr_ints(const std::string& k) const;
+  std::vector<double> attr_floats(const std::string& k) const;
   // "Add 'name'" for error messages.
   std::string describe() const;
 };

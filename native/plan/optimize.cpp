@@ -83,11 +83,16 @@ NodePtr transposed_to(const Value& v, const std::vector<int64_t>& perm) {
 }
 NodePtr to_nchw(const NodePtr& nhwc) { return transposed_to(Value{nhwc, 0}, kToNchw); }
 
-const std::unordered_set<std::string> kLayoutBlindUnary{
-    "Relu", "Clamp", "Sigmoid", "Tanh", "HSwish", "HSigmoid", "Gelu", "Elu", "LeakyRelu", "Exp", "Abs",
-    "Negative", "Sqrt", "Erf", "HardSigmoid", "SoftPlus", "Floor", "Ceiling", "Round", "Sign", "Log", "Reciprocal"};
-const std::unordered_set<std::string> kLayoutBlindBinary{"Add", "Subtract", "Multiply", "Divide", "Maximum",
-                                                         "Minimum"};
+// The ops the registry marks layout-blind (OpDef::layout_blind), asked by name.
+struct LayoutBlindOps {
+  LayoutBlind kind;
+  size_t count(const std::string& op) const {
+    const OpDef* d = OpRegistry::instance().find(op);
+    return d && d->layout_blind == kind ? 1 : 0;
+  }
+};
+const LayoutBlindOps kLayoutBlindUnary{LayoutBlind::unary};
+const LayoutBlindOps kLayoutBlindBinary{LayoutBlind::binary};
 
 class Rewriter {
  public:
@@ -580,33 +585,25 @@ class Rewriter {
     if (changed) refresh();
   }
 
-  // The parameters of Clamp (min, max) and LeakyRelu (alpha, -), as fused ops carry them.
-  static void activation_params(const Node& u, double& alpha, double& beta) {
-    alpha = beta = 0;
-    if (u.op == "Clamp") alpha = u.attr_float("min", -INFINITY), beta = u.attr_float("max", INFINITY);
-    else if (u.op == "LeakyRelu") alpha = u.attr_float("alpha", 0.01);
+  // The activation a node applies when it is a fusable one (OpDef::activation).
+  static bool registry_activation(const Node& u, Activation& a) {
+    const OpDef* d = OpRegistry::instance().find(u.op);
+    return d && activation_of_node(*d, u, a);
   }
 
-  static bool is_tanh_gelu(const Node& u) {
-    const std::string mode = u.attr_str("approximation_mode", "ERF");
-    return u.op == "Gelu" && (mode == "TANH" || mode == "tanh");
+  // The activation parameters (alpha, beta) as fused ops and chain steps carry them.
+  static void activation_params(const Node& u, double& alpha, double& beta) {
+    Activation a;
+    alpha = beta = 0;
+    if (registry_activation(u, a)) alpha = a.alpha, beta = a.beta;
   }
 
   static bool activation_of(const Node& u, Attrs& attrs) {
-    std::string act;
-    double alpha, beta;
-    activation_params(u, alpha, beta);
-    if (u.op == "Relu") act = "relu";
-    else if (u.op == "Sigmoid") act = "sigmoid";
-    else if (u.op == "Tanh") act = "tanh";
-    else if (u.op == "HSwish") act = "hswish";
-    else if (u.op == "Clamp") act = "clamp";
-    else if (u.op == "LeakyRelu") act = "leaky_relu";
-    else if (u.op == "Gelu") act = is_tanh_gelu(u) ? "gelu_tanh" : "gelu_erf";
-    else return false;
-    attrs["act"] = act;
-    attrs["act_alpha"] = alpha;
-    attrs["act_beta"] = beta;
+    Activation a;
+    if (!registry_activation(u, a)) return false;
+    attrs["act"] = std::string(act_kind_name(a.kind));
+    attrs["act_alpha"] = (double)a.alpha;
+    attrs["act_beta"] = (double)a.beta;
     return true;
   }
 
@@ -666,7 +663,7 @@ class Rewriter {
   static bool chain_link(const Node& u, const Value& run, ChainLink& link, const Value* x = nullptr) {
     if (u.outputs.size() != 1 || u.outputs[0].type != ElementType::f32) return false;
     link = ChainLink{};
-    link.step = is_tanh_gelu(u) ? "GeluTanh" : u.op;
+    link.step = u.op;
     activation_params(u, link.alpha, link.beta);
     if (!chainable_elementwise_op(link.step)) return false;
     if (u.inputs.size() == 1) return same(u.inputs[0], run);

@@ -1,8 +1,13 @@
 #include "plan/registry.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <mutex>
+#include <set>
+#include <sstream>
 #include <stdexcept>
+
+#include <map>
 
 #include "executor/executor.hpp"
 
@@ -48,6 +53,314 @@ std::vector<std::string> OpRegistry::names() const {
   for (const auto& d : ops_) out.push_back(d.type);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// ---- attribute schema -------------------------------------------------------------------
+
+const char* attr_kind_name(AttrKind kind) {
+  switch (kind) {
+    case AttrKind::boolean: return "bool";
+    case AttrKind::integer: return "int";
+    case AttrKind::real: return "float";
+    case AttrKind::string: return "str";
+    case AttrKind::ints: return "ints";
+    case AttrKind::reals: return "floats";
+    case AttrKind::element_type: return "type";
+  }
+  return "?";
+}
+
+namespace {
+AttrSpec spec(std::string name, AttrKind kind, Attr dflt) {
+  AttrSpec s;
+  s.name = std::move(name);
+  s.kind = kind;
+  s.dflt = std::move(dflt);
+  return s;
+}
+
+std::string format_number(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+std::string format_attr(const Attr& a) {
+  return std::visit([](const auto& v) -> std::string {
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same<T, int64_t>::value) return std::to_string(v);
+    else if constexpr (std::is_same<T, double>::value) return format_number(v);
+    else if constexpr (std::is_same<T, std::string>::value) return "'" + v + "'";
+    else {
+      std::string out = "[";
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (i) out += ", ";
+        if constexpr (std::is_same<T, std::vector<double>>::value) out += format_number(v[i]);
+        else out += std::to_string(v[i]);
+      }
+      return out + "]";
+    }
+  }, a);
+}
+
+[[noreturn]] void attr_error(const Node& n, const std::string& name, const std::string& expected,
+                             const std::string& given) {
+  throw InputError(n.describe() + ": attribute '" + name + "' must be " + expected + ", got " + given);
+}
+
+std::string range_text(const AttrSpec& s) {
+  if (s.lo > -HUGE_VAL && s.hi < HUGE_VAL) return "between " + format_number(s.lo) + " and " + format_number(s.hi);
+  if (s.lo > -HUGE_VAL) return s.lo == 1 && s.kind != AttrKind::real && s.kind != AttrKind::reals
+                                   ? std::string("positive")
+                                   : ">= " + format_number(s.lo);
+  return "<= " + format_number(s.hi);
+}
+
+// The numbers in `v` when it has the kind `s` declares (bools and ints are interchangeable,
+// whole floats pass as ints: frontends hand over what their format carries).
+bool numbers_of(const AttrSpec& s, const Attr& v, std::vector<double>& nums) {
+  auto whole = [](double d) { return std::isfinite(d) && d == std::floor(d); };
+  switch (s.kind) {
+    case AttrKind::boolean:
+    case AttrKind::integer:
+      if (auto i = std::get_if<int64_t>(&v)) return nums = {(double)*i}, true;
+      if (auto d = std::get_if<double>(&v)) return whole(*d) && (nums = {*d}, true);
+      return false;
+    case AttrKind::real:
+      if (auto i = std::get_if<int64_t>(&v)) return nums = {(double)*i}, true;
+      if (auto d = std::get_if<double>(&v)) return nums = {*d}, true;
+      return false;
+    case AttrKind::ints:
+      if (auto i = std::get_if<int64_t>(&v)) return nums = {(double)*i}, true;
+      if (auto l = std::get_if<std::vector<int64_t>>(&v)) return nums.assign(l->begin(), l->end()), true;
+      if (auto d = std::get_if<std::vector<double>>(&v)) return d->empty();
+      return false;
+    case AttrKind::reals:
+      if (auto l = std::get_if<std::vector<int64_t>>(&v)) return nums.assign(l->begin(), l->end()), true;
+      if (auto d = std::get_if<std::vector<double>>(&v)) return nums = *d, true;
+      return false;
+    case AttrKind::string:
+    case AttrKind::element_type:
+      return std::holds_alternative<std::string>(v);
+  }
+  return false;
+}
+
+const char* kind_text(AttrKind k) {
+  switch (k) {
+    case AttrKind::boolean: return "a boolean";
+    case AttrKind::integer: return "an integer";
+    case AttrKind::real: return "a number";
+    case AttrKind::string: return "a string";
+    case AttrKind::ints: return "a list of integers";
+    case AttrKind::reals: return "a list of numbers";
+    case AttrKind::element_type: return "an element type name";
+  }
+  return "?";
+}
+}  // namespace
+
+AttrSpec bool_attr(std::string name, bool dflt) { return spec(std::move(name), AttrKind::boolean, (int64_t)dflt); }
+AttrSpec int_attr(std::string name, int64_t dflt) { return spec(std::move(name), AttrKind::integer, dflt); }
+AttrSpec float_attr(std::string name, double dflt) { return spec(std::move(name), AttrKind::real, dflt); }
+AttrSpec str_attr(std::string name, std::string dflt, std::vector<std::string> choices) {
+  AttrSpec s = spec(std::move(name), AttrKind::string, std::move(dflt));
+  s.choices = std::move(choices);
+  return s;
+}
+AttrSpec ints_attr(std::string name, std::vector<int64_t> dflt) {
+  return spec(std::move(name), AttrKind::ints, std::move(dflt));
+}
+AttrSpec floats_attr(std::string name, std::vector<double> dflt) {
+  return spec(std::move(name), AttrKind::reals, std::move(dflt));
+}
+AttrSpec type_attr(std::string name, std::string dflt) {
+  return spec(std::move(name), AttrKind::element_type, std::move(dflt));
+}
+AttrSpec spatial_attr(std::string name, int64_t fill) {
+  AttrSpec s = spec(std::move(name), AttrKind::ints, fill);
+  s.spatial = true;
+  return s;
+}
+
+const AttrSpec* OpDef::attr(const std::string& name) const {
+  for (const auto& a : attrs)
+    if (a.name == name) return &a;
+  return nullptr;
+}
+
+void validate_attrs(const OpDef& def, const Node& n, const std::vector<PortInfo>& in) {
+  for (const AttrSpec& s : def.attrs) {
+    auto it = n.attrs.find(s.name);
+    if (it == n.attrs.end()) {
+      if (s.required) throw InputError(n.describe() + ": attribute '" + s.name + "' is required but not given");
+      continue;
+    }
+    const Attr& v = it->second;
+    std::vector<double> nums;
+    if (!numbers_of(s, v, nums)) attr_error(n, s.name, kind_text(s.kind), format_attr(v));
+    if (s.kind == AttrKind::boolean && (nums[0] != 0 && nums[0] != 1))
+      attr_error(n, s.name, "a boolean (0 or 1)", format_attr(v));
+    for (double x : nums)
+      if (x < s.lo || x > s.hi || std::isnan(x)) attr_error(n, s.name, range_text(s), format_attr(v));
+    if (s.kind == AttrKind::string && !s.choices.empty()) {
+      const std::string& text = std::get<std::string>(v);
+      if (std::find(s.choices.begin(), s.choices.end(), text) == s.choices.end()) {
+        std::string allowed;
+        for (const auto& c : s.choices) allowed += (allowed.empty() ? "'" : ", '") + c + "'";
+        attr_error(n, s.name, "one of " + allowed, format_attr(v));
+      }
+    }
+    if (s.kind == AttrKind::element_type) {
+      const std::string& text = std::get<std::string>(v);
+      ElementType t;
+      try {
+        t = type_from_name(text);
+      } catch (const InputError&) {
+        attr_error(n, s.name, "an element type name (f32, i64, ...)", format_attr(v));
+      }
+      if (t == ElementType::undefined || t == ElementType::dynamic)
+        attr_error(n, s.name, "a concrete element type", format_attr(v));
+    }
+    if (s.spatial && !in.empty() && in[0].shape.rank_known && in[0].shape.rank() >= 2 &&
+        (int64_t)nums.size() != in[0].shape.rank() - 2)
+      attr_error(n, s.name,
+                 std::to_string(in[0].shape.rank() - 2) + " values (one per spatial dimension of the input " +
+                     in[0].shape.str() + ")",
+                 format_attr(v) + " (" + std::to_string(nums.size()) + " values)");
+    if (s.rule) {
+      std::string expected = s.rule(n, in, v);
+      if (!expected.empty()) attr_error(n, s.name, expected, format_attr(v));
+    }
+  }
+}
+
+std::vector<int64_t> spatial_ints(const Node& n, const std::string& name, size_t rank) {
+  if (n.has_attr(name)) return n.attr_ints(name, {});
+  const AttrSpec* s = op_def(n).attr(name);
+  if (!s || !s->spatial) throw std::logic_error(n.describe() + " reads undeclared spatial attribute " + name);
+  return std::vector<int64_t>(rank, std::get<int64_t>(s->dflt));
+}
+
+namespace {
+const AttrSpec& declared(const Node& n, const std::string& k) {
+  const OpDef* def = n.def ? n.def : OpRegistry::instance().find(n.op);
+  const AttrSpec* s = def ? def->attr(k) : nullptr;
+  // A programming error: every attribute an op reads is declared in its schema.
+  if (!s) throw std::logic_error(n.describe() + " reads attribute '" + k + "', which its op does not declare");
+  return *s;
+}
+}  // namespace
+
+int64_t Node::attr_int(const std::string& k) const {
+  if (has_attr(k)) return attr_int(k, 0);
+  const Attr& d = declared(*this, k).dflt;
+  if (auto v = std::get_if<double>(&d)) return (int64_t)*v;
+  return std::get<int64_t>(d);
+}
+double Node::attr_float(const std::string& k) const {
+  if (has_attr(k)) return attr_float(k, 0.0);
+  const Attr& d = declared(*this, k).dflt;
+  if (auto v = std::get_if<int64_t>(&d)) return (double)*v;
+  return std::get<double>(d);
+}
+std::string Node::attr_str(const std::string& k) const {
+  if (has_attr(k)) return attr_str(k, "");
+  return std::get<std::string>(declared(*this, k).dflt);
+}
+std::vector<int64_t> Node::attr_ints(const std::string& k) const {
+  if (has_attr(k)) return attr_ints(k, {});
+  return std::get<std::vector<int64_t>>(declared(*this, k).dflt);
+}
+std::vector<double> Node::attr_floats(const std::string& k) const {
+  if (has_attr(k)) return attr_floats(k, {});
+  return std::get<std::vector<double>>(declared(*this, k).dflt);
+}
+
+namespace {
+bool same_text_nocase(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower((unsigned char)x) == std::tolower((unsigned char)y);
+         });
+}
+}  // namespace
+
+const OpDef& op_def(const Node& n) { return n.def ? *n.def : OpRegistry::instance().get(n.op); }
+
+bool activation_of_node(const OpDef& def, const Node& n, Activation& out) {
+  const ActivationTrait& t = def.activation;
+  if (t.kinds.empty()) return false;
+  size_t pick = 0;
+  if (!t.variant.empty()) {
+    const std::string value = n.attr_str(t.variant);
+    pick = t.variant_values.size();
+    for (size_t i = 0; i < t.variant_values.size(); ++i)
+      if (same_text_nocase(value, t.variant_values[i])) pick = i;
+    if (pick >= t.kinds.size()) return false;
+  }
+  out.kind = t.kinds[pick];
+  // A variant op's chain step learns its variant through alpha (see ActivationTrait).
+  out.alpha = t.alpha.empty() ? (float)pick : (float)n.attr_float(t.alpha);
+  out.beta = t.beta.empty() ? 0.0f : (float)n.attr_float(t.beta);
+  return true;
+}
+
+bool chainable_elementwise_op(const std::string& op) {
+  const OpDef* d = OpRegistry::instance().find(op);
+  return d && d->chain;
+}
+
+std::vector<std::string> registry_problems(const OpRegistry& r) {
+  std::vector<std::string> problems;
+  auto fail = [&](const std::string& what) { problems.push_back(what); };
+  std::set<int> produced{(int)ActKind::none};
+  std::map<std::string, std::string> ir_owner, onnx_owner;
+  for (const OpDef& d : r.all()) {
+    if (!d.infer || !d.prepare) fail(d.type + ": no infer or prepare function");
+    std::set<std::string> seen;
+    for (const AttrSpec& a : d.attrs) {
+      if (!seen.insert(a.name).second) fail(d.type + ": attribute '" + a.name + "' declared twice");
+      std::vector<double> nums;
+      if (a.spatial ? !std::holds_alternative<int64_t>(a.dflt) : !numbers_of(a, a.dflt, nums))
+        fail(d.type + ": the default of '" + a.name + "' is not of its kind " + attr_kind_name(a.kind));
+      for (double x : nums)
+        if (!a.required && (x < a.lo || x > a.hi)) fail(d.type + ": the default of '" + a.name + "' breaks its range");
+      if (!a.required && !a.choices.empty() && std::holds_alternative<std::string>(a.dflt) &&
+          std::find(a.choices.begin(), a.choices.end(), std::get<std::string>(a.dflt)) == a.choices.end())
+        fail(d.type + ": the default of '" + a.name + "' is not one of its choices");
+    }
+    const ActivationTrait& t = d.activation;
+    for (ActKind k : t.kinds) produced.insert((int)k);
+    if (!t.kinds.empty()) {
+      if (t.variant.empty() ? t.kinds.size() != 1 : t.kinds.size() != t.variant_values.size())
+        fail(d.type + ": activation kinds and variants do not pair up");
+      for (const std::string* p : {&t.alpha, &t.beta, &t.variant})
+        if (!p->empty() && !d.attr(*p)) fail(d.type + ": activation parameter '" + *p + "' is not an attribute");
+      if (!d.chain) fail(d.type + ": an epilogue activation must also be a chain step");
+      if (d.layout_blind != LayoutBlind::unary) fail(d.type + ": an epilogue activation must be layout-blind");
+    }
+    if (d.layout_blind == LayoutBlind::binary && d.min_inputs != 2)
+      fail(d.type + ": a layout-blind binary op takes two inputs");
+    if (d.layout_blind == LayoutBlind::unary && d.min_inputs != 1)
+      fail(d.type + ": a layout-blind unary op takes one input");
+    if (!d.ir_types.empty() && d.ir_version.empty()) fail(d.type + ": an IR type without a version");
+    for (const std::string& ir : d.ir_types) {
+      auto [it, fresh] = ir_owner.emplace(ir, d.type);
+      if (!fresh) fail("IR type '" + ir + "' is claimed by " + it->second + " and " + d.type);
+    }
+    for (const OnnxName& o : d.onnx) {
+      auto [it, fresh] = onnx_owner.emplace(o.name, d.type);
+      if (!fresh) fail("ONNX op '" + o.name + "' is claimed by " + it->second + " and " + d.type);
+      if (o.until && o.until < o.since) fail(d.type + ": ONNX opset range of " + o.name + " is empty");
+    }
+    if (d.reuses_input >= 0 && d.max_inputs >= 0 && d.reuses_input >= d.max_inputs)
+      fail(d.type + ": reuses input " + std::to_string(d.reuses_input) + ", which it does not have");
+    for (int v : d.value_inputs)
+      if (d.max_inputs >= 0 && v >= d.max_inputs) fail(d.type + ": value input " + std::to_string(v) + " out of range");
+  }
+  for (int k = 0; k < kActKindCount; ++k)
+    if (!produced.count(k)) fail(std::string("epilogue activation '") + kActNames[k] + "' is produced by no op");
+  return problems;
 }
 
 void expect_type_match(const Node& n, const PortInfo& a, const PortInfo& b) {
@@ -126,12 +439,12 @@ void run_kernel_now(const OpDef& def, const PrepareContext& ctx) {
 FusedOutput::FusedOutput(const PrepareContext& ctx) : has_residual(ctx.in.size() > 3) {
   const Node& n = ctx.node;
   try {
-    act.kind = act_kind_from_name(n.attr_str("act", "none"));
+    act.kind = act_kind_from_name(n.attr_str("act"));
   } catch (const std::invalid_argument& e) {
     throw InputError(n.describe() + ": " + e.what());
   }
-  act.alpha = (float)n.attr_float("act_alpha", 0.0);
-  act.beta = (float)n.attr_float("act_beta", 0.0);
+  act.alpha = (float)n.attr_float("act_alpha");
+  act.beta = (float)n.attr_float("act_beta");
 }
 
 Epilogue FusedOutput::at(const KernelArgs& a, int64_t ld, int64_t first) const {

@@ -2,6 +2,7 @@
 // The opset builders and the frontends ask it for output shapes; nothing else
 // re-implements shape rules.
 #pragma once
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -58,6 +59,87 @@ struct PrepareContext {
 using InferFn = std::vector<PortInfo> (*)(const InferContext&);
 using PrepareFn = KernelFn (*)(const PrepareContext&);
 
+// ---- attribute schema -------------------------------------------------------------------
+// Every attribute an op reads is declared once in its OpDef: kind, default and the rules a
+// value must follow. make_node/revalidate check a node's attributes against it before the
+// op's infer runs (so no infer or kernel sees a value its op did not accept), and the op
+// reads them through Node::attr_*(name), which takes the default from here.
+
+struct OpDef;
+
+enum class AttrKind : uint8_t { boolean, integer, real, string, ints, reals, element_type };
+const char* attr_kind_name(AttrKind kind);
+
+struct AttrSpec {
+  std::string name;
+  AttrKind kind = AttrKind::integer;
+  Attr dflt;              // the value when absent
+  bool required = false;  // absent is an error
+  // ints/reals with one entry per spatial dim of input 0 (its rank - 2 when known); when
+  // absent, every entry is `dflt` (a scalar).
+  bool spatial = false;
+  double lo = -HUGE_VAL, hi = HUGE_VAL;  // every number given must lie in [lo, hi]
+  std::vector<std::string> choices;      // string: the allowed values (empty: any)
+  // Spellings in OpenVINO IR and ONNX where they differ from `name`; "-": no such attribute.
+  std::string ir, onnx;
+  // A rule that needs the inputs (group dividing the channels): what was expected, or ""
+  // when the value is fine. Called only with the value present.
+  std::string (*rule)(const Node& node, const std::vector<PortInfo>& in, const Attr& value) = nullptr;
+
+  AttrSpec& at_least(double v) { lo = v; return *this; }
+  AttrSpec& between(double a, double b) { lo = a; hi = b; return *this; }
+  AttrSpec& must_be_given() { required = true; return *this; }
+  AttrSpec& ir_name(std::string n) { ir = std::move(n); return *this; }
+  AttrSpec& onnx_name(std::string n) { onnx = std::move(n); return *this; }
+  AttrSpec& checked_by(decltype(rule) r) { rule = r; return *this; }
+  const std::string& ir_spelling() const { return ir.empty() ? name : ir; }
+  const std::string& onnx_spelling() const { return onnx.empty() ? name : onnx; }
+};
+
+AttrSpec bool_attr(std::string name, bool dflt);
+AttrSpec int_attr(std::string name, int64_t dflt);
+AttrSpec float_attr(std::string name, double dflt);
+AttrSpec str_attr(std::string name, std::string dflt, std::vector<std::string> choices = {});
+AttrSpec ints_attr(std::string name, std::vector<int64_t> dflt = {});
+AttrSpec floats_attr(std::string name, std::vector<double> dflt = {});
+AttrSpec type_attr(std::string name, std::string dflt);
+// One integer per spatial dim, `fill` each when absent (strides, pads, dilations).
+AttrSpec spatial_attr(std::string name, int64_t fill);
+
+// Checks node's attributes against its op's schema (kinds, ranges, lengths, choices, rules);
+// throws InputError naming node, attribute, what was expected and what was given.
+void validate_attrs(const OpDef& def, const Node& node, const std::vector<PortInfo>& in);
+// A spatial attribute for `rank` spatial dims: the node's value, else the fill default.
+std::vector<int64_t> spatial_ints(const Node& node, const std::string& name, size_t rank);
+
+// ---- traits -----------------------------------------------------------------------------
+
+// The op computes each output element from the elements at the same place only, so it
+// commutes with a layout change (the optimizer sinks transposes through it).
+enum class LayoutBlind : uint8_t { no, unary, binary };
+
+// One step of aiov.ElementwiseChain over a block of n floats t (in place): a unary step
+// applies f(t) with the node's activation parameters (a, b); a binary step combines t with
+// operand v (v_step 0: broadcast scalar, 1: one per element), v on the left when `swapped`.
+using ChainStepFn = void (*)(float* t, const float* v, int64_t v_step, int64_t n, bool swapped, float a, float b);
+
+// The op is an activation a producing kernel can fold into its epilogue.
+struct ActivationTrait {
+  std::vector<ActKind> kinds;  // empty: not fusable. One, unless `variant` picks among them
+  // Attributes giving Activation::alpha and ::beta (their schema defaults when absent).
+  std::string alpha, beta;
+  // A string attribute choosing the kind: kinds[i] where its value is variant_values[i].
+  std::string variant;
+  std::vector<std::string> variant_values;
+};
+
+// An ONNX op that maps 1:1 onto this op (inputs in order, attributes by their ONNX
+// spelling), valid for ONNX opsets [since, until] (until 0: still current).
+struct OnnxName {
+  std::string name;
+  int since = 1, until = 0;
+};
+
 struct OpDef {
   std::string type;
   int min_inputs = 0;
@@ -75,7 +157,41 @@ struct OpDef {
   // Operands whose values shape the output (Reshape's target, axes, pads...). A model input
   // feeding one of them becomes part of the plan key: plans are built per distinct value.
   std::vector<int> value_inputs;
+  std::vector<AttrSpec> attrs;
+  LayoutBlind layout_blind = LayoutBlind::no;
+  ChainStepFn chain = nullptr;  // set: aiov.ElementwiseChain can run the op as a step
+  ActivationTrait activation;
+  // OpenVINO IR: layer type names (the first is written; the others are read too) and the
+  // version written. Empty: the op has no IR form.
+  std::vector<std::string> ir_types;
+  std::string ir_version;
+  std::vector<OnnxName> onnx;
+  // Name of the aiov.opset builder generated from this description ("" = none generated).
+  std::string builder;
+
+  OpDef& with_attrs(std::vector<AttrSpec> a) { attrs = std::move(a); return *this; }
+  OpDef& blind(LayoutBlind b) { layout_blind = b; return *this; }
+  OpDef& chain_step(ChainStepFn f) { chain = f; return *this; }
+  OpDef& ir(std::vector<std::string> types, std::string version) {
+    ir_types = std::move(types);
+    ir_version = std::move(version);
+    return *this;
+  }
+  OpDef& onnx_op(std::string name, int since = 1, int until = 0) {
+    onnx.push_back(OnnxName{std::move(name), since, until});
+    return *this;
+  }
+  OpDef& opset_builder(std::string name) { builder = std::move(name); return *this; }
+  OpDef& fusable(ActivationTrait a) { activation = std::move(a); return *this; }
+  const AttrSpec* attr(const std::string& name) const;
 };
+
+// The registry entry of a node built through make_node.
+const OpDef& op_def(const Node& node);
+
+// The activation a fusable op's node applies (kind and parameters); false when the op is not
+// fusable. Uses only the registry's ActivationTrait.
+bool activation_of_node(const OpDef& def, const Node& node, Activation& out);
 
 class OpRegistry {
  public:
@@ -83,10 +199,16 @@ class OpRegistry {
   const OpDef* find(const std::string& type) const;
   const OpDef& get(const std::string& type) const;  // throws NotSupported
   std::vector<std::string> names() const;
+  const std::vector<OpDef>& all() const { return ops_; }
   void add(OpDef def);
  private:
   std::vector<OpDef> ops_;
 };
+
+// Whether every trait, name table and enum agree (each activation kind produced by some op,
+// each IR/ONNX name owned by one op, defaults of the declared kind...): the problems found,
+// empty when consistent. Run by the unit tests through aiov._core.registry_problems().
+std::vector<std::string> registry_problems(const OpRegistry& r);
 
 inline OpDef with_value_inputs(OpDef def, std::vector<int> inputs) {
   def.value_inputs = std::move(inputs);
@@ -99,7 +221,7 @@ inline OpDef with_reused_input(OpDef def, int input) {
 
 // Each op family registers itself here (called once from OpRegistry::instance).
 void register_elementwise_ops(OpRegistry&);
-// Whether aiov.ElementwiseChain can run `op` as one of its steps (see elementwise.cpp).
+// Whether aiov.ElementwiseChain can run `op` as one of its steps (OpDef::chain).
 bool chainable_elementwise_op(const std::string& op);
 void register_matmul_ops(OpRegistry&);
 void register_movement_ops(OpRegistry&);

@@ -17,7 +17,8 @@ PRelu Elu Clip HardSigmoid HardSwish Gelu Sum Mean Max Min Where Equal Less Grea
 And Or Cast Identity Dropout Conv ConvTranspose BatchNormalization InstanceNormalization LayerNormalization LRN
 MaxPool AveragePool GlobalAveragePool GlobalMaxPool Gemm MatMul Softmax LogSoftmax Reshape Flatten Transpose
 Squeeze Unsqueeze Concat Split Slice Gather Shape Size ConstantOfShape Constant Expand Tile Pad Resize Range
-ReduceMean ReduceSum ReduceMax ReduceMin ReduceProd ArgMax ArgMin TopK CumSum Einsum""".split())
+ReduceMean ReduceSum ReduceMax ReduceMin ReduceProd ArgMax ArgMin TopK CumSum Einsum
+Mish Selu Celu Softsign ThresholdedRelu Shrink Softplus""".split())
 
 # (pattern on the case name, reason). First match wins.
 EXCLUDED = [
