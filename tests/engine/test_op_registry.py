@@ -13,7 +13,7 @@ from aiov import _core
 from aiov.frontends import ir as ir_frontend
 from aiov.frontends import onnx as onnx_frontend
 
-NATIVE = pathlib.Path(__file__).resolve().parents[1] / "native"
+NATIVE = pathlib.Path(__file__).resolve().parents[2] / "native"
 SCHEMA = {d["type"]: d for d in _core.op_schema()}
 
 
