@@ -17,6 +17,8 @@
 #include "kernels/gemm.hpp"
 #include "plan/compiled.hpp"
 #include "plan/graph.hpp"
+#include "plan/passes/op_names.hpp"
+#include "plan/passes/pass.hpp"
 #include "plan/registry.hpp"
 #include "plan/request.hpp"
 
@@ -278,6 +280,13 @@ NB_MODULE(_core, m) {
   m.def("type_bits", [](int t) { return bit_width((ElementType)t); });
   m.def("type_name", [](int t) { return std::string(type_name((ElementType)t)); });
   m.def("op_types", [] { return OpRegistry::instance().names(); });
+  // For the optimizer's tests: its passes in order, and the op names they match.
+  m.def("graph_passes", [] {
+    std::vector<std::string> names;
+    for (const Pass& p : graph_passes()) names.push_back(p.name);
+    return names;
+  });
+  m.def("pass_op_names", &pass_op_names);
   m.def("hardware_threads", &hardware_threads);
   m.def("pool_size", [] { return default_pool().size(); });
   m.def("set_pool_size", &set_default_pool_size, "Before first use only; returns False if too late.");
