@@ -29,18 +29,24 @@ void PassContext::refresh() {
   order_ = g_.topological_order();
   users_.clear();
   output_refs_.clear();
-  known_.clear();
+  live_.clear();
   for (const NodePtr& n : order_) {
-    known_.insert(n.get());
+    live_.insert(n.get());
     for (const Value& in : n->inputs) users_[in.node.get()].push_back(n.get());
   }
   for (const Value& o : g_.outputs) ++output_refs_[o.node.get()];
 }
 
-Node* PassContext::sole_user(const Node& n) const {
+const std::vector<Node*>& PassContext::users(const Node& n) const {
+  static const std::vector<Node*> none;
   auto it = users_.find(&n);
-  if (it == users_.end() || it->second.size() != 1 || output_refs_.count(&n)) return nullptr;
-  return it->second[0];
+  return it == users_.end() ? none : it->second;
+}
+
+Node* PassContext::sole_user(const Node& n) const {
+  const std::vector<Node*>& us = users(n);
+  if (us.size() != 1 || output_refs_.count(&n)) return nullptr;
+  return us[0];
 }
 
 // Counts the uses of a node a rewrite wired in, and of the new nodes behind it.
@@ -49,10 +55,10 @@ void PassContext::adopt(Node* root) {
   while (!todo.empty()) {
     Node* n = todo.back();
     todo.pop_back();
-    if (!known_.insert(n).second) continue;
+    if (!live_.insert(n).second) continue;
     for (const Value& in : n->inputs) {
       users_[in.node.get()].push_back(n);
-      if (!known_.count(in.node.get())) todo.push_back(in.node.get());
+      if (!live_.count(in.node.get())) todo.push_back(in.node.get());
     }
   }
 }
@@ -69,12 +75,12 @@ void PassContext::drop_if_unused(const Node* first) {
   while (!todo.empty()) {
     const Node* n = todo.back();
     todo.pop_back();
-    if (!known_.count(n) || output_refs_.count(n)) continue;
+    if (!live_.count(n) || output_refs_.count(n)) continue;
     auto it = users_.find(n);
     if (it != users_.end() && !it->second.empty()) continue;
     if (std::any_of(g_.parameters.begin(), g_.parameters.end(), [&](const NodePtr& p) { return p.get() == n; }))
       continue;
-    known_.erase(n);
+    live_.erase(n);
     for (const Value& in : n->inputs) {
       unuse(in, const_cast<Node*>(n));
       todo.push_back(in.node.get());
@@ -107,7 +113,7 @@ void PassContext::replace(const Value& from, const Value& to) {
 void PassContext::set_input(Node& n, size_t i, const Value& v) {
   const Value old = n.inputs.at(i);
   n.inputs[i] = v;
-  if (!known_.count(&n)) return;
+  if (!live_.count(&n)) return;
   adopt(v.node.get());
   users_[v.node.get()].push_back(&n);
   unuse(old, &n);

@@ -24,7 +24,9 @@ class PassContext {
   void refresh();
 
   // Whether n still feeds an output of the graph.
-  bool live(const Node& n) const { return known_.count(&n) != 0; }
+  bool live(const Node& n) const { return live_.count(&n) != 0; }
+  // The consumers of node n's outputs, one entry per input slot that reads one.
+  const std::vector<Node*>& users(const Node& n) const;
   // The single consumer of node n's outputs, if there is exactly one use and it is not a
   // graph output (only then may n's result disappear into a fused op).
   Node* sole_user(const Node& n) const;
@@ -41,7 +43,7 @@ class PassContext {
   std::vector<NodePtr> order_;
   std::unordered_map<const Node*, std::vector<Node*>> users_;  // consumer per input slot
   std::unordered_map<const Node*, int> output_refs_;           // graph outputs per node
-  std::unordered_set<const Node*> known_;                      // nodes whose inputs users_ counts
+  std::unordered_set<const Node*> live_;  // reachable from the outputs; their reads are in users_
 
   void clone(const Graph& src);
   void adopt(Node* n);
