@@ -20,6 +20,8 @@
 #include "kernels/gemm.hpp"
 #include "plan/compiled.hpp"
 #include "plan/graph.hpp"
+#include "plan/passes/op_names.hpp"
+#include "plan/passes/pass.hpp"
 #include "plan/registry.hpp"
 #include "plan/request.hpp"
 
@@ -535,6 +537,13 @@ NB_MODULE(_core, m) {
   m.def("op_schema", &op_schema, "Every registered op's description (attributes, traits, IR/ONNX names).");
   m.def("registry_problems", [] { return registry_problems(OpRegistry::instance()); });
   m.def("activation_kinds", [] { return std::vector<std::string>(kActNames, kActNames + kActKindCount); });
+  // For the optimizer's tests: its passes in order, and the op names they match.
+  m.def("graph_passes", [] {
+    std::vector<std::string> names;
+    for (const Pass& p : graph_passes()) names.push_back(p.name);
+    return names;
+  });
+  m.def("pass_op_names", &pass_op_names);
   m.def("hardware_threads", &hardware_threads);
   m.def("pool_size", [] { return default_pool().size(); });
   m.def("set_pool_size", &set_default_pool_size, "Before first use only; returns False if too late.");

@@ -1,4 +1,5 @@
-// Graph rewrites applied once when a model is compiled, before any plan is built.
+// Graph rewrites applied once when a model is compiled, before any plan is built. Each rewrite
+// is a pass in plan/passes/, run in the order of graph_passes() (docs/passes.md).
 #pragma once
 #include "plan/graph.hpp"
 
@@ -12,8 +13,10 @@ namespace aiov {
 //    (the filter constant itself is not copied); layout changes move past layout-blind ops
 //    (activations, elementwise, pooling, reductions) and cancel, so they remain only at the
 //    edges of convolution regions;
-//  - MatMul with constant weights and a bias becomes aiov.FusedMatMul;
-//  - a residual Add and an activation after a fused op are applied as it writes its output.
+//  - the attention chain of a transformer becomes aiov.Attention, MVN with a scale and shift
+//    aiov.LayerNorm, MatMul with constant weights and a bias aiov.FusedMatMul;
+//  - a residual Add and an activation after a fused op are applied as it writes its output;
+//  - runs of elementwise ops become one aiov.ElementwiseChain.
 // Parameters keep their order and the outputs compute the same values.
 Graph optimize_graph(const Graph& g);
 

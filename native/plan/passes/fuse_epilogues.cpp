@@ -1,0 +1,59 @@
+#include "plan/passes/matchers.hpp"
+#include "plan/passes/op_names.hpp"
+#include "plan/passes/passes.hpp"
+
+namespace aiov::passes {
+
+namespace {
+
+// Same rank and the same dims wherever known (a residual must match the output exactly;
+// the fused op checks the concrete shapes again when planned).
+bool same_shape(const Value& a, const Value& b) {
+  const PartialShape& x = a.node->outputs[a.index].shape;
+  const PartialShape& y = b.node->outputs[b.index].shape;
+  if (!x.rank_known || !y.rank_known || x.rank() != y.rank()) return false;
+  if (a.node->outputs[a.index].type != ElementType::f32) return false;
+  for (size_t i = 0; i < x.dims.size(); ++i)
+    if (x.dims[i] != y.dims[i]) return false;
+  return true;
+}
+
+// Fused op f with the activation or residual Add that is its sole user applied as it writes
+// its output: the new fused op, or null when f's user is neither (or f already has an
+// activation).
+NodePtr absorb_user(PassContext& ctx, const NodePtr& f) {
+  if ((f->op != op_name::FusedConv && f->op != op_name::FusedMatMul) || f->attr_str("act", "none") != "none")
+    return nullptr;
+  Node* u = ctx.sole_user(*f);
+  if (!u) return nullptr;
+  std::vector<Value> ins = f->inputs;
+  Attrs attrs = f->attrs;
+  if (activation_of(*u, attrs)) {
+    // fused: activation applied last
+  } else if (u->op == op_name::Add && numpy_broadcast(*u) && ins.size() == 3) {
+    const Value& other = other_input(*u, f.get());
+    if (same(other, Value{f, 0}) || !same_shape(other, Value{f, 0})) return nullptr;
+    ins.push_back(other);  // the residual
+  } else {
+    return nullptr;
+  }
+  NodePtr nf = make_node(f->op, ins, attrs, f->name);
+  ctx.replace(Value{PassContext::shared(u), 0}, Value{nf, 0});
+  return nf;
+}
+
+}  // namespace
+
+// A residual Add and then an activation after aiov.FusedConv or aiov.FusedMatMul are applied
+// by the fused op as it writes its output. Each fused op takes what follows it in one go (a
+// residual, then an activation), before the walk moves on.
+bool fuse_epilogues(PassContext& ctx) {
+  bool changed = false;
+  for (const NodePtr& n : ctx.order()) {
+    if (!ctx.live(*n)) continue;
+    for (NodePtr f = absorb_user(ctx, n); f; f = absorb_user(ctx, f)) changed = true;
+  }
+  return changed;
+}
+
+}  // namespace aiov::passes

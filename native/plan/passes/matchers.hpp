@@ -1,0 +1,118 @@
+// What graph passes look for in a graph (constants, per-channel vectors, layout transposes,
+// layout-blind ops, activations a fused op can apply) and the small constants and transposes
+// they build. Shared by every pass; what an op is (layout-blind, an activation) the registry says.
+#pragma once
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "plan/graph.hpp"
+#include "plan/passes/op_names.hpp"
+#include "plan/registry.hpp"
+
+namespace aiov::passes {
+
+inline bool same(const Value& a, const Value& b) { return a.node == b.node && a.index == b.index; }
+
+inline const Node* const_of(const Value& v) { return v.node->op == op_name::Constant ? v.node.get() : nullptr; }
+
+inline NodePtr i64_constant(const std::vector<int64_t>& values, const std::string& name) {
+  return make_constant(ElementType::i64, Dims{(int64_t)values.size()}, values.data(), values.size() * 8, name);
+}
+
+inline NodePtr f32_constant(const Dims& shape, const std::vector<float>& values, const std::string& name) {
+  return make_constant(ElementType::f32, shape, values.data(), values.size() * 4, name);
+}
+
+inline std::vector<float> floats_of(const Node& c) {
+  const float* p = static_cast<const float*>(c.constant->data());
+  return std::vector<float>(p, p + numel(c.outputs[0].shape.dims));
+}
+
+inline bool scalar_near(const Value& v, double want) {
+  const Node* c = const_of(v);
+  if (!c || c->outputs[0].type != ElementType::f32 || numel(c->outputs[0].shape.dims) != 1) return false;
+  double got = *static_cast<const float*>(c->constant->data());
+  return std::fabs(got - want) <= 1e-4 * std::fabs(want);
+}
+
+// Values of a constant that, broadcast (numpy rules) against a tensor of rank `rank`, vary
+// only along `axis` (size `channels`) and do not grow the tensor: one value per channel.
+inline bool channel_vector(const Value& v, int rank, int axis, int64_t channels, std::vector<float>& out) {
+  const Node* c = const_of(v);
+  if (!c || c->outputs[0].type != ElementType::f32 || channels < 0) return false;
+  const Dims& d = c->outputs[0].shape.dims;
+  if ((int)d.size() > rank) return false;
+  const int offset = rank - (int)d.size();
+  int64_t along = 1;
+  for (int i = 0; i < (int)d.size(); ++i) {
+    if (i + offset == axis) along = d[i];
+    else if (d[i] != 1) return false;
+  }
+  if (along != 1 && along != channels) return false;
+  std::vector<float> vals = floats_of(*c);
+  out.assign(channels, vals[0]);
+  if (along == channels) out = vals;
+  return true;
+}
+
+inline bool numpy_broadcast(const Node& n) { return n.attr_str("auto_broadcast", "numpy") == "numpy"; }
+
+// The operand of binary node u that is not produced by `from`.
+inline const Value& other_input(const Node& u, const Node* from) {
+  return u.inputs[0].node.get() == from ? u.inputs[1] : u.inputs[0];
+}
+
+// Perm of a Transpose with a constant order, else empty.
+inline std::vector<int64_t> transpose_perm(const Node& n) {
+  if (n.op != op_name::Transpose) return {};
+  const Node* p = const_of(n.inputs[1]);
+  if (!p || p->outputs[0].type != ElementType::i64) return {};
+  const int64_t* d = static_cast<const int64_t*>(p->constant->data());
+  return std::vector<int64_t>(d, d + numel(p->outputs[0].shape.dims));
+}
+
+inline const std::vector<int64_t> kToNhwc{0, 2, 3, 1};
+inline const std::vector<int64_t> kToNchw{0, 3, 1, 2};
+
+inline bool is_to_nchw(const Value& v) { return transpose_perm(*v.node) == kToNchw; }
+
+inline NodePtr transposed_to(const Value& v, const std::vector<int64_t>& perm) {
+  return make_node(op_name::Transpose, {v, Value{i64_constant(perm, ""), 0}}, {}, "");
+}
+inline NodePtr to_nchw(const NodePtr& nhwc) { return transposed_to(Value{nhwc, 0}, kToNchw); }
+
+// The ops the registry marks layout-blind (OpDef::layout_blind), asked by name.
+struct LayoutBlindOps {
+  LayoutBlind kind;
+  size_t count(const std::string& op) const {
+    const OpDef* d = OpRegistry::instance().find(op);
+    return d && d->layout_blind == kind ? 1 : 0;
+  }
+};
+inline const LayoutBlindOps kLayoutBlindUnary{LayoutBlind::unary};
+inline const LayoutBlindOps kLayoutBlindBinary{LayoutBlind::binary};
+
+// The activation a node applies when it is a fusable one (OpDef::activation).
+inline bool registry_activation(const Node& u, Activation& a) {
+  const OpDef* d = OpRegistry::instance().find(u.op);
+  return d && activation_of_node(*d, u, a);
+}
+
+// The activation parameters (alpha, beta) as fused ops and chain steps carry them.
+inline void activation_params(const Node& u, double& alpha, double& beta) {
+  Activation a;
+  alpha = beta = 0;
+  if (registry_activation(u, a)) alpha = a.alpha, beta = a.beta;
+}
+
+inline bool activation_of(const Node& u, Attrs& attrs) {
+  Activation a;
+  if (!registry_activation(u, a)) return false;
+  attrs["act"] = std::string(act_kind_name(a.kind));
+  attrs["act_alpha"] = (double)a.alpha;
+  attrs["act_beta"] = (double)a.beta;
+  return true;
+}
+
+}  // namespace aiov::passes

@@ -1,0 +1,19 @@
+// The graph passes, one file each. Their order is graph_passes() in plan/optimize.cpp; what
+// each does is written above its definition and in docs/passes.md.
+#pragma once
+#include "plan/passes/pass.hpp"
+
+namespace aiov::passes {
+
+bool fold_constants(PassContext& ctx);
+bool recognise_gelu(PassContext& ctx);
+bool convolutions_to_nhwc(PassContext& ctx);
+bool sink_layout_changes(PassContext& ctx);
+bool convolutions_read_planar(PassContext& ctx);
+bool fuse_attention(PassContext& ctx);
+bool fuse_layer_norm(PassContext& ctx);
+bool fuse_matmul_bias(PassContext& ctx);
+bool fuse_epilogues(PassContext& ctx);
+bool fuse_elementwise_chains(PassContext& ctx);
+
+}  // namespace aiov::passes

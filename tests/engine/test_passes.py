@@ -1,0 +1,167 @@
+"""Each graph pass of the optimizer (native/plan/passes/, docs/passes.md) on a small graph made
+for it: the compiled model runs the ops the pass should leave (seen through the per-node
+profile, which lists the plan's steps) and computes what the graph as written computes
+(AIOV_GRAPH_OPT=0)."""
+from __future__ import annotations
+
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+import aiov as ov
+import aiov.opset13 as ops
+from aiov import _core
+
+RNG = np.random.default_rng(17)
+PASSES_DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "passes.md"
+
+
+def steps_and_check(model, feeds, monkeypatch, tol=1e-5):
+    """Op types of the optimized plan's steps, after checking its outputs against the plain graph."""
+    monkeypatch.setenv("AIOV_GRAPH_OPT", "0")
+    plain = ov.compile_model(model)(feeds)
+    monkeypatch.setenv("AIOV_GRAPH_OPT", "1")
+    request = ov.compile_model(model, "CPU", {"PERF_COUNT": True}).create_infer_request()
+    optimized = request.infer(feeds)
+    assert len(optimized) == len(plain)
+    for i in range(len(plain)):
+        np.testing.assert_allclose(optimized[i], plain[i], rtol=tol, atol=tol)
+    return [p.node_type for p in request.get_profiling_info()]
+
+
+def plain_steps(model, feeds, monkeypatch):
+    monkeypatch.setenv("AIOV_GRAPH_OPT", "0")
+    request = ov.compile_model(model, "CPU", {"PERF_COUNT": True}).create_infer_request()
+    request.infer(feeds)
+    return [p.node_type for p in request.get_profiling_info()]
+
+
+def randn(*shape, scale=1.0):
+    return (RNG.standard_normal(shape) * scale).astype(np.float32)
+
+
+def conv(x, cin, cout, k=3):
+    return ops.convolution(x, ops.constant(randn(cout, cin, k, k, scale=0.3)), [1, 1], [k // 2] * 2, [k // 2] * 2,
+                           [1, 1])
+
+
+# ---- the pass list --------------------------------------------------------------------------
+
+def test_passes_run_in_the_documented_order():
+    documented = re.findall(r"^\d+\. `(\w+)`", PASSES_DOC.read_text(), re.MULTILINE)
+    assert _core.graph_passes() == documented
+
+
+def test_every_op_a_pass_matches_is_a_registered_op():
+    # The optimizer also checks this before its first run; a misspelt name would otherwise
+    # turn its fusion off without a sound.
+    names = _core.pass_op_names()
+    assert "aiov.FusedConv" in names and "MatMul" in names
+    assert sorted(set(names) - set(_core.op_types())) == []
+
+
+# ---- one test per pass ----------------------------------------------------------------------
+
+def test_fold_constants_gives_later_passes_constant_filters(monkeypatch):
+    # The filters are computed (Multiply of two constants): folded, they are a constant the
+    # convolution pass can take; unfolded, the planner still computes them but the
+    # convolution stays as written.
+    x = ops.parameter([1, 8, 6, 6], np.float32, name="x")
+    filters = ops.multiply(ops.constant(randn(8, 8, 3, 3, scale=0.3)), ops.constant(randn(8, 1, 1, 1)))
+    y = ops.convolution(x, filters, [1, 1], [1, 1], [1, 1], [1, 1])
+    model = ov.Model([y], [x])
+    feeds = [randn(1, 8, 6, 6)]
+    assert plain_steps(model, feeds, monkeypatch) == ["Convolution"]
+    assert steps_and_check(model, feeds, monkeypatch) == ["Transpose", "aiov.FusedConv", "Transpose"]
+
+
+def test_recognise_gelu_in_both_forms(monkeypatch):
+    x = ops.parameter([2, 16], np.float32, name="x")
+    erf_term = ops.add(ops.erf(ops.divide(x, np.float32(np.sqrt(2.0)))), np.float32(1.0))
+    half_first = ops.multiply(ops.multiply(x, np.float32(0.5)), erf_term)
+    erf_term2 = ops.add(ops.erf(ops.multiply(x, np.float32(np.sqrt(0.5)))), np.float32(1.0))
+    half_last = ops.multiply(ops.multiply(x, erf_term2), np.float32(0.5))
+    model = ov.Model([half_first, half_last], [x])
+    assert steps_and_check(model, [randn(2, 16, scale=3)], monkeypatch) == ["Gelu", "Gelu"]
+
+
+def test_convolutions_to_nhwc_fold_batchnorm_and_channel_ops(monkeypatch):
+    c = 8
+    x = ops.parameter([2, c, 7, 7], np.float32, name="x")
+    positive = lambda: ops.constant(RNG.uniform(0.5, 1.5, c).astype(np.float32))  # noqa: E731
+    y = ops.batch_norm_inference(conv(x, c, c), positive(), ops.constant(randn(c)), ops.constant(randn(c)),
+                                 positive(), 1e-5)
+    y = ops.multiply(y, ops.constant(randn(1, c, 1, 1)))
+    y = ops.subtract(y, ops.constant(randn(c, 1, 1)))
+    model = ov.Model([y], [x])
+    assert steps_and_check(model, [randn(2, c, 7, 7)], monkeypatch, tol=1e-4) == [
+        "Transpose", "aiov.FusedConv", "Transpose"]
+
+
+def test_sink_layout_changes_between_convolutions(monkeypatch):
+    # Abs, pooling and a kept-dims reduction work on NHWC data: the transposes back to NCHW
+    # after the first convolution and to NHWC before the second cancel.
+    c = 8
+    x = ops.parameter([1, c, 9, 9], np.float32, name="x")
+    y = ops.absolute(conv(x, c, c))
+    y = ops.max_pool(y, [2, 2], [1, 1], [0, 0], [0, 0], [2, 2])
+    y = ops.add(y, ops.constant(randn(c, 1, 1)))
+    y = ops.reduce_mean(conv(y, c, c), [2, 3], keep_dims=True)
+    model = ov.Model([y], [x])
+    steps = steps_and_check(model, [randn(1, c, 9, 9)], monkeypatch, tol=1e-4)
+    assert steps.count("Transpose") == 2, steps
+    assert steps[0] == "Transpose" and steps[-1] == "Transpose"
+    assert steps.count("aiov.FusedConv") == 2 and "MaxPool" in steps and "ReduceMean" in steps
+
+
+def test_convolutions_read_planar_images_with_few_channels(monkeypatch):
+    x = ops.parameter([1, 3, 10, 10], np.float32, name="x")
+    model = ov.Model([conv(x, 3, 16)], [x])
+    assert steps_and_check(model, [randn(1, 3, 10, 10)], monkeypatch, tol=1e-4) == ["aiov.FusedConv", "Transpose"]
+
+
+def test_fuse_attention(monkeypatch):
+    b, s, h, d = 2, 5, 2, 4
+    q, k, v = (ops.parameter([b, s, h, d], np.float32, name=n) for n in "qkv")
+    heads = lambda t: ops.transpose(t, [0, 2, 1, 3])  # noqa: E731
+    scores = ops.divide(ops.matmul(heads(q), heads(k), False, True), np.float32(2.0))
+    scores = ops.add(scores, ops.constant(randn(b, 1, 1, s)))
+    out = ops.transpose(ops.matmul(ops.softmax(scores, 3), heads(v), False, False), [0, 2, 1, 3])
+    model = ov.Model([out], [q, k, v])
+    feeds = [randn(b, s, h, d) for _ in range(3)]
+    assert steps_and_check(model, feeds, monkeypatch) == ["aiov.Attention"]
+
+
+def test_fuse_layer_norm(monkeypatch):
+    x = ops.parameter([3, 4, 12], np.float32, name="x")
+    y = ops.mvn(x, [-1], True, 1e-5, "inside_sqrt")
+    y = ops.add(ops.multiply(y, ops.constant(randn(12))), ops.constant(randn(12)))
+    model = ov.Model([y], [x])
+    assert steps_and_check(model, [randn(3, 4, 12)], monkeypatch, tol=1e-4) == ["aiov.LayerNorm"]
+
+
+def test_fuse_matmul_bias(monkeypatch):
+    x = ops.parameter([5, 16], np.float32, name="x")
+    y = ops.add(ops.matmul(x, ops.constant(randn(16, 8)), False, False), ops.constant(randn(8)))
+    model = ov.Model([y], [x])
+    assert steps_and_check(model, [randn(5, 16)], monkeypatch, tol=1e-4) == ["aiov.FusedMatMul"]
+
+
+def test_fuse_epilogues_takes_a_residual_then_an_activation(monkeypatch):
+    x = ops.parameter([5, 16], np.float32, name="x")
+    r = ops.parameter([5, 8], np.float32, name="r")
+    y = ops.add(ops.matmul(x, ops.constant(randn(16, 8)), False, False), ops.constant(randn(8)))
+    y = ops.clamp(ops.add(r, y), -0.5, 0.5)
+    model = ov.Model([y], [x, r])
+    assert steps_and_check(model, [randn(5, 16), randn(5, 8)], monkeypatch, tol=1e-4) == ["aiov.FusedMatMul"]
+
+
+def test_fuse_elementwise_chains_stops_at_a_value_used_elsewhere(monkeypatch):
+    # The first chain ends at a model output; the second starts from it.
+    x = ops.parameter([2, 3, 4], np.float32, name="x")
+    first = ops.exp(ops.multiply(ops.absolute(x), np.float32(-0.5)))
+    second = ops.negative(ops.sqrt(ops.add(first, np.float32(1.0))))
+    model = ov.Model([first, second], [x])
+    assert steps_and_check(model, [randn(2, 3, 4)], monkeypatch) == ["aiov.ElementwiseChain"] * 2
