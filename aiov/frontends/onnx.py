@@ -205,21 +205,12 @@ def _softmax(ctx):
     if ctx.opset >= 13:
         return ops.softmax(x, ctx.attr("axis", -1))
     # Before opset 13 Softmax normalises over all dims from `axis` on (a 2-D flattening).
+    rank = _rank(ctx, x)
     axis = ctx.attr("axis", 1)
-    shape = x.get_partial_shape()
-    if shape.rank.is_dynamic:
-        ctx.fail("opset < 13 Softmax needs an input of known rank")
-    rank = len(shape)
     axis = axis + rank if axis < 0 else axis
     if axis == rank - 1:
         return ops.softmax(x, axis)
-    trailing = list(shape)[axis:]
-    leading = list(shape)[:axis]
-    if any(d.is_dynamic for d in trailing) or sum(d.is_dynamic for d in leading) > 1:
-        ctx.fail("opset < 13 Softmax needs static dimensions from the axis on")
-    back = [-1 if d.is_dynamic else d.get_length() for d in leading] + [d.get_length() for d in trailing]
-    flat = ops.reshape(x, [-1, int(np.prod([d.get_length() for d in trailing], dtype=np.int64))])
-    return ops.reshape(ops.softmax(flat, 1), back)
+    return _unflatten_like(ops.softmax(_flatten_2d(x, axis), 1), x)
 
 
 @converter("Constant")
@@ -408,17 +399,39 @@ def _unsqueeze(ctx):
 @converter("Flatten")
 def _flatten(ctx):
     x = ctx.inputs[0]
+    rank = _rank(ctx, x)
     axis = ctx.attr("axis", 1)
-    shape = x.get_partial_shape()
-    rank = len(shape)
     axis = axis + rank if axis < 0 else axis
-    if axis == 0:
-        return ops.reshape(x, [1, -1])
+    if not 0 <= axis <= rank:
+        ctx.fail(f"axis {ctx.attr('axis', 1)} is out of range for rank {rank}")
+    return _flatten_2d(x, axis)
+
+
+def _flatten_2d(x, axis):
+    """x as [prod(dims before axis), prod(dims from axis on)]. Sizes that are not known yet
+    come from the input's shape when a plan is built."""
+    dims = list(x.get_partial_shape())
+    lead, trail = dims[:axis], dims[axis:]
+    size = lambda ds: int(np.prod([d.get_length() for d in ds], dtype=np.int64))  # noqa: E731
+    if all(d.is_static for d in lead):
+        return ops.reshape(x, [size(lead), -1] if any(d.is_dynamic for d in trail) else [size(lead), size(trail)])
+    if all(d.is_static for d in trail) and size(trail) > 0:
+        return ops.reshape(x, [-1, size(trail)])
     if axis == 1:
         return ops.reshape(x, [0, -1], special_zero=True)
-    if all(d.is_static for d in list(shape)[:axis]):
-        return ops.reshape(x, [int(np.prod([d.get_length() for d in list(shape)[:axis]], dtype=np.int64)), -1])
-    ctx.fail("Flatten with axis > 1 needs static leading dimensions")
+    shape = ops.shape_of(x)
+    rank = len(dims)
+    target = ops.concat([ops.reduce_prod(ops.slice(shape, [0], [axis], [1]), [0], keep_dims=True),
+                         ops.reduce_prod(ops.slice(shape, [axis], [rank], [1]), [0], keep_dims=True)], 0)
+    return ops.reshape(x, target)
+
+
+def _unflatten_like(y, x):
+    """y (a 2-D view of x) back in x's shape: a constant target when x is static."""
+    shape = x.get_partial_shape()
+    if shape.is_static:
+        return ops.reshape(y, [d.get_length() for d in shape])
+    return ops.reshape(y, ops.shape_of(x))
 
 
 @converter("Slice")
@@ -433,9 +446,10 @@ def _slice(ctx):
     steps = ctx.inputs[4] if len(ctx.inputs) > 4 and ctx.inputs[4] is not None else None
     if steps is None:
         starts_shape = starts.get_partial_shape()
-        if starts_shape.is_dynamic:
-            ctx.fail("Slice without steps needs starts of a known length")
-        steps = [1] * starts_shape.to_shape()[0]
+        if starts_shape.is_static:
+            steps = [1] * starts_shape.to_shape()[0]
+        else:  # one step of 1 per start, however many there turn out to be
+            steps = ops.broadcast(ops.constant(np.array(1, np.int64)), ops.shape_of(starts))
     return ops.slice(x, starts, ends, steps, axes)
 
 
@@ -456,6 +470,12 @@ def _split(ctx):
             # opset 18: the last chunk is smaller.
             size = -(-dim.get_length() // outputs)
             lengths = [size] * (outputs - 1) + [dim.get_length() - size * (outputs - 1)]
+        elif dim.is_dynamic and ctx.opset >= 18 and outputs > 1:
+            # The same rule on the size the plan sees: chunks of ceil(size / n), the rest last.
+            size = ops.gather(ops.shape_of(x), ops.constant(np.array([axis], np.int64)), 0)
+            chunk = ops.divide(ops.add(size, np.array(outputs - 1, np.int64)), np.array(outputs, np.int64))
+            rest = ops.subtract(size, ops.multiply(chunk, np.array(outputs - 1, np.int64)))
+            lengths = ops.concat([ops.tile(chunk, ops.constant(np.array([outputs - 1], np.int64))), rest], 0)
         else:
             return ops.split(x, axis, outputs).outputs()
     return ops.variadic_split(x, axis, lengths).outputs()
@@ -635,10 +655,15 @@ def _arg(ctx):
 @converter("LogSoftmax")
 def _log_softmax(ctx):
     x = ctx.inputs[0]
-    if ctx.opset >= 13 or ctx.attr("axis", 1) in (-1, _rank(ctx, x) - 1):
-        axis = ctx.attr("axis", -1 if ctx.opset >= 13 else 1)
+    if ctx.opset >= 13:
+        return ops.log_softmax(x, ctx.attr("axis", -1))
+    # Before opset 13 LogSoftmax normalises over all dims from `axis` on, like Softmax.
+    rank = _rank(ctx, x)
+    axis = ctx.attr("axis", 1)
+    axis = axis + rank if axis < 0 else axis
+    if axis == rank - 1:
         return ops.log_softmax(x, axis)
-    ctx.fail("opset < 13 LogSoftmax over a non-last axis is not supported")
+    return _unflatten_like(ops.log_softmax(_flatten_2d(x, axis), 1), x)
 
 
 @converter("Size")
@@ -749,31 +774,16 @@ def _conv_transpose(ctx):
     if rank not in (3, 4, 5):
         ctx.fail("only 1-D, 2-D and 3-D transposed convolutions are supported")
     n = rank - 2
-    xs, ws = x.get_partial_shape(), w.get_partial_shape()
-    if xs.is_dynamic or ws.is_dynamic:
-        ctx.fail("transposed convolution needs static shapes")
-    in_dims, k_dims = list(xs.to_shape())[2:], list(ws.to_shape())[2:]
-    strides = ctx.attr("strides", [1] * n)
-    dilations = ctx.attr("dilations", [1] * n)
-    out_pad = ctx.attr("output_padding", [0] * n)
     pads = ctx.attr("pads", [0] * (2 * n))
-    auto = ctx.attr("auto_pad", "NOTSET")
-    output_shape = ctx.attr("output_shape")
-    if output_shape is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
-        # ONNX: derive the pads from the requested output size.
-        target = list(output_shape)[-n:] if output_shape is not None else [d * s for d, s in zip(in_dims, strides)]
-        pads = [0] * (2 * n)
-        for i in range(n):
-            total = strides[i] * (in_dims[i] - 1) + out_pad[i] + (k_dims[i] - 1) * dilations[i] + 1 - target[i]
-            if total < 0:  # a larger output than the kernel reaches: extra zeros at the end
-                out_pad = list(out_pad)
-                out_pad[i] -= total
-                total = 0
-            first = total // 2 if auto != "SAME_LOWER" else total - total // 2
-            pads[i], pads[n + i] = first, total - first
-    y = ops._make("ConvTranspose", [x, w],
-                  {"strides": strides, "dilations": dilations, "pads_begin": pads[:n], "pads_end": pads[n:],
-                   "output_padding": out_pad, "group": ctx.attr("group", 1)}, ctx.node.name)
+    auto = ctx.attr("auto_pad", "NOTSET").lower()
+    attrs = {"strides": ctx.attr("strides", [1] * n), "dilations": ctx.attr("dilations", [1] * n),
+             "pads_begin": pads[:n], "pads_end": pads[n:], "output_padding": ctx.attr("output_padding", [0] * n),
+             "group": ctx.attr("group", 1),
+             "auto_pad": {"notset": "explicit", "valid": "valid"}.get(auto, auto)}
+    if ctx.attr("output_shape") is not None:
+        # The registry's rule derives the pads from the requested size once input sizes are known.
+        attrs["output_shape"] = list(ctx.attr("output_shape"))
+    y = ops._make("ConvTranspose", [x, w], attrs, ctx.node.name)
     if len(ctx.inputs) > 2 and ctx.inputs[2] is not None:
         y = ops.add(y, _channel_vector(ctx.inputs[2], rank))
     return y
