@@ -59,7 +59,20 @@ class _Context:
 
 def _onnx_dtype(elem_type: int):
     from onnx import helper
-    return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+    except KeyError:
+        raise InputError(f"ONNX element type {elem_type} is not supported") from None
+
+
+def _check_tensor_value(info, what):
+    """Graph inputs and outputs must be tensors: sequences, optionals and maps are not yet."""
+    kind = info.type.WhichOneof("value")
+    if kind not in (None, "tensor_type"):
+        readable = {"sequence_type": "a sequence", "optional_type": "an optional", "map_type": "a map",
+                    "sparse_tensor_type": "a sparse tensor"}.get(kind, kind)
+        raise InputError(f"ONNX graph {what} '{info.name}' is {readable}; aiov supports only tensor "
+                         f"values for now (sequences, optionals and maps are not supported)")
 
 
 def read_onnx(model, weights=None) -> Model:
@@ -102,6 +115,7 @@ def read_onnx(model, weights=None) -> Model:
     for inp in graph.input:
         if inp.name in values:
             continue
+        _check_tensor_value(inp, "input")
         ttype = inp.type.tensor_type
         dims = None
         if ttype.HasField("shape"):
@@ -119,6 +133,7 @@ def read_onnx(model, weights=None) -> Model:
                 values[name] = as_output(port)
     results = []
     for out in graph.output:
+        _check_tensor_value(out, "output")
         if out.name not in values:
             raise InputError(f"ONNX graph output '{out.name}' is not produced by any node")
         port = values[out.name]
@@ -176,11 +191,24 @@ def _matmul(ctx):
 @converter("Identity", "Dropout")
 def _identity(ctx):
     x = ctx.inputs[0]
+    if ctx.node.op_type == "Dropout" and _dropout_trains(ctx):
+        ctx.fail("training mode (random masks) is not supported; export the model in eval mode")
     out = ops.convert(x, x.get_element_type())
     if ctx.node.op_type == "Dropout" and len(ctx.node.output) > 1:
         # Inference: nothing is dropped, the mask is all true.
         return [out, ops.broadcast(ops.constant(np.array(True)), ops.shape_of(x))]
     return out
+
+
+def _dropout_trains(ctx):
+    """Whether a Dropout really drops: training_mode (opset 12+) on and a ratio that is not 0."""
+    if ctx.opset < 12 or len(ctx.inputs) < 3 or ctx.inputs[2] is None:
+        return False
+    training = ctx.const_value(2)
+    if training is not None and not np.asarray(training).any():
+        return False
+    ratio = ctx.const_value(1) if len(ctx.inputs) > 1 and ctx.inputs[1] is not None else np.float32(0.5)
+    return ratio is None or bool(np.asarray(ratio).any())
 
 
 @converter("Cast")
@@ -750,10 +778,12 @@ def _resize(ctx):
         scales = ctx.inputs[1] if len(ctx.inputs) > 1 else ops.constant(np.array(ctx.attr("scales"), np.float32))
         sizes = None
         coord = "asymmetric"
+        nearest = "floor"  # Upsample and Resize-10 take the floor of the source coordinate
     else:
         scales = ctx.inputs[2] if len(ctx.inputs) > 2 else None
         sizes = ctx.inputs[3] if len(ctx.inputs) > 3 else None
         coord = ctx.attr("coordinate_transformation_mode", "half_pixel")
+        nearest = ctx.attr("nearest_mode", "round_prefer_floor")
     if ctx.attr("antialias", 0) or ctx.attr("axes") is not None or \
             ctx.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
         ctx.fail("antialias, axes and keep_aspect_ratio_policy are not supported")
@@ -764,7 +794,7 @@ def _resize(ctx):
     empty_i = ops.constant(np.zeros(0, np.int64))
     return ops._make("Resize", [x, scales if scales is not None else empty_f, sizes if sizes is not None else empty_i],
                      {"mode": mode, "coordinate_transformation_mode": coord,
-                      "nearest_mode": ctx.attr("nearest_mode", "round_prefer_floor")}, ctx.node.name)
+                      "nearest_mode": nearest}, ctx.node.name)
 
 
 @converter("ConvTranspose")
