@@ -137,3 +137,20 @@ def test_resize_by_scales_keeps_the_static_dims_of_a_dynamic_input():
     model = ov.Core().read_model(proto.SerializeToString())
     assert str(model.output(0).get_partial_shape()) == "[?,3,?,?]"
     _check_at_shapes(proto, [{"x": _rand(1, 3, 2, 3)}, {"x": _rand(2, 3, 4, 1, seed=1)}])
+
+
+@pytest.mark.parametrize("equation,shapes,dims", [
+    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)], [["b", "i", "j"], ["b", "j", "k"]]),
+    ("bhqd,bhkd->bhqk", [(1, 2, 3, 4), (1, 2, 5, 4)], [["b", 2, "q", 4], ["b", 2, "k", 4]]),
+    ("ij->ji", [(3, 4)], [["i", "j"]]),
+    ("bij,jk->bk", [(2, 3, 4), (4, 5)], [["b", "i", "j"], ["j", 5]]),
+], ids=["batched_matmul", "attention_scores", "transpose", "reduce_and_contract"])
+def test_einsum_over_dynamic_dims(equation, shapes, dims):
+    names = ["a", "b"][:len(shapes)]
+    proto = _model([helper.make_node("Einsum", names, ["y"], equation=equation)],
+                   [_tensor(n, d) for n, d in zip(names, dims)], [_tensor("y", None)], opset=12)
+    first = {n: _rand(*s, seed=i) for i, (n, s) in enumerate(zip(names, shapes))}
+    # The same equation at other sizes of every dynamic letter.
+    grown = {n: _rand(*[d + 1 if isinstance(sym, str) else d for d, sym in zip(s, ds)], seed=9 + i)
+             for i, (n, s, ds) in enumerate(zip(names, shapes, dims))}
+    _check_at_shapes(proto, [first, grown], rtol=1e-4, atol=1e-5)

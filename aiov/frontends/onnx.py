@@ -723,7 +723,8 @@ def _lrn(ctx):
 
 @converter("Einsum")
 def _einsum(ctx):
-    """Einsum as transposes, reductions and one batched MatMul (static shapes, no diagonals)."""
+    """Einsum as transposes, reductions and one batched MatMul (no diagonals). Sizes not
+    known when reading come from the operands' shapes when a plan is built."""
     equation = ctx.attr("equation").replace(" ", "")
     if "..." in equation:
         ctx.fail("equations with '...' are not supported")
@@ -736,15 +737,30 @@ def _einsum(ctx):
     terms = lhs.split(",")
     if len(terms) != len(ctx.inputs) or len(terms) > 2:
         ctx.fail("one or two operands are supported")
-    sizes = {}
+    sizes = {}  # letter -> int, or a [1] tensor of the size
     ports = []
     for term, port in zip(terms, ctx.inputs):
         shape = port.get_partial_shape()
-        if shape.is_dynamic or len(term) != len(shape) or len(set(term)) != len(term):
-            ctx.fail(f"operand '{term}' needs a static shape of rank {len(term)} and no repeated letters")
-        for letter, dim in zip(term, shape.to_shape()):
-            sizes[letter] = dim
+        if shape.rank.is_dynamic or len(term) != len(shape) or len(set(term)) != len(term):
+            ctx.fail(f"operand '{term}' needs rank {len(term)} and no repeated letters")
+        for i, (letter, dim) in enumerate(zip(term, shape)):
+            if dim.is_static:
+                sizes[letter] = dim.get_length()
+            elif not isinstance(sizes.get(letter), int):
+                sizes[letter] = ops.gather(ops.shape_of(port), [i], 0)
         ports.append(port)
+
+    def as_dims(parts):
+        """A reshape target: a list when every part is known, else a tensor."""
+        if all(isinstance(p, int) for p in parts):
+            return parts
+        return ops.concat([ops.constant(np.array([p], np.int64)) if isinstance(p, int) else p for p in parts], 0)
+
+    def prod(letters):
+        parts = [sizes[ch] for ch in letters]
+        if all(isinstance(p, int) for p in parts):
+            return int(np.prod(parts, dtype=np.int64))
+        return ops.reduce_prod(as_dims(parts), [0], keep_dims=True)
 
     def reduce_unused(term, port, keep):
         axes = [i for i, letter in enumerate(term) if letter not in keep]
@@ -761,12 +777,11 @@ def _einsum(ctx):
     contract = [ch for ch in a_term if ch in b_term and ch not in out]
     a_only = [ch for ch in a_term if ch not in b_term]
     b_only = [ch for ch in b_term if ch not in a_term]
-    prod = lambda letters: int(np.prod([sizes[ch] for ch in letters], dtype=np.int64))  # noqa: E731
     a = ops.reshape(ops.transpose(a, [a_term.index(ch) for ch in batch + a_only + contract]),
-                    [prod(batch), prod(a_only), prod(contract)])
+                    as_dims([prod(batch), prod(a_only), prod(contract)]))
     b = ops.reshape(ops.transpose(b, [b_term.index(ch) for ch in batch + contract + b_only]),
-                    [prod(batch), prod(contract), prod(b_only)])
-    y = ops.reshape(ops.matmul(a, b), [sizes[ch] for ch in batch + a_only + b_only] or [])
+                    as_dims([prod(batch), prod(contract), prod(b_only)]))
+    y = ops.reshape(ops.matmul(a, b), as_dims([sizes[ch] for ch in batch + a_only + b_only]))
     order = batch + a_only + b_only
     return ops.transpose(y, [order.index(ch) for ch in out]) if order else y
 
