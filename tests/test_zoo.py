@@ -107,3 +107,29 @@ async def test_model_matches_torch_through_aio(name, anyio_backend):
     compiled = await aio.compile_model(os.path.join(ZOO, f"{name}.onnx"), "CPU")
     for feeds, expected in _cases(name):
         _check(name, await compiled(feeds), expected)
+
+
+TEXT_MODELS = [name for name in ("bert", "distilbert", "gpt2", "t5_encoder", "roberta") if not MODELS[name]]
+
+
+@pytest.mark.parametrize("name", TEXT_MODELS)
+def test_text_model_loads_once_and_runs_at_any_batch_and_length(name):
+    # Beyond the two saved shapes: onnxruntime is the reference (torch is not needed here).
+    ort = pytest.importorskip("onnxruntime")
+    path = os.path.join(ZOO, f"{name}.onnx")
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    compiled = ov.Core().compile_model(path, "CPU")
+    template = _cases(name)[0][0]
+    rng = np.random.default_rng(7)
+    for batch, length in ((1, 1), (4, 3), (3, 17), (1, 40)):
+        feeds = {}
+        for key, value in template.items():
+            if key == "input_ids":
+                feeds[key] = rng.integers(0, 100, (batch, length)).astype(value.dtype)
+            elif key == "attention_mask":
+                feeds[key] = (rng.random((batch, length)) > 0.2).astype(value.dtype)
+                feeds[key][:, 0] = 1
+            else:
+                feeds[key] = np.zeros((batch, length), value.dtype)
+        expected = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+        _check(name, compiled(feeds), expected)
