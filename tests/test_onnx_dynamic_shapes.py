@@ -154,3 +154,13 @@ def test_einsum_over_dynamic_dims(equation, shapes, dims):
     grown = {n: _rand(*[d + 1 if isinstance(sym, str) else d for d, sym in zip(s, ds)], seed=9 + i)
              for i, (n, s, ds) in enumerate(zip(names, shapes, dims))}
     _check_at_shapes(proto, [first, grown], rtol=1e-4, atol=1e-5)
+
+
+def test_slice_of_a_static_axis_keeps_its_size_under_a_dynamic_batch():
+    inits = [numpy_helper.from_array(np.array(v, np.int64), n)
+             for n, v in (("starts", [1, -1]), ("ends", [5, -100]), ("axes", [2, 1]), ("steps", [2, -1]))]
+    proto = _model([helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"])],
+                   [_tensor("x", ["n", "t", 6])], [_tensor("y", None)], inits)
+    model = ov.Core().read_model(proto.SerializeToString())
+    assert str(model.output(0).get_partial_shape()) == "[?,?,2]"
+    _check_at_shapes(proto, [{"x": _rand(1, 3, 6)}, {"x": _rand(2, 5, 6, seed=1)}])
