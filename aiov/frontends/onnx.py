@@ -90,7 +90,20 @@ class _Context:
 
 def _onnx_dtype(elem_type: int):
     from onnx import helper
-    return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+    except KeyError:
+        raise InputError(f"ONNX element type {elem_type} is not supported") from None
+
+
+def _check_tensor_value(info, what):
+    """Graph inputs and outputs must be tensors: sequences, optionals and maps are not yet."""
+    kind = info.type.WhichOneof("value")
+    if kind not in (None, "tensor_type"):
+        readable = {"sequence_type": "a sequence", "optional_type": "an optional", "map_type": "a map",
+                    "sparse_tensor_type": "a sparse tensor"}.get(kind, kind)
+        raise InputError(f"ONNX graph {what} '{info.name}' is {readable}; aiov supports only tensor "
+                         f"values for now (sequences, optionals and maps are not supported)")
 
 
 def read_onnx(model, weights=None) -> Model:
@@ -133,6 +146,7 @@ def read_onnx(model, weights=None) -> Model:
     for inp in graph.input:
         if inp.name in values:
             continue
+        _check_tensor_value(inp, "input")
         ttype = inp.type.tensor_type
         dims = None
         if ttype.HasField("shape"):
@@ -150,6 +164,7 @@ def read_onnx(model, weights=None) -> Model:
                 values[name] = as_output(port)
     results = []
     for out in graph.output:
+        _check_tensor_value(out, "output")
         if out.name not in values:
             raise InputError(f"ONNX graph output '{out.name}' is not produced by any node")
         port = values[out.name]
@@ -184,11 +199,24 @@ def _div(ctx):
 @converter("Identity", "Dropout")
 def _identity(ctx):
     x = ctx.inputs[0]
+    if ctx.node.op_type == "Dropout" and _dropout_trains(ctx):
+        ctx.fail("training mode (random masks) is not supported; export the model in eval mode")
     out = ops.convert(x, x.get_element_type())
     if ctx.node.op_type == "Dropout" and len(ctx.node.output) > 1:
         # Inference: nothing is dropped, the mask is all true.
         return [out, ops.broadcast(ops.constant(np.array(True)), ops.shape_of(x))]
     return out
+
+
+def _dropout_trains(ctx):
+    """Whether a Dropout really drops: training_mode (opset 12+) on and a ratio that is not 0."""
+    if ctx.opset < 12 or len(ctx.inputs) < 3 or ctx.inputs[2] is None:
+        return False
+    training = ctx.const_value(2)
+    if training is not None and not np.asarray(training).any():
+        return False
+    ratio = ctx.const_value(1) if len(ctx.inputs) > 1 and ctx.inputs[1] is not None else np.float32(0.5)
+    return ratio is None or bool(np.asarray(ratio).any())
 
 
 @converter("Cast")
@@ -213,21 +241,12 @@ def _softmax(ctx):
     if ctx.opset >= 13:
         return ops.softmax(x, ctx.attr("axis", -1))
     # Before opset 13 Softmax normalises over all dims from `axis` on (a 2-D flattening).
+    rank = _rank(ctx, x)
     axis = ctx.attr("axis", 1)
-    shape = x.get_partial_shape()
-    if shape.rank.is_dynamic:
-        ctx.fail("opset < 13 Softmax needs an input of known rank")
-    rank = len(shape)
     axis = axis + rank if axis < 0 else axis
     if axis == rank - 1:
         return ops.softmax(x, axis)
-    trailing = list(shape)[axis:]
-    leading = list(shape)[:axis]
-    if any(d.is_dynamic for d in trailing) or sum(d.is_dynamic for d in leading) > 1:
-        ctx.fail("opset < 13 Softmax needs static dimensions from the axis on")
-    back = [-1 if d.is_dynamic else d.get_length() for d in leading] + [d.get_length() for d in trailing]
-    flat = ops.reshape(x, [-1, int(np.prod([d.get_length() for d in trailing], dtype=np.int64))])
-    return ops.reshape(ops.softmax(flat, 1), back)
+    return _unflatten_like(ops.softmax(_flatten_2d(x, axis), 1), x)
 
 
 @converter("Constant")
@@ -382,17 +401,39 @@ def _unsqueeze(ctx):
 @converter("Flatten")
 def _flatten(ctx):
     x = ctx.inputs[0]
+    rank = _rank(ctx, x)
     axis = ctx.attr("axis", 1)
-    shape = x.get_partial_shape()
-    rank = len(shape)
     axis = axis + rank if axis < 0 else axis
-    if axis == 0:
-        return ops.reshape(x, [1, -1])
+    if not 0 <= axis <= rank:
+        ctx.fail(f"axis {ctx.attr('axis', 1)} is out of range for rank {rank}")
+    return _flatten_2d(x, axis)
+
+
+def _flatten_2d(x, axis):
+    """x as [prod(dims before axis), prod(dims from axis on)]. Sizes that are not known yet
+    come from the input's shape when a plan is built."""
+    dims = list(x.get_partial_shape())
+    lead, trail = dims[:axis], dims[axis:]
+    size = lambda ds: int(np.prod([d.get_length() for d in ds], dtype=np.int64))  # noqa: E731
+    if all(d.is_static for d in lead):
+        return ops.reshape(x, [size(lead), -1] if any(d.is_dynamic for d in trail) else [size(lead), size(trail)])
+    if all(d.is_static for d in trail) and size(trail) > 0:
+        return ops.reshape(x, [-1, size(trail)])
     if axis == 1:
         return ops.reshape(x, [0, -1], special_zero=True)
-    if all(d.is_static for d in list(shape)[:axis]):
-        return ops.reshape(x, [int(np.prod([d.get_length() for d in list(shape)[:axis]], dtype=np.int64)), -1])
-    ctx.fail("Flatten with axis > 1 needs static leading dimensions")
+    shape = ops.shape_of(x)
+    rank = len(dims)
+    target = ops.concat([ops.reduce_prod(ops.slice(shape, [0], [axis], [1]), [0], keep_dims=True),
+                         ops.reduce_prod(ops.slice(shape, [axis], [rank], [1]), [0], keep_dims=True)], 0)
+    return ops.reshape(x, target)
+
+
+def _unflatten_like(y, x):
+    """y (a 2-D view of x) back in x's shape: a constant target when x is static."""
+    shape = x.get_partial_shape()
+    if shape.is_static:
+        return ops.reshape(y, [d.get_length() for d in shape])
+    return ops.reshape(y, ops.shape_of(x))
 
 
 @converter("Slice")
@@ -407,9 +448,10 @@ def _slice(ctx):
     steps = ctx.inputs[4] if len(ctx.inputs) > 4 and ctx.inputs[4] is not None else None
     if steps is None:
         starts_shape = starts.get_partial_shape()
-        if starts_shape.is_dynamic:
-            ctx.fail("Slice without steps needs starts of a known length")
-        steps = [1] * starts_shape.to_shape()[0]
+        if starts_shape.is_static:
+            steps = [1] * starts_shape.to_shape()[0]
+        else:  # one step of 1 per start, however many there turn out to be
+            steps = ops.broadcast(ops.constant(np.array(1, np.int64)), ops.shape_of(starts))
     return ops.slice(x, starts, ends, steps, axes)
 
 
@@ -430,6 +472,12 @@ def _split(ctx):
             # opset 18: the last chunk is smaller.
             size = -(-dim.get_length() // outputs)
             lengths = [size] * (outputs - 1) + [dim.get_length() - size * (outputs - 1)]
+        elif dim.is_dynamic and ctx.opset >= 18 and outputs > 1:
+            # The same rule on the size the plan sees: chunks of ceil(size / n), the rest last.
+            size = ops.gather(ops.shape_of(x), ops.constant(np.array([axis], np.int64)), 0)
+            chunk = ops.divide(ops.add(size, np.array(outputs - 1, np.int64)), np.array(outputs, np.int64))
+            rest = ops.subtract(size, ops.multiply(chunk, np.array(outputs - 1, np.int64)))
+            lengths = ops.concat([ops.tile(chunk, ops.constant(np.array([outputs - 1], np.int64))), rest], 0)
         else:
             return ops.split(x, axis, outputs).outputs()
     return ops.variadic_split(x, axis, lengths).outputs()
@@ -609,10 +657,15 @@ def _arg(ctx):
 @converter("LogSoftmax")
 def _log_softmax(ctx):
     x = ctx.inputs[0]
-    if ctx.opset >= 13 or ctx.attr("axis", 1) in (-1, _rank(ctx, x) - 1):
-        axis = ctx.attr("axis", -1 if ctx.opset >= 13 else 1)
+    if ctx.opset >= 13:
+        return ops.log_softmax(x, ctx.attr("axis", -1))
+    # Before opset 13 LogSoftmax normalises over all dims from `axis` on, like Softmax.
+    rank = _rank(ctx, x)
+    axis = ctx.attr("axis", 1)
+    axis = axis + rank if axis < 0 else axis
+    if axis == rank - 1:
         return ops.log_softmax(x, axis)
-    ctx.fail("opset < 13 LogSoftmax over a non-last axis is not supported")
+    return _unflatten_like(ops.log_softmax(_flatten_2d(x, axis), 1), x)
 
 
 @converter("Size")
@@ -644,7 +697,8 @@ def _lrn(ctx):
 
 @converter("Einsum")
 def _einsum(ctx):
-    """Einsum as transposes, reductions and one batched MatMul (static shapes, no diagonals)."""
+    """Einsum as transposes, reductions and one batched MatMul (no diagonals). Sizes not
+    known when reading come from the operands' shapes when a plan is built."""
     equation = ctx.attr("equation").replace(" ", "")
     if "..." in equation:
         ctx.fail("equations with '...' are not supported")
@@ -657,15 +711,30 @@ def _einsum(ctx):
     terms = lhs.split(",")
     if len(terms) != len(ctx.inputs) or len(terms) > 2:
         ctx.fail("one or two operands are supported")
-    sizes = {}
+    sizes = {}  # letter -> int, or a [1] tensor of the size
     ports = []
     for term, port in zip(terms, ctx.inputs):
         shape = port.get_partial_shape()
-        if shape.is_dynamic or len(term) != len(shape) or len(set(term)) != len(term):
-            ctx.fail(f"operand '{term}' needs a static shape of rank {len(term)} and no repeated letters")
-        for letter, dim in zip(term, shape.to_shape()):
-            sizes[letter] = dim
+        if shape.rank.is_dynamic or len(term) != len(shape) or len(set(term)) != len(term):
+            ctx.fail(f"operand '{term}' needs rank {len(term)} and no repeated letters")
+        for i, (letter, dim) in enumerate(zip(term, shape)):
+            if dim.is_static:
+                sizes[letter] = dim.get_length()
+            elif not isinstance(sizes.get(letter), int):
+                sizes[letter] = ops.gather(ops.shape_of(port), [i], 0)
         ports.append(port)
+
+    def as_dims(parts):
+        """A reshape target: a list when every part is known, else a tensor."""
+        if all(isinstance(p, int) for p in parts):
+            return parts
+        return ops.concat([ops.constant(np.array([p], np.int64)) if isinstance(p, int) else p for p in parts], 0)
+
+    def prod(letters):
+        parts = [sizes[ch] for ch in letters]
+        if all(isinstance(p, int) for p in parts):
+            return int(np.prod(parts, dtype=np.int64))
+        return ops.reduce_prod(as_dims(parts), [0], keep_dims=True)
 
     def reduce_unused(term, port, keep):
         axes = [i for i, letter in enumerate(term) if letter not in keep]
@@ -682,12 +751,11 @@ def _einsum(ctx):
     contract = [ch for ch in a_term if ch in b_term and ch not in out]
     a_only = [ch for ch in a_term if ch not in b_term]
     b_only = [ch for ch in b_term if ch not in a_term]
-    prod = lambda letters: int(np.prod([sizes[ch] for ch in letters], dtype=np.int64))  # noqa: E731
     a = ops.reshape(ops.transpose(a, [a_term.index(ch) for ch in batch + a_only + contract]),
-                    [prod(batch), prod(a_only), prod(contract)])
+                    as_dims([prod(batch), prod(a_only), prod(contract)]))
     b = ops.reshape(ops.transpose(b, [b_term.index(ch) for ch in batch + contract + b_only]),
-                    [prod(batch), prod(contract), prod(b_only)])
-    y = ops.reshape(ops.matmul(a, b), [sizes[ch] for ch in batch + a_only + b_only] or [])
+                    as_dims([prod(batch), prod(contract), prod(b_only)]))
+    y = ops.reshape(ops.matmul(a, b), as_dims([sizes[ch] for ch in batch + a_only + b_only]))
     order = batch + a_only + b_only
     return ops.transpose(y, [order.index(ch) for ch in out]) if order else y
 
@@ -699,10 +767,12 @@ def _resize(ctx):
         scales = ctx.inputs[1] if len(ctx.inputs) > 1 else ops.constant(np.array(ctx.attr("scales"), np.float32))
         sizes = None
         coord = "asymmetric"
+        nearest = "floor"  # Upsample and Resize-10 take the floor of the source coordinate
     else:
         scales = ctx.inputs[2] if len(ctx.inputs) > 2 else None
         sizes = ctx.inputs[3] if len(ctx.inputs) > 3 else None
         coord = ctx.attr("coordinate_transformation_mode", "half_pixel")
+        nearest = ctx.attr("nearest_mode", "round_prefer_floor")
     if ctx.attr("antialias", 0) or ctx.attr("axes") is not None or \
             ctx.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
         ctx.fail("antialias, axes and keep_aspect_ratio_policy are not supported")
@@ -713,7 +783,7 @@ def _resize(ctx):
     empty_i = ops.constant(np.zeros(0, np.int64))
     return ops._make("Resize", [x, scales if scales is not None else empty_f, sizes if sizes is not None else empty_i],
                      {"mode": mode, "coordinate_transformation_mode": coord,
-                      "nearest_mode": ctx.attr("nearest_mode", "round_prefer_floor")}, ctx.node.name)
+                      "nearest_mode": nearest}, ctx.node.name)
 
 
 @converter("ConvTranspose")
@@ -723,31 +793,16 @@ def _conv_transpose(ctx):
     if rank not in (3, 4, 5):
         ctx.fail("only 1-D, 2-D and 3-D transposed convolutions are supported")
     n = rank - 2
-    xs, ws = x.get_partial_shape(), w.get_partial_shape()
-    if xs.is_dynamic or ws.is_dynamic:
-        ctx.fail("transposed convolution needs static shapes")
-    in_dims, k_dims = list(xs.to_shape())[2:], list(ws.to_shape())[2:]
-    strides = ctx.attr("strides", [1] * n)
-    dilations = ctx.attr("dilations", [1] * n)
-    out_pad = ctx.attr("output_padding", [0] * n)
     pads = ctx.attr("pads", [0] * (2 * n))
-    auto = ctx.attr("auto_pad", "NOTSET")
-    output_shape = ctx.attr("output_shape")
-    if output_shape is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
-        # ONNX: derive the pads from the requested output size.
-        target = list(output_shape)[-n:] if output_shape is not None else [d * s for d, s in zip(in_dims, strides)]
-        pads = [0] * (2 * n)
-        for i in range(n):
-            total = strides[i] * (in_dims[i] - 1) + out_pad[i] + (k_dims[i] - 1) * dilations[i] + 1 - target[i]
-            if total < 0:  # a larger output than the kernel reaches: extra zeros at the end
-                out_pad = list(out_pad)
-                out_pad[i] -= total
-                total = 0
-            first = total // 2 if auto != "SAME_LOWER" else total - total // 2
-            pads[i], pads[n + i] = first, total - first
-    y = ops._make("ConvTranspose", [x, w],
-                  {"strides": strides, "dilations": dilations, "pads_begin": pads[:n], "pads_end": pads[n:],
-                   "output_padding": out_pad, "group": ctx.attr("group", 1)}, ctx.node.name)
+    auto = ctx.attr("auto_pad", "NOTSET").lower()
+    attrs = {"strides": ctx.attr("strides", [1] * n), "dilations": ctx.attr("dilations", [1] * n),
+             "pads_begin": pads[:n], "pads_end": pads[n:], "output_padding": ctx.attr("output_padding", [0] * n),
+             "group": ctx.attr("group", 1),
+             "auto_pad": {"notset": "explicit", "valid": "valid"}.get(auto, auto)}
+    if ctx.attr("output_shape") is not None:
+        # The registry's rule derives the pads from the requested size once input sizes are known.
+        attrs["output_shape"] = list(ctx.attr("output_shape"))
+    y = ops._make("ConvTranspose", [x, w], attrs, ctx.node.name)
     if len(ctx.inputs) > 2 and ctx.inputs[2] is not None:
         y = ops.add(y, _channel_vector(ctx.inputs[2], rank))
     return y

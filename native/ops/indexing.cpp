@@ -268,17 +268,16 @@ std::vector<PortInfo> infer_slice(const InferContext& c) {
   const PortInfo& x = c.in[0];
   bool known = c.in_value[1] && c.in_value[2] && c.in_value[3] && (c.in.size() < 5 || c.in_value[4]);
   if (!x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
-  if (!known || !x.shape.is_static()) {
-    if (known && c.in.size() > 4) {
-      // Dims not sliced keep their (possibly dynamic) size.
-      Dims out = x.shape.dims;
-      for (auto a : read_int_tensor(c.node, *c.in_value[4], "axes")) out[normalize_axis(c.node, a, x.shape.rank())] = kDynamic;
-      return {PortInfo{x.type, PartialShape(out)}};
-    }
-    return {PortInfo{x.type, PartialShape(Dims(x.shape.dims.size(), kDynamic))}};
-  }
+  if (!known) return {PortInfo{x.type, PartialShape(Dims(x.shape.dims.size(), kDynamic))}};
+  // Known bounds: every dim whose input size is known gets its size now (a dynamic batch
+  // does not hide the size of a sliced channel axis); the others wait for the plan.
+  Dims sizes = x.shape.dims;
+  for (auto& d : sizes) d = d < 0 ? 1 : d;  // a stand-in size, overwritten below
   std::vector<const TensorView*> v(c.in_value.begin() + 1, c.in_value.end());
-  return {PortInfo{x.type, PartialShape(slice_spec(c.node, x.shape.dims, v).out)}};
+  Dims out = slice_spec(c.node, sizes, v).out;
+  for (size_t i = 0; i < out.size(); ++i)
+    if (x.shape.dims[i] < 0) out[i] = kDynamic;
+  return {PortInfo{x.type, PartialShape(out)}};
 }
 
 KernelFn prepare_slice(const PrepareContext& ctx) {

@@ -219,7 +219,44 @@ KernelFn prepare_batch_norm(const PrepareContext& ctx) {
   };
 }
 
-// ---- ConvTranspose (ONNX semantics; pads already resolved by the frontend) ------------------
+// ---- ConvTranspose (ONNX semantics) --------------------------------------------------------
+
+// Pads and output padding along each spatial axis. Explicit pads come from the attributes;
+// with auto_pad same_upper/same_lower or an output_shape they follow from the input size,
+// so they are only meaningful along axes whose input and kernel sizes are known.
+struct TransposedPads {
+  std::vector<int64_t> begin, end, output_padding;
+  std::vector<int64_t> target;  // the requested spatial output size, when output_shape is given
+};
+
+TransposedPads transposed_pads(const Node& n, const Dims& in, const Dims& k) {
+  size_t r = in.size();
+  auto strides = spatial_ints(n, "strides", r);
+  auto dil = spatial_ints(n, "dilations", r);
+  TransposedPads p{spatial_ints(n, "pads_begin", r), spatial_ints(n, "pads_end", r),
+                   spatial_ints(n, "output_padding", r)};
+  std::string auto_pad = n.attr_str("auto_pad");
+  bool same = auto_pad == "same_upper" || auto_pad == "same_lower";
+  auto target = n.attr_ints("output_shape");
+  if (!target.empty() && target.size() < r)
+    throw InputError(n.describe() + ": output_shape needs " + std::to_string(r) + " spatial sizes");
+  if (!target.empty()) p.target.assign(target.end() - r, target.end());
+  if (target.empty() && !same) return p;
+  for (size_t i = 0; i < r; ++i) {
+    if (in[i] < 0 || k[i] < 0) continue;
+    int64_t want = target.empty() ? in[i] * strides[i] : p.target[i];
+    int64_t total = strides[i] * (in[i] - 1) + p.output_padding[i] + (k[i] - 1) * dil[i] + 1 - want;
+    if (total < 0) {  // a larger output than the kernel reaches: extra zeros at the end
+      p.output_padding[i] -= total;
+      total = 0;
+    }
+    // ONNX: only same_upper puts the odd pad at the end; same_lower and output_shape at the start.
+    int64_t first = auto_pad == "same_upper" ? total / 2 : total - total / 2;
+    p.begin[i] = first;
+    p.end[i] = total - first;
+  }
+  return p;
+}
 
 std::vector<PortInfo> infer_conv_transpose(const InferContext& c) {
   expect_type_match(c.node, c.in[0], c.in[1]);
@@ -233,15 +270,19 @@ std::vector<PortInfo> infer_conv_transpose(const InferContext& c) {
   if (x.dims[1] >= 0 && f.dims[0] >= 0 && x.dims[1] != f.dims[0])
     throw InputError(c.node.describe() + ": data has " + std::to_string(x.dims[1]) + " channels, filters " + f.str());
   size_t r = x.dims.size() - 2;
+  Dims in(x.dims.begin() + 2, x.dims.end()), k(f.dims.begin() + 2, f.dims.end());
   auto strides = spatial_ints(c.node, "strides", r);
   auto dil = spatial_ints(c.node, "dilations", r);
-  auto pb = spatial_ints(c.node, "pads_begin", r);
-  auto pe = spatial_ints(c.node, "pads_end", r);
-  auto op = spatial_ints(c.node, "output_padding", r);
+  TransposedPads p = transposed_pads(c.node, in, k);
   Dims out{x.dims[0], f.dims[1] < 0 ? kDynamic : f.dims[1] * group};
   for (size_t i = 0; i < r; ++i) {
-    int64_t in = x.dims[2 + i], k = f.dims[2 + i];
-    out.push_back(in < 0 || k < 0 ? kDynamic : strides[i] * (in - 1) + op[i] + (k - 1) * dil[i] + 1 - pb[i] - pe[i]);
+    if (in[i] < 0 || k[i] < 0) {  // known only when output_shape asks for it
+      out.push_back(p.target.empty() ? kDynamic : p.target[i]);
+      continue;
+    }
+    out.push_back(strides[i] * (in[i] - 1) + p.output_padding[i] + (k[i] - 1) * dil[i] + 1 - p.begin[i] - p.end[i]);
+    if (out.back() < 0)
+      throw InputError(c.node.describe() + ": the pads leave a negative output size for input " + x.str());
   }
   return {PortInfo{c.in[0].type, PartialShape(out)}};
 }
@@ -256,7 +297,7 @@ KernelFn prepare_conv_transpose(const PrepareContext& ctx) {
   };
   auto strides = pad3(spatial_ints(ctx.node, "strides", r), 1);
   auto dil = pad3(spatial_ints(ctx.node, "dilations", r), 1);
-  auto pb = pad3(spatial_ints(ctx.node, "pads_begin", r), 0);
+  auto pb = pad3(transposed_pads(ctx.node, Dims(xs.begin() + 2, xs.end()), Dims(fs.begin() + 2, fs.end())).begin, 0);
   auto in = pad3(Dims(xs.begin() + 2, xs.end()), 1), k = pad3(Dims(fs.begin() + 2, fs.end()), 1),
        out = pad3(Dims(ys.begin() + 2, ys.end()), 1);
   int64_t group = ctx.node.attr_int("group");
@@ -340,7 +381,8 @@ void register_nn_ops(OpRegistry& r) {
   r.add(OpDef{"ConvTranspose", 2, 2, infer_conv_transpose, prepare_conv_transpose}.with_attrs(
       {spatial_attr("strides", 1).at_least(1), spatial_attr("dilations", 1).at_least(1),
        spatial_attr("pads_begin", 0).at_least(0), spatial_attr("pads_end", 0).at_least(0),
-       spatial_attr("output_padding", 0).at_least(0), group_attr()}));
+       spatial_attr("output_padding", 0).at_least(0), group_attr(),
+       str_attr("auto_pad", "explicit", {"explicit", "valid", "same_upper", "same_lower"}), ints_attr("output_shape")}));
   std::vector<AttrSpec> conv = window_attrs();
   conv.push_back(group_attr());
   r.add(OpDef{"Convolution", 2, 2, infer_conv, prepare_conv}.with_attrs(conv));

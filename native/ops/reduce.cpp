@@ -127,6 +127,13 @@ KernelFn make_reduce(const PrepareContext& ctx, const ReduceGeometry& g, ReduceK
         acc = (Acc)(std::log(s) + (double)best);
       }
       if (kind == ReduceKind::kMax || kind == ReduceKind::kMin) acc = best;
+      if (first && (kind == ReduceKind::kMax || kind == ReduceKind::kMin)) {
+        // ONNX: the max of nothing is -inf (the type's lowest value without infinities), the min +inf.
+        using L = std::numeric_limits<C>;
+        C none = kind == ReduceKind::kMax ? (L::has_infinity ? -L::infinity() : L::lowest())
+                                          : (L::has_infinity ? L::infinity() : L::max());
+        acc = (Acc)none;
+      }
       if (kind == ReduceKind::kMean) acc = g.red_count ? (Acc)(acc / (Acc)g.red_count) : acc;
       if (kind == ReduceKind::kL2) acc = (Acc)std::sqrt((double)acc);
       o[i] = store<T>((C)acc);
@@ -195,8 +202,12 @@ KernelFn prepare_reduce(const PrepareContext& ctx) {
   ReduceGeometry g = reduce_geometry(ctx.in[0].shape, ax);
   return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
-    if constexpr (std::is_same<T, bool>::value) throw NotSupported(ctx.node.describe() + ": boolean input");
-    else return make_reduce<T>(ctx, g, Kind);
+    // Over booleans only max (any) and min (all) mean something.
+    if constexpr (std::is_same<T, bool>::value) {
+      if (Kind != ReduceKind::kMax && Kind != ReduceKind::kMin)
+        throw NotSupported(ctx.node.describe() + ": boolean input");
+    }
+    return make_reduce<T>(ctx, g, Kind);
   });
 }
 

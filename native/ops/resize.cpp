@@ -47,11 +47,17 @@ std::vector<PortInfo> infer_resize(const InferContext& c) {
   std::string mode = c.node.attr_str("mode");
   if (mode != "nearest" && mode != "linear") throw NotSupported(c.node.describe() + ": mode '" + mode + "'");
   if (!x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
-  if (!c.in_value[1] || !c.in_value[2] || !x.shape.is_static())
+  if (!c.in_value[1] || !c.in_value[2])
     return {PortInfo{x.type, PartialShape(Dims(x.shape.dims.size(), kDynamic))}};
+  // Dynamic input dims stay dynamic (as 0 here, then marked) unless sizes pin them.
+  Dims in = x.shape.dims;
+  for (auto& d : in) d = std::max<int64_t>(d, 0);
   Dims out;
   std::vector<double> scale;
-  resize_target(c.node, x.shape.dims, c.in_value[1], c.in_value[2], &out, &scale);
+  resize_target(c.node, in, c.in_value[1], c.in_value[2], &out, &scale);
+  bool by_sizes = c.in_value[2]->count() > 0;
+  for (size_t i = 0; i < out.size(); ++i)
+    if (x.shape.dims[i] < 0 && !by_sizes) out[i] = kDynamic;
   return {PortInfo{x.type, PartialShape(out)}};
 }
 

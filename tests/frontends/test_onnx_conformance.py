@@ -22,7 +22,7 @@ EXCLUDED = [
     (r"bfloat16|BFLOAT16", "bf16 model inputs: numpy has no bfloat16 dtype to feed"),
     (r"string|STRING", "string tensors are not supported"),
     (r"sequence|optional|_opt$", "sequence and optional types are not supported"),
-    (r"reduce_m(ax|in)_(bool_inputs|empty_set)", "ReduceMax/Min over booleans or empty sets"),
+    
     (r"maxpool_2d_uint8", "integer pooling (aiov pools f32)"),
     (r"wrap_pad", "Pad mode 'wrap'"),
     (r"constant_pad_(negative_)?axes|center_crop_pad", "Pad with both pads and axes given at run time"),
