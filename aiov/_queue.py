@@ -24,9 +24,10 @@ class AsyncInferQueue:
             jobs = default_queue_jobs(model)
         self._requests = [InferRequest(model) for _ in range(jobs)]
         self._userdata = [None] * jobs
-        # Most-recently-freed first (pop/append at the right): a lightly loaded queue keeps
-        # reusing the same few requests and their warm memory.
-        self._idle = deque(reversed(range(jobs)))
+        # Least-recently-freed first, as OpenVINO hands them out: `jobs` consecutive
+        # start_async calls land on `jobs` different requests, so code that reads every
+        # request's results afterwards (OpenVINO's own samples) sees each job's.
+        self._idle = deque(range(jobs))
         self._cond = threading.Condition(threading.Lock())
         self._busy = 0
         self._errors = []
@@ -69,7 +70,7 @@ class AsyncInferQueue:
             while not self._idle:
                 dispatcher.refuse_wait("AsyncInferQueue.start_async() with every job busy")
                 cond.wait()
-            job_id = self._idle.pop()
+            job_id = self._idle.popleft()
             self._busy += 1
         request = self._requests[job_id]
         try:
@@ -79,7 +80,7 @@ class AsyncInferQueue:
             request._native.start(dispatcher.port, self._tokens[job_id])
         except BaseException:
             with cond:
-                self._idle.append(job_id)
+                self._idle.appendleft(job_id)
                 self._busy -= 1
                 cond.notify_all()
             raise
@@ -107,7 +108,7 @@ class AsyncInferQueue:
             while not self._idle:
                 dispatcher.refuse_wait("AsyncInferQueue.get_idle_request_id() with every job busy")
                 self._cond.wait()
-            return self._idle[-1]
+            return self._idle[0]
 
     def set_callback(self, callback):
         """``callback(request, userdata)`` runs on aiov's dispatcher thread as each job ends."""

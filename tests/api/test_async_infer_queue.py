@@ -112,3 +112,15 @@ def test_share_inputs_in_queue(compiled):
     queue.start_async({0: data}, share_inputs=True)
     queue.wait_all()
     np.testing.assert_array_equal(queue[0].get_output_tensor().data, 3 * data)
+
+
+def test_requests_are_handed_out_least_recently_freed_first(compiled):
+    # OpenVINO's order: `jobs` calls in a row use `jobs` different requests even when each job
+    # has finished before the next call, so reading every request afterwards sees every job.
+    queue = ov.AsyncInferQueue(compiled, 4)
+    for round_ in range(3):
+        for i in range(4):
+            queue.start_async(np.full(4, 10 * round_ + i, np.float32), userdata=i)
+            queue.wait_all()  # the job is done and its request idle again before the next call
+        got = [float(queue[i].get_input_tensor(0).data[0]) for i in range(4)]
+        assert got == [10.0 * round_ + i for i in range(4)]
