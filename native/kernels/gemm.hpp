@@ -1,5 +1,6 @@
-// f32 GEMM: packed, register-blocked kernels (AVX-512 / AVX2+FMA / portable),
-// chosen once at run time from CPUID. Used by MatMul (and later Conv/Gemm).
+// f32 GEMM: packed, register-blocked kernels (AVX-512 / AVX2+FMA / portable), chosen once
+// at run time (kernels/isa.hpp). The interface the ops use; docs/kernels.md maps the files
+// behind it.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -130,83 +131,4 @@ void transpose_f32(int64_t rows, int64_t cols, const float* src, int64_t ld, flo
 // Which instruction set the GEMM dispatcher picked: "avx512", "avx2" or "scalar".
 const char* gemm_isa();
 
-// ---------------------------------------------------------------------------
-// Internal contract between gemm.cpp (drivers, packing, dispatch) and the
-// ISA-specific translation units. Not for use outside native/kernels/gemm*.cpp.
-namespace gemm_detail {
-
-// How a micro-tile is merged into C once its dot products are done, in this order:
-// x = acc (+ beta * C when load_c) (+ bias) (+ residual), then clamped to [lo, hi].
-struct TileFlags {
-  float beta = 0.0f;                // C = acc + beta * C when load_c
-  bool load_c = false;              // false: C is overwritten without being read
-  const float* residual = nullptr;  // this tile's block of the residual, ld_residual apart
-  int64_t ld_residual = 0;
-  bool clamp = false;  // ReLU is lo = 0, hi = +inf
-  float lo = 0.0f, hi = 0.0f;
-  // One call runs `panels` tiles down a column of C against the same B: A panel p starts
-  // a_next floats after panel p - 1, and C and the residual move down `rows` rows each time.
-  // Small K makes a tile short, and a call per tile cost ~10% of MobileNet's 1x1 convolutions.
-  int panels = 1;
-  int64_t a_next = 0;
-  // Indirect A (a convolution read where its input lies): A row r of the tile is `segments`
-  // runs of kc floats, run s starting at a_ptrs[s * a_ptr_stride + r]; the a argument is
-  // unused, B runs on across the runs (segments * kc rows of it), and panels is 1.
-  const float* const* a_ptrs = nullptr;
-  int segments = 1;
-  int64_t a_ptr_stride = 0;
-  // Grid A (see GridSource): element (r, k) of the tile is a[a_offsets[k] + r * a_step], the
-  // a argument being the tile's base; kc covers all of K, and panels is 1.
-  const int64_t* a_offsets = nullptr;
-  int a_step = 1;
-};
-
-// C[rows, cols] (+)= A * Bpanel over kc steps, then merged as TileFlags says.
-// a: the A block, alpha applied. a_rowmajor: rows a_stride floats apart, each kc contiguous
-// values (A as it lies, or rows made on demand); otherwise a packed panel: kc groups of
-// rows values, a_stride floats apart. b: kc rows of the tile width, b_stride floats apart.
-// b_direct: B is the unpacked matrix itself, so only `cols` values of each row exist and
-// may be read (never together with a_rowmajor). rows <= mr, cols <= nr of the kernel set;
-// rows <= mr_narrow when a_rowmajor and cols <= nr / 2.
-using TileFn = void (*)(int rows, int cols, int64_t kc, const float* a, int64_t a_stride, bool a_rowmajor,
-                        const float* b, int64_t b_stride, bool b_direct, float* c, int64_t ldc,
-                        const float* bias, const TileFlags& flags);
-
-// out(r, j) = dot(x[r, 0:k], y[j, 0:k]) (+ beta * out(r, j) when beta != 0), for
-// r < rows (<= 4) and j < cols; out(r, j) lives at c[r * c_rs + j * c_cs].
-using DotFn = void (*)(int rows, int64_t cols, int64_t k, const float* x, int64_t ldx,
-                       const float* y, int64_t ldy, float* c, int64_t c_rs, int64_t c_cs,
-                       float beta);
-
-// c[r, 0:n] = sum_k a[r * lda + k] * b[k * ldb + 0:n] (+ beta * c when beta != 0), r < rows (<= 4), k >= 1,
-// for a few rows against unpacked row-major B: B rows are streamed front to back
-// (prefetch-friendly) while a short C segment stays in L1.
-using StreamFn = void (*)(int rows, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                          int64_t ldb, float* c, int64_t ldc, float beta);
-
-// Transposing copy used by packing: dst[k * dst_stride + r] = alpha * src[r * ld + k]
-// for r < rows (<= KernelSet::transpose_rows), k < kc. Packs non-transposed A
-// into A panels and transposed B into B panels.
-using TransposeFn = void (*)(int rows, int64_t kc, const float* src, int64_t ld, float alpha, float* dst,
-                             int64_t dst_stride);
-
-struct KernelSet {
-  const char* name;
-  int mr, nr;          // micro-tile rows x columns
-  int mr_narrow;       // rows of a tile when A rows are read in place and cols <= nr / 2
-  int64_t kc, mc, nc;  // cache blocking: K slice, rows of A per L2 block, columns per B block
-  TileFn tile;
-  DotFn dot;
-  StreamFn stream;
-  TransposeFn transpose;  // null: portable loops
-  int transpose_rows;     // rows per transpose call
-  // Shorter, wider tiles for weights packed for a tall A against few columns (null: none).
-  const KernelSet* wide = nullptr;
-};
-
-// Null when the translation unit was built without the ISA (non-x86 builds).
-const KernelSet* avx512_kernels();
-const KernelSet* avx2_kernels();
-
-}  // namespace gemm_detail
 }  // namespace aiov

@@ -1,8 +1,9 @@
-// AVX-512 f32 GEMM micro-kernels. This file is compiled with AVX-512 flags and
-// only reached after the dispatcher saw AVX-512 in CPUID/XCR0. Everything here
-// stays in an anonymous namespace and uses no inline library templates, so the
-// linker can never hand an AVX-512 copy of a shared inline function to portable code.
-#include "kernels/gemm.hpp"
+// AVX-512 f32 GEMM micro-kernels: the vector traits and tile shapes for
+// gemm_microkernels.inc, and the 16 x 16 transpose for packing. This file is compiled with
+// AVX-512 flags and only reached after the dispatcher saw AVX-512 in CPUID/XCR0. Everything
+// here stays in an anonymous namespace and uses no inline library templates, so the linker
+// can never hand an AVX-512 copy of a shared inline function to portable code.
+#include "kernels/gemm_kernels.hpp"
 
 #if defined(AIOV_X86) && defined(__AVX512F__) && defined(__FMA__)
 #include <immintrin.h>
@@ -33,248 +34,41 @@ constexpr int kMRNarrow = 28;
 #define AIOV_UNROLL _Pragma("GCC unroll 32")
 static_assert(kMRNarrow <= 32 && kMR <= 32, "AIOV_UNROLL must cover every row of a tile");
 
-inline __mmask16 head_mask(int n) {  // lowest n lanes, n in [0, 16]
-  return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1u);
-}
+#define AIOV_VEC_OP [[gnu::always_inline]] static
 
-inline float hsum(__m512 v) {
-  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+// Vector traits for gemm_microkernels.inc. Masked moves cost the same as plain ones here,
+// so the edge moves are always masked.
+struct Avx512 {
+  using Vec = __m512;
+  using Mask = __mmask16;
+  static constexpr int kLanes = 16;
+  static constexpr int kRegisters = 32;
+  static constexpr bool kPrefetchWholeTile = true;
+  static constexpr bool kPrefetchNextRuns = true;
 
-// Independent accumulator sets over k for short tiles: an FMA has ~4 cycles of
-// latency, so a 1-row tile with 2 chains would run at a quarter of peak.
-constexpr int k_splits(int vecs) {  // vecs: accumulators per k step
-  return vecs >= 8 ? 1 : (8 + vecs - 1) / vecs > 4 ? 4 : (8 + vecs - 1) / vecs;
-}
-
-// NV zmm vectors per row (the narrow tiles, NV = 1, serve at most 16 columns with more rows).
-// A_ROWS: A is row-major (row r at a + r * as, k contiguous), read where it lies instead
-// of from a packed panel (a[k * as + r]). INDIRECT: rows are runs found through f.a_ptrs.
-// GRID > 0: element (r, k) is a[f.a_offsets[k] + r * GRID] (a grid of step GRID).
-template <int ROWS, int NV, bool DIRECT, bool A_ROWS, bool INDIRECT = false, int GRID = 0>
-inline __attribute__((always_inline)) void tile_once(int cols, int64_t kc, const float* a, int64_t as, const float* b,
-                                                     int64_t bs, float* c, int64_t ldc, const float* bias,
-                                                     const TileFlags& f, const float* residual) {
-  constexpr int KS = k_splits(ROWS * NV);
-  __mmask16 bmask[NV];
-  AIOV_UNROLL for (int v = 0; v < NV; ++v) bmask[v] = head_mask(cols - 16 * v);
-
-  // Pull the C tile toward L1 (for writing) now; it is only touched after the
-  // k loop, and cold stores would otherwise stall the merge.
-  for (int r = 0; r < ROWS; ++r) {
-    __builtin_prefetch(c + r * ldc, 1, 3);
-    __builtin_prefetch(c + r * ldc + (NV * 16) - 1, 1, 3);
+  AIOV_VEC_OP Mask head_mask(int n) { return n >= 16 ? (Mask)0xFFFF : (Mask)((1u << (n < 0 ? 0 : n)) - 1u); }
+  AIOV_VEC_OP Vec zero() { return _mm512_setzero_ps(); }
+  AIOV_VEC_OP Vec set1(float x) { return _mm512_set1_ps(x); }
+  AIOV_VEC_OP Vec broadcast(const float* p) { return _mm512_set1_ps(*p); }
+  AIOV_VEC_OP Vec load(const float* p) { return _mm512_loadu_ps(p); }
+  AIOV_VEC_OP Vec load_masked(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  AIOV_VEC_OP Vec load_edge(const float* p, Mask m, bool) { return _mm512_maskz_loadu_ps(m, p); }
+  AIOV_VEC_OP void store_edge(float* p, Mask m, bool, Vec v) { _mm512_mask_storeu_ps(p, m, v); }
+  AIOV_VEC_OP Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+  AIOV_VEC_OP Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+  AIOV_VEC_OP Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
+  AIOV_VEC_OP Vec min(Vec a, Vec b) { return _mm512_min_ps(a, b); }
+  AIOV_VEC_OP Vec max(Vec a, Vec b) { return _mm512_max_ps(a, b); }
+  AIOV_VEC_OP float hsum(Vec v) {
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
   }
-  if (residual)  // read only at the merge too, and usually far out of cache
-    for (int r = 0; r < ROWS; ++r) {
-      __builtin_prefetch(residual + r * f.ld_residual, 0, 3);
-      __builtin_prefetch(residual + r * f.ld_residual + (NV * 16) - 1, 0, 3);
-    }
+};
 
-  __m512 acc[KS][ROWS][NV];
-  AIOV_UNROLL for (int s = 0; s < KS; ++s)
-    AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
-      AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[s][r][v] = _mm512_setzero_ps();
-
-  // kc steps of the k loop; at(s, r) is element (s, r) of A relative to the current
-  // position, and advance(n) moves that position n steps on.
-  auto steps = [&](int64_t kc, auto at, auto advance) __attribute__((always_inline)) {
-    int64_t k = 0;
-    for (; k + KS <= kc; k += KS) {
-      AIOV_UNROLL for (int s = 0; s < KS; ++s) {
-        __m512 bv[NV];
-        AIOV_UNROLL for (int v = 0; v < NV; ++v)
-          bv[v] = DIRECT ? _mm512_maskz_loadu_ps(bmask[v], b + s * bs + 16 * v) : _mm512_loadu_ps(b + s * bs + 16 * v);
-        AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
-          __m512 av = _mm512_set1_ps(at(s, r));
-          AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[s][r][v] = _mm512_fmadd_ps(av, bv[v], acc[s][r][v]);
-        }
-      }
-      advance(KS);
-      b += KS * bs;
-    }
-    for (; k < kc; ++k) {  // leftover steps when KS > 1
-      __m512 bv[NV];
-      AIOV_UNROLL for (int v = 0; v < NV; ++v)
-        bv[v] = DIRECT ? _mm512_maskz_loadu_ps(bmask[v], b + 16 * v) : _mm512_loadu_ps(b + 16 * v);
-      AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
-        __m512 av = _mm512_set1_ps(at(0, r));
-        AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[0][r][v] = _mm512_fmadd_ps(av, bv[v], acc[0][r][v]);
-      }
-      advance(1);
-      b += bs;
-    }
-  };
-  if constexpr (INDIRECT) {
-    // Runs jump about the input where no hardware prefetcher follows: each segment pulls
-    // in the next one's runs (up to 8 lines each) while its own FMAs run.
-    const int64_t lines = kc * (int64_t)sizeof(float) > 512 ? 8 : (kc * (int64_t)sizeof(float) + 63) / 64;
-    for (int seg = 0; seg < f.segments; ++seg) {
-      const float* row[ROWS];
-      AIOV_UNROLL for (int r = 0; r < ROWS; ++r) row[r] = f.a_ptrs[seg * f.a_ptr_stride + r];
-      if (seg + 1 < f.segments)
-        for (int r = 0; r < ROWS; ++r) {
-          const char* next = (const char*)f.a_ptrs[(seg + 1) * f.a_ptr_stride + r];
-          for (int64_t l = 0; l < lines; ++l) _mm_prefetch(next + 64 * l, _MM_HINT_T0);
-        }
-      steps(kc, [&](int s, int r) { return row[r][s]; },
-            [&](int n) { AIOV_UNROLL for (int r = 0; r < ROWS; ++r) row[r] += n; });
-    }
-  } else if constexpr (GRID > 0) {
-    // One offset per step; the rows are then fixed displacements from it.
-    const int64_t* off = f.a_offsets;
-    steps(kc, [&](int s, int r) { return a[off[s] + r * GRID]; }, [&](int n) { off += n; });
-  } else {
-    const int64_t a_step = A_ROWS ? 1 : as;
-    steps(kc, [&](int s, int r) { return A_ROWS ? a[r * as + s] : a[s * as + r]; }, [&](int n) { a += n * a_step; });
-  }
-  AIOV_UNROLL for (int s = 1; s < KS; ++s)
-    AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
-      AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[0][r][v] = _mm512_add_ps(acc[0][r][v], acc[s][r][v]);
-
-  const __m512 beta = _mm512_set1_ps(f.beta);
-  const __m512 lo = _mm512_set1_ps(f.lo), hi = _mm512_set1_ps(f.hi);
-  __m512 bias_v[NV];
-  AIOV_UNROLL for (int v = 0; v < NV; ++v)
-    bias_v[v] = bias ? _mm512_maskz_loadu_ps(bmask[v], bias + 16 * v) : _mm512_setzero_ps();
-  AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
-    float* cr = c + r * ldc;
-    const float* res = residual + r * f.ld_residual;
-    AIOV_UNROLL for (int v = 0; v < NV; ++v) {
-      __m512 x = acc[0][r][v];
-      if (f.load_c) x = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(bmask[v], cr + 16 * v), x);
-      if (bias) x = _mm512_add_ps(x, bias_v[v]);
-      if (residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(bmask[v], res + 16 * v));
-      if (f.clamp) x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
-      _mm512_mask_storeu_ps(cr + 16 * v, bmask[v], x);
-    }
-  }
-}
-
-#include "kernels/gemm_tile_select.inc"
-
-// Dot products along contiguous K: ROWS x rows of x against NB rows of y.
-template <int ROWS, int NB>
-void dot_block(int64_t k, const float* x, int64_t ldx, const float* y, int64_t ldy, float* c, int64_t c_rs,
-               int64_t c_cs, float beta) {
-  __m512 acc[ROWS][NB];
-  AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
-    AIOV_UNROLL for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= k; i += 16) {
-    __m512 yv[NB];
-    AIOV_UNROLL for (int j = 0; j < NB; ++j) yv[j] = _mm512_loadu_ps(y + j * ldy + i);
-    AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
-      __m512 xv = _mm512_loadu_ps(x + r * ldx + i);
-      AIOV_UNROLL for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_fmadd_ps(xv, yv[j], acc[r][j]);
-    }
-  }
-  if (i < k) {
-    __mmask16 m = head_mask((int)(k - i));
-    __m512 yv[NB];
-    AIOV_UNROLL for (int j = 0; j < NB; ++j) yv[j] = _mm512_maskz_loadu_ps(m, y + j * ldy + i);
-    AIOV_UNROLL for (int r = 0; r < ROWS; ++r) {
-      __m512 xv = _mm512_maskz_loadu_ps(m, x + r * ldx + i);
-      AIOV_UNROLL for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_fmadd_ps(xv, yv[j], acc[r][j]);
-    }
-  }
-  AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
-    AIOV_UNROLL for (int j = 0; j < NB; ++j) {
-      float s = hsum(acc[r][j]);
-      float* out = c + r * c_rs + j * c_cs;
-      *out = beta == 0.0f ? s : s + beta * *out;
-    }
-}
-
-template <int ROWS>
-void dot_rows(int64_t cols, int64_t k, const float* x, int64_t ldx, const float* y, int64_t ldy, float* c,
-              int64_t c_rs, int64_t c_cs, float beta) {
-  // One row of x gets 8 y rows per pass so 8 FMA chains stay in flight.
-  constexpr int NB = ROWS == 1 ? 8 : 4;
-  int64_t j = 0;
-  for (; j + NB <= cols; j += NB) dot_block<ROWS, NB>(k, x, ldx, y + j * ldy, ldy, c + j * c_cs, c_rs, c_cs, beta);
-  for (; j < cols; ++j) dot_block<ROWS, 1>(k, x, ldx, y + j * ldy, ldy, c + j * c_cs, c_rs, c_cs, beta);
-}
-
-void dot(int rows, int64_t cols, int64_t k, const float* x, int64_t ldx, const float* y, int64_t ldy, float* c,
-         int64_t c_rs, int64_t c_cs, float beta) {
-  switch (rows) {
-    case 1: return dot_rows<1>(cols, k, x, ldx, y, ldy, c, c_rs, c_cs, beta);
-    case 2: return dot_rows<2>(cols, k, x, ldx, y, ldy, c, c_rs, c_cs, beta);
-    case 3: return dot_rows<3>(cols, k, x, ldx, y, ldy, c, c_rs, c_cs, beta);
-    default: return dot_rows<4>(cols, k, x, ldx, y, ldy, c, c_rs, c_cs, beta);
-  }
-}
-
-// One pass of KB rows of B over a C segment: c[r, 0:n] (=|+=) sum_kk av[r][kk] * brow[kk][0:n].
-// first: C is initialised here (from beta * C, or from zero when beta == 0).
-template <int ROWS, int KB>
-void stream_pass(int64_t n, const __m512 (&av)[ROWS][KB], const float* const (&brow)[KB], float* c, int64_t ldc,
-                 bool first, float beta) {
-  constexpr int V = ROWS <= 2 ? 4 : 2;  // zmm columns per step; bounded by the register file
-  const __m512 betav = _mm512_set1_ps(beta);
-  for (int64_t j = 0; j < n; j += 16 * V) {
-    __mmask16 m[V];
-    AIOV_UNROLL for (int v = 0; v < V; ++v) m[v] = head_mask((int)(n - j - 16 * v));
-    __m512 acc[ROWS][V];
-    AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
-      AIOV_UNROLL for (int v = 0; v < V; ++v) {
-        if (!first) {
-          acc[r][v] = _mm512_maskz_loadu_ps(m[v], c + r * ldc + j + 16 * v);
-        } else if (beta != 0.0f) {
-          acc[r][v] = _mm512_mul_ps(betav, _mm512_maskz_loadu_ps(m[v], c + r * ldc + j + 16 * v));
-        } else {
-          acc[r][v] = _mm512_setzero_ps();
-        }
-      }
-    AIOV_UNROLL for (int kk = 0; kk < KB; ++kk)
-      AIOV_UNROLL for (int v = 0; v < V; ++v) {
-        __m512 bv = _mm512_maskz_loadu_ps(m[v], brow[kk] + j + 16 * v);
-        AIOV_UNROLL for (int r = 0; r < ROWS; ++r) acc[r][v] = _mm512_fmadd_ps(av[r][kk], bv, acc[r][v]);
-      }
-    AIOV_UNROLL for (int r = 0; r < ROWS; ++r)
-      AIOV_UNROLL for (int v = 0; v < V; ++v) _mm512_mask_storeu_ps(c + r * ldc + j + 16 * v, m[v], acc[r][v]);
-  }
-}
-
-template <int ROWS, int KB>
-void stream_step(int64_t n, int64_t k0, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
-                 int64_t ldc, bool first, float beta) {
-  __m512 av[ROWS][KB];
-  const float* brow[KB];
-  AIOV_UNROLL for (int kk = 0; kk < KB; ++kk) {
-    brow[kk] = b + (k0 + kk) * ldb;
-    AIOV_UNROLL for (int r = 0; r < ROWS; ++r) av[r][kk] = _mm512_set1_ps(a[r * lda + k0 + kk]);
-  }
-  stream_pass<ROWS, KB>(n, av, brow, c, ldc, first, beta);
-}
-
-template <int ROWS>
-void stream_rows(int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
-                 int64_t ldc, float beta) {
-  // C segment of ROWS x seg floats (16 KiB) stays in L1 across all of K.
-  constexpr int64_t seg = 4096 / ROWS / 64 * 64;
-  for (int64_t j0 = 0; j0 < n; j0 += seg) {
-    const int64_t nj = n - j0 < seg ? n - j0 : seg;
-    int64_t k0 = 0;
-    for (; k0 + 4 <= k; k0 += 4) stream_step<ROWS, 4>(nj, k0, a, lda, b + j0, ldb, c + j0, ldc, k0 == 0, beta);
-    for (; k0 < k; ++k0) stream_step<ROWS, 1>(nj, k0, a, lda, b + j0, ldb, c + j0, ldc, k0 == 0, beta);
-  }
-}
-
-void stream(int rows, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
-            int64_t ldc, float beta) {
-  switch (rows) {
-    case 1: return stream_rows<1>(n, k, a, lda, b, ldb, c, ldc, beta);
-    case 2: return stream_rows<2>(n, k, a, lda, b, ldb, c, ldc, beta);
-    case 3: return stream_rows<3>(n, k, a, lda, b, ldb, c, ldc, beta);
-    default: return stream_rows<4>(n, k, a, lda, b, ldb, c, ldc, beta);
-  }
-}
+#include "kernels/gemm_microkernels.inc"
 
 // In-register 16x16 transpose: r[i][k] -> r[k][i].
 inline void transpose16x16(__m512 (&r)[16]) {
@@ -305,11 +99,11 @@ inline void transpose16x16(__m512 (&r)[16]) {
 
 // dst[k * ds + r] = alpha * src[r * ld + k], r < rows <= 16: 16 k at a time through registers.
 void transpose(int rows, int64_t kc, const float* src, int64_t ld, float alpha, float* dst, int64_t ds) {
-  const __mmask16 row_mask = head_mask(rows);
+  const __mmask16 row_mask = Avx512::head_mask(rows);
   const __m512 alpha_v = _mm512_set1_ps(alpha);
   for (int64_t k0 = 0; k0 < kc; k0 += 16) {
     const int kn = kc - k0 < 16 ? (int)(kc - k0) : 16;
-    const __mmask16 k_mask = head_mask(kn);
+    const __mmask16 k_mask = Avx512::head_mask(kn);
     __m512 r[16];
     AIOV_UNROLL for (int i = 0; i < 16; ++i) {
       r[i] = i < rows ? _mm512_maskz_loadu_ps(k_mask, src + i * ld + k0) : _mm512_setzero_ps();
@@ -330,13 +124,14 @@ constexpr int kMRWide = 6, kNVWide = 4;
 // K slices of 512 amortise the C-tile merge; mc rows of A (168 x 512 x 4 B = 336 KiB)
 // stay in the 1 MiB L2 while B panels stream past them. No narrow tiles in the wide set.
 const KernelSet kAvx512Wide{"avx512", kMRWide, kNVWide * 16, kMRWide, 512, 168, 4096,
-                            &tile_shape<kMRWide, kNVWide, 0>, &dot, &stream, &transpose, 16};
+                            &tile_shape<Avx512, kMRWide, kNVWide, 0>, &dot<Avx512>,
+                            &stream<Avx512>, &transpose, 16};
 // The default tiles take K in slices of up to 1024 (A block 672 KiB, B panel 128 KiB: both
 // still in L2): a K of 784-1536 in one slice rather than two saves a merge of every C tile,
 // measured 1-2% on MLP and BERT MatMuls (64 x 784 x 1024: 470 -> 460 us) and level on
 // square GEMMs and 1x1 convolutions.
-const KernelSet kAvx512{"avx512", kMR, kNR, kMRNarrow, 1024, 168, 4096, &tile_shape<kMR, kNV, kMRNarrow>, &dot,
-                        &stream, &transpose, 16, &kAvx512Wide};
+const KernelSet kAvx512{"avx512", kMR, kNR, kMRNarrow, 1024, 168, 4096, &tile_shape<Avx512, kMR, kNV, kMRNarrow>,
+                        &dot<Avx512>, &stream<Avx512>, &transpose, 16, &kAvx512Wide};
 
 }  // namespace
 

@@ -17,10 +17,9 @@
 #include <algorithm>
 #include <functional>
 #include <limits>
-#include <string>
 
 #include "executor/executor.hpp"
-#include "kernels/gemm.hpp"
+#include "kernels/isa.hpp"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define AIOV_WINDOW_X86 1
@@ -371,10 +370,9 @@ const IsaFns* fns_for() {
 const IsaFns& isa_fns() {
   static const IsaFns* chosen = [] {
 #if defined(AIOV_WINDOW_X86)
-    // The GEMM's choice (CPUID and XCR0, capped by AIOV_GEMM_ISA), so one cap covers all kernels.
-    const std::string isa = gemm_isa();
-    if (isa == "avx512") return fns_for<Avx512>();
-    if (isa == "avx2") return fns_for<Avx2>();
+    const Isa isa = selected_isa();
+    if (isa == Isa::avx512) return fns_for<Avx512>();
+    if (isa == Isa::avx2) return fns_for<Avx2>();
 #endif
     return fns_for<Baseline>();
   }();

@@ -1,10 +1,9 @@
 #include "kernels/softmax_row.hpp"
 
 #include <cmath>
-#include <string>
 
 #include "kernels/dispatch.hpp"
-#include "kernels/gemm.hpp"
+#include "kernels/isa.hpp"
 #include "kernels/scalar.hpp"
 
 namespace aiov {
@@ -37,10 +36,9 @@ void softmax_row_portable(const float* x, float* y, int64_t n) {
 }  // namespace
 
 void softmax_row(const float* x, float* y, int64_t n) {
-  // Same instruction set as the GEMM kernels (CPUID, capped by AIOV_GEMM_ISA).
   static const softmax_detail::SoftmaxFn row = [] {
     softmax_detail::SoftmaxFn f = nullptr;
-    if (std::string(gemm_isa()) == "avx512") f = softmax_detail::avx512_softmax();
+    if (selected_isa() == Isa::avx512) f = softmax_detail::avx512_softmax();
     return f ? f : &softmax_row_portable;
   }();
   row(x, y, n);

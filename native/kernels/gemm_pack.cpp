@@ -1,0 +1,182 @@
+// GEMM packing (layouts in gemm_pack.hpp): A and B panels, gathered rows, PackedB, and the
+// scratch memory the drivers pack into.
+#include "kernels/gemm_pack.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "core/types.hpp"
+
+namespace aiov {
+namespace gemm_detail {
+namespace {
+
+size_t float_block_bytes(size_t n) { return std::max<size_t>(n, 16) * sizeof(float); }
+float* alloc_floats(size_t n) { return static_cast<float*>(alloc_aligned(float_block_bytes(n))); }
+void free_floats(float* p, size_t n) { free_aligned(p, float_block_bytes(n)); }
+
+struct ScratchBuffer {
+  float* data = nullptr;
+  size_t capacity = 0;
+  ~ScratchBuffer() { free_floats(data, capacity); }
+  float* get(size_t n) {
+    if (n > capacity) {
+      const size_t grown = std::max(n, capacity + capacity / 2);
+      free_floats(data, capacity);
+      data = nullptr;
+      capacity = 0;  // consistent if the allocation below throws
+      data = alloc_floats(grown);
+      capacity = grown;
+    }
+    return data;
+  }
+};
+
+// Fixed width: compiles to straight vector moves instead of a memcpy call per row.
+template <int NR>
+void copy_panel_rows(const float* s, int64_t ldb, int64_t kn, float* d) {
+  for (int64_t k = 0; k < kn; ++k, s += ldb, d += NR)
+    for (int j = 0; j < NR; ++j) d[j] = s[j];
+}
+
+// Few columns are kept as dot-product rows, unless many rows of A will meet them.
+bool row_layout_for(int64_t N, int64_t rows_hint) {
+  return N <= kDotMaxN && (rows_hint < 0 || rows_hint <= 4 * kDotMaxM);
+}
+}  // namespace
+
+float* scratch(ScratchSlot slot, size_t n) {
+  thread_local ScratchBuffer buffers[kSlotCount];
+  return buffers[slot].get(n);
+}
+
+void transpose_pack(const KernelSet& ks, int rows, int64_t kc, const float* src, int64_t ld, float alpha,
+                    float* dst, int64_t ds) {
+  if (ks.transpose) {
+    for (int r0 = 0; r0 < rows; r0 += ks.transpose_rows)
+      ks.transpose(std::min(ks.transpose_rows, rows - r0), kc, src + r0 * ld, ld, alpha, dst + r0, ds);
+    return;
+  }
+  // Short k blocks keep the destination block in L1 while `rows` source rows stream.
+  constexpr int64_t kStep = 16;
+  for (int64_t k0 = 0; k0 < kc; k0 += kStep) {
+    const int64_t kn = std::min(kStep, kc - k0);
+    for (int r = 0; r < rows; ++r) {
+      const float* s = src + r * ld + k0;
+      float* d = dst + k0 * ds + r;
+      for (int64_t k = 0; k < kn; ++k) d[k * ds] = alpha * s[k];
+    }
+  }
+}
+
+void pack_a(const KernelSet& ks, bool ta, const float* A, int64_t lda, int64_t m0, int64_t rows, int64_t k0,
+            int64_t kc, float alpha, float* dst, int64_t panel_stride, int rs, int mr) {
+  for (int64_t p = 0; p * rs < rows; ++p) {
+    const int n = (int)std::min<int64_t>(rs, rows - p * rs);
+    const int64_t m = m0 + p * rs;
+    float* d = dst + p * panel_stride;
+    if (ta) {  // op(A)[m][k] = A[k][m]: each k is already a contiguous run of rows
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* s = A + (k0 + k) * lda + m;
+        for (int r = 0; r < n; ++r) d[k * mr + r] = alpha * s[r];
+      }
+    } else {
+      transpose_pack(ks, n, kc, A + m * lda + k0, lda, alpha, d, mr);
+    }
+  }
+}
+
+void pack_b(const KernelSet& ks, bool tb, const float* B, int64_t ldb, int64_t k0, int64_t kc, int64_t n0,
+            int64_t nc, int nr, float* dst, int64_t panel_stride) {
+  if (tb) {  // op(B)[k][n] = B[n][k]: each panel column is a contiguous run of B
+    for (int64_t p = 0; p * nr < nc; ++p) {
+      const int cols = (int)std::min<int64_t>(nr, nc - p * nr);
+      float* d = dst + p * panel_stride;
+      transpose_pack(ks, cols, kc, B + (n0 + p * nr) * ldb + k0, ldb, 1.0f, d, nr);
+      if (cols < nr)
+        for (int64_t k = 0; k < kc; ++k)
+          for (int j = cols; j < nr; ++j) d[k * nr + j] = 0.0f;
+    }
+    return;
+  }
+  // Short k blocks, all panels per block: the block's B rows are read front to
+  // back (sequential streams) and each panel receives one contiguous run.
+  constexpr int64_t kStep = 16;
+  for (int64_t kb = 0; kb < kc; kb += kStep) {
+    const int64_t kn = std::min(kStep, kc - kb);
+    for (int64_t p = 0; p * nr < nc; ++p) {
+      const int cols = (int)std::min<int64_t>(nr, nc - p * nr);
+      const int64_t n = n0 + p * nr;
+      float* d = dst + p * panel_stride + kb * nr;
+      const float* s = B + (k0 + kb) * ldb + n;
+      if (cols == nr && nr == 32) {
+        copy_panel_rows<32>(s, ldb, kn, d);
+      } else if (cols == nr && nr == 16) {
+        copy_panel_rows<16>(s, ldb, kn, d);
+      } else if (cols == nr && nr == 8) {
+        copy_panel_rows<8>(s, ldb, kn, d);
+      } else {
+        for (int64_t k = 0; k < kn; ++k) {
+          for (int j = 0; j < cols; ++j) d[k * nr + j] = s[k * ldb + j];
+          for (int j = cols; j < nr; ++j) d[k * nr + j] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+void gather_rows(bool trans, const float* X, int64_t ldx, int64_t r0, int64_t rows, int64_t k, float alpha,
+                 float* dst) {
+  if (!trans) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* s = X + (r0 + r) * ldx;
+      float* d = dst + r * k;
+      for (int64_t i = 0; i < k; ++i) d[i] = alpha * s[i];
+    }
+    return;
+  }
+  // op(X)[r][i] = X[i][r]: walk X row by row (each holds one value of every output row).
+  for (int64_t i = 0; i < k; ++i) {
+    const float* s = X + i * ldx + r0;
+    for (int64_t r = 0; r < rows; ++r) dst[r * k + i] = alpha * s[r];
+  }
+}
+
+}  // namespace gemm_detail
+
+using namespace gemm_detail;
+
+void PackedB::AlignedFree::operator()(float* p) const { free_floats(p, count); }
+
+std::string PackedB::layout(bool trans_b, int64_t K, int64_t N, int64_t ldb, int64_t rows_hint) {
+  K = std::max<int64_t>(K, 0);
+  N = std::max<int64_t>(N, 0);
+  const KernelSet& ks = kernels_for_weights(N, rows_hint);
+  return std::string(ks.name) + (row_layout_for(N, rows_hint) ? " rows" : " panels") + " nr=" +
+         std::to_string(ks.nr) + (trans_b ? " B^T" : " B") + " K=" + std::to_string(K) + " N=" + std::to_string(N) +
+         " ldb=" + std::to_string(ldb);
+}
+
+PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb, int64_t rows_hint)
+    : K_(std::max<int64_t>(K, 0)), N_(std::max<int64_t>(N, 0)) {
+  const KernelSet& ks = kernels_for_weights(N_, rows_hint);
+  panel_width_ = ks.nr;
+  row_layout_ = row_layout_for(N_, rows_hint);
+  size_ = row_layout_ ? (size_t)(N_ * K_) : (size_t)(ceil_div(N_, ks.nr) * K_ * ks.nr);
+  data_ = std::unique_ptr<float[], AlignedFree>(alloc_floats(size_), AlignedFree{size_});
+  if (N_ == 0 || K_ == 0) return;
+  if (row_layout_)
+    gather_rows(!trans_b, B, ldb, 0, N_, K_, 1.0f, data_.get());
+  else
+    pack_b(ks, trans_b, B, ldb, 0, K_, 0, N_, ks.nr, data_.get(), K_ * ks.nr);
+}
+
+void transpose_f32(int64_t rows, int64_t cols, const float* src, int64_t ld, float* dst, int64_t ldd) {
+  const KernelSet& ks = kernels();
+  // Source rows in groups of 16: each group is read as 16 streams and written 16 values
+  // (one 64-byte line) per destination row.
+  for (int64_t r0 = 0; r0 < rows; r0 += 16)
+    transpose_pack(ks, (int)std::min<int64_t>(16, rows - r0), cols, src + r0 * ld, ld, 1.0f, dst + r0, ldd);
+}
+
+}  // namespace aiov
