@@ -3,17 +3,17 @@
 #include <stdexcept>
 
 #include "kernels/epilogue_impl.hpp"
-#include "kernels/gemm.hpp"
+#include "kernels/isa.hpp"
 
 namespace aiov {
 
 void apply_epilogue_row(float* y, int64_t n, const float* bias, const float* res, const Activation& act) {
   // Same instruction set as the GEMM kernels (CPUID, capped by AIOV_GEMM_ISA).
   static const epilogue_detail::RowFn row = [] {
-    const std::string isa = gemm_isa();
+    const Isa isa = selected_isa();
     epilogue_detail::RowFn f = nullptr;
-    if (isa == "avx512") f = epilogue_detail::avx512_row();
-    if (!f && (isa == "avx512" || isa == "avx2")) f = epilogue_detail::avx2_row();
+    if (isa == Isa::avx512) f = epilogue_detail::avx512_row();
+    if (!f && isa >= Isa::avx2) f = epilogue_detail::avx2_row();
     return f ? f : &epilogue_detail::epilogue_row;
   }();
   row(y, n, bias, res, act);
