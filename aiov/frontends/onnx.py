@@ -813,30 +813,17 @@ _register_one_to_one()
 
 @converter("LSTM", "GRU", "RNN")
 def _recurrent(ctx):
-    # The engine's ops take ONNX's inputs in ONNX's order; an omitted optional input becomes
-    # an empty 1-D tensor so the others keep their places, and the activation list one string.
+    # The engine's ops take ONNX's inputs in ONNX's order (the builders fill omitted ones).
     op = ctx.node.op_type
     known = {"hidden_size", "direction", "layout", "clip", "activations", "activation_alpha", "activation_beta",
              {"LSTM": "input_forget", "GRU": "linear_before_reset", "RNN": "hidden_size"}[op]}
     unknown = sorted(set(ctx.attrs) - known)
     if unknown:
         ctx.fail(f"attribute(s) {', '.join(unknown)} are not supported")
-    attrs = {}
-    for key in known:
-        value = ctx.attr(key)
-        if value is None:
-            continue
-        if key == "activations":
-            value = ",".join(v.decode() if isinstance(v, bytes) else v for v in value)
-        elif key in ("activation_alpha", "activation_beta"):
-            value = [float(v) for v in value]
-        elif key == "clip":
-            value = float(value)
-        attrs[key] = value
-    inputs = list(ctx.inputs) + [None] * ((8 if op == "LSTM" else 6) - len(ctx.inputs))
-    for i, port in enumerate(inputs):
-        if port is None and i >= 3:
-            inputs[i] = ops.constant(np.zeros(0, np.int32 if i == 4 else np.float32))
-    if any(port is None for port in inputs[:3]):
+    attrs = {key: ctx.attr(key) for key in known if key in ctx.attrs}
+    if "activations" in attrs:
+        attrs["activations"] = [v.decode() if isinstance(v, bytes) else v for v in attrs["activations"]]
+    if any(port is None for port in ctx.inputs[:3]) or len(ctx.inputs) < 3:
         ctx.fail("X, W and R are required")
-    return ops._make(op, inputs, attrs, ctx.node.name).outputs()
+    builder = {"LSTM": ops.lstm, "GRU": ops.gru, "RNN": ops.rnn}[op]
+    return builder(*ctx.inputs, name=ctx.node.name, **attrs).outputs()

@@ -359,7 +359,13 @@ void run_rnn(const Plan& p, const KernelArgs& a) {
       for (int64_t b = 0; b < Bt; ++b)
         if (s < lens[b]) std::memcpy(y_at(time_of(s, b), d, b), h.data() + b * H, sizeof(float) * H);
     }
+    // An empty sequence has no last step: its Y_h (Y_c) is zero, as onnxruntime gives.
     for (int64_t b = 0; b < Bt; ++b) {
+      if (lens[b] == 0) {
+        std::fill(last_at(Yh, d, b), last_at(Yh, d, b) + H, 0.0f);
+        if (Yc) std::fill(last_at(Yc, d, b), last_at(Yc, d, b) + H, 0.0f);
+        continue;
+      }
       std::memcpy(last_at(Yh, d, b), h.data() + b * H, sizeof(float) * H);
       if (Yc) std::memcpy(last_at(Yc, d, b), c.data() + b * H, sizeof(float) * H);
     }

@@ -18,7 +18,7 @@ OUTPUTS = {"LSTM": ["Y", "Y_h", "Y_c"], "GRU": ["Y", "Y_h"], "RNN": ["Y", "Y_h"]
 
 
 def _model(op, *, hidden=5, inputs=4, direction="forward", layout=0, with_bias=True, with_lens=False,
-           with_initial=False, with_peepholes=False, weights_as_inputs=False, outputs=None, seed=0,
+           with_initial=False, with_peepholes=False, weights_as_inputs=False, empty_entry=False, outputs=None, seed=0,
            opset=14, **attrs):
     """An ONNX model of one recurrent node with dynamic batch and sequence, and its weights."""
     rng = np.random.default_rng(seed)
@@ -66,13 +66,15 @@ def _model(op, *, hidden=5, inputs=4, direction="forward", layout=0, with_bias=T
 
 
 def _feeds(op, batch, seq, *, inputs=4, hidden=5, direction="forward", layout=0, with_lens=False,
-           with_initial=False, seed=1, **_):
+           with_initial=False, seed=1, empty_entry=False, **_):
     rng = np.random.default_rng(seed)
     nd = 2 if direction == "bidirectional" else 1
     feeds = {"X": rng.standard_normal((batch, seq, inputs) if layout else (seq, batch, inputs)).astype(np.float32)}
     if with_lens:
         feeds["sequence_lens"] = rng.integers(1, seq + 1, size=batch).astype(np.int32)
         feeds["sequence_lens"][0] = seq
+        if empty_entry:
+            feeds["sequence_lens"][-1] = 0
     if with_initial:
         shape = (batch, nd, hidden) if layout else (nd, batch, hidden)
         feeds["initial_h"] = rng.standard_normal(shape).astype(np.float32)
@@ -168,6 +170,11 @@ def test_omitted_outputs(tmp_path, op, outputs):
     _compare(tmp_path, op, outputs=outputs, with_lens=True)
 
 
+@pytest.mark.parametrize("op", list(GATES))
+def test_an_empty_sequence_gives_zero_outputs_and_states(tmp_path, op):
+    _compare(tmp_path, op, direction="bidirectional", with_lens=True, with_initial=True, empty_entry=True)
+
+
 def test_opset_7_model(tmp_path):
     _compare(tmp_path, "LSTM", opset=7, direction="bidirectional", with_lens=True)
 
@@ -188,3 +195,27 @@ def test_sequence_length_past_the_sequence_is_an_error(tmp_path):
     feeds["sequence_lens"][1] = 4
     with pytest.raises(ov.InputError, match=r"sequence_lens\[1\] = 4"):
         compiled(feeds)
+
+
+def test_ir_round_trip_and_opset_builder(tmp_path):
+    # aiov.LSTM in IR (OpenVINO's LSTMSequence takes other inputs in another order); the
+    # builder takes absent optional inputs as None.
+    import aiov.opset as ops
+    rng = np.random.default_rng(3)
+    x = ops.parameter([-1, -1, 4], np.float32, name="x")
+    lens = ops.parameter([-1], np.int32, name="lens")
+    weights = [ops.constant(rng.standard_normal(s).astype(np.float32)) for s in ((2, 20, 4), (2, 20, 5), (2, 40))]
+    node = ops.lstm(x, *weights, lens, None, None, ops.constant(rng.standard_normal((2, 15)).astype(np.float32)),
+                    direction="bidirectional", clip=2.0, activations=["Sigmoid", "Tanh", "Tanh", "HardSigmoid", "Tanh",
+                                                                      "Softsign"],
+                    activation_alpha=[0.3], activation_beta=[0.6])
+    model = ov.Model(node.outputs(), [x, lens], "lstm")
+    ov.save_model(model, str(tmp_path / "lstm.xml"))
+    assert 'type="aiov.LSTM"' in (tmp_path / "lstm.xml").read_text()
+    reread = ov.Core().read_model(str(tmp_path / "lstm.xml"))
+    feeds = {"x": rng.standard_normal((5, 3, 4)).astype(np.float32), "lens": np.array([5, 2, 4], np.int32)}
+    first = ov.Core().compile_model(model, "CPU")(feeds)
+    again = ov.Core().compile_model(reread, "CPU")(feeds)
+    for i in range(3):
+        np.testing.assert_array_equal(first[i], again[i])
+    assert not first[0][4, :, 1].any() and first[0][1, :, 1].any()  # entry 1 ends after 2 steps
