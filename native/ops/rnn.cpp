@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "executor/executor.hpp"
+#include "kernels/epilogue.hpp"
 #include "kernels/gemm.hpp"
 #include "plan/registry.hpp"
 
@@ -70,6 +71,13 @@ struct Act {
 void apply(const Act& a, float* x, int64_t n, float clip) {
   if (clip > 0)
     for (int64_t i = 0; i < n; ++i) x[i] = std::min(std::max(x[i], -clip), clip);
+  // The common ones run through the epilogue's vectorized loop.
+  if (a.fn == Fn::sigmoid || a.fn == Fn::tanh || a.fn == Fn::relu) {
+    Activation act;
+    act.kind = a.fn == Fn::sigmoid ? ActKind::sigmoid : a.fn == Fn::tanh ? ActKind::tanh : ActKind::relu;
+    apply_epilogue_row(x, n, nullptr, nullptr, act);
+    return;
+  }
   const float al = a.alpha, be = a.beta;
   switch (a.fn) {
     case Fn::sigmoid: for (int64_t i = 0; i < n; ++i) x[i] = 1.0f / (1.0f + std::exp(-x[i])); break;
