@@ -219,3 +219,15 @@ def test_ir_round_trip_and_opset_builder(tmp_path):
     for i in range(3):
         np.testing.assert_array_equal(first[i], again[i])
     assert not first[0][4, :, 1].any() and first[0][1, :, 1].any()  # entry 1 ends after 2 steps
+
+
+def test_inputs_of_the_wrong_shape_are_named():
+    import aiov.opset as ops
+    x = ops.parameter([3, 2, 4], np.float32, name="x")
+    w = ops.constant(np.zeros((1, 15, 4), np.float32))
+    r = ops.constant(np.zeros((1, 15, 5), np.float32))
+    with pytest.raises(ov.InputError, match=r"needs 3 x hidden_size rows \(hidden_size 4\)"):
+        ops.gru(x, w, r, hidden_size=4)
+    node = ops.gru(x, w, r, ops.constant(np.zeros((2, 30), np.float32)))
+    with pytest.raises(ov.InputError, match=r"B must be \[1,30\], got \[2,30\]"):
+        ov.Core().compile_model(ov.Model(node.outputs(), [x]), "CPU")({"x": np.zeros((3, 2, 4), np.float32)})
