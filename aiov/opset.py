@@ -17,6 +17,7 @@ __all__ = [
     "transpose", "gather", "slice", "split", "variadic_split", "tile", "pad", "convolution",
     "group_convolution", "max_pool", "avg_pool", "batch_norm_inference", "reduce_sum", "reduce_mean",
     "reduce_max", "reduce_min", "reduce_prod", "reduce_l2", "mvn", "log_softmax",
+    "lstm", "gru", "rnn",
 ]
 
 
@@ -288,6 +289,39 @@ def _attr_value(spec, value):
     text = str(value)
     match = [c for c in spec["choices"] if c.lower() == text.lower()]  # "NUMPY" -> "numpy"
     return match[0] if match and text not in spec["choices"] else text
+
+
+def _recurrent(op, inputs, attrs, name):
+    """LSTM/GRU/RNN in ONNX's input order: an absent optional input (None) becomes an empty
+    1-D tensor so the others keep their places; activations are given as a list of names."""
+    inputs = list(inputs)
+    while inputs and inputs[-1] is None:
+        inputs.pop()
+    ports = [constant(np.zeros(0, np.int32 if i == 4 else np.float32)) if v is None else v
+             for i, v in enumerate(inputs)]
+    acts = attrs.get("activations", "")
+    attrs["activations"] = acts if isinstance(acts, str) else ",".join(acts)
+    for key in ("activation_alpha", "activation_beta"):
+        attrs[key] = [float(v) for v in attrs.get(key, ())]
+    attrs["clip"] = float(attrs.get("clip", 0.0))
+    return _make(op, ports, attrs, name)
+
+
+def lstm(X, W, R, B=None, sequence_lens=None, initial_h=None, initial_c=None, P=None, name=None, **attrs) -> Node:
+    """ONNX's LSTM (gates i, o, f, c): outputs Y, Y_h, Y_c. Attributes: hidden_size, direction,
+    layout, clip (0: none), activations, activation_alpha, activation_beta, input_forget."""
+    return _recurrent("LSTM", [X, W, R, B, sequence_lens, initial_h, initial_c, P], attrs, name)
+
+
+def gru(X, W, R, B=None, sequence_lens=None, initial_h=None, name=None, **attrs) -> Node:
+    """ONNX's GRU (gates z, r, h): outputs Y, Y_h. Attributes as lstm's, with
+    linear_before_reset instead of input_forget."""
+    return _recurrent("GRU", [X, W, R, B, sequence_lens, initial_h], attrs, name)
+
+
+def rnn(X, W, R, B=None, sequence_lens=None, initial_h=None, name=None, **attrs) -> Node:
+    """ONNX's RNN: outputs Y, Y_h. Attributes as lstm's, without input_forget."""
+    return _recurrent("RNN", [X, W, R, B, sequence_lens, initial_h], attrs, name)
 
 
 def _generated(desc):

@@ -809,3 +809,21 @@ def _conv_transpose(ctx):
 
 
 _register_one_to_one()
+
+
+@converter("LSTM", "GRU", "RNN")
+def _recurrent(ctx):
+    # The engine's ops take ONNX's inputs in ONNX's order (the builders fill omitted ones).
+    op = ctx.node.op_type
+    known = {"hidden_size", "direction", "layout", "clip", "activations", "activation_alpha", "activation_beta",
+             {"LSTM": "input_forget", "GRU": "linear_before_reset", "RNN": "hidden_size"}[op]}
+    unknown = sorted(set(ctx.attrs) - known)
+    if unknown:
+        ctx.fail(f"attribute(s) {', '.join(unknown)} are not supported")
+    attrs = {key: ctx.attr(key) for key in known if key in ctx.attrs}
+    if "activations" in attrs:
+        attrs["activations"] = [v.decode() if isinstance(v, bytes) else v for v in attrs["activations"]]
+    if any(port is None for port in ctx.inputs[:3]) or len(ctx.inputs) < 3:
+        ctx.fail("X, W and R are required")
+    builder = {"LSTM": ops.lstm, "GRU": ops.gru, "RNN": ops.rnn}[op]
+    return builder(*ctx.inputs, name=ctx.node.name, **attrs).outputs()

@@ -27,6 +27,7 @@ const OpRegistry& OpRegistry::instance() {
     register_resize_ops(*r);
     register_fused_conv_ops(*r);
     register_attention_ops(*r);
+    register_rnn_ops(*r);
     return r;
   }();
   return *registry;

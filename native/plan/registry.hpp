@@ -233,6 +233,7 @@ void register_nn_ops(OpRegistry&);
 void register_resize_ops(OpRegistry&);
 void register_fused_conv_ops(OpRegistry&);
 void register_attention_ops(OpRegistry&);
+void register_rnn_ops(OpRegistry&);
 
 // Shared helpers for inference functions.
 void expect_type_match(const Node& n, const PortInfo& a, const PortInfo& b);

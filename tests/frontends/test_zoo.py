@@ -41,7 +41,7 @@ MODELS = {
     "lraspp": None,
     "whisper_encoder": None,
     "wav2vec2": None,
-    "lstm_gru": "GRU, LSTM",
+    "lstm_gru": None,
     "if_loop": "If, Loop",
     # torch.onnx's newer exporter (dynamo=True) writes the attention mask with GatherND.
     "bert_dynamo": "GatherND",
