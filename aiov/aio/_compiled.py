@@ -41,7 +41,7 @@ class _PoolSlot:
         if native.status == 2:
             spec = self.spec
             copy = self.copy
-            value = OVDict(spec.outputs, native.outputs(copy), spec.out_names)
+            value = OVDict(spec.outputs, native.outputs(copy), spec.out_ports)
         else:
             copy = True
             value = native_error(native)
@@ -82,7 +82,8 @@ class CompiledModel(SyncTwin, AsyncClosable):
 
     async def __call__(self, inputs=None, share_inputs: bool = True, share_outputs: bool = False,
                        decode_strings: bool = True) -> OVDict:
-        """One inference; results as an OVDict. Cancelling the caller aborts the job."""
+        """One inference on every input of the model (a missing input is an error); results
+        as an OVDict. Cancelling the caller aborts the job."""
         bridge = current_bridge()
         if self._closed:
             raise RuntimeError("the compiled model is closed")
@@ -90,7 +91,7 @@ class CompiledModel(SyncTwin, AsyncClosable):
         slot = pool.pop() if pool else self._new_slot()
         native = slot.native
         try:
-            slot.request._set_inputs(inputs, share_inputs)
+            slot.request._set_inputs(inputs, share_inputs, True)  # all inputs: a slot holds old data
             slot.copy = not share_outputs
             slot.fut = fut = bridge.future()
             bridge.submit(slot, native)

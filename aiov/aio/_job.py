@@ -45,7 +45,7 @@ class InferJob:
             if self._keep_value or self._waiters or \
                     (_getrefcount is None or _getrefcount(self) > refs_held):
                 spec = self._spec
-                self._value = OVDict(spec.outputs, native.outputs(self._copy), spec.out_names)
+                self._value = OVDict(spec.outputs, native.outputs(self._copy), spec.out_ports)
         self._error = error
         self._state = _DONE
         self.fut = None
