@@ -161,8 +161,8 @@ class Core(SyncTwin):
         from .._runtime import Core as _SyncCore
         self._sync = _SyncCore(xml_config_file)
 
-    async def read_model(self, model, weights=None, config=None):
-        return await run_sync(self._sync.read_model, model, weights, config)
+    async def read_model(self, model, weights=None, config=None, *, weights_dir=None):
+        return await run_sync(lambda: self._sync.read_model(model, weights, config, weights_dir=weights_dir))
 
     async def compile_model(self, model, device_name: str = None, config: dict = None) -> CompiledModel:
         if isinstance(model, CompiledModel):
