@@ -106,7 +106,13 @@ def read_onnx(model, weights=None, weights_dir=None) -> Model:
             array = numpy_helper.to_array(init)
         except Exception as exc:
             raise InputError(f"ONNX initializer '{init.name}' cannot be read: {type(exc).__name__}: {exc}") from None
-        values[init.name] = as_output(ops.constant(array, name=init.name))
+        try:
+            values[init.name] = as_output(ops.constant(array, name=init.name))
+        except InputError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"ONNX initializer '{init.name}' ({_type_name(init.data_type)}, dims "
+                             f"{list(init.dims)}) is not supported: {exc}") from None
     params = []
     seen_inputs = set()
     for inp in graph.input:
@@ -268,6 +274,14 @@ def _check_node(node, opset: int):
     for name, spec in schema.attributes.items():
         if spec.required and not any(a.name == name for a in node.attribute):
             raise InputError(f"{label}: the required attribute '{name}' is missing")
+
+
+def _type_name(code: int) -> str:
+    from onnx import TensorProto
+    try:
+        return TensorProto.DataType.Name(code)
+    except ValueError:
+        return f"data type {code}"
 
 
 def _attr_type_name(code: int) -> str:
