@@ -89,6 +89,7 @@ class Campaign:
         self.ir_names = sorted(self.ir_seeds)
         self.input_models = inputs.input_models()
         self.counter = 0
+        self.generator_errors = 0
 
     # -- saving --
     def _save(self, kind, files: dict, meta: dict):
@@ -178,12 +179,16 @@ class Campaign:
         last_report = time.monotonic()
         while time.monotonic() < end:
             kind = self.rng.choice(kinds)
-            if kind == "onnx":
-                self.onnx_case()
-            elif kind == "ir":
-                self.ir_case()
-            else:
-                self.input_cases(self.rng.choice(inputs.APIS), 5)
+            try:
+                if kind == "onnx":
+                    self.onnx_case()
+                elif kind == "ir":
+                    self.ir_case()
+                else:
+                    self.input_cases(self.rng.choice(inputs.APIS), 5)
+            except Exception as exc:  # a mutator that cannot express its change: not aiov's
+                self.generator_errors += 1
+                self.log(f"[fuzz] {kind} case generation failed: {type(exc).__name__}: {str(exc)[:200]}")
             if time.monotonic() - last_report > 60:
                 last_report = time.monotonic()
                 self.log(f"[fuzz] {self.summary.cases} cases; "

@@ -84,7 +84,8 @@ def mut_attribute(model: ModelProto, rng):
         kind = rng.choice(["int", "ints", "float"])
         value = {"int": _pick_int(rng), "ints": [_pick_int(rng) for _ in range(rng.randint(0, 5))],
                  "float": rng.choice(INTERESTING_FLOATS)}[kind]
-        node.attribute.append(helper.make_attribute(name, value))
+        attr_type = {"int": AttributeProto.INT, "ints": AttributeProto.INTS, "float": AttributeProto.FLOAT}[kind]
+        node.attribute.append(helper.make_attribute(name, value, attr_type=attr_type))
         return f"attr: {node.op_type}.{name} added={value!r}"[:200]
     attr = rng.choice(list(node.attribute))
     choice = rng.random()
@@ -278,7 +279,10 @@ def mutate(seed: ModelProto, rng: random.Random):
     first = None
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
         name = rng.choice(list(MUTATORS))
-        note = MUTATORS[name](model, rng)
+        try:
+            note = MUTATORS[name](model, rng)
+        except (ValueError, TypeError):  # the mutation itself was not expressible: skip it
+            note = None
         if note:
             first = first or name
             notes.append(note)
