@@ -151,15 +151,20 @@ class Campaign:
         from hypothesis import HealthCheck, Phase, given, settings
         from hypothesis import seed as hypothesis_seed
         import onnx
+        import onnx.helper
         model_name = self.rng.choice(sorted(self.input_models))
         model_bytes = self.input_models[model_name]
-        names = [i.name for i in onnx.load_from_string(model_bytes).graph.input]
+        spec = []
+        for i in onnx.load_from_string(model_bytes).graph.input:
+            ttype = i.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else 2 for d in ttype.shape.dim]
+            spec.append((i.name, dims, onnx.helper.tensor_dtype_to_np_dtype(ttype.elem_type)))
         group = f"inputs-{api}"
 
         @hypothesis_seed(self.rng.randrange(2 ** 31))
         @settings(max_examples=count, database=None, deadline=None, phases=[Phase.generate],
                   suppress_health_check=list(HealthCheck))
-        @given(inputs.hostile_inputs(names))
+        @given(inputs.hostile_inputs(spec))
         def body(values):
             cls, detail = harness.run_case(lambda: inputs.run_api(api, model_bytes, values), self.timeout)
             saved = None

@@ -118,9 +118,31 @@ def keys(names):
 
 
 @st.composite
-def hostile_inputs(draw, names):
-    """The whole `inputs` argument of an infer call."""
-    form = draw(st.sampled_from(["dict", "dict", "list", "tuple", "single", "none", "weird"]))
+def near_valid(draw, spec):
+    """Valid values for every input but one, which gets a hostile value; shape-like int64
+    inputs get values of the right length that overflow, go negative or are zero."""
+    feeds = {}
+    for name, dims, dtype in spec:
+        feeds[name] = (np.arange(int(np.prod(dims)), dtype=dtype).reshape(dims) % 3 + 1).astype(dtype)
+    name, dims, dtype = draw(st.sampled_from(spec))
+    if np.dtype(dtype) == np.int64 and len(dims) == 1:
+        feeds[name] = np.array(draw(st.lists(st.sampled_from(SHAPE_VALUES + [1, 2, 3, 4]), min_size=dims[0],
+                                             max_size=dims[0])), np.int64)
+    else:
+        feeds[name] = draw(values())
+    if draw(st.booleans()):
+        return [feeds[n] for n, _, _ in spec]
+    return feeds
+
+
+@st.composite
+def hostile_inputs(draw, spec):
+    """The whole `inputs` argument of an infer call, for inputs `spec` [(name, dims, dtype)]."""
+    names = [name for name, _, _ in spec]
+    form = draw(st.sampled_from(["near_valid", "near_valid", "near_valid", "dict", "dict", "list", "tuple",
+                                 "single", "none", "weird"]))
+    if form == "near_valid":
+        return draw(near_valid(spec))
     if form == "dict":
         return draw(st.dictionaries(keys(names), values(), max_size=4))
     if form in ("list", "tuple"):
