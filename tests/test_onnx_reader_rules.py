@@ -196,3 +196,22 @@ def test_bad_graph_inputs_name_the_input():
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
     with pytest.raises(ov.InputError, match="graph input 'x': dimension 0 is -3"):
         ov.Core().read_model(data)
+
+
+@pytest.mark.parametrize("elem_type", [TensorProto.COMPLEX64, TensorProto.FLOAT8E5M2, TensorProto.STRING])
+def test_graph_inputs_and_initializers_of_types_aiov_cannot_hold_are_named(elem_type):
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", elem_type, [2])],
+                              [helper.make_tensor_value_info("y", elem_type, None)])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    with pytest.raises(ov.InputError, match=f"graph input 'x' \\({TensorProto.DataType.Name(elem_type)}"):
+        ov.Core().read_model(data)
+
+
+def test_initializers_of_types_aiov_cannot_hold_are_named():
+    init = numpy_helper.from_array(np.array([1 + 2j, 3j], np.complex64), "c")
+    graph = helper.make_graph([helper.make_node("Identity", ["c"], ["y"])], "g", [],
+                              [helper.make_tensor_value_info("y", TensorProto.COMPLEX64, None)], [init])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    with pytest.raises(ov.InputError, match="initializer 'c' \\(COMPLEX64, dims \\[2\\]\\) is not supported"):
+        ov.Core().read_model(data)

@@ -191,7 +191,11 @@ def _parameter(inp):
                 dims.append(d.dim_value)
             else:
                 dims.append(-1)
-    return ops.parameter(dims, dtype, name=inp.name)
+    try:
+        return ops.parameter(dims, dtype, name=inp.name)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"ONNX graph input '{inp.name}' ({_type_name(ttype.elem_type)}, dims {dims}) is not "
+                         f"supported: {exc}") from None
 
 
 def _sorted_nodes(graph, available: set) -> list:
