@@ -21,7 +21,9 @@ def test_a_minute_of_fuzzing_finds_no_crash_or_hang(tmp_path):
     print(summary.text())
     assert summary.cases >= 20, summary.text()
     assert sum(summary.counts[g]["success"] for g in ("onnx", "ir")) > 0, "no mutated model ran: " + summary.text()
-    failures = summary.aiov_failures()
+    # Crashes in a triaged, reported native class (a shape whose element count wraps int64:
+    # tests/test_fuzz_regressions.py, xfail until the native fix) are printed, not failed on.
+    failures = summary.aiov_failures(include_known=False)
     assert not failures, "\n".join(f"{f['class']} ({f['group']}, {f['mutator']}): {f['detail']} -> {f['saved']}"
                                    for f in failures)
 

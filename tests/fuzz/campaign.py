@@ -25,7 +25,7 @@ class Summary:
         self.failures = []                                            # crash/hang records
         self.cases = 0
 
-    def record(self, group, mutator, cls, detail, saved=None):
+    def record(self, group, mutator, cls, detail, saved=None, known=None):
         self.cases += 1
         self.counts[group][cls] += 1
         if mutator:
@@ -34,10 +34,12 @@ class Summary:
             self.unclear[detail[:160]] += 1
         if cls in ("crash", "hang"):
             self.failures.append({"group": group, "mutator": mutator, "class": cls, "detail": detail,
-                                  "saved": saved})
+                                  "saved": saved, "known": known})
 
-    def aiov_failures(self):
-        return [f for f in self.failures if not f["group"].startswith("peer")]
+    def aiov_failures(self, include_known=True):
+        """aiov's crashes and hangs; `include_known=False` leaves out the triaged known
+        native classes (see cases.known_native_class)."""
+        return [f for f in self.failures if not f["group"].startswith("peer") and (include_known or not f["known"])]
 
     def as_dict(self):
         return {"cases": self.cases,
@@ -63,7 +65,7 @@ class Summary:
         if self.failures:
             lines.append("crashes and hangs:")
             lines += [f"  {f['group']} {f['mutator']} {f['class']}: {f['detail'][:150]} -> {f['saved']}"
-                      for f in self.failures]
+                      + (f" [known: {f['known']}]" if f.get("known") else "") for f in self.failures]
         return "\n".join(lines)
 
 
@@ -107,6 +109,11 @@ class Campaign:
             json.dump(meta, f, indent=1, default=repr)
         return path
 
+    def _triage(self, read):
+        """The known native bug class of a crashing model (read in a child), or None."""
+        cls, detail = harness.run_case(lambda: cases.known_native_class(read), self.timeout)
+        return detail if cls == "success" and detail.startswith(cases.KNOWN_SHAPE_OVERFLOW) else None
+
     # -- one case of each kind --
     def onnx_case(self):
         name = self.rng.choice(self.onnx_names)
@@ -114,12 +121,13 @@ class Campaign:
         by_path = mutator == "external_data" or self.rng.random() < 0.2
         case_seed = self.rng.randrange(2 ** 31)
         cls, detail = harness.run_case(lambda: cases.onnx_case(data, self.workdir, by_path, case_seed), self.timeout)
-        saved = None
+        saved = known = None
         if cls in ("crash", "hang"):
+            known = self._triage(lambda: cases.read_onnx_for_triage(data, self.workdir, by_path))
             saved = self._save("onnx", {"model.onnx": data}, {"seed": name, "mutator": mutator, "notes": notes,
                                                               "by_path": by_path, "case_seed": case_seed,
-                                                              "class": cls, "detail": detail})
-        self.summary.record("onnx", mutator, cls, detail, saved)
+                                                              "class": cls, "detail": detail, "known": known})
+        self.summary.record("onnx", mutator, cls, detail, saved, known)
         if self.peers:
             for peer, fn in (("onnxruntime", lambda: cases.onnxruntime_case(data, self.workdir, case_seed)),
                              ("openvino", lambda: cases.openvino_case("onnx", data, self.workdir, case_seed))):
@@ -134,12 +142,14 @@ class Campaign:
         xml, bin_data, mutator, notes = mutate_ir.mutate(self.ir_seeds[name], self.rng)
         case_seed = self.rng.randrange(2 ** 31)
         cls, detail = harness.run_case(lambda: cases.ir_case(xml, bin_data, self.workdir, case_seed), self.timeout)
-        saved = None
+        saved = known = None
         if cls in ("crash", "hang"):
+            import aiov as ov
+            known = self._triage(lambda: ov.Core().read_model(cases._write_ir(self.workdir, xml, bin_data)))
             saved = self._save("ir", {"model.xml": xml, "model.bin": bin_data},
                                {"seed": name, "mutator": mutator, "notes": notes, "case_seed": case_seed,
-                                "class": cls, "detail": detail})
-        self.summary.record("ir", mutator, cls, detail, saved)
+                                "class": cls, "detail": detail, "known": known})
+        self.summary.record("ir", mutator, cls, detail, saved, known)
         if self.peers:
             pcls, pdetail = harness.run_case(
                 lambda: cases.openvino_case("ir", (xml, bin_data), self.workdir, case_seed), self.timeout)
