@@ -2,7 +2,9 @@
 
 The parent imports aiov, numpy and onnx once; each case is a fork of it, so a case costs
 milliseconds instead of an interpreter start, and a crash or hang takes only its child.
-(No aiov worker thread exists before the fork: the parent never runs an inference.)
+Forking is only safe while the parent has run no inference (no aiov worker threads exist
+to be lost in the child): the campaign's own process qualifies, a pytest process that ran
+other tests does not; there, ``run_fresh`` runs a case in a new interpreter.
 
 Classes:
 - ``success``: the case ran to the end;
@@ -139,3 +141,43 @@ def run_case(fn, timeout: float = 10.0):
         sig = os.WTERMSIG(status)
         return "crash", f"signal {signal.Signals(sig).name}; stderr: {err[-300:]}"
     return "crash", f"exit status {os.WEXITSTATUS(status)} without a result; stderr: {err[-300:]}"
+
+
+_FRESH_PRELUDE = """
+import json, os, sys
+sys.path.insert(0, {root!r})
+from tests.fuzz.harness import classify_exception
+def _case():
+{body}
+try:
+    _note = _case()
+    _result = {{"status": "success", "detail": str(_note or "")}}
+except BaseException as _exc:
+    _status, _detail = classify_exception(_exc)
+    _result = {{"status": _status, "detail": _detail}}
+sys.stdout.write("\\n@@result@@" + json.dumps(_result) + "\\n")
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def run_fresh(body: str, timeout: float = 60.0):
+    """Runs `body` (the statements of a function, unindented) in a new interpreter; returns
+    (class, detail) like run_case. For tests: their process may have aiov threads running."""
+    import subprocess
+    import sys
+    import textwrap
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = _FRESH_PRELUDE.format(root=root, body=textwrap.indent(textwrap.dedent(body), "    "))
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "hang", f"no result after {timeout:.0f} s"
+    out = proc.stdout.decode("utf-8", "replace")
+    if "@@result@@" in out:
+        result = json.loads(out.rsplit("@@result@@", 1)[1].strip().splitlines()[0])
+        return result["status"], result["detail"]
+    err = proc.stderr.decode("utf-8", "replace")[-300:]
+    if proc.returncode < 0:
+        return "crash", f"signal {signal.Signals(-proc.returncode).name}; stderr: {err}"
+    return "crash", f"exit status {proc.returncode} without a result; stderr: {err}"
