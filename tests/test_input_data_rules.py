@@ -111,3 +111,15 @@ def test_an_input_given_twice_is_an_error(compiled, inputs):
 def test_an_input_given_by_name_and_port_is_an_error(compiled):
     with pytest.raises(ov.InputError, match="input 'a' is given twice"):
         compiled({"a": A, compiled.inputs[0]: SECRET, "b": B})
+
+
+def test_tensors_refuse_complex_and_masked_data_and_take_any_byte_order(compiled):
+    with pytest.raises(ov.InputError, match="complex64"):
+        ov.Tensor(np.ones(2, np.complex64))
+    with pytest.raises(ov.InputError, match="masked array"):
+        ov.Tensor(np.ma.masked_array(A, mask=[False, True]))
+    swapped = ov.Tensor(A.astype(">f4"))
+    assert swapped.element_type == ov.Type.f32
+    np.testing.assert_array_equal(compiled([swapped, B])["sum"], A + B)
+    with pytest.raises(ov.InputError, match="native byte order"):
+        ov.Tensor(A.astype(">f4"), shared_memory=True)
