@@ -51,3 +51,57 @@ graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
 ov.Core().read_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
 """)[0] == "clean"
+
+
+CONSTANT_OF_SHAPE_FROM_INPUT = """
+import numpy as np
+import aiov as ov
+from onnx import TensorProto, helper
+graph = helper.make_graph(
+    [helper.make_node("ConstantOfShape", ["shape"], ["c"]), helper.make_node("ReduceSum", ["c"], ["y"], keepdims=0)],
+    "g", [helper.make_tensor_value_info("shape", TensorProto.INT64, [3])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+compiled = ov.compile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+shape = np.array([3, 2 ** 61 + 3, 2 ** 62], np.int64)   # as a client could send it
+API = {api!r}
+if API == "sync":
+    compiled({{"shape": shape}})
+elif API == "request":
+    compiled.create_infer_request().infer([shape])
+elif API == "queue":
+    queue = ov.AsyncInferQueue(compiled, 2)
+    queue.start_async({{"shape": shape}})
+    queue.wait_all()
+else:
+    import asyncio
+    from aiov import aio
+    asyncio.run(aio.CompiledModel(compiled)({{"shape": shape}}))
+"""
+
+
+@pytest.mark.xfail(strict=True, reason=SHAPE_OVERFLOW)
+@pytest.mark.parametrize("api", ["sync", "request", "queue", "aio"])
+def test_a_client_shape_value_that_wraps_int64(api):
+    # Found by the fuzzer's input cases (constant_of_shape_input model, every API).
+    _run(CONSTANT_OF_SHAPE_FROM_INPUT.format(api=api))
+
+
+CONV_PADS_THAT_WRAP = """
+import numpy as np
+import aiov as ov
+from onnx import TensorProto, helper, numpy_helper
+w = numpy_helper.from_array(np.ones((4, 2, 3, 3), np.float32), "w")
+nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 2 ** 62]),
+         helper.make_node("MaxPool", ["c"], ["y"], kernel_shape=[2, 2], strides=[2, 2])]
+graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 6, 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+ov.compile_model(model)(np.ones((1, 2, 6, 6), np.float32))
+"""
+
+
+@pytest.mark.xfail(strict=True, reason=SHAPE_OVERFLOW + "; also an unvalidated Conv 'pads' (issue 18 item 2)")
+def test_conv_pads_that_make_the_output_shape_wrap():
+    # Found by the fuzzer: seed conv_pool, Conv.pads mutated to [1, 1, 1, 2**62]; the Conv
+    # output [1, 4, 6, 2**62+5] wraps and the MaxPool after it segfaults.
+    _run(CONV_PADS_THAT_WRAP)

@@ -109,6 +109,16 @@ class Campaign:
             json.dump(meta, f, indent=1, default=repr)
         return path
 
+    def _run(self, fn):
+        """run_case, with a second chance for a timeout: on a loaded machine a slow case is
+        not a hang, so only one that also misses three times the budget counts as one."""
+        cls, detail = harness.run_case(fn, self.timeout)
+        if cls == "hang":
+            cls, detail = harness.run_case(fn, self.timeout * 3)
+            if cls != "hang":
+                detail = f"(slow: over {self.timeout:.0f} s once) {detail}"
+        return cls, detail
+
     def _triage(self, read):
         """The known native bug class of a crashing model (read in a child), or None."""
         cls, detail = harness.run_case(lambda: cases.known_native_class(read), self.timeout)
@@ -120,7 +130,7 @@ class Campaign:
         data, mutator, notes = mutate_onnx.mutate(self.onnx_seeds[name], self.rng)
         by_path = mutator == "external_data" or self.rng.random() < 0.2
         case_seed = self.rng.randrange(2 ** 31)
-        cls, detail = harness.run_case(lambda: cases.onnx_case(data, self.workdir, by_path, case_seed), self.timeout)
+        cls, detail = self._run(lambda: cases.onnx_case(data, self.workdir, by_path, case_seed))
         saved = known = None
         if cls in ("crash", "hang"):
             known = self._triage(lambda: cases.read_onnx_for_triage(data, self.workdir, by_path))
@@ -141,7 +151,7 @@ class Campaign:
         name = self.rng.choice(self.ir_names)
         xml, bin_data, mutator, notes = mutate_ir.mutate(self.ir_seeds[name], self.rng)
         case_seed = self.rng.randrange(2 ** 31)
-        cls, detail = harness.run_case(lambda: cases.ir_case(xml, bin_data, self.workdir, case_seed), self.timeout)
+        cls, detail = self._run(lambda: cases.ir_case(xml, bin_data, self.workdir, case_seed))
         saved = known = None
         if cls in ("crash", "hang"):
             import aiov as ov
@@ -176,7 +186,7 @@ class Campaign:
                   suppress_health_check=list(HealthCheck))
         @given(inputs.hostile_inputs(spec))
         def body(values):
-            cls, detail = harness.run_case(lambda: inputs.run_api(api, model_bytes, values), self.timeout)
+            cls, detail = self._run(lambda: inputs.run_api(api, model_bytes, values))
             saved = None
             if cls in ("crash", "hang"):
                 saved = self._save(f"input-{api}", {"model.onnx": model_bytes, "inputs.txt": repr(values)[:100000]},
