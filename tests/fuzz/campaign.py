@@ -187,11 +187,13 @@ class Campaign:
         @given(inputs.hostile_inputs(spec))
         def body(values):
             cls, detail = self._run(lambda: inputs.run_api(api, model_bytes, values))
-            saved = None
+            saved = known = None
             if cls in ("crash", "hang"):
+                known = _wrapping_shape_value(values)
                 saved = self._save(f"input-{api}", {"model.onnx": model_bytes, "inputs.txt": repr(values)[:100000]},
-                                   {"model": model_name, "api": api, "class": cls, "detail": detail})
-            self.summary.record(group, model_name, cls, detail, saved)
+                                   {"model": model_name, "api": api, "class": cls, "detail": detail,
+                                    "known": known})
+            self.summary.record(group, model_name, cls, detail, saved, known)
         try:
             body()
         except Exception as exc:  # a bug of the generator, not of aiov: note it and go on
@@ -219,3 +221,18 @@ class Campaign:
                 self.log(f"[fuzz] {self.summary.cases} cases; "
                          + ", ".join(f"{g}: {dict(c)}" for g, c in sorted(self.summary.counts.items())))
         return self.summary
+
+
+def _wrapping_shape_value(values):
+    """Triage of an input case: the known shape-overflow class when an integer value could
+    be a shape whose element count does not fit int64 (cases.known_native_class's twin)."""
+    items = values.values() if isinstance(values, dict) else values if isinstance(values, (list, tuple)) \
+        else [values]
+    for value in items:
+        if isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.ndim == 1 and value.size:
+            count = 1
+            for v in value.tolist():
+                count *= abs(int(v))
+            if count >= 2 ** 63 or any(abs(int(v)) >= 2 ** 62 for v in value.tolist()):
+                return f"{cases.KNOWN_SHAPE_OVERFLOW}: input value {value.tolist()}"
+    return None
