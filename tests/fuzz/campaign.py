@@ -133,7 +133,8 @@ class Campaign:
         cls, detail = self._run(lambda: cases.onnx_case(data, self.workdir, by_path, case_seed))
         saved = known = None
         if cls in ("crash", "hang"):
-            known = self._triage(lambda: cases.read_onnx_for_triage(data, self.workdir, by_path))
+            known = _onnx_proto_triage(data) or self._triage(
+                lambda: cases.read_onnx_for_triage(data, self.workdir, by_path))
             saved = self._save("onnx", {"model.onnx": data}, {"seed": name, "mutator": mutator, "notes": notes,
                                                               "by_path": by_path, "case_seed": case_seed,
                                                               "class": cls, "detail": detail, "known": known})
@@ -235,4 +236,30 @@ def _wrapping_shape_value(values):
                 count *= abs(int(v))
             if count >= 2 ** 63 or any(abs(int(v)) >= 2 ** 62 for v in value.tolist()):
                 return f"{cases.KNOWN_SHAPE_OVERFLOW}: input value {value.tolist()}"
+    return None
+
+
+_SPATIAL_ATTRS = ("pads", "strides", "dilations", "output_padding", "kernel_shape")
+
+
+def _onnx_proto_triage(data: bytes):
+    """Triage of a crashing ONNX model from its protobuf alone (its reading may be what
+    crashes): the known, reported native classes of tests/test_fuzz_regressions.py."""
+    import onnx
+    try:
+        model = onnx.load_from_string(data)
+    except Exception:
+        return None
+    for node in model.graph.node:
+        if node.op_type in ("Conv", "ConvTranspose", "MaxPool", "AveragePool"):
+            lengths = {a.name: len(a.ints) for a in node.attribute if a.name in _SPATIAL_ATTRS}
+            rank = lengths.get("kernel_shape")
+            for name, n in lengths.items():
+                expected = 2 * rank if name == "pads" and rank else rank
+                if expected is not None and n != expected:
+                    return f"unvalidated-attribute: {node.op_type}.{name} has {n} values, expected {expected}"
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if any(d.HasField("dim_value") and d.dim_value == 0 for d in dims):
+            return f"zero-size-input: {value.name} (SIGFPE in a fused path, see test_fuzz_regressions)"
     return None
