@@ -215,3 +215,10 @@ def test_initializers_of_types_aiov_cannot_hold_are_named():
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
     with pytest.raises(ov.InputError, match="initializer 'c' \\(COMPLEX64, dims \\[2\\]\\) is not supported"):
         ov.Core().read_model(data)
+
+
+def test_an_external_data_location_that_is_not_utf8_is_named(tmp_path):
+    # Found by the fuzzer: protobuf hands such a location out as bytes (a bare TypeError).
+    data = _matmul_model("weights.bin").SerializeToString().replace(b"weights.bin", b"weights\xff.bi")
+    with pytest.raises(ov.InputError, match="tensor 'w'.*not valid UTF-8"):
+        ov.Core().read_model(data, weights_dir=str(tmp_path))

@@ -340,6 +340,8 @@ def _load_external_data(proto, base_dir, from_bytes: bool):
 def _check_location(tensor_name: str, location: str, root: str):
     import stat
     what = f"ONNX tensor '{tensor_name}': external data location {location!r}"
+    if not isinstance(location, str):  # protobuf hands out bytes for text that is not UTF-8
+        raise InputError(f"{what} is not valid UTF-8 text")
     if not location:
         raise InputError(f"{what}: no location is given")
     if "\0" in location or os.path.isabs(location) or location.startswith(("/", "\\")) or (

@@ -31,7 +31,7 @@ def arrays(draw):
         with np.errstate(over="ignore"):  # 1e38 does not fit a float16: inf is fine here
             arr = np.array(values, dtype=dtype).reshape(shape)
         if dtype.kind == "c":
-            arr = arr + 1j
+            arr = np.asarray(arr + 1j)  # stays an array when 0-d
     elif dtype.kind == "b":
         arr = np.zeros(shape, dtype)
     elif dtype.kind == "U":
