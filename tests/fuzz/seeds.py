@@ -167,6 +167,16 @@ def ir_seeds(onnx_models: dict) -> dict:
     shape = ops.constant(np.array([5, 2], np.int64))
     y = ops.softmax(ops.reshape(ops.relu(ops.matmul(x, w)), shape, special_zero=False), 1)
     models["opset_matmul_reshape"] = ov.Model(ops.convert(y, "f16"), [x], "opset_seed")
+    a = ops.parameter([-1, 3], np.float32, name="a")
+    b = ops.parameter([2, 3], np.float32, name="b")
+    half = ops.convert(ops.constant(np.array([0.5, 2, 4], np.float16)), "f32")
+    joined = ops.concat([ops.divide(a, half), ops.subtract(b, half)], 0)
+    counts = ops.convert(ops.maximum(joined, ops.constant(np.float32(0))), "i64")
+    models["opset_concat_divide"] = ov.Model([ops.sigmoid(joined), ops.add(counts, ops.constant(np.int64(7)))],
+                                             [a, b], "opset_seed2")
+    u = ops.parameter([4], np.uint8, name="u")
+    wide = ops.multiply(ops.convert(u, "i32"), ops.constant(np.arange(4, dtype=np.int32)))
+    models["opset_integers"] = ov.Model(ops.minimum(wide, ops.constant(np.int32(100))), [u], "opset_seed3")
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, model in models.items():
