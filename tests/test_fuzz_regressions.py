@@ -70,7 +70,7 @@ graph = helper.make_graph(
     "g", [helper.make_tensor_value_info("shape", TensorProto.INT64, [3])],
     [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
 compiled = ov.compile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
-shape = np.array([3, 2 ** 61 + 3, 2 ** 62], np.int64)   # as a client could send it
+shape = np.array({shape!r}, np.int64)   # as a client could send it
 API = {api!r}
 if API == "sync":
     compiled({{"shape": shape}})
@@ -89,9 +89,12 @@ else:
 
 @pytest.mark.xfail(strict=True, raises=NativeCrash, reason=SHAPE_OVERFLOW)
 @pytest.mark.parametrize("api", ["sync", "request", "queue", "aio"])
-def test_a_client_shape_value_that_wraps_int64(api):
-    # Found by the fuzzer's input cases (constant_of_shape_input model, every API).
-    _run(CONSTANT_OF_SHAPE_FROM_INPUT.format(api=api))
+@pytest.mark.parametrize("shape", [[3, 2 ** 61 + 3, 2 ** 62], [2 ** 61 + 3, 1, 1]],
+                         ids=["count-wraps", "bytes-wrap"])
+def test_a_client_shape_value_that_wraps_int64(api, shape):
+    # Found by the fuzzer's input cases (constant_of_shape_input model, every API); the
+    # second shape has an element count that fits int64 and a byte size that does not.
+    _run(CONSTANT_OF_SHAPE_FROM_INPUT.format(api=api, shape=shape))
 
 
 CONV_PADS_THAT_WRAP = """

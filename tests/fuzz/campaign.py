@@ -234,7 +234,7 @@ def _wrapping_shape_value(values):
             count = 1
             for v in value.tolist():
                 count *= abs(int(v))
-            if count >= 2 ** 63 or any(abs(int(v)) >= 2 ** 62 for v in value.tolist()):
+            if count * 8 >= 2 ** 63:  # the element count, or the byte size of 8-byte elements
                 return f"{cases.KNOWN_SHAPE_OVERFLOW}: input value {value.tolist()}"
     return None
 

@@ -61,7 +61,8 @@ KNOWN_SHAPE_OVERFLOW = "shape-overflow"
 
 def known_native_class(read):
     """Triage of a crash: the name of a known, reported native bug class the model falls in,
-    or None. Today one class: a static shape whose element count does not fit int64 (issue
+    or None. Today one class: a static shape whose element count or byte size does not fit
+    int64 (issue
     18 item 1; tests/test_fuzz_regressions.py keeps its reproducers)."""
     for node in read().get_ordered_ops():
         for i in range(node.get_output_size()):
@@ -72,7 +73,7 @@ def known_native_class(read):
             for d in pshape:
                 if not d.is_dynamic:
                     count *= d.get_length()
-            if count >= 2 ** 63 or any(not d.is_dynamic and d.get_length() >= 2 ** 62 for d in pshape):
+            if count * 8 >= 2 ** 63:  # the element count, or the byte size of 8-byte elements
                 return f"{KNOWN_SHAPE_OVERFLOW}: {node.get_type_name()} '{node.get_friendly_name()}' {pshape}"
     return None
 
