@@ -157,3 +157,23 @@ def test_a_zero_length_sequence_through_an_encoder():
     # Found by the fuzzer: seed zoo_bert, the sequence dimension mutated to 0; any client
     # of a dynamic-length model can send it.
     _run(EMPTY_SEQUENCE_THROUGH_BERT.format(tests=os.path.dirname(os.path.abspath(__file__))))
+
+
+CONV_TRANSPOSE_GROUP_ZERO = """
+import numpy as np
+import aiov as ov
+from onnx import TensorProto, helper, numpy_helper
+w = numpy_helper.from_array(np.ones((4, 1, 3, 3), np.float32), "w")
+node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=[3, 3], strides=[2, 2], group=0)
+graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 3, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+ov.compile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())(
+    np.ones((1, 4, 3, 3), np.float32))
+"""
+
+
+@pytest.mark.xfail(strict=True, raises=NativeCrash, reason="native: ConvTranspose group=0 divides by zero "
+                                                           "(SIGFPE; attributes not validated, issue 18 item 2)")
+def test_conv_transpose_with_group_zero():
+    # Found by the CI fuzz slice: seed conv_transpose, group mutated to 0.
+    _run(CONV_TRANSPOSE_GROUP_ZERO)

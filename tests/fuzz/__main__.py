@@ -31,7 +31,11 @@ def main(argv=None):
                         log=lambda m: print(m, flush=True))
     print(f"[fuzz] {len(campaign.onnx_seeds)} ONNX seeds, {len(campaign.ir_seeds)} IR seeds, "
           f"{len(campaign.input_models)} input models", flush=True)
-    summary = campaign.run(args.minutes * 60)
+    try:
+        summary = campaign.run(args.minutes * 60)
+    finally:
+        import shutil
+        shutil.rmtree(campaign.workdir, ignore_errors=True)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(dict(summary.as_dict(), seed=seed, minutes=args.minutes), f, indent=1)
     print(summary.text())

@@ -252,6 +252,9 @@ def _onnx_proto_triage(data: bytes):
         return None
     for node in model.graph.node:
         if node.op_type in ("Conv", "ConvTranspose", "MaxPool", "AveragePool"):
+            group = next((a.i for a in node.attribute if a.name == "group"), 1)
+            if group <= 0:
+                return f"unvalidated-attribute: {node.op_type}.group={group}"
             lengths = {a.name: len(a.ints) for a in node.attribute if a.name in _SPATIAL_ATTRS}
             rank = lengths.get("kernel_shape")
             for name, n in lengths.items():
