@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 from . import _core  # noqa: E402
 from ._compiled import CompiledModel  # noqa: E402
-from ._errors import BusyError, CancelledError, InputError, JobError  # noqa: E402
+from ._errors import BusyError, CancelledError, InputError, JobError, PortError  # noqa: E402
 from ._graph import ConstOutput, Input, Node, Output  # noqa: E402
 from ._model import Model  # noqa: E402
 from ._queue import AsyncInferQueue  # noqa: E402
@@ -56,5 +56,5 @@ _alias_modules()
 __all__ = [
     "AsyncInferQueue", "BusyError", "CancelledError", "CompiledModel", "ConstOutput", "Core", "Dimension",
     "InferRequest", "Input", "InputError", "JobError", "Model", "Node", "OVDict", "Output", "PartialShape",
-    "ProfilingInfo", "Shape", "Tensor", "Type", "compile_model", "helpers", "opset", "save_model",
+    "PortError", "ProfilingInfo", "Shape", "Tensor", "Type", "compile_model", "helpers", "opset", "save_model",
 ]

@@ -35,26 +35,10 @@ class CompiledModel:
         return list(self._spec.outputs)
 
     def input(self, key=None) -> ConstOutput:
-        return self._spec.inputs[self._port_index(self._spec.inputs, key, "input")]
+        return self._spec.in_ports.port(key)
 
     def output(self, key=None) -> ConstOutput:
-        return self._spec.outputs[self._port_index(self._spec.outputs, key, "output")]
-
-    @staticmethod
-    def _port_index(ports, key, what) -> int:
-        if key is None:
-            if len(ports) != 1:
-                raise InputError(f"the model has {len(ports)} {what}s; pass an index or a name")
-            return 0
-        if isinstance(key, int):
-            if 0 <= key < len(ports):
-                return key
-            raise InputError(f"{what} index {key} is out of range: there are {len(ports)} {what}s")
-        for i, p in enumerate(ports):
-            if (isinstance(key, str) and (key in p.get_names() or key == p.get_node().get_friendly_name())) \
-                    or p == key:
-                return i
-        raise InputError(f"no {what} {key!r} in this model")
+        return self._spec.out_ports.port(key)
 
     def create_infer_request(self) -> InferRequest:
         return InferRequest(self)
@@ -65,15 +49,18 @@ class CompiledModel:
 
     def __call__(self, inputs=None, share_inputs: bool = True, share_outputs: bool = False,
                  decode_strings: bool = True) -> OVDict:
-        """One synchronous inference. Safe from many threads at once: a call that finds the
-        cached request busy uses another one."""
+        """One synchronous inference on every input of the model (a missing input is an
+        error). Safe from many threads at once: a call that finds the cached request busy
+        uses another one."""
         pool = self._idle_requests
         try:
             request = pool.pop()
         except IndexError:
             request = InferRequest(self)
         try:
-            return request.infer(inputs, share_inputs, share_outputs)
+            # Every input must come with the call: the pooled request still holds the
+            # previous caller's values, which must never stand in for an omitted one.
+            return request._infer(inputs, share_inputs, share_outputs, True)
         finally:
             pool.append(request)
 

@@ -7,6 +7,14 @@ class InputError(ValueError, RuntimeError):
     missing input, an array that cannot be shared."""
 
 
+class PortError(InputError, KeyError):
+    """No such input or output: an unknown name, an index out of range, a port of another
+    model. A KeyError too, so results mappings (OVDict) behave as mappings do."""
+
+    def __str__(self):  # KeyError would show the message quoted
+        return str(self.args[0]) if self.args else ""
+
+
 class BusyError(RuntimeError):
     """The request is running an inference; wait for it first."""
 

@@ -4,81 +4,87 @@ from __future__ import annotations
 import numpy as np
 
 from ._errors import InputError
-from ._graph import _PortBase
+from ._ports import PortTable
 from ._tensor import Tensor
 
 
 class IoSpec:
     """What a compiled model expects, precomputed once for the hot path."""
 
-    __slots__ = ("inputs", "outputs", "in_type_ids", "in_dtypes", "in_types", "in_names", "out_names",
-                 "in_labels", "count")
+    __slots__ = ("inputs", "outputs", "in_ports", "out_ports", "in_type_ids", "in_dtypes", "in_types",
+                 "in_names", "in_labels", "count")
 
     def __init__(self, inputs, outputs):
         self.inputs = inputs
         self.outputs = outputs
+        self.in_ports = PortTable(inputs, "input")
+        self.out_ports = PortTable(outputs, "output")
         self.count = len(inputs)
         self.in_types = [p.get_element_type() for p in inputs]
         self.in_type_ids = [t._id for t in self.in_types]
         self.in_dtypes = [None if t.bitwidth < 8 else (np.dtype(np.uint16) if t.get_type_name() == "bf16"
                                                       else t.to_dtype()) for t in self.in_types]
-        self.in_names = {}
-        for i, p in enumerate(inputs):
-            for n in p.get_names():
-                self.in_names.setdefault(n, i)
-            self.in_names.setdefault(p.get_node().get_friendly_name(), i)
-        self.out_names = {}
-        for i, p in enumerate(outputs):
-            for n in p.get_names():
-                self.out_names.setdefault(n, i)
-        self.in_labels = ["/".join(sorted(p.get_names())) or p.get_node().get_friendly_name() for p in inputs]
+        self.in_names = self.in_ports.names  # name -> index, for the native one-call path
+        self.in_labels = self.in_ports.labels
 
     def index_of(self, key) -> int:
-        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-            key = int(key)
-            if 0 <= key < self.count:
-                return key
-            raise InputError(f"input index {key} is out of range: the model has {self.count} input(s) "
-                             f"({', '.join(self.in_labels)})")
-        if isinstance(key, str):
-            if key in self.in_names:
-                return self.in_names[key]
-            raise InputError(f"the model has no input named {key!r}; inputs: {', '.join(self.in_labels)}")
-        if isinstance(key, _PortBase):
-            for i, p in enumerate(self.inputs):
-                if p == key:
-                    return i
-            for n in key.get_names():
-                if n in self.in_names:
-                    return self.in_names[n]
-            raise InputError(f"{key!r} is not an input of this model; inputs: {', '.join(self.in_labels)}")
-        raise InputError(f"inputs are selected by index, name or port, got a {type(key).__name__}")
+        return self.in_ports.index(key)
 
-    def pairs(self, inputs):
-        """[(index, value)] from a dict, list, tuple, single array or Tensor."""
-        if isinstance(inputs, dict):
-            return [(self.index_of(k), v) for k, v in inputs.items()]
-        if isinstance(inputs, (list, tuple)):
+    def pairs(self, inputs, complete: bool = False):
+        """[(index, value)] from a dict, list, tuple, single array or Tensor. An input given
+        twice (by name and by index, say) is an error, not "the last one wins". `complete`:
+        every input must be given (a pooled request must not run on an earlier caller's data)."""
+        if inputs is None:
+            pairs = []
+        elif isinstance(inputs, dict):
+            pairs = []
+            seen = {}
+            for key, value in inputs.items():
+                index = self.index_of(key)
+                if index in seen:
+                    raise InputError(f"input '{self.in_labels[index]}' is given twice, as {seen[index]!r} and "
+                                     f"as {key!r}; give each input once")
+                seen[index] = key
+                pairs.append((index, value))
+        elif isinstance(inputs, (list, tuple)):
             if len(inputs) > self.count:
                 raise InputError(f"expected at most {self.count} input(s) ({', '.join(self.in_labels)}), "
                                  f"got {len(inputs)}")
-            return list(enumerate(inputs))
-        if isinstance(inputs, (np.ndarray, Tensor, np.generic, int, float, bool)):
+            pairs = list(enumerate(inputs))
+        elif isinstance(inputs, (np.ndarray, Tensor, np.generic, int, float, bool)):
             if self.count != 1:
                 raise InputError(f"a single value was given but the model has {self.count} inputs "
                                  f"({', '.join(self.in_labels)}); pass a dict or a list")
-            return [(0, inputs)]
-        raise InputError(f"inputs must be a dict, list, tuple, numpy array or Tensor, got {type(inputs).__name__}")
+            pairs = [(0, inputs)]
+        else:
+            raise InputError(f"inputs must be a dict, list, tuple, numpy array or Tensor, "
+                             f"got {type(inputs).__name__}")
+        if complete and len(pairs) != self.count:
+            given = {i for i, _ in pairs}
+            missing = [self.in_labels[i] for i in range(self.count) if i not in given]
+            raise InputError(f"missing input(s): {', '.join(missing)}; a call on the compiled model takes every "
+                             f"input ({self.count}: {', '.join(self.in_labels)}). To keep inputs between "
+                             f"inferences, use an InferRequest of your own")
+        return pairs
 
     def convert(self, index: int, value):
         """-> (array, converted): `converted` means the array is a private copy."""
         want = self.in_dtypes[index]
         if isinstance(value, np.ndarray):
             arr = value
+            if isinstance(arr, np.ma.MaskedArray):
+                if np.ma.getmaskarray(arr).any():
+                    raise InputError(f"input '{self.in_labels[index]}': got a numpy masked array with masked "
+                                     f"elements; the engine has no masks: pass arr.filled(value) explicitly")
+                arr = arr.data
         elif isinstance(value, Tensor):
             arr = value.data
         else:
             arr = np.asarray(value)
+        if arr.dtype.kind == "c" and (want is None or want.kind != "c"):
+            raise InputError(f"input '{self.in_labels[index]}': expected {self.in_types[index].get_type_name()} "
+                             f"data, got complex ({arr.dtype}) values whose imaginary part would be lost; pass "
+                             f"arr.real (or np.abs(arr)) explicitly")
         if want is None:
             return arr, False
         if arr.dtype != want:

@@ -6,6 +6,7 @@ import itertools
 from . import _core
 from ._errors import InputError
 from ._graph import Node, Output, _PortBase, as_output, make_result
+from ._ports import PortTable
 from ._types import as_partial_shape
 
 _model_ids = itertools.count()
@@ -77,10 +78,10 @@ class Model:
         return [r.output(0) for r in self._results]
 
     def input(self, key=None) -> Output:
-        return _select(self.inputs, key, "input")
+        return PortTable(self.inputs, "input").port(key)
 
     def output(self, key=None) -> Output:
-        return _select(self.outputs, key, "output")
+        return PortTable(self.outputs, "output").port(key)
 
     def get_parameter_index(self, parameter) -> int:
         for i, p in enumerate(self._parameters):
@@ -146,7 +147,8 @@ class Model:
         """New input shapes: one shape (single-input models), a list in input order, or a
         dict keyed by input index, name or port. Every node's output is re-inferred."""
         if isinstance(shapes, dict):
-            items = [(self._input_index(k), v) for k, v in shapes.items()]
+            table = PortTable(self.inputs, "input")
+            items = [(table.index(k), v) for k, v in shapes.items()]
         elif len(self._parameters) == 1 and not (
                 isinstance(shapes, (list, tuple)) and shapes and isinstance(shapes[0], (list, tuple))):
             items = [(0, shapes)]
@@ -168,24 +170,6 @@ class Model:
     def validate_nodes_and_infer_types(self):
         for n in self._order():
             n.revalidate()
-
-    def _input_index(self, key) -> int:
-        if isinstance(key, int):
-            if not 0 <= key < len(self._parameters):
-                raise InputError(f"input index {key} is out of range: the model has "
-                                 f"{len(self._parameters)} input(s)")
-            return key
-        if isinstance(key, _PortBase):
-            for i, p in enumerate(self._parameters):
-                if key._node == p:
-                    return i
-            raise InputError(f"{key!r} is not an input of this model")
-        if isinstance(key, str):
-            for i, p in enumerate(self._parameters):
-                if key in p.output(0).get_names() or key == p.get_friendly_name():
-                    return i
-            raise InputError(f"the model has no input named {key!r}; inputs: {_names(self.inputs)}")
-        raise InputError(f"cannot select an input by {type(key).__name__}")
 
     def clone(self) -> "Model":
         """A deep copy: reshaping or renaming the clone leaves this model as it is."""
@@ -219,30 +203,3 @@ class Model:
         ins = "\n".join(repr(i).replace("<Output", "<ConstOutput") for i in self.inputs)
         outs = "\n".join(repr(o).replace("<Output", "<ConstOutput") for o in self.outputs)
         return f"<Model: '{self.friendly_name}'\ninputs[\n{ins}\n]\noutputs[\n{outs}\n]>"
-
-
-def _names(ports) -> str:
-    return ", ".join("/".join(sorted(p.get_names())) or p.get_node().get_friendly_name() for p in ports)
-
-
-def _select(ports, key, what):
-    if key is None:
-        if len(ports) != 1:
-            raise InputError(f"the model has {len(ports)} {what}s; name one")
-        return ports[0]
-    if isinstance(key, int):
-        if not 0 <= key < len(ports):
-            raise InputError(f"{what} index {key} is out of range: there are {len(ports)} {what}s")
-        return ports[key]
-    if isinstance(key, str):
-        for p in ports:
-            if key in p.get_names():
-                return p
-        for p in ports:
-            if key == p.get_node().get_friendly_name():
-                return p
-        raise InputError(f"no {what} named {key!r}; {what}s: {_names(ports)}")
-    for p in ports:
-        if p == key:
-            return p
-    raise InputError(f"{key!r} is not an {what} of this model")

@@ -8,7 +8,7 @@ import numpy as np
 from . import _core
 from ._dispatch import dispatcher
 from ._errors import BusyError, CancelledError, InputError
-from ._graph import _PortBase
+from ._ports import find_input_or_output
 from ._results import OVDict
 from ._tensor import Tensor
 from ._types import type_from_id
@@ -61,15 +61,14 @@ class InferRequest:
         self._started = False
 
     # -- inputs --
-    def _set_inputs(self, inputs, share: bool):
-        if inputs is not None and self._native.bind(inputs, share):
+    def _set_inputs(self, inputs, share: bool, complete: bool = False):
+        """`complete`: every input must be in `inputs` (calls on a pooled request); otherwise
+        inputs not given keep what was set before (OpenVINO's set-then-infer)."""
+        if inputs is not None and self._native.bind(inputs, share):  # binds every input
             if not self._all_set:
                 self._mark_all_set()
             return
-        if inputs is None:
-            pairs = ()
-        else:
-            pairs = self._spec.pairs(inputs)
+        pairs = self._spec.pairs(inputs, complete)
         native, spec = self._native, self._spec
         for index, value in pairs:
             if isinstance(value, Tensor):
@@ -105,22 +104,25 @@ class InferRequest:
             return None
         if not self._all_set:
             self._mark_all_set()
-        return OVDict(self._spec.outputs, values, self._spec.out_names)
+        return OVDict(self._spec.outputs, values, self._spec.out_ports)
 
     # -- sync --
     def infer(self, inputs=None, share_inputs: bool = False, share_outputs: bool = False,
               decode_strings: bool = True) -> OVDict:
         """Runs one inference on the calling thread with the GIL released; returns the outputs
         (copies, or views on the request's memory with share_outputs=True)."""
+        return self._infer(inputs, share_inputs, share_outputs, False)
+
+    def _infer(self, inputs, share_inputs: bool, share_outputs: bool, complete: bool) -> OVDict:
         if self._native.busy:
             raise BusyError("the request is busy: wait() for its running inference first")
         if inputs is not None:
             fast = self._fast_run(inputs, share_inputs, share_outputs)
             if fast is not None:
                 return fast
-        self._set_inputs(inputs, share_inputs)
+        self._set_inputs(inputs, share_inputs, complete)
         self._native.infer()
-        return OVDict(self._spec.outputs, self._native.outputs(not share_outputs), self._spec.out_names)
+        return OVDict(self._spec.outputs, self._native.outputs(not share_outputs), self._spec.out_ports)
 
     # -- async --
     def start_async(self, inputs=None, userdata=None, share_inputs: bool = False):
@@ -206,20 +208,6 @@ class InferRequest:
             dispatcher.unregister(token)
 
     # -- tensors --
-    def _output_index(self, key) -> int:
-        if isinstance(key, int):
-            if 0 <= key < len(self._spec.outputs):
-                return key
-            raise InputError(f"output index {key} is out of range: there are {len(self._spec.outputs)} outputs")
-        if isinstance(key, str):
-            if key in self._spec.out_names:
-                return self._spec.out_names[key]
-            raise InputError(f"no output named {key!r}")
-        for i, p in enumerate(self._spec.outputs):
-            if p == key:
-                return i
-        raise InputError(f"{key!r} is not an output of this model")
-
     def _input_tensor(self, index: int) -> Tensor:
         etype = self._spec.in_types[index]
         arr = self._native.input_view(index)
@@ -233,30 +221,14 @@ class InferRequest:
 
     def get_tensor(self, key) -> Tensor:
         """The tensor of an input or output, by name or port (shares the request's memory)."""
-        if isinstance(key, str):
-            if key in self._spec.in_names:
-                return self._input_tensor(self._spec.in_names[key])
-            return self._output_tensor(self._output_index(key))
-        if isinstance(key, _PortBase):
-            for i, p in enumerate(self._spec.inputs):
-                if p == key:
-                    return self._input_tensor(i)
-            return self._output_tensor(self._output_index(key))
-        raise InputError(f"get_tensor takes a name or a port, got {type(key).__name__}")
+        kind, index = find_input_or_output(self._spec.in_ports, self._spec.out_ports, key)
+        return self._input_tensor(index) if kind == "input" else self._output_tensor(index)
 
     def get_input_tensor(self, index: int = None) -> Tensor:
-        if index is None:
-            if self._spec.count != 1:
-                raise InputError(f"the model has {self._spec.count} inputs; pass an index")
-            index = 0
-        return self._input_tensor(self._spec.index_of(index))
+        return self._input_tensor(self._spec.in_ports.index(index))
 
     def get_output_tensor(self, index: int = None) -> Tensor:
-        if index is None:
-            if len(self._spec.outputs) != 1:
-                raise InputError(f"the model has {len(self._spec.outputs)} outputs; pass an index")
-            index = 0
-        return self._output_tensor(self._output_index(index))
+        return self._output_tensor(self._spec.out_ports.index(index))
 
     def set_tensor(self, key, tensor: Tensor):
         """Makes the request read an input from ``tensor``'s memory (no copy)."""
@@ -266,7 +238,7 @@ class InferRequest:
 
     def set_input_tensor(self, *args):
         if len(args) == 1:
-            self._bind_tensor(0 if self._spec.count == 1 else self._spec.index_of(None), args[0])
+            self._bind_tensor(self._spec.index_of(None), args[0])
         else:
             self._bind_tensor(self._spec.index_of(args[0]), args[1])
 
@@ -292,7 +264,7 @@ class InferRequest:
     @property
     def results(self) -> OVDict:
         """The last inference's outputs (copies)."""
-        return OVDict(self._spec.outputs, self._native.outputs(True), self._spec.out_names)
+        return OVDict(self._spec.outputs, self._native.outputs(True), self._spec.out_ports)
 
     @property
     def model_inputs(self) -> list:

@@ -3,42 +3,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ._errors import InputError
+from ._errors import PortError
+from ._ports import PortTable
 
 
 class OVDict(Mapping):
     """An immutable mapping from output ports to numpy arrays. ``results[0]``,
-    ``results["name"]`` and ``results[port]`` all work."""
+    ``results["name"]`` and ``results[port]`` all work (the rules of ``aiov._ports``); a key
+    that selects no output raises ``PortError``, a ``KeyError``."""
 
-    __slots__ = ("_ports", "_values", "_names")
+    __slots__ = ("_ports", "_values", "_table")
 
-    def __init__(self, ports, values, names_index=None):
+    def __init__(self, ports, values, table=None):
         self._ports = ports            # list of ConstOutput, in output order
         self._values = values          # list of arrays
-        self._names = names_index      # dict name -> index (shared per compiled model)
+        self._table = table            # PortTable of the outputs (shared per compiled model)
 
     def _index(self, key) -> int:
-        if isinstance(key, int):
-            if -len(self._values) <= key < len(self._values):
-                return key % len(self._values)
-            raise KeyError(f"output index {key} is out of range: there are {len(self._values)} outputs")
-        if isinstance(key, str):
-            names = self._names if self._names is not None else _index_names(self._ports)
-            if key in names:
-                return names[key]
-            raise KeyError(f"no output named {key!r}; names: {sorted(names)}")
-        try:
-            return self._ports.index(key)
-        except ValueError:
-            pass
-        # A port of the source Model (not the compiled one): match by tensor names.
-        get_names = getattr(key, "get_names", None)
-        if get_names is not None:
-            names = self._names if self._names is not None else _index_names(self._ports)
-            for n in get_names():
-                if n in names:
-                    return names[n]
-        raise KeyError(f"{key!r} is not an output of this model")
+        if key is None:  # a mapping has no "the only key"
+            raise PortError("results are selected by index, name or port, got None")
+        table = self._table
+        if table is None:
+            table = self._table = PortTable(self._ports, "output")
+        return table.index(key)
 
     def __getitem__(self, key):
         return self._values[self._index(key)]
@@ -53,7 +40,7 @@ class OVDict(Mapping):
         try:
             self._index(key)
             return True
-        except KeyError:
+        except PortError:
             return False
 
     def keys(self):
@@ -84,12 +71,4 @@ class OVDict(Mapping):
         return repr(self.to_dict())
 
 
-def _index_names(ports) -> dict:
-    names = {}
-    for i, p in enumerate(ports):
-        for n in p.get_names():
-            names.setdefault(n, i)
-    return names
-
-
-__all__ = ["OVDict", "InputError"]
+__all__ = ["OVDict"]

@@ -36,10 +36,15 @@ class Core:
         from . import __version__
         return {"CPU": f"aiov {__version__}"}
 
-    def read_model(self, model, weights=None, config=None) -> Model:
-        """Reads an OpenVINO IR (.xml + .bin) or ONNX model (path or bytes)."""
+    def read_model(self, model, weights=None, config=None, *, weights_dir=None) -> Model:
+        """Reads an OpenVINO IR (.xml + .bin) or ONNX model (path or bytes).
+
+        ``weights_dir`` (aiov only): the directory an ONNX model's external data is read from.
+        A path defaults to the model file's directory; bytes carry no directory, so a model
+        given as bytes with external data needs it. Locations must stay inside that directory
+        (no absolute paths, '..', symbolic links or special files)."""
         from .frontends import read_model as _read
-        return _read(model, weights)
+        return _read(model, weights, weights_dir)
 
     def compile_model(self, model, device_name: str = None, config: dict = None) -> CompiledModel:
         _check_device(device_name)

@@ -57,6 +57,9 @@ class Tensor:
         self._type, self._shape = etype, shape
 
     def _init_array(self, data, shared: bool):
+        if isinstance(data, np.ma.MaskedArray) and np.ma.getmaskarray(data).any():
+            raise InputError("cannot make a Tensor from a masked array with masked elements (a Tensor has no "
+                             "mask): pass arr.filled(value) explicitly")
         if shared:
             if not isinstance(data, np.ndarray):
                 raise InputError(f"shared_memory=True needs a numpy array, got {type(data).__name__}")
@@ -65,10 +68,15 @@ class Tensor:
                                  f"strides {data.strides} for shape {data.shape}")
             if not data.flags.writeable:
                 raise InputError("shared_memory=True needs a writeable array: a Tensor shares both ways")
+            if not data.dtype.isnative:
+                raise InputError(f"shared_memory=True needs native byte order, got dtype {data.dtype.str}; "
+                                 "pass arr.astype(arr.dtype.newbyteorder('=')) or shared_memory=False")
             arr = data
         else:
             arr = np.array(data, copy=True, order="C")
-        if arr.dtype.kind in "USO":
+            if not arr.dtype.isnative:  # a copy anyway: in the engine's byte order
+                arr = arr.astype(arr.dtype.newbyteorder("="))
+        if arr.dtype.kind in "USOc":
             raise InputError(f"cannot make a Tensor from an array of dtype {arr.dtype}")
         self._array = arr
         self._type = Type(arr.dtype)

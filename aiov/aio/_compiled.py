@@ -59,7 +59,7 @@ def _start(slot, fut, bridge, inputs, share_inputs, share_outputs):
     (or the error, as a value). On failure the slot is left unused for the caller to return."""
     native = slot.native
     try:
-        slot.request._set_inputs(inputs, share_inputs)
+        slot.request._set_inputs(inputs, share_inputs, True)  # all inputs: a slot holds old data
         slot.copy = not share_outputs
         slot.fut = fut
         bridge.submit(slot, native)
@@ -112,7 +112,8 @@ class CompiledModel(SyncTwin, AsyncClosable):
 
     async def __call__(self, inputs=None, share_inputs: bool = True, share_outputs: bool = False,
                        decode_strings: bool = True) -> OVDict:
-        """One inference on a pooled request; results as an OVDict.
+        """One inference on a pooled request, on every input of the model (a missing input is
+        an error); results as an OVDict.
 
         Suspends (never blocks) while ``max_requests`` calls are in flight. Cancellation:
         cancelling (or timing out) the caller while it waits for a request takes it out of
@@ -213,8 +214,8 @@ class Core(SyncTwin):
         from .._runtime import Core as _SyncCore
         self._sync = _SyncCore(xml_config_file)
 
-    async def read_model(self, model, weights=None, config=None):
-        return await run_sync(self._sync.read_model, model, weights, config)
+    async def read_model(self, model, weights=None, config=None, *, weights_dir=None):
+        return await run_sync(lambda: self._sync.read_model(model, weights, config, weights_dir=weights_dir))
 
     async def compile_model(self, model, device_name: str = None, config: dict = None, *,
                             max_requests: int = None, idle_requests: int = None) -> CompiledModel:

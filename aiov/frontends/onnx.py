@@ -106,23 +106,30 @@ def _check_tensor_value(info, what):
                          f"values for now (sequences, optionals and maps are not supported)")
 
 
-def read_onnx(model, weights=None) -> Model:
+def read_onnx(model, weights=None, weights_dir=None) -> Model:
+    """An ONNX model from a path or from bytes. External data is read from `weights_dir`
+    (default: the model file's directory); bytes carry no directory, so a model given as bytes
+    with external data needs `weights_dir`."""
     try:
         import onnx
         from onnx import numpy_helper
     except ImportError:  # pragma: no cover - onnx is a dependency
         raise InputError("reading ONNX models needs the 'onnx' package") from None
     try:
-        if isinstance(model, (bytes, bytearray)):
+        if isinstance(model, (bytes, bytearray, memoryview)):
             proto = onnx.load_model_from_string(bytes(model))
+            base_dir = None
         else:
             path = os.fspath(model)
             proto = onnx.load(path, load_external_data=False)
-            onnx.external_data_helper.load_external_data_for_model(proto, os.path.dirname(os.path.abspath(path)))
-    except InputError:
-        raise
+            base_dir = os.path.dirname(os.path.abspath(path))
     except Exception as exc:
         raise InputError(f"cannot read the ONNX model: {type(exc).__name__}: {exc}") from None
+    if weights_dir is not None:
+        base_dir = os.fspath(weights_dir)
+        if not os.path.isdir(base_dir):
+            raise InputError(f"weights_dir {base_dir!r} is not a directory")
+    _load_external_data(proto, base_dir, from_bytes=isinstance(model, (bytes, bytearray, memoryview)))
     graph = proto.graph
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
     if opset < 7:
@@ -130,43 +137,63 @@ def read_onnx(model, weights=None) -> Model:
     unsupported = {}
     for n in graph.node:
         if n.op_type not in _CONVERTERS or n.domain not in ("", "ai.onnx"):
-            unsupported.setdefault(f"{n.domain + '.' if n.domain else ''}{n.op_type}", n.name or n.output[0])
+            unsupported.setdefault(f"{n.domain + '.' if n.domain else ''}{n.op_type}", _node_label(n))
     if unsupported:
         listed = ", ".join(f"{op} (node '{node}')" for op, node in sorted(unsupported.items()))
         raise InputError(f"the ONNX model uses ops aiov does not support: {listed}")
 
     values = {}
     for init in graph.initializer:
+        if init.name in values:
+            raise InputError(f"ONNX initializer '{init.name}' is defined twice")
         try:
             array = numpy_helper.to_array(init)
         except Exception as exc:
-            raise InputError(f"ONNX initializer '{init.name}' cannot be read: {exc}") from None
-        values[init.name] = as_output(ops.constant(array, name=init.name))
+            raise InputError(f"ONNX initializer '{init.name}' cannot be read: {type(exc).__name__}: {exc}") from None
+        try:
+            values[init.name] = as_output(ops.constant(array, name=init.name))
+        except InputError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"ONNX initializer '{init.name}' ({_type_name(init.data_type)}, dims "
+                             f"{list(init.dims)}) is not supported: {exc}") from None
     params = []
+    seen_inputs = set()
     for inp in graph.input:
+        if inp.name in seen_inputs:
+            raise InputError(f"ONNX graph input '{inp.name}' is listed twice")
+        seen_inputs.add(inp.name)
         if inp.name in values:
-            continue
+            continue  # an initializer also listed as an input (IR version < 4)
         _check_tensor_value(inp, "input")
-        ttype = inp.type.tensor_type
-        dims = None
-        if ttype.HasField("shape"):
-            dims = [d.dim_value if d.HasField("dim_value") else -1 for d in ttype.shape.dim]
-        param = ops.parameter(dims if dims is not None else None, _onnx_dtype(ttype.elem_type), name=inp.name)
-        params.append(param)
-        values[inp.name] = param.output(0)
-    for node in graph.node:
-        ctx = _Context(node, values, opset)
-        outs = _CONVERTERS[node.op_type](ctx)
-        if not isinstance(outs, (list, tuple)):
-            outs = [outs]
+        params.append(_parameter(inp))
+        values[inp.name] = params[-1].output(0)
+    for node in _sorted_nodes(graph, set(values)):
+        _check_node(node, opset)
+        try:
+            ctx = _Context(node, values, opset)
+            outs = _CONVERTERS[node.op_type](ctx)
+            if not isinstance(outs, (list, tuple)):
+                outs = [outs]
+            outs = [as_output(port) for port in outs]
+        except InputError:
+            raise
+        except Exception as exc:  # a converter met a case it does not check: still name the node
+            given = ", ".join(_describe_input(values, name) for name in node.input)
+            raise InputError(f"ONNX node {node.op_type} '{_node_label(node)}' (inputs: {given or 'none'}) cannot be "
+                             f"converted: {type(exc).__name__}: {exc}") from exc
+        wanted = [name for name in node.output if name]
+        if len(outs) < len(node.output) and any(node.output[len(outs):]):
+            raise InputError(f"ONNX node {node.op_type} '{_node_label(node)}': {len(node.output)} outputs are used "
+                             f"({', '.join(wanted)}) but aiov produces {len(outs)}")
         for name, port in zip(node.output, outs):
             if name:
-                values[name] = as_output(port)
+                values[name] = port
     results = []
     for out in graph.output:
         _check_tensor_value(out, "output")
         if out.name not in values:
-            raise InputError(f"ONNX graph output '{out.name}' is not produced by any node")
+            raise InputError(f"ONNX graph output '{out.name}' is not produced by any node, initializer or input")
         port = values[out.name]
         if port.get_node().get_type_name() in ("Parameter", "Constant") or any(
                 port == r for r in results):
@@ -174,6 +201,210 @@ def read_onnx(model, weights=None) -> Model:
         port.get_tensor().add_names({out.name})
         results.append(port)
     return Model(results, params, graph.name or "onnx_model")
+
+
+def _node_label(node) -> str:
+    return node.name or (node.output[0] if len(node.output) else "") or "(unnamed)"
+
+
+def _describe_input(values, name) -> str:
+    if not name:
+        return "(omitted)"
+    port = values.get(name)
+    if port is None:
+        return f"'{name}'"
+    return f"'{name}' {port.get_element_type().get_type_name()}{port.get_partial_shape()}"
+
+
+def _parameter(inp):
+    if not inp.type.HasField("tensor_type"):
+        raise InputError(f"ONNX graph input '{inp.name}': only tensor inputs are supported, got "
+                         f"{inp.type.WhichOneof('value') or 'no type'}")
+    ttype = inp.type.tensor_type
+    try:
+        dtype = _onnx_dtype(ttype.elem_type)
+    except Exception:
+        raise InputError(f"ONNX graph input '{inp.name}': element type {ttype.elem_type} is not a known "
+                         f"ONNX tensor type") from None
+    dims = None
+    if ttype.HasField("shape"):
+        dims = []
+        for i, d in enumerate(ttype.shape.dim):
+            if d.HasField("dim_value"):
+                if d.dim_value < 0:
+                    raise InputError(f"ONNX graph input '{inp.name}': dimension {i} is {d.dim_value}; expected "
+                                     f"a size >= 0 or a symbolic dimension")
+                dims.append(d.dim_value)
+            else:
+                dims.append(-1)
+    try:
+        return ops.parameter(dims, dtype, name=inp.name)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"ONNX graph input '{inp.name}' ({_type_name(ttype.elem_type)}, dims {dims}) is not "
+                         f"supported: {exc}") from None
+
+
+def _sorted_nodes(graph, available: set) -> list:
+    """The nodes in an order where every input is produced first (ONNX allows any order).
+    Missing inputs, tensors produced twice and cycles are errors naming the nodes."""
+    nodes = list(graph.node)
+    producer = {}
+    for i, node in enumerate(nodes):
+        for name in node.output:
+            if not name:
+                continue
+            if name in available:
+                raise InputError(f"ONNX node {node.op_type} '{_node_label(node)}' produces '{name}', which is "
+                                 f"already a graph input or initializer")
+            if name in producer:
+                other = nodes[producer[name]]
+                raise InputError(f"ONNX tensor '{name}' is produced twice: by {other.op_type} "
+                                 f"'{_node_label(other)}' and by {node.op_type} '{_node_label(node)}'")
+            producer[name] = i
+    waiting = [0] * len(nodes)          # inputs not produced yet, per node
+    consumers = [[] for _ in nodes]
+    for i, node in enumerate(nodes):
+        for name in node.input:
+            if not name or name in available:
+                continue
+            if name not in producer:
+                raise InputError(f"ONNX node {node.op_type} '{_node_label(node)}': input '{name}' is not produced "
+                                 f"by any node, initializer or graph input")
+            waiting[i] += 1
+            consumers[producer[name]].append(i)
+    ready = [i for i in range(len(nodes)) if waiting[i] == 0]
+    ready.reverse()  # pop() from the end keeps the file order among ready nodes
+    order = []
+    while ready:
+        i = ready.pop()
+        order.append(nodes[i])
+        newly = []
+        for j in consumers[i]:
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                newly.append(j)
+        ready.extend(sorted(newly, reverse=True))
+    if len(order) != len(nodes):
+        stuck = [nodes[i] for i in range(len(nodes)) if waiting[i] > 0]
+        listed = ", ".join(f"{n.op_type} '{_node_label(n)}'" for n in stuck[:8])
+        more = f" and {len(stuck) - 8} more" if len(stuck) > 8 else ""
+        raise InputError(f"the ONNX graph has a cycle: these nodes wait on each other's outputs: {listed}{more}")
+    return order
+
+
+def _check_node(node, opset: int):
+    """Input count, required inputs and attribute types against the ONNX schema, so the
+    converters see what they expect (instead of failing with a bare IndexError)."""
+    from onnx import defs
+    try:
+        schema = defs.get_schema(node.op_type, opset, "")
+    except Exception:
+        return  # no schema at this opset: the converter decides
+    label = f"ONNX node {node.op_type} '{_node_label(node)}'"
+    count = len(node.input)
+    if not schema.min_input <= count <= schema.max_input:
+        expected = (f"{schema.min_input}" if schema.min_input == schema.max_input
+                    else f"{schema.min_input} to {schema.max_input}" if schema.max_input < 2 ** 30
+                    else f"at least {schema.min_input}")
+        raise InputError(f"{label}: expected {expected} input(s) at opset {opset}, got {count}")
+    formal = schema.inputs
+    for i, name in enumerate(node.input):
+        if name or not formal:
+            continue
+        param = formal[min(i, len(formal) - 1)]
+        if param.option != defs.OpSchema.FormalParameterOption.Optional:
+            raise InputError(f"{label}: input {i} ('{param.name}') is required but was left empty")
+    for attr in node.attribute:
+        spec = schema.attributes.get(attr.name)
+        if spec is None:
+            continue
+        if attr.type != spec.type:
+            raise InputError(f"{label}: attribute '{attr.name}' must be {spec.type.name}, got "
+                             f"{_attr_type_name(attr.type)}")
+    for name, spec in schema.attributes.items():
+        if spec.required and not any(a.name == name for a in node.attribute):
+            raise InputError(f"{label}: the required attribute '{name}' is missing")
+
+
+def _type_name(code: int) -> str:
+    from onnx import TensorProto
+    try:
+        return TensorProto.DataType.Name(code)
+    except ValueError:
+        return f"data type {code}"
+
+
+def _attr_type_name(code: int) -> str:
+    from onnx import AttributeProto
+    try:
+        return AttributeProto.AttributeType.Name(code)
+    except ValueError:
+        return f"type {code}"
+
+
+def _external_tensors(graph):
+    """Every tensor of `graph` (initializers, attribute values, subgraphs) stored outside."""
+    from onnx import TensorProto
+    found = [t for t in graph.initializer if t.data_location == TensorProto.EXTERNAL]
+    for sparse in graph.sparse_initializer:
+        found += [t for t in (sparse.values, sparse.indices) if t.data_location == TensorProto.EXTERNAL]
+    for node in graph.node:
+        for attr in node.attribute:
+            tensors = ([attr.t] if attr.HasField("t") else []) + list(attr.tensors)
+            found += [t for t in tensors if t.data_location == TensorProto.EXTERNAL]
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                found += _external_tensors(sub)
+    return found
+
+
+def _load_external_data(proto, base_dir, from_bytes: bool):
+    """Reads external tensor data from files inside `base_dir` only: no absolute paths, no
+    '..', no symbolic links, regular files only (an uploaded model must not read whatever
+    the process can)."""
+    tensors = _external_tensors(proto.graph)
+    if not tensors:
+        return
+    first = tensors[0]
+    location = next((e.value for e in first.external_data if e.key == "location"), "")
+    if base_dir is None:
+        raise InputError(f"ONNX tensor '{first.name}' keeps its data in the external file {location!r}, but the "
+                         f"model was given as bytes, which carry no directory: pass the directory of its "
+                         f"external data, read_model(model_bytes, weights_dir=...) (aiov's keyword)"
+                         if from_bytes else f"ONNX tensor '{first.name}' has external data but no base directory")
+    root = os.path.realpath(base_dir)
+    for tensor in tensors:
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        _check_location(tensor.name, location, root)
+    try:
+        from onnx import external_data_helper
+        external_data_helper.load_external_data_for_model(proto, base_dir)
+    except Exception as exc:
+        raise InputError(f"cannot read the ONNX model's external data from {base_dir!r}: "
+                         f"{type(exc).__name__}: {exc}") from None
+
+
+def _check_location(tensor_name: str, location: str, root: str):
+    import stat
+    what = f"ONNX tensor '{tensor_name}': external data location {location!r}"
+    if not isinstance(location, str):  # protobuf hands out bytes for text that is not UTF-8
+        raise InputError(f"{what} is not valid UTF-8 text")
+    if not location:
+        raise InputError(f"{what}: no location is given")
+    if "\0" in location or os.path.isabs(location) or location.startswith(("/", "\\")) or (
+            len(location) > 1 and location[1] == ":"):
+        raise InputError(f"{what} is absolute; expected a path relative to the weights directory")
+    parts = location.replace("\\", "/").split("/")
+    if ".." in parts:
+        raise InputError(f"{what} leaves the weights directory ('..' is refused)")
+    path = os.path.join(root, *parts)
+    if os.path.realpath(path) != os.path.normpath(path):
+        raise InputError(f"{what} goes through a symbolic link; links are refused")
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise InputError(f"{what}: cannot open {path!r}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{what} is not a regular file")
 
 
 # ---- converters ---------------------------------------------------------------------------

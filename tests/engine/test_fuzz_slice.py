@@ -1,0 +1,67 @@
+"""A bounded slice of the fuzzer (tests/fuzz) for CI: about a minute of mutated ONNX and IR
+models and hostile input values through every API, each case in a child process. Fails on
+any crash or hang; `python -m tests.fuzz --minutes N` runs longer campaigns."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from tests.fuzz import harness  # noqa: E402
+
+SLICE_SECONDS = float(os.environ.get("AIOV_FUZZ_SLICE_SECONDS", "60"))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the fuzz harness forks a child per case")
+def test_a_minute_of_fuzzing_finds_no_crash_or_hang(tmp_path):
+    # Its own interpreter: the harness forks per case, which needs a parent that has run no
+    # inference (this pytest process has aiov worker threads).
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run([sys.executable, "-m", "tests.fuzz", "--minutes", str(SLICE_SECONDS / 60), "--seed",
+                           "20261204", "--out", str(tmp_path)], cwd=root, capture_output=True, text=True,
+                          timeout=SLICE_SECONDS + 240)
+    print(proc.stdout[-6000:])
+    assert (tmp_path / "summary.json").exists(), proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["cases"] >= 20, proc.stdout[-3000:]
+    counts = summary["counts"]
+    assert counts.get("onnx", {}).get("success", 0) + counts.get("ir", {}).get("success", 0) > 0, \
+        "no mutated model ran: " + proc.stdout[-3000:]
+    # Crashes in a triaged, reported native class (wrapping shapes, unvalidated Conv/
+    # ConvTranspose attributes, zero-size inputs: tests/test_fuzz_regressions.py, xfail until
+    # the native fixes; triage in campaign.py) are printed, not failed on.
+    failures = [f for f in summary["failures"] if not f["group"].startswith("peer") and not f["known"]]
+    assert not failures, "\n".join(f"{f['class']} ({f['group']}, {f['mutator']}): {f['detail']} -> {f['saved']}"
+                                   for f in failures)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_the_harness_tells_the_classes_apart():
+    # The forked cases touch no engine (this process may have aiov worker threads).
+    import aiov as ov
+    import signal
+
+    def unclear():
+        raise KeyError("r1")
+
+    def clean():
+        raise ov.InputError("input 'x': expected f32 data, got complex")
+
+    def crash():
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    def hang():
+        import time
+        time.sleep(60)
+
+    assert harness.run_case(lambda: None)[0] == "success"
+    assert harness.run_case(clean)[0] == "clean"
+    assert harness.run_case(unclear)[0] == "unclear"
+    assert harness.run_fresh("import aiov\naiov.compile_model(b'not a model')")[0] == "clean"
+    assert harness.run_fresh("import os, signal\nos.kill(os.getpid(), signal.SIGABRT)")[0] == "crash"
+    cls, detail = harness.run_case(crash)
+    assert cls == "crash" and "SIGSEGV" in detail
+    assert harness.run_case(hang, timeout=1.0)[0] == "hang"
