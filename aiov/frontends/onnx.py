@@ -385,6 +385,54 @@ def _gather(ctx):
     return ops.gather(ctx.inputs[0], ctx.inputs[1], ctx.attr("axis", 0))
 
 
+# ONNX spells the scatter reductions add/mul where OpenVINO (and aiov) say sum/prod.
+_SCATTER_REDUCTIONS = {"none": "none", "add": "sum", "mul": "prod", "min": "min", "max": "max"}
+
+
+def _scatter_reduction(ctx):
+    reduction = ctx.attr("reduction", "none")
+    if reduction not in _SCATTER_REDUCTIONS:
+        ctx.fail(f"reduction '{reduction}' is not one of {', '.join(_SCATTER_REDUCTIONS)}")
+    return _SCATTER_REDUCTIONS[reduction]
+
+
+@converter("ScatterND")
+def _scatter_nd(ctx):
+    return ops.scatter_nd_update(*ctx.inputs[:3], reduction=_scatter_reduction(ctx))
+
+
+@converter("ScatterElements", "Scatter")
+def _scatter_elements(ctx):
+    return ops.scatter_elements_update(*ctx.inputs[:3], ctx.attr("axis", 0), _scatter_reduction(ctx))
+
+
+@converter("DepthToSpace", "SpaceToDepth")
+def _block_move(ctx):
+    # ONNX's DCR (its default; SpaceToDepth had no mode before opset 25) is OpenVINO's
+    # blocks_first, CRD its depth_first.
+    mode = ctx.attr("mode", "DCR")
+    if mode not in ("DCR", "CRD"):
+        ctx.fail(f"mode '{mode}' is not DCR or CRD")
+    if ctx.attr("blocksize") is None:
+        ctx.fail("the blocksize attribute is required")
+    build = ops.depth_to_space if ctx.node.op_type == "DepthToSpace" else ops.space_to_depth
+    return build(ctx.inputs[0], "blocks_first" if mode == "DCR" else "depth_first", ctx.attr("blocksize"))
+
+
+@converter("ReverseSequence")
+def _reverse_sequence(ctx):
+    # ONNX's defaults differ from OpenVINO's (batch 0, sequence 1).
+    return ops.reverse_sequence(*ctx.inputs[:2], batch_axis=ctx.attr("batch_axis", 1), seq_axis=ctx.attr("time_axis", 0))
+
+
+@converter("OneHot")
+def _one_hot(ctx):
+    # values is [off, on]; OpenVINO's OneHot takes them as two scalars.
+    values = ctx.inputs[2]
+    off, on = ops.gather(values, 0, 0), ops.gather(values, 1, 0)
+    return ops.one_hot(ctx.inputs[0], ctx.inputs[1], on, off, ctx.attr("axis", -1))
+
+
 @converter("Squeeze")
 def _squeeze(ctx):
     axes = ctx.attr("axes") if ctx.opset < 13 else (

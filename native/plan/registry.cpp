@@ -13,6 +13,11 @@
 
 namespace aiov {
 
+// Families declared here rather than in registry.hpp: nothing else calls them.
+void register_gather_scatter_ops(OpRegistry&);
+void register_layout_ops(OpRegistry&);
+void register_normalization_ops(OpRegistry&);
+
 const OpRegistry& OpRegistry::instance() {
   static OpRegistry* registry = [] {
     auto* r = new OpRegistry();
@@ -27,6 +32,8 @@ const OpRegistry& OpRegistry::instance() {
     register_resize_ops(*r);
     register_fused_conv_ops(*r);
     register_attention_ops(*r);
+    register_gather_scatter_ops(*r);
+    register_layout_ops(*r);
     return r;
   }();
   return *registry;
