@@ -648,6 +648,29 @@ def _instance_norm(ctx):
     return ops.add(ops.multiply(y, _channel_vector(scale, rank)), _channel_vector(bias, rank))
 
 
+@converter("GroupNormalization")
+def _group_norm(ctx):
+    # stash_type asks for f32 or wider statistics; the kernel always accumulates in double.
+    x, scale, bias = ctx.inputs[:3]
+    groups = ctx.attr("num_groups")
+    if groups is None:
+        ctx.fail("the num_groups attribute is required")
+    if ctx.opset < 21:
+        # Opset 18 scales and shifts per group: repeat each value over its group's channels.
+        dims = list(x.get_partial_shape())
+        if len(dims) < 2 or dims[1].is_dynamic:
+            ctx.fail("opset 18's per-group scale needs a known channel count")
+        channels = dims[1].get_length()
+        if channels % groups:
+            ctx.fail(f"num_groups {groups} does not divide the {channels} channels")
+
+        def per_channel(v):
+            column = ops.reshape(v, [groups, 1], False)
+            return ops.reshape(ops.broadcast(column, [groups, channels // groups]), [channels], False)
+        scale, bias = per_channel(scale), per_channel(bias)
+    return ops.group_normalization(x, scale, bias, groups, ctx.attr("epsilon", 1e-5))
+
+
 @converter("LayerNormalization")
 def _layer_norm(ctx):
     x = ctx.inputs[0]

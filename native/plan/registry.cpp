@@ -34,6 +34,7 @@ const OpRegistry& OpRegistry::instance() {
     register_attention_ops(*r);
     register_gather_scatter_ops(*r);
     register_layout_ops(*r);
+    register_normalization_ops(*r);
     return r;
   }();
   return *registry;
