@@ -625,6 +625,31 @@ converter("MaxPool")(lambda ctx: _pool(ctx, "MaxPool"))
 converter("AveragePool")(lambda ctx: _pool(ctx, "AvgPool"))
 
 
+@converter("LpPool")
+def _lp_pool(ctx):
+    # (sum over the window of |x|^p)^(1/p): an average pool that counts the padding, times
+    # the window's size. Padding adds zeros, which do not change an Lp sum.
+    x = ctx.inputs[0]
+    rank = _rank(ctx, x)
+    attrs = _spatial(ctx, rank)
+    kernel = ctx.attr("kernel_shape")
+    if kernel is None:
+        ctx.fail("the kernel_shape attribute is required")
+    p = ctx.attr("p", 2)
+    if p <= 0:
+        ctx.fail(f"p must be positive, got {p}")
+    dtype = x.get_element_type().to_dtype()
+    powered = ops.multiply(x, x) if p == 2 else ops.power(ops.absolute(x), np.array(p, dtype))
+    if ctx.attr("ceil_mode", 0):
+        # A window past the padded end averages over fewer elements than the kernel holds.
+        ctx.fail("ceil_mode=1 is not supported")
+    mean = ops.avg_pool(powered, attrs["strides"], attrs["pads_begin"], attrs["pads_end"], kernel, False, "floor",
+                        attrs["auto_pad"],
+                        dilations=attrs["dilations"])
+    total = ops.multiply(mean, np.array(np.prod(kernel), dtype))
+    return ops.sqrt(total) if p == 2 else ops.power(total, np.array(1.0 / p, dtype))
+
+
 @converter("GlobalAveragePool", "GlobalMaxPool")
 def _global_pool(ctx):
     x = ctx.inputs[0]

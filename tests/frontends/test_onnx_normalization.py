@@ -2,7 +2,7 @@
 RMSNormalization through the ONNX frontend, the builder and the IR match numpy references."""
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
+from onnx import helper
 
 import aiov as ov
 import aiov.opset13 as ops
