@@ -168,8 +168,9 @@ def gather(data, indices, axis, batch_dims=0, name=None) -> Node:
     return _make("Gather", [data, indices, _ints(axis)], {"batch_dims": int(batch_dims)}, name)
 
 
-def scatter_elements_update(data, indices, updates, axis, reduction="none", name=None) -> Node:
-    return _make("ScatterElementsUpdate", [data, indices, updates, _ints(axis)], {"reduction": str(reduction).lower()}, name)
+def scatter_elements_update(data, indices, updates, axis, reduction="none", use_init_val=True, name=None) -> Node:
+    return _make("ScatterElementsUpdate", [data, indices, updates, _ints(axis)],
+                 {"reduction": str(reduction).lower(), "use_init_val": bool(use_init_val)}, name)
 
 
 def one_hot(indices, depth, on_value, off_value, axis=-1, name=None) -> Node:

@@ -51,10 +51,11 @@ int64_t merge_dim(const Node& n, int64_t a, int64_t b, const std::string& what) 
 
 // ---- reductions of the scatters ---------------------------------------------------------
 
-enum class Reduce { none, sum, prod, min, max };
+enum class Reduce { none, sum, sub, prod, min, max, mean };
 
 Reduce reduce_of(const std::string& s) {
-  if (s == "sum") return Reduce::sum;
+  if (s == "sum" || s == "mean") return s == "sum" ? Reduce::sum : Reduce::mean;
+  if (s == "sub") return Reduce::sub;
   if (s == "prod") return Reduce::prod;
   if (s == "min") return Reduce::min;
   if (s == "max") return Reduce::max;
@@ -69,7 +70,9 @@ void combine(Reduce r, T* dst, const T* src, int64_t n) {
     using C = decltype(a);
     C v;
     switch (r) {
-      case Reduce::sum: v = (C)(a + b); break;
+      case Reduce::sum:
+      case Reduce::mean: v = (C)(a + b); break;
+      case Reduce::sub: v = (C)(a - b); break;
       case Reduce::prod: v = (C)(a * b); break;
       case Reduce::min: v = b < a ? b : a; break;
       case Reduce::max: v = b > a ? b : a; break;
@@ -278,6 +281,25 @@ std::vector<PortInfo> infer_scatter_elements(const InferContext& c) {
   return {PortInfo{x.type, x.shape}};
 }
 
+// ScatterElementsUpdate's reductions: without use_init_val a target's first update replaces
+// it; mean divides each target's sum by the number of values it combined.
+template <class T>
+void scatter_elements_reduce(const std::string& who, Reduce red, bool use_init, const Dims& D, const Dims& I,
+                             int64_t axis, const TensorView& idx, const T* upd, T* out) {
+  std::vector<int64_t> count;
+  if (!use_init || red == Reduce::mean) count.assign((size_t)numel(D), use_init ? 1 : 0);
+  walk_elements(who, D, I, axis, idx, [&](int64_t i, int64_t off) {
+    if (!count.empty() && count[off]++ == 0) out[off] = upd[i];
+    else combine<T>(red, out + off, upd + i, 1);
+  });
+  if (red == Reduce::mean)
+    for (size_t off = 0; off < count.size(); ++off)
+      if (count[off] > 1) {
+        auto v = load(out[off]);
+        out[off] = store<T>((decltype(v))(v / (decltype(v))count[off]));
+      }
+}
+
 KernelFn prepare_scatter_elements(const PrepareContext& ctx) {
   const Dims D = ctx.in[0].shape, I = ctx.in[1].shape;
   auto axes = read_int_tensor(ctx.node, ctx.in[3], "axis");
@@ -286,17 +308,22 @@ KernelFn prepare_scatter_elements(const PrepareContext& ctx) {
   const size_t es = byte_width(ctx.node, ctx.in[0].type);
   const size_t total = ctx.in[0].bytes();
   const Reduce red = reduce_of(ctx.node.attr_str("reduction"));
-  const CombineFn comb = red == Reduce::none ? nullptr : combine_for(ctx.node, ctx.in[0].type);
+  const bool use_init = ctx.node.attr_int("use_init_val") != 0;
   std::string who = ctx.node.describe();
-  return [=](const KernelArgs& a) {
-    char* o = static_cast<char*>(a.out[0]->data);
-    const char* u = static_cast<const char*>(a.in[2]->data);
-    std::memmove(o, a.in[0]->data, total);
-    walk_elements(who, D, I, axis, *a.in[1], [&](int64_t i, int64_t off) {
-      if (comb) comb(red, o + off * es, u + i * es, 1);
-      else std::memcpy(o + off * es, u + i * es, es);
-    });
-  };
+  if (red == Reduce::none)
+    return [=](const KernelArgs& a) {
+      char* o = static_cast<char*>(a.out[0]->data);
+      const char* u = static_cast<const char*>(a.in[2]->data);
+      std::memmove(o, a.in[0]->data, total);
+      walk_elements(who, D, I, axis, *a.in[1], [&](int64_t i, int64_t off) { std::memcpy(o + off * es, u + i * es, es); });
+    };
+  return dispatch_type(ctx.in[0].type, who, [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    return [=](const KernelArgs& a) {
+      std::memmove(a.out[0]->data, a.in[0]->data, total);
+      scatter_elements_reduce<T>(who, red, use_init, D, I, axis, *a.in[1], a.in[2]->as<T>(), a.out[0]->as<T>());
+    };
+  });
 }
 
 }  // namespace
@@ -314,11 +341,12 @@ void register_gather_scatter_ops(OpRegistry& r) {
             .opset_builder("gather_elements"));
   // ONNX spells the reductions add/mul: its converters are hand-written (frontends/onnx.py).
   r.add(OpDef{"ScatterNDUpdate", 3, 3, infer_scatter_nd, prepare_scatter_nd}
-            .with_attrs({str_attr("reduction", "none", {"none", "sum", "prod", "min", "max"})})
+            .with_attrs({str_attr("reduction", "none", {"none", "sum", "sub", "prod", "min", "max"})})
             .ir({"ScatterNDUpdate"}, "opset15")
             .opset_builder("scatter_nd_update"));
   r.add(with_value_inputs(OpDef{"ScatterElementsUpdate", 4, 4, infer_scatter_elements, prepare_scatter_elements}
-                              .with_attrs({str_attr("reduction", "none", {"none", "sum", "prod", "min", "max"})})
+                              .with_attrs({str_attr("reduction", "none", {"none", "sum", "prod", "min", "max", "mean"}),
+                                           bool_attr("use_init_val", true)})
                               .ir({"ScatterElementsUpdate"}, "opset12"),
                           {3}));
 }

@@ -226,3 +226,33 @@ def test_ir_round_trip_keeps_every_op(tmp_path):
     want, got = ov.compile_model(model)([xv, iv]), ov.compile_model(loaded)([xv, iv])
     for a, b in zip(want.values(), got.values()):
         np.testing.assert_array_equal(a, b)
+
+
+# ---- OpenVINO's own reductions, against OpenVINO ----------------------------------------------
+
+@pytest.mark.parametrize("reduction", ["sum", "prod", "min", "max", "mean"])
+@pytest.mark.parametrize("use_init_val", [True, False])
+def test_scatter_elements_update_matches_openvino(reduction, use_init_val):
+    ovo = pytest.importorskip("openvino")
+    o12 = pytest.importorskip("openvino.opset12")
+    data = RNG.integers(1, 6, (3, 4)).astype(np.float32)
+    indices = np.array([[0, 1, 1], [2, 1, 1]], np.int64)  # targets hit twice and more
+    updates = RNG.integers(1, 6, (2, 3)).astype(np.float32)
+    theirs = o12.scatter_elements_update(o12.constant(data), o12.constant(indices), o12.constant(updates),
+                                         o12.constant(np.int64(1)), reduction, use_init_val)
+    want = ovo.compile_model(ovo.Model([theirs], []), "CPU")([])[0]
+    mine = ops.scatter_elements_update(ops.constant(data), ops.constant(indices), ops.constant(updates), 1,
+                                       reduction, use_init_val)
+    np.testing.assert_allclose(ov.compile_model(ov.Model([mine], []))([])[0], want, rtol=1e-6)
+
+
+def test_scatter_nd_update_sub_matches_openvino():
+    ovo = pytest.importorskip("openvino")
+    o15 = pytest.importorskip("openvino.opset15")
+    data = RNG.standard_normal((4, 3)).astype(np.float32)
+    indices = np.array([[1], [3], [1]], np.int32)
+    updates = RNG.standard_normal((3, 3)).astype(np.float32)
+    theirs = o15.scatter_nd_update(o15.constant(data), o15.constant(indices), o15.constant(updates), "sub")
+    want = ovo.compile_model(ovo.Model([theirs], []), "CPU")([])[0]
+    mine = ops.scatter_nd_update(ops.constant(data), ops.constant(indices), ops.constant(updates), "sub")
+    np.testing.assert_allclose(ov.compile_model(ov.Model([mine], []))([])[0], want, rtol=1e-6)
