@@ -173,13 +173,15 @@ def scatter_elements_update(data, indices, updates, axis, reduction="none", use_
                  {"reduction": str(reduction).lower(), "use_init_val": bool(use_init_val)}, name)
 
 
-def one_hot(indices, depth, on_value, off_value, axis=-1, name=None) -> Node:
+def one_hot(indices, depth, on_value, off_value, axis=-1, negative_indices_mode="ignore_negative",
+            name=None) -> Node:
     if not isinstance(depth, (Node, Output)):
         depth = constant(np.asarray(depth, dtype=np.int64))
     if not isinstance(on_value, (Node, Output)) and not isinstance(off_value, (Node, Output)):
         on_value = constant(np.asarray(on_value, dtype=np.float32))
     on_value, off_value = _pair(on_value, off_value)
-    return _make("OneHot", [indices, depth, on_value, off_value], {"axis": int(axis)}, name)
+    return _make("OneHot", [indices, depth, on_value, off_value],
+                 {"axis": int(axis), "negative_indices_mode": str(negative_indices_mode).lower()}, name)
 
 
 def slice(data, start, stop, step, axes=None, name=None) -> Node:  # noqa: A001 - OpenVINO's name

@@ -430,7 +430,7 @@ def _one_hot(ctx):
     # values is [off, on]; OpenVINO's OneHot takes them as two scalars.
     values = ctx.inputs[2]
     off, on = ops.gather(values, 0, 0), ops.gather(values, 1, 0)
-    return ops.one_hot(ctx.inputs[0], ctx.inputs[1], on, off, ctx.attr("axis", -1))
+    return ops.one_hot(ctx.inputs[0], ctx.inputs[1], on, off, ctx.attr("axis", -1), "normalize")
 
 
 @converter("Squeeze")

@@ -218,6 +218,7 @@ KernelFn prepare_one_hot(const PrepareContext& ctx) {
   for (int64_t d = 0; d < axis; ++d) outer *= I[d];
   for (size_t d = axis; d < I.size(); ++d) inner *= I[d];
   const size_t es = byte_width(ctx.node, ctx.in[2].type);
+  const bool wrap_negative = ctx.node.attr_str("negative_indices_mode") == "normalize";
   // Indices of any numeric type, as integers (fractions truncate, as ONNX casts them).
   using ReadFn = int64_t (*)(const void*, int64_t);
   ReadFn read = dispatch_type(ctx.in[0].type, ctx.node.describe(), [](auto v) -> ReadFn {
@@ -235,8 +236,8 @@ KernelFn prepare_one_hot(const PrepareContext& ctx) {
     for (int64_t p = 0; p < outer; ++p)
       for (int64_t q = 0; q < inner; ++q) {
         int64_t v = read(a.in[0]->data, p * inner + q);
-        if (v < 0 && v != INT64_MIN) v += depth;
-        // Out of [-depth, depth): the whole row stays off (ONNX's rule).
+        if (v < 0 && v != INT64_MIN && wrap_negative) v += depth;
+        // Out of range: the whole row stays off (ONNX's and OpenVINO's rule).
         if (v < 0 || v >= depth) continue;
         std::memcpy(o + ((p * depth + v) * inner + q) * es, on, es);
       }
@@ -261,9 +262,12 @@ void register_layout_ops(OpRegistry& r) {
             .with_attrs({int_attr("batch_axis", 0), int_attr("seq_axis", 1)})
             .ir({"ReverseSequence"}, "opset1")
             .opset_builder("reverse_sequence"));
+  // OpenVINO's opset1 OneHot leaves negative indices off; opset16 (and ONNX) can wrap them.
   r.add(with_value_inputs(OpDef{"OneHot", 4, 4, infer_one_hot, prepare_one_hot}
-                              .with_attrs({int_attr("axis", -1)})
-                              .ir({"OneHot"}, "opset1"),
+                              .with_attrs({int_attr("axis", -1),
+                                           str_attr("negative_indices_mode", "ignore_negative",
+                                                    {"ignore_negative", "normalize"})})
+                              .ir({"OneHot"}, "opset16"),
                           {1}));
 }
 

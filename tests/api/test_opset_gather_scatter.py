@@ -190,13 +190,16 @@ def test_reverse_sequence_reverses_each_batch_prefix(itype):
 def test_one_hot_wraps_negative_and_leaves_out_of_range_off(itype):
     indices = np.array([[0, -1, 3], [5, -4, 2]], itype)
     i = _param(indices, "i")
-    got = _run(ops.one_hot(i, 4, 5.0, -1.0, axis=1), [i], [indices])
+    got = _run(ops.one_hot(i, 4, 5.0, -1.0, axis=1, negative_indices_mode="normalize"), [i], [indices])
     assert got.shape == (2, 4, 3) and got.dtype == np.float32
     want = np.full((2, 4, 3), -1.0, np.float32)
     for (r, c), v in np.ndenumerate(indices):
         if -4 <= v < 4:
             want[r, v % 4, c] = 5.0
     np.testing.assert_array_equal(got, want)
+    # OpenVINO's default (its opset1 rule): negative indices stay off.
+    ignored = _run(ops.one_hot(i, 4, 5.0, -1.0, axis=1), [i], [indices])
+    np.testing.assert_array_equal(ignored, np.where((indices < 0)[:, None, :], -1.0, want))
 
 
 # ---- IR round trip ------------------------------------------------------------------------
@@ -211,7 +214,7 @@ def test_ir_round_trip_keeps_every_op(tmp_path):
     y = ops.scatter_elements_update(y, ops.constant(np.zeros((2, 8, 2, 1), np.int64)),
                                     ops.constant(np.ones((2, 8, 2, 1), np.float32)), -1, "max")
     y = ops.gather_elements(y, ops.constant(np.ones((2, 8, 2, 2), np.int64)), 2)
-    hot = ops.one_hot(ops.constant(np.array([1, 0], np.int64)), 3, 1.0, 0.0, axis=0)
+    hot = ops.one_hot(ops.constant(np.array([1, -1], np.int64)), 3, 1.0, 0.0, axis=0, negative_indices_mode="normalize")
     model = ov.Model([y, hot], [x, idx], "gather_scatter")
     path = tmp_path / "m.xml"
     ov.save_model(model, str(path))
