@@ -53,9 +53,14 @@ KernelFn permuted_copy(const Dims& view, const std::vector<int>& perm, size_t es
 
 // ---- DepthToSpace / SpaceToDepth (data; mode, block_size) ------------------------------
 
-int64_t ipow(int64_t b, int64_t e) {
+// b^e, or InputError when that exceeds any tensor's size (block_size comes from the model).
+int64_t block_count(const Node& n, int64_t b, int64_t e) {
   int64_t p = 1;
-  while (e-- > 0) p *= b;
+  while (e-- > 0) {
+    if (p > (int64_t(1) << 48) / b)
+      throw InputError(n.describe() + ": block_size " + std::to_string(b) + " is too large");
+    p *= b;
+  }
   return p;
 }
 
@@ -65,7 +70,7 @@ std::vector<PortInfo> infer_block_move(const InferContext& c) {
   if (!x.shape.rank_known) return {PortInfo{x.type, x.shape}};
   const int64_t r = x.shape.rank(), b = c.node.attr_int("block_size");
   if (r < 3) throw InputError(c.node.describe() + ": data must have rank 3 or more (N, C, spatial...), got " + x.shape.str());
-  const int64_t blocks = ipow(b, r - 2);
+  const int64_t blocks = block_count(c.node, b, r - 2);
   Dims out = x.shape.dims;
   if (ToSpace) {
     if (out[1] != kDynamic) {
@@ -75,7 +80,10 @@ std::vector<PortInfo> infer_block_move(const InferContext& c) {
       out[1] /= blocks;
     }
     for (int64_t d = 2; d < r; ++d)
-      if (out[d] != kDynamic) out[d] *= b;
+      if (out[d] != kDynamic) {
+        if (out[d] > (int64_t(1) << 48) / b) throw InputError(c.node.describe() + ": the output would be too large");
+        out[d] *= b;
+      }
   } else {
     if (out[1] != kDynamic) out[1] *= blocks;
     for (int64_t d = 2; d < r; ++d)
@@ -92,7 +100,7 @@ std::vector<PortInfo> infer_block_move(const InferContext& c) {
 KernelFn prepare_depth_to_space(const PrepareContext& ctx) {
   const Dims& in = ctx.in[0].shape;
   const int s = (int)in.size() - 2;
-  const int64_t b = ctx.node.attr_int("block_size"), c = in[1] / ipow(b, s);
+  const int64_t b = ctx.node.attr_int("block_size"), c = in[1] / block_count(ctx.node, b, s);
   const bool blocks_first = ctx.node.attr_str("mode") == "blocks_first";
   // View: [N, b.. (s), C', D..] (blocks first) or [N, C', b.., D..]; out: [N, C', D1, b, D2, b, ...].
   Dims view{in[0]};

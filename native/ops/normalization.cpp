@@ -122,6 +122,8 @@ KernelFn prepare_rms_norm(const PrepareContext& ctx) {
   // Where each element of a normalized row finds its scale (scale broadcasts from the right).
   const Dims& sc = ctx.in[1].shape;
   Dims norm(s.begin() + axis, s.end());
+  if (sc.size() > norm.size())
+    throw InputError(ctx.node.describe() + ": scale " + dims_str(sc) + " has more dims than the normalized ones");
   Dims sc_full(norm.size() - sc.size(), 1);
   sc_full.insert(sc_full.end(), sc.begin(), sc.end());
   const auto sc_strides = row_strides(sc_full);

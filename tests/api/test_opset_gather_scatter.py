@@ -152,6 +152,8 @@ def test_wrong_shapes_are_refused_when_the_model_is_built():
         ops.gather_elements(data, ops.constant(np.zeros((3, 4), np.float32)))
     with pytest.raises(ov.InputError, match="rank of data"):
         ops.gather_elements(data, ops.constant(np.zeros((3,), np.int64)))
+    with pytest.raises(ov.InputError, match="block_size 1048576 is too large"):  # 2^20^7 overflows int64
+        ops.depth_to_space(ops.parameter([1, -1] + [2] * 7, np.float32), "blocks_first", 2 ** 20)
     with pytest.raises(ov.InputError, match="multiple of block_size"):
         ops.space_to_depth(ops.parameter([1, 2, 3, 4], np.float32), "blocks_first", 2)
 
