@@ -14,7 +14,7 @@ from ._types import Type, as_partial_shape, as_type
 __all__ = [
     "parameter", "constant", "result", "matmul", "reshape", "convert", "concat", "softmax", "round",
     "gelu", "clamp", "select", "squeeze", "unsqueeze", "shape_of", "range", "broadcast",
-    "transpose", "gather", "slice", "split", "variadic_split", "tile", "pad", "convolution",
+    "transpose", "gather", "scatter_elements_update", "one_hot", "slice", "split", "variadic_split", "tile", "pad", "convolution",
     "group_convolution", "max_pool", "avg_pool", "batch_norm_inference", "reduce_sum", "reduce_mean",
     "reduce_max", "reduce_min", "reduce_prod", "reduce_l2", "mvn", "log_softmax",
     "lstm", "gru", "rnn",
@@ -167,6 +167,22 @@ def gather(data, indices, axis, batch_dims=0, name=None) -> Node:
     if not isinstance(indices, (Node, Output)):
         indices = constant(np.asarray(indices, dtype=np.int64))
     return _make("Gather", [data, indices, _ints(axis)], {"batch_dims": int(batch_dims)}, name)
+
+
+def scatter_elements_update(data, indices, updates, axis, reduction="none", use_init_val=True, name=None) -> Node:
+    return _make("ScatterElementsUpdate", [data, indices, updates, _ints(axis)],
+                 {"reduction": str(reduction).lower(), "use_init_val": bool(use_init_val)}, name)
+
+
+def one_hot(indices, depth, on_value, off_value, axis=-1, negative_indices_mode="ignore_negative",
+            name=None) -> Node:
+    if not isinstance(depth, (Node, Output)):
+        depth = constant(np.asarray(depth, dtype=np.int64))
+    if not isinstance(on_value, (Node, Output)) and not isinstance(off_value, (Node, Output)):
+        on_value = constant(np.asarray(on_value, dtype=np.float32))
+    on_value, off_value = _pair(on_value, off_value)
+    return _make("OneHot", [indices, depth, on_value, off_value],
+                 {"axis": int(axis), "negative_indices_mode": str(negative_indices_mode).lower()}, name)
 
 
 def slice(data, start, stop, step, axes=None, name=None) -> Node:  # noqa: A001 - OpenVINO's name

@@ -616,6 +616,54 @@ def _gather(ctx):
     return ops.gather(ctx.inputs[0], ctx.inputs[1], ctx.attr("axis", 0))
 
 
+# ONNX spells the scatter reductions add/mul where OpenVINO (and aiov) say sum/prod.
+_SCATTER_REDUCTIONS = {"none": "none", "add": "sum", "mul": "prod", "min": "min", "max": "max"}
+
+
+def _scatter_reduction(ctx):
+    reduction = ctx.attr("reduction", "none")
+    if reduction not in _SCATTER_REDUCTIONS:
+        ctx.fail(f"reduction '{reduction}' is not one of {', '.join(_SCATTER_REDUCTIONS)}")
+    return _SCATTER_REDUCTIONS[reduction]
+
+
+@converter("ScatterND")
+def _scatter_nd(ctx):
+    return ops.scatter_nd_update(*ctx.inputs[:3], reduction=_scatter_reduction(ctx))
+
+
+@converter("ScatterElements", "Scatter")
+def _scatter_elements(ctx):
+    return ops.scatter_elements_update(*ctx.inputs[:3], ctx.attr("axis", 0), _scatter_reduction(ctx))
+
+
+@converter("DepthToSpace", "SpaceToDepth")
+def _block_move(ctx):
+    # ONNX's DCR (its default; SpaceToDepth had no mode before opset 25) is OpenVINO's
+    # blocks_first, CRD its depth_first.
+    mode = ctx.attr("mode", "DCR")
+    if mode not in ("DCR", "CRD"):
+        ctx.fail(f"mode '{mode}' is not DCR or CRD")
+    if ctx.attr("blocksize") is None:
+        ctx.fail("the blocksize attribute is required")
+    build = ops.depth_to_space if ctx.node.op_type == "DepthToSpace" else ops.space_to_depth
+    return build(ctx.inputs[0], "blocks_first" if mode == "DCR" else "depth_first", ctx.attr("blocksize"))
+
+
+@converter("ReverseSequence")
+def _reverse_sequence(ctx):
+    # ONNX's defaults differ from OpenVINO's (batch 0, sequence 1).
+    return ops.reverse_sequence(*ctx.inputs[:2], batch_axis=ctx.attr("batch_axis", 1), seq_axis=ctx.attr("time_axis", 0))
+
+
+@converter("OneHot")
+def _one_hot(ctx):
+    # values is [off, on]; OpenVINO's OneHot takes them as two scalars.
+    values = ctx.inputs[2]
+    off, on = ops.gather(values, 0, 0), ops.gather(values, 1, 0)
+    return ops.one_hot(ctx.inputs[0], ctx.inputs[1], on, off, ctx.attr("axis", -1), "normalize")
+
+
 @converter("Squeeze")
 def _squeeze(ctx):
     axes = ctx.attr("axes") if ctx.opset < 13 else (
@@ -808,6 +856,31 @@ converter("MaxPool")(lambda ctx: _pool(ctx, "MaxPool"))
 converter("AveragePool")(lambda ctx: _pool(ctx, "AvgPool"))
 
 
+@converter("LpPool")
+def _lp_pool(ctx):
+    # (sum over the window of |x|^p)^(1/p): an average pool that counts the padding, times
+    # the window's size. Padding adds zeros, which do not change an Lp sum.
+    x = ctx.inputs[0]
+    rank = _rank(ctx, x)
+    attrs = _spatial(ctx, rank)
+    kernel = ctx.attr("kernel_shape")
+    if kernel is None:
+        ctx.fail("the kernel_shape attribute is required")
+    p = ctx.attr("p", 2)
+    if p <= 0:
+        ctx.fail(f"p must be positive, got {p}")
+    dtype = x.get_element_type().to_dtype()
+    powered = ops.multiply(x, x) if p == 2 else ops.power(ops.absolute(x), np.array(p, dtype))
+    if ctx.attr("ceil_mode", 0):
+        # A window past the padded end averages over fewer elements than the kernel holds.
+        ctx.fail("ceil_mode=1 is not supported")
+    mean = ops.avg_pool(powered, attrs["strides"], attrs["pads_begin"], attrs["pads_end"], kernel, False, "floor",
+                        attrs["auto_pad"],
+                        dilations=attrs["dilations"])
+    total = ops.multiply(mean, np.array(np.prod(kernel), dtype))
+    return ops.sqrt(total) if p == 2 else ops.power(total, np.array(1.0 / p, dtype))
+
+
 @converter("GlobalAveragePool", "GlobalMaxPool")
 def _global_pool(ctx):
     x = ctx.inputs[0]
@@ -829,6 +902,29 @@ def _instance_norm(ctx):
     rank = _rank(ctx, x)
     y = ops.mvn(x, list(range(2, rank)), True, ctx.attr("epsilon", 1e-5))
     return ops.add(ops.multiply(y, _channel_vector(scale, rank)), _channel_vector(bias, rank))
+
+
+@converter("GroupNormalization")
+def _group_norm(ctx):
+    # stash_type asks for f32 or wider statistics; the kernel always accumulates in double.
+    x, scale, bias = ctx.inputs[:3]
+    groups = ctx.attr("num_groups")
+    if groups is None:
+        ctx.fail("the num_groups attribute is required")
+    if ctx.opset < 21:
+        # Opset 18 scales and shifts per group: repeat each value over its group's channels.
+        dims = list(x.get_partial_shape())
+        if len(dims) < 2 or dims[1].is_dynamic:
+            ctx.fail("opset 18's per-group scale needs a known channel count")
+        channels = dims[1].get_length()
+        if channels % groups:
+            ctx.fail(f"num_groups {groups} does not divide the {channels} channels")
+
+        def per_channel(v):
+            column = ops.reshape(v, [groups, 1], False)
+            return ops.reshape(ops.broadcast(column, [groups, channels // groups]), [channels], False)
+        scale, bias = per_channel(scale), per_channel(bias)
+    return ops.group_normalization(x, scale, bias, groups, ctx.attr("epsilon", 1e-5))
 
 
 @converter("LayerNormalization")

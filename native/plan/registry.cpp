@@ -5,9 +5,8 @@
 #include <mutex>
 #include <set>
 #include <sstream>
-#include <stdexcept>
-
 #include <map>
+#include <stdexcept>
 
 #include "executor/executor.hpp"
 
@@ -28,6 +27,9 @@ const OpRegistry& OpRegistry::instance() {
     register_fused_conv_ops(*r);
     register_attention_ops(*r);
     register_rnn_ops(*r);
+    register_gather_scatter_ops(*r);
+    register_layout_ops(*r);
+    register_normalization_ops(*r);
     return r;
   }();
   return *registry;
