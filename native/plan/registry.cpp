@@ -13,6 +13,8 @@
 
 namespace aiov {
 
+void register_matrix_ops(OpRegistry&);  // ops/matrix_ops.cpp
+
 const OpRegistry& OpRegistry::instance() {
   static OpRegistry* registry = [] {
     auto* r = new OpRegistry();
@@ -27,6 +29,7 @@ const OpRegistry& OpRegistry::instance() {
     register_resize_ops(*r);
     register_fused_conv_ops(*r);
     register_attention_ops(*r);
+    register_matrix_ops(*r);
     return r;
   }();
   return *registry;
