@@ -16,7 +16,8 @@ __all__ = [
     "gelu", "clamp", "select", "squeeze", "unsqueeze", "shape_of", "range", "broadcast",
     "transpose", "gather", "scatter_elements_update", "one_hot", "slice", "split", "variadic_split", "tile", "pad", "convolution",
     "group_convolution", "max_pool", "avg_pool", "batch_norm_inference", "reduce_sum", "reduce_mean",
-    "reduce_max", "reduce_min", "reduce_prod", "reduce_l2", "mvn", "log_softmax",
+    "reduce_max", "reduce_min", "reduce_prod", "reduce_l2", "reduce_l1", "reduce_sum_square", "reduce_log_sum",
+    "reduce_log_sum_exp", "mvn", "log_softmax", "trilu", "cum_prod",
     "lstm", "gru", "rnn",
 ]
 
@@ -125,6 +126,17 @@ def _ints(value):
     if isinstance(value, (Node, Output)):
         return value
     return constant(np.asarray(value, dtype=np.int64).reshape(-1))
+
+
+def trilu(data, k=0, upper=True, name=None) -> Node:
+    """The upper (j - i >= k) or lower (j - i <= k) triangle of the last two dims, zeros elsewhere."""
+    return _make("aiov.Trilu", [data, _ints(k)], {"upper": bool(upper)}, name)
+
+
+def cum_prod(data, axis=0, exclusive=False, reverse=False, name=None) -> Node:
+    """Running product along `axis` (ONNX CumProd)."""
+    return _make("aiov.CumProd", [data, _ints(axis)], {"exclusive": bool(exclusive), "reverse": bool(reverse)},
+                 name)
 
 
 def squeeze(data, axes=None, name=None) -> Node:
@@ -272,6 +284,10 @@ reduce_max = _reduce("ReduceMax")
 reduce_min = _reduce("ReduceMin")
 reduce_prod = _reduce("ReduceProd")
 reduce_l2 = _reduce("ReduceL2")
+reduce_l1 = _reduce("ReduceL1")
+reduce_sum_square = _reduce("ReduceSumSquare")
+reduce_log_sum = _reduce("ReduceLogSum")
+reduce_log_sum_exp = _reduce("ReduceLogSumExp")
 
 
 def mvn(data, axes, normalize_variance=True, eps=1e-9, eps_mode="inside_sqrt", name=None) -> Node:

@@ -455,6 +455,29 @@ def _cast(ctx):
     return ops.convert(ctx.inputs[0], Type(_onnx_dtype(ctx.attr("to"))))
 
 
+@converter("CastLike")
+def _cast_like(ctx):
+    return ops.convert(ctx.inputs[0], ctx.inputs[1].get_element_type())
+
+
+@converter("Mod")
+def _mod(ctx):
+    # fmod=0: the remainder takes the divisor's sign (Python's %; floats too from opset 28), fmod=1: the
+    # dividend's (C fmod).
+    if ctx.attr("fmod", 0):
+        return ops.mod(ctx.inputs[0], ctx.inputs[1])
+    return ops.floor_mod(ctx.inputs[0], ctx.inputs[1])
+
+
+@converter("BitShift")
+def _bit_shift(ctx):
+    direction = ctx.attr("direction")
+    if direction not in ("LEFT", "RIGHT"):
+        ctx.fail(f"direction must be LEFT or RIGHT, got {direction!r}")
+    shift = ops.bitwise_left_shift if direction == "LEFT" else ops.bitwise_right_shift
+    return shift(ctx.inputs[0], ctx.inputs[1])
+
+
 @converter("Reshape")
 def _reshape(ctx):
     # ONNX: 0 copies the input dimension unless allowzero=1.
@@ -950,7 +973,9 @@ def _layer_norm(ctx):
 
 
 _REDUCERS = {"ReduceSum": ops.reduce_sum, "ReduceMean": ops.reduce_mean, "ReduceMax": ops.reduce_max,
-             "ReduceMin": ops.reduce_min, "ReduceProd": ops.reduce_prod, "ReduceL2": ops.reduce_l2}
+             "ReduceMin": ops.reduce_min, "ReduceProd": ops.reduce_prod, "ReduceL2": ops.reduce_l2,
+             "ReduceL1": ops.reduce_l1, "ReduceSumSquare": ops.reduce_sum_square,
+             "ReduceLogSum": ops.reduce_log_sum, "ReduceLogSumExp": ops.reduce_log_sum_exp}
 
 
 def _reduce(ctx):
@@ -1013,6 +1038,55 @@ def _topk(ctx):
 def _cumsum(ctx):
     return ops._make("CumSum", ctx.inputs[:2],
                      {"exclusive": ctx.attr("exclusive", 0), "reverse": ctx.attr("reverse", 0)}, ctx.node.name)
+
+
+@converter("Hardmax")
+def _hardmax(ctx):
+    x = ctx.inputs[0]
+    if ctx.opset >= 13:
+        return ops.hardmax(x, ctx.attr("axis", -1))
+    # Before opset 13 Hardmax picks one element over all dims from `axis` on, like Softmax.
+    rank = _rank(ctx, x)
+    axis = ctx.attr("axis", 1)
+    axis = axis + rank if axis < 0 else axis
+    if axis == rank - 1:
+        return ops.hardmax(x, axis)
+    return _unflatten_like(ops.hardmax(_flatten_2d(x, axis), 1), x)
+
+
+@converter("LpNormalization")
+def _lp_normalization(ctx):
+    x, axis, p = ctx.inputs[0], ctx.attr("axis", -1), ctx.attr("p", 2)
+    if p == 1:
+        norm = ops.reduce_l1(x, [axis], keep_dims=True)
+    elif p == 2:
+        norm = ops.reduce_l2(x, [axis], keep_dims=True)
+    else:
+        ctx.fail(f"p must be 1 or 2, got {p}")
+    # A zero vector stays zero (onnxruntime and ONNX's reference agree) instead of 0/0.
+    zero = ops.convert(ops.constant(np.zeros((), np.float32)), x.get_element_type())
+    return ops.select(ops.equal(norm, zero), zero, ops.divide(x, norm))
+
+
+@converter("MeanVarianceNormalization")
+def _mean_variance_normalization(ctx):
+    # ONNX's function body: (x - mean) / sqrt(variance + 1e-9) over `axes`.
+    x = ctx.inputs[0]
+    rank = _rank(ctx, x)
+    axes = sorted(a + rank if a < 0 else a for a in ctx.attr("axes", [0, 2, 3]))
+    if axes == list(range(rank - len(axes), rank)) and x.get_element_type() == Type(np.float32):
+        return ops.mvn(x, axes, True, 1e-9, "inside_sqrt")  # trailing axes: the native MVN
+    centered = ops.subtract(x, ops.reduce_mean(x, axes, keep_dims=True))
+    variance = ops.reduce_mean(ops.multiply(centered, centered), axes, keep_dims=True)
+    eps = ops.convert(ops.constant(np.array(1e-9, np.float32)), x.get_element_type())
+    return ops.divide(centered, ops.sqrt(ops.add(variance, eps)))
+
+
+@converter("EyeLike")
+def _eye_like(ctx):
+    eye = ops.eye_like(ctx.inputs[0], ctx.attr("k", 0))
+    dtype = ctx.attr("dtype")
+    return eye if dtype is None else ops.convert(eye, Type(_onnx_dtype(dtype)))
 
 
 @converter("LRN")

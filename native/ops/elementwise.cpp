@@ -613,6 +613,164 @@ OpDef activation(const char* type, ActKind kind, std::vector<AttrSpec> attrs = {
                  chain_activation_step<F>, ActivationTrait{{kind}, std::move(alpha), std::move(beta), "", {}});
 }
 
+
+// ---- trigonometric and hyperbolic functions (ONNX float types) ---------------------------
+#define AIOV_MATH_FUNCTOR(Name, fn)                                                         \
+  struct Name {                                                                           \
+    float operator()(float x) const { return std::fn(x); }                                \
+    template <class C> C operator()(C x) const { return (C)std::fn((double)x); }          \
+  };
+AIOV_MATH_FUNCTOR(SinF, sin)
+AIOV_MATH_FUNCTOR(CosF, cos)
+AIOV_MATH_FUNCTOR(TanF, tan)
+AIOV_MATH_FUNCTOR(AsinF, asin)
+AIOV_MATH_FUNCTOR(AcosF, acos)
+AIOV_MATH_FUNCTOR(AtanF, atan)
+AIOV_MATH_FUNCTOR(SinhF, sinh)
+AIOV_MATH_FUNCTOR(CoshF, cosh)
+AIOV_MATH_FUNCTOR(AsinhF, asinh)
+AIOV_MATH_FUNCTOR(AcoshF, acosh)
+AIOV_MATH_FUNCTOR(AtanhF, atanh)
+#undef AIOV_MATH_FUNCTOR
+
+// ---- remainders ----------------------------------------------------------------------------
+// Mod: the sign of the dividend (C fmod, OpenVINO Mod); FloorMod: the sign of the divisor
+// (Python's %, OpenVINO FloorMod). An integer remainder by 0 is 0 rather than a trap, and
+// by -1 is 0 (INT_MIN % -1 traps too).
+struct TruncModF {
+  template <class C> C operator()(C a, C b) const {
+    if constexpr (std::is_floating_point<C>::value) {
+      return std::fmod(a, b);
+    } else {
+      if (b == 0) return 0;
+      if constexpr (std::is_signed<C>::value)
+        if (b == -1) return 0;
+      return (C)(a % b);
+    }
+  }
+};
+struct FloorModF {
+  template <class C> C operator()(C a, C b) const {
+    C r = TruncModF{}(a, b);
+    if constexpr (std::is_floating_point<C>::value) {
+      if (r == 0) return std::copysign(C(0), b);  // numpy: a zero remainder takes the divisor's sign
+      if ((r < 0) != (b < 0)) r += b;
+    } else if constexpr (std::is_signed<C>::value) {
+      if (r != 0 && ((r < 0) != (b < 0))) r = (C)(r + b);
+    }
+    return r;
+  }
+};
+
+// ---- bitwise ops: integers bit by bit, booleans logically --------------------------------
+struct BitAndF { template <class C> C operator()(C a, C b) const { return (C)(a & b); } };
+struct BitOrF { template <class C> C operator()(C a, C b) const { return (C)(a | b); } };
+struct BitXorF { template <class C> C operator()(C a, C b) const { return (C)(a ^ b); } };
+// Shifts by the type's width or more give 0 (C++ leaves them undefined).
+struct ShlF {
+  template <class C> C operator()(C a, C b) const {
+    using U = typename std::make_unsigned<C>::type;
+    if (b < 0 || (uint64_t)b >= sizeof(C) * 8) return 0;
+    return (C)((U)a << b);
+  }
+};
+struct ShrF {
+  template <class C> C operator()(C a, C b) const {
+    if (b < 0 || (uint64_t)b >= sizeof(C) * 8) return (C)(a < 0 ? -1 : 0);
+    return (C)(a >> b);
+  }
+};
+
+std::vector<PortInfo> infer_bitwise(const InferContext& c) {
+  ElementType t = common_input_type(c);
+  if (is_float(t) || is_packed(t))
+    throw InputError(c.node.describe() + ": expected integer or boolean inputs, got " + type_name(t));
+  return {PortInfo{t, binary_shape(c)}};
+}
+
+std::vector<PortInfo> infer_shift(const InferContext& c) {
+  ElementType t = common_input_type(c);
+  if (is_float(t) || is_packed(t) || t == ElementType::boolean)
+    throw InputError(c.node.describe() + ": expected integer inputs, got " + type_name(t));
+  return {PortInfo{t, binary_shape(c)}};
+}
+
+template <class F, class BoolF>
+KernelFn prepare_bitwise(const PrepareContext& ctx) {
+  return dispatch_type(ctx.out[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    if constexpr (std::is_same<T, bool>::value) return make_binary<bool, bool>(ctx, BoolF{});
+    else if constexpr (std::is_integral<T>::value) return make_binary<T, T>(ctx, F{});
+    else throw NotSupported(ctx.node.describe() + ": bitwise op on a floating-point type");
+  });
+}
+
+template <class F>
+KernelFn prepare_integer_binary(const PrepareContext& ctx) {
+  return dispatch_type(ctx.out[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    if constexpr (std::is_integral<T>::value && !std::is_same<T, bool>::value) return make_binary<T, T>(ctx, F{});
+    else throw NotSupported(ctx.node.describe() + ": expected an integer type");
+  });
+}
+
+std::vector<PortInfo> infer_bitwise_not(const InferContext& c) {
+  ElementType t = c.in[0].type;
+  if (is_float(t) || is_packed(t))
+    throw InputError(c.node.describe() + ": expected an integer or boolean input, got " + type_name(t));
+  return {c.in[0]};
+}
+
+KernelFn prepare_bitwise_not(const PrepareContext& ctx) {
+  if (ctx.out[0].type == ElementType::boolean) return prepare_not(ctx);
+  const int64_t n = ctx.out[0].count();
+  return dispatch_type(ctx.out[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    if constexpr (std::is_integral<T>::value && !std::is_same<T, bool>::value) {
+      return [n](const KernelArgs& k) {
+        const T* x = k.in[0]->as<T>();
+        T* y = k.out[0]->as<T>();
+        for (int64_t i = 0; i < n; ++i) y[i] = (T)~x[i];
+      };
+    } else {
+      throw NotSupported(ctx.node.describe() + ": expected an integer type");
+    }
+  });
+}
+
+// ---- IsNaN / IsInf: float in, boolean out ------------------------------------------------
+std::vector<PortInfo> infer_float_test(const InferContext& c) {
+  ElementType t = c.in[0].type;
+  if (!is_float(t) && t != ElementType::dynamic)
+    throw InputError(c.node.describe() + ": expected a floating-point input, got " + type_name(t));
+  return {PortInfo{ElementType::boolean, c.in[0].shape}};
+}
+
+template <class Test>
+KernelFn make_float_test(const PrepareContext& ctx, Test test) {
+  const int64_t n = ctx.out[0].count();
+  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    if constexpr (std::is_floating_point<typename ComputeOf<T>::type>::value) {
+      return [n, test](const KernelArgs& k) {
+        const T* x = k.in[0]->as<T>();
+        bool* y = k.out[0]->as<bool>();
+        for (int64_t i = 0; i < n; ++i) y[i] = test((double)load(x[i]));
+      };
+    } else {
+      throw NotSupported(ctx.node.describe() + ": expected a floating-point type");
+    }
+  });
+}
+
+KernelFn prepare_is_nan(const PrepareContext& ctx) {
+  return make_float_test(ctx, [](double v) { return std::isnan(v); });
+}
+KernelFn prepare_is_inf(const PrepareContext& ctx) {
+  const bool pos = ctx.node.attr_int("detect_positive") != 0, neg = ctx.node.attr_int("detect_negative") != 0;
+  return make_float_test(ctx, [pos, neg](double v) { return std::isinf(v) && (v > 0 ? pos : neg); });
+}
+
 }  // namespace
 
 // Each op's whole description: schema, traits and its names in IR, ONNX and aiov.opset.
@@ -717,6 +875,43 @@ void register_elementwise_ops(OpRegistry& r) {
   r.add(activation<act::Shrink>("Shrink", ActKind::shrink,
                                 {float_attr("lambd", 0.5).at_least(0), float_attr("bias", 0.0)}, "lambd", "bias")
             .ir({"aiov.Shrink"}, "aiov1").onnx_op("Shrink", 9).opset_builder("shrink"));
+
+  // Trigonometric and hyperbolic functions.
+  r.add(unary<SinF, true>("Sin").ir({"Sin"}, "opset1").onnx_op("Sin", 7).opset_builder("sin"));
+  r.add(unary<CosF, true>("Cos").ir({"Cos"}, "opset1").onnx_op("Cos", 7).opset_builder("cos"));
+  r.add(unary<TanF, true>("Tan").ir({"Tan"}, "opset1").onnx_op("Tan", 7).opset_builder("tan"));
+  r.add(unary<AsinF, true>("Asin").ir({"Asin"}, "opset1").onnx_op("Asin", 7).opset_builder("asin"));
+  r.add(unary<AcosF, true>("Acos").ir({"Acos"}, "opset1").onnx_op("Acos", 7).opset_builder("acos"));
+  r.add(unary<AtanF, true>("Atan").ir({"Atan"}, "opset1").onnx_op("Atan", 7).opset_builder("atan"));
+  r.add(unary<SinhF, true>("Sinh").ir({"Sinh"}, "opset1").onnx_op("Sinh", 9).opset_builder("sinh"));
+  r.add(unary<CoshF, true>("Cosh").ir({"Cosh"}, "opset1").onnx_op("Cosh", 9).opset_builder("cosh"));
+  r.add(unary<AsinhF, true>("Asinh").ir({"Asinh"}, "opset4").onnx_op("Asinh", 9).opset_builder("asinh"));
+  r.add(unary<AcoshF, true>("Acosh").ir({"Acosh"}, "opset4").onnx_op("Acosh", 9).opset_builder("acosh"));
+  r.add(unary<AtanhF, true>("Atanh").ir({"Atanh"}, "opset4").onnx_op("Atanh", 9).opset_builder("atanh"));
+  // Remainders (ONNX Mod picks one by its fmod attribute: a converter in frontends/onnx.py).
+  r.add(binary("FloorMod", prepare_binary<FloorModF>).blind(LayoutBlind::binary).ir({"FloorMod"}, "opset1")
+            .opset_builder("floor_mod"));
+  r.add(binary("Mod", prepare_binary<TruncModF>).blind(LayoutBlind::binary).ir({"Mod"}, "opset1")
+            .opset_builder("mod"));
+  // Bitwise ops and shifts (ONNX BitShift picks a direction: a converter in frontends/onnx.py).
+  r.add(binary("BitwiseAnd", prepare_bitwise<BitAndF, AndF>, infer_bitwise).blind(LayoutBlind::binary)
+            .ir({"BitwiseAnd"}, "opset13").onnx_op("BitwiseAnd", 18).opset_builder("bitwise_and"));
+  r.add(binary("BitwiseOr", prepare_bitwise<BitOrF, OrF>, infer_bitwise).blind(LayoutBlind::binary)
+            .ir({"BitwiseOr"}, "opset13").onnx_op("BitwiseOr", 18).opset_builder("bitwise_or"));
+  r.add(binary("BitwiseXor", prepare_bitwise<BitXorF, XorF>, infer_bitwise).blind(LayoutBlind::binary)
+            .ir({"BitwiseXor"}, "opset13").onnx_op("BitwiseXor", 18).opset_builder("bitwise_xor"));
+  r.add(OpDef{"BitwiseNot", 1, 1, infer_bitwise_not, prepare_bitwise_not}.blind(LayoutBlind::unary)
+            .ir({"BitwiseNot"}, "opset13").onnx_op("BitwiseNot", 18).opset_builder("bitwise_not"));
+  r.add(binary("BitwiseLeftShift", prepare_integer_binary<ShlF>, infer_shift).blind(LayoutBlind::binary)
+            .ir({"BitwiseLeftShift"}, "opset15").opset_builder("bitwise_left_shift"));
+  r.add(binary("BitwiseRightShift", prepare_integer_binary<ShrF>, infer_shift).blind(LayoutBlind::binary)
+            .ir({"BitwiseRightShift"}, "opset15").opset_builder("bitwise_right_shift"));
+  // Float classification.
+  r.add(OpDef{"IsNaN", 1, 1, infer_float_test, prepare_is_nan}.blind(LayoutBlind::unary).ir({"IsNaN"}, "opset10")
+            .onnx_op("IsNaN", 9).opset_builder("is_nan"));
+  r.add(OpDef{"IsInf", 1, 1, infer_float_test, prepare_is_inf}
+            .with_attrs({bool_attr("detect_positive", true), bool_attr("detect_negative", true)})
+            .blind(LayoutBlind::unary).ir({"IsInf"}, "opset10").onnx_op("IsInf", 10).opset_builder("is_inf"));
   // Each value of x is read before the output value at its place is written.
   r.add(with_reused_input(
       OpDef{"aiov.ElementwiseChain", 1, -1, infer_elementwise_chain, prepare_elementwise_chain}.with_attrs(

@@ -48,7 +48,7 @@ std::vector<PortInfo> infer_reduce(const InferContext& c) {
   return {PortInfo{x.type, PartialShape(out)}};
 }
 
-enum class ReduceKind { kSum, kMean, kMax, kMin, kProd, kL2, kLogSumExp };
+enum class ReduceKind { kSum, kMean, kMax, kMin, kProd, kL2, kLogSumExp, kL1, kSumSquare, kLogSum };
 
 // The input viewed as [outer, reduced, inner] blocks after moving reduced axes together is
 // not contiguous in general; we iterate output positions and walk the reduced sub-box.
@@ -96,9 +96,10 @@ KernelFn make_reduce(const PrepareContext& ctx, const ReduceGeometry& g, ReduceK
       for (int64_t j = 0; j < g.red_count; ++j) {
         Acc v = (Acc)load(x[off]);
         switch (kind) {
-          case ReduceKind::kSum: case ReduceKind::kMean: acc += v; break;
+          case ReduceKind::kSum: case ReduceKind::kMean: case ReduceKind::kLogSum: acc += v; break;
           case ReduceKind::kProd: acc *= v; break;
-          case ReduceKind::kL2: acc += v * v; break;
+          case ReduceKind::kL2: case ReduceKind::kSumSquare: acc += v * v; break;
+          case ReduceKind::kL1: acc += (v < 0 ? (Acc)(Acc(0) - v) : v); break;
           case ReduceKind::kMax: if (first || v > best) best = v; break;
           case ReduceKind::kMin: if (first || v < best) best = v; break;
           case ReduceKind::kLogSumExp: if (first || v > best) best = v; break;
@@ -136,6 +137,7 @@ KernelFn make_reduce(const PrepareContext& ctx, const ReduceGeometry& g, ReduceK
       }
       if (kind == ReduceKind::kMean) acc = g.red_count ? (Acc)(acc / (Acc)g.red_count) : acc;
       if (kind == ReduceKind::kL2) acc = (Acc)std::sqrt((double)acc);
+      if (kind == ReduceKind::kLogSum) acc = (Acc)std::log((double)acc);
       o[i] = store<T>((C)acc);
     };
     if (outs * g.red_count >= (1 << 16) && k.ctx->pool && outs > 1)
@@ -455,7 +457,9 @@ std::vector<PortInfo> infer_cumsum(const InferContext& c) {
   return {c.in[0]};
 }
 
-KernelFn prepare_cumsum(const PrepareContext& ctx) {
+// CumSum and CumProd share the walk; only the combining step and its identity differ.
+template <bool Product>
+KernelFn prepare_cumulative(const PrepareContext& ctx) {
   const Dims& s = ctx.in[0].shape;
   int64_t axis = ctx.in.size() > 1 ? read_int_tensor(ctx.node, ctx.in[1], "axis").at(0) : 0;
   axis = normalize_axis(ctx.node, axis, (int64_t)s.size());
@@ -472,17 +476,59 @@ KernelFn prepare_cumsum(const PrepareContext& ctx) {
       T* y = a.out[0]->as<T>();
       for (int64_t o = 0; o < outer; ++o)
         for (int64_t i = 0; i < inner; ++i) {
-          Acc acc = 0;
+          Acc acc = Product ? Acc(1) : Acc(0);
           for (int64_t step = 0; step < len; ++step) {
             int64_t j = reverse ? len - 1 - step : step;
             int64_t at = (o * len + j) * inner + i;
             Acc v = (Acc)load(x[at]);
-            if (exclusive) { y[at] = store<T>((C)acc); acc += v; }
-            else { acc += v; y[at] = store<T>((C)acc); }
+            if (exclusive) { y[at] = store<T>((C)acc); acc = Product ? (Acc)(acc * v) : (Acc)(acc + v); }
+            else { acc = Product ? (Acc)(acc * v) : (Acc)(acc + v); y[at] = store<T>((C)acc); }
           }
         }
     };
   });
+}
+
+
+// ---- Hardmax: 1 at the first maximum along the axis, 0 elsewhere ------------------------------
+
+KernelFn prepare_hardmax(const PrepareContext& ctx) {
+  const Dims& s = ctx.in[0].shape;
+  const int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)s.size());
+  int64_t outer = 1, len = s[axis], inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= s[d];
+  for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
+  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    using C = typename ComputeOf<T>::type;
+    if constexpr (!std::is_floating_point<C>::value) {
+      throw NotSupported(ctx.node.describe() + ": expected a floating-point input");
+    } else {
+      return [=](const KernelArgs& a) {
+        const T* x = a.in[0]->as<T>();
+        T* y = a.out[0]->as<T>();
+        for (int64_t o = 0; o < outer; ++o)
+          for (int64_t i = 0; i < inner; ++i) {
+            const int64_t base = o * len * inner + i;
+            int64_t best = 0;
+            C best_v = len ? load(x[base]) : C(0);
+            // Like argmax: a NaN counts as the largest value, the first one wins.
+            for (int64_t j = 1; j < len && !std::isnan(best_v); ++j) {
+              const C v = load(x[base + j * inner]);
+              if (v > best_v || std::isnan(v)) { best = j; best_v = v; }
+            }
+            for (int64_t j = 0; j < len; ++j) y[base + j * inner] = store<T>(C(j == best ? 1 : 0));
+          }
+      };
+    }
+  });
+}
+
+std::vector<PortInfo> infer_hardmax(const InferContext& c) {
+  if (!is_float(c.in[0].type) && c.in[0].type != ElementType::dynamic)
+    throw InputError(c.node.describe() + ": expected a floating-point input, got " + type_name(c.in[0].type));
+  if (c.in[0].shape.rank_known) normalize_axis(c.node, c.node.attr_int("axis"), c.in[0].shape.rank());
+  return {c.in[0]};
 }
 
 }  // namespace
@@ -493,9 +539,16 @@ void register_reduce_ops(OpRegistry& r) {
                                str_attr("sort", "value", {"value", "index", "none"}),
                                type_attr("index_element_type", "i64")}),
                           {1}));
-  r.add(with_value_inputs(OpDef{"CumSum", 1, 2, infer_cumsum, prepare_cumsum}.with_attrs(
+  r.add(with_value_inputs(OpDef{"CumSum", 1, 2, infer_cumsum, prepare_cumulative<false>}.with_attrs(
                               {bool_attr("exclusive", false), bool_attr("reverse", false)}),
                           {1}));
+  r.add(with_value_inputs(OpDef{"aiov.CumProd", 1, 2, infer_cumsum, prepare_cumulative<true>}
+                              .with_attrs({bool_attr("exclusive", false), bool_attr("reverse", false)})
+                              .ir({"aiov.CumProd"}, "aiov1").onnx_op("CumProd", 26).opset_builder("cum_prod"),
+                          {1}));
+  // ONNX opset 13's Hardmax (earlier opsets flatten to 2-D first: a converter in frontends/onnx.py).
+  r.add(OpDef{"aiov.Hardmax", 1, 1, infer_hardmax, prepare_hardmax}.with_attrs({int_attr("axis", -1)})
+            .ir({"aiov.Hardmax"}, "aiov1").opset_builder("hardmax"));
   // Axes come as input 1 (OpenVINO) or, from older ONNX, the `axes` attribute.
   const std::vector<AttrSpec> reduce{bool_attr("keep_dims", false), ints_attr("axes").ir_name("-"),
                                      bool_attr("noop_with_empty_axes", false).ir_name("-")};
@@ -507,8 +560,16 @@ void register_reduce_ops(OpRegistry& r) {
   for (const auto& [type, prepare] : reducers) {
     OpDef d = OpDef{type, 1, 2, infer_reduce, prepare}.with_attrs(reduce);
     if (std::string(type) != "ReduceLogSumExp") d.ir({type}, type == std::string("ReduceL2") ? "opset4" : "opset1");
+    else d.ir({"aiov.ReduceLogSumExp"}, "aiov1");
     r.add(with_value_inputs(d, {1}));
   }
+  // ONNX's other reductions; OpenVINO has only ReduceL1 (sum of |x|).
+  r.add(with_value_inputs(OpDef{"ReduceL1", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kL1>}
+                              .with_attrs(reduce).ir({"ReduceL1"}, "opset4"), {1}));
+  r.add(with_value_inputs(OpDef{"ReduceSumSquare", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kSumSquare>}
+                              .with_attrs(reduce).ir({"aiov.ReduceSumSquare"}, "aiov1"), {1}));
+  r.add(with_value_inputs(OpDef{"ReduceLogSum", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kLogSum>}
+                              .with_attrs(reduce).ir({"aiov.ReduceLogSum"}, "aiov1"), {1}));
   const std::vector<AttrSpec> arg{int_attr("axis", 0), bool_attr("keepdims", true), bool_attr("select_last_index", false)};
   r.add(OpDef{"ArgMax", 1, 1, infer_arg, prepare_arg<true>}.with_attrs(arg));
   r.add(OpDef{"ArgMin", 1, 1, infer_arg, prepare_arg<false>}.with_attrs(arg));

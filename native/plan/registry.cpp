@@ -12,6 +12,7 @@
 
 namespace aiov {
 
+
 const OpRegistry& OpRegistry::instance() {
   static OpRegistry* registry = [] {
     auto* r = new OpRegistry();
@@ -30,6 +31,7 @@ const OpRegistry& OpRegistry::instance() {
     register_gather_scatter_ops(*r);
     register_layout_ops(*r);
     register_normalization_ops(*r);
+    register_matrix_ops(*r);
     return r;
   }();
   return *registry;

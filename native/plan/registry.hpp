@@ -237,6 +237,7 @@ void register_rnn_ops(OpRegistry&);
 void register_gather_scatter_ops(OpRegistry&);
 void register_layout_ops(OpRegistry&);
 void register_normalization_ops(OpRegistry&);
+void register_matrix_ops(OpRegistry&);
 
 // Shared helpers for inference functions.
 void expect_type_match(const Node& n, const PortInfo& a, const PortInfo& b);

@@ -449,11 +449,11 @@ def test_openvino_interval_dims_read_as_dynamic(tmp_path):
 
 def test_unsupported_op_in_openvino_ir(tmp_path):
     openvino = pytest.importorskip("openvino")
-    p = openvino.opset13.parameter([2, 2], np.float32, name="x")
-    # Cos: an op aiov does not register (the reader knows every registered op with an IR name).
-    fl = openvino.opset13.cos(p)
-    fl.set_friendly_name("my_cos")
-    path = str(tmp_path / "cos.xml")
+    p = openvino.opset13.parameter([1, 6, 4, 1], np.float32, name="x")
+    # NV12toRGB: an op aiov does not register (the reader knows every registered op with an IR name).
+    fl = openvino.opset13.nv12_to_rgb(p)
+    fl.set_friendly_name("my_nv12")
+    path = str(tmp_path / "nv12.xml")
     openvino.save_model(openvino.Model([fl], [p]), path)
-    with pytest.raises(ov.InputError, match=r"'Cos'.*'my_cos' \(id \d+\)"):
+    with pytest.raises(ov.InputError, match=r"'NV12toRGB'.*'my_nv12' \(id \d+\)"):
         ov.Core().read_model(path)
