@@ -275,6 +275,7 @@ NB_MODULE(_core, m) {
     }
   });
 
+  m.attr("max_tensor_elements") = kMaxTensorElements;
   m.def("type_bits", [](int t) { return bit_width((ElementType)t); });
   m.def("type_name", [](int t) { return std::string(type_name((ElementType)t)); });
   m.def("op_types", [] { return OpRegistry::instance().names(); });

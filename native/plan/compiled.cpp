@@ -211,7 +211,7 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
       all_known = all_known && known[v];
     }
     all_known = all_known || def.shape_only;
-    std::vector<PortInfo> outs = def.infer(ictx);
+    std::vector<PortInfo> outs = infer_outputs(def, ictx);
     PrepareContext pctx{n, in_views, {}, &shared_weights_, {}};
     for (const auto& in : n.inputs) pctx.in_model_constant.push_back(model_constant[value_of(in)]);
     for (size_t o = 0; o < outs.size(); ++o) {

@@ -174,7 +174,7 @@ class Rewriter {
           ictx.in.push_back(c.outputs[0]);
         }
         for (auto& t : ins) ictx.in_value.push_back(&t);
-        std::vector<PortInfo> outs = def.infer(ictx);
+        std::vector<PortInfo> outs = infer_outputs(def, ictx);
         PrepareContext pctx{*n, ins, {}};
         std::vector<BufferPtr> bufs;
         size_t total = 0;

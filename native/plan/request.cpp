@@ -26,6 +26,7 @@ void Request::check_input(int i, ElementType type, const Dims& shape) const {
   }
   for (auto d : shape)
     if (d < 0) throw InputError("input '" + info.name + "': shape " + dims_str(shape) + " is not concrete");
+  check_tensor_size(shape, "input '" + info.name + "'");
   if (busy()) throw std::runtime_error("the request is busy: wait for the running inference first");
 }
 
