@@ -54,6 +54,18 @@ std::vector<double> Node::attr_floats(const std::string& k, const std::vector<do
   return dflt;
 }
 
+Node::~Node() {
+  std::vector<NodePtr> pending;
+  for (auto& v : inputs) pending.push_back(std::move(v.node));
+  while (!pending.empty()) {
+    NodePtr n = std::move(pending.back());
+    pending.pop_back();
+    // Sole owner: take its inputs before it dies, so its own destructor has nothing to recurse into.
+    if (n && n.use_count() == 1)
+      for (auto& v : n->inputs) pending.push_back(std::move(v.node));
+  }
+}
+
 std::string Node::describe() const { return op + " '" + name + "'"; }
 
 static std::string default_name(const std::string& op, uint64_t id) {
