@@ -26,10 +26,14 @@ inline void epilogue_row(float* y, int64_t n, const float* bias, const float* re
   const float a = act.alpha, b = act.beta;
   switch (act.kind) {
     case ActKind::none: return rows_loop(y, n, bias, res, [](float x) { return x; });
-    case ActKind::relu: return rows_loop(y, n, bias, res, [](float x) { return x > 0.0f ? x : 0.0f; });
+    // ReLU and clamp keep NaN and clamp as min(max(x, lo), hi) (see ReluF, ClampF).
+    case ActKind::relu: return rows_loop(y, n, bias, res, [](float x) { return x < 0.0f ? 0.0f : x; });
     case ActKind::leaky_relu: return rows_loop(y, n, bias, res, [a](float x) { return x > 0.0f ? x : a * x; });
     case ActKind::clamp:
-      return rows_loop(y, n, bias, res, [a, b](float x) { return x < a ? a : (x > b ? b : x); });
+      return rows_loop(y, n, bias, res, [a, b](float x) {
+        x = x < a ? a : x;
+        return x > b ? b : x;
+      });
     case ActKind::sigmoid: return rows_loop(y, n, bias, res, [](float x) { return fast_sigmoid(x); });
     case ActKind::tanh: return rows_loop(y, n, bias, res, [](float x) { return fast_tanh(x); });
     case ActKind::hswish:

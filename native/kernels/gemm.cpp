@@ -93,7 +93,10 @@ void scalar_tile_rows(int cols, int64_t kc, const float* a, int64_t as, bool a_r
       if (f.load_c) x += f.beta * *out;
       if (bias) x += bias[j];
       if (f.residual) x += f.residual[r * f.ld_residual + j];
-      if (f.clamp) x = x < f.lo ? f.lo : (x > f.hi ? f.hi : x);
+      if (f.clamp) {  // min(max(x, lo), hi), NaN kept
+        x = x < f.lo ? f.lo : x;
+        x = x > f.hi ? f.hi : x;
+      }
       *out = x;
     }
 }

@@ -135,7 +135,8 @@ inline __attribute__((always_inline)) void tile_once(int cols, int64_t kc, const
       if (bias) x = _mm256_add_ps(x, bias_v[v]);
       if (residual)
         x = _mm256_add_ps(x, full ? _mm256_loadu_ps(res + 8 * v) : _mm256_maskload_ps(res + 8 * v, lane[v]));
-      if (f.clamp) x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+      // max/min return their second operand when one is NaN: x goes second to keep NaN.
+      if (f.clamp) x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
       if (full)
         _mm256_storeu_ps(cr + 8 * v, x);
       else

@@ -149,7 +149,8 @@ inline __attribute__((always_inline)) void tile_once(int cols, int64_t kc, const
       if (f.load_c) x = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(bmask[v], cr + 16 * v), x);
       if (bias) x = _mm512_add_ps(x, bias_v[v]);
       if (residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(bmask[v], res + 16 * v));
-      if (f.clamp) x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+      // max/min return their second operand when one is NaN: x goes second to keep NaN.
+      if (f.clamp) x = _mm512_min_ps(hi, _mm512_max_ps(lo, x));
       _mm512_mask_storeu_ps(cr + 16 * v, bmask[v], x);
     }
   }
