@@ -205,3 +205,19 @@ def test_range_with_too_many_elements_is_an_input_error(start, stop, step):
 
 def test_limit_is_exposed_and_sane():
     assert 2**32 <= LIMIT < 2**62
+
+
+@pytest.mark.parametrize("pads,strides,dilations", [
+    ([2**62, 2**62], [1, 1], [1, 1]),         # the padded size overflows
+    ([0, 0], [1, 1], [2**62, 2**62]),         # the window's extent overflows
+    ([2**62, 0], [2**62, 2**62], [1, 1]),     # huge everything, no overflow: a clean result or error
+])
+def test_window_attributes_whose_sizes_overflow(pads, strides, dilations):
+    x = ops.parameter([1, 1, 8, 8], np.float32, name="x")
+    try:
+        pool = ops.max_pool(x, strides, dilations, pads, pads, [3, 3])
+    except ov.InputError as exc:
+        assert "overflows" in str(exc) or "too large" in str(exc) or "larger than" in str(exc)
+        return
+    shape = pool.get_output_partial_shape(0).to_shape()
+    assert all(0 <= d <= LIMIT for d in shape)
