@@ -35,15 +35,19 @@ cp "$BUILD"/cmake/_core*.so "$PKG/aiov/"
 # package above is the one imported (child processes of the tests inherit this too).
 cat > "$PKG/sitecustomize.py" <<'PY'
 import sys
-sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "ScikitBuildInplaceFinder"]
+sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__name__.startswith("ScikitBuild")]
 PY
 
 LIBASAN="$("${CXX:-g++}" -print-file-name=libasan.so)"
-export LD_PRELOAD="$LIBASAN${LD_PRELOAD:+:$LD_PRELOAD}"
+# libstdc++ too: python does not link it, and ASan's __cxa_throw interceptor needs it
+# loaded at start-up (else the first C++ exception fails an ASan CHECK).
+LIBSTDCXX="$("${CXX:-g++}" -print-file-name=libstdc++.so)"
+export LD_PRELOAD="$LIBASAN:$LIBSTDCXX${LD_PRELOAD:+:$LD_PRELOAD}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:allocator_may_return_null=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export PYTHONPATH="$PKG${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONMALLOC=malloc  # let ASan see Python's allocations too
+export PYTHONSAFEPATH=1   # the source tree in the working directory must not shadow the package (3.11+)
 
 cd "$ROOT"
 "$PYTHON" -c "import aiov, sys; assert aiov.__file__.startswith('$PKG'), aiov.__file__; print('sanitized aiov:', aiov._core.__file__)"
