@@ -9,6 +9,12 @@ import types as _pytypes
 __version__ = "0.1.0"
 
 from . import _core  # noqa: E402
+
+import atexit  # noqa: E402
+
+# Registered first, so it runs after every other atexit handler: from then on threads coming
+# back from the engine park instead of re-taking the GIL (which would abort the process).
+atexit.register(_core.begin_exit)
 from ._compiled import CompiledModel  # noqa: E402
 from ._errors import BusyError, CancelledError, InputError, JobError, PortError  # noqa: E402
 from ._graph import ConstOutput, Input, Node, Output  # noqa: E402

@@ -20,7 +20,7 @@ class CompiledModel:
         params, outs = self._model._engine_graph()
         self._native = _core.new_compiled_model(  # GIL released while planning
             params, outs, self._config[_properties.INFERENCE_NUM_THREADS],
-            bool(self._config[_properties.PERF_COUNT]))
+            bool(self._config[_properties.PERF_COUNT]), self._config[_properties.PLAN_CACHE_BYTES])
         inputs = [ConstOutput(p.get_node(), p.get_index()) for p in self._model.inputs]
         outputs = [ConstOutput(r.get_node(), r.get_index()) for r in self._model.outputs]
         self._spec = IoSpec(inputs, outputs)
@@ -73,7 +73,7 @@ class CompiledModel:
     def set_property(self, properties: dict):
         props = _properties.normalize(properties)
         for key in props:
-            if key in (_properties.INFERENCE_NUM_THREADS, _properties.PERF_COUNT):
+            if key in (_properties.INFERENCE_NUM_THREADS, _properties.PERF_COUNT, _properties.PLAN_CACHE_BYTES):
                 raise InputError(f"{key} is fixed at compile time; pass it to compile_model")
         self._config.update(props)
 

@@ -10,9 +10,13 @@ OPTIMAL_NUMBER_OF_INFER_REQUESTS = "OPTIMAL_NUMBER_OF_INFER_REQUESTS"
 PERF_COUNT = "PERF_COUNT"
 INFERENCE_PRECISION_HINT = "INFERENCE_PRECISION_HINT"
 NUM_STREAMS = "NUM_STREAMS"
+# aiov's own: bytes of folded constants the plan cache of a compiled model may keep (plans
+# are built per input shape and per value of shape-like inputs); 0 keeps only the newest.
+PLAN_CACHE_BYTES = "AIOV_PLAN_CACHE_BYTES"
 
 _HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
-_WRITABLE = (PERFORMANCE_HINT, INFERENCE_NUM_THREADS, PERF_COUNT, INFERENCE_PRECISION_HINT, NUM_STREAMS)
+_WRITABLE = (PERFORMANCE_HINT, INFERENCE_NUM_THREADS, PERF_COUNT, INFERENCE_PRECISION_HINT, NUM_STREAMS,
+             PLAN_CACHE_BYTES)
 
 
 def _key(key) -> str:
@@ -48,6 +52,10 @@ def normalize(config) -> dict:
             value = "f32"
         elif key == NUM_STREAMS:
             value = str(value)
+        elif key == PLAN_CACHE_BYTES:
+            value = int(value)
+            if value < 0:
+                raise InputError(f"{PLAN_CACHE_BYTES} must be >= 0, got {value}")
         elif key in ("CACHE_DIR", "ENABLE_MMAP", "LOG_LEVEL", "AFFINITY", "ENABLE_CPU_PINNING"):
             pass  # accepted for compatibility; nothing to tune in aiov
         else:
@@ -58,7 +66,8 @@ def normalize(config) -> dict:
 
 def defaults() -> dict:
     return {PERFORMANCE_HINT: "LATENCY", INFERENCE_NUM_THREADS: 0, PERF_COUNT: False,
-            INFERENCE_PRECISION_HINT: "f32", NUM_STREAMS: "AUTO"}
+            INFERENCE_PRECISION_HINT: "f32", NUM_STREAMS: "AUTO",
+            PLAN_CACHE_BYTES: _core.default_plan_cache_bytes()}
 
 
 def optimal_requests(config: dict) -> int:

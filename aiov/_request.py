@@ -44,7 +44,8 @@ def native_error(native) -> Exception:
 
 class InferRequest:
     """Runs inferences of one compiled model, synchronously (``infer``) or as a job
-    (``start_async`` then ``wait``)."""
+    (``start_async`` then ``wait``). While a job runs, its memory belongs to the worker:
+    reading outputs, results or input tensors raises BusyError until ``wait`` returns."""
 
     def __init__(self, compiled, _native=None):
         self._compiled = compiled

@@ -1,15 +1,29 @@
 """Tensor: typed memory, either a copy or shared with a numpy array."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from . import _core
 from ._errors import InputError
 from ._types import PartialShape, Shape, Type, as_type
 
 
+def element_count(shape, what: str = "Tensor") -> int:
+    """Elements in ``shape``, in exact integer arithmetic (numpy's int64 product wraps), checked
+    against the engine's limit on one tensor."""
+    dims = [int(d) for d in shape]
+    if any(d < 0 for d in dims):
+        raise InputError(f"{what}: shape {dims} has a negative dimension")
+    if math.prod(d for d in dims if d) > _core.max_tensor_elements:
+        raise InputError(f"{what}: shape {dims} is too large for one tensor (more than "
+                         f"{_core.max_tensor_elements} elements)")
+    return math.prod(dims)
+
+
 def _packed_bytes(etype: Type, shape) -> int:
-    count = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
-    return (count * etype.bitwidth + 7) // 8
+    return (element_count(shape) * etype.bitwidth + 7) // 8
 
 
 class Tensor:
@@ -53,6 +67,7 @@ class Tensor:
         if etype.bitwidth < 8:
             self._array = np.zeros(_packed_bytes(etype, shape), dtype=np.uint8)
         else:
+            element_count(shape)
             self._array = np.zeros(tuple(shape), dtype=etype.to_dtype() if etype != Type.bf16 else np.uint16)
         self._type, self._shape = etype, shape
 
@@ -97,7 +112,7 @@ class Tensor:
                     data = data.view(want)
                 else:
                     data = data.astype(want)
-            count = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+            count = element_count(shape)
             if data.size != count:
                 raise InputError(f"shape {shape} needs {count} elements, the array has {data.size}")
             arr = data.reshape(tuple(shape))
@@ -146,7 +161,7 @@ class Tensor:
         if self._type.bitwidth < 8:
             self._array = np.zeros(_packed_bytes(self._type, shape), dtype=np.uint8)
         else:
-            count = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+            count = element_count(shape)
             if count == self._array.size:
                 self._array = self._array.reshape(tuple(shape))
             else:
@@ -158,7 +173,7 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self._shape, dtype=np.int64)) if len(self._shape) else 1
+        return math.prod(int(d) for d in self._shape)
 
     def get_size(self) -> int:
         return self.size

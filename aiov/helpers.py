@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._errors import InputError
+from ._tensor import element_count
 from ._types import Type, as_type
 
 _BITS = {"u1": 1, "u4": 4, "i4": 4}
@@ -44,7 +45,7 @@ def unpack_data(array, etype, shape) -> np.ndarray:
     """Inverse of pack_data: an int8 (i4) or uint8 (u1, u4) array of ``shape``."""
     bits = _bits(etype)
     raw = np.asarray(array).reshape(-1).view(np.uint8)
-    count = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+    count = element_count(shape)  # exact: an int64 product could wrap to a small count
     per_byte = 8 // bits
     if raw.size * per_byte < count:
         raise InputError(f"{raw.size} packed bytes hold {raw.size * per_byte} values, shape {list(shape)} "

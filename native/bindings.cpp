@@ -11,6 +11,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -31,6 +34,79 @@ using namespace aiov;
 namespace {
 
 using Array = nb::ndarray<nb::numpy>;
+
+// ---- Leaving the GIL, and coming back while the interpreter exits ----------------------
+// A daemon thread that takes the GIL back during finalization is ended by the interpreter
+// with pthread_exit, whose unwinding through nanobind's frames aborts the process
+// ("terminate called without an active exception"). So the GIL is never re-taken from a
+// destructor, and once the interpreter is exiting (begin_exit, the last atexit handler) a
+// thread coming back from the engine parks instead: it has nothing left to return to.
+std::mutex& g_exit_mutex = *new std::mutex;  // never destroyed: parked threads outlive statics
+std::condition_variable& g_exit_cv = *new std::condition_variable;
+bool g_exiting = false;
+std::thread::id g_exiting_thread;  // the thread running the exit: it still returns
+int g_returning = 0;               // threads past the check, re-taking the GIL
+int g_inside = 0;                  // threads in the engine with the GIL released
+
+[[noreturn]] void park_forever() {
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
+// Runs fn with the GIL released; exceptions come back to the caller with the GIL held.
+template <class F>
+void without_gil(F&& fn) {
+  {
+    std::lock_guard<std::mutex> lock(g_exit_mutex);
+    ++g_inside;
+  }
+  PyThreadState* state = PyEval_SaveThread();
+  std::exception_ptr error;
+  try {
+    fn();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  {
+    std::unique_lock<std::mutex> lock(g_exit_mutex);
+    --g_inside;
+    if (g_exiting && std::this_thread::get_id() != g_exiting_thread) {
+      lock.unlock();
+      park_forever();
+    }
+    ++g_returning;
+  }
+  PyEval_RestoreThread(state);
+  {
+    std::lock_guard<std::mutex> lock(g_exit_mutex);
+    --g_returning;
+  }
+  g_exit_cv.notify_all();
+  if (error) std::rethrow_exception(error);
+}
+
+// Called (GIL held) by the last atexit handler, before finalization starts.
+void begin_exit() {
+  bool threads_inside;
+  {
+    std::lock_guard<std::mutex> lock(g_exit_mutex);
+    g_exiting = true;
+    g_exiting_thread = std::this_thread::get_id();
+    threads_inside = g_inside > 0;
+  }
+  // Threads still computing may use the pool after the statics are destroyed: keep it. The
+  // objects their frames hold are never released: that is expected, not a leak to report.
+  if (threads_inside) {
+    keep_default_pool_at_exit();
+    nb::set_leak_warnings(false);
+  }
+  // Threads already past the check take the GIL back now, while that is still safe.
+  PyThreadState* state = PyEval_SaveThread();
+  {
+    std::unique_lock<std::mutex> lock(g_exit_mutex);
+    g_exit_cv.wait(lock, [] { return g_returning == 0; });
+  }
+  PyEval_RestoreThread(state);
+}
 
 nb::dlpack::dtype dlpack_of(ElementType t) {
   using nb::dlpack::dtype_code;
@@ -200,10 +276,7 @@ struct PyRequest {
       : req(std::make_shared<Request>(m.model)), keep(req->model().inputs().size()) {}
   ~PyRequest() {
     // Shared input arrays must outlive the job that reads them.
-    if (req->busy()) {
-      nb::gil_scoped_release nogil;
-      req->wait(-1);
-    }
+    if (req->busy()) without_gil([&] { req->wait(-1); });
   }
 
   // `logical_shape` overrides the array's shape for packed (u1/u4/i4) data.
@@ -528,9 +601,13 @@ NB_MODULE(_core, m) {
       PyErr_SetString(python_class("InputError").ptr(), e.what());
     } catch (const Cancelled& e) {
       PyErr_SetString(python_class("CancelledError").ptr(), e.what());
+    } catch (const Busy& e) {
+      PyErr_SetString(python_class("BusyError").ptr(), e.what());
     }
   });
 
+  m.attr("max_tensor_elements") = kMaxTensorElements;
+  m.def("begin_exit", &begin_exit, "The interpreter is exiting: threads returning from the engine park.");
   m.def("type_bits", [](int t) { return bit_width((ElementType)t); });
   m.def("type_name", [](int t) { return std::string(type_name((ElementType)t)); });
   m.def("op_types", [] { return OpRegistry::instance().names(); });
@@ -545,6 +622,7 @@ NB_MODULE(_core, m) {
   });
   m.def("pass_op_names", &pass_op_names);
   m.def("hardware_threads", &hardware_threads);
+  m.def("default_plan_cache_bytes", &default_plan_cache_bytes);
   m.def("pool_size", [] { return default_pool().size(); });
   m.def("set_pool_size", &set_default_pool_size, "Before first use only; returns False if too late.");
   m.def("gemm_isa", [] { return std::string(gemm_isa()); });
@@ -553,8 +631,7 @@ NB_MODULE(_core, m) {
   // fall behind and take each other's work); unit fail_at throws, which must surface here.
   m.def("parallel_for_check", [](int64_t n, int64_t grain, int64_t slow_every, int64_t fail_at) {
     std::vector<std::atomic<int>> runs((size_t)n);
-    {
-      nb::gil_scoped_release nogil;
+    without_gil([&] {
       default_pool().parallel_for(n, grain, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
           runs[(size_t)i].fetch_add(1, std::memory_order_relaxed);
@@ -562,7 +639,7 @@ NB_MODULE(_core, m) {
           if (i == fail_at) throw std::runtime_error("unit " + std::to_string(i) + " failed");
         }
       });
-    }
+    });
     std::vector<int> out((size_t)n);
     for (size_t i = 0; i < out.size(); ++i) out[i] = runs[i].load();
     return out;
@@ -636,21 +713,20 @@ NB_MODULE(_core, m) {
         return nb::make_tuple(x.name, (int)x.type, shape_or_none(x.shape));
       })
       .def_prop_ro("cached_plans", [](const CompiledHandle& c) { return c.model->cached_plans(); })
+      .def_prop_ro("cached_plan_bytes", [](const CompiledHandle& c) { return c.model->cached_plan_bytes(); })
       .def_prop_ro("shared_weights", [](const CompiledHandle& c) { return c.model->shared_weight_count(); });
 
   m.def("new_compiled_model", [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs,
-                                 int num_threads, bool profiling) {
+                                 int num_threads, bool profiling, size_t plan_cache_bytes) {
     Graph g;
     g.parameters = std::move(params);
     for (auto& [n, i] : outputs) g.outputs.push_back(Value{n, i});
     CompileOptions opt;
     opt.num_threads = num_threads;
     opt.profiling = profiling;
+    opt.plan_cache_bytes = plan_cache_bytes;
     auto handle = std::make_unique<CompiledHandle>();
-    {
-      nb::gil_scoped_release nogil;
-      handle->model = std::make_shared<const CompiledModel>(g, opt);
-    }
+    without_gil([&] { handle->model = std::make_shared<const CompiledModel>(g, opt); });
     return handle.release();
   }, nb::rv_policy::take_ownership);
 
@@ -659,8 +735,9 @@ NB_MODULE(_core, m) {
       .def_prop_ro("fd", [](const PortHandle& h) { return h.port->fd(); })
       .def("drain", [](PortHandle& h) { return h.port->drain(); })
       .def("wait_drain", [](PortHandle& h, int64_t timeout_ms) {
-        nb::gil_scoped_release nogil;
-        return h.port->wait_drain(timeout_ms);
+        std::vector<uint64_t> tokens;
+        without_gil([&] { tokens = h.port->wait_drain(timeout_ms); });
+        return tokens;
       }, nb::arg("timeout_ms") = -1)
       .def("push", [](PortHandle& h, uint64_t token) { h.port->push(token); })
       .def("close", [](PortHandle& h) { h.port->close(); })
@@ -679,6 +756,7 @@ NB_MODULE(_core, m) {
       .def("set_input", &PyRequest::set_input, nb::arg("index"), nb::arg("array"), nb::arg("etype"),
            nb::arg("share"), nb::arg("shape") = nb::none())
       .def("input_view", [](PyRequest& r, int i) -> nb::object {
+        if (r.req->busy()) throw Busy("the request is running: its input tensors can be read once wait() has returned");
         if (r.keep.at(i).is_valid() && r.req->input_is_bound(i)) return r.keep[i];
         BufferPtr buf;
         TensorView tv = r.req->input_view(i, &buf);
@@ -691,10 +769,7 @@ NB_MODULE(_core, m) {
       })
       .def("outputs", &outputs_of)
       .def("infer", [](PyRequest& r) {
-        {
-          nb::gil_scoped_release nogil;
-          r.req->run_inline();
-        }
+        without_gil([&] { r.req->run_inline(); });
         raise_if_failed(*r.req);
       })
       .def("set_fast_inputs", [](PyRequest& r, nb::dict names, std::vector<nb::object> dtypes,
@@ -710,10 +785,7 @@ NB_MODULE(_core, m) {
       // inputs need the Python path.
       .def("call", [](PyRequest& r, nb::handle inputs, bool share, bool copy_outputs) -> nb::object {
         if (!bind_fast(r, inputs, share)) return nb::none();
-        {
-          nb::gil_scoped_release nogil;
-          r.req->run_inline();
-        }
+        without_gil([&] { r.req->run_inline(); });
         raise_if_failed(*r.req);
         return nb::cast(outputs_of(r, copy_outputs));
       })
@@ -721,8 +793,9 @@ NB_MODULE(_core, m) {
         r.req->start(default_pool(), port ? port->port : nullptr, token);
       }, nb::arg("port").none(), nb::arg("token"))
       .def("wait", [](PyRequest& r, int64_t timeout_ms) {
-        nb::gil_scoped_release nogil;
-        return r.req->wait(timeout_ms);
+        bool done = false;
+        without_gil([&] { done = r.req->wait(timeout_ms); });
+        return done;
       }, nb::arg("timeout_ms") = -1)
       .def("cancel", [](PyRequest& r) { r.req->cancel(); })
       .def("raise_if_failed", [](PyRequest& r) { raise_if_failed(*r.req); })

@@ -16,6 +16,7 @@ from .. import _core
 from .._errors import InputError
 from .._graph import Node, make_result
 from .._model import Model
+from .._tensor import element_count
 from .._types import PartialShape, Type, _TYPE_IDS
 
 # ---- element types -------------------------------------------------------------------------
@@ -370,7 +371,8 @@ def _make_layer(layer, inputs, weights) -> Node:
         dims = list(shape.to_shape())
         offset = _parse_int(layer, "offset", layer.data["offset"])
         size = _parse_int(layer, "size", layer.data["size"])
-        count = int(np.prod(dims, dtype=np.int64))
+        # Exact arithmetic: a shape and a size that agree only modulo 2**64 must not pass.
+        count = element_count(dims, f"Const '{layer.name}'")
         need = (count * etype.bitwidth + 7) // 8
         if size != need:
             layer.fail(f"size={size} bytes does not match shape {shape} of {etype.get_type_name()} "

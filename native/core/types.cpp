@@ -35,8 +35,28 @@ bool is_packed(ElementType t) {
   return t == ElementType::u1 || t == ElementType::u4 || t == ElementType::i4;
 }
 size_t byte_size(ElementType t, int64_t count) {
-  return (size_t)((count * (int64_t)bit_width(t) + 7) / 8);
+  if (count < 0 || count > kMaxTensorElements)
+    throw InputError("cannot size a tensor of " + std::to_string(count) + " elements (the limit is " +
+                     std::to_string(kMaxTensorElements) + ")");
+  return (size_t)((count * (int64_t)bit_width(t) + 7) / 8);  // < 2^47: no overflow
 }
+
+int64_t checked_mul(int64_t a, int64_t b, const std::string& what) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r))
+    throw InputError(what + ": " + std::to_string(a) + " * " + std::to_string(b) + " overflows");
+  return r;
+}
+
+int64_t checked_add(int64_t a, int64_t b, const std::string& what) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r))
+    throw InputError(what + ": " + std::to_string(a) + " + " + std::to_string(b) + " overflows");
+  return r;
+}
+
+OutOfMemory::OutOfMemory(size_t bytes)
+    : message_("out of memory: could not allocate " + std::to_string(bytes) + " bytes") {}
 
 bool PartialShape::is_static() const {
   if (!rank_known) return false;
@@ -63,10 +83,35 @@ bool PartialShape::compatible(const Dims& concrete) const {
   return true;
 }
 
-int64_t numel(const Dims& d) {
+namespace {
+// Product of the known non-zero dims (so that any partial product is bounded too), or -1
+// when it exceeds the limit. Unknown (negative) and zero dims are reported, not multiplied.
+int64_t bounded_product(const Dims& d, bool* has_zero, bool* has_unknown) {
   int64_t n = 1;
-  for (auto x : d) n *= x;
+  *has_zero = *has_unknown = false;
+  for (auto x : d) {
+    if (x < 0) { *has_unknown = true; continue; }
+    if (x == 0) { *has_zero = true; continue; }
+    if (__builtin_mul_overflow(n, x, &n) || n > kMaxTensorElements) return -1;
+  }
   return n;
+}
+std::string too_large(const Dims& d) {
+  return "shape " + dims_str(d) + " is too large for one tensor (more than " +
+         std::to_string(kMaxTensorElements) + " elements)";
+}
+}  // namespace
+
+int64_t numel(const Dims& d) {
+  bool has_zero, has_unknown;
+  int64_t n = bounded_product(d, &has_zero, &has_unknown);
+  if (n < 0) throw InputError(too_large(d));
+  return has_unknown ? -1 : has_zero ? 0 : n;
+}
+
+void check_tensor_size(const Dims& d, const std::string& who) {
+  bool has_zero, has_unknown;
+  if (bounded_product(d, &has_zero, &has_unknown) < 0) throw InputError(who + ": " + too_large(d));
 }
 
 namespace {
@@ -78,13 +123,13 @@ size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 void* alloc_aligned(size_t bytes) {
   if (bytes < kHugePage) {
     void* p = std::aligned_alloc(64, round_up(bytes ? bytes : 64, 64));
-    if (!p) throw std::bad_alloc();
+    if (!p) throw OutOfMemory(bytes);
     return p;
   }
   // Over-map by one huge page, then unmap the slack on both sides of the aligned start.
   const size_t length = round_up(bytes, kPage), reserve = length + kHugePage;
   void* raw = ::mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) throw std::bad_alloc();
+  if (raw == MAP_FAILED) throw OutOfMemory(bytes);
   char* base = static_cast<char*>(raw);
   char* start = reinterpret_cast<char*>(round_up(reinterpret_cast<uintptr_t>(base), kHugePage));
   if (start > base) ::munmap(base, (size_t)(start - base));
@@ -107,7 +152,10 @@ namespace {
 size_t padded(size_t bytes) { return round_up(bytes, 64) + 64; }
 }  // namespace
 
-Buffer::Buffer(size_t bytes) : data_(alloc_aligned(padded(bytes))), size_(bytes) {}
+Buffer::Buffer(size_t bytes) : size_(bytes) {
+  if (bytes > (size_t(1) << 60)) throw OutOfMemory(bytes);  // padding it would wrap
+  data_ = alloc_aligned(padded(bytes));
+}
 Buffer::~Buffer() { free_aligned(data_, padded(size_)); }
 
 }  // namespace aiov

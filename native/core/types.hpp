@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -20,8 +21,6 @@ size_t bit_width(ElementType t);
 const char* type_name(ElementType t);
 bool is_float(ElementType t);
 bool is_packed(ElementType t);  // sub-byte types: u1, u4, i4
-// Bytes needed for `count` elements (sub-byte types round up).
-size_t byte_size(ElementType t, int64_t count);
 
 // Raised for problems the caller caused (maps to ValueError in Python).
 struct InputError : std::invalid_argument {
@@ -53,7 +52,31 @@ struct PartialShape {
 };
 
 std::string dims_str(const Dims& d);
+
+// The largest tensor the engine makes: the product of a shape's non-zero dimensions may not
+// exceed this (an InputError naming the shape). Every partial product of a valid shape's
+// dimensions (strides, outer/inner counts) then fits in int64, as does its size in bytes.
+constexpr int64_t kMaxTensorElements = int64_t(1) << 40;
+// Element count of a shape, checked against kMaxTensorElements; -1 when a dimension is
+// unknown (negative). Shapes come from models and callers: never trust them unchecked.
 int64_t numel(const Dims& d);
+// Throws InputError naming `who` and the shape when `d` is too large for one tensor.
+void check_tensor_size(const Dims& d, const std::string& who);
+// Bytes needed for `count` elements (sub-byte types round up); InputError for a negative
+// count or one above kMaxTensorElements.
+size_t byte_size(ElementType t, int64_t count);
+// Size and offset arithmetic from untrusted shapes and attributes: InputError naming
+// `what` instead of a wrapped result.
+int64_t checked_mul(int64_t a, int64_t b, const std::string& what);
+int64_t checked_add(int64_t a, int64_t b, const std::string& what);
+
+// std::bad_alloc with the size that could not be had (Python: MemoryError).
+struct OutOfMemory : std::bad_alloc {
+  explicit OutOfMemory(size_t bytes);
+  const char* what() const noexcept override { return message_.c_str(); }
+ private:
+  std::string message_;
+};
 
 // 64-byte aligned memory for engine data. Blocks of 2 MiB or more get a mapping of their own,
 // 2 MiB-aligned and advised for transparent huge pages: weights and activations streamed on

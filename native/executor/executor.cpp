@@ -312,8 +312,16 @@ int hardware_threads() {
 }
 
 namespace {
-std::mutex g_pool_mutex;
-std::unique_ptr<ThreadPool> g_pool;
+std::mutex& g_pool_mutex = *new std::mutex;  // never destroyed: see keep_default_pool_at_exit
+ThreadPool* g_pool = nullptr;
+std::atomic<bool> g_keep_pool{false};
+// Destroyed with the process's statics: workers finish the queued jobs (which never need
+// Python) and are joined, so no worker runs engine code during teardown.
+struct PoolReaper {
+  ~PoolReaper() {
+    if (!g_keep_pool.load()) delete g_pool;
+  }
+} g_pool_reaper;
 int g_pool_size = 0;
 }  // namespace
 
@@ -324,6 +332,8 @@ bool set_default_pool_size(int workers) {
   return true;
 }
 
+void keep_default_pool_at_exit() { g_keep_pool.store(true); }
+
 ThreadPool& default_pool() {
   std::lock_guard<std::mutex> lock(g_pool_mutex);
   if (!g_pool) {
@@ -333,9 +343,7 @@ ThreadPool& default_pool() {
       n = env ? std::atoi(env) : 0;
     }
     if (n <= 0) n = hardware_threads();
-    // Destroyed with the process's statics: workers finish the queued jobs (which never
-    // need Python) and are joined, so no worker runs engine code during teardown.
-    g_pool.reset(new ThreadPool(n));
+    g_pool = new ThreadPool(n);
   }
   return *g_pool;
 }

@@ -79,6 +79,9 @@ int64_t worker_spin_ns();
 // worker per core. set_default_pool_size only has effect before first use.
 ThreadPool& default_pool();
 bool set_default_pool_size(int workers);
+// The process exits while threads may still be inside the engine: the default pool is not
+// destroyed with the statics (its workers end with the process).
+void keep_default_pool_at_exit();
 int hardware_threads();
 
 // A queue of finished job tokens plus an eventfd. A producer signals the fd only

@@ -16,9 +16,16 @@ namespace act {
 // The float formulas of the original activations use the fast approximations (they are
 // vectorized in the epilogue loops); the standalone ops keep their own exact functors.
 struct None { float a, b; float operator()(float x) const { return x; } };
-struct Relu { float a, b; float operator()(float x) const { return x > 0.0f ? x : 0.0f; } };
+// ReLU and clamp keep NaN: clamp is min(max(x, lo), hi), as ONNX defines it.
+struct Relu { float a, b; float operator()(float x) const { return x < 0.0f ? 0.0f : x; } };
 struct LeakyRelu { float a, b; float operator()(float x) const { return x > 0.0f ? x : a * x; } };
-struct Clamp { float a, b; float operator()(float x) const { return x < a ? a : (x > b ? b : x); } };
+struct Clamp {
+  float a, b;
+  float operator()(float x) const {
+    x = x < a ? a : x;
+    return x > b ? b : x;
+  }
+};
 struct Sigmoid { float a, b; float operator()(float x) const { return fast_sigmoid(x); } };
 struct Tanh { float a, b; float operator()(float x) const { return fast_tanh(x); } };
 struct HSwish {

@@ -35,7 +35,10 @@ void tile_rows(const Tile& t) {
       if (t.load_c) x += t.beta * *out;
       if (t.bias) x += t.bias[j];
       if (t.residual) x += t.residual[r * t.ld_residual + j];
-      if (t.clamp) x = x < t.lo ? t.lo : (x > t.hi ? t.hi : x);
+      if (t.clamp) {  // min(max(x, lo), hi), NaN kept
+        x = x < t.lo ? t.lo : x;
+        x = x > t.hi ? t.hi : x;
+      }
       *out = x;
     }
 }

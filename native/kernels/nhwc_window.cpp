@@ -102,7 +102,7 @@ AIOV_ALWAYS_INLINE void keep_in_register(V& v) {
 template <Kind K, class V>
 AIOV_ALWAYS_INLINE void combine(V& acc, const V& x, const V& w) {
   if (K == Kind::conv) acc += x * w;
-  else if (K == Kind::max) acc = acc > x ? acc : x;
+  else if (K == Kind::max) acc = (acc > x || acc != acc) ? acc : x;  // a NaN in the window wins
   else acc += x;
 }
 
@@ -189,7 +189,7 @@ AIOV_ALWAYS_INLINE void run_pixels(const Job& j, const Row& r, int64_t c, int64_
       if (res) v += ld<L>(res + p * ld_res);
       // Same results as apply_epilogue_row, NaN included; compiles to max/min.
       if (fused == Fused::relu) {
-        v = v > zero ? v : zero;
+        v = v < zero ? zero : v;
       } else if (fused == Fused::clamp) {
         v = v < lo ? lo : v;
         v = v > hi ? hi : v;

@@ -304,7 +304,8 @@ struct AbsF { template <class C> C operator()(C x) const {
   else if constexpr (std::is_unsigned<C>::value) return x;
   else return x < 0 ? -x : x; } };
 struct NegF { template <class C> C operator()(C x) const { return (C)(C(0) - x); } };
-struct ReluF { template <class C> C operator()(C x) const { return x > 0 ? x : C(0); } };
+// NaN passes through (x < 0 is false for NaN), as in numpy and onnxruntime.
+struct ReluF { template <class C> C operator()(C x) const { return x < 0 ? C(0) : x; } };
 struct SignF { template <class C> C operator()(C x) const { return (C)((x > C(0)) - (x < C(0))); } };
 struct ExpF {
   float operator()(float x) const { return fast_exp(x); }
@@ -352,9 +353,10 @@ struct LeakyReluF { double alpha; template <class C> C operator()(C x) const {
   return x >= 0 ? x : (C)(alpha * (double)x); } };
 struct HardSigmoidF { double alpha, beta; template <class C> C operator()(C x) const {
   double v = alpha * (double)x + beta; return (C)(v < 0 ? 0 : (v > 1 ? 1 : v)); } };
+// min(max(x, lo), hi), as ONNX defines Clip: with lo > hi every value becomes hi; NaN stays.
 struct ClampF { double lo, hi; template <class C> C operator()(C x) const {
-  double v = (double)x; return (C)(v < lo ? lo : (v > hi ? hi : v)); }
-  float operator()(float x) const { float l = (float)lo, h = (float)hi; return x < l ? l : (x > h ? h : x); } };
+  double v = (double)x; v = v < lo ? lo : v; return (C)(v > hi ? hi : v); }
+  float operator()(float x) const { float l = (float)lo, h = (float)hi; x = x < l ? l : x; return x > h ? h : x; } };
 
 template <class T, class F>
 AIOV_MULTIVERSION void unary_run(const T* __restrict x, T* __restrict y, int64_t n, F f) {

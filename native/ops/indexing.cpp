@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "executor/executor.hpp"
 #include "kernels/dispatch.hpp"
@@ -188,18 +189,47 @@ KernelFn prepare_transpose(const PrepareContext& ctx) {
 
 // ---- Gather(data, indices, axis) ---------------------------------------------
 
+bool is_index_type(ElementType t);
+
 std::vector<PortInfo> infer_gather(const InferContext& c) {
   const PortInfo& x = c.in[0];
   const PortInfo& idx = c.in[1];
   if (!c.in_value[2]) throw InputError(c.node.describe() + ": the axis input must be a constant");
   int64_t batch_dims = c.node.attr_int("batch_dims");
   if (batch_dims != 0) throw NotSupported(c.node.describe() + ": batch_dims != 0");
+  if (idx.type != ElementType::dynamic && !is_index_type(idx.type))
+    throw InputError(c.node.describe() + ": indices must be an integer tensor, got " + type_name(idx.type));
   if (!x.shape.rank_known || !idx.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
   int64_t axis = normalize_axis(c.node, read_int_tensor(c.node, *c.in_value[2], "axis").at(0), x.shape.rank());
   Dims out(x.shape.dims.begin(), x.shape.dims.begin() + axis);
   out.insert(out.end(), idx.shape.dims.begin(), idx.shape.dims.end());
   out.insert(out.end(), x.shape.dims.begin() + axis + 1, x.shape.dims.end());
   return {PortInfo{x.type, PartialShape(out)}};
+}
+
+bool is_index_type(ElementType t) {
+  switch (t) {
+    case ElementType::i8: case ElementType::u8: case ElementType::i16: case ElementType::u16:
+    case ElementType::i32: case ElementType::u32: case ElementType::i64: case ElementType::u64:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Calls f(I{}) with I the integer storage type of index type `t` (checked by is_index_type).
+template <class F>
+auto dispatch_index_type(ElementType t, F&& f) {
+  switch (t) {
+    case ElementType::i8: return f(int8_t{});
+    case ElementType::u8: return f(uint8_t{});
+    case ElementType::i16: return f(int16_t{});
+    case ElementType::u16: return f(uint16_t{});
+    case ElementType::i32: return f(int32_t{});
+    case ElementType::u32: return f(uint32_t{});
+    case ElementType::u64: return f(uint64_t{});
+    default: return f(int64_t{});
+  }
 }
 
 KernelFn prepare_gather(const PrepareContext& ctx) {
@@ -211,20 +241,31 @@ KernelFn prepare_gather(const PrepareContext& ctx) {
   int64_t count = ctx.in[1].count();
   size_t es = elem_size(ctx.node, ctx.in[0].type);
   ElementType it = ctx.in[1].type;
+  if (!is_index_type(it))
+    throw InputError(ctx.node.describe() + ": indices must be an integer tensor, got " + type_name(it));
   std::string who = ctx.node.describe();
-  return [outer, inner, dim, count, es, it, who](const KernelArgs& k) {
-    const char* x = static_cast<const char*>(k.in[0]->data);
-    char* o = static_cast<char*>(k.out[0]->data);
-    size_t run = (size_t)inner * es;
-    for (int64_t j = 0; j < count; ++j) {
-      int64_t i = it == ElementType::i64 ? k.in[1]->as<int64_t>()[j] : (int64_t)k.in[1]->as<int32_t>()[j];
-      if (i < 0) i += dim;
-      if (i < 0 || i >= dim)
-        throw InputError(who + ": index " + std::to_string(i) + " is out of range for a dimension of " + std::to_string(dim));
-      for (int64_t r = 0; r < outer; ++r)
-        std::memcpy(o + (r * count + j) * run, x + (r * dim + i) * run, run);
-    }
-  };
+  // Indices are read in their own width: an i8 index list is not an i32 one.
+  return dispatch_index_type(it, [&](auto tag) -> KernelFn {
+    using I = decltype(tag);
+    return [outer, inner, dim, count, es, who](const KernelArgs& k) {
+      const char* x = static_cast<const char*>(k.in[0]->data);
+      char* o = static_cast<char*>(k.out[0]->data);
+      const I* indices = k.in[1]->as<I>();
+      size_t run = (size_t)inner * es;
+      for (int64_t j = 0; j < count; ++j) {
+        const I raw = indices[j];
+        // Unsigned indices are never negative (a u64 above INT64_MAX must not wrap to one).
+        const bool too_big = std::is_unsigned<I>::value && (uint64_t)raw >= (uint64_t)dim;
+        int64_t i = (int64_t)raw;
+        if (i < 0) i += dim;
+        if (too_big || i < 0 || i >= dim)
+          throw InputError(who + ": index " + std::to_string(raw) + " is out of range for a dimension of " +
+                           std::to_string(dim));
+        for (int64_t r = 0; r < outer; ++r)
+          std::memcpy(o + (r * count + j) * run, x + (r * dim + i) * run, run);
+      }
+    };
+  });
 }
 
 // ---- Slice(data, start, stop, step[, axes]) with ONNX clamping -------------------
@@ -252,14 +293,17 @@ SliceSpec slice_spec(const Node& n, const Dims& in, const std::vector<const Tens
     if (st > 0) {
       b = std::clamp<int64_t>(b, 0, d);
       e = std::clamp<int64_t>(e, 0, d);
-      s.out[a] = e > b ? (e - b + st - 1) / st : 0;
+      s.out[a] = e > b ? (e - b - 1) / st + 1 : 0;  // not (e - b + st - 1): st may be near INT64_MAX
     } else {
       b = std::clamp<int64_t>(b, 0, d - 1);
       e = std::clamp<int64_t>(e, -1, d - 1);
-      s.out[a] = b > e ? (b - e - st - 1) / (-st) : 0;
+      if (st == std::numeric_limits<int64_t>::min()) st = -d - 1;  // same slice; -st must not overflow
+      s.out[a] = b > e ? (b - e - 1) / (-st) + 1 : 0;
     }
     s.begin[a] = b;
-    s.step[a] = st;
+    // With at most one element taken the step does not matter; a huge one would overflow
+    // the stride it is multiplied into.
+    s.step[a] = s.out[a] > 1 ? st : 1;
   }
   return s;
 }
@@ -318,7 +362,8 @@ std::vector<int64_t> split_lengths(const InferContext& c, int64_t dim) {
   int64_t fill = -1, sum = 0;
   for (size_t i = 0; i < lens.size(); ++i) {
     if (lens[i] == -1) { if (fill >= 0) throw InputError(c.node.describe() + ": more than one -1 length"); fill = (int64_t)i; }
-    else sum += lens[i];
+    else if (lens[i] < 0) throw InputError(c.node.describe() + ": split length " + std::to_string(lens[i]) + " is negative");
+    else sum = checked_add(sum, lens[i], c.node.describe() + ": split lengths");
   }
   if (fill >= 0) lens[fill] = dim < 0 ? kDynamic : dim - sum;
   else if (dim >= 0 && sum != dim)
@@ -373,7 +418,7 @@ std::vector<PortInfo> infer_tile(const InferContext& c) {
   while (reps.size() < d.size()) reps.insert(reps.begin(), 1);
   for (size_t i = 0; i < d.size(); ++i) {
     if (reps[i] < 0) throw InputError(c.node.describe() + ": repeats must be >= 0");
-    d[i] = d[i] < 0 ? kDynamic : d[i] * reps[i];
+    d[i] = d[i] < 0 ? kDynamic : checked_mul(d[i], reps[i], c.node.describe() + ": repeated dimension");
   }
   return {PortInfo{x.type, PartialShape(d)}};
 }
@@ -414,7 +459,8 @@ std::vector<PortInfo> infer_pad(const InferContext& c) {
   Dims d = x.shape.dims;
   for (size_t i = 0; i < d.size(); ++i) {
     if (d[i] < 0) continue;
-    d[i] += b[i] + e[i];
+    const std::string what = c.node.describe() + ": padded dimension";
+    d[i] = checked_add(d[i], checked_add(b[i], e[i], what), what);
     if (d[i] < 0) throw InputError(c.node.describe() + ": negative output dimension");
   }
   return {PortInfo{x.type, PartialShape(d)}};

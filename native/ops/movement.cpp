@@ -21,6 +21,8 @@ std::vector<int64_t> read_ints(const Node& n, const TensorView& t, const char* w
     case ElementType::u32: for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<uint32_t>()[i]; break;
     case ElementType::i8: for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<int8_t>()[i]; break;
     case ElementType::u8: for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<uint8_t>()[i]; break;
+    case ElementType::i16: for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<int16_t>()[i]; break;
+    case ElementType::u16: for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<uint16_t>()[i]; break;
     default:
       throw InputError(n.describe() + ": " + what + " must be an integer tensor, got " + type_name(t.type));
   }
@@ -69,7 +71,8 @@ std::vector<PortInfo> infer_reshape(const InferContext& c) {
     bool all_known = true;
     for (size_t i = 0; i < out.size(); ++i) {
       if ((int)i == infer_at) continue;
-      if (out[i] < 0) all_known = false; else known *= out[i];
+      if (out[i] < 0) all_known = false;
+      else known = checked_mul(known, out[i], c.node.describe() + ": target shape " + dims_str(want));
     }
     if (all_known) {
       if (infer_at >= 0) {
@@ -113,7 +116,8 @@ std::vector<PortInfo> infer_concat(const InferContext& c) {
     for (int64_t d = 0; d < rank; ++d) {
       int64_t v = in.shape.dims[d];
       if (d == axis) {
-        if (v < 0 || along < 0) along = kDynamic; else along += v;
+        if (v < 0 || along < 0) along = kDynamic;
+        else along = checked_add(along, v, c.node.describe() + ": concatenated dimension");
         continue;
       }
       if (v < 0) continue;

@@ -162,7 +162,7 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
                       ++padded;
                     if (z < 0 || z >= w.in[0] || yy < 0 || yy >= w.in[1] || xx < 0 || xx >= w.in[2]) continue;
                     float v = vol[(z * w.in[1] + yy) * w.in[2] + xx];
-                    if (Max) acc = v > acc ? v : acc;
+                    if (Max) acc = (v > acc || v != v) ? v : acc;  // a NaN in the window wins
                     else acc += v;
                     ++count;
                   }

@@ -103,9 +103,15 @@ std::vector<PortInfo> infer_range(const InferContext& c) {
   ElementType t = c.node.has_attr("output_type") ? type_from_name(c.node.attr_str("output_type")) : c.in[0].type;
   if (!c.in_value[0] || !c.in_value[1] || !c.in_value[2]) return {PortInfo{t, PartialShape(Dims{kDynamic})}};
   double start = scalar_of(*c.in_value[0]), stop = scalar_of(*c.in_value[1]), step = scalar_of(*c.in_value[2]);
+  if (!std::isfinite(start) || !std::isfinite(stop) || !std::isfinite(step))
+    throw InputError(c.node.describe() + ": start, stop and step must be finite, got " + std::to_string(start) +
+                     ", " + std::to_string(stop) + ", " + std::to_string(step));
   if (step == 0) throw InputError(c.node.describe() + ": step must not be zero");
-  double n = std::ceil((stop - start) / step);
-  return {PortInfo{t, PartialShape(Dims{(int64_t)std::max(0.0, n)})}};
+  double n = std::max(0.0, std::ceil((stop - start) / step));
+  if (!(n <= (double)kMaxTensorElements))  // also catches an overflow to inf
+    throw InputError(c.node.describe() + ": range(" + std::to_string(start) + ", " + std::to_string(stop) + ", " +
+                     std::to_string(step) + ") has too many elements");
+  return {PortInfo{t, PartialShape(Dims{(int64_t)n})}};
 }
 
 KernelFn prepare_range(const PrepareContext& ctx) {
@@ -133,6 +139,8 @@ std::vector<PortInfo> infer_broadcast(const InferContext& c) {
     return {PortInfo{c.in[0].type, PartialShape::dynamic_rank()}};
   }
   Dims target = read_int_tensor(c.node, *c.in_value[1], "target_shape");
+  for (auto d : target)
+    if (d < 0) throw InputError(c.node.describe() + ": target shape " + dims_str(target) + " has a negative dimension");
   if (mode == "bidirectional") return {PortInfo{c.in[0].type, broadcast_shapes(c.node, c.in[0].shape, PartialShape(target), "numpy")}};
   PartialShape out = broadcast_shapes(c.node, c.in[0].shape, PartialShape(target), "numpy");
   if (out.rank_known && out.dims != target && c.in[0].shape.is_static())

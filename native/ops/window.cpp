@@ -9,12 +9,16 @@ namespace aiov {
 namespace {
 
 int64_t window_out(const Node& n, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe, bool ceil_mode) {
-  int64_t span = in + pb + pe - d * (k - 1) - 1;
-  if (span < 0)
-    throw InputError(n.describe() + ": the window (" + std::to_string(d * (k - 1) + 1) + ") is larger than the padded input (" +
-                     std::to_string(in + pb + pe) + ")");
-  int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
-  if (ceil_mode && (out - 1) * s >= in + pb) --out;  // the last window must start inside
+  // Attributes are untrusted: sizes from them are computed with overflow checks.
+  const std::string what = n.describe() + ": window size";
+  const int64_t padded = checked_add(in, checked_add(pb, pe, what), what);
+  const int64_t extent = checked_add(checked_mul(d, k - 1, what), 1, what);
+  if (padded < extent)
+    throw InputError(n.describe() + ": the window (" + std::to_string(extent) + ") is larger than the padded input (" +
+                     std::to_string(padded) + ")");
+  const int64_t span = padded - extent;
+  int64_t out = (ceil_mode ? span / s + (span % s != 0) : span / s) + 1;
+  if (ceil_mode && (__int128)(out - 1) * s >= (__int128)in + pb) --out;  // the last window must start inside
   return out;
 }
 
@@ -38,8 +42,11 @@ Window make_window(const Node& n, const std::vector<int64_t>& in, const std::vec
   std::string pad = n.attr_str("auto_pad");
   for (size_t i = 0; i < r; ++i) {
     if (pad == "same_upper" || pad == "same_lower") {
-      int64_t out = (in[i] + w.stride[i] - 1) / w.stride[i];
-      int64_t total = std::max<int64_t>(0, (out - 1) * w.stride[i] + w.dilation[i] * (kernel[i] - 1) + 1 - in[i]);
+      const std::string what = n.describe() + ": padding";
+      int64_t out = in[i] / w.stride[i] + (in[i] % w.stride[i] != 0);
+      int64_t reach = checked_add(checked_mul(out - 1, w.stride[i], what),
+                                  checked_add(checked_mul(w.dilation[i], kernel[i] - 1, what), 1, what), what);
+      int64_t total = std::max<int64_t>(0, reach - in[i]);
       w.pad_begin[i] = pad == "same_upper" ? total / 2 : total - total / 2;
       w.pad_end[i] = total - w.pad_begin[i];
     } else if (pad == "valid") {

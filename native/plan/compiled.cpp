@@ -5,6 +5,7 @@
 #include "plan/optimize.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <unordered_map>
 
@@ -200,23 +201,64 @@ CompiledModel::CompiledModel(const Graph& graph, CompileOptions options) : optio
   if (all_static && !any_value_keyed_) plan_for(shapes);
 }
 
+size_t default_plan_cache_bytes() {
+  static const size_t bytes = [] {
+    const char* env = std::getenv("AIOV_PLAN_CACHE_BYTES");
+    if (env && *env) {
+      char* end = nullptr;
+      unsigned long long v = std::strtoull(env, &end, 10);
+      if (end && *end == '\0') return (size_t)v;
+    }
+    return size_t(1) << 30;
+  }();
+  return bytes;
+}
+
 size_t CompiledModel::cached_plans() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return plans_.size();
 }
 
+size_t CompiledModel::cached_plan_bytes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return plan_bytes_;
+}
+
+namespace {
+// Memory a plan owns: constants folded for it (values of keyed inputs among them) and its key.
+size_t plan_bytes(const ShapePlan& plan) {
+  size_t bytes = 0;
+  for (const auto& b : plan.folded) bytes += b->size();
+  for (const auto& k : plan.key) bytes += k.size() * sizeof(int64_t);
+  return bytes;
+}
+}  // namespace
+
 std::shared_ptr<const ShapePlan> CompiledModel::plan_for(const std::vector<Dims>& key) const {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = plans_.find(key);
-    if (it != plans_.end()) return it->second;
+    if (it != plans_.end()) {
+      it->second.last_use = ++use_clock_;
+      return it->second.plan;
+    }
   }
   // Built outside the lock: planning may fold constants and take a while.
   std::shared_ptr<const ShapePlan> plan = build_plan(key);
   std::lock_guard<std::mutex> lock(mutex_);
-  if (plans_.size() >= kPlanCacheLimit) plans_.erase(plans_.begin());
-  auto ins = plans_.emplace(key, plan);
-  return ins.first->second;
+  auto ins = plans_.emplace(key, CachedPlan{plan, plan_bytes(*plan), 0});
+  if (ins.second) plan_bytes_ += ins.first->second.bytes;
+  ins.first->second.last_use = ++use_clock_;
+  // Least recently used plans go until the cache fits its budget. Jobs running an evicted
+  // plan hold their own reference: it lives until they are done with it.
+  while (plans_.size() > 1 && (plans_.size() > kPlanCacheLimit || plan_bytes_ > options_.plan_cache_bytes)) {
+    auto oldest = plans_.begin();
+    for (auto it = plans_.begin(); it != plans_.end(); ++it)
+      if (it->second.last_use < oldest->second.last_use) oldest = it;
+    plan_bytes_ -= oldest->second.bytes;
+    plans_.erase(oldest);
+  }
+  return ins.first->second.plan;
 }
 
 std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& key) const {

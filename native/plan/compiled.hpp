@@ -11,9 +11,15 @@
 
 namespace aiov {
 
+// Default byte budget of a compiled model's plan cache (AIOV_PLAN_CACHE_BYTES overrides).
+size_t default_plan_cache_bytes();
+
 struct CompileOptions {
   int num_threads = 0;     // intra-op thread cap (0: whole pool)
   bool profiling = false;  // record per-node times
+  // Bytes of plan-owned memory (folded constants, keys) the plan cache may keep; least
+  // recently used plans go first. The newest plan is kept even when it alone is larger.
+  size_t plan_cache_bytes = default_plan_cache_bytes();
 };
 
 // Where a value's bytes live while a plan runs.
@@ -66,6 +72,8 @@ class CompiledModel {
   const std::vector<bool>& value_keyed() const { return value_keyed_; }
   bool has_value_keyed() const { return any_value_keyed_; }
   size_t cached_plans() const;
+  // Bytes the cached plans own (what plan_cache_bytes bounds).
+  size_t cached_plan_bytes() const;
   // Weights derived from constants that the cached plans hold (packed, transformed).
   size_t shared_weight_count() const { return shared_weights_.size(); }
 
@@ -77,8 +85,15 @@ class CompiledModel {
   std::vector<NodePtr> order_;
   CompileOptions options_;
   std::vector<IoInfo> inputs_, outputs_;
+  struct CachedPlan {
+    std::shared_ptr<const ShapePlan> plan;
+    size_t bytes = 0;
+    uint64_t last_use = 0;
+  };
   mutable std::mutex mutex_;
-  mutable std::map<std::vector<Dims>, std::shared_ptr<const ShapePlan>> plans_;
+  mutable std::map<std::vector<Dims>, CachedPlan> plans_;
+  mutable size_t plan_bytes_ = 0;
+  mutable uint64_t use_clock_ = 0;
   mutable SharedWeights shared_weights_;
 };
 

@@ -9,7 +9,7 @@ std::vector<PortInfo> infer_on(const OpDef& def, const Node& n, const std::vecto
     ctx.in.push_back(PortInfo{in[i].type, PartialShape(in[i].shape)});
     ctx.in_value.push_back(known[i] ? &in[i] : nullptr);
   }
-  return def.infer(ctx);
+  return infer_outputs(def, ctx);
 }
 
 void fold_now(const OpDef& def, PrepareContext& ctx, std::vector<BufferPtr>& keep) {

@@ -54,6 +54,18 @@ std::vector<double> Node::attr_floats(const std::string& k, const std::vector<do
   return dflt;
 }
 
+Node::~Node() {
+  std::vector<NodePtr> pending;
+  for (auto& v : inputs) pending.push_back(std::move(v.node));
+  while (!pending.empty()) {
+    NodePtr n = std::move(pending.back());
+    pending.pop_back();
+    // Sole owner: take its inputs before it dies, so its own destructor has nothing to recurse into.
+    if (n && n.use_count() == 1)
+      for (auto& v : n->inputs) pending.push_back(std::move(v.node));
+  }
+}
+
 std::string Node::describe() const { return op + " '" + name + "'"; }
 
 static std::string default_name(const std::string& op, uint64_t id) {
@@ -69,6 +81,7 @@ NodePtr make_parameter(ElementType type, const PartialShape& shape, const std::s
   n->name = name.empty() ? default_name(n->op, n->id) : name;
   for (auto d : shape.dims)
     if (d < -1) throw InputError("Parameter '" + n->name + "': dimension " + std::to_string(d) + " is invalid");
+  if (shape.rank_known) check_tensor_size(shape.dims, "Parameter '" + n->name + "'");
   n->outputs = {PortInfo{type, shape}};
   n->output_names.resize(1);
   if (!name.empty()) n->output_names[0] = {name};
@@ -79,6 +92,7 @@ NodePtr make_constant(ElementType type, const Dims& shape, const void* data, siz
                       const std::string& name) {
   for (auto d : shape)
     if (d < 0) throw InputError("Constant: shape " + dims_str(shape) + " must be static");
+  check_tensor_size(shape, "Constant '" + name + "'");
   size_t need = byte_size(type, numel(shape));
   if (bytes != need)
     throw InputError("Constant: shape " + dims_str(shape) + " of " + type_name(type) + " needs " +
@@ -112,7 +126,7 @@ static std::vector<PortInfo> run_inference(const OpDef& def, const Node& n,
       ctx.in_value.push_back(nullptr);
     }
   }
-  return def.infer(ctx);
+  return infer_outputs(def, ctx);
 }
 
 void revalidate(Node& n) {

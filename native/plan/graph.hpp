@@ -43,6 +43,12 @@ struct Node : std::enable_shared_from_this<Node> {
   BufferPtr constant;     // data of a Constant node
   const OpDef* def = nullptr;  // the op's registry entry (null for Parameter and Constant)
 
+  Node() = default;
+  Node(const Node&) = default;
+  // Releases the chain of inputs iteratively: the default recursive release of a long
+  // chain of nodes (100,000 layers) would overflow the stack.
+  ~Node();
+
   bool has_attr(const std::string& k) const { return attrs.count(k) != 0; }
   int64_t attr_int(const std::string& k, int64_t dflt) const;
   double attr_float(const std::string& k, double dflt) const;

@@ -368,6 +368,14 @@ std::vector<std::string> registry_problems(const OpRegistry& r) {
   return problems;
 }
 
+std::vector<PortInfo> infer_outputs(const OpDef& def, const InferContext& ctx) {
+  std::vector<PortInfo> outs = def.infer(ctx);
+  for (size_t o = 0; o < outs.size(); ++o)
+    if (outs[o].shape.rank_known)
+      check_tensor_size(outs[o].shape.dims, ctx.node.describe() + " output " + std::to_string(o));
+  return outs;
+}
+
 void expect_type_match(const Node& n, const PortInfo& a, const PortInfo& b) {
   if (a.type != b.type && a.type != ElementType::dynamic && b.type != ElementType::dynamic)
     throw InputError(n.describe() + ": input element types must match, got " + type_name(a.type) +

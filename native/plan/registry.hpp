@@ -239,6 +239,10 @@ void register_layout_ops(OpRegistry&);
 void register_normalization_ops(OpRegistry&);
 void register_matrix_ops(OpRegistry&);
 
+// Runs the op's type/shape inference and checks every output shape against the tensor size
+// limit (InputError naming the node): the one way the engine calls OpDef::infer.
+std::vector<PortInfo> infer_outputs(const OpDef& def, const InferContext& ctx);
+
 // Shared helpers for inference functions.
 void expect_type_match(const Node& n, const PortInfo& a, const PortInfo& b);
 PartialShape broadcast_shapes(const Node& n, const PartialShape& a, const PartialShape& b,

@@ -26,7 +26,8 @@ void Request::check_input(int i, ElementType type, const Dims& shape) const {
   }
   for (auto d : shape)
     if (d < 0) throw InputError("input '" + info.name + "': shape " + dims_str(shape) + " is not concrete");
-  if (busy()) throw std::runtime_error("the request is busy: wait for the running inference first");
+  check_tensor_size(shape, "input '" + info.name + "'");
+  if (busy()) throw Busy("the request is busy: wait for the running inference first");
 }
 
 void Request::copy_input(int i, const void* data, ElementType type, const Dims& shape) {
@@ -52,6 +53,11 @@ void Request::bind_input(int i, void* data, ElementType type, const Dims& shape)
 }
 
 TensorView Request::input_view(int i, BufferPtr* buffer) {
+  if (busy()) throw Busy("the request is running: its input tensors can be read once wait() has returned");
+  return input_memory(i, buffer);
+}
+
+TensorView Request::input_memory(int i, BufferPtr* buffer) {
   const auto& info = model_->inputs().at(i);
   Input& in = inputs_.at(i);
   TensorView tv;
@@ -74,6 +80,7 @@ TensorView Request::input_view(int i, BufferPtr* buffer) {
 }
 
 TensorView Request::output_view(int j, BufferPtr* buffer) {
+  if (busy()) throw Busy("the request is running: its outputs can be read once wait() has returned");
   const auto& info = model_->outputs().at(j);
   TensorView tv;
   tv.type = info.type;
@@ -95,7 +102,7 @@ void Request::begin() {
   RequestStatus expected = status_.load();
   do {
     if (expected == RequestStatus::kRunning)
-      throw std::runtime_error("the request is busy: wait for the running inference first");
+      throw Busy("the request is busy: wait for the running inference first");
   } while (!status_.compare_exchange_weak(expected, RequestStatus::kRunning));
   abort_.store(false, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(mutex_);
@@ -200,7 +207,7 @@ void Request::run_plan() {
   for (size_t i = 0; i < inputs_.size(); ++i) {
     if (!inputs_[i].set) {
       if (infos[i].shape.is_static()) {
-        input_view((int)i);
+        input_memory((int)i, nullptr);
       } else {
         throw InputError("input '" + infos[i].name + "' with dynamic shape " + infos[i].shape.str() +
                          " was not set");

@@ -14,6 +14,12 @@
 
 namespace aiov {
 
+// Raised for what a running request cannot do: take inputs, start again, or show its memory
+// (the worker is writing it). Python: aiov.BusyError.
+struct Busy : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 enum class RequestStatus : int { kIdle = 0, kRunning = 1, kOk = 2, kFailed = 3, kCancelled = 4 };
 
 struct NodeTiming {
@@ -34,10 +40,11 @@ class Request : public std::enable_shared_from_this<Request> {
   void copy_input(int i, const void* data, ElementType type, const Dims& shape);
   // Read the caller's memory directly; the caller keeps it alive until the job ends.
   void bind_input(int i, void* data, ElementType type, const Dims& shape);
-  // Current input memory (allocated on demand for static shapes).
+  // Current input memory (allocated on demand for static shapes). Busy while a job runs.
   TensorView input_view(int i, BufferPtr* buffer = nullptr);
   bool input_is_bound(int i) const { return inputs_.at(i).external != nullptr; }
-  // Output memory after a run; `buffer` keeps it alive for views handed out.
+  // Output memory after a run; `buffer` keeps it alive for views handed out. Busy while a
+  // job runs: the worker may be reallocating the output tables.
   TensorView output_view(int j, BufferPtr* buffer);
 
   // Runs on the calling thread (the caller releases the GIL around it).
@@ -70,6 +77,7 @@ class Request : public std::enable_shared_from_this<Request> {
   void run_plan();
   void rebind(std::shared_ptr<const ShapePlan> plan);
   void check_input(int i, ElementType type, const Dims& shape) const;
+  TensorView input_memory(int i, BufferPtr* buffer);
 
   std::shared_ptr<const CompiledModel> model_;
   std::vector<Input> inputs_;
