@@ -11,6 +11,7 @@ from .._errors import InputError
 from .._graph import Output, as_output
 from .._model import Model
 from .._types import Type
+from . import _onnx_proto as _proto
 
 _CONVERTERS = {}
 
@@ -62,11 +63,10 @@ class _Context:
     """Per-node view: inputs as ports (None for omitted optional inputs), attributes, opset."""
 
     def __init__(self, node, values, opset):
-        from onnx import helper
         self.node = node
         self.opset = opset
         self.inputs = [values[name] if name else None for name in node.input]
-        self.attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        self.attrs = {a.name: _proto.attribute_value(a) for a in node.attribute}
 
     def attr(self, name, default=None):
         value = self.attrs.get(name, default)
@@ -89,9 +89,8 @@ class _Context:
 
 
 def _onnx_dtype(elem_type: int):
-    from onnx import helper
     try:
-        return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+        return _proto.tensor_dtype(elem_type)
     except KeyError:
         raise InputError(f"ONNX element type {elem_type} is not supported") from None
 
@@ -107,18 +106,13 @@ def _check_tensor_value(info, what):
 
 
 def read_onnx(model, weights=None) -> Model:
+    # Not ``import onnx``: it holds the GIL for seconds (see _onnx_proto).
     try:
-        import onnx
-        from onnx import numpy_helper
+        _proto.proto_module()
     except ImportError:  # pragma: no cover - onnx is a dependency
         raise InputError("reading ONNX models needs the 'onnx' package") from None
     try:
-        if isinstance(model, (bytes, bytearray)):
-            proto = onnx.load_model_from_string(bytes(model))
-        else:
-            path = os.fspath(model)
-            proto = onnx.load(path, load_external_data=False)
-            onnx.external_data_helper.load_external_data_for_model(proto, os.path.dirname(os.path.abspath(path)))
+        proto = _proto.load_model(model)
     except InputError:
         raise
     except Exception as exc:
@@ -138,7 +132,7 @@ def read_onnx(model, weights=None) -> Model:
     values = {}
     for init in graph.initializer:
         try:
-            array = numpy_helper.to_array(init)
+            array = _proto.to_array(init)
         except Exception as exc:
             raise InputError(f"ONNX initializer '{init.name}' cannot be read: {exc}") from None
         values[init.name] = as_output(ops.constant(array, name=init.name))
@@ -251,9 +245,8 @@ def _softmax(ctx):
 
 @converter("Constant")
 def _constant(ctx):
-    from onnx import numpy_helper
     if "value" in ctx.attrs:
-        return ops.constant(numpy_helper.to_array(ctx.attrs["value"]))
+        return ops.constant(_proto.to_array(ctx.attrs["value"]))
     for key, dtype in (("value_float", np.float32), ("value_int", np.int64)):
         if key in ctx.attrs:
             return ops.constant(np.array(ctx.attrs[key], dtype=dtype))
@@ -352,8 +345,7 @@ def _shape(ctx):
 
 @converter("ConstantOfShape")
 def _constant_of_shape(ctx):
-    from onnx import numpy_helper
-    value = numpy_helper.to_array(ctx.attrs["value"]).reshape(()) if "value" in ctx.attrs else np.float32(0)
+    value = _proto.to_array(ctx.attrs["value"]).reshape(()) if "value" in ctx.attrs else np.float32(0)
     return ops.broadcast(ops.constant(np.asarray(value)), ctx.inputs[0])
 
 
