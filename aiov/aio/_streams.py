@@ -16,6 +16,7 @@ on every backend, without a task per item.
 """
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 
 from .._errors import InputError
@@ -108,7 +109,7 @@ class _Stream:
         self.source_done = False
         self.source_error = None
         self.closed = False
-        self.scope = None            # the feeder's cancel scope
+        self.cancel_feeder = None    # stops the feeder task
         self.bridge = None
         self.consumer_fut = None
         self.feeder_fut = None
@@ -131,34 +132,45 @@ class _Stream:
 
     # -- the feeder task --
     async def feed(self):
-        import anyio
-        with anyio.CancelScope() as scope:
-            self.scope = scope
+        # Cancelled through the backend itself: anyio's cancel scope would import anyio's
+        # asyncio backend on first use, on the loop thread (~80 ms of loop lag).
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # trio
+            import trio
+            with trio.CancelScope() as scope:
+                self.cancel_feeder = scope.cancel
+                await self._feed()
+            return
+        self.cancel_feeder = asyncio.current_task().cancel
+        await self._feed()  # a cancelled task ends quietly (see AsyncioBridge.spawn)
+
+    async def _feed(self):
+        if self.closed:
+            return
+        while True:
+            while self.space <= 0:
+                fut = self.feeder_fut = self.bridge.future()
+                try:
+                    await fut
+                finally:
+                    self.feeder_fut = None
+            try:
+                if self.is_async:
+                    inputs = await self.source.__anext__()
+                else:
+                    inputs = next(self.source)
+            except (StopIteration, StopAsyncIteration):
+                return
+            except Exception as exc:  # noqa: BLE001 - raised to the consumer in its place
+                self.source_error = exc
+                return
             if self.closed:
                 return
-            while True:
-                while self.space <= 0:
-                    fut = self.feeder_fut = self.bridge.future()
-                    try:
-                        await fut
-                    finally:
-                        self.feeder_fut = None
-                try:
-                    if self.is_async:
-                        inputs = await self.source.__anext__()
-                    else:
-                        inputs = next(self.source)
-                except (StopIteration, StopAsyncIteration):
-                    return
-                except Exception as exc:  # noqa: BLE001 - raised to the consumer in its place
-                    self.source_error = exc
-                    return
-                if self.closed:
-                    return
-                item = _Item(self)
-                self.space -= 1
-                self.items.append(item)
-                await self._launch(item, inputs)
+            item = _Item(self)
+            self.space -= 1
+            self.items.append(item)
+            await self._launch(item, inputs)
 
     async def _launch(self, item, inputs):
         """Starts the item's job; an error starting it (bad inputs, a closed model) becomes
@@ -226,9 +238,8 @@ class _Stream:
         if self.closed:
             return
         self.closed = True
-        scope = self.scope
-        if scope is not None:
-            scope.cancel()
+        if self.cancel_feeder is not None:
+            self.cancel_feeder()
         self._wake_feeder()
         items, self.items = self.items, deque()
         self.ready.clear()
