@@ -7,11 +7,15 @@ asyncio and uvloop, through ``await compiled(x)`` and through ``aio.AsyncInferQu
 when openvino is installed, the usual ways: OpenVINO's AsyncInferQueue whose callback calls
 ``loop.call_soon_threadsafe``, and ``asyncio.to_thread(compiled.infer_new_request, x)``.
 Lag: a heartbeat coroutine's oversleep (p50/p99/max) while a heavier model keeps every core
-busy. Printed, never asserted."""
+busy; and the longest oversleep while each aio verb runs over and over (and, in a fresh process,
+while the first ``aio.compile_model`` of an ONNX file reads it). Printed, never asserted."""
 import argparse
 import asyncio
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -34,9 +38,13 @@ X = np.arange(8, dtype=np.float32)
 CONCURRENCY = (1, 16, 256)
 
 
-def tiny_aiov():
+def _tiny_graph():
     a, b = ops.parameter([8], np.float32, name="a"), ops.parameter([8], np.float32, name="b")
-    return ov.compile_model(ov.Model(ops.add(a, b), [a, b]), "CPU")
+    return ops.add(a, b), [a, b]
+
+
+def tiny_aiov():
+    return ov.compile_model(ov.Model(*_tiny_graph()), "CPU")
 
 
 def tiny_openvino():
@@ -211,6 +219,134 @@ async def lag_openvino(compiled, seconds):
     return lag + (done / (seconds + 0.1),)
 
 
+# -- the lag of each aio verb --
+async def _with_heartbeat(seconds, body, interval=0.001):
+    """Runs ``body()`` over and over for ``seconds`` next to a heartbeat; (max lag ms, runs)."""
+    worst = 0.0
+    running = True
+
+    async def beat():
+        nonlocal worst
+        while running:
+            t = time.perf_counter()
+            await asyncio.sleep(interval)
+            worst = max(worst, time.perf_counter() - t - interval)
+
+    beater = asyncio.ensure_future(beat())
+    await asyncio.sleep(0.01)
+    worst = 0.0
+    runs = 0
+    stop = time.perf_counter() + seconds
+    while time.perf_counter() < stop:
+        await body()
+        runs += 1
+    running = False
+    await beater
+    return worst * 1e3, runs
+
+
+def _verbs(sync, model, xml):
+    """(name, async body) for every aio verb; each body runs the verb once (or one round)."""
+    compiled = aio.CompiledModel(sync)
+    request = compiled.create_infer_request()
+    queue = aio.AsyncInferQueue(compiled, jobs=4)
+    inputs = [X, X]
+
+    async def queue_round():
+        for _ in range(8):
+            await queue.start_async(inputs)
+        await queue.wait_all()
+
+    async def as_completed_round():
+        q = aio.AsyncInferQueue(compiled, jobs=4)
+
+        async def produce():  # concurrently: the iterator holds each request until yielded
+            for i in range(8):
+                await q.start_async(inputs, i)
+            await q.wait_all()
+            q.close()
+
+        producer = asyncio.ensure_future(produce())
+        async for _ in q.as_completed():
+            pass
+        await producer
+
+    async def imap_round():
+        async for _ in aio.imap(compiled, [inputs] * 16, concurrency=4):
+            pass
+
+    async def start_and_await():
+        await request.start_async(inputs)
+
+    async def close_round():
+        c = aio.CompiledModel(sync)
+        await c(inputs)
+        await c.aclose()
+
+    return [
+        ("aio.read_model(x.xml)", lambda: aio.read_model(xml)),
+        ("aio.compile_model(Model)", lambda: aio.compile_model(model, "CPU")),
+        ("await compiled(x)", lambda: compiled(inputs)),
+        ("await request.infer(x)", lambda: request.infer(inputs)),
+        ("await request.start_async(x)", start_and_await),
+        ("queue.start_async x8 + wait_all", queue_round),
+        ("queue.as_completed() of 8 jobs", as_completed_round),
+        ("aio.imap, 16 items", imap_round),
+        ("compiled(x) + compiled.aclose()", close_round),
+    ]
+
+
+async def verb_lags(sync, model, seconds):
+    with tempfile.TemporaryDirectory() as tmp:
+        xml = os.path.join(tmp, "tiny.xml")
+        ov.save_model(model, xml)
+        return [(name, *(await _with_heartbeat(seconds, body))) for name, body in _verbs(sync, model, xml)]
+
+
+_FIRST_COMPILE = r"""
+import asyncio, sys, time
+from aiov import aio
+async def main():
+    worst, running = 0.0, True
+    async def beat():
+        nonlocal worst
+        while running:
+            t = time.perf_counter()
+            await asyncio.sleep(0.001)
+            worst = max(worst, time.perf_counter() - t - 0.001)
+    b = asyncio.ensure_future(beat())
+    await asyncio.sleep(0.01)
+    t = time.perf_counter()
+    await aio.compile_model(sys.argv[1], "CPU")
+    took = time.perf_counter() - t
+    running = False
+    await b
+    print(f"{worst * 1e3:.1f} {took * 1e3:.0f}")
+asyncio.run(main())
+"""
+
+
+def first_onnx_compile_lag():
+    """(max lag ms, compile ms) of the first aio.compile_model of an ONNX file, in a fresh
+    process (so its imports happen for the first time); None without onnx."""
+    try:
+        import onnx
+        from onnx import helper, numpy_helper
+    except ImportError:  # pragma: no cover
+        return None
+    w = numpy_helper.from_array(np.ones((64, 64), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["z"])], "g",
+        [helper.make_tensor_value_info("x", 1, [1, 64])], [helper.make_tensor_value_info("z", 1, [1, 64])], [w])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "m.onnx")
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+        out = subprocess.run([sys.executable, "-c", _FIRST_COMPILE, path], capture_output=True, text=True,
+                             check=True)
+    lag, took = out.stdout.split()
+    return float(lag), float(took)
+
+
 def run_on(loop_kind, coro):
     if loop_kind == "uvloop":
         return uvloop.run(coro)
@@ -257,6 +393,17 @@ def main():
             p50, p99, mx, rate = run_on(kind, lag_openvino(ov_heavy, 2 * s))
             print(f"{kind:8} {'openvino AsyncInferQueue+call_soon_ts':38}{p50:>9.3f}{p99:>9.3f}{mx:>9.3f}"
                   f"{rate:>10,.0f}")
+    print()
+    print("event-loop lag per aio verb (longest heartbeat oversleep, ms, while the verb runs over and over)")
+    print(f"{'loop':8} {'verb':38}{'max lag':>9}{'runs':>9}")
+    model = ov.Model(*_tiny_graph())
+    for kind in loops:
+        for name, lag, runs in run_on(kind, verb_lags(sync, model, s / 2)):
+            print(f"{kind:8} {name:38}{lag:>9.2f}{runs:>9}")
+    first = first_onnx_compile_lag()
+    if first is not None:
+        print(f"{'asyncio':8} {'first aio.compile_model(x.onnx), fresh':38}{first[0]:>9.2f}"
+              f"{'':>9}  (compile took {first[1]:.0f} ms)")
 
 
 if __name__ == "__main__":

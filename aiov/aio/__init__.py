@@ -10,6 +10,7 @@
     queue.set_callback(f)          # f(request, userdata) on the loop thread; may be async def
     job = await queue.start_async(inputs, userdata)   # suspends while all jobs are busy
     await queue.wait_all()
+    async for results in aio.imap(compiled, inputs, concurrency=8): ...  # in input order
 
 Workers finish jobs without the GIL and push a token to the completion port of the loop that
 started the job; one drain on the loop thread resolves every finished job. Every aio object
@@ -23,6 +24,7 @@ from ._compiled import CompiledModel, Core, compile_model, read_model
 from ._job import InferJob
 from ._queue import AsyncInferQueue
 from ._request import InferRequest
+from ._streams import imap
 
 __all__ = ["AsyncInferQueue", "CompiledModel", "Core", "InferJob", "InferRequest", "backend_name",
-           "compile_model", "current_bridge", "read_model"]
+           "compile_model", "current_bridge", "imap", "read_model"]

@@ -243,7 +243,7 @@ class AsyncInferQueue(AsyncClosable):
         slot = job._slot
         slot.job = None
         it = self._iter()
-        if it is not None and not self._closed:
+        if it is not None and not it._done:
             it._push(slot, job)
         else:
             self._release(slot)
@@ -312,10 +312,14 @@ class AsyncInferQueue(AsyncClosable):
         """``async for request, userdata in queue.as_completed(): ...`` yields jobs as they
         finish (after their callback), from now on. Each request is kept for the loop body
         (its outputs stay readable) and reused once the iteration moves on. Ends after
-        ``count`` finished jobs, or, without ``count``, once no job is running or buffered.
-        Failed jobs count but are not yielded: their errors are raised by ``wait_all``.
-        Cancelling the consumer while it waits stops only the waiting; the requests the
-        iterator holds go back to the queue when it is closed (``aclose``, or collected)."""
+        ``count`` finished jobs, or once the queue is closed (``close``/``aclose``) and
+        drained: every job that finished is yielded, and none is running. A moment with no
+        job running does not end it (a producer may not have started yet); a producer that
+        wants every result yielded before closing awaits ``wait_all()`` and then closes.
+        Failed jobs (and jobs cancelled by ``close``) count but are not yielded: their errors
+        are raised by ``wait_all``. Cancelling the consumer while it waits stops only the
+        waiting; the requests the iterator holds go back to the queue when it ends or is
+        closed (``aclose()`` of the iterator, or collected)."""
         if self._iter() is not None:
             raise RuntimeError("the queue already has an active as_completed() iterator")
         return _AsCompleted(self, count)
@@ -380,9 +384,6 @@ class AsyncInferQueue(AsyncClosable):
         stops only the waiting). From inside this queue's callback: close(), then
         RuntimeError, as for ``wait_all``."""
         self.close()
-        it = self._iter()
-        if it is not None:
-            it._stop()
         await self._wait_idle()
 
     def __repr__(self):
@@ -442,7 +443,7 @@ class _AsCompleted:
                     continue
                 self._held = slot
                 return slot.request, job.userdata
-            if q._closed or (self._count is None and q._running == 0):
+            if q._closed and q._running == 0:  # closed and drained
                 self._stop()
                 raise StopAsyncIteration
             fut = self._fut = current_bridge().future()

@@ -11,6 +11,7 @@ from .._errors import InputError
 from .._graph import Output, as_output
 from .._model import Model
 from .._types import Type
+from . import _onnx_proto as _proto
 
 _CONVERTERS = {}
 
@@ -62,11 +63,10 @@ class _Context:
     """Per-node view: inputs as ports (None for omitted optional inputs), attributes, opset."""
 
     def __init__(self, node, values, opset):
-        from onnx import helper
         self.node = node
         self.opset = opset
         self.inputs = [values[name] if name else None for name in node.input]
-        self.attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        self.attrs = {a.name: _proto.attribute_value(a) for a in node.attribute}
 
     def attr(self, name, default=None):
         value = self.attrs.get(name, default)
@@ -89,9 +89,8 @@ class _Context:
 
 
 def _onnx_dtype(elem_type: int):
-    from onnx import helper
     try:
-        return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+        return _proto.tensor_dtype(elem_type)
     except KeyError:
         raise InputError(f"ONNX element type {elem_type} is not supported") from None
 
@@ -110,19 +109,20 @@ def read_onnx(model, weights=None, weights_dir=None) -> Model:
     """An ONNX model from a path or from bytes. External data is read from `weights_dir`
     (default: the model file's directory); bytes carry no directory, so a model given as bytes
     with external data needs `weights_dir`."""
+    # Not ``import onnx`` on the way of a well-formed model: it holds the GIL for seconds
+    # (see _onnx_proto); only external data and the diagnosis of a failing node import it.
     try:
-        import onnx
-        from onnx import numpy_helper
+        _proto.proto_module()
     except ImportError:  # pragma: no cover - onnx is a dependency
         raise InputError("reading ONNX models needs the 'onnx' package") from None
     try:
         if isinstance(model, (bytes, bytearray, memoryview)):
-            proto = onnx.load_model_from_string(bytes(model))
             base_dir = None
         else:
-            path = os.fspath(model)
-            proto = onnx.load(path, load_external_data=False)
-            base_dir = os.path.dirname(os.path.abspath(path))
+            base_dir = os.path.dirname(os.path.abspath(os.fspath(model)))
+        proto = _proto.load_model(model)
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError(f"cannot read the ONNX model: {type(exc).__name__}: {exc}") from None
     if weights_dir is not None:
@@ -147,7 +147,7 @@ def read_onnx(model, weights=None, weights_dir=None) -> Model:
         if init.name in values:
             raise InputError(f"ONNX initializer '{init.name}' is defined twice")
         try:
-            array = numpy_helper.to_array(init)
+            array = _proto.to_array(init)
         except Exception as exc:
             raise InputError(f"ONNX initializer '{init.name}' cannot be read: {type(exc).__name__}: {exc}") from None
         try:
@@ -169,16 +169,20 @@ def read_onnx(model, weights=None, weights_dir=None) -> Model:
         params.append(_parameter(inp))
         values[inp.name] = params[-1].output(0)
     for node in _sorted_nodes(graph, set(values)):
-        _check_node(node, opset)
         try:
             ctx = _Context(node, values, opset)
             outs = _CONVERTERS[node.op_type](ctx)
             if not isinstance(outs, (list, tuple)):
                 outs = [outs]
             outs = [as_output(port) for port in outs]
-        except InputError:
-            raise
-        except Exception as exc:  # a converter met a case it does not check: still name the node
+        except Exception as exc:
+            # A node that breaks ONNX's schema (input count, a required input or attribute, an
+            # attribute's type) is named for that; checked only on failure, since the schema
+            # needs the whole onnx package.
+            _check_node(node, opset)
+            if isinstance(exc, InputError):
+                raise
+            # A converter met a case it does not check: still name the node.
             given = ", ".join(_describe_input(values, name) for name in node.input)
             raise InputError(f"ONNX node {node.op_type} '{_node_label(node)}' (inputs: {given or 'none'}) cannot be "
                              f"converted: {type(exc).__name__}: {exc}") from exc
@@ -344,14 +348,14 @@ def _attr_type_name(code: int) -> str:
 
 def _external_tensors(graph):
     """Every tensor of `graph` (initializers, attribute values, subgraphs) stored outside."""
-    from onnx import TensorProto
-    found = [t for t in graph.initializer if t.data_location == TensorProto.EXTERNAL]
+    external = _proto.EXTERNAL
+    found = [t for t in graph.initializer if t.data_location == external]
     for sparse in graph.sparse_initializer:
-        found += [t for t in (sparse.values, sparse.indices) if t.data_location == TensorProto.EXTERNAL]
+        found += [t for t in (sparse.values, sparse.indices) if t.data_location == external]
     for node in graph.node:
         for attr in node.attribute:
             tensors = ([attr.t] if attr.HasField("t") else []) + list(attr.tensors)
-            found += [t for t in tensors if t.data_location == TensorProto.EXTERNAL]
+            found += [t for t in tensors if t.data_location == external]
             for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
                 found += _external_tensors(sub)
     return found
@@ -505,9 +509,8 @@ def _softmax(ctx):
 
 @converter("Constant")
 def _constant(ctx):
-    from onnx import numpy_helper
     if "value" in ctx.attrs:
-        return ops.constant(numpy_helper.to_array(ctx.attrs["value"]))
+        return ops.constant(_proto.to_array(ctx.attrs["value"]))
     for key, dtype in (("value_float", np.float32), ("value_int", np.int64)):
         if key in ctx.attrs:
             return ops.constant(np.array(ctx.attrs[key], dtype=dtype))
@@ -606,8 +609,7 @@ def _shape(ctx):
 
 @converter("ConstantOfShape")
 def _constant_of_shape(ctx):
-    from onnx import numpy_helper
-    value = numpy_helper.to_array(ctx.attrs["value"]).reshape(()) if "value" in ctx.attrs else np.float32(0)
+    value = _proto.to_array(ctx.attrs["value"]).reshape(()) if "value" in ctx.attrs else np.float32(0)
     return ops.broadcast(ops.constant(np.asarray(value)), ctx.inputs[0])
 
 

@@ -174,18 +174,63 @@ async def test_as_completed_with_a_concurrent_producer(tiny):
     assert _fully_idle(queue)
 
 
-async def test_as_completed_ends_when_nothing_runs_and_break_returns_requests(tiny):
+async def test_as_completed_ends_when_closed_and_drained_and_break_returns_requests(tiny):
     queue = aio.AsyncInferQueue(tiny, jobs=4)
     for i in range(4):
         await queue.start_async([X, X], i)
     it = queue.as_completed()
+    await queue.wait_all()  # every job finished: the iterator holds them until yielded
+    queue.close()
     seen = [u async for _, u in it]
     assert sorted(seen) == [0, 1, 2, 3]
+    assert _fully_idle(queue)
+    queue = aio.AsyncInferQueue(tiny, jobs=4)
     for i in range(4):
         await queue.start_async([X, X], i)
     async for _request, _userdata in queue.as_completed():
         break
     await queue.wait_all()
+    assert _fully_idle(queue)
+
+
+async def test_as_completed_started_before_the_producer_yields_every_job(tiny):
+    queue = aio.AsyncInferQueue(tiny, jobs=2)
+    seen = []
+
+    async def produce():
+        for _ in range(3):
+            await anyio.sleep(0)  # the consumer is already waiting on an idle queue
+        for i in range(10):
+            await queue.start_async([X, np.full(8, i, np.float32)], i)
+        await queue.wait_all()
+        await queue.aclose()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce)
+        async for request, userdata in queue.as_completed():
+            np.testing.assert_array_equal(request.get_output_tensor().data, X + userdata)
+            seen.append(userdata)
+    assert sorted(seen) == list(range(10))
+    assert _fully_idle(queue)
+
+
+async def test_as_completed_outlives_idle_gaps_of_a_30_fps_producer(tiny):
+    queue = aio.AsyncInferQueue(tiny, jobs=2)
+    seen = []
+
+    async def produce():
+        for i in range(30):
+            await queue.start_async([X, X], i)
+            await anyio.sleep(1 / 30)  # the queue is idle between frames
+        await queue.wait_all()
+        queue.close()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce)
+        async for _request, userdata in queue.as_completed():
+            seen.append(userdata)
+    assert seen == list(range(30))
+    await queue.aclose()
     assert _fully_idle(queue)
 
 
