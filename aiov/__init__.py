@@ -19,7 +19,8 @@ from ._results import OVDict  # noqa: E402
 from ._runtime import Core, compile_model  # noqa: E402
 from ._tensor import Tensor  # noqa: E402
 from ._types import Dimension, PartialShape, Shape, Type  # noqa: E402
-from . import helpers, opset  # noqa: E402
+from ._any import OVAny, RTMap  # noqa: E402
+from . import helpers, op, opset, properties, utils  # noqa: E402
 
 
 def save_model(model, output_model, compress_to_fp16: bool = False):
@@ -39,7 +40,8 @@ def _alias_modules():
     this = sys.modules[__name__]
     runtime = _pytypes.ModuleType(__name__ + ".runtime", "OpenVINO-compatible namespace")
     for name in ("Core", "Model", "CompiledModel", "InferRequest", "AsyncInferQueue", "Tensor", "Type",
-                 "Shape", "PartialShape", "Dimension", "OVDict", "compile_model", "save_model"):
+                 "Shape", "PartialShape", "Dimension", "OVDict", "compile_model", "save_model", "OVAny",
+                 "RTMap", "properties", "op", "utils"):
         setattr(runtime, name, getattr(this, name))
     sys.modules[runtime.__name__] = runtime
     this.runtime = runtime
@@ -55,6 +57,6 @@ _alias_modules()
 
 __all__ = [
     "AsyncInferQueue", "BusyError", "CancelledError", "CompiledModel", "ConstOutput", "Core", "Dimension",
-    "InferRequest", "Input", "InputError", "JobError", "Model", "Node", "OVDict", "Output", "PartialShape",
+    "InferRequest", "Input", "OVAny", "RTMap", "op", "properties", "utils", "InputError", "JobError", "Model", "Node", "OVDict", "Output", "PartialShape",
     "ProfilingInfo", "Shape", "Tensor", "Type", "compile_model", "helpers", "opset", "save_model",
 ]

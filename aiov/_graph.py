@@ -189,10 +189,20 @@ class Input:
         return self.get_source_output().get_shape()
 
 
+# Op type -> Node subclass for the ops OpenVINO exposes as classes (aiov.op registers them), so that
+# a node reached through the graph is an instance of the same class it was built as.
+NODE_CLASSES: dict = {}
+
+
 class Node:
     """A graph node: an op with inputs, attributes and typed outputs."""
 
     __slots__ = ("_native", "_result_input", "__weakref__")
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Node and args and isinstance(args[0], _core.Node):
+            cls = NODE_CLASSES.get(args[0].op_type, Node)
+        return object.__new__(cls)
 
     def __init__(self, native):
         self._native = native
@@ -336,7 +346,8 @@ def make_result(source: Output) -> Node:
     """A Result node: marks a model output; its port shows the source tensor."""
     native = _core.make_parameter(source.get_element_type()._id, source.get_partial_shape()._engine(),
                                   "")
-    node = Node(native)
+    node = object.__new__(Node)  # a plain Node: its native stand-in is a Parameter, it is not one
+    node.__init__(native)
     node._result_input = source
     native.name = f"Result_{native.id}"
     return node

@@ -26,11 +26,26 @@ def _key(key) -> str:
     return str(name if isinstance(name, str) and not isinstance(key, str) else key)
 
 
+def _pairs(config) -> list:
+    """(key, value) pairs of a config: a dict, one ``props.x(value)`` pair, or a list of pairs."""
+    if config is None:
+        return []
+    if isinstance(config, dict):
+        return list(config.items())
+    if isinstance(config, tuple) and len(config) == 2 and isinstance(config[0], str):
+        return [config]
+    if isinstance(config, (list, tuple)) and all(isinstance(p, tuple) and len(p) == 2 for p in config):
+        return list(config)
+    raise InputError(f"a config is a dict of property -> value or (property, value) pairs, got {config!r}")
+
+
 def normalize(config) -> dict:
     """Validated copy of a user config."""
+    from ._any import unwrap
     out = {}
-    for key, value in (config or {}).items():
+    for key, value in _pairs(config):
         key = _key(key)
+        value = unwrap(value)
         if key == PERFORMANCE_HINT:
             value = str(getattr(value, "name", value)).split(".")[-1].upper()
             if value not in _HINTS:
@@ -47,7 +62,15 @@ def normalize(config) -> dict:
                 raise InputError(f"{INFERENCE_PRECISION_HINT}: aiov computes in f32, got {value!r}")
             value = "f32"
         elif key == NUM_STREAMS:
-            value = str(value)
+            named = {"AUTO": -1, "NUMA": -2}
+            if isinstance(value, str) and value.upper() in named:
+                value = named[value.upper()]
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise InputError(f"{NUM_STREAMS}: expected a count, AUTO or NUMA, got {value!r}") from None
+            if value < -2:
+                raise InputError(f"{NUM_STREAMS}: expected a count >= 0, AUTO (-1) or NUMA (-2), got {value}")
         elif key in ("CACHE_DIR", "ENABLE_MMAP", "LOG_LEVEL", "AFFINITY", "ENABLE_CPU_PINNING"):
             pass  # accepted for compatibility; nothing to tune in aiov
         else:
@@ -58,7 +81,7 @@ def normalize(config) -> dict:
 
 def defaults() -> dict:
     return {PERFORMANCE_HINT: "LATENCY", INFERENCE_NUM_THREADS: 0, PERF_COUNT: False,
-            INFERENCE_PRECISION_HINT: "f32", NUM_STREAMS: "AUTO"}
+            INFERENCE_PRECISION_HINT: "f32", NUM_STREAMS: -1}
 
 
 def optimal_requests(config: dict) -> int:
@@ -89,6 +112,12 @@ def read(config: dict, key):
         return ["CPU"]
     if key == "FULL_DEVICE_NAME":
         return f"aiov CPU ({_core.pool_size()} workers, gemm {_core.gemm_isa()})"
+    if key == PERFORMANCE_HINT and key in config:
+        from .properties.hint import PerformanceMode
+        return PerformanceMode[config[key]]  # equal to its name too: "LATENCY"
+    if key == INFERENCE_PRECISION_HINT and key in config:
+        from ._types import Type
+        return Type(config[key])
     if key in config:
         return config[key]
     raise InputError(f"unknown property {key!r}")

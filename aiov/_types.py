@@ -11,6 +11,15 @@ _TYPE_IDS = {
     "i4": 7, "i8": 8, "i16": 9, "i32": 10, "i64": 11, "u1": 12, "u4": 13, "u8": 14,
     "u16": 15, "u32": 16, "u64": 17,
 }
+# Element types OpenVINO names that the engine does not compute in: they exist so that code naming
+# them works (Tensor storage, type checks); ids stay clear of the native range.
+_HOST_ONLY_TYPES = {
+    "string": (100, 8 * np.dtype(object).itemsize), "nf4": (101, 4), "f8e4m3": (102, 8),
+    "f8e5m2": (103, 8), "f4e2m1": (104, 4), "f8e8m0": (105, 8), "u2": (106, 2), "u3": (107, 3),
+    "u6": (108, 6), "i2": (109, 2),
+}
+_TYPE_IDS.update({name: tid for name, (tid, _) in _HOST_ONLY_TYPES.items()})
+_QUANTIZED = ("i4", "i8", "i32", "u4", "u8")
 _NUMPY = {
     "boolean": np.bool_, "bf16": np.float16, "f16": np.float16, "f32": np.float32,
     "f64": np.float64, "i4": np.int8, "i8": np.int8, "i16": np.int16, "i32": np.int32,
@@ -32,11 +41,15 @@ class Type:
             return value
         if isinstance(value, str) and value in _TYPE_IDS:
             return cls._by_id[_TYPE_IDS[value]]
+        if value in (str, bytes, np.str_, np.bytes_) or value in ("str", "str_", "bytes", "bytes_"):
+            return cls._by_id[_TYPE_IDS["string"]]
         try:
             dt = np.dtype(value)
         except TypeError:
             raise TypeError(f"cannot make an element type from {value!r}") from None
         found = _DTYPE_TO_TYPE.get(dt)
+        if found is None and dt.kind in "SU":
+            found = cls._by_id[_TYPE_IDS["string"]]
         if found is None:
             raise TypeError(f"numpy dtype {dt} has no aiov element type")
         return found
@@ -59,6 +72,10 @@ class Type:
 
     @property
     def bitwidth(self) -> int:
+        if self._name in _HOST_ONLY_TYPES:
+            return _HOST_ONLY_TYPES[self._name][1]
+        if self._name in ("undefined", "dynamic"):
+            return 0
         return _core.type_bits(self._id)
 
     def get_bitwidth(self) -> int:
@@ -72,28 +89,50 @@ class Type:
         return self.size
 
     def is_real(self) -> bool:
-        return self._name in ("bf16", "f16", "f32", "f64")
+        return self._name in ("bf16", "f16", "f32", "f64", "nf4", "f8e4m3", "f8e5m2", "f4e2m1", "f8e8m0")
 
     def is_integral(self) -> bool:
-        return not self.is_real() and self._name not in ("undefined", "dynamic")
+        # OpenVINO counts the dynamic type and boolean as integral: "not real".
+        return not self.is_real()
 
     def is_integral_number(self) -> bool:
-        return self.is_integral() and self._name != "boolean"
+        return self.is_integral() and self._name not in ("boolean", "dynamic", "undefined", "string")
 
     def is_signed(self) -> bool:
-        return self._name in ("bf16", "f16", "f32", "f64", "i4", "i8", "i16", "i32", "i64")
+        return self._name in ("boolean", "bf16", "f16", "f32", "f64", "i2", "i4", "i8", "i16", "i32", "i64",
+                              "f8e4m3", "f8e5m2", "f4e2m1")
+
+    def is_quantized(self) -> bool:
+        return self._name in _QUANTIZED
+
+    real = property(is_real)
+    integral = property(is_integral)
+    integral_number = property(is_integral_number)
+    signed = property(is_signed)
+    quantized = property(is_quantized)
 
     def is_static(self) -> bool:
-        return self._name != "dynamic"
+        return self._name not in ("dynamic", "undefined")
 
     def is_dynamic(self) -> bool:
-        return self._name == "dynamic"
+        return not self.is_static()
 
     def compatible(self, other) -> bool:
         other = Type(other)
         return self.is_dynamic() or other.is_dynamic() or self == other
 
+    def merge(self, other):
+        """The type both agree on (the static one when the other is dynamic), or None."""
+        other = Type(other)
+        if self.is_dynamic():
+            return other
+        if other.is_dynamic() or self == other:
+            return self
+        return None
+
     def to_dtype(self) -> np.dtype:
+        if self._name == "string":
+            return np.dtype(np.bytes_)
         if self._name not in _NUMPY:
             raise TypeError(f"element type {self._name} has no numpy dtype")
         return np.dtype(_NUMPY[self._name])
