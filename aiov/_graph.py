@@ -333,6 +333,23 @@ class Node:
         from ._types import as_type
         self._native.set_parameter(as_type(etype)._id, self._native.output_shape(0))
 
+    # Parameter and Result only: what each dimension means
+    def get_layout(self):
+        from ._layout import node_layout
+        return node_layout(self)
+
+    def set_layout(self, layout):
+        from ._layout import set_node_layout
+        set_node_layout(self, layout)
+
+    @property
+    def layout(self):
+        return self.get_layout()
+
+    @layout.setter
+    def layout(self, layout):
+        self.set_layout(layout)
+
     def get_data(self) -> np.ndarray:
         """A Constant's value (read-only view)."""
         return constant_value(self)

@@ -11,7 +11,9 @@ from .._errors import InputError
 from .._graph import NODE_CLASSES, Node, constant_value, make_result
 from .._types import Type, as_partial_shape, as_type
 
-__all__ = ["Constant", "Parameter", "Result"]
+from . import util  # noqa: E402,F401
+
+__all__ = ["Constant", "Parameter", "Result", "util"]
 
 
 def _native_of(node: Node):
