@@ -354,6 +354,46 @@ class Node:
         """A Constant's value (read-only view)."""
         return constant_value(self)
 
+    # arithmetic builds nodes, as in OpenVINO: (a + b) * c
+    def _binary(self, other, builder, swap=False):
+        from . import opset
+        left, right = (other, self) if swap else (self, other)
+        return getattr(opset, builder)(left, right)
+
+    def __add__(self, other):
+        return self._binary(other, "add")
+
+    def __radd__(self, other):
+        return self._binary(other, "add", swap=True)
+
+    def __sub__(self, other):
+        return self._binary(other, "subtract")
+
+    def __rsub__(self, other):
+        return self._binary(other, "subtract", swap=True)
+
+    def __mul__(self, other):
+        return self._binary(other, "multiply")
+
+    def __rmul__(self, other):
+        return self._binary(other, "multiply", swap=True)
+
+    def __truediv__(self, other):
+        return self._binary(other, "divide")
+
+    def __rtruediv__(self, other):
+        return self._binary(other, "divide", swap=True)
+
+    def __pow__(self, other):
+        return self._binary(other, "power")
+
+    def __rpow__(self, other):
+        return self._binary(other, "power", swap=True)
+
+    def __neg__(self):
+        from . import opset
+        return opset.negative(self)
+
     def __repr__(self):
         shapes = ", ".join(str(self.get_output_partial_shape(i)) for i in range(self.get_output_size()))
         return f"<{self.get_type_name()}: '{self.name}' ({shapes})>"
