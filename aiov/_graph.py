@@ -215,6 +215,9 @@ class Node:
     def __hash__(self):
         return hash(self._native.id)
 
+    def get_instance_id(self) -> int:
+        return self._native.id
+
     def get_type_name(self) -> str:
         return "Result" if self._result_input is not None else self._native.op_type
 
