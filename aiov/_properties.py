@@ -11,8 +11,13 @@ PERF_COUNT = "PERF_COUNT"
 INFERENCE_PRECISION_HINT = "INFERENCE_PRECISION_HINT"
 NUM_STREAMS = "NUM_STREAMS"
 
+EXECUTION_MODE_HINT = "EXECUTION_MODE_HINT"
 _HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
-_WRITABLE = (PERFORMANCE_HINT, INFERENCE_NUM_THREADS, PERF_COUNT, INFERENCE_PRECISION_HINT, NUM_STREAMS)
+# aiov computes every op in its model's own precision (f32 for floats) and never lowers it, which
+# satisfies both modes: ACCURACY forbids lowering, PERFORMANCE merely allows it.
+_EXECUTION_MODES = ("PERFORMANCE", "ACCURACY")
+_WRITABLE = (PERFORMANCE_HINT, INFERENCE_NUM_THREADS, PERF_COUNT, INFERENCE_PRECISION_HINT, NUM_STREAMS,
+             EXECUTION_MODE_HINT)
 
 
 def _key(key) -> str:
@@ -50,6 +55,11 @@ def normalize(config) -> dict:
             value = str(getattr(value, "name", value)).split(".")[-1].upper()
             if value not in _HINTS:
                 raise InputError(f"{PERFORMANCE_HINT}: expected one of {', '.join(_HINTS)}, got {value!r}")
+        elif key == EXECUTION_MODE_HINT:
+            value = str(getattr(value, "name", value)).split(".")[-1].upper()
+            if value not in _EXECUTION_MODES:
+                raise InputError(f"{EXECUTION_MODE_HINT}: expected one of {', '.join(_EXECUTION_MODES)}, "
+                                 f"got {value!r}")
         elif key == INFERENCE_NUM_THREADS:
             value = int(value)
             if value < 0:
@@ -81,7 +91,8 @@ def normalize(config) -> dict:
 
 def defaults() -> dict:
     return {PERFORMANCE_HINT: "LATENCY", INFERENCE_NUM_THREADS: 0, PERF_COUNT: False,
-            INFERENCE_PRECISION_HINT: "f32", NUM_STREAMS: -1}
+            INFERENCE_PRECISION_HINT: "f32", NUM_STREAMS: -1, EXECUTION_MODE_HINT: "PERFORMANCE",
+            "CACHE_DIR": ""}
 
 
 def optimal_requests(config: dict) -> int:
@@ -105,7 +116,17 @@ def read(config: dict, key):
         return optimal_requests(config)
     if key == "SUPPORTED_PROPERTIES":
         return list(_WRITABLE) + [OPTIMAL_NUMBER_OF_INFER_REQUESTS, "AVAILABLE_DEVICES", "FULL_DEVICE_NAME",
-                                  "EXECUTION_DEVICES"]
+                                  "EXECUTION_DEVICES", "OPTIMIZATION_CAPABILITIES", "RANGE_FOR_STREAMS",
+                                  "RANGE_FOR_ASYNC_INFER_REQUESTS"]
+    if key == "OPTIMIZATION_CAPABILITIES":
+        return ["FP32"]
+    if key == "RANGE_FOR_STREAMS":
+        return (1, _core.pool_size())
+    if key == "RANGE_FOR_ASYNC_INFER_REQUESTS":
+        return (1, optimal_requests(config), 1)
+    if key == EXECUTION_MODE_HINT and key in config:
+        from .properties.hint import ExecutionMode
+        return ExecutionMode[config[key]]
     if key == "AVAILABLE_DEVICES":
         return ["CPU"]
     if key == "EXECUTION_DEVICES":
