@@ -24,6 +24,10 @@ class TensorDescriptor:
     def names(self) -> set:
         return self.get_names()
 
+    @names.setter
+    def names(self, names: Iterable[str]):
+        self.set_names(names)
+
     def set_names(self, names: Iterable[str]):
         self._node._native.set_output_names(self._index, sorted(set(names)))
 
@@ -141,6 +145,14 @@ class _PortBase:
                 f"type: {self.get_element_type().get_type_name()}>")
 
 
+def _port_rt_info(self):
+    return _rt_map(self._node, "out", self._index)
+
+
+_PortBase.get_rt_info = _port_rt_info
+_PortBase.rt_info = property(_port_rt_info)
+
+
 class Output(_PortBase):
     """An output port of a node in a Model."""
 
@@ -179,6 +191,16 @@ class Input:
     def get_source_output(self) -> Output:
         return self._node.input_value(self._index)
 
+    def get_rt_info(self):
+        return _rt_map(self._node, "in", self._index)
+
+    @property
+    def rt_info(self):
+        return self.get_rt_info()
+
+    def get_tensor(self):
+        return self.get_source_output().get_tensor()
+
     def get_element_type(self) -> Type:
         return self.get_source_output().get_element_type()
 
@@ -187,6 +209,20 @@ class Input:
 
     def get_shape(self) -> Shape:
         return self.get_source_output().get_shape()
+
+
+# Runtime info of nodes and ports: (node id, "node" | "in" | "out", index) -> RTMap. Kept beside the
+# engine node (ids are never reused) because wrappers are made afresh on each graph access.
+_RT_INFO: dict = {}
+
+
+def _rt_map(node: "Node", kind: str, index: int):
+    from ._any import RTMap
+    key = (node._native.id, kind, index)
+    found = _RT_INFO.get(key)
+    if found is None:
+        found = _RT_INFO[key] = RTMap()
+    return found
 
 
 # Op type -> Node subclass for the ops OpenVINO exposes as classes (aiov.op registers them), so that
@@ -217,6 +253,13 @@ class Node:
 
     def get_instance_id(self) -> int:
         return self._native.id
+
+    def get_rt_info(self):
+        return _rt_map(self, "node", 0)
+
+    @property
+    def rt_info(self):
+        return self.get_rt_info()
 
     def get_type_name(self) -> str:
         return "Result" if self._result_input is not None else self._native.op_type

@@ -23,6 +23,9 @@ class Model:
         if isinstance(parameters, Node):
             parameters = [parameters]
         self._results = []
+        # a multi-output node as a result means all of its outputs, as in OpenVINO
+        results = [o for r in results for o in (r.outputs() if isinstance(r, Node) and r.get_type_name() != "Result"
+                                                and r.get_output_size() > 1 else [r])]
         for r in results:
             if isinstance(r, Node) and r.get_type_name() == "Result":
                 self._results.append(r)

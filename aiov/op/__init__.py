@@ -76,6 +76,9 @@ class Constant(Node):
     def get_data(self) -> np.ndarray:
         return constant_value(self)
 
+    def get_byte_size(self) -> int:
+        return int(constant_value(self).nbytes)
+
     def get_vector(self) -> list:
         return constant_value(self).reshape(-1).tolist()
 

@@ -149,3 +149,31 @@ def test_small_value_types():
 def test_extensions_are_refused():
     with pytest.raises(RuntimeError, match="does not load extensions"):
         ov.Core().add_extension(ov.Extension())
+
+
+def test_rt_info_on_nodes_and_ports_persists_across_wrappers():
+    p = ops.parameter([2], np.float32)
+    relu = ops.relu(p)
+    relu.input(0).get_rt_info()["k"] = "v"
+    relu.output(0).rt_info["o"] = 1
+    model = ov.Model(relu, [p])
+    node = model.get_results()[0].input_value(0).get_node()
+    assert node.inputs()[0].get_rt_info()["k"] == "v"
+    assert isinstance(node.output(0).get_rt_info()["o"], ov.OVAny)
+    assert "k" not in node.output(0).get_rt_info()
+
+
+def test_multi_output_node_as_results_means_all_its_outputs():
+    p = ops.parameter([4], np.float32)
+    split = ops.split(p, 0, 2)
+    model = ov.Model(split, [p])
+    assert len(model.outputs) == 2
+    out = ov.compile_model(model)(np.arange(4, dtype=np.float32))
+    np.testing.assert_array_equal(out[1], [2, 3])
+
+
+def test_tensor_names_are_assignable_and_constant_byte_size():
+    p = ops.parameter([2], np.float32)
+    p.output(0).get_tensor().names = {"x", "y"}
+    assert p.output(0).get_names() == {"x", "y"}
+    assert Constant(np.zeros((2, 3), np.float64)).get_byte_size() == 48
