@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from ._errors import InputError
 
 # Ids follow aiov::ElementType in native/core/types.hpp.
 _TYPE_IDS = {
@@ -362,15 +363,15 @@ def _parse_dim(text: str) -> Dimension:
             try:
                 low = int(lo) if lo else 0
             except ValueError:
-                raise RuntimeError(f'Cannot parse min bound: "{lo}"') from None
+                raise InputError(f'Cannot parse min bound: "{lo}"') from None
             try:
                 high = int(hi) if hi else -1
             except ValueError:
-                raise RuntimeError(f'Cannot parse max bound: "{hi}"') from None
+                raise InputError(f'Cannot parse max bound: "{hi}"') from None
             return Dimension(low, high)
         return Dimension(int(part))
     except ValueError:
-        raise RuntimeError(f'Cannot parse dimension: "{text}"') from None
+        raise InputError(f'Cannot parse dimension: "{text}"') from None
 
 
 class Shape(list):
@@ -555,7 +556,7 @@ def _parse_shape(text: str):
     dims = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
-            raise RuntimeError(f'Cannot get vector of dimensions! "{original}" is incorrect')
+            raise InputError(f'Cannot get vector of dimensions! "{original}" is incorrect')
         dims.append(_parse_dim(part))
     return dims
 
