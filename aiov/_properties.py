@@ -31,6 +31,28 @@ def _key(key) -> str:
     return str(name if isinstance(name, str) and not isinstance(key, str) else key)
 
 
+_ONLY_WHAT_AIOV_DOES = {
+    # key: (the accepted values, spelled as users spell them; what aiov does)
+    "CACHE_DIR": (("",), "aiov does not cache compiled models yet"),
+    "ENABLE_MMAP": ((True, "YES", "TRUE"), "aiov always memory-maps IR weights"),
+    "LOG_LEVEL": (("NO", "LOG_NONE"), "aiov does not log"),
+    "AFFINITY": (("NONE",), "aiov does not pin its workers to cores"),
+    "ENABLE_CPU_PINNING": ((False, "NO", "FALSE"), "aiov does not pin its workers to cores"),
+}
+
+
+def _only_what_aiov_does(key, value):
+    allowed, what = _ONLY_WHAT_AIOV_DOES[key]
+    spelled = value
+    if not isinstance(value, (bool, str)):
+        spelled = getattr(value, "name", value)
+    if isinstance(spelled, str) and spelled.upper() in [a for a in allowed if isinstance(a, str)]:
+        return allowed[0]
+    if isinstance(spelled, bool) and spelled in [a for a in allowed if isinstance(a, bool)]:
+        return spelled
+    raise InputError(f"{key}={value!r} is not supported: {what} (accepted: {allowed[0]!r})")
+
+
 def _pairs(config) -> list:
     """(key, value) pairs of a config: a dict, one ``props.x(value)`` pair, or a list of pairs."""
     if config is None:
@@ -81,8 +103,10 @@ def normalize(config) -> dict:
                 raise InputError(f"{NUM_STREAMS}: expected a count, AUTO or NUMA, got {value!r}") from None
             if value < -2:
                 raise InputError(f"{NUM_STREAMS}: expected a count >= 0, AUTO (-1) or NUMA (-2), got {value}")
-        elif key in ("CACHE_DIR", "ENABLE_MMAP", "LOG_LEVEL", "AFFINITY", "ENABLE_CPU_PINNING"):
-            pass  # accepted for compatibility; nothing to tune in aiov
+        elif key in _ONLY_WHAT_AIOV_DOES:
+            # Accepted only with the value that describes what aiov does anyway; any other value
+            # asks for something aiov does not do, so it is refused rather than ignored.
+            value = _only_what_aiov_does(key, value)
         else:
             raise InputError(f"unknown property {key!r}; aiov supports {', '.join(_WRITABLE)}")
         out[key] = value

@@ -82,3 +82,21 @@ def test_ovany_compares_by_value_through_containers():
     assert ov.OVAny({"a": ov.OVAny(1)}) == {"a": 1}
     assert ov.OVAny("x") != ov.OVAny("y")
     assert ov.OVAny([1, 2]).aslist() == [1, 2]
+
+
+@pytest.mark.parametrize(("config", "what"), [
+    ({props.cache_dir: "/tmp/aiov-cache"}, "does not cache"),
+    ({props.log.level: props.log.Level.DEBUG}, "does not log"),
+    ({props.enable_mmap: False}, "memory-maps"),
+    ({hints.enable_cpu_pinning: True}, "does not pin"),
+])
+def test_settings_aiov_does_not_carry_out_are_refused(config, what):
+    with pytest.raises(ov.InputError, match=what):
+        ov.Core().set_property("CPU", config)
+
+
+def test_settings_that_describe_what_aiov_does_are_accepted():
+    core = ov.Core()
+    core.set_property("CPU", {props.cache_dir: "", props.log.level: props.log.Level.NO, props.enable_mmap: True,
+                              hints.enable_cpu_pinning: False})
+    assert core.get_property("CPU", props.cache_dir) == ""
