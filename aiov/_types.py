@@ -355,23 +355,24 @@ def _dim_from(value) -> Dimension:
 
 def _parse_dim(text: str) -> Dimension:
     part = text.strip()
+    if part in ("?", "-1"):
+        return Dimension()
+    if ".." in part:
+        lo, hi = part.split("..", 1)
+        try:
+            low = int(lo) if lo else 0
+        except ValueError:
+            raise InputError(f'Cannot parse min bound: "{lo}"') from None
+        try:
+            high = int(hi) if hi else -1
+        except ValueError:
+            raise InputError(f'Cannot parse max bound: "{hi}"') from None
+        return Dimension(low, high)
     try:
-        if part in ("?", "-1"):
-            return Dimension()
-        if ".." in part:
-            lo, hi = part.split("..", 1)
-            try:
-                low = int(lo) if lo else 0
-            except ValueError:
-                raise InputError(f'Cannot parse min bound: "{lo}"') from None
-            try:
-                high = int(hi) if hi else -1
-            except ValueError:
-                raise InputError(f'Cannot parse max bound: "{hi}"') from None
-            return Dimension(low, high)
-        return Dimension(int(part))
+        value = int(part)
     except ValueError:
         raise InputError(f'Cannot parse dimension: "{text}"') from None
+    return Dimension(value)
 
 
 class Shape(list):

@@ -177,3 +177,9 @@ def test_tensor_names_are_assignable_and_constant_byte_size():
     p.output(0).get_tensor().names = {"x", "y"}
     assert p.output(0).get_names() == {"x", "y"}
     assert Constant(np.zeros((2, 3), np.float64)).get_byte_size() == 48
+
+
+@pytest.mark.parametrize(("text", "message"), [("?..5", "min bound"), ("2..x", "max bound"), ("C", "dimension")])
+def test_dimension_text_errors_name_the_bad_part(text, message):
+    with pytest.raises(ov.InputError, match=message):
+        ov.Dimension(text)
