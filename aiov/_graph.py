@@ -47,6 +47,10 @@ class TensorDescriptor:
     def get_element_type(self) -> Type:
         return self._node.get_output_element_type(self._index)
 
+    @property
+    def element_type(self) -> Type:
+        return self.get_element_type()
+
     def get_partial_shape(self) -> PartialShape:
         return self._node.get_output_partial_shape(self._index)
 
@@ -138,6 +142,12 @@ class _PortBase:
 
     def __hash__(self):
         return hash((self._node._native.id, self._index))
+
+    def __lt__(self, other):
+        # OpenVINO orders ports by node, then output index (so they sort and key ordered maps)
+        if not isinstance(other, _PortBase):
+            return NotImplemented
+        return (self._node._native.id, self._index) < (other._node._native.id, other._index)
 
     def __repr__(self):
         names = ", ".join(sorted(self.get_names()))

@@ -183,3 +183,10 @@ def test_tensor_names_are_assignable_and_constant_byte_size():
 def test_dimension_text_errors_name_the_bad_part(text, message):
     with pytest.raises(ov.InputError, match=message):
         ov.Dimension(text)
+
+
+def test_ports_order_by_node_then_index_and_descriptors_show_the_type():
+    split = ops.split(ops.parameter([4], np.float32), 0, 2)
+    first, second = split.outputs()
+    assert first < second and sorted([second, first]) == [first, second]
+    assert first.get_tensor().element_type == ov.Type.f32
