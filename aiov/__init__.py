@@ -25,7 +25,26 @@ from ._results import OVDict  # noqa: E402
 from ._runtime import Core, compile_model  # noqa: E402
 from ._tensor import Tensor  # noqa: E402
 from ._types import Dimension, PartialShape, Shape, Type  # noqa: E402
-from . import helpers, opset  # noqa: E402
+from ._any import OVAny, RTMap  # noqa: E402
+from ._coordinates import AxisVector, Coordinate, CoordinateDiff, Strides  # noqa: E402
+from ._layout import Layout, get_batch, set_batch  # noqa: E402
+from ._symbol import Symbol  # noqa: E402
+from ._version import Version, get_version  # noqa: E402
+from . import layout_helpers  # noqa: E402
+from . import helpers, op, opset, properties, utils  # noqa: E402
+
+
+from ._graph import TensorDescriptor as DescriptorTensor  # noqa: E402  (OpenVINO's name for a port's tensor)
+
+
+class Extension:
+    """OpenVINO's base class for custom-op extensions; aiov refuses them (Core.add_extension)."""
+
+
+def tensor_from_file(path) -> Tensor:
+    """A 1-D u8 Tensor holding the bytes of the file at ``path``."""
+    import numpy as np
+    return Tensor(np.fromfile(str(path), dtype=np.uint8))
 
 
 def save_model(model, output_model, compress_to_fp16: bool = False):
@@ -45,7 +64,10 @@ def _alias_modules():
     this = sys.modules[__name__]
     runtime = _pytypes.ModuleType(__name__ + ".runtime", "OpenVINO-compatible namespace")
     for name in ("Core", "Model", "CompiledModel", "InferRequest", "AsyncInferQueue", "Tensor", "Type",
-                 "Shape", "PartialShape", "Dimension", "OVDict", "compile_model", "save_model"):
+                 "Shape", "PartialShape", "Dimension", "OVDict", "compile_model", "save_model", "OVAny",
+                 "RTMap", "properties", "op", "utils", "Layout", "layout_helpers", "Symbol", "Strides",
+                 "AxisVector", "Coordinate", "CoordinateDiff", "get_version", "tensor_from_file",
+                 "get_batch", "set_batch", "serialize", "Extension"):
         setattr(runtime, name, getattr(this, name))
     sys.modules[runtime.__name__] = runtime
     this.runtime = runtime
@@ -61,6 +83,8 @@ _alias_modules()
 
 __all__ = [
     "AsyncInferQueue", "BusyError", "CancelledError", "CompiledModel", "ConstOutput", "Core", "Dimension",
-    "InferRequest", "Input", "InputError", "JobError", "Model", "Node", "OVDict", "Output", "PartialShape",
-    "PortError", "ProfilingInfo", "Shape", "Tensor", "Type", "compile_model", "helpers", "opset", "save_model",
+    "AxisVector", "Coordinate", "CoordinateDiff", "DescriptorTensor", "Extension", "Layout", "Strides",
+    "Symbol", "Version", "get_batch", "get_version", "layout_helpers", "set_batch", "tensor_from_file",
+    "InferRequest", "Input", "OVAny", "RTMap", "op", "properties", "utils", "InputError", "JobError", "Model", "Node", "OVDict", "Output", "PartialShape",
+    "PortError",     "ProfilingInfo", "Shape", "Tensor", "Type", "compile_model", "helpers", "opset", "save_model",
 ]

@@ -24,6 +24,10 @@ class TensorDescriptor:
     def names(self) -> set:
         return self.get_names()
 
+    @names.setter
+    def names(self, names: Iterable[str]):
+        self.set_names(names)
+
     def set_names(self, names: Iterable[str]):
         self._node._native.set_output_names(self._index, sorted(set(names)))
 
@@ -42,6 +46,10 @@ class TensorDescriptor:
 
     def get_element_type(self) -> Type:
         return self._node.get_output_element_type(self._index)
+
+    @property
+    def element_type(self) -> Type:
+        return self.get_element_type()
 
     def get_partial_shape(self) -> PartialShape:
         return self._node.get_output_partial_shape(self._index)
@@ -135,10 +143,24 @@ class _PortBase:
     def __hash__(self):
         return hash((self._node._native.id, self._index))
 
+    def __lt__(self, other):
+        # OpenVINO orders ports by node, then output index (so they sort and key ordered maps)
+        if not isinstance(other, _PortBase):
+            return NotImplemented
+        return (self._node._native.id, self._index) < (other._node._native.id, other._index)
+
     def __repr__(self):
         names = ", ".join(sorted(self.get_names()))
         return (f"<{type(self).__name__}: names[{names}] shape{self.get_partial_shape()} "
                 f"type: {self.get_element_type().get_type_name()}>")
+
+
+def _port_rt_info(self):
+    return _rt_map(self._node, "out", self._index)
+
+
+_PortBase.get_rt_info = _port_rt_info
+_PortBase.rt_info = property(_port_rt_info)
 
 
 class Output(_PortBase):
@@ -179,6 +201,16 @@ class Input:
     def get_source_output(self) -> Output:
         return self._node.input_value(self._index)
 
+    def get_rt_info(self):
+        return _rt_map(self._node, "in", self._index)
+
+    @property
+    def rt_info(self):
+        return self.get_rt_info()
+
+    def get_tensor(self):
+        return self.get_source_output().get_tensor()
+
     def get_element_type(self) -> Type:
         return self.get_source_output().get_element_type()
 
@@ -189,10 +221,34 @@ class Input:
         return self.get_source_output().get_shape()
 
 
+# Runtime info of nodes and ports: (node id, "node" | "in" | "out", index) -> RTMap. Kept beside the
+# engine node (ids are never reused) because wrappers are made afresh on each graph access.
+_RT_INFO: dict = {}
+
+
+def _rt_map(node: "Node", kind: str, index: int):
+    from ._any import RTMap
+    key = (node._native.id, kind, index)
+    found = _RT_INFO.get(key)
+    if found is None:
+        found = _RT_INFO[key] = RTMap()
+    return found
+
+
+# Op type -> Node subclass for the ops OpenVINO exposes as classes (aiov.op registers them), so that
+# a node reached through the graph is an instance of the same class it was built as.
+NODE_CLASSES: dict = {}
+
+
 class Node:
     """A graph node: an op with inputs, attributes and typed outputs."""
 
     __slots__ = ("_native", "_result_input", "__weakref__")
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Node and args and isinstance(args[0], _core.Node):
+            cls = NODE_CLASSES.get(args[0].op_type, Node)
+        return object.__new__(cls)
 
     def __init__(self, native):
         self._native = native
@@ -204,6 +260,16 @@ class Node:
 
     def __hash__(self):
         return hash(self._native.id)
+
+    def get_instance_id(self) -> int:
+        return self._native.id
+
+    def get_rt_info(self):
+        return _rt_map(self, "node", 0)
+
+    @property
+    def rt_info(self):
+        return self.get_rt_info()
 
     def get_type_name(self) -> str:
         return "Result" if self._result_input is not None else self._native.op_type
@@ -323,9 +389,66 @@ class Node:
         from ._types import as_type
         self._native.set_parameter(as_type(etype)._id, self._native.output_shape(0))
 
+    # Parameter and Result only: what each dimension means
+    def get_layout(self):
+        from ._layout import node_layout
+        return node_layout(self)
+
+    def set_layout(self, layout):
+        from ._layout import set_node_layout
+        set_node_layout(self, layout)
+
+    @property
+    def layout(self):
+        return self.get_layout()
+
+    @layout.setter
+    def layout(self, layout):
+        self.set_layout(layout)
+
     def get_data(self) -> np.ndarray:
         """A Constant's value (read-only view)."""
         return constant_value(self)
+
+    # arithmetic builds nodes, as in OpenVINO: (a + b) * c
+    def _binary(self, other, builder, swap=False):
+        from . import opset
+        left, right = (other, self) if swap else (self, other)
+        return getattr(opset, builder)(left, right)
+
+    def __add__(self, other):
+        return self._binary(other, "add")
+
+    def __radd__(self, other):
+        return self._binary(other, "add", swap=True)
+
+    def __sub__(self, other):
+        return self._binary(other, "subtract")
+
+    def __rsub__(self, other):
+        return self._binary(other, "subtract", swap=True)
+
+    def __mul__(self, other):
+        return self._binary(other, "multiply")
+
+    def __rmul__(self, other):
+        return self._binary(other, "multiply", swap=True)
+
+    def __truediv__(self, other):
+        return self._binary(other, "divide")
+
+    def __rtruediv__(self, other):
+        return self._binary(other, "divide", swap=True)
+
+    def __pow__(self, other):
+        return self._binary(other, "power")
+
+    def __rpow__(self, other):
+        return self._binary(other, "power", swap=True)
+
+    def __neg__(self):
+        from . import opset
+        return opset.negative(self)
 
     def __repr__(self):
         shapes = ", ".join(str(self.get_output_partial_shape(i)) for i in range(self.get_output_size()))
@@ -336,7 +459,8 @@ def make_result(source: Output) -> Node:
     """A Result node: marks a model output; its port shows the source tensor."""
     native = _core.make_parameter(source.get_element_type()._id, source.get_partial_shape()._engine(),
                                   "")
-    node = Node(native)
+    node = object.__new__(Node)  # a plain Node: its native stand-in is a Parameter, it is not one
+    node.__init__(native)
     node._result_input = source
     native.name = f"Result_{native.id}"
     return node

@@ -24,6 +24,9 @@ class Model:
         if isinstance(parameters, Node):
             parameters = [parameters]
         self._results = []
+        # a multi-output node as a result means all of its outputs, as in OpenVINO
+        results = [o for r in results for o in (r.outputs() if isinstance(r, Node) and r.get_type_name() != "Result"
+                                                and r.get_output_size() > 1 else [r])]
         for r in results:
             if isinstance(r, Node) and r.get_type_name() == "Result":
                 self._results.append(r)
@@ -198,6 +201,36 @@ class Model:
         clone = Model(results, params, self._name)
         clone._friendly_name = self._friendly_name
         return clone
+
+    # -- editing and runtime info (aiov._model_edit) --
+    def add_outputs(self, outputs) -> list:
+        from ._model_edit import add_outputs
+        return add_outputs(self, outputs)
+
+    def add_results(self, results) -> None:
+        from ._model_edit import add_results
+        add_results(self, results)
+
+    def remove_result(self, result) -> None:
+        from ._model_edit import remove_result
+        remove_result(self, result)
+
+    @property
+    def rt_info(self):
+        from ._model_edit import rt_info
+        return rt_info(self)
+
+    def get_rt_info(self, path=None):
+        from ._model_edit import get_rt_info
+        return get_rt_info(self, path)
+
+    def has_rt_info(self, path) -> bool:
+        from ._model_edit import has_rt_info
+        return has_rt_info(self, path)
+
+    def set_rt_info(self, value, path) -> None:
+        from ._model_edit import set_rt_info
+        set_rt_info(self, value, path)
 
     def __repr__(self):
         ins = "\n".join(repr(i).replace("<Output", "<ConstOutput") for i in self.inputs)

@@ -14,9 +14,13 @@ NUM_STREAMS = "NUM_STREAMS"
 # are built per input shape and per value of shape-like inputs); 0 keeps only the newest.
 PLAN_CACHE_BYTES = "AIOV_PLAN_CACHE_BYTES"
 
+EXECUTION_MODE_HINT = "EXECUTION_MODE_HINT"
 _HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+# aiov computes every op in its model's own precision (f32 for floats) and never lowers it, which
+# satisfies both modes: ACCURACY forbids lowering, PERFORMANCE merely allows it.
+_EXECUTION_MODES = ("PERFORMANCE", "ACCURACY")
 _WRITABLE = (PERFORMANCE_HINT, INFERENCE_NUM_THREADS, PERF_COUNT, INFERENCE_PRECISION_HINT, NUM_STREAMS,
-             PLAN_CACHE_BYTES)
+             EXECUTION_MODE_HINT, PLAN_CACHE_BYTES)
 
 
 def _key(key) -> str:
@@ -30,15 +34,57 @@ def _key(key) -> str:
     return str(name if isinstance(name, str) and not isinstance(key, str) else key)
 
 
+_ONLY_WHAT_AIOV_DOES = {
+    # key: (the accepted values, spelled as users spell them; what aiov does)
+    "CACHE_DIR": (("",), "aiov does not cache compiled models yet"),
+    "ENABLE_MMAP": ((True, "YES", "TRUE"), "aiov always memory-maps IR weights"),
+    "LOG_LEVEL": (("NO", "LOG_NONE"), "aiov does not log"),
+    "AFFINITY": (("NONE",), "aiov does not pin its workers to cores"),
+    "ENABLE_CPU_PINNING": ((False, "NO", "FALSE"), "aiov does not pin its workers to cores"),
+}
+
+
+def _only_what_aiov_does(key, value):
+    allowed, what = _ONLY_WHAT_AIOV_DOES[key]
+    spelled = value
+    if not isinstance(value, (bool, str)):
+        spelled = getattr(value, "name", value)
+    if isinstance(spelled, str) and spelled.upper() in [a for a in allowed if isinstance(a, str)]:
+        return allowed[0]
+    if isinstance(spelled, bool) and spelled in [a for a in allowed if isinstance(a, bool)]:
+        return spelled
+    raise InputError(f"{key}={value!r} is not supported: {what} (accepted: {allowed[0]!r})")
+
+
+def _pairs(config) -> list:
+    """(key, value) pairs of a config: a dict, one ``props.x(value)`` pair, or a list of pairs."""
+    if config is None:
+        return []
+    if isinstance(config, dict):
+        return list(config.items())
+    if isinstance(config, tuple) and len(config) == 2 and isinstance(config[0], str):
+        return [config]
+    if isinstance(config, (list, tuple)) and all(isinstance(p, tuple) and len(p) == 2 for p in config):
+        return list(config)
+    raise InputError(f"a config is a dict of property -> value or (property, value) pairs, got {config!r}")
+
+
 def normalize(config) -> dict:
     """Validated copy of a user config."""
+    from ._any import unwrap
     out = {}
-    for key, value in (config or {}).items():
+    for key, value in _pairs(config):
         key = _key(key)
+        value = unwrap(value)
         if key == PERFORMANCE_HINT:
             value = str(getattr(value, "name", value)).split(".")[-1].upper()
             if value not in _HINTS:
                 raise InputError(f"{PERFORMANCE_HINT}: expected one of {', '.join(_HINTS)}, got {value!r}")
+        elif key == EXECUTION_MODE_HINT:
+            value = str(getattr(value, "name", value)).split(".")[-1].upper()
+            if value not in _EXECUTION_MODES:
+                raise InputError(f"{EXECUTION_MODE_HINT}: expected one of {', '.join(_EXECUTION_MODES)}, "
+                                 f"got {value!r}")
         elif key == INFERENCE_NUM_THREADS:
             value = int(value)
             if value < 0:
@@ -51,13 +97,23 @@ def normalize(config) -> dict:
                 raise InputError(f"{INFERENCE_PRECISION_HINT}: aiov computes in f32, got {value!r}")
             value = "f32"
         elif key == NUM_STREAMS:
-            value = str(value)
+            named = {"AUTO": -1, "NUMA": -2}
+            if isinstance(value, str) and value.upper() in named:
+                value = named[value.upper()]
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise InputError(f"{NUM_STREAMS}: expected a count, AUTO or NUMA, got {value!r}") from None
+            if value < -2:
+                raise InputError(f"{NUM_STREAMS}: expected a count >= 0, AUTO (-1) or NUMA (-2), got {value}")
+        elif key in _ONLY_WHAT_AIOV_DOES:
+            # Accepted only with the value that describes what aiov does anyway; any other value
+            # asks for something aiov does not do, so it is refused rather than ignored.
+            value = _only_what_aiov_does(key, value)
         elif key == PLAN_CACHE_BYTES:
             value = int(value)
             if value < 0:
                 raise InputError(f"{PLAN_CACHE_BYTES} must be >= 0, got {value}")
-        elif key in ("CACHE_DIR", "ENABLE_MMAP", "LOG_LEVEL", "AFFINITY", "ENABLE_CPU_PINNING"):
-            pass  # accepted for compatibility; nothing to tune in aiov
         else:
             raise InputError(f"unknown property {key!r}; aiov supports {', '.join(_WRITABLE)}")
         out[key] = value
@@ -66,8 +122,8 @@ def normalize(config) -> dict:
 
 def defaults() -> dict:
     return {PERFORMANCE_HINT: "LATENCY", INFERENCE_NUM_THREADS: 0, PERF_COUNT: False,
-            INFERENCE_PRECISION_HINT: "f32", NUM_STREAMS: "AUTO",
-            PLAN_CACHE_BYTES: _core.default_plan_cache_bytes()}
+            INFERENCE_PRECISION_HINT: "f32", NUM_STREAMS: -1, EXECUTION_MODE_HINT: "PERFORMANCE",
+            "CACHE_DIR": "", PLAN_CACHE_BYTES: _core.default_plan_cache_bytes()}
 
 
 def optimal_requests(config: dict) -> int:
@@ -91,13 +147,29 @@ def read(config: dict, key):
         return optimal_requests(config)
     if key == "SUPPORTED_PROPERTIES":
         return list(_WRITABLE) + [OPTIMAL_NUMBER_OF_INFER_REQUESTS, "AVAILABLE_DEVICES", "FULL_DEVICE_NAME",
-                                  "EXECUTION_DEVICES"]
+                                  "EXECUTION_DEVICES", "OPTIMIZATION_CAPABILITIES", "RANGE_FOR_STREAMS",
+                                  "RANGE_FOR_ASYNC_INFER_REQUESTS"]
+    if key == "OPTIMIZATION_CAPABILITIES":
+        return ["FP32"]
+    if key == "RANGE_FOR_STREAMS":
+        return (1, _core.pool_size())
+    if key == "RANGE_FOR_ASYNC_INFER_REQUESTS":
+        return (1, optimal_requests(config), 1)
+    if key == EXECUTION_MODE_HINT and key in config:
+        from .properties.hint import ExecutionMode
+        return ExecutionMode[config[key]]
     if key == "AVAILABLE_DEVICES":
         return ["CPU"]
     if key == "EXECUTION_DEVICES":
         return ["CPU"]
     if key == "FULL_DEVICE_NAME":
         return f"aiov CPU ({_core.pool_size()} workers, gemm {_core.gemm_isa()})"
+    if key == PERFORMANCE_HINT and key in config:
+        from .properties.hint import PerformanceMode
+        return PerformanceMode[config[key]]  # equal to its name too: "LATENCY"
+    if key == INFERENCE_PRECISION_HINT and key in config:
+        from ._types import Type
+        return Type(config[key])
     if key in config:
         return config[key]
     raise InputError(f"unknown property {key!r}")

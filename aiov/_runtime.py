@@ -34,7 +34,15 @@ class Core:
 
     def get_versions(self, device_name: str = "CPU") -> dict:
         from . import __version__
-        return {"CPU": f"aiov {__version__}"}
+        from ._version import Version
+        _check_device(device_name)
+        return {"CPU": Version(__version__, "aiov CPU engine")}
+
+    def add_extension(self, extension):
+        """OpenVINO loads custom-op libraries and Python Extension classes here; aiov's ops come only
+        from its own registry, so any extension is refused rather than ignored."""
+        raise RuntimeError("aiov does not load extensions: its ops come from its own op registry "
+                           f"(got {extension!r})")
 
     def read_model(self, model, weights=None, config=None, *, weights_dir=None) -> Model:
         """Reads an OpenVINO IR (.xml + .bin) or ONNX model (path or bytes).

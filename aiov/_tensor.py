@@ -36,11 +36,26 @@ class Tensor:
     def __init__(self, *args, shared_memory: bool = False, **kwargs):
         if "array" in kwargs:
             args = (kwargs.pop("array"),) + args
+        if "type" in kwargs or "shape" in kwargs:
+            # Tensor(type=..., shape=...): OpenVINO's keyword form of Tensor(type, shape)
+            if args or "type" not in kwargs or "shape" not in kwargs:
+                raise TypeError("Tensor(type=..., shape=...) needs both keywords and no other argument")
+            args = (kwargs.pop("type"), kwargs.pop("shape"))
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)}")
         if not args:
             raise TypeError("Tensor() needs an array, or an element type and a shape")
         first = args[0]
+        from ._graph import _PortBase
+        if isinstance(first, _PortBase):
+            self._init_port(first, *args[1:])
+            return
+        if isinstance(first, Tensor) and len(args) == 3:
+            self._init_roi(first, args[1], args[2])
+            return
+        if isinstance(first, str) or (isinstance(first, type) and not issubclass(first, np.ndarray)):
+            first = Type(first)  # a type name ("f32", "float32") or a Python/numpy scalar type
+            args = (first,) + tuple(args[1:])
         if isinstance(first, Type) or (isinstance(first, type) and issubclass(first, np.generic)) \
                 or isinstance(first, np.dtype):
             # Tensor(type, shape): fresh zeroed memory.
@@ -62,6 +77,50 @@ class Tensor:
         if len(args) == 2:
             shared_memory = args[1]
         self._init_array(first, shared_memory)
+
+    def _init_port(self, port, array=None):
+        """Tensor(port): memory for the port's type and shape (empty when the shape is dynamic);
+        Tensor(port, array): the array's memory seen with the port's type and shape (shared)."""
+        etype = port.get_element_type()
+        pshape = port.get_partial_shape()
+        shape = pshape.to_shape() if pshape.is_static else Shape([0])
+        if array is None:
+            self._init_alloc(etype, shape)
+            return
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"Tensor(port, array) needs a numpy array, got {type(array).__name__}")
+        if not array.flags.c_contiguous:
+            raise InputError("Tensor(port, array) shares the array: it must be C-contiguous")
+        dtype = etype.to_dtype() if etype != Type.bf16 else np.dtype(np.uint16)
+        if not pshape.is_static:
+            self._array, self._type, self._shape = array.reshape(-1)[:0].view(np.uint8).view(dtype), etype, shape
+            return
+        need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if need > array.nbytes:
+            raise RuntimeError(f"Shape of the port exceeds shape of the array: port {port.get_partial_shape()} "
+                               f"{etype.get_type_name()} needs {need} bytes, the array has {array.nbytes}")
+        if array.dtype != dtype or need != array.nbytes:
+            import warnings
+            warnings.warn(f"Tensor(port, array): the array ({array.dtype}, {array.nbytes} bytes) is seen as "
+                          f"{etype.get_type_name()} {shape}", RuntimeWarning, stacklevel=3)
+        flat = array.reshape(-1).view(np.uint8)[:need]
+        self._array = flat.view(dtype).reshape(tuple(shape))
+        self._type, self._shape = etype, shape
+
+    def _init_roi(self, source: "Tensor", begin, end):
+        """Tensor(tensor, begin, end): a region of interest, sharing the source's memory."""
+        if source._type.bitwidth < 8:
+            raise RuntimeError(f"cannot create a region of interest of a packed {source._type.get_type_name()} "
+                               "tensor")
+        begin, end = [int(v) for v in begin], [int(v) for v in end]
+        dims = list(source._shape)
+        if len(begin) != len(dims) or len(end) != len(dims):
+            raise InputError(f"region of interest: begin {begin} and end {end} need {len(dims)} values each")
+        for axis, (b, e, d) in enumerate(zip(begin, end, dims)):
+            if not 0 <= b < e <= d:
+                raise InputError(f"region of interest: axis {axis} range {b}..{e} is not inside 0..{d}")
+        view = source._array[tuple(slice(b, e) for b, e in zip(begin, end))]
+        self._array, self._type, self._shape = view, source._type, Shape(view.shape)
 
     def _init_alloc(self, etype: Type, shape: Shape):
         if etype.bitwidth < 8:
@@ -108,8 +167,10 @@ class Tensor:
         else:
             want = etype.to_dtype() if etype != Type.bf16 else np.dtype(np.uint16)
             if data.dtype != want:
-                if data.dtype.itemsize == want.itemsize and data.flags.c_contiguous:
-                    data = data.view(want)
+                count = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+                if data.flags.c_contiguous and data.nbytes == count * want.itemsize:
+                    # OpenVINO's Tensor(buffer, shape, type) reinterprets the buffer's bytes
+                    data = data.reshape(-1).view(np.uint8).view(want)
                 else:
                     data = data.astype(want)
             count = element_count(shape)

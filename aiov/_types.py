@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from ._errors import InputError
 
 # Ids follow aiov::ElementType in native/core/types.hpp.
 _TYPE_IDS = {
@@ -11,6 +12,15 @@ _TYPE_IDS = {
     "i4": 7, "i8": 8, "i16": 9, "i32": 10, "i64": 11, "u1": 12, "u4": 13, "u8": 14,
     "u16": 15, "u32": 16, "u64": 17,
 }
+# Element types OpenVINO names that the engine does not compute in: they exist so that code naming
+# them works (Tensor storage, type checks); ids stay clear of the native range.
+_HOST_ONLY_TYPES = {
+    "string": (100, 8 * np.dtype(object).itemsize), "nf4": (101, 4), "f8e4m3": (102, 8),
+    "f8e5m2": (103, 8), "f4e2m1": (104, 4), "f8e8m0": (105, 8), "u2": (106, 2), "u3": (107, 3),
+    "u6": (108, 6), "i2": (109, 2),
+}
+_TYPE_IDS.update({name: tid for name, (tid, _) in _HOST_ONLY_TYPES.items()})
+_QUANTIZED = ("i4", "i8", "i32", "u4", "u8")
 _NUMPY = {
     "boolean": np.bool_, "bf16": np.float16, "f16": np.float16, "f32": np.float32,
     "f64": np.float64, "i4": np.int8, "i8": np.int8, "i16": np.int16, "i32": np.int32,
@@ -32,11 +42,15 @@ class Type:
             return value
         if isinstance(value, str) and value in _TYPE_IDS:
             return cls._by_id[_TYPE_IDS[value]]
+        if value in (str, bytes, np.str_, np.bytes_) or value in ("str", "str_", "bytes", "bytes_"):
+            return cls._by_id[_TYPE_IDS["string"]]
         try:
             dt = np.dtype(value)
         except TypeError:
             raise TypeError(f"cannot make an element type from {value!r}") from None
         found = _DTYPE_TO_TYPE.get(dt)
+        if found is None and dt.kind in "SU":
+            found = cls._by_id[_TYPE_IDS["string"]]
         if found is None:
             raise TypeError(f"numpy dtype {dt} has no aiov element type")
         return found
@@ -59,6 +73,10 @@ class Type:
 
     @property
     def bitwidth(self) -> int:
+        if self._name in _HOST_ONLY_TYPES:
+            return _HOST_ONLY_TYPES[self._name][1]
+        if self._name in ("undefined", "dynamic"):
+            return 0
         return _core.type_bits(self._id)
 
     def get_bitwidth(self) -> int:
@@ -72,28 +90,50 @@ class Type:
         return self.size
 
     def is_real(self) -> bool:
-        return self._name in ("bf16", "f16", "f32", "f64")
+        return self._name in ("bf16", "f16", "f32", "f64", "nf4", "f8e4m3", "f8e5m2", "f4e2m1", "f8e8m0")
 
     def is_integral(self) -> bool:
-        return not self.is_real() and self._name not in ("undefined", "dynamic")
+        # OpenVINO counts the dynamic type and boolean as integral: "not real".
+        return not self.is_real()
 
     def is_integral_number(self) -> bool:
-        return self.is_integral() and self._name != "boolean"
+        return self.is_integral() and self._name not in ("boolean", "dynamic", "undefined", "string")
 
     def is_signed(self) -> bool:
-        return self._name in ("bf16", "f16", "f32", "f64", "i4", "i8", "i16", "i32", "i64")
+        return self._name in ("boolean", "bf16", "f16", "f32", "f64", "i2", "i4", "i8", "i16", "i32", "i64",
+                              "f8e4m3", "f8e5m2", "f4e2m1")
+
+    def is_quantized(self) -> bool:
+        return self._name in _QUANTIZED
+
+    real = property(is_real)
+    integral = property(is_integral)
+    integral_number = property(is_integral_number)
+    signed = property(is_signed)
+    quantized = property(is_quantized)
 
     def is_static(self) -> bool:
-        return self._name != "dynamic"
+        return self._name not in ("dynamic", "undefined")
 
     def is_dynamic(self) -> bool:
-        return self._name == "dynamic"
+        return not self.is_static()
 
     def compatible(self, other) -> bool:
         other = Type(other)
         return self.is_dynamic() or other.is_dynamic() or self == other
 
+    def merge(self, other):
+        """The type both agree on (the static one when the other is dynamic), or None."""
+        other = Type(other)
+        if self.is_dynamic():
+            return other
+        if other.is_dynamic() or self == other:
+            return self
+        return None
+
     def to_dtype(self) -> np.dtype:
+        if self._name == "string":
+            return np.dtype(np.bytes_)
         if self._name not in _NUMPY:
             raise TypeError(f"element type {self._name} has no numpy dtype")
         return np.dtype(_NUMPY[self._name])
@@ -148,11 +188,17 @@ class Dimension:
     """One dimension: static (``Dimension(3)``), dynamic (``Dimension()`` or -1), or an
     interval (``Dimension(1, 10)``). The engine treats intervals as dynamic."""
 
-    __slots__ = ("_min", "_max")
+    __slots__ = ("_min", "_max", "_symbol")
 
     def __init__(self, min_or_value=None, max_value=None):
+        self._symbol = None
         if isinstance(min_or_value, Dimension):
             self._min, self._max = min_or_value._min, min_or_value._max
+            self._symbol = min_or_value._symbol
+            return
+        if isinstance(min_or_value, str):
+            parsed = _parse_dim(min_or_value)
+            self._min, self._max = parsed._min, parsed._max
             return
         if min_or_value is None or (max_value is None and min_or_value == -1):
             self._min, self._max = 0, -1
@@ -163,6 +209,7 @@ class Dimension:
             self._min = self._max = v
         else:
             lo, hi = int(min_or_value), int(max_value)
+            lo = 0 if lo == -1 else lo  # OpenVINO spells "no lower bound" -1 too
             if lo < 0 or (hi != -1 and hi < lo):
                 raise ValueError(f"invalid dimension interval {lo}..{hi}")
             self._min, self._max = lo, hi
@@ -202,7 +249,63 @@ class Dimension:
     def _engine(self) -> int:
         return self._min if self.is_static else -1
 
+    def _hi(self) -> float:
+        return float("inf") if self._max == -1 else self._max
+
+    def refines(self, other) -> bool:
+        """Every value this dimension allows, ``other`` allows too (this one is at least as precise)."""
+        other = other if isinstance(other, Dimension) else Dimension(other)
+        return other._min <= self._min and self._hi() <= other._hi()
+
+    def relaxes(self, other) -> bool:
+        """The reverse of refines: this dimension allows every value ``other`` does."""
+        other = other if isinstance(other, Dimension) else Dimension(other)
+        return other.refines(self)
+
+    def same_scheme(self, other) -> bool:
+        """Both dynamic, or both static and equal."""
+        other = other if isinstance(other, Dimension) else Dimension(other)
+        if self.is_static and other.is_static:
+            return self._min == other._min
+        return self.is_dynamic and other.is_dynamic
+
+    def merge(self, other):
+        """The intersection of the two dimensions, or None when they are incompatible."""
+        other = other if isinstance(other, Dimension) else Dimension(other)
+        if not self.compatible(other):
+            return None
+        lo, hi = max(self._min, other._min), min(self._hi(), other._hi())
+        return Dimension(lo, -1 if hi == float("inf") else int(hi))
+
+    def to_string(self) -> str:
+        return str(self)
+
+    def __len__(self):
+        return self.get_length()
+
+    # symbols: dimensions that share one are known to be equal
+    def has_symbol(self) -> bool:
+        return self._symbol is not None
+
+    def get_symbol(self):
+        from ._symbol import Symbol
+        return self._symbol if self._symbol is not None else Symbol._null_symbol()
+
+    def set_symbol(self, symbol) -> None:
+        from ._symbol import Symbol
+        if not isinstance(symbol, Symbol):
+            raise TypeError(f"set_symbol() takes a Symbol, got {symbol!r}")
+        self._symbol = symbol if symbol else None
+
+    def __copy__(self):
+        return Dimension(self)
+
+    def __deepcopy__(self, memo):
+        return Dimension(self)
+
     def __eq__(self, other):
+        if isinstance(other, int) and other == -1:
+            return self._min == 0 and self._max == -1
         if isinstance(other, int):
             return self.is_static and self._min == other
         if isinstance(other, Dimension):
@@ -227,6 +330,51 @@ class Dimension:
         return Dimension()
 
 
+_NO_UPPER_BOUND = 2 ** 63 - 1  # what OpenVINO's max shapes report for an unbounded dimension
+
+
+def _dim_from(value) -> Dimension:
+    """A Dimension from the forms PartialShape takes: int, str, Dimension, (lower, upper)."""
+    if isinstance(value, Dimension):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return Dimension(int(value))
+    if isinstance(value, str):
+        return _parse_dim(value)
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise TypeError("Two elements are expected in tuple(lower, upper) for dynamic dimension, "
+                            f"but {len(value)} elements were given.")
+        if not all(isinstance(v, (int, np.integer)) for v in value):
+            raise TypeError(f"Incorrect pair of types ({type(value[0])}, {type(value[1])}) for dynamic "
+                            "dimension, ints are expected.")
+        return Dimension(int(value[0]), int(value[1]))
+    raise TypeError(f"Incorrect type {type(value)} for dimension. Expected types are: int, str, "
+                    "openvino.Dimension, list/tuple with lower and upper values for dynamic dimension.")
+
+
+def _parse_dim(text: str) -> Dimension:
+    part = text.strip()
+    if part in ("?", "-1"):
+        return Dimension()
+    if ".." in part:
+        lo, hi = part.split("..", 1)
+        try:
+            low = int(lo) if lo else 0
+        except ValueError:
+            raise InputError(f'Cannot parse min bound: "{lo}"') from None
+        try:
+            high = int(hi) if hi else -1
+        except ValueError:
+            raise InputError(f'Cannot parse max bound: "{hi}"') from None
+        return Dimension(low, high)
+    try:
+        value = int(part)
+    except ValueError:
+        raise InputError(f'Cannot parse dimension: "{text}"') from None
+    return Dimension(value)
+
+
 class Shape(list):
     """A static shape: a list of non-negative ints."""
 
@@ -239,6 +387,17 @@ class Shape(list):
 
     def to_string(self) -> str:
         return "[" + ",".join(str(d) for d in self) + "]"
+
+    def __eq__(self, other):
+        if isinstance(other, tuple):
+            other = list(other)
+        return list.__eq__(self, other)
+
+    def __ne__(self, other):
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    __hash__ = None
 
     def __str__(self):
         return self.to_string()
@@ -260,13 +419,59 @@ class PartialShape:
         elif dims is None:
             self._dims = None
         else:
-            self._dims = [d if isinstance(d, Dimension) else Dimension(d) for d in dims]
+            self._dims = [_dim_from(d) for d in dims]
 
     @staticmethod
     def dynamic(rank=None) -> "PartialShape":
         if rank is None:
             return PartialShape(None)
-        return PartialShape([Dimension()] * int(rank))
+        if isinstance(rank, Dimension):
+            if rank.is_dynamic:
+                return PartialShape(None)
+            rank = rank.get_length()
+        return PartialShape([Dimension() for _ in range(int(rank))])
+
+    def get_dimension(self, index: int) -> Dimension:
+        return self[index]
+
+    @property
+    def all_non_negative(self) -> bool:
+        return True  # aiov's dimensions cannot be negative
+
+    def same_scheme(self, other) -> bool:
+        other = other if isinstance(other, PartialShape) else PartialShape(other)
+        if self._dims is None or other._dims is None:
+            return self._dims is None and other._dims is None
+        return len(self._dims) == len(other._dims) and all(
+            a.same_scheme(b) for a, b in zip(self._dims, other._dims))
+
+    def refines(self, other) -> bool:
+        """Every shape this one allows, ``other`` allows too."""
+        other = other if isinstance(other, PartialShape) else PartialShape(other)
+        if other._dims is None:
+            return True
+        if self._dims is None:
+            return False
+        return len(self._dims) == len(other._dims) and all(
+            a.refines(b) for a, b in zip(self._dims, other._dims))
+
+    def relaxes(self, other) -> bool:
+        other = other if isinstance(other, PartialShape) else PartialShape(other)
+        return other.refines(self)
+
+    def to_string(self) -> str:
+        return str(self)
+
+    def __setitem__(self, index, value):
+        if self._dims is None:
+            raise RuntimeError("a shape of dynamic rank has no dimensions to set")
+        self._dims[index] = _dim_from(value)
+
+    def __copy__(self):
+        return PartialShape(self)
+
+    def __deepcopy__(self, memo):
+        return PartialShape(None if self._dims is None else [Dimension(d) for d in self._dims])
 
     @property
     def rank(self) -> Dimension:
@@ -296,10 +501,12 @@ class PartialShape:
             a.compatible(b) for a, b in zip(self._dims, other._dims))
 
     def get_min_shape(self):
-        return Shape(d.get_min_length() for d in self._dims)
+        return Shape(() if self._dims is None else (d.get_min_length() for d in self._dims))
 
     def get_max_shape(self):
-        return [d.get_max_length() for d in self._dims]
+        if self._dims is None:
+            return Shape()
+        return Shape(_NO_UPPER_BOUND if d.get_max_length() == -1 else d.get_max_length() for d in self._dims)
 
     def _engine(self):
         """Dims for the engine: -1 for anything not static; None for dynamic rank."""
@@ -340,19 +547,18 @@ class PartialShape:
 
 
 def _parse_shape(text: str):
+    original = text
     text = text.strip()
     if text in ("...", "[...]"):
         return None
     text = text.strip("[]")
+    if not text.strip():
+        return []
     dims = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        if part in ("?", "-1"):
-            dims.append(Dimension())
-        elif ".." in part:
-            lo, hi = part.split("..")
-            dims.append(Dimension(int(lo or 0), int(hi) if hi else -1))
-        else:
-            dims.append(Dimension(int(part)))
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            raise InputError(f'Cannot get vector of dimensions! "{original}" is incorrect')
+        dims.append(_parse_dim(part))
     return dims
 
 

@@ -1,0 +1,102 @@
+"""The typed properties API (aiov.properties): keys, value types, enums, and their use in configs."""
+import numpy as np
+import pytest
+
+import aiov as ov
+import aiov.properties as props
+import aiov.properties.hint as hints
+import aiov.properties.streams as streams
+from model_builders import add_model
+
+
+def test_key_is_its_name_and_builds_a_typed_pair():
+    assert props.enable_profiling == "PERF_COUNT"
+    assert props.enable_profiling() == "PERF_COUNT"
+    name, value = props.enable_profiling(1)
+    assert name == "PERF_COUNT" and value.value is True and isinstance(value, ov.OVAny)
+    assert props.auto_batch_timeout(np.uint32(37))[1].value == 37
+    assert props.intel_cpu.sparse_weights_decompression_rate(0.1)[1].value == np.float32(0.1)
+
+
+@pytest.mark.parametrize(("key", "bad"), [(props.cache_dir, 6), (props.enable_profiling, "yes"),
+                                          (hints.performance_mode, 3), (props.inference_num_threads, 1.5)])
+def test_a_value_of_the_wrong_type_is_refused(key, bad):
+    with pytest.raises(TypeError, match="incompatible function arguments"):
+        key(bad)
+
+
+def test_read_only_keys_take_no_value():
+    with pytest.raises(TypeError, match="read-only"):
+        props.supported_properties("x")
+
+
+def test_enums_print_and_convert_like_openvino():
+    assert str(hints.PerformanceMode.LATENCY) == "PerformanceMode.LATENCY"
+    assert int(hints.PerformanceMode.THROUGHPUT) == 2
+    assert hints.Priority.DEFAULT is hints.Priority.MEDIUM
+    assert list(getattr(hints.Priority, "__entries")) == ["LOW", "MEDIUM", "HIGH", "DEFAULT"]
+    assert props.intel_gpu.hint.ThrottleLevel.LOW is hints.Priority.LOW
+    assert hints.PerformanceMode.LATENCY == "LATENCY"  # how string configs spell it
+
+
+def test_streams_num_and_device_helpers():
+    assert streams.Num.AUTO.to_integer() == -1 and streams.Num().to_integer() == -1
+    assert streams.num(streams.Num.NUMA)[1].value == -2
+    assert props.device.priorities("CPU", "GPU") == ("MULTI_DEVICE_PRIORITIES", ov.OVAny("CPU,GPU,"))
+    with pytest.raises(TypeError, match="expected string values"):
+        props.device.priorities("CPU", 6)
+    assert props.device.properties({"CPU": dict([streams.num(2)])}) == \
+        ("DEVICE_PROPERTIES", ov.OVAny({"CPU": {"NUM_STREAMS": 2}}))
+
+
+@pytest.mark.parametrize("config", [
+    {hints.performance_mode: hints.PerformanceMode.THROUGHPUT},
+    dict([hints.performance_mode(hints.PerformanceMode.THROUGHPUT)]),
+    {"PERFORMANCE_HINT": "THROUGHPUT"},
+])
+def test_typed_keys_work_wherever_a_config_does(config):
+    compiled = ov.compile_model(add_model(), "CPU", config)
+    assert compiled.get_property(hints.performance_mode) == hints.PerformanceMode.THROUGHPUT
+    assert compiled.get_property("PERFORMANCE_HINT") == "THROUGHPUT"
+
+
+def test_core_set_property_takes_one_pair_and_reads_typed_values():
+    core = ov.Core()
+    core.set_property("CPU", streams.num(streams.Num.AUTO))
+    assert core.get_property("CPU", streams.num()) == -1
+    core.set_property("CPU", hints.execution_mode(hints.ExecutionMode.ACCURACY))
+    assert core.get_property("CPU", hints.execution_mode) is hints.ExecutionMode.ACCURACY
+    assert core.get_property("CPU", props.inference_num_threads) == 0
+    assert isinstance(core.get_property("CPU", props.range_for_streams), tuple)
+    assert core.get_property("CPU", props.device.capabilities) == ["FP32"]
+
+
+def test_a_property_aiov_does_not_implement_is_refused_not_ignored():
+    with pytest.raises(ov.InputError, match="unknown property 'MODEL_PRIORITY'"):
+        ov.compile_model(add_model(), "CPU", dict([hints.model_priority(hints.Priority.LOW)]))
+    with pytest.raises(ov.InputError, match="NUM_STREAMS"):
+        ov.Core().set_property("CPU", {"NUM_STREAMS": "MANY"})
+
+
+def test_ovany_compares_by_value_through_containers():
+    assert ov.OVAny({"a": ov.OVAny(1)}) == {"a": 1}
+    assert ov.OVAny("x") != ov.OVAny("y")
+    assert ov.OVAny([1, 2]).aslist() == [1, 2]
+
+
+@pytest.mark.parametrize(("config", "what"), [
+    ({props.cache_dir: "/tmp/aiov-cache"}, "does not cache"),
+    ({props.log.level: props.log.Level.DEBUG}, "does not log"),
+    ({props.enable_mmap: False}, "memory-maps"),
+    ({hints.enable_cpu_pinning: True}, "does not pin"),
+])
+def test_settings_aiov_does_not_carry_out_are_refused(config, what):
+    with pytest.raises(ov.InputError, match=what):
+        ov.Core().set_property("CPU", config)
+
+
+def test_settings_that_describe_what_aiov_does_are_accepted():
+    core = ov.Core()
+    core.set_property("CPU", {props.cache_dir: "", props.log.level: props.log.Level.NO, props.enable_mmap: True,
+                              hints.enable_cpu_pinning: False})
+    assert core.get_property("CPU", props.cache_dir) == ""
