@@ -1,5 +1,6 @@
 """``python -m aiov COMMAND``: ``benchmark`` (throughput and latency of a model) and ``info``
 (its inputs, outputs and ops, and whether aiov supports every op)."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,6 +12,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aiov", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     from ._cli import benchmark, info
+
     benchmark.add_parser(commands)
     info.add_parser(commands)
     args = parser.parse_args(argv)
@@ -20,6 +22,7 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     code = main()
     from ._cli.benchmark import _PEERS
+
     if _PEERS:
         # openvino's and onnxruntime's objects, destroyed at exit, now and then deadlock
         # (seen: a --compare run that never exits). Their results are printed: leave at once.

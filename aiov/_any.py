@@ -1,4 +1,5 @@
 """OVAny (a property value as OpenVINO passes it) and RTMap (runtime info of models and ports)."""
+
 from __future__ import annotations
 
 

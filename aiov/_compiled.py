@@ -1,4 +1,5 @@
 """CompiledModel: a model planned for the engine, and the requests that run it."""
+
 from __future__ import annotations
 
 from . import _core, _properties
@@ -19,8 +20,12 @@ class CompiledModel:
         self._config.update(_properties.normalize(config))
         params, outs = self._model._engine_graph()
         self._native = _core.new_compiled_model(  # GIL released while planning
-            params, outs, self._config[_properties.INFERENCE_NUM_THREADS],
-            bool(self._config[_properties.PERF_COUNT]), self._config[_properties.PLAN_CACHE_BYTES])
+            params,
+            outs,
+            self._config[_properties.INFERENCE_NUM_THREADS],
+            bool(self._config[_properties.PERF_COUNT]),
+            self._config[_properties.PLAN_CACHE_BYTES],
+        )
         inputs = [ConstOutput(p.get_node(), p.get_index()) for p in self._model.inputs]
         outputs = [ConstOutput(r.get_node(), r.get_index()) for r in self._model.outputs]
         self._spec = IoSpec(inputs, outputs)
@@ -47,8 +52,9 @@ class CompiledModel:
         """Runs one inference on a fresh request (safe from any thread)."""
         return InferRequest(self).infer(inputs)
 
-    def __call__(self, inputs=None, share_inputs: bool = True, share_outputs: bool = False,
-                 decode_strings: bool = True) -> OVDict:
+    def __call__(
+        self, inputs=None, share_inputs: bool = True, share_outputs: bool = False, decode_strings: bool = True
+    ) -> OVDict:
         """One synchronous inference on every input of the model (a missing input is an
         error). Safe from many threads at once: a call that finds the cached request busy
         uses another one."""

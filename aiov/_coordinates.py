@@ -1,4 +1,5 @@
 """OpenVINO's small integer-vector types (strides, axes, coordinates), as mutable int lists."""
+
 from __future__ import annotations
 
 

@@ -1,5 +1,6 @@
 """The callback dispatcher for the sync API: one thread drains a completion port and
 runs the Python callbacks of finished jobs, in batches. Workers never run Python."""
+
 from __future__ import annotations
 
 import atexit
@@ -38,9 +39,11 @@ class Dispatcher:
         that only this thread can deliver, i.e. forever (a wait inside a callback)."""
         thread = self._thread
         if thread is not None and thread.ident == threading.get_ident():
-            raise RuntimeError(f"{what} inside a completion callback would wait forever: callbacks "
-                               "run on aiov's one dispatcher thread, which delivers the completion "
-                               "it would wait for. Wait outside the callback")
+            raise RuntimeError(
+                f"{what} inside a completion callback would wait forever: callbacks "
+                "run on aiov's one dispatcher thread, which delivers the completion "
+                "it would wait for. Wait outside the callback"
+            )
 
     def _start(self):
         with self._lock:

@@ -1,7 +1,8 @@
 """Graph nodes and their ports. Shapes and types come from the native op registry."""
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -151,8 +152,10 @@ class _PortBase:
 
     def __repr__(self):
         names = ", ".join(sorted(self.get_names()))
-        return (f"<{type(self).__name__}: names[{names}] shape{self.get_partial_shape()} "
-                f"type: {self.get_element_type().get_type_name()}>")
+        return (
+            f"<{type(self).__name__}: names[{names}] shape{self.get_partial_shape()} "
+            f"type: {self.get_element_type().get_type_name()}>"
+        )
 
 
 def _port_rt_info(self):
@@ -228,6 +231,7 @@ _RT_INFO: dict = {}
 
 def _rt_map(node: "Node", kind: str, index: int):
     from ._any import RTMap
+
     key = (node._native.id, kind, index)
     found = _RT_INFO.get(key)
     if found is None:
@@ -305,8 +309,9 @@ class Node:
 
     def output(self, index: int = 0) -> Output:
         if not 0 <= index < self.get_output_size():
-            raise IndexError(f"{self.get_type_name()} '{self.name}' has {self.get_output_size()} output(s), "
-                             f"asked for output {index}")
+            raise IndexError(
+                f"{self.get_type_name()} '{self.name}' has {self.get_output_size()} output(s), asked for output {index}"
+            )
         return Output(self, index)
 
     def outputs(self) -> list:
@@ -382,20 +387,24 @@ class Node:
     # Parameter only
     def set_partial_shape(self, shape):
         from ._types import as_partial_shape
+
         shape = as_partial_shape(shape)
         self._native.set_parameter(self._native.output_type(0), shape._engine())
 
     def set_element_type(self, etype):
         from ._types import as_type
+
         self._native.set_parameter(as_type(etype)._id, self._native.output_shape(0))
 
     # Parameter and Result only: what each dimension means
     def get_layout(self):
         from ._layout import node_layout
+
         return node_layout(self)
 
     def set_layout(self, layout):
         from ._layout import set_node_layout
+
         set_node_layout(self, layout)
 
     @property
@@ -413,6 +422,7 @@ class Node:
     # arithmetic builds nodes, as in OpenVINO: (a + b) * c
     def _binary(self, other, builder, swap=False):
         from . import opset
+
         left, right = (other, self) if swap else (self, other)
         return getattr(opset, builder)(left, right)
 
@@ -448,6 +458,7 @@ class Node:
 
     def __neg__(self):
         from . import opset
+
         return opset.negative(self)
 
     def __repr__(self):
@@ -457,8 +468,7 @@ class Node:
 
 def make_result(source: Output) -> Node:
     """A Result node: marks a model output; its port shows the source tensor."""
-    native = _core.make_parameter(source.get_element_type()._id, source.get_partial_shape()._engine(),
-                                  "")
+    native = _core.make_parameter(source.get_element_type()._id, source.get_partial_shape()._engine(), "")
     node = object.__new__(Node)  # a plain Node: its native stand-in is a Parameter, it is not one
     node.__init__(native)
     node._result_input = source
@@ -482,8 +492,11 @@ def as_output(value) -> Output:
         return value if isinstance(value, Output) else Output(value._node, value._index)
     if isinstance(value, Node):
         if value.get_output_size() != 1:
-            raise ValueError(f"{value.get_type_name()} '{value.name}' has {value.get_output_size()} outputs; "
-                             "pass one of node.outputs()")
+            raise ValueError(
+                f"{value.get_type_name()} '{value.name}' has {value.get_output_size()} outputs; "
+                "pass one of node.outputs()"
+            )
         return Output(value, 0)
     from .opset import constant
+
     return Output(constant(value), 0)

@@ -1,5 +1,6 @@
 """Layout (what each dimension of a tensor means: "NCHW", "N...", "[N,C,?]") and the layouts that
 Parameters and Results carry."""
+
 from __future__ import annotations
 
 import re
@@ -105,10 +106,17 @@ def set_node_layout(node, layout) -> None:
     if node.get_type_name() not in ("Parameter", "Result"):
         raise RuntimeError(f"only Parameters and Results carry a layout, not {node.get_type_name()}")
     rank = node.get_output_partial_shape(0).rank
-    if not layout.empty and rank.is_static and layout._ellipsis is None and not layout._scalar \
-            and len(layout._names) != rank.get_length():
-        raise RuntimeError(f"layout {layout} has {len(layout._names)} dimensions, "
-                           f"{node.get_type_name()} '{node.name}' has rank {rank.get_length()}")
+    if (
+        not layout.empty
+        and rank.is_static
+        and layout._ellipsis is None
+        and not layout._scalar
+        and len(layout._names) != rank.get_length()
+    ):
+        raise RuntimeError(
+            f"layout {layout} has {len(layout._names)} dimensions, "
+            f"{node.get_type_name()} '{node.name}' has rank {rank.get_length()}"
+        )
     if layout.empty:
         _NODE_LAYOUTS.pop(node._native.id, None)
     else:
@@ -137,6 +145,7 @@ def _batch_index(layout: Layout, rank: int) -> int:
 def get_batch(model):
     """The batch dimension ('N' of the Parameters' layouts) of ``model``."""
     from ._types import Dimension
+
     found = None
     for param in model.get_parameters():
         layout = node_layout(param)
@@ -150,14 +159,17 @@ def get_batch(model):
             raise RuntimeError(f"get_batch: Parameters disagree on the batch: {found} and {dim}")
         found = dim if found is None else found
     if found is None:
-        raise RuntimeError("get_batch: no Parameter has a layout with a batch ('N') dimension; "
-                           "set one with param.set_layout(Layout('N...'))")
+        raise RuntimeError(
+            "get_batch: no Parameter has a layout with a batch ('N') dimension; "
+            "set one with param.set_layout(Layout('N...'))"
+        )
     return Dimension(found)
 
 
 def set_batch(model, batch_size=-1) -> None:
     """Reshapes every Parameter whose layout names 'N' to ``batch_size`` (-1: dynamic)."""
     from ._types import Dimension, PartialShape
+
     batch = batch_size if isinstance(batch_size, Dimension) else Dimension(int(batch_size))
     shapes = {}
     for param in model.get_parameters():
@@ -169,6 +181,8 @@ def set_batch(model, batch_size=-1) -> None:
         dims[_batch_index(layout, len(dims))] = batch
         shapes[param.output(0)] = PartialShape(dims)
     if not shapes:
-        raise RuntimeError("set_batch: no Parameter has a layout with a batch ('N') dimension; "
-                           "set one with param.set_layout(Layout('N...'))")
+        raise RuntimeError(
+            "set_batch: no Parameter has a layout with a batch ('N') dimension; "
+            "set one with param.set_layout(Layout('N...'))"
+        )
     model.reshape(shapes)

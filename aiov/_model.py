@@ -1,4 +1,5 @@
 """Model: parameters in, results out."""
+
 from __future__ import annotations
 
 import itertools
@@ -25,8 +26,15 @@ class Model:
             parameters = [parameters]
         self._results = []
         # a multi-output node as a result means all of its outputs, as in OpenVINO
-        results = [o for r in results for o in (r.outputs() if isinstance(r, Node) and r.get_type_name() != "Result"
-                                                and r.get_output_size() > 1 else [r])]
+        results = [
+            o
+            for r in results
+            for o in (
+                r.outputs()
+                if isinstance(r, Node) and r.get_type_name() != "Result" and r.get_output_size() > 1
+                else [r]
+            )
+        ]
         for r in results:
             if isinstance(r, Node) and r.get_type_name() == "Result":
                 self._results.append(r)
@@ -118,7 +126,8 @@ class Model:
 
     def is_dynamic(self) -> bool:
         return any(p.get_output_partial_shape(0).is_dynamic for p in self._parameters) or any(
-            o.get_partial_shape().is_dynamic for o in self.outputs)
+            o.get_partial_shape().is_dynamic for o in self.outputs
+        )
 
     @property
     def dynamic(self) -> bool:
@@ -153,7 +162,8 @@ class Model:
             table = PortTable(self.inputs, "input")
             items = [(table.index(k), v) for k, v in shapes.items()]
         elif len(self._parameters) == 1 and not (
-                isinstance(shapes, (list, tuple)) and shapes and isinstance(shapes[0], (list, tuple))):
+            isinstance(shapes, (list, tuple)) and shapes and isinstance(shapes[0], (list, tuple))
+        ):
             items = [(0, shapes)]
         else:
             if len(shapes) != len(self._parameters):
@@ -205,31 +215,38 @@ class Model:
     # -- editing and runtime info (aiov._model_edit) --
     def add_outputs(self, outputs) -> list:
         from ._model_edit import add_outputs
+
         return add_outputs(self, outputs)
 
     def add_results(self, results) -> None:
         from ._model_edit import add_results
+
         add_results(self, results)
 
     def remove_result(self, result) -> None:
         from ._model_edit import remove_result
+
         remove_result(self, result)
 
     @property
     def rt_info(self):
         from ._model_edit import rt_info
+
         return rt_info(self)
 
     def get_rt_info(self, path=None):
         from ._model_edit import get_rt_info
+
         return get_rt_info(self, path)
 
     def has_rt_info(self, path) -> bool:
         from ._model_edit import has_rt_info
+
         return has_rt_info(self, path)
 
     def set_rt_info(self, value, path) -> None:
         from ._model_edit import set_rt_info
+
         set_rt_info(self, value, path)
 
     def __repr__(self):

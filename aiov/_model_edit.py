@@ -1,4 +1,5 @@
 """Editing a Model after it is built: extra outputs and results, and its runtime info."""
+
 from __future__ import annotations
 
 from ._any import OVAny, RTMap
@@ -82,7 +83,7 @@ def get_rt_info(model, path=None):
     for depth, key in enumerate(keys):
         inner = node.value if isinstance(node, OVAny) else node
         if not isinstance(inner, dict) or key not in inner:
-            raise RuntimeError(f"rt_info has no {'/'.join(keys[:depth + 1])!r}")
+            raise RuntimeError(f"rt_info has no {'/'.join(keys[: depth + 1])!r}")
         node = dict.__getitem__(inner, key) if isinstance(inner, RTMap) else inner[key]
     return node if isinstance(node, OVAny) else OVAny(node)
 

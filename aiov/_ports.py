@@ -10,6 +10,7 @@ One set of rules for Model, CompiledModel, InferRequest and OVDict:
 Every miss raises ``PortError`` (an ``InputError`` and a ``KeyError``) naming what was asked
 and listing the ports that exist.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -65,8 +66,9 @@ class PortTable:
                 if n in self.names:
                     return self.names[n]
             return None
-        raise PortError(f"an {self.kind} is selected by index, name or port, got a {type(key).__name__} "
-                        f"({key!r}); {self.listing()}")
+        raise PortError(
+            f"an {self.kind} is selected by index, name or port, got a {type(key).__name__} ({key!r}); {self.listing()}"
+        )
 
     def index(self, key=None) -> int:
         if key is None:

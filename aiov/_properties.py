@@ -1,4 +1,5 @@
 """Configuration keys understood by Core and CompiledModel (OpenVINO's names)."""
+
 from __future__ import annotations
 
 from . import _core
@@ -19,8 +20,15 @@ _HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 # aiov computes every op in its model's own precision (f32 for floats) and never lowers it, which
 # satisfies both modes: ACCURACY forbids lowering, PERFORMANCE merely allows it.
 _EXECUTION_MODES = ("PERFORMANCE", "ACCURACY")
-_WRITABLE = (PERFORMANCE_HINT, INFERENCE_NUM_THREADS, PERF_COUNT, INFERENCE_PRECISION_HINT, NUM_STREAMS,
-             EXECUTION_MODE_HINT, PLAN_CACHE_BYTES)
+_WRITABLE = (
+    PERFORMANCE_HINT,
+    INFERENCE_NUM_THREADS,
+    PERF_COUNT,
+    INFERENCE_PRECISION_HINT,
+    NUM_STREAMS,
+    EXECUTION_MODE_HINT,
+    PLAN_CACHE_BYTES,
+)
 
 
 def _key(key) -> str:
@@ -72,6 +80,7 @@ def _pairs(config) -> list:
 def normalize(config) -> dict:
     """Validated copy of a user config."""
     from ._any import unwrap
+
     out = {}
     for key, value in _pairs(config):
         key = _key(key)
@@ -83,8 +92,7 @@ def normalize(config) -> dict:
         elif key == EXECUTION_MODE_HINT:
             value = str(getattr(value, "name", value)).split(".")[-1].upper()
             if value not in _EXECUTION_MODES:
-                raise InputError(f"{EXECUTION_MODE_HINT}: expected one of {', '.join(_EXECUTION_MODES)}, "
-                                 f"got {value!r}")
+                raise InputError(f"{EXECUTION_MODE_HINT}: expected one of {', '.join(_EXECUTION_MODES)}, got {value!r}")
         elif key == INFERENCE_NUM_THREADS:
             value = int(value)
             if value < 0:
@@ -121,9 +129,16 @@ def normalize(config) -> dict:
 
 
 def defaults() -> dict:
-    return {PERFORMANCE_HINT: "LATENCY", INFERENCE_NUM_THREADS: 0, PERF_COUNT: False,
-            INFERENCE_PRECISION_HINT: "f32", NUM_STREAMS: -1, EXECUTION_MODE_HINT: "PERFORMANCE",
-            "CACHE_DIR": "", PLAN_CACHE_BYTES: _core.default_plan_cache_bytes()}
+    return {
+        PERFORMANCE_HINT: "LATENCY",
+        INFERENCE_NUM_THREADS: 0,
+        PERF_COUNT: False,
+        INFERENCE_PRECISION_HINT: "f32",
+        NUM_STREAMS: -1,
+        EXECUTION_MODE_HINT: "PERFORMANCE",
+        "CACHE_DIR": "",
+        PLAN_CACHE_BYTES: _core.default_plan_cache_bytes(),
+    }
 
 
 def optimal_requests(config: dict) -> int:
@@ -146,9 +161,15 @@ def read(config: dict, key):
     if key == OPTIMAL_NUMBER_OF_INFER_REQUESTS:
         return optimal_requests(config)
     if key == "SUPPORTED_PROPERTIES":
-        return list(_WRITABLE) + [OPTIMAL_NUMBER_OF_INFER_REQUESTS, "AVAILABLE_DEVICES", "FULL_DEVICE_NAME",
-                                  "EXECUTION_DEVICES", "OPTIMIZATION_CAPABILITIES", "RANGE_FOR_STREAMS",
-                                  "RANGE_FOR_ASYNC_INFER_REQUESTS"]
+        return list(_WRITABLE) + [
+            OPTIMAL_NUMBER_OF_INFER_REQUESTS,
+            "AVAILABLE_DEVICES",
+            "FULL_DEVICE_NAME",
+            "EXECUTION_DEVICES",
+            "OPTIMIZATION_CAPABILITIES",
+            "RANGE_FOR_STREAMS",
+            "RANGE_FOR_ASYNC_INFER_REQUESTS",
+        ]
     if key == "OPTIMIZATION_CAPABILITIES":
         return ["FP32"]
     if key == "RANGE_FOR_STREAMS":
@@ -157,6 +178,7 @@ def read(config: dict, key):
         return (1, optimal_requests(config), 1)
     if key == EXECUTION_MODE_HINT and key in config:
         from .properties.hint import ExecutionMode
+
         return ExecutionMode[config[key]]
     if key == "AVAILABLE_DEVICES":
         return ["CPU"]
@@ -166,9 +188,11 @@ def read(config: dict, key):
         return f"aiov CPU ({_core.pool_size()} workers, gemm {_core.gemm_isa()})"
     if key == PERFORMANCE_HINT and key in config:
         from .properties.hint import PerformanceMode
+
         return PerformanceMode[config[key]]  # equal to its name too: "LATENCY"
     if key == INFERENCE_PRECISION_HINT and key in config:
         from ._types import Type
+
         return Type(config[key])
     if key in config:
         return config[key]

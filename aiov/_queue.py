@@ -1,4 +1,5 @@
 """AsyncInferQueue: a pool of requests fed by start_async and drained by callbacks."""
+
 from __future__ import annotations
 
 import threading
@@ -41,6 +42,7 @@ class AsyncInferQueue:
             queue = ref()
             if queue is not None:
                 queue._on_done(job_id)
+
         return on_done
 
     def _on_done(self, job_id: int):

@@ -1,9 +1,8 @@
 """InferRequest: one set of input/output memory for a compiled model."""
+
 from __future__ import annotations
 
 import threading
-
-import numpy as np
 
 from . import _core
 from ._dispatch import dispatcher
@@ -23,6 +22,7 @@ class ProfilingInfo:
 
     def __init__(self, node_name, node_type, ms, exec_type=None):
         from datetime import timedelta
+
         self.node_name, self.node_type = node_name, node_type
         self.exec_type = exec_type or "aiov_" + node_type
         self.real_time = self.cpu_time = timedelta(milliseconds=ms)
@@ -81,15 +81,19 @@ class InferRequest:
         if not self._all_set:
             missing = [spec.in_labels[i] for i, ok in enumerate(self._ever_set) if not ok]
             if missing:
-                raise InputError(f"missing input(s): {', '.join(missing)} (the model takes "
-                                 f"{spec.count}: {', '.join(spec.in_labels)})")
+                raise InputError(
+                    f"missing input(s): {', '.join(missing)} (the model takes "
+                    f"{spec.count}: {', '.join(spec.in_labels)})"
+                )
             self._all_set = True
 
     def _bind_tensor(self, index: int, tensor: Tensor):
         want = self._spec.in_types[index]
         if tensor.element_type != want:
-            raise InputError(f"input '{self._spec.in_labels[index]}': expected element type "
-                             f"{want.get_type_name()}, got a Tensor of {tensor.element_type.get_type_name()}")
+            raise InputError(
+                f"input '{self._spec.in_labels[index]}': expected element type "
+                f"{want.get_type_name()}, got a Tensor of {tensor.element_type.get_type_name()}"
+            )
         shape = list(tensor.shape) if want.bitwidth < 8 else None
         self._native.set_input(index, tensor.data, want._id, True, shape)
         self._ever_set[index] = True
@@ -108,8 +112,9 @@ class InferRequest:
         return OVDict(self._spec.outputs, values, self._spec.out_ports)
 
     # -- sync --
-    def infer(self, inputs=None, share_inputs: bool = False, share_outputs: bool = False,
-              decode_strings: bool = True) -> OVDict:
+    def infer(
+        self, inputs=None, share_inputs: bool = False, share_outputs: bool = False, decode_strings: bool = True
+    ) -> OVDict:
         """Runs one inference on the calling thread with the GIL released; returns the outputs
         (copies, or views on the request's memory with share_outputs=True)."""
         return self._infer(inputs, share_inputs, share_outputs, False)
@@ -190,12 +195,14 @@ class InferRequest:
         self.userdata = userdata
         if self._token is None:
             import weakref
+
             ref = weakref.ref(self)
 
             def handler(ref=ref):
                 req = ref()
                 if req is not None:
                     req._on_complete()
+
             self._token = dispatcher.register(handler)
 
     def cancel(self):
@@ -244,15 +251,16 @@ class InferRequest:
             self._bind_tensor(self._spec.index_of(args[0]), args[1])
 
     def set_input_tensors(self, tensors):
-        for key, tensor in (tensors.items() if isinstance(tensors, dict) else enumerate(tensors)):
+        for key, tensor in tensors.items() if isinstance(tensors, dict) else enumerate(tensors):
             self._bind_tensor(self._spec.index_of(key), tensor)
 
     def set_tensors(self, tensors: dict):
         self.set_input_tensors(tensors)
 
     def set_output_tensor(self, *args):
-        raise RuntimeError("aiov requests own their output memory; read outputs with get_output_tensor() "
-                           "or infer(share_outputs=True)")
+        raise RuntimeError(
+            "aiov requests own their output memory; read outputs with get_output_tensor() or infer(share_outputs=True)"
+        )
 
     @property
     def input_tensors(self) -> list:

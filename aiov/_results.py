@@ -1,4 +1,5 @@
 """OVDict: inference results keyed by output port, index or tensor name."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -15,9 +16,9 @@ class OVDict(Mapping):
     __slots__ = ("_ports", "_values", "_table")
 
     def __init__(self, ports, values, table=None):
-        self._ports = ports            # list of ConstOutput, in output order
-        self._values = values          # list of arrays
-        self._table = table            # PortTable of the outputs (shared per compiled model)
+        self._ports = ports  # list of ConstOutput, in output order
+        self._values = values  # list of arrays
+        self._table = table  # PortTable of the outputs (shared per compiled model)
 
     def _index(self, key) -> int:
         if key is None:  # a mapping has no "the only key"

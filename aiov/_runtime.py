@@ -1,4 +1,5 @@
 """Core: reads and compiles models; the module-level compile_model helper."""
+
 from __future__ import annotations
 
 import os
@@ -35,14 +36,14 @@ class Core:
     def get_versions(self, device_name: str = "CPU") -> dict:
         from . import __version__
         from ._version import Version
+
         _check_device(device_name)
         return {"CPU": Version(__version__, "aiov CPU engine")}
 
     def add_extension(self, extension):
         """OpenVINO loads custom-op libraries and Python Extension classes here; aiov's ops come only
         from its own registry, so any extension is refused rather than ignored."""
-        raise RuntimeError("aiov does not load extensions: its ops come from its own op registry "
-                           f"(got {extension!r})")
+        raise RuntimeError(f"aiov does not load extensions: its ops come from its own op registry (got {extension!r})")
 
     def read_model(self, model, weights=None, config=None, *, weights_dir=None) -> Model:
         """Reads an OpenVINO IR (.xml + .bin) or ONNX model (path or bytes).
@@ -52,6 +53,7 @@ class Core:
         given as bytes with external data needs it. Locations must stay inside that directory
         (no absolute paths, '..', symbolic links or special files)."""
         from .frontends import read_model as _read
+
         return _read(model, weights, weights_dir)
 
     def compile_model(self, model, device_name: str = None, config: dict = None) -> CompiledModel:
@@ -66,8 +68,7 @@ class Core:
 
     def query_model(self, model, device_name: str = "CPU", config=None) -> dict:
         supported = set(_core.op_types()) | {"Parameter", "Constant", "Result"}
-        return {op.get_friendly_name(): "CPU" for op in model.get_ordered_ops()
-                if op.get_type_name() in supported}
+        return {op.get_friendly_name(): "CPU" for op in model.get_ordered_ops() if op.get_type_name() in supported}
 
     def get_property(self, device_name, key=None):
         if key is None:

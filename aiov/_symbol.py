@@ -1,4 +1,5 @@
 """Symbol: a name for an unknown dimension, so that two dimensions can be known equal."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Tensor: typed memory, either a copy or shared with a numpy array."""
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,9 @@ def element_count(shape, what: str = "Tensor") -> int:
     if any(d < 0 for d in dims):
         raise InputError(f"{what}: shape {dims} has a negative dimension")
     if math.prod(d for d in dims if d) > _core.max_tensor_elements:
-        raise InputError(f"{what}: shape {dims} is too large for one tensor (more than "
-                         f"{_core.max_tensor_elements} elements)")
+        raise InputError(
+            f"{what}: shape {dims} is too large for one tensor (more than {_core.max_tensor_elements} elements)"
+        )
     return math.prod(dims)
 
 
@@ -47,6 +49,7 @@ class Tensor:
             raise TypeError("Tensor() needs an array, or an element type and a shape")
         first = args[0]
         from ._graph import _PortBase
+
         if isinstance(first, _PortBase):
             self._init_port(first, *args[1:])
             return
@@ -56,8 +59,11 @@ class Tensor:
         if isinstance(first, str) or (isinstance(first, type) and not issubclass(first, np.ndarray)):
             first = Type(first)  # a type name ("f32", "float32") or a Python/numpy scalar type
             args = (first,) + tuple(args[1:])
-        if isinstance(first, Type) or (isinstance(first, type) and issubclass(first, np.generic)) \
-                or isinstance(first, np.dtype):
+        if (
+            isinstance(first, Type)
+            or (isinstance(first, type) and issubclass(first, np.generic))
+            or isinstance(first, np.dtype)
+        ):
             # Tensor(type, shape): fresh zeroed memory.
             if len(args) != 2:
                 raise TypeError("Tensor(type, shape) takes exactly an element type and a shape")
@@ -97,12 +103,19 @@ class Tensor:
             return
         need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if need > array.nbytes:
-            raise RuntimeError(f"Shape of the port exceeds shape of the array: port {port.get_partial_shape()} "
-                               f"{etype.get_type_name()} needs {need} bytes, the array has {array.nbytes}")
+            raise RuntimeError(
+                f"Shape of the port exceeds shape of the array: port {port.get_partial_shape()} "
+                f"{etype.get_type_name()} needs {need} bytes, the array has {array.nbytes}"
+            )
         if array.dtype != dtype or need != array.nbytes:
             import warnings
-            warnings.warn(f"Tensor(port, array): the array ({array.dtype}, {array.nbytes} bytes) is seen as "
-                          f"{etype.get_type_name()} {shape}", RuntimeWarning, stacklevel=3)
+
+            warnings.warn(
+                f"Tensor(port, array): the array ({array.dtype}, {array.nbytes} bytes) is seen as "
+                f"{etype.get_type_name()} {shape}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         flat = array.reshape(-1).view(np.uint8)[:need]
         self._array = flat.view(dtype).reshape(tuple(shape))
         self._type, self._shape = etype, shape
@@ -110,8 +123,7 @@ class Tensor:
     def _init_roi(self, source: "Tensor", begin, end):
         """Tensor(tensor, begin, end): a region of interest, sharing the source's memory."""
         if source._type.bitwidth < 8:
-            raise RuntimeError(f"cannot create a region of interest of a packed {source._type.get_type_name()} "
-                               "tensor")
+            raise RuntimeError(f"cannot create a region of interest of a packed {source._type.get_type_name()} tensor")
         begin, end = [int(v) for v in begin], [int(v) for v in end]
         dims = list(source._shape)
         if len(begin) != len(dims) or len(end) != len(dims):
@@ -132,19 +144,25 @@ class Tensor:
 
     def _init_array(self, data, shared: bool):
         if isinstance(data, np.ma.MaskedArray) and np.ma.getmaskarray(data).any():
-            raise InputError("cannot make a Tensor from a masked array with masked elements (a Tensor has no "
-                             "mask): pass arr.filled(value) explicitly")
+            raise InputError(
+                "cannot make a Tensor from a masked array with masked elements (a Tensor has no "
+                "mask): pass arr.filled(value) explicitly"
+            )
         if shared:
             if not isinstance(data, np.ndarray):
                 raise InputError(f"shared_memory=True needs a numpy array, got {type(data).__name__}")
             if not data.flags.c_contiguous:
-                raise InputError("shared_memory=True needs a C-contiguous array; the given array has "
-                                 f"strides {data.strides} for shape {data.shape}")
+                raise InputError(
+                    "shared_memory=True needs a C-contiguous array; the given array has "
+                    f"strides {data.strides} for shape {data.shape}"
+                )
             if not data.flags.writeable:
                 raise InputError("shared_memory=True needs a writeable array: a Tensor shares both ways")
             if not data.dtype.isnative:
-                raise InputError(f"shared_memory=True needs native byte order, got dtype {data.dtype.str}; "
-                                 "pass arr.astype(arr.dtype.newbyteorder('=')) or shared_memory=False")
+                raise InputError(
+                    f"shared_memory=True needs native byte order, got dtype {data.dtype.str}; "
+                    "pass arr.astype(arr.dtype.newbyteorder('=')) or shared_memory=False"
+                )
             arr = data
         else:
             arr = np.array(data, copy=True, order="C")
@@ -160,8 +178,10 @@ class Tensor:
         if etype.bitwidth < 8:
             need = _packed_bytes(etype, shape)
             if data.nbytes != need:
-                raise InputError(f"a {etype.get_type_name()} tensor of shape {shape} needs {need} packed "
-                                 f"bytes, got an array of {data.nbytes} bytes")
+                raise InputError(
+                    f"a {etype.get_type_name()} tensor of shape {shape} needs {need} packed "
+                    f"bytes, got an array of {data.nbytes} bytes"
+                )
             flat = data.reshape(-1).view(np.uint8)
             self._array = flat if shared else flat.copy()
         else:

@@ -1,4 +1,5 @@
 """Element types, dimensions and shapes (OpenVINO's Type, Dimension, Shape, PartialShape)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,24 +9,58 @@ from ._errors import InputError
 
 # Ids follow aiov::ElementType in native/core/types.hpp.
 _TYPE_IDS = {
-    "undefined": 0, "dynamic": 1, "boolean": 2, "bf16": 3, "f16": 4, "f32": 5, "f64": 6,
-    "i4": 7, "i8": 8, "i16": 9, "i32": 10, "i64": 11, "u1": 12, "u4": 13, "u8": 14,
-    "u16": 15, "u32": 16, "u64": 17,
+    "undefined": 0,
+    "dynamic": 1,
+    "boolean": 2,
+    "bf16": 3,
+    "f16": 4,
+    "f32": 5,
+    "f64": 6,
+    "i4": 7,
+    "i8": 8,
+    "i16": 9,
+    "i32": 10,
+    "i64": 11,
+    "u1": 12,
+    "u4": 13,
+    "u8": 14,
+    "u16": 15,
+    "u32": 16,
+    "u64": 17,
 }
 # Element types OpenVINO names that the engine does not compute in: they exist so that code naming
 # them works (Tensor storage, type checks); ids stay clear of the native range.
 _HOST_ONLY_TYPES = {
-    "string": (100, 8 * np.dtype(object).itemsize), "nf4": (101, 4), "f8e4m3": (102, 8),
-    "f8e5m2": (103, 8), "f4e2m1": (104, 4), "f8e8m0": (105, 8), "u2": (106, 2), "u3": (107, 3),
-    "u6": (108, 6), "i2": (109, 2),
+    "string": (100, 8 * np.dtype(object).itemsize),
+    "nf4": (101, 4),
+    "f8e4m3": (102, 8),
+    "f8e5m2": (103, 8),
+    "f4e2m1": (104, 4),
+    "f8e8m0": (105, 8),
+    "u2": (106, 2),
+    "u3": (107, 3),
+    "u6": (108, 6),
+    "i2": (109, 2),
 }
 _TYPE_IDS.update({name: tid for name, (tid, _) in _HOST_ONLY_TYPES.items()})
 _QUANTIZED = ("i4", "i8", "i32", "u4", "u8")
 _NUMPY = {
-    "boolean": np.bool_, "bf16": np.float16, "f16": np.float16, "f32": np.float32,
-    "f64": np.float64, "i4": np.int8, "i8": np.int8, "i16": np.int16, "i32": np.int32,
-    "i64": np.int64, "u1": np.uint8, "u4": np.uint8, "u8": np.uint8, "u16": np.uint16,
-    "u32": np.uint32, "u64": np.uint64,
+    "boolean": np.bool_,
+    "bf16": np.float16,
+    "f16": np.float16,
+    "f32": np.float32,
+    "f64": np.float64,
+    "i4": np.int8,
+    "i8": np.int8,
+    "i16": np.int16,
+    "i32": np.int32,
+    "i64": np.int64,
+    "u1": np.uint8,
+    "u4": np.uint8,
+    "u8": np.uint8,
+    "u16": np.uint16,
+    "u32": np.uint32,
+    "u64": np.uint64,
 }
 
 
@@ -100,8 +135,22 @@ class Type:
         return self.is_integral() and self._name not in ("boolean", "dynamic", "undefined", "string")
 
     def is_signed(self) -> bool:
-        return self._name in ("boolean", "bf16", "f16", "f32", "f64", "i2", "i4", "i8", "i16", "i32", "i64",
-                              "f8e4m3", "f8e5m2", "f4e2m1")
+        return self._name in (
+            "boolean",
+            "bf16",
+            "f16",
+            "f32",
+            "f64",
+            "i2",
+            "i4",
+            "i8",
+            "i16",
+            "i32",
+            "i64",
+            "f8e4m3",
+            "f8e5m2",
+            "f4e2m1",
+        )
 
     def is_quantized(self) -> bool:
         return self._name in _QUANTIZED
@@ -158,20 +207,42 @@ class Type:
         return (Type, (self._name,))
 
 
-_DISPLAY = {"f32": "float32", "f64": "double64", "f16": "float16", "bf16": "bfloat16",
-            "boolean": "char", "i4": "int4_t", "i8": "int8_t", "i16": "int16_t", "i32": "int32_t",
-            "i64": "int64_t", "u1": "uint1_t", "u4": "uint4_t", "u8": "uint8_t", "u16": "uint16_t",
-            "u32": "uint32_t", "u64": "uint64_t"}
+_DISPLAY = {
+    "f32": "float32",
+    "f64": "double64",
+    "f16": "float16",
+    "bf16": "bfloat16",
+    "boolean": "char",
+    "i4": "int4_t",
+    "i8": "int8_t",
+    "i16": "int16_t",
+    "i32": "int32_t",
+    "i64": "int64_t",
+    "u1": "uint1_t",
+    "u4": "uint4_t",
+    "u8": "uint8_t",
+    "u16": "uint16_t",
+    "u32": "uint32_t",
+    "u64": "uint64_t",
+}
 
 for _name in _TYPE_IDS:
     setattr(Type, _name, Type._make(_name))
 Type.bool = Type.boolean
 
 _DTYPE_TO_TYPE = {
-    np.dtype(np.float32): Type.f32, np.dtype(np.float64): Type.f64, np.dtype(np.float16): Type.f16,
-    np.dtype(np.int8): Type.i8, np.dtype(np.int16): Type.i16, np.dtype(np.int32): Type.i32,
-    np.dtype(np.int64): Type.i64, np.dtype(np.uint8): Type.u8, np.dtype(np.uint16): Type.u16,
-    np.dtype(np.uint32): Type.u32, np.dtype(np.uint64): Type.u64, np.dtype(np.bool_): Type.boolean,
+    np.dtype(np.float32): Type.f32,
+    np.dtype(np.float64): Type.f64,
+    np.dtype(np.float16): Type.f16,
+    np.dtype(np.int8): Type.i8,
+    np.dtype(np.int16): Type.i16,
+    np.dtype(np.int32): Type.i32,
+    np.dtype(np.int64): Type.i64,
+    np.dtype(np.uint8): Type.u8,
+    np.dtype(np.uint16): Type.u16,
+    np.dtype(np.uint32): Type.u32,
+    np.dtype(np.uint64): Type.u64,
+    np.dtype(np.bool_): Type.boolean,
 }
 
 
@@ -289,10 +360,12 @@ class Dimension:
 
     def get_symbol(self):
         from ._symbol import Symbol
+
         return self._symbol if self._symbol is not None else Symbol._null_symbol()
 
     def set_symbol(self, symbol) -> None:
         from ._symbol import Symbol
+
         if not isinstance(symbol, Symbol):
             raise TypeError(f"set_symbol() takes a Symbol, got {symbol!r}")
         self._symbol = symbol if symbol else None
@@ -330,7 +403,7 @@ class Dimension:
         return Dimension()
 
 
-_NO_UPPER_BOUND = 2 ** 63 - 1  # what OpenVINO's max shapes report for an unbounded dimension
+_NO_UPPER_BOUND = 2**63 - 1  # what OpenVINO's max shapes report for an unbounded dimension
 
 
 def _dim_from(value) -> Dimension:
@@ -343,14 +416,20 @@ def _dim_from(value) -> Dimension:
         return _parse_dim(value)
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
-            raise TypeError("Two elements are expected in tuple(lower, upper) for dynamic dimension, "
-                            f"but {len(value)} elements were given.")
+            raise TypeError(
+                "Two elements are expected in tuple(lower, upper) for dynamic dimension, "
+                f"but {len(value)} elements were given."
+            )
         if not all(isinstance(v, (int, np.integer)) for v in value):
-            raise TypeError(f"Incorrect pair of types ({type(value[0])}, {type(value[1])}) for dynamic "
-                            "dimension, ints are expected.")
+            raise TypeError(
+                f"Incorrect pair of types ({type(value[0])}, {type(value[1])}) for dynamic "
+                "dimension, ints are expected."
+            )
         return Dimension(int(value[0]), int(value[1]))
-    raise TypeError(f"Incorrect type {type(value)} for dimension. Expected types are: int, str, "
-                    "openvino.Dimension, list/tuple with lower and upper values for dynamic dimension.")
+    raise TypeError(
+        f"Incorrect type {type(value)} for dimension. Expected types are: int, str, "
+        "openvino.Dimension, list/tuple with lower and upper values for dynamic dimension."
+    )
 
 
 def _parse_dim(text: str) -> Dimension:
@@ -442,8 +521,7 @@ class PartialShape:
         other = other if isinstance(other, PartialShape) else PartialShape(other)
         if self._dims is None or other._dims is None:
             return self._dims is None and other._dims is None
-        return len(self._dims) == len(other._dims) and all(
-            a.same_scheme(b) for a, b in zip(self._dims, other._dims))
+        return len(self._dims) == len(other._dims) and all(a.same_scheme(b) for a, b in zip(self._dims, other._dims))
 
     def refines(self, other) -> bool:
         """Every shape this one allows, ``other`` allows too."""
@@ -452,8 +530,7 @@ class PartialShape:
             return True
         if self._dims is None:
             return False
-        return len(self._dims) == len(other._dims) and all(
-            a.refines(b) for a, b in zip(self._dims, other._dims))
+        return len(self._dims) == len(other._dims) and all(a.refines(b) for a, b in zip(self._dims, other._dims))
 
     def relaxes(self, other) -> bool:
         other = other if isinstance(other, PartialShape) else PartialShape(other)
@@ -497,8 +574,7 @@ class PartialShape:
         other = other if isinstance(other, PartialShape) else PartialShape(other)
         if self._dims is None or other._dims is None:
             return True
-        return len(self._dims) == len(other._dims) and all(
-            a.compatible(b) for a, b in zip(self._dims, other._dims))
+        return len(self._dims) == len(other._dims) and all(a.compatible(b) for a, b in zip(self._dims, other._dims))
 
     def get_min_shape(self):
         return Shape(() if self._dims is None else (d.get_min_length() for d in self._dims))

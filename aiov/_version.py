@@ -1,4 +1,5 @@
 """Version information (OpenVINO's ``get_version()`` and ``Core.get_versions()``)."""
+
 from __future__ import annotations
 
 
@@ -23,4 +24,5 @@ class Version:
 def get_version() -> str:
     """aiov's version string."""
     from . import __version__
+
     return __version__

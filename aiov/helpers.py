@@ -1,4 +1,5 @@
 """Packing helpers for the low-precision element types u1, u4 and i4."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,9 @@ def pack_data(array, etype) -> np.ndarray:
     flat = arr.reshape(-1).astype(np.int64)
     lo, hi = (-8, 7) if as_type(etype) == Type.i4 else (0, (1 << bits) - 1)
     if flat.size and (flat.min() < lo or flat.max() > hi):
-        raise InputError(f"values must lie in [{lo}, {hi}] for {as_type(etype).get_type_name()}, "
-                         f"got [{flat.min()}, {flat.max()}]")
+        raise InputError(
+            f"values must lie in [{lo}, {hi}] for {as_type(etype).get_type_name()}, got [{flat.min()}, {flat.max()}]"
+        )
     per_byte = 8 // bits
     pad = (-flat.size) % per_byte
     vals = np.concatenate([flat, np.zeros(pad, np.int64)]).astype(np.uint8) & ((1 << bits) - 1)
@@ -48,8 +50,9 @@ def unpack_data(array, etype, shape) -> np.ndarray:
     count = element_count(shape)  # exact: an int64 product could wrap to a small count
     per_byte = 8 // bits
     if raw.size * per_byte < count:
-        raise InputError(f"{raw.size} packed bytes hold {raw.size * per_byte} values, shape {list(shape)} "
-                         f"needs {count}")
+        raise InputError(
+            f"{raw.size} packed bytes hold {raw.size * per_byte} values, shape {list(shape)} needs {count}"
+        )
     if bits == 1:
         shifts = np.arange(7, -1, -1, dtype=np.uint8)
     else:

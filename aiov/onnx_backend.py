@@ -1,5 +1,6 @@
 """onnx.backend.base.Backend for aiov, so ONNX's own test cases (and tools built on the
 backend API) run models on aiov's engine."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,6 +42,7 @@ class AiovBackend(Backend):
     @classmethod
     def is_compatible(cls, model, device="CPU", **kwargs):
         from .frontends.onnx import supported_ops
+
         ops = set(supported_ops())
         return all(n.op_type in ops for n in model.graph.node)
 

@@ -1,5 +1,6 @@
 """Opset builders (``import aiov.opset13 as ops``). Each call creates a node whose output
 types and shapes come from the native op registry."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,13 +13,54 @@ from ._types import Type, as_partial_shape, as_type
 # Hand-written builders (their arguments need converting); the simple ones (add, relu, elu,
 # mish, ...) are generated from the op registry at the end of this module.
 __all__ = [
-    "parameter", "constant", "result", "matmul", "reshape", "convert", "concat", "softmax", "round",
-    "gelu", "clamp", "select", "squeeze", "unsqueeze", "shape_of", "range", "broadcast",
-    "transpose", "gather", "scatter_elements_update", "one_hot", "slice", "split", "variadic_split", "tile", "pad", "convolution",
-    "group_convolution", "max_pool", "avg_pool", "batch_norm_inference", "reduce_sum", "reduce_mean",
-    "reduce_max", "reduce_min", "reduce_prod", "reduce_l2", "reduce_l1", "reduce_sum_square", "reduce_log_sum",
-    "reduce_log_sum_exp", "mvn", "log_softmax", "trilu", "cum_prod",
-    "lstm", "gru", "rnn",
+    "parameter",
+    "constant",
+    "result",
+    "matmul",
+    "reshape",
+    "convert",
+    "concat",
+    "softmax",
+    "round",
+    "gelu",
+    "clamp",
+    "select",
+    "squeeze",
+    "unsqueeze",
+    "shape_of",
+    "range",
+    "broadcast",
+    "transpose",
+    "gather",
+    "scatter_elements_update",
+    "one_hot",
+    "slice",
+    "split",
+    "variadic_split",
+    "tile",
+    "pad",
+    "convolution",
+    "group_convolution",
+    "max_pool",
+    "avg_pool",
+    "batch_norm_inference",
+    "reduce_sum",
+    "reduce_mean",
+    "reduce_max",
+    "reduce_min",
+    "reduce_prod",
+    "reduce_l2",
+    "reduce_l1",
+    "reduce_sum_square",
+    "reduce_log_sum",
+    "reduce_log_sum_exp",
+    "mvn",
+    "log_softmax",
+    "trilu",
+    "cum_prod",
+    "lstm",
+    "gru",
+    "rnn",
 ]
 
 
@@ -71,18 +113,19 @@ def _pair(left, right):
     lnode = isinstance(left, (Node, Output))
     rnode = isinstance(right, (Node, Output))
     if lnode and not rnode:
-        right = constant(right, as_output(left).get_element_type().to_dtype()
-                         if not isinstance(right, np.ndarray) else None)
+        right = constant(
+            right, as_output(left).get_element_type().to_dtype() if not isinstance(right, np.ndarray) else None
+        )
     elif rnode and not lnode:
-        left = constant(left, as_output(right).get_element_type().to_dtype()
-                        if not isinstance(left, np.ndarray) else None)
+        left = constant(
+            left, as_output(right).get_element_type().to_dtype() if not isinstance(left, np.ndarray) else None
+        )
     return left, right
 
 
 def matmul(data_a, data_b, transpose_a=False, transpose_b=False, name=None) -> Node:
     data_a, data_b = _pair(data_a, data_b)
-    return _make("MatMul", [data_a, data_b],
-                 {"transpose_a": bool(transpose_a), "transpose_b": bool(transpose_b)}, name)
+    return _make("MatMul", [data_a, data_b], {"transpose_a": bool(transpose_a), "transpose_b": bool(transpose_b)}, name)
 
 
 def reshape(node, output_shape, special_zero=False, name=None) -> Node:
@@ -135,8 +178,7 @@ def trilu(data, k=0, upper=True, name=None) -> Node:
 
 def cum_prod(data, axis=0, exclusive=False, reverse=False, name=None) -> Node:
     """Running product along `axis` (ONNX CumProd)."""
-    return _make("aiov.CumProd", [data, _ints(axis)], {"exclusive": bool(exclusive), "reverse": bool(reverse)},
-                 name)
+    return _make("aiov.CumProd", [data, _ints(axis)], {"exclusive": bool(exclusive), "reverse": bool(reverse)}, name)
 
 
 def squeeze(data, axes=None, name=None) -> Node:
@@ -161,6 +203,7 @@ def range(start, stop, step, output_type=None, name=None) -> Node:  # noqa: A001
         elif arr.dtype == np.float64:
             arr = arr.astype(np.float32)
         return constant(arr)
+
     attrs = {} if output_type is None else {"output_type": as_type(output_type).get_type_name()}
     return _make("Range", [scalar(start), scalar(stop), scalar(step)], attrs, name)
 
@@ -182,19 +225,26 @@ def gather(data, indices, axis, batch_dims=0, name=None) -> Node:
 
 
 def scatter_elements_update(data, indices, updates, axis, reduction="none", use_init_val=True, name=None) -> Node:
-    return _make("ScatterElementsUpdate", [data, indices, updates, _ints(axis)],
-                 {"reduction": str(reduction).lower(), "use_init_val": bool(use_init_val)}, name)
+    return _make(
+        "ScatterElementsUpdate",
+        [data, indices, updates, _ints(axis)],
+        {"reduction": str(reduction).lower(), "use_init_val": bool(use_init_val)},
+        name,
+    )
 
 
-def one_hot(indices, depth, on_value, off_value, axis=-1, negative_indices_mode="ignore_negative",
-            name=None) -> Node:
+def one_hot(indices, depth, on_value, off_value, axis=-1, negative_indices_mode="ignore_negative", name=None) -> Node:
     if not isinstance(depth, (Node, Output)):
         depth = constant(np.asarray(depth, dtype=np.int64))
     if not isinstance(on_value, (Node, Output)) and not isinstance(off_value, (Node, Output)):
         on_value = constant(np.asarray(on_value, dtype=np.float32))
     on_value, off_value = _pair(on_value, off_value)
-    return _make("OneHot", [indices, depth, on_value, off_value],
-                 {"axis": int(axis), "negative_indices_mode": str(negative_indices_mode).lower()}, name)
+    return _make(
+        "OneHot",
+        [indices, depth, on_value, off_value],
+        {"axis": int(axis), "negative_indices_mode": str(negative_indices_mode).lower()},
+        name,
+    )
 
 
 def slice(data, start, stop, step, axes=None, name=None) -> Node:  # noqa: A001 - OpenVINO's name
@@ -224,8 +274,12 @@ def pad(arg, pads_begin, pads_end, pad_mode="constant", arg_pad_value=None, name
 
 
 def _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad):
-    attrs = {"strides": [int(v) for v in strides], "pads_begin": [int(v) for v in pads_begin],
-             "pads_end": [int(v) for v in pads_end], "auto_pad": str(auto_pad or "explicit").lower()}
+    attrs = {
+        "strides": [int(v) for v in strides],
+        "pads_begin": [int(v) for v in pads_begin],
+        "pads_end": [int(v) for v in pads_end],
+        "auto_pad": str(auto_pad or "explicit").lower(),
+    }
     if dilations is not None:
         attrs["dilations"] = [int(v) for v in dilations]
     return attrs
@@ -233,12 +287,12 @@ def _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad):
 
 def convolution(data, filters, strides, pads_begin, pads_end, dilations, auto_pad="explicit", name=None) -> Node:
     """NCHW convolution with OIHW filters (1-D: NCW/OIW)."""
-    return _make("Convolution", [data, filters], _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad),
-                 name)
+    return _make(
+        "Convolution", [data, filters], _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad), name
+    )
 
 
-def group_convolution(data, filters, strides, pads_begin, pads_end, dilations, auto_pad="explicit",
-                      name=None) -> Node:
+def group_convolution(data, filters, strides, pads_begin, pads_end, dilations, auto_pad="explicit", name=None) -> Node:
     """Grouped convolution with filters [G, O/G, C/G, kh, kw] (OpenVINO's layout)."""
     port = as_output(filters)
     shape = port.get_partial_shape()
@@ -251,19 +305,41 @@ def group_convolution(data, filters, strides, pads_begin, pads_end, dilations, a
     return _make("Convolution", [data, flat], attrs, name)
 
 
-def max_pool(data, strides, dilations, pads_begin, pads_end, kernel_shape, rounding_type="floor",
-             auto_pad=None, index_element_type="i64", axis=0, name=None) -> Node:
+def max_pool(
+    data,
+    strides,
+    dilations,
+    pads_begin,
+    pads_end,
+    kernel_shape,
+    rounding_type="floor",
+    auto_pad=None,
+    index_element_type="i64",
+    axis=0,
+    name=None,
+) -> Node:
     """Max pooling. Unlike OpenVINO's opset8 it has one output (no indices)."""
     attrs = _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad)
     attrs.update(kernel=[int(v) for v in kernel_shape], rounding_type=str(rounding_type).lower())
     return _make("MaxPool", [data], attrs, name)
 
 
-def avg_pool(data, strides, pads_begin, pads_end, kernel_shape, exclude_pad, rounding_type="floor",
-             auto_pad=None, name=None, dilations=None) -> Node:
+def avg_pool(
+    data,
+    strides,
+    pads_begin,
+    pads_end,
+    kernel_shape,
+    exclude_pad,
+    rounding_type="floor",
+    auto_pad=None,
+    name=None,
+    dilations=None,
+) -> Node:
     attrs = _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad)
-    attrs.update(kernel=[int(v) for v in kernel_shape], rounding_type=str(rounding_type).lower(),
-                 exclude_pad=bool(exclude_pad))
+    attrs.update(
+        kernel=[int(v) for v in kernel_shape], rounding_type=str(rounding_type).lower(), exclude_pad=bool(exclude_pad)
+    )
     return _make("AvgPool", [data], attrs, name)
 
 
@@ -274,6 +350,7 @@ def batch_norm_inference(data, gamma, beta, mean, variance, epsilon, name=None) 
 def _reduce(op):
     def build(node, reduction_axes, keep_dims=False, name=None) -> Node:
         return _make(op, [node, _ints(reduction_axes)], {"keep_dims": bool(keep_dims)}, name)
+
     build.__doc__ = f"{op} over the given axes."
     return build
 
@@ -292,16 +369,20 @@ reduce_log_sum_exp = _reduce("ReduceLogSumExp")
 
 def mvn(data, axes, normalize_variance=True, eps=1e-9, eps_mode="inside_sqrt", name=None) -> Node:
     """(x - mean) / sqrt(var + eps) over trailing axes."""
-    return _make("MVN", [data, _ints(axes)], {"normalize_variance": bool(normalize_variance), "eps": float(eps),
-                                             "eps_mode": str(eps_mode).lower()}, name)
+    return _make(
+        "MVN",
+        [data, _ints(axes)],
+        {"normalize_variance": bool(normalize_variance), "eps": float(eps), "eps_mode": str(eps_mode).lower()},
+        name,
+    )
 
 
 def log_softmax(data, axis, name=None) -> Node:
     return _make("LogSoftmax", [data], {"axis": int(axis)}, name)
 
 
-
 # ---- builders generated from the op registry ----------------------------------------------
+
 
 def _attr_value(spec, value):
     """A Python value as attribute `spec` of the registry declares it."""
@@ -329,8 +410,9 @@ def _recurrent(op, inputs, attrs, name):
     inputs = list(inputs)
     while inputs and inputs[-1] is None:
         inputs.pop()
-    ports = [constant(np.zeros(0, np.int32 if i == 4 else np.float32)) if v is None else v
-             for i, v in enumerate(inputs)]
+    ports = [
+        constant(np.zeros(0, np.int32 if i == 4 else np.float32)) if v is None else v for i, v in enumerate(inputs)
+    ]
     acts = attrs.get("activations", "")
     attrs["activations"] = acts if isinstance(acts, str) else ",".join(acts)
     for key in ("activation_alpha", "activation_beta"):
@@ -376,8 +458,9 @@ def _generated(desc):
             attrs[spec["name"]] = _attr_value(spec, value)
         for key, value in kwargs.items():
             if key not in by_name:
-                raise InputError(f"{build.__name__}() has no attribute {key!r} "
-                                 f"(it takes {', '.join(by_name) or 'none'})")
+                raise InputError(
+                    f"{build.__name__}() has no attribute {key!r} (it takes {', '.join(by_name) or 'none'})"
+                )
             attrs[key] = _attr_value(by_name[key], value)
         return _make(op, inputs, attrs, name)
 

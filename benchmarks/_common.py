@@ -1,4 +1,5 @@
 """Shared helpers for the benchmarks: optional imports, timing, table printing."""
+
 from __future__ import annotations
 
 import gc
@@ -74,8 +75,9 @@ def add_run_options(parser, frameworks, budget: float, quick_budget: float, repe
     """The options every side-by-side benchmark takes: --quick, --repeats, --budget, --frameworks."""
     parser.add_argument("--quick", action="store_true", help="fast smoke mode (3 short repeats, tiny budget)")
     parser.add_argument("--repeats", type=int, default=None, help=f"runs per measurement (default {repeats}; quick 3)")
-    parser.add_argument("--budget", type=float, default=None,
-                        help=f"seconds per run (default {budget:g}; quick {quick_budget:g})")
+    parser.add_argument(
+        "--budget", type=float, default=None, help=f"seconds per run (default {budget:g}; quick {quick_budget:g})"
+    )
     parser.add_argument("--frameworks", default=",".join(frameworks), help="comma list of: " + ", ".join(frameworks))
     parser.set_defaults(_budgets=(budget, quick_budget), _repeats=repeats)
 
@@ -104,8 +106,7 @@ def print_table(header, rows, left: int = 1):
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
 
     def line(cells):
-        return "  ".join(str(c).ljust(widths[i]) if i < left else str(c).rjust(widths[i])
-                         for i, c in enumerate(cells))
+        return "  ".join(str(c).ljust(widths[i]) if i < left else str(c).rjust(widths[i]) for i, c in enumerate(cells))
 
     text = line(header)
     print(text)
@@ -120,6 +121,7 @@ def print_versions(title: str, frameworks, modules: dict, available: dict):
     import platform
 
     import numpy as np
+
     print(title)
     print(f"python {platform.python_version()}  cpus={os.cpu_count()}  numpy {np.__version__}")
     for f in frameworks:

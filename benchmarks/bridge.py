@@ -9,6 +9,7 @@ when openvino is installed, the usual ways: OpenVINO's AsyncInferQueue whose cal
 Lag: a heartbeat coroutine's oversleep (p50/p99/max) while a heavier model keeps every core
 busy; and the longest oversleep while each aio verb runs over and over (and, in a fresh process,
 while the first ``aio.compile_model`` of an ONNX file reads it). Printed, never asserted."""
+
 import argparse
 import asyncio
 import os
@@ -336,13 +337,16 @@ def first_onnx_compile_lag():
         return None
     w = numpy_helper.from_array(np.ones((64, 64), np.float32), "w")
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["z"])], "g",
-        [helper.make_tensor_value_info("x", 1, [1, 64])], [helper.make_tensor_value_info("z", 1, [1, 64])], [w])
+        [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["z"])],
+        "g",
+        [helper.make_tensor_value_info("x", 1, [1, 64])],
+        [helper.make_tensor_value_info("z", 1, [1, 64])],
+        [w],
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "m.onnx")
         onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-        out = subprocess.run([sys.executable, "-c", _FIRST_COMPILE, path], capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run([sys.executable, "-c", _FIRST_COMPILE, path], capture_output=True, text=True, check=True)
     lag, took = out.stdout.split()
     return float(lag), float(took)
 
@@ -362,8 +366,10 @@ def main():
     sync = tiny_aiov()
     ov_tiny = tiny_openvino() if ovo else None
 
-    print(f"aiov {ov.__version__}; openvino {ovo.__version__ if ovo else 'not installed'}; "
-          f"{os.cpu_count()} cores; engine pool {ov._core.pool_size()} workers")
+    print(
+        f"aiov {ov.__version__}; openvino {ovo.__version__ if ovo else 'not installed'}; "
+        f"{os.cpu_count()} cores; engine pool {ov._core.pool_size()} workers"
+    )
     for kind in loops:
         print(f"bare future round trip on {kind}: {run_on(kind, bare_future(0.3)):.2f} us")
     print()
@@ -371,11 +377,15 @@ def main():
     header = f"{'loop':8} {'path':38}" + "".join(f"{'c=' + str(c):>11}" for c in CONCURRENCY)
     print(header)
     print("-" * len(header))
-    rows = [("aiov  await compiled(x)", lambda c: aio_call(sync, c, s)),
-            ("aiov  aio.AsyncInferQueue + callback", lambda c: aio_queue(sync, c, s))]
+    rows = [
+        ("aiov  await compiled(x)", lambda c: aio_call(sync, c, s)),
+        ("aiov  aio.AsyncInferQueue + callback", lambda c: aio_queue(sync, c, s)),
+    ]
     if ovo:
-        rows += [("openvino AsyncInferQueue+call_soon_ts", lambda c: openvino_queue(ov_tiny, c, s)),
-                 ("openvino to_thread(infer_new_request)", lambda c: openvino_to_thread(ov_tiny, c, s))]
+        rows += [
+            ("openvino AsyncInferQueue+call_soon_ts", lambda c: openvino_queue(ov_tiny, c, s)),
+            ("openvino to_thread(infer_new_request)", lambda c: openvino_to_thread(ov_tiny, c, s)),
+        ]
     for kind in loops:
         for name, make in rows:
             rates = [run_on(kind, make(c)) for c in CONCURRENCY]
@@ -391,8 +401,9 @@ def main():
         print(f"{kind:8} {'aiov  aio.AsyncInferQueue':38}{p50:>9.3f}{p99:>9.3f}{mx:>9.3f}{rate:>10,.0f}")
         if ovo:
             p50, p99, mx, rate = run_on(kind, lag_openvino(ov_heavy, 2 * s))
-            print(f"{kind:8} {'openvino AsyncInferQueue+call_soon_ts':38}{p50:>9.3f}{p99:>9.3f}{mx:>9.3f}"
-                  f"{rate:>10,.0f}")
+            print(
+                f"{kind:8} {'openvino AsyncInferQueue+call_soon_ts':38}{p50:>9.3f}{p99:>9.3f}{mx:>9.3f}{rate:>10,.0f}"
+            )
     print()
     print("event-loop lag per aio verb (longest heartbeat oversleep, ms, while the verb runs over and over)")
     print(f"{'loop':8} {'verb':38}{'max lag':>9}{'runs':>9}")
@@ -402,8 +413,10 @@ def main():
             print(f"{kind:8} {name:38}{lag:>9.2f}{runs:>9}")
     first = first_onnx_compile_lag()
     if first is not None:
-        print(f"{'asyncio':8} {'first aio.compile_model(x.onnx), fresh':38}{first[0]:>9.2f}"
-              f"{'':>9}  (compile took {first[1]:.0f} ms)")
+        print(
+            f"{'asyncio':8} {'first aio.compile_model(x.onnx), fresh':38}{first[0]:>9.2f}"
+            f"{'':>9}  (compile took {first[1]:.0f} ms)"
+        )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ against aiov's (rtol = atol = 1e-3 relative to the output's scale).
 Run: ``python benchmarks/engine.py`` (a few minutes) or ``--quick``.
 Per-node profile of aiov for one model: ``python benchmarks/engine.py --profile resnet50``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,7 @@ import numpy as np
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(_HERE), "tests"))
-from _common import (add_run_options, calibrate, fmt, print_table, print_versions,  # noqa: E402
-                     run_settings, try_import)
+from _common import add_run_options, calibrate, fmt, print_table, print_versions, run_settings, try_import  # noqa: E402
 
 FRAMEWORKS = ["aiov", "onnxruntime", "openvino"]
 
@@ -55,11 +55,21 @@ def _image(batch, size=224, seed=7):
 
 def _specs():
     import model_builders as z
+
     rng = np.random.default_rng(8)
     return [
-        Spec("mlp1", "(a) MLP 784-1024-1024-10 b1", z.mlp, lambda: {"x": rng.standard_normal((1, 784)).astype(np.float32)}),
-        Spec("mlp64", "(a) MLP 784-1024-1024-10 b64", z.mlp,
-             lambda: {"x": rng.standard_normal((64, 784)).astype(np.float32)}),
+        Spec(
+            "mlp1",
+            "(a) MLP 784-1024-1024-10 b1",
+            z.mlp,
+            lambda: {"x": rng.standard_normal((1, 784)).astype(np.float32)},
+        ),
+        Spec(
+            "mlp64",
+            "(a) MLP 784-1024-1024-10 b64",
+            z.mlp,
+            lambda: {"x": rng.standard_normal((64, 784)).astype(np.float32)},
+        ),
         Spec("convs", "(b) 4x conv3x3/s2 3..256 224px", z.conv_stack, lambda: _image(1)),
         Spec("resnet50", "(c) ResNet-50 224px b1", z.resnet50, lambda: _image(1)),
         Spec("mobilenet", "(d) MobileNetV2 224px b1", z.mobilenet_v2, lambda: _image(1)),
@@ -87,13 +97,16 @@ def _reset_peak():
 def _prepare(framework, proto_bytes, path, feeds):
     if framework == "aiov":
         import aiov
+
         compiled = aiov.compile_model(proto_bytes)
         return lambda: compiled(feeds)
     if framework == "onnxruntime":
         import onnxruntime as ort
+
         sess = ort.InferenceSession(proto_bytes, providers=["CPUExecutionProvider"])
         return lambda: sess.run(None, feeds)
     import openvino
+
     compiled = openvino.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     return lambda: compiled(feeds)
 
@@ -129,8 +142,17 @@ def measure_side_by_side(frameworks, key, path, tmp, repeats, budget):
     elsewhere on the machine falls on all of them rather than on whichever ran then."""
     procs, cells, notes = {}, {}, []
     for f in frameworks:
-        cmd = [sys.executable, os.path.abspath(__file__), "--budget", str(budget), "--serve", f, key, path,
-               os.path.join(tmp, f"{key}-{f}.npy")]
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--budget",
+            str(budget),
+            "--serve",
+            f,
+            key,
+            path,
+            os.path.join(tmp, f"{key}-{f}.npy"),
+        ]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         ready = proc.stdout.readline()
         if not ready:
@@ -141,7 +163,7 @@ def measure_side_by_side(frameworks, key, path, tmp, repeats, budget):
     samples = {f: [] for f in procs}
     order = list(procs)
     for r in range(repeats):
-        for f in order[r % len(order):] + order[:r % len(order)]:
+        for f in order[r % len(order) :] + order[: r % len(order)]:
             # Let the previous framework's spinning threads go idle: onnxruntime's keep one
             # core busy for ~45 ms after a call here (aiov's and openvino's for ~1 ms).
             time.sleep(0.1)
@@ -169,6 +191,7 @@ def _median_seconds(fn, repeats, budget, min_iters):
 
 def profile(key, top):
     import aiov
+
     spec = {s.key: s for s in _specs()}[key]
     compiled = aiov.compile_model(spec.build().SerializeToString(), "CPU", {"PERF_COUNT": True})
     request = compiled.create_infer_request()
@@ -189,8 +212,10 @@ def profile(key, top):
     for node_type, us, _ in totals.values():
         by_type[node_type] = by_type.get(node_type, 0.0) + us
     print(f"{key}: {wall:,.0f} us per inference (wall, with profiling), {sum(by_type.values()):,.0f} us in nodes")
-    print_table(["op type", "us", "share"], [[t, f"{us:,.1f}", f"{us / max(wall, 1e-9):.0%}"]
-                                             for t, us in sorted(by_type.items(), key=lambda kv: -kv[1])])
+    print_table(
+        ["op type", "us", "share"],
+        [[t, f"{us:,.1f}", f"{us / max(wall, 1e-9):.0%}"] for t, us in sorted(by_type.items(), key=lambda kv: -kv[1])],
+    )
     print()
     rows = sorted(totals.items(), key=lambda kv: -kv[1][1])[:top]
     print_table(["node", "us", "what ran"], [[name, f"{us:,.1f}", ex] for name, (t, us, ex) in rows])
@@ -222,6 +247,7 @@ def gemm_rows(repeats, budget, aiov):
 
 def _matmul_model(ov, b, m):
     from aiov import opset13 as ops
+
     p = ops.parameter([m, b.shape[0]], np.float32, name="a")
     return ov.Model([ops.matmul(p, ops.constant(b), False, False)], [p], "gemm")
 
@@ -249,9 +275,13 @@ def main(argv=None):
         specs = [s for s in specs if s.key in args.models.split(",")]
     modules = {f: try_import(f) for f in FRAMEWORKS}
     available = {f: modules[f] is not None and f in wanted for f in FRAMEWORKS}
-    print_versions(f"aiov engine benchmark (median of {repeats} runs of ~{budget:g}s; one sync request; "
-                   f"each framework and model in its own process; the frameworks' runs alternate)",
-                   FRAMEWORKS, modules, available)
+    print_versions(
+        f"aiov engine benchmark (median of {repeats} runs of ~{budget:g}s; one sync request; "
+        f"each framework and model in its own process; the frameworks' runs alternate)",
+        FRAMEWORKS,
+        modules,
+        available,
+    )
     rows, notes = [], []
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="aiov_engine_") as tmp:
@@ -263,15 +293,18 @@ def main(argv=None):
                     fh.write(spec.build().SerializeToString())
                 built[spec.build] = path
             path = built[spec.build]
-            cells, child_notes = measure_side_by_side([f for f in FRAMEWORKS if available[f]], spec.key, path, tmp,
-                                                      repeats, budget)
+            cells, child_notes = measure_side_by_side(
+                [f for f in FRAMEWORKS if available[f]], spec.key, path, tmp, repeats, budget
+            )
             notes += child_notes
             outs = {f: np.load(os.path.join(tmp, f"{spec.key}-{f}.npy")) for f in cells}
             if "aiov" in outs:
                 ref = outs["aiov"]
                 scale = max(1.0, float(np.max(np.abs(ref))))
                 for f, got in outs.items():
-                    if f != "aiov" and (got.shape != ref.shape or not np.allclose(got, ref, rtol=1e-3, atol=1e-3 * scale)):
+                    if f != "aiov" and (
+                        got.shape != ref.shape or not np.allclose(got, ref, rtol=1e-3, atol=1e-3 * scale)
+                    ):
                         err = float(np.max(np.abs(got - ref))) if got.shape == ref.shape else float("nan")
                         notes.append(f"{spec.key}: {f} differs from aiov by up to {err:.3g} (scale {scale:.3g})")
             row = [spec.label]
@@ -285,11 +318,15 @@ def main(argv=None):
             row.append(_ratio(cells, "best_us"))
             rows.append(row)
             print(f"  {spec.key} done at {time.perf_counter() - t_start:.0f}s", file=sys.stderr)
-    print_table(["model", "aiov", "onnxruntime", "openvino", "aiov MiB", "ort MiB", "ov MiB", "aiov/best peer",
-                 "fastest runs"], rows)
+    print_table(
+        ["model", "aiov", "onnxruntime", "openvino", "aiov MiB", "ort MiB", "ov MiB", "aiov/best peer", "fastest runs"],
+        rows,
+    )
     print()
-    print("latency: median of one synchronous inference. MiB: peak resident memory above the process's"
-          " state before compiling.")
+    print(
+        "latency: median of one synchronous inference. MiB: peak resident memory above the process's"
+        " state before compiling."
+    )
     print("aiov/best peer: aiov's latency divided by the faster peer's (<= 1.00 means aiov is as fast or faster);")
     print("fastest runs: the same ratio of each framework's fastest run, what a quiet machine gives.")
     for n in notes:
@@ -298,8 +335,10 @@ def main(argv=None):
         print()
         print_table(["GEMM MxKxN", "aiov GFLOP/s", "numpy GFLOP/s"], gemm_rows(repeats, budget, modules["aiov"]))
         if modules["aiov"]:
-            print(f"(aiov: weights packed at compile time, {modules['aiov']._core.gemm_isa()} kernels, "
-                  f"{modules['aiov']._core.pool_size()} threads)")
+            print(
+                f"(aiov: weights packed at compile time, {modules['aiov']._core.gemm_isa()} kernels, "
+                f"{modules['aiov']._core.pool_size()} threads)"
+            )
     print(f"total time {time.perf_counter() - t_start:.0f}s")
     return rows
 

@@ -18,6 +18,7 @@ each, then the next round) so that a change in machine load affects all of them 
 Frameworks that are not installed show "n/a".
 Run: ``python benchmarks/models.py`` (under a minute) or ``--quick`` (a few seconds).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,7 @@ import numpy as np
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
-from _common import (add_run_options, calibrate, fmt, print_table, print_versions,  # noqa: E402
-                     run_settings, try_import)
+from _common import add_run_options, calibrate, fmt, print_table, print_versions, run_settings, try_import  # noqa: E402
 
 FRAMEWORKS = ["aiov", "onnxruntime", "openvino"]
 BERT_HIDDEN, BERT_HEADS = 64, 4
@@ -44,6 +44,7 @@ def _model_builders():
     tests = os.path.join(os.path.dirname(_HERE), "tests")
     sys.path[:0] = [tests, os.path.join(tests, "engine")]
     import test_onnx_models as t
+
     return t
 
 
@@ -52,12 +53,14 @@ class Spec:
         self.key, self.label, self.kind, self.batch, self.seq = key, label, kind, batch, seq
 
 
-SPECS = [Spec("resnet1", "resnet-style 3x32x32 b1", "resnet", 1),
-         Spec("resnet8", "resnet-style 3x32x32 b8", "resnet", 8),
-         Spec("mobilenet1", "mobilenet-style 3x32x32 b1", "mobilenet", 1),
-         Spec("mobilenet8", "mobilenet-style 3x32x32 b8", "mobilenet", 8),
-         Spec("bert1", "bert layer h64 s128 b1", "bert", 1, 128),
-         Spec("bert8", "bert layer h64 s128 b8", "bert", 8, 128)]
+SPECS = [
+    Spec("resnet1", "resnet-style 3x32x32 b1", "resnet", 1),
+    Spec("resnet8", "resnet-style 3x32x32 b8", "resnet", 8),
+    Spec("mobilenet1", "mobilenet-style 3x32x32 b1", "mobilenet", 1),
+    Spec("mobilenet8", "mobilenet-style 3x32x32 b8", "mobilenet", 8),
+    Spec("bert1", "bert layer h64 s128 b1", "bert", 1, 128),
+    Spec("bert8", "bert layer h64 s128 b8", "bert", 8, 128),
+]
 
 
 def build_proto(builders, kind):
@@ -73,14 +76,16 @@ def make_feeds(spec, seed=1):
     if spec.kind in ("resnet", "mobilenet"):
         return {"x": rng.standard_normal((spec.batch, 3, 32, 32)).astype(np.float32)}
     mask = np.ones((spec.batch, spec.seq), np.int64)
-    mask[:, spec.seq - spec.seq // 8:] = 0  # padded tail
+    mask[:, spec.seq - spec.seq // 8 :] = 0  # padded tail
     return {"x": rng.standard_normal((spec.batch, spec.seq, BERT_HIDDEN)).astype(np.float32), "mask": mask}
 
 
 # ---- runners: each returns (callable performing one inference, its first output) -------------
 
+
 def prepare_aiov(proto_bytes, onnx_path, feeds):
     import aiov
+
     compiled = aiov.compile_model(proto_bytes)
     fn = lambda: compiled(feeds)  # noqa: E731
     return fn, np.asarray(fn()[0])
@@ -88,6 +93,7 @@ def prepare_aiov(proto_bytes, onnx_path, feeds):
 
 def prepare_onnxruntime(proto_bytes, onnx_path, feeds):
     import onnxruntime as ort
+
     sess = ort.InferenceSession(proto_bytes, providers=["CPUExecutionProvider"])
     fn = lambda: sess.run(None, feeds)  # noqa: E731
     return fn, np.asarray(fn()[0])
@@ -95,6 +101,7 @@ def prepare_onnxruntime(proto_bytes, onnx_path, feeds):
 
 def prepare_openvino(proto_bytes, onnx_path, feeds):
     import openvino
+
     compiled = openvino.Core().compile_model(onnx_path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     fn = lambda: compiled(feeds)  # noqa: E731
     return fn, np.asarray(fn()[0])
@@ -146,11 +153,13 @@ def interleaved_median_us(fns, repeats, budget):
 
 # ---- main -----------------------------------------------------------------------------------
 
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_run_options(parser, FRAMEWORKS, budget=0.2, quick_budget=0.03)
-    parser.add_argument("--models", default=",".join(s.key for s in SPECS),
-                        help="comma list of: " + ", ".join(s.key for s in SPECS))
+    parser.add_argument(
+        "--models", default=",".join(s.key for s in SPECS), help="comma list of: " + ", ".join(s.key for s in SPECS)
+    )
     args = parser.parse_args(argv)
     repeats, budget, wanted = run_settings(args)
     specs = [s for s in SPECS if s.key in args.models.split(",")]
@@ -163,8 +172,10 @@ def main(argv=None):
         print(f"cannot build the models (tests/engine/test_onnx_models.py needs onnx and pytest): {exc}")
         return []
 
-    title = (f"aiov whole-model benchmark  ({'quick' if args.quick else 'full'} mode: median of {repeats} "
-             f"runs of ~{budget:g}s each, single request, sync)")
+    title = (
+        f"aiov whole-model benchmark  ({'quick' if args.quick else 'full'} mode: median of {repeats} "
+        f"runs of ~{budget:g}s each, single request, sync)"
+    )
     print_versions(title, FRAMEWORKS, modules, available)
 
     results = {}  # spec key -> {framework: value or "error"/"mismatch"}
@@ -198,8 +209,10 @@ def main(argv=None):
             except Exception as exc:  # noqa: BLE001 - keep going with the next model
                 notes.append(f"timing {spec.key}: {type(exc).__name__}: {exc}")
                 cells.update({f: "error" for f in fns})
-            print(f"  measured {', '.join(fns) or 'nothing'} on {spec.key} in "
-                  f"{time.perf_counter() - t0:5.1f}s", file=sys.stderr)
+            print(
+                f"  measured {', '.join(fns) or 'nothing'} on {spec.key} in {time.perf_counter() - t0:5.1f}s",
+                file=sys.stderr,
+            )
             results[spec.key] = cells
             del fns
 

@@ -13,6 +13,7 @@ Every number is the median of ``--repeats`` runs (default 7) of N calls each, N 
 run lasts about ``--budget`` seconds, after a warm-up. Frameworks that are not installed show
 "n/a". Run: ``python benchmarks/overhead.py`` (about a minute) or ``--quick`` (a few seconds).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,16 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (add_run_options, fmt, median_latency_us, median_throughput, print_table,  # noqa: E402
-                     print_versions, run_settings, try_import)
+from _common import (  # noqa: E402
+    add_run_options,
+    fmt,
+    median_latency_us,
+    median_throughput,
+    print_table,
+    print_versions,
+    run_settings,
+    try_import,
+)
 
 MEASURES = [("compiled(x)", "us"), ("request.infer(x)", "us"), ("queue", "tput")]
 FRAMEWORKS = ["aiov", "openvino", "onnxruntime"]
@@ -33,14 +42,17 @@ FRAMEWORKS = ["aiov", "openvino", "onnxruntime"]
 
 # ---- models ---------------------------------------------------------------------------------
 
+
 class Spec:
     def __init__(self, key, label, kind, batch=None):
         self.key, self.label, self.kind, self.batch = key, label, kind, batch
 
 
-SPECS = [Spec("tiny", "tiny: add [8]+[8]", "tiny"),
-         Spec("mlp1", "mlp 784-1024-1024-10 b1", "mlp", 1),
-         Spec("mlp64", "mlp 784-1024-1024-10 b64", "mlp", 64)]
+SPECS = [
+    Spec("tiny", "tiny: add [8]+[8]", "tiny"),
+    Spec("mlp1", "mlp 784-1024-1024-10 b1", "mlp", 1),
+    Spec("mlp64", "mlp 784-1024-1024-10 b64", "mlp", 64),
+]
 
 MLP_SIZES = (784, 1024, 1024, 10)
 
@@ -91,6 +103,7 @@ def build_ov_style(ov, ops, spec, weights):
 def build_onnx(spec, weights) -> bytes:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
+
     if spec.kind == "tiny":
         nodes = [helper.make_node("Add", ["a", "b"], ["y"])]
         inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [8]) for n in ("a", "b")]
@@ -117,6 +130,7 @@ def build_onnx(spec, weights) -> bytes:
 
 
 # ---- runners: each returns {measure: value or None or "note"} --------------------------------
+
 
 def _check(name, got, want, notes):
     err = float(np.max(np.abs(np.asarray(got, np.float64) - want)))
@@ -152,12 +166,12 @@ def _ov_style_measures(ov, compiled, inputs, want, name, notes, repeats, budget,
 
     res["queue"] = median_throughput(run_batch, repeats, budget)
     res["_jobs"] = len(queue)
-    del queue
     return res
 
 
 def run_aiov(spec, model_builder, inputs, want, notes, repeats, budget, jobs=0):
     import aiov
+
     model = model_builder(aiov, aiov.opset13)
     compiled = aiov.compile_model(model, "CPU")
     return _ov_style_measures(aiov, compiled, inputs, want, "aiov", notes, repeats, budget, jobs)
@@ -165,6 +179,7 @@ def run_aiov(spec, model_builder, inputs, want, notes, repeats, budget, jobs=0):
 
 def run_openvino(spec, model_builder, inputs, want, notes, repeats, budget, jobs=0):
     import openvino
+
     model = model_builder(openvino, openvino.opset13)
     compiled = openvino.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     return _ov_style_measures(openvino, compiled, inputs, want, "openvino", notes, repeats, budget, jobs)
@@ -172,6 +187,7 @@ def run_openvino(spec, model_builder, inputs, want, notes, repeats, budget, jobs
 
 def run_onnxruntime(spec, onnx_bytes, inputs, want, notes, repeats, budget):
     import onnxruntime as ort
+
     sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
     feed = dict(zip(names, inputs))
@@ -215,25 +231,31 @@ def run_onnxruntime(spec, onnx_bytes, inputs, want, notes, repeats, budget):
 
 # ---- main -----------------------------------------------------------------------------------
 
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_run_options(parser, FRAMEWORKS, budget=0.15, quick_budget=0.02)
-    parser.add_argument("--jobs", type=int, default=0,
-                        help="AsyncInferQueue jobs for aiov and openvino (default 0: each framework's choice)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        help="AsyncInferQueue jobs for aiov and openvino (default 0: each framework's choice)",
+    )
     parser.add_argument("--models", default="tiny,mlp1,mlp64", help="comma list of: tiny, mlp1, mlp64")
     args = parser.parse_args(argv)
     repeats, budget, wanted = run_settings(args)
     specs = [s for s in SPECS if s.key in args.models.split(",")]
 
-    modules = {"aiov": try_import("aiov"), "openvino": try_import("openvino"),
-               "onnxruntime": try_import("onnxruntime")}
+    modules = {"aiov": try_import("aiov"), "openvino": try_import("openvino"), "onnxruntime": try_import("onnxruntime")}
     onnx_mod = try_import("onnx")
     available = {f: modules[f] is not None and f in wanted for f in FRAMEWORKS}
     if available["onnxruntime"] and onnx_mod is None:
         available["onnxruntime"] = False
 
-    title = (f"aiov overhead benchmark  ({'quick' if args.quick else 'full'} mode: median of {repeats} runs "
-             f"of ~{budget:g}s each)")
+    title = (
+        f"aiov overhead benchmark  ({'quick' if args.quick else 'full'} mode: median of {repeats} runs "
+        f"of ~{budget:g}s each)"
+    )
     print_versions(title, FRAMEWORKS, modules, available)
 
     weights = mlp_weights()
@@ -282,8 +304,10 @@ def main(argv=None):
     print_table(header, rows, left=2)
     print()
     print("aiov vs best peer: >1x means aiov is better (lower latency / higher throughput).")
-    print("onnxruntime: compiled(x) = sess.run(None, feed); request.infer(x) = sess.run(names, feed); "
-          "queue = run_async + callback.")
+    print(
+        "onnxruntime: compiled(x) = sess.run(None, feed); request.infer(x) = sess.run(names, feed); "
+        "queue = run_async + callback."
+    )
     if jobs:
         print("AsyncInferQueue jobs: " + ", ".join(f"{f}/{k}={n}" for (f, k), n in sorted(jobs.items())))
     for n in notes:

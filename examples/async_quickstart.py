@@ -1,5 +1,6 @@
 """Async quickstart: compile off the loop, await inferences from many tasks, use a request,
 and feed an AsyncInferQueue whose callback runs on the event loop (uvloop if installed)."""
+
 import asyncio
 
 import numpy as np
@@ -25,7 +26,7 @@ def reference(x):
 
 
 async def main():
-    compiled = await aio.compile_model(model, "CPU")      # compiles in a worker thread
+    compiled = await aio.compile_model(model, "CPU")  # compiles in a worker thread
 
     # 1. Any number of concurrent awaits: each takes an idle request from a pool.
     batches = [rng.standard_normal((2, 784)).astype(np.float32) for _ in range(64)]
@@ -37,13 +38,13 @@ async def main():
     request = compiled.create_infer_request()
     job = request.start_async({"image": batches[0]})
     await asyncio.sleep(0)
-    print("request job:", (await job)["probs"].argmax(1), "latency %.3f ms" % request.latency)
+    print("request job:", (await job)["probs"].argmax(1), f"latency {request.latency:.3f} ms")
 
     # 3. A queue with 4 jobs; start_async suspends while all are busy.
     queue = aio.AsyncInferQueue(compiled, jobs=4)
     predictions = {}
 
-    def on_done(request, index):                          # runs on the event loop thread
+    def on_done(request, index):  # runs on the event loop thread
         predictions[index] = request.get_output_tensor().data.argmax(1)
 
     queue.set_callback(on_done)
@@ -64,6 +65,7 @@ async def main():
 if __name__ == "__main__":
     try:
         import uvloop
+
         uvloop.run(main())
     except ImportError:
         asyncio.run(main())

@@ -1,5 +1,6 @@
 """Quickstart: build a small MLP with the opset builders, compile it on aiov's engine and run
 it three ways: a direct call, an InferRequest, and an AsyncInferQueue with a callback."""
+
 import numpy as np
 
 import aiov as ov
@@ -35,14 +36,14 @@ request = compiled.create_infer_request()
 request.start_async({"image": batch})
 request.wait()
 assert np.allclose(request.get_output_tensor().data, expected, atol=1e-5)
-print("request latency: %.3f ms" % request.latency)
+print(f"request latency: {request.latency:.3f} ms")
 
 # 3. A queue of jobs with a callback per finished job.
 queue = ov.AsyncInferQueue(compiled, jobs=4)
 done = {}
 queue.set_callback(lambda req, i: done.__setitem__(i, req.get_output_tensor().data.argmax(1)))
 for i in range(16):
-    queue.start_async({0: batch[i % 4: i % 4 + 1]}, userdata=i)
+    queue.start_async({0: batch[i % 4 : i % 4 + 1]}, userdata=i)
 queue.wait_all()
 assert sorted(done) == list(range(16))
 print("queue finished", len(done), "jobs; engine:", core.get_property("CPU", "FULL_DEVICE_NAME"))

@@ -1,6 +1,7 @@
 """A streaming pipeline on trio through anyio: a producer feeds an aio.AsyncInferQueue,
 the consumer reads finished jobs with `as_completed`, and a memory stream carries
 the predictions to a sink. The same code runs on asyncio: change `backend=`."""
+
 import anyio
 import numpy as np
 
@@ -23,7 +24,7 @@ async def main():
 
     async def produce():
         for i, item in enumerate(items):
-            await queue.start_async(item, userdata=i)       # suspends while the queue is full
+            await queue.start_async(item, userdata=i)  # suspends while the queue is full
 
     async def consume():
         async with send:

@@ -112,28 +112,44 @@ nb::dlpack::dtype dlpack_of(ElementType t) {
   using nb::dlpack::dtype_code;
   auto make = [](dtype_code c, int bits) { return nb::dlpack::dtype{(uint8_t)c, (uint8_t)bits, 1}; };
   switch (t) {
-    case ElementType::f32: return make(dtype_code::Float, 32);
-    case ElementType::f64: return make(dtype_code::Float, 64);
-    case ElementType::f16: return make(dtype_code::Float, 16);
-    case ElementType::bf16: return make(dtype_code::UInt, 16);  // numpy has no bf16: raw bits
-    case ElementType::i8: return make(dtype_code::Int, 8);
-    case ElementType::i16: return make(dtype_code::Int, 16);
-    case ElementType::i32: return make(dtype_code::Int, 32);
-    case ElementType::i64: return make(dtype_code::Int, 64);
-    case ElementType::u8: return make(dtype_code::UInt, 8);
-    case ElementType::u16: return make(dtype_code::UInt, 16);
-    case ElementType::u32: return make(dtype_code::UInt, 32);
-    case ElementType::u64: return make(dtype_code::UInt, 64);
-    case ElementType::boolean: return make(dtype_code::Bool, 8);
-    default: return make(dtype_code::UInt, 8);  // packed types: raw bytes
+    case ElementType::f32:
+      return make(dtype_code::Float, 32);
+    case ElementType::f64:
+      return make(dtype_code::Float, 64);
+    case ElementType::f16:
+      return make(dtype_code::Float, 16);
+    case ElementType::bf16:
+      return make(dtype_code::UInt, 16);  // numpy has no bf16: raw bits
+    case ElementType::i8:
+      return make(dtype_code::Int, 8);
+    case ElementType::i16:
+      return make(dtype_code::Int, 16);
+    case ElementType::i32:
+      return make(dtype_code::Int, 32);
+    case ElementType::i64:
+      return make(dtype_code::Int, 64);
+    case ElementType::u8:
+      return make(dtype_code::UInt, 8);
+    case ElementType::u16:
+      return make(dtype_code::UInt, 16);
+    case ElementType::u32:
+      return make(dtype_code::UInt, 32);
+    case ElementType::u64:
+      return make(dtype_code::UInt, 64);
+    case ElementType::boolean:
+      return make(dtype_code::Bool, 8);
+    default:
+      return make(dtype_code::UInt, 8);  // packed types: raw bytes
   }
 }
 
 // A numpy array over engine memory; the array keeps the buffer alive.
 nb::object wrap(const TensorView& tv, const BufferPtr& owner, bool writable = true) {
   std::vector<size_t> shape;
-  if (is_packed(tv.type)) shape.push_back(tv.bytes());
-  else for (auto d : tv.shape) shape.push_back((size_t)d);
+  if (is_packed(tv.type))
+    shape.push_back(tv.bytes());
+  else
+    for (auto d : tv.shape) shape.push_back((size_t)d);
   auto* holder = new BufferPtr(owner);
   nb::capsule cap(holder, [](void* p) noexcept { delete static_cast<BufferPtr*>(p); });
   nb::object arr = Array(tv.data, shape.size(), shape.data(), cap, nullptr, dlpack_of(tv.type)).cast();
@@ -183,16 +199,22 @@ Attrs attrs_from(const nb::dict& d) {
   Attrs out;
   for (auto [k, v] : d) {
     std::string key = nb::cast<std::string>(k);
-    if (nb::isinstance<nb::bool_>(v)) out[key] = (int64_t)nb::cast<bool>(v);
-    else if (nb::isinstance<nb::int_>(v)) out[key] = nb::cast<int64_t>(v);
-    else if (nb::isinstance<nb::float_>(v)) out[key] = nb::cast<double>(v);
-    else if (nb::isinstance<nb::str>(v)) out[key] = nb::cast<std::string>(v);
+    if (nb::isinstance<nb::bool_>(v))
+      out[key] = (int64_t)nb::cast<bool>(v);
+    else if (nb::isinstance<nb::int_>(v))
+      out[key] = nb::cast<int64_t>(v);
+    else if (nb::isinstance<nb::float_>(v))
+      out[key] = nb::cast<double>(v);
+    else if (nb::isinstance<nb::str>(v))
+      out[key] = nb::cast<std::string>(v);
     else {
       nb::list l = nb::list(v);
       bool all_int = true;
       for (auto x : l) all_int = all_int && (nb::isinstance<nb::int_>(x) || nb::isinstance<nb::bool_>(x));
-      if (all_int) out[key] = nb::cast<std::vector<int64_t>>(l);
-      else out[key] = nb::cast<std::vector<double>>(l);
+      if (all_int)
+        out[key] = nb::cast<std::vector<int64_t>>(l);
+      else
+        out[key] = nb::cast<std::vector<double>>(l);
     }
   }
   return out;
@@ -231,7 +253,9 @@ nb::list op_schema() {
       attrs.append(a);
     }
     op["attrs"] = attrs;
-    op["layout_blind"] = d.layout_blind == LayoutBlind::unary ? "unary" : d.layout_blind == LayoutBlind::binary ? "binary" : "";
+    op["layout_blind"] = d.layout_blind == LayoutBlind::unary    ? "unary"
+                         : d.layout_blind == LayoutBlind::binary ? "binary"
+                                                                 : "";
     op["chainable"] = d.chain != nullptr;
     std::vector<std::string> kinds;
     for (ActKind k : d.activation.kinds) kinds.push_back(act_kind_name(k));
@@ -389,12 +413,12 @@ void raise_if_failed(const Request& r) {
 
 // The element type numpy's `dt` stands for (the inverse of dlpack_of).
 ElementType element_type_of(const nb::dlpack::dtype& dt, size_t index) {
-  for (ElementType t : {ElementType::f32, ElementType::f64, ElementType::f16, ElementType::i8, ElementType::i16,
-                        ElementType::i32, ElementType::i64, ElementType::u8, ElementType::u16, ElementType::u32,
-                        ElementType::u64, ElementType::boolean})
+  for (ElementType t :
+       {ElementType::f32, ElementType::f64, ElementType::f16, ElementType::i8, ElementType::i16, ElementType::i32,
+        ElementType::i64, ElementType::u8, ElementType::u16, ElementType::u32, ElementType::u64, ElementType::boolean})
     if (dlpack_of(t) == dt) return t;
-  throw InputError("input " + std::to_string(index) + ": numpy dtype with code " + std::to_string(dt.code) +
-                   " and " + std::to_string(dt.bits) + " bits has no aiov element type");
+  throw InputError("input " + std::to_string(index) + ": numpy dtype with code " + std::to_string(dt.code) + " and " +
+                   std::to_string(dt.bits) + " bits has no aiov element type");
 }
 
 // Null (the calling thread alone) for threads == 1, else the default pool.
@@ -481,7 +505,8 @@ using Matrix = nb::ndarray<nb::ro, float, nb::ndim<2>>;
 // leading dimensions.
 int64_t leading_dim(const Matrix& m, const char* name) {
   if (m.shape(1) > 1 && m.stride(1) != 1)
-    throw InputError(std::string(name) + ": rows must be contiguous (a C-contiguous array or a slice of rows "
+    throw InputError(std::string(name) +
+                     ": rows must be contiguous (a C-contiguous array or a slice of rows "
                      "and leading columns of one)");
   return m.shape(0) > 1 ? (int64_t)m.stride(0) : (int64_t)std::max<size_t>(1, m.shape(1));
 }
@@ -592,9 +617,7 @@ NB_MODULE(_core, m) {
   m.doc() = "aiov native engine";
   // Engine errors become aiov's Python exception types (defined in aiov/_errors.py).
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
-    auto python_class = [](const char* name) {
-      return nb::module_::import_("aiov._errors").attr(name);
-    };
+    auto python_class = [](const char* name) { return nb::module_::import_("aiov._errors").attr(name); };
     try {
       std::rethrow_exception(p);
     } catch (const InputError& e) {
@@ -648,36 +671,43 @@ NB_MODULE(_core, m) {
 
   nb::class_<Node>(m, "Node")
       .def_prop_ro("op_type", [](const Node& n) { return n.op; })
-      .def_prop_rw("name", [](const Node& n) { return n.name; },
-                   [](Node& n, const std::string& s) { n.name = s; })
+      .def_prop_rw(
+          "name", [](const Node& n) { return n.name; }, [](Node& n, const std::string& s) { n.name = s; })
       .def_prop_ro("id", [](const Node& n) { return n.id; })
       .def_prop_ro("output_count", [](const Node& n) { return n.outputs.size(); })
       .def_prop_ro("input_count", [](const Node& n) { return n.inputs.size(); })
       .def("output_type", [](const Node& n, size_t i) { return (int)n.outputs.at(i).type; })
       .def("output_shape", [](const Node& n, size_t i) { return shape_or_none(n.outputs.at(i).shape); })
       .def("output_names", [](const Node& n, size_t i) { return n.output_names.at(i); })
-      .def("set_output_names", [](Node& n, size_t i, std::vector<std::string> names) {
-        n.output_names.at(i) = std::move(names);
-      })
-      .def("input_value", [](const Node& n, size_t i) {
-        const Value& v = n.inputs.at(i);
-        return std::make_pair(v.node, v.index);
-      })
+      .def("set_output_names",
+           [](Node& n, size_t i, std::vector<std::string> names) { n.output_names.at(i) = std::move(names); })
+      .def("input_value",
+           [](const Node& n, size_t i) {
+             const Value& v = n.inputs.at(i);
+             return std::make_pair(v.node, v.index);
+           })
       .def("attributes", [](const Node& n) { return attrs_to(n.attrs); })
-      .def("constant_bytes", [](const Node& n) -> nb::object {
-        if (!n.constant) throw InputError(n.describe() + " is not a Constant");
-        TensorView tv{n.constant->data(), ElementType::u8, {(int64_t)n.constant->size()}};
-        return wrap(tv, n.constant, false);
-      })
-      .def("set_parameter", [](Node& n, int type, nb::object shape) {
-        if (n.op != "Parameter") throw InputError(n.describe() + " is not a Parameter");
-        n.outputs[0] = PortInfo{(ElementType)type, shape_from(shape)};
-      }, nb::arg("type"), nb::arg("shape").none())
+      .def("constant_bytes",
+           [](const Node& n) -> nb::object {
+             if (!n.constant) throw InputError(n.describe() + " is not a Constant");
+             TensorView tv{n.constant->data(), ElementType::u8, {(int64_t)n.constant->size()}};
+             return wrap(tv, n.constant, false);
+           })
+      .def(
+          "set_parameter",
+          [](Node& n, int type, nb::object shape) {
+            if (n.op != "Parameter") throw InputError(n.describe() + " is not a Parameter");
+            n.outputs[0] = PortInfo{(ElementType)type, shape_from(shape)};
+          },
+          nb::arg("type"), nb::arg("shape").none())
       .def("revalidate", [](Node& n) { revalidate(n); });
 
-  m.def("make_parameter", [](int type, nb::object shape, const std::string& name) {
-    return make_parameter((ElementType)type, shape_from(shape), name);
-  }, nb::arg("type"), nb::arg("shape").none(), nb::arg("name"));
+  m.def(
+      "make_parameter",
+      [](int type, nb::object shape, const std::string& name) {
+        return make_parameter((ElementType)type, shape_from(shape), name);
+      },
+      nb::arg("type"), nb::arg("shape").none(), nb::arg("name"));
   m.def("make_constant", [](int type, Dims shape, nb::ndarray<nb::ro, nb::c_contig> bytes, const std::string& name) {
     return make_constant((ElementType)type, shape, bytes.data(), bytes.nbytes(), name);
   });
@@ -704,41 +734,49 @@ NB_MODULE(_core, m) {
   nb::class_<CompiledHandle>(m, "CompiledModel")
       .def_prop_ro("num_inputs", [](const CompiledHandle& c) { return c.model->inputs().size(); })
       .def_prop_ro("num_outputs", [](const CompiledHandle& c) { return c.model->outputs().size(); })
-      .def("input_info", [](const CompiledHandle& c, size_t i) {
-        auto& x = c.model->inputs().at(i);
-        return nb::make_tuple(x.name, (int)x.type, shape_or_none(x.shape));
-      })
-      .def("output_info", [](const CompiledHandle& c, size_t i) {
-        auto& x = c.model->outputs().at(i);
-        return nb::make_tuple(x.name, (int)x.type, shape_or_none(x.shape));
-      })
+      .def("input_info",
+           [](const CompiledHandle& c, size_t i) {
+             auto& x = c.model->inputs().at(i);
+             return nb::make_tuple(x.name, (int)x.type, shape_or_none(x.shape));
+           })
+      .def("output_info",
+           [](const CompiledHandle& c, size_t i) {
+             auto& x = c.model->outputs().at(i);
+             return nb::make_tuple(x.name, (int)x.type, shape_or_none(x.shape));
+           })
       .def_prop_ro("cached_plans", [](const CompiledHandle& c) { return c.model->cached_plans(); })
       .def_prop_ro("cached_plan_bytes", [](const CompiledHandle& c) { return c.model->cached_plan_bytes(); })
       .def_prop_ro("shared_weights", [](const CompiledHandle& c) { return c.model->shared_weight_count(); });
 
-  m.def("new_compiled_model", [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs,
-                                 int num_threads, bool profiling, size_t plan_cache_bytes) {
-    Graph g;
-    g.parameters = std::move(params);
-    for (auto& [n, i] : outputs) g.outputs.push_back(Value{n, i});
-    CompileOptions opt;
-    opt.num_threads = num_threads;
-    opt.profiling = profiling;
-    opt.plan_cache_bytes = plan_cache_bytes;
-    auto handle = std::make_unique<CompiledHandle>();
-    without_gil([&] { handle->model = std::make_shared<const CompiledModel>(g, opt); });
-    return handle.release();
-  }, nb::rv_policy::take_ownership);
+  m.def(
+      "new_compiled_model",
+      [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs, int num_threads, bool profiling,
+         size_t plan_cache_bytes) {
+        Graph g;
+        g.parameters = std::move(params);
+        for (auto& [n, i] : outputs) g.outputs.push_back(Value{n, i});
+        CompileOptions opt;
+        opt.num_threads = num_threads;
+        opt.profiling = profiling;
+        opt.plan_cache_bytes = plan_cache_bytes;
+        auto handle = std::make_unique<CompiledHandle>();
+        without_gil([&] { handle->model = std::make_shared<const CompiledModel>(g, opt); });
+        return handle.release();
+      },
+      nb::rv_policy::take_ownership);
 
   nb::class_<PortHandle>(m, "CompletionPort")
       .def(nb::init<>())
       .def_prop_ro("fd", [](const PortHandle& h) { return h.port->fd(); })
       .def("drain", [](PortHandle& h) { return h.port->drain(); })
-      .def("wait_drain", [](PortHandle& h, int64_t timeout_ms) {
-        std::vector<uint64_t> tokens;
-        without_gil([&] { tokens = h.port->wait_drain(timeout_ms); });
-        return tokens;
-      }, nb::arg("timeout_ms") = -1)
+      .def(
+          "wait_drain",
+          [](PortHandle& h, int64_t timeout_ms) {
+            std::vector<uint64_t> tokens;
+            without_gil([&] { tokens = h.port->wait_drain(timeout_ms); });
+            return tokens;
+          },
+          nb::arg("timeout_ms") = -1)
       .def("push", [](PortHandle& h, uint64_t token) { h.port->push(token); })
       .def("close", [](PortHandle& h) { h.port->close(); })
       .def_prop_ro("closed", [](const PortHandle& h) { return h.port->closed(); });
@@ -753,58 +791,70 @@ NB_MODULE(_core, m) {
 
   nb::class_<PyRequest>(m, "Request")
       .def(nb::init<const CompiledHandle&>())
-      .def("set_input", &PyRequest::set_input, nb::arg("index"), nb::arg("array"), nb::arg("etype"),
-           nb::arg("share"), nb::arg("shape") = nb::none())
-      .def("input_view", [](PyRequest& r, int i) -> nb::object {
-        if (r.req->busy()) throw Busy("the request is running: its input tensors can be read once wait() has returned");
-        if (r.keep.at(i).is_valid() && r.req->input_is_bound(i)) return r.keep[i];
-        BufferPtr buf;
-        TensorView tv = r.req->input_view(i, &buf);
-        return wrap(tv, buf);
-      })
-      .def("output", [](PyRequest& r, int j, bool copy) {
-        BufferPtr buf;
-        TensorView tv = r.req->output_view(j, &buf);
-        return copy ? copy_out(tv) : wrap(tv, buf);
-      })
+      .def("set_input", &PyRequest::set_input, nb::arg("index"), nb::arg("array"), nb::arg("etype"), nb::arg("share"),
+           nb::arg("shape") = nb::none())
+      .def("input_view",
+           [](PyRequest& r, int i) -> nb::object {
+             if (r.req->busy())
+               throw Busy("the request is running: its input tensors can be read once wait() has returned");
+             if (r.keep.at(i).is_valid() && r.req->input_is_bound(i)) return r.keep[i];
+             BufferPtr buf;
+             TensorView tv = r.req->input_view(i, &buf);
+             return wrap(tv, buf);
+           })
+      .def("output",
+           [](PyRequest& r, int j, bool copy) {
+             BufferPtr buf;
+             TensorView tv = r.req->output_view(j, &buf);
+             return copy ? copy_out(tv) : wrap(tv, buf);
+           })
       .def("outputs", &outputs_of)
-      .def("infer", [](PyRequest& r) {
-        without_gil([&] { r.req->run_inline(); });
-        raise_if_failed(*r.req);
-      })
-      .def("set_fast_inputs", [](PyRequest& r, nb::dict names, std::vector<nb::object> dtypes,
-                                 std::vector<int> etypes) {
-        if (dtypes.size() != r.keep.size() || etypes.size() != r.keep.size())
-          throw InputError("expected " + std::to_string(r.keep.size()) + " dtypes and element types");
-        r.fast_names = std::move(names);
-        r.fast_dtypes = std::move(dtypes);
-        r.fast_etypes = std::move(etypes);
-      })
+      .def("infer",
+           [](PyRequest& r) {
+             without_gil([&] { r.req->run_inline(); });
+             raise_if_failed(*r.req);
+           })
+      .def("set_fast_inputs",
+           [](PyRequest& r, nb::dict names, std::vector<nb::object> dtypes, std::vector<int> etypes) {
+             if (dtypes.size() != r.keep.size() || etypes.size() != r.keep.size())
+               throw InputError("expected " + std::to_string(r.keep.size()) + " dtypes and element types");
+             r.fast_names = std::move(names);
+             r.fast_dtypes = std::move(dtypes);
+             r.fast_etypes = std::move(etypes);
+           })
       .def("bind", &bind_fast)
       // One call for the common path: inputs in, inference, outputs out; None when the
       // inputs need the Python path.
-      .def("call", [](PyRequest& r, nb::handle inputs, bool share, bool copy_outputs) -> nb::object {
-        if (!bind_fast(r, inputs, share)) return nb::none();
-        without_gil([&] { r.req->run_inline(); });
-        raise_if_failed(*r.req);
-        return nb::cast(outputs_of(r, copy_outputs));
-      })
-      .def("start", [](PyRequest& r, const PortHandle* port, uint64_t token) {
-        r.req->start(default_pool(), port ? port->port : nullptr, token);
-      }, nb::arg("port").none(), nb::arg("token"))
-      .def("wait", [](PyRequest& r, int64_t timeout_ms) {
-        bool done = false;
-        without_gil([&] { done = r.req->wait(timeout_ms); });
-        return done;
-      }, nb::arg("timeout_ms") = -1)
+      .def("call",
+           [](PyRequest& r, nb::handle inputs, bool share, bool copy_outputs) -> nb::object {
+             if (!bind_fast(r, inputs, share)) return nb::none();
+             without_gil([&] { r.req->run_inline(); });
+             raise_if_failed(*r.req);
+             return nb::cast(outputs_of(r, copy_outputs));
+           })
+      .def(
+          "start",
+          [](PyRequest& r, const PortHandle* port, uint64_t token) {
+            r.req->start(default_pool(), port ? port->port : nullptr, token);
+          },
+          nb::arg("port").none(), nb::arg("token"))
+      .def(
+          "wait",
+          [](PyRequest& r, int64_t timeout_ms) {
+            bool done = false;
+            without_gil([&] { done = r.req->wait(timeout_ms); });
+            return done;
+          },
+          nb::arg("timeout_ms") = -1)
       .def("cancel", [](PyRequest& r) { r.req->cancel(); })
       .def("raise_if_failed", [](PyRequest& r) { raise_if_failed(*r.req); })
-      .def("release_inputs", [](PyRequest& r) {
-        // Called once the job has ended: shared arrays need no pinning any more.
-        if (r.req->busy()) return;
-        for (size_t i = 0; i < r.keep.size(); ++i)
-          if (!r.req->input_is_bound((int)i)) r.keep[i] = nb::object();
-      })
+      .def("release_inputs",
+           [](PyRequest& r) {
+             // Called once the job has ended: shared arrays need no pinning any more.
+             if (r.req->busy()) return;
+             for (size_t i = 0; i < r.keep.size(); ++i)
+               if (!r.req->input_is_bound((int)i)) r.keep[i] = nb::object();
+           })
       .def_prop_ro("busy", [](PyRequest& r) { return r.req->busy(); })
       .def_prop_ro("status", [](PyRequest& r) { return r.req->status(); })
       .def_prop_ro("error", [](PyRequest& r) { return r.req->error(); })

@@ -1,5 +1,6 @@
 """Helpers of the async tests that are not models (those are in model_builders.py) and not
 fixtures (those are in conftest.py)."""
+
 import threading
 import time
 
@@ -23,6 +24,7 @@ class Heartbeat:
 
     async def run(self):
         import anyio
+
         while not self.stop:
             self.ticks += 1
             await anyio.sleep(0)

@@ -4,6 +4,7 @@ event-loop backends async tests run on, and the compiled models several modules 
 
 Test files live in one folder per layer (api, aio, engine, kernels, frontends) without
 ``__init__.py``: their basenames must stay unique across folders."""
+
 import os
 import sys
 
@@ -19,14 +20,18 @@ from model_builders import medium_model, tiny_model  # noqa: E402
 
 try:
     import uvloop  # noqa: F401
+
     _HAVE_UVLOOP = True
 except ImportError:  # pragma: no cover
     _HAVE_UVLOOP = False
 
 BACKENDS = [
     pytest.param(("asyncio", {}), id="asyncio"),
-    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop",
-                 marks=pytest.mark.skipif(not _HAVE_UVLOOP, reason="uvloop is not installed")),
+    pytest.param(
+        ("asyncio", {"use_uvloop": True}),
+        id="uvloop",
+        marks=pytest.mark.skipif(not _HAVE_UVLOOP, reason="uvloop is not installed"),
+    ),
     pytest.param("trio", id="trio"),
 ]
 

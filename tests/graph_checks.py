@@ -1,6 +1,7 @@
 """Running an ONNX model with the graph optimizer on and off (AIOV_GRAPH_OPT) and against
 ONNX's reference evaluator: how the engine and kernel tests check that a rewrite or a kernel
 path changes how a model runs, never what it computes."""
+
 import numpy as np
 from onnx.reference import ReferenceEvaluator
 

@@ -9,6 +9,7 @@
   BERT-style encoder. Every builder takes the sizes that matter as arguments so the tests can
   run the same architecture small; the defaults are the real shapes.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -132,8 +133,9 @@ class GraphBuilder:
 
     def model(self, inputs, opset=17):
         self.nodes[-1].output[0] = "out"
-        graph = helper.make_graph(self.nodes, "m", inputs,
-                                  [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], self.inits)
+        graph = helper.make_graph(
+            self.nodes, "m", inputs, [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], self.inits
+        )
         return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
     # ---- layers ------------------------------------------------------------------------------
@@ -144,8 +146,11 @@ class GraphBuilder:
         if bias:
             inputs.append(self.weight(cout, scale=0.1))
         y = self.op("Conv", inputs, kernel_shape=[k, k], strides=[stride, stride], pads=[k // 2] * 4, group=group)
-        y = self.op("BatchNormalization", [y, self.positive(cout), self.weight(cout, scale=0.1),
-                                           self.weight(cout, scale=0.1), self.positive(cout)], epsilon=1e-5)
+        y = self.op(
+            "BatchNormalization",
+            [y, self.positive(cout), self.weight(cout, scale=0.1), self.weight(cout, scale=0.1), self.positive(cout)],
+            epsilon=1e-5,
+        )
         if act == "relu":
             return self.op("Relu", [y])
         if act == "relu6":
@@ -176,8 +181,13 @@ def conv_stack(channels=(3, 32, 64, 128, 256), classes=10, seed=2):
     g = GraphBuilder(seed)
     x = "x"
     for cin, cout in zip(channels, channels[1:]):
-        x = g.op("Conv", [x, g.weight(cout, cin, 3, 3), g.weight(cout, scale=0.1)],
-                 kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+        x = g.op(
+            "Conv",
+            [x, g.weight(cout, cin, 3, 3), g.weight(cout, scale=0.1)],
+            kernel_shape=[3, 3],
+            strides=[2, 2],
+            pads=[1, 1, 1, 1],
+        )
         x = g.op("Relu", [x])
     x = g.op("Flatten", [g.op("GlobalAveragePool", [x])], axis=1)
     g.op("Gemm", [x, g.weight(classes, channels[-1]), g.weight(classes, scale=0.1)], transB=1)
@@ -191,7 +201,7 @@ def resnet50(blocks=(3, 4, 6, 3), width=64, classes=1000, seed=3):
     x = g.op("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
     cin = width
     for stage, count in enumerate(blocks):
-        mid = width * 2 ** stage
+        mid = width * 2**stage
         cout = mid * 4
         for i in range(count):
             stride = 2 if stage > 0 and i == 0 else 1
@@ -222,9 +232,15 @@ def single_conv(cin, cout, k, stride=1, group=1, dilation=1, pads=None, auto_pad
     return g.model([image_input(cin, None)])
 
 
-
-MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
-                (6, 320, 1, 1))
+MOBILENET_V2 = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 
 
 def mobilenet_v2(settings=MOBILENET_V2, classes=1000, seed=4):
@@ -255,8 +271,13 @@ def bert_encoder(hidden=384, heads=12, layers=6, ffn=None, seed=5):
     ffn = ffn or 4 * hidden
     head = hidden // heads
     mask = g.op("Unsqueeze", ["mask", g.const(np.array([1, 2], np.int64))])
-    additive = g.op("Mul", [g.op("Sub", [g.const(np.float32(1)), g.op("Cast", [mask], to=TensorProto.FLOAT)]),
-                            g.const(np.float32(-10000))])
+    additive = g.op(
+        "Mul",
+        [
+            g.op("Sub", [g.const(np.float32(1)), g.op("Cast", [mask], to=TensorProto.FLOAT)]),
+            g.const(np.float32(-10000)),
+        ],
+    )
 
     def split_heads(t):  # [b, s, h] -> [b, heads, s, head]
         t = g.op("Reshape", [t, g.const(np.array([0, 0, heads, head], np.int64))])
@@ -265,26 +286,37 @@ def bert_encoder(hidden=384, heads=12, layers=6, ffn=None, seed=5):
     x = "x"
     for _ in range(layers):
         q, k, v = (split_heads(g.dense(x, hidden, hidden)) for _ in range(3))
-        scores = g.op("Div", [g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 1, 3, 2])]),
-                              g.const(np.float32(np.sqrt(head)))])
+        scores = g.op(
+            "Div", [g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 1, 3, 2])]), g.const(np.float32(np.sqrt(head)))]
+        )
         probs = g.op("Softmax", [g.op("Add", [scores, additive])], axis=-1)
         ctx = g.op("Transpose", [g.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
         ctx = g.op("Reshape", [ctx, g.const(np.array([0, 0, hidden], np.int64))])
-        x = g.op("LayerNormalization", [g.op("Add", [g.dense(ctx, hidden, hidden), x]), g.positive(hidden),
-                                        g.weight(hidden, scale=0.1)], axis=-1, epsilon=1e-12)
+        x = g.op(
+            "LayerNormalization",
+            [g.op("Add", [g.dense(ctx, hidden, hidden), x]), g.positive(hidden), g.weight(hidden, scale=0.1)],
+            axis=-1,
+            epsilon=1e-12,
+        )
         h = g.dense(x, hidden, ffn)
         erf = g.op("Erf", [g.op("Div", [h, g.const(np.float32(np.sqrt(2)))])])
         gelu = g.op("Mul", [g.op("Mul", [h, g.const(np.float32(0.5))]), g.op("Add", [g.const(np.float32(1)), erf])])
-        x = g.op("LayerNormalization", [g.op("Add", [g.dense(gelu, ffn, hidden), x]), g.positive(hidden),
-                                        g.weight(hidden, scale=0.1)], axis=-1, epsilon=1e-12)
+        x = g.op(
+            "LayerNormalization",
+            [g.op("Add", [g.dense(gelu, ffn, hidden), x]), g.positive(hidden), g.weight(hidden, scale=0.1)],
+            axis=-1,
+            epsilon=1e-12,
+        )
     g.op("Identity", [x])
-    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", hidden]),
-              helper.make_tensor_value_info("mask", TensorProto.INT64, ["b", "s"])]
+    inputs = [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", hidden]),
+        helper.make_tensor_value_info("mask", TensorProto.INT64, ["b", "s"]),
+    ]
     return g.model(inputs)
 
 
 def bert_feeds(batch, seq, hidden, seed=6):
     rng = np.random.default_rng(seed)
     mask = np.ones((batch, seq), np.int64)
-    mask[:, seq - seq // 8:] = 0  # a padded tail
+    mask[:, seq - seq // 8 :] = 0  # a padded tail
     return {"x": rng.standard_normal((batch, seq, hidden)).astype(np.float32), "mask": mask}

@@ -16,6 +16,7 @@ Models are exported with torch.onnx's TorchScript exporter (dynamo=False) at ops
 form most exported models in the wild have; ``*_dynamo`` entries use torch's newer default
 exporter (dynamo=True, opset 18).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,6 +39,7 @@ def _import_torch():
     import torch
     import torchvision
     import transformers
+
     return torch, torchvision, transformers
 
 
@@ -53,6 +55,7 @@ def model(name):
     def register(fn):
         MODELS[name] = fn
         return fn
+
     return register
 
 
@@ -76,20 +79,25 @@ def _ids(rng, batch, seq, vocab):
 
 def _mask(batch, seq):
     mask = torch.ones(batch, seq, dtype=torch.long)
-    mask[-1, seq - 2:] = 0  # the last sequence is padded: masking must matter
+    mask[-1, seq - 2 :] = 0  # the last sequence is padded: masking must matter
     return mask
 
 
 # Each builder returns (module, input names, output names, [case0 inputs, case1 inputs],
 # dynamic axes per input name).
 
+
 def _text(config_cls, model_cls, outputs, token_types=False, mask=True, **config):
     def build(rng):
         cfg = config_cls(vocab_size=100, **config)
         cfg._attn_implementation = "eager"  # the attention every exporter can trace
         inputs = ["input_ids"] + (["attention_mask"] if mask else []) + (["token_type_ids"] if token_types else [])
-        net = _Outputs(model_cls(cfg), inputs, outputs, **({"use_cache": False} if "use_cache" in
-                                                            model_cls.forward.__code__.co_varnames else {}))
+        net = _Outputs(
+            model_cls(cfg),
+            inputs,
+            outputs,
+            **({"use_cache": False} if "use_cache" in model_cls.forward.__code__.co_varnames else {}),
+        )
         cases = []
         for batch, seq in ((1, 5), (2, 9)):
             case = [_ids(rng, batch, seq, 100)]
@@ -99,35 +107,92 @@ def _text(config_cls, model_cls, outputs, token_types=False, mask=True, **config
                 case.append(torch.zeros(batch, seq, dtype=torch.long))
             cases.append(case)
         return net, inputs, outputs, cases, {n: {0: "batch", 1: "sequence"} for n in inputs}
+
     return build
 
 
-SMALL_TEXT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                  max_position_embeddings=64)
+SMALL_TEXT = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64
+)
 
-model("bert")(_text(transformers.BertConfig, transformers.BertModel, ["last_hidden_state", "pooler_output"],
-                    token_types=True, **SMALL_TEXT))
-model("distilbert")(_text(transformers.DistilBertConfig, transformers.DistilBertModel, ["last_hidden_state"],
-                          dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=64))
-model("gpt2")(_text(transformers.GPT2Config, transformers.GPT2Model, ["last_hidden_state"],
-                    n_embd=32, n_layer=2, n_head=2, n_positions=64))
-model("llama")(_text(transformers.LlamaConfig, transformers.LlamaModel, ["last_hidden_state"],
-                     hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                     intermediate_size=64, max_position_embeddings=64))
-model("t5_encoder")(_text(transformers.T5Config, transformers.T5EncoderModel, ["last_hidden_state"],
-                          d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4))
-model("roberta")(_text(transformers.RobertaConfig, transformers.RobertaModel, ["last_hidden_state"], token_types=True,
-                       **dict(SMALL_TEXT, max_position_embeddings=70)))
+model("bert")(
+    _text(
+        transformers.BertConfig,
+        transformers.BertModel,
+        ["last_hidden_state", "pooler_output"],
+        token_types=True,
+        **SMALL_TEXT,
+    )
+)
+model("distilbert")(
+    _text(
+        transformers.DistilBertConfig,
+        transformers.DistilBertModel,
+        ["last_hidden_state"],
+        dim=32,
+        n_layers=2,
+        n_heads=2,
+        hidden_dim=64,
+        max_position_embeddings=64,
+    )
+)
+model("gpt2")(
+    _text(
+        transformers.GPT2Config,
+        transformers.GPT2Model,
+        ["last_hidden_state"],
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=64,
+    )
+)
+model("llama")(
+    _text(
+        transformers.LlamaConfig,
+        transformers.LlamaModel,
+        ["last_hidden_state"],
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+)
+model("t5_encoder")(
+    _text(
+        transformers.T5Config,
+        transformers.T5EncoderModel,
+        ["last_hidden_state"],
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+    )
+)
+model("roberta")(
+    _text(
+        transformers.RobertaConfig,
+        transformers.RobertaModel,
+        ["last_hidden_state"],
+        token_types=True,
+        **dict(SMALL_TEXT, max_position_embeddings=70),
+    )
+)
 
 
 def _vision(make, size=32, sizes=None, outputs=("logits",)):
     """An image model at batch 1 and 2 (and two image sizes when the model allows)."""
+
     def build(rng):
         net = make()
         shapes = sizes or [(1, size, size), (2, size, size)]
         cases = [[torch.from_numpy(_image(rng, b, h, w))] for b, h, w in shapes]
         axes = {0: "batch"} if sizes is None else {0: "batch", 2: "height", 3: "width"}
         return net, ["pixels"], list(outputs), cases, {"pixels": axes}
+
     return build
 
 
@@ -139,8 +204,12 @@ def _image(rng, batch, height, width):
     cols = np.linspace(0, 3, width)[None, :]
     r0, c0 = np.floor(rows).astype(int).clip(0, 2), np.floor(cols).astype(int).clip(0, 2)
     fr, fc = rows - r0, cols - c0
-    img = (coarse[:, :, r0, c0] * (1 - fr) * (1 - fc) + coarse[:, :, r0 + 1, c0] * fr * (1 - fc) +
-           coarse[:, :, r0, c0 + 1] * (1 - fr) * fc + coarse[:, :, r0 + 1, c0 + 1] * fr * fc)
+    img = (
+        coarse[:, :, r0, c0] * (1 - fr) * (1 - fc)
+        + coarse[:, :, r0 + 1, c0] * fr * (1 - fc)
+        + coarse[:, :, r0, c0 + 1] * (1 - fr) * fc
+        + coarse[:, :, r0 + 1, c0 + 1] * fr * fc
+    )
     return (img + rng.standard_normal(img.shape) * 0.3).astype(np.float32)
 
 
@@ -149,22 +218,26 @@ TWO_SIZES = [(1, 32, 32), (2, 48, 40)]
 
 def _mobilenet_v2():
     from torchvision.ops.misc import Conv2dNormActivation
+
     net = torchvision.models.mobilenet_v2(width_mult=0.25, num_classes=10)
     # MobileNetV2 keeps a 1280-channel last layer at any width; a thinner one keeps the file small.
-    net.features[-1] = Conv2dNormActivation(net.features[-1][0].in_channels, 128, kernel_size=1,
-                                            activation_layer=nn.ReLU6)
+    net.features[-1] = Conv2dNormActivation(
+        net.features[-1][0].in_channels, 128, kernel_size=1, activation_layer=nn.ReLU6
+    )
     net.classifier[1] = nn.Linear(128, 10)
     return net
 
 
 def _mobilenet_v3(**kwargs):
     from torchvision.models.mobilenetv3 import MobileNetV3, _mobilenet_v3_conf
+
     setting, _ = _mobilenet_v3_conf("mobilenet_v3_small", width_mult=0.25, reduced_tail=True)
     return MobileNetV3(setting, last_channel=64, **kwargs)
 
 
 def _small_resnet(block, widths=(8, 16, 32, 64)):
     from torchvision.models.resnet import ResNet
+
     net = ResNet(block, [1, 1, 1, 1], num_classes=10)
     # torchvision's ResNet with its layer builder, at an eighth of the width.
     net.inplanes = widths[0]
@@ -180,54 +253,67 @@ def _small_resnet(block, widths=(8, 16, 32, 64)):
 
 def _vit():
     from torchvision.models.vision_transformer import VisionTransformer
-    return VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64,
-                             num_classes=10)
+
+    return VisionTransformer(
+        image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64, num_classes=10
+    )
 
 
 def _swin():
     from torchvision.models.swin_transformer import SwinTransformer
-    return SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=[4, 4],
-                           num_classes=10)
+
+    return SwinTransformer(
+        patch_size=[4, 4], embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=[4, 4], num_classes=10
+    )
 
 
 def _efficientnet():
     from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
+
     setting, _ = _efficientnet_conf("efficientnet_b0", width_mult=0.25, depth_mult=0.25)
     return EfficientNet(setting, dropout=0.2, last_channel=128, num_classes=10)
 
 
 def _convnext():
     from torchvision.models.convnext import CNBlockConfig, ConvNeXt
-    return ConvNeXt([CNBlockConfig(8, 16, 1), CNBlockConfig(16, 32, 1), CNBlockConfig(32, None, 1)],
-                    num_classes=10)
+
+    return ConvNeXt([CNBlockConfig(8, 16, 1), CNBlockConfig(16, 32, 1), CNBlockConfig(32, None, 1)], num_classes=10)
 
 
 def _regnet():
     from torchvision.models.regnet import BlockParams, RegNet
+
     params = BlockParams.from_init_params(depth=4, w_0=8, w_a=8.0, w_m=2.0, group_width=8)
     return RegNet(params, num_classes=10, stem_width=8)
 
 
 def _densenet():
     from torchvision.models.densenet import DenseNet
+
     return DenseNet(growth_rate=8, block_config=(2, 2, 2), num_init_features=16, bn_size=2, num_classes=10)
 
 
 def _shufflenet():
     from torchvision.models.shufflenetv2 import ShuffleNetV2
+
     return ShuffleNetV2([2, 2, 2], [8, 16, 32, 64, 128], num_classes=10)
 
 
 def _squeezenet():
     from torchvision.models.squeezenet import Fire
+
     # SqueezeNet 1.1's layout (torchvision's Fire modules) at a quarter of the width.
     net = torchvision.models.squeezenet1_1(num_classes=10)
     net.features = nn.Sequential(
-        nn.Conv2d(3, 16, kernel_size=3, stride=2), nn.ReLU(inplace=True),
+        nn.Conv2d(3, 16, kernel_size=3, stride=2),
+        nn.ReLU(inplace=True),
         nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
-        Fire(16, 4, 16, 16), Fire(32, 4, 16, 16),
+        Fire(16, 4, 16, 16),
+        Fire(32, 4, 16, 16),
         nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
-        Fire(32, 8, 32, 32), Fire(64, 8, 32, 32))
+        Fire(32, 8, 32, 32),
+        Fire(64, 8, 32, 32),
+    )
     net.classifier[1] = nn.Conv2d(64, 10, kernel_size=1)
     for m in net.modules():  # torchvision's SqueezeNet initialisation, for the replaced layers
         if isinstance(m, nn.Conv2d):
@@ -238,10 +324,12 @@ def _squeezenet():
 
 def _googlenet():
     from torchvision.models.googlenet import GoogLeNet, Inception
+
     net = GoogLeNet(num_classes=10, aux_logits=False, init_weights=True)
     # GoogLeNet's own Inception blocks with an eighth of the channels (the table in
     # torchvision's GoogLeNet.__init__, divided by 8).
     from torchvision.models.googlenet import BasicConv2d
+
     net.conv1 = BasicConv2d(3, 8, kernel_size=7, stride=2, padding=3)
     net.conv2 = BasicConv2d(8, 8, kernel_size=1)
     net.conv3 = BasicConv2d(8, 24, kernel_size=3, padding=1)
@@ -263,6 +351,7 @@ def _segmentation(kind):
     from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabV3
     from torchvision.models.segmentation.fcn import FCN, FCNHead
     from torchvision.models.segmentation.lraspp import LRASPP
+
     features = _mobilenet_v3().features
     # torchvision's heads on a thin MobileNetV3 backbone: the stride-8 and last feature maps.
     low, high = 3, len(features) - 1
@@ -273,8 +362,13 @@ def _segmentation(kind):
     backbone = IntermediateLayerGetter(features, {str(high): "out"})
     if kind == "fcn":
         return FCN(backbone, FCNHead(high_ch, 3))
-    head = nn.Sequential(ASPP(high_ch, [2, 4, 6], out_channels=16), nn.Conv2d(16, 16, 3, padding=1, bias=False),
-                         nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 3, 1))
+    head = nn.Sequential(
+        ASPP(high_ch, [2, 4, 6], out_channels=16),
+        nn.Conv2d(16, 16, 3, padding=1, bias=False),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 3, 1),
+    )
     return DeepLabV3(backbone, head)
 
 
@@ -300,8 +394,7 @@ model("squeezenet")(_vision(_squeezenet, size=64))
 model("convnext")(_vision(_convnext))
 model("regnet")(_vision(_regnet))
 model("swin")(_vision(_swin))
-model("deeplabv3")(_vision(lambda: _SegmentationOut(_segmentation("deeplabv3")), sizes=TWO_SIZES,
-                           outputs=("out",)))
+model("deeplabv3")(_vision(lambda: _SegmentationOut(_segmentation("deeplabv3")), sizes=TWO_SIZES, outputs=("out",)))
 model("fcn")(_vision(lambda: _SegmentationOut(_segmentation("fcn")), sizes=TWO_SIZES, outputs=("out",)))
 model("lraspp")(_vision(lambda: _SegmentationOut(_segmentation("lraspp")), sizes=TWO_SIZES, outputs=("out",)))
 
@@ -309,9 +402,20 @@ model("lraspp")(_vision(lambda: _SegmentationOut(_segmentation("lraspp")), sizes
 @model("whisper_encoder")
 def _whisper(rng):
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
-    cfg = transformers.WhisperConfig(vocab_size=100, d_model=32, encoder_layers=2, encoder_attention_heads=2,
-                                     encoder_ffn_dim=64, num_mel_bins=16, max_source_positions=16,
-                                     pad_token_id=0, bos_token_id=1, eos_token_id=1, decoder_start_token_id=1)
+
+    cfg = transformers.WhisperConfig(
+        vocab_size=100,
+        d_model=32,
+        encoder_layers=2,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        num_mel_bins=16,
+        max_source_positions=16,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=1,
+        decoder_start_token_id=1,
+    )
     cfg._attn_implementation = "eager"
     net = _Outputs(WhisperEncoder(cfg), ["input_features"], ["last_hidden_state"])
     # Whisper's encoder takes exactly 2 * max_source_positions frames: only the batch varies.
@@ -321,11 +425,21 @@ def _whisper(rng):
 
 @model("wav2vec2")
 def _wav2vec2(rng):
-    cfg = transformers.Wav2Vec2Config(vocab_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                      intermediate_size=64, conv_dim=(16, 16), conv_stride=(5, 2),
-                                      conv_kernel=(10, 3), num_feat_extract_layers=2,
-                                      num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
-                                      do_stable_layer_norm=False, feat_extract_norm="group")
+    cfg = transformers.Wav2Vec2Config(
+        vocab_size=32,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16, 16),
+        conv_stride=(5, 2),
+        conv_kernel=(10, 3),
+        num_feat_extract_layers=2,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        do_stable_layer_norm=False,
+        feat_extract_norm="group",
+    )
     cfg._attn_implementation = "eager"
     net = _Outputs(transformers.Wav2Vec2Model(cfg), ["input_values"], ["last_hidden_state"])
     cases = [[torch.from_numpy(rng.standard_normal((b, t)).astype(np.float32))] for b, t in ((1, 400), (2, 560))]
@@ -368,8 +482,9 @@ class _IfLoop(nn.Module):
 @model("if_loop")
 def _if_loop(rng):
     net = torch.jit.script(_IfLoop())
-    cases = [[torch.from_numpy(rng.standard_normal((b, 4)).astype(np.float32)), torch.tensor(s)]
-             for b, s in ((1, 2), (2, 3))]
+    cases = [
+        [torch.from_numpy(rng.standard_normal((b, 4)).astype(np.float32)), torch.tensor(s)] for b, s in ((1, 2), (2, 3))
+    ]
     return net, ["x", "steps"], ["y"], cases, {"x": {0: "batch"}}
 
 
@@ -420,8 +535,10 @@ def _randomize_affine(norms):
 
 def _dynamo(build):
     """The same model through torch.onnx's newer exporter (dynamo=True, torch's default)."""
+
     def built(rng):
         return build(rng) + (True,)
+
     return built
 
 
@@ -441,13 +558,29 @@ def export(name, build):
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if dynamo:
-            torch.onnx.export(net, tuple(cases[0]), path, input_names=inputs, output_names=outputs,
-                              dynamic_shapes=({"args": tuple({d: torch.export.Dim.DYNAMIC for d in axes[n]}
-                                                             for n in inputs)}),
-                              opset_version=18, dynamo=True, external_data=False, verbose=False)
+            torch.onnx.export(
+                net,
+                tuple(cases[0]),
+                path,
+                input_names=inputs,
+                output_names=outputs,
+                dynamic_shapes=({"args": tuple({d: torch.export.Dim.DYNAMIC for d in axes[n]} for n in inputs)}),
+                opset_version=18,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
         else:
-            torch.onnx.export(net, tuple(cases[0]), path, input_names=inputs, output_names=outputs,
-                              dynamic_axes={**axes, **{o: {} for o in outputs}}, opset_version=OPSET, dynamo=False)
+            torch.onnx.export(
+                net,
+                tuple(cases[0]),
+                path,
+                input_names=inputs,
+                output_names=outputs,
+                dynamic_axes={**axes, **{o: {} for o in outputs}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
         arrays = {}
         for i, case in enumerate(cases):
             got = net(*case)

@@ -7,6 +7,7 @@ Each engine runs in a child process that is restarted after a crash, so a case t
 the interpreter counts as a crash instead of ending the run. A case passes when every data
 set's outputs match ONNX's expected outputs with the case's own tolerances (the rule
 tests/frontends/test_onnx_conformance.py applies)."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,7 @@ CASE_TIMEOUT_S = 60
 def load_cases(pattern=None):
     import numpy as np
     from onnx.backend.test.case.node import collect_testcases
+
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         cases = collect_testcases()
@@ -42,6 +44,7 @@ def op_of(case, by_name):
 
 def _runner(engine):
     import numpy as np
+
     if engine == "aiov":
         from aiov.onnx_backend import AiovBackend
 
@@ -56,11 +59,13 @@ def _runner(engine):
             return sess.run(None, dict(zip(names, inputs)))
     else:
         import openvino as ov
+
         core = ov.Core()
 
         def run(model, inputs):
             import os
             import tempfile
+
             with tempfile.TemporaryDirectory() as d:
                 path = os.path.join(d, "m.onnx")
                 with open(path, "wb") as f:
@@ -68,15 +73,23 @@ def _runner(engine):
                 compiled = core.compile_model(path, "CPU")
                 results = compiled(list(inputs))
                 return [results[o] for o in compiled.outputs]
+
     return run, np
 
 
 def _check(case, run, np):
     import onnx
     from onnx import numpy_helper
+
     for inputs, outputs in case.data_sets:
-        inputs = [numpy_helper.to_array(i) if isinstance(i, onnx.TensorProto)
-                  else i if isinstance(i, (list, dict)) or i is None else np.asarray(i) for i in inputs]
+        inputs = [
+            numpy_helper.to_array(i)
+            if isinstance(i, onnx.TensorProto)
+            else i
+            if isinstance(i, (list, dict)) or i is None
+            else np.asarray(i)
+            for i in inputs
+        ]
         got = run(case.model, inputs)
         if len(got) != len(outputs):
             return "wrong"
@@ -184,8 +197,10 @@ def main(argv=None):
     print(f"{len(cases)} cases, {len(per_op)} ops")
     for e in engines:
         kinds = collections.Counter(v.split(":")[0] for v in results[e].values())
-        print(f"{e:12} passed {kinds['pass']:5}  wrong {kinds['wrong']:4}  refused {kinds['error']:5}  "
-              f"crashed {kinds['crash']:3}  hung {kinds['hang']:3}  ops with a passing case {len(ops_passing[e])}")
+        print(
+            f"{e:12} passed {kinds['pass']:5}  wrong {kinds['wrong']:4}  refused {kinds['error']:5}  "
+            f"crashed {kinds['crash']:3}  hung {kinds['hang']:3}  ops with a passing case {len(ops_passing[e])}"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({e: {cases[i].name: v for i, v in results[e].items()} for e in engines}, f, indent=0)

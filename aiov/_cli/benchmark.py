@@ -1,6 +1,7 @@
 """``python -m aiov benchmark MODEL``: inferences per second and latency of a model on random
 inputs, like OpenVINO's benchmark_app; ``--compare`` runs the same model on openvino and
 onnxruntime (when installed) and prints them side by side."""
+
 from __future__ import annotations
 
 import json
@@ -15,22 +16,40 @@ APIS = ("sync", "queue", "aio")
 
 
 def add_parser(commands):
-    parser = commands.add_parser("benchmark", help="throughput and latency of a model",
-                                 description=__doc__.split("\n")[0])
+    parser = commands.add_parser(
+        "benchmark", help="throughput and latency of a model", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("model", help="an .onnx or .xml (OpenVINO IR) file")
-    parser.add_argument("--shape", action="append", default=[], metavar="NAME=D0,D1,...",
-                        help="the shape of an input's random data (needed for dynamic dims); repeatable")
-    parser.add_argument("-t", "--time", type=float, default=10.0, metavar="SECONDS",
-                        help="how long to run (default 10)")
-    parser.add_argument("--hint", choices=("latency", "throughput"), default=None,
-                        help="PERFORMANCE_HINT the model is compiled with")
-    parser.add_argument("--api", choices=APIS, default="queue",
-                        help="sync: one request in a loop; queue: AsyncInferQueue; aio: await compiled(x)")
-    parser.add_argument("--concurrency", type=int, default=None, metavar="N",
-                        help="jobs in flight for queue/aio (default: the model's optimal number of requests)")
+    parser.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME=D0,D1,...",
+        help="the shape of an input's random data (needed for dynamic dims); repeatable",
+    )
+    parser.add_argument(
+        "-t", "--time", type=float, default=10.0, metavar="SECONDS", help="how long to run (default 10)"
+    )
+    parser.add_argument(
+        "--hint", choices=("latency", "throughput"), default=None, help="PERFORMANCE_HINT the model is compiled with"
+    )
+    parser.add_argument(
+        "--api",
+        choices=APIS,
+        default="queue",
+        help="sync: one request in a loop; queue: AsyncInferQueue; aio: await compiled(x)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        metavar="N",
+        help="jobs in flight for queue/aio (default: the model's optimal number of requests)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    parser.add_argument("--compare", action="store_true",
-                        help="also run the model on openvino and onnxruntime, when installed")
+    parser.add_argument(
+        "--compare", action="store_true", help="also run the model on openvino and onnxruntime, when installed"
+    )
     parser.add_argument("--device", default="CPU")
     parser.set_defaults(run=run)
 
@@ -67,23 +86,23 @@ def random_inputs(ports, shapes, seed=0):
         names[port.get_any_name()] = port
     unknown = sorted(set(shapes) - set(names))
     if unknown:
-        raise UsageError(f"--shape names {', '.join(unknown)}, but the model's inputs are "
-                         f"{', '.join(names)}")
+        raise UsageError(f"--shape names {', '.join(unknown)}, but the model's inputs are {', '.join(names)}")
     feeds = {}
     for name, port in names.items():
         pshape = port.get_partial_shape()
         if name in shapes:
             shape = shapes[name]
             if pshape.rank.is_static and len(shape) != pshape.rank.get_length():
-                raise UsageError(f"--shape {name}: the input has rank {pshape.rank.get_length()} "
-                                 f"({pshape}), got {len(shape)} dims")
+                raise UsageError(
+                    f"--shape {name}: the input has rank {pshape.rank.get_length()} ({pshape}), got {len(shape)} dims"
+                )
             for i, (dim, given) in enumerate(zip(pshape, shape)):
                 if dim.is_static and dim.get_length() != given:
-                    raise UsageError(f"--shape {name}: dim {i} of {pshape} is {dim.get_length()}, "
-                                     f"got {given}")
+                    raise UsageError(f"--shape {name}: dim {i} of {pshape} is {dim.get_length()}, got {given}")
         elif pshape.is_dynamic:
-            raise UsageError(f"input '{name}' has a dynamic shape {pshape}; give its shape with "
-                             f"--shape {name}=D0,D1,...")
+            raise UsageError(
+                f"input '{name}' has a dynamic shape {pshape}; give its shape with --shape {name}=D0,D1,..."
+            )
         else:
             shape = tuple(d.get_length() for d in pshape)
         dtype = np.dtype(port.get_element_type().to_dtype())
@@ -94,8 +113,9 @@ def random_inputs(ports, shapes, seed=0):
         elif dtype.kind in "iu":
             feeds[name] = rng.integers(0, 8, shape).astype(dtype)
         else:
-            raise UsageError(f"input '{name}' is {dtype}: the benchmark makes random data for "
-                             f"numbers and booleans only")
+            raise UsageError(
+                f"input '{name}' is {dtype}: the benchmark makes random data for numbers and booleans only"
+            )
     return feeds
 
 
@@ -114,8 +134,9 @@ class Progress:
         self.next = now + 0.25
         done = min(1.0, (now - self.start) / self.seconds)
         bar = "#" * int(done * 30)
-        sys.stderr.write(f"\r{self.label:<12} [{bar:<30}] {now - self.start:5.1f}/{self.seconds:.1f} s "
-                         f"{count:>9,} inferences")
+        sys.stderr.write(
+            f"\r{self.label:<12} [{bar:<30}] {now - self.start:5.1f}/{self.seconds:.1f} s {count:>9,} inferences"
+        )
         sys.stderr.flush()
 
     def close(self):
@@ -192,10 +213,22 @@ def summarize(engine, api, concurrency, latencies, wall):
     def pct(p):
         return ms[min(len(ms) - 1, int(round(p / 100 * (len(ms) - 1))))]
 
-    return {"engine": engine, "api": api, "concurrency": concurrency, "count": len(ms),
-            "duration_s": wall, "throughput_fps": len(ms) / wall,
-            "latency_ms": {"min": ms[0], "median": statistics.median(ms), "mean": statistics.fmean(ms),
-                           "p90": pct(90), "p99": pct(99), "max": ms[-1]}}
+    return {
+        "engine": engine,
+        "api": api,
+        "concurrency": concurrency,
+        "count": len(ms),
+        "duration_s": wall,
+        "throughput_fps": len(ms) / wall,
+        "latency_ms": {
+            "min": ms[0],
+            "median": statistics.median(ms),
+            "mean": statistics.fmean(ms),
+            "p90": pct(90),
+            "p99": pct(99),
+            "max": ms[-1],
+        },
+    }
 
 
 # -- engines --
@@ -205,6 +238,7 @@ def _config(hint):
 
 def bench_aiov(args, shapes):
     import aiov as ov
+
     compiled = ov.Core().compile_model(args.model, args.device, _config(args.hint))
     feeds = random_inputs(compiled.inputs, shapes)
     concurrency = _concurrency(args, compiled)
@@ -271,7 +305,8 @@ def bench_onnxruntime(args, feeds, concurrency):
 
 # -- report --
 ROWS = [("count", "count", "{:,}"), ("throughput (inf/s)", "throughput_fps", "{:,.1f}")] + [
-    (f"latency {k} (ms)", k, "{:.3f}") for k in ("min", "median", "mean", "p90", "p99", "max")]
+    (f"latency {k} (ms)", k, "{:.3f}") for k in ("min", "median", "mean", "p90", "p99", "max")
+]
 
 
 def _cell(result, key, fmt):
@@ -307,17 +342,28 @@ def run(args) -> int:
             try:
                 other = bench(args, feeds, result["concurrency"])
             except Exception as exc:  # noqa: BLE001 - the peer's failure is reported, aiov's result stands
-                print(f"note: {bench.__name__[6:]} could not run the model: {type(exc).__name__}: {exc}",
-                      file=sys.stderr)
+                print(
+                    f"note: {bench.__name__[6:]} could not run the model: {type(exc).__name__}: {exc}", file=sys.stderr
+                )
                 continue
             if other is not None:
                 results.append(other)
-    print(f"model: {args.model}  device: {args.device}  hint: {args.hint or 'default'}  "
-          f"inputs: " + ", ".join(f"{k}{list(v.shape)}:{v.dtype}" for k, v in feeds.items()))
+    print(
+        f"model: {args.model}  device: {args.device}  hint: {args.hint or 'default'}  "
+        f"inputs: " + ", ".join(f"{k}{list(v.shape)}:{v.dtype}" for k, v in feeds.items())
+    )
     print_results(results)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"model": args.model, "device": args.device, "hint": args.hint,
-                       "inputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in feeds.items()},
-                       "results": results}, f, indent=2)
+            json.dump(
+                {
+                    "model": args.model,
+                    "device": args.device,
+                    "hint": args.hint,
+                    "inputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in feeds.items()},
+                    "results": results,
+                },
+                f,
+                indent=2,
+            )
     return 0

@@ -1,5 +1,6 @@
 """``python -m aiov info MODEL``: inputs and outputs (names, types, shapes), ops by type, and
 whether aiov supports every op (for an unsupported ONNX model: which ops are missing)."""
+
 from __future__ import annotations
 
 import os
@@ -8,8 +9,7 @@ from collections import Counter
 
 
 def add_parser(commands):
-    parser = commands.add_parser("info", help="inputs, outputs and ops of a model",
-                                 description=__doc__.split("\n")[0])
+    parser = commands.add_parser("info", help="inputs, outputs and ops of a model", description=__doc__.split("\n")[0])
     parser.add_argument("model", help="an .onnx or .xml (OpenVINO IR) file")
     parser.set_defaults(run=run)
 
@@ -23,9 +23,9 @@ def onnx_op_counts(path):
     """(op type counts, ops aiov cannot convert) of an ONNX file, read without converting it."""
     from ..frontends import _onnx_proto
     from ..frontends.onnx import supported_ops
+
     graph = _onnx_proto.load_model(path).graph
-    counts = Counter(f"{n.domain + '.' if n.domain not in ('', 'ai.onnx') else ''}{n.op_type}"
-                     for n in graph.node)
+    counts = Counter(f"{n.domain + '.' if n.domain not in ('', 'ai.onnx') else ''}{n.op_type}" for n in graph.node)
     known = set(supported_ops())
     missing = sorted(op for op in counts if op not in known)
     return counts, missing
@@ -33,7 +33,9 @@ def onnx_op_counts(path):
 
 def run(args) -> int:
     import aiov as ov
+
     from .._errors import InputError
+
     path = args.model
     if not os.path.exists(path):
         print(f"error: model file not found: {path}", file=sys.stderr)
@@ -64,8 +66,9 @@ def run(args) -> int:
         print(_port_line(port))
     if onnx_counts is not None:
         _print_counts("ONNX ops", onnx_counts)
-    graph_counts = Counter(op.get_type_name() for op in model.get_ordered_ops()
-                           if op.get_type_name() not in ("Parameter", "Result"))
+    graph_counts = Counter(
+        op.get_type_name() for op in model.get_ordered_ops() if op.get_type_name() not in ("Parameter", "Result")
+    )
     _print_counts("aiov ops", graph_counts)
     print("supported: yes (every op converts and is implemented)")
     return 0

@@ -17,6 +17,7 @@ started the job; one drain on the loop thread resolves every finished job. Every
 exposes its sync twin as ``.sync``. docs/async.md describes the bridge per backend and what
 cancelling each verb does.
 """
+
 from __future__ import annotations
 
 from ._bridge import backend_name, current_bridge
@@ -26,5 +27,15 @@ from ._queue import AsyncInferQueue
 from ._request import InferRequest
 from ._streams import imap
 
-__all__ = ["AsyncInferQueue", "CompiledModel", "Core", "InferJob", "InferRequest", "backend_name",
-           "compile_model", "current_bridge", "imap", "read_model"]
+__all__ = [
+    "AsyncInferQueue",
+    "CompiledModel",
+    "Core",
+    "InferJob",
+    "InferRequest",
+    "backend_name",
+    "compile_model",
+    "current_bridge",
+    "imap",
+    "read_model",
+]

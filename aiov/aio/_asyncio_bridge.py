@@ -10,6 +10,7 @@ uvloop.run, anyio), callback tasks started after it cancelled its tasks are canc
 awaited in a shutdown step of the bridge, and later completions start none (see
 ``AsyncioBridge._hook_loop_shutdown``).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,8 +28,8 @@ class AsyncioBridge(Bridge):
         super().__init__()
         self.loop = loop
         self.future = loop.create_future
-        self.tasks = set()     # callback tasks, strongly held while they run
-        self.closing = False   # the loop's runner is shutting down: no new callback tasks
+        self.tasks = set()  # callback tasks, strongly held while they run
+        self.closing = False  # the loop's runner is shutting down: no new callback tasks
         self._shutdown_hook = None
         loop.add_reader(self.port.fd, self.drain)
         self._hook_loop_shutdown()
@@ -87,6 +88,7 @@ class AsyncioBridge(Bridge):
         def on_done(t):
             tasks.discard(t)
             done(None if t.cancelled() else t.exception())
+
         task.add_done_callback(on_done)
 
     def call_soon_threadsafe(self, fn, *args) -> bool:
@@ -118,4 +120,3 @@ async def _loop_shutdown_step(bridge_ref):
 
 async def _as_coroutine(awaitable):
     return await awaitable
-

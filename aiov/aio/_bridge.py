@@ -3,6 +3,7 @@ first use. The bridges themselves live in ``_asyncio_bridge`` and ``_trio_bridge
 base of ``_bridge_base``; what they track is declared in ``_pending``; jobs that outlive their
 loop are handled by ``_reaper``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +20,7 @@ from ._optional import current_async_library, require_sniffio
 _last = (None, None)
 _asyncio_bridges = weakref.WeakValueDictionary()  # id(loop) -> AsyncioBridge
 _lock = threading.Lock()  # only taken when a bridge is created (never on a hot path)
-_trio_bridge_var = None   # trio.lowlevel.RunVar holding the run's bridge
+_trio_bridge_var = None  # trio.lowlevel.RunVar holding the run's bridge
 
 
 def _running_loop():
@@ -63,6 +64,7 @@ def _trio_bridge():
             require_sniffio()  # cannot tell a trio run without it: name the extra
         raise RuntimeError("aiov.aio needs a running asyncio (or uvloop) event loop or a trio run")
     from ._trio_bridge import TrioBridge, trio_modules
+
     if _trio_bridge_var is None:
         _trio_bridge_var = trio_modules()[0].lowlevel.RunVar("aiov_aio_bridge")
     bridge = _trio_bridge_var.get(None)
@@ -88,7 +90,7 @@ def reap_dead_bridges():
 
 
 def backend_name() -> str:
-    """"asyncio" (also under uvloop) or "trio"."""
+    """ "asyncio" (also under uvloop) or "trio"."""
     if _running_loop() is not None:
         return "asyncio"
     library = current_async_library()

@@ -6,6 +6,7 @@ A job started through a bridge gets a fresh integer token; its pending record (s
 port, whose eventfd wakes the loop. One drain then ends every finished job in a batch.
 Workers never take the GIL.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -28,7 +29,7 @@ class Bridge:
 
     def __init__(self):
         self.port = _core.CompletionPort()
-        self.pending = {}      # token -> PendingJob, loop thread only (then the reaper's)
+        self.pending = {}  # token -> PendingJob, loop thread only (then the reaper's)
         self.reaping = False
 
     def submit(self, slot, native):

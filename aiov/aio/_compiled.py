@@ -1,4 +1,5 @@
 """aio.CompiledModel and aio.compile_model: awaitable inference on a pool of requests."""
+
 from __future__ import annotations
 
 import os
@@ -8,8 +9,8 @@ from .._compiled import CompiledModel as _SyncCompiled
 from .._errors import InputError
 from .._properties import default_queue_jobs
 from .._results import OVDict
-from ._bridge import current_bridge
 from . import _pending
+from ._bridge import current_bridge
 from ._pending import Pending
 from ._pool import RequestPool
 from ._threads import run_sync
@@ -19,8 +20,7 @@ from ._twin import AsyncClosable, SyncTwin
 class _PoolSlot(Pending):
     """One pooled request of ``await compiled(x)``; its own pending record while running."""
 
-    __slots__ = ("request", "native", "spec", "pool", "fut", "bridge", "copy", "_given_back",
-                 "__weakref__")
+    __slots__ = ("request", "native", "spec", "pool", "fut", "bridge", "copy", "_given_back", "__weakref__")
 
     def __init__(self, request, pool):
         self.request = request
@@ -110,8 +110,9 @@ class CompiledModel(SyncTwin, AsyncClosable):
     def _new_slot(self):
         return _PoolSlot(self._sync.create_infer_request(), self._pool)
 
-    async def __call__(self, inputs=None, share_inputs: bool = True, share_outputs: bool = False,
-                       decode_strings: bool = True) -> OVDict:
+    async def __call__(
+        self, inputs=None, share_inputs: bool = True, share_outputs: bool = False, decode_strings: bool = True
+    ) -> OVDict:
         """One inference on a pooled request, on every input of the model (a missing input is
         an error); results as an OVDict.
 
@@ -131,6 +132,7 @@ class CompiledModel(SyncTwin, AsyncClosable):
             # wake-up: when the job ends); one from another loop's thread wakes us to start it.
             def start(slot, fut):
                 _start(slot, fut, bridge, inputs, share_inputs, share_outputs)
+
             slot, fut = await pool.acquire(bridge, start)
             if fut is None:
                 fut = bridge.future()
@@ -162,6 +164,7 @@ class CompiledModel(SyncTwin, AsyncClosable):
 
     def create_infer_request(self):
         from ._request import InferRequest
+
         return InferRequest(self)
 
     def close(self):
@@ -179,6 +182,7 @@ class CompiledModel(SyncTwin, AsyncClosable):
         (cancelling the caller stops only the waiting)."""
         self.close()
         from ._threads import sleep
+
         while any(slot.fut is not None for slot in list(self._slots)):
             await sleep(0.001)
 
@@ -194,17 +198,19 @@ async def read_model(model, weights=None, config=None):
     """``Core().read_model`` in a worker thread (never on the loop). Cancelling the caller
     does not stop the reading: it waits for the thread, then raises."""
     from .._runtime import Core
+
     return await run_sync(Core().read_model, model, weights)
 
 
-async def compile_model(model, device_name: str = "AUTO", config: dict = None, *,
-                        max_requests: int = None, idle_requests: int = None) -> CompiledModel:
+async def compile_model(
+    model, device_name: str = "AUTO", config: dict = None, *, max_requests: int = None, idle_requests: int = None
+) -> CompiledModel:
     """Reads (if given a path) and compiles a model in a worker thread; returns an
     ``aio.CompiledModel`` (``max_requests``/``idle_requests``: see there). Cancelling the
     caller does not stop the compilation: it waits for the thread, then raises."""
     from .._runtime import Core
-    return CompiledModel(await run_sync(Core().compile_model, model, device_name, config),
-                         max_requests, idle_requests)
+
+    return CompiledModel(await run_sync(Core().compile_model, model, device_name, config), max_requests, idle_requests)
 
 
 class Core(SyncTwin):
@@ -212,17 +218,26 @@ class Core(SyncTwin):
 
     def __init__(self, xml_config_file: str = ""):
         from .._runtime import Core as _SyncCore
+
         self._sync = _SyncCore(xml_config_file)
 
     async def read_model(self, model, weights=None, config=None, *, weights_dir=None):
         return await run_sync(lambda: self._sync.read_model(model, weights, config, weights_dir=weights_dir))
 
-    async def compile_model(self, model, device_name: str = None, config: dict = None, *,
-                            max_requests: int = None, idle_requests: int = None) -> CompiledModel:
+    async def compile_model(
+        self,
+        model,
+        device_name: str = None,
+        config: dict = None,
+        *,
+        max_requests: int = None,
+        idle_requests: int = None,
+    ) -> CompiledModel:
         """As ``aio.compile_model``, with this Core's settings."""
         if isinstance(model, CompiledModel):
             raise InputError("the model is already compiled")
         if isinstance(model, (str, os.PathLike, bytes)):
             model = await self.read_model(model)
-        return CompiledModel(await run_sync(self._sync.compile_model, model, device_name, config),
-                             max_requests, idle_requests)
+        return CompiledModel(
+            await run_sync(self._sync.compile_model, model, device_name, config), max_requests, idle_requests
+        )

@@ -7,6 +7,7 @@ request is reused only once the native job has really ended (its completion reac
 loop). Other tasks awaiting the same job then get ``aiov.CancelledError``, or the results if
 it finished first.
 """
+
 from __future__ import annotations
 
 from .._errors import CancelledError
@@ -20,8 +21,21 @@ class InferJob(_pending.Pending):
     """One inference started on the engine's workers. Awaitable (any number of times, by any
     number of tasks of the loop that started it); ``done()``, ``result()``, ``cancel()``."""
 
-    __slots__ = ("native", "fut", "bridge", "userdata", "_spec", "_copy", "_value", "_error",
-                 "_state", "_waiters", "_retrieved", "_given_back", "__weakref__")
+    __slots__ = (
+        "native",
+        "fut",
+        "bridge",
+        "userdata",
+        "_spec",
+        "_copy",
+        "_value",
+        "_error",
+        "_state",
+        "_waiters",
+        "_retrieved",
+        "_given_back",
+        "__weakref__",
+    )
 
     def __init__(self, native, spec, userdata, copy):
         self.native = native

@@ -3,14 +3,16 @@
 trio support needs ``trio``, its ``outcome`` (to reschedule a task with a result) and
 ``sniffio`` (to tell a trio run from no loop at all): ``pip install 'aiov[trio]'``.
 """
+
 from __future__ import annotations
 
 _trio = None
 
 
 def _missing(module, exc):
-    return ImportError(f"aiov.aio on trio needs the module {module!r}, which is not installed: "
-                       f"pip install 'aiov[trio]'")
+    return ImportError(
+        f"aiov.aio on trio needs the module {module!r}, which is not installed: pip install 'aiov[trio]'"
+    )
 
 
 def trio_modules():

@@ -13,6 +13,7 @@ A pending record (the "slot" of a job in ``bridge.pending``) is owned by the bri
 * ``orphan_complete()``: on a reaper thread, once the native job has ended after its loop
   died: nobody can await it any more; only the request is given back.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional, Protocol, runtime_checkable
@@ -28,8 +29,8 @@ _OK = _core.RequestStatus.ok
 class PendingJob(Protocol):
     """The protocol every record in ``bridge.pending`` implements."""
 
-    native: Any       # the aiov._core.Request running the job
-    bridge: Any       # the bridge that submitted it (set by Bridge.submit)
+    native: Any  # the aiov._core.Request running the job
+    bridge: Any  # the bridge that submitted it (set by Bridge.submit)
 
     def native_busy(self) -> bool:
         """True while the native request still runs the job (any thread)."""

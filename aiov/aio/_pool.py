@@ -14,6 +14,7 @@ changing their own, so one of them always sees the other (no lost wake-up). A re
 back on one loop's thread to a caller waiting on another loop reaches it through that loop's
 ``call_soon_threadsafe``.
 """
+
 from __future__ import annotations
 
 import threading
@@ -31,9 +32,9 @@ class _Waiter:
         self.bridge = bridge
         self.fut = bridge.future()
         self.thread = threading.get_ident()
-        self.slot = None      # what it was handed: a slot, _CREATE, or None (closed)
-        self.gone = False     # cancelled before being handed anything
-        self.start = start    # start(slot, fut): submits the waiter's job on the slot
+        self.slot = None  # what it was handed: a slot, _CREATE, or None (closed)
+        self.gone = False  # cancelled before being handed anything
+        self.start = start  # start(slot, fut): submits the waiter's job on the slot
         self.started = False  # start() ran: fut now resolves with the job's outcome
 
 
@@ -49,16 +50,16 @@ class RequestPool:
     """``acquire(bridge)`` / ``release(slot)`` / ``discard(slot)``, with a cap and shrinking."""
 
     def __init__(self, create, cap: int, keep_idle: int):
-        self._create = create          # () -> a new slot
+        self._create = create  # () -> a new slot
         self.cap = cap
         self.keep_idle = keep_idle
         self._lock = threading.Lock()
-        self._idle = []                # most recently used last (warm memory first)
-        self._live = 0                 # slots that exist: idle + in use (+ being created)
+        self._idle = []  # most recently used last (warm memory first)
+        self._live = 0  # slots that exist: idle + in use (+ being created)
         self._waiters = deque()
         self._closed = False
-        self._trim_due = False         # a trim timer is pending
-        self._last_taken = 0.0         # monotonic time a request was last taken
+        self._trim_due = False  # a trim timer is pending
+        self._last_taken = 0.0  # monotonic time a request was last taken
         self.shrink_after = SHRINK_AFTER
         self.slots = weakref.WeakSet()  # every live slot (close() cancels their jobs)
 
@@ -139,6 +140,7 @@ class RequestPool:
             return handed, waiter.fut
         if handed is None:
             from .._errors import CancelledError
+
             raise CancelledError("the compiled model was closed while waiting for a request")
         if handed is _CREATE:
             return self._make(), None
@@ -264,8 +266,7 @@ class RequestPool:
     def _notify(self, waiter):
         if waiter.thread == threading.get_ident():
             slot, fut = waiter.slot, waiter.fut
-            if waiter.start is not None and slot is not None and slot is not _CREATE \
-                    and not fut.done():
+            if waiter.start is not None and slot is not None and slot is not _CREATE and not fut.done():
                 # Start the waiter's job right here: it wakes once, when the job has ended.
                 waiter.started = True
                 try:

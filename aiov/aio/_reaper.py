@@ -6,6 +6,7 @@ reaper thread waits for the remaining tokens and gives the requests back
 (``orphan_complete``). At interpreter exit every job still pending is cancelled and waited
 for, and the reapers are stopped and joined (see ``quiesce_at_exit``).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -13,8 +14,8 @@ import sys
 import threading
 import weakref
 
-_reapers = set()          # reaper threads still running
-_exiting = False          # set at interpreter exit: reapers stop
+_reapers = set()  # reaper threads still running
+_exiting = False  # set at interpreter exit: reapers stop
 _bridges = weakref.WeakSet()  # every bridge created (registered by the registry)
 
 

@@ -1,10 +1,11 @@
 """aio.InferRequest: one request's memory, with awaitable verbs."""
+
 from __future__ import annotations
 
 from .._errors import BusyError
+from . import _pending
 from ._bridge import current_bridge
 from ._job import _DONE, InferJob
-from . import _pending
 from ._twin import SyncTwin
 
 
@@ -35,13 +36,14 @@ class InferRequest(SyncTwin):
 
     def __init__(self, compiled, _sync=None):
         from ._compiled import CompiledModel
+
         if not isinstance(compiled, CompiledModel):
             compiled = CompiledModel(compiled)
         self._compiled = compiled
         self._sync = _sync if _sync is not None else compiled._sync.create_infer_request()
         self._native = self._sync._native
-        self._job = None       # the running job (until its native job has ended)
-        self._last = None      # the last job started (wait() reports it)
+        self._job = None  # the running job (until its native job has ended)
+        self._last = None  # the last job started (wait() reports it)
         self._outputs_job = None  # weak ref to a finished queue job still reading our outputs
         self.userdata = None
 
@@ -52,8 +54,9 @@ class InferRequest(SyncTwin):
     def busy(self) -> bool:
         return self._job is not None
 
-    def start_async(self, inputs=None, userdata=None, share_inputs: bool = False,
-                    share_outputs: bool = False) -> InferJob:
+    def start_async(
+        self, inputs=None, userdata=None, share_inputs: bool = False, share_outputs: bool = False
+    ) -> InferJob:
         """Starts the inference on the engine's workers and returns its job at once (never
         suspends). ``await job`` gives its results; see ``InferJob`` for cancellation: the
         request is busy until the native job has ended, even if every awaiter gave up."""
@@ -90,8 +93,9 @@ class InferRequest(SyncTwin):
         self._job = self._last = job
         return job
 
-    async def infer(self, inputs=None, share_inputs: bool = False, share_outputs: bool = False,
-                    decode_strings: bool = True):
+    async def infer(
+        self, inputs=None, share_inputs: bool = False, share_outputs: bool = False, decode_strings: bool = True
+    ):
         """One inference; the results as an OVDict.
 
         Cancellation: cancelling (or timing out) the caller asks the native job to stop at
@@ -125,6 +129,7 @@ class InferRequest(SyncTwin):
             return True
         if job._state != _DONE:
             import anyio
+
             with anyio.move_on_after(timeout / 1000.0):
                 await job._wait(abort_on_cancel=False)
             if job._state != _DONE:

@@ -14,6 +14,7 @@ Each item is its own completion sink: it is passed where the pool or a queue job
 future (``done()`` and ``set_result()``), so finishing one job wakes the consumer directly,
 on every backend, without a task per item.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,8 +36,8 @@ class _Item:
         self.stream = stream
         self.state = _PENDING
         self.value = None
-        self.slot = None   # pool slot running it (aio.CompiledModel)
-        self.job = None    # queue job running it (aio.AsyncInferQueue)
+        self.slot = None  # pool slot running it (aio.CompiledModel)
+        self.job = None  # queue job running it (aio.AsyncInferQueue)
 
     # -- the future protocol the pool slot and the queue job use --
     def done(self) -> bool:
@@ -76,9 +77,10 @@ class _Stream:
     """The state the feeder and the consumer share."""
 
     def __init__(self, target, inputs, concurrency, ordered):
+        from .._compiled import CompiledModel as _SyncCompiled
         from ._compiled import CompiledModel
         from ._queue import AsyncInferQueue
-        from .._compiled import CompiledModel as _SyncCompiled
+
         if isinstance(target, _SyncCompiled):
             target = CompiledModel(target)
         if isinstance(target, CompiledModel):
@@ -86,8 +88,9 @@ class _Stream:
         elif isinstance(target, AsyncInferQueue):
             default = len(target)
         else:
-            raise InputError("imap runs on an aio.CompiledModel or an aio.AsyncInferQueue, "
-                             f"got {type(target).__name__}")
+            raise InputError(
+                f"imap runs on an aio.CompiledModel or an aio.AsyncInferQueue, got {type(target).__name__}"
+            )
         if concurrency is None:
             concurrency = default
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -97,19 +100,18 @@ class _Stream:
         elif hasattr(inputs, "__iter__"):
             self.source, self.is_async = iter(inputs), False
         else:
-            raise InputError(f"imap takes an iterable or async iterable of inputs, got "
-                             f"{type(inputs).__name__}")
+            raise InputError(f"imap takes an iterable or async iterable of inputs, got {type(inputs).__name__}")
         self.target = target
         self.is_queue = isinstance(target, AsyncInferQueue)
         self.ordered = ordered
-        self.space = concurrency     # items that may still be pulled before one is yielded
-        self.items = deque()         # pulled, not yet yielded (input order)
-        self.ready = deque()         # unordered: finished, not yet yielded
-        self.feeding = False         # the feeder task runs
+        self.space = concurrency  # items that may still be pulled before one is yielded
+        self.items = deque()  # pulled, not yet yielded (input order)
+        self.ready = deque()  # unordered: finished, not yet yielded
+        self.feeding = False  # the feeder task runs
         self.source_done = False
         self.source_error = None
         self.closed = False
-        self.cancel_feeder = None    # stops the feeder task
+        self.cancel_feeder = None  # stops the feeder task
         self.bridge = None
         self.consumer_fut = None
         self.feeder_fut = None
@@ -138,6 +140,7 @@ class _Stream:
             asyncio.get_running_loop()
         except RuntimeError:  # trio
             import trio
+
             with trio.CancelScope() as scope:
                 self.cancel_feeder = scope.cancel
                 await self._feed()
@@ -196,6 +199,7 @@ class _Stream:
 
     async def _launch_on_pool(self, item, inputs):
         from ._compiled import _start
+
         compiled = self.target
         if compiled._closed:
             raise RuntimeError("the compiled model is closed")

@@ -1,4 +1,5 @@
 """Running blocking work off the loop, and sleeping, on whichever backend is running."""
+
 from __future__ import annotations
 
 import asyncio
@@ -20,6 +21,7 @@ async def run_sync(fn, *args, **kwargs):
         loop = asyncio.get_running_loop()
     except RuntimeError:  # trio (it is imported already when its run is going)
         import trio
+
         return await trio.to_thread.run_sync(fn)
     fut = loop.create_future()
 
@@ -59,4 +61,5 @@ def _settle(fut, outcome):
 
 async def sleep(seconds: float):
     import anyio
+
     await anyio.sleep(seconds)

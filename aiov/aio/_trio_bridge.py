@@ -9,6 +9,7 @@ port (eventfd write); trio's I/O manager wakes the bridge's system task, which c
 Async callbacks run as system tasks; once the run is ending (its system tasks are being
 cancelled) none are started.
 """
+
 from __future__ import annotations
 
 from ._bridge_base import Bridge, discard, report
@@ -61,6 +62,7 @@ class TrioBridge(Bridge):
                     raise
             else:
                 done(None)
+
         self._trio.lowlevel.spawn_system_task(runner, name="aiov.aio callback")
 
     def call_soon_threadsafe(self, fn, *args) -> bool:
@@ -86,5 +88,6 @@ class TrioBridge(Bridge):
                 fn(*args)
             except Exception as exc:  # noqa: BLE001 - would otherwise crash the trio run
                 report("a timer", exc)
+
         trio.lowlevel.spawn_system_task(later, name="aiov.aio timer")
         return True

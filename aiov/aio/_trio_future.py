@@ -4,6 +4,7 @@
 cancellation of the waiting task, through the abort callback) makes the await raise. Only
 the trio thread may call them: other threads go through ``TrioToken.run_sync_soon``.
 """
+
 from __future__ import annotations
 
 from ._optional import trio_modules
@@ -13,6 +14,7 @@ _PENDING, _DONE, _CANCELLED = 0, 1, 2
 
 def _cancelled_error():
     from .._errors import CancelledError
+
     return CancelledError("the job was cancelled")
 
 

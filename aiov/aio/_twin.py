@@ -1,4 +1,5 @@
 """What the aio objects share: delegation to their sync twin, and async-closable behaviour."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Model file readers: OpenVINO IR (.xml/.bin) and ONNX."""
+
 from __future__ import annotations
 
 import os
@@ -11,6 +12,7 @@ def read_model(model, weights=None, weights_dir=None):
     file; required for a model given as bytes that has external data)."""
     if isinstance(model, (bytes, bytearray)):
         from .onnx import read_onnx
+
         return read_onnx(model, weights_dir=weights_dir)
     path = os.fspath(model)
     if not os.path.exists(path):
@@ -20,8 +22,10 @@ def read_model(model, weights=None, weights_dir=None):
         if weights_dir is not None:
             raise InputError("weights_dir is for ONNX external data; an IR model takes its .bin as `weights`")
         from .ir import read_ir
+
         return read_ir(path, weights)
     if suffix == ".onnx":
         from .onnx import read_onnx
+
         return read_onnx(path, weights_dir=weights_dir)
     raise InputError(f"cannot tell the format of {path!r}: expected a .xml (OpenVINO IR) or .onnx file")

@@ -8,6 +8,7 @@ is imported only for what needs it (tensors of types numpy lacks, strings, exter
 Once ``onnx`` is imported anyway, its own module is used (the classes are the same: protobuf
 keys them by descriptor).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -21,13 +22,37 @@ _lock = threading.Lock()
 _pb2 = None
 
 # TensorProto.DataType -> numpy dtype, for the types numpy has natively.
-_NATIVE = {1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6: np.int32,
-           7: np.int64, 9: np.bool_, 10: np.float16, 11: np.float64, 12: np.uint32,
-           13: np.uint64, 14: np.complex64, 15: np.complex128}
+_NATIVE = {
+    1: np.float32,
+    2: np.uint8,
+    3: np.int8,
+    4: np.uint16,
+    5: np.int16,
+    6: np.int32,
+    7: np.int64,
+    9: np.bool_,
+    10: np.float16,
+    11: np.float64,
+    12: np.uint32,
+    13: np.uint64,
+    14: np.complex64,
+    15: np.complex128,
+}
 # Where a tensor without raw_data keeps its values, for those types.
-_FIELD = {1: "float_data", 2: "int32_data", 3: "int32_data", 4: "int32_data", 5: "int32_data",
-          6: "int32_data", 7: "int64_data", 9: "int32_data", 10: "int32_data", 11: "double_data",
-          12: "uint64_data", 13: "uint64_data"}
+_FIELD = {
+    1: "float_data",
+    2: "int32_data",
+    3: "int32_data",
+    4: "int32_data",
+    5: "int32_data",
+    6: "int32_data",
+    7: "int64_data",
+    9: "int32_data",
+    10: "int32_data",
+    11: "double_data",
+    12: "uint64_data",
+    13: "uint64_data",
+}
 EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
 
@@ -48,6 +73,7 @@ def proto_module():
             path = os.path.join(os.path.dirname(spec.origin), "onnx_ml_pb2.py")
             if not os.path.exists(path):  # an onnx layout we do not know: import it whole
                 import onnx
+
                 _pb2 = onnx.onnx_ml_pb2
             else:
                 pb2_spec = importlib.util.spec_from_file_location("aiov.frontends._onnx_ml_pb2", path)
@@ -77,6 +103,7 @@ def tensor_dtype(elem_type: int) -> np.dtype:
     if elem_type == 8:
         return np.dtype(object)
     from onnx import helper  # bfloat16, float8, int4, ...: ml_dtypes types
+
     return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
 
 
@@ -86,6 +113,7 @@ def to_array(tensor) -> np.ndarray:
     native = _NATIVE.get(elem_type)
     if native is None or elem_type in (14, 15) or tensor.data_location == EXTERNAL:
         from onnx import numpy_helper  # strings, complex, ml_dtypes types: onnx's own reader
+
         return numpy_helper.to_array(tensor)
     dtype = np.dtype(native)
     dims = tuple(tensor.dims)
@@ -100,9 +128,22 @@ def to_array(tensor) -> np.ndarray:
     return np.asarray(values, dtype=dtype).reshape(dims)
 
 
-_ATTRIBUTE_FIELD = {1: "f", 2: "i", 3: "s", 4: "t", 5: "g", 11: "sparse_tensor", 13: "tp",
-                    6: "floats", 7: "ints", 8: "strings", 9: "tensors", 10: "graphs",
-                    12: "sparse_tensors", 14: "type_protos"}
+_ATTRIBUTE_FIELD = {
+    1: "f",
+    2: "i",
+    3: "s",
+    4: "t",
+    5: "g",
+    11: "sparse_tensor",
+    13: "tp",
+    6: "floats",
+    7: "ints",
+    8: "strings",
+    9: "tensors",
+    10: "graphs",
+    12: "sparse_tensors",
+    14: "type_protos",
+}
 
 
 def attribute_value(attr):

@@ -4,11 +4,12 @@
 The reader builds nodes through the native op registry, so every output type and shape
 comes from aiov's own shape inference (the <dim>s in the xml are not trusted). The writer
 emits IR that both aiov and OpenVINO read back."""
+
 from __future__ import annotations
 
+import heapq
 import os
 import xml.etree.ElementTree as ET
-import heapq
 
 import numpy as np
 
@@ -17,21 +18,51 @@ from .._errors import InputError
 from .._graph import Node, make_result
 from .._model import Model
 from .._tensor import element_count
-from .._types import PartialShape, Type, _TYPE_IDS
+from .._types import _TYPE_IDS, PartialShape, Type
 
 # ---- element types -------------------------------------------------------------------------
 
 # IR element_type spellings (plus the legacy precision names some IRs carry) -> aiov type names.
 _IR_TYPES = {name: name for name in _TYPE_IDS if name not in ("undefined", "dynamic")}
-_IR_TYPES.update({
-    "bool": "boolean", "BOOL": "boolean", "FP32": "f32", "FP16": "f16", "FP64": "f64", "BF16": "bf16",
-    "I4": "i4", "I8": "i8", "I16": "i16", "I32": "i32", "I64": "i64", "U1": "u1", "U4": "u4", "U8": "u8",
-    "U16": "u16", "U32": "u32", "U64": "u64", "BIN": "u1",
-})
+_IR_TYPES.update(
+    {
+        "bool": "boolean",
+        "BOOL": "boolean",
+        "FP32": "f32",
+        "FP16": "f16",
+        "FP64": "f64",
+        "BF16": "bf16",
+        "I4": "i4",
+        "I8": "i8",
+        "I16": "i16",
+        "I32": "i32",
+        "I64": "i64",
+        "U1": "u1",
+        "U4": "u4",
+        "U8": "u8",
+        "U16": "u16",
+        "U32": "u32",
+        "U64": "u64",
+        "BIN": "u1",
+    }
+)
 _PRECISION = {
-    "f32": "FP32", "f16": "FP16", "f64": "FP64", "bf16": "BF16", "boolean": "BOOL", "i4": "I4", "i8": "I8",
-    "i16": "I16", "i32": "I32", "i64": "I64", "u1": "U1", "u4": "U4", "u8": "U8", "u16": "U16",
-    "u32": "U32", "u64": "U64",
+    "f32": "FP32",
+    "f16": "FP16",
+    "f64": "FP64",
+    "bf16": "BF16",
+    "boolean": "BOOL",
+    "i4": "I4",
+    "i8": "I8",
+    "i16": "I16",
+    "i32": "I32",
+    "i64": "I64",
+    "u1": "U1",
+    "u4": "U4",
+    "u8": "U8",
+    "u16": "U16",
+    "u32": "U32",
+    "u64": "U64",
 }
 
 # ---- ops --------------------------------------------------------------------------------------
@@ -39,7 +70,7 @@ _PRECISION = {
 # written generically: layer types, version and attribute spellings all come from there.
 
 _SPECIAL = {"Parameter", "Const", "Constant", "Result"}
-_BY_TYPE = {}     # op type -> description
+_BY_TYPE = {}  # op type -> description
 _BY_IR_TYPE = {}  # IR layer type -> description
 
 
@@ -62,6 +93,7 @@ def supported_layer_types() -> list:
 
 
 # ---- names -----------------------------------------------------------------------------------
+
 
 def _split_names(text: str) -> list:
     """The ``names`` attribute of a port: comma separated, ``\\,`` escapes a comma."""
@@ -87,6 +119,7 @@ def _join_names(names) -> str:
 
 
 # ---- reading ---------------------------------------------------------------------------------
+
 
 class _Layer:
     __slots__ = ("id", "type", "name", "version", "data", "in_ports", "out_ports", "xml")
@@ -200,8 +233,7 @@ class _Weights:
     def get(self, layer, offset, size) -> np.ndarray:
         if self._data is None:
             if self.path is None or not os.path.isfile(self.path):
-                raise InputError(f"IR {layer.describe()} needs the weights file {self.path!r}, "
-                                 "which does not exist")
+                raise InputError(f"IR {layer.describe()} needs the weights file {self.path!r}, which does not exist")
             if os.path.getsize(self.path) == 0:
                 self._data = np.zeros(0, np.uint8)
             else:
@@ -209,8 +241,9 @@ class _Weights:
         if offset < 0 or size < 0 or offset + size > self._data.size:
             raise InputError(
                 f"the weights file {self.path!r} is truncated or does not match the xml: {layer.describe()} "
-                f"needs bytes [{offset}, {offset + size}) but the file has {self._data.size} bytes")
-        return np.ascontiguousarray(self._data[offset:offset + size])
+                f"needs bytes [{offset}, {offset + size}) but the file has {self._data.size} bytes"
+            )
+        return np.ascontiguousarray(self._data[offset : offset + size])
 
 
 def _read_xml(xml_path):
@@ -263,19 +296,22 @@ def _build(root, weights, source) -> Model:
             continue
         desc = by_ir_type.get(layer.type)
         if desc is None:
-            raise InputError(f"IR layer type '{layer.type}' (version {layer.version or '?'}) is not supported "
-                             f"by aiov: layer '{layer.name}' (id {layer.id}). Supported layer types: "
-                             f"{', '.join(supported_layer_types())}")
+            raise InputError(
+                f"IR layer type '{layer.type}' (version {layer.version or '?'}) is not supported "
+                f"by aiov: layer '{layer.name}' (id {layer.id}). Supported layer types: "
+                f"{', '.join(supported_layer_types())}"
+            )
         if layer.version and layer.version not in _OPSETS and layer.version != desc["ir_version"]:
-            raise InputError(f"IR {layer.describe()}: version '{layer.version}' is not supported "
-                             f"(aiov reads the standard opsets)")
+            raise InputError(
+                f"IR {layer.describe()}: version '{layer.version}' is not supported (aiov reads the standard opsets)"
+            )
 
     # edges: (to_layer, to_port) -> (from_layer, from_port)
     sources = {}
     deps = {lid: set() for lid in order}
     users = {lid: [] for lid in order}
     edges_elem = root.find("edges")
-    for edge in ([] if edges_elem is None else edges_elem.findall("edge")):
+    for edge in [] if edges_elem is None else edges_elem.findall("edge"):
         fl, fp, tl, tp = (edge.get(k) for k in ("from-layer", "from-port", "to-layer", "to-port"))
         if None in (fl, fp, tl, tp):
             raise InputError(f"{source!r}: malformed edge {edge.attrib}")
@@ -317,8 +353,10 @@ def _build(root, weights, source) -> Model:
                 layer.fail(f"input port {port} is not connected")
             out = produced.get(src)
             if out is None:
-                layer.fail(f"input port {port} is connected to port {src[1]} of "
-                           f"{layers[src[0]].describe()}, which has no such output")
+                layer.fail(
+                    f"input port {port} is connected to port {src[1]} of "
+                    f"{layers[src[0]].describe()}, which has no such output"
+                )
             inputs.append(out)
         node = _make_layer(layer, inputs, weights)
         if layer.type == "Result":
@@ -352,8 +390,11 @@ def _make_layer(layer, inputs, weights) -> Node:
         if "shape" in layer.data:
             shape = _parse_shape(layer, layer.data["shape"])
         else:  # old IRs: the output port's dims
-            shape = PartialShape([int(d.text) for d in layer.out_ports[0].findall("dim")]) \
-                if layer.out_ports else layer.fail("no shape")
+            shape = (
+                PartialShape([int(d.text) for d in layer.out_ports[0].findall("dim")])
+                if layer.out_ports
+                else layer.fail("no shape")
+            )
         if shape._engine() is None:
             # The native make_parameter does not accept a dynamic rank (None) yet.
             layer.fail("a Parameter of dynamic rank ('...') is not supported by aiov")
@@ -375,8 +416,7 @@ def _make_layer(layer, inputs, weights) -> Node:
         count = element_count(dims, f"Const '{layer.name}'")
         need = (count * etype.bitwidth + 7) // 8
         if size != need:
-            layer.fail(f"size={size} bytes does not match shape {shape} of {etype.get_type_name()} "
-                       f"({need} bytes)")
+            layer.fail(f"size={size} bytes does not match shape {shape} of {etype.get_type_name()} ({need} bytes)")
         raw = weights.get(layer, offset, size)
         return Node(_core.make_constant(etype._id, dims, raw, layer.name))
     if kind == "Result":
@@ -401,6 +441,7 @@ def _make_layer(layer, inputs, weights) -> Node:
 
 # ---- writing ---------------------------------------------------------------------------------
 
+
 def _ir_shape(dims) -> str:
     if dims is None:
         return "..."
@@ -412,7 +453,7 @@ def _add_port(parent, port_id, etype_name, dims, names=None):
     if names:
         attrs["names"] = _join_names(names)
     port = ET.SubElement(parent, "port", attrs)
-    for d in (dims or []):
+    for d in dims or []:
         ET.SubElement(port, "dim").text = str(d if d >= 0 else -1)
     return port
 
@@ -469,8 +510,7 @@ def save_ir(model, xml_path, bin_path=None):
 
     def new_layer(name, ir_type, version):
         nonlocal next_id
-        elem = ET.SubElement(layers, "layer", {"id": str(next_id), "name": name, "type": ir_type,
-                                               "version": version})
+        elem = ET.SubElement(layers, "layer", {"id": str(next_id), "name": name, "type": ir_type, "version": version})
         next_id += 1
         return elem, next_id - 1
 
@@ -485,8 +525,7 @@ def save_ir(model, xml_path, bin_path=None):
         out_type = lambda i: Type._by_id[native.output_type(i)].get_type_name()  # noqa: E731
         if op == "Parameter":
             elem, lid = new_layer(fallback_name(native), "Parameter", "opset1")
-            ET.SubElement(elem, "data", {"shape": _ir_shape(native.output_shape(0)),
-                                         "element_type": out_type(0)})
+            ET.SubElement(elem, "data", {"shape": _ir_shape(native.output_shape(0)), "element_type": out_type(0)})
             first_out = 0
         elif op == "Constant":
             elem, lid = new_layer(fallback_name(native), "Const", "opset1")
@@ -496,8 +535,16 @@ def save_ir(model, xml_path, bin_path=None):
             blob.extend(b"\0" * (-len(blob) % 64))
             offset = len(blob)
             blob.extend(raw.tobytes())
-            ET.SubElement(elem, "data", {"element_type": out_type(0), "shape": ",".join(map(str, dims)),
-                                         "offset": str(offset), "size": str(raw.size)})
+            ET.SubElement(
+                elem,
+                "data",
+                {
+                    "element_type": out_type(0),
+                    "shape": ",".join(map(str, dims)),
+                    "offset": str(offset),
+                    "size": str(raw.size),
+                },
+            )
             first_out = 0
         else:
             desc = _op_description(op)
@@ -532,10 +579,12 @@ def save_ir(model, xml_path, bin_path=None):
 
     edges_elem = ET.SubElement(net, "edges")
     for fl, fp, tl, tp in edges:
-        ET.SubElement(edges_elem, "edge", {"from-layer": str(fl), "from-port": str(fp),
-                                           "to-layer": str(tl), "to-port": str(tp)})
+        ET.SubElement(
+            edges_elem, "edge", {"from-layer": str(fl), "from-port": str(fp), "to-layer": str(tl), "to-port": str(tp)}
+        )
     rt = ET.SubElement(net, "rt_info")
     from .. import __version__
+
     ET.SubElement(rt, "info", {"name": "aiov", "value": __version__})
 
     ET.indent(net, space="\t")
@@ -548,4 +597,3 @@ def save_ir(model, xml_path, bin_path=None):
         f.write(b"\n")
     with open(bin_path, "wb") as f:
         f.write(bytes(blob))
-

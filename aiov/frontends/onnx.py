@@ -1,5 +1,6 @@
 """ONNX frontend: an ONNX graph becomes an aiov Model built through the opset builders, so
 every node's types and shapes come from the native op registry."""
+
 from __future__ import annotations
 
 import os
@@ -21,6 +22,7 @@ def converter(*op_types):
         for op in op_types:
             _CONVERTERS[op] = fn
         return fn
+
     return register
 
 
@@ -48,11 +50,13 @@ def _one_to_one(desc, since, until):
                 ctx.fail(f"attribute '{key}' is not supported (aiov reads: {', '.join(by_onnx) or 'none'})")
             attrs[spec["name"]] = value.decode() if isinstance(value, bytes) else value
         return ops._make(desc["type"], inputs, attrs, ctx.node.name)
+
     return convert
 
 
 def _register_one_to_one():
     from .. import _core
+
     for desc in _core.op_schema():
         for name, since, until in desc["onnx"]:
             if name not in _CONVERTERS:  # a hand-written converter wins
@@ -99,10 +103,16 @@ def _check_tensor_value(info, what):
     """Graph inputs and outputs must be tensors: sequences, optionals and maps are not yet."""
     kind = info.type.WhichOneof("value")
     if kind not in (None, "tensor_type"):
-        readable = {"sequence_type": "a sequence", "optional_type": "an optional", "map_type": "a map",
-                    "sparse_tensor_type": "a sparse tensor"}.get(kind, kind)
-        raise InputError(f"ONNX graph {what} '{info.name}' is {readable}; aiov supports only tensor "
-                         f"values for now (sequences, optionals and maps are not supported)")
+        readable = {
+            "sequence_type": "a sequence",
+            "optional_type": "an optional",
+            "map_type": "a map",
+            "sparse_tensor_type": "a sparse tensor",
+        }.get(kind, kind)
+        raise InputError(
+            f"ONNX graph {what} '{info.name}' is {readable}; aiov supports only tensor "
+            f"values for now (sequences, optionals and maps are not supported)"
+        )
 
 
 def read_onnx(model, weights=None, weights_dir=None) -> Model:
@@ -155,8 +165,10 @@ def read_onnx(model, weights=None, weights_dir=None) -> Model:
         except InputError:
             raise
         except (TypeError, ValueError) as exc:
-            raise InputError(f"ONNX initializer '{init.name}' ({_type_name(init.data_type)}, dims "
-                             f"{list(init.dims)}) is not supported: {exc}") from None
+            raise InputError(
+                f"ONNX initializer '{init.name}' ({_type_name(init.data_type)}, dims "
+                f"{list(init.dims)}) is not supported: {exc}"
+            ) from None
     params = []
     seen_inputs = set()
     for inp in graph.input:
@@ -184,12 +196,16 @@ def read_onnx(model, weights=None, weights_dir=None) -> Model:
                 raise
             # A converter met a case it does not check: still name the node.
             given = ", ".join(_describe_input(values, name) for name in node.input)
-            raise InputError(f"ONNX node {node.op_type} '{_node_label(node)}' (inputs: {given or 'none'}) cannot be "
-                             f"converted: {type(exc).__name__}: {exc}") from exc
+            raise InputError(
+                f"ONNX node {node.op_type} '{_node_label(node)}' (inputs: {given or 'none'}) cannot be "
+                f"converted: {type(exc).__name__}: {exc}"
+            ) from exc
         wanted = [name for name in node.output if name]
-        if len(outs) < len(node.output) and any(node.output[len(outs):]):
-            raise InputError(f"ONNX node {node.op_type} '{_node_label(node)}': {len(node.output)} outputs are used "
-                             f"({', '.join(wanted)}) but aiov produces {len(outs)}")
+        if len(outs) < len(node.output) and any(node.output[len(outs) :]):
+            raise InputError(
+                f"ONNX node {node.op_type} '{_node_label(node)}': {len(node.output)} outputs are used "
+                f"({', '.join(wanted)}) but aiov produces {len(outs)}"
+            )
         for name, port in zip(node.output, outs):
             if name:
                 values[name] = port
@@ -199,8 +215,7 @@ def read_onnx(model, weights=None, weights_dir=None) -> Model:
         if out.name not in values:
             raise InputError(f"ONNX graph output '{out.name}' is not produced by any node, initializer or input")
         port = values[out.name]
-        if port.get_node().get_type_name() in ("Parameter", "Constant") or any(
-                port == r for r in results):
+        if port.get_node().get_type_name() in ("Parameter", "Constant") or any(port == r for r in results):
             port = as_output(ops.convert(port, port.get_element_type()))  # a distinct tensor to name
         port.get_tensor().add_names({out.name})
         results.append(port)
@@ -222,30 +237,36 @@ def _describe_input(values, name) -> str:
 
 def _parameter(inp):
     if not inp.type.HasField("tensor_type"):
-        raise InputError(f"ONNX graph input '{inp.name}': only tensor inputs are supported, got "
-                         f"{inp.type.WhichOneof('value') or 'no type'}")
+        raise InputError(
+            f"ONNX graph input '{inp.name}': only tensor inputs are supported, got "
+            f"{inp.type.WhichOneof('value') or 'no type'}"
+        )
     ttype = inp.type.tensor_type
     try:
         dtype = _onnx_dtype(ttype.elem_type)
     except Exception:
-        raise InputError(f"ONNX graph input '{inp.name}': element type {ttype.elem_type} is not a known "
-                         f"ONNX tensor type") from None
+        raise InputError(
+            f"ONNX graph input '{inp.name}': element type {ttype.elem_type} is not a known ONNX tensor type"
+        ) from None
     dims = None
     if ttype.HasField("shape"):
         dims = []
         for i, d in enumerate(ttype.shape.dim):
             if d.HasField("dim_value"):
                 if d.dim_value < 0:
-                    raise InputError(f"ONNX graph input '{inp.name}': dimension {i} is {d.dim_value}; expected "
-                                     f"a size >= 0 or a symbolic dimension")
+                    raise InputError(
+                        f"ONNX graph input '{inp.name}': dimension {i} is {d.dim_value}; expected "
+                        f"a size >= 0 or a symbolic dimension"
+                    )
                 dims.append(d.dim_value)
             else:
                 dims.append(-1)
     try:
         return ops.parameter(dims, dtype, name=inp.name)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"ONNX graph input '{inp.name}' ({_type_name(ttype.elem_type)}, dims {dims}) is not "
-                         f"supported: {exc}") from None
+        raise InputError(
+            f"ONNX graph input '{inp.name}' ({_type_name(ttype.elem_type)}, dims {dims}) is not supported: {exc}"
+        ) from None
 
 
 def _sorted_nodes(graph, available: set) -> list:
@@ -258,22 +279,28 @@ def _sorted_nodes(graph, available: set) -> list:
             if not name:
                 continue
             if name in available:
-                raise InputError(f"ONNX node {node.op_type} '{_node_label(node)}' produces '{name}', which is "
-                                 f"already a graph input or initializer")
+                raise InputError(
+                    f"ONNX node {node.op_type} '{_node_label(node)}' produces '{name}', which is "
+                    f"already a graph input or initializer"
+                )
             if name in producer:
                 other = nodes[producer[name]]
-                raise InputError(f"ONNX tensor '{name}' is produced twice: by {other.op_type} "
-                                 f"'{_node_label(other)}' and by {node.op_type} '{_node_label(node)}'")
+                raise InputError(
+                    f"ONNX tensor '{name}' is produced twice: by {other.op_type} "
+                    f"'{_node_label(other)}' and by {node.op_type} '{_node_label(node)}'"
+                )
             producer[name] = i
-    waiting = [0] * len(nodes)          # inputs not produced yet, per node
+    waiting = [0] * len(nodes)  # inputs not produced yet, per node
     consumers = [[] for _ in nodes]
     for i, node in enumerate(nodes):
         for name in node.input:
             if not name or name in available:
                 continue
             if name not in producer:
-                raise InputError(f"ONNX node {node.op_type} '{_node_label(node)}': input '{name}' is not produced "
-                                 f"by any node, initializer or graph input")
+                raise InputError(
+                    f"ONNX node {node.op_type} '{_node_label(node)}': input '{name}' is not produced "
+                    f"by any node, initializer or graph input"
+                )
             waiting[i] += 1
             consumers[producer[name]].append(i)
     ready = [i for i in range(len(nodes)) if waiting[i] == 0]
@@ -300,6 +327,7 @@ def _check_node(node, opset: int):
     """Input count, required inputs and attribute types against the ONNX schema, so the
     converters see what they expect (instead of failing with a bare IndexError)."""
     from onnx import defs
+
     try:
         schema = defs.get_schema(node.op_type, opset, "")
     except Exception:
@@ -307,9 +335,13 @@ def _check_node(node, opset: int):
     label = f"ONNX node {node.op_type} '{_node_label(node)}'"
     count = len(node.input)
     if not schema.min_input <= count <= schema.max_input:
-        expected = (f"{schema.min_input}" if schema.min_input == schema.max_input
-                    else f"{schema.min_input} to {schema.max_input}" if schema.max_input < 2 ** 30
-                    else f"at least {schema.min_input}")
+        expected = (
+            f"{schema.min_input}"
+            if schema.min_input == schema.max_input
+            else f"{schema.min_input} to {schema.max_input}"
+            if schema.max_input < 2**30
+            else f"at least {schema.min_input}"
+        )
         raise InputError(f"{label}: expected {expected} input(s) at opset {opset}, got {count}")
     formal = schema.inputs
     for i, name in enumerate(node.input):
@@ -323,8 +355,9 @@ def _check_node(node, opset: int):
         if spec is None:
             continue
         if attr.type != spec.type:
-            raise InputError(f"{label}: attribute '{attr.name}' must be {spec.type.name}, got "
-                             f"{_attr_type_name(attr.type)}")
+            raise InputError(
+                f"{label}: attribute '{attr.name}' must be {spec.type.name}, got {_attr_type_name(attr.type)}"
+            )
     for name, spec in schema.attributes.items():
         if spec.required and not any(a.name == name for a in node.attribute):
             raise InputError(f"{label}: the required attribute '{name}' is missing")
@@ -332,6 +365,7 @@ def _check_node(node, opset: int):
 
 def _type_name(code: int) -> str:
     from onnx import TensorProto
+
     try:
         return TensorProto.DataType.Name(code)
     except ValueError:
@@ -340,6 +374,7 @@ def _type_name(code: int) -> str:
 
 def _attr_type_name(code: int) -> str:
     from onnx import AttributeProto
+
     try:
         return AttributeProto.AttributeType.Name(code)
     except ValueError:
@@ -371,31 +406,41 @@ def _load_external_data(proto, base_dir, from_bytes: bool):
     first = tensors[0]
     location = next((e.value for e in first.external_data if e.key == "location"), "")
     if base_dir is None:
-        raise InputError(f"ONNX tensor '{first.name}' keeps its data in the external file {location!r}, but the "
-                         f"model was given as bytes, which carry no directory: pass the directory of its "
-                         f"external data, read_model(model_bytes, weights_dir=...) (aiov's keyword)"
-                         if from_bytes else f"ONNX tensor '{first.name}' has external data but no base directory")
+        raise InputError(
+            f"ONNX tensor '{first.name}' keeps its data in the external file {location!r}, but the "
+            f"model was given as bytes, which carry no directory: pass the directory of its "
+            f"external data, read_model(model_bytes, weights_dir=...) (aiov's keyword)"
+            if from_bytes
+            else f"ONNX tensor '{first.name}' has external data but no base directory"
+        )
     root = os.path.realpath(base_dir)
     for tensor in tensors:
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
         _check_location(tensor.name, location, root)
     try:
         from onnx import external_data_helper
+
         external_data_helper.load_external_data_for_model(proto, base_dir)
     except Exception as exc:
-        raise InputError(f"cannot read the ONNX model's external data from {base_dir!r}: "
-                         f"{type(exc).__name__}: {exc}") from None
+        raise InputError(
+            f"cannot read the ONNX model's external data from {base_dir!r}: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _check_location(tensor_name: str, location: str, root: str):
     import stat
+
     what = f"ONNX tensor '{tensor_name}': external data location {location!r}"
     if not isinstance(location, str):  # protobuf hands out bytes for text that is not UTF-8
         raise InputError(f"{what} is not valid UTF-8 text")
     if not location:
         raise InputError(f"{what}: no location is given")
-    if "\0" in location or os.path.isabs(location) or location.startswith(("/", "\\")) or (
-            len(location) > 1 and location[1] == ":"):
+    if (
+        "\0" in location
+        or os.path.isabs(location)
+        or location.startswith(("/", "\\"))
+        or (len(location) > 1 and location[1] == ":")
+    ):
         raise InputError(f"{what} is absolute; expected a path relative to the weights directory")
     parts = location.replace("\\", "/").split("/")
     if ".." in parts:
@@ -412,6 +457,7 @@ def _check_location(tensor_name: str, location: str, root: str):
 
 
 # ---- converters ---------------------------------------------------------------------------
+
 
 @converter("Pow")
 def _pow(ctx):
@@ -526,6 +572,7 @@ def _variadic(builder):
         for x in ctx.inputs[1:]:
             acc = builder(acc, x)
         return acc
+
     return convert
 
 
@@ -565,6 +612,7 @@ def as_port(value) -> Output:
 # The 1:1 ops (Relu, Add, Equal, Mish, ...) get their converters from the op registry at the
 # end of this module; the ones below differ from the engine's op in ONNX's semantics.
 
+
 @converter("Gelu")
 def _gelu(ctx):
     return ops.gelu(ctx.inputs[0], "tanh" if ctx.attr("approximate", "none") == "tanh" else "erf")
@@ -588,6 +636,7 @@ def _clip(ctx):
 
 
 # ---- shapes and layout ---------------------------------------------------------------------
+
 
 def _ints_input(ctx, index, what):
     """An int operand (axes, pads, splits): a list when constant, else the port itself (the
@@ -678,7 +727,9 @@ def _block_move(ctx):
 @converter("ReverseSequence")
 def _reverse_sequence(ctx):
     # ONNX's defaults differ from OpenVINO's (batch 0, sequence 1).
-    return ops.reverse_sequence(*ctx.inputs[:2], batch_axis=ctx.attr("batch_axis", 1), seq_axis=ctx.attr("time_axis", 0))
+    return ops.reverse_sequence(
+        *ctx.inputs[:2], batch_axis=ctx.attr("batch_axis", 1), seq_axis=ctx.attr("time_axis", 0)
+    )
 
 
 @converter("OneHot")
@@ -691,8 +742,11 @@ def _one_hot(ctx):
 
 @converter("Squeeze")
 def _squeeze(ctx):
-    axes = ctx.attr("axes") if ctx.opset < 13 else (
-        _ints_input(ctx, 1, "Squeeze axes") if len(ctx.inputs) > 1 and ctx.inputs[1] is not None else None)
+    axes = (
+        ctx.attr("axes")
+        if ctx.opset < 13
+        else (_ints_input(ctx, 1, "Squeeze axes") if len(ctx.inputs) > 1 and ctx.inputs[1] is not None else None)
+    )
     return ops.squeeze(ctx.inputs[0], axes)
 
 
@@ -727,8 +781,13 @@ def _flatten_2d(x, axis):
         return ops.reshape(x, [0, -1], special_zero=True)
     shape = ops.shape_of(x)
     rank = len(dims)
-    target = ops.concat([ops.reduce_prod(ops.slice(shape, [0], [axis], [1]), [0], keep_dims=True),
-                         ops.reduce_prod(ops.slice(shape, [axis], [rank], [1]), [0], keep_dims=True)], 0)
+    target = ops.concat(
+        [
+            ops.reduce_prod(ops.slice(shape, [0], [axis], [1]), [0], keep_dims=True),
+            ops.reduce_prod(ops.slice(shape, [axis], [rank], [1]), [0], keep_dims=True),
+        ],
+        0,
+    )
     return ops.reshape(x, target)
 
 
@@ -805,8 +864,13 @@ def _pad(ctx):
     if not isinstance(pads, list):
         if axes is not None:
             ctx.fail("pads and axes given as model inputs together are not supported")
-        return ops.pad(x, ops.slice(pads, [0], [rank], [1]), ops.slice(pads, [rank], [2 * rank], [1]), mode,
-                       _pad_value(value) if mode == "constant" else None)
+        return ops.pad(
+            x,
+            ops.slice(pads, [0], [rank], [1]),
+            ops.slice(pads, [rank], [2 * rank], [1]),
+            mode,
+            _pad_value(value) if mode == "constant" else None,
+        )
     if axes is None:
         axes = list(range(rank))
     half = len(pads) // 2
@@ -825,14 +889,18 @@ def _pad_value(value):
 
 # ---- convolution, pooling, normalisation, reductions ----------------------------------------
 
+
 def _spatial(ctx, rank):
     n = rank - 2
     pads = ctx.attr("pads", [0] * (2 * n))
     auto = ctx.attr("auto_pad", "NOTSET").lower()
-    return dict(strides=ctx.attr("strides", [1] * n), pads_begin=pads[:n], pads_end=pads[n:],
-                dilations=ctx.attr("dilations", [1] * n),
-                auto_pad={"notset": "explicit", "valid": "valid", "same_upper": "same_upper",
-                          "same_lower": "same_lower"}[auto])
+    return dict(
+        strides=ctx.attr("strides", [1] * n),
+        pads_begin=pads[:n],
+        pads_end=pads[n:],
+        dilations=ctx.attr("dilations", [1] * n),
+        auto_pad={"notset": "explicit", "valid": "valid", "same_upper": "same_upper", "same_lower": "same_lower"}[auto],
+    )
 
 
 def _rank(ctx, port):
@@ -870,11 +938,27 @@ def _pool(ctx, op):
     if op == "MaxPool":
         if len(ctx.node.output) > 1 and ctx.node.output[1]:
             ctx.fail("the Indices output is not supported")
-        return ops.max_pool(x, attrs["strides"], attrs["dilations"], attrs["pads_begin"], attrs["pads_end"],
-                            kernel, ceil, attrs["auto_pad"])
-    return ops.avg_pool(x, attrs["strides"], attrs["pads_begin"], attrs["pads_end"], kernel,
-                        not ctx.attr("count_include_pad", 0), ceil, attrs["auto_pad"],
-                        dilations=attrs["dilations"])
+        return ops.max_pool(
+            x,
+            attrs["strides"],
+            attrs["dilations"],
+            attrs["pads_begin"],
+            attrs["pads_end"],
+            kernel,
+            ceil,
+            attrs["auto_pad"],
+        )
+    return ops.avg_pool(
+        x,
+        attrs["strides"],
+        attrs["pads_begin"],
+        attrs["pads_end"],
+        kernel,
+        not ctx.attr("count_include_pad", 0),
+        ceil,
+        attrs["auto_pad"],
+        dilations=attrs["dilations"],
+    )
 
 
 converter("MaxPool")(lambda ctx: _pool(ctx, "MaxPool"))
@@ -899,9 +983,17 @@ def _lp_pool(ctx):
     if ctx.attr("ceil_mode", 0):
         # A window past the padded end averages over fewer elements than the kernel holds.
         ctx.fail("ceil_mode=1 is not supported")
-    mean = ops.avg_pool(powered, attrs["strides"], attrs["pads_begin"], attrs["pads_end"], kernel, False, "floor",
-                        attrs["auto_pad"],
-                        dilations=attrs["dilations"])
+    mean = ops.avg_pool(
+        powered,
+        attrs["strides"],
+        attrs["pads_begin"],
+        attrs["pads_end"],
+        kernel,
+        False,
+        "floor",
+        attrs["auto_pad"],
+        dilations=attrs["dilations"],
+    )
     total = ops.multiply(mean, np.array(np.prod(kernel), dtype))
     return ops.sqrt(total) if p == 2 else ops.power(total, np.array(1.0 / p, dtype))
 
@@ -948,6 +1040,7 @@ def _group_norm(ctx):
         def per_channel(v):
             column = ops.reshape(v, [groups, 1], False)
             return ops.reshape(ops.broadcast(column, [groups, channels // groups]), [channels], False)
+
         scale, bias = per_channel(scale), per_channel(bias)
     return ops.group_normalization(x, scale, bias, groups, ctx.attr("epsilon", 1e-5))
 
@@ -974,10 +1067,18 @@ def _layer_norm(ctx):
     return [y, mean, inv_std]
 
 
-_REDUCERS = {"ReduceSum": ops.reduce_sum, "ReduceMean": ops.reduce_mean, "ReduceMax": ops.reduce_max,
-             "ReduceMin": ops.reduce_min, "ReduceProd": ops.reduce_prod, "ReduceL2": ops.reduce_l2,
-             "ReduceL1": ops.reduce_l1, "ReduceSumSquare": ops.reduce_sum_square,
-             "ReduceLogSum": ops.reduce_log_sum, "ReduceLogSumExp": ops.reduce_log_sum_exp}
+_REDUCERS = {
+    "ReduceSum": ops.reduce_sum,
+    "ReduceMean": ops.reduce_mean,
+    "ReduceMax": ops.reduce_max,
+    "ReduceMin": ops.reduce_min,
+    "ReduceProd": ops.reduce_prod,
+    "ReduceL2": ops.reduce_l2,
+    "ReduceL1": ops.reduce_l1,
+    "ReduceSumSquare": ops.reduce_sum_square,
+    "ReduceLogSum": ops.reduce_log_sum,
+    "ReduceLogSumExp": ops.reduce_log_sum_exp,
+}
 
 
 def _reduce(ctx):
@@ -988,8 +1089,11 @@ def _reduce(ctx):
     else:
         axes = ctx.attr("axes")
     if not isinstance(axes, (list, type(None))):
-        return ops._make(ctx.node.op_type, [x, axes],
-                         {"keep_dims": keep, "noop_with_empty_axes": ctx.attr("noop_with_empty_axes", 0)})
+        return ops._make(
+            ctx.node.op_type,
+            [x, axes],
+            {"keep_dims": keep, "noop_with_empty_axes": ctx.attr("noop_with_empty_axes", 0)},
+        )
     if not axes:
         if ctx.attr("noop_with_empty_axes", 0):
             return ops.convert(x, x.get_element_type())
@@ -1003,9 +1107,16 @@ for _op in _REDUCERS:
 
 @converter("ArgMax", "ArgMin")
 def _arg(ctx):
-    return ops._make(ctx.node.op_type, [ctx.inputs[0]],
-                     {"axis": ctx.attr("axis", 0), "keepdims": ctx.attr("keepdims", 1),
-                      "select_last_index": ctx.attr("select_last_index", 0)}, ctx.node.name)
+    return ops._make(
+        ctx.node.op_type,
+        [ctx.inputs[0]],
+        {
+            "axis": ctx.attr("axis", 0),
+            "keepdims": ctx.attr("keepdims", 1),
+            "select_last_index": ctx.attr("select_last_index", 0),
+        },
+        ctx.node.name,
+    )
 
 
 @converter("LogSoftmax")
@@ -1030,16 +1141,27 @@ def _size(ctx):
 @converter("TopK")
 def _topk(ctx):
     k = ops.constant(np.array([ctx.attr("k")], np.int64)) if ctx.opset < 10 else ctx.inputs[1]
-    node = ops._make("TopK", [ctx.inputs[0], k],
-                     {"axis": ctx.attr("axis", -1), "mode": "max" if ctx.attr("largest", 1) else "min",
-                      "sort": "value" if ctx.attr("sorted", 1) else "index"}, ctx.node.name)
+    node = ops._make(
+        "TopK",
+        [ctx.inputs[0], k],
+        {
+            "axis": ctx.attr("axis", -1),
+            "mode": "max" if ctx.attr("largest", 1) else "min",
+            "sort": "value" if ctx.attr("sorted", 1) else "index",
+        },
+        ctx.node.name,
+    )
     return node.outputs()
 
 
 @converter("CumSum")
 def _cumsum(ctx):
-    return ops._make("CumSum", ctx.inputs[:2],
-                     {"exclusive": ctx.attr("exclusive", 0), "reverse": ctx.attr("reverse", 0)}, ctx.node.name)
+    return ops._make(
+        "CumSum",
+        ctx.inputs[:2],
+        {"exclusive": ctx.attr("exclusive", 0), "reverse": ctx.attr("reverse", 0)},
+        ctx.node.name,
+    )
 
 
 @converter("Hardmax")
@@ -1093,9 +1215,17 @@ def _eye_like(ctx):
 
 @converter("LRN")
 def _lrn(ctx):
-    return ops._make("LRN", [ctx.inputs[0]],
-                     {"size": ctx.attr("size"), "alpha": ctx.attr("alpha", 1e-4), "beta": ctx.attr("beta", 0.75),
-                      "bias": ctx.attr("bias", 1.0)}, ctx.node.name)
+    return ops._make(
+        "LRN",
+        [ctx.inputs[0]],
+        {
+            "size": ctx.attr("size"),
+            "alpha": ctx.attr("alpha", 1e-4),
+            "beta": ctx.attr("beta", 0.75),
+            "bias": ctx.attr("bias", 1.0),
+        },
+        ctx.node.name,
+    )
 
 
 @converter("Einsum")
@@ -1154,10 +1284,14 @@ def _einsum(ctx):
     contract = [ch for ch in a_term if ch in b_term and ch not in out]
     a_only = [ch for ch in a_term if ch not in b_term]
     b_only = [ch for ch in b_term if ch not in a_term]
-    a = ops.reshape(ops.transpose(a, [a_term.index(ch) for ch in batch + a_only + contract]),
-                    as_dims([prod(batch), prod(a_only), prod(contract)]))
-    b = ops.reshape(ops.transpose(b, [b_term.index(ch) for ch in batch + contract + b_only]),
-                    as_dims([prod(batch), prod(contract), prod(b_only)]))
+    a = ops.reshape(
+        ops.transpose(a, [a_term.index(ch) for ch in batch + a_only + contract]),
+        as_dims([prod(batch), prod(a_only), prod(contract)]),
+    )
+    b = ops.reshape(
+        ops.transpose(b, [b_term.index(ch) for ch in batch + contract + b_only]),
+        as_dims([prod(batch), prod(contract), prod(b_only)]),
+    )
     y = ops.reshape(ops.matmul(a, b), as_dims([sizes[ch] for ch in batch + a_only + b_only]))
     order = batch + a_only + b_only
     return ops.transpose(y, [order.index(ch) for ch in out]) if order else y
@@ -1176,17 +1310,23 @@ def _resize(ctx):
         sizes = ctx.inputs[3] if len(ctx.inputs) > 3 else None
         coord = ctx.attr("coordinate_transformation_mode", "half_pixel")
         nearest = ctx.attr("nearest_mode", "round_prefer_floor")
-    if ctx.attr("antialias", 0) or ctx.attr("axes") is not None or \
-            ctx.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
+    if (
+        ctx.attr("antialias", 0)
+        or ctx.attr("axes") is not None
+        or ctx.attr("keep_aspect_ratio_policy", "stretch") != "stretch"
+    ):
         ctx.fail("antialias, axes and keep_aspect_ratio_policy are not supported")
     mode = ctx.attr("mode", "nearest")
     if mode not in ("nearest", "linear"):
         ctx.fail(f"mode {mode!r} is not supported (nearest, linear)")
     empty_f = ops.constant(np.zeros(0, np.float32))
     empty_i = ops.constant(np.zeros(0, np.int64))
-    return ops._make("Resize", [x, scales if scales is not None else empty_f, sizes if sizes is not None else empty_i],
-                     {"mode": mode, "coordinate_transformation_mode": coord,
-                      "nearest_mode": nearest}, ctx.node.name)
+    return ops._make(
+        "Resize",
+        [x, scales if scales is not None else empty_f, sizes if sizes is not None else empty_i],
+        {"mode": mode, "coordinate_transformation_mode": coord, "nearest_mode": nearest},
+        ctx.node.name,
+    )
 
 
 @converter("ConvTranspose")
@@ -1198,10 +1338,15 @@ def _conv_transpose(ctx):
     n = rank - 2
     pads = ctx.attr("pads", [0] * (2 * n))
     auto = ctx.attr("auto_pad", "NOTSET").lower()
-    attrs = {"strides": ctx.attr("strides", [1] * n), "dilations": ctx.attr("dilations", [1] * n),
-             "pads_begin": pads[:n], "pads_end": pads[n:], "output_padding": ctx.attr("output_padding", [0] * n),
-             "group": ctx.attr("group", 1),
-             "auto_pad": {"notset": "explicit", "valid": "valid"}.get(auto, auto)}
+    attrs = {
+        "strides": ctx.attr("strides", [1] * n),
+        "dilations": ctx.attr("dilations", [1] * n),
+        "pads_begin": pads[:n],
+        "pads_end": pads[n:],
+        "output_padding": ctx.attr("output_padding", [0] * n),
+        "group": ctx.attr("group", 1),
+        "auto_pad": {"notset": "explicit", "valid": "valid"}.get(auto, auto),
+    }
     if ctx.attr("output_shape") is not None:
         # The registry's rule derives the pads from the requested size once input sizes are known.
         attrs["output_shape"] = list(ctx.attr("output_shape"))
@@ -1218,8 +1363,16 @@ _register_one_to_one()
 def _recurrent(ctx):
     # The engine's ops take ONNX's inputs in ONNX's order (the builders fill omitted ones).
     op = ctx.node.op_type
-    known = {"hidden_size", "direction", "layout", "clip", "activations", "activation_alpha", "activation_beta",
-             {"LSTM": "input_forget", "GRU": "linear_before_reset", "RNN": "hidden_size"}[op]}
+    known = {
+        "hidden_size",
+        "direction",
+        "layout",
+        "clip",
+        "activations",
+        "activation_alpha",
+        "activation_beta",
+        {"LSTM": "input_forget", "GRU": "linear_before_reset", "RNN": "hidden_size"}[op],
+    }
     unknown = sorted(set(ctx.attrs) - known)
     if unknown:
         ctx.fail(f"attribute(s) {', '.join(unknown)} are not supported")

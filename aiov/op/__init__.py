@@ -3,6 +3,7 @@
 They are Node subclasses built by the same registry-backed builders as ``aiov.opset``; a node
 reached through a graph (``model.get_parameters()``, ``node.input_value(0).get_node()``) is an
 instance of its class too."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,6 @@ import numpy as np
 from .._errors import InputError
 from .._graph import NODE_CLASSES, Node, constant_value, make_result
 from .._types import Type, as_partial_shape, as_type
-
 from . import util  # noqa: E402,F401
 
 __all__ = ["Constant", "Parameter", "Result", "util"]
@@ -31,11 +31,13 @@ class Constant(Node):
 
     def __init__(self, *args, shared_memory: bool = False, **kwargs):
         from .._core import Node as _NativeNode
+
         if len(args) == 1 and isinstance(args[0], _NativeNode) and not kwargs:
             super().__init__(args[0])  # wrapping an existing engine node
             return
         from .. import opset
         from .._tensor import Tensor
+
         value = kwargs.pop("array", kwargs.pop("tensor", None))
         if value is not None:
             args = (value,) + args
@@ -61,8 +63,9 @@ class Constant(Node):
                 arr = first if isinstance(first, np.ndarray) else np.asarray(first)
                 etype = None
             if shared_memory and isinstance(arr, np.ndarray) and arr.ndim > 1 and not arr.flags.c_contiguous:
-                raise RuntimeError("SHARED MEMORY MODE FOR THIS CONSTANT IS NOT APPLICABLE! "
-                                   "Passed numpy array must be C contiguous.")
+                raise RuntimeError(
+                    "SHARED MEMORY MODE FOR THIS CONSTANT IS NOT APPLICABLE! Passed numpy array must be C contiguous."
+                )
             if etype is not None and etype.bitwidth < 8:
                 raise InputError("Constant(): packed u1/u4/i4 tensors are not supported")
             node = opset.constant(np.asarray(arr), None if etype is None else etype)
@@ -93,10 +96,12 @@ class Parameter(Node):
 
     def __init__(self, *args, **kwargs):
         from .._core import Node as _NativeNode
+
         if len(args) == 1 and isinstance(args[0], _NativeNode) and not kwargs:
             super().__init__(args[0])
             return
         from .. import opset
+
         etype = kwargs.pop("element_type", args[0] if args else None)
         shape = kwargs.pop("shape", args[1] if len(args) > 1 else None)
         if etype is None or shape is None:
@@ -110,6 +115,7 @@ class Parameter(Node):
     @property
     def layout(self):
         from .._layout import node_layout
+
         return node_layout(self)
 
     @layout.setter
@@ -119,6 +125,7 @@ class Parameter(Node):
 
 def Result(source) -> Node:  # noqa: N802 (OpenVINO's class name; a Result is built from its source)
     from .._graph import as_output
+
     return make_result(as_output(source))
 
 

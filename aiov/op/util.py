@@ -1,4 +1,5 @@
 """``openvino.op.util``: descriptions of the variables that stateful models keep between inferences."""
+
 from __future__ import annotations
 
 from .._types import PartialShape, Type, as_partial_shape, as_type

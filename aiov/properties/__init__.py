@@ -4,10 +4,10 @@ Every key works wherever aiov takes a config: ``compile_model(model, "CPU",
 {props.hint.performance_mode: props.hint.PerformanceMode.LATENCY})``, ``core.set_property("CPU",
 props.enable_profiling(True))``. Which of them aiov acts on is decided by ``aiov._properties``: one
 it does not implement is refused with an error naming the ones it does."""
+
 from __future__ import annotations
 
-from ._base import (Property, as_bool, as_float32, as_int, as_str, as_type, as_uint, enum_of, make_enum,  # noqa: F401
-                    ro)
+from ._base import Property, as_bool, as_float32, as_int, as_str, as_type, as_uint, enum_of, make_enum, ro  # noqa: F401
 
 CacheMode = make_enum("CacheMode", [("OPTIMIZE_SIZE", 0), ("OPTIMIZE_SPEED", 1)])
 WorkloadType = make_enum("WorkloadType", [("DEFAULT", 0), ("EFFICIENT", 1)])

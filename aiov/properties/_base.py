@@ -3,6 +3,7 @@
 A property key is a ``str`` equal to its name (so it works as a dict key wherever a config dict is
 accepted); called with no argument it returns the name, with a value a ``(name, OVAny(value))``
 pair after converting the value to the property's type."""
+
 from __future__ import annotations
 
 import enum
@@ -13,8 +14,7 @@ from .._any import OVAny
 
 
 def _refuse(name, value):
-    raise TypeError(f"{name}(): incompatible function arguments; got {value!r} of type "
-                    f"{type(value).__name__}")
+    raise TypeError(f"{name}(): incompatible function arguments; got {value!r} of type {type(value).__name__}")
 
 
 def as_bool(name, value):
@@ -50,6 +50,7 @@ def as_float32(name, value):
 
 def as_type(name, value):
     from .._types import Type
+
     if isinstance(value, Type):
         return value
     _refuse(name, value)
@@ -66,6 +67,7 @@ def enum_of(enum_cls):
         if isinstance(value, str) and value.upper() in enum_cls.__members__:
             return enum_cls.__members__[value.upper()]
         _refuse(name, value)
+
     return convert
 
 
@@ -74,6 +76,7 @@ def set_of(enum_cls):
         if isinstance(value, (set, frozenset, list, tuple)) and all(isinstance(v, enum_cls) for v in value):
             return set(value)
         _refuse(name, value)
+
     return convert
 
 

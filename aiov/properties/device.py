@@ -1,4 +1,5 @@
 """``openvino.properties.device``: device identity and per-device settings."""
+
 from __future__ import annotations
 
 from .._any import OVAny, unwrap

@@ -1,14 +1,13 @@
 """``openvino.properties.hint``: performance and precision hints."""
+
 from __future__ import annotations
 
 from ._base import Property, as_bool, as_float32, as_type, as_uint, enum_of, make_enum, set_of
 
 Priority = make_enum("Priority", [("LOW", 0), ("MEDIUM", 1), ("HIGH", 2), ("DEFAULT", 1)])
-PerformanceMode = make_enum("PerformanceMode", [("LATENCY", 1), ("THROUGHPUT", 2),
-                                                ("CUMULATIVE_THROUGHPUT", 3)])
+PerformanceMode = make_enum("PerformanceMode", [("LATENCY", 1), ("THROUGHPUT", 2), ("CUMULATIVE_THROUGHPUT", 3)])
 SchedulingCoreType = make_enum("SchedulingCoreType", [("ANY_CORE", 0), ("PCORE_ONLY", 1), ("ECORE_ONLY", 2)])
-ModelDistributionPolicy = make_enum("ModelDistributionPolicy", [("TENSOR_PARALLEL", 0),
-                                                                ("PIPELINE_PARALLEL", 1)])
+ModelDistributionPolicy = make_enum("ModelDistributionPolicy", [("TENSOR_PARALLEL", 0), ("PIPELINE_PARALLEL", 1)])
 ExecutionMode = make_enum("ExecutionMode", [("PERFORMANCE", 1), ("ACCURACY", 2)])
 
 inference_precision = Property("INFERENCE_PRECISION_HINT", as_type)

@@ -1,4 +1,5 @@
 """``openvino.properties.intel_auto``: options of OpenVINO's AUTO device."""
+
 from __future__ import annotations
 
 from ._base import Property, as_bool, enum_of, make_enum

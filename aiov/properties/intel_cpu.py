@@ -1,4 +1,5 @@
 """``openvino.properties.intel_cpu``: options of OpenVINO's CPU plugin."""
+
 from __future__ import annotations
 
 from ._base import Property, as_bool, as_float32

@@ -1,4 +1,5 @@
 """``openvino.properties.intel_npu``: option names of OpenVINO's NPU plugin (aiov has no NPU)."""
+
 from __future__ import annotations
 
 from ._base import Property, as_bool, as_str, as_uint, ro

@@ -1,4 +1,5 @@
 """``openvino.properties.log``: the log level."""
+
 from __future__ import annotations
 
 from ._base import Property, enum_of, make_enum

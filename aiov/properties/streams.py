@@ -1,4 +1,5 @@
 """``openvino.properties.streams``: the number of execution streams."""
+
 from __future__ import annotations
 
 from ._base import Property

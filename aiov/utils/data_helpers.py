@@ -1,4 +1,5 @@
 """``openvino.utils.data_helpers``: where OpenVINO keeps its result dictionary."""
+
 from __future__ import annotations
 
 from .._results import OVDict  # noqa: F401

@@ -1,12 +1,20 @@
 """Conversions between numpy/Python types and element types (``openvino.utils.types``)."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from .._types import Type
 
-__all__ = ["get_element_type", "get_element_type_str", "get_dtype", "get_numpy_ctype", "make_constant_node",
-           "as_node", "as_nodes"]
+__all__ = [
+    "get_element_type",
+    "get_element_type_str",
+    "get_dtype",
+    "get_numpy_ctype",
+    "make_constant_node",
+    "as_node",
+    "as_nodes",
+]
 
 
 def get_element_type(data_type) -> Type:
@@ -45,15 +53,18 @@ def get_numpy_ctype(element_type: Type) -> type:
 
 def make_constant_node(value, dtype=None):
     from ..opset import constant
+
     return constant(value, dtype)
 
 
 def as_node(value, name=None):
     """A Node (or Output) as is; anything else becomes a Constant."""
     from .._graph import Node, _PortBase
+
     if isinstance(value, (Node, _PortBase)):
         return value
     from ..opset import constant
+
     return constant(value, name=name)
 
 

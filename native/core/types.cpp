@@ -10,13 +10,15 @@
 namespace aiov {
 
 namespace {
-struct TypeInfo { const char* name; size_t bits; bool fp; };
+struct TypeInfo {
+  const char* name;
+  size_t bits;
+  bool fp;
+};
 constexpr TypeInfo kTypes[] = {
-    {"undefined", 0, false}, {"dynamic", 0, false}, {"boolean", 8, false},
-    {"bf16", 16, true},      {"f16", 16, true},     {"f32", 32, true},
-    {"f64", 64, true},       {"i4", 4, false},      {"i8", 8, false},
-    {"i16", 16, false},      {"i32", 32, false},    {"i64", 64, false},
-    {"u1", 1, false},        {"u4", 4, false},      {"u8", 8, false},
+    {"undefined", 0, false}, {"dynamic", 0, false}, {"boolean", 8, false}, {"bf16", 16, true}, {"f16", 16, true},
+    {"f32", 32, true},       {"f64", 64, true},     {"i4", 4, false},      {"i8", 8, false},   {"i16", 16, false},
+    {"i32", 32, false},      {"i64", 64, false},    {"u1", 1, false},      {"u4", 4, false},   {"u8", 8, false},
     {"u16", 16, false},      {"u32", 32, false},    {"u64", 64, false},
 };
 static_assert(sizeof(kTypes) / sizeof(kTypes[0]) == (size_t)ElementType::count_,
@@ -31,9 +33,7 @@ const TypeInfo& info(ElementType t) {
 size_t bit_width(ElementType t) { return info(t).bits; }
 const char* type_name(ElementType t) { return info(t).name; }
 bool is_float(ElementType t) { return info(t).fp; }
-bool is_packed(ElementType t) {
-  return t == ElementType::u1 || t == ElementType::u4 || t == ElementType::i4;
-}
+bool is_packed(ElementType t) { return t == ElementType::u1 || t == ElementType::u4 || t == ElementType::i4; }
 size_t byte_size(ElementType t, int64_t count) {
   if (count < 0 || count > kMaxTensorElements)
     throw InputError("cannot size a tensor of " + std::to_string(count) + " elements (the limit is " +
@@ -60,7 +60,8 @@ OutOfMemory::OutOfMemory(size_t bytes)
 
 bool PartialShape::is_static() const {
   if (!rank_known) return false;
-  for (auto d : dims) if (d < 0) return false;
+  for (auto d : dims)
+    if (d < 0) return false;
   return true;
 }
 
@@ -90,15 +91,21 @@ int64_t bounded_product(const Dims& d, bool* has_zero, bool* has_unknown) {
   int64_t n = 1;
   *has_zero = *has_unknown = false;
   for (auto x : d) {
-    if (x < 0) { *has_unknown = true; continue; }
-    if (x == 0) { *has_zero = true; continue; }
+    if (x < 0) {
+      *has_unknown = true;
+      continue;
+    }
+    if (x == 0) {
+      *has_zero = true;
+      continue;
+    }
     if (__builtin_mul_overflow(n, x, &n) || n > kMaxTensorElements) return -1;
   }
   return n;
 }
 std::string too_large(const Dims& d) {
-  return "shape " + dims_str(d) + " is too large for one tensor (more than " +
-         std::to_string(kMaxTensorElements) + " elements)";
+  return "shape " + dims_str(d) + " is too large for one tensor (more than " + std::to_string(kMaxTensorElements) +
+         " elements)";
 }
 }  // namespace
 
@@ -143,8 +150,10 @@ void* alloc_aligned(size_t bytes) {
 
 void free_aligned(void* p, size_t bytes) {
   if (!p) return;
-  if (bytes < kHugePage) std::free(p);
-  else ::munmap(p, round_up(bytes, kPage));
+  if (bytes < kHugePage)
+    std::free(p);
+  else
+    ::munmap(p, round_up(bytes, kPage));
 }
 
 namespace {

@@ -12,8 +12,24 @@ namespace aiov {
 
 // Numbering is part of the binding contract: aiov/_types.py mirrors it.
 enum class ElementType : int {
-  undefined = 0, dynamic, boolean, bf16, f16, f32, f64,
-  i4, i8, i16, i32, i64, u1, u4, u8, u16, u32, u64,
+  undefined = 0,
+  dynamic,
+  boolean,
+  bf16,
+  f16,
+  f32,
+  f64,
+  i4,
+  i8,
+  i16,
+  i32,
+  i64,
+  u1,
+  u4,
+  u8,
+  u16,
+  u32,
+  u64,
   count_
 };
 
@@ -44,7 +60,11 @@ struct PartialShape {
   Dims dims;
   PartialShape() = default;
   PartialShape(Dims d) : rank_known(true), dims(std::move(d)) {}
-  static PartialShape dynamic_rank() { PartialShape p; p.rank_known = false; return p; }
+  static PartialShape dynamic_rank() {
+    PartialShape p;
+    p.rank_known = false;
+    return p;
+  }
   bool is_static() const;
   int64_t rank() const { return (int64_t)dims.size(); }
   std::string str() const;
@@ -74,6 +94,7 @@ int64_t checked_add(int64_t a, int64_t b, const std::string& what);
 struct OutOfMemory : std::bad_alloc {
   explicit OutOfMemory(size_t bytes);
   const char* what() const noexcept override { return message_.c_str(); }
+
  private:
   std::string message_;
 };
@@ -94,6 +115,7 @@ class Buffer {
   Buffer& operator=(const Buffer&) = delete;
   void* data() const { return data_; }
   size_t size() const { return size_; }
+
  private:
   void* data_ = nullptr;
   size_t size_ = 0;
@@ -107,7 +129,10 @@ struct TensorView {
   Dims shape;
   int64_t count() const { return numel(shape); }
   size_t bytes() const { return byte_size(type, count()); }
-  template <class T> T* as() const { return static_cast<T*>(data); }
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(data);
+  }
 };
 
 }  // namespace aiov

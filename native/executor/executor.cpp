@@ -123,7 +123,10 @@ struct ForState {
   std::atomic<bool> failed{false};
 
   ForState(const std::function<void(int64_t, int64_t)>& f, int64_t units, int64_t min_chunk, int threads)
-      : fn(&f), n(units), grain(min_chunk), lane_count(threads),
+      : fn(&f),
+        n(units),
+        grain(min_chunk),
+        lane_count(threads),
         more_lanes(threads > kInlineLanes ? new Lane[(size_t)threads] : nullptr),
         lanes(more_lanes ? more_lanes.get() : inline_lanes) {
     for (int i = 0; i < threads; ++i) {
@@ -195,8 +198,10 @@ void ThreadPool::enqueue(int count, const Push& push) {
     // leaving them an item never loses a wake-up.
     wake = std::min(sleepers_, std::max(0, queued_.load(std::memory_order_relaxed) - spinners_.load()));
   }
-  if (wake == 1) cv_.notify_one();
-  else if (wake > 1) cv_.notify_all();
+  if (wake == 1)
+    cv_.notify_one();
+  else if (wake > 1)
+    cv_.notify_all();
 }
 
 void ThreadPool::submit(std::function<void()> job) {
@@ -255,7 +260,7 @@ void ThreadPool::worker_loop() {
     just_worked = true;
     if (region) {
       region->work(region->next_lane.fetch_add(1, std::memory_order_relaxed));  // catches its own errors
-      region->active.fetch_sub(1, std::memory_order_release);  // the last touch: the caller may return
+      region->active.fetch_sub(1, std::memory_order_release);                   // the last touch: the caller may return
       continue;
     }
     try {
@@ -274,8 +279,8 @@ int ThreadPool::usable_threads(int max_threads) const {
   return std::max(threads, 1);
 }
 
-void ThreadPool::parallel_for(int64_t n, int64_t grain,
-                              const std::function<void(int64_t, int64_t)>& fn, int max_threads) {
+void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn,
+                              int max_threads) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
   const int threads = usable_threads(max_threads);
@@ -367,7 +372,9 @@ void CompletionPort::push(uint64_t token) {
   if (was_empty) {
     uint64_t one = 1;
     ssize_t r;
-    do { r = ::write(fd_, &one, sizeof one); } while (r < 0 && errno == EINTR);
+    do {
+      r = ::write(fd_, &one, sizeof one);
+    } while (r < 0 && errno == EINTR);
   }
 }
 
@@ -378,7 +385,9 @@ std::vector<uint64_t> CompletionPort::drain() {
   // signals again, so no token is ever left without a pending wake-up.
   uint64_t v;
   ssize_t r;
-  do { r = ::read(fd_, &v, sizeof v); } while (r < 0 && errno == EINTR);
+  do {
+    r = ::read(fd_, &v, sizeof v);
+  } while (r < 0 && errno == EINTR);
   out.swap(tokens_);
   return out;
 }
@@ -398,7 +407,9 @@ std::vector<uint64_t> CompletionPort::wait_drain(int64_t timeout_ms) {
     }
     pollfd p{fd_, POLLIN, 0};
     int r;
-    do { r = ::poll(&p, 1, wait_ms); } while (r < 0 && errno == EINTR);
+    do {
+      r = ::poll(&p, 1, wait_ms);
+    } while (r < 0 && errno == EINTR);
     if (r == 0 && timeout_ms >= 0) return drain();
   }
 }
@@ -407,7 +418,9 @@ void CompletionPort::close() {
   closed_ = true;
   uint64_t one = 1;
   ssize_t r;
-  do { r = ::write(fd_, &one, sizeof one); } while (r < 0 && errno == EINTR);
+  do {
+    r = ::write(fd_, &one, sizeof one);
+  } while (r < 0 && errno == EINTR);
 }
 
 }  // namespace aiov

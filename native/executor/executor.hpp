@@ -34,8 +34,7 @@ class ThreadPool {
   // toward its end, then helps with the others' (so the threads finish together).
   // The calling thread takes part; idle workers help. At most `max_threads`
   // threads work on it (0 = whole pool + caller). Rethrows the first exception.
-  void parallel_for(int64_t n, int64_t grain,
-                    const std::function<void(int64_t, int64_t)>& fn, int max_threads = 0);
+  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn, int max_threads = 0);
   // Jobs queued or running (not counting parallel_for helpers).
   int64_t pending() const { return pending_.load(std::memory_order_relaxed); }
   // Some worker is watching for work right now (it finished a task moments ago): work
@@ -63,8 +62,8 @@ class ThreadPool {
   std::deque<std::function<void()>> jobs_;
   std::atomic<int64_t> pending_{0};
   alignas(64) std::atomic<int> queued_{0};  // helpers_ + jobs_ sizes, readable without the mutex
-  int sleepers_ = 0;            // workers blocked on cv_ (guarded by mutex_)
-  std::atomic<int> spinners_{0};  // workers watching queued_ (changed under mutex_)
+  int sleepers_ = 0;                        // workers blocked on cv_ (guarded by mutex_)
+  std::atomic<int> spinners_{0};            // workers watching queued_ (changed under mutex_)
   int max_spinners_ = 0;
   int64_t spin_ns_ = 0;
   bool stopping_ = false;

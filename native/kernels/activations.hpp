@@ -15,10 +15,19 @@ namespace act {
 
 // The float formulas of the original activations use the fast approximations (they are
 // vectorized in the epilogue loops); the standalone ops keep their own exact functors.
-struct None { float a, b; float operator()(float x) const { return x; } };
+struct None {
+  float a, b;
+  float operator()(float x) const { return x; }
+};
 // ReLU and clamp keep NaN: clamp is min(max(x, lo), hi), as ONNX defines it.
-struct Relu { float a, b; float operator()(float x) const { return x < 0.0f ? 0.0f : x; } };
-struct LeakyRelu { float a, b; float operator()(float x) const { return x > 0.0f ? x : a * x; } };
+struct Relu {
+  float a, b;
+  float operator()(float x) const { return x < 0.0f ? 0.0f : x; }
+};
+struct LeakyRelu {
+  float a, b;
+  float operator()(float x) const { return x > 0.0f ? x : a * x; }
+};
 struct Clamp {
   float a, b;
   float operator()(float x) const {
@@ -26,8 +35,14 @@ struct Clamp {
     return x > b ? b : x;
   }
 };
-struct Sigmoid { float a, b; float operator()(float x) const { return fast_sigmoid(x); } };
-struct Tanh { float a, b; float operator()(float x) const { return fast_tanh(x); } };
+struct Sigmoid {
+  float a, b;
+  float operator()(float x) const { return fast_sigmoid(x); }
+};
+struct Tanh {
+  float a, b;
+  float operator()(float x) const { return fast_tanh(x); }
+};
 struct HSwish {
   float a, b;
   float operator()(float x) const {
@@ -46,50 +61,74 @@ struct GeluTanh {
     return 0.5f * x * (1.0f + fast_tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)));
   }
 };
-struct Swish { float a, b; float operator()(float x) const { return x * fast_sigmoid(x); } };
+struct Swish {
+  float a, b;
+  float operator()(float x) const { return x * fast_sigmoid(x); }
+};
 
 // Activations whose standalone op uses the same formula: templates over float and double.
 // ln(1 + e^x) without overflow for large x.
-template <class C> inline C softplus_of(C x) { return x > C(20) ? x : std::log1p(std::exp(x)); }
+template <class C>
+inline C softplus_of(C x) {
+  return x > C(20) ? x : std::log1p(std::exp(x));
+}
 struct Mish {
   float a, b;
-  template <class C> C operator()(C x) const { return x * std::tanh(softplus_of(x)); }
+  template <class C>
+  C operator()(C x) const {
+    return x * std::tanh(softplus_of(x));
+  }
 };
 // alpha = a, gamma = b.
 struct Selu {
   float a, b;
-  template <class C> C operator()(C x) const { return C(b) * (x > C(0) ? x : C(a) * (std::exp(x) - C(1))); }
+  template <class C>
+  C operator()(C x) const {
+    return C(b) * (x > C(0) ? x : C(a) * (std::exp(x) - C(1)));
+  }
 };
 // alpha = a.
 struct Celu {
   float a, b;
-  template <class C> C operator()(C x) const {
+  template <class C>
+  C operator()(C x) const {
     const C m = C(a) * (std::exp(x / C(a)) - C(1));
     return (x > C(0) ? x : C(0)) + (m < C(0) ? m : C(0));
   }
 };
 struct Softsign {
   float a, b;
-  template <class C> C operator()(C x) const { return x / (C(1) + std::fabs(x)); }
+  template <class C>
+  C operator()(C x) const {
+    return x / (C(1) + std::fabs(x));
+  }
 };
 // alpha (threshold) = a.
 struct ThresholdedRelu {
   float a, b;
-  template <class C> C operator()(C x) const { return x > C(a) ? x : C(0); }
+  template <class C>
+  C operator()(C x) const {
+    return x > C(a) ? x : C(0);
+  }
 };
 // lambd = a, bias = b.
 struct Shrink {
   float a, b;
-  template <class C> C operator()(C x) const { return x < -C(a) ? x + C(b) : (x > C(a) ? x - C(b) : C(0)); }
+  template <class C>
+  C operator()(C x) const {
+    return x < -C(a) ? x + C(b) : (x > C(a) ? x - C(b) : C(0));
+  }
 };
 
 }  // namespace act
 
 // X(kind, functor): the epilogue activations. `none` must stay first (the default).
+// clang-format off
 #define AIOV_ACTIVATIONS(X)                                                                              \
   X(none, None) X(relu, Relu) X(leaky_relu, LeakyRelu) X(clamp, Clamp) X(sigmoid, Sigmoid) X(tanh, Tanh) \
   X(hswish, HSwish) X(gelu_erf, GeluErf) X(gelu_tanh, GeluTanh) X(swish, Swish) X(mish, Mish)           \
   X(selu, Selu) X(celu, Celu) X(softsign, Softsign) X(thresholded_relu, ThresholdedRelu) X(shrink, Shrink)
+// clang-format on
 
 enum class ActKind : uint8_t {
 #define AIOV_ACT_ENUM(kind, F) kind,

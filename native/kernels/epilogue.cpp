@@ -19,8 +19,7 @@ void apply_epilogue_row(float* y, int64_t n, const float* bias, const float* res
   row(y, n, bias, res, act);
 }
 
-void apply_epilogue(float* c, int64_t ldc, int64_t rows, int64_t cols, int64_t row0, int64_t col0,
-                    const Epilogue& e) {
+void apply_epilogue(float* c, int64_t ldc, int64_t rows, int64_t cols, int64_t row0, int64_t col0, const Epilogue& e) {
   const float* bias = e.bias ? e.bias + col0 : nullptr;
   for (int64_t r = 0; r < rows; ++r) {
     const float* res = e.residual ? e.residual + (row0 + r) * e.ld_residual + col0 : nullptr;

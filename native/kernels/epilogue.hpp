@@ -19,7 +19,7 @@ struct Epilogue {
   const float* bias = nullptr;      // [N], added to every row
   const float* residual = nullptr;  // [M, N] with row stride ld_residual, added after the bias
   int64_t ld_residual = 0;
-  Activation act;                   // applied last
+  Activation act;  // applied last
 
   bool empty() const { return !bias && !residual && act.kind == ActKind::none; }
 };
@@ -29,8 +29,7 @@ void apply_epilogue_row(float* y, int64_t n, const float* bias, const float* res
 
 // The same over rows x cols of C (row stride ldc); bias and residual are indexed from
 // (row0, col0) of the whole matrix described by `e`.
-void apply_epilogue(float* c, int64_t ldc, int64_t rows, int64_t cols, int64_t row0, int64_t col0,
-                    const Epilogue& e);
+void apply_epilogue(float* c, int64_t ldc, int64_t rows, int64_t cols, int64_t row0, int64_t col0, const Epilogue& e);
 
 // Parses the names used in fused-op attributes ("relu", "clamp", ...); throws on others.
 ActKind act_kind_from_name(const std::string& name);

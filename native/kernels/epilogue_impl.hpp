@@ -25,7 +25,8 @@ inline void rows_loop(float* __restrict y, int64_t n, const float* __restrict bi
 inline void epilogue_row(float* y, int64_t n, const float* bias, const float* res, const Activation& act) {
   switch (act.kind) {
 #define AIOV_ACT_CASE(kind, F) \
-  case ActKind::kind: return rows_loop(y, n, bias, res, act::F{act.alpha, act.beta});
+  case ActKind::kind:          \
+    return rows_loop(y, n, bias, res, act::F{act.alpha, act.beta});
     AIOV_ACTIVATIONS(AIOV_ACT_CASE)
 #undef AIOV_ACT_CASE
   }

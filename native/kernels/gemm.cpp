@@ -71,8 +71,8 @@ class CopiedRows final : public RowSource {
 };
 
 // Panels of op(A) rows [m0, m0 + rows) x [k0, k0 + kc): rs rows per panel, mr apart.
-void pack_a_rows(const GemmArgs& g, int64_t m0, int64_t rows, int64_t k0, int64_t kc, float* dst,
-                 int64_t panel_stride, int rs, int mr) {
+void pack_a_rows(const GemmArgs& g, int64_t m0, int64_t rows, int64_t k0, int64_t kc, float* dst, int64_t panel_stride,
+                 int rs, int mr) {
   if (!g.src) {
     pack_a(*g.ks, g.ta, g.A, g.lda, m0, rows, k0, kc, g.alpha, dst, panel_stride, rs, mr);
     return;
@@ -125,9 +125,9 @@ void compute_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_
     for (int64_t pc = 0; pc < K; pc += kc) {
       const int64_t kcur = std::min(kc, K - pc);
       const bool first = pc == 0, last = pc + kcur == K;
-      const float* bp;          // first B panel of this column block / K slice
-      int64_t b_panel_stride;   // floats between consecutive B panels
-      float* group = nullptr;   // pack_b_in_groups: buffer for group_panels panels
+      const float* bp;         // first B panel of this column block / K slice
+      int64_t b_panel_stride;  // floats between consecutive B panels
+      float* group = nullptr;  // pack_b_in_groups: buffer for group_panels panels
       if (g.b_packed) {
         bp = g.b_packed + (jc / nr) * K * nr + pc * nr;
         b_panel_stride = K * nr;
@@ -238,9 +238,8 @@ void gemm_blocked(GemmArgs g, ThreadPool* pool, int max_threads) {
     // Units are tiles against panels, numbered tile-major. B packed on the fly is packed once
     // per chunk: then units are whole rows of tiles, about eight chunks' worth per thread.
     if (!g.b_packed) {
-      run_split(pool, threads, mp_all, std::max<int64_t>(1, mp_all / (8 * threads)), [&](int64_t t0, int64_t t1) {
-        compute_block(g, t0 * rs, std::min(g.M, t1 * rs), 0, g.N);
-      });
+      run_split(pool, threads, mp_all, std::max<int64_t>(1, mp_all / (8 * threads)),
+                [&](int64_t t0, int64_t t1) { compute_block(g, t0 * rs, std::min(g.M, t1 * rs), 0, g.N); });
       return;
     }
     run_split(pool, threads, mp_all * np, 1, [&](int64_t u0, int64_t u1) {
@@ -321,8 +320,7 @@ void gemm_short(const GemmArgs& g, ThreadPool* pool, int max_threads) {
         if (p == 0)
           ks.stream((int)M, g.N, k1 - k0, a + k0, lda, g.B + k0 * g.ldb, g.ldb, g.C, g.ldc, g.beta);
         else
-          ks.stream((int)M, g.N, k1 - k0, a + k0, lda, g.B + k0 * g.ldb, g.ldb, partial + (p - 1) * M * g.N, g.N,
-                    0.0f);
+          ks.stream((int)M, g.N, k1 - k0, a + k0, lda, g.B + k0 * g.ldb, g.ldb, partial + (p - 1) * M * g.N, g.N, 0.0f);
       }
     });
     for (int64_t p = 1; p < parts; ++p)
@@ -350,8 +348,7 @@ void gemm_short(const GemmArgs& g, ThreadPool* pool, int max_threads) {
   }
   const bool post = needs_post(g.epi);
   const int64_t np = ceil_div(g.N, nr);
-  Split s = plan_split(threads, np, est_ns(2.0 * M * K * nr, (double)K * nr * sizeof(float)),
-                       min_parallel_ns(pool));
+  Split s = plan_split(threads, np, est_ns(2.0 * M * K * nr, (double)K * nr * sizeof(float)), min_parallel_ns(pool));
   run_split(pool, s.threads, np, s.grain, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t n = p * nr;
@@ -381,9 +378,8 @@ void gemm_short(const GemmArgs& g, ThreadPool* pool, int max_threads) {
 
 // out(r, j) = dot(x_r, y_j) for r < rows, j < cols, written at c[r * c_rs + j * c_cs]:
 // used when one side has <= 4 vectors contiguous along K. Split over y.
-void gemm_dot(const KernelSet& ks, int64_t rows, int64_t cols, int64_t K, const float* x, int64_t ldx,
-              const float* y, int64_t ldy, float* c, int64_t c_rs, int64_t c_cs, float beta, ThreadPool* pool,
-              int max_threads) {
+void gemm_dot(const KernelSet& ks, int64_t rows, int64_t cols, int64_t K, const float* x, int64_t ldx, const float* y,
+              int64_t ldy, float* c, int64_t c_rs, int64_t c_cs, float beta, ThreadPool* pool, int max_threads) {
   Split s = plan_split(usable_threads(pool, max_threads), cols, est_ns(2.0 * rows * K, (double)K * sizeof(float)),
                        min_parallel_ns(pool));
   run_split(pool, s.threads, cols, s.grain, [&](int64_t j0, int64_t j1) {
@@ -444,9 +440,8 @@ void sgemm_packed_impl(GemmArgs g, const PackedB& B, ThreadPool* pool, int max_t
 
 using namespace gemm_detail;
 
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, ThreadPool* pool,
-           int max_threads) {
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, ThreadPool* pool, int max_threads) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
     scale_c(M, N, beta, C, ldc);
@@ -490,8 +485,8 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
     gemm_blocked(g, pool, max_threads);
 }
 
-void sgemm_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const PackedB& B, const Epilogue& e,
-                  float* C, int64_t ldc, ThreadPool* pool, int max_threads) {
+void sgemm_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const PackedB& B, const Epilogue& e, float* C,
+                  int64_t ldc, ThreadPool* pool, int max_threads) {
   GemmArgs g = make_args(kernels(), M, B.N(), B.K(), trans_a, A, lda, 1.0f, C, ldc);
   g.epi = e;
   sgemm_packed_impl(g, B, pool, max_threads);

@@ -17,9 +17,8 @@ class ThreadPool;
 // (beta == 0: C is not read and may hold garbage/NaN; alpha == 0: A and B are not read).
 // op(X) = X or X^T per flag; lda/ldb/ldc are row strides, in elements, of the stored matrices.
 // pool == nullptr runs on the calling thread; max_threads caps the threads used (0 = all).
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-           const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
-           float* C, int64_t ldc, ThreadPool* pool, int max_threads = 0);
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, ThreadPool* pool, int max_threads = 0);
 
 // B packed once (weights known at compile time) in the layout the selected
 // micro-kernel streams, then reused by every sgemm_packed call.
@@ -59,8 +58,8 @@ class PackedB {
 
 // C[M,N] = epilogue(op(A) * B): bias[N] per row, then a residual, then an activation.
 // C is write-only (never read, except as the residual when e.residual aliases it).
-void sgemm_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const PackedB& B, const Epilogue& e,
-                  float* C, int64_t ldc, ThreadPool* pool, int max_threads = 0);
+void sgemm_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const PackedB& B, const Epilogue& e, float* C,
+                  int64_t ldc, ThreadPool* pool, int max_threads = 0);
 
 // Rows of A made on demand (implicit im2col): the GEMM asks for small blocks that stay in
 // cache instead of reading a materialized [M, K] matrix.

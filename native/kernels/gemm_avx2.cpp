@@ -104,12 +104,12 @@ void transpose(int rows, int64_t kc, const float* src, int64_t ld, float alpha, 
       r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
       r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
     }
-    AIOV_UNROLL for (int k = 0; k < 8; ++k)
-      if (k < kn) _mm256_maskstore_ps(dst + (k0 + k) * ds, row_mask, r[k]);
+    AIOV_UNROLL for (int k = 0; k < 8; ++k) if (k < kn) _mm256_maskstore_ps(dst + (k0 + k) * ds, row_mask, r[k]);
   }
 }
 
-const KernelSet kAvx2{"avx2", kMR, kNR, kMRNarrow, 256, 120, 4096, &tile_shape<Avx2, kMR, kNV, kMRNarrow>,
+const KernelSet kAvx2{"avx2",     kMR,           kNR,        kMRNarrow,
+                      256,        120,           4096,       &tile_shape<Avx2, kMR, kNV, kMRNarrow>,
                       &dot<Avx2>, &stream<Avx2>, &transpose, 8};
 
 }  // namespace

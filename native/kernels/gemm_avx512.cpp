@@ -110,8 +110,7 @@ void transpose(int rows, int64_t kc, const float* src, int64_t ld, float alpha, 
       if (alpha != 1.0f) r[i] = _mm512_mul_ps(r[i], alpha_v);
     }
     transpose16x16(r);
-    AIOV_UNROLL for (int k = 0; k < 16; ++k)
-      if (k < kn) _mm512_mask_storeu_ps(dst + (k0 + k) * ds, row_mask, r[k]);
+    AIOV_UNROLL for (int k = 0; k < 16; ++k) if (k < kn) _mm512_mask_storeu_ps(dst + (k0 + k) * ds, row_mask, r[k]);
   }
 }
 
@@ -123,15 +122,20 @@ constexpr int kMRWide = 6, kNVWide = 4;
 
 // K slices of 512 amortise the C-tile merge; mc rows of A (168 x 512 x 4 B = 336 KiB)
 // stay in the 1 MiB L2 while B panels stream past them. No narrow tiles in the wide set.
-const KernelSet kAvx512Wide{"avx512", kMRWide, kNVWide * 16, kMRWide, 512, 168, 4096,
-                            &tile_shape<Avx512, kMRWide, kNVWide, 0>, &dot<Avx512>,
-                            &stream<Avx512>, &transpose, 16};
+const KernelSet kAvx512Wide{
+    "avx512",     kMRWide,         kNVWide * 16, kMRWide, 512, 168, 4096, &tile_shape<Avx512, kMRWide, kNVWide, 0>,
+    &dot<Avx512>, &stream<Avx512>, &transpose,   16};
 // The default tiles take K in slices of up to 1024 (A block 672 KiB, B panel 128 KiB: both
 // still in L2): a K of 784-1536 in one slice rather than two saves a merge of every C tile,
 // measured 1-2% on MLP and BERT MatMuls (64 x 784 x 1024: 470 -> 460 us) and level on
 // square GEMMs and 1x1 convolutions.
-const KernelSet kAvx512{"avx512", kMR, kNR, kMRNarrow, 1024, 168, 4096, &tile_shape<Avx512, kMR, kNV, kMRNarrow>,
-                        &dot<Avx512>, &stream<Avx512>, &transpose, 16, &kAvx512Wide};
+const KernelSet kAvx512{"avx512",     kMR,
+                        kNR,          kMRNarrow,
+                        1024,         168,
+                        4096,         &tile_shape<Avx512, kMR, kNV, kMRNarrow>,
+                        &dot<Avx512>, &stream<Avx512>,
+                        &transpose,   16,
+                        &kAvx512Wide};
 
 }  // namespace
 

@@ -68,8 +68,8 @@ using DotFn = void (*)(int rows, int64_t cols, int64_t k, const float* x, int64_
 // c[r, 0:n] = sum_k a[r * lda + k] * b[k * ldb + 0:n] (+ beta * c when beta != 0), r < rows (<= 4), k >= 1,
 // for a few rows against unpacked row-major B: B rows are streamed front to back
 // (prefetch-friendly) while a short C segment stays in L1.
-using StreamFn = void (*)(int rows, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                          int64_t ldb, float* c, int64_t ldc, float beta);
+using StreamFn = void (*)(int rows, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                          float* c, int64_t ldc, float beta);
 
 // Transposing copy used by packing: dst[k * dst_stride + r] = alpha * src[r * ld + k]
 // for r < rows (<= KernelSet::transpose_rows), k < kc. Packs non-transposed A

@@ -50,8 +50,8 @@ float* scratch(ScratchSlot slot, size_t n) {
   return buffers[slot].get(n);
 }
 
-void transpose_pack(const KernelSet& ks, int rows, int64_t kc, const float* src, int64_t ld, float alpha,
-                    float* dst, int64_t ds) {
+void transpose_pack(const KernelSet& ks, int rows, int64_t kc, const float* src, int64_t ld, float alpha, float* dst,
+                    int64_t ds) {
   if (ks.transpose) {
     for (int r0 = 0; r0 < rows; r0 += ks.transpose_rows)
       ks.transpose(std::min(ks.transpose_rows, rows - r0), kc, src + r0 * ld, ld, alpha, dst + r0, ds);
@@ -69,8 +69,8 @@ void transpose_pack(const KernelSet& ks, int rows, int64_t kc, const float* src,
   }
 }
 
-void pack_a(const KernelSet& ks, bool ta, const float* A, int64_t lda, int64_t m0, int64_t rows, int64_t k0,
-            int64_t kc, float alpha, float* dst, int64_t panel_stride, int rs, int mr) {
+void pack_a(const KernelSet& ks, bool ta, const float* A, int64_t lda, int64_t m0, int64_t rows, int64_t k0, int64_t kc,
+            float alpha, float* dst, int64_t panel_stride, int rs, int mr) {
   for (int64_t p = 0; p * rs < rows; ++p) {
     const int n = (int)std::min<int64_t>(rs, rows - p * rs);
     const int64_t m = m0 + p * rs;
@@ -86,8 +86,8 @@ void pack_a(const KernelSet& ks, bool ta, const float* A, int64_t lda, int64_t m
   }
 }
 
-void pack_b(const KernelSet& ks, bool tb, const float* B, int64_t ldb, int64_t k0, int64_t kc, int64_t n0,
-            int64_t nc, int nr, float* dst, int64_t panel_stride) {
+void pack_b(const KernelSet& ks, bool tb, const float* B, int64_t ldb, int64_t k0, int64_t kc, int64_t n0, int64_t nc,
+            int nr, float* dst, int64_t panel_stride) {
   if (tb) {  // op(B)[k][n] = B[n][k]: each panel column is a contiguous run of B
     for (int64_t p = 0; p * nr < nc; ++p) {
       const int cols = (int)std::min<int64_t>(nr, nc - p * nr);
@@ -152,8 +152,8 @@ std::string PackedB::layout(bool trans_b, int64_t K, int64_t N, int64_t ldb, int
   K = std::max<int64_t>(K, 0);
   N = std::max<int64_t>(N, 0);
   const KernelSet& ks = kernels_for_weights(N, rows_hint);
-  return std::string(ks.name) + (row_layout_for(N, rows_hint) ? " rows" : " panels") + " nr=" +
-         std::to_string(ks.nr) + (trans_b ? " B^T" : " B") + " K=" + std::to_string(K) + " N=" + std::to_string(N) +
+  return std::string(ks.name) + (row_layout_for(N, rows_hint) ? " rows" : " panels") + " nr=" + std::to_string(ks.nr) +
+         (trans_b ? " B^T" : " B") + " K=" + std::to_string(K) + " N=" + std::to_string(N) +
          " ldb=" + std::to_string(ldb);
 }
 

@@ -30,22 +30,21 @@ enum ScratchSlot { kSharedA, kSharedRows, kReduce, kBlockA, kBlockB, kSourceRows
 float* scratch(ScratchSlot slot, size_t n);
 
 // dst[k * ds + r] = alpha * src[r * ld + k] for r < rows, k < kc.
-void transpose_pack(const KernelSet& ks, int rows, int64_t kc, const float* src, int64_t ld, float alpha,
-                    float* dst, int64_t ds);
+void transpose_pack(const KernelSet& ks, int rows, int64_t kc, const float* src, int64_t ld, float alpha, float* dst,
+                    int64_t ds);
 
 // Rows [m0, m0 + rows) x k [k0, k0 + kc) of op(A) -> panels of `rs` rows (rs <= mr),
 // panel p at dst + p * panel_stride, element (k, r) at [k * mr + r].
-void pack_a(const KernelSet& ks, bool ta, const float* A, int64_t lda, int64_t m0, int64_t rows, int64_t k0,
-            int64_t kc, float alpha, float* dst, int64_t panel_stride, int rs, int mr);
+void pack_a(const KernelSet& ks, bool ta, const float* A, int64_t lda, int64_t m0, int64_t rows, int64_t k0, int64_t kc,
+            float alpha, float* dst, int64_t panel_stride, int rs, int mr);
 
 // k [k0, k0 + kc) x columns [n0, n0 + nc) of op(B) -> panels of nr columns,
 // panel p at dst + p * panel_stride, element (k, j) at [k * nr + j], zero-padded.
-void pack_b(const KernelSet& ks, bool tb, const float* B, int64_t ldb, int64_t k0, int64_t kc, int64_t n0,
-            int64_t nc, int nr, float* dst, int64_t panel_stride);
+void pack_b(const KernelSet& ks, bool tb, const float* B, int64_t ldb, int64_t k0, int64_t kc, int64_t n0, int64_t nc,
+            int nr, float* dst, int64_t panel_stride);
 
 // op(X) rows [r0, r0 + rows) -> dense rows x k (alpha folded in), for the dot-product paths.
-void gather_rows(bool trans, const float* X, int64_t ldx, int64_t r0, int64_t rows, int64_t k, float alpha,
-                 float* dst);
+void gather_rows(bool trans, const float* X, int64_t ldx, int64_t r0, int64_t rows, int64_t k, float alpha, float* dst);
 
 }  // namespace gemm_detail
 }  // namespace aiov

@@ -47,10 +47,18 @@ void tile(const Tile& t) {
   Tile one = t;  // one panel at a time
   for (int p = 0; p < t.panels; ++p) {
     switch (t.rows) {
-      case 1: tile_rows<1>(one); break;
-      case 2: tile_rows<2>(one); break;
-      case 3: tile_rows<3>(one); break;
-      default: tile_rows<4>(one); break;
+      case 1:
+        tile_rows<1>(one);
+        break;
+      case 2:
+        tile_rows<2>(one);
+        break;
+      case 3:
+        tile_rows<3>(one);
+        break;
+      default:
+        tile_rows<4>(one);
+        break;
     }
     one.a += t.a_next;
     one.c += t.rows * t.ldc;

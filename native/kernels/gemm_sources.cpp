@@ -25,9 +25,18 @@ constexpr int64_t kSourceGroupTiles = 32;
 struct SourceTiles {
   SourceTiles(int64_t M_, const PackedB& B, const Epilogue& epilogue, const float* C, int64_t ldc, ThreadPool* pool_,
               int max_threads)
-      : M(M_), N(B.N()), K(B.K()), ks(kernels_for_panels(B.panel_width())), e(epilogue),
-        beta(residual_is_c(e, C, ldc) ? 1.0f : 0.0f), nr(ks.nr), rs(row_step(ks, M)), np(ceil_div(N, nr)),
-        mp(ceil_div(M, rs)), post(needs_post(e)), pool(pool_),
+      : M(M_),
+        N(B.N()),
+        K(B.K()),
+        ks(kernels_for_panels(B.panel_width())),
+        e(epilogue),
+        beta(residual_is_c(e, C, ldc) ? 1.0f : 0.0f),
+        nr(ks.nr),
+        rs(row_step(ks, M)),
+        np(ceil_div(N, nr)),
+        mp(ceil_div(M, rs)),
+        post(needs_post(e)),
+        pool(pool_),
         threads(product_threads(pool, max_threads, 2.0 * M * N * K)),
         row_tasks(row_tasks_pay(mp, threads, K, np * nr)) {}
 
@@ -38,8 +47,10 @@ struct SourceTiles {
       auto piece = [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
         for (int64_t g0 = t0; g0 < t1; g0 += kSourceGroupTiles) fn(g0, std::min(t1, g0 + kSourceGroupTiles), p0, p1);
       };
-      if (row_tasks) tile_major_pieces(u0, u1, np, piece);
-      else panel_major_pieces(u0, u1, mp, piece);
+      if (row_tasks)
+        tile_major_pieces(u0, u1, np, piece);
+      else
+        panel_major_pieces(u0, u1, mp, piece);
     });
   }
 

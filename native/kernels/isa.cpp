@@ -37,8 +37,10 @@ namespace {
 Isa choose_isa() {
   Isa limit = Isa::avx512;
   if (const char* env = std::getenv("AIOV_GEMM_ISA")) {
-    if (!std::strcmp(env, "scalar")) limit = Isa::scalar;
-    else if (!std::strcmp(env, "avx2")) limit = Isa::avx2;
+    if (!std::strcmp(env, "scalar"))
+      limit = Isa::scalar;
+    else if (!std::strcmp(env, "avx2"))
+      limit = Isa::avx2;
   }
   return std::min(detect_isa(), limit);
 }
@@ -51,9 +53,12 @@ Isa selected_isa() {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::avx512: return "avx512";
-    case Isa::avx2: return "avx2";
-    default: return "scalar";
+    case Isa::avx512:
+      return "avx512";
+    case Isa::avx2:
+      return "avx2";
+    default:
+      return "scalar";
   }
 }
 

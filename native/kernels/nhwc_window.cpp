@@ -45,10 +45,10 @@ struct Job {
   const float* res;
   int64_t ld_res;
   Fused fused;
-  float lo, hi;          // clamp bounds
-  Activation act;        // for Fused::deferred
-  bool count_pad;        // sum only
-  bool overlap_tail;     // a last partial channel block may recompute channels of the previous one
+  float lo, hi;       // clamp bounds
+  Activation act;     // for Fused::deferred
+  bool count_pad;     // sum only
+  bool overlap_tail;  // a last partial channel block may recompute channels of the previous one
 };
 
 // One output row.
@@ -60,20 +60,25 @@ struct Row {
   int64_t pix;     // flat index of the row's first output pixel
 };
 
-template <int L> struct VecOf;
-template <> struct VecOf<16> {
+template <int L>
+struct VecOf;
+template <>
+struct VecOf<16> {
   typedef float T __attribute__((vector_size(64)));
   typedef float U __attribute__((vector_size(64), aligned(4), may_alias));
 };
-template <> struct VecOf<8> {
+template <>
+struct VecOf<8> {
   typedef float T __attribute__((vector_size(32)));
   typedef float U __attribute__((vector_size(32), aligned(4), may_alias));
 };
-template <> struct VecOf<4> {
+template <>
+struct VecOf<4> {
   typedef float T __attribute__((vector_size(16)));
   typedef float U __attribute__((vector_size(16), aligned(4), may_alias));
 };
-template <> struct VecOf<1> {
+template <>
+struct VecOf<1> {
   typedef float T;
   typedef float U;
 };
@@ -101,9 +106,12 @@ AIOV_ALWAYS_INLINE void keep_in_register(V& v) {
 
 template <Kind K, class V>
 AIOV_ALWAYS_INLINE void combine(V& acc, const V& x, const V& w) {
-  if (K == Kind::conv) acc += x * w;
-  else if (K == Kind::max) acc = (acc > x || acc != acc) ? acc : x;  // a NaN in the window wins
-  else acc += x;
+  if (K == Kind::conv)
+    acc += x * w;
+  else if (K == Kind::max)
+    acc = (acc > x || acc != acc) ? acc : x;  // a NaN in the window wins
+  else
+    acc += x;
 }
 
 // Taps k in [lo, hi) of a window starting at `start` (step d, k taps) that land in [0, in).
@@ -140,7 +148,7 @@ AIOV_ALWAYS_INLINE void run_pixels(const Job& j, const Row& r, int64_t c, int64_
   for (int p = 0; p < PX; ++p) acc[p] = init;
 
   constexpr int kCols = KW > 0 ? (PX - 1) * SW + KW : 0;  // input columns a run reads
-  int i_lo = 0, i_hi = kCols;                               // the in-bounds ones
+  int i_lo = 0, i_hi = kCols;                             // the in-bounds ones
   if (MASKED) {
     const int64_t ix0 = ox * g.sw - g.pw;
     i_lo = (int)std::min<int64_t>(kCols, std::max<int64_t>(0, -ix0));
@@ -229,16 +237,17 @@ AIOV_ALWAYS_INLINE void border_pixel(const Job& j, const Row& r, int64_t c0, int
 template <Kind K, int L, int PX, int KW, int SW>
 AIOV_ALWAYS_INLINE void shaped_run(const Job& j, const Row& r, int64_t c0, int64_t c1, int64_t ox, int64_t ox_lo,
                                    int64_t ox_hi, float scale) {
-  if (ox >= ox_lo && ox + PX <= ox_hi) run_channels<K, L, PX, KW, SW, false>(j, r, c0, c1, ox, 0, KW, scale);
-  else run_channels<K, L, PX, KW, SW, true>(j, r, c0, c1, ox, 0, KW, scale);
+  if (ox >= ox_lo && ox + PX <= ox_hi)
+    run_channels<K, L, PX, KW, SW, false>(j, r, c0, c1, ox, 0, KW, scale);
+  else
+    run_channels<K, L, PX, KW, SW, true>(j, r, c0, c1, ox, 0, KW, scale);
 }
 
 // One output row, channels [c0, c1); [ox_lo, ox_hi) are the interior pixels. Channels go
 // innermost so that input and output are walked in address order, which the prefetchers
 // follow; the weights of a tap row are reloaded per block anyway.
 template <Kind K, int L, int KW, int SW>
-AIOV_ALWAYS_INLINE void row_all(const Job& j, const Row& r, int64_t c0, int64_t c1, int64_t ox_lo,
-                                int64_t ox_hi) {
+AIOV_ALWAYS_INLINE void row_all(const Job& j, const Row& r, int64_t c0, int64_t c1, int64_t ox_lo, int64_t ox_hi) {
   const Window2d& g = j.g;
   const float scale = K == Kind::sum ? avg_scale(j, r.nky * g.kw) : 0.0f;
   int64_t ox = 0;
@@ -292,21 +301,19 @@ AIOV_ALWAYS_INLINE void rows_shape(const Job& j, int64_t r0, int64_t r1, int64_t
   const int64_t ox_lo = std::min(g.OW, (g.pw + g.sw - 1) / g.sw);
   const int64_t last = g.W - 1 - (g.kw - 1) * g.dw + g.pw;  // largest ox*sw allowed
   const int64_t ox_hi = std::max(ox_lo, last < 0 ? 0 : std::min(g.OW, last / g.sw + 1));
-  for (int64_t ri = r0; ri < r1; ++ri)
-    row_all<K, L, KW, SW>(j, make_row(j, ri, K == Kind::conv), c0, c1, ox_lo, ox_hi);
+  for (int64_t ri = r0; ri < r1; ++ri) row_all<K, L, KW, SW>(j, make_row(j, ri, K == Kind::conv), c0, c1, ox_lo, ox_hi);
 }
 
 // One out-of-line function per (kind, vector width, window shape) and ISA: vector code only
 // lives inside functions carrying the ISA's target attribute, and the split keeps each
 // function small enough for GCC to compile in reasonable time.
-#define AIOV_WINDOW_ISA(Name, ATTR, LANES)                                                  \
-  struct Name {                                                                             \
-    static constexpr int L = LANES;                                                         \
-    template <Kind K, int VL, int KW, int SW>                                               \
-    ATTR __attribute__((noinline)) static void rows(const Job& j, int64_t r0, int64_t r1,   \
-                                                    int64_t c0, int64_t c1) {               \
-      rows_shape<K, VL, KW, SW>(j, r0, r1, c0, c1);                                         \
-    }                                                                                       \
+#define AIOV_WINDOW_ISA(Name, ATTR, LANES)                                                                          \
+  struct Name {                                                                                                     \
+    static constexpr int L = LANES;                                                                                 \
+    template <Kind K, int VL, int KW, int SW>                                                                       \
+    ATTR __attribute__((noinline)) static void rows(const Job& j, int64_t r0, int64_t r1, int64_t c0, int64_t c1) { \
+      rows_shape<K, VL, KW, SW>(j, r0, r1, c0, c1);                                                                 \
+    }                                                                                                               \
   };
 
 AIOV_WINDOW_ISA(Baseline, , 4)
@@ -417,15 +424,20 @@ void depthwise_conv_nhwc(const Window2d& g, const float* x, const float* w, cons
   j.ld_res = e.ld_residual;
   j.act = e.act;
   switch (e.act.kind) {
-    case ActKind::none: j.fused = Fused::none; break;
-    case ActKind::relu: j.fused = Fused::relu; break;
+    case ActKind::none:
+      j.fused = Fused::none;
+      break;
+    case ActKind::relu:
+      j.fused = Fused::relu;
+      break;
     case ActKind::clamp:
       // The fused form applies the bounds one after the other, which differs only if lo > hi.
       j.fused = e.act.alpha <= e.act.beta ? Fused::clamp : Fused::deferred;
       j.lo = e.act.alpha;
       j.hi = e.act.beta;
       break;
-    default: j.fused = Fused::deferred;
+    default:
+      j.fused = Fused::deferred;
   }
   if (e.residual) {
     // Recomputing channels would re-read a residual that the first pass already overwrote.
@@ -440,8 +452,7 @@ void max_pool_nhwc(const Window2d& g, const float* x, float* y, ThreadPool* pool
   run(make_job(g, x, y), isa_fns().max, pool, max_threads);
 }
 
-void avg_pool_nhwc(const Window2d& g, bool count_pad, const float* x, float* y, ThreadPool* pool,
-                   int max_threads) {
+void avg_pool_nhwc(const Window2d& g, bool count_pad, const float* x, float* y, ThreadPool* pool, int max_threads) {
   Job j = make_job(g, x, y);
   j.count_pad = count_pad;
   run(j, isa_fns().sum, pool, max_threads);

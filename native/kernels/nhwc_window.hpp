@@ -30,7 +30,6 @@ void max_pool_nhwc(const Window2d& g, const float* x, float* y, ThreadPool* pool
 
 // Average of each window; count_pad: divide by kh*kw always (ONNX count_include_pad=1),
 // otherwise by the number of in-bounds taps (a window with none yields 0).
-void avg_pool_nhwc(const Window2d& g, bool count_pad, const float* x, float* y, ThreadPool* pool,
-                   int max_threads);
+void avg_pool_nhwc(const Window2d& g, bool count_pad, const float* x, float* y, ThreadPool* pool, int max_threads);
 
 }  // namespace aiov

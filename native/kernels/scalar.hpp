@@ -10,11 +10,23 @@
 
 namespace aiov {
 
-struct f16_t { uint16_t bits; };
-struct bf16_t { uint16_t bits; };
+struct f16_t {
+  uint16_t bits;
+};
+struct bf16_t {
+  uint16_t bits;
+};
 
-inline float bits_to_float(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
-inline uint32_t float_to_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+inline float bits_to_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline uint32_t float_to_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
 
 inline float half_to_float(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000) << 16;
@@ -35,7 +47,7 @@ inline uint16_t float_to_half(float f) {
   if (absx >= 0x7f800000u) return (uint16_t)(sign | 0x7c00 | (absx > 0x7f800000u ? 0x200 : 0));
   if (absx >= 0x477ff000u) return (uint16_t)(sign | 0x7c00);  // overflow to inf
   if (absx < 0x38800000u) {                                   // subnormal or zero in f16
-    float v = bits_to_float(absx) * 16777216.0f;             // scale by 2^24
+    float v = bits_to_float(absx) * 16777216.0f;              // scale by 2^24
     return (uint16_t)(sign | (uint32_t)std::nearbyint(v));
   }
   // Round to nearest even on the 13 dropped mantissa bits.
@@ -51,20 +63,47 @@ inline uint16_t float_to_bf16(float f) {
 }
 
 // Storage type -> the type arithmetic is done in.
-template <class T> struct ComputeOf { using type = T; };
-template <> struct ComputeOf<f16_t> { using type = float; };
-template <> struct ComputeOf<bf16_t> { using type = float; };
-template <> struct ComputeOf<bool> { using type = uint8_t; };
+template <class T>
+struct ComputeOf {
+  using type = T;
+};
+template <>
+struct ComputeOf<f16_t> {
+  using type = float;
+};
+template <>
+struct ComputeOf<bf16_t> {
+  using type = float;
+};
+template <>
+struct ComputeOf<bool> {
+  using type = uint8_t;
+};
 
-template <class T> inline typename ComputeOf<T>::type load(T v) { return v; }
+template <class T>
+inline typename ComputeOf<T>::type load(T v) {
+  return v;
+}
 inline float load(f16_t v) { return half_to_float(v.bits); }
 inline float load(bf16_t v) { return bf16_to_float(v.bits); }
 inline uint8_t load(bool v) { return v ? 1 : 0; }
 
-template <class T, class C> inline T store(C v) { return (T)v; }
-template <> inline f16_t store<f16_t, float>(float v) { return f16_t{float_to_half(v)}; }
-template <> inline bf16_t store<bf16_t, float>(float v) { return bf16_t{float_to_bf16(v)}; }
-template <> inline bool store<bool, uint8_t>(uint8_t v) { return v != 0; }
+template <class T, class C>
+inline T store(C v) {
+  return (T)v;
+}
+template <>
+inline f16_t store<f16_t, float>(float v) {
+  return f16_t{float_to_half(v)};
+}
+template <>
+inline bf16_t store<bf16_t, float>(float v) {
+  return bf16_t{float_to_bf16(v)};
+}
+template <>
+inline bool store<bool, uint8_t>(uint8_t v) {
+  return v != 0;
+}
 
 // Math used inside vectorized loops must be inlined for the loops to vectorize, also into
 // target clones (GCC otherwise leaves some calls out of line as "cold").
@@ -112,7 +151,6 @@ AIOV_INLINE float fast_tanh(float x) {
   float t = std::copysign(1.0f - 2.0f / (fast_exp(2.0f * ax) + 1.0f), x);
   return ax < 0.4f ? small : t;
 }
-
 
 // erf for Gelu, where an absolute error is what matters (the Erf op keeps std::erf):
 // x * P(x^2) / (1 + x^2 Q(x^2)) on |x| <= 4, beyond which erf rounds to +-1 in f32. The

@@ -23,8 +23,8 @@ inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? (__mmask16)0xFFFF
 inline __m512 exp_nonpositive(__m512 x) {
   using namespace exp_f32;
   x = _mm512_max_ps(_mm512_set1_ps(kLowest), x);  // operand order keeps NaN
-  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 k =
+      _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2Hi), x);
   r = _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2Lo), r);
   __m512 p = _mm512_set1_ps(kC6);

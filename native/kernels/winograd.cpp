@@ -164,7 +164,7 @@ bool Winograd2x3::worthwhile(const Window2d& g, int64_t O) {
 WinogradFilters::WinogradFilters(int64_t stride, int64_t C, int64_t O, const float* filters,
                                  const std::vector<float>& scale) {
   // U = G f G^T per (o, c), stored as 16 matrices [C, O] for the GEMM's packed B.
-  const float(*G)[3] = stride == 1 ? kFilterRowsS1 : kFilterRowsS2;
+  const float (*G)[3] = stride == 1 ? kFilterRowsS1 : kFilterRowsS2;
   std::vector<float> all((size_t)(16 * C * O));
   for (int64_t o = 0; o < O; ++o)
     for (int64_t c = 0; c < C; ++c) {
@@ -178,13 +178,17 @@ WinogradFilters::WinogradFilters(int64_t stride, int64_t C, int64_t O, const flo
         for (int b = 0; b < 4; ++b)
           all[((size_t)(a * 4 + b) * C + c) * O + o] = gf[a][0] * G[b][0] + gf[a][1] * G[b][1] + gf[a][2] * G[b][2];
     }
-  for (int k = 0; k < 16; ++k)
-    u.push_back(std::make_unique<PackedB>(false, C, O, all.data() + (size_t)k * C * O, O));
+  for (int k = 0; k < 16; ++k) u.push_back(std::make_unique<PackedB>(false, C, O, all.data() + (size_t)k * C * O, O));
 }
 
 Winograd2x3::Winograd2x3(const Window2d& g, int64_t O, std::shared_ptr<const WinogradFilters> filters)
-    : g_(g), layout_(g.sh), O_(O), tiles_y_((g.OH + 1) / 2), tiles_x_((g.OW + 1) / 2),
-      tiles_(g.N * tiles_y_ * tiles_x_), filters_(std::move(filters)) {}
+    : g_(g),
+      layout_(g.sh),
+      O_(O),
+      tiles_y_((g.OH + 1) / 2),
+      tiles_x_((g.OW + 1) / 2),
+      tiles_(g.N * tiles_y_ * tiles_x_),
+      filters_(std::move(filters)) {}
 
 void Winograd2x3::block(const float* x, int64_t t0, int64_t count, const Epilogue& e, float* y) const {
   const Window2d& g = g_;

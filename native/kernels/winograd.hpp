@@ -24,10 +24,10 @@ class ThreadPool;
 // matrices, and the positions sharing one are adjacent slots, multiplied in one GEMM.
 struct WinogradLayout {
   explicit WinogradLayout(int64_t stride);
-  int side;                 // input tile side: 4 or 5
-  int positions;            // side * side
-  int slot[25];             // position (i * side + j) -> slot
-  int first[16], count[16]; // filter matrix -> its slots
+  int side;                  // input tile side: 4 or 5
+  int positions;             // side * side
+  int slot[25];              // position (i * side + j) -> slot
+  int first[16], count[16];  // filter matrix -> its slots
 };
 
 // The 16 transformed filter matrices U = G f G^T of a 3x3 filter bank, each [C, O] packed

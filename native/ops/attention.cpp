@@ -85,8 +85,10 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
               nullptr);
       }
     };
-    if (a.ctx->pool && B * H > 1) a.ctx->pool->parallel_for(B * H, 1, run, a.ctx->max_threads);
-    else run(0, B * H);
+    if (a.ctx->pool && B * H > 1)
+      a.ctx->pool->parallel_for(B * H, 1, run, a.ctx->max_threads);
+    else
+      run(0, B * H);
   };
 }
 

@@ -80,8 +80,10 @@ class ConvRows final : public RowSource {
       for (int64_t k = k0, end = k0 + kc; k < end;) {
         const int64_t tap = k / cg_, c = k % cg_, len = std::min(cg_ - c, end - k);
         const int64_t iy = iy0 + (tap / g_.kw) * g_.dh, ix = ix0 + (tap % g_.kw) * g_.dw;
-        if (iy < 0 || iy >= g_.H || ix < 0 || ix >= g_.W) std::memset(d, 0, len * sizeof(float));
-        else std::memcpy(d, img + (iy * g_.W + ix) * g_.C + c, len * sizeof(float));
+        if (iy < 0 || iy >= g_.H || ix < 0 || ix >= g_.W)
+          std::memset(d, 0, len * sizeof(float));
+        else
+          std::memcpy(d, img + (iy * g_.W + ix) * g_.C + c, len * sizeof(float));
         d += len;
         k += len;
       }
@@ -129,8 +131,10 @@ class ConvRows final : public RowSource {
     for (int64_t done = 0; done < len;) {
       const int64_t kx = (q + done) / g_.C, c = (q + done) % g_.C, l = std::min(g_.C - c, len - done);
       const int64_t ix = ox * g_.sw - g_.pw + kx;
-      if (ix < 0 || ix >= g_.W) std::fill_n(d + done, l, 0.0f);
-      else std::copy_n(line + ix * g_.C + c, l, d + done);
+      if (ix < 0 || ix >= g_.W)
+        std::fill_n(d + done, l, 0.0f);
+      else
+        std::copy_n(line + ix * g_.C + c, l, d + done);
       done += l;
     }
   }
@@ -330,12 +334,12 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     throw NotSupported(node.describe() + ": needs f32 data and constant filters");
   const bool planar = input_layout_of(node) == Layout::nchw;
   const Dims xs = to_channels_first(ctx.in[0].shape, input_layout_of(node));  // N C H W
-  const Dims& fs = ctx.in[1].shape;                                         // O Cg kh kw
-  const Dims& ys = ctx.out[0].shape;                                        // N OH OW O
+  const Dims& fs = ctx.in[1].shape;                                           // O Cg kh kw
+  const Dims& ys = ctx.out[0].shape;                                          // N OH OW O
   const int64_t group = node.attr_int("group");
   Window w = make_window(node, {xs[2], xs[3]}, {fs[2], fs[3]}, false);
-  Window2d g{xs[0], xs[2], xs[3], xs[1], ys[1], ys[2], fs[2], fs[3], w.stride[0], w.stride[1],
-             w.dilation[0], w.dilation[1], w.pad_begin[0], w.pad_begin[1]};
+  Window2d g{xs[0], xs[2],       xs[3],       xs[1],         ys[1],         ys[2],          fs[2],
+             fs[3], w.stride[0], w.stride[1], w.dilation[0], w.dilation[1], w.pad_begin[0], w.pad_begin[1]};
   const int64_t O = fs[0], Cg = fs[1], Og = O / group, taps = g.kh * g.kw, K = taps * Cg;
   const int64_t M = g.N * g.OH * g.OW;
   const FusedOutput output(ctx);
@@ -344,7 +348,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   // as the filters are rearranged, so the model's filter constant is used without a copy.
   const std::vector<double> scale_attr = node.attr_floats("filter_scale");
   const std::vector<float> scale(scale_attr.begin(), scale_attr.end());  // its length: infer_fused_conv
-  auto filter = [&](int64_t o, int64_t i) {  // element i of output channel o's filter
+  auto filter = [&](int64_t o, int64_t i) {                              // element i of output channel o's filter
     const float f = filters[o * Cg * taps + i];
     return scale.empty() ? f : f * scale[o];
   };
@@ -393,16 +397,15 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
       return t;
     });
     return [g, wd, output](const KernelArgs& a) {
-      depthwise_conv_nhwc(g, a.in[0]->as<float>(), wd->data(), output.at(a, g.C), a.out[0]->as<float>(),
-                          a.ctx->pool, a.ctx->max_threads);
+      depthwise_conv_nhwc(g, a.in[0]->as<float>(), wd->data(), output.at(a, g.C), a.out[0]->as<float>(), a.ctx->pool,
+                          a.ctx->max_threads);
     };
   }
 
   if (group == 1 && winograd_enabled() && Winograd2x3::worthwhile(g, O)) {
     const std::string recipe = "winograd F(2x2,3x3) stride " + std::to_string(g.sh) + filter_shape;
-    auto transformed = ctx.derived<WinogradFilters>(1, recipe, [&] {
-      return std::make_shared<WinogradFilters>(g.sh, g.C, O, filters, scale);
-    });
+    auto transformed = ctx.derived<WinogradFilters>(
+        1, recipe, [&] { return std::make_shared<WinogradFilters>(g.sh, g.C, O, filters, scale); });
     auto wino = std::make_shared<Winograd2x3>(g, O, std::move(transformed));
     return [wino, output, O](const KernelArgs& a) {
       wino->run(a.in[0]->as<float>(), output.at(a, O), a.out[0]->as<float>(), a.ctx->pool, a.ctx->max_threads);
@@ -411,8 +414,8 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
 
   // Dense (per group): K ordered (ky, kx, c), the NHWC input's order.
   auto packed = group_panels("conv panels", M, [&](int64_t k) { return k % Cg * taps + k / Cg; });
-  const bool direct = taps == 1 && group == 1 && g.sh == 1 && g.sw == 1 && w.pad_begin[0] == 0 &&
-                      w.pad_begin[1] == 0 && w.pad_end[0] == 0 && w.pad_end[1] == 0;
+  const bool direct = taps == 1 && group == 1 && g.sh == 1 && g.sw == 1 && w.pad_begin[0] == 0 && w.pad_begin[1] == 0 &&
+                      w.pad_end[0] == 0 && w.pad_end[1] == 0;
   const bool in_place = read_in_place(g, Cg, direct, packed->front()->row_layout());
   auto run_offsets = std::make_shared<const ConvRuns::Offsets>(ConvRuns::offsets(g));
   return [g, packed, run_offsets, output, direct, in_place, O, Cg, Og, M](const KernelArgs& a) {
@@ -440,8 +443,10 @@ void register_fused_conv_ops(OpRegistry& r) {
   std::vector<AttrSpec> attrs = window_attrs();
   attrs.push_back(group_attr());
   attrs.push_back(floats_attr("filter_scale"));
-  for (AttrSpec a : {str_attr("act", "none", std::vector<std::string>(kActNames, kActNames + kActKindCount)).ir_name("-").onnx_name("-"),
-                 float_attr("act_alpha", 0.0), float_attr("act_beta", 0.0)})
+  for (AttrSpec a : {str_attr("act", "none", std::vector<std::string>(kActNames, kActNames + kActKindCount))
+                         .ir_name("-")
+                         .onnx_name("-"),
+                     float_attr("act_alpha", 0.0), float_attr("act_beta", 0.0)})
     attrs.push_back(a);
   r.add(with_reused_input(OpDef{"aiov.FusedConv", 3, 4, infer_fused_conv, prepare_fused_conv}.with_attrs(attrs), 3));
 }

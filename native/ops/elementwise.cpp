@@ -16,13 +16,39 @@ constexpr int64_t kParallelGrain = 1 << 15;  // elements; below this threads cos
 
 // ---- binary ----------------------------------------------------------------
 
-struct AddF { template <class C> C operator()(C a, C b) const { return a + b; } };
-struct SubF { template <class C> C operator()(C a, C b) const { return a - b; } };
-struct MulF { template <class C> C operator()(C a, C b) const { return a * b; } };
-struct MaxF { template <class C> C operator()(C a, C b) const { return a > b ? a : b; } };
-struct MinF { template <class C> C operator()(C a, C b) const { return a < b ? a : b; } };
+struct AddF {
+  template <class C>
+  C operator()(C a, C b) const {
+    return a + b;
+  }
+};
+struct SubF {
+  template <class C>
+  C operator()(C a, C b) const {
+    return a - b;
+  }
+};
+struct MulF {
+  template <class C>
+  C operator()(C a, C b) const {
+    return a * b;
+  }
+};
+struct MaxF {
+  template <class C>
+  C operator()(C a, C b) const {
+    return a > b ? a : b;
+  }
+};
+struct MinF {
+  template <class C>
+  C operator()(C a, C b) const {
+    return a < b ? a : b;
+  }
+};
 struct DivF {
-  template <class C> C operator()(C a, C b) const {
+  template <class C>
+  C operator()(C a, C b) const {
     if constexpr (std::is_floating_point<C>::value) {
       return a / b;
     } else {
@@ -37,13 +63,17 @@ struct DivF {
 };
 // C-style integer division (ONNX): truncates toward zero.
 struct TruncDivF {
-  template <class C> C operator()(C a, C b) const {
-    if constexpr (std::is_floating_point<C>::value) return a / b;
-    else return b == 0 ? C(0) : C(a / b);
+  template <class C>
+  C operator()(C a, C b) const {
+    if constexpr (std::is_floating_point<C>::value)
+      return a / b;
+    else
+      return b == 0 ? C(0) : C(a / b);
   }
 };
 struct PowF {
-  template <class C> C operator()(C a, C b) const {
+  template <class C>
+  C operator()(C a, C b) const {
     if constexpr (std::is_floating_point<C>::value) {
       return std::pow(a, b);
     } else {
@@ -96,8 +126,10 @@ BroadcastGeometry make_geometry(const Dims& out, const std::vector<Dims>& ins) {
       const size_t lead = r - ins[i].size();  // numpy alignment: missing leading dims are 1
       dim.bcast[i] = d < lead || ins[i][d - lead] == 1;
     }
-    if (!dims.empty() && dims.back().bcast == dim.bcast) dims.back().n *= dim.n;
-    else dims.push_back(std::move(dim));
+    if (!dims.empty() && dims.back().bcast == dim.bcast)
+      dims.back().n *= dim.n;
+    else
+      dims.push_back(std::move(dim));
   }
   BroadcastGeometry g;
   g.total = numel(out);
@@ -125,8 +157,8 @@ BroadcastGeometry make_geometry(const Dims& out, const std::vector<Dims>& ins) {
 }
 
 template <class T, class O, class F>
-AIOV_MULTIVERSION void binary_run(const T* __restrict a, int64_t as, const T* __restrict b, int64_t bs,
-                                  O* __restrict o, int64_t n, F f) {
+AIOV_MULTIVERSION void binary_run(const T* __restrict a, int64_t as, const T* __restrict b, int64_t bs, O* __restrict o,
+                                  int64_t n, F f) {
   if (as == 1 && bs == 1) {
     for (int64_t i = 0; i < n; ++i) o[i] = store<O>(f(load(a[i]), load(b[i])));
   } else if (as == 1) {
@@ -162,9 +194,10 @@ KernelFn make_binary(const PrepareContext& ctx, F f) {
     bool parallel = g.total >= 2 * kParallelGrain && k.ctx->pool;
     if (rows == 1) {
       if (parallel) {
-        k.ctx->pool->parallel_for(g.total, kParallelGrain, [&](int64_t s, int64_t e) {
-          binary_run<T, O, F>(a + s * as, as, b + s * bs, bs, o + s, e - s, f);
-        }, k.ctx->max_threads);
+        k.ctx->pool->parallel_for(
+            g.total, kParallelGrain,
+            [&](int64_t s, int64_t e) { binary_run<T, O, F>(a + s * as, as, b + s * bs, bs, o + s, e - s, f); },
+            k.ctx->max_threads);
       } else {
         binary_run<T, O, F>(a, as, b, bs, o, g.inner, f);
       }
@@ -209,8 +242,10 @@ template <class F>
 KernelFn prepare_binary(const PrepareContext& ctx) {
   return dispatch_type(ctx.out[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
-    if constexpr (std::is_same<T, bool>::value) throw NotSupported(ctx.node.describe() + ": boolean arithmetic");
-    else return make_binary<T, T>(ctx, F{});
+    if constexpr (std::is_same<T, bool>::value)
+      throw NotSupported(ctx.node.describe() + ": boolean arithmetic");
+    else
+      return make_binary<T, T>(ctx, F{});
   });
 }
 
@@ -220,15 +255,51 @@ KernelFn prepare_divide(const PrepareContext& ctx) {
   return prepare_binary<TruncDivF>(ctx);
 }
 
-struct EqF { template <class C> uint8_t operator()(C a, C b) const { return a == b; } };
-struct NeF { template <class C> uint8_t operator()(C a, C b) const { return a != b; } };
-struct LtF { template <class C> uint8_t operator()(C a, C b) const { return a < b; } };
-struct GtF { template <class C> uint8_t operator()(C a, C b) const { return a > b; } };
-struct LeF { template <class C> uint8_t operator()(C a, C b) const { return a <= b; } };
-struct GeF { template <class C> uint8_t operator()(C a, C b) const { return a >= b; } };
-struct AndF { uint8_t operator()(uint8_t a, uint8_t b) const { return a && b; } };
-struct OrF { uint8_t operator()(uint8_t a, uint8_t b) const { return a || b; } };
-struct XorF { uint8_t operator()(uint8_t a, uint8_t b) const { return (a != 0) != (b != 0); } };
+struct EqF {
+  template <class C>
+  uint8_t operator()(C a, C b) const {
+    return a == b;
+  }
+};
+struct NeF {
+  template <class C>
+  uint8_t operator()(C a, C b) const {
+    return a != b;
+  }
+};
+struct LtF {
+  template <class C>
+  uint8_t operator()(C a, C b) const {
+    return a < b;
+  }
+};
+struct GtF {
+  template <class C>
+  uint8_t operator()(C a, C b) const {
+    return a > b;
+  }
+};
+struct LeF {
+  template <class C>
+  uint8_t operator()(C a, C b) const {
+    return a <= b;
+  }
+};
+struct GeF {
+  template <class C>
+  uint8_t operator()(C a, C b) const {
+    return a >= b;
+  }
+};
+struct AndF {
+  uint8_t operator()(uint8_t a, uint8_t b) const { return a && b; }
+};
+struct OrF {
+  uint8_t operator()(uint8_t a, uint8_t b) const { return a || b; }
+};
+struct XorF {
+  uint8_t operator()(uint8_t a, uint8_t b) const { return (a != 0) != (b != 0); }
+};
 
 template <class F>
 KernelFn prepare_compare(const PrepareContext& ctx) {
@@ -244,7 +315,12 @@ KernelFn prepare_logical(const PrepareContext& ctx) {
 }
 
 // PRelu: x where x >= 0, else slope * x (slope broadcasts onto x).
-struct PReluF { template <class C> C operator()(C x, C slope) const { return x < 0 ? (C)(x * slope) : x; } };
+struct PReluF {
+  template <class C>
+  C operator()(C x, C slope) const {
+    return x < 0 ? (C)(x * slope) : x;
+  }
+};
 
 // ---- Select: cond ? a : b, three-way numpy broadcasting ------------------------
 
@@ -288,9 +364,13 @@ KernelFn prepare_select(const PrepareContext& ctx) {
     for (int64_t i = 0; i < total; ++i) {
       std::memcpy(o + i * es, c[oc] ? a + oa * es : b + ob * es, es);
       for (int d = (int)out.size() - 1; d >= 0; --d) {
-        oc += sc[d]; oa += sa[d]; ob += sb[d];
+        oc += sc[d];
+        oa += sa[d];
+        ob += sb[d];
         if (++idx[d] < out[d]) break;
-        oc -= sc[d] * out[d]; oa -= sa[d] * out[d]; ob -= sb[d] * out[d];
+        oc -= sc[d] * out[d];
+        oa -= sa[d] * out[d];
+        ob -= sb[d] * out[d];
         idx[d] = 0;
       }
     }
@@ -299,64 +379,179 @@ KernelFn prepare_select(const PrepareContext& ctx) {
 
 // ---- unary -----------------------------------------------------------------
 
-struct AbsF { template <class C> C operator()(C x) const {
-  if constexpr (std::is_floating_point<C>::value) return std::fabs(x);  // abs(-0.0) is +0.0
-  else if constexpr (std::is_unsigned<C>::value) return x;
-  else return x < 0 ? -x : x; } };
-struct NegF { template <class C> C operator()(C x) const { return (C)(C(0) - x); } };
+struct AbsF {
+  template <class C>
+  C operator()(C x) const {
+    if constexpr (std::is_floating_point<C>::value)
+      return std::fabs(x);  // abs(-0.0) is +0.0
+    else if constexpr (std::is_unsigned<C>::value)
+      return x;
+    else
+      return x < 0 ? -x : x;
+  }
+};
+struct NegF {
+  template <class C>
+  C operator()(C x) const {
+    return (C)(C(0) - x);
+  }
+};
 // NaN passes through (x < 0 is false for NaN), as in numpy and onnxruntime.
-struct ReluF { template <class C> C operator()(C x) const { return x < 0 ? C(0) : x; } };
-struct SignF { template <class C> C operator()(C x) const { return (C)((x > C(0)) - (x < C(0))); } };
+struct ReluF {
+  template <class C>
+  C operator()(C x) const {
+    return x < 0 ? C(0) : x;
+  }
+};
+struct SignF {
+  template <class C>
+  C operator()(C x) const {
+    return (C)((x > C(0)) - (x < C(0)));
+  }
+};
 struct ExpF {
   float operator()(float x) const { return fast_exp(x); }
-  template <class C> C operator()(C x) const { return (C)std::exp((double)x); }
+  template <class C>
+  C operator()(C x) const {
+    return (C)std::exp((double)x);
+  }
 };
 struct SigmoidF {
   float operator()(float x) const { return fast_sigmoid(x); }
-  template <class C> C operator()(C x) const { return (C)(1.0 / (1.0 + std::exp(-(double)x))); }
+  template <class C>
+  C operator()(C x) const {
+    return (C)(1.0 / (1.0 + std::exp(-(double)x)));
+  }
 };
 struct TanhF {
   float operator()(float x) const { return fast_tanh(x); }
-  template <class C> C operator()(C x) const { return (C)std::tanh((double)x); }
+  template <class C>
+  C operator()(C x) const {
+    return (C)std::tanh((double)x);
+  }
 };
-struct LogF { template <class C> C operator()(C x) const { return (C)std::log((double)x); }
-  float operator()(float x) const { return std::log(x); } };
-struct SqrtF { template <class C> C operator()(C x) const { return (C)std::sqrt((double)x); }
-  float operator()(float x) const { return std::sqrt(x); } };
-struct ErfF { template <class C> C operator()(C x) const { return (C)std::erf((double)x); }
-  float operator()(float x) const { return std::erf(x); } };
-struct FloorF { template <class C> C operator()(C x) const { return (C)std::floor(x); } };
-struct CeilF { template <class C> C operator()(C x) const { return (C)std::ceil(x); } };
-struct RoundEvenF { template <class C> C operator()(C x) const { return (C)std::nearbyint(x); } };
-struct ReciprocalF { template <class C> C operator()(C x) const { return (C)(C(1) / x); } };
-struct SoftplusF { template <class C> C operator()(C x) const {
-  double d = (double)x; return (C)(d > 20 ? d : std::log1p(std::exp(d))); } };
-struct HSwishF { template <class C> C operator()(C x) const {
-  C r = x + C(3); r = r < 0 ? C(0) : (r > C(6) ? C(6) : r); return (C)(x * r / C(6)); } };
-struct HSigmoidF { template <class C> C operator()(C x) const {
-  C r = x + C(3); r = r < 0 ? C(0) : (r > C(6) ? C(6) : r); return (C)(r / C(6)); } };
-struct GeluErfF { template <class C> C operator()(C x) const {
-  return (C)(0.5 * (double)x * (1.0 + std::erf((double)x * 0.70710678118654752))); } };
+struct LogF {
+  template <class C>
+  C operator()(C x) const {
+    return (C)std::log((double)x);
+  }
+  float operator()(float x) const { return std::log(x); }
+};
+struct SqrtF {
+  template <class C>
+  C operator()(C x) const {
+    return (C)std::sqrt((double)x);
+  }
+  float operator()(float x) const { return std::sqrt(x); }
+};
+struct ErfF {
+  template <class C>
+  C operator()(C x) const {
+    return (C)std::erf((double)x);
+  }
+  float operator()(float x) const { return std::erf(x); }
+};
+struct FloorF {
+  template <class C>
+  C operator()(C x) const {
+    return (C)std::floor(x);
+  }
+};
+struct CeilF {
+  template <class C>
+  C operator()(C x) const {
+    return (C)std::ceil(x);
+  }
+};
+struct RoundEvenF {
+  template <class C>
+  C operator()(C x) const {
+    return (C)std::nearbyint(x);
+  }
+};
+struct ReciprocalF {
+  template <class C>
+  C operator()(C x) const {
+    return (C)(C(1) / x);
+  }
+};
+struct SoftplusF {
+  template <class C>
+  C operator()(C x) const {
+    double d = (double)x;
+    return (C)(d > 20 ? d : std::log1p(std::exp(d)));
+  }
+};
+struct HSwishF {
+  template <class C>
+  C operator()(C x) const {
+    C r = x + C(3);
+    r = r < 0 ? C(0) : (r > C(6) ? C(6) : r);
+    return (C)(x * r / C(6));
+  }
+};
+struct HSigmoidF {
+  template <class C>
+  C operator()(C x) const {
+    C r = x + C(3);
+    r = r < 0 ? C(0) : (r > C(6) ? C(6) : r);
+    return (C)(r / C(6));
+  }
+};
+struct GeluErfF {
+  template <class C>
+  C operator()(C x) const {
+    return (C)(0.5 * (double)x * (1.0 + std::erf((double)x * 0.70710678118654752)));
+  }
+};
 struct GeluTanhF {
   float operator()(float x) const {
     return 0.5f * x * (1.0f + fast_tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
   }
-  template <class C> C operator()(C x) const {
+  template <class C>
+  C operator()(C x) const {
     double d = (double)x;
     return (C)(0.5 * d * (1.0 + std::tanh(0.7978845608028654 * (d + 0.044715 * d * d * d))));
   }
 };
 // Parametrised: alpha/beta/min/max come from the node's attributes.
-struct EluF { double alpha; template <class C> C operator()(C x) const {
-  return x > 0 ? x : (C)(alpha * (std::exp((double)x) - 1.0)); } };
-struct LeakyReluF { double alpha; template <class C> C operator()(C x) const {
-  return x >= 0 ? x : (C)(alpha * (double)x); } };
-struct HardSigmoidF { double alpha, beta; template <class C> C operator()(C x) const {
-  double v = alpha * (double)x + beta; return (C)(v < 0 ? 0 : (v > 1 ? 1 : v)); } };
+struct EluF {
+  double alpha;
+  template <class C>
+  C operator()(C x) const {
+    return x > 0 ? x : (C)(alpha * (std::exp((double)x) - 1.0));
+  }
+};
+struct LeakyReluF {
+  double alpha;
+  template <class C>
+  C operator()(C x) const {
+    return x >= 0 ? x : (C)(alpha * (double)x);
+  }
+};
+struct HardSigmoidF {
+  double alpha, beta;
+  template <class C>
+  C operator()(C x) const {
+    double v = alpha * (double)x + beta;
+    return (C)(v < 0 ? 0 : (v > 1 ? 1 : v));
+  }
+};
 // min(max(x, lo), hi), as ONNX defines Clip: with lo > hi every value becomes hi; NaN stays.
-struct ClampF { double lo, hi; template <class C> C operator()(C x) const {
-  double v = (double)x; v = v < lo ? lo : v; return (C)(v > hi ? hi : v); }
-  float operator()(float x) const { float l = (float)lo, h = (float)hi; x = x < l ? l : x; return x > h ? h : x; } };
+struct ClampF {
+  double lo, hi;
+  template <class C>
+  C operator()(C x) const {
+    double v = (double)x;
+    v = v < lo ? lo : v;
+    return (C)(v > hi ? hi : v);
+  }
+  float operator()(float x) const {
+    float l = (float)lo, h = (float)hi;
+    x = x < l ? l : x;
+    return x > h ? h : x;
+  }
+};
 
 template <class T, class F>
 AIOV_MULTIVERSION void unary_run(const T* __restrict x, T* __restrict y, int64_t n, F f) {
@@ -375,9 +570,9 @@ KernelFn make_unary(const PrepareContext& ctx, F f) {
         const T* x = k.in[0]->as<T>();
         T* y = k.out[0]->as<T>();
         if (n >= kParallelGrain / 2 && k.ctx->pool) {
-          k.ctx->pool->parallel_for(n, kParallelGrain / 4, [&](int64_t s, int64_t e) {
-            unary_run<T, F>(x + s, y + s, e - s, f);
-          }, k.ctx->max_threads);
+          k.ctx->pool->parallel_for(
+              n, kParallelGrain / 4, [&](int64_t s, int64_t e) { unary_run<T, F>(x + s, y + s, e - s, f); },
+              k.ctx->max_threads);
         } else {
           unary_run<T, F>(x, y, n, f);
         }
@@ -387,7 +582,9 @@ KernelFn make_unary(const PrepareContext& ctx, F f) {
 }
 
 template <class F>
-KernelFn prepare_unary(const PrepareContext& ctx) { return make_unary(ctx, F{}); }
+KernelFn prepare_unary(const PrepareContext& ctx) {
+  return make_unary(ctx, F{});
+}
 
 KernelFn prepare_gelu(const PrepareContext& ctx) {
   std::string mode = ctx.node.attr_str("approximation_mode");
@@ -395,9 +592,7 @@ KernelFn prepare_gelu(const PrepareContext& ctx) {
   return make_unary(ctx, GeluErfF{});
 }
 KernelFn prepare_elu(const PrepareContext& ctx) { return make_unary(ctx, EluF{ctx.node.attr_float("alpha")}); }
-KernelFn prepare_leaky(const PrepareContext& ctx) {
-  return make_unary(ctx, LeakyReluF{ctx.node.attr_float("alpha")});
-}
+KernelFn prepare_leaky(const PrepareContext& ctx) { return make_unary(ctx, LeakyReluF{ctx.node.attr_float("alpha")}); }
 KernelFn prepare_hard_sigmoid(const PrepareContext& ctx) {
   return make_unary(ctx, HardSigmoidF{ctx.node.attr_float("alpha"), ctx.node.attr_float("beta")});
 }
@@ -422,15 +617,18 @@ struct ChainStep {
 };
 
 template <class F>
-inline void chain_binary(float* __restrict t, const float* __restrict v, int64_t v_step, int64_t n, bool swapped,
-                         F f) {
+inline void chain_binary(float* __restrict t, const float* __restrict v, int64_t v_step, int64_t n, bool swapped, F f) {
   if (v_step) {
-    if (swapped) for (int64_t i = 0; i < n; ++i) t[i] = f(v[i], t[i]);
-    else for (int64_t i = 0; i < n; ++i) t[i] = f(t[i], v[i]);
+    if (swapped)
+      for (int64_t i = 0; i < n; ++i) t[i] = f(v[i], t[i]);
+    else
+      for (int64_t i = 0; i < n; ++i) t[i] = f(t[i], v[i]);
   } else {
     const float c = v[0];
-    if (swapped) for (int64_t i = 0; i < n; ++i) t[i] = f(c, t[i]);
-    else for (int64_t i = 0; i < n; ++i) t[i] = f(t[i], c);
+    if (swapped)
+      for (int64_t i = 0; i < n; ++i) t[i] = f(c, t[i]);
+    else
+      for (int64_t i = 0; i < n; ++i) t[i] = f(t[i], c);
   }
 }
 
@@ -462,8 +660,10 @@ AIOV_MULTIVERSION void chain_leaky(float* t, const float*, int64_t, int64_t n, b
 }
 // Gelu's variant index (0: erf, 1: tanh) arrives as a (see ActivationTrait).
 AIOV_MULTIVERSION void chain_gelu(float* t, const float*, int64_t, int64_t n, bool, float a, float) {
-  if (a != 0.0f) chain_unary(t, n, GeluTanhF{});
-  else chain_unary(t, n, GeluErfF{});
+  if (a != 0.0f)
+    chain_unary(t, n, GeluTanhF{});
+  else
+    chain_unary(t, n, GeluErfF{});
 }
 
 std::vector<PortInfo> infer_elementwise_chain(const InferContext& c) {
@@ -558,8 +758,8 @@ template <bool FloatOnly>
 std::vector<PortInfo> infer_unary(const InferContext& c) {
   ElementType t = c.in[0].type;
   if (t == ElementType::boolean || is_packed(t) || (FloatOnly && !is_float(t) && t != ElementType::dynamic))
-    throw InputError(c.node.describe() + ": expected a " + (FloatOnly ? "floating-point" : "numeric") +
-                     " input, got " + type_name(t));
+    throw InputError(c.node.describe() + ": expected a " + (FloatOnly ? "floating-point" : "numeric") + " input, got " +
+                     type_name(t));
   return {c.in[0]};
 }
 
@@ -581,7 +781,10 @@ KernelFn prepare_activation(const PrepareContext& ctx) {
 // x * sigmoid(x): the fast sigmoid on float, exact otherwise.
 struct SwishF {
   float operator()(float x) const { return x * fast_sigmoid(x); }
-  template <class C> C operator()(C x) const { return (C)((double)x / (1.0 + std::exp(-(double)x))); }
+  template <class C>
+  C operator()(C x) const {
+    return (C)((double)x / (1.0 + std::exp(-(double)x)));
+  }
 };
 
 std::string nonzero(const Node&, const std::vector<PortInfo>&, const Attr& v) {
@@ -615,12 +818,14 @@ OpDef activation(const char* type, ActKind kind, std::vector<AttrSpec> attrs = {
                  chain_activation_step<F>, ActivationTrait{{kind}, std::move(alpha), std::move(beta), "", {}});
 }
 
-
 // ---- trigonometric and hyperbolic functions (ONNX float types) ---------------------------
-#define AIOV_MATH_FUNCTOR(Name, fn)                                                         \
-  struct Name {                                                                           \
-    float operator()(float x) const { return std::fn(x); }                                \
-    template <class C> C operator()(C x) const { return (C)std::fn((double)x); }          \
+#define AIOV_MATH_FUNCTOR(Name, fn)                        \
+  struct Name {                                            \
+    float operator()(float x) const { return std::fn(x); } \
+    template <class C>                                     \
+    C operator()(C x) const {                              \
+      return (C)std::fn((double)x);                        \
+    }                                                      \
   };
 AIOV_MATH_FUNCTOR(SinF, sin)
 AIOV_MATH_FUNCTOR(CosF, cos)
@@ -640,7 +845,8 @@ AIOV_MATH_FUNCTOR(AtanhF, atanh)
 // (Python's %, OpenVINO FloorMod). An integer remainder by 0 is 0 rather than a trap, and
 // by -1 is 0 (INT_MIN % -1 traps too).
 struct TruncModF {
-  template <class C> C operator()(C a, C b) const {
+  template <class C>
+  C operator()(C a, C b) const {
     if constexpr (std::is_floating_point<C>::value) {
       return std::fmod(a, b);
     } else {
@@ -652,7 +858,8 @@ struct TruncModF {
   }
 };
 struct FloorModF {
-  template <class C> C operator()(C a, C b) const {
+  template <class C>
+  C operator()(C a, C b) const {
     C r = TruncModF{}(a, b);
     if constexpr (std::is_floating_point<C>::value) {
       if (r == 0) return std::copysign(C(0), b);  // numpy: a zero remainder takes the divisor's sign
@@ -665,19 +872,36 @@ struct FloorModF {
 };
 
 // ---- bitwise ops: integers bit by bit, booleans logically --------------------------------
-struct BitAndF { template <class C> C operator()(C a, C b) const { return (C)(a & b); } };
-struct BitOrF { template <class C> C operator()(C a, C b) const { return (C)(a | b); } };
-struct BitXorF { template <class C> C operator()(C a, C b) const { return (C)(a ^ b); } };
+struct BitAndF {
+  template <class C>
+  C operator()(C a, C b) const {
+    return (C)(a & b);
+  }
+};
+struct BitOrF {
+  template <class C>
+  C operator()(C a, C b) const {
+    return (C)(a | b);
+  }
+};
+struct BitXorF {
+  template <class C>
+  C operator()(C a, C b) const {
+    return (C)(a ^ b);
+  }
+};
 // Shifts by the type's width or more give 0 (C++ leaves them undefined).
 struct ShlF {
-  template <class C> C operator()(C a, C b) const {
+  template <class C>
+  C operator()(C a, C b) const {
     using U = typename std::make_unsigned<C>::type;
     if (b < 0 || (uint64_t)b >= sizeof(C) * 8) return 0;
     return (C)((U)a << b);
   }
 };
 struct ShrF {
-  template <class C> C operator()(C a, C b) const {
+  template <class C>
+  C operator()(C a, C b) const {
     if (b < 0 || (uint64_t)b >= sizeof(C) * 8) return (C)(a < 0 ? -1 : 0);
     return (C)(a >> b);
   }
@@ -701,9 +925,12 @@ template <class F, class BoolF>
 KernelFn prepare_bitwise(const PrepareContext& ctx) {
   return dispatch_type(ctx.out[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
-    if constexpr (std::is_same<T, bool>::value) return make_binary<bool, bool>(ctx, BoolF{});
-    else if constexpr (std::is_integral<T>::value) return make_binary<T, T>(ctx, F{});
-    else throw NotSupported(ctx.node.describe() + ": bitwise op on a floating-point type");
+    if constexpr (std::is_same<T, bool>::value)
+      return make_binary<bool, bool>(ctx, BoolF{});
+    else if constexpr (std::is_integral<T>::value)
+      return make_binary<T, T>(ctx, F{});
+    else
+      throw NotSupported(ctx.node.describe() + ": bitwise op on a floating-point type");
   });
 }
 
@@ -711,8 +938,10 @@ template <class F>
 KernelFn prepare_integer_binary(const PrepareContext& ctx) {
   return dispatch_type(ctx.out[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
-    if constexpr (std::is_integral<T>::value && !std::is_same<T, bool>::value) return make_binary<T, T>(ctx, F{});
-    else throw NotSupported(ctx.node.describe() + ": expected an integer type");
+    if constexpr (std::is_integral<T>::value && !std::is_same<T, bool>::value)
+      return make_binary<T, T>(ctx, F{});
+    else
+      throw NotSupported(ctx.node.describe() + ": expected an integer type");
   });
 }
 
@@ -787,45 +1016,82 @@ void register_elementwise_ops(OpRegistry& r) {
             .ir({"Divide"}, "opset1")
             .opset_builder("divide"));
   r.add(binary("PRelu", prepare_binary<PReluF>).ir({"PRelu"}, "opset1").onnx_op("PRelu", 7).opset_builder("prelu"));
-  r.add(binary("Equal", prepare_compare<EqF>, infer_compare).ir({"Equal"}, "opset1").onnx_op("Equal", 7)
+  r.add(binary("Equal", prepare_compare<EqF>, infer_compare)
+            .ir({"Equal"}, "opset1")
+            .onnx_op("Equal", 7)
             .opset_builder("equal"));
-  r.add(binary("NotEqual", prepare_compare<NeF>, infer_compare).ir({"NotEqual"}, "opset1")
-            .opset_builder("not_equal"));
-  r.add(binary("Less", prepare_compare<LtF>, infer_compare).ir({"Less"}, "opset1").onnx_op("Less", 7)
+  r.add(binary("NotEqual", prepare_compare<NeF>, infer_compare).ir({"NotEqual"}, "opset1").opset_builder("not_equal"));
+  r.add(binary("Less", prepare_compare<LtF>, infer_compare)
+            .ir({"Less"}, "opset1")
+            .onnx_op("Less", 7)
             .opset_builder("less"));
-  r.add(binary("Greater", prepare_compare<GtF>, infer_compare).ir({"Greater"}, "opset1").onnx_op("Greater", 7)
+  r.add(binary("Greater", prepare_compare<GtF>, infer_compare)
+            .ir({"Greater"}, "opset1")
+            .onnx_op("Greater", 7)
             .opset_builder("greater"));
-  r.add(binary("LessEqual", prepare_compare<LeF>, infer_compare).ir({"LessEqual"}, "opset1")
-            .onnx_op("LessOrEqual", 12).opset_builder("less_equal"));
-  r.add(binary("GreaterEqual", prepare_compare<GeF>, infer_compare).ir({"GreaterEqual"}, "opset1")
-            .onnx_op("GreaterOrEqual", 12).opset_builder("greater_equal"));
-  r.add(binary("LogicalAnd", prepare_logical<AndF>, infer_logical).ir({"LogicalAnd"}, "opset1").onnx_op("And", 7)
+  r.add(binary("LessEqual", prepare_compare<LeF>, infer_compare)
+            .ir({"LessEqual"}, "opset1")
+            .onnx_op("LessOrEqual", 12)
+            .opset_builder("less_equal"));
+  r.add(binary("GreaterEqual", prepare_compare<GeF>, infer_compare)
+            .ir({"GreaterEqual"}, "opset1")
+            .onnx_op("GreaterOrEqual", 12)
+            .opset_builder("greater_equal"));
+  r.add(binary("LogicalAnd", prepare_logical<AndF>, infer_logical)
+            .ir({"LogicalAnd"}, "opset1")
+            .onnx_op("And", 7)
             .opset_builder("logical_and"));
-  r.add(binary("LogicalOr", prepare_logical<OrF>, infer_logical).ir({"LogicalOr"}, "opset1").onnx_op("Or", 7)
+  r.add(binary("LogicalOr", prepare_logical<OrF>, infer_logical)
+            .ir({"LogicalOr"}, "opset1")
+            .onnx_op("Or", 7)
             .opset_builder("logical_or"));
-  r.add(binary("LogicalXor", prepare_logical<XorF>, infer_logical).ir({"LogicalXor"}, "opset1").onnx_op("Xor", 7)
+  r.add(binary("LogicalXor", prepare_logical<XorF>, infer_logical)
+            .ir({"LogicalXor"}, "opset1")
+            .onnx_op("Xor", 7)
             .opset_builder("logical_xor"));
-  r.add(OpDef{"LogicalNot", 1, 1, infer_not, prepare_not}.ir({"LogicalNot"}, "opset1").onnx_op("Not")
+  r.add(OpDef{"LogicalNot", 1, 1, infer_not, prepare_not}
+            .ir({"LogicalNot"}, "opset1")
+            .onnx_op("Not")
             .opset_builder("logical_not"));
-  r.add(OpDef{"Select", 3, 3, infer_select, prepare_select}.with_attrs({broadcast_attr()}).ir({"Select"}, "opset1")
+  r.add(OpDef{"Select", 3, 3, infer_select, prepare_select}
+            .with_attrs({broadcast_attr()})
+            .ir({"Select"}, "opset1")
             .onnx_op("Where", 9));
   r.add(arithmetic<MaxF>("Maximum").ir({"Maximum"}, "opset1").opset_builder("maximum"));
   r.add(arithmetic<MinF>("Minimum").ir({"Minimum"}, "opset1").opset_builder("minimum"));
   r.add(binary("Power", prepare_binary<PowF>).ir({"Power"}, "opset1").opset_builder("power"));
-  r.add(unary<AbsF, false>("Abs").chain_step(chain_unary_step<AbsF>).ir({"Abs"}, "opset1").onnx_op("Abs")
+  r.add(unary<AbsF, false>("Abs")
+            .chain_step(chain_unary_step<AbsF>)
+            .ir({"Abs"}, "opset1")
+            .onnx_op("Abs")
             .opset_builder("absolute"));
-  r.add(unary<NegF, false>("Negative").chain_step(chain_unary_step<NegF>).ir({"Negative"}, "opset1")
-            .onnx_op("Neg").opset_builder("negative"));
+  r.add(unary<NegF, false>("Negative")
+            .chain_step(chain_unary_step<NegF>)
+            .ir({"Negative"}, "opset1")
+            .onnx_op("Neg")
+            .opset_builder("negative"));
   r.add(fusable(unary<ReluF, false>("Relu"), chain_unary_step<ReluF>, {{ActKind::relu}})
-            .ir({"ReLU", "Relu"}, "opset1").onnx_op("Relu").opset_builder("relu"));
+            .ir({"ReLU", "Relu"}, "opset1")
+            .onnx_op("Relu")
+            .opset_builder("relu"));
   r.add(fusable(unary<SigmoidF, true>("Sigmoid"), chain_unary_step<SigmoidF>, {{ActKind::sigmoid}})
-            .ir({"Sigmoid"}, "opset1").onnx_op("Sigmoid").opset_builder("sigmoid"));
+            .ir({"Sigmoid"}, "opset1")
+            .onnx_op("Sigmoid")
+            .opset_builder("sigmoid"));
   r.add(fusable(unary<TanhF, true>("Tanh"), chain_unary_step<TanhF>, {{ActKind::tanh}})
-            .ir({"Tanh"}, "opset1").onnx_op("Tanh").opset_builder("tanh"));
-  r.add(unary<ExpF, true>("Exp").chain_step(chain_unary_step<ExpF>).ir({"Exp"}, "opset1").onnx_op("Exp")
+            .ir({"Tanh"}, "opset1")
+            .onnx_op("Tanh")
+            .opset_builder("tanh"));
+  r.add(unary<ExpF, true>("Exp")
+            .chain_step(chain_unary_step<ExpF>)
+            .ir({"Exp"}, "opset1")
+            .onnx_op("Exp")
             .opset_builder("exp"));
   r.add(unary<LogF, true>("Log").ir({"Log"}, "opset1").onnx_op("Log").opset_builder("log"));
-  r.add(unary<SqrtF, true>("Sqrt").chain_step(chain_unary_step<SqrtF>).ir({"Sqrt"}, "opset1").onnx_op("Sqrt")
+  r.add(unary<SqrtF, true>("Sqrt")
+            .chain_step(chain_unary_step<SqrtF>)
+            .ir({"Sqrt"}, "opset1")
+            .onnx_op("Sqrt")
             .opset_builder("sqrt"));
   r.add(unary<SignF, false>("Sign").ir({"Sign"}, "opset1").onnx_op("Sign", 9).opset_builder("sign"));
   r.add(unary<ErfF, true>("Erf").ir({"Erf"}, "opset1").onnx_op("Erf", 9).opset_builder("erf"));
@@ -833,50 +1099,72 @@ void register_elementwise_ops(OpRegistry& r) {
   r.add(unary<CeilF, true>("Ceiling").ir({"Ceiling"}, "opset1").onnx_op("Ceil").opset_builder("ceiling"));
   r.add(unary<RoundEvenF, true>("Round")
             .with_attrs({str_attr("mode", "half_to_even", {"half_to_even"}).onnx_name("-")})
-            .ir({"Round"}, "opset5").onnx_op("Round", 11));
+            .ir({"Round"}, "opset5")
+            .onnx_op("Round", 11));
   r.add(unary<ReciprocalF, true>("Reciprocal").onnx_op("Reciprocal").opset_builder("reciprocal"));
   r.add(unary<SoftplusF, true>("SoftPlus").ir({"SoftPlus"}, "opset4").onnx_op("Softplus").opset_builder("softplus"));
   r.add(fusable(unary<HSwishF, true>("HSwish"), chain_unary_step<HSwishF>, {{ActKind::hswish}})
-            .ir({"HSwish"}, "opset4").onnx_op("HardSwish", 14).opset_builder("hswish"));
-  r.add(unary<HSigmoidF, true>("HSigmoid").chain_step(chain_unary_step<HSigmoidF>).ir({"HSigmoid"}, "opset5")
+            .ir({"HSwish"}, "opset4")
+            .onnx_op("HardSwish", 14)
+            .opset_builder("hswish"));
+  r.add(unary<HSigmoidF, true>("HSigmoid")
+            .chain_step(chain_unary_step<HSigmoidF>)
+            .ir({"HSigmoid"}, "opset5")
             .opset_builder("hsigmoid"));
   r.add(fusable(OpDef{"Swish", 1, 1, infer_unary<true>, prepare_unary<SwishF>}, chain_unary_step<SwishF>,
                 {{ActKind::swish}})
-            .ir({"Swish"}, "opset4").opset_builder("swish"));
+            .ir({"Swish"}, "opset4")
+            .opset_builder("swish"));
   r.add(fusable(OpDef{"Gelu", 1, 1, infer_unary<true>, prepare_gelu}.with_attrs(
                     {str_attr("approximation_mode", "ERF", {"ERF", "TANH", "erf", "tanh"})}),
                 chain_gelu, {{ActKind::gelu_erf, ActKind::gelu_tanh}, "", "", "approximation_mode", {"ERF", "TANH"}})
             .ir({"Gelu"}, "opset7"));
-  r.add(OpDef{"Elu", 1, 1, infer_unary<true>, prepare_elu}.blind(LayoutBlind::unary).with_attrs({float_attr("alpha", 1.0)}).ir({"Elu"}, "opset1").onnx_op("Elu")
+  r.add(OpDef{"Elu", 1, 1, infer_unary<true>, prepare_elu}
+            .blind(LayoutBlind::unary)
+            .with_attrs({float_attr("alpha", 1.0)})
+            .ir({"Elu"}, "opset1")
+            .onnx_op("Elu")
             .opset_builder("elu"));
   r.add(fusable(OpDef{"LeakyRelu", 1, 1, infer_unary<true>, prepare_leaky}.with_attrs({float_attr("alpha", 0.01)}),
                 chain_leaky, {{ActKind::leaky_relu}, "alpha"})
-            .onnx_op("LeakyRelu", 6).opset_builder("leaky_relu"));
+            .onnx_op("LeakyRelu", 6)
+            .opset_builder("leaky_relu"));
   r.add(OpDef{"HardSigmoid", 1, 1, infer_unary<true>, prepare_hard_sigmoid}
             .with_attrs({float_attr("alpha", 0.2), float_attr("beta", 0.5)})
-            .blind(LayoutBlind::unary).onnx_op("HardSigmoid", 6).opset_builder("hard_sigmoid"));
+            .blind(LayoutBlind::unary)
+            .onnx_op("HardSigmoid", 6)
+            .opset_builder("hard_sigmoid"));
   r.add(fusable(OpDef{"Clamp", 1, 1, infer_unary<false>, prepare_clamp}.with_attrs(
                     {float_attr("min", -INFINITY), float_attr("max", INFINITY)}),
                 chain_clamp, {{ActKind::clamp}, "min", "max"})
             .ir({"Clamp"}, "opset1"));
   // Activations added through the one formula in kernels/activations.hpp.
-  r.add(activation<act::Mish>("Mish", ActKind::mish).ir({"Mish"}, "opset4").onnx_op("Mish", 18)
-            .opset_builder("mish"));
+  r.add(activation<act::Mish>("Mish", ActKind::mish).ir({"Mish"}, "opset4").onnx_op("Mish", 18).opset_builder("mish"));
   r.add(activation<act::Selu>("Selu", ActKind::selu,
                               {float_attr("alpha", 1.67326319217681884765625),
                                float_attr("gamma", 1.05070102214813232421875).at_least(0)},
                               "alpha", "gamma")
-            .ir({"aiov.Selu"}, "aiov1").onnx_op("Selu", 6).opset_builder("selu"));
+            .ir({"aiov.Selu"}, "aiov1")
+            .onnx_op("Selu", 6)
+            .opset_builder("selu"));
   r.add(activation<act::Celu>("Celu", ActKind::celu, {float_attr("alpha", 1.0).checked_by(nonzero)}, "alpha")
-            .ir({"aiov.Celu"}, "aiov1").onnx_op("Celu", 12).opset_builder("celu"));
-  r.add(activation<act::Softsign>("SoftSign", ActKind::softsign).ir({"SoftSign"}, "opset9").onnx_op("Softsign")
+            .ir({"aiov.Celu"}, "aiov1")
+            .onnx_op("Celu", 12)
+            .opset_builder("celu"));
+  r.add(activation<act::Softsign>("SoftSign", ActKind::softsign)
+            .ir({"SoftSign"}, "opset9")
+            .onnx_op("Softsign")
             .opset_builder("softsign"));
   r.add(activation<act::ThresholdedRelu>("ThresholdedRelu", ActKind::thresholded_relu, {float_attr("alpha", 1.0)},
                                          "alpha")
-            .ir({"aiov.ThresholdedRelu"}, "aiov1").onnx_op("ThresholdedRelu", 10).opset_builder("thresholded_relu"));
+            .ir({"aiov.ThresholdedRelu"}, "aiov1")
+            .onnx_op("ThresholdedRelu", 10)
+            .opset_builder("thresholded_relu"));
   r.add(activation<act::Shrink>("Shrink", ActKind::shrink,
                                 {float_attr("lambd", 0.5).at_least(0), float_attr("bias", 0.0)}, "lambd", "bias")
-            .ir({"aiov.Shrink"}, "aiov1").onnx_op("Shrink", 9).opset_builder("shrink"));
+            .ir({"aiov.Shrink"}, "aiov1")
+            .onnx_op("Shrink", 9)
+            .opset_builder("shrink"));
 
   // Trigonometric and hyperbolic functions.
   r.add(unary<SinF, true>("Sin").ir({"Sin"}, "opset1").onnx_op("Sin", 7).opset_builder("sin"));
@@ -891,29 +1179,52 @@ void register_elementwise_ops(OpRegistry& r) {
   r.add(unary<AcoshF, true>("Acosh").ir({"Acosh"}, "opset4").onnx_op("Acosh", 9).opset_builder("acosh"));
   r.add(unary<AtanhF, true>("Atanh").ir({"Atanh"}, "opset4").onnx_op("Atanh", 9).opset_builder("atanh"));
   // Remainders (ONNX Mod picks one by its fmod attribute: a converter in frontends/onnx.py).
-  r.add(binary("FloorMod", prepare_binary<FloorModF>).blind(LayoutBlind::binary).ir({"FloorMod"}, "opset1")
+  r.add(binary("FloorMod", prepare_binary<FloorModF>)
+            .blind(LayoutBlind::binary)
+            .ir({"FloorMod"}, "opset1")
             .opset_builder("floor_mod"));
-  r.add(binary("Mod", prepare_binary<TruncModF>).blind(LayoutBlind::binary).ir({"Mod"}, "opset1")
-            .opset_builder("mod"));
+  r.add(binary("Mod", prepare_binary<TruncModF>).blind(LayoutBlind::binary).ir({"Mod"}, "opset1").opset_builder("mod"));
   // Bitwise ops and shifts (ONNX BitShift picks a direction: a converter in frontends/onnx.py).
-  r.add(binary("BitwiseAnd", prepare_bitwise<BitAndF, AndF>, infer_bitwise).blind(LayoutBlind::binary)
-            .ir({"BitwiseAnd"}, "opset13").onnx_op("BitwiseAnd", 18).opset_builder("bitwise_and"));
-  r.add(binary("BitwiseOr", prepare_bitwise<BitOrF, OrF>, infer_bitwise).blind(LayoutBlind::binary)
-            .ir({"BitwiseOr"}, "opset13").onnx_op("BitwiseOr", 18).opset_builder("bitwise_or"));
-  r.add(binary("BitwiseXor", prepare_bitwise<BitXorF, XorF>, infer_bitwise).blind(LayoutBlind::binary)
-            .ir({"BitwiseXor"}, "opset13").onnx_op("BitwiseXor", 18).opset_builder("bitwise_xor"));
-  r.add(OpDef{"BitwiseNot", 1, 1, infer_bitwise_not, prepare_bitwise_not}.blind(LayoutBlind::unary)
-            .ir({"BitwiseNot"}, "opset13").onnx_op("BitwiseNot", 18).opset_builder("bitwise_not"));
-  r.add(binary("BitwiseLeftShift", prepare_integer_binary<ShlF>, infer_shift).blind(LayoutBlind::binary)
-            .ir({"BitwiseLeftShift"}, "opset15").opset_builder("bitwise_left_shift"));
-  r.add(binary("BitwiseRightShift", prepare_integer_binary<ShrF>, infer_shift).blind(LayoutBlind::binary)
-            .ir({"BitwiseRightShift"}, "opset15").opset_builder("bitwise_right_shift"));
+  r.add(binary("BitwiseAnd", prepare_bitwise<BitAndF, AndF>, infer_bitwise)
+            .blind(LayoutBlind::binary)
+            .ir({"BitwiseAnd"}, "opset13")
+            .onnx_op("BitwiseAnd", 18)
+            .opset_builder("bitwise_and"));
+  r.add(binary("BitwiseOr", prepare_bitwise<BitOrF, OrF>, infer_bitwise)
+            .blind(LayoutBlind::binary)
+            .ir({"BitwiseOr"}, "opset13")
+            .onnx_op("BitwiseOr", 18)
+            .opset_builder("bitwise_or"));
+  r.add(binary("BitwiseXor", prepare_bitwise<BitXorF, XorF>, infer_bitwise)
+            .blind(LayoutBlind::binary)
+            .ir({"BitwiseXor"}, "opset13")
+            .onnx_op("BitwiseXor", 18)
+            .opset_builder("bitwise_xor"));
+  r.add(OpDef{"BitwiseNot", 1, 1, infer_bitwise_not, prepare_bitwise_not}
+            .blind(LayoutBlind::unary)
+            .ir({"BitwiseNot"}, "opset13")
+            .onnx_op("BitwiseNot", 18)
+            .opset_builder("bitwise_not"));
+  r.add(binary("BitwiseLeftShift", prepare_integer_binary<ShlF>, infer_shift)
+            .blind(LayoutBlind::binary)
+            .ir({"BitwiseLeftShift"}, "opset15")
+            .opset_builder("bitwise_left_shift"));
+  r.add(binary("BitwiseRightShift", prepare_integer_binary<ShrF>, infer_shift)
+            .blind(LayoutBlind::binary)
+            .ir({"BitwiseRightShift"}, "opset15")
+            .opset_builder("bitwise_right_shift"));
   // Float classification.
-  r.add(OpDef{"IsNaN", 1, 1, infer_float_test, prepare_is_nan}.blind(LayoutBlind::unary).ir({"IsNaN"}, "opset10")
-            .onnx_op("IsNaN", 9).opset_builder("is_nan"));
+  r.add(OpDef{"IsNaN", 1, 1, infer_float_test, prepare_is_nan}
+            .blind(LayoutBlind::unary)
+            .ir({"IsNaN"}, "opset10")
+            .onnx_op("IsNaN", 9)
+            .opset_builder("is_nan"));
   r.add(OpDef{"IsInf", 1, 1, infer_float_test, prepare_is_inf}
             .with_attrs({bool_attr("detect_positive", true), bool_attr("detect_negative", true)})
-            .blind(LayoutBlind::unary).ir({"IsInf"}, "opset10").onnx_op("IsInf", 10).opset_builder("is_inf"));
+            .blind(LayoutBlind::unary)
+            .ir({"IsInf"}, "opset10")
+            .onnx_op("IsInf", 10)
+            .opset_builder("is_inf"));
   // Each value of x is read before the output value at its place is written.
   r.add(with_reused_input(
       OpDef{"aiov.ElementwiseChain", 1, -1, infer_elementwise_chain, prepare_elementwise_chain}.with_attrs(

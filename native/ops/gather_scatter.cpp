@@ -31,7 +31,8 @@ inline int64_t checked_index(const std::string& who, int64_t i, int64_t dim) {
   int64_t w = i < 0 ? i + dim : i;
   if (w < 0 || w >= dim)
     throw InputError(who + ": index " + std::to_string(i) + " is out of range for a dimension of " +
-                     std::to_string(dim) + " (expected " + std::to_string(-dim) + " to " + std::to_string(dim - 1) + ")");
+                     std::to_string(dim) + " (expected " + std::to_string(-dim) + " to " + std::to_string(dim - 1) +
+                     ")");
   return w;
 }
 
@@ -71,12 +72,24 @@ void combine(Reduce r, T* dst, const T* src, int64_t n) {
     C v;
     switch (r) {
       case Reduce::sum:
-      case Reduce::mean: v = (C)(a + b); break;
-      case Reduce::sub: v = (C)(a - b); break;
-      case Reduce::prod: v = (C)(a * b); break;
-      case Reduce::min: v = b < a ? b : a; break;
-      case Reduce::max: v = b > a ? b : a; break;
-      default: v = b; break;
+      case Reduce::mean:
+        v = (C)(a + b);
+        break;
+      case Reduce::sub:
+        v = (C)(a - b);
+        break;
+      case Reduce::prod:
+        v = (C)(a * b);
+        break;
+      case Reduce::min:
+        v = b < a ? b : a;
+        break;
+      case Reduce::max:
+        v = b > a ? b : a;
+        break;
+      default:
+        v = b;
+        break;
     }
     dst[i] = store<T>(v);
   }
@@ -104,8 +117,9 @@ std::vector<PortInfo> infer_gather_nd(const InferContext& c) {
   if (!x.shape.rank_known || !idx.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
   int64_t r = x.shape.rank(), q = idx.shape.rank();
   if (q < 1 || b >= std::min(r, q))
-    throw InputError(c.node.describe() + ": batch_dims " + std::to_string(b) + " must be less than the ranks of data (" +
-                     std::to_string(r) + ") and indices (" + std::to_string(q) + ")");
+    throw InputError(c.node.describe() + ": batch_dims " + std::to_string(b) +
+                     " must be less than the ranks of data (" + std::to_string(r) + ") and indices (" +
+                     std::to_string(q) + ")");
   int64_t k = idx.shape.dims[q - 1];
   if (k == kDynamic) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
   if (k < 1 || k > r - b)
@@ -113,7 +127,8 @@ std::vector<PortInfo> infer_gather_nd(const InferContext& c) {
                      ", expected 1 to " + std::to_string(r - b) + " (data rank minus batch_dims)");
   Dims out;
   for (int64_t d = 0; d < b; ++d)
-    out.push_back(merge_dim(c.node, idx.shape.dims[d], x.shape.dims[d], "data and indices differ in a batch dimension"));
+    out.push_back(
+        merge_dim(c.node, idx.shape.dims[d], x.shape.dims[d], "data and indices differ in a batch dimension"));
   out.insert(out.end(), idx.shape.dims.begin() + b, idx.shape.dims.end() - 1);
   out.insert(out.end(), x.shape.dims.begin() + b + k, x.shape.dims.end());
   return {PortInfo{x.type, PartialShape(out)}};
@@ -139,7 +154,8 @@ KernelFn prepare_gather_nd(const PrepareContext& ctx) {
       for (int64_t j = 0; j < tuples; ++j) {
         const int64_t tuple = bi * tuples + j;
         int64_t off = bi * batch_stride;
-        for (int64_t t = 0; t < k; ++t) off += checked_index(who, index_at(*a.in[1], tuple * k + t), dims[t]) * strides[t];
+        for (int64_t t = 0; t < k; ++t)
+          off += checked_index(who, index_at(*a.in[1], tuple * k + t), dims[t]) * strides[t];
         std::memcpy(o + tuple * run, x + off * es, run);
       }
   };
@@ -148,7 +164,8 @@ KernelFn prepare_gather_nd(const PrepareContext& ctx) {
 // ---- element-wise index walks (GatherElements, ScatterElementsUpdate) ---------------------
 
 // The axis of an element-wise indexed op, with its indices' dims (other than the axis) within data's.
-int64_t elements_axis(const Node& n, int64_t axis, const PartialShape& data, const PartialShape& idx, const char* what) {
+int64_t elements_axis(const Node& n, int64_t axis, const PartialShape& data, const PartialShape& idx,
+                      const char* what) {
   if (data.rank() != idx.rank())
     throw InputError(n.describe() + ": " + what + " must have the rank of data (" + std::to_string(data.rank()) +
                      "), got rank " + std::to_string(idx.rank()));
@@ -198,7 +215,8 @@ KernelFn prepare_gather_elements(const PrepareContext& ctx) {
   return [=](const KernelArgs& a) {
     const char* x = static_cast<const char*>(a.in[0]->data);
     char* o = static_cast<char*>(a.out[0]->data);
-    walk_elements(who, D, I, axis, *a.in[1], [&](int64_t i, int64_t off) { std::memcpy(o + i * es, x + off * es, es); });
+    walk_elements(who, D, I, axis, *a.in[1],
+                  [&](int64_t i, int64_t off) { std::memcpy(o + i * es, x + off * es, es); });
   };
 }
 
@@ -251,8 +269,10 @@ KernelFn prepare_scatter_nd(const PrepareContext& ctx) {
     for (int64_t j = 0; j < tuples; ++j) {
       int64_t off = 0;
       for (int64_t t = 0; t < k; ++t) off += checked_index(who, index_at(*a.in[1], j * k + t), dims[t]) * strides[t];
-      if (comb) comb(red, o + off * es, u + j * slice * es, slice);
-      else std::memcpy(o + off * es, u + j * slice * es, (size_t)slice * es);
+      if (comb)
+        comb(red, o + off * es, u + j * slice * es, slice);
+      else
+        std::memcpy(o + off * es, u + j * slice * es, (size_t)slice * es);
     }
   };
 }
@@ -289,8 +309,10 @@ void scatter_elements_reduce(const std::string& who, Reduce red, bool use_init, 
   std::vector<int64_t> count;
   if (!use_init || red == Reduce::mean) count.assign((size_t)numel(D), use_init ? 1 : 0);
   walk_elements(who, D, I, axis, idx, [&](int64_t i, int64_t off) {
-    if (!count.empty() && count[off]++ == 0) out[off] = upd[i];
-    else combine<T>(red, out + off, upd + i, 1);
+    if (!count.empty() && count[off]++ == 0)
+      out[off] = upd[i];
+    else
+      combine<T>(red, out + off, upd + i, 1);
   });
   if (red == Reduce::mean)
     for (size_t off = 0; off < count.size(); ++off)
@@ -315,7 +337,8 @@ KernelFn prepare_scatter_elements(const PrepareContext& ctx) {
       char* o = static_cast<char*>(a.out[0]->data);
       const char* u = static_cast<const char*>(a.in[2]->data);
       std::memmove(o, a.in[0]->data, total);
-      walk_elements(who, D, I, axis, *a.in[1], [&](int64_t i, int64_t off) { std::memcpy(o + off * es, u + i * es, es); });
+      walk_elements(who, D, I, axis, *a.in[1],
+                    [&](int64_t i, int64_t off) { std::memcpy(o + off * es, u + i * es, es); });
     };
   return dispatch_type(ctx.in[0].type, who, [&](auto tag) -> KernelFn {
     using T = decltype(tag);

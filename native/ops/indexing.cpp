@@ -50,11 +50,16 @@ template <class T>
 AIOV_MULTIVERSION void transpose_block(const T* __restrict in, int64_t stride, int64_t rows, int64_t cols,
                                        T* __restrict out) {
   switch (cols) {
-    case 1: return interleave_rows<T, 1>(in, stride, rows, out);
-    case 2: return interleave_rows<T, 2>(in, stride, rows, out);
-    case 3: return interleave_rows<T, 3>(in, stride, rows, out);
-    case 4: return interleave_rows<T, 4>(in, stride, rows, out);
-    default: break;
+    case 1:
+      return interleave_rows<T, 1>(in, stride, rows, out);
+    case 2:
+      return interleave_rows<T, 2>(in, stride, rows, out);
+    case 3:
+      return interleave_rows<T, 3>(in, stride, rows, out);
+    case 4:
+      return interleave_rows<T, 4>(in, stride, rows, out);
+    default:
+      break;
   }
   constexpr int64_t kTile = 16;
   for (int64_t i0 = 0; i0 < rows; i0 += kTile)
@@ -121,15 +126,21 @@ KernelFn strided_copy(const Dims& out_shape, const std::vector<int64_t>& in_stri
           const char* s = src + i0 * es;
           char* d = dst + i0 * cols * es;
           switch (es) {
-            case 1: return transpose_block((const uint8_t*)s, stride, i1 - i0, cols, (uint8_t*)d);
-            case 2: return transpose_block((const uint16_t*)s, stride, i1 - i0, cols, (uint16_t*)d);
-            case 4: return transpose_block((const uint32_t*)s, stride, i1 - i0, cols, (uint32_t*)d);
-            default: return transpose_block((const uint64_t*)s, stride, i1 - i0, cols, (uint64_t*)d);
+            case 1:
+              return transpose_block((const uint8_t*)s, stride, i1 - i0, cols, (uint8_t*)d);
+            case 2:
+              return transpose_block((const uint16_t*)s, stride, i1 - i0, cols, (uint16_t*)d);
+            case 4:
+              return transpose_block((const uint32_t*)s, stride, i1 - i0, cols, (uint32_t*)d);
+            default:
+              return transpose_block((const uint64_t*)s, stride, i1 - i0, cols, (uint64_t*)d);
           }
         });
       };
-      if (batch.empty()) one(0, base);
-      else walk(batch, bst, base, one);
+      if (batch.empty())
+        one(0, base);
+      else
+        walk(batch, bst, base, one);
     };
   }
   if (!outer.empty() && st.back() == 1) {
@@ -150,9 +161,11 @@ KernelFn strided_copy(const Dims& out_shape, const std::vector<int64_t>& in_stri
 std::vector<int64_t> transpose_order(const Node& n, const TensorView* v, int64_t rank) {
   std::vector<int64_t> order;
   if (v) order = read_int_tensor(n, *v, "the order input");
-  if (order.empty()) for (int64_t i = rank - 1; i >= 0; --i) order.push_back(i);
+  if (order.empty())
+    for (int64_t i = rank - 1; i >= 0; --i) order.push_back(i);
   if ((int64_t)order.size() != rank)
-    throw InputError(n.describe() + ": order has " + std::to_string(order.size()) + " entries for rank " + std::to_string(rank));
+    throw InputError(n.describe() + ": order has " + std::to_string(order.size()) + " entries for rank " +
+                     std::to_string(rank));
   std::vector<bool> seen(rank, false);
   for (auto& o : order) {
     o = normalize_axis(n, o, rank);
@@ -209,8 +222,14 @@ std::vector<PortInfo> infer_gather(const InferContext& c) {
 
 bool is_index_type(ElementType t) {
   switch (t) {
-    case ElementType::i8: case ElementType::u8: case ElementType::i16: case ElementType::u16:
-    case ElementType::i32: case ElementType::u32: case ElementType::i64: case ElementType::u64:
+    case ElementType::i8:
+    case ElementType::u8:
+    case ElementType::i16:
+    case ElementType::u16:
+    case ElementType::i32:
+    case ElementType::u32:
+    case ElementType::i64:
+    case ElementType::u64:
       return true;
     default:
       return false;
@@ -221,14 +240,22 @@ bool is_index_type(ElementType t) {
 template <class F>
 auto dispatch_index_type(ElementType t, F&& f) {
   switch (t) {
-    case ElementType::i8: return f(int8_t{});
-    case ElementType::u8: return f(uint8_t{});
-    case ElementType::i16: return f(int16_t{});
-    case ElementType::u16: return f(uint16_t{});
-    case ElementType::i32: return f(int32_t{});
-    case ElementType::u32: return f(uint32_t{});
-    case ElementType::u64: return f(uint64_t{});
-    default: return f(int64_t{});
+    case ElementType::i8:
+      return f(int8_t{});
+    case ElementType::u8:
+      return f(uint8_t{});
+    case ElementType::i16:
+      return f(int16_t{});
+    case ElementType::u16:
+      return f(uint16_t{});
+    case ElementType::i32:
+      return f(int32_t{});
+    case ElementType::u32:
+      return f(uint32_t{});
+    case ElementType::u64:
+      return f(uint64_t{});
+    default:
+      return f(int64_t{});
   }
 }
 
@@ -261,8 +288,7 @@ KernelFn prepare_gather(const PrepareContext& ctx) {
         if (too_big || i < 0 || i >= dim)
           throw InputError(who + ": index " + std::to_string(raw) + " is out of range for a dimension of " +
                            std::to_string(dim));
-        for (int64_t r = 0; r < outer; ++r)
-          std::memcpy(o + (r * count + j) * run, x + (r * dim + i) * run, run);
+        for (int64_t r = 0; r < outer; ++r) std::memcpy(o + (r * count + j) * run, x + (r * dim + i) * run, run);
       }
     };
   });
@@ -270,14 +296,19 @@ KernelFn prepare_gather(const PrepareContext& ctx) {
 
 // ---- Slice(data, start, stop, step[, axes]) with ONNX clamping -------------------
 
-struct SliceSpec { std::vector<int64_t> begin, step; Dims out; };
+struct SliceSpec {
+  std::vector<int64_t> begin, step;
+  Dims out;
+};
 
 SliceSpec slice_spec(const Node& n, const Dims& in, const std::vector<const TensorView*>& v) {
   auto starts = read_int_tensor(n, *v[0], "start"), stops = read_int_tensor(n, *v[1], "stop"),
        steps = read_int_tensor(n, *v[2], "step");
   std::vector<int64_t> axes;
-  if (v.size() > 3 && v[3]) axes = read_int_tensor(n, *v[3], "axes");
-  else for (size_t i = 0; i < starts.size(); ++i) axes.push_back((int64_t)i);
+  if (v.size() > 3 && v[3])
+    axes = read_int_tensor(n, *v[3], "axes");
+  else
+    for (size_t i = 0; i < starts.size(); ++i) axes.push_back((int64_t)i);
   if (stops.size() != starts.size() || steps.size() != starts.size() || axes.size() != starts.size())
     throw InputError(n.describe() + ": start, stop, step and axes must have the same length");
   SliceSpec s;
@@ -348,7 +379,9 @@ std::vector<int64_t> split_lengths(const InferContext& c, int64_t dim) {
   if (c.node.op == "Split") {
     int64_t n = c.node.attr_int("num_splits");
     if (n <= 0) throw InputError(c.node.describe() + ": num_splits must be positive");
-    if (dim >= 0 && dim % n) throw InputError(c.node.describe() + ": dimension " + std::to_string(dim) + " does not split into " + std::to_string(n));
+    if (dim >= 0 && dim % n)
+      throw InputError(c.node.describe() + ": dimension " + std::to_string(dim) + " does not split into " +
+                       std::to_string(n));
     return std::vector<int64_t>((size_t)n, dim < 0 ? kDynamic : dim / n);
   }
   if (!c.in_value[2]) {
@@ -361,11 +394,16 @@ std::vector<int64_t> split_lengths(const InferContext& c, int64_t dim) {
   auto lens = read_int_tensor(c.node, *c.in_value[2], "split_lengths");
   int64_t fill = -1, sum = 0;
   for (size_t i = 0; i < lens.size(); ++i) {
-    if (lens[i] == -1) { if (fill >= 0) throw InputError(c.node.describe() + ": more than one -1 length"); fill = (int64_t)i; }
-    else if (lens[i] < 0) throw InputError(c.node.describe() + ": split length " + std::to_string(lens[i]) + " is negative");
-    else sum = checked_add(sum, lens[i], c.node.describe() + ": split lengths");
+    if (lens[i] == -1) {
+      if (fill >= 0) throw InputError(c.node.describe() + ": more than one -1 length");
+      fill = (int64_t)i;
+    } else if (lens[i] < 0)
+      throw InputError(c.node.describe() + ": split length " + std::to_string(lens[i]) + " is negative");
+    else
+      sum = checked_add(sum, lens[i], c.node.describe() + ": split lengths");
   }
-  if (fill >= 0) lens[fill] = dim < 0 ? kDynamic : dim - sum;
+  if (fill >= 0)
+    lens[fill] = dim < 0 ? kDynamic : dim - sum;
   else if (dim >= 0 && sum != dim)
     throw InputError(c.node.describe() + ": lengths " + dims_str(lens) + " do not add up to " + std::to_string(dim));
   return lens;
@@ -450,7 +488,8 @@ KernelFn prepare_tile(const PrepareContext& ctx) {
 std::vector<PortInfo> infer_pad(const InferContext& c) {
   const PortInfo& x = c.in[0];
   if (!c.in_value[1] || !c.in_value[2] || !x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
-  auto b = read_int_tensor(c.node, *c.in_value[1], "pads_begin"), e = read_int_tensor(c.node, *c.in_value[2], "pads_end");
+  auto b = read_int_tensor(c.node, *c.in_value[1], "pads_begin"),
+       e = read_int_tensor(c.node, *c.in_value[2], "pads_end");
   if ((int64_t)b.size() != x.shape.rank() || (int64_t)e.size() != x.shape.rank())
     throw InputError(c.node.describe() + ": pads need one entry per dimension of " + x.shape.str());
   std::string mode = c.node.attr_str("pad_mode");
@@ -487,12 +526,20 @@ KernelFn prepare_pad(const PrepareContext& ctx) {
       for (size_t d = 0; d < out.size(); ++d) {
         int64_t j = idx[d] - b[d];
         if (j < 0 || j >= in[d]) {
-          if (mode == "constant" || in[d] == 0) { inside = false; break; }
-          if (mode == "edge") j = j < 0 ? 0 : in[d] - 1;
+          if (mode == "constant" || in[d] == 0) {
+            inside = false;
+            break;
+          }
+          if (mode == "edge")
+            j = j < 0 ? 0 : in[d] - 1;
           else {  // reflect
             int64_t period = 2 * (in[d] - 1);
-            if (period == 0) j = 0;
-            else { j = ((j % period) + period) % period; if (j >= in[d]) j = period - j; }
+            if (period == 0)
+              j = 0;
+            else {
+              j = ((j % period) + period) % period;
+              if (j >= in[d]) j = period - j;
+            }
           }
         }
         off += j * src[d];
@@ -509,11 +556,12 @@ KernelFn prepare_pad(const PrepareContext& ctx) {
 }  // namespace
 
 void register_indexing_ops(OpRegistry& r) {
-  r.add(with_value_inputs(OpDef{"Transpose", 2, 2, infer_transpose, prepare_transpose}.ir({"Transpose"}, "opset1"),
-                          {1}));
-  r.add(with_value_inputs(
-      OpDef{"Gather", 3, 3, infer_gather, prepare_gather}.with_attrs({int_attr("batch_dims", 0)}).ir({"Gather"}, "opset8"),
-      {2}));
+  r.add(
+      with_value_inputs(OpDef{"Transpose", 2, 2, infer_transpose, prepare_transpose}.ir({"Transpose"}, "opset1"), {1}));
+  r.add(with_value_inputs(OpDef{"Gather", 3, 3, infer_gather, prepare_gather}
+                              .with_attrs({int_attr("batch_dims", 0)})
+                              .ir({"Gather"}, "opset8"),
+                          {2}));
   r.add(with_value_inputs(OpDef{"Slice", 4, 5, infer_slice, prepare_slice}.ir({"Slice"}, "opset8"), {1, 2, 3, 4}));
   r.add(with_value_inputs(OpDef{"Split", 2, 2, infer_split, prepare_split}
                               .with_attrs({int_attr("num_splits", 0).must_be_given().at_least(1)})

@@ -69,14 +69,15 @@ std::vector<PortInfo> infer_block_move(const InferContext& c) {
   const PortInfo& x = c.in[0];
   if (!x.shape.rank_known) return {PortInfo{x.type, x.shape}};
   const int64_t r = x.shape.rank(), b = c.node.attr_int("block_size");
-  if (r < 3) throw InputError(c.node.describe() + ": data must have rank 3 or more (N, C, spatial...), got " + x.shape.str());
+  if (r < 3)
+    throw InputError(c.node.describe() + ": data must have rank 3 or more (N, C, spatial...), got " + x.shape.str());
   const int64_t blocks = block_count(c.node, b, r - 2);
   Dims out = x.shape.dims;
   if (ToSpace) {
     if (out[1] != kDynamic) {
       if (out[1] % blocks)
-        throw InputError(c.node.describe() + ": channels " + std::to_string(out[1]) + " must be a multiple of block_size^" +
-                         std::to_string(r - 2) + " = " + std::to_string(blocks));
+        throw InputError(c.node.describe() + ": channels " + std::to_string(out[1]) +
+                         " must be a multiple of block_size^" + std::to_string(r - 2) + " = " + std::to_string(blocks));
       out[1] /= blocks;
     }
     for (int64_t d = 2; d < r; ++d)
@@ -89,8 +90,8 @@ std::vector<PortInfo> infer_block_move(const InferContext& c) {
     for (int64_t d = 2; d < r; ++d)
       if (out[d] != kDynamic) {
         if (out[d] % b)
-          throw InputError(c.node.describe() + ": spatial dimension " + std::to_string(d) + " (" + std::to_string(out[d]) +
-                           ") must be a multiple of block_size " + std::to_string(b));
+          throw InputError(c.node.describe() + ": spatial dimension " + std::to_string(d) + " (" +
+                           std::to_string(out[d]) + ") must be a multiple of block_size " + std::to_string(b));
         out[d] /= b;
       }
   }
@@ -149,9 +150,9 @@ std::vector<PortInfo> infer_reverse_sequence(const InferContext& c) {
     const int64_t ba = normalize_axis(c.node, c.node.attr_int("batch_axis"), r),
                   sa = normalize_axis(c.node, c.node.attr_int("seq_axis"), r);
     if (ba == sa) throw InputError(c.node.describe() + ": batch_axis and seq_axis must differ");
-    if (len.shape.rank_known && (len.shape.rank() != 1 ||
-                                 (len.shape.dims[0] != kDynamic && x.shape.dims[ba] != kDynamic &&
-                                  len.shape.dims[0] != x.shape.dims[ba])))
+    if (len.shape.rank_known &&
+        (len.shape.rank() != 1 ||
+         (len.shape.dims[0] != kDynamic && x.shape.dims[ba] != kDynamic && len.shape.dims[0] != x.shape.dims[ba])))
       throw InputError(c.node.describe() + ": seq_lengths must have shape [" + std::to_string(x.shape.dims[ba]) +
                        "] (the batch dimension), got " + len.shape.str());
   }
@@ -201,7 +202,8 @@ int64_t scalar_int(const Node& n, const TensorView& t, const char* what) {
   return dispatch_type(t.type, n.describe(), [&](auto v) -> int64_t {
     using T = decltype(v);
     double d = (double)load(t.as<T>()[0]);
-    if (!std::isfinite(d) || d < 0 || d > 9.0e15) throw InputError(n.describe() + ": " + what + " must be a count, got " + std::to_string(d));
+    if (!std::isfinite(d) || d < 0 || d > 9.0e15)
+      throw InputError(n.describe() + ": " + what + " must be a count, got " + std::to_string(d));
     return (int64_t)d;
   });
 }
@@ -272,9 +274,8 @@ void register_layout_ops(OpRegistry& r) {
             .opset_builder("reverse_sequence"));
   // OpenVINO's opset1 OneHot leaves negative indices off; opset16 (and ONNX) can wrap them.
   r.add(with_value_inputs(OpDef{"OneHot", 4, 4, infer_one_hot, prepare_one_hot}
-                              .with_attrs({int_attr("axis", -1),
-                                           str_attr("negative_indices_mode", "ignore_negative",
-                                                    {"ignore_negative", "normalize"})})
+                              .with_attrs({int_attr("axis", -1), str_attr("negative_indices_mode", "ignore_negative",
+                                                                          {"ignore_negative", "normalize"})})
                               .ir({"OneHot"}, "opset16"),
                           {1}));
 }

@@ -13,7 +13,7 @@ namespace aiov {
 namespace {
 
 struct MatMulShapes {
-  Dims a, b;       // with 1-D inputs promoted to 2-D, transposes applied logically
+  Dims a, b;  // with 1-D inputs promoted to 2-D, transposes applied logically
   bool a_vec = false, b_vec = false;
 };
 
@@ -24,15 +24,18 @@ PartialShape matmul_shape(const Node& n, const PartialShape& pa, const PartialSh
     throw InputError(n.describe() + ": inputs must have rank >= 1, got " + pa.str() + " and " + pb.str());
   Dims a = pa.dims, b = pb.dims;
   bool a_vec = a.size() == 1, b_vec = b.size() == 1;
-  if (a_vec) a.insert(a.begin(), 1);
-  else if (ta) std::swap(a[a.size() - 1], a[a.size() - 2]);
-  if (b_vec) b.push_back(1);
-  else if (tb) std::swap(b[b.size() - 1], b[b.size() - 2]);
+  if (a_vec)
+    a.insert(a.begin(), 1);
+  else if (ta)
+    std::swap(a[a.size() - 1], a[a.size() - 2]);
+  if (b_vec)
+    b.push_back(1);
+  else if (tb)
+    std::swap(b[b.size() - 1], b[b.size() - 2]);
   int64_t ka = a[a.size() - 1], kb = b[b.size() - 2];
   if (ka >= 0 && kb >= 0 && ka != kb)
-    throw InputError(n.describe() + ": inner dimensions do not match: " + pa.str() +
-                     (ta ? "^T" : "") + " x " + pb.str() + (tb ? "^T" : "") + " (" + std::to_string(ka) +
-                     " vs " + std::to_string(kb) + ")");
+    throw InputError(n.describe() + ": inner dimensions do not match: " + pa.str() + (ta ? "^T" : "") + " x " +
+                     pb.str() + (tb ? "^T" : "") + " (" + std::to_string(ka) + " vs " + std::to_string(kb) + ")");
   PartialShape ba(Dims(a.begin(), a.end() - 2)), bb(Dims(b.begin(), b.end() - 2));
   Dims out = broadcast_shapes(n, ba, bb, "numpy").dims;
   if (!a_vec) out.push_back(a[a.size() - 2]);
@@ -60,8 +63,14 @@ struct MatMulGeometry {
 MatMulGeometry geometry(const Dims& sa, const Dims& sb, const Dims& so, bool ta, bool tb) {
   Dims a = sa, b = sb;
   bool a_vec = a.size() == 1, b_vec = b.size() == 1;
-  if (a_vec) { a.insert(a.begin(), 1); ta = false; }
-  if (b_vec) { b.push_back(1); tb = false; }
+  if (a_vec) {
+    a.insert(a.begin(), 1);
+    ta = false;
+  }
+  if (b_vec) {
+    b.push_back(1);
+    tb = false;
+  }
   MatMulGeometry g;
   g.ta = ta;
   g.tb = tb;
@@ -115,7 +124,7 @@ KernelFn prepare_f32(const PrepareContext& ctx, const MatMulGeometry& g) {
   const int64_t lda = g.ta ? g.M : g.K, ldb = g.tb ? g.K : g.N;
   bool b_shared = true;  // every batch reads the same B
   for (auto o : g.b_off) b_shared = b_shared && o == 0;
-  bool a_dense = true;   // A's batches are consecutive, so they stack into one tall matrix
+  bool a_dense = true;  // A's batches are consecutive, so they stack into one tall matrix
   for (int64_t i = 0; i < g.batches; ++i) a_dense = a_dense && g.a_off[i] == i * g.a_mat;
   if (ctx.in[1].data && b_shared && !g.ta && a_dense) {
     // Weights known at compile time: pack once, then one GEMM over all rows.
@@ -123,8 +132,8 @@ KernelFn prepare_f32(const PrepareContext& ctx, const MatMulGeometry& g) {
     auto packed = packed_weights(ctx, g.tb, g.K, g.N, ldb, rows);
     int64_t K = g.K, N = g.N;
     return [packed, rows, K, N](const KernelArgs& k) {
-      sgemm_packed(false, rows, k.in[0]->as<float>(), K, *packed, Epilogue{}, k.out[0]->as<float>(), N,
-                   k.ctx->pool, k.ctx->max_threads);
+      sgemm_packed(false, rows, k.in[0]->as<float>(), K, *packed, Epilogue{}, k.out[0]->as<float>(), N, k.ctx->pool,
+                   k.ctx->max_threads);
     };
   }
   return [g, lda, ldb](const KernelArgs& k) {
@@ -135,16 +144,19 @@ KernelFn prepare_f32(const PrepareContext& ctx, const MatMulGeometry& g) {
     bool small = g.M * g.N * g.K < (1 << 18);
     if (g.batches > 1 && small && k.ctx->pool) {
       // Many small products (attention heads): one product per thread.
-      k.ctx->pool->parallel_for(g.batches, 1, [&](int64_t s, int64_t e) {
-        for (int64_t i = s; i < e; ++i)
-          sgemm(g.ta, g.tb, g.M, g.N, g.K, 1.0f, A + g.a_off[i], lda, B + g.b_off[i], ldb, 0.0f,
-                C + i * c_mat, g.N, nullptr);
-      }, k.ctx->max_threads);
+      k.ctx->pool->parallel_for(
+          g.batches, 1,
+          [&](int64_t s, int64_t e) {
+            for (int64_t i = s; i < e; ++i)
+              sgemm(g.ta, g.tb, g.M, g.N, g.K, 1.0f, A + g.a_off[i], lda, B + g.b_off[i], ldb, 0.0f, C + i * c_mat, g.N,
+                    nullptr);
+          },
+          k.ctx->max_threads);
       return;
     }
     for (int64_t i = 0; i < g.batches; ++i)
-      sgemm(g.ta, g.tb, g.M, g.N, g.K, 1.0f, A + g.a_off[i], lda, B + g.b_off[i], ldb, 0.0f, C + i * c_mat,
-            g.N, k.ctx->pool, k.ctx->max_threads);
+      sgemm(g.ta, g.tb, g.M, g.N, g.K, 1.0f, A + g.a_off[i], lda, B + g.b_off[i], ldb, 0.0f, C + i * c_mat, g.N,
+            k.ctx->pool, k.ctx->max_threads);
   };
 }
 
@@ -186,8 +198,10 @@ KernelFn prepare_matmul(const PrepareContext& ctx) {
   if (ctx.out[0].type == ElementType::f32) return prepare_f32(ctx, g);
   return dispatch_type(ctx.out[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
-    if constexpr (std::is_same<T, bool>::value) throw NotSupported(ctx.node.describe() + ": boolean");
-    else return prepare_generic<T>(g);
+    if constexpr (std::is_same<T, bool>::value)
+      throw NotSupported(ctx.node.describe() + ": boolean");
+    else
+      return prepare_generic<T>(g);
   });
 }
 
@@ -217,8 +231,8 @@ KernelFn prepare_fused_matmul(const PrepareContext& ctx) {
   auto packed = packed_weights(ctx, tb, K, N, tb ? K : N, rows);
   const FusedOutput output(ctx);
   return [packed, rows, N, output](const KernelArgs& k) {
-    sgemm_packed(false, rows, k.in[0]->as<float>(), packed->K(), *packed, output.at(k, N), k.out[0]->as<float>(),
-                 N, k.ctx->pool, k.ctx->max_threads);
+    sgemm_packed(false, rows, k.in[0]->as<float>(), packed->K(), *packed, output.at(k, N), k.out[0]->as<float>(), N,
+                 k.ctx->pool, k.ctx->max_threads);
   };
 }
 
@@ -232,8 +246,10 @@ void register_matmul_ops(OpRegistry& r) {
   // Input 3, the residual, is read by each tile before it writes the same place.
   r.add(with_reused_input(OpDef{"aiov.FusedMatMul", 3, 4, infer_fused_matmul, prepare_fused_matmul}.with_attrs(
                               {bool_attr("transpose_a", false), bool_attr("transpose_b", false),
-                               str_attr("act", "none", std::vector<std::string>(kActNames, kActNames + kActKindCount)).ir_name("-").onnx_name("-"),
-                 float_attr("act_alpha", 0.0), float_attr("act_beta", 0.0)}),
+                               str_attr("act", "none", std::vector<std::string>(kActNames, kActNames + kActKindCount))
+                                   .ir_name("-")
+                                   .onnx_name("-"),
+                               float_attr("act_alpha", 0.0), float_attr("act_beta", 0.0)}),
                           3));
 }
 

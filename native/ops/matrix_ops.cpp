@@ -20,7 +20,8 @@ std::vector<PortInfo> infer_trilu(const InferContext& c) {
   const PortInfo& x = c.in[0];
   if (x.shape.rank_known && x.shape.rank() < 2)
     throw InputError(c.node.describe() + ": expected an input of rank 2 or more, got " + x.shape.str());
-  if (is_packed(x.type)) throw InputError(c.node.describe() + ": element type " + type_name(x.type) + " is not supported");
+  if (is_packed(x.type))
+    throw InputError(c.node.describe() + ": element type " + type_name(x.type) + " is not supported");
   if (c.in.size() > 1 && c.in_value[1]) trilu_k(c.node, c.in_value[1]);
   return {x};
 }
@@ -41,8 +42,10 @@ KernelFn prepare_trilu(const PrepareContext& ctx) {
         const int64_t at = (m * rows + i) * cols;
         for (int64_t j = 0; j < cols; ++j) {
           const bool keep = upper ? j - i >= k : j - i <= k;
-          if (keep) std::memcpy(y + (at + j) * es, x + (at + j) * es, es);
-          else std::memset(y + (at + j) * es, 0, es);
+          if (keep)
+            std::memcpy(y + (at + j) * es, x + (at + j) * es, es);
+          else
+            std::memset(y + (at + j) * es, 0, es);
         }
       }
   };
@@ -52,7 +55,8 @@ std::vector<PortInfo> infer_eye_like(const InferContext& c) {
   const PortInfo& x = c.in[0];
   if (x.shape.rank_known && x.shape.rank() != 2)
     throw InputError(c.node.describe() + ": expected a 2-D input, got " + x.shape.str());
-  if (is_packed(x.type)) throw InputError(c.node.describe() + ": element type " + type_name(x.type) + " is not supported");
+  if (is_packed(x.type))
+    throw InputError(c.node.describe() + ": element type " + type_name(x.type) + " is not supported");
   return {x};
 }
 
@@ -77,12 +81,15 @@ KernelFn prepare_eye_like(const PrepareContext& ctx) {
 void register_matrix_ops(OpRegistry& r) {
   r.add(with_value_inputs(OpDef{"aiov.Trilu", 1, 2, infer_trilu, prepare_trilu}
                               .with_attrs({bool_attr("upper", true)})
-                              .ir({"aiov.Trilu"}, "aiov1").onnx_op("Trilu", 14).opset_builder("trilu"),
+                              .ir({"aiov.Trilu"}, "aiov1")
+                              .onnx_op("Trilu", 14)
+                              .opset_builder("trilu"),
                           {1}));
   // ONNX's dtype attribute becomes a Convert after it (a converter in frontends/onnx.py).
   r.add(OpDef{"aiov.EyeLike", 1, 1, infer_eye_like, prepare_eye_like}
             .with_attrs({int_attr("k", 0)})
-            .ir({"aiov.EyeLike"}, "aiov1").opset_builder("eye_like"));
+            .ir({"aiov.EyeLike"}, "aiov1")
+            .opset_builder("eye_like"));
 }
 
 }  // namespace aiov

@@ -15,14 +15,30 @@ namespace {
 std::vector<int64_t> read_ints(const Node& n, const TensorView& t, const char* what) {
   std::vector<int64_t> out((size_t)t.count());
   switch (t.type) {
-    case ElementType::i64: for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<int64_t>()[i]; break;
-    case ElementType::i32: for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<int32_t>()[i]; break;
-    case ElementType::u64: for (size_t i = 0; i < out.size(); ++i) out[i] = (int64_t)t.as<uint64_t>()[i]; break;
-    case ElementType::u32: for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<uint32_t>()[i]; break;
-    case ElementType::i8: for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<int8_t>()[i]; break;
-    case ElementType::u8: for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<uint8_t>()[i]; break;
-    case ElementType::i16: for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<int16_t>()[i]; break;
-    case ElementType::u16: for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<uint16_t>()[i]; break;
+    case ElementType::i64:
+      for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<int64_t>()[i];
+      break;
+    case ElementType::i32:
+      for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<int32_t>()[i];
+      break;
+    case ElementType::u64:
+      for (size_t i = 0; i < out.size(); ++i) out[i] = (int64_t)t.as<uint64_t>()[i];
+      break;
+    case ElementType::u32:
+      for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<uint32_t>()[i];
+      break;
+    case ElementType::i8:
+      for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<int8_t>()[i];
+      break;
+    case ElementType::u8:
+      for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<uint8_t>()[i];
+      break;
+    case ElementType::i16:
+      for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<int16_t>()[i];
+      break;
+    case ElementType::u16:
+      for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<uint16_t>()[i];
+      break;
     default:
       throw InputError(n.describe() + ": " + what + " must be an integer tensor, got " + type_name(t.type));
   }
@@ -53,7 +69,10 @@ std::vector<PortInfo> infer_reshape(const InferContext& c) {
       infer_at = (int)i;
       out[i] = kDynamic;
     } else if (w == 0 && special_zero) {
-      if (!data.shape.rank_known) { out[i] = kDynamic; continue; }
+      if (!data.shape.rank_known) {
+        out[i] = kDynamic;
+        continue;
+      }
       if ((int64_t)i >= data.shape.rank())
         throw InputError(c.node.describe() + ": special_zero copies dimension " + std::to_string(i) +
                          " but the input " + data.shape.str() + " has rank " + std::to_string(data.shape.rank()));
@@ -71,8 +90,10 @@ std::vector<PortInfo> infer_reshape(const InferContext& c) {
     bool all_known = true;
     for (size_t i = 0; i < out.size(); ++i) {
       if ((int)i == infer_at) continue;
-      if (out[i] < 0) all_known = false;
-      else known = checked_mul(known, out[i], c.node.describe() + ": target shape " + dims_str(want));
+      if (out[i] < 0)
+        all_known = false;
+      else
+        known = checked_mul(known, out[i], c.node.describe() + ": target shape " + dims_str(want));
     }
     if (all_known) {
       if (infer_at >= 0) {
@@ -95,14 +116,15 @@ std::vector<PortInfo> infer_concat(const InferContext& c) {
   ElementType t = ElementType::dynamic;
   int64_t rank = -1;
   for (auto& in : c.in) {
-    if (t == ElementType::dynamic) t = in.type;
+    if (t == ElementType::dynamic)
+      t = in.type;
     else if (in.type != ElementType::dynamic && in.type != t)
       throw InputError(c.node.describe() + ": all inputs must have the same element type, got " + type_name(t) +
                        " and " + type_name(in.type));
     if (in.shape.rank_known) {
       if (rank >= 0 && in.shape.rank() != rank)
-        throw InputError(c.node.describe() + ": all inputs must have the same rank, got " +
-                         std::to_string(rank) + " and " + std::to_string(in.shape.rank()));
+        throw InputError(c.node.describe() + ": all inputs must have the same rank, got " + std::to_string(rank) +
+                         " and " + std::to_string(in.shape.rank()));
       rank = in.shape.rank();
     }
   }
@@ -112,12 +134,17 @@ std::vector<PortInfo> infer_concat(const InferContext& c) {
   Dims out(rank, kDynamic);
   int64_t along = 0;
   for (auto& in : c.in) {
-    if (!in.shape.rank_known) { along = kDynamic; continue; }
+    if (!in.shape.rank_known) {
+      along = kDynamic;
+      continue;
+    }
     for (int64_t d = 0; d < rank; ++d) {
       int64_t v = in.shape.dims[d];
       if (d == axis) {
-        if (v < 0 || along < 0) along = kDynamic;
-        else along = checked_add(along, v, c.node.describe() + ": concatenated dimension");
+        if (v < 0 || along < 0)
+          along = kDynamic;
+        else
+          along = checked_add(along, v, c.node.describe() + ": concatenated dimension");
         continue;
       }
       if (v < 0) continue;
@@ -211,7 +238,9 @@ KernelFn prepare_convert(const PrepareContext& ctx) {
   }
   if (from == to) {
     size_t bytes = ctx.out[0].bytes();
-    return [bytes](const KernelArgs& k) { if (bytes) std::memcpy(k.out[0]->data, k.in[0]->data, bytes); };
+    return [bytes](const KernelArgs& k) {
+      if (bytes) std::memcpy(k.out[0]->data, k.in[0]->data, bytes);
+    };
   }
   return dispatch_type(from, ctx.node.describe(), [&](auto s) -> KernelFn {
     using S = decltype(s);
@@ -237,7 +266,8 @@ void register_movement_ops(OpRegistry& r) {
   reshape.aliases_input0 = true;
   reshape.value_inputs = {1};
   r.add(reshape);
-  r.add(OpDef{"Concat", 1, -1, infer_concat, prepare_concat}.with_attrs({int_attr("axis", 0)}).ir({"Concat"}, "opset1"));
+  r.add(
+      OpDef{"Concat", 1, -1, infer_concat, prepare_concat}.with_attrs({int_attr("axis", 0)}).ir({"Concat"}, "opset1"));
   r.add(OpDef{"Convert", 1, 1, infer_convert, prepare_convert}
             .with_attrs({type_attr("destination_type", "f32").must_be_given()})
             .ir({"Convert"}, "opset1"));

@@ -37,7 +37,10 @@ void im2col(const float* x, int64_t Cg, const Window& w, float* col) {
             int64_t z = oz * w.stride[0] - w.pad_begin[0] + kz * w.dilation[0];
             for (int64_t oy = 0; oy < OH; ++oy, dst += OW) {
               int64_t y = oy * w.stride[1] - w.pad_begin[1] + ky * w.dilation[1];
-              if (z < 0 || z >= D || y < 0 || y >= H) { std::fill(dst, dst + OW, 0.0f); continue; }
+              if (z < 0 || z >= D || y < 0 || y >= H) {
+                std::fill(dst, dst + OW, 0.0f);
+                continue;
+              }
               const float* src = vol + (z * H + y) * W;
               for (int64_t ox = 0; ox < OW; ++ox) {
                 int64_t xx = ox * w.stride[2] - w.pad_begin[2] + kx * w.dilation[2];
@@ -59,8 +62,7 @@ KernelFn prepare_conv(const PrepareContext& ctx) {
   int64_t spatial = w.in[0] * w.in[1] * w.in[2], outs = w.out[0] * w.out[1] * w.out[2];
   int64_t K = Cg * w.kernel[0] * w.kernel[1] * w.kernel[2];
   bool pointwise = K == Cg;
-  for (int i = 0; i < 3; ++i)
-    pointwise = pointwise && w.stride[i] == 1 && w.pad_begin[i] == 0 && w.pad_end[i] == 0;
+  for (int i = 0; i < 3; ++i) pointwise = pointwise && w.stride[i] == 1 && w.pad_begin[i] == 0 && w.pad_end[i] == 0;
   bool depthwise = Cg == 1 && Og == 1;
   return [=](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
@@ -87,7 +89,8 @@ KernelFn prepare_conv(const PrepareContext& ctx) {
                     for (int64_t kx = 0; kx < w.kernel[2]; ++kx) {
                       int64_t xx = ox * w.stride[2] - w.pad_begin[2] + kx * w.dilation[2];
                       if (xx >= 0 && xx < w.in[2])
-                        acc += vol[(z * w.in[1] + yy) * w.in[2] + xx] * filt[(kz * w.kernel[1] + ky) * w.kernel[2] + kx];
+                        acc +=
+                            vol[(z * w.in[1] + yy) * w.in[2] + xx] * filt[(kz * w.kernel[1] + ky) * w.kernel[2] + kx];
                     }
                   }
                 }
@@ -95,8 +98,10 @@ KernelFn prepare_conv(const PrepareContext& ctx) {
               }
         }
       };
-      if (a.ctx->pool && N * C > 1) a.ctx->pool->parallel_for(N * C, 1, run, a.ctx->max_threads);
-      else run(0, N * C);
+      if (a.ctx->pool && N * C > 1)
+        a.ctx->pool->parallel_for(N * C, 1, run, a.ctx->max_threads);
+      else
+        run(0, N * C);
       return;
     }
     std::vector<float> col(pointwise ? 0 : (size_t)(K * outs));
@@ -129,11 +134,13 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
   if (layout_of(ctx.node) == Layout::nhwc) {
     if (xs.size() != 4) throw NotSupported(ctx.node.describe() + ": nhwc pooling is 2-D only");
     Window v = make_window(ctx.node, {xs[1], xs[2]}, ctx.node.attr_ints("kernel"), ceil_mode);
-    Window2d g{xs[0], xs[1], xs[2], xs[3], v.out[0], v.out[1], v.kernel[0], v.kernel[1], v.stride[0], v.stride[1],
-               v.dilation[0], v.dilation[1], v.pad_begin[0], v.pad_begin[1]};
+    Window2d g{xs[0],       xs[1],       xs[2],       xs[3],         v.out[0],      v.out[1],       v.kernel[0],
+               v.kernel[1], v.stride[0], v.stride[1], v.dilation[0], v.dilation[1], v.pad_begin[0], v.pad_begin[1]};
     return [g, exclude_pad](const KernelArgs& a) {
-      if (Max) max_pool_nhwc(g, a.in[0]->as<float>(), a.out[0]->as<float>(), a.ctx->pool, a.ctx->max_threads);
-      else avg_pool_nhwc(g, !exclude_pad, a.in[0]->as<float>(), a.out[0]->as<float>(), a.ctx->pool, a.ctx->max_threads);
+      if (Max)
+        max_pool_nhwc(g, a.in[0]->as<float>(), a.out[0]->as<float>(), a.ctx->pool, a.ctx->max_threads);
+      else
+        avg_pool_nhwc(g, !exclude_pad, a.in[0]->as<float>(), a.out[0]->as<float>(), a.ctx->pool, a.ctx->max_threads);
     };
   }
   std::vector<int64_t> in(xs.begin() + 2, xs.end());
@@ -162,8 +169,10 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
                       ++padded;
                     if (z < 0 || z >= w.in[0] || yy < 0 || yy >= w.in[1] || xx < 0 || xx >= w.in[2]) continue;
                     float v = vol[(z * w.in[1] + yy) * w.in[2] + xx];
-                    if (Max) acc = (v > acc || v != v) ? v : acc;  // a NaN in the window wins
-                    else acc += v;
+                    if (Max)
+                      acc = (v > acc || v != v) ? v : acc;  // a NaN in the window wins
+                    else
+                      acc += v;
                     ++count;
                   }
                 }
@@ -176,8 +185,10 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
             }
       }
     };
-    if (a.ctx->pool && NC > 1) a.ctx->pool->parallel_for(NC, 1, run, a.ctx->max_threads);
-    else run(0, NC);
+    if (a.ctx->pool && NC > 1)
+      a.ctx->pool->parallel_for(NC, 1, run, a.ctx->max_threads);
+    else
+      run(0, NC);
   };
 }
 
@@ -264,8 +275,10 @@ std::vector<PortInfo> infer_conv_transpose(const InferContext& c) {
   const PartialShape& f = c.in[1].shape;
   if (!x.rank_known || !f.rank_known) return {PortInfo{c.in[0].type, PartialShape::dynamic_rank()}};
   if (x.rank() != f.rank() || x.rank() < 3 || x.rank() > 5)
-    throw InputError(c.node.describe() + ": expected N,C,spatial data and C,M,kernel filters of the same rank (1-3 "
-                     "spatial dims), got " + x.str() + " and " + f.str());
+    throw InputError(c.node.describe() +
+                     ": expected N,C,spatial data and C,M,kernel filters of the same rank (1-3 "
+                     "spatial dims), got " +
+                     x.str() + " and " + f.str());
   int64_t group = c.node.attr_int("group");
   if (x.dims[1] >= 0 && f.dims[0] >= 0 && x.dims[1] != f.dims[0])
     throw InputError(c.node.describe() + ": data has " + std::to_string(x.dims[1]) + " channels, filters " + f.str());
@@ -327,7 +340,8 @@ KernelFn prepare_conv_transpose(const PrepareContext& ctx) {
                 if (oy < 0 || oy >= out[1]) continue;
                 for (int64_t ix = 0; ix < in[2]; ++ix) {
                   int64_t ox = ix * strides[2] - pb[2] + kx * dil[2];
-                  if (ox >= 0 && ox < out[2]) vol[(oz * out[1] + oy) * out[2] + ox] += row[(iz * in[1] + iy) * in[2] + ix];
+                  if (ox >= 0 && ox < out[2])
+                    vol[(oz * out[1] + oy) * out[2] + ox] += row[(iz * in[1] + iy) * in[2] + ix];
                 }
               }
             }
@@ -352,8 +366,7 @@ KernelFn prepare_lrn(const PrepareContext& ctx) {
   int64_t N = s[0], C = s[1], inner = 1;
   for (size_t d = 2; d < s.size(); ++d) inner *= s[d];
   int64_t size = ctx.node.attr_int("size");
-  double alpha = ctx.node.attr_float("alpha"), beta = ctx.node.attr_float("beta"),
-         bias = ctx.node.attr_float("bias");
+  double alpha = ctx.node.attr_float("alpha"), beta = ctx.node.attr_float("beta"), bias = ctx.node.attr_float("bias");
   int64_t before = (size - 1) / 2, after = size - 1 - before;
   return [=](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
@@ -375,14 +388,15 @@ KernelFn prepare_lrn(const PrepareContext& ctx) {
 }  // namespace
 
 void register_nn_ops(OpRegistry& r) {
-  r.add(OpDef{"LRN", 1, 1, infer_lrn, prepare_lrn}.with_attrs(
-      {int_attr("size", 0).must_be_given().at_least(1), float_attr("alpha", 1e-4), float_attr("beta", 0.75),
-       float_attr("bias", 1.0)}));
+  r.add(OpDef{"LRN", 1, 1, infer_lrn, prepare_lrn}.with_attrs({int_attr("size", 0).must_be_given().at_least(1),
+                                                               float_attr("alpha", 1e-4), float_attr("beta", 0.75),
+                                                               float_attr("bias", 1.0)}));
   r.add(OpDef{"ConvTranspose", 2, 2, infer_conv_transpose, prepare_conv_transpose}.with_attrs(
       {spatial_attr("strides", 1).at_least(1), spatial_attr("dilations", 1).at_least(1),
        spatial_attr("pads_begin", 0).at_least(0), spatial_attr("pads_end", 0).at_least(0),
        spatial_attr("output_padding", 0).at_least(0), group_attr(),
-       str_attr("auto_pad", "explicit", {"explicit", "valid", "same_upper", "same_lower"}), ints_attr("output_shape")}));
+       str_attr("auto_pad", "explicit", {"explicit", "valid", "same_upper", "same_lower"}),
+       ints_attr("output_shape")}));
   std::vector<AttrSpec> conv = window_attrs();
   conv.push_back(group_attr());
   r.add(OpDef{"Convolution", 2, 2, infer_conv, prepare_conv}.with_attrs(conv));

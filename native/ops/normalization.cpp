@@ -15,7 +15,8 @@ KernelFn for_float_types(const PrepareContext& ctx, F&& make) {
   return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
     if constexpr (!std::is_floating_point<typename ComputeOf<T>::type>::value) {
-      throw NotSupported(ctx.node.describe() + ": element type " + type_name(ctx.in[0].type) + " (expected a float type)");
+      throw NotSupported(ctx.node.describe() + ": element type " + type_name(ctx.in[0].type) +
+                         " (expected a float type)");
     } else {
       return make(T{});
     }
@@ -36,7 +37,8 @@ std::vector<PortInfo> infer_group_norm(const InferContext& c) {
   expect_type_match(c.node, x, c.in[2]);
   const int64_t groups = c.node.attr_int("num_groups");
   if (x.shape.rank_known) {
-    if (x.shape.rank() < 2) throw InputError(c.node.describe() + ": data must have rank 2 or more, got " + x.shape.str());
+    if (x.shape.rank() < 2)
+      throw InputError(c.node.describe() + ": data must have rank 2 or more, got " + x.shape.str());
     const int64_t ch = x.shape.dims[1];
     if (ch != kDynamic && ch % groups)
       throw InputError(c.node.describe() + ": num_groups " + std::to_string(groups) + " must divide the channels (" +
@@ -167,15 +169,16 @@ KernelFn prepare_rms_norm(const PrepareContext& ctx) {
 
 void register_normalization_ops(OpRegistry& r) {
   // ONNX's GroupNormalization before opset 21 scales per group: its converter is hand-written.
-  r.add(OpDef{"GroupNormalization", 3, 3, infer_group_norm, prepare_group_norm}
-            .with_attrs({int_attr("num_groups", 1).must_be_given().at_least(1), float_attr("epsilon", 1e-5).at_least(0)})
-            .ir({"GroupNormalization"}, "opset12")
-            .opset_builder("group_normalization"));
+  r.add(
+      OpDef{"GroupNormalization", 3, 3, infer_group_norm, prepare_group_norm}
+          .with_attrs({int_attr("num_groups", 1).must_be_given().at_least(1), float_attr("epsilon", 1e-5).at_least(0)})
+          .ir({"GroupNormalization"}, "opset12")
+          .opset_builder("group_normalization"));
   // OpenVINO has no public RMS op. stash_type only asks for f32 or wider statistics, which
   // the kernel always keeps.
   r.add(OpDef{"RMSNormalization", 2, 2, infer_rms_norm, prepare_rms_norm}
-            .with_attrs({int_attr("axis", -1), float_attr("epsilon", 1e-5).at_least(0),
-                         int_attr("stash_type", 1).ir_name("-")})
+            .with_attrs(
+                {int_attr("axis", -1), float_attr("epsilon", 1e-5).at_least(0), int_attr("stash_type", 1).ir_name("-")})
             .ir({"aiov.RMSNormalization"}, "aiov1")
             .onnx_op("RMSNormalization", 23));
 }

@@ -16,12 +16,17 @@ namespace {
 std::vector<int64_t> reduce_axes(const Node& n, const TensorView* v, int64_t rank, bool* noop) {
   *noop = false;
   std::vector<int64_t> raw;
-  if (v) raw = read_int_tensor(n, *v, "axes");
-  else if (n.has_attr("axes")) raw = n.attr_ints("axes");
+  if (v)
+    raw = read_int_tensor(n, *v, "axes");
+  else if (n.has_attr("axes"))
+    raw = n.attr_ints("axes");
   std::set<int64_t> axes;
   for (auto a : raw) axes.insert(normalize_axis(n, a, rank));
   if (axes.empty()) {
-    if (n.attr_int("noop_with_empty_axes")) { *noop = true; return {}; }
+    if (n.attr_int("noop_with_empty_axes")) {
+      *noop = true;
+      return {};
+    }
     for (int64_t i = 0; i < rank; ++i) axes.insert(i);
   }
   return std::vector<int64_t>(axes.begin(), axes.end());
@@ -42,8 +47,10 @@ std::vector<PortInfo> infer_reduce(const InferContext& c) {
   Dims out;
   for (int64_t d = 0; d < x.shape.rank(); ++d) {
     bool r = std::binary_search(axes.begin(), axes.end(), d);
-    if (!r) out.push_back(x.shape.dims[d]);
-    else if (keep) out.push_back(1);
+    if (!r)
+      out.push_back(x.shape.dims[d]);
+    else if (keep)
+      out.push_back(1);
   }
   return {PortInfo{x.type, PartialShape(out)}};
 }
@@ -53,7 +60,7 @@ enum class ReduceKind { kSum, kMean, kMax, kMin, kProd, kL2, kLogSumExp, kL1, kS
 // The input viewed as [outer, reduced, inner] blocks after moving reduced axes together is
 // not contiguous in general; we iterate output positions and walk the reduced sub-box.
 struct ReduceGeometry {
-  Dims kept_shape;                 // output positions (kept dims)
+  Dims kept_shape;  // output positions (kept dims)
   std::vector<int64_t> kept_strides, red_shape, red_strides;
   int64_t red_count = 1;
 };
@@ -96,13 +103,30 @@ KernelFn make_reduce(const PrepareContext& ctx, const ReduceGeometry& g, ReduceK
       for (int64_t j = 0; j < g.red_count; ++j) {
         Acc v = (Acc)load(x[off]);
         switch (kind) {
-          case ReduceKind::kSum: case ReduceKind::kMean: case ReduceKind::kLogSum: acc += v; break;
-          case ReduceKind::kProd: acc *= v; break;
-          case ReduceKind::kL2: case ReduceKind::kSumSquare: acc += v * v; break;
-          case ReduceKind::kL1: acc += (v < 0 ? (Acc)(Acc(0) - v) : v); break;
-          case ReduceKind::kMax: if (first || v > best) best = v; break;
-          case ReduceKind::kMin: if (first || v < best) best = v; break;
-          case ReduceKind::kLogSumExp: if (first || v > best) best = v; break;
+          case ReduceKind::kSum:
+          case ReduceKind::kMean:
+          case ReduceKind::kLogSum:
+            acc += v;
+            break;
+          case ReduceKind::kProd:
+            acc *= v;
+            break;
+          case ReduceKind::kL2:
+          case ReduceKind::kSumSquare:
+            acc += v * v;
+            break;
+          case ReduceKind::kL1:
+            acc += (v < 0 ? (Acc)(Acc(0) - v) : v);
+            break;
+          case ReduceKind::kMax:
+            if (first || v > best) best = v;
+            break;
+          case ReduceKind::kMin:
+            if (first || v < best) best = v;
+            break;
+          case ReduceKind::kLogSumExp:
+            if (first || v > best) best = v;
+            break;
         }
         first = false;
         for (int d = (int)g.red_shape.size() - 1; d >= 0; --d) {
@@ -141,9 +165,12 @@ KernelFn make_reduce(const PrepareContext& ctx, const ReduceGeometry& g, ReduceK
       o[i] = store<T>((C)acc);
     };
     if (outs * g.red_count >= (1 << 16) && k.ctx->pool && outs > 1)
-      k.ctx->pool->parallel_for(outs, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, g.red_count)),
-                                [&](int64_t s, int64_t e) { for (int64_t i = s; i < e; ++i) one(i); },
-                                k.ctx->max_threads);
+      k.ctx->pool->parallel_for(
+          outs, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, g.red_count)),
+          [&](int64_t s, int64_t e) {
+            for (int64_t i = s; i < e; ++i) one(i);
+          },
+          k.ctx->max_threads);
     else
       for (int64_t i = 0; i < outs; ++i) one(i);
   };
@@ -171,16 +198,19 @@ void reduce_rows(const float* __restrict x, float* __restrict o, int64_t red, in
 }
 
 KernelFn reduce_middle_block(const TensorView& in, const std::vector<int64_t>& axes, ReduceKind kind) {
-  const bool simple = kind == ReduceKind::kSum || kind == ReduceKind::kMean || kind == ReduceKind::kMax ||
-                      kind == ReduceKind::kMin;
+  const bool simple =
+      kind == ReduceKind::kSum || kind == ReduceKind::kMean || kind == ReduceKind::kMax || kind == ReduceKind::kMin;
   if (!simple || in.type != ElementType::f32 || axes.empty()) return nullptr;
   for (size_t i = 1; i < axes.size(); ++i)
     if (axes[i] != axes[i - 1] + 1) return nullptr;
   int64_t outer = 1, red = 1, inner = 1;
   for (int64_t d = 0; d < (int64_t)in.shape.size(); ++d) {
-    if (d < axes.front()) outer *= in.shape[d];
-    else if (d <= axes.back()) red *= in.shape[d];
-    else inner *= in.shape[d];
+    if (d < axes.front())
+      outer *= in.shape[d];
+    else if (d <= axes.back())
+      red *= in.shape[d];
+    else
+      inner *= in.shape[d];
   }
   if (inner < 16 || red < 1) return nullptr;
   return [outer, red, inner, kind](const KernelArgs& k) {
@@ -220,8 +250,10 @@ std::vector<PortInfo> infer_arg(const InferContext& c) {
   if (!x.shape.rank_known) return {PortInfo{ElementType::i64, PartialShape::dynamic_rank()}};
   int64_t axis = normalize_axis(c.node, c.node.attr_int("axis"), x.shape.rank());
   Dims out = x.shape.dims;
-  if (c.node.attr_int("keepdims")) out[axis] = 1;
-  else out.erase(out.begin() + axis);
+  if (c.node.attr_int("keepdims"))
+    out[axis] = 1;
+  else
+    out.erase(out.begin() + axis);
   return {PortInfo{ElementType::i64, PartialShape(out)}};
 }
 
@@ -246,7 +278,10 @@ KernelFn prepare_arg(const PrepareContext& ctx) {
           for (int64_t j = 1; j < len; ++j) {
             auto v = load(p[j * inner]);
             bool better = Max ? (last ? v >= bv : v > bv) : (last ? v <= bv : v < bv);
-            if (better) { bv = v; best = j; }
+            if (better) {
+              bv = v;
+              best = j;
+            }
           }
           o[a * inner + i] = best;
         }
@@ -298,15 +333,16 @@ void normalize_row(const float* __restrict a, float* __restrict b, int64_t len, 
 }
 
 // Rows of `len` contiguous values, in parallel when there is enough work.
-KernelFn normalize_rows_kernel(int64_t rows, int64_t len, bool norm_var, double eps, bool eps_outside,
-                               bool affine, bool has_beta) {
+KernelFn normalize_rows_kernel(int64_t rows, int64_t len, bool norm_var, double eps, bool eps_outside, bool affine,
+                               bool has_beta) {
   return [=](const KernelArgs& k) {
     const float* x = k.in[0]->as<float>();
     float* y = k.out[0]->as<float>();
     const float* gamma = affine ? k.in[1]->as<float>() : nullptr;
     const float* beta = affine && has_beta ? k.in[2]->as<float>() : nullptr;
     auto run = [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) normalize_row(x + r * len, y + r * len, len, norm_var, eps, eps_outside, gamma, beta);
+      for (int64_t r = r0; r < r1; ++r)
+        normalize_row(x + r * len, y + r * len, len, norm_var, eps, eps_outside, gamma, beta);
     };
     for_rows(*k.ctx, rows, len, run);
   };
@@ -326,8 +362,7 @@ KernelFn prepare_mvn(const PrepareContext& ctx) {
   for (auto a : ax) len *= s[a];
   int64_t rows = len ? numel(s) / len : 0;
   if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": non-f32 input");
-  return normalize_rows_kernel(rows, len, ctx.node.attr_int("normalize_variance") != 0,
-                               ctx.node.attr_float("eps"),
+  return normalize_rows_kernel(rows, len, ctx.node.attr_int("normalize_variance") != 0, ctx.node.attr_float("eps"),
                                ctx.node.attr_str("eps_mode") == "outside_sqrt", false, false);
 }
 
@@ -349,8 +384,7 @@ KernelFn prepare_layer_norm(const PrepareContext& ctx) {
   const int64_t len = s.empty() ? 1 : s.back();
   const int64_t rows = len ? numel(s) / len : 0;
   return normalize_rows_kernel(rows, len, true, ctx.node.attr_float("eps"),
-                               ctx.node.attr_str("eps_mode") == "outside_sqrt", true,
-                               ctx.in.size() > 2);
+                               ctx.node.attr_str("eps_mode") == "outside_sqrt", true, ctx.in.size() > 2);
 }
 
 // ---- LogSoftmax -----------------------------------------------------------------------------
@@ -377,7 +411,8 @@ KernelFn prepare_log_softmax(const PrepareContext& ctx) {
             for (int64_t j = 0; j < len; ++j) m = std::max(m, (double)load(p[j * inner]));
             for (int64_t j = 0; j < len; ++j) sum += std::exp((double)load(p[j * inner]) - m);
             double lse = std::log(sum) + m;
-            for (int64_t j = 0; j < len; ++j) q[j * inner] = store<T>((typename ComputeOf<T>::type)((double)load(p[j * inner]) - lse));
+            for (int64_t j = 0; j < len; ++j)
+              q[j * inner] = store<T>((typename ComputeOf<T>::type)((double)load(p[j * inner]) - lse));
           }
       };
     }
@@ -395,14 +430,16 @@ std::vector<PortInfo> infer_axis_float(const InferContext& c) {
 std::vector<PortInfo> infer_topk(const InferContext& c) {
   const PortInfo& x = c.in[0];
   ElementType it = type_from_name(c.node.attr_str("index_element_type"));
-  if (!x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}, PortInfo{it, PartialShape::dynamic_rank()}};
+  if (!x.shape.rank_known)
+    return {PortInfo{x.type, PartialShape::dynamic_rank()}, PortInfo{it, PartialShape::dynamic_rank()}};
   int64_t axis = normalize_axis(c.node, c.node.attr_int("axis"), x.shape.rank());
   Dims out = x.shape.dims;
   if (c.in_value[1]) {
     int64_t k = read_int_tensor(c.node, *c.in_value[1], "k").at(0);
     if (k < 0) throw InputError(c.node.describe() + ": k must be >= 0, got " + std::to_string(k));
     if (out[axis] >= 0 && k > out[axis])
-      throw InputError(c.node.describe() + ": k = " + std::to_string(k) + " exceeds the axis size " + std::to_string(out[axis]));
+      throw InputError(c.node.describe() + ": k = " + std::to_string(k) + " exceeds the axis size " +
+                       std::to_string(out[axis]));
     out[axis] = k;
   } else {
     out[axis] = kDynamic;
@@ -441,8 +478,10 @@ KernelFn prepare_topk(const PrepareContext& ctx) {
           for (int64_t j = 0; j < k; ++j) {
             int64_t dst = o * k * inner + j * inner + i;
             v[dst] = p[idx[j] * inner];
-            if (i32) a.out[1]->as<int32_t>()[dst] = (int32_t)idx[j];
-            else a.out[1]->as<int64_t>()[dst] = idx[j];
+            if (i32)
+              a.out[1]->as<int32_t>()[dst] = (int32_t)idx[j];
+            else
+              a.out[1]->as<int64_t>()[dst] = idx[j];
           }
         }
     };
@@ -481,14 +520,18 @@ KernelFn prepare_cumulative(const PrepareContext& ctx) {
             int64_t j = reverse ? len - 1 - step : step;
             int64_t at = (o * len + j) * inner + i;
             Acc v = (Acc)load(x[at]);
-            if (exclusive) { y[at] = store<T>((C)acc); acc = Product ? (Acc)(acc * v) : (Acc)(acc + v); }
-            else { acc = Product ? (Acc)(acc * v) : (Acc)(acc + v); y[at] = store<T>((C)acc); }
+            if (exclusive) {
+              y[at] = store<T>((C)acc);
+              acc = Product ? (Acc)(acc * v) : (Acc)(acc + v);
+            } else {
+              acc = Product ? (Acc)(acc * v) : (Acc)(acc + v);
+              y[at] = store<T>((C)acc);
+            }
           }
         }
     };
   });
 }
-
 
 // ---- Hardmax: 1 at the first maximum along the axis, 0 elsewhere ------------------------------
 
@@ -515,7 +558,10 @@ KernelFn prepare_hardmax(const PrepareContext& ctx) {
             // Like argmax: a NaN counts as the largest value, the first one wins.
             for (int64_t j = 1; j < len && !std::isnan(best_v); ++j) {
               const C v = load(x[base + j * inner]);
-              if (v > best_v || std::isnan(v)) { best = j; best_v = v; }
+              if (v > best_v || std::isnan(v)) {
+                best = j;
+                best_v = v;
+              }
             }
             for (int64_t j = 0; j < len; ++j) y[base + j * inner] = store<T>(C(j == best ? 1 : 0));
           }
@@ -534,43 +580,57 @@ std::vector<PortInfo> infer_hardmax(const InferContext& c) {
 }  // namespace
 
 void register_reduce_ops(OpRegistry& r) {
-  r.add(with_value_inputs(OpDef{"TopK", 2, 2, infer_topk, prepare_topk}.with_attrs(
-                              {int_attr("axis", -1), str_attr("mode", "max", {"max", "min"}),
-                               str_attr("sort", "value", {"value", "index", "none"}),
-                               type_attr("index_element_type", "i64")}),
-                          {1}));
+  r.add(with_value_inputs(
+      OpDef{"TopK", 2, 2, infer_topk, prepare_topk}.with_attrs(
+          {int_attr("axis", -1), str_attr("mode", "max", {"max", "min"}),
+           str_attr("sort", "value", {"value", "index", "none"}), type_attr("index_element_type", "i64")}),
+      {1}));
   r.add(with_value_inputs(OpDef{"CumSum", 1, 2, infer_cumsum, prepare_cumulative<false>}.with_attrs(
                               {bool_attr("exclusive", false), bool_attr("reverse", false)}),
                           {1}));
   r.add(with_value_inputs(OpDef{"aiov.CumProd", 1, 2, infer_cumsum, prepare_cumulative<true>}
                               .with_attrs({bool_attr("exclusive", false), bool_attr("reverse", false)})
-                              .ir({"aiov.CumProd"}, "aiov1").onnx_op("CumProd", 26).opset_builder("cum_prod"),
+                              .ir({"aiov.CumProd"}, "aiov1")
+                              .onnx_op("CumProd", 26)
+                              .opset_builder("cum_prod"),
                           {1}));
   // ONNX opset 13's Hardmax (earlier opsets flatten to 2-D first: a converter in frontends/onnx.py).
-  r.add(OpDef{"aiov.Hardmax", 1, 1, infer_hardmax, prepare_hardmax}.with_attrs({int_attr("axis", -1)})
-            .ir({"aiov.Hardmax"}, "aiov1").opset_builder("hardmax"));
+  r.add(OpDef{"aiov.Hardmax", 1, 1, infer_hardmax, prepare_hardmax}
+            .with_attrs({int_attr("axis", -1)})
+            .ir({"aiov.Hardmax"}, "aiov1")
+            .opset_builder("hardmax"));
   // Axes come as input 1 (OpenVINO) or, from older ONNX, the `axes` attribute.
   const std::vector<AttrSpec> reduce{bool_attr("keep_dims", false), ints_attr("axes").ir_name("-"),
                                      bool_attr("noop_with_empty_axes", false).ir_name("-")};
-  const std::pair<const char*, PrepareFn> reducers[] = {
-      {"ReduceSum", prepare_reduce<ReduceKind::kSum>},   {"ReduceMean", prepare_reduce<ReduceKind::kMean>},
-      {"ReduceMax", prepare_reduce<ReduceKind::kMax>},   {"ReduceMin", prepare_reduce<ReduceKind::kMin>},
-      {"ReduceProd", prepare_reduce<ReduceKind::kProd>}, {"ReduceL2", prepare_reduce<ReduceKind::kL2>},
-      {"ReduceLogSumExp", prepare_reduce<ReduceKind::kLogSumExp>}};
+  const std::pair<const char*, PrepareFn> reducers[] = {{"ReduceSum", prepare_reduce<ReduceKind::kSum>},
+                                                        {"ReduceMean", prepare_reduce<ReduceKind::kMean>},
+                                                        {"ReduceMax", prepare_reduce<ReduceKind::kMax>},
+                                                        {"ReduceMin", prepare_reduce<ReduceKind::kMin>},
+                                                        {"ReduceProd", prepare_reduce<ReduceKind::kProd>},
+                                                        {"ReduceL2", prepare_reduce<ReduceKind::kL2>},
+                                                        {"ReduceLogSumExp", prepare_reduce<ReduceKind::kLogSumExp>}};
   for (const auto& [type, prepare] : reducers) {
     OpDef d = OpDef{type, 1, 2, infer_reduce, prepare}.with_attrs(reduce);
-    if (std::string(type) != "ReduceLogSumExp") d.ir({type}, type == std::string("ReduceL2") ? "opset4" : "opset1");
-    else d.ir({"aiov.ReduceLogSumExp"}, "aiov1");
+    if (std::string(type) != "ReduceLogSumExp")
+      d.ir({type}, type == std::string("ReduceL2") ? "opset4" : "opset1");
+    else
+      d.ir({"aiov.ReduceLogSumExp"}, "aiov1");
     r.add(with_value_inputs(d, {1}));
   }
   // ONNX's other reductions; OpenVINO has only ReduceL1 (sum of |x|).
-  r.add(with_value_inputs(OpDef{"ReduceL1", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kL1>}
-                              .with_attrs(reduce).ir({"ReduceL1"}, "opset4"), {1}));
-  r.add(with_value_inputs(OpDef{"ReduceSumSquare", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kSumSquare>}
-                              .with_attrs(reduce).ir({"aiov.ReduceSumSquare"}, "aiov1"), {1}));
-  r.add(with_value_inputs(OpDef{"ReduceLogSum", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kLogSum>}
-                              .with_attrs(reduce).ir({"aiov.ReduceLogSum"}, "aiov1"), {1}));
-  const std::vector<AttrSpec> arg{int_attr("axis", 0), bool_attr("keepdims", true), bool_attr("select_last_index", false)};
+  r.add(with_value_inputs(OpDef{"ReduceL1", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kL1>}.with_attrs(reduce).ir(
+                              {"ReduceL1"}, "opset4"),
+                          {1}));
+  r.add(with_value_inputs(
+      OpDef{"ReduceSumSquare", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kSumSquare>}.with_attrs(reduce).ir(
+          {"aiov.ReduceSumSquare"}, "aiov1"),
+      {1}));
+  r.add(with_value_inputs(
+      OpDef{"ReduceLogSum", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kLogSum>}.with_attrs(reduce).ir(
+          {"aiov.ReduceLogSum"}, "aiov1"),
+      {1}));
+  const std::vector<AttrSpec> arg{int_attr("axis", 0), bool_attr("keepdims", true),
+                                  bool_attr("select_last_index", false)};
   r.add(OpDef{"ArgMax", 1, 1, infer_arg, prepare_arg<true>}.with_attrs(arg));
   r.add(OpDef{"ArgMin", 1, 1, infer_arg, prepare_arg<false>}.with_attrs(arg));
   r.add(with_value_inputs(OpDef{"MVN", 1, 2, infer_same, prepare_mvn}
@@ -580,7 +640,8 @@ void register_reduce_ops(OpRegistry& r) {
                           {1}));
   r.add(OpDef{"aiov.LayerNorm", 2, 3, infer_layer_norm, prepare_layer_norm}.with_attrs(
       {float_attr("eps", 1e-5), str_attr("eps_mode", "inside_sqrt", {"inside_sqrt", "outside_sqrt"})}));
-  r.add(OpDef{"LogSoftmax", 1, 1, infer_axis_float, prepare_log_softmax}.with_attrs({int_attr("axis", 1)})
+  r.add(OpDef{"LogSoftmax", 1, 1, infer_axis_float, prepare_log_softmax}
+            .with_attrs({int_attr("axis", 1)})
             .ir({"LogSoftmax"}, "opset5"));
 }
 

@@ -47,8 +47,7 @@ std::vector<PortInfo> infer_resize(const InferContext& c) {
   std::string mode = c.node.attr_str("mode");
   if (mode != "nearest" && mode != "linear") throw NotSupported(c.node.describe() + ": mode '" + mode + "'");
   if (!x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
-  if (!c.in_value[1] || !c.in_value[2])
-    return {PortInfo{x.type, PartialShape(Dims(x.shape.dims.size(), kDynamic))}};
+  if (!c.in_value[1] || !c.in_value[2]) return {PortInfo{x.type, PartialShape(Dims(x.shape.dims.size(), kDynamic))}};
   // Dynamic input dims stay dynamic (as 0 here, then marked) unless sizes pin them.
   Dims in = x.shape.dims;
   for (auto& d : in) d = std::max<int64_t>(d, 0);
@@ -74,10 +73,14 @@ double source_coord(const std::string& mode, int64_t o, int64_t in_len, int64_t 
 int64_t nearest_index(const std::string& mode, double x, int64_t in_len) {
   double f = std::floor(x);
   int64_t i;
-  if (mode == "floor") i = (int64_t)f;
-  else if (mode == "ceil") i = (int64_t)std::ceil(x);
-  else if (x - f == 0.5) i = mode == "round_prefer_ceil" ? (int64_t)f + 1 : (int64_t)f;
-  else i = (int64_t)std::llround(x);
+  if (mode == "floor")
+    i = (int64_t)f;
+  else if (mode == "ceil")
+    i = (int64_t)std::ceil(x);
+  else if (x - f == 0.5)
+    i = mode == "round_prefer_ceil" ? (int64_t)f + 1 : (int64_t)f;
+  else
+    i = (int64_t)std::llround(x);
   return std::clamp<int64_t>(i, 0, in_len - 1);
 }
 

@@ -26,17 +26,20 @@ namespace {
 enum class Cell { lstm, gru, rnn };
 
 struct CellInfo {
-  int gates;           // gate blocks of hidden_size rows in W and R
-  int acts_per_dir;    // activation functions per direction
+  int gates;         // gate blocks of hidden_size rows in W and R
+  int acts_per_dir;  // activation functions per direction
   int max_inputs;
   const char* defaults[3];
 };
 
 CellInfo info_of(Cell c) {
   switch (c) {
-    case Cell::lstm: return {4, 3, 8, {"Sigmoid", "Tanh", "Tanh"}};
-    case Cell::gru: return {3, 2, 6, {"Sigmoid", "Tanh", nullptr}};
-    default: return {1, 1, 6, {"Tanh", nullptr, nullptr}};
+    case Cell::lstm:
+      return {4, 3, 8, {"Sigmoid", "Tanh", "Tanh"}};
+    case Cell::gru:
+      return {3, 2, 6, {"Sigmoid", "Tanh", nullptr}};
+    default:
+      return {1, 1, 6, {"Tanh", nullptr, nullptr}};
   }
 }
 
@@ -44,21 +47,38 @@ Cell cell_of(const Node& n) { return n.op == "LSTM" ? Cell::lstm : n.op == "GRU"
 
 // ---- activation functions (ONNX's list for recurrent ops) --------------------------------
 
-enum class Fn { sigmoid, tanh, relu, affine, leaky_relu, thresholded_relu, scaled_tanh, hard_sigmoid, elu, softsign, softplus };
+enum class Fn {
+  sigmoid,
+  tanh,
+  relu,
+  affine,
+  leaky_relu,
+  thresholded_relu,
+  scaled_tanh,
+  hard_sigmoid,
+  elu,
+  softsign,
+  softplus
+};
 
 struct FnSpec {
   const char* name;
   Fn fn;
-  int params;  // 0: none, 1: alpha, 2: alpha and beta
+  int params;         // 0: none, 1: alpha, 2: alpha and beta
   float alpha, beta;  // defaults when the lists run out
 };
 
 const FnSpec kFns[] = {
-    {"sigmoid", Fn::sigmoid, 0, 0, 0},          {"tanh", Fn::tanh, 0, 0, 0},
-    {"relu", Fn::relu, 0, 0, 0},                {"affine", Fn::affine, 2, 1.0f, 0.0f},
-    {"leakyrelu", Fn::leaky_relu, 1, 0.01f, 0}, {"thresholdedrelu", Fn::thresholded_relu, 1, 1.0f, 0},
-    {"scaledtanh", Fn::scaled_tanh, 2, 1.0f, 1.0f}, {"hardsigmoid", Fn::hard_sigmoid, 2, 0.2f, 0.5f},
-    {"elu", Fn::elu, 1, 1.0f, 0},               {"softsign", Fn::softsign, 0, 0, 0},
+    {"sigmoid", Fn::sigmoid, 0, 0, 0},
+    {"tanh", Fn::tanh, 0, 0, 0},
+    {"relu", Fn::relu, 0, 0, 0},
+    {"affine", Fn::affine, 2, 1.0f, 0.0f},
+    {"leakyrelu", Fn::leaky_relu, 1, 0.01f, 0},
+    {"thresholdedrelu", Fn::thresholded_relu, 1, 1.0f, 0},
+    {"scaledtanh", Fn::scaled_tanh, 2, 1.0f, 1.0f},
+    {"hardsigmoid", Fn::hard_sigmoid, 2, 0.2f, 0.5f},
+    {"elu", Fn::elu, 1, 1.0f, 0},
+    {"softsign", Fn::softsign, 0, 0, 0},
     {"softplus", Fn::softplus, 0, 0, 0},
 };
 
@@ -80,18 +100,36 @@ void apply(const Act& a, float* x, int64_t n, float clip) {
   }
   const float al = a.alpha, be = a.beta;
   switch (a.fn) {
-    case Fn::sigmoid: for (int64_t i = 0; i < n; ++i) x[i] = 1.0f / (1.0f + std::exp(-x[i])); break;
-    case Fn::tanh: for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]); break;
-    case Fn::relu: for (int64_t i = 0; i < n; ++i) x[i] = std::max(x[i], 0.0f); break;
-    case Fn::affine: for (int64_t i = 0; i < n; ++i) x[i] = al * x[i] + be; break;
-    case Fn::leaky_relu: for (int64_t i = 0; i < n; ++i) x[i] = x[i] >= 0 ? x[i] : al * x[i]; break;
-    case Fn::thresholded_relu: for (int64_t i = 0; i < n; ++i) x[i] = x[i] > al ? x[i] : 0.0f; break;
-    case Fn::scaled_tanh: for (int64_t i = 0; i < n; ++i) x[i] = al * std::tanh(be * x[i]); break;
+    case Fn::sigmoid:
+      for (int64_t i = 0; i < n; ++i) x[i] = 1.0f / (1.0f + std::exp(-x[i]));
+      break;
+    case Fn::tanh:
+      for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
+      break;
+    case Fn::relu:
+      for (int64_t i = 0; i < n; ++i) x[i] = std::max(x[i], 0.0f);
+      break;
+    case Fn::affine:
+      for (int64_t i = 0; i < n; ++i) x[i] = al * x[i] + be;
+      break;
+    case Fn::leaky_relu:
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] >= 0 ? x[i] : al * x[i];
+      break;
+    case Fn::thresholded_relu:
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] > al ? x[i] : 0.0f;
+      break;
+    case Fn::scaled_tanh:
+      for (int64_t i = 0; i < n; ++i) x[i] = al * std::tanh(be * x[i]);
+      break;
     case Fn::hard_sigmoid:
       for (int64_t i = 0; i < n; ++i) x[i] = std::min(1.0f, std::max(0.0f, al * x[i] + be));
       break;
-    case Fn::elu: for (int64_t i = 0; i < n; ++i) x[i] = x[i] >= 0 ? x[i] : al * (std::exp(x[i]) - 1.0f); break;
-    case Fn::softsign: for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::fabs(x[i])); break;
+    case Fn::elu:
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] >= 0 ? x[i] : al * (std::exp(x[i]) - 1.0f);
+      break;
+    case Fn::softsign:
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::fabs(x[i]));
+      break;
     case Fn::softplus:
       for (int64_t i = 0; i < n; ++i) x[i] = x[i] > 20.0f ? x[i] : std::log1p(std::exp(x[i]));
       break;
@@ -102,8 +140,11 @@ std::vector<std::string> split_names(const std::string& s) {
   std::vector<std::string> out;
   std::string cur;
   for (char ch : s) {
-    if (ch == ',') { out.push_back(cur); cur.clear(); }
-    else if (!std::isspace((unsigned char)ch)) cur += ch;
+    if (ch == ',') {
+      out.push_back(cur);
+      cur.clear();
+    } else if (!std::isspace((unsigned char)ch))
+      cur += ch;
   }
   if (!s.empty()) out.push_back(cur);
   return out;
@@ -121,9 +162,8 @@ std::vector<Act> activations(const Node& n) {
     for (int d = 0; d < nd; ++d)
       for (int k = 0; k < ci.acts_per_dir; ++k) names.push_back(ci.defaults[k]);
   if ((int)names.size() != nd * ci.acts_per_dir)
-    throw InputError(n.describe() + ": activations needs " + std::to_string(nd * ci.acts_per_dir) +
-                     " functions (" + std::to_string(ci.acts_per_dir) + " per direction), got '" +
-                     n.attr_str("activations") + "'");
+    throw InputError(n.describe() + ": activations needs " + std::to_string(nd * ci.acts_per_dir) + " functions (" +
+                     std::to_string(ci.acts_per_dir) + " per direction), got '" + n.attr_str("activations") + "'");
   std::vector<double> alphas = n.attr_floats("activation_alpha"), betas = n.attr_floats("activation_beta");
   size_t ai = 0, bi = 0;
   std::vector<Act> out;
@@ -145,9 +185,7 @@ std::vector<Act> activations(const Node& n) {
   return out;
 }
 
-bool given(const PortInfo& p) {
-  return !(p.shape.rank_known && p.shape.rank() == 1 && p.shape.dims[0] == 0);
-}
+bool given(const PortInfo& p) { return !(p.shape.rank_known && p.shape.rank() == 1 && p.shape.dims[0] == 0); }
 
 // ---- inference ----------------------------------------------------------------------------
 
@@ -170,8 +208,8 @@ std::vector<PortInfo> infer_rnn(const InferContext& c) {
   const PartialShape& w = c.in[1].shape;
   if (w.rank_known && w.dims[1] >= 0) {
     if (w.dims[1] % ci.gates || (H && w.dims[1] != ci.gates * H))
-      throw InputError(n.describe() + ": W " + w.str() + " needs " + std::to_string(ci.gates) +
-                       " x hidden_size rows" + (H ? " (hidden_size " + std::to_string(H) + ")" : std::string()));
+      throw InputError(n.describe() + ": W " + w.str() + " needs " + std::to_string(ci.gates) + " x hidden_size rows" +
+                       (H ? " (hidden_size " + std::to_string(H) + ")" : std::string()));
     H = w.dims[1] / ci.gates;
   }
   if (w.rank_known && w.dims[0] >= 0 && w.dims[0] != nd)
@@ -186,9 +224,9 @@ std::vector<PortInfo> infer_rnn(const InferContext& c) {
   }
   for (size_t i = 3; i < c.in.size(); ++i)
     if (given(c.in[i]) && (i == 4 ? c.in[i].type != ElementType::i32 && c.in[i].type != ElementType::i64
-                                   : c.in[i].type != ElementType::f32))
-      throw InputError(n.describe() + ": input " + std::to_string(i) + " must be " +
-                       (i == 4 ? "i32 or i64" : "f32") + ", got " + type_name(c.in[i].type));
+                                  : c.in[i].type != ElementType::f32))
+      throw InputError(n.describe() + ": input " + std::to_string(i) + " must be " + (i == 4 ? "i32 or i64" : "f32") +
+                       ", got " + type_name(c.in[i].type));
   PartialShape y = batch_first ? PartialShape(Dims{batch, seq, nd, h}) : PartialShape(Dims{seq, nd, batch, h});
   PartialShape last = batch_first ? PartialShape(Dims{batch, nd, h}) : PartialShape(Dims{nd, batch, h});
   std::vector<PortInfo> out{PortInfo{ElementType::f32, y}, PortInfo{ElementType::f32, last}};
@@ -227,9 +265,9 @@ Product product(const PrepareContext& ctx, int input, int64_t offset, int64_t N,
   p.offset = offset;
   if (ctx.in[input].data && N > 0 && K > 0) {
     const float* B = static_cast<const float*>(ctx.in[input].data) + offset;
-    p.packed = ctx.derived<PackedB>(input, "PackedB " + tag + " " + std::to_string(offset) + " " +
-                                               PackedB::layout(true, K, N, K, rows),
-                                    [&] { return std::make_shared<PackedB>(true, K, N, B, K, rows); });
+    p.packed = ctx.derived<PackedB>(
+        input, "PackedB " + tag + " " + std::to_string(offset) + " " + PackedB::layout(true, K, N, K, rows),
+        [&] { return std::make_shared<PackedB>(true, K, N, B, K, rows); });
   }
   return p;
 }
@@ -242,9 +280,9 @@ struct Plan {
   float clip;
   std::vector<Act> acts;
   bool has_b, has_lens, has_h0, has_c0, has_p;
-  std::vector<Product> xw;             // per direction: X W^T
-  std::vector<Product> hr;             // per direction: H R^T (GRU without lbr: the z and r rows)
-  std::vector<Product> hr_h;           // GRU without lbr: (r . H) Rh^T
+  std::vector<Product> xw;    // per direction: X W^T
+  std::vector<Product> hr;    // per direction: H R^T (GRU without lbr: the z and r rows)
+  std::vector<Product> hr_h;  // GRU without lbr: (r . H) Rh^T
 };
 
 void check_dims(const PrepareContext& ctx, size_t i, const Dims& want, const char* what) {
@@ -265,8 +303,8 @@ void run_rnn(const Plan& p, const KernelArgs& a) {
     for (int64_t b = 0; b < Bt; ++b) {
       int64_t v = t.type == ElementType::i32 ? t.as<int32_t>()[b] : t.as<int64_t>()[b];
       if (v < 0 || v > S)
-        throw InputError("sequence_lens[" + std::to_string(b) + "] = " + std::to_string(v) +
-                         " is outside [0, " + std::to_string(S) + "]");
+        throw InputError("sequence_lens[" + std::to_string(b) + "] = " + std::to_string(v) + " is outside [0, " +
+                         std::to_string(S) + "]");
       lens[b] = v;
     }
   }
@@ -281,8 +319,8 @@ void run_rnn(const Plan& p, const KernelArgs& a) {
   auto x_row = [&](int64_t t, int64_t b) { return p.batch_first ? b * S + t : t * Bt + b; };
   std::memset(Y, 0, sizeof(float) * S * nd * Bt * H);
 
-  std::vector<float> xw((size_t)(S * Bt * GH)), hr((size_t)(Bt * GH)), h((size_t)(Bt * H)),
-      gates((size_t)(Bt * GH)), c, rh;
+  std::vector<float> xw((size_t)(S * Bt * GH)), hr((size_t)(Bt * GH)), h((size_t)(Bt * H)), gates((size_t)(Bt * GH)), c,
+      rh;
   if (p.cell == Cell::lstm) c.resize((size_t)(Bt * H));
   if (p.cell == Cell::gru && !p.lbr) rh.assign((size_t)(Bt * H), 0.0f);
   const int per_dir = (int)p.acts.size() / (int)nd;
@@ -293,15 +331,19 @@ void run_rnn(const Plan& p, const KernelArgs& a) {
     const Act* act = p.acts.data() + d * per_dir;
     p.xw[d].run(a, S * Bt, X, p.I, xw.data(), GH);
     const float* bias = p.has_b ? a.in[3]->as<float>() + d * 2 * GH : nullptr;  // Wb then Rb
-    const float* peep = p.has_p ? a.in[7]->as<float>() + d * 3 * H : nullptr;  // i, o, f
+    const float* peep = p.has_p ? a.in[7]->as<float>() + d * 3 * H : nullptr;   // i, o, f
     for (int64_t b = 0; b < Bt; ++b) {
       float* hb = h.data() + b * H;
-      if (p.has_h0) std::memcpy(hb, last_at(a.in[5]->as<float>(), d, b), sizeof(float) * H);
-      else std::fill(hb, hb + H, 0.0f);
+      if (p.has_h0)
+        std::memcpy(hb, last_at(a.in[5]->as<float>(), d, b), sizeof(float) * H);
+      else
+        std::fill(hb, hb + H, 0.0f);
       if (p.cell == Cell::lstm) {
         float* cb = c.data() + b * H;
-        if (p.has_c0) std::memcpy(cb, last_at(a.in[6]->as<float>(), d, b), sizeof(float) * H);
-        else std::fill(cb, cb + H, 0.0f);
+        if (p.has_c0)
+          std::memcpy(cb, last_at(a.in[6]->as<float>(), d, b), sizeof(float) * H);
+        else
+          std::fill(cb, cb + H, 0.0f);
       }
     }
     // Rows past their sequence's end keep their state and write nothing.
@@ -327,11 +369,14 @@ void run_rnn(const Plan& p, const KernelArgs& a) {
               gf[j] += peep[2 * H + j] * cb[j];
             }
           apply(act[0], gi, H, p.clip);
-          if (p.input_forget) for (int64_t j = 0; j < H; ++j) gf[j] = 1.0f - gi[j];
-          else apply(act[0], gf, H, p.clip);
+          if (p.input_forget)
+            for (int64_t j = 0; j < H; ++j) gf[j] = 1.0f - gi[j];
+          else
+            apply(act[0], gf, H, p.clip);
           apply(act[1], gc, H, p.clip);
           for (int64_t j = 0; j < H; ++j) cb[j] = gf[j] * cb[j] + gi[j] * gc[j];
-          if (peep) for (int64_t j = 0; j < H; ++j) go[j] += peep[H + j] * cb[j];
+          if (peep)
+            for (int64_t j = 0; j < H; ++j) go[j] += peep[H + j] * cb[j];
           apply(act[0], go, H, p.clip);
           std::memcpy(gc, cb, sizeof(float) * H);  // h = o * act2(c), act2 on a copy of c
           apply(act[2], gc, H, 0.0f);

@@ -15,7 +15,10 @@ KernelFn no_kernel(const PrepareContext&) { return KernelFn(); }
 std::vector<int64_t> axes_operand(const InferContext& c, size_t index, int64_t rank, bool* known) {
   *known = true;
   if (c.in.size() <= index) return {};
-  if (!c.in_value[index]) { *known = false; return {}; }
+  if (!c.in_value[index]) {
+    *known = false;
+    return {};
+  }
   std::vector<int64_t> axes = read_int_tensor(c.node, *c.in_value[index], "axes");
   std::set<int64_t> seen;
   for (auto& a : axes) {
@@ -81,8 +84,10 @@ KernelFn prepare_shape_of(const PrepareContext& ctx) {
   ElementType t = ctx.out[0].type;
   return [shape, t](const KernelArgs& k) {
     for (size_t i = 0; i < shape.size(); ++i) {
-      if (t == ElementType::i64) k.out[0]->as<int64_t>()[i] = shape[i];
-      else k.out[0]->as<int32_t>()[i] = (int32_t)shape[i];
+      if (t == ElementType::i64)
+        k.out[0]->as<int64_t>()[i] = shape[i];
+      else
+        k.out[0]->as<int32_t>()[i] = (int32_t)shape[i];
     }
   };
 }
@@ -104,8 +109,8 @@ std::vector<PortInfo> infer_range(const InferContext& c) {
   if (!c.in_value[0] || !c.in_value[1] || !c.in_value[2]) return {PortInfo{t, PartialShape(Dims{kDynamic})}};
   double start = scalar_of(*c.in_value[0]), stop = scalar_of(*c.in_value[1]), step = scalar_of(*c.in_value[2]);
   if (!std::isfinite(start) || !std::isfinite(stop) || !std::isfinite(step))
-    throw InputError(c.node.describe() + ": start, stop and step must be finite, got " + std::to_string(start) +
-                     ", " + std::to_string(stop) + ", " + std::to_string(step));
+    throw InputError(c.node.describe() + ": start, stop and step must be finite, got " + std::to_string(start) + ", " +
+                     std::to_string(stop) + ", " + std::to_string(step));
   if (step == 0) throw InputError(c.node.describe() + ": step must not be zero");
   double n = std::max(0.0, std::ceil((stop - start) / step));
   if (!(n <= (double)kMaxTensorElements))  // also catches an overflow to inf
@@ -135,13 +140,15 @@ std::vector<PortInfo> infer_broadcast(const InferContext& c) {
     throw NotSupported(c.node.describe() + ": broadcast mode '" + mode + "'");
   if (!c.in_value[1]) {
     const PartialShape& ts = c.in[1].shape;
-    if (mode == "numpy" && ts.is_static()) return {PortInfo{c.in[0].type, PartialShape(Dims((size_t)ts.dims[0], kDynamic))}};
+    if (mode == "numpy" && ts.is_static())
+      return {PortInfo{c.in[0].type, PartialShape(Dims((size_t)ts.dims[0], kDynamic))}};
     return {PortInfo{c.in[0].type, PartialShape::dynamic_rank()}};
   }
   Dims target = read_int_tensor(c.node, *c.in_value[1], "target_shape");
   for (auto d : target)
     if (d < 0) throw InputError(c.node.describe() + ": target shape " + dims_str(target) + " has a negative dimension");
-  if (mode == "bidirectional") return {PortInfo{c.in[0].type, broadcast_shapes(c.node, c.in[0].shape, PartialShape(target), "numpy")}};
+  if (mode == "bidirectional")
+    return {PortInfo{c.in[0].type, broadcast_shapes(c.node, c.in[0].shape, PartialShape(target), "numpy")}};
   PartialShape out = broadcast_shapes(c.node, c.in[0].shape, PartialShape(target), "numpy");
   if (out.rank_known && out.dims != target && c.in[0].shape.is_static())
     throw InputError(c.node.describe() + ": cannot broadcast " + c.in[0].shape.str() + " to " + dims_str(target));
@@ -195,12 +202,12 @@ void register_shape_ops(OpRegistry& r) {
   shape_of.shape_only = true;
   r.add(shape_of);
   // Without output_type, Range keeps its inputs' type.
+  r.add(with_value_inputs(OpDef{"Range", 3, 3, infer_range, prepare_range}
+                              .with_attrs({type_attr("output_type", "f32")})
+                              .ir({"Range"}, "opset4"),
+                          {0, 1, 2}));
   r.add(with_value_inputs(
-      OpDef{"Range", 3, 3, infer_range, prepare_range}.with_attrs({type_attr("output_type", "f32")}).ir({"Range"}, "opset4"),
-      {0, 1, 2}));
-  r.add(with_value_inputs(OpDef{"Broadcast", 2, 2, infer_broadcast, prepare_broadcast}.with_attrs(
-                              {str_attr("mode", "numpy")}),
-                          {1}));
+      OpDef{"Broadcast", 2, 2, infer_broadcast, prepare_broadcast}.with_attrs({str_attr("mode", "numpy")}), {1}));
 }
 
 }  // namespace aiov

@@ -63,7 +63,8 @@ KernelFn prepare_softmax(const PrepareContext& ctx) {
 }  // namespace
 
 void register_softmax_ops(OpRegistry& r) {
-  r.add(OpDef{"Softmax", 1, 1, infer_softmax, prepare_softmax}.with_attrs({int_attr("axis", 1)})
+  r.add(OpDef{"Softmax", 1, 1, infer_softmax, prepare_softmax}
+            .with_attrs({int_attr("axis", 1)})
             .ir({"SoftMax", "Softmax"}, "opset8"));
 }
 

@@ -54,17 +54,16 @@ Window make_window(const Node& n, const std::vector<int64_t>& in, const std::vec
     } else if (pad != "explicit" && pad != "notset") {
       throw InputError(n.describe() + ": unknown auto_pad '" + pad + "'");
     }
-    w.out.push_back(window_out(n, in[i], kernel[i], w.stride[i], w.dilation[i], w.pad_begin[i], w.pad_end[i], ceil_mode));
+    w.out.push_back(
+        window_out(n, in[i], kernel[i], w.stride[i], w.dilation[i], w.pad_begin[i], w.pad_end[i], ceil_mode));
   }
   return w;
 }
 
 std::vector<AttrSpec> window_attrs() {
   const std::vector<std::string> layouts{"nchw", "nhwc"};
-  return {spatial_attr("strides", 1).at_least(1),
-          spatial_attr("dilations", 1).at_least(1),
-          spatial_attr("pads_begin", 0),
-          spatial_attr("pads_end", 0),
+  return {spatial_attr("strides", 1).at_least(1), spatial_attr("dilations", 1).at_least(1),
+          spatial_attr("pads_begin", 0), spatial_attr("pads_end", 0),
           str_attr("auto_pad", "explicit", {"explicit", "notset", "valid", "same_upper", "same_lower"}).onnx_name("-"),
           // Chosen by the optimizer, not by models.
           str_attr("layout", "nchw", layouts).ir_name("-").onnx_name("-"),
@@ -77,8 +76,7 @@ std::string group_divides_channels(const Node& n, const std::vector<PortInfo>& i
   if (!g || in.empty() || !in[0].shape.rank_known || in[0].shape.rank() < 3) return "";
   const Layout layout = op_def(n).attr("layout") ? input_layout_of(n) : Layout::nchw;
   const Dims d = to_channels_first(in[0].shape.dims, layout);
-  if (d[1] >= 0 && *g > 0 && d[1] % *g)
-    return "a divisor of the data's " + std::to_string(d[1]) + " channels";
+  if (d[1] >= 0 && *g > 0 && d[1] % *g) return "a divisor of the data's " + std::to_string(d[1]) + " channels";
   return "";
 }
 }  // namespace

@@ -25,8 +25,8 @@ struct CompileOptions {
 // Where a value's bytes live while a plan runs.
 struct ValueSlot {
   enum Kind { kInput, kConstant, kArena, kOutput } kind = kArena;
-  int64_t index = 0;          // input or output number
-  size_t offset = 0;          // arena offset
+  int64_t index = 0;  // input or output number
+  size_t offset = 0;  // arena offset
   const void* constant = nullptr;
   ElementType type = ElementType::f32;
   Dims shape;

@@ -68,13 +68,10 @@ Node::~Node() {
 
 std::string Node::describe() const { return op + " '" + name + "'"; }
 
-static std::string default_name(const std::string& op, uint64_t id) {
-  return op + "_" + std::to_string(id);
-}
+static std::string default_name(const std::string& op, uint64_t id) { return op + "_" + std::to_string(id); }
 
 NodePtr make_parameter(ElementType type, const PartialShape& shape, const std::string& name) {
-  if (type == ElementType::undefined)
-    throw InputError("Parameter: element type must be defined");
+  if (type == ElementType::undefined) throw InputError("Parameter: element type must be defined");
   auto n = std::make_shared<Node>();
   n->id = next_node_id();
   n->op = "Parameter";
@@ -88,8 +85,7 @@ NodePtr make_parameter(ElementType type, const PartialShape& shape, const std::s
   return n;
 }
 
-NodePtr make_constant(ElementType type, const Dims& shape, const void* data, size_t bytes,
-                      const std::string& name) {
+NodePtr make_constant(ElementType type, const Dims& shape, const void* data, size_t bytes, const std::string& name) {
   for (auto d : shape)
     if (d < 0) throw InputError("Constant: shape " + dims_str(shape) + " must be static");
   check_tensor_size(shape, "Constant '" + name + "'");
@@ -108,8 +104,7 @@ NodePtr make_constant(ElementType type, const Dims& shape, const void* data, siz
   return n;
 }
 
-static std::vector<PortInfo> run_inference(const OpDef& def, const Node& n,
-                                           std::vector<TensorView>& const_views) {
+static std::vector<PortInfo> run_inference(const OpDef& def, const Node& n, std::vector<TensorView>& const_views) {
   InferContext ctx{n, {}, {}};
   const_views.resize(n.inputs.size());
   for (size_t i = 0; i < n.inputs.size(); ++i) {
@@ -141,8 +136,7 @@ void revalidate(Node& n) {
   n.output_names.resize(n.outputs.size());
 }
 
-NodePtr make_node(const std::string& op, std::vector<Value> inputs, Attrs attrs,
-                  const std::string& name) {
+NodePtr make_node(const std::string& op, std::vector<Value> inputs, Attrs attrs, const std::string& name) {
   const OpDef& def = OpRegistry::instance().get(op);
   auto n = std::make_shared<Node>();
   n->id = next_node_id();
@@ -151,8 +145,9 @@ NodePtr make_node(const std::string& op, std::vector<Value> inputs, Attrs attrs,
   int count = (int)inputs.size();
   if (count < def.min_inputs || (def.max_inputs >= 0 && count > def.max_inputs)) {
     std::string want = def.max_inputs < 0 ? "at least " + std::to_string(def.min_inputs)
-                       : def.min_inputs == def.max_inputs ? std::to_string(def.min_inputs)
-                       : std::to_string(def.min_inputs) + " to " + std::to_string(def.max_inputs);
+                       : def.min_inputs == def.max_inputs
+                           ? std::to_string(def.min_inputs)
+                           : std::to_string(def.min_inputs) + " to " + std::to_string(def.max_inputs);
     throw InputError(n->describe() + ": expected " + want + " inputs, got " + std::to_string(count));
   }
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -171,7 +166,10 @@ std::vector<NodePtr> Graph::topological_order() const {
   std::unordered_set<const Node*> done;
   std::unordered_set<const Node*> on_stack;
   // Iterative DFS: deep chains (hundreds of layers) must not overflow the C stack.
-  struct Frame { NodePtr node; size_t next_input; };
+  struct Frame {
+    NodePtr node;
+    size_t next_input;
+  };
   std::vector<Frame> stack;
   auto visit = [&](const NodePtr& root) {
     if (done.count(root.get())) return;
@@ -182,8 +180,7 @@ std::vector<NodePtr> Graph::topological_order() const {
       if (f.next_input < f.node->inputs.size()) {
         NodePtr child = f.node->inputs[f.next_input++].node;
         if (done.count(child.get())) continue;
-        if (on_stack.count(child.get()))
-          throw InputError("the graph has a cycle through " + child->describe());
+        if (on_stack.count(child.get())) throw InputError("the graph has a cycle through " + child->describe());
         on_stack.insert(child.get());
         stack.push_back({child, 0});
       } else {
@@ -212,11 +209,11 @@ ElementType type_from_name(const std::string& name) {
   for (int i = 0; i < (int)ElementType::count_; ++i)
     if (name == type_name((ElementType)i)) return (ElementType)i;
   static const std::pair<const char*, ElementType> aliases[] = {
-      {"f32", ElementType::f32}, {"float32", ElementType::f32}, {"float", ElementType::f32},
+      {"f32", ElementType::f32},     {"float32", ElementType::f32}, {"float", ElementType::f32},
       {"float64", ElementType::f64}, {"float16", ElementType::f16}, {"bool", ElementType::boolean},
-      {"int8", ElementType::i8}, {"int16", ElementType::i16}, {"int32", ElementType::i32},
-      {"int64", ElementType::i64}, {"uint8", ElementType::u8}, {"uint16", ElementType::u16},
-      {"uint32", ElementType::u32}, {"uint64", ElementType::u64}, {"bfloat16", ElementType::bf16}};
+      {"int8", ElementType::i8},     {"int16", ElementType::i16},   {"int32", ElementType::i32},
+      {"int64", ElementType::i64},   {"uint8", ElementType::u8},    {"uint16", ElementType::u16},
+      {"uint32", ElementType::u32},  {"uint64", ElementType::u64},  {"bfloat16", ElementType::bf16}};
   for (auto& a : aliases)
     if (name == a.first) return a.second;
   throw InputError("unknown element type '" + name + "'");

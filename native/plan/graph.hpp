@@ -33,15 +33,15 @@ struct PortInfo {
 // enable_shared_from_this: nodes handed back from Python reuse their C++ owner instead of
 // getting a Python-refcount deleter, so engine threads may drop node references freely.
 struct Node : std::enable_shared_from_this<Node> {
-  uint64_t id = 0;        // creation order; stable default names and sorting
-  std::string op;         // registry key, e.g. "Add"
-  std::string name;       // friendly name
+  uint64_t id = 0;   // creation order; stable default names and sorting
+  std::string op;    // registry key, e.g. "Add"
+  std::string name;  // friendly name
   Attrs attrs;
   std::vector<Value> inputs;
   std::vector<PortInfo> outputs;
   std::vector<std::vector<std::string>> output_names;  // tensor names per output
-  BufferPtr constant;     // data of a Constant node
-  const OpDef* def = nullptr;  // the op's registry entry (null for Parameter and Constant)
+  BufferPtr constant;                                  // data of a Constant node
+  const OpDef* def = nullptr;                          // the op's registry entry (null for Parameter and Constant)
 
   Node() = default;
   Node(const Node&) = default;
@@ -69,11 +69,9 @@ uint64_t next_node_id();
 
 NodePtr make_parameter(ElementType type, const PartialShape& shape, const std::string& name);
 // Copies `bytes` bytes from `data`.
-NodePtr make_constant(ElementType type, const Dims& shape, const void* data, size_t bytes,
-                      const std::string& name);
+NodePtr make_constant(ElementType type, const Dims& shape, const void* data, size_t bytes, const std::string& name);
 // Creates a node of a registered op and infers its outputs (throws on invalid input).
-NodePtr make_node(const std::string& op, std::vector<Value> inputs, Attrs attrs,
-                  const std::string& name);
+NodePtr make_node(const std::string& op, std::vector<Value> inputs, Attrs attrs, const std::string& name);
 // Re-runs type/shape inference of `node` from its current inputs.
 void revalidate(Node& node);
 

@@ -33,8 +33,10 @@ class ArenaPlanner {
     std::sort(free_.begin(), free_.end());
     std::vector<std::pair<size_t, size_t>> merged;
     for (auto& f : free_) {
-      if (!merged.empty() && merged.back().first + merged.back().second == f.first) merged.back().second += f.second;
-      else merged.push_back(f);
+      if (!merged.empty() && merged.back().first + merged.back().second == f.first)
+        merged.back().second += f.second;
+      else
+        merged.push_back(f);
     }
     free_.swap(merged);
     if (!free_.empty() && free_.back().first + free_.back().second == top_) {
@@ -44,6 +46,7 @@ class ArenaPlanner {
   }
   size_t peak() const { return peak_; }
   void touch() { peak_ = std::max(peak_, top_); }
+
  private:
   std::vector<std::pair<size_t, size_t>> free_;
   size_t top_ = 0;

@@ -12,7 +12,6 @@
 
 namespace aiov {
 
-
 const OpRegistry& OpRegistry::instance() {
   static OpRegistry* registry = [] {
     auto* r = new OpRegistry();
@@ -64,13 +63,20 @@ std::vector<std::string> OpRegistry::names() const {
 
 const char* attr_kind_name(AttrKind kind) {
   switch (kind) {
-    case AttrKind::boolean: return "bool";
-    case AttrKind::integer: return "int";
-    case AttrKind::real: return "float";
-    case AttrKind::string: return "str";
-    case AttrKind::ints: return "ints";
-    case AttrKind::reals: return "floats";
-    case AttrKind::element_type: return "type";
+    case AttrKind::boolean:
+      return "bool";
+    case AttrKind::integer:
+      return "int";
+    case AttrKind::real:
+      return "float";
+    case AttrKind::string:
+      return "str";
+    case AttrKind::ints:
+      return "ints";
+    case AttrKind::reals:
+      return "floats";
+    case AttrKind::element_type:
+      return "type";
   }
   return "?";
 }
@@ -91,21 +97,28 @@ std::string format_number(double v) {
 }
 
 std::string format_attr(const Attr& a) {
-  return std::visit([](const auto& v) -> std::string {
-    using T = std::decay_t<decltype(v)>;
-    if constexpr (std::is_same<T, int64_t>::value) return std::to_string(v);
-    else if constexpr (std::is_same<T, double>::value) return format_number(v);
-    else if constexpr (std::is_same<T, std::string>::value) return "'" + v + "'";
-    else {
-      std::string out = "[";
-      for (size_t i = 0; i < v.size(); ++i) {
-        if (i) out += ", ";
-        if constexpr (std::is_same<T, std::vector<double>>::value) out += format_number(v[i]);
-        else out += std::to_string(v[i]);
-      }
-      return out + "]";
-    }
-  }, a);
+  return std::visit(
+      [](const auto& v) -> std::string {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same<T, int64_t>::value)
+          return std::to_string(v);
+        else if constexpr (std::is_same<T, double>::value)
+          return format_number(v);
+        else if constexpr (std::is_same<T, std::string>::value)
+          return "'" + v + "'";
+        else {
+          std::string out = "[";
+          for (size_t i = 0; i < v.size(); ++i) {
+            if (i) out += ", ";
+            if constexpr (std::is_same<T, std::vector<double>>::value)
+              out += format_number(v[i]);
+            else
+              out += std::to_string(v[i]);
+          }
+          return out + "]";
+        }
+      },
+      a);
 }
 
 [[noreturn]] void attr_error(const Node& n, const std::string& name, const std::string& expected,
@@ -115,9 +128,9 @@ std::string format_attr(const Attr& a) {
 
 std::string range_text(const AttrSpec& s) {
   if (s.lo > -HUGE_VAL && s.hi < HUGE_VAL) return "between " + format_number(s.lo) + " and " + format_number(s.hi);
-  if (s.lo > -HUGE_VAL) return s.lo == 1 && s.kind != AttrKind::real && s.kind != AttrKind::reals
-                                   ? std::string("positive")
-                                   : ">= " + format_number(s.lo);
+  if (s.lo > -HUGE_VAL)
+    return s.lo == 1 && s.kind != AttrKind::real && s.kind != AttrKind::reals ? std::string("positive")
+                                                                              : ">= " + format_number(s.lo);
   return "<= " + format_number(s.hi);
 }
 
@@ -153,13 +166,20 @@ bool numbers_of(const AttrSpec& s, const Attr& v, std::vector<double>& nums) {
 
 const char* kind_text(AttrKind k) {
   switch (k) {
-    case AttrKind::boolean: return "a boolean";
-    case AttrKind::integer: return "an integer";
-    case AttrKind::real: return "a number";
-    case AttrKind::string: return "a string";
-    case AttrKind::ints: return "a list of integers";
-    case AttrKind::reals: return "a list of numbers";
-    case AttrKind::element_type: return "an element type name";
+    case AttrKind::boolean:
+      return "a boolean";
+    case AttrKind::integer:
+      return "an integer";
+    case AttrKind::real:
+      return "a number";
+    case AttrKind::string:
+      return "a string";
+    case AttrKind::ints:
+      return "a list of integers";
+    case AttrKind::reals:
+      return "a list of numbers";
+    case AttrKind::element_type:
+      return "an element type name";
   }
   return "?";
 }
@@ -378,12 +398,11 @@ std::vector<PortInfo> infer_outputs(const OpDef& def, const InferContext& ctx) {
 
 void expect_type_match(const Node& n, const PortInfo& a, const PortInfo& b) {
   if (a.type != b.type && a.type != ElementType::dynamic && b.type != ElementType::dynamic)
-    throw InputError(n.describe() + ": input element types must match, got " + type_name(a.type) +
-                     " and " + type_name(b.type));
+    throw InputError(n.describe() + ": input element types must match, got " + type_name(a.type) + " and " +
+                     type_name(b.type));
 }
 
-PartialShape broadcast_shapes(const Node& n, const PartialShape& a, const PartialShape& b,
-                              const std::string& mode) {
+PartialShape broadcast_shapes(const Node& n, const PartialShape& a, const PartialShape& b, const std::string& mode) {
   if (!a.rank_known || !b.rank_known) return PartialShape::dynamic_rank();
   if (mode == "none") {
     if (a.rank() != b.rank())
@@ -406,16 +425,22 @@ PartialShape broadcast_shapes(const Node& n, const PartialShape& a, const Partia
   for (size_t i = 0; i < r; ++i) {
     int64_t x = i < r - a.dims.size() ? 1 : a.dims[i - (r - a.dims.size())];
     int64_t y = i < r - b.dims.size() ? 1 : b.dims[i - (r - b.dims.size())];
-    if (x == 1) out[i] = y;
-    else if (y == 1) out[i] = x;
-    else if (x < 0 && y < 0) out[i] = kDynamic;
-    else if (x < 0) out[i] = y;
-    else if (y < 0) out[i] = x;
-    else if (x == y) out[i] = x;
+    if (x == 1)
+      out[i] = y;
+    else if (y == 1)
+      out[i] = x;
+    else if (x < 0 && y < 0)
+      out[i] = kDynamic;
+    else if (x < 0)
+      out[i] = y;
+    else if (y < 0)
+      out[i] = x;
+    else if (x == y)
+      out[i] = x;
     else
       throw InputError(n.describe() + ": shapes " + a.str() + " and " + b.str() +
-                       " cannot be broadcast together (dimension " + std::to_string(i) + ": " +
-                       std::to_string(x) + " vs " + std::to_string(y) + ")");
+                       " cannot be broadcast together (dimension " + std::to_string(i) + ": " + std::to_string(x) +
+                       " vs " + std::to_string(y) + ")");
   }
   return PartialShape(out);
 }
@@ -423,8 +448,8 @@ PartialShape broadcast_shapes(const Node& n, const PartialShape& a, const Partia
 int64_t normalize_axis(const Node& n, int64_t axis, int64_t rank) {
   if (axis < -rank || axis >= rank)
     throw InputError(n.describe() + ": axis " + std::to_string(axis) + " is out of range for rank " +
-                     std::to_string(rank) + " (expected " + std::to_string(-rank) + ".." +
-                     std::to_string(rank - 1) + ")");
+                     std::to_string(rank) + " (expected " + std::to_string(-rank) + ".." + std::to_string(rank - 1) +
+                     ")");
   return axis < 0 ? axis + rank : axis;
 }
 

@@ -86,12 +86,31 @@ struct AttrSpec {
   // when the value is fine. Called only with the value present.
   std::string (*rule)(const Node& node, const std::vector<PortInfo>& in, const Attr& value) = nullptr;
 
-  AttrSpec& at_least(double v) { lo = v; return *this; }
-  AttrSpec& between(double a, double b) { lo = a; hi = b; return *this; }
-  AttrSpec& must_be_given() { required = true; return *this; }
-  AttrSpec& ir_name(std::string n) { ir = std::move(n); return *this; }
-  AttrSpec& onnx_name(std::string n) { onnx = std::move(n); return *this; }
-  AttrSpec& checked_by(decltype(rule) r) { rule = r; return *this; }
+  AttrSpec& at_least(double v) {
+    lo = v;
+    return *this;
+  }
+  AttrSpec& between(double a, double b) {
+    lo = a;
+    hi = b;
+    return *this;
+  }
+  AttrSpec& must_be_given() {
+    required = true;
+    return *this;
+  }
+  AttrSpec& ir_name(std::string n) {
+    ir = std::move(n);
+    return *this;
+  }
+  AttrSpec& onnx_name(std::string n) {
+    onnx = std::move(n);
+    return *this;
+  }
+  AttrSpec& checked_by(decltype(rule) r) {
+    rule = r;
+    return *this;
+  }
   const std::string& ir_spelling() const { return ir.empty() ? name : ir; }
   const std::string& onnx_spelling() const { return onnx.empty() ? name : onnx; }
 };
@@ -143,7 +162,7 @@ struct OnnxName {
 struct OpDef {
   std::string type;
   int min_inputs = 0;
-  int max_inputs = 0;   // -1: variadic
+  int max_inputs = 0;  // -1: variadic
   InferFn infer = nullptr;
   PrepareFn prepare = nullptr;
   // The output is the input's memory seen with another shape (Reshape and the like).
@@ -169,9 +188,18 @@ struct OpDef {
   // Name of the aiov.opset builder generated from this description ("" = none generated).
   std::string builder;
 
-  OpDef& with_attrs(std::vector<AttrSpec> a) { attrs = std::move(a); return *this; }
-  OpDef& blind(LayoutBlind b) { layout_blind = b; return *this; }
-  OpDef& chain_step(ChainStepFn f) { chain = f; return *this; }
+  OpDef& with_attrs(std::vector<AttrSpec> a) {
+    attrs = std::move(a);
+    return *this;
+  }
+  OpDef& blind(LayoutBlind b) {
+    layout_blind = b;
+    return *this;
+  }
+  OpDef& chain_step(ChainStepFn f) {
+    chain = f;
+    return *this;
+  }
   OpDef& ir(std::vector<std::string> types, std::string version) {
     ir_types = std::move(types);
     ir_version = std::move(version);
@@ -181,8 +209,14 @@ struct OpDef {
     onnx.push_back(OnnxName{std::move(name), since, until});
     return *this;
   }
-  OpDef& opset_builder(std::string name) { builder = std::move(name); return *this; }
-  OpDef& fusable(ActivationTrait a) { activation = std::move(a); return *this; }
+  OpDef& opset_builder(std::string name) {
+    builder = std::move(name);
+    return *this;
+  }
+  OpDef& fusable(ActivationTrait a) {
+    activation = std::move(a);
+    return *this;
+  }
   const AttrSpec* attr(const std::string& name) const;
 };
 
@@ -201,6 +235,7 @@ class OpRegistry {
   std::vector<std::string> names() const;
   const std::vector<OpDef>& all() const { return ops_; }
   void add(OpDef def);
+
  private:
   std::vector<OpDef> ops_;
 };
@@ -245,8 +280,7 @@ std::vector<PortInfo> infer_outputs(const OpDef& def, const InferContext& ctx);
 
 // Shared helpers for inference functions.
 void expect_type_match(const Node& n, const PortInfo& a, const PortInfo& b);
-PartialShape broadcast_shapes(const Node& n, const PartialShape& a, const PartialShape& b,
-                              const std::string& mode);
+PartialShape broadcast_shapes(const Node& n, const PartialShape& a, const PartialShape& b, const std::string& mode);
 int64_t normalize_axis(const Node& n, int64_t axis, int64_t rank);
 // Integer values of a tensor known at compile time (shape, axes, indices operands).
 std::vector<int64_t> read_int_tensor(const Node& n, const TensorView& t, const char* what);

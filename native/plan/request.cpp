@@ -5,7 +5,9 @@
 namespace aiov {
 
 Request::Request(std::shared_ptr<const CompiledModel> model)
-    : model_(std::move(model)), inputs_(model_->inputs().size()), outputs_(model_->outputs().size()),
+    : model_(std::move(model)),
+      inputs_(model_->inputs().size()),
+      outputs_(model_->outputs().size()),
       output_shapes_(model_->outputs().size()) {}
 
 void Request::check_input(int i, ElementType type, const Dims& shape) const {
@@ -15,14 +17,13 @@ void Request::check_input(int i, ElementType type, const Dims& shape) const {
                      std::to_string(ins.size()) + " input(s)");
   const IoInfo& info = ins[i];
   if (type != info.type)
-    throw InputError("input '" + info.name + "': expected element type " + type_name(info.type) +
-                     ", got " + type_name(type));
+    throw InputError("input '" + info.name + "': expected element type " + type_name(info.type) + ", got " +
+                     type_name(type));
   if (!info.shape.compatible(shape)) {
     std::string what = info.shape.rank_known && (int64_t)shape.size() != info.shape.rank()
                            ? "rank " + std::to_string(info.shape.rank()) + " shape "
                            : "shape ";
-    throw InputError("input '" + info.name + "': expected " + what + info.shape.str() + ", got " +
-                     dims_str(shape));
+    throw InputError("input '" + info.name + "': expected " + what + info.shape.str() + ", got " + dims_str(shape));
   }
   for (auto d : shape)
     if (d < 0) throw InputError("input '" + info.name + "': shape " + dims_str(shape) + " is not concrete");
@@ -65,7 +66,8 @@ TensorView Request::input_memory(int i, BufferPtr* buffer) {
   if (!in.set) {
     // Like OpenVINO: a static input has zeroed memory from the start; a dynamic one is empty.
     Dims shape = info.shape.dims;
-    for (auto& d : shape) if (d < 0) d = 0;
+    for (auto& d : shape)
+      if (d < 0) d = 0;
     size_t bytes = byte_size(info.type, numel(shape));
     in.own = std::make_shared<Buffer>(bytes);
     in.own_capacity = bytes;
@@ -86,7 +88,8 @@ TensorView Request::output_view(int j, BufferPtr* buffer) {
   tv.type = info.type;
   if (!outputs_.at(j)) {
     Dims shape = info.shape.dims;
-    for (auto& d : shape) if (d < 0) d = 0;
+    for (auto& d : shape)
+      if (d < 0) d = 0;
     size_t bytes = byte_size(info.type, numel(shape));
     outputs_[j] = std::make_shared<Buffer>(bytes);
     if (bytes) std::memset(outputs_[j]->data(), 0, bytes);
@@ -101,8 +104,7 @@ TensorView Request::output_view(int j, BufferPtr* buffer) {
 void Request::begin() {
   RequestStatus expected = status_.load();
   do {
-    if (expected == RequestStatus::kRunning)
-      throw Busy("the request is busy: wait for the running inference first");
+    if (expected == RequestStatus::kRunning) throw Busy("the request is busy: wait for the running inference first");
   } while (!status_.compare_exchange_weak(expected, RequestStatus::kRunning));
   abort_.store(false, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(mutex_);
@@ -157,7 +159,9 @@ void Request::execute() {
 
 void Request::finish() {
   // Taking the lock orders the notify after a waiter's predicate check.
-  { std::lock_guard<std::mutex> lock(mutex_); }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+  }
   cv_.notify_all();
 }
 
@@ -209,8 +213,7 @@ void Request::run_plan() {
       if (infos[i].shape.is_static()) {
         input_memory((int)i, nullptr);
       } else {
-        throw InputError("input '" + infos[i].name + "' with dynamic shape " + infos[i].shape.str() +
-                         " was not set");
+        throw InputError("input '" + infos[i].name + "' with dynamic shape " + infos[i].shape.str() + " was not set");
       }
     }
     if (same && plan_->input_shapes[i] != inputs_[i].shape) same = false;
@@ -223,7 +226,8 @@ void Request::run_plan() {
       for (size_t i = 0; i < inputs_.size(); ++i)
         if (model_->value_keyed()[i]) {
           const Input& in = inputs_[i];
-          key.push_back(pack_value(in.external ? in.external : in.own->data(), byte_size(infos[i].type, numel(in.shape))));
+          key.push_back(
+              pack_value(in.external ? in.external : in.own->data(), byte_size(infos[i].type, numel(in.shape))));
         }
     auto next = model_->plan_for(key);
     if (next != plan_) rebind(std::move(next));
@@ -243,9 +247,15 @@ void Request::run_plan() {
         views_[v].data = in.external ? in.external : in.own->data();
         break;
       }
-      case ValueSlot::kConstant: views_[v].data = const_cast<void*>(s.constant); break;
-      case ValueSlot::kArena: views_[v].data = arena + s.offset; break;
-      case ValueSlot::kOutput: views_[v].data = outputs_[s.index]->data(); break;
+      case ValueSlot::kConstant:
+        views_[v].data = const_cast<void*>(s.constant);
+        break;
+      case ValueSlot::kArena:
+        views_[v].data = arena + s.offset;
+        break;
+      case ValueSlot::kOutput:
+        views_[v].data = outputs_[s.index]->data();
+        break;
     }
   }
   ExecContext ctx;

@@ -1,5 +1,6 @@
 """aiov.aio basics on every backend: results, concurrent awaits, requests and jobs,
 compilation off the loop, bad input, errors raised once."""
+
 import threading
 
 import anyio
@@ -8,12 +9,12 @@ import pytest
 
 import aiov as ov
 from aiov import aio
+
 from model_builders import failing_model, medium_reference, tiny_model
 
 pytestmark = pytest.mark.anyio
 
 X = np.arange(8, dtype=np.float32)
-
 
 
 def _idle(compiled):
@@ -152,8 +153,9 @@ async def test_failed_inference_raises_in_its_awaiter_once():
     compiled = await aio.compile_model(failing_model(), "CPU")
     with pytest.raises(RuntimeError):
         await compiled(np.ones(5, np.float32))
-    np.testing.assert_array_equal((await compiled(np.arange(6, dtype=np.float32)))[0].ravel(),
-                                  np.arange(6, dtype=np.float32))
+    np.testing.assert_array_equal(
+        (await compiled(np.arange(6, dtype=np.float32)))[0].ravel(), np.arange(6, dtype=np.float32)
+    )
     request = compiled.create_infer_request()
     with pytest.raises(RuntimeError):
         await request.infer(np.ones(5, np.float32))

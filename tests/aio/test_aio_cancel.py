@@ -1,5 +1,6 @@
 """Cancellation and timeouts on every backend: a cancelled awaiter aborts or abandons its job,
 slots and queue capacity come back only when the native job has ended, nothing leaks."""
+
 import random
 import threading
 
@@ -10,6 +11,7 @@ import sniffio
 
 import aiov as ov
 from aiov import aio
+
 from aio_helpers import thread_count_settles
 from model_builders import medium_model, medium_reference
 
@@ -131,6 +133,7 @@ async def test_ten_thousand_mixed_cancellations_and_timeouts(medium):
 
     async def asyncio_timeout(delay):
         import asyncio
+
         try:
             async with asyncio.timeout(delay):
                 await compiled(x)
@@ -180,8 +183,10 @@ async def test_ten_thousand_mixed_cancellations_and_timeouts(medium):
     outs = []
     async with anyio.create_task_group() as tg:
         for _ in range(100):
+
             async def one():
                 outs.append((await compiled(x))[0])
+
             tg.start_soon(one)
     assert len(outs) == 100
     for out in outs:

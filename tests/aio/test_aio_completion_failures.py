@@ -1,6 +1,7 @@
 """The aio completion path when collecting a finished job fails (a MemoryError copying a large
 output, an output shape that cannot be represented, any exception): the awaiter gets that
 exception and the request comes back, on every backend, many times over."""
+
 import random
 
 import anyio
@@ -9,6 +10,7 @@ import pytest
 
 from aiov import aio
 from aiov.aio import _pending
+
 from model_builders import medium_reference
 
 pytestmark = pytest.mark.anyio
@@ -65,7 +67,7 @@ async def test_compiled_call_gets_the_collection_error_and_the_request_returns(t
             outcomes["ok"] += 1
 
     with anyio.fail_after(60):
-        for wave in range(10):
+        for _wave in range(10):
             async with anyio.create_task_group() as tg:
                 for i in range(50):
                     tg.start_soon(one, i)
@@ -154,8 +156,12 @@ async def test_any_exception_in_the_drain_resolves_its_job_and_spares_the_others
     # No await between the pushes and the drain: the loop cannot drain them first.
     with pytest.raises(KeyboardInterrupt):
         bridge.drain()
-    assert events == [("complete", "a"), ("fail", "b", "ValueError"),
-                      ("fail", "c", "KeyboardInterrupt"), ("complete", "d")]
+    assert events == [
+        ("complete", "a"),
+        ("fail", "b", "ValueError"),
+        ("fail", "c", "KeyboardInterrupt"),
+        ("complete", "d"),
+    ]
     assert not any(t in bridge.pending for t in tokens)
 
 
@@ -216,7 +222,9 @@ async def test_queue_jobs_whose_handles_are_dropped_copy_no_outputs(tiny, monkey
 
 def test_missing_trio_helper_names_the_extra(monkeypatch):
     import sys
+
     from aiov.aio import _optional
+
     monkeypatch.setattr(_optional, "_trio", None)
     monkeypatch.setitem(sys.modules, "outcome", None)  # import outcome -> ImportError
     with pytest.raises(ImportError, match=r"aiov\[trio\]") as info:
@@ -226,6 +234,7 @@ def test_missing_trio_helper_names_the_extra(monkeypatch):
 
 async def test_every_pending_record_implements_the_declared_protocol(tiny):
     from aiov.aio._pending import PendingJob
+
     compiled = aio.CompiledModel(tiny)
     request = compiled.create_infer_request()
     queue = aio.AsyncInferQueue(compiled, jobs=1)

@@ -1,11 +1,13 @@
 """aio.imap on every backend: order, backpressure on the source, errors at their position, and
 leaving early (break, an error, cancellation, aclose) returning every request."""
+
 import anyio
 import numpy as np
 import pytest
 
 import aiov as ov
 from aiov import aio
+
 from model_builders import failing_model, medium_model
 
 pytestmark = pytest.mark.anyio
@@ -176,7 +178,7 @@ async def test_cancelling_the_consumer_returns_every_request(slow, target_kind):
     batch = np.ones((32, 512), np.float32)
 
     async def frames():
-        for i in range(3):
+        for _ in range(3):
             yield batch
         await anyio.sleep_forever()  # a source that stalls: the consumer waits on it
 
@@ -206,8 +208,7 @@ async def test_aclose_and_async_with_abort_in_flight_jobs(slow, target_kind):
 async def test_repeated_early_exits_leak_nothing(tiny, target_kind):
     target = _make_target(target_kind, tiny)
     for n in range(60):
-        async for _ in aio.imap(target, (_pair(i) for i in range(100)), concurrency=1 + n % 5,
-                                ordered=bool(n % 2)):
+        async for _ in aio.imap(target, (_pair(i) for i in range(100)), concurrency=1 + n % 5, ordered=bool(n % 2)):
             if n % 3 == 0:
                 break
             if n % 3 == 1:

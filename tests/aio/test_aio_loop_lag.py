@@ -4,6 +4,7 @@ so the ONNX reader's imports really happen for the first time there.
 
 The measured lag is printed; the bound asserted is far above scheduling noise on a loaded
 machine and far below the seconds that importing ``onnx`` (ml_dtypes) used to freeze the loop."""
+
 import os
 import subprocess
 import sys
@@ -65,8 +66,11 @@ def _model(path):
     w = numpy_helper.from_array(np.ones((64, 64), np.float32), "w")
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["z"])],
-        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
-        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 64])], [w])
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 64])],
+        [w],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
@@ -76,8 +80,13 @@ def test_first_compile_of_an_onnx_file_keeps_the_loop_running(tmp_path, backend)
         pytest.importorskip("uvloop")
     path = tmp_path / "m.onnx"
     _model(path)
-    out = subprocess.run([sys.executable, "-c", SCRIPT, backend, str(path)], capture_output=True,
-                         text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, backend, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     assert out.returncode == 0, out.stderr
     lag_ms, imported_ml_dtypes = out.stdout.split()
     print(f"{backend}: longest event-loop lag during the first aio.compile_model: {lag_ms} ms")

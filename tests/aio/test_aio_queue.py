@@ -1,5 +1,6 @@
 """aio.AsyncInferQueue on every backend: suspension while full, callbacks on the loop thread
 (sync and async), errors per job, as_completed, close."""
+
 import threading
 
 import anyio
@@ -8,13 +9,13 @@ import pytest
 
 import aiov as ov
 from aiov import aio
+
 from aio_helpers import Heartbeat
 from model_builders import failing_model, medium_reference
 
 pytestmark = pytest.mark.anyio
 
 X = np.arange(8, dtype=np.float32)
-
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """The bounded request pool of ``await compiled(x)``: a cap (callers beyond it suspend without
 blocking the loop), cancellation of suspended callers, shrinking when idle, and loops in
 several threads sharing one capped pool."""
+
 import random
 import threading
 
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 
 import aiov as ov
-from aiov import aio, _core
+from aiov import _core, aio
+
 from aio_helpers import Heartbeat
 from model_builders import medium_reference
 
@@ -115,8 +117,10 @@ async def test_cancelled_waiters_leave_the_line_and_lose_no_request(medium):
     outs = []
     async with anyio.create_task_group() as tg:
         for _ in range(10):
+
             async def again():
                 outs.append((await compiled(x))[0])
+
             tg.start_soon(again)
     assert len(outs) == 10
 
@@ -191,6 +195,7 @@ def test_loops_in_threads_share_one_capped_pool(medium):
     runners = [("asyncio", {}), ("trio", {}), ("asyncio", {})]
     try:
         import uvloop  # noqa: F401
+
         runners.append(("asyncio", {"use_uvloop": True}))
     except ImportError:
         pass
@@ -264,12 +269,13 @@ def test_a_loop_closed_with_callers_in_line_loses_no_request(medium):
     import asyncio
     import gc
     import warnings
+
     sync, weights = medium
     compiled = aio.CompiledModel(sync, max_requests=2)
     big = np.ones((512, 256), np.float32)
     x = np.full((2, 256), 0.5, np.float32)
     expected = medium_reference(weights, x)
-    for round_ in range(5):
+    for _round in range(5):
         loop = asyncio.new_event_loop()
 
         async def leave_in_line():

@@ -1,10 +1,10 @@
 """Loops in threads, closing with work in flight, and leaving the event loop with jobs
 running: no hang, no crash, no warning."""
+
 import asyncio
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 
 import anyio
@@ -13,6 +13,7 @@ import pytest
 
 import aiov as ov
 from aiov import aio
+
 from aio_helpers import thread_count_settles
 from model_builders import medium_model, medium_reference, tiny_model
 
@@ -63,6 +64,7 @@ def test_event_loops_in_threads_share_one_compiled_model(medium):
     runners = [("asyncio", {}), ("trio", {})]
     try:
         import uvloop  # noqa: F401
+
         runners.append(("asyncio", {"use_uvloop": True}))
     except ImportError:
         pass
@@ -185,8 +187,9 @@ def test_leaving_the_loop_with_jobs_running_is_clean(backend):
     if backend == "uvloop":
         pytest.importorskip("uvloop")
     script = _SCRIPT.format(tests=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    proc = subprocess.run([sys.executable, "-X", "dev", "-c", script, backend], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", script, backend], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert "clean exit" in proc.stdout
     assert "Task was destroyed but it is pending" not in proc.stderr
@@ -203,6 +206,7 @@ def test_async_callback_of_a_job_ending_during_loop_shutdown(backend, caplog):
     import gc
     import logging
     import warnings
+
     loop_factory = None
     if backend == "uvloop":
         uvloop = pytest.importorskip("uvloop")

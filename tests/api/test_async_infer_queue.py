@@ -1,11 +1,13 @@
 """AsyncInferQueue: jobs, start_async with userdata, callbacks, wait_all, idle ids,
 indexing, iteration and the userdata list."""
+
 import threading
 
 import numpy as np
 import pytest
 
 import aiov as ov
+
 from model_builders import heavy_model, scale_model
 
 

@@ -1,5 +1,6 @@
 """Where aiov does better than OpenVINO on purpose: per-job errors raised once, shared
 inputs kept alive until read, a thread-safe CompiledModel.__call__, inputs never modified."""
+
 import gc
 import threading
 import weakref
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 import aiov as ov
+
 from model_builders import add_model, failing_model, heavy_model, heavy_reference
 
 GOOD = np.arange(6, dtype=np.float32)

@@ -1,6 +1,7 @@
 """Calls back into a queue or request from its own completion callback: each either works or
 raises a clear RuntimeError, never hangs. Every test bounds its waits, so a regression fails
 instead of hanging the suite."""
+
 import threading
 
 import anyio
@@ -24,6 +25,7 @@ def _bounded(fn, timeout=TIMEOUT):
             result["value"] = fn()
         except BaseException as exc:  # noqa: BLE001 - re-raised below
             result["error"] = exc
+
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     thread.join(timeout)
@@ -34,6 +36,7 @@ def _bounded(fn, timeout=TIMEOUT):
 
 
 # -- sync API: callbacks run on aiov's dispatcher thread --
+
 
 def test_sync_queue_start_async_from_callback_when_full_raises(tiny):
     for _ in range(20):
@@ -47,6 +50,7 @@ def test_sync_queue_start_async_from_callback_when_full_raises(tiny):
         def run():
             queue.start_async([X, X], 0)
             queue.wait_all()
+
         with pytest.raises(ov.JobError) as info:
             _bounded(run)
         cause = info.value.errors[0][2]
@@ -69,6 +73,7 @@ def test_sync_queue_start_async_from_callback_with_an_idle_job_works(tiny):
         queue.start_async([X, X * 0], 0)  # one chain: the other job is always idle
         while len(seen) < 21:
             queue.wait_all()
+
     _bounded(run)
     assert [u for u, _ in seen] == list(range(21))
     for u, out in seen:
@@ -83,6 +88,7 @@ def test_sync_queue_wait_all_from_callback_raises(tiny):
         for i in range(10):
             queue.start_async([X, X], i)
         queue.wait_all()
+
     with pytest.raises(ov.JobError) as info:
         _bounded(run)
     assert len(info.value.errors) == 10
@@ -108,6 +114,7 @@ def test_sync_request_wait_inside_its_own_callback_raises(tiny):
         def run():
             request.start_async([X, X])
             request.wait()
+
         with pytest.raises(RuntimeError, match="inside a completion callback"):
             _bounded(run)
         assert len(inner) == 1
@@ -119,6 +126,7 @@ def test_sync_request_wait_inside_its_own_callback_raises(tiny):
 
 
 # -- aio: callbacks run on the loop --
+
 
 @pytest.mark.anyio
 async def test_async_callback_awaiting_start_async_on_its_own_full_queue_raises(tiny):

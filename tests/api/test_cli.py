@@ -1,6 +1,7 @@
 """``python -m aiov info`` and ``python -m aiov benchmark``, run as a user runs them (in a
 subprocess) on a small ONNX model: what they print, their --json, and their errors (one line,
 never a traceback)."""
+
 import json
 import os
 import subprocess
@@ -23,28 +24,44 @@ def _save(path, nodes, inputs, outputs, inits=(), extra_opsets=()):
 def models(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
     w = numpy_helper.from_array(np.ones((8, 4), np.float32), "w")
-    static = _save(tmp / "static.onnx",
-                   [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["z"])],
-                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
-                   [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4])], [w])
-    dynamic = _save(tmp / "dynamic.onnx",
-                    [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Cast", ["k"], ["kf"], to=1),
-                     helper.make_node("Add", ["y", "kf"], ["z"])],
-                    [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8]),
-                     helper.make_tensor_value_info("k", TensorProto.INT64, [8])],
-                    [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 8])])
-    unsupported = _save(tmp / "unsupported.onnx",
-                        [helper.make_node("Relu", ["x"], ["y"]),
-                         helper.make_node("FancyOp", ["y"], ["z"], domain="com.acme")],
-                        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [2])],
-                        extra_opsets=["com.acme"])
+    static = _save(
+        tmp / "static.onnx",
+        [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["z"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4])],
+        [w],
+    )
+    dynamic = _save(
+        tmp / "dynamic.onnx",
+        [
+            helper.make_node("Relu", ["x"], ["y"]),
+            helper.make_node("Cast", ["k"], ["kf"], to=1),
+            helper.make_node("Add", ["y", "kf"], ["z"]),
+        ],
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8]),
+            helper.make_tensor_value_info("k", TensorProto.INT64, [8]),
+        ],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 8])],
+    )
+    unsupported = _save(
+        tmp / "unsupported.onnx",
+        [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("FancyOp", ["y"], ["z"], domain="com.acme")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [2])],
+        extra_opsets=["com.acme"],
+    )
     return {"static": static, "dynamic": dynamic, "unsupported": unsupported, "dir": tmp}
 
 
 def aiov_cli(*args):
-    return subprocess.run([sys.executable, "-m", "aiov", *map(str, args)], capture_output=True, text=True,
-                          timeout=180, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    return subprocess.run(
+        [sys.executable, "-m", "aiov", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
 
 
 def test_info_lists_inputs_outputs_and_ops(models):
@@ -67,11 +84,31 @@ def test_info_of_an_unsupported_model_names_what_is_missing(models):
 @pytest.mark.parametrize("api", ["sync", "queue", "aio"])
 def test_benchmark_reports_throughput_and_latency(models, api):
     report = models["dir"] / f"{api}.json"
-    out = aiov_cli("benchmark", models["static"], "-t", "1", "--api", api, "--concurrency", "2",
-                   "--hint", "throughput", "--json", report)
+    out = aiov_cli(
+        "benchmark",
+        models["static"],
+        "-t",
+        "1",
+        "--api",
+        api,
+        "--concurrency",
+        "2",
+        "--hint",
+        "throughput",
+        "--json",
+        report,
+    )
     assert out.returncode == 0, out.stderr
-    for label in ("count", "throughput (inf/s)", "latency min (ms)", "latency median (ms)",
-                  "latency mean (ms)", "latency p90 (ms)", "latency p99 (ms)", "latency max (ms)"):
+    for label in (
+        "count",
+        "throughput (inf/s)",
+        "latency min (ms)",
+        "latency median (ms)",
+        "latency mean (ms)",
+        "latency p90 (ms)",
+        "latency p99 (ms)",
+        "latency max (ms)",
+    ):
         assert label in out.stdout
     assert out.stderr == ""  # progress goes to stderr only on a terminal
     data = json.loads(report.read_text())
@@ -93,12 +130,15 @@ def test_dynamic_inputs_need_a_shape_named_in_the_error(models):
     report = models["dir"] / "dynamic.json"
     out = aiov_cli("benchmark", models["dynamic"], "-t", "0.5", "--shape", "x=3,8", "--json", report)
     assert out.returncode == 0, out.stderr
-    assert json.loads(report.read_text())["inputs"] == {"x": {"shape": [3, 8], "dtype": "float32"},
-                                                         "k": {"shape": [8], "dtype": "int64"}}
+    assert json.loads(report.read_text())["inputs"] == {
+        "x": {"shape": [3, 8], "dtype": "float32"},
+        "k": {"shape": [8], "dtype": "int64"},
+    }
 
 
-@pytest.mark.parametrize("shape, message", [
-    ("x=3", "rank 2"), ("x=3,9", "dim 1"), ("nope=1,8", "model's inputs are"), ("x", "NAME=D0,D1")])
+@pytest.mark.parametrize(
+    "shape, message", [("x=3", "rank 2"), ("x=3,9", "dim 1"), ("nope=1,8", "model's inputs are"), ("x", "NAME=D0,D1")]
+)
 def test_bad_shapes_are_explained(models, shape, message):
     out = aiov_cli("benchmark", models["dynamic"], "-t", "0.5", "--shape", shape)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr

@@ -1,8 +1,10 @@
 """Core (devices, compile_model, properties) and CompiledModel (ports, __call__, requests)."""
+
 import numpy as np
 import pytest
 
 import aiov as ov
+
 from model_builders import add_model, two_output_model
 
 

@@ -1,4 +1,5 @@
 """The runnable examples run to completion and print what they promise."""
+
 import pathlib
 import subprocess
 import sys
@@ -8,14 +9,22 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("script, expected", [
-    ("quickstart.py", "queue finished 16 jobs"),
-    ("async_quickstart.py", "queue finished 64 jobs"),
-    ("trio_pipeline.py", "200 items classified"),
-])
+@pytest.mark.parametrize(
+    "script, expected",
+    [
+        ("quickstart.py", "queue finished 16 jobs"),
+        ("async_quickstart.py", "queue finished 64 jobs"),
+        ("trio_pipeline.py", "200 items classified"),
+    ],
+)
 def test_example_runs(script, expected):
-    proc = subprocess.run([sys.executable, "-X", "dev", str(ROOT / "examples" / script)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-X", "dev", str(ROOT / "examples" / script)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert expected in proc.stdout
     assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr

@@ -6,6 +6,7 @@ The probe thread increments a counter and releases the GIL after every increment
 held the GIL for its whole (sub-second) duration would let the probe make no progress at all
 between the main thread's reads just before and just after the call; a call that releases
 the GIL lets it run for the tens of milliseconds the call lasts. No timing is asserted."""
+
 import sys
 import threading
 import time
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 import aiov as ov
+
 from model_builders import folding_model, heavy_model, heavy_reference
 
 MIN_PROGRESS = 10

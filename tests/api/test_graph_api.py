@@ -1,5 +1,6 @@
 """OpenVINO's graph-building API surface: op classes, node operators, layouts, model editing,
 Dimension/PartialShape semantics, Type predicates and the small value types."""
+
 import copy
 
 import numpy as np

@@ -1,4 +1,5 @@
 """aiov.helpers.pack_data / unpack_data for u1, u4 and i4."""
+
 import numpy as np
 import pytest
 
@@ -38,14 +39,14 @@ def test_round_trip_through_tensor(name):
 def test_known_bit_layouts():
     # u1: first element in the highest bit; u4/i4: first element in the low nibble
     # (the layout of OpenVINO's runtime memory).
-    np.testing.assert_array_equal(pack_data(np.array([1, 0, 0, 0, 0, 0, 0, 1, 1], np.uint8), ov.Type.u1),
-                                  [0b10000001, 0b10000000])
+    np.testing.assert_array_equal(
+        pack_data(np.array([1, 0, 0, 0, 0, 0, 0, 1, 1], np.uint8), ov.Type.u1), [0b10000001, 0b10000000]
+    )
     np.testing.assert_array_equal(pack_data(np.array([1, 2, 3], np.uint8), ov.Type.u4), [0x21, 0x03])
     np.testing.assert_array_equal(pack_data(np.array([-1, 2], np.int8), ov.Type.i4), [0x2F])
 
 
-@pytest.mark.parametrize("etype,values", [(ov.Type.u4, [16]), (ov.Type.u4, [-1]), (ov.Type.i4, [8]),
-                                          (ov.Type.u1, [2])])
+@pytest.mark.parametrize("etype,values", [(ov.Type.u4, [16]), (ov.Type.u4, [-1]), (ov.Type.i4, [8]), (ov.Type.u1, [2])])
 def test_pack_rejects_out_of_range_values(etype, values):
     with pytest.raises(ov.InputError, match="values must lie"):
         pack_data(np.array(values), etype)
@@ -58,7 +59,9 @@ def test_pack_rejects_other_types():
 
 def test_u1_matches_openvino_helpers_byte_for_byte():
     openvino = pytest.importorskip("openvino")
-    from openvino.helpers import pack_data as ov_pack, unpack_data as ov_unpack
+    from openvino.helpers import pack_data as ov_pack
+    from openvino.helpers import unpack_data as ov_unpack
+
     data = CASES["u1"][1](37)
     np.testing.assert_array_equal(pack_data(data, ov.Type.u1), ov_pack(data, openvino.Type.u1))
     np.testing.assert_array_equal(unpack_data(ov_pack(data, openvino.Type.u1), ov.Type.u1, [37]), data)
@@ -75,7 +78,9 @@ def test_u4_i4_match_openvino_helpers_up_to_nibble_order(name):
     # runtime reads the first element from the LOW nibble (see the runtime test below). aiov
     # follows the runtime layout, so the helpers agree up to the nibble order of each byte.
     openvino = pytest.importorskip("openvino")
-    from openvino.helpers import pack_data as ov_pack, unpack_data as ov_unpack
+    from openvino.helpers import pack_data as ov_pack
+    from openvino.helpers import unpack_data as ov_unpack
+
     etype, make = CASES[name]
     ov_etype = getattr(openvino.Type, name)
     data = make(40)
@@ -88,6 +93,7 @@ def test_u4_i4_match_openvino_helpers_up_to_nibble_order(name):
 def test_u4_packing_matches_openvino_runtime_layout():
     openvino = pytest.importorskip("openvino")
     import openvino.opset13 as ovops
+
     data = CASES["u4"][1](30)
     p = ovops.parameter([30], openvino.Type.u4)
     compiled = openvino.compile_model(openvino.Model(ovops.convert(p, "f32"), [p]), "CPU")

@@ -1,11 +1,13 @@
 """InferRequest: the ways to pass inputs, sync and async runs, tensors, callbacks,
 latency, profiling, userdata and cancellation."""
+
 import threading
 
 import numpy as np
 import pytest
 
 import aiov as ov
+
 from model_builders import add_model, heavy_model, scale_model, two_output_model
 
 A = np.arange(8, dtype=np.float32)
@@ -22,16 +24,19 @@ def request_(compiled):
     return compiled.create_infer_request()
 
 
-@pytest.mark.parametrize("make_inputs", [
-    pytest.param(lambda c: {"input_0": A, "input_1": B}, id="dict-by-name"),
-    pytest.param(lambda c: {0: A, 1: B}, id="dict-by-index"),
-    pytest.param(lambda c: {c.inputs[0]: A, c.inputs[1]: B}, id="dict-by-port"),
-    pytest.param(lambda c: {"input_1": B, 0: A}, id="dict-mixed-keys"),
-    pytest.param(lambda c: [A, B], id="list"),
-    pytest.param(lambda c: (A, B), id="tuple"),
-    pytest.param(lambda c: [ov.Tensor(A), ov.Tensor(B)], id="list-of-tensors"),
-    pytest.param(lambda c: [A.astype(np.float64), B.astype(np.float16)], id="converted-dtypes"),
-])
+@pytest.mark.parametrize(
+    "make_inputs",
+    [
+        pytest.param(lambda c: {"input_0": A, "input_1": B}, id="dict-by-name"),
+        pytest.param(lambda c: {0: A, 1: B}, id="dict-by-index"),
+        pytest.param(lambda c: {c.inputs[0]: A, c.inputs[1]: B}, id="dict-by-port"),
+        pytest.param(lambda c: {"input_1": B, 0: A}, id="dict-mixed-keys"),
+        pytest.param(lambda c: [A, B], id="list"),
+        pytest.param(lambda c: (A, B), id="tuple"),
+        pytest.param(lambda c: [ov.Tensor(A), ov.Tensor(B)], id="list-of-tensors"),
+        pytest.param(lambda c: [A.astype(np.float64), B.astype(np.float16)], id="converted-dtypes"),
+    ],
+)
 def test_infer_accepts_every_input_form(compiled, request_, make_inputs):
     inputs = make_inputs(compiled)
     expected = A + B.astype(np.float16).astype(np.float32) if "float16" in repr(inputs) else A + B
@@ -60,13 +65,16 @@ class _Tagged(np.ndarray):
 
 
 @pytest.mark.parametrize("how", ["infer", "compiled_call", "start_async"])
-@pytest.mark.parametrize("make", [
-    pytest.param(lambda x: x.astype(">f4"), id="big-endian"),
-    pytest.param(lambda x: np.repeat(x, 2)[::2], id="strided-view"),
-    pytest.param(lambda x: x.view(_Tagged), id="ndarray-subclass"),
-    pytest.param(lambda x: x.astype(np.float64), id="float64"),
-    pytest.param(lambda x: x, id="plain"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda x: x.astype(">f4"), id="big-endian"),
+        pytest.param(lambda x: np.repeat(x, 2)[::2], id="strided-view"),
+        pytest.param(lambda x: x.view(_Tagged), id="ndarray-subclass"),
+        pytest.param(lambda x: x.astype(np.float64), id="float64"),
+        pytest.param(lambda x: x, id="plain"),
+    ],
+)
 def test_arrays_the_one_call_path_cannot_take_as_they_are_still_give_the_right_result(how, make):
     # The sync path binds exact, C-contiguous numpy arrays of the input's dtype in one native
     # call; everything else goes through the Python path's conversion, with the same result.
@@ -253,6 +261,7 @@ def test_cancel_stops_a_running_job_and_request_stays_usable():
     request.wait()  # raised once only
     small = np.full((2, 1024), 0.5, np.float32)
     from model_builders import heavy_reference
+
     np.testing.assert_allclose(request.infer(small)[0], heavy_reference(small, weights), rtol=1e-4, atol=1e-5)
 
 

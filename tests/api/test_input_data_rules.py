@@ -2,13 +2,13 @@
 an earlier caller's value for an input it omitted; an InferRequest the user owns keeps
 OpenVINO's set-then-infer. Values that would be silently altered (complex, masked) and
 inputs given twice are errors."""
+
 import numpy as np
 import pytest
 
 import aiov as ov
 import aiov.aio as aio
 import aiov.opset13 as ops
-
 
 A = np.array([1, 2], np.float32)
 B = np.array([10, 20], np.float32)
@@ -37,10 +37,10 @@ OMITTING = [
 @pytest.mark.parametrize("make_inputs,missing", OMITTING)
 @pytest.mark.parametrize("share_inputs", [True, False])
 def test_a_compiled_call_never_reuses_the_previous_callers_value(compiled, make_inputs, missing, share_inputs):
-    np.testing.assert_array_equal(compiled({"a": SECRET, "b": SECRET}, share_inputs=share_inputs)["sum"],
-                                  2 * SECRET)
-    with pytest.raises(ov.InputError, match=f"missing input\\(s\\): {missing}; a call on the compiled model "
-                                            "takes every input"):
+    np.testing.assert_array_equal(compiled({"a": SECRET, "b": SECRET}, share_inputs=share_inputs)["sum"], 2 * SECRET)
+    with pytest.raises(
+        ov.InputError, match=f"missing input\\(s\\): {missing}; a call on the compiled model takes every input"
+    ):
         compiled(make_inputs(), share_inputs=share_inputs)
     # The pool still works for a complete call, and computes from this call's values only.
     np.testing.assert_array_equal(compiled([A, B])["sum"], A + B)
@@ -94,11 +94,14 @@ def test_masked_arrays_with_masked_elements_are_refused(compiled):
     np.testing.assert_array_equal(compiled({"a": unmasked, "b": B})["sum"], A + B)
 
 
-@pytest.mark.parametrize("inputs", [
-    pytest.param(lambda: {"a": A, 0: SECRET, "b": B}, id="name-and-index"),
-    pytest.param(lambda: {0: A, "a": SECRET, "b": B}, id="index-and-name"),
-    pytest.param(lambda: {np.int64(1): B, "b": SECRET, "a": A}, id="numpy-index-and-name"),
-])
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        pytest.param(lambda: {"a": A, 0: SECRET, "b": B}, id="name-and-index"),
+        pytest.param(lambda: {0: A, "a": SECRET, "b": B}, id="index-and-name"),
+        pytest.param(lambda: {np.int64(1): B, "b": SECRET, "a": A}, id="numpy-index-and-name"),
+    ],
+)
 def test_an_input_given_twice_is_an_error(compiled, inputs):
     with pytest.raises(ov.InputError, match="input 'a'|input 'b'") as excinfo:
         compiled(inputs())

@@ -1,5 +1,6 @@
 """Bad input raises aiov.InputError (a ValueError and a RuntimeError) naming the input, what
 was expected and what was given; afterwards the request and the queue still work."""
+
 import numpy as np
 import pytest
 

@@ -1,6 +1,7 @@
 """The interpreter may exit while daemon threads are inside aiov: blocked in an inference,
 a wait or the callback dispatcher. The process ends with its own exit code and no
 "terminate called" abort, for every blocking call (each case in a child process)."""
+
 import subprocess
 import sys
 import textwrap
@@ -42,13 +43,13 @@ CASES = {
     "request_wait": "r = compiled.create_infer_request()\ndaemon(lambda: (r.start_async(X), r.wait()))",
     "request_wait_for": "r = compiled.create_infer_request()\ndaemon(lambda: (r.start_async(X), r.wait_for(10)) and r.wait())",
     "queue_wait_all": "q = ov.AsyncInferQueue(compiled, 2)\n"
-                      "daemon(lambda: ([q.start_async(X) for _ in range(4)], q.wait_all()))",
+    "daemon(lambda: ([q.start_async(X) for _ in range(4)], q.wait_all()))",
     "callback_running": "r = compiled.create_infer_request()\n"
-                        "r.set_callback(lambda _: time.sleep(0.01))\n"
-                        "daemon(lambda: (r.start_async(X), r.wait()))",
+    "r.set_callback(lambda _: time.sleep(0.01))\n"
+    "daemon(lambda: (r.start_async(X), r.wait()))",
     "compile_model": "m = compiled.get_runtime_model()\ndaemon(lambda: ov.compile_model(m))",
     "dispatcher_idle": "r = compiled.create_infer_request()\nr.set_callback(lambda _: None)\n"
-                       "r.start_async(X)\nr.wait()",
+    "r.start_async(X)\nr.wait()",
     "exit_code_kept": "daemon(lambda: compiled(X))\nsys.exit(3)",
 }
 
@@ -56,8 +57,7 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_exit_with_a_daemon_thread_inside_aiov(case):
     code = PRELUDE + "\n" + CASES[case] + "\nprint('exiting', flush=True)\n"
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
     expected = 3 if case == "exit_code_kept" else 0
     assert "terminate called" not in proc.stderr, proc.stderr[-2000:]
     assert "Fatal Python error" not in proc.stderr, proc.stderr[-2000:]

@@ -1,9 +1,11 @@
 """Model: inputs/outputs, selecting ports by index or name, reshape then compile and run."""
+
 import numpy as np
 import pytest
 
 import aiov as ov
 import aiov.opset13 as ops
+
 from model_builders import add_model, two_output_model
 
 

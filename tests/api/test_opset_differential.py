@@ -1,5 +1,6 @@
 """The opset builders: each op against numpy, and (when openvino is installed) the same
 graph built with openvino.opset13 against aiov.opset13."""
+
 import numpy as np
 import pytest
 
@@ -20,14 +21,23 @@ def _any(shape):
 
 # name -> (builder(lib, params) -> node, param shapes, input makers, numpy reference)
 BINARY = {
-    "add": (np.add, _any), "subtract": (np.subtract, _any), "multiply": (np.multiply, _any),
-    "divide": (np.divide, _pos), "maximum": (np.maximum, _any), "minimum": (np.minimum, _any),
+    "add": (np.add, _any),
+    "subtract": (np.subtract, _any),
+    "multiply": (np.multiply, _any),
+    "divide": (np.divide, _pos),
+    "maximum": (np.maximum, _any),
+    "minimum": (np.minimum, _any),
     "power": (np.power, _pos),
 }
 UNARY = {
-    "absolute": (np.abs, _any), "negative": (np.negative, _any), "relu": (lambda x: np.maximum(x, 0), _any),
-    "sigmoid": (lambda x: 1 / (1 + np.exp(-x.astype(np.float64))), _any), "tanh": (np.tanh, _any),
-    "exp": (np.exp, _any), "log": (np.log, _pos), "sqrt": (np.sqrt, _pos),
+    "absolute": (np.abs, _any),
+    "negative": (np.negative, _any),
+    "relu": (lambda x: np.maximum(x, 0), _any),
+    "sigmoid": (lambda x: 1 / (1 + np.exp(-x.astype(np.float64))), _any),
+    "tanh": (np.tanh, _any),
+    "exp": (np.exp, _any),
+    "log": (np.log, _pos),
+    "sqrt": (np.sqrt, _pos),
 }
 
 
@@ -42,66 +52,99 @@ def _case_graphs():
     for name, (ref, make) in BINARY.items():
         for sa, sb in [((2, 3), (2, 3)), ((4, 1, 3), (5, 1)), ((3,), (2, 3))]:
             a, b = make(sa), make(sb)
+
             def build(lib, name=name, sa=sa, sb=sb):
                 pa, pb = lib.parameter(list(sa), np.float32, name="a"), lib.parameter(list(sb), np.float32, name="b")
                 return getattr(lib, name)(pa, pb), [pa, pb]
+
             cases.append((f"{name}-{sa}-{sb}", build, [a, b], ref(a.astype(np.float64), b.astype(np.float64))))
     for name, (ref, make) in UNARY.items():
         x = make((3, 7))
+
         def build(lib, name=name):
             p = lib.parameter([3, 7], np.float32, name="x")
             return getattr(lib, name)(p), [p]
+
         cases.append((name, build, [x], ref(x.astype(np.float64))))
-    for ta, tb, sa, sb in [(False, False, (3, 4), (4, 5)), (True, False, (4, 3), (4, 5)),
-                           (False, True, (3, 4), (5, 4)), (True, True, (4, 3), (5, 4)),
-                           (False, False, (2, 3, 4), (4, 5)), (False, False, (2, 1, 3, 4), (5, 4, 2)),
-                           (False, True, (2, 3, 4), (2, 6, 4))]:
+    for ta, tb, sa, sb in [
+        (False, False, (3, 4), (4, 5)),
+        (True, False, (4, 3), (4, 5)),
+        (False, True, (3, 4), (5, 4)),
+        (True, True, (4, 3), (5, 4)),
+        (False, False, (2, 3, 4), (4, 5)),
+        (False, False, (2, 1, 3, 4), (5, 4, 2)),
+        (False, True, (2, 3, 4), (2, 6, 4)),
+    ]:
         a, b = _any(sa), _any(sb)
         ea = np.swapaxes(a, -1, -2) if ta else a
         eb = np.swapaxes(b, -1, -2) if tb else b
+
         def build(lib, ta=ta, tb=tb, sa=sa, sb=sb):
             pa, pb = lib.parameter(list(sa), np.float32, name="a"), lib.parameter(list(sb), np.float32, name="b")
             return lib.matmul(pa, pb, ta, tb), [pa, pb]
-        cases.append((f"matmul-{sa}-{sb}-ta{int(ta)}-tb{int(tb)}", build, [a, b],
-                      np.matmul(ea.astype(np.float64), eb.astype(np.float64))))
+
+        cases.append(
+            (
+                f"matmul-{sa}-{sb}-ta{int(ta)}-tb{int(tb)}",
+                build,
+                [a, b],
+                np.matmul(ea.astype(np.float64), eb.astype(np.float64)),
+            )
+        )
     x = _any((2, 3, 4))
-    for target, special_zero, expected_shape in [([-1], False, (24,)), ([4, -1], False, (4, 6)),
-                                                 ([0, -1], True, (2, 12)), ([0, 0, 2, 2], True, (2, 3, 2, 2))]:
+    for target, special_zero, expected_shape in [
+        ([-1], False, (24,)),
+        ([4, -1], False, (4, 6)),
+        ([0, -1], True, (2, 12)),
+        ([0, 0, 2, 2], True, (2, 3, 2, 2)),
+    ]:
+
         def build(lib, target=target, special_zero=special_zero):
             p = lib.parameter([2, 3, 4], np.float32, name="x")
             shape = lib.constant(np.array(target, dtype=np.int64))
             return lib.reshape(p, shape, special_zero), [p]
+
         cases.append((f"reshape-{target}-sz{int(special_zero)}", build, [x], x.reshape(expected_shape)))
     xi = (_any((2, 5)) * 10).astype(np.float32)
     for dst, np_dst in [("i32", np.int32), ("f16", np.float16)]:
+
         def build(lib, dst=dst):
             p = lib.parameter([2, 5], np.float32, name="x")
             return lib.convert(p, dst), [p]
+
         # f32 -> int conversion truncates toward zero (as OpenVINO's CPU plugin and numpy do).
         expected = xi.astype(np_dst)
         cases.append((f"convert-{dst}", build, [xi], expected))
     a, b, c = _any((2, 3)), _any((2, 1)), _any((2, 4))
+
     def build_concat(lib):
         ps = [lib.parameter(list(s), np.float32, name=n) for s, n in [((2, 3), "a"), ((2, 1), "b"), ((2, 4), "c")]]
         return lib.concat(ps, 1), ps
+
     cases.append(("concat-axis1", build_concat, [a, b, c], np.concatenate([a, b, c], axis=1)))
+
     def build_concat_neg(lib):
         ps = [lib.parameter([2, 3], np.float32, name=n) for n in "ab"]
         return lib.concat(ps, -2), ps
+
     cases.append(("concat-axis-neg2", build_concat_neg, [a, a + 1], np.concatenate([a, a + 1], axis=0)))
     s = _any((3, 4, 5)) * 3
     for axis in (0, 1, 2, -1):
+
         def build(lib, axis=axis):
             p = lib.parameter([3, 4, 5], np.float32, name="x")
             return lib.softmax(p, axis), [p]
+
         cases.append((f"softmax-axis{axis}", build, [s], _softmax(s, axis)))
     # A small graph with constants, broadcasting and a dynamic batch.
     w = _any((6, 4))
     xb = _any((5, 6))
+
     def build_mlp(lib):
         p = lib.parameter([-1, 6], np.float32, name="x")
         h = lib.add(lib.matmul(p, lib.constant(w), False, False), lib.constant(np.float32(0.5)))
         return lib.softmax(lib.tanh(h), 1), [p]
+
     cases.append(("dynamic-batch-mlp", build_mlp, [xb], _softmax(np.tanh(xb.astype(np.float64) @ w + 0.5), 1)))
     return cases
 
@@ -131,10 +174,10 @@ def test_op_matches_numpy(case):
 def test_op_matches_openvino(case):
     openvino = pytest.importorskip("openvino")
     import openvino.opset13 as ovops
+
     _, build, inputs, _ = case
     node, params = build(ovops)
-    ref = openvino.compile_model(openvino.Model(node, params), "CPU",
-                                 {"INFERENCE_PRECISION_HINT": "f32"})(inputs)[0]
+    ref = openvino.compile_model(openvino.Model(node, params), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(inputs)[0]
     got = _run_aiov(build, inputs)
     assert got.shape == ref.shape
     assert got.dtype == ref.dtype

@@ -2,6 +2,7 @@
 ScatterElementsUpdate, OneHot, DepthToSpace, SpaceToDepth, ReverseSequence): their builders
 match numpy for every index type, indices are untrusted run-time values (negative ones wrap,
 out-of-range ones raise a clear error and nothing else), and the ops survive an IR round trip."""
+
 import numpy as np
 import pytest
 
@@ -22,6 +23,7 @@ def _param(array, name):
 
 
 # ---- numpy references -------------------------------------------------------------------
+
 
 def _gather_nd_ref(data, indices, batch_dims=0):
     batch = data.shape[:batch_dims]
@@ -51,6 +53,7 @@ def _scatter_elements_ref(data, indices, updates, axis, reduction):
 
 
 # ---- gathers ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("itype", INDEX_TYPES)
 def test_gather_nd_matches_numpy_with_negative_indices(itype):
@@ -87,6 +90,7 @@ def test_gather_elements_matches_take_along_axis(itype, axis):
 
 # ---- scatters -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("itype", INDEX_TYPES)
 @pytest.mark.parametrize("reduction", ["none", "sum", "prod", "min", "max"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int32])
@@ -115,17 +119,33 @@ def test_scatter_elements_update_reductions(itype, reduction, axis):
 
 # ---- untrusted indices --------------------------------------------------------------------
 
+
 def _out_of_range_cases():
     data = np.arange(12, dtype=np.float32).reshape(3, 4)
     yield "gather_nd", lambda d, i: ops.gather_nd(d, i), data, np.array([[1], [3]]), np.array([[1], [-4]])
-    yield "gather_elements", lambda d, i: ops.gather_elements(d, i, 1), data, \
-        np.array([[0, 4], [1, 1], [0, 0]]), np.array([[0, -5], [1, 1], [0, 0]])
+    yield (
+        "gather_elements",
+        lambda d, i: ops.gather_elements(d, i, 1),
+        data,
+        np.array([[0, 4], [1, 1], [0, 0]]),
+        np.array([[0, -5], [1, 1], [0, 0]]),
+    )
     upd_nd = ops.constant(np.ones((2, 4), np.float32))
-    yield "scatter_nd_update", lambda d, i: ops.scatter_nd_update(d, i, upd_nd), data, \
-        np.array([[0], [3]]), np.array([[0], [-4]])
+    yield (
+        "scatter_nd_update",
+        lambda d, i: ops.scatter_nd_update(d, i, upd_nd),
+        data,
+        np.array([[0], [3]]),
+        np.array([[0], [-4]]),
+    )
     upd_el = ops.constant(np.ones((1, 2), np.float32))
-    yield "scatter_elements_update", lambda d, i: ops.scatter_elements_update(d, i, upd_el, 1, "sum"), data, \
-        np.array([[0, 7]]), np.array([[0, -5]])
+    yield (
+        "scatter_elements_update",
+        lambda d, i: ops.scatter_elements_update(d, i, upd_el, 1, "sum"),
+        data,
+        np.array([[0, 7]]),
+        np.array([[0, -5]]),
+    )
 
 
 @pytest.mark.parametrize("itype", INDEX_TYPES)
@@ -147,18 +167,21 @@ def test_wrong_shapes_are_refused_when_the_model_is_built():
     with pytest.raises(ov.InputError, match="last dimension of indices is 3"):
         ops.gather_nd(data, ops.constant(np.zeros((2, 3), np.int64)))
     with pytest.raises(ov.InputError, match="updates must have shape"):
-        ops.scatter_nd_update(data, ops.constant(np.zeros((2, 1), np.int64)), ops.constant(np.zeros((2, 5), np.float32)))
+        ops.scatter_nd_update(
+            data, ops.constant(np.zeros((2, 1), np.int64)), ops.constant(np.zeros((2, 5), np.float32))
+        )
     with pytest.raises(ov.InputError, match="i32 or i64"):
         ops.gather_elements(data, ops.constant(np.zeros((3, 4), np.float32)))
     with pytest.raises(ov.InputError, match="rank of data"):
         ops.gather_elements(data, ops.constant(np.zeros((3,), np.int64)))
     with pytest.raises(ov.InputError, match="block_size 1048576 is too large"):  # 2^20^7 overflows int64
-        ops.depth_to_space(ops.parameter([1, -1] + [2] * 7, np.float32), "blocks_first", 2 ** 20)
+        ops.depth_to_space(ops.parameter([1, -1] + [2] * 7, np.float32), "blocks_first", 2**20)
     with pytest.raises(ov.InputError, match="multiple of block_size"):
         ops.space_to_depth(ops.parameter([1, 2, 3, 4], np.float32), "blocks_first", 2)
 
 
 # ---- layout ops ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", ["blocks_first", "depth_first"])
 def test_depth_to_space_and_back(mode):
@@ -206,15 +229,17 @@ def test_one_hot_wraps_negative_and_leaves_out_of_range_off(itype):
 
 # ---- IR round trip ------------------------------------------------------------------------
 
+
 def test_ir_round_trip_keeps_every_op(tmp_path):
     x = ops.parameter([2, 8, 2, 2], np.float32, name="x")
     idx = ops.parameter([2, 1], np.int32, name="idx")
-    y = ops.depth_to_space(x, "depth_first", 2)                     # [2, 2, 4, 4]
-    y = ops.space_to_depth(y, "blocks_first", 2)                     # [2, 8, 2, 2]
+    y = ops.depth_to_space(x, "depth_first", 2)  # [2, 2, 4, 4]
+    y = ops.space_to_depth(y, "blocks_first", 2)  # [2, 8, 2, 2]
     y = ops.reverse_sequence(y, ops.constant(np.array([2, 1], np.int64)), 0, 1)
     y = ops.scatter_nd_update(y, idx, ops.gather_nd(y, idx), "sum")
-    y = ops.scatter_elements_update(y, ops.constant(np.zeros((2, 8, 2, 1), np.int64)),
-                                    ops.constant(np.ones((2, 8, 2, 1), np.float32)), -1, "max")
+    y = ops.scatter_elements_update(
+        y, ops.constant(np.zeros((2, 8, 2, 1), np.int64)), ops.constant(np.ones((2, 8, 2, 1), np.float32)), -1, "max"
+    )
     y = ops.gather_elements(y, ops.constant(np.ones((2, 8, 2, 2), np.int64)), 2)
     hot = ops.one_hot(ops.constant(np.array([1, -1], np.int64)), 3, 1.0, 0.0, axis=0, negative_indices_mode="normalize")
     model = ov.Model([y, hot], [x, idx], "gather_scatter")
@@ -223,8 +248,16 @@ def test_ir_round_trip_keeps_every_op(tmp_path):
     loaded = ov.Core().read_model(str(path))
     types = lambda m: [o.get_type_name() for o in m.get_ordered_ops()]  # noqa: E731
     assert types(loaded) == types(model)
-    for name in ("GatherND", "GatherElements", "ScatterNDUpdate", "ScatterElementsUpdate", "OneHot",
-                 "DepthToSpace", "SpaceToDepth", "ReverseSequence"):
+    for name in (
+        "GatherND",
+        "GatherElements",
+        "ScatterNDUpdate",
+        "ScatterElementsUpdate",
+        "OneHot",
+        "DepthToSpace",
+        "SpaceToDepth",
+        "ReverseSequence",
+    ):
         assert name in types(loaded)
     xv = RNG.standard_normal((2, 8, 2, 2)).astype(np.float32)
     iv = np.array([[1], [-2]], np.int32)
@@ -235,6 +268,7 @@ def test_ir_round_trip_keeps_every_op(tmp_path):
 
 # ---- OpenVINO's own reductions, against OpenVINO ----------------------------------------------
 
+
 @pytest.mark.parametrize("reduction", ["sum", "prod", "min", "max", "mean"])
 @pytest.mark.parametrize("use_init_val", [True, False])
 def test_scatter_elements_update_matches_openvino(reduction, use_init_val):
@@ -243,11 +277,18 @@ def test_scatter_elements_update_matches_openvino(reduction, use_init_val):
     data = RNG.integers(1, 6, (3, 4)).astype(np.float32)
     indices = np.array([[0, 1, 1], [2, 1, 1]], np.int64)  # targets hit twice and more
     updates = RNG.integers(1, 6, (2, 3)).astype(np.float32)
-    theirs = o12.scatter_elements_update(o12.constant(data), o12.constant(indices), o12.constant(updates),
-                                         o12.constant(np.int64(1)), reduction, use_init_val)
+    theirs = o12.scatter_elements_update(
+        o12.constant(data),
+        o12.constant(indices),
+        o12.constant(updates),
+        o12.constant(np.int64(1)),
+        reduction,
+        use_init_val,
+    )
     want = ovo.compile_model(ovo.Model([theirs], []), "CPU")([])[0]
-    mine = ops.scatter_elements_update(ops.constant(data), ops.constant(indices), ops.constant(updates), 1,
-                                       reduction, use_init_val)
+    mine = ops.scatter_elements_update(
+        ops.constant(data), ops.constant(indices), ops.constant(updates), 1, reduction, use_init_val
+    )
     np.testing.assert_allclose(ov.compile_model(ov.Model([mine], []))([])[0], want, rtol=1e-6)
 
 

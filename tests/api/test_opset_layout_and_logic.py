@@ -1,4 +1,5 @@
 """Builders for layout, indexing, comparison and activation ops match numpy."""
+
 import math
 
 import numpy as np
@@ -17,29 +18,45 @@ CASES = {
     "slice_with_axes_and_step": (lambda x: ops.slice(x, [0, 1], [2, 4], [1, 2], [0, 2]), lambda d: d[0:2, :, 1:4:2]),
     "slice_negative_step": (lambda x: ops.slice(x, [-1], [-100], [-1], [2]), lambda d: d[:, :, ::-1]),
     "tile": (lambda x: ops.tile(x, [1, 2, 1]), lambda d: np.tile(d, (1, 2, 1))),
-    "pad_constant": (lambda x: ops.pad(x, [0, 1, 0], [0, 0, 2], "constant", 0.5),
-                     lambda d: np.pad(d, ((0, 0), (1, 0), (0, 2)), constant_values=0.5)),
-    "pad_edge": (lambda x: ops.pad(x, [0, 1, 2], [1, 0, 2], "edge"),
-                 lambda d: np.pad(d, ((0, 1), (1, 0), (2, 2)), mode="edge")),
-    "pad_reflect": (lambda x: ops.pad(x, [0, 2, 2], [0, 1, 3], "reflect"),
-                    lambda d: np.pad(d, ((0, 0), (2, 1), (2, 3)), mode="reflect")),
+    "pad_constant": (
+        lambda x: ops.pad(x, [0, 1, 0], [0, 0, 2], "constant", 0.5),
+        lambda d: np.pad(d, ((0, 0), (1, 0), (0, 2)), constant_values=0.5),
+    ),
+    "pad_edge": (
+        lambda x: ops.pad(x, [0, 1, 2], [1, 0, 2], "edge"),
+        lambda d: np.pad(d, ((0, 1), (1, 0), (2, 2)), mode="edge"),
+    ),
+    "pad_reflect": (
+        lambda x: ops.pad(x, [0, 2, 2], [0, 1, 3], "reflect"),
+        lambda d: np.pad(d, ((0, 0), (2, 1), (2, 3)), mode="reflect"),
+    ),
     "squeeze_unsqueeze": (lambda x: ops.squeeze(ops.unsqueeze(x, [0, -1]), [0]), lambda d: d[..., None]),
-    "broadcast_numpy": (lambda x: ops.broadcast(ops.constant(np.float32(2)), [2, 3, 4]),
-                        lambda d: np.full((2, 3, 4), 2, np.float32)),
-    "broadcast_bidirectional": (lambda x: ops.broadcast(x, [3, 1, 1, 1], broadcast_spec="BIDIRECTIONAL"),
-                                lambda d: np.broadcast_to(d, (3, 2, 3, 4))),
-    "select": (lambda x: ops.select(ops.greater(x, 0.5), x, ops.constant(np.float32(-1))),
-               lambda d: np.where(d > 0.5, d, -1)),
+    "broadcast_numpy": (
+        lambda x: ops.broadcast(ops.constant(np.float32(2)), [2, 3, 4]),
+        lambda d: np.full((2, 3, 4), 2, np.float32),
+    ),
+    "broadcast_bidirectional": (
+        lambda x: ops.broadcast(x, [3, 1, 1, 1], broadcast_spec="BIDIRECTIONAL"),
+        lambda d: np.broadcast_to(d, (3, 2, 3, 4)),
+    ),
+    "select": (
+        lambda x: ops.select(ops.greater(x, 0.5), x, ops.constant(np.float32(-1))),
+        lambda d: np.where(d > 0.5, d, -1),
+    ),
     "shape_of": (lambda x: ops.shape_of(x), lambda d: np.array(d.shape)),
     "range": (lambda x: ops.range(1, 10, 3, np.int64), lambda d: np.arange(1, 10, 3)),
     "gelu_erf": (lambda x: ops.gelu(x), lambda d: 0.5 * d * (1 + _erf(d / np.sqrt(2)))),
-    "gelu_tanh": (lambda x: ops.gelu(x, "tanh"),
-                  lambda d: 0.5 * d * (1 + np.tanh(np.sqrt(2 / np.pi) * (d + 0.044715 * d ** 3)))),
+    "gelu_tanh": (
+        lambda x: ops.gelu(x, "tanh"),
+        lambda d: 0.5 * d * (1 + np.tanh(np.sqrt(2 / np.pi) * (d + 0.044715 * d**3))),
+    ),
     "clamp": (lambda x: ops.clamp(x, -0.2, 0.7), lambda d: np.clip(d, -0.2, 0.7)),
     "elu": (lambda x: ops.elu(x, 0.5), lambda d: np.where(d > 0, d, 0.5 * (np.exp(d) - 1))),
     "leaky_relu": (lambda x: ops.leaky_relu(x, 0.1), lambda d: np.where(d >= 0, d, 0.1 * d)),
-    "prelu": (lambda x: ops.prelu(x, np.array([0.1, 0.2, 0.3, 0.4], np.float32)),
-              lambda d: np.where(d < 0, d * np.array([0.1, 0.2, 0.3, 0.4]), d)),
+    "prelu": (
+        lambda x: ops.prelu(x, np.array([0.1, 0.2, 0.3, 0.4], np.float32)),
+        lambda d: np.where(d < 0, d * np.array([0.1, 0.2, 0.3, 0.4]), d),
+    ),
     "hard_sigmoid": (lambda x: ops.hard_sigmoid(x, 0.3, 0.4), lambda d: np.clip(0.3 * d + 0.4, 0, 1)),
     "hswish": (lambda x: ops.hswish(x), lambda d: d * np.clip(d + 3, 0, 6) / 6),
     "hsigmoid": (lambda x: ops.hsigmoid(x), lambda d: np.clip(d + 3, 0, 6) / 6),
@@ -53,9 +70,12 @@ CASES = {
     "equal_self": (lambda x: ops.equal(x, x), lambda d: np.ones(d.shape, bool)),
     "less_equal": (lambda x: ops.less_equal(x, 0.0), lambda d: d <= 0),
     "not_equal": (lambda x: ops.not_equal(x, 0.0), lambda d: d != 0),
-    "logic": (lambda x: ops.logical_xor(ops.logical_and(ops.less(x, 0.5), ops.greater(x, -0.5)),
-                                        ops.logical_not(ops.greater_equal(x, 0.0))),
-              lambda d: ((d < 0.5) & (d > -0.5)) ^ ~(d >= 0)),
+    "logic": (
+        lambda x: ops.logical_xor(
+            ops.logical_and(ops.less(x, 0.5), ops.greater(x, -0.5)), ops.logical_not(ops.greater_equal(x, 0.0))
+        ),
+        lambda d: ((d < 0.5) & (d > -0.5)) ^ ~(d >= 0),
+    ),
 }
 
 
@@ -116,14 +136,17 @@ def test_gather_index_out_of_range_fails_the_inference_only():
     np.testing.assert_array_equal(compiled({"x": data, "idx": np.array([3, -4])})[0], [3, 0])
 
 
-@pytest.mark.parametrize("shape, order", [
-    ((1, 57, 45, 70), (0, 3, 1, 2)),     # NHWC -> NCHW, more pixels than channels, ragged sizes
-    ((2, 70, 23, 9), (0, 2, 3, 1)),      # NCHW -> NHWC with a batch
-    ((3, 9, 600), (0, 2, 1)),            # few rows, many columns: the split runs along the columns
-    ((5, 1000, 17), (2, 1, 0)),
-    ((2, 3, 181, 203), (0, 2, 3, 1)),    # an image's 3 channels go last: rows split over the pool
-    ((1, 4, 150, 99), (0, 2, 3, 1)),
-])
+@pytest.mark.parametrize(
+    "shape, order",
+    [
+        ((1, 57, 45, 70), (0, 3, 1, 2)),  # NHWC -> NCHW, more pixels than channels, ragged sizes
+        ((2, 70, 23, 9), (0, 2, 3, 1)),  # NCHW -> NHWC with a batch
+        ((3, 9, 600), (0, 2, 1)),  # few rows, many columns: the split runs along the columns
+        ((5, 1000, 17), (2, 1, 0)),
+        ((2, 3, 181, 203), (0, 2, 3, 1)),  # an image's 3 channels go last: rows split over the pool
+        ((1, 4, 150, 99), (0, 2, 3, 1)),
+    ],
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.int32, np.float64, np.uint8])
 def test_large_transposes_match_numpy(shape, order, dtype):
     # Big enough to be split over the pool and to use the vector transposes.

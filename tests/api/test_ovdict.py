@@ -1,8 +1,10 @@
 """OVDict: an immutable mapping of results keyed by port, index or tensor name."""
+
 import numpy as np
 import pytest
 
 import aiov as ov
+
 from model_builders import two_output_model
 
 X = np.arange(6, dtype=np.float32).reshape(2, 3)
@@ -78,6 +80,7 @@ def test_ovdict_is_immutable(results):
 def test_ovdict_matches_openvino_access_patterns():
     openvino = pytest.importorskip("openvino")
     import openvino.opset13 as ovops
+
     x = ovops.parameter([2, 3], np.float32, name="x")
     model = openvino.Model([ovops.multiply(x, np.float32(2)), ovops.add(x, np.float32(1))], [x])
     model.outputs[0].tensor.set_names({"double"})

@@ -1,6 +1,7 @@
 """One set of rules for finding an input or output (aiov._ports): Model, CompiledModel,
 InferRequest and OVDict accept the same keys and fail with the same message shape, which
 names what was asked and lists the ports that exist."""
+
 import numpy as np
 import pytest
 
@@ -65,8 +66,12 @@ def test_every_input_finder_accepts_the_same_keys(model, compiled, key):
 @pytest.mark.parametrize("key", [0, np.int32(0), "sum", "sum_result"])
 def test_every_output_finder_accepts_the_same_keys(model, compiled, key):
     found = {name: find(key) for name, find in _output_finders(model, compiled).items()}
-    assert found == {"Model.output": "sum", "CompiledModel.output": "sum",
-                     "InferRequest.get_output_tensor": 4.0, "OVDict": 4.0}
+    assert found == {
+        "Model.output": "sum",
+        "CompiledModel.output": "sum",
+        "InferRequest.get_output_tensor": 4.0,
+        "OVDict": 4.0,
+    }
 
 
 def test_ports_of_the_source_model_find_the_compiled_ports(model, compiled):

@@ -1,4 +1,5 @@
 """The typed properties API (aiov.properties): keys, value types, enums, and their use in configs."""
+
 import numpy as np
 import pytest
 
@@ -6,6 +7,7 @@ import aiov as ov
 import aiov.properties as props
 import aiov.properties.hint as hints
 import aiov.properties.streams as streams
+
 from model_builders import add_model
 
 
@@ -18,8 +20,15 @@ def test_key_is_its_name_and_builds_a_typed_pair():
     assert props.intel_cpu.sparse_weights_decompression_rate(0.1)[1].value == np.float32(0.1)
 
 
-@pytest.mark.parametrize(("key", "bad"), [(props.cache_dir, 6), (props.enable_profiling, "yes"),
-                                          (hints.performance_mode, 3), (props.inference_num_threads, 1.5)])
+@pytest.mark.parametrize(
+    ("key", "bad"),
+    [
+        (props.cache_dir, 6),
+        (props.enable_profiling, "yes"),
+        (hints.performance_mode, 3),
+        (props.inference_num_threads, 1.5),
+    ],
+)
 def test_a_value_of_the_wrong_type_is_refused(key, bad):
     with pytest.raises(TypeError, match="incompatible function arguments"):
         key(bad)
@@ -45,15 +54,20 @@ def test_streams_num_and_device_helpers():
     assert props.device.priorities("CPU", "GPU") == ("MULTI_DEVICE_PRIORITIES", ov.OVAny("CPU,GPU,"))
     with pytest.raises(TypeError, match="expected string values"):
         props.device.priorities("CPU", 6)
-    assert props.device.properties({"CPU": dict([streams.num(2)])}) == \
-        ("DEVICE_PROPERTIES", ov.OVAny({"CPU": {"NUM_STREAMS": 2}}))
+    assert props.device.properties({"CPU": dict([streams.num(2)])}) == (
+        "DEVICE_PROPERTIES",
+        ov.OVAny({"CPU": {"NUM_STREAMS": 2}}),
+    )
 
 
-@pytest.mark.parametrize("config", [
-    {hints.performance_mode: hints.PerformanceMode.THROUGHPUT},
-    dict([hints.performance_mode(hints.PerformanceMode.THROUGHPUT)]),
-    {"PERFORMANCE_HINT": "THROUGHPUT"},
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {hints.performance_mode: hints.PerformanceMode.THROUGHPUT},
+        dict([hints.performance_mode(hints.PerformanceMode.THROUGHPUT)]),
+        {"PERFORMANCE_HINT": "THROUGHPUT"},
+    ],
+)
 def test_typed_keys_work_wherever_a_config_does(config):
     compiled = ov.compile_model(add_model(), "CPU", config)
     assert compiled.get_property(hints.performance_mode) == hints.PerformanceMode.THROUGHPUT
@@ -84,12 +98,15 @@ def test_ovany_compares_by_value_through_containers():
     assert ov.OVAny([1, 2]).aslist() == [1, 2]
 
 
-@pytest.mark.parametrize(("config", "what"), [
-    ({props.cache_dir: "/tmp/aiov-cache"}, "does not cache"),
-    ({props.log.level: props.log.Level.DEBUG}, "does not log"),
-    ({props.enable_mmap: False}, "memory-maps"),
-    ({hints.enable_cpu_pinning: True}, "does not pin"),
-])
+@pytest.mark.parametrize(
+    ("config", "what"),
+    [
+        ({props.cache_dir: "/tmp/aiov-cache"}, "does not cache"),
+        ({props.log.level: props.log.Level.DEBUG}, "does not log"),
+        ({props.enable_mmap: False}, "memory-maps"),
+        ({hints.enable_cpu_pinning: True}, "does not pin"),
+    ],
+)
 def test_settings_aiov_does_not_carry_out_are_refused(config, what):
     with pytest.raises(ov.InputError, match=what):
         ov.Core().set_property("CPU", config)
@@ -97,6 +114,13 @@ def test_settings_aiov_does_not_carry_out_are_refused(config, what):
 
 def test_settings_that_describe_what_aiov_does_are_accepted():
     core = ov.Core()
-    core.set_property("CPU", {props.cache_dir: "", props.log.level: props.log.Level.NO, props.enable_mmap: True,
-                              hints.enable_cpu_pinning: False})
+    core.set_property(
+        "CPU",
+        {
+            props.cache_dir: "",
+            props.log.level: props.log.Level.NO,
+            props.enable_mmap: True,
+            hints.enable_cpu_pinning: False,
+        },
+    )
     assert core.get_property("CPU", props.cache_dir) == ""

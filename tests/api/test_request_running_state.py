@@ -1,10 +1,12 @@
 """A running request's memory belongs to the worker: every API that reads its outputs or
 input tensors raises BusyError until wait() has returned (reading them raced the worker on
 the output tables: heap corruption and an abort)."""
+
 import numpy as np
 import pytest
 
 import aiov as ov
+
 from model_builders import heavy_model
 
 ROUNDS = 200

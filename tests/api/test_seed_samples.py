@@ -1,5 +1,6 @@
 """Every code sample of the OpenVINO docs pages in shared/seeds, ported to aiov
 (`import aiov as ov`) with the values the samples imply checked."""
+
 import time
 from threading import Thread
 
@@ -8,6 +9,7 @@ import pytest
 
 import aiov as ov
 import aiov.runtime.opset12 as ops
+
 from model_builders import add_model
 
 
@@ -274,8 +276,10 @@ def test_releasing_gil_sample_with_model_read_from_disk(tmp_path):
     try:
         ov.save_model(_gil_sample_model(), str(path))
     except (ImportError, NotImplementedError) as exc:
-        pytest.skip(f"aiov.save_model does not work yet ({type(exc).__name__}: {exc}); "
-                    "the in-code variant of this sample runs above")
+        pytest.skip(
+            f"aiov.save_model does not work yet ({type(exc).__name__}: {exc}); "
+            "the in-code variant of this sample runs above"
+        )
     image = np.linspace(-2, 2, 3 * 5 * 5, dtype=np.float32).reshape(3, 5, 5)
     results, _ = _releasing_gil_sample(str(path), image)
     expected_input = np.resize(image, [1, 3, 4, 4])

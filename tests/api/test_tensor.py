@@ -1,5 +1,6 @@
 """Tensor: copies by default, shares both ways with shared_memory=True, allocates from
 (Type, shape), wraps packed low-precision data."""
+
 import numpy as np
 import pytest
 

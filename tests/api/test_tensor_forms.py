@@ -1,5 +1,6 @@
 """Tensor constructor forms OpenVINO code uses: keywords and type names, ports, regions of interest,
 and buffers reinterpreted as another element type."""
+
 import numpy as np
 import pytest
 

@@ -1,5 +1,6 @@
 """Many threads and many jobs at once: every result right, every error delivered once,
 every userdata kept with its job."""
+
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pytest
 
 import aiov as ov
 import aiov.opset13 as ops
+
 from model_builders import failing_model
 
 
@@ -149,8 +151,7 @@ def test_parallel_layers_with_spinning_or_sleeping_workers(spin_us):
     # Spin 2 us: workers fall asleep between almost every layer, so the hand-over between a
     # spinning, a sleeping and a waking worker is exercised thousands of times.
     env = dict(os.environ, AIOV_WORKER_SPIN_US=spin_us)
-    proc = subprocess.run([sys.executable, "-c", _SPIN_SCRIPT], env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", _SPIN_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[-2:] == ["bad", "0"]
 
@@ -159,6 +160,7 @@ def test_parallel_for_runs_every_unit_once_when_threads_take_each_others_work():
     # Slow units make one thread fall behind, so the other empties its own part and takes
     # chunks from the back of the slow one's: every unit must still run exactly once.
     from aiov import _core
+
     rng = np.random.default_rng(5)
     for _ in range(300):
         n = int(rng.integers(1, 400))
@@ -170,6 +172,7 @@ def test_parallel_for_runs_every_unit_once_when_threads_take_each_others_work():
 
 def test_parallel_for_error_surfaces_once_and_the_pool_keeps_working():
     from aiov import _core
+
     for i in range(200):
         n = 64 + i % 37
         with pytest.raises(RuntimeError, match=f"unit {i % n} failed"):

@@ -1,14 +1,23 @@
 """Type, Dimension, Shape and PartialShape behave like OpenVINO's."""
+
 import numpy as np
 import pytest
 
 import aiov as ov
 
 DTYPES = [
-    (np.float32, ov.Type.f32, 32), (np.float64, ov.Type.f64, 64), (np.float16, ov.Type.f16, 16),
-    (np.int8, ov.Type.i8, 8), (np.int16, ov.Type.i16, 16), (np.int32, ov.Type.i32, 32),
-    (np.int64, ov.Type.i64, 64), (np.uint8, ov.Type.u8, 8), (np.uint16, ov.Type.u16, 16),
-    (np.uint32, ov.Type.u32, 32), (np.uint64, ov.Type.u64, 64), (np.bool_, ov.Type.boolean, 8),
+    (np.float32, ov.Type.f32, 32),
+    (np.float64, ov.Type.f64, 64),
+    (np.float16, ov.Type.f16, 16),
+    (np.int8, ov.Type.i8, 8),
+    (np.int16, ov.Type.i16, 16),
+    (np.int32, ov.Type.i32, 32),
+    (np.int64, ov.Type.i64, 64),
+    (np.uint8, ov.Type.u8, 8),
+    (np.uint16, ov.Type.u16, 16),
+    (np.uint32, ov.Type.u32, 32),
+    (np.uint64, ov.Type.u64, 64),
+    (np.bool_, ov.Type.boolean, 8),
 ]
 
 

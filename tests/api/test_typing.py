@@ -1,5 +1,6 @@
 """A user's type checker sees aiov's types (aiov/py.typed, and the aiov._core stubs the build
 generates with nanobind's stubgen), not Any."""
+
 import os
 import pathlib
 import subprocess
@@ -33,8 +34,15 @@ SNIPPET = textwrap.dedent("""
         reveal_type(await twin(np.zeros((1, 3), np.float32)))
 """)
 
-EXPECTED = ["aiov._compiled.CompiledModel", "aiov._results.OVDict", "aiov._request.InferRequest",
-            "aiov._tensor.Tensor", "int", "aiov.aio._compiled.CompiledModel", "aiov._results.OVDict"]
+EXPECTED = [
+    "aiov._compiled.CompiledModel",
+    "aiov._results.OVDict",
+    "aiov._request.InferRequest",
+    "aiov._tensor.Tensor",
+    "int",
+    "aiov.aio._compiled.CompiledModel",
+    "aiov._results.OVDict",
+]
 
 
 def test_mypy_knows_the_api_types(tmp_path):
@@ -46,10 +54,18 @@ def test_mypy_knows_the_api_types(tmp_path):
         # An editable install: type checkers do not run its import hook, so point at the sources
         # (where an editable build leaves the generated aiov/_core.pyi).
         env["MYPYPATH"] = str(package_root)
-    proc = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "--cache-dir", os.devnull,
-                           "--no-error-summary", str(user)], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=300)
-    revealed = [line.split('Revealed type is "', 1)[1].rstrip('"') for line in proc.stdout.splitlines()
-                if "Revealed type is" in line]
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "--cache-dir", os.devnull, "--no-error-summary", str(user)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    revealed = [
+        line.split('Revealed type is "', 1)[1].rstrip('"')
+        for line in proc.stdout.splitlines()
+        if "Revealed type is" in line
+    ]
     assert revealed == EXPECTED, proc.stdout + proc.stderr
     assert "error" not in proc.stdout, proc.stdout

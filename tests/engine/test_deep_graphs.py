@@ -1,6 +1,7 @@
 """Graph depth is bounded by memory, not by the C stack: building, compiling, running and
 releasing a 200,000-node chain (opset builders and ONNX) works, in a child process so that
 a stack overflow shows up as a failed exit code instead of killing the test run."""
+
 import subprocess
 import sys
 import textwrap
@@ -9,9 +10,12 @@ DEPTH = 200_000
 
 
 def _run(code, timeout=600):
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=timeout)
-    assert proc.returncode == 0, f"exit code {proc.returncode}\nstdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-2000:]}"
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, (
+        f"exit code {proc.returncode}\nstdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-2000:]}"
+    )
     return proc.stdout
 
 

@@ -1,5 +1,6 @@
 """The native engine's cross-thread paths: completion ports, job cancellation, errors that
 must not kill workers, requests dropped with work in flight, and per-shape plan caching."""
+
 import gc
 import os
 import select

@@ -3,6 +3,7 @@
 Each case runs in a child process (tests/fuzz/harness.py), so a native crash fails the test
 instead of killing pytest. Native bugs not fixed yet are xfail(strict=True): when the fix
 lands the test passes unexpectedly and the mark must go."""
+
 import os
 import sys
 
@@ -13,7 +14,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from tests.fuzz import harness  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fuzz harness forks a child per case")
-
 
 
 class NativeCrash(AssertionError):
@@ -48,14 +48,17 @@ def test_reshape_to_a_wrapping_shape_then_transpose():
 
 def test_onnx_elem_type_mutations_give_clean_errors():
     # Found by the fuzzer: graph inputs of complex/float8/int4 types were a bare TypeError.
-    assert _run("""
+    assert (
+        _run("""
 import aiov as ov
 from onnx import TensorProto, helper
 graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT4E2M1, [2])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
 ov.Core().read_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
-""")[0] == "clean"
+""")[0]
+        == "clean"
+    )
 
 
 CONSTANT_OF_SHAPE_FROM_INPUT = """
@@ -85,8 +88,7 @@ else:
 
 
 @pytest.mark.parametrize("api", ["sync", "request", "queue", "aio"])
-@pytest.mark.parametrize("shape", [[3, 2 ** 61 + 3, 2 ** 62], [2 ** 61 + 3, 1, 1]],
-                         ids=["count-wraps", "bytes-wrap"])
+@pytest.mark.parametrize("shape", [[3, 2**61 + 3, 2**62], [2**61 + 3, 1, 1]], ids=["count-wraps", "bytes-wrap"])
 def test_a_client_shape_value_that_wraps_int64(api, shape):
     # Found by the fuzzer's input cases (constant_of_shape_input model, every API); the
     # second shape has an element count that fits int64 and a byte size that does not.
@@ -144,8 +146,12 @@ compiled({{"x": np.zeros((1, 0, 16), np.float32), "mask": np.ones((1, 0), np.int
 """
 
 
-@pytest.mark.xfail(strict=True, raises=NativeCrash, reason="native: a zero-length sequence sent to a BERT-style encoder dies of SIGFPE "
-                                       "in an optimized (fused) path; with AIOV_GRAPH_OPT=0 it runs")
+@pytest.mark.xfail(
+    strict=True,
+    raises=NativeCrash,
+    reason="native: a zero-length sequence sent to a BERT-style encoder dies of SIGFPE "
+    "in an optimized (fused) path; with AIOV_GRAPH_OPT=0 it runs",
+)
 def test_a_zero_length_sequence_through_an_encoder():
     # Found by the fuzzer: seed zoo_bert, the sequence dimension mutated to 0; any client
     # of a dynamic-length model can send it.

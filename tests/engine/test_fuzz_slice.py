@@ -1,6 +1,7 @@
 """A bounded slice of the fuzzer (tests/fuzz) for CI: about a minute of mutated ONNX and IR
 models and hostile input values through every API, each case in a child process. Fails on
 any crash or hang; `python -m tests.fuzz --minutes N` runs longer campaigns."""
+
 import json
 import os
 import subprocess
@@ -20,29 +21,46 @@ def test_a_minute_of_fuzzing_finds_no_crash_or_hang(tmp_path):
     # Its own interpreter: the harness forks per case, which needs a parent that has run no
     # inference (this pytest process has aiov worker threads).
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    proc = subprocess.run([sys.executable, "-m", "tests.fuzz", "--minutes", str(SLICE_SECONDS / 60), "--seed",
-                           "20261204", "--out", str(tmp_path)], cwd=root, capture_output=True, text=True,
-                          timeout=SLICE_SECONDS + 240)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.fuzz",
+            "--minutes",
+            str(SLICE_SECONDS / 60),
+            "--seed",
+            "20261204",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=SLICE_SECONDS + 240,
+    )
     print(proc.stdout[-6000:])
     assert (tmp_path / "summary.json").exists(), proc.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["cases"] >= 20, proc.stdout[-3000:]
     counts = summary["counts"]
-    assert counts.get("onnx", {}).get("success", 0) + counts.get("ir", {}).get("success", 0) > 0, \
+    assert counts.get("onnx", {}).get("success", 0) + counts.get("ir", {}).get("success", 0) > 0, (
         "no mutated model ran: " + proc.stdout[-3000:]
+    )
     # Crashes in a triaged, reported native class (wrapping shapes, unvalidated Conv/
     # ConvTranspose attributes, zero-size inputs: tests/test_fuzz_regressions.py, xfail until
     # the native fixes; triage in campaign.py) are printed, not failed on.
     failures = [f for f in summary["failures"] if not f["group"].startswith("peer") and not f["known"]]
-    assert not failures, "\n".join(f"{f['class']} ({f['group']}, {f['mutator']}): {f['detail']} -> {f['saved']}"
-                                   for f in failures)
+    assert not failures, "\n".join(
+        f"{f['class']} ({f['group']}, {f['mutator']}): {f['detail']} -> {f['saved']}" for f in failures
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
 
 
 def test_the_harness_tells_the_classes_apart():
     # The forked cases touch no engine (this process may have aiov worker threads).
-    import aiov as ov
     import signal
+
+    import aiov as ov
 
     def unclear():
         raise KeyError("r1")
@@ -55,6 +73,7 @@ def test_the_harness_tells_the_classes_apart():
 
     def hang():
         import time
+
         time.sleep(60)
 
     assert harness.run_case(lambda: None)[0] == "success"

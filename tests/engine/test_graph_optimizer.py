@@ -3,13 +3,14 @@ what it computes: every model here gives the same results with the optimizer on 
 AIOV_GRAPH_OPT=0 (the graph as written, through independent kernels), and matches ONNX's
 reference evaluator. Also checks that the fusions happen, since they are why it exists.
 The kernels' own cases (convolution windows, GEMM tiles, Winograd) are in tests/kernels/."""
+
 import numpy as np
 import pytest
 
 import aiov as ov
 
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 import model_builders as zoo  # noqa: E402
@@ -19,10 +20,18 @@ from model_builders import single_conv  # noqa: E402
 RNG = np.random.default_rng(21)
 
 
-@pytest.mark.parametrize("op, extra", [
-    ("Relu", {}), ("Sigmoid", {}), ("Tanh", {}), ("HardSwish", {}), ("LeakyRelu", {"attrs": {"alpha": 0.1}}),
-    ("Clip", {"inputs": [0.0, 6.0]}), ("Gelu", {}),
-])
+@pytest.mark.parametrize(
+    "op, extra",
+    [
+        ("Relu", {}),
+        ("Sigmoid", {}),
+        ("Tanh", {}),
+        ("HardSwish", {}),
+        ("LeakyRelu", {"attrs": {"alpha": 0.1}}),
+        ("Clip", {"inputs": [0.0, 6.0]}),
+        ("Gelu", {}),
+    ],
+)
 def test_fused_activations_match(op, extra, monkeypatch):
     opset = 20 if op == "Gelu" else 17
     proto = single_conv(8, 16, 3, after=[(op, extra)])
@@ -32,12 +41,15 @@ def test_fused_activations_match(op, extra, monkeypatch):
     assert op not in node_types(proto, feeds) and "aiov.FusedConv" in node_types(proto, feeds)
 
 
-@pytest.mark.parametrize("cin, cout, k, stride, group, size", [
-    (6, 10, 3, 1, 1, 9),     # im2col panels
-    (16, 24, 3, 1, 1, 16),   # Winograd
-    (16, 16, 3, 1, 16, 9),   # depthwise
-    (12, 20, 1, 1, 1, 9),    # 1x1 on the input as it lies
-])
+@pytest.mark.parametrize(
+    "cin, cout, k, stride, group, size",
+    [
+        (6, 10, 3, 1, 1, 9),  # im2col panels
+        (16, 24, 3, 1, 1, 16),  # Winograd
+        (16, 16, 3, 1, 16, 9),  # depthwise
+        (12, 20, 1, 1, 1, 9),  # 1x1 on the input as it lies
+    ],
+)
 def test_batchnorm_scale_and_bias_fold_into_the_filters(cin, cout, k, stride, group, size, monkeypatch):
     # The fold leaves the model's filters as they are and scales them as each kernel
     # rearranges them: every kernel path must apply the scale.
@@ -63,8 +75,11 @@ def test_one_filter_under_different_batchnorms(cin, size, monkeypatch):
     for with_bn in (True, True, False):
         y = g.op("Conv", ["x", w], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
         if with_bn:
-            y = g.op("BatchNormalization", [y, g.positive(cin), g.weight(cin, scale=0.1), g.weight(cin, scale=0.1),
-                                            g.positive(cin)], epsilon=1e-5)
+            y = g.op(
+                "BatchNormalization",
+                [y, g.positive(cin), g.weight(cin, scale=0.1), g.weight(cin, scale=0.1), g.positive(cin)],
+                epsilon=1e-5,
+            )
         branches.append(y)
     g.op("Concat", branches, axis=1)
     proto = g.model([zoo.image_input(cin, None)])
@@ -82,8 +97,13 @@ def test_resnet_block_keeps_nhwc_between_convolutions(monkeypatch):
 
 
 def test_mobilenet_and_conv_stack_match(monkeypatch):
-    check(zoo.mobilenet_v2(settings=((1, 8, 1, 1), (6, 12, 2, 2), (6, 16, 2, 2)), classes=5), image(2, 3, 32),
-          monkeypatch, rtol=2e-4, atol=2e-4)
+    check(
+        zoo.mobilenet_v2(settings=((1, 8, 1, 1), (6, 12, 2, 2), (6, 16, 2, 2)), classes=5),
+        image(2, 3, 32),
+        monkeypatch,
+        rtol=2e-4,
+        atol=2e-4,
+    )
     check(zoo.conv_stack(channels=(3, 8, 16, 32)), image(1, 3, 45), monkeypatch)
 
 
@@ -120,9 +140,16 @@ def test_residual_from_a_shared_value_and_outputs_in_the_middle(monkeypatch):
 def check_two_outputs(g, first, second, monkeypatch, tol=1e-5):
     """Values `first` and `second` of the graph in `g` as model outputs, with the optimizer
     on and off: both must come out, named as written, with the same values."""
-    graph = helper.make_graph(g.nodes, "m", [zoo.image_input(4, None)],
-                              [helper.make_tensor_value_info(first, TensorProto.FLOAT, None),
-                               helper.make_tensor_value_info(second, TensorProto.FLOAT, None)], g.inits)
+    graph = helper.make_graph(
+        g.nodes,
+        "m",
+        [zoo.image_input(4, None)],
+        [
+            helper.make_tensor_value_info(first, TensorProto.FLOAT, None),
+            helper.make_tensor_value_info(second, TensorProto.FLOAT, None),
+        ],
+        g.inits,
+    )
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
     feeds = image(2, 4, 7)
     monkeypatch.setenv("AIOV_GRAPH_OPT", "0")
@@ -135,20 +162,28 @@ def check_two_outputs(g, first, second, monkeypatch, tol=1e-5):
         np.testing.assert_allclose(optimized[i], plain[i], rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("cin, cout, k, group, hw", [
-    (8, 8, 3, 2, 9),      # grouped: one GEMM per group, each over its own columns
-    (8, 8, 3, 8, 9),      # depthwise kernel
-    (16, 16, 3, 1, 16),   # Winograd F(2x2, 3x3)
-    (8, 12, 1, 1, 3),     # few rows and columns: dot products, then the epilogue
-    (600, 40, 1, 1, 5),   # two K slices: the later one accumulates onto the first
-])
+@pytest.mark.parametrize(
+    "cin, cout, k, group, hw",
+    [
+        (8, 8, 3, 2, 9),  # grouped: one GEMM per group, each over its own columns
+        (8, 8, 3, 8, 9),  # depthwise kernel
+        (16, 16, 3, 1, 16),  # Winograd F(2x2, 3x3)
+        (8, 12, 1, 1, 3),  # few rows and columns: dot products, then the epilogue
+        (600, 40, 1, 1, 5),  # two K slices: the later one accumulates onto the first
+    ],
+)
 def test_output_written_over_a_dying_residual(cin, cout, k, group, hw, monkeypatch):
     # The residual dies at the fused conv, so the plan hands its memory to the output: every
     # kernel path must read each residual element before writing over it.
     g = zoo.GraphBuilder(seed=9)
     side = g.op("Conv", ["x", g.weight(cout, cin, 1, 1), g.weight(cout, scale=0.1)], kernel_shape=[1, 1])
-    y = g.op("Conv", ["x", g.weight(cout, cin // group, k, k), g.weight(cout, scale=0.1)], kernel_shape=[k, k],
-             pads=[k // 2] * 4, group=group)
+    y = g.op(
+        "Conv",
+        ["x", g.weight(cout, cin // group, k, k), g.weight(cout, scale=0.1)],
+        kernel_shape=[k, k],
+        pads=[k // 2] * 4,
+        group=group,
+    )
     g.op("Relu", [g.op("Add", [y, side])])
     proto = g.model([zoo.image_input(cin, None)])
     feeds = image(1, cin, hw)
@@ -195,21 +230,33 @@ def _chain_model(steps, shape=(2, 4, 5, 6), seed=14):
     return g.model(inputs, opset=20), {"x": RNG.standard_normal(shape).astype(np.float32) * 2}
 
 
-CHANNEL = RNG.standard_normal((4, 1, 1)).astype(np.float32) + 3      # per channel of NCHW
-ROW = RNG.standard_normal(6).astype(np.float32) + 3                   # along the last axis
-FULL = RNG.standard_normal((2, 4, 5, 6)).astype(np.float32) + 3       # same shape as x
+CHANNEL = RNG.standard_normal((4, 1, 1)).astype(np.float32) + 3  # per channel of NCHW
+ROW = RNG.standard_normal(6).astype(np.float32) + 3  # along the last axis
+FULL = RNG.standard_normal((2, 4, 5, 6)).astype(np.float32) + 3  # same shape as x
 
 
-@pytest.mark.parametrize("steps", [
-    [("Mul", np.float32(1.5), False, {}), ("Add", CHANNEL, False, {}), ("Relu", None, False, {})],
-    [("Sub", np.float32(1), True, {}), ("Div", ROW, True, {}), ("Tanh", None, False, {})],
-    [("Sigmoid", None, False, {}), ("Mul", "x", False, {})],                      # Swish
-    [("Abs", None, False, {}), ("Sqrt", None, False, {}), ("Neg", None, False, {}), ("Exp", None, False, {})],
-    [("Max", FULL, False, {}), ("Min", CHANNEL, True, {}), ("HardSwish", None, False, {}),
-     ("HardSigmoid", None, False, {"alpha": 1 / 6, "beta": 0.5})],
-    [("Clip", None, False, {}), ("LeakyRelu", None, False, {"alpha": 0.2}), ("Gelu", None, False, {}),
-     ("Gelu", None, False, {"approximate": "tanh"}), ("Sub", "x", True, {})],
-])
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [("Mul", np.float32(1.5), False, {}), ("Add", CHANNEL, False, {}), ("Relu", None, False, {})],
+        [("Sub", np.float32(1), True, {}), ("Div", ROW, True, {}), ("Tanh", None, False, {})],
+        [("Sigmoid", None, False, {}), ("Mul", "x", False, {})],  # Swish
+        [("Abs", None, False, {}), ("Sqrt", None, False, {}), ("Neg", None, False, {}), ("Exp", None, False, {})],
+        [
+            ("Max", FULL, False, {}),
+            ("Min", CHANNEL, True, {}),
+            ("HardSwish", None, False, {}),
+            ("HardSigmoid", None, False, {"alpha": 1 / 6, "beta": 0.5}),
+        ],
+        [
+            ("Clip", None, False, {}),
+            ("LeakyRelu", None, False, {"alpha": 0.2}),
+            ("Gelu", None, False, {}),
+            ("Gelu", None, False, {"approximate": "tanh"}),
+            ("Sub", "x", True, {}),
+        ],
+    ],
+)
 def test_elementwise_chains_run_as_one_pass(steps, monkeypatch):
     proto, feeds = _chain_model(steps)
     check(proto, feeds, monkeypatch, rtol=1e-5, atol=1e-5)
@@ -278,8 +325,10 @@ def test_attention_chain_is_fused_and_matches(k_form, mask_shape, scale_op, monk
     p = g.op("Softmax", [s], axis=-1)
     o = g.op("Transpose", [g.op("MatMul", [p, v])], perm=[0, 2, 1, 3])
     g.op("Reshape", [o, g.const(np.array([0, 0, h * d], np.int64))])
-    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [b, s_, h, d])
-              for n, s_ in [("q", sq), ("k", sk), ("v", sk)]]
+    inputs = [
+        helper.make_tensor_value_info(n, TensorProto.FLOAT, [b, s_, h, d])
+        for n, s_ in [("q", sq), ("k", sk), ("v", sk)]
+    ]
     feeds = {n: RNG.standard_normal((b, s_, h, d)).astype(np.float32) for n, s_ in [("q", sq), ("k", sk), ("v", sk)]}
     if mask_shape:
         inputs.append(helper.make_tensor_value_info("mask", TensorProto.FLOAT, list(mask_shape)))
@@ -292,6 +341,7 @@ def test_attention_chain_is_fused_and_matches(k_form, mask_shape, scale_op, monk
 
 def test_attention_with_transposed_matmul_from_the_opset(monkeypatch):
     from aiov import opset13 as ops
+
     b, s, h, d = 1, 7, 2, 8
     q, k, v = (ops.parameter([b, s, h, d], np.float32, name=n) for n in "qkv")
     t = lambda x: ops.transpose(x, [0, 2, 1, 3])  # noqa: E731
@@ -313,8 +363,10 @@ def test_new_input_shapes_reuse_the_packed_weights():
     # kernels (Winograd transforms, depthwise taps, GEMM panels) are made once and shared, so
     # memory does not grow by a copy of the weights per shape. Results stay right throughout.
     g = zoo.GraphBuilder(seed=21)
-    y = g.op("Relu", [g.op("Conv", ["x", g.weight(24, 16, 3, 3), g.weight(24, scale=0.1)], kernel_shape=[3, 3],
-                           pads=[1, 1, 1, 1])])  # Winograd
+    y = g.op(
+        "Relu",
+        [g.op("Conv", ["x", g.weight(24, 16, 3, 3), g.weight(24, scale=0.1)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
+    )  # Winograd
     y = g.op("Conv", [y, g.weight(24, 1, 3, 3)], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=24)  # depthwise
     y = g.op("Conv", [y, g.weight(40, 24, 3, 3)], kernel_shape=[3, 3], strides=[2, 2])  # im2col panels
     y = g.op("Flatten", [g.op("GlobalAveragePool", [y])])

@@ -1,6 +1,7 @@
 """Edge cases where the engine used to be silently different from numpy / the ONNX spec:
 index element types, NaN through ReLU, max pooling and clamps, Clip with min > max, and a
 Range with a NaN bound. Each is checked against numpy (and onnxruntime when installed)."""
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
@@ -45,8 +46,9 @@ def test_range_with_a_nan_bound_raises():
             ops.range(*[ops.constant(np.float32(v)) for v in bounds])
     # The same through a run-time input.
     stop = ops.parameter([], np.float32, name="stop")
-    compiled = ov.compile_model(ov.Model([ops.range(ops.constant(np.float32(0)), stop, ops.constant(np.float32(1)))],
-                                         [stop]))
+    compiled = ov.compile_model(
+        ov.Model([ops.range(ops.constant(np.float32(0)), stop, ops.constant(np.float32(1)))], [stop])
+    )
     with pytest.raises(ov.InputError, match="finite"):
         compiled([np.array(np.nan, np.float32)])
     np.testing.assert_array_equal(compiled([np.array(3, np.float32)])[0], np.arange(3, dtype=np.float32))
@@ -84,10 +86,12 @@ def test_clamp_with_min_above_max_follows_onnx():
 
 def _onnx_clip(lo, hi):
     graph = helper.make_graph(
-        [helper.make_node("Clip", ["x", "lo", "hi"], ["y"])], "clip",
+        [helper.make_node("Clip", ["x", "lo", "hi"], ["y"])],
+        "clip",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
-        [helper.make_tensor("lo", TensorProto.FLOAT, [], [lo]), helper.make_tensor("hi", TensorProto.FLOAT, [], [hi])])
+        [helper.make_tensor("lo", TensorProto.FLOAT, [], [lo]), helper.make_tensor("hi", TensorProto.FLOAT, [], [hi])],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
 
 
@@ -100,12 +104,15 @@ def test_onnx_clip_with_min_above_max_matches_onnxruntime():
     np.testing.assert_array_equal(out, ref)
 
 
-@pytest.mark.parametrize("shape,after_conv", [([1, 1, 4, 4], False), ([2, 3, 4, 4], False), ([1, 16, 8, 8], True)],
-                         ids=["one_channel", "nchw", "after_conv"])
+@pytest.mark.parametrize(
+    "shape,after_conv",
+    [([1, 1, 4, 4], False), ([2, 3, 4, 4], False), ([1, 16, 8, 8], True)],
+    ids=["one_channel", "nchw", "after_conv"],
+)
 def test_max_pool_propagates_nan(shape, after_conv):
     rng = np.random.default_rng(0)
     x_val = rng.standard_normal(shape).astype(np.float32)
-    x_val[0, 0, 1, 1] = np.nan    # in the first 2x2 window
+    x_val[0, 0, 1, 1] = np.nan  # in the first 2x2 window
     x_val[-1, -1, 3, 2] = np.nan  # in another one
     x = ops.parameter(shape, np.float32, name="x")
     h = x

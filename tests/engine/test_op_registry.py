@@ -1,8 +1,8 @@
 """The op registry is the one description of an op: its traits, names and enums agree with
 each other and with what the frontends and the optimizer use, and attributes are checked
 once, centrally, with errors naming node, attribute, what was expected and what was given."""
+
 import pathlib
-import re
 
 import numpy as np
 import pytest
@@ -61,23 +61,27 @@ def test_attribute_defaults_are_declared_once():
 
 # ---- central attribute validation ----------------------------------------------------------
 
+
 def _conv_transpose(attrs, channels=4):
     x = ops.parameter([1, channels, 5, 5], np.float32)
     w = ops.constant(np.ones((channels, 2, 3, 3), np.float32))
     return ops._make("ConvTranspose", [x, w], attrs, "up")
 
 
-@pytest.mark.parametrize("attrs, fragment", [
-    ({"group": 0}, "attribute 'group' must be positive, got 0"),
-    ({"group": 3}, "attribute 'group' must be a divisor of the data's 4 channels, got 3"),
-    ({"strides": [2]}, "attribute 'strides' must be 2 values"),
-    ({"pads_begin": [0, 0, 0]}, "attribute 'pads_begin' must be 2 values"),
-    ({"pads_end": [1]}, "attribute 'pads_end' must be 2 values"),
-    ({"dilations": [1, 1, 1, 1]}, "attribute 'dilations' must be 2 values"),
-    ({"output_padding": [1]}, "attribute 'output_padding' must be 2 values"),
-    ({"strides": [0, 1]}, "attribute 'strides' must be positive, got [0, 1]"),
-    ({"group": "two"}, "attribute 'group' must be an integer, got 'two'"),
-])
+@pytest.mark.parametrize(
+    "attrs, fragment",
+    [
+        ({"group": 0}, "attribute 'group' must be positive, got 0"),
+        ({"group": 3}, "attribute 'group' must be a divisor of the data's 4 channels, got 3"),
+        ({"strides": [2]}, "attribute 'strides' must be 2 values"),
+        ({"pads_begin": [0, 0, 0]}, "attribute 'pads_begin' must be 2 values"),
+        ({"pads_end": [1]}, "attribute 'pads_end' must be 2 values"),
+        ({"dilations": [1, 1, 1, 1]}, "attribute 'dilations' must be 2 values"),
+        ({"output_padding": [1]}, "attribute 'output_padding' must be 2 values"),
+        ({"strides": [0, 1]}, "attribute 'strides' must be positive, got [0, 1]"),
+        ({"group": "two"}, "attribute 'group' must be an integer, got 'two'"),
+    ],
+)
 def test_conv_transpose_attributes_are_checked_before_infer(attrs, fragment):
     with pytest.raises(ov.InputError) as info:
         _conv_transpose(attrs)
@@ -105,18 +109,28 @@ def test_convolution_group_must_divide_channels():
     x = ops.parameter([1, 6, 5, 5], np.float32)
     w = ops.constant(np.ones((4, 2, 3, 3), np.float32))
     with pytest.raises(ov.InputError, match="attribute 'group' must be a divisor of the data's 6 channels, got 4"):
-        ops._make("Convolution", [x, w], {"group": 4, "strides": [1, 1], "pads_begin": [0, 0], "pads_end": [0, 0],
-                                          "dilations": [1, 1]}, "conv")
+        ops._make(
+            "Convolution",
+            [x, w],
+            {"group": 4, "strides": [1, 1], "pads_begin": [0, 0], "pads_end": [0, 0], "dilations": [1, 1]},
+            "conv",
+        )
 
 
 def test_onnx_conv_transpose_with_bad_attributes_is_a_clear_error():
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
+
     w = numpy_helper.from_array(np.ones((4, 2, 3, 3), np.float32), "w")
     for attrs in ({"group": 0}, {"pads": [1, 1]}, {"strides": [1, 1, 1]}, {"output_padding": [1]}):
         node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], **attrs)
-        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 5])],
-                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+        graph = helper.make_graph(
+            [node],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 5])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+            [w],
+        )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
         with pytest.raises(ov.InputError, match="ConvTranspose"):
             ov.compile_model(model.SerializeToString())

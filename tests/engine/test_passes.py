@@ -2,13 +2,13 @@
 for it: the compiled model runs the ops the pass should leave (seen through the per-node
 profile, which lists the plan's steps) and computes what the graph as written computes
 (AIOV_GRAPH_OPT=0)."""
+
 from __future__ import annotations
 
 import pathlib
 import re
 
 import numpy as np
-import pytest
 
 import aiov as ov
 import aiov.opset13 as ops
@@ -43,11 +43,13 @@ def randn(*shape, scale=1.0):
 
 
 def conv(x, cin, cout, k=3):
-    return ops.convolution(x, ops.constant(randn(cout, cin, k, k, scale=0.3)), [1, 1], [k // 2] * 2, [k // 2] * 2,
-                           [1, 1])
+    return ops.convolution(
+        x, ops.constant(randn(cout, cin, k, k, scale=0.3)), [1, 1], [k // 2] * 2, [k // 2] * 2, [1, 1]
+    )
 
 
 # ---- the pass list --------------------------------------------------------------------------
+
 
 def test_passes_run_in_the_documented_order():
     documented = re.findall(r"^\d+\. `(\w+)`", PASSES_DOC.read_text(), re.MULTILINE)
@@ -63,6 +65,7 @@ def test_every_op_a_pass_matches_is_a_registered_op():
 
 
 # ---- one test per pass ----------------------------------------------------------------------
+
 
 def test_fold_constants_gives_later_passes_constant_filters(monkeypatch):
     # The filters are computed (Multiply of two constants): folded, they are a constant the
@@ -91,13 +94,17 @@ def test_convolutions_to_nhwc_fold_batchnorm_and_channel_ops(monkeypatch):
     c = 8
     x = ops.parameter([2, c, 7, 7], np.float32, name="x")
     positive = lambda: ops.constant(RNG.uniform(0.5, 1.5, c).astype(np.float32))  # noqa: E731
-    y = ops.batch_norm_inference(conv(x, c, c), positive(), ops.constant(randn(c)), ops.constant(randn(c)),
-                                 positive(), 1e-5)
+    y = ops.batch_norm_inference(
+        conv(x, c, c), positive(), ops.constant(randn(c)), ops.constant(randn(c)), positive(), 1e-5
+    )
     y = ops.multiply(y, ops.constant(randn(1, c, 1, 1)))
     y = ops.subtract(y, ops.constant(randn(c, 1, 1)))
     model = ov.Model([y], [x])
     assert steps_and_check(model, [randn(2, c, 7, 7)], monkeypatch, tol=1e-4) == [
-        "Transpose", "aiov.FusedConv", "Transpose"]
+        "Transpose",
+        "aiov.FusedConv",
+        "Transpose",
+    ]
 
 
 def test_sink_layout_changes_between_convolutions(monkeypatch):

@@ -2,6 +2,7 @@
 value; the cache has a byte budget (AIOV_PLAN_CACHE_BYTES) so that clients sending distinct
 values cannot grow memory without bound. Evicted plans stay valid for jobs still running
 them."""
+
 import numpy as np
 import pytest
 

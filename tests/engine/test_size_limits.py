@@ -2,6 +2,7 @@
 (or exceed the engine's limit on one tensor) are a clear InputError naming the shape, from a
 model constant, an ONNX or IR file, a packed Tensor, and an input value sent at run time
 through every API; never a wrapped count, a crash or a bad_alloc."""
+
 import numpy as np
 import onnx
 import pytest
@@ -20,9 +21,9 @@ HOSTILE = {
     "reshape": WRAPS_TO_24,
     "expand": [2**61 + 3, 2, 1],  # broadcast with x[24]: [2**61 + 3, 2, 24]
     "constant_of_shape": WRAPS_TO_24,
-    "tile": [2**62],           # 24 * 2**62 wraps
-    "pad": [2**62 + 1],        # 24 + 2 * (2**62 + 1) wraps
-    "too_large": [LIMIT, 2],   # no wrap, but beyond the limit on one tensor
+    "tile": [2**62],  # 24 * 2**62 wraps
+    "pad": [2**62 + 1],  # 24 + 2 * (2**62 + 1) wraps
+    "too_large": [LIMIT, 2],  # no wrap, but beyond the limit on one tensor
 }
 
 
@@ -68,8 +69,14 @@ def test_overflowing_shape_sent_at_run_time_through_compiled_call(kind):
     with pytest.raises(ov.InputError, match=r"overflows|too large"):
         request.infer(_inputs(kind))
     # The model still works for a sane value afterwards.
-    sane = {"reshape": [24, 1, 1], "expand": [1, 2, 1], "constant_of_shape": [3, 2, 1],
-            "tile": [2], "pad": [1], "too_large": [3, 2]}[kind]
+    sane = {
+        "reshape": [24, 1, 1],
+        "expand": [1, 2, 1],
+        "constant_of_shape": [3, 2, 1],
+        "tile": [2],
+        "pad": [1],
+        "too_large": [3, 2],
+    }[kind]
     result = compiled([np.ones(24, np.float32), np.array(sane, np.int64)])[0]
     assert np.all(np.isfinite(result))
 
@@ -121,8 +128,9 @@ def _onnx_model(kind, runtime):
         nodes.append(helper.make_node("Tile", ["x", "s"], ["y"]))
     elif kind == "pad":
         nodes.append(helper.make_node("Pad", ["x", "s"], ["y"]))
-    graph = helper.make_graph(nodes, "hostile", inputs,
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    graph = helper.make_graph(
+        nodes, "hostile", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
 
 
@@ -144,7 +152,7 @@ def _ir_with_const(tmp_path, shape, size):
 <net name="c" version="11">
   <layers>
     <layer id="0" name="w" type="Const" version="opset1">
-      <data element_type="f32" shape="{','.join(map(str, shape))}" offset="0" size="{size}"/>
+      <data element_type="f32" shape="{",".join(map(str, shape))}" offset="0" size="{size}"/>
       <output><port id="0" precision="FP32"/></output>
     </layer>
     <layer id="1" name="out" type="Result" version="opset1">
@@ -206,11 +214,14 @@ def test_limit_is_exposed_and_sane():
     assert 2**32 <= LIMIT < 2**62
 
 
-@pytest.mark.parametrize("pads,strides,dilations", [
-    ([2**62, 2**62], [1, 1], [1, 1]),         # the padded size overflows
-    ([0, 0], [1, 1], [2**62, 2**62]),         # the window's extent overflows
-    ([2**62, 0], [2**62, 2**62], [1, 1]),     # huge everything, no overflow: a clean result or error
-])
+@pytest.mark.parametrize(
+    "pads,strides,dilations",
+    [
+        ([2**62, 2**62], [1, 1], [1, 1]),  # the padded size overflows
+        ([0, 0], [1, 1], [2**62, 2**62]),  # the window's extent overflows
+        ([2**62, 0], [2**62, 2**62], [1, 1]),  # huge everything, no overflow: a clean result or error
+    ],
+)
 def test_window_attributes_whose_sizes_overflow(pads, strides, dilations):
     x = ops.parameter([1, 1, 8, 8], np.float32, name="x")
     try:

@@ -1,5 +1,6 @@
 """OpenVINO IR (.xml/.bin) frontend: aiov -> IR -> aiov round trips, and (when the real
 openvino is installed) IR exchanged with OpenVINO in both directions."""
+
 import os
 import threading
 
@@ -38,12 +39,24 @@ def _all_ops_model():
     x.output(0).set_names({"x"})
     pos = ops.add(ops.absolute(x), 0.5)
     outs = [
-        ops.subtract(x, _w(4)), ops.multiply(x, _w(1, 4)), ops.divide(x, 3.0),
-        ops.maximum(x, 0.1), ops.minimum(x, -0.1), ops.power(pos, 1.5), ops.negative(x),
-        ops.relu(x), ops.sigmoid(x), ops.tanh(x), ops.exp(x), ops.log(pos), ops.sqrt(pos),
+        ops.subtract(x, _w(4)),
+        ops.multiply(x, _w(1, 4)),
+        ops.divide(x, 3.0),
+        ops.maximum(x, 0.1),
+        ops.minimum(x, -0.1),
+        ops.power(pos, 1.5),
+        ops.negative(x),
+        ops.relu(x),
+        ops.sigmoid(x),
+        ops.tanh(x),
+        ops.exp(x),
+        ops.log(pos),
+        ops.sqrt(pos),
         ops.matmul(x, ops.convert(ops.constant(_w(3, 4, dtype=np.float16)), "f32"), transpose_b=True),
-        ops.reshape(x, [0, 2, 2], special_zero=True), ops.reshape(x, [-1], special_zero=False),
-        ops.concat([x, ops.negative(x)], -1), ops.softmax(x, 1),
+        ops.reshape(x, [0, 2, 2], special_zero=True),
+        ops.reshape(x, [-1], special_zero=False),
+        ops.concat([x, ops.negative(x)], -1),
+        ops.softmax(x, 1),
         ops.convert(ops.multiply(x, 10.0), "i32"),
     ]
     model = ov.Model(outs, [x], "all_ops")
@@ -53,8 +66,11 @@ def _all_ops_model():
 
 
 def _run(model_or_compiled, inputs):
-    compiled = model_or_compiled if isinstance(model_or_compiled, ov.CompiledModel) else ov.compile_model(
-        model_or_compiled, "CPU")
+    compiled = (
+        model_or_compiled
+        if isinstance(model_or_compiled, ov.CompiledModel)
+        else ov.compile_model(model_or_compiled, "CPU")
+    )
     result = compiled(inputs)
     return [np.array(result[i]) for i in range(len(compiled.outputs))]
 
@@ -68,6 +84,7 @@ def _assert_same(got, want, rtol=1e-5, atol=1e-6):
 
 # ---- aiov -> IR -> aiov (no openvino needed) ------------------------------------------------
 
+
 def test_round_trip_mlp(tmp_path):
     model = _mlp(batch=2)
     path = tmp_path / "mlp.xml"
@@ -75,10 +92,10 @@ def test_round_trip_mlp(tmp_path):
     assert path.exists() and (tmp_path / "mlp.bin").exists()
     loaded = ov.Core().read_model(str(path))
     assert loaded.get_friendly_name() == "mlp"
-    assert [o.get_type_name() for o in loaded.get_ordered_ops()] == \
-        [o.get_type_name() for o in model.get_ordered_ops()]
-    assert [o.get_friendly_name() for o in loaded.get_ordered_ops() if o.get_type_name() != "Constant"] == \
-        [o.get_friendly_name() for o in model.get_ordered_ops() if o.get_type_name() != "Constant"]
+    assert [o.get_type_name() for o in loaded.get_ordered_ops()] == [o.get_type_name() for o in model.get_ordered_ops()]
+    assert [o.get_friendly_name() for o in loaded.get_ordered_ops() if o.get_type_name() != "Constant"] == [
+        o.get_friendly_name() for o in model.get_ordered_ops() if o.get_type_name() != "Constant"
+    ]
     assert loaded.input().get_partial_shape() == ov.PartialShape([2, 16])
     assert loaded.output().get_partial_shape() == ov.PartialShape([2, 10])
     x = RNG.standard_normal((2, 16)).astype(np.float32)
@@ -112,11 +129,31 @@ def test_round_trip_every_op(tmp_path):
     _assert_same(_run(loaded, x), _run(model, x), rtol=0, atol=0)
     assert [sorted(o.get_names()) for o in loaded.outputs] == [[f"out{i}"] for i in range(len(model.outputs))]
     types = {o.get_type_name() for o in loaded.get_ordered_ops()}
-    assert {"Add", "Subtract", "Multiply", "Divide", "Maximum", "Minimum", "Power", "Abs", "Negative", "Relu",
-            "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "MatMul", "Reshape", "Convert", "Concat",
-            "Softmax"} <= types
-    f16 = [o for o in loaded.get_ordered_ops() if o.get_type_name() == "Constant"
-           and o.get_element_type() == ov.Type.f16]
+    assert {
+        "Add",
+        "Subtract",
+        "Multiply",
+        "Divide",
+        "Maximum",
+        "Minimum",
+        "Power",
+        "Abs",
+        "Negative",
+        "Relu",
+        "Sigmoid",
+        "Tanh",
+        "Exp",
+        "Log",
+        "Sqrt",
+        "MatMul",
+        "Reshape",
+        "Convert",
+        "Concat",
+        "Softmax",
+    } <= types
+    f16 = [
+        o for o in loaded.get_ordered_ops() if o.get_type_name() == "Constant" and o.get_element_type() == ov.Type.f16
+    ]
     assert len(f16) == 1
 
 
@@ -126,8 +163,15 @@ def test_round_trip_attributes_and_explicit_bin_path(tmp_path):
     # integer division that truncates (ONNX semantics) must survive as m_pythondiv="false"
     from aiov import _core
     from aiov._graph import Node
-    trunc = Node(_core.make_node("Divide", [(a._native, 0), (ops.constant(np.int64(-2))._native, 0)],
-                                 {"auto_broadcast": "numpy", "pythondiv": False}, "trunc_div"))
+
+    trunc = Node(
+        _core.make_node(
+            "Divide",
+            [(a._native, 0), (ops.constant(np.int64(-2))._native, 0)],
+            {"auto_broadcast": "numpy", "pythondiv": False},
+            "trunc_div",
+        )
+    )
     mm = ops.matmul(b, ops.constant(_w(3, 2)), transpose_a=True, transpose_b=False, name="mm")
     model = ov.Model([trunc, mm], [a, b])
     xml, weights = tmp_path / "x" / "model.xml", tmp_path / "weights" / "w.data"
@@ -185,6 +229,7 @@ def test_entry_points(tmp_path):
     _assert_same(_run(ov.Core().compile_model(path, "CPU"), x), want, rtol=0, atol=0)
     _assert_same(_run(ov.Core().read_model(path), x), want, rtol=0, atol=0)
     from aiov.runtime import Core as RuntimeCore
+
     _assert_same(_run(RuntimeCore().read_model(model=path), x), want, rtol=0, atol=0)
 
 
@@ -245,8 +290,14 @@ _IR_TEMPLATE = """<?xml version="1.0"?>
 """
 
 
-def _hand_ir(tmp_path, op="Add", op_name="the_add", data='<data auto_broadcast="numpy"/>', shape="2",
-             weights=np.array([1.5, -2.0], np.float32).tobytes()):
+def _hand_ir(
+    tmp_path,
+    op="Add",
+    op_name="the_add",
+    data='<data auto_broadcast="numpy"/>',
+    shape="2",
+    weights=np.array([1.5, -2.0], np.float32).tobytes(),
+):
     xml = tmp_path / "hand.xml"
     xml.write_text(_IR_TEMPLATE.format(op=op, op_name=op_name, data=data, shape=shape))
     if weights is not None:
@@ -326,12 +377,18 @@ def test_malformed_xml_errors(tmp_path):
     bad.write_text(_IR_TEMPLATE.replace('version="11"', 'version="7"'))
     with pytest.raises(ov.InputError, match="IR version"):
         ov.Core().read_model(str(bad))
-    bad.write_text(_IR_TEMPLATE.format(op="Add", op_name="a", data="", shape="2")
-                   .replace('from-layer="1" from-port="0"', 'from-layer="9" from-port="0"'))
+    bad.write_text(
+        _IR_TEMPLATE.format(op="Add", op_name="a", data="", shape="2").replace(
+            'from-layer="1" from-port="0"', 'from-layer="9" from-port="0"'
+        )
+    )
     with pytest.raises(ov.InputError, match="layer id 9"):
         ov.Core().read_model(str(bad))
-    bad.write_text(_IR_TEMPLATE.format(op="Add", op_name="a", data="", shape="2")
-                   .replace('<edge from-layer="1" from-port="0" to-layer="7" to-port="1"/>', ""))
+    bad.write_text(
+        _IR_TEMPLATE.format(op="Add", op_name="a", data="", shape="2").replace(
+            '<edge from-layer="1" from-port="0" to-layer="7" to-port="1"/>', ""
+        )
+    )
     with pytest.raises(ov.InputError, match="input port 1 is not connected"):
         ov.Core().read_model(str(bad))
     bad.write_text(_IR_TEMPLATE.format(op="Add", op_name="a", data="", shape="2,x"))
@@ -344,26 +401,41 @@ def test_malformed_xml_errors(tmp_path):
 
 # ---- exchange with the real OpenVINO ----------------------------------------------------------
 
+
 def _ov_model(openvino, compress_weights):
     """The supported ops built with openvino.opset13 (some opset1/opset8 spellings included)."""
     ovops = openvino.opset13
     rng = np.random.default_rng(7)
     x = ovops.parameter([-1, 8], np.float32, name="x")
     w1 = rng.standard_normal((8, 16)).astype(np.float32) * 0.3
-    h = ovops.relu(ovops.add(ovops.matmul(x, ovops.constant(w1), False, False),
-                             ovops.constant(rng.standard_normal(16).astype(np.float32))))
+    h = ovops.relu(
+        ovops.add(
+            ovops.matmul(x, ovops.constant(w1), False, False),
+            ovops.constant(rng.standard_normal(16).astype(np.float32)),
+        )
+    )
     w16 = ovops.convert(ovops.constant(rng.standard_normal((4, 16)).astype(np.float16)), "f32")
     logits = ovops.matmul(h, w16, False, True)
     probs = openvino.opset1.softmax(logits, 1)
     probs8 = ovops.softmax(logits, -1)
     pos = ovops.add(ovops.abs(logits), ovops.constant(np.float32(0.5)))
-    mixed = ovops.concat([
-        ovops.subtract(probs, probs8), ovops.multiply(pos, ovops.constant(np.float32(2))),
-        ovops.divide(pos, ovops.constant(np.float32(3))), ovops.maximum(logits, ovops.constant(np.float32(0))),
-        ovops.minimum(logits, ovops.constant(np.float32(0))), ovops.power(pos, ovops.constant(np.float32(1.5))),
-        ovops.negative(logits), ovops.sigmoid(logits), ovops.tanh(logits), ovops.exp(probs),
-        ovops.log(pos), ovops.sqrt(pos),
-    ], 1)
+    mixed = ovops.concat(
+        [
+            ovops.subtract(probs, probs8),
+            ovops.multiply(pos, ovops.constant(np.float32(2))),
+            ovops.divide(pos, ovops.constant(np.float32(3))),
+            ovops.maximum(logits, ovops.constant(np.float32(0))),
+            ovops.minimum(logits, ovops.constant(np.float32(0))),
+            ovops.power(pos, ovops.constant(np.float32(1.5))),
+            ovops.negative(logits),
+            ovops.sigmoid(logits),
+            ovops.tanh(logits),
+            ovops.exp(probs),
+            ovops.log(pos),
+            ovops.sqrt(pos),
+        ],
+        1,
+    )
     flat = ovops.reshape(mixed, ovops.constant(np.array([0, -1, 4], np.int64)), True)
     as_int = ovops.convert(ovops.multiply(logits, ovops.constant(np.float32(10))), "i32")
     model = openvino.Model([flat, as_int, probs8], [x], "from_openvino")
@@ -398,8 +470,7 @@ def test_read_openvino_saved_ir(tmp_path, compress):
 
 def test_openvino_reads_aiov_saved_ir(tmp_path):
     openvino = pytest.importorskip("openvino")
-    for name, model, shapes in (("mlp", _mlp(batch=-1), [(1, 16), (5, 16)]),
-                                ("all", _all_ops_model(), [(3, 4)])):
+    for name, model, shapes in (("mlp", _mlp(batch=-1), [(1, 16), (5, 16)]), ("all", _all_ops_model(), [(3, 4)])):
         path = str(tmp_path / f"{name}.xml")
         ov.save_model(model, path)
         ovmodel = openvino.Core().read_model(path)

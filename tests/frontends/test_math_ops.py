@@ -3,6 +3,7 @@ functions, Mod (both sign rules), bitwise ops and shifts, IsNaN/IsInf, CastLike,
 reductions, CumProd, Hardmax, LpNormalization, MeanVarianceNormalization, Trilu and EyeLike.
 Each matches ONNX's reference evaluator from ONNX, and the ops with an aiov.opset builder
 survive an IR round trip (aiov.save_model / read_model)."""
+
 import numpy as np
 import pytest
 
@@ -14,12 +15,19 @@ from onnx import TensorProto, helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 RNG = np.random.default_rng(11)
-_ONNX_TYPE = {np.dtype(np.float16): TensorProto.FLOAT16, np.dtype(np.float32): TensorProto.FLOAT,
-              np.dtype(np.float64): TensorProto.DOUBLE, np.dtype(np.int8): TensorProto.INT8,
-              np.dtype(np.int32): TensorProto.INT32, np.dtype(np.int64): TensorProto.INT64,
-              np.dtype(np.uint8): TensorProto.UINT8, np.dtype(np.uint16): TensorProto.UINT16,
-              np.dtype(np.uint32): TensorProto.UINT32, np.dtype(np.uint64): TensorProto.UINT64,
-              np.dtype(np.bool_): TensorProto.BOOL}
+_ONNX_TYPE = {
+    np.dtype(np.float16): TensorProto.FLOAT16,
+    np.dtype(np.float32): TensorProto.FLOAT,
+    np.dtype(np.float64): TensorProto.DOUBLE,
+    np.dtype(np.int8): TensorProto.INT8,
+    np.dtype(np.int32): TensorProto.INT32,
+    np.dtype(np.int64): TensorProto.INT64,
+    np.dtype(np.uint8): TensorProto.UINT8,
+    np.dtype(np.uint16): TensorProto.UINT16,
+    np.dtype(np.uint32): TensorProto.UINT32,
+    np.dtype(np.uint64): TensorProto.UINT64,
+    np.dtype(np.bool_): TensorProto.BOOL,
+}
 
 
 def _model(op, inputs, opset, out_dtype=None, **attrs):
@@ -27,10 +35,12 @@ def _model(op, inputs, opset, out_dtype=None, **attrs):
     names = [f"x{i}" for i in range(len(inputs))]
     node = helper.make_node(op, names, ["y"], **attrs)
     out_type = _ONNX_TYPE[np.dtype(out_dtype or inputs[0].dtype)]
-    graph = helper.make_graph([node], "g",
-                              [helper.make_tensor_value_info(n, _ONNX_TYPE[a.dtype], list(a.shape))
-                               for n, a in zip(names, inputs)],
-                              [helper.make_tensor_value_info("y", out_type, None)])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info(n, _ONNX_TYPE[a.dtype], list(a.shape)) for n, a in zip(names, inputs)],
+        [helper.make_tensor_value_info("y", out_type, None)],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
@@ -43,8 +53,18 @@ def _check(op, inputs, opset, out_dtype=None, rtol=1e-6, atol=1e-7, **attrs):
     return got
 
 
-TRIG = [("Sin", 7, 3), ("Cos", 7, 3), ("Tan", 7, 1.2), ("Asin", 7, 0.99), ("Acos", 7, 0.99), ("Atan", 7, 5),
-        ("Sinh", 9, 3), ("Cosh", 9, 3), ("Asinh", 9, 5), ("Atanh", 9, 0.99)]
+TRIG = [
+    ("Sin", 7, 3),
+    ("Cos", 7, 3),
+    ("Tan", 7, 1.2),
+    ("Asin", 7, 0.99),
+    ("Acos", 7, 0.99),
+    ("Atan", 7, 5),
+    ("Sinh", 9, 3),
+    ("Cosh", 9, 3),
+    ("Asinh", 9, 5),
+    ("Atanh", 9, 0.99),
+]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
@@ -67,8 +87,17 @@ def test_trigonometric_ops_refuse_integers():
         ops.sin(ops.parameter([3], np.int32))
 
 
-MOD_CASES = [(np.int32, 0), (np.int64, 0), (np.int8, 0), (np.uint8, 0), (np.int32, 1), (np.int64, 1),
-             (np.float32, 1), (np.float64, 1), (np.float16, 1)]
+MOD_CASES = [
+    (np.int32, 0),
+    (np.int64, 0),
+    (np.int8, 0),
+    (np.uint8, 0),
+    (np.int32, 1),
+    (np.int64, 1),
+    (np.float32, 1),
+    (np.float64, 1),
+    (np.float16, 1),
+]
 
 
 @pytest.mark.parametrize("dtype, fmod", MOD_CASES, ids=[f"{np.dtype(d).name}-fmod{f}" for d, f in MOD_CASES])
@@ -139,8 +168,13 @@ def test_bit_shift(direction, dtype):
 
 def test_shift_by_the_width_or_more_gives_zero():
     x = ops.parameter([3], np.uint8)
-    model = ov.Model([ops.bitwise_left_shift(x, np.array([8, 9, 1], np.uint8)),
-                      ops.bitwise_right_shift(x, np.array([8, 200, 1], np.uint8))], [x])
+    model = ov.Model(
+        [
+            ops.bitwise_left_shift(x, np.array([8, 9, 1], np.uint8)),
+            ops.bitwise_right_shift(x, np.array([8, 200, 1], np.uint8)),
+        ],
+        [x],
+    )
     got = ov.compile_model(model)(np.array([255, 1, 3], np.uint8))
     np.testing.assert_array_equal(got[0], [0, 0, 6])
     np.testing.assert_array_equal(got[1], [0, 0, 1])
@@ -169,12 +203,16 @@ REDUCERS = ["ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLo
 def test_reductions_with_axes_as_attribute_or_input(op, keepdims, opset):
     x = RNG.uniform(0.1, 3, (2, 3, 4)).astype(np.float32)
     if opset >= 18:
-        model = helper.make_model(helper.make_graph(
-            [helper.make_node(op, ["x", "axes"], ["y"], keepdims=keepdims)], "g",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-            [helper.make_tensor("axes", TensorProto.INT64, [2], [0, -1])]),
-            opset_imports=[helper.make_opsetid("", opset)])
+        model = helper.make_model(
+            helper.make_graph(
+                [helper.make_node(op, ["x", "axes"], ["y"], keepdims=keepdims)],
+                "g",
+                [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+                [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                [helper.make_tensor("axes", TensorProto.INT64, [2], [0, -1])],
+            ),
+            opset_imports=[helper.make_opsetid("", opset)],
+        )
         expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
         got = ov.compile_model(model.SerializeToString())(x)[0]
         assert got.shape == expected.shape
@@ -187,8 +225,10 @@ def test_reductions_with_axes_as_attribute_or_input(op, keepdims, opset):
 def test_reductions_keep_other_types(dtype):
     # (ONNX's reference widens int32 sums to int64; onnxruntime and aiov keep the input type.)
     x = RNG.integers(-5, 6, (3, 4)).astype(dtype)
-    for op, want, attrs in [("ReduceL1", np.abs(x).sum(1, keepdims=True), {"axes": [1]}),
-                            ("ReduceSumSquare", (x * x).sum(0), {"axes": [0], "keepdims": 0})]:
+    for op, want, attrs in [
+        ("ReduceL1", np.abs(x).sum(1, keepdims=True), {"axes": [1]}),
+        ("ReduceSumSquare", (x * x).sum(0), {"axes": [0], "keepdims": 0}),
+    ]:
         got = ov.compile_model(_model(op, [x], 13, **attrs).SerializeToString())(x)[0]
         assert got.dtype == dtype
         np.testing.assert_array_equal(got, want.astype(dtype))
@@ -196,12 +236,15 @@ def test_reductions_keep_other_types(dtype):
 
 def test_reduction_builders_survive_an_ir_round_trip(tmp_path):
     x = ops.parameter([2, 3, 4], np.float32, name="x")
-    outs = [ops.reduce_l1(x, [1]), ops.reduce_sum_square(x, [0, 2], keep_dims=True),
-            ops.reduce_log_sum(x, [2]), ops.reduce_log_sum_exp(x, [1])]
+    outs = [
+        ops.reduce_l1(x, [1]),
+        ops.reduce_sum_square(x, [0, 2], keep_dims=True),
+        ops.reduce_log_sum(x, [2]),
+        ops.reduce_log_sum_exp(x, [1]),
+    ]
     model = ov.Model(outs, [x])
     data = RNG.uniform(0.5, 2, (2, 3, 4)).astype(np.float32)
-    want = [np.abs(data).sum(1), (data ** 2).sum((0, 2), keepdims=True), np.log(data.sum(2)),
-            np.log(np.exp(data).sum(1))]
+    want = [np.abs(data).sum(1), (data**2).sum((0, 2), keepdims=True), np.log(data.sum(2)), np.log(np.exp(data).sum(1))]
     ov.save_model(model, tmp_path / "m.xml")
     again = ov.Core().read_model(tmp_path / "m.xml")
     for m in (model, again):
@@ -214,12 +257,16 @@ def test_reduction_builders_survive_an_ir_round_trip(tmp_path):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
 def test_cum_prod(dtype, exclusive, reverse):
     x = RNG.integers(1, 4, (2, 5, 3)).astype(dtype)
-    model = helper.make_model(helper.make_graph(
-        [helper.make_node("CumProd", ["x", "axis"], ["y"], exclusive=exclusive, reverse=reverse)], "g",
-        [helper.make_tensor_value_info("x", _ONNX_TYPE[np.dtype(dtype)], list(x.shape))],
-        [helper.make_tensor_value_info("y", _ONNX_TYPE[np.dtype(dtype)], None)],
-        [helper.make_tensor("axis", TensorProto.INT64, [], [1])]),
-        opset_imports=[helper.make_opsetid("", 26)])
+    model = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("CumProd", ["x", "axis"], ["y"], exclusive=exclusive, reverse=reverse)],
+            "g",
+            [helper.make_tensor_value_info("x", _ONNX_TYPE[np.dtype(dtype)], list(x.shape))],
+            [helper.make_tensor_value_info("y", _ONNX_TYPE[np.dtype(dtype)], None)],
+            [helper.make_tensor("axis", TensorProto.INT64, [], [1])],
+        ),
+        opset_imports=[helper.make_opsetid("", 26)],
+    )
     got = ov.compile_model(model.SerializeToString())(x)[0]
     want = np.flip(x, 1) if reverse else x
     want = np.cumprod(want, 1)
@@ -270,12 +317,16 @@ def test_mean_variance_normalization():
 @pytest.mark.parametrize("k", [-6, -1, 0, 2, 7])
 def test_trilu(upper, k):
     x = RNG.integers(1, 9, (2, 4, 5)).astype(np.int64)
-    model = helper.make_model(helper.make_graph(
-        [helper.make_node("Trilu", ["x", "k"], ["y"], upper=upper)], "g",
-        [helper.make_tensor_value_info("x", TensorProto.INT64, [2, 4, 5])],
-        [helper.make_tensor_value_info("y", TensorProto.INT64, None)],
-        [helper.make_tensor("k", TensorProto.INT64, [], [k])]),
-        opset_imports=[helper.make_opsetid("", 14)])
+    model = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Trilu", ["x", "k"], ["y"], upper=upper)],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.INT64, [2, 4, 5])],
+            [helper.make_tensor_value_info("y", TensorProto.INT64, None)],
+            [helper.make_tensor("k", TensorProto.INT64, [], [k])],
+        ),
+        opset_imports=[helper.make_opsetid("", 14)],
+    )
     got = ov.compile_model(model.SerializeToString())(x)[0]
     np.testing.assert_array_equal(got, np.triu(x, k) if upper else np.tril(x, k))
 
@@ -296,8 +347,14 @@ def test_unary_builders_match_numpy_and_survive_an_ir_round_trip(tmp_path):
     outs = [getattr(ops, b)(x, name=b) for b in UNARY_BUILDERS]
     model = ov.Model(outs, [x])
     data = np.linspace(-0.9, 0.9, 7, dtype=np.float32)
-    names = {"asin": "arcsin", "acos": "arccos", "atan": "arctan", "asinh": "arcsinh", "acosh": "arccosh",
-             "atanh": "arctanh"}
+    names = {
+        "asin": "arcsin",
+        "acos": "arccos",
+        "atan": "arctan",
+        "asinh": "arcsinh",
+        "acosh": "arccosh",
+        "atanh": "arctanh",
+    }
     with np.errstate(invalid="ignore"):
         want = [getattr(np, names.get(b, b))(data) for b in UNARY_BUILDERS]
     ov.save_model(model, tmp_path / "m.xml")
@@ -313,18 +370,42 @@ def test_unary_builders_match_numpy_and_survive_an_ir_round_trip(tmp_path):
 def test_binary_and_classification_builders_survive_an_ir_round_trip(tmp_path):
     a, b = ops.parameter([2, 3], np.int32, name="a"), ops.parameter([3], np.int32, name="b")
     f = ops.parameter([3], np.float32, name="f")
-    outs = [ops.floor_mod(a, b), ops.mod(a, b), ops.bitwise_and(a, b), ops.bitwise_or(a, b),
-            ops.bitwise_xor(a, b), ops.bitwise_not(a), ops.bitwise_left_shift(a, b), ops.bitwise_right_shift(a, b),
-            ops.is_nan(f), ops.is_inf(f, False, True), ops.trilu(a, 0, upper=False),
-            ops.cum_prod(a, 1), ops.hardmax(f, 0), ops.eye_like(a, 1)]
+    outs = [
+        ops.floor_mod(a, b),
+        ops.mod(a, b),
+        ops.bitwise_and(a, b),
+        ops.bitwise_or(a, b),
+        ops.bitwise_xor(a, b),
+        ops.bitwise_not(a),
+        ops.bitwise_left_shift(a, b),
+        ops.bitwise_right_shift(a, b),
+        ops.is_nan(f),
+        ops.is_inf(f, False, True),
+        ops.trilu(a, 0, upper=False),
+        ops.cum_prod(a, 1),
+        ops.hardmax(f, 0),
+        ops.eye_like(a, 1),
+    ]
     model = ov.Model(outs, [a, b, f])
     av = np.array([[7, -7, 9], [-9, 4, 13]], np.int32)
     bv = np.array([3, 2, -4], np.int32)
     fv = np.array([np.inf, -np.inf, np.nan], np.float32)
-    want = [np.mod(av, bv), np.fmod(av, bv), av & bv, av | bv, av ^ bv, ~av, None,
-            None, np.isnan(fv), np.isneginf(fv), np.tril(av), np.cumprod(av, 1),
-            np.array([0, 0, 1], np.float32)  # a NaN counts as the largest, like argmax
-           , np.eye(2, 3, 1, dtype=np.int32)]
+    want = [
+        np.mod(av, bv),
+        np.fmod(av, bv),
+        av & bv,
+        av | bv,
+        av ^ bv,
+        ~av,
+        None,
+        None,
+        np.isnan(fv),
+        np.isneginf(fv),
+        np.tril(av),
+        np.cumprod(av, 1),
+        np.array([0, 0, 1], np.float32),  # a NaN counts as the largest, like argmax
+        np.eye(2, 3, 1, dtype=np.int32),
+    ]
     ov.save_model(model, tmp_path / "m.xml")
     again = ov.Core().read_model(tmp_path / "m.xml")
     for m in (model, again):

@@ -3,6 +3,7 @@ ops/elementwise.cpp): Mish, Selu, Celu, Softsign, ThresholdedRelu, Shrink, and H
 an epilogue activation. Each is reachable from ONNX, OpenVINO IR and aiov.opset with no other
 edit, matches ONNX's reference evaluator, and gives the same answer fused into a convolution's
 epilogue (or an elementwise chain) as unfused."""
+
 import numpy as np
 import pytest
 
@@ -30,8 +31,12 @@ X = (RNG.standard_normal((2, 3, 7, 5)) * 3).astype(np.float32)
 
 def _onnx_model(op, opset, attrs, shape=X.shape, dtype=TensorProto.FLOAT):
     node = helper.make_node(op, ["x"], ["y"], **attrs)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", dtype, list(shape))],
-                              [helper.make_tensor_value_info("y", dtype, list(shape))])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", dtype, list(shape))],
+        [helper.make_tensor_value_info("y", dtype, list(shape))],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
@@ -76,16 +81,23 @@ def test_opset_builder_and_ir_round_trip(op, opset, attrs, builder, kwargs, tmp_
 def _conv_then(op, opset, attrs, then_add=False):
     w = numpy_helper.from_array((RNG.standard_normal((4, 3, 3, 3)) * 0.5).astype(np.float32), "w")
     b = numpy_helper.from_array(RNG.standard_normal(4).astype(np.float32), "b")
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
-             helper.make_node(op, ["c"], ["a" if then_add else "y"], **attrs)]
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node(op, ["c"], ["a" if then_add else "y"], **attrs),
+    ]
     inits = [w, b]
     if then_add:  # activation then two elementwise ops: an ElementwiseChain
         inits.append(numpy_helper.from_array(np.float32(0.25), "k"))
         nodes += [helper.make_node("Relu", ["a"], ["r"]), helper.make_node("Mul", ["r", "k"], ["y"])]
         nodes[0] = helper.make_node("Sigmoid", ["x"], ["c"])  # no producer to fuse into
         inits = inits[2:]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(X.shape))],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(X.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 

@@ -1,6 +1,7 @@
 """ONNX ops whose easy implementation gives a plausible but wrong answer: each is checked
 against onnx's reference evaluator where the wrong rule and the right one differ, and ops
 aiov cannot run faithfully are refused with a clear error instead of answering."""
+
 import numpy as np
 import pytest
 
@@ -30,25 +31,38 @@ def _run_both(proto, feeds):
 def test_nearest_upsampling_of_opsets_9_and_10_floors_the_source_index(op, opset, scale):
     x = np.arange(1 * 1 * 4 * 5, dtype=np.float32).reshape(1, 1, 4, 5)
     scales = numpy_helper.from_array(np.array([1, 1, scale, scale], np.float32), "scales")
-    proto = _model([helper.make_node(op, ["x", "scales"], ["y"], mode="nearest")],
-                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 5])],
-                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [scales], opset=opset)
+    proto = _model(
+        [helper.make_node(op, ["x", "scales"], ["y"], mode="nearest")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [scales],
+        opset=opset,
+    )
     got = ov.Core().compile_model(proto.SerializeToString(), "CPU")({"x": x})["y"]
     rows = np.floor(np.arange(int(4 * scale)) / scale).astype(int)
     cols = np.floor(np.arange(int(5 * scale)) / scale).astype(int)
     np.testing.assert_array_equal(got, x[:, :, rows][:, :, :, cols])
 
 
-@pytest.mark.parametrize("op,dtype,empty", [
-    ("ReduceMax", np.float32, -np.inf), ("ReduceMin", np.float32, np.inf),
-    ("ReduceMax", np.int32, np.iinfo(np.int32).min), ("ReduceMin", np.int64, np.iinfo(np.int64).max),
-])
+@pytest.mark.parametrize(
+    "op,dtype,empty",
+    [
+        ("ReduceMax", np.float32, -np.inf),
+        ("ReduceMin", np.float32, np.inf),
+        ("ReduceMax", np.int32, np.iinfo(np.int32).min),
+        ("ReduceMin", np.int64, np.iinfo(np.int64).max),
+    ],
+)
 def test_max_and_min_over_an_empty_axis_are_the_identities_not_zero(op, dtype, empty):
     elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
-    proto = _model([helper.make_node(op, ["x", "axes"], ["y"], keepdims=1)],
-                   [helper.make_tensor_value_info("x", elem, [2, 0, 3])],
-                   [helper.make_tensor_value_info("y", elem, None)], [axes], opset=18)
+    proto = _model(
+        [helper.make_node(op, ["x", "axes"], ["y"], keepdims=1)],
+        [helper.make_tensor_value_info("x", elem, [2, 0, 3])],
+        [helper.make_tensor_value_info("y", elem, None)],
+        [axes],
+        opset=18,
+    )
     (got,), (expected,) = _run_both(proto, {"x": np.zeros((2, 0, 3), dtype)})
     assert got.shape == expected.shape == (2, 1, 3)
     np.testing.assert_array_equal(got, expected)
@@ -62,8 +76,10 @@ def _dropout_model(training, ratio=0.5, outputs=("y", "mask")):
         inputs.append(helper.make_tensor_value_info("training", TensorProto.BOOL, []))
     else:
         inits.append(numpy_helper.from_array(np.array(training), "training"))
-    outs = [helper.make_tensor_value_info(outputs[0], TensorProto.FLOAT, None),
-            helper.make_tensor_value_info(outputs[1], TensorProto.BOOL, None)]
+    outs = [
+        helper.make_tensor_value_info(outputs[0], TensorProto.FLOAT, None),
+        helper.make_tensor_value_info(outputs[1], TensorProto.BOOL, None),
+    ]
     return _model([helper.make_node("Dropout", ["x", "ratio", "training"], list(outputs))], inputs, outs, inits)
 
 

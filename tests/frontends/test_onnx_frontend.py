@@ -1,4 +1,5 @@
 """ONNX models load through the frontend and match onnx's reference evaluator."""
+
 import numpy as np
 import pytest
 
@@ -21,9 +22,12 @@ def _mlp_model(opset=17):
         helper.make_node("Softmax", ["logits"], ["probs"], axis=-1 if opset >= 13 else 1),
     ]
     graph = helper.make_graph(
-        nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])],
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])],
         [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 10])],
-        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(b1, "b1"), numpy_helper.from_array(w2, "w2")])
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(b1, "b1"), numpy_helper.from_array(w2, "w2")],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
@@ -53,16 +57,25 @@ def test_reshape_zero_copies_dimension_and_int_division_truncates():
         helper.make_node("Cast", ["q"], ["qf"], to=TensorProto.FLOAT),
     ]
     graph = helper.make_graph(
-        nodes, "g",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3, 4]),
-         helper.make_tensor_value_info("i", TensorProto.INT64, [4]),
-         helper.make_tensor_value_info("j", TensorProto.INT64, [4])],
-        [helper.make_tensor_value_info("r", TensorProto.FLOAT, None),
-         helper.make_tensor_value_info("qf", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(np.array([0, -1], np.int64), "shape")])
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3, 4]),
+            helper.make_tensor_value_info("i", TensorProto.INT64, [4]),
+            helper.make_tensor_value_info("j", TensorProto.INT64, [4]),
+        ],
+        [
+            helper.make_tensor_value_info("r", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("qf", TensorProto.FLOAT, None),
+        ],
+        [numpy_helper.from_array(np.array([0, -1], np.int64), "shape")],
+    )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-    feeds = {"a": np.arange(24, dtype=np.float32).reshape(2, 3, 4),
-             "i": np.array([7, -7, 7, -7], np.int64), "j": np.array([2, 2, -2, -2], np.int64)}
+    feeds = {
+        "a": np.arange(24, dtype=np.float32).reshape(2, 3, 4),
+        "i": np.array([7, -7, 7, -7], np.int64),
+        "j": np.array([2, 2, -2, -2], np.int64),
+    }
     expected = ReferenceEvaluator(proto).run(None, feeds)
     got = ov.compile_model(proto.SerializeToString())(feeds)
     np.testing.assert_array_equal(got["r"], expected[0])
@@ -73,9 +86,11 @@ def test_reshape_zero_copies_dimension_and_int_division_truncates():
 
 def test_unsupported_op_is_named_at_read_time():
     graph = helper.make_graph(
-        [helper.make_node("HardMax_Unknown", ["x"], ["y"])], "g",
+        [helper.make_node("HardMax_Unknown", ["x"], ["y"])],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     with pytest.raises(ov.InputError, match="HardMax_Unknown \\(node 'y'\\)"):
         ov.Core().read_model(proto.SerializeToString())
@@ -118,13 +133,28 @@ def test_layout_logic_and_activation_nodes_match_reference():
         make("Not", ["cmp"], ["nc"]),
     ]
     outputs = [o for n in nodes for o in n.output]
-    inits = [_ints("st", [0, 1]), _ints("en", [2, 4]), _ints("ax", [0, 2]), _ints("sp", [1, 2]),
-             _ints("spl", [1, 3]), _ints("pads", [0, 1, 1, 0, 1, 2]), _ints("uax", [0]),
-             _ints("gi", [[0, 3], [1, 1]]), numpy_helper.from_array(np.float32(0.3), "lo"),
-             numpy_helper.from_array(np.float32(0.8), "hi"), numpy_helper.from_array(np.float32(-1), "minus1"),
-             _ints("eshape", [2, 2, 3, 4]), _ints("reps", [1, 2, 1])]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
-                              [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in outputs], inits)
+    inits = [
+        _ints("st", [0, 1]),
+        _ints("en", [2, 4]),
+        _ints("ax", [0, 2]),
+        _ints("sp", [1, 2]),
+        _ints("spl", [1, 3]),
+        _ints("pads", [0, 1, 1, 0, 1, 2]),
+        _ints("uax", [0]),
+        _ints("gi", [[0, 3], [1, 1]]),
+        numpy_helper.from_array(np.float32(0.3), "lo"),
+        numpy_helper.from_array(np.float32(0.8), "hi"),
+        numpy_helper.from_array(np.float32(-1), "minus1"),
+        _ints("eshape", [2, 2, 3, 4]),
+        _ints("reps", [1, 2, 1]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+        [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in outputs],
+        inits,
+    )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     expected = ReferenceEvaluator(proto).run(None, {"x": x})
     got = ov.compile_model(proto.SerializeToString())({"x": x})
@@ -133,23 +163,46 @@ def test_layout_logic_and_activation_nodes_match_reference():
         np.testing.assert_allclose(got[name], ref, rtol=1e-6, atol=1e-6, err_msg=name)
 
 
-@pytest.mark.parametrize("node, inputs", [
-    (helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3], pads=[1, 2], strides=[2], dilations=[2]),
-     {"x": (2, 4, 11), "w": (6, 4, 3)}),
-    (helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], auto_pad="SAME_UPPER", strides=[2, 2]),
-     {"x": (1, 3, 9, 8), "w": (5, 3, 3, 3)}),
-    (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
-                      count_include_pad=1, ceil_mode=1), {"x": (1, 2, 8, 7)}),
-    (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], pads=[0, 0, 1, 1]), {"x": (1, 2, 5, 5)}),
-    (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1), {"x": (2, 2, 8, 8)}),
-    (helper.make_node("ArgMax", ["x"], ["y"], axis=1, keepdims=0), {"x": (3, 5, 2)}),
-    (helper.make_node("ArgMin", ["x"], ["y"], axis=-1), {"x": (3, 5, 2)}),
-    (helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0), {"x": (3, 4, 5), "axes": [0, 2]}),
-    (helper.make_node("ReduceMax", ["x"], ["y"], axes=[1], keepdims=1), {"x": (3, 4, 5)}),
-    (helper.make_node("LogSoftmax", ["x"], ["y"], axis=-1), {"x": (3, 7)}),
-    (helper.make_node("InstanceNormalization", ["x", "s", "b"], ["y"], epsilon=1e-3),
-     {"x": (2, 3, 4, 5), "s": (3,), "b": (3,)}),
-])
+@pytest.mark.parametrize(
+    "node, inputs",
+    [
+        (
+            helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3], pads=[1, 2], strides=[2], dilations=[2]),
+            {"x": (2, 4, 11), "w": (6, 4, 3)},
+        ),
+        (
+            helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], auto_pad="SAME_UPPER", strides=[2, 2]),
+            {"x": (1, 3, 9, 8), "w": (5, 3, 3, 3)},
+        ),
+        (
+            helper.make_node(
+                "AveragePool",
+                ["x"],
+                ["y"],
+                kernel_shape=[3, 3],
+                strides=[2, 2],
+                pads=[1, 1, 1, 1],
+                count_include_pad=1,
+                ceil_mode=1,
+            ),
+            {"x": (1, 2, 8, 7)},
+        ),
+        (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], pads=[0, 0, 1, 1]), {"x": (1, 2, 5, 5)}),
+        (
+            helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+            {"x": (2, 2, 8, 8)},
+        ),
+        (helper.make_node("ArgMax", ["x"], ["y"], axis=1, keepdims=0), {"x": (3, 5, 2)}),
+        (helper.make_node("ArgMin", ["x"], ["y"], axis=-1), {"x": (3, 5, 2)}),
+        (helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0), {"x": (3, 4, 5), "axes": [0, 2]}),
+        (helper.make_node("ReduceMax", ["x"], ["y"], axes=[1], keepdims=1), {"x": (3, 4, 5)}),
+        (helper.make_node("LogSoftmax", ["x"], ["y"], axis=-1), {"x": (3, 7)}),
+        (
+            helper.make_node("InstanceNormalization", ["x", "s", "b"], ["y"], epsilon=1e-3),
+            {"x": (2, 3, 4, 5), "s": (3,), "b": (3,)},
+        ),
+    ],
+)
 def test_nn_and_reduction_nodes_match_reference(node, inputs):
     rng = np.random.default_rng(5)
     feeds, inits, graph_inputs = {}, [], []
@@ -159,8 +212,9 @@ def test_nn_and_reduction_nodes_match_reference(node, inputs):
             continue
         feeds[name] = rng.standard_normal(spec).astype(np.float32)
         graph_inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(spec)))
-    graph = helper.make_graph([node], "g", graph_inputs,
-                              [helper.make_tensor_value_info("y", TensorProto.UNDEFINED, None)], inits)
+    graph = helper.make_graph(
+        [node], "g", graph_inputs, [helper.make_tensor_value_info("y", TensorProto.UNDEFINED, None)], inits
+    )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     expected = ReferenceEvaluator(proto).run(None, feeds)[0]
     got = ov.compile_model(proto.SerializeToString())(feeds)["y"]
@@ -172,8 +226,14 @@ def test_external_data_next_to_the_model_loads(tmp_path):
     x = np.random.default_rng(0).standard_normal((2, 16)).astype(np.float32)
     expected = ReferenceEvaluator(_mlp_model()).run(None, {"x": x})[0]
     path = tmp_path / "mlp.onnx"
-    onnx.save_model(_mlp_model(), str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="weights.bin", size_threshold=0)
+    onnx.save_model(
+        _mlp_model(),
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
     assert (tmp_path / "weights.bin").stat().st_size > 0
     np.testing.assert_allclose(ov.compile_model(str(path))({"x": x})["probs"], expected, rtol=1e-5, atol=1e-6)
 

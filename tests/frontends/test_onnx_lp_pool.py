@@ -1,4 +1,5 @@
 """LpPool through the ONNX frontend matches a direct numpy window sum for p = 1, 2, 3."""
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
@@ -10,8 +11,12 @@ RNG = np.random.default_rng(9)
 
 def _model(attrs):
     node = helper.make_node("LpPool", ["x"], ["y"], **attrs)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 6])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
 
 
@@ -25,7 +30,7 @@ def test_lp_pool_matches_window_sums(p):
     want = np.empty((1, 2, rows, cols))
     for i in range(rows):
         for j in range(cols):
-            want[:, :, i, j] = padded[:, :, 2 * i:2 * i + 2, j:j + 3].sum(axis=(2, 3)) ** (1 / p)
+            want[:, :, i, j] = padded[:, :, 2 * i : 2 * i + 2, j : j + 3].sum(axis=(2, 3)) ** (1 / p)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 

@@ -1,5 +1,6 @@
 """GroupNormalization (ONNX opset 18's per-group scale and opset 21's per-channel one) and
 RMSNormalization through the ONNX frontend, the builder and the IR match numpy references."""
+
 import numpy as np
 import pytest
 from onnx import helper
@@ -23,8 +24,11 @@ def _onnx_model(op, inputs, attrs, opset):
     node = helper.make_node(op, names, ["y"], **attrs)
     dtype = helper.np_dtype_to_tensor_dtype(inputs[0].dtype)
     graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info(n, dtype, list(v.shape)) for n, v in zip(names, inputs)],
-        [helper.make_tensor_value_info("y", dtype, None)])
+        [node],
+        "g",
+        [helper.make_tensor_value_info(n, dtype, list(v.shape)) for n, v in zip(names, inputs)],
+        [helper.make_tensor_value_info("y", dtype, None)],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     return ov.Core().read_model(model.SerializeToString())
 
@@ -40,8 +44,10 @@ def test_onnx_group_normalization_scale_per_group_then_per_channel(opset):
     width = groups if opset < 21 else 6
     scale = RNG.standard_normal(width).astype(np.float32)
     bias = RNG.standard_normal(width).astype(np.float32)
-    got = _run(_onnx_model("GroupNormalization", [x, scale, bias], {"num_groups": groups, "epsilon": 1e-3}, opset),
-               [x, scale, bias])
+    got = _run(
+        _onnx_model("GroupNormalization", [x, scale, bias], {"num_groups": groups, "epsilon": 1e-3}, opset),
+        [x, scale, bias],
+    )
     repeat = 6 // width
     want = _group_norm_ref(x, np.repeat(scale, repeat), np.repeat(bias, repeat), groups, 1e-3)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

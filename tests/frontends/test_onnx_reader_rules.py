@@ -2,6 +2,7 @@
 the caller names (bytes carry none) and never through '..', absolute paths, links or special
 files; graphs in any node order load; broken graphs fail naming the node, what was expected
 and what was given."""
+
 import os
 
 import numpy as np
@@ -24,9 +25,13 @@ def _matmul_model(location=None):
         for key, value in (("location", location), ("offset", "0"), ("length", str(W.nbytes))):
             entry = weight.external_data.add()
             entry.key, entry.value = key, value
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [weight])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [weight],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -57,7 +62,9 @@ def test_bytes_with_external_data_read_from_the_given_weights_dir(in_tmp_cwd):
 
 def test_aio_read_model_takes_weights_dir(in_tmp_cwd):
     import anyio
+
     from aiov import aio
+
     weights = in_tmp_cwd / "weights"
     weights.mkdir()
     (weights / "weights.bin").write_bytes(W.tobytes())
@@ -103,8 +110,7 @@ def _hostile_location(tmp_path, kind):
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["traversal", "absolute", "symlink", "symlinked-dir", "fifo", "directory",
-                                  "empty"])
+@pytest.mark.parametrize("kind", ["traversal", "absolute", "symlink", "symlinked-dir", "fifo", "directory", "empty"])
 @pytest.mark.parametrize("source", ["bytes", "file"])
 def test_external_data_outside_the_weights_dir_is_refused(tmp_path, kind, source):
     weights, location, reason = _hostile_location(tmp_path, kind)
@@ -126,8 +132,12 @@ def test_external_data_in_a_constant_node_follows_the_same_rule(in_tmp_cwd):
     entry = value.external_data.add()
     entry.key, entry.value = "location", "weights.bin"
     nodes = [helper.make_node("Constant", [], ["w"], value=value), helper.make_node("MatMul", ["x", "w"], ["y"])]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
     with pytest.raises(ov.InputError, match="'weights.bin'.*weights_dir"):
         ov.Core().read_model(data)
@@ -135,44 +145,84 @@ def test_external_data_in_a_constant_node_follows_the_same_rule(in_tmp_cwd):
 
 # ---- graph structure ----------------------------------------------------------------------
 
+
 def _graph(nodes, inputs=("x",), outputs=("y",), inits=()):
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in inputs],
-                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs],
-                              list(inits))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in inputs],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs],
+        list(inits),
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
 
 
 def test_unsorted_nodes_are_sorted():
     # y = relu(x) + neg(x), with the nodes written consumer first (valid ONNX).
-    data = _graph([helper.make_node("Add", ["r1", "r2"], ["y"], name="sum"),
-                   helper.make_node("Neg", ["x"], ["r2"], name="neg"),
-                   helper.make_node("Relu", ["x"], ["r1"], name="relu")])
+    data = _graph(
+        [
+            helper.make_node("Add", ["r1", "r2"], ["y"], name="sum"),
+            helper.make_node("Neg", ["x"], ["r2"], name="neg"),
+            helper.make_node("Relu", ["x"], ["r1"], name="relu"),
+        ]
+    )
     x = np.array([-1, 2], np.float32)
     np.testing.assert_array_equal(ov.compile_model(data)(x)["y"], np.maximum(x, 0) - x)
 
 
 BROKEN_GRAPHS = [
-    pytest.param([helper.make_node("Add", ["x", "r1"], ["y"], name="sum")],
-                 ["Add 'sum'", "input 'r1' is not produced"], id="missing-input"),
-    pytest.param([helper.make_node("Relu", ["r2"], ["r1"], name="a"), helper.make_node("Neg", ["r1"], ["r2"], name="b"),
-                  helper.make_node("Add", ["x", "r1"], ["y"], name="c")],
-                 ["cycle", "Relu 'a'", "Neg 'b'"], id="cycle"),
-    pytest.param([helper.make_node("Relu", ["x"], ["y"], name="a"), helper.make_node("Neg", ["x"], ["y"], name="b")],
-                 ["'y' is produced twice", "Relu 'a'", "Neg 'b'"], id="duplicated-output"),
-    pytest.param([helper.make_node("Relu", ["x"], ["x"], name="a"), helper.make_node("Neg", ["x"], ["y"], name="b")],
-                 ["Relu 'a' produces 'x'", "graph input"], id="overwrites-an-input"),
-    pytest.param([helper.make_node("Add", ["x"], ["y"], name="a")],
-                 ["Add 'a'", "expected 2 input(s)", "got 1"], id="too-few-inputs"),
-    pytest.param([helper.make_node("Relu", ["x", "x"], ["y"], name="a")],
-                 ["Relu 'a'", "expected 1 input(s)", "got 2"], id="too-many-inputs"),
-    pytest.param([helper.make_node("Add", ["x", ""], ["y"], name="a")],
-                 ["Add 'a'", "input 1 ('B') is required"], id="required-input-left-empty"),
-    pytest.param([helper.make_node("Softmax", ["x"], ["y"], name="a", axis=1.5)],
-                 ["Softmax 'a'", "attribute 'axis' must be INT, got FLOAT"], id="attribute-type"),
-    pytest.param([helper.make_node("Cast", ["x"], ["y"], name="a")],
-                 ["Cast 'a'", "required attribute 'to' is missing"], id="missing-attribute"),
-    pytest.param([helper.make_node("Relu", ["x"], ["z"], name="a")],
-                 ["graph output 'y' is not produced"], id="missing-output"),
+    pytest.param(
+        [helper.make_node("Add", ["x", "r1"], ["y"], name="sum")],
+        ["Add 'sum'", "input 'r1' is not produced"],
+        id="missing-input",
+    ),
+    pytest.param(
+        [
+            helper.make_node("Relu", ["r2"], ["r1"], name="a"),
+            helper.make_node("Neg", ["r1"], ["r2"], name="b"),
+            helper.make_node("Add", ["x", "r1"], ["y"], name="c"),
+        ],
+        ["cycle", "Relu 'a'", "Neg 'b'"],
+        id="cycle",
+    ),
+    pytest.param(
+        [helper.make_node("Relu", ["x"], ["y"], name="a"), helper.make_node("Neg", ["x"], ["y"], name="b")],
+        ["'y' is produced twice", "Relu 'a'", "Neg 'b'"],
+        id="duplicated-output",
+    ),
+    pytest.param(
+        [helper.make_node("Relu", ["x"], ["x"], name="a"), helper.make_node("Neg", ["x"], ["y"], name="b")],
+        ["Relu 'a' produces 'x'", "graph input"],
+        id="overwrites-an-input",
+    ),
+    pytest.param(
+        [helper.make_node("Add", ["x"], ["y"], name="a")],
+        ["Add 'a'", "expected 2 input(s)", "got 1"],
+        id="too-few-inputs",
+    ),
+    pytest.param(
+        [helper.make_node("Relu", ["x", "x"], ["y"], name="a")],
+        ["Relu 'a'", "expected 1 input(s)", "got 2"],
+        id="too-many-inputs",
+    ),
+    pytest.param(
+        [helper.make_node("Add", ["x", ""], ["y"], name="a")],
+        ["Add 'a'", "input 1 ('B') is required"],
+        id="required-input-left-empty",
+    ),
+    pytest.param(
+        [helper.make_node("Softmax", ["x"], ["y"], name="a", axis=1.5)],
+        ["Softmax 'a'", "attribute 'axis' must be INT, got FLOAT"],
+        id="attribute-type",
+    ),
+    pytest.param(
+        [helper.make_node("Cast", ["x"], ["y"], name="a")],
+        ["Cast 'a'", "required attribute 'to' is missing"],
+        id="missing-attribute",
+    ),
+    pytest.param(
+        [helper.make_node("Relu", ["x"], ["z"], name="a")], ["graph output 'y' is not produced"], id="missing-output"
+    ),
 ]
 
 
@@ -185,9 +235,12 @@ def test_broken_graphs_name_the_node_and_what_was_expected(nodes, fragments):
 
 
 def test_bad_graph_inputs_name_the_input():
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", 1234, [2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", 1234, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
     with pytest.raises(ov.InputError, match="graph input 'x': element type 1234"):
         ov.Core().read_model(data)
@@ -200,9 +253,12 @@ def test_bad_graph_inputs_name_the_input():
 
 @pytest.mark.parametrize("elem_type", [TensorProto.COMPLEX64, TensorProto.FLOAT8E5M2, TensorProto.STRING])
 def test_graph_inputs_and_initializers_of_types_aiov_cannot_hold_are_named(elem_type):
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", elem_type, [2])],
-                              [helper.make_tensor_value_info("y", elem_type, None)])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", elem_type, [2])],
+        [helper.make_tensor_value_info("y", elem_type, None)],
+    )
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
     with pytest.raises(ov.InputError, match=f"graph input 'x' \\({TensorProto.DataType.Name(elem_type)}"):
         ov.Core().read_model(data)
@@ -210,8 +266,13 @@ def test_graph_inputs_and_initializers_of_types_aiov_cannot_hold_are_named(elem_
 
 def test_initializers_of_types_aiov_cannot_hold_are_named():
     init = numpy_helper.from_array(np.array([1 + 2j, 3j], np.complex64), "c")
-    graph = helper.make_graph([helper.make_node("Identity", ["c"], ["y"])], "g", [],
-                              [helper.make_tensor_value_info("y", TensorProto.COMPLEX64, None)], [init])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["c"], ["y"])],
+        "g",
+        [],
+        [helper.make_tensor_value_info("y", TensorProto.COMPLEX64, None)],
+        [init],
+    )
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
     with pytest.raises(ov.InputError, match="initializer 'c' \\(COMPLEX64, dims \\[2\\]\\) is not supported"):
         ov.Core().read_model(data)

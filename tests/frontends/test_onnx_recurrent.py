@@ -2,6 +2,7 @@
 sequence lengths, initial states, peepholes, clip, input_forget, linear_before_reset, the
 parameterised activation lists, omitted outputs, and one compiled model run at several batch
 sizes and sequence lengths."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,21 +18,44 @@ GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 OUTPUTS = {"LSTM": ["Y", "Y_h", "Y_c"], "GRU": ["Y", "Y_h"], "RNN": ["Y", "Y_h"]}
 
 
-def _model(op, *, hidden=5, inputs=4, direction="forward", layout=0, with_bias=True, with_lens=False,
-           with_initial=False, with_peepholes=False, weights_as_inputs=False, empty_entry=False, outputs=None, seed=0,
-           opset=14, **attrs):
+def _model(
+    op,
+    *,
+    hidden=5,
+    inputs=4,
+    direction="forward",
+    layout=0,
+    with_bias=True,
+    with_lens=False,
+    with_initial=False,
+    with_peepholes=False,
+    weights_as_inputs=False,
+    empty_entry=False,
+    outputs=None,
+    seed=0,
+    opset=14,
+    **attrs,
+):
     """An ONNX model of one recurrent node with dynamic batch and sequence, and its weights."""
     rng = np.random.default_rng(seed)
     nd = 2 if direction == "bidirectional" else 1
     g = GATES[op]
-    weights = {"W": rng.standard_normal((nd, g * hidden, inputs)).astype(np.float32) * 0.6,
-               "R": rng.standard_normal((nd, g * hidden, hidden)).astype(np.float32) * 0.6}
+    weights = {
+        "W": rng.standard_normal((nd, g * hidden, inputs)).astype(np.float32) * 0.6,
+        "R": rng.standard_normal((nd, g * hidden, hidden)).astype(np.float32) * 0.6,
+    }
     if with_bias:
         weights["B"] = rng.standard_normal((nd, 2 * g * hidden)).astype(np.float32) * 0.3
     if with_peepholes:
         weights["P"] = rng.standard_normal((nd, 3 * hidden)).astype(np.float32) * 0.5
-    node_inputs = ["X", "W", "R", "B" if with_bias else "", "sequence_lens" if with_lens else "",
-                   "initial_h" if with_initial else ""]
+    node_inputs = [
+        "X",
+        "W",
+        "R",
+        "B" if with_bias else "",
+        "sequence_lens" if with_lens else "",
+        "initial_h" if with_initial else "",
+    ]
     if op == "LSTM":
         node_inputs += ["initial_c" if with_initial else "", "P" if with_peepholes else ""]
     while node_inputs[-1] == "":
@@ -58,15 +82,32 @@ def _model(op, *, hidden=5, inputs=4, direction="forward", layout=0, with_bias=T
     if opset >= 14:
         attrs["layout"] = layout
     node = helper.make_node(op, node_inputs, node_outputs, hidden_size=hidden, direction=direction, **attrs)
-    graph = helper.make_graph([node], "g", graph_inputs,
-                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
-                              initializer=initializers)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        graph_inputs,
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+        initializer=initializers,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     return model, (weights if weights_as_inputs else {})
 
 
-def _feeds(op, batch, seq, *, inputs=4, hidden=5, direction="forward", layout=0, with_lens=False,
-           with_initial=False, seed=1, empty_entry=False, **_):
+def _feeds(
+    op,
+    batch,
+    seq,
+    *,
+    inputs=4,
+    hidden=5,
+    direction="forward",
+    layout=0,
+    with_lens=False,
+    with_initial=False,
+    seed=1,
+    empty_entry=False,
+    **_,
+):
     rng = np.random.default_rng(seed)
     nd = 2 if direction == "bidirectional" else 1
     feeds = {"X": rng.standard_normal((batch, seq, inputs) if layout else (seq, batch, inputs)).astype(np.float32)}
@@ -98,8 +139,10 @@ def _compare(tmp_path, op, sizes=((3, 6),), **options):
     names = [o.name for o in model.graph.output]
     for batch, seq in sizes:
         feeds = dict(_feeds(op, batch, seq, **options), **weight_feeds)
-        ref_feeds = {k: (v.transpose(1, 0, 2) if batch_first and k in ("X", "initial_h", "initial_c") else v)
-                     for k, v in feeds.items()}
+        ref_feeds = {
+            k: (v.transpose(1, 0, 2) if batch_first and k in ("X", "initial_h", "initial_c") else v)
+            for k, v in feeds.items()
+        }
         want = session.run(None, ref_feeds)
         got = compiled(feeds)
         for name, expected in zip(names, want):
@@ -201,14 +244,24 @@ def test_ir_round_trip_and_opset_builder(tmp_path):
     # aiov.LSTM in IR (OpenVINO's LSTMSequence takes other inputs in another order); the
     # builder takes absent optional inputs as None.
     import aiov.opset as ops
+
     rng = np.random.default_rng(3)
     x = ops.parameter([-1, -1, 4], np.float32, name="x")
     lens = ops.parameter([-1], np.int32, name="lens")
     weights = [ops.constant(rng.standard_normal(s).astype(np.float32)) for s in ((2, 20, 4), (2, 20, 5), (2, 40))]
-    node = ops.lstm(x, *weights, lens, None, None, ops.constant(rng.standard_normal((2, 15)).astype(np.float32)),
-                    direction="bidirectional", clip=2.0, activations=["Sigmoid", "Tanh", "Tanh", "HardSigmoid", "Tanh",
-                                                                      "Softsign"],
-                    activation_alpha=[0.3], activation_beta=[0.6])
+    node = ops.lstm(
+        x,
+        *weights,
+        lens,
+        None,
+        None,
+        ops.constant(rng.standard_normal((2, 15)).astype(np.float32)),
+        direction="bidirectional",
+        clip=2.0,
+        activations=["Sigmoid", "Tanh", "Tanh", "HardSigmoid", "Tanh", "Softsign"],
+        activation_alpha=[0.3],
+        activation_beta=[0.6],
+    )
     model = ov.Model(node.outputs(), [x, lens], "lstm")
     ov.save_model(model, str(tmp_path / "lstm.xml"))
     assert 'type="aiov.LSTM"' in (tmp_path / "lstm.xml").read_text()
@@ -223,6 +276,7 @@ def test_ir_round_trip_and_opset_builder(tmp_path):
 
 def test_inputs_of_the_wrong_shape_are_named():
     import aiov.opset as ops
+
     x = ops.parameter([3, 2, 4], np.float32, name="x")
     w = ops.constant(np.zeros((1, 15, 4), np.float32))
     r = ops.constant(np.zeros((1, 15, 5), np.float32))

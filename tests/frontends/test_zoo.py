@@ -3,6 +3,7 @@ code with small random configurations, dynamic batch (and sequence) axes. Each c
 model runs at the two input shapes the export script saved, through the sync API and
 aiov.aio, and matches torch's outputs. Models that do not load yet are strict xfails that
 name what is missing, so supporting it flips the entry."""
+
 from __future__ import annotations
 
 import os

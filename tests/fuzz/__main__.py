@@ -3,6 +3,7 @@
 Runs a fuzzing campaign for N minutes, prints the summary (counts per class, per mutator and
 per API) and writes it as summary.json, with every crashing or hanging input, under the
 output directory (printed at the start)."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,9 @@ def main(argv=None):
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=None, help="default: time-based (printed)")
     parser.add_argument("--out", default=None, help="where crashing inputs and summary.json go")
-    parser.add_argument("--peers", action="store_true",
-                        help="also run every mutated model on onnxruntime and openvino, for comparison")
+    parser.add_argument(
+        "--peers", action="store_true", help="also run every mutated model on onnxruntime and openvino, for comparison"
+    )
     parser.add_argument("--timeout", type=float, default=None, help="seconds per case before it counts as a hang")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else int(time.time()) % 100000
@@ -27,14 +29,24 @@ def main(argv=None):
     os.makedirs(out, exist_ok=True)
     print(f"[fuzz] seed {seed}; crashing inputs and summary.json go to {out}", flush=True)
     from .campaign import CASE_TIMEOUT, Campaign
-    campaign = Campaign(seed=seed, out_dir=out, peers=args.peers, timeout=args.timeout or CASE_TIMEOUT,
-                        log=lambda m: print(m, flush=True))
-    print(f"[fuzz] {len(campaign.onnx_seeds)} ONNX seeds, {len(campaign.ir_seeds)} IR seeds, "
-          f"{len(campaign.input_models)} input models", flush=True)
+
+    campaign = Campaign(
+        seed=seed,
+        out_dir=out,
+        peers=args.peers,
+        timeout=args.timeout or CASE_TIMEOUT,
+        log=lambda m: print(m, flush=True),
+    )
+    print(
+        f"[fuzz] {len(campaign.onnx_seeds)} ONNX seeds, {len(campaign.ir_seeds)} IR seeds, "
+        f"{len(campaign.input_models)} input models",
+        flush=True,
+    )
     try:
         summary = campaign.run(args.minutes * 60)
     finally:
         import shutil
+
         shutil.rmtree(campaign.workdir, ignore_errors=True)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(dict(summary.as_dict(), seed=seed, minutes=args.minutes), f, indent=1)

@@ -1,6 +1,7 @@
 """A fuzzing campaign: mutated ONNX and IR models and hostile input values, for a time
 budget, each case in a forked child; counts per class, per mutator and per API, and every
 crashing or hanging input saved to disk."""
+
 from __future__ import annotations
 
 import collections
@@ -19,10 +20,10 @@ CASE_TIMEOUT = 20.0  # generous: the machine may be shared; a real hang never fi
 
 class Summary:
     def __init__(self):
-        self.counts = collections.defaultdict(collections.Counter)   # group -> class -> n
+        self.counts = collections.defaultdict(collections.Counter)  # group -> class -> n
         self.by_mutator = collections.defaultdict(collections.Counter)
-        self.unclear = collections.Counter()                          # detail -> n
-        self.failures = []                                            # crash/hang records
+        self.unclear = collections.Counter()  # detail -> n
+        self.failures = []  # crash/hang records
         self.cases = 0
 
     def record(self, group, mutator, cls, detail, saved=None, known=None):
@@ -33,8 +34,9 @@ class Summary:
         if cls == "unclear" and not group.startswith("peer"):
             self.unclear[detail[:160]] += 1
         if cls in ("crash", "hang"):
-            self.failures.append({"group": group, "mutator": mutator, "class": cls, "detail": detail,
-                                  "saved": saved, "known": known})
+            self.failures.append(
+                {"group": group, "mutator": mutator, "class": cls, "detail": detail, "saved": saved, "known": known}
+            )
 
     def aiov_failures(self, include_known=True):
         """aiov's crashes and hangs; `include_known=False` leaves out the triaged known
@@ -42,11 +44,13 @@ class Summary:
         return [f for f in self.failures if not f["group"].startswith("peer") and (include_known or not f["known"])]
 
     def as_dict(self):
-        return {"cases": self.cases,
-                "counts": {g: dict(c) for g, c in sorted(self.counts.items())},
-                "by_mutator": {g: dict(c) for g, c in sorted(self.by_mutator.items())},
-                "unclear": self.unclear.most_common(40),
-                "failures": self.failures}
+        return {
+            "cases": self.cases,
+            "counts": {g: dict(c) for g, c in sorted(self.counts.items())},
+            "by_mutator": {g: dict(c) for g, c in sorted(self.by_mutator.items())},
+            "unclear": self.unclear.most_common(40),
+            "failures": self.failures,
+        }
 
     def text(self):
         lines = [f"{self.cases} cases"]
@@ -64,8 +68,11 @@ class Summary:
             lines += [f"  {n:>5} x {d}" for d, n in self.unclear.most_common(15)]
         if self.failures:
             lines.append("crashes and hangs:")
-            lines += [f"  {f['group']} {f['mutator']} {f['class']}: {f['detail'][:150]} -> {f['saved']}"
-                      + (f" [known: {f['known']}]" if f.get("known") else "") for f in self.failures]
+            lines += [
+                f"  {f['group']} {f['mutator']} {f['class']}: {f['detail'][:150]} -> {f['saved']}"
+                + (f" [known: {f['known']}]" if f.get("known") else "")
+                for f in self.failures
+            ]
         return "\n".join(lines)
 
 
@@ -102,8 +109,11 @@ class Campaign:
         os.makedirs(path, exist_ok=True)
         for name, data in files.items():
             mode = "wb" if isinstance(data, bytes) else "w"
-            with open(os.path.join(path, name), mode, **({} if mode == "wb" else {"encoding": "utf-8",
-                                                                                   "errors": "surrogatepass"})) as f:
+            with open(
+                os.path.join(path, name),
+                mode,
+                **({} if mode == "wb" else {"encoding": "utf-8", "errors": "surrogatepass"}),
+            ) as f:
                 f.write(data)
         with open(os.path.join(path, "case.json"), "w") as f:
             json.dump(meta, f, indent=1, default=repr)
@@ -129,19 +139,33 @@ class Campaign:
         name = self.rng.choice(self.onnx_names)
         data, mutator, notes = mutate_onnx.mutate(self.onnx_seeds[name], self.rng)
         by_path = mutator == "external_data" or self.rng.random() < 0.2
-        case_seed = self.rng.randrange(2 ** 31)
+        case_seed = self.rng.randrange(2**31)
         cls, detail = self._run(lambda: cases.onnx_case(data, self.workdir, by_path, case_seed))
         saved = known = None
         if cls in ("crash", "hang"):
             known = _onnx_proto_triage(data) or self._triage(
-                lambda: cases.read_onnx_for_triage(data, self.workdir, by_path))
-            saved = self._save("onnx", {"model.onnx": data}, {"seed": name, "mutator": mutator, "notes": notes,
-                                                              "by_path": by_path, "case_seed": case_seed,
-                                                              "class": cls, "detail": detail, "known": known})
+                lambda: cases.read_onnx_for_triage(data, self.workdir, by_path)
+            )
+            saved = self._save(
+                "onnx",
+                {"model.onnx": data},
+                {
+                    "seed": name,
+                    "mutator": mutator,
+                    "notes": notes,
+                    "by_path": by_path,
+                    "case_seed": case_seed,
+                    "class": cls,
+                    "detail": detail,
+                    "known": known,
+                },
+            )
         self.summary.record("onnx", mutator, cls, detail, saved, known)
         if self.peers:
-            for peer, fn in (("onnxruntime", lambda: cases.onnxruntime_case(data, self.workdir, case_seed)),
-                             ("openvino", lambda: cases.openvino_case("onnx", data, self.workdir, case_seed))):
+            for peer, fn in (
+                ("onnxruntime", lambda: cases.onnxruntime_case(data, self.workdir, case_seed)),
+                ("openvino", lambda: cases.openvino_case("onnx", data, self.workdir, case_seed)),
+            ):
                 pcls, pdetail = harness.run_case(fn, self.timeout)
                 self.summary.record(f"peer-{peer}:onnx", mutator, pcls, pdetail)
         return cls
@@ -151,28 +175,41 @@ class Campaign:
             return None
         name = self.rng.choice(self.ir_names)
         xml, bin_data, mutator, notes = mutate_ir.mutate(self.ir_seeds[name], self.rng)
-        case_seed = self.rng.randrange(2 ** 31)
+        case_seed = self.rng.randrange(2**31)
         cls, detail = self._run(lambda: cases.ir_case(xml, bin_data, self.workdir, case_seed))
         saved = known = None
         if cls in ("crash", "hang"):
             import aiov as ov
+
             known = self._triage(lambda: ov.Core().read_model(cases._write_ir(self.workdir, xml, bin_data)))
-            saved = self._save("ir", {"model.xml": xml, "model.bin": bin_data},
-                               {"seed": name, "mutator": mutator, "notes": notes, "case_seed": case_seed,
-                                "class": cls, "detail": detail, "known": known})
+            saved = self._save(
+                "ir",
+                {"model.xml": xml, "model.bin": bin_data},
+                {
+                    "seed": name,
+                    "mutator": mutator,
+                    "notes": notes,
+                    "case_seed": case_seed,
+                    "class": cls,
+                    "detail": detail,
+                    "known": known,
+                },
+            )
         self.summary.record("ir", mutator, cls, detail, saved, known)
         if self.peers:
             pcls, pdetail = harness.run_case(
-                lambda: cases.openvino_case("ir", (xml, bin_data), self.workdir, case_seed), self.timeout)
+                lambda: cases.openvino_case("ir", (xml, bin_data), self.workdir, case_seed), self.timeout
+            )
             self.summary.record("peer-openvino:ir", mutator, pcls, pdetail)
         return cls
 
     def input_cases(self, api, count):
         """`count` hypothesis-drawn inputs through `api` on one of the input models."""
-        from hypothesis import HealthCheck, Phase, given, settings
-        from hypothesis import seed as hypothesis_seed
         import onnx
         import onnx.helper
+        from hypothesis import HealthCheck, Phase, given, settings
+        from hypothesis import seed as hypothesis_seed
+
         model_name = self.rng.choice(sorted(self.input_models))
         model_bytes = self.input_models[model_name]
         spec = []
@@ -182,19 +219,27 @@ class Campaign:
             spec.append((i.name, dims, onnx.helper.tensor_dtype_to_np_dtype(ttype.elem_type)))
         group = f"inputs-{api}"
 
-        @hypothesis_seed(self.rng.randrange(2 ** 31))
-        @settings(max_examples=count, database=None, deadline=None, phases=[Phase.generate],
-                  suppress_health_check=list(HealthCheck))
+        @hypothesis_seed(self.rng.randrange(2**31))
+        @settings(
+            max_examples=count,
+            database=None,
+            deadline=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         @given(inputs.hostile_inputs(spec))
         def body(values):
             cls, detail = self._run(lambda: inputs.run_api(api, model_bytes, values))
             saved = known = None
             if cls in ("crash", "hang"):
                 known = _wrapping_shape_value(values)
-                saved = self._save(f"input-{api}", {"model.onnx": model_bytes, "inputs.txt": repr(values)[:100000]},
-                                   {"model": model_name, "api": api, "class": cls, "detail": detail,
-                                    "known": known})
+                saved = self._save(
+                    f"input-{api}",
+                    {"model.onnx": model_bytes, "inputs.txt": repr(values)[:100000]},
+                    {"model": model_name, "api": api, "class": cls, "detail": detail, "known": known},
+                )
             self.summary.record(group, model_name, cls, detail, saved, known)
+
         try:
             body()
         except Exception as exc:  # a bug of the generator, not of aiov: note it and go on
@@ -219,22 +264,23 @@ class Campaign:
                 self.log(f"[fuzz] {kind} case generation failed: {type(exc).__name__}: {str(exc)[:200]}")
             if time.monotonic() - last_report > 60:
                 last_report = time.monotonic()
-                self.log(f"[fuzz] {self.summary.cases} cases; "
-                         + ", ".join(f"{g}: {dict(c)}" for g, c in sorted(self.summary.counts.items())))
+                self.log(
+                    f"[fuzz] {self.summary.cases} cases; "
+                    + ", ".join(f"{g}: {dict(c)}" for g, c in sorted(self.summary.counts.items()))
+                )
         return self.summary
 
 
 def _wrapping_shape_value(values):
     """Triage of an input case: the known shape-overflow class when an integer value could
     be a shape whose element count does not fit int64 (cases.known_native_class's twin)."""
-    items = values.values() if isinstance(values, dict) else values if isinstance(values, (list, tuple)) \
-        else [values]
+    items = values.values() if isinstance(values, dict) else values if isinstance(values, (list, tuple)) else [values]
     for value in items:
         if isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.ndim == 1 and value.size:
             count = 1
             for v in value.tolist():
                 count *= abs(int(v))
-            if count * 8 >= 2 ** 63:  # the element count, or the byte size of 8-byte elements
+            if count * 8 >= 2**63:  # the element count, or the byte size of 8-byte elements
                 return f"{cases.KNOWN_SHAPE_OVERFLOW}: input value {value.tolist()}"
     return None
 
@@ -246,6 +292,7 @@ def _onnx_proto_triage(data: bytes):
     """Triage of a crashing ONNX model from its protobuf alone (its reading may be what
     crashes): the known, reported native classes of tests/test_fuzz_regressions.py."""
     import onnx
+
     try:
         model = onnx.load_from_string(data)
     except Exception:

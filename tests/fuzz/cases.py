@@ -1,5 +1,6 @@
 """What a child process does with one fuzz case: read, compile and run a mutated model
 (aiov, or a peer for comparison), or push one hostile input value through one API."""
+
 from __future__ import annotations
 
 import os
@@ -10,9 +11,21 @@ MAX_INPUT_ELEMENTS = 1 << 22  # bigger declared inputs are not run (the model st
 
 
 def _dtype_of(etype_name: str):
-    table = {"f32": np.float32, "f16": np.float16, "f64": np.float64, "bf16": np.uint16, "i64": np.int64,
-             "i32": np.int32, "i16": np.int16, "i8": np.int8, "u64": np.uint64, "u32": np.uint32, "u16": np.uint16,
-             "u8": np.uint8, "boolean": np.bool_}
+    table = {
+        "f32": np.float32,
+        "f16": np.float16,
+        "f64": np.float64,
+        "bf16": np.uint16,
+        "i64": np.int64,
+        "i32": np.int32,
+        "i16": np.int16,
+        "i8": np.int8,
+        "u64": np.uint64,
+        "u32": np.uint32,
+        "u16": np.uint16,
+        "u8": np.uint8,
+        "boolean": np.bool_,
+    }
     return table.get(etype_name)
 
 
@@ -29,8 +42,11 @@ def aiov_feeds(compiled, rng):
     """Values for every input of a compiled aiov model, or None when one is too large."""
     feeds = {}
     for i, port in enumerate(compiled.inputs):
-        dims = [d.get_length() if not d.is_dynamic else int(rng.integers(1, 4)) for d in port.get_partial_shape()] \
-            if not port.get_partial_shape().rank.is_dynamic else [2]
+        dims = (
+            [d.get_length() if not d.is_dynamic else int(rng.integers(1, 4)) for d in port.get_partial_shape()]
+            if not port.get_partial_shape().rank.is_dynamic
+            else [2]
+        )
         if int(np.prod(dims, dtype=np.float64)) > MAX_INPUT_ELEMENTS:
             return None
         dtype = _dtype_of(port.get_element_type().get_type_name())
@@ -43,6 +59,7 @@ def aiov_feeds(compiled, rng):
 def run_aiov_model(read, seed: int):
     """read() -> aiov Model; compile, then run once through __call__ and once as a job."""
     import aiov as ov
+
     model = read()
     compiled = ov.compile_model(model)
     rng = np.random.default_rng(seed)
@@ -73,13 +90,14 @@ def known_native_class(read):
             for d in pshape:
                 if not d.is_dynamic:
                     count *= d.get_length()
-            if count * 8 >= 2 ** 63:  # the element count, or the byte size of 8-byte elements
+            if count * 8 >= 2**63:  # the element count, or the byte size of 8-byte elements
                 return f"{KNOWN_SHAPE_OVERFLOW}: {node.get_type_name()} '{node.get_friendly_name()}' {pshape}"
     return None
 
 
 def read_onnx_for_triage(data: bytes, workdir: str, by_path: bool):
     import aiov as ov
+
     os.chdir(workdir)
     if by_path:
         return ov.Core().read_model(os.path.join(workdir, "model", "model.onnx"))
@@ -90,6 +108,7 @@ def onnx_case(data: bytes, workdir: str, by_path: bool, seed: int):
     """The fuzz case for aiov: the model read from bytes, or from a file in a directory that
     also holds a weights.bin (so external-data mutations have something to find)."""
     import aiov as ov
+
     os.chdir(workdir)
 
     def read():
@@ -99,11 +118,13 @@ def onnx_case(data: bytes, workdir: str, by_path: bool, seed: int):
                 f.write(data)
             return ov.Core().read_model(path)
         return ov.Core().read_model(data)
+
     return run_aiov_model(read, seed)
 
 
 def ir_case(xml: str, bin_data: bytes, workdir: str, seed: int):
     import aiov as ov
+
     os.chdir(workdir)
     xml_path = _write_ir(workdir, xml, bin_data)
     return run_aiov_model(lambda: ov.Core().read_model(xml_path), seed)
@@ -120,6 +141,7 @@ def _write_ir(workdir, xml, bin_data):
 
 # ---- peers (for comparison only) ------------------------------------------------------------
 
+
 def _peer_feeds(inputs, rng):
     feeds = {}
     for name, shape, dtype in inputs:
@@ -132,6 +154,7 @@ def _peer_feeds(inputs, rng):
 
 def onnxruntime_case(data: bytes, workdir: str, seed: int):
     import onnxruntime as ort
+
     os.chdir(workdir)
     path = os.path.join(workdir, "model", "model.onnx")
     with open(path, "wb") as f:
@@ -140,9 +163,16 @@ def onnxruntime_case(data: bytes, workdir: str, seed: int):
     options.intra_op_num_threads = 1
     options.log_severity_level = 4
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    kinds = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
-             "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
-             "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
+    kinds = {
+        "tensor(float)": np.float32,
+        "tensor(double)": np.float64,
+        "tensor(float16)": np.float16,
+        "tensor(int64)": np.int64,
+        "tensor(int32)": np.int32,
+        "tensor(int8)": np.int8,
+        "tensor(uint8)": np.uint8,
+        "tensor(bool)": np.bool_,
+    }
     inputs = [(i.name, i.shape or [], kinds.get(i.type)) for i in session.get_inputs()]
     feeds = _peer_feeds(inputs, np.random.default_rng(seed))
     if feeds is None:
@@ -153,6 +183,7 @@ def onnxruntime_case(data: bytes, workdir: str, seed: int):
 
 def openvino_case(kind: str, payload, workdir: str, seed: int):
     import openvino as ov
+
     os.chdir(workdir)
     if kind == "onnx":
         path = os.path.join(workdir, "model", "model.onnx")

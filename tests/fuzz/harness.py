@@ -16,6 +16,7 @@ Classes:
 - ``crash``: the child died of a signal (segfault, abort) or exited without a result;
 - ``hang``: the child did not finish within the timeout (it is killed).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,10 +31,31 @@ import traceback
 CLASSES = ("success", "clean", "unclear", "crash", "hang")
 
 # Exceptions that are bugs in the reader or the engine whatever their message.
-_ALWAYS_UNCLEAR = (KeyError, IndexError, TypeError, AttributeError, ZeroDivisionError, AssertionError,
-                   UnboundLocalError, NameError, RecursionError, StopIteration, SystemError)
-_UNCLEAR_TEXT = ("std::bad_alloc", "bad_alloc", "'NoneType' object", "vector::_M_", "basic_string",
-                 "unordered_map::at", "map::at", "stoi", "stol", "out of range: vector")
+_ALWAYS_UNCLEAR = (
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    ZeroDivisionError,
+    AssertionError,
+    UnboundLocalError,
+    NameError,
+    RecursionError,
+    StopIteration,
+    SystemError,
+)
+_UNCLEAR_TEXT = (
+    "std::bad_alloc",
+    "bad_alloc",
+    "'NoneType' object",
+    "vector::_M_",
+    "basic_string",
+    "unordered_map::at",
+    "map::at",
+    "stoi",
+    "stol",
+    "out of range: vector",
+)
 
 MEMORY_LIMIT = 3 << 30  # address space per child: a huge allocation fails instead of swapping
 
@@ -43,7 +65,8 @@ def classify_exception(exc: BaseException):
     text = str(exc)
     detail = f"{type(exc).__name__}: {text}"[:500]
     try:
-        from aiov import InputError, BusyError, CancelledError, JobError
+        from aiov import BusyError, CancelledError, InputError, JobError
+
         aiov_errors = (InputError, BusyError, CancelledError, JobError)
     except ImportError:  # pragma: no cover
         aiov_errors = ()
@@ -52,8 +75,9 @@ def classify_exception(exc: BaseException):
         return "unclear", detail
     if len(text.strip()) < 8 or any(t in text for t in _UNCLEAR_TEXT):
         return "unclear", detail
-    if aiov_error or isinstance(exc, (ValueError, RuntimeError, MemoryError, OverflowError, OSError,
-                                      NotImplementedError, FloatingPointError)):
+    if aiov_error or isinstance(
+        exc, (ValueError, RuntimeError, MemoryError, OverflowError, OSError, NotImplementedError, FloatingPointError)
+    ):
         return "clean", detail
     return "unclear", detail
 
@@ -68,6 +92,7 @@ def _child(fn, write_fd, stderr_path):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         import faulthandler
+
         faulthandler.disable()  # pytest's would print every expected crash to the test output
     except Exception:  # pragma: no cover - best effort isolation
         pass
@@ -167,6 +192,7 @@ def run_fresh(body: str, timeout: float = 60.0):
     import subprocess
     import sys
     import textwrap
+
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     code = _FRESH_PRELUDE.format(root=root, body=textwrap.indent(textwrap.dedent(body), "    "))
     try:

@@ -5,14 +5,30 @@ rank and layout (non-contiguous, byte-swapped, read-only, masked, complex, zero-
 of huge virtual shapes), Python scalars and nested or ragged lists, Tensors that disagree
 with their data, dicts keyed by anything, and shape values that overflow (for the models
 whose output shape comes from an input value)."""
+
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
 
-DTYPES = [np.float32, np.float64, np.float16, np.int64, np.int32, np.int8, np.uint8, np.uint64, np.bool_,
-          np.complex64, ">f4", ">i8", "U3", object, "datetime64[s]"]
-SHAPE_VALUES = [0, 1, 2, 3, 6, -1, -2, 2 ** 31, 2 ** 32 + 1, 2 ** 61 + 3, 2 ** 62, 2 ** 63 - 1, -2 ** 63]
+DTYPES = [
+    np.float32,
+    np.float64,
+    np.float16,
+    np.int64,
+    np.int32,
+    np.int8,
+    np.uint8,
+    np.uint64,
+    np.bool_,
+    np.complex64,
+    ">f4",
+    ">i8",
+    "U3",
+    object,
+    "datetime64[s]",
+]
+SHAPE_VALUES = [0, 1, 2, 3, 6, -1, -2, 2**31, 2**32 + 1, 2**61 + 3, 2**62, 2**63 - 1, -(2**63)]
 
 
 @st.composite
@@ -22,12 +38,14 @@ def arrays(draw):
     size = int(np.prod(shape)) if shape else 1
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
-        values = draw(st.lists(st.sampled_from([0, 1, 2, 3, 6, int(info.max), int(info.min)]),
-                               min_size=size, max_size=size))
+        values = draw(
+            st.lists(st.sampled_from([0, 1, 2, 3, 6, int(info.max), int(info.min)]), min_size=size, max_size=size)
+        )
         arr = np.array(values, dtype=dtype).reshape(shape)
     elif dtype.kind in "fc":
-        values = draw(st.lists(st.sampled_from([0.0, 1.0, -1.5, float("nan"), float("inf"), 1e38]),
-                               min_size=size, max_size=size))
+        values = draw(
+            st.lists(st.sampled_from([0.0, 1.0, -1.5, float("nan"), float("inf"), 1e38]), min_size=size, max_size=size)
+        )
         with np.errstate(over="ignore"):  # 1e38 does not fit a float16: inf is fine here
             arr = np.array(values, dtype=dtype).reshape(shape)
         if dtype.kind == "c":
@@ -41,8 +59,11 @@ def arrays(draw):
     else:
         arr = np.empty(shape, dtype)
         arr.fill(None)
-    layout = draw(st.sampled_from(["plain", "plain", "transposed", "strided", "readonly", "masked", "broadcast_huge",
-                                   "fortran", "zero_d"]))
+    layout = draw(
+        st.sampled_from(
+            ["plain", "plain", "transposed", "strided", "readonly", "masked", "broadcast_huge", "fortran", "zero_d"]
+        )
+    )
     if layout == "transposed" and arr.ndim >= 2:
         arr = arr.T
     elif layout == "strided" and arr.ndim >= 1:
@@ -52,8 +73,9 @@ def arrays(draw):
     elif layout == "masked":
         arr = np.ma.masked_array(arr, mask=np.ones(arr.shape, bool))
     elif layout == "broadcast_huge":
-        arr = np.broadcast_to(np.zeros((), np.float32), draw(st.sampled_from([(2 ** 20, 2 ** 20), (2 ** 31, 2),
-                                                                             (2, 3), (0, 2 ** 40)])))
+        arr = np.broadcast_to(
+            np.zeros((), np.float32), draw(st.sampled_from([(2**20, 2**20), (2**31, 2), (2, 3), (0, 2**40)]))
+        )
     elif layout == "fortran":
         arr = np.asfortranarray(arr)
     elif layout == "zero_d":
@@ -69,6 +91,7 @@ class LazyTensor:
 
     def build(self):
         import aiov as ov
+
         args = [getattr(ov.Type, a[5:]) if isinstance(a, str) and a.startswith("Type.") else a for a in self.args]
         return ov.Tensor(*args, **self.kwargs)
 
@@ -91,12 +114,14 @@ def materialize(inputs):
 def tensors(draw):
     kind = draw(st.sampled_from(["from_array", "packed_u4", "alloc", "shared"]))
     if kind == "packed_u4":
-        dims = draw(st.sampled_from([[2 ** 61 + 1, 8], [4], [3, 2], [0]]))
+        dims = draw(st.sampled_from([[2**61 + 1, 8], [4], [3, 2], [0]]))
         data = np.zeros(draw(st.sampled_from([2, 4, 8])), np.uint8)
         return LazyTensor(data, dims, "Type.u4")
     if kind == "alloc":
-        return LazyTensor(draw(st.sampled_from(["Type.f32", "Type.i64", "Type.u8", "Type.f16"])),
-                          draw(st.sampled_from([[2, 3], [6], [0], [1, 1, 1]])))
+        return LazyTensor(
+            draw(st.sampled_from(["Type.f32", "Type.i64", "Type.u8", "Type.f16"])),
+            draw(st.sampled_from([[2, 3], [6], [0], [1, 1, 1]])),
+        )
     arr = draw(arrays())
     if arr.size > 1 << 16 or arr.dtype.kind not in "fiub" or isinstance(arr, np.ma.MaskedArray):
         arr = np.zeros((2, 3), np.float32)
@@ -104,17 +129,26 @@ def tensors(draw):
 
 
 def values():
-    scalars = st.one_of(st.integers(-2 ** 70, 2 ** 70), st.floats(allow_nan=True), st.booleans(), st.none(),
-                        st.text(max_size=3), st.binary(max_size=3), st.complex_numbers(max_magnitude=10))
+    scalars = st.one_of(
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=True),
+        st.booleans(),
+        st.none(),
+        st.text(max_size=3),
+        st.binary(max_size=3),
+        st.complex_numbers(max_magnitude=10),
+    )
     nested = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4), max_leaves=12)
     shape_values = st.lists(st.sampled_from(SHAPE_VALUES), min_size=0, max_size=4).map(
-        lambda v: np.array(v, dtype=np.int64) if all(-2 ** 63 <= x < 2 ** 63 for x in v) else v)
+        lambda v: np.array(v, dtype=np.int64) if all(-(2**63) <= x < 2**63 for x in v) else v
+    )
     return st.one_of(arrays(), arrays(), shape_values, shape_values, nested, tensors())
 
 
 def keys(names):
-    return st.one_of(st.sampled_from(list(names)), st.integers(-3, 5), st.sampled_from([None, 1.5, (0,), b"a", "",
-                                                                                        True, 2 ** 64]))
+    return st.one_of(
+        st.sampled_from(list(names)), st.integers(-3, 5), st.sampled_from([None, 1.5, (0,), b"a", "", True, 2**64])
+    )
 
 
 @st.composite
@@ -126,8 +160,9 @@ def near_valid(draw, spec):
         feeds[name] = (np.arange(int(np.prod(dims)), dtype=dtype).reshape(dims) % 3 + 1).astype(dtype)
     name, dims, dtype = draw(st.sampled_from(spec))
     if np.dtype(dtype) == np.int64 and len(dims) == 1:
-        feeds[name] = np.array(draw(st.lists(st.sampled_from(SHAPE_VALUES + [1, 2, 3, 4]), min_size=dims[0],
-                                             max_size=dims[0])), np.int64)
+        feeds[name] = np.array(
+            draw(st.lists(st.sampled_from(SHAPE_VALUES + [1, 2, 3, 4]), min_size=dims[0], max_size=dims[0])), np.int64
+        )
     else:
         feeds[name] = draw(values())
     if draw(st.booleans()):
@@ -139,8 +174,11 @@ def near_valid(draw, spec):
 def hostile_inputs(draw, spec):
     """The whole `inputs` argument of an infer call, for inputs `spec` [(name, dims, dtype)]."""
     names = [name for name, _, _ in spec]
-    form = draw(st.sampled_from(["near_valid", "near_valid", "near_valid", "dict", "dict", "list", "tuple",
-                                 "single", "none", "weird"]))
+    form = draw(
+        st.sampled_from(
+            ["near_valid", "near_valid", "near_valid", "dict", "dict", "list", "tuple", "single", "none", "weird"]
+        )
+    )
     if form == "near_valid":
         return draw(near_valid(spec))
     if form == "dict":
@@ -157,24 +195,39 @@ def hostile_inputs(draw, spec):
 
 # ---- the models and the APIs under test ------------------------------------------------------
 
+
 def input_models():
     """name -> ONNX bytes: fixed shapes, a dynamic batch, and outputs shaped by input values."""
-    from .seeds import onnx_seeds
     from onnx import TensorProto, helper
+
+    from .seeds import onnx_seeds
+
     seeds = onnx_seeds()
     n = helper.make_node
-    dyn = helper.make_model(helper.make_graph(
-        [n("Add", ["a", "b"], ["y"])], "dyn",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["n", 3]),
-         helper.make_tensor_value_info("b", TensorProto.FLOAT, ["n", 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]),
-        opset_imports=[helper.make_opsetid("", 17)])
-    tile = helper.make_model(helper.make_graph(
-        [n("Tile", ["x", "reps"], ["t"]), n("ReduceSum", ["t"], ["y"], keepdims=0)], "tile",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
-         helper.make_tensor_value_info("reps", TensorProto.INT64, [2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]),
-        opset_imports=[helper.make_opsetid("", 17)])
+    dyn = helper.make_model(
+        helper.make_graph(
+            [n("Add", ["a", "b"], ["y"])],
+            "dyn",
+            [
+                helper.make_tensor_value_info("a", TensorProto.FLOAT, ["n", 3]),
+                helper.make_tensor_value_info("b", TensorProto.FLOAT, ["n", 3]),
+            ],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        ),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    tile = helper.make_model(
+        helper.make_graph(
+            [n("Tile", ["x", "reps"], ["t"]), n("ReduceSum", ["t"], ["y"], keepdims=0)],
+            "tile",
+            [
+                helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+                helper.make_tensor_value_info("reps", TensorProto.INT64, [2]),
+            ],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        ),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
     return {
         "add_relu": seeds["add_relu"].SerializeToString(),
         "dynamic_add": dyn.SerializeToString(),
@@ -187,6 +240,7 @@ def input_models():
 def run_api(api: str, model_bytes: bytes, inputs):
     """One call of `api` ("sync", "request", "queue", "aio") with `inputs`."""
     import aiov as ov
+
     compiled = ov.compile_model(model_bytes)
     inputs = materialize(inputs)
     if api == "sync":
@@ -200,11 +254,13 @@ def run_api(api: str, model_bytes: bytes, inputs):
         queue.wait_all()
     elif api == "aio":
         import asyncio
+
         from aiov import aio
 
         async def main():
             acompiled = aio.CompiledModel(compiled)
             return await acompiled(inputs)
+
         asyncio.run(main())
     else:
         raise AssertionError(api)

@@ -1,6 +1,7 @@
 """Structure-aware OpenVINO IR mutators: the XML (Const offsets and sizes, shapes,
 precisions and element types, edges, layer attributes and versions, entities) and the .bin
 (truncated, grown, flipped). ``mutate`` returns (xml text, bin bytes, mutator, notes)."""
+
 from __future__ import annotations
 
 import random
@@ -8,8 +9,33 @@ import xml.etree.ElementTree as ET
 
 from .mutate_onnx import INTERESTING_INTS, OVERFLOW_SHAPES
 
-TYPES = ["f32", "f16", "bf16", "f64", "i64", "i32", "i16", "i8", "u64", "u32", "u16", "u8", "u4", "i4", "u1",
-         "boolean", "string", "dynamic", "undefined", "FP32", "I64", "BIN", "", "f8e4m3", "nonsense"]
+TYPES = [
+    "f32",
+    "f16",
+    "bf16",
+    "f64",
+    "i64",
+    "i32",
+    "i16",
+    "i8",
+    "u64",
+    "u32",
+    "u16",
+    "u8",
+    "u4",
+    "i4",
+    "u1",
+    "boolean",
+    "string",
+    "dynamic",
+    "undefined",
+    "FP32",
+    "I64",
+    "BIN",
+    "",
+    "f8e4m3",
+    "nonsense",
+]
 
 
 def _layers(root):
@@ -28,8 +54,11 @@ def mut_const_data(root, bin_data, rng):
     if key == "shape":
         value = ",".join(str(v) for v in rng.choice(OVERFLOW_SHAPES + [[0], [], [1, 1, 1, 1]]))
     else:
-        value = str(rng.choice(INTERESTING_INTS + [len(bin_data), len(bin_data) - 1, len(bin_data) + 1, 2 ** 64 - 1,
-                                                   2 ** 64 + 8, -(2 ** 64)]))
+        value = str(
+            rng.choice(
+                INTERESTING_INTS + [len(bin_data), len(bin_data) - 1, len(bin_data) + 1, 2**64 - 1, 2**64 + 8, -(2**64)]
+            )
+        )
         if rng.random() < 0.1:
             value = rng.choice(["", "abc", "1e3", "0x10", " 4", "4.5"])
     data.set(key, value)
@@ -63,8 +92,21 @@ def mut_shape(root, bin_data, rng):
     params = [layer for layer in layers if layer.get("type") == "Parameter" and layer.find("data") is not None]
     if params and rng.random() < 0.5:
         data = rng.choice(params).find("data")
-        value = rng.choice(["?", "-1", "", "2,?", "..", "0", "2,3,4,5,6,7,8,9", "-5,2", "1..3", "9223372036854775807,2",
-                            ",".join(str(v) for v in rng.choice(OVERFLOW_SHAPES))])
+        value = rng.choice(
+            [
+                "?",
+                "-1",
+                "",
+                "2,?",
+                "..",
+                "0",
+                "2,3,4,5,6,7,8,9",
+                "-5,2",
+                "1..3",
+                "9223372036854775807,2",
+                ",".join(str(v) for v in rng.choice(OVERFLOW_SHAPES)),
+            ]
+        )
         data.set("shape", value)
         return f"shape: Parameter shape={value!r}"[:200]
     dims = root.findall(".//dim")
@@ -87,8 +129,11 @@ def mut_edges(root, bin_data, rng):
     edge = rng.choice(edges)
     if choice < 0.5:
         key = rng.choice(["from-layer", "from-port", "to-layer", "to-port"])
-        value = rng.choice(ids + ["999", "-1", "", "x", "0", "1", "2", "3"]) if "layer" in key else \
-            str(rng.choice([0, 1, 2, 3, 5, -1, 2 ** 31]))
+        value = (
+            rng.choice(ids + ["999", "-1", "", "x", "0", "1", "2", "3"])
+            if "layer" in key
+            else str(rng.choice([0, 1, 2, 3, 5, -1, 2**31]))
+        )
         edge.set(key, value)
         return f"edges: {key}={value}"
     if choice < 0.65:
@@ -120,16 +165,33 @@ def mut_attributes(root, bin_data, rng):
         layer.set("version", rng.choice(["opset1", "opset8", "opset99", "", "opset", "x"]))
         return f"attributes: version={layer.get('version')}"
     if choice < 0.35:
-        layer.set("type", rng.choice(["Add", "MatMul", "Softmax", "Reshape", "Convert", "Bogus", "Result", "Const",
-                                      "Parameter", "Concat", "Divide"]))
+        layer.set(
+            "type",
+            rng.choice(
+                [
+                    "Add",
+                    "MatMul",
+                    "Softmax",
+                    "Reshape",
+                    "Convert",
+                    "Bogus",
+                    "Result",
+                    "Const",
+                    "Parameter",
+                    "Concat",
+                    "Divide",
+                ]
+            ),
+        )
         return f"attributes: type={layer.get('type')}"
     data = layer.find("data")
     if data is None:
         data = ET.SubElement(layer, "data")
     keys = list(data.attrib) or ["axis"]
     key = rng.choice(keys + ["axis", "special_zero", "auto_broadcast", "m_pythondiv"])
-    value = rng.choice([str(v) for v in INTERESTING_INTS] + ["true", "false", "maybe", "", "numpy", "none", "pdpd",
-                                                             "1.5", "-0"])
+    value = rng.choice(
+        [str(v) for v in INTERESTING_INTS] + ["true", "false", "maybe", "", "numpy", "none", "pdpd", "1.5", "-0"]
+    )
     data.set(key, value)
     return f"attributes: {layer.get('type')}.{key}={value}"
 
@@ -177,9 +239,9 @@ def mut_text(text: str, rng):
         pos = rng.randrange(len(data))
         choice = rng.random()
         if choice < 0.4:
-            data[pos] = rng.choice(["<", ">", "\"", "&", "/", "0", "9", "-", "\x00", "\u00e9"])
+            data[pos] = rng.choice(["<", ">", '"', "&", "/", "0", "9", "-", "\x00", "\u00e9"])
         elif choice < 0.7:
-            del data[pos:pos + rng.randint(1, 20)]
+            del data[pos : pos + rng.randint(1, 20)]
         else:
             data[pos:pos] = list(rng.choice(["<layer>", "</layers>", "<edge/>", "<![CDATA[x]]>", "<!-- -->"]))
     return "".join(data), "text: havoc"

@@ -1,6 +1,7 @@
 """Structure-aware ONNX mutators. Each takes a ModelProto (mutated in place) and a seeded
 ``random.Random``; it returns a short description of what it changed, or None when it found
 nothing to change. ``mutate`` applies one to three of them to a copy of a seed."""
+
 from __future__ import annotations
 
 import random
@@ -9,11 +10,39 @@ import numpy as np
 from onnx import AttributeProto, ModelProto, TensorProto, helper, numpy_helper
 
 # Values that break arithmetic: zero, negatives, int32/int64 edges, products that wrap.
-INTERESTING_INTS = [0, 1, -1, 2, -2, 3, 7, 64, 255, 256, 65535, 2 ** 31 - 1, 2 ** 31, -2 ** 31, 2 ** 32 + 1,
-                    2 ** 61 + 3, 2 ** 62, 2 ** 63 - 1, -2 ** 63, 10 ** 9]
+INTERESTING_INTS = [
+    0,
+    1,
+    -1,
+    2,
+    -2,
+    3,
+    7,
+    64,
+    255,
+    256,
+    65535,
+    2**31 - 1,
+    2**31,
+    -(2**31),
+    2**32 + 1,
+    2**61 + 3,
+    2**62,
+    2**63 - 1,
+    -(2**63),
+    10**9,
+]
 INTERESTING_FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, 1e-30, 1e30, 3.4e38, float("inf"), float("-inf"), float("nan")]
-OVERFLOW_SHAPES = [[2 ** 61 + 3, 2, 4], [2 ** 62, 4], [2 ** 32, 2 ** 32], [-1, -1], [0, 2 ** 40], [3, -2],
-                   [2 ** 31, 2 ** 31, 4], [1] * 70]
+OVERFLOW_SHAPES = [
+    [2**61 + 3, 2, 4],
+    [2**62, 4],
+    [2**32, 2**32],
+    [-1, -1],
+    [0, 2**40],
+    [3, -2],
+    [2**31, 2**31, 4],
+    [1] * 70,
+]
 
 
 def _pick_int(rng):
@@ -49,7 +78,7 @@ def mut_dims(model: ModelProto, rng):
         d.dim_param = "sym"
         return f"dims: {v.name} dim symbolic"
     value = _pick_int(rng)
-    d.dim_value = max(min(value, 2 ** 63 - 1), -2 ** 63)
+    d.dim_value = max(min(value, 2**63 - 1), -(2**63))
     return f"dims: {v.name} dim={value}"
 
 
@@ -79,11 +108,32 @@ def mut_attribute(model: ModelProto, rng):
         return None
     node = rng.choice(nodes)
     if not node.attribute or rng.random() < 0.1:
-        name = rng.choice(["axis", "group", "kernel_shape", "strides", "pads", "dilations", "perm", "keepdims",
-                           "epsilon", "alpha", "to", "mode", "allowzero", "output_padding", "k", "bogus"])
+        name = rng.choice(
+            [
+                "axis",
+                "group",
+                "kernel_shape",
+                "strides",
+                "pads",
+                "dilations",
+                "perm",
+                "keepdims",
+                "epsilon",
+                "alpha",
+                "to",
+                "mode",
+                "allowzero",
+                "output_padding",
+                "k",
+                "bogus",
+            ]
+        )
         kind = rng.choice(["int", "ints", "float"])
-        value = {"int": _pick_int(rng), "ints": [_pick_int(rng) for _ in range(rng.randint(0, 5))],
-                 "float": rng.choice(INTERESTING_FLOATS)}[kind]
+        value = {
+            "int": _pick_int(rng),
+            "ints": [_pick_int(rng) for _ in range(rng.randint(0, 5))],
+            "float": rng.choice(INTERESTING_FLOATS),
+        }[kind]
         attr_type = {"int": AttributeProto.INT, "ints": AttributeProto.INTS, "float": AttributeProto.FLOAT}[kind]
         node.attribute.append(helper.make_attribute(name, value, attr_type=attr_type))
         return f"attr: {node.op_type}.{name} added={value!r}"[:200]
@@ -93,12 +143,21 @@ def mut_attribute(model: ModelProto, rng):
         node.attribute.remove(attr)
         return f"attr: {node.op_type}.{attr.name} deleted"
     if choice < 0.2:  # same name, another type
-        new_type = rng.choice([AttributeProto.INT, AttributeProto.FLOAT, AttributeProto.INTS, AttributeProto.STRING,
-                               AttributeProto.FLOATS, AttributeProto.TENSOR, 0])
+        new_type = rng.choice(
+            [
+                AttributeProto.INT,
+                AttributeProto.FLOAT,
+                AttributeProto.INTS,
+                AttributeProto.STRING,
+                AttributeProto.FLOATS,
+                AttributeProto.TENSOR,
+                0,
+            ]
+        )
         attr.type = new_type
         return f"attr: {node.op_type}.{attr.name} type={new_type}"
     if attr.type == AttributeProto.INT:
-        attr.i = max(min(_pick_int(rng), 2 ** 63 - 1), -2 ** 63)
+        attr.i = max(min(_pick_int(rng), 2**63 - 1), -(2**63))
         return f"attr: {node.op_type}.{attr.name}={attr.i}"
     if attr.type == AttributeProto.FLOAT:
         attr.f = rng.choice(INTERESTING_FLOATS)
@@ -110,15 +169,29 @@ def mut_attribute(model: ModelProto, rng):
         else:
             values[rng.randrange(len(values))] = _pick_int(rng)
         del attr.ints[:]
-        attr.ints.extend(max(min(v, 2 ** 63 - 1), -2 ** 63) for v in values)
+        attr.ints.extend(max(min(v, 2**63 - 1), -(2**63)) for v in values)
         return f"attr: {node.op_type}.{attr.name}={values}"[:200]
     if attr.type == AttributeProto.FLOATS:
         del attr.floats[:]
         attr.floats.extend(rng.choice(INTERESTING_FLOATS) for _ in range(rng.randint(0, 4)))
         return f"attr: {node.op_type}.{attr.name} floats"
     if attr.type == AttributeProto.STRING:
-        attr.s = rng.choice([b"", b"xyz", b"\xff\xfe", b"ij,jk->ik", b"...,->", b"i,i,i,i->", b"constant", b"reflect",
-                             b"tanh", b"linear", b"cubic", "\u00e9".encode()])
+        attr.s = rng.choice(
+            [
+                b"",
+                b"xyz",
+                b"\xff\xfe",
+                b"ij,jk->ik",
+                b"...,->",
+                b"i,i,i,i->",
+                b"constant",
+                b"reflect",
+                b"tanh",
+                b"linear",
+                b"cubic",
+                "\u00e9".encode(),
+            ]
+        )
         return f"attr: {node.op_type}.{attr.name}={attr.s!r}"
     if attr.type == AttributeProto.TENSOR:
         _mutate_tensor(attr.t, rng)
@@ -139,11 +212,11 @@ def _mutate_tensor(tensor, rng):
             for field in ("float_data", "int64_data", "int32_data", "double_data"):
                 values = getattr(tensor, field)
                 if len(values):
-                    del values[rng.randrange(len(values)):]
+                    del values[rng.randrange(len(values)) :]
     elif choice < 0.75:
         tensor.data_type = rng.choice(list(range(0, 24)) + [77])
     else:  # values that break shape arithmetic (for shape-like int tensors)
-        array = np.array(rng.choice(OVERFLOW_SHAPES + [[2 ** 61 + 3, 2, 4]]), dtype=np.int64)
+        array = np.array(rng.choice(OVERFLOW_SHAPES + [[2**61 + 3, 2, 4]]), dtype=np.int64)
         new = numpy_helper.from_array(array, tensor.name)
         tensor.CopyFrom(new)
 
@@ -206,7 +279,7 @@ def mut_opset(model: ModelProto, rng):
     """The opset version (or its domain), or the IR version."""
     choice = rng.random()
     if choice < 0.7 and model.opset_import:
-        model.opset_import[0].version = rng.choice([0, 1, 6, 7, 9, 11, 12, 13, 15, 17, 18, 19, 21, 23, 99, 10 ** 6])
+        model.opset_import[0].version = rng.choice([0, 1, 6, 7, 9, 11, 12, 13, 15, 17, 18, 19, 21, 23, 99, 10**6])
         return f"opset: {model.opset_import[0].version}"
     if choice < 0.85:
         model.opset_import[0].domain = rng.choice(["ai.onnx.ml", "com.microsoft", "bogus"])
@@ -215,9 +288,22 @@ def mut_opset(model: ModelProto, rng):
     return f"opset: ir_version {model.ir_version}"
 
 
-HOSTILE_LOCATIONS = ["weights.bin", "../weights.bin", "../../../../etc/passwd", "/etc/passwd", "/dev/zero",
-                     "/proc/self/mem", "", ".", "sub/../../x", "nul\x00byte", "C:\\windows\\win.ini", "~/.ssh/id_rsa",
-                     "/dev/stdin", "a" * 300]
+HOSTILE_LOCATIONS = [
+    "weights.bin",
+    "../weights.bin",
+    "../../../../etc/passwd",
+    "/etc/passwd",
+    "/dev/zero",
+    "/proc/self/mem",
+    "",
+    ".",
+    "sub/../../x",
+    "nul\x00byte",
+    "C:\\windows\\win.ini",
+    "~/.ssh/id_rsa",
+    "/dev/stdin",
+    "a" * 300,
+]
 
 
 def mut_external_data(model: ModelProto, rng):
@@ -233,9 +319,9 @@ def mut_external_data(model: ModelProto, rng):
     del t.external_data[:]
     entries = [("location", rng.choice(HOSTILE_LOCATIONS))]
     if rng.random() < 0.5:
-        entries.append(("offset", str(rng.choice([0, 1, -1, 2 ** 63, 2 ** 40]))))
+        entries.append(("offset", str(rng.choice([0, 1, -1, 2**63, 2**40]))))
     if rng.random() < 0.5:
-        entries.append(("length", str(rng.choice([0, 4, -4, 2 ** 62, 10 ** 12]))))
+        entries.append(("length", str(rng.choice([0, 4, -4, 2**62, 10**12]))))
     for key, value in entries:
         e = t.external_data.add()
         e.key, e.value = key, value
@@ -255,7 +341,7 @@ def mut_bytes(data: bytes, rng) -> bytes:
         elif choice < 0.8:
             data[pos:pos] = bytes([rng.randrange(256)])
         else:
-            del data[pos:pos + rng.randint(1, 16)]
+            del data[pos : pos + rng.randint(1, 16)]
     return bytes(data)
 
 

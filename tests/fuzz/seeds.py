@@ -2,6 +2,7 @@
 between them use the ops whose attributes and shape inputs are easiest to get wrong, a few
 tests/model_builders.py networks at toy sizes, and OpenVINO IR written by ``aiov.save_model``
 from every seed the IR writer can express."""
+
 from __future__ import annotations
 
 import os
@@ -40,108 +41,238 @@ def onnx_seeds() -> dict:
     rng = np.random.default_rng(0)
     n = helper.make_node
     seeds = {}
-    seeds["add_relu"] = _model([n("Add", ["x", "b"], ["t"]), n("Relu", ["t"], ["y"])],
-                               [_in("x", [2, 3])], [_out()], [_init("b", _rng_weight(rng, 3))])
-    seeds["matmul_softmax"] = _model([n("MatMul", ["x", "w"], ["t"]), n("Softmax", ["t"], ["y"], axis=-1)],
-                                     [_in("x", ["n", 4])], [_out()], [_init("w", _rng_weight(rng, 4, 5))])
-    seeds["gemm"] = _model([n("Gemm", ["x", "w", "c"], ["y"], alpha=0.5, beta=2.0, transB=1)],
-                           [_in("x", [2, 4])], [_out()],
-                           [_init("w", _rng_weight(rng, 3, 4)), _init("c", _rng_weight(rng, 3))])
+    seeds["add_relu"] = _model(
+        [n("Add", ["x", "b"], ["t"]), n("Relu", ["t"], ["y"])],
+        [_in("x", [2, 3])],
+        [_out()],
+        [_init("b", _rng_weight(rng, 3))],
+    )
+    seeds["matmul_softmax"] = _model(
+        [n("MatMul", ["x", "w"], ["t"]), n("Softmax", ["t"], ["y"], axis=-1)],
+        [_in("x", ["n", 4])],
+        [_out()],
+        [_init("w", _rng_weight(rng, 4, 5))],
+    )
+    seeds["gemm"] = _model(
+        [n("Gemm", ["x", "w", "c"], ["y"], alpha=0.5, beta=2.0, transB=1)],
+        [_in("x", [2, 4])],
+        [_out()],
+        [_init("w", _rng_weight(rng, 3, 4)), _init("c", _rng_weight(rng, 3))],
+    )
     seeds["conv_pool"] = _model(
-        [n("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1], group=1),
-         n("MaxPool", ["c"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
-         n("AveragePool", ["p"], ["y"], kernel_shape=[2, 2], strides=[1, 1], pads=[0, 0, 1, 1])],
-        [_in("x", [1, 2, 6, 6])], [_out()], [_init("w", _rng_weight(rng, 4, 2, 3, 3)), _init("b", _rng_weight(rng, 4))])
+        [
+            n("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1], group=1),
+            n("MaxPool", ["c"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+            n("AveragePool", ["p"], ["y"], kernel_shape=[2, 2], strides=[1, 1], pads=[0, 0, 1, 1]),
+        ],
+        [_in("x", [1, 2, 6, 6])],
+        [_out()],
+        [_init("w", _rng_weight(rng, 4, 2, 3, 3)), _init("b", _rng_weight(rng, 4))],
+    )
     seeds["conv_transpose"] = _model(
-        [n("ConvTranspose", ["x", "w"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
-           output_padding=[1, 1], group=2, dilations=[1, 1])],
-        [_in("x", [1, 4, 3, 3])], [_out()], [_init("w", _rng_weight(rng, 4, 1, 3, 3))])
+        [
+            n(
+                "ConvTranspose",
+                ["x", "w"],
+                ["y"],
+                kernel_shape=[3, 3],
+                strides=[2, 2],
+                pads=[1, 1, 1, 1],
+                output_padding=[1, 1],
+                group=2,
+                dilations=[1, 1],
+            )
+        ],
+        [_in("x", [1, 4, 3, 3])],
+        [_out()],
+        [_init("w", _rng_weight(rng, 4, 1, 3, 3))],
+    )
     seeds["grouped_conv_bn"] = _model(
-        [n("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=2),
-         n("BatchNormalization", ["c", "s", "bb", "m", "v"], ["y"], epsilon=1e-5)],
-        [_in("x", [1, 4, 5, 5])], [_out()],
-        [_init("w", _rng_weight(rng, 4, 2, 3, 3)), _init("s", np.ones(4, np.float32)),
-         _init("bb", np.zeros(4, np.float32)), _init("m", np.zeros(4, np.float32)), _init("v", np.ones(4, np.float32))])
+        [
+            n("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=2),
+            n("BatchNormalization", ["c", "s", "bb", "m", "v"], ["y"], epsilon=1e-5),
+        ],
+        [_in("x", [1, 4, 5, 5])],
+        [_out()],
+        [
+            _init("w", _rng_weight(rng, 4, 2, 3, 3)),
+            _init("s", np.ones(4, np.float32)),
+            _init("bb", np.zeros(4, np.float32)),
+            _init("m", np.zeros(4, np.float32)),
+            _init("v", np.ones(4, np.float32)),
+        ],
+    )
     seeds["reshape_transpose"] = _model(
         [n("Reshape", ["x", "shape"], ["r"]), n("Transpose", ["r"], ["y"], perm=[2, 0, 1])],
-        [_in("x", [2, 3, 4])], [_out()], [_init("shape", np.array([4, 3, 2], np.int64))])
+        [_in("x", [2, 3, 4])],
+        [_out()],
+        [_init("shape", np.array([4, 3, 2], np.int64))],
+    )
     seeds["expand_tile"] = _model(
         [n("Expand", ["x", "shape"], ["e"]), n("Tile", ["e", "reps"], ["y"])],
-        [_in("x", [3, 1])], [_out()],
-        [_init("shape", np.array([2, 3, 4], np.int64)), _init("reps", np.array([1, 2, 1], np.int64))])
+        [_in("x", [3, 1])],
+        [_out()],
+        [_init("shape", np.array([2, 3, 4], np.int64)), _init("reps", np.array([1, 2, 1], np.int64))],
+    )
     seeds["constant_of_shape"] = _model(
-        [n("Shape", ["x"], ["s"]), n("ConstantOfShape", ["s"], ["c"], value=numpy_helper.from_array(
-            np.array([1.5], np.float32))), n("Add", ["c", "x"], ["y"])],
-        [_in("x", [2, 3])], [_out()])
+        [
+            n("Shape", ["x"], ["s"]),
+            n("ConstantOfShape", ["s"], ["c"], value=numpy_helper.from_array(np.array([1.5], np.float32))),
+            n("Add", ["c", "x"], ["y"]),
+        ],
+        [_in("x", [2, 3])],
+        [_out()],
+    )
     seeds["pad_slice"] = _model(
-        [n("Pad", ["x", "pads", "v"], ["p"], mode="constant"),
-         n("Slice", ["p", "starts", "ends", "axes", "steps"], ["y"])],
-        [_in("x", [2, 3])], [_out()],
-        [_init("pads", np.array([1, 0, 1, 2], np.int64)), _init("v", np.array(0.5, np.float32)),
-         _init("starts", np.array([0, 1], np.int64)), _init("ends", np.array([3, 5], np.int64)),
-         _init("axes", np.array([0, 1], np.int64)), _init("steps", np.array([1, 2], np.int64))])
+        [
+            n("Pad", ["x", "pads", "v"], ["p"], mode="constant"),
+            n("Slice", ["p", "starts", "ends", "axes", "steps"], ["y"]),
+        ],
+        [_in("x", [2, 3])],
+        [_out()],
+        [
+            _init("pads", np.array([1, 0, 1, 2], np.int64)),
+            _init("v", np.array(0.5, np.float32)),
+            _init("starts", np.array([0, 1], np.int64)),
+            _init("ends", np.array([3, 5], np.int64)),
+            _init("axes", np.array([0, 1], np.int64)),
+            _init("steps", np.array([1, 2], np.int64)),
+        ],
+    )
     seeds["gather_concat_split"] = _model(
-        [n("Gather", ["x", "idx"], ["g"], axis=1), n("Concat", ["g", "x"], ["c"], axis=1),
-         n("Split", ["c", "parts"], ["s0", "s1"], axis=1), n("Mul", ["s0", "s1"], ["y"])],
-        [_in("x", [2, 4])], [_out()],
-        [_init("idx", np.array([3, 0, 1, 2], np.int64)), _init("parts", np.array([4, 4], np.int64))])
+        [
+            n("Gather", ["x", "idx"], ["g"], axis=1),
+            n("Concat", ["g", "x"], ["c"], axis=1),
+            n("Split", ["c", "parts"], ["s0", "s1"], axis=1),
+            n("Mul", ["s0", "s1"], ["y"]),
+        ],
+        [_in("x", [2, 4])],
+        [_out()],
+        [_init("idx", np.array([3, 0, 1, 2], np.int64)), _init("parts", np.array([4, 4], np.int64))],
+    )
     seeds["reduce_arg_topk"] = _model(
-        [n("ReduceSum", ["x", "axes"], ["r"], keepdims=1), n("ArgMax", ["x"], ["a"], axis=1, keepdims=0),
-         n("TopK", ["x", "k"], ["v", "i"], axis=-1), n("Add", ["v", "r"], ["y"])],
-        [_in("x", [2, 5])], [_out(), _out("a", I64), _out("i", I64)],
-        [_init("axes", np.array([1], np.int64)), _init("k", np.array([2], np.int64))])
+        [
+            n("ReduceSum", ["x", "axes"], ["r"], keepdims=1),
+            n("ArgMax", ["x"], ["a"], axis=1, keepdims=0),
+            n("TopK", ["x", "k"], ["v", "i"], axis=-1),
+            n("Add", ["v", "r"], ["y"]),
+        ],
+        [_in("x", [2, 5])],
+        [_out(), _out("a", I64), _out("i", I64)],
+        [_init("axes", np.array([1], np.int64)), _init("k", np.array([2], np.int64))],
+    )
     seeds["range_cumsum"] = _model(
-        [n("Range", ["start", "limit", "delta"], ["r"]), n("CumSum", ["r", "axis"], ["c"]),
-         n("Add", ["c", "x"], ["y"])],
-        [_in("x", [5])], [_out()],
-        [_init("start", np.array(0, np.float32)), _init("limit", np.array(5, np.float32)),
-         _init("delta", np.array(1, np.float32)), _init("axis", np.array(0, np.int64))])
+        [
+            n("Range", ["start", "limit", "delta"], ["r"]),
+            n("CumSum", ["r", "axis"], ["c"]),
+            n("Add", ["c", "x"], ["y"]),
+        ],
+        [_in("x", [5])],
+        [_out()],
+        [
+            _init("start", np.array(0, np.float32)),
+            _init("limit", np.array(5, np.float32)),
+            _init("delta", np.array(1, np.float32)),
+            _init("axis", np.array(0, np.int64)),
+        ],
+    )
     seeds["norms"] = _model(
-        [n("LayerNormalization", ["x", "g", "b"], ["l"], axis=-1, epsilon=1e-5),
-         n("InstanceNormalization", ["l", "s", "bb"], ["i"], epsilon=1e-5),
-         n("LRN", ["i"], ["y"], size=3, alpha=1e-4, beta=0.75, bias=1.0)],
-        [_in("x", [1, 3, 4])], [_out()],
-        [_init("g", np.ones(4, np.float32)), _init("b", np.zeros(4, np.float32)),
-         _init("s", np.ones(3, np.float32)), _init("bb", np.zeros(3, np.float32))])
+        [
+            n("LayerNormalization", ["x", "g", "b"], ["l"], axis=-1, epsilon=1e-5),
+            n("InstanceNormalization", ["l", "s", "bb"], ["i"], epsilon=1e-5),
+            n("LRN", ["i"], ["y"], size=3, alpha=1e-4, beta=0.75, bias=1.0),
+        ],
+        [_in("x", [1, 3, 4])],
+        [_out()],
+        [
+            _init("g", np.ones(4, np.float32)),
+            _init("b", np.zeros(4, np.float32)),
+            _init("s", np.ones(3, np.float32)),
+            _init("bb", np.zeros(3, np.float32)),
+        ],
+    )
     seeds["resize_flatten"] = _model(
         [n("Resize", ["x", "", "scales"], ["r"], mode="nearest"), n("Flatten", ["r"], ["y"], axis=2)],
-        [_in("x", [1, 1, 2, 2])], [_out()], [_init("scales", np.array([1, 1, 2, 2], np.float32))])
+        [_in("x", [1, 1, 2, 2])],
+        [_out()],
+        [_init("scales", np.array([1, 1, 2, 2], np.float32))],
+    )
     seeds["squeeze_unsqueeze_where"] = _model(
-        [n("Unsqueeze", ["x", "ax"], ["u"]), n("Squeeze", ["u", "ax"], ["s"]),
-         n("Greater", ["s", "zero"], ["m"]), n("Where", ["m", "s", "zero"], ["w"]),
-         n("Clip", ["w", "lo", "hi"], ["y"])],
-        [_in("x", [2, 3])], [_out()],
-        [_init("ax", np.array([0], np.int64)), _init("zero", np.array(0, np.float32)),
-         _init("lo", np.array(-1, np.float32)), _init("hi", np.array(1, np.float32))])
+        [
+            n("Unsqueeze", ["x", "ax"], ["u"]),
+            n("Squeeze", ["u", "ax"], ["s"]),
+            n("Greater", ["s", "zero"], ["m"]),
+            n("Where", ["m", "s", "zero"], ["w"]),
+            n("Clip", ["w", "lo", "hi"], ["y"]),
+        ],
+        [_in("x", [2, 3])],
+        [_out()],
+        [
+            _init("ax", np.array([0], np.int64)),
+            _init("zero", np.array(0, np.float32)),
+            _init("lo", np.array(-1, np.float32)),
+            _init("hi", np.array(1, np.float32)),
+        ],
+    )
     seeds["einsum_cast"] = _model(
-        [n("Einsum", ["x", "w"], ["e"], equation="ij,jk->ik"), n("Cast", ["e"], ["c"], to=TensorProto.INT32),
-         n("Cast", ["c"], ["y"], to=TensorProto.FLOAT)],
-        [_in("x", [2, 3])], [_out()], [_init("w", _rng_weight(rng, 3, 4))])
+        [
+            n("Einsum", ["x", "w"], ["e"], equation="ij,jk->ik"),
+            n("Cast", ["e"], ["c"], to=TensorProto.INT32),
+            n("Cast", ["c"], ["y"], to=TensorProto.FLOAT),
+        ],
+        [_in("x", [2, 3])],
+        [_out()],
+        [_init("w", _rng_weight(rng, 3, 4))],
+    )
     seeds["elementwise_chain"] = _model(
-        [n("Sigmoid", ["x"], ["a"]), n("Tanh", ["a"], ["b"]), n("LeakyRelu", ["b"], ["c"], alpha=0.1),
-         n("Elu", ["c"], ["d"], alpha=1.0), n("HardSigmoid", ["d"], ["e"], alpha=0.2, beta=0.5),
-         n("Pow", ["e", "two"], ["f"]), n("Div", ["f", "two"], ["g"]), n("Sqrt", ["g"], ["h"]),
-         n("Exp", ["h"], ["y"])],
-        [_in("x", [2, 3])], [_out()], [_init("two", np.array(2, np.float32))])
+        [
+            n("Sigmoid", ["x"], ["a"]),
+            n("Tanh", ["a"], ["b"]),
+            n("LeakyRelu", ["b"], ["c"], alpha=0.1),
+            n("Elu", ["c"], ["d"], alpha=1.0),
+            n("HardSigmoid", ["d"], ["e"], alpha=0.2, beta=0.5),
+            n("Pow", ["e", "two"], ["f"]),
+            n("Div", ["f", "two"], ["g"]),
+            n("Sqrt", ["g"], ["h"]),
+            n("Exp", ["h"], ["y"]),
+        ],
+        [_in("x", [2, 3])],
+        [_out()],
+        [_init("two", np.array(2, np.float32))],
+    )
     seeds["global_pool_gemm"] = _model(
-        [n("GlobalAveragePool", ["x"], ["g"]), n("Flatten", ["g"], ["f"]),
-         n("Gemm", ["f", "w"], ["y"], transB=1)],
-        [_in("x", [1, 3, 4, 4])], [_out()], [_init("w", _rng_weight(rng, 2, 3))])
+        [n("GlobalAveragePool", ["x"], ["g"]), n("Flatten", ["g"], ["f"]), n("Gemm", ["f", "w"], ["y"], transB=1)],
+        [_in("x", [1, 3, 4, 4])],
+        [_out()],
+        [_init("w", _rng_weight(rng, 2, 3))],
+    )
     seeds["log_softmax_mean"] = _model(
-        [n("LogSoftmax", ["x"], ["l"], axis=1), n("Mean", ["l", "x"], ["m"]),
-         n("ReduceMean", ["m"], ["y"], axes=[1], keepdims=0)],
-        [_in("x", [2, 3])], [_out()], opset=13)
+        [
+            n("LogSoftmax", ["x"], ["l"], axis=1),
+            n("Mean", ["l", "x"], ["m"]),
+            n("ReduceMean", ["m"], ["y"], axes=[1], keepdims=0),
+        ],
+        [_in("x", [2, 3])],
+        [_out()],
+        opset=13,
+    )
     # Value-keyed shape inputs: the shape comes from what a client sends.
     seeds["shape_from_input"] = _model(
         [n("Reshape", ["x", "shape"], ["r"]), n("Expand", ["r", "eshape"], ["y"])],
-        [_in("x", [6]), _in("shape", [2], I64), _in("eshape", [2], I64)], [_out()])
+        [_in("x", [6]), _in("shape", [2], I64), _in("eshape", [2], I64)],
+        [_out()],
+    )
     seeds["constant_of_shape_input"] = _model(
         [n("ConstantOfShape", ["shape"], ["c"]), n("ReduceSum", ["c"], ["y"], keepdims=0)],
-        [_in("shape", [3], I64)], [_out()])
+        [_in("shape", [3], I64)],
+        [_out()],
+    )
     try:
         import sys
+
         sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
         import model_builders as model_zoo
+
         seeds["zoo_mlp"] = model_zoo.mlp((8, 16, 4))
         seeds["zoo_conv_stack"] = model_zoo.conv_stack((3, 4, 8), classes=3)
         seeds["zoo_mobilenet"] = model_zoo.mobilenet_v2([(1, 8, 1, 1), (6, 8, 1, 2)], classes=3)
@@ -156,6 +287,7 @@ def ir_seeds(onnx_models: dict) -> dict:
     an opset-built model. Written through aiov.save_model."""
     import aiov as ov
     import aiov.opset13 as ops
+
     models = {}
     for name, proto in onnx_models.items():
         try:
@@ -172,8 +304,9 @@ def ir_seeds(onnx_models: dict) -> dict:
     half = ops.convert(ops.constant(np.array([0.5, 2, 4], np.float16)), "f32")
     joined = ops.concat([ops.divide(a, half), ops.subtract(b, half)], 0)
     counts = ops.convert(ops.maximum(joined, ops.constant(np.float32(0))), "i64")
-    models["opset_concat_divide"] = ov.Model([ops.sigmoid(joined), ops.add(counts, ops.constant(np.int64(7)))],
-                                             [a, b], "opset_seed2")
+    models["opset_concat_divide"] = ov.Model(
+        [ops.sigmoid(joined), ops.add(counts, ops.constant(np.int64(7)))], [a, b], "opset_seed2"
+    )
     u = ops.parameter([4], np.uint8, name="u")
     wide = ops.multiply(ops.convert(u, "i32"), ops.constant(np.arange(4, dtype=np.int32)))
     models["opset_integers"] = ov.Model(ops.minimum(wide, ops.constant(np.int32(100))), [u], "opset_seed3")

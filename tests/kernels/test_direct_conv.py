@@ -4,6 +4,7 @@ optimizer makes (docs/kernels.md, "Kernel names"): a 1x1 GEMM on the input as it
 read in place (ConvRuns, 16+ channels per group), rows made on demand (ConvRows, few channels),
 an NCHW image read as it lies (ConvPlanes), depthwise, grouped and Winograd F(2x2, 3x3), each
 with its bias, residual and activation."""
+
 import numpy as np
 import pytest
 
@@ -27,9 +28,13 @@ def conv_reference(x, w, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), gr
         for i in range(kh):
             for j in range(kw):
                 y0, x0 = i * dilations[0], j * dilations[1]
-                patch = xp[:, g * cg:(g + 1) * cg, y0:y0 + strides[0] * (oh - 1) + 1:strides[0],
-                           x0:x0 + strides[1] * (ow - 1) + 1:strides[1]]
-                out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, w[g * og:(g + 1) * og, :, i, j])
+                patch = xp[
+                    :,
+                    g * cg : (g + 1) * cg,
+                    y0 : y0 + strides[0] * (oh - 1) + 1 : strides[0],
+                    x0 : x0 + strides[1] * (ow - 1) + 1 : strides[1],
+                ]
+                out[:, g * og : (g + 1) * og] += np.einsum("nchw,oc->nohw", patch, w[g * og : (g + 1) * og, :, i, j])
     return out
 
 
@@ -38,25 +43,30 @@ def filters(o, cg, k):
 
 
 def window_attrs(strides, pads, dilations, group):
-    return {"strides": list(strides), "pads_begin": [pads[0], pads[1]], "pads_end": [pads[2], pads[3]],
-            "dilations": list(dilations), "group": group}
+    return {
+        "strides": list(strides),
+        "pads_begin": [pads[0], pads[1]],
+        "pads_end": [pads[2], pads[3]],
+        "dilations": list(dilations),
+        "group": group,
+    }
 
 
 CASES = [
     # c, o, k, strides, pads, dilations, group, size: the path it takes in aiov.FusedConv
-    (24, 40, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1, (7, 9)),     # 1x1: one GEMM on the input as it lies
-    (16, 24, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1, (9, 9)),     # strided 1x1: rows gathered
-    (32, 20, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, (13, 11)),   # many channels: runs read in place
-    (32, 24, 3, (2, 1), (0, 2, 1, 0), (1, 1), 1, (12, 15)),   # runs, asymmetric padding and strides
-    (20, 16, 5, (2, 2), (2, 2, 2, 2), (1, 1), 1, (11, 10)),   # runs over 5x5 windows
-    (5, 17, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, (9, 8)),      # few channels: rows made on demand
-    (6, 8, 3, (1, 1), (2, 2, 2, 2), (2, 2), 1, (10, 10)),     # dilated rows
-    (8, 12, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2, (7, 7)),      # grouped, 4 channels per group
-    (32, 32, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2, (9, 9)),     # grouped, 16 per group: runs per group
-    (16, 16, 3, (1, 1), (1, 1, 1, 1), (1, 1), 16, (10, 9)),   # depthwise
+    (24, 40, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1, (7, 9)),  # 1x1: one GEMM on the input as it lies
+    (16, 24, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1, (9, 9)),  # strided 1x1: rows gathered
+    (32, 20, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, (13, 11)),  # many channels: runs read in place
+    (32, 24, 3, (2, 1), (0, 2, 1, 0), (1, 1), 1, (12, 15)),  # runs, asymmetric padding and strides
+    (20, 16, 5, (2, 2), (2, 2, 2, 2), (1, 1), 1, (11, 10)),  # runs over 5x5 windows
+    (5, 17, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, (9, 8)),  # few channels: rows made on demand
+    (6, 8, 3, (1, 1), (2, 2, 2, 2), (2, 2), 1, (10, 10)),  # dilated rows
+    (8, 12, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2, (7, 7)),  # grouped, 4 channels per group
+    (32, 32, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2, (9, 9)),  # grouped, 16 per group: runs per group
+    (16, 16, 3, (1, 1), (1, 1, 1, 1), (1, 1), 16, (10, 9)),  # depthwise
     (16, 16, 5, (2, 2), (2, 2, 2, 2), (1, 1), 16, (11, 11)),  # depthwise 5x5 strided
-    (16, 32, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, (17, 15)),   # Winograd F(2x2, 3x3), odd output
-    (64, 64, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1, (23, 23)),   # Winograd at stride 2
+    (16, 32, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, (17, 15)),  # Winograd F(2x2, 3x3), odd output
+    (64, 64, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1, (23, 23)),  # Winograd at stride 2
 ]
 
 
@@ -64,12 +74,25 @@ CASES = [
 def test_plain_convolution_matches_numpy(c, o, k, strides, pads, dilations, group, size):
     x = RNG.standard_normal((2, c) + size).astype(np.float32)
     w = filters(o, c // group, k)
-    out, = _testing.run_op("Convolution", [x, w], window_attrs(strides, pads, dilations, group), runtime_inputs=[0])
+    (out,) = _testing.run_op("Convolution", [x, w], window_attrs(strides, pads, dilations, group), runtime_inputs=[0])
     np.testing.assert_allclose(out, conv_reference(x, w, strides, pads, dilations, group), rtol=1e-4, atol=1e-4)
 
 
-def fused_conv(x_nchw, w, bias, strides, pads, dilations, group, residual=None, act="none", act_alpha=0.0,
-               act_beta=0.0, planar=False, threads=1):
+def fused_conv(
+    x_nchw,
+    w,
+    bias,
+    strides,
+    pads,
+    dilations,
+    group,
+    residual=None,
+    act="none",
+    act_alpha=0.0,
+    act_beta=0.0,
+    planar=False,
+    threads=1,
+):
     """aiov.FusedConv on the NHWC form of x (or on x as it lies when planar); NCHW result."""
     attrs = window_attrs(strides, pads, dilations, group)
     attrs.update(layout="nhwc", act=act, act_alpha=act_alpha, act_beta=act_beta)
@@ -81,7 +104,7 @@ def fused_conv(x_nchw, w, bias, strides, pads, dilations, group, residual=None, 
     if residual is not None:
         inputs.append(np.ascontiguousarray(residual.transpose(0, 2, 3, 1)))
         runtime.append(3)
-    out, = _testing.run_op("aiov.FusedConv", inputs, attrs, runtime_inputs=runtime, threads=threads)
+    (out,) = _testing.run_op("aiov.FusedConv", inputs, attrs, runtime_inputs=runtime, threads=threads)
     return out.transpose(0, 3, 1, 2)
 
 
@@ -106,19 +129,26 @@ def test_fused_convolution_applies_residual_then_activation(c, o, k, strides, pa
     residual = RNG.standard_normal(y.shape).astype(np.float32)
     y = y + residual
     alpha, beta = {"relu": (0.0, 0.0), "clamp": (-0.5, 0.7), "leaky_relu": (0.1, 0.0)}[act]
-    expected = {"relu": np.maximum(y, 0), "clamp": np.clip(y, alpha, beta),
-                "leaky_relu": np.where(y < 0, alpha * y, y)}[act]
-    out = fused_conv(x, w, bias, strides, pads, dilations, group, residual=residual, act=act, act_alpha=alpha,
-                     act_beta=beta)
+    expected = {
+        "relu": np.maximum(y, 0),
+        "clamp": np.clip(y, alpha, beta),
+        "leaky_relu": np.where(y < 0, alpha * y, y),
+    }[act]
+    out = fused_conv(
+        x, w, bias, strides, pads, dilations, group, residual=residual, act=act, act_alpha=alpha, act_beta=beta
+    )
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("c, o, k, strides, pads, size", [
-    (3, 32, 3, (2, 2), (1, 1, 1, 1), (15, 17)),   # MobileNet's stem
-    (3, 64, 7, (2, 2), (3, 3, 3, 3), (20, 19)),   # ResNet's stem: wide tiles
-    (3, 40, 3, (1, 1), (0, 2, 1, 0), (9, 31)),    # stride 1, one-sided borders
-    (1, 8, 5, (3, 3), (2, 2, 2, 2), (13, 13)),    # stride 3: every row packed
-])
+@pytest.mark.parametrize(
+    "c, o, k, strides, pads, size",
+    [
+        (3, 32, 3, (2, 2), (1, 1, 1, 1), (15, 17)),  # MobileNet's stem
+        (3, 64, 7, (2, 2), (3, 3, 3, 3), (20, 19)),  # ResNet's stem: wide tiles
+        (3, 40, 3, (1, 1), (0, 2, 1, 0), (9, 31)),  # stride 1, one-sided borders
+        (1, 8, 5, (3, 3), (2, 2, 2, 2), (13, 13)),  # stride 3: every row packed
+    ],
+)
 @pytest.mark.parametrize("threads", [1, 0])
 def test_fused_convolution_reads_a_few_channel_nchw_image_as_it_lies(c, o, k, strides, pads, size, threads):
     x = RNG.standard_normal((2, c) + size).astype(np.float32)

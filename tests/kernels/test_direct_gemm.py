@@ -2,6 +2,7 @@
 numpy: odd M, N and K around the micro-tile sizes and the K slices, transposed operands,
 strided rows, alpha and beta, B packed as weights are (panels or rows, by rows_hint) with its
 epilogue, on the calling thread and on the pool."""
+
 import numpy as np
 import pytest
 
@@ -12,8 +13,22 @@ RNG = np.random.default_rng(51)
 
 # Around the tile sizes of every ISA (AVX-512 16/32/64 columns x up to 14 rows, AVX2 8/16,
 # portable), the dot-product and streaming paths for few rows, and K past one slice.
-SHAPES = [(1, 1, 1), (1, 7, 3), (3, 1, 5), (2, 5, 1), (5, 17, 9), (7, 33, 31), (13, 15, 64), (17, 65, 129),
-          (31, 8, 300), (64, 48, 17), (100, 3, 77), (129, 129, 257), (6, 200, 513), (300, 40, 1000)]
+SHAPES = [
+    (1, 1, 1),
+    (1, 7, 3),
+    (3, 1, 5),
+    (2, 5, 1),
+    (5, 17, 9),
+    (7, 33, 31),
+    (13, 15, 64),
+    (17, 65, 129),
+    (31, 8, 300),
+    (64, 48, 17),
+    (100, 3, 77),
+    (129, 129, 257),
+    (6, 200, 513),
+    (300, 40, 1000),
+]
 
 
 def mat(rows, cols):
@@ -55,12 +70,14 @@ def test_packed_gemm_matches_numpy(m, n, k, rows_hint):
     # tall A wants panels, wide tiles for tall A against 64 or 128 columns.
     a, b = mat(m, k), mat(k, n)
     close(_testing.gemm_packed(a, b, rows_hint=rows_hint), a.astype(np.float64) @ b, k)
-    close(_testing.gemm_packed(a, np.ascontiguousarray(b.T), trans_b=True, rows_hint=rows_hint),
-          a.astype(np.float64) @ b, k)
+    close(
+        _testing.gemm_packed(a, np.ascontiguousarray(b.T), trans_b=True, rows_hint=rows_hint),
+        a.astype(np.float64) @ b,
+        k,
+    )
 
 
-@pytest.mark.parametrize("m, n, k", [(1, 7, 3), (7, 33, 31), (31, 8, 300), (129, 129, 257), (300, 64, 1000)],
-                         ids=str)
+@pytest.mark.parametrize("m, n, k", [(1, 7, 3), (7, 33, 31), (31, 8, 300), (129, 129, 257), (300, 64, 1000)], ids=str)
 @pytest.mark.parametrize("act", ["none", "relu", "clamp", "leaky_relu", "sigmoid", "tanh"])
 def test_packed_gemm_epilogue_bias_residual_activation(m, n, k, act):
     a, b = mat(m, k), mat(k, n)
@@ -68,8 +85,14 @@ def test_packed_gemm_epilogue_bias_residual_activation(m, n, k, act):
     residual = mat(m, n)
     alpha, beta = {"clamp": (-0.5, 0.7), "leaky_relu": (0.1, 0.0)}.get(act, (0.0, 0.0))
     y = a.astype(np.float64) @ b + bias + residual
-    expected = {"none": y, "relu": np.maximum(y, 0), "clamp": np.clip(y, alpha, beta),
-                "leaky_relu": np.where(y < 0, alpha * y, y), "sigmoid": 1 / (1 + np.exp(-y)), "tanh": np.tanh(y)}[act]
+    expected = {
+        "none": y,
+        "relu": np.maximum(y, 0),
+        "clamp": np.clip(y, alpha, beta),
+        "leaky_relu": np.where(y < 0, alpha * y, y),
+        "sigmoid": 1 / (1 + np.exp(-y)),
+        "tanh": np.tanh(y),
+    }[act]
     out = _testing.gemm_packed(a, b, bias=bias, residual=residual, activation=act, act_alpha=alpha, act_beta=beta)
     close(out, expected, k)
 
@@ -81,8 +104,7 @@ def test_gemm_split_over_threads_gives_the_same_product(m, n, k, threads):
     bias = RNG.standard_normal(n).astype(np.float32)
     expected = a.astype(np.float64) @ b
     close(_testing.gemm(a, b, threads=threads), expected, k)
-    close(_testing.gemm_packed(a, b, bias=bias, activation="relu", threads=threads),
-          np.maximum(expected + bias, 0), k)
+    close(_testing.gemm_packed(a, b, bias=bias, activation="relu", threads=threads), np.maximum(expected + bias, 0), k)
 
 
 def test_bad_gemm_calls_name_what_was_expected():

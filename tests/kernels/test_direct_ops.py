@@ -1,6 +1,7 @@
 """Op kernels run one at a time through the registry (aiov._core._testing.run_op), against
 numpy: elementwise broadcasting, reductions, softmax and pooling, on the calling thread and
 split over the pool. Outputs start as 0xFF bytes, so an element a kernel skips shows up."""
+
 import numpy as np
 import pytest
 
@@ -20,6 +21,7 @@ def run(op, inputs, attrs=None, **kwargs):
 
 
 # ---- the entry point itself ---------------------------------------------------------------
+
 
 def test_outputs_are_fresh_arrays_of_the_inferred_type_and_shape():
     a = np.arange(6, dtype=np.int32).reshape(2, 3)
@@ -55,14 +57,20 @@ def test_inputs_known_at_prepare_or_only_at_run_give_the_same_product():
 
 # ---- elementwise broadcasting -----------------------------------------------------------
 
-BINARY = {"Add": np.add, "Subtract": np.subtract, "Multiply": np.multiply, "Divide": np.divide,
-          "Maximum": np.maximum, "Minimum": np.minimum}
+BINARY = {
+    "Add": np.add,
+    "Subtract": np.subtract,
+    "Multiply": np.multiply,
+    "Divide": np.divide,
+    "Maximum": np.maximum,
+    "Minimum": np.minimum,
+}
 SHAPE_PAIRS = [
-    ((2, 3, 4), (2, 3, 4)),     # same shape
-    ((2, 3, 4), ()),            # scalar
-    ((2, 3, 4), (4,)),          # along the last axis
-    ((2, 3, 4), (3, 1)),        # per row of the middle axis
-    ((2, 1, 4), (1, 3, 1)),     # both sides broadcast
+    ((2, 3, 4), (2, 3, 4)),  # same shape
+    ((2, 3, 4), ()),  # scalar
+    ((2, 3, 4), (4,)),  # along the last axis
+    ((2, 3, 4), (3, 1)),  # per row of the middle axis
+    ((2, 1, 4), (1, 3, 1)),  # both sides broadcast
     ((5, 1, 7, 1), (1, 6, 1, 3)),
     ((1,), (17, 9)),
 ]
@@ -127,23 +135,31 @@ def test_reductions_match_numpy(op, axes, keep):
 def test_reductions_of_many_rows(threads):
     x = rand(300, 257)
     for axis in (0, 1):
-        np.testing.assert_allclose(run("ReduceSum", [x, np.array([axis], np.int64)], threads=threads),
-                                   x.astype(np.float64).sum(axis), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            run("ReduceSum", [x, np.array([axis], np.int64)], threads=threads),
+            x.astype(np.float64).sum(axis),
+            rtol=1e-4,
+            atol=1e-4,
+        )
 
 
 # ---- softmax ------------------------------------------------------------------------------
+
 
 def softmax(x, axis):
     e = np.exp(x - x.max(axis, keepdims=True))
     return e / e.sum(axis, keepdims=True)
 
 
-@pytest.mark.parametrize("shape, axis", [((5, 7), 1), ((5, 7), 0), ((2, 3, 33), -1), ((2, 3, 33), 1),
-                                         ((4, 1000), 1), ((1, 17), 1), ((3, 16), 1)])
+@pytest.mark.parametrize(
+    "shape, axis",
+    [((5, 7), 1), ((5, 7), 0), ((2, 3, 33), -1), ((2, 3, 33), 1), ((4, 1000), 1), ((1, 17), 1), ((3, 16), 1)],
+)
 def test_softmax_matches_numpy(shape, axis):
     x = rand(*shape) * 4
-    np.testing.assert_allclose(run("Softmax", [x], {"axis": axis}), softmax(x.astype(np.float64), axis),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        run("Softmax", [x], {"axis": axis}), softmax(x.astype(np.float64), axis), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_softmax_of_large_values_stays_finite():
@@ -156,20 +172,29 @@ def test_softmax_of_large_values_stays_finite():
 @pytest.mark.parametrize("threads", [1, 0])
 def test_softmax_and_log_softmax_over_many_rows(threads):
     x = rand(512, 129) * 3
-    np.testing.assert_allclose(run("Softmax", [x], {"axis": -1}, threads=threads), softmax(x.astype(np.float64), -1),
-                               rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(run("LogSoftmax", [x], {"axis": -1}, threads=threads),
-                               np.log(softmax(x.astype(np.float64), -1)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        run("Softmax", [x], {"axis": -1}, threads=threads), softmax(x.astype(np.float64), -1), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        run("LogSoftmax", [x], {"axis": -1}, threads=threads),
+        np.log(softmax(x.astype(np.float64), -1)),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 # ---- pooling ------------------------------------------------------------------------------
+
 
 def pool_reference(x, kernel, strides, pads_begin, pads_end, kind, exclude_pad=True, ceil=False):
     """NCHW max or average pooling, padding never counted by max."""
     n, c, h, w = x.shape
     fill = -np.inf if kind == "max" else 0.0
-    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pads_begin[0], pads_end[0]), (pads_begin[1], pads_end[1])),
-                constant_values=fill)
+    xp = np.pad(
+        x.astype(np.float64),
+        ((0, 0), (0, 0), (pads_begin[0], pads_end[0]), (pads_begin[1], pads_end[1])),
+        constant_values=fill,
+    )
     ones = np.pad(np.ones((h, w)), ((pads_begin[0], pads_end[0]), (pads_begin[1], pads_end[1])))
     out_hw = []
     for i in range(2):
@@ -182,11 +207,11 @@ def pool_reference(x, kernel, strides, pads_begin, pads_end, kind, exclude_pad=T
     for oy in range(out_hw[0]):
         for ox in range(out_hw[1]):
             y0, x0 = oy * strides[0], ox * strides[1]
-            win = xp[:, :, y0:y0 + kernel[0], x0:x0 + kernel[1]]
+            win = xp[:, :, y0 : y0 + kernel[0], x0 : x0 + kernel[1]]
             if kind == "max":
                 out[:, :, oy, ox] = win.max((2, 3))
             else:
-                count = ones[y0:y0 + kernel[0], x0:x0 + kernel[1]].sum() if exclude_pad else kernel[0] * kernel[1]
+                count = ones[y0 : y0 + kernel[0], x0 : x0 + kernel[1]].sum() if exclude_pad else kernel[0] * kernel[1]
                 out[:, :, oy, ox] = win.sum((2, 3)) / count
     return out
 
@@ -196,7 +221,7 @@ POOLS = [
     ((2, 2), (2, 2), (0, 0), (0, 0), False),
     ((3, 3), (2, 2), (1, 1), (1, 1), False),
     ((3, 3), (2, 2), (1, 1), (1, 1), True),
-    ((3, 2), (1, 2), (0, 1), (2, 0), False),   # asymmetric everything
+    ((3, 2), (1, 2), (0, 1), (2, 0), False),  # asymmetric everything
     ((5, 5), (3, 3), (2, 2), (2, 2), True),
 ]
 
@@ -206,8 +231,14 @@ POOLS = [
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 def test_pooling_matches_numpy(kind, kernel, strides, pads_begin, pads_end, ceil, layout):
     x = rand(2, 5, 11, 13)
-    attrs = {"kernel": list(kernel), "strides": list(strides), "pads_begin": list(pads_begin),
-             "pads_end": list(pads_end), "rounding_type": "ceil" if ceil else "floor", "layout": layout}
+    attrs = {
+        "kernel": list(kernel),
+        "strides": list(strides),
+        "pads_begin": list(pads_begin),
+        "pads_end": list(pads_end),
+        "rounding_type": "ceil" if ceil else "floor",
+        "layout": layout,
+    }
     if kind == "avg":
         attrs["exclude_pad"] = 1
     given = x if layout == "nchw" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))

@@ -1,6 +1,7 @@
 """The GEMM paths and their epilogues (bias, residual, clamp, activations) through whole
 models: every tile shape and K slicing gives the optimizer-off and reference results. Moved
 from test_graph_optimizer.py."""
+
 import numpy as np
 import pytest
 
@@ -45,23 +46,27 @@ def test_mlp_whose_rows_are_a_multiple_of_2_kib(rows, monkeypatch):
     check(proto, {"x": RNG.standard_normal((rows, 1024)).astype(np.float32)}, monkeypatch, rtol=2e-4, atol=2e-4)
 
 
-@pytest.mark.parametrize("cin, cout, k", [
-    (600, 40, 1),   # K beyond one GEMM K slice, few columns: A rows read in place
-    (600, 96, 1),   # several column panels: packed A
-    (64, 20, 3),    # 3x3, K = 576: rows made on demand over two K slices
-    (5, 70, 3),
-    (600, 12, 1),   # at most 16 columns: narrow tiles of more rows (AVX-512)
-    (64, 16, 3),
-    (5, 8, 3),      # at most 8 columns: narrow tiles on AVX2 too
-])
+@pytest.mark.parametrize(
+    "cin, cout, k",
+    [
+        (600, 40, 1),  # K beyond one GEMM K slice, few columns: A rows read in place
+        (600, 96, 1),  # several column panels: packed A
+        (64, 20, 3),  # 3x3, K = 576: rows made on demand over two K slices
+        (5, 70, 3),
+        (600, 12, 1),  # at most 16 columns: narrow tiles of more rows (AVX-512)
+        (64, 16, 3),
+        (5, 8, 3),  # at most 8 columns: narrow tiles on AVX2 too
+    ],
+)
 @pytest.mark.parametrize("act", ["Relu", "Clip"])
 def test_residual_and_clamp_merged_in_the_gemm_tile(cin, cout, k, act, monkeypatch):
     # The residual joins the first K slice and the clamp the last: both must hold when the
     # product is accumulated over several slices.
     g = zoo.GraphBuilder(seed=8)
     side = g.op("Conv", ["x", g.weight(cout, cin, 1, 1), g.weight(cout, scale=0.1)], kernel_shape=[1, 1])
-    y = g.op("Conv", ["x", g.weight(cout, cin, k, k), g.weight(cout, scale=0.1)], kernel_shape=[k, k],
-             pads=[k // 2] * 4)
+    y = g.op(
+        "Conv", ["x", g.weight(cout, cin, k, k), g.weight(cout, scale=0.1)], kernel_shape=[k, k], pads=[k // 2] * 4
+    )
     y = g.op("Add", [y, side])
     if act == "Relu":
         g.op("Relu", [y])
@@ -78,6 +83,7 @@ def test_fused_gelu_is_accurate_over_the_whole_range():
     # The fused Gelu uses its own erf approximation: within 2e-6 of the exact value from
     # -12 to 12, through the tails where erf saturates.
     import math
+
     x = np.linspace(-12, 12, 64 * 64, dtype=np.float32).reshape(64, 64)
     g = zoo.GraphBuilder(seed=13)
     h = g.op("Add", [g.op("MatMul", ["x", g.const(np.eye(64, dtype=np.float32))]), g.const(np.zeros(64, np.float32))])

@@ -4,6 +4,7 @@ runs in a subprocess capped with AIOV_GEMM_ISA, and is skipped where the CPU lac
 cases reach every micro-kernel of every set (packed, A rows in place, narrow, unpacked B,
 indirect runs, grids of step 1 and 2, the wide AVX-512 tiles), dot products, streams and
 the packing transposes."""
+
 import json
 import os
 import subprocess
@@ -102,8 +103,13 @@ ISAS = ["scalar", "avx2", "avx512"]  # each includes the ones before it
 def best_isa():
     """What this CPU runs without a cap (AIOV_GEMM_ISA can only lower it)."""
     env = {k: v for k, v in os.environ.items() if k != "AIOV_GEMM_ISA"}
-    proc = subprocess.run([sys.executable, "-c", "import aiov; print(aiov._core.gemm_isa())"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import aiov; print(aiov._core.gemm_isa())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip().splitlines()[-1]
 

@@ -1,6 +1,7 @@
 """Convolution and pooling kernels (NHWC windows, few-channel images read as NCHW, im2col rows
 cut by K slices, wide tiles) on single-conv models: the same results with the optimizer on
 (the fused kernels) and off, and ONNX's reference results. Moved from test_graph_optimizer.py."""
+
 import numpy as np
 import pytest
 
@@ -13,32 +14,38 @@ from model_builders import single_conv  # noqa: E402
 RNG = np.random.default_rng(21)
 
 
-@pytest.mark.parametrize("cin, cout, k, stride, group, dilation, pads", [
-    (3, 8, 3, 1, 1, 1, None),
-    (16, 32, 1, 1, 1, 1, None),          # 1x1: GEMM on the input as it lies
-    (16, 32, 1, 2, 1, 1, None),          # strided 1x1: rows gathered
-    (8, 16, 3, 2, 1, 1, None),
-    (8, 8, 3, 1, 1, 2, None),            # dilated
-    (8, 12, 3, 1, 4, 1, None),           # grouped, not depthwise
-    (16, 16, 3, 1, 16, 1, None),         # depthwise
-    (16, 16, 5, 2, 16, 1, None),         # depthwise 5x5 strided
-    (8, 16, 3, 1, 8, 1, None),           # channel multiplier 2: grouped path
-    (3, 5, 7, 2, 1, 1, [3, 2, 1, 3]),    # asymmetric pads
-    (4, 6, 2, 1, 1, 1, [0, 0, 0, 0]),    # even kernel, no padding
-])
+@pytest.mark.parametrize(
+    "cin, cout, k, stride, group, dilation, pads",
+    [
+        (3, 8, 3, 1, 1, 1, None),
+        (16, 32, 1, 1, 1, 1, None),  # 1x1: GEMM on the input as it lies
+        (16, 32, 1, 2, 1, 1, None),  # strided 1x1: rows gathered
+        (8, 16, 3, 2, 1, 1, None),
+        (8, 8, 3, 1, 1, 2, None),  # dilated
+        (8, 12, 3, 1, 4, 1, None),  # grouped, not depthwise
+        (16, 16, 3, 1, 16, 1, None),  # depthwise
+        (16, 16, 5, 2, 16, 1, None),  # depthwise 5x5 strided
+        (8, 16, 3, 1, 8, 1, None),  # channel multiplier 2: grouped path
+        (3, 5, 7, 2, 1, 1, [3, 2, 1, 3]),  # asymmetric pads
+        (4, 6, 2, 1, 1, 1, [0, 0, 0, 0]),  # even kernel, no padding
+    ],
+)
 def test_convolution_variants_match(cin, cout, k, stride, group, dilation, pads, monkeypatch):
     proto = single_conv(cin, cout, k, stride, group, dilation, pads)
     for n, size in [(1, 9), (2, 12)]:
         check(proto, image(n, cin, size, size + 3), monkeypatch)
 
 
-@pytest.mark.parametrize("cin, k, stride, pads", [
-    (3, 3, 2, [1, 1, 1, 1]),   # MobileNet's stem: 9-float kernel rows copied at a fixed length
-    (3, 7, 2, [3, 3, 3, 3]),   # ResNet's stem: 21-float rows
-    (3, 3, 1, [0, 2, 1, 0]),   # asymmetric pads: borders on one side only
-    (2, 5, 3, [2, 2, 2, 2]),   # other run lengths: the generic copy
-    (3, 7, 1, [3, 3, 3, 3]),   # images narrower than the kernel: every column is a border
-])
+@pytest.mark.parametrize(
+    "cin, k, stride, pads",
+    [
+        (3, 3, 2, [1, 1, 1, 1]),  # MobileNet's stem: 9-float kernel rows copied at a fixed length
+        (3, 7, 2, [3, 3, 3, 3]),  # ResNet's stem: 21-float rows
+        (3, 3, 1, [0, 2, 1, 0]),  # asymmetric pads: borders on one side only
+        (2, 5, 3, [2, 2, 2, 2]),  # other run lengths: the generic copy
+        (3, 7, 1, [3, 3, 3, 3]),  # images narrower than the kernel: every column is a border
+    ],
+)
 @pytest.mark.parametrize("size", [(5, 4), (15, 17), (33, 30)])
 def test_stem_convolutions_on_few_channels_match(cin, k, stride, pads, size, monkeypatch):
     # Few channels: the image is read as NCHW, output pixels inside it in place and those over
@@ -49,14 +56,17 @@ def test_stem_convolutions_on_few_channels_match(cin, k, stride, pads, size, mon
     check(proto, feeds, monkeypatch)
 
 
-@pytest.mark.parametrize("cin, cout, k, stride, group, dilation, pads", [
-    (3, 32, 3, 2, 1, 1, [1, 1, 1, 1]),  # MobileNet's stem: in-place rows two floats apart
-    (3, 64, 7, 2, 1, 1, [3, 3, 3, 3]),  # ResNet's: 64 columns on the wide tiles
-    (3, 40, 3, 1, 1, 2, [0, 2, 1, 0]),  # stride 1, dilated, one-sided borders, a ragged second panel
-    (4, 12, 3, 1, 2, 1, None),          # two groups, each reading its own planes
-    (1, 8, 5, 3, 1, 1, [2, 2, 2, 2]),   # stride 3: no in-place kernel, every row packed
-    (2, 8, 3, 2, 1, 1, [4, 1, 0, 4]),   # padding wider than the kernel: windows with no row inside
-])
+@pytest.mark.parametrize(
+    "cin, cout, k, stride, group, dilation, pads",
+    [
+        (3, 32, 3, 2, 1, 1, [1, 1, 1, 1]),  # MobileNet's stem: in-place rows two floats apart
+        (3, 64, 7, 2, 1, 1, [3, 3, 3, 3]),  # ResNet's: 64 columns on the wide tiles
+        (3, 40, 3, 1, 1, 2, [0, 2, 1, 0]),  # stride 1, dilated, one-sided borders, a ragged second panel
+        (4, 12, 3, 1, 2, 1, None),  # two groups, each reading its own planes
+        (1, 8, 5, 3, 1, 1, [2, 2, 2, 2]),  # stride 3: no in-place kernel, every row packed
+        (2, 8, 3, 2, 1, 1, [4, 1, 0, 4]),  # padding wider than the kernel: windows with no row inside
+    ],
+)
 def test_few_channel_images_are_read_without_a_transpose(cin, cout, k, stride, group, dilation, pads, monkeypatch):
     proto = single_conv(cin, cout, k, stride, group, dilation, pads, after=[("Relu", {})])
     for size in [(5, 4), (29, 31), (46, 44)]:
@@ -66,12 +76,15 @@ def test_few_channel_images_are_read_without_a_transpose(cin, cout, k, stride, g
     assert node_types(proto, feeds) == ["aiov.FusedConv", "Transpose"]
 
 
-@pytest.mark.parametrize("cin, k, stride, dilation, pads", [
-    (72, 3, 2, 1, None),            # K = 648 in two slices of 324: a cut inside the 2nd kernel row
-    (40, 5, 2, 1, [2, 1, 0, 2]),    # K = 1000, 200-float kernel rows, asymmetric borders
-    (72, 3, 1, 1, [0, 2, 1, 0]),    # stride 1, borders on one side only
-    (72, 3, 1, 2, None),            # dilated kernel rows are not one run: the per-tap copy
-])
+@pytest.mark.parametrize(
+    "cin, k, stride, dilation, pads",
+    [
+        (72, 3, 2, 1, None),  # K = 648 in two slices of 324: a cut inside the 2nd kernel row
+        (40, 5, 2, 1, [2, 1, 0, 2]),  # K = 1000, 200-float kernel rows, asymmetric borders
+        (72, 3, 1, 1, [0, 2, 1, 0]),  # stride 1, borders on one side only
+        (72, 3, 1, 2, None),  # dilated kernel rows are not one run: the per-tap copy
+    ],
+)
 def test_kernel_rows_cut_by_k_slices_match(cin, k, stride, dilation, pads, monkeypatch):
     # Many channels: im2col rows come a span of output pixels and a piece of a kernel row at
     # a time, and a K slice of the GEMM may begin or end inside a kernel row.

@@ -1,5 +1,6 @@
 """Winograd F(2x2, 3x3) convolutions (stride 1 and 2) against the direct GEMM path and ONNX's
 reference. Moved from test_graph_optimizer.py."""
+
 import numpy as np
 import pytest
 
@@ -8,16 +9,15 @@ from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 import model_builders as zoo  # noqa: E402
 
-
 _WINOGRAD_CASES = [
-    (16, 16, 15, [1, 1, 1, 1], 1, 1),    # odd output size: the last row and column of tiles are cut
-    (24, 40, 12, [1, 1, 1, 1], 2, 1),    # a batch of two
-    (16, 32, 13, [0, 0, 0, 0], 1, 1),    # unpadded: 11 x 11 outputs
-    (20, 16, 14, [2, 1, 0, 1], 1, 1),    # asymmetric pads
-    (64, 128, 23, [1, 1, 1, 1], 1, 2),   # stride 2 (5x5 tiles): 12 x 12 outputs from an odd size
-    (80, 80, 26, [0, 1, 1, 0], 1, 2),    # stride 2, asymmetric pads, 13 x 13 outputs
-    (72, 96, 16, [1, 1, 1, 1], 2, 2),    # stride 2, a batch of two
-    (64, 128, 25, [0, 0, 0, 0], 1, 2),   # stride 2, unpadded
+    (16, 16, 15, [1, 1, 1, 1], 1, 1),  # odd output size: the last row and column of tiles are cut
+    (24, 40, 12, [1, 1, 1, 1], 2, 1),  # a batch of two
+    (16, 32, 13, [0, 0, 0, 0], 1, 1),  # unpadded: 11 x 11 outputs
+    (20, 16, 14, [2, 1, 0, 1], 1, 1),  # asymmetric pads
+    (64, 128, 23, [1, 1, 1, 1], 1, 2),  # stride 2 (5x5 tiles): 12 x 12 outputs from an odd size
+    (80, 80, 26, [0, 1, 1, 0], 1, 2),  # stride 2, asymmetric pads, 13 x 13 outputs
+    (72, 96, 16, [1, 1, 1, 1], 2, 2),  # stride 2, a batch of two
+    (64, 128, 25, [0, 0, 0, 0], 1, 2),  # stride 2, unpadded
 ]
 
 
@@ -35,7 +35,9 @@ def winograd_model(zoo, cin, cout, pads, stride):
 """
 
 
-_WINOGRAD_SCRIPT = _WINOGRAD_MODEL + r"""
+_WINOGRAD_SCRIPT = (
+    _WINOGRAD_MODEL
+    + r"""
 import sys, json, numpy as np, aiov as ov
 sys.path.insert(0, sys.argv[1])
 import model_builders as zoo
@@ -46,6 +48,7 @@ for cin, cout, size, pads, n, stride in json.loads(sys.argv[2]):
     out.append(ov.compile_model(proto.SerializeToString())({"x": x})[0].tolist())
 print(json.dumps(out))
 """
+)
 
 
 def test_winograd_convolutions_match_the_direct_path_and_the_reference():
@@ -56,12 +59,18 @@ def test_winograd_convolutions_match_the_direct_path_and_the_reference():
     import os
     import subprocess
     import sys
+
     tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     results = {}
     for flag in ("1", "0"):
         env = dict(os.environ, AIOV_WINOGRAD=flag)
-        proc = subprocess.run([sys.executable, "-c", _WINOGRAD_SCRIPT, tests, json.dumps(_WINOGRAD_CASES)], env=env,
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", _WINOGRAD_SCRIPT, tests, json.dumps(_WINOGRAD_CASES)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr
         results[flag] = [np.array(r, np.float32) for r in json.loads(proc.stdout.strip().splitlines()[-1])]
     space = {}

@@ -1,4 +1,5 @@
 """``openvino.properties.intel_gpu``: option names of OpenVINO's GPU plugin (aiov has no GPU)."""
+
 from __future__ import annotations
 
 from .._base import Property, as_bool, ro

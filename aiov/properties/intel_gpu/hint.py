@@ -1,4 +1,5 @@
 """``openvino.properties.intel_gpu.hint``."""
+
 from __future__ import annotations
 
 from .._base import Property, as_uint, enum_of

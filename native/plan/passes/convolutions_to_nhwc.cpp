@@ -39,13 +39,16 @@ bool convolutions_to_nhwc(PassContext& ctx) {
           bias[o] = (bias[o] - p[2][o]) * inv + p[1][o];
         }
       } else if (kLayoutBlindBinary.count(u->op) && numpy_broadcast(*u) && channel_vector(other, 4, 1, O, vec)) {
-        if (u->op == op_name::Add) for (int64_t o = 0; o < O; ++o) bias[o] += vec[o];
-        else if (u->op == op_name::Subtract && first_in) for (int64_t o = 0; o < O; ++o) bias[o] -= vec[o];
+        if (u->op == op_name::Add)
+          for (int64_t o = 0; o < O; ++o) bias[o] += vec[o];
+        else if (u->op == op_name::Subtract && first_in)
+          for (int64_t o = 0; o < O; ++o) bias[o] -= vec[o];
         else if (u->op == op_name::Multiply)
           for (int64_t o = 0; o < O; ++o) scale[o] *= vec[o], bias[o] *= vec[o];
         else if (u->op == op_name::Divide && first_in)
           for (int64_t o = 0; o < O; ++o) scale[o] /= vec[o], bias[o] /= vec[o];
-        else break;
+        else
+          break;
       } else {
         break;
       }
@@ -58,10 +61,10 @@ bool convolutions_to_nhwc(PassContext& ctx) {
     if (std::any_of(scale.begin(), scale.end(), [](float s) { return s != 1.0f; }))
       attrs["filter_scale"] = std::vector<double>(scale.begin(), scale.end());
     NodePtr xt = transposed_to(conv->inputs[0], kToNhwc);
-    NodePtr fused = make_node(op_name::FusedConv,
-                              {Value{xt, 0}, conv->inputs[1],
-                               Value{f32_constant(Dims{O}, bias, conv->name + "/bias"), 0}},
-                              attrs, conv->name);
+    NodePtr fused =
+        make_node(op_name::FusedConv,
+                  {Value{xt, 0}, conv->inputs[1], Value{f32_constant(Dims{O}, bias, conv->name + "/bias"), 0}}, attrs,
+                  conv->name);
     ctx.replace(Value{PassContext::shared(last), 0}, Value{to_nchw(fused), 0});
     changed = true;
   }

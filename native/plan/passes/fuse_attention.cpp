@@ -20,8 +20,7 @@ bool fuse_attention(PassContext& ctx) {
   const std::vector<int64_t> heads{0, 2, 1, 3}, swap_last{0, 1, 3, 2};
   bool changed = false;
   for (const NodePtr& pv : ctx.order()) {
-    if (pv->op != op_name::MatMul || !ctx.live(*pv) || pv->attr_int("transpose_a", 0) ||
-        pv->attr_int("transpose_b", 0))
+    if (pv->op != op_name::MatMul || !ctx.live(*pv) || pv->attr_int("transpose_a", 0) || pv->attr_int("transpose_b", 0))
       continue;
     Node* out = ctx.sole_user(*pv);
     const Node* vt = transposed(pv->inputs[1], heads);

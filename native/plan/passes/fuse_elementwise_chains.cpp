@@ -10,7 +10,7 @@ namespace {
 // One step of an elementwise chain: node u applied to the running value `run`.
 struct ChainLink {
   std::string step;
-  Value operand;         // binary: the other input
+  Value operand;  // binary: the other input
   bool binary = false, swapped = false;
   double alpha = 0, beta = 0;
 };
@@ -96,8 +96,7 @@ bool fuse_elementwise_chains(PassContext& ctx) {
       alphas.push_back(l.alpha);
       betas.push_back(l.beta);
     }
-    Attrs attrs{{"steps", steps}, {"operands", operands}, {"swapped", swapped}, {"alphas", alphas},
-                {"betas", betas}};
+    Attrs attrs{{"steps", steps}, {"operands", operands}, {"swapped", swapped}, {"alphas", alphas}, {"betas", betas}};
     NodePtr chain = make_node(op_name::ElementwiseChain, ins, attrs, last->name);
     ctx.replace(Value{PassContext::shared(last), 0}, Value{chain, 0});
     changed = true;

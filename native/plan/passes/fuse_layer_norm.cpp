@@ -33,8 +33,7 @@ bool fuse_layer_norm(PassContext& ctx) {
       if (channel_vector(b, rank, rank - 1, len, beta)) last = add;
     }
     if (beta.empty()) beta.assign(len, 0.0f);
-    Attrs attrs{{"eps", mvn->attr_float("eps", 1e-9)},
-                {"eps_mode", mvn->attr_str("eps_mode", "inside_sqrt")}};
+    Attrs attrs{{"eps", mvn->attr_float("eps", 1e-9)}, {"eps_mode", mvn->attr_str("eps_mode", "inside_sqrt")}};
     NodePtr ln = make_node(op_name::LayerNorm,
                            {mvn->inputs[0], Value{f32_constant(Dims{len}, gamma, mvn->name + "/gamma"), 0},
                             Value{f32_constant(Dims{len}, beta, mvn->name + "/beta"), 0}},

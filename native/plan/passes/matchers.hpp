@@ -46,8 +46,10 @@ inline bool channel_vector(const Value& v, int rank, int axis, int64_t channels,
   const int offset = rank - (int)d.size();
   int64_t along = 1;
   for (int i = 0; i < (int)d.size(); ++i) {
-    if (i + offset == axis) along = d[i];
-    else if (d[i] != 1) return false;
+    if (i + offset == axis)
+      along = d[i];
+    else if (d[i] != 1)
+      return false;
   }
   if (along != 1 && along != channels) return false;
   std::vector<float> vals = floats_of(*c);

@@ -9,29 +9,29 @@
 namespace aiov {
 
 // X(identifier, op name). Keep it sorted by identifier.
-#define AIOV_PASS_OP_NAMES(X)                 \
-  X(Add, "Add")                               \
-  X(Attention, "aiov.Attention")              \
-  X(AvgPool, "AvgPool")                       \
-  X(BatchNormInference, "BatchNormInference") \
-  X(Convolution, "Convolution")               \
-  X(Divide, "Divide")                         \
+#define AIOV_PASS_OP_NAMES(X)                  \
+  X(Add, "Add")                                \
+  X(Attention, "aiov.Attention")               \
+  X(AvgPool, "AvgPool")                        \
+  X(BatchNormInference, "BatchNormInference")  \
+  X(Convolution, "Convolution")                \
+  X(Divide, "Divide")                          \
   X(ElementwiseChain, "aiov.ElementwiseChain") \
-  X(Erf, "Erf")                               \
-  X(FusedConv, "aiov.FusedConv")              \
-  X(FusedMatMul, "aiov.FusedMatMul")          \
-  X(Gelu, "Gelu")                             \
-  X(LayerNorm, "aiov.LayerNorm")              \
-  X(MatMul, "MatMul")                         \
-  X(MaxPool, "MaxPool")                       \
-  X(Multiply, "Multiply")                     \
-  X(MVN, "MVN")                               \
-  X(ReduceMax, "ReduceMax")                   \
-  X(ReduceMean, "ReduceMean")                 \
-  X(ReduceMin, "ReduceMin")                   \
-  X(ReduceSum, "ReduceSum")                   \
-  X(Softmax, "Softmax")                       \
-  X(Subtract, "Subtract")                     \
+  X(Erf, "Erf")                                \
+  X(FusedConv, "aiov.FusedConv")               \
+  X(FusedMatMul, "aiov.FusedMatMul")           \
+  X(Gelu, "Gelu")                              \
+  X(LayerNorm, "aiov.LayerNorm")               \
+  X(MatMul, "MatMul")                          \
+  X(MaxPool, "MaxPool")                        \
+  X(Multiply, "Multiply")                      \
+  X(MVN, "MVN")                                \
+  X(ReduceMax, "ReduceMax")                    \
+  X(ReduceMean, "ReduceMean")                  \
+  X(ReduceMin, "ReduceMin")                    \
+  X(ReduceSum, "ReduceSum")                    \
+  X(Softmax, "Softmax")                        \
+  X(Subtract, "Subtract")                      \
   X(Transpose, "Transpose")
 
 namespace op_name {

@@ -43,7 +43,7 @@ class PassContext {
   std::vector<NodePtr> order_;
   std::unordered_map<const Node*, std::vector<Node*>> users_;  // consumer per input slot
   std::unordered_map<const Node*, int> output_refs_;           // graph outputs per node
-  std::unordered_set<const Node*> live_;  // reachable from the outputs; their reads are in users_
+  std::unordered_set<const Node*> live_;                       // reachable from the outputs; their reads are in users_
 
   void clone(const Graph& src);
   void adopt(Node* n);

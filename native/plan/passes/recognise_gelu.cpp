@@ -11,10 +11,14 @@ bool recognise_gelu(PassContext& ctx) {
     if (e->op != op_name::Erf || !ctx.live(*e)) continue;
     const Node& scaled = *e->inputs[0].node;
     Value x;
-    if (scaled.op == op_name::Divide && scalar_near(scaled.inputs[1], std::sqrt(2.0))) x = scaled.inputs[0];
-    else if (scaled.op == op_name::Multiply && scalar_near(scaled.inputs[1], std::sqrt(0.5))) x = scaled.inputs[0];
-    else if (scaled.op == op_name::Multiply && scalar_near(scaled.inputs[0], std::sqrt(0.5))) x = scaled.inputs[1];
-    else continue;
+    if (scaled.op == op_name::Divide && scalar_near(scaled.inputs[1], std::sqrt(2.0)))
+      x = scaled.inputs[0];
+    else if (scaled.op == op_name::Multiply && scalar_near(scaled.inputs[1], std::sqrt(0.5)))
+      x = scaled.inputs[0];
+    else if (scaled.op == op_name::Multiply && scalar_near(scaled.inputs[0], std::sqrt(0.5)))
+      x = scaled.inputs[1];
+    else
+      continue;
     Node* plus = ctx.sole_user(*e);
     if (!plus || plus->op != op_name::Add) continue;
     const Value& one = other_input(*plus, e.get());

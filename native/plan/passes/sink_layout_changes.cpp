@@ -26,8 +26,7 @@ NodePtr permuted_constant(const Node& c, const Dims& d) {
 }
 
 bool is_reduction(const std::string& op) {
-  return op == op_name::ReduceMean || op == op_name::ReduceMax || op == op_name::ReduceMin ||
-         op == op_name::ReduceSum;
+  return op == op_name::ReduceMean || op == op_name::ReduceMax || op == op_name::ReduceMin || op == op_name::ReduceSum;
 }
 
 // Moves the NHWC->NCHW transpose feeding u below it: u is rebuilt on the NHWC value (set
