@@ -1,4 +1,5 @@
 """aio.AsyncInferQueue: a fixed pool of requests; submission suspends while all are busy."""
+
 from __future__ import annotations
 
 import contextvars
@@ -9,6 +10,7 @@ from collections import deque
 from .._errors import CancelledError, InputError, JobError
 from .._properties import default_queue_jobs
 from ._bridge import current_bridge, reap_dead_bridges
+from ._bridge_base import discard
 from ._job import _DONE, InferJob
 from ._twin import AsyncClosable
 
@@ -61,7 +63,7 @@ class _Slot:
 
     def __init__(self, job_id, request):
         self.job_id = job_id
-        self.request = request            # aio.InferRequest (for callbacks and as_completed)
+        self.request = request  # aio.InferRequest (for callbacks and as_completed)
         self.sync = request._sync
         self.native = request._native
         self.job = None
@@ -77,6 +79,7 @@ class AsyncInferQueue(AsyncClosable):
     def __init__(self, model, jobs: int = 0):
         from ._compiled import CompiledModel
         from ._request import InferRequest
+
         if not isinstance(model, CompiledModel):
             model = CompiledModel(model)
         jobs = int(jobs)
@@ -87,20 +90,21 @@ class AsyncInferQueue(AsyncClosable):
         self._compiled = model
         self._slots = [_Slot(i, InferRequest(model)) for i in range(jobs)]
         self._idle = deque(self._slots)
-        self._running = 0            # slots taken (submitted, reserved or in a callback)
-        self._waiters = deque()      # futures of start_async calls waiting for a slot
-        self._stuck = set()          # those of them made from inside this queue's callbacks
-        self._idle_waiters = []      # futures of wait_all calls
-        self._errors = []            # (job_id, userdata, exception, job or None)
+        self._running = 0  # slots taken (submitted, reserved or in a callback)
+        self._waiters = deque()  # futures of start_async calls waiting for a slot
+        self._stuck = set()  # those of them made from inside this queue's callbacks
+        self._idle_waiters = []  # futures of wait_all calls
+        self._errors = []  # (job_id, userdata, exception, job or None)
         self._callback = None
-        self._iter_ref = None        # weak reference to the active as_completed iterator
-        self._returned = deque()     # slots of orphaned jobs, given back by a reaper thread
+        self._iter_ref = None  # weak reference to the active as_completed iterator
+        self._returned = deque()  # slots of orphaned jobs, given back by a reaper thread
         self._bridge = None
         self._closed = False
 
     # -- submission --
-    async def start_async(self, inputs=None, userdata=None, share_inputs: bool = False,
-                          share_outputs: bool = False) -> InferJob:
+    async def start_async(
+        self, inputs=None, userdata=None, share_inputs: bool = False, share_outputs: bool = False
+    ) -> InferJob:
         """Starts a job on an idle request, first suspending (never blocking) until one is idle,
         and returns the job (``await job`` gives its results).
 
@@ -156,7 +160,8 @@ class AsyncInferQueue(AsyncClosable):
                 raise RuntimeError(
                     "start_async() from inside this queue's callback would wait forever: every "
                     f"busy job ({self._running}) is held by a callback waiting for an idle job. "
-                    "Use more jobs, or submit from outside the callback")
+                    "Use more jobs, or submit from outside the callback"
+                )
             self._stuck.add(fut)
         self._waiters.append(fut)
         try:
@@ -224,7 +229,14 @@ class AsyncInferQueue(AsyncClosable):
                 self._errors.append((slot.job_id, job.userdata, exc, None))
             else:
                 if result is not None and inspect.isawaitable(result):
-                    job.bridge.spawn(self._in_callback(result), lambda exc: self._callback_done(job, exc))
+
+                    def ended(exc, result=result):
+                        # The callback's own coroutine, if its task never started it (the loop
+                        # was shutting down): closed, so Python does not warn it was never awaited.
+                        discard(result)
+                        self._callback_done(job, exc)
+
+                    job.bridge.spawn(self._in_callback(result), ended)
                     return
             finally:
                 _in_callback_of.reset(mark)
@@ -253,8 +265,7 @@ class AsyncInferQueue(AsyncClosable):
         self._bridge = bridge
         for slot in self._slots:
             job = slot.job
-            if job is not None and job.bridge is not bridge and job.bridge is not None \
-                    and job.bridge.is_dead():
+            if job is not None and job.bridge is not bridge and job.bridge is not None and job.bridge.is_dead():
                 reap_dead_bridges()
                 break
         self._collect_returned()
@@ -292,8 +303,10 @@ class AsyncInferQueue(AsyncClosable):
 
     async def _wait_idle(self):
         if _in_callback_of.get() is self:
-            raise RuntimeError("wait_all()/aclose() from inside this queue's own callback would "
-                               "wait for that callback itself; wait from outside the callback")
+            raise RuntimeError(
+                "wait_all()/aclose() from inside this queue's own callback would "
+                "wait for that callback itself; wait from outside the callback"
+            )
         bridge = current_bridge()
         if bridge is not self._bridge:
             self._switch(bridge)
