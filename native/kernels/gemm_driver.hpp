@@ -57,7 +57,9 @@ inline Tile tile_at(const Epilogue& e, float beta, bool first, bool last, int64_
 }
 
 // Rows per A panel: M spread evenly over ceil(M / mr) panels, so no panel is left with 1-3 rows.
-inline int row_step(const KernelSet& ks, int64_t M) { return (int)ceil_div(M, ceil_div(M, ks.mr)); }
+// Rows per step: M split evenly into steps of at most mr rows (mr for an empty product, which
+// runs no step: ceil_div(0, 0) would divide by zero).
+inline int row_step(const KernelSet& ks, int64_t M) { return M <= 0 ? ks.mr : (int)ceil_div(M, ceil_div(M, ks.mr)); }
 
 }  // namespace gemm_detail
 }  // namespace aiov

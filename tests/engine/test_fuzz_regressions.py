@@ -146,12 +146,6 @@ compiled({{"x": np.zeros((1, 0, 16), np.float32), "mask": np.ones((1, 0), np.int
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=NativeCrash,
-    reason="native: a zero-length sequence sent to a BERT-style encoder dies of SIGFPE "
-    "in an optimized (fused) path; with AIOV_GRAPH_OPT=0 it runs",
-)
 def test_a_zero_length_sequence_through_an_encoder():
     # Found by the fuzzer: seed zoo_bert, the sequence dimension mutated to 0; any client
     # of a dynamic-length model can send it.
