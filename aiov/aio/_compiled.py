@@ -126,25 +126,19 @@ class CompiledModel(SyncTwin, AsyncClosable):
         if self._closed:
             raise RuntimeError("the compiled model is closed")
         pool = self._pool
-        slot = pool.take()
+
+        def start(slot, fut):
+            _start(slot, fut, bridge, inputs, share_inputs, share_outputs)
+
+        slot, fut = pool.take(), None
         if slot is None:
             # Wait in line. A request given back on this loop starts our job at once (one
             # wake-up: when the job ends); one from another loop's thread wakes us to start it.
-            def start(slot, fut):
-                _start(slot, fut, bridge, inputs, share_inputs, share_outputs)
-
             slot, fut = await pool.acquire(bridge, start)
-            if fut is None:
-                fut = bridge.future()
-                try:
-                    _start(slot, fut, bridge, inputs, share_inputs, share_outputs)
-                except BaseException:
-                    pool.release(slot)
-                    raise
-        else:
+        if fut is None:  # a request to start our job on ourselves
             fut = bridge.future()
             try:
-                _start(slot, fut, bridge, inputs, share_inputs, share_outputs)
+                start(slot, fut)
             except BaseException:
                 pool.release(slot)
                 raise
