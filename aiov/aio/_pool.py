@@ -67,6 +67,10 @@ class RequestPool:
     def __len__(self):
         return len(self._idle)
 
+    def __contains__(self, slot):  # idle, ready to be taken
+        with self._lock:
+            return slot in self._idle
+
     @property
     def live(self) -> int:
         return self._live
