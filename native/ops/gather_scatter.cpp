@@ -10,12 +10,6 @@
 namespace aiov {
 namespace {
 
-size_t byte_width(const Node& n, ElementType t) {
-  size_t bits = bit_width(t);
-  if (bits % 8 || bits == 0) throw NotSupported(n.describe() + ": element type " + type_name(t));
-  return bits / 8;
-}
-
 void expect_index_type(const Node& n, const PortInfo& p, const char* what) {
   if (p.type != ElementType::i32 && p.type != ElementType::i64 && p.type != ElementType::dynamic)
     throw InputError(n.describe() + ": " + what + " must be i32 or i64, got " + type_name(p.type));
@@ -144,7 +138,7 @@ KernelFn prepare_gather_nd(const PrepareContext& ctx) {
   const int64_t slice = prod(D, b + k, D.size()), batch_stride = prod(D, b, D.size());
   std::vector<int64_t> dims(D.begin() + b, D.begin() + b + k), strides(k);
   for (int64_t t = 0; t < k; ++t) strides[t] = prod(D, b + t + 1, D.size());
-  const size_t es = byte_width(ctx.node, ctx.in[0].type);
+  const size_t es = element_bytes(ctx.node, ctx.in[0].type);
   std::string who = ctx.node.describe();
   return [=](const KernelArgs& a) {
     const char* x = static_cast<const char*>(a.in[0]->data);
@@ -210,7 +204,7 @@ std::vector<PortInfo> infer_gather_elements(const InferContext& c) {
 KernelFn prepare_gather_elements(const PrepareContext& ctx) {
   const Dims D = ctx.in[0].shape, I = ctx.in[1].shape;
   const int64_t axis = elements_axis(ctx.node, ctx.node.attr_int("axis"), PartialShape(D), PartialShape(I), "indices");
-  const size_t es = byte_width(ctx.node, ctx.in[0].type);
+  const size_t es = element_bytes(ctx.node, ctx.in[0].type);
   std::string who = ctx.node.describe();
   return [=](const KernelArgs& a) {
     const char* x = static_cast<const char*>(a.in[0]->data);
@@ -257,7 +251,7 @@ KernelFn prepare_scatter_nd(const PrepareContext& ctx) {
   const int64_t tuples = prod(I, 0, I.size() - 1), slice = prod(D, k, D.size());
   std::vector<int64_t> dims(D.begin(), D.begin() + k), strides(k);
   for (int64_t t = 0; t < k; ++t) strides[t] = prod(D, t + 1, D.size());
-  const size_t es = byte_width(ctx.node, ctx.in[0].type);
+  const size_t es = element_bytes(ctx.node, ctx.in[0].type);
   const size_t total = ctx.in[0].bytes();
   const Reduce red = reduce_of(ctx.node.attr_str("reduction"));
   const CombineFn comb = red == Reduce::none ? nullptr : combine_for(ctx.node, ctx.in[0].type);
@@ -327,7 +321,7 @@ KernelFn prepare_scatter_elements(const PrepareContext& ctx) {
   auto axes = read_int_tensor(ctx.node, ctx.in[3], "axis");
   if (axes.size() != 1) throw InputError(ctx.node.describe() + ": axis must be one integer");
   const int64_t axis = elements_axis(ctx.node, axes[0], PartialShape(D), PartialShape(I), "indices");
-  const size_t es = byte_width(ctx.node, ctx.in[0].type);
+  const size_t es = element_bytes(ctx.node, ctx.in[0].type);
   const size_t total = ctx.in[0].bytes();
   const Reduce red = reduce_of(ctx.node.attr_str("reduction"));
   const bool use_init = ctx.node.attr_int("use_init_val") != 0;

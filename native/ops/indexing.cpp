@@ -12,12 +12,6 @@
 namespace aiov {
 namespace {
 
-size_t elem_size(const Node& n, ElementType t) {
-  size_t bits = bit_width(t);
-  if (bits % 8 || bits == 0) throw NotSupported(n.describe() + ": element type " + type_name(t));
-  return bits / 8;
-}
-
 // Walks every index of `shape`, calling fn(flat_out_index, input_offset) with the input
 // offset advanced by `in_strides` per dimension (elements).
 template <class F>
@@ -197,7 +191,7 @@ KernelFn prepare_transpose(const PrepareContext& ctx) {
   auto src = row_strides(in);
   std::vector<int64_t> st;
   for (auto o : order) st.push_back(src[o]);
-  return strided_copy(ctx.out[0].shape, st, 0, elem_size(ctx.node, ctx.in[0].type));
+  return strided_copy(ctx.out[0].shape, st, 0, element_bytes(ctx.node, ctx.in[0].type));
 }
 
 // ---- Gather(data, indices, axis) ---------------------------------------------
@@ -266,7 +260,7 @@ KernelFn prepare_gather(const PrepareContext& ctx) {
   for (int64_t d = 0; d < axis; ++d) outer *= in[d];
   for (size_t d = axis + 1; d < in.size(); ++d) inner *= in[d];
   int64_t count = ctx.in[1].count();
-  size_t es = elem_size(ctx.node, ctx.in[0].type);
+  size_t es = element_bytes(ctx.node, ctx.in[0].type);
   ElementType it = ctx.in[1].type;
   if (!is_index_type(it))
     throw InputError(ctx.node.describe() + ": indices must be an integer tensor, got " + type_name(it));
@@ -370,7 +364,7 @@ KernelFn prepare_slice(const PrepareContext& ctx) {
     base += s.begin[d] * src[d];
     st[d] = s.step[d] * src[d];
   }
-  return strided_copy(s.out, st, base, elem_size(ctx.node, ctx.in[0].type));
+  return strided_copy(s.out, st, base, element_bytes(ctx.node, ctx.in[0].type));
 }
 
 // ---- Split / VariadicSplit -------------------------------------------------------
@@ -429,7 +423,7 @@ KernelFn prepare_split(const PrepareContext& ctx) {
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= in[d];
   for (size_t d = axis + 1; d < in.size(); ++d) inner *= in[d];
-  size_t es = elem_size(ctx.node, ctx.in[0].type);
+  size_t es = element_bytes(ctx.node, ctx.in[0].type);
   std::vector<size_t> chunk;
   for (auto& o : ctx.out) chunk.push_back((size_t)(o.shape[axis] * inner) * es);
   size_t row = (size_t)(in[axis] * inner) * es;
@@ -465,7 +459,7 @@ KernelFn prepare_tile(const PrepareContext& ctx) {
   Dims in = ctx.in[0].shape, out = ctx.out[0].shape;
   while (in.size() < out.size()) in.insert(in.begin(), 1);
   auto src = row_strides(in);
-  size_t es = elem_size(ctx.node, ctx.in[0].type);
+  size_t es = element_bytes(ctx.node, ctx.in[0].type);
   int64_t total = numel(out);
   return [in, out, src, es, total](const KernelArgs& k) {
     const char* x = static_cast<const char*>(k.in[0]->data);
@@ -510,7 +504,7 @@ KernelFn prepare_pad(const PrepareContext& ctx) {
   const Dims& out = ctx.out[0].shape;
   auto b = read_int_tensor(ctx.node, ctx.in[1], "pads_begin");
   std::string mode = ctx.node.attr_str("pad_mode");
-  size_t es = elem_size(ctx.node, ctx.in[0].type);
+  size_t es = element_bytes(ctx.node, ctx.in[0].type);
   auto src = row_strides(in);
   int64_t total = numel(out);
   bool has_value = ctx.in.size() > 3;

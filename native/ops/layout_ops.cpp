@@ -9,12 +9,6 @@
 namespace aiov {
 namespace {
 
-size_t byte_width(const Node& n, ElementType t) {
-  size_t bits = bit_width(t);
-  if (bits % 8 || bits == 0) throw NotSupported(n.describe() + ": element type " + type_name(t));
-  return bits / 8;
-}
-
 // Copies `in`, viewed with shape `view`, permuted by `perm` into dense output.
 KernelFn permuted_copy(const Dims& view, const std::vector<int>& perm, size_t es) {
   const auto src = row_strides(view);
@@ -115,7 +109,7 @@ KernelFn prepare_depth_to_space(const PrepareContext& ctx) {
     perm.push_back(2 + s + i);
     perm.push_back(bpos + i);
   }
-  return permuted_copy(view, perm, byte_width(ctx.node, ctx.in[0].type));
+  return permuted_copy(view, perm, element_bytes(ctx.node, ctx.in[0].type));
 }
 
 KernelFn prepare_space_to_depth(const PrepareContext& ctx) {
@@ -134,7 +128,7 @@ KernelFn prepare_space_to_depth(const PrepareContext& ctx) {
   for (int i = 0; i < s; ++i) perm.push_back(3 + 2 * i);
   if (blocks_first) perm.push_back(1);
   for (int i = 0; i < s; ++i) perm.push_back(2 + 2 * i);
-  return permuted_copy(view, perm, byte_width(ctx.node, ctx.in[0].type));
+  return permuted_copy(view, perm, element_bytes(ctx.node, ctx.in[0].type));
 }
 
 // ---- ReverseSequence(data, seq_lengths; batch_axis, seq_axis) ------------------------------
@@ -165,7 +159,7 @@ KernelFn prepare_reverse_sequence(const PrepareContext& ctx) {
   const int64_t ba = normalize_axis(ctx.node, ctx.node.attr_int("batch_axis"), r),
                 sa = normalize_axis(ctx.node, ctx.node.attr_int("seq_axis"), r);
   const auto st = row_strides(in);
-  const size_t es = byte_width(ctx.node, ctx.in[0].type);
+  const size_t es = element_bytes(ctx.node, ctx.in[0].type);
   const std::string who = ctx.node.describe();
   return [=](const KernelArgs& a) {
     const char* x = static_cast<const char*>(a.in[0]->data);
@@ -227,7 +221,7 @@ KernelFn prepare_one_hot(const PrepareContext& ctx) {
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= I[d];
   for (size_t d = axis; d < I.size(); ++d) inner *= I[d];
-  const size_t es = byte_width(ctx.node, ctx.in[2].type);
+  const size_t es = element_bytes(ctx.node, ctx.in[2].type);
   const bool wrap_negative = ctx.node.attr_str("negative_indices_mode") == "normalize";
   // Indices of any numeric type, as integers (fractions truncate, as ONNX casts them).
   using ReadFn = int64_t (*)(const void*, int64_t);

@@ -453,6 +453,12 @@ int64_t normalize_axis(const Node& n, int64_t axis, int64_t rank) {
   return axis < 0 ? axis + rank : axis;
 }
 
+size_t element_bytes(const Node& n, ElementType t) {
+  const size_t bits = bit_width(t);
+  if (bits % 8 || bits == 0) throw NotSupported(n.describe() + ": element type " + type_name(t));
+  return bits / 8;
+}
+
 std::vector<int64_t> row_strides(const Dims& d) {
   std::vector<int64_t> s(d.size(), 1);
   for (int i = (int)d.size() - 2; i >= 0; --i) s[i] = s[i + 1] * d[i + 1];

@@ -300,6 +300,8 @@ struct FusedOutput {
   // residual rows are `ld` floats apart.
   Epilogue at(const KernelArgs& a, int64_t ld, int64_t first = 0) const;
 };
+// Bytes per element of `t` for ops that move whole elements; sub-byte types are NotSupported.
+size_t element_bytes(const Node& n, ElementType t);
 // Element strides of a row-major shape.
 std::vector<int64_t> row_strides(const Dims& d);
 
