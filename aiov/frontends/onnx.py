@@ -539,18 +539,23 @@ def _concat(ctx):
     return ops.concat([i for i in ctx.inputs if i is not None], ctx.attr("axis"))
 
 
-@converter("Softmax")
-def _softmax(ctx):
+def _over_trailing_axes(ctx, build):
+    """Softmax, LogSoftmax and Hardmax: from opset 13 over one axis; before, over all dims from
+    `axis` (default 1) on, computed on the input flattened to 2-D at `axis`."""
     x = ctx.inputs[0]
     if ctx.opset >= 13:
-        return ops.softmax(x, ctx.attr("axis", -1))
-    # Before opset 13 Softmax normalises over all dims from `axis` on (a 2-D flattening).
+        return build(x, ctx.attr("axis", -1))
     rank = _rank(ctx, x)
     axis = ctx.attr("axis", 1)
     axis = axis + rank if axis < 0 else axis
     if axis == rank - 1:
-        return ops.softmax(x, axis)
-    return _unflatten_like(ops.softmax(_flatten_2d(x, axis), 1), x)
+        return build(x, axis)
+    return _unflatten_like(build(_flatten_2d(x, axis), 1), x)
+
+
+@converter("Softmax")
+def _softmax(ctx):
+    return _over_trailing_axes(ctx, ops.softmax)
 
 
 @converter("Constant")
@@ -1121,16 +1126,7 @@ def _arg(ctx):
 
 @converter("LogSoftmax")
 def _log_softmax(ctx):
-    x = ctx.inputs[0]
-    if ctx.opset >= 13:
-        return ops.log_softmax(x, ctx.attr("axis", -1))
-    # Before opset 13 LogSoftmax normalises over all dims from `axis` on, like Softmax.
-    rank = _rank(ctx, x)
-    axis = ctx.attr("axis", 1)
-    axis = axis + rank if axis < 0 else axis
-    if axis == rank - 1:
-        return ops.log_softmax(x, axis)
-    return _unflatten_like(ops.log_softmax(_flatten_2d(x, axis), 1), x)
+    return _over_trailing_axes(ctx, ops.log_softmax)
 
 
 @converter("Size")
@@ -1166,16 +1162,7 @@ def _cumsum(ctx):
 
 @converter("Hardmax")
 def _hardmax(ctx):
-    x = ctx.inputs[0]
-    if ctx.opset >= 13:
-        return ops.hardmax(x, ctx.attr("axis", -1))
-    # Before opset 13 Hardmax picks one element over all dims from `axis` on, like Softmax.
-    rank = _rank(ctx, x)
-    axis = ctx.attr("axis", 1)
-    axis = axis + rank if axis < 0 else axis
-    if axis == rank - 1:
-        return ops.hardmax(x, axis)
-    return _unflatten_like(ops.hardmax(_flatten_2d(x, axis), 1), x)
+    return _over_trailing_axes(ctx, ops.hardmax)
 
 
 @converter("LpNormalization")
