@@ -19,6 +19,7 @@
 #include <optional>
 #include <thread>
 
+#include "core/environment.hpp"
 #include "executor/executor.hpp"
 #include "kernels/gemm.hpp"
 #include "plan/compiled.hpp"
@@ -644,7 +645,13 @@ NB_MODULE(_core, m) {
     return names;
   });
   m.def("pass_op_names", &pass_op_names);
-  m.def("hardware_threads", &hardware_threads);
+  m.def("hardware_threads", &hardware_threads, "CPUs this process may use (affinity and cgroup quota).");
+  m.def("env_problems", &env_problems, "One message per AIOV_* variable set to a value it does not take.");
+  m.def("env_vars", [] {
+    std::vector<std::tuple<std::string, std::string>> out;
+    for (const EnvVar& v : env_vars()) out.emplace_back(v.name, v.what);
+    return out;
+  });
   m.def("default_plan_cache_bytes", &default_plan_cache_bytes);
   m.def("pool_size", [] { return default_pool().size(); });
   m.def("set_pool_size", &set_default_pool_size, "Before first use only; returns False if too late.");
@@ -768,6 +775,7 @@ NB_MODULE(_core, m) {
   nb::class_<PortHandle>(m, "CompletionPort")
       .def(nb::init<>())
       .def_prop_ro("fd", [](const PortHandle& h) { return h.port->fd(); })
+      .def_prop_ro("kind", [](const PortHandle& h) { return std::string(h.port->kind()); })
       .def("drain", [](PortHandle& h) { return h.port->drain(); })
       .def(
           "wait_drain",
