@@ -7,6 +7,7 @@ import os
 from . import _core, _properties
 from ._compiled import CompiledModel
 from ._errors import InputError
+from ._log import timed
 from ._model import Model
 
 _DEVICES = ("CPU", "AUTO")
@@ -54,7 +55,9 @@ class Core:
         (no absolute paths, '..', symbolic links or special files)."""
         from .frontends import read_model as _read
 
-        return _read(model, weights, weights_dir)
+        source = os.fspath(model) if isinstance(model, (str, os.PathLike)) else f"{type(model).__name__} model"
+        with timed(f"read_model {source}"):
+            return _read(model, weights, weights_dir)
 
     def compile_model(self, model, device_name: str = None, config: dict = None) -> CompiledModel:
         _check_device(device_name)
@@ -64,7 +67,8 @@ class Core:
             raise InputError(f"compile_model takes a Model or a path, got {type(model).__name__}")
         merged = {k: v for k, v in self._config.items()}
         merged.update(_properties.normalize(config))
-        return CompiledModel(model, merged)
+        with timed(f"compile_model {model.get_friendly_name()}", lambda: _compile_summary(model)):
+            return CompiledModel(model, merged)
 
     def query_model(self, model, device_name: str = "CPU", config=None) -> dict:
         supported = set(_core.op_types()) | {"Parameter", "Constant", "Result"}
@@ -82,6 +86,11 @@ class Core:
 
     def import_model(self, *args, **kwargs):
         raise RuntimeError("aiov does not import compiled blobs; read the model with read_model")
+
+
+def _compile_summary(model) -> str:
+    ops = sum(1 for _ in model.get_ordered_ops())
+    return f"{ops} ops, {_core.pool_size()} workers, GEMM ISA {_core.gemm_isa()}"
 
 
 def compile_model(model, device_name: str = "AUTO", config: dict = None) -> CompiledModel:
