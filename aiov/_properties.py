@@ -167,8 +167,8 @@ def optimal_requests(config: dict) -> int:
     (a second job queued behind each running one hides the Python-side overhead)."""
     workers = _core.pool_size()
     batch = config.get("OPTIMAL_BATCH_SIZE")
-    if batch:  # batching: enough jobs in flight to fill a batch per worker
-        return batch * workers
+    if batch:  # batching: a full batch per worker running and another one filling behind it
+        return 2 * batch * workers
     return workers * 2 if config.get(PERFORMANCE_HINT) != "LATENCY" else workers
 
 
