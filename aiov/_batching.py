@@ -145,6 +145,14 @@ def batch_model(model):
     return model, None
 
 
+def _compile(model, config):
+    """The batch model for the engine, with the compiled model's own options."""
+    params, outs = model._engine_graph()
+    return _core.new_compiled_model(
+        params, outs, config["INFERENCE_NUM_THREADS"], bool(config["PERF_COUNT"]), config["AIOV_PLAN_CACHE_BYTES"]
+    )
+
+
 class Batching:
     """The batching state of one compiled model: the native batcher, or why there is none."""
 
@@ -152,27 +160,16 @@ class Batching:
         self.size = size
         self.batcher = None
         self.reason = None
-        self._compiled = compiled
         model, self.reason = batch_model(compiled._model)
         if model is None:
             return
         pads = _pad_table(model, config.get(BATCH_PAD))
-        if model is compiled._model:
-            native = compiled._native
-        else:
-            params, outs = model._engine_graph()
-            native = _core.new_compiled_model(
-                params,
-                outs,
-                config["INFERENCE_NUM_THREADS"],
-                bool(config["PERF_COUNT"]),
-                config["AIOV_PLAN_CACHE_BYTES"],
-            )
         try:
-            self.batcher = _core.Batcher(native, size, int(config.get(AUTO_BATCH_TIMEOUT, DEFAULT_TIMEOUT_MS)), 0, pads)
-        except InputError as exc:
+            native = compiled._native if model is compiled._model else _compile(model, config)
+            timeout = int(config.get(AUTO_BATCH_TIMEOUT, DEFAULT_TIMEOUT_MS))
+            self.batcher = _core.Batcher(native, size, timeout, 0, pads)  # holds the batch model
+        except (InputError, RuntimeError) as exc:  # the engine cannot run it batched: jobs run alone
             self.reason = str(exc)
-        self._native = native  # the batch model: kept alive with the batcher
 
     def stats(self) -> dict:
         """``{"enabled", "max_batch", "reason", "batches", "inferences", "sizes", "retried",

@@ -1,6 +1,6 @@
 """Serving many concurrent callers: throughput and latency with and without automatic batching.
 
-    python benchmarks/serving.py [--seconds 2] [--concurrency 1,8,64,256] [--batch 32] [--bert]
+    python benchmarks/serving.py [--seconds 2] [--concurrency 1,8,64,256] [--batch 32] [--models mlp,bert]
 
 Closed loop: ``concurrency`` coroutines each await one inference of a batch-1 input after
 another for ``--seconds``. Per model and concurrency: inferences per second and p50/p99 latency
@@ -12,8 +12,8 @@ for
 * ``openvino batch``: OpenVINO's own "BATCH:CPU(N)" device through its AsyncInferQueue, each
   completion handed to the loop with ``call_soon_threadsafe`` (when installed).
 
-Models: the 784-512-512-10 MLP, and with ``--bert`` a small BERT-style encoder (2 layers,
-hidden 128, sequence 32). Printed, never asserted; the batch-size histogram of each aiov
+Models: the 784-512-512-10 MLP and a small BERT-style encoder (2 layers, hidden 128, 4 heads,
+sequence 32). Printed, never asserted; the batch-size histogram of each aiov
 batching run is printed below the table (``compiled.get_property("AIOV_BATCH_STATS")``).
 """
 
@@ -43,19 +43,16 @@ ort = try_import("onnxruntime")
 ovo = try_import("openvino")
 
 
-def models(bert: bool):
-    """(name, onnx bytes, one batch-1 feed)"""
+def models(names):
+    """[(name, onnx bytes, one batch-1 feed)] for the names asked for ("mlp", "bert")."""
     rng = np.random.default_rng(0)
-    out = [
-        (
-            "mlp 784-512-512-10",
-            model_builders.mlp((784, 512, 512, 10)).SerializeToString(),
-            {"x": rng.standard_normal((1, 784)).astype(np.float32)},
-        )
-    ]
-    if bert:
-        feeds = model_builders.bert_feeds(1, 32, 128)
-        out.append(("bert-style h128 l2 s32", model_builders.bert_encoder(128, 4, 2).SerializeToString(), feeds))
+    out = []
+    if "mlp" in names:
+        onnx_bytes = model_builders.mlp((784, 512, 512, 10)).SerializeToString()
+        out.append(("mlp 784-512-512-10", onnx_bytes, {"x": rng.standard_normal((1, 784)).astype(np.float32)}))
+    if "bert" in names:
+        onnx_bytes = model_builders.bert_encoder(128, 4, 2).SerializeToString()
+        out.append(("bert-style h128 l2 s32", onnx_bytes, model_builders.bert_feeds(1, 32, 128)))
     return out
 
 
@@ -130,7 +127,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--concurrency", default="1,8,64,256")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--bert", action="store_true", help="also the BERT-style encoder")
+    parser.add_argument("--models", default="mlp,bert", help="mlp, bert or both")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     print(f"aiov {ov.__version__}, {ov._core.pool_size()} workers; {args.seconds:.1f} s per cell; batch {args.batch}")
@@ -138,7 +135,7 @@ def main():
     print(header)
     print(f"{'':24} {'':16} " + " ".join(f"{'inf/s  p50  p99 ms':>22}" for _ in levels))
     histograms = []
-    for name, onnx_bytes, feed in models(args.bert):
+    for name, onnx_bytes, feed in models(args.models.split(",")):
         services = []
         plain, _ = aiov_service(onnx_bytes, "CPU")
         services.append(("aiov", lambda f, s=plain: s(f)))

@@ -241,24 +241,25 @@ void Batcher::end(Entry& e) {
   if (e.port) e.port->push(e.token);
 }
 
+void Batcher::count(size_t jobs, bool joined) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.members += jobs;
+  if (joined) {
+    stats_.batches += 1;
+    stats_.sizes[std::min(jobs, stats_.sizes.size() - 1)] += 1;
+  } else {
+    stats_.batches += jobs;
+    stats_.sizes[1] += jobs;
+    if (jobs > 1) stats_.retried += jobs;
+  }
+}
+
 void Batcher::run(std::vector<Entry>& batch) {
   double ms = 0;
-  bool joined = batch.size() > 1 && run_joined(batch, &ms);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (joined || batch.size() == 1) {
-      stats_.batches += 1;
-      stats_.members += batch.size();
-      stats_.sizes[std::min(batch.size(), stats_.sizes.size() - 1)] += 1;
-    } else {
-      stats_.retried += batch.size();
-      stats_.batches += batch.size();
-      stats_.members += batch.size();
-      stats_.sizes[1] += batch.size();
-    }
-  }
-  if (joined) return;
-  // One member, or a batch that failed: each runs alone, so only a faulty one fails.
+  if (batch.size() > 1 && run_joined(batch, &ms)) return;
+  // One member, or a batch that failed: each runs alone, so only a faulty one fails. Counted
+  // before any job ends: whoever sees its job end sees it in the stats.
+  count(batch.size(), false);
   for (auto& e : batch) {
     e.member->execute();
     e.member->finish();
@@ -370,6 +371,7 @@ bool Batcher::run_joined(std::vector<Entry>& batch, double* ms) {
     if ((int)spares_.size() < options_.max_in_flight) spares_.push_back(std::move(joined));
   }
   if (!ok) return false;
+  count(batch.size(), true);
   for (auto& e : batch) {
     Request& member = *e.member;
     if (member.abort_.load(std::memory_order_relaxed))

@@ -69,6 +69,8 @@ class Batcher : public std::enable_shared_from_this<Batcher> {
   void hand_on();
   void drive();
   void run(std::vector<Entry>& batch);
+  // Adds `jobs` that ran as one joined batch, or each alone (retried if there were several).
+  void count(size_t jobs, bool joined);
   bool run_joined(std::vector<Entry>& batch, double* ms);
   bool compatible(const Request& a, const Request& b) const;
   int64_t rows(const Request& r) const;
