@@ -13,8 +13,10 @@ for
   completion handed to the loop with ``call_soon_threadsafe`` (when installed).
 
 Models: the 784-512-512-10 MLP and a small BERT-style encoder (2 layers, hidden 128, 4 heads,
-sequence 32). Printed, never asserted; the batch-size histogram of each aiov
-batching run is printed below the table (``compiled.get_property("AIOV_BATCH_STATS")``).
+sequence 32). Each cell also gives the process's CPU time per inference (loop, workers and
+threads together), steadier than the rate on a machine shared with other work. Printed, never
+asserted; the batch-size histogram of each aiov batching run is printed below the table
+(``compiled.get_property("AIOV_BATCH_STATS")``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -56,8 +59,15 @@ def models(names):
     return out
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def closed_loop(infer, feed, concurrency: int, seconds: float):
-    """(inferences per second, p50 ms, p99 ms) of `concurrency` callers looping on infer(feed)."""
+    """(inferences per second, p50 ms, p99 ms, CPU us per inference) of `concurrency` callers
+    looping on infer(feed). The CPU time is the whole process's (loop, workers, threads): on a
+    machine shared with other work it tells more than the rate."""
     latencies = []
     stop = time.perf_counter() + seconds
 
@@ -69,11 +79,12 @@ async def closed_loop(infer, feed, concurrency: int, seconds: float):
 
     for _ in range(3):  # warm-up
         await infer(feed)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     await asyncio.gather(*[caller() for _ in range(concurrency)])
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     lat = np.sort(np.array(latencies)) * 1e3
-    return len(lat) / elapsed, float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+    p50, p99 = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+    return len(lat) / elapsed, p50, p99, cpu / len(lat) * 1e6
 
 
 def aiov_service(onnx_bytes, device):
@@ -131,9 +142,9 @@ def main():
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     print(f"aiov {ov.__version__}, {ov._core.pool_size()} workers; {args.seconds:.1f} s per cell; batch {args.batch}")
-    header = f"{'model':24} {'service':16} " + " ".join(f"{f'c={c}':>22}" for c in levels)
+    header = f"{'model':24} {'service':15} " + " ".join(f"{f'c={c}':>28}" for c in levels)
     print(header)
-    print(f"{'':24} {'':16} " + " ".join(f"{'inf/s  p50  p99 ms':>22}" for _ in levels))
+    print(f"{'':24} {'':15} " + " ".join(f"{'inf/s  p50  p99 ms  cpu us':>28}" for _ in levels))
     histograms = []
     for name, onnx_bytes, feed in models(args.models.split(",")):
         services = []
@@ -148,9 +159,9 @@ def main():
         for label, infer in services:
             cells = []
             for c in levels:
-                rate, p50, p99 = asyncio.run(closed_loop(infer, feed, c, args.seconds))
-                cells.append(f"{rate:9.0f} {p50:5.2f} {p99:6.2f}")
-            print(f"{name:24} {label:16} " + " ".join(f"{cell:>22}" for cell in cells), flush=True)
+                rate, p50, p99, cpu = asyncio.run(closed_loop(infer, feed, c, args.seconds))
+                cells.append(f"{rate:8.0f} {p50:6.2f} {p99:6.2f} {cpu:6.0f}")
+            print(f"{name[:24]:24} {label:15} " + " ".join(f"{cell:>28}" for cell in cells), flush=True)
         stats = sync.get_property("AIOV_BATCH_STATS")
         histograms.append((name, stats))
     for name, stats in histograms:
