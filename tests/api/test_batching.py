@@ -129,6 +129,27 @@ def test_a_bad_input_fails_only_its_caller_before_it_joins(small_mlp):
     assert compiled.get_property(STATS)["inferences"] == 6
 
 
+def test_a_job_cancelled_while_it_waits_leaves_without_running(small_mlp):
+    compiled = ov.compile_model(small_mlp, "BATCH:CPU(8)")
+    requests = [compiled.create_infer_request() for _ in range(12)]
+    busy = BusyWorkers()
+    for request in requests:
+        request.start_async(np.ones((1, 16), np.float32))
+    for request in requests[::3]:
+        request.cancel()
+    busy.wait()
+    want = ov.compile_model(small_mlp, "CPU")(np.ones((1, 16), np.float32))[0]
+    for i, request in enumerate(requests):
+        if i % 3:
+            request.wait()
+            np.testing.assert_allclose(request.get_output_tensor(0).data, want, rtol=1e-5, atol=1e-5)
+        else:
+            with pytest.raises(ov.CancelledError):
+                request.wait()
+    stats = compiled.get_property(STATS)
+    assert stats["cancelled"] == 4 and stats["inferences"] == 8
+
+
 def test_a_failed_batch_is_retried_job_by_job_so_only_the_faulty_one_fails():
     compiled = ov.compile_model(lookup_model(), "BATCH:CPU(16)")
     feeds = [np.array([[i % 10, (i + 3) % 10]], np.int64) for i in range(12)]
