@@ -258,3 +258,46 @@ def test_the_timeout_is_a_property_of_the_compiled_model(small_mlp):
         compiled.set_property({"AUTO_BATCH_TIMEOUT": -1})
     feeds = [np.ones((1, 16), np.float32)] * 12
     assert len(_queue_results(compiled, feeds)) == 12
+
+
+def test_threads_mixing_calls_jobs_cancellations_and_failures_never_wedge_it():
+    compiled = ov.compile_model(lookup_model(), "BATCH:CPU(8)", {"AUTO_BATCH_TIMEOUT": 1})
+    table = np.arange(40, dtype=np.float32).reshape(10, 4)
+    errors = []
+
+    def work(seed):
+        rng = np.random.default_rng(seed)
+        request = compiled.create_infer_request()
+        try:
+            for _ in range(300):
+                index = rng.integers(0, 10, (1, 2))
+                mode = rng.integers(0, 4)
+                if mode == 0:
+                    np.testing.assert_array_equal(compiled(index)[0], table[index])
+                elif mode == 1:  # fails while running: only this call raises
+                    with pytest.raises(InputError, match="out of range"):
+                        compiled(index + 10)
+                elif mode == 2:  # cancelled: raises, or finished first
+                    request.start_async(index)
+                    request.cancel()
+                    try:
+                        request.wait()
+                    except ov.CancelledError:
+                        continue
+                    np.testing.assert_array_equal(request.get_output_tensor(0).data, table[index])
+                else:
+                    request.start_async(index)
+                    request.wait()
+                    np.testing.assert_array_equal(request.get_output_tensor(0).data, table[index])
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "a thread is stuck"
+    assert not errors, errors[0]
+    stats = compiled.get_property(STATS)
+    assert stats["inferences"] + stats["cancelled"] == 8 * 300
