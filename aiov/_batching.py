@@ -32,6 +32,27 @@ DEFAULT_BATCH = 32  # "BATCH:CPU" or the THROUGHPUT hint without a size
 _DEVICE = re.compile(r"^BATCH:([A-Za-z]+)(?:\((\d+)\))?$")
 
 
+def batch_target(name: str, config):
+    """OpenVINO's other spelling, device "BATCH" with ``{device.priorities: "CPU(4)"}``, as
+    ``("BATCH:CPU(4)", the rest of the config)``; any other device as given."""
+    if name != "BATCH":
+        return name, config
+    from ._properties import _key, _pairs
+
+    rest, target = [], None
+    for key, value in _pairs(config):
+        if _key(key) == "MULTI_DEVICE_PRIORITIES":
+            target = str(value).rstrip(",")
+        else:
+            rest.append((key, value))
+    if target is None:
+        raise InputError(
+            "device 'BATCH' needs the device to batch on: 'BATCH:CPU(N)', or "
+            "{props.device.priorities: 'CPU(N)'} in the config"
+        )
+    return "BATCH:" + target, dict(rest)
+
+
 def parse_device(name: str):
     """``(device, batch)``: ``"BATCH:CPU(8)"`` -> ``("CPU", 8)``, ``"BATCH:CPU"`` -> ``("CPU", 0)``
     (0: aiov picks the size), anything else -> ``(name, None)``."""

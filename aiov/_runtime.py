@@ -62,6 +62,7 @@ class Core:
     def compile_model(self, model, device_name: str = None, config: dict = None) -> CompiledModel:
         """``device_name`` "BATCH:CPU(N)" (or "BATCH:CPU") batches concurrent jobs, as the
         THROUGHPUT hint does (see aiov/_batching.py and docs/async.md)."""
+        device_name, config = _batching.batch_target(device_name, config)
         _, batch = _batching.parse_device(_check_device(device_name))
         if isinstance(model, (str, os.PathLike, bytes)):
             model = self.read_model(model)

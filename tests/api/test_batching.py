@@ -56,6 +56,9 @@ def test_device_strings_name_the_batch_size(small_mlp):
     for bad in ("BATCH:GPU(2)", "BATCH:CPU(0)", "BATCH:CPU(x)", "BATCH"):
         with pytest.raises(InputError, match="BATCH"):
             ov.compile_model(small_mlp, bad)
+    # OpenVINO's other spelling: device "BATCH", the target in the device priorities.
+    spelled = ov.compile_model(small_mlp, "BATCH", {ov.properties.device.priorities: "CPU(3)"})
+    assert spelled.get_property(STATS)["max_batch"] == 3
 
 
 def test_throughput_hint_batches_unless_auto_batching_is_disallowed(small_mlp):
