@@ -174,6 +174,43 @@ def _compile(model, config):
     )
 
 
+def rows_mix(native) -> str:
+    """Why the batch model's rows influence each other, or "" (none seen, or the probe could
+    not run). A probe, not a proof: a batch of two different rows (zeros, then ones; other
+    dynamic axes 4 long) must give each row what it gives alone. Catches what the output
+    shapes cannot show, e.g. a softmax or a mean over the batch axis broadcast back."""
+    from ._types import type_from_id
+
+    def run(feeds, rows):
+        request = _core.Request(native)
+        for i, (type_id, both) in enumerate(feeds):
+            request.set_input(i, np.ascontiguousarray(both[rows]), type_id, False)
+        request.infer()
+        return request.outputs(True)
+
+    try:
+        feeds = []
+        for i in range(native.num_inputs):
+            _, type_id, shape = native.input_info(i)
+            dims = [4 if d is None or d < 0 else d for d in shape[1:]]
+            dtype = type_from_id(type_id).to_dtype()
+            feeds.append((type_id, np.stack([np.zeros(dims, dtype), np.ones(dims, dtype)])))
+        joined, first, second = run(feeds, slice(0, 2)), run(feeds, slice(0, 1)), run(feeds, slice(1, 2))
+    except Exception:  # noqa: BLE001 - inputs the model cannot take: no verdict
+        return ""
+    for j, out in enumerate(joined):
+        alone = np.concatenate([first[j], second[j]])
+        if out.shape != alone.shape:
+            return f"output {j} of a batch of 2 has shape {out.shape}, not the rows' {alone.shape}"
+        if out.dtype.kind in "fc":
+            same = np.allclose(out, alone, rtol=1e-3, atol=1e-4, equal_nan=True)
+        else:
+            same = np.array_equal(out, alone)
+        if not same:
+            return f"the rows of a batch influence each other (output {j} differs from the rows run alone)"
+    return ""
+
+
 class Batching:
     """The batching state of one compiled model: the native batcher, or why there is none."""
 
@@ -191,6 +228,10 @@ class Batching:
             self.batcher = _core.Batcher(native, size, timeout, 0, pads)  # holds the batch model
         except (InputError, RuntimeError) as exc:  # the engine cannot run it batched: jobs run alone
             self.reason = str(exc)
+            return
+        self.reason = rows_mix(native) or None
+        if self.reason is not None:
+            self.batcher = None
 
     def stats(self) -> dict:
         """``{"enabled", "max_batch", "reason", "batches", "inferences", "sizes", "retried",

@@ -304,3 +304,14 @@ def test_threads_mixing_calls_jobs_cancellations_and_failures_never_wedge_it():
     assert not errors, errors[0]
     stats = compiled.get_property(STATS)
     assert stats["inferences"] + stats["cancelled"] == 8 * 300
+
+
+def test_models_whose_rows_influence_each_other_are_not_joined():
+    x = ops.parameter([-1, 3], np.float32, name="x")
+    # Alone, a row's softmax over the batch axis is all ones and minus its batch mean all zeros.
+    for out, alone in ((ops.softmax(x, 0), 1.0), (ops.subtract(x, ops.reduce_mean(x, [0], True)), 0.0)):
+        compiled = ov.compile_model(ov.Model(out, [x]), "BATCH:CPU(4)")
+        stats = compiled.get_property(STATS)
+        assert not stats["enabled"] and "influence each other" in stats["reason"]
+        for got in _queue_results(compiled, [np.full((1, 3), i, np.float32) for i in range(6)]):
+            np.testing.assert_allclose(got[0], np.full((1, 3), alone))
