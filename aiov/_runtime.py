@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from . import _core, _properties
+from . import _batching, _core, _properties
 from ._compiled import CompiledModel
 from ._errors import InputError
 from ._log import timed
@@ -15,6 +15,9 @@ _DEVICES = ("CPU", "AUTO")
 
 def _check_device(device_name):
     name = "AUTO" if device_name is None else str(device_name)
+    if name.startswith("BATCH"):
+        _batching.parse_device(name)
+        return name
     base = name.split(":")[0].split("(")[0]
     if base not in _DEVICES and not all(part in _DEVICES for part in name.replace("AUTO:", "").split(",")):
         raise InputError(f"device {name!r} is not available: aiov runs on 'CPU' (or 'AUTO')")
@@ -60,7 +63,10 @@ class Core:
             return _read(model, weights, weights_dir)
 
     def compile_model(self, model, device_name: str = None, config: dict = None) -> CompiledModel:
-        _check_device(device_name)
+        """``device_name`` "BATCH:CPU(N)" (or "BATCH:CPU") batches concurrent jobs, as the
+        THROUGHPUT hint does (see aiov/_batching.py and docs/async.md)."""
+        device_name, config = _batching.batch_target(device_name, config)
+        _, batch = _batching.parse_device(_check_device(device_name))
         if isinstance(model, (str, os.PathLike, bytes)):
             model = self.read_model(model)
         if not isinstance(model, Model):
@@ -68,7 +74,7 @@ class Core:
         merged = {k: v for k, v in self._config.items()}
         merged.update(_properties.normalize(config))
         with timed(f"compile_model {model.get_friendly_name()}", lambda: _compile_summary(model)):
-            return CompiledModel(model, merged)
+            return CompiledModel(model, merged, batch)
 
     def query_model(self, model, device_name: str = "CPU", config=None) -> dict:
         supported = set(_core.op_types()) | {"Parameter", "Constant", "Result"}

@@ -55,3 +55,29 @@ async def settled(predicate, timeout=2.0):
         while not predicate():
             await anyio.sleep(0.005)
     return predicate()
+
+
+class BusyWorkers:
+    """Keeps every engine worker busy for a while (one long matmul-chain job per worker), so
+    that jobs started meanwhile wait together: a batching model then joins them. ``wait()``
+    ends it."""
+
+    _compiled = None
+
+    def __init__(self):
+        import numpy as np
+
+        import aiov as ov
+
+        from model_builders import heavy_model
+
+        if BusyWorkers._compiled is None:
+            BusyWorkers._compiled = ov.compile_model(heavy_model(layers=4, size=1024)[0], "CPU")
+        x = np.ones((1024, 1024), np.float32)
+        self.requests = [BusyWorkers._compiled.create_infer_request() for _ in range(ov._core.pool_size())]
+        for request in self.requests:
+            request.start_async(x)
+
+    def wait(self):
+        for request in self.requests:
+            request.wait()
