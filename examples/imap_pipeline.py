@@ -17,6 +17,12 @@ rng = np.random.default_rng(2)
 W = rng.standard_normal((3 * 32 * 32, 10)).astype(np.float32) * 0.02
 
 
+# The frames and their reference labels, made before the loop runs (numpy work of the example
+# itself, which would otherwise hold the loop).
+FRAMES = [rng.standard_normal((1, 3, 32, 32)).astype(np.float32) for _ in range(N_FRAMES)]
+EXPECTED = [int((f.reshape(1, -1) @ W).argmax()) for f in FRAMES]
+
+
 def build_model():
     frame = ops.parameter([1, 3, 32, 32], np.float32, name="frame")
     scores = ops.matmul(ops.reshape(frame, [1, 3 * 32 * 32]), ops.constant(W))
@@ -30,10 +36,8 @@ async def camera(frames):
         yield frame
 
 
-async def main():
+async def main(frames, expected):
     compiled = await aio.compile_model(build_model(), "CPU")
-    frames = [rng.standard_normal((1, 3, 32, 32)).astype(np.float32) for _ in range(N_FRAMES)]
-    expected = [int((f.reshape(1, -1) @ W).argmax()) for f in frames]
 
     # In order: the i-th result is the i-th frame's.
     labels = []
@@ -61,4 +65,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(FRAMES, EXPECTED))

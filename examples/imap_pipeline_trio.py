@@ -14,16 +14,20 @@ rng = np.random.default_rng(2)
 W = rng.standard_normal((3 * 32 * 32, 10)).astype(np.float32) * 0.02
 
 
+# The frames and their reference labels, made before the loop runs (numpy work of the example
+# itself, which would otherwise hold the loop).
+FRAMES = [rng.standard_normal((1, 3, 32, 32)).astype(np.float32) for _ in range(N_FRAMES)]
+EXPECTED = [int((f.reshape(1, -1) @ W).argmax()) for f in FRAMES]
+
+
 def build_model():
     frame = ops.parameter([1, 3, 32, 32], np.float32, name="frame")
     scores = ops.matmul(ops.reshape(frame, [1, 3 * 32 * 32]), ops.constant(W))
     return ov.Model(ops.softmax(scores, axis=1), [frame], "classifier")
 
 
-async def main():
+async def main(frames, expected):
     compiled = await aio.compile_model(build_model(), "CPU")
-    frames = [rng.standard_normal((1, 3, 32, 32)).astype(np.float32) for _ in range(N_FRAMES)]
-    expected = [int((f.reshape(1, -1) @ W).argmax()) for f in frames]
     frame_send, frame_receive = trio.open_memory_channel(4)
     label_send, label_receive = trio.open_memory_channel(16)
     labels = []
@@ -60,4 +64,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    trio.run(main)
+    trio.run(main, FRAMES, EXPECTED)
