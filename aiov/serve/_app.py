@@ -7,11 +7,13 @@ cancels the inference when it comes (the native job stops at its next node)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 
 import anyio
 import anyio.to_thread
+import sniffio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -44,7 +46,7 @@ class _Server:
         if served.name in self.models:
             raise ValueError(f"two models are named {served.name!r}")
         self.models[served.name] = served
-        self.metrics.add_model(served)
+        served.metrics = self.metrics.add_model(served)
 
     def model(self, request) -> ServedModel:
         name = request.path_params["name"]
@@ -79,9 +81,8 @@ class _Server:
     # ---- inference ----
     async def infer(self, request: Request):
         served = self.model(request)
-        m = self.metrics
-        name = served.name
-        m.infer_requests.labels(name).inc()
+        m = served.metrics
+        m.requests.inc()
         started = time.perf_counter()
         try:
             body = await self._read_body(request)
@@ -89,27 +90,27 @@ class _Server:
             feeds, chosen, response = decoded
             first = feeds.get(0)
             if first is not None and first.ndim:
-                m.request_batch.labels(name).observe(first.shape[0])
+                m.request_batch.observe(first.shape[0])
             finished, results = await self._run(served, feeds, request.receive)
             if not finished:
-                m.infer_failures.labels(name, "cancelled").inc()
+                m.failures["cancelled"].inc()
                 return Response(status_code=_CLIENT_CLOSED)
             content, json_length = await self._offload(
                 sum(r.nbytes for r in results.values()), encode_response, response, results, chosen
             )
         except ClientDisconnect:
-            m.infer_failures.labels(name, "cancelled").inc()
+            m.failures["cancelled"].inc()
             return Response(status_code=_CLIENT_CLOSED)
         except ProtocolError as e:
-            m.infer_failures.labels(name, "too_large" if e.status == 413 else "bad_request").inc()
+            m.failures["too_large" if e.status == 413 else "bad_request"].inc()
             raise
         except InputError as e:  # the engine's own check of the inputs (e.g. a dim out of bounds)
-            m.infer_failures.labels(name, "bad_request").inc()
-            raise ProtocolError(f"model {name!r}: {e}") from e
+            m.failures["bad_request"].inc()
+            raise ProtocolError(f"model {served.name!r}: {e}") from e
         except Exception as e:
-            m.infer_failures.labels(name, "error").inc()
-            raise ProtocolError(f"model {name!r} failed: {type(e).__name__}: {e}", 500) from e
-        m.request_latency.labels(name).observe(time.perf_counter() - started)
+            m.failures["error"].inc()
+            raise ProtocolError(f"model {served.name!r} failed: {type(e).__name__}: {e}", 500) from e
+        m.request_latency.observe(time.perf_counter() - started)
         if json_length is None:
             return Response(content, media_type="application/json")
         return Response(
@@ -139,38 +140,75 @@ class _Server:
     async def _run(self, served, feeds, receive):
         """``(True, results)``, or ``(False, None)`` if the client disconnected first (the
         inference is then cancelled)."""
-        m = self.metrics
-        name = served.name
-        outcome = {}
+        m = served.metrics
+        cap = served.compiled.max_requests
         served.in_flight += 1
-        m.in_flight.labels(name).inc()
-        m.queue_depth.labels(name).set(max(0, served.in_flight - served.compiled.max_requests))
+        m.in_flight.inc()
+        m.queue_depth.set(max(0, served.in_flight - cap))
         started = time.perf_counter()
         try:
-            async with anyio.create_task_group() as tg:
-
-                async def watch_disconnect():
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    outcome["disconnected"] = True
-                    tg.cancel_scope.cancel()
-
-                tg.start_soon(watch_disconnect)
-                try:
-                    outcome["results"] = await served.compiled(feeds)
-                except Exception as e:  # raised below, outside the task group (no ExceptionGroup)
-                    outcome["error"] = e
-                tg.cancel_scope.cancel()
+            if sniffio.current_async_library() == "asyncio":
+                outcome = await _until_disconnect_asyncio(served.compiled, feeds, receive)
+            else:
+                outcome = await _until_disconnect_anyio(served.compiled, feeds, receive)
         finally:
             served.in_flight -= 1
-            m.in_flight.labels(name).dec()
-            m.queue_depth.labels(name).set(max(0, served.in_flight - served.compiled.max_requests))
-        if "error" in outcome:
-            raise outcome["error"]
-        if "results" not in outcome:
-            return False, None
-        m.compute_latency.labels(name).observe(time.perf_counter() - started)
-        return True, outcome["results"]
+            m.in_flight.dec()
+            m.queue_depth.set(max(0, served.in_flight - cap))
+        if outcome[0]:
+            m.compute_latency.observe(time.perf_counter() - started)
+        return outcome
+
+
+async def _wait_disconnect(receive):
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _until_disconnect_asyncio(compiled, feeds, receive):
+    """``(True, await compiled(feeds))``, or ``(False, None)`` when the client disconnects
+    first: a watcher task cancels this one (cheaper than a task group, on the hot path)."""
+    task = asyncio.current_task()
+    disconnected = []
+
+    async def watch():
+        await _wait_disconnect(receive)
+        disconnected.append(True)
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return True, await compiled(feeds)
+    except asyncio.CancelledError:
+        if not disconnected:
+            raise
+        if hasattr(task, "uncancel"):  # Python >= 3.11: this cancellation is handled
+            task.uncancel()
+        return False, None
+    finally:
+        watcher.cancel()
+
+
+async def _until_disconnect_anyio(compiled, feeds, receive):
+    """As ``_until_disconnect_asyncio``, on any backend anyio runs."""
+    outcome = {}
+    async with anyio.create_task_group() as tg:
+
+        async def watch():
+            await _wait_disconnect(receive)
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        try:
+            outcome["results"] = await compiled(feeds)
+        except Exception as e:  # raised below, outside the task group (no ExceptionGroup)
+            outcome["error"] = e
+        tg.cancel_scope.cancel()
+    if "error" in outcome:
+        raise outcome["error"]
+    if "results" not in outcome:
+        return False, None
+    return True, outcome["results"]
 
 
 def _decode(served, body, header_length):

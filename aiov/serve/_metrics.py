@@ -67,12 +67,26 @@ class Metrics:
         self._models = {}
         r.register(_ReportedProperties(self._models))
 
-    def add_model(self, served):
+    def add_model(self, served) -> "ModelMetrics":
+        """The model's labelled metrics (looked up once: a ``labels()`` call per update costs)."""
         self._models[served.name] = served
-        for reason in ("bad_request", "too_large", "cancelled", "error"):
-            self.infer_failures.labels(served.name, reason)  # present at 0 from the start
-        self.in_flight.labels(served.name)
-        self.queue_depth.labels(served.name)
+        return ModelMetrics(self, served.name)
+
+
+class ModelMetrics:
+    """One model's children of the server's metrics."""
+
+    def __init__(self, metrics, name):
+        self.requests = metrics.infer_requests.labels(name)
+        self.failures = {
+            reason: metrics.infer_failures.labels(name, reason)  # present at 0 from the start
+            for reason in ("bad_request", "too_large", "cancelled", "error")
+        }
+        self.request_latency = metrics.request_latency.labels(name)
+        self.compute_latency = metrics.compute_latency.labels(name)
+        self.in_flight = metrics.in_flight.labels(name)
+        self.queue_depth = metrics.queue_depth.labels(name)
+        self.request_batch = metrics.request_batch.labels(name)
 
 
 class _ReportedProperties:

@@ -42,6 +42,7 @@ class ServedModel:
             p = Port(port, i, "output")
             self.outputs[p.name] = p
         self.in_flight = 0  # awaited inferences, for the queue-depth gauge
+        self.metrics = None  # its metrics, once a server serves it
 
     def metadata(self) -> dict:
         return {
