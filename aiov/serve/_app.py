@@ -147,10 +147,7 @@ class _Server:
         m.queue_depth.set(max(0, served.in_flight - cap))
         started = time.perf_counter()
         try:
-            if sniffio.current_async_library() == "asyncio":
-                outcome = await _until_disconnect_asyncio(served.compiled, feeds, receive)
-            else:
-                outcome = await _until_disconnect_anyio(served.compiled, feeds, receive)
+            outcome = await until_disconnect(served.compiled, feeds, receive)
         finally:
             served.in_flight -= 1
             m.in_flight.dec()
@@ -160,14 +157,22 @@ class _Server:
         return outcome
 
 
+async def until_disconnect(compiled, feeds, receive):
+    """``(True, await compiled(feeds))``, or ``(False, None)`` when ``receive`` (the request's
+    ASGI receive, its body already read) reports the client's disconnect first; the inference
+    is then cancelled. A cancellation from elsewhere propagates."""
+    if sniffio.current_async_library() == "asyncio":
+        return await _until_disconnect_asyncio(compiled, feeds, receive)
+    return await _until_disconnect_anyio(compiled, feeds, receive)
+
+
 async def _wait_disconnect(receive):
     while (await receive())["type"] != "http.disconnect":
         pass
 
 
 async def _until_disconnect_asyncio(compiled, feeds, receive):
-    """``(True, await compiled(feeds))``, or ``(False, None)`` when the client disconnects
-    first: a watcher task cancels this one (cheaper than a task group, on the hot path)."""
+    """A watcher task cancels this one on disconnect (cheaper than a task group: hot path)."""
     task = asyncio.current_task()
     disconnected = []
 
@@ -190,7 +195,7 @@ async def _until_disconnect_asyncio(compiled, feeds, receive):
 
 
 async def _until_disconnect_anyio(compiled, feeds, receive):
-    """As ``_until_disconnect_asyncio``, on any backend anyio runs."""
+    """The same on any backend anyio runs (trio, under an ASGI server such as hypercorn)."""
     outcome = {}
     async with anyio.create_task_group() as tg:
 

@@ -438,3 +438,65 @@ def test_queue_depth_counts_callers_waiting_for_a_request(server):
     assert codes == [200] * n
     assert cap < n and max(seen) > 0
     assert metric(url, "aiov_infer_queue_depth", model="slow") == 0
+
+
+def test_many_clients_vanishing_at_random_points_wedge_nothing(server):
+    """Clients that leave while sending, while their job runs, or while the answer is being
+    read, mixed with clients that stay: the ones that stay get right answers, nothing stays in
+    flight, and the model's pool is whole afterwards."""
+    url = server.url
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((256, SLOW_SIZE)).astype(np.float32)
+    body, headers = binary_request([("x", x)], parameters={"binary_data_output": True})
+    before = metric(url, "aiov_infer_failures_total", model="slow", reason="cancelled")
+    socks = []
+    for i in range(40):
+        mode = i % 4
+        sock = _raw_post(url, "/v2/models/slow/infer", body, headers, send_all=mode != 0)
+        if mode in (0, 1):
+            sock.close()  # gone while sending, or right after sending
+        elif mode == 2:
+            socks.append(("read_some", sock))
+        else:
+            socks.append(("stay", sock))
+    expected = server.direct["slow"](x)[0]
+    for mode, sock in socks:
+        sock.settimeout(300)
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed a connection whose client stayed"
+            reply += chunk
+        if mode == "read_some":
+            sock.close()  # gone while the answer is being read
+            continue
+        head, _, rest = reply.partition(b"\r\n\r\n")
+        length = int([h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")][0].split(b":")[1])
+        while len(rest) < length:
+            rest += sock.recv(1 << 20)
+        sock.close()
+        assert head.startswith(b"HTTP/1.1 200"), head
+        n = int(
+            [h for h in head.split(b"\r\n") if h.lower().startswith(b"inference-header-content-length:")][0].split(
+                b":"
+            )[1]
+        )
+        got = np.frombuffer(rest[n:], np.float32) if rest[n:] else None
+        out = json.loads(rest[:n])["outputs"][0]
+        data = (
+            got.reshape(out["shape"]) if got is not None else np.asarray(out["data"], np.float32).reshape(out["shape"])
+        )
+        np.testing.assert_allclose(data, expected, rtol=1e-4, atol=1e-4)
+    wait_for(lambda: metric(url, "aiov_infer_in_flight", model="slow") == 0, "nothing in flight")
+    assert metric(url, "aiov_infer_failures_total", model="slow", reason="cancelled") > before
+    cap = server.app.state.aiov.models["slow"].compiled.max_requests
+    small, small_headers = binary_request([("x", np.ones((1, SLOW_SIZE), np.float32))])
+
+    async def after():
+        async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+            responses = await asyncio.gather(
+                *(client.post("/v2/models/slow/infer", content=small, headers=small_headers) for _ in range(2 * cap))
+            )
+        return [r.status_code for r in responses]
+
+    assert asyncio.run(after()) == [200] * (2 * cap)
