@@ -60,6 +60,10 @@ def datatype_of(element_type) -> str:
     return _DATATYPES.get(element_type.get_type_name(), element_type.get_type_name().upper())
 
 
+def port_datatype(dtype) -> str:
+    return _BY_NUMPY[dtype.newbyteorder("=")]
+
+
 def datatype_of_array(array: np.ndarray) -> str:
     name = _BY_NUMPY.get(array.dtype.newbyteorder("="))
     if name is None:
@@ -111,7 +115,7 @@ def split_body(body: bytes, header_length):
         json_part, binary = body[:n], memoryview(body)[n:]
     try:
         request = json.loads(json_part)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nesting deeper than the parser goes
         raise ProtocolError(f"the request is not a JSON object: {e}") from None
     if not isinstance(request, dict):
         raise ProtocolError(f"the request must be a JSON object, got {type(request).__name__}")
@@ -149,19 +153,17 @@ def _from_json(data, dtype, shape, where):
         raise ProtocolError(f"{where}: shape {shape} holds {count} elements, 'data' has {array.size}")
     if count:
         kind = array.dtype.kind
-        if dtype.kind == "b":
-            ok = kind == "b"
-        elif dtype.kind in "iu":
-            ok = kind in "iu"
-            if ok:
-                info = np.iinfo(dtype)
-                if array.min() < info.min or array.max() > info.max:
-                    raise ProtocolError(f"{where}: values must lie in [{info.min}, {info.max}] for {dtype.name}")
-        else:
-            ok = kind in "iuf"
-        if not ok:
-            wanted = {"b": "true/false", "i": "integers", "u": "integers"}.get(dtype.kind, "numbers")
-            raise ProtocolError(f"{where}: 'data' must hold {wanted}, got {array.dtype} values")
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            # Python ints beyond int64 make numpy pick float64 or object: out of range either way.
+            if kind not in "iu" or array.min() < info.min or array.max() > info.max:
+                raise ProtocolError(
+                    f"{where}: 'data' must hold integers in [{info.min}, {info.max}] for {port_datatype(dtype)}"
+                )
+        elif dtype.kind == "b" and kind != "b":
+            raise ProtocolError(f"{where}: 'data' must hold true/false, got {array.dtype} values")
+        elif dtype.kind == "f" and kind not in "iuf":
+            raise ProtocolError(f"{where}: 'data' must hold numbers, got {array.dtype} values")
     return array.astype(dtype, copy=False).reshape(shape)
 
 

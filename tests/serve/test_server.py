@@ -19,6 +19,19 @@ from model_builders import add_model, failing_model, two_output_model
 MAX_BODY = 4 << 20
 
 
+def typed_model():
+    """INT64, BOOL and FP16 in and out: a[4] * 2, not b[4], h[2] + h."""
+    import aiov.opset13 as ops
+
+    a = ops.parameter([4], np.int64, name="a")
+    b = ops.parameter([4], np.bool_, name="b")
+    h = ops.parameter([2], np.float16, name="h")
+    model = ov.Model([ops.multiply(a, ops.constant(np.int64(2))), ops.logical_not(b), ops.add(h, h)], [a, b, h])
+    for output, name in zip(model.outputs, ("twice", "negated", "hh")):
+        output.tensor.set_names({name})
+    return model
+
+
 @pytest.fixture(scope="module")
 def server(model_files):
     direct = {name: ov.compile_model(path) for name, path in model_files.items()}
@@ -29,6 +42,7 @@ def server(model_files):
             "two": two_output_model(),  # an aiov.Model
             "add": ov.compile_model(add_model()),  # a compiled model, served as is
             "fail": failing_model(),
+            "types": typed_model(),
         },
         max_body_bytes=MAX_BODY,
         offload_bytes=64 << 10,  # larger bodies are decoded and encoded in a worker thread
@@ -52,7 +66,7 @@ def binary_request(inputs, outputs=None, parameters=None):
             {
                 "name": name,
                 "shape": list(a.shape),
-                "datatype": {np.float32: "FP32", np.int64: "INT64"}[a.dtype.type],
+                "datatype": {np.float32: "FP32", np.int64: "INT64", np.bool_: "BOOL", np.float16: "FP16"}[a.dtype.type],
                 "parameters": {"binary_data_size": a.nbytes},
             }
             for name, a in inputs
@@ -74,7 +88,7 @@ def parse_response(response):
     head = json.loads(content[: int(length)] if length is not None else content)
     binary = memoryview(content)[int(length) :] if length is not None else b""
     arrays, offset = {}, 0
-    dtypes = {"FP32": np.float32, "INT64": np.int64, "BOOL": np.bool_}
+    dtypes = {"FP32": np.float32, "INT64": np.int64, "BOOL": np.bool_, "FP16": np.float16}
     for out in head["outputs"]:
         dtype = dtypes[out["datatype"]]
         size = (out.get("parameters") or {}).get("binary_data_size")
@@ -186,6 +200,49 @@ def test_binary_per_output_and_json_mixed(server):
     np.testing.assert_array_equal(arrays["double"], x * 2)
 
 
+TYPED = {
+    "a": np.array([-3, 0, 5, 2**40], np.int64),
+    "b": np.array([True, False, False, True]),
+    "h": np.array([0.5, -1.25], np.float16),
+}
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_int64_bool_and_fp16_tensors(server, binary):
+    if binary:
+        body, headers = binary_request(list(TYPED.items()), parameters={"binary_data_output": True})
+        response = server.post("/v2/models/types/infer", content=body, headers=headers)
+    else:
+        datatypes = {"a": "INT64", "b": "BOOL", "h": "FP16"}
+        response = server.post(
+            "/v2/models/types/infer", json={"inputs": [json_input(k, v, datatypes[k]) for k, v in TYPED.items()]}
+        )
+    assert response.status_code == 200, response.text
+    head, arrays = parse_response(response)
+    assert [o["datatype"] for o in head["outputs"]] == ["INT64", "BOOL", "FP16"]
+    np.testing.assert_array_equal(arrays["twice"], TYPED["a"] * 2)
+    np.testing.assert_array_equal(arrays["negated"], ~TYPED["b"])
+    np.testing.assert_array_equal(arrays["hh"], TYPED["h"] * 2)
+
+
+@pytest.mark.parametrize(
+    "name, data, wanted",
+    [
+        ("a", [1, 2, 3, 2**63], "must hold integers in [-9223372036854775808, 9223372036854775807] for INT64"),
+        ("a", [1.0, 2.0, 3.0, 4.5], "must hold integers in"),
+        ("a", [1, 2, 3, -(2**64)], "must hold integers in"),
+        ("b", [1, 0, 1, 0], "must hold true/false"),
+    ],
+)
+def test_values_that_do_not_fit_the_datatype_are_400(server, name, data, wanted):
+    datatypes = {"a": "INT64", "b": "BOOL", "h": "FP16"}
+    inputs = [json_input(k, v, datatypes[k]) for k, v in TYPED.items()]
+    inputs[list(TYPED).index(name)]["data"] = data
+    response = server.post("/v2/models/types/infer", json={"inputs": inputs})
+    assert response.status_code == 400, response.text
+    assert f"input '{name}'" in response.json()["error"] and wanted in response.json()["error"]
+
+
 def test_binary_and_json_inputs_mixed_in_one_request(server):
     a = np.arange(8, dtype=np.float32)
     b = np.full(8, 0.5, np.float32)
@@ -255,10 +312,16 @@ def _x(**changes):
         ({**_x(), "outputs": [{"name": "triple"}]}, ["no output 'triple'", "['double', 'plus_one']"]),
         ({**_x(), "parameters": {"binary_data_output": "yes"}}, ["binary_data_output must be true or false"]),
         ([1, 2], ["must be a JSON object"]),
+        (b"{'inputs': []}", ["not a JSON object"]),
+        (b"[" * 100000 + b"]" * 100000, ["not a JSON object"]),
+        (b"\xff\xfe", ["not a JSON object"]),
     ],
 )
 def test_bad_tensors_are_400_naming_what_is_wrong(server, body, wanted):
-    response = server.post("/v2/models/two/infer", json=body)
+    if isinstance(body, bytes):
+        response = server.post("/v2/models/two/infer", content=body)
+    else:
+        response = server.post("/v2/models/two/infer", json=body)
     assert response.status_code == 400, response.text
     message = response.json()["error"]
     for part in wanted:
