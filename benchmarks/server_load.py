@@ -2,7 +2,7 @@
 hand-written FastAPI app (what users write today: parse the JSON, ``await compiled(x)``,
 return JSON), each in its own process, driven by one load generator at a fixed concurrency.
 
-    python benchmarks/server_load.py [--seconds 10] [--concurrency 64] [--rows 1]
+    python benchmarks/server_load.py [--seconds 15] [--rounds 3] [--concurrency 64] [--rows 1]
 
 The load generator keeps ``concurrency`` keep-alive HTTP/1.1 connections busy (a minimal
 client on asyncio streams, so the client costs little next to the servers) with the same v2
@@ -172,7 +172,8 @@ def batching_supported():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=15.0, help="load time per server, over all rounds")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rows", type=int, default=1, help="rows per request (the input's first dim)")
     parser.add_argument("--batch", type=int, default=16, help="--batch of the batching row (when supported)")
@@ -200,29 +201,44 @@ def main():
         setups.append(("aiov serve --batch (BATCH:CPU not available)", None, False))
     setups.append(("FastAPI by hand, JSON", [sys.executable, "-c", FASTAPI_APP, path], False))
 
-    print(f"server load: MLP {'-'.join(map(str, SIZES))}, {args.rows} row(s) per request, ")
+    print(f"server load: MLP {'-'.join(map(str, SIZES))}, {args.rows} row(s) per request, concurrency ")
     print(
-        f"concurrency {args.concurrency}, {args.seconds:.0f} s per row; aiov {aiov.__version__}, cpus={os.cpu_count()}"
+        f"{args.concurrency}, {args.rounds} rounds of {args.seconds / args.rounds:.1f} s per server, interleaved; "
+        f"aiov {aiov.__version__}, cpus={os.cpu_count()}"
     )
+    # Every server runs for the whole measurement (idle ones cost nothing) and the rounds
+    # alternate between them, so a change in the machine's load hits every row alike.
+    running = []
+    try:
+        for label, cmd, binary in setups:
+            if cmd is None:
+                running.append((label, None, None, None))
+                continue
+            port = free_port()
+            cmd = [*cmd, str(port)] if cmd[1] == "-c" else [*cmd, "--port", str(port)]
+            running.append((label, start(cmd, port), infer_request(port, x, binary), port))
+        results = {label: [] for label, *_ in running}
+        for _ in range(args.rounds):
+            for label, proc, request, *port in running:
+                if proc is not None:
+                    results[label].append(
+                        asyncio.run(load(port[0], request, args.concurrency, args.seconds / args.rounds))
+                    )
+    finally:
+        for _, proc, *_ in running:
+            if proc is not None:
+                stop(proc)
     rows = []
-    for label, cmd, binary in setups:
-        if cmd is None:
+    for label, runs in results.items():
+        if not runs:
             rows.append([label, "n/a", "n/a", "n/a", ""])
             continue
-        port = free_port()
-        if cmd[1] == "-c":
-            cmd = [*cmd, str(port)]
-        else:
-            cmd = [*cmd, "--port", str(port)]
-        proc = start(cmd, port)
-        try:
-            rps, p50, p99, errors = asyncio.run(
-                load(port, infer_request(port, x, binary), args.concurrency, args.seconds)
-            )
-        finally:
-            stop(proc)
+        rps = statistics.median(r[0] for r in runs)
+        p50 = statistics.median(r[1] for r in runs)
+        p99 = statistics.median(r[2] for r in runs)
+        errors = sum(r[3] for r in runs)
         rows.append([label, f"{rps:,.0f} req/s", f"{p50:.2f} ms", f"{p99:.2f} ms", str(errors) if errors else ""])
-    print_table(["server", "throughput", "p50", "p99", "errors"], rows)
+    print_table(["server (median of rounds)", "throughput", "p50", "p99", "errors"], rows)
 
 
 if __name__ == "__main__":

@@ -279,7 +279,9 @@ def create_app(
             yield
         finally:
             server.ready = False
-            for served in server.models.values():
+            models = list(server.models.values())
+            server.models.clear()  # the app may be started again (its lifespan run anew)
+            for served in models:
                 if served.owned:
                     await served.compiled.aclose()
 

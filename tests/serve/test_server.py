@@ -563,3 +563,15 @@ def test_many_clients_vanishing_at_random_points_wedge_nothing(server):
         return [r.status_code for r in responses]
 
     assert asyncio.run(after()) == [200] * (2 * cap)
+
+
+def test_an_app_can_be_started_again_after_shutdown():
+    """Its lifespan compiles the models anew on each start and closes them at each stop."""
+    app = create_app({"add": add_model()})
+    a = np.arange(8, dtype=np.float32)
+    body = {"inputs": [json_input("input_0", a), json_input("input_1", a)]}
+    for _ in range(2):
+        with serving(app) as url:
+            response = httpx.post(url + "/v2/models/add/infer", json=body, timeout=60)
+            np.testing.assert_array_equal(parse_response(response)[1]["result_0"], a * 2)
+    assert app.state.aiov.models == {}
