@@ -481,7 +481,7 @@ def test_queue_depth_counts_callers_waiting_for_a_request(server):
     shows it while they wait."""
     url = server.url
     cap = server.app.state.aiov.models["slow"].compiled.max_requests
-    body, headers = _slow_request(batch=32)
+    body, headers = _slow_request(batch=128)  # long enough that the excess waits while sampled
     n = 0
     seen = []
 
