@@ -5,7 +5,7 @@ a route label only for the server's route templates."""
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -16,6 +16,14 @@ _REPORTED_PROPERTIES = {
     "OPTIMAL_BATCH_SIZE": "aiov_model_optimal_batch_size",
     "MAX_BATCH_SIZE": "aiov_model_max_batch_size",
     "AUTO_BATCH_TIMEOUT": "aiov_model_auto_batch_timeout_ms",
+}
+# aiov's automatic batching reports what its batcher did as a dict under this property.
+BATCH_STATS = "AIOV_BATCH_STATS"
+_BATCH_COUNTERS = {
+    "batches": ("aiov_batch_inferences", "Inferences the batcher ran (a job run alone counts as one)"),
+    "inferences": ("aiov_batch_jobs", "Jobs the batcher ran"),
+    "retried": ("aiov_batch_retried_jobs", "Jobs run again alone after their batch failed"),
+    "cancelled": ("aiov_batch_cancelled_jobs", "Jobs cancelled while waiting to join a batch"),
 }
 
 
@@ -100,16 +108,48 @@ class _ReportedProperties:
 
     def collect(self):
         families = {}
+
+        def family(metric, kind, doc, labels=("model",)):
+            if metric not in families:
+                families[metric] = kind(metric, doc, labels=list(labels))
+            return families[metric]
+
         for name, served in list(self._models.items()):
             for key, metric in _REPORTED_PROPERTIES.items():
                 try:
                     value = float(served.compiled.get_property(key))
                 except Exception:  # not reported by this model (or not a number)
                     continue
-                family = families.get(metric)
-                if family is None:
-                    family = families[metric] = GaugeMetricFamily(
-                        metric, f"The model's {key} property", labels=["model"]
-                    )
-                family.add_metric([name], value)
+                family(metric, GaugeMetricFamily, f"The model's {key} property").add_metric([name], value)
+            try:
+                stats = served.compiled.get_property(BATCH_STATS)
+            except Exception:  # an aiov without automatic batching
+                continue
+            if isinstance(stats, dict):
+                _add_batch_stats(family, name, stats)
         return list(families.values())
+
+
+def _add_batch_stats(family, name, stats):
+    """The batcher's counters, and its batch sizes ({jobs in a batch: batches}) as a histogram."""
+    enabled = family("aiov_batch_enabled", GaugeMetricFamily, "1 if the model's jobs are batched")
+    enabled.add_metric([name], 1.0 if stats.get("enabled") else 0.0)
+    for key, (metric, doc) in _BATCH_COUNTERS.items():
+        value = stats.get(key)
+        if isinstance(value, (int, float)):
+            family(metric, CounterMetricFamily, doc).add_metric([name], float(value))
+    sizes = stats.get("sizes")
+    if not isinstance(sizes, dict):
+        return
+    try:
+        sizes = sorted((int(size), int(count)) for size, count in sizes.items())
+    except (TypeError, ValueError):
+        return
+    bounds = sorted({1 << i for i in range(max(1, int(stats.get("max_batch") or 1)).bit_length() + 1)})
+    buckets, total = [], 0
+    for bound in bounds:
+        buckets.append((str(float(bound)), sum(count for size, count in sizes if size <= bound)))
+    total = sum(count for _, count in sizes)
+    buckets.append(("+Inf", total))
+    histogram = family("aiov_batch_size", HistogramMetricFamily, "Jobs per inference the batcher ran")
+    histogram.add_metric([name], buckets, sum_value=float(sum(size * count for size, count in sizes)))
