@@ -145,5 +145,14 @@ def test_batching_server_answers_concurrent_clients(model_files, server_process)
     for x, got in zip(inputs, asyncio.run(main())):
         np.testing.assert_allclose(got, compiled(x)[0], rtol=1e-5, atol=1e-5)
     assert metric(server.url, "aiov_infer_requests_total", model="mlp") == len(inputs)
+    # The batcher's own account, exported from AIOV_BATCH_STATS: every job ran, in batches of <= 8.
+    assert metric(server.url, "aiov_batch_enabled", model="mlp") == 1
+    assert metric(server.url, "aiov_batch_jobs_total", model="mlp") == len(inputs)
+    assert metric(server.url, "aiov_batch_size_count", model="mlp") == metric(
+        server.url, "aiov_batch_inferences_total", model="mlp"
+    )
+    assert metric(server.url, "aiov_batch_size_bucket", model="mlp", le="8.0") == metric(
+        server.url, "aiov_batch_size_count", model="mlp"
+    )
     code, out = server.stop()
     assert code in STOPPED, out
