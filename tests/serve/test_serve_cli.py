@@ -15,6 +15,7 @@ import pytest
 import aiov as ov
 
 from conftest import SLOW_SIZE, batching_supported, metric, wait_for
+from model_builders import two_output_model
 
 # Exit statuses after SIGTERM: uvicorn >= 0.29 re-raises the signal once it has shut down cleanly.
 STOPPED = (0, -signal.SIGTERM)
@@ -24,9 +25,11 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "aiov", "serve", *args], capture_output=True, text=True, timeout=120)
 
 
-def _binary_infer(url, model, x, timeout=300):
+def _binary_infer(url, model, x, timeout=300, output=None):
+    """The first output (or ``output``) of ``model`` on ``x``, both ways binary."""
     head = json.dumps(
         {
+            **({"outputs": [{"name": output}]} if output else {}),
             "inputs": [
                 {"name": "x", "shape": list(x.shape), "datatype": "FP32", "parameters": {"binary_data_size": x.nbytes}}
             ],
@@ -45,9 +48,13 @@ def _binary_infer(url, model, x, timeout=300):
     return np.frombuffer(response.content[n:], np.float32).reshape(out["shape"])
 
 
-def test_serves_several_models_named_by_stem_or_name(model_files, server_process):
-    server = server_process(model_files["mlp"], f"chain={model_files['slow']}")
+def test_serves_several_models_named_by_stem_or_name(model_files, server_process, tmp_path):
+    ir = str(tmp_path / "two.xml")
+    ov.save_model(two_output_model(), ir)  # an OpenVINO IR file (.xml + .bin)
+    server = server_process(model_files["mlp"], f"chain={model_files['slow']}", ir)
     server.wait_ready()
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(_binary_infer(server.url, "two", x, output="double"), x * 2)
     assert httpx.get(server.url + "/v2/models/mlp").json()["inputs"][0]["shape"] == [-1, 16]
     assert httpx.get(server.url + "/v2/models/chain/ready").status_code == 200
     assert httpx.get(server.url + "/v2/models/slow").status_code == 404
@@ -57,7 +64,7 @@ def test_serves_several_models_named_by_stem_or_name(model_files, server_process
     )
     code, out = server.stop()
     assert code in STOPPED, out
-    assert "model 'mlp'" in out and "model 'chain'" in out
+    assert "model 'mlp'" in out and "model 'chain'" in out and "model 'two'" in out
 
 
 @pytest.mark.parametrize(
