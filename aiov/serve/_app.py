@@ -166,9 +166,15 @@ async def until_disconnect(compiled, feeds, receive):
     return await _until_disconnect_anyio(compiled, feeds, receive)
 
 
-async def _wait_disconnect(receive):
-    while (await receive())["type"] != "http.disconnect":
-        pass
+async def _wait_disconnect(receive) -> bool:
+    """True once the client has disconnected; False if the server's receive failed (then
+    nothing is known, and the inference is left to finish)."""
+    try:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+    except Exception:
+        return False
+    return True
 
 
 async def _until_disconnect_asyncio(compiled, feeds, receive):
@@ -177,9 +183,9 @@ async def _until_disconnect_asyncio(compiled, feeds, receive):
     disconnected = []
 
     async def watch():
-        await _wait_disconnect(receive)
-        disconnected.append(True)
-        task.cancel()
+        if await _wait_disconnect(receive):
+            disconnected.append(True)
+            task.cancel()
 
     watcher = asyncio.ensure_future(watch())
     try:
@@ -200,8 +206,8 @@ async def _until_disconnect_anyio(compiled, feeds, receive):
     async with anyio.create_task_group() as tg:
 
         async def watch():
-            await _wait_disconnect(receive)
-            tg.cancel_scope.cancel()
+            if await _wait_disconnect(receive):
+                tg.cancel_scope.cancel()
 
         tg.start_soon(watch)
         try:

@@ -71,3 +71,15 @@ async def test_a_cancellation_from_elsewhere_propagates(anyio_backend, slow):
                 reached.append(True)
         assert scope.cancelled_caught and not reached
     assert (await compiled(np.ones((1, 512), np.float32)))[0].shape == (1, 512)
+
+
+@pytest.mark.anyio
+async def test_a_failing_receive_leaves_the_inference_to_finish(anyio_backend, slow):
+    async def receive():
+        raise RuntimeError("the server's receive broke")
+
+    compiled = aio.CompiledModel(slow[0])
+    small = np.ones((2, 512), np.float32)
+    for _ in range(10):
+        finished, results = await until_disconnect(compiled, small, receive)
+        assert finished and results[0].shape == (2, 512)
