@@ -201,9 +201,11 @@ def main():
         setups.append(("aiov serve --batch (BATCH:CPU not available)", None, False))
     setups.append(("FastAPI by hand, JSON", [sys.executable, "-c", FASTAPI_APP, path], False))
 
-    print(f"server load: MLP {'-'.join(map(str, SIZES))}, {args.rows} row(s) per request, concurrency ")
     print(
-        f"{args.concurrency}, {args.rounds} rounds of {args.seconds / args.rounds:.1f} s per server, interleaved; "
+        f"server load: MLP {'-'.join(map(str, SIZES))}, {args.rows} row(s) per request, concurrency {args.concurrency}"
+    )
+    print(
+        f"{args.rounds} rounds of {args.seconds / args.rounds:.1f} s per server, interleaved; "
         f"aiov {aiov.__version__}, cpus={os.cpu_count()}"
     )
     # Every server runs for the whole measurement (idle ones cost nothing) and the rounds
