@@ -1,5 +1,6 @@
-"""``python -m aiov COMMAND``: ``benchmark`` (throughput and latency of a model) and ``info``
-(its inputs, outputs and ops, and whether aiov supports every op)."""
+"""``python -m aiov COMMAND``: ``benchmark`` (throughput and latency of a model), ``info``
+(its inputs, outputs and ops, and whether aiov supports every op) and ``serve`` (an inference
+server speaking the Open Inference Protocol v2)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import sys
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aiov", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    from ._cli import benchmark, info
+    from ._cli import benchmark, info, serve
 
     benchmark.add_parser(commands)
     info.add_parser(commands)
+    serve.add_parser(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 
