@@ -47,6 +47,9 @@ EXCLUDED = [
     (r"maxpool_with_argmax|maxpool.*indices", "MaxPool's Indices output is not implemented"),
     (r"_opset1$|not_2d$|not_3d$|not_4d$", "opset 1 models (aiov reads opset 7 and later)"),
 ]
+if tuple(int(p) for p in onnx.__version__.split(".")[:2]) < (1, 20):
+    # onnx 1.19 (the last for Python 3.9) expects NaN for a zero vector; 1.20 corrected it to 0.
+    EXCLUDED.append((r"^test_l2normalization_axis_0$", "onnx < 1.20 expects NaN where the norm is 0"))
 
 
 def _cases():
