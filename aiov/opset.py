@@ -3,6 +3,8 @@ types and shapes come from the native op registry."""
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from . import _core
@@ -41,6 +43,10 @@ __all__ = [
     "pad",
     "convolution",
     "group_convolution",
+    "convolution_backprop_data",
+    "group_convolution_backprop_data",
+    "topk",
+    "cum_sum",
     "max_pool",
     "avg_pool",
     "batch_norm_inference",
@@ -54,6 +60,8 @@ __all__ = [
     "reduce_sum_square",
     "reduce_log_sum",
     "reduce_log_sum_exp",
+    "reduce_logical_and",
+    "reduce_logical_or",
     "mvn",
     "log_softmax",
     "trilu",
@@ -305,6 +313,112 @@ def group_convolution(data, filters, strides, pads_begin, pads_end, dilations, a
     return _make("Convolution", [data, flat], attrs, name)
 
 
+def _spatial_sizes(value, what):
+    """A list of ints from a list, an array or a Constant node (the engine needs them when planning)."""
+    if isinstance(value, (Node, Output)):
+        node = as_output(value).get_node()
+        if node.get_type_name() != "Constant":
+            raise InputError(f"{what} must be a constant, got a {node.get_type_name()} output")
+        value = node.get_data()
+    return [int(v) for v in np.asarray(value).reshape(-1)]
+
+
+def _backprop_attrs(data, filters, strides, output_shape, pads_begin, pads_end, dilations, auto_pad, output_padding):
+    rank = len(list(strides))
+    dilations = [1] * rank if dilations is None else [int(v) for v in dilations]
+    begin = [0] * rank if pads_begin is None else [int(v) for v in pads_begin]
+    end = [0] * rank if pads_end is None else [int(v) for v in pads_end]
+    extra = [0] * rank if output_padding is None else [int(v) for v in output_padding]
+    mode = str(auto_pad or "explicit").lower()
+    if output_shape is not None:
+        # OpenVINO's rule: the full transposed output is cut to output_shape, from pads_begin
+        # (explicit) or centred (same_upper puts the odd element at the start, same_lower at the
+        # end), and zero-extended at the end when output_shape is larger.
+        want = _spatial_sizes(output_shape, "output_shape")
+        dims = [as_output(v).get_partial_shape() for v in (data, filters)]
+        if any(s.rank.is_dynamic for s in dims) or any(d.is_dynamic for s in dims for d in list(s)[2:]):
+            raise InputError("convolution_backprop_data(): output_shape needs static spatial data and filter sizes")
+        size_in = [d.get_length() for d in list(dims[0])[2:]]
+        kernel = [d.get_length() for d in list(dims[1])[2:]]
+        for i in builtins.range(rank):
+            full = int(strides[i]) * (size_in[i] - 1) + (kernel[i] - 1) * dilations[i] + 1 + extra[i]
+            total = full - want[i]
+            if mode in ("same_upper", "same_lower"):
+                begin[i] = max(total, 0) - max(total, 0) // 2 if mode == "same_upper" else max(total, 0) // 2
+            end[i] = total - begin[i]
+            if end[i] < 0:
+                extra[i] -= end[i]
+                end[i] = 0
+        mode = "explicit"
+    attrs = _window_attrs(strides, begin, end, dilations, mode)
+    attrs["output_padding"] = extra
+    return attrs
+
+
+def convolution_backprop_data(
+    data,
+    filters,
+    strides,
+    output_shape=None,
+    pads_begin=None,
+    pads_end=None,
+    dilations=None,
+    auto_pad=None,
+    output_padding=None,
+    name=None,
+) -> Node:
+    """Transposed convolution: NC... data, filters [C_in, C_out, k...]; output_shape (spatial sizes,
+    a list or a Constant) makes the pads follow from it."""
+    attrs = _backprop_attrs(
+        data, filters, strides, output_shape, pads_begin, pads_end, dilations, auto_pad, output_padding
+    )
+    return _make("ConvTranspose", [data, filters], attrs, name)
+
+
+def group_convolution_backprop_data(
+    data,
+    filters,
+    strides,
+    output_shape=None,
+    pads_begin=None,
+    pads_end=None,
+    dilations=None,
+    auto_pad="explicit",
+    output_padding=None,
+    name=None,
+) -> Node:
+    """Grouped transposed convolution with filters [G, C_in/G, C_out/G, k...] (OpenVINO's layout)."""
+    port = as_output(filters)
+    shape = port.get_partial_shape()
+    if shape.rank.is_dynamic or any(d.is_dynamic for d in shape):
+        raise InputError("group_convolution_backprop_data(): filters need a static shape")
+    dims = [d.get_length() for d in shape]
+    flat = reshape(port, [dims[0] * dims[1]] + dims[2:])
+    attrs = _backprop_attrs(
+        data, flat, strides, output_shape, pads_begin, pads_end, dilations, auto_pad, output_padding
+    )
+    attrs["group"] = dims[0]
+    return _make("ConvTranspose", [data, flat], attrs, name)
+
+
+def topk(data, k, axis, mode, sort, index_element_type="i32", stable=False, name=None) -> Node:
+    """The k largest ("max") or smallest ("min") values along `axis` and their indices (two outputs)."""
+    if stable:
+        raise InputError("topk(): stable=True is not supported; ties keep no guaranteed order")
+    attrs = {
+        "axis": int(axis),
+        "mode": str(mode).lower(),
+        "sort": str(sort).lower(),
+        "index_element_type": as_type(index_element_type).get_type_name(),
+    }
+    return _make("TopK", [data, _ints(k)], attrs, name)
+
+
+def cum_sum(arg, axis, exclusive=False, reverse=False, name=None) -> Node:
+    """Running sum along `axis`."""
+    return _make("CumSum", [arg, _ints(axis)], {"exclusive": bool(exclusive), "reverse": bool(reverse)}, name)
+
+
 def max_pool(
     data,
     strides,
@@ -365,6 +479,8 @@ reduce_l1 = _reduce("ReduceL1")
 reduce_sum_square = _reduce("ReduceSumSquare")
 reduce_log_sum = _reduce("ReduceLogSum")
 reduce_log_sum_exp = _reduce("ReduceLogSumExp")
+reduce_logical_and = _reduce("ReduceLogicalAnd")
+reduce_logical_or = _reduce("ReduceLogicalOr")
 
 
 def mvn(data, axes, normalize_variance=True, eps=1e-9, eps_mode="inside_sqrt", name=None) -> Node:
@@ -475,3 +591,9 @@ for _desc in _core.op_schema():
         globals()[_desc["builder"]] = _generated(_desc)
         __all__.append(_desc["builder"])
 del _desc
+
+# OpenVINO's other spellings of the same builders.
+abs = globals()["absolute"]  # noqa: A001 - OpenVINO's name (both generated from the registry above)
+ceil = globals()["ceiling"]
+cumsum = cum_sum
+__all__ += ["abs", "ceil", "cumsum"]

@@ -55,6 +55,13 @@ std::vector<PortInfo> infer_reduce(const InferContext& c) {
   return {PortInfo{x.type, PartialShape(out)}};
 }
 
+// ReduceLogicalAnd/Or: min (all) and max (any) over booleans.
+std::vector<PortInfo> infer_logical_reduce(const InferContext& c) {
+  if (c.in[0].type != ElementType::boolean && c.in[0].type != ElementType::dynamic)
+    throw InputError(c.node.describe() + ": expected a boolean input, got " + type_name(c.in[0].type));
+  return infer_reduce(c);
+}
+
 enum class ReduceKind { kSum, kMean, kMax, kMin, kProd, kL2, kLogSumExp, kL1, kSumSquare, kLogSum };
 
 // The input viewed as [outer, reduced, inner] blocks after moving reduced axes together is
@@ -617,6 +624,14 @@ void register_reduce_ops(OpRegistry& r) {
       d.ir({"aiov.ReduceLogSumExp"}, "aiov1");
     r.add(with_value_inputs(d, {1}));
   }
+  r.add(with_value_inputs(
+      OpDef{"ReduceLogicalAnd", 1, 2, infer_logical_reduce, prepare_reduce<ReduceKind::kMin>}.with_attrs(reduce).ir(
+          {"ReduceLogicalAnd"}, "opset1"),
+      {1}));
+  r.add(with_value_inputs(
+      OpDef{"ReduceLogicalOr", 1, 2, infer_logical_reduce, prepare_reduce<ReduceKind::kMax>}.with_attrs(reduce).ir(
+          {"ReduceLogicalOr"}, "opset1"),
+      {1}));
   // ONNX's other reductions; OpenVINO has only ReduceL1 (sum of |x|).
   r.add(with_value_inputs(OpDef{"ReduceL1", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kL1>}.with_attrs(reduce).ir(
                               {"ReduceL1"}, "opset4"),

@@ -1,0 +1,95 @@
+"""Builders OpenVINO code calls that map onto existing engine ops (topk, cum_sum, transposed
+convolutions, logical reductions, OpenVINO's aliases): each graph is built with aiov.opset15
+and, when openvino is installed, with openvino.opset15, and both run on the same inputs."""
+
+import numpy as np
+import pytest
+
+import aiov as ov
+import aiov.opset15 as ops
+
+RNG = np.random.default_rng(7)
+FILTERS = (np.arange(2 * 3 * 3 * 3, dtype=np.float32).reshape(2, 3, 3, 3) - 20) / 10
+GROUP_FILTERS = (np.arange(2 * 2 * 3 * 3 * 3, dtype=np.float32).reshape(2, 2, 3, 3, 3) - 50) / 30
+
+
+def _run(lib, build, feeds):
+    params = [lib.opset15.parameter(list(f.shape), f.dtype) for f in feeds]
+    node = build(lib.opset15, *params)
+    model = lib.Model(node.outputs(), params)
+    compiled = lib.compile_model(model, "CPU")
+    results = compiled(feeds)
+    return [results[i] for i in range(len(compiled.outputs))]
+
+
+def _data(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+CASES = {
+    "topk-max-value": (lambda o, x: o.topk(x, 3, 1, "max", "value"), [_data(2, 6, 4)]),
+    "topk-min-index-i64": (lambda o, x: o.topk(x, np.int32(2), -1, "min", "index", "i64"), [_data(2, 6, 4)]),
+    "cum_sum": (lambda o, x: o.cum_sum(x, 1), [_data(2, 6, 4)]),
+    "cum_sum-exclusive-reverse": (lambda o, x: o.cum_sum(x, -1, True, True), [_data(2, 6, 4)]),
+    "abs": (lambda o, x: o.abs(x), [_data(5)]),
+    "ceil": (lambda o, x: o.ceil(x), [_data(5)]),
+    "deconv": (lambda o, x: o.convolution_backprop_data(x, o.constant(FILTERS), [2, 2]), [_data(1, 2, 5, 5)]),
+    "deconv-pads-dilations-output_padding": (
+        lambda o, x: o.convolution_backprop_data(
+            x, o.constant(FILTERS), [2, 2], None, [1, 0], [0, 1], [2, 1], "explicit", [1, 1]
+        ),
+        [_data(1, 2, 5, 5)],
+    ),
+    "group-deconv": (
+        lambda o, x: o.group_convolution_backprop_data(x, o.constant(GROUP_FILTERS), [2, 2]),
+        [_data(1, 4, 5, 5)],
+    ),
+    "logical-reductions": (
+        lambda o, x: o.concat([o.reduce_logical_and(x, [1], True), o.reduce_logical_or(x, [1], True)], 1),
+        [RNG.random((3, 4)) > 0.3],
+    ),
+}
+# output_shape decides the pads (OpenVINO's rule): explicit cuts from pads_begin, same_* centre
+for mode in (None, "same_upper", "same_lower"):
+    for size in ([9, 10], [12, 13], [7, 8]):
+        CASES[f"deconv-output_shape-{mode}-{size}"] = (
+            lambda o, x, mode=mode, size=size: o.convolution_backprop_data(
+                x, o.constant(FILTERS), [2, 2], o.constant(np.array(size, np.int64)), [1, 0], None, None, mode
+            ),
+            [_data(1, 2, 5, 5)],
+        )
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_builder_matches_openvino(case):
+    openvino = pytest.importorskip("openvino")
+    build, feeds = CASES[case]
+    got = _run(ov, build, feeds)
+    want = _run(openvino, build, feeds)
+    assert [g.shape for g in got] == [w.shape for w in want]
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+def test_topk_and_logical_reductions_against_numpy():
+    x = _data(3, 7)
+    values, indices = _run(ov, lambda o, p: o.topk(p, 2, 1, "max", "value"), [x])
+    np.testing.assert_allclose(values, -np.sort(-x, axis=1)[:, :2])
+    assert indices.dtype == np.int32
+    np.testing.assert_array_equal(np.take_along_axis(x, indices.astype(np.int64), 1), values)
+    b = RNG.random((4, 5)) > 0.5
+    both = _run(ov, lambda o, p: o.concat([o.reduce_logical_and(p, [0]), o.reduce_logical_or(p, [0])], 0), [b])[0]
+    np.testing.assert_array_equal(both, np.concatenate([b.all(0), b.any(0)]))
+
+
+def test_builders_refuse_what_they_cannot_honour():
+    x = ops.parameter([1, 2, -1, 5], np.float32)
+    with pytest.raises(ov.InputError, match="static spatial"):
+        ops.convolution_backprop_data(x, ops.constant(FILTERS), [2, 2], [9, 10])
+    with pytest.raises(ov.InputError, match="stable"):
+        ops.topk(x, 1, 1, "max", "value", stable=True)
+    with pytest.raises(ov.InputError, match="boolean"):
+        ops.reduce_logical_and(x, [1])
+    with pytest.raises(ov.InputError, match="constant"):
+        ops.convolution_backprop_data(x, ops.constant(FILTERS), [2, 2], ops.parameter([2], np.int64))
