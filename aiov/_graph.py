@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 
 import numpy as np
@@ -163,7 +164,18 @@ def _port_rt_info(self):
 
 
 _PortBase.get_rt_info = _port_rt_info
+_PortBase.get_target_inputs = lambda self: _target_inputs(self)
 _PortBase.rt_info = property(_port_rt_info)
+
+
+def _target_inputs(port) -> set:
+    """The input ports that read `port` now: engine nodes, and the Results (Python-side) over it."""
+    node, index = port._node, port._index
+    found = set()
+    if node._result_input is None:
+        found.update(Input(Node(user), i) for user, i in node._native.users(index))
+    found.update(Input(r, 0) for r in list(_RESULT_NODES) if r._result_input == Output(node, index))
+    return found
 
 
 class Output(_PortBase):
@@ -171,8 +183,16 @@ class Output(_PortBase):
 
     __slots__ = ()
 
-    def get_target_inputs(self):
-        raise NotImplementedError("aiov graphs do not track consumers")
+    def remove_target_input(self, target) -> None:
+        raise RuntimeError("an input always reads some output: use Input.replace_source_output instead")
+
+    def replace(self, replacement) -> None:
+        """Every input that reads this port reads `replacement` instead; its tensor takes this
+        port's names too. Shapes are re-inferred by Model.validate_nodes_and_infer_types."""
+        replacement = as_output(replacement)
+        for target in self.get_target_inputs():
+            target.replace_source_output(replacement)
+        replacement.add_names(self.get_names())
 
 
 class ConstOutput(_PortBase):
@@ -201,8 +221,27 @@ class Input:
     def get_index(self) -> int:
         return self._index
 
+    def __eq__(self, other):
+        return isinstance(other, Input) and self._node == other._node and self._index == other._index
+
+    def __hash__(self):
+        return hash((self._node._native.id, self._index, "in"))
+
+    def __repr__(self):
+        return f"<Input: {self._index} of {self._node.get_type_name()} '{self._node.name}'>"
+
     def get_source_output(self) -> Output:
         return self._node.input_value(self._index)
+
+    def replace_source_output(self, new_source) -> None:
+        """This input reads `new_source` from now on (the node's shapes follow at the next
+        Model.validate_nodes_and_infer_types, as in OpenVINO)."""
+        source = as_output(new_source)
+        if self._node._result_input is not None:
+            self._node._result_input = source
+            self._node._native.set_parameter(source.get_element_type()._id, source.get_partial_shape()._engine())
+            return
+        self._node._native.set_input(self._index, source._node._native, source._index)
 
     def get_rt_info(self):
         return _rt_map(self._node, "in", self._index)
@@ -466,6 +505,11 @@ class Node:
         return f"<{self.get_type_name()}: '{self.name}' ({shapes})>"
 
 
+# Every live Result node, so that an output port can tell which Results read it (a Result has no
+# engine node of its own to appear among the engine's consumers).
+_RESULT_NODES = weakref.WeakSet()
+
+
 def make_result(source: Output) -> Node:
     """A Result node: marks a model output; its port shows the source tensor."""
     native = _core.make_parameter(source.get_element_type()._id, source.get_partial_shape()._engine(), "")
@@ -473,6 +517,7 @@ def make_result(source: Output) -> Node:
     node.__init__(native)
     node._result_input = source
     native.name = f"Result_{native.id}"
+    _RESULT_NODES.add(node)
     return node
 
 

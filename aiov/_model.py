@@ -228,6 +228,21 @@ class Model:
 
         remove_result(self, result)
 
+    def replace_parameter(self, parameter_index: int, parameter) -> None:
+        from ._model_edit import replace_parameter
+
+        replace_parameter(self, parameter_index, parameter)
+
+    def add_parameters(self, parameters) -> None:
+        from ._model_edit import add_parameters
+
+        add_parameters(self, parameters)
+
+    def remove_parameter(self, parameter) -> None:
+        from ._model_edit import remove_parameter
+
+        remove_parameter(self, parameter)
+
     @property
     def rt_info(self):
         from ._model_edit import rt_info

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 
 from . import _core, _properties
 from ._compiled import CompiledModel
@@ -10,6 +12,7 @@ from ._errors import InputError
 from ._model import Model
 
 _DEVICES = ("CPU", "AUTO")
+_log = logging.getLogger("aiov")
 
 
 def _check_device(device_name):
@@ -54,7 +57,19 @@ class Core:
         (no absolute paths, '..', symbolic links or special files)."""
         from .frontends import read_model as _read
 
-        return _read(model, weights, weights_dir)
+        start = time.perf_counter()
+        result = _read(model, weights, weights_dir)
+        if _log.isEnabledFor(logging.INFO):
+            source = model if isinstance(model, (str, os.PathLike)) and len(str(model)) < 300 else type(model).__name__
+            _log.info(
+                "read_model %s: %d inputs, %d outputs, %d ops in %.1f ms",
+                source,
+                len(result.inputs),
+                len(result.outputs),
+                len(result.get_ordered_ops()),
+                (time.perf_counter() - start) * 1e3,
+            )
+        return result
 
     def compile_model(self, model, device_name: str = None, config: dict = None) -> CompiledModel:
         _check_device(device_name)
@@ -63,8 +78,14 @@ class Core:
         if not isinstance(model, Model):
             raise InputError(f"compile_model takes a Model or a path, got {type(model).__name__}")
         merged = {k: v for k, v in self._config.items()}
-        merged.update(_properties.normalize(config))
-        return CompiledModel(model, merged)
+        given = _properties.normalize(config)
+        _properties.apply_log_level(given)
+        merged.update(given)
+        start = time.perf_counter()
+        compiled = CompiledModel(model, merged)
+        _log.info("compile_model '%s' in %.1f ms", model.friendly_name, (time.perf_counter() - start) * 1e3)
+        _log.debug("compile_model '%s' config: %s", model.friendly_name, merged)
+        return compiled
 
     def query_model(self, model, device_name: str = "CPU", config=None) -> dict:
         supported = set(_core.op_types()) | {"Parameter", "Constant", "Result"}
@@ -78,7 +99,9 @@ class Core:
     def set_property(self, device_name=None, properties=None):
         if properties is None:
             device_name, properties = "CPU", device_name
-        self._config.update(_properties.normalize(properties))
+        given = _properties.normalize(properties)
+        _properties.apply_log_level(given)
+        self._config.update(given)
 
     def import_model(self, *args, **kwargs):
         raise RuntimeError("aiov does not import compiled blobs; read the model with read_model")

@@ -1,0 +1,171 @@
+"""Editing a built graph as OpenVINO code does (rewiring inputs, replacing outputs and
+parameters), reading an IR held in memory, and LOG_LEVEL through Python's logging."""
+
+import io
+import logging
+
+import numpy as np
+import pytest
+
+import aiov as ov
+import aiov.opset15 as ops
+import aiov.properties as props
+
+
+def _run(model, *feeds):
+    return ov.compile_model(model, "CPU")(list(feeds))[0]
+
+
+def test_target_inputs_list_engine_consumers_and_results():
+    x = ops.parameter([2], np.float32, name="x")
+    a, b = ops.relu(x), ops.negative(x)
+    model = ov.Model([a, b], [x])
+    targets = x.output(0).get_target_inputs()
+    assert {(t.get_node(), t.get_index()) for t in targets} == {(a, 0), (b, 0)}
+    (result_input,) = a.output(0).get_target_inputs()
+    assert result_input.get_node() == model.get_results()[0]
+    assert model.inputs[0].get_target_inputs() == targets  # a model's ports answer too
+
+
+def test_input_replace_source_output_rewires_and_keeps_names():
+    x = ops.parameter([3], np.float32, name="x")
+    y = ops.parameter([3], np.float32, name="y")
+    x.output(0).set_names({"x"})
+    y.output(0).set_names({"y"})
+    node = ops.relu(x)
+    model = ov.Model(node, [x, y])
+    node.input(0).replace_source_output(y.output(0))
+    assert node.input_value(0).get_node() == y
+    assert x.output(0).get_target_inputs() == set()
+    assert x.output(0).get_names() == {"x"} and y.output(0).get_names() == {"y"}
+    np.testing.assert_array_equal(_run(model, np.ones(3, np.float32), np.array([-1, 2, -3], np.float32)), [0, 2, 0])
+
+
+def test_output_replace_moves_consumers_results_and_names():
+    x = ops.parameter([4], np.float32, name="x")
+    old = ops.relu(x)
+    old.output(0).set_names({"c", "d"})
+    later = ops.multiply(old, np.float32(2))
+    model = ov.Model([later, old], [x])
+    new = ops.negative(x)
+    new.output(0).set_names({"f"})
+    old.output(0).replace(new.output(0))
+    assert new.output(0).get_names() == {"c", "d", "f"}
+    assert old.output(0).get_target_inputs() == set()
+    data = np.array([1, -2, 3, -4], np.float32)
+    compiled = ov.compile_model(model, "CPU")
+    out = compiled(data)
+    np.testing.assert_array_equal(out[0], -2 * data)
+    np.testing.assert_array_equal(out[1], -data)
+    assert "c" in compiled.outputs[1].get_names()
+
+
+def test_replace_parameter_rewires_users_and_defers_shape_checks():
+    a = ops.parameter([2, 2], np.float32, name="a")
+    b = ops.parameter([2, 2], np.float32, name="b")
+    model = ov.Model(ops.add(a, b), [a, b])
+    wider = ops.parameter([3, 2, 2], np.float32, name="wider")
+    model.replace_parameter(0, wider)
+    assert model.get_parameter_index(wider) == 0 and model.get_parameter_index(a) == -1
+    model.validate_nodes_and_infer_types()
+    assert model.output(0).get_partial_shape() == ov.PartialShape([3, 2, 2])
+    out = _run(model, np.ones((3, 2, 2), np.float32), np.full((2, 2), 2, np.float32))
+    np.testing.assert_array_equal(out, np.full((3, 2, 2), 3))
+    bad = ops.parameter([3, 7], np.float32, name="bad")
+    model.replace_parameter(1, bad)  # as in OpenVINO, checked when the model is validated
+    with pytest.raises(RuntimeError, match="broadcast"):
+        model.validate_nodes_and_infer_types()
+    with pytest.raises(IndexError):
+        model.replace_parameter(5, bad)
+    with pytest.raises(TypeError):
+        model.replace_parameter(0, ops.relu(bad))
+
+
+def test_add_and_remove_parameters():
+    x = ops.parameter([2], np.float32, name="x")
+    model = ov.Model(ops.relu(x), [x])
+    extra = ops.parameter([2], np.float32, name="extra")
+    model.add_parameters([extra])
+    assert [p.get_friendly_name() for p in model.get_parameters()] == ["x", "extra"]
+    with pytest.raises(RuntimeError, match="already"):
+        model.add_parameters([extra])
+    model.remove_parameter(extra)
+    assert len(model.parameters) == 1
+
+
+def test_set_input_refuses_bad_ports():
+    x = ops.parameter([2], np.float32)
+    node = ops.relu(x)
+    with pytest.raises(ov.InputError, match="input"):
+        node._native.set_input(3, x._native, 0)
+    with pytest.raises(ov.InputError, match="no output"):
+        node._native.set_input(0, x._native, 2)
+    with pytest.raises(ov.InputError, match="no inputs"):
+        x._native.set_input(0, node._native, 0)
+
+
+# ---- read_model with the IR in memory ----------------------------------------------------
+
+
+@pytest.fixture
+def saved_ir(tmp_path):
+    x = ops.parameter([2, 3], np.float32, name="x")
+    model = ov.Model(ops.add(x, np.arange(6, dtype=np.float32).reshape(2, 3)), [x])
+    ov.save_model(model, str(tmp_path / "m.xml"))
+    return (tmp_path / "m.xml").read_text(), (tmp_path / "m.bin").read_bytes(), tmp_path / "m.bin"
+
+
+@pytest.mark.parametrize("xml_form", ["str", "bytes", "file"])
+@pytest.mark.parametrize("weights_form", ["bytes", "array", "tensor", "path"])
+def test_read_model_from_xml_in_memory(saved_ir, xml_form, weights_form):
+    xml, weights, bin_path = saved_ir
+    model = {"str": xml, "bytes": xml.encode(), "file": io.BytesIO(xml.encode())}[xml_form]
+    arr = np.frombuffer(weights, np.uint8)
+    w = {"bytes": weights, "array": arr, "tensor": ov.Tensor(arr.copy()), "path": str(bin_path)}[weights_form]
+    read = ov.Core().read_model(model, w)
+    np.testing.assert_array_equal(_run(read, np.ones((2, 3), np.float32)), np.arange(6).reshape(2, 3) + 1)
+
+
+def test_read_model_in_memory_errors(saved_ir):
+    xml, weights, _ = saved_ir
+    with pytest.raises(ov.InputError, match="needs weights"):
+        ov.Core().read_model(xml)
+    with pytest.raises(ov.InputError, match="truncated"):
+        ov.Core().read_model(xml, weights[:8])
+    with pytest.raises(ov.InputError, match="cannot parse"):
+        ov.Core().read_model("<net", weights)
+    with pytest.raises(ov.InputError, match="not an OpenVINO IR"):
+        ov.Core().read_model("<html></html>", weights)
+    with pytest.raises(ov.InputError, match="weights are"):
+        ov.Core().read_model(xml, 3.5)
+
+
+# ---- LOG_LEVEL ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def aiov_logger():
+    logger = logging.getLogger("aiov")
+    before = logger.level
+    yield logger
+    logger.setLevel(before)
+
+
+def test_log_level_drives_the_aiov_logger(aiov_logger, caplog):
+    from tests.model_builders import add_model
+
+    core = ov.Core()
+    core.set_property("CPU", {props.log.level: props.log.Level.INFO})
+    assert aiov_logger.level == logging.INFO
+    assert core.get_property("CPU", props.log.level) == props.log.Level.INFO
+    with caplog.at_level(logging.INFO, logger="aiov"):
+        aiov_logger.setLevel(logging.INFO)  # caplog sets the level on the root; keep aiov's own
+        core.compile_model(add_model(), "CPU")
+    assert any("compile_model" in r.getMessage() for r in caplog.records if r.name == "aiov")
+    caplog.clear()
+    core.set_property("CPU", {"LOG_LEVEL": "LOG_NONE"})
+    assert aiov_logger.level > logging.CRITICAL
+    core.compile_model(add_model(), "CPU")
+    assert not [r for r in caplog.records if r.name == "aiov"]
+    with pytest.raises(ov.InputError, match="LOG_LEVEL"):
+        core.set_property("CPU", {"LOG_LEVEL": "LOUD"})
