@@ -21,6 +21,7 @@ from . import (  # noqa: E402
     layout_helpers,  # noqa: E402
     op,
     opset,
+    preprocess,
     properties,
     utils,
 )
@@ -144,6 +145,7 @@ __all__ = [
     "OVAny",
     "RTMap",
     "op",
+    "preprocess",
     "properties",
     "utils",
     "InputError",
