@@ -56,8 +56,27 @@ class TensorDescriptor:
     def get_partial_shape(self) -> PartialShape:
         return self._node.get_output_partial_shape(self._index)
 
+    @property
+    def partial_shape(self) -> PartialShape:
+        return self.get_partial_shape()
+
     def get_shape(self) -> Shape:
         return self.get_partial_shape().to_shape()
+
+    @property
+    def shape(self) -> Shape:
+        return self.get_shape()
+
+    def get_size(self) -> int:
+        """Bytes of the tensor (its shape must be static)."""
+        count = 1
+        for d in self.get_shape():
+            count *= int(d)
+        return (count * self.get_element_type().bitwidth + 7) // 8
+
+    @property
+    def size(self) -> int:
+        return self.get_size()
 
 
 class _PortBase:
@@ -164,7 +183,6 @@ def _port_rt_info(self):
 
 
 _PortBase.get_rt_info = _port_rt_info
-_PortBase.get_target_inputs = lambda self: _target_inputs(self)
 _PortBase.rt_info = property(_port_rt_info)
 
 
@@ -176,6 +194,10 @@ def _target_inputs(port) -> set:
         found.update(Input(Node(user), i) for user, i in node._native.users(index))
     found.update(Input(r, 0) for r in list(_RESULT_NODES) if r._result_input == Output(node, index))
     return found
+
+
+_PortBase.get_target_inputs = _target_inputs
+_PortBase.target_inputs = property(_target_inputs)
 
 
 class Output(_PortBase):
@@ -283,6 +305,33 @@ def _rt_map(node: "Node", kind: str, index: int):
 NODE_CLASSES: dict = {}
 
 
+class DiscreteTypeInfo:
+    """What kind of node this is: its type name and the opset that defines it."""
+
+    __slots__ = ("name", "version_id", "parent")
+
+    def __init__(self, name: str, version_id: str, parent=None):
+        self.name, self.version_id, self.parent = name, version_id, parent
+
+    def __eq__(self, other):
+        return isinstance(other, DiscreteTypeInfo) and (self.name, self.version_id) == (other.name, other.version_id)
+
+    def __hash__(self):
+        return hash((self.name, self.version_id))
+
+    def __repr__(self):
+        return f"<DiscreteTypeInfo: {self.name} v{self.version_id}>"
+
+
+def _version_of(op_type: str) -> str:
+    if op_type in ("Parameter", "Constant", "Result"):
+        return "opset1"
+    for desc in _core.op_schema():
+        if desc["type"] == op_type:
+            return desc["ir_version"] or "aiov1"
+    return "aiov1"
+
+
 class Node:
     """A graph node: an op with inputs, attributes and typed outputs."""
 
@@ -320,6 +369,14 @@ class Node:
     @property
     def type_name(self) -> str:
         return self.get_type_name()
+
+    def get_type_info(self) -> DiscreteTypeInfo:
+        name = self.get_type_name()
+        return DiscreteTypeInfo(name, _version_of(name))
+
+    @property
+    def type_info(self) -> DiscreteTypeInfo:
+        return self.get_type_info()
 
     def get_friendly_name(self) -> str:
         return self._native.name

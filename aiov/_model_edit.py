@@ -20,6 +20,10 @@ def _find_port(model, item, position):
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], int):
         for node in model.get_ordered_ops():
             if node.get_friendly_name() == item[0] and node.get_type_name() != "Result":
+                if not 0 <= item[1] < node.get_output_size():
+                    raise RuntimeError(
+                        f"add_outputs: node {item[0]!r} has {node.get_output_size()} output(s), not output {item[1]}"
+                    )
                 return node.output(item[1])
         raise RuntimeError(f"add_outputs: the model has no node named {item[0]!r}")
     raise TypeError(f"Incorrect type of a value to add as output{where}.")

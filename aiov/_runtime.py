@@ -49,14 +49,23 @@ class Core:
         raise RuntimeError(f"aiov does not load extensions: its ops come from its own op registry (got {extension!r})")
 
     def read_model(self, model, weights=None, config=None, *, weights_dir=None) -> Model:
-        """Reads an OpenVINO IR (.xml + .bin) or ONNX model (path or bytes).
+        """Reads an OpenVINO IR or ONNX model: a path, ONNX bytes, an IR's xml as str/bytes or a file
+        object (then `weights` are bytes, an array, a Tensor, a file object or a path).
 
-        ``weights_dir`` (aiov only): the directory an ONNX model's external data is read from.
-        A path defaults to the model file's directory; bytes carry no directory, so a model
-        given as bytes with external data needs it. Locations must stay inside that directory
-        (no absolute paths, '..', symbolic links or special files)."""
+        ``config`` applies to this read only. ``weights_dir`` (aiov only): the directory an ONNX
+        model's external data is read from. A path defaults to the model file's directory; bytes
+        carry no directory, so a model given as bytes with external data needs it. Locations must
+        stay inside that directory (no absolute paths, '..', symbolic links or special files)."""
         from .frontends import read_model as _read
 
+        if not isinstance(model, (str, os.PathLike, bytes, bytearray)) and not hasattr(model, "read"):
+            raise TypeError(f"Provided python object type {type(model)} isn't supported as 'model' argument.")
+        if hasattr(weights, "read"):
+            weights = weights.read()  # a file object
+        given = _properties.normalize(config)
+        _properties.apply_log_level(given)
+        if given.get("CACHE_DIR"):
+            os.makedirs(given["CACHE_DIR"], exist_ok=True)
         start = time.perf_counter()
         result = _read(model, weights, weights_dir)
         if _log.isEnabledFor(logging.INFO):
@@ -71,10 +80,11 @@ class Core:
             )
         return result
 
-    def compile_model(self, model, device_name: str = None, config: dict = None) -> CompiledModel:
+    def compile_model(self, model, device_name: str = None, config: dict = None, *, weights=None) -> CompiledModel:
+        """`model`: a Model, or what read_model reads (with `weights` for an IR xml given in memory)."""
         _check_device(device_name)
-        if isinstance(model, (str, os.PathLike, bytes)):
-            model = self.read_model(model)
+        if isinstance(model, (str, os.PathLike, bytes, bytearray)) or hasattr(model, "read"):
+            model = self.read_model(model, weights)
         if not isinstance(model, Model):
             raise InputError(f"compile_model takes a Model or a path, got {type(model).__name__}")
         merged = {k: v for k, v in self._config.items()}

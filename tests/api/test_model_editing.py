@@ -169,3 +169,33 @@ def test_log_level_drives_the_aiov_logger(aiov_logger, caplog):
     assert not [r for r in caplog.records if r.name == "aiov"]
     with pytest.raises(ov.InputError, match="LOG_LEVEL"):
         core.set_property("CPU", {"LOG_LEVEL": "LOUD"})
+
+
+def test_port_tensor_and_type_info_members():
+    x = ops.parameter([2, 3], np.float32, name="x")
+    node = ops.topk(x, 1, 1, "max", "value")
+    tensor = x.output(0).get_tensor()
+    assert tensor.partial_shape == ov.PartialShape([2, 3])
+    assert list(tensor.shape) == [2, 3] and tensor.size == 24
+    assert x.output(0).target_inputs == {node.input(0)}
+    assert node.type_info.name == "TopK" and node.get_type_info() == ops.topk(x, 1, 1, "min", "value").type_info
+    assert ops.sin(x).type_info.name == "Sin" and ops.sin(x).type_info.version_id == "opset1"
+
+
+def test_add_outputs_names_the_missing_output():
+    x = ops.parameter([2], np.float32)
+    node = ops.relu(x, name="relu1")
+    model = ov.Model(node, [x])
+    with pytest.raises(RuntimeError, match="1234"):
+        model.add_outputs(("relu1", 1234))
+
+
+def test_read_and_compile_in_memory_forms(saved_ir):
+    xml, weights, _ = saved_ir
+    core = ov.Core()
+    with pytest.raises(TypeError, match="'model' argument"):
+        core.read_model(3, 3)
+    read = core.read_model(io.BytesIO(xml.encode()), io.BytesIO(weights))
+    compiled = core.compile_model(xml, "CPU", weights=weights)
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(compiled(x)[0], _run(read, x))
