@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+import warnings
 import weakref
 from collections.abc import Iterable
 
@@ -300,6 +302,10 @@ def _rt_map(node: "Node", kind: str, index: int):
     return found
 
 
+# What a Node's comparison operators build a comparison node against (never another Node: that is
+# identity, which sets and dicts of nodes rely on)
+_VALUES = (np.ndarray, np.generic, numbers.Number)
+
 # Op type -> Node subclass for the ops OpenVINO exposes as classes (aiov.op registers them), so that
 # a node reached through the graph is an instance of the same class it was built as.
 NODE_CLASSES: dict = {}
@@ -346,9 +352,38 @@ class Node:
         self._native = native
         self._result_input = None  # for Result nodes (Python-side pass-through)
 
-    # identity
+    # identity; against an array or a number, a comparison node (OpenVINO's deprecated operators)
     def __eq__(self, other):
+        if isinstance(other, _VALUES):
+            return self._compare(other, "equal")
         return isinstance(other, Node) and other._native.id == self._native.id
+
+    def __ne__(self, other):
+        if isinstance(other, _VALUES):
+            return self._compare(other, "not_equal")
+        return not self.__eq__(other)
+
+    def __lt__(self, other):
+        return self._compare(other, "less")
+
+    def __le__(self, other):
+        return self._compare(other, "less_equal")
+
+    def __gt__(self, other):
+        return self._compare(other, "greater")
+
+    def __ge__(self, other):
+        return self._compare(other, "greater_equal")
+
+    def _compare(self, other, builder):
+        if not isinstance(other, (Node, Output) + _VALUES):
+            return NotImplemented
+        warnings.warn(
+            f"comparing a node with an operator is deprecated; use opset.{builder}() instead",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return self._binary(other, builder)
 
     def __hash__(self):
         return hash(self._native.id)

@@ -419,6 +419,13 @@ def cum_sum(arg, axis, exclusive=False, reverse=False, name=None) -> Node:
     return _make("CumSum", [arg, _ints(axis)], {"exclusive": bool(exclusive), "reverse": bool(reverse)}, name)
 
 
+def _rounding(rounding_type) -> str:
+    # aiov's "ceil" already drops a last window that would start in the end padding, which is what
+    # OpenVINO's opset14 calls "ceil_torch"
+    mode = str(rounding_type).lower()
+    return "ceil" if mode == "ceil_torch" else mode
+
+
 def max_pool(
     data,
     strides,
@@ -434,7 +441,7 @@ def max_pool(
 ) -> Node:
     """Max pooling. Unlike OpenVINO's opset8 it has one output (no indices)."""
     attrs = _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad)
-    attrs.update(kernel=[int(v) for v in kernel_shape], rounding_type=str(rounding_type).lower())
+    attrs.update(kernel=[int(v) for v in kernel_shape], rounding_type=_rounding(rounding_type))
     return _make("MaxPool", [data], attrs, name)
 
 
@@ -452,7 +459,7 @@ def avg_pool(
 ) -> Node:
     attrs = _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad)
     attrs.update(
-        kernel=[int(v) for v in kernel_shape], rounding_type=str(rounding_type).lower(), exclude_pad=bool(exclude_pad)
+        kernel=[int(v) for v in kernel_shape], rounding_type=_rounding(rounding_type), exclude_pad=bool(exclude_pad)
     )
     return _make("AvgPool", [data], attrs, name)
 
@@ -554,6 +561,19 @@ def rnn(X, W, R, B=None, sequence_lens=None, initial_h=None, name=None, **attrs)
     return _recurrent("RNN", [X, W, R, B, sequence_lens, initial_h], attrs, name)
 
 
+def _pdpd(op, inputs, attrs, name) -> Node:
+    """PDPD broadcasting (axis -1: the second operand aligned to the right of the first) is numpy's
+    where the first operand keeps its shape; anything else is refused rather than reinterpreted."""
+    node = _make(op, inputs, dict(attrs, auto_broadcast="numpy"), name)
+    first = as_output(inputs[0]).get_partial_shape()
+    if node.get_output_partial_shape(0) != first:
+        raise InputError(
+            f"{op}: PDPD broadcasting of {as_output(inputs[1]).get_partial_shape()} onto {first} is supported only "
+            "where it does not change the first operand's shape"
+        )
+    return node
+
+
 def _generated(desc):
     """Builder f(inputs..., attributes in schema order..., name=None) for a registered op."""
     op, count = desc["type"], desc["min_inputs"]
@@ -578,6 +598,8 @@ def _generated(desc):
                     f"{build.__name__}() has no attribute {key!r} (it takes {', '.join(by_name) or 'none'})"
                 )
             attrs[key] = _attr_value(by_name[key], value)
+        if str(attrs.get("auto_broadcast", "")).lower() == "pdpd":
+            return _pdpd(op, inputs, attrs, name)
         return _make(op, inputs, attrs, name)
 
     build.__name__ = build.__qualname__ = desc["builder"]

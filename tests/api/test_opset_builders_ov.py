@@ -93,3 +93,32 @@ def test_builders_refuse_what_they_cannot_honour():
         ops.reduce_logical_and(x, [1])
     with pytest.raises(ov.InputError, match="constant"):
         ops.convolution_backprop_data(x, ops.constant(FILTERS), [2, 2], ops.parameter([2], np.int64))
+
+
+def test_pdpd_broadcasting_only_where_it_agrees_with_numpy():
+    a = ops.parameter([2, 3, 4, 5], np.int32)
+    node = ops.bitwise_and(a, ops.parameter([2, 3, 1, 5], np.int32), "PDPD")
+    assert list(node.get_output_shape(0)) == [2, 3, 4, 5]
+    with pytest.raises(ov.InputError, match="PDPD"):
+        ops.bitwise_or(ops.parameter([3, 1], np.int32), ops.parameter([4], np.int32), "pdpd")
+
+
+def test_comparison_operators_build_nodes_with_a_deprecation_warning():
+    a = ops.parameter([2, 2], np.float32)
+    with pytest.warns(DeprecationWarning, match="greater"):
+        node = a > np.zeros((2, 2), np.float32)
+    assert node.get_type_name() == "Greater" and node.get_output_element_type(0) == ov.Type.boolean
+    with pytest.warns(DeprecationWarning):
+        assert (a == 1.0).get_type_name() == "Equal"
+    assert a == a and a != ops.parameter([2, 2], np.float32)  # node against node stays identity
+    assert len({a, a}) == 1
+
+
+@pytest.mark.parametrize("builder", ["avg_pool", "max_pool"])
+def test_ceil_torch_rounding(builder):
+    x = ops.parameter([1, 1, 5, 5], np.float32)
+    if builder == "avg_pool":
+        node = ops.avg_pool(x, [2, 2], [1, 1], [1, 1], [2, 2], False, "ceil_torch")
+    else:
+        node = ops.max_pool(x, [2, 2], [1, 1], [1, 1], [1, 1], [2, 2], "ceil_torch")
+    assert list(node.get_output_shape(0)) == [1, 1, 3, 3]  # a 4th window would start in the padding
