@@ -37,6 +37,7 @@ __all__ = [
     "scatter_elements_update",
     "one_hot",
     "slice",
+    "strided_slice",
     "split",
     "variadic_split",
     "tile",
@@ -258,6 +259,36 @@ def one_hot(indices, depth, on_value, off_value, axis=-1, negative_indices_mode=
 def slice(data, start, stop, step, axes=None, name=None) -> Node:  # noqa: A001 - OpenVINO's name
     inputs = [data, _ints(start), _ints(stop), _ints(step)] + ([] if axes is None else [_ints(axes)])
     return _make("Slice", inputs, {}, name)
+
+
+def strided_slice(
+    data,
+    begin,
+    end,
+    strides,
+    begin_mask,
+    end_mask,
+    new_axis_mask=None,
+    shrink_axis_mask=None,
+    ellipsis_mask=None,
+    name=None,
+) -> Node:
+    """numpy-style slicing of data[begin:end:strides] per entry; a 1 in begin_mask/end_mask ignores
+    that bound, new_axis_mask inserts a dimension, shrink_axis_mask takes one element and drops
+    the dimension, ellipsis_mask stands for the dimensions no entry names."""
+
+    def mask(value):
+        return [] if value is None else [int(v) for v in np.asarray(value).reshape(-1)]
+
+    inputs = [data, _ints(begin), _ints(end)] + ([] if strides is None else [_ints(strides)])
+    attrs = {
+        "begin_mask": mask(begin_mask),
+        "end_mask": mask(end_mask),
+        "new_axis_mask": mask(new_axis_mask),
+        "shrink_axis_mask": mask(shrink_axis_mask),
+        "ellipsis_mask": mask(ellipsis_mask),
+    }
+    return _make("StridedSlice", inputs, attrs, name)
 
 
 def split(data, axis, num_splits, name=None) -> Node:

@@ -122,3 +122,51 @@ def test_ceil_torch_rounding(builder):
     else:
         node = ops.max_pool(x, [2, 2], [1, 1], [1, 1], [1, 1], [2, 2], "ceil_torch")
     assert list(node.get_output_shape(0)) == [1, 1, 3, 3]  # a 4th window would start in the padding
+
+
+X3 = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+# (begin, end, strides, begin_mask, end_mask, new_axis_mask, shrink_axis_mask, ellipsis_mask) -> numpy
+STRIDED = [
+    (([1, 2, 3], [3, -1, 6], [1, 1, 2], [0, 0, 0], [0, 0, 0]), X3[1:3, 2:-1, 3:6:2]),
+    (([-1, 0, 0], [0, 0, 0], [-1, 1, -2], [1, 1, 1], [1, 1, 1]), X3[::-1, :, ::-2]),
+    (([3, 4], [0, 1], [-1, -2], [0, 0], [0, 0]), X3[3:0:-1, 4:1:-2]),
+    (([-100, 2], [100, -100], [1, -1], [0, 0], [0, 0]), X3[-100:100, 2:-100:-1]),
+    (([1, 0], [0, 0], [1, 1], [0, 0, 0], [0, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 0]), X3[1, None]),
+    (([1, 0, 2], [2, 0, 0], [1, 1, 1], [0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 0, 1]), X3[1:2, None, 2]),
+    (([0, 1], [0, 3], [1, 1], [0, 0], [0, 0], [0, 0], [0, 0], [1, 0]), X3[..., 1:3]),
+    (([2], [0], [1], [0], [1], None, [1], None), X3[2]),
+    (([0, 2, 1], [0, 4, 5], [1, 1, 2], [0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 1, 0]), X3[0:0, ..., 1:5:2]),
+]
+
+
+@pytest.mark.parametrize(("args", "want"), STRIDED, ids=[str(i) for i in range(len(STRIDED))])
+def test_strided_slice_against_numpy(args, want):
+    got = _run(ov, lambda o, x: ops.strided_slice(x, *args), [X3])[0]
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    node = ops.strided_slice(ops.parameter([4, 5, 6], np.float32), *args)
+    assert node.get_type_name() == "StridedSlice" and list(node.get_output_shape(0)) == list(want.shape)
+
+
+def test_strided_slice_shapes_agree_with_openvino_and_it_round_trips_ir(tmp_path):
+    openvino = pytest.importorskip("openvino")
+    node = ops.strided_slice(ops.parameter([4, 5, 6], np.float32), *STRIDED[5][0])
+    model = ov.Model(node, [node.input_value(0).get_node()])
+    ov.save_model(model, str(tmp_path / "s.xml"))
+    assert openvino.Core().read_model(str(tmp_path / "s.xml")).output(0).get_partial_shape() == openvino.PartialShape(
+        [1, 1, 6]
+    )
+    again = ov.Core().read_model(str(tmp_path / "s.xml"))
+    np.testing.assert_array_equal(ov.compile_model(again)(X3)[0], STRIDED[5][1])
+
+
+def test_strided_slice_refuses_bad_entries():
+    x = ops.parameter([4, 5], np.float32)
+    with pytest.raises(ov.InputError, match="shrink index"):
+        ops.strided_slice(x, [7], [8], [1], [0], [0], None, [1])
+    with pytest.raises(ov.InputError, match="entries for rank"):
+        ops.strided_slice(x, [0, 0, 0], [1, 1, 1], [1, 1, 1], [0, 0, 0], [0, 0, 0])
+    with pytest.raises(ov.InputError, match="zero"):
+        ops.strided_slice(x, [0], [1], [0], [0], [0])
+    dynamic = ops.strided_slice(ops.parameter([-1, 5], np.float32), [0, 1], [0, 3], [1, 1], [1, 0], [1, 0], [1, 0, 0])
+    assert str(dynamic.get_output_partial_shape(0)) == "[1,?,5]"
