@@ -17,7 +17,8 @@ def _run(lib, build, feeds):
     params = [lib.opset15.parameter(list(f.shape), f.dtype) for f in feeds]
     node = build(lib.opset15, *params)
     model = lib.Model(node.outputs(), params)
-    compiled = lib.compile_model(model, "CPU")
+    # OpenVINO's CPU plugin may compute in bf16 unless asked for f32
+    compiled = lib.compile_model(model, "CPU", {} if lib is ov else {"INFERENCE_PRECISION_HINT": "f32"})
     results = compiled(feeds)
     return [results[i] for i in range(len(compiled.outputs))]
 
@@ -170,3 +171,31 @@ def test_strided_slice_refuses_bad_entries():
         ops.strided_slice(x, [0], [1], [0], [0], [0])
     dynamic = ops.strided_slice(ops.parameter([-1, 5], np.float32), [0, 1], [0, 3], [1, 1], [1, 0], [1, 0], [1, 0, 0])
     assert str(dynamic.get_output_partial_shape(0)) == "[1,?,5]"
+
+
+def _normalize_l2_reference(x, axes, eps, mode):
+    if not axes:
+        return (x != 0).astype(x.dtype)
+    squares = (x.astype(np.float64) ** 2).sum(axis=tuple(axes), keepdims=True)
+    return (x / np.sqrt(squares + eps if mode == "add" else np.maximum(squares, eps))).astype(x.dtype)
+
+
+@pytest.mark.parametrize("axes", [[1], [1, 2, 3], [0, 2], [-1], []])
+@pytest.mark.parametrize(("eps", "mode"), [(1e-6, "add"), (1.0, "add"), (0.5, "max"), (100.0, "max")])
+def test_normalize_l2_follows_openvinos_spec(axes, eps, mode):
+    x = _data(2, 3, 4, 5)
+    x[0, 0] = 0
+    got = _run(ov, lambda o, p: o.normalize_l2(p, np.array(axes, np.int64), eps, mode), [x])[0]
+    np.testing.assert_allclose(got, _normalize_l2_reference(x, axes, eps, mode), rtol=1e-5, atol=1e-7)
+
+
+def test_normalize_l2_add_matches_openvino():
+    # (OpenVINO's CPU plugin treats eps_mode 'max' as 'add'; its spec, which aiov follows, does not)
+    openvino = pytest.importorskip("openvino")
+    x = _data(2, 3, 4)
+    build = lambda o, p: o.normalize_l2(p, np.array([1, 2], np.int64), 0.25, "add")  # noqa: E731
+    np.testing.assert_allclose(_run(ov, build, [x])[0], _run(openvino, build, [x])[0], rtol=1e-5)
+    node = ops.normalize_l2(ops.parameter([2, 3], np.float32), [1], 1e-6, "add")
+    assert node.get_type_name() == "NormalizeL2"
+    with pytest.raises(ov.InputError, match="floating-point"):
+        ops.normalize_l2(ops.parameter([2, 3], np.int32), [1], 1e-6, "add")
