@@ -136,13 +136,17 @@ def convert_color(data, dst):
     data.color = dst
 
 
-_RESIZE_MODES = {ResizeAlgorithm.RESIZE_LINEAR: "linear", ResizeAlgorithm.RESIZE_NEAREST: "nearest"}
+_RESIZE_MODES = {
+    ResizeAlgorithm.RESIZE_LINEAR: "linear",
+    ResizeAlgorithm.RESIZE_NEAREST: "nearest",
+    ResizeAlgorithm.RESIZE_CUBIC: "cubic",
+}
 
 
 def resize(data, algorithm, height, width):
     mode = _RESIZE_MODES.get(ResizeAlgorithm(algorithm))
     if mode is None:
-        raise InputError(f"resize: {ResizeAlgorithm(algorithm).name} is not supported (linear and nearest are)")
+        raise InputError(f"resize: {ResizeAlgorithm(algorithm).name} is not supported (linear, nearest and cubic are)")
     rank = data.rank()
     h, w = data.axis("H", "resize"), data.axis("W", "resize")
     if height is None or width is None:
@@ -174,7 +178,12 @@ def resize(data, algorithm, height, width):
     node = ops._make(
         "Resize",
         [port, ops.constant(np.zeros(0, np.float32)), target],
-        {"mode": mode, "coordinate_transformation_mode": "half_pixel", "nearest_mode": "round_prefer_floor"},
+        {
+            "mode": mode,
+            "coordinate_transformation_mode": "half_pixel",
+            "nearest_mode": "round_prefer_floor",
+            "cube_coeff": -0.75,
+        },
     )
     out = _out(node)
     if etype != Type.f32:

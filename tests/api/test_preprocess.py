@@ -109,6 +109,9 @@ PIPELINES = {
     "resize-linear-up": (_dynamic_resize("RESIZE_LINEAR"), [_f32(1, 3, 3, 4)], 1e-5),
     "resize-linear-down": (_dynamic_resize("RESIZE_LINEAR"), [_f32(1, 3, 9, 13)], 1e-5),
     "resize-given-size": (_resize_to_given_size, [_f32(1, 3, 8, 8)], 1e-5),
+    "resize-cubic-down": (_dynamic_resize("RESIZE_CUBIC"), [_f32(1, 3, 9, 13)], 1e-5),
+    "resize-cubic-up": (_dynamic_resize("RESIZE_CUBIC"), [_f32(1, 3, 3, 4)], 1e-5),
+    "u8-resize-cubic": (_u8_resize("RESIZE_CUBIC"), [_u8(1, 7, 9, 3)], 1.01),
     "u8-resize-nearest": (_u8_resize("RESIZE_NEAREST"), [_u8(1, 7, 9, 3)], 0),
     "u8-resize-linear": (_u8_resize("RESIZE_LINEAR"), [_u8(1, 7, 9, 3)], 1.01),
     "bgr-to-rgb": (_color("BGR", "RGB"), [_u8(1, 4, 6, 3)], 0),
@@ -237,9 +240,9 @@ def test_several_inputs_selected_by_name_and_index():
         (
             lambda p: (
                 p.input().tensor().set_layout("NCHW"),
-                p.input().preprocess().resize(ResizeAlgorithm.RESIZE_CUBIC),
+                p.input().preprocess().resize(ResizeAlgorithm.RESIZE_BILINEAR_PILLOW),
             ),
-            "RESIZE_CUBIC",
+            "RESIZE_BILINEAR_PILLOW",
         ),
         (lambda p: p.input().preprocess().resize(ResizeAlgorithm.RESIZE_LINEAR), "layout"),
         (lambda p: p.input().preprocess().reverse_channels(), "'C'"),
