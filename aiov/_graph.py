@@ -503,6 +503,26 @@ class Node:
     def inputs(self) -> list:
         return [Input(self, i) for i in range(self.get_input_size())]
 
+    def get_input_tensor(self, index: int) -> TensorDescriptor:
+        return self.input_value(index).get_tensor()
+
+    def set_argument(self, index: int, argument) -> None:
+        """Input `index` reads `argument` (an output port or a single-output node) from now on."""
+        self.input(index).replace_source_output(argument)
+
+    def set_arguments(self, arguments) -> None:
+        arguments = list(arguments)
+        if len(arguments) != self.get_input_size():
+            raise ValueError(f"{self.get_type_name()} takes {self.get_input_size()} inputs, got {len(arguments)}")
+        for index, argument in enumerate(arguments):
+            self.set_argument(index, argument)
+
+    def evaluate(self, output_tensors, input_tensors) -> bool:
+        """Runs this node's op on the given Tensors, into the given output Tensors."""
+        from ._evaluate import evaluate_node
+
+        return evaluate_node(self, output_tensors, input_tensors)
+
     def get_input_element_type(self, index: int) -> Type:
         return self.input_value(index).get_element_type()
 

@@ -88,11 +88,17 @@ class Model:
     def outputs(self) -> list:
         return [r.output(0) for r in self._results]
 
-    def input(self, key=None) -> Output:
-        return PortTable(self.inputs, "input").port(key)
+    def input(self, key=None, *, tensor_name=None) -> Output:
+        return PortTable(self.inputs, "input").port(tensor_name if tensor_name is not None else key)
 
-    def output(self, key=None) -> Output:
-        return PortTable(self.outputs, "output").port(key)
+    def output(self, key=None, *, tensor_name=None) -> Output:
+        return PortTable(self.outputs, "output").port(tensor_name if tensor_name is not None else key)
+
+    def evaluate(self, output_tensors, input_tensors) -> bool:
+        """Runs the model on the given Tensors, into the given output Tensors."""
+        from ._evaluate import evaluate_model
+
+        return evaluate_model(self, output_tensors, input_tensors)
 
     def get_parameter_index(self, parameter) -> int:
         for i, p in enumerate(self._parameters):

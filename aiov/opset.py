@@ -218,9 +218,30 @@ def range(start, stop, step, output_type=None, name=None) -> Node:  # noqa: A001
 
 
 def broadcast(data, target_shape, axes_mapping=None, broadcast_spec="NUMPY", name=None) -> Node:
-    if axes_mapping is not None:
-        raise InputError("broadcast(): explicit axes_mapping is not supported; use numpy broadcasting")
-    return _make("Broadcast", [data, _ints(target_shape)], {"mode": str(broadcast_spec).lower()}, name)
+    """numpy/bidirectional broadcasting to target_shape; "EXPLICIT" puts data's dimensions at the
+    axes of target_shape that axes_mapping names (done as a Reshape, then numpy broadcasting)."""
+    mode = str(broadcast_spec).lower()
+    if mode == "explicit":
+        if axes_mapping is None:
+            raise InputError("broadcast(): EXPLICIT broadcasting needs axes_mapping")
+        target = _spatial_sizes(target_shape, "broadcast(): target_shape with axes_mapping")
+        axes = _spatial_sizes(axes_mapping, "broadcast(): axes_mapping")
+        dims = as_output(data).get_partial_shape()
+        if dims.rank.is_dynamic or len(dims) != len(axes) or sorted(axes) != axes:
+            raise InputError(
+                f"broadcast(): axes_mapping {axes} must list, in order, an axis for each dimension of {dims}"
+            )
+        placed = [1] * len(target)
+        for axis, dim in zip(axes, dims):
+            if not 0 <= axis < len(target):
+                raise InputError(f"broadcast(): axis {axis} is outside the target shape {target}")
+            placed[axis] = dim.get_length() if dim.is_static else -1
+        if placed.count(-1) > 1:
+            raise InputError("broadcast(): EXPLICIT broadcasting of more than one dynamic dimension")
+        data, mode = reshape(data, placed), "numpy"
+    elif axes_mapping is not None:
+        raise InputError(f"broadcast(): axes_mapping goes with EXPLICIT broadcasting, not {broadcast_spec}")
+    return _make("Broadcast", [data, _ints(target_shape)], {"mode": mode}, name)
 
 
 def transpose(data, input_order, name=None) -> Node:

@@ -199,3 +199,61 @@ def test_read_and_compile_in_memory_forms(saved_ir):
     compiled = core.compile_model(xml, "CPU", weights=weights)
     x = np.ones((2, 3), np.float32)
     np.testing.assert_array_equal(compiled(x)[0], _run(read, x))
+
+
+def test_set_argument_and_input_tensors():
+    a, b = ops.constant(np.ones(3, np.float32)), ops.constant(np.full(3, 2, np.float32))
+    c = ops.constant(np.full(3, 5, np.float64))
+    node = ops.add(a, b)
+    node.set_argument(0, c.output(0))
+    assert node.get_input_element_type(0) == ov.Type.f64
+    node.set_arguments([b, a])
+    assert node.input_value(0).get_node() == b and node.input_value(1).get_node() == a
+    assert list(node.get_input_tensor(0).get_shape()) == [3]
+    with pytest.raises(ValueError, match="2 inputs"):
+        node.set_arguments([a])
+
+
+def test_node_and_model_evaluate_into_given_tensors():
+    node = ops.add(np.array([3, 2, 3]), np.array([4, 2, 3]))
+    out = ov.Tensor(np.zeros(3, np.int64))
+    assert node.evaluate([out], [ov.Tensor(np.array([3, 2, 3])), ov.Tensor(np.array([1, 1, 1]))]) is True
+    np.testing.assert_array_equal(out.data, [4, 3, 4])
+    x = ops.parameter([2, 1], np.float32)
+    model = ov.Model(ops.multiply(x, np.float32(2)), [x])
+    result = ov.Tensor(np.zeros((2, 1), np.float32))
+    assert model.evaluate([result], [ov.Tensor(np.array([[1], [4]], np.float32))])
+    np.testing.assert_array_equal(result.data, [[2], [8]])
+    with pytest.raises(RuntimeError, match="Cannot evaluate model"):
+        model.evaluate([result], [ov.Tensor(np.zeros((3, 1), np.float32))])
+
+
+def test_model_ports_by_tensor_name_keyword():
+    x = ops.parameter([2], np.float32, name="A")
+    x.output(0).set_names({"A"})
+    model = ov.Model(ops.relu(x), [x])
+    assert model.input(tensor_name="A").get_node() == x
+
+
+def test_layout_helpers_name_the_usual_dimensions():
+    from aiov import layout_helpers as lh
+
+    layout = ov.Layout("NCHWD")
+    assert all(f(layout) for f in (lh.has_batch, lh.has_channels, lh.has_height, lh.has_width, lh.has_depth))
+    assert [lh.batch_idx(layout), lh.channels_idx(layout), lh.height_idx(layout), lh.width_idx(layout)] == [0, 1, 2, 3]
+    assert lh.depth_idx(layout) == 4
+    assert lh.channels_idx(ov.Layout("N...C")) == -1 and not lh.has_height(ov.Layout("N...C"))
+    with pytest.raises(RuntimeError):
+        lh.height_idx(ov.Layout("NC?"))
+
+
+def test_explicit_broadcast_places_the_data_on_the_mapped_axes():
+    data = np.arange(3, dtype=np.float32)
+    node = ops.broadcast(ops.constant(data), [2, 3, 4], [1], "EXPLICIT")
+    assert list(node.get_output_shape(0)) == [2, 3, 4]
+    got = ov.compile_model(ov.Model(node, []))([])[0]
+    np.testing.assert_array_equal(got, np.broadcast_to(data.reshape(1, 3, 1), (2, 3, 4)))
+    with pytest.raises(ov.InputError, match="axes_mapping"):
+        ops.broadcast(ops.constant(data), [2, 3, 4], None, "EXPLICIT")
+    with pytest.raises(ov.InputError, match="outside"):
+        ops.broadcast(ops.constant(data), [2, 3], [5], "EXPLICIT")
