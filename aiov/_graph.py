@@ -166,6 +166,12 @@ class _PortBase:
     def __hash__(self):
         return hash((self._node._native.id, self._index))
 
+    def __copy__(self):
+        return type(self)(self._node, self._index)
+
+    def __deepcopy__(self, memo):
+        raise TypeError(f"a {type(self).__name__} port cannot be deep-copied: it belongs to its node's graph")
+
     def __lt__(self, other):
         # OpenVINO orders ports by node, then output index (so they sort and key ordered maps)
         if not isinstance(other, _PortBase):

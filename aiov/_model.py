@@ -218,6 +218,12 @@ class Model:
         clone._friendly_name = self._friendly_name
         return clone
 
+    def __deepcopy__(self, memo):
+        return self.clone()
+
+    def __copy__(self):
+        raise TypeError("a Model cannot be copied shallowly (its nodes would be shared); use deepcopy or clone")
+
     # -- editing and runtime info (aiov._model_edit) --
     def add_outputs(self, outputs) -> list:
         from ._model_edit import add_outputs

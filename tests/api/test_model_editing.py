@@ -257,3 +257,19 @@ def test_explicit_broadcast_places_the_data_on_the_mapped_axes():
         ops.broadcast(ops.constant(data), [2, 3, 4], None, "EXPLICIT")
     with pytest.raises(ov.InputError, match="outside"):
         ops.broadcast(ops.constant(data), [2, 3], [5], "EXPLICIT")
+
+
+def test_copying_models_and_ports():
+    import copy
+
+    x = ops.parameter([2], np.float32, name="x")
+    model = ov.Model(ops.relu(x), [x])
+    clone = copy.deepcopy(model)
+    clone.reshape([3])
+    assert model.input().get_partial_shape() == ov.PartialShape([2])
+    with pytest.raises(TypeError, match="deepcopy"):
+        copy.copy(model)
+    port = model.output(0)
+    assert copy.copy(port) == port and copy.copy(port) is not port
+    with pytest.raises(TypeError, match="deep-copied"):
+        copy.deepcopy(port)
