@@ -183,10 +183,13 @@ KernelFn prepare_resize(const PrepareContext& ctx) {
 }  // namespace
 
 void register_resize_ops(OpRegistry& r) {
-  r.add(with_value_inputs(OpDef{"Resize", 3, 3, infer_resize, prepare_resize}.with_attrs(
-                              {str_attr("mode", "nearest"), str_attr("coordinate_transformation_mode", "half_pixel"),
-                               str_attr("nearest_mode", "round_prefer_floor"), float_attr("cube_coeff", -0.75)}),
-                          {1, 2}));
+  // aiov's own IR layer: OpenVINO's Interpolate takes its sizes per listed axis, not for every one.
+  r.add(with_value_inputs(
+      OpDef{"Resize", 3, 3, infer_resize, prepare_resize}
+          .with_attrs({str_attr("mode", "nearest"), str_attr("coordinate_transformation_mode", "half_pixel"),
+                       str_attr("nearest_mode", "round_prefer_floor"), float_attr("cube_coeff", -0.75)})
+          .ir({"aiov.Resize"}, "aiov1"),
+      {1, 2}));
 }
 
 }  // namespace aiov

@@ -276,3 +276,15 @@ def test_per_channel_values_must_match_the_channels():
 def test_prepostprocessor_takes_a_model():
     with pytest.raises(TypeError):
         PrePostProcessor("model.xml")
+
+
+def test_a_resizing_pipeline_round_trips_through_ir(tmp_path):
+    model = _relu_model(ov)
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_layout("NCHW").set_spatial_static_shape(8, 8)
+    ppp.input().preprocess().resize(ResizeAlgorithm.RESIZE_CUBIC)
+    built = ppp.build()
+    ov.save_model(built, str(tmp_path / "r.xml"))
+    again = ov.Core().read_model(str(tmp_path / "r.xml"))
+    x = _f32(1, 3, 8, 8)
+    np.testing.assert_array_equal(ov.compile_model(again)(x)[0], ov.compile_model(built)(x)[0])
