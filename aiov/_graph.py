@@ -650,16 +650,13 @@ def constant_value(node: Node) -> np.ndarray:
 
 
 def as_output(value) -> Output:
-    """Node, Output or array-like -> an Output port (arrays become Constants)."""
+    """Node (its first output), Output or array-like -> an Output port (arrays become Constants)."""
     if isinstance(value, _PortBase):
         return value if isinstance(value, Output) else Output(value._node, value._index)
     if isinstance(value, Node):
-        if value.get_output_size() != 1:
-            raise ValueError(
-                f"{value.get_type_name()} '{value.name}' has {value.get_output_size()} outputs; "
-                "pass one of node.outputs()"
-            )
-        return Output(value, 0)
+        if value.get_output_size() == 0:
+            raise ValueError(f"{value.get_type_name()} '{value.name}' has no outputs to read")
+        return Output(value, 0)  # a node with several outputs gives its first, as in OpenVINO
     from .opset import constant
 
     return Output(constant(value), 0)

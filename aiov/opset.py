@@ -490,10 +490,15 @@ def max_pool(
     index_element_type="i64",
     axis=0,
     name=None,
+    *,
+    with_indices=True,
 ) -> Node:
-    """Max pooling. Unlike OpenVINO's opset8 it has one output (no indices)."""
+    """Max pooling; as OpenVINO's opset8, output 1 holds where each maximum was (its flat index in the
+    input, counted from dimension `axis` on). ``with_indices=False`` (aiov only) leaves it out."""
     attrs = _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad)
     attrs.update(kernel=[int(v) for v in kernel_shape], rounding_type=_rounding(rounding_type))
+    if with_indices:
+        attrs.update(with_indices=True, index_element_type=as_type(index_element_type).get_type_name(), axis=int(axis))
     return _make("MaxPool", [data], attrs, name)
 
 

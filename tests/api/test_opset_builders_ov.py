@@ -199,3 +199,42 @@ def test_normalize_l2_add_matches_openvino():
     assert node.get_type_name() == "NormalizeL2"
     with pytest.raises(ov.InputError, match="floating-point"):
         ops.normalize_l2(ops.parameter([2, 3], np.int32), [1], 1e-6, "add")
+
+
+POOLS = {
+    "2d": ((2, 3, 6, 6), ([2, 2], [1, 1], [0, 0], [0, 0], [2, 2])),
+    "2d-padded-ceil": ((1, 2, 5, 5), ([2, 2], [1, 1], [1, 1], [1, 1], [3, 3], "ceil")),
+    "1d": ((2, 2, 7), ([2], [2], [0], [1], [2])),
+    "3d": ((1, 2, 4, 4, 4), ([1, 1, 1], [1, 1, 1], [0, 0, 0], [0, 0, 0], [2, 2, 2])),
+}
+
+
+@pytest.mark.parametrize("pool", sorted(POOLS))
+@pytest.mark.parametrize(("index_type", "axis"), [("i64", 0), ("i32", 0), ("i64", 1)])
+def test_max_pool_indices_match_openvino(pool, index_type, axis):
+    openvino = pytest.importorskip("openvino")
+    shape, args = POOLS[pool]
+    args = list(args) + (["floor"] if len(args) == 5 else [])
+    x = _data(*shape)
+    build = lambda o, p: o.max_pool(p, *args, None, index_type, axis)  # noqa: E731
+    (values, indices), (want_values, want_indices) = _run(ov, build, [x]), _run(openvino, build, [x])
+    np.testing.assert_array_equal(values, want_values)
+    assert indices.dtype == want_indices.dtype
+    np.testing.assert_array_equal(indices, want_indices)
+    # each index points at its maximum, within the tensor (axis 0) or the sample (axis 1)
+    flat = x.reshape(-1) if axis == 0 else x.reshape(shape[0], -1)
+    picked = (
+        flat[indices.astype(np.int64)]
+        if axis == 0
+        else np.take_along_axis(flat, indices.reshape(shape[0], -1).astype(np.int64), 1).reshape(values.shape)
+    )
+    np.testing.assert_array_equal(picked, values)
+
+
+def test_a_node_with_several_outputs_reads_as_its_first():
+    x = ops.parameter([1, 1, 4, 4], np.float32)
+    pool = ops.max_pool(x, [2, 2], [1, 1], [0, 0], [0, 0], [2, 2])
+    assert pool.get_output_size() == 2
+    assert ops.relu(pool).input_value(0) == pool.output(0)
+    single = ops.max_pool(x, [2, 2], [1, 1], [0, 0], [0, 0], [2, 2], with_indices=False)
+    assert single.get_output_size() == 1
