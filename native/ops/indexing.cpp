@@ -451,11 +451,11 @@ StridedSpec strided_spec(const Node& n, const Dims& in, const std::vector<const 
   return s;
 }
 
-int64_t strided_rank(const Node& n, int64_t in_rank) {
+int64_t strided_rank(const Node& n, int64_t in_rank, size_t entries) {
   // new axes add dimensions, shrunk ones remove them; the ellipsis only stands for others
   auto nm = n.attr_ints("new_axis_mask"), sm = n.attr_ints("shrink_axis_mask"), elm = n.attr_ints("ellipsis_mask");
   int64_t rank = in_rank;
-  for (size_t i = 0; i < std::max(nm.size(), sm.size()); ++i)
+  for (size_t i = 0; i < entries; ++i)
     if (!mask_bit(elm, i)) rank += mask_bit(nm, i) ? 1 : mask_bit(sm, i) ? -1 : 0;
   return rank;
 }
@@ -464,7 +464,14 @@ std::vector<PortInfo> infer_strided_slice(const InferContext& c) {
   const PortInfo& x = c.in[0];
   if (!x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
   bool known = c.in_value[1] && c.in_value[2] && (c.in.size() < 4 || c.in_value[3]);
-  if (!known) return {PortInfo{x.type, PartialShape(Dims((size_t)strided_rank(c.node, x.shape.rank()), kDynamic))}};
+  if (!known) {
+    // the entries (begin's length) decide which mask bits count; unknown, the rank is too
+    const PartialShape& b = c.in[1].shape;
+    if (!b.is_static() || b.rank() != 1) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
+    int64_t rank = strided_rank(c.node, x.shape.rank(), (size_t)b.dims[0]);
+    if (rank < 0) throw InputError(c.node.describe() + ": the masks remove more dimensions than there are");
+    return {PortInfo{x.type, PartialShape(Dims((size_t)rank, kDynamic))}};
+  }
   Dims sizes = x.shape.dims;
   for (auto& d : sizes) d = d < 0 ? 1 : d;  // a stand-in size; the dimension stays dynamic below
   std::vector<const TensorView*> v(c.in_value.begin() + 1, c.in_value.end());

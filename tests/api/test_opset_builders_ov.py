@@ -238,3 +238,14 @@ def test_a_node_with_several_outputs_reads_as_its_first():
     assert ops.relu(pool).input_value(0) == pool.output(0)
     single = ops.max_pool(x, [2, 2], [1, 1], [0, 0], [0, 0], [2, 2], with_indices=False)
     assert single.get_output_size() == 1
+
+
+def test_strided_slice_with_bounds_given_at_run_time():
+    x = ops.parameter([4, 5, 6], np.float32)
+    begin = ops.parameter([2], np.int64)
+    node = ops.strided_slice(x, begin, [3, 4], [1, 1], [0, 0], [0, 0], [0, 1, 1], [1, 0, 1])
+    # masks past begin's two entries do not count: one shrunk, one added
+    assert str(node.get_output_partial_shape(0)) == "[?,?,?]"
+    model = ov.Model(node, [x, begin])
+    got = ov.compile_model(model)([X3, np.array([1, 0], np.int64)])[0]
+    np.testing.assert_array_equal(got, X3[1, None])
