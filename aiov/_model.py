@@ -218,6 +218,10 @@ class Model:
         clone._friendly_name = self._friendly_name
         return clone
 
+    def _get_raw_address(self) -> int:
+        """An identity for this Model object (OpenVINO's address of the underlying model)."""
+        return id(self)
+
     def __deepcopy__(self, memo):
         return self.clone()
 
@@ -277,6 +281,6 @@ class Model:
         set_rt_info(self, value, path)
 
     def __repr__(self):
-        ins = "\n".join(repr(i).replace("<Output", "<ConstOutput") for i in self.inputs)
-        outs = "\n".join(repr(o).replace("<Output", "<ConstOutput") for o in self.outputs)
+        ins = ",\n".join(repr(i).replace("<Output", "<ConstOutput") for i in self.inputs)
+        outs = ",\n".join(repr(o).replace("<Output", "<ConstOutput") for o in self.outputs)
         return f"<Model: '{self.friendly_name}'\ninputs[\n{ins}\n]\noutputs[\n{outs}\n]>"

@@ -273,3 +273,19 @@ def test_copying_models_and_ports():
     assert copy.copy(port) == port and copy.copy(port) is not port
     with pytest.raises(TypeError, match="deep-copied"):
         copy.deepcopy(port)
+
+
+def test_model_repr_lists_ports_and_raw_address_is_identity():
+    a = ops.parameter([-1, 2], np.float32, name="A")
+    b = ops.parameter([-1, 2], np.float32, name="B")
+    a.output(0).set_names({"A"})
+    b.output(0).set_names({"B"})
+    total = ops.add(a, b)
+    total.output(0).set_names({"sum"})
+    model = ov.Model(total, [a, b], "g")
+    assert repr(model) == (
+        "<Model: 'g'\ninputs[\n<ConstOutput: names[A] shape[?,2] type: f32>,\n"
+        "<ConstOutput: names[B] shape[?,2] type: f32>\n]\noutputs[\n<ConstOutput: names[sum] shape[?,2] type: f32>\n]>"
+    )
+    same = model
+    assert same._get_raw_address() == model._get_raw_address() != ov.Model(total, [a, b])._get_raw_address()
