@@ -24,6 +24,7 @@ from . import (  # noqa: E402
     layout_helpers,  # noqa: E402
     op,
     opset,
+    preprocess,
     properties,
     utils,
 )
@@ -149,6 +150,7 @@ __all__ = [
     "OVAny",
     "RTMap",
     "op",
+    "preprocess",
     "properties",
     "utils",
     "InputError",

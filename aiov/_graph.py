@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
+import warnings
+import weakref
 from collections.abc import Iterable
 
 import numpy as np
@@ -55,8 +58,27 @@ class TensorDescriptor:
     def get_partial_shape(self) -> PartialShape:
         return self._node.get_output_partial_shape(self._index)
 
+    @property
+    def partial_shape(self) -> PartialShape:
+        return self.get_partial_shape()
+
     def get_shape(self) -> Shape:
         return self.get_partial_shape().to_shape()
+
+    @property
+    def shape(self) -> Shape:
+        return self.get_shape()
+
+    def get_size(self) -> int:
+        """Bytes of the tensor (its shape must be static)."""
+        count = 1
+        for d in self.get_shape():
+            count *= int(d)
+        return (count * self.get_element_type().bitwidth + 7) // 8
+
+    @property
+    def size(self) -> int:
+        return self.get_size()
 
 
 class _PortBase:
@@ -144,6 +166,12 @@ class _PortBase:
     def __hash__(self):
         return hash((self._node._native.id, self._index))
 
+    def __copy__(self):
+        return type(self)(self._node, self._index)
+
+    def __deepcopy__(self, memo):
+        raise TypeError(f"a {type(self).__name__} port cannot be deep-copied: it belongs to its node's graph")
+
     def __lt__(self, other):
         # OpenVINO orders ports by node, then output index (so they sort and key ordered maps)
         if not isinstance(other, _PortBase):
@@ -166,13 +194,35 @@ _PortBase.get_rt_info = _port_rt_info
 _PortBase.rt_info = property(_port_rt_info)
 
 
+def _target_inputs(port) -> set:
+    """The input ports that read `port` now: engine nodes, and the Results (Python-side) over it."""
+    node, index = port._node, port._index
+    found = set()
+    if node._result_input is None:
+        found.update(Input(Node(user), i) for user, i in node._native.users(index))
+    found.update(Input(r, 0) for r in list(_RESULT_NODES) if r._result_input == Output(node, index))
+    return found
+
+
+_PortBase.get_target_inputs = _target_inputs
+_PortBase.target_inputs = property(_target_inputs)
+
+
 class Output(_PortBase):
     """An output port of a node in a Model."""
 
     __slots__ = ()
 
-    def get_target_inputs(self):
-        raise NotImplementedError("aiov graphs do not track consumers")
+    def remove_target_input(self, target) -> None:
+        raise RuntimeError("an input always reads some output: use Input.replace_source_output instead")
+
+    def replace(self, replacement) -> None:
+        """Every input that reads this port reads `replacement` instead; its tensor takes this
+        port's names too. Shapes are re-inferred by Model.validate_nodes_and_infer_types."""
+        replacement = as_output(replacement)
+        for target in self.get_target_inputs():
+            target.replace_source_output(replacement)
+        replacement.add_names(self.get_names())
 
 
 class ConstOutput(_PortBase):
@@ -201,8 +251,27 @@ class Input:
     def get_index(self) -> int:
         return self._index
 
+    def __eq__(self, other):
+        return isinstance(other, Input) and self._node == other._node and self._index == other._index
+
+    def __hash__(self):
+        return hash((self._node._native.id, self._index, "in"))
+
+    def __repr__(self):
+        return f"<Input: {self._index} of {self._node.get_type_name()} '{self._node.name}'>"
+
     def get_source_output(self) -> Output:
         return self._node.input_value(self._index)
+
+    def replace_source_output(self, new_source) -> None:
+        """This input reads `new_source` from now on (the node's shapes follow at the next
+        Model.validate_nodes_and_infer_types, as in OpenVINO)."""
+        source = as_output(new_source)
+        if self._node._result_input is not None:
+            self._node._result_input = source
+            self._node._native.set_parameter(source.get_element_type()._id, source.get_partial_shape()._engine())
+            return
+        self._node._native.set_input(self._index, source._node._native, source._index)
 
     def get_rt_info(self):
         return _rt_map(self._node, "in", self._index)
@@ -239,9 +308,40 @@ def _rt_map(node: "Node", kind: str, index: int):
     return found
 
 
+# What a Node's comparison operators build a comparison node against (never another Node: that is
+# identity, which sets and dicts of nodes rely on)
+_VALUES = (np.ndarray, np.generic, numbers.Number)
+
 # Op type -> Node subclass for the ops OpenVINO exposes as classes (aiov.op registers them), so that
 # a node reached through the graph is an instance of the same class it was built as.
 NODE_CLASSES: dict = {}
+
+
+class DiscreteTypeInfo:
+    """What kind of node this is: its type name and the opset that defines it."""
+
+    __slots__ = ("name", "version_id", "parent")
+
+    def __init__(self, name: str, version_id: str, parent=None):
+        self.name, self.version_id, self.parent = name, version_id, parent
+
+    def __eq__(self, other):
+        return isinstance(other, DiscreteTypeInfo) and (self.name, self.version_id) == (other.name, other.version_id)
+
+    def __hash__(self):
+        return hash((self.name, self.version_id))
+
+    def __repr__(self):
+        return f"<DiscreteTypeInfo: {self.name} v{self.version_id}>"
+
+
+def _version_of(op_type: str) -> str:
+    if op_type in ("Parameter", "Constant", "Result"):
+        return "opset1"
+    for desc in _core.op_schema():
+        if desc["type"] == op_type:
+            return desc["ir_version"] or "aiov1"
+    return "aiov1"
 
 
 class Node:
@@ -258,9 +358,38 @@ class Node:
         self._native = native
         self._result_input = None  # for Result nodes (Python-side pass-through)
 
-    # identity
+    # identity; against an array or a number, a comparison node (OpenVINO's deprecated operators)
     def __eq__(self, other):
+        if isinstance(other, _VALUES):
+            return self._compare(other, "equal")
         return isinstance(other, Node) and other._native.id == self._native.id
+
+    def __ne__(self, other):
+        if isinstance(other, _VALUES):
+            return self._compare(other, "not_equal")
+        return not self.__eq__(other)
+
+    def __lt__(self, other):
+        return self._compare(other, "less")
+
+    def __le__(self, other):
+        return self._compare(other, "less_equal")
+
+    def __gt__(self, other):
+        return self._compare(other, "greater")
+
+    def __ge__(self, other):
+        return self._compare(other, "greater_equal")
+
+    def _compare(self, other, builder):
+        if not isinstance(other, (Node, Output) + _VALUES):
+            return NotImplemented
+        warnings.warn(
+            f"comparing a node with an operator is deprecated; use opset.{builder}() instead",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return self._binary(other, builder)
 
     def __hash__(self):
         return hash(self._native.id)
@@ -281,6 +410,14 @@ class Node:
     @property
     def type_name(self) -> str:
         return self.get_type_name()
+
+    def get_type_info(self) -> DiscreteTypeInfo:
+        name = self.get_type_name()
+        return DiscreteTypeInfo(name, _version_of(name))
+
+    @property
+    def type_info(self) -> DiscreteTypeInfo:
+        return self.get_type_info()
 
     def get_friendly_name(self) -> str:
         return self._native.name
@@ -371,6 +508,26 @@ class Node:
 
     def inputs(self) -> list:
         return [Input(self, i) for i in range(self.get_input_size())]
+
+    def get_input_tensor(self, index: int) -> TensorDescriptor:
+        return self.input_value(index).get_tensor()
+
+    def set_argument(self, index: int, argument) -> None:
+        """Input `index` reads `argument` (an output port or a single-output node) from now on."""
+        self.input(index).replace_source_output(argument)
+
+    def set_arguments(self, arguments) -> None:
+        arguments = list(arguments)
+        if len(arguments) != self.get_input_size():
+            raise ValueError(f"{self.get_type_name()} takes {self.get_input_size()} inputs, got {len(arguments)}")
+        for index, argument in enumerate(arguments):
+            self.set_argument(index, argument)
+
+    def evaluate(self, output_tensors, input_tensors) -> bool:
+        """Runs this node's op on the given Tensors, into the given output Tensors."""
+        from ._evaluate import evaluate_node
+
+        return evaluate_node(self, output_tensors, input_tensors)
 
     def get_input_element_type(self, index: int) -> Type:
         return self.input_value(index).get_element_type()
@@ -466,6 +623,11 @@ class Node:
         return f"<{self.get_type_name()}: '{self.name}' ({shapes})>"
 
 
+# Every live Result node, so that an output port can tell which Results read it (a Result has no
+# engine node of its own to appear among the engine's consumers).
+_RESULT_NODES = weakref.WeakSet()
+
+
 def make_result(source: Output) -> Node:
     """A Result node: marks a model output; its port shows the source tensor."""
     native = _core.make_parameter(source.get_element_type()._id, source.get_partial_shape()._engine(), "")
@@ -473,6 +635,7 @@ def make_result(source: Output) -> Node:
     node.__init__(native)
     node._result_input = source
     native.name = f"Result_{native.id}"
+    _RESULT_NODES.add(node)
     return node
 
 
@@ -487,16 +650,13 @@ def constant_value(node: Node) -> np.ndarray:
 
 
 def as_output(value) -> Output:
-    """Node, Output or array-like -> an Output port (arrays become Constants)."""
+    """Node (its first output), Output or array-like -> an Output port (arrays become Constants)."""
     if isinstance(value, _PortBase):
         return value if isinstance(value, Output) else Output(value._node, value._index)
     if isinstance(value, Node):
-        if value.get_output_size() != 1:
-            raise ValueError(
-                f"{value.get_type_name()} '{value.name}' has {value.get_output_size()} outputs; "
-                "pass one of node.outputs()"
-            )
-        return Output(value, 0)
+        if value.get_output_size() == 0:
+            raise ValueError(f"{value.get_type_name()} '{value.name}' has no outputs to read")
+        return Output(value, 0)  # a node with several outputs gives its first, as in OpenVINO
     from .opset import constant
 
     return Output(constant(value), 0)

@@ -88,11 +88,17 @@ class Model:
     def outputs(self) -> list:
         return [r.output(0) for r in self._results]
 
-    def input(self, key=None) -> Output:
-        return PortTable(self.inputs, "input").port(key)
+    def input(self, key=None, *, tensor_name=None) -> Output:
+        return PortTable(self.inputs, "input").port(tensor_name if tensor_name is not None else key)
 
-    def output(self, key=None) -> Output:
-        return PortTable(self.outputs, "output").port(key)
+    def output(self, key=None, *, tensor_name=None) -> Output:
+        return PortTable(self.outputs, "output").port(tensor_name if tensor_name is not None else key)
+
+    def evaluate(self, output_tensors, input_tensors) -> bool:
+        """Runs the model on the given Tensors, into the given output Tensors."""
+        from ._evaluate import evaluate_model
+
+        return evaluate_model(self, output_tensors, input_tensors)
 
     def get_parameter_index(self, parameter) -> int:
         for i, p in enumerate(self._parameters):
@@ -218,6 +224,16 @@ class Model:
         clone._friendly_name = self._friendly_name
         return clone
 
+    def _get_raw_address(self) -> int:
+        """An identity for this Model object (OpenVINO's address of the underlying model)."""
+        return id(self)
+
+    def __deepcopy__(self, memo):
+        return self.clone()
+
+    def __copy__(self):
+        raise TypeError("a Model cannot be copied shallowly (its nodes would be shared); use deepcopy or clone")
+
     # -- editing and runtime info (aiov._model_edit) --
     def add_outputs(self, outputs) -> list:
         from ._model_edit import add_outputs
@@ -233,6 +249,21 @@ class Model:
         from ._model_edit import remove_result
 
         remove_result(self, result)
+
+    def replace_parameter(self, parameter_index: int, parameter) -> None:
+        from ._model_edit import replace_parameter
+
+        replace_parameter(self, parameter_index, parameter)
+
+    def add_parameters(self, parameters) -> None:
+        from ._model_edit import add_parameters
+
+        add_parameters(self, parameters)
+
+    def remove_parameter(self, parameter) -> None:
+        from ._model_edit import remove_parameter
+
+        remove_parameter(self, parameter)
 
     @property
     def rt_info(self):
@@ -256,6 +287,6 @@ class Model:
         set_rt_info(self, value, path)
 
     def __repr__(self):
-        ins = "\n".join(repr(i).replace("<Output", "<ConstOutput") for i in self.inputs)
-        outs = "\n".join(repr(o).replace("<Output", "<ConstOutput") for o in self.outputs)
+        ins = ",\n".join(repr(i).replace("<Output", "<ConstOutput") for i in self.inputs)
+        outs = ",\n".join(repr(o).replace("<Output", "<ConstOutput") for o in self.outputs)
         return f"<Model: '{self.friendly_name}'\ninputs[\n{ins}\n]\noutputs[\n{outs}\n]>"

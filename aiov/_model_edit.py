@@ -1,4 +1,4 @@
-"""Editing a Model after it is built: extra outputs and results, and its runtime info."""
+"""Editing a Model after it is built: its parameters, extra outputs and results, and its runtime info."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ def _find_port(model, item, position):
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], int):
         for node in model.get_ordered_ops():
             if node.get_friendly_name() == item[0] and node.get_type_name() != "Result":
+                if not 0 <= item[1] < node.get_output_size():
+                    raise RuntimeError(
+                        f"add_outputs: node {item[0]!r} has {node.get_output_size()} output(s), not output {item[1]}"
+                    )
                 return node.output(item[1])
         raise RuntimeError(f"add_outputs: the model has no node named {item[0]!r}")
     raise TypeError(f"Incorrect type of a value to add as output{where}.")
@@ -56,6 +60,39 @@ def add_results(model, results) -> None:
 
 def remove_result(model, result) -> None:
     model._results = [r for r in model._results if r != result]
+
+
+def _check_parameter(param, what):
+    if not isinstance(param, Node) or param.get_type_name() != "Parameter":
+        raise TypeError(f"{what} takes parameter() nodes, got {param!r}")
+
+
+def replace_parameter(model, index, parameter) -> None:
+    """The `index`-th parameter becomes `parameter`, and every node that read the old one reads the
+    new one. As in OpenVINO, shapes are re-inferred by validate_nodes_and_infer_types."""
+    _check_parameter(parameter, "replace_parameter")
+    count = len(model._parameters)
+    if not isinstance(index, int) or not -count <= index < count:
+        raise IndexError(f"replace_parameter: index {index!r} is out of range (the model has {count} parameters)")
+    old = model._parameters[index]
+    for target in old.output(0).get_target_inputs():
+        target.replace_source_output(parameter.output(0))
+    model._parameters[index] = parameter
+
+
+def add_parameters(model, parameters) -> None:
+    parameters = [parameters] if isinstance(parameters, Node) else list(parameters)
+    for p in parameters:
+        _check_parameter(p, "add_parameters")
+        if model.get_parameter_index(p) >= 0:
+            raise RuntimeError(f"add_parameters: {p!r} is already a parameter of the model")
+    model._parameters.extend(parameters)
+
+
+def remove_parameter(model, parameter) -> None:
+    """Drops a parameter from the model's list; the nodes that read it are the caller's to rewire
+    (as in OpenVINO: a parameter still read makes the model invalid until then)."""
+    model._parameters = [p for p in model._parameters if p != parameter]
 
 
 # -- runtime info: nested string-keyed maps --

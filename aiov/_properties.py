@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from . import _core
 from ._errors import InputError
 
@@ -20,6 +22,19 @@ ALLOW_AUTO_BATCHING = "ALLOW_AUTO_BATCHING"
 BATCH_PAD = "AIOV_BATCH_PAD"
 
 EXECUTION_MODE_HINT = "EXECUTION_MODE_HINT"
+LOG_LEVEL = "LOG_LEVEL"
+# OpenVINO's log levels (properties.log.Level names, and their LOG_* spellings) -> Python's logging
+# levels of the "aiov" logger; NO silences it, TRACE is logging's DEBUG - 5.
+_LOG_LEVELS = {
+    "NO": logging.CRITICAL + 10,
+    "ERR": logging.ERROR,
+    "WARNING": logging.WARNING,
+    "INFO": logging.INFO,
+    "DEBUG": logging.DEBUG,
+    "TRACE": logging.DEBUG - 5,
+}
+_LOG_SPELLINGS = {"LOG_NONE": "NO", "NONE": "NO", "LOG_ERROR": "ERR", "ERROR": "ERR", "LOG_WARNING": "WARNING"}
+_LOG_SPELLINGS.update({f"LOG_{name}": name for name in ("INFO", "DEBUG", "TRACE")})
 _HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 # aiov computes every op in its model's own precision (f32 for floats) and never lowers it, which
 # satisfies both modes: ACCURACY forbids lowering, PERFORMANCE merely allows it.
@@ -35,6 +50,7 @@ _WRITABLE = (
     AUTO_BATCH_TIMEOUT,
     ALLOW_AUTO_BATCHING,
     BATCH_PAD,
+    LOG_LEVEL,
 )
 
 
@@ -53,7 +69,6 @@ _ONLY_WHAT_AIOV_DOES = {
     # key: (the accepted values, spelled as users spell them; what aiov does)
     "CACHE_DIR": (("",), "aiov does not cache compiled models yet"),
     "ENABLE_MMAP": ((True, "YES", "TRUE"), "aiov always memory-maps IR weights"),
-    "LOG_LEVEL": (("NO", "LOG_NONE"), "aiov does not log"),
     "AFFINITY": (("NONE",), "aiov does not pin its workers to cores"),
     "ENABLE_CPU_PINNING": ((False, "NO", "FALSE"), "aiov does not pin its workers to cores"),
 }
@@ -121,6 +136,12 @@ def normalize(config) -> dict:
                 raise InputError(f"{NUM_STREAMS}: expected a count, AUTO or NUMA, got {value!r}") from None
             if value < -2:
                 raise InputError(f"{NUM_STREAMS}: expected a count >= 0, AUTO (-1) or NUMA (-2), got {value}")
+        elif key == LOG_LEVEL:
+            name = str(getattr(value, "name", value)).split(".")[-1].upper()
+            name = _LOG_SPELLINGS.get(name, name)
+            if name not in _LOG_LEVELS:
+                raise InputError(f"{LOG_LEVEL}: expected one of {', '.join(_LOG_LEVELS)}, got {value!r}")
+            value = name
         elif key in _ONLY_WHAT_AIOV_DOES:
             # Accepted only with the value that describes what aiov does anyway; any other value
             # asks for something aiov does not do, so it is refused rather than ignored.
@@ -145,6 +166,13 @@ def normalize(config) -> dict:
             raise InputError(f"unknown property {key!r}; aiov supports {', '.join(_WRITABLE)}")
         out[key] = value
     return out
+
+
+def apply_log_level(config: dict) -> None:
+    """A LOG_LEVEL in `config` sets the level of Python's "aiov" logger (left alone otherwise, so an
+    application's own logging setup decides)."""
+    if LOG_LEVEL in config:
+        logging.getLogger("aiov").setLevel(_LOG_LEVELS[config[LOG_LEVEL]])
 
 
 def defaults() -> dict:
@@ -210,6 +238,13 @@ def read(config: dict, key):
         return ["CPU"]
     if key == "FULL_DEVICE_NAME":
         return f"aiov CPU ({_core.pool_size()} workers, gemm {_core.gemm_isa()})"
+    if key == LOG_LEVEL:
+        from .properties.log import Level
+
+        if key in config:
+            return Level[config[key]]
+        level = logging.getLogger("aiov").getEffectiveLevel()
+        return next((Level[n] for n, v in _LOG_LEVELS.items() if v <= level), Level.TRACE)
     if key == PERFORMANCE_HINT and key in config:
         from .properties.hint import PerformanceMode
 

@@ -50,29 +50,41 @@ class Core:
         raise RuntimeError(f"aiov does not load extensions: its ops come from its own op registry (got {extension!r})")
 
     def read_model(self, model, weights=None, config=None, *, weights_dir=None) -> Model:
-        """Reads an OpenVINO IR (.xml + .bin) or ONNX model (path or bytes).
+        """Reads an OpenVINO IR or ONNX model: a path, ONNX bytes, an IR's xml as str/bytes or a file
+        object (then `weights` are bytes, an array, a Tensor, a file object or a path).
 
-        ``weights_dir`` (aiov only): the directory an ONNX model's external data is read from.
-        A path defaults to the model file's directory; bytes carry no directory, so a model
-        given as bytes with external data needs it. Locations must stay inside that directory
-        (no absolute paths, '..', symbolic links or special files)."""
+        ``config`` applies to this read only. ``weights_dir`` (aiov only): the directory an ONNX
+        model's external data is read from. A path defaults to the model file's directory; bytes
+        carry no directory, so a model given as bytes with external data needs it. Locations must
+        stay inside that directory (no absolute paths, '..', symbolic links or special files)."""
         from .frontends import read_model as _read
 
-        source = os.fspath(model) if isinstance(model, (str, os.PathLike)) else f"{type(model).__name__} model"
-        with timed(f"read_model {source}"):
+        if not isinstance(model, (str, os.PathLike, bytes, bytearray)) and not hasattr(model, "read"):
+            raise TypeError(f"Provided python object type {type(model)} isn't supported as 'model' argument.")
+        if hasattr(weights, "read"):
+            weights = weights.read()  # a file object
+        given = _properties.normalize(config)
+        _properties.apply_log_level(given)
+        if given.get("CACHE_DIR"):
+            os.makedirs(given["CACHE_DIR"], exist_ok=True)
+        source = model if isinstance(model, (str, os.PathLike)) and len(str(model)) < 300 else type(model).__name__
+        with timed(f"read_model {os.fspath(source) if isinstance(source, os.PathLike) else source}"):
             return _read(model, weights, weights_dir)
 
-    def compile_model(self, model, device_name: str = None, config: dict = None) -> CompiledModel:
-        """``device_name`` "BATCH:CPU(N)" (or "BATCH:CPU") batches concurrent jobs, as the
+    def compile_model(self, model, device_name: str = None, config: dict = None, *, weights=None) -> CompiledModel:
+        """`model`: a Model, or what read_model reads (with `weights` for an IR xml given in memory).
+        ``device_name`` "BATCH:CPU(N)" (or "BATCH:CPU") batches concurrent jobs, as the
         THROUGHPUT hint does (see aiov/_batching.py and docs/async.md)."""
         device_name, config = _batching.batch_target(device_name, config)
         _, batch = _batching.parse_device(_check_device(device_name))
-        if isinstance(model, (str, os.PathLike, bytes)):
-            model = self.read_model(model)
+        if isinstance(model, (str, os.PathLike, bytes, bytearray)) or hasattr(model, "read"):
+            model = self.read_model(model, weights)
         if not isinstance(model, Model):
             raise InputError(f"compile_model takes a Model or a path, got {type(model).__name__}")
         merged = {k: v for k, v in self._config.items()}
-        merged.update(_properties.normalize(config))
+        given = _properties.normalize(config)
+        _properties.apply_log_level(given)
+        merged.update(given)
         with timed(f"compile_model {model.get_friendly_name()}", lambda: _compile_summary(model)):
             return CompiledModel(model, merged, batch)
 
@@ -88,7 +100,9 @@ class Core:
     def set_property(self, device_name=None, properties=None):
         if properties is None:
             device_name, properties = "CPU", device_name
-        self._config.update(_properties.normalize(properties))
+        given = _properties.normalize(properties)
+        _properties.apply_log_level(given)
+        self._config.update(given)
 
     def import_model(self, *args, **kwargs):
         raise RuntimeError("aiov does not import compiled blobs; read the model with read_model")

@@ -3,6 +3,8 @@ types and shapes come from the native op registry."""
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from . import _core
@@ -35,12 +37,17 @@ __all__ = [
     "scatter_elements_update",
     "one_hot",
     "slice",
+    "strided_slice",
     "split",
     "variadic_split",
     "tile",
     "pad",
     "convolution",
     "group_convolution",
+    "convolution_backprop_data",
+    "group_convolution_backprop_data",
+    "topk",
+    "cum_sum",
     "max_pool",
     "avg_pool",
     "batch_norm_inference",
@@ -54,6 +61,8 @@ __all__ = [
     "reduce_sum_square",
     "reduce_log_sum",
     "reduce_log_sum_exp",
+    "reduce_logical_and",
+    "reduce_logical_or",
     "mvn",
     "log_softmax",
     "trilu",
@@ -209,9 +218,30 @@ def range(start, stop, step, output_type=None, name=None) -> Node:  # noqa: A001
 
 
 def broadcast(data, target_shape, axes_mapping=None, broadcast_spec="NUMPY", name=None) -> Node:
-    if axes_mapping is not None:
-        raise InputError("broadcast(): explicit axes_mapping is not supported; use numpy broadcasting")
-    return _make("Broadcast", [data, _ints(target_shape)], {"mode": str(broadcast_spec).lower()}, name)
+    """numpy/bidirectional broadcasting to target_shape; "EXPLICIT" puts data's dimensions at the
+    axes of target_shape that axes_mapping names (done as a Reshape, then numpy broadcasting)."""
+    mode = str(broadcast_spec).lower()
+    if mode == "explicit":
+        if axes_mapping is None:
+            raise InputError("broadcast(): EXPLICIT broadcasting needs axes_mapping")
+        target = _spatial_sizes(target_shape, "broadcast(): target_shape with axes_mapping")
+        axes = _spatial_sizes(axes_mapping, "broadcast(): axes_mapping")
+        dims = as_output(data).get_partial_shape()
+        if dims.rank.is_dynamic or len(dims) != len(axes) or sorted(axes) != axes:
+            raise InputError(
+                f"broadcast(): axes_mapping {axes} must list, in order, an axis for each dimension of {dims}"
+            )
+        placed = [1] * len(target)
+        for axis, dim in zip(axes, dims):
+            if not 0 <= axis < len(target):
+                raise InputError(f"broadcast(): axis {axis} is outside the target shape {target}")
+            placed[axis] = dim.get_length() if dim.is_static else -1
+        if placed.count(-1) > 1:
+            raise InputError("broadcast(): EXPLICIT broadcasting of more than one dynamic dimension")
+        data, mode = reshape(data, placed), "numpy"
+    elif axes_mapping is not None:
+        raise InputError(f"broadcast(): axes_mapping goes with EXPLICIT broadcasting, not {broadcast_spec}")
+    return _make("Broadcast", [data, _ints(target_shape)], {"mode": mode}, name)
 
 
 def transpose(data, input_order, name=None) -> Node:
@@ -250,6 +280,36 @@ def one_hot(indices, depth, on_value, off_value, axis=-1, negative_indices_mode=
 def slice(data, start, stop, step, axes=None, name=None) -> Node:  # noqa: A001 - OpenVINO's name
     inputs = [data, _ints(start), _ints(stop), _ints(step)] + ([] if axes is None else [_ints(axes)])
     return _make("Slice", inputs, {}, name)
+
+
+def strided_slice(
+    data,
+    begin,
+    end,
+    strides,
+    begin_mask,
+    end_mask,
+    new_axis_mask=None,
+    shrink_axis_mask=None,
+    ellipsis_mask=None,
+    name=None,
+) -> Node:
+    """numpy-style slicing of data[begin:end:strides] per entry; a 1 in begin_mask/end_mask ignores
+    that bound, new_axis_mask inserts a dimension, shrink_axis_mask takes one element and drops
+    the dimension, ellipsis_mask stands for the dimensions no entry names."""
+
+    def mask(value):
+        return [] if value is None else [int(v) for v in np.asarray(value).reshape(-1)]
+
+    inputs = [data, _ints(begin), _ints(end)] + ([] if strides is None else [_ints(strides)])
+    attrs = {
+        "begin_mask": mask(begin_mask),
+        "end_mask": mask(end_mask),
+        "new_axis_mask": mask(new_axis_mask),
+        "shrink_axis_mask": mask(shrink_axis_mask),
+        "ellipsis_mask": mask(ellipsis_mask),
+    }
+    return _make("StridedSlice", inputs, attrs, name)
 
 
 def split(data, axis, num_splits, name=None) -> Node:
@@ -305,6 +365,119 @@ def group_convolution(data, filters, strides, pads_begin, pads_end, dilations, a
     return _make("Convolution", [data, flat], attrs, name)
 
 
+def _spatial_sizes(value, what):
+    """A list of ints from a list, an array or a Constant node (the engine needs them when planning)."""
+    if isinstance(value, (Node, Output)):
+        node = as_output(value).get_node()
+        if node.get_type_name() != "Constant":
+            raise InputError(f"{what} must be a constant, got a {node.get_type_name()} output")
+        value = node.get_data()
+    return [int(v) for v in np.asarray(value).reshape(-1)]
+
+
+def _backprop_attrs(data, filters, strides, output_shape, pads_begin, pads_end, dilations, auto_pad, output_padding):
+    rank = len(list(strides))
+    dilations = [1] * rank if dilations is None else [int(v) for v in dilations]
+    begin = [0] * rank if pads_begin is None else [int(v) for v in pads_begin]
+    end = [0] * rank if pads_end is None else [int(v) for v in pads_end]
+    extra = [0] * rank if output_padding is None else [int(v) for v in output_padding]
+    mode = str(auto_pad or "explicit").lower()
+    if output_shape is not None:
+        # OpenVINO's rule: the full transposed output is cut to output_shape, from pads_begin
+        # (explicit) or centred (same_upper puts the odd element at the start, same_lower at the
+        # end), and zero-extended at the end when output_shape is larger.
+        want = _spatial_sizes(output_shape, "output_shape")
+        dims = [as_output(v).get_partial_shape() for v in (data, filters)]
+        if any(s.rank.is_dynamic for s in dims) or any(d.is_dynamic for s in dims for d in list(s)[2:]):
+            raise InputError("convolution_backprop_data(): output_shape needs static spatial data and filter sizes")
+        size_in = [d.get_length() for d in list(dims[0])[2:]]
+        kernel = [d.get_length() for d in list(dims[1])[2:]]
+        for i in builtins.range(rank):
+            full = int(strides[i]) * (size_in[i] - 1) + (kernel[i] - 1) * dilations[i] + 1 + extra[i]
+            total = full - want[i]
+            if mode in ("same_upper", "same_lower"):
+                begin[i] = max(total, 0) - max(total, 0) // 2 if mode == "same_upper" else max(total, 0) // 2
+            end[i] = total - begin[i]
+            if end[i] < 0:
+                extra[i] -= end[i]
+                end[i] = 0
+        mode = "explicit"
+    attrs = _window_attrs(strides, begin, end, dilations, mode)
+    attrs["output_padding"] = extra
+    return attrs
+
+
+def convolution_backprop_data(
+    data,
+    filters,
+    strides,
+    output_shape=None,
+    pads_begin=None,
+    pads_end=None,
+    dilations=None,
+    auto_pad=None,
+    output_padding=None,
+    name=None,
+) -> Node:
+    """Transposed convolution: NC... data, filters [C_in, C_out, k...]; output_shape (spatial sizes,
+    a list or a Constant) makes the pads follow from it."""
+    attrs = _backprop_attrs(
+        data, filters, strides, output_shape, pads_begin, pads_end, dilations, auto_pad, output_padding
+    )
+    return _make("ConvTranspose", [data, filters], attrs, name)
+
+
+def group_convolution_backprop_data(
+    data,
+    filters,
+    strides,
+    output_shape=None,
+    pads_begin=None,
+    pads_end=None,
+    dilations=None,
+    auto_pad="explicit",
+    output_padding=None,
+    name=None,
+) -> Node:
+    """Grouped transposed convolution with filters [G, C_in/G, C_out/G, k...] (OpenVINO's layout)."""
+    port = as_output(filters)
+    shape = port.get_partial_shape()
+    if shape.rank.is_dynamic or any(d.is_dynamic for d in shape):
+        raise InputError("group_convolution_backprop_data(): filters need a static shape")
+    dims = [d.get_length() for d in shape]
+    flat = reshape(port, [dims[0] * dims[1]] + dims[2:])
+    attrs = _backprop_attrs(
+        data, flat, strides, output_shape, pads_begin, pads_end, dilations, auto_pad, output_padding
+    )
+    attrs["group"] = dims[0]
+    return _make("ConvTranspose", [data, flat], attrs, name)
+
+
+def topk(data, k, axis, mode, sort, index_element_type="i32", stable=False, name=None) -> Node:
+    """The k largest ("max") or smallest ("min") values along `axis` and their indices (two outputs)."""
+    if stable:
+        raise InputError("topk(): stable=True is not supported; ties keep no guaranteed order")
+    attrs = {
+        "axis": int(axis),
+        "mode": str(mode).lower(),
+        "sort": str(sort).lower(),
+        "index_element_type": as_type(index_element_type).get_type_name(),
+    }
+    return _make("TopK", [data, _ints(k)], attrs, name)
+
+
+def cum_sum(arg, axis, exclusive=False, reverse=False, name=None) -> Node:
+    """Running sum along `axis`."""
+    return _make("CumSum", [arg, _ints(axis)], {"exclusive": bool(exclusive), "reverse": bool(reverse)}, name)
+
+
+def _rounding(rounding_type) -> str:
+    # aiov's "ceil" already drops a last window that would start in the end padding, which is what
+    # OpenVINO's opset14 calls "ceil_torch"
+    mode = str(rounding_type).lower()
+    return "ceil" if mode == "ceil_torch" else mode
+
+
 def max_pool(
     data,
     strides,
@@ -317,10 +490,15 @@ def max_pool(
     index_element_type="i64",
     axis=0,
     name=None,
+    *,
+    with_indices=True,
 ) -> Node:
-    """Max pooling. Unlike OpenVINO's opset8 it has one output (no indices)."""
+    """Max pooling; as OpenVINO's opset8, output 1 holds where each maximum was (its flat index in the
+    input, counted from dimension `axis` on). ``with_indices=False`` (aiov only) leaves it out."""
     attrs = _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad)
-    attrs.update(kernel=[int(v) for v in kernel_shape], rounding_type=str(rounding_type).lower())
+    attrs.update(kernel=[int(v) for v in kernel_shape], rounding_type=_rounding(rounding_type))
+    if with_indices:
+        attrs.update(with_indices=True, index_element_type=as_type(index_element_type).get_type_name(), axis=int(axis))
     return _make("MaxPool", [data], attrs, name)
 
 
@@ -338,7 +516,7 @@ def avg_pool(
 ) -> Node:
     attrs = _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad)
     attrs.update(
-        kernel=[int(v) for v in kernel_shape], rounding_type=str(rounding_type).lower(), exclude_pad=bool(exclude_pad)
+        kernel=[int(v) for v in kernel_shape], rounding_type=_rounding(rounding_type), exclude_pad=bool(exclude_pad)
     )
     return _make("AvgPool", [data], attrs, name)
 
@@ -365,6 +543,8 @@ reduce_l1 = _reduce("ReduceL1")
 reduce_sum_square = _reduce("ReduceSumSquare")
 reduce_log_sum = _reduce("ReduceLogSum")
 reduce_log_sum_exp = _reduce("ReduceLogSumExp")
+reduce_logical_and = _reduce("ReduceLogicalAnd")
+reduce_logical_or = _reduce("ReduceLogicalOr")
 
 
 def mvn(data, axes, normalize_variance=True, eps=1e-9, eps_mode="inside_sqrt", name=None) -> Node:
@@ -438,6 +618,19 @@ def rnn(X, W, R, B=None, sequence_lens=None, initial_h=None, name=None, **attrs)
     return _recurrent("RNN", [X, W, R, B, sequence_lens, initial_h], attrs, name)
 
 
+def _pdpd(op, inputs, attrs, name) -> Node:
+    """PDPD broadcasting (axis -1: the second operand aligned to the right of the first) is numpy's
+    where the first operand keeps its shape; anything else is refused rather than reinterpreted."""
+    node = _make(op, inputs, dict(attrs, auto_broadcast="numpy"), name)
+    first = as_output(inputs[0]).get_partial_shape()
+    if node.get_output_partial_shape(0) != first:
+        raise InputError(
+            f"{op}: PDPD broadcasting of {as_output(inputs[1]).get_partial_shape()} onto {first} is supported only "
+            "where it does not change the first operand's shape"
+        )
+    return node
+
+
 def _generated(desc):
     """Builder f(inputs..., attributes in schema order..., name=None) for a registered op."""
     op, count = desc["type"], desc["min_inputs"]
@@ -462,6 +655,8 @@ def _generated(desc):
                     f"{build.__name__}() has no attribute {key!r} (it takes {', '.join(by_name) or 'none'})"
                 )
             attrs[key] = _attr_value(by_name[key], value)
+        if str(attrs.get("auto_broadcast", "")).lower() == "pdpd":
+            return _pdpd(op, inputs, attrs, name)
         return _make(op, inputs, attrs, name)
 
     build.__name__ = build.__qualname__ = desc["builder"]
@@ -475,3 +670,9 @@ for _desc in _core.op_schema():
         globals()[_desc["builder"]] = _generated(_desc)
         __all__.append(_desc["builder"])
 del _desc
+
+# OpenVINO's other spellings of the same builders.
+abs = globals()["absolute"]  # noqa: A001 - OpenVINO's name (both generated from the registry above)
+ceil = globals()["ceiling"]
+cumsum = cum_sum
+__all__ += ["abs", "ceil", "cumsum"]

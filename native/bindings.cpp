@@ -18,6 +18,7 @@
 #include <cstring>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 
 #include "core/environment.hpp"
 #include "executor/executor.hpp"
@@ -616,6 +617,49 @@ void bind_testing(nb::module_ m) {
         "activation(op(a) @ op(b) + bias + residual) with b packed first, as weights are.");
 }
 
+// ---- Who reads each node's outputs (Output.get_target_inputs, Output.replace) ------------
+// Nodes keep only their inputs; the Python graph API also needs the reverse edges. Every node
+// Python can see is made (or rewired) through these bindings, so they are recorded here, weakly:
+// the table never keeps a node alive. Every caller holds the GIL, which guards the table.
+class UserTable {
+ public:
+  void add(const NodePtr& user) {
+    for (const Value& v : user->inputs) users_[v.node->id].push_back(user);
+    if (++inserts_ % 4096 == 0) prune();
+  }
+  // (consumer, input index) pairs that read output `index` of `producer` now.
+  std::vector<std::pair<NodePtr, int>> of(const Node& producer, int index) {
+    std::vector<std::pair<NodePtr, int>> out;
+    auto it = users_.find(producer.id);
+    if (it == users_.end()) return out;
+    std::vector<const Node*> seen;
+    for (const auto& weak : it->second) {
+      NodePtr user = weak.lock();
+      if (!user || std::find(seen.begin(), seen.end(), user.get()) != seen.end()) continue;
+      seen.push_back(user.get());
+      for (size_t i = 0; i < user->inputs.size(); ++i)
+        if (user->inputs[i].node.get() == &producer && user->inputs[i].index == index) out.emplace_back(user, (int)i);
+    }
+    return out;
+  }
+
+ private:
+  void prune() {
+    for (auto it = users_.begin(); it != users_.end();) {
+      auto& list = it->second;
+      list.erase(std::remove_if(list.begin(), list.end(), [](const auto& w) { return w.expired(); }), list.end());
+      it = list.empty() ? users_.erase(it) : std::next(it);
+    }
+  }
+  std::unordered_map<uint64_t, std::vector<std::weak_ptr<Node>>> users_;
+  size_t inserts_ = 0;
+};
+
+UserTable& user_table() {
+  static UserTable* table = new UserTable();  // never destroyed: nodes may outlive static teardown
+  return *table;
+}
+
 }  // namespace
 
 NB_MODULE(_core, m) {
@@ -711,7 +755,19 @@ NB_MODULE(_core, m) {
             n.outputs[0] = PortInfo{(ElementType)type, shape_from(shape)};
           },
           nb::arg("type"), nb::arg("shape").none())
-      .def("revalidate", [](Node& n) { revalidate(n); });
+      .def("revalidate", [](Node& n) { revalidate(n); })
+      .def("set_input",
+           [](Node& n, size_t i, NodePtr source, int index) {
+             if (n.op == "Parameter" || n.op == "Constant") throw InputError(n.describe() + " has no inputs");
+             if (i >= n.inputs.size())
+               throw InputError(n.describe() + " has " + std::to_string(n.inputs.size()) +
+                                " input(s), asked for input " + std::to_string(i));
+             if (index < 0 || (size_t)index >= source->outputs.size())
+               throw InputError(source->describe() + " has no output " + std::to_string(index));
+             n.inputs[i] = Value{source, index};
+             user_table().add(n.shared_from_this());
+           })
+      .def("users", [](const Node& n, int index) { return user_table().of(n, index); });
 
   m.def(
       "make_parameter",
@@ -733,7 +789,9 @@ NB_MODULE(_core, m) {
                         const std::string& name) {
     std::vector<Value> vals;
     for (auto& [n, i] : inputs) vals.push_back(Value{n, i});
-    return make_node(op, std::move(vals), attrs_from(attrs), name);
+    NodePtr node = make_node(op, std::move(vals), attrs_from(attrs), name);
+    user_table().add(node);
+    return node;
   });
   m.def("topological_order", [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs) {
     Graph g;

@@ -226,13 +226,15 @@ def _op_attrs(layer, desc) -> dict:
 class _Weights:
     """The .bin file, opened lazily (a model without Const layers needs none)."""
 
-    def __init__(self, path, explicit):
+    def __init__(self, path, explicit, data=None):
         self.path, self.explicit = path, explicit
-        self._data = None
+        self._data = data  # weights given in memory (read_ir_text)
 
     def get(self, layer, offset, size) -> np.ndarray:
         if self._data is None:
-            if self.path is None or not os.path.isfile(self.path):
+            if self.path is None:
+                raise InputError(f"IR {layer.describe()} needs weights: pass them with the xml (bytes or a Tensor)")
+            if not os.path.isfile(self.path):
                 raise InputError(f"IR {layer.describe()} needs the weights file {self.path!r}, which does not exist")
             if os.path.getsize(self.path) == 0:
                 self._data = np.zeros(0, np.uint8)
@@ -271,6 +273,21 @@ def read_ir(xml_path, bin_path=None) -> Model:
         bin_path = os.path.splitext(xml_path)[0] + ".bin"
     root = _read_xml(xml_path)
     return _build(root, _Weights(bin_path, explicit), xml_path)
+
+
+def read_ir_text(xml, weights=None) -> Model:
+    """Reads an IR held in memory: the xml as str or bytes, the weights as bytes or a 1-D u8
+    array (a Tensor's data); without weights a model with Const layers is refused."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise InputError(f"cannot parse the IR xml given in memory: {exc}") from None
+    if root.tag != "net":
+        raise InputError(f"the xml given is not an OpenVINO IR: the root element is <{root.tag}>, not <net>")
+    if weights is None:
+        return _build(root, _Weights(None, False), "<IR xml given in memory>")
+    data = np.frombuffer(weights, dtype=np.uint8)
+    return _build(root, _Weights("<weights given in memory>", True, data), "<IR xml given in memory>")
 
 
 def _build(root, weights, source) -> Model:

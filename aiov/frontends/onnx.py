@@ -952,6 +952,7 @@ def _pool(ctx, op):
             kernel,
             ceil,
             attrs["auto_pad"],
+            with_indices=False,
         )
     return ops.avg_pool(
         x,

@@ -1,4 +1,4 @@
-// Indexing and layout ops: Transpose, Gather, Slice, Split, VariadicSplit, Tile, Pad.
+// Indexing and layout ops: Transpose, Gather, Slice, StridedSlice, Split, VariadicSplit, Tile, Pad.
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -366,6 +366,138 @@ KernelFn prepare_slice(const PrepareContext& ctx) {
   return strided_copy(s.out, st, base, element_bytes(ctx.node, ctx.in[0].type));
 }
 
+// ---- StridedSlice(data, begin, end[, stride]) with OpenVINO's masks ----------------
+// Each entry of begin/end/stride addresses one input dimension, except where new_axis_mask
+// inserts a 1-sized output dimension and where ellipsis_mask stands for every dimension the
+// other entries leave out. A mask bit of 1 ignores begin (begin_mask) or end (end_mask);
+// shrink_axis_mask takes the single element at begin and drops the dimension. The copy walks
+// one (begin, step, size) per input dimension; the masks only reshape the result.
+
+struct StridedSpec {
+  SliceSpec slice;            // per input dimension
+  std::vector<int64_t> from;  // per output dimension: the input dimension it comes from, -1 if inserted
+};
+
+bool mask_bit(const std::vector<int64_t>& mask, size_t i) { return i < mask.size() && mask[i] != 0; }
+
+StridedSpec strided_spec(const Node& n, const Dims& in, const std::vector<const TensorView*>& v) {
+  auto begin = read_int_tensor(n, *v[0], "begin"), end = read_int_tensor(n, *v[1], "end");
+  std::vector<int64_t> stride =
+      v.size() > 2 && v[2] ? read_int_tensor(n, *v[2], "stride") : std::vector<int64_t>(begin.size(), 1);
+  if (end.size() != begin.size() || stride.size() != begin.size())
+    throw InputError(n.describe() + ": begin, end and stride must have the same length");
+  auto bm = n.attr_ints("begin_mask"), em = n.attr_ints("end_mask"), nm = n.attr_ints("new_axis_mask"),
+       sm = n.attr_ints("shrink_axis_mask"), elm = n.attr_ints("ellipsis_mask");
+  const int64_t rank = (int64_t)in.size();
+  int64_t consuming = 0;  // entries that address an input dimension
+  bool ellipsis_seen = false;
+  for (size_t i = 0; i < begin.size(); ++i) {
+    if (mask_bit(elm, i)) {
+      if (ellipsis_seen) throw InputError(n.describe() + ": more than one ellipsis");
+      ellipsis_seen = true;
+    } else if (!mask_bit(nm, i)) {
+      ++consuming;
+    }
+  }
+  if (consuming > rank)
+    throw InputError(n.describe() + ": " + std::to_string(consuming) + " slice entries for rank " +
+                     std::to_string(rank));
+  StridedSpec s;
+  s.slice.begin.assign(in.size(), 0);
+  s.slice.step.assign(in.size(), 1);
+  s.slice.out = in;
+  int64_t d = 0;
+  auto keep = [&](int64_t dim) { s.from.push_back(dim); };
+  for (size_t i = 0; i < begin.size(); ++i) {
+    if (mask_bit(elm, i)) {
+      for (int64_t k = 0; k < rank - consuming; ++k) keep(d++);
+      continue;
+    }
+    if (mask_bit(nm, i)) {
+      s.from.push_back(-1);
+      continue;
+    }
+    const int64_t size = in[d], st = stride[i];
+    if (st == 0) throw InputError(n.describe() + ": stride must not be zero");
+    if (mask_bit(sm, i)) {
+      int64_t b = begin[i] < 0 ? begin[i] + size : begin[i];
+      if (b < 0 || b >= size)
+        throw InputError(n.describe() + ": shrink index " + std::to_string(begin[i]) + " is outside dimension " +
+                         std::to_string(d) + " of size " + std::to_string(size));
+      s.slice.begin[d] = b;
+      s.slice.out[d] = 1;
+      ++d;
+      continue;
+    }
+    int64_t b = begin[i], e = end[i], out;
+    if (b < 0) b += size;
+    if (e < 0) e += size;
+    if (st > 0) {
+      b = mask_bit(bm, i) ? 0 : std::clamp<int64_t>(b, 0, size);
+      e = mask_bit(em, i) ? size : std::clamp<int64_t>(e, 0, size);
+      out = e > b ? (e - b - 1) / st + 1 : 0;
+    } else {
+      b = mask_bit(bm, i) ? size - 1 : std::clamp<int64_t>(b, -1, size - 1);
+      e = mask_bit(em, i) ? -1 : std::clamp<int64_t>(e, -1, size - 1);
+      out = b > e ? (b - e - 1) / (st == std::numeric_limits<int64_t>::min() ? size + 1 : -st) + 1 : 0;
+    }
+    s.slice.begin[d] = out > 0 ? b : 0;
+    s.slice.step[d] = out > 1 ? st : 1;
+    s.slice.out[d] = out;
+    keep(d++);
+  }
+  while (d < rank) keep(d++);
+  return s;
+}
+
+int64_t strided_rank(const Node& n, int64_t in_rank, size_t entries) {
+  // new axes add dimensions, shrunk ones remove them; the ellipsis only stands for others
+  auto nm = n.attr_ints("new_axis_mask"), sm = n.attr_ints("shrink_axis_mask"), elm = n.attr_ints("ellipsis_mask");
+  int64_t rank = in_rank;
+  for (size_t i = 0; i < entries; ++i)
+    if (!mask_bit(elm, i)) rank += mask_bit(nm, i) ? 1 : mask_bit(sm, i) ? -1 : 0;
+  return rank;
+}
+
+std::vector<PortInfo> infer_strided_slice(const InferContext& c) {
+  const PortInfo& x = c.in[0];
+  if (!x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
+  bool known = c.in_value[1] && c.in_value[2] && (c.in.size() < 4 || c.in_value[3]);
+  if (!known) {
+    // the entries (begin's length) decide which mask bits count; unknown, the rank is too
+    const PartialShape& b = c.in[1].shape;
+    if (!b.is_static() || b.rank() != 1) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
+    int64_t rank = strided_rank(c.node, x.shape.rank(), (size_t)b.dims[0]);
+    if (rank < 0) throw InputError(c.node.describe() + ": the masks remove more dimensions than there are");
+    return {PortInfo{x.type, PartialShape(Dims((size_t)rank, kDynamic))}};
+  }
+  Dims sizes = x.shape.dims;
+  for (auto& d : sizes) d = d < 0 ? 1 : d;  // a stand-in size; the dimension stays dynamic below
+  std::vector<const TensorView*> v(c.in_value.begin() + 1, c.in_value.end());
+  StridedSpec s = strided_spec(c.node, sizes, v);
+  Dims out;
+  for (int64_t from : s.from) out.push_back(from < 0 ? 1 : x.shape.dims[from] < 0 ? kDynamic : s.slice.out[from]);
+  return {PortInfo{x.type, PartialShape(out)}};
+}
+
+KernelFn prepare_strided_slice(const PrepareContext& ctx) {
+  std::vector<const TensorView*> v;
+  for (size_t i = 1; i < ctx.in.size(); ++i) {
+    if (!ctx.in[i].data) throw NotSupported(ctx.node.describe() + ": slice bounds must be known at compile time");
+    v.push_back(&ctx.in[i]);
+  }
+  const Dims& in = ctx.in[0].shape;
+  StridedSpec s = strided_spec(ctx.node, in, v);
+  auto src = row_strides(in);
+  int64_t base = 0;
+  std::vector<int64_t> st(in.size());
+  for (size_t d = 0; d < in.size(); ++d) {
+    base += s.slice.begin[d] * src[d];
+    st[d] = s.slice.step[d] * src[d];
+  }
+  return strided_copy(s.slice.out, st, base, element_bytes(ctx.node, ctx.in[0].type));
+}
+
 // ---- Split / VariadicSplit -------------------------------------------------------
 
 std::vector<int64_t> split_lengths(const InferContext& c, int64_t dim) {
@@ -555,6 +687,11 @@ void register_indexing_ops(OpRegistry& r) {
                               .ir({"Gather"}, "opset8"),
                           {2}));
   r.add(with_value_inputs(OpDef{"Slice", 4, 5, infer_slice, prepare_slice}.ir({"Slice"}, "opset8"), {1, 2, 3, 4}));
+  r.add(with_value_inputs(OpDef{"StridedSlice", 3, 4, infer_strided_slice, prepare_strided_slice}
+                              .with_attrs({ints_attr("begin_mask"), ints_attr("end_mask"), ints_attr("new_axis_mask"),
+                                           ints_attr("shrink_axis_mask"), ints_attr("ellipsis_mask")})
+                              .ir({"StridedSlice"}, "opset1"),
+                          {1, 2, 3}));
   r.add(with_value_inputs(OpDef{"Split", 2, 2, infer_split, prepare_split}
                               .with_attrs({int_attr("num_splits", 0).must_be_given().at_least(1)})
                               .ir({"Split"}, "opset1"),

@@ -125,13 +125,29 @@ std::vector<PortInfo> infer_pool(const InferContext& c) {
   return {PortInfo{c.in[0].type, pool_output_shape(c.node, c.in[0].shape)}};
 }
 
+// MaxPool with_indices (OpenVINO's MaxPool-8, ONNX's Indices) also gives where each maximum was:
+// its flat index in the input, counted from dimension `axis` on.
+std::vector<PortInfo> infer_max_pool(const InferContext& c) {
+  auto out = infer_pool(c);
+  if (c.node.attr_int("with_indices")) {
+    int64_t axis = c.node.attr_int("axis");
+    if (c.in[0].shape.rank_known) axis = normalize_axis(c.node, axis, c.in[0].shape.rank());
+    if (axis > 1) throw NotSupported(c.node.describe() + ": indices counted from a spatial axis");
+    out.push_back(PortInfo{type_from_name(c.node.attr_str("index_element_type")), out[0].shape});
+  }
+  return out;
+}
+
 template <bool Max>
 KernelFn prepare_pool(const PrepareContext& ctx) {
   if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32 pooling");
   const Dims& xs = ctx.in[0].shape;
   const bool exclude_pad = !Max && ctx.node.attr_int("exclude_pad") != 0;
   const bool ceil_mode = ctx.node.attr_str("rounding_type") == "ceil";
+  const bool indices = ctx.out.size() > 1;
+  const bool i32 = indices && ctx.out[1].type == ElementType::i32;
   if (layout_of(ctx.node) == Layout::nhwc) {
+    if (indices) throw NotSupported(ctx.node.describe() + ": nhwc pooling with indices");
     if (xs.size() != 4) throw NotSupported(ctx.node.describe() + ": nhwc pooling is 2-D only");
     Window v = make_window(ctx.node, {xs[1], xs[2]}, ctx.node.attr_ints("kernel"), ceil_mode);
     Window2d g{xs[0],       xs[1],       xs[2],       xs[3],         v.out[0],      v.out[1],       v.kernel[0],
@@ -146,6 +162,8 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
   std::vector<int64_t> in(xs.begin() + 2, xs.end());
   Window w = to_3d(make_window(ctx.node, in, ctx.node.attr_ints("kernel"), ceil_mode));
   int64_t NC = xs[0] * xs[1], spatial = w.in[0] * w.in[1] * w.in[2], outs = w.out[0] * w.out[1] * w.out[2];
+  const int64_t C = xs[1];
+  const int64_t index_axis = indices ? normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)xs.size()) : 0;
   return [=](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
     float* y = a.out[0]->as<float>();
@@ -157,7 +175,7 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
           for (int64_t oy = 0; oy < w.out[1]; ++oy)
             for (int64_t ox = 0; ox < w.out[2]; ++ox) {
               float acc = Max ? -INFINITY : 0.0f;
-              int64_t count = 0, padded = 0;
+              int64_t count = 0, padded = 0, at = 0;
               for (int64_t kz = 0; kz < w.kernel[0]; ++kz) {
                 int64_t z = oz * w.stride[0] - w.pad_begin[0] + kz * w.dilation[0];
                 for (int64_t ky = 0; ky < w.kernel[1]; ++ky) {
@@ -168,10 +186,12 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
                     if (z < w.in[0] + w.pad_end[0] && yy < w.in[1] + w.pad_end[1] && xx < w.in[2] + w.pad_end[2])
                       ++padded;
                     if (z < 0 || z >= w.in[0] || yy < 0 || yy >= w.in[1] || xx < 0 || xx >= w.in[2]) continue;
-                    float v = vol[(z * w.in[1] + yy) * w.in[2] + xx];
-                    if (Max)
-                      acc = (v > acc || v != v) ? v : acc;  // a NaN in the window wins
-                    else
+                    int64_t here = (z * w.in[1] + yy) * w.in[2] + xx;
+                    float v = vol[here];
+                    if (Max) {
+                      if (v > acc || v != v || count == 0) at = here;  // a NaN in the window wins
+                      acc = (v > acc || v != v) ? v : acc;
+                    } else
                       acc += v;
                     ++count;
                   }
@@ -181,7 +201,16 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
                 int64_t div = exclude_pad ? count : padded;
                 acc = div ? acc / (float)div : 0.0f;
               }
-              out[(oz * w.out[1] + oy) * w.out[2] + ox] = acc;
+              const int64_t o = (oz * w.out[1] + oy) * w.out[2] + ox;
+              out[o] = acc;
+              if (indices) {
+                // flat index from dimension index_axis on: over the whole tensor, or within a sample
+                int64_t flat = (index_axis == 0 ? p : p % C) * spatial + at;
+                if (i32)
+                  a.out[1]->as<int32_t>()[p * outs + o] = (int32_t)flat;
+                else
+                  a.out[1]->as<int64_t>()[p * outs + o] = flat;
+              }
             }
       }
     };
@@ -403,7 +432,11 @@ void register_nn_ops(OpRegistry& r) {
   std::vector<AttrSpec> pool = window_attrs();
   pool.push_back(spatial_attr("kernel", 1).must_be_given().at_least(1));
   pool.push_back(str_attr("rounding_type", "floor", {"floor", "ceil"}));
-  r.add(OpDef{"MaxPool", 1, 1, infer_pool, prepare_pool<true>}.with_attrs(pool));
+  std::vector<AttrSpec> max_pool = pool;
+  max_pool.push_back(bool_attr("with_indices", false).ir_name("-"));
+  max_pool.push_back(type_attr("index_element_type", "i64"));
+  max_pool.push_back(int_attr("axis", 0));
+  r.add(OpDef{"MaxPool", 1, 1, infer_max_pool, prepare_pool<true>}.with_attrs(max_pool));
   pool.push_back(bool_attr("exclude_pad", true));
   r.add(OpDef{"AvgPool", 1, 1, infer_pool, prepare_pool<false>}.with_attrs(pool));
   r.add(OpDef{"BatchNormInference", 5, 5, infer_batch_norm, prepare_batch_norm}

@@ -1,4 +1,4 @@
-// Reductions over axes (ReduceSum/Mean/Max/Min/Prod), ArgMax/ArgMin, MVN, LogSoftmax.
+// Reductions over axes (ReduceSum/Mean/Max/Min/Prod/Logical*), NormalizeL2, ArgMax/ArgMin, MVN, LogSoftmax.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -53,6 +53,13 @@ std::vector<PortInfo> infer_reduce(const InferContext& c) {
       out.push_back(1);
   }
   return {PortInfo{x.type, PartialShape(out)}};
+}
+
+// ReduceLogicalAnd/Or: min (all) and max (any) over booleans.
+std::vector<PortInfo> infer_logical_reduce(const InferContext& c) {
+  if (c.in[0].type != ElementType::boolean && c.in[0].type != ElementType::dynamic)
+    throw InputError(c.node.describe() + ": expected a boolean input, got " + type_name(c.in[0].type));
+  return infer_reduce(c);
 }
 
 enum class ReduceKind { kSum, kMean, kMax, kMin, kProd, kL2, kLogSumExp, kL1, kSumSquare, kLogSum };
@@ -240,6 +247,72 @@ KernelFn prepare_reduce(const PrepareContext& ctx) {
         throw NotSupported(ctx.node.describe() + ": boolean input");
     }
     return make_reduce<T>(ctx, g, Kind);
+  });
+}
+
+// ---- NormalizeL2: x / sqrt(sum of x^2 over axes), the sum floored by (max) or offset by (add) eps ----
+
+std::vector<int64_t> normalize_axes(const Node& n, const TensorView& v, int64_t rank) {
+  std::set<int64_t> axes;
+  for (auto a : read_int_tensor(n, v, "axes")) axes.insert(normalize_axis(n, a, rank));
+  return std::vector<int64_t>(axes.begin(), axes.end());
+}
+
+std::vector<PortInfo> infer_normalize_l2(const InferContext& c) {
+  if (!is_float(c.in[0].type) && c.in[0].type != ElementType::dynamic)
+    throw InputError(c.node.describe() + ": expected a floating-point input, got " + type_name(c.in[0].type));
+  if (c.in_value[1] && c.in[0].shape.rank_known) normalize_axes(c.node, *c.in_value[1], c.in[0].shape.rank());
+  return {c.in[0]};
+}
+
+KernelFn prepare_normalize_l2(const PrepareContext& ctx) {
+  if (!ctx.in[1].data) throw NotSupported(ctx.node.describe() + ": axes must be known at compile time");
+  const auto axes = normalize_axes(ctx.node, ctx.in[1], (int64_t)ctx.in[0].shape.size());
+  // No axes: each element is divided by itself (OpenVINO's spec: 1 for every non-zero element).
+  const bool by_itself = axes.empty();
+  ReduceGeometry g = reduce_geometry(ctx.in[0].shape, axes);
+  const double eps = ctx.node.attr_float("eps");
+  const bool add = ctx.node.attr_str("eps_mode") == "add";
+  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    if constexpr (!std::is_floating_point<typename ComputeOf<T>::type>::value) {
+      throw NotSupported(ctx.node.describe() + ": floating-point input only");
+    } else {
+      return [g, eps, add, by_itself](const KernelArgs& k) {
+        const T* x = k.in[0]->as<T>();
+        T* y = k.out[0]->as<T>();
+        // walks the reduced sub-box of one kept position, calling f(offset)
+        auto walk = [&g](int64_t base, auto&& f) {
+          std::vector<int64_t> idx(g.red_shape.size(), 0);
+          int64_t off = base;
+          for (int64_t j = 0; j < g.red_count; ++j) {
+            f(off);
+            for (int d = (int)g.red_shape.size() - 1; d >= 0; --d) {
+              off += g.red_strides[d];
+              if (++idx[d] < g.red_shape[d]) break;
+              off -= g.red_strides[d] * g.red_shape[d];
+              idx[d] = 0;
+            }
+          }
+        };
+        for (int64_t i = 0, outs = numel(g.kept_shape); i < outs; ++i) {
+          int64_t rem = i, base = 0;
+          for (int d = (int)g.kept_shape.size() - 1; d >= 0; --d) {
+            base += (rem % g.kept_shape[d]) * g.kept_strides[d];
+            rem /= g.kept_shape[d];
+          }
+          if (by_itself) {
+            y[base] = store<T>((typename ComputeOf<T>::type)(load(x[base]) != 0 ? 1 : 0));
+            continue;
+          }
+          double sum = 0;
+          walk(base, [&](int64_t off) { sum += (double)load(x[off]) * (double)load(x[off]); });
+          const double inv = 1.0 / std::sqrt(add ? sum + eps : std::max(sum, eps));
+          walk(base,
+               [&](int64_t off) { y[off] = store<T>((typename ComputeOf<T>::type)((double)load(x[off]) * inv)); });
+        }
+      };
+    }
   });
 }
 
@@ -612,6 +685,14 @@ void register_reduce_ops(OpRegistry& r) {
       d.ir({"aiov.ReduceLogSumExp"}, "aiov1");
     r.add(with_value_inputs(d, {1}));
   }
+  r.add(with_value_inputs(
+      OpDef{"ReduceLogicalAnd", 1, 2, infer_logical_reduce, prepare_reduce<ReduceKind::kMin>}.with_attrs(reduce).ir(
+          {"ReduceLogicalAnd"}, "opset1"),
+      {1}));
+  r.add(with_value_inputs(
+      OpDef{"ReduceLogicalOr", 1, 2, infer_logical_reduce, prepare_reduce<ReduceKind::kMax>}.with_attrs(reduce).ir(
+          {"ReduceLogicalOr"}, "opset1"),
+      {1}));
   // ONNX's other reductions; OpenVINO has only ReduceL1 (sum of |x|).
   r.add(with_value_inputs(OpDef{"ReduceL1", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kL1>}.with_attrs(reduce).ir(
                               {"ReduceL1"}, "opset4"),
@@ -624,6 +705,11 @@ void register_reduce_ops(OpRegistry& r) {
       OpDef{"ReduceLogSum", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kLogSum>}.with_attrs(reduce).ir(
           {"aiov.ReduceLogSum"}, "aiov1"),
       {1}));
+  r.add(with_value_inputs(OpDef{"NormalizeL2", 2, 2, infer_normalize_l2, prepare_normalize_l2}
+                              .with_attrs({float_attr("eps", 1e-12), str_attr("eps_mode", "add", {"add", "max"})})
+                              .ir({"NormalizeL2"}, "opset1")
+                              .opset_builder("normalize_l2"),
+                          {1}));
   const std::vector<AttrSpec> arg{int_attr("axis", 0), bool_attr("keepdims", true),
                                   bool_attr("select_last_index", false)};
   r.add(OpDef{"ArgMax", 1, 1, infer_arg, prepare_arg<true>}.with_attrs(arg));

@@ -1,5 +1,6 @@
-// Resize (ONNX semantics): nearest and linear interpolation, separable over axes.
+// Resize (ONNX semantics): nearest, linear and cubic interpolation, separable over axes.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -45,7 +46,8 @@ void resize_target(const Node& n, const Dims& in, const TensorView* scales, cons
 std::vector<PortInfo> infer_resize(const InferContext& c) {
   const PortInfo& x = c.in[0];
   std::string mode = c.node.attr_str("mode");
-  if (mode != "nearest" && mode != "linear") throw NotSupported(c.node.describe() + ": mode '" + mode + "'");
+  if (mode != "nearest" && mode != "linear" && mode != "cubic")
+    throw NotSupported(c.node.describe() + ": mode '" + mode + "'");
   if (!x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
   if (!c.in_value[1] || !c.in_value[2]) return {PortInfo{x.type, PartialShape(Dims(x.shape.dims.size(), kDynamic))}};
   // Dynamic input dims stay dynamic (as 0 here, then marked) unless sizes pin them.
@@ -87,8 +89,18 @@ int64_t nearest_index(const std::string& mode, double x, int64_t in_len) {
 struct AxisPlan {
   int64_t axis, in_len, out_len;
   std::vector<int64_t> i0, i1;
-  std::vector<float> w;  // weight of i1 (linear); nearest uses i0 only
+  std::vector<float> w;                      // weight of i1 (linear); nearest uses i0 only
+  std::vector<std::array<int64_t, 4>> taps;  // cubic: four source indices and their weights
+  std::vector<std::array<float, 4>> tap_w;
 };
+
+// Keys' cubic convolution kernel with coefficient a (-0.75 in OpenVINO and ONNX).
+double cubic_weight(double t, double a) {
+  t = std::fabs(t);
+  if (t <= 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
+  if (t < 2) return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a;
+  return 0;
+}
 
 KernelFn prepare_resize(const PrepareContext& ctx) {
   if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32 data");
@@ -99,6 +111,8 @@ KernelFn prepare_resize(const PrepareContext& ctx) {
   std::vector<double> scale;
   resize_target(ctx.node, in, &ctx.in[1], &ctx.in[2], &out, &scale);
   bool linear = ctx.node.attr_str("mode") == "linear";
+  bool cubic = ctx.node.attr_str("mode") == "cubic";
+  double coeff = ctx.node.attr_float("cube_coeff");
   std::string coord = ctx.node.attr_str("coordinate_transformation_mode");
   std::string nearest = ctx.node.attr_str("nearest_mode");
   if (coord != "half_pixel" && coord != "asymmetric" && coord != "align_corners" && coord != "pytorch_half_pixel")
@@ -109,7 +123,17 @@ KernelFn prepare_resize(const PrepareContext& ctx) {
     AxisPlan p{(int64_t)a, in[a], out[a], {}, {}, {}};
     for (int64_t o = 0; o < out[a]; ++o) {
       double x = source_coord(coord, o, in[a], out[a], scale[a]);
-      if (linear) {
+      if (cubic) {  // the taps beyond the edges repeat the edge
+        double f = std::floor(x), t = x - f;
+        std::array<int64_t, 4> idx;
+        std::array<float, 4> wt;
+        for (int k = 0; k < 4; ++k) {
+          idx[k] = std::clamp<int64_t>((int64_t)f - 1 + k, 0, in[a] - 1);
+          wt[k] = (float)cubic_weight(t + 1 - k, coeff);
+        }
+        p.taps.push_back(idx);
+        p.tap_w.push_back(wt);
+      } else if (linear) {
         x = std::clamp(x, 0.0, (double)(in[a] - 1));
         int64_t lo = (int64_t)std::floor(x);
         p.i0.push_back(lo);
@@ -121,7 +145,7 @@ KernelFn prepare_resize(const PrepareContext& ctx) {
     }
     axes.push_back(std::move(p));
   }
-  return [in, out, axes, linear](const KernelArgs& k) {
+  return [in, out, axes, linear, cubic](const KernelArgs& k) {
     // One axis at a time: the shape goes from `in` to `out` through intermediate buffers.
     std::vector<float> a(k.in[0]->as<float>(), k.in[0]->as<float>() + numel(in)), b;
     Dims cur = in;
@@ -132,11 +156,18 @@ KernelFn prepare_resize(const PrepareContext& ctx) {
       b.assign((size_t)(outer * p.out_len * inner), 0.0f);
       for (int64_t o = 0; o < outer; ++o)
         for (int64_t j = 0; j < p.out_len; ++j) {
-          const float* s0 = a.data() + (o * p.in_len + p.i0[j]) * inner;
           float* d = b.data() + (o * p.out_len + j) * inner;
-          if (!linear) {
-            std::memcpy(d, s0, inner * sizeof(float));
+          if (cubic) {
+            const auto& idx = p.taps[j];
+            const auto& wt = p.tap_w[j];
+            const float* src = a.data() + o * p.in_len * inner;
+            for (int64_t i = 0; i < inner; ++i)
+              d[i] = src[idx[0] * inner + i] * wt[0] + src[idx[1] * inner + i] * wt[1] +
+                     src[idx[2] * inner + i] * wt[2] + src[idx[3] * inner + i] * wt[3];
+          } else if (!linear) {
+            std::memcpy(d, a.data() + (o * p.in_len + p.i0[j]) * inner, inner * sizeof(float));
           } else {
+            const float* s0 = a.data() + (o * p.in_len + p.i0[j]) * inner;
             const float* s1 = a.data() + (o * p.in_len + p.i1[j]) * inner;
             float w = p.w[j];
             for (int64_t i = 0; i < inner; ++i) d[i] = s0[i] + (s1[i] - s0[i]) * w;
@@ -152,10 +183,13 @@ KernelFn prepare_resize(const PrepareContext& ctx) {
 }  // namespace
 
 void register_resize_ops(OpRegistry& r) {
-  r.add(with_value_inputs(OpDef{"Resize", 3, 3, infer_resize, prepare_resize}.with_attrs(
-                              {str_attr("mode", "nearest"), str_attr("coordinate_transformation_mode", "half_pixel"),
-                               str_attr("nearest_mode", "round_prefer_floor")}),
-                          {1, 2}));
+  // aiov's own IR layer: OpenVINO's Interpolate takes its sizes per listed axis, not for every one.
+  r.add(with_value_inputs(
+      OpDef{"Resize", 3, 3, infer_resize, prepare_resize}
+          .with_attrs({str_attr("mode", "nearest"), str_attr("coordinate_transformation_mode", "half_pixel"),
+                       str_attr("nearest_mode", "round_prefer_floor"), float_attr("cube_coeff", -0.75)})
+          .ir({"aiov.Resize"}, "aiov1"),
+      {1, 2}));
 }
 
 }  // namespace aiov

@@ -102,7 +102,6 @@ def test_ovany_compares_by_value_through_containers():
     ("config", "what"),
     [
         ({props.cache_dir: "/tmp/aiov-cache"}, "does not cache"),
-        ({props.log.level: props.log.Level.DEBUG}, "does not log"),
         ({props.enable_mmap: False}, "memory-maps"),
         ({hints.enable_cpu_pinning: True}, "does not pin"),
     ],
