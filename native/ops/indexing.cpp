@@ -481,7 +481,9 @@ KernelFn prepare_tile(const PrepareContext& ctx) {
 
 std::vector<PortInfo> infer_pad(const InferContext& c) {
   const PortInfo& x = c.in[0];
-  if (!c.in_value[1] || !c.in_value[2] || !x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
+  if (!x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
+  // Pads computed at run time keep the rank: only the padded sizes wait for the plan.
+  if (!c.in_value[1] || !c.in_value[2]) return {PortInfo{x.type, PartialShape(Dims(x.shape.dims.size(), kDynamic))}};
   auto b = read_int_tensor(c.node, *c.in_value[1], "pads_begin"),
        e = read_int_tensor(c.node, *c.in_value[2], "pads_end");
   if ((int64_t)b.size() != x.shape.rank() || (int64_t)e.size() != x.shape.rank())
