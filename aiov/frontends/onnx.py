@@ -1287,33 +1287,35 @@ def _einsum(ctx):
 @converter("Resize", "Upsample")
 def _resize(ctx):
     x = ctx.inputs[0]
+    roi = None
     if ctx.node.op_type == "Upsample" or ctx.opset < 11:
         scales = ctx.inputs[1] if len(ctx.inputs) > 1 else ops.constant(np.array(ctx.attr("scales"), np.float32))
         sizes = None
         coord = "asymmetric"
         nearest = "floor"  # Upsample and Resize-10 take the floor of the source coordinate
     else:
+        roi = ctx.inputs[1] if len(ctx.inputs) > 1 else None
         scales = ctx.inputs[2] if len(ctx.inputs) > 2 else None
         sizes = ctx.inputs[3] if len(ctx.inputs) > 3 else None
         coord = ctx.attr("coordinate_transformation_mode", "half_pixel")
         nearest = ctx.attr("nearest_mode", "round_prefer_floor")
-    if (
-        ctx.attr("antialias", 0)
-        or ctx.attr("axes") is not None
-        or ctx.attr("keep_aspect_ratio_policy", "stretch") != "stretch"
+    attrs = {"mode": ctx.attr("mode", "nearest"), "coordinate_transformation_mode": coord, "nearest_mode": nearest}
+    for key, kind in (
+        ("cubic_coeff_a", float),
+        ("exclude_outside", bool),
+        ("extrapolation_value", float),
+        ("antialias", bool),
+        ("keep_aspect_ratio_policy", str),
+        ("axes", list),
     ):
-        ctx.fail("antialias, axes and keep_aspect_ratio_policy are not supported")
-    mode = ctx.attr("mode", "nearest")
-    if mode not in ("nearest", "linear"):
-        ctx.fail(f"mode {mode!r} is not supported (nearest, linear)")
+        if ctx.attr(key) is not None:
+            attrs[key] = kind(ctx.attr(key))
     empty_f = ops.constant(np.zeros(0, np.float32))
     empty_i = ops.constant(np.zeros(0, np.int64))
-    return ops._make(
-        "Resize",
-        [x, scales if scales is not None else empty_f, sizes if sizes is not None else empty_i],
-        {"mode": mode, "coordinate_transformation_mode": coord, "nearest_mode": nearest},
-        ctx.node.name,
-    )
+    inputs = [x, scales if scales is not None else empty_f, sizes if sizes is not None else empty_i]
+    if coord == "tf_crop_and_resize" and roi is not None:  # the roi matters only there
+        inputs.append(roi)
+    return ops._make("Resize", inputs, attrs, ctx.node.name)
 
 
 @converter("ConvTranspose")
@@ -1370,3 +1372,75 @@ def _recurrent(ctx):
         ctx.fail("X, W and R are required")
     builder = {"LSTM": ops.lstm, "GRU": ops.gru, "RNN": ops.rnn}[op]
     return builder(*ctx.inputs, name=ctx.node.name, **attrs).outputs()
+
+
+# ---- data-dependent shapes and detection/vision ops ---------------------------------------
+
+
+@converter("Compress")
+def _compress(ctx):
+    data, condition = ctx.inputs[0], ctx.inputs[1]
+    axis = ctx.attr("axis")
+    if axis is None:  # no axis: the flattened data
+        data = ops.reshape(data, ops.constant(np.array([-1], np.int64)), special_zero=False)
+        axis = 0
+    return ops._make("aiov.Compress", [data, condition], {"axis": axis}, ctx.node.name)
+
+
+@converter("Unique")
+def _unique(ctx):
+    inputs = [ctx.inputs[0]]
+    if ctx.attr("axis") is not None:
+        inputs.append(ops.constant(np.array(ctx.attr("axis"), np.int64)))
+    node = ops._make("Unique", inputs, {"sorted": bool(ctx.attr("sorted", 1))}, ctx.node.name)
+    return node.outputs()
+
+
+@converter("NonMaxSuppression")
+def _non_max_suppression(ctx):
+    # Omitted optional inputs in the middle take ONNX's defaults (no boxes kept, IoU 0); an
+    # omitted score threshold keeps every score.
+    boxes, scores, *rest = ctx.inputs
+    rest = list(rest)
+    while rest and rest[-1] is None:
+        rest.pop()
+    defaults = [np.array([0], np.int64), np.array([0], np.float32)]
+    for i, port in enumerate(rest):
+        if port is None:
+            if i >= len(defaults):
+                ctx.fail("score_threshold omitted before a later input")
+            rest[i] = ops.constant(defaults[i])
+    attrs = {"center_point_box": ctx.attr("center_point_box", 0)}
+    return ops._make("aiov.NonMaxSuppression", [boxes, scores, *rest], attrs, ctx.node.name)
+
+
+@converter("RoiAlign")
+def _roi_align(ctx):
+    # Opset 10's RoiAlign had no half-pixel shift: OpenVINO's 'asymmetric', ONNX's later
+    # 'output_half_pixel'.
+    coord = ctx.attr("coordinate_transformation_mode", "half_pixel") if ctx.opset >= 16 else "output_half_pixel"
+    aligned = {"half_pixel": "half_pixel", "output_half_pixel": "asymmetric"}.get(coord)
+    if aligned is None:
+        ctx.fail(f"coordinate_transformation_mode {coord!r} is not half_pixel or output_half_pixel")
+    attrs = {
+        "pooled_h": ctx.attr("output_height", 1),
+        "pooled_w": ctx.attr("output_width", 1),
+        "sampling_ratio": ctx.attr("sampling_ratio", 0),
+        "spatial_scale": ctx.attr("spatial_scale", 1.0),
+        "mode": ctx.attr("mode", "avg"),
+        "aligned_mode": aligned,
+    }
+    return ops._make("ROIAlign", ctx.inputs[:3], attrs, ctx.node.name)
+
+
+@converter("GridSample")
+def _grid_sample(ctx):
+    # Opset 20 renamed bilinear/bicubic to linear/cubic (and made them N-D).
+    mode = ctx.attr("mode", "linear" if ctx.opset >= 20 else "bilinear")
+    mode = {"linear": "bilinear", "cubic": "bicubic"}.get(mode, mode)
+    attrs = {
+        "align_corners": bool(ctx.attr("align_corners", 0)),
+        "mode": mode,
+        "padding_mode": ctx.attr("padding_mode", "zeros"),
+    }
+    return ops._make("GridSample", ctx.inputs[:2], attrs, ctx.node.name)

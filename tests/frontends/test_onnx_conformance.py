@@ -40,10 +40,6 @@ EXCLUDED = [
         "1e-3; onnxruntime passes): a kernel-precision follow-up",
     ),
     (r"training_dropout|batchnorm_.*training", "training-mode outputs (masks, statistics)"),
-    (
-        r"resize_.*(cubic|antialias|tf_crop|_axes_|not_larger|not_smaller|half_pixel_symmetric)",
-        "Resize modes beyond nearest/linear with the common coordinate transforms",
-    ),
     (r"einsum_batch_diagonal", "Einsum with a repeated letter (diagonal)"),
     (r"maxpool_with_argmax|maxpool.*indices", "MaxPool's Indices output is not implemented"),
     (r"_opset1$|not_2d$|not_3d$|not_4d$", "opset 1 models (aiov reads opset 7 and later)"),
