@@ -1416,21 +1416,12 @@ def _non_max_suppression(ctx):
 
 @converter("RoiAlign")
 def _roi_align(ctx):
-    # Opset 10's RoiAlign had no half-pixel shift: OpenVINO's 'asymmetric', ONNX's later
-    # 'output_half_pixel'.
-    coord = ctx.attr("coordinate_transformation_mode", "half_pixel") if ctx.opset >= 16 else "output_half_pixel"
-    aligned = {"half_pixel": "half_pixel", "output_half_pixel": "asymmetric"}.get(coord)
-    if aligned is None:
-        ctx.fail(f"coordinate_transformation_mode {coord!r} is not half_pixel or output_half_pixel")
-    attrs = {
-        "pooled_h": ctx.attr("output_height", 1),
-        "pooled_w": ctx.attr("output_width", 1),
-        "sampling_ratio": ctx.attr("sampling_ratio", 0),
-        "spatial_scale": ctx.attr("spatial_scale", 1.0),
-        "mode": ctx.attr("mode", "avg"),
-        "aligned_mode": aligned,
-    }
-    return ops._make("ROIAlign", ctx.inputs[:3], attrs, ctx.node.name)
+    # Opset 10's RoiAlign had no half-pixel shift (later opsets' output_half_pixel) and no
+    # coordinate_transformation_mode attribute.
+    attrs = {key: ctx.attr(key) for key in ctx.attrs}
+    if ctx.opset < 16:
+        attrs["coordinate_transformation_mode"] = "output_half_pixel"
+    return ops._make("aiov.RoiAlign", ctx.inputs[:3], attrs, ctx.node.name)
 
 
 @converter("GridSample")

@@ -166,17 +166,18 @@ std::vector<PortInfo> infer_roi_align(const InferContext& c) {
   if (idx.shape.rank_known && rois >= 0 && idx.shape.dims[0] >= 0 && idx.shape.dims[0] != rois)
     throw InputError(n.describe() + ": batch_indices " + idx.shape.str() + " must have one entry per roi");
   if (c.in[0].shape.rank_known) channels = c.in[0].shape.dims[1];
-  return {PortInfo{c.in[0].type, PartialShape(Dims{rois, channels, n.attr_int("pooled_h"), n.attr_int("pooled_w")})}};
+  return {PortInfo{c.in[0].type,
+                   PartialShape(Dims{rois, channels, n.attr_int("output_height"), n.attr_int("output_width")})}};
 }
 
 KernelFn prepare_roi_align(const PrepareContext& ctx) {
   const Node& n = ctx.node;
   const Dims x = ctx.in[0].shape;
   const int64_t rois = ctx.in[1].shape[0], C = x[1], H = x[2], W = x[3];
-  const int64_t ph = n.attr_int("pooled_h"), pw = n.attr_int("pooled_w"), ratio = n.attr_int("sampling_ratio");
+  const int64_t ph = n.attr_int("output_height"), pw = n.attr_int("output_width"), ratio = n.attr_int("sampling_ratio");
   const float scale = (float)n.attr_float("spatial_scale");
   const bool max_mode = n.attr_str("mode") == "max";
-  const bool half_pixel = n.attr_str("aligned_mode") == "half_pixel";
+  const bool half_pixel = n.attr_str("coordinate_transformation_mode") == "half_pixel";
   const std::string who = n.describe();
   return [=](const KernelArgs& a) {
     const float* data = a.in[0]->as<float>();
@@ -263,14 +264,15 @@ void register_detection_ops(OpRegistry& r) {
                                       .ir({"aiov.NonMaxSuppression"}, "aiov1")
                                       .onnx_op("NonMaxSuppression", 10)
                                       .opset_builder("onnx_non_max_suppression")));
-  // ONNX's coordinate_transformation_mode maps onto aligned_mode (frontends/onnx.py).
-  r.add(OpDef{"ROIAlign", 3, 3, infer_roi_align, prepare_roi_align}
-            .with_attrs({int_attr("pooled_h", 1).at_least(1).onnx_name("output_height"),
-                         int_attr("pooled_w", 1).at_least(1).onnx_name("output_width"),
+  // ONNX's RoiAlign. OpenVINO's ROIAlign differs in max mode (it takes the largest
+  // interpolated value, ONNX the largest weighted corner) and in its half_pixel rule.
+  r.add(OpDef{"aiov.RoiAlign", 3, 3, infer_roi_align, prepare_roi_align}
+            .with_attrs({int_attr("output_height", 1).at_least(1), int_attr("output_width", 1).at_least(1),
                          int_attr("sampling_ratio", 0).at_least(0), float_attr("spatial_scale", 1.0),
                          str_attr("mode", "avg", {"avg", "max"}),
-                         str_attr("aligned_mode", "asymmetric", {"asymmetric", "half_pixel"}).onnx_name("-")})
-            .ir({"ROIAlign"}, "opset9")
+                         str_attr("coordinate_transformation_mode", "half_pixel", {"half_pixel", "output_half_pixel"})})
+            .ir({"aiov.RoiAlign"}, "aiov1")
+            .onnx_op("RoiAlign", 16)
             .opset_builder("roi_align"));
 }
 
