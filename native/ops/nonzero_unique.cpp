@@ -157,6 +157,13 @@ UniqueGroups find_unique(const T* x, const UniqueLayout& l, bool sorted) {
     for (int64_t o = 0; o < l.outer; ++o)
       for (int64_t k = 0; k < l.inner; ++k) {
         auto a = load(x[(o * l.len + i) * l.inner + k]), b = load(x[(o * l.len + j) * l.inner + k]);
+        // NaN after every number and equal to NaN (numpy's order): a strict weak order, which
+        // sorting needs.
+        const bool a_nan = a != a, b_nan = b != b;
+        if (a_nan || b_nan) {
+          if (a_nan != b_nan) return b_nan;
+          continue;
+        }
         if (a < b) return true;
         if (b < a) return false;
       }

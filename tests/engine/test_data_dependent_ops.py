@@ -153,6 +153,19 @@ def test_unique_matches_numpy(sorted_, axis):
     np.testing.assert_array_equal(got["counts"], counts)
 
 
+def test_unique_orders_nan_after_numbers_and_counts_it_once():
+    compiled = _compile_onnx(
+        [helper.make_node("Unique", ["x"], ["y", "first", "inverse", "counts"])],
+        [_vi("x", F, [-1])],
+        [_vi("y", F, None), _vi("first", I64, None), _vi("inverse", I64, None), _vi("counts", I64, None)],
+    )
+    got = compiled({"x": np.array([np.nan, 2, np.nan, 1, 2], np.float32)})
+    np.testing.assert_array_equal(got["y"], [1, 2, np.nan])
+    np.testing.assert_array_equal(got["first"], [3, 1, 0])
+    np.testing.assert_array_equal(got["inverse"], [2, 1, 2, 0, 1])
+    np.testing.assert_array_equal(got["counts"], [1, 2, 2])
+
+
 def _nms_model(center=0, with_threshold=True):
     names = ["boxes", "scores", "max_out", "iou"] + (["score_min"] if with_threshold else [])
     inputs = [_vi("boxes", F, [1, -1, 4]), _vi("scores", F, [1, 1, -1]), _vi("max_out", I64, [1]), _vi("iou", F, [1])]
@@ -254,3 +267,25 @@ def test_grid_sample_with_nan_and_infinite_coordinates(mode, padding):
     if padding == "border":  # infinitely far right is the right edge, far left the left edge
         np.testing.assert_allclose(y[0, :, 0, 1], x[0, :, 1, 3])
         np.testing.assert_allclose(y[0, :, 0, 2], x[0, :, 0, 0])
+
+
+def test_boxes_kept_by_nms_are_gathered_downstream():
+    # Detector post-processing: NonMaxSuppression, then the kept boxes looked up by index.
+    nodes = [
+        helper.make_node("NonMaxSuppression", ["boxes", "scores", "max_out", "iou"], ["selected"]),
+        helper.make_node("Gather", ["selected", "two"], ["box_index"], axis=1),
+        helper.make_node("Squeeze", ["boxes", "zero"], ["all_boxes"]),
+        helper.make_node("Gather", ["all_boxes", "box_index"], ["kept"], axis=0),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(2, np.int64), "two"),
+        numpy_helper.from_array(np.array([0], np.int64), "zero"),
+        numpy_helper.from_array(np.array([10], np.int64), "max_out"),
+        numpy_helper.from_array(np.array([0.5], np.float32), "iou"),
+    ]
+    compiled = _compile_onnx(
+        nodes, [_vi("boxes", F, [1, -1, 4]), _vi("scores", F, [1, 1, -1])], [_vi("kept", F, None)], inits
+    )
+    np.testing.assert_array_equal(compiled({"boxes": BOXES, "scores": SCORES})["kept"], BOXES[0, [3, 0]])
+    few = compiled({"boxes": BOXES[:, :1], "scores": SCORES[:, :, :1]})["kept"]
+    np.testing.assert_array_equal(few, BOXES[0, :1])
