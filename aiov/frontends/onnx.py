@@ -866,16 +866,9 @@ def _pad(ctx):
             value = ctx.inputs[2]  # read at run time
         axes = _ints_input(ctx, 3, "Pad axes") if len(ctx.inputs) > 3 and ctx.inputs[3] is not None else None
     rank = len(x.get_partial_shape())
-    if not isinstance(pads, list):
-        if axes is not None:
-            ctx.fail("pads and axes given as model inputs together are not supported")
-        return ops.pad(
-            x,
-            ops.slice(pads, [0], [rank], [1]),
-            ops.slice(pads, [rank], [2 * rank], [1]),
-            mode,
-            _pad_value(value) if mode == "constant" else None,
-        )
+    if not isinstance(pads, list) or (axes is not None and not isinstance(axes, list)):
+        begins, ends = _run_time_pads(ctx, pads, axes, rank)
+        return ops.pad(x, begins, ends, mode, _pad_value(value) if mode == "constant" else None)
     if axes is None:
         axes = list(range(rank))
     half = len(pads) // 2
@@ -883,9 +876,33 @@ def _pad(ctx):
     for i, a in enumerate(axes):
         a = a + rank if a < 0 else a
         begins[a], ends[a] = pads[i], pads[half + i]
-    if mode not in ("constant", "edge", "reflect"):
+    if mode not in ("constant", "edge", "reflect", "wrap"):
         ctx.fail(f"mode {mode!r} is not supported")
     return ops.pad(x, begins, ends, mode, _pad_value(value) if mode == "constant" else None)
+
+
+def _run_time_pads(ctx, pads, axes, rank):
+    """Pads begins and ends [rank] from ONNX's pads (and axes) when either is a run-time value:
+    the entries of the listed axes scattered into zeros (the plan folds it once the values are
+    known)."""
+    if not isinstance(pads, list) and axes is None:
+        return ops.slice(pads, [0], [rank], [1]), ops.slice(pads, [rank], [2 * rank], [1])
+    if isinstance(pads, list):
+        pads = ops.constant(np.array(pads, np.int64))
+    if isinstance(axes, list):
+        axes = ops.constant(np.array(axes, np.int64))
+    count = as_output(axes).get_partial_shape()
+    if count.rank.is_dynamic or count.rank.get_length() != 1 or count[0].is_dynamic:
+        ctx.fail("run-time axes need a known length")
+    n = count[0].get_length()
+    axes = ops.convert(axes, "i64")
+    # Negative axes count from the end: (a + rank) mod rank.
+    axes = ops.floor_mod(ops.add(axes, np.int64(rank)), np.int64(rank))
+    zeros = ops.constant(np.zeros(rank, np.int64))
+    pads = ops.convert(pads, "i64")
+    begins = ops.scatter_elements_update(zeros, axes, ops.slice(pads, [0], [n], [1]), 0)
+    ends = ops.scatter_elements_update(zeros, axes, ops.slice(pads, [n], [2 * n], [1]), 0)
+    return begins, ends
 
 
 def _pad_value(value):

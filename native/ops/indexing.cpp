@@ -489,7 +489,7 @@ std::vector<PortInfo> infer_pad(const InferContext& c) {
   if ((int64_t)b.size() != x.shape.rank() || (int64_t)e.size() != x.shape.rank())
     throw InputError(c.node.describe() + ": pads need one entry per dimension of " + x.shape.str());
   std::string mode = c.node.attr_str("pad_mode");
-  if (mode != "constant" && mode != "edge" && mode != "reflect")
+  if (mode != "constant" && mode != "edge" && mode != "reflect" && mode != "wrap")
     throw NotSupported(c.node.describe() + ": pad_mode '" + mode + "'");
   Dims d = x.shape.dims;
   for (size_t i = 0; i < d.size(); ++i) {
@@ -528,6 +528,8 @@ KernelFn prepare_pad(const PrepareContext& ctx) {
           }
           if (mode == "edge")
             j = j < 0 ? 0 : in[d] - 1;
+          else if (mode == "wrap")  // ONNX: the other end of the axis, periodically
+            j = ((j % in[d]) + in[d]) % in[d];
           else {  // reflect
             int64_t period = 2 * (in[d] - 1);
             if (period == 0)
