@@ -147,6 +147,19 @@ KernelFn prepare_nms(const PrepareContext& ctx) {
 // for hours.
 constexpr double kMaxSamplesPerBin = 1 << 16;
 
+// The two spellings of the op: ONNX's (aiov.RoiAlign) and OpenVINO's ROIAlign, which agree
+// where the latter accepts them (avg mode, no half-pixel shift).
+struct RoiAlignAttrs {
+  int64_t height, width;
+  bool half_pixel;
+};
+
+RoiAlignAttrs roi_align_attrs(const Node& n) {
+  if (n.op == "ROIAlign") return {n.attr_int("pooled_h"), n.attr_int("pooled_w"), false};
+  return {n.attr_int("output_height"), n.attr_int("output_width"),
+          n.attr_str("coordinate_transformation_mode") == "half_pixel"};
+}
+
 std::vector<PortInfo> infer_roi_align(const InferContext& c) {
   const Node& n = c.node;
   expect_float(n, c.in[0], "data");
@@ -166,18 +179,19 @@ std::vector<PortInfo> infer_roi_align(const InferContext& c) {
   if (idx.shape.rank_known && rois >= 0 && idx.shape.dims[0] >= 0 && idx.shape.dims[0] != rois)
     throw InputError(n.describe() + ": batch_indices " + idx.shape.str() + " must have one entry per roi");
   if (c.in[0].shape.rank_known) channels = c.in[0].shape.dims[1];
-  return {PortInfo{c.in[0].type,
-                   PartialShape(Dims{rois, channels, n.attr_int("output_height"), n.attr_int("output_width")})}};
+  return {
+      PortInfo{c.in[0].type, PartialShape(Dims{rois, channels, roi_align_attrs(n).height, roi_align_attrs(n).width})}};
 }
 
 KernelFn prepare_roi_align(const PrepareContext& ctx) {
   const Node& n = ctx.node;
   const Dims x = ctx.in[0].shape;
   const int64_t rois = ctx.in[1].shape[0], C = x[1], H = x[2], W = x[3];
-  const int64_t ph = n.attr_int("output_height"), pw = n.attr_int("output_width"), ratio = n.attr_int("sampling_ratio");
+  const RoiAlignAttrs attrs = roi_align_attrs(n);
+  const int64_t ph = attrs.height, pw = attrs.width, ratio = n.attr_int("sampling_ratio");
   const float scale = (float)n.attr_float("spatial_scale");
   const bool max_mode = n.attr_str("mode") == "max";
-  const bool half_pixel = n.attr_str("coordinate_transformation_mode") == "half_pixel";
+  const bool half_pixel = attrs.half_pixel;
   const std::string who = n.describe();
   return [=](const KernelArgs& a) {
     const float* data = a.in[0]->as<float>();
@@ -273,6 +287,14 @@ void register_detection_ops(OpRegistry& r) {
                          str_attr("coordinate_transformation_mode", "half_pixel", {"half_pixel", "output_half_pixel"})})
             .ir({"aiov.RoiAlign"}, "aiov1")
             .onnx_op("RoiAlign", 16)
+            .opset_builder("onnx_roi_align"));
+  // OpenVINO's ROIAlign where its results are ONNX's: other modes are refused, not answered
+  // by another rule.
+  r.add(OpDef{"ROIAlign", 3, 3, infer_roi_align, prepare_roi_align}
+            .with_attrs({int_attr("pooled_h", 1).at_least(1), int_attr("pooled_w", 1).at_least(1),
+                         int_attr("sampling_ratio", 0).at_least(0), float_attr("spatial_scale", 1.0),
+                         str_attr("mode", "avg", {"avg"}), str_attr("aligned_mode", "asymmetric", {"asymmetric"})})
+            .ir({"ROIAlign"}, "opset9")
             .opset_builder("roi_align"));
 }
 

@@ -211,10 +211,11 @@ def test_nms_skips_nan_scores_and_never_lets_nan_boxes_suppress():
     np.testing.assert_array_equal(got["selected"], [[0, 0, 3], [0, 0, 1]])
 
 
-def _roi_align(rois, batch_indices, x=None):
+def _roi_align(rois, batch_indices, x=None, **attrs):
     x = np.arange(2 * 1 * 4 * 4, dtype=np.float32).reshape(2, 1, 4, 4) if x is None else x
+    attrs = {"output_height": 2, "output_width": 2, "sampling_ratio": 2, **attrs}
     compiled = _compile_onnx(
-        [helper.make_node("RoiAlign", ["x", "rois", "idx"], ["y"], output_height=2, output_width=2, sampling_ratio=2)],
+        [helper.make_node("RoiAlign", ["x", "rois", "idx"], ["y"], **attrs)],
         [_vi("x", F, list(x.shape)), _vi("rois", F, [-1, 4]), _vi("idx", I64, [-1])],
         [_vi("y", F, None)],
         opset=16,
@@ -289,3 +290,20 @@ def test_boxes_kept_by_nms_are_gathered_downstream():
     np.testing.assert_array_equal(compiled({"boxes": BOXES, "scores": SCORES})["kept"], BOXES[0, [3, 0]])
     few = compiled({"boxes": BOXES[:, :1], "scores": SCORES[:, :, :1]})["kept"]
     np.testing.assert_array_equal(few, BOXES[0, :1])
+
+
+def test_openvino_roi_align_matches_onnx_where_they_agree_and_refuses_the_rest():
+    data = ops.parameter([2, 1, 4, 4], ov.Type.f32, name="x")
+    rois = ops.parameter([-1, 4], ov.Type.f32, name="rois")
+    idx = ops.parameter([-1], ov.Type.i64, name="idx")
+    node = ops.roi_align(data, rois, idx, 2, 2, 2, 1.0, "avg")
+    assert node.get_type_name() == "ROIAlign"
+    boxes = [[0.5, 0.5, 3, 2.5], [0, 1, 2, 3]]
+    got = _compile([data, rois, idx], [node])(
+        {"x": np.arange(32, dtype=np.float32).reshape(2, 1, 4, 4), "rois": np.array(boxes, np.float32), "idx": [1, 0]}
+    )[0]
+    # OpenVINO's asymmetric alignment is ONNX's output_half_pixel.
+    onnx_rule = _roi_align(boxes, [1, 0], coordinate_transformation_mode="output_half_pixel")
+    np.testing.assert_allclose(got, onnx_rule, rtol=1e-6)
+    with pytest.raises(ov.InputError, match="mode"):
+        ops.roi_align(data, rois, idx, 2, 2, 2, 1.0, "max")
