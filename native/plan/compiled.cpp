@@ -327,12 +327,13 @@ std::shared_ptr<ShapePlan> CompiledModel::build_continuation(const std::vector<D
   if (key.size() < emitted + 1) throw std::logic_error("malformed continuation key");
   const std::vector<Dims> parent_key(key.begin(), key.end() - 1 - (std::ptrdiff_t)emitted);
   const std::shared_ptr<const ShapePlan> parent = plan_for(parent_key);
+  if (!parent->resume || parent->resume->emitted.size() != emitted)
+    throw std::logic_error("continuation key does not fit its stage");
   const PlanResume& resume = *parent->resume;
-  if (resume.emitted.size() != emitted) throw std::logic_error("continuation key does not fit its stage");
   auto plan = std::make_shared<ShapePlan>();
   plan->key = key;
   plan->input_shapes = parent->input_shapes;
-  plan->folded = parent->folded;  // constants of earlier stages stay where they are
+  plan->previous_stage = parent;  // its constants stay where they are
   PlanValues values{*plan, {}, {}, resume.known, resume.model_constant};
   // The earlier stages' values keep their ids: what they computed is read in place.
   plan->values = parent->values;

@@ -63,6 +63,8 @@ struct ShapePlan {
   std::vector<BufferPtr> folded;                   // constants computed while planning
   std::shared_ptr<const PlanResume> resume;        // set: a later stage runs the rest
   std::vector<int> live_out;                       // values a later stage reads (kept to the end)
+  // The stage before this one: its constants are this plan's too (counted once, there).
+  std::shared_ptr<const ShapePlan> previous_stage;
 };
 
 // The key of the stage after `plan` once its data-dependent step emitted these shapes.
