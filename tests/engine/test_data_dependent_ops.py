@@ -307,3 +307,21 @@ def test_openvino_roi_align_matches_onnx_where_they_agree_and_refuses_the_rest()
     np.testing.assert_allclose(got, onnx_rule, rtol=1e-6)
     with pytest.raises(ov.InputError, match="mode"):
         ops.roi_align(data, rois, idx, 2, 2, 2, 1.0, "max")
+
+
+def test_stages_after_a_value_keyed_input():
+    # The reshape target is a model input (plans are keyed by its value) ahead of NonZero.
+    compiled = _compile_onnx(
+        [
+            helper.make_node("Reshape", ["x", "shape"], ["grid"]),
+            helper.make_node("NonZero", ["grid"], ["where"]),
+            helper.make_node("Mul", ["where", "ten"], ["scaled"]),
+        ],
+        [_vi("x", F, [6]), _vi("shape", I64, [2])],
+        [_vi("scaled", I64, None)],
+        [numpy_helper.from_array(np.array(10, np.int64), "ten")],
+    )
+    x = np.array([0, 1, 0, 2, 3, 0], np.float32)
+    for shape in ([2, 3], [3, 2], [2, 3]):
+        got = compiled({"x": x, "shape": np.array(shape, np.int64)})["scaled"]
+        np.testing.assert_array_equal(got, np.stack(np.nonzero(x.reshape(shape))) * 10)
