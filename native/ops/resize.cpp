@@ -131,7 +131,10 @@ double source_coord(const ResizeParams& p, int64_t o, int64_t in_len, int64_t ou
 
 // Interpolation weights for a source point at fraction `t` past a sample (t in (0, 1]), for
 // consecutive samples; their count is the filter's width.
-std::vector<double> tap_weights(const ResizeParams& p, double t, double scale) {
+// An antialiasing filter wider than this many taps means a scale no real model uses.
+constexpr double kMaxTaps = 4096;
+
+std::vector<double> tap_weights(const Node& n, const ResizeParams& p, double t, double scale) {
   if (p.mode == "nearest") {
     bool right;
     if (t == 1.0)
@@ -161,7 +164,11 @@ std::vector<double> tap_weights(const ResizeParams& p, double t, double scale) {
   // Antialiasing widens the filter by 1/scale when shrinking.
   const double s = std::min(scale, 1.0);
   const double reach = cubic_mode ? 2.0 : 1.0;
-  const int64_t first = (int64_t)std::floor(-reach / s) + 1;
+  const double first_tap = std::floor(-reach / s) + 1;
+  if (2 - 2 * first_tap > kMaxTaps)  // checked before the loop: a tiny scale asks for billions
+    throw InputError(n.describe() + ": scale " + std::to_string(scale) + " needs an antialiasing filter wider than " +
+                     std::to_string((int64_t)kMaxTaps) + " taps");
+  const int64_t first = (int64_t)first_tap;
   std::vector<double> w;
   double sum = 0;
   for (int64_t i = first; i < 2 - first; ++i) {
@@ -173,9 +180,6 @@ std::vector<double> tap_weights(const ResizeParams& p, double t, double scale) {
   for (double& v : w) v /= sum;
   return w;
 }
-
-// An antialiasing filter wider than this many taps means a scale no real model uses.
-constexpr size_t kMaxTaps = 4096;
 
 struct AxisPlan {
   int64_t axis, in_len, out_len;
@@ -201,10 +205,7 @@ AxisPlan plan_axis(const Node& n, const ResizeParams& p, int64_t axis, int64_t i
     }
     const double f = std::floor(x);
     const double t = x == f ? 1.0 : x - f;
-    std::vector<double> w = tap_weights(p, t, scale);
-    if (w.size() > kMaxTaps)
-      throw InputError(n.describe() + ": scale " + std::to_string(scale) + " needs an antialiasing filter of " +
-                       std::to_string(w.size()) + " taps");
+    std::vector<double> w = tap_weights(n, p, t, scale);
     // The taps are consecutive samples around x, as many below it as above.
     const int64_t half = (int64_t)w.size() / 2;
     const int64_t first = (int64_t)f + (x == f ? -half : 1 - half);

@@ -325,3 +325,18 @@ def test_stages_after_a_value_keyed_input():
     for shape in ([2, 3], [3, 2], [2, 3]):
         got = compiled({"x": x, "shape": np.array(shape, np.int64)})["scaled"]
         np.testing.assert_array_equal(got, np.stack(np.nonzero(x.reshape(shape))) * 10)
+
+
+def test_resize_antialias_refuses_a_filter_wider_than_any_model_needs():
+    compiled = _compile_onnx(
+        [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear", antialias=1)],
+        [_vi("x", F, [1, 1, -1, -1]), _vi("scales", F, [4])],
+        [_vi("y", F, None)],
+        opset=18,
+    )
+    x = np.ones((1, 1, 4, 4), np.float32)
+    np.testing.assert_allclose(compiled({"x": x, "scales": np.array([1, 1, 0.5, 0.5], np.float32)})["y"], 1)
+    # 100,000 columns shrunk to one or two: a filter 100,000 samples wide.
+    wide = np.ones((1, 1, 1, 100_000), np.float32)
+    with pytest.raises(ov.InputError, match="antialiasing filter"):
+        compiled({"x": wide, "scales": np.array([1, 1, 1, 2e-5], np.float32)})
