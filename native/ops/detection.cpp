@@ -235,7 +235,8 @@ KernelFn prepare_roi_align(const PrepareContext& ctx) {
                 float xx = x1 + px * bw + (ix + 0.5f) * bw / (float)gw;
                 float v = 0.0f;
                 any = true;
-                if (!(y < -1.0f || y > (float)H || xx < -1.0f || xx > (float)W)) {
+                // An empty image has nothing to sample: zeros.
+                if (H > 0 && W > 0 && !(y < -1.0f || y > (float)H || xx < -1.0f || xx > (float)W)) {
                   float yc = std::max(y, 0.0f), xc = std::max(xx, 0.0f);
                   int64_t y0 = (int64_t)yc, x0 = (int64_t)xc, y1i, x1i;
                   if (y0 >= H - 1) {

@@ -97,6 +97,10 @@ KernelFn prepare_grid_sample(const PrepareContext& ctx) {
     const float* data = a.in[0]->as<float>();
     const float* grid = a.in[1]->as<float>();
     float* out = a.out[0]->as<float>();
+    if (plane == 0) {  // nothing to sample: every padding mode gives zeros
+      std::fill(out, out + a.out[0]->count(), 0.0f);
+      return;
+    }
     std::vector<int64_t> index(k * 4);
     std::vector<double> weight(k * 4);
     for (int64_t b = 0; b < N; ++b)

@@ -340,3 +340,17 @@ def test_resize_antialias_refuses_a_filter_wider_than_any_model_needs():
     wide = np.ones((1, 1, 1, 100_000), np.float32)
     with pytest.raises(ov.InputError, match="antialiasing filter"):
         compiled({"x": wide, "scales": np.array([1, 1, 1, 2e-5], np.float32)})
+
+
+def test_sampling_an_empty_image_gives_zeros():
+    empty = np.zeros((1, 1, 0, 0), np.float32)
+    np.testing.assert_array_equal(_roi_align([[0, 0, 1, 1], [0, 0, 3, 3]], [0, 0], x=empty), np.zeros((2, 1, 2, 2)))
+    for padding in ("zeros", "border", "reflection"):
+        compiled = _compile_onnx(
+            [helper.make_node("GridSample", ["x", "grid"], ["y"], padding_mode=padding)],
+            [_vi("x", F, [1, 1, -1, -1]), _vi("grid", F, [1, 2, 2, 2])],
+            [_vi("y", F, None)],
+            opset=16,
+        )
+        got = compiled({"x": empty, "grid": np.zeros((1, 2, 2, 2), np.float32)})["y"]
+        np.testing.assert_array_equal(got, np.zeros((1, 1, 2, 2)))
