@@ -354,3 +354,24 @@ def test_sampling_an_empty_image_gives_zeros():
         )
         got = compiled({"x": empty, "grid": np.zeros((1, 2, 2, 2), np.float32)})["y"]
         np.testing.assert_array_equal(got, np.zeros((1, 1, 2, 2)))
+
+
+def test_new_ops_round_trip_through_openvino_ir(tmp_path):
+    x = ops.parameter([2, 3], ov.Type.f32, name="x")
+    data = ops.parameter([1, 1, 3, 3], ov.Type.f32, name="data")
+    grid = ops.parameter([1, 2, 2, 2], ov.Type.f32, name="grid")
+    unique = ops.unique(x)
+    outputs = [ops.non_zero(x), unique.output(0), unique.output(3), ops.grid_sample(data, grid, mode="bicubic")]
+    model = ov.Model(outputs, [x, data, grid])
+    ov.save_model(model, str(tmp_path / "m.xml"))
+    again = ov.Core().read_model(str(tmp_path / "m.xml"))
+    rng = np.random.default_rng(2)
+    feeds = {
+        "x": np.array([[0, 1, 2], [1, 0, 3]], np.float32),
+        "data": rng.standard_normal((1, 1, 3, 3)).astype(np.float32),
+        "grid": rng.uniform(-1, 1, (1, 2, 2, 2)).astype(np.float32),
+    }
+    first, second = ov.compile_model(model)(feeds), ov.compile_model(again)(feeds)
+    for i in range(len(outputs)):
+        np.testing.assert_array_equal(first[i], second[i])
+    np.testing.assert_array_equal(first[0], np.stack(np.nonzero(feeds["x"])))
