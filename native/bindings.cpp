@@ -275,6 +275,7 @@ nb::list op_schema() {
     op["aliases_input0"] = d.aliases_input0;
     op["reuses_input"] = d.reuses_input;
     op["shape_only"] = d.shape_only;
+    op["data_dependent"] = d.data_dependent;
     ops.append(op);
   }
   return ops;

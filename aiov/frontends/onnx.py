@@ -866,16 +866,9 @@ def _pad(ctx):
             value = ctx.inputs[2]  # read at run time
         axes = _ints_input(ctx, 3, "Pad axes") if len(ctx.inputs) > 3 and ctx.inputs[3] is not None else None
     rank = len(x.get_partial_shape())
-    if not isinstance(pads, list):
-        if axes is not None:
-            ctx.fail("pads and axes given as model inputs together are not supported")
-        return ops.pad(
-            x,
-            ops.slice(pads, [0], [rank], [1]),
-            ops.slice(pads, [rank], [2 * rank], [1]),
-            mode,
-            _pad_value(value) if mode == "constant" else None,
-        )
+    if not isinstance(pads, list) or (axes is not None and not isinstance(axes, list)):
+        begins, ends = _run_time_pads(ctx, pads, axes, rank)
+        return ops.pad(x, begins, ends, mode, _pad_value(value) if mode == "constant" else None)
     if axes is None:
         axes = list(range(rank))
     half = len(pads) // 2
@@ -883,9 +876,33 @@ def _pad(ctx):
     for i, a in enumerate(axes):
         a = a + rank if a < 0 else a
         begins[a], ends[a] = pads[i], pads[half + i]
-    if mode not in ("constant", "edge", "reflect"):
+    if mode not in ("constant", "edge", "reflect", "wrap"):
         ctx.fail(f"mode {mode!r} is not supported")
     return ops.pad(x, begins, ends, mode, _pad_value(value) if mode == "constant" else None)
+
+
+def _run_time_pads(ctx, pads, axes, rank):
+    """Pads begins and ends [rank] from ONNX's pads (and axes) when either is a run-time value:
+    the entries of the listed axes scattered into zeros (the plan folds it once the values are
+    known)."""
+    if not isinstance(pads, list) and axes is None:
+        return ops.slice(pads, [0], [rank], [1]), ops.slice(pads, [rank], [2 * rank], [1])
+    if isinstance(pads, list):
+        pads = ops.constant(np.array(pads, np.int64))
+    if isinstance(axes, list):
+        axes = ops.constant(np.array(axes, np.int64))
+    count = as_output(axes).get_partial_shape()
+    if count.rank.is_dynamic or count.rank.get_length() != 1 or count[0].is_dynamic:
+        ctx.fail("run-time axes need a known length")
+    n = count[0].get_length()
+    axes = ops.convert(axes, "i64")
+    # Negative axes count from the end: (a + rank) mod rank.
+    axes = ops.floor_mod(ops.add(axes, np.int64(rank)), np.int64(rank))
+    zeros = ops.constant(np.zeros(rank, np.int64))
+    pads = ops.convert(pads, "i64")
+    begins = ops.scatter_elements_update(zeros, axes, ops.slice(pads, [0], [n], [1]), 0)
+    ends = ops.scatter_elements_update(zeros, axes, ops.slice(pads, [n], [2 * n], [1]), 0)
+    return begins, ends
 
 
 def _pad_value(value):
@@ -1288,33 +1305,35 @@ def _einsum(ctx):
 @converter("Resize", "Upsample")
 def _resize(ctx):
     x = ctx.inputs[0]
+    roi = None
     if ctx.node.op_type == "Upsample" or ctx.opset < 11:
         scales = ctx.inputs[1] if len(ctx.inputs) > 1 else ops.constant(np.array(ctx.attr("scales"), np.float32))
         sizes = None
         coord = "asymmetric"
         nearest = "floor"  # Upsample and Resize-10 take the floor of the source coordinate
     else:
+        roi = ctx.inputs[1] if len(ctx.inputs) > 1 else None
         scales = ctx.inputs[2] if len(ctx.inputs) > 2 else None
         sizes = ctx.inputs[3] if len(ctx.inputs) > 3 else None
         coord = ctx.attr("coordinate_transformation_mode", "half_pixel")
         nearest = ctx.attr("nearest_mode", "round_prefer_floor")
-    if (
-        ctx.attr("antialias", 0)
-        or ctx.attr("axes") is not None
-        or ctx.attr("keep_aspect_ratio_policy", "stretch") != "stretch"
+    attrs = {"mode": ctx.attr("mode", "nearest"), "coordinate_transformation_mode": coord, "nearest_mode": nearest}
+    for key, kind in (
+        ("cubic_coeff_a", float),
+        ("exclude_outside", bool),
+        ("extrapolation_value", float),
+        ("antialias", bool),
+        ("keep_aspect_ratio_policy", str),
+        ("axes", list),
     ):
-        ctx.fail("antialias, axes and keep_aspect_ratio_policy are not supported")
-    mode = ctx.attr("mode", "nearest")
-    if mode not in ("nearest", "linear"):
-        ctx.fail(f"mode {mode!r} is not supported (nearest, linear)")
+        if ctx.attr(key) is not None:
+            attrs[key] = kind(ctx.attr(key))
     empty_f = ops.constant(np.zeros(0, np.float32))
     empty_i = ops.constant(np.zeros(0, np.int64))
-    return ops._make(
-        "Resize",
-        [x, scales if scales is not None else empty_f, sizes if sizes is not None else empty_i],
-        {"mode": mode, "coordinate_transformation_mode": coord, "nearest_mode": nearest},
-        ctx.node.name,
-    )
+    inputs = [x, scales if scales is not None else empty_f, sizes if sizes is not None else empty_i]
+    if coord == "tf_crop_and_resize" and roi is not None:  # the roi matters only there
+        inputs.append(roi)
+    return ops._make("Resize", inputs, attrs, ctx.node.name)
 
 
 @converter("ConvTranspose")
@@ -1371,3 +1390,66 @@ def _recurrent(ctx):
         ctx.fail("X, W and R are required")
     builder = {"LSTM": ops.lstm, "GRU": ops.gru, "RNN": ops.rnn}[op]
     return builder(*ctx.inputs, name=ctx.node.name, **attrs).outputs()
+
+
+# ---- data-dependent shapes and detection/vision ops ---------------------------------------
+
+
+@converter("Compress")
+def _compress(ctx):
+    data, condition = ctx.inputs[0], ctx.inputs[1]
+    axis = ctx.attr("axis")
+    if axis is None:  # no axis: the flattened data
+        data = ops.reshape(data, ops.constant(np.array([-1], np.int64)), special_zero=False)
+        axis = 0
+    return ops._make("aiov.Compress", [data, condition], {"axis": axis}, ctx.node.name)
+
+
+@converter("Unique")
+def _unique(ctx):
+    inputs = [ctx.inputs[0]]
+    if ctx.attr("axis") is not None:
+        inputs.append(ops.constant(np.array(ctx.attr("axis"), np.int64)))
+    node = ops._make("Unique", inputs, {"sorted": bool(ctx.attr("sorted", 1))}, ctx.node.name)
+    return node.outputs()
+
+
+@converter("NonMaxSuppression")
+def _non_max_suppression(ctx):
+    # Omitted optional inputs in the middle take ONNX's defaults (no boxes kept, IoU 0); an
+    # omitted score threshold keeps every score.
+    boxes, scores, *rest = ctx.inputs
+    rest = list(rest)
+    while rest and rest[-1] is None:
+        rest.pop()
+    defaults = [np.array([0], np.int64), np.array([0], np.float32)]
+    for i, port in enumerate(rest):
+        if port is None:
+            if i >= len(defaults):
+                ctx.fail("score_threshold omitted before a later input")
+            rest[i] = ops.constant(defaults[i])
+    attrs = {"center_point_box": ctx.attr("center_point_box", 0)}
+    return ops._make("aiov.NonMaxSuppression", [boxes, scores, *rest], attrs, ctx.node.name)
+
+
+@converter("RoiAlign")
+def _roi_align(ctx):
+    # Opset 10's RoiAlign had no half-pixel shift (later opsets' output_half_pixel) and no
+    # coordinate_transformation_mode attribute.
+    attrs = {key: ctx.attr(key) for key in ctx.attrs}
+    if ctx.opset < 16:
+        attrs["coordinate_transformation_mode"] = "output_half_pixel"
+    return ops._make("aiov.RoiAlign", ctx.inputs[:3], attrs, ctx.node.name)
+
+
+@converter("GridSample")
+def _grid_sample(ctx):
+    # Opset 20 renamed bilinear/bicubic to linear/cubic (and made them N-D).
+    mode = ctx.attr("mode", "linear" if ctx.opset >= 20 else "bilinear")
+    mode = {"linear": "bilinear", "cubic": "bicubic"}.get(mode, mode)
+    attrs = {
+        "align_corners": bool(ctx.attr("align_corners", 0)),
+        "mode": mode,
+        "padding_mode": ctx.attr("padding_mode", "zeros"),
+    }
+    return ops._make("GridSample", ctx.inputs[:2], attrs, ctx.node.name)

@@ -182,7 +182,7 @@ def resize(data, algorithm, height, width):
             "mode": mode,
             "coordinate_transformation_mode": "half_pixel",
             "nearest_mode": "round_prefer_floor",
-            "cube_coeff": -0.75,
+            "cubic_coeff_a": -0.75,
         },
     )
     out = _out(node)

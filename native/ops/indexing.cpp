@@ -611,13 +611,15 @@ KernelFn prepare_tile(const PrepareContext& ctx) {
 
 std::vector<PortInfo> infer_pad(const InferContext& c) {
   const PortInfo& x = c.in[0];
-  if (!c.in_value[1] || !c.in_value[2] || !x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
+  if (!x.shape.rank_known) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
+  // Pads computed at run time keep the rank: only the padded sizes wait for the plan.
+  if (!c.in_value[1] || !c.in_value[2]) return {PortInfo{x.type, PartialShape(Dims(x.shape.dims.size(), kDynamic))}};
   auto b = read_int_tensor(c.node, *c.in_value[1], "pads_begin"),
        e = read_int_tensor(c.node, *c.in_value[2], "pads_end");
   if ((int64_t)b.size() != x.shape.rank() || (int64_t)e.size() != x.shape.rank())
     throw InputError(c.node.describe() + ": pads need one entry per dimension of " + x.shape.str());
   std::string mode = c.node.attr_str("pad_mode");
-  if (mode != "constant" && mode != "edge" && mode != "reflect")
+  if (mode != "constant" && mode != "edge" && mode != "reflect" && mode != "wrap")
     throw NotSupported(c.node.describe() + ": pad_mode '" + mode + "'");
   Dims d = x.shape.dims;
   for (size_t i = 0; i < d.size(); ++i) {
@@ -656,6 +658,8 @@ KernelFn prepare_pad(const PrepareContext& ctx) {
           }
           if (mode == "edge")
             j = j < 0 ? 0 : in[d] - 1;
+          else if (mode == "wrap")  // ONNX: the other end of the axis, periodically
+            j = ((j % in[d]) + in[d]) % in[d];
           else {  // reflect
             int64_t period = 2 * (in[d] - 1);
             if (period == 0)

@@ -92,8 +92,9 @@ ValueSlot slot(ValueSlot::Kind kind, ElementType type, const Dims& shape) {
 
 // Node n's outputs, with the concrete shapes its inputs have in this plan: computed now when
 // every input is known at plan time (or the op reads only shapes), else a step of the plan
-// writing them to the arena.
-void schedule_node(const Node& n, PlanValues& values, SharedWeights& shared) {
+// writing them to the arena. Returns true when the step emits outputs whose shapes only a run
+// finds (a data-dependent op): the stage ends there.
+bool schedule_node(const Node& n, PlanValues& values, SharedWeights& shared) {
   ShapePlan& plan = values.plan;
   const OpDef& def = OpRegistry::instance().get(n.op);
   std::vector<TensorView> in_views(n.inputs.size());
@@ -112,13 +113,15 @@ void schedule_node(const Node& n, PlanValues& values, SharedWeights& shared) {
   std::vector<PortInfo> outs = infer_on(def, n, in_views, in_known);
   PrepareContext pctx{n, in_views, {}, &shared, {}};
   for (const auto& in : n.inputs) pctx.in_model_constant.push_back(values.model_constant[values.id(in)]);
+  bool emits = false;
+  for (const auto& o : outs) emits = emits || (!all_known && def.data_dependent && !o.shape.is_static());
   for (size_t o = 0; o < outs.size(); ++o) {
-    if (!outs[o].shape.is_static())
+    if (!outs[o].shape.is_static() && !emits)
       throw InputError(n.describe() + ": output " + std::to_string(o) + " shape " + outs[o].shape.str() +
                        " could not be determined for input shapes of the model");
     TensorView tv;
     tv.type = outs[o].type;
-    tv.shape = outs[o].shape.dims;
+    tv.shape = outs[o].shape.rank_known ? outs[o].shape.dims : Dims{};
     pctx.out.push_back(tv);
   }
   if (all_known) {
@@ -130,26 +133,52 @@ void schedule_node(const Node& n, PlanValues& values, SharedWeights& shared) {
       // A view of a model constant (Reshape, Squeeze) is still that constant's bytes.
       values.add(s, -1, true, def.aliases_input0 && pctx.in_model_constant.at(0));
     }
-    return;
+    return false;
   }
   Step step{&n, def.aliases_input0 ? KernelFn() : def.prepare(pctx), {}, {}};
   for (const auto& in : n.inputs) step.ins.push_back(values.id(in));
   for (const TensorView& out : pctx.out) {
     const int root = def.aliases_input0 ? values.alias_root[step.ins[0]] : -1;
-    step.outs.push_back(values.add(slot(ValueSlot::kArena, out.type, out.shape), root, false, false));
+    const auto kind = emits ? ValueSlot::kEmitted : ValueSlot::kArena;
+    step.outs.push_back(values.add(slot(kind, out.type, out.shape), root, false, false));
   }
   plan.steps.push_back(std::move(step));
+  return emits;
 }
 
-// Every node of `order` in the plan: model inputs (the value-keyed ones as constants) and
-// constants as they are, then each op inferred with concrete shapes and folded or made a step.
-PlanValues schedule(const std::vector<NodePtr>& order, const std::vector<NodePtr>& parameters,
-                    const std::vector<const void*>& keyed, SharedWeights& shared, ShapePlan& plan) {
+// After a stage that stops at order[stop]: where the next stage starts, and the values of this
+// stage the rest of the graph reads (kept alive to the end of the stage).
+void record_resume(const std::vector<NodePtr>& order, size_t stop, const std::vector<Value>& graph_outputs,
+                   PlanValues& values) {
+  ShapePlan& plan = values.plan;
+  auto resume = std::make_shared<PlanResume>();
+  resume->next_node = stop + 1;
+  resume->emitted = plan.steps.back().outs;
+  for (size_t i = 0; i <= stop; ++i) resume->value_of_node.push_back(values.first.at(order[i].get()));
+  resume->known = values.known;
+  resume->model_constant = values.model_constant;
+  std::vector<bool> read_later(plan.values.size(), false);
+  for (size_t i = stop + 1; i < order.size(); ++i)
+    for (const Value& in : order[i]->inputs)
+      if (values.first.count(in.node.get())) read_later[values.alias_root[values.id(in)]] = true;
+  for (const Value& o : graph_outputs)
+    if (values.first.count(o.node.get())) read_later[values.alias_root[values.id(o)]] = true;
+  for (size_t v = 0; v < read_later.size(); ++v)
+    if (read_later[v]) plan.live_out.push_back((int)v);
+  plan.resume = std::move(resume);
+}
+
+// The nodes of `order` from `start` on in the plan: model inputs (the value-keyed ones as
+// constants) and constants as they are, then each op inferred with concrete shapes and folded
+// or made a step, until a step emits data-dependent shapes (see PlanResume).
+void schedule(const std::vector<NodePtr>& order, size_t start, const std::vector<NodePtr>& parameters,
+              const std::vector<Value>& graph_outputs, const std::vector<const void*>& keyed, SharedWeights& shared,
+              PlanValues& values) {
+  ShapePlan& plan = values.plan;
   std::unordered_map<const Node*, int> param_index;
   for (size_t i = 0; i < parameters.size(); ++i) param_index[parameters[i].get()] = (int)i;
-  PlanValues values{plan, {}, {}, {}, {}};
-  for (const auto& np : order) {
-    const Node& n = *np;
+  for (size_t pos = start; pos < order.size(); ++pos) {
+    const Node& n = *order[pos];
     values.first[&n] = (int)plan.values.size();
     if (n.op == "Parameter") {
       const int i = param_index.at(&n);
@@ -161,12 +190,14 @@ PlanValues schedule(const std::vector<NodePtr>& order, const std::vector<NodePtr
       ValueSlot s = slot(ValueSlot::kConstant, n.outputs[0].type, n.outputs[0].shape.dims);
       s.constant = n.constant->data();
       values.add(s, -1, true, true);
-    } else {
-      schedule_node(n, values, shared);
+    } else if (schedule_node(n, values, shared)) {
+      record_resume(order, pos, graph_outputs, values);
+      return;
     }
   }
-  return values;
 }
+
+constexpr int64_t kStageMarker = INT64_MIN;  // no input shape or packed value starts with it
 
 }  // namespace
 
@@ -254,15 +285,64 @@ std::shared_ptr<const ShapePlan> CompiledModel::plan_for(const std::vector<Dims>
   return ins.first->second.plan;
 }
 
+std::vector<Dims> continuation_key(const ShapePlan& plan, const std::vector<Dims>& emitted_shapes) {
+  std::vector<Dims> key = plan.key;
+  key.insert(key.end(), emitted_shapes.begin(), emitted_shapes.end());
+  key.push_back(Dims{kStageMarker, (int64_t)emitted_shapes.size()});
+  return key;
+}
+
+namespace {
+// The stage's values placed: model outputs only in the last stage, the rest in the arena.
+void place_values(ShapePlan& plan, const PlanValues& values, const std::vector<Value>& graph_outputs) {
+  if (!plan.resume) {
+    for (const Value& o : graph_outputs) plan.output_values.push_back(values.id(o));
+    place_outputs(plan, values.alias_root);
+  }
+  plan_arena(plan, values.alias_root);
+}
+}  // namespace
+
 std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& key) const {
+  if (!key.empty() && !key.back().empty() && key.back()[0] == kStageMarker) return build_continuation(key);
   auto plan = std::make_shared<ShapePlan>();
   plan->key = key;
   plan->input_shapes.assign(key.begin(), key.begin() + graph_.parameters.size());
   const std::vector<const void*> keyed = keyed_input_values(key, value_keyed_, *plan);
-  const PlanValues values = schedule(order_, graph_.parameters, keyed, shared_weights_, *plan);
-  for (const Value& o : graph_.outputs) plan->output_values.push_back(values.id(o));
-  place_outputs(*plan, values.alias_root);
-  plan_arena(*plan, values.alias_root);
+  PlanValues values{*plan, {}, {}, {}, {}};
+  schedule(order_, 0, graph_.parameters, graph_.outputs, keyed, shared_weights_, values);
+  place_values(*plan, values, graph_.outputs);
+  return plan;
+}
+
+std::shared_ptr<ShapePlan> CompiledModel::build_continuation(const std::vector<Dims>& key) const {
+  const size_t emitted = (size_t)key.back().at(1);
+  if (key.size() < emitted + 1) throw std::logic_error("malformed continuation key");
+  const std::vector<Dims> parent_key(key.begin(), key.end() - 1 - (std::ptrdiff_t)emitted);
+  const std::shared_ptr<const ShapePlan> parent = plan_for(parent_key);
+  if (!parent->resume || parent->resume->emitted.size() != emitted)
+    throw std::logic_error("continuation key does not fit its stage");
+  const PlanResume& resume = *parent->resume;
+  auto plan = std::make_shared<ShapePlan>();
+  plan->key = key;
+  plan->input_shapes = parent->input_shapes;
+  plan->previous_stage = parent;  // its constants stay where they are
+  PlanValues values{*plan, {}, {}, resume.known, resume.model_constant};
+  // The earlier stages' values keep their ids: what they computed is read in place.
+  plan->values = parent->values;
+  for (size_t v = 0; v < plan->values.size(); ++v) {
+    ValueSlot& s = plan->values[v];
+    values.alias_root.push_back((int)v);
+    if (s.kind != ValueSlot::kInput && s.kind != ValueSlot::kConstant) {
+      s.kind = ValueSlot::kCarried;
+      s.index = (int64_t)v;
+    }
+  }
+  for (size_t o = 0; o < emitted; ++o) plan->values[resume.emitted[o]].shape = key[key.size() - 1 - emitted + o];
+  for (size_t i = 0; i < resume.value_of_node.size(); ++i) values.first[order_[i].get()] = resume.value_of_node[i];
+  const std::vector<const void*> keyed = keyed_input_values(key, value_keyed_, *plan);
+  schedule(order_, resume.next_node, graph_.parameters, graph_.outputs, keyed, shared_weights_, values);
+  place_values(*plan, values, graph_.outputs);
   return plan;
 }
 

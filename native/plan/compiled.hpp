@@ -22,9 +22,11 @@ struct CompileOptions {
   size_t plan_cache_bytes = default_plan_cache_bytes();
 };
 
-// Where a value's bytes live while a plan runs.
+// Where a value's bytes live while a plan runs. kEmitted: memory a data-dependent step
+// allocates once it knows the size; kCarried: a value an earlier stage computed (the same
+// value id there).
 struct ValueSlot {
-  enum Kind { kInput, kConstant, kArena, kOutput } kind = kArena;
+  enum Kind { kInput, kConstant, kArena, kOutput, kEmitted, kCarried } kind = kArena;
   int64_t index = 0;  // input or output number
   size_t offset = 0;  // arena offset
   const void* constant = nullptr;
@@ -38,6 +40,18 @@ struct Step {
   std::vector<int> ins, outs;  // value ids
 };
 
+// Data-dependent shapes run in stages. A plan stops after the first step whose output shapes
+// depend on values known only at run time (OpDef::data_dependent): that step emits its
+// outputs, and the rest of the graph is the plan of a longer key, the stage's key followed by
+// the emitted shapes and a marker (continuation_key). The next stage continues the same value
+// numbering and reads the earlier stages' values in place (kCarried).
+struct PlanResume {
+  size_t next_node = 0;            // position in the topological order where the next stage starts
+  std::vector<int> emitted;        // value ids of the stopping step's outputs
+  std::vector<int> value_of_node;  // per node position up to next_node: its output 0's value id
+  std::vector<bool> known, model_constant;
+};
+
 struct ShapePlan {
   std::vector<Dims> input_shapes;
   std::vector<Dims> key;  // input shapes, then the raw values of value-keyed inputs
@@ -47,7 +61,14 @@ struct ShapePlan {
   std::vector<int> output_values;
   std::vector<std::pair<int, int>> output_copies;  // (value, output) copied after the steps
   std::vector<BufferPtr> folded;                   // constants computed while planning
+  std::shared_ptr<const PlanResume> resume;        // set: a later stage runs the rest
+  std::vector<int> live_out;                       // values a later stage reads (kept to the end)
+  // The stage before this one: its constants are this plan's too (counted once, there).
+  std::shared_ptr<const ShapePlan> previous_stage;
 };
+
+// The key of the stage after `plan` once its data-dependent step emitted these shapes.
+std::vector<Dims> continuation_key(const ShapePlan& plan, const std::vector<Dims>& emitted_shapes);
 
 struct IoInfo {
   std::string name;  // a tensor name, or the node's friendly name
@@ -79,6 +100,8 @@ class CompiledModel {
 
  private:
   std::shared_ptr<ShapePlan> build_plan(const std::vector<Dims>& key) const;
+  // The plan of a continuation key: the stage after its parent's stopping step.
+  std::shared_ptr<ShapePlan> build_continuation(const std::vector<Dims>& key) const;
   std::vector<bool> value_keyed_;
   bool any_value_keyed_ = false;
   Graph graph_;

@@ -88,6 +88,7 @@ void plan_arena(ShapePlan& plan, const std::vector<int>& alias_root) {
     for (int v : plan.steps[si].outs) last_use[alias_root[v]] = std::max(last_use[alias_root[v]], (int)si);
   }
   for (auto& c : plan.output_copies) last_use[alias_root[c.first]] = (int)plan.steps.size();
+  for (int v : plan.live_out) last_use[alias_root[v]] = (int)plan.steps.size();
   ArenaPlanner arena;
   std::vector<size_t> root_offset(plan.values.size(), 0);
   auto root_bytes = [&](int r) { return byte_size(plan.values[r].type, numel(plan.values[r].shape)); };

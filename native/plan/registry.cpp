@@ -31,6 +31,9 @@ const OpRegistry& OpRegistry::instance() {
     register_layout_ops(*r);
     register_normalization_ops(*r);
     register_matrix_ops(*r);
+    register_data_dependent_ops(*r);
+    register_detection_ops(*r);
+    register_grid_sample_ops(*r);
     return r;
   }();
   return *registry;
@@ -476,6 +479,14 @@ void for_rows(const ExecContext& ctx, int64_t rows, int64_t len, const std::func
     ctx.pool->parallel_for(rows, std::max<int64_t>(1, (1 << 13) / std::max<int64_t>(1, len)), fn, ctx.max_threads);
   else
     fn(0, rows);
+}
+
+void* output_memory(const KernelArgs& a, size_t o, const Dims& shape) {
+  if (a.ctx && a.ctx->emit) return a.ctx->emit(o, shape);
+  if (a.out[o]->shape != shape)
+    throw std::logic_error("data-dependent output " + std::to_string(o) + " has shape " + dims_str(shape) +
+                           ", planned " + dims_str(a.out[o]->shape));
+  return a.out[o]->data;
 }
 
 void run_kernel_now(const OpDef& def, const PrepareContext& ctx) {

@@ -26,6 +26,9 @@ struct InferContext {
 struct ExecContext {
   ThreadPool* pool = nullptr;
   int max_threads = 0;  // cap for intra-op threads (0 = whole pool)
+  // Set while a data-dependent op's step runs (OpDef::data_dependent): memory for output `o`
+  // with the shape the kernel found, which the rest of the run then sees.
+  std::function<void*(size_t o, const Dims& shape)> emit;
 };
 
 struct KernelArgs {
@@ -33,6 +36,11 @@ struct KernelArgs {
   const TensorView* const* out;
   ExecContext* ctx;
 };
+
+// Where a data-dependent op's kernel writes output `o` once it knows its shape: memory the
+// run allocates (ExecContext::emit), or, when the planner knew the shape (the inputs were
+// known and the op folds), the output already given, which must have that shape.
+void* output_memory(const KernelArgs& a, size_t o, const Dims& shape);
 
 using KernelFn = std::function<void(const KernelArgs&)>;
 
@@ -173,6 +181,10 @@ struct OpDef {
   int reuses_input = -1;
   // The output depends only on input shapes (ShapeOf): known once shapes are concrete.
   bool shape_only = false;
+  // The output shapes depend on input values that may be known only while the model runs
+  // (NonZero, Unique): the kernel sizes its outputs through output_memory, and the planner
+  // plans the nodes after it once a run has found those sizes (see compiled.hpp).
+  bool data_dependent = false;
   // Operands whose values shape the output (Reshape's target, axes, pads...). A model input
   // feeding one of them becomes part of the plan key: plans are built per distinct value.
   std::vector<int> value_inputs;
@@ -249,6 +261,10 @@ inline OpDef with_value_inputs(OpDef def, std::vector<int> inputs) {
   def.value_inputs = std::move(inputs);
   return def;
 }
+inline OpDef with_data_dependent_shape(OpDef def) {
+  def.data_dependent = true;
+  return def;
+}
 inline OpDef with_reused_input(OpDef def, int input) {
   def.reuses_input = input;
   return def;
@@ -273,6 +289,9 @@ void register_gather_scatter_ops(OpRegistry&);
 void register_layout_ops(OpRegistry&);
 void register_normalization_ops(OpRegistry&);
 void register_matrix_ops(OpRegistry&);
+void register_data_dependent_ops(OpRegistry&);
+void register_detection_ops(OpRegistry&);
+void register_grid_sample_ops(OpRegistry&);
 
 // Runs the op's type/shape inference and checks every output shape against the tensor size
 // limit (InputError naming the node): the one way the engine calls OpDef::infer.

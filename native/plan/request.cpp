@@ -202,28 +202,30 @@ std::vector<NodeTiming> Request::profiling() const {
   return timings_;
 }
 
-void Request::rebind(std::shared_ptr<const ShapePlan> plan) {
-  // Views and per-step operand lists for a new plan; only data pointers change per run.
-  plan_ = std::move(plan);
-  views_.assign(plan_->values.size(), TensorView{});
-  step_ptrs_.clear();
-  step_ptr_begin_.clear();
-  for (size_t v = 0; v < views_.size(); ++v) {
-    views_[v].type = plan_->values[v].type;
-    views_[v].shape = plan_->values[v].shape;
+void Request::rebind(Stage& stage, std::shared_ptr<const ShapePlan> plan) {
+  stage.plan = std::move(plan);
+  const ShapePlan& p = *stage.plan;
+  stage.views.assign(p.values.size(), TensorView{});
+  stage.step_ptrs.clear();
+  stage.step_ptr_begin.clear();
+  for (size_t v = 0; v < stage.views.size(); ++v) {
+    stage.views[v].type = p.values[v].type;
+    stage.views[v].shape = p.values[v].shape;
   }
-  for (const auto& st : plan_->steps) {
-    step_ptr_begin_.push_back(step_ptrs_.size());
-    for (int v : st.ins) step_ptrs_.push_back(&views_[v]);
-    for (int v : st.outs) step_ptrs_.push_back(&views_[v]);
+  for (const auto& st : p.steps) {
+    stage.step_ptr_begin.push_back(stage.step_ptrs.size());
+    for (int v : st.ins) stage.step_ptrs.push_back(&stage.views[v]);
+    for (int v : st.outs) stage.step_ptrs.push_back(&stage.views[v]);
   }
-  for (size_t j = 0; j < outputs_.size(); ++j) output_shapes_[j] = plan_->values[plan_->output_values[j]].shape;
+  if (!p.resume)
+    for (size_t j = 0; j < outputs_.size(); ++j) output_shapes_[j] = p.values[p.output_values[j]].shape;
 }
 
 void Request::run_plan() {
   const auto& infos = model_->inputs();
   bool keyed = model_->has_value_keyed();
-  bool same = plan_ != nullptr && !keyed;
+  if (stages_.empty()) stages_.resize(1);
+  bool same = stages_[0].plan != nullptr && !keyed;
   for (size_t i = 0; i < inputs_.size(); ++i) {
     if (!inputs_[i].set) {
       if (infos[i].shape.is_static()) {
@@ -232,7 +234,7 @@ void Request::run_plan() {
         throw InputError("input '" + infos[i].name + "' with dynamic shape " + infos[i].shape.str() + " was not set");
       }
     }
-    if (same && plan_->input_shapes[i] != inputs_[i].shape) same = false;
+    if (same && stages_[0].plan->input_shapes[i] != inputs_[i].shape) same = false;
   }
   if (!same) {
     std::vector<Dims> key;
@@ -246,62 +248,103 @@ void Request::run_plan() {
               pack_value(in.external ? in.external : in.own->data(), byte_size(infos[i].type, numel(in.shape))));
         }
     auto next = model_->plan_for(key);
-    if (next != plan_) rebind(std::move(next));
-  }
-  const ShapePlan& plan = *plan_;
-  if (!arena_ || arena_->size() < plan.arena_bytes) arena_ = std::make_shared<Buffer>(plan.arena_bytes);
-  for (size_t j = 0; j < outputs_.size(); ++j) {
-    size_t bytes = byte_size(model_->outputs()[j].type, numel(output_shapes_[j]));
-    if (!outputs_[j] || outputs_[j]->size() < bytes) outputs_[j] = std::make_shared<Buffer>(bytes);
-  }
-  char* arena = static_cast<char*>(arena_->data());
-  for (size_t v = 0; v < views_.size(); ++v) {
-    const ValueSlot& s = plan.values[v];
-    switch (s.kind) {
-      case ValueSlot::kInput: {
-        const Input& in = inputs_[s.index];
-        views_[v].data = in.external ? in.external : in.own->data();
-        break;
-      }
-      case ValueSlot::kConstant:
-        views_[v].data = const_cast<void*>(s.constant);
-        break;
-      case ValueSlot::kArena:
-        views_[v].data = arena + s.offset;
-        break;
-      case ValueSlot::kOutput:
-        views_[v].data = outputs_[s.index]->data();
-        break;
-    }
+    if (next != stages_[0].plan) rebind(stages_[0], std::move(next));
   }
   ExecContext ctx;
   ctx.pool = &default_pool();
   ctx.max_threads = model_->options().num_threads;
   const bool profile = model_->options().profiling;
   std::vector<NodeTiming> timings;
+  for (size_t k = 0;; ++k) {
+    run_stage(k, ctx, profile ? &timings : nullptr);
+    const ShapePlan& plan = *stages_[k].plan;
+    if (!plan.resume) break;
+    // The sizes the data-dependent step found choose the plan of the next stage.
+    std::vector<Dims> shapes;
+    for (int v : plan.resume->emitted) shapes.push_back(stages_[k].views[v].shape);
+    auto next = model_->plan_for(continuation_key(plan, shapes));
+    if (stages_.size() <= k + 1) stages_.resize(k + 2);
+    if (next != stages_[k + 1].plan) rebind(stages_[k + 1], std::move(next));
+  }
+  if (profile) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    timings_ = std::move(timings);
+  }
+}
+
+void Request::run_stage(size_t k, ExecContext& ctx, std::vector<NodeTiming>* timings) {
+  Stage& stage = stages_[k];
+  const ShapePlan& plan = *stage.plan;
+  if (!stage.arena || stage.arena->size() < plan.arena_bytes) stage.arena = std::make_shared<Buffer>(plan.arena_bytes);
+  if (!plan.resume)
+    for (size_t j = 0; j < outputs_.size(); ++j) {
+      size_t bytes = byte_size(model_->outputs()[j].type, numel(output_shapes_[j]));
+      if (!outputs_[j] || outputs_[j]->size() < bytes) outputs_[j] = std::make_shared<Buffer>(bytes);
+    }
+  char* arena = static_cast<char*>(stage.arena->data());
+  std::vector<TensorView>& views = stage.views;
+  for (size_t v = 0; v < views.size(); ++v) {
+    const ValueSlot& s = plan.values[v];
+    switch (s.kind) {
+      case ValueSlot::kInput: {
+        const Input& in = inputs_[s.index];
+        views[v].data = in.external ? in.external : in.own->data();
+        break;
+      }
+      case ValueSlot::kConstant:
+        views[v].data = const_cast<void*>(s.constant);
+        break;
+      case ValueSlot::kArena:
+        views[v].data = arena + s.offset;
+        break;
+      case ValueSlot::kOutput:
+        views[v].data = outputs_[s.index]->data();
+        break;
+      case ValueSlot::kEmitted:
+        views[v].data = nullptr;  // set by the step when it knows the size
+        break;
+      case ValueSlot::kCarried:
+        views[v].data = stages_[k - 1].views[s.index].data;
+        break;
+    }
+  }
+  stage.emitted.clear();
   for (size_t si = 0; si < plan.steps.size(); ++si) {
     if (abort_.load(std::memory_order_relaxed)) throw Cancelled("inference was cancelled");
     const Step& st = plan.steps[si];
     if (!st.fn) continue;  // alias: nothing to compute
-    const TensorView* const* p = step_ptrs_.data() + step_ptr_begin_[si];
-    auto t0 = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+    const TensorView* const* p = stage.step_ptrs.data() + stage.step_ptr_begin[si];
+    const bool emits = plan.resume && si + 1 == plan.steps.size();
+    if (emits)
+      ctx.emit = [&stage, &st](size_t o, const Dims& shape) -> void* {
+        TensorView& out = stage.views.at(st.outs.at(o));
+        if (shape.size() != out.shape.size())
+          throw std::logic_error(st.node->describe() + ": emitted rank " + std::to_string(shape.size()) + ", planned " +
+                                 std::to_string(out.shape.size()));
+        check_tensor_size(shape, st.node->describe() + " output " + std::to_string(o));
+        stage.emitted.push_back(std::make_shared<Buffer>(byte_size(out.type, numel(shape))));
+        out.shape = shape;
+        out.data = stage.emitted.back()->data();
+        return out.data;
+      };
+    auto t0 = timings ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     st.fn(KernelArgs{p, p + st.ins.size(), &ctx});
-    if (profile) {
+    ctx.emit = nullptr;
+    if (emits)
+      for (int v : st.outs)
+        if (!stage.views[v].data) throw std::logic_error(st.node->describe() + ": an output was not emitted");
+    if (timings) {
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       const std::string& op = st.node->op;
       std::string exec = "aiov_" + (op.rfind("aiov.", 0) == 0 ? op.substr(5) : op);
       if (!st.ins.empty()) exec += " " + dims_str(p[0]->shape);
       if (!st.outs.empty()) exec += "->" + dims_str(p[st.ins.size()]->shape);
-      timings.push_back({st.node->name, st.node->op, ms, std::move(exec)});
+      timings->push_back({st.node->name, st.node->op, ms, std::move(exec)});
     }
   }
   for (const auto& c : plan.output_copies) {
-    const TensorView& src = views_[c.first];
+    const TensorView& src = views[c.first];
     std::memcpy(outputs_[c.second]->data(), src.data, src.bytes());
-  }
-  if (profile) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    timings_ = std::move(timings);
   }
 }
 

@@ -76,13 +76,24 @@ class Request : public std::enable_shared_from_this<Request> {
     Dims shape;
     bool set = false;
   };
+  // One stage of a run (compiled.hpp, PlanResume): its plan and the views bound to it; only
+  // data pointers change per run.
+  struct Stage {
+    std::shared_ptr<const ShapePlan> plan;
+    std::vector<TensorView> views;
+    std::vector<const TensorView*> step_ptrs;
+    std::vector<size_t> step_ptr_begin;
+    BufferPtr arena;
+    std::vector<BufferPtr> emitted;  // outputs of the data-dependent step that ends the stage
+  };
   void begin();
   void execute();
   void finish();
   // Ends a job the batcher ran for this request (outputs already written).
   void settle(RequestStatus result, std::string message, double ms);
   void run_plan();
-  void rebind(std::shared_ptr<const ShapePlan> plan);
+  void rebind(Stage& stage, std::shared_ptr<const ShapePlan> plan);
+  void run_stage(size_t k, ExecContext& ctx, std::vector<NodeTiming>* timings);
   void check_input(int i, ElementType type, const Dims& shape) const;
   TensorView input_memory(int i, BufferPtr* buffer);
 
@@ -91,12 +102,8 @@ class Request : public std::enable_shared_from_this<Request> {
   std::vector<Input> inputs_;
   std::vector<BufferPtr> outputs_;
   std::vector<Dims> output_shapes_;
-  BufferPtr arena_;
-  // Views resolved for the current plan; only data pointers change per run.
-  std::shared_ptr<const ShapePlan> plan_;
-  std::vector<TensorView> views_;
-  std::vector<const TensorView*> step_ptrs_;
-  std::vector<size_t> step_ptr_begin_;
+  // The stages of the last run: one, unless the model has data-dependent shapes.
+  std::vector<Stage> stages_;
 
   std::atomic<RequestStatus> status_{RequestStatus::kIdle};
   std::atomic<bool> abort_{false};

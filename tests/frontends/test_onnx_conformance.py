@@ -25,13 +25,6 @@ EXCLUDED = [
     (r"string|STRING", "string tensors are not supported"),
     (r"sequence|optional|_opt$", "sequence and optional types are not supported"),
     (r"maxpool_2d_uint8", "integer pooling (aiov pools f32)"),
-    (r"wrap_pad", "Pad mode 'wrap'"),
-    (r"constant_pad_(negative_)?axes|center_crop_pad", "Pad with both pads and axes given at run time"),
-    (
-        r"attention_(4d_diff_heads_mask4d_padded_kv|causal_boolmask_nan_robustness|24_fullymasked_qk_matmul_output_mode3_zero"
-        r"|24_qk_matmul_output_mode3_softmax_precision|4d_causal_nonpad_attn_mask_composition|local_window_.*)_expanded",
-        "Attention's function body pads its bias with a Pad whose pads and axes are both run-time inputs",
-    ),
     (r"causal_conv_with_state.*fp16", "f16 convolution (aiov convolves f32)"),
     (
         r"attention_4d_causal_fp16_expanded",
@@ -39,10 +32,6 @@ EXCLUDED = [
         "1e-3; onnxruntime passes): a kernel-precision follow-up",
     ),
     (r"training_dropout|batchnorm_.*training", "training-mode outputs (masks, statistics)"),
-    (
-        r"resize_.*(cubic|antialias|tf_crop|_axes_|not_larger|not_smaller|half_pixel_symmetric)",
-        "Resize modes beyond nearest/linear with the common coordinate transforms",
-    ),
     (r"einsum_batch_diagonal", "Einsum with a repeated letter (diagonal)"),
     (r"maxpool_with_argmax|maxpool.*indices", "MaxPool's Indices output is not implemented"),
     (r"_opset1$|not_2d$|not_3d$|not_4d$", "opset 1 models (aiov reads opset 7 and later)"),

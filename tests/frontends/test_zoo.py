@@ -36,8 +36,7 @@ MODELS = {
     "squeezenet": None,
     "convnext": None,
     "regnet": None,
-    # Pad with computed pads: the Pad rule loses the rank, and LayerNormalization needs it.
-    "swin": "Pad keeping its rank when the pads are computed",
+    "swin": None,
     "deeplabv3": None,
     "fcn": None,
     "lraspp": None,
@@ -51,7 +50,7 @@ MODELS = {
 }
 
 # Models whose every op is supported but that still fail to load: what the error says.
-LOAD_ERRORS = {"swin": "the input rank must be known"}
+LOAD_ERRORS = {}
 
 # Largest error allowed, relative to the output's largest magnitude (at least 1): the
 # engine's kernels sum in other orders than torch's.
