@@ -152,7 +152,7 @@ KernelFn prepare_resize(const PrepareContext& ctx) {
 }  // namespace
 
 void register_resize_ops(OpRegistry& r) {
-  r.add(with_value_inputs(OpDef{"Resize", 3, 3, infer_resize, prepare_resize}.with_attrs(
+  r.add(with_value_inputs(OpDef{"Resize", 3, 3, infer_resize, widened<prepare_resize>}.with_attrs(
                               {str_attr("mode", "nearest"), str_attr("coordinate_transformation_mode", "half_pixel"),
                                str_attr("nearest_mode", "round_prefer_floor")}),
                           {1, 2}));

@@ -31,6 +31,8 @@ const OpRegistry& OpRegistry::instance() {
     register_layout_ops(*r);
     register_normalization_ops(*r);
     register_matrix_ops(*r);
+    register_signal_ops(*r);
+    register_random_ops(*r);
     return r;
   }();
   return *registry;
