@@ -939,15 +939,19 @@ def _channel_vector(vec, rank):
 
 @converter("Conv")
 def _conv(ctx):
-    x, w = ctx.inputs[0], ctx.inputs[1]
+    return _convolution(ctx, ctx.inputs[0], ctx.inputs[1], ctx.inputs[2] if len(ctx.inputs) > 2 else None)
+
+
+def _convolution(ctx, x, w, bias):
+    """Conv's attributes applied to x and w (ConvInteger and QLinearConv pass shifted operands)."""
     rank = _rank(ctx, x)
     if rank not in (3, 4, 5):
         ctx.fail("only 1-D, 2-D and 3-D convolutions are supported")
     attrs = _spatial(ctx, rank)
     group = ctx.attr("group", 1)
     y = ops._make("Convolution", [x, w], dict(attrs, group=group), ctx.node.name)
-    if len(ctx.inputs) > 2 and ctx.inputs[2] is not None:
-        y = ops.add(y, _channel_vector(ctx.inputs[2], rank))
+    if bias is not None:
+        y = ops.add(y, _channel_vector(bias, rank))
     return y
 
 
@@ -1683,3 +1687,37 @@ def _qlinear_matmul(ctx):
     if y_zero is not None:
         y = ops.add(y, _as_f32(y_zero))
     return _saturate(ctx, y, (y_zero if y_zero is not None else a).get_element_type().get_type_name())
+
+
+def _shifted_filters(ctx, w, zero):
+    """w - zero point in f32; a 1-D zero point holds one value per output channel."""
+    w = _as_f32(w)
+    if zero is None:
+        return w
+    zero = _as_f32(zero)
+    shape = zero.get_partial_shape()
+    if shape.rank.is_static and len(shape) == 1 and shape[0] != 1:
+        zero = as_output(ops.unsqueeze(zero, list(range(1, _rank(ctx, w)))))
+    return as_output(ops.subtract(w, zero))
+
+
+@converter("ConvInteger")
+def _conv_integer(ctx):
+    x, w, x_zero, w_zero = (list(ctx.inputs) + [None] * 4)[:4]
+    x = _as_f32(x) if x_zero is None else as_output(ops.subtract(_as_f32(x), _as_f32(x_zero)))
+    return ops.convert(_convolution(ctx, x, _shifted_filters(ctx, w, w_zero), None), Type.i32)
+
+
+@converter("QLinearConv")
+def _qlinear_conv(ctx):
+    x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero, bias = (list(ctx.inputs) + [None] * 9)[:9]
+    xs = _as_f32(x) if x_zero is None else as_output(ops.subtract(_as_f32(x), _as_f32(x_zero)))
+    y = _convolution(ctx, xs, _shifted_filters(ctx, w, w_zero), None if bias is None else _as_f32(bias))
+    factor = _as_f32(as_output(ops.divide(ops.multiply(x_scale, w_scale), y_scale)))
+    shape = factor.get_partial_shape()
+    if shape.rank.is_static and len(shape) == 1 and shape[0] != 1:  # one scale per output channel
+        factor = _channel_vector(factor, _rank(ctx, x))
+    y = ops.round(ops.multiply(y, factor), "half_to_even")
+    if y_zero is not None:
+        y = ops.add(y, _as_f32(y_zero))
+    return _saturate(ctx, y, (y_zero if y_zero is not None else x).get_element_type().get_type_name())

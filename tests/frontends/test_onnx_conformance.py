@@ -36,7 +36,6 @@ EXCLUDED = [
         r"|24_qk_matmul_output_mode3_softmax_precision|4d_causal_nonpad_attn_mask_composition|local_window_.*)_expanded",
         "Attention's function body pads its bias with a Pad whose pads and axes are both run-time inputs",
     ),
-    (r"causal_conv_with_state.*fp16", "f16 convolution (aiov convolves f32)"),
     (
         r"attention_4d_causal_fp16_expanded",
         "f16 MatMul/Softmax chain: aiov's f16 intermediates round differently (1.2e-3 relative against the case's "

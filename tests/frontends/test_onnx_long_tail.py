@@ -312,3 +312,59 @@ def test_opset_6_spatial_zero_batch_norm_is_refused_by_name():
             opset=6,
             initializers=[(n, one) for n in "sbmv"],
         )
+
+
+# ---- quantization ---------------------------------------------------------------------------
+
+
+def test_quantize_linear_per_axis_rounds_half_to_even_and_saturates():
+    x = np.array([[0.5, 1.5, 2.5, -0.5, 1000.0], [3.0, -3.0, 0.25, 7.5, -1000.0]], np.float32)
+    scale = np.array([1.0, 0.5], np.float32)
+    zero = np.array([0, 10], np.int8)
+    node = helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"], axis=0)
+    model = _model(
+        [node], [("x", np.float32, x.shape)], [("y", np.int8, None)], initializers=[("s", scale), ("z", zero)]
+    )
+    (y,) = _run(model, x)
+    want = np.clip(np.rint(x / scale[:, None]) + zero[:, None], -128, 127).astype(np.int8)
+    assert y.dtype == np.int8
+    np.testing.assert_array_equal(y, want)
+
+
+def test_dequantize_linear_with_blocks_along_an_axis():
+    q = RNG.integers(0, 255, (2, 6), dtype=np.uint8)
+    scale = RNG.uniform(0.1, 1.0, (2, 2)).astype(np.float32)  # blocks of 3 along axis 1
+    zero = RNG.integers(0, 255, (2, 2), dtype=np.uint8)
+    node = helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], axis=1, block_size=3)
+    model = _model(
+        [node],
+        [("q", np.uint8, q.shape)],
+        [("y", np.float32, None)],
+        opset=21,
+        initializers=[("s", scale), ("z", zero)],
+    )
+    (y,) = _run(model, q)
+    want = (q.astype(np.float32) - np.repeat(zero, 3, 1)) * np.repeat(scale, 3, 1)
+    np.testing.assert_allclose(y, want, rtol=1e-6)
+
+
+def test_conv_integer_with_a_zero_point_per_output_channel():
+    x = RNG.integers(0, 255, (1, 2, 5, 5), dtype=np.uint8)
+    w = RNG.integers(0, 255, (3, 2, 3, 3), dtype=np.uint8)
+    w_zero = np.array([1, 128, 255], np.uint8)
+    node = helper.make_node("ConvInteger", ["x", "w", "xz", "wz"], ["y"], pads=[1, 1, 1, 1])
+    model = _model(
+        [node],
+        [("x", np.uint8, x.shape)],
+        [("y", np.int32, None)],
+        initializers=[("w", w), ("xz", np.array(3, np.uint8)), ("wz", w_zero)],
+    )
+    (y,) = _run(model, x)
+    xs = np.pad(x.astype(np.int64) - 3, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    ws = w.astype(np.int64) - w_zero[:, None, None, None]
+    want = np.zeros((1, 3, 5, 5), np.int64)
+    for i in range(5):
+        for j in range(5):
+            want[0, :, i, j] = np.tensordot(ws, xs[0, :, i : i + 3, j : j + 3], 3)
+    assert y.dtype == np.int32
+    np.testing.assert_array_equal(y, want)
