@@ -133,7 +133,8 @@ KernelFn prepare_mel(const PrepareContext& ctx) {
 bool power_of_two(int64_t n) { return n > 0 && (n & (n - 1)) == 0; }
 
 // The DFT (or the unscaled inverse) of `x` in place. Powers of two take an iterative radix-2
-// FFT; other lengths the direct sum over a table of the n roots of unity (O(n^2)).
+// FFT; other lengths a recursive mixed-radix FFT over their prime factors (400 = 2^4 * 5^2
+// for Whisper's frames), which is the direct O(n^2) sum only for a prime length.
 class LineTransform {
  public:
   LineTransform(int64_t n, bool inverse) : n_(n), roots_((size_t)n) {
@@ -144,20 +145,43 @@ class LineTransform {
     if (n_ <= 1) return;
     if (power_of_two(n_)) return fft(x);
     scratch.assign((size_t)n_, cplx(0, 0));
-    for (int64_t k = 0; k < n_; ++k) {
-      cplx acc(0, 0);
-      int64_t at = 0;  // j * k mod n, stepped without overflow
-      for (int64_t j = 0; j < n_; ++j) {
-        acc += x[j] * roots_[at];
-        at += k;
-        if (at >= n_) at -= n_;
-      }
-      scratch[k] = acc;
-    }
+    mixed(x.data(), 1, n_, scratch.data(), 1);
     x.swap(scratch);
   }
 
  private:
+  static int64_t smallest_factor(int64_t n) {
+    for (int64_t p = 2; p * p <= n; ++p)
+      if (n % p == 0) return p;
+    return n;
+  }
+  // out[0..n) = the transform of in[0], in[stride], ..., in[(n-1)*stride]; the n-th roots of
+  // unity are roots_[j * step] (step = n_ / n).
+  void mixed(const cplx* in, int64_t stride, int64_t n, cplx* out, int64_t step) const {
+    if (n == 1) {
+      out[0] = in[0];
+      return;
+    }
+    const int64_t p = smallest_factor(n), m = n / p;
+    if (p == n) {  // a prime: the direct sum
+      for (int64_t k = 0; k < n; ++k) {
+        cplx acc(0, 0);
+        for (int64_t j = 0, at = 0; j < n; ++j, at = (at + k) % n) acc += in[j * stride] * roots_[at * step];
+        out[k] = acc;
+      }
+      return;
+    }
+    // p interleaved transforms of length m (out[r*m ..]), then p-point butterflies.
+    for (int64_t r = 0; r < p; ++r) mixed(in + r * stride, stride * p, m, out + r * m, step * p);
+    std::vector<cplx> sub(out, out + n);
+    for (int64_t k = 0; k < m; ++k)
+      for (int64_t q = 0; q < p; ++q) {
+        const int64_t bin = k + q * m;
+        cplx acc(0, 0);
+        for (int64_t r = 0; r < p; ++r) acc += sub[r * m + k] * roots_[((r * bin) % n) * step];
+        out[bin] = acc;
+      }
+  }
   void fft(std::vector<cplx>& x) const {
     for (int64_t i = 1, j = 0; i < n_; ++i) {  // bit-reversal permutation
       int64_t bit = n_ >> 1;

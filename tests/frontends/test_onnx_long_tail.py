@@ -41,7 +41,7 @@ def _as_complex(y):
 # ---- signal ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("n", [8, 12, 1])
+@pytest.mark.parametrize("n", [8, 12, 1, 7, 400])
 @pytest.mark.parametrize("onesided", [0, 1])
 def test_dft_of_a_real_signal_matches_numpy_with_padding_and_truncation(n, onesided):
     x = RNG.standard_normal((2, 10, 3, 1)).astype(np.float32)
