@@ -1721,3 +1721,13 @@ def _qlinear_conv(ctx):
     if y_zero is not None:
         y = ops.add(y, _as_f32(y_zero))
     return _saturate(ctx, y, (y_zero if y_zero is not None else x).get_element_type().get_type_name())
+
+
+@converter("Swish")
+def _swish(ctx):
+    # Opset 24: x * sigmoid(alpha * x); the engine's Swish is alpha = 1.
+    x, alpha = ctx.inputs[0], float(ctx.attr("alpha", 1.0))
+    if alpha == 1.0:
+        return ops.swish(x)
+    scaled = ops.multiply(x, ops.convert(ops.constant(np.array(alpha, np.float32)), x.get_element_type()))
+    return ops.multiply(x, ops.sigmoid(scaled))
