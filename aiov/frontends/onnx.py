@@ -614,11 +614,15 @@ def _gemm(ctx):
     c = ctx.inputs[2] if len(ctx.inputs) > 2 else None
     alpha, beta = ctx.attr("alpha", 1.0), ctx.attr("beta", 1.0)
     y = ops.matmul(a, b, bool(ctx.attr("transA", 0)), bool(ctx.attr("transB", 0)))
+
+    def scalar(value, like):  # in the operand's own type (f16 and bf16 models too)
+        return ops.convert(ops.constant(np.array(value, np.float32)), as_output(like).get_element_type())
+
     if alpha != 1.0:
-        y = ops.multiply(y, np.array(alpha, dtype=np.float32))
+        y = ops.multiply(y, scalar(alpha, y))
     if c is not None:
         if beta != 1.0:
-            c = ops.multiply(c, np.array(beta, dtype=np.float32))
+            c = ops.multiply(c, scalar(beta, c))
         y = ops.add(y, c)
     return y
 

@@ -368,3 +368,19 @@ def test_conv_integer_with_a_zero_point_per_output_channel():
             want[0, :, i, j] = np.tensordot(ws, xs[0, :, i : i + 3, j : j + 3], 3)
     assert y.dtype == np.int32
     np.testing.assert_array_equal(y, want)
+
+
+def test_f16_gemm_with_alpha_and_beta():
+    a = RNG.standard_normal((3, 4)).astype(np.float16)
+    b = RNG.standard_normal((4, 5)).astype(np.float16)
+    c = RNG.standard_normal((5,)).astype(np.float16)
+    node = helper.make_node("Gemm", ["a", "b", "c"], ["y"], alpha=0.5, beta=2.0)
+    model = _model(
+        [node],
+        [("a", np.float16, a.shape), ("b", np.float16, b.shape), ("c", np.float16, c.shape)],
+        [("y", np.float16, None)],
+    )
+    (y,) = _run(model, a, b, c)
+    want = 0.5 * (a.astype(np.float32) @ b.astype(np.float32)) + 2 * c.astype(np.float32)
+    assert y.dtype == np.float16
+    np.testing.assert_allclose(y.astype(np.float32), want, rtol=1e-2, atol=1e-2)
