@@ -384,3 +384,26 @@ def test_f16_gemm_with_alpha_and_beta():
     want = 0.5 * (a.astype(np.float32) @ b.astype(np.float32)) + 2 * c.astype(np.float32)
     assert y.dtype == np.float16
     np.testing.assert_allclose(y.astype(np.float32), want, rtol=1e-2, atol=1e-2)
+
+
+def test_signal_and_random_ops_survive_an_ir_round_trip(tmp_path):
+    nodes = [
+        helper.make_node("HannWindow", ["len"], ["w"]),
+        helper.make_node("STFT", ["x", "step", "w"], ["s"]),
+        helper.make_node("DFT", ["s"], ["y"], axis=2, inverse=1),
+        helper.make_node("RandomNormal", [], ["r"], shape=[3], seed=1.0),
+        helper.make_node("Multinomial", ["logits"], ["m"], seed=2.0, sample_size=3),
+    ]
+    model = _model(
+        nodes,
+        [("x", np.float32, [1, 64, 1]), ("logits", np.float32, [2, 4])],
+        [("y", np.float32, None), ("r", np.float32, None), ("m", np.int32, None)],
+        initializers=[("len", np.array(16, np.int64)), ("step", np.array(8, np.int64))],
+    )
+    feeds = [RNG.standard_normal((1, 64, 1)).astype(np.float32), np.zeros((2, 4), np.float32)]
+    before = _run(model, *feeds)
+    ov.save_model(model, tmp_path / "m.xml")
+    after = _run(ov.Core().read_model(tmp_path / "m.xml"), *feeds)
+    assert [v.shape for v in before] == [(1, 7, 9, 2), (3,), (2, 3)]
+    for b, a in zip(before, after):
+        np.testing.assert_array_equal(a, b)
