@@ -21,7 +21,7 @@ import warnings
 ENGINES = ("aiov", "onnxruntime", "openvino")
 CASE_TIMEOUT_S = 60
 # Cases whose expected values are one draw of a random generator (as in the conformance test).
-RANDOM_VALUES = r"bernoulli"
+RANDOM_VALUES = r"bernoulli|training_dropout(_default)?(_mask)?$"
 
 
 def load_cases(pattern=None):

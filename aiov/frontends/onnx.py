@@ -481,12 +481,36 @@ def _div(ctx):
 def _identity(ctx):
     x = ctx.inputs[0]
     if ctx.node.op_type == "Dropout" and _dropout_trains(ctx):
-        ctx.fail("training mode (random masks) is not supported; export the model in eval mode")
+        return _training_dropout(ctx)
     out = ops.convert(x, x.get_element_type())
     if ctx.node.op_type == "Dropout" and len(ctx.node.output) > 1:
         # Inference: nothing is dropped, the mask is all true.
         return [out, ops.broadcast(ops.constant(np.array(True)), ops.shape_of(x))]
     return out
+
+
+def _training_dropout(ctx):
+    """Dropout in training mode (opset 12+): each element kept when a uniform draw is at least
+    `ratio`, the kept ones scaled by 1 / (1 - ratio); seeded by the node's seed. A training
+    flag known only at run time picks between this and the input."""
+    x = ctx.inputs[0]
+    f32 = Type.f32
+    if len(ctx.inputs) > 1 and ctx.inputs[1] is not None:
+        ratio = _as_f32(ctx.inputs[1])
+    else:
+        ratio = ops.constant(np.array(0.5, np.float32))
+    attrs = dict(_seed_attrs(ctx), distribution="uniform", a=0.0, b=1.0, output_type="f32")
+    keep = ops.greater_equal(ops._make("aiov.Random", [x], attrs, ctx.node.name), ratio)
+    scale = ops.divide(
+        ops.constant(np.array(1, np.float32)), ops.subtract(ops.constant(np.array(1, np.float32)), ratio)
+    )
+    kept = ops.multiply(ops.convert(keep, f32), scale)
+    y = ops.multiply(x, ops.convert(kept, x.get_element_type()))
+    if ctx.const_value(2) is None:  # training_mode is a run-time input
+        training = ops.convert(ctx.inputs[2], Type.boolean)
+        y = ops.select(training, y, x)
+        keep = ops.logical_or(keep, ops.logical_not(training))
+    return [y, keep] if len(ctx.node.output) > 1 else y
 
 
 def _dropout_trains(ctx):
@@ -1038,9 +1062,32 @@ def _global_pool(ctx):
 
 @converter("BatchNormalization")
 def _batch_norm(ctx):
-    if len([o for o in ctx.node.output if o]) > 1:
-        ctx.fail("training-mode outputs are not supported")
-    return ops.batch_norm_inference(*ctx.inputs[:5], epsilon=ctx.attr("epsilon", 1e-5))
+    eps = ctx.attr("epsilon", 1e-5)
+    if ctx.attr("training_mode", 0) or len([o for o in ctx.node.output if o]) > 1:
+        return _batch_norm_training(ctx, eps)
+    return ops.batch_norm_inference(*ctx.inputs[:5], epsilon=eps)
+
+
+def _batch_norm_training(ctx, eps):
+    """Normalizes with the batch's own statistics (over every axis but the channels) and
+    gives the running mean and variance moved toward them by (1 - momentum); before opset 14
+    also the batch statistics themselves."""
+    x, scale, bias, mean, var = ctx.inputs[:5]
+    rank = _rank(ctx, x)
+    axes = [0] + list(range(2, rank))
+    batch_mean = ops.reduce_mean(x, axes, False)
+    centered = ops.subtract(x, _channel_vector(batch_mean, rank))
+    batch_var = ops.reduce_mean(ops.multiply(centered, centered), axes, False)
+    y = ops.batch_norm_inference(x, scale, bias, batch_mean, batch_var, epsilon=eps)
+    momentum = ctx.attr("momentum", 0.9)
+
+    def blend(running, batch):
+        keep = ops.convert(ops.constant(np.array(momentum, np.float32)), running.get_element_type())
+        take = ops.convert(ops.constant(np.array(1 - momentum, np.float32)), running.get_element_type())
+        return ops.add(ops.multiply(running, keep), ops.multiply(batch, take))
+
+    outs = [y, blend(mean, batch_mean), blend(var, batch_var)]
+    return outs if ctx.opset >= 14 else outs + [batch_mean, batch_var]
 
 
 @converter("InstanceNormalization")

@@ -407,3 +407,22 @@ def test_signal_and_random_ops_survive_an_ir_round_trip(tmp_path):
     assert [v.shape for v in before] == [(1, 7, 9, 2), (3,), (2, 3)]
     for b, a in zip(before, after):
         np.testing.assert_array_equal(a, b)
+
+
+def test_training_dropout_scales_what_it_keeps_and_reports_its_mask():
+    x = RNG.uniform(1, 2, (20, 50)).astype(np.float32)
+    node = helper.make_node("Dropout", ["x", "ratio", "training"], ["y", "mask"], seed=7)
+    model = _model(
+        [node],
+        [("x", np.float32, x.shape), ("training", np.bool_, [])],
+        [("y", np.float32, None), ("mask", np.bool_, None)],
+        opset=13,
+        initializers=[("ratio", np.array(0.25, np.float32))],
+    )
+    compiled = ov.compile_model(model)
+    y, mask = (np.asarray(v) for v in compiled([x, np.array(True)]).values())
+    np.testing.assert_allclose(y, np.where(mask, x / 0.75, 0), rtol=1e-6)
+    assert 0.6 < mask.mean() < 0.9
+    y, mask = (np.asarray(v) for v in compiled([x, np.array(False)]).values())  # inference: nothing dropped
+    np.testing.assert_array_equal(y, x)
+    assert mask.all()
