@@ -1782,3 +1782,55 @@ def _swish(ctx):
         return ops.swish(x)
     scaled = ops.multiply(x, ops.convert(ops.constant(np.array(alpha, np.float32)), x.get_element_type()))
     return ops.multiply(x, ops.sigmoid(scaled))
+
+
+# ---- losses: NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss -----------------------------
+
+
+def _nll_loss(ctx, log_prob, target, weight):
+    """-log_prob[n, target[n, ...], ...] weighted by weight[target], 0 where target is
+    ignore_index; reduced by sum, by the weighted mean, or not at all."""
+    reduction = ctx.attr("reduction", "mean")
+    if reduction not in ("none", "sum", "mean"):
+        ctx.fail(f"reduction must be none, sum or mean, got {reduction!r}")
+    rank = _rank(ctx, log_prob)
+    ignore = ctx.attr("ignore_index")
+    valid = None
+    if ignore is not None:
+        ignored = ops.constant(np.array(ignore, target.get_element_type().to_dtype()))
+        valid = ops.not_equal(target, ignored)
+        target = ops.select(valid, target, ops.constant(np.array(0, target.get_element_type().to_dtype())))
+    dtype = log_prob.get_element_type()
+    picked = ops.squeeze(ops.gather_elements(log_prob, ops.unsqueeze(target, [1]), axis=1), [1])
+    if weight is not None:
+        w = as_output(ops.gather(weight, target, 0))
+        if valid is not None:
+            w = as_output(ops.multiply(w, ops.convert(valid, dtype)))
+    elif valid is not None:
+        w = as_output(ops.convert(valid, dtype))
+    else:
+        w = None
+    loss = ops.negative(picked if w is None else ops.multiply(picked, w))
+    if reduction == "none":
+        return loss
+    axes = list(range(rank - 1))
+    total = ops.reduce_sum(loss, axes, False)
+    if reduction == "sum":
+        return total
+    if w is None:
+        return ops.reduce_mean(loss, axes, False)
+    return ops.divide(total, ops.reduce_sum(w, axes, False))
+
+
+@converter("NegativeLogLikelihoodLoss")
+def _negative_log_likelihood_loss(ctx):
+    weight = ctx.inputs[2] if len(ctx.inputs) > 2 else None
+    return _nll_loss(ctx, ctx.inputs[0], ctx.inputs[1], weight)
+
+
+@converter("SoftmaxCrossEntropyLoss")
+def _softmax_cross_entropy_loss(ctx):
+    log_prob = as_output(ops.log_softmax(ctx.inputs[0], 1))
+    weight = ctx.inputs[2] if len(ctx.inputs) > 2 else None
+    loss = _nll_loss(ctx, log_prob, ctx.inputs[1], weight)
+    return [loss, log_prob] if len(ctx.node.output) > 1 else loss

@@ -426,3 +426,26 @@ def test_training_dropout_scales_what_it_keeps_and_reports_its_mask():
     y, mask = (np.asarray(v) for v in compiled([x, np.array(False)]).values())  # inference: nothing dropped
     np.testing.assert_array_equal(y, x)
     assert mask.all()
+
+
+# ---- losses ---------------------------------------------------------------------------------
+
+
+def test_softmax_cross_entropy_with_weights_and_an_ignored_class_takes_the_weighted_mean():
+    scores = RNG.standard_normal((4, 5, 3)).astype(np.float32)
+    labels = np.array([[0, 4, 2], [1, 1, -1], [3, -1, 0], [2, 2, 4]], np.int64)
+    weight = RNG.uniform(0.5, 2, 5).astype(np.float32)
+    node = helper.make_node("SoftmaxCrossEntropyLoss", ["s", "t", "w"], ["loss", "logp"], ignore_index=-1)
+    model = _model(
+        [node],
+        [("s", np.float32, scores.shape), ("t", np.int64, labels.shape), ("w", np.float32, weight.shape)],
+        [("loss", np.float32, None), ("logp", np.float32, None)],
+    )
+    loss, logp = _run(model, scores, labels, weight)
+    shifted = scores - scores.max(1, keepdims=True)
+    want_logp = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+    safe = np.where(labels == -1, 0, labels)
+    w = np.where(labels == -1, 0, weight[safe])
+    picked = np.take_along_axis(want_logp, safe[:, None], 1)[:, 0]
+    np.testing.assert_allclose(logp, want_logp, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loss, -(picked * w).sum() / w.sum(), rtol=1e-5)
