@@ -142,8 +142,6 @@ def read_onnx(model, weights=None, weights_dir=None) -> Model:
     _load_external_data(proto, base_dir, from_bytes=isinstance(model, (bytes, bytearray, memoryview)))
     graph = proto.graph
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
-    if opset < 7:
-        raise InputError(f"ONNX opset {opset} is not supported (7 or later)")
     unsupported = {}
     for n in graph.node:
         if n.op_type not in _CONVERTERS or n.domain not in ("", "ai.onnx"):
@@ -183,6 +181,8 @@ def read_onnx(model, weights=None, weights_dir=None) -> Model:
     for node in _sorted_nodes(graph, set(values)):
         try:
             ctx = _Context(node, values, opset)
+            if opset < 7:
+                _legacy_attributes(ctx)
             outs = _CONVERTERS[node.op_type](ctx)
             if not isinstance(outs, (list, tuple)):
                 outs = [outs]
@@ -481,12 +481,36 @@ def _div(ctx):
 def _identity(ctx):
     x = ctx.inputs[0]
     if ctx.node.op_type == "Dropout" and _dropout_trains(ctx):
-        ctx.fail("training mode (random masks) is not supported; export the model in eval mode")
+        return _training_dropout(ctx)
     out = ops.convert(x, x.get_element_type())
     if ctx.node.op_type == "Dropout" and len(ctx.node.output) > 1:
         # Inference: nothing is dropped, the mask is all true.
         return [out, ops.broadcast(ops.constant(np.array(True)), ops.shape_of(x))]
     return out
+
+
+def _training_dropout(ctx):
+    """Dropout in training mode (opset 12+): each element kept when a uniform draw is at least
+    `ratio`, the kept ones scaled by 1 / (1 - ratio); seeded by the node's seed. A training
+    flag known only at run time picks between this and the input."""
+    x = ctx.inputs[0]
+    f32 = Type.f32
+    if len(ctx.inputs) > 1 and ctx.inputs[1] is not None:
+        ratio = _as_f32(ctx.inputs[1])
+    else:
+        ratio = ops.constant(np.array(0.5, np.float32))
+    attrs = dict(_seed_attrs(ctx), distribution="uniform", a=0.0, b=1.0, output_type="f32")
+    keep = ops.greater_equal(ops._make("aiov.Random", [x], attrs, ctx.node.name), ratio)
+    scale = ops.divide(
+        ops.constant(np.array(1, np.float32)), ops.subtract(ops.constant(np.array(1, np.float32)), ratio)
+    )
+    kept = ops.multiply(ops.convert(keep, f32), scale)
+    y = ops.multiply(x, ops.convert(kept, x.get_element_type()))
+    if ctx.const_value(2) is None:  # training_mode is a run-time input
+        training = ops.convert(ctx.inputs[2], Type.boolean)
+        y = ops.select(training, y, x)
+        keep = ops.logical_or(keep, ops.logical_not(training))
+    return [y, keep] if len(ctx.node.output) > 1 else y
 
 
 def _dropout_trains(ctx):
@@ -502,7 +526,15 @@ def _dropout_trains(ctx):
 
 @converter("Cast")
 def _cast(ctx):
-    return ops.convert(ctx.inputs[0], Type(_onnx_dtype(ctx.attr("to"))))
+    to = ctx.attr("to")
+    if isinstance(to, str):  # opsets 1-5 name the type ("FLOAT")
+        from onnx import TensorProto
+
+        try:
+            to = TensorProto.DataType.Value(to.upper())
+        except ValueError:
+            ctx.fail(f"'to' names no ONNX element type: {to!r}")
+    return ops.convert(ctx.inputs[0], Type(_onnx_dtype(to)))
 
 
 @converter("CastLike")
@@ -530,13 +562,20 @@ def _bit_shift(ctx):
 
 @converter("Reshape")
 def _reshape(ctx):
-    # ONNX: 0 copies the input dimension unless allowzero=1.
-    return ops.reshape(ctx.inputs[0], ctx.inputs[1], special_zero=not ctx.attr("allowzero", 0))
+    # ONNX: 0 copies the input dimension unless allowzero=1. Opsets 1-4 give the shape as an attribute.
+    target = ctx.attr("shape") if ctx.opset < 5 else ctx.inputs[1]
+    if target is None:
+        ctx.fail("the shape attribute is required before opset 5")
+    return ops.reshape(ctx.inputs[0], target, special_zero=not ctx.attr("allowzero", 0))
 
 
 @converter("Concat")
 def _concat(ctx):
-    return ops.concat([i for i in ctx.inputs if i is not None], ctx.attr("axis"))
+    # Opsets 1-3 let the axis default to 1.
+    axis = ctx.attr("axis", 1 if ctx.opset < 4 else None)
+    if axis is None:
+        ctx.fail("the axis attribute is required")
+    return ops.concat([i for i in ctx.inputs if i is not None], axis)
 
 
 def _over_trailing_axes(ctx, build):
@@ -599,11 +638,15 @@ def _gemm(ctx):
     c = ctx.inputs[2] if len(ctx.inputs) > 2 else None
     alpha, beta = ctx.attr("alpha", 1.0), ctx.attr("beta", 1.0)
     y = ops.matmul(a, b, bool(ctx.attr("transA", 0)), bool(ctx.attr("transB", 0)))
+
+    def scalar(value, like):  # in the operand's own type (f16 and bf16 models too)
+        return ops.convert(ops.constant(np.array(value, np.float32)), as_output(like).get_element_type())
+
     if alpha != 1.0:
-        y = ops.multiply(y, np.array(alpha, dtype=np.float32))
+        y = ops.multiply(y, scalar(alpha, y))
     if c is not None:
         if beta != 1.0:
-            c = ops.multiply(c, np.array(beta, dtype=np.float32))
+            c = ops.multiply(c, scalar(beta, c))
         y = ops.add(y, c)
     return y
 
@@ -830,6 +873,8 @@ def _split(ctx):
     outputs = len(ctx.node.output)
     if ctx.opset < 13:
         lengths = ctx.attr("split")
+        if lengths is None and ctx.opset < 2 and len(ctx.inputs) > 1 and ctx.inputs[1] is not None:
+            lengths = _ints_input(ctx, 1, "Split sizes")  # opset 1 also took them as an input
     elif len(ctx.inputs) > 1 and ctx.inputs[1] is not None:
         lengths = _ints_input(ctx, 1, "Split sizes")
     else:
@@ -856,7 +901,7 @@ def _pad(ctx):
     x = ctx.inputs[0]
     mode = ctx.attr("mode", "constant")
     if ctx.opset < 11:
-        pads, value = ctx.attr("pads"), ctx.attr("value", 0.0)
+        pads, value = ctx.attr("pads", ctx.attr("paddings")), ctx.attr("value", 0.0)  # opset 1: paddings
         axes = None
     else:
         pads = _ints_input(ctx, 1, "Pad pads")
@@ -939,15 +984,19 @@ def _channel_vector(vec, rank):
 
 @converter("Conv")
 def _conv(ctx):
-    x, w = ctx.inputs[0], ctx.inputs[1]
+    return _convolution(ctx, ctx.inputs[0], ctx.inputs[1], ctx.inputs[2] if len(ctx.inputs) > 2 else None)
+
+
+def _convolution(ctx, x, w, bias):
+    """Conv's attributes applied to x and w (ConvInteger and QLinearConv pass shifted operands)."""
     rank = _rank(ctx, x)
     if rank not in (3, 4, 5):
         ctx.fail("only 1-D, 2-D and 3-D convolutions are supported")
     attrs = _spatial(ctx, rank)
     group = ctx.attr("group", 1)
     y = ops._make("Convolution", [x, w], dict(attrs, group=group), ctx.node.name)
-    if len(ctx.inputs) > 2 and ctx.inputs[2] is not None:
-        y = ops.add(y, _channel_vector(ctx.inputs[2], rank))
+    if bias is not None:
+        y = ops.add(y, _channel_vector(bias, rank))
     return y
 
 
@@ -1031,9 +1080,32 @@ def _global_pool(ctx):
 
 @converter("BatchNormalization")
 def _batch_norm(ctx):
-    if len([o for o in ctx.node.output if o]) > 1:
-        ctx.fail("training-mode outputs are not supported")
-    return ops.batch_norm_inference(*ctx.inputs[:5], epsilon=ctx.attr("epsilon", 1e-5))
+    eps = ctx.attr("epsilon", 1e-5)
+    if ctx.attr("training_mode", 0) or len([o for o in ctx.node.output if o]) > 1:
+        return _batch_norm_training(ctx, eps)
+    return ops.batch_norm_inference(*ctx.inputs[:5], epsilon=eps)
+
+
+def _batch_norm_training(ctx, eps):
+    """Normalizes with the batch's own statistics (over every axis but the channels) and
+    gives the running mean and variance moved toward them by (1 - momentum); before opset 14
+    also the batch statistics themselves."""
+    x, scale, bias, mean, var = ctx.inputs[:5]
+    rank = _rank(ctx, x)
+    axes = [0] + list(range(2, rank))
+    batch_mean = ops.reduce_mean(x, axes, False)
+    centered = ops.subtract(x, _channel_vector(batch_mean, rank))
+    batch_var = ops.reduce_mean(ops.multiply(centered, centered), axes, False)
+    y = ops.batch_norm_inference(x, scale, bias, batch_mean, batch_var, epsilon=eps)
+    momentum = ctx.attr("momentum", 0.9)
+
+    def blend(running, batch):
+        keep = ops.convert(ops.constant(np.array(momentum, np.float32)), running.get_element_type())
+        take = ops.convert(ops.constant(np.array(1 - momentum, np.float32)), running.get_element_type())
+        return ops.add(ops.multiply(running, keep), ops.multiply(batch, take))
+
+    outs = [y, blend(mean, batch_mean), blend(var, batch_var)]
+    return outs if ctx.opset >= 14 else outs + [batch_mean, batch_var]
 
 
 @converter("InstanceNormalization")
@@ -1235,26 +1307,20 @@ def _lrn(ctx):
 
 @converter("Einsum")
 def _einsum(ctx):
-    """Einsum as transposes, reductions and one batched MatMul (no diagonals). Sizes not
-    known when reading come from the operands' shapes when a plan is built."""
-    equation = ctx.attr("equation").replace(" ", "")
-    if "..." in equation:
-        ctx.fail("equations with '...' are not supported")
-    if "->" in equation:
-        lhs, out = equation.split("->")
-    else:  # implicit mode: letters used once, in alphabetical order
-        lhs = equation
-        letters = lhs.replace(",", "")
-        out = "".join(sorted(ch for ch in set(letters) if letters.count(ch) == 1))
-    terms = lhs.split(",")
+    """Einsum as diagonals, transposes, reductions and one batched MatMul. Sizes not known
+    when reading come from the operands' shapes when a plan is built."""
+    terms, out = _einsum_terms(ctx)
     if len(terms) != len(ctx.inputs) or len(terms) > 2:
         ctx.fail("one or two operands are supported")
     sizes = {}  # letter -> int, or a [1] tensor of the size
     ports = []
-    for term, port in zip(terms, ctx.inputs):
+    for k, (term, port) in enumerate(zip(terms, ctx.inputs)):
         shape = port.get_partial_shape()
-        if shape.rank.is_dynamic or len(term) != len(shape) or len(set(term)) != len(term):
-            ctx.fail(f"operand '{term}' needs rank {len(term)} and no repeated letters")
+        if shape.rank.is_dynamic or len(term) != len(shape):
+            ctx.fail(f"operand '{term}' needs rank {len(term)}")
+        term, port = _einsum_diagonals(term, port)
+        terms[k] = term
+        shape = port.get_partial_shape()
         for i, (letter, dim) in enumerate(zip(term, shape)):
             if dim.is_static:
                 sizes[letter] = dim.get_length()
@@ -1300,6 +1366,55 @@ def _einsum(ctx):
     y = ops.reshape(ops.matmul(a, b), as_dims([sizes[ch] for ch in batch + a_only + b_only]))
     order = batch + a_only + b_only
     return ops.transpose(y, [order.index(ch) for ch in out]) if order else y
+
+
+def _einsum_terms(ctx):
+    """The operand terms and the output term, with '...' spelled out as letters the
+    equation does not use (aligned to the right, as numpy broadcasts) and implicit output
+    made explicit: the broadcast letters first, then the letters used once, sorted."""
+    import string
+
+    equation = ctx.attr("equation").replace(" ", "")
+    lhs, arrow, out = equation.partition("->")
+    terms = lhs.split(",")
+    free = [ch for ch in string.ascii_uppercase + string.ascii_lowercase if ch not in equation]
+    ellipsis = 0
+    for term, port in zip(terms, ctx.inputs):
+        if "..." in term:
+            shape = port.get_partial_shape()
+            if shape.rank.is_dynamic:
+                ctx.fail("'...' needs operands of known rank")
+            ellipsis = max(ellipsis, len(shape) - (len(term) - 3))
+    broadcast = "".join(free[:ellipsis])
+    expanded = []
+    for term, port in zip(terms, ctx.inputs):
+        if "..." in term:
+            own = len(port.get_partial_shape()) - (len(term) - 3)
+            term = term.replace("...", broadcast[ellipsis - own :])
+        expanded.append(term)
+    if arrow:
+        out = out.replace("...", broadcast)
+    else:
+        letters = "".join(expanded)
+        out = broadcast + "".join(sorted(ch for ch in set(letters) if letters.count(ch) == 1 and ch not in broadcast))
+    return expanded, out
+
+
+def _einsum_diagonals(term, port):
+    """A term with a repeated letter ('ii') reads the diagonal: mask with an identity matrix over
+    the two axes and sum one of them away, until every letter is used once."""
+    while len(set(term)) != len(term):
+        letter = next(ch for ch in term if term.count(ch) > 1)
+        i = term.index(letter)
+        j = term.index(letter, i + 1)
+        n = ops.gather(ops.shape_of(port), [i], 0)
+        zero = ops.convert(ops.constant(np.zeros((), np.float32)), port.get_element_type())
+        eye = ops.eye_like(ops.broadcast(zero, ops.concat([n, n], 0)))
+        others = [a for a in range(len(term)) if a not in (i, j)]
+        mask = ops.unsqueeze(eye, others) if others else eye
+        port = as_output(ops.reduce_sum(ops.multiply(port, mask), [j], False))
+        term = term[:j] + term[j + 1 :]
+    return term, port
 
 
 @converter("Resize", "Upsample")
@@ -1453,3 +1568,352 @@ def _grid_sample(ctx):
         "padding_mode": ctx.attr("padding_mode", "zeros"),
     }
     return ops._make("GridSample", ctx.inputs[:2], attrs, ctx.node.name)
+
+
+# ---- signal processing: windows, MelWeightMatrix, DFT, STFT ---------------------------------
+
+
+def _onnx_type_name(ctx, key, default=1):
+    """An ONNX type-code attribute (output_datatype, dtype) as an aiov element type name."""
+    return Type(_onnx_dtype(ctx.attr(key, default))).get_type_name()
+
+
+def _given_or_empty(ctx, index, dtype=np.int64):
+    """Input `index`, or an empty constant standing for an omitted optional input."""
+    if index < len(ctx.inputs) and ctx.inputs[index] is not None:
+        return ctx.inputs[index]
+    return ops.constant(np.zeros(0, dtype))
+
+
+@converter("HannWindow", "HammingWindow", "BlackmanWindow")
+def _window_function(ctx):
+    attrs = {"periodic": bool(ctx.attr("periodic", 1)), "output_type": _onnx_type_name(ctx, "output_datatype")}
+    return ops._make("aiov." + ctx.node.op_type, ctx.inputs[:1], attrs, ctx.node.name)
+
+
+@converter("MelWeightMatrix")
+def _mel_weight_matrix(ctx):
+    attrs = {"output_type": _onnx_type_name(ctx, "output_datatype")}
+    return ops._make("aiov.MelWeightMatrix", ctx.inputs[:5], attrs, ctx.node.name)
+
+
+@converter("DFT")
+def _dft(ctx):
+    # Opset 20 made the axis an input (default -2); before, an attribute (default 1).
+    attrs = {"inverse": bool(ctx.attr("inverse", 0)), "onesided": bool(ctx.attr("onesided", 0))}
+    attrs["axis"] = ctx.attr("axis", 1) if ctx.opset < 20 else -2
+    inputs = [ctx.inputs[0], _given_or_empty(ctx, 1)]
+    if ctx.opset >= 20:
+        inputs.append(_given_or_empty(ctx, 2))
+    return ops._make("aiov.DFT", inputs, attrs, ctx.node.name)
+
+
+@converter("STFT")
+def _stft(ctx):
+    signal = ctx.inputs[0]
+    window = _given_or_empty(ctx, 2, signal.get_element_type().to_dtype())
+    inputs = [signal, ctx.inputs[1], window, _given_or_empty(ctx, 3)]
+    return ops._make("aiov.STFT", inputs, {"onesided": bool(ctx.attr("onesided", 1))}, ctx.node.name)
+
+
+# ---- random generators (seeded: the same values on every run) -------------------------------
+
+
+def _seed_attrs(ctx):
+    seed = ctx.attr("seed")
+    return {"seeded": seed is not None, "seed": float(seed or 0.0)}
+
+
+@converter("RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike")
+def _random(ctx):
+    op = ctx.node.op_type
+    normal = op.startswith("RandomNormal")
+    attrs = _seed_attrs(ctx)
+    attrs["distribution"] = "normal" if normal else "uniform"
+    attrs["a"] = float(ctx.attr("mean", 0.0) if normal else ctx.attr("low", 0.0))
+    attrs["b"] = float(ctx.attr("scale", 1.0) if normal else ctx.attr("high", 1.0))
+    if op.endswith("Like"):
+        like = ctx.inputs[0]
+        dtype = ctx.attr("dtype")
+        attrs["output_type"] = (
+            like.get_element_type().get_type_name() if dtype is None else _onnx_type_name(ctx, "dtype")
+        )
+        return ops._make("aiov.Random", [like], attrs, ctx.node.name)
+    if ctx.attr("shape") is None:
+        ctx.fail("the shape attribute is required")
+    attrs["shape"] = list(ctx.attr("shape"))
+    attrs["output_type"] = _onnx_type_name(ctx, "dtype")
+    return ops._make("aiov.Random", [], attrs, ctx.node.name)
+
+
+@converter("Bernoulli")
+def _bernoulli(ctx):
+    p = ctx.inputs[0]
+    attrs = _seed_attrs(ctx)
+    dtype = ctx.attr("dtype")
+    attrs["output_type"] = p.get_element_type().get_type_name() if dtype is None else _onnx_type_name(ctx, "dtype")
+    return ops._make("aiov.Bernoulli", [p], attrs, ctx.node.name)
+
+
+@converter("Multinomial")
+def _multinomial(ctx):
+    attrs = _seed_attrs(ctx)
+    attrs["sample_size"] = ctx.attr("sample_size", 1)
+    attrs["output_type"] = _onnx_type_name(ctx, "dtype", 6)  # int32 by default
+    return ops._make("aiov.Multinomial", ctx.inputs[:1], attrs, ctx.node.name)
+
+
+# ---- opsets 1-6: the attributes later opsets dropped ----------------------------------------
+
+# Binary ops that broadcast only when told (broadcast=1), aligning B with A at `axis`.
+_LEGACY_BROADCAST = {"Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "Xor", "Equal", "Greater", "Less"}
+
+
+def _legacy_attributes(ctx):
+    """Rewrites a node of opsets 1-6 into its opset-7 form, which the converters read:
+    consumed_inputs (an in-place hint) and is_test (inference is all aiov runs) go; a binary
+    op's broadcast with an axis becomes B reshaped so numpy's rule lines it up at that axis."""
+    op = ctx.node.op_type
+    ctx.attrs.pop("consumed_inputs", None)
+    ctx.attrs.pop("is_test", None)
+    if op == "Gemm":
+        ctx.attrs.pop("broadcast", None)  # C broadcasts from opset 7 on anyway
+    if op == "BatchNormalization":
+        if ctx.attrs.pop("spatial", 1) != 1:
+            ctx.fail("spatial=0 (statistics per activation, not per channel) is not supported")
+    if op == "Tile" and len(ctx.inputs) > 2:
+        ctx.fail("opset-1 Tile (tiles and axis as inputs) is not supported")
+    if op in _LEGACY_BROADCAST:
+        broadcast, axis = ctx.attrs.pop("broadcast", 0), ctx.attrs.pop("axis", None)
+        if broadcast and axis is not None:
+            a_rank, b_rank = _rank(ctx, ctx.inputs[0]), _rank(ctx, ctx.inputs[1])
+            axis = axis + a_rank if axis < 0 else axis
+            trailing = a_rank - axis - b_rank
+            if trailing < 0:
+                ctx.fail(f"B (rank {b_rank}) does not fit A (rank {a_rank}) from axis {axis}")
+            if trailing:
+                ctx.inputs[1] = as_output(ops.unsqueeze(ctx.inputs[1], list(range(b_rank, b_rank + trailing))))
+
+
+# ---- quantization: (De)QuantizeLinear, DynamicQuantizeLinear --------------------------------
+# Composed from the engine's ops in f32: x / scale rounded half to even, plus the zero point,
+# saturated to the integer type's range; back, (q - zero point) * scale.
+
+_QUANT_RANGES = {"u8": (0, 255), "i8": (-128, 127), "u16": (0, 65535), "i16": (-32768, 32767)}
+
+
+def _quant_param(ctx, param, x, axis, block_size):
+    """A scale or zero point shaped to broadcast against x: a scalar as it is, one value per
+    slice along `axis` as a column there, and a block parameter (block_size > 0, same rank as
+    x) repeated block_size times along `axis`."""
+    shape = param.get_partial_shape()
+    if shape.rank.is_static and (len(shape) == 0 or (len(shape) == 1 and shape[0].get_length() == 1)):
+        return param
+    rank = _rank(ctx, x)
+    axis = axis + rank if axis < 0 else axis
+    if block_size > 0:
+        dim = x.get_partial_shape()[axis]
+        if dim.is_static:
+            index = ops.constant(np.arange(dim.get_length(), dtype=np.int64) // block_size)
+        else:
+            size = ops.squeeze(ops.gather(ops.shape_of(x), [axis], 0), [0])
+            steps = ops.range(ops.constant(np.array(0, np.int64)), size, ops.constant(np.array(1, np.int64)))
+            index = ops._make(
+                "Divide", [steps, ops.constant(np.array(block_size, np.int64))], {"auto_broadcast": "numpy"}
+            )
+        return as_output(ops.gather(param, index, axis))
+    if len(shape) != 1:
+        ctx.fail(f"a per-axis scale or zero point must be 1-D, got {shape}")
+    others = [a for a in range(rank) if a != axis]
+    return as_output(ops.unsqueeze(param, others)) if others else param
+
+
+def _quant_axis(ctx):
+    return ctx.attr("axis", 1) if ctx.opset >= 13 else 1
+
+
+def _as_f32(port):
+    return port if port.get_element_type() == Type.f32 else as_output(ops.convert(port, Type.f32))
+
+
+@converter("DequantizeLinear")
+def _dequantize_linear(ctx):
+    x, scale = ctx.inputs[0], ctx.inputs[1]
+    zero = ctx.inputs[2] if len(ctx.inputs) > 2 else None
+    axis, block = _quant_axis(ctx), ctx.attr("block_size", 0)
+    out_type = scale.get_element_type()
+    if ctx.attr("output_dtype"):
+        out_type = Type(_onnx_dtype(ctx.attr("output_dtype")))
+    y = _as_f32(x)
+    if zero is not None:
+        y = ops.subtract(y, _quant_param(ctx, _as_f32(zero), x, axis, block))
+    y = ops.multiply(y, _quant_param(ctx, _as_f32(scale), x, axis, block))
+    return y if out_type == Type.f32 else ops.convert(y, out_type)
+
+
+def _saturate(ctx, y, type_name):
+    if type_name not in _QUANT_RANGES:
+        ctx.fail(f"quantizing to {type_name} is not supported (u8, i8, u16, i16)")
+    lo, hi = _QUANT_RANGES[type_name]
+    return ops.convert(ops.clamp(y, float(lo), float(hi)), Type(type_name))
+
+
+@converter("QuantizeLinear")
+def _quantize_linear(ctx):
+    x, scale = ctx.inputs[0], ctx.inputs[1]
+    zero = ctx.inputs[2] if len(ctx.inputs) > 2 else None
+    axis, block = _quant_axis(ctx), ctx.attr("block_size", 0)
+    if zero is not None:
+        out_type = zero.get_element_type().get_type_name()
+    elif ctx.attr("output_dtype"):
+        out_type = _onnx_type_name(ctx, "output_dtype")
+    else:
+        out_type = "u8"
+    y = ops.round(ops.divide(_as_f32(x), _quant_param(ctx, _as_f32(scale), x, axis, block)), "half_to_even")
+    if zero is not None:
+        y = ops.add(y, _quant_param(ctx, _as_f32(zero), x, axis, block))
+    return _saturate(ctx, y, out_type)
+
+
+@converter("DynamicQuantizeLinear")
+def _dynamic_quantize_linear(ctx):
+    # u8 over the range of x widened to include 0: scale = (max - min) / 255.
+    x = _as_f32(ctx.inputs[0])
+    axes = list(range(_rank(ctx, x)))
+    zero = ops.constant(np.array(0, np.float32))
+    lo = ops.minimum(ops.reduce_min(x, axes, False), zero)
+    hi = ops.maximum(ops.reduce_max(x, axes, False), zero)
+    scale = ops.divide(ops.subtract(hi, lo), ops.constant(np.array(255, np.float32)))
+    zero_point = ops.round(ops.subtract(zero, ops.divide(lo, scale)), "half_to_even")
+    y = ops.add(ops.round(ops.divide(x, scale), "half_to_even"), zero_point)
+    return [_saturate(ctx, y, "u8"), scale, _saturate(ctx, zero_point, "u8")]
+
+
+def _integer_operand(ctx, x, zero, per_row):
+    """x - zero point in f32 (exact for the products of 8- and 16-bit operands that follow);
+    a 1-D zero point of A counts per row, one of B per column."""
+    x = _as_f32(x)
+    if zero is None:
+        return x
+    zero = _as_f32(zero)
+    shape = zero.get_partial_shape()
+    if per_row and shape.rank.is_static and len(shape) == 1 and shape[0] != 1:
+        zero = as_output(ops.unsqueeze(zero, [1]))
+    return as_output(ops.subtract(x, zero))
+
+
+@converter("MatMulInteger")
+def _matmul_integer(ctx):
+    get = lambda i: ctx.inputs[i] if len(ctx.inputs) > i else None  # noqa: E731
+    a = _integer_operand(ctx, get(0), get(2), True)
+    b = _integer_operand(ctx, get(1), get(3), False)
+    return ops.convert(ops.matmul(a, b), Type.i32)
+
+
+@converter("QLinearMatMul")
+def _qlinear_matmul(ctx):
+    a, a_scale, a_zero, b, b_scale, b_zero, y_scale, y_zero = (list(ctx.inputs) + [None] * 8)[:8]
+    product = ops.matmul(_integer_operand(ctx, a, a_zero, True), _integer_operand(ctx, b, b_zero, False))
+    # The rescale factor in the scales' own type, as ONNX's reference computes it.
+    factor = ops.divide(ops.multiply(a_scale, b_scale), y_scale)
+    y = ops.multiply(product, _as_f32(as_output(factor)))
+    y = ops.round(y, "half_to_even")
+    if y_zero is not None:
+        y = ops.add(y, _as_f32(y_zero))
+    return _saturate(ctx, y, (y_zero if y_zero is not None else a).get_element_type().get_type_name())
+
+
+def _shifted_filters(ctx, w, zero):
+    """w - zero point in f32; a 1-D zero point holds one value per output channel."""
+    w = _as_f32(w)
+    if zero is None:
+        return w
+    zero = _as_f32(zero)
+    shape = zero.get_partial_shape()
+    if shape.rank.is_static and len(shape) == 1 and shape[0] != 1:
+        zero = as_output(ops.unsqueeze(zero, list(range(1, _rank(ctx, w)))))
+    return as_output(ops.subtract(w, zero))
+
+
+@converter("ConvInteger")
+def _conv_integer(ctx):
+    x, w, x_zero, w_zero = (list(ctx.inputs) + [None] * 4)[:4]
+    x = _as_f32(x) if x_zero is None else as_output(ops.subtract(_as_f32(x), _as_f32(x_zero)))
+    return ops.convert(_convolution(ctx, x, _shifted_filters(ctx, w, w_zero), None), Type.i32)
+
+
+@converter("QLinearConv")
+def _qlinear_conv(ctx):
+    x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero, bias = (list(ctx.inputs) + [None] * 9)[:9]
+    xs = _as_f32(x) if x_zero is None else as_output(ops.subtract(_as_f32(x), _as_f32(x_zero)))
+    y = _convolution(ctx, xs, _shifted_filters(ctx, w, w_zero), None if bias is None else _as_f32(bias))
+    factor = _as_f32(as_output(ops.divide(ops.multiply(x_scale, w_scale), y_scale)))
+    shape = factor.get_partial_shape()
+    if shape.rank.is_static and len(shape) == 1 and shape[0] != 1:  # one scale per output channel
+        factor = _channel_vector(factor, _rank(ctx, x))
+    y = ops.round(ops.multiply(y, factor), "half_to_even")
+    if y_zero is not None:
+        y = ops.add(y, _as_f32(y_zero))
+    return _saturate(ctx, y, (y_zero if y_zero is not None else x).get_element_type().get_type_name())
+
+
+@converter("Swish")
+def _swish(ctx):
+    # Opset 24: x * sigmoid(alpha * x); the engine's Swish is alpha = 1.
+    x, alpha = ctx.inputs[0], float(ctx.attr("alpha", 1.0))
+    if alpha == 1.0:
+        return ops.swish(x)
+    scaled = ops.multiply(x, ops.convert(ops.constant(np.array(alpha, np.float32)), x.get_element_type()))
+    return ops.multiply(x, ops.sigmoid(scaled))
+
+
+# ---- losses: NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss -----------------------------
+
+
+def _nll_loss(ctx, log_prob, target, weight):
+    """-log_prob[n, target[n, ...], ...] weighted by weight[target], 0 where target is
+    ignore_index; reduced by sum, by the weighted mean, or not at all."""
+    reduction = ctx.attr("reduction", "mean")
+    if reduction not in ("none", "sum", "mean"):
+        ctx.fail(f"reduction must be none, sum or mean, got {reduction!r}")
+    rank = _rank(ctx, log_prob)
+    ignore = ctx.attr("ignore_index")
+    valid = None
+    if ignore is not None:
+        ignored = ops.constant(np.array(ignore, target.get_element_type().to_dtype()))
+        valid = ops.not_equal(target, ignored)
+        target = ops.select(valid, target, ops.constant(np.array(0, target.get_element_type().to_dtype())))
+    dtype = log_prob.get_element_type()
+    picked = ops.squeeze(ops.gather_elements(log_prob, ops.unsqueeze(target, [1]), axis=1), [1])
+    if weight is not None:
+        w = as_output(ops.gather(weight, target, 0))
+        if valid is not None:
+            w = as_output(ops.multiply(w, ops.convert(valid, dtype)))
+    elif valid is not None:
+        w = as_output(ops.convert(valid, dtype))
+    else:
+        w = None
+    loss = ops.negative(picked if w is None else ops.multiply(picked, w))
+    if reduction == "none":
+        return loss
+    axes = list(range(rank - 1))
+    total = ops.reduce_sum(loss, axes, False)
+    if reduction == "sum":
+        return total
+    if w is None:
+        return ops.reduce_mean(loss, axes, False)
+    return ops.divide(total, ops.reduce_sum(w, axes, False))
+
+
+@converter("NegativeLogLikelihoodLoss")
+def _negative_log_likelihood_loss(ctx):
+    weight = ctx.inputs[2] if len(ctx.inputs) > 2 else None
+    return _nll_loss(ctx, ctx.inputs[0], ctx.inputs[1], weight)
+
+
+@converter("SoftmaxCrossEntropyLoss")
+def _softmax_cross_entropy_loss(ctx):
+    log_prob = as_output(ops.log_softmax(ctx.inputs[0], 1))
+    weight = ctx.inputs[2] if len(ctx.inputs) > 2 else None
+    loss = _nll_loss(ctx, log_prob, ctx.inputs[1], weight)
+    return [loss, log_prob] if len(ctx.node.output) > 1 else loss

@@ -714,7 +714,7 @@ void register_reduce_ops(OpRegistry& r) {
                                   bool_attr("select_last_index", false)};
   r.add(OpDef{"ArgMax", 1, 1, infer_arg, prepare_arg<true>}.with_attrs(arg));
   r.add(OpDef{"ArgMin", 1, 1, infer_arg, prepare_arg<false>}.with_attrs(arg));
-  r.add(with_value_inputs(OpDef{"MVN", 1, 2, infer_same, prepare_mvn}
+  r.add(with_value_inputs(OpDef{"MVN", 1, 2, infer_same, widened<prepare_mvn>}
                               .with_attrs({bool_attr("normalize_variance", true), float_attr("eps", 1e-9),
                                            str_attr("eps_mode", "inside_sqrt", {"inside_sqrt", "outside_sqrt"})})
                               .ir({"MVN"}, "opset6"),

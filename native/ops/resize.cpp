@@ -308,7 +308,7 @@ void register_resize_ops(OpRegistry& r) {
   // Inputs: data, scales, sizes (one of them empty) and, for tf_crop_and_resize, roi. Its IR
   // layer is aiov's own: OpenVINO's Interpolate takes its sizes per listed axis, not for every one.
   r.add(with_value_inputs(
-      OpDef{"Resize", 3, 4, infer_resize, prepare_resize}
+      OpDef{"Resize", 3, 4, infer_resize, widened<prepare_resize>}
           .with_attrs({str_attr("mode", "nearest", {"nearest", "linear", "cubic"}),
                        str_attr("coordinate_transformation_mode", "half_pixel",
                                 {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",

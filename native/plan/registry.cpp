@@ -34,6 +34,8 @@ const OpRegistry& OpRegistry::instance() {
     register_data_dependent_ops(*r);
     register_detection_ops(*r);
     register_grid_sample_ops(*r);
+    register_signal_ops(*r);
+    register_random_ops(*r);
     return r;
   }();
   return *registry;

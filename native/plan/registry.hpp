@@ -292,6 +292,8 @@ void register_matrix_ops(OpRegistry&);
 void register_data_dependent_ops(OpRegistry&);
 void register_detection_ops(OpRegistry&);
 void register_grid_sample_ops(OpRegistry&);
+void register_signal_ops(OpRegistry&);
+void register_random_ops(OpRegistry&);
 
 // Runs the op's type/shape inference and checks every output shape against the tensor size
 // limit (InputError naming the node): the one way the engine calls OpDef::infer.
@@ -326,6 +328,13 @@ struct FusedOutput {
 };
 // Bytes per element of `t` for ops that move whole elements; sub-byte types are NotSupported.
 size_t element_bytes(const Node& n, ElementType t);
+// The kernel `f32_prepare` makes, run on f16/bf16 tensors by widening inputs to f32 and
+// narrowing outputs back (native/ops/widen.cpp); f32 tensors go straight to it.
+KernelFn prepare_in_f32(const PrepareContext& ctx, PrepareFn f32_prepare);
+template <PrepareFn F>
+KernelFn widened(const PrepareContext& ctx) {
+  return prepare_in_f32(ctx, F);
+}
 // Element strides of a row-major shape.
 std::vector<int64_t> row_strides(const Dims& d);
 

@@ -15,26 +15,30 @@ from aiov.onnx_backend import AiovBackend, node_test_cases  # noqa: E402
 
 OPS = set(supported_ops())  # every op the frontend converts: adding a converter adds its cases
 
+# Cases whose expected values are one draw of a random generator: only shapes and types can match.
+RANDOM_VALUES = r"bernoulli|training_dropout(_default)?(_mask)?$"
+
 # (pattern on the case name, reason). First match wins.
 EXCLUDED = [
     (
-        r"float8|float4|_int4|uint4|_int2|uint2|FLOAT8|FLOAT4|INT4|UINT4|INT2|UINT2|e8m0",
+        r"float8|float4|e4m3|e5m2|_int4|uint4|_int2|uint2|FLOAT8|FLOAT4|INT4|UINT4|INT2|UINT2|e8m0",
         "8-, 4- and 2-bit float/int ONNX types are not aiov element types",
     ),
     (r"bfloat16|BFLOAT16|_bf16", "bf16 model inputs: numpy has no bfloat16 dtype to feed"),
     (r"string|STRING", "string tensors are not supported"),
     (r"sequence|optional|_opt$", "sequence and optional types are not supported"),
     (r"maxpool_2d_uint8", "integer pooling (aiov pools f32)"),
-    (r"causal_conv_with_state.*fp16", "f16 convolution (aiov convolves f32)"),
     (
         r"attention_4d_causal_fp16_expanded",
         "f16 MatMul/Softmax chain: aiov's f16 intermediates round differently (1.2e-3 relative against the case's "
         "1e-3; onnxruntime passes): a kernel-precision follow-up",
     ),
-    (r"training_dropout|batchnorm_.*training", "training-mode outputs (masks, statistics)"),
-    (r"einsum_batch_diagonal", "Einsum with a repeated letter (diagonal)"),
     (r"maxpool_with_argmax|maxpool.*indices", "MaxPool's Indices output is not implemented"),
-    (r"_opset1$|not_2d$|not_3d$|not_4d$", "opset 1 models (aiov reads opset 7 and later)"),
+    (
+        r"dft_inverse(_opset19)?$",
+        "the expected values keep float32 FFT rounding noise (1.9e-7 where the exact value is 0) above the case's "
+        "atol of 1e-7; aiov transforms in double (onnxruntime fails these too)",
+    ),
 ]
 if tuple(int(p) for p in onnx.__version__.split(".")[:2]) < (1, 20):
     # onnx 1.19 (the last for Python 3.9) expects NaN for a zero vector; 1.20 corrected it to 0.
@@ -72,6 +76,9 @@ def test_node_case(case):
         for g, e in zip(got, outputs):
             e = numpy_helper.to_array(e) if isinstance(e, onnx.TensorProto) else np.asarray(e)
             assert g.shape == e.shape
+            if re.search(RANDOM_VALUES, case.name):
+                assert g.dtype == e.dtype
+                continue
             if e.dtype == object:
                 continue
             np.testing.assert_allclose(g, e, rtol=case.rtol, atol=case.atol, equal_nan=True)

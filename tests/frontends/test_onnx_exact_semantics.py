@@ -84,9 +84,15 @@ def _dropout_model(training, ratio=0.5, outputs=("y", "mask")):
 
 
 @pytest.mark.parametrize("training", [True, None], ids=["constant", "model_input"])
-def test_dropout_in_training_mode_is_refused_not_silently_skipped(training):
-    with pytest.raises(ov.InputError, match="Dropout.*training mode"):
-        ov.Core().read_model(_dropout_model(training).SerializeToString())
+def test_dropout_in_training_mode_drops_not_silently_skips(training):
+    x = np.random.default_rng(0).uniform(1, 2, (2, 3)).astype(np.float32)
+    feeds = {"x": x} if training else {"x": x, "training": np.array(True)}
+    compiled = ov.Core().compile_model(_dropout_model(training).SerializeToString(), "CPU")
+    drawn = [compiled(feeds) for _ in range(20)]  # unseeded: a fresh draw per run
+    masks = np.stack([np.asarray(r["mask"]) for r in drawn])
+    for r in drawn:
+        np.testing.assert_allclose(r["y"], np.where(r["mask"], x * 2, 0), rtol=1e-6)
+    assert 0 < masks.mean() < 1
 
 
 @pytest.mark.parametrize("training,ratio", [(False, 0.5), (True, 0.0)], ids=["eval", "training_ratio_0"])
