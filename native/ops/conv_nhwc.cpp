@@ -359,16 +359,18 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
                                    (scale.empty() ? "" : " scaled by node " + std::to_string(node.id));
   // Each group's filters as B [K, Og], packed once: row k of B holds, per output channel,
   // element element(k) of its [Cg, kh, kw] filter.
+  // Under a bf16 hint they are packed in bf16, and every GEMM path below runs bf16 products.
+  const GemmPrecision precision = gemm_precision(ctx.inference_precision);
   using GroupPanels = std::vector<std::unique_ptr<PackedB>>;
   auto group_panels = [&](const std::string& what, int64_t rows_hint, auto element) {
-    const std::string recipe = what + filter_shape + " " + PackedB::layout(true, K, Og, K, rows_hint);
+    const std::string recipe = what + filter_shape + " " + PackedB::layout(true, K, Og, K, rows_hint, precision);
     return ctx.derived<GroupPanels>(1, recipe, [&] {
       auto panels = std::make_shared<GroupPanels>();
       std::vector<float> wt((size_t)(Og * K));
       for (int64_t gi = 0; gi < group; ++gi) {
         for (int64_t o = 0; o < Og; ++o)
           for (int64_t k = 0; k < K; ++k) wt[o * K + k] = filter(gi * Og + o, element(k));
-        panels->push_back(std::make_unique<PackedB>(true, K, Og, wt.data(), K, rows_hint));
+        panels->push_back(std::make_unique<PackedB>(true, K, Og, wt.data(), K, rows_hint, precision));
       }
       return panels;
     });
@@ -402,7 +404,8 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     };
   }
 
-  if (group == 1 && winograd_enabled() && Winograd2x3::worthwhile(g, O)) {
+  // Winograd's transformed products are f32; bf16 tiles beat its saved multiplications.
+  if (group == 1 && precision == GemmPrecision::f32 && winograd_enabled() && Winograd2x3::worthwhile(g, O)) {
     const std::string recipe = "winograd F(2x2,3x3) stride " + std::to_string(g.sh) + filter_shape;
     auto transformed = ctx.derived<WinogradFilters>(
         1, recipe, [&] { return std::make_shared<WinogradFilters>(g.sh, g.C, O, filters, scale); });

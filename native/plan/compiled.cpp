@@ -92,7 +92,7 @@ ValueSlot slot(ValueSlot::Kind kind, ElementType type, const Dims& shape) {
 // Node n's outputs, with the concrete shapes its inputs have in this plan: computed now when
 // every input is known at plan time (or the op reads only shapes), else a step of the plan
 // writing them to the arena.
-void schedule_node(const Node& n, PlanValues& values, SharedWeights& shared) {
+void schedule_node(const Node& n, PlanValues& values, SharedWeights& shared, ElementType precision) {
   ShapePlan& plan = values.plan;
   const OpDef& def = OpRegistry::instance().get(n.op);
   std::vector<TensorView> in_views(n.inputs.size());
@@ -131,6 +131,7 @@ void schedule_node(const Node& n, PlanValues& values, SharedWeights& shared) {
     }
     return;
   }
+  pctx.inference_precision = precision;
   Step step{&n, def.aliases_input0 ? KernelFn() : def.prepare(pctx), {}, {}};
   for (const auto& in : n.inputs) step.ins.push_back(values.id(in));
   for (const TensorView& out : pctx.out) {
@@ -143,7 +144,8 @@ void schedule_node(const Node& n, PlanValues& values, SharedWeights& shared) {
 // Every node of `order` in the plan: model inputs (the value-keyed ones as constants) and
 // constants as they are, then each op inferred with concrete shapes and folded or made a step.
 PlanValues schedule(const std::vector<NodePtr>& order, const std::vector<NodePtr>& parameters,
-                    const std::vector<const void*>& keyed, SharedWeights& shared, ShapePlan& plan) {
+                    const std::vector<const void*>& keyed, SharedWeights& shared, ShapePlan& plan,
+                    ElementType precision) {
   std::unordered_map<const Node*, int> param_index;
   for (size_t i = 0; i < parameters.size(); ++i) param_index[parameters[i].get()] = (int)i;
   PlanValues values{plan, {}, {}, {}, {}};
@@ -161,7 +163,7 @@ PlanValues schedule(const std::vector<NodePtr>& order, const std::vector<NodePtr
       s.constant = n.constant->data();
       values.add(s, -1, true, true);
     } else {
-      schedule_node(n, values, shared);
+      schedule_node(n, values, shared, precision);
     }
   }
   return values;
@@ -266,7 +268,8 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
   plan->key = key;
   plan->input_shapes.assign(key.begin(), key.begin() + graph_.parameters.size());
   const std::vector<const void*> keyed = keyed_input_values(key, value_keyed_, *plan);
-  const PlanValues values = schedule(order_, graph_.parameters, keyed, shared_weights_, *plan);
+  const PlanValues values =
+      schedule(order_, graph_.parameters, keyed, shared_weights_, *plan, options_.inference_precision);
   for (const Value& o : graph_.outputs) plan->output_values.push_back(values.id(o));
   place_outputs(*plan, values.alias_root);
   plan_arena(*plan, values.alias_root);
