@@ -116,36 +116,63 @@ void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float b
   const bool post = needs_post(e);
   const uint16_t* panels = B.bf16_data();
   const int64_t panel_stride = kp * kBf16PanelCols;
+  // Rows m0 .. m0 + rows - 1 of A, converted at `a` (padded to whole tiles), against column
+  // pairs [p0, p1).
+  auto multiply = [&](const uint16_t* a, int64_t m0, int64_t rows, int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t col = p * kBf16TileCols;
+      const int cols = (int)std::min<int64_t>(kBf16TileCols, N - col);
+      for (int64_t r0 = 0; r0 < rows; r0 += mr) {
+        Bf16Tile t;
+        t.out = tile_at(e, beta, true, true, m0 + r0, col);
+        t.out.rows = (int)std::min<int64_t>(mr, rows - r0);
+        t.out.cols = cols;
+        t.out.c = C + (m0 + r0) * ldc + col;
+        t.out.ldc = ldc;
+        t.kp = kp;
+        t.a = a + r0 * lda;
+        t.lda = lda;
+        t.b = panels + (col / kBf16PanelCols) * panel_stride;
+        t.b_panel_stride = panel_stride;
+        ks.tile(t);
+      }
+      if (post) apply_epilogue(C + m0 * ldc + col, ldc, rows, cols, m0, col, post_part(e));
+    }
+  };
+  // Block blk of A converted at `a`: K padded with zeros, and the rows up to a whole tile.
+  auto convert = [&](int64_t blk, uint16_t* a) {
+    const int64_t m0 = blk * mb, rows = std::min(mb, M - m0), padded_rows = ceil_div(rows, mr) * mr;
+    A.fill(ks, m0, rows, K, a, lda);
+    for (int64_t r = 0; r < rows; ++r) std::fill(a + r * lda + K, a + r * lda + lda, uint16_t{0});
+    std::fill(a + rows * lda, a + padded_rows * lda, uint16_t{0});
+  };
+  auto block_rows = [&](int64_t blk) { return std::min(mb, M - blk * mb); };
+  auto buffer = [&](ScratchSlot slot, int64_t rows) {
+    return reinterpret_cast<uint16_t*>(scratch(slot, (size_t)(rows * lda + 1) / 2 + 1));
+  };
+  if (threads <= 1 || blocks >= 2 * threads) {
+    // Whole row blocks per task: each converted once, then swept against every column pair.
+    run_split(pool, threads, blocks, 1, [&](int64_t b0, int64_t b1) {
+      if (ks.begin) ks.begin();
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        uint16_t* a = buffer(kBlockA, mb);
+        convert(blk, a);
+        multiply(a, blk * mb, block_rows(blk), 0, np);
+      }
+      if (ks.end) ks.end();
+    });
+    return;
+  }
+  // Few row blocks (deep layers, few rows against many columns): all of A converted once up
+  // front, then (block, column pair) units shared out, so every thread has work.
+  uint16_t* all = buffer(kSharedA, blocks * mb);
+  run_split(pool, threads, blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) convert(blk, all + blk * mb * lda);
+  });
   run_split(pool, threads, blocks * np, 1, [&](int64_t u0, int64_t u1) {
     if (ks.begin) ks.begin();
     tile_major_pieces(u0, u1, np, [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
-      for (int64_t blk = t0; blk < t1; ++blk) {
-        const int64_t m0 = blk * mb, rows = std::min(mb, M - m0);
-        const int64_t padded_rows = ceil_div(rows, mr) * mr;
-        uint16_t* a = reinterpret_cast<uint16_t*>(scratch(kBlockA, (size_t)(padded_rows * lda + 1) / 2 + 1));
-        A.fill(ks, m0, rows, K, a, lda);
-        for (int64_t r = 0; r < rows; ++r) std::fill(a + r * lda + K, a + r * lda + lda, uint16_t{0});
-        std::fill(a + rows * lda, a + padded_rows * lda, uint16_t{0});
-        for (int64_t p = p0; p < p1; ++p) {
-          const int64_t col = p * kBf16TileCols;
-          const int cols = (int)std::min<int64_t>(kBf16TileCols, N - col);
-          for (int64_t r0 = 0; r0 < rows; r0 += mr) {
-            Bf16Tile t;
-            t.out = tile_at(e, beta, true, true, m0 + r0, col);
-            t.out.rows = (int)std::min<int64_t>(mr, rows - r0);
-            t.out.cols = cols;
-            t.out.c = C + (m0 + r0) * ldc + col;
-            t.out.ldc = ldc;
-            t.kp = kp;
-            t.a = a + r0 * lda;
-            t.lda = lda;
-            t.b = panels + (col / kBf16PanelCols) * panel_stride;
-            t.b_panel_stride = panel_stride;
-            ks.tile(t);
-          }
-          if (post) apply_epilogue(C + m0 * ldc + col, ldc, rows, cols, m0, col, post_part(e));
-        }
-      }
+      for (int64_t blk = t0; blk < t1; ++blk) multiply(all + blk * mb * lda, blk * mb, block_rows(blk), p0, p1);
     });
     if (ks.end) ks.end();
   });

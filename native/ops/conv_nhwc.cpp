@@ -362,24 +362,27 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   // Under a bf16 hint they are packed in bf16, and every GEMM path below runs bf16 products.
   const GemmPrecision precision = gemm_precision(ctx.inference_precision);
   using GroupPanels = std::vector<std::unique_ptr<PackedB>>;
-  auto group_panels = [&](const std::string& what, int64_t rows_hint, auto element) {
-    const std::string recipe = what + filter_shape + " " + PackedB::layout(true, K, Og, K, rows_hint, precision);
+  auto group_panels = [&](const std::string& what, int64_t rows_hint, auto element, GemmPrecision prec) {
+    const std::string recipe = what + filter_shape + " " + PackedB::layout(true, K, Og, K, rows_hint, prec);
     return ctx.derived<GroupPanels>(1, recipe, [&] {
       auto panels = std::make_shared<GroupPanels>();
       std::vector<float> wt((size_t)(Og * K));
       for (int64_t gi = 0; gi < group; ++gi) {
         for (int64_t o = 0; o < Og; ++o)
           for (int64_t k = 0; k < K; ++k) wt[o * K + k] = filter(gi * Og + o, element(k));
-        panels->push_back(std::make_unique<PackedB>(true, K, Og, wt.data(), K, rows_hint, precision));
+        panels->push_back(std::make_unique<PackedB>(true, K, Og, wt.data(), K, rows_hint, prec));
       }
       return panels;
     });
   };
 
   if (planar) {
-    // K ordered (ky, c, kx), in panels (what a grid needs) however small the image.
-    auto packed = group_panels("planar conv panels", PackedB::kTallA,
-                               [&](int64_t k) { return ConvPlanes::filter_index(g, Cg, k); });
+    // K ordered (ky, c, kx), in panels (what a grid needs) however small the image. Always
+    // f32: the f32 tiles read the image in place, where bf16 would gather and round every
+    // element first, and a stem's few channels make it a small share of a model's products.
+    auto packed = group_panels(
+        "planar conv panels", PackedB::kTallA, [&](int64_t k) { return ConvPlanes::filter_index(g, Cg, k); },
+        GemmPrecision::f32);
     auto offsets = std::make_shared<const std::vector<int64_t>>(ConvPlanes::column_offsets(g, Cg));
     return [g, packed, offsets, output, O, Cg, Og, M](const KernelArgs& a) {
       for (size_t gi = 0; gi < packed->size(); ++gi) {
@@ -416,7 +419,8 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   }
 
   // Dense (per group): K ordered (ky, kx, c), the NHWC input's order.
-  auto packed = group_panels("conv panels", M, [&](int64_t k) { return k % Cg * taps + k / Cg; });
+  auto packed = group_panels(
+      "conv panels", M, [&](int64_t k) { return k % Cg * taps + k / Cg; }, precision);
   const bool direct = taps == 1 && group == 1 && g.sh == 1 && g.sw == 1 && w.pad_begin[0] == 0 && w.pad_begin[1] == 0 &&
                       w.pad_end[0] == 0 && w.pad_end[1] == 0;
   const bool in_place = read_in_place(g, Cg, direct, packed->front()->row_layout());
