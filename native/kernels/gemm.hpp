@@ -104,6 +104,14 @@ class RunSource {
   // Rows m0 .. m0 + rows - 1 as n runs each (n divides segments(); fewer, longer runs where
   // the rows allow): ptrs[s * ld + r] is the start of run s of row m0 + r. Returns n.
   virtual int runs(int64_t m0, int rows, const float** ptrs, int64_t ld) const = 0;
+  // The floats every run lies in, [base, base + count), runs outside it reading zeros; count
+  // 0 (the default): not known. A bf16 product then rounds this memory once rather than
+  // every run of it (each input pixel is a run of several taps).
+  struct Extent {
+    const float* base = nullptr;
+    int64_t count = 0;
+  };
+  virtual Extent extent() const { return {}; }
 };
 
 // C[M,N] = epilogue(A * B) for A given as runs; B.K() must be a multiple of A.segments() and

@@ -87,6 +87,8 @@ int64_t bf16_row_stride(int64_t kp) { return kp % 256 == 0 ? kp + kBf16KStep : k
 // through `convert`.
 struct RowFill {
   virtual ~RowFill() = default;
+  // Once per product, on the calling thread before the work is split: what the fills share.
+  virtual void prepare(const Bf16KernelSet&, ThreadPool*, int) const {}
   virtual void fill(const Bf16KernelSet& ks, int64_t m0, int64_t rows, int64_t K, uint16_t* dst, int64_t ld) const = 0;
 };
 
@@ -113,6 +115,7 @@ void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float b
   const int64_t blocks = ceil_div(M, mb), np = ceil_div(N, kBf16TileCols);
   // Products below the f32 threshold's quarter stay on one thread: bf16 runs them faster.
   const int threads = product_threads(pool, max_threads, 0.5 * M * N * K);
+  A.prepare(ks, pool, threads);
   const bool post = needs_post(e);
   const uint16_t* panels = B.bf16_data();
   const int64_t panel_stride = kp * kBf16PanelCols;
@@ -213,7 +216,22 @@ struct SourceRowsFill final : RowFill {
 
 struct RunsFill final : RowFill {
   const RunSource& src;
-  explicit RunsFill(const RunSource& s) : src(s) {}
+  const RunSource::Extent extent;
+  // The extent rounded to bf16 once (prepare), or null: each run is rounded as it is read.
+  mutable const uint16_t* image = nullptr;
+  explicit RunsFill(const RunSource& s) : src(s), extent(s.extent()) {}
+
+  void prepare(const Bf16KernelSet& ks, ThreadPool* pool, int threads) const override {
+    if (extent.count <= 0 || !extent.base) return;
+    uint16_t* img = reinterpret_cast<uint16_t*>(scratch(kSharedRows, (size_t)(extent.count + 1) / 2 + 1));
+    constexpr int64_t kChunk = 1 << 16;
+    run_split(pool, threads, ceil_div(extent.count, kChunk), 1, [&](int64_t c0, int64_t c1) {
+      const int64_t i0 = c0 * kChunk, i1 = std::min(extent.count, c1 * kChunk);
+      ks.convert(extent.base + i0, i1 - i0, 1.0f, img + i0);
+    });
+    image = img;
+  }
+
   void fill(const Bf16KernelSet& ks, int64_t m0, int64_t rows, int64_t K, uint16_t* dst, int64_t ld) const override {
     thread_local std::vector<const float*> table;
     const int segments = src.segments();
@@ -224,7 +242,17 @@ struct RunsFill final : RowFill {
       if (cuts <= 0 || segments % cuts != 0) throw std::logic_error("RunSource: bad run count");
       const int64_t run = K / cuts;
       for (int s = 0; s < cuts; ++s)
-        for (int r = 0; r < n; ++r) ks.convert(table[s * kFillRows + r], run, 1.0f, dst + (r0 + r) * ld + s * run);
+        for (int r = 0; r < n; ++r) {
+          const float* p = table[s * kFillRows + r];
+          uint16_t* d = dst + (r0 + r) * ld + s * run;
+          if (!image) {
+            ks.convert(p, run, 1.0f, d);
+          } else if (p >= extent.base && p < extent.base + extent.count) {
+            std::memcpy(d, image + (p - extent.base), (size_t)run * sizeof(uint16_t));
+          } else {  // the padding's zeros
+            std::fill(d, d + run, uint16_t{0});
+          }
+        }
     }
   }
 };

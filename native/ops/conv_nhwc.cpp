@@ -219,6 +219,13 @@ class ConvRuns final : public RunSource {
     return n_runs;
   }
 
+  // The whole input, when this group's channels are all of it (other groups would round the
+  // rest in vain).
+  Extent extent() const override {
+    if (cg_ != g_.C) return {};
+    return {x_, g_.N * g_.H * g_.W * g_.C};
+  }
+
  private:
   static const float* zeros() {
     alignas(64) static const float kZeros[kMaxRun] = {};
