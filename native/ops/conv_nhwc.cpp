@@ -426,8 +426,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   }
 
   // Dense (per group): K ordered (ky, kx, c), the NHWC input's order.
-  auto packed = group_panels(
-      "conv panels", M, [&](int64_t k) { return k % Cg * taps + k / Cg; }, precision);
+  auto packed = group_panels("conv panels", M, [&](int64_t k) { return k % Cg * taps + k / Cg; }, precision);
   const bool direct = taps == 1 && group == 1 && g.sh == 1 && g.sw == 1 && w.pad_begin[0] == 0 && w.pad_begin[1] == 0 &&
                       w.pad_end[0] == 0 && w.pad_end[1] == 0;
   const bool in_place = read_in_place(g, Cg, direct, packed->front()->row_layout());
