@@ -1,9 +1,11 @@
 #include "kernels/isa.hpp"
+#include "core/environment.hpp"
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #if defined(AIOV_X86) && defined(__x86_64__)
 #include <cpuid.h>
@@ -39,14 +41,9 @@ Isa detect_isa() {
 
 namespace {
 Isa choose_isa() {
-  Isa limit = Isa::avx512;
-  if (const char* env = std::getenv("AIOV_GEMM_ISA")) {
-    if (!std::strcmp(env, "scalar"))
-      limit = Isa::scalar;
-    else if (!std::strcmp(env, "avx2"))
-      limit = Isa::avx2;
-  }
-  return std::min(detect_isa(), limit);
+  const std::string limit = env_choice("AIOV_GEMM_ISA", "avx512");
+  const Isa cap = limit == "scalar" ? Isa::scalar : limit == "avx2" ? Isa::avx2 : Isa::avx512;
+  return std::min(detect_isa(), cap);
 }
 }  // namespace
 
@@ -99,12 +96,11 @@ bool tile_permission() {
 
 Bf16Isa choose_bf16_isa() {
   Bf16Isa limit = selected_isa() == Isa::avx512 ? Bf16Isa::amx : Bf16Isa::scalar;
-  if (const char* env = std::getenv("AIOV_BF16_ISA")) {
-    if (!std::strcmp(env, "scalar"))
-      limit = Bf16Isa::scalar;
-    else if (!std::strcmp(env, "avx512_bf16"))
-      limit = std::min(limit, Bf16Isa::avx512_bf16);
-  }
+  const std::string cap = env_choice("AIOV_BF16_ISA", "amx");
+  if (cap == "scalar")
+    limit = Bf16Isa::scalar;
+  else if (cap == "avx512_bf16")
+    limit = std::min(limit, Bf16Isa::avx512_bf16);
   Bf16Isa isa = std::min(detect_bf16_isa(), limit);
   if (isa == Bf16Isa::amx && !tile_permission()) isa = Bf16Isa::avx512_bf16;
   return isa;
