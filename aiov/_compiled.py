@@ -18,6 +18,9 @@ class CompiledModel:
         self._model = model.clone()
         self._config = _properties.defaults()
         self._config.update(_properties.normalize(config))
+        # Fixed now, so get_property reports what the compiled model runs.
+        precision = _properties.inference_precision(self._config)
+        self._config[_properties.INFERENCE_PRECISION_HINT] = precision
         params, outs = self._model._engine_graph()
         self._native = _core.new_compiled_model(  # GIL released while planning
             params,
@@ -25,6 +28,7 @@ class CompiledModel:
             self._config[_properties.INFERENCE_NUM_THREADS],
             bool(self._config[_properties.PERF_COUNT]),
             self._config[_properties.PLAN_CACHE_BYTES],
+            precision,
         )
         inputs = [ConstOutput(p.get_node(), p.get_index()) for p in self._model.inputs]
         outputs = [ConstOutput(r.get_node(), r.get_index()) for r in self._model.outputs]
@@ -84,7 +88,12 @@ class CompiledModel:
     def set_property(self, properties: dict):
         props = _properties.normalize(properties)
         for key in props:
-            if key in (_properties.INFERENCE_NUM_THREADS, _properties.PERF_COUNT, _properties.PLAN_CACHE_BYTES):
+            if key in (
+                _properties.INFERENCE_NUM_THREADS,
+                _properties.PERF_COUNT,
+                _properties.PLAN_CACHE_BYTES,
+                _properties.INFERENCE_PRECISION_HINT,
+            ):
                 raise InputError(f"{key} is fixed at compile time; pass it to compile_model")
         self._config.update(props)
         if _properties.AUTO_BATCH_TIMEOUT in props and self._batching is not None:

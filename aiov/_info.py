@@ -48,6 +48,7 @@ def info() -> dict:
         "usable_cpus": _core.hardware_threads(),
         "workers": _core.pool_size(),
         "gemm_isa": _core.gemm_isa(),
+        "gemm_bf16_isa": _core.gemm_bf16_isa(),
         "cpu_flags": _cpu_flags(),
         "completion_port": port.kind,
         "environment": {name: os.environ[name] for name in known_variables() if os.environ.get(name)},

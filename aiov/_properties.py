@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from . import _core
 from ._errors import InputError
@@ -36,9 +37,12 @@ _LOG_LEVELS = {
 _LOG_SPELLINGS = {"LOG_NONE": "NO", "NONE": "NO", "LOG_ERROR": "ERR", "ERROR": "ERR", "LOG_WARNING": "WARNING"}
 _LOG_SPELLINGS.update({f"LOG_{name}": name for name in ("INFO", "DEBUG", "TRACE")})
 _HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
-# aiov computes every op in its model's own precision (f32 for floats) and never lowers it, which
-# satisfies both modes: ACCURACY forbids lowering, PERFORMANCE merely allows it.
+# As OpenVINO: PERFORMANCE lets matrix products default to bf16 where the CPU has bf16
+# instructions (see inference_precision), ACCURACY keeps everything in the model's precision.
 _EXECUTION_MODES = ("PERFORMANCE", "ACCURACY")
+# Overrides the default precision (not an explicit hint): the test suites pin f32 with it.
+PRECISION_ENV = "AIOV_INFERENCE_PRECISION"
+_PRECISIONS = {"f32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16", "f16": "f16", "float16": "f16"}
 _WRITABLE = (
     PERFORMANCE_HINT,
     INFERENCE_NUM_THREADS,
@@ -122,10 +126,7 @@ def normalize(config) -> dict:
         elif key == PERF_COUNT:
             value = value in (True, "YES", "yes", "true", "True", 1)
         elif key == INFERENCE_PRECISION_HINT:
-            value = str(getattr(value, "get_type_name", lambda: value)()).lower()
-            if value not in ("f32", "float32"):
-                raise InputError(f"{INFERENCE_PRECISION_HINT}: aiov computes in f32, got {value!r}")
-            value = "f32"
+            value = _precision(value, INFERENCE_PRECISION_HINT)
         elif key == NUM_STREAMS:
             named = {"AUTO": -1, "NUMA": -2}
             if isinstance(value, str) and value.upper() in named:
@@ -175,12 +176,43 @@ def apply_log_level(config: dict) -> None:
         logging.getLogger("aiov").setLevel(_LOG_LEVELS[config[LOG_LEVEL]])
 
 
+def _precision(value, what: str) -> str:
+    """'f32' or 'bf16' for a precision spelled as a Type, a numpy-style name or OpenVINO's."""
+    name = str(getattr(value, "get_type_name", lambda: value)()).lower()
+    precision = _PRECISIONS.get(name)
+    if precision == "f16":
+        has = (
+            "this CPU has AVX512-FP16, but aiov has no f16 kernels yet"
+            if _core.cpu_has_avx512_fp16()
+            else ("this CPU has neither AVX512-FP16 nor AMX-FP16")
+        )
+        raise InputError(f"{what}: f16 needs AVX512-FP16 or AMX-FP16 kernels ({has}); use bf16 or f32")
+    if precision is None:
+        raise InputError(f"{what}: expected f32 or bf16, got {value!r}")
+    return precision
+
+
+def inference_precision(config: dict) -> str:
+    """What matrix products compute in: the hint when given; else AIOV_INFERENCE_PRECISION when
+    set; else, as OpenVINO, bf16 where the CPU has bf16 instructions (AMX or AVX512_BF16) and
+    EXECUTION_MODE_HINT is PERFORMANCE, f32 otherwise."""
+    if INFERENCE_PRECISION_HINT in config:
+        return config[INFERENCE_PRECISION_HINT]
+    env = os.environ.get(PRECISION_ENV)
+    if env:
+        return _precision(env, PRECISION_ENV)
+    if config.get(EXECUTION_MODE_HINT, "PERFORMANCE") == "ACCURACY":
+        return "f32"
+    return "bf16" if _core.gemm_bf16_isa() != "scalar" else "f32"
+
+
 def defaults() -> dict:
+    # INFERENCE_PRECISION_HINT is absent until set: its default depends on the CPU and on
+    # EXECUTION_MODE_HINT (inference_precision).
     return {
         PERFORMANCE_HINT: "LATENCY",
         INFERENCE_NUM_THREADS: 0,
         PERF_COUNT: False,
-        INFERENCE_PRECISION_HINT: "f32",
         NUM_STREAMS: -1,
         EXECUTION_MODE_HINT: "PERFORMANCE",
         "CACHE_DIR": "",
@@ -223,7 +255,8 @@ def read(config: dict, key):
             "RANGE_FOR_ASYNC_INFER_REQUESTS",
         ]
     if key == "OPTIMIZATION_CAPABILITIES":
-        return ["FP32"]
+        # As OpenVINO: BF16 where the CPU runs it natively (the hint works everywhere).
+        return ["FP32", "BF16"] if _core.gemm_bf16_isa() != "scalar" else ["FP32"]
     if key == "RANGE_FOR_STREAMS":
         return (1, _core.pool_size())
     if key == "RANGE_FOR_ASYNC_INFER_REQUESTS":
@@ -249,10 +282,10 @@ def read(config: dict, key):
         from .properties.hint import PerformanceMode
 
         return PerformanceMode[config[key]]  # equal to its name too: "LATENCY"
-    if key == INFERENCE_PRECISION_HINT and key in config:
+    if key == INFERENCE_PRECISION_HINT:
         from ._types import Type
 
-        return Type(config[key])
+        return Type(inference_precision(config))
     if key in config:
         return config[key]
     raise InputError(f"unknown property {key!r}")

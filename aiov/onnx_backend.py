@@ -55,7 +55,10 @@ class AiovBackend(Backend):
         initializers = {i.name for i in proto.graph.initializer}
         inputs = [i.name for i in proto.graph.input if i.name not in initializers]
         outputs = [o.name for o in proto.graph.output]
-        return AiovRep(Core().compile_model(data, "CPU"), inputs, outputs)
+        # ONNX's backend contract is the model's own precision (its node tests compare with f32
+        # references): f32 unless the caller passes a config of its own.
+        config = kwargs.get("config") or {"INFERENCE_PRECISION_HINT": "f32"}
+        return AiovRep(Core().compile_model(data, "CPU", config), inputs, outputs)
 
     @classmethod
     def run_model(cls, model, inputs, device="CPU", **kwargs):

@@ -9,13 +9,20 @@ Models (built in code by ``tests/model_builders.py``, seeded weights, nothing do
   (e) BERT-style encoder: hidden 384, 12 heads, 6 layers, seq 128, batch 1
 plus GEMM GFLOP/s on 1024^3, 2048^3 and 1x784x1024 (aiov's packed-weight path and numpy).
 
+A second table compares reduced precision on the CNNs (the conv stack, ResNet-50, MobileNetV2
+above, and the torch-exported CNNs of tests/zoo at batch 8, their inputs made static) and the BERT encoder: aiov with
+``INFERENCE_PRECISION_HINT=bf16`` next to OpenVINO with its defaults (bf16 on CPUs with AMX or
+AVX512_BF16; the column says which precision it ran) and aiov at f32, with the geometric mean
+of aiov bf16 / OpenVINO default. Outputs are checked against aiov f32 within a bf16
+tolerance (5e-2 of the output's scale). ``--no-bf16`` skips it.
+
 Every (framework, model) pair runs in a child process of its own, so the peak memory column
 is that framework's alone: the high-water resident set (VmHWM) minus the resident set after
 the imports and the inputs were made, i.e. weights, compiled plans and scratch. Latency is the
 median of ``--repeats`` runs of N sync calls each (N sized to about ``--budget`` seconds)
 after a warm-up. The frameworks' runs alternate, one of each per round, so load from
-elsewhere on a shared machine falls on all of them alike. openvino runs with
-``INFERENCE_PRECISION_HINT=f32``; onnxruntime with its default CPU provider and graph
+elsewhere on a shared machine falls on all of them alike. aiov and openvino run with
+``INFERENCE_PRECISION_HINT=f32`` in the first table; onnxruntime with its default CPU provider and graph
 optimisations. Before any timing, each peer's output is checked
 against aiov's (rtol = atol = 1e-3 relative to the output's scale).
 
@@ -42,6 +49,27 @@ sys.path.insert(0, os.path.join(os.path.dirname(_HERE), "tests"))
 from _common import add_run_options, calibrate, fmt, print_table, print_versions, run_settings, try_import  # noqa: E402
 
 FRAMEWORKS = ["aiov", "onnxruntime", "openvino"]
+# The reduced-precision table's runners: (runner, module, config); config None is the
+# framework's own default.
+BF16_RUNNERS = {
+    "aiov f32": ("aiov", {"INFERENCE_PRECISION_HINT": "f32"}),
+    "aiov bf16": ("aiov", {"INFERENCE_PRECISION_HINT": "bf16"}),
+    "openvino default": ("openvino", None),
+}
+ZOO_DIR = os.path.join(os.path.dirname(_HERE), "tests", "zoo")
+ZOO_CNNS = [
+    "resnet",
+    "resnet_bottleneck",
+    "mobilenet_v2",
+    "mobilenet_v3",
+    "efficientnet",
+    "convnext",
+    "densenet",
+    "googlenet",
+    "regnet",
+    "squeezenet",
+    "shufflenet",
+]
 
 
 class Spec:
@@ -77,6 +105,43 @@ def _specs():
     ]
 
 
+def _zoo_spec(name, batch=8):
+    def build():
+        import onnx
+
+        # Static input shapes: OpenVINO compiles a dynamic batch axis into slower generic
+        # kernels, where aiov plans per shape anyway.
+        model = onnx.load(os.path.join(ZOO_DIR, f"{name}.onnx"))
+        shapes = {k: v.shape for k, v in feeds().items()}
+        for inp in model.graph.input:
+            if inp.name in shapes:
+                for dim, size in zip(inp.type.tensor_type.shape.dim, shapes[inp.name]):
+                    dim.dim_value = size
+        return model
+
+    def feeds():
+        data = np.load(os.path.join(ZOO_DIR, f"{name}.npz"))
+        return {k.split(".", 1)[1]: np.repeat(data[k], batch, axis=0) for k in data.files if k.startswith("in0.")}
+
+    shape = "x".join(str(d) for d in feeds_shape(name))
+    return Spec(f"zoo_{name}", f"zoo {name} {shape} b{batch}", build, feeds)
+
+
+def feeds_shape(name):
+    data = np.load(os.path.join(ZOO_DIR, f"{name}.npz"))
+    return next(data[k].shape[1:] for k in data.files if k.startswith("in0."))
+
+
+def _bf16_specs():
+    keep = ("convs", "resnet50", "mobilenet", "bert")
+    specs = [s for s in _specs() if s.key in keep]
+    return specs + [_zoo_spec(n) for n in ZOO_CNNS if os.path.exists(os.path.join(ZOO_DIR, f"{n}.onnx"))]
+
+
+def _all_specs():
+    return {s.key: s for s in _specs() + _bf16_specs()}
+
+
 def _rss_kib(field):
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -95,10 +160,23 @@ def _reset_peak():
 
 
 def _prepare(framework, proto_bytes, path, feeds):
+    if framework in BF16_RUNNERS:
+        module, config = BF16_RUNNERS[framework]
+        if module == "aiov":
+            import aiov
+
+            compiled = aiov.compile_model(proto_bytes, "CPU", config)
+        else:
+            import openvino
+
+            compiled = openvino.Core().compile_model(path, "CPU", config or {})
+        precision = compiled.get_property("INFERENCE_PRECISION_HINT")
+        print(json.dumps({"precision": getattr(precision, "get_type_name", lambda: str(precision))()}), flush=True)
+        return lambda: compiled(feeds)
     if framework == "aiov":
         import aiov
 
-        compiled = aiov.compile_model(proto_bytes)
+        compiled = aiov.compile_model(proto_bytes, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         return lambda: compiled(feeds)
     if framework == "onnxruntime":
         import onnxruntime as ort
@@ -115,11 +193,11 @@ def serve(framework, key, path, out_path, budget):
     """One framework on one model, driven by the parent over stdin: after compiling and warming
     up it prints {"n": calls per run}; each "run" line times n calls and prints the seconds per
     call; "quit" prints the peak memory and exits. Idle between commands (blocked on stdin)."""
-    spec = {s.key: s for s in _specs()}[key]
+    spec = _all_specs()[key]
     feeds = spec.feeds()
     with open(path, "rb") as fh:
         proto_bytes = fh.read()
-    __import__(framework)
+    __import__(BF16_RUNNERS[framework][0] if framework in BF16_RUNNERS else framework)
     _reset_peak()
     base = _rss_kib("VmRSS")
     fn = _prepare(framework, proto_bytes, path, feeds)
@@ -140,7 +218,7 @@ def measure_side_by_side(frameworks, key, path, tmp, repeats, budget):
     """Median latency and peak memory of each framework on one model. The frameworks' runs
     alternate (a round is one run of each, in a rotating order), so a burst of load from
     elsewhere on the machine falls on all of them rather than on whichever ran then."""
-    procs, cells, notes = {}, {}, []
+    procs, cells, notes, precisions = {}, {}, [], {}
     for f in frameworks:
         cmd = [
             sys.executable,
@@ -155,6 +233,9 @@ def measure_side_by_side(frameworks, key, path, tmp, repeats, budget):
         ]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         ready = proc.stdout.readline()
+        if ready and "precision" in ready:
+            precisions[f] = json.loads(ready)["precision"]
+            ready = proc.stdout.readline()
         if not ready:
             notes.append(f"{f} on {key} failed: {proc.stderr.read().strip().splitlines()[-1:]}")
             proc.wait()
@@ -174,6 +255,8 @@ def measure_side_by_side(frameworks, key, path, tmp, repeats, budget):
         out, _ = proc.communicate("quit\n")
         peak = json.loads(out.strip().splitlines()[-1])["peak_mib"]
         cells[f] = {"us": statistics.median(samples[f]) * 1e6, "best_us": min(samples[f]) * 1e6, "peak_mib": peak}
+        if f in precisions:
+            cells[f]["precision"] = precisions[f]
     return cells, notes
 
 
@@ -189,11 +272,13 @@ def _median_seconds(fn, repeats, budget, min_iters):
     return statistics.median(samples)
 
 
-def profile(key, top):
+def profile(key, top, precision="f32"):
     import aiov
 
-    spec = {s.key: s for s in _specs()}[key]
-    compiled = aiov.compile_model(spec.build().SerializeToString(), "CPU", {"PERF_COUNT": True})
+    spec = _all_specs()[key]
+    compiled = aiov.compile_model(
+        spec.build().SerializeToString(), "CPU", {"PERF_COUNT": True, "INFERENCE_PRECISION_HINT": precision}
+    )
     request = compiled.create_infer_request()
     feeds = spec.feeds()
     for _ in range(3):
@@ -261,6 +346,9 @@ def main(argv=None):
     parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM table")
     parser.add_argument("--profile", metavar="MODEL", help="print aiov's per-node profile of one model and exit")
     parser.add_argument("--top", type=int, default=25, help="nodes listed by --profile")
+    parser.add_argument("--no-bf16", action="store_true", help="skip the reduced-precision table")
+    parser.add_argument("--bf16-only", action="store_true", help="only the reduced-precision table")
+    parser.add_argument("--precision", default="f32", help="the precision --profile compiles with (f32, bf16)")
     parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     repeats, budget, wanted = run_settings(args)
@@ -268,7 +356,7 @@ def main(argv=None):
         framework, key, path, out_path = args.serve
         return serve(framework, key, path, out_path, budget)
     if args.profile:
-        return profile(args.profile, args.top)
+        return profile(args.profile, args.top, args.precision)
 
     specs = _specs()
     if args.models:
@@ -284,6 +372,8 @@ def main(argv=None):
     )
     rows, notes = [], []
     t_start = time.perf_counter()
+    if args.bf16_only:
+        specs = []
     with tempfile.TemporaryDirectory(prefix="aiov_engine_") as tmp:
         built = {}
         for spec in specs:
@@ -318,10 +408,27 @@ def main(argv=None):
             row.append(_ratio(cells, "best_us"))
             rows.append(row)
             print(f"  {spec.key} done at {time.perf_counter() - t_start:.0f}s", file=sys.stderr)
-    print_table(
-        ["model", "aiov", "onnxruntime", "openvino", "aiov MiB", "ort MiB", "ov MiB", "aiov/best peer", "fastest runs"],
-        rows,
-    )
+        bf16_rows = []
+        if not args.no_bf16 and available["aiov"]:
+            bf16_specs = _bf16_specs()
+            if args.models:
+                bf16_specs = [s for s in bf16_specs if s.key in args.models.split(",")]
+            bf16_rows = bf16_table(bf16_specs, available, tmp, repeats, budget, notes, t_start)
+    if rows:
+        print_table(
+            [
+                "model",
+                "aiov",
+                "onnxruntime",
+                "openvino",
+                "aiov MiB",
+                "ort MiB",
+                "ov MiB",
+                "aiov/best peer",
+                "fastest runs",
+            ],
+            rows,
+        )
     print()
     print(
         "latency: median of one synchronous inference. MiB: peak resident memory above the process's"
@@ -329,9 +436,12 @@ def main(argv=None):
     )
     print("aiov/best peer: aiov's latency divided by the faster peer's (<= 1.00 means aiov is as fast or faster);")
     print("fastest runs: the same ratio of each framework's fastest run, what a quiet machine gives.")
+    if bf16_rows:
+        print()
+        print_bf16_table(bf16_rows, modules["aiov"])
     for n in notes:
         print("note:", n)
-    if not args.no_gemm:
+    if not args.no_gemm and not args.bf16_only:
         print()
         print_table(["GEMM MxKxN", "aiov GFLOP/s", "numpy GFLOP/s"], gemm_rows(repeats, budget, modules["aiov"]))
         if modules["aiov"]:
@@ -341,6 +451,54 @@ def main(argv=None):
             )
     print(f"total time {time.perf_counter() - t_start:.0f}s")
     return rows
+
+
+def bf16_table(specs, available, tmp, repeats, budget, notes, t_start):
+    """aiov bf16, OpenVINO's default and aiov f32 on each spec, interleaved as above."""
+    runners = [r for r in BF16_RUNNERS if available[BF16_RUNNERS[r][0]]]
+    rows = []
+    for spec in specs:
+        path = os.path.join(tmp, f"{spec.key}.bf16.onnx")
+        with open(path, "wb") as fh:
+            fh.write(spec.build().SerializeToString())
+        cells, child_notes = measure_side_by_side(runners, spec.key, path, tmp, repeats, budget)
+        notes += child_notes
+        outs = {r: np.load(os.path.join(tmp, f"{spec.key}-{r}.npy")) for r in cells}
+        ref = outs.get("aiov f32")
+        if ref is not None:
+            scale = max(1.0, float(np.max(np.abs(ref))))
+            for r, got in outs.items():
+                if got.shape != ref.shape or not np.allclose(got, ref, rtol=5e-2, atol=5e-2 * scale):
+                    err = float(np.max(np.abs(got - ref))) if got.shape == ref.shape else float("nan")
+                    notes.append(f"{spec.key}: {r} differs from aiov f32 by up to {err:.3g} (scale {scale:.3g})")
+        rows.append((spec, cells))
+        print(f"  {spec.key} (bf16) done at {time.perf_counter() - t_start:.0f}s", file=sys.stderr)
+    return rows
+
+
+def print_bf16_table(rows, aiov):
+    table, ratios = [], []
+    for spec, cells in rows:
+        mine, ov, f32 = cells.get("aiov bf16"), cells.get("openvino default"), cells.get("aiov f32")
+        ratio = mine["us"] / ov["us"] if mine and ov else None
+        if ratio:
+            ratios.append(ratio)
+        table.append(
+            [
+                spec.label,
+                fmt(mine["us"], "us") if mine else "n/a",
+                f"{fmt(ov['us'], 'us')} ({ov.get('precision', '?')})" if ov else "n/a",
+                fmt(f32["us"], "us") if f32 else "n/a",
+                f"{ratio:.2f}" if ratio else "n/a",
+                f"{f32['us'] / mine['us']:.2f}x" if mine and f32 else "n/a",
+            ]
+        )
+    print_table(["model", "aiov bf16", "openvino default", "aiov f32", "aiov bf16/ov", "bf16 speedup"], table)
+    if ratios:
+        geo = float(np.exp(np.mean(np.log(ratios))))
+        print(f"geometric mean aiov bf16 / openvino default: {geo:.2f} over {len(ratios)} models")
+    if aiov is not None:
+        print(f"(aiov bf16 kernels: {aiov._core.gemm_bf16_isa()}; medians of interleaved runs)")
 
 
 def _ratio(cells, key="us"):

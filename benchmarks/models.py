@@ -5,7 +5,8 @@ a ResNet-style block stack and a MobileNet-style depthwise stack on [n, 3, 32, 3
 and 8, and a BERT-style encoder layer (hidden 64, 4 heads, attention mask) at seq 128 with
 batch 1 and 8. Each framework loads the same ONNX model:
 
-* aiov         ``aiov.compile_model(proto.SerializeToString())`` then ``compiled(feeds)``
+* aiov         ``aiov.compile_model(proto.SerializeToString(), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})``
+               then ``compiled(feeds)`` (f32, as the peers; bf16 is in benchmarks/engine.py)
 * onnxruntime  ``InferenceSession(bytes, providers=["CPUExecutionProvider"])`` + ``sess.run``
 * openvino     ``Core().compile_model(<temp .onnx file>, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})``
                then ``compiled(feeds)``
@@ -86,7 +87,7 @@ def make_feeds(spec, seed=1):
 def prepare_aiov(proto_bytes, onnx_path, feeds):
     import aiov
 
-    compiled = aiov.compile_model(proto_bytes)
+    compiled = aiov.compile_model(proto_bytes, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     fn = lambda: compiled(feeds)  # noqa: E731
     return fn, np.asarray(fn()[0])
 

@@ -23,6 +23,7 @@
 #include "core/environment.hpp"
 #include "executor/executor.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/isa.hpp"
 #include "plan/batcher.hpp"
 #include "plan/compiled.hpp"
 #include "plan/graph.hpp"
@@ -536,8 +537,15 @@ nb::object new_matrix(int64_t M, int64_t N, BufferPtr& buf, float*& data) {
 }
 
 // C = alpha * op(A) op(B) + beta * C0 through sgemm (B unpacked).
+GemmPrecision parse_gemm_precision(const std::string& name) {
+  if (name == "f32") return GemmPrecision::f32;
+  if (name == "bf16") return GemmPrecision::bf16;
+  throw InputError("gemm: precision must be 'f32' or 'bf16', got '" + name + "'");
+}
+
 nb::object testing_gemm(Matrix a, Matrix b, bool trans_a, bool trans_b, float alpha, float beta,
-                        std::optional<Matrix> c, int threads) {
+                        std::optional<Matrix> c, int threads, const std::string& precision) {
+  const GemmPrecision prec = parse_gemm_precision(precision);
   int64_t M, N, K;
   gemm_dims(a, b, trans_a, trans_b, M, N, K);
   int64_t lda = leading_dim(a, "a"), ldb = leading_dim(b, "b");
@@ -553,8 +561,8 @@ nb::object testing_gemm(Matrix a, Matrix b, bool trans_a, bool trans_b, float al
   ThreadPool* pool = pool_for(threads);
   {
     nb::gil_scoped_release nogil;
-    sgemm(trans_a, trans_b, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, out, N, pool,
-          threads > 1 ? threads : 0);
+    gemm(prec, trans_a, trans_b, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, out, N, pool,
+         threads > 1 ? threads : 0);
   }
   return result;
 }
@@ -564,7 +572,8 @@ nb::object testing_gemm_packed(Matrix a, Matrix b, bool trans_a, bool trans_b,
                                std::optional<nb::ndarray<nb::ro, float, nb::ndim<1>, nb::c_contig>> bias,
                                std::optional<nb::ndarray<nb::ro, float, nb::ndim<2>, nb::c_contig>> residual,
                                const std::string& activation, float act_alpha, float act_beta, int64_t rows_hint,
-                               int threads) {
+                               int threads, const std::string& precision) {
+  const GemmPrecision prec = parse_gemm_precision(precision);
   int64_t M, N, K;
   gemm_dims(a, b, trans_a, trans_b, M, N, K);
   int64_t lda = leading_dim(a, "a"), ldb = leading_dim(b, "b");
@@ -594,7 +603,7 @@ nb::object testing_gemm_packed(Matrix a, Matrix b, bool trans_a, bool trans_b,
   ThreadPool* pool = pool_for(threads);
   {
     nb::gil_scoped_release nogil;
-    PackedB packed(trans_b, K, N, b.data(), ldb, rows_hint);
+    PackedB packed(trans_b, K, N, b.data(), ldb, rows_hint, prec);
     sgemm_packed(trans_a, M, a.data(), lda, packed, e, out, N, pool, threads > 1 ? threads : 0);
   }
   return result;
@@ -609,13 +618,15 @@ void bind_testing(nb::module_ m) {
         "calling thread, 0 on the whole pool, n on at most n threads.");
   m.def("gemm", &testing_gemm, nb::arg("a"), nb::arg("b"), nb::arg("trans_a") = false, nb::arg("trans_b") = false,
         nb::arg("alpha") = 1.0f, nb::arg("beta") = 0.0f, nb::arg("c") = nb::none(), nb::arg("threads") = 1,
-        "alpha * op(a) @ op(b) + beta * c through the unpacked GEMM (f32; rows of a, b and c may be "
-        "strided).");
+        nb::arg("precision") = "f32",
+        "alpha * op(a) @ op(b) + beta * c through the unpacked GEMM (rows of a, b and c may be "
+        "strided); precision 'bf16' rounds the operands to bf16 and accumulates in f32.");
   m.def("gemm_packed", &testing_gemm_packed, nb::arg("a"), nb::arg("b"), nb::arg("trans_a") = false,
         nb::arg("trans_b") = false, nb::arg("bias") = nb::none(), nb::arg("residual") = nb::none(),
         nb::arg("activation") = "none", nb::arg("act_alpha") = 0.0f, nb::arg("act_beta") = 0.0f,
-        nb::arg("rows_hint") = -1, nb::arg("threads") = 1,
-        "activation(op(a) @ op(b) + bias + residual) with b packed first, as weights are.");
+        nb::arg("rows_hint") = -1, nb::arg("threads") = 1, nb::arg("precision") = "f32",
+        "activation(op(a) @ op(b) + bias + residual) with b packed first, as weights are (in bf16 "
+        "with precision 'bf16').");
 }
 
 // ---- Who reads each node's outputs (Output.get_target_inputs, Output.replace) ------------
@@ -705,6 +716,11 @@ NB_MODULE(_core, m) {
   m.def("pool_size", [] { return default_pool().size(); });
   m.def("set_pool_size", &set_default_pool_size, "Before first use only; returns False if too late.");
   m.def("gemm_isa", [] { return std::string(gemm_isa()); });
+  m.def("gemm_bf16_isa", [] { return std::string(gemm_bf16_isa()); }, "The kernels bf16 products run on.");
+  m.def(
+      "cpu_bf16_isa", [] { return std::string(bf16_isa_name(detect_bf16_isa())); },
+      "The best bf16 kernels the CPU offers (AIOV_BF16_ISA and AIOV_GEMM_ISA aside).");
+  m.def("cpu_has_avx512_fp16", &cpu_has_avx512_fp16);
   // For the executor's tests: runs parallel_for over n units on the default pool and
   // returns how often each unit ran. Units divisible by slow_every sleep 20 us (so threads
   // fall behind and take each other's work); unit fail_at throws, which must surface here.
@@ -821,7 +837,9 @@ NB_MODULE(_core, m) {
   m.def(
       "new_compiled_model",
       [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs, int num_threads, bool profiling,
-         size_t plan_cache_bytes) {
+         size_t plan_cache_bytes, const std::string& inference_precision) {
+        if (inference_precision != "f32" && inference_precision != "bf16")
+          throw InputError("inference precision must be 'f32' or 'bf16', got '" + inference_precision + "'");
         Graph g;
         g.parameters = std::move(params);
         for (auto& [n, i] : outputs) g.outputs.push_back(Value{n, i});
@@ -829,11 +847,13 @@ NB_MODULE(_core, m) {
         opt.num_threads = num_threads;
         opt.profiling = profiling;
         opt.plan_cache_bytes = plan_cache_bytes;
+        opt.inference_precision = inference_precision == "bf16" ? ElementType::bf16 : ElementType::f32;
         auto handle = std::make_unique<CompiledHandle>();
         without_gil([&] { handle->model = std::make_shared<const CompiledModel>(g, opt); });
         return handle.release();
       },
-      nb::rv_policy::take_ownership);
+      nb::arg("params"), nb::arg("outputs"), nb::arg("num_threads"), nb::arg("profiling"), nb::arg("plan_cache_bytes"),
+      nb::arg("inference_precision") = "f32", nb::rv_policy::take_ownership);
 
   nb::class_<BatcherHandle>(m, "Batcher")
       .def(

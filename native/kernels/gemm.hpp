@@ -1,5 +1,6 @@
 // f32 GEMM: packed, register-blocked kernels (AVX-512 / AVX2+FMA / portable), chosen once
-// at run time (kernels/isa.hpp). The interface the ops use; docs/kernels.md maps the files
+// at run time (kernels/isa.hpp); and bf16 products (AMX / AVX512_BF16 / portable) for
+// weights packed in bf16. The interface the ops use; docs/kernels.md maps the files
 // behind it.
 #pragma once
 #include <cstddef>
@@ -7,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "core/types.hpp"
 #include "kernels/epilogue.hpp"
 
 namespace aiov {
@@ -20,18 +22,34 @@ class ThreadPool;
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc, ThreadPool* pool, int max_threads = 0);
 
+// What a product's operands are multiplied in. bf16: operands rounded to bf16 (weights once
+// when packed, A as the GEMM reads it), products accumulated and the epilogue applied in f32,
+// outputs f32 (INFERENCE_PRECISION_HINT bf16; docs/kernels.md).
+enum class GemmPrecision { f32, bf16 };
+
+// The precision of a plan's products (PrepareContext::inference_precision): bf16 for bf16,
+// f32 for anything else.
+GemmPrecision gemm_precision(ElementType inference_precision);
+
 // B packed once (weights known at compile time) in the layout the selected
 // micro-kernel streams, then reused by every sgemm_packed call.
 class PackedB {
  public:
   // rows_hint: the M the weights will be multiplied with, when known (-1: unknown). Few
   // columns are kept as dot-product rows only for few rows of A; tall A wants panels.
-  PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb, int64_t rows_hint = -1);
+  // bf16 weights are always bf16 panels (gemm_bf16.hpp), for every sgemm_packed source.
+  PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb, int64_t rows_hint = -1,
+          GemmPrecision precision = GemmPrecision::f32);
   // A rows_hint for weights whose product needs panels however few rows A has (grids).
   static constexpr int64_t kTallA = int64_t{1} << 40;
   // Everything besides B's values that decides what the constructor makes from the same
   // arguments: two calls with equal text and equal B bytes pack identical data.
-  static std::string layout(bool trans_b, int64_t K, int64_t N, int64_t ldb, int64_t rows_hint = -1);
+  static std::string layout(bool trans_b, int64_t K, int64_t N, int64_t ldb, int64_t rows_hint = -1,
+                            GemmPrecision precision = GemmPrecision::f32);
+  // Packed in bf16: sgemm_packed then runs the bf16 kernels (data() is then not f32).
+  bool bf16() const { return precision_ == GemmPrecision::bf16; }
+  GemmPrecision precision() const { return precision_; }
+  const uint16_t* bf16_data() const { return reinterpret_cast<const uint16_t*>(data_.get()); }
   int64_t K() const { return K_; }
   int64_t N() const { return N_; }
   // Columns per panel: the micro-kernel width of the ISA picked when packing.
@@ -52,6 +70,7 @@ class PackedB {
   int64_t K_, N_;
   int panel_width_;
   bool row_layout_;
+  GemmPrecision precision_;
   size_t size_;
   std::unique_ptr<float[], AlignedFree> data_;
 };
@@ -85,6 +104,14 @@ class RunSource {
   // Rows m0 .. m0 + rows - 1 as n runs each (n divides segments(); fewer, longer runs where
   // the rows allow): ptrs[s * ld + r] is the start of run s of row m0 + r. Returns n.
   virtual int runs(int64_t m0, int rows, const float** ptrs, int64_t ld) const = 0;
+  // The floats every run lies in, [base, base + count), runs outside it reading zeros; count
+  // 0 (the default): not known. A bf16 product then rounds this memory once rather than
+  // every run of it (each input pixel is a run of several taps).
+  struct Extent {
+    const float* base = nullptr;
+    int64_t count = 0;
+  };
+  virtual Extent extent() const { return {}; }
 };
 
 // C[M,N] = epilogue(A * B) for A given as runs; B.K() must be a multiple of A.segments() and
@@ -129,5 +156,18 @@ void transpose_f32(int64_t rows, int64_t cols, const float* src, int64_t ld, flo
 
 // Which instruction set the GEMM dispatcher picked: "avx512", "avx2" or "scalar".
 const char* gemm_isa();
+
+// sgemm in bf16 (see GemmPrecision): B converted and packed on each call, for products
+// whose operands are both computed (attention, MatMul of two activations).
+void sgemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                const float* B, int64_t ldb, float beta, float* C, int64_t ldc, ThreadPool* pool, int max_threads = 0);
+
+// sgemm or sgemm_bf16 by precision.
+void gemm(GemmPrecision precision, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, ThreadPool* pool,
+          int max_threads = 0);
+
+// Which kernels bf16 products run on: "amx", "avx512_bf16" or "scalar" (kernels/isa.hpp).
+const char* gemm_bf16_isa();
 
 }  // namespace aiov

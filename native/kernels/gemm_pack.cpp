@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/types.hpp"
+#include "kernels/gemm_bf16.hpp"
 
 namespace aiov {
 namespace gemm_detail {
@@ -148,17 +149,32 @@ using namespace gemm_detail;
 
 void PackedB::AlignedFree::operator()(float* p) const { free_floats(p, count); }
 
-std::string PackedB::layout(bool trans_b, int64_t K, int64_t N, int64_t ldb, int64_t rows_hint) {
+std::string PackedB::layout(bool trans_b, int64_t K, int64_t N, int64_t ldb, int64_t rows_hint,
+                            GemmPrecision precision) {
   K = std::max<int64_t>(K, 0);
   N = std::max<int64_t>(N, 0);
+  if (precision == GemmPrecision::bf16)
+    return std::string("bf16 panels") + (trans_b ? " B^T" : " B") + " K=" + std::to_string(K) +
+           " N=" + std::to_string(N) + " ldb=" + std::to_string(ldb);
   const KernelSet& ks = kernels_for_weights(N, rows_hint);
   return std::string(ks.name) + (row_layout_for(N, rows_hint) ? " rows" : " panels") + " nr=" + std::to_string(ks.nr) +
          (trans_b ? " B^T" : " B") + " K=" + std::to_string(K) + " N=" + std::to_string(N) +
          " ldb=" + std::to_string(ldb);
 }
 
-PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb, int64_t rows_hint)
-    : K_(std::max<int64_t>(K, 0)), N_(std::max<int64_t>(N, 0)) {
+PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb, int64_t rows_hint,
+                 GemmPrecision precision)
+    : K_(std::max<int64_t>(K, 0)), N_(std::max<int64_t>(N, 0)), precision_(precision) {
+  if (precision_ == GemmPrecision::bf16) {
+    panel_width_ = kBf16PanelCols;
+    row_layout_ = false;
+    const int64_t kp = bf16_padded_k(K_);
+    const size_t values = (size_t)(ceil_div(N_, kBf16PanelCols) * kp * kBf16PanelCols);
+    size_ = (values + 1) / 2;  // floats holding the bf16 values
+    data_ = std::unique_ptr<float[], AlignedFree>(alloc_floats(size_), AlignedFree{size_});
+    if (N_ > 0) pack_b_bf16(trans_b, B, ldb, K_, N_, kp, reinterpret_cast<uint16_t*>(data_.get()));
+    return;
+  }
   const KernelSet& ks = kernels_for_weights(N_, rows_hint);
   panel_width_ = ks.nr;
   row_layout_ = row_layout_for(N_, rows_hint);

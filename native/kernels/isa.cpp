@@ -10,6 +10,10 @@
 #if defined(AIOV_X86) && defined(__x86_64__)
 #include <cpuid.h>
 #endif
+#if defined(AIOV_X86) && defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace aiov {
 
@@ -46,6 +50,88 @@ Isa choose_isa() {
 Isa selected_isa() {
   static const Isa chosen = choose_isa();  // once; thread-safe static init
   return chosen;
+}
+
+#if defined(AIOV_X86) && defined(__x86_64__)
+namespace {
+uint32_t xcr0() {
+  uint32_t lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return lo;
+}
+// CPUID leaf 7, sub-leaf `sub`, or zeros where the CPU has no such leaf.
+void leaf7(unsigned sub, unsigned& eax, unsigned& ebx, unsigned& ecx, unsigned& edx) {
+  eax = ebx = ecx = edx = 0;
+  if (__get_cpuid_max(0, nullptr) >= 7) __cpuid_count(7, sub, eax, ebx, ecx, edx);
+}
+}  // namespace
+#endif
+
+Bf16Isa detect_bf16_isa() {
+#if defined(AIOV_X86) && defined(__x86_64__)
+  if (detect_isa() != Isa::avx512) return Bf16Isa::scalar;
+  unsigned eax, ebx, ecx, edx;
+  leaf7(1, eax, ebx, ecx, edx);
+  if (!(eax & (1u << 5))) return Bf16Isa::scalar;  // AVX512_BF16
+  leaf7(0, eax, ebx, ecx, edx);
+  const bool amx = (edx & (1u << 22)) && (edx & (1u << 24));    // AMX-BF16, AMX-TILE
+  const bool tile_state = (xcr0() & (3u << 17)) == (3u << 17);  // XTILECFG + XTILEDATA
+  return amx && tile_state ? Bf16Isa::amx : Bf16Isa::avx512_bf16;
+#else
+  return Bf16Isa::scalar;
+#endif
+}
+
+namespace {
+// Linux hands out the 8 KiB tile state only to processes that ask (5.16+); without the
+// permission the first tile instruction raises SIGILL.
+bool tile_permission() {
+#if defined(AIOV_X86) && defined(__x86_64__) && defined(__linux__)
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+
+Bf16Isa choose_bf16_isa() {
+  Bf16Isa limit = selected_isa() == Isa::avx512 ? Bf16Isa::amx : Bf16Isa::scalar;
+  const std::string cap = env_choice("AIOV_BF16_ISA", "amx");
+  if (cap == "scalar")
+    limit = Bf16Isa::scalar;
+  else if (cap == "avx512_bf16")
+    limit = std::min(limit, Bf16Isa::avx512_bf16);
+  Bf16Isa isa = std::min(detect_bf16_isa(), limit);
+  if (isa == Bf16Isa::amx && !tile_permission()) isa = Bf16Isa::avx512_bf16;
+  return isa;
+}
+}  // namespace
+
+Bf16Isa selected_bf16_isa() {
+  static const Bf16Isa chosen = choose_bf16_isa();
+  return chosen;
+}
+
+const char* bf16_isa_name(Bf16Isa isa) {
+  switch (isa) {
+    case Bf16Isa::amx:
+      return "amx";
+    case Bf16Isa::avx512_bf16:
+      return "avx512_bf16";
+    default:
+      return "scalar";
+  }
+}
+
+bool cpu_has_avx512_fp16() {
+#if defined(AIOV_X86) && defined(__x86_64__)
+  if (detect_isa() != Isa::avx512) return false;
+  unsigned eax, ebx, ecx, edx;
+  leaf7(0, eax, ebx, ecx, edx);
+  return edx & (1u << 23);
+#else
+  return false;
+#endif
 }
 
 const char* isa_name(Isa isa) {

@@ -18,4 +18,23 @@ Isa selected_isa();
 // "scalar", "avx2" or "avx512".
 const char* isa_name(Isa isa);
 
+// How bf16 products run (INFERENCE_PRECISION_HINT bf16): AMX tiles (TDPBF16PS), AVX512_BF16
+// dot products (VDPBF16PS), or bf16 values widened to f32 and multiplied (scalar: anywhere).
+enum class Bf16Isa { scalar = 0, avx512_bf16 = 1, amx = 2 };
+
+// What CPUID and XCR0 offer: amx needs AMX-TILE and AMX-BF16 with the tile state enabled by
+// the OS, and AVX512_BF16 (the packing converts with it); avx512_bf16 needs avx512 too.
+Bf16Isa detect_bf16_isa();
+
+// detect_bf16_isa(), lowered by AIOV_BF16_ISA=avx512_bf16|scalar, by AIOV_GEMM_ISA below
+// avx512, and to avx512_bf16 when Linux refuses the tile data permission
+// (arch_prctl ARCH_REQ_XCOMP_PERM, asked here once: tiles fault without it). Decided once.
+Bf16Isa selected_bf16_isa();
+
+// "scalar", "avx512_bf16" or "amx".
+const char* bf16_isa_name(Bf16Isa isa);
+
+// AVX512-FP16 (f16 arithmetic) with the zmm state enabled: what an f16 hint would need.
+bool cpu_has_avx512_fp16();
+
 }  // namespace aiov

@@ -55,6 +55,8 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
       st *= m[d];
     }
   }
+  // Under a bf16 hint both products take bf16 operands; the mask and softmax stay f32.
+  const GemmPrecision precision = gemm_precision(ctx.inference_precision);
   return [=](const KernelArgs& a) {
     const float* Q = a.in[0]->as<float>();
     const float* K = a.in[1]->as<float>();
@@ -69,7 +71,7 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
         const float* qh = Q + (b * Sq * H + h) * D;
         const float* kh = K + (b * Sk * H + h) * D;
         const float* vh = V + (b * Sk * H + h) * Dv;
-        sgemm(false, true, Sq, Sk, D, scale, qh, H * D, kh, H * D, 0.0f, scores.data(), Sk, nullptr);
+        gemm(precision, false, true, Sq, Sk, D, scale, qh, H * D, kh, H * D, 0.0f, scores.data(), Sk, nullptr);
         for (int64_t i = 0; i < Sq; ++i) {
           const float* mrow = M ? M + b * mstride[0] + h * mstride[1] + i * mstride[2] : nullptr;
           float* row = scores.data() + i * Sk;
@@ -81,8 +83,8 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
           }
           softmax_row(row, row, Sk);
         }
-        sgemm(false, false, Sq, Dv, Sk, 1.0f, scores.data(), Sk, vh, H * Dv, 0.0f, O + (b * Sq * H + h) * Dv, H * Dv,
-              nullptr);
+        gemm(precision, false, false, Sq, Dv, Sk, 1.0f, scores.data(), Sk, vh, H * Dv, 0.0f, O + (b * Sq * H + h) * Dv,
+             H * Dv, nullptr);
       }
     };
     if (a.ctx->pool && B * H > 1)

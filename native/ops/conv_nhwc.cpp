@@ -220,6 +220,13 @@ class ConvRuns final : public RunSource {
     return n_runs;
   }
 
+  // The whole input, when this group's channels are all of it (other groups would round the
+  // rest in vain).
+  Extent extent() const override {
+    if (cg_ != g_.C) return {};
+    return {x_, g_.N * g_.H * g_.W * g_.C};
+  }
+
  private:
   static const float* zeros() {
     alignas(64) static const float kZeros[kMaxRun] = {};
@@ -357,25 +364,30 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
                                    (scale.empty() ? "" : " scaled by node " + std::to_string(node.id));
   // Each group's filters as B [K, Og], packed once: row k of B holds, per output channel,
   // element element(k) of its [Cg, kh, kw] filter.
+  // Under a bf16 hint they are packed in bf16, and every GEMM path below runs bf16 products.
+  const GemmPrecision precision = gemm_precision(ctx.inference_precision);
   using GroupPanels = std::vector<std::unique_ptr<PackedB>>;
-  auto group_panels = [&](const std::string& what, int64_t rows_hint, auto element) {
-    const std::string recipe = what + filter_shape + " " + PackedB::layout(true, K, Og, K, rows_hint);
+  auto group_panels = [&](const std::string& what, int64_t rows_hint, auto element, GemmPrecision prec) {
+    const std::string recipe = what + filter_shape + " " + PackedB::layout(true, K, Og, K, rows_hint, prec);
     return ctx.derived<GroupPanels>(1, recipe, [&] {
       auto panels = std::make_shared<GroupPanels>();
       std::vector<float> wt((size_t)(Og * K));
       for (int64_t gi = 0; gi < group; ++gi) {
         for (int64_t o = 0; o < Og; ++o)
           for (int64_t k = 0; k < K; ++k) wt[o * K + k] = filter(gi * Og + o, element(k));
-        panels->push_back(std::make_unique<PackedB>(true, K, Og, wt.data(), K, rows_hint));
+        panels->push_back(std::make_unique<PackedB>(true, K, Og, wt.data(), K, rows_hint, prec));
       }
       return panels;
     });
   };
 
   if (planar) {
-    // K ordered (ky, c, kx), in panels (what a grid needs) however small the image.
-    auto packed = group_panels("planar conv panels", PackedB::kTallA,
-                               [&](int64_t k) { return ConvPlanes::filter_index(g, Cg, k); });
+    // K ordered (ky, c, kx), in panels (what a grid needs) however small the image. Always
+    // f32: the f32 tiles read the image in place, where bf16 would gather and round every
+    // element first, and a stem's few channels make it a small share of a model's products.
+    auto packed = group_panels(
+        "planar conv panels", PackedB::kTallA, [&](int64_t k) { return ConvPlanes::filter_index(g, Cg, k); },
+        GemmPrecision::f32);
     auto offsets = std::make_shared<const std::vector<int64_t>>(ConvPlanes::column_offsets(g, Cg));
     return [g, packed, offsets, output, O, Cg, Og, M](const KernelArgs& a) {
       for (size_t gi = 0; gi < packed->size(); ++gi) {
@@ -400,7 +412,8 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     };
   }
 
-  if (group == 1 && winograd_enabled() && Winograd2x3::worthwhile(g, O)) {
+  // Winograd's transformed products are f32; bf16 tiles beat its saved multiplications.
+  if (group == 1 && precision == GemmPrecision::f32 && winograd_enabled() && Winograd2x3::worthwhile(g, O)) {
     const std::string recipe = "winograd F(2x2,3x3) stride " + std::to_string(g.sh) + filter_shape;
     auto transformed = ctx.derived<WinogradFilters>(
         1, recipe, [&] { return std::make_shared<WinogradFilters>(g.sh, g.C, O, filters, scale); });
@@ -411,7 +424,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   }
 
   // Dense (per group): K ordered (ky, kx, c), the NHWC input's order.
-  auto packed = group_panels("conv panels", M, [&](int64_t k) { return k % Cg * taps + k / Cg; });
+  auto packed = group_panels("conv panels", M, [&](int64_t k) { return k % Cg * taps + k / Cg; }, precision);
   const bool direct = taps == 1 && group == 1 && g.sh == 1 && g.sw == 1 && w.pad_begin[0] == 0 && w.pad_begin[1] == 0 &&
                       w.pad_end[0] == 0 && w.pad_end[1] == 0;
   const bool in_place = read_in_place(g, Cg, direct, packed->front()->row_layout());

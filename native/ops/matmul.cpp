@@ -115,8 +115,9 @@ MatMulGeometry geometry(const Dims& sa, const Dims& sb, const Dims& so, bool ta,
 // Input 1 (constant weights) packed for rows of A, once per compiled model.
 std::shared_ptr<const PackedB> packed_weights(const PrepareContext& ctx, bool tb, int64_t K, int64_t N, int64_t ldb,
                                               int64_t rows) {
-  return ctx.derived<PackedB>(1, "PackedB " + PackedB::layout(tb, K, N, ldb, rows), [&] {
-    return std::make_shared<PackedB>(tb, K, N, static_cast<const float*>(ctx.in[1].data), ldb, rows);
+  const GemmPrecision precision = gemm_precision(ctx.inference_precision);
+  return ctx.derived<PackedB>(1, "PackedB " + PackedB::layout(tb, K, N, ldb, rows, precision), [&] {
+    return std::make_shared<PackedB>(tb, K, N, static_cast<const float*>(ctx.in[1].data), ldb, rows, precision);
   });
 }
 
@@ -136,7 +137,8 @@ KernelFn prepare_f32(const PrepareContext& ctx, const MatMulGeometry& g) {
                    k.ctx->max_threads);
     };
   }
-  return [g, lda, ldb](const KernelArgs& k) {
+  const GemmPrecision precision = gemm_precision(ctx.inference_precision);
+  return [g, lda, ldb, precision](const KernelArgs& k) {
     const float* A = k.in[0]->as<float>();
     const float* B = k.in[1]->as<float>();
     float* C = k.out[0]->as<float>();
@@ -148,15 +150,15 @@ KernelFn prepare_f32(const PrepareContext& ctx, const MatMulGeometry& g) {
           g.batches, 1,
           [&](int64_t s, int64_t e) {
             for (int64_t i = s; i < e; ++i)
-              sgemm(g.ta, g.tb, g.M, g.N, g.K, 1.0f, A + g.a_off[i], lda, B + g.b_off[i], ldb, 0.0f, C + i * c_mat, g.N,
-                    nullptr);
+              gemm(precision, g.ta, g.tb, g.M, g.N, g.K, 1.0f, A + g.a_off[i], lda, B + g.b_off[i], ldb, 0.0f,
+                   C + i * c_mat, g.N, nullptr);
           },
           k.ctx->max_threads);
       return;
     }
     for (int64_t i = 0; i < g.batches; ++i)
-      sgemm(g.ta, g.tb, g.M, g.N, g.K, 1.0f, A + g.a_off[i], lda, B + g.b_off[i], ldb, 0.0f, C + i * c_mat, g.N,
-            k.ctx->pool, k.ctx->max_threads);
+      gemm(precision, g.ta, g.tb, g.M, g.N, g.K, 1.0f, A + g.a_off[i], lda, B + g.b_off[i], ldb, 0.0f, C + i * c_mat,
+           g.N, k.ctx->pool, k.ctx->max_threads);
   };
 }
 

@@ -94,7 +94,7 @@ ValueSlot slot(ValueSlot::Kind kind, ElementType type, const Dims& shape) {
 // every input is known at plan time (or the op reads only shapes), else a step of the plan
 // writing them to the arena. Returns true when the step emits outputs whose shapes only a run
 // finds (a data-dependent op): the stage ends there.
-bool schedule_node(const Node& n, PlanValues& values, SharedWeights& shared) {
+bool schedule_node(const Node& n, PlanValues& values, SharedWeights& shared, ElementType precision) {
   ShapePlan& plan = values.plan;
   const OpDef& def = OpRegistry::instance().get(n.op);
   std::vector<TensorView> in_views(n.inputs.size());
@@ -135,6 +135,7 @@ bool schedule_node(const Node& n, PlanValues& values, SharedWeights& shared) {
     }
     return false;
   }
+  pctx.inference_precision = precision;
   Step step{&n, def.aliases_input0 ? KernelFn() : def.prepare(pctx), {}, {}};
   for (const auto& in : n.inputs) step.ins.push_back(values.id(in));
   for (const TensorView& out : pctx.out) {
@@ -173,7 +174,7 @@ void record_resume(const std::vector<NodePtr>& order, size_t stop, const std::ve
 // or made a step, until a step emits data-dependent shapes (see PlanResume).
 void schedule(const std::vector<NodePtr>& order, size_t start, const std::vector<NodePtr>& parameters,
               const std::vector<Value>& graph_outputs, const std::vector<const void*>& keyed, SharedWeights& shared,
-              PlanValues& values) {
+              PlanValues& values, ElementType precision) {
   ShapePlan& plan = values.plan;
   std::unordered_map<const Node*, int> param_index;
   for (size_t i = 0; i < parameters.size(); ++i) param_index[parameters[i].get()] = (int)i;
@@ -190,7 +191,7 @@ void schedule(const std::vector<NodePtr>& order, size_t start, const std::vector
       ValueSlot s = slot(ValueSlot::kConstant, n.outputs[0].type, n.outputs[0].shape.dims);
       s.constant = n.constant->data();
       values.add(s, -1, true, true);
-    } else if (schedule_node(n, values, shared)) {
+    } else if (schedule_node(n, values, shared, precision)) {
       record_resume(order, pos, graph_outputs, values);
       return;
     }
@@ -310,7 +311,7 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
   plan->input_shapes.assign(key.begin(), key.begin() + graph_.parameters.size());
   const std::vector<const void*> keyed = keyed_input_values(key, value_keyed_, *plan);
   PlanValues values{*plan, {}, {}, {}, {}};
-  schedule(order_, 0, graph_.parameters, graph_.outputs, keyed, shared_weights_, values);
+  schedule(order_, 0, graph_.parameters, graph_.outputs, keyed, shared_weights_, values, options_.inference_precision);
   place_values(*plan, values, graph_.outputs);
   return plan;
 }
@@ -341,7 +342,8 @@ std::shared_ptr<ShapePlan> CompiledModel::build_continuation(const std::vector<D
   for (size_t o = 0; o < emitted; ++o) plan->values[resume.emitted[o]].shape = key[key.size() - 1 - emitted + o];
   for (size_t i = 0; i < resume.value_of_node.size(); ++i) values.first[order_[i].get()] = resume.value_of_node[i];
   const std::vector<const void*> keyed = keyed_input_values(key, value_keyed_, *plan);
-  schedule(order_, resume.next_node, graph_.parameters, graph_.outputs, keyed, shared_weights_, values);
+  schedule(order_, resume.next_node, graph_.parameters, graph_.outputs, keyed, shared_weights_, values,
+           options_.inference_precision);
   place_values(*plan, values, graph_.outputs);
   return plan;
 }

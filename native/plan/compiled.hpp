@@ -20,6 +20,8 @@ struct CompileOptions {
   // Bytes of plan-owned memory (folded constants, keys) the plan cache may keep; least
   // recently used plans go first. The newest plan is kept even when it alone is larger.
   size_t plan_cache_bytes = default_plan_cache_bytes();
+  // What matrix products compute in (PrepareContext::inference_precision): f32 or bf16.
+  ElementType inference_precision = ElementType::f32;
 };
 
 // Where a value's bytes live while a plan runs. kEmitted: memory a data-dependent step

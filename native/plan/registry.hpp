@@ -53,6 +53,9 @@ struct PrepareContext {
   SharedWeights* shared = nullptr;
   // Per input: the data is one of the model's constants (the same bytes in every plan).
   std::vector<bool> in_model_constant;
+  // The precision matrix products may compute in (INFERENCE_PRECISION_HINT): f32, or bf16
+  // for GEMM-based kernels that offer it. Always f32 while folding constants.
+  ElementType inference_precision = ElementType::f32;
 
   // What `make` derives from input `input`'s constant data, built once per compiled model
   // when the input is a model constant (see SharedWeights::get for `recipe`), else now.

@@ -68,6 +68,7 @@ def test_info_describes_the_engine():
     assert engine["version"] == ov.__version__
     assert 1 <= engine["workers"] and 1 <= engine["usable_cpus"] <= (os.cpu_count() or 1)
     assert engine["gemm_isa"] in ("scalar", "avx2", "avx512")
+    assert engine["gemm_bf16_isa"] in ("scalar", "avx512_bf16", "amx")
     assert engine["completion_port"] in ("eventfd", "pipe")
 
 

@@ -1,0 +1,209 @@
+// bf16 GEMM kernels for x86: AMX tiles (TDPBF16PS, 2 x 2 tiles of 16 x 16 f32 per call) and
+// AVX512_BF16 dot products (VDPBF16PS, up to 12 rows x 32 columns in zmm accumulators),
+// with the f32 -> bf16 rounding both use to pack A, and the merge into C. Compiled with
+// AVX-512, AVX512_BF16 and (when the compiler has them) AMX flags; only reached after the
+// dispatcher saw the instructions in CPUID/XCR0 and Linux granted the tile state.
+// Everything here stays in an anonymous namespace (see gemm_avx512.cpp).
+#include "kernels/gemm_bf16.hpp"
+
+#if defined(AIOV_X86) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512BF16__)
+#include <immintrin.h>
+
+#include <cstring>
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace aiov {
+namespace gemm_detail {
+namespace {
+
+#define AIOV_UNROLL _Pragma("GCC unroll 16")
+
+[[gnu::always_inline]] inline __mmask16 head_mask(int n) {
+  return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1u);
+}
+
+// Row r, vector v (columns 16v ..) of the tile's result x merged into C as the f32 tiles do:
+// x (+ beta * C) (+ bias) (+ residual), clamped with NaN kept, stored under the column mask.
+[[gnu::always_inline]] inline void merge_vec(__m512 x, const Tile& o, int r, int v) {
+  const __mmask16 m = head_mask(o.cols - 16 * v);
+  float* c = o.c + r * o.ldc + 16 * v;
+  if (o.load_c) x = _mm512_fmadd_ps(_mm512_set1_ps(o.beta), _mm512_maskz_loadu_ps(m, c), x);
+  if (o.bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, o.bias + 16 * v));
+  if (o.residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, o.residual + r * o.ld_residual + 16 * v));
+  if (o.clamp) {  // max/min return their second operand for a NaN: x stays NaN
+    x = _mm512_max_ps(_mm512_set1_ps(o.lo), x);
+    x = _mm512_min_ps(_mm512_set1_ps(o.hi), x);
+  }
+  _mm512_mask_storeu_ps(c, m, x);
+}
+
+// Round to nearest even (VCVTNEPS2BF16; NaN stays NaN, denormals become zero).
+void convert(const float* src, int64_t n, float scale, uint16_t* dst) {
+  const __m512 s = _mm512_set1_ps(scale);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 x = _mm512_loadu_ps(src + i);
+    if (scale != 1.0f) x = _mm512_mul_ps(x, s);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), (__m256i)_mm512_cvtneps_pbh(x));
+  }
+  if (i < n) {
+    const __mmask16 m = head_mask((int)(n - i));
+    __m512 x = _mm512_maskz_loadu_ps(m, src + i);
+    if (scale != 1.0f) x = _mm512_mul_ps(x, s);
+    _mm256_mask_storeu_epi16(dst + i, m, (__m256i)_mm512_cvtneps_pbh(x));
+  }
+}
+
+// ---- AVX512_BF16 ----------------------------------------------------------------------
+// R rows x NV zmm of columns: per pair of K, NV panel loads and R broadcasts of a row's
+// pair feed R * NV dot products (24 accumulators at R = 12, NV = 2).
+constexpr int kDpMR = 12;
+
+template <int R, int NV>
+void dp_rows(const Bf16Tile& t) {
+  __m512 acc[R][NV];
+  AIOV_UNROLL for (int r = 0; r < R; ++r) AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  const uint16_t* b0 = t.b;
+  const uint16_t* b1 = t.b + t.b_panel_stride;
+  const uint16_t* a = t.a;
+  const int64_t lda = t.lda, pairs = t.kp / 2;
+  for (int64_t kk = 0; kk < pairs; ++kk) {
+    __m512bh bv[NV];
+    bv[0] = (__m512bh)_mm512_loadu_si512(b0 + kk * 2 * kBf16PanelCols);
+    if (NV > 1) bv[NV - 1] = (__m512bh)_mm512_loadu_si512(b1 + kk * 2 * kBf16PanelCols);
+    AIOV_UNROLL for (int r = 0; r < R; ++r) {
+      int32_t pair;
+      std::memcpy(&pair, a + r * lda + 2 * kk, sizeof pair);
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
+    }
+  }
+  AIOV_UNROLL for (int r = 0; r < R; ++r) AIOV_UNROLL for (int v = 0; v < NV; ++v) merge_vec(acc[r][v], t.out, r, v);
+}
+
+template <int NV>
+void dp_tile_cols(const Bf16Tile& t) {
+  switch (t.out.rows) {
+#define AIOV_DP_ROWS(R) \
+  case R:               \
+    return dp_rows<R, NV>(t);
+    AIOV_DP_ROWS(1)
+    AIOV_DP_ROWS(2)
+    AIOV_DP_ROWS(3)
+    AIOV_DP_ROWS(4)
+    AIOV_DP_ROWS(5)
+    AIOV_DP_ROWS(6)
+    AIOV_DP_ROWS(7)
+    AIOV_DP_ROWS(8)
+    AIOV_DP_ROWS(9)
+    AIOV_DP_ROWS(10)
+    AIOV_DP_ROWS(11)
+#undef AIOV_DP_ROWS
+    default:
+      return dp_rows<kDpMR, NV>(t);
+  }
+}
+
+void dp_tile(const Bf16Tile& t) {
+  if (t.out.cols > kBf16PanelCols)
+    dp_tile_cols<2>(t);
+  else
+    dp_tile_cols<1>(t);
+}
+
+const Bf16KernelSet kAvx512Bf16{"avx512_bf16", kDpMR, &dp_tile, &convert, nullptr, nullptr};
+
+// ---- AMX --------------------------------------------------------------------------------
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__)
+
+// Palette 1, every tile 16 rows x 64 bytes: C tiles 0-3 (16 x 16 f32), A tiles 4-5
+// (16 rows x 32 bf16), B tiles 6-7 (16 pairs of K x 16 columns).
+struct alignas(64) TileConfig {
+  uint8_t palette;
+  uint8_t start_row;
+  uint8_t reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+// In static storage, written out in full: GCC's _tile_loadconfig tells the compiler it reads
+// only the first 8 bytes, so a configuration filled in on the stack lost its stores.
+const TileConfig kTileConfig{1, 0, {}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
+
+void amx_begin() {
+  __asm__ volatile("" ::: "memory");
+  _tile_loadconfig(&kTileConfig);
+}
+
+void amx_end() { _tile_release(); }
+
+// Up to 32 rows (two A tiles) x 32 columns (two B tiles): TWO_ROWS / TWO_COLS say whether
+// the second tile of each is needed.
+template <bool TWO_ROWS, bool TWO_COLS>
+void amx_tiles(const Bf16Tile& t) {
+  _tile_zero(0);
+  if (TWO_COLS) _tile_zero(1);
+  if (TWO_ROWS) _tile_zero(2);
+  if (TWO_ROWS && TWO_COLS) _tile_zero(3);
+  const long a_bytes = (long)(t.lda * 2);
+  const uint16_t* a1 = t.a + 16 * t.lda;
+  const uint16_t* b1 = t.b + t.b_panel_stride;
+  for (int64_t k = 0; k < t.kp; k += kBf16KStep) {
+    const int64_t bk = k * kBf16PanelCols;  // 16 pairs x 16 columns x 2 per K step
+    _tile_loadd(4, t.a + k, a_bytes);
+    _tile_loadd(6, t.b + bk, 64);
+    if (TWO_COLS) _tile_loadd(7, b1 + bk, 64);
+    if (TWO_ROWS) _tile_loadd(5, a1 + k, a_bytes);
+    _tile_dpbf16ps(0, 4, 6);
+    if (TWO_COLS) _tile_dpbf16ps(1, 4, 7);
+    if (TWO_ROWS) _tile_dpbf16ps(2, 5, 6);
+    if (TWO_ROWS && TWO_COLS) _tile_dpbf16ps(3, 5, 7);
+  }
+  alignas(64) float acc[32 * 32];
+  _tile_stored(0, acc, 128);
+  if (TWO_COLS) _tile_stored(1, acc + 16, 128);
+  if (TWO_ROWS) _tile_stored(2, acc + 16 * 32, 128);
+  if (TWO_ROWS && TWO_COLS) _tile_stored(3, acc + 16 * 32 + 16, 128);
+  const int vecs = TWO_COLS ? 2 : 1;
+  for (int r = 0; r < t.out.rows; ++r)
+    for (int v = 0; v < vecs; ++v) merge_vec(_mm512_load_ps(acc + r * 32 + 16 * v), t.out, r, v);
+}
+
+void amx_tile(const Bf16Tile& t) {
+  const bool two_rows = t.out.rows > 16, two_cols = t.out.cols > kBf16PanelCols;
+  if (two_rows && two_cols)
+    amx_tiles<true, true>(t);
+  else if (two_rows)
+    amx_tiles<true, false>(t);
+  else if (two_cols)
+    amx_tiles<false, true>(t);
+  else
+    amx_tiles<false, false>(t);
+}
+
+const Bf16KernelSet kAmx{"amx", 32, &amx_tile, &convert, &amx_begin, &amx_end};
+#endif
+
+}  // namespace
+
+const Bf16KernelSet* avx512_bf16_kernels() { return &kAvx512Bf16; }
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__)
+const Bf16KernelSet* amx_bf16_kernels() { return &kAmx; }
+#else
+const Bf16KernelSet* amx_bf16_kernels() { return nullptr; }
+#endif
+
+}  // namespace gemm_detail
+}  // namespace aiov
+
+#else
+namespace aiov {
+namespace gemm_detail {
+const Bf16KernelSet* avx512_bf16_kernels() { return nullptr; }
+const Bf16KernelSet* amx_bf16_kernels() { return nullptr; }
+}  // namespace gemm_detail
+}  // namespace aiov
+#endif

@@ -1,0 +1,123 @@
+"""bf16 products (INFERENCE_PRECISION_HINT bf16) on every path the dispatcher can pick: AMX
+tiles, AVX512_BF16 dot products and the portable loops. Each runs in a subprocess capped
+with AIOV_BF16_ISA (skipped where the CPU lacks it), reports which kernels ran, and is
+checked two ways: against a float64 product of the operands rounded to bf16 (the kernels'
+only rounding is the operands', so that is tight), and, through models, against f32 within a
+bf16 tolerance. The shapes cross every edge of the tiles (M, N, K off the 16/32 multiples,
+odd K, one row or column), the epilogues, both thread counts, and every source of A the
+convolutions use (matrix, rows, runs, grids)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = r"""
+import json, os, sys, numpy as np, aiov as ov
+sys.path.insert(0, os.environ["AIOV_TESTS"])
+import model_builders as zoo
+T = ov._core._testing
+
+def bf16(x):
+    # Round to nearest even, as the kernels round their operands.
+    b = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    b = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) << 16
+    return b.astype(np.uint32).view(np.float32)
+
+rng = np.random.default_rng(0)
+exact = 0.0  # against the bf16-rounded operands' product
+for m, k, n, ta, tb in [(1, 1, 1, 0, 0), (1, 7, 3, 0, 0), (2, 33, 17, 0, 1), (17, 31, 33, 1, 0),
+                        (16, 32, 16, 0, 0), (31, 64, 47, 1, 1), (33, 65, 32, 0, 0), (100, 333, 70, 0, 1),
+                        (65, 1, 5, 0, 0), (257, 96, 129, 0, 0), (40, 512, 48, 0, 0),
+                        # large enough to split over 2 threads: a few row blocks (A rounded
+                        # once and shared), then many (whole blocks per thread)
+                        (300, 700, 200, 0, 0), (2000, 64, 48, 0, 1)]:
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+    oa, ob = (a.T if ta else a), (b.T if tb else b)
+    bias = rng.standard_normal(n).astype(np.float32)
+    res = rng.standard_normal((m, n)).astype(np.float32)
+    ref = bf16(oa).astype(np.float64) @ bf16(ob).astype(np.float64)
+    scale = np.max(np.abs(ref)) + 1
+    for threads in (1, 2):
+        got = np.asarray(T.gemm(a, b, bool(ta), bool(tb), threads=threads, precision="bf16"))
+        exact = max(exact, float(np.max(np.abs(got - ref)) / scale))
+        got = np.asarray(T.gemm(a, b, bool(ta), bool(tb), alpha=0.5, beta=2.0, c=res, threads=threads,
+                                precision="bf16"))
+        exact = max(exact, float(np.max(np.abs(got - (0.5 * bf16(oa).astype(np.float64) @ bf16(ob) + 2 * res))) / scale))
+        if not ta:
+            got = np.asarray(T.gemm_packed(a, b, False, bool(tb), bias=bias, residual=res, activation="relu",
+                                           threads=threads, precision="bf16"))
+            exact = max(exact, float(np.max(np.abs(got - np.maximum(ref + bias + res, 0))) / scale))
+            got = np.asarray(T.gemm_packed(a, b, False, bool(tb), activation="sigmoid", threads=threads,
+                                           precision="bf16"))
+            exact = max(exact, float(np.max(np.abs(got - 1 / (1 + np.exp(-ref))))))
+
+# Models: bf16 against f32, every convolution path (runs, rows, planar grids, direct 1x1,
+# grouped), MatMul against constant and computed weights, attention.
+g = zoo.GraphBuilder(3)
+y1 = g.conv_bn("x", 16, 40, 3, 2, act="relu")
+y2 = g.op("Relu", [g.op("Add", [g.conv_bn(y1, 40, 40, 3, 1, group=2, act=None), y1])])
+g.op("Sigmoid", [g.conv_bn(g.conv_bn(y2, 40, 24, 5, 2, act=None), 24, 20, 1, 1, act="relu")])
+convs = g.model([zoo.image_input(16, 45)])
+g = zoo.GraphBuilder(5)
+g.conv_bn(g.conv_bn("x", 3, 40, 3, 1, act="relu"), 40, 8, 3, 1, act=None)
+planar = g.model([zoo.image_input(3, 37)])
+cases = [(convs, {"x": rng.standard_normal((2, 16, 45, 45)).astype(np.float32)}),
+         (planar, {"x": rng.standard_normal((2, 3, 37, 37)).astype(np.float32)}),
+         (zoo.resnet50(blocks=(1, 1), width=8, classes=5), {"x": rng.standard_normal((2, 3, 24, 24)).astype(np.float32)}),
+         (zoo.mobilenet_v2(settings=((1, 8, 1, 1), (6, 12, 2, 2)), classes=5),
+          {"x": rng.standard_normal((1, 3, 20, 20)).astype(np.float32)}),
+         (zoo.bert_encoder(hidden=32, heads=4, layers=1), zoo.bert_feeds(2, 7, 32)),
+         (zoo.mlp(sizes=(1500, 70, 5)), {"x": rng.standard_normal((40, 1500)).astype(np.float32)})]
+loose = 0.0  # bf16 against f32
+for proto, feeds in cases:
+    data = proto.SerializeToString()
+    ref = ov.compile_model(data, config={"INFERENCE_PRECISION_HINT": "f32"})(feeds)[0]
+    compiled = ov.compile_model(data, config={"INFERENCE_PRECISION_HINT": "bf16"})
+    assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "bf16"
+    got = compiled(feeds)[0]
+    loose = max(loose, float(np.max(np.abs(got - ref)) / (np.max(np.abs(ref)) + 1e-30)))
+print(json.dumps({"isa": ov._core.gemm_bf16_isa(), "exact": exact, "loose": loose}))
+"""
+
+ISAS = ["scalar", "avx512_bf16", "amx"]  # each includes the ones before it
+TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cpu_bf16_isa():
+    import aiov
+
+    return aiov._core.cpu_bf16_isa()
+
+
+@pytest.mark.parametrize("isa", ISAS[::-1])
+def test_bf16_path_matches_reference(isa):
+    if ISAS.index(isa) > ISAS.index(cpu_bf16_isa()):
+        pytest.skip(f"this CPU has no {isa}")
+    env = dict(os.environ, AIOV_BF16_ISA=isa, AIOV_TESTS=TESTS_DIR)
+    env.pop("AIOV_GEMM_ISA", None)
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["isa"] == isa  # the forced path is the one that ran
+    assert result["exact"] < 1e-5
+    # bf16 keeps 8 bits of mantissa: products of a few layers agree with f32 to about 1%.
+    assert 0 < result["loose"] < 5e-2
+
+
+def test_gemm_isa_cap_lowers_bf16_to_portable():
+    # AIOV_GEMM_ISA below avx512 leaves no bf16 instructions to use: the portable loops run.
+    env = dict(os.environ, AIOV_GEMM_ISA="avx2")
+    env.pop("AIOV_BF16_ISA", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import aiov; print(aiov._core.gemm_bf16_isa())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-1] == "scalar"
