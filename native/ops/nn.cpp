@@ -360,28 +360,75 @@ std::vector<PortInfo> infer_lrn(const InferContext& c) {
   return {c.in[0]};
 }
 
+// One block of `len` pixels of one image, every channel. The pixels of a channel are
+// contiguous, so each channel's window sum of squares is a vector loop over the block, reading
+// rows still in L1 from the channels before. The sum is taken afresh for every channel (a few
+// adds for the usual sizes): a running sum would carry the rounding of large squares into the
+// windows after them.
+constexpr int64_t kLrnBlock = 256;
+
+struct LrnParams {
+  int64_t C, inner, before, after;
+  float bias, scale, beta;  // scale: alpha / size
+};
+
+// Channel c of the block: y = x * (bias + scale * sum)^-beta, with x^-0.75 as
+// rsqrt(t) * sqrt(rsqrt(t)) and the other usual betas without pow.
+AIOV_MULTIVERSION void lrn_channel(const LrnParams& p, const float* __restrict x, float* __restrict y, int64_t c,
+                                   int64_t len) {
+  alignas(64) float t[kLrnBlock];
+  const int64_t lo = std::max<int64_t>(0, c - p.before), hi = std::min(p.C - 1, c + p.after);
+  for (int64_t i = 0; i < len; ++i) t[i] = 0.0f;
+  for (int64_t cc = lo; cc <= hi; ++cc) {
+    const float* __restrict row = x + cc * p.inner;
+    for (int64_t i = 0; i < len; ++i) t[i] += row[i] * row[i];
+  }
+  const float* __restrict xc = x + c * p.inner;
+  float* __restrict yc = y + c * p.inner;
+  const float bias = p.bias, scale = p.scale, beta = p.beta;
+  if (beta == 0.75f) {
+    for (int64_t i = 0; i < len; ++i) {
+      const float r = 1.0f / std::sqrt(bias + scale * t[i]);
+      yc[i] = xc[i] * r * std::sqrt(r);
+    }
+  } else if (beta == 0.5f) {
+    for (int64_t i = 0; i < len; ++i) yc[i] = xc[i] / std::sqrt(bias + scale * t[i]);
+  } else if (beta == 1.0f) {
+    for (int64_t i = 0; i < len; ++i) yc[i] = xc[i] / (bias + scale * t[i]);
+  } else {
+    for (int64_t i = 0; i < len; ++i) yc[i] = xc[i] * std::pow(bias + scale * t[i], -beta);
+  }
+}
+
 KernelFn prepare_lrn(const PrepareContext& ctx) {
   if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32");
   const Dims& s = ctx.in[0].shape;
-  int64_t N = s[0], C = s[1], inner = 1;
-  for (size_t d = 2; d < s.size(); ++d) inner *= s[d];
-  int64_t size = ctx.node.attr_int("size");
-  double alpha = ctx.node.attr_float("alpha"), beta = ctx.node.attr_float("beta"), bias = ctx.node.attr_float("bias");
-  int64_t before = (size - 1) / 2, after = size - 1 - before;
-  return [=](const KernelArgs& a) {
+  LrnParams p{};
+  const int64_t N = s[0];
+  p.C = s[1];
+  p.inner = 1;
+  for (size_t d = 2; d < s.size(); ++d) p.inner *= s[d];
+  const int64_t size = ctx.node.attr_int("size");
+  p.before = (size - 1) / 2;
+  p.after = size - 1 - p.before;
+  p.bias = (float)ctx.node.attr_float("bias");
+  p.scale = (float)(ctx.node.attr_float("alpha") / (double)size);
+  p.beta = (float)ctx.node.attr_float("beta");
+  // Small images get narrower blocks, so that a single one still spreads over the threads.
+  const int64_t block = std::min(kLrnBlock, std::max<int64_t>(16, (p.inner / 4 + 15) / 16 * 16));
+  const int64_t blocks = (p.inner + block - 1) / block;
+  return [p, N, block, blocks](const KernelArgs& a) {
+    if (N == 0 || p.C == 0 || p.inner == 0) return;
     const float* x = a.in[0]->as<float>();
     float* y = a.out[0]->as<float>();
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t i = 0; i < inner; ++i) {
-          double sq = 0;
-          for (int64_t cc = std::max<int64_t>(0, c - before); cc <= std::min(C - 1, c + after); ++cc) {
-            double v = x[(n * C + cc) * inner + i];
-            sq += v * v;
-          }
-          int64_t at = (n * C + c) * inner + i;
-          y[at] = (float)(x[at] / std::pow(bias + alpha / (double)size * sq, beta));
-        }
+    for_rows(*a.ctx, N * blocks, p.C * block, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t n = r / blocks, i0 = (r % blocks) * block;
+        const int64_t at = n * p.C * p.inner + i0;
+        const int64_t len = std::min(block, p.inner - i0);
+        for (int64_t c = 0; c < p.C; ++c) lrn_channel(p, x + at, y + at, c, len);
+      }
+    });
   };
 }
 
