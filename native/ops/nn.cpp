@@ -208,6 +208,13 @@ std::vector<PortInfo> infer_batch_norm(const InferContext& c) {
   return {c.in[0]};
 }
 
+AIOV_MULTIVERSION void scale_shift(const float* __restrict x, float* __restrict y, int64_t n, float scale,
+                                   float shift) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale + shift;
+}
+
+// Only where the optimizer is off or the parameters are not constants: otherwise a convolution
+// takes the BatchNorm in, or it runs as a per-channel Multiply and Add in an elementwise chain.
 KernelFn prepare_batch_norm(const PrepareContext& ctx) {
   if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32");
   const Dims& s = ctx.in[0].shape;
@@ -219,14 +226,13 @@ KernelFn prepare_batch_norm(const PrepareContext& ctx) {
     const float *g = a.in[1]->as<float>(), *b = a.in[2]->as<float>(), *m = a.in[3]->as<float>(),
                 *v = a.in[4]->as<float>();
     float* y = a.out[0]->as<float>();
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t c = 0; c < C; ++c) {
-        float scale = (float)(g[c] / std::sqrt((double)v[c] + eps));
-        float shift = b[c] - m[c] * scale;
-        const float* p = x + (n * C + c) * inner;
-        float* q = y + (n * C + c) * inner;
-        for (int64_t i = 0; i < inner; ++i) q[i] = p[i] * scale + shift;
+    for_rows(*a.ctx, N * C, inner, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t c = r % C;
+        const float scale = (float)(g[c] / std::sqrt((double)v[c] + eps));
+        scale_shift(x + r * inner, y + r * inner, inner, scale, b[c] - m[c] * scale);
       }
+    });
   };
 }
 

@@ -48,6 +48,11 @@ def conv(x, cin, cout, k=3):
     )
 
 
+def batch_norm(y, c):
+    positive = lambda: ops.constant(RNG.uniform(0.5, 1.5, c).astype(np.float32))  # noqa: E731
+    return ops.batch_norm_inference(y, positive(), ops.constant(randn(c)), ops.constant(randn(c)), positive(), 1e-5)
+
+
 # ---- the pass list --------------------------------------------------------------------------
 
 
@@ -93,10 +98,7 @@ def test_recognise_gelu_in_both_forms(monkeypatch):
 def test_convolutions_to_nhwc_fold_batchnorm_and_channel_ops(monkeypatch):
     c = 8
     x = ops.parameter([2, c, 7, 7], np.float32, name="x")
-    positive = lambda: ops.constant(RNG.uniform(0.5, 1.5, c).astype(np.float32))  # noqa: E731
-    y = ops.batch_norm_inference(
-        conv(x, c, c), positive(), ops.constant(randn(c)), ops.constant(randn(c)), positive(), 1e-5
-    )
+    y = batch_norm(conv(x, c, c), c)
     y = ops.multiply(y, ops.constant(randn(1, c, 1, 1)))
     y = ops.subtract(y, ops.constant(randn(c, 1, 1)))
     model = ov.Model([y], [x])
@@ -105,6 +107,28 @@ def test_convolutions_to_nhwc_fold_batchnorm_and_channel_ops(monkeypatch):
         "aiov.FusedConv",
         "Transpose",
     ]
+
+
+def test_batch_norms_to_scale_shift_after_concat_run_with_their_activation(monkeypatch):
+    # DenseNet's pre-activation: BatchNorm and Relu after a Concat, which no convolution folds.
+    c = 6
+    x = ops.parameter([2, c, 7, 5], np.float32, name="x")
+    y = ops.relu(batch_norm(ops.concat([x, conv(x, c, c)], 1), 2 * c))
+    model = ov.Model([conv(y, 2 * c, 4)], [x])
+    steps = steps_and_check(model, [randn(2, c, 7, 5)], monkeypatch, tol=1e-4)
+    assert "BatchNormInference" not in steps and "Relu" not in steps, steps
+    assert steps.count("aiov.ElementwiseChain") == 1, steps
+
+
+def test_batch_norms_to_scale_shift_stay_inside_a_convolution_region(monkeypatch):
+    # Relu then BatchNorm between two convolutions: the BatchNorm cannot fold into the first,
+    # and as a per-channel scale and shift the layout changes around it cancel.
+    c = 8
+    x = ops.parameter([1, c, 9, 9], np.float32, name="x")
+    y = batch_norm(ops.relu(conv(x, c, c)), c)
+    model = ov.Model([conv(y, c, c)], [x])
+    steps = steps_and_check(model, [randn(1, c, 9, 9)], monkeypatch, tol=1e-4)
+    assert steps.count("Transpose") == 2 and "BatchNormInference" not in steps, steps
 
 
 def test_sink_layout_changes_between_convolutions(monkeypatch):
