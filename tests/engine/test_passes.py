@@ -132,19 +132,21 @@ def test_batch_norms_to_scale_shift_stay_inside_a_convolution_region(monkeypatch
 
 
 def test_sink_layout_changes_between_convolutions(monkeypatch):
-    # Abs, pooling and a kept-dims reduction work on NHWC data: the transposes back to NCHW
+    # Abs, pooling, LRN and a kept-dims reduction work on NHWC data: the transposes back to NCHW
     # after the first convolution and to NHWC before the second cancel.
     c = 8
     x = ops.parameter([1, c, 9, 9], np.float32, name="x")
     y = ops.absolute(conv(x, c, c))
     y = ops.max_pool(y, [2, 2], [1, 1], [0, 0], [0, 0], [2, 2])
     y = ops.add(y, ops.constant(randn(c, 1, 1)))
+    y = ops._make("LRN", [y], {"size": 3, "alpha": 1e-2, "beta": 0.75, "bias": 1.0})
     y = ops.reduce_mean(conv(y, c, c), [2, 3], keep_dims=True)
     model = ov.Model([y], [x])
     steps = steps_and_check(model, [randn(1, c, 9, 9)], monkeypatch, tol=1e-4)
     assert steps.count("Transpose") == 2, steps
     assert steps[0] == "Transpose" and steps[-1] == "Transpose"
     assert steps.count("aiov.FusedConv") == 2 and "MaxPool" in steps and "ReduceMean" in steps
+    assert "LRN" in steps
 
 
 def test_convolutions_read_planar_images_with_few_channels(monkeypatch):

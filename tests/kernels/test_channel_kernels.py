@@ -38,6 +38,18 @@ def test_lrn_matches_numpy(size, beta, shape, threads):
     np.testing.assert_allclose(out, lrn_reference(x, size, 0.02, beta, 1.5), rtol=2e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("size", [1, 3, 4, 5])
+@pytest.mark.parametrize("shape", [(2, 7, 5, 3), (1, 19, 23, 29), (1, 64, 3, 3)], ids=str)
+@pytest.mark.parametrize("threads", [1, 0])
+def test_lrn_on_channels_last_data_matches_numpy(size, shape, threads):
+    # The layout the optimizer gives an LRN inside a convolution region.
+    x = (RNG.standard_normal(shape) * 3).astype(np.float32)
+    attrs = {"size": size, "alpha": 0.02, "beta": 0.75, "bias": 1.5, "layout": "nhwc"}
+    out = _testing.run_op("LRN", [np.ascontiguousarray(x.transpose(0, 2, 3, 1))], attrs, threads=threads)[0]
+    want = lrn_reference(x, size, 0.02, 0.75, 1.5).transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(out, want, rtol=2e-6, atol=1e-6)
+
+
 def test_lrn_small_windows_after_huge_ones_stay_exact():
     # Huge values early in the channels, tiny ones late: a running sum would carry the
     # rounding of the huge squares into the small windows.

@@ -22,6 +22,7 @@ namespace aiov {
   X(FusedMatMul, "aiov.FusedMatMul")           \
   X(Gelu, "Gelu")                              \
   X(LayerNorm, "aiov.LayerNorm")               \
+  X(LRN, "LRN")                                \
   X(MatMul, "MatMul")                          \
   X(MaxPool, "MaxPool")                        \
   X(Multiply, "Multiply")                      \

@@ -68,8 +68,8 @@ bool sink_one(PassContext& ctx, const NodePtr& u, NodePtr& rebuilt) {
     ctx.replace(Value{u, 0}, Value{to_nchw(rebuilt), 0});
     return true;
   }
-  if ((u->op == op_name::MaxPool || u->op == op_name::AvgPool) && at == 0 && u->outputs.size() == 1 &&
-      u->attr_str("layout", "nchw") == "nchw") {
+  if ((u->op == op_name::MaxPool || u->op == op_name::AvgPool || u->op == op_name::LRN) && at == 0 &&
+      u->outputs.size() == 1 && u->attr_str("layout", "nchw") == "nchw") {
     Attrs attrs = u->attrs;
     attrs["layout"] = std::string("nhwc");
     rebuilt = make_node(u->op, {y}, attrs, u->name);
@@ -108,7 +108,7 @@ bool sink_one(PassContext& ctx, const NodePtr& u, NodePtr& rebuilt) {
 }  // namespace
 
 // Moves NHWC->NCHW transposes down past ops that do not care about the layout (layout-blind
-// elementwise ops, pooling, reductions), so that a following NCHW->NHWC transpose meets them
+// elementwise ops, pooling, LRN, reductions), so that a following NCHW->NHWC transpose meets them
 // and both disappear. One walk in topological order: a node is visited after everything it
 // reads has moved, and a rebuilt node is tried again at once.
 bool sink_layout_changes(PassContext& ctx) {
