@@ -149,6 +149,19 @@ def test_sink_layout_changes_between_convolutions(monkeypatch):
     assert "LRN" in steps
 
 
+def test_sink_layout_changes_through_a_dense_block(monkeypatch):
+    # DenseNet: convolutions' outputs concatenated along the channels, then BatchNorm and Relu
+    # before the next convolution; the Concat runs on NHWC data along its last axis.
+    c = 6  # more than convolutions_read_planar takes: the model starts with a Transpose
+    x = ops.parameter([2, c, 6, 7], np.float32, name="x")
+    stem = conv(x, c, c)
+    features = ops.concat([stem, conv(stem, c, 3)], 1)
+    features = ops.concat([features, conv(ops.relu(batch_norm(features, c + 3)), c + 3, 5)], -3)
+    y = conv(ops.relu(batch_norm(features, c + 8)), c + 8, 2)
+    steps = steps_and_check(ov.Model([y], [x]), [randn(2, c, 6, 7)], monkeypatch, tol=1e-4)
+    assert steps.count("Transpose") == 2 and steps.count("Concat") == 2, steps
+
+
 def test_convolutions_read_planar_images_with_few_channels(monkeypatch):
     x = ops.parameter([1, 3, 10, 10], np.float32, name="x")
     model = ov.Model([conv(x, 3, 16)], [x])

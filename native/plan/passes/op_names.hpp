@@ -14,6 +14,7 @@ namespace aiov {
   X(Attention, "aiov.Attention")               \
   X(AvgPool, "AvgPool")                        \
   X(BatchNormInference, "BatchNormInference")  \
+  X(Concat, "Concat")                          \
   X(Convolution, "Convolution")                \
   X(Divide, "Divide")                          \
   X(ElementwiseChain, "aiov.ElementwiseChain") \
