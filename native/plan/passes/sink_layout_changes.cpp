@@ -124,8 +124,8 @@ bool sink_one(PassContext& ctx, const NodePtr& u, NodePtr& rebuilt) {
 }  // namespace
 
 // Moves NHWC->NCHW transposes down past ops that do not care about the layout (layout-blind
-// elementwise ops, pooling, LRN, concatenation, reductions), so that a following NCHW->NHWC transpose meets them
-// and both disappear. One walk in topological order: a node is visited after everything it
+// elementwise ops, pooling, LRN, concatenation, reductions), so that a following NCHW->NHWC
+// transpose meets them and both disappear. One walk in topological order: a node is visited after everything it
 // reads has moved, and a rebuilt node is tried again at once.
 bool sink_layout_changes(PassContext& ctx) {
   bool changed = false;
