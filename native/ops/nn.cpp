@@ -237,6 +237,13 @@ std::vector<PortInfo> infer_batch_norm(const InferContext& c) {
   return {c.in[0]};
 }
 
+AIOV_MULTIVERSION void scale_shift(const float* __restrict x, float* __restrict y, int64_t n, float scale,
+                                   float shift) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale + shift;
+}
+
+// Only where the optimizer is off or the parameters are not constants: otherwise a convolution
+// takes the BatchNorm in, or it runs as a per-channel Multiply and Add in an elementwise chain.
 KernelFn prepare_batch_norm(const PrepareContext& ctx) {
   if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32");
   const Dims& s = ctx.in[0].shape;
@@ -248,14 +255,13 @@ KernelFn prepare_batch_norm(const PrepareContext& ctx) {
     const float *g = a.in[1]->as<float>(), *b = a.in[2]->as<float>(), *m = a.in[3]->as<float>(),
                 *v = a.in[4]->as<float>();
     float* y = a.out[0]->as<float>();
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t c = 0; c < C; ++c) {
-        float scale = (float)(g[c] / std::sqrt((double)v[c] + eps));
-        float shift = b[c] - m[c] * scale;
-        const float* p = x + (n * C + c) * inner;
-        float* q = y + (n * C + c) * inner;
-        for (int64_t i = 0; i < inner; ++i) q[i] = p[i] * scale + shift;
+    for_rows(*a.ctx, N * C, inner, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t c = r % C;
+        const float scale = (float)(g[c] / std::sqrt((double)v[c] + eps));
+        scale_shift(x + r * inner, y + r * inner, inner, scale, b[c] - m[c] * scale);
       }
+    });
   };
 }
 
@@ -389,28 +395,104 @@ std::vector<PortInfo> infer_lrn(const InferContext& c) {
   return {c.in[0]};
 }
 
+// The window's sum of squares is taken afresh for every channel (a few adds for the usual
+// sizes): a running sum would carry the rounding of large squares into the windows after them.
+struct LrnParams {
+  int64_t C, inner, before, after;  // inner: pixels per image in NCHW, 1 in NHWC
+  float bias, scale, beta;          // scale: alpha / size
+};
+
+// y = x * (bias + scale * t)^-beta, with x^-0.75 as rsqrt(t) * sqrt(rsqrt(t)) and the other
+// usual betas without pow.
+AIOV_MULTIVERSION void lrn_apply(const LrnParams& p, const float* __restrict x, const float* __restrict t,
+                                 float* __restrict y, int64_t len) {
+  const float bias = p.bias, scale = p.scale, beta = p.beta;
+  if (beta == 0.75f) {
+    for (int64_t i = 0; i < len; ++i) {
+      const float r = 1.0f / std::sqrt(bias + scale * t[i]);
+      y[i] = x[i] * r * std::sqrt(r);
+    }
+  } else if (beta == 0.5f) {
+    for (int64_t i = 0; i < len; ++i) y[i] = x[i] / std::sqrt(bias + scale * t[i]);
+  } else if (beta == 1.0f) {
+    for (int64_t i = 0; i < len; ++i) y[i] = x[i] / (bias + scale * t[i]);
+  } else {
+    for (int64_t i = 0; i < len; ++i) y[i] = x[i] * std::pow(bias + scale * t[i], -beta);
+  }
+}
+
+// NCHW: a block of `len` pixels of one image, whose pixels are contiguous in each channel;
+// channel c's window sum is a vector loop over the block, reading rows still in L1.
+constexpr int64_t kLrnBlock = 256;
+
+AIOV_MULTIVERSION void lrn_window_sum(const LrnParams& p, const float* __restrict x, float* __restrict t, int64_t c,
+                                      int64_t len) {
+  const int64_t lo = std::max<int64_t>(0, c - p.before), hi = std::min(p.C - 1, c + p.after);
+  for (int64_t i = 0; i < len; ++i) t[i] = 0.0f;
+  for (int64_t cc = lo; cc <= hi; ++cc) {
+    const float* __restrict row = x + cc * p.inner;
+    for (int64_t i = 0; i < len; ++i) t[i] += row[i] * row[i];
+  }
+}
+
+// NHWC: one pixel's C contiguous channels. sq holds their squares between zeros (before and
+// after the channels), so each window offset is a vector add over all channels.
+AIOV_MULTIVERSION void lrn_pixel_sum(const LrnParams& p, const float* __restrict x, float* __restrict sq,
+                                     float* __restrict t) {
+  const int64_t C = p.C, size = p.before + p.after + 1;
+  for (int64_t c = 0; c < C; ++c) sq[p.before + c] = x[c] * x[c];
+  for (int64_t c = 0; c < C; ++c) t[c] = sq[c];
+  for (int64_t k = 1; k < size; ++k)
+    for (int64_t c = 0; c < C; ++c) t[c] += sq[c + k];
+}
+
 KernelFn prepare_lrn(const PrepareContext& ctx) {
   if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32");
   const Dims& s = ctx.in[0].shape;
-  int64_t N = s[0], C = s[1], inner = 1;
-  for (size_t d = 2; d < s.size(); ++d) inner *= s[d];
-  int64_t size = ctx.node.attr_int("size");
-  double alpha = ctx.node.attr_float("alpha"), beta = ctx.node.attr_float("beta"), bias = ctx.node.attr_float("bias");
-  int64_t before = (size - 1) / 2, after = size - 1 - before;
-  return [=](const KernelArgs& a) {
+  const bool nhwc = layout_of(ctx.node) == Layout::nhwc;
+  LrnParams p{};
+  p.C = nhwc ? s.back() : s[1];
+  const int64_t N = nhwc ? (p.C ? numel(s) / p.C : 0) : s[0];  // NHWC: every pixel is an "image"
+  p.inner = 1;
+  for (size_t d = 2; !nhwc && d < s.size(); ++d) p.inner *= s[d];
+  const int64_t size = ctx.node.attr_int("size");
+  p.before = (size - 1) / 2;
+  p.after = size - 1 - p.before;
+  p.bias = (float)ctx.node.attr_float("bias");
+  p.scale = (float)(ctx.node.attr_float("alpha") / (double)size);
+  p.beta = (float)ctx.node.attr_float("beta");
+  if (nhwc)
+    return [p, N](const KernelArgs& a) {
+      if (N == 0 || p.C == 0) return;
+      const float* x = a.in[0]->as<float>();
+      float* y = a.out[0]->as<float>();
+      for_rows(*a.ctx, N, p.C, [&](int64_t r0, int64_t r1) {
+        std::vector<float> sq(p.C + p.before + p.after, 0.0f), t(p.C);
+        for (int64_t r = r0; r < r1; ++r) {
+          lrn_pixel_sum(p, x + r * p.C, sq.data(), t.data());
+          lrn_apply(p, x + r * p.C, t.data(), y + r * p.C, p.C);
+        }
+      });
+    };
+  // Small images get narrower blocks, so that a single one still spreads over the threads.
+  const int64_t block = std::min(kLrnBlock, std::max<int64_t>(16, (p.inner / 4 + 15) / 16 * 16));
+  const int64_t blocks = (p.inner + block - 1) / block;
+  return [p, N, block, blocks](const KernelArgs& a) {
+    if (N == 0 || p.C == 0 || p.inner == 0) return;
     const float* x = a.in[0]->as<float>();
     float* y = a.out[0]->as<float>();
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t i = 0; i < inner; ++i) {
-          double sq = 0;
-          for (int64_t cc = std::max<int64_t>(0, c - before); cc <= std::min(C - 1, c + after); ++cc) {
-            double v = x[(n * C + cc) * inner + i];
-            sq += v * v;
-          }
-          int64_t at = (n * C + c) * inner + i;
-          y[at] = (float)(x[at] / std::pow(bias + alpha / (double)size * sq, beta));
+    for_rows(*a.ctx, N * blocks, p.C * block, [&](int64_t r0, int64_t r1) {
+      alignas(64) float t[kLrnBlock];
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t n = r / blocks, i0 = (r % blocks) * block;
+        const int64_t at = n * p.C * p.inner + i0;
+        const int64_t len = std::min(block, p.inner - i0);
+        for (int64_t c = 0; c < p.C; ++c) {
+          lrn_window_sum(p, x + at, t, c, len);
+          lrn_apply(p, x + at + c * p.inner, t, y + at + c * p.inner, len);
         }
+      }
+    });
   };
 }
 
@@ -419,7 +501,9 @@ KernelFn prepare_lrn(const PrepareContext& ctx) {
 void register_nn_ops(OpRegistry& r) {
   r.add(OpDef{"LRN", 1, 1, infer_lrn, widened<prepare_lrn>}.with_attrs(
       {int_attr("size", 0).must_be_given().at_least(1), float_attr("alpha", 1e-4), float_attr("beta", 0.75),
-       float_attr("bias", 1.0)}));
+       float_attr("bias", 1.0),
+       // NHWC: chosen by the optimizer inside convolution regions.
+       str_attr("layout", "nchw", {"nchw", "nhwc"}).ir_name("-").onnx_name("-")}));
   r.add(OpDef{"ConvTranspose", 2, 2, infer_conv_transpose, widened<prepare_conv_transpose>}.with_attrs(
       {spatial_attr("strides", 1).at_least(1), spatial_attr("dilations", 1).at_least(1),
        spatial_attr("pads_begin", 0).at_least(0), spatial_attr("pads_end", 0).at_least(0),

@@ -17,6 +17,7 @@ const std::vector<Pass>& graph_passes() {
       {"fold_constants", passes::fold_constants},
       {"recognise_gelu", passes::recognise_gelu},
       {"convolutions_to_nhwc", passes::convolutions_to_nhwc},
+      {"batch_norms_to_scale_shift", passes::batch_norms_to_scale_shift},
       {"sink_layout_changes", passes::sink_layout_changes},
       {"convolutions_read_planar", passes::convolutions_read_planar},
       {"fuse_attention", passes::fuse_attention},

@@ -48,6 +48,11 @@ def conv(x, cin, cout, k=3):
     )
 
 
+def batch_norm(y, c):
+    positive = lambda: ops.constant(RNG.uniform(0.5, 1.5, c).astype(np.float32))  # noqa: E731
+    return ops.batch_norm_inference(y, positive(), ops.constant(randn(c)), ops.constant(randn(c)), positive(), 1e-5)
+
+
 # ---- the pass list --------------------------------------------------------------------------
 
 
@@ -93,10 +98,7 @@ def test_recognise_gelu_in_both_forms(monkeypatch):
 def test_convolutions_to_nhwc_fold_batchnorm_and_channel_ops(monkeypatch):
     c = 8
     x = ops.parameter([2, c, 7, 7], np.float32, name="x")
-    positive = lambda: ops.constant(RNG.uniform(0.5, 1.5, c).astype(np.float32))  # noqa: E731
-    y = ops.batch_norm_inference(
-        conv(x, c, c), positive(), ops.constant(randn(c)), ops.constant(randn(c)), positive(), 1e-5
-    )
+    y = batch_norm(conv(x, c, c), c)
     y = ops.multiply(y, ops.constant(randn(1, c, 1, 1)))
     y = ops.subtract(y, ops.constant(randn(c, 1, 1)))
     model = ov.Model([y], [x])
@@ -107,20 +109,57 @@ def test_convolutions_to_nhwc_fold_batchnorm_and_channel_ops(monkeypatch):
     ]
 
 
+def test_batch_norms_to_scale_shift_after_concat_run_with_their_activation(monkeypatch):
+    # DenseNet's pre-activation: BatchNorm and Relu after a Concat, which no convolution folds.
+    c = 6
+    x = ops.parameter([2, c, 7, 5], np.float32, name="x")
+    y = ops.relu(batch_norm(ops.concat([x, conv(x, c, c)], 1), 2 * c))
+    model = ov.Model([conv(y, 2 * c, 4)], [x])
+    steps = steps_and_check(model, [randn(2, c, 7, 5)], monkeypatch, tol=1e-4)
+    assert "BatchNormInference" not in steps and "Relu" not in steps, steps
+    assert steps.count("aiov.ElementwiseChain") == 1, steps
+
+
+def test_batch_norms_to_scale_shift_stay_inside_a_convolution_region(monkeypatch):
+    # Relu then BatchNorm between two convolutions: the BatchNorm cannot fold into the first,
+    # and as a per-channel scale and shift the layout changes around it cancel.
+    c = 8
+    x = ops.parameter([1, c, 9, 9], np.float32, name="x")
+    y = batch_norm(ops.relu(conv(x, c, c)), c)
+    model = ov.Model([conv(y, c, c)], [x])
+    steps = steps_and_check(model, [randn(1, c, 9, 9)], monkeypatch, tol=1e-4)
+    assert steps.count("Transpose") == 2 and "BatchNormInference" not in steps, steps
+
+
 def test_sink_layout_changes_between_convolutions(monkeypatch):
-    # Abs, pooling and a kept-dims reduction work on NHWC data: the transposes back to NCHW
+    # Abs, pooling, LRN and a kept-dims reduction work on NHWC data: the transposes back to NCHW
     # after the first convolution and to NHWC before the second cancel.
     c = 8
     x = ops.parameter([1, c, 9, 9], np.float32, name="x")
     y = ops.absolute(conv(x, c, c))
     y = ops.max_pool(y, [2, 2], [1, 1], [0, 0], [0, 0], [2, 2])
     y = ops.add(y, ops.constant(randn(c, 1, 1)))
+    y = ops._make("LRN", [y], {"size": 3, "alpha": 1e-2, "beta": 0.75, "bias": 1.0})
     y = ops.reduce_mean(conv(y, c, c), [2, 3], keep_dims=True)
     model = ov.Model([y], [x])
     steps = steps_and_check(model, [randn(1, c, 9, 9)], monkeypatch, tol=1e-4)
     assert steps.count("Transpose") == 2, steps
     assert steps[0] == "Transpose" and steps[-1] == "Transpose"
     assert steps.count("aiov.FusedConv") == 2 and "MaxPool" in steps and "ReduceMean" in steps
+    assert "LRN" in steps
+
+
+def test_sink_layout_changes_through_a_dense_block(monkeypatch):
+    # DenseNet: convolutions' outputs concatenated along the channels, then BatchNorm and Relu
+    # before the next convolution; the Concat runs on NHWC data along its last axis.
+    c = 6  # more than convolutions_read_planar takes: the model starts with a Transpose
+    x = ops.parameter([2, c, 6, 7], np.float32, name="x")
+    stem = conv(x, c, c)
+    features = ops.concat([stem, conv(stem, c, 3)], 1)
+    features = ops.concat([features, conv(ops.relu(batch_norm(features, c + 3)), c + 3, 5)], -3)
+    y = conv(ops.relu(batch_norm(features, c + 8)), c + 8, 2)
+    steps = steps_and_check(ov.Model([y], [x]), [randn(2, c, 6, 7)], monkeypatch, tol=1e-4)
+    assert steps.count("Transpose") == 2 and steps.count("Concat") == 2, steps
 
 
 def test_convolutions_read_planar_images_with_few_channels(monkeypatch):

@@ -14,6 +14,7 @@ namespace aiov {
   X(Attention, "aiov.Attention")               \
   X(AvgPool, "AvgPool")                        \
   X(BatchNormInference, "BatchNormInference")  \
+  X(Concat, "Concat")                          \
   X(Convolution, "Convolution")                \
   X(Divide, "Divide")                          \
   X(ElementwiseChain, "aiov.ElementwiseChain") \
@@ -22,6 +23,7 @@ namespace aiov {
   X(FusedMatMul, "aiov.FusedMatMul")           \
   X(Gelu, "Gelu")                              \
   X(LayerNorm, "aiov.LayerNorm")               \
+  X(LRN, "LRN")                                \
   X(MatMul, "MatMul")                          \
   X(MaxPool, "MaxPool")                        \
   X(Multiply, "Multiply")                      \

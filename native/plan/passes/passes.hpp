@@ -8,6 +8,7 @@ namespace aiov::passes {
 bool fold_constants(PassContext& ctx);
 bool recognise_gelu(PassContext& ctx);
 bool convolutions_to_nhwc(PassContext& ctx);
+bool batch_norms_to_scale_shift(PassContext& ctx);
 bool sink_layout_changes(PassContext& ctx);
 bool convolutions_read_planar(PassContext& ctx);
 bool fuse_attention(PassContext& ctx);

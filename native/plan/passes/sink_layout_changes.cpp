@@ -78,8 +78,24 @@ bool sink_one(PassContext& ctx, const NodePtr& u, NodePtr& rebuilt) {
     ctx.replace(Value{u, 0}, Value{to_nchw(rebuilt), 0});
     return true;
   }
+  if (u->op == op_name::Concat && u->outputs.size() == 1) {  // only when every input is NHWC already
+    std::vector<Value> ins;
+    for (const Value& in : u->inputs) {
+      if (!is_to_nchw(in)) return false;
+      ins.push_back(in.node->inputs[0]);
+    }
+    int64_t axis = u->attr_int("axis", 0);
+    if (axis < 0) axis += 4;
+    if (axis < 0 || axis > 3) return false;
+    const int64_t where[4]{0, 3, 1, 2};  // NCHW axis -> NHWC axis
+    Attrs attrs = u->attrs;
+    attrs["axis"] = where[axis];
+    rebuilt = make_node(u->op, ins, attrs, u->name);
+    ctx.replace(Value{u, 0}, Value{to_nchw(rebuilt), 0});
+    return true;
+  }
   const bool unused_indices = u->op == op_name::MaxPool && u->outputs.size() == 2 && second_output_unused(ctx, *u);
-  if ((u->op == op_name::MaxPool || u->op == op_name::AvgPool) && at == 0 &&
+  if ((u->op == op_name::MaxPool || u->op == op_name::AvgPool || u->op == op_name::LRN) && at == 0 &&
       (u->outputs.size() == 1 || unused_indices) && u->attr_str("layout", "nchw") == "nchw") {
     Attrs attrs = u->attrs;
     attrs["layout"] = std::string("nhwc");
@@ -120,8 +136,8 @@ bool sink_one(PassContext& ctx, const NodePtr& u, NodePtr& rebuilt) {
 }  // namespace
 
 // Moves NHWC->NCHW transposes down past ops that do not care about the layout (layout-blind
-// elementwise ops, pooling, reductions), so that a following NCHW->NHWC transpose meets them
-// and both disappear. One walk in topological order: a node is visited after everything it
+// elementwise ops, pooling, LRN, concatenation, reductions), so that a following NCHW->NHWC
+// transpose meets them and both disappear. One walk in topological order: a node is visited after everything it
 // reads has moved, and a rebuilt node is tried again at once.
 bool sink_layout_changes(PassContext& ctx) {
   bool changed = false;
