@@ -89,6 +89,9 @@ ValueSlot slot(ValueSlot::Kind kind, ElementType type, const Dims& shape) {
   return s;
 }
 
+// Thrown while planning when an output shape is known only by running its node.
+struct NeedsRunTimeShapes {};
+
 // Node n's outputs, with the concrete shapes its inputs have in this plan: computed now when
 // every input is known at plan time (or the op reads only shapes), else a step of the plan
 // writing them to the arena.
@@ -112,6 +115,22 @@ void schedule_node(const Node& n, PlanValues& values, SharedWeights& shared) {
   PrepareContext pctx{n, in_views, {}, &shared, {}};
   for (const auto& in : n.inputs) pctx.in_model_constant.push_back(values.model_constant[values.id(in)]);
   for (size_t o = 0; o < outs.size(); ++o) {
+    if (!outs[o].shape.is_static() && def.eval && all_known) {
+      // Known inputs: run it now; its outputs, whatever their shapes, are constants of the plan.
+      ExecContext exec;
+      for (HeldTensor& t : def.eval(EvalContext{n, in_views, exec})) {
+        if (!t.keep) {
+          t.keep = std::make_shared<Buffer>(t.view.bytes());
+          if (t.view.bytes()) std::memcpy(t.keep->data(), t.view.data, t.view.bytes());
+        }
+        plan.folded.push_back(t.keep);
+        ValueSlot s = slot(ValueSlot::kConstant, t.view.type, t.view.shape);
+        s.constant = t.keep->data();
+        values.add(s, -1, true, false);
+      }
+      return;
+    }
+    if (!outs[o].shape.is_static() && def.eval) throw NeedsRunTimeShapes{};
     if (!outs[o].shape.is_static())
       throw InputError(n.describe() + ": output " + std::to_string(o) + " shape " + outs[o].shape.str() +
                        " could not be determined for input shapes of the model");
@@ -266,10 +285,20 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
   plan->key = key;
   plan->input_shapes.assign(key.begin(), key.begin() + graph_.parameters.size());
   const std::vector<const void*> keyed = keyed_input_values(key, value_keyed_, *plan);
-  const PlanValues values = schedule(order_, graph_.parameters, keyed, shared_weights_, *plan);
-  for (const Value& o : graph_.outputs) plan->output_values.push_back(values.id(o));
-  place_outputs(*plan, values.alias_root);
-  plan_arena(*plan, values.alias_root);
+  std::vector<int> alias_root;
+  try {
+    const PlanValues values = schedule(order_, graph_.parameters, keyed, shared_weights_, *plan);
+    for (const Value& o : graph_.outputs) plan->output_values.push_back(values.id(o));
+    alias_root = values.alias_root;
+  } catch (const NeedsRunTimeShapes&) {
+    auto dynamic = std::make_shared<ShapePlan>();
+    dynamic->key = key;
+    dynamic->input_shapes = plan->input_shapes;
+    dynamic->node_by_node = true;
+    return dynamic;
+  }
+  place_outputs(*plan, alias_root);
+  plan_arena(*plan, alias_root);
   return plan;
 }
 

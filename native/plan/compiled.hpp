@@ -47,6 +47,9 @@ struct ShapePlan {
   std::vector<int> output_values;
   std::vector<std::pair<int, int>> output_copies;  // (value, output) copied after the steps
   std::vector<BufferPtr> folded;                   // constants computed while planning
+  // Some output shape is known only by running (a Loop's scan outputs): the plan has no
+  // steps, and the model runs node by node (run_node_by_node in plan/subgraph.hpp).
+  bool node_by_node = false;
 };
 
 struct IoInfo {
@@ -65,6 +68,9 @@ class CompiledModel {
   const std::vector<IoInfo>& outputs() const { return outputs_; }
   const CompileOptions& options() const { return options_; }
   const Graph& graph() const { return graph_; }
+  // The optimized graph's nodes, inputs before users.
+  const std::vector<NodePtr>& order() const { return order_; }
+  SharedWeights& shared_weights() const { return shared_weights_; }
   // Plan for a key: concrete input shapes, followed by the packed values of the
   // value-keyed inputs in input order (see pack_value). Cached; thread-safe.
   std::shared_ptr<const ShapePlan> plan_for(const std::vector<Dims>& key) const;

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "plan/subgraph.hpp"
+
 namespace aiov {
 
 Request::Request(std::shared_ptr<const CompiledModel> model)
@@ -201,7 +203,35 @@ void Request::rebind(std::shared_ptr<const ShapePlan> plan) {
     for (int v : st.ins) step_ptrs_.push_back(&views_[v]);
     for (int v : st.outs) step_ptrs_.push_back(&views_[v]);
   }
+  if (plan_->node_by_node) return;  // output shapes are known after each run
   for (size_t j = 0; j < outputs_.size(); ++j) output_shapes_[j] = plan_->values[plan_->output_values[j]].shape;
+}
+
+ExecContext Request::exec_context() const {
+  ExecContext ctx;
+  ctx.pool = &default_pool();
+  ctx.max_threads = model_->options().num_threads;
+  ctx.abort = &abort_;
+  return ctx;
+}
+
+void Request::run_node_by_node_into_outputs() {
+  std::vector<TensorView> in;
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    const Input& x = inputs_[i];
+    in.push_back(TensorView{x.external ? x.external : x.own->data(), model_->inputs()[i].type, x.shape});
+  }
+  ExecContext ctx = exec_context();
+  std::vector<HeldTensor> results = run_node_by_node(*model_, in, ctx);
+  for (size_t j = 0; j < outputs_.size(); ++j) {
+    const TensorView& r = results.at(j).view;
+    if (r.type != model_->outputs()[j].type)
+      throw InputError("output '" + model_->outputs()[j].name + "' came out as " + type_name(r.type) + ", expected " +
+                       type_name(model_->outputs()[j].type));
+    if (!outputs_[j] || outputs_[j]->size() < r.bytes()) outputs_[j] = std::make_shared<Buffer>(r.bytes());
+    if (r.bytes()) std::memcpy(outputs_[j]->data(), r.data, r.bytes());
+    output_shapes_[j] = r.shape;
+  }
 }
 
 void Request::run_plan() {
@@ -233,6 +263,7 @@ void Request::run_plan() {
     if (next != plan_) rebind(std::move(next));
   }
   const ShapePlan& plan = *plan_;
+  if (plan.node_by_node) return run_node_by_node_into_outputs();
   if (!arena_ || arena_->size() < plan.arena_bytes) arena_ = std::make_shared<Buffer>(plan.arena_bytes);
   for (size_t j = 0; j < outputs_.size(); ++j) {
     size_t bytes = byte_size(model_->outputs()[j].type, numel(output_shapes_[j]));
@@ -258,9 +289,7 @@ void Request::run_plan() {
         break;
     }
   }
-  ExecContext ctx;
-  ctx.pool = &default_pool();
-  ctx.max_threads = model_->options().num_threads;
+  ExecContext ctx = exec_context();
   const bool profile = model_->options().profiling;
   std::vector<NodeTiming> timings;
   for (size_t si = 0; si < plan.steps.size(); ++si) {

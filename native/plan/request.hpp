@@ -75,6 +75,9 @@ class Request : public std::enable_shared_from_this<Request> {
   void execute();
   void finish();
   void run_plan();
+  // A plan whose shapes are known only by running (ShapePlan::node_by_node).
+  void run_node_by_node_into_outputs();
+  ExecContext exec_context() const;
   void rebind(std::shared_ptr<const ShapePlan> plan);
   void check_input(int i, ElementType type, const Dims& shape) const;
   TensorView input_memory(int i, BufferPtr* buffer);
