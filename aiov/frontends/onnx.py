@@ -1455,6 +1455,14 @@ def _body_parameter(info, fallback):
     return ops.parameter(shape, dtype, name=info.name)
 
 
+def _same_rank(port, drop=0):
+    """Type and shape for a subgraph input that declares none: the port's type and rank (less
+    `drop` scanned axes), every dimension free (a carried value may change size per step)."""
+    shape = port.get_partial_shape()
+    dims = None if shape.rank.is_dynamic else [-1] * max(0, shape.rank.get_length() - drop)
+    return port.get_element_type(), dims
+
+
 def _captures(ctx, graphs) -> list:
     """The enclosing-scope names the subgraphs read, in order of first use."""
     names = []
@@ -1549,7 +1557,7 @@ def _loop(ctx):
         trips = ops.constant(np.array(np.iinfo(np.int64).max, dtype=np.int64))
     if cond is None:
         cond = ops.constant(np.array(True))
-    fallbacks = [(np.int64, []), (np.bool_, [])] + [(c.get_element_type(), None) for c in carried]
+    fallbacks = [(np.int64, []), (np.bool_, [])] + [_same_rank(c) for c in carried]
     captured = _captures(ctx, [graph])
     body = _make_body(ctx, graph, fallbacks, captured)
     inputs = [trips, cond, *carried, *[ctx.scope[n] for n in captured]]
@@ -1575,7 +1583,9 @@ def _scan(ctx):
         ctx.fail("needs its body")
     if any(i is None for i in ctx.inputs):
         ctx.fail("an omitted input is not supported")
-    fallbacks = [(i.get_element_type(), None) for i in ctx.inputs]
+    scanned = ctx.attr("num_scan_inputs", 0)
+    states = len(ctx.inputs) - scanned
+    fallbacks = [_same_rank(x, drop=int(i >= states)) for i, x in enumerate(ctx.inputs)]
     captured = _captures(ctx, [graph])
     body = _make_body(ctx, graph, fallbacks, captured)
     attrs = {key: ctx.attr(key) for key in _SCAN_ATTRS if key in ctx.attrs}

@@ -312,7 +312,7 @@ std::vector<HeldTensor> eval_loop(const EvalContext& c) {
   std::vector<TensorView> in(2 + L.carried + L.captured);
   in[0] = TensorView{counter->data(), ElementType::i64, {}};
   in[1] = TensorView{flag->data(), ElementType::boolean, {}};
-  for (size_t j = 0; j < L.captured; ++j) in[2 + L.carried + j] = c.in[2 + L.carried + j];
+  for (size_t j = 0; j < L.carried + L.captured; ++j) in[2 + j] = c.in[2 + j];
   ScanCollector scans(n, L.scans);
   int64_t i = 0;
   for (; i < trips && cond; ++i) {
