@@ -1576,19 +1576,28 @@ _SCAN_ATTRS = (
 
 @converter("Scan")
 def _scan(ctx):
-    if ctx.opset < 9:
-        ctx.fail("Scan before opset 9 (a batch axis and sequence_lens) is not supported; export at opset 9 or later")
     graph = ctx.attrs.get("body")
     if graph is None:
         ctx.fail("needs its body")
-    if any(i is None for i in ctx.inputs):
+    inputs = list(ctx.inputs)
+    attrs = {key: ctx.attr(key) for key in _SCAN_ATTRS if key in ctx.attrs}
+    batch = 0
+    if ctx.opset < 9:
+        # Scan-8: every state and scanned input has a batch axis first; an optional
+        # sequence_lens input comes before them.
+        if inputs and inputs[0] is not None:
+            ctx.fail("sequence_lens (scans of different lengths per batch entry) is not supported")
+        inputs = inputs[1:]
+        attrs["batched"] = True
+        if "directions" in ctx.attrs:
+            attrs["scan_input_directions"] = ctx.attr("directions")
+        batch = 1
+    if any(i is None for i in inputs):
         ctx.fail("an omitted input is not supported")
-    scanned = ctx.attr("num_scan_inputs", 0)
-    states = len(ctx.inputs) - scanned
-    fallbacks = [_same_rank(x, drop=int(i >= states)) for i, x in enumerate(ctx.inputs)]
+    states = len(inputs) - ctx.attr("num_scan_inputs", 0)
+    fallbacks = [_same_rank(x, drop=batch + int(i >= states)) for i, x in enumerate(inputs)]
     captured = _captures(ctx, [graph])
     body = _make_body(ctx, graph, fallbacks, captured)
-    attrs = {key: ctx.attr(key) for key in _SCAN_ATTRS if key in ctx.attrs}
     attrs["captured"] = len(captured)
-    inputs = [*ctx.inputs, *[ctx.scope[n] for n in captured]]
+    inputs = [*inputs, *[ctx.scope[n] for n in captured]]
     return _control_node(ctx, "Scan", inputs, attrs, {"body": body})

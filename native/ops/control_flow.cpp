@@ -381,15 +381,14 @@ ScanLayout scan_layout(const Node& n, const Body& b) {
   return L;
 }
 
-std::vector<PortInfo> infer_scan(const InferContext& c) {
-  const Node& n = c.node;
-  const Body& b = body_of(n, "body");
-  const ScanLayout L = scan_layout(n, b);
+// The outputs of one scan over inputs `in` (values where known).
+std::vector<PortInfo> scan_ports(const Node& n, const Body& b, const ScanLayout& L, const std::vector<PortInfo>& in,
+                                 const std::vector<const TensorView*>& in_value) {
   int64_t length = kDynamic;
   std::vector<PortInfo> body_in;
-  for (size_t i = 0; i < L.states; ++i) body_in.push_back(c.in[i]);
+  for (size_t i = 0; i < L.states; ++i) body_in.push_back(in[i]);
   for (size_t j = 0; j < L.scanned; ++j) {
-    const PortInfo& x = c.in[L.states + j];
+    const PortInfo& x = in[L.states + j];
     PortInfo slice{x.type, PartialShape::dynamic_rank()};
     if (x.shape.rank_known) {
       const int64_t axis = normalize_axis(n, L.in_axes[j], x.shape.rank());
@@ -403,11 +402,11 @@ std::vector<PortInfo> infer_scan(const InferContext& c) {
     }
     body_in.push_back(slice);
   }
-  for (size_t j = 0; j < L.captured; ++j) body_in.push_back(c.in[L.states + L.scanned + j]);
+  for (size_t j = 0; j < L.captured; ++j) body_in.push_back(in[L.states + L.scanned + j]);
   std::vector<PortInfo> pieces;
   for (size_t o = 0; o < b.graph.outputs.size(); ++o) pieces.push_back(body_output(b, o));
   std::vector<const TensorView*> values(L.states + L.scanned, nullptr);
-  for (size_t j = 0; j < L.captured; ++j) values.push_back(c.in_value[L.states + L.scanned + j]);
+  for (size_t j = 0; j < L.captured; ++j) values.push_back(in_value[L.states + L.scanned + j]);
   std::vector<PortInfo> planned;
   bool states_kept = false;
   const CompiledModel& body = compiled_body(b);
@@ -415,15 +414,15 @@ std::vector<PortInfo> infer_scan(const InferContext& c) {
   for (size_t i = 0; i < L.states + L.scanned; ++i) value_free = value_free && !body.value_keyed()[i];
   if (value_free && plan_body(b, body_in, values, planned)) {
     states_kept = true;
-    for (size_t i = 0; i < L.states; ++i) states_kept = states_kept && same_shape(planned[i].shape, c.in[i].shape);
+    for (size_t i = 0; i < L.states; ++i) states_kept = states_kept && same_shape(planned[i].shape, in[i].shape);
     if (states_kept) pieces = planned;
   }
   std::vector<PortInfo> outs;
   for (size_t i = 0; i < L.states; ++i) {
-    if (c.in[i].type != pieces[i].type)
-      throw InputError(n.describe() + ": state " + std::to_string(i) + " starts as " + type_name(c.in[i].type) +
+    if (in[i].type != pieces[i].type)
+      throw InputError(n.describe() + ": state " + std::to_string(i) + " starts as " + type_name(in[i].type) +
                        " but the body gives " + type_name(pieces[i].type));
-    outs.push_back(PortInfo{c.in[i].type, states_kept ? c.in[i].shape : merge_shapes(c.in[i].shape, pieces[i].shape)});
+    outs.push_back(PortInfo{in[i].type, states_kept ? in[i].shape : merge_shapes(in[i].shape, pieces[i].shape)});
   }
   for (size_t k = 0; k < L.outputs; ++k) {
     const PortInfo& piece = pieces[L.states + k];
@@ -438,15 +437,43 @@ std::vector<PortInfo> infer_scan(const InferContext& c) {
   return outs;
 }
 
-std::vector<HeldTensor> eval_scan(const EvalContext& c) {
+// Opset 8's Scan scans each entry of a batch (axis 0 of every state and scanned input).
+bool batched(const Node& n) { return n.attr_int("batched") != 0; }
+
+PortInfo without_batch(const PortInfo& p) {
+  PortInfo q = p;
+  if (q.shape.rank_known && !q.shape.dims.empty()) q.shape.dims.erase(q.shape.dims.begin());
+  return q;
+}
+
+std::vector<PortInfo> infer_scan(const InferContext& c) {
   const Node& n = c.node;
   const Body& b = body_of(n, "body");
   const ScanLayout L = scan_layout(n, b);
+  if (!batched(n)) return scan_ports(n, b, L, c.in, c.in_value);
+  std::vector<PortInfo> in = c.in;
+  std::vector<const TensorView*> values = c.in_value;
+  int64_t batch = kDynamic;
+  for (size_t i = 0; i < L.states + L.scanned; ++i) {
+    if (c.in[i].shape.rank_known && c.in[i].shape.rank() == 0)
+      throw InputError(n.describe() + ": input " + std::to_string(i) + " needs a batch axis");
+    if (c.in[i].shape.rank_known) batch = std::max(batch, c.in[i].shape.dims[0]);
+    in[i] = without_batch(c.in[i]);
+    values[i] = nullptr;
+  }
+  std::vector<PortInfo> outs = scan_ports(n, b, L, in, values);
+  for (auto& o : outs)
+    if (o.shape.rank_known) o.shape.dims.insert(o.shape.dims.begin(), batch);
+  return outs;
+}
+
+std::vector<HeldTensor> run_scan(const Node& n, const Body& b, const ScanLayout& L,
+                                 const std::vector<TensorView>& in_all, ExecContext& exec) {
   const CompiledModel& body = compiled_body(b);
   std::vector<int64_t> axes(L.scanned);
   int64_t length = -1;
   for (size_t j = 0; j < L.scanned; ++j) {
-    const TensorView& x = c.in[L.states + j];
+    const TensorView& x = in_all[L.states + j];
     axes[j] = normalize_axis(n, L.in_axes[j], (int64_t)x.shape.size());
     const int64_t len = x.shape[axes[j]];
     if (length >= 0 && len != length)
@@ -455,26 +482,57 @@ std::vector<HeldTensor> eval_scan(const EvalContext& c) {
     length = len;
   }
   std::vector<HeldTensor> states;
-  for (size_t i = 0; i < L.states; ++i) states.push_back(HeldTensor{c.in[i], nullptr});
+  for (size_t i = 0; i < L.states; ++i) states.push_back(HeldTensor{in_all[i], nullptr});
   std::vector<HeldTensor> slices(L.scanned);
   std::vector<TensorView> in(L.states + L.scanned + L.captured);
-  for (size_t j = 0; j < L.captured; ++j) in[L.states + L.scanned + j] = c.in[L.states + L.scanned + j];
+  for (size_t j = 0; j < L.captured; ++j) in[L.states + L.scanned + j] = in_all[L.states + L.scanned + j];
   ScanCollector scans(n, L.outputs);
   for (int64_t t = 0; t < length; ++t) {
-    check_cancelled(c.exec);
+    check_cancelled(exec);
     for (size_t i = 0; i < L.states; ++i) in[i] = states[i].view;
     for (size_t j = 0; j < L.scanned; ++j) {
       const int64_t pos = L.in_reverse[j] ? length - 1 - t : t;
-      take_slice(n, c.in[L.states + j], axes[j], pos, slices[j]);
+      take_slice(n, in_all[L.states + j], axes[j], pos, slices[j]);
       in[L.states + j] = slices[j].view;
     }
-    std::vector<HeldTensor> outs = run_compiled(body, in, c.exec);
+    std::vector<HeldTensor> outs = run_compiled(body, in, exec);
     for (size_t i = 0; i < L.states; ++i) states[i] = std::move(outs[i]);
     for (size_t k = 0; k < L.outputs; ++k) scans.add(k, std::move(outs[L.states + k]), t);
   }
   std::vector<HeldTensor> result = std::move(states);
   for (size_t k = 0; k < L.outputs; ++k)
     result.push_back(stack(n, scans.pieces[k], L.out_axes[k], L.out_reverse[k] != 0, body_output(b, L.states + k), k));
+  return result;
+}
+
+std::vector<HeldTensor> eval_scan(const EvalContext& c) {
+  const Node& n = c.node;
+  const Body& b = body_of(n, "body");
+  const ScanLayout L = scan_layout(n, b);
+  if (!batched(n)) return run_scan(n, b, L, c.in, c.exec);
+  const size_t sliced = L.states + L.scanned;
+  int64_t batch = -1;
+  for (size_t i = 0; i < sliced; ++i) {
+    if (c.in[i].shape.empty()) throw InputError(n.describe() + ": input " + std::to_string(i) + " needs a batch axis");
+    if (batch >= 0 && c.in[i].shape[0] != batch)
+      throw InputError(n.describe() + ": inputs have batch sizes " + std::to_string(batch) + " and " +
+                       std::to_string(c.in[i].shape[0]));
+    batch = c.in[i].shape[0];
+  }
+  std::vector<std::vector<HeldTensor>> pieces(n.outputs.size());
+  std::vector<HeldTensor> slices(sliced);
+  std::vector<TensorView> in = c.in;
+  for (int64_t e = 0; e < batch; ++e) {
+    for (size_t i = 0; i < sliced; ++i) {
+      take_slice(n, c.in[i], 0, e, slices[i]);
+      in[i] = slices[i].view;
+    }
+    std::vector<HeldTensor> outs = run_scan(n, b, L, in, c.exec);
+    for (size_t o = 0; o < outs.size(); ++o) pieces[o].push_back(std::move(outs[o]));
+  }
+  std::vector<HeldTensor> result;
+  for (size_t o = 0; o < pieces.size(); ++o)
+    result.push_back(stack(n, pieces[o], 0, false, without_batch(n.outputs[o]), o));
   return result;
 }
 
@@ -492,11 +550,12 @@ void register_control_flow_ops(OpRegistry& r) {
   r.add(with_eval(OpDef{"Loop", 2, -1, infer_loop, prepare_by_eval}.with_attrs(
                       {engine_only(int_attr("captured", 0).at_least(0)), engine_only(bool_attr("stop_on_cond", true))}),
                   eval_loop));
-  r.add(with_eval(OpDef{"Scan", 1, -1, infer_scan, prepare_by_eval}.with_attrs(
-                      {int_attr("num_scan_inputs", 1).at_least(1).must_be_given(), ints_attr("scan_input_axes"),
-                       ints_attr("scan_input_directions"), ints_attr("scan_output_axes"),
-                       ints_attr("scan_output_directions"), engine_only(int_attr("captured", 0).at_least(0))}),
-                  eval_scan));
+  r.add(with_eval(
+      OpDef{"Scan", 1, -1, infer_scan, prepare_by_eval}.with_attrs(
+          {int_attr("num_scan_inputs", 1).at_least(1).must_be_given(), ints_attr("scan_input_axes"),
+           ints_attr("scan_input_directions"), ints_attr("scan_output_axes"), ints_attr("scan_output_directions"),
+           engine_only(int_attr("captured", 0).at_least(0)), engine_only(bool_attr("batched", false))}),
+      eval_scan));
 }
 
 }  // namespace aiov

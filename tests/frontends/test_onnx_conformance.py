@@ -25,7 +25,6 @@ EXCLUDED = [
     (r"bfloat16|BFLOAT16|_bf16", "bf16 model inputs: numpy has no bfloat16 dtype to feed"),
     (r"string|STRING", "string tensors are not supported"),
     (r"sequence|optional|_opt$|_seq$|_seq_none$", "sequence and optional types are not supported"),
-    (r"^test_scan_sum$", "Scan before opset 9 (a batch axis and sequence_lens) is not supported"),
     (r"maxpool_2d_uint8", "integer pooling (aiov pools f32)"),
     (r"wrap_pad", "Pad mode 'wrap'"),
     (r"constant_pad_(negative_)?axes|center_crop_pad", "Pad with both pads and axes given at run time"),
