@@ -1508,6 +1508,40 @@ def _make_body(ctx, graph, fallbacks, captured):
     return _core.make_body([p._native for p in params], outputs)
 
 
+def _value_from_static_shapes(port, max_nodes=64):
+    """The value of `port` when constants and the static shapes of inputs alone decide it (a
+    condition on an input's rank or size, as ONNX's function expansions write), else None.
+    Only small computations over constants and the shapes of inputs are run."""
+    params = {}
+    stack = [port.get_node()]
+    seen = set()
+    while stack:
+        node = stack.pop()
+        if node._native.id in seen:
+            continue
+        seen.add(node._native.id)
+        kind = node.get_type_name()
+        if kind == "Constant":
+            continue
+        if kind == "Parameter" or len(seen) > max_nodes:
+            return None
+        if kind == "ShapeOf":
+            source = node.input_value(0)
+            if source.get_node().get_type_name() != "Parameter" or not source.get_partial_shape().is_static:
+                return None
+            params[source.get_node()._native.id] = source.get_node()
+            continue
+        stack.extend(value.get_node() for value in node.input_values())
+    from .._runtime import compile_model
+
+    ordered = list(params.values())
+    compiled = compile_model(Model([port], ordered, "read_time_value"), "CPU")
+    feeds = [
+        np.zeros(p.get_output_partial_shape(0).to_shape(), p.get_output_element_type(0).to_dtype()) for p in ordered
+    ]
+    return compiled(feeds)[0]
+
+
 def _control_node(ctx, op, inputs, attrs, bodies):
     ports = [as_output(i) for i in inputs]
     native = _core.make_node(op, [(p._node._native, p._index) for p in ports], attrs, ctx.node.name, bodies)
@@ -1520,6 +1554,8 @@ def _if(ctx):
     if then_graph is None or else_graph is None:
         ctx.fail("needs both then_branch and else_branch")
     cond = ctx.const_value(0)
+    if cond is None:
+        cond = _value_from_static_shapes(ctx.inputs[0])
     if cond is not None:
         # Known when the model is read (common in exports): the taken branch's nodes join
         # the enclosing graph, and the other branch is never converted.
