@@ -12,6 +12,9 @@ __version__ = "0.1.0"
 import atexit  # noqa: E402
 
 from . import _core  # noqa: E402
+from ._environment import check_environment as _check_environment  # noqa: E402
+
+_check_environment()
 
 # Registered first, so it runs after every other atexit handler: from then on threads coming
 # back from the engine park instead of re-taking the GIL (which would abort the process).
@@ -30,6 +33,7 @@ from ._coordinates import AxisVector, Coordinate, CoordinateDiff, Strides  # noq
 from ._errors import BusyError, CancelledError, InputError, JobError, PortError  # noqa: E402
 from ._graph import ConstOutput, Input, Node, Output  # noqa: E402
 from ._graph import TensorDescriptor as DescriptorTensor  # noqa: E402  (OpenVINO's name for a port's tensor)
+from ._info import info  # noqa: E402
 from ._layout import Layout, get_batch, set_batch  # noqa: E402
 from ._model import Model  # noqa: E402
 from ._queue import AsyncInferQueue  # noqa: E402
@@ -136,6 +140,7 @@ __all__ = [
     "Version",
     "get_batch",
     "get_version",
+    "info",
     "layout_helpers",
     "set_batch",
     "tensor_from_file",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import _core, _properties
+from . import _batching, _core, _properties
 from ._errors import InputError
 from ._graph import ConstOutput
 from ._inputs import IoSpec
@@ -13,7 +13,7 @@ from ._results import OVDict
 class CompiledModel:
     """Created by ``Core.compile_model`` or ``aiov.compile_model``."""
 
-    def __init__(self, model, config=None):
+    def __init__(self, model, config=None, _batch=None):
         # Compile a snapshot: later edits of `model` (names, reshape) do not leak in.
         self._model = model.clone()
         self._config = _properties.defaults()
@@ -30,6 +30,9 @@ class CompiledModel:
         outputs = [ConstOutput(r.get_node(), r.get_index()) for r in self._model.outputs]
         self._spec = IoSpec(inputs, outputs)
         self._idle_requests = []  # reused by __call__; list.pop/append are atomic under the GIL
+        # Automatic batching (device "BATCH:CPU(N)" as `_batch`, or the THROUGHPUT hint).
+        self._batching = _batching.attach(self, _batch)
+        self._batcher = self._batching.batcher if self._batching is not None else None
 
     @property
     def inputs(self) -> list:
@@ -74,6 +77,8 @@ class CompiledModel:
         return self._model
 
     def get_property(self, key):
+        if _properties._key(key) == _batching.BATCH_STATS:
+            return _batching.stats_of(self)
         return _properties.read(self._config, key)
 
     def set_property(self, properties: dict):
@@ -82,6 +87,8 @@ class CompiledModel:
             if key in (_properties.INFERENCE_NUM_THREADS, _properties.PERF_COUNT, _properties.PLAN_CACHE_BYTES):
                 raise InputError(f"{key} is fixed at compile time; pass it to compile_model")
         self._config.update(props)
+        if _properties.AUTO_BATCH_TIMEOUT in props and self._batching is not None:
+            self._batching.set_timeout(props[_properties.AUTO_BATCH_TIMEOUT])
 
     def export_model(self):
         raise RuntimeError("aiov does not export compiled blobs; save the model with aiov.save_model")

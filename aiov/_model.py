@@ -202,6 +202,12 @@ class Model:
                 new.set_output_names(i, native.output_names(i))
             mapping[native.id] = new
         params = [Node(mapping[p._native.id]) for p in self._parameters]
+        from ._layout import node_layout, set_node_layout
+
+        for old, new in zip(self._parameters, params):  # layouts travel with the copy, as in OpenVINO
+            layout = node_layout(old)
+            if not layout.empty:
+                set_node_layout(new, layout)
         results = []
         for r in self._results:
             node, index = r.input_value(0)._source()

@@ -14,6 +14,10 @@ NUM_STREAMS = "NUM_STREAMS"
 # aiov's own: bytes of folded constants the plan cache of a compiled model may keep (plans
 # are built per input shape and per value of shape-like inputs); 0 keeps only the newest.
 PLAN_CACHE_BYTES = "AIOV_PLAN_CACHE_BYTES"
+# Automatic batching (see aiov/_batching.py): OpenVINO's names, and aiov's padding option.
+AUTO_BATCH_TIMEOUT = "AUTO_BATCH_TIMEOUT"
+ALLOW_AUTO_BATCHING = "ALLOW_AUTO_BATCHING"
+BATCH_PAD = "AIOV_BATCH_PAD"
 
 EXECUTION_MODE_HINT = "EXECUTION_MODE_HINT"
 _HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
@@ -28,6 +32,9 @@ _WRITABLE = (
     NUM_STREAMS,
     EXECUTION_MODE_HINT,
     PLAN_CACHE_BYTES,
+    AUTO_BATCH_TIMEOUT,
+    ALLOW_AUTO_BATCHING,
+    BATCH_PAD,
 )
 
 
@@ -122,6 +129,18 @@ def normalize(config) -> dict:
             value = int(value)
             if value < 0:
                 raise InputError(f"{PLAN_CACHE_BYTES} must be >= 0, got {value}")
+        elif key == AUTO_BATCH_TIMEOUT:
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise InputError(f"{AUTO_BATCH_TIMEOUT}: expected milliseconds, got {value!r}") from None
+            if value < 0:
+                raise InputError(f"{AUTO_BATCH_TIMEOUT} must be >= 0 ms, got {value}")
+        elif key == ALLOW_AUTO_BATCHING:
+            value = value in (True, "YES", "yes", "true", "True", 1)
+        elif key == BATCH_PAD:
+            if not isinstance(value, dict):
+                raise InputError(f"{BATCH_PAD}: expected {{input: {{axis: padding value}}}}, got {value!r}")
         else:
             raise InputError(f"unknown property {key!r}; aiov supports {', '.join(_WRITABLE)}")
         out[key] = value
@@ -138,6 +157,8 @@ def defaults() -> dict:
         EXECUTION_MODE_HINT: "PERFORMANCE",
         "CACHE_DIR": "",
         PLAN_CACHE_BYTES: _core.default_plan_cache_bytes(),
+        AUTO_BATCH_TIMEOUT: 1000,  # OpenVINO's default; aiov waits only while another batch runs
+        ALLOW_AUTO_BATCHING: True,
     }
 
 
@@ -145,6 +166,9 @@ def optimal_requests(config: dict) -> int:
     """Requests that keep every worker busy: one per worker for latency, two for throughput
     (a second job queued behind each running one hides the Python-side overhead)."""
     workers = _core.pool_size()
+    batch = config.get("OPTIMAL_BATCH_SIZE")
+    if batch:  # batching: a full batch per worker running and another one filling behind it
+        return 2 * batch * workers
     return workers * 2 if config.get(PERFORMANCE_HINT) != "LATENCY" else workers
 
 

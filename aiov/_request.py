@@ -50,7 +50,7 @@ class InferRequest:
     def __init__(self, compiled, _native=None):
         self._compiled = compiled
         self._spec = compiled._spec
-        self._native = _native if _native is not None else _core.Request(compiled._native)
+        self._native = _native if _native is not None else _core.Request(compiled._native, compiled._batcher)
         self._native.set_fast_inputs(self._spec.in_names, self._spec.in_dtypes, self._spec.in_type_ids)
         self._ever_set = [False] * self._spec.count
         self._all_set = self._spec.count == 0

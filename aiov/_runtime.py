@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 
-from . import _core, _properties
+from . import _batching, _core, _properties
 from ._compiled import CompiledModel
 from ._errors import InputError
+from ._log import timed
 from ._model import Model
 
 _DEVICES = ("CPU", "AUTO")
@@ -14,6 +15,9 @@ _DEVICES = ("CPU", "AUTO")
 
 def _check_device(device_name):
     name = "AUTO" if device_name is None else str(device_name)
+    if name.startswith("BATCH"):
+        _batching.parse_device(name)
+        return name
     base = name.split(":")[0].split("(")[0]
     if base not in _DEVICES and not all(part in _DEVICES for part in name.replace("AUTO:", "").split(",")):
         raise InputError(f"device {name!r} is not available: aiov runs on 'CPU' (or 'AUTO')")
@@ -54,17 +58,23 @@ class Core:
         (no absolute paths, '..', symbolic links or special files)."""
         from .frontends import read_model as _read
 
-        return _read(model, weights, weights_dir)
+        source = os.fspath(model) if isinstance(model, (str, os.PathLike)) else f"{type(model).__name__} model"
+        with timed(f"read_model {source}"):
+            return _read(model, weights, weights_dir)
 
     def compile_model(self, model, device_name: str = None, config: dict = None) -> CompiledModel:
-        _check_device(device_name)
+        """``device_name`` "BATCH:CPU(N)" (or "BATCH:CPU") batches concurrent jobs, as the
+        THROUGHPUT hint does (see aiov/_batching.py and docs/async.md)."""
+        device_name, config = _batching.batch_target(device_name, config)
+        _, batch = _batching.parse_device(_check_device(device_name))
         if isinstance(model, (str, os.PathLike, bytes)):
             model = self.read_model(model)
         if not isinstance(model, Model):
             raise InputError(f"compile_model takes a Model or a path, got {type(model).__name__}")
         merged = {k: v for k, v in self._config.items()}
         merged.update(_properties.normalize(config))
-        return CompiledModel(model, merged)
+        with timed(f"compile_model {model.get_friendly_name()}", lambda: _compile_summary(model)):
+            return CompiledModel(model, merged, batch)
 
     def query_model(self, model, device_name: str = "CPU", config=None) -> dict:
         supported = set(_core.op_types()) | {"Parameter", "Constant", "Result"}
@@ -82,6 +92,11 @@ class Core:
 
     def import_model(self, *args, **kwargs):
         raise RuntimeError("aiov does not import compiled blobs; read the model with read_model")
+
+
+def _compile_summary(model) -> str:
+    ops = sum(1 for _ in model.get_ordered_ops())
+    return f"{ops} ops, {_core.pool_size()} workers, GEMM ISA {_core.gemm_isa()}"
 
 
 def compile_model(model, device_name: str = "AUTO", config: dict = None) -> CompiledModel:

@@ -53,12 +53,11 @@ async def main():
     await queue.wait_all()
     print("queue finished", len(predictions), "jobs")
 
-    # 4. Timeouts cancel the job if it has not finished.
+    # 4. Timeouts cancel the job if it has not finished (asyncio.timeout on Python 3.11+).
     try:
-        async with asyncio.timeout(0.5):
-            await compiled(batches[1])
+        await asyncio.wait_for(compiled(batches[1]), 0.5)
         print("finished within the timeout")
-    except TimeoutError:
+    except asyncio.TimeoutError:
         print("timed out (job aborted)")
 
 

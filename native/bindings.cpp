@@ -20,8 +20,10 @@
 #include <optional>
 #include <thread>
 
+#include "core/environment.hpp"
 #include "executor/executor.hpp"
 #include "kernels/gemm.hpp"
+#include "plan/batcher.hpp"
 #include "plan/compiled.hpp"
 #include "plan/graph.hpp"
 #include "plan/passes/op_names.hpp"
@@ -286,6 +288,9 @@ struct PortHandle {
 struct CompiledHandle {
   std::shared_ptr<const CompiledModel> model;
 };
+struct BatcherHandle {
+  std::shared_ptr<Batcher> batcher;
+};
 
 // Python face of a Request: also holds the caller arrays a running job reads.
 struct PyRequest {
@@ -297,8 +302,8 @@ struct PyRequest {
   std::vector<int> fast_etypes;
   nb::dict fast_names;
 
-  explicit PyRequest(const CompiledHandle& m)
-      : req(std::make_shared<Request>(m.model)), keep(req->model().inputs().size()) {}
+  explicit PyRequest(const CompiledHandle& m, const BatcherHandle* b = nullptr)
+      : req(std::make_shared<Request>(m.model, b ? b->batcher : nullptr)), keep(req->model().inputs().size()) {}
   ~PyRequest() {
     // Shared input arrays must outlive the job that reads them.
     if (req->busy()) without_gil([&] { req->wait(-1); });
@@ -645,7 +650,13 @@ NB_MODULE(_core, m) {
     return names;
   });
   m.def("pass_op_names", &pass_op_names);
-  m.def("hardware_threads", &hardware_threads);
+  m.def("hardware_threads", &hardware_threads, "CPUs this process may use (affinity and cgroup quota).");
+  m.def("env_problems", &env_problems, "One message per AIOV_* variable set to a value it does not take.");
+  m.def("env_vars", [] {
+    std::vector<std::tuple<std::string, std::string>> out;
+    for (const EnvVar& v : env_vars()) out.emplace_back(v.name, v.what);
+    return out;
+  });
   m.def("default_plan_cache_bytes", &default_plan_cache_bytes);
   m.def("pool_size", [] { return default_pool().size(); });
   m.def("set_pool_size", &set_default_pool_size, "Before first use only; returns False if too late.");
@@ -791,9 +802,43 @@ NB_MODULE(_core, m) {
       },
       nb::rv_policy::take_ownership);
 
+  nb::class_<BatcherHandle>(m, "Batcher")
+      .def(
+          "__init__",
+          [](BatcherHandle* self, const CompiledHandle& model, int64_t max_batch, int64_t timeout_ms, int max_in_flight,
+             std::vector<std::tuple<int, int, nb::bytes>> pads) {
+            BatchOptions options;
+            options.max_batch = max_batch;
+            options.timeout_ms = timeout_ms;
+            options.max_in_flight = max_in_flight;
+            for (auto& [input, axis, value] : pads) {
+              const auto* bytes = static_cast<const uint8_t*>(value.data());
+              options.pads.push_back(BatchOptions::Pad{input, axis, std::vector<uint8_t>(bytes, bytes + value.size())});
+            }
+            new (self) BatcherHandle{std::make_shared<Batcher>(model.model, std::move(options))};
+          },
+          nb::arg("model"), nb::arg("max_batch"), nb::arg("timeout_ms"), nb::arg("max_in_flight") = 0,
+          nb::arg("pads") = std::vector<std::tuple<int, int, nb::bytes>>())
+      .def_prop_ro("max_batch", [](const BatcherHandle& h) { return h.batcher->max_batch(); })
+      .def("set_timeout_ms", [](BatcherHandle& h, int64_t ms) { h.batcher->set_timeout_ms(ms); })
+      .def("stats", [](const BatcherHandle& h) {
+        BatchStats s = h.batcher->stats();
+        nb::dict sizes;
+        for (size_t k = 1; k < s.sizes.size(); ++k)
+          if (s.sizes[k]) sizes[nb::int_(k)] = s.sizes[k];
+        nb::dict out;
+        out["batches"] = s.batches;
+        out["inferences"] = s.members;
+        out["retried"] = s.retried;
+        out["cancelled"] = s.cancelled;
+        out["sizes"] = sizes;
+        return out;
+      });
+
   nb::class_<PortHandle>(m, "CompletionPort")
       .def(nb::init<>())
       .def_prop_ro("fd", [](const PortHandle& h) { return h.port->fd(); })
+      .def_prop_ro("kind", [](const PortHandle& h) { return std::string(h.port->kind()); })
       .def("drain", [](PortHandle& h) { return h.port->drain(); })
       .def(
           "wait_drain",
@@ -816,7 +861,8 @@ NB_MODULE(_core, m) {
       .value("cancelled", RequestStatus::kCancelled, "the last job was cancelled");
 
   nb::class_<PyRequest>(m, "Request")
-      .def(nb::init<const CompiledHandle&>())
+      .def(nb::init<const CompiledHandle&, const BatcherHandle*>(), nb::arg("model"),
+           nb::arg("batcher").none() = nb::none())
       .def("set_input", &PyRequest::set_input, nb::arg("index"), nb::arg("array"), nb::arg("etype"), nb::arg("share"),
            nb::arg("shape") = nb::none())
       .def("input_view",

@@ -16,7 +16,7 @@ if TESTS_DIR not in sys.path:
 
 import aiov as ov  # noqa: E402
 
-from model_builders import medium_model, tiny_model  # noqa: E402
+from model_builders import failing_model, medium_model, tiny_model  # noqa: E402
 
 try:
     import uvloop  # noqa: F401
@@ -51,3 +51,9 @@ def tiny():
 def medium():
     model, weights = medium_model()
     return ov.compile_model(model, "CPU"), weights
+
+
+@pytest.fixture(scope="module")
+def failing():
+    """A compiled model whose every inference fails in the engine."""
+    return ov.compile_model(failing_model(), "CPU")

@@ -56,6 +56,16 @@ def failing_model():
     return model
 
 
+def lookup_model(rows=10, width=4):
+    """table[rows, width] gathered by int64 indices i[?, k] -> [?, k, width] (output "rows"): an
+    index outside the table fails at run time, for that job only when jobs are batched."""
+    i = ops.parameter([-1, -1], np.int64, name="i")
+    table = ops.constant(np.arange(rows * width, dtype=np.float32).reshape(rows, width))
+    model = ov.Model(ops.gather(table, i, 0), [i])
+    model.outputs[0].tensor.set_names({"rows"})
+    return model
+
+
 def heavy_model(layers=4, size=1024, dynamic_batch=True, seed=0, same_weight=False):
     """A matmul chain (relu(x @ W_i)), each W a size x size f32 constant; tens of ms per
     inference at batch 256 on two cores. Returns (model, weights)."""

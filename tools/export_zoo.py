@@ -115,72 +115,42 @@ SMALL_TEXT = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64
 )
 
-model("bert")(
-    _text(
-        transformers.BertConfig,
-        transformers.BertModel,
-        ["last_hidden_state", "pooler_output"],
-        token_types=True,
-        **SMALL_TEXT,
-    )
-)
-model("distilbert")(
-    _text(
-        transformers.DistilBertConfig,
-        transformers.DistilBertModel,
+# The text models: (config class, model class, outputs, config) at a tiny size; token type ids
+# for the models that take them.
+TEXT_MODELS = {
+    "bert": ("BertConfig", "BertModel", ["last_hidden_state", "pooler_output"], SMALL_TEXT),
+    "distilbert": (
+        "DistilBertConfig",
+        "DistilBertModel",
         ["last_hidden_state"],
-        dim=32,
-        n_layers=2,
-        n_heads=2,
-        hidden_dim=64,
-        max_position_embeddings=64,
-    )
-)
-model("gpt2")(
-    _text(
-        transformers.GPT2Config,
-        transformers.GPT2Model,
+        dict(dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=64),
+    ),
+    "gpt2": ("GPT2Config", "GPT2Model", ["last_hidden_state"], dict(n_embd=32, n_layer=2, n_head=2, n_positions=64)),
+    "llama": (
+        "LlamaConfig",
+        "LlamaModel",
         ["last_hidden_state"],
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        n_positions=64,
-    )
-)
-model("llama")(
-    _text(
-        transformers.LlamaConfig,
-        transformers.LlamaModel,
+        dict(SMALL_TEXT, num_attention_heads=4, num_key_value_heads=2),
+    ),
+    "t5_encoder": (
+        "T5Config",
+        "T5EncoderModel",
         ["last_hidden_state"],
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
+        dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4),
+    ),
+    "roberta": ("RobertaConfig", "RobertaModel", ["last_hidden_state"], dict(SMALL_TEXT, max_position_embeddings=70)),
+}
+TOKEN_TYPES = {"bert", "roberta"}
+for _name, (_config, _model, _outputs, _kwargs) in TEXT_MODELS.items():
+    model(_name)(
+        _text(
+            getattr(transformers, _config),
+            getattr(transformers, _model),
+            _outputs,
+            token_types=_name in TOKEN_TYPES,
+            **_kwargs,
+        )
     )
-)
-model("t5_encoder")(
-    _text(
-        transformers.T5Config,
-        transformers.T5EncoderModel,
-        ["last_hidden_state"],
-        d_model=32,
-        d_kv=8,
-        d_ff=64,
-        num_layers=2,
-        num_heads=4,
-    )
-)
-model("roberta")(
-    _text(
-        transformers.RobertaConfig,
-        transformers.RobertaModel,
-        ["last_hidden_state"],
-        token_types=True,
-        **dict(SMALL_TEXT, max_position_embeddings=70),
-    )
-)
 
 
 def _vision(make, size=32, sizes=None, outputs=("logits",)):

@@ -1,5 +1,7 @@
-"""``python -m aiov info MODEL``: inputs and outputs (names, types, shapes), ops by type, and
-whether aiov supports every op (for an unsupported ONNX model: which ops are missing)."""
+"""``python -m aiov info [MODEL]``: without a model, what the engine runs with here (workers,
+instruction sets, completion port, settings); with one, its inputs and outputs (names, types,
+shapes), ops by type, and whether aiov supports every op (for an unsupported ONNX model: which
+ops are missing)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,12 @@ from collections import Counter
 
 
 def add_parser(commands):
-    parser = commands.add_parser("info", help="inputs, outputs and ops of a model", description=__doc__.split("\n")[0])
-    parser.add_argument("model", help="an .onnx or .xml (OpenVINO IR) file")
+    parser = commands.add_parser(
+        "info",
+        help="the engine's settings, or the inputs, outputs and ops of a model",
+        description=__doc__.split("\n")[0],
+    )
+    parser.add_argument("model", nargs="?", help="an .onnx or .xml (OpenVINO IR) file")
     parser.set_defaults(run=run)
 
 
@@ -37,6 +43,8 @@ def run(args) -> int:
     from .._errors import InputError
 
     path = args.model
+    if path is None:
+        return _print_engine(ov.info())
     if not os.path.exists(path):
         print(f"error: model file not found: {path}", file=sys.stderr)
         return 2
@@ -78,3 +86,13 @@ def _print_counts(title, counts):
     print(f"{title} ({sum(counts.values())} nodes, {len(counts)} types):")
     for op, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"  {op:<28}{n:>6}")
+
+
+def _print_engine(engine: dict) -> int:
+    for key, value in engine.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "(defaults)"
+        elif isinstance(value, list):
+            value = " ".join(value) or "-"
+        print(f"{key + ':':<17}{value}")
+    return 0

@@ -11,6 +11,7 @@
     job = await queue.start_async(inputs, userdata)   # suspends while all jobs are busy
     await queue.wait_all()
     async for results in aio.imap(compiled, inputs, concurrency=8): ...  # in input order
+    compiled = await aio.compile_model(model, "BATCH:CPU(32)")   # concurrent callers batched
 
 Workers finish jobs without the GIL and push a token to the completion port of the loop that
 started the job; one drain on the loop thread resolves every finished job. Every aio object

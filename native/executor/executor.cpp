@@ -1,18 +1,25 @@
 #include "executor/executor.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <sys/eventfd.h>
+#endif
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <stdexcept>
 #include <string>
+
+#include "core/environment.hpp"
 
 namespace aiov {
 
@@ -20,19 +27,16 @@ namespace {
 // Workers run slightly below normal priority (AIOV_WORKER_NICE, default 2): when inference
 // saturates every core, the application's own threads (its event loop above all) still get
 // the CPU as soon as they wake. Without contention it changes nothing.
-void lower_worker_priority() {
-  const char* env = std::getenv("AIOV_WORKER_NICE");
-  int nice = env ? std::atoi(env) : 2;
+// Read on the creating thread: a worker must never be the one to find a bad value.
+int worker_nice() { return (int)env_int("AIOV_WORKER_NICE", 2); }
+
+void lower_worker_priority(int nice) {
   if (nice > 0) ::setpriority(PRIO_PROCESS, (id_t)::syscall(SYS_gettid), nice);
 }
 }  // namespace
 
 int64_t worker_spin_ns() {
-  static const int64_t ns = [] {
-    const char* env = std::getenv("AIOV_WORKER_SPIN_US");
-    const int64_t us = env ? std::atoll(env) : 300;
-    return us > 0 ? us * 1000 : 0;
-  }();
+  static const int64_t ns = env_int("AIOV_WORKER_SPIN_US", 300) * 1000;
   return ns;
 }
 
@@ -70,13 +74,14 @@ bool spin_until(const Done& done, int64_t spin_ns) {
 ThreadPool::ThreadPool(int workers) {
   if (workers < 1) workers = 1;
   spin_ns_ = worker_spin_ns();
+  const int nice = worker_nice();
   // The thread that calls parallel_for works too: spinning workers beyond the other cores
   // would only compete with it.
   max_spinners_ = std::max(0, std::min(workers, hardware_threads() - 1));
   threads_.reserve(workers);
   for (int i = 0; i < workers; ++i)
-    threads_.emplace_back([this] {
-      lower_worker_priority();
+    threads_.emplace_back([this, nice] {
+      lower_worker_priority(nice);
       worker_loop();
     });
 }
@@ -311,9 +316,40 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   if (st.error) std::rethrow_exception(st.error);
 }
 
+namespace {
+// The CPUs a cgroup quota allows (cgroup v2 cpu.max, else v1 cfs quota/period), rounded up;
+// 0 when there is no quota or it cannot be read.
+int cgroup_cpu_limit() {
+  auto ceil_div = [](double quota, double period) {
+    return quota > 0 && period > 0 ? (int)((quota + period - 1) / period) : 0;
+  };
+  {
+    std::ifstream f("/sys/fs/cgroup/cpu.max");
+    std::string quota;
+    double period = 0;
+    if (f >> quota >> period && quota != "max") return ceil_div(std::atof(quota.c_str()), period);
+  }
+  std::ifstream q("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), p("/sys/fs/cgroup/cpu/cpu.cfs_period_us");
+  double quota = 0, period = 0;
+  if (q >> quota && p >> period) return ceil_div(quota, period);
+  return 0;
+}
+}  // namespace
+
 int hardware_threads() {
-  unsigned n = std::thread::hardware_concurrency();
-  return n ? (int)n : 1;
+  static const int n = [] {
+    unsigned cores = std::thread::hardware_concurrency();
+    int n = cores ? (int)cores : 1;
+#if defined(__linux__)
+    // taskset / numactl / a container's cpuset: only these CPUs will ever run our threads.
+    cpu_set_t set;
+    if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) n = std::min(n, CPU_COUNT(&set));
+#endif
+    const int quota = cgroup_cpu_limit();
+    if (quota > 0) n = std::min(n, quota);
+    return std::max(n, 1);
+  }();
+  return n;
 }
 
 namespace {
@@ -343,10 +379,7 @@ ThreadPool& default_pool() {
   std::lock_guard<std::mutex> lock(g_pool_mutex);
   if (!g_pool) {
     int n = g_pool_size;
-    if (n <= 0) {
-      const char* env = std::getenv("AIOV_NUM_THREADS");
-      n = env ? std::atoi(env) : 0;
-    }
+    if (n <= 0) n = (int)env_int("AIOV_NUM_THREADS", 0);
     if (n <= 0) n = hardware_threads();
     g_pool = new ThreadPool(n);
   }
@@ -354,12 +387,46 @@ ThreadPool& default_pool() {
 }
 
 CompletionPort::CompletionPort() {
-  fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (fd_ < 0) throw std::runtime_error("eventfd failed: errno " + std::to_string(errno));
+  const bool want_pipe = env_choice("AIOV_COMPLETION_PORT", "eventfd") == "pipe";
+#if defined(__linux__)
+  if (!want_pipe) {
+    fd_ = wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd_ >= 0) return;
+  }
+#endif
+  // Where there is no eventfd (or AIOV_COMPLETION_PORT=pipe): a non-blocking pipe whose read
+  // end is the fd event loops watch; drain empties it.
+  int ends[2];
+  if (::pipe(ends) != 0) throw std::runtime_error("cannot create the completion pipe: errno " + std::to_string(errno));
+  for (int end : ends) {
+    ::fcntl(end, F_SETFL, ::fcntl(end, F_GETFL) | O_NONBLOCK);
+    ::fcntl(end, F_SETFD, FD_CLOEXEC);
+  }
+  fd_ = ends[0];
+  wake_fd_ = ends[1];
+  is_pipe_ = true;
 }
 
 CompletionPort::~CompletionPort() {
   if (fd_ >= 0) ::close(fd_);
+  if (wake_fd_ >= 0 && wake_fd_ != fd_) ::close(wake_fd_);
+}
+
+void CompletionPort::signal() {
+  // An eventfd adds 8-byte counts; a pipe takes any byte. A full pipe already signals.
+  uint64_t one = 1;
+  ssize_t r;
+  do {
+    r = ::write(wake_fd_, &one, is_pipe_ ? 1 : sizeof one);
+  } while (r < 0 && errno == EINTR);
+}
+
+void CompletionPort::clear() {
+  uint64_t buf[8];
+  ssize_t r;
+  do {
+    r = ::read(fd_, buf, is_pipe_ ? sizeof buf : sizeof buf[0]);
+  } while ((r < 0 && errno == EINTR) || (is_pipe_ && r == (ssize_t)sizeof buf));
 }
 
 void CompletionPort::push(uint64_t token) {
@@ -369,13 +436,7 @@ void CompletionPort::push(uint64_t token) {
     was_empty = tokens_.empty();
     tokens_.push_back(token);
   }
-  if (was_empty) {
-    uint64_t one = 1;
-    ssize_t r;
-    do {
-      r = ::write(fd_, &one, sizeof one);
-    } while (r < 0 && errno == EINTR);
-  }
+  if (was_empty) signal();
 }
 
 std::vector<uint64_t> CompletionPort::drain() {
@@ -383,11 +444,7 @@ std::vector<uint64_t> CompletionPort::drain() {
   std::lock_guard<std::mutex> lock(mutex_);
   // Clear the fd under the lock: a push after the swap sees an empty queue and
   // signals again, so no token is ever left without a pending wake-up.
-  uint64_t v;
-  ssize_t r;
-  do {
-    r = ::read(fd_, &v, sizeof v);
-  } while (r < 0 && errno == EINTR);
+  clear();
   out.swap(tokens_);
   return out;
 }
@@ -416,11 +473,7 @@ std::vector<uint64_t> CompletionPort::wait_drain(int64_t timeout_ms) {
 
 void CompletionPort::close() {
   closed_ = true;
-  uint64_t one = 1;
-  ssize_t r;
-  do {
-    r = ::write(fd_, &one, sizeof one);
-  } while (r < 0 && errno == EINTR);
+  signal();
 }
 
 }  // namespace aiov

@@ -83,7 +83,7 @@ bool set_default_pool_size(int workers);
 void keep_default_pool_at_exit();
 int hardware_threads();
 
-// A queue of finished job tokens plus an eventfd. A producer signals the fd only
+// A queue of finished job tokens plus an eventfd (a pipe where there is none). A producer signals the fd only
 // on the empty -> non-empty edge; a consumer drains every token in one call.
 class CompletionPort {
  public:
@@ -102,9 +102,16 @@ class CompletionPort {
   // Wakes blocked waiters for good; later pushes are still queued.
   void close();
   bool closed() const { return closed_.load(); }
+  // "eventfd" or "pipe" (the portable fallback).
+  const char* kind() const { return is_pipe_ ? "pipe" : "eventfd"; }
 
  private:
-  int fd_ = -1;
+  void signal();
+  void clear();
+
+  int fd_ = -1;       // what event loops watch
+  int wake_fd_ = -1;  // what producers write (the same eventfd, or the pipe's write end)
+  bool is_pipe_ = false;
   std::mutex mutex_;
   std::vector<uint64_t> tokens_;
   std::atomic<bool> closed_{false};

@@ -1,9 +1,11 @@
 #include "kernels/isa.hpp"
+#include "core/environment.hpp"
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #if defined(AIOV_X86) && defined(__x86_64__)
 #include <cpuid.h>
@@ -35,14 +37,9 @@ Isa detect_isa() {
 
 namespace {
 Isa choose_isa() {
-  Isa limit = Isa::avx512;
-  if (const char* env = std::getenv("AIOV_GEMM_ISA")) {
-    if (!std::strcmp(env, "scalar"))
-      limit = Isa::scalar;
-    else if (!std::strcmp(env, "avx2"))
-      limit = Isa::avx2;
-  }
-  return std::min(detect_isa(), limit);
+  const std::string limit = env_choice("AIOV_GEMM_ISA", "avx512");
+  const Isa cap = limit == "scalar" ? Isa::scalar : limit == "avx2" ? Isa::avx2 : Isa::avx512;
+  return std::min(detect_isa(), cap);
 }
 }  // namespace
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "executor/executor.hpp"
+#include "core/environment.hpp"
 #include "kernels/dispatch.hpp"
 #include "kernels/epilogue.hpp"
 #include "kernels/gemm.hpp"
@@ -321,10 +322,7 @@ bool read_in_place(const Window2d& g, int64_t cg, bool direct, bool row_layout) 
 
 // AIOV_WINOGRAD=0 keeps 3x3 stride-1 and stride-2 convolutions on the direct GEMM (to compare).
 bool winograd_enabled() {
-  static const bool on = [] {
-    const char* env = std::getenv("AIOV_WINOGRAD");
-    return !(env && std::strcmp(env, "0") == 0);
-  }();
+  static const bool on = env_int("AIOV_WINOGRAD", 1) != 0;
   return on;
 }
 

@@ -256,9 +256,8 @@ auto dispatch_index_type(ElementType t, F&& f) {
 KernelFn prepare_gather(const PrepareContext& ctx) {
   const Dims& in = ctx.in[0].shape;
   int64_t axis = normalize_axis(ctx.node, read_int_tensor(ctx.node, ctx.in[2], "axis").at(0), (int64_t)in.size());
-  int64_t outer = 1, inner = 1, dim = in[axis];
-  for (int64_t d = 0; d < axis; ++d) outer *= in[d];
-  for (size_t d = axis + 1; d < in.size(); ++d) inner *= in[d];
+  const AroundAxis around = around_axis(in, axis);
+  const int64_t outer = around.outer, dim = around.len, inner = around.inner;
   int64_t count = ctx.in[1].count();
   size_t es = element_bytes(ctx.node, ctx.in[0].type);
   ElementType it = ctx.in[1].type;
@@ -420,9 +419,8 @@ std::vector<PortInfo> infer_split(const InferContext& c) {
 KernelFn prepare_split(const PrepareContext& ctx) {
   const Dims& in = ctx.in[0].shape;
   int64_t axis = normalize_axis(ctx.node, read_int_tensor(ctx.node, ctx.in[1], "axis").at(0), (int64_t)in.size());
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= in[d];
-  for (size_t d = axis + 1; d < in.size(); ++d) inner *= in[d];
+  const AroundAxis around = around_axis(in, axis);
+  const int64_t outer = around.outer, inner = around.inner;
   size_t es = element_bytes(ctx.node, ctx.in[0].type);
   std::vector<size_t> chunk;
   for (auto& o : ctx.out) chunk.push_back((size_t)(o.shape[axis] * inner) * es);

@@ -162,9 +162,8 @@ std::vector<PortInfo> infer_concat(const InferContext& c) {
 KernelFn prepare_concat(const PrepareContext& ctx) {
   const Dims& os = ctx.out[0].shape;
   int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)os.size());
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= os[d];
-  for (size_t d = axis + 1; d < os.size(); ++d) inner *= os[d];
+  const AroundAxis around = around_axis(os, axis);
+  const int64_t outer = around.outer, inner = around.inner;
   size_t elem_bits = bit_width(ctx.out[0].type);
   if (elem_bits % 8) throw NotSupported(ctx.node.describe() + ": sub-byte element types");
   size_t esize = elem_bits / 8;

@@ -262,9 +262,8 @@ KernelFn prepare_arg(const PrepareContext& ctx) {
   const Dims& s = ctx.in[0].shape;
   int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)s.size());
   bool last = ctx.node.attr_int("select_last_index") != 0;
-  int64_t outer = 1, len = s[axis], inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= s[d];
-  for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
+  const AroundAxis around = around_axis(s, axis);
+  const int64_t outer = around.outer, len = around.len, inner = around.inner;
   return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
     return [outer, len, inner, last](const KernelArgs& k) {
@@ -392,9 +391,8 @@ KernelFn prepare_layer_norm(const PrepareContext& ctx) {
 KernelFn prepare_log_softmax(const PrepareContext& ctx) {
   const Dims& s = ctx.in[0].shape;
   int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)s.size());
-  int64_t outer = 1, len = s[axis], inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= s[d];
-  for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
+  const AroundAxis around = around_axis(s, axis);
+  const int64_t outer = around.outer, len = around.len, inner = around.inner;
   return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
     if constexpr (!std::is_floating_point<typename ComputeOf<T>::type>::value) {
@@ -453,9 +451,8 @@ KernelFn prepare_topk(const PrepareContext& ctx) {
   int64_t k = ctx.out[0].shape[axis];
   bool largest = ctx.node.attr_str("mode") == "max";
   bool by_index = ctx.node.attr_str("sort") == "index";
-  int64_t outer = 1, len = s[axis], inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= s[d];
-  for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
+  const AroundAxis around = around_axis(s, axis);
+  const int64_t outer = around.outer, len = around.len, inner = around.inner;
   bool i32 = ctx.out[1].type == ElementType::i32;
   return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
@@ -503,9 +500,8 @@ KernelFn prepare_cumulative(const PrepareContext& ctx) {
   int64_t axis = ctx.in.size() > 1 ? read_int_tensor(ctx.node, ctx.in[1], "axis").at(0) : 0;
   axis = normalize_axis(ctx.node, axis, (int64_t)s.size());
   bool exclusive = ctx.node.attr_int("exclusive") != 0, reverse = ctx.node.attr_int("reverse") != 0;
-  int64_t outer = 1, len = s[axis], inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= s[d];
-  for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
+  const AroundAxis around = around_axis(s, axis);
+  const int64_t outer = around.outer, len = around.len, inner = around.inner;
   return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
     using C = typename ComputeOf<T>::type;
@@ -538,9 +534,8 @@ KernelFn prepare_cumulative(const PrepareContext& ctx) {
 KernelFn prepare_hardmax(const PrepareContext& ctx) {
   const Dims& s = ctx.in[0].shape;
   const int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)s.size());
-  int64_t outer = 1, len = s[axis], inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= s[d];
-  for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
+  const AroundAxis around = around_axis(s, axis);
+  const int64_t outer = around.outer, len = around.len, inner = around.inner;
   return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
     using C = typename ComputeOf<T>::type;

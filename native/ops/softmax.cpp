@@ -30,9 +30,8 @@ void softmax_strided(const T* x, T* y, int64_t len, int64_t stride) {
 KernelFn prepare_softmax(const PrepareContext& ctx) {
   const Dims& s = ctx.in[0].shape;
   int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)s.size());
-  int64_t outer = 1, len = s[axis], inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= s[d];
-  for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
+  const AroundAxis around = around_axis(s, axis);
+  const int64_t outer = around.outer, len = around.len, inner = around.inner;
   if (outer * len * inner == 0) return [](const KernelArgs&) {};
   if (ctx.in[0].type == ElementType::f32 && inner == 1) {
     return [outer, len](const KernelArgs& k) {

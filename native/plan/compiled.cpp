@@ -1,4 +1,5 @@
 #include "plan/compiled.hpp"
+#include "core/environment.hpp"
 
 #include "plan/fold.hpp"
 #include "plan/memory_plan.hpp"
@@ -221,15 +222,7 @@ CompiledModel::CompiledModel(const Graph& graph, CompileOptions options) : optio
 }
 
 size_t default_plan_cache_bytes() {
-  static const size_t bytes = [] {
-    const char* env = std::getenv("AIOV_PLAN_CACHE_BYTES");
-    if (env && *env) {
-      char* end = nullptr;
-      unsigned long long v = std::strtoull(env, &end, 10);
-      if (end && *end == '\0') return (size_t)v;
-    }
-    return size_t(1) << 30;
-  }();
+  static const size_t bytes = (size_t)env_int("AIOV_PLAN_CACHE_BYTES", int64_t{1} << 30);
   return bytes;
 }
 

@@ -1,4 +1,5 @@
 #include "plan/optimize.hpp"
+#include "core/environment.hpp"
 
 #include <cstdlib>
 #include <cstring>
@@ -37,9 +38,6 @@ Graph optimize_graph(const Graph& g) {
   return ctx.graph();
 }
 
-bool graph_optimization_enabled() {
-  const char* env = std::getenv("AIOV_GRAPH_OPT");
-  return !(env && std::strcmp(env, "0") == 0);
-}
+bool graph_optimization_enabled() { return env_int("AIOV_GRAPH_OPT", 1) != 0; }
 
 }  // namespace aiov

@@ -454,6 +454,12 @@ int64_t normalize_axis(const Node& n, int64_t axis, int64_t rank) {
   return axis < 0 ? axis + rank : axis;
 }
 
+AroundAxis around_axis(const Dims& shape, int64_t axis) {
+  AroundAxis a;
+  for (int64_t d = 0; d < (int64_t)shape.size(); ++d) (d < axis ? a.outer : d == axis ? a.len : a.inner) *= shape[d];
+  return a;
+}
+
 size_t element_bytes(const Node& n, ElementType t) {
   const size_t bits = bit_width(t);
   if (bits % 8 || bits == 0) throw NotSupported(n.describe() + ": element type " + type_name(t));

@@ -306,6 +306,11 @@ std::vector<PortInfo> infer_outputs(const OpDef& def, const InferContext& ctx);
 void expect_type_match(const Node& n, const PortInfo& a, const PortInfo& b);
 PartialShape broadcast_shapes(const Node& n, const PartialShape& a, const PartialShape& b, const std::string& mode);
 int64_t normalize_axis(const Node& n, int64_t axis, int64_t rank);
+// A shape seen as [outer, len, inner] around one (normalized) axis: the rows an axis op walks.
+struct AroundAxis {
+  int64_t outer = 1, len = 1, inner = 1;
+};
+AroundAxis around_axis(const Dims& shape, int64_t axis);
 // Integer values of a tensor known at compile time (shape, axes, indices operands).
 std::vector<int64_t> read_int_tensor(const Node& n, const TensorView& t, const char* what);
 // fn(r0, r1) over `rows` rows of `len` elements each (softmax, normalization), split across

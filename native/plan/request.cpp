@@ -2,12 +2,14 @@
 
 #include <cstring>
 
+#include "plan/batcher.hpp"
 #include "plan/subgraph.hpp"
 
 namespace aiov {
 
-Request::Request(std::shared_ptr<const CompiledModel> model)
+Request::Request(std::shared_ptr<const CompiledModel> model, std::shared_ptr<Batcher> batcher)
     : model_(std::move(model)),
+      batcher_(std::move(batcher)),
       inputs_(model_->inputs().size()),
       outputs_(model_->outputs().size()),
       output_shapes_(model_->outputs().size()) {}
@@ -116,6 +118,7 @@ void Request::begin() {
 
 void Request::run_inline() {
   begin();
+  if (batcher_) return batcher_->run_inline(shared_from_this());
   execute();
   finish();
 }
@@ -123,6 +126,7 @@ void Request::run_inline() {
 void Request::start(ThreadPool& pool, std::shared_ptr<CompletionPort> port, uint64_t token) {
   begin();
   auto self = shared_from_this();
+  if (batcher_) return batcher_->submit(std::move(self), std::move(port), token);
   pool.submit([self, port = std::move(port), token] {
     self->execute();
     self->finish();
@@ -165,6 +169,17 @@ void Request::finish() {
     std::lock_guard<std::mutex> lock(mutex_);
   }
   cv_.notify_all();
+}
+
+void Request::settle(RequestStatus result, std::string message, double ms) {
+  latency_ms_ = ms;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    error_ = std::move(message);
+    error_is_input_ = false;
+    status_.store(result, std::memory_order_release);
+  }
+  finish();
 }
 
 bool Request::wait(int64_t timeout_ms) {

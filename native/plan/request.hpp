@@ -28,9 +28,13 @@ struct NodeTiming {
   std::string exec;  // what ran: kernel family and the first input's and output's shapes
 };
 
+class Batcher;
+
 class Request : public std::enable_shared_from_this<Request> {
  public:
-  explicit Request(std::shared_ptr<const CompiledModel> model);
+  // With a batcher, jobs (start and run_inline) go through it: joined with other requests'
+  // jobs that wait at the same time (see plan/batcher.hpp).
+  explicit Request(std::shared_ptr<const CompiledModel> model, std::shared_ptr<Batcher> batcher = nullptr);
   Request(const Request&) = delete;
   Request& operator=(const Request&) = delete;
 
@@ -64,6 +68,7 @@ class Request : public std::enable_shared_from_this<Request> {
   std::vector<NodeTiming> profiling() const;
 
  private:
+  friend class Batcher;  // reads a member's inputs, writes its outputs and ends its job
   struct Input {
     BufferPtr own;
     size_t own_capacity = 0;
@@ -74,6 +79,8 @@ class Request : public std::enable_shared_from_this<Request> {
   void begin();
   void execute();
   void finish();
+  // Ends a job the batcher ran for this request (outputs already written).
+  void settle(RequestStatus result, std::string message, double ms);
   void run_plan();
   // A plan whose shapes are known only by running (ShapePlan::node_by_node).
   void run_node_by_node_into_outputs();
@@ -83,6 +90,7 @@ class Request : public std::enable_shared_from_this<Request> {
   TensorView input_memory(int i, BufferPtr* buffer);
 
   std::shared_ptr<const CompiledModel> model_;
+  std::shared_ptr<Batcher> batcher_;
   std::vector<Input> inputs_;
   std::vector<BufferPtr> outputs_;
   std::vector<Dims> output_shapes_;

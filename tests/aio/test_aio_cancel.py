@@ -2,7 +2,6 @@
 slots and queue capacity come back only when the native job has ended, nothing leaks."""
 
 import random
-import threading
 
 import anyio
 import numpy as np
@@ -12,7 +11,7 @@ import sniffio
 import aiov as ov
 from aiov import aio
 
-from aio_helpers import thread_count_settles
+from aio_helpers import aiov_threads, aiov_threads_settle, pool_idle, queue_idle
 from model_builders import medium_model, medium_reference
 
 pytestmark = pytest.mark.anyio
@@ -22,15 +21,6 @@ pytestmark = pytest.mark.anyio
 def medium():
     model, weights = medium_model()
     return ov.compile_model(model, "CPU"), weights
-
-
-def _compiled_idle(compiled):
-    slots = list(compiled._slots)
-    return all(s.fut is None for s in slots) and len(compiled._pool) == len(slots)
-
-
-def _queue_idle(queue):
-    return queue.busy == 0 and queue.idle == len(queue) and all(s.job is None for s in queue._slots)
 
 
 async def test_cancelled_awaiter_aborts_a_running_job(medium):
@@ -45,10 +35,10 @@ async def test_cancelled_awaiter_aborts_a_running_job(medium):
         assert slot.fut is not None or slot in compiled._pool
     # ...and it comes back once it has.
     for _ in range(200):
-        if _compiled_idle(compiled):
+        if pool_idle(compiled):
             break
         await anyio.sleep(0.005)
-    assert _compiled_idle(compiled)
+    assert pool_idle(compiled)
     assert (await compiled(np.ones((1, 256), np.float32)))[0].shape == (1, 256)
 
 
@@ -86,14 +76,14 @@ async def test_cancelled_queue_submitter_gives_its_slot_back(medium):
     with anyio.move_on_after(0):  # suspended waiting for the busy slot, then cancelled
         await queue.start_async(big, 1)
     await queue.wait_all()
-    assert _queue_idle(queue)
+    assert queue_idle(queue)
     await queue.start_async(big, 2)
     await queue.wait_all()
 
 
 async def test_ten_thousand_mixed_cancellations_and_timeouts(medium):
     sync, weights = medium
-    baseline = threading.active_count()
+    baseline = aiov_threads()
     compiled = aio.CompiledModel(sync)
     queue = aio.AsyncInferQueue(compiled, jobs=4)
     callbacks = []
@@ -135,10 +125,9 @@ async def test_ten_thousand_mixed_cancellations_and_timeouts(medium):
         import asyncio
 
         try:
-            async with asyncio.timeout(delay):
-                await compiled(x)
+            await asyncio.wait_for(compiled(x), delay)
             stats["finished"] += 1
-        except TimeoutError:
+        except asyncio.TimeoutError:
             stats["cancelled"] += 1
 
     total = 10_000
@@ -166,11 +155,11 @@ async def test_ten_thousand_mixed_cancellations_and_timeouts(medium):
     # Every native job ends; then the queue and the pool are fully idle.
     await queue.wait_all()
     for _ in range(400):
-        if _compiled_idle(compiled) and _queue_idle(queue) and not aio.current_bridge().pending:
+        if pool_idle(compiled) and queue_idle(queue) and not aio.current_bridge().pending:
             break
         await anyio.sleep(0.005)
-    assert _queue_idle(queue)
-    assert _compiled_idle(compiled)
+    assert queue_idle(queue)
+    assert pool_idle(compiled)
     assert not aio.current_bridge().pending
     assert len(compiled._pool) <= 2 * wave  # grown only for what ran at once
 
@@ -191,4 +180,4 @@ async def test_ten_thousand_mixed_cancellations_and_timeouts(medium):
     assert len(outs) == 100
     for out in outs:
         np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
-    assert thread_count_settles(baseline) <= baseline
+    assert len(aiov_threads_settle(len(baseline))) <= len(baseline), aiov_threads()

@@ -11,6 +11,7 @@ import pytest
 from aiov import aio
 from aiov.aio import _pending
 
+from aio_helpers import pool_idle, settled
 from model_builders import medium_reference
 
 pytestmark = pytest.mark.anyio
@@ -38,19 +39,6 @@ class _FlakyCollect:
         return self.real(spec, native, copy)
 
 
-def _pool_idle(compiled):
-    pool = compiled._pool
-    return len(pool) == pool.live and all(s.fut is None for s in list(pool.slots))
-
-
-async def _settled(predicate):
-    for _ in range(400):
-        if predicate():
-            return True
-        await anyio.sleep(0.005)
-    return predicate()
-
-
 async def test_compiled_call_gets_the_collection_error_and_the_request_returns(tiny, monkeypatch):
     flaky = _FlakyCollect(monkeypatch, MemoryError)
     compiled = aio.CompiledModel(tiny, max_requests=4)
@@ -73,7 +61,7 @@ async def test_compiled_call_gets_the_collection_error_and_the_request_returns(t
                     tg.start_soon(one, i)
     assert outcomes["ok"] + outcomes["memory"] == 500
     assert outcomes["memory"] == flaky.failed > 50 and outcomes["ok"] > 50
-    assert await _settled(lambda: _pool_idle(compiled))
+    assert await settled(lambda: pool_idle(compiled))
     assert compiled._pool.live <= 4
     assert not aio.current_bridge().pending
 
@@ -193,7 +181,7 @@ async def test_failures_while_jobs_are_cancelled_and_time_out(medium, monkeypatc
                     tg.start_soon(one, rng.choice((0, 1e-4, 1e-3, 1)))
     assert sum(counts.values()) == 400
     assert counts["memory"] > 0 and counts["ok"] > 0
-    assert await _settled(lambda: _pool_idle(compiled))
+    assert await settled(lambda: pool_idle(compiled))
     assert not aio.current_bridge().pending
 
 

@@ -8,16 +8,12 @@ import pytest
 import aiov as ov
 from aiov import aio
 
-from model_builders import failing_model, medium_model
+from aio_helpers import pool_idle, queue_idle, settled
+from model_builders import medium_model
 
 pytestmark = pytest.mark.anyio
 
 X = np.arange(8, dtype=np.float32)
-
-
-@pytest.fixture(scope="module")
-def failing():
-    return ov.compile_model(failing_model(), "CPU")
 
 
 def _pair(i):
@@ -25,17 +21,11 @@ def _pair(i):
 
 
 async def _pool_settles(compiled):
-    """Waits until every request of the model's pool is back (fails if one never returns)."""
-    pool = compiled._pool
-    with anyio.fail_after(10):
-        while pool.live != len(pool) or any(s.fut is not None for s in list(compiled._slots)):
-            await anyio.sleep(0.002)
+    assert await settled(lambda: pool_idle(compiled), timeout=10), "a request never came back"
 
 
 async def _queue_settles(queue):
-    with anyio.fail_after(10):
-        while queue.busy or queue.idle != len(queue) or any(s.job is not None for s in queue._slots):
-            await anyio.sleep(0.002)
+    assert await settled(lambda: queue_idle(queue), timeout=10), "a queue slot never came back"
 
 
 @pytest.fixture(params=["compiled", "queue"])

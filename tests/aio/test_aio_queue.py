@@ -10,21 +10,12 @@ import pytest
 import aiov as ov
 from aiov import aio
 
-from aio_helpers import Heartbeat
-from model_builders import failing_model, medium_reference
+from aio_helpers import Heartbeat, queue_idle
+from model_builders import medium_reference
 
 pytestmark = pytest.mark.anyio
 
 X = np.arange(8, dtype=np.float32)
-
-
-@pytest.fixture(scope="module")
-def failing():
-    return ov.compile_model(failing_model(), "CPU")
-
-
-def _fully_idle(queue):
-    return queue.busy == 0 and queue.idle == len(queue) and all(s.job is None for s in queue._slots)
 
 
 async def test_queue_results_and_handles(tiny):
@@ -34,7 +25,7 @@ async def test_queue_results_and_handles(tiny):
     for i, handle in enumerate(handles):
         assert handle.done() and handle.userdata == i
         np.testing.assert_array_equal((await handle)[0], X + i)
-    assert _fully_idle(queue)
+    assert queue_idle(queue)
 
 
 async def test_start_async_suspends_without_blocking_the_loop(medium):
@@ -61,7 +52,7 @@ async def test_start_async_suspends_without_blocking_the_loop(medium):
     assert sorted(i for i, _ in done) == list(range(40))
     for i, out in done:
         np.testing.assert_allclose(out, medium_reference(weights, batch * (i % 3)), rtol=1e-4, atol=1e-4)
-    assert _fully_idle(queue)
+    assert queue_idle(queue)
 
 
 async def test_sync_callback_runs_on_the_loop_thread(tiny):
@@ -101,7 +92,7 @@ async def test_async_callback_runs_on_the_loop_and_holds_its_request(tiny):
     assert sorted(seen) == list(range(30))
     for i, v in seen.items():
         np.testing.assert_array_equal(v, X + i)
-    assert _fully_idle(queue)
+    assert queue_idle(queue)
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
@@ -152,7 +143,7 @@ async def test_failed_inference_raises_once_per_job(failing):
     for i in range(8):
         await queue.start_async(good, i)
     await queue.wait_all()
-    assert _fully_idle(queue)
+    assert queue_idle(queue)
 
 
 async def test_as_completed_with_a_concurrent_producer(tiny):
@@ -172,7 +163,7 @@ async def test_as_completed_with_a_concurrent_producer(tiny):
     for i, v in got.items():
         np.testing.assert_array_equal(v, X + i)
     await queue.wait_all()
-    assert _fully_idle(queue)
+    assert queue_idle(queue)
 
 
 async def test_as_completed_ends_when_closed_and_drained_and_break_returns_requests(tiny):
@@ -184,14 +175,14 @@ async def test_as_completed_ends_when_closed_and_drained_and_break_returns_reque
     queue.close()
     seen = [u async for _, u in it]
     assert sorted(seen) == [0, 1, 2, 3]
-    assert _fully_idle(queue)
+    assert queue_idle(queue)
     queue = aio.AsyncInferQueue(tiny, jobs=4)
     for i in range(4):
         await queue.start_async([X, X], i)
     async for _request, _userdata in queue.as_completed():
         break
     await queue.wait_all()
-    assert _fully_idle(queue)
+    assert queue_idle(queue)
 
 
 async def test_as_completed_started_before_the_producer_yields_every_job(tiny):
@@ -212,7 +203,7 @@ async def test_as_completed_started_before_the_producer_yields_every_job(tiny):
             np.testing.assert_array_equal(request.get_output_tensor().data, X + userdata)
             seen.append(userdata)
     assert sorted(seen) == list(range(10))
-    assert _fully_idle(queue)
+    assert queue_idle(queue)
 
 
 async def test_as_completed_outlives_idle_gaps_of_a_30_fps_producer(tiny):
@@ -232,7 +223,7 @@ async def test_as_completed_outlives_idle_gaps_of_a_30_fps_producer(tiny):
             seen.append(userdata)
     assert seen == list(range(30))
     await queue.aclose()
-    assert _fully_idle(queue)
+    assert queue_idle(queue)
 
 
 async def test_close_with_work_in_flight(medium):
@@ -257,7 +248,7 @@ async def test_close_with_work_in_flight(medium):
     # The suspended submitter is woken with an error (or got a slot before close()).
     assert len(outcome) == 1
     assert isinstance(outcome[0], aio.InferJob) or "closed" in str(outcome[0])
-    assert _fully_idle(queue)
+    assert queue_idle(queue)
     for handle in handles:
         assert handle.done()
     with pytest.raises(RuntimeError, match="closed"):

@@ -12,24 +12,11 @@ import pytest
 import aiov as ov
 from aiov import _core, aio
 
-from aio_helpers import Heartbeat
+from aio_helpers import Heartbeat, pool_idle, settled
 from model_builders import medium_reference
 
 X = np.arange(8, dtype=np.float32)
 TIMEOUT = 60
-
-
-def _idle(compiled):
-    pool = compiled._pool
-    return pool.waiting == 0 and len(pool) == pool.live and all(s.fut is None for s in list(pool.slots))
-
-
-async def _settled(predicate):
-    for _ in range(400):
-        if predicate():
-            return True
-        await anyio.sleep(0.005)
-    return predicate()
 
 
 def test_default_cap_is_a_small_multiple_of_the_workers(tiny):
@@ -83,7 +70,7 @@ async def test_two_thousand_concurrent_awaits_stay_within_the_cap(medium):
     assert peak["live"] <= 4 and peak["waiting"] > 100
     assert beat.ticks > 0  # suspended callers never blocked the loop
     # Shrunk once idle for shrink_after.
-    assert await _settled(lambda: _idle(compiled) and compiled._pool.live == 1)
+    assert await settled(lambda: pool_idle(compiled) and compiled._pool.live == 1)
 
 
 @anyio_test
@@ -110,7 +97,7 @@ async def test_cancelled_waiters_leave_the_line_and_lose_no_request(medium):
                     tg.start_soon(one, rng.choice((0, 1e-4, 1e-3, 5e-3, 10)))
             assert compiled._pool.live <= 2
     assert counts["ok"] + counts["cancelled"] == 600 and counts["cancelled"] > 0 and counts["ok"] > 0
-    assert await _settled(lambda: _idle(compiled))
+    assert await settled(lambda: pool_idle(compiled))
     # Both requests are still there: a request handed to a waiter that was being cancelled
     # went to the next caller or back to the pool.
     assert compiled._pool.live == 2
@@ -227,7 +214,7 @@ async def test_pool_shrinks_only_after_being_idle_for_a_while(tiny):
         made = set(map(id, compiled._pool.slots))
         assert len(made) == 8
         await anyio.sleep(0.3)
-        assert await _settled(lambda: compiled._pool.live == 2 and len(compiled._pool) == 2)
+        assert await settled(lambda: compiled._pool.live == 2 and len(compiled._pool) == 2)
         # Still fully usable, growing again on demand.
         async with anyio.create_task_group() as tg:
             for i in range(8):
@@ -259,7 +246,7 @@ async def test_bad_inputs_of_waiting_callers_raise_and_pass_the_request_on(mediu
             for i in range(3000):
                 tg.start_soon(one, i)
     assert counts == {"ok": 1500, "input": 1500}
-    assert await _settled(lambda: _idle(compiled))
+    assert await settled(lambda: pool_idle(compiled))
     assert compiled._pool.live == 1
 
 

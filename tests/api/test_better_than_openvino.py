@@ -10,15 +10,10 @@ import pytest
 
 import aiov as ov
 
-from model_builders import add_model, failing_model, heavy_model, heavy_reference
+from model_builders import add_model, heavy_model, heavy_reference
 
 GOOD = np.arange(6, dtype=np.float32)
 BAD = np.ones(5, np.float32)
-
-
-@pytest.fixture(scope="module")
-def failing():
-    return ov.compile_model(failing_model())
 
 
 def test_failed_inference_raises_once_at_wait(failing):

@@ -51,6 +51,11 @@ CASES = {
     "dispatcher_idle": "r = compiled.create_infer_request()\nr.set_callback(lambda _: None)\n"
     "r.start_async(X)\nr.wait()",
     "exit_code_kept": "daemon(lambda: compiled(X))\nsys.exit(3)",
+    # Automatic batching: jobs queued in the batcher and a thread driving batches at exit.
+    "batched_jobs": "b = ov.compile_model(compiled.get_runtime_model(), 'BATCH:CPU(8)')\n"
+    "x1 = np.ones((1, 1024), np.float32)\nq = ov.AsyncInferQueue(b, 32)\n"
+    "threading.Thread(target=lambda: [b(x1) for _ in iter(int, 1)], daemon=True).start()\n"
+    "daemon(lambda: ([q.start_async(x1) for _ in range(32)], q.wait_all()))",
 }
 
 

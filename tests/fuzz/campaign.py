@@ -26,7 +26,7 @@ class Summary:
         self.failures = []  # crash/hang records
         self.cases = 0
 
-    def record(self, group, mutator, cls, detail, saved=None, known=None):
+    def record(self, group, mutator, cls, detail, saved=None):
         self.cases += 1
         self.counts[group][cls] += 1
         if mutator:
@@ -34,14 +34,11 @@ class Summary:
         if cls == "unclear" and not group.startswith("peer"):
             self.unclear[detail[:160]] += 1
         if cls in ("crash", "hang"):
-            self.failures.append(
-                {"group": group, "mutator": mutator, "class": cls, "detail": detail, "saved": saved, "known": known}
-            )
+            self.failures.append({"group": group, "mutator": mutator, "class": cls, "detail": detail, "saved": saved})
 
-    def aiov_failures(self, include_known=True):
-        """aiov's crashes and hangs; `include_known=False` leaves out the triaged known
-        native classes (see cases.known_native_class)."""
-        return [f for f in self.failures if not f["group"].startswith("peer") and (include_known or not f["known"])]
+    def aiov_failures(self):
+        """aiov's crashes and hangs (the peers' are counted, not failed on)."""
+        return [f for f in self.failures if not f["group"].startswith("peer")]
 
     def as_dict(self):
         return {
@@ -70,7 +67,6 @@ class Summary:
             lines.append("crashes and hangs:")
             lines += [
                 f"  {f['group']} {f['mutator']} {f['class']}: {f['detail'][:150]} -> {f['saved']}"
-                + (f" [known: {f['known']}]" if f.get("known") else "")
                 for f in self.failures
             ]
         return "\n".join(lines)
@@ -129,11 +125,6 @@ class Campaign:
                 detail = f"(slow: over {self.timeout:.0f} s once) {detail}"
         return cls, detail
 
-    def _triage(self, read):
-        """The known native bug class of a crashing model (read in a child), or None."""
-        cls, detail = harness.run_case(lambda: cases.known_native_class(read), self.timeout)
-        return detail if cls == "success" and detail.startswith(cases.KNOWN_SHAPE_OVERFLOW) else None
-
     # -- one case of each kind --
     def onnx_case(self):
         name = self.rng.choice(self.onnx_names)
@@ -141,26 +132,11 @@ class Campaign:
         by_path = mutator == "external_data" or self.rng.random() < 0.2
         case_seed = self.rng.randrange(2**31)
         cls, detail = self._run(lambda: cases.onnx_case(data, self.workdir, by_path, case_seed))
-        saved = known = None
+        saved = None
         if cls in ("crash", "hang"):
-            known = _onnx_proto_triage(data) or self._triage(
-                lambda: cases.read_onnx_for_triage(data, self.workdir, by_path)
-            )
-            saved = self._save(
-                "onnx",
-                {"model.onnx": data},
-                {
-                    "seed": name,
-                    "mutator": mutator,
-                    "notes": notes,
-                    "by_path": by_path,
-                    "case_seed": case_seed,
-                    "class": cls,
-                    "detail": detail,
-                    "known": known,
-                },
-            )
-        self.summary.record("onnx", mutator, cls, detail, saved, known)
+            meta = {"seed": name, "mutator": mutator, "notes": notes, "by_path": by_path, "case_seed": case_seed}
+            saved = self._save("onnx", {"model.onnx": data}, dict(meta, **{"class": cls, "detail": detail}))
+        self.summary.record("onnx", mutator, cls, detail, saved)
         if self.peers:
             for peer, fn in (
                 ("onnxruntime", lambda: cases.onnxruntime_case(data, self.workdir, case_seed)),
@@ -177,25 +153,12 @@ class Campaign:
         xml, bin_data, mutator, notes = mutate_ir.mutate(self.ir_seeds[name], self.rng)
         case_seed = self.rng.randrange(2**31)
         cls, detail = self._run(lambda: cases.ir_case(xml, bin_data, self.workdir, case_seed))
-        saved = known = None
+        saved = None
         if cls in ("crash", "hang"):
-            import aiov as ov
-
-            known = self._triage(lambda: ov.Core().read_model(cases._write_ir(self.workdir, xml, bin_data)))
-            saved = self._save(
-                "ir",
-                {"model.xml": xml, "model.bin": bin_data},
-                {
-                    "seed": name,
-                    "mutator": mutator,
-                    "notes": notes,
-                    "case_seed": case_seed,
-                    "class": cls,
-                    "detail": detail,
-                    "known": known,
-                },
-            )
-        self.summary.record("ir", mutator, cls, detail, saved, known)
+            meta = {"seed": name, "mutator": mutator, "notes": notes, "case_seed": case_seed}
+            files = {"model.xml": xml, "model.bin": bin_data}
+            saved = self._save("ir", files, dict(meta, **{"class": cls, "detail": detail}))
+        self.summary.record("ir", mutator, cls, detail, saved)
         if self.peers:
             pcls, pdetail = harness.run_case(
                 lambda: cases.openvino_case("ir", (xml, bin_data), self.workdir, case_seed), self.timeout
@@ -230,15 +193,14 @@ class Campaign:
         @given(inputs.hostile_inputs(spec))
         def body(values):
             cls, detail = self._run(lambda: inputs.run_api(api, model_bytes, values))
-            saved = known = None
+            saved = None
             if cls in ("crash", "hang"):
-                known = _wrapping_shape_value(values)
                 saved = self._save(
                     f"input-{api}",
                     {"model.onnx": model_bytes, "inputs.txt": repr(values)[:100000]},
-                    {"model": model_name, "api": api, "class": cls, "detail": detail, "known": known},
+                    {"model": model_name, "api": api, "class": cls, "detail": detail},
                 )
-            self.summary.record(group, model_name, cls, detail, saved, known)
+            self.summary.record(group, model_name, cls, detail, saved)
 
         try:
             body()
@@ -269,47 +231,3 @@ class Campaign:
                     + ", ".join(f"{g}: {dict(c)}" for g, c in sorted(self.summary.counts.items()))
                 )
         return self.summary
-
-
-def _wrapping_shape_value(values):
-    """Triage of an input case: the known shape-overflow class when an integer value could
-    be a shape whose element count does not fit int64 (cases.known_native_class's twin)."""
-    items = values.values() if isinstance(values, dict) else values if isinstance(values, (list, tuple)) else [values]
-    for value in items:
-        if isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.ndim == 1 and value.size:
-            count = 1
-            for v in value.tolist():
-                count *= abs(int(v))
-            if count * 8 >= 2**63:  # the element count, or the byte size of 8-byte elements
-                return f"{cases.KNOWN_SHAPE_OVERFLOW}: input value {value.tolist()}"
-    return None
-
-
-_SPATIAL_ATTRS = ("pads", "strides", "dilations", "output_padding", "kernel_shape")
-
-
-def _onnx_proto_triage(data: bytes):
-    """Triage of a crashing ONNX model from its protobuf alone (its reading may be what
-    crashes): the known, reported native classes of tests/test_fuzz_regressions.py."""
-    import onnx
-
-    try:
-        model = onnx.load_from_string(data)
-    except Exception:
-        return None
-    for node in model.graph.node:
-        if node.op_type in ("Conv", "ConvTranspose", "MaxPool", "AveragePool"):
-            group = next((a.i for a in node.attribute if a.name == "group"), 1)
-            if group <= 0:
-                return f"unvalidated-attribute: {node.op_type}.group={group}"
-            lengths = {a.name: len(a.ints) for a in node.attribute if a.name in _SPATIAL_ATTRS}
-            rank = lengths.get("kernel_shape")
-            for name, n in lengths.items():
-                expected = 2 * rank if name == "pads" and rank else rank
-                if expected is not None and n != expected:
-                    return f"unvalidated-attribute: {node.op_type}.{name} has {n} values, expected {expected}"
-    for value in model.graph.input:
-        dims = value.type.tensor_type.shape.dim
-        if any(d.HasField("dim_value") and d.dim_value == 0 for d in dims):
-            return f"zero-size-input: {value.name} (SIGFPE in a fused path, see test_fuzz_regressions)"
-    return None

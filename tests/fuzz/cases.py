@@ -73,37 +73,6 @@ def run_aiov_model(read, seed: int):
     return None
 
 
-KNOWN_SHAPE_OVERFLOW = "shape-overflow"
-
-
-def known_native_class(read):
-    """Triage of a crash: the name of a known, reported native bug class the model falls in,
-    or None. Today one class: a static shape whose element count or byte size does not fit
-    int64 (issue
-    18 item 1; tests/test_fuzz_regressions.py keeps its reproducers)."""
-    for node in read().get_ordered_ops():
-        for i in range(node.get_output_size()):
-            pshape = node.get_output_partial_shape(i)
-            if pshape.rank.is_dynamic:
-                continue
-            count = 1
-            for d in pshape:
-                if not d.is_dynamic:
-                    count *= d.get_length()
-            if count * 8 >= 2**63:  # the element count, or the byte size of 8-byte elements
-                return f"{KNOWN_SHAPE_OVERFLOW}: {node.get_type_name()} '{node.get_friendly_name()}' {pshape}"
-    return None
-
-
-def read_onnx_for_triage(data: bytes, workdir: str, by_path: bool):
-    import aiov as ov
-
-    os.chdir(workdir)
-    if by_path:
-        return ov.Core().read_model(os.path.join(workdir, "model", "model.onnx"))
-    return ov.Core().read_model(data)
-
-
 def onnx_case(data: bytes, workdir: str, by_path: bool, seed: int):
     """The fuzz case for aiov: the model read from bytes, or from a file in a directory that
     also holds a weights.bin (so external-data mutations have something to find)."""
