@@ -363,7 +363,7 @@ bool Batcher::run_joined(std::vector<Entry>& batch, double* ms) {
         copy_box(from + offsets[m] * ss[0], shape, static_cast<char*>(member.outputs_[j]->data()), own, own, element);
         member.output_shapes_[j] = own;
       }
-      member.plan_.reset();  // its output shapes were set here: a run alone rebinds them
+      member.stages_.clear();  // its output shapes were set here: a run alone rebinds them
     }
   }
   {
