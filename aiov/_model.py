@@ -203,7 +203,7 @@ class Model:
                 for i in range(native.input_count):
                     src, idx = native.input_value(i)
                     inputs.append((mapping[src.id], idx))
-                new = _core.make_node(native.op_type, inputs, native.attributes(), native.name)
+                new = _core.make_node(native.op_type, inputs, native.attributes(), native.name, native.bodies())
             for i in range(native.output_count):
                 new.set_output_names(i, native.output_names(i))
             mapping[native.id] = new

@@ -3,6 +3,7 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
+#include <nanobind/stl/map.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
@@ -759,6 +760,12 @@ NB_MODULE(_core, m) {
              return std::make_pair(v.node, v.index);
            })
       .def("attributes", [](const Node& n) { return attrs_to(n.attrs); })
+      .def("bodies",
+           [](const Node& n) {
+             std::map<std::string, std::shared_ptr<Body>> out;
+             for (const auto& [k, b] : n.bodies) out[k] = std::const_pointer_cast<Body>(b);
+             return out;
+           })
       .def("constant_bytes",
            [](const Node& n) -> nb::object {
              if (!n.constant) throw InputError(n.describe() + " is not a Constant");
@@ -802,14 +809,33 @@ NB_MODULE(_core, m) {
     n->id = next_node_id();
     return n;
   });
-  m.def("make_node", [](const std::string& op, std::vector<std::pair<NodePtr, int>> inputs, nb::dict attrs,
-                        const std::string& name) {
-    std::vector<Value> vals;
-    for (auto& [n, i] : inputs) vals.push_back(Value{n, i});
-    NodePtr node = make_node(op, std::move(vals), attrs_from(attrs), name);
-    user_table().add(node);
-    return node;
+  // A subgraph for a node's GRAPH attribute (If's branches, Loop's and Scan's body).
+  nb::class_<Body>(m, "Body")
+      .def_prop_ro("parameters", [](const Body& b) { return b.graph.parameters; })
+      .def_prop_ro("outputs", [](const Body& b) {
+        std::vector<std::pair<NodePtr, int>> out;
+        for (const Value& v : b.graph.outputs) out.emplace_back(v.node, v.index);
+        return out;
+      });
+  m.def("make_body", [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs) {
+    Graph g;
+    g.parameters = std::move(params);
+    for (auto& [n, i] : outputs) g.outputs.push_back(Value{n, i});
+    return std::const_pointer_cast<Body>(make_body(std::move(g)));
   });
+  m.def(
+      "make_node",
+      [](const std::string& op, std::vector<std::pair<NodePtr, int>> inputs, nb::dict attrs, const std::string& name,
+         std::map<std::string, std::shared_ptr<Body>> bodies) {
+        std::vector<Value> vals;
+        for (auto& [n, i] : inputs) vals.push_back(Value{n, i});
+        std::map<std::string, BodyPtr> owned(bodies.begin(), bodies.end());
+        NodePtr node = make_node(op, std::move(vals), attrs_from(attrs), name, std::move(owned));
+        user_table().add(node);
+        return node;
+      },
+      nb::arg("op"), nb::arg("inputs"), nb::arg("attrs"), nb::arg("name"),
+      nb::arg("bodies") = std::map<std::string, std::shared_ptr<Body>>{});
   m.def("topological_order", [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs) {
     Graph g;
     g.parameters = std::move(params);

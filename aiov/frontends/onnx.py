@@ -7,14 +7,17 @@ import os
 
 import numpy as np
 
+from .. import _core
 from .. import opset as ops
 from .._errors import InputError
-from .._graph import Output, as_output
+from .._graph import Node, Output, as_output
 from .._model import Model
 from .._types import Type
 from . import _onnx_proto as _proto
 
 _CONVERTERS = {}
+# Subgraphs inside subgraphs: each level is a body compiled and run by the one around it.
+_MAX_SUBGRAPH_DEPTH = 16
 
 
 def converter(*op_types):
@@ -66,9 +69,11 @@ def _register_one_to_one():
 class _Context:
     """Per-node view: inputs as ports (None for omitted optional inputs), attributes, opset."""
 
-    def __init__(self, node, values, opset):
+    def __init__(self, node, values, opset, depth=0):
         self.node = node
         self.opset = opset
+        self.scope = values  # every name visible here: subgraphs capture from it
+        self.depth = depth  # subgraph nesting level of the node
         self.inputs = [values[name] if name else None for name in node.input]
         self.attrs = {a.name: _proto.attribute_value(a) for a in node.attribute}
 
@@ -143,7 +148,7 @@ def read_onnx(model, weights=None, weights_dir=None) -> Model:
     graph = proto.graph
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
     unsupported = {}
-    for n in graph.node:
+    for n in _all_nodes(graph):
         if n.op_type not in _CONVERTERS or n.domain not in ("", "ai.onnx"):
             unsupported.setdefault(f"{n.domain + '.' if n.domain else ''}{n.op_type}", _node_label(n))
     if unsupported:
@@ -154,19 +159,7 @@ def read_onnx(model, weights=None, weights_dir=None) -> Model:
     for init in graph.initializer:
         if init.name in values:
             raise InputError(f"ONNX initializer '{init.name}' is defined twice")
-        try:
-            array = _proto.to_array(init)
-        except Exception as exc:
-            raise InputError(f"ONNX initializer '{init.name}' cannot be read: {type(exc).__name__}: {exc}") from None
-        try:
-            values[init.name] = as_output(ops.constant(array, name=init.name))
-        except InputError:
-            raise
-        except (TypeError, ValueError) as exc:
-            raise InputError(
-                f"ONNX initializer '{init.name}' ({_type_name(init.data_type)}, dims "
-                f"{list(init.dims)}) is not supported: {exc}"
-            ) from None
+        values[init.name] = _initializer(init)
     params = []
     seen_inputs = set()
     for inp in graph.input:
@@ -178,9 +171,27 @@ def read_onnx(model, weights=None, weights_dir=None) -> Model:
         _check_tensor_value(inp, "input")
         params.append(_parameter(inp))
         values[inp.name] = params[-1].output(0)
+    _convert_nodes(graph, values, opset, depth=0)
+    results = []
+    for out in graph.output:
+        _check_tensor_value(out, "output")
+        if out.name not in values:
+            raise InputError(f"ONNX graph output '{out.name}' is not produced by any node, initializer or input")
+        port = values[out.name]
+        if port.get_node().get_type_name() in ("Parameter", "Constant") or any(port == r for r in results):
+            port = as_output(ops.convert(port, port.get_element_type()))  # a distinct tensor to name
+        port.get_tensor().add_names({out.name})
+        results.append(port)
+    return Model(results, params, graph.name or "onnx_model")
+
+
+def _convert_nodes(graph, values: dict, opset: int, depth: int):
+    """Converts the nodes of `graph` (the model's, or a subgraph's at nesting `depth`) in
+    dependency order, adding each output to `values` (name -> port, the enclosing scopes'
+    names included)."""
     for node in _sorted_nodes(graph, set(values)):
         try:
-            ctx = _Context(node, values, opset)
+            ctx = _Context(node, values, opset, depth)
             if opset < 7:
                 _legacy_attributes(ctx)
             outs = _CONVERTERS[node.op_type](ctx)
@@ -209,17 +220,68 @@ def read_onnx(model, weights=None, weights_dir=None) -> Model:
         for name, port in zip(node.output, outs):
             if name:
                 values[name] = port
-    results = []
+
+
+def _initializer(init):
+    try:
+        array = _proto.to_array(init)
+    except Exception as exc:
+        raise InputError(f"ONNX initializer '{init.name}' cannot be read: {type(exc).__name__}: {exc}") from None
+    try:
+        return as_output(ops.constant(array, name=init.name))
+    except InputError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"ONNX initializer '{init.name}' ({_type_name(init.data_type)}, dims "
+            f"{list(init.dims)}) is not supported: {exc}"
+        ) from None
+
+
+def _subgraphs(node) -> list:
+    """The GRAPH attributes of a node (If's branches, Loop's and Scan's body)."""
+    found = []
+    for a in node.attribute:
+        if a.type == 5:  # GRAPH
+            found.append(a.g)
+        elif a.type == 10:  # GRAPHS
+            found.extend(a.graphs)
+    return found
+
+
+def _all_nodes(graph, depth=0):
+    """The nodes of `graph` and of every subgraph in it."""
+    if depth > _MAX_SUBGRAPH_DEPTH:
+        raise InputError(f"the ONNX model nests subgraphs more than {_MAX_SUBGRAPH_DEPTH} deep")
+    for node in graph.node:
+        yield node
+        for g in _subgraphs(node):
+            yield from _all_nodes(g, depth + 1)
+
+
+def _free_names(graph) -> list:
+    """Names a graph (its subgraphs included) reads but does not define: the values it
+    captures from the enclosing scopes, in order of first use."""
+    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    for node in graph.node:
+        defined.update(node.output)
+    free = []
+    for node in graph.node:
+        for name in _reads(node):
+            if name and name not in defined and name not in free:
+                free.append(name)
     for out in graph.output:
-        _check_tensor_value(out, "output")
-        if out.name not in values:
-            raise InputError(f"ONNX graph output '{out.name}' is not produced by any node, initializer or input")
-        port = values[out.name]
-        if port.get_node().get_type_name() in ("Parameter", "Constant") or any(port == r for r in results):
-            port = as_output(ops.convert(port, port.get_element_type()))  # a distinct tensor to name
-        port.get_tensor().add_names({out.name})
-        results.append(port)
-    return Model(results, params, graph.name or "onnx_model")
+        if out.name not in defined and out.name not in free:
+            free.append(out.name)
+    return free
+
+
+def _reads(node) -> list:
+    """The names a node reads: its inputs, and what its subgraphs capture."""
+    names = list(node.input)
+    for g in _subgraphs(node):
+        names.extend(_free_names(g))
+    return names
 
 
 def _node_label(node) -> str:
@@ -293,7 +355,7 @@ def _sorted_nodes(graph, available: set) -> list:
     waiting = [0] * len(nodes)  # inputs not produced yet, per node
     consumers = [[] for _ in nodes]
     for i, node in enumerate(nodes):
-        for name in node.input:
+        for name in _reads(node):
             if not name or name in available:
                 continue
             if name not in producer:
@@ -1917,3 +1979,208 @@ def _softmax_cross_entropy_loss(ctx):
     weight = ctx.inputs[2] if len(ctx.inputs) > 2 else None
     loss = _nll_loss(ctx, log_prob, ctx.inputs[1], weight)
     return [loss, log_prob] if len(ctx.node.output) > 1 else loss
+
+
+# ---- control flow: If, Loop, Scan -----------------------------------------------------------
+# A subgraph becomes an engine body (``_core.make_body``) that is self-contained: the names it
+# reads from enclosing graphs become trailing inputs of its node and parameters of the body.
+
+
+def _body_parameter(info, fallback):
+    """A subgraph input as a parameter: its declared type and shape, else `fallback`'s."""
+    kind = info.type.WhichOneof("value")
+    if kind not in (None, "tensor_type"):
+        _check_tensor_value(info, "input")
+    dtype, shape = fallback
+    ttype = info.type.tensor_type if kind == "tensor_type" else None
+    if ttype is not None and ttype.elem_type:
+        dtype = _onnx_dtype(ttype.elem_type)
+    if ttype is not None and ttype.HasField("shape"):
+        shape = [d.dim_value if d.HasField("dim_value") else -1 for d in ttype.shape.dim]
+    if dtype is None:
+        raise InputError(f"ONNX subgraph input '{info.name}' declares no element type")
+    return ops.parameter(shape, dtype, name=info.name)
+
+
+def _same_rank(port, drop=0):
+    """Type and shape for a subgraph input that declares none: the port's type and rank (less
+    `drop` scanned axes), every dimension free (a carried value may change size per step)."""
+    shape = port.get_partial_shape()
+    dims = None if shape.rank.is_dynamic else [-1] * max(0, shape.rank.get_length() - drop)
+    return port.get_element_type(), dims
+
+
+def _captures(ctx, graphs) -> list:
+    """The enclosing-scope names the subgraphs read, in order of first use."""
+    names = []
+    for g in graphs:
+        for name in _free_names(g):
+            if name not in names:
+                names.append(name)
+    missing = [name for name in names if name not in ctx.scope]
+    if missing:
+        ctx.fail(
+            f"its subgraph reads {', '.join(repr(m) for m in missing)}, defined neither in the subgraph "
+            f"nor in an enclosing graph"
+        )
+    return names
+
+
+def _make_body(ctx, graph, fallbacks, captured):
+    """`graph` as an engine body: its inputs (typed by `fallbacks` where it declares no type),
+    then one parameter per captured name."""
+    if ctx.depth + 1 > _MAX_SUBGRAPH_DEPTH:
+        ctx.fail(f"subgraphs are nested more than {_MAX_SUBGRAPH_DEPTH} deep")
+    if len(graph.input) != len(fallbacks):
+        ctx.fail(f"its subgraph '{graph.name}' takes {len(graph.input)} inputs, expected {len(fallbacks)}")
+    values = {}
+    params = []
+    for info, fallback in zip(graph.input, fallbacks):
+        params.append(_body_parameter(info, fallback))
+        values[info.name] = params[-1].output(0)
+    for name in captured:
+        outer = ctx.scope[name]
+        params.append(ops.parameter(outer.get_partial_shape(), outer.get_element_type(), name=name))
+        values[name] = params[-1].output(0)
+    for init in graph.initializer:
+        values[init.name] = _initializer(init)
+    _convert_nodes(graph, values, ctx.opset, ctx.depth + 1)
+    outputs = []
+    for out in graph.output:
+        _check_tensor_value(out, "output")
+        if out.name not in values:
+            ctx.fail(f"its subgraph '{graph.name}' output '{out.name}' is not produced")
+        port = values[out.name]
+        outputs.append((port._node._native, port._index))
+    return _core.make_body([p._native for p in params], outputs)
+
+
+def _value_from_static_shapes(port, max_nodes=64):
+    """The value of `port` when constants and the static shapes of inputs alone decide it (a
+    condition on an input's rank or size, as ONNX's function expansions write), else None.
+    Only small computations over constants and the shapes of inputs are run."""
+    params = {}
+    stack = [port.get_node()]
+    seen = set()
+    while stack:
+        node = stack.pop()
+        if node._native.id in seen:
+            continue
+        seen.add(node._native.id)
+        kind = node.get_type_name()
+        if kind == "Constant":
+            continue
+        if kind == "Parameter" or len(seen) > max_nodes:
+            return None
+        if kind == "ShapeOf":
+            source = node.input_value(0)
+            if source.get_node().get_type_name() != "Parameter" or not source.get_partial_shape().is_static:
+                return None
+            params[source.get_node()._native.id] = source.get_node()
+            continue
+        stack.extend(value.get_node() for value in node.input_values())
+    from .._runtime import compile_model
+
+    ordered = list(params.values())
+    compiled = compile_model(Model([port], ordered, "read_time_value"), "CPU")
+    feeds = [
+        np.zeros(p.get_output_partial_shape(0).to_shape(), p.get_output_element_type(0).to_dtype()) for p in ordered
+    ]
+    return compiled(feeds)[0]
+
+
+def _control_node(ctx, op, inputs, attrs, bodies):
+    ports = [as_output(i) for i in inputs]
+    native = _core.make_node(op, [(p._node._native, p._index) for p in ports], attrs, ctx.node.name, bodies)
+    return Node(native).outputs()
+
+
+@converter("If")
+def _if(ctx):
+    then_graph, else_graph = ctx.attrs.get("then_branch"), ctx.attrs.get("else_branch")
+    if then_graph is None or else_graph is None:
+        ctx.fail("needs both then_branch and else_branch")
+    cond = ctx.const_value(0)
+    if cond is None:
+        cond = _value_from_static_shapes(ctx.inputs[0])
+    if cond is not None:
+        # Known when the model is read (common in exports): the taken branch's nodes join
+        # the enclosing graph, and the other branch is never converted.
+        if np.asarray(cond).size != 1:
+            ctx.fail(f"the condition must hold one value, got shape {list(np.shape(cond))}")
+        taken = then_graph if bool(np.asarray(cond).reshape(-1)[0]) else else_graph
+        values = dict(ctx.scope)
+        for init in taken.initializer:
+            values[init.name] = _initializer(init)
+        _convert_nodes(taken, values, ctx.opset, ctx.depth + 1)
+        missing = [o.name for o in taken.output if o.name not in values]
+        if missing:
+            ctx.fail(f"branch output(s) {', '.join(missing)} are not produced")
+        return [values[o.name] for o in taken.output]
+    captured = _captures(ctx, [then_graph, else_graph])
+    bodies = {
+        "then_branch": _make_body(ctx, then_graph, [], captured),
+        "else_branch": _make_body(ctx, else_graph, [], captured),
+    }
+    return _control_node(ctx, "If", [ctx.inputs[0]] + [ctx.scope[n] for n in captured], {}, bodies)
+
+
+@converter("Loop")
+def _loop(ctx):
+    graph = ctx.attrs.get("body")
+    if graph is None:
+        ctx.fail("needs its body")
+    inputs = list(ctx.inputs) + [None] * (2 - len(ctx.inputs))
+    trips, cond, carried = inputs[0], inputs[1], inputs[2:]
+    if any(c is None for c in carried):
+        ctx.fail("an omitted loop-carried value is not supported")
+    # ONNX: without M the loop runs until cond says stop; without cond, the body's cond is ignored.
+    stop_on_cond = cond is not None
+    if trips is None:
+        trips = ops.constant(np.array(np.iinfo(np.int64).max, dtype=np.int64))
+    if cond is None:
+        cond = ops.constant(np.array(True))
+    fallbacks = [(np.int64, []), (np.bool_, [])] + [_same_rank(c) for c in carried]
+    captured = _captures(ctx, [graph])
+    body = _make_body(ctx, graph, fallbacks, captured)
+    inputs = [trips, cond, *carried, *[ctx.scope[n] for n in captured]]
+    attrs = {"captured": len(captured), "stop_on_cond": stop_on_cond}
+    return _control_node(ctx, "Loop", inputs, attrs, {"body": body})
+
+
+_SCAN_ATTRS = (
+    "num_scan_inputs",
+    "scan_input_axes",
+    "scan_input_directions",
+    "scan_output_axes",
+    "scan_output_directions",
+)
+
+
+@converter("Scan")
+def _scan(ctx):
+    graph = ctx.attrs.get("body")
+    if graph is None:
+        ctx.fail("needs its body")
+    inputs = list(ctx.inputs)
+    attrs = {key: ctx.attr(key) for key in _SCAN_ATTRS if key in ctx.attrs}
+    batch = 0
+    if ctx.opset < 9:
+        # Scan-8: every state and scanned input has a batch axis first; an optional
+        # sequence_lens input comes before them.
+        if inputs and inputs[0] is not None:
+            ctx.fail("sequence_lens (scans of different lengths per batch entry) is not supported")
+        inputs = inputs[1:]
+        attrs["batched"] = True
+        if "directions" in ctx.attrs:
+            attrs["scan_input_directions"] = ctx.attr("directions")
+        batch = 1
+    if any(i is None for i in inputs):
+        ctx.fail("an omitted input is not supported")
+    states = len(inputs) - ctx.attr("num_scan_inputs", 0)
+    fallbacks = [_same_rank(x, drop=batch + int(i >= states)) for i, x in enumerate(inputs)]
+    captured = _captures(ctx, [graph])
+    body = _make_body(ctx, graph, fallbacks, captured)
+    attrs["captured"] = len(captured)
+    inputs = [*inputs, *[ctx.scope[n] for n in captured]]
+    return _control_node(ctx, "Scan", inputs, attrs, {"body": body})

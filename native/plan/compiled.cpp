@@ -90,6 +90,9 @@ ValueSlot slot(ValueSlot::Kind kind, ElementType type, const Dims& shape) {
   return s;
 }
 
+// Thrown while planning when an output shape is known only by running its node.
+struct NeedsRunTimeShapes {};
+
 // Node n's outputs, with the concrete shapes its inputs have in this plan: computed now when
 // every input is known at plan time (or the op reads only shapes), else a step of the plan
 // writing them to the arena. Returns true when the step emits outputs whose shapes only a run
@@ -113,6 +116,25 @@ bool schedule_node(const Node& n, PlanValues& values, SharedWeights& shared, Ele
   std::vector<PortInfo> outs = infer_on(def, n, in_views, in_known);
   PrepareContext pctx{n, in_views, {}, &shared, {}};
   for (const auto& in : n.inputs) pctx.in_model_constant.push_back(values.model_constant[values.id(in)]);
+  bool all_static = true;
+  for (const auto& o : outs) all_static = all_static && o.shape.is_static();
+  if (def.eval && !all_static) {
+    // Only running tells the shapes (a Loop's scan outputs): with known inputs it runs now and
+    // its outputs are constants of the plan; otherwise the whole model runs node by node.
+    if (!all_known) throw NeedsRunTimeShapes{};
+    ExecContext exec;
+    for (HeldTensor& t : def.eval(EvalContext{n, in_views, exec})) {
+      if (!t.keep) {
+        t.keep = std::make_shared<Buffer>(t.view.bytes());
+        if (t.view.bytes()) std::memcpy(t.keep->data(), t.view.data, t.view.bytes());
+      }
+      plan.folded.push_back(t.keep);
+      ValueSlot s = slot(ValueSlot::kConstant, t.view.type, t.view.shape);
+      s.constant = t.keep->data();
+      values.add(s, -1, true, false);
+    }
+    return false;
+  }
   bool emits = false;
   for (const auto& o : outs) emits = emits || (!all_known && def.data_dependent && !o.shape.is_static());
   for (size_t o = 0; o < outs.size(); ++o) {
@@ -302,6 +324,15 @@ void place_values(ShapePlan& plan, const PlanValues& values, const std::vector<V
   }
   plan_arena(plan, values.alias_root);
 }
+
+// A plan without steps for shapes known only by running: the model runs node by node.
+std::shared_ptr<ShapePlan> node_by_node_plan(const ShapePlan& planned) {
+  auto dynamic = std::make_shared<ShapePlan>();
+  dynamic->key = planned.key;
+  dynamic->input_shapes = planned.input_shapes;
+  dynamic->node_by_node = true;
+  return dynamic;
+}
 }  // namespace
 
 std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& key) const {
@@ -311,7 +342,12 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
   plan->input_shapes.assign(key.begin(), key.begin() + graph_.parameters.size());
   const std::vector<const void*> keyed = keyed_input_values(key, value_keyed_, *plan);
   PlanValues values{*plan, {}, {}, {}, {}};
-  schedule(order_, 0, graph_.parameters, graph_.outputs, keyed, shared_weights_, values, options_.inference_precision);
+  try {
+    schedule(order_, 0, graph_.parameters, graph_.outputs, keyed, shared_weights_, values,
+             options_.inference_precision);
+  } catch (const NeedsRunTimeShapes&) {
+    return node_by_node_plan(*plan);
+  }
   place_values(*plan, values, graph_.outputs);
   return plan;
 }
@@ -342,8 +378,13 @@ std::shared_ptr<ShapePlan> CompiledModel::build_continuation(const std::vector<D
   for (size_t o = 0; o < emitted; ++o) plan->values[resume.emitted[o]].shape = key[key.size() - 1 - emitted + o];
   for (size_t i = 0; i < resume.value_of_node.size(); ++i) values.first[order_[i].get()] = resume.value_of_node[i];
   const std::vector<const void*> keyed = keyed_input_values(key, value_keyed_, *plan);
-  schedule(order_, resume.next_node, graph_.parameters, graph_.outputs, keyed, shared_weights_, values,
-           options_.inference_precision);
+  try {
+    schedule(order_, resume.next_node, graph_.parameters, graph_.outputs, keyed, shared_weights_, values,
+             options_.inference_precision);
+  } catch (const NeedsRunTimeShapes&) {
+    // A control-flow op after the data-dependent one: the request reruns the model node by node.
+    return node_by_node_plan(*plan);
+  }
   place_values(*plan, values, graph_.outputs);
   return plan;
 }

@@ -67,6 +67,10 @@ struct ShapePlan {
   std::vector<int> live_out;                       // values a later stage reads (kept to the end)
   // The stage before this one: its constants are this plan's too (counted once, there).
   std::shared_ptr<const ShapePlan> previous_stage;
+  // Some output shape is known only by running (a Loop's scan outputs): the plan has no
+  // steps, and the model runs node by node (run_node_by_node in plan/subgraph.hpp). A later
+  // stage may be one too (a Loop after a NonZero): the run then starts over node by node.
+  bool node_by_node = false;
 };
 
 // The key of the stage after `plan` once its data-dependent step emitted these shapes.
@@ -88,6 +92,9 @@ class CompiledModel {
   const std::vector<IoInfo>& outputs() const { return outputs_; }
   const CompileOptions& options() const { return options_; }
   const Graph& graph() const { return graph_; }
+  // The optimized graph's nodes, inputs before users.
+  const std::vector<NodePtr>& order() const { return order_; }
+  SharedWeights& shared_weights() const { return shared_weights_; }
   // Plan for a key: concrete input shapes, followed by the packed values of the
   // value-keyed inputs in input order (see pack_value). Cached; thread-safe.
   std::shared_ptr<const ShapePlan> plan_for(const std::vector<Dims>& key) const;

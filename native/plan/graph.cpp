@@ -1,5 +1,6 @@
 #include "plan/graph.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <unordered_map>
 #include <unordered_set>
@@ -136,7 +137,8 @@ void revalidate(Node& n) {
   n.output_names.resize(n.outputs.size());
 }
 
-NodePtr make_node(const std::string& op, std::vector<Value> inputs, Attrs attrs, const std::string& name) {
+NodePtr make_node(const std::string& op, std::vector<Value> inputs, Attrs attrs, const std::string& name,
+                  std::map<std::string, BodyPtr> bodies) {
   const OpDef& def = OpRegistry::instance().get(op);
   auto n = std::make_shared<Node>();
   n->id = next_node_id();
@@ -157,8 +159,22 @@ NodePtr make_node(const std::string& op, std::vector<Value> inputs, Attrs attrs,
   }
   n->inputs = std::move(inputs);
   n->attrs = std::move(attrs);
+  n->bodies = std::move(bodies);
+  for (const auto& [key, body] : n->bodies)
+    if (!body) throw InputError(n->describe() + ": subgraph '" + key + "' is missing");
   revalidate(*n);
   return n;
+}
+
+BodyPtr make_body(Graph graph) {
+  auto body = std::make_shared<Body>();
+  for (const auto& n : graph.topological_order())
+    for (const auto& [key, inner] : n->bodies) body->depth = std::max(body->depth, inner->depth + 1);
+  if (body->depth > kMaxBodyDepth)
+    throw InputError("subgraphs are nested " + std::to_string(body->depth) + " deep; aiov runs at most " +
+                     std::to_string(kMaxBodyDepth) + " levels");
+  body->graph = std::move(graph);
+  return body;
 }
 
 std::vector<NodePtr> Graph::topological_order() const {

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <variant>
@@ -14,7 +15,9 @@ namespace aiov {
 
 struct Node;
 struct OpDef;
+struct Body;
 using NodePtr = std::shared_ptr<Node>;
+using BodyPtr = std::shared_ptr<const Body>;
 
 // One output port of a node.
 struct Value {
@@ -42,6 +45,8 @@ struct Node : std::enable_shared_from_this<Node> {
   std::vector<std::vector<std::string>> output_names;  // tensor names per output
   BufferPtr constant;                                  // data of a Constant node
   const OpDef* def = nullptr;                          // the op's registry entry (null for Parameter and Constant)
+  // Subgraphs the node owns, by attribute name (If's then_branch/else_branch, Loop's body).
+  std::map<std::string, BodyPtr> bodies;
 
   Node() = default;
   Node(const Node&) = default;
@@ -71,7 +76,8 @@ NodePtr make_parameter(ElementType type, const PartialShape& shape, const std::s
 // Copies `bytes` bytes from `data`.
 NodePtr make_constant(ElementType type, const Dims& shape, const void* data, size_t bytes, const std::string& name);
 // Creates a node of a registered op and infers its outputs (throws on invalid input).
-NodePtr make_node(const std::string& op, std::vector<Value> inputs, Attrs attrs, const std::string& name);
+NodePtr make_node(const std::string& op, std::vector<Value> inputs, Attrs attrs, const std::string& name,
+                  std::map<std::string, BodyPtr> bodies = {});
 // Re-runs type/shape inference of `node` from its current inputs.
 void revalidate(Node& node);
 
@@ -85,6 +91,24 @@ struct Graph {
   // Re-infers every node (after a parameter's shape changed).
   void revalidate_all() const;
 };
+
+class CompiledModel;
+
+// A subgraph owned by a node. It is self-contained: the values it reads from the enclosing
+// scope are inputs of the owning node, passed to trailing parameters of the body, so the
+// engine never resolves names. Immutable once made; shared by every copy of its node.
+struct Body {
+  Graph graph;
+  int depth = 1;  // 1 + the deepest body nested inside it
+  // The body compiled once, on first use (plan/subgraph.cpp), by every plan and thread.
+  mutable std::once_flag compile_once;
+  mutable std::shared_ptr<const CompiledModel> compiled;
+};
+
+// Nesting bound for bodies inside bodies: each level runs on the C stack of the caller.
+constexpr int kMaxBodyDepth = 32;
+// A body over `graph`: its depth checked against kMaxBodyDepth (InputError).
+BodyPtr make_body(Graph graph);
 
 ElementType type_from_name(const std::string& name);
 

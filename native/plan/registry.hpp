@@ -2,6 +2,7 @@
 // The opset builders and the frontends ask it for output shapes; nothing else
 // re-implements shape rules.
 #pragma once
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -29,7 +30,26 @@ struct ExecContext {
   // Set while a data-dependent op's step runs (OpDef::data_dependent): memory for output `o`
   // with the shape the kernel found, which the rest of the run then sees.
   std::function<void*(size_t o, const Dims& shape)> emit;
+  // The running request's cancel flag (null when not cancellable): kernels that run for
+  // long (a Loop's iterations) check it.
+  const std::atomic<bool>* abort = nullptr;
 };
+
+// A tensor computed at run time with memory of its own (or, with `keep` null, a view of
+// memory that outlives it: an input, a constant).
+struct HeldTensor {
+  TensorView view;
+  BufferPtr keep;
+};
+
+// Ops whose output shapes may be known only by running them (a Loop's scan outputs, an If
+// whose branches differ) compute their outputs from the input values into new memory.
+struct EvalContext {
+  const Node& node;
+  const std::vector<TensorView>& in;
+  ExecContext& exec;
+};
+using EvalFn = std::vector<HeldTensor> (*)(const EvalContext&);
 
 struct KernelArgs {
   const TensorView* const* in;
@@ -202,6 +222,9 @@ struct OpDef {
   std::vector<OnnxName> onnx;
   // Name of the aiov.opset builder generated from this description ("" = none generated).
   std::string builder;
+  // Set: when `infer` cannot give static output shapes for concrete input shapes, the plan
+  // runs the model node by node and this computes the node's outputs (plan/subgraph.hpp).
+  EvalFn eval = nullptr;
 
   OpDef& with_attrs(std::vector<AttrSpec> a) {
     attrs = std::move(a);
@@ -297,6 +320,7 @@ void register_detection_ops(OpRegistry&);
 void register_grid_sample_ops(OpRegistry&);
 void register_signal_ops(OpRegistry&);
 void register_random_ops(OpRegistry&);
+void register_control_flow_ops(OpRegistry&);
 
 // Runs the op's type/shape inference and checks every output shape against the tensor size
 // limit (InputError naming the node): the one way the engine calls OpDef::infer.

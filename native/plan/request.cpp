@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "plan/batcher.hpp"
+#include "plan/subgraph.hpp"
 
 namespace aiov {
 
@@ -217,8 +218,35 @@ void Request::rebind(Stage& stage, std::shared_ptr<const ShapePlan> plan) {
     for (int v : st.ins) stage.step_ptrs.push_back(&stage.views[v]);
     for (int v : st.outs) stage.step_ptrs.push_back(&stage.views[v]);
   }
-  if (!p.resume)
-    for (size_t j = 0; j < outputs_.size(); ++j) output_shapes_[j] = p.values[p.output_values[j]].shape;
+  if (p.node_by_node || p.resume) return;  // output shapes are known after the run
+  for (size_t j = 0; j < outputs_.size(); ++j) output_shapes_[j] = p.values[p.output_values[j]].shape;
+}
+
+ExecContext Request::exec_context() const {
+  ExecContext ctx;
+  ctx.pool = &default_pool();
+  ctx.max_threads = model_->options().num_threads;
+  ctx.abort = &abort_;
+  return ctx;
+}
+
+void Request::run_node_by_node_into_outputs() {
+  std::vector<TensorView> in;
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    const Input& x = inputs_[i];
+    in.push_back(TensorView{x.external ? x.external : x.own->data(), model_->inputs()[i].type, x.shape});
+  }
+  ExecContext ctx = exec_context();
+  std::vector<HeldTensor> results = run_node_by_node(*model_, in, ctx);
+  for (size_t j = 0; j < outputs_.size(); ++j) {
+    const TensorView& r = results.at(j).view;
+    if (r.type != model_->outputs()[j].type)
+      throw InputError("output '" + model_->outputs()[j].name + "' came out as " + type_name(r.type) + ", expected " +
+                       type_name(model_->outputs()[j].type));
+    if (!outputs_[j] || outputs_[j]->size() < r.bytes()) outputs_[j] = std::make_shared<Buffer>(r.bytes());
+    if (r.bytes()) std::memcpy(outputs_[j]->data(), r.data, r.bytes());
+    output_shapes_[j] = r.shape;
+  }
 }
 
 void Request::run_plan() {
@@ -250,9 +278,8 @@ void Request::run_plan() {
     auto next = model_->plan_for(key);
     if (next != stages_[0].plan) rebind(stages_[0], std::move(next));
   }
-  ExecContext ctx;
-  ctx.pool = &default_pool();
-  ctx.max_threads = model_->options().num_threads;
+  if (stages_[0].plan->node_by_node) return run_node_by_node_into_outputs();
+  ExecContext ctx = exec_context();
   const bool profile = model_->options().profiling;
   std::vector<NodeTiming> timings;
   for (size_t k = 0;; ++k) {
@@ -263,6 +290,8 @@ void Request::run_plan() {
     std::vector<Dims> shapes;
     for (int v : plan.resume->emitted) shapes.push_back(stages_[k].views[v].shape);
     auto next = model_->plan_for(continuation_key(plan, shapes));
+    // A control-flow op whose shapes only running tells comes later: start over node by node.
+    if (next->node_by_node) return run_node_by_node_into_outputs();
     if (stages_.size() <= k + 1) stages_.resize(k + 2);
     if (next != stages_[k + 1].plan) rebind(stages_[k + 1], std::move(next));
   }
@@ -278,6 +307,8 @@ void Request::run_stage(size_t k, ExecContext& ctx, std::vector<NodeTiming>* tim
   if (!stage.arena || stage.arena->size() < plan.arena_bytes) stage.arena = std::make_shared<Buffer>(plan.arena_bytes);
   if (!plan.resume)
     for (size_t j = 0; j < outputs_.size(); ++j) {
+      // Set on every run: an earlier run of this request may have ended node by node.
+      output_shapes_[j] = plan.values[plan.output_values[j]].shape;
       size_t bytes = byte_size(model_->outputs()[j].type, numel(output_shapes_[j]));
       if (!outputs_[j] || outputs_[j]->size() < bytes) outputs_[j] = std::make_shared<Buffer>(bytes);
     }

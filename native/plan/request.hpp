@@ -94,6 +94,9 @@ class Request : public std::enable_shared_from_this<Request> {
   void run_plan();
   void rebind(Stage& stage, std::shared_ptr<const ShapePlan> plan);
   void run_stage(size_t k, ExecContext& ctx, std::vector<NodeTiming>* timings);
+  // A plan whose shapes are known only by running (ShapePlan::node_by_node).
+  void run_node_by_node_into_outputs();
+  ExecContext exec_context() const;
   void check_input(int i, ElementType type, const Dims& shape) const;
   TensorView input_memory(int i, BufferPtr* buffer);
 

@@ -43,7 +43,7 @@ MODELS = {
     "whisper_encoder": None,
     "wav2vec2": None,
     "lstm_gru": None,
-    "if_loop": "If, Loop",
+    "if_loop": None,
     # torch.onnx's newer exporter (dynamo=True) writes the attention mask with GatherND.
     "bert_dynamo": None,
     "gpt2_dynamo": None,
