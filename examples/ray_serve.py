@@ -106,7 +106,8 @@ async def query(url, n):
             response.raise_for_status()
             out = response.json()["outputs"][0]
             got = np.asarray(out["data"], np.float32).reshape(out["shape"])
-            assert np.allclose(got, reference(x), rtol=1e-4, atol=1e-4), "a replica answered wrongly"
+            # Replicas may multiply in bf16 (aiov's default on CPUs with bf16 units): ~3 digits.
+            assert np.allclose(got, reference(x), rtol=2e-2, atol=2e-2), "a replica answered wrongly"
             return response.headers["x-aiov-replica"]
 
         return await asyncio.gather(*(one(x) for x in xs))
