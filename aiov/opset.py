@@ -8,11 +8,14 @@ import numpy as np
 from . import _core
 from ._errors import InputError
 from ._graph import Node, Output, as_output, make_result
+from ._state import assign, read_value
 from ._types import Type, as_partial_shape, as_type
 
 # Hand-written builders (their arguments need converting); the simple ones (add, relu, elu,
 # mish, ...) are generated from the op registry at the end of this module.
 __all__ = [
+    "assign",
+    "read_value",
     "parameter",
     "constant",
     "result",

@@ -64,10 +64,11 @@ std::vector<const void*> keyed_input_values(const std::vector<Dims>& key, const 
 // A plan's values as scheduling creates them: one id per (node, output), in node order.
 struct PlanValues {
   ShapePlan& plan;
-  std::unordered_map<const Node*, int> first;  // id of each node's output 0
-  std::vector<int> alias_root;                 // storage owner of each value
-  std::vector<bool> known;                     // value known at plan time
-  std::vector<bool> model_constant;            // a constant of the model (same bytes in every plan)
+  std::unordered_map<const Node*, int> first;       // id of each node's output 0
+  std::vector<int> alias_root;                      // storage owner of each value
+  std::vector<bool> known;                          // value known at plan time
+  std::vector<bool> model_constant;                 // a constant of the model (same bytes in every plan)
+  std::map<std::string, const Dims*> state_shapes;  // per variable: its shape, null when unset
 
   int id(const Value& v) const { return first.at(v.node.get()) + v.index; }
   // root: the value whose storage this one is, -1 for its own.
@@ -107,8 +108,12 @@ void schedule_node(const Node& n, PlanValues& values, SharedWeights& shared) {
     in_known[i] = values.known[v];
     all_known = all_known && values.known[v];
   }
-  all_known = all_known || def.shape_only;
+  all_known = (all_known || def.shape_only) && !def.stateful;
   std::vector<PortInfo> outs = infer_on(def, n, in_views, in_known);
+  if (n.op == "ReadValue") {
+    auto it = values.state_shapes.find(n.attr_str("variable_id"));
+    outs.at(0).shape = read_value_plan_shape(n, in_views, it == values.state_shapes.end() ? nullptr : it->second);
+  }
   PrepareContext pctx{n, in_views, {}, &shared, {}};
   for (const auto& in : n.inputs) pctx.in_model_constant.push_back(values.model_constant[values.id(in)]);
   for (size_t o = 0; o < outs.size(); ++o) {
@@ -131,7 +136,7 @@ void schedule_node(const Node& n, PlanValues& values, SharedWeights& shared) {
     }
     return;
   }
-  Step step{&n, def.aliases_input0 ? KernelFn() : def.prepare(pctx), {}, {}};
+  Step step{&n, def.aliases_input0 && !def.stateful ? KernelFn() : def.prepare(pctx), {}, {}};
   for (const auto& in : n.inputs) step.ins.push_back(values.id(in));
   for (const TensorView& out : pctx.out) {
     const int root = def.aliases_input0 ? values.alias_root[step.ins[0]] : -1;
@@ -143,10 +148,17 @@ void schedule_node(const Node& n, PlanValues& values, SharedWeights& shared) {
 // Every node of `order` in the plan: model inputs (the value-keyed ones as constants) and
 // constants as they are, then each op inferred with concrete shapes and folded or made a step.
 PlanValues schedule(const std::vector<NodePtr>& order, const std::vector<NodePtr>& parameters,
-                    const std::vector<const void*>& keyed, SharedWeights& shared, ShapePlan& plan) {
+                    const std::vector<const void*>& keyed, const std::vector<VariableDesc>& variables,
+                    SharedWeights& shared, ShapePlan& plan) {
   std::unordered_map<const Node*, int> param_index;
   for (size_t i = 0; i < parameters.size(); ++i) param_index[parameters[i].get()] = (int)i;
-  PlanValues values{plan, {}, {}, {}, {}};
+  PlanValues values{plan, {}, {}, {}, {}, {}};
+  const size_t first_state = plan.key.size() - variables.size();
+  for (size_t v = 0; v < variables.size(); ++v) {
+    const Dims& shape = plan.key[first_state + v];
+    const bool unset = shape.size() == 1 && shape[0] < 0;
+    values.state_shapes[variables[v].id] = unset ? nullptr : &shape;
+  }
   for (const auto& np : order) {
     const Node& n = *np;
     values.first[&n] = (int)plan.values.size();
@@ -190,6 +202,7 @@ CompiledModel::CompiledModel(const Graph& graph, CompileOptions options) : optio
   for (const auto& n : order_)
     if (n->op != "Parameter" && n->op != "Constant") OpRegistry::instance().get(n->op);
   value_keyed_ = find_value_keyed_inputs(order_, graph_.parameters);
+  variables_ = collect_variables(order_);
   any_value_keyed_ = std::find(value_keyed_.begin(), value_keyed_.end(), true) != value_keyed_.end();
   // Static models are planned now so the first inference pays nothing extra.
   bool all_static = true;
@@ -198,7 +211,8 @@ CompiledModel::CompiledModel(const Graph& graph, CompileOptions options) : optio
     all_static = all_static && in.shape.is_static();
     shapes.push_back(in.shape.dims);
   }
-  if (all_static && !any_value_keyed_) plan_for(shapes);
+  // (A stateful model's plans also depend on its variables' shapes: planned at first use.)
+  if (all_static && !any_value_keyed_ && variables_.empty()) plan_for(shapes);
 }
 
 size_t default_plan_cache_bytes() {
@@ -266,7 +280,7 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
   plan->key = key;
   plan->input_shapes.assign(key.begin(), key.begin() + graph_.parameters.size());
   const std::vector<const void*> keyed = keyed_input_values(key, value_keyed_, *plan);
-  const PlanValues values = schedule(order_, graph_.parameters, keyed, shared_weights_, *plan);
+  const PlanValues values = schedule(order_, graph_.parameters, keyed, variables_, shared_weights_, *plan);
   for (const Value& o : graph_.outputs) plan->output_values.push_back(values.id(o));
   place_outputs(*plan, values.alias_root);
   plan_arena(*plan, values.alias_root);

@@ -31,6 +31,7 @@ const OpRegistry& OpRegistry::instance() {
     register_layout_ops(*r);
     register_normalization_ops(*r);
     register_matrix_ops(*r);
+    register_state_ops(*r);
     return r;
   }();
   return *registry;

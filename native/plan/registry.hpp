@@ -15,6 +15,7 @@
 namespace aiov {
 
 class ThreadPool;
+struct VariableStore;
 
 struct InferContext {
   const Node& node;
@@ -25,7 +26,8 @@ struct InferContext {
 
 struct ExecContext {
   ThreadPool* pool = nullptr;
-  int max_threads = 0;  // cap for intra-op threads (0 = whole pool)
+  int max_threads = 0;                 // cap for intra-op threads (0 = whole pool)
+  VariableStore* variables = nullptr;  // the running request's variables (plan/state.hpp)
 };
 
 struct KernelArgs {
@@ -176,6 +178,9 @@ struct OpDef {
   // Operands whose values shape the output (Reshape's target, axes, pads...). A model input
   // feeding one of them becomes part of the plan key: plans are built per distinct value.
   std::vector<int> value_inputs;
+  // Reads or writes the running request's variables (ReadValue, Assign): never folded, and
+  // run even when it aliases its input.
+  bool stateful = false;
   std::vector<AttrSpec> attrs;
   LayoutBlind layout_blind = LayoutBlind::no;
   ChainStepFn chain = nullptr;  // set: aiov.ElementwiseChain can run the op as a step
@@ -211,6 +216,10 @@ struct OpDef {
   }
   OpDef& opset_builder(std::string name) {
     builder = std::move(name);
+    return *this;
+  }
+  OpDef& keeps_state() {
+    stateful = true;
     return *this;
   }
   OpDef& fusable(ActivationTrait a) {
@@ -273,6 +282,7 @@ void register_gather_scatter_ops(OpRegistry&);
 void register_layout_ops(OpRegistry&);
 void register_normalization_ops(OpRegistry&);
 void register_matrix_ops(OpRegistry&);
+void register_state_ops(OpRegistry&);
 
 // Runs the op's type/shape inference and checks every output shape against the tensor size
 // limit (InputError naming the node): the one way the engine calls OpDef::infer.

@@ -8,7 +8,67 @@ Request::Request(std::shared_ptr<const CompiledModel> model)
     : model_(std::move(model)),
       inputs_(model_->inputs().size()),
       outputs_(model_->outputs().size()),
-      output_shapes_(model_->outputs().size()) {}
+      output_shapes_(model_->outputs().size()) {
+  variables_.descs = &model_->variables();
+  variables_.slots.resize(model_->variables().size());
+}
+
+VariableSlot& Request::variable_slot(int i, const char* verb) {
+  if (i < 0 || i >= (int)variables_.slots.size())
+    throw InputError("variable index " + std::to_string(i) + " is out of range: the model has " +
+                     std::to_string(variables_.slots.size()) + " variable(s)");
+  if (busy()) throw Busy(std::string("the request is running: its state can be ") + verb + " once wait() has returned");
+  return variables_.slots[i];
+}
+
+TensorView Request::state_view(int i, BufferPtr* buffer) {
+  VariableSlot& slot = variable_slot(i, "read");
+  const VariableDesc& desc = model_->variables()[i];
+  TensorView tv;
+  tv.type = desc.type;
+  if (slot.set) {
+    tv.shape = slot.shape;
+    tv.data = slot.data->data();
+    if (buffer) *buffer = slot.data;
+    return tv;
+  }
+  Dims shape = desc.shape.rank_known ? desc.shape.dims : Dims{};
+  for (auto& d : shape)
+    if (d < 0) d = 0;
+  const size_t bytes = byte_size(desc.type, numel(shape));
+  auto zeros = std::make_shared<Buffer>(bytes);
+  if (bytes) std::memset(zeros->data(), 0, bytes);
+  tv.shape = shape;
+  tv.data = zeros->data();
+  if (buffer) *buffer = zeros;
+  return tv;
+}
+
+void Request::set_state(int i, const void* data, ElementType type, const Dims& shape) {
+  VariableSlot& slot = variable_slot(i, "set");
+  const VariableDesc& desc = model_->variables()[i];
+  if (type != desc.type)
+    throw InputError("variable '" + desc.id + "': expected element type " + type_name(desc.type) + ", got " +
+                     type_name(type));
+  if (!desc.shape.compatible(shape))
+    throw InputError("variable '" + desc.id + "': expected shape " + desc.shape.str() + ", got " + dims_str(shape));
+  check_tensor_size(shape, "variable '" + desc.id + "'");
+  const size_t bytes = byte_size(type, numel(shape));
+  // A fresh buffer: views of the old value handed out before stay as they were.
+  auto value = std::make_shared<Buffer>(bytes);
+  if (bytes) std::memcpy(value->data(), data, bytes);
+  slot.data = std::move(value);
+  slot.shape = shape;
+  slot.set = true;
+}
+
+void Request::reset_state(int i) {
+  if (i < 0) {
+    for (int v = 0; v < (int)variables_.slots.size(); ++v) reset_state(v);
+    return;
+  }
+  variable_slot(i, "reset").set = false;
+}
 
 void Request::check_input(int i, ElementType type, const Dims& shape) const {
   const auto& ins = model_->inputs();
@@ -206,7 +266,8 @@ void Request::rebind(std::shared_ptr<const ShapePlan> plan) {
 
 void Request::run_plan() {
   const auto& infos = model_->inputs();
-  bool keyed = model_->has_value_keyed();
+  const bool stateful = !variables_.slots.empty();
+  bool keyed = model_->has_value_keyed() || stateful;
   bool same = plan_ != nullptr && !keyed;
   for (size_t i = 0; i < inputs_.size(); ++i) {
     if (!inputs_[i].set) {
@@ -229,6 +290,7 @@ void Request::run_plan() {
           key.push_back(
               pack_value(in.external ? in.external : in.own->data(), byte_size(infos[i].type, numel(in.shape))));
         }
+    for (const VariableSlot& v : variables_.slots) key.push_back(v.set ? v.shape : Dims{-1});
     auto next = model_->plan_for(key);
     if (next != plan_) rebind(std::move(next));
   }
@@ -261,6 +323,8 @@ void Request::run_plan() {
   ExecContext ctx;
   ctx.pool = &default_pool();
   ctx.max_threads = model_->options().num_threads;
+  ctx.variables = &variables_;
+  variables_.discard();  // what a failed or cancelled run wrote
   const bool profile = model_->options().profiling;
   std::vector<NodeTiming> timings;
   for (size_t si = 0; si < plan.steps.size(); ++si) {
@@ -283,6 +347,7 @@ void Request::run_plan() {
     const TensorView& src = views_[c.first];
     std::memcpy(outputs_[c.second]->data(), src.data, src.bytes());
   }
+  if (stateful) variables_.commit();
   if (profile) {
     std::lock_guard<std::mutex> lock(mutex_);
     timings_ = std::move(timings);

@@ -56,6 +56,17 @@ class Request : public std::enable_shared_from_this<Request> {
   // Best effort: a queued or running job stops at the next node boundary.
   void cancel() { abort_.store(true, std::memory_order_relaxed); }
 
+  // Variables of a stateful model (CompiledModel::variables order). Each accessor is Busy
+  // while a job runs: the worker reads and writes them.
+  size_t variable_count() const { return variables_.slots.size(); }
+  // The variable's value (zeros of its declared shape, unknown dims 0, when it has none);
+  // `buffer` keeps the memory alive.
+  TensorView state_view(int i, BufferPtr* buffer);
+  // Copies `data` in as the variable's value (its type, a shape its declaration accepts).
+  void set_state(int i, const void* data, ElementType type, const Dims& shape);
+  // The variable has no value again: the next ReadValue gives its initial value. i < 0: all.
+  void reset_state(int i);
+
   RequestStatus status() const { return status_.load(std::memory_order_acquire); }
   bool busy() const { return status() == RequestStatus::kRunning; }
   std::string error() const;
@@ -77,6 +88,7 @@ class Request : public std::enable_shared_from_this<Request> {
   void run_plan();
   void rebind(std::shared_ptr<const ShapePlan> plan);
   void check_input(int i, ElementType type, const Dims& shape) const;
+  VariableSlot& variable_slot(int i, const char* verb);
   TensorView input_memory(int i, BufferPtr* buffer);
 
   std::shared_ptr<const CompiledModel> model_;
@@ -89,6 +101,7 @@ class Request : public std::enable_shared_from_this<Request> {
   std::vector<TensorView> views_;
   std::vector<const TensorView*> step_ptrs_;
   std::vector<size_t> step_ptr_begin_;
+  VariableStore variables_;
 
   std::atomic<RequestStatus> status_{RequestStatus::kIdle};
   std::atomic<bool> abort_{false};
