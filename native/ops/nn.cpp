@@ -391,21 +391,23 @@ void register_nn_ops(OpRegistry& r) {
   r.add(OpDef{"LRN", 1, 1, infer_lrn, prepare_lrn}.with_attrs({int_attr("size", 0).must_be_given().at_least(1),
                                                                float_attr("alpha", 1e-4), float_attr("beta", 0.75),
                                                                float_attr("bias", 1.0)}));
-  r.add(OpDef{"ConvTranspose", 2, 2, infer_conv_transpose, prepare_conv_transpose}.with_attrs(
-      {spatial_attr("strides", 1).at_least(1), spatial_attr("dilations", 1).at_least(1),
-       spatial_attr("pads_begin", 0).at_least(0), spatial_attr("pads_end", 0).at_least(0),
-       spatial_attr("output_padding", 0).at_least(0), group_attr(),
-       str_attr("auto_pad", "explicit", {"explicit", "valid", "same_upper", "same_lower"}),
-       ints_attr("output_shape")}));
+  r.add(OpDef{"ConvTranspose", 2, 2, infer_conv_transpose, prepare_conv_transpose}
+            .with_attrs({spatial_attr("strides", 1).at_least(1), spatial_attr("dilations", 1).at_least(1),
+                         spatial_attr("pads_begin", 0).at_least(0), spatial_attr("pads_end", 0).at_least(0),
+                         spatial_attr("output_padding", 0).at_least(0), group_attr().ir_name("-"),
+                         str_attr("auto_pad", "explicit", {"explicit", "valid", "same_upper", "same_lower"}),
+                         ints_attr("output_shape").ir_name("-")})
+            // OpenVINO's grouped form (5-D filters) is read and written by aiov/frontends/ir.py.
+            .ir({"ConvolutionBackpropData"}, "opset1"));
   std::vector<AttrSpec> conv = window_attrs();
-  conv.push_back(group_attr());
-  r.add(OpDef{"Convolution", 2, 2, infer_conv, prepare_conv}.with_attrs(conv));
+  conv.push_back(group_attr().ir_name("-"));
+  r.add(OpDef{"Convolution", 2, 2, infer_conv, prepare_conv}.with_attrs(conv).ir({"Convolution"}, "opset1"));
   std::vector<AttrSpec> pool = window_attrs();
   pool.push_back(spatial_attr("kernel", 1).must_be_given().at_least(1));
   pool.push_back(str_attr("rounding_type", "floor", {"floor", "ceil"}));
-  r.add(OpDef{"MaxPool", 1, 1, infer_pool, prepare_pool<true>}.with_attrs(pool));
-  pool.push_back(bool_attr("exclude_pad", true));
-  r.add(OpDef{"AvgPool", 1, 1, infer_pool, prepare_pool<false>}.with_attrs(pool));
+  r.add(OpDef{"MaxPool", 1, 1, infer_pool, prepare_pool<true>}.with_attrs(pool).ir({"MaxPool"}, "opset1"));
+  pool.push_back(bool_attr("exclude_pad", true).ir_name("exclude-pad"));
+  r.add(OpDef{"AvgPool", 1, 1, infer_pool, prepare_pool<false>}.with_attrs(pool).ir({"AvgPool"}, "opset1"));
   r.add(OpDef{"BatchNormInference", 5, 5, infer_batch_norm, prepare_batch_norm}
             .with_attrs({float_attr("epsilon", 1e-5).at_least(0)})
             .ir({"BatchNormInference"}, "opset5"));
