@@ -93,8 +93,12 @@ class CompiledModel:
                 raise InputError(f"{key} is fixed at compile time; pass it to compile_model")
         self._config.update(props)
 
-    def export_model(self):
-        raise RuntimeError("aiov does not export compiled blobs; save the model with aiov.save_model")
+    def export_model(self, model_stream=None):
+        """The compiled model as a blob for ``Core.import_model``: returned as bytes, or
+        written to ``model_stream`` (a binary stream). See aiov/_blob.py for its format."""
+        from . import _blob
+
+        return _blob.write_stream(_blob.pack(self._model, self._config), model_stream)
 
     def release_memory(self):
         self._idle_requests.clear()

@@ -256,6 +256,19 @@ def _read_xml(xml_path):
     return root
 
 
+def read_ir_bytes(xml: bytes, weights: bytes, source: str) -> Model:
+    """Reads IR held in memory (an exported blob): the xml text and its weights' bytes."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise InputError(f"cannot parse the IR xml of {source}: {exc}") from None
+    if root.tag != "net":
+        raise InputError(f"{source} is not an OpenVINO IR: the root element is <{root.tag}>, not <net>")
+    store = _Weights(source, True)
+    store._data = np.frombuffer(weights, dtype=np.uint8)
+    return _build(root, store, source)
+
+
 def read_ir(xml_path, bin_path=None) -> Model:
     """Reads OpenVINO IR v10/v11: ``xml_path`` plus ``bin_path`` (default: the .xml's
     sibling ``.bin``). Raises InputError for anything aiov cannot represent."""
@@ -666,6 +679,19 @@ def save_ir(model, xml_path, bin_path=None):
     if not xml_path.lower().endswith(".xml"):
         raise InputError(f"the IR path must end with .xml, got {xml_path!r}")
     bin_path = os.fspath(bin_path) if bin_path else os.path.splitext(xml_path)[0] + ".bin"
+    xml, weights = ir_bytes(model)
+    directory = os.path.dirname(os.path.abspath(xml_path))
+    os.makedirs(directory, exist_ok=True)
+    with open(xml_path, "wb") as f:
+        f.write(xml)
+    with open(bin_path, "wb") as f:
+        f.write(weights)
+
+
+def ir_bytes(model) -> tuple:
+    """``model`` as OpenVINO IR v11 in memory: (xml bytes, weights bytes)."""
+    if not isinstance(model, Model):
+        raise InputError(f"save_model takes an aiov Model, got {type(model).__name__}")
 
     net = ET.Element("net", {"name": model.get_friendly_name() or model.get_name(), "version": "11"})
     layers = ET.SubElement(net, "layers")
@@ -787,12 +813,5 @@ def save_ir(model, xml_path, bin_path=None):
     ET.SubElement(rt, "info", {"name": "aiov", "value": __version__})
 
     ET.indent(net, space="\t")
-    directory = os.path.dirname(os.path.abspath(xml_path))
-    os.makedirs(directory, exist_ok=True)
-    tree = ET.ElementTree(net)
-    with open(xml_path, "wb") as f:
-        f.write(b'<?xml version="1.0"?>\n')
-        tree.write(f, encoding="utf-8", xml_declaration=False)
-        f.write(b"\n")
-    with open(bin_path, "wb") as f:
-        f.write(bytes(blob))
+    xml = b'<?xml version="1.0"?>\n' + ET.tostring(net, encoding="utf-8", xml_declaration=False) + b"\n"
+    return xml, bytes(blob)
