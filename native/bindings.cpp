@@ -868,7 +868,8 @@ NB_MODULE(_core, m) {
       .def("state",
            [](PyRequest& r, int i) {
              BufferPtr buf;
-             return copy_out(r.req->state_view(i, &buf));
+             TensorView tv = r.req->copy_state(i, &buf);
+             return wrap(tv, buf);
            })
       .def("set_state",
            [](PyRequest& r, int i, nb::ndarray<nb::ro> a, int etype) {

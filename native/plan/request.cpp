@@ -13,40 +13,43 @@ Request::Request(std::shared_ptr<const CompiledModel> model)
   variables_.slots.resize(model_->variables().size());
 }
 
-VariableSlot& Request::variable_slot(int i, const char* verb) {
-  if (i < 0 || i >= (int)variables_.slots.size())
+std::unique_lock<std::mutex> Request::claim_state(int i, const char* verb) {
+  if (i < -1 || i >= (int)variables_.slots.size())
     throw InputError("variable index " + std::to_string(i) + " is out of range: the model has " +
                      std::to_string(variables_.slots.size()) + " variable(s)");
-  if (busy()) throw Busy(std::string("the request is running: its state can be ") + verb + " once wait() has returned");
-  return variables_.slots[i];
+  // A job holds the lock while it runs; one that is queued but not yet running is busy().
+  std::unique_lock<std::mutex> lock(state_mutex_, std::try_to_lock);
+  if (!lock.owns_lock() || busy())
+    throw Busy(std::string("the request is running: its state can be ") + verb + " once wait() has returned");
+  return lock;
 }
 
-TensorView Request::state_view(int i, BufferPtr* buffer) {
-  VariableSlot& slot = variable_slot(i, "read");
+TensorView Request::copy_state(int i, BufferPtr* owner) {
+  auto lock = claim_state(i, "read");
+  const VariableSlot& slot = variables_.slots.at(i);
   const VariableDesc& desc = model_->variables()[i];
-  TensorView tv;
-  tv.type = desc.type;
-  if (slot.set) {
-    tv.shape = slot.shape;
-    tv.data = slot.data->data();
-    if (buffer) *buffer = slot.data;
-    return tv;
-  }
-  Dims shape = desc.shape.rank_known ? desc.shape.dims : Dims{};
+  Dims shape = slot.set ? slot.shape : desc.shape.rank_known ? desc.shape.dims : Dims{};
   for (auto& d : shape)
     if (d < 0) d = 0;
   const size_t bytes = byte_size(desc.type, numel(shape));
-  auto zeros = std::make_shared<Buffer>(bytes);
-  if (bytes) std::memset(zeros->data(), 0, bytes);
+  auto copy = std::make_shared<Buffer>(bytes);
+  if (bytes) {
+    if (slot.set)
+      std::memcpy(copy->data(), slot.data->data(), bytes);
+    else
+      std::memset(copy->data(), 0, bytes);  // no value yet: zeros of the declared shape
+  }
+  TensorView tv;
+  tv.type = desc.type;
   tv.shape = shape;
-  tv.data = zeros->data();
-  if (buffer) *buffer = zeros;
+  tv.data = copy->data();
+  *owner = copy;
   return tv;
 }
 
 void Request::set_state(int i, const void* data, ElementType type, const Dims& shape) {
-  VariableSlot& slot = variable_slot(i, "set");
-  const VariableDesc& desc = model_->variables()[i];
+  auto lock = claim_state(i, "set");
+  const VariableDesc& desc = model_->variables().at(i);
   if (type != desc.type)
     throw InputError("variable '" + desc.id + "': expected element type " + type_name(desc.type) + ", got " +
                      type_name(type));
@@ -54,20 +57,18 @@ void Request::set_state(int i, const void* data, ElementType type, const Dims& s
     throw InputError("variable '" + desc.id + "': expected shape " + desc.shape.str() + ", got " + dims_str(shape));
   check_tensor_size(shape, "variable '" + desc.id + "'");
   const size_t bytes = byte_size(type, numel(shape));
-  // A fresh buffer: views of the old value handed out before stay as they were.
   auto value = std::make_shared<Buffer>(bytes);
   if (bytes) std::memcpy(value->data(), data, bytes);
+  VariableSlot& slot = variables_.slots[i];
   slot.data = std::move(value);
   slot.shape = shape;
   slot.set = true;
 }
 
 void Request::reset_state(int i) {
-  if (i < 0) {
-    for (int v = 0; v < (int)variables_.slots.size(); ++v) reset_state(v);
-    return;
-  }
-  variable_slot(i, "reset").set = false;
+  auto lock = claim_state(i, "reset");
+  for (int v = 0; v < (int)variables_.slots.size(); ++v)
+    if (i < 0 || v == i) variables_.slots[v].set = false;
 }
 
 void Request::check_input(int i, ElementType type, const Dims& shape) const {
@@ -267,6 +268,9 @@ void Request::rebind(std::shared_ptr<const ShapePlan> plan) {
 void Request::run_plan() {
   const auto& infos = model_->inputs();
   const bool stateful = !variables_.slots.empty();
+  // The variables are this run's until it ends: state accessors meanwhile raise Busy.
+  std::unique_lock<std::mutex> state_lock(state_mutex_, std::defer_lock);
+  if (stateful) state_lock.lock();
   bool keyed = model_->has_value_keyed() || stateful;
   bool same = plan_ != nullptr && !keyed;
   for (size_t i = 0; i < inputs_.size(); ++i) {

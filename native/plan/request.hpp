@@ -59,12 +59,12 @@ class Request : public std::enable_shared_from_this<Request> {
   // Variables of a stateful model (CompiledModel::variables order). Each accessor is Busy
   // while a job runs: the worker reads and writes them.
   size_t variable_count() const { return variables_.slots.size(); }
-  // The variable's value (zeros of its declared shape, unknown dims 0, when it has none);
-  // `buffer` keeps the memory alive.
-  TensorView state_view(int i, BufferPtr* buffer);
+  // A copy of the variable's value (zeros of its declared shape, unknown dims 0, when it has
+  // none) in a new buffer, `owner`.
+  TensorView copy_state(int i, BufferPtr* owner);
   // Copies `data` in as the variable's value (its type, a shape its declaration accepts).
   void set_state(int i, const void* data, ElementType type, const Dims& shape);
-  // The variable has no value again: the next ReadValue gives its initial value. i < 0: all.
+  // The variable has no value again: the next ReadValue gives its initial value. i = -1: all.
   void reset_state(int i);
 
   RequestStatus status() const { return status_.load(std::memory_order_acquire); }
@@ -88,7 +88,8 @@ class Request : public std::enable_shared_from_this<Request> {
   void run_plan();
   void rebind(std::shared_ptr<const ShapePlan> plan);
   void check_input(int i, ElementType type, const Dims& shape) const;
-  VariableSlot& variable_slot(int i, const char* verb);
+  // The state lock, for an accessor of variable i (-1: all); Busy while a job runs.
+  std::unique_lock<std::mutex> claim_state(int i, const char* verb);
   TensorView input_memory(int i, BufferPtr* buffer);
 
   std::shared_ptr<const CompiledModel> model_;
@@ -102,6 +103,7 @@ class Request : public std::enable_shared_from_this<Request> {
   std::vector<const TensorView*> step_ptrs_;
   std::vector<size_t> step_ptr_begin_;
   VariableStore variables_;
+  std::mutex state_mutex_;  // held by a run of a stateful model, and by state accessors
 
   std::atomic<RequestStatus> status_{RequestStatus::kIdle};
   std::atomic<bool> abort_{false};

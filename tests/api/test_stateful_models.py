@@ -307,3 +307,43 @@ def test_read_value_checks_its_initial_value():
         ops.read_value(ops.constant(np.zeros(3, np.float32)), "v", np.float32, [4])
     with pytest.raises(ov.InputError, match="is i32 but variable 'v' holds f32"):
         ops.read_value(ops.constant(np.zeros(4, np.int32)), "v", np.float32, [4])
+
+
+def test_state_accessed_from_another_thread_during_inline_inferences_is_never_torn():
+    # infer() runs with the GIL released; another thread's reads, writes and resets of the same
+    # request's state either wait their turn (BusyError) or see a whole value, never half of one.
+    shape = (64, 256)
+    compiled = ov.compile_model(accumulator_model(shape=shape, work_layers=2, size=256))
+    request = compiled.create_infer_request()
+    (state,) = request.query_state()
+    stop, seen, errors = threading.Event(), {"busy": 0, "read": 0}, []
+
+    def meddle():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                if i % 3 == 0:
+                    value = state.state.data
+                    if value.min() != value.max():
+                        errors.append("torn read")
+                    seen["read"] += 1
+                elif i % 3 == 1:
+                    state.state = np.full(shape, 7, np.float32)
+                else:
+                    request.reset_state()
+            except ov.BusyError:
+                seen["busy"] += 1
+
+    thread = threading.Thread(target=meddle)
+    thread.start()
+    try:
+        for _ in range(200):
+            out = request.infer([np.ones(shape, np.float32)])[0]
+            if out.min() != out.max():
+                errors.append("torn output")
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == []
+    assert seen["read"] > 0
