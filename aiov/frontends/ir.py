@@ -451,11 +451,7 @@ def _make_layer(layer, inputs, weights) -> Node:
         except InputError as exc:
             text = str(exc)
             raise InputError(text if text.startswith("IR ") else f"IR {layer.describe()}: {text}") from None
-    ceil_torch = layer.data.get("rounding_type", "").lower() == "ceil_torch"
-    node = _generic_layer(layer, inputs, _ops_by_ir_type()[kind], {"rounding_type": "ceil"} if ceil_torch else None)
-    if ceil_torch:
-        _check_rounding(layer, node)
-    return node
+    return _generic_layer(layer, inputs, _ops_by_ir_type()[kind])
 
 
 def _generic_layer(layer, inputs, desc, extra_attrs=None) -> Node:
@@ -475,8 +471,8 @@ def _generic_layer(layer, inputs, desc, extra_attrs=None) -> Node:
 
 # ---- layers that are not 1:1 with a registry op ----------------------------------------------
 # OpenVINO spells some ops differently from aiov's registry: grouped convolutions carry the
-# group count in a 5-D filter, HardSigmoid takes alpha/beta as inputs, pooling rounds with
-# 'ceil_torch'. Each adapter rewrites the layer into registry ops.
+# group count in a 5-D filter, HardSigmoid takes alpha/beta as inputs. Each adapter rewrites
+# the layer into registry ops.
 
 _EXTRA_OUTPUTS_UNREAD = {"MaxPool"}  # MaxPool-8/14's indices, fine while nothing reads them
 
@@ -542,20 +538,6 @@ def _read_hard_sigmoid(layer, inputs) -> Node:
         layer.fail("alpha and beta must be scalars")
     extra = {"alpha": float(alpha[0]), "beta": float(beta[0])}
     return _generic_layer(layer, inputs[:1], _op_description("HardSigmoid"), extra)
-
-
-def _check_rounding(layer, node):
-    """'ceil_torch' (pooling windows start inside the input) is read as 'ceil'; the two agree
-    unless the last window would start in the padding, which the IR's own dims reveal."""
-    if not layer.out_ports:
-        return
-    declared = [int(d.text) for d in layer.out_ports[0].findall("dim")]
-    got = node.get_output_partial_shape(0)
-    if got.is_static and declared and [int(d) for d in got.to_shape()] != declared:
-        layer.fail(
-            f"rounding_type='ceil_torch' gives output {declared} here, which aiov's ceil rounding "
-            f"({list(got.to_shape())}) does not reproduce"
-        )
 
 
 _ADAPTED = {
@@ -663,7 +645,29 @@ def _write_hard_sigmoid(native, desc, sources, emit):
     return ("HardSigmoid", "opset1", {}, [sources[0], alpha, beta])
 
 
+def _write_pool(native, desc, sources, emit):
+    """The oldest opset whose MaxPool/AvgPool carries the node's attributes: 'ceil_torch' is
+    opset14's, MaxPool's dilations opset8's."""
+    attrs = native.attributes()
+    data = _ir_data(native, desc)
+    dilated = any(int(d) != 1 for d in attrs.get("dilations", []))
+    if native.op_type == "AvgPool":
+        if dilated:
+            raise InputError(f"save_model: AvgPool '{native.name}' is dilated, which OpenVINO's AvgPool cannot say")
+        data.pop("dilations", None)
+    if attrs.get("rounding_type") == "ceil_torch":
+        version = "opset14"
+    elif native.op_type == "MaxPool" and dilated:
+        version = "opset8"
+    else:
+        data.pop("dilations", None)  # not an attribute of opset1's pooling
+        return (desc["ir_types"][0], "opset1", data, sources)
+    return (desc["ir_types"][0], version, data, sources)
+
+
 _WRITE_ADAPTED = {
+    "MaxPool": _write_pool,
+    "AvgPool": _write_pool,
     "Convolution": _write_convolution,
     "ConvTranspose": _write_conv_transpose,
     "HardSigmoid": _write_hard_sigmoid,

@@ -939,7 +939,8 @@ def _pool(ctx, op):
     rank = _rank(ctx, x)
     attrs = _spatial(ctx, rank)
     kernel = ctx.attr("kernel_shape")
-    ceil = "ceil" if ctx.attr("ceil_mode", 0) else "floor"
+    # ONNX's ceil_mode drops a last window that would start in the end padding.
+    ceil = "ceil_torch" if ctx.attr("ceil_mode", 0) else "floor"
     if op == "MaxPool":
         if len(ctx.node.output) > 1 and ctx.node.output[1]:
             ctx.fail("the Indices output is not supported")

@@ -57,7 +57,7 @@ KernelFn prepare_conv(const PrepareContext& ctx) {
   const Dims& fs = ctx.in[1].shape;
   int64_t group = ctx.node.attr_int("group");
   std::vector<int64_t> in(xs.begin() + 2, xs.end()), k(fs.begin() + 2, fs.end());
-  Window w = to_3d(make_window(ctx.node, in, k, false));
+  Window w = to_3d(make_window(ctx.node, in, k));
   int64_t N = xs[0], C = xs[1], O = fs[0], Cg = fs[1], Og = O / group;
   int64_t spatial = w.in[0] * w.in[1] * w.in[2], outs = w.out[0] * w.out[1] * w.out[2];
   int64_t K = Cg * w.kernel[0] * w.kernel[1] * w.kernel[2];
@@ -130,10 +130,10 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
   if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32 pooling");
   const Dims& xs = ctx.in[0].shape;
   const bool exclude_pad = !Max && ctx.node.attr_int("exclude_pad") != 0;
-  const bool ceil_mode = ctx.node.attr_str("rounding_type") == "ceil";
+  const Rounding rounding = pool_rounding(ctx.node);
   if (layout_of(ctx.node) == Layout::nhwc) {
     if (xs.size() != 4) throw NotSupported(ctx.node.describe() + ": nhwc pooling is 2-D only");
-    Window v = make_window(ctx.node, {xs[1], xs[2]}, ctx.node.attr_ints("kernel"), ceil_mode);
+    Window v = make_window(ctx.node, {xs[1], xs[2]}, ctx.node.attr_ints("kernel"), rounding);
     Window2d g{xs[0],       xs[1],       xs[2],       xs[3],         v.out[0],      v.out[1],       v.kernel[0],
                v.kernel[1], v.stride[0], v.stride[1], v.dilation[0], v.dilation[1], v.pad_begin[0], v.pad_begin[1]};
     return [g, exclude_pad](const KernelArgs& a) {
@@ -144,7 +144,7 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
     };
   }
   std::vector<int64_t> in(xs.begin() + 2, xs.end());
-  Window w = to_3d(make_window(ctx.node, in, ctx.node.attr_ints("kernel"), ceil_mode));
+  Window w = to_3d(make_window(ctx.node, in, ctx.node.attr_ints("kernel"), rounding));
   int64_t NC = xs[0] * xs[1], spatial = w.in[0] * w.in[1] * w.in[2], outs = w.out[0] * w.out[1] * w.out[2];
   return [=](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
@@ -404,7 +404,7 @@ void register_nn_ops(OpRegistry& r) {
   r.add(OpDef{"Convolution", 2, 2, infer_conv, prepare_conv}.with_attrs(conv).ir({"Convolution"}, "opset1"));
   std::vector<AttrSpec> pool = window_attrs();
   pool.push_back(spatial_attr("kernel", 1).must_be_given().at_least(1));
-  pool.push_back(str_attr("rounding_type", "floor", {"floor", "ceil"}));
+  pool.push_back(str_attr("rounding_type", "floor", {"floor", "ceil", "ceil_torch"}));
   r.add(OpDef{"MaxPool", 1, 1, infer_pool, prepare_pool<true>}.with_attrs(pool).ir({"MaxPool"}, "opset1"));
   pool.push_back(bool_attr("exclude_pad", true).ir_name("exclude-pad"));
   r.add(OpDef{"AvgPool", 1, 1, infer_pool, prepare_pool<false>}.with_attrs(pool).ir({"AvgPool"}, "opset1"));

@@ -186,3 +186,17 @@ def test_stateful_ir_saved_by_aiov_runs_in_openvino(tmp_path):
     got = _run_three(ov.Core().compile_model(xml, "CPU"))
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize(
+    "rounding, size, want",
+    # kernel 2, stride 2, pads 1/1: 'ceil' keeps a last window starting in the end padding,
+    # 'ceil_torch' drops it (as ONNX's ceil_mode does).
+    [("floor", 4, 3), ("ceil", 4, 3), ("ceil_torch", 4, 3), ("floor", 5, 3), ("ceil", 5, 4), ("ceil_torch", 5, 3)],
+)
+def test_pool_rounding_modes_follow_openvino(rounding, size, want):
+    import aiov.opset14 as ops
+
+    x = ops.parameter([1, 1, size, size], np.float32, name="x")
+    pool = ops.max_pool(x, [2, 2], [1, 1], [1, 1], [1, 1], [2, 2], rounding)
+    assert list(pool.get_output_partial_shape(0).to_shape()) == [1, 1, want, want]
