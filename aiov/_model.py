@@ -203,14 +203,11 @@ class Model:
         from ._state import as_sink
 
         added = [as_sink(s) for s in ([sinks] if isinstance(sinks, (Node, _PortBase)) else sinks)]
-        previous = self._sinks
-        self._sinks = previous + added
+        self._sinks = self._sinks + added
         try:
-            self._order()
-        except Exception:
-            self._sinks = previous
-            raise
-        self._find_variables()
+            self._find_variables()
+        except InputError:
+            pass  # a model in the middle of an edit (OpenVINO checks it when it is compiled)
 
     def remove_sink(self, sink) -> None:
         self._sinks = [s for s in self._sinks if s != sink]
@@ -353,6 +350,15 @@ class Model:
         from ._model_edit import set_rt_info
 
         set_rt_info(self, value, path)
+
+    def _get_raw_address(self) -> int:
+        return id(self)
+
+    def __copy__(self):
+        raise TypeError("Cannot copy 'openvino.runtime.Model. Please, use deepcopy instead.")
+
+    def __deepcopy__(self, memo):
+        return self.clone()
 
     def __repr__(self):
         ins = "\n".join(repr(i).replace("<Output", "<ConstOutput") for i in self.inputs)
