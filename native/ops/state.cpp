@@ -3,6 +3,8 @@
 // through ExecContext; neither is ever folded (OpDef::stateful).
 #include "plan/state.hpp"
 
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "plan/registry.hpp"
@@ -35,6 +37,19 @@ PartialShape parse_variable_shape(const Node& n, const std::string& text) {
   for (char ch : text)
     if (ch != ' ' && ch != '[' && ch != ']' && ch != '{' && ch != '}') t += ch;
   if (t == "...") return PartialShape::dynamic_rank();
+  auto bad = [&] {
+    return InputError(n.describe() + ": variable_shape '" + text +
+                      "' is not a shape (expected dims like '2,3', '?,4', '1..8' or '...')");
+  };
+  // A dimension's length; "" (an open interval end) is -1.
+  auto length = [&](const std::string& d) -> int64_t {
+    if (d.empty()) return -1;
+    errno = 0;
+    char* stop = nullptr;
+    const long long v = std::strtoll(d.c_str(), &stop, 10);
+    if (*stop != '\0' || v < 0 || errno == ERANGE) throw bad();
+    return v;
+  };
   Dims dims;
   if (t.empty()) return PartialShape(dims);  // a scalar
   size_t start = 0;
@@ -47,15 +62,11 @@ PartialShape parse_variable_shape(const Node& n, const std::string& text) {
       dims.push_back(-1);
     } else if (range != std::string::npos) {
       // An interval: static only when both ends agree.
-      const std::string lo = d.substr(0, range), hi = d.substr(range + 2);
-      dims.push_back(!lo.empty() && lo == hi ? std::stoll(lo) : -1);
+      const int64_t lo = length(d.substr(0, range)), hi = length(d.substr(range + 2));
+      dims.push_back(lo >= 0 && lo == hi ? lo : -1);
     } else {
-      char* stop = nullptr;
-      const long long v = std::strtoll(d.c_str(), &stop, 10);
-      if (d.empty() || *stop != '\0' || v < 0)
-        throw InputError(n.describe() + ": variable_shape '" + text +
-                         "' is not a shape (expected dims like '2,3', '?,4' or '...')");
-      dims.push_back(v);
+      if (d.empty()) throw bad();
+      dims.push_back(length(d));
     }
     start = end + 1;
   }

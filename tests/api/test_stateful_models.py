@@ -347,3 +347,20 @@ def test_state_accessed_from_another_thread_during_inline_inferences_is_never_to
         thread.join()
     assert errors == []
     assert seen["read"] > 0
+
+
+@pytest.mark.parametrize(
+    "text, dims",
+    [("2,2", [2, 2]), ("?,2", [-1, 2]), ("[1..8,3]", [-1, 3]), ("7..7", [7]), ("", []), ("...", None)],
+)
+def test_variable_shape_as_openvino_writes_it(text, dims):
+    node = ov._core.make_node(
+        "ReadValue", [], {"variable_id": "v", "variable_type": "f32", "variable_shape": text}, "r"
+    )
+    assert node.output_shape(0) == dims
+
+
+@pytest.mark.parametrize("text", ["abc..abc", "99999999999999999999999", "1,,2", "-3", "2;2"])
+def test_a_malformed_variable_shape_is_refused_clearly(text):
+    with pytest.raises(ov.InputError, match="is not a shape"):
+        ov._core.make_node("ReadValue", [], {"variable_id": "v", "variable_type": "f32", "variable_shape": text}, "r")
