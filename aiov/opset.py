@@ -321,9 +321,25 @@ def max_pool(
     axis=0,
     name=None,
 ) -> Node:
-    """Max pooling. Unlike OpenVINO's opset8 it has one output (no indices)."""
+    """Max pooling, as OpenVINO's opset8: output 0 the maxima, output 1 their indices
+    (``index_element_type``, counted in the input flattened from ``axis`` on)."""
+    return _max_pool(
+        data, strides, dilations, pads_begin, pads_end, kernel_shape, rounding_type, auto_pad, name,
+        with_indices=True, index_element_type=index_element_type, axis=axis,
+    )  # fmt: skip
+
+
+def _max_pool(data, strides, dilations, pads_begin, pads_end, kernel_shape, rounding_type, auto_pad, name, **extra):
+    """MaxPool; ``with_indices=False`` (readers of models that never use the indices) keeps
+    one output, which the optimizer can run in NHWC."""
     attrs = _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad)
     attrs.update(kernel=[int(v) for v in kernel_shape], rounding_type=str(rounding_type).lower())
+    if extra.get("with_indices"):
+        attrs.update(
+            with_indices=True,
+            index_element_type=as_type(extra["index_element_type"]).get_type_name(),
+            axis=int(extra["axis"]),
+        )
     return _make("MaxPool", [data], attrs, name)
 
 

@@ -122,7 +122,7 @@ def _join_names(names) -> str:
 
 
 class _Layer:
-    __slots__ = ("id", "type", "name", "version", "data", "in_ports", "out_ports", "xml")
+    __slots__ = ("id", "type", "name", "version", "data", "in_ports", "out_ports", "xml", "read_ports")
 
     def __init__(self, elem):
         self.xml = elem
@@ -136,6 +136,7 @@ class _Layer:
         self.data = dict(data.attrib) if data is not None else {}
         self.in_ports = [p.get("id") for p in _ports(elem, "input")]
         self.out_ports = _ports(elem, "output")
+        self.read_ports = set()  # ids of the output ports some edge reads
 
     def describe(self) -> str:
         return f"{self.type} layer '{self.name}' (id {self.id})"
@@ -336,6 +337,7 @@ def _build(root, weights, source) -> Model:
         if (tl, tp) in sources:
             raise InputError(f"{source!r}: input port {tp} of {layers[tl].describe()} has two incoming edges")
         sources[(tl, tp)] = (fl, fp)
+        layers[fl].read_ports.add(fp)
         if fl not in deps[tl]:
             deps[tl].add(fl)
             users[fl].append(tl)
@@ -384,7 +386,7 @@ def _build(root, weights, source) -> Model:
         n_out = node.get_output_size()
         if len(layer.out_ports) > n_out and layer.type not in _EXTRA_OUTPUTS_UNREAD:
             layer.fail(f"the IR lists {len(layer.out_ports)} outputs, the op has {n_out}")
-        # (MaxPool-8's indices output: a layer reading it finds no such output and says so.)
+        # (MaxPool-8/14's indices: made only when a layer reads them, see _make_layer.)
         for index, port in enumerate(layer.out_ports[:n_out]):
             out = node.output(index)
             produced[(lid, port.get("id"))] = out
@@ -451,7 +453,10 @@ def _make_layer(layer, inputs, weights) -> Node:
         except InputError as exc:
             text = str(exc)
             raise InputError(text if text.startswith("IR ") else f"IR {layer.describe()}: {text}") from None
-    return _generic_layer(layer, inputs, _ops_by_ir_type()[kind])
+    extra = None
+    if kind == "MaxPool" and len(layer.out_ports) > 1 and layer.out_ports[1].get("id") in layer.read_ports:
+        extra = {"with_indices": True}  # MaxPool-8/14's indices, read by some layer
+    return _generic_layer(layer, inputs, _ops_by_ir_type()[kind], extra)
 
 
 def _generic_layer(layer, inputs, desc, extra_attrs=None) -> Node:
@@ -651,13 +656,16 @@ def _write_pool(native, desc, sources, emit):
     attrs = native.attributes()
     data = _ir_data(native, desc)
     dilated = any(int(d) != 1 for d in attrs.get("dilations", []))
+    if not attrs.get("with_indices"):
+        data.pop("index_element_type", None)
+        data.pop("axis", None)
     if native.op_type == "AvgPool":
         if dilated:
             raise InputError(f"save_model: AvgPool '{native.name}' is dilated, which OpenVINO's AvgPool cannot say")
         data.pop("dilations", None)
     if attrs.get("rounding_type") == "ceil_torch":
         version = "opset14"
-    elif native.op_type == "MaxPool" and dilated:
+    elif native.op_type == "MaxPool" and (dilated or attrs.get("with_indices")):
         version = "opset8"
     else:
         data.pop("dilations", None)  # not an attribute of opset1's pooling

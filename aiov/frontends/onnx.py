@@ -942,9 +942,11 @@ def _pool(ctx, op):
     # ONNX's ceil_mode drops a last window that would start in the end padding.
     ceil = "ceil_torch" if ctx.attr("ceil_mode", 0) else "floor"
     if op == "MaxPool":
-        if len(ctx.node.output) > 1 and ctx.node.output[1]:
-            ctx.fail("the Indices output is not supported")
-        return ops.max_pool(
+        indices = len(ctx.node.output) > 1 and bool(ctx.node.output[1])
+        if indices and ctx.attr("storage_order", 0):
+            ctx.fail("Indices in column-major storage_order=1 are not supported")
+        # ONNX's Indices count in the whole input tensor, as OpenVINO's axis 0 does.
+        node = ops._max_pool(
             x,
             attrs["strides"],
             attrs["dilations"],
@@ -953,7 +955,12 @@ def _pool(ctx, op):
             kernel,
             ceil,
             attrs["auto_pad"],
+            None,
+            with_indices=indices,
+            index_element_type="i64",
+            axis=0,
         )
+        return node.outputs() if indices else node
     return ops.avg_pool(
         x,
         attrs["strides"],

@@ -122,7 +122,23 @@ KernelFn prepare_conv(const PrepareContext& ctx) {
 // ---- Pooling -------------------------------------------------------------------------------
 
 std::vector<PortInfo> infer_pool(const InferContext& c) {
-  return {PortInfo{c.in[0].type, pool_output_shape(c.node, c.in[0].shape)}};
+  const PartialShape out = pool_output_shape(c.node, c.in[0].shape);
+  if (c.node.op != "MaxPool" || !c.node.attr_int("with_indices")) return {PortInfo{c.in[0].type, out}};
+  const ElementType index = type_from_name(c.node.attr_str("index_element_type"));
+  if (index != ElementType::i32 && index != ElementType::i64)
+    throw InputError(c.node.describe() + ": index_element_type must be i32 or i64, got " + type_name(index));
+  if (c.in[0].shape.rank_known) {
+    const int64_t axis = normalize_axis(c.node, c.node.attr_int("axis"), c.in[0].shape.rank());
+    if (axis > 2) throw InputError(c.node.describe() + ": axis must be 0, 1 or 2, got " + std::to_string(axis));
+  }
+  return {PortInfo{c.in[0].type, out}, PortInfo{index, out}};
+}
+
+// Where MaxPool's indices count from: each is the maximum's offset in the input flattened
+// from dimension `axis` on (0: the whole tensor; 2: within its image).
+template <class I>
+void store_index(void* indices, int64_t at, int64_t value) {
+  static_cast<I*>(indices)[at] = (I)value;
 }
 
 template <bool Max>
@@ -132,7 +148,8 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
   const bool exclude_pad = !Max && ctx.node.attr_int("exclude_pad") != 0;
   const Rounding rounding = pool_rounding(ctx.node);
   if (layout_of(ctx.node) == Layout::nhwc) {
-    if (xs.size() != 4) throw NotSupported(ctx.node.describe() + ": nhwc pooling is 2-D only");
+    if (xs.size() != 4 || ctx.out.size() > 1)
+      throw NotSupported(ctx.node.describe() + ": nhwc pooling is 2-D only, without indices");
     Window v = make_window(ctx.node, {xs[1], xs[2]}, ctx.node.attr_ints("kernel"), rounding);
     Window2d g{xs[0],       xs[1],       xs[2],       xs[3],         v.out[0],      v.out[1],       v.kernel[0],
                v.kernel[1], v.stride[0], v.stride[1], v.dilation[0], v.dilation[1], v.pad_begin[0], v.pad_begin[1]};
@@ -146,18 +163,25 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
   std::vector<int64_t> in(xs.begin() + 2, xs.end());
   Window w = to_3d(make_window(ctx.node, in, ctx.node.attr_ints("kernel"), rounding));
   int64_t NC = xs[0] * xs[1], spatial = w.in[0] * w.in[1] * w.in[2], outs = w.out[0] * w.out[1] * w.out[2];
+  const bool indices = Max && ctx.out.size() > 1;
+  const int64_t axis = indices ? normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)xs.size()) : 2;
+  const int64_t C = xs[1];
+  auto store = indices && ctx.out[1].type == ElementType::i32 ? store_index<int32_t> : store_index<int64_t>;
   return [=](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
     float* y = a.out[0]->as<float>();
+    void* index_out = indices ? a.out[1]->data : nullptr;
     auto run = [&](int64_t s, int64_t e) {
       for (int64_t p = s; p < e; ++p) {
         const float* vol = x + p * spatial;
         float* out = y + p * outs;
+        // The offset of this image in the flattened input, from `axis` on.
+        const int64_t base = axis == 0 ? p * spatial : axis == 1 ? (p % C) * spatial : 0;
         for (int64_t oz = 0; oz < w.out[0]; ++oz)
           for (int64_t oy = 0; oy < w.out[1]; ++oy)
             for (int64_t ox = 0; ox < w.out[2]; ++ox) {
               float acc = Max ? -INFINITY : 0.0f;
-              int64_t count = 0, padded = 0;
+              int64_t count = 0, padded = 0, best = 0;
               for (int64_t kz = 0; kz < w.kernel[0]; ++kz) {
                 int64_t z = oz * w.stride[0] - w.pad_begin[0] + kz * w.dilation[0];
                 for (int64_t ky = 0; ky < w.kernel[1]; ++ky) {
@@ -168,11 +192,16 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
                     if (z < w.in[0] + w.pad_end[0] && yy < w.in[1] + w.pad_end[1] && xx < w.in[2] + w.pad_end[2])
                       ++padded;
                     if (z < 0 || z >= w.in[0] || yy < 0 || yy >= w.in[1] || xx < 0 || xx >= w.in[2]) continue;
-                    float v = vol[(z * w.in[1] + yy) * w.in[2] + xx];
-                    if (Max)
-                      acc = (v > acc || v != v) ? v : acc;  // a NaN in the window wins
-                    else
+                    const int64_t at = (z * w.in[1] + yy) * w.in[2] + xx;
+                    float v = vol[at];
+                    if (Max) {
+                      if (count == 0 || v > acc || (v != v && acc == acc)) {  // the first NaN wins
+                        acc = v;
+                        best = at;
+                      }
+                    } else {
                       acc += v;
+                    }
                     ++count;
                   }
                 }
@@ -181,7 +210,9 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
                 int64_t div = exclude_pad ? count : padded;
                 acc = div ? acc / (float)div : 0.0f;
               }
-              out[(oz * w.out[1] + oy) * w.out[2] + ox] = acc;
+              const int64_t o = (oz * w.out[1] + oy) * w.out[2] + ox;
+              out[o] = acc;
+              if (indices) store(index_out, p * outs + o, base + best);
             }
       }
     };
@@ -405,7 +436,13 @@ void register_nn_ops(OpRegistry& r) {
   std::vector<AttrSpec> pool = window_attrs();
   pool.push_back(spatial_attr("kernel", 1).must_be_given().at_least(1));
   pool.push_back(str_attr("rounding_type", "floor", {"floor", "ceil", "ceil_torch"}));
-  r.add(OpDef{"MaxPool", 1, 1, infer_pool, prepare_pool<true>}.with_attrs(pool).ir({"MaxPool"}, "opset1"));
+  // OpenVINO's MaxPool-8 also gives the maximum's index; models that do not read it keep one
+  // output (and their NHWC pooling kernel).
+  std::vector<AttrSpec> max_pool = pool;
+  max_pool.push_back(bool_attr("with_indices", false).ir_name("-").onnx_name("-"));
+  max_pool.push_back(str_attr("index_element_type", "i64", {"i32", "i64"}).onnx_name("-"));
+  max_pool.push_back(int_attr("axis", 0).onnx_name("-"));
+  r.add(OpDef{"MaxPool", 1, 1, infer_pool, prepare_pool<true>}.with_attrs(max_pool).ir({"MaxPool"}, "opset1"));
   pool.push_back(bool_attr("exclude_pad", true).ir_name("exclude-pad"));
   r.add(OpDef{"AvgPool", 1, 1, infer_pool, prepare_pool<false>}.with_attrs(pool).ir({"AvgPool"}, "opset1"));
   r.add(OpDef{"BatchNormInference", 5, 5, infer_batch_norm, prepare_batch_norm}

@@ -133,16 +133,21 @@ def test_openvino_layer_reads_and_matches(tmp_path, layer):
     _close(_openvino_run(ov, again, [x]), want, 1e-5)
 
 
-def test_max_pool_indices_output_is_refused_clearly(tmp_path):
+@pytest.mark.parametrize("axis, index_type", [(0, "i64"), (2, "i32"), (1, "i64")])
+def test_max_pool_indices_read_and_match(tmp_path, axis, index_type):
     ov = _openvino()
     ops = ov.opset14
-    x = ops.parameter([1, 1, 4, 4], np.float32, name="x")
-    pool = ops.max_pool(x, [2, 2], [1, 1], [0, 0], [0, 0], [2, 2])
-    model = ov.Model([pool.output(0), ops.convert(pool.output(1), "f32").output(0)], [x])
+    x = ops.parameter([2, 3, 5, 5], np.float32, name="x")
+    pool = ops.max_pool(x, [2, 2], [1, 1], [1, 0], [0, 1], [3, 3], "ceil", index_element_type=index_type, axis=axis)
+    model = ov.Model([pool.output(0), pool.output(1)], [x])
     xml = str(tmp_path / "pool.xml")
     ov.save_model(model, xml)
-    with pytest.raises(aiov.InputError, match="has no such output"):
-        aiov.Core().read_model(xml)
+    data = np.random.default_rng(3).standard_normal((2, 3, 5, 5)).astype(np.float32)
+    want = ov.compile_model(xml, "CPU")([data])
+    got = aiov.compile_model(aiov.Core().read_model(xml))([data])
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[1].dtype == np.dtype(index_type.replace("i", "int"))
+    np.testing.assert_array_equal(got[1], want[1])
 
 
 # ---- stateful IR -----------------------------------------------------------------------------

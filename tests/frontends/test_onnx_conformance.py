@@ -45,7 +45,7 @@ EXCLUDED = [
         "Resize modes beyond nearest/linear with the common coordinate transforms",
     ),
     (r"einsum_batch_diagonal", "Einsum with a repeated letter (diagonal)"),
-    (r"maxpool_with_argmax|maxpool.*indices", "MaxPool's Indices output is not implemented"),
+    (r"maxpool_with_argmax_2d_precomputed_strides", "MaxPool Indices in column-major storage_order=1"),
     (r"_opset1$|not_2d$|not_3d$|not_4d$", "opset 1 models (aiov reads opset 7 and later)"),
 ]
 
