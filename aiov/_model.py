@@ -106,7 +106,10 @@ class Model:
         return self.get_results()
 
     def get_ordered_ops(self) -> list:
-        return [Node(n) for n in self._order()] + list(self._results)
+        params, outs, sinks = self._engine_graph()
+        # OpenVINO's order: the parameters, the sinks' subgraphs (last sink first), the rest.
+        roots = [(s, 0) for s in reversed(sinks)] + outs
+        return [Node(n) for n in _core.topological_order(params, roots)] + list(self._results)
 
     def get_ops(self) -> list:
         return self.get_ordered_ops()

@@ -364,3 +364,13 @@ def test_variable_shape_as_openvino_writes_it(text, dims):
 def test_a_malformed_variable_shape_is_refused_clearly(text):
     with pytest.raises(ov.InputError, match="is not a shape"):
         ov._core.make_node("ReadValue", [], {"variable_id": "v", "variable_type": "f32", "variable_shape": text}, "r")
+
+
+def test_ordered_ops_put_each_sinks_subgraph_in_openvino_order():
+    x = ops.parameter([2], np.float32, name="x")
+    first = ops.read_value("a", np.float32, [2])
+    total = ops.add(first, x)
+    model = ov.Model([ops.result(total)], [ops.assign(total, "a")], [x])
+    model.add_sinks([ops.assign(ops.read_value("b", np.float32, [2]), "b")])
+    types = [op.get_type_name() for op in model.get_ordered_ops()]
+    assert types == ["Parameter", "ReadValue", "Assign", "ReadValue", "Add", "Assign", "Result"]
