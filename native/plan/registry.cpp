@@ -36,6 +36,7 @@ const OpRegistry& OpRegistry::instance() {
     register_grid_sample_ops(*r);
     register_signal_ops(*r);
     register_random_ops(*r);
+    register_state_ops(*r);
     return r;
   }();
   return *registry;

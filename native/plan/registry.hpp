@@ -15,6 +15,7 @@
 namespace aiov {
 
 class ThreadPool;
+struct VariableStore;
 
 struct InferContext {
   const Node& node;
@@ -29,6 +30,7 @@ struct ExecContext {
   // Set while a data-dependent op's step runs (OpDef::data_dependent): memory for output `o`
   // with the shape the kernel found, which the rest of the run then sees.
   std::function<void*(size_t o, const Dims& shape)> emit;
+  VariableStore* variables = nullptr;  // the running request's variables (plan/state.hpp)
 };
 
 struct KernelArgs {
@@ -188,6 +190,9 @@ struct OpDef {
   // Operands whose values shape the output (Reshape's target, axes, pads...). A model input
   // feeding one of them becomes part of the plan key: plans are built per distinct value.
   std::vector<int> value_inputs;
+  // Reads or writes the running request's variables (ReadValue, Assign): never folded, and
+  // run even when it aliases its input.
+  bool stateful = false;
   std::vector<AttrSpec> attrs;
   LayoutBlind layout_blind = LayoutBlind::no;
   ChainStepFn chain = nullptr;  // set: aiov.ElementwiseChain can run the op as a step
@@ -223,6 +228,10 @@ struct OpDef {
   }
   OpDef& opset_builder(std::string name) {
     builder = std::move(name);
+    return *this;
+  }
+  OpDef& keeps_state() {
+    stateful = true;
     return *this;
   }
   OpDef& fusable(ActivationTrait a) {
@@ -294,6 +303,7 @@ void register_detection_ops(OpRegistry&);
 void register_grid_sample_ops(OpRegistry&);
 void register_signal_ops(OpRegistry&);
 void register_random_ops(OpRegistry&);
+void register_state_ops(OpRegistry&);
 
 // Runs the op's type/shape inference and checks every output shape against the tensor size
 // limit (InputError naming the node): the one way the engine calls OpDef::infer.
