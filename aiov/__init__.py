@@ -62,6 +62,8 @@ def save_model(model, output_model, compress_to_fp16: bool = False):
     """Writes ``model`` as OpenVINO IR: ``path.xml`` plus ``path.bin``."""
     from .frontends.ir import save_ir
 
+    if model is None:
+        raise AttributeError("'model' argument is required and cannot be None.")
     save_ir(model, output_model)
 
 

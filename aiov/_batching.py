@@ -168,9 +168,15 @@ def batch_model(model):
 
 def _compile(model, config):
     """The batch model for the engine, with the compiled model's own options."""
-    params, outs = model._engine_graph()
+    params, outs, sinks = model._engine_graph()  # (no sinks: a stateful model is never batched)
     return _core.new_compiled_model(
-        params, outs, config["INFERENCE_NUM_THREADS"], bool(config["PERF_COUNT"]), config["AIOV_PLAN_CACHE_BYTES"]
+        params,
+        outs,
+        config["INFERENCE_NUM_THREADS"],
+        bool(config["PERF_COUNT"]),
+        config["AIOV_PLAN_CACHE_BYTES"],
+        config.get("INFERENCE_PRECISION_HINT", "f32"),  # as the model runs alone
+        sinks,
     )
 
 

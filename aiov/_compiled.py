@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from . import _batching, _core, _properties
 from ._errors import InputError
 from ._graph import ConstOutput
@@ -21,7 +23,7 @@ class CompiledModel:
         # Fixed now, so get_property reports what the compiled model runs.
         precision = _properties.inference_precision(self._config)
         self._config[_properties.INFERENCE_PRECISION_HINT] = precision
-        params, outs = self._model._engine_graph()
+        params, outs, sinks = self._model._engine_graph()
         self._native = _core.new_compiled_model(  # GIL released while planning
             params,
             outs,
@@ -29,6 +31,7 @@ class CompiledModel:
             bool(self._config[_properties.PERF_COUNT]),
             self._config[_properties.PLAN_CACHE_BYTES],
             precision,
+            sinks,
         )
         inputs = [ConstOutput(p.get_node(), p.get_index()) for p in self._model.inputs]
         outputs = [ConstOutput(r.get_node(), r.get_index()) for r in self._model.outputs]
@@ -37,6 +40,10 @@ class CompiledModel:
         # Automatic batching (device "BATCH:CPU(N)" as `_batch`, or the THROUGHPUT hint).
         self._batching = _batching.attach(self, _batch)
         self._batcher = self._batching.batcher if self._batching is not None else None
+        # A stateful model's __call__ runs on one request (its state is the compiled model's,
+        # as in OpenVINO), one call at a time.
+        self._state_request = None
+        self._state_lock = threading.Lock() if self._native.variables else None
 
     @property
     def inputs(self) -> list:
@@ -64,7 +71,10 @@ class CompiledModel:
     ) -> OVDict:
         """One synchronous inference on every input of the model (a missing input is an
         error). Safe from many threads at once: a call that finds the cached request busy
-        uses another one."""
+        uses another one (a stateful model's calls take turns on its one request)."""
+        if self._state_lock is not None:
+            with self._state_lock:
+                return self._stateful_request()._infer(inputs, share_inputs, share_outputs, True)
         pool = self._idle_requests
         try:
             request = pool.pop()
@@ -99,14 +109,32 @@ class CompiledModel:
         if _properties.AUTO_BATCH_TIMEOUT in props and self._batching is not None:
             self._batching.set_timeout(props[_properties.AUTO_BATCH_TIMEOUT])
 
-    def export_model(self):
-        raise RuntimeError("aiov does not export compiled blobs; save the model with aiov.save_model")
+    def export_model(self, model_stream=None):
+        """The compiled model as a blob for ``Core.import_model``: returned as bytes, or
+        written to ``model_stream`` (a binary stream). See aiov/_blob.py for its format."""
+        from . import _blob
+
+        return _blob.write_stream(_blob.pack(self._model, self._config), model_stream)
 
     def release_memory(self):
         self._idle_requests.clear()
 
-    def query_state(self):
-        return []
+    def _stateful_request(self) -> InferRequest:
+        if self._state_request is None:
+            self._state_request = InferRequest(self)
+        return self._state_request
+
+    def query_state(self) -> list:
+        """The variables of the request ``__call__`` runs on (empty for a stateless model)."""
+        if self._state_lock is None:
+            return []
+        with self._state_lock:
+            return self._stateful_request().query_state()
+
+    def reset_state(self) -> None:
+        if self._state_lock is not None:
+            with self._state_lock:
+                self._stateful_request().reset_state()
 
     def __repr__(self):
         ins = "\n".join(map(repr, self._spec.inputs))

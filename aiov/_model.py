@@ -13,11 +13,36 @@ from ._types import as_partial_shape
 _model_ids = itertools.count()
 
 
+def _model_args(args, kwargs):
+    """(sinks, parameters, variables, name) from OpenVINO's Model forms: (parameters[, name]),
+    (sinks, parameters[, variables][, name]), or any of them by keyword."""
+    args = list(args)
+    sinks = variables = None
+    if len(args) >= 2 and not isinstance(args[1], str):
+        sinks = args.pop(0)
+        if len(args) >= 2 and not isinstance(args[1], str):
+            variables = args.pop(1)
+    parameters = args.pop(0) if args else None
+    name = args.pop(0) if args else ""
+    if args:
+        raise TypeError(f"Model(): too many arguments ({len(args)} left over)")
+    sinks = kwargs.pop("sinks", sinks)
+    parameters = kwargs.pop("parameters", parameters)
+    variables = kwargs.pop("variables", variables)
+    name = kwargs.pop("name", name)
+    if kwargs:
+        raise TypeError(f"Model(): unexpected arguments {sorted(kwargs)}")
+    return sinks, parameters, variables, name
+
+
 class Model:
     """``Model(results, parameters, name="")``: results are nodes or output ports (wrapped
-    in Result nodes), parameters are the ``parameter()`` nodes the model takes."""
+    in Result nodes), parameters are the ``parameter()`` nodes the model takes. A stateful
+    model also gets its sinks (Assign nodes) and, optionally, its variables:
+    ``Model(results, sinks, parameters[, variables], name="")``."""
 
-    def __init__(self, results, parameters=None, name: str = ""):
+    def __init__(self, results, *args, **kwargs):
+        sinks, parameters, variables, name = _model_args(args, kwargs)
         if isinstance(results, (Node, _PortBase)):
             results = [results]
         if parameters is None:
@@ -46,7 +71,13 @@ class Model:
                 raise InputError(f"Model parameters must be parameter() nodes, got {p!r}")
         self._name = name or f"Model{next(_model_ids)}"
         self._friendly_name = self._name
+        self._sinks = []
+        self._variables = list(variables or [])
         self._order()  # validates: every reachable Parameter is listed, no cycles
+        if sinks:
+            self.add_sinks(sinks)
+        else:
+            self._find_variables()
 
     # -- structure --
     def _engine_graph(self):
@@ -55,7 +86,7 @@ class Model:
         for r in self._results:
             node, index = r.input_value(0)._source()
             outs.append((node._native, index))
-        return params, outs
+        return params, outs, [n._native for n in self._sinks]
 
     def _order(self):
         return _core.topological_order(*self._engine_graph())
@@ -75,7 +106,10 @@ class Model:
         return self.get_results()
 
     def get_ordered_ops(self) -> list:
-        return [Node(n) for n in self._order()] + list(self._results)
+        params, outs, sinks = self._engine_graph()
+        # OpenVINO's order: the parameters, the sinks' subgraphs (last sink first), the rest.
+        roots = [(s, 0) for s in reversed(sinks)] + outs
+        return [Node(n) for n in _core.topological_order(params, roots)] + list(self._results)
 
     def get_ops(self) -> list:
         return self.get_ordered_ops()
@@ -160,6 +194,66 @@ class Model:
     def friendly_name(self, name: str):
         self._friendly_name = name
 
+    # -- stateful models (sinks and variables) --
+    def get_sinks(self) -> list:
+        return list(self._sinks)
+
+    @property
+    def sinks(self) -> list:
+        return self.get_sinks()
+
+    def add_sinks(self, sinks) -> None:
+        from ._state import as_sink
+
+        added = [as_sink(s) for s in ([sinks] if isinstance(sinks, (Node, _PortBase)) else sinks)]
+        self._sinks = self._sinks + added
+        try:
+            self._find_variables()
+        except InputError:
+            pass  # a model in the middle of an edit (OpenVINO checks it when it is compiled)
+
+    def remove_sink(self, sink) -> None:
+        self._sinks = [s for s in self._sinks if s != sink]
+
+    def get_sink_index(self, value) -> int:
+        if not isinstance(value, (Node, _PortBase)):
+            raise TypeError("Incorrect argument type. Sink node is expected as argument.")
+        node = value if isinstance(value, Node) else value.get_node()
+        for i, s in enumerate(self._sinks):
+            if s == node:
+                return i
+        return -1
+
+    def _find_variables(self):
+        from ._state import variable_of
+
+        known = {v.get_info().variable_id for v in self._variables}
+        for native in self._order():
+            if native.op_type in ("ReadValue", "Assign"):
+                variable = variable_of(Node(native))
+                if variable.get_info().variable_id and variable.get_info().variable_id not in known:
+                    known.add(variable.get_info().variable_id)
+                    self._variables.append(variable)
+
+    def get_variables(self) -> list:
+        return list(self._variables)
+
+    @property
+    def variables(self) -> list:
+        return self.get_variables()
+
+    def add_variables(self, variables) -> None:
+        self._variables.extend(variables)
+
+    def remove_variable(self, variable) -> None:
+        self._variables = [v for v in self._variables if v is not variable]
+
+    def get_variable_by_id(self, variable_id: str):
+        for v in self._variables:
+            if v.get_info().variable_id == variable_id:
+                return v
+        raise RuntimeError(f"the model has no variable '{variable_id}'")
+
     # -- reshape --
     def reshape(self, shapes, variables_shapes=None):
         """New input shapes: one shape (single-input models), a list in input order, or a
@@ -176,11 +270,15 @@ class Model:
                 raise InputError(f"reshape: expected {len(self._parameters)} shapes, got {len(shapes)}")
             items = list(enumerate(shapes))
         previous = [(p, p.get_output_partial_shape(0)) for p in self._parameters]
+        from ._state import reshape_variables
+
+        restore_variables = reshape_variables(self, variables_shapes or {})
         try:
             for index, shape in items:
                 self._parameters[index].set_partial_shape(as_partial_shape(shape))
             self.validate_nodes_and_infer_types()
         except Exception:
+            restore_variables()
             for p, shape in previous:
                 p.set_partial_shape(shape)
             self.validate_nodes_and_infer_types()
@@ -214,13 +312,14 @@ class Model:
             layout = node_layout(old)
             if not layout.empty:
                 set_node_layout(new, layout)
+        sinks = [Node(mapping[s._native.id]) for s in self._sinks]
         results = []
         for r in self._results:
             node, index = r.input_value(0)._source()
             res = make_result(Output(Node(mapping[node._native.id]), index))
             res.set_friendly_name(r.get_friendly_name())
             results.append(res)
-        clone = Model(results, params, self._name)
+        clone = Model(results, sinks, params, list(self._variables), self._name)
         clone._friendly_name = self._friendly_name
         return clone
 

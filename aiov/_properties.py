@@ -55,6 +55,8 @@ _WRITABLE = (
     ALLOW_AUTO_BATCHING,
     BATCH_PAD,
     LOG_LEVEL,
+    "CACHE_DIR",
+    "CACHE_ENCRYPTION_CALLBACKS",
 )
 
 
@@ -71,7 +73,6 @@ def _key(key) -> str:
 
 _ONLY_WHAT_AIOV_DOES = {
     # key: (the accepted values, spelled as users spell them; what aiov does)
-    "CACHE_DIR": (("",), "aiov does not cache compiled models yet"),
     "ENABLE_MMAP": ((True, "YES", "TRUE"), "aiov always memory-maps IR weights"),
     "AFFINITY": (("NONE",), "aiov does not pin its workers to cores"),
     "ENABLE_CPU_PINNING": ((False, "NO", "FALSE"), "aiov does not pin its workers to cores"),
@@ -147,6 +148,15 @@ def normalize(config) -> dict:
             # Accepted only with the value that describes what aiov does anyway; any other value
             # asks for something aiov does not do, so it is refused rather than ignored.
             value = _only_what_aiov_does(key, value)
+        elif key == "CACHE_DIR":
+            # Models compiled from a file are cached there (aiov/_blob.py); "" turns it off.
+            if not isinstance(value, (str, bytes, os.PathLike)):
+                raise InputError(f"CACHE_DIR is a directory path, got {value!r}")
+            value = os.fsdecode(value) if value else ""
+        elif key == "CACHE_ENCRYPTION_CALLBACKS":
+            if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(callable(f) for f in value):
+                raise InputError(f"CACHE_ENCRYPTION_CALLBACKS is a pair of callables (encrypt, decrypt), got {value!r}")
+            value = tuple(value)
         elif key == PLAN_CACHE_BYTES:
             value = int(value)
             if value < 0:
@@ -256,7 +266,7 @@ def read(config: dict, key):
         ]
     if key == "OPTIMIZATION_CAPABILITIES":
         # As OpenVINO: BF16 where the CPU runs it natively (the hint works everywhere).
-        return ["FP32", "BF16"] if _core.gemm_bf16_isa() != "scalar" else ["FP32"]
+        return ["FP32", "BF16", "EXPORT_IMPORT"] if _core.gemm_bf16_isa() != "scalar" else ["FP32", "EXPORT_IMPORT"]
     if key == "RANGE_FOR_STREAMS":
         return (1, _core.pool_size())
     if key == "RANGE_FOR_ASYNC_INFER_REQUESTS":

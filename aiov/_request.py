@@ -299,10 +299,14 @@ class InferRequest:
         return self.get_profiling_info()
 
     def query_state(self) -> list:
-        return []
+        """One VariableState per variable of a stateful model; each request has its own."""
+        from ._state import query_state
 
-    def reset_state(self):
-        pass
+        return query_state(self)
+
+    def reset_state(self) -> None:
+        """Every variable back to its initial value (BusyError while a job runs)."""
+        self._native.reset_state()
 
     def __repr__(self):
         return f"<InferRequest: {len(self._spec.inputs)} input(s), {len(self._spec.outputs)} output(s)>"

@@ -73,18 +73,23 @@ class Core:
 
     def compile_model(self, model, device_name: str = None, config: dict = None, *, weights=None) -> CompiledModel:
         """`model`: a Model, or what read_model reads (with `weights` for an IR xml given in memory).
-        ``device_name`` "BATCH:CPU(N)" (or "BATCH:CPU") batches concurrent jobs, as the
-        THROUGHPUT hint does (see aiov/_batching.py and docs/async.md)."""
+        With CACHE_DIR set, a model file compiled before is read from its cached blob
+        (``compiled.get_property("LOADED_FROM_CACHE")``). ``device_name`` "BATCH:CPU(N)" (or
+        "BATCH:CPU") batches concurrent jobs, as the THROUGHPUT hint does (see aiov/_batching.py
+        and docs/async.md)."""
         device_name, config = _batching.batch_target(device_name, config)
         _, batch = _batching.parse_device(_check_device(device_name))
-        if isinstance(model, (str, os.PathLike, bytes, bytearray)) or hasattr(model, "read"):
-            model = self.read_model(model, weights)
-        if not isinstance(model, Model):
-            raise InputError(f"compile_model takes a Model or a path, got {type(model).__name__}")
         merged = {k: v for k, v in self._config.items()}
         given = _properties.normalize(config)
         _properties.apply_log_level(given)
         merged.update(given)
+        if isinstance(model, (str, os.PathLike)) and merged.get("CACHE_DIR"):
+            with timed(f"compile_model {os.fspath(model)} (CACHE_DIR)"):
+                return _compile_cached(self, os.fspath(model), merged, batch)
+        if isinstance(model, (str, os.PathLike, bytes, bytearray)) or hasattr(model, "read"):
+            model = self.read_model(model, weights)
+        if not isinstance(model, Model):
+            raise InputError(f"compile_model takes a Model or a path, got {type(model).__name__}")
         with timed(f"compile_model {model.get_friendly_name()}", lambda: _compile_summary(model)):
             return CompiledModel(model, merged, batch)
 
@@ -104,8 +109,35 @@ class Core:
         _properties.apply_log_level(given)
         self._config.update(given)
 
-    def import_model(self, *args, **kwargs):
-        raise RuntimeError("aiov does not import compiled blobs; read the model with read_model")
+    def import_model(self, model_stream, device_name: str = "CPU", config: dict = None) -> CompiledModel:
+        """A CompiledModel from what ``CompiledModel.export_model`` wrote (bytes or a binary
+        stream); the blob is checked (format, lengths, checksum) before anything is read."""
+        from . import _blob
+
+        _check_device(device_name)
+        extra = _properties.normalize(config)
+        model, stored = _blob.unpack(_blob.read_stream(model_stream), extra, "the imported blob")
+        merged = {k: v for k, v in self._config.items()}
+        merged.update(_properties.normalize(stored))
+        merged.update(extra)
+        return CompiledModel(model, merged)
+
+
+def _compile_cached(core, path, config, batch=None) -> CompiledModel:
+    from . import _blob
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file not found: {path}")
+    key = _blob.cache_key(path, config)
+    cached = _blob.load_cached(config["CACHE_DIR"], key, config)
+    if cached is not None:
+        compiled = CompiledModel(cached[0], config, batch)
+        compiled._config["LOADED_FROM_CACHE"] = True
+        return compiled
+    compiled = CompiledModel(core.read_model(path), config, batch)
+    _blob.store_cached(config["CACHE_DIR"], key, _blob.pack(compiled._model, config))
+    compiled._config["LOADED_FROM_CACHE"] = False
+    return compiled
 
 
 def _compile_summary(model) -> str:

@@ -10,11 +10,14 @@ import numpy as np
 from . import _core
 from ._errors import InputError
 from ._graph import Node, Output, as_output, make_result
+from ._state import assign, read_value
 from ._types import Type, as_partial_shape, as_type
 
 # Hand-written builders (their arguments need converting); the simple ones (add, relu, elu,
 # mish, ...) are generated from the op registry at the end of this module.
 __all__ = [
+    "assign",
+    "read_value",
     "parameter",
     "constant",
     "result",
@@ -472,10 +475,9 @@ def cum_sum(arg, axis, exclusive=False, reverse=False, name=None) -> Node:
 
 
 def _rounding(rounding_type) -> str:
-    # aiov's "ceil" already drops a last window that would start in the end padding, which is what
-    # OpenVINO's opset14 calls "ceil_torch"
-    mode = str(rounding_type).lower()
-    return "ceil" if mode == "ceil_torch" else mode
+    # "ceil" keeps a last window that starts in the end padding (OpenVINO's opset1), "ceil_torch"
+    # (opset14) drops it: the engine knows both
+    return str(rounding_type).lower()
 
 
 def max_pool(

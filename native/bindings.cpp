@@ -766,6 +766,11 @@ NB_MODULE(_core, m) {
              for (const auto& [k, b] : n.bodies) out[k] = std::const_pointer_cast<Body>(b);
              return out;
            })
+      // Merged into the node's attributes; the caller re-infers (Model.reshape of a variable).
+      .def("set_attributes",
+           [](Node& n, nb::dict attrs) {
+             for (auto& [k, v] : attrs_from(attrs)) n.attrs[k] = v;
+           })
       .def("constant_bytes",
            [](const Node& n) -> nb::object {
              if (!n.constant) throw InputError(n.describe() + " is not a Constant");
@@ -836,12 +841,16 @@ NB_MODULE(_core, m) {
       },
       nb::arg("op"), nb::arg("inputs"), nb::arg("attrs"), nb::arg("name"),
       nb::arg("bodies") = std::map<std::string, std::shared_ptr<Body>>{});
-  m.def("topological_order", [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs) {
-    Graph g;
-    g.parameters = std::move(params);
-    for (auto& [n, i] : outputs) g.outputs.push_back(Value{n, i});
-    return g.topological_order();
-  });
+  m.def(
+      "topological_order",
+      [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs, std::vector<NodePtr> sinks) {
+        Graph g;
+        g.parameters = std::move(params);
+        for (auto& [n, i] : outputs) g.outputs.push_back(Value{n, i});
+        g.sinks = std::move(sinks);
+        return g.topological_order();
+      },
+      nb::arg("params"), nb::arg("outputs"), nb::arg("sinks") = std::vector<NodePtr>());
 
   nb::class_<CompiledHandle>(m, "CompiledModel")
       .def_prop_ro("num_inputs", [](const CompiledHandle& c) { return c.model->inputs().size(); })
@@ -858,17 +867,24 @@ NB_MODULE(_core, m) {
            })
       .def_prop_ro("cached_plans", [](const CompiledHandle& c) { return c.model->cached_plans(); })
       .def_prop_ro("cached_plan_bytes", [](const CompiledHandle& c) { return c.model->cached_plan_bytes(); })
-      .def_prop_ro("shared_weights", [](const CompiledHandle& c) { return c.model->shared_weight_count(); });
+      .def_prop_ro("shared_weights", [](const CompiledHandle& c) { return c.model->shared_weight_count(); })
+      .def_prop_ro("variables", [](const CompiledHandle& c) {
+        std::vector<nb::tuple> out;
+        for (const VariableDesc& v : c.model->variables())
+          out.push_back(nb::make_tuple(v.id, (int)v.type, shape_or_none(v.shape)));
+        return out;
+      });
 
   m.def(
       "new_compiled_model",
       [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs, int num_threads, bool profiling,
-         size_t plan_cache_bytes, const std::string& inference_precision) {
+         size_t plan_cache_bytes, const std::string& inference_precision, std::vector<NodePtr> sinks) {
         if (inference_precision != "f32" && inference_precision != "bf16")
           throw InputError("inference precision must be 'f32' or 'bf16', got '" + inference_precision + "'");
         Graph g;
         g.parameters = std::move(params);
         for (auto& [n, i] : outputs) g.outputs.push_back(Value{n, i});
+        g.sinks = std::move(sinks);
         CompileOptions opt;
         opt.num_threads = num_threads;
         opt.profiling = profiling;
@@ -879,7 +895,7 @@ NB_MODULE(_core, m) {
         return handle.release();
       },
       nb::arg("params"), nb::arg("outputs"), nb::arg("num_threads"), nb::arg("profiling"), nb::arg("plan_cache_bytes"),
-      nb::arg("inference_precision") = "f32", nb::rv_policy::take_ownership);
+      nb::arg("inference_precision") = "f32", nb::arg("sinks") = std::vector<NodePtr>(), nb::rv_policy::take_ownership);
 
   nb::class_<BatcherHandle>(m, "Batcher")
       .def(
@@ -997,6 +1013,21 @@ NB_MODULE(_core, m) {
             return done;
           },
           nb::arg("timeout_ms") = -1)
+      .def_prop_ro("variable_count", [](PyRequest& r) { return r.req->variable_count(); })
+      // A copy of variable i's value: the worker rewrites the request's own at every run.
+      .def("state",
+           [](PyRequest& r, int i) {
+             BufferPtr buf;
+             TensorView tv = r.req->copy_state(i, &buf);
+             return wrap(tv, buf);
+           })
+      .def("set_state",
+           [](PyRequest& r, int i, nb::ndarray<nb::ro> a, int etype) {
+             if (!is_c_contiguous(a)) throw InputError("variable state: array must be C-contiguous");
+             r.req->set_state(i, a.data(), (ElementType)etype, shape_of(a));
+           })
+      .def(
+          "reset_state", [](PyRequest& r, int i) { r.req->reset_state(i); }, nb::arg("index") = -1)
       .def("cancel", [](PyRequest& r) { r.req->cancel(); })
       .def("raise_if_failed", [](PyRequest& r) { raise_if_failed(*r.req); })
       .def("release_inputs",

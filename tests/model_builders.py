@@ -330,3 +330,26 @@ def bert_feeds(batch, seq, hidden, seed=6):
     mask = np.ones((batch, seq), np.int64)
     mask[:, seq - seq // 8 :] = 0  # a padded tail
     return {"x": rng.standard_normal((batch, seq, hidden)).astype(np.float32), "mask": mask}
+
+
+def accumulator_model(shape=(4,), dtype=np.float32, variable_id="acc", init=True, work_layers=0, size=64):
+    """A stateful running sum: output = state + x, then state := output (ReadValue/Assign on
+    variable ``variable_id``; its initial value is zeros, given as an input of ReadValue when
+    ``init``). ``work_layers`` > 0 adds a chain of size x size matmuls that the output does not
+    need but every inference runs: jobs long enough to be seen running (shape must be (n, size))."""
+    x = ops.parameter(list(shape), dtype, name="x")
+    if init:
+        state = ops.read_value(ops.constant(np.zeros(shape, dtype)), variable_id, dtype, list(shape))
+    else:
+        state = ops.read_value(variable_id, dtype, list(shape))
+    total = ops.add(state, x, name="total")
+    sinks = [ops.assign(total, variable_id)]
+    results = [ops.result(total, name="sum")]
+    if work_layers:
+        h = total
+        rng = np.random.default_rng(7)
+        for _ in range(work_layers):
+            w = (rng.standard_normal((size, size)) / np.sqrt(size)).astype(np.float32)
+            h = ops.relu(ops.matmul(h, ops.constant(w)))
+        results.append(ops.result(h, name="work"))
+    return ov.Model(results, sinks, [x], name="accumulator")

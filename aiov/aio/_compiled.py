@@ -125,6 +125,12 @@ class CompiledModel(SyncTwin, AsyncClosable):
         bridge = current_bridge()
         if self._closed:
             raise RuntimeError("the compiled model is closed")
+        if self._sync._state_lock is not None:
+            # Pooled requests would each keep a part of the state.
+            raise InputError(
+                "a stateful model keeps its state per request: run it on one request "
+                "(compiled.create_infer_request()) and await request.infer(...)"
+            )
         pool = self._pool
 
         def start(slot, fut):

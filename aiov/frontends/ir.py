@@ -89,7 +89,7 @@ def _op_description(op_type):
 
 
 def supported_layer_types() -> list:
-    return sorted(_SPECIAL | set(_ops_by_ir_type()))
+    return sorted(_SPECIAL | set(_ops_by_ir_type()) | set(_ADAPTED))
 
 
 # ---- names -----------------------------------------------------------------------------------
@@ -122,7 +122,7 @@ def _join_names(names) -> str:
 
 
 class _Layer:
-    __slots__ = ("id", "type", "name", "version", "data", "in_ports", "out_ports", "xml")
+    __slots__ = ("id", "type", "name", "version", "data", "in_ports", "out_ports", "xml", "read_ports")
 
     def __init__(self, elem):
         self.xml = elem
@@ -136,6 +136,7 @@ class _Layer:
         self.data = dict(data.attrib) if data is not None else {}
         self.in_ports = [p.get("id") for p in _ports(elem, "input")]
         self.out_ports = _ports(elem, "output")
+        self.read_ports = set()  # ids of the output ports some edge reads
 
     def describe(self) -> str:
         return f"{self.type} layer '{self.name}' (id {self.id})"
@@ -258,6 +259,19 @@ def _read_xml(xml_path):
     return root
 
 
+def read_ir_bytes(xml: bytes, weights: bytes, source: str) -> Model:
+    """Reads IR held in memory (an exported blob): the xml text and its weights' bytes."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise InputError(f"cannot parse the IR xml of {source}: {exc}") from None
+    if root.tag != "net":
+        raise InputError(f"{source} is not an OpenVINO IR: the root element is <{root.tag}>, not <net>")
+    store = _Weights(source, True)
+    store._data = np.frombuffer(weights, dtype=np.uint8)
+    return _build(root, store, source)
+
+
 def read_ir(xml_path, bin_path=None) -> Model:
     """Reads OpenVINO IR v10/v11: ``xml_path`` plus ``bin_path`` (default: the .xml's
     sibling ``.bin``). Raises InputError for anything aiov cannot represent."""
@@ -311,6 +325,8 @@ def _build(root, weights, source) -> Model:
         layer = layers[lid]
         if layer.type in _SPECIAL:
             continue
+        if layer.type in _ADAPTED:
+            continue
         desc = by_ir_type.get(layer.type)
         if desc is None:
             raise InputError(
@@ -338,6 +354,7 @@ def _build(root, weights, source) -> Model:
         if (tl, tp) in sources:
             raise InputError(f"{source!r}: input port {tp} of {layers[tl].describe()} has two incoming edges")
         sources[(tl, tp)] = (fl, fp)
+        layers[fl].read_ports.add(fp)
         if fl not in deps[tl]:
             deps[tl].add(fl)
             users[fl].append(tl)
@@ -360,7 +377,7 @@ def _build(root, weights, source) -> Model:
         raise InputError(f"{source!r}: the IR graph has a cycle (involving {', '.join(stuck)})")
 
     produced = {}  # (layer id, port id) -> Output
-    params, results = [], []
+    params, results, sinks = [], [], []
     for lid in topo:
         layer = layers[lid]
         inputs = []
@@ -381,10 +398,13 @@ def _build(root, weights, source) -> Model:
             continue
         if layer.type == "Parameter":
             params.append(node)
+        elif layer.type == "Assign":
+            sinks.append(node)  # a stateful model's writes: kept though no Result reads them
         n_out = node.get_output_size()
-        if len(layer.out_ports) > n_out:
+        if len(layer.out_ports) > n_out and layer.type not in _EXTRA_OUTPUTS_UNREAD:
             layer.fail(f"the IR lists {len(layer.out_ports)} outputs, the op has {n_out}")
-        for index, port in enumerate(layer.out_ports):
+        # (MaxPool-8/14's indices: made only when a layer reads them, see _make_layer.)
+        for index, port in enumerate(layer.out_ports[:n_out]):
             out = node.output(index)
             produced[(lid, port.get("id"))] = out
             names = _split_names(port.get("names") or "")
@@ -392,7 +412,7 @@ def _build(root, weights, source) -> Model:
                 node._native.set_output_names(index, names)
     if not results:
         raise InputError(f"{source!r}: the IR has no Result layer")
-    return Model(results, params, root.get("name") or "")
+    return Model(results, sinks, params, root.get("name") or "")
 
 
 _OPSETS = {f"opset{i}" for i in range(1, 17)}
@@ -443,17 +463,111 @@ def _make_layer(layer, inputs, weights) -> Node:
         if layer.name:
             node.set_friendly_name(layer.name)
         return node
-    desc = _ops_by_ir_type()[kind]
+    adapter = _ADAPTED.get(kind)
+    if adapter is not None:
+        try:
+            return adapter(layer, inputs)
+        except InputError as exc:
+            text = str(exc)
+            raise InputError(text if text.startswith("IR ") else f"IR {layer.describe()}: {text}") from None
+    extra = None
+    if kind == "MaxPool" and len(layer.out_ports) > 1 and layer.out_ports[1].get("id") in layer.read_ports:
+        extra = {"with_indices": True}  # MaxPool-8/14's indices, read by some layer
+    return _generic_layer(layer, inputs, _ops_by_ir_type()[kind], extra)
+
+
+def _generic_layer(layer, inputs, desc, extra_attrs=None) -> Node:
+    """A layer whose inputs and attributes are its registry op's."""
     low, high = desc["min_inputs"], desc["max_inputs"]
     if len(inputs) < low or (high >= 0 and len(inputs) > high):
         want = f"at least {low}" if high < 0 else str(low) if low == high else f"{low} to {high}"
         layer.fail(f"expected {want} inputs, got {len(inputs)}")
     attrs = _op_attrs(layer, desc)
+    attrs.update(extra_attrs or {})
     native_inputs = [(o._node._native, o._index) for o in inputs]
     try:
         return Node(_core.make_node(desc["type"], native_inputs, attrs, layer.name))
     except Exception as exc:
         raise InputError(f"IR {layer.describe()}: {exc}") from None
+
+
+# ---- layers that are not 1:1 with a registry op ----------------------------------------------
+# OpenVINO spells some ops differently from aiov's registry: grouped convolutions carry the
+# group count in a 5-D filter, HardSigmoid takes alpha/beta as inputs. Each adapter rewrites
+# the layer into registry ops.
+
+_EXTRA_OUTPUTS_UNREAD = {"MaxPool"}  # MaxPool-8/14's indices, fine while nothing reads them
+
+
+def _static_dims(layer, port, what) -> list:
+    shape = port.get_partial_shape()
+    if not shape.is_static:
+        layer.fail(f"{what} needs a static shape, got {shape}")
+    return [int(d) for d in shape.to_shape()]
+
+
+def _regrouped(layer, filters) -> tuple:
+    """A grouped filter [G, A, B, k...] seen as [G*A, B, k...] for aiov's
+    Convolution/ConvTranspose with group=G; returns (port, G)."""
+    from .. import opset
+
+    dims = _static_dims(layer, filters, "a grouped filter")
+    if len(dims) < 4:
+        layer.fail(f"a grouped filter has rank 4 or more (G, out, in, kernel...), got shape {dims}")
+    groups = dims[0]
+    target = [groups * dims[1], dims[2]] + dims[3:]
+    node = opset.reshape(filters, np.array(target, np.int64), False)
+    return node.output(0), groups
+
+
+def _read_group_convolution(layer, inputs) -> Node:
+    if len(inputs) != 2:
+        layer.fail(f"expected 2 inputs (data, filters), got {len(inputs)}")
+    filters, groups = _regrouped(layer, inputs[1])
+    return _generic_layer(layer, [inputs[0], filters], _op_description("Convolution"), {"group": groups})
+
+
+def _read_backprop(layer, inputs, grouped) -> Node:
+    if len(inputs) == 3:
+        layer.fail("an output_shape input is not supported by aiov (the pads given must say the output size)")
+    if len(inputs) != 2:
+        layer.fail(f"expected 2 inputs (data, filters), got {len(inputs)}")
+    filters, extra = inputs[1], {}
+    if grouped:
+        filters, extra["group"] = _regrouped(layer, inputs[1])
+    return _generic_layer(layer, [inputs[0], filters], _op_description("ConvTranspose"), extra)
+
+
+def _constant_of(layer, port, what) -> np.ndarray:
+    """The value of a constant input (a Const, possibly behind OpenVINO's f16 decompression
+    Convert)."""
+    from .._graph import constant_value
+
+    node = port.get_node()
+    if node.get_type_name() == "Convert" and node.input_value(0).get_node().get_type_name() == "Constant":
+        return constant_value(node.input_value(0).get_node()).astype(np.float64)
+    if node.get_type_name() != "Constant":
+        layer.fail(f"{what} must be a constant, got the output of {node.get_type_name()} '{node.get_friendly_name()}'")
+    return constant_value(node)
+
+
+def _read_hard_sigmoid(layer, inputs) -> Node:
+    if len(inputs) != 3:
+        layer.fail(f"expected 3 inputs (data, alpha, beta), got {len(inputs)}")
+    alpha = _constant_of(layer, inputs[1], "alpha").reshape(-1)
+    beta = _constant_of(layer, inputs[2], "beta").reshape(-1)
+    if alpha.size != 1 or beta.size != 1:
+        layer.fail("alpha and beta must be scalars")
+    extra = {"alpha": float(alpha[0]), "beta": float(beta[0])}
+    return _generic_layer(layer, inputs[:1], _op_description("HardSigmoid"), extra)
+
+
+_ADAPTED = {
+    "GroupConvolution": _read_group_convolution,
+    "ConvolutionBackpropData": lambda layer, inputs: _read_backprop(layer, inputs, False),
+    "GroupConvolutionBackpropData": lambda layer, inputs: _read_backprop(layer, inputs, True),
+    "HardSigmoid": _read_hard_sigmoid,
+}
 
 
 # ---- writing ---------------------------------------------------------------------------------
@@ -508,6 +622,83 @@ def _ir_data(native, desc) -> dict:
     return data
 
 
+class _Emitter:
+    """What a write adapter may add before its layer: ``const(array)`` and ``reshape(source,
+    dims)``, each returning the new layer's output as a source (layer, port, type, dims)."""
+
+    __slots__ = ("const", "reshape")
+
+    def __init__(self, const, reshape):
+        self.const, self.reshape = const, reshape
+
+
+def _grouped_filter(native, sources, emit):
+    """Filters [A, B, k...] of a group-G op as OpenVINO's [G, A/G, B, k...] (a Reshape layer)."""
+    groups = int(native.attributes().get("group", 1))
+    dims = sources[1][3]
+    if dims is None or any(d < 0 for d in dims):
+        raise InputError(f"save_model: grouped {native.op_type} '{native.name}' needs filters of static shape")
+    target = [groups, dims[0] // groups] + list(dims[1:])
+    return [sources[0], emit.reshape(sources[1], target)]
+
+
+def _write_convolution(native, desc, sources, emit):
+    if int(native.attributes().get("group", 1)) == 1:
+        return None
+    return ("GroupConvolution", "opset1", _ir_data(native, desc), _grouped_filter(native, sources, emit))
+
+
+def _write_conv_transpose(native, desc, sources, emit):
+    if native.attributes().get("output_shape"):
+        raise InputError(
+            f"save_model: ConvTranspose '{native.name}' sets output_shape, which OpenVINO's "
+            "ConvolutionBackpropData layer cannot carry as an attribute"
+        )
+    if int(native.attributes().get("group", 1)) == 1:
+        return None
+    grouped = _grouped_filter(native, sources, emit)
+    return ("GroupConvolutionBackpropData", "opset1", _ir_data(native, desc), grouped)
+
+
+def _write_hard_sigmoid(native, desc, sources, emit):
+    attrs = native.attributes()
+    alpha = emit.const(np.array(attrs.get("alpha", 0.2), np.float32))
+    beta = emit.const(np.array(attrs.get("beta", 0.5), np.float32))
+    return ("HardSigmoid", "opset1", {}, [sources[0], alpha, beta])
+
+
+def _write_pool(native, desc, sources, emit):
+    """The oldest opset whose MaxPool/AvgPool carries the node's attributes: 'ceil_torch' is
+    opset14's, MaxPool's dilations opset8's."""
+    attrs = native.attributes()
+    data = _ir_data(native, desc)
+    dilated = any(int(d) != 1 for d in attrs.get("dilations", []))
+    if not attrs.get("with_indices"):
+        data.pop("index_element_type", None)
+        data.pop("axis", None)
+    if native.op_type == "AvgPool":
+        if dilated:
+            raise InputError(f"save_model: AvgPool '{native.name}' is dilated, which OpenVINO's AvgPool cannot say")
+        data.pop("dilations", None)
+    if attrs.get("rounding_type") == "ceil_torch":
+        version = "opset14"
+    elif native.op_type == "MaxPool" and (dilated or attrs.get("with_indices")):
+        version = "opset8"
+    else:
+        data.pop("dilations", None)  # not an attribute of opset1's pooling
+        return (desc["ir_types"][0], "opset1", data, sources)
+    return (desc["ir_types"][0], version, data, sources)
+
+
+_WRITE_ADAPTED = {
+    "MaxPool": _write_pool,
+    "AvgPool": _write_pool,
+    "Convolution": _write_convolution,
+    "ConvTranspose": _write_conv_transpose,
+    "HardSigmoid": _write_hard_sigmoid,
+}
+
+
 def save_ir(model, xml_path, bin_path=None):
     """Writes ``model`` as OpenVINO IR v11: ``xml_path`` and ``bin_path`` (default: the .xml's
     sibling ``.bin``). Output tensor names, friendly names and dynamic dimensions are kept."""
@@ -517,6 +708,19 @@ def save_ir(model, xml_path, bin_path=None):
     if not xml_path.lower().endswith(".xml"):
         raise InputError(f"the IR path must end with .xml, got {xml_path!r}")
     bin_path = os.fspath(bin_path) if bin_path else os.path.splitext(xml_path)[0] + ".bin"
+    xml, weights = ir_bytes(model)
+    directory = os.path.dirname(os.path.abspath(xml_path))
+    os.makedirs(directory, exist_ok=True)
+    with open(xml_path, "wb") as f:
+        f.write(xml)
+    with open(bin_path, "wb") as f:
+        f.write(weights)
+
+
+def ir_bytes(model) -> tuple:
+    """``model`` as OpenVINO IR v11 in memory: (xml bytes, weights bytes)."""
+    if not isinstance(model, Model):
+        raise InputError(f"save_model takes an aiov Model, got {type(model).__name__}")
 
     net = ET.Element("net", {"name": model.get_friendly_name() or model.get_name(), "version": "11"})
     layers = ET.SubElement(net, "layers")
@@ -534,6 +738,31 @@ def save_ir(model, xml_path, bin_path=None):
     def fallback_name(native):
         return native.name or f"{native.op_type}_{native.id}"
 
+    def const_layer(array) -> tuple:
+        elem, lid = new_layer(f"Constant_{next_id}", "Const", "opset1")
+        blob.extend(b"\0" * (-len(blob) % 64))
+        offset = len(blob)
+        blob.extend(array.tobytes())
+        etype = Type(array.dtype).get_type_name()
+        dims = list(array.shape)
+        data = {"element_type": etype, "shape": ",".join(map(str, dims)), "offset": str(offset)}
+        data["size"] = str(array.nbytes)
+        ET.SubElement(elem, "data", data)
+        _add_port(ET.SubElement(elem, "output"), 0, etype, dims)
+        return (lid, 0, etype, dims)
+
+    def reshape_layer(source, dims) -> tuple:
+        target = const_layer(np.array(dims, np.int64))
+        elem, lid = new_layer(f"Reshape_{next_id}", "Reshape", "opset1")
+        ET.SubElement(elem, "data", {"special_zero": "false"})
+        inp = ET.SubElement(elem, "input")
+        for i, (src_layer, src_port, etype, src_dims) in enumerate((source, target)):
+            _add_port(inp, i, etype, src_dims)
+            edges.append((src_layer, src_port, lid, i))
+        _add_port(ET.SubElement(elem, "output"), 2, source[2], dims)
+        return (lid, 2, source[2], list(dims))
+
+    emitter = _Emitter(const_layer, reshape_layer)
     ordered = model._order()
     param_ids = {p._native.id for p in model.get_parameters()}
     natives = [p._native for p in model.get_parameters()] + [n for n in ordered if n.id not in param_ids]
@@ -565,19 +794,27 @@ def save_ir(model, xml_path, bin_path=None):
             first_out = 0
         else:
             desc = _op_description(op)
-            if desc is None or not desc["ir_types"]:
-                raise InputError(f"save_model: {op} '{native.name}' has no OpenVINO IR form in aiov's writer")
-            elem, lid = new_layer(fallback_name(native), desc["ir_types"][0], desc["ir_version"])
-            data = _ir_data(native, desc)
-            if data:
-                ET.SubElement(elem, "data", data)
-            inp = ET.SubElement(elem, "input")
+            sources = []
             for i in range(native.input_count):
                 src, index = native.input_value(i)
                 src_layer, src_ports = layer_of[src.id]
-                _add_port(inp, i, Type._by_id[src.output_type(index)].get_type_name(), src.output_shape(index))
-                edges.append((src_layer, src_ports[index], lid, i))
-            first_out = native.input_count
+                etype = Type._by_id[src.output_type(index)].get_type_name()
+                sources.append((src_layer, src_ports[index], etype, src.output_shape(index)))
+            adapter = _WRITE_ADAPTED.get(op)
+            written = adapter(native, desc, sources, emitter) if adapter is not None else None
+            if written is None:
+                if desc is None or not desc["ir_types"]:
+                    raise InputError(f"save_model: {op} '{native.name}' has no OpenVINO IR form in aiov's writer")
+                written = (desc["ir_types"][0], desc["ir_version"], _ir_data(native, desc), sources)
+            ir_type, version, data, sources = written
+            elem, lid = new_layer(fallback_name(native), ir_type, version)
+            if data:
+                ET.SubElement(elem, "data", data)
+            inp = ET.SubElement(elem, "input")
+            for i, (src_layer, src_port, etype, dims) in enumerate(sources):
+                _add_port(inp, i, etype, dims)
+                edges.append((src_layer, src_port, lid, i))
+            first_out = len(sources)
         out = ET.SubElement(elem, "output")
         ports = []
         for i in range(native.output_count):
@@ -605,12 +842,5 @@ def save_ir(model, xml_path, bin_path=None):
     ET.SubElement(rt, "info", {"name": "aiov", "value": __version__})
 
     ET.indent(net, space="\t")
-    directory = os.path.dirname(os.path.abspath(xml_path))
-    os.makedirs(directory, exist_ok=True)
-    tree = ET.ElementTree(net)
-    with open(xml_path, "wb") as f:
-        f.write(b'<?xml version="1.0"?>\n')
-        tree.write(f, encoding="utf-8", xml_declaration=False)
-        f.write(b"\n")
-    with open(bin_path, "wb") as f:
-        f.write(bytes(blob))
+    xml = b'<?xml version="1.0"?>\n' + ET.tostring(net, encoding="utf-8", xml_declaration=False) + b"\n"
+    return xml, bytes(blob)

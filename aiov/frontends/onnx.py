@@ -1067,11 +1067,14 @@ def _pool(ctx, op):
     rank = _rank(ctx, x)
     attrs = _spatial(ctx, rank)
     kernel = ctx.attr("kernel_shape")
-    ceil = "ceil" if ctx.attr("ceil_mode", 0) else "floor"
+    # ONNX's ceil_mode drops a last window that would start in the end padding.
+    ceil = "ceil_torch" if ctx.attr("ceil_mode", 0) else "floor"
     if op == "MaxPool":
-        if len(ctx.node.output) > 1 and ctx.node.output[1]:
-            ctx.fail("the Indices output is not supported")
-        return ops.max_pool(
+        indices = len(ctx.node.output) > 1 and bool(ctx.node.output[1])
+        if indices and ctx.attr("storage_order", 0):
+            ctx.fail("Indices in column-major storage_order=1 are not supported")
+        # ONNX's Indices count in the whole input tensor, as OpenVINO's axis 0 does.
+        node = ops.max_pool(
             x,
             attrs["strides"],
             attrs["dilations"],
@@ -1080,8 +1083,12 @@ def _pool(ctx, op):
             kernel,
             ceil,
             attrs["auto_pad"],
-            with_indices=False,
+            "i64",
+            0,
+            None,
+            with_indices=indices,
         )
+        return node.outputs() if indices else node
     return ops.avg_pool(
         x,
         attrs["strides"],

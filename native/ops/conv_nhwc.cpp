@@ -342,7 +342,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   const Dims& fs = ctx.in[1].shape;                                           // O Cg kh kw
   const Dims& ys = ctx.out[0].shape;                                          // N OH OW O
   const int64_t group = node.attr_int("group");
-  Window w = make_window(node, {xs[2], xs[3]}, {fs[2], fs[3]}, false);
+  Window w = make_window(node, {xs[2], xs[3]}, {fs[2], fs[3]});
   Window2d g{xs[0], xs[2],       xs[3],       xs[1],         ys[1],         ys[2],          fs[2],
              fs[3], w.stride[0], w.stride[1], w.dilation[0], w.dilation[1], w.pad_begin[0], w.pad_begin[1]};
   const int64_t O = fs[0], Cg = fs[1], Og = O / group, taps = g.kh * g.kw, K = taps * Cg;

@@ -57,7 +57,7 @@ KernelFn prepare_conv(const PrepareContext& ctx) {
   const Dims& fs = ctx.in[1].shape;
   int64_t group = ctx.node.attr_int("group");
   std::vector<int64_t> in(xs.begin() + 2, xs.end()), k(fs.begin() + 2, fs.end());
-  Window w = to_3d(make_window(ctx.node, in, k, false));
+  Window w = to_3d(make_window(ctx.node, in, k));
   int64_t N = xs[0], C = xs[1], O = fs[0], Cg = fs[1], Og = O / group;
   int64_t spatial = w.in[0] * w.in[1] * w.in[2], outs = w.out[0] * w.out[1] * w.out[2];
   int64_t K = Cg * w.kernel[0] * w.kernel[1] * w.kernel[2];
@@ -122,20 +122,23 @@ KernelFn prepare_conv(const PrepareContext& ctx) {
 // ---- Pooling -------------------------------------------------------------------------------
 
 std::vector<PortInfo> infer_pool(const InferContext& c) {
-  return {PortInfo{c.in[0].type, pool_output_shape(c.node, c.in[0].shape)}};
+  const PartialShape out = pool_output_shape(c.node, c.in[0].shape);
+  if (c.node.op != "MaxPool" || !c.node.attr_int("with_indices")) return {PortInfo{c.in[0].type, out}};
+  const ElementType index = type_from_name(c.node.attr_str("index_element_type"));
+  if (index != ElementType::i32 && index != ElementType::i64)
+    throw InputError(c.node.describe() + ": index_element_type must be i32 or i64, got " + type_name(index));
+  if (c.in[0].shape.rank_known) {
+    const int64_t axis = normalize_axis(c.node, c.node.attr_int("axis"), c.in[0].shape.rank());
+    if (axis > 2) throw InputError(c.node.describe() + ": axis must be 0, 1 or 2, got " + std::to_string(axis));
+  }
+  return {PortInfo{c.in[0].type, out}, PortInfo{index, out}};
 }
 
-// MaxPool with_indices (OpenVINO's MaxPool-8, ONNX's Indices) also gives where each maximum was:
-// its flat index in the input, counted from dimension `axis` on.
-std::vector<PortInfo> infer_max_pool(const InferContext& c) {
-  auto out = infer_pool(c);
-  if (c.node.attr_int("with_indices")) {
-    int64_t axis = c.node.attr_int("axis");
-    if (c.in[0].shape.rank_known) axis = normalize_axis(c.node, axis, c.in[0].shape.rank());
-    if (axis > 1) throw NotSupported(c.node.describe() + ": indices counted from a spatial axis");
-    out.push_back(PortInfo{type_from_name(c.node.attr_str("index_element_type")), out[0].shape});
-  }
-  return out;
+// Where MaxPool's indices count from: each is the maximum's offset in the input flattened
+// from dimension `axis` on (0: the whole tensor; 2: within its image).
+template <class I>
+void store_index(void* indices, int64_t at, int64_t value) {
+  static_cast<I*>(indices)[at] = (I)value;
 }
 
 template <bool Max>
@@ -143,13 +146,11 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
   if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32 pooling");
   const Dims& xs = ctx.in[0].shape;
   const bool exclude_pad = !Max && ctx.node.attr_int("exclude_pad") != 0;
-  const bool ceil_mode = ctx.node.attr_str("rounding_type") == "ceil";
-  const bool indices = ctx.out.size() > 1;
-  const bool i32 = indices && ctx.out[1].type == ElementType::i32;
+  const Rounding rounding = pool_rounding(ctx.node);
   if (layout_of(ctx.node) == Layout::nhwc) {
-    if (indices) throw NotSupported(ctx.node.describe() + ": nhwc pooling with indices");
-    if (xs.size() != 4) throw NotSupported(ctx.node.describe() + ": nhwc pooling is 2-D only");
-    Window v = make_window(ctx.node, {xs[1], xs[2]}, ctx.node.attr_ints("kernel"), ceil_mode);
+    if (xs.size() != 4 || ctx.out.size() > 1)
+      throw NotSupported(ctx.node.describe() + ": nhwc pooling is 2-D only, without indices");
+    Window v = make_window(ctx.node, {xs[1], xs[2]}, ctx.node.attr_ints("kernel"), rounding);
     Window2d g{xs[0],       xs[1],       xs[2],       xs[3],         v.out[0],      v.out[1],       v.kernel[0],
                v.kernel[1], v.stride[0], v.stride[1], v.dilation[0], v.dilation[1], v.pad_begin[0], v.pad_begin[1]};
     return [g, exclude_pad](const KernelArgs& a) {
@@ -160,22 +161,27 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
     };
   }
   std::vector<int64_t> in(xs.begin() + 2, xs.end());
-  Window w = to_3d(make_window(ctx.node, in, ctx.node.attr_ints("kernel"), ceil_mode));
+  Window w = to_3d(make_window(ctx.node, in, ctx.node.attr_ints("kernel"), rounding));
   int64_t NC = xs[0] * xs[1], spatial = w.in[0] * w.in[1] * w.in[2], outs = w.out[0] * w.out[1] * w.out[2];
+  const bool indices = Max && ctx.out.size() > 1;
+  const int64_t axis = indices ? normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)xs.size()) : 2;
   const int64_t C = xs[1];
-  const int64_t index_axis = indices ? normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)xs.size()) : 0;
+  auto store = indices && ctx.out[1].type == ElementType::i32 ? store_index<int32_t> : store_index<int64_t>;
   return [=](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
     float* y = a.out[0]->as<float>();
+    void* index_out = indices ? a.out[1]->data : nullptr;
     auto run = [&](int64_t s, int64_t e) {
       for (int64_t p = s; p < e; ++p) {
         const float* vol = x + p * spatial;
         float* out = y + p * outs;
+        // The offset of this image in the flattened input, from `axis` on.
+        const int64_t base = axis == 0 ? p * spatial : axis == 1 ? (p % C) * spatial : 0;
         for (int64_t oz = 0; oz < w.out[0]; ++oz)
           for (int64_t oy = 0; oy < w.out[1]; ++oy)
             for (int64_t ox = 0; ox < w.out[2]; ++ox) {
               float acc = Max ? -INFINITY : 0.0f;
-              int64_t count = 0, padded = 0, at = 0;
+              int64_t count = 0, padded = 0, best = 0;
               for (int64_t kz = 0; kz < w.kernel[0]; ++kz) {
                 int64_t z = oz * w.stride[0] - w.pad_begin[0] + kz * w.dilation[0];
                 for (int64_t ky = 0; ky < w.kernel[1]; ++ky) {
@@ -186,13 +192,16 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
                     if (z < w.in[0] + w.pad_end[0] && yy < w.in[1] + w.pad_end[1] && xx < w.in[2] + w.pad_end[2])
                       ++padded;
                     if (z < 0 || z >= w.in[0] || yy < 0 || yy >= w.in[1] || xx < 0 || xx >= w.in[2]) continue;
-                    int64_t here = (z * w.in[1] + yy) * w.in[2] + xx;
-                    float v = vol[here];
+                    const int64_t at = (z * w.in[1] + yy) * w.in[2] + xx;
+                    float v = vol[at];
                     if (Max) {
-                      if (v > acc || v != v || count == 0) at = here;  // a NaN in the window wins
-                      acc = (v > acc || v != v) ? v : acc;
-                    } else
+                      if (count == 0 || v > acc || (v != v && acc == acc)) {  // the first NaN wins
+                        acc = v;
+                        best = at;
+                      }
+                    } else {
                       acc += v;
+                    }
                     ++count;
                   }
                 }
@@ -203,14 +212,7 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
               }
               const int64_t o = (oz * w.out[1] + oy) * w.out[2] + ox;
               out[o] = acc;
-              if (indices) {
-                // flat index from dimension index_axis on: over the whole tensor, or within a sample
-                int64_t flat = (index_axis == 0 ? p : p % C) * spatial + at;
-                if (i32)
-                  a.out[1]->as<int32_t>()[p * outs + o] = (int32_t)flat;
-                else
-                  a.out[1]->as<int64_t>()[p * outs + o] = flat;
-              }
+              if (indices) store(index_out, p * outs + o, base + best);
             }
       }
     };
@@ -504,25 +506,29 @@ void register_nn_ops(OpRegistry& r) {
        float_attr("bias", 1.0),
        // NHWC: chosen by the optimizer inside convolution regions.
        str_attr("layout", "nchw", {"nchw", "nhwc"}).ir_name("-").onnx_name("-")}));
-  r.add(OpDef{"ConvTranspose", 2, 2, infer_conv_transpose, widened<prepare_conv_transpose>}.with_attrs(
-      {spatial_attr("strides", 1).at_least(1), spatial_attr("dilations", 1).at_least(1),
-       spatial_attr("pads_begin", 0).at_least(0), spatial_attr("pads_end", 0).at_least(0),
-       spatial_attr("output_padding", 0).at_least(0), group_attr(),
-       str_attr("auto_pad", "explicit", {"explicit", "valid", "same_upper", "same_lower"}),
-       ints_attr("output_shape")}));
+  r.add(OpDef{"ConvTranspose", 2, 2, infer_conv_transpose, widened<prepare_conv_transpose>}
+            .with_attrs({spatial_attr("strides", 1).at_least(1), spatial_attr("dilations", 1).at_least(1),
+                         spatial_attr("pads_begin", 0).at_least(0), spatial_attr("pads_end", 0).at_least(0),
+                         spatial_attr("output_padding", 0).at_least(0), group_attr().ir_name("-"),
+                         str_attr("auto_pad", "explicit", {"explicit", "valid", "same_upper", "same_lower"}),
+                         ints_attr("output_shape").ir_name("-")})
+            // OpenVINO's grouped form (5-D filters) is read and written by aiov/frontends/ir.py.
+            .ir({"ConvolutionBackpropData"}, "opset1"));
   std::vector<AttrSpec> conv = window_attrs();
-  conv.push_back(group_attr());
-  r.add(OpDef{"Convolution", 2, 2, infer_conv, widened<prepare_conv>}.with_attrs(conv));
+  conv.push_back(group_attr().ir_name("-"));
+  r.add(OpDef{"Convolution", 2, 2, infer_conv, widened<prepare_conv>}.with_attrs(conv).ir({"Convolution"}, "opset1"));
   std::vector<AttrSpec> pool = window_attrs();
   pool.push_back(spatial_attr("kernel", 1).must_be_given().at_least(1));
-  pool.push_back(str_attr("rounding_type", "floor", {"floor", "ceil"}));
+  pool.push_back(str_attr("rounding_type", "floor", {"floor", "ceil", "ceil_torch"}));
+  // OpenVINO's MaxPool-8 also gives the maximum's index; models that do not read it keep one
+  // output (and their NHWC pooling kernel).
   std::vector<AttrSpec> max_pool = pool;
-  max_pool.push_back(bool_attr("with_indices", false).ir_name("-"));
-  max_pool.push_back(type_attr("index_element_type", "i64"));
-  max_pool.push_back(int_attr("axis", 0));
-  r.add(OpDef{"MaxPool", 1, 1, infer_max_pool, widened<prepare_pool<true>>}.with_attrs(max_pool));
-  pool.push_back(bool_attr("exclude_pad", true));
-  r.add(OpDef{"AvgPool", 1, 1, infer_pool, widened<prepare_pool<false>>}.with_attrs(pool));
+  max_pool.push_back(bool_attr("with_indices", false).ir_name("-").onnx_name("-"));
+  max_pool.push_back(str_attr("index_element_type", "i64", {"i32", "i64"}).onnx_name("-"));
+  max_pool.push_back(int_attr("axis", 0).onnx_name("-"));
+  r.add(OpDef{"MaxPool", 1, 1, infer_pool, widened<prepare_pool<true>>}.with_attrs(max_pool).ir({"MaxPool"}, "opset1"));
+  pool.push_back(bool_attr("exclude_pad", true).ir_name("exclude-pad"));
+  r.add(OpDef{"AvgPool", 1, 1, infer_pool, widened<prepare_pool<false>>}.with_attrs(pool).ir({"AvgPool"}, "opset1"));
   r.add(OpDef{"BatchNormInference", 5, 5, infer_batch_norm, widened<prepare_batch_norm>}
             .with_attrs({float_attr("epsilon", 1e-5).at_least(0)})
             .ir({"BatchNormInference"}, "opset5"));

@@ -8,7 +8,8 @@
 namespace aiov {
 namespace {
 
-int64_t window_out(const Node& n, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe, bool ceil_mode) {
+int64_t window_out(const Node& n, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe,
+                   Rounding rounding) {
   // Attributes are untrusted: sizes from them are computed with overflow checks.
   const std::string what = n.describe() + ": window size";
   const int64_t padded = checked_add(in, checked_add(pb, pe, what), what);
@@ -17,14 +18,22 @@ int64_t window_out(const Node& n, int64_t in, int64_t k, int64_t s, int64_t d, i
     throw InputError(n.describe() + ": the window (" + std::to_string(extent) + ") is larger than the padded input (" +
                      std::to_string(padded) + ")");
   const int64_t span = padded - extent;
-  int64_t out = (ceil_mode ? span / s + (span % s != 0) : span / s) + 1;
-  if (ceil_mode && (__int128)(out - 1) * s >= (__int128)in + pb) --out;  // the last window must start inside
+  const bool up = rounding != Rounding::floor;
+  int64_t out = (up ? span / s + (span % s != 0) : span / s) + 1;
+  if (rounding == Rounding::ceil_torch && (__int128)(out - 1) * s >= (__int128)in + pb)
+    --out;  // the last window must start inside the input or its begin padding
   return out;
 }
 
 }  // namespace
 
-Window make_window(const Node& n, const std::vector<int64_t>& in, const std::vector<int64_t>& kernel, bool ceil_mode) {
+Rounding pool_rounding(const Node& n) {
+  const std::string r = n.attr_str("rounding_type");
+  return r == "ceil" ? Rounding::ceil : r == "ceil_torch" ? Rounding::ceil_torch : Rounding::floor;
+}
+
+Window make_window(const Node& n, const std::vector<int64_t>& in, const std::vector<int64_t>& kernel,
+                   Rounding rounding) {
   size_t r = in.size();
   Window w;
   w.in = in;
@@ -55,7 +64,7 @@ Window make_window(const Node& n, const std::vector<int64_t>& in, const std::vec
       throw InputError(n.describe() + ": unknown auto_pad '" + pad + "'");
     }
     w.out.push_back(
-        window_out(n, in[i], kernel[i], w.stride[i], w.dilation[i], w.pad_begin[i], w.pad_end[i], ceil_mode));
+        window_out(n, in[i], kernel[i], w.stride[i], w.dilation[i], w.pad_begin[i], w.pad_end[i], rounding));
   }
   return w;
 }
@@ -148,7 +157,7 @@ PartialShape conv_output_shape(const Node& n, const PartialShape& xs, const Part
   if (!known) {
     out.resize(x.dims.size(), kDynamic);
   } else {
-    Window w = make_window(n, in, k, false);
+    Window w = make_window(n, in, k);
     out.insert(out.end(), w.out.begin(), w.out.end());
   }
   return PartialShape(from_channels_first(out, layout));
@@ -165,7 +174,7 @@ PartialShape pool_output_shape(const Node& n, const PartialShape& xs) {
   if (std::any_of(in.begin(), in.end(), [](int64_t d) { return d < 0; })) {
     out.resize(x.dims.size(), kDynamic);
   } else {
-    Window w = make_window(n, in, n.attr_ints("kernel"), n.attr_str("rounding_type") == "ceil");
+    Window w = make_window(n, in, n.attr_ints("kernel"), pool_rounding(n));
     out.insert(out.end(), w.out.begin(), w.out.end());
   }
   return PartialShape(from_channels_first(out, layout));

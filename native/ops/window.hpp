@@ -12,8 +12,16 @@ struct Window {
   std::vector<int64_t> in, out, kernel, stride, dilation, pad_begin, pad_end;
 };
 
+// How a pooling window count rounds: down; up (OpenVINO's 'ceil': a last window may start in
+// the end padding); up unless the last window would start in the padding ('ceil_torch', as
+// PyTorch and ONNX's ceil_mode do).
+enum class Rounding { floor, ceil, ceil_torch };
+// A pooling node's rounding_type.
+Rounding pool_rounding(const Node& n);
+
 // Resolves the node's strides/dilations/pads/auto_pad for spatial input dims `in`.
-Window make_window(const Node& n, const std::vector<int64_t>& in, const std::vector<int64_t>& kernel, bool ceil_mode);
+Window make_window(const Node& n, const std::vector<int64_t>& in, const std::vector<int64_t>& kernel,
+                   Rounding rounding = Rounding::floor);
 
 struct AttrSpec;
 // The attributes of a sliding window (strides, dilations, pads, auto_pad, layout), as every

@@ -65,6 +65,8 @@ Batcher::Batcher(std::shared_ptr<const CompiledModel> model, BatchOptions option
   const auto& ins = model_->inputs();
   if (model_->has_value_keyed())
     throw InputError("the model cannot be batched: some input's values (not only its shape) shape its plan");
+  if (!model_->variables().empty())
+    throw InputError("the model cannot be batched: it has state (ReadValue/Assign), each request's own");
   if (ins.empty()) throw InputError("the model cannot be batched: it has no inputs");
   for (const IoInfo& in : ins)
     if (!in.shape.rank_known || in.shape.rank() < 1 || is_packed(in.type))

@@ -65,10 +65,11 @@ std::vector<const void*> keyed_input_values(const std::vector<Dims>& key, const 
 // A plan's values as scheduling creates them: one id per (node, output), in node order.
 struct PlanValues {
   ShapePlan& plan;
-  std::unordered_map<const Node*, int> first;  // id of each node's output 0
-  std::vector<int> alias_root;                 // storage owner of each value
-  std::vector<bool> known;                     // value known at plan time
-  std::vector<bool> model_constant;            // a constant of the model (same bytes in every plan)
+  std::unordered_map<const Node*, int> first;       // id of each node's output 0
+  std::vector<int> alias_root;                      // storage owner of each value
+  std::vector<bool> known;                          // value known at plan time
+  std::vector<bool> model_constant;                 // a constant of the model (same bytes in every plan)
+  std::map<std::string, const Dims*> state_shapes;  // per variable: its shape, null when unset
 
   int id(const Value& v) const { return first.at(v.node.get()) + v.index; }
   // root: the value whose storage this one is, -1 for its own.
@@ -112,8 +113,12 @@ bool schedule_node(const Node& n, PlanValues& values, SharedWeights& shared, Ele
     in_known[i] = values.known[v];
     all_known = all_known && values.known[v];
   }
-  all_known = all_known || def.shape_only;
+  all_known = (all_known || def.shape_only) && !def.stateful;
   std::vector<PortInfo> outs = infer_on(def, n, in_views, in_known);
+  if (n.op == "ReadValue") {
+    auto it = values.state_shapes.find(n.attr_str("variable_id"));
+    outs.at(0).shape = read_value_plan_shape(n, in_views, it == values.state_shapes.end() ? nullptr : it->second);
+  }
   PrepareContext pctx{n, in_views, {}, &shared, {}};
   for (const auto& in : n.inputs) pctx.in_model_constant.push_back(values.model_constant[values.id(in)]);
   bool all_static = true;
@@ -158,7 +163,7 @@ bool schedule_node(const Node& n, PlanValues& values, SharedWeights& shared, Ele
     return false;
   }
   pctx.inference_precision = precision;
-  Step step{&n, def.aliases_input0 ? KernelFn() : def.prepare(pctx), {}, {}};
+  Step step{&n, def.aliases_input0 && !def.stateful ? KernelFn() : def.prepare(pctx), {}, {}};
   for (const auto& in : n.inputs) step.ins.push_back(values.id(in));
   for (const TensorView& out : pctx.out) {
     const int root = def.aliases_input0 ? values.alias_root[step.ins[0]] : -1;
@@ -220,6 +225,17 @@ void schedule(const std::vector<NodePtr>& order, size_t start, const std::vector
   }
 }
 
+// Each variable's shape in a first stage's key ({-1}: the variable has no value), for ReadValue.
+void set_state_shapes(const ShapePlan& first_stage, const std::vector<VariableDesc>& variables, PlanValues& values) {
+  const std::vector<Dims>& key = first_stage.key;
+  const size_t first_state = key.size() - variables.size();
+  for (size_t v = 0; v < variables.size(); ++v) {
+    const Dims& shape = key[first_state + v];
+    const bool unset = shape.size() == 1 && shape[0] < 0;
+    values.state_shapes[variables[v].id] = unset ? nullptr : &shape;
+  }
+}
+
 constexpr int64_t kStageMarker = INT64_MIN;  // no input shape or packed value starts with it
 
 }  // namespace
@@ -245,6 +261,7 @@ CompiledModel::CompiledModel(const Graph& graph, CompileOptions options) : optio
   for (const auto& n : order_)
     if (n->op != "Parameter" && n->op != "Constant") OpRegistry::instance().get(n->op);
   value_keyed_ = find_value_keyed_inputs(order_, graph_.parameters);
+  variables_ = collect_variables(order_);
   any_value_keyed_ = std::find(value_keyed_.begin(), value_keyed_.end(), true) != value_keyed_.end();
   // Static models are planned now so the first inference pays nothing extra.
   bool all_static = true;
@@ -253,7 +270,8 @@ CompiledModel::CompiledModel(const Graph& graph, CompileOptions options) : optio
     all_static = all_static && in.shape.is_static();
     shapes.push_back(in.shape.dims);
   }
-  if (all_static && !any_value_keyed_) plan_for(shapes);
+  // (A stateful model's plans also depend on its variables' shapes: planned at first use.)
+  if (all_static && !any_value_keyed_ && variables_.empty()) plan_for(shapes);
 }
 
 size_t default_plan_cache_bytes() {
@@ -341,7 +359,8 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
   plan->key = key;
   plan->input_shapes.assign(key.begin(), key.begin() + graph_.parameters.size());
   const std::vector<const void*> keyed = keyed_input_values(key, value_keyed_, *plan);
-  PlanValues values{*plan, {}, {}, {}, {}};
+  PlanValues values{*plan, {}, {}, {}, {}, {}};
+  set_state_shapes(*plan, variables_, values);
   try {
     schedule(order_, 0, graph_.parameters, graph_.outputs, keyed, shared_weights_, values,
              options_.inference_precision);
@@ -364,7 +383,11 @@ std::shared_ptr<ShapePlan> CompiledModel::build_continuation(const std::vector<D
   plan->key = key;
   plan->input_shapes = parent->input_shapes;
   plan->previous_stage = parent;  // its constants stay where they are
-  PlanValues values{*plan, {}, {}, resume.known, resume.model_constant};
+  PlanValues values{*plan, {}, {}, resume.known, resume.model_constant, {}};
+  // The variables' shapes are in the first stage's key.
+  const ShapePlan* first_stage = parent.get();
+  while (first_stage->previous_stage) first_stage = first_stage->previous_stage.get();
+  set_state_shapes(*first_stage, variables_, values);
   // The earlier stages' values keep their ids: what they computed is read in place.
   plan->values = parent->values;
   for (size_t v = 0; v < plan->values.size(); ++v) {

@@ -8,6 +8,7 @@
 
 #include "plan/graph.hpp"
 #include "plan/registry.hpp"
+#include "plan/state.hpp"
 
 namespace aiov {
 
@@ -96,11 +97,14 @@ class CompiledModel {
   const std::vector<NodePtr>& order() const { return order_; }
   SharedWeights& shared_weights() const { return shared_weights_; }
   // Plan for a key: concrete input shapes, followed by the packed values of the
-  // value-keyed inputs in input order (see pack_value). Cached; thread-safe.
+  // value-keyed inputs in input order (see pack_value), then per variable its current shape
+  // ({-1} when it has no value). Cached; thread-safe.
   std::shared_ptr<const ShapePlan> plan_for(const std::vector<Dims>& key) const;
   // Inputs whose values (not only shapes) determine the plan.
   const std::vector<bool>& value_keyed() const { return value_keyed_; }
   bool has_value_keyed() const { return any_value_keyed_; }
+  // The variables of a stateful model (ReadValue/Assign), each request keeps its own values.
+  const std::vector<VariableDesc>& variables() const { return variables_; }
   size_t cached_plans() const;
   // Bytes the cached plans own (what plan_cache_bytes bounds).
   size_t cached_plan_bytes() const;
@@ -113,6 +117,7 @@ class CompiledModel {
   std::shared_ptr<ShapePlan> build_continuation(const std::vector<Dims>& key) const;
   std::vector<bool> value_keyed_;
   bool any_value_keyed_ = false;
+  std::vector<VariableDesc> variables_;
   Graph graph_;
   std::vector<NodePtr> order_;
   CompileOptions options_;

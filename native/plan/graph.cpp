@@ -209,6 +209,7 @@ std::vector<NodePtr> Graph::topological_order() const {
   };
   for (const auto& p : parameters) visit(p);
   for (const auto& o : outputs) visit(o.node);
+  for (const auto& s : sinks) visit(s);
   std::unordered_set<const Node*> params;
   for (const auto& p : parameters) params.insert(p.get());
   for (const auto& n : order)

@@ -85,7 +85,9 @@ void revalidate(Node& node);
 struct Graph {
   std::vector<NodePtr> parameters;
   std::vector<Value> outputs;
-  // Nodes feeding the outputs, inputs before users. Throws if a reachable
+  // Nodes run for their effect though no output reads them (Assign writing a variable).
+  std::vector<NodePtr> sinks;
+  // Nodes feeding the outputs and sinks, inputs before users. Throws if a reachable
   // Parameter is not listed in `parameters`.
   std::vector<NodePtr> topological_order() const;
   // Re-infers every node (after a parameter's shape changed).

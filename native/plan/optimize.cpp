@@ -15,6 +15,7 @@ namespace aiov {
 const std::vector<Pass>& graph_passes() {
   static const std::vector<Pass> passes{
       {"fold_constants", passes::fold_constants},
+      {"drop_unread_pool_indices", passes::drop_unread_pool_indices},
       {"recognise_gelu", passes::recognise_gelu},
       {"convolutions_to_nhwc", passes::convolutions_to_nhwc},
       {"batch_norms_to_scale_shift", passes::batch_norms_to_scale_shift},

@@ -37,6 +37,7 @@ const OpRegistry& OpRegistry::instance() {
     register_signal_ops(*r);
     register_random_ops(*r);
     register_control_flow_ops(*r);
+    register_state_ops(*r);
     return r;
   }();
   return *registry;

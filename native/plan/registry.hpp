@@ -16,6 +16,7 @@
 namespace aiov {
 
 class ThreadPool;
+struct VariableStore;
 
 struct InferContext {
   const Node& node;
@@ -33,6 +34,7 @@ struct ExecContext {
   // The running request's cancel flag (null when not cancellable): kernels that run for
   // long (a Loop's iterations) check it.
   const std::atomic<bool>* abort = nullptr;
+  VariableStore* variables = nullptr;  // the running request's variables (plan/state.hpp)
 };
 
 // A tensor computed at run time with memory of its own (or, with `keep` null, a view of
@@ -211,6 +213,9 @@ struct OpDef {
   // Operands whose values shape the output (Reshape's target, axes, pads...). A model input
   // feeding one of them becomes part of the plan key: plans are built per distinct value.
   std::vector<int> value_inputs;
+  // Reads or writes the running request's variables (ReadValue, Assign): never folded, and
+  // run even when it aliases its input.
+  bool stateful = false;
   std::vector<AttrSpec> attrs;
   LayoutBlind layout_blind = LayoutBlind::no;
   ChainStepFn chain = nullptr;  // set: aiov.ElementwiseChain can run the op as a step
@@ -249,6 +254,10 @@ struct OpDef {
   }
   OpDef& opset_builder(std::string name) {
     builder = std::move(name);
+    return *this;
+  }
+  OpDef& keeps_state() {
+    stateful = true;
     return *this;
   }
   OpDef& fusable(ActivationTrait a) {
@@ -321,6 +330,7 @@ void register_grid_sample_ops(OpRegistry&);
 void register_signal_ops(OpRegistry&);
 void register_random_ops(OpRegistry&);
 void register_control_flow_ops(OpRegistry&);
+void register_state_ops(OpRegistry&);
 
 // Runs the op's type/shape inference and checks every output shape against the tensor size
 // limit (InputError naming the node): the one way the engine calls OpDef::infer.

@@ -12,7 +12,68 @@ Request::Request(std::shared_ptr<const CompiledModel> model, std::shared_ptr<Bat
       batcher_(std::move(batcher)),
       inputs_(model_->inputs().size()),
       outputs_(model_->outputs().size()),
-      output_shapes_(model_->outputs().size()) {}
+      output_shapes_(model_->outputs().size()) {
+  variables_.descs = &model_->variables();
+  variables_.slots.resize(model_->variables().size());
+}
+
+std::unique_lock<std::mutex> Request::claim_state(int i, const char* verb) {
+  if (i < -1 || i >= (int)variables_.slots.size())
+    throw InputError("variable index " + std::to_string(i) + " is out of range: the model has " +
+                     std::to_string(variables_.slots.size()) + " variable(s)");
+  // A job holds the lock while it runs; one that is queued but not yet running is busy().
+  std::unique_lock<std::mutex> lock(state_mutex_, std::try_to_lock);
+  if (!lock.owns_lock() || busy())
+    throw Busy(std::string("the request is running: its state can be ") + verb + " once wait() has returned");
+  return lock;
+}
+
+TensorView Request::copy_state(int i, BufferPtr* owner) {
+  auto lock = claim_state(i, "read");
+  const VariableSlot& slot = variables_.slots.at(i);
+  const VariableDesc& desc = model_->variables()[i];
+  Dims shape = slot.set ? slot.shape : desc.shape.rank_known ? desc.shape.dims : Dims{};
+  for (auto& d : shape)
+    if (d < 0) d = 0;
+  const size_t bytes = byte_size(desc.type, numel(shape));
+  auto copy = std::make_shared<Buffer>(bytes);
+  if (bytes) {
+    if (slot.set)
+      std::memcpy(copy->data(), slot.data->data(), bytes);
+    else
+      std::memset(copy->data(), 0, bytes);  // no value yet: zeros of the declared shape
+  }
+  TensorView tv;
+  tv.type = desc.type;
+  tv.shape = shape;
+  tv.data = copy->data();
+  *owner = copy;
+  return tv;
+}
+
+void Request::set_state(int i, const void* data, ElementType type, const Dims& shape) {
+  auto lock = claim_state(i, "set");
+  const VariableDesc& desc = model_->variables().at(i);
+  if (type != desc.type)
+    throw InputError("variable '" + desc.id + "': expected element type " + type_name(desc.type) + ", got " +
+                     type_name(type));
+  if (!desc.shape.compatible(shape))
+    throw InputError("variable '" + desc.id + "': expected shape " + desc.shape.str() + ", got " + dims_str(shape));
+  check_tensor_size(shape, "variable '" + desc.id + "'");
+  const size_t bytes = byte_size(type, numel(shape));
+  auto value = std::make_shared<Buffer>(bytes);
+  if (bytes) std::memcpy(value->data(), data, bytes);
+  VariableSlot& slot = variables_.slots[i];
+  slot.data = std::move(value);
+  slot.shape = shape;
+  slot.set = true;
+}
+
+void Request::reset_state(int i) {
+  auto lock = claim_state(i, "reset");
+  for (int v = 0; v < (int)variables_.slots.size(); ++v)
+    if (i < 0 || v == i) variables_.slots[v].set = false;
+}
 
 void Request::check_input(int i, ElementType type, const Dims& shape) const {
   const auto& ins = model_->inputs();
@@ -222,15 +283,16 @@ void Request::rebind(Stage& stage, std::shared_ptr<const ShapePlan> plan) {
   for (size_t j = 0; j < outputs_.size(); ++j) output_shapes_[j] = p.values[p.output_values[j]].shape;
 }
 
-ExecContext Request::exec_context() const {
+ExecContext Request::exec_context() {
   ExecContext ctx;
   ctx.pool = &default_pool();
   ctx.max_threads = model_->options().num_threads;
   ctx.abort = &abort_;
+  ctx.variables = &variables_;
   return ctx;
 }
 
-void Request::run_node_by_node_into_outputs() {
+void Request::run_node_by_node_into_outputs(bool stateful) {
   std::vector<TensorView> in;
   for (size_t i = 0; i < inputs_.size(); ++i) {
     const Input& x = inputs_[i];
@@ -247,11 +309,16 @@ void Request::run_node_by_node_into_outputs() {
     if (r.bytes()) std::memcpy(outputs_[j]->data(), r.data, r.bytes());
     output_shapes_[j] = r.shape;
   }
+  if (stateful) variables_.commit();
 }
 
 void Request::run_plan() {
   const auto& infos = model_->inputs();
-  bool keyed = model_->has_value_keyed();
+  const bool stateful = !variables_.slots.empty();
+  // The variables are this run's until it ends (all stages): state accessors meanwhile raise Busy.
+  std::unique_lock<std::mutex> state_lock(state_mutex_, std::defer_lock);
+  if (stateful) state_lock.lock();
+  bool keyed = model_->has_value_keyed() || stateful;
   if (stages_.empty()) stages_.resize(1);
   bool same = stages_[0].plan != nullptr && !keyed;
   for (size_t i = 0; i < inputs_.size(); ++i) {
@@ -275,10 +342,12 @@ void Request::run_plan() {
           key.push_back(
               pack_value(in.external ? in.external : in.own->data(), byte_size(infos[i].type, numel(in.shape))));
         }
+    for (const VariableSlot& v : variables_.slots) key.push_back(v.set ? v.shape : Dims{-1});
     auto next = model_->plan_for(key);
     if (next != stages_[0].plan) rebind(stages_[0], std::move(next));
   }
-  if (stages_[0].plan->node_by_node) return run_node_by_node_into_outputs();
+  variables_.discard();  // what a failed or cancelled run wrote
+  if (stages_[0].plan->node_by_node) return run_node_by_node_into_outputs(stateful);
   ExecContext ctx = exec_context();
   const bool profile = model_->options().profiling;
   std::vector<NodeTiming> timings;
@@ -291,10 +360,14 @@ void Request::run_plan() {
     for (int v : plan.resume->emitted) shapes.push_back(stages_[k].views[v].shape);
     auto next = model_->plan_for(continuation_key(plan, shapes));
     // A control-flow op whose shapes only running tells comes later: start over node by node.
-    if (next->node_by_node) return run_node_by_node_into_outputs();
+    if (next->node_by_node) {
+      variables_.discard();  // the stages run so far wrote for a run that starts over
+      return run_node_by_node_into_outputs(stateful);
+    }
     if (stages_.size() <= k + 1) stages_.resize(k + 2);
     if (next != stages_[k + 1].plan) rebind(stages_[k + 1], std::move(next));
   }
+  if (stateful) variables_.commit();
   if (profile) {
     std::lock_guard<std::mutex> lock(mutex_);
     timings_ = std::move(timings);

@@ -60,6 +60,17 @@ class Request : public std::enable_shared_from_this<Request> {
   // Best effort: a queued or running job stops at the next node boundary.
   void cancel() { abort_.store(true, std::memory_order_relaxed); }
 
+  // Variables of a stateful model (CompiledModel::variables order). Each accessor is Busy
+  // while a job runs: the worker reads and writes them.
+  size_t variable_count() const { return variables_.slots.size(); }
+  // A copy of the variable's value (zeros of its declared shape, unknown dims 0, when it has
+  // none) in a new buffer, `owner`.
+  TensorView copy_state(int i, BufferPtr* owner);
+  // Copies `data` in as the variable's value (its type, a shape its declaration accepts).
+  void set_state(int i, const void* data, ElementType type, const Dims& shape);
+  // The variable has no value again: the next ReadValue gives its initial value. i = -1: all.
+  void reset_state(int i);
+
   RequestStatus status() const { return status_.load(std::memory_order_acquire); }
   bool busy() const { return status() == RequestStatus::kRunning; }
   std::string error() const;
@@ -95,9 +106,12 @@ class Request : public std::enable_shared_from_this<Request> {
   void rebind(Stage& stage, std::shared_ptr<const ShapePlan> plan);
   void run_stage(size_t k, ExecContext& ctx, std::vector<NodeTiming>* timings);
   // A plan whose shapes are known only by running (ShapePlan::node_by_node).
-  void run_node_by_node_into_outputs();
-  ExecContext exec_context() const;
+  // Commits what Assign wrote when `stateful` (the run succeeded).
+  void run_node_by_node_into_outputs(bool stateful);
+  ExecContext exec_context();
   void check_input(int i, ElementType type, const Dims& shape) const;
+  // The state lock, for an accessor of variable i (-1: all); Busy while a job runs.
+  std::unique_lock<std::mutex> claim_state(int i, const char* verb);
   TensorView input_memory(int i, BufferPtr* buffer);
 
   std::shared_ptr<const CompiledModel> model_;
@@ -107,6 +121,8 @@ class Request : public std::enable_shared_from_this<Request> {
   std::vector<Dims> output_shapes_;
   // The stages of the last run: one, unless the model has data-dependent shapes.
   std::vector<Stage> stages_;
+  VariableStore variables_;
+  std::mutex state_mutex_;  // held by a run of a stateful model (all its stages), and by state accessors
 
   std::atomic<RequestStatus> status_{RequestStatus::kIdle};
   std::atomic<bool> abort_{false};

@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "plan/fold.hpp"
+#include "plan/state.hpp"
 
 namespace aiov {
 
@@ -156,6 +157,11 @@ std::vector<HeldTensor> run_node_by_node(const CompiledModel& model, const std::
         outs = def.eval(EvalContext{n, in, exec});
       } else {
         std::vector<PortInfo> infos = infer_on(def, n, in, std::vector<bool>(in.size(), true));
+        if (n.op == "ReadValue" && exec.variables) {
+          // As in a plan: the variable's current shape, else its initial value's or declared one.
+          const VariableSlot& slot = exec.variables->slots.at(exec.variables->index_of(n.attr_str("variable_id")));
+          infos.at(0).shape = read_value_plan_shape(n, in, slot.set ? &slot.shape : nullptr);
+        }
         PrepareContext pctx{n, in, {}, &model.shared_weights(), from_constant};
         for (size_t o = 0; o < infos.size(); ++o) {
           if (!infos[o].shape.is_static())
@@ -174,7 +180,7 @@ std::vector<HeldTensor> run_node_by_node(const CompiledModel& model, const std::
           pctx.out.push_back(h.view);
           outs.push_back(std::move(h));
         }
-        if (!def.aliases_input0) {
+        if (!def.aliases_input0 || def.stateful) {  // Assign aliases its input but writes the state
           std::vector<const TensorView*> ptrs;
           for (const auto& t : pctx.in) ptrs.push_back(&t);
           for (const auto& t : pctx.out) ptrs.push_back(&t);

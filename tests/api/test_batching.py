@@ -12,7 +12,7 @@ import aiov.opset13 as ops
 from aiov import InputError, JobError
 
 from aio_helpers import BusyWorkers
-from model_builders import bert_encoder, bert_feeds, lookup_model, mlp
+from model_builders import accumulator_model, bert_encoder, bert_feeds, lookup_model, mlp
 
 STATS = "AIOV_BATCH_STATS"
 
@@ -191,6 +191,15 @@ def test_models_without_a_batch_axis_run_every_job_alone():
         results = _queue_results(compiled, [feed] * 6)
         for got in results:
             np.testing.assert_array_equal(got[0], feed * 2)
+
+
+def test_a_stateful_model_is_never_batched_and_keeps_its_state():
+    compiled = ov.compile_model(accumulator_model(shape=(1, 4)), "BATCH:CPU(8)")
+    stats = compiled.get_property(STATS)
+    assert not stats["enabled"] and "state" in stats["reason"]
+    ones = np.ones((1, 4), np.float32)
+    for i in range(1, 4):
+        np.testing.assert_array_equal(compiled([ones])[0], ones * i)  # one request, one state
 
 
 def test_a_static_batch_of_one_is_joined_on_a_dynamic_copy(small_mlp):

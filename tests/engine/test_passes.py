@@ -137,7 +137,8 @@ def test_sink_layout_changes_between_convolutions(monkeypatch):
     c = 8
     x = ops.parameter([1, c, 9, 9], np.float32, name="x")
     y = ops.absolute(conv(x, c, c))
-    y = ops.max_pool(y, [2, 2], [1, 1], [0, 0], [0, 0], [2, 2])
+    # (OpenVINO's max_pool also makes indices; unread, drop_unread_pool_indices removes them.)
+    y = ops.max_pool(y, [2, 2], [1, 1], [0, 0], [0, 0], [2, 2]).output(0)
     y = ops.add(y, ops.constant(randn(c, 1, 1)))
     y = ops._make("LRN", [y], {"size": 3, "alpha": 1e-2, "beta": 0.75, "bias": 1.0})
     y = ops.reduce_mean(conv(y, c, c), [2, 3], keep_dims=True)
@@ -160,6 +161,18 @@ def test_sink_layout_changes_through_a_dense_block(monkeypatch):
     y = conv(ops.relu(batch_norm(features, c + 8)), c + 8, 2)
     steps = steps_and_check(ov.Model([y], [x]), [randn(2, c, 6, 7)], monkeypatch, tol=1e-4)
     assert steps.count("Transpose") == 2 and steps.count("Concat") == 2, steps
+
+
+def test_max_pool_indices_stay_only_while_read(monkeypatch):
+    c = 4
+    x = ops.parameter([1, c, 8, 8], np.float32, name="x")
+    pool = ops.max_pool(conv(x, c, c), [2, 2], [1, 1], [0, 0], [0, 0], [2, 2])
+    unread = ov.Model([conv(pool.output(0), c, c)], [x])
+    steps = steps_and_check(unread, [randn(1, c, 8, 8)], monkeypatch, tol=1e-4)
+    assert steps == ["aiov.FusedConv", "MaxPool", "aiov.FusedConv", "Transpose"]  # pooled in NHWC
+    read = ov.Model([pool.output(0), pool.output(1)], [x])
+    values, indices = ov.compile_model(read)([randn(1, c, 8, 8)]).values()
+    assert indices.dtype == np.int64 and values.shape == indices.shape == (1, c, 4, 4)
 
 
 def test_convolutions_read_planar_images_with_few_channels(monkeypatch):

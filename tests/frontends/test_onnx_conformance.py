@@ -38,7 +38,7 @@ EXCLUDED = [
         "f16 MatMul/Softmax chain: aiov's f16 intermediates round differently (1.2e-3 relative against the case's "
         "1e-3; onnxruntime passes): a kernel-precision follow-up",
     ),
-    (r"maxpool_with_argmax|maxpool.*indices", "MaxPool's Indices output is not implemented"),
+    (r"maxpool_with_argmax_2d_precomputed_strides", "MaxPool Indices in column-major storage_order=1"),
     (
         r"dft_inverse(_opset19)?$",
         "the expected values keep float32 FFT rounding noise (1.9e-7 where the exact value is 0) above the case's "

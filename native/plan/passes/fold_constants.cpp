@@ -16,6 +16,7 @@ bool fold_constants(PassContext& ctx) {
   bool changed = false;
   for (const NodePtr& n : ctx.order()) {
     if (n->op == op_name::Parameter || n->op == op_name::Constant || n->inputs.empty()) continue;
+    if (const OpDef* def = reg.find(n->op); def && def->stateful) continue;  // its value is per request
     bool all_const = true;
     for (const Value& in : n->inputs) all_const = all_const && const_of(in);
     if (!all_const) continue;

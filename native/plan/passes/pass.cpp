@@ -22,6 +22,7 @@ void PassContext::clone(const Graph& src) {
     g_.parameters.push_back(it != copy.end() ? it->second : p);
   }
   for (const Value& o : src.outputs) g_.outputs.push_back(Value{copy.at(o.node.get()), o.index});
+  for (const NodePtr& s : src.sinks) g_.sinks.push_back(copy.at(s.get()));
   refresh();
 }
 
@@ -35,6 +36,7 @@ void PassContext::refresh() {
     for (const Value& in : n->inputs) users_[in.node.get()].push_back(n.get());
   }
   for (const Value& o : g_.outputs) ++output_refs_[o.node.get()];
+  for (const NodePtr& s : g_.sinks) ++output_refs_[s.get()];  // kept, though nothing reads them
 }
 
 const std::vector<Node*>& PassContext::users(const Node& n) const {

@@ -6,6 +6,7 @@
 namespace aiov::passes {
 
 bool fold_constants(PassContext& ctx);
+bool drop_unread_pool_indices(PassContext& ctx);
 bool recognise_gelu(PassContext& ctx);
 bool convolutions_to_nhwc(PassContext& ctx);
 bool batch_norms_to_scale_shift(PassContext& ctx);

@@ -29,16 +29,6 @@ bool is_reduction(const std::string& op) {
   return op == op_name::ReduceMean || op == op_name::ReduceMax || op == op_name::ReduceMin || op == op_name::ReduceSum;
 }
 
-// Nothing reads output 1 of u (MaxPool's indices): the pool may be rebuilt without it.
-bool second_output_unused(PassContext& ctx, const Node& u) {
-  for (const Node* r : ctx.users(u))
-    for (const Value& v : r->inputs)
-      if (v.node.get() == &u && v.index == 1) return false;
-  for (const Value& v : ctx.graph().outputs)
-    if (v.node.get() == &u && v.index == 1) return false;
-  return true;
-}
-
 // Moves the NHWC->NCHW transpose feeding u below it: u is rebuilt on the NHWC value (set
 // in `rebuilt`, which may in turn read such a transpose) followed by a transpose back to
 // NCHW, or a transpose to NHWC cancels it. False when u is not an op that can move.
@@ -94,12 +84,10 @@ bool sink_one(PassContext& ctx, const NodePtr& u, NodePtr& rebuilt) {
     ctx.replace(Value{u, 0}, Value{to_nchw(rebuilt), 0});
     return true;
   }
-  const bool unused_indices = u->op == op_name::MaxPool && u->outputs.size() == 2 && second_output_unused(ctx, *u);
   if ((u->op == op_name::MaxPool || u->op == op_name::AvgPool || u->op == op_name::LRN) && at == 0 &&
-      (u->outputs.size() == 1 || unused_indices) && u->attr_str("layout", "nchw") == "nchw") {
+      u->outputs.size() == 1 && u->attr_str("layout", "nchw") == "nchw") {
     Attrs attrs = u->attrs;
     attrs["layout"] = std::string("nhwc");
-    if (unused_indices) attrs["with_indices"] = int64_t{0};
     rebuilt = make_node(u->op, {y}, attrs, u->name);
     ctx.replace(Value{u, 0}, Value{to_nchw(rebuilt), 0});
     return true;
