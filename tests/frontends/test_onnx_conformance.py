@@ -48,6 +48,10 @@ EXCLUDED = [
 if tuple(int(p) for p in onnx.__version__.split(".")[:2]) < (1, 20):
     # onnx 1.19 (the last for Python 3.9) expects NaN for a zero vector; 1.20 corrected it to 0.
     EXCLUDED.append((r"^test_l2normalization_axis_0$", "onnx < 1.20 expects NaN where the norm is 0"))
+    # Its int8 QLinearMatMul cases expect wrapped results (20 for -236); 1.20 saturates, as ONNX says.
+    EXCLUDED.append(
+        (r"^test_qlinearmatmul_[23]D_int8_", "onnx < 1.20 expects int8 results that wrap instead of saturating")
+    )
 
 
 def _cases():

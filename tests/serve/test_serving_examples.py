@@ -63,4 +63,7 @@ def test_fastapi_service_example(tmp_path):
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode in (0, -signal.SIGTERM), out
     assert "Application shutdown complete" in out
-    assert "Traceback" not in out and "Warning" not in out, out
+    # Warnings raised by the example or aiov fail; third-party libraries' own deprecations (the
+    # websockets that installs on Python 3.9 warns about itself inside uvicorn) are not ours.
+    ours = [line for line in out.splitlines() if "Warning" in line and "site-packages" not in line]
+    assert "Traceback" not in out and not ours, out
