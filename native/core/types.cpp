@@ -167,4 +167,11 @@ Buffer::Buffer(size_t bytes) : size_(bytes) {
 }
 Buffer::~Buffer() { free_aligned(data_, padded(size_)); }
 
+Dims unknown_dims(int64_t rank, const std::string& who) {
+  if (rank < 0 || rank > kMaxRank)
+    throw InputError(who + ": a shape of " + std::to_string(rank) + " dimensions (more than the " +
+                     std::to_string(kMaxRank) + " aiov allows, or negative)");
+  return Dims((size_t)rank, kDynamic);
+}
+
 }  // namespace aiov

@@ -73,6 +73,14 @@ struct PartialShape {
 
 std::string dims_str(const Dims& d);
 
+// The most dimensions a shape may have, and the most outputs one node may make. A rank or an
+// output count read from a model (the static length of a shape input, num_splits) is checked
+// against these before anything of that length is allocated.
+constexpr int64_t kMaxRank = 64;
+constexpr int64_t kMaxNodeOutputs = int64_t(1) << 16;
+// `rank` unknown dimensions, or an InputError naming `who` when rank is negative or above kMaxRank.
+Dims unknown_dims(int64_t rank, const std::string& who);
+
 // The largest tensor the engine makes: the product of a shape's non-zero dimensions may not
 // exceed this (an InputError naming the shape). Every partial product of a valid shape's
 // dimensions (strides, outer/inner counts) then fits in int64, as does its size in bytes.

@@ -469,7 +469,7 @@ std::vector<PortInfo> infer_strided_slice(const InferContext& c) {
     if (!b.is_static() || b.rank() != 1) return {PortInfo{x.type, PartialShape::dynamic_rank()}};
     int64_t rank = strided_rank(c.node, x.shape.rank(), (size_t)b.dims[0]);
     if (rank < 0) throw InputError(c.node.describe() + ": the masks remove more dimensions than there are");
-    return {PortInfo{x.type, PartialShape(Dims((size_t)rank, kDynamic))}};
+    return {PortInfo{x.type, PartialShape(unknown_dims(rank, c.node.describe()))}};
   }
   Dims sizes = x.shape.dims;
   for (auto& d : sizes) d = d < 0 ? 1 : d;  // a stand-in size; the dimension stays dynamic below
@@ -503,7 +503,9 @@ KernelFn prepare_strided_slice(const PrepareContext& ctx) {
 std::vector<int64_t> split_lengths(const InferContext& c, int64_t dim) {
   if (c.node.op == "Split") {
     int64_t n = c.node.attr_int("num_splits");
-    if (n <= 0) throw InputError(c.node.describe() + ": num_splits must be positive");
+    if (n <= 0 || n > kMaxNodeOutputs)
+      throw InputError(c.node.describe() + ": num_splits must be in [1, " + std::to_string(kMaxNodeOutputs) +
+                       "], got " + std::to_string(n));
     if (dim >= 0 && dim % n)
       throw InputError(c.node.describe() + ": dimension " + std::to_string(dim) + " does not split into " +
                        std::to_string(n));
@@ -514,6 +516,9 @@ std::vector<int64_t> split_lengths(const InferContext& c, int64_t dim) {
     const PartialShape& ls = c.in[2].shape;
     if (!ls.is_static() || ls.rank() != 1)
       throw InputError(c.node.describe() + ": split_lengths must be a constant or a 1-D input of static length");
+    if (ls.dims[0] > kMaxNodeOutputs)
+      throw InputError(c.node.describe() + ": split_lengths has " + std::to_string(ls.dims[0]) +
+                       " entries, more than the " + std::to_string(kMaxNodeOutputs) + " outputs a node may have");
     return std::vector<int64_t>((size_t)ls.dims[0], kDynamic);
   }
   auto lens = read_int_tensor(c.node, *c.in_value[2], "split_lengths");

@@ -56,7 +56,8 @@ std::vector<PortInfo> infer_reshape(const InferContext& c) {
   if (!c.in_value[1]) {
     // Shape computed at run time: only the rank is known.
     if (target.shape.rank_known && target.shape.rank() == 1 && target.shape.dims[0] >= 0)
-      return {PortInfo{data.type, PartialShape(Dims((size_t)target.shape.dims[0], kDynamic))}};
+      return {PortInfo{data.type,
+                       PartialShape(unknown_dims(target.shape.dims[0], c.node.describe() + ": the shape input"))}};
     return {PortInfo{data.type, PartialShape::dynamic_rank()}};
   }
   std::vector<int64_t> want = read_ints(c.node, *c.in_value[1], "the shape input");

@@ -141,7 +141,7 @@ std::vector<PortInfo> infer_broadcast(const InferContext& c) {
   if (!c.in_value[1]) {
     const PartialShape& ts = c.in[1].shape;
     if (mode == "numpy" && ts.is_static())
-      return {PortInfo{c.in[0].type, PartialShape(Dims((size_t)ts.dims[0], kDynamic))}};
+      return {PortInfo{c.in[0].type, PartialShape(unknown_dims(ts.dims[0], c.node.describe() + ": target_shape"))}};
     return {PortInfo{c.in[0].type, PartialShape::dynamic_rank()}};
   }
   Dims target = read_int_tensor(c.node, *c.in_value[1], "target_shape");

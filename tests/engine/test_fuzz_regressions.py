@@ -168,3 +168,39 @@ ov.compile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("",
 def test_conv_transpose_with_group_zero():
     # Found by the CI fuzz slice: seed conv_transpose, group mutated to 0.
     _run(CONV_TRANSPOSE_GROUP_ZERO)
+
+
+# Found by the 65-minute campaign (seed 22467): a graph input declared as a shape tensor of
+# 2**31 entries gave its consumer a rank of 2**31, allocated as a list of dimensions (bad_alloc
+# under the fuzzer's memory cap; without a cap, the OOM killer). Each consumer that takes its
+# output rank or output count from such a length must refuse it by name.
+HUGE_SHAPE_INPUT = """
+import onnx
+from onnx import TensorProto, helper
+import aiov as ov
+op = {op!r}
+inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])] if op != "ConstantOfShape" else []
+inputs.append(helper.make_tensor_value_info("s", TensorProto.INT64, [2 ** 31]))
+node = helper.make_node(op, [i.name for i in inputs], ["y"], **({"axis": 0} if op == "Split" else {}))
+graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+try:
+    ov.Core().read_model(model.SerializeToString())
+except ov.InputError as exc:
+    assert {fragment!r} in str(exc), str(exc)
+else:
+    raise AssertionError("a shape input of 2**31 entries was accepted")
+"""
+
+
+@pytest.mark.parametrize(
+    "op, fragment",
+    [
+        ("ConstantOfShape", "2147483648 dimensions"),
+        ("Reshape", "2147483648 dimensions"),
+        ("Split", "2147483648 entries"),
+    ],
+)
+def test_a_shape_input_of_two_billion_entries(op, fragment):
+    cls, detail = _run(HUGE_SHAPE_INPUT.format(op=op, fragment=fragment))
+    assert cls == "success", detail
