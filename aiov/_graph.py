@@ -583,36 +583,6 @@ class Node:
         left, right = (other, self) if swap else (self, other)
         return getattr(opset, builder)(left, right)
 
-    def __add__(self, other):
-        return self._binary(other, "add")
-
-    def __radd__(self, other):
-        return self._binary(other, "add", swap=True)
-
-    def __sub__(self, other):
-        return self._binary(other, "subtract")
-
-    def __rsub__(self, other):
-        return self._binary(other, "subtract", swap=True)
-
-    def __mul__(self, other):
-        return self._binary(other, "multiply")
-
-    def __rmul__(self, other):
-        return self._binary(other, "multiply", swap=True)
-
-    def __truediv__(self, other):
-        return self._binary(other, "divide")
-
-    def __rtruediv__(self, other):
-        return self._binary(other, "divide", swap=True)
-
-    def __pow__(self, other):
-        return self._binary(other, "power")
-
-    def __rpow__(self, other):
-        return self._binary(other, "power", swap=True)
-
     def __neg__(self):
         from . import opset
 
@@ -621,6 +591,27 @@ class Node:
     def __repr__(self):
         shapes = ", ".join(str(self.get_output_partial_shape(i)) for i in range(self.get_output_size()))
         return f"<{self.get_type_name()}: '{self.name}' ({shapes})>"
+
+
+def _arithmetic(name, builder, swap):
+    def operator(self, other):
+        return self._binary(other, builder, swap)
+
+    operator.__name__, operator.__qualname__ = name, f"Node.{name}"
+    return operator
+
+
+# Python's operators and the opset builders they make: ``a + b`` is add(a, b), ``2 - a``
+# (the reflected form) subtract(2, a).
+for _name, _builder in (
+    ("add", "add"),
+    ("sub", "subtract"),
+    ("mul", "multiply"),
+    ("truediv", "divide"),
+    ("pow", "power"),
+):
+    for _dunder, _swap in ((f"__{_name}__", False), (f"__r{_name}__", True)):
+        setattr(Node, _dunder, _arithmetic(_dunder, _builder, _swap))
 
 
 # Every live Result node, so that an output port can tell which Results read it (a Result has no
