@@ -332,6 +332,22 @@ def bert_feeds(batch, seq, hidden, seed=6):
     return {"x": rng.standard_normal((batch, seq, hidden)).astype(np.float32), "mask": mask}
 
 
+def small_networks(rng):
+    """(ONNX model, feeds) of a small ResNet, MobileNetV2, BERT encoder and MLP: every kernel
+    family a network of each kind reaches, at sizes a test runs in a moment."""
+
+    def x(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    return [
+        (resnet50(blocks=(1, 1), width=8, classes=5), {"x": x(2, 3, 24, 24)}),
+        (mobilenet_v2(settings=((1, 8, 1, 1), (6, 12, 2, 2)), classes=5), {"x": x(1, 3, 20, 20)}),
+        (bert_encoder(hidden=32, heads=4, layers=1), bert_feeds(2, 7, 32)),
+        # bias and ReLU fused into a product whose K takes two slices
+        (mlp(sizes=(1500, 70, 5)), {"x": x(40, 1500)}),
+    ]
+
+
 def accumulator_model(shape=(4,), dtype=np.float32, variable_id="acc", init=True, work_layers=0, size=64):
     """A stateful running sum: output = state + x, then state := output (ReadValue/Assign on
     variable ``variable_id``; its initial value is zeros, given as an input of ReadValue when
