@@ -357,15 +357,20 @@ def convolution(data, filters, strides, pads_begin, pads_end, dilations, auto_pa
 
 def group_convolution(data, filters, strides, pads_begin, pads_end, dilations, auto_pad="explicit", name=None) -> Node:
     """Grouped convolution with filters [G, O/G, C/G, kh, kw] (OpenVINO's layout)."""
+    flat, groups = _merged_groups(filters, "group_convolution")
+    attrs = _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad)
+    attrs["group"] = groups
+    return _make("Convolution", [data, flat], attrs, name)
+
+
+def _merged_groups(filters, builder):
+    """OpenVINO's grouped filters [G, A, B, k...] as the engine's [G*A, B, k...], and G."""
     port = as_output(filters)
     shape = port.get_partial_shape()
     if shape.rank.is_dynamic or any(d.is_dynamic for d in shape):
-        raise InputError("group_convolution(): filters need a static shape")
+        raise InputError(f"{builder}(): filters need a static shape")
     dims = [d.get_length() for d in shape]
-    flat = reshape(port, [dims[0] * dims[1]] + dims[2:])
-    attrs = _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad)
-    attrs["group"] = dims[0]
-    return _make("Convolution", [data, flat], attrs, name)
+    return reshape(port, [dims[0] * dims[1]] + dims[2:]), dims[0]
 
 
 def _spatial_sizes(value, what):
@@ -443,16 +448,11 @@ def group_convolution_backprop_data(
     name=None,
 ) -> Node:
     """Grouped transposed convolution with filters [G, C_in/G, C_out/G, k...] (OpenVINO's layout)."""
-    port = as_output(filters)
-    shape = port.get_partial_shape()
-    if shape.rank.is_dynamic or any(d.is_dynamic for d in shape):
-        raise InputError("group_convolution_backprop_data(): filters need a static shape")
-    dims = [d.get_length() for d in shape]
-    flat = reshape(port, [dims[0] * dims[1]] + dims[2:])
+    flat, groups = _merged_groups(filters, "group_convolution_backprop_data")
     attrs = _backprop_attrs(
         data, flat, strides, output_shape, pads_begin, pads_end, dilations, auto_pad, output_padding
     )
-    attrs["group"] = dims[0]
+    attrs["group"] = groups
     return _make("ConvTranspose", [data, flat], attrs, name)
 
 
