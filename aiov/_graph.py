@@ -13,13 +13,45 @@ from . import _core
 from ._types import PartialShape, Shape, Type, shape_from_engine, type_from_id
 
 
-class TensorDescriptor:
-    """The tensor an output port produces: its names live here (``set_names``)."""
+class _NodeOutput:
+    """What an output port and the tensor it produces both tell: output ``index`` of ``node``'s
+    element type and shape, and its names."""
 
     __slots__ = ("_node", "_index")
 
     def __init__(self, node: "Node", index: int):
         self._node, self._index = node, index
+
+    def get_element_type(self) -> Type:
+        return self._node.get_output_element_type(self._index)
+
+    @property
+    def element_type(self) -> Type:
+        return self.get_element_type()
+
+    def get_partial_shape(self) -> PartialShape:
+        return self._node.get_output_partial_shape(self._index)
+
+    @property
+    def partial_shape(self) -> PartialShape:
+        return self.get_partial_shape()
+
+    def get_shape(self) -> Shape:
+        return self.get_partial_shape().to_shape()
+
+    @property
+    def shape(self) -> Shape:
+        return self.get_shape()
+
+    @property
+    def any_name(self) -> str:
+        return self.get_any_name()
+
+
+class TensorDescriptor(_NodeOutput):
+    """The tensor an output port produces: its names live here (``set_names``)."""
+
+    __slots__ = ()
 
     def get_names(self) -> set:
         return set(self._node._native.output_names(self._index))
@@ -44,31 +76,6 @@ class TensorDescriptor:
             raise RuntimeError("the tensor has no names")
         return min(names)
 
-    @property
-    def any_name(self) -> str:
-        return self.get_any_name()
-
-    def get_element_type(self) -> Type:
-        return self._node.get_output_element_type(self._index)
-
-    @property
-    def element_type(self) -> Type:
-        return self.get_element_type()
-
-    def get_partial_shape(self) -> PartialShape:
-        return self._node.get_output_partial_shape(self._index)
-
-    @property
-    def partial_shape(self) -> PartialShape:
-        return self.get_partial_shape()
-
-    def get_shape(self) -> Shape:
-        return self.get_partial_shape().to_shape()
-
-    @property
-    def shape(self) -> Shape:
-        return self.get_shape()
-
     def get_size(self) -> int:
         """Bytes of the tensor (its shape must be static)."""
         count = 1
@@ -81,13 +88,10 @@ class TensorDescriptor:
         return self.get_size()
 
 
-class _PortBase:
+class _PortBase(_NodeOutput):
     """What Output and ConstOutput share: a node's output seen from outside."""
 
-    __slots__ = ("_node", "_index")
-
-    def __init__(self, node: "Node", index: int):
-        self._node, self._index = node, index
+    __slots__ = ()
 
     def _source(self):
         """(node, index) that really produces the data (Results pass through)."""
@@ -127,36 +131,11 @@ class _PortBase:
     def get_any_name(self) -> str:
         return self.tensor.get_any_name()
 
-    @property
-    def any_name(self) -> str:
-        return self.get_any_name()
-
     def set_names(self, names):
         self.tensor.set_names(names)
 
     def add_names(self, names):
         self.tensor.add_names(names)
-
-    def get_element_type(self) -> Type:
-        return self._node.get_output_element_type(self._index)
-
-    @property
-    def element_type(self) -> Type:
-        return self.get_element_type()
-
-    def get_partial_shape(self) -> PartialShape:
-        return self._node.get_output_partial_shape(self._index)
-
-    @property
-    def partial_shape(self) -> PartialShape:
-        return self.get_partial_shape()
-
-    def get_shape(self) -> Shape:
-        return self.get_partial_shape().to_shape()
-
-    @property
-    def shape(self) -> Shape:
-        return self.get_shape()
 
     def __eq__(self, other):
         if not isinstance(other, _PortBase):
