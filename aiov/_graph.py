@@ -449,19 +449,15 @@ class Node:
     def get_output_tensor(self, index: int = 0) -> TensorDescriptor:
         return self.output(index).tensor
 
+    # a node's own type and shape are its first output's
     def get_element_type(self) -> Type:
-        return self.get_output_element_type(0)
-
-    @property
-    def element_type(self) -> Type:
         return self.get_output_element_type(0)
 
     def get_partial_shape(self) -> PartialShape:
         return self.get_output_partial_shape(0)
 
-    @property
-    def partial_shape(self) -> PartialShape:
-        return self.get_output_partial_shape(0)
+    element_type = property(get_element_type)
+    partial_shape = property(get_partial_shape)
 
     @property
     def shape(self) -> Shape:
