@@ -16,6 +16,8 @@ from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 import aiov as ov  # noqa: E402
 
+from model_builders import if_node, nonzero_then_if  # noqa: E402
+
 F, I64, B = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
 
 
@@ -41,25 +43,18 @@ def _check(model, feeds, compiled=None):
 def loop_with_nested_if():
     """acc <- acc * 0.5 + (scale if acc.sum() > 0 else -scale) for M steps, M an input; every
     step's acc is a scan output. `scale` is read two scopes up, by the If inside the body."""
-    then_graph = helper.make_graph(
-        [helper.make_node("Identity", ["scale"], ["then_out"])],
-        "then",
-        [],
-        [helper.make_tensor_value_info("then_out", F, None)],
-    )
-    else_graph = helper.make_graph(
-        [helper.make_node("Neg", ["scale"], ["else_out"])],
-        "else",
-        [],
-        [helper.make_tensor_value_info("else_out", F, None)],
-    )
     body = helper.make_graph(
         [
             _scalar("half", 0.5, F),
             _scalar("zero", 0.0, F),
             helper.make_node("ReduceSum", ["acc_in"], ["total"], keepdims=0),
             helper.make_node("Greater", ["total", "zero"], ["positive"]),
-            helper.make_node("If", ["positive"], ["step"], then_branch=then_graph, else_branch=else_graph),
+            if_node(
+                "positive",
+                "step",
+                helper.make_node("Identity", ["scale"], ["then_out"]),
+                helper.make_node("Neg", ["scale"], ["else_out"]),
+            ),
             helper.make_node("Mul", ["acc_in", "half"], ["scaled"]),
             helper.make_node("Add", ["scaled", "step"], ["acc_out"]),
             helper.make_node("Identity", ["cond_in"], ["cond_out"]),
@@ -113,20 +108,15 @@ def test_trip_count_from_an_input_runs_that_many_steps_each_call():
 
 
 def test_if_branches_with_different_shapes_at_run_time():
-    then_graph = helper.make_graph(
-        [helper.make_node("Concat", ["x", "x"], ["t"], axis=0)],
-        "then",
-        [],
-        [helper.make_tensor_value_info("t", F, None)],
-    )
-    else_graph = helper.make_graph(
-        [helper.make_node("ReduceSum", ["x"], ["e"], keepdims=1)],
-        "else",
-        [],
-        [helper.make_tensor_value_info("e", F, None)],
-    )
     model = _model(
-        [helper.make_node("If", ["c"], ["y"], then_branch=then_graph, else_branch=else_graph)],
+        [
+            if_node(
+                "c",
+                "y",
+                helper.make_node("Concat", ["x", "x"], ["t"], axis=0),
+                helper.make_node("ReduceSum", ["x"], ["e"], keepdims=1),
+            )
+        ],
         [helper.make_tensor_value_info("c", B, []), helper.make_tensor_value_info("x", F, [3])],
         [helper.make_tensor_value_info("y", F, None)],
     )
@@ -139,15 +129,12 @@ def test_if_branches_with_different_shapes_at_run_time():
 
 
 def test_if_with_a_constant_condition_keeps_only_the_taken_branch():
-    then_graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["t"])], "then", [], [helper.make_tensor_value_info("t", F, None)]
-    )
-    # The branch not taken uses an op aiov lacks: it is never converted.
-    else_graph = helper.make_graph(
-        [helper.make_node("Neg", ["x"], ["e"])], "else", [], [helper.make_tensor_value_info("e", F, None)]
-    )
     model = _model(
-        [_scalar("c", True, B), helper.make_node("If", ["c"], ["y"], then_branch=then_graph, else_branch=else_graph)],
+        [
+            _scalar("c", True, B),
+            # The branch not taken uses an op aiov lacks: it is never converted.
+            if_node("c", "y", helper.make_node("Relu", ["x"], ["t"]), helper.make_node("Neg", ["x"], ["e"])),
+        ],
         [helper.make_tensor_value_info("x", F, [3])],
         [helper.make_tensor_value_info("y", F, None)],
     )
@@ -202,14 +189,12 @@ def test_scan_with_reversed_inputs_and_outputs_on_other_axes():
 
 
 def test_outer_name_that_does_not_resolve_is_named():
-    then_graph = helper.make_graph(
-        [helper.make_node("Identity", ["nowhere"], ["t"])], "then", [], [helper.make_tensor_value_info("t", F, None)]
-    )
-    else_graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["e"])], "else", [], [helper.make_tensor_value_info("e", F, None)]
-    )
     model = _model(
-        [helper.make_node("If", ["c"], ["y"], then_branch=then_graph, else_branch=else_graph)],
+        [
+            if_node(
+                "c", "y", helper.make_node("Identity", ["nowhere"], ["t"]), helper.make_node("Identity", ["x"], ["e"])
+            )
+        ],
         [helper.make_tensor_value_info("c", B, []), helper.make_tensor_value_info("x", F, [3])],
         [helper.make_tensor_value_info("y", F, None)],
     )
@@ -323,29 +308,7 @@ def test_many_threads_run_one_compiled_model_with_control_flow():
 def test_if_after_nonzero_runs_the_model_node_by_node():
     # NonZero's size is known only by running (a staged plan); the If after it then gives
     # different shapes per branch, which only running it tells: the run starts over node by node.
-    then_graph = helper.make_graph(
-        [helper.make_node("Concat", ["flat", "flat"], ["t"], axis=0)],
-        "then",
-        [],
-        [helper.make_tensor_value_info("t", I64, None)],
-    )
-    else_graph = helper.make_graph(
-        [helper.make_node("ReduceSum", ["flat"], ["e"], keepdims=1)],
-        "else",
-        [],
-        [helper.make_tensor_value_info("e", I64, None)],
-    )
-    shape = helper.make_tensor("minus_one", I64, [1], [-1])
-    model = _model(
-        [
-            helper.make_node("NonZero", ["x"], ["nz"]),
-            helper.make_node("Reshape", ["nz", "minus_one"], ["flat"]),
-            helper.make_node("If", ["c"], ["y"], then_branch=then_graph, else_branch=else_graph),
-        ],
-        [helper.make_tensor_value_info("c", B, []), helper.make_tensor_value_info("x", F, [5])],
-        [helper.make_tensor_value_info("y", I64, None), helper.make_tensor_value_info("nz", I64, None)],
-        [shape],
-    )
+    model = nonzero_then_if(outputs=("y", "nz"))
     compiled = ov.compile_model(model.SerializeToString())
     for c, x in ((True, [0, 1, 0, 2, 3]), (False, [1, 0, 0, 0, 0]), (True, [0, 0, 0, 0, 4]), (True, [0, 1, 0, 2, 3])):
         _check(model, {"c": np.array(c), "x": np.array(x, np.float32)}, compiled)
