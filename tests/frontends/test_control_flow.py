@@ -5,8 +5,6 @@ Expected values come from onnx's reference evaluator."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -16,6 +14,7 @@ from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 import aiov as ov  # noqa: E402
 
+from aio_helpers import run_in_threads  # noqa: E402
 from model_builders import if_node, nonzero_then_if  # noqa: E402
 
 F, I64, B = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
@@ -286,11 +285,7 @@ def test_many_threads_run_one_compiled_model_with_control_flow():
                 if got[i].shape != want.shape or not np.allclose(got[i], want, rtol=1e-5, atol=1e-5):
                     failures.append((k, i))
 
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(worker, range(6))
     assert failures == []
 
     queue = ov.AsyncInferQueue(compiled, 4)
