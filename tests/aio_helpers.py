@@ -67,6 +67,21 @@ async def settled(predicate, timeout=2.0):
     return predicate()
 
 
+async def concurrent_calls(compiled, inputs, count):
+    """The first output of each of ``count`` ``await compiled(inputs)`` made at once."""
+    import anyio
+
+    outs = []
+
+    async def one():
+        outs.append((await compiled(inputs))[0])
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(count):
+            tg.start_soon(one)
+    return outs
+
+
 class BusyWorkers:
     """Keeps every engine worker busy for a while (one long matmul-chain job per worker), so
     that jobs started meanwhile wait together: a batching model then joins them. ``wait()``
