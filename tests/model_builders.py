@@ -332,6 +332,17 @@ def bert_feeds(batch, seq, hidden, seed=6):
     return {"x": rng.standard_normal((batch, seq, hidden)).astype(np.float32), "mask": mask}
 
 
+def one_node_model(op_type, elem_type=TensorProto.FLOAT, opset=17):
+    """ONNX: ``y = op_type(x)``, x a vector of 2 of ``elem_type`` (y's type said, its shape not)."""
+    graph = helper.make_graph(
+        [helper.make_node(op_type, ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", elem_type, [2])],
+        [helper.make_tensor_value_info("y", elem_type, None)],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
 def if_node(condition, output, then_node, else_node, elem_type=TensorProto.FLOAT):
     """An ONNX If whose branches are one node each (reading names of the enclosing graph); a
     branch gives its node's first output, of ``elem_type``."""
