@@ -25,6 +25,15 @@ def _model(nodes, inputs, outputs, initializers=(), opset=17):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
+def _conditional_model(nodes, x_size=3, output="y"):
+    """A model of ``nodes`` over inputs c (a bool scalar) and x (``x_size`` floats), returning ``output``."""
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("c", B, []), helper.make_tensor_value_info("x", F, [x_size])],
+        [helper.make_tensor_value_info(output, F, None)],
+    )
+
+
 def _scalar(name, value, dtype):
     return helper.make_node("Constant", [], [name], value=helper.make_tensor(name, dtype, [], [value]))
 
@@ -107,7 +116,7 @@ def test_trip_count_from_an_input_runs_that_many_steps_each_call():
 
 
 def test_if_branches_with_different_shapes_at_run_time():
-    model = _model(
+    model = _conditional_model(
         [
             if_node(
                 "c",
@@ -116,8 +125,6 @@ def test_if_branches_with_different_shapes_at_run_time():
                 helper.make_node("ReduceSum", ["x"], ["e"], keepdims=1),
             )
         ],
-        [helper.make_tensor_value_info("c", B, []), helper.make_tensor_value_info("x", F, [3])],
-        [helper.make_tensor_value_info("y", F, None)],
     )
     compiled = ov.compile_model(model.SerializeToString())
     x = np.array([1.0, 2.0, 3.0], np.float32)
@@ -188,14 +195,12 @@ def test_scan_with_reversed_inputs_and_outputs_on_other_axes():
 
 
 def test_outer_name_that_does_not_resolve_is_named():
-    model = _model(
+    model = _conditional_model(
         [
             if_node(
                 "c", "y", helper.make_node("Identity", ["nowhere"], ["t"]), helper.make_node("Identity", ["x"], ["e"])
             )
         ],
-        [helper.make_tensor_value_info("c", B, []), helper.make_tensor_value_info("x", F, [3])],
-        [helper.make_tensor_value_info("y", F, None)],
     )
     with pytest.raises(ov.InputError, match="'nowhere'"):
         ov.Core().read_model(model.SerializeToString())
@@ -215,11 +220,7 @@ def test_subgraphs_nested_too_deep_are_refused():
         )
         node = helper.make_node("If", ["c"], [f"y{level}"], then_branch=inner, else_branch=other)
         inner = helper.make_graph([node], f"g{level}", [], [out])
-    model = _model(
-        list(inner.node),
-        [helper.make_tensor_value_info("c", B, []), helper.make_tensor_value_info("x", F, [1])],
-        [helper.make_tensor_value_info("y19", F, None)],
-    )
+    model = _conditional_model(list(inner.node), x_size=1, output="y19")
     with pytest.raises(ov.InputError, match="nest"):
         ov.Core().read_model(model.SerializeToString())
 
