@@ -415,45 +415,47 @@ def _backprop_attrs(data, filters, strides, output_shape, pads_begin, pads_end, 
     return attrs
 
 
-def convolution_backprop_data(
-    data,
-    filters,
-    strides,
-    output_shape=None,
-    pads_begin=None,
-    pads_end=None,
-    dilations=None,
-    auto_pad=None,
-    output_padding=None,
-    name=None,
-) -> Node:
-    """Transposed convolution: NC... data, filters [C_in, C_out, k...]; output_shape (spatial sizes,
-    a list or a Constant) makes the pads follow from it."""
-    attrs = _backprop_attrs(
-        data, filters, strides, output_shape, pads_begin, pads_end, dilations, auto_pad, output_padding
-    )
-    return _make("ConvTranspose", [data, filters], attrs, name)
+def _transposed_convolution(builder, grouped, auto_pad_default, doc):
+    """A transposed convolution builder; ``grouped`` ones take OpenVINO's [G, ...] filters."""
+
+    def build(
+        data,
+        filters,
+        strides,
+        output_shape=None,
+        pads_begin=None,
+        pads_end=None,
+        dilations=None,
+        auto_pad=auto_pad_default,
+        output_padding=None,
+        name=None,
+    ) -> Node:
+        flat, groups = _merged_groups(filters, builder) if grouped else (filters, None)
+        attrs = _backprop_attrs(
+            data, flat, strides, output_shape, pads_begin, pads_end, dilations, auto_pad, output_padding
+        )
+        if grouped:
+            attrs["group"] = groups
+        return _make("ConvTranspose", [data, flat], attrs, name)
+
+    build.__name__ = build.__qualname__ = builder
+    build.__doc__ = doc
+    return build
 
 
-def group_convolution_backprop_data(
-    data,
-    filters,
-    strides,
-    output_shape=None,
-    pads_begin=None,
-    pads_end=None,
-    dilations=None,
-    auto_pad="explicit",
-    output_padding=None,
-    name=None,
-) -> Node:
-    """Grouped transposed convolution with filters [G, C_in/G, C_out/G, k...] (OpenVINO's layout)."""
-    flat, groups = _merged_groups(filters, "group_convolution_backprop_data")
-    attrs = _backprop_attrs(
-        data, flat, strides, output_shape, pads_begin, pads_end, dilations, auto_pad, output_padding
-    )
-    attrs["group"] = groups
-    return _make("ConvTranspose", [data, flat], attrs, name)
+convolution_backprop_data = _transposed_convolution(
+    "convolution_backprop_data",
+    grouped=False,
+    auto_pad_default=None,
+    doc="""Transposed convolution: NC... data, filters [C_in, C_out, k...]; output_shape (spatial sizes,
+    a list or a Constant) makes the pads follow from it.""",
+)
+group_convolution_backprop_data = _transposed_convolution(
+    "group_convolution_backprop_data",
+    grouped=True,
+    auto_pad_default="explicit",
+    doc="Grouped transposed convolution with filters [G, C_in/G, C_out/G, k...] (OpenVINO's layout).",
+)
 
 
 def topk(data, k, axis, mode, sort, index_element_type="i32", stable=False, name=None) -> Node:
