@@ -13,13 +13,45 @@ from . import _core
 from ._types import PartialShape, Shape, Type, shape_from_engine, type_from_id
 
 
-class TensorDescriptor:
-    """The tensor an output port produces: its names live here (``set_names``)."""
+class _NodeOutput:
+    """What an output port and the tensor it produces both tell: output ``index`` of ``node``'s
+    element type and shape, and its names."""
 
     __slots__ = ("_node", "_index")
 
     def __init__(self, node: "Node", index: int):
         self._node, self._index = node, index
+
+    def get_element_type(self) -> Type:
+        return self._node.get_output_element_type(self._index)
+
+    @property
+    def element_type(self) -> Type:
+        return self.get_element_type()
+
+    def get_partial_shape(self) -> PartialShape:
+        return self._node.get_output_partial_shape(self._index)
+
+    @property
+    def partial_shape(self) -> PartialShape:
+        return self.get_partial_shape()
+
+    def get_shape(self) -> Shape:
+        return self.get_partial_shape().to_shape()
+
+    @property
+    def shape(self) -> Shape:
+        return self.get_shape()
+
+    @property
+    def any_name(self) -> str:
+        return self.get_any_name()
+
+
+class TensorDescriptor(_NodeOutput):
+    """The tensor an output port produces: its names live here (``set_names``)."""
+
+    __slots__ = ()
 
     def get_names(self) -> set:
         return set(self._node._native.output_names(self._index))
@@ -44,31 +76,6 @@ class TensorDescriptor:
             raise RuntimeError("the tensor has no names")
         return min(names)
 
-    @property
-    def any_name(self) -> str:
-        return self.get_any_name()
-
-    def get_element_type(self) -> Type:
-        return self._node.get_output_element_type(self._index)
-
-    @property
-    def element_type(self) -> Type:
-        return self.get_element_type()
-
-    def get_partial_shape(self) -> PartialShape:
-        return self._node.get_output_partial_shape(self._index)
-
-    @property
-    def partial_shape(self) -> PartialShape:
-        return self.get_partial_shape()
-
-    def get_shape(self) -> Shape:
-        return self.get_partial_shape().to_shape()
-
-    @property
-    def shape(self) -> Shape:
-        return self.get_shape()
-
     def get_size(self) -> int:
         """Bytes of the tensor (its shape must be static)."""
         count = 1
@@ -81,13 +88,10 @@ class TensorDescriptor:
         return self.get_size()
 
 
-class _PortBase:
+class _PortBase(_NodeOutput):
     """What Output and ConstOutput share: a node's output seen from outside."""
 
-    __slots__ = ("_node", "_index")
-
-    def __init__(self, node: "Node", index: int):
-        self._node, self._index = node, index
+    __slots__ = ()
 
     def _source(self):
         """(node, index) that really produces the data (Results pass through)."""
@@ -127,36 +131,11 @@ class _PortBase:
     def get_any_name(self) -> str:
         return self.tensor.get_any_name()
 
-    @property
-    def any_name(self) -> str:
-        return self.get_any_name()
-
     def set_names(self, names):
         self.tensor.set_names(names)
 
     def add_names(self, names):
         self.tensor.add_names(names)
-
-    def get_element_type(self) -> Type:
-        return self._node.get_output_element_type(self._index)
-
-    @property
-    def element_type(self) -> Type:
-        return self.get_element_type()
-
-    def get_partial_shape(self) -> PartialShape:
-        return self._node.get_output_partial_shape(self._index)
-
-    @property
-    def partial_shape(self) -> PartialShape:
-        return self.get_partial_shape()
-
-    def get_shape(self) -> Shape:
-        return self.get_partial_shape().to_shape()
-
-    @property
-    def shape(self) -> Shape:
-        return self.get_shape()
 
     def __eq__(self, other):
         if not isinstance(other, _PortBase):
@@ -470,19 +449,15 @@ class Node:
     def get_output_tensor(self, index: int = 0) -> TensorDescriptor:
         return self.output(index).tensor
 
+    # a node's own type and shape are its first output's
     def get_element_type(self) -> Type:
-        return self.get_output_element_type(0)
-
-    @property
-    def element_type(self) -> Type:
         return self.get_output_element_type(0)
 
     def get_partial_shape(self) -> PartialShape:
         return self.get_output_partial_shape(0)
 
-    @property
-    def partial_shape(self) -> PartialShape:
-        return self.get_output_partial_shape(0)
+    element_type = property(get_element_type)
+    partial_shape = property(get_partial_shape)
 
     @property
     def shape(self) -> Shape:
@@ -583,36 +558,6 @@ class Node:
         left, right = (other, self) if swap else (self, other)
         return getattr(opset, builder)(left, right)
 
-    def __add__(self, other):
-        return self._binary(other, "add")
-
-    def __radd__(self, other):
-        return self._binary(other, "add", swap=True)
-
-    def __sub__(self, other):
-        return self._binary(other, "subtract")
-
-    def __rsub__(self, other):
-        return self._binary(other, "subtract", swap=True)
-
-    def __mul__(self, other):
-        return self._binary(other, "multiply")
-
-    def __rmul__(self, other):
-        return self._binary(other, "multiply", swap=True)
-
-    def __truediv__(self, other):
-        return self._binary(other, "divide")
-
-    def __rtruediv__(self, other):
-        return self._binary(other, "divide", swap=True)
-
-    def __pow__(self, other):
-        return self._binary(other, "power")
-
-    def __rpow__(self, other):
-        return self._binary(other, "power", swap=True)
-
     def __neg__(self):
         from . import opset
 
@@ -621,6 +566,27 @@ class Node:
     def __repr__(self):
         shapes = ", ".join(str(self.get_output_partial_shape(i)) for i in range(self.get_output_size()))
         return f"<{self.get_type_name()}: '{self.name}' ({shapes})>"
+
+
+def _arithmetic(name, builder, swap):
+    def operator(self, other):
+        return self._binary(other, builder, swap)
+
+    operator.__name__, operator.__qualname__ = name, f"Node.{name}"
+    return operator
+
+
+# Python's operators and the opset builders they make: ``a + b`` is add(a, b), ``2 - a``
+# (the reflected form) subtract(2, a).
+for _name, _builder in (
+    ("add", "add"),
+    ("sub", "subtract"),
+    ("mul", "multiply"),
+    ("truediv", "divide"),
+    ("pow", "power"),
+):
+    for _dunder, _swap in ((f"__{_name}__", False), (f"__r{_name}__", True)):
+        setattr(Node, _dunder, _arithmetic(_dunder, _builder, _swap))
 
 
 # Every live Result node, so that an output port can tell which Results read it (a Result has no

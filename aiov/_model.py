@@ -198,9 +198,7 @@ class Model:
     def get_sinks(self) -> list:
         return list(self._sinks)
 
-    @property
-    def sinks(self) -> list:
-        return self.get_sinks()
+    sinks = property(get_sinks)
 
     def add_sinks(self, sinks) -> None:
         from ._state import as_sink
@@ -238,9 +236,7 @@ class Model:
     def get_variables(self) -> list:
         return list(self._variables)
 
-    @property
-    def variables(self) -> list:
-        return self.get_variables()
+    variables = property(get_variables)
 
     def add_variables(self, variables) -> None:
         self._variables.extend(variables)

@@ -219,12 +219,10 @@ class Tensor:
     def bytes_data(self) -> bytes:
         return self._array.tobytes()
 
-    @property
-    def element_type(self) -> Type:
-        return self._type
-
     def get_element_type(self) -> Type:
         return self._type
+
+    element_type = property(get_element_type)
 
     @property
     def shape(self) -> Shape:

@@ -102,9 +102,7 @@ class Type:
     def get_type_name(self) -> str:
         return self._name
 
-    @property
-    def type_name(self) -> str:
-        return self._name
+    type_name = property(get_type_name)
 
     @property
     def bitwidth(self) -> int:
@@ -304,13 +302,8 @@ class Dimension:
     def get_max_length(self) -> int:
         return self._max
 
-    @property
-    def min_length(self) -> int:
-        return self._min
-
-    @property
-    def max_length(self) -> int:
-        return self._max
+    min_length = property(get_min_length)
+    max_length = property(get_max_length)
 
     def compatible(self, other) -> bool:
         other = Dimension(other) if not isinstance(other, Dimension) else other

@@ -357,15 +357,20 @@ def convolution(data, filters, strides, pads_begin, pads_end, dilations, auto_pa
 
 def group_convolution(data, filters, strides, pads_begin, pads_end, dilations, auto_pad="explicit", name=None) -> Node:
     """Grouped convolution with filters [G, O/G, C/G, kh, kw] (OpenVINO's layout)."""
+    flat, groups = _merged_groups(filters, "group_convolution")
+    attrs = _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad)
+    attrs["group"] = groups
+    return _make("Convolution", [data, flat], attrs, name)
+
+
+def _merged_groups(filters, builder):
+    """OpenVINO's grouped filters [G, A, B, k...] as the engine's [G*A, B, k...], and G."""
     port = as_output(filters)
     shape = port.get_partial_shape()
     if shape.rank.is_dynamic or any(d.is_dynamic for d in shape):
-        raise InputError("group_convolution(): filters need a static shape")
+        raise InputError(f"{builder}(): filters need a static shape")
     dims = [d.get_length() for d in shape]
-    flat = reshape(port, [dims[0] * dims[1]] + dims[2:])
-    attrs = _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad)
-    attrs["group"] = dims[0]
-    return _make("Convolution", [data, flat], attrs, name)
+    return reshape(port, [dims[0] * dims[1]] + dims[2:]), dims[0]
 
 
 def _spatial_sizes(value, what):
@@ -410,50 +415,47 @@ def _backprop_attrs(data, filters, strides, output_shape, pads_begin, pads_end, 
     return attrs
 
 
-def convolution_backprop_data(
-    data,
-    filters,
-    strides,
-    output_shape=None,
-    pads_begin=None,
-    pads_end=None,
-    dilations=None,
-    auto_pad=None,
-    output_padding=None,
-    name=None,
-) -> Node:
-    """Transposed convolution: NC... data, filters [C_in, C_out, k...]; output_shape (spatial sizes,
-    a list or a Constant) makes the pads follow from it."""
-    attrs = _backprop_attrs(
-        data, filters, strides, output_shape, pads_begin, pads_end, dilations, auto_pad, output_padding
-    )
-    return _make("ConvTranspose", [data, filters], attrs, name)
+def _transposed_convolution(builder, grouped, auto_pad_default, doc):
+    """A transposed convolution builder; ``grouped`` ones take OpenVINO's [G, ...] filters."""
+
+    def build(
+        data,
+        filters,
+        strides,
+        output_shape=None,
+        pads_begin=None,
+        pads_end=None,
+        dilations=None,
+        auto_pad=auto_pad_default,
+        output_padding=None,
+        name=None,
+    ) -> Node:
+        flat, groups = _merged_groups(filters, builder) if grouped else (filters, None)
+        attrs = _backprop_attrs(
+            data, flat, strides, output_shape, pads_begin, pads_end, dilations, auto_pad, output_padding
+        )
+        if grouped:
+            attrs["group"] = groups
+        return _make("ConvTranspose", [data, flat], attrs, name)
+
+    build.__name__ = build.__qualname__ = builder
+    build.__doc__ = doc
+    return build
 
 
-def group_convolution_backprop_data(
-    data,
-    filters,
-    strides,
-    output_shape=None,
-    pads_begin=None,
-    pads_end=None,
-    dilations=None,
-    auto_pad="explicit",
-    output_padding=None,
-    name=None,
-) -> Node:
-    """Grouped transposed convolution with filters [G, C_in/G, C_out/G, k...] (OpenVINO's layout)."""
-    port = as_output(filters)
-    shape = port.get_partial_shape()
-    if shape.rank.is_dynamic or any(d.is_dynamic for d in shape):
-        raise InputError("group_convolution_backprop_data(): filters need a static shape")
-    dims = [d.get_length() for d in shape]
-    flat = reshape(port, [dims[0] * dims[1]] + dims[2:])
-    attrs = _backprop_attrs(
-        data, flat, strides, output_shape, pads_begin, pads_end, dilations, auto_pad, output_padding
-    )
-    attrs["group"] = dims[0]
-    return _make("ConvTranspose", [data, flat], attrs, name)
+convolution_backprop_data = _transposed_convolution(
+    "convolution_backprop_data",
+    grouped=False,
+    auto_pad_default=None,
+    doc="""Transposed convolution: NC... data, filters [C_in, C_out, k...]; output_shape (spatial sizes,
+    a list or a Constant) makes the pads follow from it.""",
+)
+group_convolution_backprop_data = _transposed_convolution(
+    "group_convolution_backprop_data",
+    grouped=True,
+    auto_pad_default="explicit",
+    doc="Grouped transposed convolution with filters [G, C_in/G, C_out/G, k...] (OpenVINO's layout).",
+)
 
 
 def topk(data, k, axis, mode, sort, index_element_type="i32", stable=False, name=None) -> Node:

@@ -1,5 +1,5 @@
-"""Helpers of the async tests that are not models (those are in model_builders.py) and not
-fixtures (those are in conftest.py)."""
+"""Helpers of the async and threaded tests that are not models (those are in model_builders.py)
+and not fixtures (those are in conftest.py)."""
 
 import threading
 import time
@@ -19,6 +19,16 @@ def aiov_threads_settle(baseline, timeout=5.0):
         names = aiov_threads()
         if len(names) <= baseline or time.monotonic() > deadline:
             return names
+
+
+def run_in_threads(target, args):
+    """``target(arg)`` for every ``arg``, each in a thread of its own, all started before any is
+    waited for; returns when every one has ended."""
+    threads = [threading.Thread(target=target, args=(arg,)) for arg in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 class Heartbeat:
@@ -55,6 +65,21 @@ async def settled(predicate, timeout=2.0):
         while not predicate():
             await anyio.sleep(0.005)
     return predicate()
+
+
+async def concurrent_calls(compiled, inputs, count):
+    """The first output of each of ``count`` ``await compiled(inputs)`` made at once."""
+    import anyio
+
+    outs = []
+
+    async def one():
+        outs.append((await compiled(inputs))[0])
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(count):
+            tg.start_soon(one)
+    return outs
 
 
 class BusyWorkers:

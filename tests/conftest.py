@@ -6,6 +6,7 @@ Test files live in one folder per layer (api, aio, engine, kernels, frontends) w
 ``__init__.py``: their basenames must stay unique across folders."""
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -62,3 +63,25 @@ def medium():
 def failing():
     """A compiled model whose every inference fails in the engine."""
     return ov.compile_model(failing_model(), "CPU")
+
+
+@pytest.fixture
+def run_capped():
+    """``run_capped(script, timeout, VAR=value, ...)``: runs ``script`` in a fresh interpreter with
+    those environment variables (``None`` unsets one), asserts it succeeds and returns the last
+    line it printed. How the kernel tests force one ISA path: aiov reads its caps at import."""
+
+    def run(script, timeout, **env):
+        run_env = dict(os.environ, AIOV_TESTS=TESTS_DIR)
+        for name, value in env.items():
+            if value is None:
+                run_env.pop(name, None)
+            else:
+                run_env[name] = value
+        proc = subprocess.run(
+            [sys.executable, "-c", script], env=run_env, capture_output=True, text=True, timeout=timeout
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip().splitlines()[-1]
+
+    return run

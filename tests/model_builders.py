@@ -332,6 +332,73 @@ def bert_feeds(batch, seq, hidden, seed=6):
     return {"x": rng.standard_normal((batch, seq, hidden)).astype(np.float32), "mask": mask}
 
 
+def one_node_model(op_type, elem_type=TensorProto.FLOAT, opset=17):
+    """ONNX: ``y = op_type(x)``, x a vector of 2 of ``elem_type`` (y's type said, its shape not)."""
+    graph = helper.make_graph(
+        [helper.make_node(op_type, ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", elem_type, [2])],
+        [helper.make_tensor_value_info("y", elem_type, None)],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def if_node(condition, output, then_node, else_node, elem_type=TensorProto.FLOAT):
+    """An ONNX If whose branches are one node each (reading names of the enclosing graph); a
+    branch gives its node's first output, of ``elem_type``."""
+
+    def branch(node, name):
+        return helper.make_graph([node], name, [], [helper.make_tensor_value_info(node.output[0], elem_type, None)])
+
+    return helper.make_node(
+        "If", [condition], [output], then_branch=branch(then_node, "then"), else_branch=branch(else_node, "else")
+    )
+
+
+def nonzero_then_if(outputs=("y",)):
+    """ONNX: ``y = If(c, concat(flat, flat), sum(flat))`` with ``flat`` the indices NonZero finds
+    in ``x`` [5] as one vector. Only running tells y's shape: NonZero's size, then the branch
+    taken. ``outputs`` are of y and nz (those indices)."""
+    i64 = TensorProto.INT64
+    graph = helper.make_graph(
+        [
+            helper.make_node("NonZero", ["x"], ["nz"]),
+            helper.make_node("Reshape", ["nz", "minus_one"], ["flat"]),
+            if_node(
+                "c",
+                "y",
+                helper.make_node("Concat", ["flat", "flat"], ["t"], axis=0),
+                helper.make_node("ReduceSum", ["flat"], ["e"], keepdims=1),
+                i64,
+            ),
+        ],
+        "nonzero_then_if",
+        [
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [5]),
+        ],
+        [helper.make_tensor_value_info(name, i64, None) for name in outputs],
+        [helper.make_tensor("minus_one", i64, [1], [-1])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def small_networks(rng):
+    """(ONNX model, feeds) of a small ResNet, MobileNetV2, BERT encoder and MLP: every kernel
+    family a network of each kind reaches, at sizes a test runs in a moment."""
+
+    def x(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    return [
+        (resnet50(blocks=(1, 1), width=8, classes=5), {"x": x(2, 3, 24, 24)}),
+        (mobilenet_v2(settings=((1, 8, 1, 1), (6, 12, 2, 2)), classes=5), {"x": x(1, 3, 20, 20)}),
+        (bert_encoder(hidden=32, heads=4, layers=1), bert_feeds(2, 7, 32)),
+        # bias and ReLU fused into a product whose K takes two slices
+        (mlp(sizes=(1500, 70, 5)), {"x": x(40, 1500)}),
+    ]
+
+
 def accumulator_model(shape=(4,), dtype=np.float32, variable_id="acc", init=True, work_layers=0, size=64):
     """A stateful running sum: output = state + x, then state := output (ReadValue/Assign on
     variable ``variable_id``; its initial value is zeros, given as an input of ReadValue when

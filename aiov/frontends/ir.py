@@ -159,11 +159,16 @@ def _parse_bool(layer, key, text):
     layer.fail(f"attribute {key}={text!r} is not a boolean")
 
 
-def _parse_int(layer, key, text):
+def _parsed(layer, parse, text, complaint):
+    """``parse(text)``, or the layer's error saying ``complaint`` when the text is not one."""
     try:
-        return int(text.strip())
-    except ValueError:
-        layer.fail(f"attribute {key}={text!r} is not an integer")
+        return parse(text)
+    except (ValueError, TypeError):
+        layer.fail(complaint)
+
+
+def _parse_int(layer, key, text):
+    return _parsed(layer, int, text, f"attribute {key}={text!r} is not an integer")
 
 
 def _parse_type(layer, key, text):
@@ -174,17 +179,11 @@ def _parse_type(layer, key, text):
 
 
 def _parse_shape(layer, text):
-    try:
-        return PartialShape(text.replace(" ", ""))
-    except (ValueError, TypeError):
-        layer.fail(f"shape {text!r} cannot be parsed")
+    return _parsed(layer, lambda t: PartialShape(t.replace(" ", "")), text, f"shape {text!r} cannot be parsed")
 
 
 def _parse_float(layer, key, text):
-    try:
-        return float(text.strip())
-    except ValueError:
-        layer.fail(f"attribute {key}={text!r} is not a number")
+    return _parsed(layer, float, text, f"attribute {key}={text!r} is not a number")
 
 
 def _parse_list(layer, key, text, parse):
@@ -249,24 +248,24 @@ class _Weights:
         return np.ascontiguousarray(self._data[offset : offset + size])
 
 
-def _read_xml(xml_path):
+def _net_root(parse, xml, what):
+    """The <net> element ``parse(xml)`` reads; ``what`` names the xml in the errors."""
     try:
-        root = ET.parse(xml_path).getroot()
+        root = parse(xml)
     except ET.ParseError as exc:
-        raise InputError(f"cannot parse the IR xml {xml_path!r}: {exc}") from None
+        raise InputError(f"cannot parse {what}: {exc}") from None
     if root.tag != "net":
-        raise InputError(f"{xml_path!r} is not an OpenVINO IR: the root element is <{root.tag}>, not <net>")
+        raise InputError(f"{what} is not an OpenVINO IR: the root element is <{root.tag}>, not <net>")
     return root
+
+
+def _read_xml(xml_path):
+    return _net_root(lambda path: ET.parse(path).getroot(), xml_path, f"the IR xml {xml_path!r}")
 
 
 def read_ir_bytes(xml: bytes, weights: bytes, source: str) -> Model:
     """Reads IR held in memory (an exported blob): the xml text and its weights' bytes."""
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError as exc:
-        raise InputError(f"cannot parse the IR xml of {source}: {exc}") from None
-    if root.tag != "net":
-        raise InputError(f"{source} is not an OpenVINO IR: the root element is <{root.tag}>, not <net>")
+    root = _net_root(ET.fromstring, xml, f"the IR xml of {source}")
     store = _Weights(source, True)
     store._data = np.frombuffer(weights, dtype=np.uint8)
     return _build(root, store, source)
@@ -292,12 +291,7 @@ def read_ir(xml_path, bin_path=None) -> Model:
 def read_ir_text(xml, weights=None) -> Model:
     """Reads an IR held in memory: the xml as str or bytes, the weights as bytes or a 1-D u8
     array (a Tensor's data); without weights a model with Const layers is refused."""
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError as exc:
-        raise InputError(f"cannot parse the IR xml given in memory: {exc}") from None
-    if root.tag != "net":
-        raise InputError(f"the xml given is not an OpenVINO IR: the root element is <{root.tag}>, not <net>")
+    root = _net_root(ET.fromstring, xml, "the IR xml given in memory")
     if weights is None:
         return _build(root, _Weights(None, False), "<IR xml given in memory>")
     data = np.frombuffer(weights, dtype=np.uint8)

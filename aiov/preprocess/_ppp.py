@@ -152,32 +152,34 @@ class OutputModelInfo(_ModelInfo):
     """What the model's output is (its layout, when the model does not say)."""
 
 
-class InputInfo:
-    def __init__(self):
-        self._tensor, self._steps, self._model = InputTensorInfo(), PreProcessSteps(), InputModelInfo()
+class _PortInfo:
+    """One model port's description: the tensor the user gives or gets, the steps between it
+    and the model, and what the model's side is."""
 
-    def tensor(self) -> InputTensorInfo:
+    def __init__(self, tensor, steps, model):
+        self._tensor, self._steps, self._model = tensor, steps, model
+
+    def tensor(self):
         return self._tensor
+
+    def model(self):
+        return self._model
+
+
+class InputInfo(_PortInfo):
+    def __init__(self):
+        super().__init__(InputTensorInfo(), PreProcessSteps(), InputModelInfo())
 
     def preprocess(self) -> PreProcessSteps:
         return self._steps
 
-    def model(self) -> InputModelInfo:
-        return self._model
 
-
-class OutputInfo:
+class OutputInfo(_PortInfo):
     def __init__(self):
-        self._tensor, self._steps, self._model = OutputTensorInfo(), PostProcessSteps(), OutputModelInfo()
-
-    def tensor(self) -> OutputTensorInfo:
-        return self._tensor
+        super().__init__(OutputTensorInfo(), PostProcessSteps(), OutputModelInfo())
 
     def postprocess(self) -> PostProcessSteps:
         return self._steps
-
-    def model(self) -> OutputModelInfo:
-        return self._model
 
 
 class PrePostProcessor:

@@ -11,7 +11,7 @@ import sniffio
 import aiov as ov
 from aiov import aio
 
-from aio_helpers import aiov_threads, aiov_threads_settle, pool_idle, queue_idle
+from aio_helpers import aiov_threads, aiov_threads_settle, concurrent_calls, pool_idle, queue_idle
 from model_builders import medium_model, medium_reference
 
 pytestmark = pytest.mark.anyio
@@ -169,14 +169,7 @@ async def test_ten_thousand_mixed_cancellations_and_timeouts(medium):
         await queue.start_async(x, i)
     await queue.wait_all()
     assert sorted(callbacks) == list(range(50))
-    outs = []
-    async with anyio.create_task_group() as tg:
-        for _ in range(100):
-
-            async def one():
-                outs.append((await compiled(x))[0])
-
-            tg.start_soon(one)
+    outs = await concurrent_calls(compiled, x, 100)
     assert len(outs) == 100
     for out in outs:
         np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)

@@ -185,9 +185,19 @@ async def test_as_completed_ends_when_closed_and_drained_and_break_returns_reque
     assert queue_idle(queue)
 
 
+async def _completed_while(queue, produce):
+    """(userdata, output) of every job ``as_completed`` yields while ``produce`` runs beside it
+    and then closes the queue, in the order they came."""
+    seen = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce)
+        async for request, userdata in queue.as_completed():
+            seen.append((userdata, request.get_output_tensor().data.copy()))
+    return seen
+
+
 async def test_as_completed_started_before_the_producer_yields_every_job(tiny):
     queue = aio.AsyncInferQueue(tiny, jobs=2)
-    seen = []
 
     async def produce():
         for _ in range(3):
@@ -197,18 +207,15 @@ async def test_as_completed_started_before_the_producer_yields_every_job(tiny):
         await queue.wait_all()
         await queue.aclose()
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(produce)
-        async for request, userdata in queue.as_completed():
-            np.testing.assert_array_equal(request.get_output_tensor().data, X + userdata)
-            seen.append(userdata)
-    assert sorted(seen) == list(range(10))
+    seen = await _completed_while(queue, produce)
+    for userdata, output in seen:
+        np.testing.assert_array_equal(output, X + userdata)
+    assert sorted(u for u, _ in seen) == list(range(10))
     assert queue_idle(queue)
 
 
 async def test_as_completed_outlives_idle_gaps_of_a_30_fps_producer(tiny):
     queue = aio.AsyncInferQueue(tiny, jobs=2)
-    seen = []
 
     async def produce():
         for i in range(30):
@@ -217,11 +224,8 @@ async def test_as_completed_outlives_idle_gaps_of_a_30_fps_producer(tiny):
         await queue.wait_all()
         queue.close()
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(produce)
-        async for _request, userdata in queue.as_completed():
-            seen.append(userdata)
-    assert seen == list(range(30))
+    seen = await _completed_while(queue, produce)
+    assert [u for u, _ in seen] == list(range(30))
     await queue.aclose()
     assert queue_idle(queue)
 

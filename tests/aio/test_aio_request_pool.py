@@ -12,7 +12,7 @@ import pytest
 import aiov as ov
 from aiov import _core, aio
 
-from aio_helpers import Heartbeat, pool_idle, settled
+from aio_helpers import Heartbeat, concurrent_calls, pool_idle, settled
 from model_builders import medium_reference
 
 X = np.arange(8, dtype=np.float32)
@@ -101,15 +101,7 @@ async def test_cancelled_waiters_leave_the_line_and_lose_no_request(medium):
     # Both requests are still there: a request handed to a waiter that was being cancelled
     # went to the next caller or back to the pool.
     assert compiled._pool.live == 2
-    outs = []
-    async with anyio.create_task_group() as tg:
-        for _ in range(10):
-
-            async def again():
-                outs.append((await compiled(x))[0])
-
-            tg.start_soon(again)
-    assert len(outs) == 10
+    assert len(await concurrent_calls(compiled, x, 10)) == 10
 
 
 @anyio_test

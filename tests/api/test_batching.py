@@ -11,7 +11,7 @@ import aiov as ov
 import aiov.opset13 as ops
 from aiov import InputError, JobError
 
-from aio_helpers import BusyWorkers
+from aio_helpers import BusyWorkers, run_in_threads
 from model_builders import accumulator_model, bert_encoder, bert_feeds, lookup_model, mlp
 
 STATS = "AIOV_BATCH_STATS"
@@ -109,11 +109,7 @@ def test_threads_calling_the_model_get_their_own_results(small_mlp):
         for k in range(first, len(feeds), 8):
             results[k] = compiled(feeds[k])[0]
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(work, range(8))
     for feed, got in zip(feeds, results):
         np.testing.assert_allclose(got, plain(feed)[0], rtol=1e-5, atol=1e-5)
     assert compiled.get_property(STATS)["inferences"] == 200

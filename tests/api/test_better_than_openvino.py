@@ -10,6 +10,7 @@ import pytest
 
 import aiov as ov
 
+from aio_helpers import run_in_threads
 from model_builders import add_model, heavy_model, heavy_reference
 
 GOOD = np.arange(6, dtype=np.float32)
@@ -153,11 +154,7 @@ def test_compiled_model_call_from_8_threads_gives_each_its_own_results():
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append((k, repr(exc)))
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(worker, range(8))
     assert errors == []
 
 

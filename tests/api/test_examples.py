@@ -16,7 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
         ("async_quickstart.py", "queue finished 64 jobs"),
         ("trio_pipeline.py", "200 items classified"),
         ("imap_pipeline.py", "300 frames classified in order"),
-        ("imap_pipeline_trio.py", "300 frames classified in order"),
+        ("imap_pipeline_trio.py", "300 frames measured in order"),
     ],
 )
 def test_example_runs(script, expected):

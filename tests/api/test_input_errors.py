@@ -36,36 +36,33 @@ BAD_INPUTS = [
 ]
 
 
-def _check_error(excinfo, fragments):
-    assert isinstance(excinfo.value, ValueError) and isinstance(excinfo.value, RuntimeError)
+def _refuses(verb, inputs, fragments):
+    """``verb(inputs)`` raises an InputError (a ValueError and a RuntimeError too) naming every fragment."""
+    with pytest.raises(ov.InputError) as info:
+        verb(inputs)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, RuntimeError)
     for fragment in fragments:
-        assert fragment in str(excinfo.value), f"{fragment!r} not in {str(excinfo.value)!r}"
+        assert fragment in str(info.value), f"{fragment!r} not in {str(info.value)!r}"
 
 
 @pytest.mark.parametrize("inputs,fragments", BAD_INPUTS)
 def test_bad_input_to_infer_then_request_still_works(compiled, inputs, fragments):
     request = compiled.create_infer_request()
-    with pytest.raises(ov.InputError) as info:
-        request.infer(inputs)
-    _check_error(info, fragments)
+    _refuses(request.infer, inputs, fragments)
     np.testing.assert_array_equal(request.infer({"a": X, "b": 2 * X})["sum"], 3 * X)
 
 
 @pytest.mark.parametrize("inputs,fragments", BAD_INPUTS)
 def test_bad_input_to_compiled_model_call(inputs, fragments):
     compiled = ov.compile_model(_model())  # fresh: no earlier call left inputs behind
-    with pytest.raises(ov.InputError) as info:
-        compiled(inputs)
-    _check_error(info, fragments)
+    _refuses(compiled, inputs, fragments)
     np.testing.assert_array_equal(compiled([X, X])[0], 2 * X)
 
 
 @pytest.mark.parametrize("inputs,fragments", BAD_INPUTS)
 def test_bad_input_to_start_async_then_request_still_works(compiled, inputs, fragments):
     request = compiled.create_infer_request()
-    with pytest.raises(ov.InputError) as info:
-        request.start_async(inputs)
-    _check_error(info, fragments)
+    _refuses(request.start_async, inputs, fragments)
     request.wait()  # nothing was started: returns at once, raises nothing
     request.start_async([X, X])
     request.wait()
@@ -76,9 +73,7 @@ def test_bad_input_to_start_async_then_request_still_works(compiled, inputs, fra
 def test_bad_input_to_queue_does_not_leak_jobs(compiled, inputs, fragments):
     queue = ov.AsyncInferQueue(compiled, 2)
     for _ in range(3):  # more bad calls than jobs: a leaked slot would make this hang
-        with pytest.raises(ov.InputError) as info:
-            queue.start_async(inputs)
-        _check_error(info, fragments)
+        _refuses(queue.start_async, inputs, fragments)
     queue.wait_all()
     assert queue.is_ready()
     seen = []

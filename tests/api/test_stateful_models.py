@@ -12,7 +12,7 @@ import aiov as ov
 import aiov.opset13 as ops
 from aiov.op.util import Variable, VariableInfo
 
-from model_builders import accumulator_model
+from model_builders import accumulator_model, nonzero_then_if
 
 ONES = np.ones(4, np.float32)
 
@@ -395,37 +395,7 @@ def test_state_written_after_a_data_dependent_stage_counts_once_the_run_ends():
 def test_state_of_a_model_that_runs_node_by_node_counts_each_run_once():
     # The If after NonZero gives shapes per branch that only running tells: the run starts over
     # node by node, where ReadValue and Assign run as kernels on the request's variables.
-    pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
-
-    i64 = TensorProto.INT64
-    then_graph = helper.make_graph(
-        [helper.make_node("Concat", ["flat", "flat"], ["t"], axis=0)],
-        "then",
-        [],
-        [helper.make_tensor_value_info("t", i64, None)],
-    )
-    else_graph = helper.make_graph(
-        [helper.make_node("ReduceSum", ["flat"], ["e"], keepdims=1)],
-        "else",
-        [],
-        [helper.make_tensor_value_info("e", i64, None)],
-    )
-    graph = helper.make_graph(
-        [
-            helper.make_node("NonZero", ["x"], ["nz"]),
-            helper.make_node("Reshape", ["nz", "minus_one"], ["flat"]),
-            helper.make_node("If", ["c"], ["y"], then_branch=then_graph, else_branch=else_graph),
-        ],
-        "g",
-        [
-            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("x", TensorProto.FLOAT, [5]),
-        ],
-        [helper.make_tensor_value_info("y", i64, None)],
-        [helper.make_tensor("minus_one", i64, [1], [-1])],
-    )
-    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx_model = nonzero_then_if()
     read = ov.Core().read_model(onnx_model.SerializeToString())
     runs = ops.add(
         ops.read_value(ops.constant(np.zeros(1, np.float32)), "runs", np.float32, [1]),

@@ -12,6 +12,7 @@ import pytest
 import aiov as ov
 import aiov.opset13 as ops
 
+from aio_helpers import run_in_threads
 from model_builders import failing_model
 
 
@@ -44,11 +45,7 @@ def test_four_threads_each_with_own_request_2000_inferences():
                 bad += 1
         failures.append((k, bad))
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(worker, range(4))
     assert sorted(failures) == [(k, 0) for k in range(4)]
 
 
@@ -109,11 +106,7 @@ def test_many_threads_feeding_one_queue():
         for i in range(150):
             queue.start_async({"x": np.full(16, k * 1000 + i, np.float32)}, userdata=(k, i))
 
-    threads = [threading.Thread(target=producer, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(producer, range(4))
     queue.wait_all()
     assert len(results) == 600
     for (k, i), out in results.items():

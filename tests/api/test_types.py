@@ -5,20 +5,16 @@ import pytest
 
 import aiov as ov
 
-DTYPES = [
-    (np.float32, ov.Type.f32, 32),
-    (np.float64, ov.Type.f64, 64),
-    (np.float16, ov.Type.f16, 16),
-    (np.int8, ov.Type.i8, 8),
-    (np.int16, ov.Type.i16, 16),
-    (np.int32, ov.Type.i32, 32),
-    (np.int64, ov.Type.i64, 64),
-    (np.uint8, ov.Type.u8, 8),
-    (np.uint16, ov.Type.u16, 16),
-    (np.uint32, ov.Type.u32, 32),
-    (np.uint64, ov.Type.u64, 64),
-    (np.bool_, ov.Type.boolean, 8),
-]
+# OpenVINO names a numeric type by its kind's first letter and its bits (float32 is f32, uint8 u8).
+NUMERIC = ["float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
+
+
+def _numeric(name):
+    bits = np.dtype(name).itemsize * 8
+    return getattr(np, name), getattr(ov.Type, f"{name[0]}{bits}"), bits
+
+
+DTYPES = [_numeric(name) for name in NUMERIC] + [(np.bool_, ov.Type.boolean, 8)]
 
 
 @pytest.mark.parametrize("dtype,etype,bits", DTYPES)

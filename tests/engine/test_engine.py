@@ -13,6 +13,8 @@ import aiov as ov
 import aiov.opset13 as ops
 from aiov import _core
 
+from aio_helpers import run_in_threads
+
 
 def _heavy_model(layers=6, size=512):
     rng = np.random.default_rng(0)
@@ -188,11 +190,7 @@ def test_threads_planning_new_shapes_at_once_share_the_weights():
             except Exception as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 
-        threads = [threading.Thread(target=worker, args=(b,)) for b in batches]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_in_threads(worker, batches)
         assert errors == []
         for data, out in results.values():
             expected = data

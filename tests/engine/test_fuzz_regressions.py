@@ -115,14 +115,15 @@ def test_conv_pads_that_make_the_output_shape_wrap():
     _run(CONV_PADS_THAT_WRAP)
 
 
-CONV_TRANSPOSE_EMPTY_PADS = """
+# A ConvTranspose of filters [4, 1, 3, 3] over x [1, 4, 3, 3] with the given attributes; `more`
+# edits the node further (what the fuzzer mutated that make_node cannot say).
+CONV_TRANSPOSE = """
 import numpy as np
 import aiov as ov
 from onnx import TensorProto, helper, numpy_helper
 w = numpy_helper.from_array(np.ones((4, 1, 3, 3), np.float32), "w")
-node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], dilations=[1, 1], group=2, kernel_shape=[3, 3],
-                        output_padding=[1, 1], strides=[2, 2])
-node.attribute.append(helper.make_attribute("pads", [], attr_type=helper.AttributeProto.INTS))
+node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], {attributes})
+{more}
 graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 3, 3])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
 ov.compile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())(
@@ -132,7 +133,12 @@ ov.compile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("",
 
 def test_conv_transpose_with_empty_pads():
     # Found by the fuzzer: seed conv_transpose, pads mutated to [].
-    _run(CONV_TRANSPOSE_EMPTY_PADS)
+    _run(
+        CONV_TRANSPOSE.format(
+            attributes="dilations=[1, 1], group=2, kernel_shape=[3, 3], output_padding=[1, 1], strides=[2, 2]",
+            more='node.attribute.append(helper.make_attribute("pads", [], attr_type=helper.AttributeProto.INTS))',
+        )
+    )
 
 
 EMPTY_SEQUENCE_THROUGH_BERT = """
@@ -152,22 +158,9 @@ def test_a_zero_length_sequence_through_an_encoder():
     _run(EMPTY_SEQUENCE_THROUGH_BERT.format(tests=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
-CONV_TRANSPOSE_GROUP_ZERO = """
-import numpy as np
-import aiov as ov
-from onnx import TensorProto, helper, numpy_helper
-w = numpy_helper.from_array(np.ones((4, 1, 3, 3), np.float32), "w")
-node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=[3, 3], strides=[2, 2], group=0)
-graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 3, 3])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
-ov.compile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())(
-    np.ones((1, 4, 3, 3), np.float32))
-"""
-
-
 def test_conv_transpose_with_group_zero():
     # Found by the CI fuzz slice: seed conv_transpose, group mutated to 0.
-    _run(CONV_TRANSPOSE_GROUP_ZERO)
+    _run(CONV_TRANSPOSE.format(attributes="kernel_shape=[3, 3], strides=[2, 2], group=0", more=""))
 
 
 # Found by the 65-minute campaign (seed 22467): a graph input declared as a shape tensor of

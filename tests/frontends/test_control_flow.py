@@ -5,8 +5,6 @@ Expected values come from onnx's reference evaluator."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -16,12 +14,24 @@ from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 import aiov as ov  # noqa: E402
 
+from aio_helpers import run_in_threads  # noqa: E402
+from model_builders import if_node, nonzero_then_if  # noqa: E402
+
 F, I64, B = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
 
 
 def _model(nodes, inputs, outputs, initializers=(), opset=17):
     graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _conditional_model(nodes, x_size=3, output="y"):
+    """A model of ``nodes`` over inputs c (a bool scalar) and x (``x_size`` floats), returning ``output``."""
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("c", B, []), helper.make_tensor_value_info("x", F, [x_size])],
+        [helper.make_tensor_value_info(output, F, None)],
+    )
 
 
 def _scalar(name, value, dtype):
@@ -41,25 +51,18 @@ def _check(model, feeds, compiled=None):
 def loop_with_nested_if():
     """acc <- acc * 0.5 + (scale if acc.sum() > 0 else -scale) for M steps, M an input; every
     step's acc is a scan output. `scale` is read two scopes up, by the If inside the body."""
-    then_graph = helper.make_graph(
-        [helper.make_node("Identity", ["scale"], ["then_out"])],
-        "then",
-        [],
-        [helper.make_tensor_value_info("then_out", F, None)],
-    )
-    else_graph = helper.make_graph(
-        [helper.make_node("Neg", ["scale"], ["else_out"])],
-        "else",
-        [],
-        [helper.make_tensor_value_info("else_out", F, None)],
-    )
     body = helper.make_graph(
         [
             _scalar("half", 0.5, F),
             _scalar("zero", 0.0, F),
             helper.make_node("ReduceSum", ["acc_in"], ["total"], keepdims=0),
             helper.make_node("Greater", ["total", "zero"], ["positive"]),
-            helper.make_node("If", ["positive"], ["step"], then_branch=then_graph, else_branch=else_graph),
+            if_node(
+                "positive",
+                "step",
+                helper.make_node("Identity", ["scale"], ["then_out"]),
+                helper.make_node("Neg", ["scale"], ["else_out"]),
+            ),
             helper.make_node("Mul", ["acc_in", "half"], ["scaled"]),
             helper.make_node("Add", ["scaled", "step"], ["acc_out"]),
             helper.make_node("Identity", ["cond_in"], ["cond_out"]),
@@ -113,22 +116,15 @@ def test_trip_count_from_an_input_runs_that_many_steps_each_call():
 
 
 def test_if_branches_with_different_shapes_at_run_time():
-    then_graph = helper.make_graph(
-        [helper.make_node("Concat", ["x", "x"], ["t"], axis=0)],
-        "then",
-        [],
-        [helper.make_tensor_value_info("t", F, None)],
-    )
-    else_graph = helper.make_graph(
-        [helper.make_node("ReduceSum", ["x"], ["e"], keepdims=1)],
-        "else",
-        [],
-        [helper.make_tensor_value_info("e", F, None)],
-    )
-    model = _model(
-        [helper.make_node("If", ["c"], ["y"], then_branch=then_graph, else_branch=else_graph)],
-        [helper.make_tensor_value_info("c", B, []), helper.make_tensor_value_info("x", F, [3])],
-        [helper.make_tensor_value_info("y", F, None)],
+    model = _conditional_model(
+        [
+            if_node(
+                "c",
+                "y",
+                helper.make_node("Concat", ["x", "x"], ["t"], axis=0),
+                helper.make_node("ReduceSum", ["x"], ["e"], keepdims=1),
+            )
+        ],
     )
     compiled = ov.compile_model(model.SerializeToString())
     x = np.array([1.0, 2.0, 3.0], np.float32)
@@ -139,15 +135,12 @@ def test_if_branches_with_different_shapes_at_run_time():
 
 
 def test_if_with_a_constant_condition_keeps_only_the_taken_branch():
-    then_graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["t"])], "then", [], [helper.make_tensor_value_info("t", F, None)]
-    )
-    # The branch not taken uses an op aiov lacks: it is never converted.
-    else_graph = helper.make_graph(
-        [helper.make_node("Neg", ["x"], ["e"])], "else", [], [helper.make_tensor_value_info("e", F, None)]
-    )
     model = _model(
-        [_scalar("c", True, B), helper.make_node("If", ["c"], ["y"], then_branch=then_graph, else_branch=else_graph)],
+        [
+            _scalar("c", True, B),
+            # The branch not taken uses an op aiov lacks: it is never converted.
+            if_node("c", "y", helper.make_node("Relu", ["x"], ["t"]), helper.make_node("Neg", ["x"], ["e"])),
+        ],
         [helper.make_tensor_value_info("x", F, [3])],
         [helper.make_tensor_value_info("y", F, None)],
     )
@@ -202,16 +195,12 @@ def test_scan_with_reversed_inputs_and_outputs_on_other_axes():
 
 
 def test_outer_name_that_does_not_resolve_is_named():
-    then_graph = helper.make_graph(
-        [helper.make_node("Identity", ["nowhere"], ["t"])], "then", [], [helper.make_tensor_value_info("t", F, None)]
-    )
-    else_graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["e"])], "else", [], [helper.make_tensor_value_info("e", F, None)]
-    )
-    model = _model(
-        [helper.make_node("If", ["c"], ["y"], then_branch=then_graph, else_branch=else_graph)],
-        [helper.make_tensor_value_info("c", B, []), helper.make_tensor_value_info("x", F, [3])],
-        [helper.make_tensor_value_info("y", F, None)],
+    model = _conditional_model(
+        [
+            if_node(
+                "c", "y", helper.make_node("Identity", ["nowhere"], ["t"]), helper.make_node("Identity", ["x"], ["e"])
+            )
+        ],
     )
     with pytest.raises(ov.InputError, match="'nowhere'"):
         ov.Core().read_model(model.SerializeToString())
@@ -231,11 +220,7 @@ def test_subgraphs_nested_too_deep_are_refused():
         )
         node = helper.make_node("If", ["c"], [f"y{level}"], then_branch=inner, else_branch=other)
         inner = helper.make_graph([node], f"g{level}", [], [out])
-    model = _model(
-        list(inner.node),
-        [helper.make_tensor_value_info("c", B, []), helper.make_tensor_value_info("x", F, [1])],
-        [helper.make_tensor_value_info("y19", F, None)],
-    )
+    model = _conditional_model(list(inner.node), x_size=1, output="y19")
     with pytest.raises(ov.InputError, match="nest"):
         ov.Core().read_model(model.SerializeToString())
 
@@ -301,11 +286,7 @@ def test_many_threads_run_one_compiled_model_with_control_flow():
                 if got[i].shape != want.shape or not np.allclose(got[i], want, rtol=1e-5, atol=1e-5):
                     failures.append((k, i))
 
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(worker, range(6))
     assert failures == []
 
     queue = ov.AsyncInferQueue(compiled, 4)
@@ -323,29 +304,7 @@ def test_many_threads_run_one_compiled_model_with_control_flow():
 def test_if_after_nonzero_runs_the_model_node_by_node():
     # NonZero's size is known only by running (a staged plan); the If after it then gives
     # different shapes per branch, which only running it tells: the run starts over node by node.
-    then_graph = helper.make_graph(
-        [helper.make_node("Concat", ["flat", "flat"], ["t"], axis=0)],
-        "then",
-        [],
-        [helper.make_tensor_value_info("t", I64, None)],
-    )
-    else_graph = helper.make_graph(
-        [helper.make_node("ReduceSum", ["flat"], ["e"], keepdims=1)],
-        "else",
-        [],
-        [helper.make_tensor_value_info("e", I64, None)],
-    )
-    shape = helper.make_tensor("minus_one", I64, [1], [-1])
-    model = _model(
-        [
-            helper.make_node("NonZero", ["x"], ["nz"]),
-            helper.make_node("Reshape", ["nz", "minus_one"], ["flat"]),
-            helper.make_node("If", ["c"], ["y"], then_branch=then_graph, else_branch=else_graph),
-        ],
-        [helper.make_tensor_value_info("c", B, []), helper.make_tensor_value_info("x", F, [5])],
-        [helper.make_tensor_value_info("y", I64, None), helper.make_tensor_value_info("nz", I64, None)],
-        [shape],
-    )
+    model = nonzero_then_if(outputs=("y", "nz"))
     compiled = ov.compile_model(model.SerializeToString())
     for c, x in ((True, [0, 1, 0, 2, 3]), (False, [1, 0, 0, 0, 0]), (True, [0, 0, 0, 0, 4]), (True, [0, 1, 0, 2, 3])):
         _check(model, {"c": np.array(c), "x": np.array(x, np.float32)}, compiled)

@@ -13,6 +13,8 @@ from onnx import numpy_helper  # noqa: E402
 from aiov.frontends.onnx import supported_ops  # noqa: E402
 from aiov.onnx_backend import AiovBackend, node_test_cases  # noqa: E402
 
+from model_builders import one_node_model  # noqa: E402
+
 OPS = set(supported_ops())  # every op the frontend converts: adding a converter adds its cases
 
 # Cases whose expected values are one draw of a random generator: only shapes and types can match.
@@ -94,15 +96,7 @@ def test_node_case(case):
 
 
 def test_backend_reports_device_and_compatibility():
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = one_node_model("Relu")
     assert AiovBackend.supports_device("CPU") and not AiovBackend.supports_device("CUDA")
     assert AiovBackend.is_compatible(model)
     (y,) = AiovBackend.run_model(model, [np.array([-1.0, 2.0], np.float32)])

@@ -10,6 +10,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 from graph_checks import reference_outputs  # noqa: E402
+from model_builders import one_node_model  # noqa: E402
 
 
 def _mlp_model(opset=17):
@@ -87,13 +88,7 @@ def test_reshape_zero_copies_dimension_and_int_division_truncates():
 
 
 def test_unsupported_op_is_named_at_read_time():
-    graph = helper.make_graph(
-        [helper.make_node("HardMax_Unknown", ["x"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
-    )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto = one_node_model("HardMax_Unknown")
     with pytest.raises(ov.InputError, match="HardMax_Unknown \\(node 'y'\\)"):
         ov.Core().read_model(proto.SerializeToString())
 

@@ -12,6 +12,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 import aiov as ov
 
+from model_builders import one_node_model
+
 W = np.arange(16, dtype=np.float32).reshape(4, 4)
 X = np.ones((1, 4), np.float32)
 
@@ -235,31 +237,19 @@ def test_broken_graphs_name_the_node_and_what_was_expected(nodes, fragments):
 
 
 def test_bad_graph_inputs_name_the_input():
-    graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("x", 1234, [2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-    )
-    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    model = one_node_model("Relu")
+    model.graph.input[0].type.tensor_type.elem_type = 1234
     with pytest.raises(ov.InputError, match="graph input 'x': element type 1234"):
-        ov.Core().read_model(data)
-    graph.input[0].type.tensor_type.elem_type = TensorProto.FLOAT
-    graph.input[0].type.tensor_type.shape.dim[0].dim_value = -3
-    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+        ov.Core().read_model(model.SerializeToString())
+    model.graph.input[0].type.tensor_type.elem_type = TensorProto.FLOAT
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = -3
     with pytest.raises(ov.InputError, match="graph input 'x': dimension 0 is -3"):
-        ov.Core().read_model(data)
+        ov.Core().read_model(model.SerializeToString())
 
 
 @pytest.mark.parametrize("elem_type", [TensorProto.COMPLEX64, TensorProto.FLOAT8E5M2, TensorProto.STRING])
 def test_graph_inputs_and_initializers_of_types_aiov_cannot_hold_are_named(elem_type):
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("x", elem_type, [2])],
-        [helper.make_tensor_value_info("y", elem_type, None)],
-    )
-    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    data = one_node_model("Identity", elem_type).SerializeToString()
     with pytest.raises(ov.InputError, match=f"graph input 'x' \\({TensorProto.DataType.Name(elem_type)}"):
         ov.Core().read_model(data)
 

@@ -36,7 +36,8 @@ def _model(
     opset=14,
     **attrs,
 ):
-    """An ONNX model of one recurrent node with dynamic batch and sequence, and its weights."""
+    """An ONNX model of one recurrent node with dynamic batch and sequence, the weights it takes
+    as inputs (with ``weights_as_inputs``), and a function making its other inputs."""
     rng = np.random.default_rng(seed)
     nd = 2 if direction == "bidirectional" else 1
     g = GATES[op]
@@ -90,55 +91,42 @@ def _model(
         initializer=initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    return model, (weights if weights_as_inputs else {})
 
+    def feeds(batch, seq):
+        """Inputs for one run of ``batch`` entries of ``seq`` steps (the weights fed separately)."""
+        rng = np.random.default_rng(1)
+        x_shape = (batch, seq, inputs) if layout else (seq, batch, inputs)
+        values = {"X": rng.standard_normal(x_shape).astype(np.float32)}
+        if with_lens:
+            values["sequence_lens"] = rng.integers(1, seq + 1, size=batch).astype(np.int32)
+            values["sequence_lens"][0] = seq
+            if empty_entry:
+                values["sequence_lens"][-1] = 0
+        if with_initial:
+            shape = (batch, nd, hidden) if layout else (nd, batch, hidden)
+            values["initial_h"] = rng.standard_normal(shape).astype(np.float32)
+            if op == "LSTM":
+                values["initial_c"] = rng.standard_normal(shape).astype(np.float32)
+        return values
 
-def _feeds(
-    op,
-    batch,
-    seq,
-    *,
-    inputs=4,
-    hidden=5,
-    direction="forward",
-    layout=0,
-    with_lens=False,
-    with_initial=False,
-    seed=1,
-    empty_entry=False,
-    **_,
-):
-    rng = np.random.default_rng(seed)
-    nd = 2 if direction == "bidirectional" else 1
-    feeds = {"X": rng.standard_normal((batch, seq, inputs) if layout else (seq, batch, inputs)).astype(np.float32)}
-    if with_lens:
-        feeds["sequence_lens"] = rng.integers(1, seq + 1, size=batch).astype(np.int32)
-        feeds["sequence_lens"][0] = seq
-        if empty_entry:
-            feeds["sequence_lens"][-1] = 0
-    if with_initial:
-        shape = (batch, nd, hidden) if layout else (nd, batch, hidden)
-        feeds["initial_h"] = rng.standard_normal(shape).astype(np.float32)
-        if op == "LSTM":
-            feeds["initial_c"] = rng.standard_normal(shape).astype(np.float32)
-    return feeds
+    return model, (weights if weights_as_inputs else {}), feeds
 
 
 def _compare(tmp_path, op, sizes=((3, 6),), **options):
-    model, weight_feeds = _model(op, **options)
+    model, weight_feeds, feeds_for = _model(op, **options)
     path = str(tmp_path / "rnn.onnx")
     onnx.save(model, path)
     compiled = ov.Core().compile_model(path, "CPU")
     # onnxruntime runs only layout 0: for layout 1 it runs the same model in layout 0 on
     # transposed inputs, and its outputs are transposed back.
     batch_first = options.get("layout", 0) == 1
-    reference, _ = _model(op, **dict(options, layout=0))
+    reference, _, _ = _model(op, **dict(options, layout=0))
     ref_path = str(tmp_path / "reference.onnx")
     onnx.save(reference, ref_path)
     session = ort.InferenceSession(ref_path, providers=["CPUExecutionProvider"])
     names = [o.name for o in model.graph.output]
     for batch, seq in sizes:
-        feeds = dict(_feeds(op, batch, seq, **options), **weight_feeds)
+        feeds = dict(feeds_for(batch, seq), **weight_feeds)
         ref_feeds = {
             k: (v.transpose(1, 0, 2) if batch_first and k in ("X", "initial_h", "initial_c") else v)
             for k, v in feeds.items()
@@ -223,18 +211,18 @@ def test_opset_7_model(tmp_path):
 
 
 def test_wrong_activation_count_and_name_are_named(tmp_path):
-    model, _ = _model("GRU", activations=["Sigmoid"])
+    model, _, _ = _model("GRU", activations=["Sigmoid"])
     with pytest.raises(ov.InputError, match="activations needs 2 functions"):
         ov.Core().read_model(model.SerializeToString())
-    model, _ = _model("RNN", activations=["Gelu"])
+    model, _, _ = _model("RNN", activations=["Gelu"])
     with pytest.raises(Exception, match="activation 'Gelu' is not supported"):
         ov.Core().read_model(model.SerializeToString())
 
 
 def test_sequence_length_past_the_sequence_is_an_error(tmp_path):
-    model, _ = _model("RNN", with_lens=True)
+    model, _, feeds_for = _model("RNN", with_lens=True)
     compiled = ov.Core().compile_model(model.SerializeToString(), "CPU")
-    feeds = _feeds("RNN", 2, 3, with_lens=True)
+    feeds = feeds_for(2, 3)
     feeds["sequence_lens"][1] = 4
     with pytest.raises(ov.InputError, match=r"sequence_lens\[1\] = 4"):
         compiled(feeds)

@@ -8,9 +8,6 @@ odd K, one row or column), the epilogues, both thread counts, and every source o
 convolutions use (matrix, rows, runs, grids)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -66,12 +63,7 @@ g = zoo.GraphBuilder(5)
 g.conv_bn(g.conv_bn("x", 3, 40, 3, 1, act="relu"), 40, 8, 3, 1, act=None)
 planar = g.model([zoo.image_input(3, 37)])
 cases = [(convs, {"x": rng.standard_normal((2, 16, 45, 45)).astype(np.float32)}),
-         (planar, {"x": rng.standard_normal((2, 3, 37, 37)).astype(np.float32)}),
-         (zoo.resnet50(blocks=(1, 1), width=8, classes=5), {"x": rng.standard_normal((2, 3, 24, 24)).astype(np.float32)}),
-         (zoo.mobilenet_v2(settings=((1, 8, 1, 1), (6, 12, 2, 2)), classes=5),
-          {"x": rng.standard_normal((1, 3, 20, 20)).astype(np.float32)}),
-         (zoo.bert_encoder(hidden=32, heads=4, layers=1), zoo.bert_feeds(2, 7, 32)),
-         (zoo.mlp(sizes=(1500, 70, 5)), {"x": rng.standard_normal((40, 1500)).astype(np.float32)})]
+         (planar, {"x": rng.standard_normal((2, 3, 37, 37)).astype(np.float32)})] + zoo.small_networks(rng)
 loose = 0.0  # bf16 against f32
 for proto, feeds in cases:
     data = proto.SerializeToString()
@@ -84,7 +76,6 @@ print(json.dumps({"isa": ov._core.gemm_bf16_isa(), "exact": exact, "loose": loos
 """
 
 ISAS = ["scalar", "avx512_bf16", "amx"]  # each includes the ones before it
-TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def cpu_bf16_isa():
@@ -94,30 +85,17 @@ def cpu_bf16_isa():
 
 
 @pytest.mark.parametrize("isa", ISAS[::-1])
-def test_bf16_path_matches_reference(isa):
+def test_bf16_path_matches_reference(isa, run_capped):
     if ISAS.index(isa) > ISAS.index(cpu_bf16_isa()):
         pytest.skip(f"this CPU has no {isa}")
-    env = dict(os.environ, AIOV_BF16_ISA=isa, AIOV_TESTS=TESTS_DIR)
-    env.pop("AIOV_GEMM_ISA", None)
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(run_capped(SCRIPT, 300, AIOV_BF16_ISA=isa, AIOV_GEMM_ISA=None))
     assert result["isa"] == isa  # the forced path is the one that ran
     assert result["exact"] < 1e-5
     # bf16 keeps 8 bits of mantissa: products of a few layers agree with f32 to about 1%.
     assert 0 < result["loose"] < 5e-2
 
 
-def test_gemm_isa_cap_lowers_bf16_to_portable():
+def test_gemm_isa_cap_lowers_bf16_to_portable(run_capped):
     # AIOV_GEMM_ISA below avx512 leaves no bf16 instructions to use: the portable loops run.
-    env = dict(os.environ, AIOV_GEMM_ISA="avx2")
-    env.pop("AIOV_BF16_ISA", None)
-    proc = subprocess.run(
-        [sys.executable, "-c", "import aiov; print(aiov._core.gemm_bf16_isa())"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split()[-1] == "scalar"
+    script = "import aiov; print(aiov._core.gemm_bf16_isa())"
+    assert run_capped(script, 60, AIOV_GEMM_ISA="avx2", AIOV_BF16_ISA=None) == "scalar"

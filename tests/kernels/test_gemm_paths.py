@@ -6,9 +6,6 @@ indirect runs, grids of step 1 and 2, the wide AVX-512 tiles), dot products, str
 the packing transposes."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -79,13 +76,7 @@ cases = [(in_place, {"x": rng.standard_normal((2, 16, 125, 125)).astype(np.float
          (split, {"x": rng.standard_normal((2, 16, 63, 63)).astype(np.float32)}),
          (wide_runs, {"x": rng.standard_normal((2, 16, 20, 20)).astype(np.float32)}),
          (wide_planar, {"x": rng.standard_normal((2, 3, 24, 24)).astype(np.float32)}),
-         (wide_planar_s2, {"x": rng.standard_normal((2, 3, 40, 40)).astype(np.float32)}),
-         (zoo.resnet50(blocks=(1, 1), width=8, classes=5), {"x": rng.standard_normal((2, 3, 24, 24)).astype(np.float32)}),
-         (zoo.mobilenet_v2(settings=((1, 8, 1, 1), (6, 12, 2, 2)), classes=5),
-          {"x": rng.standard_normal((1, 3, 20, 20)).astype(np.float32)}),
-         (zoo.bert_encoder(hidden=32, heads=4, layers=1), zoo.bert_feeds(2, 7, 32)),
-         # bias and ReLU fused into a product whose K takes two slices
-         (zoo.mlp(sizes=(1500, 70, 5)), {"x": rng.standard_normal((40, 1500)).astype(np.float32)})]
+         (wide_planar_s2, {"x": rng.standard_normal((2, 3, 40, 40)).astype(np.float32)})] + zoo.small_networks(rng)
 for proto, feeds in cases:
     data = proto.SerializeToString()
     os.environ["AIOV_GRAPH_OPT"] = "0"
@@ -100,27 +91,15 @@ print(json.dumps({"isa": ov._core.gemm_isa(), "worst": worst}))
 ISAS = ["scalar", "avx2", "avx512"]  # each includes the ones before it
 
 
-def best_isa():
+def best_isa(run_capped):
     """What this CPU runs without a cap (AIOV_GEMM_ISA can only lower it)."""
-    env = {k: v for k, v in os.environ.items() if k != "AIOV_GEMM_ISA"}
-    proc = subprocess.run(
-        [sys.executable, "-c", "import aiov; print(aiov._core.gemm_isa())"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip().splitlines()[-1]
+    return run_capped("import aiov; print(aiov._core.gemm_isa())", 60, AIOV_GEMM_ISA=None)
 
 
 @pytest.mark.parametrize("isa", ISAS[::-1])
-def test_gemm_path_matches_float64_reference(isa):
-    if ISAS.index(isa) > ISAS.index(best_isa()):
+def test_gemm_path_matches_float64_reference(isa, run_capped):
+    if ISAS.index(isa) > ISAS.index(best_isa(run_capped)):
         pytest.skip(f"this CPU has no {isa}")
-    env = dict(os.environ, AIOV_GEMM_ISA=isa, AIOV_TESTS=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(run_capped(SCRIPT, 180, AIOV_GEMM_ISA=isa))
     assert result["isa"] == isa
     assert result["worst"] < 1e-5
