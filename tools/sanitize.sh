@@ -47,10 +47,8 @@ LIBASAN="$("${CXX:-g++}" -print-file-name=libasan.so)"
 # loaded at start-up (else the first C++ exception fails an ASan CHECK).
 LIBSTDCXX="$("${CXX:-g++}" -print-file-name=libstdc++.so)"
 export LD_PRELOAD="$LIBASAN:$LIBSTDCXX${LD_PRELOAD:+:$LD_PRELOAD}"
-# max_allocation_size_mb stands in for the fuzzer's address-space limit, which cannot apply
-# under ASan (its shadow memory alone reserves terabytes of address space).
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:max_allocation_size_mb=3072}"
-export AIOV_SANITIZED=1
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:allocator_may_return_null=1}"
+export AIOV_SANITIZED=1  # the fuzzer's children limit their address space on top of ASan's shadow
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export PYTHONPATH="$PKG${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONMALLOC=malloc  # let ASan see Python's allocations too
