@@ -36,6 +36,8 @@ def native_error(native) -> Exception:
     """The exception for a finished request's failure, or None."""
     status = native.status
     if status is _FAILED:
+        if native.error_is_memory:
+            return MemoryError(native.error)
         return (InputError if native.error_is_input else RuntimeError)(native.error)
     if status is _CANCELLED:
         return CancelledError(native.error)
