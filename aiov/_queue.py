@@ -76,7 +76,8 @@ class AsyncInferQueue:
             self._busy += 1
         request = self._requests[job_id]
         try:
-            request._set_inputs(inputs, share_inputs)
+            request._set_inputs(inputs, share_inputs, queued=True)
+            request._inputs_taken_by_a_job()
             self._userdata[job_id] = userdata
             request.userdata = userdata
             request._native.start(dispatcher.port, self._tokens[job_id])

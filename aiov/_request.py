@@ -36,6 +36,8 @@ def native_error(native) -> Exception:
     """The exception for a finished request's failure, or None."""
     status = native.status
     if status is _FAILED:
+        if native.error_is_memory:
+            return MemoryError(native.error)
         return (InputError if native.error_is_input else RuntimeError)(native.error)
     if status is _CANCELLED:
         return CancelledError(native.error)
@@ -53,6 +55,8 @@ class InferRequest:
         self._native = _native if _native is not None else _core.Request(compiled._native, compiled._batcher)
         self._native.set_fast_inputs(self._spec.in_names, self._spec.in_dtypes, self._spec.in_type_ids)
         self._ever_set = [False] * self._spec.count
+        # Per input: its value was left by an earlier queue job, and no one set it since.
+        self._left_by_a_job = [False] * self._spec.count
         self._all_set = self._spec.count == 0
         self.userdata = None
         self._callback = None
@@ -62,14 +66,18 @@ class InferRequest:
         self._started = False
 
     # -- inputs --
-    def _set_inputs(self, inputs, share: bool, complete: bool = False):
+    def _set_inputs(self, inputs, share: bool, complete: bool = False, queued: bool = False):
         """`complete`: every input must be in `inputs` (calls on a pooled request); otherwise
-        inputs not given keep what was set before (OpenVINO's set-then-infer)."""
+        inputs not given keep what was set before (OpenVINO's set-then-infer). `queued`: a job
+        of an AsyncInferQueue, whose request other callers' jobs ran on: an input it omits must
+        have been set on the request since (``queue[i].set_tensor``), not left by a job."""
         if inputs is not None and self._native.bind(inputs, share):  # binds every input
             if not self._all_set:
                 self._mark_all_set()
             return
         pairs = self._spec.pairs(inputs, complete)
+        if queued:
+            self._refuse_inputs_left_by_a_job(pairs)
         native, spec = self._native, self._spec
         for index, value in pairs:
             if isinstance(value, Tensor):
@@ -87,6 +95,20 @@ class InferRequest:
                 )
             self._all_set = True
 
+    def _refuse_inputs_left_by_a_job(self, pairs):
+        given = {index for index, _ in pairs}
+        left = [label for i, label in enumerate(self._spec.in_labels) if self._left_by_a_job[i] and i not in given]
+        if left:
+            raise InputError(
+                f"missing input(s): {', '.join(left)}; a job of an AsyncInferQueue takes every input "
+                f"({self._spec.count}: {', '.join(self._spec.in_labels)}) or the values set on its request "
+                f"since its last job (queue[i].set_tensor): an earlier job's value never stands in for one"
+            )
+
+    def _inputs_taken_by_a_job(self):
+        """A queue job started with this request's inputs: they are now an earlier job's."""
+        self._left_by_a_job = [True] * self._spec.count
+
     def _bind_tensor(self, index: int, tensor: Tensor):
         want = self._spec.in_types[index]
         if tensor.element_type != want:
@@ -97,6 +119,7 @@ class InferRequest:
         shape = list(tensor.shape) if want.bitwidth < 8 else None
         self._native.set_input(index, tensor.data, want._id, True, shape)
         self._ever_set[index] = True
+        self._left_by_a_job[index] = False
 
     def _mark_all_set(self):
         self._ever_set = [True] * self._spec.count
@@ -219,6 +242,7 @@ class InferRequest:
     def _input_tensor(self, index: int) -> Tensor:
         etype = self._spec.in_types[index]
         arr = self._native.input_view(index)
+        self._left_by_a_job[index] = False  # its memory is the caller's to fill (OpenVINO's zero-copy way)
         if isinstance(arr, Tensor):
             return arr
         return Tensor._wrap(arr, etype)

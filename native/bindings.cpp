@@ -21,6 +21,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/out_of_memory.hpp"
 #include "core/environment.hpp"
 #include "executor/executor.hpp"
 #include "kernels/gemm.hpp"
@@ -412,6 +413,7 @@ void raise_if_failed(const Request& r) {
   auto st = r.status();
   if (st == RequestStatus::kFailed) {
     if (r.error_is_input()) throw InputError(r.error());
+    if (r.error_is_memory()) throw OutOfMemoryFor(r.error());  // nanobind: MemoryError
     throw std::runtime_error(r.error());
   }
   if (st == RequestStatus::kCancelled) throw Cancelled(r.error());
@@ -1041,6 +1043,7 @@ NB_MODULE(_core, m) {
       .def_prop_ro("status", [](PyRequest& r) { return r.req->status(); })
       .def_prop_ro("error", [](PyRequest& r) { return r.req->error(); })
       .def_prop_ro("error_is_input", [](PyRequest& r) { return r.req->error_is_input(); })
+      .def_prop_ro("error_is_memory", [](PyRequest& r) { return r.req->error_is_memory(); })
       .def_prop_ro("latency_ms", [](PyRequest& r) { return r.req->latency_ms(); })
       .def("profiling", [](PyRequest& r) {
         std::vector<std::tuple<std::string, std::string, double, std::string>> out;

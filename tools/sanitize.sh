@@ -2,8 +2,12 @@
 # Builds the engine with AddressSanitizer and UndefinedBehaviorSanitizer in its own build
 # directory and runs the test suite (or the pytest arguments given) against that build.
 #
-#   tools/sanitize.sh                       # the whole suite
-#   tools/sanitize.sh tests/test_engine.py  # a subset (any pytest arguments)
+#   tools/sanitize.sh                       # the whole suite, then a fuzz slice
+#   tools/sanitize.sh tests/test_engine.py  # a subset (any pytest arguments), no fuzzing
+#
+# The fuzz slice (`python -m tests.fuzz`) runs AIOV_SANITIZE_FUZZ_MINUTES minutes (default 3,
+# 0 skips it) with every case's child process under the sanitizers too; any crash (an ASan or
+# UBSan report aborts the child) fails the run.
 #
 # The active Python environment must have aiov's test dependencies (see README). Python
 # itself is not instrumented: libasan is preloaded, leak detection is off (the interpreter
@@ -44,6 +48,7 @@ LIBASAN="$("${CXX:-g++}" -print-file-name=libasan.so)"
 LIBSTDCXX="$("${CXX:-g++}" -print-file-name=libstdc++.so)"
 export LD_PRELOAD="$LIBASAN:$LIBSTDCXX${LD_PRELOAD:+:$LD_PRELOAD}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:allocator_may_return_null=1}"
+export AIOV_SANITIZED=1  # the fuzzer's children limit their address space on top of ASan's shadow
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export PYTHONPATH="$PKG${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONMALLOC=malloc  # let ASan see Python's allocations too
@@ -51,5 +56,12 @@ export PYTHONSAFEPATH=1   # the source tree in the working directory must not sh
 
 cd "$ROOT"
 "$PYTHON" -c "import aiov, sys; assert aiov.__file__.startswith('$PKG'), aiov.__file__; print('sanitized aiov:', aiov._core.__file__)"
-if [ "$#" -eq 0 ]; then set -- tests; fi
-exec "$PYTHON" -m pytest -q -p no:cacheprovider "$@"
+if [ "$#" -gt 0 ]; then exec "$PYTHON" -m pytest -q -p no:cacheprovider "$@"; fi
+status=0
+"$PYTHON" -m pytest -q -p no:cacheprovider tests || status=$?
+MINUTES="${AIOV_SANITIZE_FUZZ_MINUTES:-3}"
+if [ "$MINUTES" != 0 ]; then
+  # The fuzzer is the tests.fuzz package of the source tree; aiov still comes from $PKG (first).
+  PYTHONPATH="$PYTHONPATH:$ROOT" "$PYTHON" -m tests.fuzz --minutes "$MINUTES" || status=$?
+fi
+exit "$status"

@@ -131,7 +131,8 @@ class AsyncInferQueue(AsyncClosable):
             slot = await self._acquire(bridge)
         native = slot.native
         try:
-            slot.sync._set_inputs(inputs, share_inputs)
+            slot.sync._set_inputs(inputs, share_inputs, queued=True)
+            slot.sync._inputs_taken_by_a_job()
             slot.request._hand_over_outputs()
             job = _QueueJob(native, slot.sync._spec, userdata, not share_outputs)
             job._lazy = False

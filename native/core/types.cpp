@@ -163,7 +163,11 @@ size_t padded(size_t bytes) { return round_up(bytes, 64) + 64; }
 
 Buffer::Buffer(size_t bytes) : size_(bytes) {
   if (bytes > (size_t(1) << 60)) throw OutOfMemory(bytes);  // padding it would wrap
-  data_ = alloc_aligned(padded(bytes));
+  try {
+    data_ = alloc_aligned(padded(bytes));
+  } catch (const std::bad_alloc&) {
+    throw OutOfMemory(bytes);  // the size asked for, not the padded one
+  }
 }
 Buffer::~Buffer() { free_aligned(data_, padded(size_)); }
 

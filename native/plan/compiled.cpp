@@ -1,4 +1,5 @@
 #include "plan/compiled.hpp"
+#include "core/out_of_memory.hpp"
 #include "core/environment.hpp"
 
 #include "plan/fold.hpp"
@@ -218,9 +219,17 @@ void schedule(const std::vector<NodePtr>& order, size_t start, const std::vector
       ValueSlot s = slot(ValueSlot::kConstant, n.outputs[0].type, n.outputs[0].shape.dims);
       s.constant = n.constant->data();
       values.add(s, -1, true, true);
-    } else if (schedule_node(n, values, shared, precision)) {
-      record_resume(order, pos, graph_outputs, values);
-      return;
+    } else {
+      bool stops;
+      try {
+        stops = schedule_node(n, values, shared, precision);
+      } catch (const std::bad_alloc&) {
+        rethrow_out_of_memory_for(n.describe());  // folding its constants, or its weights' layout
+      }
+      if (stops) {
+        record_resume(order, pos, graph_outputs, values);
+        return;
+      }
     }
   }
 }

@@ -2,10 +2,39 @@
 
 #include <cstring>
 
+#include "core/out_of_memory.hpp"
 #include "plan/batcher.hpp"
 #include "plan/subgraph.hpp"
 
 namespace aiov {
+
+namespace {
+// What an arena that could not be had was for: its largest value names the node to look at.
+std::string arena_use(const ShapePlan& plan) {
+  const Step* largest = nullptr;
+  size_t output = 0, most = 0;
+  for (const Step& st : plan.steps)
+    for (size_t o = 0; o < st.outs.size(); ++o) {
+      const ValueSlot& s = plan.values[st.outs[o]];
+      if (s.kind != ValueSlot::kArena) continue;
+      const size_t bytes = byte_size(s.type, numel(s.shape));
+      if (bytes > most) largest = &st, output = o, most = bytes;
+    }
+  std::string use = "the intermediate values of this run";
+  if (largest)
+    use += " (the largest: output " + std::to_string(output) + " of " + largest->node->describe() + ", shape " +
+           dims_str(plan.values[largest->outs[output]].shape) + ", " + std::to_string(most) + " bytes)";
+  return use;
+}
+
+BufferPtr output_buffer(const IoInfo& info, const Dims& shape, size_t bytes) {
+  try {
+    return std::make_shared<Buffer>(bytes);
+  } catch (const std::bad_alloc&) {
+    rethrow_out_of_memory_for("output '" + info.name + "' of shape " + dims_str(shape));
+  }
+}
+}  // namespace
 
 Request::Request(std::shared_ptr<const CompiledModel> model, std::shared_ptr<Batcher> batcher)
     : model_(std::move(model)),
@@ -174,7 +203,7 @@ void Request::begin() {
   abort_.store(false, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(mutex_);
   error_.clear();
-  error_is_input_ = false;
+  error_is_input_ = error_is_memory_ = false;
 }
 
 void Request::run_inline() {
@@ -198,7 +227,7 @@ void Request::start(ThreadPool& pool, std::shared_ptr<CompletionPort> port, uint
 void Request::execute() {
   RequestStatus result = RequestStatus::kOk;
   std::string message;
-  bool input_error = false;
+  bool input_error = false, memory_error = false;
   auto t0 = std::chrono::steady_clock::now();
   try {
     if (abort_.load(std::memory_order_relaxed)) throw Cancelled("inference was cancelled");
@@ -210,6 +239,10 @@ void Request::execute() {
     result = RequestStatus::kFailed;
     message = e.what();
     input_error = true;
+  } catch (const std::bad_alloc& e) {
+    result = RequestStatus::kFailed;
+    message = e.what();
+    memory_error = true;
   } catch (const std::exception& e) {
     result = RequestStatus::kFailed;
     message = e.what();
@@ -221,6 +254,7 @@ void Request::execute() {
   std::lock_guard<std::mutex> lock(mutex_);
   error_ = std::move(message);
   error_is_input_ = input_error;
+  error_is_memory_ = memory_error;
   status_.store(result, std::memory_order_release);
 }
 
@@ -237,7 +271,7 @@ void Request::settle(RequestStatus result, std::string message, double ms) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     error_ = std::move(message);
-    error_is_input_ = false;
+    error_is_input_ = error_is_memory_ = false;
     status_.store(result, std::memory_order_release);
   }
   finish();
@@ -305,7 +339,8 @@ void Request::run_node_by_node_into_outputs(bool stateful) {
     if (r.type != model_->outputs()[j].type)
       throw InputError("output '" + model_->outputs()[j].name + "' came out as " + type_name(r.type) + ", expected " +
                        type_name(model_->outputs()[j].type));
-    if (!outputs_[j] || outputs_[j]->size() < r.bytes()) outputs_[j] = std::make_shared<Buffer>(r.bytes());
+    if (!outputs_[j] || outputs_[j]->size() < r.bytes())
+      outputs_[j] = output_buffer(model_->outputs()[j], r.shape, r.bytes());
     if (r.bytes()) std::memcpy(outputs_[j]->data(), r.data, r.bytes());
     output_shapes_[j] = r.shape;
   }
@@ -377,13 +412,23 @@ void Request::run_plan() {
 void Request::run_stage(size_t k, ExecContext& ctx, std::vector<NodeTiming>* timings) {
   Stage& stage = stages_[k];
   const ShapePlan& plan = *stage.plan;
-  if (!stage.arena || stage.arena->size() < plan.arena_bytes) stage.arena = std::make_shared<Buffer>(plan.arena_bytes);
+  if (!stage.arena || stage.arena->size() < plan.arena_bytes) {
+    stage.arena.reset();  // the old one's memory counts towards the new one's
+    try {
+      stage.arena = std::make_shared<Buffer>(plan.arena_bytes);
+    } catch (const std::bad_alloc&) {
+      rethrow_out_of_memory_for(arena_use(plan));
+    }
+  }
   if (!plan.resume)
     for (size_t j = 0; j < outputs_.size(); ++j) {
       // Set on every run: an earlier run of this request may have ended node by node.
       output_shapes_[j] = plan.values[plan.output_values[j]].shape;
       size_t bytes = byte_size(model_->outputs()[j].type, numel(output_shapes_[j]));
-      if (!outputs_[j] || outputs_[j]->size() < bytes) outputs_[j] = std::make_shared<Buffer>(bytes);
+      if (!outputs_[j] || outputs_[j]->size() < bytes) {
+        outputs_[j].reset();
+        outputs_[j] = output_buffer(model_->outputs()[j], output_shapes_[j], bytes);
+      }
     }
   char* arena = static_cast<char*>(stage.arena->data());
   std::vector<TensorView>& views = stage.views;
@@ -432,7 +477,11 @@ void Request::run_stage(size_t k, ExecContext& ctx, std::vector<NodeTiming>* tim
         return out.data;
       };
     auto t0 = timings ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
-    st.fn(KernelArgs{p, p + st.ins.size(), &ctx});
+    try {
+      st.fn(KernelArgs{p, p + st.ins.size(), &ctx});
+    } catch (const std::bad_alloc&) {
+      rethrow_out_of_memory_for(st.node->describe());  // its scratch or emitted outputs
+    }
     ctx.emit = nullptr;
     if (emits)
       for (int v : st.outs)

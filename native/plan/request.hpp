@@ -75,6 +75,7 @@ class Request : public std::enable_shared_from_this<Request> {
   bool busy() const { return status() == RequestStatus::kRunning; }
   std::string error() const;
   bool error_is_input() const { return error_is_input_; }
+  bool error_is_memory() const { return error_is_memory_; }  // the job ran out of memory
   double latency_ms() const { return latency_ms_; }
   std::vector<NodeTiming> profiling() const;
 
@@ -130,6 +131,7 @@ class Request : public std::enable_shared_from_this<Request> {
   std::condition_variable cv_;
   std::string error_;
   bool error_is_input_ = false;
+  bool error_is_memory_ = false;
   double latency_ms_ = 0;
   std::vector<NodeTiming> timings_;
 };

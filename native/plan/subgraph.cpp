@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/out_of_memory.hpp"
 #include "plan/fold.hpp"
 #include "plan/state.hpp"
 
@@ -56,7 +57,12 @@ HeldTensor own_copy(const TensorView& t) {
 // One run of a plan whose shapes are all known: a fresh arena and output memory per run,
 // so any number of threads may run the same plan at once.
 std::vector<HeldTensor> run_plan_once(const ShapePlan& plan, const std::vector<TensorView>& inputs, ExecContext& exec) {
-  BufferPtr arena = std::make_shared<Buffer>(plan.arena_bytes);
+  BufferPtr arena;
+  try {
+    arena = std::make_shared<Buffer>(plan.arena_bytes);
+  } catch (const std::bad_alloc&) {
+    rethrow_out_of_memory_for("the intermediate values of a subgraph");
+  }
   std::vector<HeldTensor> outs;
   for (int v : plan.output_values) {
     const ValueSlot& s = plan.values[v];
@@ -97,7 +103,11 @@ std::vector<HeldTensor> run_plan_once(const ShapePlan& plan, const std::vector<T
     ptrs.clear();
     for (int v : st.ins) ptrs.push_back(&views[v]);
     for (int v : st.outs) ptrs.push_back(&views[v]);
-    st.fn(KernelArgs{ptrs.data(), ptrs.data() + st.ins.size(), &exec});
+    try {
+      st.fn(KernelArgs{ptrs.data(), ptrs.data() + st.ins.size(), &exec});
+    } catch (const std::bad_alloc&) {
+      rethrow_out_of_memory_for(st.node->describe());
+    }
   }
   for (const auto& c : plan.output_copies) {
     const TensorView& src = views[c.first];
@@ -145,47 +155,51 @@ std::vector<HeldTensor> run_node_by_node(const CompiledModel& model, const std::
       TensorView tv{n.constant->data(), n.outputs[0].type, n.outputs[0].shape.dims};
       outs.push_back(HeldTensor{tv, n.constant});
     } else {
-      check_cancelled(exec);
-      const OpDef& def = op_def(n);
-      std::vector<TensorView> in;
-      std::vector<bool> from_constant;
-      for (const Value& v : n.inputs) {
-        in.push_back(values.at(v.node.get()).at(v.index).view);
-        from_constant.push_back(v.node->op == "Constant");
-      }
-      if (def.eval) {
-        outs = def.eval(EvalContext{n, in, exec});
-      } else {
-        std::vector<PortInfo> infos = infer_on(def, n, in, std::vector<bool>(in.size(), true));
-        if (n.op == "ReadValue" && exec.variables) {
-          // As in a plan: the variable's current shape, else its initial value's or declared one.
-          const VariableSlot& slot = exec.variables->slots.at(exec.variables->index_of(n.attr_str("variable_id")));
-          infos.at(0).shape = read_value_plan_shape(n, in, slot.set ? &slot.shape : nullptr);
+      try {
+        check_cancelled(exec);
+        const OpDef& def = op_def(n);
+        std::vector<TensorView> in;
+        std::vector<bool> from_constant;
+        for (const Value& v : n.inputs) {
+          in.push_back(values.at(v.node.get()).at(v.index).view);
+          from_constant.push_back(v.node->op == "Constant");
         }
-        PrepareContext pctx{n, in, {}, &model.shared_weights(), from_constant};
-        for (size_t o = 0; o < infos.size(); ++o) {
-          if (!infos[o].shape.is_static())
-            throw InputError(n.describe() + ": output " + std::to_string(o) + " shape " + infos[o].shape.str() +
-                             " could not be determined from its inputs");
-          HeldTensor h;
-          h.view.type = infos[o].type;
-          h.view.shape = infos[o].shape.dims;
-          if (def.aliases_input0) {
-            h.view.data = in[0].data;
-            h.keep = values.at(n.inputs[0].node.get()).at(n.inputs[0].index).keep;
-          } else {
-            h.keep = std::make_shared<Buffer>(h.view.bytes());
-            h.view.data = h.keep->data();
+        if (def.eval) {
+          outs = def.eval(EvalContext{n, in, exec});
+        } else {
+          std::vector<PortInfo> infos = infer_on(def, n, in, std::vector<bool>(in.size(), true));
+          if (n.op == "ReadValue" && exec.variables) {
+            // As in a plan: the variable's current shape, else its initial value's or declared one.
+            const VariableSlot& slot = exec.variables->slots.at(exec.variables->index_of(n.attr_str("variable_id")));
+            infos.at(0).shape = read_value_plan_shape(n, in, slot.set ? &slot.shape : nullptr);
           }
-          pctx.out.push_back(h.view);
-          outs.push_back(std::move(h));
+          PrepareContext pctx{n, in, {}, &model.shared_weights(), from_constant};
+          for (size_t o = 0; o < infos.size(); ++o) {
+            if (!infos[o].shape.is_static())
+              throw InputError(n.describe() + ": output " + std::to_string(o) + " shape " + infos[o].shape.str() +
+                               " could not be determined from its inputs");
+            HeldTensor h;
+            h.view.type = infos[o].type;
+            h.view.shape = infos[o].shape.dims;
+            if (def.aliases_input0) {
+              h.view.data = in[0].data;
+              h.keep = values.at(n.inputs[0].node.get()).at(n.inputs[0].index).keep;
+            } else {
+              h.keep = std::make_shared<Buffer>(h.view.bytes());
+              h.view.data = h.keep->data();
+            }
+            pctx.out.push_back(h.view);
+            outs.push_back(std::move(h));
+          }
+          if (!def.aliases_input0 || def.stateful) {  // Assign aliases its input but writes the state
+            std::vector<const TensorView*> ptrs;
+            for (const auto& t : pctx.in) ptrs.push_back(&t);
+            for (const auto& t : pctx.out) ptrs.push_back(&t);
+            def.prepare(pctx)(KernelArgs{ptrs.data(), ptrs.data() + pctx.in.size(), &exec});
+          }
         }
-        if (!def.aliases_input0 || def.stateful) {  // Assign aliases its input but writes the state
-          std::vector<const TensorView*> ptrs;
-          for (const auto& t : pctx.in) ptrs.push_back(&t);
-          for (const auto& t : pctx.out) ptrs.push_back(&t);
-          def.prepare(pctx)(KernelArgs{ptrs.data(), ptrs.data() + pctx.in.size(), &exec});
-        }
+      } catch (const std::bad_alloc&) {
+        rethrow_out_of_memory_for(n.describe());
       }
     }
     for (const Value& v : n.inputs)

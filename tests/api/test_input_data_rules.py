@@ -1,6 +1,6 @@
-"""The data rules for input values: a call on a compiled model (sync and aio) never runs on
-an earlier caller's value for an input it omitted; an InferRequest the user owns keeps
-OpenVINO's set-then-infer. Values that would be silently altered (complex, masked) and
+"""The data rules for input values: a call on a compiled model and a job of an
+AsyncInferQueue (sync and aio) never run on an earlier caller's value for an input it omitted;
+an InferRequest the user owns keeps OpenVINO's set-then-infer. Values that would be silently altered (complex, masked) and
 inputs given twice are errors."""
 
 import numpy as np
@@ -55,6 +55,50 @@ async def test_an_aio_compiled_call_never_reuses_the_previous_callers_value(comp
         await acompiled(make_inputs())
     np.testing.assert_array_equal((await acompiled({"a": A, "b": B}))["sum"], A + B)
     assert len(acompiled._pool) >= 1  # the refused call gave its slot back
+
+
+@pytest.mark.parametrize("make_inputs,missing", OMITTING)
+def test_a_queue_job_never_reuses_an_earlier_jobs_value(compiled, make_inputs, missing):
+    queue = ov.AsyncInferQueue(compiled, jobs=1)  # one request: every job lands on it
+    sums = []
+    queue.set_callback(lambda request, _: sums.append(request.results["sum"].copy()))
+    queue.start_async({"a": SECRET, "b": SECRET})
+    queue.wait_all()
+    with pytest.raises(ov.InputError, match=f"missing input\\(s\\): {missing}; a job of an AsyncInferQueue"):
+        queue.start_async(make_inputs())
+    queue.wait_all()  # the refused job never ran
+    assert len(sums) == 1
+    # Values set on the request itself since its last job are the caller's own: OpenVINO's way.
+    queue[0].set_tensor("a", ov.Tensor(A.copy()))
+    queue.start_async({"b": B})
+    request = queue[queue.get_idle_request_id()]
+    request.set_tensor("a", ov.Tensor(B.copy()))
+    request.get_input_tensor(1).data[:] = SECRET  # written in place, as OpenVINO's samples do
+    queue.start_async()
+    queue.wait_all()
+    np.testing.assert_array_equal(sums[1], A + B)
+    np.testing.assert_array_equal(sums[2], B + SECRET)
+
+
+def test_a_fresh_queue_names_the_inputs_never_set(compiled):
+    queue = ov.AsyncInferQueue(compiled, jobs=2)
+    with pytest.raises(ov.InputError, match="missing input\\(s\\): b"):
+        queue.start_async({"a": A})
+    queue.wait_all()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("make_inputs,missing", OMITTING)
+async def test_an_aio_queue_job_never_reuses_an_earlier_jobs_value(compiled, make_inputs, missing):
+    queue = aio.AsyncInferQueue(compiled, jobs=1)
+    np.testing.assert_array_equal((await (await queue.start_async({"a": SECRET, "b": SECRET})))["sum"], 2 * SECRET)
+    with pytest.raises(ov.InputError, match=f"missing input\\(s\\): {missing}; a job of an AsyncInferQueue"):
+        await queue.start_async(make_inputs())
+    assert queue.idle == 1  # the refused job gave its request back
+    queue[0].set_tensor("a", ov.Tensor(A))
+    np.testing.assert_array_equal((await (await queue.start_async({"b": B})))["sum"], A + B)
+    np.testing.assert_array_equal((await (await queue.start_async([B, A])))["sum"], A + B)
+    await queue.wait_all()
 
 
 def test_an_owned_request_keeps_set_then_infer(compiled):

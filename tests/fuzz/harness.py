@@ -82,13 +82,23 @@ def classify_exception(exc: BaseException):
     return "unclear", detail
 
 
+def _address_space_limit():
+    """MEMORY_LIMIT; under ASan (tools/sanitize.sh) on top of what is mapped already, as its
+    shadow memory alone reserves terabytes of address space."""
+    if not os.environ.get("AIOV_SANITIZED"):
+        return MEMORY_LIMIT
+    with open("/proc/self/status") as f:
+        mapped_kb = next(int(line.split()[1]) for line in f if line.startswith("VmSize:"))
+    return mapped_kb * 1024 + MEMORY_LIMIT
+
+
 def _child(fn, write_fd, stderr_path):
     try:
         fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(fd, 2)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+        resource.setrlimit(resource.RLIMIT_AS, (_address_space_limit(),) * 2)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         import faulthandler
