@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._errors import InputError
-from ._narrow import ML_DTYPE_NAMES, is_sub_byte, ml_dtype, to_engine
+from ._narrow import ML_DTYPE_NAMES, is_sub_byte, ml_dtype, to_engine, type_name_of_dtype
 from ._ports import PortTable
 from ._results import OVDict
 from ._tensor import Tensor
@@ -58,12 +58,15 @@ class IoSpec:
     def narrow_input(self, index: int, value):
         """A value for an input of a type numpy lacks, as a Tensor of the engine's storage:
         ml_dtypes arrays and numbers are converted; raw bits of the storage dtype (uint16 for
-        bf16, uint8 for the 8-bit floats) are taken as they are."""
+        bf16, uint8 for the 8-bit floats) are taken as they are. For bf16 only ml_dtypes and
+        f32/f64 arrays are converted; others keep the raw-bits path they always had."""
         etype = self.in_types[index]
         name = etype.get_type_name()
         if isinstance(value, Tensor):
             return value
         arr = value.data if isinstance(value, np.ma.MaskedArray) else np.asarray(value)
+        if name == "bf16" and type_name_of_dtype(arr.dtype) is None and arr.dtype not in (np.float32, np.float64):
+            return value  # uint16 (and OpenVINO's float16) arrays: bf16's raw bits, as before
         if not is_sub_byte(name) and arr.dtype == etype._storage_dtype():
             return Tensor(np.ascontiguousarray(arr), arr.shape, etype)
         try:

@@ -224,20 +224,19 @@ class Tensor:
     # -- data --
     @property
     def data(self) -> np.ndarray:
-        """A numpy view on the tensor's memory: ml_dtypes arrays for bf16 and the 8-bit floats,
-        packed bytes for the sub-byte types (u1, u2, i2, u4, i4, f4e2m1; ``values()`` unpacks)."""
-        name = self._type.get_type_name()
-        if name in ML_DTYPE_NAMES and not is_sub_byte(name):
-            return from_engine(self._array, name, self._shape)
+        """A numpy view on the tensor's memory: raw bits for bf16 (uint16) and the 8-bit floats
+        (uint8), packed bytes for the sub-byte types (u1, u2, i2, u4, i4, f4e2m1), as in
+        OpenVINO; ``values()`` shows them as ml_dtypes arrays."""
         return self._array
 
     def values(self) -> np.ndarray:
-        """The elements as a numpy array of their own type (ml_dtypes' for the types numpy
-        lacks): unpacked, a copy, for the sub-byte types; the memory itself otherwise."""
+        """The elements as a numpy array of their own type: ml_dtypes' for the types numpy lacks
+        (a view of the memory for bf16 and the 8-bit floats, an unpacked copy for the sub-byte
+        types); the memory itself otherwise."""
         name = self._type.get_type_name()
-        if name in ML_DTYPE_NAMES and is_sub_byte(name):
+        if name in ML_DTYPE_NAMES:
             return from_engine(self._array, name, self._shape)
-        return self.data
+        return self._array
 
     @property
     def bytes_data(self) -> bytes:
