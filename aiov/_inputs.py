@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._errors import InputError
+from ._narrow import ML_DTYPE_NAMES, is_sub_byte, ml_dtype, to_engine, type_name_of_dtype
 from ._ports import PortTable
+from ._results import OVDict
 from ._tensor import Tensor
 
 
@@ -23,6 +25,7 @@ class IoSpec:
         "in_names",
         "in_labels",
         "count",
+        "narrow_outputs",
     )
 
     def __init__(self, inputs, outputs):
@@ -33,12 +36,47 @@ class IoSpec:
         self.count = len(inputs)
         self.in_types = [p.get_element_type() for p in inputs]
         self.in_type_ids = [t._id for t in self.in_types]
-        self.in_dtypes = [
-            None if t.bitwidth < 8 else (np.dtype(np.uint16) if t.get_type_name() == "bf16" else t.to_dtype())
-            for t in self.in_types
+        self.in_dtypes = [None if t.bitwidth < 8 else t._storage_dtype() for t in self.in_types]
+        # Outputs numpy lacks a type for: (index, type name), shown as ml_dtypes arrays.
+        self.narrow_outputs = [
+            (i, p.get_element_type().get_type_name())
+            for i, p in enumerate(outputs)
+            if p.get_element_type().get_type_name() in ML_DTYPE_NAMES
         ]
         self.in_names = self.in_ports.names  # name -> index, for the native one-call path
         self.in_labels = self.in_ports.labels
+
+    def results(self, values) -> OVDict:
+        """The request's output arrays as the caller sees them: ml_dtypes arrays for the types
+        numpy lacks (views of the raw bits; sub-byte outputs arrive as one code per element)."""
+        if self.narrow_outputs:
+            values = list(values)
+            for i, name in self.narrow_outputs:
+                values[i] = values[i].view(ml_dtype(name))
+        return OVDict(self.outputs, values, self.out_ports)
+
+    def narrow_input(self, index: int, value):
+        """A value for an input of a type numpy lacks, as a Tensor of the engine's storage:
+        ml_dtypes arrays and numbers are converted; raw bits of the storage dtype (uint16 for
+        bf16, uint8 for the 8-bit floats) are taken as they are. For bf16 only ml_dtypes and
+        f32/f64 arrays are converted; others keep the raw-bits path they always had."""
+        etype = self.in_types[index]
+        name = etype.get_type_name()
+        if isinstance(value, Tensor):
+            return value
+        arr = value.data if isinstance(value, np.ma.MaskedArray) else np.asarray(value)
+        if name == "bf16" and type_name_of_dtype(arr.dtype) is None and arr.dtype not in (np.float32, np.float64):
+            return value  # uint16 (and OpenVINO's float16) arrays: bf16's raw bits, as before
+        if not is_sub_byte(name) and arr.dtype == etype._storage_dtype():
+            return Tensor(np.ascontiguousarray(arr), arr.shape, etype)
+        try:
+            raw = to_engine(arr, name)
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"input '{self.in_labels[index]}': expected {name} data, got an array of dtype {arr.dtype} that "
+                f"cannot be converted: {exc}"
+            ) from None
+        return Tensor(raw, arr.shape, etype, shared_memory=True)
 
     def index_of(self, key) -> int:
         return self.in_ports.index(key)

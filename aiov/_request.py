@@ -7,6 +7,7 @@ import threading
 from . import _core
 from ._dispatch import dispatcher
 from ._errors import BusyError, CancelledError, InputError
+from ._narrow import ML_DTYPE_NAMES
 from ._ports import find_input_or_output
 from ._results import OVDict
 from ._tensor import Tensor
@@ -80,6 +81,8 @@ class InferRequest:
             self._refuse_inputs_left_by_a_job(pairs)
         native, spec = self._native, self._spec
         for index, value in pairs:
+            if spec.in_types[index].get_type_name() in ML_DTYPE_NAMES:
+                value = spec.narrow_input(index, value)
             if isinstance(value, Tensor):
                 self._bind_tensor(index, value)
                 continue
@@ -117,7 +120,7 @@ class InferRequest:
                 f"{want.get_type_name()}, got a Tensor of {tensor.element_type.get_type_name()}"
             )
         shape = list(tensor.shape) if want.bitwidth < 8 else None
-        self._native.set_input(index, tensor.data, want._id, True, shape)
+        self._native.set_input(index, tensor._array, want._id, True, shape)
         self._ever_set[index] = True
         self._left_by_a_job[index] = False
 
@@ -132,7 +135,7 @@ class InferRequest:
             return None
         if not self._all_set:
             self._mark_all_set()
-        return OVDict(self._spec.outputs, values, self._spec.out_ports)
+        return self._spec.results(values)
 
     # -- sync --
     def infer(
@@ -151,7 +154,7 @@ class InferRequest:
                 return fast
         self._set_inputs(inputs, share_inputs, complete)
         self._native.infer()
-        return OVDict(self._spec.outputs, self._native.outputs(not share_outputs), self._spec.out_ports)
+        return self._spec.results(self._native.outputs(not share_outputs))
 
     # -- async --
     def start_async(self, inputs=None, userdata=None, share_inputs: bool = False):
@@ -297,7 +300,7 @@ class InferRequest:
     @property
     def results(self) -> OVDict:
         """The last inference's outputs (copies)."""
-        return OVDict(self._spec.outputs, self._native.outputs(True), self._spec.out_ports)
+        return self._spec.results(self._native.outputs(True))
 
     @property
     def model_inputs(self) -> list:

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _core
 from ._errors import InputError
+from ._narrow import ML_DTYPE_NAMES, from_engine, is_sub_byte, raw_dtype, to_engine, type_name_of_dtype
 from ._types import PartialShape, Shape, Type, as_type
 
 
@@ -97,7 +98,7 @@ class Tensor:
             raise TypeError(f"Tensor(port, array) needs a numpy array, got {type(array).__name__}")
         if not array.flags.c_contiguous:
             raise InputError("Tensor(port, array) shares the array: it must be C-contiguous")
-        dtype = etype.to_dtype() if etype != Type.bf16 else np.dtype(np.uint16)
+        dtype = etype._storage_dtype()
         if not pshape.is_static:
             self._array, self._type, self._shape = array.reshape(-1)[:0].view(np.uint8).view(dtype), etype, shape
             return
@@ -139,7 +140,7 @@ class Tensor:
             self._array = np.zeros(_packed_bytes(etype, shape), dtype=np.uint8)
         else:
             element_count(shape)
-            self._array = np.zeros(tuple(shape), dtype=etype.to_dtype() if etype != Type.bf16 else np.uint16)
+            self._array = np.zeros(tuple(shape), dtype=etype._storage_dtype())
         self._type, self._shape = etype, shape
 
     def _init_array(self, data, shared: bool):
@@ -168,11 +169,22 @@ class Tensor:
             arr = np.array(data, copy=True, order="C")
             if not arr.dtype.isnative:  # a copy anyway: in the engine's byte order
                 arr = arr.astype(arr.dtype.newbyteorder("="))
-        if arr.dtype.kind in "USOc":
+        narrow = type_name_of_dtype(arr.dtype)
+        if arr.dtype.kind in "USOc" or (arr.dtype.kind == "V" and narrow is None):
             raise InputError(f"cannot make a Tensor from an array of dtype {arr.dtype}")
-        self._array = arr
         self._type = Type(arr.dtype)
         self._shape = Shape(arr.shape)
+        if narrow is not None and is_sub_byte(narrow):
+            if shared:
+                raise InputError(
+                    f"shared_memory=True cannot share a {arr.dtype} array: the engine packs {narrow} values "
+                    f"{8 // self._type.bitwidth} to a byte; pass shared_memory=False"
+                )
+            self._array = to_engine(arr, narrow)
+        elif narrow is not None:
+            self._array = arr.view(raw_dtype(narrow))  # the same memory, as the engine's raw bits
+        else:
+            self._array = arr
 
     def _init_view(self, data: np.ndarray, shape: Shape, etype: Type, shared: bool):
         if etype.bitwidth < 8:
@@ -185,7 +197,7 @@ class Tensor:
             flat = data.reshape(-1).view(np.uint8)
             self._array = flat if shared else flat.copy()
         else:
-            want = etype.to_dtype() if etype != Type.bf16 else np.dtype(np.uint16)
+            want = etype._storage_dtype()
             if data.dtype != want:
                 count = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
                 if data.flags.c_contiguous and data.nbytes == count * want.itemsize:
@@ -212,7 +224,18 @@ class Tensor:
     # -- data --
     @property
     def data(self) -> np.ndarray:
-        """A numpy view on the tensor's memory (packed bytes for u1/u4/i4)."""
+        """A numpy view on the tensor's memory: raw bits for bf16 (uint16) and the 8-bit floats
+        (uint8), packed bytes for the sub-byte types (u1, u2, i2, u4, i4, f4e2m1), as in
+        OpenVINO; ``values()`` shows them as ml_dtypes arrays."""
+        return self._array
+
+    def values(self) -> np.ndarray:
+        """The elements as a numpy array of their own type: ml_dtypes' for the types numpy lacks
+        (a view of the memory for bf16 and the 8-bit floats, an unpacked copy for the sub-byte
+        types); the memory itself otherwise."""
+        name = self._type.get_type_name()
+        if name in ML_DTYPE_NAMES:
+            return from_engine(self._array, name, self._shape)
         return self._array
 
     @property

@@ -6,6 +6,7 @@ import numpy as np
 
 from . import _core
 from ._errors import InputError
+from ._narrow import ML_DTYPE_NAMES, raw_dtype, type_name_of_dtype
 
 # Ids follow aiov::ElementType in native/core/types.hpp.
 _TYPE_IDS = {
@@ -27,20 +28,22 @@ _TYPE_IDS = {
     "u16": 15,
     "u32": 16,
     "u64": 17,
+    "f8e4m3": 18,
+    "f8e5m2": 19,
+    "f8e4m3fnuz": 20,
+    "f8e5m2fnuz": 21,
+    "f4e2m1": 22,
+    "f8e8m0": 23,
+    "i2": 24,
+    "u2": 25,
 }
 # Element types OpenVINO names that the engine does not compute in: they exist so that code naming
 # them works (Tensor storage, type checks); ids stay clear of the native range.
 _HOST_ONLY_TYPES = {
     "string": (100, 8 * np.dtype(object).itemsize),
     "nf4": (101, 4),
-    "f8e4m3": (102, 8),
-    "f8e5m2": (103, 8),
-    "f4e2m1": (104, 4),
-    "f8e8m0": (105, 8),
-    "u2": (106, 2),
     "u3": (107, 3),
     "u6": (108, 6),
-    "i2": (109, 2),
 }
 _TYPE_IDS.update({name: tid for name, (tid, _) in _HOST_ONLY_TYPES.items()})
 _QUANTIZED = ("i4", "i8", "i32", "u4", "u8")
@@ -61,6 +64,15 @@ _NUMPY = {
     "u16": np.uint16,
     "u32": np.uint32,
     "u64": np.uint64,
+    # OpenVINO's dtypes for these (their raw bits); aiov's numpy I/O uses ml_dtypes' (aiov._narrow)
+    "f8e4m3": np.uint8,
+    "f8e5m2": np.uint8,
+    "f8e4m3fnuz": np.uint8,
+    "f8e5m2fnuz": np.uint8,
+    "f8e8m0": np.uint8,
+    "f4e2m1": np.uint8,
+    "i2": np.int8,
+    "u2": np.uint8,
 }
 
 
@@ -84,6 +96,8 @@ class Type:
         except TypeError:
             raise TypeError(f"cannot make an element type from {value!r}") from None
         found = _DTYPE_TO_TYPE.get(dt)
+        if found is None and type_name_of_dtype(dt) is not None:  # ml_dtypes: bfloat16, int4, ...
+            found = cls._by_id[_TYPE_IDS[type_name_of_dtype(dt)]]
         if found is None and dt.kind in "SU":
             found = cls._by_id[_TYPE_IDS["string"]]
         if found is None:
@@ -123,7 +137,19 @@ class Type:
         return self.size
 
     def is_real(self) -> bool:
-        return self._name in ("bf16", "f16", "f32", "f64", "nf4", "f8e4m3", "f8e5m2", "f4e2m1", "f8e8m0")
+        return self._name in (
+            "bf16",
+            "f16",
+            "f32",
+            "f64",
+            "nf4",
+            "f8e4m3",
+            "f8e5m2",
+            "f8e4m3fnuz",
+            "f8e5m2fnuz",
+            "f4e2m1",
+            "f8e8m0",
+        )
 
     def is_integral(self) -> bool:
         # OpenVINO counts the dynamic type and boolean as integral: "not real".
@@ -147,6 +173,8 @@ class Type:
             "i64",
             "f8e4m3",
             "f8e5m2",
+            "f8e4m3fnuz",
+            "f8e5m2fnuz",
             "f4e2m1",
         )
 
@@ -177,6 +205,11 @@ class Type:
         if other.is_dynamic() or self == other:
             return self
         return None
+
+    def _storage_dtype(self) -> np.dtype:
+        """The numpy dtype of one element of engine memory: raw bits for the byte-wide types
+        numpy lacks (bf16, the 8-bit floats); sub-byte types are packed bytes."""
+        return raw_dtype(self._name) if self._name in ML_DTYPE_NAMES else self.to_dtype()
 
     def to_dtype(self) -> np.dtype:
         if self._name == "string":

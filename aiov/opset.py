@@ -10,6 +10,7 @@ import numpy as np
 from . import _core
 from ._errors import InputError
 from ._graph import Node, Output, as_output, make_result
+from ._narrow import ML_DTYPE_NAMES, to_engine, type_name_of_dtype
 from ._state import assign, read_value
 from ._types import Type, as_partial_shape, as_type
 
@@ -92,9 +93,10 @@ def constant(value, dtype=None, name=None) -> Node:
         return value
     if dtype is not None:
         etype = as_type(dtype)
-        if etype.bitwidth < 8:
-            raise InputError("constant(): packed u1/u4/i4 constants are not supported")
-        arr = np.array(value, dtype=etype.to_dtype(), order="C")  # keeps 0-d scalars 0-d
+        narrow = etype.get_type_name() if etype.get_type_name() in ML_DTYPE_NAMES else None
+        if etype.bitwidth < 8 and narrow is None:
+            raise InputError(f"constant(): packed {etype.get_type_name()} constants are not supported")
+        arr = np.asarray(value) if narrow else np.array(value, dtype=etype.to_dtype(), order="C")
     else:
         arr = np.asarray(value)
         if arr.dtype == np.float64 and not isinstance(value, np.ndarray):
@@ -103,7 +105,9 @@ def constant(value, dtype=None, name=None) -> Node:
             raise InputError(f"constant(): cannot make a constant of dtype {arr.dtype}")
         arr = np.array(arr, order="C", copy=not arr.flags.c_contiguous)
         etype = Type(arr.dtype)
-    raw = arr.reshape(-1).view(np.uint8)
+        narrow = type_name_of_dtype(arr.dtype)
+    # bf16, 8-bit floats: their raw bits; sub-byte types: packed (0-d scalars stay 0-d)
+    raw = (to_engine(arr, narrow) if narrow else arr).reshape(-1).view(np.uint8)
     return Node(_core.make_constant(etype._id, list(arr.shape), raw, _name(name)))
 
 
@@ -125,13 +129,9 @@ def _pair(left, right):
     lnode = isinstance(left, (Node, Output))
     rnode = isinstance(right, (Node, Output))
     if lnode and not rnode:
-        right = constant(
-            right, as_output(left).get_element_type().to_dtype() if not isinstance(right, np.ndarray) else None
-        )
+        right = constant(right, as_output(left).get_element_type() if not isinstance(right, np.ndarray) else None)
     elif rnode and not lnode:
-        left = constant(
-            left, as_output(right).get_element_type().to_dtype() if not isinstance(left, np.ndarray) else None
-        )
+        left = constant(left, as_output(right).get_element_type() if not isinstance(left, np.ndarray) else None)
     return left, right
 
 

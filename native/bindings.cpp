@@ -24,6 +24,7 @@
 #include "core/out_of_memory.hpp"
 #include "core/environment.hpp"
 #include "executor/executor.hpp"
+#include "kernels/lowbit.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/isa.hpp"
 #include "plan/batcher.hpp"
@@ -397,6 +398,17 @@ bool bind_fast(PyRequest& r, nb::handle inputs, bool share) {
   return true;
 }
 
+// Sub-byte data as one code per element (uint8, in the tensor's shape): numpy cannot view packed
+// elements, so results of these types are always copies (Python views them as ml_dtypes).
+nb::object unpacked_codes(const TensorView& tv) {
+  const int64_t n = tv.count();
+  auto buf = std::make_shared<Buffer>((size_t)n);
+  auto* dst = static_cast<uint8_t*>(buf->data());
+  for (int64_t i = 0; i < n; ++i) dst[i] = lowbit_get(tv.as<uint8_t>(), tv.type, i);
+  TensorView codes{buf->data(), ElementType::u8, tv.shape};
+  return wrap(codes, buf);
+}
+
 std::vector<nb::object> outputs_of(PyRequest& r, bool copy) {
   std::vector<nb::object> out;
   size_t n = r.req->model().outputs().size();
@@ -404,7 +416,7 @@ std::vector<nb::object> outputs_of(PyRequest& r, bool copy) {
   for (size_t j = 0; j < n; ++j) {
     BufferPtr buf;
     TensorView tv = r.req->output_view((int)j, &buf);
-    out.push_back(copy ? copy_out(tv) : wrap(tv, buf));
+    out.push_back(is_packed(tv.type) ? unpacked_codes(tv) : copy ? copy_out(tv) : wrap(tv, buf));
   }
   return out;
 }

@@ -49,7 +49,7 @@ class PendingJob(Protocol):
 def collect_outputs(spec, native, copy: bool) -> OVDict:
     """The outputs of a finished job as an OVDict (copies unless ``copy`` is False). The one
     place a finished job's outputs are read on the aio side (tests inject failures here)."""
-    return OVDict(spec.outputs, native.outputs(copy), spec.out_ports)
+    return spec.results(native.outputs(copy))
 
 
 class Pending:

@@ -596,12 +596,30 @@ def _cast(ctx):
             to = TensorProto.DataType.Value(to.upper())
         except ValueError:
             ctx.fail(f"'to' names no ONNX element type: {to!r}")
-    return ops.convert(ctx.inputs[0], Type(_onnx_dtype(to)))
+    return _cast_to(ctx, Type(_onnx_dtype(to)))
+
+
+def _cast_to(ctx, to):
+    """Cast and CastLike: saturate (opset 19) is how values too large for an 8-bit float
+    overflow; round_mode (opset 24) how f8e8m0 rounds."""
+    attrs = {"destination_type": to.get_type_name()}
+    if ctx.opset >= 19:
+        attrs["saturate"] = bool(ctx.attr("saturate", 1))
+    if ctx.opset >= 24:
+        attrs["round_mode"] = ctx.attr("round_mode", "up")
+    return ops._make("Convert", [ctx.inputs[0]], attrs)
+
+
+@converter("BitCast")
+def _bit_cast(ctx):
+    return ops._make(
+        "BitCast", [ctx.inputs[0]], {"destination_type": Type(_onnx_dtype(ctx.attr("to"))).get_type_name()}
+    )
 
 
 @converter("CastLike")
 def _cast_like(ctx):
-    return ops.convert(ctx.inputs[0], ctx.inputs[1].get_element_type())
+    return _cast_to(ctx, ctx.inputs[1].get_element_type())
 
 
 @converter("Mod")
@@ -1768,7 +1786,18 @@ def _legacy_attributes(ctx):
 # Composed from the engine's ops in f32: x / scale rounded half to even, plus the zero point,
 # saturated to the integer type's range; back, (q - zero point) * scale.
 
-_QUANT_RANGES = {"u8": (0, 255), "i8": (-128, 127), "u16": (0, 65535), "i16": (-32768, 32767)}
+_QUANT_RANGES = {
+    "u8": (0, 255),
+    "i8": (-128, 127),
+    "u16": (0, 65535),
+    "i16": (-32768, 32767),
+    "u4": (0, 15),
+    "i4": (-8, 7),
+    "u2": (0, 3),
+    "i2": (-2, 1),
+}
+# Float targets: rounding and saturation are Convert's (saturate=False: overflow to inf/NaN).
+_QUANT_FLOATS = ("f8e4m3", "f8e5m2", "f8e4m3fnuz", "f8e5m2fnuz", "f4e2m1")
 
 
 def _quant_param(ctx, param, x, axis, block_size):
@@ -1820,9 +1849,11 @@ def _dequantize_linear(ctx):
     return y if out_type == Type.f32 else ops.convert(y, out_type)
 
 
-def _saturate(ctx, y, type_name):
+def _saturate(ctx, y, type_name, saturate=True):
+    if type_name in _QUANT_FLOATS:
+        return ops._make("Convert", [y], {"destination_type": type_name, "saturate": saturate})
     if type_name not in _QUANT_RANGES:
-        ctx.fail(f"quantizing to {type_name} is not supported (u8, i8, u16, i16)")
+        ctx.fail(f"quantizing to {type_name} is not supported ({', '.join(list(_QUANT_RANGES) + list(_QUANT_FLOATS))})")
     lo, hi = _QUANT_RANGES[type_name]
     return ops.convert(ops.clamp(y, float(lo), float(hi)), Type(type_name))
 
@@ -1838,10 +1869,12 @@ def _quantize_linear(ctx):
         out_type = _onnx_type_name(ctx, "output_dtype")
     else:
         out_type = "u8"
-    y = ops.round(ops.divide(_as_f32(x), _quant_param(ctx, _as_f32(scale), x, axis, block)), "half_to_even")
+    y = ops.divide(_as_f32(x), _quant_param(ctx, _as_f32(scale), x, axis, block))
+    if out_type not in _QUANT_FLOATS:  # float targets round in the conversion itself
+        y = ops.round(y, "half_to_even")
     if zero is not None:
         y = ops.add(y, _quant_param(ctx, _as_f32(zero), x, axis, block))
-    return _saturate(ctx, y, out_type)
+    return _saturate(ctx, y, out_type, bool(ctx.attr("saturate", 1)))
 
 
 @converter("DynamicQuantizeLinear")

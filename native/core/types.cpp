@@ -16,10 +16,12 @@ struct TypeInfo {
   bool fp;
 };
 constexpr TypeInfo kTypes[] = {
-    {"undefined", 0, false}, {"dynamic", 0, false}, {"boolean", 8, false}, {"bf16", 16, true}, {"f16", 16, true},
-    {"f32", 32, true},       {"f64", 64, true},     {"i4", 4, false},      {"i8", 8, false},   {"i16", 16, false},
-    {"i32", 32, false},      {"i64", 64, false},    {"u1", 1, false},      {"u4", 4, false},   {"u8", 8, false},
-    {"u16", 16, false},      {"u32", 32, false},    {"u64", 64, false},
+    {"undefined", 0, false}, {"dynamic", 0, false},   {"boolean", 8, false}, {"bf16", 16, true},  {"f16", 16, true},
+    {"f32", 32, true},       {"f64", 64, true},       {"i4", 4, false},      {"i8", 8, false},    {"i16", 16, false},
+    {"i32", 32, false},      {"i64", 64, false},      {"u1", 1, false},      {"u4", 4, false},    {"u8", 8, false},
+    {"u16", 16, false},      {"u32", 32, false},      {"u64", 64, false},    {"f8e4m3", 8, true}, {"f8e5m2", 8, true},
+    {"f8e4m3fnuz", 8, true}, {"f8e5m2fnuz", 8, true}, {"f4e2m1", 4, true},   {"f8e8m0", 8, true}, {"i2", 2, false},
+    {"u2", 2, false},
 };
 static_assert(sizeof(kTypes) / sizeof(kTypes[0]) == (size_t)ElementType::count_,
               "type table out of sync with ElementType");
@@ -33,7 +35,10 @@ const TypeInfo& info(ElementType t) {
 size_t bit_width(ElementType t) { return info(t).bits; }
 const char* type_name(ElementType t) { return info(t).name; }
 bool is_float(ElementType t) { return info(t).fp; }
-bool is_packed(ElementType t) { return t == ElementType::u1 || t == ElementType::u4 || t == ElementType::i4; }
+bool is_packed(ElementType t) {
+  size_t bits = info(t).bits;
+  return bits > 0 && bits < 8;
+}
 size_t byte_size(ElementType t, int64_t count) {
   if (count < 0 || count > kMaxTensorElements)
     throw InputError("cannot size a tensor of " + std::to_string(count) + " elements (the limit is " +

@@ -30,13 +30,21 @@ enum class ElementType : int {
   u16,
   u32,
   u64,
+  f8e4m3,      // ONNX FLOAT8E4M3FN: no infinities, one NaN pattern per sign
+  f8e5m2,      // ONNX FLOAT8E5M2 (IEEE-like)
+  f8e4m3fnuz,  // ONNX FLOAT8E4M3FNUZ: no -0, NaN is 0x80 (not OpenVINO types)
+  f8e5m2fnuz,  // ONNX FLOAT8E5M2FNUZ
+  f4e2m1,      // ONNX FLOAT4E2M1: two per byte
+  f8e8m0,      // ONNX FLOAT8E8M0: a power of two, 2^(bits - 127)
+  i2,          // ONNX INT2 / UINT2: four per byte
+  u2,
   count_
 };
 
 size_t bit_width(ElementType t);
 const char* type_name(ElementType t);
 bool is_float(ElementType t);
-bool is_packed(ElementType t);  // sub-byte types: u1, u4, i4
+bool is_packed(ElementType t);  // sub-byte types: u1, u2, i2, u4, i4, f4e2m1
 
 // Raised for problems the caller caused (maps to ValueError in Python).
 struct InputError : std::invalid_argument {

@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "executor/executor.hpp"
+#include "kernels/lowbit.hpp"
 #include "kernels/dispatch.hpp"
 #include "plan/registry.hpp"
 
@@ -212,29 +213,72 @@ std::vector<PortInfo> infer_convert(const InferContext& c) {
   return {PortInfo{to, c.in[0].shape}};
 }
 
-// Element i of packed data: u1 holds 8 per byte from the high bit down; u4/i4 hold two
-// per byte, low nibble first (OpenVINO's layout).
-inline int unpack_element(const uint8_t* p, ElementType t, int64_t i) {
-  if (t == ElementType::u1) return (p[i >> 3] >> (7 - (i & 7))) & 1;
-  int v = (p[i >> 1] >> ((i & 1) * 4)) & 0xf;
-  return t == ElementType::i4 && v > 7 ? v - 16 : v;
+// Conversions from or to the narrow types (kernels/lowbit.hpp) go element by element through
+// a double (integer sources through int64, so that wrapping to i4/i2 keeps the low bits).
+template <class S>
+KernelFn convert_to_lowbit(ElementType to, int64_t n, bool saturate, LowbitRounding rounding) {
+  return [=](const KernelArgs& k) {
+    const S* s = k.in[0]->as<S>();
+    uint8_t* o = k.out[0]->as<uint8_t>();
+    for (int64_t i = 0; i < n; ++i) {
+      auto v = load(s[i]);
+      uint8_t code;
+      if constexpr (std::is_integral<decltype(v)>::value)
+        code = lowbit_encode_int(to, (int64_t)v);
+      else
+        code = lowbit_encode(to, (double)v, saturate, rounding);
+      lowbit_put(o, to, i, code);
+    }
+  };
+}
+
+template <class D>
+KernelFn convert_from_lowbit(ElementType from, int64_t n) {
+  using DC = typename ComputeOf<D>::type;
+  return [=](const KernelArgs& k) {
+    const uint8_t* p = k.in[0]->as<uint8_t>();
+    D* o = k.out[0]->as<D>();
+    for (int64_t i = 0; i < n; ++i) {
+      double x = lowbit_decode(from, lowbit_get(p, from, i));
+      if constexpr (std::is_same<D, bool>::value) {
+        o[i] = x != 0;
+      } else if constexpr (std::is_integral<DC>::value) {
+        double lo = (double)std::numeric_limits<DC>::lowest(), hi = (double)std::numeric_limits<DC>::max();
+        x = x != x ? 0.0 : (x < lo ? lo : (x > hi ? hi : x));
+        o[i] = store<D>((DC)x);
+      } else {
+        o[i] = store<D>((DC)x);
+      }
+    }
+  };
+}
+
+LowbitRounding rounding_of(const std::string& mode) {
+  return mode == "down" ? LowbitRounding::down : mode == "nearest" ? LowbitRounding::nearest : LowbitRounding::up;
 }
 
 KernelFn prepare_convert(const PrepareContext& ctx) {
   ElementType from = ctx.in[0].type, to = ctx.out[0].type;
   int64_t n = ctx.out[0].count();
-  if (is_packed(to) && from != to)
-    throw NotSupported(ctx.node.describe() + ": converting to " + type_name(to) + " is not supported");
-  if (is_packed(from) && from != to) {
-    return dispatch_type(to, ctx.node.describe(), [&](auto d) -> KernelFn {
-      using D = decltype(d);
-      using DC = typename ComputeOf<D>::type;
-      return [n, from](const KernelArgs& k) {
-        const uint8_t* p = k.in[0]->as<uint8_t>();
-        D* o = k.out[0]->as<D>();
-        for (int64_t i = 0; i < n; ++i) o[i] = store<D>((DC)unpack_element(p, from, i));
-      };
-    });
+  const bool saturate = ctx.node.attr_int("saturate") != 0;
+  const LowbitRounding rounding = rounding_of(ctx.node.attr_str("round_mode"));
+  if (from != to && is_lowbit(from) && is_lowbit(to)) {
+    return [=](const KernelArgs& k) {
+      const uint8_t* p = k.in[0]->as<uint8_t>();
+      uint8_t* o = k.out[0]->as<uint8_t>();
+      for (int64_t i = 0; i < n; ++i) {
+        double v = lowbit_decode(from, lowbit_get(p, from, i));
+        uint8_t code = is_float(from) ? lowbit_encode(to, v, saturate, rounding) : lowbit_encode_int(to, (int64_t)v);
+        lowbit_put(o, to, i, code);
+      }
+    };
+  }
+  if (from != to && is_lowbit(to)) {
+    return dispatch_type(from, ctx.node.describe(),
+                         [&](auto s) { return convert_to_lowbit<decltype(s)>(to, n, saturate, rounding); });
+  }
+  if (from != to && is_lowbit(from)) {
+    return dispatch_type(to, ctx.node.describe(), [&](auto d) { return convert_from_lowbit<decltype(d)>(from, n); });
   }
   if (from == to) {
     size_t bytes = ctx.out[0].bytes();
@@ -253,6 +297,17 @@ KernelFn prepare_convert(const PrepareContext& ctx) {
 
 KernelFn no_kernel(const PrepareContext&) { return KernelFn(); }
 
+// ---- BitCast: the same bits seen as another type of the same width (the output aliases the input)
+
+std::vector<PortInfo> infer_bitcast(const InferContext& c) {
+  ElementType from = c.in[0].type, to = type_from_name(c.node.attr_str("destination_type"));
+  if (from != ElementType::dynamic && bit_width(from) != bit_width(to))
+    throw InputError(c.node.describe() + ": BitCast needs types of one width, got " + type_name(from) + " (" +
+                     std::to_string(bit_width(from)) + " bits) to " + type_name(to) + " (" +
+                     std::to_string(bit_width(to)) + " bits)");
+  return {PortInfo{to, c.in[0].shape}};
+}
+
 }  // namespace
 
 std::vector<int64_t> read_int_tensor(const Node& n, const TensorView& t, const char* what) {
@@ -268,8 +323,17 @@ void register_movement_ops(OpRegistry& r) {
   r.add(reshape);
   r.add(
       OpDef{"Concat", 1, -1, infer_concat, prepare_concat}.with_attrs({int_attr("axis", 0)}).ir({"Concat"}, "opset1"));
+  OpDef bitcast = OpDef{"BitCast", 1, 1, infer_bitcast, no_kernel}
+                      .with_attrs({type_attr("destination_type", "f32").must_be_given()})
+                      .ir({"aiov.BitCast"}, "aiov1")
+                      .opset_builder("bitcast");
+  bitcast.aliases_input0 = true;
+  r.add(bitcast);
   r.add(OpDef{"Convert", 1, 1, infer_convert, prepare_convert}
-            .with_attrs({type_attr("destination_type", "f32").must_be_given()})
+            .with_attrs({type_attr("destination_type", "f32").must_be_given(),
+                         // ONNX Cast's: how 8-bit floats overflow and f8e8m0 rounds
+                         bool_attr("saturate", true).ir_name("-"),
+                         str_attr("round_mode", "up", {"up", "down", "nearest"}).ir_name("-")})
             .ir({"Convert"}, "opset1"));
 }
 

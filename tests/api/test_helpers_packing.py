@@ -53,7 +53,7 @@ def test_pack_rejects_out_of_range_values(etype, values):
 
 
 def test_pack_rejects_other_types():
-    with pytest.raises(ov.InputError, match="u1, u4 and i4"):
+    with pytest.raises(ov.InputError, match="u1, u2, i2, u4 and i4"):
         pack_data(np.zeros(4, np.uint8), ov.Type.u8)
 
 

@@ -22,11 +22,6 @@ RANDOM_VALUES = r"bernoulli|training_dropout(_default)?(_mask)?$"
 
 # (pattern on the case name, reason). First match wins.
 EXCLUDED = [
-    (
-        r"float8|float4|e4m3|e5m2|_int4|uint4|_int2|uint2|FLOAT8|FLOAT4|INT4|UINT4|INT2|UINT2|e8m0",
-        "8-, 4- and 2-bit float/int ONNX types are not aiov element types",
-    ),
-    (r"bfloat16|BFLOAT16|_bf16", "bf16 model inputs: numpy has no bfloat16 dtype to feed"),
     (r"string|STRING", "string tensors are not supported"),
     (r"sequence|optional|_opt$|_seq$|_seq_none$", "sequence and optional types are not supported"),
     (r"maxpool_2d_uint8", "integer pooling (aiov pools f32)"),
@@ -39,6 +34,11 @@ EXCLUDED = [
         r"attention_4d_causal_fp16_expanded",
         "f16 MatMul/Softmax chain: aiov's f16 intermediates round differently (1.2e-3 relative against the case's "
         "1e-3; onnxruntime passes): a kernel-precision follow-up",
+    ),
+    (
+        r"attention_.*_bf16_expanded",
+        "bf16 MatMul/Softmax chain: every intermediate rounds to bf16 (8 mantissa bits), 1 bf16 ulp (0.4%) from the "
+        "reference against the case's rtol of 1e-3 (onnxruntime runs no bf16 Attention)",
     ),
     (r"maxpool_with_argmax_2d_precomputed_strides", "MaxPool Indices in column-major storage_order=1"),
     (
@@ -92,6 +92,9 @@ def test_node_case(case):
                 continue
             if e.dtype == object:
                 continue
+            if "ml_dtypes" in (e.dtype.type.__module__, g.dtype.type.__module__):  # bf16, fp8, int4...: values
+                assert g.dtype == e.dtype
+                e, g = e.astype(np.float64), g.astype(np.float64)
             np.testing.assert_allclose(g, e, rtol=case.rtol, atol=case.atol, equal_nan=True)
 
 
