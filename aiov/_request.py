@@ -51,7 +51,7 @@ class InferRequest:
         self._compiled = compiled
         self._spec = compiled._spec
         self._native = _native if _native is not None else _core.Request(compiled._native, compiled._batcher)
-        self._native.set_fast_inputs(self._spec.in_names, self._spec.in_dtypes, self._spec.in_type_ids)
+        self._native.set_fast_inputs(self._spec.in_names, self._spec.fast_dtypes, self._spec.in_type_ids)
         self._ever_set = [False] * self._spec.count
         self._all_set = self._spec.count == 0
         self.userdata = None
@@ -72,6 +72,11 @@ class InferRequest:
         pairs = self._spec.pairs(inputs, complete)
         native, spec = self._native, self._spec
         for index, value in pairs:
+            if spec.in_kinds[index] != "tensor":
+                arrays, present = spec.convert_composite(index, value)
+                native.set_composite_input(index, arrays, present, spec.in_type_ids[index])
+                self._ever_set[index] = True
+                continue
             if isinstance(value, Tensor):
                 self._bind_tensor(index, value)
                 continue

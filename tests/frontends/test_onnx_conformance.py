@@ -26,7 +26,6 @@ EXCLUDED = [
     ),
     (r"bfloat16|BFLOAT16|_bf16", "bf16 model inputs: numpy has no bfloat16 dtype to feed"),
     (r"string|STRING", "string tensors are not supported"),
-    (r"sequence|optional|_opt$|_seq$|_seq_none$", "sequence and optional types are not supported"),
     (r"maxpool_2d_uint8", "integer pooling (aiov pools f32)"),
     (
         r"affine_grid_2d.*_expanded",
@@ -83,14 +82,25 @@ def test_node_case(case):
         got = rep.run(inputs)
         assert len(got) == len(outputs)
         for g, e in zip(got, outputs):
-            e = numpy_helper.to_array(e) if isinstance(e, onnx.TensorProto) else np.asarray(e)
-            assert g.shape == e.shape
-            if re.search(RANDOM_VALUES, case.name):
-                assert g.dtype == e.dtype
-                continue
-            if e.dtype == object:
-                continue
-            np.testing.assert_allclose(g, e, rtol=case.rtol, atol=case.atol, equal_nan=True)
+            _expect_value(case, g, e)
+
+
+def _expect_value(case, g, e):
+    """`g` matches the expected `e`: a tensor, a sequence (list) of them, or an empty optional (None)."""
+    if e is None or isinstance(e, list):
+        assert type(g) is type(e), f"expected {type(e).__name__}, got {type(g).__name__}"
+        for gi, ei in zip(g or [], e or []):
+            _expect_value(case, gi, ei)
+        assert len(g or []) == len(e or [])
+        return
+    e = numpy_helper.to_array(e) if isinstance(e, onnx.TensorProto) else np.asarray(e)
+    assert g.shape == e.shape
+    if re.search(RANDOM_VALUES, case.name):
+        assert g.dtype == e.dtype
+        return
+    if e.dtype == object:
+        return
+    np.testing.assert_allclose(g, e, rtol=case.rtol, atol=case.atol, equal_nan=True)
 
 
 def test_backend_reports_device_and_compatibility():
