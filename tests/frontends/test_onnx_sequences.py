@@ -256,3 +256,49 @@ def test_split_to_sequence_and_sequence_at_with_out_of_range_position():
     np.testing.assert_array_equal(compiled({"x": x, "pos": np.array(1, np.int64)})["part"], x[:, 2:4])
     with pytest.raises(ov.InputError, match="position 3 is out of range for a sequence of 3 tensors"):
         compiled({"x": x, "pos": np.array(3, np.int64)})
+
+
+def _rolling_loop():
+    """A Loop of n steps whose carried sequence keeps one tensor: each step inserts x * i at the
+    back and erases the front, so a loop of any length runs in constant memory."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Cast", ["i"], ["i_f"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["x", "i_f"], ["row"]),
+            helper.make_node("SequenceInsert", ["seq_in", "row"], ["grown"]),
+            helper.make_node("SequenceErase", ["grown", "front"], ["seq_out"]),
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            _seq_info("seq_in"),
+        ],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), _seq_info("seq_out")],
+    )
+    return _model(
+        [
+            helper.make_node("SequenceConstruct", ["x"], ["start"]),
+            helper.make_node("Loop", ["n", "", "start"], ["last"], body=body),
+        ],
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]),
+            helper.make_tensor_value_info("n", TensorProto.INT64, []),
+        ],
+        [_seq_info("last")],
+        [helper.make_tensor("front", TensorProto.INT64, [], [0])],
+    )
+
+
+def test_a_loop_over_a_sequence_stops_when_cancelled_and_runs_again():
+    compiled = _compile(_rolling_loop())
+    request = compiled.create_infer_request()
+    x = np.array([1.0, 2.0], np.float32)
+    for _ in range(3):  # the request is usable again after each cancelled run
+        request.start_async({"x": x, "n": np.array(2**62, np.int64)})
+        request.cancel()
+        with pytest.raises(ov.CancelledError):
+            request.wait()
+        (last,) = request.infer({"x": x, "n": np.array(5, np.int64)})["last"]
+        np.testing.assert_array_equal(last, x * 4)
