@@ -24,7 +24,6 @@ import os
 import sys
 import types
 import warnings
-from typing import List
 
 import numpy as np
 
@@ -522,7 +521,7 @@ class _ListLoop(nn.Module):
     ONNX sequence and ConcatFromSequence after it (torch.stack of the list)."""
 
     def forward(self, x, steps):
-        rows: List[torch.Tensor] = []
+        rows: list[torch.Tensor] = []
         acc = x
         for i in range(int(steps)):
             acc = torch.tanh(acc) + float(i)
