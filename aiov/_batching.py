@@ -132,6 +132,8 @@ def batch_model(model):
     for op in model.get_ordered_ops():
         if op.get_type_name() in ("ReadValue", "Assign"):
             return None, "it has state (ReadValue/Assign): each request's state is its own"
+        if any(out.get_value_kind() != "tensor" for out in op.outputs()):
+            return None, "it has sequence or optional values, which have no batch axis"
     params = model.get_parameters()
     if not params:
         return None, "it has no inputs"

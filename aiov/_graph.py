@@ -25,6 +25,11 @@ class _NodeOutput:
     def get_element_type(self) -> Type:
         return self._node.get_output_element_type(self._index)
 
+    def get_value_kind(self) -> str:
+        """aiov's own: "tensor", "sequence", "optional_tensor" or "optional_sequence" (for a
+        sequence or optional, the element type and shape are its tensors')."""
+        return self._node._native.output_kind(self._index)
+
     @property
     def element_type(self) -> Type:
         return self.get_element_type()
@@ -264,6 +269,9 @@ class Input:
 
     def get_element_type(self) -> Type:
         return self.get_source_output().get_element_type()
+
+    def get_value_kind(self) -> str:
+        return self.get_source_output().get_value_kind()
 
     def get_partial_shape(self) -> PartialShape:
         return self.get_source_output().get_partial_shape()
@@ -596,7 +604,9 @@ _RESULT_NODES = weakref.WeakSet()
 
 def make_result(source: Output) -> Node:
     """A Result node: marks a model output; its port shows the source tensor."""
-    native = _core.make_parameter(source.get_element_type()._id, source.get_partial_shape()._engine(), "")
+    native = _core.make_parameter(
+        source.get_element_type()._id, source.get_partial_shape()._engine(), "", source.get_value_kind()
+    )
     node = object.__new__(Node)  # a plain Node: its native stand-in is a Parameter, it is not one
     node.__init__(native)
     node._result_input = source

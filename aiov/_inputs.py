@@ -24,6 +24,8 @@ class IoSpec:
         "in_types",
         "in_names",
         "in_labels",
+        "in_kinds",
+        "fast_dtypes",
         "count",
         "narrow_outputs",
     )
@@ -45,6 +47,10 @@ class IoSpec:
         ]
         self.in_names = self.in_ports.names  # name -> index, for the native one-call path
         self.in_labels = self.in_ports.labels
+        # aiov's own: a sequence input takes a list of arrays, an optional one None or a value.
+        self.in_kinds = [p.get_value_kind() for p in inputs]
+        # The native one-call path takes arrays for tensor inputs only (None: the Python path).
+        self.fast_dtypes = [d if k == "tensor" else None for d, k in zip(self.in_dtypes, self.in_kinds)]
 
     def results(self, values) -> OVDict:
         """The request's output arrays as the caller sees them: ml_dtypes arrays for the types
@@ -101,8 +107,11 @@ class IoSpec:
                 pairs.append((index, value))
         elif isinstance(inputs, (list, tuple)):
             if len(inputs) > self.count:
+                hint = ""
+                if "sequence" in self.in_kinds or "optional_sequence" in self.in_kinds:
+                    hint = "; a list gives the inputs in order: give a sequence input as a list inside it, or by name"
                 raise InputError(
-                    f"expected at most {self.count} input(s) ({', '.join(self.in_labels)}), got {len(inputs)}"
+                    f"expected at most {self.count} input(s) ({', '.join(self.in_labels)}), got {len(inputs)}{hint}"
                 )
             pairs = list(enumerate(inputs))
         elif isinstance(inputs, (np.ndarray, Tensor, np.generic, int, float, bool)):
@@ -163,3 +172,31 @@ class IoSpec:
         if not arr.flags.c_contiguous:
             return np.ascontiguousarray(arr), True
         return arr, False
+
+    def convert_composite(self, index: int, value):
+        """A sequence or optional input -> (arrays, present): a sequence from a list or tuple of
+        arrays, an optional from None (empty) or what it holds."""
+        kind, label = self.in_kinds[index], self.in_labels[index]
+        if kind.startswith("optional_"):
+            if value is None:
+                return [], False
+            kind = kind[len("optional_") :]
+        if kind == "sequence":
+            if not isinstance(value, (list, tuple)):
+                raise InputError(
+                    f"input '{label}' is {_KIND_NAMES[self.in_kinds[index]]}: pass a list of arrays, "
+                    f"got {type(value).__name__}"
+                )
+            return [self.convert(index, v)[0] for v in value], True
+        if isinstance(value, (list, tuple)) or value is None:
+            raise InputError(
+                f"input '{label}' is an optional tensor: pass an array or None, got {type(value).__name__}"
+            )
+        return [self.convert(index, value)[0]], True
+
+
+_KIND_NAMES = {
+    "sequence": "a sequence",
+    "optional_tensor": "an optional tensor",
+    "optional_sequence": "an optional sequence",
+}

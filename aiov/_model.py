@@ -289,7 +289,9 @@ class Model:
         mapping = {}
         for native in self._order():
             if native.op_type == "Parameter":
-                new = _core.make_parameter(native.output_type(0), native.output_shape(0), native.name)
+                new = _core.make_parameter(
+                    native.output_type(0), native.output_shape(0), native.name, native.output_kind(0)
+                )
             elif native.op_type == "Constant":
                 new = _core.clone_constant(native)
             else:

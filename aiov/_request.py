@@ -54,7 +54,7 @@ class InferRequest:
         self._compiled = compiled
         self._spec = compiled._spec
         self._native = _native if _native is not None else _core.Request(compiled._native, compiled._batcher)
-        self._native.set_fast_inputs(self._spec.in_names, self._spec.in_dtypes, self._spec.in_type_ids)
+        self._native.set_fast_inputs(self._spec.in_names, self._spec.fast_dtypes, self._spec.in_type_ids)
         self._ever_set = [False] * self._spec.count
         # Per input: its value was left by an earlier queue job, and no one set it since.
         self._left_by_a_job = [False] * self._spec.count
@@ -81,6 +81,11 @@ class InferRequest:
             self._refuse_inputs_left_by_a_job(pairs)
         native, spec = self._native, self._spec
         for index, value in pairs:
+            if spec.in_kinds[index] != "tensor":
+                arrays, present = spec.convert_composite(index, value)
+                native.set_composite_input(index, arrays, present, spec.in_type_ids[index])
+                self._ever_set[index] = True
+                continue
             if spec.in_types[index].get_type_name() in ML_DTYPE_NAMES:
                 value = spec.narrow_input(index, value)
             if isinstance(value, Tensor):

@@ -81,10 +81,12 @@ def _name(name):
     return "" if name is None else str(name)
 
 
-def parameter(shape, dtype=np.float32, name=None) -> Node:
-    """A model input of the given shape (-1 or Dimension() for dynamic) and element type."""
+def parameter(shape, dtype=np.float32, name=None, kind="tensor") -> Node:
+    """A model input of the given shape (-1 or Dimension() for dynamic) and element type.
+    aiov's own `kind`: "sequence" (a list of tensors of this type and shape), "optional_tensor"
+    or "optional_sequence" (None or such a value); see docs/models.md."""
     etype = as_type(dtype)
-    return Node(_core.make_parameter(etype._id, as_partial_shape(shape)._engine(), _name(name)))
+    return Node(_core.make_parameter(etype._id, as_partial_shape(shape)._engine(), _name(name), kind))
 
 
 def constant(value, dtype=None, name=None) -> Node:

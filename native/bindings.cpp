@@ -29,6 +29,7 @@
 #include "kernels/isa.hpp"
 #include "plan/batcher.hpp"
 #include "plan/compiled.hpp"
+#include "plan/composite.hpp"
 #include "plan/graph.hpp"
 #include "plan/passes/op_names.hpp"
 #include "plan/passes/pass.hpp"
@@ -337,6 +338,84 @@ struct PyRequest {
   }
 };
 
+const char* kind_key(ValueKind k) {
+  switch (k) {
+    case ValueKind::tensor:
+      return "tensor";
+    case ValueKind::sequence:
+      return "sequence";
+    case ValueKind::optional_tensor:
+      return "optional_tensor";
+    case ValueKind::optional_sequence:
+      return "optional_sequence";
+  }
+  return "tensor";
+}
+
+ValueKind kind_from_key(const std::string& key) {
+  for (ValueKind k : {ValueKind::tensor, ValueKind::sequence, ValueKind::optional_tensor, ValueKind::optional_sequence})
+    if (key == kind_key(k)) return k;
+  throw InputError("unknown value kind '" + key +
+                   "' (expected tensor, sequence, optional_tensor or optional_sequence)");
+}
+
+// A sequence or optional input from arrays the Python layer converted to the input's element
+// type: a sequence holds them all; an optional holds nothing (`present` false), the one array,
+// or (an optional sequence) the sequence of them. The bytes are copied.
+void set_composite_input(PyRequest& r, int i, const std::vector<nb::ndarray<nb::ro>>& arrays, bool present, int etype) {
+  const auto& ins = r.req->model().inputs();
+  if (i < 0 || i >= (int)ins.size())
+    throw InputError("input index " + std::to_string(i) + " is out of range: the model has " +
+                     std::to_string(ins.size()) + " input(s)");
+  const ValueKind kind = ins[i].kind;
+  auto seq = std::make_shared<Composite>();
+  seq->kind = ValueKind::sequence;
+  seq->type = (ElementType)etype;
+  for (const auto& a : arrays) {
+    require_contiguous(a, i);
+    HeldTensor h;
+    h.view.type = (ElementType)etype;
+    h.view.shape = shape_of(a);
+    check_tensor_size(h.view.shape, "input '" + ins[i].name + "'");
+    if (byte_size(h.view.type, numel(h.view.shape)) != a.nbytes())
+      throw InputError("input '" + ins[i].name + "': an array of " + std::to_string(a.nbytes()) + " bytes is not " +
+                       type_name(h.view.type) + dims_str(h.view.shape));
+    h.keep = std::make_shared<Buffer>(a.nbytes());
+    if (a.nbytes()) std::memcpy(h.keep->data(), a.data(), a.nbytes());
+    h.view.data = h.keep->data();
+    seq->items.push_back(std::move(h));
+  }
+  std::shared_ptr<Composite> value = seq;
+  if (kind == ValueKind::optional_tensor || kind == ValueKind::optional_sequence) {
+    value = std::make_shared<Composite>();
+    value->kind = kind;
+    value->type = (ElementType)etype;
+    if (present) {
+      if (kind == ValueKind::optional_sequence)
+        value->items.push_back(hold_composite(seq));
+      else if (seq->items.size() == 1)
+        value->items.push_back(seq->items[0]);
+      else
+        throw InputError("input '" + ins[i].name + "' is an optional tensor: give one array or None");
+    }
+  }
+  r.req->set_composite_input(i, value);
+  r.keep[i] = nb::object();
+}
+
+// A sequence as a list of arrays (copies), an optional as None or what it holds.
+nb::object composite_out(const Composite* c) {
+  if (!c) return nb::none();
+  if (c->kind == ValueKind::sequence) {
+    nb::list items;
+    for (const HeldTensor& t : c->items) items.append(copy_out(t.view));
+    return items;
+  }
+  if (c->items.empty()) return nb::none();
+  const HeldTensor& held = c->items[0];
+  return held.view.composite ? composite_out(held.view.composite) : copy_out(held.view);
+}
+
 // The arrays of `inputs` in input order when the one-call path can take them as they are:
 // exactly numpy arrays of the expected dtypes, C-contiguous, given as one array (one input),
 // a list or tuple of all inputs in order, or a dict of all inputs keyed by name or index.
@@ -414,6 +493,10 @@ std::vector<nb::object> outputs_of(PyRequest& r, bool copy) {
   size_t n = r.req->model().outputs().size();
   out.reserve(n);
   for (size_t j = 0; j < n; ++j) {
+    if (r.req->model().outputs()[j].kind != ValueKind::tensor) {
+      out.push_back(composite_out(r.req->output_composite((int)j).get()));
+      continue;
+    }
     BufferPtr buf;
     TensorView tv = r.req->output_view((int)j, &buf);
     out.push_back(is_packed(tv.type) ? unpacked_codes(tv) : copy ? copy_out(tv) : wrap(tv, buf));
@@ -765,6 +848,7 @@ NB_MODULE(_core, m) {
       .def_prop_ro("input_count", [](const Node& n) { return n.inputs.size(); })
       .def("output_type", [](const Node& n, size_t i) { return (int)n.outputs.at(i).type; })
       .def("output_shape", [](const Node& n, size_t i) { return shape_or_none(n.outputs.at(i).shape); })
+      .def("output_kind", [](const Node& n, size_t i) { return std::string(kind_key(n.outputs.at(i).kind)); })
       .def("output_names", [](const Node& n, size_t i) { return n.output_names.at(i); })
       .def("set_output_names",
            [](Node& n, size_t i, std::vector<std::string> names) { n.output_names.at(i) = std::move(names); })
@@ -814,10 +898,10 @@ NB_MODULE(_core, m) {
 
   m.def(
       "make_parameter",
-      [](int type, nb::object shape, const std::string& name) {
-        return make_parameter((ElementType)type, shape_from(shape), name);
+      [](int type, nb::object shape, const std::string& name, const std::string& kind) {
+        return make_parameter((ElementType)type, shape_from(shape), name, kind_from_key(kind));
       },
-      nb::arg("type"), nb::arg("shape").none(), nb::arg("name"));
+      nb::arg("type"), nb::arg("shape").none(), nb::arg("name"), nb::arg("kind") = "tensor");
   m.def("make_constant", [](int type, Dims shape, nb::ndarray<nb::ro, nb::c_contig> bytes, const std::string& name) {
     return make_constant((ElementType)type, shape, bytes.data(), bytes.nbytes(), name);
   });
@@ -990,6 +1074,8 @@ NB_MODULE(_core, m) {
              return copy ? copy_out(tv) : wrap(tv, buf);
            })
       .def("outputs", &outputs_of)
+      .def("set_composite_input", &set_composite_input, nb::arg("index"), nb::arg("arrays"), nb::arg("present"),
+           nb::arg("etype"))
       .def("infer",
            [](PyRequest& r) {
              without_gil([&] { r.req->run_inline(); });

@@ -516,6 +516,28 @@ for _name in ("bert", "gpt2"):
     model(f"{_name}_dynamo")(_dynamo(MODELS[_name]))
 
 
+class _ListLoop(nn.Module):
+    """A Python list appended to in a loop, scripted so the exporter emits a Loop carrying an
+    ONNX sequence and ConcatFromSequence after it (torch.stack of the list)."""
+
+    def forward(self, x, steps):
+        rows: list[torch.Tensor] = []
+        acc = x
+        for i in range(int(steps)):
+            acc = torch.tanh(acc) + float(i)
+            rows.append(acc)
+        return torch.stack(rows, 1), torch.cat(rows, 0)
+
+
+@model("list_loop")
+def _list_loop(rng):
+    net = torch.jit.script(_ListLoop())
+    cases = [
+        [torch.from_numpy(rng.standard_normal((b, 4)).astype(np.float32)), torch.tensor(s)] for b, s in ((1, 2), (2, 5))
+    ]
+    return net, ["x", "steps"], ["stacked", "joined"], cases, {"x": {0: "batch"}}
+
+
 def export(name, build):
     rng = np.random.default_rng(0)
     torch.manual_seed(0)

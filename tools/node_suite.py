@@ -93,23 +93,38 @@ def _check(case, run, np):
         if len(got) != len(outputs):
             return "wrong"
         for g, e in zip(got, outputs):
-            e = numpy_helper.to_array(e) if isinstance(e, onnx.TensorProto) else np.asarray(e)
-            g = np.asarray(g)
-            if g.shape != e.shape:
-                return "wrong"
-            if re.search(RANDOM_VALUES, case.name):  # one random draw: only shape and type can match
-                if g.dtype != e.dtype:
-                    return "wrong"
-                continue
-            if e.dtype == object:
-                continue
-            if e.dtype.kind == "V" or g.dtype.kind == "V":  # ml_dtypes (bf16, fp8...): compare as floats
-                e, g = e.astype(np.float64), g.astype(np.float64)
-            try:
-                np.testing.assert_allclose(g, e, rtol=case.rtol, atol=case.atol, equal_nan=True)
-            except (AssertionError, TypeError, ValueError):
+            if not _matches(case, g, e, np):
                 return "wrong"
     return "pass"
+
+
+def _matches(case, g, e, np):
+    """Whether output `g` is the expected `e`: a tensor, a sequence (list) or an empty optional (None)."""
+    import onnx
+    from onnx import numpy_helper
+
+    if e is None or isinstance(e, list):
+        if e is None or g is None:
+            return g is None and e is None
+        g = list(g) if isinstance(g, (list, tuple)) else None
+        return g is not None and len(g) == len(e) and all(_matches(case, a, b, np) for a, b in zip(g, e))
+    if g is None or isinstance(g, (list, tuple)):
+        return False
+    e = numpy_helper.to_array(e) if isinstance(e, onnx.TensorProto) else np.asarray(e)
+    g = np.asarray(g)
+    if g.shape != e.shape:
+        return False
+    if re.search(RANDOM_VALUES, case.name):  # one random draw: only shape and type can match
+        return g.dtype == e.dtype
+    if e.dtype == object:
+        return True
+    if e.dtype.kind == "V" or g.dtype.kind == "V":  # ml_dtypes (bf16, fp8...): compare as floats
+        e, g = e.astype(np.float64), g.astype(np.float64)
+    try:
+        np.testing.assert_allclose(g, e, rtol=case.rtol, atol=case.atol, equal_nan=True)
+    except (AssertionError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _child(engine, pattern, start, conn):

@@ -104,20 +104,30 @@ def _onnx_dtype(elem_type: int):
         raise InputError(f"ONNX element type {elem_type} is not supported") from None
 
 
+def _value_type(type_proto, name, what):
+    """(kind, element type, dims or None) of an ONNX value type: a tensor, a sequence of
+    tensors, or an optional of either (aiov's value kinds); anything else is refused."""
+    kind = type_proto.WhichOneof("value")
+    prefix = ""
+    if kind == "optional_type":
+        type_proto = type_proto.optional_type.elem_type
+        kind, prefix = type_proto.WhichOneof("value"), "optional_"
+    if kind == "sequence_type":
+        inner = type_proto.sequence_type.elem_type
+        if inner.WhichOneof("value") not in (None, "tensor_type"):
+            raise InputError(f"ONNX graph {what} '{name}' is a sequence of non-tensors; aiov's sequences hold tensors")
+        return prefix + "sequence", inner.tensor_type, inner.WhichOneof("value") is not None
+    if kind in (None, "tensor_type"):
+        return prefix + "tensor", type_proto.tensor_type, kind is not None
+    readable = {"map_type": "a map", "sparse_tensor_type": "a sparse tensor"}.get(kind, kind)
+    raise InputError(
+        f"ONNX graph {what} '{name}' is {readable}; aiov supports tensors, sequences of tensors and optionals"
+    )
+
+
 def _check_tensor_value(info, what):
-    """Graph inputs and outputs must be tensors: sequences, optionals and maps are not yet."""
-    kind = info.type.WhichOneof("value")
-    if kind not in (None, "tensor_type"):
-        readable = {
-            "sequence_type": "a sequence",
-            "optional_type": "an optional",
-            "map_type": "a map",
-            "sparse_tensor_type": "a sparse tensor",
-        }.get(kind, kind)
-        raise InputError(
-            f"ONNX graph {what} '{info.name}' is {readable}; aiov supports only tensor "
-            f"values for now (sequences, optionals and maps are not supported)"
-        )
+    """Graph inputs and outputs are tensors, sequences of tensors or optionals of either."""
+    _value_type(info.type, info.name, what)
 
 
 def read_onnx(model, weights=None, weights_dir=None) -> Model:
@@ -179,7 +189,7 @@ def read_onnx(model, weights=None, weights_dir=None) -> Model:
             raise InputError(f"ONNX graph output '{out.name}' is not produced by any node, initializer or input")
         port = values[out.name]
         if port.get_node().get_type_name() in ("Parameter", "Constant") or any(port == r for r in results):
-            port = as_output(ops.convert(port, port.get_element_type()))  # a distinct tensor to name
+            port = as_output(_identity_of(port))  # a distinct value to name
         port.get_tensor().add_names({out.name})
         results.append(port)
     return Model(results, params, graph.name or "onnx_model")
@@ -298,12 +308,9 @@ def _describe_input(values, name) -> str:
 
 
 def _parameter(inp):
-    if not inp.type.HasField("tensor_type"):
-        raise InputError(
-            f"ONNX graph input '{inp.name}': only tensor inputs are supported, got "
-            f"{inp.type.WhichOneof('value') or 'no type'}"
-        )
-    ttype = inp.type.tensor_type
+    if inp.type.WhichOneof("value") is None:
+        raise InputError(f"ONNX graph input '{inp.name}' declares no type")
+    kind, ttype, _ = _value_type(inp.type, inp.name, "input")
     try:
         dtype = _onnx_dtype(ttype.elem_type)
     except Exception:
@@ -323,8 +330,10 @@ def _parameter(inp):
                 dims.append(d.dim_value)
             else:
                 dims.append(-1)
+    if kind != "tensor" and not ttype.HasField("shape"):
+        dims = None
     try:
-        return ops.parameter(dims, dtype, name=inp.name)
+        return ops.parameter(dims, dtype, name=inp.name, kind=kind)
     except (TypeError, ValueError) as exc:
         raise InputError(
             f"ONNX graph input '{inp.name}' ({_type_name(ttype.elem_type)}, dims {dims}) is not supported: {exc}"
@@ -539,9 +548,18 @@ def _div(ctx):
     return ops.divide(a, b)
 
 
+def _identity_of(port, name=None):
+    """A new value equal to `port` (a tensor, sequence or optional)."""
+    if port.get_value_kind() != "tensor":
+        return ops._make("Identity", [port], {}, name)
+    return ops.convert(port, port.get_element_type(), name)
+
+
 @converter("Identity", "Dropout")
 def _identity(ctx):
     x = ctx.inputs[0]
+    if ctx.node.op_type == "Identity":
+        return _identity_of(x)
     if ctx.node.op_type == "Dropout" and _dropout_trains(ctx):
         return _training_dropout(ctx)
     out = ops.convert(x, x.get_element_type())
@@ -2027,27 +2045,32 @@ def _softmax_cross_entropy_loss(ctx):
 
 
 def _body_parameter(info, fallback):
-    """A subgraph input as a parameter: its declared type and shape, else `fallback`'s."""
-    kind = info.type.WhichOneof("value")
-    if kind not in (None, "tensor_type"):
-        _check_tensor_value(info, "input")
-    dtype, shape = fallback
-    ttype = info.type.tensor_type if kind == "tensor_type" else None
+    """A subgraph input as a parameter: its declared kind, type and shape, else `fallback`'s
+    ((element type, dims) or (element type, dims, kind))."""
+    dtype, shape = fallback[:2]
+    kind = fallback[2] if len(fallback) > 2 else "tensor"
+    ttype = None
+    if info.type.WhichOneof("value") is not None:
+        declared, ttype, typed = _value_type(info.type, info.name, "input")
+        kind = declared
+        ttype = ttype if typed else None
     if ttype is not None and ttype.elem_type:
         dtype = _onnx_dtype(ttype.elem_type)
     if ttype is not None and ttype.HasField("shape"):
         shape = [d.dim_value if d.HasField("dim_value") else -1 for d in ttype.shape.dim]
     if dtype is None:
         raise InputError(f"ONNX subgraph input '{info.name}' declares no element type")
-    return ops.parameter(shape, dtype, name=info.name)
+    return ops.parameter(shape, dtype, name=info.name, kind=kind)
 
 
 def _same_rank(port, drop=0):
-    """Type and shape for a subgraph input that declares none: the port's type and rank (less
-    `drop` scanned axes), every dimension free (a carried value may change size per step)."""
+    """Kind, type and shape for a subgraph input that declares none: the port's kind, type and
+    rank (less `drop` scanned axes), every dimension free (a carried value may change size per
+    step; a sequence's tensors may differ)."""
     shape = port.get_partial_shape()
-    dims = None if shape.rank.is_dynamic else [-1] * max(0, shape.rank.get_length() - drop)
-    return port.get_element_type(), dims
+    kind = port.get_value_kind()
+    dims = None if shape.rank.is_dynamic or kind != "tensor" else [-1] * max(0, shape.rank.get_length() - drop)
+    return port.get_element_type(), dims, kind
 
 
 def _captures(ctx, graphs) -> list:
@@ -2080,7 +2103,9 @@ def _make_body(ctx, graph, fallbacks, captured):
         values[info.name] = params[-1].output(0)
     for name in captured:
         outer = ctx.scope[name]
-        params.append(ops.parameter(outer.get_partial_shape(), outer.get_element_type(), name=name))
+        params.append(
+            ops.parameter(outer.get_partial_shape(), outer.get_element_type(), name=name, kind=outer.get_value_kind())
+        )
         values[name] = params[-1].output(0)
     for init in graph.initializer:
         values[init.name] = _initializer(init)
@@ -2224,3 +2249,49 @@ def _scan(ctx):
     attrs["captured"] = len(captured)
     inputs = [*inputs, *[ctx.scope[n] for n in captured]]
     return _control_node(ctx, "Scan", inputs, attrs, {"body": body})
+
+
+# ---- sequences and optionals ------------------------------------------------------------------
+
+
+def _type_name_of(elem_type: int) -> str:
+    return Type(_onnx_dtype(elem_type)).get_type_name()
+
+
+@converter("SequenceEmpty")
+def _sequence_empty(ctx):
+    dtype = ctx.attr("dtype", 1)  # ONNX's default: float
+    return ops._make("SequenceEmpty", [], {"element_type": _type_name_of(dtype)}, ctx.node.name)
+
+
+@converter("Optional")
+def _optional(ctx):
+    if ctx.inputs and ctx.inputs[0] is not None:
+        return ops._make("Optional", [ctx.inputs[0]], {}, ctx.node.name)
+    declared = ctx.attrs.get("type")
+    if declared is None:
+        ctx.fail("an empty optional needs its 'type' attribute")
+    kind, ttype, _ = _value_type(declared, ctx.node.output[0], "value")
+    if kind not in ("tensor", "sequence"):
+        ctx.fail(f"'type' must be a tensor or sequence type, got {kind}")
+    attrs = {"element_type": _type_name_of(ttype.elem_type or 1), "of": kind}
+    return ops._make("Optional", [], attrs, ctx.node.name)
+
+
+@converter("SequenceMap")
+def _sequence_map(ctx):
+    graph = ctx.attrs.get("body")
+    if graph is None:
+        ctx.fail("needs its body")
+    inputs = list(ctx.inputs)
+    if any(i is None for i in inputs):
+        ctx.fail("an omitted input is not supported")
+    # The body takes one tensor of each sequence input, and each tensor input whole.
+    fallbacks = []
+    for x in inputs:
+        kind = x.get_value_kind()
+        fallbacks.append((x.get_element_type(), None, "tensor" if kind == "sequence" else kind))
+    captured = _captures(ctx, [graph])
+    body = _make_body(ctx, graph, fallbacks, captured)
+    inputs = [*inputs, *[ctx.scope[n] for n in captured]]
+    return _control_node(ctx, "SequenceMap", inputs, {"captured": len(captured)}, {"body": body})

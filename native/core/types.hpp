@@ -138,11 +138,16 @@ class Buffer {
 };
 using BufferPtr = std::shared_ptr<Buffer>;
 
+struct Composite;  // a sequence or an optional (plan/composite.hpp)
+
 // A typed, dense, row-major view on memory the view does not own.
 struct TensorView {
   void* data = nullptr;
   ElementType type = ElementType::undefined;
   Dims shape;
+  // Set: the value is a sequence or an optional, not a tensor; `type` is its elements' type,
+  // `shape` is {0} and `data` is null (only node-by-node runs carry such values).
+  const Composite* composite = nullptr;
   int64_t count() const { return numel(shape); }
   size_t bytes() const { return byte_size(type, count()); }
   template <class T>

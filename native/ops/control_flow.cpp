@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "plan/composite.hpp"
 #include "plan/registry.hpp"
 #include "plan/subgraph.hpp"
 
@@ -150,27 +151,6 @@ void take_slice(const Node& n, const TensorView& t, int64_t axis, int64_t pos, H
   for (int64_t o = 0; o < outer; ++o) std::memcpy(dst + o * inner, src + (o * len + pos) * inner, inner);
 }
 
-// A kernel for a plan whose output shapes were known: runs `eval` and copies its outputs into
-// the planned memory.
-KernelFn prepare_by_eval(const PrepareContext& ctx) {
-  const Node* node = &ctx.node;
-  EvalFn eval = op_def(ctx.node).eval;
-  const size_t inputs = ctx.in.size();
-  return [node, eval, inputs](const KernelArgs& a) {
-    std::vector<TensorView> in;
-    for (size_t i = 0; i < inputs; ++i) in.push_back(*a.in[i]);
-    std::vector<HeldTensor> outs = eval(EvalContext{*node, in, *a.ctx});
-    for (size_t o = 0; o < outs.size(); ++o) {
-      const TensorView& want = *a.out[o];
-      const TensorView& got = outs[o].view;
-      if (got.shape != want.shape || got.type != want.type)
-        throw InputError(node->describe() + ": output " + std::to_string(o) + " came out as " + type_name(got.type) +
-                         dims_str(got.shape) + ", its plan expected " + type_name(want.type) + dims_str(want.shape));
-      if (got.bytes()) std::memcpy(want.data, got.data, got.bytes());
-    }
-  };
-}
-
 void check_body_inputs(const Node& n, const char* key, const Body& b, size_t expected) {
   if (b.graph.parameters.size() != expected)
     throw InputError(n.describe() + ": its subgraph '" + key + "' takes " + std::to_string(b.graph.parameters.size()) +
@@ -183,6 +163,23 @@ bool plan_body(const Body& b, const std::vector<PortInfo>& in, const std::vector
   for (const auto& p : in)
     if (!p.shape.is_static()) return false;
   return planned_output_shapes(compiled_body(b), in, values, out);
+}
+
+ValueKind optional_of(ValueKind k) {
+  return k == ValueKind::sequence ? ValueKind::optional_sequence
+         : k == ValueKind::tensor ? ValueKind::optional_tensor
+                                  : k;
+}
+
+// `value` as the body's parameter of kind `want` takes it: a tensor or sequence given where
+// the body reads an optional is an optional holding it.
+HeldTensor as_kind(HeldTensor value, ValueKind want) {
+  if (kind_of(value.view) == want || optional_of(kind_of(value.view)) != want) return value;
+  auto opt = std::make_shared<Composite>();
+  opt->kind = want;
+  opt->type = value.view.type;
+  opt->items.push_back(owned(std::move(value)));
+  return hold_composite(opt);
 }
 
 // ---- If -----------------------------------------------------------------------------------
@@ -201,10 +198,11 @@ std::vector<PortInfo> infer_if(const InferContext& c) {
   std::vector<PortInfo> merged;
   for (size_t i = 0; i < outs; ++i) {
     const PortInfo &a = body_output(then_b, i), &b = body_output(else_b, i);
-    if (a.type != b.type)
-      throw InputError(n.describe() + ": output " + std::to_string(i) + " is " + type_name(a.type) +
-                       " in then_branch and " + type_name(b.type) + " in else_branch");
-    merged.push_back(PortInfo{a.type, merge_shapes(a.shape, b.shape)});
+    if (a.type != b.type || a.kind != b.kind)
+      throw InputError(n.describe() + ": output " + std::to_string(i) + " is " + kind_name(a.kind) + " of " +
+                       type_name(a.type) + " in then_branch and " + kind_name(b.kind) + " of " + type_name(b.type) +
+                       " in else_branch");
+    merged.push_back(PortInfo{a.type, merge_shapes(a.shape, b.shape), a.kind});
   }
   const std::vector<PortInfo> captured(c.in.begin() + 1, c.in.end());
   const std::vector<const TensorView*> values(c.in_value.begin() + 1, c.in_value.end());
@@ -261,13 +259,18 @@ std::vector<PortInfo> infer_loop(const InferContext& c) {
   for (size_t i = 0; i < L.carried; ++i) {
     const PortInfo& init = c.in[2 + i];
     const PortInfo& next = body_output(b, 1 + i);
-    if (init.type != next.type)
-      throw InputError(n.describe() + ": carried value " + std::to_string(i) + " starts as " + type_name(init.type) +
-                       " but the body gives " + type_name(next.type));
-    outs.push_back(PortInfo{init.type, merge_shapes(init.shape, next.shape)});
+    if (init.type != next.type || (init.kind != next.kind && init.kind != optional_of(next.kind)))
+      throw InputError(n.describe() + ": carried value " + std::to_string(i) + " starts as " + kind_name(init.kind) +
+                       " of " + type_name(init.type) + " but the body gives " + kind_name(next.kind) + " of " +
+                       type_name(next.type));
+    // An optional that the body fills (ONNX's loop16_seq_none): the loop gives what the body does.
+    outs.push_back(PortInfo{init.type, merge_shapes(init.shape, next.shape), next.kind});
   }
   for (size_t k = 0; k < L.scans; ++k) {
     const PortInfo& piece = body_output(b, 1 + L.carried + k);
+    if (piece.kind != ValueKind::tensor)
+      throw InputError(n.describe() + ": scan output " + std::to_string(k) + " must be a tensor, the body gives " +
+                       kind_name(piece.kind));
     PartialShape shape = PartialShape::dynamic_rank();
     if (piece.shape.rank_known) {
       shape = piece.shape;
@@ -319,7 +322,11 @@ std::vector<HeldTensor> eval_loop(const EvalContext& c) {
     check_cancelled(c.exec);
     *static_cast<int64_t*>(counter->data()) = i;
     *static_cast<uint8_t*>(flag->data()) = 1;
-    for (size_t j = 0; j < L.carried; ++j) in[2 + j] = carried[j].view;
+    std::vector<HeldTensor> fed;  // carried values as the body's parameters take them
+    for (size_t j = 0; j < L.carried; ++j) {
+      fed.push_back(as_kind(carried[j], body.inputs()[2 + j].kind));
+      in[2 + j] = fed.back().view;
+    }
     std::vector<HeldTensor> outs = run_compiled(body, in, c.exec);
     if (stop_on_cond) cond = truth(n, outs[0].view, "the body's condition");
     for (size_t j = 0; j < L.carried; ++j) carried[j] = std::move(outs[1 + j]);
@@ -330,7 +337,7 @@ std::vector<HeldTensor> eval_loop(const EvalContext& c) {
   if (i == 0 && L.scans > 0) {
     // No iteration ran: the pieces' shapes come from planning the body, where that tells.
     std::vector<PortInfo> ports;
-    for (const auto& t : in) ports.push_back(PortInfo{t.type, PartialShape(t.shape)});
+    for (const auto& t : in) ports.push_back(PortInfo{t.type, PartialShape(t.shape), kind_of(t)});
     std::vector<const TensorView*> values;
     for (size_t j = 0; j < in.size(); ++j) values.push_back(j < 2 + L.carried ? nullptr : &in[j]);
     if (!plan_body(b, ports, values, empty_pieces)) empty_pieces.clear();
@@ -545,11 +552,31 @@ AttrSpec engine_only(AttrSpec spec) { return spec.ir_name("-").onnx_name("-"); }
 
 }  // namespace
 
+KernelFn prepare_by_eval(const PrepareContext& ctx) {
+  const Node* node = &ctx.node;
+  EvalFn eval = op_def(ctx.node).eval;
+  const size_t inputs = ctx.in.size();
+  return [node, eval, inputs](const KernelArgs& a) {
+    std::vector<TensorView> in;
+    for (size_t i = 0; i < inputs; ++i) in.push_back(*a.in[i]);
+    std::vector<HeldTensor> outs = eval(EvalContext{*node, in, *a.ctx});
+    for (size_t o = 0; o < outs.size(); ++o) {
+      const TensorView& want = *a.out[o];
+      const TensorView& got = outs[o].view;
+      if (got.shape != want.shape || got.type != want.type)
+        throw InputError(node->describe() + ": output " + std::to_string(o) + " came out as " + type_name(got.type) +
+                         dims_str(got.shape) + ", its plan expected " + type_name(want.type) + dims_str(want.shape));
+      if (got.bytes()) std::memcpy(want.data, got.data, got.bytes());
+    }
+  };
+}
+
 void register_control_flow_ops(OpRegistry& r) {
-  r.add(with_eval(OpDef{"If", 1, -1, infer_if, prepare_by_eval}, eval_if));
-  r.add(with_eval(OpDef{"Loop", 2, -1, infer_loop, prepare_by_eval}.with_attrs(
-                      {engine_only(int_attr("captured", 0).at_least(0)), engine_only(bool_attr("stop_on_cond", true))}),
-                  eval_loop));
+  r.add(with_composites(with_eval(OpDef{"If", 1, -1, infer_if, prepare_by_eval}, eval_if)));
+  r.add(with_composites(
+      with_eval(OpDef{"Loop", 2, -1, infer_loop, prepare_by_eval}.with_attrs(
+                    {engine_only(int_attr("captured", 0).at_least(0)), engine_only(bool_attr("stop_on_cond", true))}),
+                eval_loop)));
   r.add(with_eval(
       OpDef{"Scan", 1, -1, infer_scan, prepare_by_eval}.with_attrs(
           {int_attr("num_scan_inputs", 1).at_least(1).must_be_given(), ints_attr("scan_input_axes"),

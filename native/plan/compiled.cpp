@@ -260,16 +260,21 @@ CompiledModel::CompiledModel(const Graph& graph, CompileOptions options) : optio
   // Names and declared types come from the model as given; the optimizer may replace the
   // nodes that produce the outputs.
   for (const auto& p : graph.parameters)
-    inputs_.push_back({io_name(Value{p, 0}), p->outputs[0].type, p->outputs[0].shape});
+    inputs_.push_back({io_name(Value{p, 0}), p->outputs[0].type, p->outputs[0].shape, p->outputs[0].kind});
   for (const auto& o : graph.outputs) {
     const PortInfo& pi = o.node->outputs[o.index];
-    outputs_.push_back({io_name(o), pi.type, pi.shape});
+    outputs_.push_back({io_name(o), pi.type, pi.shape, pi.kind});
   }
-  graph_ = graph_optimization_enabled() ? optimize_graph(graph) : graph;
+  for (const auto& n : graph.topological_order())
+    for (const PortInfo& p : n->outputs) has_composites_ = has_composites_ || p.kind != ValueKind::tensor;
+  // The optimizer's passes know tensors only; a model with sequences runs as written.
+  graph_ = graph_optimization_enabled() && !has_composites_ ? optimize_graph(graph) : graph;
   order_ = graph_.topological_order();
   for (const auto& n : order_)
     if (n->op != "Parameter" && n->op != "Constant") OpRegistry::instance().get(n->op);
   value_keyed_ = find_value_keyed_inputs(order_, graph_.parameters);
+  for (size_t i = 0; i < inputs_.size(); ++i)  // a sequence's values do not key plans (all run node by node)
+    if (inputs_[i].kind != ValueKind::tensor) value_keyed_[i] = false;
   variables_ = collect_variables(order_);
   any_value_keyed_ = std::find(value_keyed_.begin(), value_keyed_.end(), true) != value_keyed_.end();
   // Static models are planned now so the first inference pays nothing extra.
@@ -367,6 +372,8 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
   auto plan = std::make_shared<ShapePlan>();
   plan->key = key;
   plan->input_shapes.assign(key.begin(), key.begin() + graph_.parameters.size());
+  // Sequences and optionals live only in node-by-node runs.
+  if (has_composites_) return node_by_node_plan(*plan);
   const std::vector<const void*> keyed = keyed_input_values(key, value_keyed_, *plan);
   PlanValues values{*plan, {}, {}, {}, {}, {}};
   set_state_shapes(*plan, variables_, values);

@@ -80,7 +80,8 @@ std::vector<Dims> continuation_key(const ShapePlan& plan, const std::vector<Dims
 struct IoInfo {
   std::string name;  // a tensor name, or the node's friendly name
   ElementType type;
-  PartialShape shape;
+  PartialShape shape;  // a sequence's or optional's: its elements'
+  ValueKind kind = ValueKind::tensor;
 };
 
 // Raw bytes of a tensor as int64 words (a plan-key entry).
@@ -103,6 +104,8 @@ class CompiledModel {
   // Inputs whose values (not only shapes) determine the plan.
   const std::vector<bool>& value_keyed() const { return value_keyed_; }
   bool has_value_keyed() const { return any_value_keyed_; }
+  // Some value is a sequence or an optional: every plan runs the model node by node.
+  bool has_composites() const { return has_composites_; }
   // The variables of a stateful model (ReadValue/Assign), each request keeps its own values.
   const std::vector<VariableDesc>& variables() const { return variables_; }
   size_t cached_plans() const;
@@ -117,6 +120,7 @@ class CompiledModel {
   std::shared_ptr<ShapePlan> build_continuation(const std::vector<Dims>& key) const;
   std::vector<bool> value_keyed_;
   bool any_value_keyed_ = false;
+  bool has_composites_ = false;
   std::vector<VariableDesc> variables_;
   Graph graph_;
   std::vector<NodePtr> order_;

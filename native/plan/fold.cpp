@@ -1,12 +1,14 @@
 #include "plan/fold.hpp"
 
+#include "plan/composite.hpp"
+
 namespace aiov {
 
 std::vector<PortInfo> infer_on(const OpDef& def, const Node& n, const std::vector<TensorView>& in,
                                const std::vector<bool>& known) {
   InferContext ctx{n, {}, {}};
   for (size_t i = 0; i < in.size(); ++i) {
-    ctx.in.push_back(PortInfo{in[i].type, PartialShape(in[i].shape)});
+    ctx.in.push_back(PortInfo{in[i].type, PartialShape(in[i].shape), kind_of(in[i])});
     ctx.in_value.push_back(known[i] ? &in[i] : nullptr);
   }
   return infer_outputs(def, ctx);

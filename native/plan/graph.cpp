@@ -71,7 +71,21 @@ std::string Node::describe() const { return op + " '" + name + "'"; }
 
 static std::string default_name(const std::string& op, uint64_t id) { return op + "_" + std::to_string(id); }
 
-NodePtr make_parameter(ElementType type, const PartialShape& shape, const std::string& name) {
+const char* kind_name(ValueKind kind) {
+  switch (kind) {
+    case ValueKind::tensor:
+      return "a tensor";
+    case ValueKind::sequence:
+      return "a sequence";
+    case ValueKind::optional_tensor:
+      return "an optional tensor";
+    case ValueKind::optional_sequence:
+      return "an optional sequence";
+  }
+  return "an unknown kind of value";
+}
+
+NodePtr make_parameter(ElementType type, const PartialShape& shape, const std::string& name, ValueKind kind) {
   if (type == ElementType::undefined) throw InputError("Parameter: element type must be defined");
   auto n = std::make_shared<Node>();
   n->id = next_node_id();
@@ -80,7 +94,7 @@ NodePtr make_parameter(ElementType type, const PartialShape& shape, const std::s
   for (auto d : shape.dims)
     if (d < -1) throw InputError("Parameter '" + n->name + "': dimension " + std::to_string(d) + " is invalid");
   if (shape.rank_known) check_tensor_size(shape.dims, "Parameter '" + n->name + "'");
-  n->outputs = {PortInfo{type, shape}};
+  n->outputs = {PortInfo{type, shape, kind}};
   n->output_names.resize(1);
   if (!name.empty()) n->output_names[0] = {name};
   return n;

@@ -28,9 +28,17 @@ struct Value {
 using Attr = std::variant<int64_t, double, std::string, std::vector<int64_t>, std::vector<double>>;
 using Attrs = std::map<std::string, Attr>;
 
+// What a port carries. A sequence is an ordered list of tensors of one element type; an
+// optional is empty or holds one tensor (optional_tensor) or one sequence (optional_sequence).
+enum class ValueKind : uint8_t { tensor, sequence, optional_tensor, optional_sequence };
+// "a tensor", "a sequence", "an optional tensor", "an optional sequence" (for messages).
+const char* kind_name(ValueKind kind);
+
 struct PortInfo {
   ElementType type = ElementType::dynamic;
+  // For a tensor its shape; for a sequence or optional its elements' type and (merged) shape.
   PartialShape shape;
+  ValueKind kind = ValueKind::tensor;
 };
 
 // enable_shared_from_this: nodes handed back from Python reuse their C++ owner instead of
@@ -72,7 +80,8 @@ struct Node : std::enable_shared_from_this<Node> {
 
 uint64_t next_node_id();
 
-NodePtr make_parameter(ElementType type, const PartialShape& shape, const std::string& name);
+NodePtr make_parameter(ElementType type, const PartialShape& shape, const std::string& name,
+                       ValueKind kind = ValueKind::tensor);
 // Copies `bytes` bytes from `data`.
 NodePtr make_constant(ElementType type, const Dims& shape, const void* data, size_t bytes, const std::string& name);
 // Creates a node of a registered op and infers its outputs (throws on invalid input).

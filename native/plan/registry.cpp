@@ -38,6 +38,7 @@ const OpRegistry& OpRegistry::instance() {
     register_random_ops(*r);
     register_control_flow_ops(*r);
     register_state_ops(*r);
+    register_sequence_ops(*r);
     return r;
   }();
   return *registry;
@@ -396,6 +397,11 @@ std::vector<std::string> registry_problems(const OpRegistry& r) {
 }
 
 std::vector<PortInfo> infer_outputs(const OpDef& def, const InferContext& ctx) {
+  if (!def.composites)
+    for (size_t i = 0; i < ctx.in.size(); ++i)
+      if (ctx.in[i].kind != ValueKind::tensor)
+        throw InputError(ctx.node.describe() + ": input " + std::to_string(i) + " must be a tensor, got " +
+                         kind_name(ctx.in[i].kind));
   std::vector<PortInfo> outs = def.infer(ctx);
   for (size_t o = 0; o < outs.size(); ++o)
     if (outs[o].shape.rank_known)

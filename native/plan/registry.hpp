@@ -42,6 +42,8 @@ struct ExecContext {
 struct HeldTensor {
   TensorView view;
   BufferPtr keep;
+  // Owns view.composite when the value is a sequence or an optional (plan/composite.hpp).
+  std::shared_ptr<const Composite> composite;
 };
 
 // Ops whose output shapes may be known only by running them (a Loop's scan outputs, an If
@@ -50,6 +52,9 @@ struct EvalContext {
   const Node& node;
   const std::vector<TensorView>& in;
   ExecContext& exec;
+  // The inputs with their owners, when the caller has them (a node-by-node run): an op that
+  // keeps an input in its output (a sequence holding a tensor) shares it instead of copying.
+  const std::vector<HeldTensor>* held = nullptr;
 };
 using EvalFn = std::vector<HeldTensor> (*)(const EvalContext&);
 
@@ -230,6 +235,9 @@ struct OpDef {
   // Set: when `infer` cannot give static output shapes for concrete input shapes, the plan
   // runs the model node by node and this computes the node's outputs (plan/subgraph.hpp).
   EvalFn eval = nullptr;
+  // Takes or gives sequences and optionals (PortInfo::kind): its `infer` checks the kinds of
+  // its inputs. Any other op given one fails with the input named (infer_outputs).
+  bool composites = false;
 
   OpDef& with_attrs(std::vector<AttrSpec> a) {
     attrs = std::move(a);
@@ -300,6 +308,10 @@ inline OpDef with_data_dependent_shape(OpDef def) {
   def.data_dependent = true;
   return def;
 }
+inline OpDef with_composites(OpDef def) {
+  def.composites = true;
+  return def;
+}
 inline OpDef with_reused_input(OpDef def, int input) {
   def.reuses_input = input;
   return def;
@@ -331,6 +343,7 @@ void register_signal_ops(OpRegistry&);
 void register_random_ops(OpRegistry&);
 void register_control_flow_ops(OpRegistry&);
 void register_state_ops(OpRegistry&);
+void register_sequence_ops(OpRegistry&);
 
 // Runs the op's type/shape inference and checks every output shape against the tensor size
 // limit (InputError naming the node): the one way the engine calls OpDef::infer.

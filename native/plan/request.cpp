@@ -4,6 +4,7 @@
 
 #include "core/out_of_memory.hpp"
 #include "plan/batcher.hpp"
+#include "plan/composite.hpp"
 #include "plan/subgraph.hpp"
 
 namespace aiov {
@@ -41,7 +42,8 @@ Request::Request(std::shared_ptr<const CompiledModel> model, std::shared_ptr<Bat
       batcher_(std::move(batcher)),
       inputs_(model_->inputs().size()),
       outputs_(model_->outputs().size()),
-      output_shapes_(model_->outputs().size()) {
+      output_shapes_(model_->outputs().size()),
+      output_composites_(model_->outputs().size()) {
   variables_.descs = &model_->variables();
   variables_.slots.resize(model_->variables().size());
 }
@@ -110,6 +112,8 @@ void Request::check_input(int i, ElementType type, const Dims& shape) const {
     throw InputError("input index " + std::to_string(i) + " is out of range: the model has " +
                      std::to_string(ins.size()) + " input(s)");
   const IoInfo& info = ins[i];
+  if (info.kind != ValueKind::tensor)
+    throw InputError("input '" + info.name + "' is " + kind_name(info.kind) + ", got a tensor");
   if (type != info.type)
     throw InputError("input '" + info.name + "': expected element type " + type_name(info.type) + ", got " +
                      type_name(type));
@@ -123,6 +127,41 @@ void Request::check_input(int i, ElementType type, const Dims& shape) const {
     if (d < 0) throw InputError("input '" + info.name + "': shape " + dims_str(shape) + " is not concrete");
   check_tensor_size(shape, "input '" + info.name + "'");
   if (busy()) throw Busy("the request is busy: wait for the running inference first");
+}
+
+void Request::set_composite_input(int i, std::shared_ptr<const Composite> value) {
+  const auto& ins = model_->inputs();
+  if (i < 0 || i >= (int)ins.size())
+    throw InputError("input index " + std::to_string(i) + " is out of range: the model has " +
+                     std::to_string(ins.size()) + " input(s)");
+  const IoInfo& info = ins[i];
+  if (value->kind != info.kind)
+    throw InputError("input '" + info.name + "' is " + kind_name(info.kind) + ", got " + kind_name(value->kind));
+  std::vector<const HeldTensor*> tensors;
+  for (const HeldTensor& item : value->items)
+    if (item.view.composite)
+      for (const HeldTensor& inner : item.view.composite->items) tensors.push_back(&inner);
+    else
+      tensors.push_back(&item);
+  for (const HeldTensor* t : tensors) {
+    if (t->view.type != info.type)
+      throw InputError("input '" + info.name + "': expected tensors of element type " + type_name(info.type) +
+                       ", got " + type_name(t->view.type));
+    if (!info.shape.compatible(t->view.shape))
+      throw InputError("input '" + info.name + "': expected tensors of shape " + info.shape.str() + ", got " +
+                       dims_str(t->view.shape));
+  }
+  if (busy()) throw Busy("the request is busy: wait for the running inference first");
+  Input& in = inputs_[i];
+  in.composite = std::move(value);
+  in.external = nullptr;
+  in.shape = Dims{0};
+  in.set = true;
+}
+
+std::shared_ptr<const Composite> Request::output_composite(int j) const {
+  if (busy()) throw Busy("the request is running: its outputs can be read once wait() has returned");
+  return output_composites_.at(j);
 }
 
 void Request::copy_input(int i, const void* data, ElementType type, const Dims& shape) {
@@ -154,6 +193,8 @@ TensorView Request::input_view(int i, BufferPtr* buffer) {
 
 TensorView Request::input_memory(int i, BufferPtr* buffer) {
   const auto& info = model_->inputs().at(i);
+  if (info.kind != ValueKind::tensor)
+    throw InputError("input '" + info.name + "' is " + kind_name(info.kind) + ", not a tensor");
   Input& in = inputs_.at(i);
   TensorView tv;
   tv.type = info.type;
@@ -178,6 +219,8 @@ TensorView Request::input_memory(int i, BufferPtr* buffer) {
 TensorView Request::output_view(int j, BufferPtr* buffer) {
   if (busy()) throw Busy("the request is running: its outputs can be read once wait() has returned");
   const auto& info = model_->outputs().at(j);
+  if (info.kind != ValueKind::tensor)
+    throw InputError("output '" + info.name + "' is " + kind_name(info.kind) + ", not a tensor");
   TensorView tv;
   tv.type = info.type;
   if (!outputs_.at(j)) {
@@ -330,12 +373,24 @@ void Request::run_node_by_node_into_outputs(bool stateful) {
   std::vector<TensorView> in;
   for (size_t i = 0; i < inputs_.size(); ++i) {
     const Input& x = inputs_[i];
+    if (x.composite) {
+      in.push_back(hold_composite(x.composite).view);
+      continue;
+    }
     in.push_back(TensorView{x.external ? x.external : x.own->data(), model_->inputs()[i].type, x.shape});
   }
   ExecContext ctx = exec_context();
   std::vector<HeldTensor> results = run_node_by_node(*model_, in, ctx);
   for (size_t j = 0; j < outputs_.size(); ++j) {
     const TensorView& r = results.at(j).view;
+    if (kind_of(r) != model_->outputs()[j].kind)
+      throw InputError("output '" + model_->outputs()[j].name + "' came out as " + kind_name(kind_of(r)) +
+                       ", expected " + kind_name(model_->outputs()[j].kind));
+    if (r.composite) {
+      output_composites_[j] = results[j].composite;
+      output_shapes_[j] = Dims{0};
+      continue;
+    }
     if (r.type != model_->outputs()[j].type)
       throw InputError("output '" + model_->outputs()[j].name + "' came out as " + type_name(r.type) + ", expected " +
                        type_name(model_->outputs()[j].type));
@@ -358,8 +413,10 @@ void Request::run_plan() {
   bool same = stages_[0].plan != nullptr && !keyed;
   for (size_t i = 0; i < inputs_.size(); ++i) {
     if (!inputs_[i].set) {
-      if (infos[i].shape.is_static()) {
+      if (infos[i].shape.is_static() && infos[i].kind == ValueKind::tensor) {
         input_memory((int)i, nullptr);
+      } else if (infos[i].kind != ValueKind::tensor) {
+        throw InputError("input '" + infos[i].name + "' (" + kind_name(infos[i].kind) + ") was not set");
       } else {
         throw InputError("input '" + infos[i].name + "' with dynamic shape " + infos[i].shape.str() + " was not set");
       }

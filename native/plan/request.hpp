@@ -44,6 +44,10 @@ class Request : public std::enable_shared_from_this<Request> {
   void copy_input(int i, const void* data, ElementType type, const Dims& shape);
   // Read the caller's memory directly; the caller keeps it alive until the job ends.
   void bind_input(int i, void* data, ElementType type, const Dims& shape);
+  // A sequence or optional input (the model's input i is one): held, not copied; immutable.
+  void set_composite_input(int i, std::shared_ptr<const Composite> value);
+  // A sequence or optional output after a run (null until one ran). Busy while a job runs.
+  std::shared_ptr<const Composite> output_composite(int j) const;
   // Current input memory (allocated on demand for static shapes). Busy while a job runs.
   TensorView input_view(int i, BufferPtr* buffer = nullptr);
   bool input_is_bound(int i) const { return inputs_.at(i).external != nullptr; }
@@ -87,6 +91,7 @@ class Request : public std::enable_shared_from_this<Request> {
     void* external = nullptr;
     Dims shape;
     bool set = false;
+    std::shared_ptr<const Composite> composite;  // a sequence or optional input's value
   };
   // One stage of a run (compiled.hpp, PlanResume): its plan and the views bound to it; only
   // data pointers change per run.
@@ -120,6 +125,7 @@ class Request : public std::enable_shared_from_this<Request> {
   std::vector<Input> inputs_;
   std::vector<BufferPtr> outputs_;
   std::vector<Dims> output_shapes_;
+  std::vector<std::shared_ptr<const Composite>> output_composites_;  // sequence and optional outputs
   // The stages of the last run: one, unless the model has data-dependent shapes.
   std::vector<Stage> stages_;
   VariableStore variables_;

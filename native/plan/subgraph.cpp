@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "core/out_of_memory.hpp"
+#include "plan/composite.hpp"
 #include "plan/fold.hpp"
 #include "plan/state.hpp"
 
@@ -30,11 +31,14 @@ void check_input_count(const CompiledModel& model, size_t given) {
                      std::to_string(given));
 }
 
-void check_input(const IoInfo& info, ElementType type, const PartialShape& shape) {
+void check_input(const IoInfo& info, ElementType type, const PartialShape& shape, ValueKind kind) {
+  if (kind != info.kind)
+    throw InputError("subgraph input '" + info.name + "': expected " + kind_name(info.kind) + ", got " +
+                     kind_name(kind));
   if (type != info.type)
     throw InputError("subgraph input '" + info.name + "': expected element type " + type_name(info.type) + ", got " +
                      type_name(type));
-  if (shape.is_static() && !info.shape.compatible(shape.dims))
+  if (kind == ValueKind::tensor && shape.is_static() && !info.shape.compatible(shape.dims))
     throw InputError("subgraph input '" + info.name + "': expected shape " + info.shape.str() + ", got " + shape.str());
 }
 
@@ -122,14 +126,17 @@ std::vector<HeldTensor> run_compiled(const CompiledModel& model, const std::vect
                                      ExecContext& exec) {
   check_input_count(model, inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i)
-    check_input(model.inputs()[i], inputs[i].type, PartialShape(inputs[i].shape));
+    check_input(model.inputs()[i], inputs[i].type, PartialShape(inputs[i].shape), kind_of(inputs[i]));
   std::shared_ptr<const ShapePlan> plan = model.plan_for(plan_key(model, inputs));
   // A staged plan (a data-dependent op inside) runs node by node too: one pass, no stages.
   if (!plan->node_by_node && !plan->resume) return run_plan_once(*plan, inputs, exec);
   std::vector<HeldTensor> outs = run_node_by_node(model, inputs, exec);
   // A view of an input dies with the caller's buffer (a Loop reuses its own): copy it.
   for (HeldTensor& h : outs)
-    if (!h.keep) h = own_copy(h.view);
+    if (h.view.composite)
+      h = owned(std::move(h));
+    else if (!h.keep)
+      h = own_copy(h.view);
   return outs;
 }
 
@@ -159,13 +166,21 @@ std::vector<HeldTensor> run_node_by_node(const CompiledModel& model, const std::
         check_cancelled(exec);
         const OpDef& def = op_def(n);
         std::vector<TensorView> in;
+        std::vector<HeldTensor> held;
         std::vector<bool> from_constant;
         for (const Value& v : n.inputs) {
-          in.push_back(values.at(v.node.get()).at(v.index).view);
+          held.push_back(values.at(v.node.get()).at(v.index));
+          in.push_back(held.back().view);
           from_constant.push_back(v.node->op == "Constant");
         }
         if (def.eval) {
-          outs = def.eval(EvalContext{n, in, exec});
+          outs = def.eval(EvalContext{n, in, exec, &held});
+          // An output that shows an input (a Loop that ran no iteration) keeps it alive.
+          for (HeldTensor& h : outs) {
+            h = owned(std::move(h));
+            for (size_t i = 0; i < in.size() && !h.keep && !h.view.composite && h.view.data; ++i)
+              if (in[i].data == h.view.data) h.keep = values.at(n.inputs[i].node.get()).at(n.inputs[i].index).keep;
+          }
         } else {
           std::vector<PortInfo> infos = infer_on(def, n, in, std::vector<bool>(in.size(), true));
           if (n.op == "ReadValue" && exec.variables) {
@@ -206,7 +221,7 @@ std::vector<HeldTensor> run_node_by_node(const CompiledModel& model, const std::
       if (--readers[v.node.get()] == 0 && !pinned.count(v.node.get())) values.erase(v.node.get());
   }
   std::vector<HeldTensor> result;
-  for (const Value& o : graph.outputs) result.push_back(values.at(o.node.get()).at(o.index));
+  for (const Value& o : graph.outputs) result.push_back(owned(values.at(o.node.get()).at(o.index)));
   return result;
 }
 
@@ -215,7 +230,7 @@ bool planned_output_shapes(const CompiledModel& model, const std::vector<PortInf
   check_input_count(model, in.size());
   std::vector<Dims> key;
   for (size_t i = 0; i < in.size(); ++i) {
-    check_input(model.inputs()[i], in[i].type, in[i].shape);
+    check_input(model.inputs()[i], in[i].type, in[i].shape, in[i].kind);
     if (!in[i].shape.is_static()) return false;
     key.push_back(in[i].shape.dims);
   }

@@ -28,4 +28,9 @@ std::vector<HeldTensor> run_node_by_node(const CompiledModel& model, const std::
 bool planned_output_shapes(const CompiledModel& model, const std::vector<PortInfo>& in,
                            const std::vector<const TensorView*>& values, std::vector<PortInfo>& out);
 
+// The kernel of an op with `eval` in a plan whose output shapes were known (an If whose
+// branches agree, an optional op on a tensor): runs `eval` and copies its outputs into the
+// planned memory.
+KernelFn prepare_by_eval(const PrepareContext& ctx);
+
 }  // namespace aiov

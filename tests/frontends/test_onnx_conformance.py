@@ -23,7 +23,6 @@ RANDOM_VALUES = r"bernoulli|training_dropout(_default)?(_mask)?$"
 # (pattern on the case name, reason). First match wins.
 EXCLUDED = [
     (r"string|STRING", "string tensors are not supported"),
-    (r"sequence|optional|_opt$|_seq$|_seq_none$", "sequence and optional types are not supported"),
     (r"maxpool_2d_uint8", "integer pooling (aiov pools f32)"),
     (
         r"affine_grid_2d.*_expanded",
@@ -85,17 +84,28 @@ def test_node_case(case):
         got = rep.run(inputs)
         assert len(got) == len(outputs)
         for g, e in zip(got, outputs):
-            e = numpy_helper.to_array(e) if isinstance(e, onnx.TensorProto) else np.asarray(e)
-            assert g.shape == e.shape
-            if re.search(RANDOM_VALUES, case.name):
-                assert g.dtype == e.dtype
-                continue
-            if e.dtype == object:
-                continue
-            if "ml_dtypes" in (e.dtype.type.__module__, g.dtype.type.__module__):  # bf16, fp8, int4...: values
-                assert g.dtype == e.dtype
-                e, g = e.astype(np.float64), g.astype(np.float64)
-            np.testing.assert_allclose(g, e, rtol=case.rtol, atol=case.atol, equal_nan=True)
+            _expect_value(case, g, e)
+
+
+def _expect_value(case, g, e):
+    """`g` matches the expected `e`: a tensor, a sequence (list) of them, or an empty optional (None)."""
+    if e is None or isinstance(e, list):
+        assert type(g) is type(e), f"expected {type(e).__name__}, got {type(g).__name__}"
+        for gi, ei in zip(g or [], e or []):
+            _expect_value(case, gi, ei)
+        assert len(g or []) == len(e or [])
+        return
+    e = numpy_helper.to_array(e) if isinstance(e, onnx.TensorProto) else np.asarray(e)
+    assert g.shape == e.shape
+    if re.search(RANDOM_VALUES, case.name):
+        assert g.dtype == e.dtype
+        return
+    if e.dtype == object:
+        return
+    if "ml_dtypes" in (e.dtype.type.__module__, g.dtype.type.__module__):  # bf16, fp8, int4...: values
+        assert g.dtype == e.dtype
+        e, g = e.astype(np.float64), g.astype(np.float64)
+    np.testing.assert_allclose(g, e, rtol=case.rtol, atol=case.atol, equal_nan=True)
 
 
 def test_backend_reports_device_and_compatibility():

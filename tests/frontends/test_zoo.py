@@ -44,6 +44,7 @@ MODELS = {
     "wav2vec2": None,
     "lstm_gru": None,
     "if_loop": None,
+    "list_loop": None,  # a Loop carrying a sequence (a Python list appended to), stacked after it
     # torch.onnx's newer exporter (dynamo=True) writes the attention mask with GatherND.
     "bert_dynamo": None,
     "gpt2_dynamo": None,
