@@ -12,6 +12,10 @@
 
 namespace aiov {
 
+// Declared here rather than in registry.hpp: a new line there recompiles every op file.
+void register_decoder_block_ops(OpRegistry&);
+void register_linear_attention_ops(OpRegistry&);
+
 const OpRegistry& OpRegistry::instance() {
   static OpRegistry* registry = [] {
     auto* r = new OpRegistry();
@@ -26,6 +30,9 @@ const OpRegistry& OpRegistry::instance() {
     register_resize_ops(*r);
     register_fused_conv_ops(*r);
     register_attention_ops(*r);
+    register_onnx_attention_ops(*r);
+    register_decoder_block_ops(*r);
+    register_linear_attention_ops(*r);
     register_rnn_ops(*r);
     register_gather_scatter_ops(*r);
     register_layout_ops(*r);

@@ -319,6 +319,7 @@ void register_nn_ops(OpRegistry&);
 void register_resize_ops(OpRegistry&);
 void register_fused_conv_ops(OpRegistry&);
 void register_attention_ops(OpRegistry&);
+void register_onnx_attention_ops(OpRegistry&);
 void register_rnn_ops(OpRegistry&);
 void register_gather_scatter_ops(OpRegistry&);
 void register_layout_ops(OpRegistry&);
