@@ -692,6 +692,7 @@ def _attention(ctx):
     used = [i for i, name in enumerate(ctx.node.output) if name]
     outputs = 4 if 3 in used else 3 if (1 in used or 2 in used) else 1
     attrs = {key: ctx.attr(key) for key in _ATTENTION_ATTRS if key in ctx.attrs}
+    attrs["is_causal"] = bool(attrs.get("is_causal", 0))
     attrs["output_count"] = outputs
     return ops._make("Attention", _omitted_as_empty(ctx), attrs, ctx.node.name).outputs()
 

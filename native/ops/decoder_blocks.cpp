@@ -7,12 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "ops/attention_common.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
 namespace {
-
-bool is_real(ElementType t) { return t == ElementType::f32 || t == ElementType::f16 || t == ElementType::bf16; }
 
 // ---- RotaryEmbedding --------------------------------------------------------------------
 // X is [batch, heads, seq, head_size] or [batch, seq, heads * head_size]; each head vector's
@@ -23,7 +22,7 @@ bool is_real(ElementType t) { return t == ElementType::f32 || t == ElementType::
 std::vector<PortInfo> infer_rotary_embedding(const InferContext& c) {
   const Node& n = c.node;
   const ElementType t = c.in[0].type;
-  if (!is_real(t) || c.in[1].type != t || c.in[2].type != t)
+  if (!widenable_float(t) || c.in[1].type != t || c.in[2].type != t)
     throw InputError(n.describe() + ": X, cos_cache and sin_cache must be of one float type, got " + type_name(t) +
                      ", " + type_name(c.in[1].type) + " and " + type_name(c.in[2].type));
   const PartialShape& x = c.in[0].shape;
@@ -172,7 +171,7 @@ KernelFn prepare_tensor_scatter(const PrepareContext& ctx) {
 
 std::vector<PortInfo> infer_swiglu(const InferContext& c) {
   const Node& n = c.node;
-  if (!is_real(c.in[0].type) || c.in[1].type != c.in[0].type)
+  if (!widenable_float(c.in[0].type) || c.in[1].type != c.in[0].type)
     throw InputError(n.describe() + ": A and B must be of one float type, got " + type_name(c.in[0].type) + " and " +
                      type_name(c.in[1].type));
   const PartialShape &a = c.in[0].shape, &b = c.in[1].shape;

@@ -12,19 +12,12 @@
 #include <vector>
 
 #include "executor/executor.hpp"
+#include "ops/attention_common.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
 namespace {
 
-bool is_real(ElementType t) { return t == ElementType::f32 || t == ElementType::f16 || t == ElementType::bf16; }
-bool omitted(const PartialShape& s) { return s.rank_known && s.rank() == 1 && s.dims[0] == 0; }
-bool given(const std::vector<PortInfo>& in, size_t i) { return i < in.size() && !omitted(in[i].shape); }
-bool given(const std::vector<TensorView>& in, size_t i) {
-  return i < in.size() && !(in[i].shape.size() == 1 && in[i].shape[0] == 0);
-}
-int64_t div_dim(int64_t a, int64_t b) { return a < 0 || b <= 0 ? kDynamic : a / b; }
-int64_t mul_dim(int64_t a, int64_t b) { return a < 0 || b < 0 ? kDynamic : a * b; }
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 // ---- LinearAttention --------------------------------------------------------------------
@@ -39,22 +32,22 @@ std::vector<PortInfo> infer_linear_attention(const InferContext& c) {
   const Node& n = c.node;
   const ElementType t = c.in[kQuery].type;
   for (size_t i : {kKey, kValue})
-    if (c.in[i].type != t || !is_real(t))
+    if (c.in[i].type != t || !widenable_float(t))
       throw InputError(n.describe() + ": query, key and value must be of one float type, got " + type_name(t) + ", " +
                        type_name(c.in[kKey].type) + " and " + type_name(c.in[kValue].type));
   const std::string rule = n.attr_str("update_rule");
-  if (gated(rule) != given(c.in, kDecay))
+  if (gated(rule) != input_given(c.in, kDecay))
     throw InputError(n.describe() + ": update_rule '" + rule + "' " + (gated(rule) ? "needs" : "takes no") +
                      " decay input");
-  if (delta(rule) != given(c.in, kBeta))
+  if (delta(rule) != input_given(c.in, kBeta))
     throw InputError(n.describe() + ": update_rule '" + rule + "' " + (delta(rule) ? "needs" : "takes no") +
                      " beta input");
   for (size_t i : {kDecay, kBeta})
-    if (given(c.in, i) && c.in[i].type != t)
+    if (input_given(c.in, i) && c.in[i].type != t)
       throw InputError(n.describe() + ": " + (i == kDecay ? "decay" : "beta") + " must be of the query's type " +
                        type_name(t) + ", got " + type_name(c.in[i].type));
-  const bool past = given(c.in, kPastState);
-  if (past && !is_real(c.in[kPastState].type))
+  const bool past = input_given(c.in, kPastState);
+  if (past && !widenable_float(c.in[kPastState].type))
     throw InputError(n.describe() + ": past_state must be a float tensor, got " + type_name(c.in[kPastState].type));
   const int64_t Hq = n.attr_int("q_num_heads"), Hk = n.attr_int("kv_num_heads");
   if (Hq % Hk != 0)
@@ -68,8 +61,8 @@ std::vector<PortInfo> infer_linear_attention(const InferContext& c) {
                        c.in[i].shape.str());
   if (!q.rank_known || !v.rank_known)
     return {PortInfo{t, PartialShape::dynamic_rank()}, PortInfo{state_type, PartialShape::dynamic_rank()}};
-  const int64_t dk = div_dim(q.dims[2], Hq), dv = div_dim(v.dims[2], Hk);
-  return {PortInfo{t, PartialShape(Dims{q.dims[0], q.dims[1], mul_dim(Hq, dv)})},
+  const int64_t dk = dim_div(q.dims[2], Hq), dv = dim_div(v.dims[2], Hk);
+  return {PortInfo{t, PartialShape(Dims{q.dims[0], q.dims[1], dim_mul(Hq, dv)})},
           PortInfo{state_type, PartialShape(Dims{q.dims[0], Hk, dk, dv})}};
 }
 
@@ -86,7 +79,7 @@ KernelFn prepare_linear_attention(const PrepareContext& ctx) {
     fail("query " + dims_str(q) + ", key " + dims_str(k) + " and value " + dims_str(v) +
          " do not agree (key must be [" + std::to_string(B) + ", " + std::to_string(T) + ", " +
          std::to_string(Hk * dk) + "])");
-  const bool past = given(ctx.in, kPastState);
+  const bool past = input_given(ctx.in, kPastState);
   if (past && ctx.in[kPastState].shape != Dims{B, Hk, dk, dv})
     fail("past_state must be " + dims_str(Dims{B, Hk, dk, dv}) + ", got " + dims_str(ctx.in[kPastState].shape));
   const std::string rule = n.attr_str("update_rule");
@@ -176,9 +169,9 @@ enum ConvInput { kInput, kWeight, kBias, kPast };
 std::vector<PortInfo> infer_causal_conv(const InferContext& c) {
   const Node& n = c.node;
   const ElementType t = c.in[kInput].type;
-  if (!is_real(t)) throw InputError(n.describe() + ": input must be a float tensor, got " + type_name(t));
+  if (!widenable_float(t)) throw InputError(n.describe() + ": input must be a float tensor, got " + type_name(t));
   for (size_t i : {kWeight, kBias, kPast})
-    if (given(c.in, i) && c.in[i].type != t)
+    if (input_given(c.in, i) && c.in[i].type != t)
       throw InputError(n.describe() + ": weight, bias and past_state must be of the input's type " + type_name(t) +
                        ", got " + type_name(c.in[i].type));
   const PartialShape &x = c.in[kInput].shape, &w = c.in[kWeight].shape;
@@ -197,7 +190,7 @@ KernelFn prepare_causal_conv(const PrepareContext& ctx) {
   if (w[0] != C || w[1] != 1 || K < 1)
     throw InputError(n.describe() + ": weight must be [" + std::to_string(C) + ", 1, k] with k >= 1, got " +
                      dims_str(w));
-  const bool bias = given(ctx.in, kBias), past = given(ctx.in, kPast);
+  const bool bias = input_given(ctx.in, kBias), past = input_given(ctx.in, kPast);
   if (bias && ctx.in[kBias].shape != Dims{C})
     throw InputError(n.describe() + ": bias must be [" + std::to_string(C) + "], got " + dims_str(ctx.in[kBias].shape));
   if (past && ctx.in[kPast].shape != Dims{B, C, K - 1})

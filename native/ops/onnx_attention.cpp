@@ -16,6 +16,7 @@
 #include "executor/executor.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/softmax_row.hpp"
+#include "ops/attention_common.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -27,36 +28,24 @@ enum QkMode { kRawScores, kSoftcapped, kWithBias, kProbabilities };
 // Query rows whose scores are computed together: bounds the scratch to kRowBlock x keys.
 constexpr int64_t kRowBlock = 32;
 
-bool omitted(const PartialShape& s) { return s.rank_known && s.rank() == 1 && s.dims[0] == 0; }
-bool given(const std::vector<PortInfo>& in, size_t i) { return i < in.size() && !omitted(in[i].shape); }
-bool given(const std::vector<TensorView>& in, size_t i) {
-  return i < in.size() && !(in[i].shape.size() == 1 && in[i].shape[0] == 0);
-}
-
-bool is_real(ElementType t) { return t == ElementType::f32 || t == ElementType::f16 || t == ElementType::bf16; }
-
-int64_t sum_dims(int64_t a, int64_t b) { return a < 0 || b < 0 ? kDynamic : a + b; }
-int64_t div_dim(int64_t a, int64_t b) { return a < 0 || b <= 0 ? kDynamic : a / b; }
-int64_t mul_dim(int64_t a, int64_t b) { return a < 0 || b < 0 ? kDynamic : a * b; }
-
 std::vector<PortInfo> infer_onnx_attention(const InferContext& c) {
   const Node& n = c.node;
   const ElementType t1 = c.in[kQ].type, t2 = c.in[kV].type;
-  if (!is_real(t1) || c.in[kK].type != t1 || !is_real(t2))
+  if (!widenable_float(t1) || c.in[kK].type != t1 || !widenable_float(t2))
     throw InputError(n.describe() + ": expected Q and K of one float type (f32, f16, bf16) and a float V, got " +
                      type_name(t1) + ", " + type_name(c.in[kK].type) + " and " + type_name(t2));
-  if (given(c.in, kMask)) {
+  if (input_given(c.in, kMask)) {
     const ElementType m = c.in[kMask].type;
     if (m != ElementType::boolean && m != t1)
       throw InputError(n.describe() + ": attn_mask must be boolean or of Q's type " + type_name(t1) + ", got " +
                        type_name(m));
   }
-  if (given(c.in, kPastKey) != given(c.in, kPastValue))
+  if (input_given(c.in, kPastKey) != input_given(c.in, kPastValue))
     throw InputError(n.describe() + ": past_key and past_value must be given together");
-  if (given(c.in, kNonpad)) {
+  if (input_given(c.in, kNonpad)) {
     if (c.in[kNonpad].type != ElementType::i64)
       throw InputError(n.describe() + ": nonpad_kv_seqlen must be i64, got " + type_name(c.in[kNonpad].type));
-    if (given(c.in, kPastKey))
+    if (input_given(c.in, kPastKey))
       throw InputError(n.describe() + ": nonpad_kv_seqlen cannot be combined with past_key and past_value");
   }
   const int64_t outputs = n.attr_int("output_count");
@@ -82,16 +71,16 @@ std::vector<PortInfo> infer_onnx_attention(const InferContext& c) {
         throw InputError(n.describe() + ": the hidden size " + std::to_string(dim) + " of " + what +
                          " is not a multiple of its " + std::to_string(heads) + " heads");
     Hq = hq_attr, Hk = hk_attr, Sq = q.dims[1], Skv = k.dims[1];
-    D = div_dim(q.dims[2], Hq), Dv = div_dim(v.dims[2], Hk);
+    D = dim_div(q.dims[2], Hq), Dv = dim_div(v.dims[2], Hk);
   } else {
     Hq = q.dims[1], Hk = k.dims[1], Sq = q.dims[2], Skv = k.dims[2], D = q.dims[3], Dv = v.dims[3];
   }
   int64_t total = Skv;
-  if (given(c.in, kPastKey)) {
+  if (input_given(c.in, kPastKey)) {
     const PartialShape& p = c.in[kPastKey].shape;
-    total = p.rank_known && p.rank() == 4 ? sum_dims(p.dims[2], Skv) : kDynamic;
+    total = p.rank_known && p.rank() == 4 ? dim_sum(p.dims[2], Skv) : kDynamic;
   }
-  out[0].shape = q.rank() == 3 ? PartialShape(Dims{B, Sq, mul_dim(Hq, Dv)}) : PartialShape(Dims{B, Hq, Sq, Dv});
+  out[0].shape = q.rank() == 3 ? PartialShape(Dims{B, Sq, dim_mul(Hq, Dv)}) : PartialShape(Dims{B, Hq, Sq, Dv});
   if (outputs >= 3) {
     out[1].shape = PartialShape(Dims{B, Hk, total, D});
     out[2].shape = PartialShape(Dims{B, Hk, total, Dv});
@@ -137,7 +126,7 @@ AttentionPlan plan_attention(const PrepareContext& ctx) {
   if (p.Hk <= 0 || p.Hq % p.Hk != 0)
     fail("the " + std::to_string(p.Hq) + " query heads are not a multiple of the " + std::to_string(p.Hk) +
          " key/value heads");
-  p.has_past = given(ctx.in, kPastKey);
+  p.has_past = input_given(ctx.in, kPastKey);
   p.P = 0;
   if (p.has_past) {
     const Dims &pk = ctx.in[kPastKey].shape, &pv = ctx.in[kPastValue].shape;
@@ -149,10 +138,10 @@ AttentionPlan plan_attention(const PrepareContext& ctx) {
     p.P = pk[2];
   }
   p.T = p.P + p.Skv;
-  p.has_nonpad = given(ctx.in, kNonpad);
+  p.has_nonpad = input_given(ctx.in, kNonpad);
   if (p.has_nonpad && ctx.in[kNonpad].shape != Dims{p.B})
     fail("nonpad_kv_seqlen must be [" + std::to_string(p.B) + "], got " + dims_str(ctx.in[kNonpad].shape));
-  p.has_mask = given(ctx.in, kMask);
+  p.has_mask = input_given(ctx.in, kMask);
   if (p.has_mask) {
     const Dims& m = ctx.in[kMask].shape;
     p.bool_mask = ctx.in[kMask].type == ElementType::boolean;
@@ -312,16 +301,24 @@ std::string output_count_is_1_3_or_4(const Node&, const std::vector<PortInfo>&, 
   return count == 1 || count == 3 || count == 4 ? "" : "1 (Y), 3 (Y, present key and value) or 4 (and the scores)";
 }
 
+// Only in OpenVINO's ScaledDotProductAttention-13 form (4-D, mask, causal; the scale is its
+// fifth input) can the op be an IR layer: the attributes that form lacks are not IR attributes.
+AttrSpec onnx_only(AttrSpec spec) { return spec.ir_name("-"); }
+
 }  // namespace
 
 void register_onnx_attention_ops(OpRegistry& r) {
-  r.add(OpDef{"Attention", 3, 7, infer_onnx_attention, widened<prepare_onnx_attention>}.with_attrs(
-      {float_attr("scale", 0.0), int_attr("is_causal", 0).between(0, 1), int_attr("q_num_heads", 0).at_least(0),
-       int_attr("kv_num_heads", 0).at_least(0), float_attr("softcap", 0.0).at_least(0.0),
-       int_attr("qk_matmul_output_mode", 0).between(0, 3),
-       int_attr("softmax_precision", 0).checked_by(softmax_precision_is_a_float_type),
-       int_attr("left_window_size", -1).at_least(-1), int_attr("right_window_size", -1).at_least(-1),
-       int_attr("output_count", 1).checked_by(output_count_is_1_3_or_4).ir_name("-").onnx_name("-")}));
+  r.add(OpDef{"Attention", 3, 7, infer_onnx_attention, widened<prepare_onnx_attention>}
+            .with_attrs({onnx_only(float_attr("scale", 0.0)), bool_attr("is_causal", false).ir_name("causal"),
+                         onnx_only(int_attr("q_num_heads", 0).at_least(0)),
+                         onnx_only(int_attr("kv_num_heads", 0).at_least(0)),
+                         onnx_only(float_attr("softcap", 0.0).at_least(0.0)),
+                         onnx_only(int_attr("qk_matmul_output_mode", 0).between(0, 3)),
+                         onnx_only(int_attr("softmax_precision", 0).checked_by(softmax_precision_is_a_float_type)),
+                         onnx_only(int_attr("left_window_size", -1).at_least(-1)),
+                         onnx_only(int_attr("right_window_size", -1).at_least(-1)),
+                         int_attr("output_count", 1).checked_by(output_count_is_1_3_or_4).ir_name("-").onnx_name("-")})
+            .ir({"ScaledDotProductAttention"}, "opset13"));
 }
 
 }  // namespace aiov

@@ -12,10 +12,6 @@
 
 namespace aiov {
 
-// Declared here rather than in registry.hpp: a new line there recompiles every op file.
-void register_decoder_block_ops(OpRegistry&);
-void register_linear_attention_ops(OpRegistry&);
-
 const OpRegistry& OpRegistry::instance() {
   static OpRegistry* registry = [] {
     auto* r = new OpRegistry();

@@ -320,6 +320,8 @@ void register_resize_ops(OpRegistry&);
 void register_fused_conv_ops(OpRegistry&);
 void register_attention_ops(OpRegistry&);
 void register_onnx_attention_ops(OpRegistry&);
+void register_decoder_block_ops(OpRegistry&);
+void register_linear_attention_ops(OpRegistry&);
 void register_rnn_ops(OpRegistry&);
 void register_gather_scatter_ops(OpRegistry&);
 void register_layout_ops(OpRegistry&);

@@ -239,3 +239,142 @@ def test_swiglu_matches_and_refuses_broadcasting():
     _compare(model, [[_normal(3, 8), _normal(3, 8)], [_normal(1, 8), _normal(1, 8)]])
     message = _error_of(model, [_normal(3, 8), _normal(1, 8)])
     assert "glu" in message and "one shape" in message
+
+
+# ---- LinearAttention, CausalConvWithState: state carried between calls ------------------------
+
+
+def _run_once(model, feed):
+    """Outputs of `model` (an ONNX ModelProto or an aiov Model) on one feed."""
+    if isinstance(model, onnx.ModelProto):
+        model = ov.Core().read_model(model.SerializeToString())
+    compiled = ov.compile_model(model)
+    return [np.asarray(v) for v in compiled(list(feed)).values()]
+
+
+@pytest.mark.parametrize("rule", ["linear", "gated", "delta", "gated_delta"])
+def test_linear_attention_in_two_chunks_equals_one_pass(rule):
+    # GQA (4 query heads on 2 state heads); decay per head, beta per head. The state a first
+    # chunk returns, fed to the second, gives what one pass over the whole sequence gives.
+    inputs = ["q", "k", "v", "state", "decay" if "gated" in rule else "", "beta" if "delta" in rule else ""]
+    while not inputs[-1]:
+        inputs.pop()
+    node = helper.make_node(
+        "LinearAttention", inputs, ["y", "present"], q_num_heads=4, kv_num_heads=2, update_rule=rule
+    )
+    specs = {
+        "q": [2, "t", 4 * 6],
+        "k": [2, "t", 2 * 6],
+        "v": [2, "t", 2 * 5],
+        "state": [2, 2, 6, 5],
+        "decay": [2, "t", 2],
+        "beta": [2, "t", 2],
+    }
+    model = _single_node(node, [(n, np.float32, specs[n]) for n in inputs if n], opset=27)
+
+    def chunk(t):
+        k = _normal(2, t, 12)
+        k /= np.linalg.norm(k.reshape(2, t, 2, 6), axis=-1).repeat(6, -1).reshape(2, t, 12)
+        values = {
+            "q": _normal(2, t, 24),
+            "k": k,
+            "v": _normal(2, t, 10),
+            "decay": -RNG.random((2, t, 2)).astype(np.float32),
+            "beta": RNG.random((2, t, 2)).astype(np.float32),
+        }
+        return values
+
+    first, second = chunk(5), chunk(1)
+    zeros = np.zeros((2, 2, 6, 5), np.float32)
+
+    def feed(values, state):
+        return [state if n == "state" else values[n] for n in inputs if n]
+
+    whole = {n: np.concatenate([first[n], second[n]], axis=1) for n in first}
+    _compare(model, [feed(whole, zeros), feed(first, zeros)], rtol=1e-4, atol=1e-5)
+    y_whole, state_whole = _run_once(model, feed(whole, zeros))
+    y1, state1 = _run_once(model, feed(first, zeros))
+    y2, state2 = _run_once(model, feed(second, state1))
+    np.testing.assert_allclose(np.concatenate([y1, y2], axis=1), y_whole, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(state2, state_whole, rtol=1e-4, atol=1e-5)
+
+
+def test_linear_attention_missing_decay_names_the_rule():
+    node = helper.make_node("LinearAttention", ["q", "k", "v"], ["y", "s"], q_num_heads=1, kv_num_heads=1, name="la")
+    model = _single_node(node, [(n, np.float32, [1, 2, 4]) for n in "qkv"], opset=27)
+    message = _error_of(model, [_normal(1, 2, 4)] * 3)
+    assert "la" in message and "gated_delta" in message and "decay" in message
+
+
+@pytest.mark.parametrize("activation", ["none", "silu"])
+def test_causal_conv_with_state_in_steps_equals_one_pass(activation):
+    node = helper.make_node("CausalConvWithState", ["x", "w", "", "past"], ["y", "state"], activation=activation)
+    model = _single_node(
+        node,
+        [("x", np.float32, [2, 3, "l"]), ("w", np.float32, [3, 1, 4]), ("past", np.float32, [2, 3, 3])],
+        opset=27,
+    )
+    w, x = _normal(3, 1, 4), _normal(2, 3, 7)
+    zeros = np.zeros((2, 3, 3), np.float32)
+    _compare(model, [[x, w, zeros], [x[:, :, :2], w, _normal(2, 3, 3)]])
+    y_whole, state_whole = _run_once(model, [x, w, zeros])
+    y1, state = _run_once(model, [x[:, :, :5], w, zeros])
+    steps = [y1]
+    for t in (5, 6):  # single-token decode steps
+        y, state = _run_once(model, [x[:, :, t : t + 1], w, state])
+        steps.append(y)
+    np.testing.assert_allclose(np.concatenate(steps, axis=2), y_whole, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(state, state_whole)
+
+
+# ---- Attention as OpenVINO IR (ScaledDotProductAttention-13) ----------------------------------
+
+
+@pytest.mark.parametrize("form", ["bool_mask", "float_mask_scaled", "causal", "scaled_no_mask"])
+def test_attention_saved_as_ir_reads_back_in_aiov_and_openvino(tmp_path, form):
+    inputs = ["q", "k", "v"] + (["mask"] if "mask" in form else [])
+    attrs = {"scale": 0.4} if "scaled" in form else {}
+    node = helper.make_node("Attention", inputs, ["y"], is_causal=int(form == "causal"), **attrs)
+    mask_dtype = np.bool_ if form == "bool_mask" else np.float32
+    specs = [("q", np.float32, [1, 2, 3, 8]), ("k", np.float32, [1, 2, 5, 8]), ("v", np.float32, [1, 2, 5, 6])]
+    model = _single_node(node, specs + [("mask", mask_dtype, [1, 1, 3, 5])][: len(inputs) - 3], opset=23)
+    mask = RNG.random((1, 1, 3, 5)) > 0.3 if form == "bool_mask" else _normal(1, 1, 3, 5)
+    feed = [_normal(1, 2, 3, 8), _normal(1, 2, 5, 8), _normal(1, 2, 5, 6), mask.astype(mask_dtype)][: len(inputs)]
+    (want,) = ReferenceEvaluator(model).run(None, dict(zip(inputs, feed)))
+    xml = str(tmp_path / "attention.xml")
+    ov.save_model(ov.Core().read_model(model.SerializeToString()), xml)
+    np.testing.assert_allclose(_run_once(ov.Core().read_model(xml), feed)[0], want, rtol=1e-5, atol=1e-5)
+    openvino = pytest.importorskip("openvino")
+    compiled = openvino.Core().compile_model(xml, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    np.testing.assert_allclose(compiled(feed)[0], want, rtol=1e-4, atol=1e-4)
+
+
+def test_attention_beyond_scaled_dot_product_attention_is_refused_by_the_ir_writer(tmp_path):
+    node = helper.make_node("Attention", ["q", "k", "v"], ["y"], q_num_heads=2, kv_num_heads=2, softcap=3.0)
+    model = _single_node(node, [(n, np.float32, [1, 3, 8]) for n in "qkv"], opset=23)
+    with pytest.raises(ValueError, match="3-D inputs, softcap, which OpenVINO's ScaledDotProductAttention cannot say"):
+        ov.save_model(ov.Core().read_model(model.SerializeToString()), str(tmp_path / "a.xml"))
+    node = helper.make_node("Attention", ["q", "k", "v"], ["y"], name="gqa")
+    shapes = {"q": [1, 4, 3, 8], "k": [1, 2, 3, 8], "v": [1, 2, 3, 8]}
+    model = _single_node(node, [(n, np.float32, shapes[n]) for n in "qkv"], opset=23)
+    with pytest.raises(ValueError, match="'gqa' uses fewer key/value heads than query heads"):
+        ov.save_model(ov.Core().read_model(model.SerializeToString()), str(tmp_path / "b.xml"))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_scaled_dot_product_attention_saved_by_openvino_reads_in_aiov(tmp_path, causal):
+    openvino = pytest.importorskip("openvino")
+    from openvino import opset13
+
+    q, k, v = (
+        opset13.parameter(shape, np.float32, name=n)
+        for n, shape in zip("qkv", ([2, 3, 4, 8], [2, 3, 6, 8], [2, 3, 6, 5]))
+    )
+    mask = opset13.parameter([2, 1, 4, 6], np.bool_, name="mask")
+    scale = opset13.constant(np.float32(0.25))
+    sdpa = opset13.scaled_dot_product_attention(q, k, v, mask, scale, causal=causal)
+    xml = str(tmp_path / "sdpa.xml")
+    openvino.save_model(openvino.Model([sdpa.output(0)], [q, k, v, mask]), xml)
+    feed = [_normal(2, 3, 4, 8), _normal(2, 3, 6, 8), _normal(2, 3, 6, 5), RNG.random((2, 1, 4, 6)) > 0.3]
+    compiled = openvino.Core().compile_model(xml, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    np.testing.assert_allclose(_run_once(ov.Core().read_model(xml), feed)[0], compiled(feed)[0], rtol=1e-4, atol=1e-4)
