@@ -556,7 +556,45 @@ def _read_hard_sigmoid(layer, inputs) -> Node:
     return _generic_layer(layer, inputs[:1], _op_description("HardSigmoid"), extra)
 
 
+def _is_neutral_mask(port) -> bool:
+    """A constant mask that masks nothing (all 0 or all true): how a writer gives SDPA a scale
+    without a mask."""
+    node = port.get_node()
+    if node.get_type_name() != "Constant":
+        return False
+    from .._graph import constant_value
+
+    value = constant_value(node)
+    return bool(np.all(value)) if value.dtype == np.bool_ else not np.any(value)
+
+
+def _read_sdpa(layer, inputs) -> Node:
+    # OpenVINO's mask broadcasts numpy-style; aiov's Attention (ONNX's) pads a shorter key
+    # dimension with -inf instead, so a mask with one key column is refused, not misread.
+    if not 3 <= len(inputs) <= 5:
+        layer.fail(f"expected 3 to 5 inputs (query, key, value, attention_mask, scale), got {len(inputs)}")
+    for what, port in zip(("query", "key", "value"), inputs):
+        shape = port.get_partial_shape()
+        if shape.rank.is_dynamic or shape.rank.get_length() != 4:
+            layer.fail(f"aiov reads 4-D [batch, heads, seq, size] {what} only, got {shape}")
+    extra = {}
+    if len(inputs) == 5:
+        scale = _constant_of(layer, inputs[4], "scale").reshape(-1)
+        if scale.size != 1 or scale[0] == 0:
+            layer.fail("scale must be a nonzero scalar")
+        extra["scale"] = float(scale[0])
+    kept = list(inputs[:3])
+    causal = _parse_bool(layer, "causal", layer.data.get("causal", "false"))
+    if len(inputs) > 3 and not causal and not _is_neutral_mask(inputs[3]):  # a causal SDPA ignores its mask
+        keys = inputs[3].get_partial_shape()
+        if keys.rank.is_static and keys.rank.get_length() and keys[-1].is_static and keys[-1].get_length() == 1:
+            layer.fail(f"an attention_mask broadcast along the keys ({keys}) is not supported")
+        kept.append(inputs[3])
+    return _generic_layer(layer, kept, _op_description("Attention"), extra)
+
+
 _ADAPTED = {
+    "ScaledDotProductAttention": _read_sdpa,
     "GroupConvolution": _read_group_convolution,
     "ConvolutionBackpropData": lambda layer, inputs: _read_backprop(layer, inputs, False),
     "GroupConvolutionBackpropData": lambda layer, inputs: _read_backprop(layer, inputs, True),
@@ -684,7 +722,45 @@ def _write_pool(native, desc, sources, emit):
     return (desc["ir_types"][0], version, data, sources)
 
 
+def _write_sdpa(native, desc, sources, emit):
+    """Attention as OpenVINO's ScaledDotProductAttention-13 (its scale is a fifth input, after a
+    mask that masks nothing when the node has none); what that layer cannot say is refused."""
+    attrs = native.attributes()
+    dtype = {"f32": np.float32, "f16": np.float16}.get(sources[0][2])
+    key_dims, mask = sources[1][3], sources[3] if len(sources) > 3 else None
+    window = int(attrs.get("left_window_size", -1)) >= 0 or int(attrs.get("right_window_size", -1)) >= 0
+    same_keys = mask is not None and bool(mask[3]) and key_dims is not None and mask[3][-1] == key_dims[-2]
+    beyond = [
+        what
+        for what, used in (
+            ("an element type other than f32 and f16", dtype is None),
+            ("3-D inputs", key_dims is None or len(key_dims) != 4),
+            ("fewer key/value heads than query heads", key_dims and sources[0][3][1] != key_dims[1]),
+            ("past key/value or nonpad_kv_seqlen inputs", len(sources) > 4),
+            ("present key/value or score outputs", int(attrs.get("output_count", 1)) != 1),
+            ("softcap", float(attrs.get("softcap", 0.0)) != 0.0),
+            ("a sliding window", window),
+            ("a mask together with is_causal", mask is not None and attrs.get("is_causal")),
+            ("a mask whose key dimension may differ from the keys'", mask is not None and not same_keys),
+        )
+        if used
+    ]
+    if beyond:
+        raise InputError(
+            f"save_model: Attention '{native.name}' uses {', '.join(beyond)}, which OpenVINO's "
+            "ScaledDotProductAttention cannot say"
+        )
+    inputs = list(sources[:4])
+    scale = float(attrs.get("scale", 0.0))
+    if scale:
+        if mask is None:
+            inputs.append(emit.const(np.zeros((1,), dtype)))
+        inputs.append(emit.const(np.array(scale, dtype)))
+    return ("ScaledDotProductAttention", "opset13", {"causal": _format_attr("bool", attrs.get("is_causal"))}, inputs)
+
+
 _WRITE_ADAPTED = {
+    "Attention": _write_sdpa,
     "MaxPool": _write_pool,
     "AvgPool": _write_pool,
     "Convolution": _write_convolution,

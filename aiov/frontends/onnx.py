@@ -695,6 +695,50 @@ def _softmax(ctx):
     return _over_trailing_axes(ctx, ops.softmax)
 
 
+_ATTENTION_ATTRS = (
+    "scale",
+    "is_causal",
+    "q_num_heads",
+    "kv_num_heads",
+    "softcap",
+    "qk_matmul_output_mode",
+    "softmax_precision",
+    "left_window_size",
+    "right_window_size",
+)
+
+
+def _omitted_as_empty(ctx):
+    """The node's inputs for an engine op with optional inputs in the middle: trailing omitted
+    ones dropped, the others given as empty [0] tensors, which such ops read as absent."""
+    count = len(ctx.inputs)
+    while count and ctx.inputs[count - 1] is None:
+        count -= 1
+    return [_given_or_empty(ctx, i, np.float32) for i in range(count)]
+
+
+@converter("Attention")
+def _attention(ctx):
+    # The node gives Y, the present key and value together, and the scores only when read.
+    unknown = sorted(set(ctx.attrs) - set(_ATTENTION_ATTRS))
+    if unknown:
+        ctx.fail(f"attribute(s) {', '.join(unknown)} are not supported")
+    if ctx.attr("scale") == 0.0:
+        ctx.fail("scale 0 is not supported (aiov reads 0 as the default 1/sqrt(head_size))")
+    used = [i for i, name in enumerate(ctx.node.output) if name]
+    outputs = 4 if 3 in used else 3 if (1 in used or 2 in used) else 1
+    attrs = {key: ctx.attr(key) for key in _ATTENTION_ATTRS if key in ctx.attrs}
+    attrs["is_causal"] = bool(attrs.get("is_causal", 0))
+    attrs["output_count"] = outputs
+    return ops._make("Attention", _omitted_as_empty(ctx), attrs, ctx.node.name).outputs()
+
+
+@converter("LinearAttention", "CausalConvWithState")
+def _state_carrying_mixer(ctx):
+    attrs = {key: ctx.attr(key) for key in ctx.attrs}
+    return ops._make(ctx.node.op_type, _omitted_as_empty(ctx), attrs, ctx.node.name).outputs()
+
+
 @converter("Constant")
 def _constant(ctx):
     if "value" in ctx.attrs:

@@ -26,6 +26,9 @@ const OpRegistry& OpRegistry::instance() {
     register_resize_ops(*r);
     register_fused_conv_ops(*r);
     register_attention_ops(*r);
+    register_onnx_attention_ops(*r);
+    register_decoder_block_ops(*r);
+    register_linear_attention_ops(*r);
     register_rnn_ops(*r);
     register_gather_scatter_ops(*r);
     register_layout_ops(*r);

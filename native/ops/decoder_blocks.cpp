@@ -1,0 +1,218 @@
+// The small ops ONNX added for decoder-only language models around Attention: RotaryEmbedding
+// (rotating query/key head vectors by their position), TensorScatter (writing new keys or
+// values into a fixed-size KV cache) and SwiGLU (the gated feed-forward activation).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "ops/attention_common.hpp"
+#include "plan/registry.hpp"
+
+namespace aiov {
+namespace {
+
+// ---- RotaryEmbedding --------------------------------------------------------------------
+// X is [batch, heads, seq, head_size] or [batch, seq, heads * head_size]; each head vector's
+// first rotary_embedding_dim values are rotated pairwise, pairs being (k, k + dim/2) or, when
+// interleaved, (2k, 2k + 1); the angles' cos/sin come from the caches, row `position_ids[b, s]`
+// of [max_position, dim/2] caches, or row (b, s) of [batch, seq, dim/2] caches without ids.
+
+std::vector<PortInfo> infer_rotary_embedding(const InferContext& c) {
+  const Node& n = c.node;
+  const ElementType t = c.in[0].type;
+  if (!widenable_float(t) || c.in[1].type != t || c.in[2].type != t)
+    throw InputError(n.describe() + ": X, cos_cache and sin_cache must be of one float type, got " + type_name(t) +
+                     ", " + type_name(c.in[1].type) + " and " + type_name(c.in[2].type));
+  const PartialShape& x = c.in[0].shape;
+  if (x.rank_known && x.rank() != 3 && x.rank() != 4)
+    throw InputError(n.describe() + ": X must be [batch, heads, seq, head_size] or [batch, seq, hidden], got " +
+                     x.str());
+  if (x.rank_known && x.rank() == 3 && n.attr_int("num_heads") <= 0)
+    throw InputError(n.describe() + ": a 3-D X needs the num_heads attribute");
+  const bool ids = c.in.size() > 3;
+  if (ids && c.in[3].type != ElementType::i64 && c.in[3].type != ElementType::i32)
+    throw InputError(n.describe() + ": position_ids must be i64 or i32, got " + type_name(c.in[3].type));
+  const int64_t cache_rank = ids ? 2 : 3;
+  for (size_t i : {1, 2})
+    if (c.in[i].shape.rank_known && c.in[i].shape.rank() != cache_rank)
+      throw InputError(n.describe() + ": " + (i == 1 ? "cos_cache" : "sin_cache") + " must have rank " +
+                       std::to_string(cache_rank) +
+                       (ids ? " ([max_position, rotary_dim / 2]) with position_ids"
+                            : " ([batch, seq, rotary_dim / 2]) without position_ids") +
+                       ", got " + c.in[i].shape.str());
+  return {PortInfo{t, x}};
+}
+
+KernelFn prepare_rotary_embedding(const PrepareContext& ctx) {
+  const Node& n = ctx.node;
+  auto fail = [&](const std::string& what) { throw InputError(n.describe() + ": " + what); };
+  const Dims& x = ctx.in[0].shape;
+  const bool four_d = x.size() == 4;
+  const int64_t B = x[0], S = four_d ? x[2] : x[1];
+  const int64_t H = four_d ? x[1] : n.attr_int("num_heads");
+  if (!four_d && x[2] % H != 0)
+    fail("the hidden size " + std::to_string(x[2]) + " is not a multiple of the " + std::to_string(H) + " heads");
+  const int64_t Dh = four_d ? x[3] : x[2] / H;
+  const int64_t R = n.attr_int("rotary_embedding_dim") > 0 ? n.attr_int("rotary_embedding_dim") : Dh;
+  if (R > Dh || R % 2 != 0)
+    fail("rotary_embedding_dim " + std::to_string(R) + " must be even and at most the head size " + std::to_string(Dh));
+  const int64_t half = R / 2;
+  const bool ids = ctx.in.size() > 3;
+  const Dims& cache = ctx.in[1].shape;
+  if (ctx.in[2].shape != cache)
+    fail("cos_cache " + dims_str(cache) + " and sin_cache " + dims_str(ctx.in[2].shape) + " differ");
+  if (cache.back() != half)
+    fail("the caches' last dimension " + std::to_string(cache.back()) +
+         " must be rotary_dim / 2 = " + std::to_string(half));
+  if (ids && ctx.in[3].shape != Dims{B, S})
+    fail("position_ids must be [" + std::to_string(B) + ", " + std::to_string(S) + "], got " +
+         dims_str(ctx.in[3].shape));
+  if (!ids && (cache[0] != B || cache[1] != S))
+    fail("without position_ids the caches must be [" + std::to_string(B) + ", " + std::to_string(S) + ", " +
+         std::to_string(half) + "], got " + dims_str(cache));
+  const int64_t positions = cache[0];
+  const bool interleaved = n.attr_int("interleaved") != 0;
+  const bool ids64 = ids && ctx.in[3].type == ElementType::i64;
+  const std::string who = n.describe();
+  return [=](const KernelArgs& a) {
+    const float* X = a.in[0]->as<float>();
+    const float* cos_c = a.in[1]->as<float>();
+    const float* sin_c = a.in[2]->as<float>();
+    float* Y = a.out[0]->as<float>();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t s = 0; s < S; ++s) {
+        int64_t row = b * S + s;
+        if (ids) {
+          row = ids64 ? a.in[3]->as<int64_t>()[b * S + s] : a.in[3]->as<int32_t>()[b * S + s];
+          if (row < 0 || row >= positions)
+            throw InputError(who + ": position id " + std::to_string(row) + " is outside the caches' " +
+                             std::to_string(positions) + " positions");
+        }
+        const float* cs = cos_c + row * half;
+        const float* sn = sin_c + row * half;
+        for (int64_t h = 0; h < H; ++h) {
+          const int64_t at = four_d ? ((b * H + h) * S + s) * Dh : ((b * S + s) * H + h) * Dh;
+          const float* in = X + at;
+          float* out = Y + at;
+          const int64_t step = interleaved ? 2 : 1, second = interleaved ? 1 : half;
+          for (int64_t k = 0; k < half; ++k) {
+            const float x1 = in[k * step], x2 = in[k * step + second];
+            out[k * step] = cs[k] * x1 - sn[k] * x2;
+            out[k * step + second] = sn[k] * x1 + cs[k] * x2;
+          }
+          std::copy(in + R, in + Dh, out + R);
+        }
+      }
+  };
+}
+
+// ---- TensorScatter ----------------------------------------------------------------------
+// present = past with `update` written along `axis` from write_indices[b] on (per batch
+// sample b; modulo the cache length in circular mode).
+
+std::vector<PortInfo> infer_tensor_scatter(const InferContext& c) {
+  const Node& n = c.node;
+  if (c.in[1].type != c.in[0].type)
+    throw InputError(n.describe() + ": update must be of past_cache's type " + type_name(c.in[0].type) + ", got " +
+                     type_name(c.in[1].type));
+  if (c.in.size() > 2 && c.in[2].type != ElementType::i64)
+    throw InputError(n.describe() + ": write_indices must be i64, got " + type_name(c.in[2].type));
+  const PartialShape &past = c.in[0].shape, &upd = c.in[1].shape;
+  if (past.rank_known && upd.rank_known) {
+    if (past.rank() < 2 || upd.rank() != past.rank())
+      throw InputError(n.describe() + ": past_cache " + past.str() + " and update " + upd.str() +
+                       " must have one rank of 2 or more");
+    const int64_t axis = normalize_axis(n, n.attr_int("axis"), past.rank());
+    if (axis == 0) throw InputError(n.describe() + ": axis cannot be the batch dimension 0");
+  }
+  return {c.in[0]};
+}
+
+KernelFn prepare_tensor_scatter(const PrepareContext& ctx) {
+  const Node& n = ctx.node;
+  const Dims &past = ctx.in[0].shape, &upd = ctx.in[1].shape;
+  const int64_t axis = normalize_axis(n, n.attr_int("axis"), (int64_t)past.size());
+  for (size_t d = 0; d < past.size(); ++d)
+    if (d == (size_t)axis ? upd[d] > past[d] : upd[d] != past[d])
+      throw InputError(n.describe() + ": update " + dims_str(upd) + " does not fit past_cache " + dims_str(past) +
+                       " (the same dims, at most as long along axis " + std::to_string(axis) + ")");
+  if (ctx.in.size() > 2 && ctx.in[2].shape != Dims{past[0]})
+    throw InputError(n.describe() + ": write_indices must be [" + std::to_string(past[0]) + "], got " +
+                     dims_str(ctx.in[2].shape));
+  const AroundAxis cache = around_axis(past, axis), piece = around_axis(upd, axis);
+  const int64_t batch = past[0], per_batch = cache.outer / batch;
+  const size_t elem = element_bytes(n, ctx.in[0].type);
+  const bool circular = n.attr_str("mode") == "circular";
+  const bool has_indices = ctx.in.size() > 2;
+  const std::string who = n.describe();
+  return [=](const KernelArgs& a) {
+    const char* src = static_cast<const char*>(a.in[0]->data);
+    const char* up = static_cast<const char*>(a.in[1]->data);
+    char* dst = static_cast<char*>(a.out[0]->data);
+    if (dst != src) std::memcpy(dst, src, elem * (size_t)a.in[0]->count());
+    const size_t row = elem * (size_t)cache.inner;
+    for (int64_t b = 0; b < batch; ++b) {
+      const int64_t start = has_indices ? a.in[2]->as<int64_t>()[b] : 0;
+      if (start < 0 || (!circular && start + piece.len > cache.len))
+        throw InputError(who + ": write index " + std::to_string(start) + " with " + std::to_string(piece.len) +
+                         " new entries does not fit the cache length " + std::to_string(cache.len));
+      for (int64_t o = b * per_batch; o < (b + 1) * per_batch; ++o)
+        for (int64_t s = 0; s < piece.len; ++s) {
+          const int64_t at = circular && cache.len ? (start + s) % cache.len : start + s;
+          std::memcpy(dst + (o * cache.len + at) * row, up + (o * piece.len + s) * row, row);
+        }
+    }
+  };
+}
+
+// ---- SwiGLU -----------------------------------------------------------------------------
+
+std::vector<PortInfo> infer_swiglu(const InferContext& c) {
+  const Node& n = c.node;
+  if (!widenable_float(c.in[0].type) || c.in[1].type != c.in[0].type)
+    throw InputError(n.describe() + ": A and B must be of one float type, got " + type_name(c.in[0].type) + " and " +
+                     type_name(c.in[1].type));
+  const PartialShape &a = c.in[0].shape, &b = c.in[1].shape;
+  if (a.rank_known && b.rank_known) {
+    bool differ = a.rank() != b.rank();
+    for (size_t d = 0; !differ && d < a.dims.size(); ++d)
+      differ = a.dims[d] >= 0 && b.dims[d] >= 0 && a.dims[d] != b.dims[d];
+    if (differ)
+      throw InputError(n.describe() + ": A " + a.str() + " and B " + b.str() +
+                       " must have one shape (no broadcasting)");
+  }
+  return {PortInfo{c.in[0].type, a.rank_known ? a : b}};
+}
+
+KernelFn prepare_swiglu(const PrepareContext& ctx) {
+  if (ctx.in[0].shape != ctx.in[1].shape)
+    throw InputError(ctx.node.describe() + ": A " + dims_str(ctx.in[0].shape) + " and B " + dims_str(ctx.in[1].shape) +
+                     " must have one shape (no broadcasting)");
+  const float alpha = (float)ctx.node.attr_float("alpha");
+  return [alpha](const KernelArgs& a) {
+    const float* A = a.in[0]->as<float>();
+    const float* Bv = a.in[1]->as<float>();
+    float* Y = a.out[0]->as<float>();
+    const int64_t count = a.out[0]->count();
+    for (int64_t i = 0; i < count; ++i) Y[i] = A[i] / (1.0f + std::exp(-alpha * A[i])) * Bv[i];
+  };
+}
+
+}  // namespace
+
+void register_decoder_block_ops(OpRegistry& r) {
+  r.add(OpDef{"RotaryEmbedding", 3, 4, infer_rotary_embedding, widened<prepare_rotary_embedding>}
+            .with_attrs({int_attr("num_heads", 0).at_least(0), int_attr("rotary_embedding_dim", 0).at_least(0),
+                         int_attr("interleaved", 0).between(0, 1)})
+            .onnx_op("RotaryEmbedding", 23));
+  r.add(with_reused_input(OpDef{"TensorScatter", 2, 3, infer_tensor_scatter, prepare_tensor_scatter}, 0)
+            .with_attrs({int_attr("axis", -2), str_attr("mode", "linear", {"linear", "circular"})})
+            .onnx_op("TensorScatter", 24));
+  r.add(OpDef{"SwiGLU", 2, 2, infer_swiglu, widened<prepare_swiglu>}
+            .with_attrs({float_attr("alpha", 1.0)})
+            .onnx_op("SwiGLU", 28));
+}
+
+}  // namespace aiov
