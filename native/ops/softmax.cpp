@@ -1,4 +1,4 @@
-// Softmax over one axis.
+// Softmax and LogSoftmax over one axis.
 #include <algorithm>
 #include <cmath>
 
@@ -27,10 +27,39 @@ void softmax_strided(const T* x, T* y, int64_t len, int64_t stride) {
   for (int64_t i = 0; i < len; ++i) y[i * stride] = store<T>((C)(std::exp((double)(load(x[i * stride]) - m)) / s));
 }
 
-KernelFn prepare_softmax(const PrepareContext& ctx) {
+template <class T>
+void log_softmax_strided(const T* x, T* y, int64_t len, int64_t stride) {
+  double m = -INFINITY, sum = 0;
+  for (int64_t i = 0; i < len; ++i) m = std::max(m, (double)load(x[i * stride]));
+  for (int64_t i = 0; i < len; ++i) sum += std::exp((double)load(x[i * stride]) - m);
+  const double lse = std::log(sum) + m;
+  for (int64_t i = 0; i < len; ++i)
+    y[i * stride] = store<T>((typename ComputeOf<T>::type)((double)load(x[i * stride]) - lse));
+}
+
+// A kernel applying line(x, y, len, stride) to each line of input 0 along the axis (len
+// elements `stride` apart), into the same place of output 0.
+template <class Line>
+KernelFn along_axis(const PrepareContext& ctx, const AroundAxis& around, Line line) {
+  const int64_t outer = around.outer, len = around.len, inner = around.inner;
+  return dispatch_float_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    return [outer, len, inner, line](const KernelArgs& k) {
+      const T* x = k.in[0]->as<T>();
+      T* y = k.out[0]->as<T>();
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t i = 0; i < inner; ++i) line(x + o * len * inner + i, y + o * len * inner + i, len, inner);
+    };
+  });
+}
+
+AroundAxis softmax_axis(const PrepareContext& ctx) {
   const Dims& s = ctx.in[0].shape;
-  int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)s.size());
-  const AroundAxis around = around_axis(s, axis);
+  return around_axis(s, normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)s.size()));
+}
+
+KernelFn prepare_softmax(const PrepareContext& ctx) {
+  const AroundAxis around = softmax_axis(ctx);
   const int64_t outer = around.outer, len = around.len, inner = around.inner;
   if (outer * len * inner == 0) return [](const KernelArgs&) {};
   if (ctx.in[0].type == ElementType::f32 && inner == 1) {
@@ -43,20 +72,13 @@ KernelFn prepare_softmax(const PrepareContext& ctx) {
       for_rows(*k.ctx, outer, len, rows);
     };
   }
-  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
-    using T = decltype(tag);
-    if constexpr (!std::is_floating_point<typename ComputeOf<T>::type>::value) {
-      throw NotSupported(ctx.node.describe() + ": non-float softmax");
-    } else {
-      return [outer, len, inner](const KernelArgs& k) {
-        const T* x = k.in[0]->as<T>();
-        T* y = k.out[0]->as<T>();
-        for (int64_t o = 0; o < outer; ++o)
-          for (int64_t i = 0; i < inner; ++i)
-            softmax_strided(x + o * len * inner + i, y + o * len * inner + i, len, inner);
-      };
-    }
-  });
+  return along_axis(ctx, around,
+                    [](const auto* x, auto* y, int64_t n, int64_t stride) { softmax_strided(x, y, n, stride); });
+}
+
+KernelFn prepare_log_softmax(const PrepareContext& ctx) {
+  return along_axis(ctx, softmax_axis(ctx),
+                    [](const auto* x, auto* y, int64_t n, int64_t stride) { log_softmax_strided(x, y, n, stride); });
 }
 
 }  // namespace
@@ -65,6 +87,9 @@ void register_softmax_ops(OpRegistry& r) {
   r.add(OpDef{"Softmax", 1, 1, infer_softmax, prepare_softmax}
             .with_attrs({int_attr("axis", 1)})
             .ir({"SoftMax", "Softmax"}, "opset8"));
+  r.add(OpDef{"LogSoftmax", 1, 1, infer_softmax, prepare_log_softmax}
+            .with_attrs({int_attr("axis", 1)})
+            .ir({"LogSoftmax"}, "opset5"));
 }
 
 }  // namespace aiov
