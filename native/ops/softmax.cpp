@@ -37,20 +37,15 @@ void log_softmax_strided(const T* x, T* y, int64_t len, int64_t stride) {
     y[i * stride] = store<T>((typename ComputeOf<T>::type)((double)load(x[i * stride]) - lse));
 }
 
-// A kernel applying line(x, y, len, stride) to each line of input 0 along the axis (len
-// elements `stride` apart), into the same place of output 0.
-template <class Line>
-KernelFn along_axis(const PrepareContext& ctx, const AroundAxis& around, Line line) {
-  const int64_t outer = around.outer, len = around.len, inner = around.inner;
-  return dispatch_float_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
-    using T = decltype(tag);
-    return [outer, len, inner, line](const KernelArgs& k) {
-      const T* x = k.in[0]->as<T>();
-      T* y = k.out[0]->as<T>();
-      for (int64_t o = 0; o < outer; ++o)
-        for (int64_t i = 0; i < inner; ++i) line(x + o * len * inner + i, y + o * len * inner + i, len, inner);
-    };
-  });
+// Applies line(x, y, len, stride) to each line along the middle axis of an outer x len x inner
+// tensor, y being the same place of the output.
+template <class T, class Line>
+void along_axis(const T* x, T* y, const AroundAxis& a, Line line) {
+  for (int64_t o = 0; o < a.outer; ++o)
+    for (int64_t i = 0; i < a.inner; ++i) {
+      const int64_t first = o * a.len * a.inner + i;
+      line(x + first, y + first, a.len, a.inner);
+    }
 }
 
 AroundAxis softmax_axis(const PrepareContext& ctx) {
@@ -72,13 +67,21 @@ KernelFn prepare_softmax(const PrepareContext& ctx) {
       for_rows(*k.ctx, outer, len, rows);
     };
   }
-  return along_axis(ctx, around,
-                    [](const auto* x, auto* y, int64_t n, int64_t stride) { softmax_strided(x, y, n, stride); });
+  return dispatch_float_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    return
+        [around](const KernelArgs& k) { along_axis(k.in[0]->as<T>(), k.out[0]->as<T>(), around, softmax_strided<T>); };
+  });
 }
 
 KernelFn prepare_log_softmax(const PrepareContext& ctx) {
-  return along_axis(ctx, softmax_axis(ctx),
-                    [](const auto* x, auto* y, int64_t n, int64_t stride) { log_softmax_strided(x, y, n, stride); });
+  const AroundAxis around = softmax_axis(ctx);
+  return dispatch_float_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    return [around](const KernelArgs& k) {
+      along_axis(k.in[0]->as<T>(), k.out[0]->as<T>(), around, log_softmax_strided<T>);
+    };
+  });
 }
 
 }  // namespace
