@@ -4,30 +4,15 @@
 // library templates, for the same reason as gemm_avx512.cpp.
 #include "kernels/gemm_kernels.hpp"
 
-#if defined(AIOV_X86) && defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-
-// GCC 12's intrinsic headers self-initialise "undefined" vectors, which -Wall
-// reports at every inlined use (GCC PR 105593); the code is fine.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "kernels/x86_intrinsics.hpp"
 
 namespace aiov {
 namespace gemm_detail {
+#if defined(AIOV_X86) && defined(__AVX2__) && defined(__FMA__)
 namespace {
 
-// 6 rows x 16 columns: 12 ymm accumulators + 2 for the B row + 1 broadcast,
-// within the 16 ymm registers.
-constexpr int kMR = 6;
-constexpr int kNV = 2;  // ymm vectors per tile row
-constexpr int kNR = kNV * 8;
-// Narrow tiles (at most 8 columns, A rows read in place): 12 rows x 1 ymm.
-constexpr int kMRNarrow = 12;
-
 #define AIOV_UNROLL _Pragma("GCC unroll 16")
-static_assert(kMRNarrow <= 16 && kMR <= 16, "AIOV_UNROLL must cover every row of a tile");
+constexpr int kUnrolledRows = 16;
 
 alignas(64) const int32_t kLaneMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
 
@@ -108,21 +93,16 @@ void transpose(int rows, int64_t kc, const float* src, int64_t ld, float alpha, 
   }
 }
 
-const KernelSet kAvx2{"avx2",     kMR,           kNR,        kMRNarrow,
-                      256,        120,           4096,       &tile_shape<Avx2, kMR, kNV, kMRNarrow>,
-                      &dot<Avx2>, &stream<Avx2>, &transpose, 8};
+// 6 rows x 2 ymm (16 columns): 12 ymm accumulators + 2 for the B row + 1 broadcast, within
+// the 16 ymm registers. Narrow tiles (at most 8 columns, A rows read in place): 12 rows x 1 ymm.
+constexpr KernelSet kAvx2 = kernel_set<Avx2, 6, 2, 12>("avx2", 256, 120, 4096, &transpose);
 
 }  // namespace
 
 const KernelSet* avx2_kernels() { return &kAvx2; }
-
-}  // namespace gemm_detail
-}  // namespace aiov
-
 #elif defined(AIOV_X86)
-namespace aiov {
-namespace gemm_detail {
 const KernelSet* avx2_kernels() { return nullptr; }
+#endif
+
 }  // namespace gemm_detail
 }  // namespace aiov
-#endif

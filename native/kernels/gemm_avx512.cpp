@@ -5,34 +5,17 @@
 // can never hand an AVX-512 copy of a shared inline function to portable code.
 #include "kernels/gemm_kernels.hpp"
 
-#if defined(AIOV_X86) && defined(__AVX512F__) && defined(__FMA__)
-#include <immintrin.h>
-
-// GCC 12's intrinsic headers self-initialise "undefined" vectors, which -Wall
-// reports at every inlined use (GCC PR 105593); the code is fine.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "kernels/x86_intrinsics.hpp"
 
 namespace aiov {
 namespace gemm_detail {
+#if defined(AIOV_X86) && defined(__AVX512F__) && defined(__FMA__)
 namespace {
-
-// 14 rows x 32 columns: 28 zmm accumulators + 2 for the B row + 1 spare for the
-// A broadcast fills the 32-register file. Each k step issues 28 FMAs against 2 B
-// loads and 14 broadcasts, keeping the FMA pipes (not the load ports) the limit.
-constexpr int kMR = 14;
-constexpr int kNV = 2;  // zmm vectors per tile row
-constexpr int kNR = kNV * 16;
-// Narrow tiles (at most 16 columns, A rows read in place): 28 rows x 1 zmm, so a 16-wide
-// product does not spend half its FMAs on padding.
-constexpr int kMRNarrow = 28;
 
 // Fully unrolled up to the 28 rows of the narrow tiles: a partly unrolled row loop leaves
 // the accumulators on the stack (a load and a store around every FMA).
 #define AIOV_UNROLL _Pragma("GCC unroll 32")
-static_assert(kMRNarrow <= 32 && kMR <= 32, "AIOV_UNROLL must cover every row of a tile");
+constexpr int kUnrolledRows = 32;
 
 #define AIOV_VEC_OP [[gnu::always_inline]] static
 
@@ -114,40 +97,30 @@ void transpose(int rows, int64_t kc, const float* src, int64_t ld, float alpha, 
   }
 }
 
-// Wide tiles, 6 rows x 64 columns: 24 accumulators fed by 4 B loads and 6 broadcasts per
-// k step, where 14 x 32 needs 16 loads for 28 FMAs. Measured 6-10% faster for a tall A
+// Wide tiles, 6 rows x 4 zmm (64 columns): 24 accumulators fed by 4 B loads and 6 broadcasts
+// per k step, where 14 x 32 needs 16 loads for 28 FMAs. Measured 6-10% faster for a tall A
 // against 64-128 columns (convolutions: 3136 x 288 x 64), slower for a short A against
 // many columns, whose B panels it reads from L2 twice as often per FLOP.
-constexpr int kMRWide = 6, kNVWide = 4;
-
 // K slices of 512 amortise the C-tile merge; mc rows of A (168 x 512 x 4 B = 336 KiB)
 // stay in the 1 MiB L2 while B panels stream past them. No narrow tiles in the wide set.
-const KernelSet kAvx512Wide{
-    "avx512",     kMRWide,         kNVWide * 16, kMRWide, 512, 168, 4096, &tile_shape<Avx512, kMRWide, kNVWide, 0>,
-    &dot<Avx512>, &stream<Avx512>, &transpose,   16};
-// The default tiles take K in slices of up to 1024 (A block 672 KiB, B panel 128 KiB: both
-// still in L2): a K of 784-1536 in one slice rather than two saves a merge of every C tile,
-// measured 1-2% on MLP and BERT MatMuls (64 x 784 x 1024: 470 -> 460 us) and level on
-// square GEMMs and 1x1 convolutions.
-const KernelSet kAvx512{"avx512",     kMR,
-                        kNR,          kMRNarrow,
-                        1024,         168,
-                        4096,         &tile_shape<Avx512, kMR, kNV, kMRNarrow>,
-                        &dot<Avx512>, &stream<Avx512>,
-                        &transpose,   16,
-                        &kAvx512Wide};
+constexpr KernelSet kAvx512Wide = kernel_set<Avx512, 6, 4, 0>("avx512", 512, 168, 4096, &transpose);
+// The default tiles, 14 rows x 2 zmm (32 columns): 28 zmm accumulators + 2 for the B row + 1
+// spare for the A broadcast fill the 32-register file. Each k step issues 28 FMAs against 2 B
+// loads and 14 broadcasts, keeping the FMA pipes (not the load ports) the limit. Narrow tiles
+// (at most 16 columns, A rows read in place): 28 rows x 1 zmm, so a 16-wide product does not
+// spend half its FMAs on padding.
+// K in slices of up to 1024 (A block 672 KiB, B panel 128 KiB: both still in L2): a K of
+// 784-1536 in one slice rather than two saves a merge of every C tile, measured 1-2% on MLP
+// and BERT MatMuls (64 x 784 x 1024: 470 -> 460 us) and level on square GEMMs and 1x1
+// convolutions.
+constexpr KernelSet kAvx512 = kernel_set<Avx512, 14, 2, 28>("avx512", 1024, 168, 4096, &transpose, &kAvx512Wide);
 
 }  // namespace
 
 const KernelSet* avx512_kernels() { return &kAvx512; }
-
-}  // namespace gemm_detail
-}  // namespace aiov
-
 #elif defined(AIOV_X86)
-namespace aiov {
-namespace gemm_detail {
 const KernelSet* avx512_kernels() { return nullptr; }
+#endif
+
 }  // namespace gemm_detail
 }  // namespace aiov
-#endif

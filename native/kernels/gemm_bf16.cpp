@@ -54,18 +54,7 @@ void tile_portable(const Bf16Tile& t) {
     }
   }
   for (int r = 0; r < o.rows; ++r)
-    for (int j = 0; j < o.cols; ++j) {
-      float x = acc[r][j];
-      float* out = o.c + r * o.ldc + j;
-      if (o.load_c) x += o.beta * *out;
-      if (o.bias) x += o.bias[j];
-      if (o.residual) x += o.residual[r * o.ld_residual + j];
-      if (o.clamp) {  // min(max(x, lo), hi), NaN kept
-        x = x < o.lo ? o.lo : x;
-        x = x > o.hi ? o.hi : x;
-      }
-      *out = x;
-    }
+    for (int j = 0; j < o.cols; ++j) merge_value(o, r, j, acc[r][j]);
 }
 
 const Bf16KernelSet kPortableBf16{"scalar", kPortableMR, &tile_portable, &convert_portable, nullptr, nullptr};
@@ -350,11 +339,9 @@ using namespace gemm_detail;
 
 void sgemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc, ThreadPool* pool, int max_threads) {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0 || alpha == 0.0f) {
-    sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool, max_threads);  // scales C only
-    return;
-  }
+  // Nothing to multiply (C empty, or only scaled by beta): the f32 GEMM does that.
+  if (M <= 0 || N <= 0 || K <= 0 || alpha == 0.0f)
+    return sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool, max_threads);
   const PackedB packed(trans_b, K, N, B, ldb, -1, GemmPrecision::bf16);
   gemm_bf16(trans_a, M, A, lda, alpha, packed, Epilogue{}, beta, C, ldc, pool, max_threads);
 }

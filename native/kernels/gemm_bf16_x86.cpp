@@ -6,18 +6,13 @@
 // Everything here stays in an anonymous namespace (see gemm_avx512.cpp).
 #include "kernels/gemm_bf16.hpp"
 
-#if defined(AIOV_X86) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512BF16__)
-#include <immintrin.h>
-
 #include <cstring>
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "kernels/x86_intrinsics.hpp"
 
 namespace aiov {
 namespace gemm_detail {
+#if defined(AIOV_X86) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512BF16__)
 namespace {
 
 #define AIOV_UNROLL _Pragma("GCC unroll 16")
@@ -195,15 +190,10 @@ const Bf16KernelSet* amx_bf16_kernels() { return &kAmx; }
 #else
 const Bf16KernelSet* amx_bf16_kernels() { return nullptr; }
 #endif
-
-}  // namespace gemm_detail
-}  // namespace aiov
-
 #else
-namespace aiov {
-namespace gemm_detail {
 const Bf16KernelSet* avx512_bf16_kernels() { return nullptr; }
 const Bf16KernelSet* amx_bf16_kernels() { return nullptr; }
+#endif
+
 }  // namespace gemm_detail
 }  // namespace aiov
-#endif

@@ -3,7 +3,7 @@
 // gemm_avx2.cpp, gemm_avx512.cpp), chosen once in gemm_kernels.cpp.
 // Not for use outside native/kernels/gemm*. The ISA files include this header, so it
 // defines no inline function they could call: one compiled there could hand AVX-512 code
-// to portable callers.
+// to portable callers, except in the anonymous namespace (each file its own copy).
 #pragma once
 #include <cstdint>
 
@@ -57,6 +57,22 @@ struct Tile {
   const int64_t* a_offsets = nullptr;
   int a_step = 1;
 };
+
+namespace {
+// The merge above for one accumulated value x at row r, column j of the tile, in plain code
+// for the portable kernels.
+inline void merge_value(const Tile& t, int r, int j, float x) {
+  float* out = t.c + r * t.ldc + j;
+  if (t.load_c) x += t.beta * *out;
+  if (t.bias) x += t.bias[j];
+  if (t.residual) x += t.residual[r * t.ld_residual + j];
+  if (t.clamp) {  // min(max(x, lo), hi), NaN kept
+    x = x < t.lo ? t.lo : x;
+    x = x > t.hi ? t.hi : x;
+  }
+  *out = x;
+}
+}  // namespace
 
 using TileFn = void (*)(const Tile& tile);
 

@@ -29,18 +29,7 @@ void tile_rows(const Tile& t) {
         for (int j = 0; j < width; ++j) acc[r][j] += av * b[j];
       }
   for (int r = 0; r < ROWS; ++r)
-    for (int j = 0; j < cols; ++j) {
-      float x = acc[r][j];
-      float* out = t.c + r * t.ldc + j;
-      if (t.load_c) x += t.beta * *out;
-      if (t.bias) x += t.bias[j];
-      if (t.residual) x += t.residual[r * t.ld_residual + j];
-      if (t.clamp) {  // min(max(x, lo), hi), NaN kept
-        x = x < t.lo ? t.lo : x;
-        x = x > t.hi ? t.hi : x;
-      }
-      *out = x;
-    }
+    for (int j = 0; j < cols; ++j) merge_value(t, r, j, acc[r][j]);
 }
 
 void tile(const Tile& t) {

@@ -113,14 +113,7 @@ Bf16Isa selected_bf16_isa() {
 }
 
 const char* bf16_isa_name(Bf16Isa isa) {
-  switch (isa) {
-    case Bf16Isa::amx:
-      return "amx";
-    case Bf16Isa::avx512_bf16:
-      return "avx512_bf16";
-    default:
-      return "scalar";
-  }
+  return isa == Bf16Isa::amx ? "amx" : isa == Bf16Isa::avx512_bf16 ? "avx512_bf16" : "scalar";
 }
 
 bool cpu_has_avx512_fp16() {
@@ -134,15 +127,6 @@ bool cpu_has_avx512_fp16() {
 #endif
 }
 
-const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::avx512:
-      return "avx512";
-    case Isa::avx2:
-      return "avx2";
-    default:
-      return "scalar";
-  }
-}
+const char* isa_name(Isa isa) { return isa == Isa::avx512 ? "avx512" : isa == Isa::avx2 ? "avx2" : "scalar"; }
 
 }  // namespace aiov

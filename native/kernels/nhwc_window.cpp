@@ -60,22 +60,11 @@ struct Row {
   int64_t pix;     // flat index of the row's first output pixel
 };
 
+// L floats as one GCC vector: T aligned, U for any float's address. One float is a scalar.
 template <int L>
-struct VecOf;
-template <>
-struct VecOf<16> {
-  typedef float T __attribute__((vector_size(64)));
-  typedef float U __attribute__((vector_size(64), aligned(4), may_alias));
-};
-template <>
-struct VecOf<8> {
-  typedef float T __attribute__((vector_size(32)));
-  typedef float U __attribute__((vector_size(32), aligned(4), may_alias));
-};
-template <>
-struct VecOf<4> {
-  typedef float T __attribute__((vector_size(16)));
-  typedef float U __attribute__((vector_size(16), aligned(4), may_alias));
+struct VecOf {
+  typedef float T __attribute__((vector_size(4 * L)));
+  typedef float U __attribute__((vector_size(4 * L), aligned(4), may_alias));
 };
 template <>
 struct VecOf<1> {

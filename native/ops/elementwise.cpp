@@ -1,6 +1,7 @@
 // Elementwise ops: numpy-broadcast binaries and unaries.
 #include <algorithm>
 #include <cmath>
+#include <cctype>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -1016,39 +1017,31 @@ void register_elementwise_ops(OpRegistry& r) {
             .ir({"Divide"}, "opset1")
             .opset_builder("divide"));
   r.add(binary("PRelu", prepare_binary<PReluF>).ir({"PRelu"}, "opset1").onnx_op("PRelu", 7).opset_builder("prelu"));
-  r.add(binary("Equal", prepare_compare<EqF>, infer_compare)
-            .ir({"Equal"}, "opset1")
-            .onnx_op("Equal", 7)
-            .opset_builder("equal"));
-  r.add(binary("NotEqual", prepare_compare<NeF>, infer_compare).ir({"NotEqual"}, "opset1").opset_builder("not_equal"));
-  r.add(binary("Less", prepare_compare<LtF>, infer_compare)
-            .ir({"Less"}, "opset1")
-            .onnx_op("Less", 7)
-            .opset_builder("less"));
-  r.add(binary("Greater", prepare_compare<GtF>, infer_compare)
-            .ir({"Greater"}, "opset1")
-            .onnx_op("Greater", 7)
-            .opset_builder("greater"));
-  r.add(binary("LessEqual", prepare_compare<LeF>, infer_compare)
-            .ir({"LessEqual"}, "opset1")
-            .onnx_op("LessOrEqual", 12)
-            .opset_builder("less_equal"));
-  r.add(binary("GreaterEqual", prepare_compare<GeF>, infer_compare)
-            .ir({"GreaterEqual"}, "opset1")
-            .onnx_op("GreaterOrEqual", 12)
-            .opset_builder("greater_equal"));
-  r.add(binary("LogicalAnd", prepare_logical<AndF>, infer_logical)
-            .ir({"LogicalAnd"}, "opset1")
-            .onnx_op("And", 7)
-            .opset_builder("logical_and"));
-  r.add(binary("LogicalOr", prepare_logical<OrF>, infer_logical)
-            .ir({"LogicalOr"}, "opset1")
-            .onnx_op("Or", 7)
-            .opset_builder("logical_or"));
-  r.add(binary("LogicalXor", prepare_logical<XorF>, infer_logical)
-            .ir({"LogicalXor"}, "opset1")
-            .onnx_op("Xor", 7)
-            .opset_builder("logical_xor"));
+  // Comparisons and logical ops, in OpenVINO's opset1; onnx null: ONNX has no such op.
+  struct Predicate {
+    const char* type;
+    PrepareFn prepare;
+    InferFn infer;
+    const char* onnx;
+    int onnx_since;
+    const char* builder;
+  };
+  const Predicate predicates[] = {
+      {"Equal", prepare_compare<EqF>, infer_compare, "Equal", 7, "equal"},
+      {"NotEqual", prepare_compare<NeF>, infer_compare, nullptr, 0, "not_equal"},
+      {"Less", prepare_compare<LtF>, infer_compare, "Less", 7, "less"},
+      {"Greater", prepare_compare<GtF>, infer_compare, "Greater", 7, "greater"},
+      {"LessEqual", prepare_compare<LeF>, infer_compare, "LessOrEqual", 12, "less_equal"},
+      {"GreaterEqual", prepare_compare<GeF>, infer_compare, "GreaterOrEqual", 12, "greater_equal"},
+      {"LogicalAnd", prepare_logical<AndF>, infer_logical, "And", 7, "logical_and"},
+      {"LogicalOr", prepare_logical<OrF>, infer_logical, "Or", 7, "logical_or"},
+      {"LogicalXor", prepare_logical<XorF>, infer_logical, "Xor", 7, "logical_xor"},
+  };
+  for (const Predicate& p : predicates) {
+    OpDef d = binary(p.type, p.prepare, p.infer).ir({p.type}, "opset1").opset_builder(p.builder);
+    if (p.onnx) d.onnx_op(p.onnx, p.onnx_since);
+    r.add(d);
+  }
   r.add(OpDef{"LogicalNot", 1, 1, infer_not, prepare_not}
             .ir({"LogicalNot"}, "opset1")
             .onnx_op("Not")
@@ -1166,18 +1159,24 @@ void register_elementwise_ops(OpRegistry& r) {
             .onnx_op("Shrink", 9)
             .opset_builder("shrink"));
 
-  // Trigonometric and hyperbolic functions.
-  r.add(unary<SinF, true>("Sin").ir({"Sin"}, "opset1").onnx_op("Sin", 7).opset_builder("sin"));
-  r.add(unary<CosF, true>("Cos").ir({"Cos"}, "opset1").onnx_op("Cos", 7).opset_builder("cos"));
-  r.add(unary<TanF, true>("Tan").ir({"Tan"}, "opset1").onnx_op("Tan", 7).opset_builder("tan"));
-  r.add(unary<AsinF, true>("Asin").ir({"Asin"}, "opset1").onnx_op("Asin", 7).opset_builder("asin"));
-  r.add(unary<AcosF, true>("Acos").ir({"Acos"}, "opset1").onnx_op("Acos", 7).opset_builder("acos"));
-  r.add(unary<AtanF, true>("Atan").ir({"Atan"}, "opset1").onnx_op("Atan", 7).opset_builder("atan"));
-  r.add(unary<SinhF, true>("Sinh").ir({"Sinh"}, "opset1").onnx_op("Sinh", 9).opset_builder("sinh"));
-  r.add(unary<CoshF, true>("Cosh").ir({"Cosh"}, "opset1").onnx_op("Cosh", 9).opset_builder("cosh"));
-  r.add(unary<AsinhF, true>("Asinh").ir({"Asinh"}, "opset4").onnx_op("Asinh", 9).opset_builder("asinh"));
-  r.add(unary<AcoshF, true>("Acosh").ir({"Acosh"}, "opset4").onnx_op("Acosh", 9).opset_builder("acosh"));
-  r.add(unary<AtanhF, true>("Atanh").ir({"Atanh"}, "opset4").onnx_op("Atanh", 9).opset_builder("atanh"));
+  // Trigonometric and hyperbolic functions, named alike by OpenVINO and ONNX: the OpenVINO
+  // opset and the ONNX opset that have each.
+  const auto same_named = [&r](OpDef d, const char* opset, int onnx_since) {
+    std::string builder = d.type;
+    for (char& ch : builder) ch = (char)std::tolower((unsigned char)ch);
+    r.add(d.ir({d.type}, opset).onnx_op(d.type, onnx_since).opset_builder(builder));
+  };
+  same_named(unary<SinF, true>("Sin"), "opset1", 7);
+  same_named(unary<CosF, true>("Cos"), "opset1", 7);
+  same_named(unary<TanF, true>("Tan"), "opset1", 7);
+  same_named(unary<AsinF, true>("Asin"), "opset1", 7);
+  same_named(unary<AcosF, true>("Acos"), "opset1", 7);
+  same_named(unary<AtanF, true>("Atan"), "opset1", 7);
+  same_named(unary<SinhF, true>("Sinh"), "opset1", 9);
+  same_named(unary<CoshF, true>("Cosh"), "opset1", 9);
+  same_named(unary<AsinhF, true>("Asinh"), "opset4", 9);
+  same_named(unary<AcoshF, true>("Acosh"), "opset4", 9);
+  same_named(unary<AtanhF, true>("Atanh"), "opset4", 9);
   // Remainders (ONNX Mod picks one by its fmod attribute: a converter in frontends/onnx.py).
   r.add(binary("FloorMod", prepare_binary<FloorModF>)
             .blind(LayoutBlind::binary)

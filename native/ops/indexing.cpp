@@ -7,29 +7,11 @@
 #include "executor/executor.hpp"
 #include "kernels/dispatch.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/strided_walk.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
 namespace {
-
-// Walks every index of `shape`, calling fn(flat_out_index, input_offset) with the input
-// offset advanced by `in_strides` per dimension (elements).
-template <class F>
-void walk(const Dims& shape, const std::vector<int64_t>& in_strides, int64_t base, F&& fn) {
-  int64_t total = numel(shape);
-  if (total == 0) return;
-  std::vector<int64_t> idx(shape.size(), 0);
-  int64_t off = base;
-  for (int64_t i = 0; i < total; ++i) {
-    fn(i, off);
-    for (int d = (int)shape.size() - 1; d >= 0; --d) {
-      off += in_strides[d];
-      if (++idx[d] < shape[d]) break;
-      off -= in_strides[d] * shape[d];
-      idx[d] = 0;
-    }
-  }
-}
 
 // out[i][j] = in[i + j * stride] for a rows x cols block, in tiles that keep both sides
 // in L1 (a layout change such as NCHW <-> NHWC).
@@ -134,7 +116,7 @@ KernelFn strided_copy(const Dims& out_shape, const std::vector<int64_t>& in_stri
       if (batch.empty())
         one(0, base);
       else
-        walk(batch, bst, base, one);
+        walk_strided(batch, bst, base, one);
     };
   }
   if (!outer.empty() && st.back() == 1) {
@@ -146,7 +128,7 @@ KernelFn strided_copy(const Dims& out_shape, const std::vector<int64_t>& in_stri
     const char* x = static_cast<const char*>(k.in[0]->data);
     char* o = static_cast<char*>(k.out[0]->data);
     size_t run = (size_t)inner * es;
-    walk(outer, st, base, [&](int64_t i, int64_t off) { std::memcpy(o + i * run, x + off * es, run); });
+    walk_strided(outer, st, base, [&](int64_t i, int64_t off) { std::memcpy(o + i * run, x + off * es, run); });
   };
 }
 
@@ -215,42 +197,7 @@ std::vector<PortInfo> infer_gather(const InferContext& c) {
 }
 
 bool is_index_type(ElementType t) {
-  switch (t) {
-    case ElementType::i8:
-    case ElementType::u8:
-    case ElementType::i16:
-    case ElementType::u16:
-    case ElementType::i32:
-    case ElementType::u32:
-    case ElementType::i64:
-    case ElementType::u64:
-      return true;
-    default:
-      return false;
-  }
-}
-
-// Calls f(I{}) with I the integer storage type of index type `t` (checked by is_index_type).
-template <class F>
-auto dispatch_index_type(ElementType t, F&& f) {
-  switch (t) {
-    case ElementType::i8:
-      return f(int8_t{});
-    case ElementType::u8:
-      return f(uint8_t{});
-    case ElementType::i16:
-      return f(int16_t{});
-    case ElementType::u16:
-      return f(uint16_t{});
-    case ElementType::i32:
-      return f(int32_t{});
-    case ElementType::u32:
-      return f(uint32_t{});
-    case ElementType::u64:
-      return f(uint64_t{});
-    default:
-      return f(int64_t{});
-  }
+  return dispatch_integer_type(t, [](auto) { return true; }, [] { return false; });
 }
 
 KernelFn prepare_gather(const PrepareContext& ctx) {
@@ -261,11 +208,9 @@ KernelFn prepare_gather(const PrepareContext& ctx) {
   int64_t count = ctx.in[1].count();
   size_t es = element_bytes(ctx.node, ctx.in[0].type);
   ElementType it = ctx.in[1].type;
-  if (!is_index_type(it))
-    throw InputError(ctx.node.describe() + ": indices must be an integer tensor, got " + type_name(it));
   std::string who = ctx.node.describe();
   // Indices are read in their own width: an i8 index list is not an i32 one.
-  return dispatch_index_type(it, [&](auto tag) -> KernelFn {
+  const auto gather_kernel = [&](auto tag) -> KernelFn {
     using I = decltype(tag);
     return [outer, inner, dim, count, es, who](const KernelArgs& k) {
       const char* x = static_cast<const char*>(k.in[0]->data);
@@ -284,7 +229,11 @@ KernelFn prepare_gather(const PrepareContext& ctx) {
         for (int64_t r = 0; r < outer; ++r) std::memcpy(o + (r * count + j) * run, x + (r * dim + i) * run, run);
       }
     };
-  });
+  };
+  const auto not_integer = [&]() -> KernelFn {
+    throw InputError(who + ": indices must be an integer tensor, got " + type_name(it));
+  };
+  return dispatch_integer_type(it, gather_kernel, not_integer);
 }
 
 // ---- Slice(data, start, stop, step[, axes]) with ONNX clamping -------------------
@@ -348,14 +297,19 @@ std::vector<PortInfo> infer_slice(const InferContext& c) {
   return {PortInfo{x.type, PartialShape(out)}};
 }
 
-KernelFn prepare_slice(const PrepareContext& ctx) {
+// The bounds operands (inputs 1 on) of a slice, which must be constants.
+std::vector<const TensorView*> slice_bounds(const PrepareContext& ctx) {
   std::vector<const TensorView*> v;
   for (size_t i = 1; i < ctx.in.size(); ++i) {
     if (!ctx.in[i].data) throw NotSupported(ctx.node.describe() + ": slice bounds must be known at compile time");
     v.push_back(&ctx.in[i]);
   }
+  return v;
+}
+
+// Copies the region of input 0 that s selects, in input 0's dimensions.
+KernelFn copy_slice(const PrepareContext& ctx, const SliceSpec& s) {
   const Dims& in = ctx.in[0].shape;
-  SliceSpec s = slice_spec(ctx.node, in, v);
   auto src = row_strides(in);
   int64_t base = 0;
   std::vector<int64_t> st(in.size());
@@ -364,6 +318,10 @@ KernelFn prepare_slice(const PrepareContext& ctx) {
     st[d] = s.step[d] * src[d];
   }
   return strided_copy(s.out, st, base, element_bytes(ctx.node, ctx.in[0].type));
+}
+
+KernelFn prepare_slice(const PrepareContext& ctx) {
+  return copy_slice(ctx, slice_spec(ctx.node, ctx.in[0].shape, slice_bounds(ctx)));
 }
 
 // ---- StridedSlice(data, begin, end[, stride]) with OpenVINO's masks ----------------
@@ -481,21 +439,8 @@ std::vector<PortInfo> infer_strided_slice(const InferContext& c) {
 }
 
 KernelFn prepare_strided_slice(const PrepareContext& ctx) {
-  std::vector<const TensorView*> v;
-  for (size_t i = 1; i < ctx.in.size(); ++i) {
-    if (!ctx.in[i].data) throw NotSupported(ctx.node.describe() + ": slice bounds must be known at compile time");
-    v.push_back(&ctx.in[i]);
-  }
-  const Dims& in = ctx.in[0].shape;
-  StridedSpec s = strided_spec(ctx.node, in, v);
-  auto src = row_strides(in);
-  int64_t base = 0;
-  std::vector<int64_t> st(in.size());
-  for (size_t d = 0; d < in.size(); ++d) {
-    base += s.slice.begin[d] * src[d];
-    st[d] = s.slice.step[d] * src[d];
-  }
-  return strided_copy(s.slice.out, st, base, element_bytes(ctx.node, ctx.in[0].type));
+  // The masks only reshape the result: the data copied is the per-dimension slice.
+  return copy_slice(ctx, strided_spec(ctx.node, ctx.in[0].shape, slice_bounds(ctx)).slice);
 }
 
 // ---- Split / VariadicSplit -------------------------------------------------------

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernels/dispatch.hpp"
+#include "kernels/strided_walk.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -29,19 +30,8 @@ KernelFn permuted_copy(const Dims& view, const std::vector<int>& perm, size_t es
     const char* x = static_cast<const char*>(a.in[0]->data);
     char* o = static_cast<char*>(a.out[0]->data);
     const size_t run = (size_t)inner * es;
-    const int64_t total = numel(shape);
-    if (total == 0 || run == 0) return;
-    std::vector<int64_t> pos(shape.size(), 0);
-    int64_t off = 0;
-    for (int64_t i = 0; i < total; ++i) {
-      std::memcpy(o + i * run, x + off * es, run);
-      for (int d = (int)shape.size() - 1; d >= 0; --d) {
-        off += st[d];
-        if (++pos[d] < shape[d]) break;
-        off -= st[d] * shape[d];
-        pos[d] = 0;
-      }
-    }
+    if (run == 0) return;
+    walk_strided(shape, st, 0, [&](int64_t i, int64_t off) { std::memcpy(o + i * run, x + off * es, run); });
   };
 }
 

@@ -15,34 +15,13 @@ namespace {
 // Reads an integer tensor known at compile time (shape or axes operands).
 std::vector<int64_t> read_ints(const Node& n, const TensorView& t, const char* what) {
   std::vector<int64_t> out((size_t)t.count());
-  switch (t.type) {
-    case ElementType::i64:
-      for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<int64_t>()[i];
-      break;
-    case ElementType::i32:
-      for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<int32_t>()[i];
-      break;
-    case ElementType::u64:
-      for (size_t i = 0; i < out.size(); ++i) out[i] = (int64_t)t.as<uint64_t>()[i];
-      break;
-    case ElementType::u32:
-      for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<uint32_t>()[i];
-      break;
-    case ElementType::i8:
-      for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<int8_t>()[i];
-      break;
-    case ElementType::u8:
-      for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<uint8_t>()[i];
-      break;
-    case ElementType::i16:
-      for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<int16_t>()[i];
-      break;
-    case ElementType::u16:
-      for (size_t i = 0; i < out.size(); ++i) out[i] = t.as<uint16_t>()[i];
-      break;
-    default:
-      throw InputError(n.describe() + ": " + what + " must be an integer tensor, got " + type_name(t.type));
-  }
+  dispatch_integer_type(
+      t.type,
+      [&](auto tag) {
+        using I = decltype(tag);
+        for (size_t i = 0; i < out.size(); ++i) out[i] = (int64_t)t.as<I>()[i];
+      },
+      [&] { throw InputError(n.describe() + ": " + what + " must be an integer tensor, got " + type_name(t.type)); });
   return out;
 }
 

@@ -5,21 +5,29 @@
 #include <cmath>
 
 #include "kernels/dispatch.hpp"
+#include "kernels/strided_walk.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
 namespace {
 
-template <class F>
-KernelFn for_float_types(const PrepareContext& ctx, F&& make) {
-  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+// A kernel normalizing `rows` rows of `len` elements of input 0 into output 0, in parallel:
+// normalize(xr, yr, scale, bias, r) for row r, scale being input 1 and bias input 2 (null when
+// the op has none), all of input 0's float type.
+template <class Normalize>
+KernelFn normalize_rows(const PrepareContext& ctx, int64_t rows, int64_t len, Normalize normalize) {
+  const bool has_bias = ctx.in.size() > 2;
+  return dispatch_float_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
-    if constexpr (!std::is_floating_point<typename ComputeOf<T>::type>::value) {
-      throw NotSupported(ctx.node.describe() + ": element type " + type_name(ctx.in[0].type) +
-                         " (expected a float type)");
-    } else {
-      return make(T{});
-    }
+    return [=](const KernelArgs& a) {
+      const T* x = a.in[0]->as<T>();
+      const T* scale = a.in[1]->as<T>();
+      const T* bias = has_bias ? a.in[2]->as<T>() : nullptr;
+      T* y = a.out[0]->as<T>();
+      for_rows(*a.ctx, rows, len, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) normalize(x + r * len, y + r * len, scale, bias, r);
+      });
+    };
   });
 }
 
@@ -60,35 +68,24 @@ KernelFn prepare_group_norm(const PrepareContext& ctx) {
   for (size_t d = 2; d < s.size(); ++d) spatial *= s[d];
   const int64_t per_group = ch / groups, len = per_group * spatial;
   const double eps = ctx.node.attr_float("epsilon");
-  return for_float_types(ctx, [&](auto tag) -> KernelFn {
-    using T = decltype(tag);
-    return [=](const KernelArgs& a) {
-      const T* x = a.in[0]->as<T>();
-      const T* scale = a.in[1]->as<T>();
-      const T* bias = a.in[2]->as<T>();
-      T* y = a.out[0]->as<T>();
-      for_rows(*a.ctx, n * groups, len, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-          const T* xr = x + r * len;
-          T* yr = y + r * len;
-          double sum = 0, sq = 0;
-          for (int64_t i = 0; i < len; ++i) sum += (double)load(xr[i]);
-          const double mean = len ? sum / (double)len : 0.0;
-          for (int64_t i = 0; i < len; ++i) {
-            const double d = (double)load(xr[i]) - mean;
-            sq += d * d;
-          }
-          const double inv = 1.0 / std::sqrt((len ? sq / (double)len : 0.0) + eps);
-          const int64_t c0 = (r % groups) * per_group;
-          for (int64_t c = 0; c < per_group; ++c) {
-            const double k = inv * (double)load(scale[c0 + c]), b = (double)load(bias[c0 + c]);
-            for (int64_t i = c * spatial; i < (c + 1) * spatial; ++i)
-              yr[i] = store<T>((decltype(load(xr[i])))(((double)load(xr[i]) - mean) * k + b));
-          }
-        }
-      });
-    };
-  });
+  return normalize_rows(ctx, n * groups, len,
+                        [=](const auto* xr, auto* yr, const auto* scale, const auto* bias, int64_t r) {
+                          using T = std::remove_pointer_t<decltype(yr)>;
+                          double sum = 0, sq = 0;
+                          for (int64_t i = 0; i < len; ++i) sum += (double)load(xr[i]);
+                          const double mean = len ? sum / (double)len : 0.0;
+                          for (int64_t i = 0; i < len; ++i) {
+                            const double d = (double)load(xr[i]) - mean;
+                            sq += d * d;
+                          }
+                          const double inv = 1.0 / std::sqrt((len ? sq / (double)len : 0.0) + eps);
+                          const int64_t c0 = (r % groups) * per_group;
+                          for (int64_t c = 0; c < per_group; ++c) {
+                            const double k = inv * (double)load(scale[c0 + c]), b = (double)load(bias[c0 + c]);
+                            for (int64_t i = c * spatial; i < (c + 1) * spatial; ++i)
+                              yr[i] = store<T>((decltype(load(xr[i])))(((double)load(xr[i]) - mean) * k + b));
+                          }
+                        });
 }
 
 // ---- RMSNormalization(data, scale; axis, epsilon) ----------------------------------------
@@ -129,39 +126,21 @@ KernelFn prepare_rms_norm(const PrepareContext& ctx) {
   Dims sc_full(norm.size() - sc.size(), 1);
   sc_full.insert(sc_full.end(), sc.begin(), sc.end());
   const auto sc_strides = row_strides(sc_full);
+  std::vector<int64_t> sc_steps(norm.size());
+  for (size_t d = 0; d < norm.size(); ++d) sc_steps[d] = sc_full[d] == 1 ? 0 : sc_strides[d];
   std::vector<int64_t> scale_at((size_t)len);
-  std::vector<int64_t> pos(norm.size(), 0);
-  for (int64_t j = 0; j < len; ++j) {
-    int64_t off = 0;
-    for (size_t d = 0; d < norm.size(); ++d) off += sc_full[d] == 1 ? 0 : pos[d] * sc_strides[d];
-    scale_at[j] = off;
-    for (int d = (int)norm.size() - 1; d >= 0; --d) {
-      if (++pos[d] < norm[d]) break;
-      pos[d] = 0;
-    }
-  }
+  walk_strided(norm, sc_steps, 0, [&](int64_t j, int64_t off) { scale_at[j] = off; });
   const double eps = ctx.node.attr_float("epsilon");
-  return for_float_types(ctx, [&](auto tag) -> KernelFn {
-    using T = decltype(tag);
-    return [=](const KernelArgs& a) {
-      const T* x = a.in[0]->as<T>();
-      const T* scale = a.in[1]->as<T>();
-      T* y = a.out[0]->as<T>();
-      for_rows(*a.ctx, rows, len, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-          const T* xr = x + r * len;
-          T* yr = y + r * len;
-          double sq = 0;
-          for (int64_t i = 0; i < len; ++i) {
-            const double v = (double)load(xr[i]);
-            sq += v * v;
-          }
-          const double inv = 1.0 / std::sqrt((len ? sq / (double)len : 0.0) + eps);
-          for (int64_t i = 0; i < len; ++i)
-            yr[i] = store<T>((decltype(load(xr[i])))((double)load(xr[i]) * inv * (double)load(scale[scale_at[i]])));
-        }
-      });
-    };
+  return normalize_rows(ctx, rows, len, [=](const auto* xr, auto* yr, const auto* scale, const auto*, int64_t) {
+    using T = std::remove_pointer_t<decltype(yr)>;
+    double sq = 0;
+    for (int64_t i = 0; i < len; ++i) {
+      const double v = (double)load(xr[i]);
+      sq += v * v;
+    }
+    const double inv = 1.0 / std::sqrt((len ? sq / (double)len : 0.0) + eps);
+    for (int64_t i = 0; i < len; ++i)
+      yr[i] = store<T>((decltype(load(xr[i])))((double)load(xr[i]) * inv * (double)load(scale[scale_at[i]])));
   });
 }
 

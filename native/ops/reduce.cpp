@@ -1,4 +1,4 @@
-// Reductions over axes (ReduceSum/Mean/Max/Min/Prod/Logical*), NormalizeL2, ArgMax/ArgMin, MVN, LogSoftmax.
+// Reductions over axes (ReduceSum/Mean/Max/Min/Prod/Logical*), NormalizeL2, ArgMax/ArgMin, MVN.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -273,46 +273,41 @@ KernelFn prepare_normalize_l2(const PrepareContext& ctx) {
   ReduceGeometry g = reduce_geometry(ctx.in[0].shape, axes);
   const double eps = ctx.node.attr_float("eps");
   const bool add = ctx.node.attr_str("eps_mode") == "add";
-  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+  return dispatch_float_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
-    if constexpr (!std::is_floating_point<typename ComputeOf<T>::type>::value) {
-      throw NotSupported(ctx.node.describe() + ": floating-point input only");
-    } else {
-      return [g, eps, add, by_itself](const KernelArgs& k) {
-        const T* x = k.in[0]->as<T>();
-        T* y = k.out[0]->as<T>();
-        // walks the reduced sub-box of one kept position, calling f(offset)
-        auto walk = [&g](int64_t base, auto&& f) {
-          std::vector<int64_t> idx(g.red_shape.size(), 0);
-          int64_t off = base;
-          for (int64_t j = 0; j < g.red_count; ++j) {
-            f(off);
-            for (int d = (int)g.red_shape.size() - 1; d >= 0; --d) {
-              off += g.red_strides[d];
-              if (++idx[d] < g.red_shape[d]) break;
-              off -= g.red_strides[d] * g.red_shape[d];
-              idx[d] = 0;
-            }
+    return [g, eps, add, by_itself](const KernelArgs& k) {
+      const T* x = k.in[0]->as<T>();
+      T* y = k.out[0]->as<T>();
+      // walks the reduced sub-box of one kept position, calling f(offset)
+      auto walk = [&g](int64_t base, auto&& f) {
+        std::vector<int64_t> idx(g.red_shape.size(), 0);
+        int64_t off = base;
+        for (int64_t j = 0; j < g.red_count; ++j) {
+          f(off);
+          for (int d = (int)g.red_shape.size() - 1; d >= 0; --d) {
+            off += g.red_strides[d];
+            if (++idx[d] < g.red_shape[d]) break;
+            off -= g.red_strides[d] * g.red_shape[d];
+            idx[d] = 0;
           }
-        };
-        for (int64_t i = 0, outs = numel(g.kept_shape); i < outs; ++i) {
-          int64_t rem = i, base = 0;
-          for (int d = (int)g.kept_shape.size() - 1; d >= 0; --d) {
-            base += (rem % g.kept_shape[d]) * g.kept_strides[d];
-            rem /= g.kept_shape[d];
-          }
-          if (by_itself) {
-            y[base] = store<T>((typename ComputeOf<T>::type)(load(x[base]) != 0 ? 1 : 0));
-            continue;
-          }
-          double sum = 0;
-          walk(base, [&](int64_t off) { sum += (double)load(x[off]) * (double)load(x[off]); });
-          const double inv = 1.0 / std::sqrt(add ? sum + eps : std::max(sum, eps));
-          walk(base,
-               [&](int64_t off) { y[off] = store<T>((typename ComputeOf<T>::type)((double)load(x[off]) * inv)); });
         }
       };
-    }
+      for (int64_t i = 0, outs = numel(g.kept_shape); i < outs; ++i) {
+        int64_t rem = i, base = 0;
+        for (int d = (int)g.kept_shape.size() - 1; d >= 0; --d) {
+          base += (rem % g.kept_shape[d]) * g.kept_strides[d];
+          rem /= g.kept_shape[d];
+        }
+        if (by_itself) {
+          y[base] = store<T>((typename ComputeOf<T>::type)(load(x[base]) != 0 ? 1 : 0));
+          continue;
+        }
+        double sum = 0;
+        walk(base, [&](int64_t off) { sum += (double)load(x[off]) * (double)load(x[off]); });
+        const double inv = 1.0 / std::sqrt(add ? sum + eps : std::max(sum, eps));
+        walk(base, [&](int64_t off) { y[off] = store<T>((typename ComputeOf<T>::type)((double)load(x[off]) * inv)); });
+      }
+    };
   });
 }
 
@@ -457,43 +452,6 @@ KernelFn prepare_layer_norm(const PrepareContext& ctx) {
   const int64_t rows = len ? numel(s) / len : 0;
   return normalize_rows_kernel(rows, len, true, ctx.node.attr_float("eps"),
                                ctx.node.attr_str("eps_mode") == "outside_sqrt", true, ctx.in.size() > 2);
-}
-
-// ---- LogSoftmax -----------------------------------------------------------------------------
-
-KernelFn prepare_log_softmax(const PrepareContext& ctx) {
-  const Dims& s = ctx.in[0].shape;
-  int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)s.size());
-  const AroundAxis around = around_axis(s, axis);
-  const int64_t outer = around.outer, len = around.len, inner = around.inner;
-  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
-    using T = decltype(tag);
-    if constexpr (!std::is_floating_point<typename ComputeOf<T>::type>::value) {
-      throw NotSupported(ctx.node.describe() + ": non-float input");
-    } else {
-      return [outer, len, inner](const KernelArgs& k) {
-        const T* x = k.in[0]->as<T>();
-        T* y = k.out[0]->as<T>();
-        for (int64_t a = 0; a < outer; ++a)
-          for (int64_t i = 0; i < inner; ++i) {
-            const T* p = x + a * len * inner + i;
-            T* q = y + a * len * inner + i;
-            double m = -INFINITY, sum = 0;
-            for (int64_t j = 0; j < len; ++j) m = std::max(m, (double)load(p[j * inner]));
-            for (int64_t j = 0; j < len; ++j) sum += std::exp((double)load(p[j * inner]) - m);
-            double lse = std::log(sum) + m;
-            for (int64_t j = 0; j < len; ++j)
-              q[j * inner] = store<T>((typename ComputeOf<T>::type)((double)load(p[j * inner]) - lse));
-          }
-      };
-    }
-  });
-}
-
-std::vector<PortInfo> infer_axis_float(const InferContext& c) {
-  auto out = infer_same(c);
-  if (c.in[0].shape.rank_known) normalize_axis(c.node, c.node.attr_int("axis"), c.in[0].shape.rank());
-  return out;
 }
 
 // ---- TopK(data, k) -> values, indices ---------------------------------------------------------
@@ -670,41 +628,33 @@ void register_reduce_ops(OpRegistry& r) {
   // Axes come as input 1 (OpenVINO) or, from older ONNX, the `axes` attribute.
   const std::vector<AttrSpec> reduce{bool_attr("keep_dims", false), ints_attr("axes").ir_name("-"),
                                      bool_attr("noop_with_empty_axes", false).ir_name("-")};
-  const std::pair<const char*, PrepareFn> reducers[] = {{"ReduceSum", prepare_reduce<ReduceKind::kSum>},
-                                                        {"ReduceMean", prepare_reduce<ReduceKind::kMean>},
-                                                        {"ReduceMax", prepare_reduce<ReduceKind::kMax>},
-                                                        {"ReduceMin", prepare_reduce<ReduceKind::kMin>},
-                                                        {"ReduceProd", prepare_reduce<ReduceKind::kProd>},
-                                                        {"ReduceL2", prepare_reduce<ReduceKind::kL2>},
-                                                        {"ReduceLogSumExp", prepare_reduce<ReduceKind::kLogSumExp>}};
-  for (const auto& [type, prepare] : reducers) {
-    OpDef d = OpDef{type, 1, 2, infer_reduce, prepare}.with_attrs(reduce);
-    if (std::string(type) != "ReduceLogSumExp")
-      d.ir({type}, type == std::string("ReduceL2") ? "opset4" : "opset1");
-    else
-      d.ir({"aiov.ReduceLogSumExp"}, "aiov1");
-    r.add(with_value_inputs(d, {1}));
+  // The reductions and the IR opset that has them; "aiov1": OpenVINO has none, and the IR
+  // names it aiov.<type>. ONNX's ReduceL1, SumSquare and LogSum, and the logical reductions
+  // over booleans (min is all, max is any).
+  struct Reduction {
+    const char* type;
+    PrepareFn prepare;
+    const char* opset;
+    InferFn infer = infer_reduce;
+  };
+  const Reduction reductions[] = {
+      {"ReduceSum", prepare_reduce<ReduceKind::kSum>, "opset1"},
+      {"ReduceMean", prepare_reduce<ReduceKind::kMean>, "opset1"},
+      {"ReduceMax", prepare_reduce<ReduceKind::kMax>, "opset1"},
+      {"ReduceMin", prepare_reduce<ReduceKind::kMin>, "opset1"},
+      {"ReduceProd", prepare_reduce<ReduceKind::kProd>, "opset1"},
+      {"ReduceL2", prepare_reduce<ReduceKind::kL2>, "opset4"},
+      {"ReduceLogSumExp", prepare_reduce<ReduceKind::kLogSumExp>, "aiov1"},
+      {"ReduceLogicalAnd", prepare_reduce<ReduceKind::kMin>, "opset1", infer_logical_reduce},
+      {"ReduceLogicalOr", prepare_reduce<ReduceKind::kMax>, "opset1", infer_logical_reduce},
+      {"ReduceL1", prepare_reduce<ReduceKind::kL1>, "opset4"},
+      {"ReduceSumSquare", prepare_reduce<ReduceKind::kSumSquare>, "aiov1"},
+      {"ReduceLogSum", prepare_reduce<ReduceKind::kLogSum>, "aiov1"},
+  };
+  for (const Reduction& d : reductions) {
+    const std::string ir_type = std::string(d.opset) == "aiov1" ? "aiov." + std::string(d.type) : d.type;
+    r.add(with_value_inputs(OpDef{d.type, 1, 2, d.infer, d.prepare}.with_attrs(reduce).ir({ir_type}, d.opset), {1}));
   }
-  r.add(with_value_inputs(
-      OpDef{"ReduceLogicalAnd", 1, 2, infer_logical_reduce, prepare_reduce<ReduceKind::kMin>}.with_attrs(reduce).ir(
-          {"ReduceLogicalAnd"}, "opset1"),
-      {1}));
-  r.add(with_value_inputs(
-      OpDef{"ReduceLogicalOr", 1, 2, infer_logical_reduce, prepare_reduce<ReduceKind::kMax>}.with_attrs(reduce).ir(
-          {"ReduceLogicalOr"}, "opset1"),
-      {1}));
-  // ONNX's other reductions; OpenVINO has only ReduceL1 (sum of |x|).
-  r.add(with_value_inputs(OpDef{"ReduceL1", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kL1>}.with_attrs(reduce).ir(
-                              {"ReduceL1"}, "opset4"),
-                          {1}));
-  r.add(with_value_inputs(
-      OpDef{"ReduceSumSquare", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kSumSquare>}.with_attrs(reduce).ir(
-          {"aiov.ReduceSumSquare"}, "aiov1"),
-      {1}));
-  r.add(with_value_inputs(
-      OpDef{"ReduceLogSum", 1, 2, infer_reduce, prepare_reduce<ReduceKind::kLogSum>}.with_attrs(reduce).ir(
-          {"aiov.ReduceLogSum"}, "aiov1"),
-      {1}));
   r.add(with_value_inputs(OpDef{"NormalizeL2", 2, 2, infer_normalize_l2, prepare_normalize_l2}
                               .with_attrs({float_attr("eps", 1e-12), str_attr("eps_mode", "add", {"add", "max"})})
                               .ir({"NormalizeL2"}, "opset1")
@@ -721,9 +671,6 @@ void register_reduce_ops(OpRegistry& r) {
                           {1}));
   r.add(OpDef{"aiov.LayerNorm", 2, 3, infer_layer_norm, prepare_layer_norm}.with_attrs(
       {float_attr("eps", 1e-5), str_attr("eps_mode", "inside_sqrt", {"inside_sqrt", "outside_sqrt"})}));
-  r.add(OpDef{"LogSoftmax", 1, 1, infer_axis_float, prepare_log_softmax}
-            .with_attrs({int_attr("axis", 1)})
-            .ir({"LogSoftmax"}, "opset5"));
 }
 
 }  // namespace aiov

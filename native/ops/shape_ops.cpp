@@ -5,6 +5,7 @@
 #include <set>
 
 #include "kernels/dispatch.hpp"
+#include "kernels/strided_walk.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -166,22 +167,10 @@ KernelFn prepare_broadcast(const PrepareContext& ctx) {
     st[i + out.size() - in.size()] = in[i] == 1 ? 0 : s;
     s *= in[i];
   }
-  int64_t total = numel(out);
-  return [out, st, es, total](const KernelArgs& k) {
+  return [out, st, es](const KernelArgs& k) {
     const char* x = static_cast<const char*>(k.in[0]->data);
     char* o = static_cast<char*>(k.out[0]->data);
-    if (total == 0) return;
-    std::vector<int64_t> idx(out.size(), 0);
-    int64_t off = 0;
-    for (int64_t i = 0; i < total; ++i) {
-      std::memcpy(o + i * es, x + off * es, es);
-      for (int d = (int)out.size() - 1; d >= 0; --d) {
-        off += st[d];
-        if (++idx[d] < out[d]) break;
-        off -= st[d] * out[d];
-        idx[d] = 0;
-      }
-    }
+    walk_strided(out, st, 0, [&](int64_t i, int64_t off) { std::memcpy(o + i * es, x + off * es, es); });
   };
 }
 

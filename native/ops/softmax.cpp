@@ -1,4 +1,4 @@
-// Softmax over one axis.
+// Softmax and LogSoftmax over one axis.
 #include <algorithm>
 #include <cmath>
 
@@ -27,10 +27,34 @@ void softmax_strided(const T* x, T* y, int64_t len, int64_t stride) {
   for (int64_t i = 0; i < len; ++i) y[i * stride] = store<T>((C)(std::exp((double)(load(x[i * stride]) - m)) / s));
 }
 
-KernelFn prepare_softmax(const PrepareContext& ctx) {
+template <class T>
+void log_softmax_strided(const T* x, T* y, int64_t len, int64_t stride) {
+  double m = -INFINITY, sum = 0;
+  for (int64_t i = 0; i < len; ++i) m = std::max(m, (double)load(x[i * stride]));
+  for (int64_t i = 0; i < len; ++i) sum += std::exp((double)load(x[i * stride]) - m);
+  const double lse = std::log(sum) + m;
+  for (int64_t i = 0; i < len; ++i)
+    y[i * stride] = store<T>((typename ComputeOf<T>::type)((double)load(x[i * stride]) - lse));
+}
+
+// Applies line(x, y, len, stride) to each line along the middle axis of an outer x len x inner
+// tensor, y being the same place of the output.
+template <class T, class Line>
+void along_axis(const T* x, T* y, const AroundAxis& a, Line line) {
+  for (int64_t o = 0; o < a.outer; ++o)
+    for (int64_t i = 0; i < a.inner; ++i) {
+      const int64_t first = o * a.len * a.inner + i;
+      line(x + first, y + first, a.len, a.inner);
+    }
+}
+
+AroundAxis softmax_axis(const PrepareContext& ctx) {
   const Dims& s = ctx.in[0].shape;
-  int64_t axis = normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)s.size());
-  const AroundAxis around = around_axis(s, axis);
+  return around_axis(s, normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)s.size()));
+}
+
+KernelFn prepare_softmax(const PrepareContext& ctx) {
+  const AroundAxis around = softmax_axis(ctx);
   const int64_t outer = around.outer, len = around.len, inner = around.inner;
   if (outer * len * inner == 0) return [](const KernelArgs&) {};
   if (ctx.in[0].type == ElementType::f32 && inner == 1) {
@@ -43,19 +67,20 @@ KernelFn prepare_softmax(const PrepareContext& ctx) {
       for_rows(*k.ctx, outer, len, rows);
     };
   }
-  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+  return dispatch_float_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
-    if constexpr (!std::is_floating_point<typename ComputeOf<T>::type>::value) {
-      throw NotSupported(ctx.node.describe() + ": non-float softmax");
-    } else {
-      return [outer, len, inner](const KernelArgs& k) {
-        const T* x = k.in[0]->as<T>();
-        T* y = k.out[0]->as<T>();
-        for (int64_t o = 0; o < outer; ++o)
-          for (int64_t i = 0; i < inner; ++i)
-            softmax_strided(x + o * len * inner + i, y + o * len * inner + i, len, inner);
-      };
-    }
+    return
+        [around](const KernelArgs& k) { along_axis(k.in[0]->as<T>(), k.out[0]->as<T>(), around, softmax_strided<T>); };
+  });
+}
+
+KernelFn prepare_log_softmax(const PrepareContext& ctx) {
+  const AroundAxis around = softmax_axis(ctx);
+  return dispatch_float_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    return [around](const KernelArgs& k) {
+      along_axis(k.in[0]->as<T>(), k.out[0]->as<T>(), around, log_softmax_strided<T>);
+    };
   });
 }
 
@@ -65,6 +90,9 @@ void register_softmax_ops(OpRegistry& r) {
   r.add(OpDef{"Softmax", 1, 1, infer_softmax, prepare_softmax}
             .with_attrs({int_attr("axis", 1)})
             .ir({"SoftMax", "Softmax"}, "opset8"));
+  r.add(OpDef{"LogSoftmax", 1, 1, infer_softmax, prepare_log_softmax}
+            .with_attrs({int_attr("axis", 1)})
+            .ir({"LogSoftmax"}, "opset5"));
 }
 
 }  // namespace aiov

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <iterator>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -72,25 +73,23 @@ std::vector<std::string> OpRegistry::names() const {
 
 // ---- attribute schema -------------------------------------------------------------------
 
-const char* attr_kind_name(AttrKind kind) {
-  switch (kind) {
-    case AttrKind::boolean:
-      return "bool";
-    case AttrKind::integer:
-      return "int";
-    case AttrKind::real:
-      return "float";
-    case AttrKind::string:
-      return "str";
-    case AttrKind::ints:
-      return "ints";
-    case AttrKind::reals:
-      return "floats";
-    case AttrKind::element_type:
-      return "type";
-  }
-  return "?";
-}
+namespace {
+// Per AttrKind, in its order: the kind as the op schema names it, and as error messages
+// describe a value of it.
+struct AttrKindWords {
+  const char* name;
+  const char* described;
+};
+constexpr AttrKindWords kAttrKindWords[] = {{"bool", "a boolean"},           {"int", "an integer"},
+                                            {"float", "a number"},           {"str", "a string"},
+                                            {"ints", "a list of integers"},  {"floats", "a list of numbers"},
+                                            {"type", "an element type name"}};
+static_assert(std::size(kAttrKindWords) == (size_t)AttrKind::element_type + 1, "a kind without words");
+
+const AttrKindWords& attr_kind_words(AttrKind kind) { return kAttrKindWords[(size_t)kind]; }
+}  // namespace
+
+const char* attr_kind_name(AttrKind kind) { return attr_kind_words(kind).name; }
 
 namespace {
 AttrSpec spec(std::string name, AttrKind kind, Attr dflt) {
@@ -175,25 +174,6 @@ bool numbers_of(const AttrSpec& s, const Attr& v, std::vector<double>& nums) {
   return false;
 }
 
-const char* kind_text(AttrKind k) {
-  switch (k) {
-    case AttrKind::boolean:
-      return "a boolean";
-    case AttrKind::integer:
-      return "an integer";
-    case AttrKind::real:
-      return "a number";
-    case AttrKind::string:
-      return "a string";
-    case AttrKind::ints:
-      return "a list of integers";
-    case AttrKind::reals:
-      return "a list of numbers";
-    case AttrKind::element_type:
-      return "an element type name";
-  }
-  return "?";
-}
 }  // namespace
 
 AttrSpec bool_attr(std::string name, bool dflt) { return spec(std::move(name), AttrKind::boolean, (int64_t)dflt); }
@@ -234,7 +214,7 @@ void validate_attrs(const OpDef& def, const Node& n, const std::vector<PortInfo>
     }
     const Attr& v = it->second;
     std::vector<double> nums;
-    if (!numbers_of(s, v, nums)) attr_error(n, s.name, kind_text(s.kind), format_attr(v));
+    if (!numbers_of(s, v, nums)) attr_error(n, s.name, attr_kind_words(s.kind).described, format_attr(v));
     if (s.kind == AttrKind::boolean && (nums[0] != 0 && nums[0] != 1))
       attr_error(n, s.name, "a boolean (0 or 1)", format_attr(v));
     for (double x : nums)

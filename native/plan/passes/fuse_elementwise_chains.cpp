@@ -53,6 +53,47 @@ bool link_on_some_input(const Node& u, ChainLink& link, Value& run) {
   return false;
 }
 
+// Fuses the chain headed by n, if n heads one; returns whether it did.
+bool fuse_chain_from(PassContext& ctx, const NodePtr& n) {
+  // n heads a chain if it applies to one of its inputs (x) and x is not itself the
+  // result of a link whose only user is n.
+  ChainLink first, before;
+  Value x;
+  if (!link_on_some_input(*n, first, x)) return false;
+  Value unused;
+  if (ctx.sole_user(*x.node) == n.get() && link_on_some_input(*x.node, before, unused)) return false;
+  std::vector<ChainLink> links{first};
+  Node* last = n.get();
+  for (Node* u = ctx.sole_user(*last); u; u = ctx.sole_user(*last)) {
+    ChainLink link;
+    if (!chain_link(*u, Value{PassContext::shared(last), 0}, link, &x)) break;
+    links.push_back(link);
+    last = u;
+  }
+  if (links.size() < 2) return false;
+  std::vector<Value> ins{x};
+  std::string steps;
+  std::vector<int64_t> operands, swapped;
+  std::vector<double> alphas, betas;
+  for (const ChainLink& l : links) {
+    int64_t slot = -1;
+    if (l.binary) {
+      for (size_t i = 0; i < ins.size() && slot < 0; ++i)
+        if (same(ins[i], l.operand)) slot = (int64_t)i;
+      if (slot < 0) slot = (int64_t)ins.size(), ins.push_back(l.operand);
+    }
+    steps += (steps.empty() ? "" : ",") + l.step;
+    operands.push_back(slot);
+    swapped.push_back(l.swapped ? 1 : 0);
+    alphas.push_back(l.alpha);
+    betas.push_back(l.beta);
+  }
+  Attrs attrs{{"steps", steps}, {"operands", operands}, {"swapped", swapped}, {"alphas", alphas}, {"betas", betas}};
+  NodePtr chain = make_node(op_name::ElementwiseChain, ins, attrs, last->name);
+  ctx.replace(Value{PassContext::shared(last), 0}, Value{chain, 0});
+  return true;
+}
+
 }  // namespace
 
 // Runs of two or more elementwise ops, each the sole user of the one before, become one
@@ -60,48 +101,7 @@ bool link_on_some_input(const Node& u, ChainLink& link, Value& run) {
 // order: a chain is built from its first op, so the ops after it are gone when the walk gets
 // there, and a built chain never extends another (it is not a chainable op).
 bool fuse_elementwise_chains(PassContext& ctx) {
-  bool changed = false;
-  for (const NodePtr& n : ctx.order()) {
-    if (!ctx.live(*n)) continue;
-    // n heads a chain if it applies to one of its inputs (x) and x is not itself the
-    // result of a link whose only user is n.
-    ChainLink first, before;
-    Value x;
-    if (!link_on_some_input(*n, first, x)) continue;
-    Value unused;
-    if (ctx.sole_user(*x.node) == n.get() && link_on_some_input(*x.node, before, unused)) continue;
-    std::vector<ChainLink> links{first};
-    Node* last = n.get();
-    for (Node* u = ctx.sole_user(*last); u; u = ctx.sole_user(*last)) {
-      ChainLink link;
-      if (!chain_link(*u, Value{PassContext::shared(last), 0}, link, &x)) break;
-      links.push_back(link);
-      last = u;
-    }
-    if (links.size() < 2) continue;
-    std::vector<Value> ins{x};
-    std::string steps;
-    std::vector<int64_t> operands, swapped;
-    std::vector<double> alphas, betas;
-    for (const ChainLink& l : links) {
-      int64_t slot = -1;
-      if (l.binary) {
-        for (size_t i = 0; i < ins.size() && slot < 0; ++i)
-          if (same(ins[i], l.operand)) slot = (int64_t)i;
-        if (slot < 0) slot = (int64_t)ins.size(), ins.push_back(l.operand);
-      }
-      steps += (steps.empty() ? "" : ",") + l.step;
-      operands.push_back(slot);
-      swapped.push_back(l.swapped ? 1 : 0);
-      alphas.push_back(l.alpha);
-      betas.push_back(l.beta);
-    }
-    Attrs attrs{{"steps", steps}, {"operands", operands}, {"swapped", swapped}, {"alphas", alphas}, {"betas", betas}};
-    NodePtr chain = make_node(op_name::ElementwiseChain, ins, attrs, last->name);
-    ctx.replace(Value{PassContext::shared(last), 0}, Value{chain, 0});
-    changed = true;
-  }
-  return changed;
+  return ctx.rewrite_live([&](const NodePtr& n) { return fuse_chain_from(ctx, n); });
 }
 
 }  // namespace aiov::passes

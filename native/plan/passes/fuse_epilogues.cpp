@@ -48,12 +48,11 @@ NodePtr absorb_user(PassContext& ctx, const NodePtr& f) {
 // by the fused op as it writes its output. Each fused op takes what follows it in one go (a
 // residual, then an activation), before the walk moves on.
 bool fuse_epilogues(PassContext& ctx) {
-  bool changed = false;
-  for (const NodePtr& n : ctx.order()) {
-    if (!ctx.live(*n)) continue;
-    for (NodePtr f = absorb_user(ctx, n); f; f = absorb_user(ctx, f)) changed = true;
-  }
-  return changed;
+  return ctx.rewrite_live([&](const NodePtr& n) {
+    bool absorbed = false;
+    for (NodePtr f = absorb_user(ctx, n); f; f = absorb_user(ctx, f)) absorbed = true;
+    return absorbed;
+  });
 }
 
 }  // namespace aiov::passes

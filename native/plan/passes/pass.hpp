@@ -20,6 +20,15 @@ class PassContext {
   // Nodes in topological order as of the start of the current pass. Nodes a rewrite has made
   // unreachable stay listed (skip them with `live`); nodes it created are not listed.
   const std::vector<NodePtr>& order() const { return order_; }
+  // The usual walk of a pass: rewrite(n) for each node of order() still live when the walk
+  // gets to it; returns whether any call rewrote something (returned true).
+  template <class Rewrite>
+  bool rewrite_live(Rewrite&& rewrite) {
+    bool changed = false;
+    for (const NodePtr& n : order_)
+      if (live(*n) && rewrite(n)) changed = true;
+    return changed;
+  }
   // Re-sorts and recounts; the pass driver calls it after each pass that changed the graph.
   void refresh();
 

@@ -128,13 +128,12 @@ bool sink_one(PassContext& ctx, const NodePtr& u, NodePtr& rebuilt) {
 // transpose meets them and both disappear. One walk in topological order: a node is visited after everything it
 // reads has moved, and a rebuilt node is tried again at once.
 bool sink_layout_changes(PassContext& ctx) {
-  bool changed = false;
-  for (const NodePtr& n : ctx.order()) {
-    if (!ctx.live(*n)) continue;
+  return ctx.rewrite_live([&](const NodePtr& n) {
+    bool moved = false;
     NodePtr rebuilt;
-    for (NodePtr u = n; u && sink_one(ctx, u, rebuilt); u = rebuilt) changed = true;
-  }
-  return changed;
+    for (NodePtr u = n; u && sink_one(ctx, u, rebuilt); u = rebuilt) moved = true;
+    return moved;
+  });
 }
 
 }  // namespace aiov::passes

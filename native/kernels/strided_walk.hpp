@@ -1,0 +1,30 @@
+// The odometer walk over an N-d index space that the copy kernels of strided views share
+// (slices, transposes, permutations, broadcasts).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/types.hpp"
+
+namespace aiov {
+
+// Walks every index of `shape` in row-major order, calling fn(flat_out_index, input_offset)
+// with the input offset advanced by `in_strides` per dimension (elements; 0 repeats).
+template <class F>
+void walk_strided(const Dims& shape, const std::vector<int64_t>& in_strides, int64_t base, F&& fn) {
+  int64_t total = numel(shape);
+  if (total == 0) return;
+  std::vector<int64_t> idx(shape.size(), 0);
+  int64_t off = base;
+  for (int64_t i = 0; i < total; ++i) {
+    fn(i, off);
+    for (int d = (int)shape.size() - 1; d >= 0; --d) {
+      off += in_strides[d];
+      if (++idx[d] < shape[d]) break;
+      off -= in_strides[d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+}  // namespace aiov
