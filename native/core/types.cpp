@@ -165,6 +165,10 @@ Buffer::Buffer(size_t bytes) : size_(bytes) {
   if (bytes > (size_t(1) << 60)) throw OutOfMemory(bytes);  // padding it would wrap
   data_ = alloc_aligned(padded(bytes));
 }
-Buffer::~Buffer() { free_aligned(data_, padded(size_)); }
+Buffer::Buffer(void* data, size_t bytes, std::shared_ptr<void> owner)
+    : data_(data), size_(bytes), owner_(std::move(owner)) {}
+Buffer::~Buffer() {
+  if (!owner_) free_aligned(data_, padded(size_));
+}
 
 }  // namespace aiov
