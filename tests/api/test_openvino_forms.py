@@ -295,3 +295,14 @@ def test_reduction_builders_carry_their_openvino_names():
     # pytest ids, reprs and tracebacks of code parametrized over builders show these names
     for name in ("reduce_sum", "reduce_mean", "reduce_l2", "reduce_logical_and", "reduce_log_sum_exp"):
         assert getattr(ops, name).__name__ == name
+
+
+def test_full_device_name_starts_with_the_processors_name():
+    name = ov.Core().get_property("CPU", "FULL_DEVICE_NAME")
+    assert "aiov" in name
+    try:
+        with open("/proc/cpuinfo") as f:
+            brand = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pytest.skip("no processor name in /proc/cpuinfo here")
+    assert name.startswith(brand)
