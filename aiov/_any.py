@@ -14,6 +14,18 @@ def unwrap(value):
     return value
 
 
+def _convert(value, kind):
+    """``kind(value)``, reading the text of a bool as the IR writes it ("true"/"false")."""
+    if kind is bool and isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no", ""):
+            return False
+        raise ValueError(f"{value!r} is not a boolean")
+    return kind(value)
+
+
 class OVAny:
     """A value of any type; equal to another OVAny (or a plain value) holding an equal value."""
 
@@ -33,11 +45,15 @@ class OVAny:
         self._value = unwrap(value)
 
     def astype(self, kind):
-        return kind(self._value)
+        return _convert(self._value, kind)
 
     def aslist(self, kind=None):
-        values = list(self._value) if isinstance(self._value, (list, tuple, set)) else [self._value]
-        return [kind(v) for v in values] if kind else values
+        value = self._value
+        if isinstance(value, str):  # rt_info read from an IR: a list is its items' text, space separated
+            values = value.split()
+        else:
+            values = list(value) if isinstance(value, (list, tuple, set)) else [value]
+        return [_convert(v, kind) for v in values] if kind else values
 
     def __eq__(self, other):
         return unwrap(self) == unwrap(other)
@@ -63,6 +79,9 @@ class RTMap(dict):
 
     def __getitem__(self, key):
         value = super().__getitem__(key)
+        inner = value.value if isinstance(value, OVAny) else value
+        if isinstance(inner, dict):
+            return inner  # a nested map reads as the dict it is, as OpenVINO's does
         return value if isinstance(value, OVAny) else OVAny(value)
 
     def __setitem__(self, key, value):

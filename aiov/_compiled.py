@@ -87,12 +87,25 @@ class CompiledModel:
         finally:
             pool.append(request)
 
+    @property
+    def _infer_request(self):
+        """The request the next call runs on, which (without concurrent calls) is the one the
+        last call ran on: OpenVINO's attribute of that name, read by code that inspects the
+        tensors of a call."""
+        if self._state_lock is not None:
+            return self._stateful_request()
+        if not self._idle_requests:
+            self._idle_requests.append(InferRequest(self))
+        return self._idle_requests[-1]
+
     def get_runtime_model(self):
         return self._model
 
     def get_property(self, key):
         if _properties._key(key) == _batching.BATCH_STATS:
             return _batching.stats_of(self)
+        if _properties._key(key) == "NETWORK_NAME":  # properties.model_name: the compiled model's name
+            return self._model.get_friendly_name()
         return _properties.read(self._config, key)
 
     def set_property(self, properties: dict):

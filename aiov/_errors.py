@@ -15,6 +15,14 @@ class PortError(InputError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class InputTypeError(InputError, TypeError):
+    """Inputs of a kind infer() does not take (neither a mapping, a sequence nor array data)."""
+
+
+class PortKeyTypeError(PortError, TypeError):
+    """A port selected by a key that is no index, name or port (a float, say)."""
+
+
 class BusyError(RuntimeError):
     """The request is running an inference; wait for it first."""
 

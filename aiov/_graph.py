@@ -322,6 +322,21 @@ class DiscreteTypeInfo:
         return f"<DiscreteTypeInfo: {self.name} v{self.version_id}>"
 
 
+_OPENVINO_NAMES = {}
+
+
+def openvino_type_name(op_type: str) -> str:
+    """The type name OpenVINO gives a registry op: the op's own name when it is one of its IR
+    layer types (or it has none), else its IR layer type (ConvTranspose is OpenVINO's
+    ConvolutionBackpropData)."""
+    if not _OPENVINO_NAMES:
+        for desc in _core.op_schema():
+            ir_types = [t for t in desc["ir_types"] if not t.startswith("aiov.")]
+            name = desc["type"] if not ir_types or desc["type"] in ir_types else ir_types[0]
+            _OPENVINO_NAMES[desc["type"]] = name
+    return _OPENVINO_NAMES.get(op_type, op_type)
+
+
 def _version_of(op_type: str) -> str:
     if op_type in ("Parameter", "Constant", "Result"):
         return "opset1"
@@ -392,15 +407,15 @@ class Node:
         return self.get_rt_info()
 
     def get_type_name(self) -> str:
-        return "Result" if self._result_input is not None else self._native.op_type
+        return "Result" if self._result_input is not None else openvino_type_name(self._native.op_type)
 
     @property
     def type_name(self) -> str:
         return self.get_type_name()
 
     def get_type_info(self) -> DiscreteTypeInfo:
-        name = self.get_type_name()
-        return DiscreteTypeInfo(name, _version_of(name))
+        op_type = "Result" if self._result_input is not None else self._native.op_type
+        return DiscreteTypeInfo(self.get_type_name(), _version_of(op_type))
 
     @property
     def type_info(self) -> DiscreteTypeInfo:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
-from ._errors import InputError
+from ._errors import InputError, InputTypeError
 from ._narrow import ML_DTYPE_NAMES, is_sub_byte, ml_dtype, to_engine, type_name_of_dtype
 from ._ports import PortTable
 from ._results import OVDict
@@ -93,7 +95,7 @@ class IoSpec:
         every input must be given (a pooled request must not run on an earlier caller's data)."""
         if inputs is None:
             pairs = []
-        elif isinstance(inputs, dict):
+        elif isinstance(inputs, Mapping):  # a dict, or the OVDict of another model's results
             pairs = []
             seen = {}
             for key, value in inputs.items():
@@ -114,7 +116,7 @@ class IoSpec:
                     f"expected at most {self.count} input(s) ({', '.join(self.in_labels)}), got {len(inputs)}{hint}"
                 )
             pairs = list(enumerate(inputs))
-        elif isinstance(inputs, (np.ndarray, Tensor, np.generic, int, float, bool)):
+        elif isinstance(inputs, (np.ndarray, Tensor, np.generic, int, float, bool)) or hasattr(inputs, "__array__"):
             if self.count != 1:
                 raise InputError(
                     f"a single value was given but the model has {self.count} inputs "
@@ -122,7 +124,10 @@ class IoSpec:
                 )
             pairs = [(0, inputs)]
         else:
-            raise InputError(f"inputs must be a dict, list, tuple, numpy array or Tensor, got {type(inputs).__name__}")
+            raise InputTypeError(
+                f"Incompatible inputs of type: {type(inputs).__name__}; inputs are a dict, list, tuple, "
+                "numpy array (or an object with __array__) or Tensor"
+            )
         if complete and len(pairs) != self.count:
             given = {i for i, _ in pairs}
             missing = [self.in_labels[i] for i in range(self.count) if i not in given]

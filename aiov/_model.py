@@ -74,10 +74,22 @@ class Model:
         self._sinks = []
         self._variables = list(variables or [])
         self._order()  # validates: every reachable Parameter is listed, no cycles
+        self._name_unnamed_tensors()
         if sinks:
             self.add_sinks(sinks)
         else:
             self._find_variables()
+
+    def _name_unnamed_tensors(self):
+        """As OpenVINO does: an input or output tensor without a name gets its Parameter's or
+        Result's friendly name, so every input and output can be selected by name."""
+        ends = [(p, p._native, 0) for p in self._parameters]
+        for r in self._results:
+            node, index = r.input_value(0)._source()
+            ends.append((r, node._native, index))
+        for named_after, native, index in ends:
+            if not native.output_names(index):
+                native.set_output_names(index, [named_after.get_friendly_name()])
 
     # -- structure --
     def _engine_graph(self):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numbers
 
-from ._errors import PortError
+from ._errors import PortError, PortKeyTypeError
 from ._graph import _PortBase
 
 
@@ -66,8 +66,9 @@ class PortTable:
                 if n in self.names:
                     return self.names[n]
             return None
-        raise PortError(
-            f"an {self.kind} is selected by index, name or port, got a {type(key).__name__} ({key!r}); {self.listing()}"
+        raise PortKeyTypeError(
+            f"Incompatible key type for {self.kind}: {key!r} (Unknown key type: {type(key)}); an {self.kind} "
+            f"is selected by index, name or port; {self.listing()}"
         )
 
     def index(self, key=None) -> int:

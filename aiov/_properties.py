@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 
 from . import _core
 from ._errors import InputError
@@ -250,6 +251,17 @@ def default_queue_jobs(compiled) -> int:
     return max(compiled.get_property(OPTIMAL_NUMBER_OF_INFER_REQUESTS), 8 * _core.pool_size())
 
 
+def _cpu_brand() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "CPU"
+
+
 def read(config: dict, key):
     key = _key(key)
     if key == OPTIMAL_NUMBER_OF_INFER_REQUESTS:
@@ -279,8 +291,8 @@ def read(config: dict, key):
         return ["CPU"]
     if key == "EXECUTION_DEVICES":
         return ["CPU"]
-    if key == "FULL_DEVICE_NAME":
-        return f"aiov CPU ({_core.pool_size()} workers, gemm {_core.gemm_isa()})"
+    if key == "FULL_DEVICE_NAME":  # the processor's name first, as OpenVINO's CPU plugin gives it
+        return f"{_cpu_brand()} (aiov: {_core.pool_size()} workers, gemm {_core.gemm_isa()})"
     if key == LOG_LEVEL:
         from .properties.log import Level
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import threading
 
 from . import _core
@@ -16,10 +17,17 @@ from ._types import type_from_id
 _FAILED, _CANCELLED = _core.RequestStatus.failed, _core.RequestStatus.cancelled
 
 
+class _ProfilingStatus(enum.Enum):
+    NOT_RUN = 0
+    OPTIMIZED_OUT = 1
+    EXECUTED = 2
+
+
 class ProfilingInfo:
     """Per-node timing of the last inference (enable with config {"PERF_COUNT": True})."""
 
     __slots__ = ("node_name", "node_type", "exec_type", "real_time", "cpu_time", "status")
+    Status = _ProfilingStatus
 
     def __init__(self, node_name, node_type, ms, exec_type=None):
         from datetime import timedelta
@@ -27,7 +35,7 @@ class ProfilingInfo:
         self.node_name, self.node_type = node_name, node_type
         self.exec_type = exec_type or "aiov_" + node_type
         self.real_time = self.cpu_time = timedelta(milliseconds=ms)
-        self.status = "EXECUTED"
+        self.status = _ProfilingStatus.EXECUTED
 
     def __repr__(self):
         return f"<ProfilingInfo: {self.node_type} '{self.node_name}' {self.real_time.total_seconds() * 1e3:.3f} ms>"

@@ -63,10 +63,14 @@ class OVDict(Mapping):
         return tuple(self._values)
 
     def __setitem__(self, key, value):
-        raise TypeError("OVDict is immutable; use to_dict() for a mutable copy")
+        raise TypeError(
+            "'OVDict' object does not support item assignment: it is immutable; use to_dict() for a mutable copy"
+        )
 
     def __delitem__(self, key):
-        raise TypeError("OVDict is immutable; use to_dict() for a mutable copy")
+        raise TypeError(
+            "'OVDict' object does not support item deletion: it is immutable; use to_dict() for a mutable copy"
+        )
 
     def __repr__(self):
         return repr(self.to_dict())

@@ -7,6 +7,7 @@ import os
 from . import _batching, _core, _properties
 from ._compiled import CompiledModel
 from ._errors import InputError
+from ._graph import openvino_type_name
 from ._log import timed
 from ._model import Model
 
@@ -94,7 +95,7 @@ class Core:
             return CompiledModel(model, merged, batch)
 
     def query_model(self, model, device_name: str = "CPU", config=None) -> dict:
-        supported = set(_core.op_types()) | {"Parameter", "Constant", "Result"}
+        supported = {openvino_type_name(t) for t in _core.op_types()} | {"Parameter", "Constant", "Result"}
         return {op.get_friendly_name(): "CPU" for op in model.get_ordered_ops() if op.get_type_name() in supported}
 
     def get_property(self, device_name, key=None):

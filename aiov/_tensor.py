@@ -154,6 +154,7 @@ class Tensor:
                 raise InputError(f"shared_memory=True needs a numpy array, got {type(data).__name__}")
             if not data.flags.c_contiguous:
                 raise InputError(
+                    "SHARED MEMORY MODE FOR THIS TENSOR IS NOT APPLICABLE! Passed numpy array must be C contiguous: "
                     "shared_memory=True needs a C-contiguous array; the given array has "
                     f"strides {data.strides} for shape {data.shape}"
                 )

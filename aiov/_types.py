@@ -630,6 +630,9 @@ class PartialShape:
         return self._dims[i]
 
     def __eq__(self, other):
+        if isinstance(other, (list, tuple)) and self._dims is None:
+            # A list has a rank; "equal" to no rank at all would be a silent False.
+            raise TypeError(f"Cannot compare dynamic shape with {type(other)}: its rank is dynamic")
         if isinstance(other, (list, tuple, Shape)):
             other = PartialShape(other)
         if not isinstance(other, PartialShape):

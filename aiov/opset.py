@@ -4,6 +4,7 @@ types and shapes come from the native op registry."""
 from __future__ import annotations
 
 import builtins
+import re
 
 import numpy as np
 
@@ -536,6 +537,8 @@ def _reduce(op):
         return _make(op, [node, _ints(reduction_axes)], {"keep_dims": bool(keep_dims)}, name)
 
     build.__doc__ = f"{op} over the given axes."
+    # OpenVINO's name (reduce_logical_and): what tracebacks, repr and pytest ids show.
+    build.__name__ = build.__qualname__ = re.sub(r"(?<!^)(?=[A-Z])", "_", op).lower()
     return build
 
 

@@ -165,12 +165,13 @@ nb::object wrap(const TensorView& tv, const BufferPtr& owner, bool writable = tr
   return arr;
 }
 
-nb::object copy_out(const TensorView& tv) {
-  auto buf = std::make_shared<Buffer>(tv.bytes());
-  if (tv.bytes()) std::memcpy(buf->data(), tv.data, tv.bytes());
-  TensorView copy = tv;
-  copy.data = buf->data();
-  return wrap(copy, buf);
+// numpy's own copy, so that the result owns its data (flags.owndata, as OpenVINO's copies do).
+nb::object copy_out(const TensorView& tv) { return wrap(tv, BufferPtr()).attr("copy")(); }
+
+bool read_only(const nb::ndarray<nb::ro>& a) {
+  nb::handle owner = nb::find(a);
+  if (!owner.is_valid() || !nb::hasattr(owner, "flags")) return false;
+  return !nb::cast<bool>(owner.attr("flags").attr("writeable"));
 }
 
 Dims shape_of(const nb::ndarray<nb::ro>& a) {
@@ -326,7 +327,9 @@ struct PyRequest {
                        type_name((ElementType)etype) + " needs " +
                        std::to_string(byte_size((ElementType)etype, numel(shape))) + " bytes, got " +
                        std::to_string(a.nbytes()));
-    if (share) {
+    // A read-only array is copied even when sharing: the input tensor the request exposes is
+    // writable, and must not become a way to write into it.
+    if (share && !read_only(a)) {
       require_contiguous(a, i);
       req->bind_input(i, const_cast<void*>(a.data()), (ElementType)etype, shape);
       keep[i] = nb::find(a);
@@ -905,11 +908,30 @@ NB_MODULE(_core, m) {
   m.def("make_constant", [](int type, Dims shape, nb::ndarray<nb::ro, nb::c_contig> bytes, const std::string& name) {
     return make_constant((ElementType)type, shape, bytes.data(), bytes.nbytes(), name);
   });
+  // A Constant on the caller's memory (Constant(array, shared_memory=True)): `owner` (the array)
+  // stays alive as long as the node's data does.
+  m.def("make_shared_constant",
+        [](int type, Dims shape, nb::ndarray<nb::ro, nb::c_contig> bytes, nb::object owner, const std::string& name) {
+          auto* held = new nb::object(std::move(owner));
+          std::shared_ptr<void> keep(held, [](void* p) noexcept {
+            if (!Py_IsInitialized()) return;  // at interpreter exit: left to the process
+            nb::gil_scoped_acquire gil;
+            delete static_cast<nb::object*>(p);
+          });
+          auto buffer = std::make_shared<Buffer>(const_cast<void*>(bytes.data()), bytes.nbytes(), std::move(keep));
+          return make_constant((ElementType)type, shape, std::move(buffer), name);
+        });
   m.def("clone_constant", [](const Node& c) {
-    // Shares the (immutable) data: cloning a model does not copy its weights.
+    // Shares the (immutable) data: cloning a model does not copy its weights. Data on the
+    // caller's memory is copied: a compiled model (made from a clone) never sees later writes
+    // to it, and its kernels get padded memory.
     if (!c.constant) throw InputError(c.describe() + " is not a Constant");
     auto n = std::make_shared<Node>(c);
     n->id = next_node_id();
+    if (c.constant->is_external()) {
+      n->constant = std::make_shared<Buffer>(c.constant->size());
+      if (c.constant->size()) std::memcpy(n->constant->data(), c.constant->data(), c.constant->size());
+    }
     return n;
   });
   // A subgraph for a node's GRAPH attribute (If's branches, Loop's and Scan's body).

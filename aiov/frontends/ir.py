@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -387,6 +388,7 @@ def _build(root, weights, source) -> Model:
                 )
             inputs.append(out)
         node = _make_layer(layer, inputs, weights)
+        _read_layer_rt_info(layer, node)
         if layer.type == "Result":
             results.append(node)
             continue
@@ -406,10 +408,89 @@ def _build(root, weights, source) -> Model:
                 node._native.set_output_names(index, names)
     if not results:
         raise InputError(f"{source!r}: the IR has no Result layer")
-    return Model(results, sinks, params, root.get("name") or "")
+    model = Model(results, sinks, params, root.get("name") or "")
+    rt = root.find("rt_info")
+    if rt is not None:
+        for key, value in _read_rt_tree(rt).items():
+            model.get_rt_info()[key] = value
+    return model
 
 
 _OPSETS = {f"opset{i}" for i in range(1, 17)}
+
+
+# ---- runtime info ----------------------------------------------------------------------------
+# A model's rt_info is a tree of elements named by their keys, leaves carrying a value
+# attribute; a layer's and a port's are <attribute name= value=> entries (OpenVINO's forms).
+# Values are written as text and read back as strings (OVAny.astype/aslist convert them).
+
+_XML_NAME = re.compile(r"^[A-Za-z_][\w.-]*$")
+
+
+def _read_rt_tree(elem) -> dict:
+    tree = {}
+    for child in elem:
+        if len(child):
+            tree[child.tag] = _read_rt_tree(child)
+        else:
+            tree[child.tag] = child.get("value", "")
+    return tree
+
+
+def _read_attributes(elem):
+    rt = None if elem is None else elem.find("rt_info")
+    if rt is None:
+        return {}
+    return {a.get("name"): a.get("value", "") for a in rt.findall("attribute") if a.get("name")}
+
+
+def _read_layer_rt_info(layer, node):
+    from .._graph import _rt_map
+
+    for key, value in _read_attributes(layer.xml).items():
+        _rt_map(node, "node", 0)[key] = value
+    if layer.type == "Result":
+        return
+    for index, port in enumerate(layer.out_ports[: node.get_output_size()]):
+        for key, value in _read_attributes(port).items():
+            _rt_map(node, "out", index)[key] = value
+
+
+def _rt_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return " ".join(_rt_text(v) for v in value)
+    return str(value)
+
+
+def _write_rt_tree(parent, tree: dict, where: str):
+    from .._any import unwrap
+
+    for key, value in tree.items():
+        value = unwrap(value)
+        if not _XML_NAME.match(str(key)):
+            raise InputError(f"save_model: the rt_info key {key!r} of {where} is not a valid XML element name")
+        if isinstance(value, dict):
+            _write_rt_tree(ET.SubElement(parent, str(key)), value, where)
+        else:
+            ET.SubElement(parent, str(key), {"value": _rt_text(value)})
+
+
+def _write_attributes(parent, node, kind: str, index: int):
+    """The rt_info of a node or port as <rt_info><attribute .../></rt_info> (nothing if empty)."""
+    from .._any import unwrap
+    from .._graph import _RT_INFO
+
+    info = _RT_INFO.get((node.id, kind, index))
+    if not info:
+        return
+    rt = ET.SubElement(parent, "rt_info")
+    for key in info:
+        value = unwrap(info[key])
+        if isinstance(value, dict):
+            continue  # nested maps are a model-level form
+        ET.SubElement(rt, "attribute", {"name": str(key), "version": "0", "value": _rt_text(value)})
 
 
 def _make_layer(layer, inputs, weights) -> Node:
@@ -593,7 +674,52 @@ def _read_sdpa(layer, inputs) -> Node:
     return _generic_layer(layer, kept, _op_description("Attention"), extra)
 
 
+# OpenVINO's Interpolate modes -> Resize's (linear_onnx is ONNX's linear; OpenVINO's own linear
+# differs only where it antialiases, which Resize does too).
+_INTERPOLATE_MODES = {"nearest": "nearest", "linear": "linear", "linear_onnx": "linear", "cubic": "cubic"}
+
+
+def _read_interpolate(layer, inputs) -> Node:
+    """Interpolate-4 (data, sizes, scales[, axes]) and -11 (data, scales_or_sizes[, axes]) as
+    the registry's Resize (data, scales, sizes)."""
+    from .. import opset
+
+    if layer.version not in ("opset4", "opset11"):
+        layer.fail(f"version '{layer.version}' is not supported (aiov reads Interpolate-4 and Interpolate-11)")
+    v11, d = layer.version == "opset11", layer.data
+    low, high = (2, 3) if v11 else (3, 4)
+    if not low <= len(inputs) <= high:
+        layer.fail(f"expected {low} to {high} inputs, got {len(inputs)}")
+    mode = _INTERPOLATE_MODES.get(d.get("mode", "nearest"))
+    if mode is None:
+        layer.fail(f"mode {d.get('mode')!r} is not supported by aiov ({', '.join(_INTERPOLATE_MODES)} are)")
+    for key in ("pads_begin", "pads_end"):
+        if any(_parse_list(layer, key, d.get(key, ""), _parse_int)):
+            layer.fail(f"{key}={d[key]!r}: padding before resizing is not supported by aiov")
+    if d.get("nearest_mode") == "simple":
+        layer.fail("nearest_mode 'simple' is not supported by aiov")
+    attrs = {
+        "mode": mode,
+        "coordinate_transformation_mode": d.get("coordinate_transformation_mode", "half_pixel"),
+        "nearest_mode": d.get("nearest_mode", "round_prefer_floor"),
+        "cubic_coeff_a": _parse_float(layer, "cube_coeff", d.get("cube_coeff", "-0.75")),
+        "antialias": _parse_bool(layer, "antialias", d.get("antialias", "false")),
+    }
+    by_sizes = d.get("shape_calculation_mode", "sizes") == "sizes"
+    values = inputs[1] if v11 or by_sizes else inputs[2]
+    axes = inputs[high - 1] if len(inputs) == high else None
+    if axes is not None:
+        attrs["axes"] = [int(a) for a in _constant_of(layer, axes, "axes").reshape(-1)]
+    want = Type.i64 if by_sizes else Type.f32
+    if values.get_element_type() != want:
+        values = opset.convert(values, want).output(0)
+    empty = opset.constant(np.zeros(0, np.float32 if by_sizes else np.int64)).output(0)
+    ins = [inputs[0], empty, values] if by_sizes else [inputs[0], values, empty]
+    return _generic_layer(layer, ins, _op_description("Resize"), attrs)
+
+
 _ADAPTED = {
+    "Interpolate": _read_interpolate,
     "ScaledDotProductAttention": _read_sdpa,
     "GroupConvolution": _read_group_convolution,
     "ConvolutionBackpropData": lambda layer, inputs: _read_backprop(layer, inputs, False),
@@ -759,7 +885,41 @@ def _write_sdpa(native, desc, sources, emit):
     return ("ScaledDotProductAttention", "opset13", {"causal": _format_attr("bool", attrs.get("is_causal"))}, inputs)
 
 
+def _write_resize(native, desc, sources, emit):
+    """Resize as Interpolate-11 when Interpolate can say it (scales or sizes, no region of
+    interest); otherwise aiov's own layer."""
+    attrs = native.attributes()
+    coord = attrs.get("coordinate_transformation_mode", "half_pixel")
+    if (
+        len(sources) > 3
+        or attrs.get("exclude_outside")
+        or attrs.get("keep_aspect_ratio_policy", "stretch") != "stretch"
+        or coord in ("half_pixel_symmetric", "tf_crop_and_resize")
+        or float(attrs.get("extrapolation_value", 0.0)) != 0.0
+    ):
+        return None
+    by_sizes = sources[2][3] != [0]
+    if by_sizes == (sources[1][3] != [0]):
+        return None  # both or neither given: only aiov's layer says which wins
+    data = {
+        "mode": {"nearest": "nearest", "linear": "linear_onnx", "cubic": "cubic"}[attrs.get("mode", "nearest")],
+        "shape_calculation_mode": "sizes" if by_sizes else "scales",
+        "coordinate_transformation_mode": coord,
+        "nearest_mode": attrs.get("nearest_mode", "round_prefer_floor"),
+        "antialias": "true" if attrs.get("antialias") else "false",
+        "cube_coeff": repr(float(attrs.get("cubic_coeff_a", -0.75))),
+    }
+    rank = sources[0][3]
+    if rank is not None:
+        data["pads_begin"] = data["pads_end"] = ",".join("0" * len(rank))
+    ins = [sources[0], sources[2] if by_sizes else sources[1]]
+    if attrs.get("axes"):
+        ins.append(emit.const(np.array(attrs["axes"], np.int64)))
+    return ("Interpolate", "opset11", data, ins)
+
+
 _WRITE_ADAPTED = {
+    "Resize": _write_resize,
     "Attention": _write_sdpa,
     "MaxPool": _write_pool,
     "AvgPool": _write_pool,
@@ -888,14 +1048,17 @@ def ir_bytes(model) -> tuple:
         out = ET.SubElement(elem, "output")
         ports = []
         for i in range(native.output_count):
-            _add_port(out, first_out + i, out_type(i), native.output_shape(i), native.output_names(i))
+            port = _add_port(out, first_out + i, out_type(i), native.output_shape(i), native.output_names(i))
+            _write_attributes(port, native, "out", i)
             ports.append(first_out + i)
+        _write_attributes(elem, native, "node", 0)
         layer_of[native.id] = (lid, ports)
 
     for result in model.get_results():
         src_node, index = result.input_value(0)._source()
         native = src_node._native
         elem, lid = new_layer(result.get_friendly_name() or f"Result_{next_id}", "Result", "opset1")
+        _write_attributes(elem, result._native, "node", 0)
         inp = ET.SubElement(elem, "input")
         _add_port(inp, 0, Type._by_id[native.output_type(index)].get_type_name(), native.output_shape(index))
         src_layer, src_ports = layer_of[native.id]
@@ -909,7 +1072,9 @@ def ir_bytes(model) -> tuple:
     rt = ET.SubElement(net, "rt_info")
     from .. import __version__
 
-    ET.SubElement(rt, "info", {"name": "aiov", "value": __version__})
+    tree = dict(model.get_rt_info().items())
+    tree["aiov_version"] = __version__  # which aiov wrote the file
+    _write_rt_tree(rt, tree, "the model")
 
     ET.indent(net, space="\t")
     xml = b'<?xml version="1.0"?>\n' + ET.tostring(net, encoding="utf-8", xml_declaration=False) + b"\n"

@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _core
 from .._errors import InputError
 from .._graph import NODE_CLASSES, Node, constant_value, make_result
 from .._types import Type, as_partial_shape, as_type
 from . import util  # noqa: E402,F401
 
 __all__ = ["Constant", "Parameter", "Result", "util"]
+
+
+def _shareable(arr) -> bool:
+    """Whether a Constant can be made on ``arr``'s memory as it is."""
+    return (
+        isinstance(arr, np.ndarray) and arr.flags.c_contiguous and arr.dtype.isnative and arr.dtype.kind not in "USOVc"
+    )
 
 
 def _native_of(node: Node):
@@ -23,9 +31,9 @@ def _native_of(node: Node):
 class Constant(Node):
     """``Constant(array)``, ``Constant(tensor)``, ``Constant(Type, shape, values)``.
 
-    The engine keeps its own copy of a constant's value: ``shared_memory=True`` is accepted for
-    C-contiguous arrays but the value is still copied once, at construction (aiov's engine owns
-    constant memory so that compiled models never see later writes to the caller's array)."""
+    ``shared_memory=True`` (a C-contiguous array or a Tensor) makes the node's value the caller's
+    memory, as in OpenVINO: ``.data`` shows later writes to it. A compiled model still takes a
+    copy when it is compiled, so writes after ``compile_model`` never reach it."""
 
     __slots__ = ()
 
@@ -68,6 +76,11 @@ class Constant(Node):
                 )
             if etype is not None and etype.bitwidth < 8:
                 raise InputError("Constant(): packed u1/u4/i4 tensors are not supported")
+            if shared_memory and _shareable(arr):
+                etype = etype if etype is not None else Type(arr.dtype)
+                raw = arr.reshape(-1).view(np.uint8)
+                super().__init__(_core.make_shared_constant(etype._id, list(arr.shape), raw, arr, ""))
+                return
             node = opset.constant(np.asarray(arr), None if etype is None else etype)
         super().__init__(node._native)
 

@@ -174,7 +174,11 @@ Buffer::Buffer(size_t bytes) : size_(bytes) {
     throw OutOfMemory(bytes);  // the size asked for, not the padded one
   }
 }
-Buffer::~Buffer() { free_aligned(data_, padded(size_)); }
+Buffer::Buffer(void* data, size_t bytes, std::shared_ptr<void> owner)
+    : data_(data), size_(bytes), owner_(std::move(owner)) {}
+Buffer::~Buffer() {
+  if (!owner_) free_aligned(data_, padded(size_));
+}
 
 Dims unknown_dims(int64_t rank, const std::string& who) {
   if (rank < 0 || rank > kMaxRank)

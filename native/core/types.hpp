@@ -126,15 +126,21 @@ void free_aligned(void* p, size_t bytes);
 class Buffer {
  public:
   explicit Buffer(size_t bytes);
+  // Memory the buffer does not own (a Constant made with shared_memory=True): `owner` keeps it
+  // alive. It has no padding past its end, so kernels never run on it: compiling copies it
+  // (see is_external).
+  Buffer(void* data, size_t bytes, std::shared_ptr<void> owner);
   ~Buffer();
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
   void* data() const { return data_; }
   size_t size() const { return size_; }
+  bool is_external() const { return owner_ != nullptr; }
 
  private:
   void* data_ = nullptr;
   size_t size_ = 0;
+  std::shared_ptr<void> owner_;
 };
 using BufferPtr = std::shared_ptr<Buffer>;
 

@@ -195,8 +195,10 @@ void register_shape_ops(OpRegistry& r) {
                               .with_attrs({type_attr("output_type", "f32")})
                               .ir({"Range"}, "opset4"),
                           {0, 1, 2}));
-  r.add(with_value_inputs(
-      OpDef{"Broadcast", 2, 2, infer_broadcast, prepare_broadcast}.with_attrs({str_attr("mode", "numpy")}), {1}));
+  r.add(with_value_inputs(OpDef{"Broadcast", 2, 2, infer_broadcast, prepare_broadcast}
+                              .with_attrs({str_attr("mode", "numpy")})
+                              .ir({"Broadcast"}, "opset3"),
+                          {1}));
 }
 
 }  // namespace aiov

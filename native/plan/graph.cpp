@@ -101,19 +101,24 @@ NodePtr make_parameter(ElementType type, const PartialShape& shape, const std::s
 }
 
 NodePtr make_constant(ElementType type, const Dims& shape, const void* data, size_t bytes, const std::string& name) {
+  auto buffer = std::make_shared<Buffer>(bytes);
+  if (bytes) std::memcpy(buffer->data(), data, bytes);
+  return make_constant(type, shape, std::move(buffer), name);
+}
+
+NodePtr make_constant(ElementType type, const Dims& shape, BufferPtr data, const std::string& name) {
   for (auto d : shape)
     if (d < 0) throw InputError("Constant: shape " + dims_str(shape) + " must be static");
   check_tensor_size(shape, "Constant '" + name + "'");
   size_t need = byte_size(type, numel(shape));
-  if (bytes != need)
+  if (data->size() != need)
     throw InputError("Constant: shape " + dims_str(shape) + " of " + type_name(type) + " needs " +
-                     std::to_string(need) + " bytes, got " + std::to_string(bytes));
+                     std::to_string(need) + " bytes, got " + std::to_string(data->size()));
   auto n = std::make_shared<Node>();
   n->id = next_node_id();
   n->op = "Constant";
   n->name = name.empty() ? default_name(n->op, n->id) : name;
-  n->constant = std::make_shared<Buffer>(bytes);
-  if (bytes) std::memcpy(n->constant->data(), data, bytes);
+  n->constant = std::move(data);
   n->outputs = {PortInfo{type, PartialShape(shape)}};
   n->output_names.resize(1);
   return n;

@@ -84,6 +84,8 @@ NodePtr make_parameter(ElementType type, const PartialShape& shape, const std::s
                        ValueKind kind = ValueKind::tensor);
 // Copies `bytes` bytes from `data`.
 NodePtr make_constant(ElementType type, const Dims& shape, const void* data, size_t bytes, const std::string& name);
+// Takes `data` as it is (it may be memory the engine does not own: Buffer::is_external).
+NodePtr make_constant(ElementType type, const Dims& shape, BufferPtr data, const std::string& name);
 // Creates a node of a registered op and infers its outputs (throws on invalid input).
 NodePtr make_node(const std::string& op, std::vector<Value> inputs, Attrs attrs, const std::string& name,
                   std::map<std::string, BodyPtr> bodies = {});

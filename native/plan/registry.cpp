@@ -434,7 +434,7 @@ PartialShape broadcast_shapes(const Node& n, const PartialShape& a, const Partia
     else if (x == y)
       out[i] = x;
     else
-      throw InputError(n.describe() + ": shapes " + a.str() + " and " + b.str() +
+      throw InputError(n.describe() + ": Argument shapes are inconsistent: " + a.str() + " and " + b.str() +
                        " cannot be broadcast together (dimension " + std::to_string(i) + ": " + std::to_string(x) +
                        " vs " + std::to_string(y) + ")");
   }

@@ -246,7 +246,7 @@ def test_profiling_info_with_perf_count():
     assert len(info) >= 1
     assert "Add" in [p.node_type for p in info]
     for p in info:
-        assert p.status == "EXECUTED" and p.real_time.total_seconds() >= 0
+        assert p.status == ov.ProfilingInfo.Status.EXECUTED and p.real_time.total_seconds() >= 0
     assert len(request.profiling_info) == len(info)
 
 
