@@ -4,7 +4,6 @@ and binary tensors compared with the model run directly, the errors a client can
 
 import asyncio
 import json
-import socket
 
 import httpx
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 import aiov as ov
 from aiov.serve import create_app
 
-from conftest import SLOW_SIZE, metric, serving, wait_for
+from conftest import SLOW_SIZE, metric, raw_post, serving, wait_for
 from model_builders import add_model, failing_model, two_output_model
 
 MAX_BODY = 4 << 20
@@ -418,16 +417,6 @@ def _slow_request(batch=512):
     return body, headers
 
 
-def _raw_post(url, path, body, headers, send_all=True):
-    host, port = url.rsplit("/", 1)[-1].split(":")
-    sock = socket.create_connection((host, int(port)))
-    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
-    lines += [f"{k}: {v}" for k, v in headers.items()]
-    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-    sock.sendall(body if send_all else body[: len(body) // 2])
-    return sock
-
-
 @pytest.mark.parametrize("when", ["while_inferring", "while_sending"])
 def test_a_client_that_disconnects_cancels_its_job(server, when):
     url = server.url
@@ -435,7 +424,7 @@ def test_a_client_that_disconnects_cancels_its_job(server, when):
     body, headers = _slow_request()
     for _ in range(3):
         received = metric(url, "aiov_infer_requests_total", model="slow")
-        sock = _raw_post(url, "/v2/models/slow/infer", body, headers, send_all=when == "while_inferring")
+        sock = raw_post(url, "/v2/models/slow/infer", body, headers, send_all=when == "while_inferring")
         if when == "while_inferring":
             wait_for(lambda: metric(url, "aiov_infer_in_flight", model="slow") == 1, "the job to start")
         else:  # the handler is reading a body that will never be complete
@@ -515,7 +504,7 @@ def test_many_clients_vanishing_at_random_points_wedge_nothing(server):
     socks = []
     for i in range(40):
         mode = i % 4
-        sock = _raw_post(url, "/v2/models/slow/infer", body, headers, send_all=mode != 0)
+        sock = raw_post(url, "/v2/models/slow/infer", body, headers, send_all=mode != 0)
         if mode in (0, 1):
             sock.close()  # gone while sending, or right after sending
         elif mode == 2:
