@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import httpx
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -31,6 +32,25 @@ def typed_model():
     return model
 
 
+def bf16_model():
+    """BF16 in and out: x[n, 2] -> twice = bf16(2 * x), and widened = f32(x)."""
+    import aiov.opset13 as ops
+
+    x = ops.parameter([-1, 2], ov.Type.bf16, name="x")
+    twice = ops.convert(ops.multiply(ops.convert(x, ov.Type.f32), ops.constant(np.float32(2))), ov.Type.bf16)
+    model = ov.Model([twice, ops.convert(x, ov.Type.f32)], [x])
+    for output, name in zip(model.outputs, ("twice", "widened")):
+        output.tensor.set_names({name})
+    return model
+
+
+def strings_model():
+    import aiov.opset13 as ops
+
+    s = ops.parameter([-1], ov.Type.string, name="s")
+    return ov.Model([s], [s])
+
+
 @pytest.fixture(scope="module")
 def server(model_files):
     direct = {name: ov.compile_model(path) for name, path in model_files.items()}
@@ -42,6 +62,8 @@ def server(model_files):
             "add": ov.compile_model(add_model()),  # a compiled model, served as is
             "fail": failing_model(),
             "types": typed_model(),
+            "bf16": bf16_model(),
+            "strings": strings_model(),
         },
         max_body_bytes=MAX_BODY,
         offload_bytes=64 << 10,  # larger bodies are decoded and encoded in a worker thread
@@ -52,6 +74,11 @@ def server(model_files):
             client.app = app
             client.url = url
             yield client
+
+
+# The numpy types of the protocol's datatypes (BF16 through ml_dtypes, as a client would).
+NUMPY = {"FP32": np.float32, "INT64": np.int64, "BOOL": np.bool_, "FP16": np.float16, "BF16": ml_dtypes.bfloat16}
+DATATYPES = {np.dtype(t): name for name, t in NUMPY.items()}
 
 
 def json_input(name, array, datatype="FP32"):
@@ -65,7 +92,7 @@ def binary_request(inputs, outputs=None, parameters=None):
             {
                 "name": name,
                 "shape": list(a.shape),
-                "datatype": {np.float32: "FP32", np.int64: "INT64", np.bool_: "BOOL", np.float16: "FP16"}[a.dtype.type],
+                "datatype": DATATYPES[a.dtype],
                 "parameters": {"binary_data_size": a.nbytes},
             }
             for name, a in inputs
@@ -87,9 +114,8 @@ def parse_response(response):
     head = json.loads(content[: int(length)] if length is not None else content)
     binary = memoryview(content)[int(length) :] if length is not None else b""
     arrays, offset = {}, 0
-    dtypes = {"FP32": np.float32, "INT64": np.int64, "BOOL": np.bool_, "FP16": np.float16}
     for out in head["outputs"]:
-        dtype = dtypes[out["datatype"]]
+        dtype = NUMPY[out["datatype"]]
         size = (out.get("parameters") or {}).get("binary_data_size")
         if size is None:
             arrays[out["name"]] = np.asarray(out["data"], dtype).reshape(out["shape"])
@@ -222,6 +248,45 @@ def test_int64_bool_and_fp16_tensors(server, binary):
     np.testing.assert_array_equal(arrays["twice"], TYPED["a"] * 2)
     np.testing.assert_array_equal(arrays["negated"], ~TYPED["b"])
     np.testing.assert_array_equal(arrays["hh"], TYPED["h"] * 2)
+
+
+BF16_X = np.array([[1.5, -3.25], [0.1, 1000.0]], np.float32)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_bf16_tensors_json_and_binary(server, binary):
+    """BF16 travels as 2-byte bits in binary and as numbers in JSON (rounded to bf16 by the
+    server); 0.1 is not a bf16 number, so both ways see its rounding."""
+    x = BF16_X.astype(ml_dtypes.bfloat16)
+    if binary:
+        body, headers = binary_request([("x", x)], parameters={"binary_data_output": True})
+        response = server.post("/v2/models/bf16/infer", content=body, headers=headers)
+    else:
+        response = server.post("/v2/models/bf16/infer", json={"inputs": [json_input("x", BF16_X, "BF16")]})
+    assert response.status_code == 200, response.text
+    head, arrays = parse_response(response)
+    assert [o["datatype"] for o in head["outputs"]] == ["BF16", "FP32"]
+    np.testing.assert_array_equal(arrays["widened"], x.astype(np.float32))
+    np.testing.assert_array_equal(arrays["twice"].astype(np.float32), x.astype(np.float32) * 2)
+    meta = server.get("/v2/models/bf16").json()
+    assert meta["inputs"] == [{"name": "x", "datatype": "BF16", "shape": [-1, 2]}]
+
+
+@pytest.mark.parametrize(
+    "model, name, datatype, wanted",
+    [
+        ("mlp", "x", "BYTES", "input 'x': datatype FP32 expected, got BYTES (strings)"),
+        ("strings", "s", "BYTES", "input 's': the model takes strings (BYTES) there"),
+        ("bf16", "x", "FP32", "input 'x': datatype BF16 expected, got 'FP32'"),
+    ],
+)
+def test_bytes_and_mismatched_datatypes_are_400_naming_the_tensor(server, model, name, datatype, wanted):
+    spec = {"name": name, "shape": [1, 2] if name == "x" else [2], "datatype": datatype, "data": ["ab", "c"]}
+    if datatype != "BYTES":
+        spec["data"] = [1.0, 2.0]
+    response = server.post(f"/v2/models/{model}/infer", json={"inputs": [spec]})
+    assert response.status_code == 400, response.text
+    assert wanted in response.json()["error"]
 
 
 @pytest.mark.parametrize(
