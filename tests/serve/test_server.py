@@ -4,6 +4,7 @@ and binary tensors compared with the model run directly, the errors a client can
 
 import asyncio
 import json
+import threading
 
 import httpx
 import ml_dtypes
@@ -530,31 +531,48 @@ def test_metrics_report_requests_errors_latency_and_queues(server):
     assert server.get("/metrics").headers["content-type"].startswith("text/plain")
 
 
+class _Gated:
+    """A served model's compiled model behind a gate: calls wait (on the server's loop) until
+    ``gate`` is set, then run the model. Makes "callers waiting" a state, not a race."""
+
+    def __init__(self, compiled, gate):
+        self.compiled, self.gate, self.max_requests = compiled, gate, compiled.max_requests
+
+    async def __call__(self, inputs):
+        while not self.gate.is_set():
+            await asyncio.sleep(0.005)
+        return await self.compiled(inputs)
+
+
 def test_queue_depth_counts_callers_waiting_for_a_request(server):
-    """More slow requests than the model has infer requests: the excess waits, and the gauge
-    shows it while they wait."""
+    """More requests than the model has infer requests: the excess waits, and the gauge shows
+    exactly it while they wait (held by a gate in front of the model, so no timing decides
+    whether the excess is seen), and 0 once they have been answered."""
     url = server.url
-    cap = server.app.state.aiov.models["slow"].compiled.max_requests
-    body, headers = _slow_request(batch=128)  # long enough that the excess waits while sampled
-    n = 0
-    seen = []
+    served = server.app.state.aiov.models["mlp"]
+    cap = served.compiled.max_requests
+    gate = threading.Event()
+    real, served.compiled = served.compiled, _Gated(served.compiled, gate)
+    x = np.ones((1, 16), np.float32)
+    try:
 
-    async def main():
-        nonlocal n
-        async with httpx.AsyncClient(base_url=url, timeout=300) as client:
-            jobs = [
-                asyncio.ensure_future(client.post("/v2/models/slow/infer", content=body, headers=headers))
-                for _ in range(2 * cap)
-            ]
-            n = len(jobs)
-            while not all(j.done() for j in jobs):
-                seen.append(await asyncio.to_thread(metric, url, "aiov_infer_queue_depth", model="slow"))
-            return [j.result().status_code for j in jobs]
+        async def main():
+            async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+                jobs = [
+                    asyncio.ensure_future(client.post("/v2/models/mlp/infer", json={"inputs": [json_input("x", x)]}))
+                    for _ in range(2 * cap)
+                ]
+                waiting = lambda: metric(url, "aiov_infer_queue_depth", model="mlp") == cap  # noqa: E731
+                await asyncio.to_thread(wait_for, waiting, f"{cap} callers waiting")
+                gate.set()
+                return [r.status_code for r in await asyncio.gather(*jobs)]
 
-    codes = asyncio.run(main())
-    assert codes == [200] * n
-    assert cap < n and max(seen) > 0
-    assert metric(url, "aiov_infer_queue_depth", model="slow") == 0
+        codes = asyncio.run(main())
+    finally:
+        gate.set()
+        served.compiled = real
+    assert codes == [200] * (2 * cap)
+    assert metric(url, "aiov_infer_queue_depth", model="mlp") == 0
 
 
 def test_many_clients_vanishing_at_random_points_wedge_nothing(server):
