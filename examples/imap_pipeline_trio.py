@@ -3,7 +3,11 @@
 the ordered results go to a sink through a second channel. A deadline cancels what is left."""
 
 import numpy as np
-import trio
+
+try:
+    import trio
+except ImportError as e:
+    raise SystemExit(f"this example runs on trio, which is not installed ({e}): pip install 'aiov[trio]'") from None
 
 import aiov as ov
 import aiov.opset13 as ops
