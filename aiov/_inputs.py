@@ -23,6 +23,7 @@ class IoSpec:
         "in_names",
         "in_labels",
         "count",
+        "plans_to_log",
     )
 
     def __init__(self, inputs, outputs):
@@ -39,6 +40,9 @@ class IoSpec:
         ]
         self.in_names = self.in_ports.names  # name -> index, for the native one-call path
         self.in_labels = self.in_ports.labels
+        # The compiled model whose newly built plans are logged where results are read (set
+        # when DEBUG logging was on at compile time; see _log.log_built_plans).
+        self.plans_to_log = None
 
     def index_of(self, key) -> int:
         return self.in_ports.index(key)

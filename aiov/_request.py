@@ -7,6 +7,7 @@ import threading
 from . import _core
 from ._dispatch import dispatcher
 from ._errors import BusyError, CancelledError, InputError
+from ._log import log_built_plans
 from ._ports import find_input_or_output
 from ._results import OVDict
 from ._tensor import Tensor
@@ -125,9 +126,13 @@ class InferRequest:
         if inputs is not None:
             fast = self._fast_run(inputs, share_inputs, share_outputs)
             if fast is not None:
+                if self._spec.plans_to_log is not None:
+                    log_built_plans(self._spec.plans_to_log)
                 return fast
         self._set_inputs(inputs, share_inputs, complete)
         self._native.infer()
+        if self._spec.plans_to_log is not None:
+            log_built_plans(self._spec.plans_to_log)
         return OVDict(self._spec.outputs, self._native.outputs(not share_outputs), self._spec.out_ports)
 
     # -- async --
@@ -167,6 +172,8 @@ class InferRequest:
         if done is not None:
             if not done.wait(None if timeout_ms is None else max(timeout_ms, 0) / 1000.0):
                 return False
+        if self._spec.plans_to_log is not None:
+            log_built_plans(self._spec.plans_to_log)
         if self._started:
             self._started = False
             error = self._pending_error if done is not None else native_error(self._native)
