@@ -94,6 +94,7 @@ class _Server:
     async def infer(self, request: Request):
         served = self.model(request)
         if self.draining:
+            served.metrics.requests.inc()
             served.metrics.failures["unavailable"].inc()
             raise ProtocolError("the server is shutting down: send the request to another replica", 503)
         self.active += 1

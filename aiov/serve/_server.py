@@ -20,13 +20,14 @@ class DrainingServer(uvicorn.Server):
 
     def __init__(self, config: uvicorn.Config):
         super().__init__(config)
+        self._state = server_state(config.app)  # the app object itself (not an import string)
         self._drain_deadline = None
 
     def handle_exit(self, sig, frame):
         # A signal handler: only flags here, the ticks of uvicorn's main loop act on them.
         if self._drain_deadline is None and not self.should_exit:
             self._drain_deadline = time.monotonic() + (self.config.timeout_graceful_shutdown or 30.0)
-            server_state(self.config.app).drain()
+            self._state.drain()
             return
         super().handle_exit(sig, frame)
 
@@ -36,7 +37,7 @@ class DrainingServer(uvicorn.Server):
         if self._drain_deadline is None:
             return False
         left = self._drain_deadline - time.monotonic()
-        if server_state(self.config.app).active and left > 0:
+        if self._state.active and left > 0:
             return False
         # Drained (or out of time): uvicorn's shutdown waits only for what is left.
         self.config.timeout_graceful_shutdown = max(left, 0.1)
