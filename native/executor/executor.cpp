@@ -32,8 +32,15 @@ namespace {
 // Read on the creating thread: a worker must never be the one to find a bad value.
 int worker_nice() { return (int)env_int("AIOV_WORKER_NICE", 0); }
 
+// `nice` levels below the niceness the thread inherited from its creator: setpriority takes
+// an absolute value, which under a niced parent would otherwise raise the workers' priority.
 void lower_worker_priority(int nice) {
-  if (nice > 0) ::setpriority(PRIO_PROCESS, (id_t)::syscall(SYS_gettid), nice);
+  if (nice <= 0) return;
+  const id_t tid = (id_t)::syscall(SYS_gettid);
+  errno = 0;
+  const int inherited = ::getpriority(PRIO_PROCESS, tid);  // -1 is a valid niceness: errno tells
+  if (errno != 0) return;
+  ::setpriority(PRIO_PROCESS, tid, std::min(inherited + nice, 19));
 }
 }  // namespace
 
