@@ -168,7 +168,7 @@ def batch_model(model):
     return model, None
 
 
-def _compile(model, config):
+def _compile(model, config, log_plans=False):
     """The batch model for the engine, with the compiled model's own options."""
     params, outs, sinks = model._engine_graph()  # (no sinks: a stateful model is never batched)
     return _core.new_compiled_model(
@@ -179,6 +179,7 @@ def _compile(model, config):
         config["AIOV_PLAN_CACHE_BYTES"],
         config.get("INFERENCE_PRECISION_HINT", "f32"),  # as the model runs alone
         sinks,
+        log_plans,
     )
 
 
@@ -225,13 +226,14 @@ class Batching:
     def __init__(self, compiled, size, config):
         self.size = size
         self.batcher = None
+        self.native = None  # the batch model the batcher runs (for the plan log)
         self.reason = None
         model, self.reason = batch_model(compiled._model)
         if model is None:
             return
         pads = _pad_table(model, config.get(BATCH_PAD))
         try:
-            native = compiled._native if model is compiled._model else _compile(model, config)
+            native = compiled._native if model is compiled._model else _compile(model, config, compiled._log_plans)
             timeout = int(config.get(AUTO_BATCH_TIMEOUT, DEFAULT_TIMEOUT_MS))
             self.batcher = _core.Batcher(native, size, timeout, 0, pads)  # holds the batch model
         except (InputError, RuntimeError) as exc:  # the engine cannot run it batched: jobs run alone
@@ -240,6 +242,8 @@ class Batching:
         self.reason = rows_mix(native) or None
         if self.reason is not None:
             self.batcher = None
+        else:
+            self.native = native
 
     def stats(self) -> dict:
         """``{"enabled", "max_batch", "reason", "batches", "inferences", "sizes", "retried",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
-from . import _batching, _core, _properties
+from . import _batching, _core, _log, _properties
 from ._errors import InputError
 from ._graph import ConstOutput
 from ._inputs import IoSpec
@@ -24,6 +25,8 @@ class CompiledModel:
         precision = _properties.inference_precision(self._config)
         self._config[_properties.INFERENCE_PRECISION_HINT] = precision
         params, outs, sinks = self._model._engine_graph()
+        # The engine describes the plans it builds only while they would be logged.
+        self._log_plans = _log.logger.isEnabledFor(logging.DEBUG)
         self._native = _core.new_compiled_model(  # GIL released while planning
             params,
             outs,
@@ -32,6 +35,7 @@ class CompiledModel:
             self._config[_properties.PLAN_CACHE_BYTES],
             precision,
             sinks,
+            self._log_plans,
         )
         inputs = [ConstOutput(p.get_node(), p.get_index()) for p in self._model.inputs]
         outputs = [ConstOutput(r.get_node(), r.get_index()) for r in self._model.outputs]
@@ -44,6 +48,9 @@ class CompiledModel:
         # as in OpenVINO), one call at a time.
         self._state_request = None
         self._state_lock = threading.Lock() if self._native.variables else None
+        if self._log_plans:
+            self._spec.plans_to_log = self
+            _log.log_built_plans(self)
 
     @property
     def inputs(self) -> list:

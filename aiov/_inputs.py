@@ -30,6 +30,7 @@ class IoSpec:
         "fast_dtypes",
         "count",
         "narrow_outputs",
+        "plans_to_log",
     )
 
     def __init__(self, inputs, outputs):
@@ -53,6 +54,9 @@ class IoSpec:
         self.in_kinds = [p.get_value_kind() for p in inputs]
         # The native one-call path takes arrays for tensor inputs only (None: the Python path).
         self.fast_dtypes = [d if k == "tensor" else None for d, k in zip(self.in_dtypes, self.in_kinds)]
+        # The compiled model whose newly built plans are logged where results are read (set
+        # when DEBUG logging was on at compile time; see _log.log_built_plans).
+        self.plans_to_log = None
 
     def results(self, values) -> OVDict:
         """The request's output arrays as the caller sees them: ml_dtypes arrays for the types

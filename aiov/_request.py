@@ -8,6 +8,7 @@ import threading
 from . import _core
 from ._dispatch import dispatcher
 from ._errors import BusyError, CancelledError, InputError
+from ._log import log_built_plans
 from ._narrow import ML_DTYPE_NAMES
 from ._ports import find_input_or_output
 from ._results import OVDict
@@ -164,9 +165,13 @@ class InferRequest:
         if inputs is not None:
             fast = self._fast_run(inputs, share_inputs, share_outputs)
             if fast is not None:
+                if self._spec.plans_to_log is not None:
+                    log_built_plans(self._spec.plans_to_log)
                 return fast
         self._set_inputs(inputs, share_inputs, complete)
         self._native.infer()
+        if self._spec.plans_to_log is not None:
+            log_built_plans(self._spec.plans_to_log)
         return self._spec.results(self._native.outputs(not share_outputs))
 
     # -- async --
@@ -206,6 +211,8 @@ class InferRequest:
         if done is not None:
             if not done.wait(None if timeout_ms is None else max(timeout_ms, 0) / 1000.0):
                 return False
+        if self._spec.plans_to_log is not None:
+            log_built_plans(self._spec.plans_to_log)
         if self._started:
             self._started = False
             error = self._pending_error if done is not None else native_error(self._native)

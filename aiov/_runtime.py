@@ -143,7 +143,7 @@ def _compile_cached(core, path, config, batch=None) -> CompiledModel:
 
 def _compile_summary(model) -> str:
     ops = sum(1 for _ in model.get_ordered_ops())
-    return f"{ops} ops, {_core.pool_size()} workers, GEMM ISA {_core.gemm_isa()}"
+    return f"{ops} ops, {_core.pool_size()} workers, GEMM ISA {_core.gemm_isa()}, bf16 ISA {_core.gemm_bf16_isa()}"
 
 
 def compile_model(model, device_name: str = "AUTO", config: dict = None) -> CompiledModel:

@@ -26,7 +26,8 @@ elsewhere on a shared machine falls on all of them alike. aiov and openvino run 
 optimisations. Before any timing, each peer's output is checked
 against aiov's (rtol = atol = 1e-3 relative to the output's scale).
 
-Run: ``python benchmarks/engine.py`` (a few minutes) or ``--quick``.
+Run: ``python benchmarks/engine.py`` (a few minutes) or ``--quick``; ``--plot FILE`` also
+draws the latency table as a bar chart (matplotlib, ``pip install 'aiov[bench]'``).
 Per-node profile of aiov for one model: ``python benchmarks/engine.py --profile resnet50``.
 """
 
@@ -350,6 +351,7 @@ def main(argv=None):
     parser.add_argument("--bf16-only", action="store_true", help="only the reduced-precision table")
     parser.add_argument("--precision", default="f32", help="the precision --profile compiles with (f32, bf16)")
     parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--plot", metavar="FILE", help="also draw the latency table as a bar chart (needs matplotlib)")
     args = parser.parse_args(argv)
     repeats, budget, wanted = run_settings(args)
     if args.serve:
@@ -371,6 +373,7 @@ def main(argv=None):
         available,
     )
     rows, notes = [], []
+    plotted = {f: [] for f in FRAMEWORKS if available[f]}  # latency in ms per model, for --plot
     t_start = time.perf_counter()
     if args.bf16_only:
         specs = []
@@ -397,6 +400,8 @@ def main(argv=None):
                     ):
                         err = float(np.max(np.abs(got - ref))) if got.shape == ref.shape else float("nan")
                         notes.append(f"{spec.key}: {f} differs from aiov by up to {err:.3g} (scale {scale:.3g})")
+            for f in plotted:
+                plotted[f].append(cells[f]["us"] / 1e3 if f in cells else None)
             row = [spec.label]
             for f in FRAMEWORKS:
                 c = cells.get(f)
@@ -449,6 +454,19 @@ def main(argv=None):
                 f"(aiov: weights packed at compile time, {modules['aiov']._core.gemm_isa()} kernels, "
                 f"{modules['aiov']._core.pool_size()} threads)"
             )
+    if args.plot and rows:
+        from _plot import grouped_bars
+
+        grouped_bars(
+            args.plot,
+            "Latency of one synchronous inference (lower is better)",
+            [r[0] for r in rows],
+            plotted,
+            "ms (log scale)",
+            note=f"median of {repeats} runs, {os.cpu_count()} CPUs, f32; benchmarks/engine.py",
+            log=True,
+        )
+        print(f"plot written to {args.plot}")
     print(f"total time {time.perf_counter() - t_start:.0f}s")
     return rows
 

@@ -16,7 +16,8 @@ Models: the 784-512-512-10 MLP and a small BERT-style encoder (2 layers, hidden 
 sequence 32). Each cell also gives the process's CPU time per inference (loop, workers and
 threads together), steadier than the rate on a machine shared with other work. Printed, never
 asserted; the batch-size histogram of each aiov batching run is printed below the table
-(``compiled.get_property("AIOV_BATCH_STATS")``).
+(``compiled.get_property("AIOV_BATCH_STATS")``). ``--plot FILE`` also draws throughput per
+concurrency, a panel per model (matplotlib, ``pip install 'aiov[bench]'``).
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ def main():
     parser.add_argument("--concurrency", default="1,8,64,256")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--models", default="mlp,bert", help="mlp, bert or both")
+    parser.add_argument("--plot", metavar="FILE", help="also draw throughput per concurrency (needs matplotlib)")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     print(f"aiov {ov.__version__}, {ov._core.pool_size()} workers; {args.seconds:.1f} s per cell; batch {args.batch}")
@@ -146,7 +148,9 @@ def main():
     print(header)
     print(f"{'':24} {'':15} " + " ".join(f"{'inf/s  p50  p99 ms  cpu us':>28}" for _ in levels))
     histograms = []
+    panels = {}  # model -> (concurrency levels, {service: inferences/s}), for --plot
     for name, onnx_bytes, feed in models(args.models.split(",")):
+        panels[name] = (levels, {})
         services = []
         plain, _ = aiov_service(onnx_bytes, "CPU")
         services.append(("aiov", lambda f, s=plain: s(f)))
@@ -158,8 +162,10 @@ def main():
             services.append(("openvino batch", openvino_batch_service(onnx_bytes, feed, args.batch)))
         for label, infer in services:
             cells = []
+            rates = panels[name][1][label] = []
             for c in levels:
                 rate, p50, p99, cpu = asyncio.run(closed_loop(infer, feed, c, args.seconds))
+                rates.append(rate)
                 cells.append(f"{rate:8.0f} {p50:6.2f} {p99:6.2f} {cpu:6.0f}")
             print(f"{name[:24]:24} {label:15} " + " ".join(f"{cell:>28}" for cell in cells), flush=True)
         stats = sync.get_property("AIOV_BATCH_STATS")
@@ -167,6 +173,18 @@ def main():
     for name, stats in histograms:
         sizes = ", ".join(f"{k}:{v}" for k, v in sorted(stats["sizes"].items()))
         print(f"{name}: aiov batch sizes (size:count) {sizes}; retried {stats['retried']}")
+    if args.plot:
+        from _plot import lines
+
+        lines(
+            args.plot,
+            "Serving concurrent callers: throughput (higher is better)",
+            panels,
+            "concurrent callers",
+            "inferences / s",
+            note=f"{args.seconds:g} s per point, batch {args.batch}, {os.cpu_count()} CPUs; benchmarks/serving.py",
+        )
+        print(f"plot written to {args.plot}")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,13 @@ import argparse
 import contextlib
 
 import numpy as np
-import uvicorn
-from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel
+
+try:
+    import uvicorn
+    from fastapi import FastAPI, HTTPException
+    from pydantic import BaseModel
+except ImportError as e:
+    raise SystemExit(f"this example needs FastAPI and uvicorn ({e}): pip install 'aiov[serve]' fastapi") from None
 
 import aiov as ov
 import aiov.opset13 as ops

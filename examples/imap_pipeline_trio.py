@@ -6,7 +6,11 @@ Frame i is filled with the value i and the model measures a frame's mean brightn
 results in frame order are simply 0, 1, 2, ..."""
 
 import numpy as np
-import trio
+
+try:
+    import trio
+except ImportError as e:
+    raise SystemExit(f"this example runs on trio, which is not installed ({e}): pip install 'aiov[trio]'") from None
 
 import aiov as ov
 import aiov.opset13 as ops

@@ -16,7 +16,11 @@ import asyncio
 import time
 
 import numpy as np
-from ray import serve
+
+try:
+    from ray import serve
+except ImportError as e:
+    raise SystemExit(f"this example needs Ray Serve ({e}): pip install 'aiov[ray]'") from None
 
 import aiov as ov
 import aiov.opset13 as ops

@@ -5,6 +5,11 @@ the predictions to a sink. The same code runs on asyncio: change `backend=`."""
 import anyio
 import numpy as np
 
+try:
+    import trio  # noqa: F401 - anyio's trio backend
+except ImportError as e:
+    raise SystemExit(f"this example runs on trio, which is not installed ({e}): pip install 'aiov[trio]'") from None
+
 import aiov as ov
 import aiov.opset13 as ops
 from aiov import aio

@@ -988,6 +988,21 @@ NB_MODULE(_core, m) {
       .def_prop_ro("cached_plans", [](const CompiledHandle& c) { return c.model->cached_plans(); })
       .def_prop_ro("cached_plan_bytes", [](const CompiledHandle& c) { return c.model->cached_plan_bytes(); })
       .def_prop_ro("shared_weights", [](const CompiledHandle& c) { return c.model->shared_weight_count(); })
+      .def("take_built_plans",
+           [](const CompiledHandle& c) {
+             // (plans, dropped); a plan: (input shapes, continuation, node by node, arena bytes,
+             // build ms, [(name, op, output shapes, kernel)]).
+             size_t dropped = 0;
+             std::vector<BuiltPlan> built = c.model->take_built_plans(&dropped);
+             nb::list plans;
+             for (const BuiltPlan& b : built) {
+               nb::list steps;
+               for (const auto& s : b.steps) steps.append(nb::make_tuple(s.name, s.op, s.outputs, s.kernel));
+               plans.append(
+                   nb::make_tuple(b.input_shapes, b.continuation, b.node_by_node, b.arena_bytes, b.build_ms, steps));
+             }
+             return nb::make_tuple(plans, dropped);
+           })
       .def_prop_ro("variables", [](const CompiledHandle& c) {
         std::vector<nb::tuple> out;
         for (const VariableDesc& v : c.model->variables())
@@ -998,7 +1013,7 @@ NB_MODULE(_core, m) {
   m.def(
       "new_compiled_model",
       [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs, int num_threads, bool profiling,
-         size_t plan_cache_bytes, const std::string& inference_precision, std::vector<NodePtr> sinks) {
+         size_t plan_cache_bytes, const std::string& inference_precision, std::vector<NodePtr> sinks, bool log_plans) {
         if (inference_precision != "f32" && inference_precision != "bf16")
           throw InputError("inference precision must be 'f32' or 'bf16', got '" + inference_precision + "'");
         Graph g;
@@ -1010,12 +1025,14 @@ NB_MODULE(_core, m) {
         opt.profiling = profiling;
         opt.plan_cache_bytes = plan_cache_bytes;
         opt.inference_precision = inference_precision == "bf16" ? ElementType::bf16 : ElementType::f32;
+        opt.log_plans = log_plans;
         auto handle = std::make_unique<CompiledHandle>();
         without_gil([&] { handle->model = std::make_shared<const CompiledModel>(g, opt); });
         return handle.release();
       },
       nb::arg("params"), nb::arg("outputs"), nb::arg("num_threads"), nb::arg("profiling"), nb::arg("plan_cache_bytes"),
-      nb::arg("inference_precision") = "f32", nb::arg("sinks") = std::vector<NodePtr>(), nb::rv_policy::take_ownership);
+      nb::arg("inference_precision") = "f32", nb::arg("sinks") = std::vector<NodePtr>(), nb::arg("log_plans") = false,
+      nb::rv_policy::take_ownership);
 
   nb::class_<BatcherHandle>(m, "Batcher")
       .def(

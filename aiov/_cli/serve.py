@@ -50,7 +50,7 @@ def run(args) -> int:
     try:
         import uvicorn
 
-        from ..serve import ServeError, create_app, load_model, parse_model_args
+        from ..serve import DrainingServer, ServeError, create_app, load_model, parse_model_args
     except ImportError as e:
         return _fail(f"{e}; install the server with: pip install 'aiov[serve]'")
     if args.batch is not None and args.batch < 1:
@@ -78,7 +78,7 @@ def run(args) -> int:
             timeout_graceful_shutdown=args.graceful_timeout,
             log_level="info",
         )
-        await uvicorn.Server(config).serve()
+        await DrainingServer(config).serve()
 
     try:
         _event_loop_run(main())

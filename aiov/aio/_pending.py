@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any, Optional, Protocol, runtime_checkable
 
 from .. import _core
+from .._log import log_built_plans
 from .._request import native_error
 from .._results import OVDict
 
@@ -49,6 +50,8 @@ class PendingJob(Protocol):
 def collect_outputs(spec, native, copy: bool) -> OVDict:
     """The outputs of a finished job as an OVDict (copies unless ``copy`` is False). The one
     place a finished job's outputs are read on the aio side (tests inject failures here)."""
+    if spec.plans_to_log is not None:
+        log_built_plans(spec.plans_to_log)
     return spec.results(native.outputs(copy))
 
 

@@ -1,8 +1,9 @@
 """aiov.serve: an inference server speaking the Open Inference Protocol v2 (the KServe v2 REST
 protocol Triton and OpenVINO Model Server speak), as an ASGI app (Starlette; run it on uvicorn).
 
-    from aiov.serve import create_app
-    app = create_app({"mlp": "mlp.onnx"}, batch=8, batch_timeout=2)   # uvicorn.run(app)
+    from aiov.serve import DrainingServer, create_app
+    app = create_app({"mlp": "mlp.onnx"}, batch=8, batch_timeout=2)
+    DrainingServer(uvicorn.Config(app)).run()   # or uvicorn.run(app), without the drain
 
 or ``python -m aiov serve mlp.onnx [NAME=PATH ...] --port 8000``. Routes: ``/v2/health/live``,
 ``/v2/health/ready``, ``/v2``, ``/v2/models/NAME[/versions/1]``, ``.../ready``, ``.../infer``
@@ -20,10 +21,12 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 
 from ._app import DEFAULT_MAX_BODY_BYTES, create_app
 from ._models import ServedModel, ServeError, load_model, parse_model_args
+from ._server import DrainingServer
 from ._tensors import ProtocolError
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
+    "DrainingServer",
     "ProtocolError",
     "ServeError",
     "ServedModel",

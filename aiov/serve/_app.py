@@ -40,7 +40,19 @@ class _Server:
         self.metrics = Metrics()
         self.max_body_bytes = max_body_bytes
         self.offload_bytes = offload_bytes
-        self.ready = False
+        self.loaded = False  # the lifespan has compiled the models
+        self.draining = False  # shutting down: not ready, new inferences refused
+        self.active = 0  # infer requests being handled (body read to response made)
+
+    @property
+    def ready(self) -> bool:
+        return self.loaded and not self.draining
+
+    def drain(self):
+        """Starts a graceful shutdown: readiness answers 503 (a load balancer stops sending
+        here) and new infer requests get 503, while the ones already in flight finish;
+        ``active`` reaches 0 once they have."""
+        self.draining = True
 
     def add(self, served: ServedModel):
         if served.name in self.models:
@@ -81,6 +93,19 @@ class _Server:
     # ---- inference ----
     async def infer(self, request: Request):
         served = self.model(request)
+        if self.draining:
+            served.metrics.requests.inc()
+            served.metrics.failures["unavailable"].inc()
+            raise ProtocolError("the server is shutting down: send the request to another replica", 503)
+        self.active += 1
+        self.metrics.requests_active.inc()
+        try:
+            return await self._infer(served, request)
+        finally:
+            self.active -= 1
+            self.metrics.requests_active.dec()
+
+    async def _infer(self, served, request: Request):
         m = served.metrics
         m.requests.inc()
         started = time.perf_counter()
@@ -232,6 +257,14 @@ def _decode(served, body, header_length):
     return feeds, chosen, response
 
 
+def server_state(app) -> _Server:
+    """The state of an app made by ``create_app``: its models, metrics and readiness."""
+    state = getattr(getattr(app, "state", None), "aiov", None)
+    if not isinstance(state, _Server):
+        raise TypeError(f"an app made by aiov.serve.create_app expected, got {type(app).__name__}")
+    return state
+
+
 def _counted(server, route, endpoint):
     """The endpoint, counting its answers (and answering ProtocolError as JSON)."""
     counter = server.metrics.http_requests
@@ -280,11 +313,11 @@ def create_app(
     async def lifespan(app):
         for name, source in pending.items():
             server.add(await load_model(name, source, device, config, batch, batch_timeout))
-        server.ready = True
+        server.loaded, server.draining = True, False
         try:
             yield
         finally:
-            server.ready = False
+            server.loaded = False
             models = list(server.models.values())
             server.models.clear()  # the app may be started again (its lifespan run anew)
             for served in models:

@@ -40,7 +40,8 @@ class Metrics:
         self.infer_requests = Counter("aiov_infer_requests", "Inference requests received", ["model"], registry=r)
         self.infer_failures = Counter(
             "aiov_infer_failures",
-            "Inference requests that did not succeed, by reason (bad_request, too_large, cancelled, error)",
+            "Inference requests that did not succeed, by reason"
+            " (bad_request, too_large, cancelled, unavailable, error)",
             ["model", "reason"],
             registry=r,
         )
@@ -56,6 +57,11 @@ class Metrics:
             "Time awaiting the model (waiting for a request, batching and inference)",
             ["model"],
             buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.requests_active = Gauge(
+            "aiov_infer_requests_active",
+            "Inference requests being handled, body read to answer (what a graceful shutdown waits for)",
             registry=r,
         )
         self.in_flight = Gauge("aiov_infer_in_flight", "Inferences awaited now", ["model"], registry=r)
@@ -88,7 +94,7 @@ class ModelMetrics:
         self.requests = metrics.infer_requests.labels(name)
         self.failures = {
             reason: metrics.infer_failures.labels(name, reason)  # present at 0 from the start
-            for reason in ("bad_request", "too_large", "cancelled", "error")
+            for reason in ("bad_request", "too_large", "cancelled", "unavailable", "error")
         }
         self.request_latency = metrics.request_latency.labels(name)
         self.compute_latency = metrics.compute_latency.labels(name)

@@ -29,7 +29,9 @@ _DATATYPES = {
     "bf16": "BF16",
     "string": "BYTES",
 }
-# The datatypes this server converts; BF16 (no numpy type) and BYTES are listed in metadata only.
+# The datatypes this server converts, as numpy types of their wire bytes. BF16 travels as its
+# 16 bits (aiov's tensors hold bf16 as uint16); its JSON numbers are rounded through ml_dtypes.
+# BYTES (strings) is listed in metadata only: aiov's engine takes no string inputs.
 NUMPY_DTYPES = {
     "BOOL": np.dtype(np.bool_),
     "UINT8": np.dtype("<u1"),
@@ -43,8 +45,9 @@ NUMPY_DTYPES = {
     "FP16": np.dtype("<f2"),
     "FP32": np.dtype("<f4"),
     "FP64": np.dtype("<f8"),
+    "BF16": np.dtype("<u2"),
 }
-_BY_NUMPY = {dtype.newbyteorder("="): name for name, dtype in NUMPY_DTYPES.items()}
+_BY_NUMPY = {dtype.newbyteorder("="): name for name, dtype in NUMPY_DTYPES.items() if name != "BF16"}
 
 
 class ProtocolError(ValueError):
@@ -130,7 +133,11 @@ def _shape(spec, where):
 
 
 def _check_against(port, shape, datatype, where):
+    if port.datatype == "BYTES":
+        raise ProtocolError(f"{where}: the model takes strings (BYTES) there, which aiov's engine cannot run")
     if datatype != port.datatype:
+        if datatype == "BYTES":
+            raise ProtocolError(f"{where}: datatype {port.datatype} expected, got BYTES (strings): it takes no strings")
         raise ProtocolError(f"{where}: datatype {port.datatype} expected, got {datatype!r}")
     if port.datatype not in NUMPY_DTYPES:
         raise ProtocolError(f"{where}: datatype {port.datatype} is not supported by this server")
@@ -165,6 +172,23 @@ def _from_json(data, dtype, shape, where):
         elif dtype.kind == "f" and kind not in "iuf":
             raise ProtocolError(f"{where}: 'data' must hold numbers, got {array.dtype} values")
     return array.astype(dtype, copy=False).reshape(shape)
+
+
+def _bfloat16():
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise ProtocolError(
+            "BF16 tensors as JSON numbers need ml_dtypes on the server (pip install 'aiov[serve]'); "
+            "binary BF16 tensors need nothing",
+            500,
+        ) from None
+    return np.dtype(ml_dtypes.bfloat16)
+
+
+def _bf16_bits(values: np.ndarray) -> np.ndarray:
+    """float32 values rounded to bfloat16 (to nearest even), as the uint16 bits aiov takes."""
+    return values.astype(_bfloat16()).view(np.uint16)
 
 
 def decode_inputs(request: dict, binary: memoryview, inputs: dict, model_name: str) -> dict:
@@ -204,6 +228,8 @@ def decode_inputs(request: dict, binary: memoryview, inputs: dict, model_name: s
                 )
             feeds[port.index] = np.frombuffer(binary[offset : offset + size], dtype).reshape(shape)
             offset += size
+        elif "data" in spec and port.datatype == "BF16":
+            feeds[port.index] = _bf16_bits(_from_json(spec["data"], np.dtype(np.float32), shape, where))
         elif "data" in spec:
             feeds[port.index] = _from_json(spec["data"], dtype, shape, where)
         else:
@@ -253,11 +279,20 @@ def encode_response(response: dict, results, chosen):
     outputs = []
     for port, binary in chosen:
         array = np.asarray(results[port.index])
-        entry = {"name": port.name, "datatype": datatype_of_array(array), "shape": list(array.shape)}
+        bf16 = port.datatype == "BF16" and array.dtype.itemsize == 2  # its bits, as uint16
+        if bf16:
+            array = array.view(np.uint16)
+        entry = {
+            "name": port.name,
+            "datatype": "BF16" if bf16 else datatype_of_array(array),
+            "shape": list(array.shape),
+        }
         if binary:
             blob = np.ascontiguousarray(array, array.dtype.newbyteorder("<")).tobytes()
             entry["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
+        elif bf16:
+            entry["data"] = array.view(_bfloat16()).astype(np.float32).ravel().tolist()
         else:
             entry["data"] = array.ravel().tolist()
         outputs.append(entry)

@@ -24,14 +24,23 @@
 namespace aiov {
 
 namespace {
-// Workers run slightly below normal priority (AIOV_WORKER_NICE, default 2): when inference
-// saturates every core, the application's own threads (its event loop above all) still get
-// the CPU as soon as they wake. Without contention it changes nothing.
+// Workers may run below the caller's priority (AIOV_WORKER_NICE, default 0: the same). Measured
+// (benchmarks/niceness.py, docs/configuration.md), a lower priority did not make the event loop
+// more responsive, and it handed the cores to whatever else was busy: other processes, or
+// another engine's threads in the same process (1.6-3.7x fewer inferences/s next to a
+// spinning onnxruntime session).
 // Read on the creating thread: a worker must never be the one to find a bad value.
-int worker_nice() { return (int)env_int("AIOV_WORKER_NICE", 2); }
+int worker_nice() { return (int)env_int("AIOV_WORKER_NICE", 0); }
 
+// `nice` levels below the niceness the thread inherited from its creator: setpriority takes
+// an absolute value, which under a niced parent would otherwise raise the workers' priority.
 void lower_worker_priority(int nice) {
-  if (nice > 0) ::setpriority(PRIO_PROCESS, (id_t)::syscall(SYS_gettid), nice);
+  if (nice <= 0) return;
+  const id_t tid = (id_t)::syscall(SYS_gettid);
+  errno = 0;
+  const int inherited = ::getpriority(PRIO_PROCESS, tid);  // -1 is a valid niceness: errno tells
+  if (errno != 0) return;
+  ::setpriority(PRIO_PROCESS, tid, std::min(inherited + nice, 19));
 }
 }  // namespace
 

@@ -170,4 +170,9 @@ void gemm(GemmPrecision precision, bool trans_a, bool trans_b, int64_t M, int64_
 // Which kernels bf16 products run on: "amx", "avx512_bf16" or "scalar" (kernels/isa.hpp).
 const char* gemm_bf16_isa();
 
+// "f32 avx512", "bf16 amx": the precision of a product and the kernels it runs on (for logs).
+inline std::string gemm_kernels(GemmPrecision precision) {
+  return precision == GemmPrecision::bf16 ? std::string("bf16 ") + gemm_bf16_isa() : std::string("f32 ") + gemm_isa();
+}
+
 }  // namespace aiov

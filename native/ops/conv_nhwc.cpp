@@ -389,6 +389,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
         "planar conv panels", PackedB::kTallA, [&](int64_t k) { return ConvPlanes::filter_index(g, Cg, k); },
         GemmPrecision::f32);
     auto offsets = std::make_shared<const std::vector<int64_t>>(ConvPlanes::column_offsets(g, Cg));
+    ctx.note_kernel("planar-input conv, packed GEMM " + gemm_kernels(GemmPrecision::f32));
     return [g, packed, offsets, output, O, Cg, Og, M](const KernelArgs& a) {
       for (size_t gi = 0; gi < packed->size(); ++gi) {
         ConvPlanes planes(g, Cg, (int64_t)gi * Cg, offsets->data(), a.in[0]->as<float>());
@@ -406,6 +407,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
         for (int64_t k = 0; k < taps; ++k) (*t)[k * g.C + c] = filter(c, k);
       return t;
     });
+    ctx.note_kernel("depthwise NHWC");
     return [g, wd, output](const KernelArgs& a) {
       depthwise_conv_nhwc(g, a.in[0]->as<float>(), wd->data(), output.at(a, g.C), a.out[0]->as<float>(), a.ctx->pool,
                           a.ctx->max_threads);
@@ -418,6 +420,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     auto transformed = ctx.derived<WinogradFilters>(
         1, recipe, [&] { return std::make_shared<WinogradFilters>(g.sh, g.C, O, filters, scale); });
     auto wino = std::make_shared<Winograd2x3>(g, O, std::move(transformed));
+    ctx.note_kernel("Winograd F(2x2,3x3) NHWC, f32 " + std::string(gemm_isa()));
     return [wino, output, O](const KernelArgs& a) {
       wino->run(a.in[0]->as<float>(), output.at(a, O), a.out[0]->as<float>(), a.ctx->pool, a.ctx->max_threads);
     };
@@ -429,6 +432,10 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
                       w.pad_end[0] == 0 && w.pad_end[1] == 0;
   const bool in_place = read_in_place(g, Cg, direct, packed->front()->row_layout());
   auto run_offsets = std::make_shared<const ConvRuns::Offsets>(ConvRuns::offsets(g));
+  ctx.note_kernel(std::string(direct     ? "1x1 conv as one GEMM"
+                              : in_place ? "conv, image read in place"
+                                         : "conv, gathered") +
+                  " NHWC, packed GEMM " + gemm_kernels(precision));
   return [g, packed, run_offsets, output, direct, in_place, O, Cg, Og, M](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
     float* y = a.out[0]->as<float>();

@@ -131,6 +131,7 @@ KernelFn prepare_f32(const PrepareContext& ctx, const MatMulGeometry& g) {
     // Weights known at compile time: pack once, then one GEMM over all rows.
     int64_t rows = g.M * g.batches;
     auto packed = packed_weights(ctx, g.tb, g.K, g.N, ldb, rows);
+    ctx.note_kernel("packed-weight GEMM " + gemm_kernels(gemm_precision(ctx.inference_precision)));
     int64_t K = g.K, N = g.N;
     return [packed, rows, K, N](const KernelArgs& k) {
       sgemm_packed(false, rows, k.in[0]->as<float>(), K, *packed, Epilogue{}, k.out[0]->as<float>(), N, k.ctx->pool,
@@ -138,6 +139,8 @@ KernelFn prepare_f32(const PrepareContext& ctx, const MatMulGeometry& g) {
     };
   }
   const GemmPrecision precision = gemm_precision(ctx.inference_precision);
+  ctx.note_kernel((g.batches > 1 && g.M * g.N * g.K < (1 << 18) ? "GEMM per batch on a thread " : "GEMM ") +
+                  gemm_kernels(precision));
   return [g, lda, ldb, precision](const KernelArgs& k) {
     const float* A = k.in[0]->as<float>();
     const float* B = k.in[1]->as<float>();
@@ -202,8 +205,10 @@ KernelFn prepare_matmul(const PrepareContext& ctx) {
     using T = decltype(tag);
     if constexpr (std::is_same<T, bool>::value)
       throw NotSupported(ctx.node.describe() + ": boolean");
-    else
+    else {
+      ctx.note_kernel("reference loops (not f32)");
       return prepare_generic<T>(g);
+    }
   });
 }
 
@@ -231,6 +236,7 @@ KernelFn prepare_fused_matmul(const PrepareContext& ctx) {
   const int64_t K = tb ? ws[1] : ws[0], N = tb ? ws[0] : ws[1];
   const int64_t rows = K ? numel(ctx.in[0].shape) / K : 0;
   auto packed = packed_weights(ctx, tb, K, N, tb ? K : N, rows);
+  ctx.note_kernel("packed-weight GEMM " + gemm_kernels(gemm_precision(ctx.inference_precision)) + " + fused epilogue");
   const FusedOutput output(ctx);
   return [packed, rows, N, output](const KernelArgs& k) {
     sgemm_packed(false, rows, k.in[0]->as<float>(), packed->K(), *packed, output.at(k, N), k.out[0]->as<float>(), N,

@@ -64,6 +64,9 @@ KernelFn prepare_conv(const PrepareContext& ctx) {
   bool pointwise = K == Cg;
   for (int i = 0; i < 3; ++i) pointwise = pointwise && w.stride[i] == 1 && w.pad_begin[i] == 0 && w.pad_end[i] == 0;
   bool depthwise = Cg == 1 && Og == 1;
+  ctx.note_kernel(depthwise   ? std::string("NCHW depthwise loops")
+                  : pointwise ? "NCHW 1x1 conv as GEMM " + std::string(gemm_isa())
+                              : "NCHW im2col + GEMM " + std::string(gemm_isa()));
   return [=](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
     const float* f = a.in[1]->as<float>();

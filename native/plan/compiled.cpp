@@ -7,9 +7,11 @@
 #include "plan/optimize.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
+#include <utility>
 
 namespace aiov {
 
@@ -164,7 +166,9 @@ bool schedule_node(const Node& n, PlanValues& values, SharedWeights& shared, Ele
     return false;
   }
   pctx.inference_precision = precision;
-  Step step{&n, def.aliases_input0 && !def.stateful ? KernelFn() : def.prepare(pctx), {}, {}};
+  Step step{&n, KernelFn(), {}, {}, {}};
+  pctx.kernel_choice = &step.kernel;
+  if (!def.aliases_input0 || def.stateful) step.fn = def.prepare(pctx);
   for (const auto& in : n.inputs) step.ins.push_back(values.id(in));
   for (const TensorView& out : pctx.out) {
     const int root = def.aliases_input0 ? values.alias_root[step.ins[0]] : -1;
@@ -313,6 +317,23 @@ size_t plan_bytes(const ShapePlan& plan) {
 }
 }  // namespace
 
+namespace {
+BuiltPlan describe(const ShapePlan& plan, double build_ms) {
+  BuiltPlan d;
+  d.input_shapes = plan.input_shapes;
+  d.continuation = plan.previous_stage != nullptr;
+  d.node_by_node = plan.node_by_node;
+  d.arena_bytes = plan.arena_bytes;
+  d.build_ms = build_ms;
+  for (const Step& st : plan.steps) {
+    std::string outputs;
+    for (int v : st.outs) outputs += (outputs.empty() ? "" : ",") + dims_str(plan.values[v].shape);
+    d.steps.push_back({st.node->name, st.node->op, std::move(outputs), st.kernel});
+  }
+  return d;
+}
+}  // namespace
+
 std::shared_ptr<const ShapePlan> CompiledModel::plan_for(const std::vector<Dims>& key) const {
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -323,8 +344,20 @@ std::shared_ptr<const ShapePlan> CompiledModel::plan_for(const std::vector<Dims>
     }
   }
   // Built outside the lock: planning may fold constants and take a while.
+  const auto started = std::chrono::steady_clock::now();
   std::shared_ptr<const ShapePlan> plan = build_plan(key);
+  BuiltPlan described;
+  if (options_.log_plans)
+    described =
+        describe(*plan, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
   std::lock_guard<std::mutex> lock(mutex_);
+  if (options_.log_plans) {
+    if (built_plans_.size() >= kBuiltPlanLog) {
+      built_plans_.erase(built_plans_.begin());
+      ++built_plans_dropped_;
+    }
+    built_plans_.push_back(std::move(described));
+  }
   auto ins = plans_.emplace(key, CachedPlan{plan, plan_bytes(*plan), 0});
   if (ins.second) plan_bytes_ += ins.first->second.bytes;
   ins.first->second.last_use = ++use_clock_;
@@ -338,6 +371,13 @@ std::shared_ptr<const ShapePlan> CompiledModel::plan_for(const std::vector<Dims>
     plans_.erase(oldest);
   }
   return ins.first->second.plan;
+}
+
+std::vector<BuiltPlan> CompiledModel::take_built_plans(size_t* dropped) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  *dropped = built_plans_dropped_;
+  built_plans_dropped_ = 0;
+  return std::exchange(built_plans_, {});
 }
 
 std::vector<Dims> continuation_key(const ShapePlan& plan, const std::vector<Dims>& emitted_shapes) {

@@ -23,6 +23,8 @@ struct CompileOptions {
   size_t plan_cache_bytes = default_plan_cache_bytes();
   // What matrix products compute in (PrepareContext::inference_precision): f32 or bf16.
   ElementType inference_precision = ElementType::f32;
+  // Describe every plan built (BuiltPlan) for aiov's DEBUG log, until taken.
+  bool log_plans = false;
 };
 
 // Where a value's bytes live while a plan runs. kEmitted: memory a data-dependent step
@@ -41,6 +43,7 @@ struct Step {
   const Node* node;
   KernelFn fn;
   std::vector<int> ins, outs;  // value ids
+  std::string kernel;          // the kernel its prepare picked, when it picks (PrepareContext::note_kernel)
 };
 
 // Data-dependent shapes run in stages. A plan stops after the first step whose output shapes
@@ -84,6 +87,20 @@ struct IoInfo {
   ValueKind kind = ValueKind::tensor;
 };
 
+// A plan as aiov's DEBUG log describes it: recorded where it is built (maybe on a worker),
+// taken and logged by a Python thread (CompiledModel::take_built_plans).
+struct BuiltPlan {
+  std::vector<Dims> input_shapes;
+  bool continuation = false;  // a later stage, after a data-dependent step
+  bool node_by_node = false;
+  size_t arena_bytes = 0;
+  double build_ms = 0;
+  struct StepInfo {
+    std::string name, op, outputs, kernel;
+  };
+  std::vector<StepInfo> steps;
+};
+
 // Raw bytes of a tensor as int64 words (a plan-key entry).
 Dims pack_value(const void* data, size_t bytes);
 
@@ -113,6 +130,10 @@ class CompiledModel {
   size_t cached_plan_bytes() const;
   // Weights derived from constants that the cached plans hold (packed, transformed).
   size_t shared_weight_count() const { return shared_weights_.size(); }
+  // The plans built since the last call (with CompileOptions::log_plans), oldest first; at
+  // most kBuiltPlanLog are kept, `dropped` counts the older ones let go.
+  std::vector<BuiltPlan> take_built_plans(size_t* dropped) const;
+  static constexpr size_t kBuiltPlanLog = 64;
 
  private:
   std::shared_ptr<ShapePlan> build_plan(const std::vector<Dims>& key) const;
@@ -136,6 +157,8 @@ class CompiledModel {
   mutable size_t plan_bytes_ = 0;
   mutable uint64_t use_clock_ = 0;
   mutable SharedWeights shared_weights_;
+  mutable std::vector<BuiltPlan> built_plans_;  // under mutex_
+  mutable size_t built_plans_dropped_ = 0;
 };
 
 }  // namespace aiov

@@ -83,6 +83,13 @@ struct PrepareContext {
   // The precision matrix products may compute in (INFERENCE_PRECISION_HINT): f32, or bf16
   // for GEMM-based kernels that offer it. Always f32 while folding constants.
   ElementType inference_precision = ElementType::f32;
+  // Set while a compiled model plans: a prepare that picks among several kernels names the
+  // one it picked here (note_kernel), for the plan's DEBUG log.
+  std::string* kernel_choice = nullptr;
+
+  void note_kernel(std::string what) const {
+    if (kernel_choice) *kernel_choice = std::move(what);
+  }
 
   // What `make` derives from input `input`'s constant data, built once per compiled model
   // when the input is a model constant (see SharedWeights::get for `recipe`), else now.

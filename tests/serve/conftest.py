@@ -142,6 +142,37 @@ def server_process():
             server.proc.communicate()
 
 
+def raw_post(url, path, body, headers, send_all=True):
+    """A POST on a socket of its own, its body sent whole or only its first half (the rest
+    can follow with ``sock.sendall``): a client that stops, leaves or resumes mid-request."""
+    host, port = url.rsplit("/", 1)[-1].split(":")
+    sock = socket.create_connection((host, int(port)))
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    sock.sendall(body if send_all else body[: len(body) // 2])
+    return sock
+
+
+def raw_response(sock, timeout=120):
+    """(status, headers with lower-case names, body) of the HTTP/1.1 response on ``sock``."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection closed before a response: {data!r}"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+    length = int(headers.get("content-length", 0))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "the connection closed mid-body"
+        body += chunk
+    return int(status_line.split()[1]), headers, body
+
+
 def metric(url, name, **labels):
     """The value of one sample of /metrics (0.0 when absent)."""
     text = httpx.get(url + "/metrics", timeout=30).text

@@ -14,7 +14,7 @@ import pytest
 
 import aiov as ov
 
-from conftest import SLOW_SIZE, batching_supported, metric, wait_for
+from conftest import SLOW_SIZE, batching_supported, metric, raw_post, raw_response, wait_for
 from model_builders import two_output_model
 
 # Exit statuses after SIGTERM: uvicorn >= 0.29 re-raises the signal once it has shut down cleanly.
@@ -161,5 +161,45 @@ def test_batching_server_answers_concurrent_clients(model_files, server_process)
     assert metric(server.url, "aiov_batch_size_bucket", model="mlp", le="8.0") == metric(
         server.url, "aiov_batch_size_count", model="mlp"
     )
+    code, out = server.stop()
+    assert code in STOPPED, out
+
+
+def test_sigterm_drains_ready_answers_503_while_a_request_is_in_flight(model_files, server_process):
+    """Kubernetes' way of stopping a pod: SIGTERM, then readiness probes. The server stays up
+    and says it is not ready (new inferences are refused with 503) until the request it is
+    handling has finished, answered in full; then it exits."""
+    server = server_process(model_files["mlp"], "--graceful-timeout", "120")
+    server.wait_ready()
+    x = np.random.default_rng(3).standard_normal((2, 16)).astype(np.float32)
+    head = json.dumps(
+        {"inputs": [{"name": "x", "shape": [2, 16], "datatype": "FP32", "parameters": {"binary_data_size": x.nbytes}}]}
+    ).encode()
+    body = head + x.tobytes()
+    # Half its body sent: the request is in flight until the test sends the rest.
+    sock = raw_post(
+        server.url, "/v2/models/mlp/infer", body, {"Inference-Header-Content-Length": str(len(head))}, False
+    )
+    try:
+        wait_for(lambda: metric(server.url, "aiov_infer_requests_active") == 1, "the request in flight")
+        server.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: httpx.get(server.url + "/v2/health/ready", timeout=30).status_code == 503, "not ready")
+        assert httpx.get(server.url + "/v2/models/mlp/ready", timeout=30).status_code == 503
+        assert httpx.get(server.url + "/v2/health/live", timeout=30).status_code == 200
+        refused = httpx.post(
+            server.url + "/v2/models/mlp/infer",
+            content=body,
+            headers={"Inference-Header-Content-Length": str(len(head))},
+            timeout=30,
+        )
+        assert refused.status_code == 503 and "shutting down" in refused.json()["error"]
+        assert server.proc.poll() is None  # still draining: the request in flight holds it
+        sock.sendall(body[len(body) // 2 :])
+        status, _, answer = raw_response(sock)
+    finally:
+        sock.close()
+    assert status == 200, answer
+    expected = ov.compile_model(model_files["mlp"])(x)[0]
+    np.testing.assert_allclose(json.loads(answer)["outputs"][0]["data"], expected.ravel(), rtol=1e-5, atol=1e-5)
     code, out = server.stop()
     assert code in STOPPED, out

@@ -4,16 +4,17 @@ and binary tensors compared with the model run directly, the errors a client can
 
 import asyncio
 import json
-import socket
+import threading
 
 import httpx
+import ml_dtypes
 import numpy as np
 import pytest
 
 import aiov as ov
 from aiov.serve import create_app
 
-from conftest import SLOW_SIZE, metric, serving, wait_for
+from conftest import SLOW_SIZE, metric, raw_post, serving, wait_for
 from model_builders import add_model, failing_model, two_output_model
 
 MAX_BODY = 4 << 20
@@ -32,6 +33,25 @@ def typed_model():
     return model
 
 
+def bf16_model():
+    """BF16 in and out: x[n, 2] -> twice = bf16(2 * x), and widened = f32(x)."""
+    import aiov.opset13 as ops
+
+    x = ops.parameter([-1, 2], ov.Type.bf16, name="x")
+    twice = ops.convert(ops.multiply(ops.convert(x, ov.Type.f32), ops.constant(np.float32(2))), ov.Type.bf16)
+    model = ov.Model([twice, ops.convert(x, ov.Type.f32)], [x])
+    for output, name in zip(model.outputs, ("twice", "widened")):
+        output.tensor.set_names({name})
+    return model
+
+
+def strings_model():
+    import aiov.opset13 as ops
+
+    s = ops.parameter([-1], ov.Type.string, name="s")
+    return ov.Model([s], [s])
+
+
 @pytest.fixture(scope="module")
 def server(model_files):
     direct = {name: ov.compile_model(path) for name, path in model_files.items()}
@@ -43,6 +63,8 @@ def server(model_files):
             "add": ov.compile_model(add_model()),  # a compiled model, served as is
             "fail": failing_model(),
             "types": typed_model(),
+            "bf16": bf16_model(),
+            "strings": strings_model(),
         },
         max_body_bytes=MAX_BODY,
         offload_bytes=64 << 10,  # larger bodies are decoded and encoded in a worker thread
@@ -53,6 +75,11 @@ def server(model_files):
             client.app = app
             client.url = url
             yield client
+
+
+# The numpy types of the protocol's datatypes (BF16 through ml_dtypes, as a client would).
+NUMPY = {"FP32": np.float32, "INT64": np.int64, "BOOL": np.bool_, "FP16": np.float16, "BF16": ml_dtypes.bfloat16}
+DATATYPES = {np.dtype(t): name for name, t in NUMPY.items()}
 
 
 def json_input(name, array, datatype="FP32"):
@@ -66,7 +93,7 @@ def binary_request(inputs, outputs=None, parameters=None):
             {
                 "name": name,
                 "shape": list(a.shape),
-                "datatype": {np.float32: "FP32", np.int64: "INT64", np.bool_: "BOOL", np.float16: "FP16"}[a.dtype.type],
+                "datatype": DATATYPES[a.dtype],
                 "parameters": {"binary_data_size": a.nbytes},
             }
             for name, a in inputs
@@ -88,9 +115,8 @@ def parse_response(response):
     head = json.loads(content[: int(length)] if length is not None else content)
     binary = memoryview(content)[int(length) :] if length is not None else b""
     arrays, offset = {}, 0
-    dtypes = {"FP32": np.float32, "INT64": np.int64, "BOOL": np.bool_, "FP16": np.float16}
     for out in head["outputs"]:
-        dtype = dtypes[out["datatype"]]
+        dtype = NUMPY[out["datatype"]]
         size = (out.get("parameters") or {}).get("binary_data_size")
         if size is None:
             arrays[out["name"]] = np.asarray(out["data"], dtype).reshape(out["shape"])
@@ -216,6 +242,45 @@ def test_int64_bool_and_fp16_tensors(server, binary):
     np.testing.assert_array_equal(arrays["twice"], TYPED["a"] * 2)
     np.testing.assert_array_equal(arrays["negated"], ~TYPED["b"])
     np.testing.assert_array_equal(arrays["hh"], TYPED["h"] * 2)
+
+
+BF16_X = np.array([[1.5, -3.25], [0.1, 1000.0]], np.float32)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_bf16_tensors_json_and_binary(server, binary):
+    """BF16 travels as 2-byte bits in binary and as numbers in JSON (rounded to bf16 by the
+    server); 0.1 is not a bf16 number, so both ways see its rounding."""
+    x = BF16_X.astype(ml_dtypes.bfloat16)
+    if binary:
+        body, headers = binary_request([("x", x)], parameters={"binary_data_output": True})
+        response = server.post("/v2/models/bf16/infer", content=body, headers=headers)
+    else:
+        response = server.post("/v2/models/bf16/infer", json={"inputs": [json_input("x", BF16_X, "BF16")]})
+    assert response.status_code == 200, response.text
+    head, arrays = parse_response(response)
+    assert [o["datatype"] for o in head["outputs"]] == ["BF16", "FP32"]
+    np.testing.assert_array_equal(arrays["widened"], x.astype(np.float32))
+    np.testing.assert_array_equal(arrays["twice"].astype(np.float32), x.astype(np.float32) * 2)
+    meta = server.get("/v2/models/bf16").json()
+    assert meta["inputs"] == [{"name": "x", "datatype": "BF16", "shape": [-1, 2]}]
+
+
+@pytest.mark.parametrize(
+    "model, name, datatype, wanted",
+    [
+        ("mlp", "x", "BYTES", "input 'x': datatype FP32 expected, got BYTES (strings)"),
+        ("strings", "s", "BYTES", "input 's': the model takes strings (BYTES) there"),
+        ("bf16", "x", "FP32", "input 'x': datatype BF16 expected, got 'FP32'"),
+    ],
+)
+def test_bytes_and_mismatched_datatypes_are_400_naming_the_tensor(server, model, name, datatype, wanted):
+    spec = {"name": name, "shape": [1, 2] if name == "x" else [2], "datatype": datatype, "data": ["ab", "c"]}
+    if datatype != "BYTES":
+        spec["data"] = [1.0, 2.0]
+    response = server.post(f"/v2/models/{model}/infer", json={"inputs": [spec]})
+    assert response.status_code == 400, response.text
+    assert wanted in response.json()["error"]
 
 
 @pytest.mark.parametrize(
@@ -411,16 +476,6 @@ def _slow_request(batch=512):
     return body, headers
 
 
-def _raw_post(url, path, body, headers, send_all=True):
-    host, port = url.rsplit("/", 1)[-1].split(":")
-    sock = socket.create_connection((host, int(port)))
-    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
-    lines += [f"{k}: {v}" for k, v in headers.items()]
-    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-    sock.sendall(body if send_all else body[: len(body) // 2])
-    return sock
-
-
 @pytest.mark.parametrize("when", ["while_inferring", "while_sending"])
 def test_a_client_that_disconnects_cancels_its_job(server, when):
     url = server.url
@@ -428,7 +483,7 @@ def test_a_client_that_disconnects_cancels_its_job(server, when):
     body, headers = _slow_request()
     for _ in range(3):
         received = metric(url, "aiov_infer_requests_total", model="slow")
-        sock = _raw_post(url, "/v2/models/slow/infer", body, headers, send_all=when == "while_inferring")
+        sock = raw_post(url, "/v2/models/slow/infer", body, headers, send_all=when == "while_inferring")
         if when == "while_inferring":
             wait_for(lambda: metric(url, "aiov_infer_in_flight", model="slow") == 1, "the job to start")
         else:  # the handler is reading a body that will never be complete
@@ -469,31 +524,48 @@ def test_metrics_report_requests_errors_latency_and_queues(server):
     assert server.get("/metrics").headers["content-type"].startswith("text/plain")
 
 
+class _Gated:
+    """A served model's compiled model behind a gate: calls wait (on the server's loop) until
+    ``gate`` is set, then run the model. Makes "callers waiting" a state, not a race."""
+
+    def __init__(self, compiled, gate):
+        self.compiled, self.gate, self.max_requests = compiled, gate, compiled.max_requests
+
+    async def __call__(self, inputs):
+        while not self.gate.is_set():
+            await asyncio.sleep(0.005)
+        return await self.compiled(inputs)
+
+
 def test_queue_depth_counts_callers_waiting_for_a_request(server):
-    """More slow requests than the model has infer requests: the excess waits, and the gauge
-    shows it while they wait."""
+    """More requests than the model has infer requests: the excess waits, and the gauge shows
+    exactly it while they wait (held by a gate in front of the model, so no timing decides
+    whether the excess is seen), and 0 once they have been answered."""
     url = server.url
-    cap = server.app.state.aiov.models["slow"].compiled.max_requests
-    body, headers = _slow_request(batch=128)  # long enough that the excess waits while sampled
-    n = 0
-    seen = []
+    served = server.app.state.aiov.models["mlp"]
+    cap = served.compiled.max_requests
+    gate = threading.Event()
+    real, served.compiled = served.compiled, _Gated(served.compiled, gate)
+    x = np.ones((1, 16), np.float32)
+    try:
 
-    async def main():
-        nonlocal n
-        async with httpx.AsyncClient(base_url=url, timeout=300) as client:
-            jobs = [
-                asyncio.ensure_future(client.post("/v2/models/slow/infer", content=body, headers=headers))
-                for _ in range(2 * cap)
-            ]
-            n = len(jobs)
-            while not all(j.done() for j in jobs):
-                seen.append(await asyncio.to_thread(metric, url, "aiov_infer_queue_depth", model="slow"))
-            return [j.result().status_code for j in jobs]
+        async def main():
+            async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+                jobs = [
+                    asyncio.ensure_future(client.post("/v2/models/mlp/infer", json={"inputs": [json_input("x", x)]}))
+                    for _ in range(2 * cap)
+                ]
+                waiting = lambda: metric(url, "aiov_infer_queue_depth", model="mlp") == cap  # noqa: E731
+                await asyncio.to_thread(wait_for, waiting, f"{cap} callers waiting")
+                gate.set()
+                return [r.status_code for r in await asyncio.gather(*jobs)]
 
-    codes = asyncio.run(main())
-    assert codes == [200] * n
-    assert cap < n and max(seen) > 0
-    assert metric(url, "aiov_infer_queue_depth", model="slow") == 0
+        codes = asyncio.run(main())
+    finally:
+        gate.set()
+        served.compiled = real
+    assert codes == [200] * (2 * cap)
+    assert metric(url, "aiov_infer_queue_depth", model="mlp") == 0
 
 
 def test_many_clients_vanishing_at_random_points_wedge_nothing(server):
@@ -508,7 +580,7 @@ def test_many_clients_vanishing_at_random_points_wedge_nothing(server):
     socks = []
     for i in range(40):
         mode = i % 4
-        sock = _raw_post(url, "/v2/models/slow/infer", body, headers, send_all=mode != 0)
+        sock = raw_post(url, "/v2/models/slow/infer", body, headers, send_all=mode != 0)
         if mode in (0, 1):
             sock.close()  # gone while sending, or right after sending
         elif mode == 2:
