@@ -43,6 +43,9 @@ const OpRegistry& OpRegistry::instance() {
     register_control_flow_ops(*r);
     register_state_ops(*r);
     register_sequence_ops(*r);
+    register_center_crop_pad_ops(*r);
+    register_det_ops(*r);
+    register_col2im_ops(*r);
     return r;
   }();
   return *registry;
