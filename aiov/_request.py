@@ -324,11 +324,11 @@ class InferRequest:
 
     @property
     def model_inputs(self) -> list:
-        return list(self._spec.inputs)
+        return self._compiled.inputs
 
     @property
     def model_outputs(self) -> list:
-        return list(self._spec.outputs)
+        return self._compiled.outputs
 
     def get_compiled_model(self):
         return self._compiled

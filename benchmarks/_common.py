@@ -1,10 +1,14 @@
-"""Shared helpers for the benchmarks: optional imports, timing, table printing."""
+"""Shared helpers for the benchmarks: optional imports, timing, closed loops, table printing."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import resource
 import statistics
 import time
+
+import numpy as np
 
 
 def try_import(name):
@@ -27,6 +31,36 @@ def calibrate(fn, budget_s: float, min_iters: int = 5, max_iters: int = 1_000_00
             per_call = dt / n
             return max(min_iters, min(max_iters, int(budget_s / max(per_call, 1e-9))))
         n *= 4
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def closed_loop(infer, feed, concurrency: int, seconds: float, alongside=None):
+    """(inferences per second, p50 ms, p99 ms, CPU us per inference) of `concurrency` callers
+    looping on infer(feed). The CPU time is the whole process's (loop, workers, threads): on a
+    machine shared with other work it tells more than the rate. `alongside(stop)`, when given,
+    is a coroutine run next to the callers until time.perf_counter() reaches `stop`."""
+    latencies = []
+
+    async def caller():
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            await infer(feed)
+            latencies.append(time.perf_counter() - t0)
+
+    for _ in range(3):  # warm-up
+        await infer(feed)
+    stop = time.perf_counter() + seconds
+    extra = [alongside(stop)] if alongside is not None else []
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
+    await asyncio.gather(*extra, *[caller() for _ in range(concurrency)])
+    elapsed, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+    lat = np.array(latencies) * 1e3
+    p50, p99 = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+    return len(lat) / elapsed, p50, p99, cpu / len(lat) * 1e6
 
 
 def median_latency_us(fn, repeats: int, budget_s: float) -> float:

@@ -37,10 +37,11 @@ from _common import print_table  # noqa: E402
 NEIGHBOURHOODS = ["idle", "busy procs", "spinning peer"]
 
 CHILD = r"""
-import asyncio, json, sys, threading, time
+import asyncio, json, os, sys, threading, time
 import numpy as np
-sys.path.insert(0, sys.argv[1])
+sys.path[:0] = sys.argv[1].split(os.pathsep)
 import model_builders
+from _common import closed_loop
 import aiov as ov
 from aiov import aio
 
@@ -59,26 +60,14 @@ if peer:
     peer_thread.start()
 
 async def main():
-    for _ in range(5):
-        await compiled(x)
-    latencies, lags = [], []
-    stop = time.perf_counter() + seconds
-    async def caller():
-        while time.perf_counter() < stop:
-            t0 = time.perf_counter()
-            await compiled(x)
-            latencies.append(time.perf_counter() - t0)
-    async def ticker():
+    lags = []
+    async def ticker(stop):  # how late a 1 ms sleep wakes while the callers run
         while time.perf_counter() < stop:
             t0 = time.perf_counter()
             await asyncio.sleep(0.001)
             lags.append(time.perf_counter() - t0 - 0.001)
-    t0 = time.perf_counter()
-    await asyncio.gather(ticker(), *[caller() for _ in range(concurrency)])
-    elapsed = time.perf_counter() - t0
-    lat, lag = np.array(latencies) * 1e3, np.array(lags) * 1e3
-    return {"rate": len(lat) / elapsed, "p50": float(np.percentile(lat, 50)),
-            "p99": float(np.percentile(lat, 99)), "lag99": float(np.percentile(lag, 99))}
+    rate, p50, p99, _ = await closed_loop(compiled, x, concurrency, seconds, alongside=ticker)
+    return {"rate": rate, "p50": p50, "p99": p99, "lag99": float(np.percentile(np.array(lags) * 1e3, 99))}
 
 try:
     print(json.dumps(asyncio.run(main())))
@@ -93,9 +82,9 @@ SPINNER = "while True: pass"
 
 def run_child(nice, seconds, concurrency, peer):
     env = dict(os.environ, AIOV_WORKER_NICE=str(nice))
-    tests = os.path.join(os.path.dirname(_HERE), "tests")
+    paths = os.pathsep.join([os.path.join(os.path.dirname(_HERE), "tests"), _HERE])
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, tests, str(seconds), str(concurrency), "1" if peer else "0"],
+        [sys.executable, "-c", CHILD, paths, str(seconds), str(concurrency), "1" if peer else "0"],
         env=env,
         capture_output=True,
         text=True,

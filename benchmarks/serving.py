@@ -25,10 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -36,7 +34,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(_HERE), "tests"))
 
-from _common import try_import  # noqa: E402
+from _common import closed_loop, try_import  # noqa: E402
 
 import aiov as ov  # noqa: E402
 from aiov import aio  # noqa: E402
@@ -58,34 +56,6 @@ def models(names):
         onnx_bytes = model_builders.bert_encoder(128, 4, 2).SerializeToString()
         out.append(("bert-style h128 l2 s32", onnx_bytes, model_builders.bert_feeds(1, 32, 128)))
     return out
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-async def closed_loop(infer, feed, concurrency: int, seconds: float):
-    """(inferences per second, p50 ms, p99 ms, CPU us per inference) of `concurrency` callers
-    looping on infer(feed). The CPU time is the whole process's (loop, workers, threads): on a
-    machine shared with other work it tells more than the rate."""
-    latencies = []
-    stop = time.perf_counter() + seconds
-
-    async def caller():
-        while time.perf_counter() < stop:
-            t0 = time.perf_counter()
-            await infer(feed)
-            latencies.append(time.perf_counter() - t0)
-
-    for _ in range(3):  # warm-up
-        await infer(feed)
-    t0, cpu0 = time.perf_counter(), _cpu_seconds()
-    await asyncio.gather(*[caller() for _ in range(concurrency)])
-    elapsed, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
-    lat = np.sort(np.array(latencies)) * 1e3
-    p50, p99 = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
-    return len(lat) / elapsed, p50, p99, cpu / len(lat) * 1e6
 
 
 def aiov_service(onnx_bytes, device):

@@ -341,27 +341,6 @@ struct PyRequest {
   }
 };
 
-const char* kind_key(ValueKind k) {
-  switch (k) {
-    case ValueKind::tensor:
-      return "tensor";
-    case ValueKind::sequence:
-      return "sequence";
-    case ValueKind::optional_tensor:
-      return "optional_tensor";
-    case ValueKind::optional_sequence:
-      return "optional_sequence";
-  }
-  return "tensor";
-}
-
-ValueKind kind_from_key(const std::string& key) {
-  for (ValueKind k : {ValueKind::tensor, ValueKind::sequence, ValueKind::optional_tensor, ValueKind::optional_sequence})
-    if (key == kind_key(k)) return k;
-  throw InputError("unknown value kind '" + key +
-                   "' (expected tensor, sequence, optional_tensor or optional_sequence)");
-}
-
 // A sequence or optional input from arrays the Python layer converted to the input's element
 // type: a sequence holds them all; an optional holds nothing (`present` false), the one array,
 // or (an optional sequence) the sequence of them. The bytes are copied.

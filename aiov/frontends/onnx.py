@@ -2204,6 +2204,21 @@ def _control_node(ctx, op, inputs, attrs, bodies):
     return Node(native).outputs()
 
 
+def _body_attr(ctx):
+    graph = ctx.attrs.get("body")
+    if graph is None:
+        ctx.fail("needs its body")
+    return graph
+
+
+def _single_body_node(ctx, op, inputs, attrs, graph, fallbacks):
+    """A node with one "body" graph; the values the body reads from outside follow `inputs`."""
+    captured = _captures(ctx, [graph])
+    body = _make_body(ctx, graph, fallbacks, captured)
+    attrs = {**attrs, "captured": len(captured)}
+    return _control_node(ctx, op, [*inputs, *[ctx.scope[n] for n in captured]], attrs, {"body": body})
+
+
 @converter("If")
 def _if(ctx):
     then_graph, else_graph = ctx.attrs.get("then_branch"), ctx.attrs.get("else_branch")
@@ -2236,9 +2251,7 @@ def _if(ctx):
 
 @converter("Loop")
 def _loop(ctx):
-    graph = ctx.attrs.get("body")
-    if graph is None:
-        ctx.fail("needs its body")
+    graph = _body_attr(ctx)
     inputs = list(ctx.inputs) + [None] * (2 - len(ctx.inputs))
     trips, cond, carried = inputs[0], inputs[1], inputs[2:]
     if any(c is None for c in carried):
@@ -2250,11 +2263,8 @@ def _loop(ctx):
     if cond is None:
         cond = ops.constant(np.array(True))
     fallbacks = [(np.int64, []), (np.bool_, [])] + [_same_rank(c) for c in carried]
-    captured = _captures(ctx, [graph])
-    body = _make_body(ctx, graph, fallbacks, captured)
-    inputs = [trips, cond, *carried, *[ctx.scope[n] for n in captured]]
-    attrs = {"captured": len(captured), "stop_on_cond": stop_on_cond}
-    return _control_node(ctx, "Loop", inputs, attrs, {"body": body})
+    attrs = {"stop_on_cond": stop_on_cond}
+    return _single_body_node(ctx, "Loop", [trips, cond, *carried], attrs, graph, fallbacks)
 
 
 _SCAN_ATTRS = (
@@ -2268,9 +2278,7 @@ _SCAN_ATTRS = (
 
 @converter("Scan")
 def _scan(ctx):
-    graph = ctx.attrs.get("body")
-    if graph is None:
-        ctx.fail("needs its body")
+    graph = _body_attr(ctx)
     inputs = list(ctx.inputs)
     attrs = {key: ctx.attr(key) for key in _SCAN_ATTRS if key in ctx.attrs}
     batch = 0
@@ -2288,11 +2296,7 @@ def _scan(ctx):
         ctx.fail("an omitted input is not supported")
     states = len(inputs) - ctx.attr("num_scan_inputs", 0)
     fallbacks = [_same_rank(x, drop=batch + int(i >= states)) for i, x in enumerate(inputs)]
-    captured = _captures(ctx, [graph])
-    body = _make_body(ctx, graph, fallbacks, captured)
-    attrs["captured"] = len(captured)
-    inputs = [*inputs, *[ctx.scope[n] for n in captured]]
-    return _control_node(ctx, "Scan", inputs, attrs, {"body": body})
+    return _single_body_node(ctx, "Scan", inputs, attrs, graph, fallbacks)
 
 
 # ---- sequences and optionals ------------------------------------------------------------------
@@ -2324,9 +2328,7 @@ def _optional(ctx):
 
 @converter("SequenceMap")
 def _sequence_map(ctx):
-    graph = ctx.attrs.get("body")
-    if graph is None:
-        ctx.fail("needs its body")
+    graph = _body_attr(ctx)
     inputs = list(ctx.inputs)
     if any(i is None for i in inputs):
         ctx.fail("an omitted input is not supported")
@@ -2335,7 +2337,4 @@ def _sequence_map(ctx):
     for x in inputs:
         kind = x.get_value_kind()
         fallbacks.append((x.get_element_type(), None, "tensor" if kind == "sequence" else kind))
-    captured = _captures(ctx, [graph])
-    body = _make_body(ctx, graph, fallbacks, captured)
-    inputs = [*inputs, *[ctx.scope[n] for n in captured]]
-    return _control_node(ctx, "SequenceMap", inputs, {"captured": len(captured)}, {"body": body})
+    return _single_body_node(ctx, "SequenceMap", inputs, {}, graph, fallbacks)

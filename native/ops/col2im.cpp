@@ -3,6 +3,7 @@
 
 #include "executor/executor.hpp"
 #include "kernels/dispatch.hpp"
+#include "ops/typed_kernel.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -84,40 +85,36 @@ KernelFn prepare_col2im(const PrepareContext& ctx) {
   const Dims& xs = ctx.in[0].shape;
   const int64_t planes = xs[0] * (xs[1] / p.block_size), image_size = numel(p.image);
   const size_t s = p.image.size();
-  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
-    using T = decltype(tag);
+  return same_type_kernel(ctx, [=](const auto* x, auto* y, const KernelArgs& a) {
+    using T = std::remove_pointer_t<decltype(y)>;
     using C = typename ComputeOf<T>::type;
-    return [=](const KernelArgs& a) {
-      const T* x = a.in[0]->as<T>();
-      T* y = a.out[0]->as<T>();
-      std::vector<C> acc((size_t)image_size);
-      std::vector<int64_t> k(s), l(s);
-      for (int64_t plane = 0; plane < planes; ++plane) {
-        std::fill(acc.begin(), acc.end(), C(0));
-        const T* col = x + plane * p.block_size * p.positions;
-        for (int64_t kb = 0; kb < p.block_size; ++kb) {
-          for (int64_t rest = kb, d = (int64_t)s - 1; d >= 0; --d) {
-            k[(size_t)d] = rest % p.block[(size_t)d];
-            rest /= p.block[(size_t)d];
-          }
-          for (int64_t lb = 0; lb < p.positions; ++lb) {
-            int64_t at = 0;
-            bool inside = true;
-            for (int64_t rest = lb, d = (int64_t)s - 1; d >= 0; --d) {
-              l[(size_t)d] = rest % p.blocks[(size_t)d];
-              rest /= p.blocks[(size_t)d];
-            }
-            for (size_t d = 0; d < s && inside; ++d) {
-              const int64_t i = l[d] * p.stride[d] - p.pad_begin[d] + k[d] * p.dilation[d];
-              inside = i >= 0 && i < p.image[d];
-              at = at * p.image[d] + i;
-            }
-            if (inside) acc[(size_t)at] += (C)load(col[kb * p.positions + lb]);
-          }
+    std::vector<C> acc((size_t)image_size);
+    std::vector<int64_t> k(s), l(s);
+    for (int64_t plane = 0; plane < planes; ++plane) {
+      std::fill(acc.begin(), acc.end(), C(0));
+      const T* col = x + plane * p.block_size * p.positions;
+      for (int64_t kb = 0; kb < p.block_size; ++kb) {
+        for (int64_t rest = kb, d = (int64_t)s - 1; d >= 0; --d) {
+          k[(size_t)d] = rest % p.block[(size_t)d];
+          rest /= p.block[(size_t)d];
         }
-        for (int64_t i = 0; i < image_size; ++i) y[plane * image_size + i] = store<T>(acc[(size_t)i]);
+        for (int64_t lb = 0; lb < p.positions; ++lb) {
+          int64_t at = 0;
+          bool inside = true;
+          for (int64_t rest = lb, d = (int64_t)s - 1; d >= 0; --d) {
+            l[(size_t)d] = rest % p.blocks[(size_t)d];
+            rest /= p.blocks[(size_t)d];
+          }
+          for (size_t d = 0; d < s && inside; ++d) {
+            const int64_t i = l[d] * p.stride[d] - p.pad_begin[d] + k[d] * p.dilation[d];
+            inside = i >= 0 && i < p.image[d];
+            at = at * p.image[d] + i;
+          }
+          if (inside) acc[(size_t)at] += (C)load(col[kb * p.positions + lb]);
+        }
       }
-    };
+      for (int64_t i = 0; i < image_size; ++i) y[plane * image_size + i] = store<T>(acc[(size_t)i]);
+    }
   });
 }
 

@@ -4,6 +4,7 @@
 
 #include "executor/executor.hpp"
 #include "kernels/dispatch.hpp"
+#include "ops/typed_kernel.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -48,18 +49,14 @@ double determinant(std::vector<double>& a, int64_t n) {
 KernelFn prepare_det(const PrepareContext& ctx) {
   const Dims& s = ctx.in[0].shape;
   const int64_t n = s.back(), mats = numel(ctx.out[0].shape);
-  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
-    using T = decltype(tag);
+  return same_type_kernel(ctx, [=](const auto* x, auto* y, const KernelArgs& a) {
+    using T = std::remove_pointer_t<decltype(y)>;
     using C = typename ComputeOf<T>::type;
-    return [=](const KernelArgs& a) {
-      const T* x = a.in[0]->as<T>();
-      T* y = a.out[0]->as<T>();
-      std::vector<double> m((size_t)(n * n));
-      for (int64_t i = 0; i < mats; ++i) {
-        for (int64_t e = 0; e < n * n; ++e) m[(size_t)e] = (double)load(x[i * n * n + e]);
-        y[i] = store<T>((C)determinant(m, n));
-      }
-    };
+    std::vector<double> m((size_t)(n * n));
+    for (int64_t i = 0; i < mats; ++i) {
+      for (int64_t e = 0; e < n * n; ++e) m[(size_t)e] = (double)load(x[i * n * n + e]);
+      y[i] = store<T>((C)determinant(m, n));
+    }
   });
 }
 

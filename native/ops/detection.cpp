@@ -12,14 +12,16 @@
 namespace aiov {
 namespace {
 
-void expect_float(const Node& n, const PortInfo& p, const char* what) {
-  if (p.type != ElementType::f32 && p.type != ElementType::dynamic)
-    throw NotSupported(n.describe() + ": " + what + " must be f32, got " + type_name(p.type));
-}
-
 void expect_rank(const Node& n, const PortInfo& p, int64_t rank, const char* what) {
   if (p.shape.rank_known && p.shape.rank() != rank)
     throw InputError(n.describe() + ": " + what + " must have rank " + std::to_string(rank) + ", got " + p.shape.str());
+}
+
+// The f32 tensor inputs: `what` names the input and its layout ("boxes [batch, boxes, 4]").
+void expect_f32_of_rank(const Node& n, const PortInfo& p, int64_t rank, const char* what) {
+  if (p.type != ElementType::f32 && p.type != ElementType::dynamic)
+    throw NotSupported(n.describe() + ": " + what + " must be f32, got " + type_name(p.type));
+  expect_rank(n, p, rank, what);
 }
 
 // A scalar operand given as [] or [1].
@@ -111,10 +113,8 @@ std::vector<int64_t> nms_select(const Node& n, const std::vector<const TensorVie
 
 std::vector<PortInfo> infer_nms(const InferContext& c) {
   const Node& n = c.node;
-  expect_float(n, c.in[0], "boxes");
-  expect_float(n, c.in[1], "scores");
-  expect_rank(n, c.in[0], 3, "boxes [batch, boxes, 4]");
-  expect_rank(n, c.in[1], 3, "scores [batch, classes, boxes]");
+  expect_f32_of_rank(n, c.in[0], 3, "boxes [batch, boxes, 4]");
+  expect_f32_of_rank(n, c.in[1], 3, "scores [batch, classes, boxes]");
   const Dims &b = c.in[0].shape.dims, &s = c.in[1].shape.dims;
   if (c.in[0].shape.rank_known && c.in[1].shape.rank_known) {
     if (b[2] >= 0 && b[2] != 4)
@@ -162,10 +162,8 @@ RoiAlignAttrs roi_align_attrs(const Node& n) {
 
 std::vector<PortInfo> infer_roi_align(const InferContext& c) {
   const Node& n = c.node;
-  expect_float(n, c.in[0], "data");
-  expect_float(n, c.in[1], "rois");
-  expect_rank(n, c.in[0], 4, "data [N, C, H, W]");
-  expect_rank(n, c.in[1], 2, "rois [R, 4]");
+  expect_f32_of_rank(n, c.in[0], 4, "data [N, C, H, W]");
+  expect_f32_of_rank(n, c.in[1], 2, "rois [R, 4]");
   expect_rank(n, c.in[2], 1, "batch_indices [R]");
   const PortInfo& idx = c.in[2];
   if (idx.type != ElementType::i32 && idx.type != ElementType::i64 && idx.type != ElementType::dynamic)

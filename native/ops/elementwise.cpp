@@ -431,45 +431,30 @@ struct TanhF {
     return (C)std::tanh((double)x);
   }
 };
-struct LogF {
-  template <class C>
-  C operator()(C x) const {
-    return (C)std::log((double)x);
-  }
-  float operator()(float x) const { return std::log(x); }
-};
-struct SqrtF {
-  template <class C>
-  C operator()(C x) const {
-    return (C)std::sqrt((double)x);
-  }
-  float operator()(float x) const { return std::sqrt(x); }
-};
-struct ErfF {
-  template <class C>
-  C operator()(C x) const {
-    return (C)std::erf((double)x);
-  }
-  float operator()(float x) const { return std::erf(x); }
-};
-struct FloorF {
-  template <class C>
-  C operator()(C x) const {
-    return (C)std::floor(x);
-  }
-};
-struct CeilF {
-  template <class C>
-  C operator()(C x) const {
-    return (C)std::ceil(x);
-  }
-};
-struct RoundEvenF {
-  template <class C>
-  C operator()(C x) const {
-    return (C)std::nearbyint(x);
-  }
-};
+// A <cmath> function: in float for float, in double for the other types.
+#define AIOV_MATH_FUNCTOR(Name, fn)                        \
+  struct Name {                                            \
+    float operator()(float x) const { return std::fn(x); } \
+    template <class C>                                     \
+    C operator()(C x) const {                              \
+      return (C)std::fn((double)x);                        \
+    }                                                      \
+  };
+AIOV_MATH_FUNCTOR(LogF, log)
+AIOV_MATH_FUNCTOR(SqrtF, sqrt)
+AIOV_MATH_FUNCTOR(ErfF, erf)
+// Rounding in the value's own type (an integer rounds to itself).
+#define AIOV_ROUNDING_FUNCTOR(Name, fn) \
+  struct Name {                         \
+    template <class C>                  \
+    C operator()(C x) const {           \
+      return (C)std::fn(x);             \
+    }                                   \
+  };
+AIOV_ROUNDING_FUNCTOR(FloorF, floor)
+AIOV_ROUNDING_FUNCTOR(CeilF, ceil)
+AIOV_ROUNDING_FUNCTOR(RoundEvenF, nearbyint)
+#undef AIOV_ROUNDING_FUNCTOR
 struct ReciprocalF {
   template <class C>
   C operator()(C x) const {
@@ -808,6 +793,11 @@ template <class F, bool FloatOnly>
 OpDef unary(const char* type) {
   return OpDef{type, 1, 1, infer_unary<FloatOnly>, prepare_unary<F>}.blind(LayoutBlind::unary);
 }
+// A unary op that is also an ElementwiseChain step.
+template <class F, bool FloatOnly>
+OpDef chainable_unary(const char* type) {
+  return unary<F, FloatOnly>(type).chain_step(chain_unary_step<F>);
+}
 // A unary op that is also an ElementwiseChain step and an epilogue activation.
 OpDef fusable(OpDef d, ChainStepFn step, ActivationTrait act) {
   return d.blind(LayoutBlind::unary).chain_step(step).fusable(std::move(act));
@@ -820,14 +810,6 @@ OpDef activation(const char* type, ActKind kind, std::vector<AttrSpec> attrs = {
 }
 
 // ---- trigonometric and hyperbolic functions (ONNX float types) ---------------------------
-#define AIOV_MATH_FUNCTOR(Name, fn)                        \
-  struct Name {                                            \
-    float operator()(float x) const { return std::fn(x); } \
-    template <class C>                                     \
-    C operator()(C x) const {                              \
-      return (C)std::fn((double)x);                        \
-    }                                                      \
-  };
 AIOV_MATH_FUNCTOR(SinF, sin)
 AIOV_MATH_FUNCTOR(CosF, cos)
 AIOV_MATH_FUNCTOR(TanF, tan)
@@ -1053,16 +1035,8 @@ void register_elementwise_ops(OpRegistry& r) {
   r.add(arithmetic<MaxF>("Maximum").ir({"Maximum"}, "opset1").opset_builder("maximum"));
   r.add(arithmetic<MinF>("Minimum").ir({"Minimum"}, "opset1").opset_builder("minimum"));
   r.add(binary("Power", prepare_binary<PowF>).ir({"Power"}, "opset1").opset_builder("power"));
-  r.add(unary<AbsF, false>("Abs")
-            .chain_step(chain_unary_step<AbsF>)
-            .ir({"Abs"}, "opset1")
-            .onnx_op("Abs")
-            .opset_builder("absolute"));
-  r.add(unary<NegF, false>("Negative")
-            .chain_step(chain_unary_step<NegF>)
-            .ir({"Negative"}, "opset1")
-            .onnx_op("Neg")
-            .opset_builder("negative"));
+  r.add(chainable_unary<AbsF, false>("Abs").ir({"Abs"}, "opset1").onnx_op("Abs").opset_builder("absolute"));
+  r.add(chainable_unary<NegF, false>("Negative").ir({"Negative"}, "opset1").onnx_op("Neg").opset_builder("negative"));
   r.add(fusable(unary<ReluF, false>("Relu"), chain_unary_step<ReluF>, {{ActKind::relu}})
             .ir({"ReLU", "Relu"}, "opset1")
             .onnx_op("Relu")
@@ -1075,17 +1049,9 @@ void register_elementwise_ops(OpRegistry& r) {
             .ir({"Tanh"}, "opset1")
             .onnx_op("Tanh")
             .opset_builder("tanh"));
-  r.add(unary<ExpF, true>("Exp")
-            .chain_step(chain_unary_step<ExpF>)
-            .ir({"Exp"}, "opset1")
-            .onnx_op("Exp")
-            .opset_builder("exp"));
+  r.add(chainable_unary<ExpF, true>("Exp").ir({"Exp"}, "opset1").onnx_op("Exp").opset_builder("exp"));
   r.add(unary<LogF, true>("Log").ir({"Log"}, "opset1").onnx_op("Log").opset_builder("log"));
-  r.add(unary<SqrtF, true>("Sqrt")
-            .chain_step(chain_unary_step<SqrtF>)
-            .ir({"Sqrt"}, "opset1")
-            .onnx_op("Sqrt")
-            .opset_builder("sqrt"));
+  r.add(chainable_unary<SqrtF, true>("Sqrt").ir({"Sqrt"}, "opset1").onnx_op("Sqrt").opset_builder("sqrt"));
   r.add(unary<SignF, false>("Sign").ir({"Sign"}, "opset1").onnx_op("Sign", 9).opset_builder("sign"));
   r.add(unary<ErfF, true>("Erf").ir({"Erf"}, "opset1").onnx_op("Erf", 9).opset_builder("erf"));
   r.add(unary<FloorF, true>("Floor").ir({"Floor"}, "opset1").onnx_op("Floor").opset_builder("floor"));
@@ -1100,10 +1066,7 @@ void register_elementwise_ops(OpRegistry& r) {
             .ir({"HSwish"}, "opset4")
             .onnx_op("HardSwish", 14)
             .opset_builder("hswish"));
-  r.add(unary<HSigmoidF, true>("HSigmoid")
-            .chain_step(chain_unary_step<HSigmoidF>)
-            .ir({"HSigmoid"}, "opset5")
-            .opset_builder("hsigmoid"));
+  r.add(chainable_unary<HSigmoidF, true>("HSigmoid").ir({"HSigmoid"}, "opset5").opset_builder("hsigmoid"));
   r.add(fusable(OpDef{"Swish", 1, 1, infer_unary<true>, prepare_unary<SwishF>}, chain_unary_step<SwishF>,
                 {{ActKind::swish}})
             .ir({"Swish"}, "opset4")

@@ -214,14 +214,29 @@ KernelFn prepare_gather_elements(const PrepareContext& ctx) {
   };
 }
 
+// The (data, indices, updates) inputs both scatters open with, their element types checked.
+struct ScatterInputs {
+  const PortInfo &data, &indices, &updates;
+};
+
+ScatterInputs scatter_inputs(const InferContext& c) {
+  expect_index_type(c.node, c.in[1], "indices");
+  expect_type_match(c.node, c.in[0], c.in[2]);
+  return {c.in[0], c.in[1], c.in[2]};
+}
+
+// Whether two shapes of known rank can be equal once their unknown dims are known.
+bool may_be_equal(const Dims& a, const Dims& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t d = 0; d < a.size(); ++d)
+    if (a[d] != kDynamic && b[d] != kDynamic && a[d] != b[d]) return false;
+  return true;
+}
+
 // ---- ScatterNDUpdate(data, indices, updates; reduction) ----------------------------------
 
 std::vector<PortInfo> infer_scatter_nd(const InferContext& c) {
-  const PortInfo& x = c.in[0];
-  const PortInfo& idx = c.in[1];
-  const PortInfo& upd = c.in[2];
-  expect_index_type(c.node, idx, "indices");
-  expect_type_match(c.node, x, upd);
+  const auto [x, idx, upd] = scatter_inputs(c);
   if (x.shape.rank_known && idx.shape.rank_known && upd.shape.rank_known && idx.shape.rank() >= 1) {
     int64_t r = x.shape.rank(), q = idx.shape.rank(), k = idx.shape.dims[q - 1];
     if (k != kDynamic) {
@@ -230,10 +245,7 @@ std::vector<PortInfo> infer_scatter_nd(const InferContext& c) {
                          ", expected 1 to the data rank " + std::to_string(r));
       Dims want(idx.shape.dims.begin(), idx.shape.dims.end() - 1);
       want.insert(want.end(), x.shape.dims.begin() + k, x.shape.dims.end());
-      bool ok = (int64_t)want.size() == upd.shape.rank();
-      for (size_t d = 0; ok && d < want.size(); ++d)
-        ok = want[d] == kDynamic || upd.shape.dims[d] == kDynamic || want[d] == upd.shape.dims[d];
-      if (!ok)
+      if (!may_be_equal(want, upd.shape.dims))
         throw InputError(c.node.describe() + ": updates must have shape " + PartialShape(want).str() + " (indices " +
                          idx.shape.str() + " without its last dim, then data " + x.shape.str() + " from dim " +
                          std::to_string(k) + "), got " + upd.shape.str());
@@ -274,19 +286,10 @@ KernelFn prepare_scatter_nd(const PrepareContext& ctx) {
 // ---- ScatterElementsUpdate(data, indices, updates, axis; reduction) -----------------------
 
 std::vector<PortInfo> infer_scatter_elements(const InferContext& c) {
-  const PortInfo& x = c.in[0];
-  const PortInfo& idx = c.in[1];
-  const PortInfo& upd = c.in[2];
-  expect_index_type(c.node, idx, "indices");
-  expect_type_match(c.node, x, upd);
-  if (idx.shape.rank_known && upd.shape.rank_known) {
-    bool ok = idx.shape.rank() == upd.shape.rank();
-    for (int64_t d = 0; ok && d < idx.shape.rank(); ++d)
-      ok = idx.shape.dims[d] == kDynamic || upd.shape.dims[d] == kDynamic || idx.shape.dims[d] == upd.shape.dims[d];
-    if (!ok)
-      throw InputError(c.node.describe() + ": updates must have the shape of indices " + idx.shape.str() + ", got " +
-                       upd.shape.str());
-  }
+  const auto [x, idx, upd] = scatter_inputs(c);
+  if (idx.shape.rank_known && upd.shape.rank_known && !may_be_equal(idx.shape.dims, upd.shape.dims))
+    throw InputError(c.node.describe() + ": updates must have the shape of indices " + idx.shape.str() + ", got " +
+                     upd.shape.str());
   if (x.shape.rank_known && idx.shape.rank_known && c.in_value[3]) {
     auto axis = read_int_tensor(c.node, *c.in_value[3], "axis");
     if (axis.size() != 1) throw InputError(c.node.describe() + ": axis must be one integer");

@@ -8,6 +8,7 @@
 
 #include "executor/executor.hpp"
 #include "kernels/dispatch.hpp"
+#include "ops/typed_kernel.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -270,39 +271,35 @@ KernelFn prepare_dft(const PrepareContext& ctx) {
   for (int64_t d = 0; d < p.axis; ++d) outer *= xs[d];
   for (int64_t d = p.axis + 1; d < rank - 1; ++d) inner *= xs[d];
   auto transform = std::make_shared<LineTransform>(p.n, inverse);
-  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
-    using T = decltype(tag);
+  return same_type_kernel(ctx, [=](const auto* x, auto* y, const KernelArgs& a) {
+    using T = std::remove_pointer_t<decltype(y)>;
     using C = typename ComputeOf<T>::type;
-    return [=](const KernelArgs& a) {
-      const T* x = a.in[0]->as<T>();
-      T* y = a.out[0]->as<T>();
-      auto lines = [&](int64_t first, int64_t end) {
-        std::vector<cplx> v, scratch;
-        for (int64_t line = first; line < end; ++line) {
-          const int64_t o = line / inner, i = line % inner;
-          v.assign((size_t)p.n, cplx(0, 0));
-          const int64_t have = std::min(p.in_len, p.n);
-          for (int64_t k = 0; k < have; ++k) {
-            const T* e = x + ((o * p.in_len + k) * inner + i) * in_c;
-            v[k] = cplx((double)load(e[0]), in_c == 2 ? (double)load(e[1]) : 0.0);
-          }
-          if (p.real_out)  // the missing half of a one-sided spectrum: X[n-k] = conj(X[k])
-            for (int64_t k = 1; k < have && p.n - k >= have; ++k) v[p.n - k] = std::conj(v[k]);
-          transform->run(v, scratch);
-          const double scale = inverse ? 1.0 / (double)p.n : 1.0;
-          for (int64_t k = 0; k < p.out_len; ++k) {
-            T* e = y + ((o * p.out_len + k) * inner + i) * out_c;
-            e[0] = store<T>((C)(v[k].real() * scale));
-            if (out_c == 2) e[1] = store<T>((C)(v[k].imag() * scale));
-          }
+    auto lines = [&](int64_t first, int64_t end) {
+      std::vector<cplx> v, scratch;
+      for (int64_t line = first; line < end; ++line) {
+        const int64_t o = line / inner, i = line % inner;
+        v.assign((size_t)p.n, cplx(0, 0));
+        const int64_t have = std::min(p.in_len, p.n);
+        for (int64_t k = 0; k < have; ++k) {
+          const T* e = x + ((o * p.in_len + k) * inner + i) * in_c;
+          v[k] = cplx((double)load(e[0]), in_c == 2 ? (double)load(e[1]) : 0.0);
         }
-      };
-      const int64_t count = outer * inner;
-      if (a.ctx->pool && count > 1 && count * p.n > 4096)
-        a.ctx->pool->parallel_for(count, 1, lines, a.ctx->max_threads);
-      else
-        lines(0, count);
+        if (p.real_out)  // the missing half of a one-sided spectrum: X[n-k] = conj(X[k])
+          for (int64_t k = 1; k < have && p.n - k >= have; ++k) v[p.n - k] = std::conj(v[k]);
+        transform->run(v, scratch);
+        const double scale = inverse ? 1.0 / (double)p.n : 1.0;
+        for (int64_t k = 0; k < p.out_len; ++k) {
+          T* e = y + ((o * p.out_len + k) * inner + i) * out_c;
+          e[0] = store<T>((C)(v[k].real() * scale));
+          if (out_c == 2) e[1] = store<T>((C)(v[k].imag() * scale));
+        }
+      }
     };
+    const int64_t count = outer * inner;
+    if (a.ctx->pool && count > 1 && count * p.n > 4096)
+      a.ctx->pool->parallel_for(count, 1, lines, a.ctx->max_threads);
+    else
+      lines(0, count);
   });
 }
 
@@ -364,41 +361,37 @@ KernelFn prepare_stft(const PrepareContext& ctx) {
   const bool has_window = window != nullptr;
   const ElementType window_type = window ? window->type : ElementType::f32;
   auto transform = std::make_shared<LineTransform>(p.length, false);
-  return dispatch_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
-    using T = decltype(tag);
+  return same_type_kernel(ctx, [=](const auto* x, auto* y, const KernelArgs& a) {
+    using T = std::remove_pointer_t<decltype(y)>;
     using C = typename ComputeOf<T>::type;
-    return [=](const KernelArgs& a) {
-      const T* x = a.in[0]->as<T>();
-      T* y = a.out[0]->as<T>();
-      std::vector<double> w((size_t)p.length, 1.0);
-      if (has_window)
-        dispatch_type(window_type, "STFT window", [&](auto wtag) {
-          using W = decltype(wtag);
-          for (int64_t k = 0; k < p.length; ++k) w[k] = (double)load(a.in[2]->as<W>()[k]);
-        });
-      auto frames = [&](int64_t first, int64_t end) {
-        std::vector<cplx> v, scratch;
-        for (int64_t f = first; f < end; ++f) {
-          const int64_t b = f / p.frames, start = (f % p.frames) * p.step;
-          v.resize((size_t)p.length);
-          for (int64_t k = 0; k < p.length; ++k) {
-            const T* e = x + (b * len + start + k) * in_c;
-            v[k] = cplx((double)load(e[0]), in_c == 2 ? (double)load(e[1]) : 0.0) * w[k];
-          }
-          transform->run(v, scratch);
-          T* out = y + f * p.bins * 2;
-          for (int64_t k = 0; k < p.bins; ++k) {
-            out[2 * k] = store<T>((C)v[k].real());
-            out[2 * k + 1] = store<T>((C)v[k].imag());
-          }
+    std::vector<double> w((size_t)p.length, 1.0);
+    if (has_window)
+      dispatch_type(window_type, "STFT window", [&](auto wtag) {
+        using W = decltype(wtag);
+        for (int64_t k = 0; k < p.length; ++k) w[k] = (double)load(a.in[2]->as<W>()[k]);
+      });
+    auto frames = [&](int64_t first, int64_t end) {
+      std::vector<cplx> v, scratch;
+      for (int64_t f = first; f < end; ++f) {
+        const int64_t b = f / p.frames, start = (f % p.frames) * p.step;
+        v.resize((size_t)p.length);
+        for (int64_t k = 0; k < p.length; ++k) {
+          const T* e = x + (b * len + start + k) * in_c;
+          v[k] = cplx((double)load(e[0]), in_c == 2 ? (double)load(e[1]) : 0.0) * w[k];
         }
-      };
-      const int64_t count = batch * p.frames;
-      if (a.ctx->pool && count > 1 && count * p.length > 4096)
-        a.ctx->pool->parallel_for(count, 1, frames, a.ctx->max_threads);
-      else
-        frames(0, count);
+        transform->run(v, scratch);
+        T* out = y + f * p.bins * 2;
+        for (int64_t k = 0; k < p.bins; ++k) {
+          out[2 * k] = store<T>((C)v[k].real());
+          out[2 * k + 1] = store<T>((C)v[k].imag());
+        }
+      }
     };
+    const int64_t count = batch * p.frames;
+    if (a.ctx->pool && count > 1 && count * p.length > 4096)
+      a.ctx->pool->parallel_for(count, 1, frames, a.ctx->max_threads);
+    else
+      frames(0, count);
   });
 }
 

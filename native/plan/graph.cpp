@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -71,18 +72,34 @@ std::string Node::describe() const { return op + " '" + name + "'"; }
 
 static std::string default_name(const std::string& op, uint64_t id) { return op + "_" + std::to_string(id); }
 
-const char* kind_name(ValueKind kind) {
-  switch (kind) {
-    case ValueKind::tensor:
-      return "a tensor";
-    case ValueKind::sequence:
-      return "a sequence";
-    case ValueKind::optional_tensor:
-      return "an optional tensor";
-    case ValueKind::optional_sequence:
-      return "an optional sequence";
-  }
-  return "an unknown kind of value";
+namespace {
+struct KindWords {
+  const char* key;
+  const char* name;
+};
+// Indexed by ValueKind.
+constexpr KindWords kKindWords[] = {
+    {"tensor", "a tensor"},
+    {"sequence", "a sequence"},
+    {"optional_tensor", "an optional tensor"},
+    {"optional_sequence", "an optional sequence"},
+};
+static_assert(std::size(kKindWords) == size_t(ValueKind::optional_sequence) + 1, "one entry per ValueKind");
+
+const KindWords& kind_words(ValueKind kind) {
+  static constexpr KindWords unknown{"unknown", "an unknown kind of value"};
+  return size_t(kind) < std::size(kKindWords) ? kKindWords[size_t(kind)] : unknown;
+}
+}  // namespace
+
+const char* kind_name(ValueKind kind) { return kind_words(kind).name; }
+const char* kind_key(ValueKind kind) { return kind_words(kind).key; }
+
+ValueKind kind_from_key(const std::string& key) {
+  for (size_t i = 0; i < std::size(kKindWords); ++i)
+    if (key == kKindWords[i].key) return ValueKind(i);
+  throw InputError("unknown value kind '" + key +
+                   "' (expected tensor, sequence, optional_tensor or optional_sequence)");
 }
 
 NodePtr make_parameter(ElementType type, const PartialShape& shape, const std::string& name, ValueKind kind) {

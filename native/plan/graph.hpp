@@ -33,6 +33,10 @@ using Attrs = std::map<std::string, Attr>;
 enum class ValueKind : uint8_t { tensor, sequence, optional_tensor, optional_sequence };
 // "a tensor", "a sequence", "an optional tensor", "an optional sequence" (for messages).
 const char* kind_name(ValueKind kind);
+// "tensor", "sequence", "optional_tensor", "optional_sequence" (the Python API's spelling), and
+// back: an InputError names the spellings for any other key.
+const char* kind_key(ValueKind kind);
+ValueKind kind_from_key(const std::string& key);
 
 struct PortInfo {
   ElementType type = ElementType::dynamic;

@@ -9,24 +9,11 @@
 
 namespace aiov {
 
-// The order matters: folding first gives later passes constants to match; convolutions go to
-// NHWC before layout changes sink and cancel; attention, layer norm and MatMul+bias become
-// fused ops before epilogues fold into those; chains take the elementwise ops left over.
+// The order is AIOV_GRAPH_PASSES's, and why is written above it (plan/passes/passes.hpp).
 const std::vector<Pass>& graph_passes() {
-  static const std::vector<Pass> passes{
-      {"fold_constants", passes::fold_constants},
-      {"drop_unread_pool_indices", passes::drop_unread_pool_indices},
-      {"recognise_gelu", passes::recognise_gelu},
-      {"convolutions_to_nhwc", passes::convolutions_to_nhwc},
-      {"batch_norms_to_scale_shift", passes::batch_norms_to_scale_shift},
-      {"sink_layout_changes", passes::sink_layout_changes},
-      {"convolutions_read_planar", passes::convolutions_read_planar},
-      {"fuse_attention", passes::fuse_attention},
-      {"fuse_layer_norm", passes::fuse_layer_norm},
-      {"fuse_matmul_bias", passes::fuse_matmul_bias},
-      {"fuse_epilogues", passes::fuse_epilogues},
-      {"fuse_elementwise_chains", passes::fuse_elementwise_chains},
-  };
+#define AIOV_PASS_ENTRY(name) {#name, passes::name},
+  static const std::vector<Pass> passes{AIOV_GRAPH_PASSES(AIOV_PASS_ENTRY)};
+#undef AIOV_PASS_ENTRY
   return passes;
 }
 

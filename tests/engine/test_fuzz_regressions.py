@@ -174,7 +174,7 @@ import aiov as ov
 op = {op!r}
 inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])] if op != "ConstantOfShape" else []
 inputs.append(helper.make_tensor_value_info("s", TensorProto.INT64, [2 ** 31]))
-node = helper.make_node(op, [i.name for i in inputs], ["y"], **({"axis": 0} if op == "Split" else {}))
+node = helper.make_node(op, [i.name for i in inputs], ["y"], **({{"axis": 0}} if op == "Split" else {{}}))
 graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
 model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 try:

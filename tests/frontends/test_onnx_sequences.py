@@ -29,27 +29,30 @@ def _seq_info(name, shape=None, elem=TensorProto.FLOAT):
     return helper.make_tensor_sequence_value_info(name, elem, shape)
 
 
-def _appending_loop():
-    """for i in range(n): rows.append(x * i); return torch.stack(rows, 1), rows (as torch
-    exports it: a Loop carrying a sequence that starts empty, ConcatFromSequence after it)."""
-    body = helper.make_graph(
+def _sequence_loop_body(*updates):
+    """A Loop body carrying one float sequence: each step makes row = x * i (x from outside),
+    and `updates` turn "seq_in" and "row" into "seq_out"."""
+    return helper.make_graph(
         [
             helper.make_node("Cast", ["i"], ["i_f"], to=TensorProto.FLOAT),
             helper.make_node("Mul", ["x", "i_f"], ["row"]),
-            helper.make_node("SequenceInsert", ["rows_in", "row"], ["rows_out"]),
+            *updates,
             helper.make_node("Identity", ["cond_in"], ["cond_out"]),
         ],
         "body",
         [
             helper.make_tensor_value_info("i", TensorProto.INT64, []),
             helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-            helper.make_tensor_sequence_value_info("rows_in", TensorProto.FLOAT, None),
+            _seq_info("seq_in"),
         ],
-        [
-            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-            helper.make_tensor_sequence_value_info("rows_out", TensorProto.FLOAT, None),
-        ],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), _seq_info("seq_out")],
     )
+
+
+def _appending_loop():
+    """for i in range(n): rows.append(x * i); return torch.stack(rows, 1), rows (as torch
+    exports it: a Loop carrying a sequence that starts empty, ConcatFromSequence after it)."""
+    body = _sequence_loop_body(helper.make_node("SequenceInsert", ["seq_in", "row"], ["seq_out"]))
     nodes = [
         helper.make_node("SequenceEmpty", [], ["empty"], dtype=TensorProto.FLOAT),
         helper.make_node("Loop", ["n", "", "empty"], ["rows"], body=body),
@@ -261,21 +264,9 @@ def test_split_to_sequence_and_sequence_at_with_out_of_range_position():
 def _rolling_loop():
     """A Loop of n steps whose carried sequence keeps one tensor: each step inserts x * i at the
     back and erases the front, so a loop of any length runs in constant memory."""
-    body = helper.make_graph(
-        [
-            helper.make_node("Cast", ["i"], ["i_f"], to=TensorProto.FLOAT),
-            helper.make_node("Mul", ["x", "i_f"], ["row"]),
-            helper.make_node("SequenceInsert", ["seq_in", "row"], ["grown"]),
-            helper.make_node("SequenceErase", ["grown", "front"], ["seq_out"]),
-            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-        ],
-        "body",
-        [
-            helper.make_tensor_value_info("i", TensorProto.INT64, []),
-            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-            _seq_info("seq_in"),
-        ],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), _seq_info("seq_out")],
+    body = _sequence_loop_body(
+        helper.make_node("SequenceInsert", ["seq_in", "row"], ["grown"]),
+        helper.make_node("SequenceErase", ["grown", "front"], ["seq_out"]),
     )
     return _model(
         [

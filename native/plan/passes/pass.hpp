@@ -1,5 +1,5 @@
 // The graph-pass interface: a pass is a name and a function that rewrites a graph through a
-// PassContext. The passes, in the order they run, are listed in plan/optimize.cpp.
+// PassContext. The passes, in the order they run, are AIOV_GRAPH_PASSES (plan/passes/passes.hpp).
 #pragma once
 #include <unordered_map>
 #include <unordered_set>

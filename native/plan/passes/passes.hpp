@@ -1,21 +1,24 @@
-// The graph passes, one file each. Their order is graph_passes() in plan/optimize.cpp; what
-// each does is written above its definition and in docs/passes.md.
+// The graph passes, one file each; what each does is written above its definition and in
+// docs/passes.md. AIOV_GRAPH_PASSES lists them once, in the order graph_passes() runs them:
+// folding first gives later passes constants to match; convolutions go to NHWC before layout
+// changes sink and cancel; attention, layer norm and MatMul+bias become fused ops before
+// epilogues fold into those; chains take the elementwise ops left over.
 #pragma once
 #include "plan/passes/pass.hpp"
 
+// clang-format off
+#define AIOV_GRAPH_PASSES(X)                                                                  \
+  X(fold_constants) X(drop_unread_pool_indices) X(recognise_gelu)           /* clean-up */    \
+  X(convolutions_to_nhwc) X(batch_norms_to_scale_shift) X(sink_layout_changes)                \
+  X(convolutions_read_planar)                                               /* layout */      \
+  X(fuse_attention) X(fuse_layer_norm) X(fuse_matmul_bias)                  /* fused ops */   \
+  X(fuse_epilogues) X(fuse_elementwise_chains)                              /* epilogues */
+// clang-format on
+
 namespace aiov::passes {
 
-bool fold_constants(PassContext& ctx);
-bool drop_unread_pool_indices(PassContext& ctx);
-bool recognise_gelu(PassContext& ctx);
-bool convolutions_to_nhwc(PassContext& ctx);
-bool batch_norms_to_scale_shift(PassContext& ctx);
-bool sink_layout_changes(PassContext& ctx);
-bool convolutions_read_planar(PassContext& ctx);
-bool fuse_attention(PassContext& ctx);
-bool fuse_layer_norm(PassContext& ctx);
-bool fuse_matmul_bias(PassContext& ctx);
-bool fuse_epilogues(PassContext& ctx);
-bool fuse_elementwise_chains(PassContext& ctx);
+#define AIOV_DECLARE_PASS(name) bool name(PassContext& ctx);
+AIOV_GRAPH_PASSES(AIOV_DECLARE_PASS)
+#undef AIOV_DECLARE_PASS
 
 }  // namespace aiov::passes
