@@ -37,13 +37,13 @@ done
 cp "$BUILD"/cmake/_core*.so "$PKG/aiov/"
 # An editable install of aiov puts a finder first on sys.meta_path; drop it so that the
 # package above is the one imported (child processes of the tests inherit this too).
-# The peers' native code is not built for the sanitizers: OpenVINO's compile_model aborts under
+# Native code of other projects is not built for the sanitizers: OpenVINO's compile_model aborts under
 # the preloaded ASan runtime (no report, its own abort), so it is hidden here and the tests that
 # compare with it skip. AIOV_SANITIZE_HIDE names the modules to hide (space-separated).
 cat > "$PKG/sitecustomize.py" <<PY
 import sys
 sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__name__.startswith("ScikitBuild")]
-_HIDDEN = set("${AIOV_SANITIZE_HIDE-openvino}".split())
+_HIDDEN = set("${AIOV_SANITIZE_HIDE-openvino ray}".split())
 
 
 class _HidePeers:
