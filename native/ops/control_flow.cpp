@@ -18,6 +18,14 @@
 
 namespace aiov {
 
+// What two shapes have in common: equal dimensions stay, others become dynamic.
+PartialShape merge_shapes(const PartialShape& a, const PartialShape& b) {
+  if (!a.rank_known || !b.rank_known || a.rank() != b.rank()) return PartialShape::dynamic_rank();
+  Dims d(a.dims.size());
+  for (size_t i = 0; i < d.size(); ++i) d[i] = a.dims[i] == b.dims[i] ? a.dims[i] : kDynamic;
+  return PartialShape(d);
+}
+
 namespace {
 
 const Body& body_of(const Node& n, const std::string& key) {
@@ -29,14 +37,6 @@ const Body& body_of(const Node& n, const std::string& key) {
 const PortInfo& body_output(const Body& b, size_t i) {
   const Value& v = b.graph.outputs[i];
   return v.node->outputs[v.index];
-}
-
-// What two shapes have in common: equal dimensions stay, others become dynamic.
-PartialShape merge_shapes(const PartialShape& a, const PartialShape& b) {
-  if (!a.rank_known || !b.rank_known || a.rank() != b.rank()) return PartialShape::dynamic_rank();
-  Dims d(a.dims.size());
-  for (size_t i = 0; i < d.size(); ++i) d[i] = a.dims[i] == b.dims[i] ? a.dims[i] : kDynamic;
-  return PartialShape(d);
 }
 
 bool same_shape(const PartialShape& a, const PartialShape& b) {

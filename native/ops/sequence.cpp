@@ -12,14 +12,6 @@ namespace aiov {
 
 namespace {
 
-// What two shapes have in common: equal dimensions stay, others become dynamic.
-PartialShape common_shape(const PartialShape& a, const PartialShape& b) {
-  if (!a.rank_known || !b.rank_known || a.rank() != b.rank()) return PartialShape::dynamic_rank();
-  Dims d(a.dims.size());
-  for (size_t i = 0; i < d.size(); ++i) d[i] = a.dims[i] == b.dims[i] ? a.dims[i] : kDynamic;
-  return PartialShape(d);
-}
-
 void expect_kind(const Node& n, const PortInfo& p, size_t i, ValueKind kind) {
   if (p.kind != kind)
     throw InputError(n.describe() + ": input " + std::to_string(i) + " must be " + kind_name(kind) + ", got " +
@@ -114,7 +106,7 @@ std::vector<PortInfo> infer_sequence_construct(const InferContext& c) {
   for (size_t i = 0; i < c.in.size(); ++i) {
     expect_kind(c.node, c.in[i], i, ValueKind::tensor);
     expect_same_type(c.node, c.in[0].type, c.in[i].type, "every input");
-    shape = common_shape(shape, c.in[i].shape);
+    shape = merge_shapes(shape, c.in[i].shape);
   }
   return {sequence_of(c.in[0].type, shape)};
 }
@@ -153,7 +145,7 @@ std::vector<PortInfo> infer_sequence_insert(const InferContext& c) {
   expect_same_type(c.node, c.in[0].type, c.in[1].type, "the tensor inserted");
   if (c.in.size() > 2) expect_index(c.node, c.in[2], 2, "position");
   const ElementType type = c.in[0].type == ElementType::dynamic ? c.in[1].type : c.in[0].type;
-  return {sequence_of(type, common_shape(c.in[0].shape, c.in[1].shape))};
+  return {sequence_of(type, merge_shapes(c.in[0].shape, c.in[1].shape))};
 }
 
 std::vector<HeldTensor> eval_sequence_insert(const EvalContext& c) {

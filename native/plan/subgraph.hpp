@@ -33,4 +33,8 @@ bool planned_output_shapes(const CompiledModel& model, const std::vector<PortInf
 // planned memory.
 KernelFn prepare_by_eval(const PrepareContext& ctx);
 
+// What two shapes have in common (If branches, loop iterations, a sequence's elements): equal
+// dimensions stay, others become dynamic; ranks that differ give a dynamic rank.
+PartialShape merge_shapes(const PartialShape& a, const PartialShape& b);
+
 }  // namespace aiov
