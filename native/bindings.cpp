@@ -165,8 +165,19 @@ nb::object wrap(const TensorView& tv, const BufferPtr& owner, bool writable = tr
   return arr;
 }
 
-// numpy's own copy, so that the result owns its data (flags.owndata, as OpenVINO's copies do).
-nb::object copy_out(const TensorView& tv) { return wrap(tv, BufferPtr()).attr("copy")(); }
+// An array that owns its data (flags.owndata, as OpenVINO's copies do), filled here with the
+// GIL held. Not numpy's .copy(): it lets the GIL go for large arrays, and a daemon thread
+// coming back to it while the interpreter exits is ended inside nanobind's noexcept frames.
+nb::object copy_out(const TensorView& tv) {
+  static PyObject* const empty_like = nb::object(nb::module_::import_("numpy").attr("empty_like")).release().ptr();
+  nb::object result = nb::steal(PyObject_CallOneArg(empty_like, wrap(tv, BufferPtr()).ptr()));
+  if (!result.is_valid()) throw nb::python_error();
+  Py_buffer view;
+  if (PyObject_GetBuffer(result.ptr(), &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) != 0) throw nb::python_error();
+  std::memcpy(view.buf, tv.data, std::min((size_t)view.len, tv.bytes()));
+  PyBuffer_Release(&view);
+  return result;
+}
 
 bool read_only(const nb::ndarray<nb::ro>& a) {
   nb::handle owner = nb::find(a);
