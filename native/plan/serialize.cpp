@@ -146,6 +146,41 @@ class Writer {
   }
 };
 
+// Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF): names and
+// attribute strings become Python strings, and an error message may quote them.
+bool is_utf8(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    const unsigned c = *p;
+    int extra;
+    unsigned lo = 0x80, hi = 0xBF;  // the allowed range of the first continuation byte
+    if (c < 0x80) {
+      ++p;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      extra = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      extra = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      extra = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (end - p <= extra) return false;
+    for (int i = 1; i <= extra; ++i) {
+      const unsigned b = p[i];
+      if (b < (i == 1 ? lo : 0x80u) || b > (i == 1 ? hi : 0xBFu)) return false;
+    }
+    p += extra + 1;
+  }
+  return true;
+}
+
 // Reads what Writer wrote, trusting none of it.
 class Reader {
  public:
@@ -216,6 +251,7 @@ class Reader {
   std::string str(const char* what) {
     std::string s(count(1, what), '\0');
     take(s.data(), s.size(), what);
+    if (!is_utf8(s)) fail(std::string(what) + " is not UTF-8 text");
     return s;
   }
   Dims dims(const char* what) {
