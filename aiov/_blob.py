@@ -85,6 +85,12 @@ def _model_header(model) -> dict:
 
 def pack(compiled) -> bytes:
     """The blob of ``compiled`` (an aiov.CompiledModel): its model and optimized graph."""
+    return b"".join(_pack_parts(compiled))
+
+
+def _pack_parts(compiled):
+    """The blob in three parts (frame, graphs, checksum): a cache writes them as they are,
+    without joining a model's weights into one more copy."""
     from . import __version__, _core
 
     model = compiled._model
@@ -101,7 +107,7 @@ def pack(compiled) -> bytes:
     }
     text = json.dumps(header, sort_keys=True).encode("utf-8")
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(text)) + text
-    return b"".join((prefix, graphs, _DIGEST.pack(zlib.crc32(graphs, zlib.crc32(prefix)))))
+    return prefix, graphs, _DIGEST.pack(zlib.crc32(graphs, zlib.crc32(prefix)))
 
 
 class Loaded:
@@ -254,15 +260,16 @@ def load_cached(cache_dir, key, config):
         return None  # corrupted, truncated, foreign or old: compiled again and rewritten
 
 
-def store_cached(cache_dir, key, blob: bytes) -> None:
-    """Writes the blob atomically (a reader never sees half of it); a cache that cannot be
-    written is skipped, not an error of the compile."""
+def store_cached(cache_dir, key, compiled) -> None:
+    """Writes the blob of ``compiled`` atomically (a reader never sees half of it); a cache
+    that cannot be written is skipped, not an error of the compile."""
     try:
         os.makedirs(cache_dir, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".aiov-", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(blob)
+                for part in _pack_parts(compiled):
+                    f.write(part)
             os.replace(tmp, os.path.join(cache_dir, key + ".blob"))
         except BaseException:
             os.unlink(tmp)

@@ -136,7 +136,7 @@ def _compile_cached(core, path, config, batch=None) -> CompiledModel:
         compiled._config["LOADED_FROM_CACHE"] = True
         return compiled
     compiled = CompiledModel(core.read_model(path), config, batch)
-    _blob.store_cached(config["CACHE_DIR"], key, _blob.pack(compiled))
+    _blob.store_cached(config["CACHE_DIR"], key, compiled)
     compiled._config["LOADED_FROM_CACHE"] = False
     return compiled
 

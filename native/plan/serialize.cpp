@@ -33,6 +33,26 @@ class Writer {
     pod(kByteOrderMark);
   }
 
+  // Room for the constants of `g` ahead of writing: a model's weights appended to a growing
+  // string would be copied again at every doubling.
+  void reserve_for(const Graph& g) {
+    size_t bytes = out.size();
+    std::unordered_map<const Buffer*, bool> seen;
+    std::vector<const Graph*> todo{&g};
+    while (!todo.empty()) {
+      const Graph* at = todo.back();
+      todo.pop_back();
+      for (const NodePtr& n : at->topological_order()) {
+        if (n->constant && !seen[n->constant.get()]) {
+          seen[n->constant.get()] = true;
+          bytes += n->constant->size();
+        }
+        for (const auto& [name, b] : n->bodies) todo.push_back(&b->graph);
+      }
+    }
+    out.reserve(bytes + (bytes >> 4) + 4096);  // and some for the nodes' descriptions
+  }
+
   void graph(const Graph& g) {
     nodes_of(g);
     pod(uint8_t{kGraph});
@@ -401,6 +421,7 @@ class Reader {
 
 std::string serialize_graphs(const std::vector<const Graph*>& graphs) {
   Writer w;
+  if (!graphs.empty()) w.reserve_for(*graphs.front());  // the model: the others mostly share its constants
   for (const Graph* g : graphs) w.graph(*g);
   w.out.push_back((char)kEnd);
   return std::move(w.out);
