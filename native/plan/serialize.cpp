@@ -22,6 +22,9 @@ namespace {
 constexpr char kMagic[8] = {'A', 'I', 'O', 'V', 'G', 'R', 'P', 'H'};
 constexpr uint32_t kByteOrderMark = 0x01020304;
 enum Tag : uint8_t { kEnd = 0, kBuffer = 1, kNode = 2, kBody = 3, kGraph = 4 };
+// Writer::attr and Reader::attr know these five alternatives; a new one needs its encoding
+// there (and kGraphFormatVersion bumped).
+static_assert(std::variant_size_v<Attr> == 5, "serialize.cpp: encode the new attribute alternative");
 
 class Writer {
  public:
