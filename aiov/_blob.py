@@ -1,21 +1,29 @@
 """Compiled-model blobs: ``CompiledModel.export_model``, ``Core.import_model`` and the
 ``CACHE_DIR`` model cache.
 
-A blob holds the model as OpenVINO IR (xml and weights) and the compile config, framed so
-that what is read back is checked before any of it is used:
+A blob holds the model and the graph its compile optimized it into, in the engine's own
+serialization (native/plan/serialize.hpp: nodes, attributes, constants, subgraphs; a constant
+the two graphs share is stored once), and the compile config, framed so that what is read
+back is checked before any of it is used:
 
-    b"AIOVBLOB" | format u32 | header length u32 | header (JSON) | xml | weights | sha256
+    b"AIOVBLOB" | format u32 | header length u32 | header (JSON) | graphs | crc32 u32
 
-The header gives the aiov version that wrote it and the lengths of the xml and weights; the
-SHA-256 covers every byte before it. A blob of another format version, truncated, with extra
-bytes or a wrong checksum is refused with an InputError naming what is wrong; a model file's
-content is untrusted in any case and read by the same checked IR reader as files.
+The header gives the aiov version that wrote it, the config, the length of the graphs and
+what the Python model keeps besides its graph (its name, its results' names, layouts); the
+CRC-32 covers every byte before it. It is there to catch damage (a disk error, a truncated
+copy), which it does at twice the speed of a SHA-256; nothing unkeyed stops a hand-made blob,
+so the reader below never relies on it. A blob of another format version, truncated, with extra
+bytes or a wrong checksum is refused with an InputError naming what is wrong; the graphs are
+then read by a native reader that checks every count, index and size and rebuilds each node
+through the op registry, as for any untrusted model file.
+
+Loading a blob skips the frontend and the optimizer: the compiled model plans straight from
+the stored optimized graph. Weights packed for the GEMM kernels (which depend on the CPU's
+ISA) are not stored: each plan packs them as a cold compile does.
 
 The cache (``CACHE_DIR``) keys a blob by the model file and the files beside it (name, size,
-time, inode) plus the config: compiling the same file again reads the model from the blob
-instead of converting the source. A cache file that fails any check is ignored and rewritten.
-The blob holds the model, not yet its optimized graph and packed weights, so a cache hit still
-optimizes and plans the model."""
+time, inode) plus the config: compiling the same file again loads the blob instead of reading
+and optimizing the source. A cache file that fails any check is ignored and rewritten."""
 
 from __future__ import annotations
 
@@ -25,13 +33,14 @@ import json
 import os
 import struct
 import tempfile
+import zlib
 
 from ._errors import InputError
 
 MAGIC = b"AIOVBLOB"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: the model as IR, optimized again on load
 _PREFIX = struct.Struct("<8sII")  # magic, format version, header length
-_DIGEST = 32
+_DIGEST = struct.Struct("<I")  # CRC-32 of everything before it
 _MAX_HEADER = 1 << 20
 ENCRYPTION = "CACHE_ENCRYPTION_CALLBACKS"
 
@@ -39,7 +48,7 @@ ENCRYPTION = "CACHE_ENCRYPTION_CALLBACKS"
 def _plain_config(config: dict) -> dict:
     """The config entries a blob keeps: plain values (callbacks and paths stay out). The
     encryption callbacks (OpenVINO's CACHE_ENCRYPTION_CALLBACKS) take and return bytes and
-    apply to the model's xml."""
+    apply to the stored graphs."""
     skip = {"CACHE_DIR", ENCRYPTION, "LOADED_FROM_CACHE"}
     return {k: v for k, v in config.items() if k not in skip and isinstance(v, (str, int, float, bool))}
 
@@ -61,33 +70,60 @@ def _as_bytes(value, what) -> bytes:
     raise InputError(f"{what} must return str or bytes, got {type(value).__name__}")
 
 
-def pack(model, config: dict) -> bytes:
-    """The blob of ``model`` compiled with ``config``."""
-    from . import __version__
-    from .frontends.ir import ir_bytes
+def _model_header(model) -> dict:
+    """What the Python model holds besides its engine graph."""
+    from ._layout import node_layout
 
-    xml, weights = ir_bytes(model)
-    encrypt, _ = _callbacks(config)
+    return {
+        "name": model._name,
+        "friendly_name": model._friendly_name,
+        "results": [r.get_friendly_name() for r in model._results],
+        "input_layouts": [node_layout(p).to_string() for p in model._parameters],
+        "output_layouts": [node_layout(r).to_string() for r in model._results],
+    }
+
+
+def pack(compiled) -> bytes:
+    """The blob of ``compiled`` (an aiov.CompiledModel): its model and optimized graph."""
+    return b"".join(_pack_parts(compiled))
+
+
+def _pack_parts(compiled):
+    """The blob in three parts (frame, graphs, checksum): a cache writes them as they are,
+    without joining a model's weights into one more copy."""
+    from . import __version__, _core
+
+    model = compiled._model
+    graphs = _core.serialize_compiled(*model._engine_graph(), compiled._native)
+    encrypt, _ = _callbacks(compiled._config)
     if encrypt is not None:
-        xml = _as_bytes(encrypt(xml), "the encrypt callback")
+        graphs = _as_bytes(encrypt(graphs), "the encrypt callback")
     header = {
         "aiov": __version__,
-        "config": _plain_config(config),
+        "config": _plain_config(compiled._config),
         "encrypted": encrypt is not None,
-        "xml": len(xml),
-        "weights": len(weights),
+        "graphs": len(graphs),
+        "model": _model_header(model),
     }
     text = json.dumps(header, sort_keys=True).encode("utf-8")
-    body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(text)) + text + xml + weights
-    return body + hashlib.sha256(body).digest()
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(text)) + text
+    return prefix, graphs, _DIGEST.pack(zlib.crc32(graphs, zlib.crc32(prefix)))
 
 
-def unpack(data, config=None, source: str = "the blob"):
-    """(model, compile config) from a blob; InputError for anything but a sound blob."""
-    from .frontends.ir import read_ir_bytes
+class Loaded:
+    """A blob read back: the model, its optimized graph (engine nodes) and its config."""
 
-    data = memoryview(data).cast("B") if not isinstance(data, bytes) else data
-    if len(data) < _PREFIX.size + _DIGEST:
+    def __init__(self, model, optimized, config):
+        self.model, self.optimized, self.config = model, optimized, config
+
+
+def unpack(data, config=None, source: str = "the blob") -> Loaded:
+    """The blob's model, optimized graph and compile config; InputError for anything but a
+    sound blob."""
+    from . import _core
+
+    data = bytes(data) if not isinstance(data, bytes) else data
+    if len(data) < _PREFIX.size + _DIGEST.size:
         raise InputError(f"{source} is not an aiov compiled-model blob: {len(data)} bytes is too short")
     magic, version, header_len = _PREFIX.unpack_from(data)
     if magic != MAGIC:
@@ -95,29 +131,68 @@ def unpack(data, config=None, source: str = "the blob"):
     if version != FORMAT_VERSION:
         raise InputError(f"{source} has blob format {version}; this aiov reads format {FORMAT_VERSION}")
     view = memoryview(data)
-    body, digest = view[:-_DIGEST], bytes(view[-_DIGEST:])
-    if hashlib.sha256(body).digest() != digest:
+    body_len = len(data) - _DIGEST.size
+    if zlib.crc32(view[:body_len]) != _DIGEST.unpack_from(data, body_len)[0]:
         raise InputError(f"{source} is corrupted or truncated: its checksum does not match")
-    if header_len > _MAX_HEADER or _PREFIX.size + header_len > len(body):
+    if header_len > _MAX_HEADER or _PREFIX.size + header_len > body_len:
         raise InputError(f"{source} is malformed: header length {header_len} does not fit the blob")
     try:
-        header = json.loads(bytes(body[_PREFIX.size : _PREFIX.size + header_len]).decode("utf-8"))
-        xml_len, weights_len = int(header["xml"]), int(header["weights"])
+        header = json.loads(bytes(view[_PREFIX.size : _PREFIX.size + header_len]).decode("utf-8"))
+        graphs_len = int(header["graphs"])
         stored_config = dict(header["config"])
         encrypted = bool(header["encrypted"])
+        about = dict(header["model"])
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{source} is malformed: its header cannot be read ({exc})") from None
     start = _PREFIX.size + header_len
-    if xml_len < 0 or weights_len < 0 or start + xml_len + weights_len != len(body):
+    if graphs_len < 0 or start + graphs_len != body_len:
         raise InputError(f"{source} is malformed: the lengths in its header do not add up to its size")
-    xml = bytes(body[start : start + xml_len])
-    weights = body[start + xml_len :]  # a view: the reader copies each constant once
     if encrypted:
         _, decrypt = _callbacks(config)
         if decrypt is None:
             raise InputError(f"{source} is encrypted: import it with {ENCRYPTION} in the config")
-        xml = _as_bytes(decrypt(xml), "the decrypt callback")
-    return read_ir_bytes(xml, weights, source), stored_config
+        data, start = _as_bytes(decrypt(bytes(view[start:body_len])), "the decrypt callback"), 0
+        graphs_len = len(data)
+    try:
+        parts = _core.deserialize_graphs(data, start, graphs_len)
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
+    if len(parts) != 2:
+        raise InputError(f"{source} is malformed: it holds {len(parts)} graphs, not a model and its optimized graph")
+    return Loaded(_rebuild_model(parts[0], about, source), parts[1], stored_config)
+
+
+def _rebuild_model(parts, about: dict, source: str):
+    """The Python model over the engine graph read back, named as it was written."""
+    from ._graph import Node, Output, make_result
+    from ._layout import set_node_layout
+    from ._model import Model
+
+    params, outputs, sinks = parts
+    try:
+        result_names = [str(n) for n in about["results"]]
+        input_layouts = [str(s) for s in about["input_layouts"]]
+        output_layouts = [str(s) for s in about["output_layouts"]]
+        name, friendly = str(about["name"]), str(about["friendly_name"])
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"{source} is malformed: its model header cannot be read ({exc})") from None
+    if len(result_names) != len(outputs) or len(output_layouts) != len(outputs) or len(input_layouts) != len(params):
+        raise InputError(f"{source} is malformed: its model header does not list the graph's inputs and outputs")
+    results = []
+    for (node, index), result_name in zip(outputs, result_names):
+        result = make_result(Output(Node(node), index))
+        result.set_friendly_name(result_name)
+        results.append(result)
+    parameters = [Node(p) for p in params]
+    for node, layout in zip(parameters + results, input_layouts + output_layouts):
+        try:
+            if layout:
+                set_node_layout(node, layout)
+        except RuntimeError as exc:
+            raise InputError(f"{source} is malformed: {exc}") from None
+    model = Model(results, [Node(s) for s in sinks], parameters, name)
+    model._friendly_name = friendly
+    return model
 
 
 def read_stream(stream) -> bytes:
@@ -153,11 +228,15 @@ def write_stream(blob: bytes, stream):
 def cache_key(path, config: dict) -> str:
     """What decides a cached blob: the model file (its real path) and every file beside it
     (weights, external data) by name, size, modification time and inode, the config and the
-    aiov version. Hashing the files' bytes would cost about as much as reading the model."""
-    from . import __version__
+    aiov version. Hashing the files' bytes would cost about as much as reading the model. The
+    engine's build (its library file) and AIOV_GRAPH_OPT decide the stored optimized graph:
+    they key it too, so a rebuilt engine optimizes afresh."""
+    from . import __version__, _core
 
     digest = hashlib.sha256()
     digest.update(f"aiov {__version__} blob {FORMAT_VERSION}\n{os.path.realpath(path)}\n".encode())
+    engine = os.stat(_core.__file__)
+    digest.update(f"{engine.st_size}\0{engine.st_mtime_ns}\0{os.environ.get('AIOV_GRAPH_OPT', '')}\n".encode())
     digest.update(json.dumps(_plain_config(config), sort_keys=True, default=str).encode())
     directory = os.path.dirname(os.path.realpath(path))
     for entry in sorted(os.scandir(directory), key=lambda e: e.name):
@@ -168,7 +247,7 @@ def cache_key(path, config: dict) -> str:
 
 
 def load_cached(cache_dir, key, config):
-    """(model, config) from the cache, or None when there is no sound blob for ``key``."""
+    """The cached blob for ``key`` (a Loaded), or None when there is no sound one."""
     path = os.path.join(cache_dir, key + ".blob")
     try:
         with open(path, "rb") as f:
@@ -181,15 +260,16 @@ def load_cached(cache_dir, key, config):
         return None  # corrupted, truncated, foreign or old: compiled again and rewritten
 
 
-def store_cached(cache_dir, key, blob: bytes) -> None:
-    """Writes the blob atomically (a reader never sees half of it); a cache that cannot be
-    written is skipped, not an error of the compile."""
+def store_cached(cache_dir, key, compiled) -> None:
+    """Writes the blob of ``compiled`` atomically (a reader never sees half of it); a cache
+    that cannot be written is skipped, not an error of the compile."""
     try:
         os.makedirs(cache_dir, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".aiov-", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(blob)
+                for part in _pack_parts(compiled):
+                    f.write(part)
             os.replace(tmp, os.path.join(cache_dir, key + ".blob"))
         except BaseException:
             os.unlink(tmp)

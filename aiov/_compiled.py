@@ -16,9 +16,11 @@ from ._results import OVDict
 class CompiledModel:
     """Created by ``Core.compile_model`` or ``aiov.compile_model``."""
 
-    def __init__(self, model, config=None, _batch=None):
-        # Compile a snapshot: later edits of `model` (names, reshape) do not leak in.
-        self._model = model.clone()
+    def __init__(self, model, config=None, _batch=None, _optimized=None):
+        # Compile a snapshot: later edits of `model` (names, reshape) do not leak in. A model
+        # read from a blob comes with its optimized graph (engine nodes: parameters, outputs,
+        # sinks) and is nobody else's, so it is taken as it is.
+        self._model = model.clone() if _optimized is None else model
         self._config = _properties.defaults()
         self._config.update(_properties.normalize(config))
         # Fixed now, so get_property reports what the compiled model runs.
@@ -36,6 +38,7 @@ class CompiledModel:
             precision,
             sinks,
             self._log_plans,
+            _optimized,
         )
         inputs = [ConstOutput(p.get_node(), p.get_index()) for p in self._model.inputs]
         outputs = [ConstOutput(r.get_node(), r.get_index()) for r in self._model.outputs]
@@ -134,7 +137,7 @@ class CompiledModel:
         written to ``model_stream`` (a binary stream). See aiov/_blob.py for its format."""
         from . import _blob
 
-        return _blob.write_stream(_blob.pack(self._model, self._config), model_stream)
+        return _blob.write_stream(_blob.pack(self), model_stream)
 
     def release_memory(self):
         self._idle_requests.clear()

@@ -117,11 +117,11 @@ class Core:
 
         _check_device(device_name)
         extra = _properties.normalize(config)
-        model, stored = _blob.unpack(_blob.read_stream(model_stream), extra, "the imported blob")
+        loaded = _blob.unpack(_blob.read_stream(model_stream), extra, "the imported blob")
         merged = {k: v for k, v in self._config.items()}
-        merged.update(_properties.normalize(stored))
+        merged.update(_properties.normalize(loaded.config))
         merged.update(extra)
-        return CompiledModel(model, merged)
+        return CompiledModel(loaded.model, merged, _optimized=loaded.optimized)
 
 
 def _compile_cached(core, path, config, batch=None) -> CompiledModel:
@@ -132,11 +132,11 @@ def _compile_cached(core, path, config, batch=None) -> CompiledModel:
     key = _blob.cache_key(path, config)
     cached = _blob.load_cached(config["CACHE_DIR"], key, config)
     if cached is not None:
-        compiled = CompiledModel(cached[0], config, batch)
+        compiled = CompiledModel(cached.model, config, batch, _optimized=cached.optimized)
         compiled._config["LOADED_FROM_CACHE"] = True
         return compiled
     compiled = CompiledModel(core.read_model(path), config, batch)
-    _blob.store_cached(config["CACHE_DIR"], key, _blob.pack(compiled._model, config))
+    _blob.store_cached(config["CACHE_DIR"], key, compiled)
     compiled._config["LOADED_FROM_CACHE"] = False
     return compiled
 

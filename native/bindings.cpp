@@ -35,6 +35,7 @@
 #include "plan/passes/pass.hpp"
 #include "plan/registry.hpp"
 #include "plan/request.hpp"
+#include "plan/serialize.hpp"
 
 namespace nb = nanobind;
 using namespace aiov;
@@ -306,6 +307,23 @@ struct PortHandle {
 struct CompiledHandle {
   std::shared_ptr<const CompiledModel> model;
 };
+
+// A graph as Python passes it: parameters, (node, output) pairs, sinks.
+using GraphParts = std::tuple<std::vector<NodePtr>, std::vector<std::pair<NodePtr, int>>, std::vector<NodePtr>>;
+
+Graph graph_of(std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs, std::vector<NodePtr> sinks) {
+  Graph g;
+  g.parameters = std::move(params);
+  for (auto& [n, i] : outputs) g.outputs.push_back(Value{n, i});
+  g.sinks = std::move(sinks);
+  return g;
+}
+
+GraphParts parts_of(const Graph& g) {
+  std::vector<std::pair<NodePtr, int>> outputs;
+  for (const Value& o : g.outputs) outputs.emplace_back(o.node, o.index);
+  return {g.parameters, outputs, g.sinks};
+}
 struct BatcherHandle {
   std::shared_ptr<Batcher> batcher;
 };
@@ -954,13 +972,35 @@ NB_MODULE(_core, m) {
   m.def(
       "topological_order",
       [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs, std::vector<NodePtr> sinks) {
-        Graph g;
-        g.parameters = std::move(params);
-        for (auto& [n, i] : outputs) g.outputs.push_back(Value{n, i});
-        g.sinks = std::move(sinks);
-        return g.topological_order();
+        return graph_of(std::move(params), std::move(outputs), std::move(sinks)).topological_order();
       },
       nb::arg("params"), nb::arg("outputs"), nb::arg("sinks") = std::vector<NodePtr>());
+  // Compiled-model blobs (aiov/_blob.py): a model and the graph its compile optimized it into,
+  // as bytes (plan/serialize.hpp), and back.
+  m.def(
+      "serialize_compiled",
+      [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs, std::vector<NodePtr> sinks,
+         const CompiledHandle& compiled) {
+        const Graph model = graph_of(std::move(params), std::move(outputs), std::move(sinks));
+        std::string bytes;
+        without_gil([&] { bytes = serialize_graphs({&model, &compiled.model->graph()}); });
+        return nb::bytes(bytes.data(), bytes.size());
+      },
+      nb::arg("params"), nb::arg("outputs"), nb::arg("sinks"), nb::arg("compiled"));
+  m.def(
+      "deserialize_graphs",
+      [](nb::bytes data, size_t offset, size_t size) {
+        if (offset > data.size() || size > data.size() - offset)
+          throw InputError("deserialize_graphs: bytes " + std::to_string(offset) + ".." +
+                           std::to_string(offset + size) + " are outside the " + std::to_string(data.size()) +
+                           " given");
+        std::vector<Graph> graphs;
+        without_gil([&] { graphs = deserialize_graphs(static_cast<const uint8_t*>(data.data()) + offset, size); });
+        std::vector<GraphParts> parts;
+        for (Graph& g : graphs) parts.push_back(parts_of(g));
+        return parts;
+      },
+      nb::arg("data"), nb::arg("offset"), nb::arg("size"));
 
   nb::class_<CompiledHandle>(m, "CompiledModel")
       .def_prop_ro("num_inputs", [](const CompiledHandle& c) { return c.model->inputs().size(); })
@@ -1003,13 +1043,15 @@ NB_MODULE(_core, m) {
   m.def(
       "new_compiled_model",
       [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs, int num_threads, bool profiling,
-         size_t plan_cache_bytes, const std::string& inference_precision, std::vector<NodePtr> sinks, bool log_plans) {
+         size_t plan_cache_bytes, const std::string& inference_precision, std::vector<NodePtr> sinks, bool log_plans,
+         std::optional<GraphParts> optimized) {
         if (inference_precision != "f32" && inference_precision != "bf16")
           throw InputError("inference precision must be 'f32' or 'bf16', got '" + inference_precision + "'");
-        Graph g;
-        g.parameters = std::move(params);
-        for (auto& [n, i] : outputs) g.outputs.push_back(Value{n, i});
-        g.sinks = std::move(sinks);
+        Graph g = graph_of(std::move(params), std::move(outputs), std::move(sinks));
+        std::optional<Graph> given;
+        if (optimized)
+          given = graph_of(std::move(std::get<0>(*optimized)), std::move(std::get<1>(*optimized)),
+                           std::move(std::get<2>(*optimized)));
         CompileOptions opt;
         opt.num_threads = num_threads;
         opt.profiling = profiling;
@@ -1017,12 +1059,12 @@ NB_MODULE(_core, m) {
         opt.inference_precision = inference_precision == "bf16" ? ElementType::bf16 : ElementType::f32;
         opt.log_plans = log_plans;
         auto handle = std::make_unique<CompiledHandle>();
-        without_gil([&] { handle->model = std::make_shared<const CompiledModel>(g, opt); });
+        without_gil([&] { handle->model = std::make_shared<const CompiledModel>(g, opt, given ? &*given : nullptr); });
         return handle.release();
       },
       nb::arg("params"), nb::arg("outputs"), nb::arg("num_threads"), nb::arg("profiling"), nb::arg("plan_cache_bytes"),
       nb::arg("inference_precision") = "f32", nb::arg("sinks") = std::vector<NodePtr>(), nb::arg("log_plans") = false,
-      nb::rv_policy::take_ownership);
+      nb::arg("optimized") = nb::none(), nb::rv_policy::take_ownership);
 
   nb::class_<BatcherHandle>(m, "Batcher")
       .def(

@@ -251,6 +251,26 @@ void set_state_shapes(const ShapePlan& first_stage, const std::vector<VariableDe
 
 constexpr int64_t kStageMarker = INT64_MIN;  // no input shape or packed value starts with it
 
+bool same_port(const PortInfo& a, const PortInfo& b, bool compare_shapes) {
+  return a.type == b.type && a.kind == b.kind &&
+         (!compare_shapes || (a.shape.rank_known == b.shape.rank_known && a.shape.dims == b.shape.dims));
+}
+
+// An optimized graph given with its model (from a blob) takes the same inputs and gives the
+// same outputs: the requests are sized and checked by the model's.
+void check_same_interface(const Graph& model, const Graph& optimized) {
+  bool same = model.parameters.size() == optimized.parameters.size() &&
+              model.outputs.size() == optimized.outputs.size() && model.sinks.size() == optimized.sinks.size();
+  for (size_t i = 0; same && i < model.parameters.size(); ++i)
+    same = same_port(model.parameters[i]->outputs[0], optimized.parameters[i]->outputs[0], true);
+  for (size_t i = 0; same && i < model.outputs.size(); ++i) {
+    const Value& a = model.outputs[i];
+    const Value& b = optimized.outputs[i];
+    same = same_port(a.node->outputs[a.index], b.node->outputs[b.index], false);
+  }
+  if (!same) throw InputError("the optimized graph does not take the inputs and give the outputs of its model");
+}
+
 }  // namespace
 
 Dims pack_value(const void* data, size_t bytes) {
@@ -260,7 +280,7 @@ Dims pack_value(const void* data, size_t bytes) {
   return words;
 }
 
-CompiledModel::CompiledModel(const Graph& graph, CompileOptions options) : options_(options) {
+CompiledModel::CompiledModel(const Graph& graph, CompileOptions options, const Graph* optimized) : options_(options) {
   // Names and declared types come from the model as given; the optimizer may replace the
   // nodes that produce the outputs.
   for (const auto& p : graph.parameters)
@@ -272,7 +292,12 @@ CompiledModel::CompiledModel(const Graph& graph, CompileOptions options) : optio
   for (const auto& n : graph.topological_order())
     for (const PortInfo& p : n->outputs) has_composites_ = has_composites_ || p.kind != ValueKind::tensor;
   // The optimizer's passes know tensors only; a model with sequences runs as written.
-  graph_ = graph_optimization_enabled() && !has_composites_ ? optimize_graph(graph) : graph;
+  if (optimized) {
+    check_same_interface(graph, *optimized);
+    graph_ = *optimized;
+  } else {
+    graph_ = graph_optimization_enabled() && !has_composites_ ? optimize_graph(graph) : graph;
+  }
   order_ = graph_.topological_order();
   for (const auto& n : order_)
     if (n->op != "Parameter" && n->op != "Constant") OpRegistry::instance().get(n->op);

@@ -106,7 +106,9 @@ Dims pack_value(const void* data, size_t bytes);
 
 class CompiledModel {
  public:
-  CompiledModel(const Graph& graph, CompileOptions options);
+  // `optimized`: what optimize_graph made of `graph` before (read from a blob), used as it is
+  // instead of optimizing again; its inputs and outputs must match the model's (InputError).
+  CompiledModel(const Graph& graph, CompileOptions options, const Graph* optimized = nullptr);
   const std::vector<IoInfo>& inputs() const { return inputs_; }
   const std::vector<IoInfo>& outputs() const { return outputs_; }
   const CompileOptions& options() const { return options_; }

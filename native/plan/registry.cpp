@@ -389,9 +389,16 @@ std::vector<PortInfo> infer_outputs(const OpDef& def, const InferContext& ctx) {
         throw InputError(ctx.node.describe() + ": input " + std::to_string(i) + " must be a tensor, got " +
                          kind_name(ctx.in[i].kind));
   std::vector<PortInfo> outs = def.infer(ctx);
-  for (size_t o = 0; o < outs.size(); ++o)
-    if (outs[o].shape.rank_known)
-      check_tensor_size(outs[o].shape.dims, ctx.node.describe() + " output " + std::to_string(o));
+  for (size_t o = 0; o < outs.size(); ++o) {
+    if (!outs[o].shape.rank_known) continue;
+    const std::string who = ctx.node.describe() + " output " + std::to_string(o);
+    // A rank an op takes from a value (Expand's target shape) is bounded like one read from a
+    // model: numpy, for one, cannot show more than 64 dimensions.
+    if (outs[o].shape.rank() > kMaxRank)
+      throw InputError(who + ": rank " + std::to_string(outs[o].shape.rank()) + " is above the " +
+                       std::to_string(kMaxRank) + " aiov allows");
+    check_tensor_size(outs[o].shape.dims, who);
+  }
   return outs;
 }
 

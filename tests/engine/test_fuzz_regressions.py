@@ -46,6 +46,27 @@ def test_reshape_to_a_wrapping_shape_then_transpose():
     _run(RESHAPE_TO_A_WRAPPING_SHAPE)
 
 
+EXPAND_TO_RANK_70 = """
+import numpy as np
+import aiov as ov
+import aiov.opset13 as ops
+x = ops.parameter([3, 1], np.float32, name="x")
+try:
+    y = ops.broadcast(x, ops.constant(np.ones(70, np.int64)), broadcast_spec="BIDIRECTIONAL")
+    ov.compile_model(ov.Model(y, [x]))(np.ones((3, 1), np.float32))
+except ov.InputError as exc:
+    assert "rank 70 is above the 64" in str(exc), exc
+else:
+    raise AssertionError("a rank-70 output was made")
+"""
+
+
+def test_an_expand_target_longer_than_the_rank_limit():
+    # Found by the fuzzer: seed expand_tile, its shape initializer grown to 70 entries; the
+    # output (rank 70) reached numpy, which made an object array of it and crashed freeing it.
+    _run(EXPAND_TO_RANK_70)
+
+
 def test_onnx_elem_type_mutations_give_clean_errors():
     # Found by the fuzzer: graph inputs of complex/float8/int4 types were a bare TypeError.
     assert (

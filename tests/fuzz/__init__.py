@@ -1,5 +1,6 @@
-"""aiov's fuzzer: structure-aware mutators for ONNX and OpenVINO IR files and hypothesis-drawn
-hostile input values, each case run in a child process (see harness.py for the classes).
+"""aiov's fuzzer: structure-aware mutators for ONNX and OpenVINO IR files and compiled-model
+blobs, and hypothesis-drawn hostile input values, each case run in a child process (see
+harness.py for the classes).
 
     python -m tests.fuzz --minutes 30 [--seed S] [--out DIR] [--peers]
 

@@ -39,6 +39,7 @@ def main(argv=None):
     )
     print(
         f"[fuzz] {len(campaign.onnx_seeds)} ONNX seeds, {len(campaign.ir_seeds)} IR seeds, "
+        f"{len(campaign.blob_seeds)} blob seeds, "
         f"{len(campaign.input_models)} input models",
         flush=True,
     )

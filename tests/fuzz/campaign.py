@@ -1,6 +1,6 @@
-"""A fuzzing campaign: mutated ONNX and IR models and hostile input values, for a time
-budget, each case in a forked child; counts per class, per mutator and per API, and every
-crashing or hanging input saved to disk."""
+"""A fuzzing campaign: mutated ONNX and IR models, compiled-model blobs and hostile input
+values, for a time budget, each case in a forked child; counts per class, per mutator and per
+API, and every crashing or hanging input saved to disk."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from . import cases, harness, inputs, mutate_ir, mutate_onnx, seeds
+from . import cases, harness, inputs, mutate_blob, mutate_ir, mutate_onnx, seeds
 
 CASE_TIMEOUT = 20.0  # generous: the machine may be shared; a real hang never finishes
 
@@ -92,6 +92,8 @@ class Campaign:
         self.onnx_names = sorted(self.onnx_seeds)
         self.ir_seeds = seeds.ir_seeds(self.onnx_seeds)
         self.ir_names = sorted(self.ir_seeds)
+        self.blob_seeds = seeds.blob_seeds(self.onnx_seeds)
+        self.blob_names = sorted(self.blob_seeds)
         self.input_models = inputs.input_models()
         self.counter = 0
         self.generator_errors = 0
@@ -166,6 +168,20 @@ class Campaign:
             self.summary.record("peer-openvino:ir", mutator, pcls, pdetail)
         return cls
 
+    def blob_case(self):
+        if not self.blob_names:
+            return None
+        name = self.rng.choice(self.blob_names)
+        data, mutator, notes = mutate_blob.mutate(self.blob_seeds[name], self.rng)
+        case_seed = self.rng.randrange(2**31)
+        cls, detail = self._run(lambda: cases.blob_case(data, case_seed))
+        saved = None
+        if cls in ("crash", "hang"):
+            meta = {"seed": name, "mutator": mutator, "notes": notes, "case_seed": case_seed}
+            saved = self._save("blob", {"model.blob": data}, dict(meta, **{"class": cls, "detail": detail}))
+        self.summary.record("blob", mutator, cls, detail, saved)
+        return cls
+
     def input_cases(self, api, count):
         """`count` hypothesis-drawn inputs through `api` on one of the input models."""
         import onnx
@@ -207,7 +223,7 @@ class Campaign:
         except Exception as exc:  # a bug of the generator, not of aiov: note it and go on
             self.log(f"[fuzz] input generation failed: {type(exc).__name__}: {str(exc)[:200]}")
 
-    def run(self, seconds: float, mix=(("onnx", 5), ("ir", 3), ("inputs", 2))):
+    def run(self, seconds: float, mix=(("onnx", 5), ("ir", 3), ("blob", 2), ("inputs", 2))):
         """Runs cases until `seconds` have passed; returns the Summary."""
         end = time.monotonic() + seconds
         kinds = [k for k, w in mix for _ in range(w)]
@@ -219,6 +235,8 @@ class Campaign:
                     self.onnx_case()
                 elif kind == "ir":
                     self.ir_case()
+                elif kind == "blob":
+                    self.blob_case()
                 else:
                     self.input_cases(self.rng.choice(inputs.APIS), 5)
             except Exception as exc:  # a mutator that cannot express its change: not aiov's

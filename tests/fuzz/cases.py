@@ -60,8 +60,11 @@ def run_aiov_model(read, seed: int):
     """read() -> aiov Model; compile, then run once through __call__ and once as a job."""
     import aiov as ov
 
-    model = read()
-    compiled = ov.compile_model(model)
+    return run_compiled(ov.compile_model(read()), seed)
+
+
+def run_compiled(compiled, seed: int):
+    """Runs a compiled model once through __call__ and once as a job."""
     rng = np.random.default_rng(seed)
     feeds = aiov_feeds(compiled, rng)
     if feeds is None:
@@ -97,6 +100,13 @@ def ir_case(xml: str, bin_data: bytes, workdir: str, seed: int):
     os.chdir(workdir)
     xml_path = _write_ir(workdir, xml, bin_data)
     return run_aiov_model(lambda: ov.Core().read_model(xml_path), seed)
+
+
+def blob_case(blob: bytes, seed: int):
+    """A mutated compiled-model blob: imported, then run."""
+    import aiov as ov
+
+    return run_compiled(ov.Core().import_model(blob), seed)
 
 
 def _write_ir(workdir, xml, bin_data):

@@ -1,11 +1,13 @@
 """Seed models for the fuzzer, built in code (nothing downloaded): small ONNX graphs that
 between them use the ops whose attributes and shape inputs are easiest to get wrong, a few
-tests/model_builders.py networks at toy sizes, and OpenVINO IR written by ``aiov.save_model``
-from every seed the IR writer can express."""
+tests/model_builders.py networks at toy sizes, OpenVINO IR written by ``aiov.save_model``
+from every seed the IR writer can express, and compiled-model blobs exported from them."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -324,4 +326,36 @@ def ir_seeds(onnx_models: dict) -> dict:
             except Exception:
                 continue
             out[name] = (text, data)
+    return out
+
+
+_EXPORT_BLOBS = """
+import os, sys
+import aiov as ov
+for name in sorted(os.listdir(sys.argv[1])):
+    if name.endswith('.onnx'):
+        try:
+            blob = ov.compile_model(os.path.join(sys.argv[1], name)).export_model()
+        except Exception:
+            continue
+        with open(os.path.join(sys.argv[1], name[:-5] + '.blob'), 'wb') as f:
+            f.write(blob)
+"""
+
+
+def blob_seeds(onnx_models: dict) -> dict:
+    """name -> the blob ``export_model`` writes for every ONNX seed that compiles. Compiled in
+    a child interpreter: the campaign's process forks per case, which needs a parent whose
+    engine has started no worker threads."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, proto in onnx_models.items():
+            with open(os.path.join(tmp, name + ".onnx"), "wb") as f:
+                f.write(proto.SerializeToString())
+        subprocess.run([sys.executable, "-c", _EXPORT_BLOBS, tmp], capture_output=True, timeout=600)
+        for name in onnx_models:
+            path = os.path.join(tmp, name + ".blob")
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    out[name] = f.read()
     return out
