@@ -149,6 +149,16 @@ def test_small_value_types():
     assert version.major >= 0 and version.description
 
 
+def test_unload_plugin_checks_the_device_only():
+    core = ov.Core()
+    core.unload_plugin("CPU")  # the engine is aiov itself: it stays usable
+    x = np.ones(2, np.float32)
+    p = ops.parameter([2], np.float32)
+    np.testing.assert_array_equal(core.compile_model(ov.Model(ops.relu(p), [p]))(x)[0], x)
+    with pytest.raises(ov.InputError, match="'GPU' is not available"):
+        core.unload_plugin("GPU")
+
+
 def test_extensions_are_refused():
     with pytest.raises(RuntimeError, match="does not load extensions"):
         ov.Core().add_extension(ov.Extension())
