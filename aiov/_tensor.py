@@ -250,8 +250,16 @@ class Tensor:
         t._shape = Shape(array.shape if shape is None else shape)
         return t
 
+    def __copy__(self):  # the same memory, as OpenVINO's
+        twin = Tensor._wrap(self._array, self._type, self._shape)
+        twin._shared = self._shared
+        return twin
+
     def __deepcopy__(self, memo):
         return Tensor._wrap(self._array.copy(), self._type, self._shape)  # memory of its own
+
+    def __reduce__(self):  # a pickled tensor comes back with memory of its own
+        return (_unpickle_tensor, (np.ascontiguousarray(self._array), self._type, self._shape))
 
     # -- data --
     @property
@@ -366,3 +374,7 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         return self._array if dtype is None else self._array.astype(dtype)
+
+
+def _unpickle_tensor(array, etype, shape) -> Tensor:
+    return Tensor._wrap(array, etype, shape)

@@ -129,3 +129,20 @@ def test_deep_copy_of_a_shared_tensor_owns_its_memory():
     assert not np.shares_memory(deep.data, arr)
     deep.shape = [8]  # its own memory: free to grow
     assert deep.data.shape == (8,)
+
+
+def test_copies_and_pickles_of_a_shared_tensor():
+    import copy
+    import pickle
+
+    arr = np.arange(4, dtype=np.float32)
+    t = ov.Tensor(arr, shared_memory=True)
+    shallow = copy.copy(t)
+    assert np.shares_memory(shallow.data, arr)
+    with pytest.raises(RuntimeError, match="cannot grow"):
+        shallow.shape = [8]  # still the caller's memory
+    back = pickle.loads(pickle.dumps(t))
+    np.testing.assert_array_equal(back.data, arr)
+    assert back.element_type == ov.Type.f32 and not np.shares_memory(back.data, arr)
+    back.shape = [8]  # its own memory: free to grow
+    assert back.data.shape == (8,)
