@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 import weakref
@@ -81,6 +82,60 @@ class TensorDescriptor(_NodeOutput):
             raise RuntimeError("the tensor has no names")
         return min(names)
 
+    # Value bounds and value symbols, as OpenVINO's descriptor keeps them: set and read back by
+    # the caller (aiov's shape inference neither needs nor fills them). None until set.
+    def set_lower_value(self, value) -> None:
+        self._value_info()["lower"] = self._checked_bound(value, "lower")
+
+    def set_upper_value(self, value) -> None:
+        self._value_info()["upper"] = self._checked_bound(value, "upper")
+
+    def get_lower_value(self):
+        return _VALUE_INFO.get(self._key(), {}).get("lower")
+
+    def get_upper_value(self):
+        return _VALUE_INFO.get(self._key(), {}).get("upper")
+
+    def set_value_symbol(self, symbols) -> None:
+        from ._symbol import Symbol
+
+        symbols = list(symbols)
+        if not all(isinstance(s, Symbol) for s in symbols):
+            raise TypeError(f"set_value_symbol takes a list of Symbols, got {symbols!r}")
+        count = self._static_count("value symbols")
+        if len(symbols) != count:
+            raise ValueError(f"set_value_symbol: the tensor has {count} values, got {len(symbols)} symbols")
+        self._value_info()["symbols"] = symbols
+
+    def get_value_symbol(self) -> list:
+        return list(_VALUE_INFO.get(self._key(), {}).get("symbols", ()))
+
+    def _key(self):
+        return (self._node._native.id, self._index)
+
+    def _value_info(self) -> dict:
+        return _VALUE_INFO.setdefault(self._key(), {})
+
+    def _static_count(self, what: str) -> int:
+        pshape = self.get_partial_shape()
+        if not pshape.is_static:
+            raise ValueError(f"{what} need a static shape; the tensor is {pshape}")
+        return math.prod(int(d) for d in pshape.to_shape())
+
+    def _checked_bound(self, value, which: str):
+        from ._tensor import Tensor
+
+        if not isinstance(value, Tensor):
+            raise TypeError(f"set_{which}_value takes a Tensor, got {type(value).__name__}")
+        self._static_count(f"{which} value bounds")
+        want, shape = self.get_element_type(), self.get_shape()
+        if value.element_type != want or list(value.shape) != list(shape):
+            raise ValueError(
+                f"set_{which}_value: the tensor is {want.get_type_name()} {shape}, got a Tensor of "
+                f"{value.element_type.get_type_name()} {value.shape}"
+            )
+        return value
+
     def get_size(self) -> int:
         """Bytes of the tensor (its shape must be static)."""
         count = 1
@@ -94,9 +149,15 @@ class TensorDescriptor(_NodeOutput):
 
 
 class _PortBase(_NodeOutput):
-    """What Output and ConstOutput share: a node's output seen from outside."""
+    """What Output and ConstOutput share: a node's output seen from outside. Takes attributes of
+    the caller's own, as OpenVINO's ports do."""
 
-    __slots__ = ()
+    __slots__ = ("__dict__",)
+
+    @classmethod
+    def _from_node(cls, node: "Node"):
+        """The node's first output (OpenVINO's ``Output._from_node``)."""
+        return cls(node, 0)
 
     def _source(self):
         """(node, index) that really produces the data (Results pass through)."""
@@ -154,7 +215,7 @@ class _PortBase(_NodeOutput):
         return type(self)(self._node, self._index)
 
     def __deepcopy__(self, memo):
-        raise TypeError(f"a {type(self).__name__} port cannot be deep-copied: it belongs to its node's graph")
+        raise TypeError(f"a port ({type(self).__name__}) cannot be deep-copied: it belongs to its node's graph")
 
     def __lt__(self, other):
         # OpenVINO orders ports by node, then output index (so they sort and key ordered maps)
@@ -279,6 +340,10 @@ class Input:
     def get_shape(self) -> Shape:
         return self.get_source_output().get_shape()
 
+
+# Value bounds and symbols of output tensors: (node id, output index) -> {"lower"|"upper"|"symbols": ...},
+# beside the engine node as _RT_INFO is (below).
+_VALUE_INFO: dict = {}
 
 # Runtime info of nodes and ports: (node id, "node" | "in" | "out", index) -> RTMap. Kept beside the
 # engine node (ids are never reused) because wrappers are made afresh on each graph access.

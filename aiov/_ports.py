@@ -97,5 +97,9 @@ def find_input_or_output(inputs: PortTable, outputs: PortTable, key):
         found = table.find(key)
         if found is not None:
             return table.kind, found
-    what = f"named {key!r}" if isinstance(key, str) else f"for {key!r}"
-    raise PortError(f"no input or output {what}: {inputs.listing()}; {outputs.listing()}")
+    if isinstance(key, str):  # OpenVINO's wording first: code matches on it
+        raise PortError(
+            f"Port for tensor name {key} was not found: no input or output is named {key!r}; "
+            f"{inputs.listing()}; {outputs.listing()}"
+        )
+    raise PortError(f"no input or output for {key!r}: {inputs.listing()}; {outputs.listing()}")

@@ -25,6 +25,13 @@ BATCH_PAD = "AIOV_BATCH_PAD"
 
 EXECUTION_MODE_HINT = "EXECUTION_MODE_HINT"
 LOG_LEVEL = "LOG_LEVEL"
+# Process-wide, as aiov's workers are: set by Core.set_property or any compile_model config.
+ENABLE_CPU_PINNING = "ENABLE_CPU_PINNING"
+SCHEDULING_CORE_TYPE = "SCHEDULING_CORE_TYPE"
+# Caps OPTIMAL_NUMBER_OF_INFER_REQUESTS: the requests the application will keep in flight.
+NUM_REQUESTS = "PERFORMANCE_HINT_NUM_REQUESTS"
+# False reads IR weights into memory instead of mapping the .bin file.
+ENABLE_MMAP = "ENABLE_MMAP"
 # OpenVINO's log levels (properties.log.Level names, and their LOG_* spellings) -> Python's logging
 # levels of the "aiov" logger; NO silences it, TRACE is logging's DEBUG - 5.
 _LOG_LEVELS = {
@@ -58,7 +65,14 @@ _WRITABLE = (
     LOG_LEVEL,
     "CACHE_DIR",
     "CACHE_ENCRYPTION_CALLBACKS",
+    ENABLE_CPU_PINNING,
+    SCHEDULING_CORE_TYPE,
+    "ENABLE_HYPER_THREADING",
+    NUM_REQUESTS,
+    ENABLE_MMAP,
 )
+_TRUE = (True, "YES", "yes", "true", "True", 1)
+_FALSE = (False, "NO", "no", "false", "False", 0)
 
 
 def _key(key) -> str:
@@ -74,9 +88,11 @@ def _key(key) -> str:
 
 _ONLY_WHAT_AIOV_DOES = {
     # key: (the accepted values, spelled as users spell them; what aiov does)
-    "ENABLE_MMAP": ((True, "YES", "TRUE"), "aiov always memory-maps IR weights"),
-    "AFFINITY": (("NONE",), "aiov does not pin its workers to cores"),
-    "ENABLE_CPU_PINNING": ((False, "NO", "FALSE"), "aiov does not pin its workers to cores"),
+    "AFFINITY": (("NONE",), "aiov pins its workers with ENABLE_CPU_PINNING only"),
+    "ENABLE_HYPER_THREADING": (
+        (True, "YES", "TRUE"),
+        "aiov runs a worker on each CPU the process may use, hyper-threads included",
+    ),
 }
 
 
@@ -145,6 +161,12 @@ def normalize(config) -> dict:
             if name not in _LOG_LEVELS:
                 raise InputError(f"{LOG_LEVEL}: expected one of {', '.join(_LOG_LEVELS)}, got {value!r}")
             value = name
+        elif key in (ENABLE_CPU_PINNING, ENABLE_MMAP):
+            value = _bool(key, value)
+        elif key == SCHEDULING_CORE_TYPE:
+            value = _core_type(value)
+        elif key == NUM_REQUESTS:
+            value = _non_negative(key, value, "a count (0: no limit)")
         elif key in _ONLY_WHAT_AIOV_DOES:
             # Accepted only with the value that describes what aiov does anyway; any other value
             # asks for something aiov does not do, so it is refused rather than ignored.
@@ -163,12 +185,7 @@ def normalize(config) -> dict:
             if value < 0:
                 raise InputError(f"{PLAN_CACHE_BYTES} must be >= 0, got {value}")
         elif key == AUTO_BATCH_TIMEOUT:
-            try:
-                value = int(value)
-            except (TypeError, ValueError):
-                raise InputError(f"{AUTO_BATCH_TIMEOUT}: expected milliseconds, got {value!r}") from None
-            if value < 0:
-                raise InputError(f"{AUTO_BATCH_TIMEOUT} must be >= 0 ms, got {value}")
+            value = _non_negative(key, value, "milliseconds")
         elif key == ALLOW_AUTO_BATCHING:
             value = value in (True, "YES", "yes", "true", "True", 1)
         elif key == BATCH_PAD:
@@ -182,9 +199,54 @@ def normalize(config) -> dict:
 
 def apply_log_level(config: dict) -> None:
     """A LOG_LEVEL in `config` sets the level of Python's "aiov" logger (left alone otherwise, so an
-    application's own logging setup decides)."""
+    application's own logging setup decides); an ENABLE_CPU_PINNING pins or unpins the workers."""
     if LOG_LEVEL in config:
         logging.getLogger("aiov").setLevel(_LOG_LEVELS[config[LOG_LEVEL]])
+    if ENABLE_CPU_PINNING in config:
+        try:
+            _core.pin_workers(config[ENABLE_CPU_PINNING])
+        except RuntimeError as exc:
+            raise InputError(f"{ENABLE_CPU_PINNING}={config[ENABLE_CPU_PINNING]}: {exc}") from None
+
+
+def workers_pinned() -> bool:
+    """Each worker runs on one CPU only (ENABLE_CPU_PINNING took effect)."""
+    return all(len(cpus) == 1 for cpus in _core.worker_cpus()) and _core.hardware_threads() > 1
+
+
+def _non_negative(key: str, value, what: str) -> int:
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{key}: expected {what}, got {value!r}") from None
+    if value < 0:
+        raise InputError(f"{key}: expected {what} >= 0, got {value}")
+    return value
+
+
+def _bool(key: str, value) -> bool:
+    if value in _TRUE or (isinstance(value, str) and value.upper() in ("YES", "TRUE")):
+        return True
+    if value in _FALSE or (isinstance(value, str) and value.upper() in ("NO", "FALSE")):
+        return False
+    raise InputError(f"{key}: expected True or False, got {value!r}")
+
+
+def _hybrid_cpu() -> bool:
+    """The CPU has efficient cores beside its performance cores (Linux names them cpu_atom)."""
+    return os.path.isdir("/sys/devices/cpu_atom")
+
+
+def _core_type(value) -> str:
+    name = str(getattr(value, "name", value)).split(".")[-1].upper()
+    if name == "ANY_CORE" or (name == "PCORE_ONLY" and not _hybrid_cpu()):
+        return name  # a CPU without efficient cores has performance cores only, as OpenVINO counts
+    if name in ("PCORE_ONLY", "ECORE_ONLY"):
+        raise InputError(
+            f"{SCHEDULING_CORE_TYPE}={name} is not supported: aiov schedules its workers on any core "
+            "(accepted: ANY_CORE, and PCORE_ONLY on a CPU without efficient cores)"
+        )
+    raise InputError(f"{SCHEDULING_CORE_TYPE}: expected ANY_CORE, PCORE_ONLY or ECORE_ONLY, got {value!r}")
 
 
 def _precision(value, what: str) -> str:
@@ -230,6 +292,10 @@ def defaults() -> dict:
         PLAN_CACHE_BYTES: _core.default_plan_cache_bytes(),
         AUTO_BATCH_TIMEOUT: 1000,  # OpenVINO's default; aiov waits only while another batch runs
         ALLOW_AUTO_BATCHING: True,
+        SCHEDULING_CORE_TYPE: "ANY_CORE",
+        "ENABLE_HYPER_THREADING": True,
+        NUM_REQUESTS: 0,
+        ENABLE_MMAP: True,
     }
 
 
@@ -239,8 +305,10 @@ def optimal_requests(config: dict) -> int:
     workers = _core.pool_size()
     batch = config.get("OPTIMAL_BATCH_SIZE")
     if batch:  # batching: a full batch per worker running and another one filling behind it
-        return 2 * batch * workers
-    return workers * 2 if config.get(PERFORMANCE_HINT) != "LATENCY" else workers
+        optimal = 2 * batch * workers
+    else:
+        optimal = workers * 2 if config.get(PERFORMANCE_HINT) != "LATENCY" else workers
+    return min(optimal, config[NUM_REQUESTS]) if config.get(NUM_REQUESTS) else optimal
 
 
 def default_queue_jobs(compiled) -> int:
@@ -262,20 +330,27 @@ def _cpu_brand() -> str:
     return platform.processor() or "CPU"
 
 
+_READ_ONLY = (
+    OPTIMAL_NUMBER_OF_INFER_REQUESTS,
+    "AVAILABLE_DEVICES",
+    "FULL_DEVICE_NAME",
+    "EXECUTION_DEVICES",
+    "OPTIMIZATION_CAPABILITIES",
+    "RANGE_FOR_STREAMS",
+    "RANGE_FOR_ASYNC_INFER_REQUESTS",
+)
+
+
 def read(config: dict, key):
     key = _key(key)
     if key == OPTIMAL_NUMBER_OF_INFER_REQUESTS:
         return optimal_requests(config)
     if key == "SUPPORTED_PROPERTIES":
-        return list(_WRITABLE) + [
-            OPTIMAL_NUMBER_OF_INFER_REQUESTS,
-            "AVAILABLE_DEVICES",
-            "FULL_DEVICE_NAME",
-            "EXECUTION_DEVICES",
-            "OPTIMIZATION_CAPABILITIES",
-            "RANGE_FOR_STREAMS",
-            "RANGE_FOR_ASYNC_INFER_REQUESTS",
-        ]
+        # As OpenVINO: each property's name -> "RW" or "RO"
+        supported = {name: "RW" for name in _WRITABLE}
+        for name in _READ_ONLY:
+            supported[name] = "RO"
+        return supported
     if key == "OPTIMIZATION_CAPABILITIES":
         # As OpenVINO: BF16 where the CPU runs it natively (the hint works everywhere).
         return ["FP32", "BF16", "EXPORT_IMPORT"] if _core.gemm_bf16_isa() != "scalar" else ["FP32", "EXPORT_IMPORT"]
@@ -293,6 +368,8 @@ def read(config: dict, key):
         return ["CPU"]
     if key == "FULL_DEVICE_NAME":  # the processor's name first, as OpenVINO's CPU plugin gives it
         return f"{_cpu_brand()} (aiov: {_core.pool_size()} workers, gemm {_core.gemm_isa()})"
+    if key == ENABLE_CPU_PINNING:
+        return workers_pinned()
     if key == LOG_LEVEL:
         from .properties.log import Level
 
@@ -300,6 +377,10 @@ def read(config: dict, key):
             return Level[config[key]]
         level = logging.getLogger("aiov").getEffectiveLevel()
         return next((Level[n] for n, v in _LOG_LEVELS.items() if v <= level), Level.TRACE)
+    if key == SCHEDULING_CORE_TYPE and key in config:
+        from .properties.hint import SchedulingCoreType
+
+        return SchedulingCoreType[config[key]]
     if key == PERFORMANCE_HINT and key in config:
         from .properties.hint import PerformanceMode
 

@@ -50,11 +50,13 @@ class AsyncInferQueue:
         request = self._requests[job_id]
         error = native_error(request._native)
         callback = self._callback
-        if callback is not None:
-            try:
+        try:
+            if error is None:
+                request._fill_preset_outputs()
+            if callback is not None:
                 callback(request, self._userdata[job_id])
-            except BaseException as exc:
-                error = error or exc
+        except BaseException as exc:
+            error = error or exc
         request._native.release_inputs()
         with self._cond:
             if error is not None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import enum
 import threading
 
+import numpy as np
+
 from . import _core
 from ._dispatch import dispatcher
 from ._errors import BusyError, CancelledError, InputError
+from ._graph import _PortBase
 from ._log import log_built_plans
 from ._narrow import ML_DTYPE_NAMES
 from ._ports import find_input_or_output
 from ._results import OVDict
 from ._tensor import Tensor
-from ._types import type_from_id
+from ._types import Dimension, type_from_id
 
 _FAILED, _CANCELLED = _core.RequestStatus.failed, _core.RequestStatus.cancelled
 
@@ -68,6 +71,11 @@ class InferRequest:
         # Per input: its value was left by an earlier queue job, and no one set it since.
         self._left_by_a_job = [False] * self._spec.count
         self._all_set = self._spec.count == 0
+        # OpenVINO's batched set_tensors: input index -> its batch as tensors of one item each,
+        # copied into the input as each inference starts (the caller may refill them between).
+        self._batched = {}
+        # set_output_tensor: output index -> the caller's Tensor, filled as each inference ends.
+        self._preset_outputs = {}
         self.userdata = None
         self._callback = None
         self._token = None
@@ -81,7 +89,7 @@ class InferRequest:
         inputs not given keep what was set before (OpenVINO's set-then-infer). `queued`: a job
         of an AsyncInferQueue, whose request other callers' jobs ran on: an input it omits must
         have been set on the request since (``queue[i].set_tensor``), not left by a job."""
-        if inputs is not None and self._native.bind(inputs, share):  # binds every input
+        if inputs is not None and not self._batched and self._native.bind(inputs, share):  # binds every input
             if not self._all_set:
                 self._mark_all_set()
             return
@@ -103,6 +111,10 @@ class InferRequest:
             arr, private = spec.convert(index, value)
             native.set_input(index, arr, spec.in_type_ids[index], share or private)
             self._ever_set[index] = True
+            self._batched.pop(index, None)
+        for index, tensors in self._batched.items():
+            batch = np.concatenate([t._array for t in tensors], axis=self._batch_axis(index))
+            native.set_input(index, batch, spec.in_type_ids[index], True)
         if not self._all_set:
             missing = [spec.in_labels[i] for i, ok in enumerate(self._ever_set) if not ok]
             if missing:
@@ -137,6 +149,46 @@ class InferRequest:
         self._native.set_input(index, tensor._array, want._id, True, shape)
         self._ever_set[index] = True
         self._left_by_a_job[index] = False
+        self._batched.pop(index, None)
+
+    def _batch_axis(self, index: int) -> int:
+        """The input's batch axis: 'N' of its Parameter's layout, else the first."""
+        from ._layout import _batch_index, get_layout
+
+        port = self._spec.inputs[index]
+        layout = get_layout(port)
+        if not layout.has_name("N"):
+            return 0
+        return _batch_index(layout, port.get_partial_shape().rank.get_length())
+
+    def _set_batch(self, index: int, tensors):
+        """OpenVINO's batched form: one Tensor per batch item for input ``index``."""
+        tensors = list(tensors)
+        label, port = self._spec.in_labels[index], self._spec.inputs[index]
+        want, pshape = port.get_element_type(), port.get_partial_shape()
+        if not tensors or not all(isinstance(t, Tensor) for t in tensors):
+            raise InputError(f"input '{label}': a batch is a non-empty list of Tensors, got {tensors!r}")
+        if pshape.rank.is_dynamic:
+            raise InputError(f"input '{label}' has a dynamic rank: it has no batch axis to set tensors along")
+        axis = self._batch_axis(index)
+        for t in tensors:
+            dims = list(pshape)
+            if not 0 <= axis < len(dims):
+                raise InputError(f"input '{label}' of shape {pshape} has no batch axis {axis}")
+            dims[axis] = Dimension(1)
+            fits = len(t.shape) == len(dims) and all(d.compatible(int(n)) for d, n in zip(dims, t.shape))
+            if t.element_type != want or want.bitwidth < 8 or not fits:
+                raise InputError(
+                    f"input '{label}' ({want.get_type_name()} {pshape}, batch axis {axis}): each tensor of a "
+                    f"batch must be {want.get_type_name()} with one item on the batch axis, got "
+                    f"{t.element_type.get_type_name()} {list(t.shape)}"
+                )
+        batch = pshape[axis]
+        if batch.is_static and batch.get_length() != len(tensors):
+            raise InputError(f"input '{label}' has a batch of {batch.get_length()}, got {len(tensors)} tensors")
+        self._batched[index] = tensors
+        self._ever_set[index] = True
+        self._left_by_a_job[index] = False
 
     def _mark_all_set(self):
         self._ever_set = [True] * self._spec.count
@@ -144,12 +196,22 @@ class InferRequest:
 
     def _fast_run(self, inputs, share_inputs: bool, share_outputs: bool):
         """One native call for the common case; None when inputs need the general path."""
+        if self._batched or self._preset_outputs:
+            return None
         values = self._native.call(inputs, share_inputs, not share_outputs)
         if values is None:
             return None
         if not self._all_set:
             self._mark_all_set()
         return self._spec.results(values)
+
+    def _fill_preset_outputs(self):
+        """Copies a finished inference's outputs into the tensors set with set_output_tensor."""
+        for index, tensor in self._preset_outputs.items():
+            produced = self._native.output(index, False)
+            if tensor._type.bitwidth >= 8 and tensor._array.shape != produced.shape:
+                tensor.set_shape(produced.shape)
+            tensor._array.reshape(-1).view(np.uint8)[...] = produced.reshape(-1).view(np.uint8)
 
     # -- sync --
     def infer(
@@ -170,6 +232,7 @@ class InferRequest:
                 return fast
         self._set_inputs(inputs, share_inputs, complete)
         self._native.infer()
+        self._fill_preset_outputs()
         if self._spec.plans_to_log is not None:
             log_built_plans(self._spec.plans_to_log)
         return self._spec.results(self._native.outputs(not share_outputs))
@@ -217,6 +280,8 @@ class InferRequest:
             self._started = False
             error = self._pending_error if done is not None else native_error(self._native)
             self._pending_error = None
+            if error is None and done is None:
+                self._fill_preset_outputs()
             self._native.release_inputs()
             if error is not None:
                 raise error
@@ -227,6 +292,8 @@ class InferRequest:
         error = native_error(self._native)
         callback, done = self._callback, self._callback_done
         try:
+            if error is None:
+                self._fill_preset_outputs()
             if callback is not None:
                 callback(self.userdata)
         except BaseException as exc:
@@ -263,6 +330,12 @@ class InferRequest:
 
     # -- tensors --
     def _input_tensor(self, index: int) -> Tensor:
+        if index in self._batched:
+            # OpenVINO's wording kept: its tests match on it
+            raise RuntimeError(
+                f"get_tensor shall not be used together with batched set_tensors/set_input_tensors: input "
+                f"'{self._spec.in_labels[index]}' is read from {len(self._batched[index])} tensors"
+            )
         etype = self._spec.in_types[index]
         arr = self._native.input_view(index)
         self._left_by_a_job[index] = False  # its memory is the caller's to fill (OpenVINO's zero-copy way)
@@ -271,6 +344,9 @@ class InferRequest:
         return Tensor._wrap(arr, etype)
 
     def _output_tensor(self, index: int) -> Tensor:
+        preset = self._preset_outputs.get(index)
+        if preset is not None:
+            return preset
         etype = self._spec.outputs[index].get_element_type()
         return Tensor._wrap(self._native.output(index, False), etype)
 
@@ -286,10 +362,31 @@ class InferRequest:
         return self._output_tensor(self._spec.out_ports.index(index))
 
     def set_tensor(self, key, tensor: Tensor):
-        """Makes the request read an input from ``tensor``'s memory (no copy)."""
+        """An input read from ``tensor``'s memory (no copy), or an output written into it, by
+        name or port (an integer selects an input)."""
+        if isinstance(key, (str, _PortBase)):
+            kind, index = find_input_or_output(self._spec.in_ports, self._spec.out_ports, key)
+            if kind == "output":
+                self._preset_output(index, tensor)
+                return
+        else:
+            index = self._spec.index_of(key)
         if not isinstance(tensor, Tensor):
             raise InputError(f"set_tensor needs a Tensor, got {type(tensor).__name__}")
-        self._bind_tensor(self._spec.index_of(key), tensor)
+        self._bind_tensor(index, tensor)
+
+    def set_tensors(self, *args):
+        """``set_tensors({key: tensor})`` for inputs and outputs; ``set_tensors(key, [tensors])``
+        (or a list as a dict's value): a batch of one-item tensors for an input."""
+        if len(args) == 2:
+            self._set_batch(self._spec.index_of(args[0]), args[1])
+            return
+        (tensors,) = args
+        for key, value in tensors.items():
+            if isinstance(value, (list, tuple)):
+                self._set_batch(self._spec.index_of(key), value)
+            else:
+                self.set_tensor(key, value)
 
     def set_input_tensor(self, *args):
         if len(args) == 1:
@@ -297,17 +394,41 @@ class InferRequest:
         else:
             self._bind_tensor(self._spec.index_of(args[0]), args[1])
 
-    def set_input_tensors(self, tensors):
-        for key, tensor in tensors.items() if isinstance(tensors, dict) else enumerate(tensors):
-            self._bind_tensor(self._spec.index_of(key), tensor)
+    def set_input_tensors(self, *args):
+        """``set_input_tensors({input: tensor})``; ``set_input_tensors([tensors])`` (the only
+        input) or ``set_input_tensors(input, [tensors])``: a batch of one-item tensors."""
+        if len(args) == 2:
+            self._set_batch(self._spec.index_of(args[0]), args[1])
+            return
+        (tensors,) = args
+        if isinstance(tensors, dict):
+            for key, tensor in tensors.items():
+                self._bind_tensor(self._spec.index_of(key), tensor)
+        else:
+            self._set_batch(self._spec.index_of(None), tensors)
 
-    def set_tensors(self, tensors: dict):
-        self.set_input_tensors(tensors)
+    def _preset_output(self, index: int, tensor):
+        port = self._spec.outputs[index]
+        label = self._spec.out_ports.labels[index]
+        want, pshape = port.get_element_type(), port.get_partial_shape()
+        if not isinstance(tensor, Tensor):
+            raise InputError(f"output '{label}': set_output_tensor needs a Tensor, got {type(tensor).__name__}")
+        if tensor.element_type != want or (pshape.is_static and list(tensor.shape) != list(pshape.to_shape())):
+            raise InputError(
+                f"output '{label}' is {want.get_type_name()} {pshape}, got a Tensor of "
+                f"{tensor.element_type.get_type_name()} {list(tensor.shape)}"
+            )
+        self._preset_outputs[index] = tensor
 
     def set_output_tensor(self, *args):
-        raise RuntimeError(
-            "aiov requests own their output memory; read outputs with get_output_tensor() or infer(share_outputs=True)"
-        )
+        """The output (the only one, or ``index``) is written into ``tensor`` as each inference
+        ends: ``set_output_tensor(tensor)`` or ``set_output_tensor(index, tensor)``."""
+        key, tensor = (None, args[0]) if len(args) == 1 else args
+        self._preset_output(self._spec.out_ports.index(key), tensor)
+
+    def set_output_tensors(self, tensors: dict):
+        for key, tensor in tensors.items():
+            self._preset_output(self._spec.out_ports.index(key), tensor)
 
     @property
     def input_tensors(self) -> list:

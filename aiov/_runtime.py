@@ -45,6 +45,11 @@ class Core:
         _check_device(device_name)
         return {"CPU": Version(__version__, "aiov CPU engine")}
 
+    def unload_plugin(self, device_name: str) -> None:
+        """OpenVINO unloads a device's plugin library (reloaded on next use); aiov's CPU engine is
+        part of aiov itself, so there is nothing to unload: only the device name is checked."""
+        _check_device(device_name)
+
     def add_extension(self, extension):
         """OpenVINO loads custom-op libraries and Python Extension classes here; aiov's ops come only
         from its own registry, so any extension is refused rather than ignored."""
@@ -70,7 +75,7 @@ class Core:
             os.makedirs(given["CACHE_DIR"], exist_ok=True)
         source = model if isinstance(model, (str, os.PathLike)) and len(str(model)) < 300 else type(model).__name__
         with timed(f"read_model {os.fspath(source) if isinstance(source, os.PathLike) else source}"):
-            return _read(model, weights, weights_dir)
+            return _read(model, weights, weights_dir, {**self._config, **given}[_properties.ENABLE_MMAP])
 
     def compile_model(self, model, device_name: str = None, config: dict = None, *, weights=None) -> CompiledModel:
         """`model`: a Model, or what read_model reads (with `weights` for an IR xml given in memory).
@@ -88,7 +93,7 @@ class Core:
             with timed(f"compile_model {os.fspath(model)} (CACHE_DIR)"):
                 return _compile_cached(self, os.fspath(model), merged, batch)
         if isinstance(model, (str, os.PathLike, bytes, bytearray)) or hasattr(model, "read"):
-            model = self.read_model(model, weights)
+            model = self.read_model(model, weights, {_properties.ENABLE_MMAP: merged[_properties.ENABLE_MMAP]})
         if not isinstance(model, Model):
             raise InputError(f"compile_model takes a Model or a path, got {type(model).__name__}")
         with timed(f"compile_model {model.get_friendly_name()}", lambda: _compile_summary(model)):

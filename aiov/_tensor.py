@@ -25,6 +25,14 @@ def element_count(shape, what: str = "Tensor") -> int:
     return math.prod(dims)
 
 
+_WHOLE, _STRIDED = object(), object()  # Tensor._shared's markers
+
+
+def _bytes_of(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous array's memory as flat bytes (the same memory)."""
+    return array.reshape(-1).view(np.uint8)
+
+
 def _packed_bytes(etype: Type, shape) -> int:
     return (element_count(shape) * etype.bitwidth + 7) // 8
 
@@ -34,9 +42,14 @@ class Tensor:
     ``Tensor(Type, shape)`` allocates; ``Tensor(packed_uint8, shape, Type.u4)`` wraps packed
     low-precision data (u1, u4, i4)."""
 
-    __slots__ = ("_array", "_type", "_shape", "__weakref__")
+    # _shared: None when the tensor owns its memory (set_shape may reallocate it); else memory it
+    # shares with its creator, which set_shape cannot grow: _WHOLE when _array is all of it, _STRIDED
+    # when _array is a strided view (its shape is fixed), else all of it as flat bytes (_array is its
+    # start). _WHOLE holds no second reference to the creator's array.
+    __slots__ = ("_array", "_type", "_shape", "_shared", "__weakref__")
 
     def __init__(self, *args, shared_memory: bool = False, **kwargs):
+        self._shared = None
         if "array" in kwargs:
             args = (kwargs.pop("array"),) + args
         if "type" in kwargs or "shape" in kwargs:
@@ -74,6 +87,7 @@ class Tensor:
             return
         if isinstance(first, Tensor):
             self._array, self._type, self._shape = first._array, first._type, first._shape
+            self._shared = first._shared
             return
         if len(args) == 3 or (len(args) == 2 and not isinstance(args[1], bool)):
             # Tensor(packed_or_raw_array, shape, type)
@@ -105,7 +119,7 @@ class Tensor:
         need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if need > array.nbytes:
             raise RuntimeError(
-                f"Shape of the port exceeds shape of the array: port {port.get_partial_shape()} "
+                f"Shape of the port exceeds shape of the array. Port {port.get_partial_shape()} "
                 f"{etype.get_type_name()} needs {need} bytes, the array has {array.nbytes}"
             )
         if array.dtype != dtype or need != array.nbytes:
@@ -117,14 +131,19 @@ class Tensor:
                 RuntimeWarning,
                 stacklevel=3,
             )
-        flat = array.reshape(-1).view(np.uint8)[:need]
-        self._array = flat.view(dtype).reshape(tuple(shape))
+        memory = _bytes_of(array)
+        self._shared = _WHOLE if need == memory.nbytes else memory
+        self._array = memory[:need].view(dtype).reshape(tuple(shape))
         self._type, self._shape = etype, shape
 
     def _init_roi(self, source: "Tensor", begin, end):
         """Tensor(tensor, begin, end): a region of interest, sharing the source's memory."""
         if source._type.bitwidth < 8:
-            raise RuntimeError(f"cannot create a region of interest of a packed {source._type.get_type_name()} tensor")
+            # OpenVINO's wording kept: its tests match on it
+            raise RuntimeError(
+                f"cannot create a region of interest of a packed {source._type.get_type_name()} tensor: "
+                "not possible for types with bitwidths less then 8 bit (several elements share a byte)"
+            )
         begin, end = [int(v) for v in begin], [int(v) for v in end]
         dims = list(source._shape)
         if len(begin) != len(dims) or len(end) != len(dims):
@@ -134,6 +153,7 @@ class Tensor:
                 raise InputError(f"region of interest: axis {axis} range {b}..{e} is not inside 0..{d}")
         view = source._array[tuple(slice(b, e) for b, e in zip(begin, end))]
         self._array, self._type, self._shape = view, source._type, Shape(view.shape)
+        self._shared = _WHOLE if view.flags.c_contiguous else _STRIDED
 
     def _init_alloc(self, etype: Type, shape: Shape):
         if etype.bitwidth < 8:
@@ -186,8 +206,11 @@ class Tensor:
             self._array = arr.view(raw_dtype(narrow))  # the same memory, as the engine's raw bits
         else:
             self._array = arr
+        if shared:
+            self._shared = _WHOLE
 
     def _init_view(self, data: np.ndarray, shape: Shape, etype: Type, shared: bool):
+        given = data
         if etype.bitwidth < 8:
             need = _packed_bytes(etype, shape)
             if data.nbytes != need:
@@ -197,6 +220,8 @@ class Tensor:
                 )
             flat = data.reshape(-1).view(np.uint8)
             self._array = flat if shared else flat.copy()
+            if shared and np.may_share_memory(flat, given):
+                self._shared = _WHOLE
         else:
             want = etype._storage_dtype()
             if data.dtype != want:
@@ -211,6 +236,8 @@ class Tensor:
                 raise InputError(f"shape {shape} needs {count} elements, the array has {data.size}")
             arr = data.reshape(tuple(shape))
             self._array = arr if shared else arr.copy()
+            if shared and np.may_share_memory(arr, given):
+                self._shared = _WHOLE
         self._type, self._shape = etype, shape
 
     @classmethod
@@ -218,9 +245,21 @@ class Tensor:
         """A tensor over existing memory (the request's), no checks, no copy."""
         t = object.__new__(cls)
         t._array = array
+        t._shared = None
         t._type = etype
         t._shape = Shape(array.shape if shape is None else shape)
         return t
+
+    def __copy__(self):  # the same memory, as OpenVINO's
+        twin = Tensor._wrap(self._array, self._type, self._shape)
+        twin._shared = self._shared
+        return twin
+
+    def __deepcopy__(self, memo):
+        return Tensor._wrap(self._array.copy(), self._type, self._shape)  # memory of its own
+
+    def __reduce__(self):  # a pickled tensor comes back with memory of its own
+        return (_unpickle_tensor, (np.ascontiguousarray(self._array), self._type, self._shape))
 
     # -- data --
     @property
@@ -260,16 +299,35 @@ class Tensor:
         return Shape(self._shape)
 
     def set_shape(self, shape):
+        """A new shape: the same memory when it has room (a tensor on shared memory cannot grow
+        past it), else fresh zeroed memory."""
         shape = Shape(shape)
-        if self._type.bitwidth < 8:
-            self._array = np.zeros(_packed_bytes(self._type, shape), dtype=np.uint8)
+        packed = self._type.bitwidth < 8
+        need = _packed_bytes(self._type, shape) if packed else element_count(shape) * self._array.itemsize
+        if self._shared is not None:
+            self._reshape_shared(shape, need, packed)
+        elif need == self._array.nbytes:
+            self._array = self._array if packed else self._array.reshape(tuple(shape))
         else:
-            count = element_count(shape)
-            if count == self._array.size:
-                self._array = self._array.reshape(tuple(shape))
-            else:
-                self._array = np.zeros(tuple(shape), dtype=self._array.dtype)
+            self._array = np.zeros(need if packed else tuple(shape), dtype=self._array.dtype)
         self._shape = shape
+
+    def _reshape_shared(self, shape: Shape, need: int, packed: bool):
+        if self._shared is _STRIDED:
+            if tuple(shape) != self._array.shape:
+                raise InputError(
+                    f"Tensor.set_shape failed: a region of interest of shape {list(self._array.shape)} is "
+                    f"strided memory of its source and cannot take shape {list(shape)}"
+                )
+            return
+        memory = _bytes_of(self._array) if self._shared is _WHOLE else self._shared
+        if need > memory.nbytes:
+            raise InputError(
+                f"Tensor.set_shape failed: shape {list(shape)} needs {need} bytes, the memory this tensor "
+                f"shares (shared_memory=True or a view) has {memory.nbytes} and cannot grow; make a new Tensor"
+            )
+        self._array = memory[:need] if packed else memory[:need].view(self._array.dtype).reshape(tuple(shape))
+        self._shared = _WHOLE if need == memory.nbytes else memory
 
     def get_partial_shape(self) -> PartialShape:
         return PartialShape(self._shape)
@@ -290,6 +348,12 @@ class Tensor:
 
     @property
     def strides(self):
+        if self._type.bitwidth < 8:
+            # OpenVINO's wording kept: its tests match on it
+            raise RuntimeError(
+                "Could not get strides for types with bitwidths less then 8 bit. A "
+                f"{self._type.get_type_name()} tensor packs {8 // self._type.bitwidth} elements to a byte"
+            )
         return list(self._array.strides)
 
     def get_strides(self):
@@ -310,3 +374,7 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         return self._array if dtype is None else self._array.astype(dtype)
+
+
+def _unpickle_tensor(array, etype, shape) -> Tensor:
+    return Tensor._wrap(array, etype, shape)

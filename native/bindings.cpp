@@ -823,6 +823,10 @@ NB_MODULE(_core, m) {
   });
   m.def("default_plan_cache_bytes", &default_plan_cache_bytes);
   m.def("pool_size", [] { return default_pool().size(); });
+  m.def(
+      "pin_workers", [](bool pinned) { default_pool().pin_workers(pinned); },
+      "Pins each worker to one CPU (True) or lets them run on all (False).");
+  m.def("worker_cpus", [] { return default_pool().worker_cpus(); }, "The CPUs each worker may run on.");
   m.def("set_pool_size", &set_default_pool_size, "Before first use only; returns False if too late.");
   m.def("gemm_isa", [] { return std::string(gemm_isa()); });
   m.def("gemm_bf16_isa", [] { return std::string(gemm_bf16_isa()); }, "The kernels bf16 products run on.");

@@ -16,6 +16,7 @@ class _RequestJob(InferJob):
     __slots__ = ("_owner",)
 
     def _collect(self):
+        self._owner._sync._fill_preset_outputs()
         return _pending.collect_outputs(self._spec, self.native, self._copy)
 
     def _give_back(self, orphaned):

@@ -26,10 +26,11 @@ def _is_xml(model) -> bool:
     return head.startswith(b"<" if isinstance(model, (bytes, bytearray)) else "<")
 
 
-def read_model(model, weights=None, weights_dir=None):
+def read_model(model, weights=None, weights_dir=None, mmap=True):
     """`model`: a path, the bytes of an ONNX model, or an IR's xml as str/bytes (then `weights` are
     bytes, an array or a Tensor). `weights_dir`: where an ONNX model's external data lives (default:
-    next to the model file; required for a model given as bytes that has external data)."""
+    next to the model file; required for a model given as bytes that has external data). `mmap`:
+    an IR's .bin file is mapped, else read into memory."""
     if hasattr(model, "read") and not isinstance(model, (str, os.PathLike)):
         model = model.read()  # a file object
     memory_weights = _in_memory_weights(weights)
@@ -55,7 +56,7 @@ def read_model(model, weights=None, weights_dir=None):
             raise InputError("weights_dir is for ONNX external data; an IR model takes its .bin as `weights`")
         from .ir import read_ir
 
-        return read_ir(path, weights)
+        return read_ir(path, weights, mmap)
     if suffix == ".onnx":
         from .onnx import read_onnx
 

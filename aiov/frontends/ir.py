@@ -227,9 +227,10 @@ def _op_attrs(layer, desc) -> dict:
 class _Weights:
     """The .bin file, opened lazily (a model without Const layers needs none)."""
 
-    def __init__(self, path, explicit, data=None):
+    def __init__(self, path, explicit, data=None, mmap=True):
         self.path, self.explicit = path, explicit
         self._data = data  # weights given in memory (read_ir_text)
+        self._mmap = mmap  # map the file (ENABLE_MMAP), else read it into memory
 
     def get(self, layer, offset, size) -> np.ndarray:
         if self._data is None:
@@ -239,8 +240,10 @@ class _Weights:
                 raise InputError(f"IR {layer.describe()} needs the weights file {self.path!r}, which does not exist")
             if os.path.getsize(self.path) == 0:
                 self._data = np.zeros(0, np.uint8)
-            else:
+            elif self._mmap:
                 self._data = np.memmap(self.path, dtype=np.uint8, mode="r")
+            else:
+                self._data = np.fromfile(self.path, dtype=np.uint8)
         if offset < 0 or size < 0 or offset + size > self._data.size:
             raise InputError(
                 f"the weights file {self.path!r} is truncated or does not match the xml: {layer.describe()} "
@@ -272,9 +275,10 @@ def read_ir_bytes(xml: bytes, weights: bytes, source: str) -> Model:
     return _build(root, store, source)
 
 
-def read_ir(xml_path, bin_path=None) -> Model:
+def read_ir(xml_path, bin_path=None, mmap=True) -> Model:
     """Reads OpenVINO IR v10/v11: ``xml_path`` plus ``bin_path`` (default: the .xml's
-    sibling ``.bin``). Raises InputError for anything aiov cannot represent."""
+    sibling ``.bin``), mapped or (``mmap=False``) read into memory. Raises InputError for
+    anything aiov cannot represent."""
     xml_path = os.fspath(xml_path)
     if not os.path.isfile(xml_path):
         raise FileNotFoundError(f"model file not found: {xml_path}")
@@ -286,7 +290,7 @@ def read_ir(xml_path, bin_path=None) -> Model:
     else:
         bin_path = os.path.splitext(xml_path)[0] + ".bin"
     root = _read_xml(xml_path)
-    return _build(root, _Weights(bin_path, explicit), xml_path)
+    return _build(root, _Weights(bin_path, explicit, mmap=mmap), xml_path)
 
 
 def read_ir_text(xml, weights=None) -> Model:

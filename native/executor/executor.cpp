@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #if defined(__linux__)
+#include <pthread.h>
 #include <sys/eventfd.h>
 #endif
 
@@ -14,6 +15,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <fstream>
 #include <stdexcept>
@@ -87,12 +89,53 @@ ThreadPool::ThreadPool(int workers) {
   // The thread that calls parallel_for works too: spinning workers beyond the other cores
   // would only compete with it.
   max_spinners_ = std::max(0, std::min(workers, hardware_threads() - 1));
+#if defined(__linux__)
+  cpu_set_t allowed;
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) == 0)
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &allowed)) cpus_.push_back(c);
+#endif
   threads_.reserve(workers);
   for (int i = 0; i < workers; ++i)
     threads_.emplace_back([this, nice] {
       lower_worker_priority(nice);
       worker_loop();
     });
+}
+
+void ThreadPool::pin_workers(bool pinned) {
+#if defined(__linux__)
+  if (cpus_.empty()) throw std::runtime_error("cannot pin workers: the CPUs this process may use are unknown");
+  for (size_t i = 0; i < threads_.size(); ++i) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (pinned)
+      CPU_SET(cpus_[i % cpus_.size()], &set);
+    else
+      for (int c : cpus_) CPU_SET(c, &set);
+    const int rc = ::pthread_setaffinity_np(threads_[i].native_handle(), sizeof set, &set);
+    if (rc != 0) throw std::runtime_error("cannot set the CPU affinity of a worker: " + std::string(std::strerror(rc)));
+  }
+#else
+  if (pinned) throw std::runtime_error("pinning workers to CPUs is supported on Linux only");
+#endif
+}
+
+std::vector<std::vector<int>> ThreadPool::worker_cpus() const {
+  std::vector<std::vector<int>> out(threads_.size());
+#if defined(__linux__)
+  for (size_t i = 0; i < threads_.size(); ++i) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::pthread_getaffinity_np(const_cast<std::thread&>(threads_[i]).native_handle(), sizeof set, &set) != 0)
+      continue;
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) out[i].push_back(c);
+  }
+#else
+  for (auto& cpus : out) cpus = cpus_;
+#endif
+  return out;
 }
 
 ThreadPool::~ThreadPool() {

@@ -35,6 +35,11 @@ class ThreadPool {
   // The calling thread takes part; idle workers help. At most `max_threads`
   // threads work on it (0 = whole pool + caller). Rethrows the first exception.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn, int max_threads = 0);
+  // Pinned: worker i runs only on the i-th CPU the process may use (round robin); else every
+  // worker may run on all of them (the default). Throws where threads cannot be pinned.
+  void pin_workers(bool pinned);
+  // The CPUs each worker may run on now.
+  std::vector<std::vector<int>> worker_cpus() const;
   // Jobs queued or running (not counting parallel_for helpers).
   int64_t pending() const { return pending_.load(std::memory_order_relaxed); }
   // Some worker is watching for work right now (it finished a task moments ago): work
@@ -52,6 +57,7 @@ class ThreadPool {
   // Watches for queued work for up to `ns` (unlocked); true when some appeared.
   bool spin_for_work(int64_t ns);
   std::vector<std::thread> threads_;
+  std::vector<int> cpus_;  // the CPUs the process could use when the pool was made
   // The lock and the counter spinning workers poll get lines of their own: a worker's poll
   // must not pull the lock's line from the thread that is handing it work.
   alignas(64) std::mutex mutex_;

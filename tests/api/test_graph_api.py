@@ -149,6 +149,16 @@ def test_small_value_types():
     assert version.major >= 0 and version.description
 
 
+def test_unload_plugin_checks_the_device_only():
+    core = ov.Core()
+    core.unload_plugin("CPU")  # the engine is aiov itself: it stays usable
+    x = np.ones(2, np.float32)
+    p = ops.parameter([2], np.float32)
+    np.testing.assert_array_equal(core.compile_model(ov.Model(ops.relu(p), [p]))(x)[0], x)
+    with pytest.raises(ov.InputError, match="'GPU' is not available"):
+        core.unload_plugin("GPU")
+
+
 def test_extensions_are_refused():
     with pytest.raises(RuntimeError, match="does not load extensions"):
         ov.Core().add_extension(ov.Extension())
@@ -193,3 +203,48 @@ def test_ports_order_by_node_then_index_and_descriptors_show_the_type():
     first, second = split.outputs()
     assert first < second and sorted([second, first]) == [first, second]
     assert first.get_tensor().element_type == ov.Type.f32
+
+
+def test_value_bounds_and_symbols_are_kept_on_the_output_tensor():
+    param = ops.parameter([2, 3], np.float32)
+    tensor = param.output(0).get_tensor()
+    assert tensor.get_lower_value() is None and tensor.get_upper_value() is None
+    assert tensor.get_value_symbol() == []
+    lower, upper = ov.Tensor(np.zeros((2, 3), np.float32)), ov.Tensor(np.ones((2, 3), np.float32))
+    tensor.set_lower_value(lower)
+    tensor.set_upper_value(upper)
+    symbols = [ov.Symbol() for _ in range(6)]
+    tensor.set_value_symbol(symbols)
+    again = param.output(0).get_tensor()  # a fresh view of the same tensor
+    assert again.get_lower_value() is lower and again.get_upper_value() is upper
+    assert again.get_value_symbol() == symbols
+    assert ops.parameter([2, 3], np.float32).output(0).get_tensor().get_lower_value() is None
+
+
+def test_value_bounds_and_symbols_must_fit_the_tensor():
+    tensor = ops.parameter([2, 3], np.float32).output(0).get_tensor()
+    with pytest.raises(ValueError, match="the tensor is f32 \\[2,3\\], got a Tensor of i32"):
+        tensor.set_lower_value(ov.Tensor(np.zeros((2, 3), np.int32)))
+    with pytest.raises(ValueError, match="got a Tensor of f32 \\[3\\]"):
+        tensor.set_upper_value(ov.Tensor(np.zeros(3, np.float32)))
+    with pytest.raises(TypeError, match="takes a Tensor"):
+        tensor.set_upper_value(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="has 6 values, got 1 symbols"):
+        tensor.set_value_symbol([ov.Symbol()])
+    with pytest.raises(TypeError, match="list of Symbols"):
+        tensor.set_value_symbol([1] * 6)
+    dynamic = ops.parameter([-1, 3], np.float32).output(0).get_tensor()
+    with pytest.raises(ValueError, match="need a static shape"):
+        dynamic.set_lower_value(ov.Tensor(np.zeros((2, 3), np.float32)))
+
+
+def test_ports_copy_shallowly_and_take_attributes_of_their_own():
+    node = ops.relu(ops.parameter([2], np.float32))
+    port = node.output(0)
+    twin = copy.copy(port)
+    assert twin is not port and twin == port and twin.get_node() == node
+    twin.note, port.note = "twin", "port"
+    assert (twin.note, port.note) == ("twin", "port")
+    with pytest.raises(TypeError, match="a port \\(Output\\) cannot be deep-copied"):
+        copy.deepcopy(port)
+    assert ov.Output._from_node(node) == port

@@ -1,4 +1,4 @@
-"""aiov.helpers.pack_data / unpack_data for u1, u4 and i4."""
+"""aiov.helpers.pack_data / unpack_data for u1, u4, i4 and nf4."""
 
 import numpy as np
 import pytest
@@ -11,6 +11,7 @@ CASES = {
     "u1": (ov.Type.u1, lambda n: RNG.integers(0, 2, n).astype(np.uint8)),
     "u4": (ov.Type.u4, lambda n: RNG.integers(0, 16, n).astype(np.uint8)),
     "i4": (ov.Type.i4, lambda n: RNG.integers(-8, 8, n).astype(np.int8)),
+    "nf4": (ov.Type.nf4, lambda n: RNG.integers(0, 16, n).astype(np.uint8)),
 }
 
 
@@ -44,16 +45,20 @@ def test_known_bit_layouts():
     )
     np.testing.assert_array_equal(pack_data(np.array([1, 2, 3], np.uint8), ov.Type.u4), [0x21, 0x03])
     np.testing.assert_array_equal(pack_data(np.array([-1, 2], np.int8), ov.Type.i4), [0x2F])
+    np.testing.assert_array_equal(pack_data(np.array([15, 0, 7], np.uint8), ov.Type.nf4), [0x0F, 0x07])
 
 
-@pytest.mark.parametrize("etype,values", [(ov.Type.u4, [16]), (ov.Type.u4, [-1]), (ov.Type.i4, [8]), (ov.Type.u1, [2])])
+@pytest.mark.parametrize(
+    "etype,values",
+    [(ov.Type.u4, [16]), (ov.Type.u4, [-1]), (ov.Type.i4, [8]), (ov.Type.u1, [2]), (ov.Type.nf4, [16])],
+)
 def test_pack_rejects_out_of_range_values(etype, values):
     with pytest.raises(ov.InputError, match="values must lie"):
         pack_data(np.array(values), etype)
 
 
 def test_pack_rejects_other_types():
-    with pytest.raises(ov.InputError, match="u1, u2, i2, u4 and i4"):
+    with pytest.raises(ov.InputError, match="u1, u2, i2, u4, i4 and nf4"):
         pack_data(np.zeros(4, np.uint8), ov.Type.u8)
 
 

@@ -155,6 +155,7 @@ def test_get_tensor_looks_in_inputs_then_outputs_and_lists_both(compiled):
         request.get_tensor("zz")
     text = str(excinfo.value)
     assert "'zz'" in text and "2 inputs (a, b_tensor)" in text and "2 outputs" in text
+    assert text.startswith("Port for tensor name zz was not found")
     with pytest.raises(ov.PortError, match="by name or port, got a int"):
         request.get_tensor(0)
 

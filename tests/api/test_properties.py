@@ -105,8 +105,9 @@ def test_ovany_compares_by_value_through_containers():
 @pytest.mark.parametrize(
     ("config", "what"),
     [
-        ({props.enable_mmap: False}, "memory-maps"),
-        ({hints.enable_cpu_pinning: True}, "does not pin"),
+        ({"AFFINITY": "NUMA"}, "pins its workers with ENABLE_CPU_PINNING only"),
+        ({hints.enable_hyper_threading: False}, "hyper-threads included"),
+        ({hints.scheduling_core_type: hints.SchedulingCoreType.ECORE_ONLY}, "schedules its workers on any core"),
     ],
 )
 def test_settings_aiov_does_not_carry_out_are_refused(config, what):
@@ -123,6 +124,54 @@ def test_settings_that_describe_what_aiov_does_are_accepted():
             props.log.level: props.log.Level.NO,
             props.enable_mmap: True,
             hints.enable_cpu_pinning: False,
+            hints.enable_hyper_threading: True,
+            hints.scheduling_core_type: hints.SchedulingCoreType.ANY_CORE,
         },
     )
     assert core.get_property("CPU", props.cache_dir) == ""
+
+
+def test_cpu_pinning_pins_each_worker_to_one_cpu_and_back():
+    from aiov import _core
+
+    core = ov.Core()
+    cpus = sorted({c for worker in _core.worker_cpus() for c in worker})
+    try:
+        core.set_property("CPU", {hints.enable_cpu_pinning: True})
+        pinned = _core.worker_cpus()
+        assert all(len(worker) == 1 and worker[0] in cpus for worker in pinned)
+        if len(cpus) > 1:
+            assert core.get_property("CPU", hints.enable_cpu_pinning) is True
+            assert len({w[0] for w in pinned}) == min(len(pinned), len(cpus))  # spread over the CPUs
+        x = np.arange(8, dtype=np.float32)
+        np.testing.assert_array_equal(ov.compile_model(add_model())([x, x])[0], 2 * x)
+    finally:
+        core.set_property("CPU", {hints.enable_cpu_pinning: False})
+    assert all(sorted(worker) == cpus for worker in _core.worker_cpus())
+    assert core.get_property("CPU", hints.enable_cpu_pinning) is False
+
+
+def test_num_requests_caps_the_optimal_number_of_requests():
+    compiled = ov.compile_model(add_model(), "CPU", {hints.performance_mode: hints.PerformanceMode.THROUGHPUT})
+    free = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+    capped = ov.compile_model(
+        add_model(), "CPU", {hints.performance_mode: hints.PerformanceMode.THROUGHPUT, hints.num_requests: 1}
+    )
+    assert free >= 2 and capped.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS") == 1
+    with pytest.raises(ov.InputError, match="PERFORMANCE_HINT_NUM_REQUESTS"):
+        ov.Core().set_property({hints.num_requests: "many"})
+
+
+def test_supported_properties_name_each_as_read_write_or_read_only():
+    supported = ov.Core().get_property("CPU", props.supported_properties)
+    assert supported["CACHE_DIR"] == "RW" and supported["FULL_DEVICE_NAME"] == "RO"
+    assert supported["ENABLE_CPU_PINNING"] == "RW"
+
+
+def test_weights_read_into_memory_when_mmap_is_off(tmp_path):
+    x = np.arange(8, dtype=np.float32)
+    param = ov.opset13.parameter([8], np.float32, name="x")
+    ov.save_model(ov.Model(ov.opset13.add(param, x + 1), [param]), tmp_path / "m.xml")
+    model = ov.Core().read_model(tmp_path / "m.xml", config={props.enable_mmap: False})
+    (tmp_path / "m.bin").write_bytes(bytes((tmp_path / "m.bin").stat().st_size))  # zeroed in place
+    np.testing.assert_array_equal(ov.compile_model(model)(x)[0], 2 * x + 1)

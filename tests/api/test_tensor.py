@@ -68,3 +68,81 @@ def test_tensor_set_shape_and_copy_from():
 def test_tensor_converts_with_numpy_array_protocol():
     t = ov.Tensor(np.arange(3, dtype=np.int32))
     np.testing.assert_array_equal(np.asarray(t), [0, 1, 2])
+
+
+def test_tensor_on_shared_memory_cannot_grow_past_it():
+    arr = np.arange(12, dtype=np.float32).reshape(3, 4)
+    t = ov.Tensor(arr, shared_memory=True)
+    with pytest.raises(RuntimeError, match="set_shape failed: shape \\[4, 4\\] needs 64 bytes.*has 48"):
+        t.shape = [4, 4]
+    assert list(t.shape) == [3, 4] and np.shares_memory(t.data, arr)
+    t.shape = [2, 3]  # smaller: the first elements of the same memory
+    assert np.shares_memory(t.data, arr)
+    np.testing.assert_array_equal(t.data, [[0, 1, 2], [3, 4, 5]])
+    t.shape = [12]  # and back up to all of it
+    t.data[11] = -1
+    assert arr[2, 3] == -1
+
+
+def test_tensor_owning_its_memory_grows():
+    t = ov.Tensor(ov.Type.f32, [2, 2])
+    t.shape = [3, 3]
+    assert t.data.shape == (3, 3) and not t.data.any()
+    packed = ov.Tensor(ov.Type.u4, [3])
+    packed.shape = [9]
+    assert packed.byte_size == 5
+
+
+def test_region_of_interest_cannot_change_shape():
+    base = ov.Tensor(np.zeros((4, 4), np.float32))
+    roi = ov.Tensor(base, [1, 1], [3, 3])
+    roi.shape = [2, 2]
+    with pytest.raises(RuntimeError, match="set_shape failed: a region of interest"):
+        roi.shape = [4]
+
+
+def test_tensor_for_a_port_may_use_the_whole_array():
+    port = ov.opset13.parameter([2], np.float32).output(0)
+    arr = np.zeros(6, np.float32)
+    with pytest.warns(RuntimeWarning):
+        t = ov.Tensor(port, arr)
+    t.shape = [6]
+    t.data[5] = 3
+    assert arr[5] == 3
+    with pytest.raises(RuntimeError, match="cannot grow"):
+        t.shape = [7]
+
+
+@pytest.mark.parametrize("etype", [ov.Type.u1, ov.Type.u4, ov.Type.i4])
+def test_packed_tensor_has_no_strides(etype):
+    t = ov.Tensor(etype, [2, 8])
+    with pytest.raises(RuntimeError, match=f"bitwidths less then 8 bit. A {etype.get_type_name()} tensor packs"):
+        t.get_strides()
+    assert ov.Tensor(ov.Type.u8, [2, 8]).strides == [8, 1]
+
+
+def test_deep_copy_of_a_shared_tensor_owns_its_memory():
+    import copy
+
+    arr = np.zeros(4, np.float32)
+    deep = copy.deepcopy(ov.Tensor(arr, shared_memory=True))
+    assert not np.shares_memory(deep.data, arr)
+    deep.shape = [8]  # its own memory: free to grow
+    assert deep.data.shape == (8,)
+
+
+def test_copies_and_pickles_of_a_shared_tensor():
+    import copy
+    import pickle
+
+    arr = np.arange(4, dtype=np.float32)
+    t = ov.Tensor(arr, shared_memory=True)
+    shallow = copy.copy(t)
+    assert np.shares_memory(shallow.data, arr)
+    with pytest.raises(RuntimeError, match="cannot grow"):
+        shallow.shape = [8]  # still the caller's memory
+    back = pickle.loads(pickle.dumps(t))
+    np.testing.assert_array_equal(back.data, arr)
+    assert back.element_type == ov.Type.f32 and not np.shares_memory(back.data, arr)
+    back.shape = [8]  # its own memory: free to grow
+    assert back.data.shape == (8,)
