@@ -162,3 +162,8 @@ def test_accuracy_mode_and_the_environment_pin_keep_f32():
     assert run_default("ACCURACY")[1] == "f32"
     assert run_default(pin="f32")[1:] == ["f32", "f32"]
     assert run_default(pin="bf16")[1] == "bf16"
+
+
+@needs_f16
+def test_environment_pin_takes_f16_where_the_cpu_has_it():
+    assert run_default(pin="f16")[1:] == ["f16", "f16"]

@@ -56,9 +56,17 @@ for m, k, n, ta, tb in [(1, 1, 1, 0, 0), (1, 7, 3, 0, 0), (2, 33, 17, 0, 1), (17
                                            precision=PREC))
             exact = max(exact, float(np.max(np.abs(got - 1 / (1 + np.exp(-ref))))))
 
+# A NaN spreads to its own row only; a value beyond the precision's range rounds as the
+# operands do (to an infinity in f16, as OpenVINO's f16; bf16 has f32's range).
+a = np.ones((3, 40), np.float32)
+a[1, 5], a[2, 7] = np.nan, 1e6
+got = np.asarray(T.gemm_packed(a, np.full((40, 20), 0.5, np.float32), precision=PREC))
+special = bool(np.all(got[0] == 20) and np.all(np.isnan(got[1]))
+               and np.allclose(got[2], rounded(np.float32(1e6)) * 0.5 + 19.5))
+
 isa = ov._core.gemm_f16_isa() if PREC == "f16" else ov._core.gemm_bf16_isa()
 if PREC == "f16" and isa == "scalar":  # the hint is refused without f16 instructions
-    print(json.dumps({"isa": isa, "exact": exact, "loose": None}))
+    print(json.dumps({"isa": isa, "exact": exact, "special": special, "loose": None}))
     sys.exit()
 
 # Models: reduced precision against f32, every convolution path (runs, rows, planar grids, direct 1x1,
@@ -81,7 +89,7 @@ for proto, feeds in cases:
     assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == PREC
     got = compiled(feeds)[0]
     loose = max(loose, float(np.max(np.abs(got - ref)) / (np.max(np.abs(ref)) + 1e-30)))
-print(json.dumps({"isa": isa, "exact": exact, "loose": loose}))
+print(json.dumps({"isa": isa, "exact": exact, "special": special, "loose": loose}))
 """
 
 ISAS = ["scalar", "avx512_bf16", "amx"]  # each includes the ones before it
@@ -100,6 +108,7 @@ def test_bf16_path_matches_reference(isa, run_capped):
     result = json.loads(run_capped(SCRIPT, 300, AIOV_BF16_ISA=isa, AIOV_GEMM_ISA=None, AIOV_TEST_PRECISION="bf16"))
     assert result["isa"] == isa  # the forced path is the one that ran
     assert result["exact"] < 1e-5
+    assert result["special"]
     # bf16 keeps 8 bits of mantissa: products of a few layers agree with f32 to about 1%.
     assert 0 < result["loose"] < 5e-2
 
@@ -116,6 +125,7 @@ def test_f16_path_matches_reference(isa, run_capped):
     result = json.loads(run_capped(SCRIPT, 300, AIOV_F16_ISA=isa, AIOV_GEMM_ISA=None, AIOV_TEST_PRECISION="f16"))
     assert result["isa"] == isa
     assert result["exact"] < 1e-5
+    assert result["special"]
     if isa != "scalar":
         # f16 keeps 11 bits of mantissa: about 8 times closer to f32 than bf16.
         assert 0 < result["loose"] < 1e-2
