@@ -249,19 +249,25 @@ def _core_type(value) -> str:
     raise InputError(f"{SCHEDULING_CORE_TYPE}: expected ANY_CORE, PCORE_ONLY or ECORE_ONLY, got {value!r}")
 
 
+def f16_available() -> bool:
+    """Whether f16 products run on f16 instructions here (AVX512-FP16, unless AIOV_F16_ISA or
+    AIOV_GEMM_ISA caps them lower). As OpenVINO, f16 is offered only where the CPU has them."""
+    return _core.gemm_f16_isa() != "scalar"
+
+
 def _precision(value, what: str) -> str:
-    """'f32' or 'bf16' for a precision spelled as a Type, a numpy-style name or OpenVINO's."""
+    """'f32', 'bf16' or 'f16' for a precision spelled as a Type, a numpy-style name or OpenVINO's."""
     name = str(getattr(value, "get_type_name", lambda: value)()).lower()
     precision = _PRECISIONS.get(name)
-    if precision == "f16":
+    if precision == "f16" and not f16_available():
         has = (
-            "this CPU has AVX512-FP16, but aiov has no f16 kernels yet"
+            "this CPU has AVX512-FP16, but AIOV_F16_ISA or AIOV_GEMM_ISA keeps aiov from using it"
             if _core.cpu_has_avx512_fp16()
-            else ("this CPU has neither AVX512-FP16 nor AMX-FP16")
+            else "this CPU has neither AVX512-FP16 nor AMX-FP16"
         )
         raise InputError(f"{what}: f16 needs AVX512-FP16 or AMX-FP16 kernels ({has}); use bf16 or f32")
     if precision is None:
-        raise InputError(f"{what}: expected f32 or bf16, got {value!r}")
+        raise InputError(f"{what}: expected f32, bf16 or f16, got {value!r}")
     return precision
 
 
@@ -352,8 +358,11 @@ def read(config: dict, key):
             supported[name] = "RO"
         return supported
     if key == "OPTIMIZATION_CAPABILITIES":
-        # As OpenVINO: BF16 where the CPU runs it natively (the hint works everywhere).
-        return ["FP32", "BF16", "EXPORT_IMPORT"] if _core.gemm_bf16_isa() != "scalar" else ["FP32", "EXPORT_IMPORT"]
+        # As OpenVINO: BF16 where the CPU runs it natively (the hint works everywhere), FP16
+        # where it has f16 instructions (the only place the hint is accepted).
+        bf16 = ["BF16"] if _core.gemm_bf16_isa() != "scalar" else []
+        f16 = ["FP16"] if f16_available() else []
+        return ["FP32", *bf16, *f16, "EXPORT_IMPORT"]
     if key == "RANGE_FOR_STREAMS":
         return (1, _core.pool_size())
     if key == "RANGE_FOR_ASYNC_INFER_REQUESTS":

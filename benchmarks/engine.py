@@ -13,8 +13,10 @@ A second table compares reduced precision on the CNNs (the conv stack, ResNet-50
 above, and the torch-exported CNNs of tests/zoo at batch 8, their inputs made static) and the BERT encoder: aiov with
 ``INFERENCE_PRECISION_HINT=bf16`` next to OpenVINO with its defaults (bf16 on CPUs with AMX or
 AVX512_BF16; the column says which precision it ran) and aiov at f32, with the geometric mean
-of aiov bf16 / OpenVINO default. Outputs are checked against aiov f32 within a bf16
-tolerance (5e-2 of the output's scale). ``--no-bf16`` skips it.
+of aiov bf16 / OpenVINO default. Where aiov accepts ``f16`` (AVX512-FP16), each model gets an
+f16 row too: aiov with ``INFERENCE_PRECISION_HINT=f16`` next to OpenVINO with the same hint.
+Outputs are checked against aiov f32 within a bf16 tolerance (5e-2 of the output's scale).
+``--no-bf16`` skips it.
 
 Every (framework, model) pair runs in a child process of its own, so the peak memory column
 is that framework's alone: the high-water resident set (VmHWM) minus the resident set after
@@ -57,6 +59,12 @@ BF16_RUNNERS = {
     "aiov bf16": ("aiov", {"INFERENCE_PRECISION_HINT": "bf16"}),
     "openvino default": ("openvino", None),
 }
+# Added to them where aiov runs f16 on f16 instructions (its hint is refused elsewhere).
+F16_RUNNERS = {
+    "aiov f16": ("aiov", {"INFERENCE_PRECISION_HINT": "f16"}),
+    "openvino f16": ("openvino", {"INFERENCE_PRECISION_HINT": "f16"}),
+}
+REDUCED_RUNNERS = {**BF16_RUNNERS, **F16_RUNNERS}
 ZOO_DIR = os.path.join(os.path.dirname(_HERE), "tests", "zoo")
 ZOO_CNNS = [
     "resnet",
@@ -161,8 +169,8 @@ def _reset_peak():
 
 
 def _prepare(framework, proto_bytes, path, feeds):
-    if framework in BF16_RUNNERS:
-        module, config = BF16_RUNNERS[framework]
+    if framework in REDUCED_RUNNERS:
+        module, config = REDUCED_RUNNERS[framework]
         if module == "aiov":
             import aiov
 
@@ -198,7 +206,7 @@ def serve(framework, key, path, out_path, budget):
     feeds = spec.feeds()
     with open(path, "rb") as fh:
         proto_bytes = fh.read()
-    __import__(BF16_RUNNERS[framework][0] if framework in BF16_RUNNERS else framework)
+    __import__(REDUCED_RUNNERS[framework][0] if framework in REDUCED_RUNNERS else framework)
     _reset_peak()
     base = _rss_kib("VmRSS")
     fn = _prepare(framework, proto_bytes, path, feeds)
@@ -349,7 +357,7 @@ def main(argv=None):
     parser.add_argument("--top", type=int, default=25, help="nodes listed by --profile")
     parser.add_argument("--no-bf16", action="store_true", help="skip the reduced-precision table")
     parser.add_argument("--bf16-only", action="store_true", help="only the reduced-precision table")
-    parser.add_argument("--precision", default="f32", help="the precision --profile compiles with (f32, bf16)")
+    parser.add_argument("--precision", default="f32", help="the precision --profile compiles with (f32, bf16, f16)")
     parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--plot", metavar="FILE", help="also draw the latency table as a bar chart (needs matplotlib)")
     args = parser.parse_args(argv)
@@ -472,8 +480,12 @@ def main(argv=None):
 
 
 def bf16_table(specs, available, tmp, repeats, budget, notes, t_start):
-    """aiov bf16, OpenVINO's default and aiov f32 on each spec, interleaved as above."""
-    runners = [r for r in BF16_RUNNERS if available[BF16_RUNNERS[r][0]]]
+    """aiov bf16, OpenVINO's default and aiov f32 on each spec, interleaved as above; aiov f16 and
+    OpenVINO f16 too where aiov accepts f16."""
+    import aiov
+
+    candidates = {**BF16_RUNNERS, **(F16_RUNNERS if aiov._core.gemm_f16_isa() != "scalar" else {})}
+    runners = [r for r in candidates if available[candidates[r][0]]]
     rows = []
     for spec in specs:
         path = os.path.join(tmp, f"{spec.key}.bf16.onnx")
@@ -495,28 +507,40 @@ def bf16_table(specs, available, tmp, repeats, budget, notes, t_start):
 
 
 def print_bf16_table(rows, aiov):
-    table, ratios = [], []
+    # One row per model and precision: aiov's runner against OpenVINO's (its default for bf16,
+    # its f16 hint for f16), both next to aiov f32.
+    pairs = [("bf16", "aiov bf16", "openvino default"), ("f16", "aiov f16", "openvino f16")]
+    table, ratios = [], {p: [] for p, _, _ in pairs}
     for spec, cells in rows:
-        mine, ov, f32 = cells.get("aiov bf16"), cells.get("openvino default"), cells.get("aiov f32")
-        ratio = mine["us"] / ov["us"] if mine and ov else None
-        if ratio:
-            ratios.append(ratio)
-        table.append(
-            [
-                spec.label,
-                fmt(mine["us"], "us") if mine else "n/a",
-                f"{fmt(ov['us'], 'us')} ({ov.get('precision', '?')})" if ov else "n/a",
-                fmt(f32["us"], "us") if f32 else "n/a",
-                f"{ratio:.2f}" if ratio else "n/a",
-                f"{f32['us'] / mine['us']:.2f}x" if mine and f32 else "n/a",
-            ]
-        )
-    print_table(["model", "aiov bf16", "openvino default", "aiov f32", "aiov bf16/ov", "bf16 speedup"], table)
-    if ratios:
-        geo = float(np.exp(np.mean(np.log(ratios))))
-        print(f"geometric mean aiov bf16 / openvino default: {geo:.2f} over {len(ratios)} models")
+        f32 = cells.get("aiov f32")
+        for precision, mine_key, ov_key in pairs:
+            mine, ov = cells.get(mine_key), cells.get(ov_key)
+            if not mine and not ov:
+                continue
+            ratio = mine["us"] / ov["us"] if mine and ov else None
+            if ratio:
+                ratios[precision].append(ratio)
+            table.append(
+                [
+                    spec.label,
+                    precision,
+                    fmt(mine["us"], "us") if mine else "n/a",
+                    f"{fmt(ov['us'], 'us')} ({ov.get('precision', '?')})" if ov else "n/a",
+                    fmt(f32["us"], "us") if f32 else "n/a",
+                    f"{ratio:.2f}" if ratio else "n/a",
+                    f"{f32['us'] / mine['us']:.2f}x" if mine and f32 else "n/a",
+                ]
+            )
+    print_table(["model", "precision", "aiov", "openvino", "aiov f32", "aiov/ov", "speedup over f32"], table)
+    for precision, _, ov_key in pairs:
+        if ratios[precision]:
+            geo = float(np.exp(np.mean(np.log(ratios[precision]))))
+            print(f"geometric mean aiov {precision} / {ov_key}: {geo:.2f} over {len(ratios[precision])} models")
     if aiov is not None:
-        print(f"(aiov bf16 kernels: {aiov._core.gemm_bf16_isa()}; medians of interleaved runs)")
+        print(
+            f"(aiov kernels: bf16 {aiov._core.gemm_bf16_isa()}, f16 {aiov._core.gemm_f16_isa()};"
+            " medians of interleaved runs)"
+        )
 
 
 def _ratio(cells, key="us"):

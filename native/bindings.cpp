@@ -649,7 +649,8 @@ nb::object new_matrix(int64_t M, int64_t N, BufferPtr& buf, float*& data) {
 GemmPrecision parse_gemm_precision(const std::string& name) {
   if (name == "f32") return GemmPrecision::f32;
   if (name == "bf16") return GemmPrecision::bf16;
-  throw InputError("gemm: precision must be 'f32' or 'bf16', got '" + name + "'");
+  if (name == "f16") return GemmPrecision::f16;
+  throw InputError("gemm: precision must be 'f32', 'bf16' or 'f16', got '" + name + "'");
 }
 
 nb::object testing_gemm(Matrix a, Matrix b, bool trans_a, bool trans_b, float alpha, float beta,
@@ -729,13 +730,13 @@ void bind_testing(nb::module_ m) {
         nb::arg("alpha") = 1.0f, nb::arg("beta") = 0.0f, nb::arg("c") = nb::none(), nb::arg("threads") = 1,
         nb::arg("precision") = "f32",
         "alpha * op(a) @ op(b) + beta * c through the unpacked GEMM (rows of a, b and c may be "
-        "strided); precision 'bf16' rounds the operands to bf16 and accumulates in f32.");
+        "strided); precision 'bf16' ('f16') rounds the operands to bf16 (f16) and accumulates in f32.");
   m.def("gemm_packed", &testing_gemm_packed, nb::arg("a"), nb::arg("b"), nb::arg("trans_a") = false,
         nb::arg("trans_b") = false, nb::arg("bias") = nb::none(), nb::arg("residual") = nb::none(),
         nb::arg("activation") = "none", nb::arg("act_alpha") = 0.0f, nb::arg("act_beta") = 0.0f,
         nb::arg("rows_hint") = -1, nb::arg("threads") = 1, nb::arg("precision") = "f32",
         "activation(op(a) @ op(b) + bias + residual) with b packed first, as weights are (in bf16 "
-        "with precision 'bf16').");
+        "with precision 'bf16', in f16 with 'f16').");
 }
 
 // ---- Who reads each node's outputs (Output.get_target_inputs, Output.replace) ------------
@@ -834,6 +835,10 @@ NB_MODULE(_core, m) {
       "cpu_bf16_isa", [] { return std::string(bf16_isa_name(detect_bf16_isa())); },
       "The best bf16 kernels the CPU offers (AIOV_BF16_ISA and AIOV_GEMM_ISA aside).");
   m.def("cpu_has_avx512_fp16", &cpu_has_avx512_fp16);
+  m.def("gemm_f16_isa", [] { return std::string(gemm_f16_isa()); }, "The kernels f16 products run on.");
+  m.def(
+      "cpu_f16_isa", [] { return std::string(f16_isa_name(detect_f16_isa())); },
+      "The best f16 kernels the CPU offers (AIOV_F16_ISA and AIOV_GEMM_ISA aside).");
   // For the executor's tests: runs parallel_for over n units on the default pool and
   // returns how often each unit ran. Units divisible by slow_every sleep 20 us (so threads
   // fall behind and take each other's work); unit fail_at throws, which must surface here.
@@ -1049,8 +1054,8 @@ NB_MODULE(_core, m) {
       [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs, int num_threads, bool profiling,
          size_t plan_cache_bytes, const std::string& inference_precision, std::vector<NodePtr> sinks, bool log_plans,
          std::optional<GraphParts> optimized) {
-        if (inference_precision != "f32" && inference_precision != "bf16")
-          throw InputError("inference precision must be 'f32' or 'bf16', got '" + inference_precision + "'");
+        if (inference_precision != "f32" && inference_precision != "bf16" && inference_precision != "f16")
+          throw InputError("inference precision must be 'f32', 'bf16' or 'f16', got '" + inference_precision + "'");
         Graph g = graph_of(std::move(params), std::move(outputs), std::move(sinks));
         std::optional<Graph> given;
         if (optimized)
@@ -1060,7 +1065,9 @@ NB_MODULE(_core, m) {
         opt.num_threads = num_threads;
         opt.profiling = profiling;
         opt.plan_cache_bytes = plan_cache_bytes;
-        opt.inference_precision = inference_precision == "bf16" ? ElementType::bf16 : ElementType::f32;
+        opt.inference_precision = inference_precision == "bf16"  ? ElementType::bf16
+                                  : inference_precision == "f16" ? ElementType::f16
+                                                                 : ElementType::f32;
         opt.log_plans = log_plans;
         auto handle = std::make_unique<CompiledHandle>();
         without_gil([&] { handle->model = std::make_shared<const CompiledModel>(g, opt, given ? &*given : nullptr); });

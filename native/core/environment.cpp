@@ -16,11 +16,12 @@ const std::vector<EnvVar>& env_vars() {
       {"AIOV_WINOGRAD", "0 keeps 3x3 convolutions on the direct GEMM", 0, 1, {}},
       {"AIOV_GEMM_ISA", "the widest instruction set the GEMM kernels may use", 0, 0, {"scalar", "avx2", "avx512"}},
       {"AIOV_BF16_ISA", "the widest instruction set bf16 products may use", 0, 0, {"scalar", "avx512_bf16", "amx"}},
+      {"AIOV_F16_ISA", "the widest instruction set f16 products may use", 0, 0, {"scalar", "avx512_fp16"}},
       {"AIOV_INFERENCE_PRECISION",
        "the precision used when INFERENCE_PRECISION_HINT is not given",
        0,
        0,
-       {"f32", "bf16"}},
+       {"f32", "bf16", "f16"}},
       {"AIOV_COMPLETION_PORT", "how workers wake the event loop: an eventfd or a pipe", 0, 0, {"eventfd", "pipe"}},
   };
   return vars;

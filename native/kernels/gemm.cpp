@@ -488,7 +488,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 
 void sgemm_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const PackedB& B, const Epilogue& e, float* C,
                   int64_t ldc, ThreadPool* pool, int max_threads) {
-  if (B.bf16()) return gemm_bf16(trans_a, M, A, lda, 1.0f, B, e, 0.0f, C, ldc, pool, max_threads);
+  if (B.half()) return gemm_bf16(trans_a, M, A, lda, 1.0f, B, e, 0.0f, C, ldc, pool, max_threads);
   GemmArgs g = make_args(kernels(), M, B.N(), B.K(), trans_a, A, lda, 1.0f, C, ldc);
   g.epi = e;
   sgemm_packed_impl(g, B, pool, max_threads);
@@ -496,7 +496,7 @@ void sgemm_packed(bool trans_a, int64_t M, const float* A, int64_t lda, const Pa
 
 void sgemm_packed(int64_t M, const RowSource& A, const PackedB& B, const Epilogue& e, float* C, int64_t ldc,
                   ThreadPool* pool, int max_threads) {
-  if (B.bf16()) return gemm_bf16(M, A, B, e, C, ldc, pool, max_threads);
+  if (B.half()) return gemm_bf16(M, A, B, e, C, ldc, pool, max_threads);
   GemmArgs g = make_args(kernels(), M, B.N(), B.K(), false, nullptr, 0, 1.0f, C, ldc);
   g.src = &A;
   g.epi = e;

@@ -24,11 +24,13 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 
 // What a product's operands are multiplied in. bf16: operands rounded to bf16 (weights once
 // when packed, A as the GEMM reads it), products accumulated and the epilogue applied in f32,
-// outputs f32 (INFERENCE_PRECISION_HINT bf16; docs/kernels.md).
-enum class GemmPrecision { f32, bf16 };
+// outputs f32 (INFERENCE_PRECISION_HINT bf16; docs/kernels.md). f16: the same with operands
+// rounded to f16 (INFERENCE_PRECISION_HINT f16), accumulated in f32 as oneDNN does on
+// AVX512-FP16 (gemm_f16.hpp).
+enum class GemmPrecision { f32, bf16, f16 };
 
 // The precision of a plan's products (PrepareContext::inference_precision): bf16 for bf16,
-// f32 for anything else.
+// f16 for f16, f32 for anything else.
 GemmPrecision gemm_precision(ElementType inference_precision);
 
 // B packed once (weights known at compile time) in the layout the selected
@@ -48,8 +50,10 @@ class PackedB {
                             GemmPrecision precision = GemmPrecision::f32);
   // Packed in bf16: sgemm_packed then runs the bf16 kernels (data() is then not f32).
   bool bf16() const { return precision_ == GemmPrecision::bf16; }
+  // Packed in a 16-bit float (bf16 or f16): sgemm_packed runs the kernels of that precision.
+  bool half() const { return precision_ == GemmPrecision::bf16 || precision_ == GemmPrecision::f16; }
   GemmPrecision precision() const { return precision_; }
-  const uint16_t* bf16_data() const { return reinterpret_cast<const uint16_t*>(data_.get()); }
+  const uint16_t* half_data() const { return reinterpret_cast<const uint16_t*>(data_.get()); }
   int64_t K() const { return K_; }
   int64_t N() const { return N_; }
   // Columns per panel: the micro-kernel width of the ISA picked when packing.
@@ -162,7 +166,11 @@ const char* gemm_isa();
 void sgemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc, ThreadPool* pool, int max_threads = 0);
 
-// sgemm or sgemm_bf16 by precision.
+// sgemm in f16 (see GemmPrecision), as sgemm_bf16 is in bf16.
+void sgemm_f16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+               const float* B, int64_t ldb, float beta, float* C, int64_t ldc, ThreadPool* pool, int max_threads = 0);
+
+// sgemm, sgemm_bf16 or sgemm_f16 by precision.
 void gemm(GemmPrecision precision, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, ThreadPool* pool,
           int max_threads = 0);
@@ -170,9 +178,14 @@ void gemm(GemmPrecision precision, bool trans_a, bool trans_b, int64_t M, int64_
 // Which kernels bf16 products run on: "amx", "avx512_bf16" or "scalar" (kernels/isa.hpp).
 const char* gemm_bf16_isa();
 
+// Which kernels f16 products run on: "avx512_fp16" or "scalar" (kernels/isa.hpp).
+const char* gemm_f16_isa();
+
 // "f32 avx512", "bf16 amx": the precision of a product and the kernels it runs on (for logs).
 inline std::string gemm_kernels(GemmPrecision precision) {
-  return precision == GemmPrecision::bf16 ? std::string("bf16 ") + gemm_bf16_isa() : std::string("f32 ") + gemm_isa();
+  if (precision == GemmPrecision::bf16) return std::string("bf16 ") + gemm_bf16_isa();
+  if (precision == GemmPrecision::f16) return std::string("f16 ") + gemm_f16_isa();
+  return std::string("f32 ") + gemm_isa();
 }
 
 }  // namespace aiov

@@ -1,7 +1,8 @@
 // bf16 GEMM driver (INFERENCE_PRECISION_HINT bf16): every source of A (a matrix, rows made
 // on demand, runs, grids) is read as f32 and rounded to bf16 a block of rows at a time,
 // then multiplied over the whole K against bf16 panels packed once; results are merged into
-// C in f32. Also the portable kernel set and the bf16 packing of B.
+// C in f32. Also the portable kernel set and the bf16 packing of B. f16 products
+// (gemm_f16.hpp) run through the same driver with their own kernels and panels.
 #include "kernels/gemm_bf16.hpp"
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "kernels/gemm_driver.hpp"
+#include "kernels/gemm_f16.hpp"
 #include "kernels/isa.hpp"
 
 namespace aiov {
@@ -86,7 +88,7 @@ void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float b
               ThreadPool* pool, int max_threads) {
   const int64_t N = B.N(), K = B.K();
   if (M <= 0 || N <= 0) return;
-  if (!B.bf16()) throw std::logic_error("gemm_bf16: B is not packed in bf16");
+  if (!B.half()) throw std::logic_error("gemm_bf16: B is not packed in bf16 or f16");
   if (residual_is_c(e, C, ldc)) beta = 1.0f;
   if (K == 0) {
     for (int64_t m = 0; m < M; ++m)
@@ -94,7 +96,7 @@ void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float b
     apply_epilogue(C, ldc, M, N, 0, 0, e);
     return;
   }
-  const Bf16KernelSet& ks = bf16_kernels();
+  const Bf16KernelSet& ks = B.precision() == GemmPrecision::f16 ? f16_kernels() : bf16_kernels();
   const int mr = ks.mr;
   const int64_t kp = bf16_padded_k(K), lda = bf16_row_stride(kp);
   // A block of rows converted once for every panel it meets: about 256 KiB of bf16 (with
@@ -106,7 +108,7 @@ void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float b
   const int threads = product_threads(pool, max_threads, 0.5 * M * N * K);
   A.prepare(ks, pool, threads);
   const bool post = needs_post(e);
-  const uint16_t* panels = B.bf16_data();
+  const uint16_t* panels = B.half_data();
   const int64_t panel_stride = kp * kBf16PanelCols;
   // Rows m0 .. m0 + rows - 1 of A, converted at `a` (padded to whole tiles), against column
   // pairs [p0, p1).
@@ -351,12 +353,15 @@ void gemm(GemmPrecision precision, bool trans_a, bool trans_b, int64_t M, int64_
           int max_threads) {
   if (precision == GemmPrecision::bf16)
     sgemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool, max_threads);
+  else if (precision == GemmPrecision::f16)
+    sgemm_f16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool, max_threads);
   else
     sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool, max_threads);
 }
 
 GemmPrecision gemm_precision(ElementType inference_precision) {
-  return inference_precision == ElementType::bf16 ? GemmPrecision::bf16 : GemmPrecision::f32;
+  if (inference_precision == ElementType::bf16) return GemmPrecision::bf16;
+  return inference_precision == ElementType::f16 ? GemmPrecision::f16 : GemmPrecision::f32;
 }
 
 const char* gemm_bf16_isa() { return bf16_kernels().name; }

@@ -65,7 +65,8 @@ int64_t bf16_padded_k(int64_t K);
 // op(B) [K, N] as bf16 panels (layout above) at dst: ceil(N / 16) panels of kp * 16 values.
 void pack_b_bf16(bool trans_b, const float* B, int64_t ldb, int64_t K, int64_t N, int64_t kp, uint16_t* dst);
 
-// The bf16 products behind sgemm_packed when B.bf16(): C = epilogue(alpha * op(A) * B + beta * C).
+// The 16-bit products behind sgemm_packed when B.half(): C = epilogue(alpha * op(A) * B + beta * C),
+// on the bf16 kernels or, for B packed in f16, the f16 ones (gemm_f16.hpp).
 void gemm_bf16(bool trans_a, int64_t M, const float* A, int64_t lda, float alpha, const PackedB& B, const Epilogue& e,
                float beta, float* C, int64_t ldc, ThreadPool* pool, int max_threads);
 void gemm_bf16(int64_t M, const RowSource& A, const PackedB& B, const Epilogue& e, float* C, int64_t ldc,

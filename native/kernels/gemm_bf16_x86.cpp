@@ -17,24 +17,7 @@ namespace {
 
 #define AIOV_UNROLL _Pragma("GCC unroll 16")
 
-[[gnu::always_inline]] inline __mmask16 head_mask(int n) {
-  return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1u);
-}
-
-// Row r, vector v (columns 16v ..) of the tile's result x merged into C as the f32 tiles do:
-// x (+ beta * C) (+ bias) (+ residual), clamped with NaN kept, stored under the column mask.
-[[gnu::always_inline]] inline void merge_vec(__m512 x, const Tile& o, int r, int v) {
-  const __mmask16 m = head_mask(o.cols - 16 * v);
-  float* c = o.c + r * o.ldc + 16 * v;
-  if (o.load_c) x = _mm512_fmadd_ps(_mm512_set1_ps(o.beta), _mm512_maskz_loadu_ps(m, c), x);
-  if (o.bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, o.bias + 16 * v));
-  if (o.residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, o.residual + r * o.ld_residual + 16 * v));
-  if (o.clamp) {  // max/min return their second operand for a NaN: x stays NaN
-    x = _mm512_max_ps(_mm512_set1_ps(o.lo), x);
-    x = _mm512_min_ps(_mm512_set1_ps(o.hi), x);
-  }
-  _mm512_mask_storeu_ps(c, m, x);
-}
+#include "kernels/gemm_merge_avx512.inc"
 
 // Round to nearest even (VCVTNEPS2BF16; NaN stays NaN, denormals become zero).
 void convert(const float* src, int64_t n, float scale, uint16_t* dst) {

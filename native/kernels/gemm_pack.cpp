@@ -7,6 +7,7 @@
 
 #include "core/types.hpp"
 #include "kernels/gemm_bf16.hpp"
+#include "kernels/gemm_f16.hpp"
 
 namespace aiov {
 namespace gemm_detail {
@@ -153,9 +154,9 @@ std::string PackedB::layout(bool trans_b, int64_t K, int64_t N, int64_t ldb, int
                             GemmPrecision precision) {
   K = std::max<int64_t>(K, 0);
   N = std::max<int64_t>(N, 0);
-  if (precision == GemmPrecision::bf16)
-    return std::string("bf16 panels") + (trans_b ? " B^T" : " B") + " K=" + std::to_string(K) +
-           " N=" + std::to_string(N) + " ldb=" + std::to_string(ldb);
+  if (precision != GemmPrecision::f32)
+    return std::string(precision == GemmPrecision::bf16 ? "bf16" : "f16") + " panels" + (trans_b ? " B^T" : " B") +
+           " K=" + std::to_string(K) + " N=" + std::to_string(N) + " ldb=" + std::to_string(ldb);
   const KernelSet& ks = kernels_for_weights(N, rows_hint);
   return std::string(ks.name) + (row_layout_for(N, rows_hint) ? " rows" : " panels") + " nr=" + std::to_string(ks.nr) +
          (trans_b ? " B^T" : " B") + " K=" + std::to_string(K) + " N=" + std::to_string(N) +
@@ -165,14 +166,16 @@ std::string PackedB::layout(bool trans_b, int64_t K, int64_t N, int64_t ldb, int
 PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb, int64_t rows_hint,
                  GemmPrecision precision)
     : K_(std::max<int64_t>(K, 0)), N_(std::max<int64_t>(N, 0)), precision_(precision) {
-  if (precision_ == GemmPrecision::bf16) {
+  if (half()) {
     panel_width_ = kBf16PanelCols;
     row_layout_ = false;
     const int64_t kp = bf16_padded_k(K_);
     const size_t values = (size_t)(ceil_div(N_, kBf16PanelCols) * kp * kBf16PanelCols);
-    size_ = (values + 1) / 2;  // floats holding the bf16 values
+    size_ = (values + 1) / 2;  // floats holding the 16-bit values
     data_ = std::unique_ptr<float[], AlignedFree>(alloc_floats(size_), AlignedFree{size_});
-    if (N_ > 0) pack_b_bf16(trans_b, B, ldb, K_, N_, kp, reinterpret_cast<uint16_t*>(data_.get()));
+    uint16_t* panels = reinterpret_cast<uint16_t*>(data_.get());
+    if (N_ > 0 && precision_ == GemmPrecision::f16) pack_b_f16(trans_b, B, ldb, K_, N_, kp, panels);
+    if (N_ > 0 && precision_ == GemmPrecision::bf16) pack_b_bf16(trans_b, B, ldb, K_, N_, kp, panels);
     return;
   }
   const KernelSet& ks = kernels_for_weights(N_, rows_hint);

@@ -74,7 +74,7 @@ using namespace gemm_detail;
 
 void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogue& epilogue, float* C, int64_t ldc,
                   ThreadPool* pool, int max_threads) {
-  if (B.bf16()) return gemm_bf16(M, A, B, epilogue, C, ldc, pool, max_threads);
+  if (B.half()) return gemm_bf16(M, A, B, epilogue, C, ldc, pool, max_threads);
   const int64_t segments = A.segments();
   if (M <= 0 || B.N() <= 0) return;
   if (B.row_layout() || segments <= 0 || B.K() % segments != 0)
@@ -119,7 +119,7 @@ void sgemm_packed(int64_t M, const RunSource& A, const PackedB& B, const Epilogu
 
 void sgemm_packed(int64_t M, const GridSource& A, const PackedB& B, const Epilogue& epilogue, float* C, int64_t ldc,
                   ThreadPool* pool, int max_threads) {
-  if (B.bf16()) return gemm_bf16(M, A, B, epilogue, C, ldc, pool, max_threads);
+  if (B.half()) return gemm_bf16(M, A, B, epilogue, C, ldc, pool, max_threads);
   if (M <= 0 || B.N() <= 0) return;
   if (B.row_layout()) throw std::logic_error("sgemm_packed: a grid needs B in panels");
   const SourceTiles st(M, B, epilogue, C, ldc, pool, max_threads);

@@ -127,6 +127,22 @@ bool cpu_has_avx512_fp16() {
 #endif
 }
 
+F16Isa detect_f16_isa() { return cpu_has_avx512_fp16() ? F16Isa::avx512_fp16 : F16Isa::scalar; }
+
+namespace {
+F16Isa choose_f16_isa() {
+  if (selected_isa() != Isa::avx512 || env_choice("AIOV_F16_ISA", "avx512_fp16") == "scalar") return F16Isa::scalar;
+  return detect_f16_isa();
+}
+}  // namespace
+
+F16Isa selected_f16_isa() {
+  static const F16Isa chosen = choose_f16_isa();
+  return chosen;
+}
+
+const char* f16_isa_name(F16Isa isa) { return isa == F16Isa::avx512_fp16 ? "avx512_fp16" : "scalar"; }
+
 const char* isa_name(Isa isa) { return isa == Isa::avx512 ? "avx512" : isa == Isa::avx2 ? "avx2" : "scalar"; }
 
 }  // namespace aiov

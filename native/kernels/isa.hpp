@@ -34,7 +34,21 @@ Bf16Isa selected_bf16_isa();
 // "scalar", "avx512_bf16" or "amx".
 const char* bf16_isa_name(Bf16Isa isa);
 
-// AVX512-FP16 (f16 arithmetic) with the zmm state enabled: what an f16 hint would need.
+// AVX512-FP16 (f16 arithmetic) with the zmm state enabled.
 bool cpu_has_avx512_fp16();
+
+// How f16 products run (INFERENCE_PRECISION_HINT f16): AVX512-FP16 conversions feeding f32
+// FMAs, or f16 values widened to f32 one at a time (scalar: anywhere, the reference).
+enum class F16Isa { scalar = 0, avx512_fp16 = 1 };
+
+// avx512_fp16 where cpu_has_avx512_fp16().
+F16Isa detect_f16_isa();
+
+// detect_f16_isa(), lowered by AIOV_F16_ISA=scalar and by AIOV_GEMM_ISA below avx512.
+// Decided once.
+F16Isa selected_f16_isa();
+
+// "scalar" or "avx512_fp16".
+const char* f16_isa_name(F16Isa isa);
 
 }  // namespace aiov

@@ -82,11 +82,11 @@ def test_core_set_property_takes_one_pair_and_reads_typed_values():
     assert core.get_property("CPU", hints.execution_mode) is hints.ExecutionMode.ACCURACY
     assert core.get_property("CPU", props.inference_num_threads) == 0
     assert isinstance(core.get_property("CPU", props.range_for_streams), tuple)
-    # BF16 is listed where the CPU runs it natively (AMX or AVX512_BF16), as OpenVINO lists it.
-    native_bf16 = ov._core.gemm_bf16_isa() != "scalar"
-    assert core.get_property("CPU", props.device.capabilities) == (
-        ["FP32", "BF16", "EXPORT_IMPORT"] if native_bf16 else ["FP32", "EXPORT_IMPORT"]
-    )
+    # BF16 is listed where the CPU runs it natively (AMX or AVX512_BF16), FP16 where it has
+    # AVX512-FP16 (the f16 hint is accepted only there), as OpenVINO lists them.
+    native_bf16 = ["BF16"] if ov._core.gemm_bf16_isa() != "scalar" else []
+    native_f16 = ["FP16"] if ov._core.gemm_f16_isa() != "scalar" else []
+    assert core.get_property("CPU", props.device.capabilities) == ["FP32", *native_bf16, *native_f16, "EXPORT_IMPORT"]
 
 
 def test_a_property_aiov_does_not_implement_is_refused_not_ignored():

@@ -1,9 +1,10 @@
-"""bf16 products (INFERENCE_PRECISION_HINT bf16) on every path the dispatcher can pick: AMX
-tiles, AVX512_BF16 dot products and the portable loops. Each runs in a subprocess capped
-with AIOV_BF16_ISA (skipped where the CPU lacks it), reports which kernels ran, and is
-checked two ways: against a float64 product of the operands rounded to bf16 (the kernels'
-only rounding is the operands', so that is tight), and, through models, against f32 within a
-bf16 tolerance. The shapes cross every edge of the tiles (M, N, K off the 16/32 multiples,
+"""bf16 and f16 products (INFERENCE_PRECISION_HINT bf16, f16) on every path the dispatcher can
+pick: AMX tiles, AVX512_BF16 dot products and the portable loops for bf16; AVX512-FP16 and the
+portable loops for f16. Each runs in a subprocess capped with AIOV_BF16_ISA or AIOV_F16_ISA
+(skipped where the CPU lacks it), reports which kernels ran, and is checked two ways: against
+a float64 product of the operands rounded to bf16 or f16 (the kernels' only rounding is the
+operands', accumulation is f32, so that is tight), and, through models, against f32 within a
+bf16 or f16 tolerance (f16 only where the hint is accepted: the CPU's f16 path). The shapes cross every edge of the tiles (M, N, K off the 16/32 multiples,
 odd K, one row or column), the epilogues, both thread counts, and every source of A the
 convolutions use (matrix, rows, runs, grids)."""
 
@@ -16,9 +17,12 @@ import json, os, sys, numpy as np, aiov as ov
 sys.path.insert(0, os.environ["AIOV_TESTS"])
 import model_builders as zoo
 T = ov._core._testing
+PREC = os.environ["AIOV_TEST_PRECISION"]
 
-def bf16(x):
+def rounded(x):
     # Round to nearest even, as the kernels round their operands.
+    if PREC == "f16":
+        return np.asarray(x, np.float32).astype(np.float16).astype(np.float32)
     b = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
     b = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) << 16
     return b.astype(np.uint32).view(np.float32)
@@ -36,23 +40,36 @@ for m, k, n, ta, tb in [(1, 1, 1, 0, 0), (1, 7, 3, 0, 0), (2, 33, 17, 0, 1), (17
     oa, ob = (a.T if ta else a), (b.T if tb else b)
     bias = rng.standard_normal(n).astype(np.float32)
     res = rng.standard_normal((m, n)).astype(np.float32)
-    ref = bf16(oa).astype(np.float64) @ bf16(ob).astype(np.float64)
+    ref = rounded(oa).astype(np.float64) @ rounded(ob).astype(np.float64)
     scale = np.max(np.abs(ref)) + 1
     for threads in (1, 2):
-        got = np.asarray(T.gemm(a, b, bool(ta), bool(tb), threads=threads, precision="bf16"))
+        got = np.asarray(T.gemm(a, b, bool(ta), bool(tb), threads=threads, precision=PREC))
         exact = max(exact, float(np.max(np.abs(got - ref)) / scale))
         got = np.asarray(T.gemm(a, b, bool(ta), bool(tb), alpha=0.5, beta=2.0, c=res, threads=threads,
-                                precision="bf16"))
-        exact = max(exact, float(np.max(np.abs(got - (0.5 * bf16(oa).astype(np.float64) @ bf16(ob) + 2 * res))) / scale))
+                                precision=PREC))
+        exact = max(exact, float(np.max(np.abs(got - (0.5 * rounded(oa).astype(np.float64) @ rounded(ob) + 2 * res))) / scale))
         if not ta:
             got = np.asarray(T.gemm_packed(a, b, False, bool(tb), bias=bias, residual=res, activation="relu",
-                                           threads=threads, precision="bf16"))
+                                           threads=threads, precision=PREC))
             exact = max(exact, float(np.max(np.abs(got - np.maximum(ref + bias + res, 0))) / scale))
             got = np.asarray(T.gemm_packed(a, b, False, bool(tb), activation="sigmoid", threads=threads,
-                                           precision="bf16"))
+                                           precision=PREC))
             exact = max(exact, float(np.max(np.abs(got - 1 / (1 + np.exp(-ref))))))
 
-# Models: bf16 against f32, every convolution path (runs, rows, planar grids, direct 1x1,
+# A NaN spreads to its own row only; a value beyond the precision's range rounds as the
+# operands do (to an infinity in f16, as OpenVINO's f16; bf16 has f32's range).
+a = np.ones((3, 40), np.float32)
+a[1, 5], a[2, 7] = np.nan, 1e6
+got = np.asarray(T.gemm_packed(a, np.full((40, 20), 0.5, np.float32), precision=PREC))
+special = bool(np.all(got[0] == 20) and np.all(np.isnan(got[1]))
+               and np.allclose(got[2], rounded(np.float32(1e6)) * 0.5 + 19.5))
+
+isa = ov._core.gemm_f16_isa() if PREC == "f16" else ov._core.gemm_bf16_isa()
+if PREC == "f16" and isa == "scalar":  # the hint is refused without f16 instructions
+    print(json.dumps({"isa": isa, "exact": exact, "special": special, "loose": None}))
+    sys.exit()
+
+# Models: reduced precision against f32, every convolution path (runs, rows, planar grids, direct 1x1,
 # grouped), MatMul against constant and computed weights, attention.
 g = zoo.GraphBuilder(3)
 y1 = g.conv_bn("x", 16, 40, 3, 2, act="relu")
@@ -64,15 +81,15 @@ g.conv_bn(g.conv_bn("x", 3, 40, 3, 1, act="relu"), 40, 8, 3, 1, act=None)
 planar = g.model([zoo.image_input(3, 37)])
 cases = [(convs, {"x": rng.standard_normal((2, 16, 45, 45)).astype(np.float32)}),
          (planar, {"x": rng.standard_normal((2, 3, 37, 37)).astype(np.float32)})] + zoo.small_networks(rng)
-loose = 0.0  # bf16 against f32
+loose = 0.0  # reduced precision against f32
 for proto, feeds in cases:
     data = proto.SerializeToString()
     ref = ov.compile_model(data, config={"INFERENCE_PRECISION_HINT": "f32"})(feeds)[0]
-    compiled = ov.compile_model(data, config={"INFERENCE_PRECISION_HINT": "bf16"})
-    assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "bf16"
+    compiled = ov.compile_model(data, config={"INFERENCE_PRECISION_HINT": PREC})
+    assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == PREC
     got = compiled(feeds)[0]
     loose = max(loose, float(np.max(np.abs(got - ref)) / (np.max(np.abs(ref)) + 1e-30)))
-print(json.dumps({"isa": ov._core.gemm_bf16_isa(), "exact": exact, "loose": loose}))
+print(json.dumps({"isa": isa, "exact": exact, "special": special, "loose": loose}))
 """
 
 ISAS = ["scalar", "avx512_bf16", "amx"]  # each includes the ones before it
@@ -88,14 +105,33 @@ def cpu_bf16_isa():
 def test_bf16_path_matches_reference(isa, run_capped):
     if ISAS.index(isa) > ISAS.index(cpu_bf16_isa()):
         pytest.skip(f"this CPU has no {isa}")
-    result = json.loads(run_capped(SCRIPT, 300, AIOV_BF16_ISA=isa, AIOV_GEMM_ISA=None))
+    result = json.loads(run_capped(SCRIPT, 300, AIOV_BF16_ISA=isa, AIOV_GEMM_ISA=None, AIOV_TEST_PRECISION="bf16"))
     assert result["isa"] == isa  # the forced path is the one that ran
     assert result["exact"] < 1e-5
+    assert result["special"]
     # bf16 keeps 8 bits of mantissa: products of a few layers agree with f32 to about 1%.
     assert 0 < result["loose"] < 5e-2
 
 
-def test_gemm_isa_cap_lowers_bf16_to_portable(run_capped):
-    # AIOV_GEMM_ISA below avx512 leaves no bf16 instructions to use: the portable loops run.
-    script = "import aiov; print(aiov._core.gemm_bf16_isa())"
-    assert run_capped(script, 60, AIOV_GEMM_ISA="avx2", AIOV_BF16_ISA=None) == "scalar"
+F16_ISAS = ["scalar", "avx512_fp16"]
+
+
+@pytest.mark.parametrize("isa", F16_ISAS[::-1])
+def test_f16_path_matches_reference(isa, run_capped):
+    import aiov
+
+    if F16_ISAS.index(isa) > F16_ISAS.index(aiov._core.cpu_f16_isa()):
+        pytest.skip(f"this CPU has no {isa}")
+    result = json.loads(run_capped(SCRIPT, 300, AIOV_F16_ISA=isa, AIOV_GEMM_ISA=None, AIOV_TEST_PRECISION="f16"))
+    assert result["isa"] == isa
+    assert result["exact"] < 1e-5
+    assert result["special"]
+    if isa != "scalar":
+        # f16 keeps 11 bits of mantissa: about 8 times closer to f32 than bf16.
+        assert 0 < result["loose"] < 1e-2
+
+
+def test_gemm_isa_cap_lowers_bf16_and_f16_to_portable(run_capped):
+    # AIOV_GEMM_ISA below avx512 leaves no bf16 or f16 instructions to use: the portable loops run.
+    script = "import aiov; print(aiov._core.gemm_bf16_isa(), aiov._core.gemm_f16_isa())"
+    assert run_capped(script, 60, AIOV_GEMM_ISA="avx2", AIOV_BF16_ISA=None, AIOV_F16_ISA=None) == "scalar scalar"
