@@ -18,14 +18,19 @@ HeldTensor owned(HeldTensor t) {
   return t;
 }
 
+HeldTensor kept(HeldTensor t) {
+  t = owned(std::move(t));
+  if (t.view.composite || t.keep) return t;
+  t.keep = std::make_shared<Buffer>(t.view.bytes());
+  if (t.view.bytes()) std::memcpy(t.keep->data(), t.view.data, t.view.bytes());
+  t.view.data = t.keep->data();
+  return t;
+}
+
 HeldTensor hold_input(const EvalContext& c, size_t i) {
-  if (c.held) return owned(c.held->at(i));
-  HeldTensor h = owned(HeldTensor{c.in.at(i), nullptr, nullptr});
-  if (h.view.composite) return h;
-  h.keep = std::make_shared<Buffer>(h.view.bytes());
-  if (h.view.bytes()) std::memcpy(h.keep->data(), h.view.data, h.view.bytes());
-  h.view.data = h.keep->data();
-  return h;
+  // A body's parameter has no owner in a node-by-node run (it shows its caller's memory,
+  // which a Loop reuses and a subgraph's run frees): it is copied like an unheld input.
+  return kept(c.held ? c.held->at(i) : HeldTensor{c.in.at(i), nullptr, nullptr});
 }
 
 ValueKind kind_of(const TensorView& t) { return t.composite ? t.composite->kind : ValueKind::tensor; }

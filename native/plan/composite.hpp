@@ -23,7 +23,9 @@ struct Composite : std::enable_shared_from_this<Composite> {
 HeldTensor hold_composite(std::shared_ptr<const Composite> c);
 // `t` with ownership of whatever it shows: its composite taken from the view when unowned.
 HeldTensor owned(HeldTensor t);
-// Input `i` of an eval with an owner: shared when the caller gave owners, else copied.
+// `t` as a value that outlives its source: owned (above), a tensor nobody owns copied.
+HeldTensor kept(HeldTensor t);
+// Input `i` of an eval with an owner: shared when the caller gave one, else copied.
 HeldTensor hold_input(const EvalContext& c, size_t i);
 // The kind of value a view shows.
 ValueKind kind_of(const TensorView& t);
