@@ -35,14 +35,15 @@ HeldTensor hold_input(const EvalContext& c, size_t i) {
 
 ValueKind kind_of(const TensorView& t) { return t.composite ? t.composite->kind : ValueKind::tensor; }
 
-const Composite& expect_composite(const TensorView& t, ValueKind kind, const std::string& who, const char* what) {
+const Composite& expect_composite(const TensorView& t, ValueKind kind, const Node& who, const char* what) {
   if (kind_of(t) != kind)
-    throw InputError(who + ": " + what + " must be " + kind_name(kind) + ", got " + kind_name(kind_of(t)));
+    throw InputError(who.describe() + ": " + what + " must be " + kind_name(kind) + ", got " + kind_name(kind_of(t)));
   return *t.composite;
 }
 
-void expect_tensor(const TensorView& t, const std::string& who, const char* what) {
-  if (t.composite) throw InputError(who + ": " + what + " must be a tensor, got " + kind_name(t.composite->kind));
+void expect_tensor(const TensorView& t, const Node& who, const char* what) {
+  if (t.composite)
+    throw InputError(who.describe() + ": " + what + " must be a tensor, got " + kind_name(t.composite->kind));
 }
 
 }  // namespace aiov

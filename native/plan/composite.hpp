@@ -29,9 +29,9 @@ HeldTensor kept(HeldTensor t);
 HeldTensor hold_input(const EvalContext& c, size_t i);
 // The kind of value a view shows.
 ValueKind kind_of(const TensorView& t);
-// The composite `t` shows, checked to be of `kind` (InputError naming `who` and `what`).
-const Composite& expect_composite(const TensorView& t, ValueKind kind, const std::string& who, const char* what);
-// `t` checked to be a tensor (InputError naming `who` and `what`).
-void expect_tensor(const TensorView& t, const std::string& who, const char* what);
+// The composite `t` shows, checked to be of `kind` (InputError naming node `who` and `what`).
+const Composite& expect_composite(const TensorView& t, ValueKind kind, const Node& who, const char* what);
+// `t` checked to be a tensor (InputError naming node `who` and `what`).
+void expect_tensor(const TensorView& t, const Node& who, const char* what);
 
 }  // namespace aiov

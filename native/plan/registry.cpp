@@ -390,8 +390,13 @@ std::vector<PortInfo> infer_outputs(const OpDef& def, const InferContext& ctx) {
                          kind_name(ctx.in[i].kind));
   std::vector<PortInfo> outs = def.infer(ctx);
   for (size_t o = 0; o < outs.size(); ++o)
-    if (outs[o].shape.rank_known)
-      check_tensor_size(outs[o].shape.dims, ctx.node.describe() + " output " + std::to_string(o));
+    if (outs[o].shape.rank_known) {
+      try {
+        numel(outs[o].shape.dims);  // checks the size; the node's name is built only on failure
+      } catch (const InputError&) {
+        check_tensor_size(outs[o].shape.dims, ctx.node.describe() + " output " + std::to_string(o));
+      }
+    }
   return outs;
 }
 
