@@ -355,10 +355,11 @@ def if_node(condition, output, then_node, else_node, elem_type=TensorProto.FLOAT
     )
 
 
-def nonzero_then_if(outputs=("y",)):
+def nonzero_then_if(outputs=("y",), scalar_sum=False):
     """ONNX: ``y = If(c, concat(flat, flat), sum(flat))`` with ``flat`` the indices NonZero finds
     in ``x`` [5] as one vector. Only running tells y's shape: NonZero's size, then the branch
-    taken. ``outputs`` are of y and nz (those indices)."""
+    taken. ``outputs`` are of y and nz (those indices). With ``scalar_sum`` the sum is a scalar,
+    so not even y's rank is known before the If runs."""
     i64 = TensorProto.INT64
     graph = helper.make_graph(
         [
@@ -368,7 +369,7 @@ def nonzero_then_if(outputs=("y",)):
                 "c",
                 "y",
                 helper.make_node("Concat", ["flat", "flat"], ["t"], axis=0),
-                helper.make_node("ReduceSum", ["flat"], ["e"], keepdims=1),
+                helper.make_node("ReduceSum", ["flat"], ["e"], keepdims=0 if scalar_sum else 1),
                 i64,
             ),
         ],

@@ -40,7 +40,43 @@ def _import_torch():
     import torchvision
     import transformers
 
+    if not torchvision.extension._has_ops():
+        _define_nms(torch, torchvision)
     return torch, torchvision, transformers
+
+
+def _define_nms(torch, torchvision):
+    """torchvision::nms (SSDLite's post-processing) in plain torch, where torchvision's C ops
+    cannot load: torch runs it, and torchvision's ONNX symbolic writes NonMaxSuppression."""
+    lib = torch.library.Library("torchvision", "DEF")
+    lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+
+    def nms(boxes, scores, iou_threshold):
+        # torchvision's kernel: boxes by descending score (stable), each kept one suppresses
+        # the later boxes whose IoU with it exceeds the threshold.
+        order = torch.sort(scores, stable=True, descending=True).indices
+        x1, y1, x2, y2 = boxes.unbind(1)
+        areas = (x2 - x1) * (y2 - y1)
+        suppressed = torch.zeros(len(boxes), dtype=torch.bool)
+        keep = []
+        for i in order.tolist():
+            if suppressed[i]:
+                continue
+            keep.append(i)
+            w = (torch.minimum(x2[i], x2) - torch.maximum(x1[i], x1)).clamp(min=0)
+            h = (torch.minimum(y2[i], y2) - torch.maximum(y1[i], y1)).clamp(min=0)
+            inter = w * h
+            suppressed |= inter / (areas[i] + areas - inter) > iou_threshold
+        return torch.tensor(keep, dtype=torch.int64)
+
+    lib.impl("nms", nms, "CPU")
+    _define_nms.lib = lib  # the definition lives as long as its library object
+    torchvision.ops.boxes._assert_has_ops = _ops_present
+
+
+def _ops_present() -> None:
+    """torchvision's check for its C ops, passed: torchvision::nms is defined above (a
+    function, not a lambda, as TorchScript compiles it inside batched_nms)."""
 
 
 torch, torchvision, transformers = _import_torch()
@@ -367,6 +403,71 @@ model("swin")(_vision(_swin))
 model("deeplabv3")(_vision(lambda: _SegmentationOut(_segmentation("deeplabv3")), sizes=TWO_SIZES, outputs=("out",)))
 model("fcn")(_vision(lambda: _SegmentationOut(_segmentation("fcn")), sizes=TWO_SIZES, outputs=("out",)))
 model("lraspp")(_vision(lambda: _SegmentationOut(_segmentation("lraspp")), sizes=TWO_SIZES, outputs=("out",)))
+
+
+class _Detections(nn.Module):
+    """A torchvision detector on one image: its boxes, scores and labels as a tuple."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, image):
+        if self.training:
+            # Batch norm calibration (_calibrate_batch_norms): the features and heads only (a
+            # detector's training step needs targets), over the image and its mirror images
+            # so the 1x1 feature maps have more than one value per channel.
+            mirrors = [image, image.flip(-1), image.flip(-2), image.flip(-1, -2)]
+            images, _ = self.inner.transform(mirrors)
+            return self.inner.head(list(self.inner.backbone(images.tensors).values()))
+        found = self.inner([image])[0]
+        return found["boxes"], found["scores"], found["labels"]
+
+
+def _ssdlite():
+    from functools import partial
+
+    from torchvision.models.detection import _utils as det_utils
+    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+    from torchvision.models.detection.ssd import SSD
+    from torchvision.models.detection.ssdlite import SSDLiteFeatureExtractorMobileNet, SSDLiteHead
+    from torchvision.models.mobilenetv3 import mobilenet_v3_large
+
+    # ssdlite320_mobilenet_v3_large's construction (torchvision's builder has no width
+    # argument) at a quarter of the width, 4 classes and a 160-pixel input; the score
+    # threshold and candidate counts are lowered so random weights give a few dozen boxes.
+    width = 0.25
+    norm = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
+    backbone = mobilenet_v3_large(width_mult=width, reduced_tail=True, norm_layer=norm).features
+    stages = [0] + [i for i, b in enumerate(backbone) if getattr(b, "_is_cn", False)] + [len(backbone) - 1]
+    features = SSDLiteFeatureExtractorMobileNet(backbone, stages[-2], norm, width_mult=width)
+    size = (160, 160)
+    anchors = DefaultBoxGenerator([[2, 3] for _ in range(6)], min_ratio=0.2, max_ratio=0.95)
+    channels = det_utils.retrieve_out_channels(features, size)
+    classes = 4
+    head = SSDLiteHead(channels, anchors.num_anchors_per_location(), classes, norm)
+    return SSD(
+        features,
+        anchors,
+        size,
+        classes,
+        head=head,
+        score_thresh=0.8,
+        nms_thresh=0.55,
+        detections_per_img=40,
+        topk_candidates=100,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    )
+
+
+@model("ssdlite")
+def _ssdlite_model(rng):
+    # One image per call (torchvision detectors take a list); two image sizes, both resized
+    # to the model's 160x160 inside the graph and the boxes scaled back.
+    cases = [[torch.from_numpy(_image(rng, 1, h, w)[0] * 0.25 + 0.5)] for h, w in ((120, 160), (200, 150))]
+    axes = {"image": {1: "height", 2: "width"}}
+    return _Detections(_ssdlite()), ["image"], ["boxes", "scores", "labels"], cases, axes
 
 
 @model("whisper_encoder")

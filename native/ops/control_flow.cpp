@@ -178,7 +178,7 @@ HeldTensor as_kind(HeldTensor value, ValueKind want) {
   auto opt = std::make_shared<Composite>();
   opt->kind = want;
   opt->type = value.view.type;
-  opt->items.push_back(owned(std::move(value)));
+  opt->items.push_back(kept(std::move(value)));
   return hold_composite(opt);
 }
 
@@ -396,6 +396,9 @@ std::vector<PortInfo> scan_ports(const Node& n, const Body& b, const ScanLayout&
   for (size_t i = 0; i < L.states; ++i) body_in.push_back(in[i]);
   for (size_t j = 0; j < L.scanned; ++j) {
     const PortInfo& x = in[L.states + j];
+    if (x.kind != ValueKind::tensor)
+      throw InputError(n.describe() + ": scanned input " + std::to_string(j) + " must be a tensor, got " +
+                       kind_name(x.kind));
     PortInfo slice{x.type, PartialShape::dynamic_rank()};
     if (x.shape.rank_known) {
       const int64_t axis = normalize_axis(n, L.in_axes[j], x.shape.rank());
@@ -426,13 +429,19 @@ std::vector<PortInfo> scan_ports(const Node& n, const Body& b, const ScanLayout&
   }
   std::vector<PortInfo> outs;
   for (size_t i = 0; i < L.states; ++i) {
-    if (in[i].type != pieces[i].type)
-      throw InputError(n.describe() + ": state " + std::to_string(i) + " starts as " + type_name(in[i].type) +
-                       " but the body gives " + type_name(pieces[i].type));
-    outs.push_back(PortInfo{in[i].type, states_kept ? in[i].shape : merge_shapes(in[i].shape, pieces[i].shape)});
+    // A state may be a sequence or optional, as a Loop's carried value may.
+    if (in[i].type != pieces[i].type || (in[i].kind != pieces[i].kind && in[i].kind != optional_of(pieces[i].kind)))
+      throw InputError(n.describe() + ": state " + std::to_string(i) + " starts as " + kind_name(in[i].kind) + " of " +
+                       type_name(in[i].type) + " but the body gives " + kind_name(pieces[i].kind) + " of " +
+                       type_name(pieces[i].type));
+    outs.push_back(
+        PortInfo{in[i].type, states_kept ? in[i].shape : merge_shapes(in[i].shape, pieces[i].shape), pieces[i].kind});
   }
   for (size_t k = 0; k < L.outputs; ++k) {
     const PortInfo& piece = pieces[L.states + k];
+    if (piece.kind != ValueKind::tensor)
+      throw InputError(n.describe() + ": scan output " + std::to_string(k) + " must be a tensor, the body gives " +
+                       kind_name(piece.kind));
     PartialShape shape = PartialShape::dynamic_rank();
     if (piece.shape.rank_known) {
       shape = piece.shape;
@@ -462,6 +471,9 @@ std::vector<PortInfo> infer_scan(const InferContext& c) {
   std::vector<const TensorView*> values = c.in_value;
   int64_t batch = kDynamic;
   for (size_t i = 0; i < L.states + L.scanned; ++i) {
+    if (c.in[i].kind != ValueKind::tensor)
+      throw InputError(n.describe() + ": input " + std::to_string(i) + " must be a tensor (opset 8's Scan slices " +
+                       "every state along its batch axis), got " + kind_name(c.in[i].kind));
     if (c.in[i].shape.rank_known && c.in[i].shape.rank() == 0)
       throw InputError(n.describe() + ": input " + std::to_string(i) + " needs a batch axis");
     if (c.in[i].shape.rank_known) batch = std::max(batch, c.in[i].shape.dims[0]);
@@ -494,9 +506,13 @@ std::vector<HeldTensor> run_scan(const Node& n, const Body& b, const ScanLayout&
   std::vector<TensorView> in(L.states + L.scanned + L.captured);
   for (size_t j = 0; j < L.captured; ++j) in[L.states + L.scanned + j] = in_all[L.states + L.scanned + j];
   ScanCollector scans(n, L.outputs);
+  std::vector<HeldTensor> fed(L.states);  // states as the body's parameters take them
   for (int64_t t = 0; t < length; ++t) {
     check_cancelled(exec);
-    for (size_t i = 0; i < L.states; ++i) in[i] = states[i].view;
+    for (size_t i = 0; i < L.states; ++i) {
+      fed[i] = as_kind(states[i], body.inputs()[i].kind);
+      in[i] = fed[i].view;
+    }
     for (size_t j = 0; j < L.scanned; ++j) {
       const int64_t pos = L.in_reverse[j] ? length - 1 - t : t;
       take_slice(n, in_all[L.states + j], axes[j], pos, slices[j]);
@@ -559,14 +575,20 @@ KernelFn prepare_by_eval(const PrepareContext& ctx) {
   return [node, eval, inputs](const KernelArgs& a) {
     std::vector<TensorView> in;
     for (size_t i = 0; i < inputs; ++i) in.push_back(*a.in[i]);
-    std::vector<HeldTensor> outs = eval(EvalContext{*node, in, *a.ctx});
+    // The step emits its outputs when a stage ends at it (shapes known only by running); the
+    // body's own steps never emit into this run.
+    ExecContext body_exec = a.ctx ? *a.ctx : ExecContext{};
+    body_exec.emit = nullptr;
+    std::vector<HeldTensor> outs = eval(EvalContext{*node, in, body_exec});
     for (size_t o = 0; o < outs.size(); ++o) {
       const TensorView& want = *a.out[o];
       const TensorView& got = outs[o].view;
-      if (got.shape != want.shape || got.type != want.type)
+      const bool emitted = a.ctx && a.ctx->emit;
+      if (got.type != want.type || (emitted ? got.shape.size() != want.shape.size() : got.shape != want.shape))
         throw InputError(node->describe() + ": output " + std::to_string(o) + " came out as " + type_name(got.type) +
                          dims_str(got.shape) + ", its plan expected " + type_name(want.type) + dims_str(want.shape));
-      if (got.bytes()) std::memcpy(want.data, got.data, got.bytes());
+      void* dst = output_memory(a, o, got.shape);
+      if (got.bytes()) std::memcpy(dst, got.data, got.bytes());
     }
   };
 }
@@ -577,12 +599,12 @@ void register_control_flow_ops(OpRegistry& r) {
       with_eval(OpDef{"Loop", 2, -1, infer_loop, prepare_by_eval}.with_attrs(
                     {engine_only(int_attr("captured", 0).at_least(0)), engine_only(bool_attr("stop_on_cond", true))}),
                 eval_loop)));
-  r.add(with_eval(
+  r.add(with_composites(with_eval(
       OpDef{"Scan", 1, -1, infer_scan, prepare_by_eval}.with_attrs(
           {int_attr("num_scan_inputs", 1).at_least(1).must_be_given(), ints_attr("scan_input_axes"),
            ints_attr("scan_input_directions"), ints_attr("scan_output_axes"), ints_attr("scan_output_directions"),
            engine_only(int_attr("captured", 0).at_least(0)), engine_only(bool_attr("batched", false))}),
-      eval_scan));
+      eval_scan)));
 }
 
 }  // namespace aiov

@@ -47,7 +47,7 @@ std::shared_ptr<Composite> new_sequence(ElementType type) {
 }
 
 const Composite& sequence_input(const EvalContext& c, size_t i) {
-  return expect_composite(c.in.at(i), ValueKind::sequence, c.node.describe(), "input 0");
+  return expect_composite(c.in.at(i), ValueKind::sequence, c.node, "input 0");
 }
 
 // A position in a sequence of `size` tensors: negative counts from the end; valid in [-size,
@@ -81,8 +81,12 @@ HeldTensor scalar_bool(bool v) {
   return h;
 }
 
-HeldTensor new_tensor(ElementType type, const Dims& shape, const std::string& who) {
-  check_tensor_size(shape, who);
+HeldTensor new_tensor(ElementType type, const Dims& shape, const Node& n) {
+  try {
+    numel(shape);  // checks the size; the node's name is built only on failure
+  } catch (const InputError&) {
+    check_tensor_size(shape, n.describe() + " output");
+  }
   HeldTensor h;
   h.view.type = type;
   h.view.shape = shape;
@@ -150,7 +154,7 @@ std::vector<PortInfo> infer_sequence_insert(const InferContext& c) {
 
 std::vector<HeldTensor> eval_sequence_insert(const EvalContext& c) {
   const Composite& seq = sequence_input(c, 0);
-  expect_tensor(c.in.at(1), c.node.describe(), "input 1");
+  expect_tensor(c.in.at(1), c.node, "input 1");
   if (!seq.items.empty() && seq.items[0].view.type != c.in[1].type)
     expect_same_type(c.node, seq.items[0].view.type, c.in[1].type, "the tensor inserted");
   const size_t at = c.in.size() > 2 ? position(c.node, c.in[2], seq.items.size(), true) : seq.items.size();
@@ -196,7 +200,7 @@ std::vector<PortInfo> infer_split_to_sequence(const InferContext& c) {
 std::vector<HeldTensor> eval_split_to_sequence(const EvalContext& c) {
   const Node& n = c.node;
   const TensorView& x = c.in.at(0);
-  expect_tensor(x, n.describe(), "input 0");
+  expect_tensor(x, n, "input 0");
   if (x.shape.empty()) throw InputError(n.describe() + ": cannot split a scalar");
   const int64_t axis = normalize_axis(n, n.attr_int("axis"), (int64_t)x.shape.size());
   const AroundAxis around = around_axis(x.shape, axis);
@@ -206,7 +210,7 @@ std::vector<HeldTensor> eval_split_to_sequence(const EvalContext& c) {
     sizes.assign((size_t)around.len, 1);
     keep_axis = n.attr_int("keepdims") != 0;
   } else {
-    expect_tensor(c.in[1], n.describe(), "split");
+    expect_tensor(c.in[1], n, "split");
     const std::vector<int64_t> split = read_int_tensor(n, c.in[1], "split");
     if (c.in[1].shape.empty()) {
       const int64_t step = split.at(0);
@@ -231,7 +235,7 @@ std::vector<HeldTensor> eval_split_to_sequence(const EvalContext& c) {
     Dims shape = x.shape;
     shape[axis] = len;
     if (!keep_axis) shape.erase(shape.begin() + axis);
-    HeldTensor piece = new_tensor(x.type, shape, n.describe() + " output");
+    HeldTensor piece = new_tensor(x.type, shape, n);
     const char* src = static_cast<const char*>(x.data);
     char* dst = static_cast<char*>(piece.view.data);
     for (int64_t o = 0; o < around.outer; ++o)
@@ -275,9 +279,10 @@ std::vector<HeldTensor> eval_concat_from_sequence(const EvalContext& c) {
       throw InputError(n.describe() + ": tensor " + std::to_string(i) + " has shape " +
                        dims_str(seq.items[i].view.shape) + ", which does not join tensor 0's " + dims_str(first) +
                        " along axis " + std::to_string(axis));
-    shape[axis] = checked_add(i == 0 ? 0 : shape[axis], piece[axis], n.describe() + " output");
+    if (__builtin_add_overflow(i == 0 ? 0 : shape[axis], piece[axis], &shape[axis]))
+      throw InputError(n.describe() + ": the joined tensors are too long along axis " + std::to_string(axis));
   }
-  HeldTensor out = new_tensor(seq.type, shape, n.describe() + " output");
+  HeldTensor out = new_tensor(seq.type, shape, n);
   const AroundAxis whole = around_axis(shape, axis);
   const size_t inner = byte_size(seq.type, whole.inner);
   char* dst = static_cast<char*>(out.view.data);

@@ -126,9 +126,13 @@ bool schedule_node(const Node& n, PlanValues& values, SharedWeights& shared, Ele
   for (const auto& in : n.inputs) pctx.in_model_constant.push_back(values.model_constant[values.id(in)]);
   bool all_static = true;
   for (const auto& o : outs) all_static = all_static && o.shape.is_static();
-  if (def.eval && !all_static) {
-    // Only running tells the shapes (a Loop's scan outputs): with known inputs it runs now and
-    // its outputs are constants of the plan; otherwise the whole model runs node by node.
+  bool ranks_known = true;
+  for (const auto& o : outs) ranks_known = ranks_known && o.shape.rank_known;
+  if (def.eval && !all_static && (all_known || !ranks_known)) {
+    // Only running tells the shapes (a Loop's scan outputs, an If whose branches differ): with
+    // known inputs it runs now and its outputs are constants of the plan. With unknown inputs
+    // it ends a stage like a data-dependent op (below), unless it cannot tell even the ranks:
+    // then the whole model runs node by node.
     if (!all_known) throw NeedsRunTimeShapes{};
     ExecContext exec;
     for (HeldTensor& t : def.eval(EvalContext{n, in_views, exec})) {
@@ -144,7 +148,7 @@ bool schedule_node(const Node& n, PlanValues& values, SharedWeights& shared, Ele
     return false;
   }
   bool emits = false;
-  for (const auto& o : outs) emits = emits || (!all_known && def.data_dependent && !o.shape.is_static());
+  for (const auto& o : outs) emits = emits || (!all_known && (def.data_dependent || def.eval) && !o.shape.is_static());
   for (size_t o = 0; o < outs.size(); ++o) {
     if (!outs[o].shape.is_static() && !emits)
       throw InputError(n.describe() + ": output " + std::to_string(o) + " shape " + outs[o].shape.str() +

@@ -23,13 +23,15 @@ struct Composite : std::enable_shared_from_this<Composite> {
 HeldTensor hold_composite(std::shared_ptr<const Composite> c);
 // `t` with ownership of whatever it shows: its composite taken from the view when unowned.
 HeldTensor owned(HeldTensor t);
-// Input `i` of an eval with an owner: shared when the caller gave owners, else copied.
+// `t` as a value that outlives its source: owned (above), a tensor nobody owns copied.
+HeldTensor kept(HeldTensor t);
+// Input `i` of an eval with an owner: shared when the caller gave one, else copied.
 HeldTensor hold_input(const EvalContext& c, size_t i);
 // The kind of value a view shows.
 ValueKind kind_of(const TensorView& t);
-// The composite `t` shows, checked to be of `kind` (InputError naming `who` and `what`).
-const Composite& expect_composite(const TensorView& t, ValueKind kind, const std::string& who, const char* what);
-// `t` checked to be a tensor (InputError naming `who` and `what`).
-void expect_tensor(const TensorView& t, const std::string& who, const char* what);
+// The composite `t` shows, checked to be of `kind` (InputError naming node `who` and `what`).
+const Composite& expect_composite(const TensorView& t, ValueKind kind, const Node& who, const char* what);
+// `t` checked to be a tensor (InputError naming node `who` and `what`).
+void expect_tensor(const TensorView& t, const Node& who, const char* what);
 
 }  // namespace aiov

@@ -391,13 +391,17 @@ std::vector<PortInfo> infer_outputs(const OpDef& def, const InferContext& ctx) {
   std::vector<PortInfo> outs = def.infer(ctx);
   for (size_t o = 0; o < outs.size(); ++o) {
     if (!outs[o].shape.rank_known) continue;
-    const std::string who = ctx.node.describe() + " output " + std::to_string(o);
     // A rank an op takes from a value (Expand's target shape) is bounded like one read from a
     // model: numpy, for one, cannot show more than 64 dimensions.
     if (outs[o].shape.rank() > kMaxRank)
-      throw InputError(who + ": rank " + std::to_string(outs[o].shape.rank()) + " is above the " +
-                       std::to_string(kMaxRank) + " aiov allows");
-    check_tensor_size(outs[o].shape.dims, who);
+      throw InputError(ctx.node.describe() + " output " + std::to_string(o) + ": rank " +
+                       std::to_string(outs[o].shape.rank()) + " is above the " + std::to_string(kMaxRank) +
+                       " aiov allows");
+    try {
+      numel(outs[o].shape.dims);  // checks the size; the node's name is built only on failure
+    } catch (const InputError&) {
+      check_tensor_size(outs[o].shape.dims, ctx.node.describe() + " output " + std::to_string(o));
+    }
   }
   return outs;
 }

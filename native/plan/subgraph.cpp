@@ -148,11 +148,13 @@ std::vector<HeldTensor> run_node_by_node(const CompiledModel& model, const std::
   for (size_t i = 0; i < graph.parameters.size(); ++i) param_index[graph.parameters[i].get()] = (int)i;
   // Readers left per node; the outputs' nodes are never released.
   std::unordered_map<const Node*, int> readers;
+  readers.reserve(model.order().size());
   for (const auto& n : model.order())
     for (const Value& v : n->inputs) ++readers[v.node.get()];
   std::unordered_set<const Node*> pinned;
   for (const Value& o : graph.outputs) pinned.insert(o.node.get());
   std::unordered_map<const Node*, std::vector<HeldTensor>> values;
+  values.reserve(model.order().size());  // no rehashing while a (loop body's) run fills it
   for (const auto& np : model.order()) {
     const Node& n = *np;
     std::vector<HeldTensor>& outs = values[&n];

@@ -393,9 +393,9 @@ def test_state_written_after_a_data_dependent_stage_counts_once_the_run_ends():
 
 
 def test_state_of_a_model_that_runs_node_by_node_counts_each_run_once():
-    # The If after NonZero gives shapes per branch that only running tells: the run starts over
+    # The If after NonZero gives a rank per branch that only running tells: the run starts over
     # node by node, where ReadValue and Assign run as kernels on the request's variables.
-    onnx_model = nonzero_then_if()
+    onnx_model = nonzero_then_if(scalar_sum=True)
     read = ov.Core().read_model(onnx_model.SerializeToString())
     runs = ops.add(
         ops.read_value(ops.constant(np.zeros(1, np.float32)), "runs", np.float32, [1]),

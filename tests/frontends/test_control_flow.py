@@ -301,10 +301,12 @@ def test_many_threads_run_one_compiled_model_with_control_flow():
     assert len(results) == len(feeds)
 
 
-def test_if_after_nonzero_runs_the_model_node_by_node():
+@pytest.mark.parametrize("scalar_sum", [False, True])
+def test_if_after_nonzero(scalar_sum):
     # NonZero's size is known only by running (a staged plan); the If after it then gives
-    # different shapes per branch, which only running it tells: the run starts over node by node.
-    model = nonzero_then_if(outputs=("y", "nz"))
+    # different shapes per branch, which only running it tells: it ends a stage too, or, when
+    # the branches differ in rank (a scalar sum), the run starts over node by node.
+    model = nonzero_then_if(outputs=("y", "nz"), scalar_sum=scalar_sum)
     compiled = ov.compile_model(model.SerializeToString())
     for c, x in ((True, [0, 1, 0, 2, 3]), (False, [1, 0, 0, 0, 0]), (True, [0, 0, 0, 0, 4]), (True, [0, 1, 0, 2, 3])):
         _check(model, {"c": np.array(c), "x": np.array(x, np.float32)}, compiled)
@@ -345,3 +347,16 @@ def test_loop_body_with_nonzero():
     )
     got = _check(model, {"x": np.array([0.5, 3, 2, 1.5, 5, 0], np.float32)})
     assert got({"x": np.array([0.5, 3, 2, 1.5, 5, 0], np.float32)})["counts"].reshape(-1).tolist() == [5, 4, 2, 1]
+
+
+def test_an_if_after_nonzero_runs_in_the_plan_not_node_by_node():
+    # Its branches give different shapes: the If ends a stage and emits them, so the model keeps
+    # its planned run (profiled step by step); only a rank that running alone tells (a scalar
+    # sum in one branch) makes the run start over node by node, which has no steps to profile.
+    x = {"c": np.array(True), "x": np.array([0, 1, 0, 2, 3], np.float32)}
+    for scalar_sum, planned in ((False, True), (True, False)):
+        model = nonzero_then_if(scalar_sum=scalar_sum).SerializeToString()
+        request = ov.compile_model(model, "CPU", {"PERF_COUNT": True}).create_infer_request()
+        np.testing.assert_array_equal(request.infer(x)[0], [1, 3, 4, 1, 3, 4])
+        steps = {(p.node_type, p.exec_type) for p in request.get_profiling_info()}
+        assert (("If", "aiov_If []->[6]") in steps) == planned, steps
