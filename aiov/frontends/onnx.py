@@ -1022,12 +1022,13 @@ def _split(ctx):
     else:
         lengths = None
     if lengths is None:
-        dim = x.get_partial_shape()[axis]
-        if dim.is_static and dim.get_length() % outputs:
+        shape = x.get_partial_shape()
+        dim = shape[axis] if shape.rank.is_static else None  # None: the plan decides the rank
+        if dim is not None and dim.is_static and dim.get_length() % outputs:
             # opset 18: the last chunk is smaller.
             size = -(-dim.get_length() // outputs)
             lengths = [size] * (outputs - 1) + [dim.get_length() - size * (outputs - 1)]
-        elif dim.is_dynamic and ctx.opset >= 18 and outputs > 1:
+        elif (dim is None or dim.is_dynamic) and ctx.opset >= 18 and outputs > 1:
             # The same rule on the size the plan sees: chunks of ceil(size / n), the rest last.
             size = ops.gather(ops.shape_of(x), ops.constant(np.array([axis], np.int64)), 0)
             chunk = ops.divide(ops.add(size, np.array(outputs - 1, np.int64)), np.array(outputs, np.int64))

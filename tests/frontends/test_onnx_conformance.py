@@ -26,11 +26,6 @@ EXCLUDED = [
     (r"string|STRING", "string tensors are not supported"),
     (r"maxpool_2d_uint8", "integer pooling (aiov pools f32)"),
     (
-        r"affine_grid_2d.*_expanded",
-        "the expansion Expands by a shape computed from the values of an input: the rank is lost at read time and "
-        "the Split after it needs it (shapes at read time, issue 19 item 1)",
-    ),
-    (
         r"attention_4d_causal_fp16_expanded",
         "f16 MatMul/Softmax chain: aiov's f16 intermediates round differently (1.2e-3 relative against the case's "
         "1e-3; onnxruntime passes): a kernel-precision follow-up",
