@@ -1152,8 +1152,6 @@ def _pool(ctx, op):
     ceil = "ceil_torch" if ctx.attr("ceil_mode", 0) else "floor"
     if op == "MaxPool":
         indices = len(ctx.node.output) > 1 and bool(ctx.node.output[1])
-        if indices and ctx.attr("storage_order", 0):
-            ctx.fail("Indices in column-major storage_order=1 are not supported")
         # ONNX's Indices count in the whole input tensor, as OpenVINO's axis 0 does.
         node = ops.max_pool(
             x,
@@ -1168,6 +1166,7 @@ def _pool(ctx, op):
             0,
             None,
             with_indices=indices,
+            column_major_indices=indices and bool(ctx.attr("storage_order", 0)),
         )
         return node.outputs() if indices else node
     return ops.avg_pool(

@@ -24,7 +24,6 @@ RANDOM_VALUES = r"bernoulli|training_dropout(_default)?(_mask)?$"
 # (pattern on the case name, reason). First match wins.
 EXCLUDED = [
     (r"string|STRING", "string tensors are not supported"),
-    (r"maxpool_2d_uint8", "integer pooling (aiov pools f32)"),
     (
         r"attention_4d_causal_fp16_expanded",
         "f16 MatMul/Softmax chain: aiov's f16 intermediates round differently (1.2e-3 relative against the case's "
@@ -36,7 +35,6 @@ EXCLUDED = [
         "aiov computes in f32 and rounds once, 1 bf16 ulp (0.4%) from the reference against the case's rtol of "
         "1e-3 (onnxruntime runs no bf16 Attention)",
     ),
-    (r"maxpool_with_argmax_2d_precomputed_strides", "MaxPool Indices in column-major storage_order=1"),
     (
         r"dft_inverse(_opset19)?$",
         "the expected values keep float32 FFT rounding noise (1.9e-7 where the exact value is 0) above the case's "
