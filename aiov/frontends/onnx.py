@@ -1706,6 +1706,15 @@ def _roi_align(ctx):
     return ops._make("aiov.RoiAlign", ctx.inputs[:3], attrs, ctx.node.name)
 
 
+@converter("DeformConv")
+def _deform_conv(ctx):
+    if len(ctx.inputs) > 4 and ctx.inputs[3] is None and ctx.inputs[4] is not None:
+        # A mask without a bias: the engine reads an empty B as none.
+        ctx.inputs[3] = ops.constant(np.zeros(0, ctx.inputs[0].get_element_type().to_dtype()))
+    (schema,) = [d for d in _core.op_schema() if d["type"] == "aiov.DeformConv"]
+    return _one_to_one(schema, 19, None)(ctx)
+
+
 @converter("GridSample")
 def _grid_sample(ctx):
     # Opset 20 renamed bilinear/bicubic to linear/cubic (and made them N-D).

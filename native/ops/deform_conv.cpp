@@ -62,7 +62,7 @@ std::vector<PortInfo> infer_deform_conv(const InferContext& c) {
   if (!is_float(x.type) && x.type != ElementType::dynamic)
     throw InputError(n.describe() + ": expected a float X, got " + type_name(x.type));
   const char* shapes[] = {"X [N, C, H, W]", "W [oC, C / group, kH, kW]",
-                          "offset [N, offset_group * 2 * kH * kW, oH, oW]", "B [oC]",
+                          "offset [N, offset_group * 2 * kH * kW, oH, oW]", "B [oC] (or [0]: none)",
                           "mask [N, offset_group * kH * kW, oH, oW]"};
   for (size_t i = 0; i < c.in.size(); ++i) {
     const PartialShape& s = c.in[i].shape;
@@ -96,8 +96,9 @@ std::vector<PortInfo> infer_deform_conv(const InferContext& c) {
   };
   expect(2, 2);
   expect(4, 1);
-  if (c.in.size() > 3 && c.in[3].shape.rank_known && differ(c.in[3].shape.dims[0], oc))
-    throw InputError(n.describe() + ": expected B [" + std::to_string(oc) + "], got " + c.in[3].shape.str());
+  // An empty B stands for none (the ONNX reader's, when B is omitted before a mask).
+  if (c.in.size() > 3 && c.in[3].shape.rank_known && differ(c.in[3].shape.dims[0], oc) && c.in[3].shape.dims[0] != 0)
+    throw InputError(n.describe() + ": expected B [" + std::to_string(oc) + "] or [0], got " + c.in[3].shape.str());
   (void)off;
   return {PortInfo{x.type, PartialShape(out)}};
 }
@@ -127,7 +128,7 @@ KernelFn prepare_deform_conv(const PrepareContext& ctx) {
   const int64_t N = xs[0], C = xs[1], H = xs[2], W = xs[3], O = ys[1], OH = ys[2], OW = ys[3];
   const int64_t taps = g.kernel[0] * g.kernel[1], P = OH * OW, Cg = C / g.group, Og = O / g.group;
   const int64_t per_offset_group = C / g.offset_group, K = Cg * taps;
-  const bool has_bias = ctx.in.size() > 3, has_mask = ctx.in.size() > 4;
+  const bool has_bias = ctx.in.size() > 3 && ctx.in[3].count() > 0, has_mask = ctx.in.size() > 4;
   return [=](const KernelArgs& a) {
     const float* x = a.in[0]->as<float>();
     const float* filters = a.in[1]->as<float>();

@@ -32,7 +32,7 @@ def _model(op, feeds, consts=None, opset=20, **attrs):
 
 
 def _check(model, feeds, rtol=1e-5, atol=1e-5):
-    feeds = {k: v for k, v in feeds.items() if k}
+    feeds = {k: v for k, v in feeds.items() if k}  # "" is an omitted operand
     expected = ReferenceEvaluator(model).run(None, feeds)[0]
     got = ov.compile_model(model.SerializeToString())(feeds)[0]
     assert got.dtype == expected.dtype and got.shape == expected.shape
@@ -107,11 +107,14 @@ def _deform_feeds(n, c, hw, oc, k, group=1, offset_group=1, stride=1, pad=0, dil
         # Offsets up to two pixels either way: taps fall between pixels and outside the image.
         "offset": RNG.uniform(-2, 2, (n, offset_group * 2 * k * k, oh, ow)).astype(np.float32),
     }
-    feeds["b"] = RNG.standard_normal(oc).astype(np.float32) if bias or mask else None
+    if bias:
+        feeds["b"] = RNG.standard_normal(oc).astype(np.float32)
+    elif mask:
+        feeds[""] = None  # B omitted before the mask
     if mask:
         feeds["mask"] = RNG.uniform(0, 1, (n, offset_group * k * k, oh, ow)).astype(np.float32)
     attrs = dict(group=group, offset_group=offset_group, strides=[stride] * 2, pads=[pad] * 4, dilations=[dilation] * 2)
-    return {k: v for k, v in feeds.items() if v is not None}, attrs
+    return feeds, attrs
 
 
 @pytest.mark.parametrize(
@@ -121,6 +124,7 @@ def _deform_feeds(n, c, hw, oc, k, group=1, offset_group=1, stride=1, pad=0, dil
         ((2, 4, (7, 5), 6, 3), dict(group=2, offset_group=2, stride=2, pad=1)),
         ((1, 4, (6, 6), 4, 2), dict(offset_group=4, dilation=2, mask=False)),
         ((1, 3, (4, 4), 2, 1), dict(bias=False, mask=False)),
+        ((1, 2, (5, 4), 2, 2), dict(bias=False)),
     ],
 )
 def test_deform_conv_matches_the_reference(shape, options):
