@@ -256,3 +256,9 @@ def test_max_pool_column_major_indices_match_the_reference(shape):
     spatial = tuple(range(2, len(shape)))
     column_major = np.transpose(x, (0, 1) + spatial[::-1])
     np.testing.assert_array_equal(column_major.ravel()[indices.ravel()], values.ravel())
+
+
+def test_max_pool_column_major_indices_are_refused_by_the_ir_writer(tmp_path):
+    model = _max_pool_model((1, 1, 4, 4), TensorProto.FLOAT, storage_order=1, strides=[2, 2])
+    with pytest.raises(ov.InputError, match="column-major"):
+        ov.save_model(ov.Core().read_model(model.SerializeToString()), str(tmp_path / "m.xml"))
