@@ -13,6 +13,7 @@ from .._errors import InputError
 from .._graph import Node, Output, as_output
 from .._model import Model
 from .._types import Type
+from . import _onnx_functions as _functions
 from . import _onnx_proto as _proto
 
 _CONVERTERS = {}
@@ -159,7 +160,7 @@ def read_onnx(model, weights=None, weights_dir=None) -> Model:
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
     unsupported = {}
     for n in _all_nodes(graph):
-        if n.op_type not in _CONVERTERS or n.domain not in ("", "ai.onnx"):
+        if not _has_converter(n) and not _functions.expandable(n, opset):
             unsupported.setdefault(f"{n.domain + '.' if n.domain else ''}{n.op_type}", _node_label(n))
     if unsupported:
         listed = ", ".join(f"{op} (node '{node}')" for op, node in sorted(unsupported.items()))
@@ -204,6 +205,9 @@ def _convert_nodes(graph, values: dict, opset: int, depth: int):
             ctx = _Context(node, values, opset, depth)
             if opset < 7:
                 _legacy_attributes(ctx)
+            if not _has_converter(node):  # an op defined by a function: its body writes the outputs
+                _convert_function(node, values, opset, depth)
+                continue
             outs = _CONVERTERS[node.op_type](ctx)
             if not isinstance(outs, (list, tuple)):
                 outs = [outs]
@@ -230,6 +234,24 @@ def _convert_nodes(graph, values: dict, opset: int, depth: int):
         for name, port in zip(node.output, outs):
             if name:
                 values[name] = port
+
+
+def _has_converter(node) -> bool:
+    return node.op_type in _CONVERTERS and node.domain in ("", "ai.onnx")
+
+
+class _FunctionBody:
+    """A function body's nodes, renamed into the calling graph, as _convert_nodes reads a graph."""
+
+    def __init__(self, nodes):
+        self.node = nodes
+
+
+def _convert_function(node, values: dict, opset: int, depth: int):
+    """Converts the body ONNX's schema gives an op aiov has no converter for, in its place."""
+    inputs = [values[name] if name else None for name in node.input]
+    nodes, body_opset = _functions.expand(node, inputs, opset, _node_label(node))
+    _convert_nodes(_FunctionBody(nodes), values, body_opset, depth)
 
 
 def _initializer(init):
