@@ -43,8 +43,8 @@ def expand(node, inputs, opset: int, label: str):
     """(nodes, default-domain opset) of the node's function body: formal inputs and outputs
     renamed to the node's, every other value to a name under the node's label."""
     schema = _schema(node, opset)
-    if schema is None:
-        raise InputError(f"ONNX node {node.op_type} '{label}': no schema defines it")
+    if schema is None or not (schema.has_function or schema.has_context_dependent_function):
+        raise InputError(f"ONNX node {node.op_type} '{label}': aiov has no converter for it and ONNX no function body")
     pb2 = _proto.proto_module()
     if schema.has_context_dependent_function:
         types = [_input_type(p).SerializeToString() if p is not None else b"" for p in inputs]
