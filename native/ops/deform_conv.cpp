@@ -54,7 +54,7 @@ bool differ(int64_t a, int64_t b) { return a >= 0 && b >= 0 && a != b; }
 
 std::vector<PortInfo> infer_deform_conv(const InferContext& c) {
   const Node& n = c.node;
-  const PortInfo &x = c.in[0], &w = c.in[1], &off = c.in[2];
+  const PortInfo &x = c.in[0], &w = c.in[1];
   for (size_t i = 0; i < c.in.size(); ++i)
     if (c.in[i].type != x.type && c.in[i].type != ElementType::dynamic)
       throw InputError(n.describe() + ": every input must have X's type " + type_name(x.type) + ", input " +
@@ -99,7 +99,6 @@ std::vector<PortInfo> infer_deform_conv(const InferContext& c) {
   // An empty B stands for none (the ONNX reader's, when B is omitted before a mask).
   if (c.in.size() > 3 && c.in[3].shape.rank_known && differ(c.in[3].shape.dims[0], oc) && c.in[3].shape.dims[0] != 0)
     throw InputError(n.describe() + ": expected B [" + std::to_string(oc) + "] or [0], got " + c.in[3].shape.str());
-  (void)off;
   return {PortInfo{x.type, PartialShape(out)}};
 }
 
