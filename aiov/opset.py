@@ -499,13 +499,17 @@ def max_pool(
     name=None,
     *,
     with_indices=True,
+    column_major_indices=False,
 ) -> Node:
     """Max pooling; as OpenVINO's opset8, output 1 holds where each maximum was (its flat index in the
-    input, counted from dimension `axis` on). ``with_indices=False`` (aiov only) leaves it out."""
+    input, counted from dimension `axis` on). ``with_indices=False`` (aiov only) leaves it out;
+    ``column_major_indices=True`` (aiov only, ONNX's storage_order 1) counts the first spatial dim fastest."""
     attrs = _window_attrs(strides, pads_begin, pads_end, dilations, auto_pad)
     attrs.update(kernel=[int(v) for v in kernel_shape], rounding_type=_rounding(rounding_type))
     if with_indices:
         attrs.update(with_indices=True, index_element_type=as_type(index_element_type).get_type_name(), axis=int(axis))
+        if column_major_indices:
+            attrs.update(column_major_indices=True)
     return _make("MaxPool", [data], attrs, name)
 
 

@@ -835,6 +835,11 @@ def _write_pool(native, desc, sources, emit):
     attrs = native.attributes()
     data = _ir_data(native, desc)
     dilated = any(int(d) != 1 for d in attrs.get("dilations", []))
+    if attrs.get("with_indices") and attrs.get("column_major_indices"):
+        raise InputError(
+            f"save_model: MaxPool '{native.name}' gives column-major indices (ONNX storage_order 1), which "
+            "OpenVINO's MaxPool cannot say"
+        )
     if not attrs.get("with_indices"):
         data.pop("index_element_type", None)
         data.pop("axis", None)

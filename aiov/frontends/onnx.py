@@ -13,6 +13,7 @@ from .._errors import InputError
 from .._graph import Node, Output, as_output
 from .._model import Model
 from .._types import Type
+from . import _onnx_functions as _functions
 from . import _onnx_proto as _proto
 
 _CONVERTERS = {}
@@ -159,7 +160,7 @@ def read_onnx(model, weights=None, weights_dir=None) -> Model:
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
     unsupported = {}
     for n in _all_nodes(graph):
-        if n.op_type not in _CONVERTERS or n.domain not in ("", "ai.onnx"):
+        if not _has_converter(n) and not _functions.expandable(n, opset):
             unsupported.setdefault(f"{n.domain + '.' if n.domain else ''}{n.op_type}", _node_label(n))
     if unsupported:
         listed = ", ".join(f"{op} (node '{node}')" for op, node in sorted(unsupported.items()))
@@ -204,6 +205,9 @@ def _convert_nodes(graph, values: dict, opset: int, depth: int):
             ctx = _Context(node, values, opset, depth)
             if opset < 7:
                 _legacy_attributes(ctx)
+            if not _has_converter(node):  # an op defined by a function: its body writes the outputs
+                _convert_function(node, values, opset, depth)
+                continue
             outs = _CONVERTERS[node.op_type](ctx)
             if not isinstance(outs, (list, tuple)):
                 outs = [outs]
@@ -230,6 +234,24 @@ def _convert_nodes(graph, values: dict, opset: int, depth: int):
         for name, port in zip(node.output, outs):
             if name:
                 values[name] = port
+
+
+def _has_converter(node) -> bool:
+    return node.op_type in _CONVERTERS and node.domain in ("", "ai.onnx")
+
+
+class _FunctionBody:
+    """A function body's nodes, renamed into the calling graph, as _convert_nodes reads a graph."""
+
+    def __init__(self, nodes):
+        self.node = nodes
+
+
+def _convert_function(node, values: dict, opset: int, depth: int):
+    """Converts the body ONNX's schema gives an op aiov has no converter for, in its place."""
+    inputs = [values[name] if name else None for name in node.input]
+    nodes, body_opset = _functions.expand(node, inputs, opset, _node_label(node))
+    _convert_nodes(_FunctionBody(nodes), values, body_opset, depth)
 
 
 def _initializer(init):
@@ -1022,12 +1044,13 @@ def _split(ctx):
     else:
         lengths = None
     if lengths is None:
-        dim = x.get_partial_shape()[axis]
-        if dim.is_static and dim.get_length() % outputs:
+        shape = x.get_partial_shape()
+        dim = shape[axis] if shape.rank.is_static else None  # None: the plan decides the rank
+        if dim is not None and dim.is_static and dim.get_length() % outputs:
             # opset 18: the last chunk is smaller.
             size = -(-dim.get_length() // outputs)
             lengths = [size] * (outputs - 1) + [dim.get_length() - size * (outputs - 1)]
-        elif dim.is_dynamic and ctx.opset >= 18 and outputs > 1:
+        elif (dim is None or dim.is_dynamic) and ctx.opset >= 18 and outputs > 1:
             # The same rule on the size the plan sees: chunks of ceil(size / n), the rest last.
             size = ops.gather(ops.shape_of(x), ops.constant(np.array([axis], np.int64)), 0)
             chunk = ops.divide(ops.add(size, np.array(outputs - 1, np.int64)), np.array(outputs, np.int64))
@@ -1151,8 +1174,6 @@ def _pool(ctx, op):
     ceil = "ceil_torch" if ctx.attr("ceil_mode", 0) else "floor"
     if op == "MaxPool":
         indices = len(ctx.node.output) > 1 and bool(ctx.node.output[1])
-        if indices and ctx.attr("storage_order", 0):
-            ctx.fail("Indices in column-major storage_order=1 are not supported")
         # ONNX's Indices count in the whole input tensor, as OpenVINO's axis 0 does.
         node = ops.max_pool(
             x,
@@ -1167,6 +1188,7 @@ def _pool(ctx, op):
             0,
             None,
             with_indices=indices,
+            column_major_indices=indices and bool(ctx.attr("storage_order", 0)),
         )
         return node.outputs() if indices else node
     return ops.avg_pool(
@@ -1704,6 +1726,15 @@ def _roi_align(ctx):
     if ctx.opset < 16:
         attrs["coordinate_transformation_mode"] = "output_half_pixel"
     return ops._make("aiov.RoiAlign", ctx.inputs[:3], attrs, ctx.node.name)
+
+
+@converter("DeformConv")
+def _deform_conv(ctx):
+    if len(ctx.inputs) > 4 and ctx.inputs[3] is None and ctx.inputs[4] is not None:
+        # A mask without a bias: the engine reads an empty B as none.
+        ctx.inputs[3] = ops.constant(np.zeros(0, ctx.inputs[0].get_element_type().to_dtype()))
+    (schema,) = [d for d in _core.op_schema() if d["type"] == "aiov.DeformConv"]
+    return _one_to_one(schema, 19, None)(ctx)
 
 
 @converter("GridSample")

@@ -1,10 +1,12 @@
 // GridSample (ONNX opsets 16 and 20, OpenVINO GridSample-9): samples data [N, C, D1..Dk] at the
 // normalized points of grid [N, O1..Om, k], for any number k of spatial dims. The grid is
 // run-time data: NaN, infinite and huge coordinates give defined values, never wild reads.
+// AffineGrid (ONNX opset 20) makes such a grid from affine matrices.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "kernels/dispatch.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -172,6 +174,96 @@ KernelFn prepare_grid_sample(const PrepareContext& ctx) {
   };
 }
 
+// ---- AffineGrid(theta [N, k, k + 1], size [N, C, D1..Dk]) -> grid [N, D1..Dk, k] ----------
+
+// The spatial dims of `size` (its values after N and C), checked.
+Dims affine_grid_extent(const Node& n, const TensorView& size) {
+  const Dims s = read_int_tensor(n, size, "size");
+  if (s.size() != 4 && s.size() != 5)
+    throw InputError(n.describe() + ": size must be [N, C, H, W] or [N, C, D, H, W], got " + dims_str(s));
+  for (int64_t d : s)
+    if (d < 0) throw InputError(n.describe() + ": size must not be negative, got " + dims_str(s));
+  return Dims(s.begin() + 2, s.end());
+}
+
+std::vector<PortInfo> infer_affine_grid(const InferContext& c) {
+  const Node& n = c.node;
+  const PortInfo &theta = c.in[0], &size = c.in[1];
+  if (!is_float(theta.type) && theta.type != ElementType::dynamic)
+    throw InputError(n.describe() + ": theta must be a float tensor, got " + type_name(theta.type));
+  if (size.type != ElementType::i64 && size.type != ElementType::dynamic)
+    throw InputError(n.describe() + ": size must be i64, got " + type_name(size.type));
+  if (theta.shape.rank_known && theta.shape.rank() != 3)
+    throw InputError(n.describe() + ": theta must be [N, 2, 3] or [N, 3, 4], got " + theta.shape.str());
+  const int64_t batch = theta.shape.rank_known ? theta.shape.dims[0] : kDynamic;
+  int64_t k = kDynamic;  // spatial dims: 2 or 3
+  Dims extent;
+  if (c.in_value[1]) {
+    extent = affine_grid_extent(n, *c.in_value[1]);
+    k = (int64_t)extent.size();
+  } else if (size.shape.rank_known && size.shape.rank() == 1 && size.shape.dims[0] >= 0) {
+    k = size.shape.dims[0] - 2;
+    if (k != 2 && k != 3) throw InputError(n.describe() + ": size must hold 4 or 5 values, got " + size.shape.str());
+    extent.assign((size_t)k, kDynamic);
+  }
+  if (theta.shape.rank_known) {
+    const int64_t rows = theta.shape.dims[1], cols = theta.shape.dims[2];
+    if ((rows >= 0 && rows != 2 && rows != 3) || (rows >= 0 && cols >= 0 && cols != rows + 1) ||
+        (k >= 0 && ((rows >= 0 && rows != k) || (cols >= 0 && cols != k + 1))))
+      throw InputError(n.describe() + ": theta must be [N, 2, 3] for a 2-D size or [N, 3, 4] for a 3-D size, got " +
+                       theta.shape.str() + (k >= 0 ? " for " + std::to_string(k) + "-D" : ""));
+    if (k < 0 && rows >= 0) k = rows;
+  }
+  if (k < 0) return {PortInfo{theta.type, PartialShape::dynamic_rank()}};
+  if (extent.empty()) extent.assign((size_t)k, kDynamic);
+  Dims out{batch};
+  out.insert(out.end(), extent.begin(), extent.end());
+  out.push_back(k);
+  return {PortInfo{theta.type, PartialShape(out)}};
+}
+
+KernelFn prepare_affine_grid(const PrepareContext& ctx) {
+  const Node& n = ctx.node;
+  const Dims extent = affine_grid_extent(n, ctx.in[1]);
+  const int64_t k = (int64_t)extent.size(), batch = ctx.in[0].shape[0];
+  const bool align = n.attr_int("align_corners") != 0;
+  // The base coordinate of index i along a dim of `len`: the pixel's centre in [-1, 1], or
+  // its corner when align_corners (a single pixel then sits at -1, as in ONNX's reference).
+  std::vector<std::vector<double>> axis((size_t)k);
+  for (int64_t d = 0; d < k; ++d) {
+    const int64_t len = extent[(size_t)d];
+    for (int64_t i = 0; i < len; ++i)
+      axis[(size_t)d].push_back(align ? (len > 1 ? -1.0 + 2.0 * (double)i / (double)(len - 1) : -1.0)
+                                      : -1.0 + (2.0 * (double)i + 1.0) / (double)len);
+  }
+  const int64_t points = numel(extent);
+  return dispatch_float_type(ctx.in[0].type, n.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    return [=](const KernelArgs& a) {
+      const T* theta = a.in[0]->as<T>();
+      T* grid = a.out[0]->as<T>();
+      std::vector<double> m((size_t)(k * (k + 1)));
+      std::vector<double> base((size_t)k + 1, 1.0);  // (x, y[, z], 1): x is the last dim
+      for (int64_t b = 0; b < batch; ++b) {
+        for (size_t i = 0; i < m.size(); ++i) m[i] = (double)load(theta[b * (int64_t)m.size() + (int64_t)i]);
+        for (int64_t p = 0; p < points; ++p) {
+          for (int64_t rest = p, d = k - 1; d >= 0; --d) {
+            const int64_t len = extent[(size_t)d];
+            base[(size_t)(k - 1 - d)] = axis[(size_t)d][(size_t)(rest % len)];
+            rest /= len;
+          }
+          T* out = grid + (b * points + p) * k;
+          for (int64_t r = 0; r < k; ++r) {
+            double v = 0;
+            for (int64_t c = 0; c <= k; ++c) v += m[(size_t)(r * (k + 1) + c)] * base[(size_t)c];
+            out[r] = store<T>((typename ComputeOf<T>::type)v);
+          }
+        }
+      }
+    };
+  });
+}
+
 }  // namespace
 
 void register_grid_sample_ops(OpRegistry& r) {
@@ -182,6 +274,12 @@ void register_grid_sample_ops(OpRegistry& r) {
                          str_attr("padding_mode", "zeros", {"zeros", "border", "reflection"})})
             .ir({"GridSample"}, "opset9")
             .opset_builder("grid_sample"));
+  r.add(with_value_inputs(OpDef{"aiov.AffineGrid", 2, 2, infer_affine_grid, prepare_affine_grid}
+                              .with_attrs({bool_attr("align_corners", false)})
+                              .ir({"aiov.AffineGrid"}, "aiov1")
+                              .onnx_op("AffineGrid", 20)
+                              .opset_builder("affine_grid"),
+                          {1}));
 }
 
 }  // namespace aiov

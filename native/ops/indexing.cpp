@@ -487,7 +487,8 @@ std::vector<int64_t> split_lengths(const InferContext& c, int64_t dim) {
 std::vector<PortInfo> infer_split(const InferContext& c) {
   const PortInfo& x = c.in[0];
   if (!c.in_value[1]) throw InputError(c.node.describe() + ": the axis must be a constant");
-  if (!x.shape.rank_known) throw InputError(c.node.describe() + ": the input rank must be known");
+  if (!x.shape.rank_known)  // the plan decides the rank: only the number of outputs is known here
+    return std::vector<PortInfo>(split_lengths(c, kDynamic).size(), PortInfo{x.type, PartialShape::dynamic_rank()});
   int64_t axis = normalize_axis(c.node, read_int_tensor(c.node, *c.in_value[1], "axis").at(0), x.shape.rank());
   std::vector<PortInfo> outs;
   for (auto len : split_lengths(c, x.shape.dims[axis])) {

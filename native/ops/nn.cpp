@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "executor/executor.hpp"
@@ -144,15 +146,74 @@ void store_index(void* indices, int64_t at, int64_t value) {
   static_cast<I*>(indices)[at] = (I)value;
 }
 
+// Pools planes [s, e) of x (NC planes of `spatial` elements, 3-D windows w) into y; MaxPool
+// of any element type, AvgPool of f32 (its sums and counts are float).
+template <class T, bool Max>
+void pool_planes(const Window& w, bool exclude_pad, int64_t C, int64_t axis, bool column_major,
+                 void (*store)(void*, int64_t, int64_t), const T* x, T* y, void* index_out, int64_t s, int64_t e) {
+  const int64_t spatial = w.in[0] * w.in[1] * w.in[2], outs = w.out[0] * w.out[1] * w.out[2];
+  const T lowest =
+      std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::lowest();
+  for (int64_t p = s; p < e; ++p) {
+    const T* vol = x + p * spatial;
+    T* out = y + p * outs;
+    // The offset of this image in the flattened input, from `axis` on.
+    const int64_t base = axis == 0 ? p * spatial : axis == 1 ? (p % C) * spatial : 0;
+    for (int64_t oz = 0; oz < w.out[0]; ++oz)
+      for (int64_t oy = 0; oy < w.out[1]; ++oy)
+        for (int64_t ox = 0; ox < w.out[2]; ++ox) {
+          T acc = Max ? lowest : T(0);
+          int64_t count = 0, padded = 0, best = 0;
+          for (int64_t kz = 0; kz < w.kernel[0]; ++kz) {
+            int64_t z = oz * w.stride[0] - w.pad_begin[0] + kz * w.dilation[0];
+            for (int64_t ky = 0; ky < w.kernel[1]; ++ky) {
+              int64_t yy = oy * w.stride[1] - w.pad_begin[1] + ky * w.dilation[1];
+              for (int64_t kx = 0; kx < w.kernel[2]; ++kx) {
+                int64_t xx = ox * w.stride[2] - w.pad_begin[2] + kx * w.dilation[2];
+                // Average pooling's padded count stops at the padded input's end.
+                if (z < w.in[0] + w.pad_end[0] && yy < w.in[1] + w.pad_end[1] && xx < w.in[2] + w.pad_end[2]) ++padded;
+                if (z < 0 || z >= w.in[0] || yy < 0 || yy >= w.in[1] || xx < 0 || xx >= w.in[2]) continue;
+                const int64_t at = (z * w.in[1] + yy) * w.in[2] + xx;
+                T v = vol[at];
+                if (Max) {
+                  if (count == 0 || v > acc || (v != v && acc == acc)) {  // the first NaN wins
+                    acc = v;
+                    best = at;
+                  }
+                } else {
+                  acc += v;
+                }
+                ++count;
+              }
+            }
+          }
+          if constexpr (!Max) {
+            int64_t div = exclude_pad ? count : padded;
+            acc = div ? acc / (T)div : T(0);
+          }
+          const int64_t o = (oz * w.out[1] + oy) * w.out[2] + ox;
+          out[o] = acc;
+          if (index_out) {
+            // Column-major (ONNX storage_order 1): the first spatial dim varies fastest.
+            if (column_major)
+              best = ((best % w.in[2]) * w.in[1] + (best / w.in[2]) % w.in[1]) * w.in[0] + best / (w.in[1] * w.in[2]);
+            store(index_out, p * outs + o, base + best);
+          }
+        }
+  }
+}
+
 template <bool Max>
 KernelFn prepare_pool(const PrepareContext& ctx) {
-  if (ctx.in[0].type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32 pooling");
+  const ElementType type = ctx.in[0].type;
+  if (!Max && type != ElementType::f32) throw NotSupported(ctx.node.describe() + ": only f32 average pooling");
+  if (type == ElementType::boolean) throw NotSupported(ctx.node.describe() + ": boolean pooling");
   const Dims& xs = ctx.in[0].shape;
   const bool exclude_pad = !Max && ctx.node.attr_int("exclude_pad") != 0;
   const Rounding rounding = pool_rounding(ctx.node);
   if (layout_of(ctx.node) == Layout::nhwc) {
-    if (xs.size() != 4 || ctx.out.size() > 1)
-      throw NotSupported(ctx.node.describe() + ": nhwc pooling is 2-D only, without indices");
+    if (xs.size() != 4 || ctx.out.size() > 1 || type != ElementType::f32)
+      throw NotSupported(ctx.node.describe() + ": nhwc pooling is f32 and 2-D only, without indices");
     Window v = make_window(ctx.node, {xs[1], xs[2]}, ctx.node.attr_ints("kernel"), rounding);
     Window2d g{xs[0],       xs[1],       xs[2],       xs[3],         v.out[0],      v.out[1],       v.kernel[0],
                v.kernel[1], v.stride[0], v.stride[1], v.dilation[0], v.dilation[1], v.pad_begin[0], v.pad_begin[1]};
@@ -164,66 +225,34 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
     };
   }
   std::vector<int64_t> in(xs.begin() + 2, xs.end());
-  Window w = to_3d(make_window(ctx.node, in, ctx.node.attr_ints("kernel"), rounding));
-  int64_t NC = xs[0] * xs[1], spatial = w.in[0] * w.in[1] * w.in[2], outs = w.out[0] * w.out[1] * w.out[2];
+  const Window w = to_3d(make_window(ctx.node, in, ctx.node.attr_ints("kernel"), rounding));
+  const int64_t NC = xs[0] * xs[1];
   const bool indices = Max && ctx.out.size() > 1;
   const int64_t axis = indices ? normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)xs.size()) : 2;
+  const bool column_major = indices && ctx.node.attr_int("column_major_indices") != 0;
   const int64_t C = xs[1];
   auto store = indices && ctx.out[1].type == ElementType::i32 ? store_index<int32_t> : store_index<int64_t>;
-  return [=](const KernelArgs& a) {
-    const float* x = a.in[0]->as<float>();
-    float* y = a.out[0]->as<float>();
-    void* index_out = indices ? a.out[1]->data : nullptr;
-    auto run = [&](int64_t s, int64_t e) {
-      for (int64_t p = s; p < e; ++p) {
-        const float* vol = x + p * spatial;
-        float* out = y + p * outs;
-        // The offset of this image in the flattened input, from `axis` on.
-        const int64_t base = axis == 0 ? p * spatial : axis == 1 ? (p % C) * spatial : 0;
-        for (int64_t oz = 0; oz < w.out[0]; ++oz)
-          for (int64_t oy = 0; oy < w.out[1]; ++oy)
-            for (int64_t ox = 0; ox < w.out[2]; ++ox) {
-              float acc = Max ? -INFINITY : 0.0f;
-              int64_t count = 0, padded = 0, best = 0;
-              for (int64_t kz = 0; kz < w.kernel[0]; ++kz) {
-                int64_t z = oz * w.stride[0] - w.pad_begin[0] + kz * w.dilation[0];
-                for (int64_t ky = 0; ky < w.kernel[1]; ++ky) {
-                  int64_t yy = oy * w.stride[1] - w.pad_begin[1] + ky * w.dilation[1];
-                  for (int64_t kx = 0; kx < w.kernel[2]; ++kx) {
-                    int64_t xx = ox * w.stride[2] - w.pad_begin[2] + kx * w.dilation[2];
-                    // Average pooling's padded count stops at the padded input's end.
-                    if (z < w.in[0] + w.pad_end[0] && yy < w.in[1] + w.pad_end[1] && xx < w.in[2] + w.pad_end[2])
-                      ++padded;
-                    if (z < 0 || z >= w.in[0] || yy < 0 || yy >= w.in[1] || xx < 0 || xx >= w.in[2]) continue;
-                    const int64_t at = (z * w.in[1] + yy) * w.in[2] + xx;
-                    float v = vol[at];
-                    if (Max) {
-                      if (count == 0 || v > acc || (v != v && acc == acc)) {  // the first NaN wins
-                        acc = v;
-                        best = at;
-                      }
-                    } else {
-                      acc += v;
-                    }
-                    ++count;
-                  }
-                }
-              }
-              if (!Max) {
-                int64_t div = exclude_pad ? count : padded;
-                acc = div ? acc / (float)div : 0.0f;
-              }
-              const int64_t o = (oz * w.out[1] + oy) * w.out[2] + ox;
-              out[o] = acc;
-              if (indices) store(index_out, p * outs + o, base + best);
-            }
-      }
-    };
-    if (a.ctx->pool && NC > 1)
-      a.ctx->pool->parallel_for(NC, 1, run, a.ctx->max_threads);
-    else
-      run(0, NC);
-  };
+  return dispatch_type(type, ctx.node.describe(), [&](auto tag) -> KernelFn {
+    using T = decltype(tag);
+    if constexpr (std::is_same<T, bool>::value || std::is_same<T, f16_t>::value || std::is_same<T, bf16_t>::value) {
+      throw NotSupported(ctx.node.describe() + ": pooling of " + type_name(type));  // widened before this
+    } else if constexpr (!Max && !std::is_same<T, float>::value) {
+      throw NotSupported(ctx.node.describe() + ": only f32 average pooling");
+    } else {
+      return [=](const KernelArgs& a) {
+        const T* x = a.in[0]->as<T>();
+        T* y = a.out[0]->as<T>();
+        void* index_out = indices ? a.out[1]->data : nullptr;
+        auto run = [&](int64_t s, int64_t e) {
+          pool_planes<T, Max>(w, exclude_pad, C, axis, column_major, store, x, y, index_out, s, e);
+        };
+        if (a.ctx->pool && NC > 1)
+          a.ctx->pool->parallel_for(NC, 1, run, a.ctx->max_threads);
+        else
+          run(0, NC);
+      };
+    }
+  });
 }
 
 // ---- BatchNormInference(data, gamma, beta, mean, variance) ---------------------------------
@@ -529,6 +558,8 @@ void register_nn_ops(OpRegistry& r) {
   max_pool.push_back(bool_attr("with_indices", false).ir_name("-").onnx_name("-"));
   max_pool.push_back(str_attr("index_element_type", "i64", {"i32", "i64"}).onnx_name("-"));
   max_pool.push_back(int_attr("axis", 0).onnx_name("-"));
+  // ONNX's storage_order 1: indices count with the first spatial dim fastest (not in IR).
+  max_pool.push_back(bool_attr("column_major_indices", false).ir_name("-").onnx_name("-"));
   r.add(OpDef{"MaxPool", 1, 1, infer_pool, widened<prepare_pool<true>>}.with_attrs(max_pool).ir({"MaxPool"}, "opset1"));
   pool.push_back(bool_attr("exclude_pad", true).ir_name("exclude-pad"));
   r.add(OpDef{"AvgPool", 1, 1, infer_pool, widened<prepare_pool<false>>}.with_attrs(pool).ir({"AvgPool"}, "opset1"));

@@ -46,6 +46,8 @@ const OpRegistry& OpRegistry::instance() {
     register_center_crop_pad_ops(*r);
     register_det_ops(*r);
     register_col2im_ops(*r);
+    register_deform_conv_ops(*r);
+    register_max_unpool_ops(*r);
     return r;
   }();
   return *registry;

@@ -357,6 +357,8 @@ void register_sequence_ops(OpRegistry&);
 void register_center_crop_pad_ops(OpRegistry&);
 void register_det_ops(OpRegistry&);
 void register_col2im_ops(OpRegistry&);
+void register_deform_conv_ops(OpRegistry&);
+void register_max_unpool_ops(OpRegistry&);
 
 // Runs the op's type/shape inference and checks every output shape against the tensor size
 // limit (InputError naming the node): the one way the engine calls OpDef::infer.

@@ -397,3 +397,32 @@ def test_scaled_dot_product_attention_saved_by_openvino_reads_in_aiov(tmp_path, 
     feed = [_normal(2, 3, 4, 8), _normal(2, 3, 6, 8), _normal(2, 3, 6, 5), RNG.random((2, 1, 4, 6)) > 0.3]
     compiled = openvino.Core().compile_model(xml, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     np.testing.assert_allclose(_run_once(ov.Core().read_model(xml), feed)[0], compiled(feed)[0], rtol=1e-4, atol=1e-4)
+
+
+def test_f16_attention_expansion_rounds_each_op_once():
+    """ONNX's expanded f16 causal Attention (node case test_attention_4d_causal_fp16_expanded):
+    every op's f16 output is its exact value rounded once, as if each op ran in f64. (The
+    case's expected values keep the reference Softmax's inner f16 rounding, 1 ulp off.)"""
+    from aiov.onnx_backend import node_test_cases
+
+    cases = [c for c in node_test_cases() if c.name == "test_attention_4d_causal_fp16_expanded"]
+    if not cases:
+        pytest.skip(f"onnx {onnx.__version__} has no such case")
+    case = cases[0]
+    inputs, _ = case.data_sets[0]
+    q, k, v = (np.asarray(x) for x in inputs)
+    got = ov.compile_model(case.model.SerializeToString())([q, k, v])[0]
+
+    def f16(x):
+        return np.asarray(x, np.float64).astype(np.float16).astype(np.float64)
+
+    # The expansion scales Q and K^T each by sqrt(1 / sqrt(head size)), in f16.
+    scale = float(np.float16(np.sqrt(1 / np.sqrt(np.float32(q.shape[-1])))))
+    scores = f16(f16(q.astype(np.float64) * scale) @ f16(np.swapaxes(k, -1, -2).astype(np.float64) * scale))
+    rows, cols = scores.shape[-2:]
+    scores = f16(scores + np.where(np.tril(np.ones((rows, cols), bool)), 0.0, -np.inf))
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights = f16(weights / weights.sum(-1, keepdims=True))
+    expected = f16(weights @ v.astype(np.float64))
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got.astype(np.float64), expected)
