@@ -1,0 +1,97 @@
+"""Integer products (aiov.QuantizedMatMul) on every path the dispatcher can pick: AMX tiles,
+AVX512-VNNI dot products and the portable loops. Each runs in a subprocess capped with
+AIOV_INT8_ISA (skipped where the CPU lacks it), reports which kernels ran, and must equal an
+int64 numpy product exactly (s32 outputs) or its f32 dequantization to rounding. The cases
+cover every operand type pairing, zero points per tensor and per column (extreme ones too:
+the accumulations reach the ends of u8 x s8), shapes off the tile edges, weights known when
+the kernel is prepared and given only at run time, and both thread counts."""
+
+import json
+
+import pytest
+
+SCRIPT = r"""
+import json, numpy as np, aiov as ov
+T = ov._core._testing
+rng = np.random.default_rng(0)
+
+def ints(dtype, shape):
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max + 1, shape).astype(dtype)
+
+worst_i32 = 0
+worst_f32 = 0.0
+runs = 0
+for (m, k, n), at, bt, per_col in [((1, 1, 1), np.uint8, np.int8, False), ((3, 5, 7), np.int8, np.int8, True),
+                                    ((17, 63, 33), np.uint8, np.uint8, True), ((16, 64, 16), np.int8, np.uint8, False),
+                                    ((33, 65, 32), np.uint8, np.int8, True), ((100, 333, 70), np.uint8, np.int8, False),
+                                    ((40, 768, 48), np.int8, np.int8, True),
+                                    # big enough to split over 2 threads
+                                    ((200, 512, 300), np.uint8, np.int8, True)]:
+    a = ints(at, (m, k))
+    b = ints(bt, (k, n))
+    for za, zb in [(ints(at, ()), ints(bt, (n,) if per_col else ())),
+                   (np.array(np.iinfo(at).max, at), np.full((n,) if per_col else (), np.iinfo(bt).min, bt))]:
+        ref = (a.astype(np.int64) - za.astype(np.int64)) @ (b.astype(np.int64) - zb.astype(np.int64))
+        ref32 = ref.astype(np.int32)  # what an s32 accumulator holds
+        factor = rng.uniform(1e-4, 1e-3, n).astype(np.float32)
+        bias = rng.standard_normal(n).astype(np.float32)
+        for threads in (1, 2):
+            for runtime in ([], [1]):
+                got = T.run_op("aiov.QuantizedMatMul", [a, b, za, zb], runtime_inputs=runtime, threads=threads)[0]
+                assert got.dtype == np.int32 and got.shape == (m, n)
+                worst_i32 = max(worst_i32, int(np.max(np.abs(got.astype(np.int64) - ref32))))
+                got = T.run_op("aiov.QuantizedMatMul", [a, b, za, zb, factor, bias], runtime_inputs=runtime,
+                               threads=threads)[0]
+                want = ref32.astype(np.float32) * factor + bias
+                worst_f32 = max(worst_f32, float(np.max(np.abs(got - want) / (np.abs(want) + 1))))
+                runs += 1
+# Batched activations [B, S, K] and one factor for the whole tensor.
+a, b = ints(np.uint8, (2, 3, 40)), ints(np.int8, (40, 5))
+got = T.run_op("aiov.QuantizedMatMul", [a, b, np.array(3, np.uint8), np.array(0, np.int8), np.float32([0.5])])[0]
+ref = 0.5 * ((a.astype(np.int64) - 3) @ b.astype(np.int64)).astype(np.float32)
+assert got.shape == (2, 3, 5) and np.allclose(got, ref, rtol=1e-6)
+print(json.dumps({"isa": ov._core.gemm_int8_isa(), "i32": worst_i32, "f32": worst_f32, "runs": runs}))
+"""
+
+ISAS = ["scalar", "avx512_vnni", "amx"]  # each includes the ones before it
+
+
+def cpu_int8_isa():
+    import aiov
+
+    return aiov._core.cpu_int8_isa()
+
+
+@pytest.mark.parametrize("isa", ISAS[::-1])
+def test_int8_path_matches_integer_reference(isa, run_capped):
+    if ISAS.index(isa) > ISAS.index(cpu_int8_isa()):
+        pytest.skip(f"this CPU has no {isa}")
+    result = json.loads(run_capped(SCRIPT, 300, AIOV_INT8_ISA=isa, AIOV_GEMM_ISA=None))
+    assert result["isa"] == isa  # the forced path is the one that ran
+    assert result["i32"] == 0
+    assert result["f32"] < 1e-5
+    assert result["runs"] == 64
+
+
+def test_gemm_isa_cap_lowers_int8_to_portable(run_capped):
+    # AIOV_GEMM_ISA below avx512 leaves no VNNI or AMX to use: the portable loops run.
+    script = "import aiov; print(aiov._core.gemm_int8_isa())"
+    assert run_capped(script, 60, AIOV_GEMM_ISA="avx2", AIOV_INT8_ISA=None) == "scalar"
+
+
+def test_bad_operands_are_named():
+    import numpy as np
+
+    import aiov
+
+    T = aiov._core._testing
+    a, b = np.zeros((2, 4), np.uint8), np.zeros((4, 3), np.int8)
+    with pytest.raises(Exception, match="u8 or i8"):
+        T.run_op("aiov.QuantizedMatMul", [a.astype(np.int16), b, np.int16(0), np.int8(0)])
+    with pytest.raises(Exception, match="inner dimensions"):
+        T.run_op("aiov.QuantizedMatMul", [np.zeros((2, 5), np.uint8), b, np.uint8(0), np.int8(0)])
+    with pytest.raises(Exception, match=r"zero point of B must be one value or \[3\]"):
+        T.run_op("aiov.QuantizedMatMul", [a, b, np.uint8(0), np.zeros(2, np.int8)])
+    with pytest.raises(Exception, match="zero points must have their operand's type"):
+        T.run_op("aiov.QuantizedMatMul", [a, b, np.int8(0), np.int8(0)])
