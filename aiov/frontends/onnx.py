@@ -1966,9 +1966,42 @@ def _integer_operand(ctx, x, zero, per_row):
     return as_output(ops.subtract(x, zero))
 
 
+def _integer_matmul(ctx, a, b, a_zero, b_zero, factor=None):
+    """aiov.QuantizedMatMul (s32 products on the integer GEMM; f32 times `factor` when given)
+    where it applies: 8-bit operands, B 2-D, A's zero point one value, B's one or one per
+    column. None elsewhere (the caller composes the product in f32)."""
+    eight = (Type.u8, Type.i8)
+    if a.get_element_type() not in eight or b.get_element_type() not in eight:
+        return None
+    a_shape, b_shape = a.get_partial_shape(), b.get_partial_shape()
+    if not a_shape.rank.is_static or len(a_shape) < 1 or not b_shape.rank.is_static or len(b_shape) != 2:
+        return None
+
+    def zero_point(zero, like, per_column):
+        if zero is None:
+            return ops.constant(np.array(0, like.get_element_type().to_dtype()))
+        shape = zero.get_partial_shape()
+        if not shape.is_static or zero.get_element_type() != like.get_element_type():
+            return None
+        dims = [d.get_length() for d in shape]
+        if len(dims) == 0 or dims == [1]:
+            return zero
+        n = b_shape[1]
+        return zero if per_column and len(dims) == 1 and n.is_static and dims[0] == n.get_length() else None
+
+    za, zb = zero_point(a_zero, a, False), zero_point(b_zero, b, True)
+    if za is None or zb is None or (factor is not None and zero_point(factor, factor, True) is None):
+        return None
+    inputs = [a, b, za, zb] + ([factor] if factor is not None else [])
+    return ops._make("aiov.QuantizedMatMul", inputs, {}, ctx.node.name)
+
+
 @converter("MatMulInteger")
 def _matmul_integer(ctx):
     get = lambda i: ctx.inputs[i] if len(ctx.inputs) > i else None  # noqa: E731
+    fast = _integer_matmul(ctx, get(0), get(1), get(2), get(3))
+    if fast is not None:
+        return fast
     a = _integer_operand(ctx, get(0), get(2), True)
     b = _integer_operand(ctx, get(1), get(3), False)
     return ops.convert(ops.matmul(a, b), Type.i32)
@@ -1977,10 +2010,12 @@ def _matmul_integer(ctx):
 @converter("QLinearMatMul")
 def _qlinear_matmul(ctx):
     a, a_scale, a_zero, b, b_scale, b_zero, y_scale, y_zero = (list(ctx.inputs) + [None] * 8)[:8]
-    product = ops.matmul(_integer_operand(ctx, a, a_zero, True), _integer_operand(ctx, b, b_zero, False))
     # The rescale factor in the scales' own type, as ONNX's reference computes it.
-    factor = ops.divide(ops.multiply(a_scale, b_scale), y_scale)
-    y = ops.multiply(product, _as_f32(as_output(factor)))
+    factor = _as_f32(as_output(ops.divide(ops.multiply(a_scale, b_scale), y_scale)))
+    y = _integer_matmul(ctx, a, b, a_zero, b_zero, factor)
+    if y is None:
+        product = ops.matmul(_integer_operand(ctx, a, a_zero, True), _integer_operand(ctx, b, b_zero, False))
+        y = ops.multiply(product, factor)
     y = ops.round(y, "half_to_even")
     if y_zero is not None:
         y = ops.add(y, _as_f32(y_zero))
