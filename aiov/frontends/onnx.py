@@ -1941,16 +1941,8 @@ def _quantize_linear(ctx):
 
 @converter("DynamicQuantizeLinear")
 def _dynamic_quantize_linear(ctx):
-    # u8 over the range of x widened to include 0: scale = (max - min) / 255.
-    x = _as_f32(ctx.inputs[0])
-    axes = list(range(_rank(ctx, x)))
-    zero = ops.constant(np.array(0, np.float32))
-    lo = ops.minimum(ops.reduce_min(x, axes, False), zero)
-    hi = ops.maximum(ops.reduce_max(x, axes, False), zero)
-    scale = ops.divide(ops.subtract(hi, lo), ops.constant(np.array(255, np.float32)))
-    zero_point = ops.round(ops.subtract(zero, ops.divide(lo, scale)), "half_to_even")
-    y = ops.add(ops.round(ops.divide(x, scale), "half_to_even"), zero_point)
-    return [_saturate(ctx, y, "u8"), scale, _saturate(ctx, zero_point, "u8")]
+    # One native op: u8 over the range of x widened to include 0, scale = (max - min) / 255.
+    return ops._make("aiov.DynamicQuantize", [_as_f32(ctx.inputs[0])], {}, ctx.node.name).outputs()
 
 
 def _integer_operand(ctx, x, zero, per_row):

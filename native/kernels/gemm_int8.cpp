@@ -4,6 +4,7 @@
 #include "kernels/gemm_int8.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include "kernels/gemm_threads.hpp"
@@ -43,7 +44,23 @@ void tile_portable(const Int8Tile& t) {
     }
 }
 
-const Int8KernelSet kPortable{"scalar", kPortableMR, &tile_portable, nullptr, nullptr};
+void range_portable(const float* x, int64_t n, float& min, float& max) {
+  min = max = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    min = x[i] < min ? x[i] : min;
+    max = x[i] > max ? x[i] : max;
+  }
+}
+
+void quantize_portable(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = std::nearbyint(x[i] / scale) + (float)zero;
+    y[i] = !(v >= 0.0f) ? 0 : v >= 255.0f ? 255 : (uint8_t)v;
+  }
+}
+
+const Int8KernelSet kPortable{"scalar",           kPortableMR, &tile_portable, &range_portable,
+                              &quantize_portable, nullptr,     nullptr};
 
 const Int8KernelSet* choose_kernels() {
   const Int8Isa isa = selected_int8_isa();
@@ -173,5 +190,11 @@ void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_z
 }
 
 const char* gemm_int8_isa() { return int8_kernels().name; }
+
+void range_with_zero(const float* x, int64_t n, float& min, float& max) { int8_kernels().range(x, n, min, max); }
+
+void quantize_u8(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y) {
+  int8_kernels().quantize(x, n, scale, zero, y);
+}
 
 }  // namespace aiov

@@ -53,6 +53,12 @@ void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_z
 // The kernels integer products run on: "amx", "avx512_vnni" or "scalar".
 const char* gemm_int8_isa();
 
+// Dynamic quantization of activations to u8 (ONNX DynamicQuantizeLinear): the range of x [n]
+// widened to include 0 (NaNs ignored), and y = saturate(round_half_even(x / scale) + zero)
+// (NaN: 0), vectorized where the integer kernels are.
+void range_with_zero(const float* x, int64_t n, float& min, float& max);
+void quantize_u8(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y);
+
 namespace gemm_detail {
 
 // B panels: 16 columns (one zmm of s32, one AMX tile row), K in groups of 4 bytes as
@@ -89,6 +95,8 @@ struct Int8KernelSet {
   const char* name;  // int8_isa_name of its ISA
   int mr;            // rows per tile call
   Int8TileFn tile;
+  void (*range)(const float* x, int64_t n, float& min, float& max);
+  void (*quantize)(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y);
   void (*begin)();  // around every run of tile calls on a thread (AMX: the tile config)
   void (*end)();
 };

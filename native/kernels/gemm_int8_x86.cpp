@@ -39,6 +39,36 @@ namespace {
   _mm512_mask_storeu_ps(t.c_f32 + r * t.ldc + 16 * v, m, y);
 }
 
+// min/max return their second operand for a NaN: a NaN in x never becomes the range, and
+// the masked tail loads zeros, which the range includes anyway.
+void range(const float* x, int64_t n, float& min, float& max) {
+  __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    lo = _mm512_min_ps(v, lo);
+    hi = _mm512_max_ps(v, hi);
+  }
+  if (i < n) {
+    const __m512 v = _mm512_maskz_loadu_ps(head_mask((int)(n - i)), x + i);
+    lo = _mm512_min_ps(v, lo);
+    hi = _mm512_max_ps(v, hi);
+  }
+  min = _mm512_reduce_min_ps(lo);
+  max = _mm512_reduce_max_ps(hi);
+}
+
+void quantize(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y) {
+  const __m512 s = _mm512_set1_ps(scale), z = _mm512_set1_ps((float)zero), top = _mm512_set1_ps(255.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = head_mask((int)(n - i));
+    __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(m, x + i), s);
+    v = _mm512_add_ps(_mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), z);
+    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), top);  // NaN: 0
+    _mm512_mask_cvtusepi32_storeu_epi8(y + i, m, _mm512_cvtps_epi32(v));
+  }
+}
+
 // ---- AVX512-VNNI --------------------------------------------------------------------------
 constexpr int kVnniMR = 12;
 
@@ -94,7 +124,7 @@ void vnni_tile(const Int8Tile& t) {
     vnni_tile_cols<1>(t);
 }
 
-const Int8KernelSet kVnni{"avx512_vnni", kVnniMR, &vnni_tile, nullptr, nullptr};
+const Int8KernelSet kVnni{"avx512_vnni", kVnniMR, &vnni_tile, &range, &quantize, nullptr, nullptr};
 
 // ---- AMX ----------------------------------------------------------------------------------
 #if defined(__AMX_TILE__) && defined(__AMX_INT8__)
@@ -160,7 +190,7 @@ void amx_tile(const Int8Tile& t) {
     amx_tiles<false, false>(t);
 }
 
-const Int8KernelSet kAmx{"amx", 32, &amx_tile, &amx_begin, &amx_end};
+const Int8KernelSet kAmx{"amx", 32, &amx_tile, &range, &quantize, &amx_begin, &amx_end};
 #endif
 
 }  // namespace

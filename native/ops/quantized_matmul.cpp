@@ -5,6 +5,10 @@
 // the output is f32 float(sum) * factor (+ a sixth input, the bias [N]). The ONNX reader
 // emits it for MatMulInteger and QLinearMatMul, and the graph optimizer folds the scale
 // and bias that follow into it (plan/passes/fuse_quantized_matmul.cpp).
+// aiov.DynamicQuantize, ONNX DynamicQuantizeLinear, makes the u8 activations such a product
+// reads: one pass for the range, one to quantize (what would otherwise be a dozen f32 ops).
+#include <algorithm>
+#include <cmath>
 #include <memory>
 #include <vector>
 
@@ -102,9 +106,44 @@ KernelFn prepare_quantized_matmul(const PrepareContext& ctx) {
   };
 }
 
+// ---- aiov.DynamicQuantize: x (f32) -> (u8 y, f32 scale, u8 zero point) over the range of x
+// widened to include 0: scale = (max - min) / 255, zero = round(-min / scale), y = saturate(
+// round(x / scale) + zero), rounding half to even as ONNX's reference does.
+
+std::vector<PortInfo> infer_dynamic_quantize(const InferContext& c) {
+  if (c.in[0].type != ElementType::f32)
+    throw InputError(c.node.describe() + ": x must be f32, got " + type_name(c.in[0].type));
+  return {PortInfo{ElementType::u8, c.in[0].shape}, PortInfo{ElementType::f32, PartialShape(Dims{})},
+          PortInfo{ElementType::u8, PartialShape(Dims{})}};
+}
+
+// round(v) saturated to [0, 255]; NaN becomes 0 (no float-to-int conversion of a NaN).
+uint8_t saturate_u8(float v) {
+  v = std::nearbyint(v);
+  if (!(v >= 0.0f)) return 0;
+  return v >= 255.0f ? 255 : (uint8_t)v;
+}
+
+KernelFn prepare_dynamic_quantize(const PrepareContext& ctx) {
+  const int64_t n = numel(ctx.in[0].shape);
+  return [n](const KernelArgs& k) {
+    const float* x = k.in[0]->as<float>();
+    float min, max;
+    range_with_zero(x, n, min, max);
+    // An all-zero x has no range: scale 1 (as onnxruntime; not 0 and a division by it).
+    const float scale = max > min ? (max - min) / 255.0f : 1.0f;
+    const uint8_t zero = saturate_u8(0.0f - min / scale);
+    quantize_u8(x, n, scale, zero, k.out[0]->as<uint8_t>());
+    *k.out[1]->as<float>() = scale;
+    *k.out[2]->as<uint8_t>() = zero;
+  };
+}
+
 }  // namespace
 
 void register_quantized_matmul_ops(OpRegistry& r) {
+  r.add(OpDef{"aiov.DynamicQuantize", 1, 1, infer_dynamic_quantize, prepare_dynamic_quantize}.ir(
+      {"aiov.DynamicQuantize"}, "aiov1"));
   r.add(OpDef{"aiov.QuantizedMatMul", 4, 6, infer_quantized_matmul, prepare_quantized_matmul}.ir(
       {"aiov.QuantizedMatMul"}, "aiov1"));
 }

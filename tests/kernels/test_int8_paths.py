@@ -4,7 +4,8 @@ AIOV_INT8_ISA (skipped where the CPU lacks it), reports which kernels ran, and m
 int64 numpy product exactly (s32 outputs) or its f32 dequantization to rounding. The cases
 cover every operand type pairing, zero points per tensor and per column (extreme ones too:
 the accumulations reach the ends of u8 x s8), shapes off the tile edges, weights known when
-the kernel is prepared and given only at run time, and both thread counts."""
+the kernel is prepared and given only at run time, and both thread counts; and the dynamic
+quantization of activations that feeds them (aiov.DynamicQuantize), exact against numpy."""
 
 import json
 
@@ -51,7 +52,20 @@ a, b = ints(np.uint8, (2, 3, 40)), ints(np.int8, (40, 5))
 got = T.run_op("aiov.QuantizedMatMul", [a, b, np.array(3, np.uint8), np.array(0, np.int8), np.float32([0.5])])[0]
 ref = 0.5 * ((a.astype(np.int64) - 3) @ b.astype(np.int64)).astype(np.float32)
 assert got.shape == (2, 3, 5) and np.allclose(got, ref, rtol=1e-6)
-print(json.dumps({"isa": ov._core.gemm_int8_isa(), "i32": worst_i32, "f32": worst_f32, "runs": runs}))
+# Dynamic quantization of activations: exact against numpy (same division, half-even rounding).
+quantized = 0
+for n in (1, 15, 16, 17, 1000):
+    for x in (rng.standard_normal(n).astype(np.float32) * 4, np.abs(rng.standard_normal(n)).astype(np.float32),
+              np.zeros(n, np.float32)):
+        y, scale, zero = T.run_op("aiov.DynamicQuantize", [x])
+        lo, hi = min(0.0, float(x.min())), max(0.0, float(x.max()))
+        want_scale = np.float32((np.float32(hi) - np.float32(lo)) / np.float32(255)) if hi > lo else np.float32(1)
+        want_zero = np.clip(np.rint(np.float32(0) - np.float32(lo) / want_scale), 0, 255)
+        want = np.clip(np.rint(x / want_scale) + want_zero, 0, 255).astype(np.uint8)
+        assert scale == want_scale and zero == want_zero and np.array_equal(y, want), (n, x, y, want)
+        quantized += 1
+print(json.dumps({"isa": ov._core.gemm_int8_isa(), "i32": worst_i32, "f32": worst_f32, "runs": runs,
+                  "quantized": quantized}))
 """
 
 ISAS = ["scalar", "avx512_vnni", "amx"]  # each includes the ones before it
@@ -71,7 +85,7 @@ def test_int8_path_matches_integer_reference(isa, run_capped):
     assert result["isa"] == isa  # the forced path is the one that ran
     assert result["i32"] == 0
     assert result["f32"] < 1e-5
-    assert result["runs"] == 64
+    assert result["runs"] == 64 and result["quantized"] == 15
 
 
 def test_gemm_isa_cap_lowers_int8_to_portable(run_capped):
