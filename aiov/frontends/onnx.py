@@ -77,6 +77,8 @@ class _Context:
         self.inputs = [values[name] if name else None for name in node.input]
         self.attrs = {a.name: _proto.attribute_value(a) for a in node.attribute}
 
+    dequantized: dict = {}  # DequantizeLinear nodes of the graph by output name
+
     def attr(self, name, default=None):
         value = self.attrs.get(name, default)
         if isinstance(value, bytes):
@@ -199,9 +201,13 @@ def _convert_nodes(graph, values: dict, opset: int, depth: int):
     """Converts the nodes of `graph` (the model's, or a subgraph's at nesting `depth`) in
     dependency order, adding each output to `values` (name -> port, the enclosing scopes'
     names included)."""
+    # Which node made each DequantizeLinear output: a MatMul of two reads them as one
+    # integer product (_matmul).
+    dequantized = {n.output[0]: n for n in graph.node if n.op_type == "DequantizeLinear" and n.output}
     for node in _sorted_nodes(graph, set(values)):
         try:
             ctx = _Context(node, values, opset, depth)
+            ctx.dequantized = dequantized
             if opset < 7:
                 _legacy_attributes(ctx)
             outs = _CONVERTERS[node.op_type](ctx)
@@ -1986,6 +1992,35 @@ def _integer_matmul(ctx, a, b, a_zero, b_zero, factor=None):
         return None
     inputs = [a, b, za, zb] + ([factor] if factor is not None else [])
     return ops._make("aiov.QuantizedMatMul", inputs, {}, ctx.node.name)
+
+
+@converter("MatMul")
+def _matmul(ctx):
+    return _qdq_matmul(ctx) or ops._make("MatMul", ctx.inputs, {}, ctx.node.name)
+
+
+def _qdq_matmul(ctx):
+    """A MatMul of two DequantizeLinear outputs (the QDQ form onnxruntime's quantize_static
+    writes: activations per tensor, constant 2-D weights per tensor or per column) as the
+    integer product of the quantized values, dequantized by activation scale x weight scale.
+    None when the inputs are anything else."""
+    dq = [ctx.dequantized.get(name) for name in ctx.node.input]
+    if len(dq) != 2 or None in dq:
+        return None
+    (a, a_scale, a_zero), (w, w_scale, w_zero) = [
+        ([ctx.scope[name] if name else None for name in node.input] + [None] * 3)[:3] for node in dq
+    ]
+    for node, per_column in zip(dq, (False, True)):
+        sub = _Context(node, ctx.scope, ctx.opset, ctx.depth)
+        if sub.attr("block_size", 0) or (per_column and _quant_axis(sub) not in (1, -1)):
+            return None
+    a_shape = a_scale.get_partial_shape()
+    one_scale = a_shape.is_static and [d.get_length() for d in a_shape] in ([], [1])
+    if w.get_node().get_type_name() != "Constant" or not one_scale:
+        return None
+    if a_scale.get_element_type() != Type.f32 or w_scale.get_element_type() != Type.f32:
+        return None
+    return _integer_matmul(ctx, a, w, a_zero, w_zero, as_output(ops.multiply(a_scale, w_scale)))
 
 
 @converter("MatMulInteger")

@@ -172,3 +172,36 @@ def test_quantize_dynamic_model_matches_onnxruntime(tmp_path):
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * np.max(np.abs(want)))
     types = node_types(proto, feeds)
     assert types.count("aiov.QuantizedMatMul") == 3 and "MatMul" not in types
+
+
+@pytest.mark.parametrize("per_column", [False, True])
+def test_qdq_matmul_runs_as_an_integer_product(per_column):
+    # quantize_static's QDQ form: Q -> DQ on the activations, DQ on constant int8 weights.
+    n = 24
+    inits = [
+        numpy_helper.from_array(np.float32(0.05), "x_scale"),
+        numpy_helper.from_array(np.uint8(128), "x_zero"),
+        numpy_helper.from_array(RNG.integers(-127, 128, (40, n)).astype(np.int8), "w"),
+        numpy_helper.from_array(RNG.uniform(0.001, 0.01, (n,) if per_column else ()).astype(np.float32), "w_scale"),
+        numpy_helper.from_array(np.zeros((n,) if per_column else (), np.int8), "w_zero"),
+        numpy_helper.from_array(RNG.standard_normal(n).astype(np.float32), "bias"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zero"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero"], ["wd"], axis=1),
+        helper.make_node("MatMul", ["xd", "wd"], ["y"]),
+        helper.make_node("Add", ["y", "bias"], ["out"]),
+    ]
+    proto = model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 7, 40])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        inits,
+    )
+    feeds = {"x": RNG.standard_normal((3, 7, 40)).astype(np.float32) * 2}
+    got, want = aiov_outputs(proto, feeds)[0], ort_outputs(proto, feeds)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.max(np.abs(want)))
+    types = node_types(proto, feeds)
+    assert "aiov.QuantizedMatMul" in types and "MatMul" not in types
+    assert "Add" not in types  # the bias is the product's
