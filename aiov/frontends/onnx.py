@@ -1132,6 +1132,9 @@ def _channel_vector(vec, rank):
 
 @converter("Conv")
 def _conv(ctx):
+    fast = _qdq_product(ctx, 0, _integer_conv)
+    if fast is not None:
+        return fast
     return _convolution(ctx, ctx.inputs[0], ctx.inputs[1], ctx.inputs[2] if len(ctx.inputs) > 2 else None)
 
 
@@ -1964,6 +1967,18 @@ def _integer_operand(ctx, x, zero, per_row):
     return as_output(ops.subtract(x, zero))
 
 
+def _one_or_each(value, like, count):
+    """`value` when it is one value or `count` values (count None: one only) of like's type;
+    a zero of like's type when absent; None when it is neither."""
+    if value is None:
+        return ops.constant(np.array(0, like.get_element_type().to_dtype()))
+    shape = value.get_partial_shape()
+    if not shape.is_static or value.get_element_type() != like.get_element_type():
+        return None
+    dims = [d.get_length() for d in shape]
+    return value if dims in ([], [1]) or (count is not None and dims == [count]) else None
+
+
 def _integer_matmul(ctx, a, b, a_zero, b_zero, factor=None):
     """aiov.QuantizedMatMul (s32 products on the integer GEMM; f32 times `factor` when given)
     where it applies: 8-bit operands, B 2-D, A's zero point one value, B's one or one per
@@ -1972,55 +1987,80 @@ def _integer_matmul(ctx, a, b, a_zero, b_zero, factor=None):
     if a.get_element_type() not in eight or b.get_element_type() not in eight:
         return None
     a_shape, b_shape = a.get_partial_shape(), b.get_partial_shape()
-    if not a_shape.rank.is_static or len(a_shape) < 1 or not b_shape.rank.is_static or len(b_shape) != 2:
+    if not a_shape.rank.is_static or len(a_shape) < 1 or not b_shape.is_static or len(b_shape) != 2:
         return None
-
-    def zero_point(zero, like, per_column):
-        if zero is None:
-            return ops.constant(np.array(0, like.get_element_type().to_dtype()))
-        shape = zero.get_partial_shape()
-        if not shape.is_static or zero.get_element_type() != like.get_element_type():
-            return None
-        dims = [d.get_length() for d in shape]
-        if len(dims) == 0 or dims == [1]:
-            return zero
-        n = b_shape[1]
-        return zero if per_column and len(dims) == 1 and n.is_static and dims[0] == n.get_length() else None
-
-    za, zb = zero_point(a_zero, a, False), zero_point(b_zero, b, True)
-    if za is None or zb is None or (factor is not None and zero_point(factor, factor, True) is None):
+    n = b_shape[1].get_length()
+    za, zb = _one_or_each(a_zero, a, None), _one_or_each(b_zero, b, n)
+    if za is None or zb is None or (factor is not None and _one_or_each(factor, factor, n) is None):
         return None
     inputs = [a, b, za, zb] + ([factor] if factor is not None else [])
     return ops._make("aiov.QuantizedMatMul", inputs, {}, ctx.node.name)
 
 
+def _integer_conv(ctx, x, w, x_zero, w_zero, factor=None, bias=None):
+    """aiov.QuantizedConv where it applies: 8-bit data, constant 8-bit filters, group 1, the
+    data's zero point one value, the filters' (and the factor) one or one per output channel.
+    None elsewhere."""
+    eight = (Type.u8, Type.i8)
+    if x.get_element_type() not in eight or w.get_element_type() not in eight or ctx.attr("group", 1) != 1:
+        return None
+    x_shape, w_shape = x.get_partial_shape(), w.get_partial_shape()
+    if w.get_node().get_type_name() != "Constant" or not x_shape.rank.is_static or len(x_shape) not in (3, 4, 5):
+        return None
+    if not w_shape.is_static or len(w_shape) != len(x_shape):
+        return None
+    out = w_shape[0].get_length()
+    zx, zw = _one_or_each(x_zero, x, None), _one_or_each(w_zero, w, out)
+    if zx is None or zw is None or (factor is not None and _one_or_each(factor, factor, out) is None):
+        return None
+    if bias is not None:
+        b_shape = bias.get_partial_shape()
+        if bias.get_element_type() != Type.f32 or not b_shape.is_static or [d.get_length() for d in b_shape] != [out]:
+            return None
+    inputs = [x, w, zx, zw] + ([factor] if factor is not None else []) + ([bias] if bias is not None else [])
+    attrs = dict(_spatial(ctx, len(x_shape)), group=1)
+    return ops._make("aiov.QuantizedConv", inputs, attrs, ctx.node.name)
+
+
 @converter("MatMul")
 def _matmul(ctx):
-    return _qdq_matmul(ctx) or ops._make("MatMul", ctx.inputs, {}, ctx.node.name)
+    weights = ctx.inputs[1].get_partial_shape()
+    if len(ctx.inputs) == 2 and weights.rank.is_static and len(weights) == 2:
+        fast = _qdq_product(ctx, 1, _integer_matmul)
+        if fast is not None:
+            return fast
+    return ops._make("MatMul", ctx.inputs, {}, ctx.node.name)
 
 
-def _qdq_matmul(ctx):
-    """A MatMul of two DequantizeLinear outputs (the QDQ form onnxruntime's quantize_static
-    writes: activations per tensor, constant 2-D weights per tensor or per column) as the
-    integer product of the quantized values, dequantized by activation scale x weight scale.
-    None when the inputs are anything else."""
-    dq = [ctx.dequantized.get(name) for name in ctx.node.input]
+def _qdq_product(ctx, weight_axis, integer_product):
+    """A MatMul or Conv of two DequantizeLinear outputs (the QDQ form onnxruntime's
+    quantize_static writes: activations per tensor, constant weights per tensor or per output
+    channel along `weight_axis`) as `integer_product` of the quantized values, dequantized
+    by activation scale x weight scale. None when the inputs are anything else."""
+    dq = [ctx.dequantized.get(name) for name in ctx.node.input[:2]]
     if len(dq) != 2 or None in dq:
         return None
     (a, a_scale, a_zero), (w, w_scale, w_zero) = [
         ([ctx.scope[name] if name else None for name in node.input] + [None] * 3)[:3] for node in dq
     ]
-    for node, per_column in zip(dq, (False, True)):
-        sub = _Context(node, ctx.scope, ctx.opset, ctx.depth)
-        if sub.attr("block_size", 0) or (per_column and _quant_axis(sub) not in (1, -1)):
-            return None
+    subs = [_Context(node, ctx.scope, ctx.opset, ctx.depth) for node in dq]
+    if any(sub.attr("block_size", 0) for sub in subs):
+        return None
+    w_rank = len(w.get_partial_shape())
+    w_scales = w_scale.get_partial_shape()
+    per_channel = not w_scales.is_static or len(w_scales) > 1 or (len(w_scales) == 1 and w_scales[0].get_length() > 1)
+    if per_channel and _quant_axis(subs[1]) not in (weight_axis, weight_axis - w_rank):
+        return None
     a_shape = a_scale.get_partial_shape()
     one_scale = a_shape.is_static and [d.get_length() for d in a_shape] in ([], [1])
     if w.get_node().get_type_name() != "Constant" or not one_scale:
         return None
     if a_scale.get_element_type() != Type.f32 or w_scale.get_element_type() != Type.f32:
         return None
-    return _integer_matmul(ctx, a, w, a_zero, w_zero, as_output(ops.multiply(a_scale, w_scale)))
+    factor = as_output(ops.multiply(a_scale, w_scale))
+    bias = ctx.inputs[2] if len(ctx.inputs) > 2 else None
+    extra = (bias,) if bias is not None else ()
+    return integer_product(ctx, a, w, a_zero, w_zero, factor, *extra)
 
 
 @converter("MatMulInteger")
@@ -2064,6 +2104,9 @@ def _shifted_filters(ctx, w, zero):
 @converter("ConvInteger")
 def _conv_integer(ctx):
     x, w, x_zero, w_zero = (list(ctx.inputs) + [None] * 4)[:4]
+    fast = _integer_conv(ctx, x, w, x_zero, w_zero)
+    if fast is not None:
+        return fast
     x = _as_f32(x) if x_zero is None else as_output(ops.subtract(_as_f32(x), _as_f32(x_zero)))
     return ops.convert(_convolution(ctx, x, _shifted_filters(ctx, w, w_zero), None), Type.i32)
 
@@ -2071,13 +2114,18 @@ def _conv_integer(ctx):
 @converter("QLinearConv")
 def _qlinear_conv(ctx):
     x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero, bias = (list(ctx.inputs) + [None] * 9)[:9]
-    xs = _as_f32(x) if x_zero is None else as_output(ops.subtract(_as_f32(x), _as_f32(x_zero)))
-    y = _convolution(ctx, xs, _shifted_filters(ctx, w, w_zero), None if bias is None else _as_f32(bias))
     factor = _as_f32(as_output(ops.divide(ops.multiply(x_scale, w_scale), y_scale)))
-    shape = factor.get_partial_shape()
-    if shape.rank.is_static and len(shape) == 1 and shape[0] != 1:  # one scale per output channel
-        factor = _channel_vector(factor, _rank(ctx, x))
-    y = ops.round(ops.multiply(y, factor), "half_to_even")
+    y = None
+    if bias is None:  # an s32 bias is added before the factor: kept on the f32 path
+        y = _integer_conv(ctx, x, w, x_zero, w_zero, factor)
+    if y is None:
+        xs = _as_f32(x) if x_zero is None else as_output(ops.subtract(_as_f32(x), _as_f32(x_zero)))
+        y = _convolution(ctx, xs, _shifted_filters(ctx, w, w_zero), None if bias is None else _as_f32(bias))
+        shape = factor.get_partial_shape()
+        if shape.rank.is_static and len(shape) == 1 and shape[0] != 1:  # one scale per output channel
+            factor = _channel_vector(factor, _rank(ctx, x))
+        y = ops.multiply(y, factor)
+    y = ops.round(y, "half_to_even")
     if y_zero is not None:
         y = ops.add(y, _as_f32(y_zero))
     return _saturate(ctx, y, (y_zero if y_zero is not None else x).get_element_type().get_type_name())

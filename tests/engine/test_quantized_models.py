@@ -205,3 +205,54 @@ def test_qdq_matmul_runs_as_an_integer_product(per_column):
     types = node_types(proto, feeds)
     assert "aiov.QuantizedMatMul" in types and "MatMul" not in types
     assert "Add" not in types  # the bias is the product's
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_qdq_conv_runs_as_an_integer_convolution(per_channel):
+    o = 12
+    w = RNG.integers(-127, 128, (o, 5, 3, 3)).astype(np.int8)
+    w_scale = RNG.uniform(0.001, 0.01, (o,) if per_channel else ()).astype(np.float32)
+    bias = RNG.integers(-500, 500, o).astype(np.int32)
+    inits = [
+        numpy_helper.from_array(np.float32(0.04), "x_scale"),
+        numpy_helper.from_array(np.uint8(120), "x_zero"),
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(w_scale, "w_scale"),
+        numpy_helper.from_array(np.zeros((o,) if per_channel else (), np.int8), "w_zero"),
+        numpy_helper.from_array(bias, "b"),
+        numpy_helper.from_array((np.float32(0.04) * w_scale).astype(np.float32), "b_scale"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zero"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero"], ["wd"], axis=0),
+        helper.make_node("DequantizeLinear", ["b", "b_scale"], ["bd"], axis=0),
+        helper.make_node("Conv", ["xd", "wd", "bd"], ["y"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["y"], ["out"]),
+    ]
+    proto = model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, 13, 13])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        inits,
+    )
+    feeds = {"x": RNG.standard_normal((2, 5, 13, 13)).astype(np.float32) * 2}
+    got, want = aiov_outputs(proto, feeds)[0], ort_outputs(proto, feeds)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.max(np.abs(want)))
+    types = node_types(proto, feeds)
+    assert "aiov.QuantizedConv" in types and "aiov.FusedConv" not in types and "Convolution" not in types
+
+
+def test_conv_integer_runs_on_the_integer_kernel():
+    x = RNG.integers(0, 256, (1, 4, 9, 9)).astype(np.uint8)
+    w = RNG.integers(-128, 128, (6, 4, 3, 3)).astype(np.int8)
+    node = helper.make_node("ConvInteger", ["x", "w", "xz"], ["y"], pads=[1, 1, 1, 1])
+    proto = model(
+        [node],
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 4, 9, 9])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.uint8(7), "xz")],
+    )
+    feeds = {"x": x}
+    np.testing.assert_array_equal(aiov_outputs(proto, feeds)[0], ort_outputs(proto, feeds)[0])
+    assert node_types(proto, feeds) == ["aiov.QuantizedConv"]

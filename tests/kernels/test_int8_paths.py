@@ -5,7 +5,8 @@ int64 numpy product exactly (s32 outputs) or its f32 dequantization to rounding.
 cover every operand type pairing, zero points per tensor and per column (extreme ones too:
 the accumulations reach the ends of u8 x s8), shapes off the tile edges, weights known when
 the kernel is prepared and given only at run time, and both thread counts; and the dynamic
-quantization of activations that feeds them (aiov.DynamicQuantize), exact against numpy."""
+quantization of activations that feeds them (aiov.DynamicQuantize), exact against numpy,
+and convolutions (aiov.QuantizedConv) with strides, padding and dilation."""
 
 import json
 
@@ -52,6 +53,40 @@ a, b = ints(np.uint8, (2, 3, 40)), ints(np.int8, (40, 5))
 got = T.run_op("aiov.QuantizedMatMul", [a, b, np.array(3, np.uint8), np.array(0, np.int8), np.float32([0.5])])[0]
 ref = 0.5 * ((a.astype(np.int64) - 3) @ b.astype(np.int64)).astype(np.float32)
 assert got.shape == (2, 3, 5) and np.allclose(got, ref, rtol=1e-6)
+# Convolutions (aiov.QuantizedConv): against an int64 sum over the padded taps, with the
+# data's zero point as the padding.
+def conv_ref(x, w, za, zw, stride, pad, dil):
+    xp = np.pad(x.astype(np.int64) - int(za), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    n, c, h, wd = xp.shape
+    o, _, kh, kw = w.shape
+    oh, ow = (h - dil * (kh - 1) - 1) // stride + 1, (wd - dil * (kw - 1) - 1) // stride + 1
+    wz = w.astype(np.int64) - zw.astype(np.int64).reshape(-1, 1, 1, 1)
+    y = np.zeros((n, o, oh, ow), np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[:, :, i * dil : i * dil + stride * oh : stride, j * dil : j * dil + stride * ow : stride]
+            y += np.einsum("nchw,oc->nohw", patch, wz[:, :, i, j])
+    return y
+
+convs = 0
+for (n, c, h, o, k, stride, pad, dil), xt, wt in [((1, 3, 9, 5, 3, 1, 1, 1), np.uint8, np.int8),
+                                                  ((2, 17, 11, 33, 3, 2, 1, 1), np.int8, np.int8),
+                                                  ((1, 64, 8, 40, 1, 1, 0, 1), np.uint8, np.uint8),
+                                                  ((1, 5, 12, 7, 3, 1, 2, 2), np.uint8, np.int8)]:
+    x, w = ints(xt, (n, c, h, h)), ints(wt, (o, c, k, k))
+    za, zw = ints(xt, ()), ints(wt, (o,))
+    ref = conv_ref(x, w, za, zw, stride, pad, dil).astype(np.int32)
+    attrs = {"strides": [stride] * 2, "pads_begin": [pad] * 2, "pads_end": [pad] * 2, "dilations": [dil] * 2}
+    for threads in (1, 2):
+        got = T.run_op("aiov.QuantizedConv", [x, w, za, zw], attrs, threads=threads)[0]
+        assert got.dtype == np.int32 and np.array_equal(got, ref), (n, c, h, o, k)
+        factor = rng.uniform(1e-4, 1e-3, o).astype(np.float32)
+        bias = rng.standard_normal(o).astype(np.float32)
+        got = T.run_op("aiov.QuantizedConv", [x, w, za, zw, factor, bias], attrs, threads=threads)[0]
+        want = ref.astype(np.float32) * factor.reshape(-1, 1, 1) + bias.reshape(-1, 1, 1)
+        assert np.allclose(got, want, rtol=1e-5, atol=1e-5)
+        convs += 1
+
 # Dynamic quantization of activations: exact against numpy (same division, half-even rounding).
 quantized = 0
 for n in (1, 15, 16, 17, 1000):
@@ -65,7 +100,7 @@ for n in (1, 15, 16, 17, 1000):
         assert scale == want_scale and zero == want_zero and np.array_equal(y, want), (n, x, y, want)
         quantized += 1
 print(json.dumps({"isa": ov._core.gemm_int8_isa(), "i32": worst_i32, "f32": worst_f32, "runs": runs,
-                  "quantized": quantized}))
+                  "quantized": quantized, "convs": convs}))
 """
 
 ISAS = ["scalar", "avx512_vnni", "amx"]  # each includes the ones before it
@@ -85,7 +120,7 @@ def test_int8_path_matches_integer_reference(isa, run_capped):
     assert result["isa"] == isa  # the forced path is the one that ran
     assert result["i32"] == 0
     assert result["f32"] < 1e-5
-    assert result["runs"] == 64 and result["quantized"] == 15
+    assert result["runs"] == 64 and result["quantized"] == 15 and result["convs"] == 8
 
 
 def test_gemm_isa_cap_lowers_int8_to_portable(run_capped):

@@ -1,0 +1,146 @@
+// aiov.QuantizedConv: an NCHW convolution of 8-bit integer data by constant 8-bit filters
+// with their zero points, as the integer GEMM (kernels/gemm_int8.hpp) computes it: per image,
+// the data in channels-last order, one row of patch values per output position (padding is
+// the data's zero point, so it contributes nothing), times the filters packed once. Inputs and
+// outputs as aiov.QuantizedMatMul's: four give the s32 sums (ONNX ConvInteger), a fifth, the
+// factor (one value or one per output channel), gives f32 (+ a sixth, the bias). Group 1.
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "executor/executor.hpp"
+#include "kernels/gemm_int8.hpp"
+#include "ops/window.hpp"
+#include "plan/registry.hpp"
+
+namespace aiov {
+namespace {
+
+bool is_8bit(ElementType t) { return t == ElementType::u8 || t == ElementType::i8; }
+
+bool one_or(const PortInfo& p, int64_t n) {
+  if (!p.shape.rank_known) return true;
+  const Dims& d = p.shape.dims;
+  return d.empty() || (d.size() == 1 && (d[0] == 1 || d[0] == n || d[0] < 0 || n < 0));
+}
+
+std::vector<PortInfo> infer_quantized_conv(const InferContext& c) {
+  const Node& n = c.node;
+  const PortInfo &x = c.in[0], &w = c.in[1];
+  if (!is_8bit(x.type) || !is_8bit(w.type))
+    throw InputError(n.describe() + ": data and filters must be u8 or i8, got " + type_name(x.type) + " and " +
+                     type_name(w.type));
+  if (c.in[2].type != x.type || c.in[3].type != w.type)
+    throw InputError(n.describe() + ": zero points must have their operand's type");
+  if (n.attr_int("group") != 1) throw InputError(n.describe() + ": only group 1 is supported");
+  const int64_t O = w.shape.rank_known && w.shape.rank() > 0 ? w.shape.dims[0] : -1;
+  const bool one_a = !c.in[2].shape.rank_known || numel(c.in[2].shape.dims) == 1;
+  if (!one_a || !one_or(c.in[3], O))
+    throw InputError(n.describe() +
+                     ": zero points must be one value (data) and one or one per output channel "
+                     "(filters), got " +
+                     c.in[2].shape.str() + " and " + c.in[3].shape.str());
+  ElementType out = ElementType::i32;
+  if (c.in.size() > 4) {
+    if (c.in[4].type != ElementType::f32 || !one_or(c.in[4], O))
+      throw InputError(n.describe() + ": the factor must be f32, one value or one per output channel");
+    if (c.in.size() > 5 && (c.in[5].type != ElementType::f32 || !c.in[5].shape.rank_known ||
+                            c.in[5].shape.rank() != 1 || (O >= 0 && c.in[5].shape.dims[0] != O)))
+      throw InputError(n.describe() + ": the bias must be f32 [" + std::to_string(O) + "], got " + c.in[5].shape.str());
+    out = ElementType::f32;
+  }
+  return {PortInfo{out, conv_output_shape(n, x.shape, w.shape)}};
+}
+
+KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
+  if (!ctx.in[1].data) throw NotSupported(ctx.node.describe() + ": needs constant filters");
+  const Dims &xs = ctx.in[0].shape, &fs = ctx.in[1].shape;
+  const int64_t batch = xs[0], C = xs[1], O = fs[0];
+  std::vector<int64_t> in(xs.begin() + 2, xs.end()), kernel(fs.begin() + 2, fs.end());
+  const Window w = to_3d(make_window(ctx.node, in, kernel));
+  const int64_t taps = w.kernel[0] * w.kernel[1] * w.kernel[2], K = taps * C;
+  const int64_t positions = w.out[0] * w.out[1] * w.out[2], plane = w.in[0] * w.in[1] * w.in[2];
+  const bool a_signed = ctx.in[0].type == ElementType::i8, b_unsigned = ctx.in[1].type == ElementType::u8;
+  const bool dequantize = ctx.in.size() > 4, has_bias = ctx.in.size() > 5;
+  // Filters [O, C, taps] reordered to [O, taps, C], the order of the patch rows.
+  auto packed = ctx.derived<PackedInt8B>(1, "PackedInt8B conv " + PackedInt8B::layout(b_unsigned, true, K, O, K), [&] {
+    const uint8_t* f = static_cast<const uint8_t*>(ctx.in[1].data);
+    std::vector<uint8_t> reordered((size_t)(O * K));
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t t = 0; t < taps; ++t) reordered[(size_t)(o * K + t * C + c)] = f[(o * C + c) * taps + t];
+    return std::make_shared<PackedInt8B>(reordered.data(), b_unsigned, true, K, O, K);
+  });
+  ctx.note_kernel(std::string("integer GEMM ") + gemm_int8_isa() + " over channels-last patches");
+  return [=](const KernelArgs& k) {
+    const TensorView& bz = *k.in[3];
+    const int64_t zeros = numel(bz.shape);
+    std::vector<int32_t> b_zero((size_t)zeros);
+    for (int64_t i = 0; i < zeros; ++i)
+      b_zero[(size_t)i] = b_unsigned ? (int32_t)bz.as<uint8_t>()[i] : (int32_t)bz.as<int8_t>()[i];
+    const uint8_t pad = *k.in[2]->as<uint8_t>();  // the zero point's byte, in the data's type
+    const int32_t a_zero = a_signed ? (int32_t)*k.in[2]->as<int8_t>() : (int32_t)pad;
+    std::vector<float> factor;
+    if (dequantize) {
+      const float* f = k.in[4]->as<float>();
+      factor.assign((size_t)O, f[0]);
+      if (numel(k.in[4]->shape) == O) factor.assign(f, f + O);
+    }
+    std::vector<uint8_t> channels_last((size_t)(plane * C)), patches((size_t)(positions * K));
+    std::vector<uint32_t> result((size_t)(positions * O));
+    const uint8_t* x = static_cast<const uint8_t*>(k.in[0]->data);
+    for (int64_t b = 0; b < batch; ++b) {
+      const uint8_t* image = x + b * C * plane;
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t p = 0; p < plane; ++p) channels_last[(size_t)(p * C + c)] = image[c * plane + p];
+      // One row per output position: for each tap, the C values under it (or the pad byte).
+      const auto fill = [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+          const int64_t oz = p / (w.out[1] * w.out[2]), oy = p / w.out[2] % w.out[1], ox = p % w.out[2];
+          uint8_t* row = patches.data() + p * K;
+          for (int64_t kz = 0; kz < w.kernel[0]; ++kz)
+            for (int64_t ky = 0; ky < w.kernel[1]; ++ky)
+              for (int64_t kx = 0; kx < w.kernel[2]; ++kx, row += C) {
+                const int64_t z = oz * w.stride[0] - w.pad_begin[0] + kz * w.dilation[0];
+                const int64_t y = oy * w.stride[1] - w.pad_begin[1] + ky * w.dilation[1];
+                const int64_t xx = ox * w.stride[2] - w.pad_begin[2] + kx * w.dilation[2];
+                if (z < 0 || z >= w.in[0] || y < 0 || y >= w.in[1] || xx < 0 || xx >= w.in[2])
+                  std::memset(row, pad, (size_t)C);
+                else
+                  std::memcpy(row, channels_last.data() + ((z * w.in[1] + y) * w.in[2] + xx) * C, (size_t)C);
+              }
+        }
+      };
+      if (k.ctx->pool)
+        k.ctx->pool->parallel_for(positions, 64, fill, k.ctx->max_threads);
+      else
+        fill(0, positions);
+      Int8Output out;
+      out.ldc = O;
+      if (dequantize) {
+        out.c_f32 = reinterpret_cast<float*>(result.data());
+        out.scale = factor.data();
+        out.bias = has_bias ? k.in[5]->as<float>() : nullptr;
+      } else {
+        out.c_i32 = reinterpret_cast<int32_t*>(result.data());
+      }
+      gemm_u8s8(positions, patches.data(), a_signed, K, a_zero, *packed, b_zero.data(), zeros, out, k.ctx->pool,
+                k.ctx->max_threads);
+      // [positions, O] back to the NCHW output's [O, positions] (4-byte values either way).
+      uint32_t* y = static_cast<uint32_t*>(k.out[0]->data) + b * O * positions;
+      for (int64_t p = 0; p < positions; ++p)
+        for (int64_t o = 0; o < O; ++o) y[o * positions + p] = result[(size_t)(p * O + o)];
+    }
+  };
+}
+
+}  // namespace
+
+void register_quantized_conv_ops(OpRegistry& r) {
+  std::vector<AttrSpec> attrs = window_attrs();
+  attrs.push_back(group_attr().ir_name("-"));
+  r.add(OpDef{"aiov.QuantizedConv", 4, 6, infer_quantized_conv, prepare_quantized_conv}.with_attrs(attrs).ir(
+      {"aiov.QuantizedConv"}, "aiov1"));
+}
+
+}  // namespace aiov
