@@ -4,6 +4,7 @@
 // the data's zero point, so it contributes nothing), times the filters packed once. Inputs and
 // outputs as aiov.QuantizedMatMul's: four give the s32 sums (ONNX ConvInteger), a fifth, the
 // factor (one value or one per output channel), gives f32 (+ a sixth, the bias). Group 1.
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -15,6 +16,19 @@
 
 namespace aiov {
 namespace {
+
+// dst[j * rows + i] = src[i * cols + j]: a [rows, cols] matrix transposed, in 32 x 32 blocks
+// so both sides move whole cache lines.
+template <class T>
+void transpose(const T* src, int64_t rows, int64_t cols, T* dst) {
+  constexpr int64_t kBlock = 32;
+  for (int64_t i0 = 0; i0 < rows; i0 += kBlock)
+    for (int64_t j0 = 0; j0 < cols; j0 += kBlock) {
+      const int64_t i1 = std::min(rows, i0 + kBlock), j1 = std::min(cols, j0 + kBlock);
+      for (int64_t j = j0; j < j1; ++j)
+        for (int64_t i = i0; i < i1; ++i) dst[j * rows + i] = src[i * cols + j];
+    }
+}
 
 bool is_8bit(ElementType t) { return t == ElementType::u8 || t == ElementType::i8; }
 
@@ -62,6 +76,9 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
   const int64_t positions = w.out[0] * w.out[1] * w.out[2], plane = w.in[0] * w.in[1] * w.in[2];
   const bool a_signed = ctx.in[0].type == ElementType::i8, b_unsigned = ctx.in[1].type == ElementType::u8;
   const bool dequantize = ctx.in.size() > 4, has_bias = ctx.in.size() > 5;
+  // A 1x1 window moving by 1 over unpadded data reads each position's channels as they are.
+  bool pointwise = taps == 1 && positions == plane;
+  for (int d = 0; d < 3; ++d) pointwise = pointwise && w.pad_begin[d] == 0 && w.stride[d] == 1;
   // Filters [O, C, taps] reordered to [O, taps, C], the order of the patch rows.
   auto packed = ctx.derived<PackedInt8B>(1, "PackedInt8B conv " + PackedInt8B::layout(b_unsigned, true, K, O, K), [&] {
     const uint8_t* f = static_cast<const uint8_t*>(ctx.in[1].data);
@@ -86,18 +103,18 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
       factor.assign((size_t)O, f[0]);
       if (numel(k.in[4]->shape) == O) factor.assign(f, f + O);
     }
-    std::vector<uint8_t> channels_last((size_t)(plane * C)), patches((size_t)(positions * K));
-    std::vector<uint32_t> result((size_t)(positions * O));
+    // Scratch left uninitialised: every byte is written before it is read.
+    std::unique_ptr<uint8_t[]> channels_last(new uint8_t[(size_t)(plane * C)]);
+    std::unique_ptr<uint8_t[]> patches(pointwise ? nullptr : new uint8_t[(size_t)(positions * K)]);
+    std::unique_ptr<uint32_t[]> result(new uint32_t[(size_t)(positions * O)]);
     const uint8_t* x = static_cast<const uint8_t*>(k.in[0]->data);
     for (int64_t b = 0; b < batch; ++b) {
-      const uint8_t* image = x + b * C * plane;
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t p = 0; p < plane; ++p) channels_last[(size_t)(p * C + c)] = image[c * plane + p];
+      transpose(x + b * C * plane, C, plane, channels_last.get());
       // One row per output position: for each tap, the C values under it (or the pad byte).
       const auto fill = [&](int64_t p0, int64_t p1) {
         for (int64_t p = p0; p < p1; ++p) {
           const int64_t oz = p / (w.out[1] * w.out[2]), oy = p / w.out[2] % w.out[1], ox = p % w.out[2];
-          uint8_t* row = patches.data() + p * K;
+          uint8_t* row = patches.get() + p * K;
           for (int64_t kz = 0; kz < w.kernel[0]; ++kz)
             for (int64_t ky = 0; ky < w.kernel[1]; ++ky)
               for (int64_t kx = 0; kx < w.kernel[2]; ++kx, row += C) {
@@ -107,29 +124,29 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
                 if (z < 0 || z >= w.in[0] || y < 0 || y >= w.in[1] || xx < 0 || xx >= w.in[2])
                   std::memset(row, pad, (size_t)C);
                 else
-                  std::memcpy(row, channels_last.data() + ((z * w.in[1] + y) * w.in[2] + xx) * C, (size_t)C);
+                  std::memcpy(row, channels_last.get() + ((z * w.in[1] + y) * w.in[2] + xx) * C, (size_t)C);
               }
         }
       };
-      if (k.ctx->pool)
-        k.ctx->pool->parallel_for(positions, 64, fill, k.ctx->max_threads);
-      else
-        fill(0, positions);
+      if (!pointwise) {  // (else the channels-last image is the patch matrix)
+        if (k.ctx->pool)
+          k.ctx->pool->parallel_for(positions, 64, fill, k.ctx->max_threads);
+        else
+          fill(0, positions);
+      }
       Int8Output out;
       out.ldc = O;
       if (dequantize) {
-        out.c_f32 = reinterpret_cast<float*>(result.data());
+        out.c_f32 = reinterpret_cast<float*>(result.get());
         out.scale = factor.data();
         out.bias = has_bias ? k.in[5]->as<float>() : nullptr;
       } else {
-        out.c_i32 = reinterpret_cast<int32_t*>(result.data());
+        out.c_i32 = reinterpret_cast<int32_t*>(result.get());
       }
-      gemm_u8s8(positions, patches.data(), a_signed, K, a_zero, *packed, b_zero.data(), zeros, out, k.ctx->pool,
-                k.ctx->max_threads);
+      gemm_u8s8(positions, pointwise ? channels_last.get() : patches.get(), a_signed, K, a_zero, *packed, b_zero.data(),
+                zeros, out, k.ctx->pool, k.ctx->max_threads);
       // [positions, O] back to the NCHW output's [O, positions] (4-byte values either way).
-      uint32_t* y = static_cast<uint32_t*>(k.out[0]->data) + b * O * positions;
-      for (int64_t p = 0; p < positions; ++p)
-        for (int64_t o = 0; o < O; ++o) y[o * positions + p] = result[(size_t)(p * O + o)];
+      transpose(result.get(), positions, O, static_cast<uint32_t*>(k.out[0]->data) + b * O * positions);
     }
   };
 }

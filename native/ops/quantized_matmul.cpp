@@ -139,6 +139,27 @@ KernelFn prepare_dynamic_quantize(const PrepareContext& ctx) {
   };
 }
 
+// ---- aiov.Quantize: x (f32) -> u8 with one scale and zero point known only at run time
+// or not (ONNX QuantizeLinear per tensor to u8): saturate(round_half_even(x / scale) + zero).
+
+std::vector<PortInfo> infer_quantize(const InferContext& c) {
+  const bool one_scale = !c.in[1].shape.rank_known || numel(c.in[1].shape.dims) == 1;
+  const bool one_zero = !c.in[2].shape.rank_known || numel(c.in[2].shape.dims) == 1;
+  if (c.in[0].type != ElementType::f32 || c.in[1].type != ElementType::f32 || c.in[2].type != ElementType::u8 ||
+      !one_scale || !one_zero)
+    throw InputError(c.node.describe() + ": needs f32 x, one f32 scale and one u8 zero point, got " +
+                     type_name(c.in[0].type) + ", " + type_name(c.in[1].type) + " " + c.in[1].shape.str() + ", " +
+                     type_name(c.in[2].type) + " " + c.in[2].shape.str());
+  return {PortInfo{ElementType::u8, c.in[0].shape}};
+}
+
+KernelFn prepare_quantize(const PrepareContext& ctx) {
+  const int64_t n = numel(ctx.in[0].shape);
+  return [n](const KernelArgs& k) {
+    quantize_u8(k.in[0]->as<float>(), n, *k.in[1]->as<float>(), *k.in[2]->as<uint8_t>(), k.out[0]->as<uint8_t>());
+  };
+}
+
 }  // namespace
 
 // ops/quantized_conv.cpp: registered with these (one entry point for the quantized family).
@@ -146,6 +167,7 @@ void register_quantized_conv_ops(OpRegistry& r);
 
 void register_quantized_matmul_ops(OpRegistry& r) {
   register_quantized_conv_ops(r);
+  r.add(OpDef{"aiov.Quantize", 3, 3, infer_quantize, prepare_quantize}.ir({"aiov.Quantize"}, "aiov1"));
   r.add(OpDef{"aiov.DynamicQuantize", 1, 1, infer_dynamic_quantize, prepare_dynamic_quantize}.ir(
       {"aiov.DynamicQuantize"}, "aiov1"));
   r.add(OpDef{"aiov.QuantizedMatMul", 4, 6, infer_quantized_matmul, prepare_quantized_matmul}.ir(

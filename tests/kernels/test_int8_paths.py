@@ -98,6 +98,10 @@ for n in (1, 15, 16, 17, 1000):
         want_zero = np.clip(np.rint(np.float32(0) - np.float32(lo) / want_scale), 0, 255)
         want = np.clip(np.rint(x / want_scale) + want_zero, 0, 255).astype(np.uint8)
         assert scale == want_scale and zero == want_zero and np.array_equal(y, want), (n, x, y, want)
+        # A given scale and zero point (QuantizeLinear per tensor), saturating both ways.
+        s, z = np.float32(0.01), np.uint8(100)
+        y = T.run_op("aiov.Quantize", [x, s, z])[0]
+        assert np.array_equal(y, np.clip(np.rint(x / s) + z, 0, 255).astype(np.uint8))
         quantized += 1
 print(json.dumps({"isa": ov._core.gemm_int8_isa(), "i32": worst_i32, "f32": worst_f32, "runs": runs,
                   "quantized": quantized, "convs": convs}))
