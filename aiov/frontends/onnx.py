@@ -1940,11 +1940,12 @@ def _quantize_linear(ctx):
         out_type = _onnx_type_name(ctx, "output_dtype")
     else:
         out_type = "u8"
-    # Per tensor to u8 (activations in QDQ models): one native pass.
-    if out_type == "u8" and not block and x.get_element_type() == Type.f32 and scale.get_element_type() == Type.f32:
-        zero_u8 = _one_or_each(zero, ops.constant(np.array(0, np.uint8)).output(0), None)
-        if zero_u8 is not None and _one_or_each(scale, scale, None) is not None:
-            return ops._make("aiov.Quantize", [x, scale, zero_u8], {}, ctx.node.name)
+    # Per tensor to 8 bits (activations in QDQ models): one native pass.
+    eight = {"u8": np.uint8, "i8": np.int8}
+    if out_type in eight and not block and x.get_element_type() == Type.f32 and scale.get_element_type() == Type.f32:
+        zero8 = _one_or_each(zero, ops.constant(np.array(0, eight[out_type])).output(0), None)
+        if zero8 is not None and _one_or_each(scale, scale, None) is not None:
+            return ops._make("aiov.Quantize", [x, scale, zero8], {}, ctx.node.name)
     y = ops.divide(_as_f32(x), _quant_param(ctx, _as_f32(scale), x, axis, block))
     if out_type not in _QUANT_FLOATS:  # float targets round in the conversion itself
         y = ops.round(y, "half_to_even")

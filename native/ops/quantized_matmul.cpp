@@ -139,24 +139,30 @@ KernelFn prepare_dynamic_quantize(const PrepareContext& ctx) {
   };
 }
 
-// ---- aiov.Quantize: x (f32) -> u8 with one scale and zero point known only at run time
-// or not (ONNX QuantizeLinear per tensor to u8): saturate(round_half_even(x / scale) + zero).
+// ---- aiov.Quantize: x (f32) -> u8 or i8 (the zero point's type) with one scale and zero
+// point (ONNX QuantizeLinear per tensor): saturate(round_half_even(x / scale) + zero).
 
 std::vector<PortInfo> infer_quantize(const InferContext& c) {
   const bool one_scale = !c.in[1].shape.rank_known || numel(c.in[1].shape.dims) == 1;
   const bool one_zero = !c.in[2].shape.rank_known || numel(c.in[2].shape.dims) == 1;
-  if (c.in[0].type != ElementType::f32 || c.in[1].type != ElementType::f32 || c.in[2].type != ElementType::u8 ||
-      !one_scale || !one_zero)
-    throw InputError(c.node.describe() + ": needs f32 x, one f32 scale and one u8 zero point, got " +
+  if (c.in[0].type != ElementType::f32 || c.in[1].type != ElementType::f32 || !is_8bit(c.in[2].type) || !one_scale ||
+      !one_zero)
+    throw InputError(c.node.describe() + ": needs f32 x, one f32 scale and one u8 or i8 zero point, got " +
                      type_name(c.in[0].type) + ", " + type_name(c.in[1].type) + " " + c.in[1].shape.str() + ", " +
                      type_name(c.in[2].type) + " " + c.in[2].shape.str());
-  return {PortInfo{ElementType::u8, c.in[0].shape}};
+  return {PortInfo{c.in[2].type, c.in[0].shape}};
 }
 
 KernelFn prepare_quantize(const PrepareContext& ctx) {
   const int64_t n = numel(ctx.in[0].shape);
-  return [n](const KernelArgs& k) {
-    quantize_u8(k.in[0]->as<float>(), n, *k.in[1]->as<float>(), *k.in[2]->as<uint8_t>(), k.out[0]->as<uint8_t>());
+  const bool to_signed = ctx.in[2].type == ElementType::i8;
+  return [n, to_signed](const KernelArgs& k) {
+    uint8_t* y = k.out[0]->as<uint8_t>();
+    const float scale = *k.in[1]->as<float>();
+    if (!to_signed) return quantize_u8(k.in[0]->as<float>(), n, scale, *k.in[2]->as<uint8_t>(), y);
+    // s8 is u8 shifted by 128: quantized against zero + 128, then the top bit flipped.
+    quantize_u8(k.in[0]->as<float>(), n, scale, (int32_t)*k.in[2]->as<int8_t>() + 128, y);
+    for (int64_t i = 0; i < n; ++i) y[i] ^= 0x80;
   };
 }
 

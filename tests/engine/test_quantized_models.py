@@ -207,15 +207,16 @@ def test_qdq_matmul_runs_as_an_integer_product(per_column):
     assert "Add" not in types  # the bias is the product's
 
 
+@pytest.mark.parametrize("x_zero", [np.uint8(120), np.int8(-5)])  # quantize_static's QUInt8 and QInt8
 @pytest.mark.parametrize("per_channel", [False, True])
-def test_qdq_conv_runs_as_an_integer_convolution(per_channel):
+def test_qdq_conv_runs_as_an_integer_convolution(per_channel, x_zero):
     o = 12
     w = RNG.integers(-127, 128, (o, 5, 3, 3)).astype(np.int8)
     w_scale = RNG.uniform(0.001, 0.01, (o,) if per_channel else ()).astype(np.float32)
     bias = RNG.integers(-500, 500, o).astype(np.int32)
     inits = [
         numpy_helper.from_array(np.float32(0.04), "x_scale"),
-        numpy_helper.from_array(np.uint8(120), "x_zero"),
+        numpy_helper.from_array(x_zero, "x_zero"),
         numpy_helper.from_array(w, "w"),
         numpy_helper.from_array(w_scale, "w_scale"),
         numpy_helper.from_array(np.zeros((o,) if per_channel else (), np.int8), "w_zero"),
@@ -241,6 +242,7 @@ def test_qdq_conv_runs_as_an_integer_convolution(per_channel):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.max(np.abs(want)))
     types = node_types(proto, feeds)
     assert "aiov.QuantizedConv" in types and "aiov.FusedConv" not in types and "Convolution" not in types
+    assert "aiov.Quantize" in types and "Round" not in types
 
 
 def test_conv_integer_runs_on_the_integer_kernel():

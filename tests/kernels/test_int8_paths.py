@@ -102,6 +102,8 @@ for n in (1, 15, 16, 17, 1000):
         s, z = np.float32(0.01), np.uint8(100)
         y = T.run_op("aiov.Quantize", [x, s, z])[0]
         assert np.array_equal(y, np.clip(np.rint(x / s) + z, 0, 255).astype(np.uint8))
+        y = T.run_op("aiov.Quantize", [x, s, np.int8(-3)])[0]
+        assert y.dtype == np.int8 and np.array_equal(y, np.clip(np.rint(x / s) - 3, -128, 127).astype(np.int8))
         quantized += 1
 print(json.dumps({"isa": ov._core.gemm_int8_isa(), "i32": worst_i32, "f32": worst_f32, "runs": runs,
                   "quantized": quantized, "convs": convs}))
