@@ -161,6 +161,11 @@ def _quantized(key, build, static_feeds=None):
             if static_feeds is None:
                 q.quantize_dynamic(src, dst, weight_type=q.QuantType.QInt8)
             else:
+                # onnxruntime's recommended pre-processing: BatchNorms folded into the convs,
+                # so each conv is one quantized product.
+                from onnxruntime.quantization.shape_inference import quant_pre_process
+
+                quant_pre_process(src, src, skip_symbolic_shape=True)
 
                 class Reader(q.CalibrationDataReader):
                     def __init__(self):
