@@ -18,16 +18,23 @@ namespace aiov {
 namespace {
 
 // dst[j * rows + i] = src[i * cols + j]: a [rows, cols] matrix transposed, in 32 x 32 blocks
-// so both sides move whole cache lines.
+// so both sides move whole cache lines, bands of destination rows shared over the pool.
 template <class T>
-void transpose(const T* src, int64_t rows, int64_t cols, T* dst) {
+void transpose(const T* src, int64_t rows, int64_t cols, T* dst, const ExecContext& ctx) {
   constexpr int64_t kBlock = 32;
-  for (int64_t i0 = 0; i0 < rows; i0 += kBlock)
-    for (int64_t j0 = 0; j0 < cols; j0 += kBlock) {
-      const int64_t i1 = std::min(rows, i0 + kBlock), j1 = std::min(cols, j0 + kBlock);
-      for (int64_t j = j0; j < j1; ++j)
-        for (int64_t i = i0; i < i1; ++i) dst[j * rows + i] = src[i * cols + j];
-    }
+  const auto band = [&](int64_t b0, int64_t b1) {
+    for (int64_t i0 = 0; i0 < rows; i0 += kBlock)
+      for (int64_t j0 = b0 * kBlock; j0 < std::min(cols, b1 * kBlock); j0 += kBlock) {
+        const int64_t i1 = std::min(rows, i0 + kBlock), j1 = std::min(cols, j0 + kBlock);
+        for (int64_t j = j0; j < j1; ++j)
+          for (int64_t i = i0; i < i1; ++i) dst[j * rows + i] = src[i * cols + j];
+      }
+  };
+  const int64_t bands = (cols + kBlock - 1) / kBlock;
+  if (ctx.pool && rows * cols * (int64_t)sizeof(T) >= (int64_t{1} << 18))
+    ctx.pool->parallel_for(bands, 1, band, ctx.max_threads);
+  else
+    band(0, bands);
 }
 
 bool is_8bit(ElementType t) { return t == ElementType::u8 || t == ElementType::i8; }
@@ -103,18 +110,24 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
       factor.assign((size_t)O, f[0]);
       if (numel(k.in[4]->shape) == O) factor.assign(f, f + O);
     }
-    // Scratch left uninitialised: every byte is written before it is read.
-    std::unique_ptr<uint8_t[]> channels_last(new uint8_t[(size_t)(plane * C)]);
-    std::unique_ptr<uint8_t[]> patches(pointwise ? nullptr : new uint8_t[(size_t)(positions * K)]);
-    std::unique_ptr<uint32_t[]> result(new uint32_t[(size_t)(positions * O)]);
+    // Kept per thread between calls: fresh megabytes each call would fault their pages in.
+    thread_local std::vector<uint8_t> channels_last, patches;
+    thread_local std::vector<uint32_t> result;
+    channels_last.resize((size_t)(plane * C));
+    if (!pointwise) patches.resize((size_t)(positions * K));
+    result.resize((size_t)(positions * O));
+    // Pointers, not the thread_locals: the fill below runs on other threads, where those
+    // names mean other buffers.
+    uint8_t* const image_cl = channels_last.data();
+    uint8_t* const patch_rows = patches.data();
     const uint8_t* x = static_cast<const uint8_t*>(k.in[0]->data);
     for (int64_t b = 0; b < batch; ++b) {
-      transpose(x + b * C * plane, C, plane, channels_last.get());
+      transpose(x + b * C * plane, C, plane, image_cl, *k.ctx);
       // One row per output position: for each tap, the C values under it (or the pad byte).
       const auto fill = [&](int64_t p0, int64_t p1) {
         for (int64_t p = p0; p < p1; ++p) {
           const int64_t oz = p / (w.out[1] * w.out[2]), oy = p / w.out[2] % w.out[1], ox = p % w.out[2];
-          uint8_t* row = patches.get() + p * K;
+          uint8_t* row = patch_rows + p * K;
           for (int64_t kz = 0; kz < w.kernel[0]; ++kz)
             for (int64_t ky = 0; ky < w.kernel[1]; ++ky)
               for (int64_t kx = 0; kx < w.kernel[2]; ++kx, row += C) {
@@ -124,7 +137,7 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
                 if (z < 0 || z >= w.in[0] || y < 0 || y >= w.in[1] || xx < 0 || xx >= w.in[2])
                   std::memset(row, pad, (size_t)C);
                 else
-                  std::memcpy(row, channels_last.get() + ((z * w.in[1] + y) * w.in[2] + xx) * C, (size_t)C);
+                  std::memcpy(row, image_cl + ((z * w.in[1] + y) * w.in[2] + xx) * C, (size_t)C);
               }
         }
       };
@@ -137,16 +150,16 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
       Int8Output out;
       out.ldc = O;
       if (dequantize) {
-        out.c_f32 = reinterpret_cast<float*>(result.get());
+        out.c_f32 = reinterpret_cast<float*>(result.data());
         out.scale = factor.data();
         out.bias = has_bias ? k.in[5]->as<float>() : nullptr;
       } else {
-        out.c_i32 = reinterpret_cast<int32_t*>(result.get());
+        out.c_i32 = reinterpret_cast<int32_t*>(result.data());
       }
-      gemm_u8s8(positions, pointwise ? channels_last.get() : patches.get(), a_signed, K, a_zero, *packed, b_zero.data(),
-                zeros, out, k.ctx->pool, k.ctx->max_threads);
+      gemm_u8s8(positions, pointwise ? image_cl : patch_rows, a_signed, K, a_zero, *packed, b_zero.data(), zeros, out,
+                k.ctx->pool, k.ctx->max_threads);
       // [positions, O] back to the NCHW output's [O, positions] (4-byte values either way).
-      transpose(result.get(), positions, O, static_cast<uint32_t*>(k.out[0]->data) + b * O * positions);
+      transpose(result.data(), positions, O, static_cast<uint32_t*>(k.out[0]->data) + b * O * positions, *k.ctx);
     }
   };
 }
