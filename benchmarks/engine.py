@@ -18,6 +18,11 @@ f16 row too: aiov with ``INFERENCE_PRECISION_HINT=f16`` next to OpenVINO with th
 Outputs are checked against aiov f32 within a bf16 tolerance (5e-2 of the output's scale).
 ``--no-bf16`` skips it.
 
+A third table runs int8: the MLP (b64) and the BERT encoder quantized by onnxruntime's
+``quantize_dynamic``, ResNet-50 by ``quantize_static`` (QDQ, per-channel weights, calibrated
+on random images); aiov, onnxruntime and OpenVINO (its defaults) read the same quantized ONNX,
+with the geometric mean of aiov / the faster peer. ``--no-int8`` skips it.
+
 Every (framework, model) pair runs in a child process of its own, so the peak memory column
 is that framework's alone: the high-water resident set (VmHWM) minus the resident set after
 the imports and the inputs were made, i.e. weights, compiled plans and scratch. Latency is the
@@ -65,6 +70,9 @@ F16_RUNNERS = {
     "openvino f16": ("openvino", {"INFERENCE_PRECISION_HINT": "f16"}),
 }
 REDUCED_RUNNERS = {**BF16_RUNNERS, **F16_RUNNERS}
+# The int8 table's runners: aiov and onnxruntime as in the first table, OpenVINO with its
+# defaults (its low-precision transformations run the quantized ops in int8).
+INT8_RUNNERS = ["aiov", "onnxruntime", "openvino default"]
 ZOO_DIR = os.path.join(os.path.dirname(_HERE), "tests", "zoo")
 ZOO_CNNS = [
     "resnet",
@@ -147,8 +155,77 @@ def _bf16_specs():
     return specs + [_zoo_spec(n) for n in ZOO_CNNS if os.path.exists(os.path.join(ZOO_DIR, f"{n}.onnx"))]
 
 
+def _quantized(key, build, static_feeds=None):
+    """build's float model quantized by onnxruntime.quantization: dynamically (weights s8,
+    activations u8 per call), or statically in QDQ form calibrated on `static_feeds`."""
+
+    def make():
+        import onnx
+        from onnxruntime import quantization as q
+
+        with tempfile.TemporaryDirectory(prefix="aiov_int8_") as tmp:
+            src, dst = os.path.join(tmp, f"{key}.onnx"), os.path.join(tmp, f"{key}.int8.onnx")
+            onnx.save(build(), src)
+            if static_feeds is None:
+                q.quantize_dynamic(src, dst, weight_type=q.QuantType.QInt8)
+            else:
+                # onnxruntime's recommended pre-processing: BatchNorms folded into the convs,
+                # so each conv is one quantized product.
+                from onnxruntime.quantization.shape_inference import quant_pre_process
+
+                quant_pre_process(src, src, skip_symbolic_shape=True)
+
+                class Reader(q.CalibrationDataReader):
+                    def __init__(self):
+                        self.batches = iter([static_feeds(seed) for seed in range(4)])
+
+                    def get_next(self):
+                        return next(self.batches, None)
+
+                # u8 activations, s8 weights: the pairing every runtime's int8 kernels take
+                # (OpenVINO refuses this model's convolutions with s8 activations).
+                q.quantize_static(
+                    src,
+                    dst,
+                    Reader(),
+                    quant_format=q.QuantFormat.QDQ,
+                    per_channel=True,
+                    activation_type=q.QuantType.QUInt8,
+                    weight_type=q.QuantType.QInt8,
+                )
+            return onnx.load(dst)
+
+    return make
+
+
+def _int8_specs():
+    import model_builders as z
+
+    rng = np.random.default_rng(9)
+    return [
+        Spec(
+            "mlp64_int8",
+            "(a) MLP 784-1024-1024-10 b64 dynamic",
+            _quantized("mlp", z.mlp),
+            lambda: {"x": rng.standard_normal((64, 784)).astype(np.float32)},
+        ),
+        Spec(
+            "bert_int8",
+            "(e) BERT h384 12h 6L s128 b1 dynamic",
+            _quantized("bert", z.bert_encoder),
+            lambda: z.bert_feeds(1, 128, 384),
+        ),
+        Spec(
+            "resnet50_int8",
+            "(c) ResNet-50 224px b1 static QDQ",
+            _quantized("resnet50", z.resnet50, lambda seed: _image(1, seed=seed)),
+            lambda: _image(1),
+        ),
+    ]
+
+
 def _all_specs():
-    return {s.key: s for s in _specs() + _bf16_specs()}
+    return {s.key: s for s in _specs() + _bf16_specs() + _int8_specs()}
 
 
 def _rss_kib(field):
@@ -356,6 +433,7 @@ def main(argv=None):
     parser.add_argument("--profile", metavar="MODEL", help="print aiov's per-node profile of one model and exit")
     parser.add_argument("--top", type=int, default=25, help="nodes listed by --profile")
     parser.add_argument("--no-bf16", action="store_true", help="skip the reduced-precision table")
+    parser.add_argument("--no-int8", action="store_true", help="skip the int8 table")
     parser.add_argument("--bf16-only", action="store_true", help="only the reduced-precision table")
     parser.add_argument("--precision", default="f32", help="the precision --profile compiles with (f32, bf16, f16)")
     parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
@@ -421,6 +499,12 @@ def main(argv=None):
             row.append(_ratio(cells, "best_us"))
             rows.append(row)
             print(f"  {spec.key} done at {time.perf_counter() - t_start:.0f}s", file=sys.stderr)
+        int8_rows = []
+        if not args.no_int8 and available["aiov"] and try_import("onnxruntime.quantization"):
+            int8_specs = _int8_specs()
+            if args.models:
+                int8_specs = [s for s in int8_specs if s.key in args.models.split(",")]
+            int8_rows = int8_table(int8_specs, available, tmp, repeats, budget, notes, t_start)
         bf16_rows = []
         if not args.no_bf16 and available["aiov"]:
             bf16_specs = _bf16_specs()
@@ -452,6 +536,9 @@ def main(argv=None):
     if bf16_rows:
         print()
         print_bf16_table(bf16_rows, modules["aiov"])
+    if int8_rows:
+        print()
+        print_int8_table(int8_rows, modules["aiov"])
     for n in notes:
         print("note:", n)
     if not args.no_gemm and not args.bf16_only:
@@ -541,6 +628,53 @@ def print_bf16_table(rows, aiov):
             f"(aiov kernels: bf16 {aiov._core.gemm_bf16_isa()}, f16 {aiov._core.gemm_f16_isa()};"
             " medians of interleaved runs)"
         )
+
+
+def int8_table(specs, available, tmp, repeats, budget, notes, t_start):
+    """aiov, onnxruntime and OpenVINO (its defaults) on the same quantized ONNX, interleaved."""
+    runners = [r for r in INT8_RUNNERS if available[r.split()[0]]]
+    rows = []
+    for spec in specs:
+        path = os.path.join(tmp, f"{spec.key}.onnx")
+        with open(path, "wb") as fh:
+            fh.write(spec.build().SerializeToString())
+        cells, child_notes = measure_side_by_side(runners, spec.key, path, tmp, repeats, budget)
+        notes += child_notes
+        outs = {r: np.load(os.path.join(tmp, f"{spec.key}-{r}.npy")) for r in cells}
+        ref = outs.get("onnxruntime")
+        if ref is not None:
+            # Peers quantize activations on their own (rounding, fused scales): a few quanta apart.
+            scale = max(1.0, float(np.max(np.abs(ref))))
+            for r, got in outs.items():
+                if got.shape != ref.shape or not np.allclose(got, ref, rtol=5e-2, atol=5e-2 * scale):
+                    err = float(np.max(np.abs(got - ref))) if got.shape == ref.shape else float("nan")
+                    notes.append(f"{spec.key}: {r} differs from onnxruntime by up to {err:.3g} (scale {scale:.3g})")
+        rows.append((spec, cells))
+        print(f"  {spec.key} (int8) done at {time.perf_counter() - t_start:.0f}s", file=sys.stderr)
+    return rows
+
+
+def print_int8_table(rows, aiov):
+    table, ratios = [], []
+    for spec, cells in rows:
+        mine = cells.get("aiov")
+        peers = {r: c["us"] for r, c in cells.items() if r != "aiov"}
+        best = min(peers, key=peers.get) if peers else None
+        ratio = mine["us"] / peers[best] if mine and best else None
+        if ratio:
+            ratios.append(ratio)
+        row = [spec.label]
+        for r in INT8_RUNNERS:
+            c = cells.get(r)
+            row.append(fmt(c["us"], "us") if c else "n/a")
+        row.append(f"{ratio:.2f} ({best})" if ratio else "n/a")
+        table.append(row)
+    print_table(["model (int8)", *INT8_RUNNERS, "aiov/best peer"], table)
+    if ratios:
+        geo = float(np.exp(np.mean(np.log(ratios))))
+        print(f"geometric mean aiov int8 / best peer int8: {geo:.2f} over {len(ratios)} models")
+    if aiov is not None:
+        print(f"(aiov integer kernels: {aiov._core.gemm_int8_isa()}; models quantized by onnxruntime.quantization)")
 
 
 def _ratio(cells, key="us"):

@@ -26,6 +26,7 @@
 #include "executor/executor.hpp"
 #include "kernels/lowbit.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/gemm_int8.hpp"
 #include "kernels/isa.hpp"
 #include "plan/batcher.hpp"
 #include "plan/compiled.hpp"
@@ -834,6 +835,10 @@ NB_MODULE(_core, m) {
   m.def(
       "cpu_bf16_isa", [] { return std::string(bf16_isa_name(detect_bf16_isa())); },
       "The best bf16 kernels the CPU offers (AIOV_BF16_ISA and AIOV_GEMM_ISA aside).");
+  m.def("gemm_int8_isa", [] { return std::string(gemm_int8_isa()); }, "The kernels integer products run on.");
+  m.def(
+      "cpu_int8_isa", [] { return std::string(int8_isa_name(detect_int8_isa())); },
+      "The best integer-product kernels the CPU offers (AIOV_INT8_ISA and AIOV_GEMM_ISA aside).");
   m.def("cpu_has_avx512_fp16", &cpu_has_avx512_fp16);
   m.def("gemm_f16_isa", [] { return std::string(gemm_f16_isa()); }, "The kernels f16 products run on.");
   m.def(

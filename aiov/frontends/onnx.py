@@ -78,6 +78,8 @@ class _Context:
         self.inputs = [values[name] if name else None for name in node.input]
         self.attrs = {a.name: _proto.attribute_value(a) for a in node.attribute}
 
+    dequantized: dict = {}  # DequantizeLinear nodes of the graph by output name
+
     def attr(self, name, default=None):
         value = self.attrs.get(name, default)
         if isinstance(value, bytes):
@@ -200,9 +202,13 @@ def _convert_nodes(graph, values: dict, opset: int, depth: int):
     """Converts the nodes of `graph` (the model's, or a subgraph's at nesting `depth`) in
     dependency order, adding each output to `values` (name -> port, the enclosing scopes'
     names included)."""
+    # Which node made each DequantizeLinear output: a MatMul of two reads them as one
+    # integer product (_matmul).
+    dequantized = {n.output[0]: n for n in graph.node if n.op_type == "DequantizeLinear" and n.output}
     for node in _sorted_nodes(graph, set(values)):
         try:
             ctx = _Context(node, values, opset, depth)
+            ctx.dequantized = dequantized
             if opset < 7:
                 _legacy_attributes(ctx)
             if not _has_converter(node):  # an op defined by a function: its body writes the outputs
@@ -1149,6 +1155,9 @@ def _channel_vector(vec, rank):
 
 @converter("Conv")
 def _conv(ctx):
+    fast = _qdq_product(ctx, 0, _integer_conv)
+    if fast is not None:
+        return fast
     return _convolution(ctx, ctx.inputs[0], ctx.inputs[1], ctx.inputs[2] if len(ctx.inputs) > 2 else None)
 
 
@@ -1962,6 +1971,12 @@ def _quantize_linear(ctx):
         out_type = _onnx_type_name(ctx, "output_dtype")
     else:
         out_type = "u8"
+    # Per tensor to 8 bits (activations in QDQ models): one native pass.
+    eight = {"u8": np.uint8, "i8": np.int8}
+    if out_type in eight and not block and x.get_element_type() == Type.f32 and scale.get_element_type() == Type.f32:
+        zero8 = _one_or_each(zero, ops.constant(np.array(0, eight[out_type])).output(0), None)
+        if zero8 is not None and _one_or_each(scale, scale, None) is not None:
+            return ops._make("aiov.Quantize", [x, scale, zero8], {}, ctx.node.name)
     y = ops.divide(_as_f32(x), _quant_param(ctx, _as_f32(scale), x, axis, block))
     if out_type not in _QUANT_FLOATS:  # float targets round in the conversion itself
         y = ops.round(y, "half_to_even")
@@ -1972,16 +1987,8 @@ def _quantize_linear(ctx):
 
 @converter("DynamicQuantizeLinear")
 def _dynamic_quantize_linear(ctx):
-    # u8 over the range of x widened to include 0: scale = (max - min) / 255.
-    x = _as_f32(ctx.inputs[0])
-    axes = list(range(_rank(ctx, x)))
-    zero = ops.constant(np.array(0, np.float32))
-    lo = ops.minimum(ops.reduce_min(x, axes, False), zero)
-    hi = ops.maximum(ops.reduce_max(x, axes, False), zero)
-    scale = ops.divide(ops.subtract(hi, lo), ops.constant(np.array(255, np.float32)))
-    zero_point = ops.round(ops.subtract(zero, ops.divide(lo, scale)), "half_to_even")
-    y = ops.add(ops.round(ops.divide(x, scale), "half_to_even"), zero_point)
-    return [_saturate(ctx, y, "u8"), scale, _saturate(ctx, zero_point, "u8")]
+    # One native op: u8 over the range of x widened to include 0, scale = (max - min) / 255.
+    return ops._make("aiov.DynamicQuantize", [_as_f32(ctx.inputs[0])], {}, ctx.node.name).outputs()
 
 
 def _integer_operand(ctx, x, zero, per_row):
@@ -1997,9 +2004,108 @@ def _integer_operand(ctx, x, zero, per_row):
     return as_output(ops.subtract(x, zero))
 
 
+def _one_or_each(value, like, count):
+    """`value` when it is one value or `count` values (count None: one only) of like's type;
+    a zero of like's type when absent; None when it is neither."""
+    if value is None:
+        return ops.constant(np.array(0, like.get_element_type().to_dtype()))
+    shape = value.get_partial_shape()
+    if not shape.is_static or value.get_element_type() != like.get_element_type():
+        return None
+    dims = [d.get_length() for d in shape]
+    return value if dims in ([], [1]) or (count is not None and dims == [count]) else None
+
+
+def _integer_matmul(ctx, a, b, a_zero, b_zero, factor=None):
+    """aiov.QuantizedMatMul (s32 products on the integer GEMM; f32 times `factor` when given)
+    where it applies: 8-bit operands, B 2-D, A's zero point one value, B's one or one per
+    column. None elsewhere (the caller composes the product in f32)."""
+    eight = (Type.u8, Type.i8)
+    if a.get_element_type() not in eight or b.get_element_type() not in eight:
+        return None
+    a_shape, b_shape = a.get_partial_shape(), b.get_partial_shape()
+    if not a_shape.rank.is_static or len(a_shape) < 1 or not b_shape.is_static or len(b_shape) != 2:
+        return None
+    n = b_shape[1].get_length()
+    za, zb = _one_or_each(a_zero, a, None), _one_or_each(b_zero, b, n)
+    if za is None or zb is None or (factor is not None and _one_or_each(factor, factor, n) is None):
+        return None
+    inputs = [a, b, za, zb] + ([factor] if factor is not None else [])
+    return ops._make("aiov.QuantizedMatMul", inputs, {}, ctx.node.name)
+
+
+def _integer_conv(ctx, x, w, x_zero, w_zero, factor=None, bias=None):
+    """aiov.QuantizedConv where it applies: 8-bit data, constant 8-bit filters, group 1, the
+    data's zero point one value, the filters' (and the factor) one or one per output channel.
+    None elsewhere."""
+    eight = (Type.u8, Type.i8)
+    if x.get_element_type() not in eight or w.get_element_type() not in eight or ctx.attr("group", 1) != 1:
+        return None
+    x_shape, w_shape = x.get_partial_shape(), w.get_partial_shape()
+    if w.get_node().get_type_name() != "Constant" or not x_shape.rank.is_static or len(x_shape) not in (3, 4, 5):
+        return None
+    if not w_shape.is_static or len(w_shape) != len(x_shape):
+        return None
+    out = w_shape[0].get_length()
+    zx, zw = _one_or_each(x_zero, x, None), _one_or_each(w_zero, w, out)
+    if zx is None or zw is None or (factor is not None and _one_or_each(factor, factor, out) is None):
+        return None
+    if bias is not None:
+        b_shape = bias.get_partial_shape()
+        if bias.get_element_type() != Type.f32 or not b_shape.is_static or [d.get_length() for d in b_shape] != [out]:
+            return None
+    inputs = [x, w, zx, zw] + ([factor] if factor is not None else []) + ([bias] if bias is not None else [])
+    attrs = dict(_spatial(ctx, len(x_shape)), group=1)
+    return ops._make("aiov.QuantizedConv", inputs, attrs, ctx.node.name)
+
+
+@converter("MatMul")
+def _matmul(ctx):
+    weights = ctx.inputs[1].get_partial_shape()
+    if len(ctx.inputs) == 2 and weights.rank.is_static and len(weights) == 2:
+        fast = _qdq_product(ctx, 1, _integer_matmul)
+        if fast is not None:
+            return fast
+    return ops._make("MatMul", ctx.inputs, {}, ctx.node.name)
+
+
+def _qdq_product(ctx, weight_axis, integer_product):
+    """A MatMul or Conv of two DequantizeLinear outputs (the QDQ form onnxruntime's
+    quantize_static writes: activations per tensor, constant weights per tensor or per output
+    channel along `weight_axis`) as `integer_product` of the quantized values, dequantized
+    by activation scale x weight scale. None when the inputs are anything else."""
+    dq = [ctx.dequantized.get(name) for name in ctx.node.input[:2]]
+    if len(dq) != 2 or None in dq:
+        return None
+    (a, a_scale, a_zero), (w, w_scale, w_zero) = [
+        ([ctx.scope[name] if name else None for name in node.input] + [None] * 3)[:3] for node in dq
+    ]
+    subs = [_Context(node, ctx.scope, ctx.opset, ctx.depth) for node in dq]
+    if any(sub.attr("block_size", 0) for sub in subs):
+        return None
+    w_rank = len(w.get_partial_shape())
+    w_scales = w_scale.get_partial_shape()
+    per_channel = not w_scales.is_static or len(w_scales) > 1 or (len(w_scales) == 1 and w_scales[0].get_length() > 1)
+    if per_channel and _quant_axis(subs[1]) not in (weight_axis, weight_axis - w_rank):
+        return None
+    a_shape = a_scale.get_partial_shape()
+    one_scale = a_shape.is_static and [d.get_length() for d in a_shape] in ([], [1])
+    if w.get_node().get_type_name() != "Constant" or not one_scale:
+        return None
+    if a_scale.get_element_type() != Type.f32 or w_scale.get_element_type() != Type.f32:
+        return None
+    factor = as_output(ops.multiply(a_scale, w_scale))
+    bias = ctx.inputs[2] if len(ctx.inputs) > 2 else None
+    extra = (bias,) if bias is not None else ()
+    return integer_product(ctx, a, w, a_zero, w_zero, factor, *extra)
+
+
 @converter("MatMulInteger")
 def _matmul_integer(ctx):
     get = lambda i: ctx.inputs[i] if len(ctx.inputs) > i else None  # noqa: E731
+    fast = _integer_matmul(ctx, get(0), get(1), get(2), get(3))
+    if fast is not None:
+        return fast
     a = _integer_operand(ctx, get(0), get(2), True)
     b = _integer_operand(ctx, get(1), get(3), False)
     return ops.convert(ops.matmul(a, b), Type.i32)
@@ -2008,10 +2114,12 @@ def _matmul_integer(ctx):
 @converter("QLinearMatMul")
 def _qlinear_matmul(ctx):
     a, a_scale, a_zero, b, b_scale, b_zero, y_scale, y_zero = (list(ctx.inputs) + [None] * 8)[:8]
-    product = ops.matmul(_integer_operand(ctx, a, a_zero, True), _integer_operand(ctx, b, b_zero, False))
     # The rescale factor in the scales' own type, as ONNX's reference computes it.
-    factor = ops.divide(ops.multiply(a_scale, b_scale), y_scale)
-    y = ops.multiply(product, _as_f32(as_output(factor)))
+    factor = _as_f32(as_output(ops.divide(ops.multiply(a_scale, b_scale), y_scale)))
+    y = _integer_matmul(ctx, a, b, a_zero, b_zero, factor)
+    if y is None:
+        product = ops.matmul(_integer_operand(ctx, a, a_zero, True), _integer_operand(ctx, b, b_zero, False))
+        y = ops.multiply(product, factor)
     y = ops.round(y, "half_to_even")
     if y_zero is not None:
         y = ops.add(y, _as_f32(y_zero))
@@ -2033,6 +2141,9 @@ def _shifted_filters(ctx, w, zero):
 @converter("ConvInteger")
 def _conv_integer(ctx):
     x, w, x_zero, w_zero = (list(ctx.inputs) + [None] * 4)[:4]
+    fast = _integer_conv(ctx, x, w, x_zero, w_zero)
+    if fast is not None:
+        return fast
     x = _as_f32(x) if x_zero is None else as_output(ops.subtract(_as_f32(x), _as_f32(x_zero)))
     return ops.convert(_convolution(ctx, x, _shifted_filters(ctx, w, w_zero), None), Type.i32)
 
@@ -2040,13 +2151,18 @@ def _conv_integer(ctx):
 @converter("QLinearConv")
 def _qlinear_conv(ctx):
     x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero, bias = (list(ctx.inputs) + [None] * 9)[:9]
-    xs = _as_f32(x) if x_zero is None else as_output(ops.subtract(_as_f32(x), _as_f32(x_zero)))
-    y = _convolution(ctx, xs, _shifted_filters(ctx, w, w_zero), None if bias is None else _as_f32(bias))
     factor = _as_f32(as_output(ops.divide(ops.multiply(x_scale, w_scale), y_scale)))
-    shape = factor.get_partial_shape()
-    if shape.rank.is_static and len(shape) == 1 and shape[0] != 1:  # one scale per output channel
-        factor = _channel_vector(factor, _rank(ctx, x))
-    y = ops.round(ops.multiply(y, factor), "half_to_even")
+    y = None
+    if bias is None:  # an s32 bias is added before the factor: kept on the f32 path
+        y = _integer_conv(ctx, x, w, x_zero, w_zero, factor)
+    if y is None:
+        xs = _as_f32(x) if x_zero is None else as_output(ops.subtract(_as_f32(x), _as_f32(x_zero)))
+        y = _convolution(ctx, xs, _shifted_filters(ctx, w, w_zero), None if bias is None else _as_f32(bias))
+        shape = factor.get_partial_shape()
+        if shape.rank.is_static and len(shape) == 1 and shape[0] != 1:  # one scale per output channel
+            factor = _channel_vector(factor, _rank(ctx, x))
+        y = ops.multiply(y, factor)
+    y = ops.round(y, "half_to_even")
     if y_zero is not None:
         y = ops.add(y, _as_f32(y_zero))
     return _saturate(ctx, y, (y_zero if y_zero is not None else x).get_element_type().get_type_name())

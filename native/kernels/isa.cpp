@@ -116,6 +116,43 @@ const char* bf16_isa_name(Bf16Isa isa) {
   return isa == Bf16Isa::amx ? "amx" : isa == Bf16Isa::avx512_bf16 ? "avx512_bf16" : "scalar";
 }
 
+Int8Isa detect_int8_isa() {
+#if defined(AIOV_X86) && defined(__x86_64__)
+  if (detect_isa() != Isa::avx512) return Int8Isa::scalar;
+  unsigned eax, ebx, ecx, edx;
+  leaf7(0, eax, ebx, ecx, edx);
+  if (!(ecx & (1u << 11))) return Int8Isa::scalar;              // AVX512_VNNI
+  const bool amx = (edx & (1u << 25)) && (edx & (1u << 24));    // AMX-INT8, AMX-TILE
+  const bool tile_state = (xcr0() & (3u << 17)) == (3u << 17);  // XTILECFG + XTILEDATA
+  return amx && tile_state ? Int8Isa::amx : Int8Isa::avx512_vnni;
+#else
+  return Int8Isa::scalar;
+#endif
+}
+
+namespace {
+Int8Isa choose_int8_isa() {
+  Int8Isa limit = selected_isa() == Isa::avx512 ? Int8Isa::amx : Int8Isa::scalar;
+  const std::string cap = env_choice("AIOV_INT8_ISA", "amx");
+  if (cap == "scalar")
+    limit = Int8Isa::scalar;
+  else if (cap == "avx512_vnni")
+    limit = std::min(limit, Int8Isa::avx512_vnni);
+  Int8Isa isa = std::min(detect_int8_isa(), limit);
+  if (isa == Int8Isa::amx && !tile_permission()) isa = Int8Isa::avx512_vnni;
+  return isa;
+}
+}  // namespace
+
+Int8Isa selected_int8_isa() {
+  static const Int8Isa chosen = choose_int8_isa();
+  return chosen;
+}
+
+const char* int8_isa_name(Int8Isa isa) {
+  return isa == Int8Isa::amx ? "amx" : isa == Int8Isa::avx512_vnni ? "avx512_vnni" : "scalar";
+}
+
 bool cpu_has_avx512_fp16() {
 #if defined(AIOV_X86) && defined(__x86_64__)
   if (detect_isa() != Isa::avx512) return false;

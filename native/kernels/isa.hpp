@@ -34,6 +34,21 @@ Bf16Isa selected_bf16_isa();
 // "scalar", "avx512_bf16" or "amx".
 const char* bf16_isa_name(Bf16Isa isa);
 
+// How u8 x s8 products accumulate in s32 (quantized MatMul/Conv): AMX tiles (TDPBUSD),
+// AVX512-VNNI dot products (VPDPBUSD), or plain integer loops (scalar: anywhere).
+enum class Int8Isa { scalar = 0, avx512_vnni = 1, amx = 2 };
+
+// What CPUID and XCR0 offer: amx needs AMX-TILE and AMX-INT8 with the tile state enabled,
+// and AVX512-VNNI (its merge uses AVX-512); avx512_vnni needs avx512 too.
+Int8Isa detect_int8_isa();
+
+// detect_int8_isa(), lowered by AIOV_INT8_ISA=avx512_vnni|scalar, by AIOV_GEMM_ISA below
+// avx512, and to avx512_vnni when Linux refuses the tile data permission. Decided once.
+Int8Isa selected_int8_isa();
+
+// "scalar", "avx512_vnni" or "amx".
+const char* int8_isa_name(Int8Isa isa);
+
 // AVX512-FP16 (f16 arithmetic) with the zmm state enabled.
 bool cpu_has_avx512_fp16();
 

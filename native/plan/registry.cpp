@@ -18,6 +18,7 @@ const OpRegistry& OpRegistry::instance() {
     auto* r = new OpRegistry();
     register_elementwise_ops(*r);
     register_matmul_ops(*r);
+    register_quantized_matmul_ops(*r);
     register_movement_ops(*r);
     register_softmax_ops(*r);
     register_shape_ops(*r);

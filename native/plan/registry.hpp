@@ -329,6 +329,7 @@ void register_elementwise_ops(OpRegistry&);
 // Whether aiov.ElementwiseChain can run `op` as one of its steps (OpDef::chain).
 bool chainable_elementwise_op(const std::string& op);
 void register_matmul_ops(OpRegistry&);
+void register_quantized_matmul_ops(OpRegistry&);
 void register_movement_ops(OpRegistry&);
 void register_softmax_ops(OpRegistry&);
 void register_shape_ops(OpRegistry&);

@@ -15,6 +15,7 @@ namespace aiov {
   X(AvgPool, "AvgPool")                        \
   X(BatchNormInference, "BatchNormInference")  \
   X(Concat, "Concat")                          \
+  X(Convert, "Convert")                        \
   X(Convolution, "Convolution")                \
   X(Divide, "Divide")                          \
   X(ElementwiseChain, "aiov.ElementwiseChain") \
@@ -28,6 +29,7 @@ namespace aiov {
   X(MaxPool, "MaxPool")                        \
   X(Multiply, "Multiply")                      \
   X(MVN, "MVN")                                \
+  X(QuantizedMatMul, "aiov.QuantizedMatMul")   \
   X(ReduceMax, "ReduceMax")                    \
   X(ReduceMean, "ReduceMean")                  \
   X(ReduceMin, "ReduceMin")                    \

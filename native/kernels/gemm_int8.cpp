@@ -1,0 +1,200 @@
+// Integer GEMM driver: A copied once into zero-padded u8 rows (with its row sums when B has
+// zero points), then (row tile, column pair) units shared out over the pool, each merged
+// into C by the kernel that computed it. Also the packing of B and the portable kernels.
+#include "kernels/gemm_int8.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "kernels/gemm_threads.hpp"
+#include "kernels/isa.hpp"
+
+namespace aiov {
+namespace gemm_detail {
+namespace {
+
+constexpr int kPortableMR = 4;
+
+// The reference the ISA kernels are tested against, and the path on CPUs without them.
+void tile_portable(const Int8Tile& t) {
+  int32_t acc[kPortableMR][kInt8TileCols] = {};
+  for (int64_t k = 0; k < t.kp; ++k) {
+    const int64_t quad = (k / 4) * (4 * kInt8PanelCols) + (k & 3);
+    for (int r = 0; r < t.rows; ++r) {
+      const int32_t av = t.a[r * t.lda + k];
+      for (int j = 0; j < t.cols; ++j) {
+        const int8_t* panel = t.b + (j / kInt8PanelCols) * t.b_panel_stride;
+        acc[r][j] += av * panel[quad + (j % kInt8PanelCols) * 4];
+      }
+    }
+  }
+  for (int r = 0; r < t.rows; ++r)
+    for (int j = 0; j < t.cols; ++j) {
+      uint32_t v = (uint32_t)acc[r][j] + (uint32_t)t.col_add[j];
+      if (t.row_sum) v += (uint32_t)t.row_sum[r] * (uint32_t)t.col_mul[j];
+      if (t.c_i32) {
+        t.c_i32[r * t.ldc + j] = (int32_t)v;
+        continue;
+      }
+      float y = (float)(int32_t)v * t.scale[j];
+      if (t.bias) y += t.bias[j];
+      if (t.relu) y = std::max(y, 0.0f);
+      t.c_f32[r * t.ldc + j] = y;
+    }
+}
+
+void range_portable(const float* x, int64_t n, float& min, float& max) {
+  min = max = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    min = x[i] < min ? x[i] : min;
+    max = x[i] > max ? x[i] : max;
+  }
+}
+
+void quantize_portable(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = std::nearbyint(x[i] / scale) + (float)zero;
+    y[i] = !(v >= 0.0f) ? 0 : v >= 255.0f ? 255 : (uint8_t)v;
+  }
+}
+
+const Int8KernelSet kPortable{"scalar",           kPortableMR, &tile_portable, &range_portable,
+                              &quantize_portable, nullptr,     nullptr};
+
+const Int8KernelSet* choose_kernels() {
+  const Int8Isa isa = selected_int8_isa();
+  if (isa == Int8Isa::amx)
+    if (const Int8KernelSet* k = amx_int8_kernels()) return k;
+  if (isa >= Int8Isa::avx512_vnni)
+    if (const Int8KernelSet* k = vnni_int8_kernels()) return k;
+  return &kPortable;
+}
+
+const Int8KernelSet& int8_kernels() {
+  static const Int8KernelSet* chosen = choose_kernels();  // once; thread-safe static init
+  return *chosen;
+}
+
+int64_t ceil_to(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+}  // namespace
+}  // namespace gemm_detail
+
+using namespace gemm_detail;
+
+PackedInt8B::PackedInt8B(const void* B, bool b_unsigned, bool trans_b, int64_t K, int64_t N, int64_t ldb)
+    : K_(K), N_(N), kp_(ceil_to(K, kInt8KStep)), unsigned_(b_unsigned) {
+  const int64_t panels = (N + kInt8PanelCols - 1) / kInt8PanelCols;
+  panels_.assign((size_t)(panels * kp_ * kInt8PanelCols), 0);
+  sums_.assign((size_t)N, 0);
+  const uint8_t* src = static_cast<const uint8_t*>(B);
+  // Unsigned weights flip their top bit: u8 b becomes s8 b - 128.
+  const uint8_t flip = b_unsigned ? 0x80 : 0;
+  for (int64_t n = 0; n < N; ++n) {
+    int8_t* panel = panels_.data() + (n / kInt8PanelCols) * kp_ * kInt8PanelCols;
+    const int64_t j = n % kInt8PanelCols;
+    int32_t sum = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      const int8_t v = (int8_t)(src[trans_b ? n * ldb + k : k * ldb + n] ^ flip);
+      panel[(k / 4) * (4 * kInt8PanelCols) + j * 4 + (k & 3)] = v;
+      sum += v;
+    }
+    sums_[(size_t)n] = sum;
+  }
+}
+
+std::string PackedInt8B::layout(bool b_unsigned, bool trans_b, int64_t K, int64_t N, int64_t ldb) {
+  return std::string(b_unsigned ? "u8" : "s8") + (trans_b ? " T " : " ") + std::to_string(K) + "x" + std::to_string(N) +
+         " ld " + std::to_string(ldb);
+}
+
+void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_zero, const PackedInt8B& B,
+               const int32_t* b_zero, int64_t b_zero_count, const Int8Output& out, ThreadPool* pool, int max_threads) {
+  const int64_t N = B.N(), K = B.K(), kp = B.kp();
+  if (M <= 0 || N <= 0) return;
+  if (b_zero_count != 1 && b_zero_count != N) throw std::logic_error("gemm_u8s8: b_zero needs 1 or N values");
+  const Int8KernelSet& ks = int8_kernels();
+  // In the stored domain (A as u8, B as s8) with za, zb[n] the shifted zero points:
+  // sum (a - za)(b - zb) = sum ab - za * colsum[n] - zb[n] * rowsum[m] + K * za * zb[n].
+  const uint32_t za = (uint32_t)(a_zero + (a_signed ? 128 : 0));
+  thread_local std::vector<int32_t> col_add, col_mul, row_sum;
+  thread_local std::vector<uint8_t> a_rows;
+  col_add.resize((size_t)N);
+  col_mul.resize((size_t)N);
+  bool b_zeros = false;
+  for (int64_t n = 0; n < N; ++n) {
+    const uint32_t zb = (uint32_t)(b_zero[b_zero_count == 1 ? 0 : n] - (B.b_unsigned() ? 128 : 0));
+    b_zeros = b_zeros || zb != 0;
+    col_add[(size_t)n] = (int32_t)((uint32_t)K * za * zb - za * (uint32_t)B.column_sums()[n]);
+    col_mul[(size_t)n] = (int32_t)(0u - zb);
+  }
+  // Rows `ld` bytes apart (off multiples of 256 so a tile's rows spread over the cache sets),
+  // padded with zeros to kp and to whole tiles: the kernels read both.
+  const int64_t ld = kp % 256 == 0 ? kp + kInt8KStep : std::max<int64_t>(kp, kInt8KStep);
+  const int64_t tiles = (M + ks.mr - 1) / ks.mr;
+  a_rows.assign((size_t)(tiles * ks.mr * ld), 0);
+  if (b_zeros) row_sum.assign((size_t)(tiles * ks.mr), 0);
+  const uint8_t* src = static_cast<const uint8_t*>(A);
+  const uint8_t flip = a_signed ? 0x80 : 0;
+  for (int64_t m = 0; m < M; ++m) {
+    uint8_t* dst = a_rows.data() + m * ld;
+    const uint8_t* row = src + m * lda;
+    uint32_t sum = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      dst[k] = row[k] ^ flip;
+      sum += dst[k];
+    }
+    if (b_zeros) row_sum[(size_t)m] = (int32_t)sum;
+  }
+  const int64_t np = (N + kInt8TileCols - 1) / kInt8TileCols;
+  const int64_t panel_stride = kp * kInt8PanelCols;
+  // Products run about four times the f32 rate.
+  const int threads = product_threads(pool, max_threads, 0.25 * (double)M * N * K);
+  const uint8_t* a = a_rows.data();
+  const int32_t *adds = col_add.data(), *muls = col_mul.data(), *sums = b_zeros ? row_sum.data() : nullptr;
+  auto run = [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
+    for (int64_t tile = t0; tile < t1; ++tile) {
+      const int64_t m0 = tile * ks.mr;
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t col = p * kInt8TileCols;
+        Int8Tile t;
+        t.kp = kp;
+        t.a = a + m0 * ld;
+        t.lda = ld;
+        t.b = B.panels() + (col / kInt8PanelCols) * panel_stride;
+        t.b_panel_stride = panel_stride;
+        t.rows = (int)std::min<int64_t>(ks.mr, M - m0);
+        t.cols = (int)std::min<int64_t>(kInt8TileCols, N - col);
+        t.col_add = adds + col;
+        t.col_mul = muls + col;
+        t.row_sum = sums ? sums + m0 : nullptr;
+        t.ldc = out.ldc;
+        if (out.c_i32) {
+          t.c_i32 = out.c_i32 + m0 * out.ldc + col;
+        } else {
+          t.c_f32 = out.c_f32 + m0 * out.ldc + col;
+          t.scale = out.scale + col;
+          t.bias = out.bias ? out.bias + col : nullptr;
+          t.relu = out.relu;
+        }
+        ks.tile(t);
+      }
+    }
+  };
+  run_split(pool, threads, tiles * np, 1, [&](int64_t u0, int64_t u1) {
+    if (ks.begin) ks.begin();
+    tile_major_pieces(u0, u1, np, run);
+    if (ks.end) ks.end();
+  });
+}
+
+const char* gemm_int8_isa() { return int8_kernels().name; }
+
+void range_with_zero(const float* x, int64_t n, float& min, float& max) { int8_kernels().range(x, n, min, max); }
+
+void quantize_u8(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y) {
+  int8_kernels().quantize(x, n, scale, zero, y);
+}
+
+}  // namespace aiov

@@ -1,0 +1,109 @@
+// Integer GEMM for quantized models: u8 activations times s8 weights accumulated in s32
+// (AMX TDPBUSD tiles, AVX512-VNNI VPDPBUSD, or portable loops, chosen by CPUID once), with
+// the zero points taken out exactly and the result written as s32 or dequantized to f32.
+// Signed activations and unsigned weights are shifted by 128 into those ranges (the zero
+// points with them), so every ONNX integer-matmul type combination of 8-bit operands runs here.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace aiov {
+
+class ThreadPool;
+
+// B [K, N] (or [N, K] with trans_b) of 8-bit integers, packed once as the kernels read it.
+class PackedInt8B {
+ public:
+  // b_unsigned: B holds u8 (stored as b - 128; callers shift its zero point the same way).
+  PackedInt8B(const void* B, bool b_unsigned, bool trans_b, int64_t K, int64_t N, int64_t ldb);
+  int64_t K() const { return K_; }
+  int64_t N() const { return N_; }
+  // K padded to a whole number of 64-byte groups (one AMX tile's depth).
+  int64_t kp() const { return kp_; }
+  bool b_unsigned() const { return unsigned_; }
+  const int8_t* panels() const { return panels_.data(); }
+  // Per column n: the sum over k of the stored (s8) values, for the activation zero point.
+  const int32_t* column_sums() const { return sums_.data(); }
+  // A description of the packing for the shared-weights cache (same bytes, same layout).
+  static std::string layout(bool b_unsigned, bool trans_b, int64_t K, int64_t N, int64_t ldb);
+
+ private:
+  int64_t K_, N_, kp_;
+  bool unsigned_;
+  std::vector<int8_t> panels_;
+  std::vector<int32_t> sums_;
+};
+
+// What becomes of each s32 result v[m, n] = sum_k (A[m, k] - a_zero) * (B[k, n] - b_zero[n]).
+struct Int8Output {
+  int32_t* c_i32 = nullptr;  // v as it is, or
+  float* c_f32 = nullptr;    // float(v) * scale[n] (+ bias[n]) (then max(0, .) with relu)
+  int64_t ldc = 0;
+  const float* scale = nullptr;  // N values (f32 output only)
+  const float* bias = nullptr;   // N values or null
+  bool relu = false;
+};
+
+// A [M, K] row-major (lda elements apart) of u8, or s8 with a_signed; a_zero in A's own type;
+// b_zero: 1 value (per tensor) or N (per column), in B's own type.
+void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_zero, const PackedInt8B& B,
+               const int32_t* b_zero, int64_t b_zero_count, const Int8Output& out, ThreadPool* pool, int max_threads);
+
+// The kernels integer products run on: "amx", "avx512_vnni" or "scalar".
+const char* gemm_int8_isa();
+
+// Dynamic quantization of activations to u8 (ONNX DynamicQuantizeLinear): the range of x [n]
+// widened to include 0 (NaNs ignored), and y = saturate(round_half_even(x / scale) + zero)
+// (NaN: 0), vectorized where the integer kernels are.
+void range_with_zero(const float* x, int64_t n, float& min, float& max);
+void quantize_u8(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y);
+
+namespace gemm_detail {
+
+// B panels: 16 columns (one zmm of s32, one AMX tile row), K in groups of 4 bytes as
+// VPDPBUSD and TDPBUSD read them: element (k, j) at panel[(k / 4) * 64 + j * 4 + k % 4].
+constexpr int kInt8PanelCols = 16;
+constexpr int kInt8KStep = 64;
+constexpr int kInt8TileCols = 2 * kInt8PanelCols;
+
+// One kernel call: rows x cols (<= 32) of results over the whole padded K, merged into C.
+struct Int8Tile {
+  int64_t kp = 0;
+  // Rows of A in u8, lda bytes apart; the AMX kernel reads whole 16-row tiles.
+  const uint8_t* a = nullptr;
+  int64_t lda = 0;
+  const int8_t* b = nullptr;  // first panel; the second b_panel_stride bytes further
+  int64_t b_panel_stride = 0;
+  int rows = 0, cols = 0;
+  // v = acc + col_add[j] (+ row_sum[r] * col_mul[j] when row_sum is set), in s32 (wrapping).
+  const int32_t* col_add = nullptr;
+  const int32_t* col_mul = nullptr;
+  const int32_t* row_sum = nullptr;
+  // Where v goes: c_i32, or c_f32 as float(v) * scale[j] (+ bias[j]) (relu).
+  int32_t* c_i32 = nullptr;
+  float* c_f32 = nullptr;
+  int64_t ldc = 0;
+  const float* scale = nullptr;
+  const float* bias = nullptr;
+  bool relu = false;
+};
+
+using Int8TileFn = void (*)(const Int8Tile& tile);
+
+struct Int8KernelSet {
+  const char* name;  // int8_isa_name of its ISA
+  int mr;            // rows per tile call
+  Int8TileFn tile;
+  void (*range)(const float* x, int64_t n, float& min, float& max);
+  void (*quantize)(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y);
+  void (*begin)();  // around every run of tile calls on a thread (AMX: the tile config)
+  void (*end)();
+};
+
+// Null when the file was built without the instructions.
+const Int8KernelSet* amx_int8_kernels();
+const Int8KernelSet* vnni_int8_kernels();
+
+}  // namespace gemm_detail
+}  // namespace aiov

@@ -1,0 +1,210 @@
+// Integer GEMM kernels for x86: AVX512-VNNI dot products (VPDPBUSD: four u8 x s8 products
+// added into each s32 lane, with no intermediate saturation; up to 12 rows x 32 columns in
+// zmm accumulators) and AMX tiles (TDPBUSD, 2 x 2 tiles of 16 x 16 s32 per call), with the
+// zero-point correction and the dequantizing merge into C. Compiled with AVX-512 VNNI and
+// (when the compiler has them) AMX flags; reached only after the dispatcher saw the
+// instructions in CPUID/XCR0 and Linux granted the tile state.
+#include "kernels/gemm_int8.hpp"
+
+#include <cstring>
+
+#include "kernels/x86_intrinsics.hpp"
+
+namespace aiov {
+namespace gemm_detail {
+#if defined(AIOV_X86) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+namespace {
+
+#define AIOV_UNROLL _Pragma("GCC unroll 16")
+
+[[gnu::always_inline]] inline __mmask16 head_mask(int n) {
+  return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1u);
+}
+
+// Row r, vector v (columns 16v ..) of the accumulators corrected for the zero points and
+// written as s32, or as f32 scaled (+ bias, relu), under the column mask.
+[[gnu::always_inline]] inline void merge_vec(__m512i acc, const Int8Tile& t, int r, int v) {
+  const __mmask16 m = head_mask(t.cols - 16 * v);
+  __m512i x = _mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(m, t.col_add + 16 * v));
+  if (t.row_sum)
+    x = _mm512_add_epi32(
+        x, _mm512_mullo_epi32(_mm512_set1_epi32(t.row_sum[r]), _mm512_maskz_loadu_epi32(m, t.col_mul + 16 * v)));
+  if (t.c_i32) {
+    _mm512_mask_storeu_epi32(t.c_i32 + r * t.ldc + 16 * v, m, x);
+    return;
+  }
+  __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(x), _mm512_maskz_loadu_ps(m, t.scale + 16 * v));
+  if (t.bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, t.bias + 16 * v));
+  if (t.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
+  _mm512_mask_storeu_ps(t.c_f32 + r * t.ldc + 16 * v, m, y);
+}
+
+// min/max return their second operand for a NaN: a NaN in x never becomes the range, and
+// the masked tail loads zeros, which the range includes anyway.
+void range(const float* x, int64_t n, float& min, float& max) {
+  __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    lo = _mm512_min_ps(v, lo);
+    hi = _mm512_max_ps(v, hi);
+  }
+  if (i < n) {
+    const __m512 v = _mm512_maskz_loadu_ps(head_mask((int)(n - i)), x + i);
+    lo = _mm512_min_ps(v, lo);
+    hi = _mm512_max_ps(v, hi);
+  }
+  min = _mm512_reduce_min_ps(lo);
+  max = _mm512_reduce_max_ps(hi);
+}
+
+void quantize(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y) {
+  const __m512 s = _mm512_set1_ps(scale), z = _mm512_set1_ps((float)zero), top = _mm512_set1_ps(255.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = head_mask((int)(n - i));
+    __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(m, x + i), s);
+    v = _mm512_add_ps(_mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), z);
+    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), top);  // NaN: 0
+    _mm512_mask_cvtusepi32_storeu_epi8(y + i, m, _mm512_cvtps_epi32(v));
+  }
+}
+
+// ---- AVX512-VNNI --------------------------------------------------------------------------
+constexpr int kVnniMR = 12;
+
+template <int R, int NV>
+void vnni_rows(const Int8Tile& t) {
+  __m512i acc[R][NV];
+  AIOV_UNROLL for (int r = 0; r < R; ++r) AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
+  const int8_t* b0 = t.b;
+  const int8_t* b1 = t.b + t.b_panel_stride;
+  const uint8_t* a = t.a;
+  const int64_t lda = t.lda, quads = t.kp / 4;
+  for (int64_t kk = 0; kk < quads; ++kk) {
+    __m512i bv[NV];
+    bv[0] = _mm512_loadu_si512(b0 + kk * 4 * kInt8PanelCols);
+    if (NV > 1) bv[NV - 1] = _mm512_loadu_si512(b1 + kk * 4 * kInt8PanelCols);
+    AIOV_UNROLL for (int r = 0; r < R; ++r) {
+      int32_t quad;
+      std::memcpy(&quad, a + r * lda + 4 * kk, sizeof quad);
+      const __m512i av = _mm512_set1_epi32(quad);
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], av, bv[v]);
+    }
+  }
+  AIOV_UNROLL for (int r = 0; r < R; ++r) AIOV_UNROLL for (int v = 0; v < NV; ++v) merge_vec(acc[r][v], t, r, v);
+}
+
+template <int NV>
+void vnni_tile_cols(const Int8Tile& t) {
+  switch (t.rows) {
+#define AIOV_VNNI_ROWS(R) \
+  case R:                 \
+    return vnni_rows<R, NV>(t);
+    AIOV_VNNI_ROWS(1)
+    AIOV_VNNI_ROWS(2)
+    AIOV_VNNI_ROWS(3)
+    AIOV_VNNI_ROWS(4)
+    AIOV_VNNI_ROWS(5)
+    AIOV_VNNI_ROWS(6)
+    AIOV_VNNI_ROWS(7)
+    AIOV_VNNI_ROWS(8)
+    AIOV_VNNI_ROWS(9)
+    AIOV_VNNI_ROWS(10)
+    AIOV_VNNI_ROWS(11)
+#undef AIOV_VNNI_ROWS
+    default:
+      return vnni_rows<kVnniMR, NV>(t);
+  }
+}
+
+void vnni_tile(const Int8Tile& t) {
+  if (t.cols > kInt8PanelCols)
+    vnni_tile_cols<2>(t);
+  else
+    vnni_tile_cols<1>(t);
+}
+
+const Int8KernelSet kVnni{"avx512_vnni", kVnniMR, &vnni_tile, &range, &quantize, nullptr, nullptr};
+
+// ---- AMX ----------------------------------------------------------------------------------
+#if defined(__AMX_TILE__) && defined(__AMX_INT8__)
+
+// Palette 1, every tile 16 rows x 64 bytes: C tiles 0-3 (16 x 16 s32), A tiles 4-5
+// (16 rows x 64 u8), B tiles 6-7 (16 groups of 4 K x 16 columns).
+struct alignas(64) TileConfig {
+  uint8_t palette;
+  uint8_t start_row;
+  uint8_t reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+// Static and complete (see gemm_bf16_x86.cpp: GCC assumes _tile_loadconfig reads 8 bytes).
+const TileConfig kTileConfig{1, 0, {}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
+
+void amx_begin() {
+  __asm__ volatile("" ::: "memory");
+  _tile_loadconfig(&kTileConfig);
+}
+
+void amx_end() { _tile_release(); }
+
+template <bool TWO_ROWS, bool TWO_COLS>
+void amx_tiles(const Int8Tile& t) {
+  _tile_zero(0);
+  if (TWO_COLS) _tile_zero(1);
+  if (TWO_ROWS) _tile_zero(2);
+  if (TWO_ROWS && TWO_COLS) _tile_zero(3);
+  const long a_bytes = (long)t.lda;
+  const uint8_t* a1 = t.a + 16 * t.lda;
+  const int8_t* b1 = t.b + t.b_panel_stride;
+  for (int64_t k = 0; k < t.kp; k += kInt8KStep) {
+    const int64_t bk = k * kInt8PanelCols;  // 16 groups x 16 columns x 4 bytes per K step
+    _tile_loadd(4, t.a + k, a_bytes);
+    _tile_loadd(6, t.b + bk, 64);
+    if (TWO_COLS) _tile_loadd(7, b1 + bk, 64);
+    if (TWO_ROWS) _tile_loadd(5, a1 + k, a_bytes);
+    _tile_dpbusd(0, 4, 6);
+    if (TWO_COLS) _tile_dpbusd(1, 4, 7);
+    if (TWO_ROWS) _tile_dpbusd(2, 5, 6);
+    if (TWO_ROWS && TWO_COLS) _tile_dpbusd(3, 5, 7);
+  }
+  alignas(64) int32_t acc[32 * 32];
+  _tile_stored(0, acc, 128);
+  if (TWO_COLS) _tile_stored(1, acc + 16, 128);
+  if (TWO_ROWS) _tile_stored(2, acc + 16 * 32, 128);
+  if (TWO_ROWS && TWO_COLS) _tile_stored(3, acc + 16 * 32 + 16, 128);
+  const int vecs = TWO_COLS ? 2 : 1;
+  for (int r = 0; r < t.rows; ++r)
+    for (int v = 0; v < vecs; ++v) merge_vec(_mm512_load_si512(acc + r * 32 + 16 * v), t, r, v);
+}
+
+void amx_tile(const Int8Tile& t) {
+  const bool two_rows = t.rows > 16, two_cols = t.cols > kInt8PanelCols;
+  if (two_rows && two_cols)
+    amx_tiles<true, true>(t);
+  else if (two_rows)
+    amx_tiles<true, false>(t);
+  else if (two_cols)
+    amx_tiles<false, true>(t);
+  else
+    amx_tiles<false, false>(t);
+}
+
+const Int8KernelSet kAmx{"amx", 32, &amx_tile, &range, &quantize, &amx_begin, &amx_end};
+#endif
+
+}  // namespace
+
+const Int8KernelSet* vnni_int8_kernels() { return &kVnni; }
+#if defined(__AMX_TILE__) && defined(__AMX_INT8__)
+const Int8KernelSet* amx_int8_kernels() { return &kAmx; }
+#else
+const Int8KernelSet* amx_int8_kernels() { return nullptr; }
+#endif
+#else
+const Int8KernelSet* vnni_int8_kernels() { return nullptr; }
+const Int8KernelSet* amx_int8_kernels() { return nullptr; }
+#endif
+
+}  // namespace gemm_detail
+}  // namespace aiov

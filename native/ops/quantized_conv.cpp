@@ -1,0 +1,176 @@
+// aiov.QuantizedConv: an NCHW convolution of 8-bit integer data by constant 8-bit filters
+// with their zero points, as the integer GEMM (kernels/gemm_int8.hpp) computes it: per image,
+// the data in channels-last order, one row of patch values per output position (padding is
+// the data's zero point, so it contributes nothing), times the filters packed once. Inputs and
+// outputs as aiov.QuantizedMatMul's: four give the s32 sums (ONNX ConvInteger), a fifth, the
+// factor (one value or one per output channel), gives f32 (+ a sixth, the bias). Group 1.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "executor/executor.hpp"
+#include "kernels/gemm_int8.hpp"
+#include "ops/window.hpp"
+#include "plan/registry.hpp"
+
+namespace aiov {
+namespace {
+
+// dst[j * rows + i] = src[i * cols + j]: a [rows, cols] matrix transposed, in 32 x 32 blocks
+// so both sides move whole cache lines, bands of destination rows shared over the pool.
+template <class T>
+void transpose(const T* src, int64_t rows, int64_t cols, T* dst, const ExecContext& ctx) {
+  constexpr int64_t kBlock = 32;
+  const auto band = [&](int64_t b0, int64_t b1) {
+    for (int64_t i0 = 0; i0 < rows; i0 += kBlock)
+      for (int64_t j0 = b0 * kBlock; j0 < std::min(cols, b1 * kBlock); j0 += kBlock) {
+        const int64_t i1 = std::min(rows, i0 + kBlock), j1 = std::min(cols, j0 + kBlock);
+        for (int64_t j = j0; j < j1; ++j)
+          for (int64_t i = i0; i < i1; ++i) dst[j * rows + i] = src[i * cols + j];
+      }
+  };
+  const int64_t bands = (cols + kBlock - 1) / kBlock;
+  if (ctx.pool && rows * cols * (int64_t)sizeof(T) >= (int64_t{1} << 18))
+    ctx.pool->parallel_for(bands, 1, band, ctx.max_threads);
+  else
+    band(0, bands);
+}
+
+bool is_8bit(ElementType t) { return t == ElementType::u8 || t == ElementType::i8; }
+
+bool one_or(const PortInfo& p, int64_t n) {
+  if (!p.shape.rank_known) return true;
+  const Dims& d = p.shape.dims;
+  return d.empty() || (d.size() == 1 && (d[0] == 1 || d[0] == n || d[0] < 0 || n < 0));
+}
+
+std::vector<PortInfo> infer_quantized_conv(const InferContext& c) {
+  const Node& n = c.node;
+  const PortInfo &x = c.in[0], &w = c.in[1];
+  if (!is_8bit(x.type) || !is_8bit(w.type))
+    throw InputError(n.describe() + ": data and filters must be u8 or i8, got " + type_name(x.type) + " and " +
+                     type_name(w.type));
+  if (c.in[2].type != x.type || c.in[3].type != w.type)
+    throw InputError(n.describe() + ": zero points must have their operand's type");
+  if (n.attr_int("group") != 1) throw InputError(n.describe() + ": only group 1 is supported");
+  const int64_t O = w.shape.rank_known && w.shape.rank() > 0 ? w.shape.dims[0] : -1;
+  const bool one_a = !c.in[2].shape.rank_known || numel(c.in[2].shape.dims) == 1;
+  if (!one_a || !one_or(c.in[3], O))
+    throw InputError(n.describe() +
+                     ": zero points must be one value (data) and one or one per output channel "
+                     "(filters), got " +
+                     c.in[2].shape.str() + " and " + c.in[3].shape.str());
+  ElementType out = ElementType::i32;
+  if (c.in.size() > 4) {
+    if (c.in[4].type != ElementType::f32 || !one_or(c.in[4], O))
+      throw InputError(n.describe() + ": the factor must be f32, one value or one per output channel");
+    if (c.in.size() > 5 && (c.in[5].type != ElementType::f32 || !c.in[5].shape.rank_known ||
+                            c.in[5].shape.rank() != 1 || (O >= 0 && c.in[5].shape.dims[0] != O)))
+      throw InputError(n.describe() + ": the bias must be f32 [" + std::to_string(O) + "], got " + c.in[5].shape.str());
+    out = ElementType::f32;
+  }
+  return {PortInfo{out, conv_output_shape(n, x.shape, w.shape)}};
+}
+
+KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
+  if (!ctx.in[1].data) throw NotSupported(ctx.node.describe() + ": needs constant filters");
+  const Dims &xs = ctx.in[0].shape, &fs = ctx.in[1].shape;
+  const int64_t batch = xs[0], C = xs[1], O = fs[0];
+  std::vector<int64_t> in(xs.begin() + 2, xs.end()), kernel(fs.begin() + 2, fs.end());
+  const Window w = to_3d(make_window(ctx.node, in, kernel));
+  const int64_t taps = w.kernel[0] * w.kernel[1] * w.kernel[2], K = taps * C;
+  const int64_t positions = w.out[0] * w.out[1] * w.out[2], plane = w.in[0] * w.in[1] * w.in[2];
+  const bool a_signed = ctx.in[0].type == ElementType::i8, b_unsigned = ctx.in[1].type == ElementType::u8;
+  const bool dequantize = ctx.in.size() > 4, has_bias = ctx.in.size() > 5;
+  // A 1x1 window moving by 1 over unpadded data reads each position's channels as they are.
+  bool pointwise = taps == 1 && positions == plane;
+  for (int d = 0; d < 3; ++d) pointwise = pointwise && w.pad_begin[d] == 0 && w.stride[d] == 1;
+  // Filters [O, C, taps] reordered to [O, taps, C], the order of the patch rows.
+  auto packed = ctx.derived<PackedInt8B>(1, "PackedInt8B conv " + PackedInt8B::layout(b_unsigned, true, K, O, K), [&] {
+    const uint8_t* f = static_cast<const uint8_t*>(ctx.in[1].data);
+    std::vector<uint8_t> reordered((size_t)(O * K));
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t t = 0; t < taps; ++t) reordered[(size_t)(o * K + t * C + c)] = f[(o * C + c) * taps + t];
+    return std::make_shared<PackedInt8B>(reordered.data(), b_unsigned, true, K, O, K);
+  });
+  ctx.note_kernel(std::string("integer GEMM ") + gemm_int8_isa() + " over channels-last patches");
+  return [=](const KernelArgs& k) {
+    const TensorView& bz = *k.in[3];
+    const int64_t zeros = numel(bz.shape);
+    std::vector<int32_t> b_zero((size_t)zeros);
+    for (int64_t i = 0; i < zeros; ++i)
+      b_zero[(size_t)i] = b_unsigned ? (int32_t)bz.as<uint8_t>()[i] : (int32_t)bz.as<int8_t>()[i];
+    const uint8_t pad = *k.in[2]->as<uint8_t>();  // the zero point's byte, in the data's type
+    const int32_t a_zero = a_signed ? (int32_t)*k.in[2]->as<int8_t>() : (int32_t)pad;
+    std::vector<float> factor;
+    if (dequantize) {
+      const float* f = k.in[4]->as<float>();
+      factor.assign((size_t)O, f[0]);
+      if (numel(k.in[4]->shape) == O) factor.assign(f, f + O);
+    }
+    // Kept per thread between calls: fresh megabytes each call would fault their pages in.
+    thread_local std::vector<uint8_t> channels_last, patches;
+    thread_local std::vector<uint32_t> result;
+    channels_last.resize((size_t)(plane * C));
+    if (!pointwise) patches.resize((size_t)(positions * K));
+    result.resize((size_t)(positions * O));
+    // Pointers, not the thread_locals: the fill below runs on other threads, where those
+    // names mean other buffers.
+    uint8_t* const image_cl = channels_last.data();
+    uint8_t* const patch_rows = patches.data();
+    const uint8_t* x = static_cast<const uint8_t*>(k.in[0]->data);
+    for (int64_t b = 0; b < batch; ++b) {
+      transpose(x + b * C * plane, C, plane, image_cl, *k.ctx);
+      // One row per output position: for each tap, the C values under it (or the pad byte).
+      const auto fill = [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+          const int64_t oz = p / (w.out[1] * w.out[2]), oy = p / w.out[2] % w.out[1], ox = p % w.out[2];
+          uint8_t* row = patch_rows + p * K;
+          for (int64_t kz = 0; kz < w.kernel[0]; ++kz)
+            for (int64_t ky = 0; ky < w.kernel[1]; ++ky)
+              for (int64_t kx = 0; kx < w.kernel[2]; ++kx, row += C) {
+                const int64_t z = oz * w.stride[0] - w.pad_begin[0] + kz * w.dilation[0];
+                const int64_t y = oy * w.stride[1] - w.pad_begin[1] + ky * w.dilation[1];
+                const int64_t xx = ox * w.stride[2] - w.pad_begin[2] + kx * w.dilation[2];
+                if (z < 0 || z >= w.in[0] || y < 0 || y >= w.in[1] || xx < 0 || xx >= w.in[2])
+                  std::memset(row, pad, (size_t)C);
+                else
+                  std::memcpy(row, image_cl + ((z * w.in[1] + y) * w.in[2] + xx) * C, (size_t)C);
+              }
+        }
+      };
+      if (!pointwise) {  // (else the channels-last image is the patch matrix)
+        if (k.ctx->pool)
+          k.ctx->pool->parallel_for(positions, 64, fill, k.ctx->max_threads);
+        else
+          fill(0, positions);
+      }
+      Int8Output out;
+      out.ldc = O;
+      if (dequantize) {
+        out.c_f32 = reinterpret_cast<float*>(result.data());
+        out.scale = factor.data();
+        out.bias = has_bias ? k.in[5]->as<float>() : nullptr;
+      } else {
+        out.c_i32 = reinterpret_cast<int32_t*>(result.data());
+      }
+      gemm_u8s8(positions, pointwise ? image_cl : patch_rows, a_signed, K, a_zero, *packed, b_zero.data(), zeros, out,
+                k.ctx->pool, k.ctx->max_threads);
+      // [positions, O] back to the NCHW output's [O, positions] (4-byte values either way).
+      transpose(result.data(), positions, O, static_cast<uint32_t*>(k.out[0]->data) + b * O * positions, *k.ctx);
+    }
+  };
+}
+
+}  // namespace
+
+void register_quantized_conv_ops(OpRegistry& r) {
+  std::vector<AttrSpec> attrs = window_attrs();
+  attrs.push_back(group_attr().ir_name("-"));
+  r.add(OpDef{"aiov.QuantizedConv", 4, 6, infer_quantized_conv, prepare_quantized_conv}.with_attrs(attrs).ir(
+      {"aiov.QuantizedConv"}, "aiov1"));
+}
+
+}  // namespace aiov

@@ -1,0 +1,260 @@
+"""Quantized models run their products on the integer GEMM (aiov.QuantizedMatMul), not in
+f32: MatMulInteger and QLinearMatMul read as it, and the dequantization onnxruntime's
+quantize_dynamic writes after it (Cast, Mul by the scales, the bias Add) folded into its
+merge. Results are checked against onnxruntime's own int8 results: exact for s32 outputs,
+within one quantum where requantized, to f32 rounding where dequantized."""
+
+import numpy as np
+import pytest
+
+import aiov as ov
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from graph_checks import node_types  # noqa: E402
+
+RNG = np.random.default_rng(22)
+
+
+def ort_outputs(proto, feeds):
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+def aiov_outputs(proto, feeds):
+    return list(ov.compile_model(proto.SerializeToString())(feeds).values())
+
+
+def model(nodes, inputs, outputs, initializers, opset=13):
+    graph = helper.make_graph(nodes, "q", inputs, outputs, initializers)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    proto.ir_version = 8
+    return proto
+
+
+@pytest.mark.parametrize("a_type,b_type", [("u8", "i8"), ("i8", "i8"), ("u8", "u8"), ("i8", "u8")])
+@pytest.mark.parametrize("per_column", [False, True])
+def test_matmul_integer_is_exact(a_type, b_type, per_column):
+    types = {"u8": (TensorProto.UINT8, np.uint8), "i8": (TensorProto.INT8, np.int8)}
+    (a_proto, a_np), b_np = types[a_type], types[b_type][1]
+
+    def ints(dtype, shape):
+        info = np.iinfo(dtype)
+        return RNG.integers(info.min, info.max + 1, shape).astype(dtype)
+
+    w = ints(b_np, (70, 37))
+    inits = [
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(ints(b_np, (37,) if per_column else ()), "wz"),
+    ]
+    node = helper.make_node("MatMulInteger", ["a", "w", "az", "wz"], ["y"])
+    proto = model(
+        [node],
+        [helper.make_tensor_value_info("a", a_proto, ["b", 5, 70]), helper.make_tensor_value_info("az", a_proto, [])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
+        inits,
+    )
+    feeds = {"a": ints(a_np, (3, 5, 70)), "az": ints(a_np, ())}
+    got = aiov_outputs(proto, feeds)[0]
+    np.testing.assert_array_equal(got, ort_outputs(proto, feeds)[0])
+    assert node_types(proto, feeds) == ["aiov.QuantizedMatMul"]
+
+
+def test_qlinear_matmul_within_one_quantum():
+    a = RNG.integers(0, 256, (4, 9, 48)).astype(np.uint8)
+    w = RNG.integers(-128, 128, (48, 20)).astype(np.int8)
+    inits = [
+        numpy_helper.from_array(np.float32(0.02), "a_scale"),
+        numpy_helper.from_array(np.uint8(131), "a_zero"),
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(RNG.uniform(0.001, 0.01, 20).astype(np.float32), "w_scale"),
+        numpy_helper.from_array(np.zeros(20, np.int8), "w_zero"),
+        numpy_helper.from_array(np.float32(0.3), "y_scale"),
+        numpy_helper.from_array(np.uint8(120), "y_zero"),
+    ]
+    node = helper.make_node(
+        "QLinearMatMul", ["a", "a_scale", "a_zero", "w", "w_scale", "w_zero", "y_scale", "y_zero"], ["y"]
+    )
+    proto = model(
+        [node],
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [4, 9, 48])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, None)],
+        inits,
+    )
+    feeds = {"a": a}
+    got, want = aiov_outputs(proto, feeds)[0], ort_outputs(proto, feeds)[0]
+    assert got.dtype == np.uint8 and got.shape == want.shape
+    assert np.max(np.abs(got.astype(int) - want.astype(int))) <= 1
+    assert "aiov.QuantizedMatMul" in node_types(proto, feeds)
+
+
+@pytest.mark.parametrize("kind", ["mixed", "positive", "negative", "zeros"])
+def test_dynamic_quantize_linear_matches_onnxruntime(kind):
+    x = RNG.standard_normal((7, 300)).astype(np.float32) * 3
+    x = {"mixed": x, "positive": np.abs(x) + 0.5, "negative": -np.abs(x), "zeros": np.zeros_like(x)}[kind]
+    node = helper.make_node("DynamicQuantizeLinear", ["x"], ["y", "scale", "zero"])
+    proto = model(
+        [node],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [7, 300])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.UINT8, None),
+            helper.make_tensor_value_info("scale", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("zero", TensorProto.UINT8, None),
+        ],
+        [],
+    )
+    got, want = aiov_outputs(proto, {"x": x}), ort_outputs(proto, {"x": x})
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[2], want[2])
+    # onnxruntime multiplies by the reciprocal of the scale: a tie may round the other way.
+    assert np.max(np.abs(got[0].astype(int) - want[0].astype(int))) <= 1
+
+
+def dynamic_layer(x, w, w_scale, bias, name):
+    """What quantize_dynamic writes for MatMul + Add: DynamicQuantizeLinear, MatMulInteger,
+    Cast, the scales' product, Mul, then the float model's Add."""
+    nodes = [
+        helper.make_node("DynamicQuantizeLinear", [x], [f"{name}_q", f"{name}_s", f"{name}_z"]),
+        helper.make_node("MatMulInteger", [f"{name}_q", f"{name}_w", f"{name}_z", f"{name}_wz"], [f"{name}_i"]),
+        helper.make_node("Cast", [f"{name}_i"], [f"{name}_f"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", [f"{name}_s", f"{name}_ws"], [f"{name}_scale"]),
+        helper.make_node("Mul", [f"{name}_f", f"{name}_scale"], [f"{name}_y"]),
+        helper.make_node("Add", [f"{name}_y", f"{name}_b"], [f"{name}_out"]),
+    ]
+    inits = [
+        numpy_helper.from_array(w, f"{name}_w"),
+        numpy_helper.from_array(np.zeros(w_scale.shape, np.int8), f"{name}_wz"),
+        numpy_helper.from_array(w_scale, f"{name}_ws"),
+        numpy_helper.from_array(bias, f"{name}_b"),
+    ]
+    return nodes, inits, f"{name}_out"
+
+
+@pytest.mark.parametrize("per_column", [False, True])
+def test_dynamic_quantization_pattern_folds_into_the_product(per_column):
+    w1 = RNG.integers(-127, 128, (32, 40)).astype(np.int8)
+    w2 = RNG.integers(-127, 128, (40, 8)).astype(np.int8)
+    s1 = RNG.uniform(0.001, 0.01, (40,) if per_column else ()).astype(np.float32)
+    s2 = RNG.uniform(0.001, 0.01, (8,) if per_column else ()).astype(np.float32)
+    n1, i1, y1 = dynamic_layer("x", w1, s1, RNG.standard_normal(40).astype(np.float32), "l1")
+    relu = helper.make_node("Relu", [y1], ["h"])
+    n2, i2, y2 = dynamic_layer("h", w2, s2, RNG.standard_normal(8).astype(np.float32), "l2")
+    proto = model(
+        n1 + [relu] + n2,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 32])],
+        [helper.make_tensor_value_info(y2, TensorProto.FLOAT, None)],
+        i1 + i2,
+    )
+    feeds = {"x": RNG.standard_normal((6, 32)).astype(np.float32)}
+    got, want = aiov_outputs(proto, feeds)[0], ort_outputs(proto, feeds)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.max(np.abs(want)))
+    types = node_types(proto, feeds)
+    # Per layer: quantize x, the scales' product, the product writing f32 with bias.
+    layer = ["aiov.DynamicQuantize", "Multiply", "aiov.QuantizedMatMul"]
+    assert sorted(types) == sorted(layer + ["Relu"] + layer)
+
+
+def test_quantize_dynamic_model_matches_onnxruntime(tmp_path):
+    quantization = pytest.importorskip("onnxruntime.quantization")
+    import model_builders as zoo
+
+    float_path, quant_path = tmp_path / "float.onnx", tmp_path / "int8.onnx"
+    onnx.save(zoo.mlp((64, 96, 96, 10)), str(float_path))
+    quantization.quantize_dynamic(str(float_path), str(quant_path), weight_type=quantization.QuantType.QInt8)
+    proto = onnx.load(str(quant_path))
+    name = proto.graph.input[0].name
+    feeds = {name: RNG.standard_normal((16, 64)).astype(np.float32)}
+    got, want = aiov_outputs(proto, feeds)[0], ort_outputs(proto, feeds)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * np.max(np.abs(want)))
+    types = node_types(proto, feeds)
+    assert types.count("aiov.QuantizedMatMul") == 3 and "MatMul" not in types
+
+
+@pytest.mark.parametrize("per_column", [False, True])
+def test_qdq_matmul_runs_as_an_integer_product(per_column):
+    # quantize_static's QDQ form: Q -> DQ on the activations, DQ on constant int8 weights.
+    n = 24
+    inits = [
+        numpy_helper.from_array(np.float32(0.05), "x_scale"),
+        numpy_helper.from_array(np.uint8(128), "x_zero"),
+        numpy_helper.from_array(RNG.integers(-127, 128, (40, n)).astype(np.int8), "w"),
+        numpy_helper.from_array(RNG.uniform(0.001, 0.01, (n,) if per_column else ()).astype(np.float32), "w_scale"),
+        numpy_helper.from_array(np.zeros((n,) if per_column else (), np.int8), "w_zero"),
+        numpy_helper.from_array(RNG.standard_normal(n).astype(np.float32), "bias"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zero"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero"], ["wd"], axis=1),
+        helper.make_node("MatMul", ["xd", "wd"], ["y"]),
+        helper.make_node("Add", ["y", "bias"], ["out"]),
+    ]
+    proto = model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 7, 40])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        inits,
+    )
+    feeds = {"x": RNG.standard_normal((3, 7, 40)).astype(np.float32) * 2}
+    got, want = aiov_outputs(proto, feeds)[0], ort_outputs(proto, feeds)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.max(np.abs(want)))
+    types = node_types(proto, feeds)
+    assert "aiov.QuantizedMatMul" in types and "MatMul" not in types
+    assert "Add" not in types  # the bias is the product's
+
+
+@pytest.mark.parametrize("x_zero", [np.uint8(120), np.int8(-5)])  # quantize_static's QUInt8 and QInt8
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_qdq_conv_runs_as_an_integer_convolution(per_channel, x_zero):
+    o = 12
+    w = RNG.integers(-127, 128, (o, 5, 3, 3)).astype(np.int8)
+    w_scale = RNG.uniform(0.001, 0.01, (o,) if per_channel else ()).astype(np.float32)
+    bias = RNG.integers(-500, 500, o).astype(np.int32)
+    inits = [
+        numpy_helper.from_array(np.float32(0.04), "x_scale"),
+        numpy_helper.from_array(x_zero, "x_zero"),
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(w_scale, "w_scale"),
+        numpy_helper.from_array(np.zeros((o,) if per_channel else (), np.int8), "w_zero"),
+        numpy_helper.from_array(bias, "b"),
+        numpy_helper.from_array((np.float32(0.04) * w_scale).astype(np.float32), "b_scale"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zero"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero"], ["wd"], axis=0),
+        helper.make_node("DequantizeLinear", ["b", "b_scale"], ["bd"], axis=0),
+        helper.make_node("Conv", ["xd", "wd", "bd"], ["y"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["y"], ["out"]),
+    ]
+    proto = model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, 13, 13])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        inits,
+    )
+    feeds = {"x": RNG.standard_normal((2, 5, 13, 13)).astype(np.float32) * 2}
+    got, want = aiov_outputs(proto, feeds)[0], ort_outputs(proto, feeds)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.max(np.abs(want)))
+    types = node_types(proto, feeds)
+    assert "aiov.QuantizedConv" in types and "aiov.FusedConv" not in types and "Convolution" not in types
+    assert "aiov.Quantize" in types and "Round" not in types
+
+
+def test_conv_integer_runs_on_the_integer_kernel():
+    x = RNG.integers(0, 256, (1, 4, 9, 9)).astype(np.uint8)
+    w = RNG.integers(-128, 128, (6, 4, 3, 3)).astype(np.int8)
+    node = helper.make_node("ConvInteger", ["x", "w", "xz"], ["y"], pads=[1, 1, 1, 1])
+    proto = model(
+        [node],
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 4, 9, 9])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.uint8(7), "xz")],
+    )
+    feeds = {"x": x}
+    np.testing.assert_array_equal(aiov_outputs(proto, feeds)[0], ort_outputs(proto, feeds)[0])
+    assert node_types(proto, feeds) == ["aiov.QuantizedConv"]

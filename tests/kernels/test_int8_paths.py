@@ -1,0 +1,152 @@
+"""Integer products (aiov.QuantizedMatMul) on every path the dispatcher can pick: AMX tiles,
+AVX512-VNNI dot products and the portable loops. Each runs in a subprocess capped with
+AIOV_INT8_ISA (skipped where the CPU lacks it), reports which kernels ran, and must equal an
+int64 numpy product exactly (s32 outputs) or its f32 dequantization to rounding. The cases
+cover every operand type pairing, zero points per tensor and per column (extreme ones too:
+the accumulations reach the ends of u8 x s8), shapes off the tile edges, weights known when
+the kernel is prepared and given only at run time, and both thread counts; and the dynamic
+quantization of activations that feeds them (aiov.DynamicQuantize), exact against numpy,
+and convolutions (aiov.QuantizedConv) with strides, padding and dilation."""
+
+import json
+
+import pytest
+
+SCRIPT = r"""
+import json, numpy as np, aiov as ov
+T = ov._core._testing
+rng = np.random.default_rng(0)
+
+def ints(dtype, shape):
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max + 1, shape).astype(dtype)
+
+worst_i32 = 0
+worst_f32 = 0.0
+runs = 0
+for (m, k, n), at, bt, per_col in [((1, 1, 1), np.uint8, np.int8, False), ((3, 5, 7), np.int8, np.int8, True),
+                                    ((17, 63, 33), np.uint8, np.uint8, True), ((16, 64, 16), np.int8, np.uint8, False),
+                                    ((33, 65, 32), np.uint8, np.int8, True), ((100, 333, 70), np.uint8, np.int8, False),
+                                    ((40, 768, 48), np.int8, np.int8, True),
+                                    # big enough to split over 2 threads
+                                    ((200, 512, 300), np.uint8, np.int8, True)]:
+    a = ints(at, (m, k))
+    b = ints(bt, (k, n))
+    for za, zb in [(ints(at, ()), ints(bt, (n,) if per_col else ())),
+                   (np.array(np.iinfo(at).max, at), np.full((n,) if per_col else (), np.iinfo(bt).min, bt))]:
+        ref = (a.astype(np.int64) - za.astype(np.int64)) @ (b.astype(np.int64) - zb.astype(np.int64))
+        ref32 = ref.astype(np.int32)  # what an s32 accumulator holds
+        factor = rng.uniform(1e-4, 1e-3, n).astype(np.float32)
+        bias = rng.standard_normal(n).astype(np.float32)
+        for threads in (1, 2):
+            for runtime in ([], [1]):
+                got = T.run_op("aiov.QuantizedMatMul", [a, b, za, zb], runtime_inputs=runtime, threads=threads)[0]
+                assert got.dtype == np.int32 and got.shape == (m, n)
+                worst_i32 = max(worst_i32, int(np.max(np.abs(got.astype(np.int64) - ref32))))
+                got = T.run_op("aiov.QuantizedMatMul", [a, b, za, zb, factor, bias], runtime_inputs=runtime,
+                               threads=threads)[0]
+                want = ref32.astype(np.float32) * factor + bias
+                worst_f32 = max(worst_f32, float(np.max(np.abs(got - want) / (np.abs(want) + 1))))
+                runs += 1
+# Batched activations [B, S, K] and one factor for the whole tensor.
+a, b = ints(np.uint8, (2, 3, 40)), ints(np.int8, (40, 5))
+got = T.run_op("aiov.QuantizedMatMul", [a, b, np.array(3, np.uint8), np.array(0, np.int8), np.float32([0.5])])[0]
+ref = 0.5 * ((a.astype(np.int64) - 3) @ b.astype(np.int64)).astype(np.float32)
+assert got.shape == (2, 3, 5) and np.allclose(got, ref, rtol=1e-6)
+# Convolutions (aiov.QuantizedConv): against an int64 sum over the padded taps, with the
+# data's zero point as the padding.
+def conv_ref(x, w, za, zw, stride, pad, dil):
+    xp = np.pad(x.astype(np.int64) - int(za), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    n, c, h, wd = xp.shape
+    o, _, kh, kw = w.shape
+    oh, ow = (h - dil * (kh - 1) - 1) // stride + 1, (wd - dil * (kw - 1) - 1) // stride + 1
+    wz = w.astype(np.int64) - zw.astype(np.int64).reshape(-1, 1, 1, 1)
+    y = np.zeros((n, o, oh, ow), np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[:, :, i * dil : i * dil + stride * oh : stride, j * dil : j * dil + stride * ow : stride]
+            y += np.einsum("nchw,oc->nohw", patch, wz[:, :, i, j])
+    return y
+
+convs = 0
+for (n, c, h, o, k, stride, pad, dil), xt, wt in [((1, 3, 9, 5, 3, 1, 1, 1), np.uint8, np.int8),
+                                                  ((2, 17, 11, 33, 3, 2, 1, 1), np.int8, np.int8),
+                                                  ((1, 64, 8, 40, 1, 1, 0, 1), np.uint8, np.uint8),
+                                                  ((1, 5, 12, 7, 3, 1, 2, 2), np.uint8, np.int8)]:
+    x, w = ints(xt, (n, c, h, h)), ints(wt, (o, c, k, k))
+    za, zw = ints(xt, ()), ints(wt, (o,))
+    ref = conv_ref(x, w, za, zw, stride, pad, dil).astype(np.int32)
+    attrs = {"strides": [stride] * 2, "pads_begin": [pad] * 2, "pads_end": [pad] * 2, "dilations": [dil] * 2}
+    for threads in (1, 2):
+        got = T.run_op("aiov.QuantizedConv", [x, w, za, zw], attrs, threads=threads)[0]
+        assert got.dtype == np.int32 and np.array_equal(got, ref), (n, c, h, o, k)
+        factor = rng.uniform(1e-4, 1e-3, o).astype(np.float32)
+        bias = rng.standard_normal(o).astype(np.float32)
+        got = T.run_op("aiov.QuantizedConv", [x, w, za, zw, factor, bias], attrs, threads=threads)[0]
+        want = ref.astype(np.float32) * factor.reshape(-1, 1, 1) + bias.reshape(-1, 1, 1)
+        assert np.allclose(got, want, rtol=1e-5, atol=1e-5)
+        convs += 1
+
+# Dynamic quantization of activations: exact against numpy (same division, half-even rounding).
+quantized = 0
+for n in (1, 15, 16, 17, 1000):
+    for x in (rng.standard_normal(n).astype(np.float32) * 4, np.abs(rng.standard_normal(n)).astype(np.float32),
+              np.zeros(n, np.float32)):
+        y, scale, zero = T.run_op("aiov.DynamicQuantize", [x])
+        lo, hi = min(0.0, float(x.min())), max(0.0, float(x.max()))
+        want_scale = np.float32((np.float32(hi) - np.float32(lo)) / np.float32(255)) if hi > lo else np.float32(1)
+        want_zero = np.clip(np.rint(np.float32(0) - np.float32(lo) / want_scale), 0, 255)
+        want = np.clip(np.rint(x / want_scale) + want_zero, 0, 255).astype(np.uint8)
+        assert scale == want_scale and zero == want_zero and np.array_equal(y, want), (n, x, y, want)
+        # A given scale and zero point (QuantizeLinear per tensor), saturating both ways.
+        s, z = np.float32(0.01), np.uint8(100)
+        y = T.run_op("aiov.Quantize", [x, s, z])[0]
+        assert np.array_equal(y, np.clip(np.rint(x / s) + z, 0, 255).astype(np.uint8))
+        y = T.run_op("aiov.Quantize", [x, s, np.int8(-3)])[0]
+        assert y.dtype == np.int8 and np.array_equal(y, np.clip(np.rint(x / s) - 3, -128, 127).astype(np.int8))
+        quantized += 1
+print(json.dumps({"isa": ov._core.gemm_int8_isa(), "i32": worst_i32, "f32": worst_f32, "runs": runs,
+                  "quantized": quantized, "convs": convs}))
+"""
+
+ISAS = ["scalar", "avx512_vnni", "amx"]  # each includes the ones before it
+
+
+def cpu_int8_isa():
+    import aiov
+
+    return aiov._core.cpu_int8_isa()
+
+
+@pytest.mark.parametrize("isa", ISAS[::-1])
+def test_int8_path_matches_integer_reference(isa, run_capped):
+    if ISAS.index(isa) > ISAS.index(cpu_int8_isa()):
+        pytest.skip(f"this CPU has no {isa}")
+    result = json.loads(run_capped(SCRIPT, 300, AIOV_INT8_ISA=isa, AIOV_GEMM_ISA=None))
+    assert result["isa"] == isa  # the forced path is the one that ran
+    assert result["i32"] == 0
+    assert result["f32"] < 1e-5
+    assert result["runs"] == 64 and result["quantized"] == 15 and result["convs"] == 8
+
+
+def test_gemm_isa_cap_lowers_int8_to_portable(run_capped):
+    # AIOV_GEMM_ISA below avx512 leaves no VNNI or AMX to use: the portable loops run.
+    script = "import aiov; print(aiov._core.gemm_int8_isa())"
+    assert run_capped(script, 60, AIOV_GEMM_ISA="avx2", AIOV_INT8_ISA=None) == "scalar"
+
+
+def test_bad_operands_are_named():
+    import numpy as np
+
+    import aiov
+
+    T = aiov._core._testing
+    a, b = np.zeros((2, 4), np.uint8), np.zeros((4, 3), np.int8)
+    with pytest.raises(Exception, match="u8 or i8"):
+        T.run_op("aiov.QuantizedMatMul", [a.astype(np.int16), b, np.int16(0), np.int8(0)])
+    with pytest.raises(Exception, match="inner dimensions"):
+        T.run_op("aiov.QuantizedMatMul", [np.zeros((2, 5), np.uint8), b, np.uint8(0), np.int8(0)])
+    with pytest.raises(Exception, match=r"zero point of B must be one value or \[3\]"):
+        T.run_op("aiov.QuantizedMatMul", [a, b, np.uint8(0), np.zeros(2, np.int8)])
+    with pytest.raises(Exception, match="zero points must have their operand's type"):
+        T.run_op("aiov.QuantizedMatMul", [a, b, np.int8(0), np.int8(0)])
