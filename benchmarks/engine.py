@@ -9,8 +9,11 @@ Models (built in code by ``tests/model_builders.py``, seeded weights, nothing do
   (e) BERT-style encoder: hidden 384, 12 heads, 6 layers, seq 128, batch 1
 plus GEMM GFLOP/s on 1024^3, 2048^3 and 1x784x1024 (aiov's packed-weight path and numpy).
 
+``--zoo`` adds the architectures of tests/zoo (small configs of real models exported by torch:
+CNNs, transformers, audio, recurrent; at batch 8, their inputs made static) to both tables.
+
 A second table compares reduced precision on the CNNs (the conv stack, ResNet-50, MobileNetV2
-above, and the torch-exported CNNs of tests/zoo at batch 8, their inputs made static) and the BERT encoder: aiov with
+above) and the BERT encoder: aiov with
 ``INFERENCE_PRECISION_HINT=bf16`` next to OpenVINO with its defaults (bf16 on CPUs with AMX or
 AVX512_BF16; the column says which precision it ran) and aiov at f32, with the geometric mean
 of aiov bf16 / OpenVINO default. Where aiov accepts ``f16`` (AVX512-FP16), each model gets an
@@ -22,6 +25,7 @@ A third table runs int8: the MLP (b64) and the BERT encoder quantized by onnxrun
 ``quantize_dynamic``, ResNet-50 by ``quantize_static`` (QDQ, per-channel weights, calibrated
 on random images); aiov, onnxruntime and OpenVINO (its defaults) read the same quantized ONNX,
 with the geometric mean of aiov / the faster peer. ``--no-int8`` skips it.
+Each table ends with the geometric mean of aiov / best peer (at bf16: OpenVINO's default).
 
 Every (framework, model) pair runs in a child process of its own, so the peak memory column
 is that framework's alone: the high-water resident set (VmHWM) minus the resident set after
@@ -35,7 +39,8 @@ against aiov's (rtol = atol = 1e-3 relative to the output's scale).
 
 Run: ``python benchmarks/engine.py`` (a few minutes) or ``--quick``; ``--plot FILE`` also
 draws the latency table as a bar chart (matplotlib, ``pip install 'aiov[bench]'``).
-Per-node profile of aiov for one model: ``python benchmarks/engine.py --profile resnet50``.
+Per-node profile of aiov for one model, and per op type next to OpenVINO's (PERF_COUNT):
+``python benchmarks/engine.py --profile resnet50 [--precision bf16]`` (zoo models as ``zoo_NAME``).
 """
 
 from __future__ import annotations
@@ -74,19 +79,14 @@ REDUCED_RUNNERS = {**BF16_RUNNERS, **F16_RUNNERS}
 # defaults (its low-precision transformations run the quantized ops in int8).
 INT8_RUNNERS = ["aiov", "onnxruntime", "openvino default"]
 ZOO_DIR = os.path.join(os.path.dirname(_HERE), "tests", "zoo")
-ZOO_CNNS = [
-    "resnet",
-    "resnet_bottleneck",
-    "mobilenet_v2",
-    "mobilenet_v3",
-    "efficientnet",
-    "convnext",
-    "densenet",
-    "googlenet",
-    "regnet",
-    "squeezenet",
-    "shufflenet",
-]
+# tests/zoo's models that are not architectures but control-flow fixtures.
+ZOO_SKIPPED = ("if_loop", "list_loop")
+
+
+def zoo_names():
+    """The architectures of tests/zoo (small configs of real models, exported by torch)."""
+    names = sorted(f[: -len(".onnx")] for f in os.listdir(ZOO_DIR) if f.endswith(".onnx"))
+    return [n for n in names if n not in ZOO_SKIPPED and os.path.exists(os.path.join(ZOO_DIR, f"{n}.npz"))]
 
 
 class Spec:
@@ -149,10 +149,13 @@ def feeds_shape(name):
     return next(data[k].shape[1:] for k in data.files if k.startswith("in0."))
 
 
+def _zoo_specs():
+    return [_zoo_spec(n) for n in zoo_names()]
+
+
 def _bf16_specs():
     keep = ("convs", "resnet50", "mobilenet", "bert")
-    specs = [s for s in _specs() if s.key in keep]
-    return specs + [_zoo_spec(n) for n in ZOO_CNNS if os.path.exists(os.path.join(ZOO_DIR, f"{n}.onnx"))]
+    return [s for s in _specs() if s.key in keep]
 
 
 def _quantized(key, build, static_feeds=None):
@@ -225,7 +228,16 @@ def _int8_specs():
 
 
 def _all_specs():
-    return {s.key: s for s in _specs() + _bf16_specs() + _int8_specs()}
+    return {s.key: s for s in _specs() + _bf16_specs() + _int8_specs() + _zoo_specs()}
+
+
+def _chosen(specs, models, zoo):
+    """The specs a run measures: those --models names, else the built-in ones (and, with
+    --zoo, the zoo's)."""
+    if models:
+        wanted = models.split(",")
+        return [s for s in specs + _zoo_specs() if s.key in wanted]
+    return specs + (_zoo_specs() if zoo else [])
 
 
 def _rss_kib(field):
@@ -245,6 +257,10 @@ def _reset_peak():
         pass
 
 
+def _type_name(element_type):
+    return getattr(element_type, "get_type_name", lambda: str(element_type))()
+
+
 def _prepare(framework, proto_bytes, path, feeds):
     if framework in REDUCED_RUNNERS:
         module, config = REDUCED_RUNNERS[framework]
@@ -256,8 +272,8 @@ def _prepare(framework, proto_bytes, path, feeds):
             import openvino
 
             compiled = openvino.Core().compile_model(path, "CPU", config or {})
-        precision = compiled.get_property("INFERENCE_PRECISION_HINT")
-        print(json.dumps({"precision": getattr(precision, "get_type_name", lambda: str(precision))()}), flush=True)
+        precision = _type_name(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        print(json.dumps({"precision": precision}), flush=True)
         return lambda: compiled(feeds)
     if framework == "aiov":
         import aiov
@@ -358,38 +374,134 @@ def _median_seconds(fn, repeats, budget, min_iters):
     return statistics.median(samples)
 
 
-def profile(key, top, precision="f32"):
+# Op types as each framework names them, folded into one name per kind of work so that the
+# two profiles line up; a type not listed keeps its own name.
+OP_FAMILY = {
+    "aiov.FusedConv": "Convolution",
+    "GroupConvolution": "Convolution",
+    "aiov.FusedMatMul": "MatMul",
+    "FullyConnected": "MatMul",
+    "Gemm": "MatMul",
+    "Transpose": "Transpose/Reorder",
+    "Reorder": "Transpose/Reorder",
+    "aiov.ElementwiseChain": "Eltwise",
+    "Subgraph": "Eltwise",
+    "aiov.LayerNorm": "LayerNorm/MVN",
+    "MVN": "LayerNorm/MVN",
+    "aiov.Attention": "Attention",
+    "ScaledDotProductAttention": "Attention",
+}
+
+
+def _profiled_run(infer, read_profile, totals, runs):
+    """One profiled inference added into `totals` (per node: [op type, mean us, what ran]
+    over `runs` inferences); returns its wall time in us."""
+    t0 = time.perf_counter()
+    infer()
+    wall = (time.perf_counter() - t0) * 1e6
+    for name, node_type, us, what in read_profile():
+        totals.setdefault(name, [node_type, 0.0, what])[1] += us / runs
+    return wall / runs
+
+
+def _by_family(totals):
+    out = {}
+    for node_type, us, _ in totals.values():
+        family = OP_FAMILY.get(node_type, node_type)
+        out[family] = out.get(family, 0.0) + us
+    return out
+
+
+def _us(delta):
+    return delta.total_seconds() * 1e6 if hasattr(delta, "total_seconds") else float(delta)
+
+
+def profile(key, top, precision="f32", runs=10):
+    """aiov's per-op-type and per-node profile of one model, and next to it OpenVINO's (f32
+    with INFERENCE_PRECISION_HINT=f32, else OpenVINO's default precision), both summed per
+    op type. The two frameworks' profiled runs alternate, as in the timing tables."""
     import aiov
 
     spec = _all_specs()[key]
-    compiled = aiov.compile_model(
-        spec.build().SerializeToString(), "CPU", {"PERF_COUNT": True, "INFERENCE_PRECISION_HINT": precision}
-    )
-    request = compiled.create_infer_request()
+    proto = spec.build().SerializeToString()
     feeds = spec.feeds()
+    compiled = aiov.compile_model(proto, "CPU", {"PERF_COUNT": True, "INFERENCE_PRECISION_HINT": precision})
+    request = compiled.create_infer_request()
+
+    def aiov_profile():
+        for info in request.get_profiling_info():
+            yield info.node_name, info.node_type, _us(info.real_time), info.exec_type
+
+    ov_request, ov_precision = None, None
+    openvino = try_import("openvino")
+    if openvino is not None:
+        config = {"PERF_COUNT": "YES"}
+        if precision == "f32":
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        with tempfile.TemporaryDirectory(prefix="aiov_profile_") as tmp:
+            path = os.path.join(tmp, f"{key}.onnx")
+            with open(path, "wb") as fh:
+                fh.write(proto)
+            ov_compiled = openvino.Core().compile_model(path, "CPU", config)
+        ov_precision = _type_name(ov_compiled.get_property("INFERENCE_PRECISION_HINT"))
+        ov_request = ov_compiled.create_infer_request()
+
+    def ov_profile():
+        for info in ov_request.profiling_info:
+            yield info.node_name, info.node_type, _us(info.real_time), info.exec_type
+
     for _ in range(3):
         request.infer(feeds)
-    totals = {}
-    runs = 10
-    t0 = time.perf_counter()
+        if ov_request is not None:
+            ov_request.infer(feeds)
+    mine, theirs, walls = {}, {}, {"aiov": 0.0, "ov": 0.0}
     for _ in range(runs):
-        request.infer(feeds)
-        for info in request.get_profiling_info():
-            us = info.real_time.total_seconds() * 1e6 if hasattr(info.real_time, "total_seconds") else info.real_time
-            row = totals.setdefault(info.node_name, [info.node_type, 0.0, info.exec_type])
-            row[1] += us / runs
-    wall = (time.perf_counter() - t0) / runs * 1e6
-    by_type = {}
-    for node_type, us, _ in totals.values():
-        by_type[node_type] = by_type.get(node_type, 0.0) + us
-    print(f"{key}: {wall:,.0f} us per inference (wall, with profiling), {sum(by_type.values()):,.0f} us in nodes")
-    print_table(
-        ["op type", "us", "share"],
-        [[t, f"{us:,.1f}", f"{us / max(wall, 1e-9):.0%}"] for t, us in sorted(by_type.items(), key=lambda kv: -kv[1])],
+        walls["aiov"] += _profiled_run(lambda: request.infer(feeds), aiov_profile, mine, runs)
+        if ov_request is not None:
+            walls["ov"] += _profiled_run(lambda: ov_request.infer(feeds), ov_profile, theirs, runs)
+    print(
+        f"{key} at {precision}: aiov {walls['aiov'] / 1e3:,.2f} ms per inference (wall, with profiling),"
+        f" {sum(r[1] for r in mine.values()) / 1e3:,.2f} ms in nodes"
     )
+    if ov_request is not None:
+        print(
+            f"openvino ({ov_precision}): {walls['ov'] / 1e3:,.2f} ms per inference (wall, with profiling),"
+            f" {sum(r[1] for r in theirs.values()) / 1e3:,.2f} ms in nodes"
+        )
+    print_table(*_family_table(_by_family(mine), _by_family(theirs) if ov_request is not None else None, walls))
     print()
-    rows = sorted(totals.items(), key=lambda kv: -kv[1][1])[:top]
-    print_table(["node", "us", "what ran"], [[name, f"{us:,.1f}", ex] for name, (t, us, ex) in rows])
+    rows = sorted(mine.items(), key=lambda kv: -kv[1][1])[:top]
+    print_table(["aiov node", "us", "what ran"], [[name, f"{us:,.1f}", ex] for name, (t, us, ex) in rows])
+    if ov_request is not None:
+        print()
+        rows = sorted(theirs.items(), key=lambda kv: -kv[1][1])[:top]
+        print_table(["openvino node", "us", "what ran"], [[name, f"{us:,.1f}", ex] for name, (t, us, ex) in rows])
+
+
+def _family_table(mine, theirs, walls):
+    """Header and rows of the per-op-type comparison, the types costing aiov most first."""
+    if theirs is None:
+        rows = [
+            [t, f"{us / 1e3:,.3f}", f"{us / max(walls['aiov'], 1e-9):.0%}"]
+            for t, us in sorted(mine.items(), key=lambda kv: -kv[1])
+        ]
+        return ["op type", "aiov ms", "share"], rows
+    families = sorted(set(mine) | set(theirs), key=lambda f: -(mine.get(f, 0.0) - theirs.get(f, 0.0)))
+    rows = []
+    for f in families:
+        a, o = mine.get(f), theirs.get(f)
+        if not a and not o:
+            continue
+        rows.append(
+            [
+                f,
+                f"{a / 1e3:,.3f}" if a is not None else "-",
+                f"{o / 1e3:,.3f}" if o is not None else "-",
+                f"{a / o:.2f}" if a and o else "-",
+                f"{((a or 0.0) - (o or 0.0)) / 1e3:+,.3f}",
+            ]
+        )
+    return ["op type", "aiov ms", "openvino ms", "aiov/ov", "aiov - ov ms"], rows
 
 
 def gemm_rows(repeats, budget, aiov):
@@ -430,8 +542,15 @@ def main(argv=None):
     add_run_options(parser, FRAMEWORKS, budget=0.25, quick_budget=0.1, repeats=15)
     parser.add_argument("--models", default=None, help="comma list of model keys (default all)")
     parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM table")
-    parser.add_argument("--profile", metavar="MODEL", help="print aiov's per-node profile of one model and exit")
+    parser.add_argument(
+        "--profile",
+        metavar="MODEL",
+        help="print aiov's per-node profile of one model, per op type next to OpenVINO's, and exit",
+    )
     parser.add_argument("--top", type=int, default=25, help="nodes listed by --profile")
+    parser.add_argument(
+        "--zoo", action="store_true", help="also the architectures of tests/zoo (batch 8), in both tables"
+    )
     parser.add_argument("--no-bf16", action="store_true", help="skip the reduced-precision table")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 table")
     parser.add_argument("--bf16-only", action="store_true", help="only the reduced-precision table")
@@ -446,9 +565,7 @@ def main(argv=None):
     if args.profile:
         return profile(args.profile, args.top, args.precision)
 
-    specs = _specs()
-    if args.models:
-        specs = [s for s in specs if s.key in args.models.split(",")]
+    specs = _chosen(_specs(), args.models, args.zoo)
     modules = {f: try_import(f) for f in FRAMEWORKS}
     available = {f: modules[f] is not None and f in wanted for f in FRAMEWORKS}
     print_versions(
@@ -458,7 +575,7 @@ def main(argv=None):
         modules,
         available,
     )
-    rows, notes = [], []
+    rows, notes, ratios = [], [], []
     plotted = {f: [] for f in FRAMEWORKS if available[f]}  # latency in ms per model, for --plot
     t_start = time.perf_counter()
     if args.bf16_only:
@@ -496,6 +613,7 @@ def main(argv=None):
                 c = cells.get(f)
                 row.append(f"{c['peak_mib']:,.0f}" if c else "n/a")
             row.append(_ratio(cells))
+            ratios.append(_best_peer_ratio(cells))
             row.append(_ratio(cells, "best_us"))
             rows.append(row)
             print(f"  {spec.key} done at {time.perf_counter() - t_start:.0f}s", file=sys.stderr)
@@ -507,9 +625,7 @@ def main(argv=None):
             int8_rows = int8_table(int8_specs, available, tmp, repeats, budget, notes, t_start)
         bf16_rows = []
         if not args.no_bf16 and available["aiov"]:
-            bf16_specs = _bf16_specs()
-            if args.models:
-                bf16_specs = [s for s in bf16_specs if s.key in args.models.split(",")]
+            bf16_specs = _chosen(_bf16_specs(), args.models, args.zoo)
             bf16_rows = bf16_table(bf16_specs, available, tmp, repeats, budget, notes, t_start)
     if rows:
         print_table(
@@ -526,6 +642,7 @@ def main(argv=None):
             ],
             rows,
         )
+        print_geometric_mean("aiov / best peer at f32", ratios)
     print()
     print(
         "latency: median of one synchronous inference. MiB: peak resident memory above the process's"
@@ -620,9 +737,7 @@ def print_bf16_table(rows, aiov):
             )
     print_table(["model", "precision", "aiov", "openvino", "aiov f32", "aiov/ov", "speedup over f32"], table)
     for precision, _, ov_key in pairs:
-        if ratios[precision]:
-            geo = float(np.exp(np.mean(np.log(ratios[precision]))))
-            print(f"geometric mean aiov {precision} / {ov_key}: {geo:.2f} over {len(ratios[precision])} models")
+        print_geometric_mean(f"aiov {precision} / {ov_key}", ratios[precision])
     if aiov is not None:
         print(
             f"(aiov kernels: bf16 {aiov._core.gemm_bf16_isa()}, f16 {aiov._core.gemm_f16_isa()};"
@@ -670,11 +785,22 @@ def print_int8_table(rows, aiov):
         row.append(f"{ratio:.2f} ({best})" if ratio else "n/a")
         table.append(row)
     print_table(["model (int8)", *INT8_RUNNERS, "aiov/best peer"], table)
-    if ratios:
-        geo = float(np.exp(np.mean(np.log(ratios))))
-        print(f"geometric mean aiov int8 / best peer int8: {geo:.2f} over {len(ratios)} models")
+    print_geometric_mean("aiov int8 / best peer int8", ratios)
     if aiov is not None:
         print(f"(aiov integer kernels: {aiov._core.gemm_int8_isa()}; models quantized by onnxruntime.quantization)")
+
+
+def print_geometric_mean(what, ratios):
+    ratios = [r for r in ratios if r]
+    if ratios:
+        geo = float(np.exp(np.mean(np.log(ratios))))
+        print(f"geometric mean {what}: {geo:.2f} over {len(ratios)} models (worst {max(ratios):.2f})")
+
+
+def _best_peer_ratio(cells):
+    mine = cells.get("aiov")
+    peers = [c["us"] for f, c in cells.items() if f != "aiov" and c]
+    return mine["us"] / min(peers) if mine and peers else None
 
 
 def _ratio(cells, key="us"):

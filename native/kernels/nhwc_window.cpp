@@ -357,9 +357,12 @@ struct IsaFns {
   RowsFn conv, max, sum;
 };
 
-template <class Isa>
+// MaxIsa runs max pooling: GCC 12 lowers the NaN-keeping select of 16-float vectors lane by
+// lane through scalar compares and branches (about 50x slower than 8-float vectors), so
+// AVX-512 pools at AVX2's width; the pool is bound by memory at either width.
+template <class Isa, class MaxIsa = Isa>
 const IsaFns* fns_for() {
-  static const IsaFns f{rows_entry<Kind::conv, Isa>, rows_entry<Kind::max, Isa>, rows_entry<Kind::sum, Isa>};
+  static const IsaFns f{rows_entry<Kind::conv, Isa>, rows_entry<Kind::max, MaxIsa>, rows_entry<Kind::sum, Isa>};
   return &f;
 }
 
@@ -367,7 +370,7 @@ const IsaFns& isa_fns() {
   static const IsaFns* chosen = [] {
 #if defined(AIOV_WINDOW_X86)
     const Isa isa = selected_isa();
-    if (isa == Isa::avx512) return fns_for<Avx512>();
+    if (isa == Isa::avx512) return fns_for<Avx512, Avx2>();
     if (isa == Isa::avx2) return fns_for<Avx2>();
 #endif
     return fns_for<Baseline>();
