@@ -576,8 +576,7 @@ std::vector<nb::object> testing_run_op(const std::string& op_type,
     pctx.out.push_back(TensorView{buffers.back()->data(), info.type, info.shape.dims});
   }
   ThreadPool* pool = pool_for(threads);
-  {
-    nb::gil_scoped_release nogil;
+  without_gil([&] {
     if (def.aliases_input0) {
       // A view of input 0 under another shape: the plan never runs a kernel for it.
       std::memcpy(pctx.out[0].data, pctx.in[0].data, pctx.out[0].bytes());
@@ -592,7 +591,7 @@ std::vector<nb::object> testing_run_op(const std::string& op_type,
       ExecContext exec{pool, threads > 1 ? threads : 0};
       fn(KernelArgs{ins.data(), outs.data(), &exec});
     }
-  }
+  });
   std::vector<nb::object> out;
   for (size_t o = 0; o < buffers.size(); ++o) out.push_back(wrap(pctx.out[o], buffers[o]));
   return out;
@@ -650,11 +649,10 @@ nb::object testing_gemm(Matrix a, Matrix b, bool trans_a, bool trans_b, float al
     for (int64_t i = 0; i < M; ++i) std::memcpy(out + i * N, c->data() + i * ldc, sizeof(float) * (size_t)N);
   }
   ThreadPool* pool = pool_for(threads);
-  {
-    nb::gil_scoped_release nogil;
+  without_gil([&] {
     gemm(prec, trans_a, trans_b, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, out, N, pool,
          threads > 1 ? threads : 0);
-  }
+  });
   return result;
 }
 
@@ -692,11 +690,10 @@ nb::object testing_gemm_packed(Matrix a, Matrix b, bool trans_a, bool trans_b,
   float* out = nullptr;
   nb::object result = new_matrix(M, N, buf, out);
   ThreadPool* pool = pool_for(threads);
-  {
-    nb::gil_scoped_release nogil;
+  without_gil([&] {
     PackedB packed(trans_b, K, N, b.data(), ldb, rows_hint, prec);
     sgemm_packed(trans_a, M, a.data(), lda, packed, e, out, N, pool, threads > 1 ? threads : 0);
-  }
+  });
   return result;
 }
 
@@ -807,7 +804,8 @@ NB_MODULE(_core, m) {
   m.def("pool_size", [] { return default_pool().size(); });
   m.def("set_pool_size", &set_default_pool_size, "Before first use only; returns False if too late.");
   m.def("gemm_isa", [] { return std::string(gemm_isa()); });
-  m.def("gemm_bf16_isa", [] { return std::string(gemm_bf16_isa()); }, "The kernels bf16 products run on.");
+  m.def(
+      "gemm_bf16_isa", [] { return std::string(gemm_bf16_isa()); }, "The kernels bf16 products run on.");
   m.def(
       "cpu_bf16_isa", [] { return std::string(bf16_isa_name(detect_bf16_isa())); },
       "The best bf16 kernels the CPU offers (AIOV_BF16_ISA and AIOV_GEMM_ISA aside).");
