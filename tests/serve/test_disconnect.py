@@ -60,7 +60,6 @@ async def test_a_cancellation_from_elsewhere_propagates(anyio_backend, slow):
     for _ in range(20):
         reached = []
         with anyio.CancelScope() as scope:
-
             # Cancels as soon as the inference is waited on: a pause first would let a fast
             # inference finish and be returned before the cancellation is delivered.
             async def cancel_soon():
