@@ -69,7 +69,9 @@ rm -rf "$REPORTS"
 mkdir -p "$REPORTS"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:allocator_may_return_null=1}:log_path=$REPORTS/asan"
 export AIOV_SANITIZED=1  # the fuzzer's children limit their address space on top of ASan's shadow
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}:log_path=$REPORTS/ubsan"
+# abort_on_error again: UBSan's options reset the flags it shares with ASan, and without it a UB
+# report ends the process with status 1, indistinguishable from an ordinary failure.
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:abort_on_error=1}:log_path=$REPORTS/ubsan"
 export PYTHONPATH="$PKG${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONMALLOC=malloc  # let ASan see Python's allocations too
 export PYTHONSAFEPATH=1   # the source tree in the working directory must not shadow the package (3.11+)
@@ -80,7 +82,8 @@ cd "$ROOT"
 # package first on sys.path, and that must be the sanitized package, not the source tree (the
 # tests' child processes inherit sys.path as PYTHONPATH).
 ln -sfn "$ROOT/tests" "$PKG/tests"
-PYTEST=("$PYTHON" -m pytest -q -p no:cacheprovider --rootdir "$ROOT")
+# -c: the tests' path (under $PKG) has no pyproject.toml above it to find the settings in.
+PYTEST=("$PYTHON" -m pytest -q -p no:cacheprovider --rootdir "$ROOT" -c "$ROOT/pyproject.toml")
 status=0
 if [ "$#" -gt 0 ]; then
   "${PYTEST[@]}" "$@" || status=$?
