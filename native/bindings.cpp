@@ -804,8 +804,7 @@ NB_MODULE(_core, m) {
   m.def("pool_size", [] { return default_pool().size(); });
   m.def("set_pool_size", &set_default_pool_size, "Before first use only; returns False if too late.");
   m.def("gemm_isa", [] { return std::string(gemm_isa()); });
-  m.def(
-      "gemm_bf16_isa", [] { return std::string(gemm_bf16_isa()); }, "The kernels bf16 products run on.");
+  m.def("gemm_bf16_isa", [] { return std::string(gemm_bf16_isa()); }, "The kernels bf16 products run on.");
   m.def(
       "cpu_bf16_isa", [] { return std::string(bf16_isa_name(detect_bf16_isa())); },
       "The best bf16 kernels the CPU offers (AIOV_BF16_ISA and AIOV_GEMM_ISA aside).");
