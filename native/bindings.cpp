@@ -595,8 +595,7 @@ std::vector<nb::object> testing_run_op(const std::string& op_type,
     pctx.out.push_back(TensorView{buffers.back()->data(), info.type, info.shape.dims});
   }
   ThreadPool* pool = pool_for(threads);
-  {
-    nb::gil_scoped_release nogil;
+  without_gil([&] {
     if (def.aliases_input0) {
       // A view of input 0 under another shape: the plan never runs a kernel for it.
       std::memcpy(pctx.out[0].data, pctx.in[0].data, pctx.out[0].bytes());
@@ -611,7 +610,7 @@ std::vector<nb::object> testing_run_op(const std::string& op_type,
       ExecContext exec{pool, threads > 1 ? threads : 0};
       fn(KernelArgs{ins.data(), outs.data(), &exec});
     }
-  }
+  });
   std::vector<nb::object> out;
   for (size_t o = 0; o < buffers.size(); ++o) out.push_back(wrap(pctx.out[o], buffers[o]));
   return out;
@@ -670,11 +669,10 @@ nb::object testing_gemm(Matrix a, Matrix b, bool trans_a, bool trans_b, float al
     for (int64_t i = 0; i < M; ++i) std::memcpy(out + i * N, c->data() + i * ldc, sizeof(float) * (size_t)N);
   }
   ThreadPool* pool = pool_for(threads);
-  {
-    nb::gil_scoped_release nogil;
+  without_gil([&] {
     gemm(prec, trans_a, trans_b, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, out, N, pool,
          threads > 1 ? threads : 0);
-  }
+  });
   return result;
 }
 
@@ -712,11 +710,10 @@ nb::object testing_gemm_packed(Matrix a, Matrix b, bool trans_a, bool trans_b,
   float* out = nullptr;
   nb::object result = new_matrix(M, N, buf, out);
   ThreadPool* pool = pool_for(threads);
-  {
-    nb::gil_scoped_release nogil;
+  without_gil([&] {
     PackedB packed(trans_b, K, N, b.data(), ldb, rows_hint, prec);
     sgemm_packed(trans_a, M, a.data(), lda, packed, e, out, N, pool, threads > 1 ? threads : 0);
-  }
+  });
   return result;
 }
 

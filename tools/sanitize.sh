@@ -61,9 +61,17 @@ LIBASAN="$("${CXX:-g++}" -print-file-name=libasan.so)"
 # loaded at start-up (else the first C++ exception fails an ASan CHECK).
 LIBSTDCXX="$("${CXX:-g++}" -print-file-name=libstdc++.so)"
 export LD_PRELOAD="$LIBASAN:$LIBSTDCXX${LD_PRELOAD:+:$LD_PRELOAD}"
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:allocator_may_return_null=1}"
+# Reports go to files (one per process, .PID appended), not to stderr: pytest captures a test's
+# file descriptor 2 into a temporary file, so a report that ends the process would be lost with it
+# (the run just stops, exit status 1, no summary). Child processes of the tests write there too.
+REPORTS="$BUILD/reports"
+rm -rf "$REPORTS"
+mkdir -p "$REPORTS"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:allocator_may_return_null=1}:log_path=$REPORTS/asan"
 export AIOV_SANITIZED=1  # the fuzzer's children limit their address space on top of ASan's shadow
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+# abort_on_error again: UBSan's options reset the flags it shares with ASan, and without it a UB
+# report ends the process with status 1, indistinguishable from an ordinary failure.
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:abort_on_error=1}:log_path=$REPORTS/ubsan"
 export PYTHONPATH="$PKG${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONMALLOC=malloc  # let ASan see Python's allocations too
 export PYTHONSAFEPATH=1   # the source tree in the working directory must not shadow the package (3.11+)
@@ -74,13 +82,25 @@ cd "$ROOT"
 # package first on sys.path, and that must be the sanitized package, not the source tree (the
 # tests' child processes inherit sys.path as PYTHONPATH).
 ln -sfn "$ROOT/tests" "$PKG/tests"
-PYTEST=("$PYTHON" -m pytest -q -p no:cacheprovider --rootdir "$ROOT")
-if [ "$#" -gt 0 ]; then exec "${PYTEST[@]}" "$@"; fi
+# -c: the tests' path (under $PKG) has no pyproject.toml above it to find the settings in.
+PYTEST=("$PYTHON" -m pytest -q -p no:cacheprovider --rootdir "$ROOT" -c "$ROOT/pyproject.toml")
 status=0
-"${PYTEST[@]}" "$PKG/tests" || status=$?
-MINUTES="${AIOV_SANITIZE_FUZZ_MINUTES:-3}"
-if [ "$MINUTES" != 0 ]; then
-  # The fuzzer is the tests.fuzz package of the source tree; aiov still comes from $PKG (first).
-  PYTHONPATH="$PYTHONPATH:$ROOT" "$PYTHON" -m tests.fuzz --minutes "$MINUTES" || status=$?
+if [ "$#" -gt 0 ]; then
+  "${PYTEST[@]}" "$@" || status=$?
+else
+  "${PYTEST[@]}" "$PKG/tests" || status=$?
+  MINUTES="${AIOV_SANITIZE_FUZZ_MINUTES:-3}"
+  if [ "$MINUTES" != 0 ]; then
+    # The fuzzer is the tests.fuzz package of the source tree; aiov still comes from $PKG (first).
+    PYTHONPATH="$PYTHONPATH:$ROOT" "$PYTHON" -m tests.fuzz --minutes "$MINUTES" || status=$?
+  fi
 fi
+reports=("$REPORTS"/*)
+[ -e "${reports[0]}" ] || reports=()
+for report in "${reports[@]}"; do
+  echo "== $report"
+  head -n 40 "$report"
+done
+echo "sanitizers: ${#reports[@]} reports (in $REPORTS)"
+if [ "${#reports[@]}" -gt 0 ] && [ "$status" = 0 ]; then status=1; fi
 exit "$status"

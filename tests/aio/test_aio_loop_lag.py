@@ -2,8 +2,12 @@
 heartbeat task measures the longest gap between its ticks. Each case runs in a fresh process,
 so the ONNX reader's imports really happen for the first time there.
 
-The measured lag is printed; the bound asserted is far above scheduling noise on a loaded
-machine and far below the seconds that importing ``onnx`` (ml_dtypes) used to freeze the loop."""
+A gap is measured twice: in wall time, and in the CPU time the process used meanwhile. A loop
+blocked by this process (a thread holding the GIL through an import, the compile running on the
+loop) burns CPU for the whole gap; a busy machine that simply does not schedule the process for
+a while (two cores shared by many builds: gaps of 400 ms seen) burns none. Both are printed; the
+CPU gap is asserted, far below the seconds that importing ``onnx`` (ml_dtypes) used to freeze
+the loop for."""
 
 import os
 import subprocess
@@ -19,16 +23,17 @@ import sys, time
 from aiov import aio
 
 backend, path = sys.argv[1], sys.argv[2]
-state = {"worst": 0.0, "done": False}
+state = {"worst": 0.0, "worst_cpu": 0.0, "done": False}
 
 
 async def heartbeat(sleep):
-    last = time.perf_counter()
+    last, last_cpu = time.perf_counter(), time.process_time()
     while not state["done"]:
         await sleep(0.001)
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         state["worst"] = max(state["worst"], now - last - 0.001)
-        last = now
+        state["worst_cpu"] = max(state["worst_cpu"], cpu - last_cpu)
+        last, last_cpu = now, cpu
 
 
 async def compile_it(sleep):
@@ -58,7 +63,7 @@ else:
         uvloop.run(main())
     else:
         asyncio.run(main())
-print(f"{state['worst'] * 1000:.1f}", "ml_dtypes" in sys.modules)
+print(f"{state['worst'] * 1000:.1f}", f"{state['worst_cpu'] * 1000:.1f}", "ml_dtypes" in sys.modules)
 """
 
 
@@ -88,7 +93,11 @@ def test_first_compile_of_an_onnx_file_keeps_the_loop_running(tmp_path, backend)
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert out.returncode == 0, out.stderr
-    lag_ms, imported_ml_dtypes = out.stdout.split()
-    print(f"{backend}: longest event-loop lag during the first aio.compile_model: {lag_ms} ms")
+    lag_ms, busy_lag_ms, imported_ml_dtypes = out.stdout.split()
+    print(
+        f"{backend}: longest event-loop lag during the first aio.compile_model: {lag_ms} ms wall, {busy_lag_ms} ms CPU"
+    )
     assert imported_ml_dtypes == "False"  # the import that held the GIL for ~2 s
-    assert float(lag_ms) < 300, f"the loop was blocked for {lag_ms} ms"
+    assert float(busy_lag_ms) < 300, (
+        f"the loop was blocked while the process ran for {busy_lag_ms} ms ({lag_ms} ms wall)"
+    )

@@ -51,6 +51,11 @@ CASES = {
     "dispatcher_idle": "r = compiled.create_infer_request()\nr.set_callback(lambda _: None)\n"
     "r.start_async(X)\nr.wait()",
     "exit_code_kept": "daemon(lambda: compiled(X))\nsys.exit(3)",
+    # The kernels run directly (aiov._core._testing), each with the GIL released.
+    "testing_run_op": "from aiov._core import _testing\nW = np.ones((1024, 1024), np.float32)\n"
+    "daemon(lambda: _testing.run_op('MatMul', [X, W], threads=0))",
+    "testing_gemm": "from aiov._core import _testing\nW = np.ones((1024, 1024), np.float32)\n"
+    "daemon(lambda: (_testing.gemm(X, W, threads=0), _testing.gemm_packed(X, W, threads=0)))",
     # Automatic batching: jobs queued in the batcher and a thread driving batches at exit.
     "batched_jobs": "b = ov.compile_model(compiled.get_runtime_model(), 'BATCH:CPU(8)')\n"
     "x1 = np.ones((1, 1024), np.float32)\nq = ov.AsyncInferQueue(b, 32)\n"
