@@ -98,25 +98,9 @@ const Bf16KernelSet kAvx512Bf16{"avx512_bf16", kDpMR, &dp_tile, &convert, nullpt
 // ---- AMX --------------------------------------------------------------------------------
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__)
 
-// Palette 1, every tile 16 rows x 64 bytes: C tiles 0-3 (16 x 16 f32), A tiles 4-5
-// (16 rows x 32 bf16), B tiles 6-7 (16 pairs of K x 16 columns).
-struct alignas(64) TileConfig {
-  uint8_t palette;
-  uint8_t start_row;
-  uint8_t reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-// In static storage, written out in full: GCC's _tile_loadconfig tells the compiler it reads
-// only the first 8 bytes, so a configuration filled in on the stack lost its stores.
-const TileConfig kTileConfig{1, 0, {}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
-
-void amx_begin() {
-  __asm__ volatile("" ::: "memory");
-  _tile_loadconfig(&kTileConfig);
-}
-
-void amx_end() { _tile_release(); }
+// C tiles 0-3 hold 16 x 16 f32, A tiles 4-5 16 rows x 32 bf16, B tiles 6-7 16 pairs of K x 16
+// columns.
+#include "amx_tiles.inc"
 
 // Up to 32 rows (two A tiles) x 32 columns (two B tiles): TWO_ROWS / TWO_COLS say whether
 // the second tile of each is needed.

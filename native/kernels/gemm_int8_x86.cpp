@@ -129,24 +129,9 @@ const Int8KernelSet kVnni{"avx512_vnni", kVnniMR, &vnni_tile, &range, &quantize,
 // ---- AMX ----------------------------------------------------------------------------------
 #if defined(__AMX_TILE__) && defined(__AMX_INT8__)
 
-// Palette 1, every tile 16 rows x 64 bytes: C tiles 0-3 (16 x 16 s32), A tiles 4-5
-// (16 rows x 64 u8), B tiles 6-7 (16 groups of 4 K x 16 columns).
-struct alignas(64) TileConfig {
-  uint8_t palette;
-  uint8_t start_row;
-  uint8_t reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-// Static and complete (see gemm_bf16_x86.cpp: GCC assumes _tile_loadconfig reads 8 bytes).
-const TileConfig kTileConfig{1, 0, {}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
-
-void amx_begin() {
-  __asm__ volatile("" ::: "memory");
-  _tile_loadconfig(&kTileConfig);
-}
-
-void amx_end() { _tile_release(); }
+// C tiles 0-3 hold 16 x 16 s32, A tiles 4-5 16 rows x 64 u8, B tiles 6-7 16 groups of 4 K x
+// 16 columns.
+#include "amx_tiles.inc"
 
 template <bool TWO_ROWS, bool TWO_COLS>
 void amx_tiles(const Int8Tile& t) {
