@@ -690,24 +690,7 @@ def bf16_table(specs, available, tmp, repeats, budget, notes, t_start):
 
     candidates = {**BF16_RUNNERS, **(F16_RUNNERS if aiov._core.gemm_f16_isa() != "scalar" else {})}
     runners = [r for r in candidates if available[candidates[r][0]]]
-    rows = []
-    for spec in specs:
-        path = os.path.join(tmp, f"{spec.key}.bf16.onnx")
-        with open(path, "wb") as fh:
-            fh.write(spec.build().SerializeToString())
-        cells, child_notes = measure_side_by_side(runners, spec.key, path, tmp, repeats, budget)
-        notes += child_notes
-        outs = {r: np.load(os.path.join(tmp, f"{spec.key}-{r}.npy")) for r in cells}
-        ref = outs.get("aiov f32")
-        if ref is not None:
-            scale = max(1.0, float(np.max(np.abs(ref))))
-            for r, got in outs.items():
-                if got.shape != ref.shape or not np.allclose(got, ref, rtol=5e-2, atol=5e-2 * scale):
-                    err = float(np.max(np.abs(got - ref))) if got.shape == ref.shape else float("nan")
-                    notes.append(f"{spec.key}: {r} differs from aiov f32 by up to {err:.3g} (scale {scale:.3g})")
-        rows.append((spec, cells))
-        print(f"  {spec.key} (bf16) done at {time.perf_counter() - t_start:.0f}s", file=sys.stderr)
-    return rows
+    return _measure_against(specs, runners, "aiov f32", "bf16", tmp, repeats, budget, notes, t_start)
 
 
 def print_bf16_table(rows, aiov):
@@ -748,24 +731,30 @@ def print_bf16_table(rows, aiov):
 def int8_table(specs, available, tmp, repeats, budget, notes, t_start):
     """aiov, onnxruntime and OpenVINO (its defaults) on the same quantized ONNX, interleaved."""
     runners = [r for r in INT8_RUNNERS if available[r.split()[0]]]
+    # Peers quantize activations on their own (rounding, fused scales): a few quanta apart.
+    return _measure_against(specs, runners, "onnxruntime", "int8", tmp, repeats, budget, notes, t_start)
+
+
+def _measure_against(specs, runners, reference, precision, tmp, repeats, budget, notes, t_start):
+    """Each spec run by every runner, interleaved; outputs further than 5e-2 of the output's
+    scale from `reference`'s are named in the notes."""
     rows = []
     for spec in specs:
-        path = os.path.join(tmp, f"{spec.key}.onnx")
+        path = os.path.join(tmp, f"{spec.key}.{precision}.onnx")
         with open(path, "wb") as fh:
             fh.write(spec.build().SerializeToString())
         cells, child_notes = measure_side_by_side(runners, spec.key, path, tmp, repeats, budget)
         notes += child_notes
         outs = {r: np.load(os.path.join(tmp, f"{spec.key}-{r}.npy")) for r in cells}
-        ref = outs.get("onnxruntime")
+        ref = outs.get(reference)
         if ref is not None:
-            # Peers quantize activations on their own (rounding, fused scales): a few quanta apart.
             scale = max(1.0, float(np.max(np.abs(ref))))
             for r, got in outs.items():
                 if got.shape != ref.shape or not np.allclose(got, ref, rtol=5e-2, atol=5e-2 * scale):
                     err = float(np.max(np.abs(got - ref))) if got.shape == ref.shape else float("nan")
-                    notes.append(f"{spec.key}: {r} differs from onnxruntime by up to {err:.3g} (scale {scale:.3g})")
+                    notes.append(f"{spec.key}: {r} differs from {reference} by up to {err:.3g} (scale {scale:.3g})")
         rows.append((spec, cells))
-        print(f"  {spec.key} (int8) done at {time.perf_counter() - t_start:.0f}s", file=sys.stderr)
+        print(f"  {spec.key} ({precision}) done at {time.perf_counter() - t_start:.0f}s", file=sys.stderr)
     return rows
 
 
