@@ -7,6 +7,7 @@
 #include "kernels/gemm_bf16.hpp"
 
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/x86_intrinsics.hpp"
 
@@ -100,16 +101,13 @@ const Bf16KernelSet kAvx512Bf16{"avx512_bf16", kDpMR, &dp_tile, &convert, nullpt
 
 // C tiles 0-3 hold 16 x 16 f32, A tiles 4-5 16 rows x 32 bf16, B tiles 6-7 16 pairs of K x 16
 // columns.
-#include "amx_tiles.inc"
+#include "kernels/amx_tiles.inc"
 
 // Up to 32 rows (two A tiles) x 32 columns (two B tiles): TWO_ROWS / TWO_COLS say whether
 // the second tile of each is needed.
 template <bool TWO_ROWS, bool TWO_COLS>
 void amx_tiles(const Bf16Tile& t) {
-  _tile_zero(0);
-  if (TWO_COLS) _tile_zero(1);
-  if (TWO_ROWS) _tile_zero(2);
-  if (TWO_ROWS && TWO_COLS) _tile_zero(3);
+  zero_result_tiles<TWO_ROWS, TWO_COLS>();
   const long a_bytes = (long)(t.lda * 2);
   const uint16_t* a1 = t.a + 16 * t.lda;
   const uint16_t* b1 = t.b + t.b_panel_stride;
@@ -125,25 +123,15 @@ void amx_tiles(const Bf16Tile& t) {
     if (TWO_ROWS && TWO_COLS) _tile_dpbf16ps(3, 5, 7);
   }
   alignas(64) float acc[32 * 32];
-  _tile_stored(0, acc, 128);
-  if (TWO_COLS) _tile_stored(1, acc + 16, 128);
-  if (TWO_ROWS) _tile_stored(2, acc + 16 * 32, 128);
-  if (TWO_ROWS && TWO_COLS) _tile_stored(3, acc + 16 * 32 + 16, 128);
+  store_result_tiles<TWO_ROWS, TWO_COLS>(acc);
   const int vecs = TWO_COLS ? 2 : 1;
   for (int r = 0; r < t.out.rows; ++r)
     for (int v = 0; v < vecs; ++v) merge_vec(_mm512_load_ps(acc + r * 32 + 16 * v), t.out, r, v);
 }
 
 void amx_tile(const Bf16Tile& t) {
-  const bool two_rows = t.out.rows > 16, two_cols = t.out.cols > kBf16PanelCols;
-  if (two_rows && two_cols)
-    amx_tiles<true, true>(t);
-  else if (two_rows)
-    amx_tiles<true, false>(t);
-  else if (two_cols)
-    amx_tiles<false, true>(t);
-  else
-    amx_tiles<false, false>(t);
+  with_tile_counts(t.out.rows > 16, t.out.cols > kBf16PanelCols,
+                   [&](auto two_rows, auto two_cols) { amx_tiles<two_rows(), two_cols()>(t); });
 }
 
 const Bf16KernelSet kAmx{"amx", 32, &amx_tile, &convert, &amx_begin, &amx_end};

@@ -7,6 +7,7 @@
 #include "kernels/gemm_int8.hpp"
 
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/x86_intrinsics.hpp"
 
@@ -131,14 +132,11 @@ const Int8KernelSet kVnni{"avx512_vnni", kVnniMR, &vnni_tile, &range, &quantize,
 
 // C tiles 0-3 hold 16 x 16 s32, A tiles 4-5 16 rows x 64 u8, B tiles 6-7 16 groups of 4 K x
 // 16 columns.
-#include "amx_tiles.inc"
+#include "kernels/amx_tiles.inc"
 
 template <bool TWO_ROWS, bool TWO_COLS>
 void amx_tiles(const Int8Tile& t) {
-  _tile_zero(0);
-  if (TWO_COLS) _tile_zero(1);
-  if (TWO_ROWS) _tile_zero(2);
-  if (TWO_ROWS && TWO_COLS) _tile_zero(3);
+  zero_result_tiles<TWO_ROWS, TWO_COLS>();
   const long a_bytes = (long)t.lda;
   const uint8_t* a1 = t.a + 16 * t.lda;
   const int8_t* b1 = t.b + t.b_panel_stride;
@@ -154,25 +152,15 @@ void amx_tiles(const Int8Tile& t) {
     if (TWO_ROWS && TWO_COLS) _tile_dpbusd(3, 5, 7);
   }
   alignas(64) int32_t acc[32 * 32];
-  _tile_stored(0, acc, 128);
-  if (TWO_COLS) _tile_stored(1, acc + 16, 128);
-  if (TWO_ROWS) _tile_stored(2, acc + 16 * 32, 128);
-  if (TWO_ROWS && TWO_COLS) _tile_stored(3, acc + 16 * 32 + 16, 128);
+  store_result_tiles<TWO_ROWS, TWO_COLS>(acc);
   const int vecs = TWO_COLS ? 2 : 1;
   for (int r = 0; r < t.rows; ++r)
     for (int v = 0; v < vecs; ++v) merge_vec(_mm512_load_si512(acc + r * 32 + 16 * v), t, r, v);
 }
 
 void amx_tile(const Int8Tile& t) {
-  const bool two_rows = t.rows > 16, two_cols = t.cols > kInt8PanelCols;
-  if (two_rows && two_cols)
-    amx_tiles<true, true>(t);
-  else if (two_rows)
-    amx_tiles<true, false>(t);
-  else if (two_cols)
-    amx_tiles<false, true>(t);
-  else
-    amx_tiles<false, false>(t);
+  with_tile_counts(t.rows > 16, t.cols > kInt8PanelCols,
+                   [&](auto two_rows, auto two_cols) { amx_tiles<two_rows(), two_cols()>(t); });
 }
 
 const Int8KernelSet kAmx{"amx", 32, &amx_tile, &range, &quantize, &amx_begin, &amx_end};
