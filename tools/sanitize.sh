@@ -88,15 +88,27 @@ status=0
 if [ "$#" -gt 0 ]; then
   "${PYTEST[@]}" "$@" || status=$?
 else
-  "${PYTEST[@]}" "$PKG/tests" || status=$?
+  # The docs tests build the site from the tests' parent directory, which under $PKG holds no
+  # mkdocs.yml or docs/: they check no native code, and run in the ordinary suite.
+  "${PYTEST[@]}" "$PKG/tests" --deselect "$PKG/tests/test_docs.py::test_the_site_builds_strictly_and_lists_every_registered_op" \
+    --deselect "$PKG/tests/api/test_environment.py::test_the_docs_list_every_variable_the_engine_reads" || status=$?
   MINUTES="${AIOV_SANITIZE_FUZZ_MINUTES:-3}"
   if [ "$MINUTES" != 0 ]; then
     # The fuzzer is the tests.fuzz package of the source tree; aiov still comes from $PKG (first).
     PYTHONPATH="$PYTHONPATH:$ROOT" "$PYTHON" -m tests.fuzz --minutes "$MINUTES" || status=$?
   fi
 fi
-reports=("$REPORTS"/*)
-[ -e "${reports[0]}" ] || reports=()
+# A file holding only "failed to allocate" warnings is not a finding: allocator_may_return_null
+# makes an impossible allocation fail, and the tests check that it becomes a MemoryError.
+reports=()
+for report in "$REPORTS"/*; do
+  [ -e "$report" ] || continue
+  if grep -v -e '^$' -e 'WARNING: AddressSanitizer failed to allocate' "$report" | grep -q .; then
+    reports+=("$report")
+  else
+    echo "(allocation refused as asked, not a report: $report: $(head -c 200 "$report"))"
+  fi
+done
 for report in "${reports[@]}"; do
   echo "== $report"
   head -n 40 "$report"
