@@ -339,13 +339,27 @@ void gemm_bf16(int64_t M, const GridSource& A, const PackedB& B, const Epilogue&
 
 using namespace gemm_detail;
 
-void sgemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                const float* B, int64_t ldb, float beta, float* C, int64_t ldc, ThreadPool* pool, int max_threads) {
+namespace {
+// sgemm with B packed in a 16-bit precision on each call (the products of two activations).
+void sgemm_half(GemmPrecision precision, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                ThreadPool* pool, int max_threads) {
   // Nothing to multiply (C empty, or only scaled by beta): the f32 GEMM does that.
   if (M <= 0 || N <= 0 || K <= 0 || alpha == 0.0f)
     return sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool, max_threads);
-  const PackedB packed(trans_b, K, N, B, ldb, -1, GemmPrecision::bf16);
+  const PackedB packed(trans_b, K, N, B, ldb, -1, precision);
   gemm_bf16(trans_a, M, A, lda, alpha, packed, Epilogue{}, beta, C, ldc, pool, max_threads);
+}
+}  // namespace
+
+void sgemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                const float* B, int64_t ldb, float beta, float* C, int64_t ldc, ThreadPool* pool, int max_threads) {
+  sgemm_half(GemmPrecision::bf16, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool, max_threads);
+}
+
+void sgemm_f16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+               const float* B, int64_t ldb, float beta, float* C, int64_t ldc, ThreadPool* pool, int max_threads) {
+  sgemm_half(GemmPrecision::f16, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool, max_threads);
 }
 
 void gemm(GemmPrecision precision, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,

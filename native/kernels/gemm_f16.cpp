@@ -1,5 +1,5 @@
 // f16 products: the portable kernel set (the reference the AVX512-FP16 kernels are tested
-// against), the f16 packing of B, the choice of kernels, and sgemm_f16.
+// against), the f16 packing of B and the choice of kernels (sgemm_f16 is beside sgemm_bf16).
 #include "kernels/gemm_f16.hpp"
 
 #include <algorithm>
@@ -66,15 +66,6 @@ void pack_b_f16(bool trans_b, const float* B, int64_t ldb, int64_t K, int64_t N,
 }  // namespace gemm_detail
 
 using namespace gemm_detail;
-
-void sgemm_f16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-               const float* B, int64_t ldb, float beta, float* C, int64_t ldc, ThreadPool* pool, int max_threads) {
-  // Nothing to multiply (C empty, or only scaled by beta): the f32 GEMM does that.
-  if (M <= 0 || N <= 0 || K <= 0 || alpha == 0.0f)
-    return sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool, max_threads);
-  const PackedB packed(trans_b, K, N, B, ldb, -1, GemmPrecision::f16);
-  gemm_bf16(trans_a, M, A, lda, alpha, packed, Epilogue{}, beta, C, ldc, pool, max_threads);
-}
 
 const char* gemm_f16_isa() { return f16_kernels().name; }
 
