@@ -407,6 +407,7 @@ int hardware_threads() {
 namespace {
 std::mutex& g_pool_mutex = *new std::mutex;  // never destroyed: see keep_default_pool_at_exit
 ThreadPool* g_pool = nullptr;
+std::atomic<ThreadPool*> g_pool_made{nullptr};  // g_pool once made (set under g_pool_mutex)
 std::atomic<bool> g_keep_pool{false};
 // Destroyed with the process's statics: workers finish the queued jobs (which never need
 // Python) and are joined, so no worker runs engine code during teardown.
@@ -428,12 +429,15 @@ bool set_default_pool_size(int workers) {
 void keep_default_pool_at_exit() { g_keep_pool.store(true); }
 
 ThreadPool& default_pool() {
+  // Every run asks for the pool: once made, it is read without the lock.
+  if (ThreadPool* made = g_pool_made.load(std::memory_order_acquire)) return *made;
   std::lock_guard<std::mutex> lock(g_pool_mutex);
   if (!g_pool) {
     int n = g_pool_size;
     if (n <= 0) n = (int)env_int("AIOV_NUM_THREADS", 0);
     if (n <= 0) n = hardware_threads();
     g_pool = new ThreadPool(n);
+    g_pool_made.store(g_pool, std::memory_order_release);
   }
   return *g_pool;
 }
