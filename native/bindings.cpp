@@ -924,6 +924,22 @@ NB_MODULE(_core, m) {
     for (size_t i = 0; i < out.size(); ++i) out[i] = runs[i].load();
     return out;
   });
+  // parallel_for_units over n units of an estimated unit_ns each: how often each unit ran,
+  // and whether any ran on a thread other than the caller's.
+  m.def("parallel_for_units_check", [](int64_t n, double unit_ns) {
+    std::vector<std::atomic<int>> runs((size_t)n);
+    std::atomic<bool> elsewhere{false};
+    without_gil([&] {
+      const std::thread::id caller = std::this_thread::get_id();
+      default_pool().parallel_for_units(n, unit_ns, [&](int64_t b, int64_t e) {
+        if (std::this_thread::get_id() != caller) elsewhere = true;
+        for (int64_t i = b; i < e; ++i) runs[(size_t)i].fetch_add(1, std::memory_order_relaxed);
+      });
+    });
+    std::vector<int> out((size_t)n);
+    for (size_t i = 0; i < out.size(); ++i) out[i] = runs[i].load();
+    return std::make_pair(out, elsewhere.load());
+  });
   bind_testing(m.def_submodule("_testing"));
 
   nb::class_<Node>(m, "Node")

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -366,6 +367,18 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   }
   spin_until([&] { return st.active.load(std::memory_order_acquire) == 0; }, int64_t{1} << 62);
   if (st.error) std::rethrow_exception(st.error);
+}
+
+void ThreadPool::parallel_for_units(int64_t n, double unit_ns, const std::function<void(int64_t, int64_t)>& fn,
+                                    int max_threads) {
+  if (n <= 0) return;
+  unit_ns = std::max(unit_ns, 1e-3);
+  if (n < 2 || unit_ns * (double)n < min_split_ns() || usable_threads(max_threads) <= 1) {
+    fn(0, n);
+    return;
+  }
+  const double grain = std::ceil(kMinChunkNs / unit_ns);
+  parallel_for(n, grain >= (double)n ? n : std::max<int64_t>(1, (int64_t)grain), fn, max_threads);
 }
 
 namespace {
