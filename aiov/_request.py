@@ -194,17 +194,6 @@ class InferRequest:
         self._ever_set = [True] * self._spec.count
         self._all_set = True
 
-    def _fast_run(self, inputs, share_inputs: bool, share_outputs: bool):
-        """One native call for the common case; None when inputs need the general path."""
-        if self._batched or self._preset_outputs:
-            return None
-        values = self._native.call(inputs, share_inputs, not share_outputs)
-        if values is None:
-            return None
-        if not self._all_set:
-            self._mark_all_set()
-        return self._spec.results(values)
-
     def _fill_preset_outputs(self):
         """Copies a finished inference's outputs into the tensors set with set_output_tensor."""
         for index, tensor in self._preset_outputs.items():
@@ -222,14 +211,19 @@ class InferRequest:
         return self._infer(inputs, share_inputs, share_outputs, False)
 
     def _infer(self, inputs, share_inputs: bool, share_outputs: bool, complete: bool) -> OVDict:
-        if self._native.busy:
-            raise BusyError("the request is busy: wait() for its running inference first")
-        if inputs is not None:
-            fast = self._fast_run(inputs, share_inputs, share_outputs)
-            if fast is not None:
+        if inputs is not None and not self._batched and not self._preset_outputs:
+            # The common case in one native call (None: the inputs need the general path). Kept
+            # inline: each Python frame here is a noticeable part of a small model's call. A
+            # running request raises BusyError there before any input is touched.
+            values = self._native.call(inputs, share_inputs, not share_outputs)
+            if values is not None:
+                if not self._all_set:
+                    self._mark_all_set()
                 if self._spec.plans_to_log is not None:
                     log_built_plans(self._spec.plans_to_log)
-                return fast
+                return self._spec.results(values)
+        if self._native.busy:
+            raise BusyError("the request is busy: wait() for its running inference first")
         self._set_inputs(inputs, share_inputs, complete)
         self._native.infer()
         self._fill_preset_outputs()

@@ -1,13 +1,18 @@
 """Per-call overhead of aiov next to OpenVINO and ONNX Runtime (printed, never asserted).
 
-Models: a tiny model (Add of two [8] f32 vectors) and a 3-layer MLP 784-1024-1024-10 (bias +
-ReLU) at batch 1 and 64. Measures, per framework:
+Models: a tiny model (Add of two [8] f32 vectors), a small MLP 16-16-16-16 at batch 8 (its
+compute is a few hundred nanoseconds: the call is all overhead) and a 3-layer MLP
+784-1024-1024-10 (bias + ReLU) at batch 1 and 64. Measures, per framework:
 
 * ``compiled(x)``      median sync latency of calling the compiled model (ORT: ``sess.run``)
 * ``request.infer(x)`` median sync latency of a reused infer request (ORT: ``sess.run`` with
                        output names given)
 * ``queue``            AsyncInferQueue throughput with a Python callback, inferences/s
                        (ORT: ``InferenceSession.run_async`` with a callback, when available)
+* ``aio await``        aiov only: median latency of ``await compiled(x)`` (aiov.aio) from one
+                       asyncio caller: the job runs on a worker and its completion comes back
+                       through the loop's eventfd
+* ``aio 16 callers``   aiov only: inferences/s of 16 asyncio callers awaiting ``compiled(x)``
 
 Every number is the median of ``--repeats`` runs (default 7) of N calls each, N sized so a
 run lasts about ``--budget`` seconds, after a warm-up. Frameworks that are not installed show
@@ -17,7 +22,9 @@ run lasts about ``--budget`` seconds, after a warm-up. Frameworks that are not i
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import statistics
 import sys
 import threading
 import time
@@ -36,7 +43,14 @@ from _common import (  # noqa: E402
     try_import,
 )
 
-MEASURES = [("compiled(x)", "us"), ("request.infer(x)", "us"), ("queue", "tput")]
+MEASURES = [
+    ("compiled(x)", "us"),
+    ("request.infer(x)", "us"),
+    ("queue", "tput"),
+    ("aio await", "us"),
+    ("aio 16 callers", "tput"),
+]
+AIO_CALLERS = 16
 FRAMEWORKS = ["aiov", "openvino", "onnxruntime"]
 
 
@@ -50,17 +64,23 @@ class Spec:
 
 SPECS = [
     Spec("tiny", "tiny: add [8]+[8]", "tiny"),
+    Spec("small", "mlp 16-16-16-16 b8", "small", 8),
     Spec("mlp1", "mlp 784-1024-1024-10 b1", "mlp", 1),
     Spec("mlp64", "mlp 784-1024-1024-10 b64", "mlp", 64),
 ]
 
 MLP_SIZES = (784, 1024, 1024, 10)
+SMALL_SIZES = (16, 16, 16, 16)
 
 
-def mlp_weights(seed=0):
+def sizes_of(spec):
+    return SMALL_SIZES if spec.kind == "small" else MLP_SIZES
+
+
+def mlp_weights(sizes=MLP_SIZES, seed=0):
     rng = np.random.default_rng(seed)
     layers = []
-    for k, n in zip(MLP_SIZES[:-1], MLP_SIZES[1:]):
+    for k, n in zip(sizes[:-1], sizes[1:]):
         w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
         b = (rng.standard_normal(n) * 0.1).astype(np.float32)
         layers.append((w, b))
@@ -71,7 +91,7 @@ def make_inputs(spec, seed=1):
     rng = np.random.default_rng(seed)
     if spec.kind == "tiny":
         return [rng.standard_normal(8).astype(np.float32), rng.standard_normal(8).astype(np.float32)]
-    return [rng.standard_normal((spec.batch, MLP_SIZES[0])).astype(np.float32)]
+    return [rng.standard_normal((spec.batch, sizes_of(spec)[0])).astype(np.float32)]
 
 
 def reference(spec, inputs, weights):
@@ -91,7 +111,7 @@ def build_ov_style(ov, ops, spec, weights):
         a = ops.parameter([8], np.float32, name="a")
         b = ops.parameter([8], np.float32, name="b")
         return ov.Model([ops.add(a, b)], [a, b], "tiny")
-    x = ops.parameter([spec.batch, MLP_SIZES[0]], np.float32, name="x")
+    x = ops.parameter([spec.batch, sizes_of(spec)[0]], np.float32, name="x")
     h = x
     for i, (w, b) in enumerate(weights):
         h = ops.add(ops.matmul(h, ops.constant(w), False, False), ops.constant(b))
@@ -120,8 +140,9 @@ def build_onnx(spec, weights) -> bytes:
             if not last:
                 nodes.append(helper.make_node("Relu", [f"z{i}"], [f"h{i}"]))
                 h = f"h{i}"
-        inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [spec.batch, MLP_SIZES[0]])]
-        out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [spec.batch, MLP_SIZES[-1]])
+        sizes = sizes_of(spec)
+        inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [spec.batch, sizes[0]])]
+        out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [spec.batch, sizes[-1]])
     graph = helper.make_graph(nodes, spec.key, inputs, [out], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
@@ -173,8 +194,45 @@ def run_aiov(spec, model_builder, inputs, want, notes, repeats, budget, jobs=0):
     import aiov
 
     model = model_builder(aiov, aiov.opset13)
-    compiled = aiov.compile_model(model, "CPU")
-    return _ov_style_measures(aiov, compiled, inputs, want, "aiov", notes, repeats, budget, jobs)
+    compiled = aiov.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    res = _ov_style_measures(aiov, compiled, inputs, want, "aiov", notes, repeats, budget, jobs)
+    res.update(asyncio.run(_aio_measures(compiled, inputs, want, notes, repeats, budget)))
+    return res
+
+
+async def _aio_measures(compiled, inputs, want, notes, repeats, budget):
+    from aiov import aio
+
+    model = aio.CompiledModel(compiled)
+    _check("aiov aio", (await model(inputs))[0], want, notes)
+
+    async def one_run(n):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await model(inputs)
+        return time.perf_counter() - t0
+
+    n = 16
+    while await one_run(n) < budget / 4:
+        n *= 4
+    n = max(16, int(n * budget / max(await one_run(n), 1e-9)))
+    latency = statistics.median([await one_run(n) / n * 1e6 for _ in range(repeats)])
+
+    async def callers(total):
+        left = [total]
+
+        async def caller():
+            while left[0] > 0:
+                left[0] -= 1
+                await model(inputs)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*[caller() for _ in range(AIO_CALLERS)])
+        return total / (time.perf_counter() - t0)
+
+    await callers(n)  # warm-up: fills the request pool
+    throughput = statistics.median([await callers(n * 2) for _ in range(repeats)])
+    return {"aio await": latency, "aio 16 callers": throughput}
 
 
 def run_openvino(spec, model_builder, inputs, want, notes, repeats, budget, jobs=0):
@@ -241,7 +299,9 @@ def main(argv=None):
         default=0,
         help="AsyncInferQueue jobs for aiov and openvino (default 0: each framework's choice)",
     )
-    parser.add_argument("--models", default="tiny,mlp1,mlp64", help="comma list of: tiny, mlp1, mlp64")
+    parser.add_argument(
+        "--models", default="tiny,small,mlp1,mlp64", help="comma list of: " + ", ".join(s.key for s in SPECS)
+    )
     args = parser.parse_args(argv)
     repeats, budget, wanted = run_settings(args)
     specs = [s for s in SPECS if s.key in args.models.split(",")]
@@ -258,15 +318,15 @@ def main(argv=None):
     )
     print_versions(title, FRAMEWORKS, modules, available)
 
-    weights = mlp_weights()
     results = {}  # (spec key, measure) -> {framework: value}
     jobs = {}
     notes = []
     t_start = time.perf_counter()
     for spec in specs:
         inputs = make_inputs(spec)
+        weights = mlp_weights(sizes_of(spec))
         want = reference(spec, inputs, weights)
-        builder = lambda ov, ops, spec=spec: build_ov_style(ov, ops, spec, weights)  # noqa: E731
+        builder = lambda ov, ops, spec=spec, weights=weights: build_ov_style(ov, ops, spec, weights)  # noqa: E731
         for f in FRAMEWORKS:
             if not available[f]:
                 continue

@@ -167,12 +167,42 @@ nb::object wrap(const TensorView& tv, const BufferPtr& owner, bool writable = tr
   return arr;
 }
 
-// An array that owns its data (flags.owndata, as OpenVINO's copies do), filled here with the
-// GIL held. Not numpy's .copy(): it lets the GIL go for large arrays, and a daemon thread
-// coming back to it while the interpreter exits is ended inside nanobind's noexcept frames.
+// numpy's dtype for an engine element type as dlpack_of describes it (packed types: bytes).
+// Borrowed; made once per kind. The GIL guards the table.
+PyObject* numpy_dtype(ElementType t) {
+  static std::unordered_map<int, PyObject*>& made = *new std::unordered_map<int, PyObject*>;
+  const nb::dlpack::dtype dt = dlpack_of(t);
+  const int key = dt.code * 256 + dt.bits;
+  auto it = made.find(key);
+  if (it != made.end()) return it->second;
+  const char kind = dt.code == (uint8_t)nb::dlpack::dtype_code::Float  ? 'f'
+                    : dt.code == (uint8_t)nb::dlpack::dtype_code::Int  ? 'i'
+                    : dt.code == (uint8_t)nb::dlpack::dtype_code::Bool ? 'b'
+                                                                       : 'u';
+  const std::string name = std::string(1, kind) + std::to_string(dt.bits / 8);
+  nb::object dtype = nb::module_::import_("numpy").attr("dtype")(name);
+  // Another thread may have made it while numpy ran (the GIL can change hands there).
+  auto inserted = made.emplace(key, dtype.ptr());
+  if (inserted.second) dtype.release();  // kept for the life of the process
+  return inserted.first->second;
+}
+
+// An array that owns its data (flags.owndata, as OpenVINO's copies do): numpy.empty filled
+// here with the GIL held. Made directly rather than through a view and numpy's copy, which
+// cost a few microseconds per output (most of a small model's call).
 nb::object copy_out(const TensorView& tv) {
-  static PyObject* const empty_like = nb::object(nb::module_::import_("numpy").attr("empty_like")).release().ptr();
-  nb::object result = nb::steal(PyObject_CallOneArg(empty_like, wrap(tv, BufferPtr()).ptr()));
+  static PyObject* const empty = nb::object(nb::module_::import_("numpy").attr("empty")).release().ptr();
+  const bool packed = is_packed(tv.type);
+  const size_t rank = packed ? 1 : tv.shape.size();
+  nb::object shape = nb::steal(PyTuple_New((Py_ssize_t)rank));
+  if (!shape.is_valid()) throw nb::python_error();
+  for (size_t k = 0; k < rank; ++k) {
+    PyObject* dim = PyLong_FromLongLong(packed ? (long long)tv.bytes() : (long long)tv.shape[k]);
+    if (!dim) throw nb::python_error();
+    PyTuple_SET_ITEM(shape.ptr(), (Py_ssize_t)k, dim);
+  }
+  PyObject* args[] = {shape.ptr(), numpy_dtype(tv.type)};
+  nb::object result = nb::steal(PyObject_Vectorcall(empty, args, 2, nullptr));
   if (!result.is_valid()) throw nb::python_error();
   Py_buffer view;
   if (PyObject_GetBuffer(result.ptr(), &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) != 0) throw nb::python_error();
@@ -357,15 +387,21 @@ struct PyRequest {
                        type_name((ElementType)etype) + " needs " +
                        std::to_string(byte_size((ElementType)etype, numel(shape))) + " bytes, got " +
                        std::to_string(a.nbytes()));
+    require_contiguous(a, i);
     // A read-only array is copied even when sharing: the input tensor the request exposes is
     // writable, and must not become a way to write into it.
-    if (share && !read_only(a)) {
-      require_contiguous(a, i);
-      req->bind_input(i, const_cast<void*>(a.data()), (ElementType)etype, shape);
-      keep[i] = nb::find(a);
+    const bool bind = share && !read_only(a);
+    take_input(i, const_cast<void*>(a.data()), shape, etype, bind, bind ? nb::find(a) : nb::handle());
+  }
+
+  // Reads the caller's memory from now on (`owner` keeps it alive until the job ends), or
+  // copies it.
+  void take_input(int i, void* data, const Dims& shape, int etype, bool bind, nb::handle owner) {
+    if (bind) {
+      req->bind_input(i, data, (ElementType)etype, shape);
+      keep[i] = nb::borrow(owner);
     } else {
-      require_contiguous(a, i);
-      req->copy_input(i, a.data(), (ElementType)etype, shape);
+      req->copy_input(i, data, (ElementType)etype, shape);
       keep[i] = nb::object();
     }
   }
@@ -428,64 +464,93 @@ nb::object composite_out(const Composite* c) {
   return held.view.composite ? composite_out(held.view.composite) : copy_out(held.view);
 }
 
+// One input of the one-call path: a numpy array's memory as its buffer describes it.
+struct FastInput {
+  nb::handle array;  // borrowed from the caller's container, alive for the call
+  void* data = nullptr;
+  Dims shape;
+  bool writable = false;
+};
+
+// The memory of an exact numpy array of dtype `dtype` when it is C-contiguous; false (no
+// Python error set) otherwise. Read through the buffer protocol: nanobind's ndarray cast goes
+// through __dlpack__, a capsule and the array's flags, about a microsecond per input.
+bool fast_input(nb::handle a, nb::handle dtype, FastInput& out) {
+  static PyTypeObject* const ndarray_type =
+      (PyTypeObject*)nb::object(nb::module_::import_("numpy").attr("ndarray")).release().ptr();
+  if (Py_TYPE(a.ptr()) != ndarray_type || dtype.is_none()) return false;
+  // numpy's built-in dtypes are singletons: anything else (another byte order, metadata)
+  // is left to the Python path's comparison.
+  if (!a.attr("dtype").is(dtype)) return false;
+  Py_buffer view;
+  if (PyObject_GetBuffer(a.ptr(), &view, PyBUF_STRIDES) != 0) {
+    PyErr_Clear();
+    return false;
+  }
+  // The data outlives the buffer: the caller's container holds the array for the call, and a
+  // bound input keeps it until the job ends.
+  const bool contiguous = PyBuffer_IsContiguous(&view, 'C') != 0;
+  out.array = a;
+  out.data = view.buf;
+  out.shape.assign(view.shape, view.shape + view.ndim);
+  out.writable = !view.readonly;
+  PyBuffer_Release(&view);
+  return contiguous;
+}
+
 // The arrays of `inputs` in input order when the one-call path can take them as they are:
 // exactly numpy arrays of the expected dtypes, C-contiguous, given as one array (one input),
 // a list or tuple of all inputs in order, or a dict of all inputs keyed by name or index.
 // False sends the call down the Python path, which converts what it can and names what it
 // cannot. Done here, not in Python: after a large model those checks ran with cold caches
 // and cost 30-40 us per call.
-bool fast_arrays(PyRequest& r, nb::handle inputs, std::vector<nb::ndarray<nb::ro>>& out) {
+bool fast_arrays(PyRequest& r, nb::handle inputs, std::vector<FastInput>& out) {
   static PyTypeObject* const ndarray_type =
       (PyTypeObject*)nb::object(nb::module_::import_("numpy").attr("ndarray")).release().ptr();
   const size_t count = r.keep.size();
   if (r.fast_dtypes.size() != count) return false;
-  std::vector<nb::handle> given(count);
+  out.resize(count);
   if (Py_TYPE(inputs.ptr()) == ndarray_type) {
-    if (count != 1) return false;
-    given[0] = inputs;
-  } else if (PyList_CheckExact(inputs.ptr()) || PyTuple_CheckExact(inputs.ptr())) {
-    if ((size_t)nb::len(inputs) != count) return false;
-    for (size_t i = 0; i < count; ++i) given[i] = inputs[i];
-  } else if (PyDict_CheckExact(inputs.ptr())) {
-    if ((size_t)nb::len(inputs) != count) return false;
-    for (auto [key, value] : nb::borrow<nb::dict>(inputs)) {
-      Py_ssize_t index = -1;
-      if (PyUnicode_CheckExact(key.ptr())) {
-        PyObject* found = PyDict_GetItem(r.fast_names.ptr(), key.ptr());
-        if (!found || !PyLong_CheckExact(found)) return false;
-        index = PyLong_AsSsize_t(found);
-      } else if (PyLong_CheckExact(key.ptr())) {
-        index = PyLong_AsSsize_t(key.ptr());
-        if (index == -1 && PyErr_Occurred()) {
-          PyErr_Clear();
-          return false;
-        }
-      }
-      if (index < 0 || (size_t)index >= count || given[index].is_valid()) return false;  // unknown, twice
-      given[index] = value;
-    }
-  } else {
-    return false;
+    return count == 1 && fast_input(inputs, r.fast_dtypes[0], out[0]);
   }
-  out.clear();
-  for (size_t i = 0; i < count; ++i) {
-    nb::handle a = given[i];
-    if (Py_TYPE(a.ptr()) != ndarray_type || r.fast_dtypes[i].is_none()) return false;
-    // numpy's built-in dtypes are singletons: anything else (another byte order, metadata)
-    // is left to the Python path's comparison.
-    if (!a.attr("dtype").is(r.fast_dtypes[i])) return false;
-    nb::ndarray<nb::ro> view;
-    if (!nb::try_cast(a, view, false) || !is_c_contiguous(view)) return false;
-    out.push_back(std::move(view));
+  if (PyList_CheckExact(inputs.ptr()) || PyTuple_CheckExact(inputs.ptr())) {
+    if ((size_t)PySequence_Fast_GET_SIZE(inputs.ptr()) != count) return false;
+    PyObject** items = PySequence_Fast_ITEMS(inputs.ptr());
+    for (size_t i = 0; i < count; ++i)
+      if (!fast_input(items[i], r.fast_dtypes[i], out[i])) return false;
+    return true;
+  }
+  if (!PyDict_CheckExact(inputs.ptr()) || (size_t)PyDict_GET_SIZE(inputs.ptr()) != count) return false;
+  for (auto& f : out) f.array = nb::handle();
+  PyObject *key, *value;
+  Py_ssize_t pos = 0;
+  while (PyDict_Next(inputs.ptr(), &pos, &key, &value)) {
+    Py_ssize_t index = -1;
+    if (PyUnicode_CheckExact(key)) {
+      PyObject* found = PyDict_GetItem(r.fast_names.ptr(), key);
+      if (!found || !PyLong_CheckExact(found)) return false;
+      index = PyLong_AsSsize_t(found);
+    } else if (PyLong_CheckExact(key)) {
+      index = PyLong_AsSsize_t(key);
+      if (index == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return false;
+      }
+    }
+    if (index < 0 || (size_t)index >= count || out[index].array.is_valid()) return false;  // unknown, twice
+    if (!fast_input(value, r.fast_dtypes[index], out[index])) return false;
   }
   return true;
 }
 
 // Binds every input from `inputs` when the one-call path takes them (see fast_arrays).
 bool bind_fast(PyRequest& r, nb::handle inputs, bool share) {
-  std::vector<nb::ndarray<nb::ro>> arrays;
+  thread_local std::vector<FastInput> arrays;  // reused: no allocation per call
   if (!fast_arrays(r, inputs, arrays)) return false;
-  for (size_t i = 0; i < arrays.size(); ++i) r.set_input((int)i, arrays[i], r.fast_etypes[i], share);
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    const FastInput& a = arrays[i];
+    r.take_input((int)i, a.data, a.shape, r.fast_etypes[i], share && a.writable, a.array);
+  }
   return true;
 }
 
@@ -858,6 +923,22 @@ NB_MODULE(_core, m) {
     std::vector<int> out((size_t)n);
     for (size_t i = 0; i < out.size(); ++i) out[i] = runs[i].load();
     return out;
+  });
+  // parallel_for_units over n units of an estimated unit_ns each: how often each unit ran,
+  // and whether any ran on a thread other than the caller's.
+  m.def("parallel_for_units_check", [](int64_t n, double unit_ns) {
+    std::vector<std::atomic<int>> runs((size_t)n);
+    std::atomic<bool> elsewhere{false};
+    without_gil([&] {
+      const std::thread::id caller = std::this_thread::get_id();
+      default_pool().parallel_for_units(n, unit_ns, [&](int64_t b, int64_t e) {
+        if (std::this_thread::get_id() != caller) elsewhere = true;
+        for (int64_t i = b; i < e; ++i) runs[(size_t)i].fetch_add(1, std::memory_order_relaxed);
+      });
+    });
+    std::vector<int> out((size_t)n);
+    for (size_t i = 0; i < out.size(); ++i) out[i] = runs[i].load();
+    return std::make_pair(out, elsewhere.load());
   });
   bind_testing(m.def_submodule("_testing"));
 

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -368,6 +369,18 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   if (st.error) std::rethrow_exception(st.error);
 }
 
+void ThreadPool::parallel_for_units(int64_t n, double unit_ns, const std::function<void(int64_t, int64_t)>& fn,
+                                    int max_threads) {
+  if (n <= 0) return;
+  unit_ns = std::max(unit_ns, 1e-3);
+  if (n < 2 || unit_ns * (double)n < min_split_ns() || usable_threads(max_threads) <= 1) {
+    fn(0, n);
+    return;
+  }
+  const double grain = std::ceil(kMinChunkNs / unit_ns);
+  parallel_for(n, grain >= (double)n ? n : std::max<int64_t>(1, (int64_t)grain), fn, max_threads);
+}
+
 namespace {
 // The CPUs a cgroup quota allows (cgroup v2 cpu.max, else v1 cfs quota/period), rounded up;
 // 0 when there is no quota or it cannot be read.
@@ -407,6 +420,7 @@ int hardware_threads() {
 namespace {
 std::mutex& g_pool_mutex = *new std::mutex;  // never destroyed: see keep_default_pool_at_exit
 ThreadPool* g_pool = nullptr;
+std::atomic<ThreadPool*> g_pool_made{nullptr};  // g_pool once made (set under g_pool_mutex)
 std::atomic<bool> g_keep_pool{false};
 // Destroyed with the process's statics: workers finish the queued jobs (which never need
 // Python) and are joined, so no worker runs engine code during teardown.
@@ -428,12 +442,15 @@ bool set_default_pool_size(int workers) {
 void keep_default_pool_at_exit() { g_keep_pool.store(true); }
 
 ThreadPool& default_pool() {
+  // Every run asks for the pool: once made, it is read without the lock.
+  if (ThreadPool* made = g_pool_made.load(std::memory_order_acquire)) return *made;
   std::lock_guard<std::mutex> lock(g_pool_mutex);
   if (!g_pool) {
     int n = g_pool_size;
     if (n <= 0) n = (int)env_int("AIOV_NUM_THREADS", 0);
     if (n <= 0) n = hardware_threads();
     g_pool = new ThreadPool(n);
+    g_pool_made.store(g_pool, std::memory_order_release);
   }
   return *g_pool;
 }

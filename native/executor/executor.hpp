@@ -35,6 +35,19 @@ class ThreadPool {
   // The calling thread takes part; idle workers help. At most `max_threads`
   // threads work on it (0 = whole pool + caller). Rethrows the first exception.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn, int max_threads = 0);
+  // parallel_for over n units of about `unit_ns` each (one core's estimate): on the calling
+  // thread alone when the whole is below min_split_ns(), else in chunks of at least
+  // kMinChunkNs. For kernels whose units vary in size with the shapes (a plane, a product, a
+  // head), where a fixed grain would hand a few microseconds of work to a sleeping worker.
+  void parallel_for_units(int64_t n, double unit_ns, const std::function<void(int64_t, int64_t)>& fn,
+                          int max_threads = 0);
+  // The least work (ns on one core) worth splitting now: waking a sleeping worker takes
+  // 20-40 us on a virtual machine and it starts with cold caches, while one still spinning
+  // from the previous layer takes work at once.
+  double min_split_ns() const { return worker_spinning() ? kMinSplitNsSpinning : kMinSplitNs; }
+  static constexpr double kMinSplitNs = 20e3;
+  static constexpr double kMinSplitNsSpinning = 5e3;
+  static constexpr double kMinChunkNs = 5e3;  // a chunk smaller than this costs more to hand out than it saves
   // Pinned: worker i runs only on the i-th CPU the process may use (round robin); else every
   // worker may run on all of them (the default). Throws where threads cannot be pinned.
   void pin_workers(bool pinned);

@@ -12,18 +12,12 @@ namespace gemm_detail {
 // Rough single-core cost of a piece of work, for deciding whether a split pays:
 // ~100 GFLOP/s compute, ~80 GB/s for bytes streamed from L3.
 inline double est_ns(double flops, double bytes) { return flops * 0.01 + bytes * 0.0125; }
-// parallel_for costs a few microseconds to queue, but a sleeping worker takes
-// ~30 us to wake (measured on a 2-core KVM guest) while the caller runs ahead,
-// and then starts with cold caches: only split work well above that.
-constexpr double kMinParallelNs = 20e3;
-constexpr double kMinChunkNs = 5e3;
-// Inside a model a worker is usually still spinning from the previous layer and takes a
-// chunk at once: then smaller products split too (an MLP's 64 x 1024 x 10: 27 -> 18 us).
-constexpr double kMinParallelNsSpinning = 5e3;
+// When a split pays is the pool's rule (ThreadPool::min_split_ns): a sleeping worker takes
+// ~30 us to wake, one still spinning from the previous layer takes a chunk at once (an MLP's
+// 64 x 1024 x 10: 27 -> 18 us).
+constexpr double kMinChunkNs = ThreadPool::kMinChunkNs;
 
-inline double min_parallel_ns(ThreadPool* pool) {
-  return pool && pool->worker_spinning() ? kMinParallelNsSpinning : kMinParallelNs;
-}
+inline double min_parallel_ns(ThreadPool* pool) { return pool ? pool->min_split_ns() : ThreadPool::kMinSplitNs; }
 
 inline int usable_threads(ThreadPool* pool, int max_threads) { return pool ? pool->usable_threads(max_threads) : 1; }
 

@@ -7,6 +7,7 @@
 #include "kernels/dispatch.hpp"
 #include "kernels/epilogue.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/gemm_threads.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -148,9 +149,10 @@ KernelFn prepare_f32(const PrepareContext& ctx, const MatMulGeometry& g) {
     const int64_t c_mat = g.M * g.N;
     bool small = g.M * g.N * g.K < (1 << 18);
     if (g.batches > 1 && small && k.ctx->pool) {
-      // Many small products (attention heads): one product per thread.
-      k.ctx->pool->parallel_for(
-          g.batches, 1,
+      // Many small products (attention heads): whole products per thread, and all of them on
+      // this one when together they are too little to pay for a hand-off.
+      k.ctx->pool->parallel_for_units(
+          g.batches, gemm_detail::est_ns(2.0 * g.M * g.N * g.K, 4.0 * (g.M * g.K + g.K * g.N + g.M * g.N)),
           [&](int64_t s, int64_t e) {
             for (int64_t i = s; i < e; ++i)
               gemm(precision, g.ta, g.tb, g.M, g.N, g.K, 1.0f, A + g.a_off[i], lda, B + g.b_off[i], ldb, 0.0f,

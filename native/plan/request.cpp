@@ -125,7 +125,12 @@ void Request::check_input(int i, ElementType type, const Dims& shape) const {
   }
   for (auto d : shape)
     if (d < 0) throw InputError("input '" + info.name + "': shape " + dims_str(shape) + " is not concrete");
-  check_tensor_size(shape, "input '" + info.name + "'");
+  try {
+    (void)numel(shape);
+  } catch (const InputError&) {
+    check_tensor_size(shape, "input '" + info.name + "'");  // the message names the input: built only here
+    throw;
+  }
   if (busy()) throw Busy("the request is busy: wait for the running inference first");
 }
 

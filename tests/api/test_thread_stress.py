@@ -172,3 +172,24 @@ def test_parallel_for_error_surfaces_once_and_the_pool_keeps_working():
             _core.parallel_for_check(n, 1 + i % 4, 5, i % n)
         # The chunks after the failure are skipped, never run twice; the next call is whole.
         assert _core.parallel_for_check(n, 1, 0, -1) == [1] * n
+
+
+def test_work_too_small_to_hand_off_runs_on_the_calling_thread_alone():
+    from aiov import _core
+
+    # 64 units of 10 ns: far below a worker's wake-up. A worker still spinning from the
+    # previous call must not be handed any of it either.
+    for _ in range(200):
+        runs, elsewhere = _core.parallel_for_units_check(64, 10.0)
+        assert runs == [1] * 64 and not elsewhere
+
+
+def test_work_worth_splitting_runs_every_unit_once():
+    from aiov import _core
+
+    rng = np.random.default_rng(6)
+    for _ in range(200):
+        n = int(rng.integers(1, 300))
+        unit_ns = float(rng.choice([1e2, 1e3, 1e4, 1e6]))
+        runs, _ = _core.parallel_for_units_check(n, unit_ns)
+        assert runs == [1] * n, (n, unit_ns)
