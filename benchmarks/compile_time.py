@@ -22,9 +22,19 @@ cold compile.
                file with graph optimizations off.
 * openvino     ``Core().compile_model(path, "CPU", {"CACHE_DIR": dir})``.
 
+Table 3, the first call at a new sequence length: a BERT-base-shaped encoder (hidden 768, 12
+heads, 12 layers) and a MiniLM-L12-shaped one (hidden 384, 12 heads, 12 layers), both with
+dynamic batch and sequence axes and a padding mask input, compiled once and warmed up at
+sequence 128 (batch 1); then each of ``--repeats`` lengths never seen before is called twice.
+``first`` is the first call at the new length, ``again`` the second, ``new length costs`` their
+difference (aiov builds a plan for the new shapes, reusing the packed weights; onnxruntime and
+OpenVINO do their own per-shape work), ``plan`` the part of it aiov's DEBUG log gives to
+building the plan. aiov and OpenVINO run with ``INFERENCE_PRECISION_HINT=f32``.
+
 Every number is the median of ``--repeats`` (default 3) measurements, each in a fresh cache
 directory for cold ones. Run: ``python benchmarks/compile_time.py`` (a few minutes) or
-``--quick`` (the zoo models only, one repeat).
+``--quick`` (the zoo models only, one repeat; table 3 with the MiniLM-shaped encoder only);
+``--new-length-only`` prints table 3 alone.
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ import numpy as np
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _TESTS = os.path.join(os.path.dirname(_HERE), "tests")
 sys.path.insert(0, _HERE)
+sys.path.insert(0, _TESTS)  # model_builders
 from _common import print_table, print_versions, try_import  # noqa: E402
 
 ZOO = ["bert", "resnet", "whisper_encoder", "swin"]
@@ -59,7 +70,6 @@ def _models(workdir, quick):
         yield name, os.path.join(_TESTS, "zoo", name + ".onnx"), feeds
     if quick:
         return
-    sys.path.insert(0, _TESTS)
     import onnx
 
     import model_builders as z
@@ -152,6 +162,81 @@ def _openvino(path, feeds, cache):
 
 RUNNERS = {"aiov": _aiov, "onnxruntime": _onnxruntime, "openvino": _openvino}
 
+# Table 3's encoders (tests/model_builders.py's bert_encoder), the length they are warmed up at,
+# and the new lengths, one per repeat, each never seen before by any framework.
+ENCODERS = [("bert_base", dict(hidden=768, heads=12, layers=12)), ("minilm_l12", dict(hidden=384, heads=12, layers=12))]
+WARM_LENGTH = 128
+NEW_LENGTHS = [97, 111, 64, 120, 77, 100, 33, 125, 50]
+
+
+def _infer_fn(framework, path):
+    """A compiled model of `path` as a function of the feeds (one sync call each)."""
+    if framework == "aiov":
+        import aiov
+
+        compiled = aiov.compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        return compiled
+    if framework == "onnxruntime":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        return lambda feeds: session.run(None, feeds)
+    import openvino
+
+    compiled = openvino.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return compiled
+
+
+def new_length_cost(framework, path, hidden, repeats):
+    """Medians in ms of (first call at a new length, second call there, their difference, and
+    the plan-building part of the first as aiov's DEBUG log times it; None for the peers)."""
+    import model_builders as z
+
+    plans = _PlanTimes()
+    logger = logging.getLogger("aiov")
+    level = logger.level
+    if framework == "aiov":  # before compiling: the engine reads the level then
+        logger.addHandler(plans)
+        logger.setLevel(logging.DEBUG)
+    firsts, agains, costs, plan_ms = [], [], [], []
+    try:
+        infer = _infer_fn(framework, path)
+        warm = z.bert_feeds(1, WARM_LENGTH, hidden)
+        for _ in range(3):
+            infer(warm)
+        for length in NEW_LENGTHS[:repeats]:
+            feeds = z.bert_feeds(1, length, hidden)
+            plans.ms = 0.0
+            _, first = _ms(lambda: infer(feeds))
+            plan_ms.append(plans.ms)
+            again = min(_ms(lambda: infer(feeds))[1] for _ in range(2))
+            firsts.append(first)
+            agains.append(again)
+            costs.append(first - again)
+    finally:
+        logger.setLevel(level)
+        logger.removeHandler(plans)
+    med = statistics.median
+    return med(firsts), med(agains), med(costs), med(plan_ms) if framework == "aiov" else None
+
+
+def new_length_table(wanted, workdir, repeats, quick):
+    """Table 3's rows: per encoder and framework, what the first call at a new length costs."""
+    import onnx
+
+    import model_builders as z
+
+    rows = []
+    for name, shape in ENCODERS[1:] if quick else ENCODERS:
+        path = os.path.join(workdir, name + ".onnx")
+        onnx.save(z.bert_encoder(**shape), path)
+        for framework in wanted:
+            first, again, cost, plan = new_length_cost(framework, path, shape["hidden"], repeats)
+            plan_cell = f"{plan:.1f}" if plan is not None else "-"
+            rows.append([name, framework, f"{first:.1f}", f"{again:.1f}", f"{cost:+.1f}", plan_cell])
+            print(f"  {name} {framework}: new lengths done", file=sys.stderr, flush=True)
+    return rows
+
 
 def cold_and_hit(run, path, feeds, workdir, repeats):
     """Medians of (cold compile, hit compile, cold first result, hit first result) in ms."""
@@ -170,6 +255,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="the zoo models only, one repeat")
     parser.add_argument("--repeats", type=int, default=None, help="measurements per number (default 3)")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="comma list of: " + ", ".join(FRAMEWORKS))
+    parser.add_argument("--new-length-only", action="store_true", help="only table 3 (a new sequence length)")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
     modules = {f: try_import(f) for f in FRAMEWORKS}
@@ -179,7 +265,7 @@ def main(argv=None):
     print_versions("compile time: cold vs cache hit", FRAMEWORKS, modules, available)
     workdir = tempfile.mkdtemp(prefix="aiov-compile-time-")
     try:
-        models = list(_models(workdir, args.quick))
+        models = [] if args.new_length_only else list(_models(workdir, args.quick))
         phases, results = [], []
         for name, path, feeds in models:
             if "aiov" in wanted:
@@ -195,9 +281,14 @@ def main(argv=None):
             print("\naiov cold, by phase (ms):")
             header = ["model", "onnx MB", "read", "compile", "plans", "infer", "blob MB"]
             print_table(header, phases)
-        print("\ncold vs cache hit (ms):")
-        header = ["model", "framework", "compile cold", "hit", "faster", "first result cold", "hit", "faster"]
-        print_table(header, results, left=2)
+        if results:
+            print("\ncold vs cache hit (ms):")
+            header = ["model", "framework", "compile cold", "hit", "faster", "first result cold", "hit", "faster"]
+            print_table(header, results, left=2)
+        new_lengths = new_length_table(wanted, workdir, args.repeats or (1 if args.quick else 5), args.quick)
+        print(f"\nfirst call at a new sequence length after warm-up at {WARM_LENGTH}, batch 1 (ms):")
+        header = ["model", "framework", "first", "again", "new length costs", "aiov plan"]
+        print_table(header, new_lengths, left=2)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -6,14 +6,17 @@ Models (built in code by ``tests/model_builders.py``, seeded weights, nothing do
   (b) four 3x3 stride-2 convs 3-32-64-128-256 on 1x3x224x224, global pool, 256-10 Gemm
   (c) ResNet-50 v1.5 on 1x3x224x224
   (d) MobileNetV2 on 1x3x224x224
-  (e) BERT-style encoder: hidden 384, 12 heads, 6 layers, seq 128, batch 1
+  (e) BERT-style encoder: hidden 384, 12 heads, 6 layers, seq 128, batch 1 and 8
+  (f) MiniLM-L12-shaped encoder: hidden 384, 12 heads, 12 layers, seq 128, batch 1 and 8
+  (g) BERT-base-shaped encoder: hidden 768, 12 heads, 12 layers, seq 128, batch 1
+  (the encoders have dynamic batch and sequence axes and a padding mask input, 1/8 padded)
 plus GEMM GFLOP/s on 1024^3, 2048^3 and 1x784x1024 (aiov's packed-weight path and numpy).
 
 ``--zoo`` adds the architectures of tests/zoo (small configs of real models exported by torch:
 CNNs, transformers, audio, recurrent; at batch 8, their inputs made static) to both tables.
 
 A second table compares reduced precision on the CNNs (the conv stack, ResNet-50, MobileNetV2
-above) and the BERT encoder: aiov with
+above) and the encoders: aiov with
 ``INFERENCE_PRECISION_HINT=bf16`` next to OpenVINO with its defaults (bf16 on CPUs with AMX or
 AVX512_BF16; the column says which precision it ran) and aiov at f32, with the geometric mean
 of aiov bf16 / OpenVINO default. Where aiov accepts ``f16`` (AVX512-FP16), each model gets an
@@ -119,7 +122,23 @@ def _specs():
         Spec("resnet50", "(c) ResNet-50 224px b1", z.resnet50, lambda: _image(1)),
         Spec("mobilenet", "(d) MobileNetV2 224px b1", z.mobilenet_v2, lambda: _image(1)),
         Spec("bert", "(e) BERT h384 12h 6L s128 b1", z.bert_encoder, lambda: z.bert_feeds(1, 128, 384)),
+        Spec("bert_b8", "(e) BERT h384 12h 6L s128 b8", z.bert_encoder, lambda: z.bert_feeds(8, 128, 384)),
+        Spec("minilm", "(f) MiniLM-L12 h384 12h 12L s128 b1", _minilm, lambda: z.bert_feeds(1, 128, 384)),
+        Spec("minilm_b8", "(f) MiniLM-L12 h384 12h 12L s128 b8", _minilm, lambda: z.bert_feeds(8, 128, 384)),
+        Spec("bert_base", "(g) BERT-base h768 12h 12L s128 b1", _bert_base, lambda: z.bert_feeds(1, 128, 768)),
     ]
+
+
+def _minilm():
+    import model_builders as z
+
+    return z.bert_encoder(hidden=384, heads=12, layers=12)
+
+
+def _bert_base():
+    import model_builders as z
+
+    return z.bert_encoder(hidden=768, heads=12, layers=12)
 
 
 def _zoo_spec(name, batch=8):
@@ -154,7 +173,7 @@ def _zoo_specs():
 
 
 def _bf16_specs():
-    keep = ("convs", "resnet50", "mobilenet", "bert")
+    keep = ("convs", "resnet50", "mobilenet", "bert", "bert_b8", "minilm", "bert_base")
     return [s for s in _specs() if s.key in keep]
 
 

@@ -19,10 +19,14 @@ namespace {
 inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u); }
 
 // exp(x) for x <= 0 (NaN stays NaN), within a few ulp: fast_exp's reduction and Taylor
-// terms (exp_coefficients.hpp), with 2^k applied by vscalefps.
-inline __m512 exp_nonpositive(__m512 x) {
+// terms (exp_coefficients.hpp), with 2^k applied by vscalefps; 0 below `low`, where the
+// softmax would be subnormal (softmax_row.hpp).
+inline __m512 exp_nonpositive(__m512 x, __m512 low) {
   using namespace exp_f32;
-  x = _mm512_max_ps(_mm512_set1_ps(kLowest), x);  // operand order keeps NaN
+  const __mmask16 dropped = _mm512_cmp_ps_mask(x, low, _CMP_LT_OQ);
+  // Clamped where exp is still normal (operand order keeps NaN): vscalefps pays an assist for
+  // a subnormal result even when it is then replaced.
+  x = _mm512_max_ps(low, x);
   const __m512 k =
       _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2Hi), x);
@@ -33,7 +37,7 @@ inline __m512 exp_nonpositive(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kC3));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kC2));
   p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, k);
+  return _mm512_mask_mov_ps(_mm512_scalef_ps(p, k), dropped, _mm512_setzero_ps());
 }
 
 void softmax_row_avx512(const float* x, float* y, int64_t n) {
@@ -45,16 +49,17 @@ void softmax_row_avx512(const float* x, float* y, int64_t n) {
   for (; j + 16 <= n; j += 16) mx = _mm512_max_ps(_mm512_loadu_ps(x + j), mx);
   if (j < n) mx = _mm512_mask_max_ps(mx, tail_mask(n - j), _mm512_maskz_loadu_ps(tail_mask(n - j), x + j), mx);
   const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+  const __m512 low = _mm512_set1_ps(lowest_kept(n));
   // Pass 2: the exponentials and their sum.
   __m512 sum = _mm512_setzero_ps();
   for (j = 0; j + 16 <= n; j += 16) {
-    const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(x + j), m));
+    const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(x + j), m), low);
     _mm512_storeu_ps(y + j, e);
     sum = _mm512_add_ps(sum, e);
   }
   if (j < n) {
     const __mmask16 t = tail_mask(n - j);
-    const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, x + j), m));
+    const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, x + j), m), low);
     _mm512_mask_storeu_ps(y + j, t, e);
     sum = _mm512_mask_add_ps(sum, t, sum, e);
   }

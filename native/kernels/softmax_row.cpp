@@ -22,7 +22,12 @@ void softmax_row_portable(const float* x, float* y, int64_t n) {
   float mx = -INFINITY;
   for (; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
   for (int l = 0; l < kLanes; ++l) mx = part[l] > mx ? part[l] : mx;
-  for (j = 0; j < n; ++j) y[j] = fast_exp(x[j] - mx);
+  // No subnormals (softmax_row.hpp), not even in the exp computed for a lane that gives 0.
+  const float low = softmax_detail::lowest_kept(n);
+  for (j = 0; j < n; ++j) {
+    const float d = x[j] - mx;
+    y[j] = d < low ? 0.0f : fast_exp(d < low ? low : d);
+  }
   for (int l = 0; l < kLanes; ++l) part[l] = 0.0f;
   for (j = 0; j + kLanes <= n; j += kLanes)
     for (int l = 0; l < kLanes; ++l) part[l] += y[j + l];

@@ -143,6 +143,13 @@ std::vector<PortInfo> infer_broadcast(const InferContext& c) {
     const PartialShape& ts = c.in[1].shape;
     if (mode == "numpy" && ts.is_static())
       return {PortInfo{c.in[0].type, PartialShape(unknown_dims(ts.dims[0], c.node.describe() + ": target_shape"))}};
+    // Bidirectional (ONNX Expand) with a target of known length: the rank is still known, which
+    // the passes need (the attention mask of exported transformers is such an Expand).
+    const PartialShape& xs = c.in[0].shape;
+    if (mode == "bidirectional" && ts.is_static() && xs.rank_known) {
+      const int64_t rank = std::max<int64_t>(ts.dims[0], (int64_t)xs.rank());
+      return {PortInfo{c.in[0].type, PartialShape(unknown_dims(rank, c.node.describe() + ": target_shape"))}};
+    }
     return {PortInfo{c.in[0].type, PartialShape::dynamic_rank()}};
   }
   Dims target = read_int_tensor(c.node, *c.in_value[1], "target_shape");
