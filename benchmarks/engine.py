@@ -345,7 +345,7 @@ def measure_side_by_side(frameworks, key, path, tmp, repeats, budget):
         procs[f] = proc
     samples = {f: [] for f in procs}
     order = list(procs)
-    for r in range(repeats):
+    for r in range(repeats if order else 0):  # none started: the notes say why
         for f in order[r % len(order) :] + order[: r % len(order)]:
             # Let the previous framework's spinning threads go idle: onnxruntime's keep one
             # core busy for ~45 ms after a call here (aiov's and openvino's for ~1 ms).
