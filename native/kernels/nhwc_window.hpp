@@ -1,5 +1,5 @@
 // Sliding-window kernels over NHWC f32 tensors (depthwise convolution, pooling),
-// vectorized along the contiguous channel axis.
+// vectorized along the contiguous channel axis, and a few-output convolution of an NCHW image.
 #pragma once
 #include <cstdint>
 
@@ -31,5 +31,16 @@ void max_pool_nhwc(const Window2d& g, const float* x, float* y, ThreadPool* pool
 // Average of each window; count_pad: divide by kh*kw always (ONNX count_include_pad=1),
 // otherwise by the number of in-bounds taps (a window with none yields 0).
 void avg_pool_nhwc(const Window2d& g, bool count_pad, const float* x, float* y, ThreadPool* pool, int max_threads);
+
+// Output channels planar_conv_few_outputs takes, and the stride of its weights' rows.
+constexpr int64_t kPlanarMaxOutputs = 16;
+constexpr int64_t kPlanarStride = 16;
+
+// A convolution (one group) of an NCHW image x into NHWC y with O <= kPlanarMaxOutputs
+// channels. w holds the filters as one row of kPlanarStride floats (O weights, then zeros)
+// per tap, taps ordered (ky, c, kx). Epilogue as for depthwise_conv_nhwc, indexed by output
+// channel and pixel.
+void planar_conv_few_outputs(const Window2d& g, int64_t O, const float* x, const float* w, const Epilogue& e, float* y,
+                             ThreadPool* pool, int max_threads);
 
 }  // namespace aiov

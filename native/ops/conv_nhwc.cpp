@@ -381,6 +381,21 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     });
   };
 
+  if (planar && group == 1 && O <= kPlanarMaxOutputs && precision == GemmPrecision::f32) {
+    // Few output channels: one vector per pixel, not GEMM tiles mostly of padding.
+    auto wp = ctx.derived<std::vector<float>>(1, "planar taps x 16" + filter_shape, [&] {
+      auto t = std::make_shared<std::vector<float>>((size_t)(K * kPlanarStride), 0.0f);
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t o = 0; o < O; ++o) (*t)[k * kPlanarStride + o] = filter(o, ConvPlanes::filter_index(g, Cg, k));
+      return t;
+    });
+    ctx.note_kernel("planar-input conv, few outputs");
+    return [g, wp, output, O](const KernelArgs& a) {
+      planar_conv_few_outputs(g, O, a.in[0]->as<float>(), wp->data(), output.at(a, O), a.out[0]->as<float>(),
+                              a.ctx->pool, a.ctx->max_threads);
+    };
+  }
+
   if (planar) {
     // K ordered (ky, c, kx), in panels (what a grid needs) however small the image. Always
     // f32: the f32 tiles read the image in place, where bf16 would gather and round every

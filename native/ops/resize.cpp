@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "executor/executor.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -229,6 +230,108 @@ AxisPlan plan_axis(const Node& n, const ResizeParams& p, int64_t axis, int64_t i
   return plan;
 }
 
+// One axis of a resize over a tensor of known dims: each output index's taps (source index,
+// weight) at a fixed stride, with their count.
+class ResizePass {
+ public:
+  ResizePass(const AxisPlan& a, const Dims& dims) : in_len_(a.in_len), out_len_(a.out_len) {
+    for (int64_t d = 0; d < a.axis; ++d) outer_ *= dims[d];
+    for (size_t d = a.axis + 1; d < dims.size(); ++d) inner_ *= dims[d];
+    for (int64_t j = 0; j < out_len_; ++j) taps_ = std::max(taps_, a.begin[j + 1] - a.begin[j]);
+    taps_ = std::max<int64_t>(taps_, 1);
+    index_.assign((size_t)(out_len_ * taps_), 0);
+    weight_.assign((size_t)(out_len_ * taps_), 0.0f);
+    for (int64_t j = 0; j < out_len_; ++j) {
+      outside_.push_back(a.outside[j] ? 1 : 0);
+      count_.push_back(a.begin[j + 1] - a.begin[j]);
+      for (int64_t t = a.begin[j]; t < a.begin[j + 1]; ++t) {
+        index_[j * taps_ + t - a.begin[j]] = a.index[t];
+        weight_[j * taps_ + t - a.begin[j]] = a.weight[t];
+      }
+      // A lone tap of weight 1 (nearest, or a sample hit exactly) is a copy.
+      copies_ = copies_ && (a.outside[j] || (a.begin[j + 1] - a.begin[j] == 1 && a.weight[a.begin[j]] == 1.0f));
+    }
+  }
+
+  int64_t out_count() const { return outer_ * out_len_ * inner_; }
+
+  void run(const float* x, float* y, float extrapolation, ExecContext* ctx) const {
+    // Rows: one (outer, output index) each, inner floats long.
+    const int64_t rows = outer_ * out_len_;
+    auto work = [&](int64_t r0, int64_t r1) {
+      if (inner_ == 1)
+        last_axis(x, y, extrapolation, r0, r1);
+      else
+        rows_of(x, y, extrapolation, r0, r1);
+    };
+    const int64_t row_work = inner_ * taps_;
+    if (ctx && ctx->pool && rows * row_work >= 2 * kGrain)
+      ctx->pool->parallel_for(rows, std::max<int64_t>(1, kGrain / row_work), work, ctx->max_threads);
+    else
+      work(0, rows);
+  }
+
+ private:
+  // Taps x floats per task: below it threads cost more than they save.
+  static constexpr int64_t kGrain = 1 << 15;
+
+  void rows_of(const float* x, float* y, float extrapolation, int64_t r0, int64_t r1) const {
+    int64_t o = r0 / out_len_, j = r0 % out_len_;  // row r is output index j of slice o
+    for (int64_t r = r0; r < r1; ++r, ++j) {
+      if (j == out_len_) j = 0, ++o;
+      float* d = y + r * inner_;
+      if (outside_[j]) {
+        std::fill_n(d, inner_, extrapolation);
+        continue;
+      }
+      const float* base = x + o * in_len_ * inner_;
+      const int64_t* idx = &index_[j * taps_];
+      const float* w = &weight_[j * taps_];
+      if (copies_) {
+        std::memcpy(d, base + idx[0] * inner_, (size_t)inner_ * sizeof(float));
+        continue;
+      }
+      if (count_[j] == 0) {  // every weight was 0
+        std::fill_n(d, inner_, 0.0f);
+        continue;
+      }
+      const float* s0 = base + idx[0] * inner_;
+      const float w0 = w[0];
+      for (int64_t i = 0; i < inner_; ++i) d[i] = w0 * s0[i];
+      for (int64_t t = 1; t < count_[j]; ++t) {
+        const float* s = base + idx[t] * inner_;
+        const float wt = w[t];
+        for (int64_t i = 0; i < inner_; ++i) d[i] += wt * s[i];
+      }
+    }
+  }
+
+  // The axis is the innermost: each output is a dot product of its taps.
+  void last_axis(const float* x, float* y, float extrapolation, int64_t r0, int64_t r1) const {
+    int64_t o = r0 / out_len_, j = r0 % out_len_;  // row r is output index j of slice o
+    for (int64_t r = r0; r < r1; ++r, ++j) {
+      if (j == out_len_) j = 0, ++o;
+      if (outside_[j]) {
+        y[r] = extrapolation;
+        continue;
+      }
+      const float* base = x + o * in_len_;
+      const int64_t* idx = &index_[j * taps_];
+      const float* w = &weight_[j * taps_];
+      float v = 0.0f;
+      for (int64_t t = 0; t < count_[j]; ++t) v += w[t] * base[idx[t]];
+      y[r] = v;
+    }
+  }
+
+  int64_t in_len_, out_len_, outer_ = 1, inner_ = 1, taps_ = 0;
+  bool copies_ = true;
+  std::vector<int64_t> index_;
+  std::vector<float> weight_;
+  std::vector<char> outside_;
+  std::vector<int64_t> count_;
+};
+
 KernelFn prepare_resize(const PrepareContext& ctx) {
   const Node& n = ctx.node;
   if (ctx.in[0].type != ElementType::f32) throw NotSupported(n.describe() + ": only f32 data");
@@ -266,39 +369,43 @@ KernelFn prepare_resize(const PrepareContext& ctx) {
       continue;
     plans.push_back(plan_axis(n, p, a, in[a], out[a], scale[a], &roi[2 * a]));
   }
+  // Shrinking axes first, growing ones last, and of axes growing alike the inner one first:
+  // each pass then runs on the smallest tensor it can, and the innermost axis (one output
+  // at a time where the others move whole rows) on the smallest of all. The result is the
+  // same but for rounding; tf_crop_and_resize keeps the axis order, as its extrapolated
+  // values go through the later axes' weights.
+  if (p.coord != "tf_crop_and_resize")
+    std::stable_sort(plans.begin(), plans.end(), [](const AxisPlan& x, const AxisPlan& y) {
+      const int64_t a = x.out_len * y.in_len, b = y.out_len * x.in_len;
+      return a != b ? a < b : x.axis > y.axis;
+    });
+  auto passes = std::make_shared<std::vector<ResizePass>>();
+  Dims cur = in;
+  for (const AxisPlan& a : plans) {
+    passes->push_back(ResizePass(a, cur));
+    cur[a.axis] = a.out_len;
+  }
   const float extrapolation = (float)n.attr_float("extrapolation_value");
-  return [in, plans, extrapolation](const KernelArgs& k) {
-    // One axis at a time: the shape goes from `in` to the output through intermediate buffers.
-    std::vector<float> a(k.in[0]->as<float>(), k.in[0]->as<float>() + numel(in)), b;
-    Dims cur = in;
-    for (const AxisPlan& p : plans) {
-      int64_t outer = 1, inner = 1;
-      for (int64_t d = 0; d < p.axis; ++d) outer *= cur[d];
-      for (size_t d = p.axis + 1; d < cur.size(); ++d) inner *= cur[d];
-      b.assign((size_t)(outer * p.out_len * inner), 0.0f);
-      for (int64_t o = 0; o < outer; ++o)
-        for (int64_t j = 0; j < p.out_len; ++j) {
-          float* d = b.data() + (o * p.out_len + j) * inner;
-          if (p.outside[j]) {
-            std::fill(d, d + inner, extrapolation);
-            continue;
-          }
-          const int64_t t0 = p.begin[j], t1 = p.begin[j + 1];
-          const float* base = a.data() + o * p.in_len * inner;
-          if (t1 - t0 == 1 && p.weight[t0] == 1.0f) {
-            std::memcpy(d, base + p.index[t0] * inner, inner * sizeof(float));
-            continue;
-          }
-          for (int64_t t = t0; t < t1; ++t) {
-            const float* s = base + p.index[t] * inner;
-            const float w = p.weight[t];
-            for (int64_t i = 0; i < inner; ++i) d[i] += w * s[i];
-          }
-        }
-      a.swap(b);
-      cur[p.axis] = p.out_len;
+  return [passes, extrapolation](const KernelArgs& k) {
+    // One axis at a time, from the input through intermediate buffers into the output.
+    const float* src = k.in[0]->as<float>();
+    float* dst = k.out[0]->as<float>();
+    if (passes->empty()) {
+      std::memcpy(dst, src, (size_t)k.out[0]->count() * sizeof(float));
+      return;
     }
-    std::memcpy(k.out[0]->data, a.data(), a.size() * sizeof(float));
+    std::vector<float> a, b;
+    for (size_t i = 0; i < passes->size(); ++i) {
+      const ResizePass& pass = (*passes)[i];
+      float* to = dst;
+      if (i + 1 < passes->size()) {
+        b.resize((size_t)pass.out_count());
+        to = b.data();
+      }
+      pass.run(src, to, extrapolation, k.ctx);
+      a.swap(b);
+      src = a.data();
+    }
   };
 }
 

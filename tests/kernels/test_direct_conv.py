@@ -157,3 +157,49 @@ def test_fused_convolution_reads_a_few_channel_nchw_image_as_it_lies(c, o, k, st
     expected = np.maximum(conv_reference(x, w, strides, pads) + bias[:, None, None], 0)
     out = fused_conv(x, w, bias, strides, pads, (1, 1), 1, act="relu", planar=True, threads=threads)
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "c, o, k, strides, pads, dilations, size",
+    [
+        (3, 8, 7, (2, 2), (3, 3, 3, 3), (1, 1), (32, 32)),  # ResNet/DenseNet stems at zoo widths
+        (3, 16, 7, (2, 2), (3, 3, 3, 3), (1, 1), (21, 19)),  # a last run of pixels short of 8
+        (3, 12, 3, (2, 2), (1, 1, 1, 1), (1, 1), (15, 17)),  # channels short of a vector
+        (3, 5, 3, (1, 1), (0, 2, 1, 0), (1, 1), (9, 31)),  # stride 1, one-sided pads
+        (1, 1, 5, (3, 3), (2, 2, 2, 2), (1, 1), (13, 13)),  # one channel in and out, stride 3
+        (2, 9, 3, (1, 2), (2, 1, 0, 3), (2, 1), (11, 10)),  # dilated rows, padding wider than the kernel
+    ],
+)
+@pytest.mark.parametrize("act", ["relu", "clamp", "hswish"])
+@pytest.mark.parametrize("threads", [1, 0])
+def test_few_output_convolution_of_a_planar_image(c, o, k, strides, pads, dilations, size, act, threads):
+    # At most 16 output channels: one vector per output pixel over a zero-padded copy of the
+    # NCHW image, with bias, residual and the activation (hswish as a pass after the store).
+    x = RNG.standard_normal((2, c) + size).astype(np.float32)
+    w = filters(o, c, k)
+    bias = RNG.standard_normal(o).astype(np.float32)
+    y = conv_reference(x, w, strides, pads, dilations) + bias[:, None, None]
+    residual = RNG.standard_normal(y.shape).astype(np.float32)
+    y = y + residual
+    alpha, beta = {"relu": (0.0, 0.0), "clamp": (-0.5, 0.7), "hswish": (0.0, 0.0)}[act]
+    expected = {
+        "relu": np.maximum(y, 0),
+        "clamp": np.clip(y, alpha, beta),
+        "hswish": y * np.clip(y / 6 + 0.5, 0, 1),
+    }[act]
+    out = fused_conv(
+        x,
+        w,
+        bias,
+        strides,
+        pads,
+        dilations,
+        1,
+        residual=residual,
+        act=act,
+        act_alpha=alpha,
+        act_beta=beta,
+        planar=True,
+        threads=threads,
+    )
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)

@@ -115,3 +115,41 @@ def test_pooling_in_nhwc_matches(monkeypatch):
     proto = g.model([zoo.image_input(3, None)], opset=18)
     feeds = image(2, 3, 17, 13)
     check(proto, feeds, monkeypatch)
+
+
+@pytest.mark.parametrize("channels", [3, 8, 9, 12, 20, 24, 40])
+@pytest.mark.parametrize("k, stride", [(3, 1), (3, 2), (5, 2), (3, 3)])
+def test_depthwise_and_pooling_at_channel_counts_off_the_vector_width(channels, k, stride, monkeypatch):
+    # Channels that are not a multiple of the widest vector (16 on AVX-512) go in narrower
+    # vectors, unrolled for 3x3 and 5x5 windows, a last partial one recomputing channels of
+    # the one before; 3x3 stride 3 takes the generic window loop. Pads on one side only put
+    # border pixels in the unrolled runs.
+    g = zoo.GraphBuilder(seed=9)
+    pads = [k // 2, 0, 0, k // 2]
+    y = g.op("Relu", [g.op("Conv", ["x", g.weight(channels, 3, 1, 1)], kernel_shape=[1, 1])])
+    y = g.op(
+        "Conv",
+        [y, g.weight(channels, 1, k, k), g.weight(channels, scale=0.1)],
+        kernel_shape=[k, k],
+        strides=[stride, stride],
+        pads=pads,
+        group=channels,
+    )
+    y = g.op("AveragePool", [y], kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=0)
+    y = g.op("MaxPool", [y], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 1, 0])
+    proto = g.model([zoo.image_input(3, None)])
+    check(proto, image(2, 3, 19, 23), monkeypatch)
+
+
+@pytest.mark.parametrize("channels", [8, 12, 24])
+def test_depthwise_residual_in_place_at_channel_counts_off_the_vector_width(channels, monkeypatch):
+    # The residual (a branch nothing else reads) is the depthwise convolution's own output
+    # memory: no channel may be computed twice, since its first result has already replaced
+    # the residual it read.
+    g = zoo.GraphBuilder(seed=10)
+    r = g.op("Relu", [g.op("Conv", ["x", g.weight(channels, 3, 1, 1)], kernel_shape=[1, 1])])
+    branch = g.op("Sigmoid", [g.op("Conv", ["x", g.weight(channels, 3, 1, 1)], kernel_shape=[1, 1])])
+    y = g.op("Conv", [r, g.weight(channels, 1, 3, 3)], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=channels)
+    g.op("Relu", [g.op("Add", [y, branch])])
+    proto = g.model([zoo.image_input(3, None)])
+    check(proto, image(2, 3, 13, 18), monkeypatch)
