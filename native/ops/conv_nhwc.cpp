@@ -327,6 +327,41 @@ bool read_in_place(const Window2d& g, int64_t cg, bool direct, bool row_layout) 
   return !direct && !row_layout && g.kh * g.kw > 1 && cg >= kMinRunChannels && cg <= ConvRuns::kMaxRun;
 }
 
+// Under bf16 the driver copies every row of A anyway, from an image it rounds once when the
+// runs share it (one group): reading runs then pays from two taps on, with any channel count.
+// A strided 1x1 convolution (each pixel read at most once) keeps its rows: rounding the whole
+// image would round the pixels it skips too.
+bool bf16_reads_in_place(const Window2d& g, int64_t group, bool direct) {
+  return !direct && group == 1 && g.kh * g.kw > 1 && g.C <= ConvRuns::kMaxRun;
+}
+
+// Pixels [p0, p1) of C planes (`plane` floats each) interleaved into NHWC order.
+AIOV_MULTIVERSION void interleave_planes(const float* __restrict src, int64_t plane, int64_t C, int64_t p0, int64_t p1,
+                                         float* __restrict dst) {
+  for (int64_t p = p0; p < p1; ++p)
+    for (int64_t c = 0; c < C; ++c) dst[p * C + c] = src[c * plane + p];
+}
+
+// The NCHW image x as NHWC, in a buffer of the calling thread's that lives until its next call.
+const float* channels_last_copy(const Window2d& g, const float* x, ThreadPool* pool, int max_threads) {
+  thread_local std::vector<float> buffer;
+  const int64_t plane = g.H * g.W, image = g.C * plane;
+  buffer.resize((size_t)(g.N * image));
+  float* dst = buffer.data();
+  // Image rows as the unit of work: a few thousand floats each.
+  auto rows = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / g.H, p0 = r % g.H * g.W;
+      interleave_planes(x + n * image, plane, g.C, p0, p0 + g.W, dst + n * image);
+    }
+  };
+  if (pool && g.N * image >= (int64_t{1} << 16))
+    pool->parallel_for(g.N * g.H, 8, rows, max_threads);
+  else
+    rows(0, g.N * g.H);
+  return dst;
+}
+
 // AIOV_WINOGRAD=0 keeps 3x3 stride-1 and stride-2 convolutions on the direct GEMM (to compare).
 bool winograd_enabled() {
   static const bool on = env_int("AIOV_WINOGRAD", 1) != 0;
@@ -381,10 +416,13 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     });
   };
 
-  if (planar) {
-    // K ordered (ky, c, kx), in panels (what a grid needs) however small the image. Always
-    // f32: the f32 tiles read the image in place, where bf16 would gather and round every
-    // element first, and a stem's few channels make it a small share of a model's products.
+  // Under bf16 a planar image is copied to NHWC on each call and read as runs like any NHWC
+  // input: the bf16 driver rounds it once and copies whole kernel rows of it (21 values for
+  // a 7x7 window on 3 channels), where reading the planes would gather every element.
+  const bool planar_runs = planar && precision == GemmPrecision::bf16;
+  if (planar && !planar_runs) {
+    // K ordered (ky, c, kx), in panels (what a grid needs) however small the image. f32 (and
+    // under f16): the f32 tiles read the image in place, and f16 tiles multiply no faster.
     auto packed = group_panels(
         "planar conv panels", PackedB::kTallA, [&](int64_t k) { return ConvPlanes::filter_index(g, Cg, k); },
         GemmPrecision::f32);
@@ -399,7 +437,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     };
   }
 
-  if (Cg == 1 && Og == 1 && group == g.C) {
+  if (Cg == 1 && Og == 1 && group == g.C && !planar) {
     // Depthwise: filters as [taps, C] so the channel loop is contiguous.
     auto wd = ctx.derived<std::vector<float>>(1, "depthwise taps x C" + filter_shape, [&] {
       auto t = std::make_shared<std::vector<float>>(taps * g.C);
@@ -432,14 +470,17 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   auto packed = group_panels("conv panels", M, [&](int64_t k) { return k % Cg * taps + k / Cg; }, precision);
   const bool direct = taps == 1 && group == 1 && g.sh == 1 && g.sw == 1 && w.pad_begin[0] == 0 && w.pad_begin[1] == 0 &&
                       w.pad_end[0] == 0 && w.pad_end[1] == 0;
-  const bool in_place = read_in_place(g, Cg, direct, packed->front()->row_layout());
+  const bool in_place =
+      planar_runs || (precision == GemmPrecision::bf16 ? bf16_reads_in_place(g, group, direct)
+                                                       : read_in_place(g, Cg, direct, packed->front()->row_layout()));
   auto run_offsets = std::make_shared<const ConvRuns::Offsets>(ConvRuns::offsets(g));
   ctx.note_kernel(std::string(direct     ? "1x1 conv as one GEMM"
                               : in_place ? "conv, image read in place"
                                          : "conv, gathered") +
                   " NHWC, packed GEMM " + gemm_kernels(precision));
-  return [g, packed, run_offsets, output, direct, in_place, O, Cg, Og, M](const KernelArgs& a) {
-    const float* x = a.in[0]->as<float>();
+  return [g, packed, run_offsets, output, direct, in_place, planar_runs, O, Cg, Og, M](const KernelArgs& a) {
+    const float* x = planar_runs ? channels_last_copy(g, a.in[0]->as<float>(), a.ctx->pool, a.ctx->max_threads)
+                                 : a.in[0]->as<float>();
     float* y = a.out[0]->as<float>();
     for (size_t gi = 0; gi < packed->size(); ++gi) {
       const Epilogue e = output.at(a, O, (int64_t)gi * Og);

@@ -6,7 +6,7 @@ a float64 product of the operands rounded to bf16 or f16 (the kernels' only roun
 operands', accumulation is f32, so that is tight), and, through models, against f32 within a
 bf16 or f16 tolerance (f16 only where the hint is accepted: the CPU's f16 path). The shapes cross every edge of the tiles (M, N, K off the 16/32 multiples,
 odd K, one row or column), the epilogues, both thread counts, and every source of A the
-convolutions use (matrix, rows, runs, grids)."""
+convolutions use (matrix, rows, runs, grids, a planar stem copied to NHWC)."""
 
 import json
 
@@ -79,8 +79,16 @@ convs = g.model([zoo.image_input(16, 45)])
 g = zoo.GraphBuilder(5)
 g.conv_bn(g.conv_bn("x", 3, 40, 3, 1, act="relu"), 40, 8, 3, 1, act=None)
 planar = g.model([zoo.image_input(3, 37)])
+# A 7x7/2 stem on the planar image (runs of whole kernel rows over 3 channels under bf16, the
+# windows crossing every edge), then convolutions on few channels (8: read in place under bf16),
+# one of them grouped.
+g = zoo.GraphBuilder(6)
+y = g.conv_bn(g.conv_bn("x", 3, 8, 7, 2, act="relu"), 8, 12, 3, 1, act="relu")
+g.conv_bn(g.conv_bn(y, 12, 12, 3, 2, group=3, act="relu"), 12, 6, 5, 1, act=None)
+stem = g.model([zoo.image_input(3, 39)])
 cases = [(convs, {"x": rng.standard_normal((2, 16, 45, 45)).astype(np.float32)}),
-         (planar, {"x": rng.standard_normal((2, 3, 37, 37)).astype(np.float32)})] + zoo.small_networks(rng)
+         (planar, {"x": rng.standard_normal((2, 3, 37, 37)).astype(np.float32)}),
+         (stem, {"x": rng.standard_normal((2, 3, 39, 39)).astype(np.float32)})] + zoo.small_networks(rng)
 loose = 0.0  # reduced precision against f32
 for proto, feeds in cases:
     data = proto.SerializeToString()
