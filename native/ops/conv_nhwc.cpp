@@ -327,14 +327,6 @@ bool read_in_place(const Window2d& g, int64_t cg, bool direct, bool row_layout) 
   return !direct && !row_layout && g.kh * g.kw > 1 && cg >= kMinRunChannels && cg <= ConvRuns::kMaxRun;
 }
 
-// Under bf16 the driver copies every row of A anyway, from an image it rounds once when the
-// runs share it (one group): reading runs then pays from two taps on, with any channel count.
-// A strided 1x1 convolution (each pixel read at most once) keeps its rows: rounding the whole
-// image would round the pixels it skips too.
-bool bf16_reads_in_place(const Window2d& g, int64_t group, bool direct) {
-  return !direct && group == 1 && g.kh * g.kw > 1 && g.C <= ConvRuns::kMaxRun;
-}
-
 // Pixels [p0, p1) of C planes (`plane` floats each) interleaved into NHWC order.
 AIOV_MULTIVERSION void interleave_planes(const float* __restrict src, int64_t plane, int64_t C, int64_t p0, int64_t p1,
                                          float* __restrict dst) {
@@ -416,13 +408,17 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     });
   };
 
-  // Under bf16 a planar image is copied to NHWC on each call and read as runs like any NHWC
-  // input: the bf16 driver rounds it once and copies whole kernel rows of it (21 values for
-  // a 7x7 window on 3 channels), where reading the planes would gather every element.
-  const bool planar_runs = planar && precision == GemmPrecision::bf16;
-  if (planar && !planar_runs) {
-    // K ordered (ky, c, kx), in panels (what a grid needs) however small the image. f32 (and
-    // under f16): the f32 tiles read the image in place, and f16 tiles multiply no faster.
+  // Under bf16 a planar image with enough products per output pixel (K x output channels) is
+  // copied to NHWC on each call and multiplied like any NHWC input: its rows rounded to bf16
+  // once and multiplied on the tiles. Measured single-threaded at 224px: 7x7/2 to 64 channels
+  // 0.9 ms against 1.6 ms in f32, 5x5/2 to 64 0.64 against 0.86, to 32 even at 7x7 (0.68
+  // against 0.84); with fewer products per pixel (3x3 stems, 0.35 against 0.2) the copy and
+  // the rounding cost more than the f32 tiles reading the planes in place.
+  constexpr int64_t kMinPlanarBf16Products = 4096;
+  const bool planar_copied = planar && precision == GemmPrecision::bf16 && K * Og >= kMinPlanarBf16Products;
+  if (planar && !planar_copied) {
+    // K ordered (ky, c, kx), in panels (what a grid needs) however small the image. f32 (also
+    // under f16, whose tiles multiply no faster): the f32 tiles read the image in place.
     auto packed = group_panels(
         "planar conv panels", PackedB::kTallA, [&](int64_t k) { return ConvPlanes::filter_index(g, Cg, k); },
         GemmPrecision::f32);
@@ -470,17 +466,16 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   auto packed = group_panels("conv panels", M, [&](int64_t k) { return k % Cg * taps + k / Cg; }, precision);
   const bool direct = taps == 1 && group == 1 && g.sh == 1 && g.sw == 1 && w.pad_begin[0] == 0 && w.pad_begin[1] == 0 &&
                       w.pad_end[0] == 0 && w.pad_end[1] == 0;
-  const bool in_place =
-      planar_runs || (precision == GemmPrecision::bf16 ? bf16_reads_in_place(g, group, direct)
-                                                       : read_in_place(g, Cg, direct, packed->front()->row_layout()));
+  const bool in_place = read_in_place(g, Cg, direct, packed->front()->row_layout());
   auto run_offsets = std::make_shared<const ConvRuns::Offsets>(ConvRuns::offsets(g));
-  ctx.note_kernel(std::string(direct     ? "1x1 conv as one GEMM"
-                              : in_place ? "conv, image read in place"
-                                         : "conv, gathered") +
+  ctx.note_kernel(std::string(planar_copied ? "planar input copied to NHWC, " : "") +
+                  (direct     ? "1x1 conv as one GEMM"
+                   : in_place ? "conv, image read in place"
+                              : "conv, gathered") +
                   " NHWC, packed GEMM " + gemm_kernels(precision));
-  return [g, packed, run_offsets, output, direct, in_place, planar_runs, O, Cg, Og, M](const KernelArgs& a) {
-    const float* x = planar_runs ? channels_last_copy(g, a.in[0]->as<float>(), a.ctx->pool, a.ctx->max_threads)
-                                 : a.in[0]->as<float>();
+  return [g, packed, run_offsets, output, direct, in_place, planar_copied, O, Cg, Og, M](const KernelArgs& a) {
+    const float* x = planar_copied ? channels_last_copy(g, a.in[0]->as<float>(), a.ctx->pool, a.ctx->max_threads)
+                                   : a.in[0]->as<float>();
     float* y = a.out[0]->as<float>();
     for (size_t gi = 0; gi < packed->size(); ++gi) {
       const Epilogue e = output.at(a, O, (int64_t)gi * Og);

@@ -13,7 +13,7 @@ import json
 import pytest
 
 SCRIPT = r"""
-import json, os, sys, numpy as np, aiov as ov
+import json, logging, os, sys, numpy as np, aiov as ov
 sys.path.insert(0, os.environ["AIOV_TESTS"])
 import model_builders as zoo
 T = ov._core._testing
@@ -79,16 +79,22 @@ convs = g.model([zoo.image_input(16, 45)])
 g = zoo.GraphBuilder(5)
 g.conv_bn(g.conv_bn("x", 3, 40, 3, 1, act="relu"), 40, 8, 3, 1, act=None)
 planar = g.model([zoo.image_input(3, 37)])
-# A 7x7/2 stem on the planar image (runs of whole kernel rows over 3 channels under bf16, the
-# windows crossing every edge), then convolutions on few channels (8: read in place under bf16),
-# one of them grouped.
+# A 7x7/2 stem on the planar image (copied to NHWC under bf16: 147 x 32 products per pixel),
+# its windows crossing every edge, then convolutions on 32 channels (runs), 8 (rows) and a
+# grouped one.
 g = zoo.GraphBuilder(6)
-y = g.conv_bn(g.conv_bn("x", 3, 8, 7, 2, act="relu"), 8, 12, 3, 1, act="relu")
+y = g.conv_bn(g.conv_bn(g.conv_bn("x", 3, 32, 7, 2, act="relu"), 32, 8, 3, 1, act="relu"), 8, 12, 3, 1, act="relu")
 g.conv_bn(g.conv_bn(y, 12, 12, 3, 2, group=3, act="relu"), 12, 6, 5, 1, act=None)
 stem = g.model([zoo.image_input(3, 39)])
 cases = [(convs, {"x": rng.standard_normal((2, 16, 45, 45)).astype(np.float32)}),
          (planar, {"x": rng.standard_normal((2, 3, 37, 37)).astype(np.float32)}),
          (stem, {"x": rng.standard_normal((2, 3, 39, 39)).astype(np.float32)})] + zoo.small_networks(rng)
+plans = []  # the kernels each plan picked (logged at DEBUG)
+class Plans(logging.Handler):
+    def emit(self, record):
+        plans.append(record.getMessage())
+logging.getLogger("aiov").addHandler(Plans())
+logging.getLogger("aiov").setLevel(logging.DEBUG)
 loose = 0.0  # reduced precision against f32
 for proto, feeds in cases:
     data = proto.SerializeToString()
@@ -97,7 +103,8 @@ for proto, feeds in cases:
     assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == PREC
     got = compiled(feeds)[0]
     loose = max(loose, float(np.max(np.abs(got - ref)) / (np.max(np.abs(ref)) + 1e-30)))
-print(json.dumps({"isa": isa, "exact": exact, "special": special, "loose": loose}))
+stem_copied = any("planar input copied to NHWC" in p for p in plans)
+print(json.dumps({"isa": isa, "exact": exact, "special": special, "loose": loose, "stem_copied": stem_copied}))
 """
 
 ISAS = ["scalar", "avx512_bf16", "amx"]  # each includes the ones before it
@@ -119,6 +126,7 @@ def test_bf16_path_matches_reference(isa, run_capped):
     assert result["special"]
     # bf16 keeps 8 bits of mantissa: products of a few layers agree with f32 to about 1%.
     assert 0 < result["loose"] < 5e-2
+    assert result["stem_copied"]  # the 7x7 stem ran in bf16, on its image copied to NHWC
 
 
 F16_ISAS = ["scalar", "avx512_fp16"]
