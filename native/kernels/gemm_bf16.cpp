@@ -110,8 +110,6 @@ void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float b
   const bool post = needs_post(e);
   const uint16_t* panels = B.half_data();
   const int64_t panel_stride = kp * kBf16PanelCols;
-  // Rows m0 .. m0 + rows - 1 of A, converted at `a` (padded to whole tiles), against column
-  // pairs [p0, p1).
   // What every tile shares, made once: building a tile from nothing (two structs zeroed by
   // `rep stos`) cost as much as the products of a 64-channel 1x1 convolution's tile.
   Bf16Tile shared;
@@ -120,6 +118,8 @@ void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float b
   shared.kp = kp;
   shared.lda = lda;
   shared.b_panel_stride = panel_stride;
+  // Rows m0 .. m0 + rows - 1 of A, converted at `a` (padded to whole tiles), against column
+  // pairs [p0, p1).
   auto multiply = [&](const uint16_t* a, int64_t m0, int64_t rows, int64_t p0, int64_t p1) {
     Bf16Tile t = shared;
     for (int64_t p = p0; p < p1; ++p) {
