@@ -79,16 +79,16 @@ convs = g.model([zoo.image_input(16, 45)])
 g = zoo.GraphBuilder(5)
 g.conv_bn(g.conv_bn("x", 3, 40, 3, 1, act="relu"), 40, 8, 3, 1, act=None)
 planar = g.model([zoo.image_input(3, 37)])
-# A 7x7/2 stem on the planar image (copied to NHWC under bf16: 147 x 32 products per pixel),
-# its windows crossing every edge, then convolutions on 32 channels (runs), 8 (rows) and a
-# grouped one.
+# A 7x7/2 stem on the planar image (copied to NHWC under bf16: 147 x 32 products per pixel; two
+# images large enough to be copied on both threads), its windows crossing every edge, then
+# convolutions on 32 channels (runs), 8 (rows) and a grouped one.
 g = zoo.GraphBuilder(6)
 y = g.conv_bn(g.conv_bn(g.conv_bn("x", 3, 32, 7, 2, act="relu"), 32, 8, 3, 1, act="relu"), 8, 12, 3, 1, act="relu")
 g.conv_bn(g.conv_bn(y, 12, 12, 3, 2, group=3, act="relu"), 12, 6, 5, 1, act=None)
-stem = g.model([zoo.image_input(3, 39)])
+stem = g.model([zoo.image_input(3, 107)])
 cases = [(convs, {"x": rng.standard_normal((2, 16, 45, 45)).astype(np.float32)}),
          (planar, {"x": rng.standard_normal((2, 3, 37, 37)).astype(np.float32)}),
-         (stem, {"x": rng.standard_normal((2, 3, 39, 39)).astype(np.float32)})] + zoo.small_networks(rng)
+         (stem, {"x": rng.standard_normal((2, 3, 107, 107)).astype(np.float32)})] + zoo.small_networks(rng)
 plans = []  # the kernels each plan picked (logged at DEBUG)
 class Plans(logging.Handler):
     def emit(self, record):
