@@ -408,14 +408,15 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     });
   };
 
-  // Under bf16 a planar image with enough products per output pixel (K x output channels) is
-  // copied to NHWC on each call and multiplied like any NHWC input: its rows rounded to bf16
-  // once and multiplied on the tiles. Measured single-threaded at 224px: 7x7/2 to 64 channels
-  // 0.9 ms against 1.6 ms in f32, 5x5/2 to 64 0.64 against 0.86, to 32 even at 7x7 (0.68
-  // against 0.84); with fewer products per pixel (3x3 stems, 0.35 against 0.2) the copy and
-  // the rounding cost more than the f32 tiles reading the planes in place.
-  constexpr int64_t kMinPlanarBf16Products = 4096;
-  const bool planar_copied = planar && precision == GemmPrecision::bf16 && K * Og >= kMinPlanarBf16Products;
+  // Under bf16 a planar image with a deep enough K (the window's taps x channels) is copied
+  // to NHWC on each call and multiplied like any NHWC input: its rows rounded to bf16 once and
+  // multiplied on the tiles. Measured single-threaded, copied against f32 planes: 7x7/2 stems
+  // (K 147) won at every width (224px to 64 channels 0.92 against 1.6 ms, to 32 0.68 against
+  // 0.84; 64px to 8 channels 0.48 against 0.64), 11x11/4 0.83 against 2.0; 3x3 stems (K 27)
+  // lost (0.35 against 0.2 ms at 224px to 32, 187 against 124 us at 64px) and 5x5 (K 75) was
+  // even: the copy and the rounding cost more than the f32 tiles reading short windows in place.
+  constexpr int64_t kMinPlanarBf16Depth = 96;
+  const bool planar_copied = planar && precision == GemmPrecision::bf16 && K >= kMinPlanarBf16Depth;
   if (planar && !planar_copied) {
     // K ordered (ky, c, kx), in panels (what a grid needs) however small the image. f32 (also
     // under f16, whose tiles multiply no faster): the f32 tiles read the image in place.

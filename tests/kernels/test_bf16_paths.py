@@ -79,7 +79,7 @@ convs = g.model([zoo.image_input(16, 45)])
 g = zoo.GraphBuilder(5)
 g.conv_bn(g.conv_bn("x", 3, 40, 3, 1, act="relu"), 40, 8, 3, 1, act=None)
 planar = g.model([zoo.image_input(3, 37)])
-# A 7x7/2 stem on the planar image (copied to NHWC under bf16: 147 x 32 products per pixel; two
+# A 7x7/2 stem on the planar image (copied to NHWC under bf16: K = 7 x 7 x 3 = 147; two
 # images large enough to be copied on both threads), its windows crossing every edge, then
 # convolutions on 32 channels (runs), 8 (rows) and a grouped one.
 g = zoo.GraphBuilder(6)
