@@ -110,27 +110,31 @@ void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float b
   const bool post = needs_post(e);
   const uint16_t* panels = B.half_data();
   const int64_t panel_stride = kp * kBf16PanelCols;
+  // What every tile shares, made once: building a tile from nothing (two structs zeroed by
+  // `rep stos`) cost as much as the products of a 64-channel 1x1 convolution's tile.
+  Bf16Tile shared;
+  shared.out = tile_at(e, beta, true, true, 0, 0);
+  shared.out.ldc = ldc;
+  shared.kp = kp;
+  shared.lda = lda;
+  shared.b_panel_stride = panel_stride;
   // Rows m0 .. m0 + rows - 1 of A, converted at `a` (padded to whole tiles), against column
   // pairs [p0, p1).
   auto multiply = [&](const uint16_t* a, int64_t m0, int64_t rows, int64_t p0, int64_t p1) {
+    Bf16Tile t = shared;
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t col = p * kBf16TileCols;
-      const int cols = (int)std::min<int64_t>(kBf16TileCols, N - col);
+      t.out.cols = (int)std::min<int64_t>(kBf16TileCols, N - col);
+      t.out.bias = e.bias ? e.bias + col : nullptr;
+      t.b = panels + (col / kBf16PanelCols) * panel_stride;
       for (int64_t r0 = 0; r0 < rows; r0 += mr) {
-        Bf16Tile t;
-        t.out = tile_at(e, beta, true, true, m0 + r0, col);
         t.out.rows = (int)std::min<int64_t>(mr, rows - r0);
-        t.out.cols = cols;
         t.out.c = C + (m0 + r0) * ldc + col;
-        t.out.ldc = ldc;
-        t.kp = kp;
+        if (e.residual) t.out.residual = e.residual + (m0 + r0) * e.ld_residual + col;
         t.a = a + r0 * lda;
-        t.lda = lda;
-        t.b = panels + (col / kBf16PanelCols) * panel_stride;
-        t.b_panel_stride = panel_stride;
         ks.tile(t);
       }
-      if (post) apply_epilogue(C + m0 * ldc + col, ldc, rows, cols, m0, col, post_part(e));
+      if (post) apply_epilogue(C + m0 * ldc + col, ldc, rows, t.out.cols, m0, col, post_part(e));
     }
   };
   // Block blk of A converted at `a`: K padded with zeros, and the rows up to a whole tile.
@@ -205,6 +209,23 @@ struct SourceRowsFill final : RowFill {
   }
 };
 
+// Values copied per chunk by copy_run: one 64-byte line.
+constexpr int64_t kRunChunk = 32;
+
+// n bf16 values from src to dst, in whole chunks when `room` (values writable from dst, those
+// past n being written again later) allows: a kernel row of a few-channel image (21 values
+// for 7x7 on 3 channels) is then one fixed-size copy, where a memcpy call per run cost more
+// than the stem's tile products. src must be readable a chunk past n.
+inline void copy_run(const uint16_t* src, int64_t n, uint16_t* dst, int64_t room) {
+  const int64_t chunks = ceil_div(n, kRunChunk);
+  if (chunks * kRunChunk > room) {
+    std::memcpy(dst, src, (size_t)n * sizeof(uint16_t));
+    return;
+  }
+  for (int64_t i = 0; i < chunks; ++i)
+    std::memcpy(dst + i * kRunChunk, src + i * kRunChunk, kRunChunk * sizeof(uint16_t));
+}
+
 struct RunsFill final : RowFill {
   const RunSource& src;
   const RunSource::Extent extent;
@@ -214,7 +235,8 @@ struct RunsFill final : RowFill {
 
   void prepare(const Bf16KernelSet& ks, ThreadPool* pool, int threads) const override {
     if (extent.count <= 0 || !extent.base) return;
-    uint16_t* img = reinterpret_cast<uint16_t*>(scratch(kSharedRows, (size_t)(extent.count + 1) / 2 + 1));
+    // A chunk more than the image: copy_run reads whole chunks.
+    uint16_t* img = reinterpret_cast<uint16_t*>(scratch(kSharedRows, (size_t)(extent.count + kRunChunk) / 2 + 1));
     constexpr int64_t kChunk = 1 << 16;
     run_split(pool, threads, ceil_div(extent.count, kChunk), 1, [&](int64_t c0, int64_t c1) {
       const int64_t i0 = c0 * kChunk, i1 = std::min(extent.count, c1 * kChunk);
@@ -227,19 +249,24 @@ struct RunsFill final : RowFill {
     thread_local std::vector<const float*> table;
     const int segments = src.segments();
     table.resize((size_t)(segments * kFillRows));
+    // Read through a local pointer: the thread-local vector's address was looked up
+    // (__tls_get_addr) for every run.
+    const float** ptrs = table.data();
     for (int64_t r0 = 0; r0 < rows; r0 += kFillRows) {
       const int n = (int)std::min(kFillRows, rows - r0);
-      const int cuts = src.runs(m0 + r0, n, table.data(), kFillRows);
+      const int cuts = src.runs(m0 + r0, n, ptrs, kFillRows);
       if (cuts <= 0 || segments % cuts != 0) throw std::logic_error("RunSource: bad run count");
       const int64_t run = K / cuts;
       for (int s = 0; s < cuts; ++s)
         for (int r = 0; r < n; ++r) {
-          const float* p = table[s * kFillRows + r];
+          const float* p = ptrs[s * kFillRows + r];
           uint16_t* d = dst + (r0 + r) * ld + s * run;
           if (!image) {
             ks.convert(p, run, 1.0f, d);
           } else if (p >= extent.base && p < extent.base + extent.count) {
-            std::memcpy(d, image + (p - extent.base), (size_t)run * sizeof(uint16_t));
+            // Runs of a row are copied in order, and the row's padding is zeroed after: a chunk
+            // may spill into the rest of its row.
+            copy_run(image + (p - extent.base), run, d, ld - s * run);
           } else {  // the padding's zeros
             std::fill(d, d + run, uint16_t{0});
           }

@@ -6,14 +6,14 @@ a float64 product of the operands rounded to bf16 or f16 (the kernels' only roun
 operands', accumulation is f32, so that is tight), and, through models, against f32 within a
 bf16 or f16 tolerance (f16 only where the hint is accepted: the CPU's f16 path). The shapes cross every edge of the tiles (M, N, K off the 16/32 multiples,
 odd K, one row or column), the epilogues, both thread counts, and every source of A the
-convolutions use (matrix, rows, runs, grids)."""
+convolutions use (matrix, rows, runs, grids, a planar stem copied to NHWC)."""
 
 import json
 
 import pytest
 
 SCRIPT = r"""
-import json, os, sys, numpy as np, aiov as ov
+import json, logging, os, sys, numpy as np, aiov as ov
 sys.path.insert(0, os.environ["AIOV_TESTS"])
 import model_builders as zoo
 T = ov._core._testing
@@ -79,8 +79,22 @@ convs = g.model([zoo.image_input(16, 45)])
 g = zoo.GraphBuilder(5)
 g.conv_bn(g.conv_bn("x", 3, 40, 3, 1, act="relu"), 40, 8, 3, 1, act=None)
 planar = g.model([zoo.image_input(3, 37)])
+# A 7x7/2 stem on the planar image (copied to NHWC under bf16: K = 7 x 7 x 3 = 147; two
+# images large enough to be copied on both threads), its windows crossing every edge, then
+# convolutions on 32 channels (runs), 8 (rows) and a grouped one.
+g = zoo.GraphBuilder(6)
+y = g.conv_bn(g.conv_bn(g.conv_bn("x", 3, 32, 7, 2, act="relu"), 32, 8, 3, 1, act="relu"), 8, 12, 3, 1, act="relu")
+g.conv_bn(g.conv_bn(y, 12, 12, 3, 2, group=3, act="relu"), 12, 6, 5, 1, act=None)
+stem = g.model([zoo.image_input(3, 107)])
 cases = [(convs, {"x": rng.standard_normal((2, 16, 45, 45)).astype(np.float32)}),
-         (planar, {"x": rng.standard_normal((2, 3, 37, 37)).astype(np.float32)})] + zoo.small_networks(rng)
+         (planar, {"x": rng.standard_normal((2, 3, 37, 37)).astype(np.float32)}),
+         (stem, {"x": rng.standard_normal((2, 3, 107, 107)).astype(np.float32)})] + zoo.small_networks(rng)
+plans = []  # the kernels each plan picked (logged at DEBUG)
+class Plans(logging.Handler):
+    def emit(self, record):
+        plans.append(record.getMessage())
+logging.getLogger("aiov").addHandler(Plans())
+logging.getLogger("aiov").setLevel(logging.DEBUG)
 loose = 0.0  # reduced precision against f32
 for proto, feeds in cases:
     data = proto.SerializeToString()
@@ -89,7 +103,8 @@ for proto, feeds in cases:
     assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == PREC
     got = compiled(feeds)[0]
     loose = max(loose, float(np.max(np.abs(got - ref)) / (np.max(np.abs(ref)) + 1e-30)))
-print(json.dumps({"isa": isa, "exact": exact, "special": special, "loose": loose}))
+stem_copied = any("planar input copied to NHWC" in p for p in plans)
+print(json.dumps({"isa": isa, "exact": exact, "special": special, "loose": loose, "stem_copied": stem_copied}))
 """
 
 ISAS = ["scalar", "avx512_bf16", "amx"]  # each includes the ones before it
@@ -111,6 +126,7 @@ def test_bf16_path_matches_reference(isa, run_capped):
     assert result["special"]
     # bf16 keeps 8 bits of mantissa: products of a few layers agree with f32 to about 1%.
     assert 0 < result["loose"] < 5e-2
+    assert result["stem_copied"]  # the 7x7 stem ran in bf16, on its image copied to NHWC
 
 
 F16_ISAS = ["scalar", "avx512_fp16"]
