@@ -16,6 +16,13 @@ namespace {
 
 constexpr int kPortableMR = 4;
 
+void quantize_portable(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = std::nearbyint(x[i] / scale) + (float)zero;
+    y[i] = !(v >= 0.0f) ? 0 : v >= 255.0f ? 255 : (uint8_t)v;
+  }
+}
+
 // The reference the ISA kernels are tested against, and the path on CPUs without them.
 void tile_portable(const Int8Tile& t) {
   int32_t acc[kPortableMR][kInt8TileCols] = {};
@@ -40,7 +47,10 @@ void tile_portable(const Int8Tile& t) {
       float y = (float)(int32_t)v * t.scale[j];
       if (t.bias) y += t.bias[j];
       if (t.relu) y = std::max(y, 0.0f);
-      t.c_f32[r * t.ldc + j] = y;
+      if (t.c_u8)
+        quantize_portable(&y, 1, t.out_scale, t.out_zero, t.c_u8 + r * t.ldc + j);
+      else
+        t.c_f32[r * t.ldc + j] = y;
     }
 }
 
@@ -49,13 +59,6 @@ void range_portable(const float* x, int64_t n, float& min, float& max) {
   for (int64_t i = 0; i < n; ++i) {
     min = x[i] < min ? x[i] : min;
     max = x[i] > max ? x[i] : max;
-  }
-}
-
-void quantize_portable(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = std::nearbyint(x[i] / scale) + (float)zero;
-    y[i] = !(v >= 0.0f) ? 0 : v >= 255.0f ? 255 : (uint8_t)v;
   }
 }
 
@@ -173,10 +176,15 @@ void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_z
         if (out.c_i32) {
           t.c_i32 = out.c_i32 + m0 * out.ldc + col;
         } else {
-          t.c_f32 = out.c_f32 + m0 * out.ldc + col;
+          if (out.c_u8)
+            t.c_u8 = out.c_u8 + m0 * out.ldc + col;
+          else
+            t.c_f32 = out.c_f32 + m0 * out.ldc + col;
           t.scale = out.scale + col;
           t.bias = out.bias ? out.bias + col : nullptr;
           t.relu = out.relu;
+          t.out_scale = out.out_scale;
+          t.out_zero = out.out_zero;
         }
         ks.tile(t);
       }
