@@ -319,10 +319,11 @@ def test_qdq_convolutions_stay_u8_and_nhwc_between_each_other(relu, monkeypatch)
     want = ort_outputs(proto, feeds)[0]
     assert np.max(np.abs(optimized - want)) <= 0.08 * 1.001  # within one quantum of the output's
     types = node_types(proto, feeds)
-    # Both convolutions write u8 (no Quantize after them, the Relu theirs), in one NHWC region:
-    # a transpose in, one out, none between.
+    # Both convolutions write u8 (no Quantize after them, the Relu theirs), the residual sum
+    # adds their bytes, all in one NHWC region: a transpose in, one out, none between.
     assert types.count("aiov.QuantizedConv") == 2 and "Relu" not in types
-    assert types.count("aiov.Quantize") == 2  # the model's input and the sum
+    assert types.count("aiov.QuantizedAdd") == 1 and "Add" not in types
+    assert types.count("aiov.Quantize") == 1  # the model's input
     assert types.count("Transpose") == 2
 
 
@@ -362,3 +363,4 @@ def test_quantize_static_cnn_matches_onnxruntime(tmp_path):
     types = node_types(proto, feeds)
     assert types.count("aiov.QuantizedConv") == 9 and "Convolution" not in types and "aiov.FusedConv" not in types
     assert types.count("Transpose") <= 2  # NHWC from the first convolution to the pooling
+    assert types.count("aiov.QuantizedAdd") == 2  # the residual connections

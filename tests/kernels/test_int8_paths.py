@@ -175,3 +175,26 @@ def test_bad_operands_are_named():
         T.run_op("aiov.QuantizedConv", head + [np.float32(0.1), np.int8(0)])
     with pytest.raises(Exception, match="requantizing needs one f32 scale and one u8 zero point"):
         T.run_op("aiov.QuantizedConv", head + [np.float32([0.1, 0.2]), np.uint8(0)])
+
+
+def test_quantized_add_is_the_dequantized_sum_requantized():
+    import numpy as np
+
+    import aiov
+
+    T = aiov._core._testing
+    rng = np.random.default_rng(5)
+    for n in (1, 17, 600, 70000):  # the last one shared over the pool
+        a, b = rng.integers(0, 256, n).astype(np.uint8), rng.integers(0, 256, n).astype(np.uint8)
+        sa, za, sb, zb, sy, zy = np.float32(0.03), np.uint8(126), np.float32(0.07), np.uint8(3), np.float32(0.05), 9
+        got = T.run_op("aiov.QuantizedAdd", [a, sa, za, b, sb, zb, sy, np.uint8(zy)], threads=2)[0]
+        # The separate ops' f32 steps: each operand dequantized, the sum, then quantized.
+        total = (a.astype(np.float32) - np.float32(za)) * sa + (b.astype(np.float32) - np.float32(zb)) * sb
+        want = np.clip(np.rint(total / sy) + zy, 0, 255).astype(np.uint8)
+        assert got.dtype == np.uint8 and np.array_equal(got, want), n
+    with pytest.raises(Exception, match="one f32 scale and one u8 zero point"):
+        T.run_op("aiov.QuantizedAdd", [a, sa, np.int8(0), b, sb, zb, sy, np.uint8(zy)])
+    with pytest.raises(Exception, match="adds u8 tensors"):
+        T.run_op("aiov.QuantizedAdd", [a.astype(np.int8), sa, za, b, sb, zb, sy, np.uint8(zy)])
+    with pytest.raises(Exception, match="operands must have one shape"):
+        T.run_op("aiov.QuantizedAdd", [a[:5], sa, za, b[:6], sb, zb, sy, np.uint8(zy)])

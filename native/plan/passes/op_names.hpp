@@ -30,6 +30,7 @@ namespace aiov {
   X(Multiply, "Multiply")                      \
   X(MVN, "MVN")                                \
   X(Quantize, "aiov.Quantize")                 \
+  X(QuantizedAdd, "aiov.QuantizedAdd")         \
   X(QuantizedConv, "aiov.QuantizedConv")       \
   X(QuantizedMatMul, "aiov.QuantizedMatMul")   \
   X(ReduceMax, "ReduceMax")                    \

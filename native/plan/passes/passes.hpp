@@ -13,7 +13,7 @@
   X(convolutions_to_nhwc) X(quantized_convolutions_to_nhwc) X(batch_norms_to_scale_shift)     \
   X(sink_layout_changes) X(convolutions_read_planar)                        /* layout */      \
   X(fuse_attention) X(fuse_layer_norm) X(fuse_matmul_bias)                                    \
-  X(fuse_quantized_matmul)                                                  /* fused ops */   \
+  X(fuse_quantized_matmul) X(fuse_quantized_add)                           /* fused ops */   \
   X(fuse_epilogues) X(fuse_elementwise_chains)                              /* epilogues */
 // clang-format on
 
