@@ -305,9 +305,10 @@ nb::list op_schema() {
       attrs.append(a);
     }
     op["attrs"] = attrs;
-    op["layout_blind"] = d.layout_blind == LayoutBlind::unary    ? "unary"
-                         : d.layout_blind == LayoutBlind::binary ? "binary"
-                                                                 : "";
+    op["layout_blind"] = d.layout_blind == LayoutBlind::unary        ? "unary"
+                         : d.layout_blind == LayoutBlind::binary     ? "binary"
+                         : d.layout_blind == LayoutBlind::per_tensor ? "per_tensor"
+                                                                     : "";
     op["chainable"] = d.chain != nullptr;
     std::vector<std::string> kinds;
     for (ActKind k : d.activation.kinds) kinds.push_back(act_kind_name(k));

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 #include "kernels/gemm_threads.hpp"
@@ -15,6 +16,13 @@ namespace gemm_detail {
 namespace {
 
 constexpr int kPortableMR = 4;
+
+void quantize_portable(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = std::nearbyint(x[i] / scale) + (float)zero;
+    y[i] = !(v >= 0.0f) ? 0 : v >= 255.0f ? 255 : (uint8_t)v;
+  }
+}
 
 // The reference the ISA kernels are tested against, and the path on CPUs without them.
 void tile_portable(const Int8Tile& t) {
@@ -40,7 +48,10 @@ void tile_portable(const Int8Tile& t) {
       float y = (float)(int32_t)v * t.scale[j];
       if (t.bias) y += t.bias[j];
       if (t.relu) y = std::max(y, 0.0f);
-      t.c_f32[r * t.ldc + j] = y;
+      if (t.c_u8)
+        quantize_portable(&y, 1, t.out_scale, t.out_zero, t.c_u8 + r * t.ldc + j);
+      else
+        t.c_f32[r * t.ldc + j] = y;
     }
 }
 
@@ -49,13 +60,6 @@ void range_portable(const float* x, int64_t n, float& min, float& max) {
   for (int64_t i = 0; i < n; ++i) {
     min = x[i] < min ? x[i] : min;
     max = x[i] > max ? x[i] : max;
-  }
-}
-
-void quantize_portable(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = std::nearbyint(x[i] / scale) + (float)zero;
-    y[i] = !(v >= 0.0f) ? 0 : v >= 255.0f ? 255 : (uint8_t)v;
   }
 }
 
@@ -133,26 +137,37 @@ void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_z
   // padded with zeros to kp and to whole tiles: the kernels read both.
   const int64_t ld = kp % 256 == 0 ? kp + kInt8KStep : std::max<int64_t>(kp, kInt8KStep);
   const int64_t tiles = (M + ks.mr - 1) / ks.mr;
-  a_rows.assign((size_t)(tiles * ks.mr * ld), 0);
+  a_rows.resize((size_t)(tiles * ks.mr * ld));  // (each row's padding zeroed below)
   if (b_zeros) row_sum.assign((size_t)(tiles * ks.mr), 0);
-  const uint8_t* src = static_cast<const uint8_t*>(A);
-  const uint8_t flip = a_signed ? 0x80 : 0;
-  for (int64_t m = 0; m < M; ++m) {
-    uint8_t* dst = a_rows.data() + m * ld;
-    const uint8_t* row = src + m * lda;
-    uint32_t sum = 0;
-    for (int64_t k = 0; k < K; ++k) {
-      dst[k] = row[k] ^ flip;
-      sum += dst[k];
-    }
-    if (b_zeros) row_sum[(size_t)m] = (int32_t)sum;
-  }
   const int64_t np = (N + kInt8TileCols - 1) / kInt8TileCols;
   const int64_t panel_stride = kp * kInt8PanelCols;
   // Products run about four times the f32 rate.
   const int threads = product_threads(pool, max_threads, 0.25 * (double)M * N * K);
-  const uint8_t* a = a_rows.data();
-  const int32_t *adds = col_add.data(), *muls = col_mul.data(), *sums = b_zeros ? row_sum.data() : nullptr;
+  const uint8_t* src = static_cast<const uint8_t*>(A);
+  const uint8_t flip = a_signed ? 0x80 : 0;
+  uint8_t* const rows = a_rows.data();  // (the thread_locals name other buffers on other threads)
+  int32_t* const row_sums = b_zeros ? row_sum.data() : nullptr;
+  // Convolution patches make A megabytes: the copy is shared out like the products.
+  run_split(pool, threads, M, 256, [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m) {
+      uint8_t* dst = rows + m * ld;
+      const uint8_t* row = src + m * lda;
+      std::memset(dst + K, 0, (size_t)(ld - K));
+      if (!flip && !row_sums) {
+        std::memcpy(dst, row, (size_t)K);
+        continue;
+      }
+      uint32_t sum = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        dst[k] = row[k] ^ flip;
+        sum += dst[k];
+      }
+      if (row_sums) row_sums[m] = (int32_t)sum;
+    }
+  });
+  std::memset(rows + M * ld, 0, (size_t)((tiles * ks.mr - M) * ld));
+  const uint8_t* a = rows;
+  const int32_t *adds = col_add.data(), *muls = col_mul.data(), *sums = row_sums;
   auto run = [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
     for (int64_t tile = t0; tile < t1; ++tile) {
       const int64_t m0 = tile * ks.mr;
@@ -173,10 +188,15 @@ void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_z
         if (out.c_i32) {
           t.c_i32 = out.c_i32 + m0 * out.ldc + col;
         } else {
-          t.c_f32 = out.c_f32 + m0 * out.ldc + col;
+          if (out.c_u8)
+            t.c_u8 = out.c_u8 + m0 * out.ldc + col;
+          else
+            t.c_f32 = out.c_f32 + m0 * out.ldc + col;
           t.scale = out.scale + col;
           t.bias = out.bias ? out.bias + col : nullptr;
           t.relu = out.relu;
+          t.out_scale = out.out_scale;
+          t.out_zero = out.out_zero;
         }
         ks.tile(t);
       }

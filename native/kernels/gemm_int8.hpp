@@ -38,11 +38,14 @@ class PackedInt8B {
 // What becomes of each s32 result v[m, n] = sum_k (A[m, k] - a_zero) * (B[k, n] - b_zero[n]).
 struct Int8Output {
   int32_t* c_i32 = nullptr;  // v as it is, or
-  float* c_f32 = nullptr;    // float(v) * scale[n] (+ bias[n]) (then max(0, .) with relu)
+  float* c_f32 = nullptr;    // float(v) * scale[n] (+ bias[n]) (then max(0, .) with relu), or
+  uint8_t* c_u8 = nullptr;   // that f32 requantized: saturate(round_half_even(y / out_scale) + out_zero)
   int64_t ldc = 0;
-  const float* scale = nullptr;  // N values (f32 output only)
+  const float* scale = nullptr;  // N values (f32 and u8 output)
   const float* bias = nullptr;   // N values or null
   bool relu = false;
+  float out_scale = 1.0f;  // u8 output only, as aiov.Quantize takes them (one value each)
+  int32_t out_zero = 0;
 };
 
 // A [M, K] row-major (lda elements apart) of u8, or s8 with a_signed; a_zero in A's own type;
@@ -80,13 +83,17 @@ struct Int8Tile {
   const int32_t* col_add = nullptr;
   const int32_t* col_mul = nullptr;
   const int32_t* row_sum = nullptr;
-  // Where v goes: c_i32, or c_f32 as float(v) * scale[j] (+ bias[j]) (relu).
+  // Where v goes: c_i32, or c_f32 as float(v) * scale[j] (+ bias[j]) (relu), or c_u8 as
+  // that value requantized by out_scale and out_zero (Int8Output's meanings).
   int32_t* c_i32 = nullptr;
   float* c_f32 = nullptr;
+  uint8_t* c_u8 = nullptr;
   int64_t ldc = 0;
   const float* scale = nullptr;
   const float* bias = nullptr;
   bool relu = false;
+  float out_scale = 1.0f;
+  int32_t out_zero = 0;
 };
 
 using Int8TileFn = void (*)(const Int8Tile& tile);

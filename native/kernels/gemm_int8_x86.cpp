@@ -22,8 +22,19 @@ namespace {
   return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1u);
 }
 
+// Requantization to u8 as aiov.Quantize computes it (the same operations, so a fused
+// requantization writes the bytes the separate op would): y / scale rounded half to even,
+// plus the zero point, saturated (NaN: 0).
+[[gnu::always_inline]] inline __m512i quantized(__m512 y, __m512 scale, __m512 zero) {
+  __m512 v = _mm512_div_ps(y, scale);
+  v = _mm512_add_ps(_mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zero);
+  v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
+  return _mm512_cvtps_epi32(v);
+}
+
 // Row r, vector v (columns 16v ..) of the accumulators corrected for the zero points and
-// written as s32, or as f32 scaled (+ bias, relu), under the column mask.
+// written as s32, or as f32 scaled (+ bias, relu), or that requantized to u8, under the
+// column mask.
 [[gnu::always_inline]] inline void merge_vec(__m512i acc, const Int8Tile& t, int r, int v) {
   const __mmask16 m = head_mask(t.cols - 16 * v);
   __m512i x = _mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(m, t.col_add + 16 * v));
@@ -37,7 +48,11 @@ namespace {
   __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(x), _mm512_maskz_loadu_ps(m, t.scale + 16 * v));
   if (t.bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, t.bias + 16 * v));
   if (t.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
-  _mm512_mask_storeu_ps(t.c_f32 + r * t.ldc + 16 * v, m, y);
+  if (t.c_u8)
+    _mm512_mask_cvtusepi32_storeu_epi8(t.c_u8 + r * t.ldc + 16 * v, m,
+                                       quantized(y, _mm512_set1_ps(t.out_scale), _mm512_set1_ps((float)t.out_zero)));
+  else
+    _mm512_mask_storeu_ps(t.c_f32 + r * t.ldc + 16 * v, m, y);
 }
 
 // min/max return their second operand for a NaN: a NaN in x never becomes the range, and
@@ -60,13 +75,10 @@ void range(const float* x, int64_t n, float& min, float& max) {
 }
 
 void quantize(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y) {
-  const __m512 s = _mm512_set1_ps(scale), z = _mm512_set1_ps((float)zero), top = _mm512_set1_ps(255.0f);
+  const __m512 s = _mm512_set1_ps(scale), z = _mm512_set1_ps((float)zero);
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = head_mask((int)(n - i));
-    __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(m, x + i), s);
-    v = _mm512_add_ps(_mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), z);
-    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), top);  // NaN: 0
-    _mm512_mask_cvtusepi32_storeu_epi8(y + i, m, _mm512_cvtps_epi32(v));
+    _mm512_mask_cvtusepi32_storeu_epi8(y + i, m, quantized(_mm512_maskz_loadu_ps(m, x + i), s, z));
   }
 }
 

@@ -313,6 +313,7 @@ void register_movement_ops(OpRegistry& r) {
                          // ONNX Cast's: how 8-bit floats overflow and f8e8m0 rounds
                          bool_attr("saturate", true).ir_name("-"),
                          str_attr("round_mode", "up", {"up", "down", "nearest"}).ir_name("-")})
+            .blind(LayoutBlind::unary)  // (the dequantization between quantized convolutions)
             .ir({"Convert"}, "opset1"));
 }
 

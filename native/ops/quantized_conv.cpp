@@ -1,9 +1,14 @@
-// aiov.QuantizedConv: an NCHW convolution of 8-bit integer data by constant 8-bit filters
-// with their zero points, as the integer GEMM (kernels/gemm_int8.hpp) computes it: per image,
-// the data in channels-last order, one row of patch values per output position (padding is
-// the data's zero point, so it contributes nothing), times the filters packed once. Inputs and
-// outputs as aiov.QuantizedMatMul's: four give the s32 sums (ONNX ConvInteger), a fifth, the
-// factor (one value or one per output channel), gives f32 (+ a sixth, the bias). Group 1.
+// aiov.QuantizedConv: a convolution of 8-bit integer data by constant 8-bit filters with
+// their zero points, as the integer GEMM (kernels/gemm_int8.hpp) computes it: per image,
+// one row of patch values per output position in channels-last order (padding is the data's
+// zero point, so it contributes nothing), times the filters packed once. A 1x1 window moving
+// by 1 over unpadded NHWC data is the patch matrix as it lies.
+// Inputs: data, filters, their zero points; four give the s32 sums (ONNX ConvInteger); a
+// fifth, the factor (one value or one per output channel), gives f32 (+ a sixth, the bias);
+// a seventh and eighth (one f32 scale, one u8 zero point) requantize that f32 to u8 as
+// aiov.Quantize would (the next convolution's input in QDQ models).
+// Layout: "nchw" (the model's; transposed on the way in and out) or "nhwc" (inside a
+// convolution region, see passes/quantized_convolutions_to_nhwc). Group 1.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -70,19 +75,29 @@ std::vector<PortInfo> infer_quantized_conv(const InferContext& c) {
       throw InputError(n.describe() + ": the bias must be f32 [" + std::to_string(O) + "], got " + c.in[5].shape.str());
     out = ElementType::f32;
   }
+  if (c.in.size() > 6) {
+    if (c.in.size() != 8 || c.in[6].type != ElementType::f32 || c.in[7].type != ElementType::u8 ||
+        !one_or(c.in[6], 1) || !one_or(c.in[7], 1))
+      throw InputError(
+          n.describe() + ": requantizing needs one f32 scale and one u8 zero point, got " + type_name(c.in[6].type) +
+          " " + c.in[6].shape.str() +
+          (c.in.size() > 7 ? std::string(", ") + type_name(c.in[7].type) + " " + c.in[7].shape.str() : ""));
+    out = ElementType::u8;
+  }
   return {PortInfo{out, conv_output_shape(n, x.shape, w.shape)}};
 }
 
 KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
   if (!ctx.in[1].data) throw NotSupported(ctx.node.describe() + ": needs constant filters");
-  const Dims &xs = ctx.in[0].shape, &fs = ctx.in[1].shape;
+  const bool nhwc = layout_of(ctx.node) == Layout::nhwc, relu = ctx.node.attr_int("relu", 0) != 0;
+  const Dims xs = to_channels_first(ctx.in[0].shape, nhwc ? Layout::nhwc : Layout::nchw), &fs = ctx.in[1].shape;
   const int64_t batch = xs[0], C = xs[1], O = fs[0];
   std::vector<int64_t> in(xs.begin() + 2, xs.end()), kernel(fs.begin() + 2, fs.end());
   const Window w = to_3d(make_window(ctx.node, in, kernel));
   const int64_t taps = w.kernel[0] * w.kernel[1] * w.kernel[2], K = taps * C;
   const int64_t positions = w.out[0] * w.out[1] * w.out[2], plane = w.in[0] * w.in[1] * w.in[2];
   const bool a_signed = ctx.in[0].type == ElementType::i8, b_unsigned = ctx.in[1].type == ElementType::u8;
-  const bool dequantize = ctx.in.size() > 4, has_bias = ctx.in.size() > 5;
+  const bool dequantize = ctx.in.size() > 4, has_bias = ctx.in.size() > 5, requantize = ctx.in.size() > 7;
   // A 1x1 window moving by 1 over unpadded data reads each position's channels as they are.
   bool pointwise = taps == 1 && positions == plane;
   for (int d = 0; d < 3; ++d) pointwise = pointwise && w.pad_begin[d] == 0 && w.stride[d] == 1;
@@ -95,7 +110,9 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
         for (int64_t t = 0; t < taps; ++t) reordered[(size_t)(o * K + t * C + c)] = f[(o * C + c) * taps + t];
     return std::make_shared<PackedInt8B>(reordered.data(), b_unsigned, true, K, O, K);
   });
-  ctx.note_kernel(std::string("integer GEMM ") + gemm_int8_isa() + " over channels-last patches");
+  ctx.note_kernel(std::string("integer GEMM ") + gemm_int8_isa() + (pointwise ? " on the data" : " over patches") +
+                  (nhwc ? " in NHWC" : " in NCHW (transposed)") + (requantize ? " to u8" : ""));
+  const size_t out_size = requantize ? 1 : 4;
   return [=](const KernelArgs& k) {
     const TensorView& bz = *k.in[3];
     const int64_t zeros = numel(bz.shape);
@@ -111,34 +128,51 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
       if (numel(k.in[4]->shape) == O) factor.assign(f, f + O);
     }
     // Kept per thread between calls: fresh megabytes each call would fault their pages in.
-    thread_local std::vector<uint8_t> channels_last, patches;
-    thread_local std::vector<uint32_t> result;
-    channels_last.resize((size_t)(plane * C));
+    thread_local std::vector<uint8_t> channels_last, patches, result;
+    if (!nhwc) channels_last.resize((size_t)(plane * C));
     if (!pointwise) patches.resize((size_t)(positions * K));
-    result.resize((size_t)(positions * O));
+    if (!nhwc) result.resize((size_t)(positions * O) * out_size);
     // Pointers, not the thread_locals: the fill below runs on other threads, where those
     // names mean other buffers.
-    uint8_t* const image_cl = channels_last.data();
     uint8_t* const patch_rows = patches.data();
     const uint8_t* x = static_cast<const uint8_t*>(k.in[0]->data);
+    uint8_t* y = static_cast<uint8_t*>(k.out[0]->data);
     for (int64_t b = 0; b < batch; ++b) {
-      transpose(x + b * C * plane, C, plane, image_cl, *k.ctx);
-      // One row per output position: for each tap, the C values under it (or the pad byte).
+      const uint8_t* image = x + b * C * plane;  // channels last
+      if (!nhwc) {
+        transpose(image, C, plane, channels_last.data(), *k.ctx);
+        image = channels_last.data();
+      }
+      // One row per output position: for each tap, the C values under it (or the pad byte);
+      // the taps of one window row that all lie inside the data are one copy (C is contiguous).
       const auto fill = [&](int64_t p0, int64_t p1) {
+        const int64_t kw = w.kernel[2], run = kw * C;
+        const bool dense_rows = w.dilation[2] == 1;
         for (int64_t p = p0; p < p1; ++p) {
           const int64_t oz = p / (w.out[1] * w.out[2]), oy = p / w.out[2] % w.out[1], ox = p % w.out[2];
+          const int64_t x0 = ox * w.stride[2] - w.pad_begin[2];
           uint8_t* row = patch_rows + p * K;
           for (int64_t kz = 0; kz < w.kernel[0]; ++kz)
-            for (int64_t ky = 0; ky < w.kernel[1]; ++ky)
-              for (int64_t kx = 0; kx < w.kernel[2]; ++kx, row += C) {
-                const int64_t z = oz * w.stride[0] - w.pad_begin[0] + kz * w.dilation[0];
-                const int64_t y = oy * w.stride[1] - w.pad_begin[1] + ky * w.dilation[1];
-                const int64_t xx = ox * w.stride[2] - w.pad_begin[2] + kx * w.dilation[2];
-                if (z < 0 || z >= w.in[0] || y < 0 || y >= w.in[1] || xx < 0 || xx >= w.in[2])
-                  std::memset(row, pad, (size_t)C);
-                else
-                  std::memcpy(row, image_cl + ((z * w.in[1] + y) * w.in[2] + xx) * C, (size_t)C);
+            for (int64_t ky = 0; ky < w.kernel[1]; ++ky, row += run) {
+              const int64_t z = oz * w.stride[0] - w.pad_begin[0] + kz * w.dilation[0];
+              const int64_t yy = oy * w.stride[1] - w.pad_begin[1] + ky * w.dilation[1];
+              if (z < 0 || z >= w.in[0] || yy < 0 || yy >= w.in[1]) {
+                std::memset(row, pad, (size_t)run);
+                continue;
               }
+              const uint8_t* line = image + (z * w.in[1] + yy) * w.in[2] * C;
+              if (dense_rows && x0 >= 0 && x0 + kw <= w.in[2]) {
+                std::memcpy(row, line + x0 * C, (size_t)run);
+                continue;
+              }
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                const int64_t xx = x0 + kx * w.dilation[2];
+                if (xx < 0 || xx >= w.in[2])
+                  std::memset(row + kx * C, pad, (size_t)C);
+                else
+                  std::memcpy(row + kx * C, line + xx * C, (size_t)C);
+              }
+            }
         }
       };
       if (!pointwise) {  // (else the channels-last image is the patch matrix)
@@ -147,19 +181,32 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
         else
           fill(0, positions);
       }
+      // NHWC: straight into the output; NCHW: [positions, O] then transposed.
+      uint8_t* dst = nhwc ? y + b * positions * O * out_size : result.data();
       Int8Output out;
       out.ldc = O;
       if (dequantize) {
-        out.c_f32 = reinterpret_cast<float*>(result.data());
+        out.relu = relu;
         out.scale = factor.data();
         out.bias = has_bias ? k.in[5]->as<float>() : nullptr;
+        if (requantize) {
+          out.c_u8 = dst;
+          out.out_scale = *k.in[6]->as<float>();
+          out.out_zero = *k.in[7]->as<uint8_t>();
+        } else {
+          out.c_f32 = reinterpret_cast<float*>(dst);
+        }
       } else {
-        out.c_i32 = reinterpret_cast<int32_t*>(result.data());
+        out.c_i32 = reinterpret_cast<int32_t*>(dst);
       }
-      gemm_u8s8(positions, pointwise ? image_cl : patch_rows, a_signed, K, a_zero, *packed, b_zero.data(), zeros, out,
+      gemm_u8s8(positions, pointwise ? image : patch_rows, a_signed, K, a_zero, *packed, b_zero.data(), zeros, out,
                 k.ctx->pool, k.ctx->max_threads);
-      // [positions, O] back to the NCHW output's [O, positions] (4-byte values either way).
-      transpose(result.data(), positions, O, static_cast<uint32_t*>(k.out[0]->data) + b * O * positions, *k.ctx);
+      if (nhwc) continue;
+      if (requantize)
+        transpose(result.data(), positions, O, y + b * O * positions, *k.ctx);
+      else  // (4-byte values either way)
+        transpose(reinterpret_cast<const uint32_t*>(result.data()), positions, O,
+                  reinterpret_cast<uint32_t*>(y) + b * O * positions, *k.ctx);
     }
   };
 }
@@ -169,7 +216,9 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
 void register_quantized_conv_ops(OpRegistry& r) {
   std::vector<AttrSpec> attrs = window_attrs();
   attrs.push_back(group_attr().ir_name("-"));
-  r.add(OpDef{"aiov.QuantizedConv", 4, 6, infer_quantized_conv, prepare_quantized_conv}.with_attrs(attrs).ir(
+  // Set by fuse_requantization: a Relu applied before the requantization.
+  attrs.push_back(bool_attr("relu", false).ir_name("-").onnx_name("-"));
+  r.add(OpDef{"aiov.QuantizedConv", 4, 8, infer_quantized_conv, prepare_quantized_conv}.with_attrs(attrs).ir(
       {"aiov.QuantizedConv"}, "aiov1"));
 }
 

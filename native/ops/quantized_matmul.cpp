@@ -170,10 +170,14 @@ KernelFn prepare_quantize(const PrepareContext& ctx) {
 
 // ops/quantized_conv.cpp: registered with these (one entry point for the quantized family).
 void register_quantized_conv_ops(OpRegistry& r);
+void register_quantized_add_ops(OpRegistry& r);  // ops/quantized_add.cpp
 
 void register_quantized_matmul_ops(OpRegistry& r) {
   register_quantized_conv_ops(r);
-  r.add(OpDef{"aiov.Quantize", 3, 3, infer_quantize, prepare_quantize}.ir({"aiov.Quantize"}, "aiov1"));
+  register_quantized_add_ops(r);
+  r.add(OpDef{"aiov.Quantize", 3, 3, infer_quantize, prepare_quantize}
+            .blind(LayoutBlind::per_tensor)
+            .ir({"aiov.Quantize"}, "aiov1"));
   r.add(OpDef{"aiov.DynamicQuantize", 1, 1, infer_dynamic_quantize, prepare_dynamic_quantize}.ir(
       {"aiov.DynamicQuantize"}, "aiov1"));
   r.add(OpDef{"aiov.QuantizedMatMul", 4, 6, infer_quantized_matmul, prepare_quantized_matmul}.ir(

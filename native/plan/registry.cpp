@@ -365,6 +365,8 @@ std::vector<std::string> registry_problems(const OpRegistry& r) {
       fail(d.type + ": a layout-blind binary op takes two inputs");
     if (d.layout_blind == LayoutBlind::unary && d.min_inputs != 1)
       fail(d.type + ": a layout-blind unary op takes one input");
+    if (d.layout_blind == LayoutBlind::per_tensor && d.min_inputs < 2)
+      fail(d.type + ": a layout-blind per-tensor op takes its data and per-tensor values");
     if (!d.ir_types.empty() && d.ir_version.empty()) fail(d.type + ": an IR type without a version");
     for (const std::string& ir : d.ir_types) {
       auto [it, fresh] = ir_owner.emplace(ir, d.type);

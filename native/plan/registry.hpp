@@ -179,8 +179,10 @@ std::vector<int64_t> spatial_ints(const Node& node, const std::string& name, siz
 // ---- traits -----------------------------------------------------------------------------
 
 // The op computes each output element from the elements at the same place only, so it
-// commutes with a layout change (the optimizer sinks transposes through it).
-enum class LayoutBlind : uint8_t { no, unary, binary };
+// commutes with a layout change (the optimizer sinks transposes through it). per_tensor:
+// elementwise in its first input, every other input one value (aiov.Quantize's scale and
+// zero point).
+enum class LayoutBlind : uint8_t { no, unary, binary, per_tensor };
 
 // One step of aiov.ElementwiseChain over a block of n floats t (in place): a unary step
 // applies f(t) with the node's activation parameters (a, b); a binary step combines t with

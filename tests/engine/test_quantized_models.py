@@ -257,4 +257,110 @@ def test_conv_integer_runs_on_the_integer_kernel():
     )
     feeds = {"x": x}
     np.testing.assert_array_equal(aiov_outputs(proto, feeds)[0], ort_outputs(proto, feeds)[0])
-    assert node_types(proto, feeds) == ["aiov.QuantizedConv"]
+    # (in NHWC between the transposes at the edges of a convolution region)
+    assert sorted(node_types(proto, feeds)) == ["Transpose", "Transpose", "aiov.QuantizedConv"]
+
+
+def qdq_conv_chain(relu, o=16):
+    """x -> Q -> DQ -> Conv 3x3 [-> Relu] -> Q -> DQ -> Conv 1x1 -> Q -> DQ, plus the first
+    convolution's dequantized u8 as a residual: -> Add -> Q -> DQ (quantize_static's QDQ form)."""
+    inits = [numpy_helper.from_array(np.float32(0.03), "x_scale"), numpy_helper.from_array(np.uint8(128), "x_zero")]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zero"], ["xd"]),
+    ]
+    src, channels = "xd", 6
+    for i, (k, zero) in enumerate([(3, 0), (1, 110)]):
+        w = RNG.integers(-127, 128, (o, channels, k, k)).astype(np.int8)
+        w_scale = RNG.uniform(0.002, 0.01, o).astype(np.float32)
+        inits += [
+            numpy_helper.from_array(w, f"w{i}"),
+            numpy_helper.from_array(w_scale, f"w{i}_scale"),
+            numpy_helper.from_array(np.zeros(o, np.int8), f"w{i}_zero"),
+            numpy_helper.from_array(RNG.uniform(-1, 1, o).astype(np.float32), f"b{i}"),
+            numpy_helper.from_array(np.float32(0.05), f"y{i}_scale"),
+            numpy_helper.from_array(np.uint8(zero), f"y{i}_zero"),
+        ]
+        nodes += [
+            helper.make_node("DequantizeLinear", [f"w{i}", f"w{i}_scale", f"w{i}_zero"], [f"w{i}d"], axis=0),
+            helper.make_node("Conv", [src, f"w{i}d", f"b{i}"], [f"c{i}"], pads=[k // 2] * 4),
+        ]
+        out = f"c{i}"
+        if relu and i == 0:
+            nodes.append(helper.make_node("Relu", [out], ["r0"]))
+            out = "r0"
+        nodes += [
+            helper.make_node("QuantizeLinear", [out, f"y{i}_scale", f"y{i}_zero"], [f"q{i}"]),
+            helper.make_node("DequantizeLinear", [f"q{i}", f"y{i}_scale", f"y{i}_zero"], [f"d{i}"]),
+        ]
+        src, channels = f"d{i}", o
+    inits += [numpy_helper.from_array(np.float32(0.08), "s_scale"), numpy_helper.from_array(np.uint8(100), "s_zero")]
+    nodes += [
+        helper.make_node("Add", ["d0", "d1"], ["s"]),
+        helper.make_node("QuantizeLinear", ["s", "s_scale", "s_zero"], ["sq"]),
+        helper.make_node("DequantizeLinear", ["sq", "s_scale", "s_zero"], ["out"]),
+    ]
+    return model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 15, 15])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        inits,
+    )
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_qdq_convolutions_stay_u8_and_nhwc_between_each_other(relu, monkeypatch):
+    from graph_checks import run_both
+
+    proto = qdq_conv_chain(relu)
+    feeds = {"x": RNG.standard_normal((1, 6, 15, 15)).astype(np.float32) * 2}
+    plain, optimized = run_both(proto, feeds, monkeypatch)
+    np.testing.assert_array_equal(optimized, plain)  # the fused requantization computes the same bytes
+    want = ort_outputs(proto, feeds)[0]
+    assert np.max(np.abs(optimized - want)) <= 0.08 * 1.001  # within one quantum of the output's
+    types = node_types(proto, feeds)
+    # Both convolutions write u8 (no Quantize after them, the Relu theirs), the residual sum
+    # adds their bytes, all in one NHWC region: a transpose in, one out, none between.
+    assert types.count("aiov.QuantizedConv") == 2 and "Relu" not in types
+    assert types.count("aiov.QuantizedAdd") == 1 and "Add" not in types
+    assert types.count("aiov.Quantize") == 1  # the model's input
+    assert types.count("Transpose") == 2
+
+
+def test_quantize_static_cnn_matches_onnxruntime(tmp_path):
+    quantization = pytest.importorskip("onnxruntime.quantization")
+    import model_builders as zoo
+
+    float_path, quant_path = tmp_path / "float.onnx", tmp_path / "int8.onnx"
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    onnx.save(zoo.resnet50(blocks=(1, 1), width=8, classes=10), str(float_path))
+    # onnxruntime's recommended pre-processing: the BatchNorms folded into the convolutions.
+    quant_pre_process(str(float_path), str(float_path), skip_symbolic_shape=True)
+    images = [RNG.standard_normal((1, 3, 32, 32)).astype(np.float32) for _ in range(3)]
+
+    class Reader(quantization.CalibrationDataReader):
+        def __init__(self):
+            self.feeds = iter({"x": x} for x in images)
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    quantization.quantize_static(
+        str(float_path),
+        str(quant_path),
+        Reader(),
+        quant_format=quantization.QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=quantization.QuantType.QUInt8,
+        weight_type=quantization.QuantType.QInt8,
+    )
+    proto = onnx.load(str(quant_path))
+    feeds = {"x": images[0]}
+    got, want = aiov_outputs(proto, feeds)[0], ort_outputs(proto, feeds)[0]
+    assert got.argmax() == want.argmax()
+    np.testing.assert_allclose(got, want, rtol=0.05, atol=0.05 * np.max(np.abs(want)))
+    types = node_types(proto, feeds)
+    assert types.count("aiov.QuantizedConv") == 9 and "Convolution" not in types and "aiov.FusedConv" not in types
+    assert types.count("Transpose") <= 2  # NHWC from the first convolution to the pooling
+    assert types.count("aiov.QuantizedAdd") == 2  # the residual connections

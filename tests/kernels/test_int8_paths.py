@@ -6,7 +6,8 @@ cover every operand type pairing, zero points per tensor and per column (extreme
 the accumulations reach the ends of u8 x s8), shapes off the tile edges, weights known when
 the kernel is prepared and given only at run time, and both thread counts; and the dynamic
 quantization of activations that feeds them (aiov.DynamicQuantize), exact against numpy,
-and convolutions (aiov.QuantizedConv) with strides, padding and dilation."""
+and convolutions (aiov.QuantizedConv) with strides, padding and dilation, in NCHW and NHWC,
+writing s32, f32 or u8 requantized (with and without a Relu)."""
 
 import json
 
@@ -85,6 +86,23 @@ for (n, c, h, o, k, stride, pad, dil), xt, wt in [((1, 3, 9, 5, 3, 1, 1, 1), np.
         got = T.run_op("aiov.QuantizedConv", [x, w, za, zw, factor, bias], attrs, threads=threads)[0]
         want = ref.astype(np.float32) * factor.reshape(-1, 1, 1) + bias.reshape(-1, 1, 1)
         assert np.allclose(got, want, rtol=1e-5, atol=1e-5)
+        # Requantized to u8 (with a Relu first, too), and in NHWC: within one quantum of the
+        # f32 result quantized (a multiply-add may round once where numpy rounds twice).
+        y_scale, y_zero = np.float32(0.02), np.uint8(9)
+        for relu in (False, True):
+            f = np.maximum(want, 0) if relu else want
+            want_u8 = np.clip(np.rint(f / y_scale) + y_zero, 0, 255)
+            extra = dict(attrs, relu=relu)
+            got = T.run_op("aiov.QuantizedConv", [x, w, za, zw, factor, bias, y_scale, y_zero], extra,
+                           threads=threads)[0]
+            assert got.dtype == np.uint8 and np.max(np.abs(got - want_u8)) <= 1, (n, c, h, o, k, relu)
+            assert np.mean(got == want_u8) > 0.99
+            nhwc = T.run_op("aiov.QuantizedConv", [x.transpose(0, 2, 3, 1).copy(), w, za, zw, factor, bias, y_scale,
+                                                   y_zero], dict(extra, layout="nhwc"), threads=threads)[0]
+            assert np.array_equal(nhwc, got.transpose(0, 2, 3, 1)), (n, c, h, o, k, relu)
+        got = T.run_op("aiov.QuantizedConv", [x.transpose(0, 2, 3, 1).copy(), w, za, zw], dict(attrs, layout="nhwc"),
+                       threads=threads)[0]
+        assert np.array_equal(got, ref.transpose(0, 2, 3, 1)), (n, c, h, o, k)
         convs += 1
 
 # Dynamic quantization of activations: exact against numpy (same division, half-even rounding).
@@ -150,3 +168,33 @@ def test_bad_operands_are_named():
         T.run_op("aiov.QuantizedMatMul", [a, b, np.uint8(0), np.zeros(2, np.int8)])
     with pytest.raises(Exception, match="zero points must have their operand's type"):
         T.run_op("aiov.QuantizedMatMul", [a, b, np.int8(0), np.int8(0)])
+    # A requantizing convolution takes one f32 scale and one u8 zero point, after a bias.
+    x, w = np.zeros((1, 2, 4, 4), np.uint8), np.zeros((3, 2, 1, 1), np.int8)
+    head = [x, w, np.uint8(0), np.int8(0), np.float32(1), np.zeros(3, np.float32)]
+    with pytest.raises(Exception, match="requantizing needs one f32 scale and one u8 zero point"):
+        T.run_op("aiov.QuantizedConv", head + [np.float32(0.1), np.int8(0)])
+    with pytest.raises(Exception, match="requantizing needs one f32 scale and one u8 zero point"):
+        T.run_op("aiov.QuantizedConv", head + [np.float32([0.1, 0.2]), np.uint8(0)])
+
+
+def test_quantized_add_is_the_dequantized_sum_requantized():
+    import numpy as np
+
+    import aiov
+
+    T = aiov._core._testing
+    rng = np.random.default_rng(5)
+    for n in (1, 17, 600, 70000):  # the last one shared over the pool
+        a, b = rng.integers(0, 256, n).astype(np.uint8), rng.integers(0, 256, n).astype(np.uint8)
+        sa, za, sb, zb, sy, zy = np.float32(0.03), np.uint8(126), np.float32(0.07), np.uint8(3), np.float32(0.05), 9
+        got = T.run_op("aiov.QuantizedAdd", [a, sa, za, b, sb, zb, sy, np.uint8(zy)], threads=2)[0]
+        # The separate ops' f32 steps: each operand dequantized, the sum, then quantized.
+        total = (a.astype(np.float32) - np.float32(za)) * sa + (b.astype(np.float32) - np.float32(zb)) * sb
+        want = np.clip(np.rint(total / sy) + zy, 0, 255).astype(np.uint8)
+        assert got.dtype == np.uint8 and np.array_equal(got, want), n
+    with pytest.raises(Exception, match="one f32 scale and one u8 zero point"):
+        T.run_op("aiov.QuantizedAdd", [a, sa, np.int8(0), b, sb, zb, sy, np.uint8(zy)])
+    with pytest.raises(Exception, match="adds u8 tensors"):
+        T.run_op("aiov.QuantizedAdd", [a.astype(np.int8), sa, za, b, sb, zb, sy, np.uint8(zy)])
+    with pytest.raises(Exception, match="operands must have one shape"):
+        T.run_op("aiov.QuantizedAdd", [a[:5], sa, za, b[:6], sb, zb, sy, np.uint8(zy)])

@@ -94,6 +94,7 @@ struct LayoutBlindOps {
 };
 inline const LayoutBlindOps kLayoutBlindUnary{LayoutBlind::unary};
 inline const LayoutBlindOps kLayoutBlindBinary{LayoutBlind::binary};
+inline const LayoutBlindOps kLayoutBlindPerTensor{LayoutBlind::per_tensor};
 
 // The activation a node applies when it is a fusable one (OpDef::activation).
 inline bool registry_activation(const Node& u, Activation& a) {

@@ -29,11 +29,15 @@ namespace aiov {
   X(MaxPool, "MaxPool")                        \
   X(Multiply, "Multiply")                      \
   X(MVN, "MVN")                                \
+  X(Quantize, "aiov.Quantize")                 \
+  X(QuantizedAdd, "aiov.QuantizedAdd")         \
+  X(QuantizedConv, "aiov.QuantizedConv")       \
   X(QuantizedMatMul, "aiov.QuantizedMatMul")   \
   X(ReduceMax, "ReduceMax")                    \
   X(ReduceMean, "ReduceMean")                  \
   X(ReduceMin, "ReduceMin")                    \
   X(ReduceSum, "ReduceSum")                    \
+  X(Relu, "Relu")                              \
   X(Softmax, "Softmax")                        \
   X(Subtract, "Subtract")                      \
   X(Transpose, "Transpose")

@@ -9,10 +9,11 @@
 // clang-format off
 #define AIOV_GRAPH_PASSES(X)                                                                  \
   X(fold_constants) X(drop_unread_pool_indices) X(recognise_gelu)           /* clean-up */    \
-  X(convolutions_to_nhwc) X(batch_norms_to_scale_shift) X(sink_layout_changes)                \
-  X(convolutions_read_planar)                                               /* layout */      \
+  X(fuse_requantization)                                                    /* int8 */        \
+  X(convolutions_to_nhwc) X(quantized_convolutions_to_nhwc) X(batch_norms_to_scale_shift)     \
+  X(sink_layout_changes) X(convolutions_read_planar)                        /* layout */      \
   X(fuse_attention) X(fuse_layer_norm) X(fuse_matmul_bias)                                    \
-  X(fuse_quantized_matmul)                                                  /* fused ops */   \
+  X(fuse_quantized_matmul) X(fuse_quantized_add)                           /* fused ops */   \
   X(fuse_epilogues) X(fuse_elementwise_chains)                              /* epilogues */
 // clang-format on
 

@@ -48,6 +48,13 @@ bool sink_one(PassContext& ctx, const NodePtr& u, NodePtr& rebuilt) {
     ctx.replace(Value{u, 0}, Value{to_nchw(rebuilt), 0});
     return true;
   }
+  if (kLayoutBlindPerTensor.count(u->op) && at == 0) {  // (its per-tensor values hold in any layout)
+    std::vector<Value> ins = u->inputs;
+    ins[0] = y;
+    rebuilt = make_node(u->op, ins, u->attrs, u->name);
+    ctx.replace(Value{u, 0}, Value{to_nchw(rebuilt), 0});
+    return true;
+  }
   if (kLayoutBlindBinary.count(u->op) && numpy_broadcast(*u)) {
     const Value& other = u->inputs[1 - at];
     Value moved;
@@ -124,7 +131,7 @@ bool sink_one(PassContext& ctx, const NodePtr& u, NodePtr& rebuilt) {
 }  // namespace
 
 // Moves NHWC->NCHW transposes down past ops that do not care about the layout (layout-blind
-// elementwise ops, pooling, LRN, concatenation, reductions), so that a following NCHW->NHWC
+// elementwise ops, per-tensor quantization, pooling, LRN, concatenation, reductions), so that a following NCHW->NHWC
 // transpose meets them and both disappear. One walk in topological order: a node is visited after everything it
 // reads has moved, and a rebuilt node is tried again at once.
 bool sink_layout_changes(PassContext& ctx) {
