@@ -2035,11 +2035,11 @@ def _integer_matmul(ctx, a, b, a_zero, b_zero, factor=None):
 
 
 def _integer_conv(ctx, x, w, x_zero, w_zero, factor=None, bias=None):
-    """aiov.QuantizedConv where it applies: 8-bit data, constant 8-bit filters, group 1, the
+    """aiov.QuantizedConv where it applies: 8-bit data, constant 8-bit filters (any group), the
     data's zero point one value, the filters' (and the factor) one or one per output channel.
     None elsewhere."""
     eight = (Type.u8, Type.i8)
-    if x.get_element_type() not in eight or w.get_element_type() not in eight or ctx.attr("group", 1) != 1:
+    if x.get_element_type() not in eight or w.get_element_type() not in eight:
         return None
     x_shape, w_shape = x.get_partial_shape(), w.get_partial_shape()
     if w.get_node().get_type_name() != "Constant" or not x_shape.rank.is_static or len(x_shape) not in (3, 4, 5):
@@ -2055,7 +2055,7 @@ def _integer_conv(ctx, x, w, x_zero, w_zero, factor=None, bias=None):
         if bias.get_element_type() != Type.f32 or not b_shape.is_static or [d.get_length() for d in b_shape] != [out]:
             return None
     inputs = [x, w, zx, zw] + ([factor] if factor is not None else []) + ([bias] if bias is not None else [])
-    attrs = dict(_spatial(ctx, len(x_shape)), group=1)
+    attrs = dict(_spatial(ctx, len(x_shape)), group=ctx.attr("group", 1))
     return ops._make("aiov.QuantizedConv", inputs, attrs, ctx.node.name)
 
 

@@ -3,7 +3,8 @@
 // the data in channels-last order, one row of patch values per output position (padding is
 // the data's zero point, so it contributes nothing), times the filters packed once. Inputs and
 // outputs as aiov.QuantizedMatMul's: four give the s32 sums (ONNX ConvInteger), a fifth, the
-// factor (one value or one per output channel), gives f32 (+ a sixth, the bias). Group 1.
+// factor (one value or one per output channel), gives f32 (+ a sixth, the bias). Groups
+// of more than one run in ops/quantized_grouped_conv.cpp.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -15,6 +16,10 @@
 #include "plan/registry.hpp"
 
 namespace aiov {
+
+// ops/quantized_grouped_conv.cpp: group > 1 (depthwise, and per-group GEMMs).
+KernelFn prepare_quantized_grouped_conv(const PrepareContext& ctx);
+
 namespace {
 
 // dst[j * rows + i] = src[i * cols + j]: a [rows, cols] matrix transposed, in 32 x 32 blocks
@@ -53,7 +58,6 @@ std::vector<PortInfo> infer_quantized_conv(const InferContext& c) {
                      type_name(w.type));
   if (c.in[2].type != x.type || c.in[3].type != w.type)
     throw InputError(n.describe() + ": zero points must have their operand's type");
-  if (n.attr_int("group") != 1) throw InputError(n.describe() + ": only group 1 is supported");
   const int64_t O = w.shape.rank_known && w.shape.rank() > 0 ? w.shape.dims[0] : -1;
   const bool one_a = !c.in[2].shape.rank_known || numel(c.in[2].shape.dims) == 1;
   if (!one_a || !one_or(c.in[3], O))
@@ -75,6 +79,7 @@ std::vector<PortInfo> infer_quantized_conv(const InferContext& c) {
 
 KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
   if (!ctx.in[1].data) throw NotSupported(ctx.node.describe() + ": needs constant filters");
+  if (ctx.node.attr_int("group") > 1) return prepare_quantized_grouped_conv(ctx);
   const Dims &xs = ctx.in[0].shape, &fs = ctx.in[1].shape;
   const int64_t batch = xs[0], C = xs[1], O = fs[0];
   std::vector<int64_t> in(xs.begin() + 2, xs.end()), kernel(fs.begin() + 2, fs.end());

@@ -1,0 +1,43 @@
+// Depthwise 8-bit integer convolution (one filter per channel, MobileNet's 3x3 stride 1 and 2)
+// on channels-last u8 images: every output pixel sums its taps' values times the channel's
+// s32 weights, vectorized over channels (AVX512-VNNI VPDPWSSD, 16 channels a step, or
+// portable loops), then writes s32 or f32 scaled, biased and clamped. The zero points are
+// folded in by the caller: weights are w - w_zero, padding reads the data's zero point, and
+// `channel_add` takes out data_zero * sum of the weights, so sums are exact in s32.
+#pragma once
+#include <cstdint>
+
+namespace aiov {
+
+struct DepthwiseInt8 {
+  int64_t channels = 0;
+  int64_t in_h = 0, in_w = 0, out_h = 0, out_w = 0;
+  int64_t kernel_h = 0, kernel_w = 0, stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+  int64_t pad_top = 0, pad_left = 0;
+  const uint8_t* image = nullptr;        // [in_h, in_w, channels], u8 (signed data shifted by 128)
+  uint8_t pad = 0;                       // the padding byte, in the image's u8 domain
+  const int32_t* weights = nullptr;      // [kernel_h * kernel_w, channels]: w - w_zero
+  const int32_t* channel_add = nullptr;  // [channels], added to every sum
+  // Output element (c, oy, ox) at out[c * channel_stride + (oy * out_w + ox) * pixel_stride].
+  int32_t* out_i32 = nullptr;  // the sum as it is, or
+  float* out_f32 = nullptr;    // clamp(float(sum) * scale[c] + bias[c], lo, hi)
+  int64_t channel_stride = 0, pixel_stride = 0;
+  const float* scale = nullptr;  // [channels]
+  const float* bias = nullptr;   // [channels] or null
+  float lo = -3.4e38f, hi = 3.4e38f;
+};
+
+// Output rows [oy0, oy1).
+void depthwise_int8_rows(const DepthwiseInt8& p, int64_t oy0, int64_t oy1);
+
+// The kernels depthwise sums run on: "avx512_vnni" or "scalar" (AIOV_INT8_ISA lowers it).
+const char* depthwise_int8_isa();
+
+namespace depthwise_detail {
+// One output pixel's channels [c0, c1) for the taps at `taps` (null: padding), the sums
+// written to acc (s32); null when the file was built without the instructions.
+using PixelFn = void (*)(const DepthwiseInt8& p, const uint8_t* const* taps, int32_t* acc);
+PixelFn vnni_depthwise_pixel();
+}  // namespace depthwise_detail
+
+}  // namespace aiov
