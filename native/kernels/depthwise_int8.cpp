@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/gemm_int8.hpp"
 #include "kernels/isa.hpp"
 
 namespace aiov {
@@ -45,9 +46,11 @@ void depthwise_int8_rows(const DepthwiseInt8& p, int64_t oy0, int64_t oy1) {
   thread_local std::vector<uint8_t> pad_row;
   thread_local std::vector<const uint8_t*> taps;
   thread_local std::vector<int32_t> sums;
+  thread_local std::vector<float> values;
   pad_row.assign((size_t)C, p.pad);
   taps.resize((size_t)count);
   sums.resize((size_t)(p.out_w * C));
+  values.resize((size_t)std::max(p.out_w, C));
   for (int64_t oy = oy0; oy < oy1; ++oy) {
     for (int64_t ox = 0; ox < p.out_w; ++ox) {
       for (int64_t ky = 0, t = 0; ky < p.kernel_h; ++ky)
@@ -59,19 +62,27 @@ void depthwise_int8_rows(const DepthwiseInt8& p, int64_t oy0, int64_t oy1) {
         }
       pixel(p, taps.data(), sums.data() + ox * C);
     }
-    // The row's [out_w, C] sums to the output, one channel at a time.
-    const int64_t base = oy * p.out_w * p.pixel_stride;
-    for (int64_t c = 0; c < C; ++c) {
-      const int32_t* s = sums.data() + c;
+    // The row's [out_w, C] sums to the output in contiguous runs: a pixel's channels where
+    // channels are contiguous (NHWC), else a channel's pixels (NCHW).
+    const int32_t* const row = sums.data();
+    const bool by_pixel = p.channel_stride == 1;
+    const int64_t outer = by_pixel ? p.out_w : C, inner = by_pixel ? C : p.out_w;
+    const int64_t step = by_pixel ? 1 : C;  // from one inner sum to the next in `row`
+    for (int64_t i = 0; i < outer; ++i) {
+      const int32_t* s = row + (by_pixel ? i * C : i);
+      const int64_t at = oy * p.out_w * p.pixel_stride + (by_pixel ? i * p.pixel_stride : i * p.channel_stride);
       if (p.out_i32) {
-        int32_t* o = p.out_i32 + c * p.channel_stride + base;
-        for (int64_t ox = 0; ox < p.out_w; ++ox) o[ox * p.pixel_stride] = s[ox * C];
+        for (int64_t j = 0; j < inner; ++j) p.out_i32[at + j] = s[j * step];
         continue;
       }
-      float* o = p.out_f32 + c * p.channel_stride + base;
-      const float scale = p.scale[c], bias = p.bias ? p.bias[c] : 0.0f;
-      for (int64_t ox = 0; ox < p.out_w; ++ox)
-        o[ox * p.pixel_stride] = std::min(std::max((float)s[ox * C] * scale + bias, p.lo), p.hi);
+      float* y = p.out_f32 ? p.out_f32 + at : values.data();
+      for (int64_t j = 0; j < inner; ++j) {
+        const int64_t c = by_pixel ? j : i;
+        float v = (float)s[j * step] * p.scale[c];
+        if (p.bias) v += p.bias[c];
+        y[j] = p.relu ? std::max(v, 0.0f) : v;
+      }
+      if (p.out_u8) quantize_u8(y, inner, p.out_scale, p.out_zero, p.out_u8 + at);
     }
   }
 }

@@ -18,13 +18,17 @@ struct DepthwiseInt8 {
   uint8_t pad = 0;                       // the padding byte, in the image's u8 domain
   const int32_t* weights = nullptr;      // [kernel_h * kernel_w, channels]: w - w_zero
   const int32_t* channel_add = nullptr;  // [channels], added to every sum
-  // Output element (c, oy, ox) at out[c * channel_stride + (oy * out_w + ox) * pixel_stride].
+  // Output element (c, oy, ox) at out[c * channel_stride + (oy * out_w + ox) * pixel_stride],
+  // one of the two strides 1 (NCHW: pixel_stride 1; NHWC: channel_stride 1).
   int32_t* out_i32 = nullptr;  // the sum as it is, or
-  float* out_f32 = nullptr;    // clamp(float(sum) * scale[c] + bias[c], lo, hi)
+  float* out_f32 = nullptr;    // y = float(sum) * scale[c] + bias[c] (then max(0, y) with relu), or
+  uint8_t* out_u8 = nullptr;   // y requantized as aiov.Quantize does it (out_scale, out_zero)
   int64_t channel_stride = 0, pixel_stride = 0;
   const float* scale = nullptr;  // [channels]
   const float* bias = nullptr;   // [channels] or null
-  float lo = -3.4e38f, hi = 3.4e38f;
+  bool relu = false;
+  float out_scale = 1.0f;
+  int32_t out_zero = 0;
 };
 
 // Output rows [oy0, oy1).

@@ -5,7 +5,9 @@ loops, and the per-group integer GEMMs. Each runs in a subprocess capped with AI
 convolution exactly (s32 outputs) or its f32 dequantization to rounding. The cases cover
 MobileNet's 3x3 stride 1 and 2, padding, dilation, channel counts off the vector width,
 every operand type pairing, zero points per tensor, per channel and at the ends of their
-ranges, channel multipliers, ResNeXt-style groups, 1-D windows, and both thread counts."""
+ranges, channel multipliers, ResNeXt-style groups, 1-D windows, NCHW and NHWC, both thread
+counts, and (where the op has that form) requantization to u8 with and without relu, equal
+byte for byte to aiov.Quantize of the f32 result."""
 
 import json
 
@@ -36,7 +38,10 @@ def conv_ref(x, w, za, zw, stride, pad, dil, group):
             y[:, g * og : (g + 1) * og] += np.einsum("nc...,oc->no...", patch, wz[(slice(g * og, (g + 1) * og), slice(None)) + tap])
     return y
 
-convs = 0
+# The requantizing form (a u8 scale and zero point after the bias, "relu") where the op has it.
+schema = next(op for op in ov._core.op_schema() if op["type"] == "aiov.QuantizedConv")
+requantizing = schema["max_inputs"] >= 8 and any(a["name"] == "relu" for a in schema["attrs"])
+convs = requantized = 0
 # (batch, channels, size, outputs, kernel, stride, pad, dilation, group, spatial dims)
 cases = [((1, 32, 9, 32, 3, 1, 1, 1, 32, 2), np.uint8, np.int8, "random"),
          ((2, 67, 10, 67, 3, 2, 1, 1, 67, 2), np.int8, np.int8, "random"),
@@ -70,7 +75,30 @@ for (n, c, h, o, k, stride, pad, dil, group, spatial), xt, wt, zeros in cases:
         want = ref.astype(np.float32) * factor.reshape(shape) + bias.reshape(shape)
         assert np.allclose(got, want, rtol=1e-5, atol=1e-5), (n, c, group, threads)
         convs += 1
-print(json.dumps({"isa": ov._core.depthwise_int8_isa(), "convs": convs}))
+        if spatial != 2:
+            continue
+        # Channels last in and out (inside the optimizer's NHWC regions), s32 and f32.
+        to_nhwc = lambda t: np.ascontiguousarray(t.transpose(0, 2, 3, 1))  # noqa: E731
+        nhwc = dict(attrs, layout="nhwc")
+        got = T.run_op("aiov.QuantizedConv", [to_nhwc(x), w, za, zw], nhwc, threads=threads)[0]
+        assert np.array_equal(got, to_nhwc(ref)), (n, c, group, threads, "nhwc")
+        got = T.run_op("aiov.QuantizedConv", [to_nhwc(x), w, za, zw, factor, bias], nhwc, threads=threads)[0]
+        assert np.allclose(got, to_nhwc(want), rtol=1e-5, atol=1e-5), (n, c, group, threads, "nhwc")
+        if not requantizing:
+            continue
+        # Requantized to u8 (relu first): the bytes aiov.Quantize makes of the f32 result.
+        y_scale, y_zero = np.float32(np.abs(want).max() / 200), np.uint8(90)
+        for relu in (False, True):
+            f32 = np.maximum(want, 0) if relu else want
+            expected = T.run_op("aiov.Quantize", [np.ascontiguousarray(f32), y_scale, y_zero])[0]
+            inputs = [x, w, za, zw, factor, bias, y_scale, y_zero]
+            got = T.run_op("aiov.QuantizedConv", inputs, dict(attrs, relu=relu), threads=threads)[0]
+            assert np.array_equal(got, expected), (n, c, group, threads, "u8", relu)
+            inputs[0] = to_nhwc(x)
+            got = T.run_op("aiov.QuantizedConv", inputs, dict(nhwc, relu=relu), threads=threads)[0]
+            assert np.array_equal(got, to_nhwc(expected)), (n, c, group, threads, "u8 nhwc", relu)
+            requantized += 1
+print(json.dumps({"isa": ov._core.depthwise_int8_isa(), "convs": convs, "requantized": requantized}))
 """
 
 ISAS = ["scalar", "avx512_vnni"]  # AMX has no depthwise form: its CPUs run the VNNI kernel
@@ -89,6 +117,7 @@ def test_grouped_conv_path_matches_integer_reference(isa, run_capped):
     result = json.loads(run_capped(SCRIPT, 300, AIOV_INT8_ISA=isa, AIOV_GEMM_ISA=None))
     assert result["isa"] == isa  # the forced path is the one that ran
     assert result["convs"] == 20
+    assert result["requantized"] in (0, 36)  # 0: the op has no requantizing form yet
 
 
 def test_bad_groups_are_named():
