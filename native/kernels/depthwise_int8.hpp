@@ -38,10 +38,20 @@ void depthwise_int8_rows(const DepthwiseInt8& p, int64_t oy0, int64_t oy1);
 const char* depthwise_int8_isa();
 
 namespace depthwise_detail {
-// One output pixel's channels [c0, c1) for the taps at `taps` (null: padding), the sums
-// written to acc (s32); null when the file was built without the instructions.
-using PixelFn = void (*)(const DepthwiseInt8& p, const uint8_t* const* taps, int32_t* acc);
-PixelFn vnni_depthwise_pixel();
+
+struct DepthwiseKernels {
+  const char* name;  // int8_isa_name of its ISA
+  // Sums of `count` pixels, all channels, to acc [count, channels]: pixel i's tap t at
+  // taps[t] + i * step (bytes).
+  void (*pixels)(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc);
+  // y[c] = float(sums[c]) * scale[c] + bias[c] (relu) for one pixel's channels (no FMA: the
+  // same f32 values as the portable path, which requantization depends on).
+  void (*dequantize)(const DepthwiseInt8& p, const int32_t* sums, float* y);
+};
+
+// Null when the file was built without the instructions.
+const DepthwiseKernels* vnni_depthwise_kernels();
+
 }  // namespace depthwise_detail
 
 }  // namespace aiov
