@@ -1,4 +1,4 @@
-// Depthwise int8 driver: per output row, the pixels whose taps all lie inside the image as
+// Depthwise (and narrow-group) int8 driver: per output row, the pixels whose taps all lie inside the image as
 // one run for the kernel (tap pointers advancing by the stride), the border pixels one by
 // one with taps outside reading padding bytes, then the row written out through the
 // epilogue. Also the portable kernels.
@@ -16,13 +16,15 @@ namespace {
 
 // The reference the VNNI kernels are tested against, and the path on CPUs without them.
 void pixels_portable(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc) {
-  const int64_t C = p.channels, kernel = p.kernel_h * p.kernel_w;
+  const int64_t C = p.channels, kernel = p.kernel_h * p.kernel_w, width = p.group_width;
   for (int64_t i = 0; i < count; ++i, acc += C) {
     for (int64_t c = 0; c < C; ++c) acc[c] = p.channel_add[c];
     for (int64_t t = 0; t < kernel; ++t) {
       const uint8_t* x = taps[t] + i * step;
-      const int32_t* w = p.weights + t * C;
-      for (int64_t c = 0; c < C; ++c) acc[c] += (int32_t)x[c] * w[c];
+      for (int64_t in = 0; in < width; ++in) {
+        const int32_t* w = p.weights + (t * width + in) * C;
+        for (int64_t c = 0; c < C; ++c) acc[c] += (int32_t)x[c - c % width + in] * w[c];
+      }
     }
   }
 }

@@ -1,9 +1,11 @@
 // Depthwise 8-bit integer convolution (one filter per channel, MobileNet's 3x3 stride 1 and 2)
-// on channels-last u8 images: every output pixel sums its taps' values times the channel's
-// s32 weights, vectorized over channels (AVX512-VNNI VPDPWSSD, 16 channels a step, or
-// portable loops), then writes s32 or f32 scaled, biased and clamped. The zero points are
-// folded in by the caller: weights are w - w_zero, padding reads the data's zero point, and
-// `channel_add` takes out data_zero * sum of the weights, so sums are exact in s32.
+// and its narrow-group kin (groups of 2, 4, 8 or 16 channels in and as many out: ResNeXt,
+// RegNet) on channels-last u8 images: every output pixel sums its taps' values times the
+// s32 weights, vectorized over output channels (AVX512-VNNI VPDPWSSD, 16 channels a step,
+// each lane's group inputs brought to it by a lane permute; or portable loops), then writes
+// s32, f32 or requantized u8. The zero points are folded in by the caller: weights are
+// w - w_zero, padding reads the data's zero point, and `channel_add` takes out
+// data_zero * sum of the weights, so sums are exact in s32.
 #pragma once
 #include <cstdint>
 
@@ -11,12 +13,15 @@ namespace aiov {
 
 struct DepthwiseInt8 {
   int64_t channels = 0;
+  int64_t group_width = 1;  // channels per group, in and out: 1 (depthwise), 2, 4, 8 or 16
   int64_t in_h = 0, in_w = 0, out_h = 0, out_w = 0;
   int64_t kernel_h = 0, kernel_w = 0, stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
   int64_t pad_top = 0, pad_left = 0;
-  const uint8_t* image = nullptr;        // [in_h, in_w, channels], u8 (signed data shifted by 128)
-  uint8_t pad = 0;                       // the padding byte, in the image's u8 domain
-  const int32_t* weights = nullptr;      // [kernel_h * kernel_w, channels]: w - w_zero
+  const uint8_t* image = nullptr;  // [in_h, in_w, channels], u8 (signed data shifted by 128)
+  uint8_t pad = 0;                 // the padding byte, in the image's u8 domain
+  // [kernel_h * kernel_w, group_width, channels]: (t, i, o) weighs input channel
+  // o - o % group_width + i under tap t for output channel o; w - w_zero.
+  const int32_t* weights = nullptr;
   const int32_t* channel_add = nullptr;  // [channels], added to every sum
   // Output element (c, oy, ox) at out[c * channel_stride + (oy * out_w + ox) * pixel_stride],
   // one of the two strides 1 (NCHW: pixel_stride 1; NHWC: channel_stride 1).

@@ -1,10 +1,10 @@
 // aiov.QuantizedConv with group > 1 (ops/quantized_conv.cpp hands it here): the same inputs,
 // outputs and attributes (NCHW or NHWC, "relu", s32 / f32 / requantized u8 outputs), constant
 // filters [O, C / group, k...].
-// - Depthwise (group = C = O, 1-D or 2-D; MobileNet's 3x3 stride 1 and 2): every output
-//   pixel's taps summed over all channels at once on channels-last u8 data
-//   (kernels/depthwise_int8.hpp), the epilogue writing either layout.
-// - Other groupings (ResNeXt, RegNet): one integer GEMM per group (kernels/gemm_int8.hpp) over
+// - Depthwise (group = C = O, 1-D or 2-D; MobileNet's 3x3 stride 1 and 2) and groups of 2, 4,
+//   8 or 16 channels in and out: every output pixel's taps summed over all channels at once
+//   on channels-last u8 data (kernels/depthwise_int8.hpp), the epilogue writing either layout.
+// - Other groupings (wider groups, channel multipliers): one integer GEMM per group (kernels/gemm_int8.hpp) over
 //   that group's channels-last patch rows, each writing its columns of the shared result.
 #include <algorithm>
 #include <cstring>
@@ -68,25 +68,26 @@ struct Geometry {
 };
 
 KernelFn prepare_depthwise(const PrepareContext& ctx, const Geometry& g) {
-  ctx.note_kernel(std::string("depthwise integer ") + depthwise_int8_isa() + (g.out_nhwc ? " in NHWC" : " in NCHW") +
-                  (g.requantize ? " to u8" : ""));
+  ctx.note_kernel(std::string(g.group == g.C ? "depthwise" : "narrow-group") + " integer " + depthwise_int8_isa() +
+                  (g.out_nhwc ? " in NHWC" : " in NCHW") + (g.requantize ? " to u8" : ""));
   return [g](const KernelArgs& k) {
-    const int64_t C = g.C, taps = g.taps(), plane = g.plane(), positions = g.positions();
+    const int64_t C = g.C, taps = g.taps(), plane = g.plane(), positions = g.positions(), width = C / g.group;
     const uint8_t* f = static_cast<const uint8_t*>(k.in[1]->data);
     const std::vector<int32_t> w_zero = per_channel<int32_t>(*k.in[3], C, int8_at);
     const int32_t x_zero = int8_at(*k.in[2], 0) + (g.x_signed ? 128 : 0);  // in the u8 domain
-    // Weights [taps, C] less their zero points; the data's zero point taken out of each sum
-    // as x_zero * the channel's weights, so padding (x_zero) adds nothing.
-    std::vector<int32_t> weights((size_t)(taps * C)), channel_add((size_t)C);
-    for (int64_t c = 0; c < C; ++c) {
+    // Weights [taps, width, C] less their zero points; the data's zero point taken out of
+    // each sum as x_zero * the channel's weights, so padding (x_zero) adds nothing.
+    std::vector<int32_t> weights((size_t)(taps * width * C)), channel_add((size_t)C);
+    for (int64_t o = 0; o < C; ++o) {
       int32_t total = 0;
-      for (int64_t t = 0; t < taps; ++t) {
-        const uint8_t byte = f[c * taps + t];
-        const int32_t v = (g.w_unsigned ? (int32_t)byte : (int32_t)(int8_t)byte) - w_zero[(size_t)c];
-        weights[(size_t)(t * C + c)] = v;
-        total += v;
-      }
-      channel_add[(size_t)c] = -x_zero * total;
+      for (int64_t in = 0; in < width; ++in)
+        for (int64_t t = 0; t < taps; ++t) {
+          const uint8_t byte = f[(o * width + in) * taps + t];
+          const int32_t v = (g.w_unsigned ? (int32_t)byte : (int32_t)(int8_t)byte) - w_zero[(size_t)o];
+          weights[(size_t)((t * width + in) * C + o)] = v;
+          total += v;
+        }
+      channel_add[(size_t)o] = -x_zero * total;
     }
     std::vector<float> scale, bias;
     if (g.dequantize) scale = per_channel<float>(*k.in[4], C, f32_at);
@@ -94,6 +95,7 @@ KernelFn prepare_depthwise(const PrepareContext& ctx, const Geometry& g) {
     const Window& w = g.w;
     DepthwiseInt8 p;
     p.channels = C;
+    p.group_width = width;
     p.in_h = w.in[1], p.in_w = w.in[2], p.out_h = w.out[1], p.out_w = w.out[2];
     p.kernel_h = w.kernel[1], p.kernel_w = w.kernel[2], p.stride_h = w.stride[1], p.stride_w = w.stride[2];
     p.dilation_h = w.dilation[1], p.dilation_w = w.dilation[2], p.pad_top = w.pad_begin[1], p.pad_left = w.pad_begin[2];
@@ -264,7 +266,9 @@ KernelFn prepare_quantized_grouped_conv(const PrepareContext& ctx) {
   g.has_bias = ctx.in.size() > 5;
   g.requantize = ctx.in.size() > 7;  // a u8 scale and zero point after the bias
   g.relu = n.attr_int("relu", 0) != 0;
-  if (g.group == g.C && g.O == g.C && g.w.kernel[0] == 1 && g.w.in[0] == 1) return prepare_depthwise(ctx, g);
+  // Groups of 1, 2, 4, 8 or 16 channels in and out (one group per vector lane's reach).
+  const int64_t width = g.C / g.group;
+  if (g.O == g.C && 16 % width == 0 && g.w.kernel[0] == 1 && g.w.in[0] == 1) return prepare_depthwise(ctx, g);
   return prepare_grouped(ctx, g);
 }
 
