@@ -25,8 +25,8 @@ Outputs are checked against aiov f32 within a bf16 tolerance (5e-2 of the output
 ``--no-bf16`` skips it.
 
 A third table runs int8: the MLP (b64) and the BERT encoder quantized by onnxruntime's
-``quantize_dynamic``, ResNet-50 by ``quantize_static`` (QDQ, per-channel weights, calibrated
-on random images); aiov, onnxruntime and OpenVINO (its defaults) read the same quantized ONNX,
+``quantize_dynamic``, ResNet-50 and MobileNetV2 by ``quantize_static`` (QDQ, per-channel
+weights, calibrated on random images); aiov, onnxruntime and OpenVINO (its defaults) read the same quantized ONNX,
 with the geometric mean of aiov / the faster peer. ``--no-int8`` skips it.
 Each table ends with the geometric mean of aiov / best peer (at bf16: OpenVINO's default).
 
@@ -241,6 +241,12 @@ def _int8_specs():
             "resnet50_int8",
             "(c) ResNet-50 224px b1 static QDQ",
             _quantized("resnet50", z.resnet50, lambda seed: _image(1, seed=seed)),
+            lambda: _image(1),
+        ),
+        Spec(
+            "mobilenet_int8",
+            "(d) MobileNetV2 224px b1 static QDQ",
+            _quantized("mobilenet", z.mobilenet_v2, lambda seed: _image(1, seed=seed)),
             lambda: _image(1),
         ),
     ]

@@ -26,6 +26,7 @@
 #include "executor/executor.hpp"
 #include "kernels/lowbit.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/depthwise_int8.hpp"
 #include "kernels/gemm_int8.hpp"
 #include "kernels/isa.hpp"
 #include "plan/batcher.hpp"
@@ -899,6 +900,9 @@ NB_MODULE(_core, m) {
       "cpu_bf16_isa", [] { return std::string(bf16_isa_name(detect_bf16_isa())); },
       "The best bf16 kernels the CPU offers (AIOV_BF16_ISA and AIOV_GEMM_ISA aside).");
   m.def("gemm_int8_isa", [] { return std::string(gemm_int8_isa()); }, "The kernels integer products run on.");
+  m.def(
+      "depthwise_int8_isa", [] { return std::string(depthwise_int8_isa()); },
+      "The kernels depthwise integer convolutions run on.");
   m.def(
       "cpu_int8_isa", [] { return std::string(int8_isa_name(detect_int8_isa())); },
       "The best integer-product kernels the CPU offers (AIOV_INT8_ISA and AIOV_GEMM_ISA aside).");

@@ -3,6 +3,7 @@ every node's types and shapes come from the native op registry."""
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -807,6 +808,13 @@ def _gemm(ctx):
     a, b = ctx.inputs[0], ctx.inputs[1]
     c = ctx.inputs[2] if len(ctx.inputs) > 2 else None
     alpha, beta = ctx.attr("alpha", 1.0), ctx.attr("beta", 1.0)
+    if alpha == 1.0 and beta == 1.0 and not ctx.attr("transA", 0):
+        # A QDQ classifier (quantize_static: DQ(x) times DQ(W) with transB, per channel along
+        # W's output axis, plus the DQ'd bias): an integer product.
+        trans_b = bool(ctx.attr("transB", 0))
+        fast = _qdq_product(ctx, 0 if trans_b else 1, functools.partial(_integer_gemm, trans_b))
+        if fast is not None:
+            return fast
     y = ops.matmul(a, b, bool(ctx.attr("transA", 0)), bool(ctx.attr("transB", 0)))
 
     def scalar(value, like):  # in the operand's own type (f16 and bf16 models too)
@@ -2034,12 +2042,21 @@ def _integer_matmul(ctx, a, b, a_zero, b_zero, factor=None):
     return ops._make("aiov.QuantizedMatMul", inputs, {}, ctx.node.name)
 
 
+def _integer_gemm(trans_b, ctx, a, b, a_zero, b_zero, factor, bias=None):
+    """Gemm's `_integer_matmul`: constant B [N, K] with trans_b transposed once here, C added
+    after (the optimizer folds an [N] bias into the product)."""
+    if trans_b:
+        b = ops.constant(np.ascontiguousarray(b.get_node().get_data().T)).output(0)
+    y = _integer_matmul(ctx, a, b, a_zero, b_zero, factor)
+    return y if y is None or bias is None else ops.add(y, bias)
+
+
 def _integer_conv(ctx, x, w, x_zero, w_zero, factor=None, bias=None):
-    """aiov.QuantizedConv where it applies: 8-bit data, constant 8-bit filters, group 1, the
+    """aiov.QuantizedConv where it applies: 8-bit data, constant 8-bit filters (any group), the
     data's zero point one value, the filters' (and the factor) one or one per output channel.
     None elsewhere."""
     eight = (Type.u8, Type.i8)
-    if x.get_element_type() not in eight or w.get_element_type() not in eight or ctx.attr("group", 1) != 1:
+    if x.get_element_type() not in eight or w.get_element_type() not in eight:
         return None
     x_shape, w_shape = x.get_partial_shape(), w.get_partial_shape()
     if w.get_node().get_type_name() != "Constant" or not x_shape.rank.is_static or len(x_shape) not in (3, 4, 5):
@@ -2055,7 +2072,7 @@ def _integer_conv(ctx, x, w, x_zero, w_zero, factor=None, bias=None):
         if bias.get_element_type() != Type.f32 or not b_shape.is_static or [d.get_length() for d in b_shape] != [out]:
             return None
     inputs = [x, w, zx, zw] + ([factor] if factor is not None else []) + ([bias] if bias is not None else [])
-    attrs = dict(_spatial(ctx, len(x_shape)), group=1)
+    attrs = dict(_spatial(ctx, len(x_shape)), group=ctx.attr("group", 1))
     return ops._make("aiov.QuantizedConv", inputs, attrs, ctx.node.name)
 
 
@@ -2152,9 +2169,9 @@ def _conv_integer(ctx):
 def _qlinear_conv(ctx):
     x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero, bias = (list(ctx.inputs) + [None] * 9)[:9]
     factor = _as_f32(as_output(ops.divide(ops.multiply(x_scale, w_scale), y_scale)))
-    y = None
-    if bias is None:  # an s32 bias is added before the factor: kept on the f32 path
-        y = _integer_conv(ctx, x, w, x_zero, w_zero, factor)
+    # The s32 bias is added to the sums before the factor: bias x factor after it, in f32.
+    f32_bias = None if bias is None else as_output(ops.multiply(_as_f32(bias), factor))
+    y = _integer_conv(ctx, x, w, x_zero, w_zero, factor, f32_bias)
     if y is None:
         xs = _as_f32(x) if x_zero is None else as_output(ops.subtract(_as_f32(x), _as_f32(x_zero)))
         y = _convolution(ctx, xs, _shifted_filters(ctx, w, w_zero), None if bias is None else _as_f32(bias))

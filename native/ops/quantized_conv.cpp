@@ -8,7 +8,8 @@
 // a seventh and eighth (one f32 scale, one u8 zero point) requantize that f32 to u8 as
 // aiov.Quantize would (the next convolution's input in QDQ models).
 // Layout: "nchw" (the model's; transposed on the way in and out) or "nhwc" (inside a
-// convolution region, see passes/quantized_convolutions_to_nhwc). Group 1.
+// convolution region, see passes/quantized_convolutions_to_nhwc). Groups of more than one run
+// in ops/quantized_grouped_conv.cpp.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -20,6 +21,10 @@
 #include "plan/registry.hpp"
 
 namespace aiov {
+
+// ops/quantized_grouped_conv.cpp: group > 1 (depthwise, and per-group GEMMs).
+KernelFn prepare_quantized_grouped_conv(const PrepareContext& ctx);
+
 namespace {
 
 // dst[j * rows + i] = src[i * cols + j]: a [rows, cols] matrix transposed, in 32 x 32 blocks
@@ -58,7 +63,6 @@ std::vector<PortInfo> infer_quantized_conv(const InferContext& c) {
                      type_name(w.type));
   if (c.in[2].type != x.type || c.in[3].type != w.type)
     throw InputError(n.describe() + ": zero points must have their operand's type");
-  if (n.attr_int("group") != 1) throw InputError(n.describe() + ": only group 1 is supported");
   const int64_t O = w.shape.rank_known && w.shape.rank() > 0 ? w.shape.dims[0] : -1;
   const bool one_a = !c.in[2].shape.rank_known || numel(c.in[2].shape.dims) == 1;
   if (!one_a || !one_or(c.in[3], O))
@@ -89,6 +93,7 @@ std::vector<PortInfo> infer_quantized_conv(const InferContext& c) {
 
 KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
   if (!ctx.in[1].data) throw NotSupported(ctx.node.describe() + ": needs constant filters");
+  if (ctx.node.attr_int("group") > 1) return prepare_quantized_grouped_conv(ctx);
   const bool nhwc = layout_of(ctx.node) == Layout::nhwc, relu = ctx.node.attr_int("relu", 0) != 0;
   const Dims xs = to_channels_first(ctx.in[0].shape, nhwc ? Layout::nhwc : Layout::nchw), &fs = ctx.in[1].shape;
   const int64_t batch = xs[0], C = xs[1], O = fs[0];

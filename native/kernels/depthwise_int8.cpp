@@ -1,0 +1,136 @@
+// Depthwise (and narrow-group) int8 driver: per output row, the pixels whose taps all lie inside the image as
+// one run for the kernel (tap pointers advancing by the stride), the border pixels one by
+// one with taps outside reading padding bytes, then the row written out through the
+// epilogue. Also the portable kernels.
+#include "kernels/depthwise_int8.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/gemm_int8.hpp"
+#include "kernels/isa.hpp"
+
+namespace aiov {
+namespace depthwise_detail {
+namespace {
+
+// The reference the VNNI kernels are tested against, and the path on CPUs without them.
+void pixels_portable(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc) {
+  const int64_t C = p.channels, kernel = p.kernel_h * p.kernel_w, width = p.group_width;
+  for (int64_t i = 0; i < count; ++i, acc += C) {
+    for (int64_t c = 0; c < C; ++c) acc[c] = p.channel_add[c];
+    for (int64_t t = 0; t < kernel; ++t) {
+      const uint8_t* x = taps[t] + i * step;
+      for (int64_t in = 0; in < width; ++in) {
+        const int32_t* w = p.weights + (t * width + in) * C;
+        for (int64_t c = 0; c < C; ++c) acc[c] += (int32_t)x[c - c % width + in] * w[c];
+      }
+    }
+  }
+}
+
+void dequantize_portable(const DepthwiseInt8& p, const int32_t* sums, float* y) {
+  for (int64_t c = 0; c < p.channels; ++c) {
+    float v = (float)sums[c] * p.scale[c];
+    if (p.bias) v += p.bias[c];
+    y[c] = p.relu ? std::max(v, 0.0f) : v;
+  }
+}
+
+const DepthwiseKernels kPortable{"scalar", &pixels_portable, &dequantize_portable};
+
+const DepthwiseKernels& kernels() {
+  static const DepthwiseKernels* chosen = [] {  // once; thread-safe static init
+    if (selected_int8_isa() >= Int8Isa::avx512_vnni)
+      if (const DepthwiseKernels* k = vnni_depthwise_kernels()) return k;
+    return &kPortable;
+  }();
+  return *chosen;
+}
+
+}  // namespace
+}  // namespace depthwise_detail
+
+using namespace depthwise_detail;
+
+void depthwise_int8_rows(const DepthwiseInt8& p, int64_t oy0, int64_t oy1) {
+  const int64_t C = p.channels, count = p.kernel_h * p.kernel_w;
+  const DepthwiseKernels& ks = kernels();
+  // Padding long enough for a whole run of pixels to walk along it.
+  thread_local std::vector<uint8_t> padding;
+  thread_local std::vector<const uint8_t*> taps;
+  thread_local std::vector<int32_t> sums;
+  thread_local std::vector<float> values;
+  padding.assign((size_t)((p.out_w * p.stride_w + 1) * C), p.pad);
+  taps.resize((size_t)count);
+  sums.resize((size_t)(p.out_w * C));
+  values.resize((size_t)std::max(p.out_w, C));
+  // Columns [x_lo, x_hi) have every tap inside the image's width.
+  const int64_t reach = (p.kernel_w - 1) * p.dilation_w;
+  const int64_t x_lo = std::min(p.out_w, (p.pad_left + p.stride_w - 1) / p.stride_w);
+  const int64_t x_hi = std::max(
+      x_lo, std::min(p.out_w, p.in_w - reach + p.pad_left > 0 ? (p.in_w - reach + p.pad_left - 1) / p.stride_w + 1
+                                                              : int64_t{0}));
+  const int64_t step = p.stride_w * C;
+  for (int64_t oy = oy0; oy < oy1; ++oy) {
+    // Tap t of the pixel at column ox, or padding.
+    const auto set_taps = [&](int64_t ox) {
+      for (int64_t ky = 0, t = 0; ky < p.kernel_h; ++ky) {
+        const int64_t y = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+        for (int64_t kx = 0; kx < p.kernel_w; ++kx, ++t) {
+          const int64_t x = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+          const bool inside = y >= 0 && y < p.in_h && x >= 0 && x < p.in_w;
+          taps[(size_t)t] = inside ? p.image + (y * p.in_w + x) * C : padding.data();
+        }
+      }
+    };
+    for (int64_t ox = 0; ox < x_lo; ++ox) {
+      set_taps(ox);
+      ks.pixels(p, taps.data(), 1, 0, sums.data() + ox * C);
+    }
+    if (x_hi > x_lo) {  // rows outside the image read along the padding
+      set_taps(x_lo);
+      ks.pixels(p, taps.data(), x_hi - x_lo, step, sums.data() + x_lo * C);
+    }
+    for (int64_t ox = x_hi; ox < p.out_w; ++ox) {
+      set_taps(ox);
+      ks.pixels(p, taps.data(), 1, 0, sums.data() + ox * C);
+    }
+    // The row's [out_w, C] sums to the output: a pixel's channels at once where they are
+    // contiguous (NHWC), else a channel's pixels (NCHW).
+    const int32_t* const row = sums.data();
+    const int64_t at = oy * p.out_w * p.pixel_stride;
+    if (p.channel_stride == 1) {
+      for (int64_t ox = 0; ox < p.out_w; ++ox) {
+        const int64_t o = at + ox * p.pixel_stride;
+        if (p.out_i32) {
+          std::copy(row + ox * C, row + (ox + 1) * C, p.out_i32 + o);
+          continue;
+        }
+        float* y = p.out_f32 ? p.out_f32 + o : values.data();
+        ks.dequantize(p, row + ox * C, y);
+        if (p.out_u8) quantize_u8(y, C, p.out_scale, p.out_zero, p.out_u8 + o);
+      }
+      continue;
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t o = at + c * p.channel_stride;
+      if (p.out_i32) {
+        for (int64_t ox = 0; ox < p.out_w; ++ox) p.out_i32[o + ox] = row[ox * C + c];
+        continue;
+      }
+      float* y = p.out_f32 ? p.out_f32 + o : values.data();
+      const float scale = p.scale[c], bias = p.bias ? p.bias[c] : 0.0f;
+      for (int64_t ox = 0; ox < p.out_w; ++ox) {
+        float v = (float)row[ox * C + c] * scale;
+        if (p.bias) v += bias;
+        y[ox] = p.relu ? std::max(v, 0.0f) : v;
+      }
+      if (p.out_u8) quantize_u8(y, p.out_w, p.out_scale, p.out_zero, p.out_u8 + o);
+    }
+  }
+}
+
+const char* depthwise_int8_isa() { return kernels().name; }
+
+}  // namespace aiov

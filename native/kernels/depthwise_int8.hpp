@@ -1,0 +1,62 @@
+// Depthwise 8-bit integer convolution (one filter per channel, MobileNet's 3x3 stride 1 and 2)
+// and its narrow-group kin (groups of 2, 4, 8 or 16 channels in and as many out: ResNeXt,
+// RegNet) on channels-last u8 images: every output pixel sums its taps' values times the
+// s32 weights, vectorized over output channels (AVX512-VNNI VPDPWSSD, 16 channels a step,
+// each lane's group inputs brought to it by a lane permute; or portable loops), then writes
+// s32, f32 or requantized u8. The zero points are folded in by the caller: weights are
+// w - w_zero, padding reads the data's zero point, and `channel_add` takes out
+// data_zero * sum of the weights, so sums are exact in s32.
+#pragma once
+#include <cstdint>
+
+namespace aiov {
+
+struct DepthwiseInt8 {
+  int64_t channels = 0;
+  int64_t group_width = 1;  // channels per group, in and out: 1 (depthwise), 2, 4, 8 or 16
+  int64_t in_h = 0, in_w = 0, out_h = 0, out_w = 0;
+  int64_t kernel_h = 0, kernel_w = 0, stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+  int64_t pad_top = 0, pad_left = 0;
+  const uint8_t* image = nullptr;  // [in_h, in_w, channels], u8 (signed data shifted by 128)
+  uint8_t pad = 0;                 // the padding byte, in the image's u8 domain
+  // [kernel_h * kernel_w, group_width, channels]: (t, i, o) weighs input channel
+  // o - o % group_width + i under tap t for output channel o; w - w_zero.
+  const int32_t* weights = nullptr;
+  const int32_t* channel_add = nullptr;  // [channels], added to every sum
+  // Output element (c, oy, ox) at out[c * channel_stride + (oy * out_w + ox) * pixel_stride],
+  // one of the two strides 1 (NCHW: pixel_stride 1; NHWC: channel_stride 1).
+  int32_t* out_i32 = nullptr;  // the sum as it is, or
+  float* out_f32 = nullptr;    // y = float(sum) * scale[c] + bias[c] (then max(0, y) with relu), or
+  uint8_t* out_u8 = nullptr;   // y requantized as aiov.Quantize does it (out_scale, out_zero)
+  int64_t channel_stride = 0, pixel_stride = 0;
+  const float* scale = nullptr;  // [channels]
+  const float* bias = nullptr;   // [channels] or null
+  bool relu = false;
+  float out_scale = 1.0f;
+  int32_t out_zero = 0;
+};
+
+// Output rows [oy0, oy1).
+void depthwise_int8_rows(const DepthwiseInt8& p, int64_t oy0, int64_t oy1);
+
+// The kernels depthwise sums run on: "avx512_vnni" or "scalar" (AIOV_INT8_ISA lowers it).
+const char* depthwise_int8_isa();
+
+namespace depthwise_detail {
+
+struct DepthwiseKernels {
+  const char* name;  // int8_isa_name of its ISA
+  // Sums of `count` pixels, all channels, to acc [count, channels]: pixel i's tap t at
+  // taps[t] + i * step (bytes).
+  void (*pixels)(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc);
+  // y[c] = float(sums[c]) * scale[c] + bias[c] (relu) for one pixel's channels (no FMA: the
+  // same f32 values as the portable path, which requantization depends on).
+  void (*dequantize)(const DepthwiseInt8& p, const int32_t* sums, float* y);
+};
+
+// Null when the file was built without the instructions.
+const DepthwiseKernels* vnni_depthwise_kernels();
+
+}  // namespace depthwise_detail
+
+}  // namespace aiov

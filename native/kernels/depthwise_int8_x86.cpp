@@ -1,0 +1,85 @@
+// Depthwise (and narrow-group) int8 kernels for AVX512-VNNI: 16 channels a vector, each tap's u8 values widened
+// to s32 lanes whose upper halves are zero, so VPDPWSSD against the s32 weights (|w| < 2^15)
+// adds exactly x * w into each lane; four pixels in flight per pass over the taps, sharing
+// each tap's weights.
+#include "kernels/depthwise_int8.hpp"
+#include "kernels/x86_intrinsics.hpp"
+
+namespace aiov {
+namespace depthwise_detail {
+#if defined(AIOV_X86) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+namespace {
+
+[[gnu::always_inline]] inline __m512i widened(const uint8_t* x, __mmask16 m) {
+  return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, x));
+}
+
+// Pixels [i, i + P) of output channels [c, c + 16) under mask m. With groups, lane l takes
+// input `in` of its group from lane l - l % width + in (a group never straddles 16 channels).
+template <int P, bool kGroups>
+[[gnu::always_inline]] inline void block(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t i, int64_t step,
+                                         int64_t c, __mmask16 m, int32_t* acc) {
+  const int64_t C = p.channels, kernel = p.kernel_h * p.kernel_w, width = p.group_width;
+  __m512i sum[P];
+  const __m512i add = _mm512_maskz_loadu_epi32(m, p.channel_add + c);
+  for (int k = 0; k < P; ++k) sum[k] = add;
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i first = _mm512_sub_epi32(lane, _mm512_and_si512(lane, _mm512_set1_epi32((int)width - 1)));
+  for (int64_t t = 0; t < kernel; ++t) {
+    const uint8_t* x = taps[t] + i * step + c;
+    __m512i xv[P];
+    for (int k = 0; k < P; ++k) xv[k] = widened(x + k * step, m);
+    if (!kGroups) {
+      const __m512i w = _mm512_maskz_loadu_epi32(m, p.weights + t * C + c);
+      for (int k = 0; k < P; ++k) sum[k] = _mm512_dpwssd_epi32(sum[k], xv[k], w);
+      continue;
+    }
+    for (int64_t in = 0; in < width; ++in) {
+      const __m512i w = _mm512_maskz_loadu_epi32(m, p.weights + (t * width + in) * C + c);
+      const __m512i from = _mm512_add_epi32(first, _mm512_set1_epi32((int)in));
+      for (int k = 0; k < P; ++k) sum[k] = _mm512_dpwssd_epi32(sum[k], _mm512_permutexvar_epi32(from, xv[k]), w);
+    }
+  }
+  for (int k = 0; k < P; ++k) _mm512_mask_storeu_epi32(acc + (i + k) * C + c, m, sum[k]);
+}
+
+template <bool kGroups>
+void pixels(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc) {
+  const int64_t C = p.channels;
+  for (int64_t c = 0; c < C; c += 16) {
+    const __mmask16 m = C - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - c)) - 1u);
+    int64_t i = 0;
+    for (; i + 4 <= count; i += 4) block<4, kGroups>(p, taps, i, step, c, m, acc);
+    for (; i < count; ++i) block<1, kGroups>(p, taps, i, step, c, m, acc);
+  }
+}
+
+void pixels_vnni(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc) {
+  if (p.group_width == 1)
+    pixels<false>(p, taps, count, step, acc);
+  else
+    pixels<true>(p, taps, count, step, acc);
+}
+
+void dequantize_vnni(const DepthwiseInt8& p, const int32_t* sums, float* y) {
+  const int64_t C = p.channels;
+  for (int64_t c = 0; c < C; c += 16) {
+    const __mmask16 m = C - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - c)) - 1u);
+    __m512 v =
+        _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, sums + c)), _mm512_maskz_loadu_ps(m, p.scale + c));
+    if (p.bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, p.bias + c));
+    if (p.relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+    _mm512_mask_storeu_ps(y + c, m, v);
+  }
+}
+
+const DepthwiseKernels kVnni{"avx512_vnni", &pixels_vnni, &dequantize_vnni};
+
+}  // namespace
+
+const DepthwiseKernels* vnni_depthwise_kernels() { return &kVnni; }
+#else
+const DepthwiseKernels* vnni_depthwise_kernels() { return nullptr; }
+#endif
+}  // namespace depthwise_detail
+}  // namespace aiov

@@ -1,0 +1,145 @@
+"""Grouped and depthwise integer convolutions (aiov.QuantizedConv with group > 1) on each path
+the dispatcher can pick: the depthwise (and narrow-group) kernel's AVX512-VNNI dot products
+and its portable loops, and the per-group integer GEMMs. Each runs in a subprocess capped with AIOV_INT8_ISA
+(skipped where the CPU lacks it), reports which kernels ran, and must equal an int64 numpy
+convolution exactly (s32 outputs) or its f32 dequantization to rounding. The cases cover
+MobileNet's 3x3 stride 1 and 2, padding, dilation, channel counts off the vector width,
+every operand type pairing, zero points per tensor, per channel and at the ends of their
+ranges, channel multipliers, ResNeXt-style groups, 1-D windows, NCHW and NHWC, both thread
+counts, and (where the op has that form) requantization to u8 with and without relu, equal
+byte for byte to aiov.Quantize of the f32 result."""
+
+import json
+
+import pytest
+
+SCRIPT = r"""
+import json, numpy as np, aiov as ov
+T = ov._core._testing
+rng = np.random.default_rng(0)
+
+def ints(dtype, shape):
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max + 1, shape).astype(dtype)
+
+def conv_ref(x, w, za, zw, stride, pad, dil, group):
+    # int64 sums over the taps of (x - za) * (w - zw), padding being the data's zero point.
+    spatial = x.ndim - 2
+    xp = np.pad(x.astype(np.int64) - int(za), [(0, 0), (0, 0)] + [(pad, pad)] * spatial)
+    wz = w.astype(np.int64) - zw.astype(np.int64).reshape((-1,) + (1,) * (spatial + 1))
+    o, cg = w.shape[:2]
+    out = [(xp.shape[2 + d] - dil * (w.shape[2 + d] - 1) - 1) // stride + 1 for d in range(spatial)]
+    y = np.zeros((x.shape[0], o) + tuple(out), np.int64)
+    og = o // group
+    for tap in np.ndindex(*w.shape[2:]):
+        window = tuple(slice(t * dil, t * dil + stride * n, stride) for t, n in zip(tap, out))
+        for g in range(group):
+            patch = xp[(slice(None), slice(g * cg, (g + 1) * cg)) + window]
+            y[:, g * og : (g + 1) * og] += np.einsum("nc...,oc->no...", patch, wz[(slice(g * og, (g + 1) * og), slice(None)) + tap])
+    return y
+
+# The requantizing form (a u8 scale and zero point after the bias, "relu") where the op has it.
+schema = next(op for op in ov._core.op_schema() if op["type"] == "aiov.QuantizedConv")
+requantizing = schema["max_inputs"] >= 8 and any(a["name"] == "relu" for a in schema["attrs"])
+convs = requantized = 0
+# (batch, channels, size, outputs, kernel, stride, pad, dilation, group, spatial dims)
+cases = [((1, 32, 9, 32, 3, 1, 1, 1, 32, 2), np.uint8, np.int8, "random"),
+         ((2, 67, 10, 67, 3, 2, 1, 1, 67, 2), np.int8, np.int8, "random"),
+         ((1, 144, 14, 144, 3, 2, 1, 1, 144, 2), np.uint8, np.int8, "extreme"),
+         ((1, 5, 7, 5, 3, 1, 0, 2, 5, 2), np.uint8, np.uint8, "random"),
+         # an image narrower than the window (no pixel has all its taps inside), and no padding
+         ((1, 16, 2, 16, 3, 1, 1, 1, 16, 2), np.uint8, np.int8, "random"),
+         ((1, 24, 6, 24, 3, 2, 0, 1, 24, 2), np.int8, np.int8, "random"),
+         ((1, 96, 12, 96, 5, 1, 2, 1, 96, 2), np.uint8, np.int8, "tensor"),
+         ((1, 20, 16, 20, 3, 1, 1, 1, 20, 1), np.uint8, np.int8, "random"),
+         ((1, 8, 6, 16, 3, 1, 1, 1, 8, 2), np.uint8, np.int8, "random"),
+         ((1, 16, 8, 32, 3, 1, 1, 1, 4, 2), np.uint8, np.int8, "extreme"),
+         ((2, 12, 7, 6, 3, 2, 1, 1, 3, 2), np.int8, np.uint8, "random"),
+         ((1, 64, 14, 64, 3, 1, 1, 1, 8, 2), np.uint8, np.int8, "tensor"),
+         # groups of 4 (channels off the vector width), 2, 16 and 32 channels
+         ((1, 40, 9, 40, 3, 1, 1, 1, 10, 2), np.uint8, np.int8, "random"),
+         ((2, 32, 7, 32, 3, 2, 1, 1, 16, 2), np.int8, np.uint8, "extreme"),
+         ((1, 48, 6, 48, 3, 1, 1, 1, 3, 2), np.uint8, np.int8, "tensor"),
+         ((1, 64, 6, 64, 3, 1, 1, 1, 2, 2), np.uint8, np.int8, "random")]
+for (n, c, h, o, k, stride, pad, dil, group, spatial), xt, wt, zeros in cases:
+    x, w = ints(xt, (n, c) + (h,) * spatial), ints(wt, (o, c // group) + (k,) * spatial)
+    za, zw = ints(xt, ()), ints(wt, (o,))
+    if zeros == "extreme":  # sums at the ends of u8 x s8
+        x[:] = np.iinfo(xt).max
+        za, zw = np.array(np.iinfo(xt).min, xt), np.full((o,), np.iinfo(wt).min, wt)
+        w[:] = np.iinfo(wt).max
+    elif zeros == "tensor":
+        zw = ints(wt, ())
+    ref = conv_ref(x, w, za, zw, stride, pad, dil, group).astype(np.int32)
+    attrs = {"strides": [stride] * spatial, "pads_begin": [pad] * spatial, "pads_end": [pad] * spatial,
+             "dilations": [dil] * spatial, "group": group}
+    for threads in (1, 2):
+        got = T.run_op("aiov.QuantizedConv", [x, w, za, zw], attrs, threads=threads)[0]
+        assert got.dtype == np.int32 and np.array_equal(got, ref), (n, c, group, threads)
+        factor = rng.uniform(1e-4, 1e-3, o).astype(np.float32)
+        bias = rng.standard_normal(o).astype(np.float32)
+        got = T.run_op("aiov.QuantizedConv", [x, w, za, zw, factor, bias], attrs, threads=threads)[0]
+        shape = (-1,) + (1,) * spatial
+        want = ref.astype(np.float32) * factor.reshape(shape) + bias.reshape(shape)
+        assert np.allclose(got, want, rtol=1e-5, atol=1e-5), (n, c, group, threads)
+        convs += 1
+        if spatial != 2:
+            continue
+        # Channels last in and out (inside the optimizer's NHWC regions), s32 and f32.
+        to_nhwc = lambda t: np.ascontiguousarray(t.transpose(0, 2, 3, 1))  # noqa: E731
+        nhwc = dict(attrs, layout="nhwc")
+        got = T.run_op("aiov.QuantizedConv", [to_nhwc(x), w, za, zw], nhwc, threads=threads)[0]
+        assert np.array_equal(got, to_nhwc(ref)), (n, c, group, threads, "nhwc")
+        got = T.run_op("aiov.QuantizedConv", [to_nhwc(x), w, za, zw, factor, bias], nhwc, threads=threads)[0]
+        assert np.allclose(got, to_nhwc(want), rtol=1e-5, atol=1e-5), (n, c, group, threads, "nhwc")
+        if not requantizing:
+            continue
+        # Requantized to u8 (relu first): the bytes aiov.Quantize makes of the f32 result.
+        y_scale, y_zero = np.float32(np.abs(want).max() / 200), np.uint8(90)
+        for relu in (False, True):
+            f32 = np.maximum(want, 0) if relu else want
+            expected = T.run_op("aiov.Quantize", [np.ascontiguousarray(f32), y_scale, y_zero])[0]
+            inputs = [x, w, za, zw, factor, bias, y_scale, y_zero]
+            got = T.run_op("aiov.QuantizedConv", inputs, dict(attrs, relu=relu), threads=threads)[0]
+            assert np.array_equal(got, expected), (n, c, group, threads, "u8", relu)
+            inputs[0] = to_nhwc(x)
+            got = T.run_op("aiov.QuantizedConv", inputs, dict(nhwc, relu=relu), threads=threads)[0]
+            assert np.array_equal(got, to_nhwc(expected)), (n, c, group, threads, "u8 nhwc", relu)
+            requantized += 1
+print(json.dumps({"isa": ov._core.depthwise_int8_isa(), "convs": convs, "requantized": requantized}))
+"""
+
+ISAS = ["scalar", "avx512_vnni"]  # AMX has no depthwise form: its CPUs run the VNNI kernel
+
+
+def cpu_int8_isa():
+    import aiov
+
+    return aiov._core.cpu_int8_isa()
+
+
+@pytest.mark.parametrize("isa", ISAS[::-1])
+def test_grouped_conv_path_matches_integer_reference(isa, run_capped):
+    if cpu_int8_isa() == "scalar" and isa != "scalar":
+        pytest.skip(f"this CPU has no {isa}")
+    result = json.loads(run_capped(SCRIPT, 300, AIOV_INT8_ISA=isa, AIOV_GEMM_ISA=None))
+    assert result["isa"] == isa  # the forced path is the one that ran
+    assert result["convs"] == 32
+    assert result["requantized"] in (0, 60)  # 0: the op has no requantizing form yet
+
+
+def test_bad_groups_are_named():
+    import numpy as np
+
+    import aiov
+
+    T = aiov._core._testing
+    x, z8 = np.zeros((1, 6, 5, 5), np.uint8), np.int8(0)
+    attrs = {"strides": [1, 1], "pads_begin": [0, 0], "pads_end": [0, 0], "dilations": [1, 1], "group": 4}
+    with pytest.raises(Exception, match="'group' must be a divisor of the data's 6 channels, got 4"):
+        T.run_op("aiov.QuantizedConv", [x, np.zeros((4, 1, 3, 3), np.int8), np.uint8(0), z8], attrs)
+    attrs["group"] = 3
+    with pytest.raises(Exception, match="data has 6 channels but filters"):
+        T.run_op("aiov.QuantizedConv", [x, np.zeros((3, 1, 3, 3), np.int8), np.uint8(0), z8], attrs)
+    with pytest.raises(Exception, match="4 output channels do not split into 3 groups"):
+        T.run_op("aiov.QuantizedConv", [x, np.zeros((4, 2, 3, 3), np.int8), np.uint8(0), z8], attrs)
