@@ -229,12 +229,16 @@ class InferRequest:
             if fast is not None:
                 if self._spec.plans_to_log is not None:
                     log_built_plans(self._spec.plans_to_log)
+                if self._spec.after_run is not None:
+                    self._spec.after_run()
                 return fast
         self._set_inputs(inputs, share_inputs, complete)
         self._native.infer()
         self._fill_preset_outputs()
         if self._spec.plans_to_log is not None:
             log_built_plans(self._spec.plans_to_log)
+        if self._spec.after_run is not None:
+            self._spec.after_run()
         return self._spec.results(self._native.outputs(not share_outputs))
 
     # -- async --
@@ -276,6 +280,8 @@ class InferRequest:
                 return False
         if self._spec.plans_to_log is not None:
             log_built_plans(self._spec.plans_to_log)
+        if self._spec.after_run is not None:
+            self._spec.after_run()
         if self._started:
             self._started = False
             error = self._pending_error if done is not None else native_error(self._native)
