@@ -18,12 +18,18 @@ then read by a native reader that checks every count, index and size and rebuild
 through the op registry, as for any untrusted model file.
 
 Loading a blob skips the frontend and the optimizer: the compiled model plans straight from
-the stored optimized graph. Weights packed for the GEMM kernels (which depend on the CPU's
-ISA) are not stored: each plan packs them as a cold compile does.
+the stored optimized graph. The weights its plans derived from constants when it was written
+(packed GEMM panels, Winograd filters, depthwise taps, integer panels) follow the graphs, under
+a packing key naming the kernels they were packed for (the CPU's ISA, AIOV_*_ISA overrides,
+the layouts' version): read back on a machine with the same key, the plans take them instead of
+packing again; under another key they are skipped and the plans pack as after a cold compile.
+Each one read back is checked against the dimensions its kernel expects before it is used.
 
 The cache (``CACHE_DIR``) keys a blob by the model file and the files beside it (name, size,
 time, inode) plus the config: compiling the same file again loads the blob instead of reading
-and optimizing the source. A cache file that fails any check is ignored and rewritten."""
+and optimizing the source. A cache file that fails any check is ignored and rewritten. A model
+with dynamic inputs packs its weights at its first inference, after the compile wrote its
+entry: that first inference writes the entry again (refresh_after_first_run)."""
 
 from __future__ import annotations
 
@@ -33,12 +39,14 @@ import json
 import os
 import struct
 import tempfile
+import threading
+import weakref
 import zlib
 
 from ._errors import InputError
 
 MAGIC = b"AIOVBLOB"
-FORMAT_VERSION = 2  # 1: the model as IR, optimized again on load
+FORMAT_VERSION = 3  # 1: the model as IR, optimized again on load; 2: without packed weights
 _PREFIX = struct.Struct("<8sII")  # magic, format version, header length
 _DIGEST = struct.Struct("<I")  # CRC-32 of everything before it
 _MAX_HEADER = 1 << 20
@@ -111,10 +119,11 @@ def _pack_parts(compiled):
 
 
 class Loaded:
-    """A blob read back: the model, its optimized graph (engine nodes) and its config."""
+    """A blob read back: the model, its optimized graph (engine nodes), its config and the
+    packed weights (an opaque engine object, empty when packed for other kernels)."""
 
-    def __init__(self, model, optimized, config):
-        self.model, self.optimized, self.config = model, optimized, config
+    def __init__(self, model, optimized, config, packed=None):
+        self.model, self.optimized, self.config, self.packed = model, optimized, config, packed
 
 
 def unpack(data, config=None, source: str = "the blob") -> Loaded:
@@ -154,12 +163,12 @@ def unpack(data, config=None, source: str = "the blob") -> Loaded:
         data, start = _as_bytes(decrypt(bytes(view[start:body_len])), "the decrypt callback"), 0
         graphs_len = len(data)
     try:
-        parts = _core.deserialize_graphs(data, start, graphs_len)
+        parts, packed = _core.deserialize_graphs(data, start, graphs_len)
     except InputError as exc:
         raise InputError(f"{source}: {exc}") from None
     if len(parts) != 2:
         raise InputError(f"{source} is malformed: it holds {len(parts)} graphs, not a model and its optimized graph")
-    return Loaded(_rebuild_model(parts[0], about, source), parts[1], stored_config)
+    return Loaded(_rebuild_model(parts[0], about, source), parts[1], stored_config, packed)
 
 
 def _rebuild_model(parts, about: dict, source: str):
@@ -258,6 +267,27 @@ def load_cached(cache_dir, key, config):
         return unpack(data, config, f"the cached blob {path!r}")
     except InputError:
         return None  # corrupted, truncated, foreign or old: compiled again and rewritten
+
+
+def refresh_after_first_run(cache_dir, key, compiled) -> None:
+    """A model with dynamic inputs plans, and packs its weights, at its first inference, after
+    its cache entry was written (at compile time): the first inference that packed writes the
+    entry again, with those weights, so the next hit packs nothing. Once: later shapes' plans
+    would rewrite a whole blob for each."""
+    if compiled._native.cached_plans:  # planned at compile time: the entry has its weights
+        return
+    spec, native, ref = compiled._spec, compiled._native, weakref.ref(compiled)
+    lock = threading.Lock()
+
+    def after_run():
+        if not lock.acquire(blocking=False):
+            return  # another thread's first run is writing it
+        spec.after_run = None
+        owner = ref()
+        if owner is not None and native.weights_packed:
+            store_cached(cache_dir, key, owner)
+
+    spec.after_run = after_run
 
 
 def store_cached(cache_dir, key, compiled) -> None:

@@ -16,10 +16,10 @@ from ._results import OVDict
 class CompiledModel:
     """Created by ``Core.compile_model`` or ``aiov.compile_model``."""
 
-    def __init__(self, model, config=None, _batch=None, _optimized=None):
+    def __init__(self, model, config=None, _batch=None, _optimized=None, _packed=None):
         # Compile a snapshot: later edits of `model` (names, reshape) do not leak in. A model
         # read from a blob comes with its optimized graph (engine nodes: parameters, outputs,
-        # sinks) and is nobody else's, so it is taken as it is.
+        # sinks) and the weights packed for it, and is nobody else's, so it is taken as it is.
         self._model = model.clone() if _optimized is None else model
         self._config = _properties.defaults()
         self._config.update(_properties.normalize(config))
@@ -39,6 +39,7 @@ class CompiledModel:
             sinks,
             self._log_plans,
             _optimized,
+            _packed,
         )
         inputs = [ConstOutput(p.get_node(), p.get_index()) for p in self._model.inputs]
         outputs = [ConstOutput(r.get_node(), r.get_index()) for r in self._model.outputs]

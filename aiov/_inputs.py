@@ -31,6 +31,7 @@ class IoSpec:
         "count",
         "narrow_outputs",
         "plans_to_log",
+        "after_run",
     )
 
     def __init__(self, inputs, outputs):
@@ -57,6 +58,10 @@ class IoSpec:
         # The compiled model whose newly built plans are logged where results are read (set
         # when DEBUG logging was on at compile time; see _log.log_built_plans).
         self.plans_to_log = None
+        # Called (without arguments) where results are read, while set: a CACHE_DIR entry
+        # written before the first inference packed its weights is written again then
+        # (_blob.refresh_after_first_run).
+        self.after_run = None
 
     def results(self, values) -> OVDict:
         """The request's output arrays as the caller sees them: ml_dtypes arrays for the types

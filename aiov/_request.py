@@ -221,6 +221,8 @@ class InferRequest:
                     self._mark_all_set()
                 if self._spec.plans_to_log is not None:
                     log_built_plans(self._spec.plans_to_log)
+                if self._spec.after_run is not None:
+                    self._spec.after_run()
                 return self._spec.results(values)
         if self._native.busy:
             raise BusyError("the request is busy: wait() for its running inference first")
@@ -229,6 +231,8 @@ class InferRequest:
         self._fill_preset_outputs()
         if self._spec.plans_to_log is not None:
             log_built_plans(self._spec.plans_to_log)
+        if self._spec.after_run is not None:
+            self._spec.after_run()
         return self._spec.results(self._native.outputs(not share_outputs))
 
     # -- async --
@@ -270,6 +274,8 @@ class InferRequest:
                 return False
         if self._spec.plans_to_log is not None:
             log_built_plans(self._spec.plans_to_log)
+        if self._spec.after_run is not None:
+            self._spec.after_run()
         if self._started:
             self._started = False
             error = self._pending_error if done is not None else native_error(self._native)

@@ -126,7 +126,7 @@ class Core:
         merged = {k: v for k, v in self._config.items()}
         merged.update(_properties.normalize(loaded.config))
         merged.update(extra)
-        return CompiledModel(loaded.model, merged, _optimized=loaded.optimized)
+        return CompiledModel(loaded.model, merged, _optimized=loaded.optimized, _packed=loaded.packed)
 
 
 def _compile_cached(core, path, config, batch=None) -> CompiledModel:
@@ -137,11 +137,13 @@ def _compile_cached(core, path, config, batch=None) -> CompiledModel:
     key = _blob.cache_key(path, config)
     cached = _blob.load_cached(config["CACHE_DIR"], key, config)
     if cached is not None:
-        compiled = CompiledModel(cached.model, config, batch, _optimized=cached.optimized)
+        compiled = CompiledModel(cached.model, config, batch, _optimized=cached.optimized, _packed=cached.packed)
         compiled._config["LOADED_FROM_CACHE"] = True
+        _blob.refresh_after_first_run(config["CACHE_DIR"], key, compiled)
         return compiled
     compiled = CompiledModel(core.read_model(path), config, batch)
     _blob.store_cached(config["CACHE_DIR"], key, compiled)
+    _blob.refresh_after_first_run(config["CACHE_DIR"], key, compiled)
     compiled._config["LOADED_FROM_CACHE"] = False
     return compiled
 

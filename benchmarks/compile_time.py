@@ -8,7 +8,8 @@ Table 1, aiov cold, by phase (ms): ``read`` (the ONNX frontend: ``Core.read_mode
 ``compile`` (``compile_model`` of the read model: graph optimization, and the plan of a model
 whose inputs are all static), ``plans`` (the plans the first inference builds, as the engine's
 DEBUG log times them: shape inference, folding and weight packing for the GEMM kernels),
-``infer`` (the rest of the first inference), and the blob a cache stores.
+``infer`` (the rest of the first inference), and the blob a cache stores (exported after the
+first inference: the model, its optimized graph and its packed weights).
 
 Table 2, cold vs cache hit, per framework: ``compile`` is path -> compiled model, ``first
 result`` adds the first inference (aiov plans dynamic-shape models then; OpenVINO and
@@ -16,7 +17,10 @@ onnxruntime prepare at compile time). Cold: no cache. Hit: the cache written by 
 cold compile.
 
 * aiov         ``compile_model(path, config={"CACHE_DIR": dir})``: a hit loads the stored
-               optimized graph (aiov/_blob.py), skipping the frontend and the optimizer.
+               optimized graph and packed weights (aiov/_blob.py), skipping the frontend,
+               the optimizer and the packing. A model with dynamic inputs packs at its first
+               inference, which writes the cache entry again with the weights: that write is
+               part of aiov's cold first result.
 * onnxruntime  cold: ``InferenceSession(path)`` (all graph optimizations), writing
                ``SessionOptions.optimized_model_filepath``; hit: a session of that optimized
                file with graph optimizations off.

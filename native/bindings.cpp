@@ -337,6 +337,11 @@ nb::list op_schema() {
 struct PortHandle {
   std::shared_ptr<CompletionPort> port = std::make_shared<CompletionPort>();
 };
+// Weights read from a blob for the compiled model made from it.
+struct PackedWeights {
+  std::vector<SharedWeights::Stored> entries;
+};
+
 struct CompiledHandle {
   std::shared_ptr<const CompiledModel> model;
 };
@@ -786,6 +791,8 @@ nb::object testing_gemm_packed(Matrix a, Matrix b, bool trans_a, bool trans_b,
 
 void bind_testing(nb::module_ m) {
   m.doc() = "Test-only entry points: kernels run directly, without a model. Not a public API.";
+  // What packed weights in a blob are keyed by on this machine (plan/packed_weights.hpp).
+  m.def("packing_key", &packing_key);
   m.def("run_op", &testing_run_op, nb::arg("op_type"), nb::arg("inputs"), nb::arg("attrs") = nb::dict(),
         nb::arg("runtime_inputs") = std::vector<int>(), nb::arg("threads") = 1,
         "Runs one registered op on `inputs` and returns its outputs. Inputs not in `runtime_inputs` "
@@ -1080,7 +1087,8 @@ NB_MODULE(_core, m) {
          const CompiledHandle& compiled) {
         const Graph model = graph_of(std::move(params), std::move(outputs), std::move(sinks));
         std::string bytes;
-        without_gil([&] { bytes = serialize_graphs({&model, &compiled.model->graph()}); });
+        without_gil(
+            [&] { bytes = serialize_graphs({&model, &compiled.model->graph()}, &compiled.model->shared_weights()); });
         return nb::bytes(bytes.data(), bytes.size());
       },
       nb::arg("params"), nb::arg("outputs"), nb::arg("sinks"), nb::arg("compiled"));
@@ -1092,12 +1100,18 @@ NB_MODULE(_core, m) {
                            std::to_string(offset + size) + " are outside the " + std::to_string(data.size()) +
                            " given");
         std::vector<Graph> graphs;
-        without_gil([&] { graphs = deserialize_graphs(static_cast<const uint8_t*>(data.data()) + offset, size); });
+        PackedWeights packed;
+        without_gil([&] {
+          graphs = deserialize_graphs(static_cast<const uint8_t*>(data.data()) + offset, size, &packed.entries);
+        });
         std::vector<GraphParts> parts;
         for (Graph& g : graphs) parts.push_back(parts_of(g));
-        return parts;
+        return std::make_pair(parts, std::move(packed));
       },
       nb::arg("data"), nb::arg("offset"), nb::arg("size"));
+
+  // The packed weights a blob held (opaque to Python), handed to new_compiled_model.
+  nb::class_<PackedWeights>(m, "PackedWeights").def("__len__", [](const PackedWeights& p) { return p.entries.size(); });
 
   nb::class_<CompiledHandle>(m, "CompiledModel")
       .def_prop_ro("num_inputs", [](const CompiledHandle& c) { return c.model->inputs().size(); })
@@ -1115,6 +1129,9 @@ NB_MODULE(_core, m) {
       .def_prop_ro("cached_plans", [](const CompiledHandle& c) { return c.model->cached_plans(); })
       .def_prop_ro("cached_plan_bytes", [](const CompiledHandle& c) { return c.model->cached_plan_bytes(); })
       .def_prop_ro("shared_weights", [](const CompiledHandle& c) { return c.model->shared_weight_count(); })
+      // Weights derived from constants: how many were packed, and how many taken from a blob.
+      .def_prop_ro("weights_packed", [](const CompiledHandle& c) { return c.model->shared_weights().made(); })
+      .def_prop_ro("weights_restored", [](const CompiledHandle& c) { return c.model->shared_weights().restored(); })
       .def("take_built_plans",
            [](const CompiledHandle& c) {
              // (plans, dropped); a plan: (input shapes, continuation, node by node, arena bytes,
@@ -1141,7 +1158,7 @@ NB_MODULE(_core, m) {
       "new_compiled_model",
       [](std::vector<NodePtr> params, std::vector<std::pair<NodePtr, int>> outputs, int num_threads, bool profiling,
          size_t plan_cache_bytes, const std::string& inference_precision, std::vector<NodePtr> sinks, bool log_plans,
-         std::optional<GraphParts> optimized) {
+         std::optional<GraphParts> optimized, const PackedWeights* packed) {
         if (inference_precision != "f32" && inference_precision != "bf16" && inference_precision != "f16")
           throw InputError("inference precision must be 'f32', 'bf16' or 'f16', got '" + inference_precision + "'");
         Graph g = graph_of(std::move(params), std::move(outputs), std::move(sinks));
@@ -1158,12 +1175,16 @@ NB_MODULE(_core, m) {
                                                                  : ElementType::f32;
         opt.log_plans = log_plans;
         auto handle = std::make_unique<CompiledHandle>();
-        without_gil([&] { handle->model = std::make_shared<const CompiledModel>(g, opt, given ? &*given : nullptr); });
+        std::vector<SharedWeights::Stored> restored;
+        if (packed) restored = packed->entries;
+        without_gil([&] {
+          handle->model = std::make_shared<const CompiledModel>(g, opt, given ? &*given : nullptr, std::move(restored));
+        });
         return handle.release();
       },
       nb::arg("params"), nb::arg("outputs"), nb::arg("num_threads"), nb::arg("profiling"), nb::arg("plan_cache_bytes"),
       nb::arg("inference_precision") = "f32", nb::arg("sinks") = std::vector<NodePtr>(), nb::arg("log_plans") = false,
-      nb::arg("optimized") = nb::none(), nb::rv_policy::take_ownership);
+      nb::arg("optimized") = nb::none(), nb::arg("packed").none() = nb::none(), nb::rv_policy::take_ownership);
 
   nb::class_<BatcherHandle>(m, "Batcher")
       .def(

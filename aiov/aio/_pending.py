@@ -52,6 +52,8 @@ def collect_outputs(spec, native, copy: bool) -> OVDict:
     place a finished job's outputs are read on the aio side (tests inject failures here)."""
     if spec.plans_to_log is not None:
         log_built_plans(spec.plans_to_log)
+    if spec.after_run is not None:
+        spec.after_run()
     return spec.results(native.outputs(copy))
 
 

@@ -14,6 +14,8 @@
 namespace aiov {
 
 class ThreadPool;
+class ByteWriter;
+class ByteReader;
 
 // Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C
 // (beta == 0: C is not read and may hold garbage/NaN; alpha == 0: A and B are not read).
@@ -66,12 +68,26 @@ class PackedB {
   const float* data() const { return data_.get(); }
   size_t size_bytes() const { return size_ * sizeof(float); }
 
+  // The packing as bytes (a compiled-model blob keeps it: plan/packed_weights.hpp), and back.
+  // load derives the layout from the dimensions as the constructor does, on this machine's
+  // kernels, and takes only the values from the stream (InputError for anything else).
+  void save(ByteWriter& w) const;
+  static std::unique_ptr<PackedB> load(ByteReader& r);
+  // Whether this is what the constructor makes of K x N weights for rows_hint rows at this
+  // precision (what a user of weights read from a blob checks before trusting them).
+  bool fits(int64_t K, int64_t N, int64_t rows_hint, GemmPrecision precision) const {
+    return K_ == (K < 0 ? 0 : K) && N_ == (N < 0 ? 0 : N) && rows_hint_ == rows_hint && precision_ == precision;
+  }
+
  private:
+  // The layout for these dimensions, without memory yet (allocate()).
+  PackedB(int64_t K, int64_t N, int64_t rows_hint, GemmPrecision precision);
+  void allocate();
   struct AlignedFree {
     size_t count;  // floats allocated
     void operator()(float* p) const;
   };
-  int64_t K_, N_;
+  int64_t K_, N_, rows_hint_;
   int panel_width_;
   bool row_layout_;
   GemmPrecision precision_;

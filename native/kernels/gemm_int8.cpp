@@ -8,6 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "core/byte_stream.hpp"
 #include "kernels/gemm_threads.hpp"
 #include "kernels/isa.hpp"
 
@@ -106,6 +107,35 @@ PackedInt8B::PackedInt8B(const void* B, bool b_unsigned, bool trans_b, int64_t K
     }
     sums_[(size_t)n] = sum;
   }
+}
+
+void PackedInt8B::save(ByteWriter& w) const {
+  w.pod(K_);
+  w.pod(N_);
+  w.pod((uint8_t)unsigned_);
+  w.bytes(panels_.data(), panels_.size());
+  w.bytes(sums_.data(), sums_.size() * sizeof(int32_t));
+}
+
+std::unique_ptr<PackedInt8B> PackedInt8B::load(ByteReader& r) {
+  constexpr int64_t kMaxDim = int64_t{1} << 40;
+  std::unique_ptr<PackedInt8B> b(new PackedInt8B());
+  b->K_ = r.dim("an integer matrix's K", kMaxDim);
+  b->N_ = r.dim("an integer matrix's N", kMaxDim);
+  b->unsigned_ = r.pod<uint8_t>("an integer matrix's signedness") != 0;
+  b->kp_ = ceil_to(b->K_, kInt8KStep);
+  const int64_t panels = (b->N_ + kInt8PanelCols - 1) / kInt8PanelCols;
+  if (b->kp_ && panels > (int64_t)(r.left() / (size_t)b->kp_))
+    r.fail("an integer matrix of " + std::to_string(b->K_) + "x" + std::to_string(b->N_) +
+           " does not fit what is left");
+  const size_t panel_bytes = (size_t)(panels * b->kp_ * kInt8PanelCols);
+  r.expect_bytes(panel_bytes, "an integer matrix's panels");
+  b->panels_.resize(panel_bytes);
+  r.take(b->panels_.data(), panel_bytes, "an integer matrix's panels");
+  r.expect_bytes((size_t)b->N_ * sizeof(int32_t), "an integer matrix's column sums");
+  b->sums_.resize((size_t)b->N_);
+  r.take(b->sums_.data(), b->sums_.size() * sizeof(int32_t), "an integer matrix's column sums");
+  return b;
 }
 
 std::string PackedInt8B::layout(bool b_unsigned, bool trans_b, int64_t K, int64_t N, int64_t ldb) {

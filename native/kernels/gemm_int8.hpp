@@ -5,12 +5,15 @@
 // points with them), so every ONNX integer-matmul type combination of 8-bit operands runs here.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace aiov {
 
 class ThreadPool;
+class ByteWriter;
+class ByteReader;
 
 // B [K, N] (or [N, K] with trans_b) of 8-bit integers, packed once as the kernels read it.
 class PackedInt8B {
@@ -28,7 +31,15 @@ class PackedInt8B {
   // A description of the packing for the shared-weights cache (same bytes, same layout).
   static std::string layout(bool b_unsigned, bool trans_b, int64_t K, int64_t N, int64_t ldb);
 
+  // The packing as bytes (a compiled-model blob keeps it: plan/packed_weights.hpp), and back;
+  // load takes the dimensions and values from the stream and checks that they agree
+  // (InputError otherwise).
+  void save(ByteWriter& w) const;
+  static std::unique_ptr<PackedInt8B> load(ByteReader& r);
+  bool fits(int64_t K, int64_t N, bool b_unsigned) const { return K_ == K && N_ == N && unsigned_ == b_unsigned; }
+
  private:
+  PackedInt8B() = default;
   int64_t K_, N_, kp_;
   bool unsigned_;
   std::vector<int8_t> panels_;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <string>
 
+#include "core/byte_stream.hpp"
 #include "core/types.hpp"
 #include "kernels/gemm_bf16.hpp"
 #include "kernels/gemm_f16.hpp"
@@ -163,31 +164,64 @@ std::string PackedB::layout(bool trans_b, int64_t K, int64_t N, int64_t ldb, int
          " ldb=" + std::to_string(ldb);
 }
 
-PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb, int64_t rows_hint,
-                 GemmPrecision precision)
-    : K_(std::max<int64_t>(K, 0)), N_(std::max<int64_t>(N, 0)), precision_(precision) {
+PackedB::PackedB(int64_t K, int64_t N, int64_t rows_hint, GemmPrecision precision)
+    : K_(std::max<int64_t>(K, 0)), N_(std::max<int64_t>(N, 0)), rows_hint_(rows_hint), precision_(precision) {
   if (half()) {
     panel_width_ = kBf16PanelCols;
     row_layout_ = false;
-    const int64_t kp = bf16_padded_k(K_);
-    const size_t values = (size_t)(ceil_div(N_, kBf16PanelCols) * kp * kBf16PanelCols);
+    const size_t values = (size_t)(ceil_div(N_, kBf16PanelCols) * bf16_padded_k(K_) * kBf16PanelCols);
     size_ = (values + 1) / 2;  // floats holding the 16-bit values
-    data_ = std::unique_ptr<float[], AlignedFree>(alloc_floats(size_), AlignedFree{size_});
+  } else {
+    const KernelSet& ks = kernels_for_weights(N_, rows_hint);
+    panel_width_ = ks.nr;
+    row_layout_ = row_layout_for(N_, rows_hint);
+    size_ = row_layout_ ? (size_t)(N_ * K_) : (size_t)(ceil_div(N_, ks.nr) * K_ * ks.nr);
+  }
+}
+
+void PackedB::allocate() { data_ = std::unique_ptr<float[], AlignedFree>(alloc_floats(size_), AlignedFree{size_}); }
+
+PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb, int64_t rows_hint,
+                 GemmPrecision precision)
+    : PackedB(K, N, rows_hint, precision) {
+  allocate();
+  if (half()) {
     uint16_t* panels = reinterpret_cast<uint16_t*>(data_.get());
-    if (N_ > 0 && precision_ == GemmPrecision::f16) pack_b_f16(trans_b, B, ldb, K_, N_, kp, panels);
-    if (N_ > 0 && precision_ == GemmPrecision::bf16) pack_b_bf16(trans_b, B, ldb, K_, N_, kp, panels);
+    if (N_ > 0 && precision_ == GemmPrecision::f16) pack_b_f16(trans_b, B, ldb, K_, N_, bf16_padded_k(K_), panels);
+    if (N_ > 0 && precision_ == GemmPrecision::bf16) pack_b_bf16(trans_b, B, ldb, K_, N_, bf16_padded_k(K_), panels);
     return;
   }
-  const KernelSet& ks = kernels_for_weights(N_, rows_hint);
-  panel_width_ = ks.nr;
-  row_layout_ = row_layout_for(N_, rows_hint);
-  size_ = row_layout_ ? (size_t)(N_ * K_) : (size_t)(ceil_div(N_, ks.nr) * K_ * ks.nr);
-  data_ = std::unique_ptr<float[], AlignedFree>(alloc_floats(size_), AlignedFree{size_});
   if (N_ == 0 || K_ == 0) return;
   if (row_layout_)
     gather_rows(!trans_b, B, ldb, 0, N_, K_, 1.0f, data_.get());
   else
-    pack_b(ks, trans_b, B, ldb, 0, K_, 0, N_, ks.nr, data_.get(), K_ * ks.nr);
+    pack_b(kernels_for_weights(N_, rows_hint), trans_b, B, ldb, 0, K_, 0, N_, panel_width_, data_.get(),
+           K_ * panel_width_);
+}
+
+void PackedB::save(ByteWriter& w) const {
+  w.pod(K_);
+  w.pod(N_);
+  w.pod(rows_hint_);
+  w.pod((uint8_t)precision_);
+  w.bytes(data_.get(), size_bytes());
+}
+
+std::unique_ptr<PackedB> PackedB::load(ByteReader& r) {
+  // Bounds that keep every size computed below far from overflow; the values must then also
+  // be in the stream, which bounds them far tighter.
+  constexpr int64_t kMaxDim = int64_t{1} << 40;
+  const int64_t K = r.dim("a packed matrix's K", kMaxDim), N = r.dim("a packed matrix's N", kMaxDim);
+  const int64_t rows_hint = r.pod<int64_t>("a packed matrix's row hint");
+  const uint8_t precision = r.pod<uint8_t>("a packed matrix's precision");
+  if (precision > (uint8_t)GemmPrecision::f16) r.fail("precision " + std::to_string(precision) + " is unknown");
+  if ((K && N > (int64_t)(r.left() / (size_t)K)) || rows_hint < -1)
+    r.fail("a packed matrix of " + std::to_string(K) + "x" + std::to_string(N) + " does not fit what is left");
+  std::unique_ptr<PackedB> packed(new PackedB(K, N, rows_hint, (GemmPrecision)precision));
+  r.expect_bytes(packed->size_bytes(), "a packed matrix");  // before allocating what it claims
+  packed->allocate();
+  r.take(packed->data_.get(), packed->size_bytes(), "a packed matrix");
+  return packed;
 }
 
 void transpose_f32(int64_t rows, int64_t cols, const float* src, int64_t ld, float* dst, int64_t ldd) {

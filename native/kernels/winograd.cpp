@@ -181,6 +181,13 @@ WinogradFilters::WinogradFilters(int64_t stride, int64_t C, int64_t O, const flo
   for (int k = 0; k < 16; ++k) u.push_back(std::make_unique<PackedB>(false, C, O, all.data() + (size_t)k * C * O, O));
 }
 
+bool WinogradFilters::fits(int64_t C, int64_t O) const {
+  if (u.size() != 16) return false;
+  for (const auto& m : u)
+    if (!m || !m->fits(C, O, -1, GemmPrecision::f32)) return false;
+  return true;
+}
+
 Winograd2x3::Winograd2x3(const Window2d& g, int64_t O, std::shared_ptr<const WinogradFilters> filters)
     : g_(g),
       layout_(g.sh),

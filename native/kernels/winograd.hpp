@@ -35,7 +35,11 @@ struct WinogradLayout {
 struct WinogradFilters {
   // filters: [O, C, 3, 3] (OIHW), output channel o's times scale[o] when scale is given.
   WinogradFilters(int64_t stride, int64_t C, int64_t O, const float* filters, const std::vector<float>& scale = {});
+  WinogradFilters() = default;  // empty, for load
   std::vector<std::unique_ptr<PackedB>> u;
+  // Whether these are the 16 matrices [C, O] of a bank of O filters over C channels (checked
+  // before use when they were read from a blob).
+  bool fits(int64_t C, int64_t O) const;
 };
 
 class Winograd2x3 {

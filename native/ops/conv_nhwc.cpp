@@ -354,6 +354,19 @@ const float* channels_last_copy(const Window2d& g, const float* x, ThreadPool* p
   return dst;
 }
 
+// The exact bits of a filter scale, as text for a shared-weights recipe.
+std::string values_digest(const std::vector<float>& values) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string text;
+  text.reserve(values.size() * 8);
+  for (float v : values) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    for (int shift = 28; shift >= 0; shift -= 4) text += kHex[(bits >> shift) & 15];
+  }
+  return text;
+}
+
 // AIOV_WINOGRAD=0 keeps 3x3 stride-1 and stride-2 convolutions on the direct GEMM (to compare).
 bool winograd_enabled() {
   static const bool on = env_int("AIOV_WINOGRAD", 1) != 0;
@@ -386,36 +399,46 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   };
 
   // Weights are rearranged once per compiled model; the recipe names each rearrangement
-  // (and, for scaled filters, the node whose scale they carry).
+  // (and, for scaled filters, the scale they carry, by its bits: a node's identity would not
+  // survive a blob, where the recipe must name the same weights).
   const std::string filter_shape = " filters " + dims_str(fs) + " group " + std::to_string(group) +
-                                   (scale.empty() ? "" : " scaled by node " + std::to_string(node.id));
+                                   (scale.empty() ? "" : " scaled by " + values_digest(scale));
   // Each group's filters as B [K, Og], packed once: row k of B holds, per output channel,
   // element element(k) of its [Cg, kh, kw] filter.
   // Under a bf16 hint they are packed in bf16, and every GEMM path below runs bf16 products.
   const GemmPrecision precision = gemm_precision(ctx.inference_precision);
-  using GroupPanels = std::vector<std::unique_ptr<PackedB>>;
   auto group_panels = [&](const std::string& what, int64_t rows_hint, auto element, GemmPrecision prec) {
     const std::string recipe = what + filter_shape + " " + PackedB::layout(true, K, Og, K, rows_hint, prec);
-    return ctx.derived<GroupPanels>(1, recipe, [&] {
-      auto panels = std::make_shared<GroupPanels>();
-      std::vector<float> wt((size_t)(Og * K));
-      for (int64_t gi = 0; gi < group; ++gi) {
-        for (int64_t o = 0; o < Og; ++o)
-          for (int64_t k = 0; k < K; ++k) wt[o * K + k] = filter(gi * Og + o, element(k));
-        panels->push_back(std::make_unique<PackedB>(true, K, Og, wt.data(), K, rows_hint, prec));
-      }
-      return panels;
-    });
+    return ctx.derived<GroupPanels>(
+        1, recipe,
+        [&] {
+          auto panels = std::make_shared<GroupPanels>();
+          std::vector<float> wt((size_t)(Og * K));
+          for (int64_t gi = 0; gi < group; ++gi) {
+            for (int64_t o = 0; o < Og; ++o)
+              for (int64_t k = 0; k < K; ++k) wt[o * K + k] = filter(gi * Og + o, element(k));
+            panels->push_back(std::make_unique<PackedB>(true, K, Og, wt.data(), K, rows_hint, prec));
+          }
+          return panels;
+        },
+        [&](const GroupPanels& panels) {
+          bool fit = (int64_t)panels.size() == group;
+          for (const auto& p : panels) fit = fit && p->fits(K, Og, rows_hint, prec);
+          return fit;
+        });
   };
 
   if (planar && group == 1 && O <= kPlanarMaxOutputs && precision == GemmPrecision::f32) {
     // Few output channels: one vector per pixel, not GEMM tiles mostly of padding.
-    auto wp = ctx.derived<std::vector<float>>(1, "planar taps x 16" + filter_shape, [&] {
-      auto t = std::make_shared<std::vector<float>>((size_t)(K * kPlanarStride), 0.0f);
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t o = 0; o < O; ++o) (*t)[k * kPlanarStride + o] = filter(o, ConvPlanes::filter_index(g, Cg, k));
-      return t;
-    });
+    auto wp = ctx.derived<std::vector<float>>(
+        1, "planar taps x 16" + filter_shape,
+        [&] {
+          auto t = std::make_shared<std::vector<float>>((size_t)(K * kPlanarStride), 0.0f);
+          for (int64_t k = 0; k < K; ++k)
+            for (int64_t o = 0; o < O; ++o) (*t)[k * kPlanarStride + o] = filter(o, ConvPlanes::filter_index(g, Cg, k));
+          return t;
+        },
+        [&](const std::vector<float>& t) { return (int64_t)t.size() == K * kPlanarStride; });
     ctx.note_kernel("planar-input conv, few outputs");
     return [g, wp, output, O](const KernelArgs& a) {
       planar_conv_few_outputs(g, O, a.in[0]->as<float>(), wp->data(), output.at(a, O), a.out[0]->as<float>(),
@@ -451,12 +474,15 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
 
   if (Cg == 1 && Og == 1 && group == g.C && !planar) {
     // Depthwise: filters as [taps, C] so the channel loop is contiguous.
-    auto wd = ctx.derived<std::vector<float>>(1, "depthwise taps x C" + filter_shape, [&] {
-      auto t = std::make_shared<std::vector<float>>(taps * g.C);
-      for (int64_t c = 0; c < g.C; ++c)
-        for (int64_t k = 0; k < taps; ++k) (*t)[k * g.C + c] = filter(c, k);
-      return t;
-    });
+    auto wd = ctx.derived<std::vector<float>>(
+        1, "depthwise taps x C" + filter_shape,
+        [&] {
+          auto t = std::make_shared<std::vector<float>>(taps * g.C);
+          for (int64_t c = 0; c < g.C; ++c)
+            for (int64_t k = 0; k < taps; ++k) (*t)[k * g.C + c] = filter(c, k);
+          return t;
+        },
+        [&](const std::vector<float>& t) { return (int64_t)t.size() == taps * g.C; });
     ctx.note_kernel("depthwise NHWC");
     return [g, wd, output](const KernelArgs& a) {
       depthwise_conv_nhwc(g, a.in[0]->as<float>(), wd->data(), output.at(a, g.C), a.out[0]->as<float>(), a.ctx->pool,
@@ -470,7 +496,8 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   if (group == 1 && precision != GemmPrecision::bf16 && winograd_enabled() && Winograd2x3::worthwhile(g, O)) {
     const std::string recipe = "winograd F(2x2,3x3) stride " + std::to_string(g.sh) + filter_shape;
     auto transformed = ctx.derived<WinogradFilters>(
-        1, recipe, [&] { return std::make_shared<WinogradFilters>(g.sh, g.C, O, filters, scale); });
+        1, recipe, [&] { return std::make_shared<WinogradFilters>(g.sh, g.C, O, filters, scale); },
+        [&](const WinogradFilters& f) { return f.fits(g.C, O); });
     auto wino = std::make_shared<Winograd2x3>(g, O, std::move(transformed));
     ctx.note_kernel("Winograd F(2x2,3x3) NHWC, f32 " + std::string(gemm_isa()));
     return [wino, output, O](const KernelArgs& a) {

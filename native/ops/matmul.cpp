@@ -117,9 +117,12 @@ MatMulGeometry geometry(const Dims& sa, const Dims& sb, const Dims& so, bool ta,
 std::shared_ptr<const PackedB> packed_weights(const PrepareContext& ctx, bool tb, int64_t K, int64_t N, int64_t ldb,
                                               int64_t rows) {
   const GemmPrecision precision = gemm_precision(ctx.inference_precision);
-  return ctx.derived<PackedB>(1, "PackedB " + PackedB::layout(tb, K, N, ldb, rows, precision), [&] {
-    return std::make_shared<PackedB>(tb, K, N, static_cast<const float*>(ctx.in[1].data), ldb, rows, precision);
-  });
+  return ctx.derived<PackedB>(
+      1, "PackedB " + PackedB::layout(tb, K, N, ldb, rows, precision),
+      [&] {
+        return std::make_shared<PackedB>(tb, K, N, static_cast<const float*>(ctx.in[1].data), ldb, rows, precision);
+      },
+      [&](const PackedB& p) { return p.fits(K, N, rows, precision); });
 }
 
 KernelFn prepare_f32(const PrepareContext& ctx, const MatMulGeometry& g) {

@@ -107,14 +107,17 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
   bool pointwise = taps == 1 && positions == plane;
   for (int d = 0; d < 3; ++d) pointwise = pointwise && w.pad_begin[d] == 0 && w.stride[d] == 1;
   // Filters [O, C, taps] reordered to [O, taps, C], the order of the patch rows.
-  auto packed = ctx.derived<PackedInt8B>(1, "PackedInt8B conv " + PackedInt8B::layout(b_unsigned, true, K, O, K), [&] {
-    const uint8_t* f = static_cast<const uint8_t*>(ctx.in[1].data);
-    std::vector<uint8_t> reordered((size_t)(O * K));
-    for (int64_t o = 0; o < O; ++o)
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t t = 0; t < taps; ++t) reordered[(size_t)(o * K + t * C + c)] = f[(o * C + c) * taps + t];
-    return std::make_shared<PackedInt8B>(reordered.data(), b_unsigned, true, K, O, K);
-  });
+  auto packed = ctx.derived<PackedInt8B>(
+      1, "PackedInt8B conv " + PackedInt8B::layout(b_unsigned, true, K, O, K),
+      [&] {
+        const uint8_t* f = static_cast<const uint8_t*>(ctx.in[1].data);
+        std::vector<uint8_t> reordered((size_t)(O * K));
+        for (int64_t o = 0; o < O; ++o)
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t t = 0; t < taps; ++t) reordered[(size_t)(o * K + t * C + c)] = f[(o * C + c) * taps + t];
+        return std::make_shared<PackedInt8B>(reordered.data(), b_unsigned, true, K, O, K);
+      },
+      [&](const PackedInt8B& b) { return b.fits(K, O, b_unsigned); });
   ctx.note_kernel(std::string("integer GEMM ") + gemm_int8_isa() + (pointwise ? " on the data" : " over patches") +
                   (nhwc ? " in NHWC" : " in NCHW (transposed)") + (requantize ? " to u8" : ""));
   const size_t out_size = requantize ? 1 : 4;

@@ -141,27 +141,28 @@ KernelFn prepare_depthwise(const PrepareContext& ctx, const Geometry& g) {
   };
 }
 
-// Each group's filters [O / group, taps * Cg] (tap-major, as its patch rows), packed.
-struct GroupedInt8Filters {
-  std::vector<PackedInt8B> groups;
-};
-
 KernelFn prepare_grouped(const PrepareContext& ctx, const Geometry& g) {
   const int64_t Cg = g.C / g.group, Og = g.O / g.group, taps = g.taps(), Kg = taps * Cg;
-  auto filters = ctx.derived<GroupedInt8Filters>(
+  // Each group's filters [O / group, taps * Cg] (tap-major, as its patch rows), packed.
+  auto filters = ctx.derived<GroupedInt8Panels>(
       1, "GroupedInt8Filters " + std::to_string(g.group) + " " + PackedInt8B::layout(g.w_unsigned, true, Kg, g.O, Kg),
       [&] {
         const uint8_t* f = static_cast<const uint8_t*>(ctx.in[1].data);
-        auto packed = std::make_shared<GroupedInt8Filters>();
+        auto packed = std::make_shared<GroupedInt8Panels>();
         std::vector<uint8_t> reordered((size_t)(Og * Kg));
         for (int64_t grp = 0; grp < g.group; ++grp) {
           for (int64_t o = 0; o < Og; ++o)
             for (int64_t c = 0; c < Cg; ++c)
               for (int64_t t = 0; t < taps; ++t)
                 reordered[(size_t)(o * Kg + t * Cg + c)] = f[((grp * Og + o) * Cg + c) * taps + t];
-          packed->groups.emplace_back(reordered.data(), g.w_unsigned, true, Kg, Og, Kg);
+          packed->push_back(std::make_unique<PackedInt8B>(reordered.data(), g.w_unsigned, true, Kg, Og, Kg));
         }
         return packed;
+      },
+      [&](const GroupedInt8Panels& panels) {
+        bool fit = (int64_t)panels.size() == g.group;
+        for (const auto& p : panels) fit = fit && p->fits(Kg, Og, g.w_unsigned);
+        return fit;
       });
   ctx.note_kernel(std::string("integer GEMM ") + gemm_int8_isa() + " per group" +
                   (g.out_nhwc ? " in NHWC" : " in NCHW") + (g.requantize ? " to u8" : ""));
@@ -233,7 +234,7 @@ KernelFn prepare_grouped(const PrepareContext& ctx, const Geometry& g) {
         } else {
           out.c_i32 = reinterpret_cast<int32_t*>(sums) + grp * Og;
         }
-        gemm_u8s8(positions, patch_rows + grp * positions * Kg, g.x_signed, Kg, a_zero, filters->groups[(size_t)grp],
+        gemm_u8s8(positions, patch_rows + grp * positions * Kg, g.x_signed, Kg, a_zero, *(*filters)[(size_t)grp],
                   b_zero.data() + (zero_each ? grp * Og : 0), zero_each ? Og : 1, out, k.ctx->pool, k.ctx->max_threads);
       }
       if (g.requantize) {  // as aiov.Quantize would, then to NCHW if need be

@@ -75,9 +75,10 @@ KernelFn prepare_quantized_matmul(const PrepareContext& ctx) {
   const bool dequantize = ctx.in.size() > 4, has_bias = ctx.in.size() > 5;
   std::shared_ptr<const PackedInt8B> packed;
   if (ctx.in[1].data)
-    packed = ctx.derived<PackedInt8B>(1, "PackedInt8B " + PackedInt8B::layout(b_unsigned, false, K, N, N), [&] {
-      return std::make_shared<PackedInt8B>(ctx.in[1].data, b_unsigned, false, K, N, N);
-    });
+    packed = ctx.derived<PackedInt8B>(
+        1, "PackedInt8B " + PackedInt8B::layout(b_unsigned, false, K, N, N),
+        [&] { return std::make_shared<PackedInt8B>(ctx.in[1].data, b_unsigned, false, K, N, N); },
+        [&](const PackedInt8B& b) { return b.fits(K, N, b_unsigned); });
   ctx.note_kernel(std::string("integer GEMM ") + gemm_int8_isa() + (packed ? " (packed weights)" : ""));
   return [=](const KernelArgs& k) {
     if (rows == 0 || N == 0) return;

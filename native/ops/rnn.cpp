@@ -267,7 +267,8 @@ Product product(const PrepareContext& ctx, int input, int64_t offset, int64_t N,
     const float* B = static_cast<const float*>(ctx.in[input].data) + offset;
     p.packed = ctx.derived<PackedB>(
         input, "PackedB " + tag + " " + std::to_string(offset) + " " + PackedB::layout(true, K, N, K, rows),
-        [&] { return std::make_shared<PackedB>(true, K, N, B, K, rows); });
+        [&] { return std::make_shared<PackedB>(true, K, N, B, K, rows); },
+        [&](const PackedB& b) { return b.fits(K, N, rows, GemmPrecision::f32); });
   }
   return p;
 }

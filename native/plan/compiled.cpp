@@ -284,7 +284,9 @@ Dims pack_value(const void* data, size_t bytes) {
   return words;
 }
 
-CompiledModel::CompiledModel(const Graph& graph, CompileOptions options, const Graph* optimized) : options_(options) {
+CompiledModel::CompiledModel(const Graph& graph, CompileOptions options, const Graph* optimized,
+                             std::vector<SharedWeights::Stored> packed)
+    : options_(options) {
   // Names and declared types come from the model as given; the optimizer may replace the
   // nodes that produce the outputs.
   for (const auto& p : graph.parameters)
@@ -317,8 +319,12 @@ CompiledModel::CompiledModel(const Graph& graph, CompileOptions options, const G
     all_static = all_static && in.shape.is_static();
     shapes.push_back(in.shape.dims);
   }
+  shared_weights_.restore(std::move(packed));
   // (A stateful model's plans also depend on its variables' shapes: planned at first use.)
-  if (all_static && !any_value_keyed_ && variables_.empty()) plan_for(shapes);
+  if (all_static && !any_value_keyed_ && variables_.empty()) {
+    plan_for(shapes);
+    shared_weights_.drop_restored();  // what this plan did not take, no other plan would
+  }
 }
 
 size_t default_plan_cache_bytes() {

@@ -108,7 +108,10 @@ class CompiledModel {
  public:
   // `optimized`: what optimize_graph made of `graph` before (read from a blob), used as it is
   // instead of optimizing again; its inputs and outputs must match the model's (InputError).
-  CompiledModel(const Graph& graph, CompileOptions options, const Graph* optimized = nullptr);
+  // `packed`: the weights its exporter derived from those constants (deserialize_graphs),
+  // taken by the plans instead of packing again.
+  CompiledModel(const Graph& graph, CompileOptions options, const Graph* optimized = nullptr,
+                std::vector<SharedWeights::Stored> packed = {});
   const std::vector<IoInfo>& inputs() const { return inputs_; }
   const std::vector<IoInfo>& outputs() const { return outputs_; }
   const CompileOptions& options() const { return options_; }

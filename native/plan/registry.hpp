@@ -93,10 +93,12 @@ struct PrepareContext {
 
   // What `make` derives from input `input`'s constant data, built once per compiled model
   // when the input is a model constant (see SharedWeights::get for `recipe`), else now.
-  template <class T, class Make>
-  std::shared_ptr<const T> derived(size_t input, const std::string& recipe, Make&& make) const {
+  // `fits` says whether weights read from a blob under this recipe have the dimensions the
+  // kernel relies on (a blob is untrusted); ones that do not are made again.
+  template <class T, class Make, class Fits>
+  std::shared_ptr<const T> derived(size_t input, const std::string& recipe, Make&& make, Fits&& fits) const {
     if (shared && input < in_model_constant.size() && in_model_constant[input])
-      return shared->get<T>(in[input].data, recipe, make);
+      return shared->get<T>(in[input].data, recipe, make, fits);
     return make();
   }
 };

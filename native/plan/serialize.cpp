@@ -1,8 +1,12 @@
 #include "plan/serialize.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
+#include <tuple>
 #include <unordered_map>
+
+#include "core/byte_stream.hpp"
 
 namespace aiov {
 
@@ -16,12 +20,15 @@ namespace aiov {
 //            | per output: its tensor names
 //   body:    a graph (below), made into a Body
 //   graph:   parameters (node u32)* | outputs (node u32, port u32)* | sinks (node u32)*
+//   weights: packing key | size u64 | entries u32 | per entry: buffer u32, offset u64 (where
+//            its source constant lies), recipe, kind u8, what save_weights wrote
+//            (plan/packed_weights.hpp); read only when the key is this machine's
 // Counts are u32, strings a u32 length and bytes, shapes rank-known u8 and dims.
 namespace {
 
 constexpr char kMagic[8] = {'A', 'I', 'O', 'V', 'G', 'R', 'P', 'H'};
 constexpr uint32_t kByteOrderMark = 0x01020304;
-enum Tag : uint8_t { kEnd = 0, kBuffer = 1, kNode = 2, kBody = 3, kGraph = 4 };
+enum Tag : uint8_t { kEnd = 0, kBuffer = 1, kNode = 2, kBody = 3, kGraph = 4, kWeights = 5 };
 // Writer::attr and Reader::attr know these five alternatives; a new one needs its encoding
 // there (and kGraphFormatVersion bumped).
 static_assert(std::variant_size_v<Attr> == 5, "serialize.cpp: encode the new attribute alternative");
@@ -60,6 +67,46 @@ class Writer {
     nodes_of(g);
     pod(uint8_t{kGraph});
     refs(g);
+  }
+
+  // The entries derived from constants written before (a source outside them is left out),
+  // in the order of their sources and recipes, so the same model writes the same bytes.
+  void weights(const SharedWeights& shared) {
+    std::vector<std::pair<const Buffer*, uint32_t>> written(buffers_.begin(), buffers_.end());
+    struct Entry {
+      uint32_t buffer;
+      uint64_t offset;
+      SharedWeights::Stored stored;
+      SharedWeights::Save save;
+    };
+    std::vector<Entry> found;
+    shared.each([&](const SharedWeights::Stored& e, SharedWeights::Save save) {
+      const auto* at = static_cast<const uint8_t*>(e.source);
+      for (const auto& [buffer, index] : written) {
+        const auto* begin = static_cast<const uint8_t*>(buffer->data());
+        if (at >= begin && at < begin + buffer->size()) {
+          found.push_back({index, (uint64_t)(at - begin), e, save});
+          return;
+        }
+      }
+    });
+    std::sort(found.begin(), found.end(), [](const Entry& a, const Entry& b) {
+      return std::tie(a.buffer, a.offset, a.stored.recipe) < std::tie(b.buffer, b.offset, b.stored.recipe);
+    });
+    ByteWriter entries;
+    for (const Entry& e : found) {
+      entries.pod(e.buffer);
+      entries.pod(e.offset);
+      entries.str(e.stored.recipe);
+      entries.pod((uint8_t)e.stored.kind);
+      e.save(e.stored.weights.get(), entries);
+    }
+    const uint32_t written_entries = (uint32_t)found.size();
+    pod(uint8_t{kWeights});
+    str(packing_key());
+    pod((uint64_t)(sizeof written_entries + entries.out.size()));
+    pod(written_entries);
+    out += entries.out;
   }
 
  private:
@@ -209,6 +256,9 @@ class Reader {
  public:
   Reader(const uint8_t* data, size_t size) : p_(data), end_(data + size) {}
 
+  // Where a weights record's entries go (null: skipped).
+  std::vector<SharedWeights::Stored>* weights = nullptr;
+
   std::vector<Graph> read() {
     char magic[sizeof kMagic];
     take(magic, sizeof magic, "its prefix");
@@ -232,6 +282,8 @@ class Reader {
       } else if (tag == kGraph) {
         graphs.push_back(graph());
         graphs.back().topological_order();  // throws if an output reads an unlisted parameter
+      } else if (tag == kWeights) {
+        weights_record();
       } else {
         fail("record tag " + std::to_string(tag) + " is not one of the format's");
       }
@@ -406,6 +458,39 @@ class Reader {
     return true;
   }
 
+  void weights_record() {
+    const std::string key = str("a packing key");
+    const uint64_t size = pod<uint64_t>("the packed weights' size");
+    if (size > left()) fail("packed weights of " + std::to_string(size) + " bytes exceed what is left");
+    const uint8_t* start = p_;
+    p_ += size;
+    // Packed on other kernels (another CPU, an AIOV_*_ISA override, another layout version):
+    // the plans pack again rather than read panels laid out for other kernels.
+    if (!weights || key != packing_key()) return;
+    ByteReader in(start, (size_t)size);
+    const uint32_t count = in.pod<uint32_t>("an entry count");
+    if (count > in.left()) in.fail("an entry count of " + std::to_string(count) + " exceeds what is left");
+    std::vector<SharedWeights::Stored> read;
+    for (uint32_t i = 0; i < count; ++i) {
+      SharedWeights::Stored e;
+      const uint32_t buffer = in.pod<uint32_t>("an entry's constant");
+      if (buffer >= buffers_.size()) in.fail("constant " + std::to_string(buffer) + " was not written before");
+      const uint64_t offset = in.pod<uint64_t>("an entry's offset");
+      if (offset >= buffers_[buffer]->size())
+        in.fail("offset " + std::to_string(offset) + " lies outside its constant");
+      e.source = static_cast<const uint8_t*>(buffers_[buffer]->data()) + offset;
+      e.recipe = in.str("an entry's recipe");
+      const uint8_t kind = in.pod<uint8_t>("an entry's kind");
+      if (kind < (uint8_t)WeightsKind::packed_b || kind > (uint8_t)WeightsKind::grouped_int8)
+        in.fail("weights kind " + std::to_string(kind) + " is unknown");
+      e.kind = (WeightsKind)kind;
+      e.weights = load_weights(e.kind, in);
+      read.push_back(std::move(e));
+    }
+    if (in.left()) in.fail(std::to_string(in.left()) + " bytes follow the last entry");
+    *weights = std::move(read);
+  }
+
   Graph graph() {
     Graph g;
     for (size_t i = count(4, "a parameter count"); i > 0; --i) {
@@ -422,14 +507,19 @@ class Reader {
 
 }  // namespace
 
-std::string serialize_graphs(const std::vector<const Graph*>& graphs) {
+std::string serialize_graphs(const std::vector<const Graph*>& graphs, const SharedWeights* weights) {
   Writer w;
   if (!graphs.empty()) w.reserve_for(*graphs.front());  // the model: the others mostly share its constants
   for (const Graph* g : graphs) w.graph(*g);
+  if (weights) w.weights(*weights);
   w.out.push_back((char)kEnd);
   return std::move(w.out);
 }
 
-std::vector<Graph> deserialize_graphs(const uint8_t* data, size_t size) { return Reader(data, size).read(); }
+std::vector<Graph> deserialize_graphs(const uint8_t* data, size_t size, std::vector<SharedWeights::Stored>* weights) {
+  Reader reader(data, size);
+  reader.weights = weights;
+  return reader.read();
+}
 
 }  // namespace aiov
