@@ -38,9 +38,6 @@ def conv_ref(x, w, za, zw, stride, pad, dil, group):
             y[:, g * og : (g + 1) * og] += np.einsum("nc...,oc->no...", patch, wz[(slice(g * og, (g + 1) * og), slice(None)) + tap])
     return y
 
-# The requantizing form (a u8 scale and zero point after the bias, "relu") where the op has it.
-schema = next(op for op in ov._core.op_schema() if op["type"] == "aiov.QuantizedConv")
-requantizing = schema["max_inputs"] >= 8 and any(a["name"] == "relu" for a in schema["attrs"])
 convs = requantized = 0
 # (batch, channels, size, outputs, kernel, stride, pad, dilation, group, spatial dims)
 cases = [((1, 32, 9, 32, 3, 1, 1, 1, 32, 2), np.uint8, np.int8, "random"),
@@ -92,8 +89,6 @@ for (n, c, h, o, k, stride, pad, dil, group, spatial), xt, wt, zeros in cases:
         assert np.array_equal(got, to_nhwc(ref)), (n, c, group, threads, "nhwc")
         got = T.run_op("aiov.QuantizedConv", [to_nhwc(x), w, za, zw, factor, bias], nhwc, threads=threads)[0]
         assert np.allclose(got, to_nhwc(want), rtol=1e-5, atol=1e-5), (n, c, group, threads, "nhwc")
-        if not requantizing:
-            continue
         # Requantized to u8 (relu first): the bytes aiov.Quantize makes of the f32 result.
         y_scale, y_zero = np.float32(np.abs(want).max() / 200), np.uint8(90)
         for relu in (False, True):
@@ -125,7 +120,7 @@ def test_grouped_conv_path_matches_integer_reference(isa, run_capped):
     result = json.loads(run_capped(SCRIPT, 300, AIOV_INT8_ISA=isa, AIOV_GEMM_ISA=None))
     assert result["isa"] == isa  # the forced path is the one that ran
     assert result["convs"] == 32
-    assert result["requantized"] in (0, 60)  # 0: the op has no requantizing form yet
+    assert result["requantized"] == 60
 
 
 def test_bad_groups_are_named():
