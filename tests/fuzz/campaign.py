@@ -200,6 +200,8 @@ class Campaign:
         else:
             cls, detail = self._run(lambda: cases.blob_case(data, case_seed))
         group = "blob-cache" if via_cache else "blob"
+        if via_cache and cls == "success" and "refused" in detail:  # the file compiled instead
+            group = "blob-cache-refused"
         saved = None
         if cls in ("crash", "hang"):
             meta = {"seed": name, "mutator": mutator, "notes": notes, "case_seed": case_seed, "config": config}

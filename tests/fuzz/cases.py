@@ -127,7 +127,11 @@ def cached_blob_case(blob: bytes, source: bytes, workdir: str, seed: int, config
     config = dict(config or {}, CACHE_DIR=cache_dir)
     with open(os.path.join(cache_dir, _blob.cache_key(path, config) + ".blob"), "wb") as f:
         f.write(blob)
-    return run_compiled(ov.compile_model(path, "CPU", config), seed)
+    compiled = ov.compile_model(path, "CPU", config)
+    not_run = run_compiled(compiled, seed)
+    if not compiled.get_property("LOADED_FROM_CACHE"):
+        return "the cached blob was refused: compiled afresh"
+    return not_run
 
 
 def _write_ir(workdir, xml, bin_data):

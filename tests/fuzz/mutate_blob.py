@@ -10,7 +10,7 @@ import random
 import struct
 import zlib
 
-from .mutate_onnx import INTERESTING_INTS
+from .mutate_onnx import INTERESTING_FLOATS, INTERESTING_INTS
 
 _PREFIX = struct.Struct("<8sII")
 _CRC = struct.Struct("<I")
@@ -109,7 +109,177 @@ def _constant_size(data, rng):
     return f"size at {at}: {old} -> {new}"
 
 
+class _Stream:
+    """Where the fields of a serialized graph stream are (native/plan/serialize.cpp's layout):
+    each attribute value, each constant's buffer with its element type, each shape. A mutation
+    at one of them keeps the stream readable, so it reaches make_node's validation and the
+    planner and kernels after it, not only the reader's bounds checks."""
+
+    def __init__(self, data):
+        self.data, self.at = data, 16  # magic, version, byte-order mark
+        self.attrs = []  # (kind, value start, value end)
+        self.buffers = []  # (start, end), in order
+        self.constants = []  # (element type, buffer index)
+        self.shapes = []  # (start of the dims' count, rank)
+        while self.at < len(data):
+            tag = self._u8()
+            if tag == 0:
+                break
+            if tag == 1:
+                size = self._take("<Q")
+                self.buffers.append((self.at, self.at + size))
+                self.at += size
+            elif tag == 2:
+                self._node()
+            elif tag in (3, 4):
+                self._refs()
+            else:
+                raise ValueError(f"tag {tag}")
+
+    def _take(self, fmt):
+        value = struct.unpack_from(fmt, self.data, self.at)[0]
+        self.at += struct.calcsize(fmt)
+        return value
+
+    def _u8(self):
+        return self._take("<B")
+
+    def _skip(self, item_bytes):
+        """Past a u32 count of items of ``item_bytes`` each."""
+        count = self._take("<I")
+        self.at += item_bytes * count
+
+    def _str(self):
+        n = self._take("<I")
+        self.at += n
+        return bytes(self.data[self.at - n : self.at]).decode("utf-8", "replace")
+
+    def _dims(self):
+        start = self.at
+        self._skip(8)
+        return start, (self.at - start - 4) // 8
+
+    def _port(self):
+        self._str()
+        self.at += 2  # kind, rank known
+        self.shapes.append(self._dims())
+
+    def _node(self):
+        op = self._str()
+        self._str()
+        if op == "Parameter":
+            self._port()
+        elif op == "Constant":
+            etype = self._str()
+            self.shapes.append(self._dims())
+            self.constants.append((etype, self._take("<I")))
+        else:
+            self._skip(8)  # inputs
+            for _ in range(self._take("<I")):
+                self._str()
+                kind = self._u8()
+                start = self.at
+                if kind in (0, 1):
+                    self.at += 8
+                elif kind == 2:
+                    self._str()
+                else:
+                    self._skip(8)
+                self.attrs.append((kind, start, self.at))
+            for _ in range(self._take("<I")):
+                self._str()
+                self.at += 4
+            for _ in range(self._take("<I")):
+                self._port()
+        for _ in range(self._take("<I")):
+            for _ in range(self._take("<I")):
+                self._str()
+
+    def _refs(self):
+        self._skip(4)  # parameters
+        self._skip(8)  # outputs
+        self._skip(4)  # sinks
+
+
+_STRINGS = [b"", b"NCHW", b"nearest", b"constant", b"i8", b"ij,jk->ik", b"\xff", b"x" * 300]
+_ETYPE_VALUES = {
+    "f32": ("<f", INTERESTING_FLOATS),
+    "f16": ("<e", [0.0, -0.0, 65504.0, float("inf"), float("nan")]),
+    "f64": ("<d", INTERESTING_FLOATS),
+    "i64": ("<q", INTERESTING_INTS),
+    "i32": ("<i", [0, -1, 1, 2**31 - 1, -(2**31)]),
+    "i8": ("<b", [0, -128, 127, -1]),
+    "u8": ("<B", [0, 255, 128]),
+}
+
+
+def _attribute(data, rng):
+    """One attribute value (an int, a float, a list's entry or length, a string) of a node."""
+    stream = _Stream(data)
+    if not stream.attrs:
+        return _count(data, rng)
+    kind, start, end = rng.choice(stream.attrs)
+    if kind == 0:
+        struct.pack_into("<q", data, start, max(min(rng.choice(INTERESTING_INTS), 2**63 - 1), -(2**63)))
+    elif kind == 1:
+        struct.pack_into("<d", data, start, rng.choice(INTERESTING_FLOATS))
+    elif kind == 2:
+        text = rng.choice(_STRINGS)
+        data[start:end] = struct.pack("<I", len(text)) + text
+    else:
+        count = struct.unpack_from("<I", data, start)[0]
+        if count and rng.random() < 0.7:
+            at = start + 4 + 8 * rng.randrange(count)
+            if kind == 3:
+                struct.pack_into("<q", data, at, max(min(rng.choice(INTERESTING_INTS), 2**63 - 1), -(2**63)))
+            else:
+                struct.pack_into("<d", data, at, rng.choice(INTERESTING_FLOATS))
+        else:  # another length: entries dropped or repeated
+            n = rng.choice([0, 1, 2, 3, 5, 8])
+            entries = bytes(data[start + 4 : end]) or b"\0" * 8
+            data[start:end] = struct.pack("<I", n) + (entries * 8)[: 8 * n]
+    return f"attribute kind {kind} at {start}"
+
+
+def _constant_values(data, rng):
+    """Values inside a constant (a weight, a scale, a zero point, a shape or axes), written in
+    its element type: the extremes, NaN and infinities, a zero scale."""
+    stream = _Stream(data)
+    usable = [(t, stream.buffers[b]) for t, b in stream.constants if t in _ETYPE_VALUES and b < len(stream.buffers)]
+    usable = [(t, span) for t, span in usable if span[1] > span[0]]
+    if not usable:
+        return _bit_flips(data, rng)
+    etype, (start, end) = rng.choice(usable)
+    fmt, values = _ETYPE_VALUES[etype]
+    width = struct.calcsize(fmt)
+    slots = (end - start) // width
+    for _ in range(rng.choice([1, 1, 2, slots])):
+        at = start + width * rng.randrange(slots)
+        value = rng.choice(values)
+        if fmt in ("<q", "<i", "<b", "<B"):
+            bits = 8 * width
+            value = int(value) % (1 << bits)
+            value = value - (1 << bits) if fmt != "<B" and value >= 1 << (bits - 1) else value
+        struct.pack_into(fmt, data, at, value)
+    return f"{etype} constant at {start}"
+
+
+def _shape(data, rng):
+    """A dimension of a parameter's or constant's shape (its buffer left as it was)."""
+    stream = _Stream(data)
+    shapes = [(start, rank) for start, rank in stream.shapes if rank]
+    if not shapes:
+        return _i64(data, rng)
+    start, rank = rng.choice(shapes)
+    at = start + 4 + 8 * rng.randrange(rank)
+    struct.pack_into("<q", data, at, max(min(rng.choice(INTERESTING_INTS + [-1, 0, 1]), 2**63 - 1), -(2**63)))
+    return f"dim at {at}"
+
+
 GRAPH_MUTATORS = {
+    "attribute": _attribute,
+    "constant_values": _constant_values,
+    "shape": _shape,
     "count": _count,
     "constant_size": _constant_size,
     "bit_flips": _bit_flips,
