@@ -109,7 +109,7 @@ def _constant_size(data, rng):
     return f"size at {at}: {old} -> {new}"
 
 
-class _Stream:
+class Stream:
     """Where the fields of a serialized graph stream are (native/plan/serialize.cpp's layout):
     each attribute value, each constant's buffer with its element type, each shape. A mutation
     at one of them keeps the stream readable, so it reaches make_node's validation and the
@@ -215,7 +215,7 @@ _ETYPE_VALUES = {
 
 def _attribute(data, rng):
     """One attribute value (an int, a float, a list's entry or length, a string) of a node."""
-    stream = _Stream(data)
+    stream = Stream(data)
     if not stream.attrs:
         return _count(data, rng)
     kind, start, end = rng.choice(stream.attrs)
@@ -244,7 +244,7 @@ def _attribute(data, rng):
 def _constant_values(data, rng):
     """Values inside a constant (a weight, a scale, a zero point, a shape or axes), written in
     its element type: the extremes, NaN and infinities, a zero scale."""
-    stream = _Stream(data)
+    stream = Stream(data)
     usable = [(t, stream.buffers[b]) for t, b in stream.constants if t in _ETYPE_VALUES and b < len(stream.buffers)]
     usable = [(t, span) for t, span in usable if span[1] > span[0]]
     if not usable:
@@ -266,7 +266,7 @@ def _constant_values(data, rng):
 
 def _shape(data, rng):
     """A dimension of a parameter's or constant's shape (its buffer left as it was)."""
-    stream = _Stream(data)
+    stream = Stream(data)
     shapes = [(start, rank) for start, rank in stream.shapes if rank]
     if not shapes:
         return _i64(data, rng)
