@@ -275,3 +275,35 @@ def test_an_integer_property_out_of_its_type_is_named(key, value, message):
 
     with pytest.raises(ov.InputError, match=re.escape(f"{key}: {message}")):
         ov.Core().set_property({key: value})
+
+
+INTEGER_PRODUCT_PAST_INT32 = """
+import numpy as np
+import aiov as ov
+from onnx import TensorProto, helper, numpy_helper
+k = 70000  # 255 * -128 * k is past int32: the s32 accumulator wraps, as ONNX's int32 output does
+w = numpy_helper.from_array(np.full((k, 2), -128, np.int8), "w")
+node = helper.make_node("MatMulInteger", ["a", "w"], ["y"])
+graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, k])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT32, None)], [w])
+compiled = ov.compile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
+got = compiled([np.full((1, k), 255, np.uint8)])[0]
+want = np.array(255 * -128 * k, np.int64).astype(np.int32)
+assert ov._core.gemm_int8_isa() == {isa!r}, ov._core.gemm_int8_isa()
+assert got.tolist() == [[int(want)] * 2], (got, want)
+"""
+
+
+@pytest.mark.parametrize("isa", ["scalar", "native"])
+def test_an_integer_product_past_int32_wraps_on_every_path(isa, monkeypatch):
+    # The portable int8 kernel summed into int32: past K = 65793 that overflowed, undefined
+    # behaviour (UBSan aborts under tools/sanitize.sh) where VNNI and AMX wrap.
+    import aiov as ov
+
+    if isa == "scalar":
+        monkeypatch.setenv("AIOV_INT8_ISA", "scalar")
+    else:
+        monkeypatch.delenv("AIOV_INT8_ISA", raising=False)
+        isa = ov._core.gemm_int8_isa()
+    cls, detail = _run(INTEGER_PRODUCT_PAST_INT32.format(isa=isa))
+    assert cls == "success", detail
