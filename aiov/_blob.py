@@ -147,12 +147,12 @@ def unpack(data, config=None, source: str = "the blob") -> Loaded:
         raise InputError(f"{source} is malformed: header length {header_len} does not fit the blob")
     try:
         header = json.loads(bytes(view[_PREFIX.size : _PREFIX.size + header_len]).decode("utf-8"))
-        graphs_len = int(header["graphs"])
-        stored_config = dict(header["config"])
-        encrypted = bool(header["encrypted"])
-        about = dict(header["model"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{source} is malformed: its header cannot be read ({exc})") from None
+    except ValueError as exc:
+        raise InputError(f"{source} is malformed: its header cannot be read as JSON ({exc})") from None
+    graphs_len = _field(header, "graphs", int, source)
+    stored_config = _field(header, "config", dict, source)
+    encrypted = _field(header, "encrypted", bool, source)
+    about = _field(header, "model", dict, source)
     start = _PREFIX.size + header_len
     if graphs_len < 0 or start + graphs_len != body_len:
         raise InputError(f"{source} is malformed: the lengths in its header do not add up to its size")
@@ -171,6 +171,27 @@ def unpack(data, config=None, source: str = "the blob") -> Loaded:
     return Loaded(_rebuild_model(parts[0], about, source), parts[1], stored_config, packed)
 
 
+_JSON_NAMES = {int: "an integer", bool: "true or false", dict: "an object", list: "a list", str: "a string"}
+
+
+def _field(header, key: str, kind: type, source: str, where: str = "header"):
+    """``header[key]`` when it is a JSON value of ``kind``, else an InputError naming the field."""
+    value = header.get(key) if isinstance(header, dict) else None
+    if kind is int and isinstance(value, bool):  # JSON true is not a length
+        value = None
+    if not isinstance(value, kind):
+        given = "nothing" if value is None else type(value).__name__
+        raise InputError(f"{source} is malformed: its {where}'s {key!r} should be {_JSON_NAMES[kind]}, got {given}")
+    return value
+
+
+def _strings(about: dict, key: str, source: str):
+    values = _field(about, key, list, source, "model header")
+    if not all(isinstance(v, str) for v in values):
+        raise InputError(f"{source} is malformed: its model header's {key!r} should list strings")
+    return values
+
+
 def _rebuild_model(parts, about: dict, source: str):
     """The Python model over the engine graph read back, named as it was written."""
     from ._graph import Node, Output, make_result
@@ -178,13 +199,11 @@ def _rebuild_model(parts, about: dict, source: str):
     from ._model import Model
 
     params, outputs, sinks = parts
-    try:
-        result_names = [str(n) for n in about["results"]]
-        input_layouts = [str(s) for s in about["input_layouts"]]
-        output_layouts = [str(s) for s in about["output_layouts"]]
-        name, friendly = str(about["name"]), str(about["friendly_name"])
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"{source} is malformed: its model header cannot be read ({exc})") from None
+    result_names = _strings(about, "results", source)
+    input_layouts = _strings(about, "input_layouts", source)
+    output_layouts = _strings(about, "output_layouts", source)
+    name = _field(about, "name", str, source, "model header")
+    friendly = _field(about, "friendly_name", str, source, "model header")
     if len(result_names) != len(outputs) or len(output_layouts) != len(outputs) or len(input_layouts) != len(params):
         raise InputError(f"{source} is malformed: its model header does not list the graph's inputs and outputs")
     results = []

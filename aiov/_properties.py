@@ -138,9 +138,7 @@ def normalize(config) -> dict:
             if value not in _EXECUTION_MODES:
                 raise InputError(f"{EXECUTION_MODE_HINT}: expected one of {', '.join(_EXECUTION_MODES)}, got {value!r}")
         elif key == INFERENCE_NUM_THREADS:
-            value = int(value)
-            if value < 0:
-                raise InputError(f"{INFERENCE_NUM_THREADS} must be >= 0, got {value}")
+            value = _non_negative(key, value, "a thread count (0: every core)", 2**31 - 1)
         elif key == PERF_COUNT:
             value = value in (True, "YES", "yes", "true", "True", 1)
         elif key == INFERENCE_PRECISION_HINT:
@@ -151,7 +149,7 @@ def normalize(config) -> dict:
                 value = named[value.upper()]
             try:
                 value = int(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise InputError(f"{NUM_STREAMS}: expected a count, AUTO or NUMA, got {value!r}") from None
             if value < -2:
                 raise InputError(f"{NUM_STREAMS}: expected a count >= 0, AUTO (-1) or NUMA (-2), got {value}")
@@ -181,9 +179,7 @@ def normalize(config) -> dict:
                 raise InputError(f"CACHE_ENCRYPTION_CALLBACKS is a pair of callables (encrypt, decrypt), got {value!r}")
             value = tuple(value)
         elif key == PLAN_CACHE_BYTES:
-            value = int(value)
-            if value < 0:
-                raise InputError(f"{PLAN_CACHE_BYTES} must be >= 0, got {value}")
+            value = _non_negative(key, value, "a byte budget")
         elif key == AUTO_BATCH_TIMEOUT:
             value = _non_negative(key, value, "milliseconds")
         elif key == ALLOW_AUTO_BATCHING:
@@ -214,13 +210,16 @@ def workers_pinned() -> bool:
     return all(len(cpus) == 1 for cpus in _core.worker_cpus()) and _core.hardware_threads() > 1
 
 
-def _non_negative(key: str, value, what: str) -> int:
+def _non_negative(key: str, value, what: str, limit: int = 2**63 - 1) -> int:
+    """``value`` as an int in [0, limit] (the engine's integer type bounds what it can take)."""
     try:
         value = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         raise InputError(f"{key}: expected {what}, got {value!r}") from None
     if value < 0:
         raise InputError(f"{key}: expected {what} >= 0, got {value}")
+    if value > limit:
+        raise InputError(f"{key}: expected {what} of at most {limit}, got {value}")
     return value
 
 

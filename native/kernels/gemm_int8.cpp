@@ -26,21 +26,23 @@ void quantize_portable(const float* x, int64_t n, float scale, int32_t zero, uin
 }
 
 // The reference the ISA kernels are tested against, and the path on CPUs without them.
+// Sums wrap modulo 2^32 (unsigned: a signed overflow would be UB) as the VNNI and AMX
+// accumulators do, so a K past 65793 gives the same s32 on every path.
 void tile_portable(const Int8Tile& t) {
-  int32_t acc[kPortableMR][kInt8TileCols] = {};
+  uint32_t acc[kPortableMR][kInt8TileCols] = {};
   for (int64_t k = 0; k < t.kp; ++k) {
     const int64_t quad = (k / 4) * (4 * kInt8PanelCols) + (k & 3);
     for (int r = 0; r < t.rows; ++r) {
       const int32_t av = t.a[r * t.lda + k];
       for (int j = 0; j < t.cols; ++j) {
         const int8_t* panel = t.b + (j / kInt8PanelCols) * t.b_panel_stride;
-        acc[r][j] += av * panel[quad + (j % kInt8PanelCols) * 4];
+        acc[r][j] += (uint32_t)(av * panel[quad + (j % kInt8PanelCols) * 4]);
       }
     }
   }
   for (int r = 0; r < t.rows; ++r)
     for (int j = 0; j < t.cols; ++j) {
-      uint32_t v = (uint32_t)acc[r][j] + (uint32_t)t.col_add[j];
+      uint32_t v = acc[r][j] + (uint32_t)t.col_add[j];
       if (t.row_sum) v += (uint32_t)t.row_sum[r] * (uint32_t)t.col_mul[j];
       if (t.c_i32) {
         t.c_i32[r * t.ldc + j] = (int32_t)v;
@@ -99,13 +101,13 @@ PackedInt8B::PackedInt8B(const void* B, bool b_unsigned, bool trans_b, int64_t K
   for (int64_t n = 0; n < N; ++n) {
     int8_t* panel = panels_.data() + (n / kInt8PanelCols) * kp_ * kInt8PanelCols;
     const int64_t j = n % kInt8PanelCols;
-    int32_t sum = 0;
+    uint32_t sum = 0;  // wraps, as the products' sums do
     for (int64_t k = 0; k < K; ++k) {
       const int8_t v = (int8_t)(src[trans_b ? n * ldb + k : k * ldb + n] ^ flip);
       panel[(k / 4) * (4 * kInt8PanelCols) + j * 4 + (k & 3)] = v;
-      sum += v;
+      sum += (uint32_t)v;
     }
-    sums_[(size_t)n] = sum;
+    sums_[(size_t)n] = (int32_t)sum;
   }
 }
 

@@ -5,6 +5,7 @@ instead of killing pytest. Native bugs not fixed yet are xfail(strict=True): whe
 lands the test passes unexpectedly and the mark must go."""
 
 import os
+import re
 import sys
 
 import pytest
@@ -217,4 +218,92 @@ else:
 )
 def test_a_shape_input_of_two_billion_entries(op, fragment):
     cls, detail = _run(HUGE_SHAPE_INPUT.format(op=op, fragment=fragment))
+    assert cls == "success", detail
+
+
+def _mlp_blob():
+    import aiov as ov
+
+    from tests import model_builders
+
+    return ov.compile_model(model_builders.mlp((4, 8, 2)).SerializeToString()).export_model()
+
+
+@pytest.mark.parametrize(
+    "where, key, value, message",
+    [
+        ("header", "config", None, "header's 'config' should be an object, got nothing"),
+        ("header", "model", [], "header's 'model' should be an object, got list"),
+        ("header", "encrypted", "no", "header's 'encrypted' should be true or false, got str"),
+        ("model", "input_layouts", None, "model header's 'input_layouts' should be a list, got nothing"),
+        ("model", "results", [3], "model header's 'results' should list strings"),
+        ("model", "name", 1.5, "model header's 'name' should be a string, got float"),
+    ],
+)
+def test_a_blob_header_field_of_another_type_is_named(where, key, value, message):
+    # Found by the fuzzer's header mutations (checksum made good): a null or mistyped field was
+    # "its header cannot be read ('NoneType' object is not iterable)".
+    import aiov as ov
+
+    from tests.fuzz import mutate_blob
+
+    header, graphs = mutate_blob.split(_mlp_blob())
+    (header if where == "header" else header["model"])[key] = value
+    with pytest.raises(ov.InputError, match=re.escape(message)):
+        ov.Core().import_model(mutate_blob.frame(header, graphs, 2))
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("INFERENCE_NUM_THREADS", "bf16", "expected a thread count (0: every core), got 'bf16'"),
+        ("INFERENCE_NUM_THREADS", float("inf"), "expected a thread count (0: every core), got inf"),
+        (
+            "INFERENCE_NUM_THREADS",
+            2**63,
+            "expected a thread count (0: every core) of at most 2147483647, got 9223372036854775808",
+        ),
+        ("NUM_STREAMS", float("inf"), "expected a count, AUTO or NUMA, got inf"),
+        ("AIOV_PLAN_CACHE_BYTES", "lots", "expected a byte budget, got 'lots'"),
+        ("PERFORMANCE_HINT_NUM_REQUESTS", 2**64, "expected a count (0: no limit) of at most 9223372036854775807"),
+    ],
+)
+def test_an_integer_property_out_of_its_type_is_named(key, value, message):
+    # Found by the fuzzer's blob-header mutations (the header's config is compiled with): these
+    # were a bare ValueError/OverflowError from int(), or a nanobind TypeError at compile.
+    import aiov as ov
+
+    with pytest.raises(ov.InputError, match=re.escape(f"{key}: {message}")):
+        ov.Core().set_property({key: value})
+
+
+INTEGER_PRODUCT_PAST_INT32 = """
+import numpy as np
+import aiov as ov
+from onnx import TensorProto, helper, numpy_helper
+k = 70000  # 255 * -128 * k is past int32: the s32 accumulator wraps, as ONNX's int32 output does
+w = numpy_helper.from_array(np.full((k, 2), -128, np.int8), "w")
+node = helper.make_node("MatMulInteger", ["a", "w"], ["y"])
+graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, k])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT32, None)], [w])
+compiled = ov.compile_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
+got = compiled([np.full((1, k), 255, np.uint8)])[0]
+want = np.array(255 * -128 * k, np.int64).astype(np.int32)
+assert ov._core.gemm_int8_isa() == {isa!r}, ov._core.gemm_int8_isa()
+assert got.tolist() == [[int(want)] * 2], (got, want)
+"""
+
+
+@pytest.mark.parametrize("isa", ["scalar", "native"])
+def test_an_integer_product_past_int32_wraps_on_every_path(isa, monkeypatch):
+    # The portable int8 kernel summed into int32: past K = 65793 that overflowed, undefined
+    # behaviour (UBSan aborts under tools/sanitize.sh) where VNNI and AMX wrap.
+    import aiov as ov
+
+    if isa == "scalar":
+        monkeypatch.setenv("AIOV_INT8_ISA", "scalar")
+    else:
+        monkeypatch.delenv("AIOV_INT8_ISA", raising=False)
+        isa = ov._core.gemm_int8_isa()
+    cls, detail = _run(INTEGER_PRODUCT_PAST_INT32.format(isa=isa))
     assert cls == "success", detail

@@ -85,3 +85,22 @@ def test_the_harness_tells_the_classes_apart():
     cls, detail = harness.run_case(crash)
     assert cls == "crash" and "SIGSEGV" in detail
     assert harness.run_case(hang, timeout=1.0)[0] == "hang"
+
+
+def test_the_blob_mutators_parse_every_seed_blob_to_its_end():
+    # The structure-aware blob mutators find attributes, constants and shapes by reading the
+    # stream as native/plan/serialize.cpp writes it; a change of that layout must reach them too,
+    # or the blob fuzzing silently falls back on blind byte edits.
+    import aiov as ov
+
+    from tests import model_builders
+    from tests.fuzz import mutate_blob
+
+    for proto in (model_builders.mlp((4, 8, 2)), model_builders.conv_stack((3, 4, 8), classes=3)):
+        for hint in ("f32", "f16"):
+            compiled = ov.compile_model(proto.SerializeToString(), "CPU", {"INFERENCE_PRECISION_HINT": hint})
+            _, graphs = mutate_blob.split(compiled.export_model())
+            stream = mutate_blob.Stream(bytearray(graphs))
+            assert stream.at == len(graphs)
+            assert stream.attrs and stream.buffers and stream.shapes
+            assert len(stream.constants) >= len(stream.buffers)

@@ -117,6 +117,13 @@ class Campaign:
             json.dump(meta, f, indent=1, default=repr)
         return path
 
+    def _config(self):
+        """Most cases compile as they come; some with an f16 or bf16 precision hint, which
+        sends the model through the half-precision kernels and the passes that convert to them."""
+        if self.rng.random() < 0.25:
+            return {"INFERENCE_PRECISION_HINT": self.rng.choice(["f16", "bf16"])}
+        return None
+
     def _run(self, fn):
         """run_case, with a second chance for a timeout: on a loaded machine a slow case is
         not a hang, so only one that also misses three times the budget counts as one."""
@@ -133,10 +140,18 @@ class Campaign:
         data, mutator, notes = mutate_onnx.mutate(self.onnx_seeds[name], self.rng)
         by_path = mutator == "external_data" or self.rng.random() < 0.2
         case_seed = self.rng.randrange(2**31)
-        cls, detail = self._run(lambda: cases.onnx_case(data, self.workdir, by_path, case_seed))
+        config = self._config()
+        cls, detail = self._run(lambda: cases.onnx_case(data, self.workdir, by_path, case_seed, config))
         saved = None
         if cls in ("crash", "hang"):
-            meta = {"seed": name, "mutator": mutator, "notes": notes, "by_path": by_path, "case_seed": case_seed}
+            meta = {
+                "seed": name,
+                "mutator": mutator,
+                "notes": notes,
+                "by_path": by_path,
+                "case_seed": case_seed,
+                "config": config,
+            }
             saved = self._save("onnx", {"model.onnx": data}, dict(meta, **{"class": cls, "detail": detail}))
         self.summary.record("onnx", mutator, cls, detail, saved)
         if self.peers:
@@ -154,10 +169,11 @@ class Campaign:
         name = self.rng.choice(self.ir_names)
         xml, bin_data, mutator, notes = mutate_ir.mutate(self.ir_seeds[name], self.rng)
         case_seed = self.rng.randrange(2**31)
-        cls, detail = self._run(lambda: cases.ir_case(xml, bin_data, self.workdir, case_seed))
+        config = self._config()
+        cls, detail = self._run(lambda: cases.ir_case(xml, bin_data, self.workdir, case_seed, config))
         saved = None
         if cls in ("crash", "hang"):
-            meta = {"seed": name, "mutator": mutator, "notes": notes, "case_seed": case_seed}
+            meta = {"seed": name, "mutator": mutator, "notes": notes, "case_seed": case_seed, "config": config}
             files = {"model.xml": xml, "model.bin": bin_data}
             saved = self._save("ir", files, dict(meta, **{"class": cls, "detail": detail}))
         self.summary.record("ir", mutator, cls, detail, saved)
@@ -174,12 +190,23 @@ class Campaign:
         name = self.rng.choice(self.blob_names)
         data, mutator, notes = mutate_blob.mutate(self.blob_seeds[name], self.rng)
         case_seed = self.rng.randrange(2**31)
-        cls, detail = self._run(lambda: cases.blob_case(data, case_seed))
+        # A third through CACHE_DIR: the blob under the cache key of the model file it came from.
+        model_name, _, hint = name.partition("@")
+        via_cache = self.rng.random() < 0.33
+        config = {"INFERENCE_PRECISION_HINT": hint} if hint else None
+        if via_cache:
+            source = self.onnx_seeds[model_name].SerializeToString()
+            cls, detail = self._run(lambda: cases.cached_blob_case(data, source, self.workdir, case_seed, config))
+        else:
+            cls, detail = self._run(lambda: cases.blob_case(data, case_seed))
+        group = "blob-cache" if via_cache else "blob"
+        if via_cache and cls == "success" and "refused" in detail:  # the file compiled instead
+            group = "blob-cache-refused"
         saved = None
         if cls in ("crash", "hang"):
-            meta = {"seed": name, "mutator": mutator, "notes": notes, "case_seed": case_seed}
-            saved = self._save("blob", {"model.blob": data}, dict(meta, **{"class": cls, "detail": detail}))
-        self.summary.record("blob", mutator, cls, detail, saved)
+            meta = {"seed": name, "mutator": mutator, "notes": notes, "case_seed": case_seed, "config": config}
+            saved = self._save(group, {"model.blob": data}, dict(meta, **{"class": cls, "detail": detail}))
+        self.summary.record(group, mutator, cls, detail, saved)
         return cls
 
     def input_cases(self, api, count):

@@ -56,11 +56,12 @@ def aiov_feeds(compiled, rng):
     return feeds
 
 
-def run_aiov_model(read, seed: int):
-    """read() -> aiov Model; compile, then run once through __call__ and once as a job."""
+def run_aiov_model(read, seed: int, config=None):
+    """read() -> aiov Model; compile (with ``config``: a precision hint, say), then run once
+    through __call__ and once as a job."""
     import aiov as ov
 
-    return run_compiled(ov.compile_model(read()), seed)
+    return run_compiled(ov.compile_model(read(), "CPU", config), seed)
 
 
 def run_compiled(compiled, seed: int):
@@ -76,7 +77,7 @@ def run_compiled(compiled, seed: int):
     return None
 
 
-def onnx_case(data: bytes, workdir: str, by_path: bool, seed: int):
+def onnx_case(data: bytes, workdir: str, by_path: bool, seed: int, config=None):
     """The fuzz case for aiov: the model read from bytes, or from a file in a directory that
     also holds a weights.bin (so external-data mutations have something to find)."""
     import aiov as ov
@@ -91,15 +92,15 @@ def onnx_case(data: bytes, workdir: str, by_path: bool, seed: int):
             return ov.Core().read_model(path)
         return ov.Core().read_model(data)
 
-    return run_aiov_model(read, seed)
+    return run_aiov_model(read, seed, config)
 
 
-def ir_case(xml: str, bin_data: bytes, workdir: str, seed: int):
+def ir_case(xml: str, bin_data: bytes, workdir: str, seed: int, config=None):
     import aiov as ov
 
     os.chdir(workdir)
     xml_path = _write_ir(workdir, xml, bin_data)
-    return run_aiov_model(lambda: ov.Core().read_model(xml_path), seed)
+    return run_aiov_model(lambda: ov.Core().read_model(xml_path), seed, config)
 
 
 def blob_case(blob: bytes, seed: int):
@@ -107,6 +108,30 @@ def blob_case(blob: bytes, seed: int):
     import aiov as ov
 
     return run_compiled(ov.Core().import_model(blob), seed)
+
+
+def cached_blob_case(blob: bytes, source: bytes, workdir: str, seed: int, config=None):
+    """A mutated blob found in CACHE_DIR under the key of the model file it was exported from:
+    the compile loads it (or, refusing it, compiles the file and rewrites the entry), then runs."""
+    import aiov as ov
+    from aiov import _blob
+
+    os.chdir(workdir)
+    directory = os.path.join(workdir, "cached")
+    cache_dir = os.path.join(workdir, "cache")
+    os.makedirs(directory, exist_ok=True)
+    os.makedirs(cache_dir, exist_ok=True)
+    path = os.path.join(directory, "model.onnx")
+    with open(path, "wb") as f:
+        f.write(source)
+    config = dict(config or {}, CACHE_DIR=cache_dir)
+    with open(os.path.join(cache_dir, _blob.cache_key(path, config) + ".blob"), "wb") as f:
+        f.write(blob)
+    compiled = ov.compile_model(path, "CPU", config)
+    not_run = run_compiled(compiled, seed)
+    if not compiled.get_property("LOADED_FROM_CACHE"):
+        return "the cached blob was refused: compiled afresh"
+    return not_run
 
 
 def _write_ir(workdir, xml, bin_data):

@@ -28,6 +28,7 @@ DTYPES = [
     object,
     "datetime64[s]",
 ]
+HOSTILE_FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, 1e-45, 1e30, -1e30, 3e9, -3e9, float("nan"), float("inf"), float("-inf")]
 SHAPE_VALUES = [0, 1, 2, 3, 6, -1, -2, 2**31, 2**32 + 1, 2**61 + 3, 2**62, 2**63 - 1, -(2**63)]
 
 
@@ -159,10 +160,13 @@ def near_valid(draw, spec):
     for name, dims, dtype in spec:
         feeds[name] = (np.arange(int(np.prod(dims)), dtype=dtype).reshape(dims) % 3 + 1).astype(dtype)
     name, dims, dtype = draw(st.sampled_from(spec))
-    if np.dtype(dtype) == np.int64 and len(dims) == 1:
-        feeds[name] = np.array(
-            draw(st.lists(st.sampled_from(SHAPE_VALUES + [1, 2, 3, 4]), min_size=dims[0], max_size=dims[0])), np.int64
-        )
+    size = int(np.prod(dims))
+    if np.dtype(dtype) == np.int64 and draw(st.integers(0, 3)):  # shapes, indices, sizes
+        entries = draw(st.lists(st.sampled_from(SHAPE_VALUES + [1, 2, 3, 4]), min_size=size, max_size=size))
+        feeds[name] = np.array(entries, np.int64).reshape(dims)
+    elif np.dtype(dtype).kind == "f" and draw(st.booleans()):  # offsets, grids, scales: of the right shape
+        entries = draw(st.lists(st.sampled_from(HOSTILE_FLOATS), min_size=size, max_size=size))
+        feeds[name] = np.array(entries, np.float64).astype(dtype).reshape(dims)
     else:
         feeds[name] = draw(values())
     if draw(st.booleans()):
@@ -228,7 +232,39 @@ def input_models():
         ),
         opset_imports=[helper.make_opsetid("", 17)],
     )
+    # Offsets, grids, indices and scales given at run time reach the kernels' index arithmetic.
+    F = TensorProto.FLOAT
+    value_driven = {
+        "deform_conv_offsets": seeds["deform_conv"],
+        "affine_grid_theta": seeds["affine_grid_sample"],
+        "max_unpool_indices": helper.make_model(
+            helper.make_graph(
+                [n("MaxUnpool", ["x", "i"], ["y"], kernel_shape=[2, 2], strides=[2, 2])],
+                "unpool",
+                [
+                    helper.make_tensor_value_info("x", F, [1, 2, 2, 2]),
+                    helper.make_tensor_value_info("i", TensorProto.INT64, [1, 2, 2, 2]),
+                ],
+                [helper.make_tensor_value_info("y", F, None)],
+            ),
+            opset_imports=[helper.make_opsetid("", 12)],
+        ),
+        "quantize_scale": helper.make_model(
+            helper.make_graph(
+                [n("QuantizeLinear", ["x", "s", "z"], ["q"]), n("DequantizeLinear", ["q", "s", "z"], ["y"])],
+                "quantize",
+                [
+                    helper.make_tensor_value_info("x", F, [4]),
+                    helper.make_tensor_value_info("s", F, []),
+                    helper.make_tensor_value_info("z", TensorProto.UINT8, []),
+                ],
+                [helper.make_tensor_value_info("y", F, None)],
+            ),
+            opset_imports=[helper.make_opsetid("", 13)],
+        ),
+    }
     return {
+        **{name: model.SerializeToString() for name, model in value_driven.items()},
         "add_relu": seeds["add_relu"].SerializeToString(),
         "dynamic_add": dyn.SerializeToString(),
         "shape_from_input": seeds["shape_from_input"].SerializeToString(),

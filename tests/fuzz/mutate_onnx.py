@@ -100,10 +100,23 @@ def mut_elem_type(model: ModelProto, rng):
     return f"elem_type: {v.name}={v.type.tensor_type.elem_type}"
 
 
+def _all_nodes(model: ModelProto):
+    """The nodes of the graph and of every subgraph (Scan/Loop/If bodies, FlexAttention's
+    score_mod), outermost first."""
+    nodes, graphs = [], [model.graph]
+    while graphs:
+        graph = graphs.pop()
+        for node in graph.node:
+            nodes.append(node)
+            for attr in node.attribute:
+                graphs += [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs)
+    return nodes
+
+
 def mut_attribute(model: ModelProto, rng):
-    """An attribute of a node: interesting values, another list length, another type, deleted,
-    or a new unknown one."""
-    nodes = [n for n in model.graph.node]
+    """An attribute of a node (in a subgraph too): interesting values, another list length,
+    another type, deleted, or a new unknown one."""
+    nodes = _all_nodes(model)
     if not nodes:
         return None
     node = rng.choice(nodes)
@@ -125,6 +138,14 @@ def mut_attribute(model: ModelProto, rng):
                 "allowzero",
                 "output_padding",
                 "k",
+                "offset_group",
+                "align_corners",
+                "num_scan_inputs",
+                "scan_input_axes",
+                "scan_output_directions",
+                "storage_order",
+                "saturate",
+                "block_size",
                 "bogus",
             ]
         )
@@ -230,6 +251,54 @@ def mut_initializer(model: ModelProto, rng):
     t = rng.choice(prefer_ints) if prefer_ints and rng.random() < 0.5 else rng.choice(inits)
     _mutate_tensor(t, rng)
     return f"initializer: {t.name}"
+
+
+QUANTIZED_OPS = {
+    "QuantizeLinear": (1, 2),
+    "DequantizeLinear": (1, 2),
+    "QLinearConv": (1, 2, 4, 5, 6, 7, 8),
+    "QLinearMatMul": (1, 2, 4, 5, 6, 7),
+    "ConvInteger": (2, 3),
+    "MatMulInteger": (2, 3),
+}
+_HOSTILE_SCALES = [0.0, -0.0, -1.0, 1e-45, 1e-38, 1e38, 3.4e38, float("inf"), float("-inf"), float("nan")]
+
+
+def mut_quant_params(model: ModelProto, rng):
+    """A scale, zero point or bias of a quantized op: zero, negative, subnormal, huge, inf or
+    NaN scales; zero points at and past their type's range, of another type than their data,
+    or of another length than the channels; a scalar made a list and back."""
+    by_name = {t.name: t for t in model.graph.initializer if t.data_location != TensorProto.EXTERNAL}
+    names = sorted(
+        {
+            node.input[i]
+            for node in _all_nodes(model)
+            for i in QUANTIZED_OPS.get(node.op_type, ())
+            if i < len(node.input) and node.input[i] in by_name
+        }
+    )
+    if not names:
+        return None
+    t = by_name[rng.choice(names)]
+    value = numpy_helper.to_array(t)
+    choice = rng.random()
+    if choice < 0.4 and value.dtype.kind == "f":
+        new = np.full(value.shape, rng.choice(_HOSTILE_SCALES), value.dtype)
+        if value.size > 1 and rng.random() < 0.5:  # one channel's only
+            new = value.copy()
+            new.flat[rng.randrange(value.size)] = rng.choice(_HOSTILE_SCALES)
+    elif choice < 0.6 and value.dtype.kind in "iu":
+        info = np.iinfo(value.dtype)
+        new = np.full(value.shape, rng.choice([info.min, info.max, 0, 1, -1 % (info.max + 1)]), value.dtype)
+    elif choice < 0.75:  # another integer type (int8 zero point for uint8 data, int32, ...)
+        new = value.astype(rng.choice([np.int8, np.uint8, np.int32, np.int16, np.float32, np.int64]))
+    elif choice < 0.9:  # another length: per-channel against the wrong axis, or empty
+        length = rng.choice([0, 1, 2, 5, 64]) if value.size > 1 else rng.choice([0, 2, 3, 7])
+        new = np.resize(value.reshape(-1), length).astype(value.dtype)
+    else:  # a rank it should not have
+        new = value.reshape((1,) * rng.choice([1, 2, 4]) + value.shape)
+    t.CopyFrom(numpy_helper.from_array(new, t.name))
+    return f"quant_params: {t.name} {value.dtype}{list(value.shape)} -> {new.dtype}{list(new.shape)}"
 
 
 def mut_edges(model: ModelProto, rng):
@@ -353,6 +422,7 @@ MUTATORS = {
     "edges": mut_edges,
     "opset": mut_opset,
     "external_data": mut_external_data,
+    "quant_params": mut_quant_params,
 }
 
 

@@ -269,6 +269,8 @@ def onnx_seeds() -> dict:
         [_in("shape", [3], I64)],
         [_out()],
     )
+    seeds.update(_quantized_seeds(rng))
+    seeds.update(_recent_op_seeds(rng))
     try:
         import sys
 
@@ -281,6 +283,201 @@ def onnx_seeds() -> dict:
         seeds["zoo_bert"] = model_zoo.bert_encoder(hidden=16, heads=2, layers=1)
     except Exception:  # a zoo builder changed its signature: the hand-built seeds remain
         pass
+    return seeds
+
+
+U8 = TensorProto.UINT8
+I8 = TensorProto.INT8
+
+
+def _quantized_seeds(rng) -> dict:
+    """The int8 paths: QDQ pairs around MatMul and Conv (folded into the integer kernels),
+    QLinearConv/QLinearMatMul, ConvInteger/MatMulInteger and DynamicQuantizeLinear, with
+    per-tensor and per-channel scales and zero points for the mutators to make hostile."""
+    n = helper.make_node
+    seeds = {}
+    seeds["qdq_matmul"] = _model(
+        [
+            n("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+            n("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+            n("DequantizeLinear", ["w", "ws", "wz"], ["wd"], axis=1),
+            n("MatMul", ["xd", "wd"], ["y"]),
+        ],
+        [_in("x", [2, 4])],
+        [_out()],
+        [
+            _init("xs", np.float32(0.05)),
+            _init("xz", np.uint8(128)),
+            _init("w", rng.integers(-100, 100, (4, 3)).astype(np.int8)),
+            _init("ws", np.array([0.01, 0.02, 0.03], np.float32)),
+            _init("wz", np.zeros(3, np.int8)),
+        ],
+        opset=13,
+    )
+    seeds["qdq_conv"] = _model(
+        [
+            n("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+            n("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+            n("DequantizeLinear", ["w", "ws", "wz"], ["wd"], axis=0),
+            n("DequantizeLinear", ["b", "bs"], ["bd"], axis=0),
+            n("Conv", ["xd", "wd", "bd"], ["y"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        ],
+        [_in("x", [1, 2, 5, 5])],
+        [_out()],
+        [
+            _init("xs", np.float32(0.05)),
+            _init("xz", np.uint8(100)),
+            _init("w", rng.integers(-100, 100, (3, 2, 3, 3)).astype(np.int8)),
+            _init("ws", np.array([0.01, 0.02, 0.03], np.float32)),
+            _init("wz", np.zeros(3, np.int8)),
+            _init("b", np.array([5, -7, 100], np.int32)),
+            _init("bs", np.array([0.0005, 0.001, 0.0015], np.float32)),
+        ],
+        opset=13,
+    )
+    seeds["qlinear_conv"] = _model(
+        [
+            n(
+                "QLinearConv",
+                ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"],
+                ["y"],
+                kernel_shape=[3, 3],
+                pads=[1, 1, 1, 1],
+                group=1,
+            )
+        ],
+        [_in("x", [1, 2, 4, 4], U8)],
+        [_out("y", U8)],
+        [
+            _init("xs", np.float32(0.1)),
+            _init("xz", np.uint8(2)),
+            _init("w", rng.integers(0, 255, (2, 2, 3, 3)).astype(np.uint8)),
+            _init("ws", np.array([0.01, 0.02], np.float32)),
+            _init("wz", np.array([128, 120], np.uint8)),
+            _init("ys", np.float32(0.5)),
+            _init("yz", np.uint8(10)),
+            _init("b", np.array([3, -4], np.int32)),
+        ],
+        opset=13,
+    )
+    seeds["qlinear_matmul"] = _model(
+        [n("QLinearMatMul", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], ["y"])],
+        [_in("a", [2, 4], U8)],
+        [_out("y", U8)],
+        [
+            _init("as", np.float32(0.1)),
+            _init("az", np.uint8(1)),
+            _init("b", rng.integers(0, 255, (4, 3)).astype(np.uint8)),
+            _init("bs", np.float32(0.02)),
+            _init("bz", np.uint8(128)),
+            _init("ys", np.float32(0.3)),
+            _init("yz", np.uint8(5)),
+        ],
+        opset=13,
+    )
+    seeds["conv_integer"] = _model(
+        [n("ConvInteger", ["x", "w", "xz", "wz"], ["y"], pads=[1, 1, 1, 1], strides=[1, 2])],
+        [_in("x", [1, 2, 4, 4], U8)],
+        [_out("y", TensorProto.INT32)],
+        [
+            _init("w", rng.integers(0, 255, (3, 2, 2, 2)).astype(np.uint8)),
+            _init("xz", np.uint8(3)),
+            _init("wz", np.uint8(128)),
+        ],
+        opset=13,
+    )
+    seeds["dynamic_matmul_integer"] = _model(
+        [
+            n("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+            n("MatMulInteger", ["xq", "w", "xz", "wz"], ["i"]),
+            n("Cast", ["i"], ["f"], to=F),
+            n("Mul", ["xs", "ws"], ["s"]),
+            n("Mul", ["f", "s"], ["y"]),
+        ],
+        [_in("x", [3, 4])],
+        [_out()],
+        [
+            _init("w", rng.integers(-100, 100, (4, 5)).astype(np.int8)),
+            _init("wz", np.zeros(5, np.int8)),
+            _init("ws", np.float32(0.01)),
+        ],
+        opset=13,
+    )
+    return seeds
+
+
+def _recent_op_seeds(rng) -> dict:
+    """Ops with intricate shape and index arithmetic: DeformConv, AffineGrid into GridSample,
+    MaxPool's indices into MaxUnpool, integer MaxPool, Scan with a loop body, and an ONNX
+    function (its body inlined by the reader)."""
+    n = helper.make_node
+    seeds = {}
+    seeds["deform_conv"] = _model(
+        [n("DeformConv", ["x", "w", "offset", "b", "mask"], ["y"], kernel_shape=[2, 2], offset_group=1)],
+        [_in("x", [1, 2, 4, 4]), _in("offset", [1, 8, 3, 3]), _in("mask", [1, 4, 3, 3])],
+        [_out()],
+        [_init("w", _rng_weight(rng, 2, 2, 2, 2)), _init("b", _rng_weight(rng, 2))],
+        opset=19,
+    )
+    seeds["affine_grid_sample"] = _model(
+        [
+            n("AffineGrid", ["theta", "size"], ["grid"], align_corners=0),
+            n("GridSample", ["x", "grid"], ["y"], mode="linear", padding_mode="border"),
+        ],
+        [_in("x", [1, 2, 3, 4]), _in("theta", [1, 2, 3])],
+        [_out()],
+        [_init("size", np.array([1, 2, 3, 4], np.int64))],
+        opset=20,
+    )
+    seeds["max_unpool"] = _model(
+        [
+            n("MaxPool", ["x"], ["p", "idx"], kernel_shape=[2, 2], strides=[2, 2]),
+            n("MaxUnpool", ["p", "idx", "shape"], ["y"], kernel_shape=[2, 2], strides=[2, 2]),
+        ],
+        [_in("x", [1, 2, 4, 4])],
+        [_out()],
+        [_init("shape", np.array([1, 2, 4, 4], np.int64))],
+        opset=12,
+    )
+    seeds["integer_max_pool"] = _model(
+        [n("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[1, 2], pads=[1, 1, 1, 1], dilations=[1, 1])],
+        [_in("x", [1, 2, 5, 5], I8)],
+        [_out("y", I8)],
+        opset=12,
+    )
+    body = helper.make_graph(
+        [n("Add", ["s_in", "row"], ["s_out"]), n("Mul", ["s_out", "row"], ["scan_out"])],
+        "scan_body",
+        [_in("s_in", [3]), _in("row", [3])],
+        [_in("s_out", [3]), _in("scan_out", [3])],
+    )
+    seeds["scan"] = _model(
+        [
+            n(
+                "Scan",
+                ["init", "x"],
+                ["final", "y"],
+                body=body,
+                num_scan_inputs=1,
+                scan_input_axes=[0],
+                scan_output_axes=[0],
+                scan_input_directions=[1],
+            )
+        ],
+        [_in("init", [3]), _in("x", [4, 3])],
+        [_out("final"), _out()],
+        opset=16,
+    )
+    # An op that exists only as an ONNX function body (the reader inlines it).
+    graph = helper.make_graph(
+        [n("FlexAttention", ["q", "k", "v"], ["y"], domain="ai.onnx.preview", scale=0.5)],
+        "function_body_seed",
+        [_in("q", [1, 2, 3, 4]), _in("k", [1, 2, 5, 4]), _in("v", [1, 2, 5, 4])],
+        [_out()],
+    )
+    seeds["flex_attention"] = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 23), helper.make_opsetid("ai.onnx.preview", 1)]
+    )
     return seeds
 
 
@@ -329,22 +526,26 @@ def ir_seeds(onnx_models: dict) -> dict:
     return out
 
 
+# Each model exported as compiled plainly and with each half-precision hint (its optimized
+# graph then holds the conversions to f16/bf16): "name", "name@f16", "name@bf16".
 _EXPORT_BLOBS = """
 import os, sys
 import aiov as ov
 for name in sorted(os.listdir(sys.argv[1])):
     if name.endswith('.onnx'):
-        try:
-            blob = ov.compile_model(os.path.join(sys.argv[1], name)).export_model()
-        except Exception:
-            continue
-        with open(os.path.join(sys.argv[1], name[:-5] + '.blob'), 'wb') as f:
-            f.write(blob)
+        for hint in ('', 'f16', 'bf16'):
+            config = {'INFERENCE_PRECISION_HINT': hint} if hint else None
+            try:
+                blob = ov.compile_model(os.path.join(sys.argv[1], name), 'CPU', config).export_model()
+            except Exception:
+                continue
+            with open(os.path.join(sys.argv[1], name[:-5] + ('@' + hint if hint else '') + '.blob'), 'wb') as f:
+                f.write(blob)
 """
 
 
 def blob_seeds(onnx_models: dict) -> dict:
-    """name -> the blob ``export_model`` writes for every ONNX seed that compiles. Compiled in
+    """name (@hint) -> the blob ``export_model`` writes for every ONNX seed that compiles. Compiled in
     a child interpreter: the campaign's process forks per case, which needs a parent whose
     engine has started no worker threads."""
     out = {}
@@ -353,9 +554,8 @@ def blob_seeds(onnx_models: dict) -> dict:
             with open(os.path.join(tmp, name + ".onnx"), "wb") as f:
                 f.write(proto.SerializeToString())
         subprocess.run([sys.executable, "-c", _EXPORT_BLOBS, tmp], capture_output=True, timeout=600)
-        for name in onnx_models:
-            path = os.path.join(tmp, name + ".blob")
-            if os.path.exists(path):
-                with open(path, "rb") as f:
-                    out[name] = f.read()
+        for entry in sorted(os.listdir(tmp)):
+            if entry.endswith(".blob"):
+                with open(os.path.join(tmp, entry), "rb") as f:
+                    out[entry[: -len(".blob")]] = f.read()
     return out
