@@ -247,10 +247,11 @@ def test_a_blob_header_field_of_another_type_is_named(where, key, value, message
 
     from tests.fuzz import mutate_blob
 
-    header, graphs = mutate_blob.split(_mlp_blob())
+    blob = _mlp_blob()
+    header, graphs = mutate_blob.split(blob)
     (header if where == "header" else header["model"])[key] = value
     with pytest.raises(ov.InputError, match=re.escape(message)):
-        ov.Core().import_model(mutate_blob.frame(header, graphs, 2))
+        ov.Core().import_model(mutate_blob.frame(header, graphs, mutate_blob.version(blob)))
 
 
 @pytest.mark.parametrize(

@@ -104,3 +104,4 @@ def test_the_blob_mutators_parse_every_seed_blob_to_its_end():
             assert stream.at == len(graphs)
             assert stream.attrs and stream.buffers and stream.shapes
             assert len(stream.constants) >= len(stream.buffers)
+            assert stream.weights, "the packed weights' record was not found"

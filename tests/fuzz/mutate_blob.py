@@ -24,6 +24,11 @@ def split(blob: bytes):
     return json.loads(blob[_PREFIX.size : start]), blob[start : -_CRC.size]
 
 
+def version(blob: bytes) -> int:
+    """The blob format version a blob declares."""
+    return _PREFIX.unpack_from(blob)[1]
+
+
 def frame(header: dict, graphs: bytes, version: int) -> bytes:
     """A blob around ``graphs`` whose lengths and checksum agree with it."""
     header = dict(header, graphs=len(graphs))
@@ -121,6 +126,7 @@ class Stream:
         self.buffers = []  # (start, end), in order
         self.constants = []  # (element type, buffer index)
         self.shapes = []  # (start of the dims' count, rank)
+        self.weights = None  # (start, end) of the packed weights' entries, if written
         while self.at < len(data):
             tag = self._u8()
             if tag == 0:
@@ -133,6 +139,10 @@ class Stream:
                 self._node()
             elif tag in (3, 4):
                 self._refs()
+            elif tag == 5:  # packed weights: a packing key, then their size and bytes
+                self._str()
+                self.weights = (self.at + 8, self.at + 8 + self._take("<Q"))
+                self.at = self.weights[1]
             else:
                 raise ValueError(f"tag {tag}")
 
@@ -276,8 +286,27 @@ def _shape(data, rng):
     return f"dim at {at}"
 
 
+def _packed_weights(data, rng):
+    """Inside the packed weights' record (entry counts, constant indices, offsets, recipes,
+    kinds, panel dimensions and bytes): the loaders in native/plan/packed_weights.cpp."""
+    span = Stream(data).weights
+    if not span or span[1] - span[0] < 8:
+        return _u32(data, rng)
+    start, end = span
+    at = rng.randrange(start, end - 4)
+    edit = rng.randrange(3)
+    if edit == 0:
+        struct.pack_into("<I", data, at, rng.choice(_U32))
+    elif edit == 1 and at + 8 <= end:
+        struct.pack_into("<q", data, at, rng.choice(INTERESTING_INTS))
+    else:
+        data[at] ^= 1 << rng.randrange(8)
+    return f"packed weights at {at - start} of {end - start}"
+
+
 GRAPH_MUTATORS = {
     "attribute": _attribute,
+    "packed_weights": _packed_weights,
     "constant_values": _constant_values,
     "shape": _shape,
     "count": _count,
@@ -333,7 +362,7 @@ def _header(header, rng):
 
 def mutate(blob: bytes, rng: random.Random):
     header, graphs = split(blob)
-    version = _PREFIX.unpack_from(blob)[1]
+    declared = version(blob)
     if rng.random() < 0.1:  # the frame: stops at the frame's checks
         data = bytearray(blob)
         _bit_flips(data, rng)
@@ -342,10 +371,10 @@ def mutate(blob: bytes, rng: random.Random):
         header, notes = _header(header, rng)
         body = json.dumps(header).encode()
         if notes == "header graphs":  # keep the hostile length: the frame's own check must catch it
-            prefix = _PREFIX.pack(b"AIOVBLOB", version, len(body)) + body + graphs
+            prefix = _PREFIX.pack(b"AIOVBLOB", declared, len(body)) + body + graphs
             return prefix + _CRC.pack(zlib.crc32(prefix)), "header", notes
-        return frame(header, graphs, version), "header", notes
+        return frame(header, graphs, declared), "header", notes
     name = rng.choice(sorted(GRAPH_MUTATORS))
     data = bytearray(graphs)
     notes = GRAPH_MUTATORS[name](data, rng)
-    return frame(header, bytes(data), version), name, notes
+    return frame(header, bytes(data), declared), name, notes
