@@ -27,6 +27,19 @@ def reference_outputs(proto, feeds):
     return ReferenceEvaluator(proto).run(None, feeds)
 
 
+def onnxruntime_outputs(proto, feeds):
+    """onnxruntime's outputs (the test is skipped where it is not installed)."""
+    import pytest
+
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+def aiov_outputs(proto, feeds):
+    return list(ov.compile_model(proto.SerializeToString())(feeds).values())
+
+
 def _explicit_conv_pads(proto, feeds):
     from onnx import helper
 

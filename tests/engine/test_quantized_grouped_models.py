@@ -7,25 +7,14 @@ models written with onnx.helper and for models quantized by onnxruntime's quanti
 import numpy as np
 import pytest
 
-import aiov as ov
-
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from graph_checks import node_types  # noqa: E402
+from graph_checks import aiov_outputs, node_types  # noqa: E402
+from graph_checks import onnxruntime_outputs as ort_outputs  # noqa: E402
 
 RNG = np.random.default_rng(23)
 FLOAT_CONVS = ("Convolution", "GroupConvolution", "aiov.FusedConv")
-
-
-def ort_outputs(proto, feeds):
-    ort = pytest.importorskip("onnxruntime")
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, feeds)
-
-
-def aiov_outputs(proto, feeds):
-    return list(ov.compile_model(proto.SerializeToString())(feeds).values())
 
 
 def model(nodes, inputs, initializers, opset=13):
