@@ -142,12 +142,18 @@ def _bert_base():
 
 
 def _zoo_spec(name, batch=8):
+    path = os.path.join(ZOO_DIR, f"{name}.onnx")
+    sample = _zoo_sample(name)
+    batched = _zoo_batched(path, sample)
+    if not batched:
+        batch = 1  # the model takes one sample per call (a detector's single image)
+
     def build():
         import onnx
 
         # Static input shapes: OpenVINO compiles a dynamic batch axis into slower generic
         # kernels, where aiov plans per shape anyway.
-        model = onnx.load(os.path.join(ZOO_DIR, f"{name}.onnx"))
+        model = onnx.load(path)
         shapes = {k: v.shape for k, v in feeds().items()}
         for inp in model.graph.input:
             if inp.name in shapes:
@@ -156,16 +162,30 @@ def _zoo_spec(name, batch=8):
         return model
 
     def feeds():
-        data = np.load(os.path.join(ZOO_DIR, f"{name}.npz"))
-        return {k.split(".", 1)[1]: np.repeat(data[k], batch, axis=0) for k in data.files if k.startswith("in0.")}
+        sample = _zoo_sample(name)
+        return {k: np.repeat(v, batch, axis=0) for k, v in sample.items()} if batched else sample
 
-    shape = "x".join(str(d) for d in feeds_shape(name))
-    return Spec(f"zoo_{name}", f"zoo {name} {shape} b{batch}", build, feeds)
+    first = next(iter(sample.values())).shape
+    shape = "x".join(str(d) for d in (first[1:] if batched else first))
+    label = f"zoo {name} {shape} b{batch}" if batched else f"zoo {name} {shape} b1 (unbatched input)"
+    return Spec(f"zoo_{name}", label, build, feeds)
 
 
-def feeds_shape(name):
+def _zoo_sample(name):
+    """The first recorded case's inputs, by input name."""
     data = np.load(os.path.join(ZOO_DIR, f"{name}.npz"))
-    return next(data[k].shape[1:] for k in data.files if k.startswith("in0."))
+    return {k.split(".", 1)[1]: data[k] for k in data.files if k.startswith("in0.")}
+
+
+def _zoo_batched(path, sample):
+    """Whether every fed input has a free leading (batch) axis. An input that leads with a
+    fixed size (ssdlite's [3, height, width] image) takes one sample as exported: repeating
+    it along its first axis would make a shape every framework refuses."""
+    import onnx
+
+    inputs = {i.name: i for i in onnx.load(path, load_external_data=False).graph.input}
+    dims = [inputs[n].type.tensor_type.shape.dim for n in sample if n in inputs]
+    return all(len(d) > 0 and not d[0].HasField("dim_value") for d in dims)
 
 
 def _zoo_specs():

@@ -10,6 +10,7 @@
 
 #include "executor/executor.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/gemm_threads.hpp"
 #include "kernels/softmax_row.hpp"
 #include "plan/registry.hpp"
 
@@ -57,6 +58,9 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
   }
   // Under a bf16 hint both products take bf16 operands; the mask and softmax stay f32.
   const GemmPrecision precision = gemm_precision(ctx.inference_precision);
+  // One head: its two products, and ~5 ns per score for the mask and softmax (an exp each).
+  const double head_ns =
+      gemm_detail::est_ns(2.0 * Sq * Sk * (D + Dv), 4.0 * (Sq * D + Sk * (D + Dv) + Sq * Dv)) + 5.0 * (double)(Sq * Sk);
   return [=](const KernelArgs& a) {
     const float* Q = a.in[0]->as<float>();
     const float* K = a.in[1]->as<float>();
@@ -87,8 +91,8 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
              H * Dv, nullptr);
       }
     };
-    if (a.ctx->pool && B * H > 1)
-      a.ctx->pool->parallel_for(B * H, 1, run, a.ctx->max_threads);
+    if (a.ctx->pool)
+      a.ctx->pool->parallel_for_units(B * H, head_ns, run, a.ctx->max_threads);
     else
       run(0, B * H);
   };

@@ -153,8 +153,12 @@ KernelFn prepare_linear_attention(const PrepareContext& ctx) {
         }
       }
     };
-    if (a.ctx->pool && B * Hk > 1)
-      a.ctx->pool->parallel_for(B * Hk, 1, run, a.ctx->max_threads);
+    // One key head: per token, a pass over its [dk, dv] state for the update, one per query
+    // head reading it, and one each for the decay and the delta rule's retrieval; ~0.5 ns per
+    // state element a pass (contiguous multiply-adds the compiler vectorizes).
+    const double passes = 1.0 + (double)group + (G ? 1.0 : 0.0) + (Bt ? 1.0 : 0.0);
+    if (a.ctx->pool)
+      a.ctx->pool->parallel_for_units(B * Hk, 0.5 * passes * (double)(T * dk * dv), run, a.ctx->max_threads);
     else
       run(0, B * Hk);
   };

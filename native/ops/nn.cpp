@@ -103,8 +103,9 @@ KernelFn prepare_conv(const PrepareContext& ctx) {
               }
         }
       };
-      if (a.ctx->pool && N * C > 1)
-        a.ctx->pool->parallel_for(N * C, 1, run, a.ctx->max_threads);
+      // A plane costs about 1 ns per (output, tap): a scalar multiply-add behind bounds checks.
+      if (a.ctx->pool)
+        a.ctx->pool->parallel_for_units(N * C, (double)(outs * taps), run, a.ctx->max_threads);
       else
         run(0, N * C);
       return;
@@ -227,6 +228,8 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
   std::vector<int64_t> in(xs.begin() + 2, xs.end());
   const Window w = to_3d(make_window(ctx.node, in, ctx.node.attr_ints("kernel"), rounding));
   const int64_t NC = xs[0] * xs[1];
+  // A plane costs about 1 ns per (output, window tap): a compare or add behind bounds checks.
+  const double plane_ns = (double)(w.out[0] * w.out[1] * w.out[2] * w.kernel[0] * w.kernel[1] * w.kernel[2]);
   const bool indices = Max && ctx.out.size() > 1;
   const int64_t axis = indices ? normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)xs.size()) : 2;
   const bool column_major = indices && ctx.node.attr_int("column_major_indices") != 0;
@@ -246,8 +249,8 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
         auto run = [&](int64_t s, int64_t e) {
           pool_planes<T, Max>(w, exclude_pad, C, axis, column_major, store, x, y, index_out, s, e);
         };
-        if (a.ctx->pool && NC > 1)
-          a.ctx->pool->parallel_for(NC, 1, run, a.ctx->max_threads);
+        if (a.ctx->pool)
+          a.ctx->pool->parallel_for_units(NC, plane_ns, run, a.ctx->max_threads);
         else
           run(0, NC);
       };

@@ -15,6 +15,7 @@
 
 #include "executor/executor.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/gemm_threads.hpp"
 #include "kernels/softmax_row.hpp"
 #include "ops/attention_common.hpp"
 #include "plan/registry.hpp"
@@ -198,16 +199,17 @@ KernelFn prepare_onnx_attention(const PrepareContext& ctx) {
     float* Y = a.out[0]->as<float>();
     float* qk = p.outputs == 4 ? a.out[3]->as<float>() : nullptr;
     ThreadPool* pool = a.ctx->pool;
-    auto tasks = [&](int64_t count, const std::function<void(int64_t, int64_t)>& fn) {
-      if (pool && count > 1)
-        pool->parallel_for(count, 1, fn, a.ctx->max_threads);
+    auto tasks = [&](int64_t count, double unit_ns, const std::function<void(int64_t, int64_t)>& fn) {
+      if (pool)
+        pool->parallel_for_units(count, unit_ns, fn, a.ctx->max_threads);
       else
         fn(0, count);
     };
     if (p.outputs >= 3) {
       float* present_k = a.out[1]->as<float>();
       float* present_v = a.out[2]->as<float>();
-      tasks(p.B * p.Hk, [&](int64_t t0, int64_t t1) {
+      // A head's present key and value: copies of its T rows.
+      tasks(p.B * p.Hk, gemm_detail::est_ns(0, 8.0 * (double)(p.T * (p.D + p.Dv))), [&](int64_t t0, int64_t t1) {
         for (int64_t t = t0; t < t1; ++t) {
           write_present(p, past_k, K, p.D, present_k, t);
           write_present(p, past_v, V, p.Dv, present_v, t);
@@ -284,7 +286,12 @@ KernelFn prepare_onnx_attention(const PrepareContext& ctx) {
         }
       }
     };
-    tasks(p.B * p.Hq, run);
+    // One query head: its two products over all T keys, and ~5 ns per score for the bias and
+    // softmax (an exp each).
+    const double head_ns =
+        gemm_detail::est_ns(2.0 * p.Sq * p.T * (p.D + p.Dv), 4.0 * (p.Sq * p.D + p.T * (p.D + p.Dv) + p.Sq * p.Dv)) +
+        5.0 * (double)(p.Sq * p.T);
+    tasks(p.B * p.Hq, head_ns, run);
   };
 }
 

@@ -142,6 +142,18 @@ class LineTransform {
     const double sign = inverse ? 1.0 : -1.0;
     for (int64_t k = 0; k < n; ++k) roots_[k] = std::polar(1.0, sign * 2 * kPi * (double)k / (double)n);
   }
+  // One line's single-core cost: each prime factor p of n is a pass of n p-term sums (the
+  // radix-2 FFT too: 2 per level), ~2 ns per complex multiply-add, plus the line's loads and
+  // stores.
+  double line_ns() const {
+    int64_t passes = 0;
+    for (int64_t rest = n_; rest > 1;) {
+      const int64_t p = smallest_factor(rest);
+      passes += p;
+      rest /= p;
+    }
+    return 2.0 * (double)n_ * (double)(passes + 2);
+  }
   void run(std::vector<cplx>& x, std::vector<cplx>& scratch) const {
     if (n_ <= 1) return;
     if (power_of_two(n_)) return fft(x);
@@ -296,8 +308,8 @@ KernelFn prepare_dft(const PrepareContext& ctx) {
       }
     };
     const int64_t count = outer * inner;
-    if (a.ctx->pool && count > 1 && count * p.n > 4096)
-      a.ctx->pool->parallel_for(count, 1, lines, a.ctx->max_threads);
+    if (a.ctx->pool)
+      a.ctx->pool->parallel_for_units(count, transform->line_ns(), lines, a.ctx->max_threads);
     else
       lines(0, count);
   });
@@ -388,8 +400,8 @@ KernelFn prepare_stft(const PrepareContext& ctx) {
       }
     };
     const int64_t count = batch * p.frames;
-    if (a.ctx->pool && count > 1 && count * p.length > 4096)
-      a.ctx->pool->parallel_for(count, 1, frames, a.ctx->max_threads);
+    if (a.ctx->pool)
+      a.ctx->pool->parallel_for_units(count, transform->line_ns(), frames, a.ctx->max_threads);
     else
       frames(0, count);
   });
