@@ -24,9 +24,9 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture(scope="module")
 def heavy_file(tmp_path_factory):
-    # 8 x 4 MB of weights, packed at the first inference: a blob of about 64 MB to rewrite.
+    # 16 x 4 MB of weights, packed at the first inference: a blob of about 100 MB to rewrite.
     path = str(tmp_path_factory.mktemp("model") / "heavy.xml")
-    ov.save_model(heavy_model(layers=8)[0], path)
+    ov.save_model(heavy_model(layers=16)[0], path)
     return path
 
 
