@@ -29,10 +29,12 @@ The cache (``CACHE_DIR``) keys a blob by the model file and the files beside it 
 time, inode) plus the config: compiling the same file again loads the blob instead of reading
 and optimizing the source. A cache file that fails any check is ignored and rewritten. A model
 with dynamic inputs packs its weights at its first inference, after the compile wrote its
-entry: that first inference writes the entry again (refresh_after_first_run)."""
+entry: its first inference that packs starts writing the entry again, on a thread of its own
+(refresh_after_first_run)."""
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import io
 import json
@@ -40,9 +42,11 @@ import os
 import struct
 import tempfile
 import threading
+import time
 import weakref
 import zlib
 
+from . import _log
 from ._errors import InputError
 
 MAGIC = b"AIOVBLOB"
@@ -292,7 +296,9 @@ def refresh_after_first_run(cache_dir, key, compiled) -> None:
     """A model with dynamic inputs plans, and packs its weights, at its first inference, after
     its cache entry was written (at compile time): the first inference that packed writes the
     entry again, with those weights, so the next hit packs nothing. Once: later shapes' plans
-    would rewrite a whole blob for each."""
+    would rewrite a whole blob for each. The rewrite (a whole blob: 150 MB for ResNet-50) runs
+    on a thread of its own, not in the inference that triggered it: on aiov.aio that inference
+    completes on the event loop's thread, which aiov never blocks."""
     if compiled._native.cached_plans:  # planned at compile time: the entry has its weights
         return
     spec, native, ref = compiled._spec, compiled._native, weakref.ref(compiled)
@@ -300,28 +306,85 @@ def refresh_after_first_run(cache_dir, key, compiled) -> None:
 
     def after_run():
         if not lock.acquire(blocking=False):
-            return  # another thread's first run is writing it
+            return  # another thread's first run started it
         spec.after_run = None
         owner = ref()
         if owner is not None and native.weights_packed:
-            store_cached(cache_dir, key, owner)
+            _start_rewrite(cache_dir, key, owner)
 
     spec.after_run = after_run
 
 
-def store_cached(cache_dir, key, compiled) -> None:
-    """Writes the blob of ``compiled`` atomically (a reader never sees half of it); a cache
-    that cannot be written is skipped, not an error of the compile."""
+_rewrites_lock = threading.Lock()
+_rewrites: set = set()  # the rewrite threads not yet finished
+_EXIT_WAIT_S = 30.0
+
+
+def _start_rewrite(cache_dir, key, compiled) -> None:
+    thread = threading.Thread(target=_rewrite, args=(cache_dir, key, compiled), name="aiov-cache-rewrite", daemon=True)
+    with _rewrites_lock:
+        _rewrites.add(thread)
     try:
-        os.makedirs(cache_dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".aiov-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                for part in _pack_parts(compiled):
-                    f.write(part)
-            os.replace(tmp, os.path.join(cache_dir, key + ".blob"))
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError:
-        pass
+        thread.start()
+    except RuntimeError as exc:  # no thread can start (the interpreter is exiting): no rewrite
+        with _rewrites_lock:
+            _rewrites.discard(thread)
+        _log.logger.warning("aiov could not start rewriting the cache entry %r: %s", key, exc)
+
+
+def _rewrite(cache_dir, key, compiled) -> None:
+    """The rewrite thread's body. An error is the cache's, not any request's: it is logged and
+    the entry stays as the compile wrote it (sound, only without the packed weights)."""
+    try:
+        with _log.timed(f"rewriting the cache entry {key[:16]} with its packed weights"):
+            _write_cached(cache_dir, key, compiled)
+    except Exception as exc:  # noqa: BLE001 - nothing above this thread to raise it to
+        _log.logger.warning("aiov could not rewrite the cache entry %r in %r: %s", key, cache_dir, exc)
+    finally:
+        with _rewrites_lock:
+            _rewrites.discard(threading.current_thread())
+
+
+def wait_for_cache_rewrites(timeout=None) -> bool:
+    """Waits for the cache rewrites in flight (refresh_after_first_run) to end; False if some
+    still run after ``timeout`` seconds. For tests that read a cache right after a first
+    inference, and for the interpreter's exit (so a short script's rewrite is not cut off,
+    leaving its temporary file)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with _rewrites_lock:
+            pending = next(iter(_rewrites), None)
+        if pending is None:
+            return True
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return False
+        pending.join(left)
+
+
+atexit.register(wait_for_cache_rewrites, _EXIT_WAIT_S)
+
+
+def store_cached(cache_dir, key, compiled) -> None:
+    """Writes the blob of ``compiled`` into the cache; a cache that cannot be written is
+    skipped, not an error of the compile."""
+    try:
+        _write_cached(cache_dir, key, compiled)
+    except OSError as exc:
+        _log.logger.debug("aiov did not write the cache entry %r in %r: %s", key, cache_dir, exc)
+
+
+def _write_cached(cache_dir, key, compiled) -> None:
+    """Writes the blob atomically: into a temporary file of the cache directory (named
+    ``.aiov-*.tmp``: a listing of the cache can tell it from an entry), then renamed over the
+    entry, so a reader never sees half of one."""
+    os.makedirs(cache_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".aiov-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for part in _pack_parts(compiled):
+                f.write(part)
+        os.replace(tmp, os.path.join(cache_dir, key + ".blob"))
+    except BaseException:
+        os.unlink(tmp)
+        raise

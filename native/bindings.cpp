@@ -1089,7 +1089,17 @@ NB_MODULE(_core, m) {
         std::string bytes;
         without_gil(
             [&] { bytes = serialize_graphs({&model, &compiled.model->graph()}, &compiled.model->shared_weights()); });
-        return nb::bytes(bytes.data(), bytes.size());
+        // A blob is tens of MB and may be written on a thread beside an event loop
+        // (_blob.refresh_after_first_run): only the allocation holds the GIL, the copy into the
+        // bytes object (no one else sees it yet) and the string's release do not.
+        nb::bytes out = nb::steal<nb::bytes>(PyBytes_FromStringAndSize(nullptr, Py_ssize_t(bytes.size())));
+        if (!out.is_valid()) throw nb::python_error();
+        char* into = PyBytes_AS_STRING(out.ptr());
+        without_gil([&] {
+          std::memcpy(into, bytes.data(), bytes.size());
+          std::string().swap(bytes);
+        });
+        return out;
       },
       nb::arg("params"), nb::arg("outputs"), nb::arg("sinks"), nb::arg("compiled"));
   m.def(

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import aiov as ov
+from aiov import _blob
 
 from blob_bytes import graph_bytes, mutated, with_graphs
 
@@ -99,8 +100,9 @@ def test_a_cache_hit_takes_the_packed_weights_and_computes_what_cold_computes(na
     config = {"CACHE_DIR": str(tmp_path / "cache"), "INFERENCE_PRECISION_HINT": precision}
     cold = ov.compile_model(path, config=config)
     # (The zoo's models have dynamic inputs: they plan and pack at the first inference, which
-    # writes the cache entry again with the weights.)
+    # starts writing the cache entry again, with the weights, on a thread of its own.)
     want = _outputs(cold, feeds)
+    assert _blob.wait_for_cache_rewrites(60)
     packed = cold._native.weights_packed
     assert packed > 0
     hit = ov.compile_model(path, config=config)
