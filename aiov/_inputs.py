@@ -59,8 +59,8 @@ class IoSpec:
         # when DEBUG logging was on at compile time; see _log.log_built_plans).
         self.plans_to_log = None
         # Called (without arguments) where results are read, while set: a CACHE_DIR entry
-        # written before the first inference packed its weights is written again then
-        # (_blob.refresh_after_first_run).
+        # written before the first inference packed its weights is rewritten then, on a thread
+        # of its own (_blob.refresh_after_first_run).
         self.after_run = None
 
     def results(self, values) -> OVDict:
