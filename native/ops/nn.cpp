@@ -204,6 +204,38 @@ void pool_planes(const Window& w, bool exclude_pad, int64_t C, int64_t axis, boo
   }
 }
 
+// y[c] = max(y[c], x[c]) over one pixel's channels, vectorized by the AVX clones.
+AIOV_MULTIVERSION void max_into(uint8_t* __restrict y, const uint8_t* __restrict x, int64_t C) {
+  for (int64_t c = 0; c < C; ++c) y[c] = std::max(y[c], x[c]);
+}
+
+// NHWC MaxPool of u8 bytes (a QDQ model's pooling between quantized convolutions): padding
+// never wins and a window with no tap in bounds gives 0, u8's lowest, as the planar form does.
+void max_pool_nhwc_u8(const Window2d& g, const uint8_t* x, uint8_t* y, ThreadPool* pool, int max_threads) {
+  const auto rows = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / g.OH, oy = r % g.OH;
+      uint8_t* out = y + r * g.OW * g.C;
+      std::fill_n(out, g.OW * g.C, uint8_t{0});
+      for (int64_t ky = 0; ky < g.kh; ++ky) {
+        const int64_t iy = oy * g.sh - g.ph + ky * g.dh;
+        if (iy < 0 || iy >= g.H) continue;
+        const uint8_t* row = x + (n * g.H + iy) * g.W * g.C;
+        for (int64_t ox = 0; ox < g.OW; ++ox)
+          for (int64_t kx = 0; kx < g.kw; ++kx) {
+            const int64_t ix = ox * g.sw - g.pw + kx * g.dw;
+            if (ix >= 0 && ix < g.W) max_into(out + ox * g.C, row + ix * g.C, g.C);
+          }
+      }
+    }
+  };
+  const int64_t R = g.N * g.OH;
+  if (pool && R > 1)
+    pool->parallel_for(R, 1, rows, max_threads);
+  else
+    rows(0, R);
+}
+
 template <bool Max>
 KernelFn prepare_pool(const PrepareContext& ctx) {
   const ElementType type = ctx.in[0].type;
@@ -213,11 +245,16 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
   const bool exclude_pad = !Max && ctx.node.attr_int("exclude_pad") != 0;
   const Rounding rounding = pool_rounding(ctx.node);
   if (layout_of(ctx.node) == Layout::nhwc) {
-    if (xs.size() != 4 || ctx.out.size() > 1 || type != ElementType::f32)
-      throw NotSupported(ctx.node.describe() + ": nhwc pooling is f32 and 2-D only, without indices");
+    const bool bytes = Max && type == ElementType::u8;
+    if (xs.size() != 4 || ctx.out.size() > 1 || (type != ElementType::f32 && !bytes))
+      throw NotSupported(ctx.node.describe() + ": nhwc pooling is f32 (MaxPool also u8) and 2-D only, without indices");
     Window v = make_window(ctx.node, {xs[1], xs[2]}, ctx.node.attr_ints("kernel"), rounding);
     Window2d g{xs[0],       xs[1],       xs[2],       xs[3],         v.out[0],      v.out[1],       v.kernel[0],
                v.kernel[1], v.stride[0], v.stride[1], v.dilation[0], v.dilation[1], v.pad_begin[0], v.pad_begin[1]};
+    if (bytes)
+      return [g](const KernelArgs& a) {
+        max_pool_nhwc_u8(g, a.in[0]->as<uint8_t>(), a.out[0]->as<uint8_t>(), a.ctx->pool, a.ctx->max_threads);
+      };
     return [g, exclude_pad](const KernelArgs& a) {
       if (Max)
         max_pool_nhwc(g, a.in[0]->as<float>(), a.out[0]->as<float>(), a.ctx->pool, a.ctx->max_threads);

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "executor/executor.hpp"
+#include "kernels/dispatch.hpp"
 #include "kernels/gemm_int8.hpp"
 #include "plan/registry.hpp"
 
@@ -33,6 +34,13 @@ std::vector<PortInfo> infer_quantized_add(const InferContext& c) {
   return {PortInfo{ElementType::u8, a.rank_known ? a : b}};
 }
 
+// sum[j] = (a[j] - za) * sa + (b[j] - zb) * sb in f32, vectorized by the AVX clones. The file
+// is built with -ffp-contract=off: an FMA would round differently from the separate ops.
+AIOV_MULTIVERSION void dequantized_sum(const uint8_t* __restrict a, const uint8_t* __restrict b, int64_t m, float za,
+                                       float sa, float zb, float sb, float* __restrict sum) {
+  for (int64_t j = 0; j < m; ++j) sum[j] = ((float)a[j] - za) * sa + ((float)b[j] - zb) * sb;
+}
+
 KernelFn prepare_quantized_add(const PrepareContext& ctx) {
   const int64_t n = numel(ctx.in[0].shape);
   if (numel(ctx.in[3].shape) != n)
@@ -50,7 +58,7 @@ KernelFn prepare_quantized_add(const PrepareContext& ctx) {
       float sum[kBlock];
       for (int64_t i = i0; i < i1; i += kBlock) {
         const int64_t m = std::min(kBlock, i1 - i);
-        for (int64_t j = 0; j < m; ++j) sum[j] = ((float)a[i + j] - za) * sa + ((float)b[i + j] - zb) * sb;
+        dequantized_sum(a + i, b + i, m, za, sa, zb, sb, sum);
         quantize_u8(sum, m, sy, zy, y + i);
       }
     };

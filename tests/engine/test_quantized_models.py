@@ -250,9 +250,10 @@ def test_conv_integer_runs_on_the_integer_kernel():
     assert sorted(node_types(proto, feeds)) == ["Transpose", "Transpose", "aiov.QuantizedConv"]
 
 
-def qdq_conv_chain(relu, o=16):
+def qdq_conv_chain(relu, o=16, pool_scale=None):
     """x -> Q -> DQ -> Conv 3x3 [-> Relu] -> Q -> DQ -> Conv 1x1 -> Q -> DQ, plus the first
-    convolution's dequantized u8 as a residual: -> Add -> Q -> DQ (quantize_static's QDQ form)."""
+    convolution's dequantized u8 as a residual: -> Add -> Q -> DQ (quantize_static's QDQ form).
+    With a pool_scale, a 3x3 MaxPool (-> Q -> DQ at that scale) follows the first convolution."""
     inits = [numpy_helper.from_array(np.float32(0.03), "x_scale"), numpy_helper.from_array(np.uint8(128), "x_zero")]
     nodes = [
         helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
@@ -283,6 +284,14 @@ def qdq_conv_chain(relu, o=16):
             helper.make_node("DequantizeLinear", [f"q{i}", f"y{i}_scale", f"y{i}_zero"], [f"d{i}"]),
         ]
         src, channels = f"d{i}", o
+        if i == 0 and pool_scale is not None:
+            inits.append(numpy_helper.from_array(np.float32(pool_scale), "p_scale"))
+            nodes += [
+                helper.make_node("MaxPool", ["d0"], ["p"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+                helper.make_node("QuantizeLinear", ["p", "p_scale", "y0_zero"], ["pq"]),
+                helper.make_node("DequantizeLinear", ["pq", "p_scale", "y0_zero"], ["pd"]),
+            ]
+            src = "pd"
     inits += [numpy_helper.from_array(np.float32(0.08), "s_scale"), numpy_helper.from_array(np.uint8(100), "s_zero")]
     nodes += [
         helper.make_node("Add", ["d0", "d1"], ["s"]),
@@ -297,11 +306,12 @@ def qdq_conv_chain(relu, o=16):
     )
 
 
+@pytest.mark.parametrize("pooled", [False, True])
 @pytest.mark.parametrize("relu", [False, True])
-def test_qdq_convolutions_stay_u8_and_nhwc_between_each_other(relu, monkeypatch):
+def test_qdq_convolutions_stay_u8_and_nhwc_between_each_other(relu, pooled, monkeypatch):
     from graph_checks import run_both
 
-    proto = qdq_conv_chain(relu)
+    proto = qdq_conv_chain(relu, pool_scale=0.05 if pooled else None)
     feeds = {"x": RNG.standard_normal((1, 6, 15, 15)).astype(np.float32) * 2}
     plain, optimized = run_both(proto, feeds, monkeypatch)
     np.testing.assert_array_equal(optimized, plain)  # the fused requantization computes the same bytes
@@ -314,6 +324,20 @@ def test_qdq_convolutions_stay_u8_and_nhwc_between_each_other(relu, monkeypatch)
     assert types.count("aiov.QuantizedAdd") == 1 and "Add" not in types
     assert types.count("aiov.Quantize") == 1  # the model's input
     assert types.count("Transpose") == 2
+    # A pooling at the convolution's own scale takes the maximum of its bytes (no Quantize
+    # after it, no transposes around it).
+    assert types.count("MaxPool") == pooled
+
+
+def test_qdq_max_pool_requantized_to_another_scale_stays_f32(monkeypatch):
+    from graph_checks import run_both
+
+    proto = qdq_conv_chain(True, pool_scale=0.07)  # not the 0.05 its input was quantized with
+    feeds = {"x": RNG.standard_normal((1, 6, 15, 15)).astype(np.float32) * 2}
+    plain, optimized = run_both(proto, feeds, monkeypatch)
+    np.testing.assert_array_equal(optimized, plain)
+    types = node_types(proto, feeds)
+    assert types.count("MaxPool") == 1 and types.count("aiov.Quantize") == 2  # the input's, the pooling's
 
 
 def test_quantize_static_cnn_matches_onnxruntime(tmp_path):

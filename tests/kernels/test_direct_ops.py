@@ -275,3 +275,20 @@ def test_average_pool_counting_the_padding():
     attrs = {"kernel": [3, 3], "strides": [2, 2], "pads_begin": [1, 1], "pads_end": [1, 1], "exclude_pad": 0}
     expected = pool_reference(x, (3, 3), (2, 2), (1, 1), (1, 1), "avg", exclude_pad=False)
     np.testing.assert_allclose(run("AvgPool", [x], attrs), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel, strides, pads_begin, pads_end, ceil", POOLS)
+def test_u8_max_pool_in_nhwc_gives_the_planar_bytes(kernel, strides, pads_begin, pads_end, ceil):
+    # A QDQ model's pooling runs on its u8 bytes inside an NHWC region.
+    x = np.random.default_rng(3).integers(0, 256, (2, 5, 11, 13)).astype(np.uint8)
+    attrs = {
+        "kernel": list(kernel),
+        "strides": list(strides),
+        "pads_begin": list(pads_begin),
+        "pads_end": list(pads_end),
+        "rounding_type": "ceil" if ceil else "floor",
+    }
+    planar = run("MaxPool", [x], attrs)
+    nhwc = run("MaxPool", [np.ascontiguousarray(x.transpose(0, 2, 3, 1))], dict(attrs, layout="nhwc"))
+    assert nhwc.dtype == np.uint8
+    np.testing.assert_array_equal(nhwc.transpose(0, 3, 1, 2), planar)

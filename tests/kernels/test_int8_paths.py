@@ -198,3 +198,23 @@ def test_quantized_add_is_the_dequantized_sum_requantized():
         T.run_op("aiov.QuantizedAdd", [a.astype(np.int8), sa, za, b, sb, zb, sy, np.uint8(zy)])
     with pytest.raises(Exception, match="operands must have one shape"):
         T.run_op("aiov.QuantizedAdd", [a[:5], sa, za, b[:6], sb, zb, sy, np.uint8(zy)])
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 33, 64, 513, 70000])  # vector tails, blocks, the pool
+def test_quantized_add_vector_paths_give_the_separate_ops_bytes(n):
+    import numpy as np
+
+    import aiov
+
+    T = aiov._core._testing
+    rng = np.random.default_rng(n)
+    a, b = rng.integers(0, 256, n).astype(np.uint8), rng.integers(0, 256, n).astype(np.uint8)
+    # Random scales (where a fused multiply-add would round differently), and quarter scales
+    # whose sums land on exact halves of the output's (round-half-even ties).
+    random_scales = [np.float32(s) for s in rng.uniform(0.001, 0.2, 3)]
+    for sa, sb, sy in [random_scales, [np.float32(0.25), np.float32(0.25), np.float32(0.5)]]:
+        za, zb, zy = (np.uint8(z) for z in rng.integers(0, 256, 3))
+        got = T.run_op("aiov.QuantizedAdd", [a, sa, za, b, sb, zb, sy, zy], threads=2)[0]
+        total = (a.astype(np.float32) - np.float32(za)) * sa + (b.astype(np.float32) - np.float32(zb)) * sb
+        want = np.clip(np.rint(total / sy) + np.float32(zy), 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(got, want)

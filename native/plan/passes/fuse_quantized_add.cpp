@@ -1,5 +1,3 @@
-#include <cmath>
-
 #include "plan/passes/matchers.hpp"
 #include "plan/passes/op_names.hpp"
 #include "plan/passes/passes.hpp"
@@ -8,33 +6,13 @@ namespace aiov::passes {
 
 namespace {
 
-// One constant f32 value.
-bool one_float(const Value& v, float& out) {
-  const Node* c = const_of(v);
-  if (!c || c->outputs[0].type != ElementType::f32 || numel(c->outputs[0].shape.dims) != 1) return false;
-  out = *static_cast<const float*>(c->constant->data());
-  return true;
-}
-
-// v = (float(q) - zero) * scale with q u8 and one constant zero point and scale: the
-// dequantization the ONNX frontend composes (Convert, Subtract, Multiply; no Subtract for a
-// zero point of 0). Sets the u8 tensor, the scale and the zero point.
+// The tensor's u8 operand, scale and zero point, as aiov.QuantizedAdd reads them.
 bool dequantized_u8(const Value& v, Value& q, Value& scale, Value& zero) {
-  const Node& mul = *v.node;
-  if (mul.op != op_name::Multiply || !numpy_broadcast(mul)) return false;
-  float s = 0, z = 0;
-  const int at = one_float(mul.inputs[1], s) ? 0 : one_float(mul.inputs[0], s) ? 1 : -1;
-  if (at < 0 || !(s > 0)) return false;
-  const Node* from = mul.inputs[at].node.get();
-  if (from->op == op_name::Subtract && numpy_broadcast(*from) && one_float(from->inputs[1], z))
-    from = from->inputs[0].node.get();
-  if (from->op != op_name::Convert || from->outputs[0].type != ElementType::f32) return false;
-  const Value& raw = from->inputs[0];
-  if (raw.node->outputs[raw.index].type != ElementType::u8 || z < 0 || z > 255 || z != std::floor(z)) return false;
-  const uint8_t zero_u8 = (uint8_t)z;
-  q = raw;
-  scale = Value{f32_constant(Dims{}, {s}, ""), 0};
-  zero = Value{make_constant(ElementType::u8, Dims{}, &zero_u8, 1, ""), 0};
+  DequantizedU8 d;
+  if (!passes::dequantized_u8(v, d)) return false;
+  q = d.q;
+  scale = Value{f32_constant(Dims{}, {d.scale}, ""), 0};
+  zero = Value{make_constant(ElementType::u8, Dims{}, &d.zero, 1, ""), 0};
   return true;
 }
 

@@ -36,6 +36,41 @@ inline bool scalar_near(const Value& v, double want) {
   return std::fabs(got - want) <= 1e-4 * std::fabs(want);
 }
 
+// One constant f32 value.
+inline bool one_float(const Value& v, float& out) {
+  const Node* c = const_of(v);
+  if (!c || c->outputs[0].type != ElementType::f32 || numel(c->outputs[0].shape.dims) != 1) return false;
+  out = *static_cast<const float*>(c->constant->data());
+  return true;
+}
+
+// A u8 tensor and the one positive scale and zero point that dequantize it.
+struct DequantizedU8 {
+  Value q;
+  float scale = 0;
+  uint8_t zero = 0;
+};
+
+// v = (float(q) - zero) * scale with q u8 and one constant zero point and scale > 0: the
+// dequantization the ONNX frontend composes (Convert, Subtract, Multiply; no Subtract for a
+// zero point of 0).
+inline bool dequantized_u8(const Value& v, DequantizedU8& out) {
+  const Node& mul = *v.node;
+  if (mul.op != op_name::Multiply || mul.attr_str("auto_broadcast", "numpy") != "numpy") return false;
+  float s = 0, z = 0;
+  const int at = one_float(mul.inputs[1], s) ? 0 : one_float(mul.inputs[0], s) ? 1 : -1;
+  if (at < 0 || !(s > 0)) return false;
+  const Node* from = mul.inputs[at].node.get();
+  if (from->op == op_name::Subtract && from->attr_str("auto_broadcast", "numpy") == "numpy" &&
+      one_float(from->inputs[1], z))
+    from = from->inputs[0].node.get();
+  if (from->op != op_name::Convert || from->outputs[0].type != ElementType::f32) return false;
+  const Value& raw = from->inputs[0];
+  if (raw.node->outputs[raw.index].type != ElementType::u8 || z < 0 || z > 255 || z != std::floor(z)) return false;
+  out = DequantizedU8{raw, s, (uint8_t)z};
+  return true;
+}
+
 // Values of a constant that, broadcast (numpy rules) against a tensor of rank `rank`, vary
 // only along `axis` (size `channels`) and do not grow the tensor: one value per channel.
 inline bool channel_vector(const Value& v, int rank, int axis, int64_t channels, std::vector<float>& out) {
