@@ -555,17 +555,23 @@ void set_fused(const Activation& act, Fused& fused, float& lo, float& hi) {
   }
 }
 
+// A job's epilogue fields (Job and PlanarJob carry the same ones) from the op's Epilogue.
+template <class AnyJob>
+void take_epilogue(AnyJob& j, const Epilogue& e) {
+  j.bias = e.bias;
+  j.res = e.residual;
+  j.ld_res = e.ld_residual;
+  j.act = e.act;
+  set_fused(e.act, j.fused, j.lo, j.hi);
+}
+
 }  // namespace
 
 void depthwise_conv_nhwc(const Window2d& g, const float* x, const float* w, const Epilogue& e, float* y,
                          ThreadPool* pool, int max_threads) {
   Job j = make_job(g, x, y);
   j.w = w;
-  j.bias = e.bias;
-  j.res = e.residual;
-  j.ld_res = e.ld_residual;
-  j.act = e.act;
-  set_fused(e.act, j.fused, j.lo, j.hi);
+  take_epilogue(j, e);
   if (e.residual) {
     // Recomputing channels would re-read a residual that the first pass already overwrote.
     const float* y_end = y + g.N * g.OH * g.OW * g.C;
@@ -612,11 +618,7 @@ void planar_conv_few_outputs(const Window2d& g, int64_t O, const float* x, const
   j.w = w;
   j.offsets = offsets.data();
   j.y = y;
-  j.bias = e.bias;
-  j.res = e.residual;
-  j.ld_res = e.ld_residual;
-  j.act = e.act;
-  set_fused(e.act, j.fused, j.lo, j.hi);
+  take_epilogue(j, e);
   const PlanarFn rows = planar_fn(O);
   const int64_t nrows = g.N * g.OH;
   const int64_t row_work = std::max<int64_t>(1, g.OW * g.C * g.kh * g.kw * O);

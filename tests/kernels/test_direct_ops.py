@@ -247,19 +247,22 @@ POOLS = [
 ]
 
 
-@pytest.mark.parametrize("kind", ["max", "avg"])
-@pytest.mark.parametrize("kernel, strides, pads_begin, pads_end, ceil", POOLS)
-@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
-def test_pooling_matches_numpy(kind, kernel, strides, pads_begin, pads_end, ceil, layout):
-    x = rand(2, 5, 11, 13)
-    attrs = {
+def pool_attrs(kernel, strides, pads_begin, pads_end, ceil):
+    return {
         "kernel": list(kernel),
         "strides": list(strides),
         "pads_begin": list(pads_begin),
         "pads_end": list(pads_end),
         "rounding_type": "ceil" if ceil else "floor",
-        "layout": layout,
     }
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("kernel, strides, pads_begin, pads_end, ceil", POOLS)
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_pooling_matches_numpy(kind, kernel, strides, pads_begin, pads_end, ceil, layout):
+    x = rand(2, 5, 11, 13)
+    attrs = dict(pool_attrs(kernel, strides, pads_begin, pads_end, ceil), layout=layout)
     if kind == "avg":
         attrs["exclude_pad"] = 1
     given = x if layout == "nchw" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
@@ -281,13 +284,7 @@ def test_average_pool_counting_the_padding():
 def test_u8_max_pool_in_nhwc_gives_the_planar_bytes(kernel, strides, pads_begin, pads_end, ceil):
     # A QDQ model's pooling runs on its u8 bytes inside an NHWC region.
     x = np.random.default_rng(3).integers(0, 256, (2, 5, 11, 13)).astype(np.uint8)
-    attrs = {
-        "kernel": list(kernel),
-        "strides": list(strides),
-        "pads_begin": list(pads_begin),
-        "pads_end": list(pads_end),
-        "rounding_type": "ceil" if ceil else "floor",
-    }
+    attrs = pool_attrs(kernel, strides, pads_begin, pads_end, ceil)
     planar = run("MaxPool", [x], attrs)
     nhwc = run("MaxPool", [np.ascontiguousarray(x.transpose(0, 2, 3, 1))], dict(attrs, layout="nhwc"))
     assert nhwc.dtype == np.uint8
