@@ -64,6 +64,18 @@ struct Int8Output {
 void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_zero, const PackedInt8B& B,
                const int32_t* b_zero, int64_t b_zero_count, const Int8Output& out, ThreadPool* pool, int max_threads);
 
+// The same product with A already in the kernels' row form, so a convolution writes its
+// patches (or hands over its NHWC data) once: M rows of u8, ld bytes apart, each holding K
+// values then zeros up to B.kp() (ld >= B.kp()); a_zero is A's zero point as u8. Only rows
+// [0, M) are read: the last tile's rows are copied when the kernel would read past them.
+void gemm_u8_rows(int64_t M, const uint8_t* rows, int64_t ld, int32_t a_zero, const PackedInt8B& B,
+                  const int32_t* b_zero, int64_t b_zero_count, const Int8Output& out, ThreadPool* pool,
+                  int max_threads);
+
+// The row stride gemm_u8_rows reads best for a K: at least K padded to whole 64-byte groups,
+// and off multiples of 256 bytes so a tile's rows spread over the cache sets.
+int64_t int8_row_stride(int64_t K);
+
 // The kernels integer products run on: "amx", "avx512_vnni" or "scalar".
 const char* gemm_int8_isa();
 

@@ -103,9 +103,14 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
   const int64_t positions = w.out[0] * w.out[1] * w.out[2], plane = w.in[0] * w.in[1] * w.in[2];
   const bool a_signed = ctx.in[0].type == ElementType::i8, b_unsigned = ctx.in[1].type == ElementType::u8;
   const bool dequantize = ctx.in.size() > 4, has_bias = ctx.in.size() > 5, requantize = ctx.in.size() > 7;
-  // A 1x1 window moving by 1 over unpadded data reads each position's channels as they are.
+  // A 1x1 window moving by 1 over unpadded data reads each position's channels as they are;
+  // u8 data whose channels fill whole 64-byte groups is then the kernels' row form itself.
   bool pointwise = taps == 1 && positions == plane;
   for (int d = 0; d < 3; ++d) pointwise = pointwise && w.pad_begin[d] == 0 && w.stride[d] == 1;
+  const bool in_place = pointwise && !a_signed && K % 64 == 0;
+  // u8 patches are written once, straight in the row form (s8 ones go through gemm_u8s8,
+  // which shifts them into u8 as it copies).
+  const int64_t ld = a_signed ? K : int8_row_stride(K);
   // Filters [O, C, taps] reordered to [O, taps, C], the order of the patch rows.
   auto packed = ctx.derived<PackedInt8B>(
       1, "PackedInt8B conv " + PackedInt8B::layout(b_unsigned, true, K, O, K),
@@ -118,7 +123,7 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
         return std::make_shared<PackedInt8B>(reordered.data(), b_unsigned, true, K, O, K);
       },
       [&](const PackedInt8B& b) { return b.fits(K, O, b_unsigned); });
-  ctx.note_kernel(std::string("integer GEMM ") + gemm_int8_isa() + (pointwise ? " on the data" : " over patches") +
+  ctx.note_kernel(std::string("integer GEMM ") + gemm_int8_isa() + (in_place ? " on the data" : " over patches") +
                   (nhwc ? " in NHWC" : " in NCHW (transposed)") + (requantize ? " to u8" : ""));
   const size_t out_size = requantize ? 1 : 4;
   return [=](const KernelArgs& k) {
@@ -138,7 +143,7 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
     // Kept per thread between calls: fresh megabytes each call would fault their pages in.
     thread_local std::vector<uint8_t> channels_last, patches, result;
     if (!nhwc) channels_last.resize((size_t)(plane * C));
-    if (!pointwise) patches.resize((size_t)(positions * K));
+    if (!in_place) patches.resize((size_t)(positions * ld));
     if (!nhwc) result.resize((size_t)(positions * O) * out_size);
     // Pointers, not the thread_locals: the fill below runs on other threads, where those
     // names mean other buffers.
@@ -151,15 +156,17 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
         transpose(image, C, plane, channels_last.data(), *k.ctx);
         image = channels_last.data();
       }
-      // One row per output position: for each tap, the C values under it (or the pad byte);
-      // the taps of one window row that all lie inside the data are one copy (C is contiguous).
+      // One row per output position, ld bytes apart: for each tap, the C values under it (or
+      // the pad byte), then zeros to the padded K; the taps of one window row that all lie
+      // inside the data are one copy (C is contiguous).
       const auto fill = [&](int64_t p0, int64_t p1) {
-        const int64_t kw = w.kernel[2], run = kw * C;
+        const int64_t kw = w.kernel[2], run = kw * C, zeros = std::min(ld, packed->kp()) - K;
         const bool dense_rows = w.dilation[2] == 1;
         for (int64_t p = p0; p < p1; ++p) {
           const int64_t oz = p / (w.out[1] * w.out[2]), oy = p / w.out[2] % w.out[1], ox = p % w.out[2];
           const int64_t x0 = ox * w.stride[2] - w.pad_begin[2];
-          uint8_t* row = patch_rows + p * K;
+          uint8_t* row = patch_rows + p * ld;
+          if (zeros > 0) std::memset(row + K, 0, (size_t)zeros);
           for (int64_t kz = 0; kz < w.kernel[0]; ++kz)
             for (int64_t ky = 0; ky < w.kernel[1]; ++ky, row += run) {
               const int64_t z = oz * w.stride[0] - w.pad_begin[0] + kz * w.dilation[0];
@@ -183,7 +190,7 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
             }
         }
       };
-      if (!pointwise) {  // (else the channels-last image is the patch matrix)
+      if (!in_place) {  // (else the channels-last image is the row form)
         if (k.ctx->pool)
           k.ctx->pool->parallel_for(positions, 64, fill, k.ctx->max_threads);
         else
@@ -207,8 +214,12 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
       } else {
         out.c_i32 = reinterpret_cast<int32_t*>(dst);
       }
-      gemm_u8s8(positions, pointwise ? image : patch_rows, a_signed, K, a_zero, *packed, b_zero.data(), zeros, out,
-                k.ctx->pool, k.ctx->max_threads);
+      if (a_signed)
+        gemm_u8s8(positions, patch_rows, true, K, a_zero, *packed, b_zero.data(), zeros, out, k.ctx->pool,
+                  k.ctx->max_threads);
+      else
+        gemm_u8_rows(positions, in_place ? image : patch_rows, in_place ? K : ld, a_zero, *packed, b_zero.data(), zeros,
+                     out, k.ctx->pool, k.ctx->max_threads);
       if (nhwc) continue;
       if (requantize)
         transpose(result.data(), positions, O, y + b * O * positions, *k.ctx);

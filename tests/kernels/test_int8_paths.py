@@ -73,7 +73,15 @@ convs = 0
 for (n, c, h, o, k, stride, pad, dil), xt, wt in [((1, 3, 9, 5, 3, 1, 1, 1), np.uint8, np.int8),
                                                   ((2, 17, 11, 33, 3, 2, 1, 1), np.int8, np.int8),
                                                   ((1, 64, 8, 40, 1, 1, 0, 1), np.uint8, np.uint8),
-                                                  ((1, 5, 12, 7, 3, 1, 2, 2), np.uint8, np.int8)]:
+                                                  ((1, 5, 12, 7, 3, 1, 2, 2), np.uint8, np.int8),
+                                                  # 1x1 on u8 rows read in place, 49 rows (a
+                                                  # partial last tile), and on rows copied (C 70)
+                                                  ((1, 128, 7, 40, 1, 1, 0, 1), np.uint8, np.int8),
+                                                  ((1, 70, 7, 20, 1, 1, 0, 1), np.uint8, np.uint8),
+                                                  # a 7x7 stride-2 stem on 3 channels
+                                                  ((1, 3, 23, 64, 7, 2, 3, 1), np.uint8, np.int8),
+                                                  # 3x3 stride 2 over 67 channels (K off 64s)
+                                                  ((1, 67, 10, 48, 3, 2, 1, 1), np.uint8, np.int8)]:
     x, w = ints(xt, (n, c, h, h)), ints(wt, (o, c, k, k))
     za, zw = ints(xt, ()), ints(wt, (o,))
     ref = conv_ref(x, w, za, zw, stride, pad, dil).astype(np.int32)
@@ -100,6 +108,10 @@ for (n, c, h, o, k, stride, pad, dil), xt, wt in [((1, 3, 9, 5, 3, 1, 1, 1), np.
             nhwc = T.run_op("aiov.QuantizedConv", [x.transpose(0, 2, 3, 1).copy(), w, za, zw, factor, bias, y_scale,
                                                    y_zero], dict(extra, layout="nhwc"), threads=threads)[0]
             assert np.array_equal(nhwc, got.transpose(0, 2, 3, 1)), (n, c, h, o, k, relu)
+            # The fused requantization writes the bytes aiov.Quantize makes of the f32 result.
+            f32 = T.run_op("aiov.QuantizedConv", [x, w, za, zw, factor, bias], extra, threads=threads)[0]
+            separate = T.run_op("aiov.Quantize", [np.maximum(f32, 0) if relu else f32, y_scale, y_zero])[0]
+            assert np.array_equal(got, separate), (n, c, h, o, k, relu)
         got = T.run_op("aiov.QuantizedConv", [x.transpose(0, 2, 3, 1).copy(), w, za, zw], dict(attrs, layout="nhwc"),
                        threads=threads)[0]
         assert np.array_equal(got, ref.transpose(0, 2, 3, 1)), (n, c, h, o, k)
@@ -144,7 +156,7 @@ def test_int8_path_matches_integer_reference(isa, run_capped):
     assert result["isa"] == isa  # the forced path is the one that ran
     assert result["i32"] == 0
     assert result["f32"] < 1e-5
-    assert result["runs"] == 64 and result["quantized"] == 15 and result["convs"] == 8
+    assert result["runs"] == 64 and result["quantized"] == 15 and result["convs"] == 16
 
 
 def test_gemm_isa_cap_lowers_int8_to_portable(run_capped):
