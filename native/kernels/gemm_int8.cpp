@@ -189,13 +189,46 @@ int int8_threads(ThreadPool* pool, int max_threads, int64_t M, const PackedInt8B
 // Rows ld bytes apart, off multiples of 256 so a tile's rows spread over the cache sets.
 int64_t row_stride(int64_t kp) { return kp % 256 == 0 ? kp + kInt8KStep : std::max<int64_t>(kp, kInt8KStep); }
 
+// One kernel call: the tile of rows [m0, m0 + mr) (read at a, lda bytes apart, with their
+// row sums at sums) against the column pair `pair`, merged into C.
+void product_tile(const Int8Product& p, const Int8Output& out, int64_t m0, const uint8_t* a, int64_t lda,
+                  const int32_t* sums, int64_t pair) {
+  const PackedInt8B& B = p.B;
+  const int64_t col = pair * kInt8TileCols, panel_stride = B.kp() * kInt8PanelCols;
+  Int8Tile t;
+  t.kp = B.kp();
+  t.a = a;
+  t.lda = lda;
+  t.b = B.panels() + (col / kInt8PanelCols) * panel_stride;
+  t.b_panel_stride = panel_stride;
+  t.rows = (int)std::min<int64_t>(p.ks.mr, p.M - m0);
+  t.cols = (int)std::min<int64_t>(kInt8TileCols, B.N() - col);
+  t.col_add = p.col_add + col;
+  t.col_mul = p.col_mul + col;
+  t.row_sum = sums;
+  t.ldc = out.ldc;
+  if (out.c_i32) {
+    t.c_i32 = out.c_i32 + m0 * out.ldc + col;
+  } else {
+    if (out.c_u8)
+      t.c_u8 = out.c_u8 + m0 * out.ldc + col;
+    else
+      t.c_f32 = out.c_f32 + m0 * out.ldc + col;
+    t.scale = out.scale + col;
+    t.bias = out.bias ? out.bias + col : nullptr;
+    t.relu = out.relu;
+    t.out_scale = out.out_scale;
+    t.out_zero = out.out_zero;
+  }
+  p.ks.tile(t);
+}
+
+int64_t column_pairs(const PackedInt8B& B) { return (B.N() + kInt8TileCols - 1) / kInt8TileCols; }
+
 void run_product(const Int8Product& p, const Int8Output& out, ThreadPool* pool) {
   const Int8KernelSet& ks = p.ks;
-  const PackedInt8B& B = p.B;
-  const int64_t M = p.M, N = B.N(), kp = B.kp(), ld = p.ld;
-  const int64_t tiles = (M + ks.mr - 1) / ks.mr;
-  const int64_t np = (N + kInt8TileCols - 1) / kInt8TileCols;
-  const int64_t panel_stride = kp * kInt8PanelCols;
+  const int64_t M = p.M, kp = p.B.kp(), ld = p.ld;
+  const int64_t tiles = (M + ks.mr - 1) / ks.mr, np = column_pairs(p.B);
   // The last tile's rows, when the kernel would read past the caller's (AMX reads 16 rows
   // per tile): copied per thread into zero-padded rows of its own.
   const int64_t last = (tiles - 1) * ks.mr;
@@ -212,35 +245,8 @@ void run_product(const Int8Product& p, const Int8Output& out, ThreadPool* pool) 
         a = last_rows.data();
         lda = kp;
       }
-      for (int64_t pair = p0; pair < p1; ++pair) {
-        const int64_t col = pair * kInt8TileCols;
-        Int8Tile t;
-        t.kp = kp;
-        t.a = a;
-        t.lda = lda;
-        t.b = B.panels() + (col / kInt8PanelCols) * panel_stride;
-        t.b_panel_stride = panel_stride;
-        t.rows = (int)std::min<int64_t>(ks.mr, M - m0);
-        t.cols = (int)std::min<int64_t>(kInt8TileCols, N - col);
-        t.col_add = p.col_add + col;
-        t.col_mul = p.col_mul + col;
-        t.row_sum = p.row_sums ? p.row_sums + m0 : nullptr;
-        t.ldc = out.ldc;
-        if (out.c_i32) {
-          t.c_i32 = out.c_i32 + m0 * out.ldc + col;
-        } else {
-          if (out.c_u8)
-            t.c_u8 = out.c_u8 + m0 * out.ldc + col;
-          else
-            t.c_f32 = out.c_f32 + m0 * out.ldc + col;
-          t.scale = out.scale + col;
-          t.bias = out.bias ? out.bias + col : nullptr;
-          t.relu = out.relu;
-          t.out_scale = out.out_scale;
-          t.out_zero = out.out_zero;
-        }
-        ks.tile(t);
-      }
+      for (int64_t pair = p0; pair < p1; ++pair)
+        product_tile(p, out, m0, a, lda, p.row_sums ? p.row_sums + m0 : nullptr, pair);
     }
   };
   run_split(pool, p.threads, tiles * np, 1, [&](int64_t u0, int64_t u1) {
@@ -319,6 +325,56 @@ void gemm_u8_rows(int64_t M, const uint8_t* rows, int64_t ld, int32_t a_zero, co
     });
   }
   run_product({ks, B, M, rows, ld, false, row_sums, col_add.data(), col_mul.data(), threads}, out, pool);
+}
+
+void gemm_u8_filled(int64_t M, const Int8RowFill& fill, int32_t a_zero, const PackedInt8B& B, const int32_t* b_zero,
+                    int64_t b_zero_count, const Int8Output& out, ThreadPool* pool, int max_threads) {
+  const int64_t N = B.N(), K = B.K(), kp = B.kp();
+  if (M <= 0 || N <= 0) return;
+  const Int8KernelSet& ks = int8_kernels();
+  const int64_t ld = row_stride(kp);
+  // Blocks of whole tiles about 48 KiB of rows, so a block is still in L1/L2 when its
+  // products read it.
+  const int64_t block = std::max<int64_t>(1, (48 << 10) / (ld * ks.mr)) * ks.mr;
+  const int64_t blocks = (M + block - 1) / block;
+  const int threads = int8_threads(pool, max_threads, M, B);
+  if (blocks < 2 * threads) {  // too few to share out: all rows first, then (tile, pair) units
+    thread_local std::vector<uint8_t> all_rows;
+    all_rows.resize((size_t)(M * ld));
+    uint8_t* const rows = all_rows.data();  // (the thread_local names other buffers on other threads)
+    run_split(pool, threads, (M + ks.mr - 1) / ks.mr, 1,
+              [&](int64_t t0, int64_t t1) { fill(t0 * ks.mr, std::min(M, t1 * ks.mr), rows + t0 * ks.mr * ld, ld); });
+    gemm_u8_rows(M, rows, ld, a_zero, B, b_zero, b_zero_count, out, pool, max_threads);
+    return;
+  }
+  thread_local std::vector<int32_t> col_add, col_mul;
+  const bool b_zeros = zero_point_terms(B, (uint32_t)a_zero, b_zero, b_zero_count, col_add, col_mul);
+  const Int8Product p{ks, B, M, nullptr, ld, true, nullptr, col_add.data(), col_mul.data(), threads};
+  const int64_t np = column_pairs(B);
+  run_split(pool, threads, blocks, 1, [&](int64_t b0, int64_t b1) {
+    thread_local std::vector<uint8_t> block_rows;
+    thread_local std::vector<int32_t> block_sums;
+    block_rows.resize((size_t)(block * ld));
+    block_sums.assign((size_t)block, 0);
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t m0 = b * block, m1 = std::min(M, m0 + block);
+      uint8_t* rows = block_rows.data();
+      fill(m0, m1, rows, ld);
+      // Rows past M read as zeros (the kernels read whole tiles).
+      if (m1 - m0 < block) std::memset(rows + (m1 - m0) * ld, 0, (size_t)((block - (m1 - m0)) * ld));
+      if (b_zeros)
+        for (int64_t m = m0; m < m1; ++m) {
+          uint32_t sum = 0;
+          for (int64_t k = 0; k < K; ++k) sum += rows[(m - m0) * ld + k];
+          block_sums[(size_t)(m - m0)] = (int32_t)sum;
+        }
+      if (ks.begin) ks.begin();
+      for (int64_t m = m0; m < m1; m += ks.mr)
+        for (int64_t pair = 0; pair < np; ++pair)
+          product_tile(p, out, m, rows + (m - m0) * ld, ld, b_zeros ? block_sums.data() + (m - m0) : nullptr, pair);
+      if (ks.end) ks.end();
+    }
+  });
 }
 
 const char* gemm_int8_isa() { return int8_kernels().name; }

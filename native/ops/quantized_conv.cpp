@@ -108,9 +108,9 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
   bool pointwise = taps == 1 && positions == plane;
   for (int d = 0; d < 3; ++d) pointwise = pointwise && w.pad_begin[d] == 0 && w.stride[d] == 1;
   const bool in_place = pointwise && !a_signed && K % 64 == 0;
-  // u8 patches are written once, straight in the row form (s8 ones go through gemm_u8s8,
-  // which shifts them into u8 as it copies).
-  const int64_t ld = a_signed ? K : int8_row_stride(K);
+  // u8 patches are written once, a block of rows at a time straight in the row form, each
+  // block just before its products (gemm_u8_filled); s8 ones are written whole and go
+  // through gemm_u8s8, which shifts them into u8 as it copies.
   // Filters [O, C, taps] reordered to [O, taps, C], the order of the patch rows.
   auto packed = ctx.derived<PackedInt8B>(
       1, "PackedInt8B conv " + PackedInt8B::layout(b_unsigned, true, K, O, K),
@@ -143,7 +143,7 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
     // Kept per thread between calls: fresh megabytes each call would fault their pages in.
     thread_local std::vector<uint8_t> channels_last, patches, result;
     if (!nhwc) channels_last.resize((size_t)(plane * C));
-    if (!in_place) patches.resize((size_t)(positions * ld));
+    if (a_signed) patches.resize((size_t)(positions * K));
     if (!nhwc) result.resize((size_t)(positions * O) * out_size);
     // Pointers, not the thread_locals: the fill below runs on other threads, where those
     // names mean other buffers.
@@ -156,16 +156,16 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
         transpose(image, C, plane, channels_last.data(), *k.ctx);
         image = channels_last.data();
       }
-      // One row per output position, ld bytes apart: for each tap, the C values under it (or
-      // the pad byte), then zeros to the padded K; the taps of one window row that all lie
-      // inside the data are one copy (C is contiguous).
-      const auto fill = [&](int64_t p0, int64_t p1) {
+      // Rows [p0, p1), one per output position, ld bytes apart from `rows`: for each tap, the
+      // C values under it (or the pad byte), then zeros to the padded K; the taps of one
+      // window row that all lie inside the data are one copy (C is contiguous).
+      const auto fill = [&](int64_t p0, int64_t p1, uint8_t* rows, int64_t ld) {
         const int64_t kw = w.kernel[2], run = kw * C, zeros = std::min(ld, packed->kp()) - K;
         const bool dense_rows = w.dilation[2] == 1;
         for (int64_t p = p0; p < p1; ++p) {
           const int64_t oz = p / (w.out[1] * w.out[2]), oy = p / w.out[2] % w.out[1], ox = p % w.out[2];
           const int64_t x0 = ox * w.stride[2] - w.pad_begin[2];
-          uint8_t* row = patch_rows + p * ld;
+          uint8_t* row = rows + (p - p0) * ld;
           if (zeros > 0) std::memset(row + K, 0, (size_t)zeros);
           for (int64_t kz = 0; kz < w.kernel[0]; ++kz)
             for (int64_t ky = 0; ky < w.kernel[1]; ++ky, row += run) {
@@ -190,11 +190,12 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
             }
         }
       };
-      if (!in_place) {  // (else the channels-last image is the row form)
+      if (a_signed) {
+        const auto fill_all = [&](int64_t p0, int64_t p1) { fill(p0, p1, patch_rows + p0 * K, K); };
         if (k.ctx->pool)
-          k.ctx->pool->parallel_for(positions, 64, fill, k.ctx->max_threads);
+          k.ctx->pool->parallel_for(positions, 64, fill_all, k.ctx->max_threads);
         else
-          fill(0, positions);
+          fill_all(0, positions);
       }
       // NHWC: straight into the output; NCHW: [positions, O] then transposed.
       uint8_t* dst = nhwc ? y + b * positions * O * out_size : result.data();
@@ -217,9 +218,10 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
       if (a_signed)
         gemm_u8s8(positions, patch_rows, true, K, a_zero, *packed, b_zero.data(), zeros, out, k.ctx->pool,
                   k.ctx->max_threads);
+      else if (in_place)  // (the channels-last image is the row form)
+        gemm_u8_rows(positions, image, K, a_zero, *packed, b_zero.data(), zeros, out, k.ctx->pool, k.ctx->max_threads);
       else
-        gemm_u8_rows(positions, in_place ? image : patch_rows, in_place ? K : ld, a_zero, *packed, b_zero.data(), zeros,
-                     out, k.ctx->pool, k.ctx->max_threads);
+        gemm_u8_filled(positions, fill, a_zero, *packed, b_zero.data(), zeros, out, k.ctx->pool, k.ctx->max_threads);
       if (nhwc) continue;
       if (requantize)
         transpose(result.data(), positions, O, y + b * O * positions, *k.ctx);
