@@ -225,6 +225,15 @@ void product_tile(const Int8Product& p, const Int8Output& out, int64_t m0, const
 
 int64_t column_pairs(const PackedInt8B& B) { return (B.N() + kInt8TileCols - 1) / kInt8TileCols; }
 
+// Tile-major reads all of B once per row tile, pair-major all of A once per column pair:
+// the same bytes, but only re-reads of what fits in L2 are cheap. Weights past it against
+// few rows (deep layers: 49 rows against 3x3x512 x 512 = 2.4 MB) go pair-major, so each
+// pair of panels streams in once and serves every row tile.
+bool pairs_outer(int64_t M, int64_t ld, const PackedInt8B& B) {
+  const double a_bytes = (double)M * ld, b_bytes = (double)column_pairs(B) * kInt8TileCols * B.kp();
+  return b_bytes > (768 << 10) && a_bytes * 2 < b_bytes;
+}
+
 void run_product(const Int8Product& p, const Int8Output& out, ThreadPool* pool) {
   const Int8KernelSet& ks = p.ks;
   const int64_t M = p.M, kp = p.B.kp(), ld = p.ld;
@@ -249,9 +258,13 @@ void run_product(const Int8Product& p, const Int8Output& out, ThreadPool* pool) 
         product_tile(p, out, m0, a, lda, p.row_sums ? p.row_sums + m0 : nullptr, pair);
     }
   };
+  const bool pair_major = pairs_outer(M, ld, p.B);
   run_split(pool, p.threads, tiles * np, 1, [&](int64_t u0, int64_t u1) {
     if (ks.begin) ks.begin();
-    tile_major_pieces(u0, u1, np, run);
+    if (pair_major)
+      panel_major_pieces(u0, u1, tiles, run);
+    else
+      tile_major_pieces(u0, u1, np, run);
     if (ks.end) ks.end();
   });
 }
@@ -338,7 +351,9 @@ void gemm_u8_filled(int64_t M, const Int8RowFill& fill, int32_t a_zero, const Pa
   const int64_t block = std::max<int64_t>(1, (48 << 10) / (ld * ks.mr)) * ks.mr;
   const int64_t blocks = (M + block - 1) / block;
   const int threads = int8_threads(pool, max_threads, M, B);
-  if (blocks < 2 * threads) {  // too few to share out: all rows first, then (tile, pair) units
+  // Too few blocks to share out, or weights to stream once: all rows first, then (tile,
+  // pair) units.
+  if (blocks < 2 * threads || pairs_outer(M, ld, B)) {
     thread_local std::vector<uint8_t> all_rows;
     all_rows.resize((size_t)(M * ld));
     uint8_t* const rows = all_rows.data();  // (the thread_local names other buffers on other threads)
