@@ -85,9 +85,9 @@ for (n, c, h, o, k, stride, pad, dil), xt, wt in [((1, 3, 9, 5, 3, 1, 1, 1), np.
                                                   # 400 rows: patches made a block at a time,
                                                   # the last block partial
                                                   ((1, 64, 20, 40, 3, 1, 1, 1), np.uint8, np.int8),
-                                                  # 800 KB of weights against 25 rows: the
+                                                  # 800 KB of weights against 64 rows: the
                                                   # tiles run column pair by column pair
-                                                  ((1, 1024, 5, 800, 1, 1, 0, 1), np.uint8, np.int8)]:
+                                                  ((1, 1024, 16, 800, 1, 2, 0, 1), np.uint8, np.int8)]:
     x, w = ints(xt, (n, c, h, h)), ints(wt, (o, c, k, k))
     za, zw = ints(xt, ()), ints(wt, (o,))
     ref = conv_ref(x, w, za, zw, stride, pad, dil).astype(np.int32)
