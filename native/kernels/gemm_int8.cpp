@@ -145,17 +145,30 @@ std::string PackedInt8B::layout(bool b_unsigned, bool trans_b, int64_t K, int64_
          " ld " + std::to_string(ldb);
 }
 
-void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_zero, const PackedInt8B& B,
-               const int32_t* b_zero, int64_t b_zero_count, const Int8Output& out, ThreadPool* pool, int max_threads) {
-  const int64_t N = B.N(), K = B.K(), kp = B.kp();
-  if (M <= 0 || N <= 0) return;
+namespace {
+
+// What every product shares once its A is in row form: the zero-point corrections, and
+// (row tile, column pair) units shared out over the pool, each merged into C by its kernel.
+struct Int8Product {
+  const Int8KernelSet& ks;
+  const PackedInt8B& B;
+  int64_t M;
+  const uint8_t* rows;  // u8 rows ld bytes apart, zeros from K to kp
+  int64_t ld;
+  bool rows_padded;   // whether the rows past M up to whole tiles can be read (else copied)
+  int32_t* row_sums;  // per row when B has zero points (else null)
+  const int32_t* col_add;
+  const int32_t* col_mul;
+  int threads;
+};
+
+// col_add and col_mul for a (u8) zero point za of A; whether any column's zero point is not 0.
+bool zero_point_terms(const PackedInt8B& B, uint32_t za, const int32_t* b_zero, int64_t b_zero_count,
+                      std::vector<int32_t>& col_add, std::vector<int32_t>& col_mul) {
+  const int64_t N = B.N(), K = B.K();
   if (b_zero_count != 1 && b_zero_count != N) throw std::logic_error("gemm_u8s8: b_zero needs 1 or N values");
-  const Int8KernelSet& ks = int8_kernels();
   // In the stored domain (A as u8, B as s8) with za, zb[n] the shifted zero points:
   // sum (a - za)(b - zb) = sum ab - za * colsum[n] - zb[n] * rowsum[m] + K * za * zb[n].
-  const uint32_t za = (uint32_t)(a_zero + (a_signed ? 128 : 0));
-  thread_local std::vector<int32_t> col_add, col_mul, row_sum;
-  thread_local std::vector<uint8_t> a_rows;
   col_add.resize((size_t)N);
   col_mul.resize((size_t)N);
   bool b_zeros = false;
@@ -165,16 +178,116 @@ void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_z
     col_add[(size_t)n] = (int32_t)((uint32_t)K * za * zb - za * (uint32_t)B.column_sums()[n]);
     col_mul[(size_t)n] = (int32_t)(0u - zb);
   }
-  // Rows `ld` bytes apart (off multiples of 256 so a tile's rows spread over the cache sets),
-  // padded with zeros to kp and to whole tiles: the kernels read both.
-  const int64_t ld = kp % 256 == 0 ? kp + kInt8KStep : std::max<int64_t>(kp, kInt8KStep);
+  return b_zeros;
+}
+
+// Products run about four times the f32 rate.
+int int8_threads(ThreadPool* pool, int max_threads, int64_t M, const PackedInt8B& B) {
+  return product_threads(pool, max_threads, 0.25 * (double)M * B.N() * B.K());
+}
+
+// Rows ld bytes apart, off multiples of 256 so a tile's rows spread over the cache sets.
+int64_t row_stride(int64_t kp) { return kp % 256 == 0 ? kp + kInt8KStep : std::max<int64_t>(kp, kInt8KStep); }
+
+// One kernel call: the tile of rows [m0, m0 + mr) (read at a, lda bytes apart, with their
+// row sums at sums) against the column pair `pair`, merged into C.
+void product_tile(const Int8Product& p, const Int8Output& out, int64_t m0, const uint8_t* a, int64_t lda,
+                  const int32_t* sums, int64_t pair) {
+  const PackedInt8B& B = p.B;
+  const int64_t col = pair * kInt8TileCols, panel_stride = B.kp() * kInt8PanelCols;
+  Int8Tile t;
+  t.kp = B.kp();
+  t.a = a;
+  t.lda = lda;
+  t.b = B.panels() + (col / kInt8PanelCols) * panel_stride;
+  t.b_panel_stride = panel_stride;
+  t.rows = (int)std::min<int64_t>(p.ks.mr, p.M - m0);
+  t.cols = (int)std::min<int64_t>(kInt8TileCols, B.N() - col);
+  t.col_add = p.col_add + col;
+  t.col_mul = p.col_mul + col;
+  t.row_sum = sums;
+  t.ldc = out.ldc;
+  if (out.c_i32) {
+    t.c_i32 = out.c_i32 + m0 * out.ldc + col;
+  } else {
+    if (out.c_u8)
+      t.c_u8 = out.c_u8 + m0 * out.ldc + col;
+    else
+      t.c_f32 = out.c_f32 + m0 * out.ldc + col;
+    t.scale = out.scale + col;
+    t.bias = out.bias ? out.bias + col : nullptr;
+    t.relu = out.relu;
+    t.out_scale = out.out_scale;
+    t.out_zero = out.out_zero;
+  }
+  p.ks.tile(t);
+}
+
+int64_t column_pairs(const PackedInt8B& B) { return (B.N() + kInt8TileCols - 1) / kInt8TileCols; }
+
+// Tile-major reads all of B once per row tile, pair-major all of A once per column pair:
+// the same bytes, but only re-reads of what fits in L2 are cheap. Weights past it against
+// few rows (deep layers: 49 rows against 3x3x512 x 512 = 2.4 MB) go pair-major, so each
+// pair of panels streams in once and serves every row tile.
+bool pairs_outer(int64_t M, int64_t ld, const PackedInt8B& B) {
+  const double a_bytes = (double)M * ld, b_bytes = (double)column_pairs(B) * kInt8TileCols * B.kp();
+  return b_bytes > (768 << 10) && a_bytes * 2 < b_bytes;
+}
+
+void run_product(const Int8Product& p, const Int8Output& out, ThreadPool* pool) {
+  const Int8KernelSet& ks = p.ks;
+  const int64_t M = p.M, kp = p.B.kp(), ld = p.ld;
+  const int64_t tiles = (M + ks.mr - 1) / ks.mr, np = column_pairs(p.B);
+  // The last tile's rows, when the kernel would read past the caller's (AMX reads 16 rows
+  // per tile): copied per thread into zero-padded rows of its own.
+  const int64_t last = (tiles - 1) * ks.mr;
+  const bool copy_last = !p.rows_padded && M - last < ks.mr;
+  auto run = [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
+    thread_local std::vector<uint8_t> last_rows;
+    for (int64_t tile = t0; tile < t1; ++tile) {
+      const int64_t m0 = tile * ks.mr;
+      const uint8_t* a = p.rows + m0 * ld;
+      int64_t lda = ld;
+      if (copy_last && m0 == last) {
+        last_rows.assign((size_t)(ks.mr * kp), 0);
+        for (int64_t m = m0; m < M; ++m) std::memcpy(last_rows.data() + (m - m0) * kp, p.rows + m * ld, (size_t)kp);
+        a = last_rows.data();
+        lda = kp;
+      }
+      for (int64_t pair = p0; pair < p1; ++pair)
+        product_tile(p, out, m0, a, lda, p.row_sums ? p.row_sums + m0 : nullptr, pair);
+    }
+  };
+  const bool pair_major = pairs_outer(M, ld, p.B);
+  run_split(pool, p.threads, tiles * np, 1, [&](int64_t u0, int64_t u1) {
+    if (ks.begin) ks.begin();
+    if (pair_major)
+      panel_major_pieces(u0, u1, tiles, run);
+    else
+      tile_major_pieces(u0, u1, np, run);
+    if (ks.end) ks.end();
+  });
+}
+
+}  // namespace
+
+int64_t int8_row_stride(int64_t K) { return row_stride(ceil_to(K, kInt8KStep)); }
+
+void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_zero, const PackedInt8B& B,
+               const int32_t* b_zero, int64_t b_zero_count, const Int8Output& out, ThreadPool* pool, int max_threads) {
+  const int64_t N = B.N(), K = B.K(), kp = B.kp();
+  if (M <= 0 || N <= 0) return;
+  const Int8KernelSet& ks = int8_kernels();
+  thread_local std::vector<int32_t> col_add, col_mul, row_sum;
+  thread_local std::vector<uint8_t> a_rows;
+  const uint32_t za = (uint32_t)(a_zero + (a_signed ? 128 : 0));
+  const bool b_zeros = zero_point_terms(B, za, b_zero, b_zero_count, col_add, col_mul);
+  // A copied into zero-padded rows (to kp and to whole tiles: the kernels read both).
+  const int64_t ld = row_stride(kp);
   const int64_t tiles = (M + ks.mr - 1) / ks.mr;
   a_rows.resize((size_t)(tiles * ks.mr * ld));  // (each row's padding zeroed below)
   if (b_zeros) row_sum.assign((size_t)(tiles * ks.mr), 0);
-  const int64_t np = (N + kInt8TileCols - 1) / kInt8TileCols;
-  const int64_t panel_stride = kp * kInt8PanelCols;
-  // Products run about four times the f32 rate.
-  const int threads = product_threads(pool, max_threads, 0.25 * (double)M * N * K);
+  const int threads = int8_threads(pool, max_threads, M, B);
   const uint8_t* src = static_cast<const uint8_t*>(A);
   const uint8_t flip = a_signed ? 0x80 : 0;
   uint8_t* const rows = a_rows.data();  // (the thread_locals name other buffers on other threads)
@@ -198,46 +311,84 @@ void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_z
     }
   });
   std::memset(rows + M * ld, 0, (size_t)((tiles * ks.mr - M) * ld));
-  const uint8_t* a = rows;
-  const int32_t *adds = col_add.data(), *muls = col_mul.data(), *sums = row_sums;
-  auto run = [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
-    for (int64_t tile = t0; tile < t1; ++tile) {
-      const int64_t m0 = tile * ks.mr;
-      for (int64_t p = p0; p < p1; ++p) {
-        const int64_t col = p * kInt8TileCols;
-        Int8Tile t;
-        t.kp = kp;
-        t.a = a + m0 * ld;
-        t.lda = ld;
-        t.b = B.panels() + (col / kInt8PanelCols) * panel_stride;
-        t.b_panel_stride = panel_stride;
-        t.rows = (int)std::min<int64_t>(ks.mr, M - m0);
-        t.cols = (int)std::min<int64_t>(kInt8TileCols, N - col);
-        t.col_add = adds + col;
-        t.col_mul = muls + col;
-        t.row_sum = sums ? sums + m0 : nullptr;
-        t.ldc = out.ldc;
-        if (out.c_i32) {
-          t.c_i32 = out.c_i32 + m0 * out.ldc + col;
-        } else {
-          if (out.c_u8)
-            t.c_u8 = out.c_u8 + m0 * out.ldc + col;
-          else
-            t.c_f32 = out.c_f32 + m0 * out.ldc + col;
-          t.scale = out.scale + col;
-          t.bias = out.bias ? out.bias + col : nullptr;
-          t.relu = out.relu;
-          t.out_scale = out.out_scale;
-          t.out_zero = out.out_zero;
-        }
-        ks.tile(t);
+  run_product({ks, B, M, rows, ld, true, row_sums, col_add.data(), col_mul.data(), threads}, out, pool);
+}
+
+void gemm_u8_rows(int64_t M, const uint8_t* rows, int64_t ld, int32_t a_zero, const PackedInt8B& B,
+                  const int32_t* b_zero, int64_t b_zero_count, const Int8Output& out, ThreadPool* pool,
+                  int max_threads) {
+  const int64_t N = B.N(), K = B.K();
+  if (M <= 0 || N <= 0) return;
+  if (ld < B.kp()) throw std::logic_error("gemm_u8_rows: rows shorter than the padded K");
+  const Int8KernelSet& ks = int8_kernels();
+  thread_local std::vector<int32_t> col_add, col_mul, row_sum;
+  const bool b_zeros = zero_point_terms(B, (uint32_t)a_zero, b_zero, b_zero_count, col_add, col_mul);
+  const int threads = int8_threads(pool, max_threads, M, B);
+  int32_t* row_sums = nullptr;
+  if (b_zeros) {  // (rare in QDQ models: their s8 weights are symmetric)
+    const int64_t tiles = (M + ks.mr - 1) / ks.mr;
+    row_sum.assign((size_t)(tiles * ks.mr), 0);
+    row_sums = row_sum.data();
+    run_split(pool, threads, M, 256, [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m) {
+        uint32_t sum = 0;
+        for (int64_t k = 0; k < K; ++k) sum += rows[m * ld + k];
+        row_sums[m] = (int32_t)sum;
       }
+    });
+  }
+  run_product({ks, B, M, rows, ld, false, row_sums, col_add.data(), col_mul.data(), threads}, out, pool);
+}
+
+void gemm_u8_filled(int64_t M, const Int8RowFill& fill, int32_t a_zero, const PackedInt8B& B, const int32_t* b_zero,
+                    int64_t b_zero_count, const Int8Output& out, ThreadPool* pool, int max_threads) {
+  const int64_t N = B.N(), K = B.K(), kp = B.kp();
+  if (M <= 0 || N <= 0) return;
+  const Int8KernelSet& ks = int8_kernels();
+  const int64_t ld = row_stride(kp);
+  // Blocks of whole tiles about 48 KiB of rows, so a block is still in L1/L2 when its
+  // products read it.
+  const int64_t block = std::max<int64_t>(1, (48 << 10) / (ld * ks.mr)) * ks.mr;
+  const int64_t blocks = (M + block - 1) / block;
+  const int threads = int8_threads(pool, max_threads, M, B);
+  // Too few blocks to share out, or weights to stream once: all rows first, then (tile,
+  // pair) units.
+  if (blocks < 2 * threads || pairs_outer(M, ld, B)) {
+    thread_local std::vector<uint8_t> all_rows;
+    all_rows.resize((size_t)(M * ld));
+    uint8_t* const rows = all_rows.data();  // (the thread_local names other buffers on other threads)
+    run_split(pool, threads, (M + ks.mr - 1) / ks.mr, 1,
+              [&](int64_t t0, int64_t t1) { fill(t0 * ks.mr, std::min(M, t1 * ks.mr), rows + t0 * ks.mr * ld, ld); });
+    gemm_u8_rows(M, rows, ld, a_zero, B, b_zero, b_zero_count, out, pool, max_threads);
+    return;
+  }
+  thread_local std::vector<int32_t> col_add, col_mul;
+  const bool b_zeros = zero_point_terms(B, (uint32_t)a_zero, b_zero, b_zero_count, col_add, col_mul);
+  const Int8Product p{ks, B, M, nullptr, ld, true, nullptr, col_add.data(), col_mul.data(), threads};
+  const int64_t np = column_pairs(B);
+  run_split(pool, threads, blocks, 1, [&](int64_t b0, int64_t b1) {
+    thread_local std::vector<uint8_t> block_rows;
+    thread_local std::vector<int32_t> block_sums;
+    block_rows.resize((size_t)(block * ld));
+    block_sums.assign((size_t)block, 0);
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t m0 = b * block, m1 = std::min(M, m0 + block);
+      uint8_t* rows = block_rows.data();
+      fill(m0, m1, rows, ld);
+      // Rows past M read as zeros (the kernels read whole tiles).
+      if (m1 - m0 < block) std::memset(rows + (m1 - m0) * ld, 0, (size_t)((block - (m1 - m0)) * ld));
+      if (b_zeros)
+        for (int64_t m = m0; m < m1; ++m) {
+          uint32_t sum = 0;
+          for (int64_t k = 0; k < K; ++k) sum += rows[(m - m0) * ld + k];
+          block_sums[(size_t)(m - m0)] = (int32_t)sum;
+        }
+      if (ks.begin) ks.begin();
+      for (int64_t m = m0; m < m1; m += ks.mr)
+        for (int64_t pair = 0; pair < np; ++pair)
+          product_tile(p, out, m, rows + (m - m0) * ld, ld, b_zeros ? block_sums.data() + (m - m0) : nullptr, pair);
+      if (ks.end) ks.end();
     }
-  };
-  run_split(pool, threads, tiles * np, 1, [&](int64_t u0, int64_t u1) {
-    if (ks.begin) ks.begin();
-    tile_major_pieces(u0, u1, np, run);
-    if (ks.end) ks.end();
   });
 }
 

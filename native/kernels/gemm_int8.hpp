@@ -5,6 +5,7 @@
 // points with them), so every ONNX integer-matmul type combination of 8-bit operands runs here.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,6 +64,26 @@ struct Int8Output {
 // b_zero: 1 value (per tensor) or N (per column), in B's own type.
 void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_zero, const PackedInt8B& B,
                const int32_t* b_zero, int64_t b_zero_count, const Int8Output& out, ThreadPool* pool, int max_threads);
+
+// The same product with A already in the kernels' row form, so a convolution writes its
+// patches (or hands over its NHWC data) once: M rows of u8, ld bytes apart, each holding K
+// values then zeros up to B.kp() (ld >= B.kp()); a_zero is A's zero point as u8. Only rows
+// [0, M) are read: the last tile's rows are copied when the kernel would read past them.
+void gemm_u8_rows(int64_t M, const uint8_t* rows, int64_t ld, int32_t a_zero, const PackedInt8B& B,
+                  const int32_t* b_zero, int64_t b_zero_count, const Int8Output& out, ThreadPool* pool,
+                  int max_threads);
+
+// The same product with A made a block of rows at a time, just before the kernels read it
+// (a convolution's patches never leave the cache): fill(m0, m1, rows, ld) writes rows
+// [m0, m1) of A, row m at rows + (m - m0) * ld, each K u8 values then zeros up to B.kp(). It
+// runs on the pool's threads, several blocks at once.
+using Int8RowFill = std::function<void(int64_t m0, int64_t m1, uint8_t* rows, int64_t ld)>;
+void gemm_u8_filled(int64_t M, const Int8RowFill& fill, int32_t a_zero, const PackedInt8B& B, const int32_t* b_zero,
+                    int64_t b_zero_count, const Int8Output& out, ThreadPool* pool, int max_threads);
+
+// The row stride gemm_u8_rows reads best for a K: at least K padded to whole 64-byte groups,
+// and off multiples of 256 bytes so a tile's rows spread over the cache sets.
+int64_t int8_row_stride(int64_t K);
 
 // The kernels integer products run on: "amx", "avx512_vnni" or "scalar".
 const char* gemm_int8_isa();

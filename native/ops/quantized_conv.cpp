@@ -47,6 +47,36 @@ void transpose(const T* src, int64_t rows, int64_t cols, T* dst, const ExecConte
     band(0, bands);
 }
 
+// Copies / sets n bytes with no library call for the short runs of few-channel windows (a 7x7
+// stem over 3 channels copies 21 bytes per window row, 3 per tap at its borders, then zeros
+// 45 to the padded K): 8- or 4-byte moves, the last one overlapping.
+inline void copy_run(uint8_t* dst, const uint8_t* src, int64_t n) {
+  if (n >= 64) {
+    std::memcpy(dst, src, (size_t)n);
+  } else if (n >= 8) {
+    for (int64_t i = 0; i + 8 < n; i += 8) std::memcpy(dst + i, src + i, 8);
+    std::memcpy(dst + n - 8, src + n - 8, 8);
+  } else if (n >= 4) {
+    std::memcpy(dst, src, 4);
+    std::memcpy(dst + n - 4, src + n - 4, 4);
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+  }
+}
+
+inline void set_run(uint8_t* dst, uint8_t byte, int64_t n) {
+  const uint64_t bytes = 0x0101010101010101ull * byte;
+  if (n >= 64 || n < 4) {
+    std::memset(dst, byte, (size_t)n);
+  } else if (n >= 8) {
+    for (int64_t i = 0; i + 8 < n; i += 8) std::memcpy(dst + i, &bytes, 8);
+    std::memcpy(dst + n - 8, &bytes, 8);
+  } else {
+    std::memcpy(dst, &bytes, 4);
+    std::memcpy(dst + n - 4, &bytes, 4);
+  }
+}
+
 bool is_8bit(ElementType t) { return t == ElementType::u8 || t == ElementType::i8; }
 
 bool one_or(const PortInfo& p, int64_t n) {
@@ -103,9 +133,14 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
   const int64_t positions = w.out[0] * w.out[1] * w.out[2], plane = w.in[0] * w.in[1] * w.in[2];
   const bool a_signed = ctx.in[0].type == ElementType::i8, b_unsigned = ctx.in[1].type == ElementType::u8;
   const bool dequantize = ctx.in.size() > 4, has_bias = ctx.in.size() > 5, requantize = ctx.in.size() > 7;
-  // A 1x1 window moving by 1 over unpadded data reads each position's channels as they are.
+  // A 1x1 window moving by 1 over unpadded data reads each position's channels as they are;
+  // u8 data whose channels fill whole 64-byte groups is then the kernels' row form itself.
   bool pointwise = taps == 1 && positions == plane;
   for (int d = 0; d < 3; ++d) pointwise = pointwise && w.pad_begin[d] == 0 && w.stride[d] == 1;
+  const bool in_place = pointwise && !a_signed && K % 64 == 0;
+  // u8 patches are written once, a block of rows at a time straight in the row form, each
+  // block just before its products (gemm_u8_filled); s8 ones are written whole and go
+  // through gemm_u8s8, which shifts them into u8 as it copies.
   // Filters [O, C, taps] reordered to [O, taps, C], the order of the patch rows.
   auto packed = ctx.derived<PackedInt8B>(
       1, "PackedInt8B conv " + PackedInt8B::layout(b_unsigned, true, K, O, K),
@@ -118,7 +153,7 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
         return std::make_shared<PackedInt8B>(reordered.data(), b_unsigned, true, K, O, K);
       },
       [&](const PackedInt8B& b) { return b.fits(K, O, b_unsigned); });
-  ctx.note_kernel(std::string("integer GEMM ") + gemm_int8_isa() + (pointwise ? " on the data" : " over patches") +
+  ctx.note_kernel(std::string("integer GEMM ") + gemm_int8_isa() + (in_place ? " on the data" : " over patches") +
                   (nhwc ? " in NHWC" : " in NCHW (transposed)") + (requantize ? " to u8" : ""));
   const size_t out_size = requantize ? 1 : 4;
   return [=](const KernelArgs& k) {
@@ -138,7 +173,7 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
     // Kept per thread between calls: fresh megabytes each call would fault their pages in.
     thread_local std::vector<uint8_t> channels_last, patches, result;
     if (!nhwc) channels_last.resize((size_t)(plane * C));
-    if (!pointwise) patches.resize((size_t)(positions * K));
+    if (a_signed) patches.resize((size_t)(positions * K));
     if (!nhwc) result.resize((size_t)(positions * O) * out_size);
     // Pointers, not the thread_locals: the fill below runs on other threads, where those
     // names mean other buffers.
@@ -151,43 +186,46 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
         transpose(image, C, plane, channels_last.data(), *k.ctx);
         image = channels_last.data();
       }
-      // One row per output position: for each tap, the C values under it (or the pad byte);
-      // the taps of one window row that all lie inside the data are one copy (C is contiguous).
-      const auto fill = [&](int64_t p0, int64_t p1) {
-        const int64_t kw = w.kernel[2], run = kw * C;
+      // Rows [p0, p1), one per output position, ld bytes apart from `rows`: for each tap, the
+      // C values under it (or the pad byte), then zeros to the padded K; the taps of one
+      // window row that all lie inside the data are one copy (C is contiguous).
+      const auto fill = [&](int64_t p0, int64_t p1, uint8_t* rows, int64_t ld) {
+        const int64_t kw = w.kernel[2], run = kw * C, zeros = std::min(ld, packed->kp()) - K;
         const bool dense_rows = w.dilation[2] == 1;
         for (int64_t p = p0; p < p1; ++p) {
           const int64_t oz = p / (w.out[1] * w.out[2]), oy = p / w.out[2] % w.out[1], ox = p % w.out[2];
           const int64_t x0 = ox * w.stride[2] - w.pad_begin[2];
-          uint8_t* row = patch_rows + p * K;
+          uint8_t* row = rows + (p - p0) * ld;
+          if (zeros > 0) set_run(row + K, 0, zeros);
           for (int64_t kz = 0; kz < w.kernel[0]; ++kz)
             for (int64_t ky = 0; ky < w.kernel[1]; ++ky, row += run) {
               const int64_t z = oz * w.stride[0] - w.pad_begin[0] + kz * w.dilation[0];
               const int64_t yy = oy * w.stride[1] - w.pad_begin[1] + ky * w.dilation[1];
               if (z < 0 || z >= w.in[0] || yy < 0 || yy >= w.in[1]) {
-                std::memset(row, pad, (size_t)run);
+                set_run(row, pad, run);
                 continue;
               }
               const uint8_t* line = image + (z * w.in[1] + yy) * w.in[2] * C;
               if (dense_rows && x0 >= 0 && x0 + kw <= w.in[2]) {
-                std::memcpy(row, line + x0 * C, (size_t)run);
+                copy_run(row, line + x0 * C, run);
                 continue;
               }
               for (int64_t kx = 0; kx < kw; ++kx) {
                 const int64_t xx = x0 + kx * w.dilation[2];
                 if (xx < 0 || xx >= w.in[2])
-                  std::memset(row + kx * C, pad, (size_t)C);
+                  set_run(row + kx * C, pad, C);
                 else
-                  std::memcpy(row + kx * C, line + xx * C, (size_t)C);
+                  copy_run(row + kx * C, line + xx * C, C);
               }
             }
         }
       };
-      if (!pointwise) {  // (else the channels-last image is the patch matrix)
+      if (a_signed) {
+        const auto fill_all = [&](int64_t p0, int64_t p1) { fill(p0, p1, patch_rows + p0 * K, K); };
         if (k.ctx->pool)
-          k.ctx->pool->parallel_for(positions, 64, fill, k.ctx->max_threads);
+          k.ctx->pool->parallel_for(positions, 64, fill_all, k.ctx->max_threads);
         else
-          fill(0, positions);
+          fill_all(0, positions);
       }
       // NHWC: straight into the output; NCHW: [positions, O] then transposed.
       uint8_t* dst = nhwc ? y + b * positions * O * out_size : result.data();
@@ -207,8 +245,13 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
       } else {
         out.c_i32 = reinterpret_cast<int32_t*>(dst);
       }
-      gemm_u8s8(positions, pointwise ? image : patch_rows, a_signed, K, a_zero, *packed, b_zero.data(), zeros, out,
-                k.ctx->pool, k.ctx->max_threads);
+      if (a_signed)
+        gemm_u8s8(positions, patch_rows, true, K, a_zero, *packed, b_zero.data(), zeros, out, k.ctx->pool,
+                  k.ctx->max_threads);
+      else if (in_place)  // (the channels-last image is the row form)
+        gemm_u8_rows(positions, image, K, a_zero, *packed, b_zero.data(), zeros, out, k.ctx->pool, k.ctx->max_threads);
+      else
+        gemm_u8_filled(positions, fill, a_zero, *packed, b_zero.data(), zeros, out, k.ctx->pool, k.ctx->max_threads);
       if (nhwc) continue;
       if (requantize)
         transpose(result.data(), positions, O, y + b * O * positions, *k.ctx);

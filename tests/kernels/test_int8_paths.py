@@ -73,7 +73,21 @@ convs = 0
 for (n, c, h, o, k, stride, pad, dil), xt, wt in [((1, 3, 9, 5, 3, 1, 1, 1), np.uint8, np.int8),
                                                   ((2, 17, 11, 33, 3, 2, 1, 1), np.int8, np.int8),
                                                   ((1, 64, 8, 40, 1, 1, 0, 1), np.uint8, np.uint8),
-                                                  ((1, 5, 12, 7, 3, 1, 2, 2), np.uint8, np.int8)]:
+                                                  ((1, 5, 12, 7, 3, 1, 2, 2), np.uint8, np.int8),
+                                                  # 1x1 on u8 rows read in place, 49 rows (a
+                                                  # partial last tile), and on rows copied (C 70)
+                                                  ((1, 128, 7, 40, 1, 1, 0, 1), np.uint8, np.int8),
+                                                  ((1, 70, 7, 20, 1, 1, 0, 1), np.uint8, np.uint8),
+                                                  # a 7x7 stride-2 stem on 3 channels
+                                                  ((1, 3, 23, 64, 7, 2, 3, 1), np.uint8, np.int8),
+                                                  # 3x3 stride 2 over 67 channels (K off 64s)
+                                                  ((1, 67, 10, 48, 3, 2, 1, 1), np.uint8, np.int8),
+                                                  # 400 rows: patches made a block at a time,
+                                                  # the last block partial
+                                                  ((1, 64, 20, 40, 3, 1, 1, 1), np.uint8, np.int8),
+                                                  # 800 KB of weights against 64 rows: the
+                                                  # tiles run column pair by column pair
+                                                  ((1, 1024, 16, 800, 1, 2, 0, 1), np.uint8, np.int8)]:
     x, w = ints(xt, (n, c, h, h)), ints(wt, (o, c, k, k))
     za, zw = ints(xt, ()), ints(wt, (o,))
     ref = conv_ref(x, w, za, zw, stride, pad, dil).astype(np.int32)
@@ -100,6 +114,10 @@ for (n, c, h, o, k, stride, pad, dil), xt, wt in [((1, 3, 9, 5, 3, 1, 1, 1), np.
             nhwc = T.run_op("aiov.QuantizedConv", [x.transpose(0, 2, 3, 1).copy(), w, za, zw, factor, bias, y_scale,
                                                    y_zero], dict(extra, layout="nhwc"), threads=threads)[0]
             assert np.array_equal(nhwc, got.transpose(0, 2, 3, 1)), (n, c, h, o, k, relu)
+            # The fused requantization writes the bytes aiov.Quantize makes of the f32 result.
+            f32 = T.run_op("aiov.QuantizedConv", [x, w, za, zw, factor, bias], extra, threads=threads)[0]
+            separate = T.run_op("aiov.Quantize", [np.maximum(f32, 0) if relu else f32, y_scale, y_zero])[0]
+            assert np.array_equal(got, separate), (n, c, h, o, k, relu)
         got = T.run_op("aiov.QuantizedConv", [x.transpose(0, 2, 3, 1).copy(), w, za, zw], dict(attrs, layout="nhwc"),
                        threads=threads)[0]
         assert np.array_equal(got, ref.transpose(0, 2, 3, 1)), (n, c, h, o, k)
@@ -144,7 +162,7 @@ def test_int8_path_matches_integer_reference(isa, run_capped):
     assert result["isa"] == isa  # the forced path is the one that ran
     assert result["i32"] == 0
     assert result["f32"] < 1e-5
-    assert result["runs"] == 64 and result["quantized"] == 15 and result["convs"] == 8
+    assert result["runs"] == 64 and result["quantized"] == 15 and result["convs"] == 20
 
 
 def test_gemm_isa_cap_lowers_int8_to_portable(run_capped):
@@ -218,3 +236,26 @@ def test_quantized_add_vector_paths_give_the_separate_ops_bytes(n):
         total = (a.astype(np.float32) - np.float32(za)) * sa + (b.astype(np.float32) - np.float32(zb)) * sb
         want = np.clip(np.rint(total / sy) + np.float32(zy), 0, 255).astype(np.uint8)
         np.testing.assert_array_equal(got, want)
+
+
+def test_requantization_rounds_as_the_division_does():
+    # The vector kernels multiply by the scale's reciprocal and divide only the lanes that
+    # may round differently: values whose quotient lies on, or an ulp either side of, a
+    # half-integer must still give numpy's rint(x / scale) (a correctly rounded division).
+    import numpy as np
+
+    import aiov
+
+    T = aiov._core._testing
+    rng = np.random.default_rng(11)
+    for scale in np.float32([0.02, 0.1, 1 / 3, 0.0123457, 7.0, 3e-5]):
+        halves = (np.arange(-300, 300, dtype=np.float32) + np.float32(0.5)) * scale
+        near = np.concatenate([halves, np.nextafter(halves, np.inf), np.nextafter(halves, -np.inf)])
+        wide = rng.standard_normal(5000).astype(np.float32) * scale * 200
+        edges = np.float32([0, -0.0, np.inf, -np.inf, np.nan, 3e38, -3e38, 1e-40])
+        x = np.concatenate([near, wide, edges]).astype(np.float32)
+        for zero in (np.uint8(0), np.uint8(128)):
+            got = T.run_op("aiov.Quantize", [x, scale, zero])[0]
+            with np.errstate(invalid="ignore", over="ignore"):
+                want = np.clip(np.nan_to_num(np.rint(x / scale), nan=-1e9) + np.float32(zero), 0, 255).astype(np.uint8)
+            assert np.array_equal(got, want), (scale, zero, x[got != want], got[got != want], want[got != want])
