@@ -1,6 +1,7 @@
 #include "kernels/attention_bf16.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "kernels/gemm_bf16.hpp"
@@ -22,6 +23,14 @@ constexpr int64_t kRowSlack = 32;
 int64_t row_stride(int64_t kp) { return kp % 256 == 0 ? kp + kBf16KStep : kp; }
 
 int64_t panel_count(int64_t n) { return (n + kBf16PanelCols - 1) / kBf16PanelCols; }
+
+// One pair row of a panel: the 16 columns of rows k (even) and k + 1 (odd) interleaved.
+void interleave_pairs(const uint16_t* even, const uint16_t* odd, uint16_t* dst) {
+  for (int j = 0; j < kBf16PanelCols; ++j) {
+    dst[2 * j] = even[j];
+    dst[2 * j + 1] = odd[j];
+  }
+}
 
 // C [rows, N] = A [rows, kp] (bf16 rows lda apart) x the B panels (kp deep), C rows ldc apart.
 void product(const Bf16KernelSet& ks, const uint16_t* a, int64_t lda, int64_t rows, int64_t kp, const uint16_t* panels,
@@ -55,7 +64,8 @@ Bf16Attention::Bf16Attention(int64_t Sq, int64_t Sk, int64_t D, int64_t Dv, floa
   const int64_t v_size = panel_count(Dv) * kBf16PanelCols * kp_s_;
   const int64_t q_size = (kRowBlock + kRowSlack) * ld_q_;
   const int64_t p_size = (kRowBlock + kRowSlack) * ld_p_;
-  const int64_t row_size = std::max(kp_d_, Dv);
+  dv_padded_ = panel_count(Dv) * kBf16PanelCols;
+  const int64_t row_size = kp_d_ + 2 * dv_padded_;
   // Zeroed: the padding of K past D and past Sk, of the rows and of the panels' last columns
   // is never written and must multiply as zeros.
   thread_local std::vector<uint16_t> halves;
@@ -85,28 +95,31 @@ void prefetch_rows(const float* p, int64_t rows, int64_t ld, int64_t width) {
 
 void Bf16Attention::head(const AttentionHead& h, const AttentionRowsFn& to_probabilities, const AttentionHead* next) {
   constexpr int64_t kPair = 2 * kBf16PanelCols;  // values per pair of K in a panel
-  // K^T: column n of the first product is row n of K, its pairs of D kept together.
-  for (int64_t n = 0; n < sk_; ++n) {
-    ks_.convert(h.k + n * h.ldk, d_, 1.0f, row_scratch_);
-    std::fill(row_scratch_ + d_, row_scratch_ + kp_d_, uint16_t{0});
-    uint16_t* dst = k_panels_ + (n / kBf16PanelCols) * kp_d_ * kBf16PanelCols + (n % kBf16PanelCols) * 2;
-    for (int64_t kk = 0; kk < kp_d_ / 2; ++kk) {
-      dst[kk * kPair] = row_scratch_[2 * kk];
-      dst[kk * kPair + 1] = row_scratch_[2 * kk + 1];
-    }
-  }
-  // V: rows k and k + 1 interleaved along each panel's columns.
-  for (int64_t k = 0; k < sk_; ++k) {
-    ks_.convert(h.v + k * h.ldv, dv_, 1.0f, row_scratch_);
-    uint16_t* base = v_panels_ + (k / 2) * kPair + (k & 1);
-    for (int64_t j = 0; j < dv_; ++j)
-      base[(j / kBf16PanelCols) * kp_s_ * kBf16PanelCols + (j % kBf16PanelCols) * 2] = row_scratch_[j];
-  }
-  // The next head's operands arrive while this one multiplies.
+  // The next head's operands, asked for first: they arrive while this one packs and multiplies.
   if (next) {
     prefetch_rows(next->q, sq_, next->ldq, d_);
     prefetch_rows(next->k, sk_, next->ldk, d_);
     prefetch_rows(next->v, sk_, next->ldv, dv_);
+  }
+  // K^T: column n of the first product is row n of K, its pairs of D kept together (the
+  // row's padding past D stays zero: convert writes D values).
+  for (int64_t n = 0; n < sk_; ++n) {
+    ks_.convert(h.k + n * h.ldk, d_, 1.0f, row_scratch_);
+    uint16_t* dst = k_panels_ + (n / kBf16PanelCols) * kp_d_ * kBf16PanelCols + (n % kBf16PanelCols) * 2;
+    for (int64_t kk = 0; kk < kp_d_ / 2; ++kk) std::memcpy(dst + kk * kPair, row_scratch_ + 2 * kk, 4);
+  }
+  // V: rows k and k + 1 interleaved along each panel's columns, a pair row at a time (past Sk
+  // the odd row is zeros; past Dv the rows' zero padding fills the last panel).
+  uint16_t* even = row_scratch_ + kp_d_;
+  uint16_t* odd = even + dv_padded_;
+  for (int64_t k = 0; k < sk_; k += 2) {
+    ks_.convert(h.v + k * h.ldv, dv_, 1.0f, even);
+    if (k + 1 < sk_)
+      ks_.convert(h.v + (k + 1) * h.ldv, dv_, 1.0f, odd);
+    else
+      std::fill(odd, odd + dv_, uint16_t{0});
+    for (int64_t c = 0; c < dv_padded_; c += kBf16PanelCols)
+      interleave_pairs(even + c, odd + c, v_panels_ + c * kp_s_ + (k / 2) * kPair);
   }
   for (int64_t row0 = 0; row0 < sq_; row0 += kRowBlock) {
     const int64_t rows = std::min(kRowBlock, sq_ - row0);

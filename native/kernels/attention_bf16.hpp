@@ -56,7 +56,8 @@ class Bf16Attention {
   uint16_t* q_rows_;       // a block of query rows, rounded and scaled
   uint16_t* p_rows_;       // their probabilities, rounded
   float* scores_;          // their scores, f32
-  uint16_t* row_scratch_;  // one rounded row of K or V before it is spread over the panels
+  int64_t dv_padded_;      // Dv rounded up to whole panels
+  uint16_t* row_scratch_;  // a rounded row of K, then two of V, before they are spread over the panels
 };
 
 }  // namespace aiov
