@@ -122,6 +122,19 @@ void amx_tiles(const Bf16Tile& t) {
     if (TWO_ROWS) _tile_dpbf16ps(2, 5, 6);
     if (TWO_ROWS && TWO_COLS) _tile_dpbf16ps(3, 5, 7);
   }
+  const Tile& o = t.out;
+  if (!o.load_c && !o.bias && !o.residual && !o.clamp && o.rows == (TWO_ROWS ? 32 : 16) &&
+      o.cols == (TWO_COLS ? 32 : 16)) {
+    // Whole tiles with nothing to merge (the attention's products): stored straight into C,
+    // not through a copy and a second pass.
+    char* c = reinterpret_cast<char*>(o.c);
+    const long ld = (long)(o.ldc * 4);
+    _tile_stored(0, c, ld);
+    if (TWO_COLS) _tile_stored(1, c + 64, ld);
+    if (TWO_ROWS) _tile_stored(2, c + 16 * ld, ld);
+    if (TWO_ROWS && TWO_COLS) _tile_stored(3, c + 16 * ld + 64, ld);
+    return;
+  }
   alignas(64) float acc[32 * 32];
   store_result_tiles<TWO_ROWS, TWO_COLS>(acc);
   const int vecs = TWO_COLS ? 2 : 1;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "executor/executor.hpp"
+#include "kernels/attention_bf16.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/gemm_threads.hpp"
 #include "kernels/softmax_row.hpp"
@@ -67,7 +68,38 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
     const float* V = a.in[2]->as<float>();
     const float* M = has_mask ? a.in[3]->as<float>() : nullptr;
     float* O = a.out[0]->as<float>();
+    // The mask added to a row of scores, then the softmax, in place.
+    auto to_probabilities = [&](int64_t b, int64_t h, int64_t i, float* row) {
+      const float* mrow = M ? M + b * mstride[0] + h * mstride[1] + i * mstride[2] : nullptr;
+      if (mrow && mstride[3] == 0) {  // one mask value for the whole row
+        const float add = mrow[0];
+        for (int64_t j = 0; j < Sk; ++j) row[j] += add;
+      } else if (mrow) {
+        for (int64_t j = 0; j < Sk; ++j) row[j] += mrow[j];
+      }
+      softmax_row(row, row, Sk);
+    };
     auto run = [&](int64_t t0, int64_t t1) {
+      if (precision == GemmPrecision::bf16) {  // operands rounded once per head (attention_bf16.hpp)
+        Bf16Attention heads(Sq, Sk, D, Dv, scale);
+        auto operands = [&](int64_t t) {
+          const int64_t b = t / H, h = t % H;
+          return AttentionHead{Q + (b * Sq * H + h) * D,  H * D,  K + (b * Sk * H + h) * D,  H * D,
+                               V + (b * Sk * H + h) * Dv, H * Dv, O + (b * Sq * H + h) * Dv, H * Dv};
+        };
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t b = t / H, h = t % H;
+          const bool more = t + 1 < t1;
+          const AttentionHead next = more ? operands(t + 1) : AttentionHead{};
+          heads.head(
+              operands(t),
+              [&](int64_t row0, int64_t rows, float* scores, int64_t ld) {
+                for (int64_t r = 0; r < rows; ++r) to_probabilities(b, h, row0 + r, scores + r * ld);
+              },
+              more ? &next : nullptr);
+        }
+        return;
+      }
       thread_local std::vector<float> scores;
       scores.resize((size_t)(Sq * Sk));
       for (int64_t t = t0; t < t1; ++t) {
@@ -76,17 +108,7 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
         const float* kh = K + (b * Sk * H + h) * D;
         const float* vh = V + (b * Sk * H + h) * Dv;
         gemm(precision, false, true, Sq, Sk, D, scale, qh, H * D, kh, H * D, 0.0f, scores.data(), Sk, nullptr);
-        for (int64_t i = 0; i < Sq; ++i) {
-          const float* mrow = M ? M + b * mstride[0] + h * mstride[1] + i * mstride[2] : nullptr;
-          float* row = scores.data() + i * Sk;
-          if (mrow && mstride[3] == 0) {  // one mask value for the whole row
-            const float add = mrow[0];
-            for (int64_t j = 0; j < Sk; ++j) row[j] += add;
-          } else if (mrow) {
-            for (int64_t j = 0; j < Sk; ++j) row[j] += mrow[j];
-          }
-          softmax_row(row, row, Sk);
-        }
+        for (int64_t i = 0; i < Sq; ++i) to_probabilities(b, h, i, scores.data() + i * Sk);
         gemm(precision, false, false, Sq, Dv, Sk, 1.0f, scores.data(), Sk, vh, H * Dv, 0.0f, O + (b * Sq * H + h) * Dv,
              H * Dv, nullptr);
       }

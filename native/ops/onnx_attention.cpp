@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "executor/executor.hpp"
+#include "kernels/attention_bf16.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/gemm_threads.hpp"
 #include "kernels/softmax_row.hpp"
@@ -220,7 +221,69 @@ KernelFn prepare_onnx_attention(const PrepareContext& ctx) {
     const int64_t ldq = p.three_d ? p.Hq * p.D : p.D, ldy = p.three_d ? p.Hq * p.Dv : p.Dv;
     const int64_t ldk = p.three_d ? p.Hk * p.D : p.D, ldv = p.three_d ? p.Hk * p.Dv : p.Dv;
     const float neg_inf = -INFINITY;
+    // Row i of query head t (batch b, head h), its scaled scores in place: softcapped, biased,
+    // made probabilities, each form exposed as the fourth output asks. offset: keys before the
+    // query block; valid_keys: keys not padding.
+    auto to_probabilities = [&](int64_t t, int64_t b, int64_t h, int64_t i, int64_t offset, int64_t valid_keys,
+                                float* row) {
+      float* qk_row = qk ? qk + (t * p.Sq + i) * p.T : nullptr;
+      auto expose = [&](int64_t mode) {
+        if (qk_row && p.qk_mode == mode) std::memcpy(qk_row, row, sizeof(float) * (size_t)p.T);
+      };
+      expose(kRawScores);
+      if (p.softcap > 0.0f)
+        for (int64_t j = 0; j < p.T; ++j) row[j] = p.softcap * std::tanh(row[j] / p.softcap);
+      expose(kSoftcapped);
+      bool attends = true;
+      if (p.any_bias()) {
+        attends = false;
+        const int64_t moff = b * p.mask_stride[0] + h * p.mask_stride[1] + i * p.mask_stride[2];
+        const uint8_t* mb = p.has_mask && p.bool_mask ? static_cast<const uint8_t*>(mask) + moff : nullptr;
+        const float* mf = p.has_mask && !p.bool_mask ? static_cast<const float*>(mask) + moff : nullptr;
+        const int64_t pos = i + offset;  // the query's absolute position
+        for (int64_t j = 0; j < p.T; ++j) {
+          float bias = 0.0f;
+          if (p.has_mask) bias = j >= p.mask_len ? neg_inf : mb ? (mb[j] ? 0.0f : neg_inf) : mf[j];
+          const bool outside = (p.causal && j > pos) || (p.left >= 0 && pos - j > p.left) ||
+                               (p.right >= 0 && j - pos > p.right) || j >= valid_keys;
+          if (outside) bias = neg_inf;
+          row[j] += bias;
+          attends |= bias != neg_inf;
+        }
+      }
+      expose(kWithBias);
+      // A row with no key to attend gives zeros (not the NaN of an all -inf softmax).
+      if (attends)
+        softmax_row(row, row, p.T);
+      else
+        std::fill(row, row + p.T, 0.0f);
+      expose(kProbabilities);
+    };
     auto run = [&](int64_t t0, int64_t t1) {
+      if (precision == GemmPrecision::bf16 && p.P == 0 && p.T > 0) {  // operands rounded once per head
+        Bf16Attention heads(p.Sq, p.T, p.D, p.Dv, p.scale);
+        auto operands = [&](int64_t t) {
+          const int64_t b = t / p.Hq, h = t % p.Hq, hk = h / group, bhk = b * p.Hk + hk;
+          return AttentionHead{p.three_d ? Q + (b * p.Sq * p.Hq + h) * p.D : Q + t * p.Sq * p.D,        ldq,
+                               p.three_d ? K + (b * p.Skv * p.Hk + hk) * p.D : K + bhk * p.Skv * p.D,   ldk,
+                               p.three_d ? V + (b * p.Skv * p.Hk + hk) * p.Dv : V + bhk * p.Skv * p.Dv, ldv,
+                               p.three_d ? Y + (b * p.Sq * p.Hq + h) * p.Dv : Y + t * p.Sq * p.Dv,      ldy};
+        };
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t b = t / p.Hq, h = t % p.Hq;
+          const int64_t offset = nonpad ? nonpad[b] - p.Sq : 0, valid_keys = nonpad ? nonpad[b] : p.T;
+          const bool more = t + 1 < t1;
+          const AttentionHead next = more ? operands(t + 1) : AttentionHead{};
+          heads.head(
+              operands(t),
+              [&](int64_t row0, int64_t rows, float* scores, int64_t ld) {
+                for (int64_t r = 0; r < rows; ++r)
+                  to_probabilities(t, b, h, row0 + r, offset, valid_keys, scores + r * ld);
+              },
+              more ? &next : nullptr);
+        }
+        return;
+      }
       thread_local std::vector<float> scores;
       scores.resize((size_t)(kRowBlock * std::max<int64_t>(p.T, 1)));
       for (int64_t t = t0; t < t1; ++t) {
@@ -242,40 +305,7 @@ KernelFn prepare_onnx_attention(const PrepareContext& ctx) {
           if (p.Skv)
             gemm(precision, false, true, rows, p.Skv, p.D, p.scale, qrow, ldq, kh, ldk, 0.0f, S + p.P, p.T, nullptr);
           for (int64_t r = 0; r < rows; ++r) {
-            const int64_t i = i0 + r;
-            float* row = S + r * p.T;
-            float* qk_row = qk ? qk + (t * p.Sq + i) * p.T : nullptr;
-            auto expose = [&](int64_t mode) {
-              if (qk_row && p.qk_mode == mode) std::memcpy(qk_row, row, sizeof(float) * (size_t)p.T);
-            };
-            expose(kRawScores);
-            if (p.softcap > 0.0f)
-              for (int64_t j = 0; j < p.T; ++j) row[j] = p.softcap * std::tanh(row[j] / p.softcap);
-            expose(kSoftcapped);
-            bool attends = true;
-            if (p.any_bias()) {
-              attends = false;
-              const int64_t moff = b * p.mask_stride[0] + h * p.mask_stride[1] + i * p.mask_stride[2];
-              const uint8_t* mb = p.has_mask && p.bool_mask ? static_cast<const uint8_t*>(mask) + moff : nullptr;
-              const float* mf = p.has_mask && !p.bool_mask ? static_cast<const float*>(mask) + moff : nullptr;
-              const int64_t pos = i + offset;  // the query's absolute position
-              for (int64_t j = 0; j < p.T; ++j) {
-                float bias = 0.0f;
-                if (p.has_mask) bias = j >= p.mask_len ? neg_inf : mb ? (mb[j] ? 0.0f : neg_inf) : mf[j];
-                const bool outside = (p.causal && j > pos) || (p.left >= 0 && pos - j > p.left) ||
-                                     (p.right >= 0 && j - pos > p.right) || j >= valid_keys;
-                if (outside) bias = neg_inf;
-                row[j] += bias;
-                attends |= bias != neg_inf;
-              }
-            }
-            expose(kWithBias);
-            // A row with no key to attend gives zeros (not the NaN of an all -inf softmax).
-            if (attends)
-              softmax_row(row, row, p.T);
-            else
-              std::fill(row, row + p.T, 0.0f);
-            expose(kProbabilities);
+            to_probabilities(t, b, h, i0 + r, offset, valid_keys, S + r * p.T);
           }
           if (p.P) gemm(precision, false, false, rows, p.Dv, p.P, 1.0f, S, p.T, pvh, p.Dv, 0.0f, yrow, ldy, nullptr);
           if (p.Skv)

@@ -143,3 +143,24 @@ def test_one_compiled_encoder_answers_each_sequence_length_from_its_own_plan():
             assert got.shape == expected.shape
             _assert_close(got, expected)
             _assert_close(compiled(feeds)[0], expected)
+
+
+@pytest.mark.parametrize("mask_kind", ["padding", "additive", "causal"])
+def test_bf16_attention_follows_f32_for_every_mask_and_shape(mask_kind):
+    # Under the bf16 hint the fused attention multiplies in bf16 (the mask and softmax stay
+    # f32): one compiled model answers every batch and sequence length within bf16's
+    # tolerance of the f32 model, padded and future keys still ignored.
+    data = attention_block(mask_kind).SerializeToString()
+    f32 = ov.compile_model(data, config={"INFERENCE_PRECISION_HINT": "f32"})
+    bf16 = ov.compile_model(data, config={"INFERENCE_PRECISION_HINT": "bf16", "PERF_COUNT": True})
+    request = bf16.create_infer_request()
+    for batch, seq in [(3, 13), (2, 70), (1, 1), (4, 33)]:
+        feeds = _block_feeds(mask_kind, batch, seq)
+        got = request.infer(feeds)[0]
+        want = f32(feeds)[0]
+        assert got.shape == want.shape
+        # 8 mantissa bits in the projections and both attention products: about 1% of the
+        # largest value.
+        np.testing.assert_allclose(got, want, rtol=0, atol=3e-2 * float(np.abs(want).max()))
+        types = [p.node_type for p in request.get_profiling_info()]
+        assert "aiov.Attention" in types and "Softmax" not in types

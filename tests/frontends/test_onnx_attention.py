@@ -134,6 +134,42 @@ def test_attention_mask_softcap_and_every_score_output_mode(mask_dtype, mode):
 
 
 @revised_attention_spec
+@pytest.mark.parametrize("past", [0, 3])
+def test_bf16_attention_follows_the_reference_with_gqa_masks_and_lengths(past):
+    # Under the bf16 hint both products take bf16 operands (once per head when there is no
+    # past cache); 3-D GQA inputs, a boolean mask, the causal frontier and the probabilities
+    # output all stay within bf16's tolerance of the float reference.
+    node = helper.make_node(
+        "Attention",
+        ["q", "k", "v", "mask", "past_k", "past_v"],
+        ["y", "present_k", "present_v", "probs"],
+        q_num_heads=4,
+        kv_num_heads=2,
+        is_causal=1,
+        qk_matmul_output_mode=3,
+    )
+    inputs = [
+        ("q", np.float32, [2, "s", 4 * 40]),
+        ("k", np.float32, [2, "s", 2 * 40]),
+        ("v", np.float32, [2, "s", 2 * 24]),
+        ("mask", np.bool_, [None, None]),
+        ("past_k", np.float32, [2, 2, "p", 40]),
+        ("past_v", np.float32, [2, 2, "p", 24]),
+    ]
+    model = _single_node(node, inputs, opset=23)
+    compiled = ov.compile_model(model.SerializeToString(), config={"INFERENCE_PRECISION_HINT": "bf16"})
+    reference = ReferenceEvaluator(model)
+    for s in (1, 37, 70):
+        feed = [_normal(2, s, 160), _normal(2, s, 80), _normal(2, s, 48), RNG.random((s, past + s)) > 0.2]
+        feed += [_normal(2, 2, past, 40), _normal(2, 2, past, 24)]
+        got = [np.asarray(v) for v in compiled(feed).values()]
+        want = reference.run(None, dict(zip([i[0] for i in inputs], feed)))
+        for g, w in zip(got, want):
+            assert g.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=0, atol=3e-2 * float(np.abs(w).max()))
+
+
+@revised_attention_spec
 def test_attention_external_cache_with_nonpad_lengths_and_f16():
     node = helper.make_node("Attention", ["q", "k", "v", "", "", "", "lengths"], ["y"], is_causal=1, name="cached")
     model = _single_node(
