@@ -46,6 +46,10 @@ class PackedB {
           GemmPrecision precision = GemmPrecision::f32);
   // A rows_hint for weights whose product needs panels however few rows A has (grids).
   static constexpr int64_t kTallA = int64_t{1} << 40;
+  // The rows_hint for `rows` rows of A that the product may read where they lie (a
+  // convolution's runs): few columns then stay in panels however long K is, where dot-product
+  // rows would have all of A gathered first. Equal to `rows` when that changes nothing.
+  static int64_t rows_read_in_place(int64_t rows, int64_t N);
   // Everything besides B's values that decides what the constructor makes from the same
   // arguments: two calls with equal text and equal B bytes pack identical data.
   static std::string layout(bool trans_b, int64_t K, int64_t N, int64_t ldb, int64_t rows_hint = -1,

@@ -105,6 +105,15 @@ struct KernelSet {
   int transpose_rows;     // rows per transpose call
   // Shorter, wider tiles for weights packed for a tall A against few columns (null: none).
   const KernelSet* wide = nullptr;
+  // Few columns against a long K (gemm_pack.hpp: kDotMinLongK) multiply faster as dot
+  // products than in narrow panel tiles, which spend a broadcast per FMA, fill 10 of 16 lanes
+  // for N = 10 and, for a K a multiple of 512, copy A first (rows 2 KiB apart alias in L1).
+  // Measured on AVX-512, single-threaded, MatMul + bias (us, panels -> rows): 64 x 1024 x 10
+  // (an MLP's classifier) 30 -> 19, 128 x 2048 x 16 220-230 -> 134-157, 256 x 1024 x 16
+  // 191-224 -> 123-156, 256 x 512 x 24 83-85 -> 68-69, 1024 x 1024 x 10 863-880 -> 829-830;
+  // at K = 128-256 panels stay ahead (256 x 128 x 24: 17 against 23). AVX2's 16 registers
+  // hold too few dot accumulators: there rows lost (256 x 512 x 24: 95 against 104-116).
+  bool long_k_dots = false;
 };
 
 // Null when the translation unit was built without the ISA (non-x86 builds).

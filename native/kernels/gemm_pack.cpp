@@ -42,9 +42,12 @@ void copy_panel_rows(const float* s, int64_t ldb, int64_t kn, float* d) {
     for (int j = 0; j < NR; ++j) d[j] = s[j];
 }
 
-// Few columns are kept as dot-product rows, unless many rows of A will meet them.
-bool row_layout_for(int64_t N, int64_t rows_hint) {
-  return N <= kDotMaxN && (rows_hint < 0 || rows_hint <= 4 * kDotMaxM);
+// Few columns are kept as dot-product rows, unless many rows of A will meet them; with a long
+// K (KernelSet::long_k_dots), up to kDotMaxLongKRows of them.
+bool row_layout_for(const KernelSet& ks, int64_t N, int64_t K, int64_t rows_hint) {
+  if (N > kDotMaxN) return false;
+  return rows_hint < 0 || rows_hint <= 4 * kDotMaxM ||
+         (ks.long_k_dots && K >= kDotMinLongK && rows_hint <= kDotMaxLongKRows);
 }
 }  // namespace
 
@@ -159,9 +162,14 @@ std::string PackedB::layout(bool trans_b, int64_t K, int64_t N, int64_t ldb, int
     return std::string(precision == GemmPrecision::bf16 ? "bf16" : "f16") + " panels" + (trans_b ? " B^T" : " B") +
            " K=" + std::to_string(K) + " N=" + std::to_string(N) + " ldb=" + std::to_string(ldb);
   const KernelSet& ks = kernels_for_weights(N, rows_hint);
-  return std::string(ks.name) + (row_layout_for(N, rows_hint) ? " rows" : " panels") + " nr=" + std::to_string(ks.nr) +
-         (trans_b ? " B^T" : " B") + " K=" + std::to_string(K) + " N=" + std::to_string(N) +
-         " ldb=" + std::to_string(ldb);
+  return std::string(ks.name) + (row_layout_for(ks, N, K, rows_hint) ? " rows" : " panels") +
+         " nr=" + std::to_string(ks.nr) + (trans_b ? " B^T" : " B") + " K=" + std::to_string(K) +
+         " N=" + std::to_string(N) + " ldb=" + std::to_string(ldb);
+}
+
+int64_t PackedB::rows_read_in_place(int64_t rows, int64_t N) {
+  if (N <= 0 || N > kDotMaxN || rows <= 4 * kDotMaxM) return rows;
+  return std::max(rows, kDotMaxLongKRows + 1);
 }
 
 PackedB::PackedB(int64_t K, int64_t N, int64_t rows_hint, GemmPrecision precision)
@@ -174,7 +182,7 @@ PackedB::PackedB(int64_t K, int64_t N, int64_t rows_hint, GemmPrecision precisio
   } else {
     const KernelSet& ks = kernels_for_weights(N_, rows_hint);
     panel_width_ = ks.nr;
-    row_layout_ = row_layout_for(N_, rows_hint);
+    row_layout_ = row_layout_for(ks, N_, K_, rows_hint);
     size_ = row_layout_ ? (size_t)(N_ * K_) : (size_t)(ceil_div(N_, ks.nr) * K_ * ks.nr);
   }
 }

@@ -21,6 +21,10 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 constexpr int64_t kDotMaxN = 24;
 // Up to this many rows of op(A) against a transposed B, dot products beat packing B.
 constexpr int64_t kDotMaxM = 4;
+// With KernelSet::long_k_dots, few columns (N <= kDotMaxN) against a K of at least
+// kDotMinLongK stay dot-product rows for up to kDotMaxLongKRows rows of A.
+constexpr int64_t kDotMinLongK = 512;
+constexpr int64_t kDotMaxLongKRows = 1024;
 
 // Scratch memory: grow-only, 64-byte aligned, one buffer per slot and thread, so the hot
 // path does not allocate once shapes have been seen. Separate slots so a caller's shared

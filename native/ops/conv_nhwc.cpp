@@ -506,9 +506,11 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   }
 
   // Dense (per group): K ordered (ky, kx, c), the NHWC input's order.
-  auto packed = group_panels("conv panels", M, [&](int64_t k) { return k % Cg * taps + k / Cg; }, precision);
   const bool direct = taps == 1 && group == 1 && g.sh == 1 && g.sw == 1 && w.pad_begin[0] == 0 && w.pad_begin[1] == 0 &&
                       w.pad_end[0] == 0 && w.pad_end[1] == 0;
+  // Only the direct 1x1 product (the input as one matrix) may take dot-product rows for a long K.
+  const int64_t rows_hint = direct ? M : PackedB::rows_read_in_place(M, Og);
+  auto packed = group_panels("conv panels", rows_hint, [&](int64_t k) { return k % Cg * taps + k / Cg; }, precision);
   const bool in_place = read_in_place(g, Cg, direct, packed->front()->row_layout());
   auto run_offsets = std::make_shared<const ConvRuns::Offsets>(ConvRuns::offsets(g));
   ctx.note_kernel(std::string(planar_copied ? "planar input copied to NHWC, " : "") +

@@ -97,6 +97,22 @@ def test_packed_gemm_epilogue_bias_residual_activation(m, n, k, act):
     close(out, expected, k)
 
 
+@pytest.mark.parametrize("m, n, k", [(64, 10, 1024), (100, 24, 512), (1024, 3, 600), (1025, 16, 513)], ids=str)
+@pytest.mark.parametrize("rows_hint", [64, 1024, 1025])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_few_columns_against_a_long_k_match_numpy(m, n, k, rows_hint, threads):
+    # K >= 512 keeps up to 24 columns as dot-product rows for up to 1024 rows of A (AVX-512),
+    # the bias and activation then applied in a pass of their own; more rows take panels.
+    a, b = mat(m, k), mat(k, n)
+    bias = RNG.standard_normal(n).astype(np.float32)
+    expected = np.maximum(a.astype(np.float64) @ b + bias, 0)
+    for given_b, trans_b in [(b, False), (np.ascontiguousarray(b.T), True)]:
+        out = _testing.gemm_packed(
+            a, given_b, trans_b=trans_b, bias=bias, activation="relu", rows_hint=rows_hint, threads=threads
+        )
+        close(out, expected, k)
+
+
 @pytest.mark.parametrize("m, n, k", [(300, 40, 1000), (1000, 129, 65), (257, 300, 129)], ids=str)
 @pytest.mark.parametrize("threads", [0, 2])
 def test_gemm_split_over_threads_gives_the_same_product(m, n, k, threads):

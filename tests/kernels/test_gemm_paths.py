@@ -27,7 +27,10 @@ for m, k, n, ta, tb, const in [(1, 784, 1024, 0, 0, 1), (3, 17, 33, 1, 0, 0), (6
                                 (5, 64, 40, 0, 0, 0),
                                 # weights for a tall A against 128 columns: the wide AVX-512
                                 # tiles, on packed A panels (transposed A)
-                                (600, 64, 128, 1, 0, 1)]:
+                                (600, 64, 128, 1, 0, 1),
+                                # few columns against a long K: dot-product rows on AVX-512 up
+                                # to 1024 rows of A (an MLP's classifier first), panels past it
+                                (64, 1024, 10, 0, 0, 1), (1024, 600, 24, 0, 1, 1), (1025, 513, 16, 0, 0, 1)]:
     a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
     b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
     pa = ops.parameter(list(a.shape), np.float32)
@@ -71,7 +74,17 @@ wide_planar = g.model([zoo.image_input(3, 24)])
 g = zoo.GraphBuilder(8)
 g.conv_bn("x", 3, 64, 7, 2, act=None)
 wide_planar_s2 = g.model([zoo.image_input(3, 40)])
-cases = [(in_place, {"x": rng.standard_normal((2, 16, 125, 125)).astype(np.float32)}),
+# Few output channels against a long K (taps x channels >= 512): a 3x3 convolution keeps its
+# panels and reads the input in place; the 1x1 one (the input as one matrix) takes the dot rows.
+g = zoo.GraphBuilder(9)
+g.conv_bn(g.conv_bn("x", 64, 12, 3, 1, act="relu"), 12, 520, 1, 1, act=None)
+few_outputs_long_k = g.model([zoo.image_input(64, 16)])
+g = zoo.GraphBuilder(10)
+g.conv_bn("x", 520, 12, 1, 1, act="relu")
+few_outputs_1x1 = g.model([zoo.image_input(520, 8)])
+cases = [(few_outputs_long_k, {"x": rng.standard_normal((2, 64, 16, 16)).astype(np.float32)}),
+         (few_outputs_1x1, {"x": rng.standard_normal((2, 520, 8, 8)).astype(np.float32)}),
+         (in_place, {"x": rng.standard_normal((2, 16, 125, 125)).astype(np.float32)}),
          (planar, {"x": rng.standard_normal((2, 3, 37, 37)).astype(np.float32)}),
          (split, {"x": rng.standard_normal((2, 16, 63, 63)).astype(np.float32)}),
          (wide_runs, {"x": rng.standard_normal((2, 16, 20, 20)).astype(np.float32)}),
