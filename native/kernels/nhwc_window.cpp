@@ -321,8 +321,10 @@ struct PlanarJob {
   Activation act;
 };
 
-template <int VL, int NB>
-AIOV_ALWAYS_INLINE void planar_store(const PlanarJob& j, typename VecOf<VL>::T (&acc)[NB], int64_t pixel) {
+// One pixel's NB vectors of output channels: residual, fused activation, then only its O
+// channels stored. AnyJob: PlanarJob or NhwcFewJob.
+template <int VL, int NB, class AnyJob>
+AIOV_ALWAYS_INLINE void few_outputs_store(const AnyJob& j, typename VecOf<VL>::T (&acc)[NB], int64_t pixel) {
   typedef typename VecOf<VL>::T V;
   const V zero{};
   const V lo = zero + j.lo, hi = zero + j.hi;
@@ -350,6 +352,16 @@ AIOV_ALWAYS_INLINE void planar_store(const PlanarJob& j, typename VecOf<VL>::T (
     for (int64_t o = 0; o < j.O; ++o) y[o] = out[o];
 }
 
+// The bias as NB vectors of VL output channels, zero past O (or without a bias).
+template <int VL, int NB, class AnyJob>
+AIOV_ALWAYS_INLINE void load_bias(const AnyJob& j, typename VecOf<VL>::T (&bias)[NB]) {
+  for (int b = 0; b < NB; ++b) {
+    float t[VL] = {};
+    for (int64_t i = 0; i < VL && VL * b + i < j.O; ++i) t[i] = j.bias ? j.bias[VL * b + i] : 0.0f;
+    bias[b] = ld<VL>(t);
+  }
+}
+
 // Output rows [r0, r1) of n * OH, with NB vectors of VL output channels.
 template <int VL, int NB>
 AIOV_ALWAYS_INLINE void planar_rows(const PlanarJob& j, int64_t r0, int64_t r1) {
@@ -357,11 +369,7 @@ AIOV_ALWAYS_INLINE void planar_rows(const PlanarJob& j, int64_t r0, int64_t r1) 
   const Window2d& g = j.g;
   constexpr int64_t kPx = 8, S = kPlanarStride;
   V bias[NB];
-  for (int b = 0; b < NB; ++b) {
-    float t[VL] = {};
-    for (int64_t i = 0; i < VL && VL * b + i < j.O; ++i) t[i] = j.bias ? j.bias[VL * b + i] : 0.0f;
-    bias[b] = ld<VL>(t);
-  }
+  load_bias<VL, NB>(j, bias);
   const int64_t K = g.C * g.kh * g.kw;
   for (int64_t ri = r0; ri < r1; ++ri) {
     const int64_t n = ri / g.OH, oy = ri % g.OH;
@@ -386,7 +394,191 @@ AIOV_ALWAYS_INLINE void planar_rows(const PlanarJob& j, int64_t r0, int64_t r1) 
           for (int b = 0; b < NB; ++b) acc[p][b] += xv * wv[b];
         }
       }
-      for (int p = 0; p < px; ++p) planar_store<VL, NB>(j, acc[p], ri * g.OW + ox + p);
+      for (int p = 0; p < px; ++p) few_outputs_store<VL, NB>(j, acc[p], ri * g.OW + ox + p);
+    }
+    if (j.fused == Fused::deferred) {
+      float* y = j.y + ri * g.OW * j.O;
+      apply_epilogue_row(y, g.OW * j.O, nullptr, nullptr, j.act);
+    }
+  }
+}
+
+// ---- A few-channel NHWC convolution into few output channels ------------------------------
+//
+// The same idea for NHWC input (the 3x3 convolutions of narrow layers, 4-16 channels): as a
+// GEMM, K is short (taps x C) and N (the output channels) is half a tile or less. Here each
+// output pixel's channels are one vector; input channel c of tap (ky, kx) is one broadcast,
+// and neighbouring pixels of a run read it sw * C floats apart. No copy: windows crossing
+// the top or bottom edge skip those kernel rows, pixels crossing the left or right edge go
+// one at a time over their in-bounds columns.
+
+struct NhwcFewJob {
+  Window2d g;
+  int64_t O;       // output channels (at most kPlanarMaxOutputs)
+  const float* x;  // N H W C
+  const float* w;  // [taps (ky, kx, c)][kPlanarStride], zero past O
+  float* y;        // N OH OW O
+  const float* bias;
+  const float* res;
+  int64_t ld_res;
+  Fused fused;
+  float lo, hi;
+  Activation act;
+};
+
+// One output row of a NhwcFewJob: where its windows start and which kernel rows are inside.
+struct FewRow {
+  const float* image;  // the row's image, at (n, 0, 0, 0)
+  int64_t iy0;         // the windows' first input row (may be in the padding)
+  int64_t ky0, ky1;    // kernel rows inside the image
+  int64_t pixel;       // flat index of the row's first output pixel
+  // Pixel ox's window start, which may lie outside the image: only in-bounds taps are read.
+  const float* window(const Window2d& g, int64_t ox) const { return image + (iy0 * g.W + ox * g.sw - g.pw) * g.C; }
+};
+
+// PX pixels of one output row from ox, kernel columns [kx0, kx1) (the same for all of them).
+// (Lambdas would not do for the helpers here: they do not take the ISA's target attribute.)
+template <int VL, int NB, int PX>
+AIOV_ALWAYS_INLINE void nhwc_few_pixels(const NhwcFewJob& j, const typename VecOf<VL>::T (&bias)[NB], const FewRow& r,
+                                        int64_t ox, int64_t kx0, int64_t kx1) {
+  typedef typename VecOf<VL>::T V;
+  const Window2d& g = j.g;
+  constexpr int64_t S = kPlanarStride;
+  const int64_t C = g.C, step = g.sw * C;
+  const float* window = r.window(g, ox);
+  V acc[PX][NB];
+  for (int p = 0; p < PX; ++p)
+    for (int b = 0; b < NB; ++b) acc[p][b] = bias[b];
+  // Undilated, a kernel row's in-bounds columns are one run of (kx1 - kx0) * C floats, in
+  // the input as in the weights.
+  const int64_t pieces = g.dw == 1 ? 1 : kx1 - kx0, len = g.dw == 1 ? (kx1 - kx0) * C : C;
+  for (int64_t ky = r.ky0; ky < r.ky1; ++ky) {
+    for (int64_t piece = 0; piece < pieces; ++piece) {
+      const int64_t kx = kx0 + piece;
+      const float* xk = window + (ky * g.dh * g.W + kx * g.dw) * C;
+      const float* wk = j.w + ((ky * g.kw + kx) * C) * S;
+      for (int64_t i = 0; i < len; ++i) {
+        V wv[NB];
+        for (int b = 0; b < NB; ++b) wv[b] = ld<VL>(wk + i * S + VL * b);
+#pragma GCC unroll 8
+        for (int p = 0; p < PX; ++p) {
+          const float xv = xk[i + p * step];
+          for (int b = 0; b < NB; ++b) acc[p][b] += xv * wv[b];
+        }
+      }
+    }
+  }
+  for (int p = 0; p < PX; ++p) few_outputs_store<VL, NB>(j, acc[p], r.pixel + ox + p);
+}
+
+// One pixel over its in-bounds kernel columns (one crossing an edge, or a leftover).
+template <int VL, int NB>
+AIOV_ALWAYS_INLINE void nhwc_few_single(const NhwcFewJob& j, const typename VecOf<VL>::T (&bias)[NB], const FewRow& r,
+                                        int64_t ox) {
+  const Window2d& g = j.g;
+  int64_t kx0, kx1;
+  tap_range(ox * g.sw - g.pw, g.dw, g.kw, g.W, kx0, kx1);
+  nhwc_few_pixels<VL, NB, 1>(j, bias, r, ox, kx0, kx1);
+}
+
+// PX pixels from ox with a compile-time window width KW and stride SW (undilated): each
+// input column of a kernel row is broadcast once per channel and feeds every pixel whose
+// window holds it (up to KW of them), so a run does about one load per two FMAs instead of
+// one per FMA. MASKED skips the input columns outside the image (a run over the border).
+template <int VL, int NB, int PX, int KW, int SW, bool MASKED>
+AIOV_ALWAYS_INLINE void nhwc_few_shaped(const NhwcFewJob& j, const typename VecOf<VL>::T (&bias)[NB], const FewRow& r,
+                                        int64_t ox) {
+  typedef typename VecOf<VL>::T V;
+  const Window2d& g = j.g;
+  constexpr int64_t S = kPlanarStride;
+  constexpr int kCols = (PX - 1) * SW + KW;  // input columns a run reads
+  const int64_t C = g.C;
+  int i_lo = 0, i_hi = kCols;
+  if (MASKED) {
+    const int64_t ix0 = ox * SW - g.pw;
+    i_lo = (int)std::min<int64_t>(kCols, std::max<int64_t>(0, -ix0));
+    i_hi = (int)std::max<int64_t>(i_lo, std::min<int64_t>(kCols, g.W - ix0));
+  }
+  V acc[PX][NB];
+  for (int p = 0; p < PX; ++p)
+    for (int b = 0; b < NB; ++b) acc[p][b] = bias[b];
+  const float* window = r.window(g, ox);
+  for (int64_t ky = r.ky0; ky < r.ky1; ++ky) {
+    const float* xr = window + ky * g.dh * g.W * C;
+    const float* wr = j.w + ky * KW * C * S;
+    for (int64_t c = 0; c < C; ++c) {
+      V wv[KW][NB];
+#pragma GCC unroll 8
+      for (int kx = 0; kx < KW; ++kx)
+        for (int b = 0; b < NB; ++b) wv[kx][b] = ld<VL>(wr + (kx * C + c) * S + VL * b);
+      const float* xi = xr + c;  // a running pointer: per-column offsets would each take a register
+#pragma GCC unroll 64
+      for (int i = 0; i < kCols; ++i, xi += C) {
+        if (MASKED && (i < i_lo || i >= i_hi)) continue;
+        const float xv = *xi;
+#pragma GCC unroll 8
+        for (int kx = 0; kx < KW; ++kx) {
+          const int d = i - kx;
+          if (d >= 0 && d % SW == 0 && d / SW < PX)
+            for (int b = 0; b < NB; ++b) acc[d / SW][b] += xv * wv[kx][b];
+        }
+      }
+    }
+  }
+  for (int p = 0; p < PX; ++p) few_outputs_store<VL, NB>(j, acc[p], r.pixel + ox + p);
+}
+
+// PX pixels from ox with the KW x SW kernel, masked if the run reaches over the border.
+template <int VL, int NB, int PX, int KW, int SW>
+AIOV_ALWAYS_INLINE void nhwc_few_run(const NhwcFewJob& j, const typename VecOf<VL>::T (&bias)[NB], const FewRow& r,
+                                     int64_t ox, int64_t ox_lo, int64_t ox_hi) {
+  if (ox >= ox_lo && ox + PX <= ox_hi)
+    nhwc_few_shaped<VL, NB, PX, KW, SW, false>(j, bias, r, ox);
+  else
+    nhwc_few_shaped<VL, NB, PX, KW, SW, true>(j, bias, r, ox);
+}
+
+// One output row: runs of 8 and then 4 pixels with the KW x SW kernel, the rest one by one.
+template <int VL, int NB, int KW, int SW>
+AIOV_ALWAYS_INLINE void nhwc_few_shaped_row(const NhwcFewJob& j, const typename VecOf<VL>::T (&bias)[NB],
+                                            const FewRow& r, int64_t ox_lo, int64_t ox_hi) {
+  const int64_t OW = j.g.OW;
+  int64_t ox = 0;
+  for (; ox + 8 <= OW; ox += 8) nhwc_few_run<VL, NB, 8, KW, SW>(j, bias, r, ox, ox_lo, ox_hi);
+  if (ox + 4 <= OW) {
+    nhwc_few_run<VL, NB, 4, KW, SW>(j, bias, r, ox, ox_lo, ox_hi);
+    ox += 4;
+  }
+  for (; ox < OW; ++ox) nhwc_few_single<VL, NB>(j, bias, r, ox);
+}
+
+// Output rows [r0, r1) of n * OH.
+template <int VL, int NB>
+AIOV_ALWAYS_INLINE void nhwc_few_rows(const NhwcFewJob& j, int64_t r0, int64_t r1) {
+  typedef typename VecOf<VL>::T V;
+  const Window2d& g = j.g;
+  V bias[NB];
+  load_bias<VL, NB>(j, bias);
+  // Output columns whose whole window is in bounds across.
+  const int64_t ox_lo = std::min(g.OW, (g.pw + g.sw - 1) / g.sw);
+  const int64_t last = g.W - 1 - (g.kw - 1) * g.dw + g.pw;  // largest ox*sw allowed
+  const int64_t ox_hi = std::max(ox_lo, last < 0 ? 0 : std::min(g.OW, last / g.sw + 1));
+  for (int64_t ri = r0; ri < r1; ++ri) {
+    FewRow r;
+    const int64_t n = ri / g.OH, oy = ri % g.OH;
+    r.image = j.x + n * g.H * g.W * g.C;
+    r.iy0 = oy * g.sh - g.ph;
+    tap_range(r.iy0, g.dh, g.kh, g.H, r.ky0, r.ky1);
+    r.pixel = ri * g.OW;
+    if (g.kw == 3 && g.dw == 1 && g.sw == 1) {
+      nhwc_few_shaped_row<VL, NB, 3, 1>(j, bias, r, ox_lo, ox_hi);
+    } else if (g.kw == 3 && g.dw == 1 && g.sw == 2) {
+      nhwc_few_shaped_row<VL, NB, 3, 2>(j, bias, r, ox_lo, ox_hi);
+    } else {
+      int64_t ox = 0;
+      for (; ox < ox_lo; ++ox) nhwc_few_single<VL, NB>(j, bias, r, ox);
+      for (; ox + 8 <= ox_hi; ox += 8) nhwc_few_pixels<VL, NB, 8>(j, bias, r, ox, 0, g.kw);
+      for (; ox < g.OW; ++ox) nhwc_few_single<VL, NB>(j, bias, r, ox);
     }
     if (j.fused == Fused::deferred) {
       float* y = j.y + ri * g.OW * j.O;
@@ -406,8 +598,12 @@ AIOV_ALWAYS_INLINE void planar_rows(const PlanarJob& j, int64_t r0, int64_t r1) 
       rows_shape<K, VL, KW, SW>(j, r0, r1, c0, c1);                                                                 \
     }                                                                                                               \
     template <int VL, int NB>                                                                                       \
-    ATTR __attribute__((noinline)) static void planar(const PlanarJob& j, int64_t r0, int64_t r1) {                 \
+    ATTR __attribute__((noinline)) static void few_outputs(const PlanarJob& j, int64_t r0, int64_t r1) {            \
       planar_rows<VL, NB>(j, r0, r1);                                                                               \
+    }                                                                                                               \
+    template <int VL, int NB>                                                                                       \
+    ATTR __attribute__((noinline)) static void few_outputs(const NhwcFewJob& j, int64_t r0, int64_t r1) {           \
+      nhwc_few_rows<VL, NB>(j, r0, r1);                                                                             \
     }                                                                                                               \
   };
 
@@ -518,21 +714,39 @@ Job make_job(const Window2d& g, const float* x, float* y) {
   return j;
 }
 
-typedef void (*PlanarFn)(const PlanarJob&, int64_t, int64_t);
+// The few-output kernel for O channels: one vector of 8 or 16 (AVX-512) floats per pixel, or
+// two of 8 for 9-16 channels below AVX-512. AnyJob: PlanarJob or NhwcFewJob.
+template <class AnyJob>
+using FewOutputsFn = void (*)(const AnyJob&, int64_t, int64_t);
 
-template <class Isa>
-PlanarFn planar_for(int64_t O) {
-  if (Isa::L >= 16) return O <= 8 ? Isa::template planar<8, 1> : Isa::template planar<16, 1>;
-  return O <= 8 ? Isa::template planar<8, 1> : Isa::template planar<8, 2>;
+template <class Isa, class AnyJob>
+FewOutputsFn<AnyJob> few_outputs_for(int64_t O) {
+  const FewOutputsFn<AnyJob> eight = Isa::template few_outputs<8, 1>;
+  if (O <= 8) return eight;
+  const FewOutputsFn<AnyJob> sixteen = Isa::template few_outputs<16, 1>, two_eights = Isa::template few_outputs<8, 2>;
+  return Isa::L >= 16 ? sixteen : two_eights;
 }
 
-PlanarFn planar_fn(int64_t O) {
+template <class AnyJob>
+FewOutputsFn<AnyJob> few_outputs_fn(int64_t O) {
 #if defined(AIOV_WINDOW_X86)
   const Isa isa = selected_isa();
-  if (isa == Isa::avx512) return planar_for<Avx512>(O);
-  if (isa == Isa::avx2) return planar_for<Avx2>(O);
+  if (isa == Isa::avx512) return few_outputs_for<Avx512, AnyJob>(O);
+  if (isa == Isa::avx2) return few_outputs_for<Avx2, AnyJob>(O);
 #endif
-  return planar_for<Baseline>(O);
+  return few_outputs_for<Baseline, AnyJob>(O);
+}
+
+// Output rows of a few-output job, split over the pool when each task gets enough work.
+template <class AnyJob>
+void run_few_outputs(const AnyJob& j, ThreadPool* pool, int max_threads) {
+  const Window2d& g = j.g;
+  const FewOutputsFn<AnyJob> rows = few_outputs_fn<AnyJob>(j.O);
+  const int64_t nrows = g.N * g.OH;
+  const int64_t row_work = std::max<int64_t>(1, g.OW * g.C * g.kh * g.kw * j.O);
+  const int64_t grain = std::max<int64_t>(1, kGrainWork / row_work);
+  if (!pool || max_threads == 1 || nrows <= grain) return rows(j, 0, nrows);
+  pool->parallel_for(nrows, grain, [&](int64_t b, int64_t e) { rows(j, b, e); }, max_threads);
 }
 
 // The activation the store applies (relu, clamp), or deferred to a pass over each row.
@@ -619,12 +833,21 @@ void planar_conv_few_outputs(const Window2d& g, int64_t O, const float* x, const
   j.offsets = offsets.data();
   j.y = y;
   take_epilogue(j, e);
-  const PlanarFn rows = planar_fn(O);
-  const int64_t nrows = g.N * g.OH;
-  const int64_t row_work = std::max<int64_t>(1, g.OW * g.C * g.kh * g.kw * O);
-  const int64_t grain = std::max<int64_t>(1, kGrainWork / row_work);
-  if (!pool || max_threads == 1 || nrows <= grain) return rows(j, 0, nrows);
-  pool->parallel_for(nrows, grain, [&](int64_t b, int64_t e) { rows(j, b, e); }, max_threads);
+  run_few_outputs(j, pool, max_threads);
+}
+
+void nhwc_conv_few_outputs(const Window2d& g, int64_t O, const float* x, const float* w, const Epilogue& e, float* y,
+                           ThreadPool* pool, int max_threads) {
+  if (O < 1 || O > kPlanarMaxOutputs) throw std::logic_error("nhwc_conv_few_outputs: 1 to 16 output channels");
+  if (g.N * g.OH <= 0 || g.OW <= 0) return;
+  NhwcFewJob j{};
+  j.g = g;
+  j.O = O;
+  j.x = x;
+  j.w = w;
+  j.y = y;
+  take_epilogue(j, e);
+  run_few_outputs(j, pool, max_threads);
 }
 
 }  // namespace aiov

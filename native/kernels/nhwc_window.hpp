@@ -1,5 +1,5 @@
 // Sliding-window kernels over NHWC f32 tensors (depthwise convolution, pooling),
-// vectorized along the contiguous channel axis, and a few-output convolution of an NCHW image.
+// vectorized along the contiguous channel axis, and few-output convolutions of NCHW and NHWC input.
 #pragma once
 #include <cstdint>
 
@@ -42,5 +42,12 @@ constexpr int64_t kPlanarStride = 16;
 // channel and pixel.
 void planar_conv_few_outputs(const Window2d& g, int64_t O, const float* x, const float* w, const Epilogue& e, float* y,
                              ThreadPool* pool, int max_threads);
+
+// The same for NHWC input x (one group, any C; meant for few channels, where a GEMM's K is
+// short and its tiles mostly padding): w holds one row of kPlanarStride floats per tap,
+// taps ordered (ky, kx, c). y must not overlap x or w; it may alias the residual only if
+// ld_residual == O (exactly in place: each pixel's residual is read before it is written).
+void nhwc_conv_few_outputs(const Window2d& g, int64_t O, const float* x, const float* w, const Epilogue& e, float* y,
+                           ThreadPool* pool, int max_threads);
 
 }  // namespace aiov

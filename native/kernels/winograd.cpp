@@ -157,7 +157,10 @@ bool Winograd2x3::worthwhile(const Window2d& g, int64_t O) {
   // its saving grows with C x O and its transforms with C + O. Measured on 2 threads, it
   // lost at 16->32 and 16->64 channels, was level at 32->32 and won from 32->64 (4%) and
   // 64->64 (11%) up.
-  const bool enough_channels = g.sh == 1 ? g.C >= 16 && O >= 16 : g.C * O >= 20 * (g.C + O);
+  // At stride 1 (single-threaded, [8, 8, 8, C] and [8, 16, 16, C] inputs) it lost to the
+  // direct paths at 16 -> 24, 32, 64 channels (1.3-2.6x), 32 -> 32 and 64 (10%) and 64 -> 32
+  // (20%), and won from 48 -> 48 (15%) and at 64 -> 64 on large images.
+  const bool enough_channels = g.sh == 1 ? g.C >= 48 && O >= 48 : g.C * O >= 20 * (g.C + O);
   return enough_channels && tiles >= 32 && weight_bytes <= 8e6;
 }
 

@@ -4,7 +4,8 @@
 // channels are contiguous: a 1x1 convolution is one GEMM on the input as it lies, larger
 // windows with 16+ channels have the GEMM read the input in place (a run of channels per
 // tap, ConvRuns), fewer channels feed it rows made on demand (implicit im2col, ConvRows),
-// 3x3 stride 1 or 2 may go through Winograd, and depthwise has its own loop. A convolution on a
+// 3x3 stride 1 or 2 may go through Winograd, and depthwise and windows into at most 16
+// output channels have their own loops. A convolution on a
 // model's NCHW image with few channels reads it as it lies (ConvPlanes), without a transpose.
 #include <algorithm>
 #include <cstdlib>
@@ -367,6 +368,13 @@ std::string values_digest(const std::vector<float>& values) {
   return text;
 }
 
+// NHWC windows into few output channels (at most kPlanarMaxOutputs), f32, one group: as a
+// GEMM, N is half a tile or less. The direct kernel won at every input width measured (3x3,
+// 4 to 256 channels, 1.0-2.3x), and 2-4x against Winograd at 16-32 channels into 16.
+bool few_output_nhwc(const Window2d& g, int64_t group, int64_t O, bool planar, GemmPrecision precision) {
+  return !planar && group == 1 && O <= kPlanarMaxOutputs && g.kh * g.kw > 1 && precision == GemmPrecision::f32;
+}
+
 // AIOV_WINOGRAD=0 keeps 3x3 stride-1 and stride-2 convolutions on the direct GEMM (to compare).
 bool winograd_enabled() {
   static const bool on = env_int("AIOV_WINOGRAD", 1) != 0;
@@ -428,17 +436,23 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
         });
   };
 
-  if (planar && group == 1 && O <= kPlanarMaxOutputs && precision == GemmPrecision::f32) {
-    // Few output channels: one vector per pixel, not GEMM tiles mostly of padding.
-    auto wp = ctx.derived<std::vector<float>>(
-        1, "planar taps x 16" + filter_shape,
+  // The filters for the few-output kernels: one row of kPlanarStride floats per column k of K
+  // (O weights, then zeros), holding element(k) of each output channel's filter.
+  auto few_output_taps = [&](const std::string& layout, auto element) {
+    return ctx.derived<std::vector<float>>(
+        1, layout + " taps x 16" + filter_shape,
         [&] {
           auto t = std::make_shared<std::vector<float>>((size_t)(K * kPlanarStride), 0.0f);
           for (int64_t k = 0; k < K; ++k)
-            for (int64_t o = 0; o < O; ++o) (*t)[k * kPlanarStride + o] = filter(o, ConvPlanes::filter_index(g, Cg, k));
+            for (int64_t o = 0; o < O; ++o) (*t)[k * kPlanarStride + o] = filter(o, element(k));
           return t;
         },
         [&](const std::vector<float>& t) { return (int64_t)t.size() == K * kPlanarStride; });
+  };
+
+  if (planar && group == 1 && O <= kPlanarMaxOutputs && precision == GemmPrecision::f32) {
+    // Few output channels: one vector per pixel, not GEMM tiles mostly of padding.
+    auto wp = few_output_taps("planar", [&](int64_t k) { return ConvPlanes::filter_index(g, Cg, k); });
     ctx.note_kernel("planar-input conv, few outputs");
     return [g, wp, output, O](const KernelArgs& a) {
       planar_conv_few_outputs(g, O, a.in[0]->as<float>(), wp->data(), output.at(a, O), a.out[0]->as<float>(),
@@ -487,6 +501,16 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     return [g, wd, output](const KernelArgs& a) {
       depthwise_conv_nhwc(g, a.in[0]->as<float>(), wd->data(), output.at(a, g.C), a.out[0]->as<float>(), a.ctx->pool,
                           a.ctx->max_threads);
+    };
+  }
+
+  if (few_output_nhwc(g, group, O, planar, precision)) {
+    // Few output channels over a window: one vector per pixel, not GEMM tiles mostly of padding.
+    auto wf = few_output_taps("nhwc", [&](int64_t k) { return k % Cg * taps + k / Cg; });
+    ctx.note_kernel("NHWC conv, few outputs");
+    return [g, wf, output, O](const KernelArgs& a) {
+      nhwc_conv_few_outputs(g, O, a.in[0]->as<float>(), wf->data(), output.at(a, O), a.out[0]->as<float>(), a.ctx->pool,
+                            a.ctx->max_threads);
     };
   }
 

@@ -45,7 +45,7 @@ def test_fused_activations_match(op, extra, monkeypatch):
     "cin, cout, k, stride, group, size",
     [
         (6, 10, 3, 1, 1, 9),  # im2col panels
-        (16, 24, 3, 1, 1, 16),  # Winograd
+        (48, 48, 3, 1, 1, 12),  # Winograd
         (16, 16, 3, 1, 16, 9),  # depthwise
         (12, 20, 1, 1, 1, 9),  # 1x1 on the input as it lies
     ],
@@ -65,7 +65,7 @@ def test_batchnorm_scale_and_bias_fold_into_the_filters(cin, cout, k, stride, gr
     assert not {"BatchNormInference", "Multiply", "Subtract", "Relu"} & set(node_types(proto, feeds))
 
 
-@pytest.mark.parametrize("cin, size", [(8, 9), (16, 16)])  # im2col panels; Winograd
+@pytest.mark.parametrize("cin, size", [(8, 9), (48, 12)])  # few outputs; Winograd
 def test_one_filter_under_different_batchnorms(cin, size, monkeypatch):
     # Three convolutions share one filter initializer: two fold different BatchNorms, one
     # none. Each must get its own scaled weights, not another's from the shared cache.
@@ -167,7 +167,8 @@ def check_two_outputs(g, first, second, monkeypatch, tol=1e-5):
     [
         (8, 8, 3, 2, 9),  # grouped: one GEMM per group, each over its own columns
         (8, 8, 3, 8, 9),  # depthwise kernel
-        (16, 16, 3, 1, 16),  # Winograd F(2x2, 3x3)
+        (48, 48, 3, 1, 12),  # Winograd F(2x2, 3x3)
+        (8, 12, 3, 1, 9),  # at most 16 outputs: not a GEMM
         (8, 12, 1, 1, 3),  # few rows and columns: dot products, then the epilogue
         (600, 40, 1, 1, 5),  # two K slices: the later one accumulates onto the first
     ],
@@ -365,18 +366,18 @@ def test_new_input_shapes_reuse_the_packed_weights():
     g = zoo.GraphBuilder(seed=21)
     y = g.op(
         "Relu",
-        [g.op("Conv", ["x", g.weight(24, 16, 3, 3), g.weight(24, scale=0.1)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
+        [g.op("Conv", ["x", g.weight(48, 48, 3, 3), g.weight(48, scale=0.1)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
     )  # Winograd
-    y = g.op("Conv", [y, g.weight(24, 1, 3, 3)], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=24)  # depthwise
-    y = g.op("Conv", [y, g.weight(40, 24, 3, 3)], kernel_shape=[3, 3], strides=[2, 2])  # im2col panels
+    y = g.op("Conv", [y, g.weight(48, 1, 3, 3)], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=48)  # depthwise
+    y = g.op("Conv", [y, g.weight(24, 48, 3, 3)], kernel_shape=[3, 3], strides=[2, 2])  # conv panels
     y = g.op("Flatten", [g.op("GlobalAveragePool", [y])])
-    g.op("MatMul", [y, g.weight(40, 30)])
-    proto = g.model([zoo.image_input(16, None)])
+    g.op("MatMul", [y, g.weight(24, 30)])
+    proto = g.model([zoo.image_input(48, None)])
     compiled = ov.compile_model(proto.SerializeToString())
     reference = ReferenceEvaluator(proto)
     counts = []
     for n, size in [(1, 16), (2, 24), (1, 20), (3, 18), (1, 16)]:
-        x = np.random.default_rng(n * size).standard_normal((n, 16, size, size)).astype(np.float32)
+        x = np.random.default_rng(n * size).standard_normal((n, 48, size, size)).astype(np.float32)
         np.testing.assert_allclose(compiled({"x": x})[0], reference.run(None, {"x": x})[0], rtol=1e-4, atol=1e-4)
         counts.append(compiled._native.shared_weights)
     assert compiled._native.cached_plans == 4

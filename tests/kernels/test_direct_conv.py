@@ -2,8 +2,9 @@
 the plain NCHW Convolution, and every path of aiov.FusedConv, the NHWC convolution the
 optimizer makes (docs/kernels.md, "Kernel names"): a 1x1 GEMM on the input as it lies, rows
 read in place (ConvRuns, 16+ channels per group), rows made on demand (ConvRows, few channels),
-an NCHW image read as it lies (ConvPlanes), depthwise, grouped and Winograd F(2x2, 3x3), each
-with its bias, residual and activation."""
+an NCHW image read as it lies (ConvPlanes), at most 16 outputs from an NCHW or NHWC input
+without the GEMM, depthwise, grouped and Winograd F(2x2, 3x3), each with its bias, residual
+and activation."""
 
 import numpy as np
 import pytest
@@ -60,12 +61,13 @@ CASES = [
     (32, 24, 3, (2, 1), (0, 2, 1, 0), (1, 1), 1, (12, 15)),  # runs, asymmetric padding and strides
     (20, 16, 5, (2, 2), (2, 2, 2, 2), (1, 1), 1, (11, 10)),  # runs over 5x5 windows
     (5, 17, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, (9, 8)),  # few channels: rows made on demand
-    (6, 8, 3, (1, 1), (2, 2, 2, 2), (2, 2), 1, (10, 10)),  # dilated rows
+    (6, 20, 3, (1, 1), (2, 2, 2, 2), (2, 2), 1, (10, 10)),  # dilated rows
+    (6, 8, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, (10, 10)),  # at most 16 outputs: not a GEMM
     (8, 12, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2, (7, 7)),  # grouped, 4 channels per group
     (32, 32, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2, (9, 9)),  # grouped, 16 per group: runs per group
     (16, 16, 3, (1, 1), (1, 1, 1, 1), (1, 1), 16, (10, 9)),  # depthwise
     (16, 16, 5, (2, 2), (2, 2, 2, 2), (1, 1), 16, (11, 11)),  # depthwise 5x5 strided
-    (16, 32, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, (17, 15)),  # Winograd F(2x2, 3x3), odd output
+    (48, 48, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, (17, 15)),  # Winograd F(2x2, 3x3), odd output
     (64, 64, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1, (23, 23)),  # Winograd at stride 2
 ]
 
@@ -200,6 +202,58 @@ def test_few_output_convolution_of_a_planar_image(c, o, k, strides, pads, dilati
         act_alpha=alpha,
         act_beta=beta,
         planar=True,
+        threads=threads,
+    )
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+# At most 16 outputs from an NHWC input: one vector of output channels per pixel. 3x3 at
+# stride 1 or 2 takes runs of 8 and 4 pixels sharing each input column between the taps
+# (masked where a run crosses the border), other windows runs of 8 reading each tap.
+FEW_OUTPUT_NHWC = [
+    # c, o, k, strides, pads, dilations, size
+    (8, 8, 3, (1, 1), (1, 1, 1, 1), (1, 1), (8, 8)),  # one masked run of 8 per row
+    (5, 13, 3, (1, 1), (1, 1, 1, 1), (1, 1), (9, 23)),  # runs of 8, 8, 4 and 3 single pixels
+    (16, 16, 3, (2, 2), (1, 1, 1, 1), (1, 1), (17, 19)),  # stride 2, a full 16-float vector
+    (3, 1, 3, (2, 1), (0, 2, 1, 0), (1, 1), (12, 15)),  # one output, asymmetric padding
+    (24, 9, 3, (1, 2), (3, 3, 3, 3), (1, 1), (5, 6)),  # padding wider than the kernel
+    (7, 16, 3, (1, 1), (2, 2, 2, 2), (2, 2), (11, 13)),  # dilated: a pixel per tap's read
+    (4, 11, 5, (1, 1), (2, 2, 2, 2), (1, 1), (12, 21)),  # 5x5
+    (9, 6, 2, (2, 3), (0, 0, 1, 1), (1, 1), (10, 17)),  # even window, stride 3 across
+    (64, 12, 3, (1, 1), (1, 1, 1, 1), (1, 1), (6, 5)),  # wide input
+]
+
+
+@pytest.mark.parametrize("c, o, k, strides, pads, dilations, size", FEW_OUTPUT_NHWC)
+@pytest.mark.parametrize("act", ["none", "relu", "clamp", "hswish"])
+@pytest.mark.parametrize("threads", [1, 0])
+def test_few_output_convolution_of_an_nhwc_input(c, o, k, strides, pads, dilations, size, act, threads):
+    x = RNG.standard_normal((2, c) + size).astype(np.float32)
+    w = filters(o, c, k)
+    bias = RNG.standard_normal(o).astype(np.float32)
+    y = conv_reference(x, w, strides, pads, dilations) + bias[:, None, None]
+    residual = RNG.standard_normal(y.shape).astype(np.float32) if act != "none" else None
+    if residual is not None:
+        y = y + residual
+    alpha, beta = {"none": (0.0, 0.0), "relu": (0.0, 0.0), "clamp": (-0.5, 0.7), "hswish": (0.0, 0.0)}[act]
+    expected = {
+        "none": y,
+        "relu": np.maximum(y, 0),
+        "clamp": np.clip(y, alpha, beta),
+        "hswish": y * np.clip(y / 6 + 0.5, 0, 1),
+    }[act]
+    out = fused_conv(
+        x,
+        w,
+        bias,
+        strides,
+        pads,
+        dilations,
+        1,
+        residual=residual,
+        act=act,
+        act_alpha=alpha,
+        act_beta=beta,
         threads=threads,
     )
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)

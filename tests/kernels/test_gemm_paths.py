@@ -75,16 +75,23 @@ g = zoo.GraphBuilder(8)
 g.conv_bn("x", 3, 64, 7, 2, act=None)
 wide_planar_s2 = g.model([zoo.image_input(3, 40)])
 # Few output channels against a long K (taps x channels >= 512): a 3x3 convolution keeps its
-# panels and reads the input in place; the 1x1 one (the input as one matrix) takes the dot rows.
+# panels and reads the input in place (20 outputs: at most 16 take the few-output kernel); the 1x1 one (the input as one matrix) takes the dot rows.
 g = zoo.GraphBuilder(9)
-g.conv_bn(g.conv_bn("x", 64, 12, 3, 1, act="relu"), 12, 520, 1, 1, act=None)
+g.conv_bn(g.conv_bn("x", 64, 20, 3, 1, act="relu"), 20, 520, 1, 1, act=None)
 few_outputs_long_k = g.model([zoo.image_input(64, 16)])
 g = zoo.GraphBuilder(10)
 g.conv_bn("x", 520, 12, 1, 1, act="relu")
 few_outputs_1x1 = g.model([zoo.image_input(520, 8)])
+# At most 16 outputs from NHWC (not a GEMM): 16-float vectors, or two of 8 below AVX-512;
+# 3x3 at strides 1 and 2 (runs sharing input columns) and 5x5 (a read per tap).
+g = zoo.GraphBuilder(11)
+y = g.conv_bn(g.conv_bn("x", 8, 12, 3, 1, act="relu"), 12, 9, 3, 2, act="relu")
+g.conv_bn(y, 9, 16, 5, 1, act=None)
+few_outputs = g.model([zoo.image_input(8, 21)])
 cases = [(few_outputs_long_k, {"x": rng.standard_normal((2, 64, 16, 16)).astype(np.float32)}),
          (few_outputs_1x1, {"x": rng.standard_normal((2, 520, 8, 8)).astype(np.float32)}),
          (in_place, {"x": rng.standard_normal((2, 16, 125, 125)).astype(np.float32)}),
+         (few_outputs, {"x": rng.standard_normal((2, 8, 21, 21)).astype(np.float32)}),
          (planar, {"x": rng.standard_normal((2, 3, 37, 37)).astype(np.float32)}),
          (split, {"x": rng.standard_normal((2, 16, 63, 63)).astype(np.float32)}),
          (wide_runs, {"x": rng.standard_normal((2, 16, 20, 20)).astype(np.float32)}),

@@ -9,11 +9,12 @@ from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 import model_builders as zoo  # noqa: E402
 
+# Stride 1 takes Winograd from 48 channels in and out (Winograd2x3::worthwhile).
 _WINOGRAD_CASES = [
-    (16, 16, 15, [1, 1, 1, 1], 1, 1),  # odd output size: the last row and column of tiles are cut
-    (24, 40, 12, [1, 1, 1, 1], 2, 1),  # a batch of two
-    (16, 32, 13, [0, 0, 0, 0], 1, 1),  # unpadded: 11 x 11 outputs
-    (20, 16, 14, [2, 1, 0, 1], 1, 1),  # asymmetric pads
+    (48, 56, 15, [1, 1, 1, 1], 1, 1),  # odd output size: the last row and column of tiles are cut
+    (48, 48, 12, [1, 1, 1, 1], 2, 1),  # a batch of two
+    (64, 48, 13, [0, 0, 0, 0], 1, 1),  # unpadded: 11 x 11 outputs
+    (56, 49, 14, [2, 1, 0, 1], 1, 1),  # asymmetric pads
     (64, 128, 23, [1, 1, 1, 1], 1, 2),  # stride 2 (5x5 tiles): 12 x 12 outputs from an odd size
     (80, 80, 26, [0, 1, 1, 0], 1, 2),  # stride 2, asymmetric pads, 13 x 13 outputs
     (72, 96, 16, [1, 1, 1, 1], 2, 2),  # stride 2, a batch of two
