@@ -147,14 +147,11 @@ def test_dynamic_quantization_pattern_folds_into_the_product(per_column):
     assert sorted(types) == sorted(layer + ["Relu"] + layer)
 
 
-def test_quantize_dynamic_model_matches_onnxruntime(tmp_path):
-    quantization = pytest.importorskip("onnxruntime.quantization")
+def test_quantize_dynamic_model_matches_onnxruntime():
+    pytest.importorskip("onnxruntime.quantization")
     import model_builders as zoo
 
-    float_path, quant_path = tmp_path / "float.onnx", tmp_path / "int8.onnx"
-    onnx.save(zoo.mlp((64, 96, 96, 10)), str(float_path))
-    quantization.quantize_dynamic(str(float_path), str(quant_path), weight_type=quantization.QuantType.QInt8)
-    proto = onnx.load(str(quant_path))
+    proto = zoo.quantized(zoo.mlp((64, 96, 96, 10)))
     name = proto.graph.input[0].name
     feeds = {name: RNG.standard_normal((16, 64)).astype(np.float32)}
     got, want = aiov_outputs(proto, feeds)[0], ort_outputs(proto, feeds)[0]
@@ -340,35 +337,12 @@ def test_qdq_max_pool_requantized_to_another_scale_stays_f32(monkeypatch):
     assert types.count("MaxPool") == 1 and types.count("aiov.Quantize") == 2  # the input's, the pooling's
 
 
-def test_quantize_static_cnn_matches_onnxruntime(tmp_path):
-    quantization = pytest.importorskip("onnxruntime.quantization")
+def test_quantize_static_cnn_matches_onnxruntime():
+    pytest.importorskip("onnxruntime.quantization")
     import model_builders as zoo
 
-    float_path, quant_path = tmp_path / "float.onnx", tmp_path / "int8.onnx"
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    onnx.save(zoo.resnet50(blocks=(1, 1), width=8, classes=10), str(float_path))
-    # onnxruntime's recommended pre-processing: the BatchNorms folded into the convolutions.
-    quant_pre_process(str(float_path), str(float_path), skip_symbolic_shape=True)
     images = [RNG.standard_normal((1, 3, 32, 32)).astype(np.float32) for _ in range(3)]
-
-    class Reader(quantization.CalibrationDataReader):
-        def __init__(self):
-            self.feeds = iter({"x": x} for x in images)
-
-        def get_next(self):
-            return next(self.feeds, None)
-
-    quantization.quantize_static(
-        str(float_path),
-        str(quant_path),
-        Reader(),
-        quant_format=quantization.QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=quantization.QuantType.QUInt8,
-        weight_type=quantization.QuantType.QInt8,
-    )
-    proto = onnx.load(str(quant_path))
+    proto = zoo.quantized(zoo.resnet50(blocks=(1, 1), width=8, classes=10), [{"x": x} for x in images])
     feeds = {"x": images[0]}
     got, want = aiov_outputs(proto, feeds)[0], ort_outputs(proto, feeds)[0]
     assert got.argmax() == want.argmax()
