@@ -332,6 +332,53 @@ def bert_feeds(batch, seq, hidden, seed=6):
     return {"x": rng.standard_normal((batch, seq, hidden)).astype(np.float32), "mask": mask}
 
 
+def quantized(model, calibration=None):
+    """An ONNX model quantized by onnxruntime.quantization as users quantize for CPUs:
+    dynamically (s8 weights, u8 activations quantized per call) when `calibration` is None,
+    else statically in QDQ form (u8 activations, s8 per-channel weights) after onnxruntime's
+    pre-processing, calibrated on the feed dicts `calibration` lists."""
+    import os
+    import tempfile
+
+    import onnx
+    from onnxruntime import quantization as q
+
+    with tempfile.TemporaryDirectory(prefix="aiov_int8_") as tmp:
+        src, dst = os.path.join(tmp, "float.onnx"), os.path.join(tmp, "int8.onnx")
+        onnx.save(model, src)
+        if calibration is None:
+            # Into standard ONNX ops only: onnxruntime's quantized LSTM is a contrib op of its
+            # own (com.microsoft.DynamicQuantizeLSTM), so LSTMs stay f32 as every runtime reads them.
+            standard = [op for op in q.registry.IntegerOpsRegistry if op != "LSTM"]
+            q.quantize_dynamic(src, dst, weight_type=q.QuantType.QInt8, op_types_to_quantize=standard)
+            return onnx.load(dst)
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        # The recommended pre-processing: BatchNorms folded into the convolutions, so each
+        # convolution is one quantized product.
+        quant_pre_process(src, src, skip_symbolic_shape=True)
+
+        class Reader(q.CalibrationDataReader):
+            def __init__(self):
+                self.feeds = iter(calibration)
+
+            def get_next(self):
+                return next(self.feeds, None)
+
+        # u8 activations, s8 weights: the pairing every runtime's int8 kernels take (OpenVINO
+        # refuses convolutions with s8 activations).
+        q.quantize_static(
+            src,
+            dst,
+            Reader(),
+            quant_format=q.QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=q.QuantType.QUInt8,
+            weight_type=q.QuantType.QInt8,
+        )
+        return onnx.load(dst)
+
+
 def one_node_model(op_type, elem_type=TensorProto.FLOAT, opset=17):
     """ONNX: ``y = op_type(x)``, x a vector of 2 of ``elem_type`` (y's type said, its shape not)."""
     graph = helper.make_graph(

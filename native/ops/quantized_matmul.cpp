@@ -171,11 +171,13 @@ KernelFn prepare_quantize(const PrepareContext& ctx) {
 
 // ops/quantized_conv.cpp: registered with these (one entry point for the quantized family).
 void register_quantized_conv_ops(OpRegistry& r);
-void register_quantized_add_ops(OpRegistry& r);  // ops/quantized_add.cpp
+void register_quantized_add_ops(OpRegistry& r);     // ops/quantized_add.cpp
+void register_quantized_lookup_ops(OpRegistry& r);  // ops/quantized_lookup.cpp
 
 void register_quantized_matmul_ops(OpRegistry& r) {
   register_quantized_conv_ops(r);
   register_quantized_add_ops(r);
+  register_quantized_lookup_ops(r);
   r.add(OpDef{"aiov.Quantize", 3, 3, infer_quantize, prepare_quantize}
             .blind(LayoutBlind::per_tensor)
             .ir({"aiov.Quantize"}, "aiov1"));

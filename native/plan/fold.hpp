@@ -18,4 +18,9 @@ std::vector<PortInfo> infer_on(const OpDef& def, const Node& n, const std::vecto
 // 0 instead.
 void fold_now(const OpDef& def, PrepareContext& ctx, std::vector<BufferPtr>& keep);
 
+// Node n, whose inputs are all Constant nodes, as one Constant node per output (named after
+// n), or empty when it cannot fold now: a stateful op, outputs of unknown size or larger than
+// `max_bytes` in all. Throws what the op's inference or kernel throws.
+std::vector<NodePtr> fold_node(const Node& n, size_t max_bytes);
+
 }  // namespace aiov

@@ -147,14 +147,11 @@ def test_dynamic_quantization_pattern_folds_into_the_product(per_column):
     assert sorted(types) == sorted(layer + ["Relu"] + layer)
 
 
-def test_quantize_dynamic_model_matches_onnxruntime(tmp_path):
-    quantization = pytest.importorskip("onnxruntime.quantization")
+def test_quantize_dynamic_model_matches_onnxruntime():
+    pytest.importorskip("onnxruntime.quantization")
     import model_builders as zoo
 
-    float_path, quant_path = tmp_path / "float.onnx", tmp_path / "int8.onnx"
-    onnx.save(zoo.mlp((64, 96, 96, 10)), str(float_path))
-    quantization.quantize_dynamic(str(float_path), str(quant_path), weight_type=quantization.QuantType.QInt8)
-    proto = onnx.load(str(quant_path))
+    proto = zoo.quantized(zoo.mlp((64, 96, 96, 10)))
     name = proto.graph.input[0].name
     feeds = {name: RNG.standard_normal((16, 64)).astype(np.float32)}
     got, want = aiov_outputs(proto, feeds)[0], ort_outputs(proto, feeds)[0]
@@ -250,10 +247,12 @@ def test_conv_integer_runs_on_the_integer_kernel():
     assert sorted(node_types(proto, feeds)) == ["Transpose", "Transpose", "aiov.QuantizedConv"]
 
 
-def qdq_conv_chain(relu, o=16, pool_scale=None):
+def qdq_conv_chain(relu, o=16, pool_scale=None, between=()):
     """x -> Q -> DQ -> Conv 3x3 [-> Relu] -> Q -> DQ -> Conv 1x1 -> Q -> DQ, plus the first
     convolution's dequantized u8 as a residual: -> Add -> Q -> DQ (quantize_static's QDQ form).
-    With a pool_scale, a 3x3 MaxPool (-> Q -> DQ at that scale) follows the first convolution."""
+    With a pool_scale, a 3x3 MaxPool (-> Q -> DQ at that scale) follows the first convolution.
+    `between`: elementwise steps (op type, attributes, a constant second operand or None) the
+    second convolution reads the first's dequantized output through, then -> Q -> DQ."""
     inits = [numpy_helper.from_array(np.float32(0.03), "x_scale"), numpy_helper.from_array(np.uint8(128), "x_zero")]
     nodes = [
         helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
@@ -292,6 +291,23 @@ def qdq_conv_chain(relu, o=16, pool_scale=None):
                 helper.make_node("DequantizeLinear", ["pq", "p_scale", "y0_zero"], ["pd"]),
             ]
             src = "pd"
+        if i == 0 and between:
+            for j, (op, attrs, operand) in enumerate(between):
+                ins = [src]
+                if operand is not None:
+                    inits.append(numpy_helper.from_array(np.float32(operand), f"a{j}_operand"))
+                    ins.append(f"a{j}_operand")
+                nodes.append(helper.make_node(op, ins, [f"a{j}"], **attrs))
+                src = f"a{j}"
+            inits += [
+                numpy_helper.from_array(np.float32(0.02), "a_scale"),
+                numpy_helper.from_array(np.uint8(9), "a_zero"),
+            ]
+            nodes += [
+                helper.make_node("QuantizeLinear", [src, "a_scale", "a_zero"], ["aq"]),
+                helper.make_node("DequantizeLinear", ["aq", "a_scale", "a_zero"], ["ad"]),
+            ]
+            src = "ad"
     inits += [numpy_helper.from_array(np.float32(0.08), "s_scale"), numpy_helper.from_array(np.uint8(100), "s_zero")]
     nodes += [
         helper.make_node("Add", ["d0", "d1"], ["s"]),
@@ -329,6 +345,32 @@ def test_qdq_convolutions_stay_u8_and_nhwc_between_each_other(relu, pooled, monk
     assert types.count("MaxPool") == pooled
 
 
+@pytest.mark.parametrize(
+    "between",
+    [
+        [("Sigmoid", {}, None)],
+        [("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}, None), ("Mul", {}, 6.0)],  # a scaled HardSigmoid
+        [("Clip", {}, None)],  # (no bounds: the bare requantization to the activation's scale)
+    ],
+    ids=["sigmoid", "hard_sigmoid_times_6", "requantization"],
+)
+def test_qdq_activation_between_convolutions_is_a_byte_table(between, monkeypatch):
+    from graph_checks import run_both
+
+    proto = qdq_conv_chain(False, between=between)
+    feeds = {"x": RNG.standard_normal((1, 6, 15, 15)).astype(np.float32) * 2}
+    plain, optimized = run_both(proto, feeds, monkeypatch)
+    np.testing.assert_array_equal(optimized, plain)  # the table holds what the ops compute
+    want = ort_outputs(proto, feeds)[0]
+    assert np.max(np.abs(optimized - want)) <= 0.08 * 1.001  # within one quantum of the output's
+    types = node_types(proto, feeds)
+    assert types.count("aiov.QuantizedLookup") == 1
+    assert not {"Sigmoid", "HardSigmoid", "Multiply", "Clamp"} & set(types)
+    assert types.count("Convert") == 1  # the model output's dequantization, no other
+    # The lookup is layout-blind: both convolutions stay in one NHWC region.
+    assert types.count("aiov.QuantizedConv") == 2 and types.count("Transpose") == 2
+
+
 def test_qdq_max_pool_requantized_to_another_scale_stays_f32(monkeypatch):
     from graph_checks import run_both
 
@@ -340,35 +382,12 @@ def test_qdq_max_pool_requantized_to_another_scale_stays_f32(monkeypatch):
     assert types.count("MaxPool") == 1 and types.count("aiov.Quantize") == 2  # the input's, the pooling's
 
 
-def test_quantize_static_cnn_matches_onnxruntime(tmp_path):
-    quantization = pytest.importorskip("onnxruntime.quantization")
+def test_quantize_static_cnn_matches_onnxruntime():
+    pytest.importorskip("onnxruntime.quantization")
     import model_builders as zoo
 
-    float_path, quant_path = tmp_path / "float.onnx", tmp_path / "int8.onnx"
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    onnx.save(zoo.resnet50(blocks=(1, 1), width=8, classes=10), str(float_path))
-    # onnxruntime's recommended pre-processing: the BatchNorms folded into the convolutions.
-    quant_pre_process(str(float_path), str(float_path), skip_symbolic_shape=True)
     images = [RNG.standard_normal((1, 3, 32, 32)).astype(np.float32) for _ in range(3)]
-
-    class Reader(quantization.CalibrationDataReader):
-        def __init__(self):
-            self.feeds = iter({"x": x} for x in images)
-
-        def get_next(self):
-            return next(self.feeds, None)
-
-    quantization.quantize_static(
-        str(float_path),
-        str(quant_path),
-        Reader(),
-        quant_format=quantization.QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=quantization.QuantType.QUInt8,
-        weight_type=quantization.QuantType.QInt8,
-    )
-    proto = onnx.load(str(quant_path))
+    proto = zoo.quantized(zoo.resnet50(blocks=(1, 1), width=8, classes=10), [{"x": x} for x in images])
     feeds = {"x": images[0]}
     got, want = aiov_outputs(proto, feeds)[0], ort_outputs(proto, feeds)[0]
     assert got.argmax() == want.argmax()

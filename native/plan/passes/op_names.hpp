@@ -32,6 +32,7 @@ namespace aiov {
   X(Quantize, "aiov.Quantize")                 \
   X(QuantizedAdd, "aiov.QuantizedAdd")         \
   X(QuantizedConv, "aiov.QuantizedConv")       \
+  X(QuantizedLookup, "aiov.QuantizedLookup")   \
   X(QuantizedMatMul, "aiov.QuantizedMatMul")   \
   X(ReduceMax, "ReduceMax")                    \
   X(ReduceMean, "ReduceMean")                  \
