@@ -37,7 +37,7 @@ void dequantize_portable(const DepthwiseInt8& p, const int32_t* sums, float* y) 
   }
 }
 
-const DepthwiseKernels kPortable{"scalar", &pixels_portable, &dequantize_portable};
+const DepthwiseKernels kPortable{"scalar", &pixels_portable, nullptr, &dequantize_portable};
 
 const DepthwiseKernels& kernels() {
   static const DepthwiseKernels* chosen = [] {  // once; thread-safe static init
@@ -56,6 +56,8 @@ using namespace depthwise_detail;
 void depthwise_int8_rows(const DepthwiseInt8& p, int64_t oy0, int64_t oy1) {
   const int64_t C = p.channels, count = p.kernel_h * p.kernel_w;
   const DepthwiseKernels& ks = kernels();
+  // Channels-last outputs are written by the kernel itself where it has the epilogue.
+  const bool direct = p.channel_stride == 1 && ks.pixels_nhwc;
   // Padding long enough for a whole run of pixels to walk along it.
   thread_local std::vector<uint8_t> padding;
   thread_local std::vector<const uint8_t*> taps;
@@ -84,22 +86,30 @@ void depthwise_int8_rows(const DepthwiseInt8& p, int64_t oy0, int64_t oy1) {
         }
       }
     };
+    const int64_t at = oy * p.out_w * p.pixel_stride;
+    // Pixels [ox, ox + n) of the row (tap pointers `step` bytes apart from pixel to pixel).
+    const auto run = [&](int64_t ox, int64_t n, int64_t step_bytes) {
+      if (direct)
+        ks.pixels_nhwc(p, taps.data(), n, step_bytes, at + ox * p.pixel_stride);
+      else
+        ks.pixels(p, taps.data(), n, step_bytes, sums.data() + ox * C);
+    };
     for (int64_t ox = 0; ox < x_lo; ++ox) {
       set_taps(ox);
-      ks.pixels(p, taps.data(), 1, 0, sums.data() + ox * C);
+      run(ox, 1, 0);
     }
     if (x_hi > x_lo) {  // rows outside the image read along the padding
       set_taps(x_lo);
-      ks.pixels(p, taps.data(), x_hi - x_lo, step, sums.data() + x_lo * C);
+      run(x_lo, x_hi - x_lo, step);
     }
     for (int64_t ox = x_hi; ox < p.out_w; ++ox) {
       set_taps(ox);
-      ks.pixels(p, taps.data(), 1, 0, sums.data() + ox * C);
+      run(ox, 1, 0);
     }
+    if (direct) continue;
     // The row's [out_w, C] sums to the output: a pixel's channels at once where they are
     // contiguous (NHWC), else a channel's pixels (NCHW).
     const int32_t* const row = sums.data();
-    const int64_t at = oy * p.out_w * p.pixel_stride;
     if (p.channel_stride == 1) {
       for (int64_t ox = 0; ox < p.out_w; ++ox) {
         const int64_t o = at + ox * p.pixel_stride;

@@ -49,6 +49,10 @@ struct DepthwiseKernels {
   // Sums of `count` pixels, all channels, to acc [count, channels]: pixel i's tap t at
   // taps[t] + i * step (bytes).
   void (*pixels)(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc);
+  // The same sums through the epilogue straight into a channels-last output (channel_stride
+  // 1): pixel i's channels from element out_at + i * pixel_stride. Null where the driver
+  // goes through `pixels` and `dequantize` instead.
+  void (*pixels_nhwc)(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int64_t out_at);
   // y[c] = float(sums[c]) * scale[c] + bias[c] (relu) for one pixel's channels (no FMA: the
   // same f32 values as the portable path, which requantization depends on).
   void (*dequantize)(const DepthwiseInt8& p, const int32_t* sums, float* y);

@@ -4,6 +4,8 @@
 // each tap's weights.
 #include "kernels/depthwise_int8.hpp"
 #include "kernels/x86_intrinsics.hpp"
+// (after the intrinsics)
+#include "kernels/requantize_x86.hpp"
 
 namespace aiov {
 namespace depthwise_detail {
@@ -14,11 +16,32 @@ namespace {
   return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, x));
 }
 
-// Pixels [i, i + P) of output channels [c, c + 16) under mask m. With groups, lane l takes
-// input `in` of its group from lane l - l % width + in (a group never straddles 16 channels).
-template <int P, bool kGroups>
+// Output channels [c, c + 16) under mask m of one pixel's sum, through the epilogue, to
+// element o of the output: s32 as it is, or float(sum) * scale (+ bias) (relu) as f32 or
+// requantized to u8 (no FMA: the f32 values of the portable path, which requantization
+// depends on).
+[[gnu::always_inline]] inline void write_out(const DepthwiseInt8& p, __m512i sum, int64_t c, __mmask16 m, int64_t o) {
+  if (p.out_i32) {
+    _mm512_mask_storeu_epi32(p.out_i32 + o, m, sum);
+    return;
+  }
+  __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), _mm512_maskz_loadu_ps(m, p.scale + c));
+  if (p.bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, p.bias + c));
+  if (p.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
+  if (p.out_u8)
+    _mm512_mask_cvtusepi32_storeu_epi8(
+        p.out_u8 + o, m, requantized_u8(y, _mm512_set1_ps(p.out_scale), _mm512_set1_ps((float)p.out_zero)));
+  else
+    _mm512_mask_storeu_ps(p.out_f32 + o, m, y);
+}
+
+// Pixels [i, i + P) of output channels [c, c + 16) under mask m, to acc [count, C] or, with
+// kDirect, through the epilogue to the output from element out_at (pixel_stride apart).
+// With groups, lane l takes input `in` of its group from lane l - l % width + in (a group
+// never straddles 16 channels).
+template <int P, bool kGroups, bool kDirect>
 [[gnu::always_inline]] inline void block(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t i, int64_t step,
-                                         int64_t c, __mmask16 m, int32_t* acc) {
+                                         int64_t c, __mmask16 m, int32_t* acc, int64_t out_at) {
   const int64_t C = p.channels, kernel = p.kernel_h * p.kernel_w, width = p.group_width;
   __m512i sum[P];
   const __m512i add = _mm512_maskz_loadu_epi32(m, p.channel_add + c);
@@ -40,25 +63,38 @@ template <int P, bool kGroups>
       for (int k = 0; k < P; ++k) sum[k] = _mm512_dpwssd_epi32(sum[k], _mm512_permutexvar_epi32(from, xv[k]), w);
     }
   }
-  for (int k = 0; k < P; ++k) _mm512_mask_storeu_epi32(acc + (i + k) * C + c, m, sum[k]);
+  for (int k = 0; k < P; ++k) {
+    if (kDirect)
+      write_out(p, sum[k], c, m, out_at + (i + k) * p.pixel_stride + c);
+    else
+      _mm512_mask_storeu_epi32(acc + (i + k) * C + c, m, sum[k]);
+  }
 }
 
-template <bool kGroups>
-void pixels(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc) {
+template <bool kGroups, bool kDirect>
+void pixels(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc,
+            int64_t out_at) {
   const int64_t C = p.channels;
   for (int64_t c = 0; c < C; c += 16) {
     const __mmask16 m = C - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - c)) - 1u);
     int64_t i = 0;
-    for (; i + 4 <= count; i += 4) block<4, kGroups>(p, taps, i, step, c, m, acc);
-    for (; i < count; ++i) block<1, kGroups>(p, taps, i, step, c, m, acc);
+    for (; i + 4 <= count; i += 4) block<4, kGroups, kDirect>(p, taps, i, step, c, m, acc, out_at);
+    for (; i < count; ++i) block<1, kGroups, kDirect>(p, taps, i, step, c, m, acc, out_at);
   }
 }
 
 void pixels_vnni(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc) {
   if (p.group_width == 1)
-    pixels<false>(p, taps, count, step, acc);
+    pixels<false, false>(p, taps, count, step, acc, 0);
   else
-    pixels<true>(p, taps, count, step, acc);
+    pixels<true, false>(p, taps, count, step, acc, 0);
+}
+
+void pixels_nhwc_vnni(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int64_t out_at) {
+  if (p.group_width == 1)
+    pixels<false, true>(p, taps, count, step, nullptr, out_at);
+  else
+    pixels<true, true>(p, taps, count, step, nullptr, out_at);
 }
 
 void dequantize_vnni(const DepthwiseInt8& p, const int32_t* sums, float* y) {
@@ -73,7 +109,7 @@ void dequantize_vnni(const DepthwiseInt8& p, const int32_t* sums, float* y) {
   }
 }
 
-const DepthwiseKernels kVnni{"avx512_vnni", &pixels_vnni, &dequantize_vnni};
+const DepthwiseKernels kVnni{"avx512_vnni", &pixels_vnni, &pixels_nhwc_vnni, &dequantize_vnni};
 
 }  // namespace
 
