@@ -48,6 +48,12 @@ for (m, k, n), at, bt, per_col in [((1, 1, 1), np.uint8, np.int8, False), ((3, 5
                                threads=threads)[0]
                 want = ref32.astype(np.float32) * factor + bias
                 worst_f32 = max(worst_f32, float(np.max(np.abs(got - want) / (np.abs(want) + 1))))
+                # A Relu after the product (fuse_quantized_matmul's) is the merge's.
+                got = T.run_op("aiov.QuantizedMatMul", [a, b, za, zb, factor, bias], {"relu": True},
+                               runtime_inputs=runtime, threads=threads)[0]
+                relu = np.maximum(want, 0)
+                worst_f32 = max(worst_f32, float(np.max(np.abs(got - relu) / (np.abs(relu) + 1))))
+                assert np.all(got >= 0)
                 runs += 1
 # Batched activations [B, S, K] and one factor for the whole tensor.
 a, b = ints(np.uint8, (2, 3, 40)), ints(np.int8, (40, 5))
@@ -107,10 +113,10 @@ for (n, c, h, o, k, stride, pad, dil), xt, wt in [((1, 3, 9, 5, 3, 1, 1, 1), np.
 
 # Dynamic quantization of activations: exact against numpy (same division, half-even rounding).
 quantized = 0
-for n in (1, 15, 16, 17, 1000):
+for n in (1, 15, 16, 17, 1000, 50001):  # the last in pieces over 2 threads, its extremes in any
     for x in (rng.standard_normal(n).astype(np.float32) * 4, np.abs(rng.standard_normal(n)).astype(np.float32),
               np.zeros(n, np.float32)):
-        y, scale, zero = T.run_op("aiov.DynamicQuantize", [x])
+        y, scale, zero = T.run_op("aiov.DynamicQuantize", [x], threads=2)
         lo, hi = min(0.0, float(x.min())), max(0.0, float(x.max()))
         want_scale = np.float32((np.float32(hi) - np.float32(lo)) / np.float32(255)) if hi > lo else np.float32(1)
         want_zero = np.clip(np.rint(np.float32(0) - np.float32(lo) / want_scale), 0, 255)
@@ -144,7 +150,7 @@ def test_int8_path_matches_integer_reference(isa, run_capped):
     assert result["isa"] == isa  # the forced path is the one that ran
     assert result["i32"] == 0
     assert result["f32"] < 1e-5
-    assert result["runs"] == 64 and result["quantized"] == 15 and result["convs"] == 8
+    assert result["runs"] == 64 and result["quantized"] == 18 and result["convs"] == 8
 
 
 def test_gemm_isa_cap_lowers_int8_to_portable(run_capped):
@@ -168,6 +174,8 @@ def test_bad_operands_are_named():
         T.run_op("aiov.QuantizedMatMul", [a, b, np.uint8(0), np.zeros(2, np.int8)])
     with pytest.raises(Exception, match="zero points must have their operand's type"):
         T.run_op("aiov.QuantizedMatMul", [a, b, np.int8(0), np.int8(0)])
+    with pytest.raises(Exception, match=r"relu needs the dequantized \(f32\) output"):
+        T.run_op("aiov.QuantizedMatMul", [a, b, np.uint8(0), np.int8(0)], {"relu": True})
     # A requantizing convolution takes one f32 scale and one u8 zero point, after a bias.
     x, w = np.zeros((1, 2, 4, 4), np.uint8), np.zeros((3, 2, 1, 1), np.int8)
     head = [x, w, np.uint8(0), np.int8(0), np.float32(1), np.zeros(3, np.float32)]
