@@ -131,36 +131,41 @@ uint8_t saturate_u8(float v) {
   return v >= 255.0f ? 255 : (uint8_t)v;
 }
 
-// Large tensors are cut into pieces shared over the pool for both passes (at M = 64 the
-// division per element makes the quantization cost as much as a quarter of the product).
+// Large tensors are cut into pieces shared over the pool (at M = 64 the division per element
+// makes quantizing cost as much as a quarter of the product): fn(piece, i0, i1) for each.
 constexpr int64_t kQuantizePiece = int64_t{1} << 14;
+
+int64_t quantize_pieces(int64_t n) { return (n + kQuantizePiece - 1) / kQuantizePiece; }
+
+template <class Fn>
+void each_piece(const KernelArgs& k, int64_t n, Fn&& fn) {
+  const int64_t pieces = quantize_pieces(n);
+  const auto run = [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) fn(p, p * kQuantizePiece, std::min(n, (p + 1) * kQuantizePiece));
+  };
+  if (k.ctx->pool && pieces > 1)
+    k.ctx->pool->parallel_for(pieces, 1, run, k.ctx->max_threads);
+  else
+    run(0, pieces);
+}
 
 KernelFn prepare_dynamic_quantize(const PrepareContext& ctx) {
   const int64_t n = numel(ctx.in[0].shape);
   return [n](const KernelArgs& k) {
     const float* x = k.in[0]->as<float>();
     uint8_t* y = k.out[0]->as<uint8_t>();
-    const int64_t pieces = (n + kQuantizePiece - 1) / kQuantizePiece;
-    ThreadPool* pool = pieces > 1 ? k.ctx->pool : nullptr;
-    const auto each_piece = [&](auto&& fn) {
-      const auto run = [&](int64_t p0, int64_t p1) {
-        for (int64_t p = p0; p < p1; ++p) fn(p, p * kQuantizePiece, std::min(n, (p + 1) * kQuantizePiece));
-      };
-      if (pool)
-        pool->parallel_for(pieces, 1, run, k.ctx->max_threads);
-      else
-        run(0, pieces);
-    };
+    const int64_t pieces = quantize_pieces(n);
     // Each piece's range includes 0, so the smallest and largest of theirs are x's.
     std::vector<float> mins((size_t)pieces, 0.0f), maxs((size_t)pieces, 0.0f);
-    each_piece(
-        [&](int64_t p, int64_t i0, int64_t i1) { range_with_zero(x + i0, i1 - i0, mins[(size_t)p], maxs[(size_t)p]); });
+    each_piece(k, n, [&](int64_t p, int64_t i0, int64_t i1) {
+      range_with_zero(x + i0, i1 - i0, mins[(size_t)p], maxs[(size_t)p]);
+    });
     const float min = pieces ? *std::min_element(mins.begin(), mins.end()) : 0.0f;
     const float max = pieces ? *std::max_element(maxs.begin(), maxs.end()) : 0.0f;
     // An all-zero x has no range: scale 1 (as onnxruntime; not 0 and a division by it).
     const float scale = max > min ? (max - min) / 255.0f : 1.0f;
     const uint8_t zero = saturate_u8(0.0f - min / scale);
-    each_piece([&](int64_t, int64_t i0, int64_t i1) { quantize_u8(x + i0, i1 - i0, scale, zero, y + i0); });
+    each_piece(k, n, [&](int64_t, int64_t i0, int64_t i1) { quantize_u8(x + i0, i1 - i0, scale, zero, y + i0); });
     *k.out[1]->as<float>() = scale;
     *k.out[2]->as<uint8_t>() = zero;
   };
@@ -184,12 +189,16 @@ KernelFn prepare_quantize(const PrepareContext& ctx) {
   const int64_t n = numel(ctx.in[0].shape);
   const bool to_signed = ctx.in[2].type == ElementType::i8;
   return [n, to_signed](const KernelArgs& k) {
+    const float* x = k.in[0]->as<float>();
     uint8_t* y = k.out[0]->as<uint8_t>();
     const float scale = *k.in[1]->as<float>();
-    if (!to_signed) return quantize_u8(k.in[0]->as<float>(), n, scale, *k.in[2]->as<uint8_t>(), y);
     // s8 is u8 shifted by 128: quantized against zero + 128, then the top bit flipped.
-    quantize_u8(k.in[0]->as<float>(), n, scale, (int32_t)*k.in[2]->as<int8_t>() + 128, y);
-    for (int64_t i = 0; i < n; ++i) y[i] ^= 0x80;
+    const int32_t zero = to_signed ? (int32_t)*k.in[2]->as<int8_t>() + 128 : (int32_t)*k.in[2]->as<uint8_t>();
+    each_piece(k, n, [&](int64_t, int64_t i0, int64_t i1) {
+      quantize_u8(x + i0, i1 - i0, scale, zero, y + i0);
+      if (to_signed)
+        for (int64_t i = i0; i < i1; ++i) y[i] ^= 0x80;
+    });
   };
 }
 

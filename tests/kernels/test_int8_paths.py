@@ -124,9 +124,9 @@ for n in (1, 15, 16, 17, 1000, 50001):  # the last in pieces over 2 threads, its
         assert scale == want_scale and zero == want_zero and np.array_equal(y, want), (n, x, y, want)
         # A given scale and zero point (QuantizeLinear per tensor), saturating both ways.
         s, z = np.float32(0.01), np.uint8(100)
-        y = T.run_op("aiov.Quantize", [x, s, z])[0]
+        y = T.run_op("aiov.Quantize", [x, s, z], threads=2)[0]
         assert np.array_equal(y, np.clip(np.rint(x / s) + z, 0, 255).astype(np.uint8))
-        y = T.run_op("aiov.Quantize", [x, s, np.int8(-3)])[0]
+        y = T.run_op("aiov.Quantize", [x, s, np.int8(-3)], threads=2)[0]
         assert y.dtype == np.int8 and np.array_equal(y, np.clip(np.rint(x / s) - 3, -128, 127).astype(np.int8))
         quantized += 1
 print(json.dumps({"isa": ov._core.gemm_int8_isa(), "i32": worst_i32, "f32": worst_f32, "runs": runs,
