@@ -158,11 +158,11 @@ KernelFn prepare_depthwise(const PrepareContext& ctx, const Geometry& g) {
       p.out_i32 = !g.dequantize ? k.out[0]->as<int32_t>() + at : nullptr;
       p.out_f32 = g.dequantize && !g.requantize ? k.out[0]->as<float>() + at : nullptr;
       p.out_u8 = g.requantize ? k.out[0]->as<uint8_t>() + at : nullptr;
-      const auto rows = [&](int64_t y0, int64_t y1) { depthwise_int8_rows(p, y0, y1); };
+      const auto units = [&](int64_t u0, int64_t u1) { depthwise_int8_run(p, u0, u1); };
       if (k.ctx->pool && positions * C * g.taps() >= (int64_t{1} << 15))
-        k.ctx->pool->parallel_for(p.out_h, 1, rows, k.ctx->max_threads);
+        k.ctx->pool->parallel_for(depthwise_int8_units(p), 1, units, k.ctx->max_threads);
       else
-        rows(0, p.out_h);
+        units(0, depthwise_int8_units(p));
     }
   };
 }

@@ -129,6 +129,16 @@ for n in (1, 15, 16, 17, 1000, 50001):  # the last in pieces over 2 threads, its
         y = T.run_op("aiov.Quantize", [x, s, np.int8(-3)], threads=2)[0]
         assert y.dtype == np.int8 and np.array_equal(y, np.clip(np.rint(x / s) - 3, -128, 127).astype(np.int8))
         quantized += 1
+# Quotients at and next to half-integers (where multiplying by the reciprocal could round the
+# other way), huge, infinite and NaN values, and a scale whose reciprocal overflows.
+for s in (np.float32(0.0137), np.float32(0.1), np.float32(3.7), np.float32(1e-39)):
+    x = (np.arange(-300, 300, dtype=np.float32) + np.float32(0.5)) * s
+    x = np.concatenate([x, np.nextafter(x, np.float32(np.inf)), np.nextafter(x, np.float32(-np.inf)),
+                        np.float32([1e30, -1e30, 3e6, np.inf, -np.inf, np.nan, 0.0])])
+    with np.errstate(all="ignore"):
+        want = np.clip(np.nan_to_num(np.rint(x / s), nan=-1e9) + 128, 0, 255).astype(np.uint8)  # NaN: 0
+    got = T.run_op("aiov.Quantize", [x, s, np.uint8(128)], threads=2)[0]
+    assert np.array_equal(got, want), (s, x[got != want], got[got != want], want[got != want])
 print(json.dumps({"isa": ov._core.gemm_int8_isa(), "i32": worst_i32, "f32": worst_f32, "runs": runs,
                   "quantized": quantized, "convs": convs}))
 """
