@@ -37,7 +37,7 @@ void dequantize_portable(const DepthwiseInt8& p, const int32_t* sums, float* y) 
   }
 }
 
-const DepthwiseKernels kPortable{"scalar", &pixels_portable, &dequantize_portable};
+const DepthwiseKernels kPortable{"scalar", &pixels_portable, nullptr, &dequantize_portable};
 
 const DepthwiseKernels& kernels() {
   static const DepthwiseKernels* chosen = [] {  // once; thread-safe static init
@@ -53,15 +53,33 @@ const DepthwiseKernels& kernels() {
 
 using namespace depthwise_detail;
 
-void depthwise_int8_rows(const DepthwiseInt8& p, int64_t oy0, int64_t oy1) {
+namespace {
+
+// Channels-last outputs are written by the kernel itself where it has the epilogue.
+bool direct_output(const DepthwiseInt8& p) { return p.channel_stride == 1 && kernels().pixels_nhwc; }
+
+// Channels per unit when rows are split further (a multiple of 16: whole vectors).
+constexpr int64_t kChannelBlock = 64;
+
+// Blocks of channels per row: more than one only for images of few rows, which alone would
+// leave a core idle or unevenly loaded.
+int64_t channel_blocks(const DepthwiseInt8& p) {
+  if (!direct_output(p) || p.out_h >= 16) return 1;
+  return (p.channels + kChannelBlock - 1) / kChannelBlock;
+}
+
+// Output rows [oy0, oy1), channels [c0, c1) (all of them unless the output is direct).
+void depthwise_int8_rows(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0, int64_t c1) {
   const int64_t C = p.channels, count = p.kernel_h * p.kernel_w;
   const DepthwiseKernels& ks = kernels();
-  // Padding long enough for a whole run of pixels to walk along it.
+  const bool direct = direct_output(p);
+  // Padding long enough for a whole run of pixels to walk along it (kept while it fits).
   thread_local std::vector<uint8_t> padding;
   thread_local std::vector<const uint8_t*> taps;
   thread_local std::vector<int32_t> sums;
   thread_local std::vector<float> values;
-  padding.assign((size_t)((p.out_w * p.stride_w + 1) * C), p.pad);
+  const size_t padding_bytes = (size_t)((p.out_w * p.stride_w + 1) * C);
+  if (padding.size() != padding_bytes || padding[0] != p.pad) padding.assign(padding_bytes, p.pad);
   taps.resize((size_t)count);
   sums.resize((size_t)(p.out_w * C));
   values.resize((size_t)std::max(p.out_w, C));
@@ -84,22 +102,30 @@ void depthwise_int8_rows(const DepthwiseInt8& p, int64_t oy0, int64_t oy1) {
         }
       }
     };
+    const int64_t at = oy * p.out_w * p.pixel_stride;
+    // Pixels [ox, ox + n) of the row (tap pointers `step` bytes apart from pixel to pixel).
+    const auto run = [&](int64_t ox, int64_t n, int64_t step_bytes) {
+      if (direct)
+        ks.pixels_nhwc(p, taps.data(), n, step_bytes, at + ox * p.pixel_stride, c0, c1);
+      else
+        ks.pixels(p, taps.data(), n, step_bytes, sums.data() + ox * C);
+    };
     for (int64_t ox = 0; ox < x_lo; ++ox) {
       set_taps(ox);
-      ks.pixels(p, taps.data(), 1, 0, sums.data() + ox * C);
+      run(ox, 1, 0);
     }
     if (x_hi > x_lo) {  // rows outside the image read along the padding
       set_taps(x_lo);
-      ks.pixels(p, taps.data(), x_hi - x_lo, step, sums.data() + x_lo * C);
+      run(x_lo, x_hi - x_lo, step);
     }
     for (int64_t ox = x_hi; ox < p.out_w; ++ox) {
       set_taps(ox);
-      ks.pixels(p, taps.data(), 1, 0, sums.data() + ox * C);
+      run(ox, 1, 0);
     }
+    if (direct) continue;
     // The row's [out_w, C] sums to the output: a pixel's channels at once where they are
     // contiguous (NHWC), else a channel's pixels (NCHW).
     const int32_t* const row = sums.data();
-    const int64_t at = oy * p.out_w * p.pixel_stride;
     if (p.channel_stride == 1) {
       for (int64_t ox = 0; ox < p.out_w; ++ox) {
         const int64_t o = at + ox * p.pixel_stride;
@@ -128,6 +154,19 @@ void depthwise_int8_rows(const DepthwiseInt8& p, int64_t oy0, int64_t oy1) {
       }
       if (p.out_u8) quantize_u8(y, p.out_w, p.out_scale, p.out_zero, p.out_u8 + o);
     }
+  }
+}
+
+}  // namespace
+
+int64_t depthwise_int8_units(const DepthwiseInt8& p) { return p.out_h * channel_blocks(p); }
+
+void depthwise_int8_run(const DepthwiseInt8& p, int64_t u0, int64_t u1) {
+  const int64_t blocks = channel_blocks(p);
+  if (blocks == 1) return depthwise_int8_rows(p, u0, u1, 0, p.channels);
+  for (int64_t u = u0; u < u1; ++u) {
+    const int64_t c0 = u % blocks * kChannelBlock;
+    depthwise_int8_rows(p, u / blocks, u / blocks + 1, c0, std::min(p.channels, c0 + kChannelBlock));
   }
 }
 

@@ -36,8 +36,12 @@ struct DepthwiseInt8 {
   int32_t out_zero = 0;
 };
 
-// Output rows [oy0, oy1).
-void depthwise_int8_rows(const DepthwiseInt8& p, int64_t oy0, int64_t oy1);
+// The work cut into units for a pool: output rows or, when there are few rows and the
+// kernel writes a channels-last output itself, rows x blocks of channels (so both cores have
+// work on a 7x7 image).
+int64_t depthwise_int8_units(const DepthwiseInt8& p);
+// Units [u0, u1).
+void depthwise_int8_run(const DepthwiseInt8& p, int64_t u0, int64_t u1);
 
 // The kernels depthwise sums run on: "avx512_vnni" or "scalar" (AIOV_INT8_ISA lowers it).
 const char* depthwise_int8_isa();
@@ -49,6 +53,11 @@ struct DepthwiseKernels {
   // Sums of `count` pixels, all channels, to acc [count, channels]: pixel i's tap t at
   // taps[t] + i * step (bytes).
   void (*pixels)(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc);
+  // The same sums of channels [c0, c1) (c0 a multiple of 16) through the epilogue straight
+  // into a channels-last output (channel_stride 1): pixel i's channels from element out_at +
+  // i * pixel_stride. Null where the driver goes through `pixels` and `dequantize` instead.
+  void (*pixels_nhwc)(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int64_t out_at,
+                      int64_t c0, int64_t c1);
   // y[c] = float(sums[c]) * scale[c] + bias[c] (relu) for one pixel's channels (no FMA: the
   // same f32 values as the portable path, which requantization depends on).
   void (*dequantize)(const DepthwiseInt8& p, const int32_t* sums, float* y);

@@ -4,21 +4,49 @@
 // each tap's weights.
 #include "kernels/depthwise_int8.hpp"
 #include "kernels/x86_intrinsics.hpp"
+// (after the intrinsics)
+#include "kernels/requantize_x86.hpp"
 
 namespace aiov {
 namespace depthwise_detail {
 #if defined(AIOV_X86) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 namespace {
 
+// 16 bytes widened to s32 lanes (one VPMOVZXBD from memory when all 16 are wanted).
+template <bool kFull>
 [[gnu::always_inline]] inline __m512i widened(const uint8_t* x, __mmask16 m) {
+  if (kFull) return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x)));
   return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, x));
 }
 
-// Pixels [i, i + P) of output channels [c, c + 16) under mask m. With groups, lane l takes
-// input `in` of its group from lane l - l % width + in (a group never straddles 16 channels).
-template <int P, bool kGroups>
+// Output channels [c, c + 16) under mask m of one pixel's sum, through the epilogue, to
+// element o of the output: s32 as it is, or float(sum) * scale (+ bias) (relu) as f32 or
+// requantized to u8 (no FMA: the f32 values of the portable path, which requantization
+// depends on).
+[[gnu::always_inline]] inline void write_out(const DepthwiseInt8& p, const Requantizer& rq, __m512i sum, int64_t c,
+                                             __mmask16 m, int64_t o) {
+  if (p.out_i32) {
+    _mm512_mask_storeu_epi32(p.out_i32 + o, m, sum);
+    return;
+  }
+  __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), _mm512_maskz_loadu_ps(m, p.scale + c));
+  if (p.bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, p.bias + c));
+  if (p.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
+  if (p.out_u8)
+    _mm512_mask_cvtusepi32_storeu_epi8(p.out_u8 + o, m, requantized_u8(y, rq));
+  else
+    _mm512_mask_storeu_ps(p.out_f32 + o, m, y);
+}
+
+// Pixels [i, i + P) of output channels [c, c + 16) under mask m, to acc [count, C] or, with
+// kDirect, through the epilogue to the output from element out_at (pixel_stride apart).
+// With groups, lane l takes input `in` of its group from lane l - l % width + in (a group
+// never straddles 16 channels). kFull: m is all 16 lanes (plain loads).
+template <int P, bool kGroups, bool kDirect, bool kFull>
 [[gnu::always_inline]] inline void block(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t i, int64_t step,
-                                         int64_t c, __mmask16 m, int32_t* acc) {
+                                         int64_t c, __mmask16 lanes, int32_t* acc, int64_t out_at,
+                                         const Requantizer& rq) {
+  const __mmask16 m = kFull ? (__mmask16)0xFFFF : lanes;
   const int64_t C = p.channels, kernel = p.kernel_h * p.kernel_w, width = p.group_width;
   __m512i sum[P];
   const __m512i add = _mm512_maskz_loadu_epi32(m, p.channel_add + c);
@@ -28,7 +56,7 @@ template <int P, bool kGroups>
   for (int64_t t = 0; t < kernel; ++t) {
     const uint8_t* x = taps[t] + i * step + c;
     __m512i xv[P];
-    for (int k = 0; k < P; ++k) xv[k] = widened(x + k * step, m);
+    for (int k = 0; k < P; ++k) xv[k] = widened<kFull>(x + k * step, m);
     if (!kGroups) {
       const __m512i w = _mm512_maskz_loadu_epi32(m, p.weights + t * C + c);
       for (int k = 0; k < P; ++k) sum[k] = _mm512_dpwssd_epi32(sum[k], xv[k], w);
@@ -40,25 +68,47 @@ template <int P, bool kGroups>
       for (int k = 0; k < P; ++k) sum[k] = _mm512_dpwssd_epi32(sum[k], _mm512_permutexvar_epi32(from, xv[k]), w);
     }
   }
-  for (int k = 0; k < P; ++k) _mm512_mask_storeu_epi32(acc + (i + k) * C + c, m, sum[k]);
+  for (int k = 0; k < P; ++k) {
+    if (kDirect)
+      write_out(p, rq, sum[k], c, m, out_at + (i + k) * p.pixel_stride + c);
+    else
+      _mm512_mask_storeu_epi32(acc + (i + k) * C + c, m, sum[k]);
+  }
 }
 
-template <bool kGroups>
-void pixels(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc) {
-  const int64_t C = p.channels;
-  for (int64_t c = 0; c < C; c += 16) {
-    const __mmask16 m = C - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - c)) - 1u);
+// Channels [c0, c1).
+template <bool kGroups, bool kDirect>
+void pixels(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc,
+            int64_t out_at, int64_t c0, int64_t c1) {
+  const Requantizer rq = requantizer(p.out_scale, p.out_zero);
+  for (int64_t c = c0; c < c1; c += 16) {
+    const __mmask16 m = c1 - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (c1 - c)) - 1u);
     int64_t i = 0;
-    for (; i + 4 <= count; i += 4) block<4, kGroups>(p, taps, i, step, c, m, acc);
-    for (; i < count; ++i) block<1, kGroups>(p, taps, i, step, c, m, acc);
+    if (m == 0xFFFF) {
+      for (; i + 8 <= count; i += 8) block<8, kGroups, kDirect, true>(p, taps, i, step, c, m, acc, out_at, rq);
+      for (; i + 4 <= count; i += 4) block<4, kGroups, kDirect, true>(p, taps, i, step, c, m, acc, out_at, rq);
+      for (; i < count; ++i) block<1, kGroups, kDirect, true>(p, taps, i, step, c, m, acc, out_at, rq);
+      continue;
+    }
+    for (; i + 8 <= count; i += 8) block<8, kGroups, kDirect, false>(p, taps, i, step, c, m, acc, out_at, rq);
+    for (; i + 4 <= count; i += 4) block<4, kGroups, kDirect, false>(p, taps, i, step, c, m, acc, out_at, rq);
+    for (; i < count; ++i) block<1, kGroups, kDirect, false>(p, taps, i, step, c, m, acc, out_at, rq);
   }
 }
 
 void pixels_vnni(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc) {
   if (p.group_width == 1)
-    pixels<false>(p, taps, count, step, acc);
+    pixels<false, false>(p, taps, count, step, acc, 0, 0, p.channels);
   else
-    pixels<true>(p, taps, count, step, acc);
+    pixels<true, false>(p, taps, count, step, acc, 0, 0, p.channels);
+}
+
+void pixels_nhwc_vnni(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int64_t out_at,
+                      int64_t c0, int64_t c1) {
+  if (p.group_width == 1)
+    pixels<false, true>(p, taps, count, step, nullptr, out_at, c0, c1);
+  else
+    pixels<true, true>(p, taps, count, step, nullptr, out_at, c0, c1);
 }
 
 void dequantize_vnni(const DepthwiseInt8& p, const int32_t* sums, float* y) {
@@ -73,7 +123,7 @@ void dequantize_vnni(const DepthwiseInt8& p, const int32_t* sums, float* y) {
   }
 }
 
-const DepthwiseKernels kVnni{"avx512_vnni", &pixels_vnni, &dequantize_vnni};
+const DepthwiseKernels kVnni{"avx512_vnni", &pixels_vnni, &pixels_nhwc_vnni, &dequantize_vnni};
 
 }  // namespace
 

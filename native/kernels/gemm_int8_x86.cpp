@@ -10,6 +10,8 @@
 #include <type_traits>
 
 #include "kernels/x86_intrinsics.hpp"
+// (after the intrinsics)
+#include "kernels/requantize_x86.hpp"
 
 namespace aiov {
 namespace gemm_detail {
@@ -75,10 +77,10 @@ void range(const float* x, int64_t n, float& min, float& max) {
 }
 
 void quantize(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y) {
-  const __m512 s = _mm512_set1_ps(scale), z = _mm512_set1_ps((float)zero);
+  const Requantizer r = requantizer(scale, zero);  // (requantize_x86.hpp: no division per value)
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = head_mask((int)(n - i));
-    _mm512_mask_cvtusepi32_storeu_epi8(y + i, m, quantized(_mm512_maskz_loadu_ps(m, x + i), s, z));
+    _mm512_mask_cvtusepi32_storeu_epi8(y + i, m, requantized_u8(_mm512_maskz_loadu_ps(m, x + i), r));
   }
 }
 

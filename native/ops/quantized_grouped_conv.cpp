@@ -67,31 +67,57 @@ struct Geometry {
   int64_t positions() const { return w.out[0] * w.out[1] * w.out[2]; }
 };
 
+// What the depthwise kernel takes from the filters, zero points, factors and bias.
+struct DepthwiseConstants {
+  // [taps, width, C] less the weights' zero points; the data's zero point taken out of each
+  // sum as x_zero * the channel's weights, so padding (x_zero) adds nothing.
+  std::vector<int32_t> weights, channel_add;
+  std::vector<float> scale, bias;
+  int32_t x_zero = 0;  // in the u8 domain
+};
+
+// From the op's inputs (filters, zero points, factors and bias with their data).
+std::shared_ptr<const DepthwiseConstants> depthwise_constants(const Geometry& g, const TensorView* const* in) {
+  auto d = std::make_shared<DepthwiseConstants>();
+  const int64_t C = g.C, taps = g.taps(), width = C / g.group;
+  const uint8_t* f = static_cast<const uint8_t*>(in[1]->data);
+  const std::vector<int32_t> w_zero = per_channel<int32_t>(*in[3], C, int8_at);
+  d->x_zero = int8_at(*in[2], 0) + (g.x_signed ? 128 : 0);
+  d->weights.resize((size_t)(taps * width * C));
+  d->channel_add.resize((size_t)C);
+  for (int64_t o = 0; o < C; ++o) {
+    int32_t total = 0;
+    for (int64_t i = 0; i < width; ++i)
+      for (int64_t t = 0; t < taps; ++t) {
+        const uint8_t byte = f[(o * width + i) * taps + t];
+        const int32_t v = (g.w_unsigned ? (int32_t)byte : (int32_t)(int8_t)byte) - w_zero[(size_t)o];
+        d->weights[(size_t)((t * width + i) * C + o)] = v;
+        total += v;
+      }
+    d->channel_add[(size_t)o] = -d->x_zero * total;
+  }
+  if (g.dequantize) d->scale = per_channel<float>(*in[4], C, f32_at);
+  if (g.has_bias) d->bias.assign(in[5]->as<float>(), in[5]->as<float>() + C);
+  return d;
+}
+
 KernelFn prepare_depthwise(const PrepareContext& ctx, const Geometry& g) {
   ctx.note_kernel(std::string(g.group == g.C ? "depthwise" : "narrow-group") + " integer " + depthwise_int8_isa() +
                   (g.out_nhwc ? " in NHWC" : " in NCHW") + (g.requantize ? " to u8" : ""));
-  return [g](const KernelArgs& k) {
-    const int64_t C = g.C, taps = g.taps(), plane = g.plane(), positions = g.positions(), width = C / g.group;
-    const uint8_t* f = static_cast<const uint8_t*>(k.in[1]->data);
-    const std::vector<int32_t> w_zero = per_channel<int32_t>(*k.in[3], C, int8_at);
-    const int32_t x_zero = int8_at(*k.in[2], 0) + (g.x_signed ? 128 : 0);  // in the u8 domain
-    // Weights [taps, width, C] less their zero points; the data's zero point taken out of
-    // each sum as x_zero * the channel's weights, so padding (x_zero) adds nothing.
-    std::vector<int32_t> weights((size_t)(taps * width * C)), channel_add((size_t)C);
-    for (int64_t o = 0; o < C; ++o) {
-      int32_t total = 0;
-      for (int64_t in = 0; in < width; ++in)
-        for (int64_t t = 0; t < taps; ++t) {
-          const uint8_t byte = f[(o * width + in) * taps + t];
-          const int32_t v = (g.w_unsigned ? (int32_t)byte : (int32_t)(int8_t)byte) - w_zero[(size_t)o];
-          weights[(size_t)((t * width + in) * C + o)] = v;
-          total += v;
-        }
-      channel_add[(size_t)o] = -x_zero * total;
-    }
-    std::vector<float> scale, bias;
-    if (g.dequantize) scale = per_channel<float>(*k.in[4], C, f32_at);
-    if (g.has_bias) bias.assign(k.in[5]->as<float>(), k.in[5]->as<float>() + C);
+  // Built once here when the zero points, factors and bias are known at plan time (QDQ
+  // models' constants), else on every call.
+  std::vector<const TensorView*> inputs;
+  bool known = true;
+  for (size_t i = 0; i < ctx.in.size(); ++i) {
+    inputs.push_back(&ctx.in[i]);
+    known = known && (i == 0 || i >= 6 || ctx.in[i].data);
+  }
+  std::shared_ptr<const DepthwiseConstants> planned;
+  if (known) planned = depthwise_constants(g, inputs.data());
+  return [g, planned](const KernelArgs& k) {
+    const int64_t C = g.C, plane = g.plane(), positions = g.positions(), width = C / g.group;
+    const std::shared_ptr<const DepthwiseConstants> d = planned ? planned : depthwise_constants(g, k.in);
+    const int32_t x_zero = d->x_zero;
     const Window& w = g.w;
     DepthwiseInt8 p;
     p.channels = C;
@@ -100,12 +126,12 @@ KernelFn prepare_depthwise(const PrepareContext& ctx, const Geometry& g) {
     p.kernel_h = w.kernel[1], p.kernel_w = w.kernel[2], p.stride_h = w.stride[1], p.stride_w = w.stride[2];
     p.dilation_h = w.dilation[1], p.dilation_w = w.dilation[2], p.pad_top = w.pad_begin[1], p.pad_left = w.pad_begin[2];
     p.pad = (uint8_t)x_zero;
-    p.weights = weights.data();
-    p.channel_add = channel_add.data();
+    p.weights = d->weights.data();
+    p.channel_add = d->channel_add.data();
     p.channel_stride = g.out_nhwc ? 1 : positions;
     p.pixel_stride = g.out_nhwc ? C : 1;
-    p.scale = g.dequantize ? scale.data() : nullptr;
-    p.bias = g.has_bias ? bias.data() : nullptr;
+    p.scale = g.dequantize ? d->scale.data() : nullptr;
+    p.bias = g.has_bias ? d->bias.data() : nullptr;
     p.relu = g.relu;
     if (g.requantize) {
       p.out_scale = *k.in[6]->as<float>();
@@ -132,11 +158,11 @@ KernelFn prepare_depthwise(const PrepareContext& ctx, const Geometry& g) {
       p.out_i32 = !g.dequantize ? k.out[0]->as<int32_t>() + at : nullptr;
       p.out_f32 = g.dequantize && !g.requantize ? k.out[0]->as<float>() + at : nullptr;
       p.out_u8 = g.requantize ? k.out[0]->as<uint8_t>() + at : nullptr;
-      const auto rows = [&](int64_t y0, int64_t y1) { depthwise_int8_rows(p, y0, y1); };
-      if (k.ctx->pool && positions * C * taps >= (int64_t{1} << 15))
-        k.ctx->pool->parallel_for(p.out_h, 1, rows, k.ctx->max_threads);
+      const auto units = [&](int64_t u0, int64_t u1) { depthwise_int8_run(p, u0, u1); };
+      if (k.ctx->pool && positions * C * g.taps() >= (int64_t{1} << 15))
+        k.ctx->pool->parallel_for(depthwise_int8_units(p), 1, units, k.ctx->max_threads);
       else
-        rows(0, p.out_h);
+        units(0, depthwise_int8_units(p));
     }
   };
 }

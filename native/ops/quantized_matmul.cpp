@@ -4,7 +4,8 @@
 // dequantization factor (one value, or one per column: activation scale x weight scale),
 // the output is f32 float(sum) * factor (+ a sixth input, the bias [N]). The ONNX reader
 // emits it for MatMulInteger and QLinearMatMul, and the graph optimizer folds the scale
-// and bias that follow into it (plan/passes/fuse_quantized_matmul.cpp).
+// and bias that follow into it (plan/passes/fuse_quantized_matmul.cpp), and a Relu after them
+// (attribute "relu", f32 output only).
 // aiov.DynamicQuantize, ONNX DynamicQuantizeLinear, makes the u8 activations such a product
 // reads: one pass for the range, one to quantize (what would otherwise be a dozen f32 ops).
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "executor/executor.hpp"
 #include "kernels/gemm_int8.hpp"
 #include "plan/registry.hpp"
 
@@ -57,6 +59,8 @@ std::vector<PortInfo> infer_quantized_matmul(const InferContext& c) {
         (c.in[5].shape.rank() != 1 || (N >= 0 && c.in[5].shape.dims[0] >= 0 && c.in[5].shape.dims[0] != N)))
       throw InputError(n.describe() + ": the bias must be [" + std::to_string(N) + "], got " + c.in[5].shape.str());
     out = ElementType::f32;
+  } else if (n.attr_int("relu", 0)) {
+    throw InputError(n.describe() + ": relu needs the dequantized (f32) output: give the factor");
   }
   if (!a.shape.rank_known) return {PortInfo{out, PartialShape::dynamic_rank()}};
   Dims y(a.shape.dims.begin(), a.shape.dims.end() - 1);
@@ -73,6 +77,7 @@ KernelFn prepare_quantized_matmul(const PrepareContext& ctx) {
   const int64_t K = bs[0], N = bs[1], rows = K ? numel(ctx.in[0].shape) / K : 0;
   const bool a_signed = ctx.in[0].type == ElementType::i8, b_unsigned = ctx.in[1].type == ElementType::u8;
   const bool dequantize = ctx.in.size() > 4, has_bias = ctx.in.size() > 5;
+  const bool relu = ctx.node.attr_int("relu", 0) != 0;
   std::shared_ptr<const PackedInt8B> packed;
   if (ctx.in[1].data)
     packed = ctx.derived<PackedInt8B>(
@@ -99,6 +104,7 @@ KernelFn prepare_quantized_matmul(const PrepareContext& ctx) {
       out.c_f32 = k.out[0]->as<float>();
       out.scale = factor.data();
       out.bias = has_bias ? k.in[5]->as<float>() : nullptr;
+      out.relu = relu;
     } else {
       out.c_i32 = k.out[0]->as<int32_t>();
     }
@@ -125,16 +131,41 @@ uint8_t saturate_u8(float v) {
   return v >= 255.0f ? 255 : (uint8_t)v;
 }
 
+// Large tensors are cut into pieces shared over the pool (at M = 64 the division per element
+// makes quantizing cost as much as a quarter of the product): fn(piece, i0, i1) for each.
+constexpr int64_t kQuantizePiece = int64_t{1} << 14;
+
+int64_t quantize_pieces(int64_t n) { return (n + kQuantizePiece - 1) / kQuantizePiece; }
+
+template <class Fn>
+void each_piece(const KernelArgs& k, int64_t n, Fn&& fn) {
+  const int64_t pieces = quantize_pieces(n);
+  const auto run = [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) fn(p, p * kQuantizePiece, std::min(n, (p + 1) * kQuantizePiece));
+  };
+  if (k.ctx->pool && pieces > 1)
+    k.ctx->pool->parallel_for(pieces, 1, run, k.ctx->max_threads);
+  else
+    run(0, pieces);
+}
+
 KernelFn prepare_dynamic_quantize(const PrepareContext& ctx) {
   const int64_t n = numel(ctx.in[0].shape);
   return [n](const KernelArgs& k) {
     const float* x = k.in[0]->as<float>();
-    float min, max;
-    range_with_zero(x, n, min, max);
+    uint8_t* y = k.out[0]->as<uint8_t>();
+    const int64_t pieces = quantize_pieces(n);
+    // Each piece's range includes 0, so the smallest and largest of theirs are x's.
+    std::vector<float> mins((size_t)pieces, 0.0f), maxs((size_t)pieces, 0.0f);
+    each_piece(k, n, [&](int64_t p, int64_t i0, int64_t i1) {
+      range_with_zero(x + i0, i1 - i0, mins[(size_t)p], maxs[(size_t)p]);
+    });
+    const float min = pieces ? *std::min_element(mins.begin(), mins.end()) : 0.0f;
+    const float max = pieces ? *std::max_element(maxs.begin(), maxs.end()) : 0.0f;
     // An all-zero x has no range: scale 1 (as onnxruntime; not 0 and a division by it).
     const float scale = max > min ? (max - min) / 255.0f : 1.0f;
     const uint8_t zero = saturate_u8(0.0f - min / scale);
-    quantize_u8(x, n, scale, zero, k.out[0]->as<uint8_t>());
+    each_piece(k, n, [&](int64_t, int64_t i0, int64_t i1) { quantize_u8(x + i0, i1 - i0, scale, zero, y + i0); });
     *k.out[1]->as<float>() = scale;
     *k.out[2]->as<uint8_t>() = zero;
   };
@@ -158,12 +189,16 @@ KernelFn prepare_quantize(const PrepareContext& ctx) {
   const int64_t n = numel(ctx.in[0].shape);
   const bool to_signed = ctx.in[2].type == ElementType::i8;
   return [n, to_signed](const KernelArgs& k) {
+    const float* x = k.in[0]->as<float>();
     uint8_t* y = k.out[0]->as<uint8_t>();
     const float scale = *k.in[1]->as<float>();
-    if (!to_signed) return quantize_u8(k.in[0]->as<float>(), n, scale, *k.in[2]->as<uint8_t>(), y);
     // s8 is u8 shifted by 128: quantized against zero + 128, then the top bit flipped.
-    quantize_u8(k.in[0]->as<float>(), n, scale, (int32_t)*k.in[2]->as<int8_t>() + 128, y);
-    for (int64_t i = 0; i < n; ++i) y[i] ^= 0x80;
+    const int32_t zero = to_signed ? (int32_t)*k.in[2]->as<int8_t>() + 128 : (int32_t)*k.in[2]->as<uint8_t>();
+    each_piece(k, n, [&](int64_t, int64_t i0, int64_t i1) {
+      quantize_u8(x + i0, i1 - i0, scale, zero, y + i0);
+      if (to_signed)
+        for (int64_t i = i0; i < i1; ++i) y[i] ^= 0x80;
+    });
   };
 }
 
@@ -183,8 +218,10 @@ void register_quantized_matmul_ops(OpRegistry& r) {
             .ir({"aiov.Quantize"}, "aiov1"));
   r.add(OpDef{"aiov.DynamicQuantize", 1, 1, infer_dynamic_quantize, prepare_dynamic_quantize}.ir(
       {"aiov.DynamicQuantize"}, "aiov1"));
-  r.add(OpDef{"aiov.QuantizedMatMul", 4, 6, infer_quantized_matmul, prepare_quantized_matmul}.ir(
-      {"aiov.QuantizedMatMul"}, "aiov1"));
+  // Set by fuse_quantized_matmul: max(0, .) of the f32 result (the merge's, with the bias).
+  r.add(OpDef{"aiov.QuantizedMatMul", 4, 6, infer_quantized_matmul, prepare_quantized_matmul}
+            .with_attrs({bool_attr("relu", false).ir_name("-").onnx_name("-")})
+            .ir({"aiov.QuantizedMatMul"}, "aiov1"));
 }
 
 }  // namespace aiov

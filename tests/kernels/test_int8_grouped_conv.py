@@ -79,6 +79,10 @@ for (n, c, h, o, k, stride, pad, dil, group, spatial), xt, wt, zeros in cases:
         shape = (-1,) + (1,) * spatial
         want = ref.astype(np.float32) * factor.reshape(shape) + bias.reshape(shape)
         assert np.allclose(got, want, rtol=1e-5, atol=1e-5), (n, c, group, threads)
+        # Zero points, factors and bias known only when it runs (not when it is planned).
+        inputs = [x, w, za, zw, factor, bias]
+        late = T.run_op("aiov.QuantizedConv", inputs, attrs, runtime_inputs=[2, 3, 4, 5], threads=threads)[0]
+        assert np.array_equal(late, got), (n, c, group, threads, "zero points at run time")
         convs += 1
         if spatial != 2:
             continue

@@ -48,6 +48,12 @@ for (m, k, n), at, bt, per_col in [((1, 1, 1), np.uint8, np.int8, False), ((3, 5
                                threads=threads)[0]
                 want = ref32.astype(np.float32) * factor + bias
                 worst_f32 = max(worst_f32, float(np.max(np.abs(got - want) / (np.abs(want) + 1))))
+                # A Relu after the product (fuse_quantized_matmul's) is the merge's.
+                got = T.run_op("aiov.QuantizedMatMul", [a, b, za, zb, factor, bias], {"relu": True},
+                               runtime_inputs=runtime, threads=threads)[0]
+                relu = np.maximum(want, 0)
+                worst_f32 = max(worst_f32, float(np.max(np.abs(got - relu) / (np.abs(relu) + 1))))
+                assert np.all(got >= 0)
                 runs += 1
 # Batched activations [B, S, K] and one factor for the whole tensor.
 a, b = ints(np.uint8, (2, 3, 40)), ints(np.int8, (40, 5))
@@ -125,10 +131,10 @@ for (n, c, h, o, k, stride, pad, dil), xt, wt in [((1, 3, 9, 5, 3, 1, 1, 1), np.
 
 # Dynamic quantization of activations: exact against numpy (same division, half-even rounding).
 quantized = 0
-for n in (1, 15, 16, 17, 1000):
+for n in (1, 15, 16, 17, 1000, 50001):  # the last in pieces over 2 threads, its extremes in any
     for x in (rng.standard_normal(n).astype(np.float32) * 4, np.abs(rng.standard_normal(n)).astype(np.float32),
               np.zeros(n, np.float32)):
-        y, scale, zero = T.run_op("aiov.DynamicQuantize", [x])
+        y, scale, zero = T.run_op("aiov.DynamicQuantize", [x], threads=2)
         lo, hi = min(0.0, float(x.min())), max(0.0, float(x.max()))
         want_scale = np.float32((np.float32(hi) - np.float32(lo)) / np.float32(255)) if hi > lo else np.float32(1)
         want_zero = np.clip(np.rint(np.float32(0) - np.float32(lo) / want_scale), 0, 255)
@@ -136,11 +142,21 @@ for n in (1, 15, 16, 17, 1000):
         assert scale == want_scale and zero == want_zero and np.array_equal(y, want), (n, x, y, want)
         # A given scale and zero point (QuantizeLinear per tensor), saturating both ways.
         s, z = np.float32(0.01), np.uint8(100)
-        y = T.run_op("aiov.Quantize", [x, s, z])[0]
+        y = T.run_op("aiov.Quantize", [x, s, z], threads=2)[0]
         assert np.array_equal(y, np.clip(np.rint(x / s) + z, 0, 255).astype(np.uint8))
-        y = T.run_op("aiov.Quantize", [x, s, np.int8(-3)])[0]
+        y = T.run_op("aiov.Quantize", [x, s, np.int8(-3)], threads=2)[0]
         assert y.dtype == np.int8 and np.array_equal(y, np.clip(np.rint(x / s) - 3, -128, 127).astype(np.int8))
         quantized += 1
+# Quotients at and next to half-integers (where multiplying by the reciprocal could round the
+# other way), huge, infinite and NaN values, and a scale whose reciprocal overflows.
+for s in (np.float32(0.0137), np.float32(0.1), np.float32(3.7), np.float32(1e-39)):
+    x = (np.arange(-300, 300, dtype=np.float32) + np.float32(0.5)) * s
+    x = np.concatenate([x, np.nextafter(x, np.float32(np.inf)), np.nextafter(x, np.float32(-np.inf)),
+                        np.float32([1e30, -1e30, 3e6, np.inf, -np.inf, np.nan, 0.0])])
+    with np.errstate(all="ignore"):
+        want = np.clip(np.nan_to_num(np.rint(x / s), nan=-1e9) + 128, 0, 255).astype(np.uint8)  # NaN: 0
+    got = T.run_op("aiov.Quantize", [x, s, np.uint8(128)], threads=2)[0]
+    assert np.array_equal(got, want), (s, x[got != want], got[got != want], want[got != want])
 print(json.dumps({"isa": ov._core.gemm_int8_isa(), "i32": worst_i32, "f32": worst_f32, "runs": runs,
                   "quantized": quantized, "convs": convs}))
 """
@@ -162,7 +178,7 @@ def test_int8_path_matches_integer_reference(isa, run_capped):
     assert result["isa"] == isa  # the forced path is the one that ran
     assert result["i32"] == 0
     assert result["f32"] < 1e-5
-    assert result["runs"] == 64 and result["quantized"] == 15 and result["convs"] == 20
+    assert result["runs"] == 64 and result["quantized"] == 18 and result["convs"] == 20
 
 
 def test_gemm_isa_cap_lowers_int8_to_portable(run_capped):
@@ -186,6 +202,8 @@ def test_bad_operands_are_named():
         T.run_op("aiov.QuantizedMatMul", [a, b, np.uint8(0), np.zeros(2, np.int8)])
     with pytest.raises(Exception, match="zero points must have their operand's type"):
         T.run_op("aiov.QuantizedMatMul", [a, b, np.int8(0), np.int8(0)])
+    with pytest.raises(Exception, match=r"relu needs the dequantized \(f32\) output"):
+        T.run_op("aiov.QuantizedMatMul", [a, b, np.uint8(0), np.int8(0)], {"relu": True})
     # A requantizing convolution takes one f32 scale and one u8 zero point, after a bias.
     x, w = np.zeros((1, 2, 4, 4), np.uint8), np.zeros((3, 2, 1, 1), np.int8)
     head = [x, w, np.uint8(0), np.int8(0), np.float32(1), np.zeros(3, np.float32)]

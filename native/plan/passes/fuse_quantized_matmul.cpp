@@ -21,11 +21,12 @@ bool column_factor(const Value& v, int64_t N) {
 // MatMulInteger -> Cast to float -> Mul by activation scale x weight scale, then the float
 // model's bias Add) folds into the product's merge: aiov.QuantizedMatMul with the factor (and
 // the bias) writes f32 once, with no s32 tensor in between. A product that already writes f32
-// (QDQ models read that way) takes the bias Add after it.
+// (QDQ models read that way) takes the bias Add after it. A Relu after the f32 result is the
+// merge's too (attribute "relu"), so no pass over the product is left for it.
 bool fuse_quantized_matmul(PassContext& ctx) {
   bool changed = false;
   for (const NodePtr& mm : ctx.order()) {
-    if (mm->op != op_name::QuantizedMatMul || !ctx.live(*mm) || mm->inputs.size() > 5) continue;
+    if (mm->op != op_name::QuantizedMatMul || !ctx.live(*mm) || mm->attr_int("relu", 0)) continue;
     const PartialShape& ys = mm->outputs[0].shape;
     if (!ys.rank_known || ys.dims.back() < 0) continue;
     const int64_t N = ys.dims.back();
@@ -41,15 +42,21 @@ bool fuse_quantized_matmul(PassContext& ctx) {
       inputs.push_back(factor);
       last = mul;
     }
-    Node* add = ctx.sole_user(*last);
+    Node* add = inputs.size() < 6 ? ctx.sole_user(*last) : nullptr;
     std::vector<float> bias;
     if (add && add->op == op_name::Add && numpy_broadcast(*add) &&
         channel_vector(other_input(*add, last), (int)ys.rank(), (int)ys.rank() - 1, N, bias)) {
       inputs.push_back(Value{f32_constant(Dims{N}, bias, mm->name + "/bias"), 0});
       last = add;
     }
+    Attrs attrs;
+    Node* relu = inputs.size() > 4 ? ctx.sole_user(*last) : nullptr;
+    if (relu && relu->op == op_name::Relu) {
+      attrs["relu"] = int64_t{1};
+      last = relu;
+    }
     if (last == mm.get()) continue;
-    NodePtr fused = make_node(op_name::QuantizedMatMul, inputs, {}, mm->name);
+    NodePtr fused = make_node(op_name::QuantizedMatMul, inputs, attrs, mm->name);
     if (fused->outputs[0].shape.dims != last->outputs[0].shape.dims) continue;  // the Mul or Add broadcast further
     ctx.replace(Value{PassContext::shared(last), 0}, Value{fused, 0});
     changed = true;
