@@ -546,14 +546,17 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   const bool in_place = read_in_place(g, Cg, direct, packed->front()->row_layout());
   auto run_offsets = std::make_shared<const ConvRuns::Offsets>(ConvRuns::offsets(g));
   if (bf16_in || bf16_out) {
-    // One group (fused_conv_carries_bf16): bf16 input read as it lies by the 1x1 GEMM and the
-    // in-place runs, widened for gathered rows; the output rounded to bf16 tile by tile.
-    ctx.note_kernel(std::string(direct     ? "1x1 conv as one GEMM"
-                                : in_place ? "conv, image read in place"
-                                           : "conv, gathered") +
+    // One group (fused_conv_carries_bf16): bf16 input read as it lies by the 1x1 GEMM and
+    // as runs of pixels by every other window (the bf16 driver copies runs into its blocks
+    // either way, so strided 1x1s and few channels need no f32 rows), widened only past
+    // kMaxRun channels; the output rounded to bf16 tile by tile.
+    const bool runs = bf16_in ? !direct && g.C <= ConvRuns::kMaxRun : in_place;
+    ctx.note_kernel(std::string(direct ? "1x1 conv as one GEMM"
+                                : runs ? "conv, image read in place"
+                                       : "conv, gathered") +
                     " NHWC, " + (bf16_in ? "bf16" : "f32") + " in, " + (bf16_out ? "bf16" : "f32") +
                     " out, packed GEMM " + gemm_kernels(precision));
-    return [g, packed, run_offsets, output, direct, in_place, bf16_in, bf16_out, O, M](const KernelArgs& a) {
+    return [g, packed, run_offsets, output, direct, runs, bf16_in, bf16_out, O, M](const KernelArgs& a) {
       const PackedB& B = *packed->front();
       const Epilogue e = output.at(a, O);
       float* y = bf16_out ? nullptr : a.out[0]->as<float>();
@@ -564,7 +567,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
       if (bf16_in) {
         const uint16_t* x16 = a.in[0]->as<uint16_t>();
         if (direct) return gemm_packed_bf16(M, x16, g.C, B, e, y, y16, O, pool, threads);
-        if (in_place)
+        if (runs)
           return gemm_packed_bf16(M, Bf16ConvRuns(g, g.C, 0, *run_offsets, x16), B, e, y, y16, O, pool, threads);
         x = widened_copy(x16, g.N * g.H * g.W * g.C);
       } else {
@@ -574,10 +577,10 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
         if (y16) return gemm_packed_bf16(M, x, g.C, B, e, y16, O, pool, threads);
         return sgemm_packed(false, M, x, g.C, B, e, y, O, pool, threads);
       }
-      if (in_place) {
-        const ConvRuns runs(g, g.C, 0, *run_offsets, x);
-        if (y16) return gemm_packed_bf16(M, runs, B, e, y16, O, pool, threads);
-        return sgemm_packed(M, runs, B, e, y, O, pool, threads);
+      if (runs) {
+        const ConvRuns pixels(g, g.C, 0, *run_offsets, x);
+        if (y16) return gemm_packed_bf16(M, pixels, B, e, y16, O, pool, threads);
+        return sgemm_packed(M, pixels, B, e, y, O, pool, threads);
       }
       const ConvRows rows(g, g.C, 0, x);
       if (y16) return gemm_packed_bf16(M, rows, B, e, y16, O, pool, threads);
