@@ -14,6 +14,7 @@ const std::vector<EnvVar>& env_vars() {
       {"AIOV_PLAN_CACHE_BYTES", "byte budget of a compiled model's cache of shape plans", 0, INT64_MAX, {}},
       {"AIOV_GRAPH_OPT", "0 compiles the graph as written, without the optimizer's passes", 0, 1, {}},
       {"AIOV_WINOGRAD", "0 keeps 3x3 convolutions on the direct GEMM", 0, 1, {}},
+      {"AIOV_BF16_TENSORS", "0 keeps every tensor f32 under a bf16 hint (each convolution rounds its input)", 0, 1, {}},
       {"AIOV_GEMM_ISA", "the widest instruction set the GEMM kernels may use", 0, 0, {"scalar", "avx2", "avx512"}},
       {"AIOV_BF16_ISA", "the widest instruction set bf16 products may use", 0, 0, {"scalar", "avx512_bf16", "amx"}},
       {"AIOV_F16_ISA", "the widest instruction set f16 products may use", 0, 0, {"scalar", "avx512_fp16"}},

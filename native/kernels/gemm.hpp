@@ -174,6 +174,33 @@ constexpr int kMaxGridStep = 2;
 void sgemm_packed(int64_t M, const GridSource& A, const PackedB& B, const Epilogue& e, float* C, int64_t ldc,
                   ThreadPool* pool, int max_threads = 0);
 
+// ---- bf16 activations: products on B packed in bf16 whose A is bf16 as it lies or whose C
+// is written in bf16 (a convolution region carrying bf16 tensors between its convolutions
+// under INFERENCE_PRECISION_HINT bf16). The merge (bias, residual, activation) stays in f32;
+// a bf16 C is rounded once per tile, while it is in L1.
+
+// A RunSource over bf16 data: the same runs, as pointers to bf16 values.
+class Bf16RunSource {
+ public:
+  virtual ~Bf16RunSource() = default;
+  virtual int segments() const = 0;
+  virtual int runs(int64_t m0, int rows, const uint16_t** ptrs, int64_t ld) const = 0;
+};
+
+// f32 A (a matrix, rows made on demand, runs), C written in bf16, ldc values apart.
+void gemm_packed_bf16(int64_t M, const float* A, int64_t lda, const PackedB& B, const Epilogue& e, uint16_t* C,
+                      int64_t ldc, ThreadPool* pool, int max_threads = 0);
+void gemm_packed_bf16(int64_t M, const RowSource& A, const PackedB& B, const Epilogue& e, uint16_t* C, int64_t ldc,
+                      ThreadPool* pool, int max_threads = 0);
+void gemm_packed_bf16(int64_t M, const RunSource& A, const PackedB& B, const Epilogue& e, uint16_t* C, int64_t ldc,
+                      ThreadPool* pool, int max_threads = 0);
+// bf16 A (a matrix, rows lda apart; runs); C written in f32 to C or, when C16 is set, in
+// bf16 to C16 (C then unused), ldc apart.
+void gemm_packed_bf16(int64_t M, const uint16_t* A, int64_t lda, const PackedB& B, const Epilogue& e, float* C,
+                      uint16_t* C16, int64_t ldc, ThreadPool* pool, int max_threads = 0);
+void gemm_packed_bf16(int64_t M, const Bf16RunSource& A, const PackedB& B, const Epilogue& e, float* C, uint16_t* C16,
+                      int64_t ldc, ThreadPool* pool, int max_threads = 0);
+
 // dst[c * ldd + r] = src[r * ld + c] for r < rows, c < cols: a 2-D transpose through the
 // selected ISA's in-register 16 x 16 blocks (layout changes such as NHWC -> NCHW).
 void transpose_f32(int64_t rows, int64_t cols, const float* src, int64_t ld, float* dst, int64_t ldd);

@@ -83,13 +83,26 @@ struct RowFill {
   virtual void fill(const Bf16KernelSet& ks, int64_t m0, int64_t rows, int64_t K, uint16_t* dst, int64_t ld) const = 0;
 };
 
-// One product: A rows from `fill`, B in bf16 panels.
+// One product: A rows from `fill`, B in bf16 panels. C16 set: C is written in bf16 there
+// (ldc apart) instead of f32 to C: each tile is merged in f32 into a small buffer of the
+// thread's and rounded once while it is in L1.
 void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float beta, float* C, int64_t ldc,
-              ThreadPool* pool, int max_threads) {
+              ThreadPool* pool, int max_threads, uint16_t* C16 = nullptr) {
   const int64_t N = B.N(), K = B.K();
   if (M <= 0 || N <= 0) return;
   if (!B.half()) throw std::logic_error("gemm_bf16: B is not packed in bf16 or f16");
-  if (residual_is_c(e, C, ldc)) beta = 1.0f;
+  if (C16 && (beta != 0.0f || B.precision() != GemmPrecision::bf16))
+    throw std::logic_error("gemm_bf16: a bf16 C is written, never accumulated into, by bf16 products");
+  if (!C16 && residual_is_c(e, C, ldc)) beta = 1.0f;
+  if (K == 0 && C16) {
+    std::vector<float> row((size_t)N);
+    for (int64_t m = 0; m < M; ++m) {
+      std::fill(row.begin(), row.end(), 0.0f);
+      apply_epilogue(row.data(), N, 1, N, m, 0, e);
+      bf16_kernels().convert(row.data(), N, 1.0f, C16 + m * ldc);
+    }
+    return;
+  }
   if (K == 0) {
     for (int64_t m = 0; m < M; ++m)
       for (int64_t n = 0; n < N; ++n) C[m * ldc + n] = beta == 0.0f ? 0.0f : beta * C[m * ldc + n];
@@ -122,19 +135,26 @@ void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float b
   // pairs [p0, p1).
   auto multiply = [&](const uint16_t* a, int64_t m0, int64_t rows, int64_t p0, int64_t p1) {
     Bf16Tile t = shared;
+    // Under C16 the tiles of one column pair land here (rows x 32 floats) before rounding.
+    float* staged = C16 ? scratch(kBf16Staging, (size_t)(rows * kBf16TileCols)) : nullptr;
+    if (C16) t.out.ldc = kBf16TileCols;
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t col = p * kBf16TileCols;
       t.out.cols = (int)std::min<int64_t>(kBf16TileCols, N - col);
       t.out.bias = e.bias ? e.bias + col : nullptr;
       t.b = panels + (col / kBf16PanelCols) * panel_stride;
+      float* c = C16 ? staged : C + m0 * ldc + col;
+      const int64_t ldt = C16 ? kBf16TileCols : ldc;
       for (int64_t r0 = 0; r0 < rows; r0 += mr) {
         t.out.rows = (int)std::min<int64_t>(mr, rows - r0);
-        t.out.c = C + (m0 + r0) * ldc + col;
+        t.out.c = c + r0 * ldt;
         if (e.residual) t.out.residual = e.residual + (m0 + r0) * e.ld_residual + col;
         t.a = a + r0 * lda;
         ks.tile(t);
       }
-      if (post) apply_epilogue(C + m0 * ldc + col, ldc, rows, t.out.cols, m0, col, post_part(e));
+      if (post) apply_epilogue(c, ldt, rows, t.out.cols, m0, col, post_part(e));
+      if (C16)
+        for (int64_t r = 0; r < rows; ++r) ks.convert(c + r * ldt, t.out.cols, 1.0f, C16 + (m0 + r) * ldc + col);
     }
   };
   // Block blk of A converted at `a`: K padded with zeros, and the rows up to a whole tile.
@@ -307,6 +327,35 @@ struct GridFill final : RowFill {
   }
 };
 
+// A already in bf16: its rows copied as they lie.
+struct Bf16MatrixFill final : RowFill {
+  const uint16_t* A;
+  int64_t lda;
+  Bf16MatrixFill(const uint16_t* A_, int64_t lda_) : A(A_), lda(lda_) {}
+  void fill(const Bf16KernelSet&, int64_t m0, int64_t rows, int64_t K, uint16_t* dst, int64_t ld) const override {
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * ld, A + (m0 + r) * lda, (size_t)K * sizeof(uint16_t));
+  }
+};
+
+// Runs of bf16 values copied as they lie (padding runs point at zeros).
+struct Bf16RunsFill final : RowFill {
+  const Bf16RunSource& src;
+  explicit Bf16RunsFill(const Bf16RunSource& s) : src(s) {}
+  void fill(const Bf16KernelSet&, int64_t m0, int64_t rows, int64_t K, uint16_t* dst, int64_t ld) const override {
+    thread_local std::vector<const uint16_t*> table;
+    table.resize((size_t)(src.segments() * kFillRows));
+    const uint16_t** ptrs = table.data();
+    for (int64_t r0 = 0; r0 < rows; r0 += kFillRows) {
+      const int n = (int)std::min(kFillRows, rows - r0);
+      const int cuts = src.runs(m0 + r0, n, ptrs, kFillRows);
+      if (cuts <= 0 || src.segments() % cuts != 0) throw std::logic_error("Bf16RunSource: bad run count");
+      const size_t run = (size_t)(K / cuts);
+      for (int s = 0; s < cuts; ++s)
+        for (int r = 0; r < n; ++r) std::memcpy(dst + (r0 + r) * ld + s * run, ptrs[s * kFillRows + r], run * 2);
+    }
+  }
+};
+
 }  // namespace
 
 const Bf16KernelSet& portable_bf16_kernels() { return kPortableBf16; }
@@ -365,6 +414,48 @@ void gemm_bf16(int64_t M, const GridSource& A, const PackedB& B, const Epilogue&
 }  // namespace gemm_detail
 
 using namespace gemm_detail;
+
+namespace {
+void need_bf16_panels(const PackedB& B) {
+  if (B.precision() != GemmPrecision::bf16) throw std::logic_error("gemm_packed_bf16: B is not packed in bf16");
+}
+void need_runs_divide_k(int segments, const PackedB& B) {
+  if (segments <= 0 || B.K() % segments != 0)
+    throw std::logic_error("gemm_packed_bf16: runs need K a multiple of the segment count");
+}
+}  // namespace
+
+void gemm_packed_bf16(int64_t M, const float* A, int64_t lda, const PackedB& B, const Epilogue& e, uint16_t* C,
+                      int64_t ldc, ThreadPool* pool, int max_threads) {
+  need_bf16_panels(B);
+  run_bf16(M, MatrixFill(false, A, lda, 1.0f), B, e, 0.0f, nullptr, ldc, pool, max_threads, C);
+}
+
+void gemm_packed_bf16(int64_t M, const RowSource& A, const PackedB& B, const Epilogue& e, uint16_t* C, int64_t ldc,
+                      ThreadPool* pool, int max_threads) {
+  need_bf16_panels(B);
+  run_bf16(M, SourceRowsFill(A), B, e, 0.0f, nullptr, ldc, pool, max_threads, C);
+}
+
+void gemm_packed_bf16(int64_t M, const RunSource& A, const PackedB& B, const Epilogue& e, uint16_t* C, int64_t ldc,
+                      ThreadPool* pool, int max_threads) {
+  need_bf16_panels(B);
+  need_runs_divide_k(A.segments(), B);
+  run_bf16(M, RunsFill(A), B, e, 0.0f, nullptr, ldc, pool, max_threads, C);
+}
+
+void gemm_packed_bf16(int64_t M, const uint16_t* A, int64_t lda, const PackedB& B, const Epilogue& e, float* C,
+                      uint16_t* C16, int64_t ldc, ThreadPool* pool, int max_threads) {
+  need_bf16_panels(B);
+  run_bf16(M, Bf16MatrixFill(A, lda), B, e, 0.0f, C16 ? nullptr : C, ldc, pool, max_threads, C16);
+}
+
+void gemm_packed_bf16(int64_t M, const Bf16RunSource& A, const PackedB& B, const Epilogue& e, float* C, uint16_t* C16,
+                      int64_t ldc, ThreadPool* pool, int max_threads) {
+  need_bf16_panels(B);
+  need_runs_divide_k(A.segments(), B);
+  run_bf16(M, Bf16RunsFill(A), B, e, 0.0f, C16 ? nullptr : C, ldc, pool, max_threads, C16);
+}
 
 namespace {
 // sgemm with B packed in a 16-bit precision on each call (the products of two activations).

@@ -30,7 +30,7 @@ constexpr int64_t kDotMaxLongKRows = 1024;
 // path does not allocate once shapes have been seen. Separate slots so a caller's shared
 // buffer (whole packed A, gathered rows) is never reused by a task that runs on the same
 // thread (block-sized A/B packs).
-enum ScratchSlot { kSharedA, kSharedRows, kReduce, kBlockA, kBlockB, kSourceRows, kSlotCount };
+enum ScratchSlot { kSharedA, kSharedRows, kReduce, kBlockA, kBlockB, kSourceRows, kBf16Staging, kSlotCount };
 float* scratch(ScratchSlot slot, size_t n);
 
 // dst[k * ds + r] = alpha * src[r * ld + k] for r < rows, k < kc.

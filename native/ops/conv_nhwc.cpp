@@ -20,6 +20,7 @@
 #include "kernels/gemm.hpp"
 #include "kernels/nhwc_window.hpp"
 #include "kernels/winograd.hpp"
+#include "ops/fused_conv.hpp"
 #include "ops/window.hpp"
 #include "plan/registry.hpp"
 
@@ -27,7 +28,9 @@ namespace aiov {
 namespace {
 
 std::vector<PortInfo> infer_fused_conv(const InferContext& c) {
-  expect_type_match(c.node, c.in[0], c.in[1]);
+  // bf16 data with f32 filters: a region carrying bf16 between convolutions (carry_bf16).
+  if (c.in[0].type != ElementType::bf16 || c.in[1].type != ElementType::f32)
+    expect_type_match(c.node, c.in[0], c.in[1]);
   if (layout_of(c.node) != Layout::nhwc) throw InputError(c.node.describe() + ": only the nhwc layout");
   input_layout_of(c.node);  // nhwc, or nchw read as it lies (names anything else)
   PartialShape y = conv_output_shape(c.node, c.in[0].shape, c.in[1].shape);
@@ -41,7 +44,11 @@ std::vector<PortInfo> infer_fused_conv(const InferContext& c) {
   if (scales && c.in[1].shape.rank_known && c.in[1].shape.dims[0] >= 0 && (int64_t)scales != c.in[1].shape.dims[0])
     throw InputError(c.node.describe() + ": filter_scale must have one value per output channel (" +
                      std::to_string(c.in[1].shape.dims[0]) + "), got " + std::to_string(scales));
-  return {PortInfo{c.in[0].type, y}};
+  const std::string output_type = c.node.attr_str("output_type");
+  if (output_type != "same" && c.in[0].type != ElementType::f32 && c.in[0].type != ElementType::bf16)
+    throw InputError(c.node.describe() + ": output_type " + output_type + " needs f32 or bf16 data, got " +
+                     type_name(c.in[0].type));
+  return {PortInfo{output_type == "same" ? c.in[0].type : type_from_name(output_type), y}};
 }
 
 // rows x len floats from src (rows src_step apart) to dst (rows ld apart): the interior of a
@@ -149,16 +156,20 @@ class ConvRows final : public RowSource {
 // The GEMM's A read in place (indirect convolution): row m (output pixel) is one run of the
 // group's channels per kernel tap, at the input pixel the tap reads or, past the edge, at
 // zeros. Nothing is copied, so wide channel counts skip the im2col rows altogether.
-class ConvRuns final : public RunSource {
+// Where each kernel row and each tap starts from the window's first input point: made once
+// per plan (ConvRunsOf::offsets), for f32 and bf16 data alike.
+struct ConvRunOffsets {
+  std::vector<int64_t> rows, taps;
+};
+
+// T is float (a RunSource) or bf16 bits (a Bf16RunSource: a region carrying bf16).
+template <class T, class Source>
+class ConvRunsOf : public Source {
  public:
   // Runs up to this long can point at the shared zeros.
   static constexpr int64_t kMaxRun = 4096;
 
-  // Where each kernel row and each tap starts from the window's first input point: made
-  // once per plan.
-  struct Offsets {
-    std::vector<int64_t> rows, taps;
-  };
+  using Offsets = ConvRunOffsets;
   static Offsets offsets(const Window2d& g) {
     Offsets o;
     for (int64_t ky = 0; ky < g.kh; ++ky) {
@@ -169,12 +180,12 @@ class ConvRuns final : public RunSource {
   }
 
   // offsets: offsets(g), kept alive by the caller.
-  ConvRuns(const Window2d& g, int64_t cg, int64_t c0, const Offsets& offsets, const float* x)
+  ConvRunsOf(const Window2d& g, int64_t cg, int64_t c0, const Offsets& offsets, const T* x)
       : g_(g), cg_(cg), c0_(c0), x_(x), row_offsets_(offsets.rows.data()), tap_offsets_(offsets.taps.data()) {}
 
   int segments() const override { return (int)(g_.kh * g_.kw); }
 
-  int runs(int64_t m0, int rows, const float** ptrs, int64_t ld) const override {
+  int runs(int64_t m0, int rows, const T** ptrs, int64_t ld) const override {
     // Rows are consecutive output pixels: the first one's position is divided out once and
     // the rest stepped to. Windows wholly inside the image take their runs from the offset
     // tables; only those over the padding test each tap. (The lookup cost 3% of a
@@ -221,24 +232,29 @@ class ConvRuns final : public RunSource {
     return n_runs;
   }
 
+ protected:
+  static const T* zeros() {
+    alignas(64) static const T kZeros[kMaxRun] = {};
+    return kZeros;
+  }
+
+  Window2d g_;
+  int64_t cg_, c0_;
+  const T* x_;
+  const int64_t *row_offsets_, *tap_offsets_;
+};
+
+class ConvRuns final : public ConvRunsOf<float, RunSource> {
+ public:
+  using ConvRunsOf::ConvRunsOf;
   // The whole input, when this group's channels are all of it (other groups would round the
   // rest in vain).
   Extent extent() const override {
     if (cg_ != g_.C) return {};
     return {x_, g_.N * g_.H * g_.W * g_.C};
   }
-
- private:
-  static const float* zeros() {
-    alignas(64) static const float kZeros[kMaxRun] = {};
-    return kZeros;
-  }
-
-  Window2d g_;
-  int64_t cg_, c0_;
-  const float* x_;
-  const int64_t *row_offsets_, *tap_offsets_;
 };
+using Bf16ConvRuns = ConvRunsOf<uint16_t, Bf16RunSource>;
 
 // Rows of the im2col matrix of one group read from NCHW input (a model's image, which then
 // needs no transpose to NHWC): row m is output pixel m (n, oy, ox), column k is (ky, c, kx).
@@ -381,10 +397,27 @@ bool winograd_enabled() {
   return on;
 }
 
+// The input as f32, in a buffer of the calling thread's that lives until its next call: a
+// bf16 input for a window no bf16 source reads (few channels per tap, gathered rows).
+const float* widened_copy(const uint16_t* x, int64_t count) {
+  thread_local std::vector<float> buffer;
+  buffer.resize((size_t)count);
+  for (int64_t i = 0; i < count; ++i) {
+    const uint32_t bits = (uint32_t)x[i] << 16;
+    std::memcpy(&buffer[(size_t)i], &bits, sizeof bits);
+  }
+  return buffer.data();
+}
+
 KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   const Node& node = ctx.node;
-  if (ctx.in[0].type != ElementType::f32 || !ctx.in[1].data)
-    throw NotSupported(node.describe() + ": needs f32 data and constant filters");
+  const bool bf16_in = ctx.in[0].type == ElementType::bf16, bf16_out = ctx.out[0].type == ElementType::bf16;
+  if ((ctx.in[0].type != ElementType::f32 && !bf16_in) || !ctx.in[1].data)
+    throw NotSupported(node.describe() + ": needs f32 or bf16 data and constant filters");
+  if ((bf16_in || bf16_out) && !fused_conv_carries_bf16(node))
+    throw NotSupported(node.describe() + ": bf16 data only for one-group NHWC convolutions that are not depthwise");
+  if (ctx.in.size() > 3 && ctx.in[3].type != ElementType::f32)
+    throw NotSupported(node.describe() + ": the residual must be f32, got " + type_name(ctx.in[3].type));
   const bool planar = input_layout_of(node) == Layout::nchw;
   const Dims xs = to_channels_first(ctx.in[0].shape, input_layout_of(node));  // N C H W
   const Dims& fs = ctx.in[1].shape;                                           // O Cg kh kw
@@ -414,7 +447,8 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   // Each group's filters as B [K, Og], packed once: row k of B holds, per output channel,
   // element element(k) of its [Cg, kh, kw] filter.
   // Under a bf16 hint they are packed in bf16, and every GEMM path below runs bf16 products.
-  const GemmPrecision precision = gemm_precision(ctx.inference_precision);
+  // bf16 tensors are multiplied in bf16 whatever the hint (a blob compiled under bf16).
+  const GemmPrecision precision = bf16_in || bf16_out ? GemmPrecision::bf16 : gemm_precision(ctx.inference_precision);
   auto group_panels = [&](const std::string& what, int64_t rows_hint, auto element, GemmPrecision prec) {
     const std::string recipe = what + filter_shape + " " + PackedB::layout(true, K, Og, K, rows_hint, prec);
     return ctx.derived<GroupPanels>(
@@ -537,6 +571,48 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   auto packed = group_panels("conv panels", rows_hint, [&](int64_t k) { return k % Cg * taps + k / Cg; }, precision);
   const bool in_place = read_in_place(g, Cg, direct, packed->front()->row_layout());
   auto run_offsets = std::make_shared<const ConvRuns::Offsets>(ConvRuns::offsets(g));
+  if (bf16_in || bf16_out) {
+    // One group (fused_conv_carries_bf16): bf16 input read as it lies by the 1x1 GEMM and
+    // as runs of pixels by every other window (the bf16 driver copies runs into its blocks
+    // either way, so strided 1x1s and few channels need no f32 rows), widened only past
+    // kMaxRun channels; the output rounded to bf16 tile by tile.
+    const bool runs = bf16_in ? !direct && g.C <= ConvRuns::kMaxRun : in_place;
+    ctx.note_kernel(std::string(direct ? "1x1 conv as one GEMM"
+                                : runs ? "conv, image read in place"
+                                       : "conv, gathered") +
+                    " NHWC, " + (bf16_in ? "bf16" : "f32") + " in, " + (bf16_out ? "bf16" : "f32") +
+                    " out, packed GEMM " + gemm_kernels(precision));
+    return [g, packed, run_offsets, output, direct, runs, bf16_in, bf16_out, O, M](const KernelArgs& a) {
+      const PackedB& B = *packed->front();
+      const Epilogue e = output.at(a, O);
+      float* y = bf16_out ? nullptr : a.out[0]->as<float>();
+      uint16_t* y16 = bf16_out ? a.out[0]->as<uint16_t>() : nullptr;
+      ThreadPool* pool = a.ctx->pool;
+      const int threads = a.ctx->max_threads;
+      const float* x = nullptr;
+      if (bf16_in) {
+        const uint16_t* x16 = a.in[0]->as<uint16_t>();
+        if (direct) return gemm_packed_bf16(M, x16, g.C, B, e, y, y16, O, pool, threads);
+        if (runs)
+          return gemm_packed_bf16(M, Bf16ConvRuns(g, g.C, 0, *run_offsets, x16), B, e, y, y16, O, pool, threads);
+        x = widened_copy(x16, g.N * g.H * g.W * g.C);
+      } else {
+        x = a.in[0]->as<float>();
+      }
+      if (direct) {
+        if (y16) return gemm_packed_bf16(M, x, g.C, B, e, y16, O, pool, threads);
+        return sgemm_packed(false, M, x, g.C, B, e, y, O, pool, threads);
+      }
+      if (runs) {
+        const ConvRuns pixels(g, g.C, 0, *run_offsets, x);
+        if (y16) return gemm_packed_bf16(M, pixels, B, e, y16, O, pool, threads);
+        return sgemm_packed(M, pixels, B, e, y, O, pool, threads);
+      }
+      const ConvRows rows(g, g.C, 0, x);
+      if (y16) return gemm_packed_bf16(M, rows, B, e, y16, O, pool, threads);
+      sgemm_packed(M, rows, B, e, y, O, pool, threads);
+    };
+  }
   ctx.note_kernel(std::string(planar_copied ? "planar input copied to NHWC, " : "") +
                   (direct     ? "1x1 conv as one GEMM"
                    : in_place ? "conv, image read in place"
@@ -563,6 +639,14 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
 
 }  // namespace
 
+bool fused_conv_carries_bf16(const Node& n) {
+  if (n.op != "aiov.FusedConv" || n.inputs.size() < 2 || n.attr_int("group") != 1) return false;
+  if (input_layout_of(n) != Layout::nhwc) return false;
+  // Depthwise's own loop is f32: one input and one output channel would take it.
+  const PartialShape& f = n.inputs[1].node->outputs[n.inputs[1].index].shape;
+  return f.rank_known && f.rank() == 4 && !(f.dims[0] == 1 && f.dims[1] == 1);
+}
+
 void register_fused_conv_ops(OpRegistry& r) {
   // Input 3, the residual, is read by each tile before it writes the same place.
   std::vector<AttrSpec> attrs = window_attrs();
@@ -571,7 +655,9 @@ void register_fused_conv_ops(OpRegistry& r) {
   for (AttrSpec a : {str_attr("act", "none", std::vector<std::string>(kActNames, kActNames + kActKindCount))
                          .ir_name("-")
                          .onnx_name("-"),
-                     float_attr("act_alpha", 0.0), float_attr("act_beta", 0.0)})
+                     float_attr("act_alpha", 0.0), float_attr("act_beta", 0.0),
+                     // "same": the input's type; bf16 where the next convolutions read it (carry_bf16).
+                     str_attr("output_type", "same", {"same", "f32", "bf16"}).ir_name("-").onnx_name("-")})
     attrs.push_back(a);
   r.add(with_reused_input(OpDef{"aiov.FusedConv", 3, 4, infer_fused_conv, prepare_fused_conv}.with_attrs(attrs), 3));
 }

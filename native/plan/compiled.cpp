@@ -302,7 +302,8 @@ CompiledModel::CompiledModel(const Graph& graph, CompileOptions options, const G
     check_same_interface(graph, *optimized);
     graph_ = *optimized;
   } else {
-    graph_ = graph_optimization_enabled() && !has_composites_ ? optimize_graph(graph) : graph;
+    graph_ =
+        graph_optimization_enabled() && !has_composites_ ? optimize_graph(graph, options_.inference_precision) : graph;
   }
   order_ = graph_.topological_order();
   for (const auto& n : order_)

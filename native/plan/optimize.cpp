@@ -17,13 +17,15 @@ const std::vector<Pass>& graph_passes() {
   return passes;
 }
 
-Graph optimize_graph(const Graph& g) {
+Graph optimize_graph(const Graph& g, ElementType precision) {
   // Once per process; a throw here repeats on every compile until the name is fixed.
   static const bool names_checked = (check_pass_op_names(), true);
   (void)names_checked;
   PassContext ctx(g);
   for (const Pass& pass : graph_passes())
     if (pass.run(ctx)) ctx.refresh();
+  // AIOV_BF16_TENSORS=0 keeps f32 between the bf16 products (to compare).
+  if (precision == ElementType::bf16 && env_int("AIOV_BF16_TENSORS", 1) != 0 && passes::carry_bf16(ctx)) ctx.refresh();
   return ctx.graph();
 }
 

@@ -16,9 +16,11 @@ namespace aiov {
 //  - the attention chain of a transformer becomes aiov.Attention, MVN with a scale and shift
 //    aiov.LayerNorm, MatMul with constant weights and a bias aiov.FusedMatMul;
 //  - a residual Add and an activation after a fused op are applied as it writes its output;
-//  - runs of elementwise ops become one aiov.ElementwiseChain.
+//  - runs of elementwise ops become one aiov.ElementwiseChain;
+//  - under a bf16 `precision` (what products compute in), fused convolutions that only
+//    feed other fused convolutions hand them bf16 tensors (passes::carry_bf16).
 // Parameters keep their order and the outputs compute the same values.
-Graph optimize_graph(const Graph& g);
+Graph optimize_graph(const Graph& g, ElementType precision = ElementType::f32);
 
 // False when AIOV_GRAPH_OPT=0 (for debugging and for comparing against the plain graph).
 bool graph_optimization_enabled();

@@ -5,6 +5,7 @@ profile, which lists the plan's steps) and computes what the graph as written co
 
 from __future__ import annotations
 
+import logging
 import pathlib
 import re
 
@@ -224,3 +225,53 @@ def test_fuse_elementwise_chains_stops_at_a_value_used_elsewhere(monkeypatch):
     second = ops.negative(ops.sqrt(ops.add(first, np.float32(1.0))))
     model = ov.Model([first, second], [x])
     assert steps_and_check(model, [randn(2, 3, 4)], monkeypatch) == ["aiov.ElementwiseChain"] * 2
+
+
+def bottleneck_model():
+    """A ResNet bottleneck (1x1 -> 3x3 -> 1x1, BatchNorms and ReLUs, the residual Add) on 32
+    channels, then a MaxPool."""
+    x = ops.parameter([2, 32, 9, 9], np.float32, name="x")
+    y = ops.relu(batch_norm(conv(x, 32, 16, 1), 16))
+    y = ops.relu(batch_norm(conv(y, 16, 16, 3), 16))
+    y = ops.relu(ops.add(batch_norm(conv(y, 16, 32, 1), 32), x))
+    return ov.Model([ops.max_pool(y, [2, 2], [1, 1], [0, 0], [0, 0], [2, 2], with_indices=False)], [x])
+
+
+def bf16_conv_kernels(model, feeds, caplog):
+    """The kernels the bf16 plan's convolutions picked (its DEBUG log), after checking its
+    result against f32 within bf16's tolerance and that the model's output stays f32."""
+    ref = ov.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(feeds)[0]
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="aiov"):
+        compiled = ov.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16"})
+        got = compiled(feeds)[0]
+    assert got.dtype == np.float32 and compiled.outputs[0].get_element_type().get_type_name() == "f32"
+    np.testing.assert_allclose(got, ref, rtol=0, atol=5e-2 * np.max(np.abs(ref)))
+    return re.findall(r"\(aiov\.FusedConv\)[^:]*: ([^\n]*)", caplog.text)
+
+
+def test_carry_bf16_inside_a_bottleneck(monkeypatch, caplog):
+    # The 1x1 writes bf16 for the 3x3, the 3x3 for the last 1x1; that one's output, read by the
+    # MaxPool, and the block's input, the residual, stay f32.
+    feeds = [randn(2, 32, 9, 9)]
+    kernels = bf16_conv_kernels(bottleneck_model(), feeds, caplog)
+    assert [k.split("NHWC, ")[1].split(", packed")[0] for k in kernels] == [
+        "f32 in, bf16 out",
+        "bf16 in, bf16 out",
+        "bf16 in, f32 out",
+    ]
+    monkeypatch.setenv("AIOV_BF16_TENSORS", "0")
+    assert not any("bf16 out" in k for k in bf16_conv_kernels(bottleneck_model(), feeds, caplog))
+
+
+def test_carry_bf16_keeps_f32_where_another_op_reads(monkeypatch, caplog):
+    # A convolution read by a convolution and by a graph output, one read as a residual and
+    # the last (a graph output) write f32; the two read only as a convolution's data, bf16.
+    x = ops.parameter([1, 16, 8, 8], np.float32, name="x")
+    a = conv(x, 16, 16)
+    b = ops.add(conv(a, 16, 16), conv(x, 16, 16, 1))
+    c = conv(b, 16, 16, 1)
+    model = ov.Model([a, conv(c, 16, 16)], [x])
+    kernels = bf16_conv_kernels(model, [randn(1, 16, 8, 8)], caplog)
+    assert len(kernels) == 5 and sum("bf16 out" in k for k in kernels) == 2
+    assert steps_and_check(model, [randn(1, 16, 8, 8)], monkeypatch, tol=1e-4).count("aiov.FusedConv") == 5

@@ -86,7 +86,11 @@ g = zoo.GraphBuilder(6)
 y = g.conv_bn(g.conv_bn(g.conv_bn("x", 3, 32, 7, 2, act="relu"), 32, 8, 3, 1, act="relu"), 8, 12, 3, 1, act="relu")
 g.conv_bn(g.conv_bn(y, 12, 12, 3, 2, group=3, act="relu"), 12, 6, 5, 1, act=None)
 stem = g.model([zoo.image_input(3, 107)])
+# Bottlenecks of 16 channels and more, which carry bf16 tensors between their convolutions:
+# 1x1 and in-place 3x3 reading bf16, tiles rounded to bf16 as they are written.
+bottlenecks = zoo.resnet50(blocks=(2, 1), width=16, classes=5)
 cases = [(convs, {"x": rng.standard_normal((2, 16, 45, 45)).astype(np.float32)}),
+         (bottlenecks, {"x": rng.standard_normal((2, 3, 40, 40)).astype(np.float32)}),
          (planar, {"x": rng.standard_normal((2, 3, 37, 37)).astype(np.float32)}),
          (stem, {"x": rng.standard_normal((2, 3, 107, 107)).astype(np.float32)})] + zoo.small_networks(rng)
 plans = []  # the kernels each plan picked (logged at DEBUG)
@@ -104,7 +108,11 @@ for proto, feeds in cases:
     got = compiled(feeds)[0]
     loose = max(loose, float(np.max(np.abs(got - ref)) / (np.max(np.abs(ref)) + 1e-30)))
 stem_copied = any("planar input copied to NHWC" in p for p in plans)
-print(json.dumps({"isa": isa, "exact": exact, "special": special, "loose": loose, "stem_copied": stem_copied}))
+carried = PREC == "bf16" and all(any(k in p for p in plans) for k in
+                                 ("1x1 conv as one GEMM NHWC, f32 in, bf16 out",
+                                  "image read in place NHWC, bf16 in, bf16 out", "GEMM NHWC, bf16 in, f32 out"))
+print(json.dumps({"isa": isa, "exact": exact, "special": special, "loose": loose, "stem_copied": stem_copied,
+                  "carried": carried}))
 """
 
 ISAS = ["scalar", "avx512_bf16", "amx"]  # each includes the ones before it
@@ -127,6 +135,7 @@ def test_bf16_path_matches_reference(isa, run_capped):
     # bf16 keeps 8 bits of mantissa: products of a few layers agree with f32 to about 1%.
     assert 0 < result["loose"] < 5e-2
     assert result["stem_copied"]  # the 7x7 stem ran in bf16, on its image copied to NHWC
+    assert result["carried"]  # bottlenecks handed each other bf16 tensors on this path too
 
 
 F16_ISAS = ["scalar", "avx512_fp16"]

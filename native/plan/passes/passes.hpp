@@ -23,4 +23,7 @@ namespace aiov::passes {
 AIOV_GRAPH_PASSES(AIOV_DECLARE_PASS)
 #undef AIOV_DECLARE_PASS
 
+// Run after the passes above only when products compute in bf16 (optimize_graph's precision).
+bool carry_bf16(PassContext& ctx);
+
 }  // namespace aiov::passes

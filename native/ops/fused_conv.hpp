@@ -1,0 +1,11 @@
+// What aiov.FusedConv (ops/conv_nhwc.cpp) tells the graph passes about itself.
+#pragma once
+#include "plan/graph.hpp"
+
+namespace aiov {
+
+// Whether this aiov.FusedConv may read and write bf16 tensors (output_type bf16, a bf16
+// input): one group, NHWC input, not depthwise. Its prepare refuses bf16 data otherwise.
+bool fused_conv_carries_bf16(const Node& n);
+
+}  // namespace aiov
