@@ -49,6 +49,7 @@ const OpRegistry& OpRegistry::instance() {
     register_col2im_ops(*r);
     register_deform_conv_ops(*r);
     register_max_unpool_ops(*r);
+    register_rms_norm_ops(*r);
     return r;
   }();
   return *registry;

@@ -336,6 +336,7 @@ void register_matmul_ops(OpRegistry&);
 void register_quantized_matmul_ops(OpRegistry&);
 void register_movement_ops(OpRegistry&);
 void register_softmax_ops(OpRegistry&);
+void register_rms_norm_ops(OpRegistry&);
 void register_shape_ops(OpRegistry&);
 void register_indexing_ops(OpRegistry&);
 void register_reduce_ops(OpRegistry&);

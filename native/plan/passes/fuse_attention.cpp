@@ -15,7 +15,8 @@ const Node* transposed(const Value& v, const std::vector<int64_t>& perm) {
 
 // Transpose(MatMul(Softmax(scale * MatMul(Q, K^T) [+ mask]), V), [0, 2, 1, 3]) with Q, K and V
 // each Transpose([b, s, h, d], [0, 2, 1, 3]) becomes one aiov.Attention on the untransposed
-// Q, K and V.
+// Q, K and V. Two masks added one after the other (T5's position bias and padding mask) become
+// one mask, their sum.
 bool fuse_attention(PassContext& ctx) {
   const std::vector<int64_t> heads{0, 2, 1, 3}, swap_last{0, 1, 3, 2};
   bool changed = false;
@@ -42,6 +43,24 @@ bool fuse_attention(PassContext& ctx) {
           mask.push_back(add->inputs[1 - side]);
           scores = s;
           consumer = add;
+        }
+      }
+      // T5 adds its position bias, then the padding mask: two Adds become one of the masks.
+      for (int side = 0; side < 2 && mask.empty(); ++side) {
+        Node* inner = add->inputs[side].node.get();
+        if (inner->op != op_name::Add || !numpy_broadcast(*inner) || ctx.sole_user(*inner) != add) continue;
+        for (int in_side = 0; in_side < 2 && mask.empty(); ++in_side) {
+          Node* s = inner->inputs[in_side].node.get();
+          if (s->op != op_name::Divide && s->op != op_name::Multiply && s->op != op_name::MatMul) continue;
+          try {
+            mask.push_back(Value{make_node(op_name::Add, {inner->inputs[1 - in_side], add->inputs[1 - side]}, Attrs{},
+                                           inner->name + "/masks"),
+                                 0});
+          } catch (const std::exception&) {
+            break;  // masks that do not broadcast together: leave the chain as written
+          }
+          scores = s;
+          consumer = inner;
         }
       }
       if (mask.empty()) continue;

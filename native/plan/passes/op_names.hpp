@@ -29,6 +29,7 @@ namespace aiov {
   X(MaxPool, "MaxPool")                        \
   X(Multiply, "Multiply")                      \
   X(MVN, "MVN")                                \
+  X(Power, "Power")                            \
   X(Quantize, "aiov.Quantize")                 \
   X(QuantizedAdd, "aiov.QuantizedAdd")         \
   X(QuantizedConv, "aiov.QuantizedConv")       \
@@ -39,8 +40,11 @@ namespace aiov {
   X(ReduceMin, "ReduceMin")                    \
   X(ReduceSum, "ReduceSum")                    \
   X(Relu, "Relu")                              \
+  X(RMSNorm, "aiov.RMSNorm")                   \
   X(Softmax, "Softmax")                        \
+  X(Sqrt, "Sqrt")                              \
   X(Subtract, "Subtract")                      \
+  X(Tanh, "Tanh")                              \
   X(Transpose, "Transpose")
 
 namespace op_name {
