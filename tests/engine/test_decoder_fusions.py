@@ -113,9 +113,9 @@ def test_rms_norm_over_a_row_of_zeros_is_zero_not_nan(monkeypatch):
     run_and_check(model, x, monkeypatch)
 
 
-def test_gpt2_tanh_gelu_becomes_gelu(monkeypatch):
-    # 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))), as GPT-2's "gelu_new" exports.
-    nodes = [
+def tanh_gelu_nodes():
+    # 0.5 * x * (1 + tanh(c * (x + k * x^3))): GPT-2's "gelu_new" when k = 0.044715, c = sqrt(2/pi).
+    return [
         helper.make_node("Mul", ["x", "half"], ["xh"]),
         helper.make_node("Pow", ["x", "three"], ["cube"]),
         helper.make_node("Mul", ["cube", "k"], ["kc"]),
@@ -125,6 +125,11 @@ def test_gpt2_tanh_gelu_becomes_gelu(monkeypatch):
         helper.make_node("Add", ["t", "one"], ["t1"]),
         helper.make_node("Mul", ["xh", "t1"], ["y"]),
     ]
+
+
+def test_gpt2_tanh_gelu_becomes_gelu(monkeypatch):
+    # 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))), as GPT-2's "gelu_new" exports.
+    nodes = tanh_gelu_nodes()
     inits = [
         scalar("half", 0.5),
         scalar("three", 3.0),
@@ -152,16 +157,7 @@ def test_erf_gelu_with_the_half_inside_becomes_gelu(monkeypatch):
 
 def test_tanh_that_is_not_a_gelu_stays_as_written(monkeypatch):
     # The same shape with another cubic coefficient is some other function.
-    nodes = [
-        helper.make_node("Mul", ["x", "half"], ["xh"]),
-        helper.make_node("Pow", ["x", "three"], ["cube"]),
-        helper.make_node("Mul", ["cube", "k"], ["kc"]),
-        helper.make_node("Add", ["x", "kc"], ["inner"]),
-        helper.make_node("Mul", ["inner", "c"], ["arg"]),
-        helper.make_node("Tanh", ["arg"], ["t"]),
-        helper.make_node("Add", ["t", "one"], ["t1"]),
-        helper.make_node("Mul", ["xh", "t1"], ["y"]),
-    ]
+    nodes = tanh_gelu_nodes()
     inits = [scalar("half", 0.5), scalar("three", 3.0), scalar("k", 0.1), scalar("c", np.sqrt(2 / np.pi))]
     inits.append(scalar("one", 1.0))
     steps = run_and_check(onnx_model(nodes, inits), RNG.standard_normal((2, 3, 32)).astype(np.float32), monkeypatch)

@@ -72,6 +72,19 @@ CASES = [
 ]
 
 
+# The epilogue activations these tests run, with the parameters they pass: (alpha, beta, act(y)).
+def activated(y, act):
+    alpha, beta = {"clamp": (-0.5, 0.7), "leaky_relu": (0.1, 0.0)}.get(act, (0.0, 0.0))
+    expected = {
+        "none": lambda: y,
+        "relu": lambda: np.maximum(y, 0),
+        "clamp": lambda: np.clip(y, alpha, beta),
+        "leaky_relu": lambda: np.where(y < 0, alpha * y, y),
+        "hswish": lambda: y * np.clip(y / 6 + 0.5, 0, 1),
+    }[act]()
+    return alpha, beta, expected
+
+
 @pytest.mark.parametrize("c, o, k, strides, pads, dilations, group, size", CASES)
 def test_plain_convolution_matches_numpy(c, o, k, strides, pads, dilations, group, size):
     x = RNG.standard_normal((2, c) + size).astype(np.float32)
@@ -130,12 +143,7 @@ def test_fused_convolution_applies_residual_then_activation(c, o, k, strides, pa
     y = conv_reference(x, w, strides, pads, dilations, group) + bias[:, None, None]
     residual = RNG.standard_normal(y.shape).astype(np.float32)
     y = y + residual
-    alpha, beta = {"relu": (0.0, 0.0), "clamp": (-0.5, 0.7), "leaky_relu": (0.1, 0.0)}[act]
-    expected = {
-        "relu": np.maximum(y, 0),
-        "clamp": np.clip(y, alpha, beta),
-        "leaky_relu": np.where(y < 0, alpha * y, y),
-    }[act]
+    alpha, beta, expected = activated(y, act)
     out = fused_conv(
         x, w, bias, strides, pads, dilations, group, residual=residual, act=act, act_alpha=alpha, act_beta=beta
     )
@@ -183,12 +191,7 @@ def test_few_output_convolution_of_a_planar_image(c, o, k, strides, pads, dilati
     y = conv_reference(x, w, strides, pads, dilations) + bias[:, None, None]
     residual = RNG.standard_normal(y.shape).astype(np.float32)
     y = y + residual
-    alpha, beta = {"relu": (0.0, 0.0), "clamp": (-0.5, 0.7), "hswish": (0.0, 0.0)}[act]
-    expected = {
-        "relu": np.maximum(y, 0),
-        "clamp": np.clip(y, alpha, beta),
-        "hswish": y * np.clip(y / 6 + 0.5, 0, 1),
-    }[act]
+    alpha, beta, expected = activated(y, act)
     out = fused_conv(
         x,
         w,
@@ -235,13 +238,7 @@ def test_few_output_convolution_of_an_nhwc_input(c, o, k, strides, pads, dilatio
     residual = RNG.standard_normal(y.shape).astype(np.float32) if act != "none" else None
     if residual is not None:
         y = y + residual
-    alpha, beta = {"none": (0.0, 0.0), "relu": (0.0, 0.0), "clamp": (-0.5, 0.7), "hswish": (0.0, 0.0)}[act]
-    expected = {
-        "none": y,
-        "relu": np.maximum(y, 0),
-        "clamp": np.clip(y, alpha, beta),
-        "hswish": y * np.clip(y / 6 + 0.5, 0, 1),
-    }[act]
+    alpha, beta, expected = activated(y, act)
     out = fused_conv(
         x,
         w,
