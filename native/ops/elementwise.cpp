@@ -185,11 +185,17 @@ KernelFn make_binary(const PrepareContext& ctx, F f) {
     if (g.total == 0) return;
     int64_t rows = g.total / g.inner;
     const int64_t as = g.inner_step[0], bs = g.inner_step[1];
+    // Rows along the innermost outer dim step by its strides: the offsets are worked out
+    // (divisions) once per run of it, not per row, as rows may be a few channels long (a
+    // squeeze-excitation scale over NHWC).
     auto run_rows = [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
+      const size_t last = g.outer.size() - 1;
+      const int64_t len = g.outer[last], sa = g.strides[last * 2], sb = g.strides[last * 2 + 1];
+      for (int64_t r = r0; r < r1;) {
         int64_t off[2];
         g.row_offsets<2>(r, off);
-        binary_run<T, O, F>(a + off[0], as, b + off[1], bs, o + r * g.inner, g.inner, f);
+        for (const int64_t end = std::min(r1, r + len - r % len); r < end; ++r, off[0] += sa, off[1] += sb)
+          binary_run<T, O, F>(a + off[0], as, b + off[1], bs, o + r * g.inner, g.inner, f);
       }
     };
     bool parallel = g.total >= 2 * kParallelGrain && k.ctx->pool;

@@ -582,53 +582,104 @@ std::vector<PortInfo> infer_pad(const InferContext& c) {
   return {PortInfo{x.type, PartialShape(d)}};
 }
 
+enum class PadMode { constant, edge, reflect, wrap };
+
+PadMode pad_mode_of(const Node& n) {
+  const std::string m = n.attr_str("pad_mode");
+  if (m == "edge") return PadMode::edge;
+  if (m == "reflect") return PadMode::reflect;
+  if (m == "wrap") return PadMode::wrap;
+  return PadMode::constant;
+}
+
+// The input coordinate output coordinate `o` of an axis reads, or -1 for the fill value.
+int64_t pad_source(PadMode mode, int64_t o, int64_t before, int64_t n) {
+  int64_t j = o - before;
+  if (j >= 0 && j < n) return j;
+  if (mode == PadMode::constant || n == 0) return -1;
+  if (mode == PadMode::edge) return j < 0 ? 0 : n - 1;
+  if (mode == PadMode::wrap) return ((j % n) + n) % n;  // ONNX: the other end of the axis, periodically
+  const int64_t period = 2 * (n - 1);                   // reflect
+  if (period == 0) return 0;
+  j = ((j % period) + period) % period;
+  return j >= n ? period - j : j;
+}
+
+// `count` copies of the `es`-byte value `fill`, by doubling the filled prefix.
+void fill_run(char* o, int64_t count, const char* fill, size_t es, bool zero) {
+  const size_t total = (size_t)count * es;
+  if (total == 0) return;
+  if (zero) {
+    std::memset(o, 0, total);
+    return;
+  }
+  std::memcpy(o, fill, es);
+  for (size_t done = es; done < total;) {
+    const size_t n = std::min(done, total - done);
+    std::memcpy(o + done, o, n);
+    done += n;
+  }
+}
+
+// Row by row along the last axis: the input's part of a row is one memcpy, the padding a
+// fill (constant) or a few mapped elements (edge, reflect, wrap); a row outside the input
+// in an outer constant-padded axis is all fill.
 KernelFn prepare_pad(const PrepareContext& ctx) {
-  const Dims& in = ctx.in[0].shape;
-  const Dims& out = ctx.out[0].shape;
+  Dims in = ctx.in[0].shape;
+  Dims out = ctx.out[0].shape;
   auto b = read_int_tensor(ctx.node, ctx.in[1], "pads_begin");
-  std::string mode = ctx.node.attr_str("pad_mode");
-  size_t es = element_bytes(ctx.node, ctx.in[0].type);
-  auto src = row_strides(in);
-  int64_t total = numel(out);
-  bool has_value = ctx.in.size() > 3;
-  return [in, out, b, mode, es, src, total, has_value](const KernelArgs& k) {
+  if (in.empty()) {  // a scalar pads to itself: a row of one element
+    in = out = {1};
+    b = {0};
+  }
+  const PadMode mode = pad_mode_of(ctx.node);
+  const size_t es = element_bytes(ctx.node, ctx.in[0].type);
+  const auto src = row_strides(in);
+  const bool has_value = ctx.in.size() > 3;
+  const int64_t row_len = out.back(), rows = row_len == 0 ? 0 : numel(out) / row_len;
+  const int64_t in_len = in.back(), before = b.back();
+  // The output columns that copy input columns as one run.
+  const int64_t lo = std::clamp<int64_t>(before, 0, row_len), hi = std::clamp<int64_t>(before + in_len, lo, row_len);
+  return [in, out, b, mode, es, src, has_value, row_len, rows, in_len, before, lo, hi](const KernelArgs& k) {
     const char* x = static_cast<const char*>(k.in[0]->data);
     char* o = static_cast<char*>(k.out[0]->data);
     std::vector<char> fill(es, 0);
     if (has_value) std::memcpy(fill.data(), k.in[3]->data, es);
-    std::vector<int64_t> idx(out.size(), 0);
-    for (int64_t i = 0; i < total; ++i) {
-      int64_t off = 0;
-      bool inside = true;
-      for (size_t d = 0; d < out.size(); ++d) {
-        int64_t j = idx[d] - b[d];
-        if (j < 0 || j >= in[d]) {
-          if (mode == "constant" || in[d] == 0) {
+    const bool zero = std::all_of(fill.begin(), fill.end(), [](char c) { return c == 0; });
+    const size_t r = out.size();
+    for_rows(*k.ctx, rows, row_len, [&](int64_t r0, int64_t r1) {
+      for (int64_t row = r0; row < r1; ++row) {
+        char* dst = o + row * row_len * es;
+        int64_t off = 0, rest = row;
+        bool inside = true;
+        for (size_t d = r - 1; d-- > 0;) {
+          const int64_t s = pad_source(mode, rest % out[d], b[d], in[d]);
+          rest /= out[d];
+          if (s < 0) {
             inside = false;
             break;
           }
-          if (mode == "edge")
-            j = j < 0 ? 0 : in[d] - 1;
-          else if (mode == "wrap")  // ONNX: the other end of the axis, periodically
-            j = ((j % in[d]) + in[d]) % in[d];
-          else {  // reflect
-            int64_t period = 2 * (in[d] - 1);
-            if (period == 0)
-              j = 0;
-            else {
-              j = ((j % period) + period) % period;
-              if (j >= in[d]) j = period - j;
-            }
-          }
+          off += s * src[d];
         }
-        off += j * src[d];
+        if (!inside) {
+          fill_run(dst, row_len, fill.data(), es, zero);
+          continue;
+        }
+        const char* row_in = x + off * es;
+        if (hi > lo) std::memcpy(dst + lo * es, row_in + (lo - before) * es, (size_t)(hi - lo) * es);
+        if (mode == PadMode::constant) {
+          fill_run(dst, lo, fill.data(), es, zero);
+          fill_run(dst + hi * es, row_len - hi, fill.data(), es, zero);
+          continue;
+        }
+        auto edge = [&](int64_t c) {
+          const int64_t s = pad_source(mode, c, before, in_len);
+          std::memcpy(dst + c * es, s < 0 ? fill.data() : row_in + s * es, es);
+        };
+        for (int64_t c = 0; c < lo; ++c) edge(c);
+        for (int64_t c = hi; c < row_len; ++c) edge(c);
       }
-      std::memcpy(o + i * es, inside ? x + off * es : fill.data(), es);
-      for (int d = (int)out.size() - 1; d >= 0; --d) {
-        if (++idx[d] < out[d]) break;
-        idx[d] = 0;
-      }
-    }
+    });
   };
 }
 

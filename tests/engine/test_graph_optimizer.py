@@ -241,7 +241,8 @@ FULL = RNG.standard_normal((2, 4, 5, 6)).astype(np.float32) + 3  # same shape as
     [
         [("Mul", np.float32(1.5), False, {}), ("Add", CHANNEL, False, {}), ("Relu", None, False, {})],
         [("Sub", np.float32(1), True, {}), ("Div", ROW, True, {}), ("Tanh", None, False, {})],
-        [("Sigmoid", None, False, {}), ("Mul", "x", False, {})],  # Swish
+        # x * 2 sigmoid(x): not SiLU (recognise_swish takes that), a chain that reads x again
+        [("Sigmoid", None, False, {}), ("Mul", np.float32(2), False, {}), ("Mul", "x", False, {})],
         [("Abs", None, False, {}), ("Sqrt", None, False, {}), ("Neg", None, False, {}), ("Exp", None, False, {})],
         [
             ("Max", FULL, False, {}),

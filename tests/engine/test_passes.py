@@ -96,6 +96,30 @@ def test_recognise_gelu_in_both_forms(monkeypatch):
     assert steps_and_check(model, [randn(2, 16, scale=3)], monkeypatch) == ["Gelu", "Gelu"]
 
 
+def test_recognise_swish_folds_silu_into_the_convolution(monkeypatch):
+    # EfficientNet's SiLU, conv * sigmoid(conv): one Swish, which the convolution's epilogue takes.
+    c = 8
+    x = ops.parameter([1, c, 7, 7], np.float32, name="x")
+    y = conv(x, c, c)
+    model = ov.Model([ops.multiply(ops.sigmoid(y), y)], [x])
+    assert steps_and_check(model, [randn(1, c, 7, 7, scale=3)], monkeypatch, tol=1e-4) == [
+        "Transpose",
+        "aiov.FusedConv",
+        "Transpose",
+    ]
+
+
+def test_recognise_swish_leaves_a_sigmoid_of_another_value(monkeypatch):
+    # A gate (squeeze-excitation: x * sigmoid(s)) is not SiLU; a sigmoid read twice stays too.
+    x = ops.parameter([2, 16], np.float32, name="x")
+    s = ops.parameter([2, 16], np.float32, name="s")
+    gate = ops.multiply(x, ops.sigmoid(s))
+    shared = ops.sigmoid(x)
+    model = ov.Model([gate, ops.multiply(x, shared), shared], [x, s])
+    steps = steps_and_check(model, [randn(2, 16, scale=3), randn(2, 16, scale=3)], monkeypatch, tol=1e-5)
+    assert "Swish" not in steps, steps
+
+
 def test_convolutions_to_nhwc_fold_batchnorm_and_channel_ops(monkeypatch):
     c = 8
     x = ops.parameter([2, c, 7, 7], np.float32, name="x")

@@ -73,6 +73,8 @@ SHAPE_PAIRS = [
     ((2, 1, 4), (1, 3, 1)),  # both sides broadcast
     ((5, 1, 7, 1), (1, 6, 1, 3)),
     ((1,), (17, 9)),
+    ((2, 5, 7, 3), (2, 1, 1, 3)),  # a per-(n, c) scale over NHWC (squeeze-excitation)
+    ((3, 4, 5, 2), (3, 1, 5, 1)),
 ]
 
 
@@ -102,9 +104,16 @@ def test_comparisons_give_booleans():
 
 
 @pytest.mark.parametrize("threads", [1, 0])
-def test_large_broadcasts_split_over_threads(threads):
-    a, b = rand(64, 33, 40), rand(33, 1)
-    np.testing.assert_allclose(run("Add", [a, b], threads=threads), a + b, rtol=1e-6)
+@pytest.mark.parametrize(
+    "shapes",
+    [((64, 33, 40), (33, 1)), ((8, 40, 40, 24), (8, 1, 1, 24)), ((6, 50, 7, 9), (1, 50, 1, 9))],
+    ids=str,
+)
+def test_large_broadcasts_split_over_threads(threads, shapes):
+    # Threads' chunks of rows start and end inside a run of the innermost outer dim.
+    a, b = rand(*shapes[0]), rand(*shapes[1])
+    np.testing.assert_allclose(run("Multiply", [a, b], threads=threads), a * b, rtol=1e-6)
+    np.testing.assert_allclose(run("Add", [b, a], threads=threads), b + a, rtol=1e-6)
 
 
 # ---- reductions ---------------------------------------------------------------------------

@@ -41,9 +41,11 @@ namespace aiov {
   X(ReduceSum, "ReduceSum")                    \
   X(Relu, "Relu")                              \
   X(RMSNorm, "aiov.RMSNorm")                   \
+  X(Sigmoid, "Sigmoid")                        \
   X(Softmax, "Softmax")                        \
   X(Sqrt, "Sqrt")                              \
   X(Subtract, "Subtract")                      \
+  X(Swish, "Swish")                            \
   X(Tanh, "Tanh")                              \
   X(Transpose, "Transpose")
 
