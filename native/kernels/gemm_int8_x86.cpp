@@ -139,6 +139,11 @@ const Int8KernelSet kVnni{"avx512_vnni", kVnniMR, &vnni_tile, &range, &quantize,
 // 16 columns.
 #include "kernels/amx_tiles.inc"
 
+// Each K step's tiles are 16 A rows strided lda apart (too many streams for the hardware
+// prefetcher) and 1-2 KB of B from L2: fetched into L1 this many steps ahead, the tile loads
+// stop stalling TDPBUSD (one core, 32 x 1024 x 1024: 72 -> 56 us; 64 rows: 100 -> 90).
+constexpr int kPrefetchSteps = 2;
+
 template <bool TWO_ROWS, bool TWO_COLS>
 void amx_tiles(const Int8Tile& t) {
   zero_result_tiles<TWO_ROWS, TWO_COLS>();
@@ -147,6 +152,15 @@ void amx_tiles(const Int8Tile& t) {
   const int8_t* b1 = t.b + t.b_panel_stride;
   for (int64_t k = 0; k < t.kp; k += kInt8KStep) {
     const int64_t bk = k * kInt8PanelCols;  // 16 groups x 16 columns x 4 bytes per K step
+    if (k + kPrefetchSteps * kInt8KStep < t.kp) {
+      const int64_t ka = k + kPrefetchSteps * kInt8KStep, kb = bk + kPrefetchSteps * kInt8KStep * kInt8PanelCols;
+      for (int i = 0; i < 16; ++i) {
+        _mm_prefetch((const char*)(t.b + kb + 64 * i), _MM_HINT_T0);
+        if (TWO_COLS) _mm_prefetch((const char*)(b1 + kb + 64 * i), _MM_HINT_T0);
+        _mm_prefetch((const char*)(t.a + i * t.lda + ka), _MM_HINT_T0);
+        if (TWO_ROWS) _mm_prefetch((const char*)(a1 + i * t.lda + ka), _MM_HINT_T0);
+      }
+    }
     _tile_loadd(4, t.a + k, a_bytes);
     _tile_loadd(6, t.b + bk, 64);
     if (TWO_COLS) _tile_loadd(7, b1 + bk, 64);
