@@ -98,6 +98,14 @@ const Int8KernelSet& int8_kernels_for(int64_t M) {
 
 int64_t ceil_to(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
+// A buffer of rows for the kernels, resized to hold `bytes` from a 64-byte boundary: each
+// tile row then lies in one cache line instead of straddling two (a vector's data is only
+// 16-byte aligned).
+uint8_t* cache_aligned_rows(std::vector<uint8_t>& buffer, size_t bytes) {
+  buffer.resize(bytes + 63);
+  return buffer.data() + ((64 - reinterpret_cast<uintptr_t>(buffer.data()) % 64) % 64);
+}
+
 }  // namespace
 }  // namespace gemm_detail
 
@@ -265,9 +273,10 @@ void run_product(const Int8Product& p, const Int8Output& out, ThreadPool* pool) 
       const uint8_t* a = p.rows + m0 * ld;
       int64_t lda = ld;
       if (copy_last && m0 == last) {
-        last_rows.assign((size_t)(ks.mr * kp), 0);
-        for (int64_t m = m0; m < M; ++m) std::memcpy(last_rows.data() + (m - m0) * kp, p.rows + m * ld, (size_t)kp);
-        a = last_rows.data();
+        uint8_t* copy = cache_aligned_rows(last_rows, (size_t)(ks.mr * kp));
+        std::memset(copy, 0, (size_t)(ks.mr * kp));
+        for (int64_t m = m0; m < M; ++m) std::memcpy(copy + (m - m0) * kp, p.rows + m * ld, (size_t)kp);
+        a = copy;
         lda = kp;
       }
       for (int64_t pair = p0; pair < p1; ++pair)
@@ -301,12 +310,12 @@ void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_z
   // A copied into zero-padded rows (to kp and to whole tiles: the kernels read both).
   const int64_t ld = row_stride(kp);
   const int64_t tiles = (M + ks.mr - 1) / ks.mr;
-  a_rows.resize((size_t)(tiles * ks.mr * ld));  // (each row's padding zeroed below)
+  // (each row's padding zeroed below; the thread_locals name other buffers on other threads)
+  uint8_t* const rows = cache_aligned_rows(a_rows, (size_t)(tiles * ks.mr * ld));
   if (b_zeros) row_sum.assign((size_t)(tiles * ks.mr), 0);
   const int threads = int8_threads(pool, max_threads, M, B);
   const uint8_t* src = static_cast<const uint8_t*>(A);
   const uint8_t flip = a_signed ? 0x80 : 0;
-  uint8_t* const rows = a_rows.data();  // (the thread_locals name other buffers on other threads)
   int32_t* const row_sums = b_zeros ? row_sum.data() : nullptr;
   // Convolution patches make A megabytes: the copy is shared out like the products.
   run_split(pool, threads, M, 256, [&](int64_t m0, int64_t m1) {
@@ -371,8 +380,8 @@ void gemm_u8_filled(int64_t M, const Int8RowFill& fill, int32_t a_zero, const Pa
   // pair) units.
   if (blocks < 2 * threads || pairs_outer(M, ld, B)) {
     thread_local std::vector<uint8_t> all_rows;
-    all_rows.resize((size_t)(M * ld));
-    uint8_t* const rows = all_rows.data();  // (the thread_local names other buffers on other threads)
+    // (the thread_local names other buffers on other threads)
+    uint8_t* const rows = cache_aligned_rows(all_rows, (size_t)(M * ld));
     run_split(pool, threads, (M + ks.mr - 1) / ks.mr, 1,
               [&](int64_t t0, int64_t t1) { fill(t0 * ks.mr, std::min(M, t1 * ks.mr), rows + t0 * ks.mr * ld, ld); });
     gemm_u8_rows(M, rows, ld, a_zero, B, b_zero, b_zero_count, out, pool, max_threads);
@@ -385,11 +394,10 @@ void gemm_u8_filled(int64_t M, const Int8RowFill& fill, int32_t a_zero, const Pa
   run_split(pool, threads, blocks, 1, [&](int64_t b0, int64_t b1) {
     thread_local std::vector<uint8_t> block_rows;
     thread_local std::vector<int32_t> block_sums;
-    block_rows.resize((size_t)(block * ld));
+    uint8_t* const rows = cache_aligned_rows(block_rows, (size_t)(block * ld));
     block_sums.assign((size_t)block, 0);
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t m0 = b * block, m1 = std::min(M, m0 + block);
-      uint8_t* rows = block_rows.data();
       fill(m0, m1, rows, ld);
       // Rows past M read as zeros (the kernels read whole tiles).
       if (m1 - m0 < block) std::memset(rows + (m1 - m0) * ld, 0, (size_t)((block - (m1 - m0)) * ld));
