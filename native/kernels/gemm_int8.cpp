@@ -98,12 +98,20 @@ const Int8KernelSet& int8_kernels_for(int64_t M) {
 
 int64_t ceil_to(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-// A buffer of rows for the kernels, resized to hold `bytes` from a 64-byte boundary: each
-// tile row then lies in one cache line instead of straddling two (a vector's data is only
-// 16-byte aligned).
+// Vectors' data is only 16-byte aligned: the kernels' rows and panels start at the first
+// 64-byte boundary in theirs (kAlignSlack bytes more), so each 64-byte row a tile load or a
+// quad stream reads lies in one cache line instead of straddling two.
+constexpr size_t kAlignSlack = 63;
+
+template <class T>
+T* cache_line_start(T* p) {
+  return p + (64 - reinterpret_cast<uintptr_t>(p) % 64) % 64;
+}
+
+// A buffer of rows for the kernels, resized to hold `bytes` from a 64-byte boundary.
 uint8_t* cache_aligned_rows(std::vector<uint8_t>& buffer, size_t bytes) {
-  buffer.resize(bytes + 63);
-  return buffer.data() + ((64 - reinterpret_cast<uintptr_t>(buffer.data()) % 64) % 64);
+  buffer.resize(bytes + kAlignSlack);
+  return cache_line_start(buffer.data());
 }
 
 }  // namespace
@@ -114,13 +122,14 @@ using namespace gemm_detail;
 PackedInt8B::PackedInt8B(const void* B, bool b_unsigned, bool trans_b, int64_t K, int64_t N, int64_t ldb)
     : K_(K), N_(N), kp_(ceil_to(K, kInt8KStep)), unsigned_(b_unsigned) {
   const int64_t panels = (N + kInt8PanelCols - 1) / kInt8PanelCols;
-  panels_.assign((size_t)(panels * kp_ * kInt8PanelCols), 0);
+  panels_.assign((size_t)(panels * kp_ * kInt8PanelCols) + kAlignSlack, 0);
+  int8_t* const start = cache_line_start(panels_.data());
   sums_.assign((size_t)N, 0);
   const uint8_t* src = static_cast<const uint8_t*>(B);
   // Unsigned weights flip their top bit: u8 b becomes s8 b - 128.
   const uint8_t flip = b_unsigned ? 0x80 : 0;
   for (int64_t n = 0; n < N; ++n) {
-    int8_t* panel = panels_.data() + (n / kInt8PanelCols) * kp_ * kInt8PanelCols;
+    int8_t* panel = start + (n / kInt8PanelCols) * kp_ * kInt8PanelCols;
     const int64_t j = n % kInt8PanelCols;
     uint32_t sum = 0;  // wraps, as the products' sums do
     for (int64_t k = 0; k < K; ++k) {
@@ -136,7 +145,7 @@ void PackedInt8B::save(ByteWriter& w) const {
   w.pod(K_);
   w.pod(N_);
   w.pod((uint8_t)unsigned_);
-  w.bytes(panels_.data(), panels_.size());
+  w.bytes(panels(), panels_.size() - kAlignSlack);
   w.bytes(sums_.data(), sums_.size() * sizeof(int32_t));
 }
 
@@ -153,13 +162,15 @@ std::unique_ptr<PackedInt8B> PackedInt8B::load(ByteReader& r) {
            " does not fit what is left");
   const size_t panel_bytes = (size_t)(panels * b->kp_ * kInt8PanelCols);
   r.expect_bytes(panel_bytes, "an integer matrix's panels");
-  b->panels_.resize(panel_bytes);
-  r.take(b->panels_.data(), panel_bytes, "an integer matrix's panels");
+  b->panels_.resize(panel_bytes + kAlignSlack);
+  r.take(cache_line_start(b->panels_.data()), panel_bytes, "an integer matrix's panels");
   r.expect_bytes((size_t)b->N_ * sizeof(int32_t), "an integer matrix's column sums");
   b->sums_.resize((size_t)b->N_);
   r.take(b->sums_.data(), b->sums_.size() * sizeof(int32_t), "an integer matrix's column sums");
   return b;
 }
+
+const int8_t* PackedInt8B::panels() const { return cache_line_start(panels_.data()); }
 
 std::string PackedInt8B::layout(bool b_unsigned, bool trans_b, int64_t K, int64_t N, int64_t ldb) {
   return std::string(b_unsigned ? "u8" : "s8") + (trans_b ? " T " : " ") + std::to_string(K) + "x" + std::to_string(N) +
