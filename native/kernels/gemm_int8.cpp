@@ -85,7 +85,7 @@ const Int8KernelSet& int8_kernels() {
 
 // AMX multiplies whole 16-row tiles: one row (a classifier's one image, a decoder's token)
 // padded to a tile still loads every B tile, where VNNI's row kernel loads each B vector
-// once for it (1 x 1280 x 1000 on one core: ~20 us against ~24). From two rows on, AMX is
+// once for it (1 x 1280 x 1000 on one core: ~18 us against ~23). From two rows on, AMX is
 // as fast or faster. Below this many rows the VNNI kernels run instead.
 constexpr int64_t kAmxMinRows = 2;
 
