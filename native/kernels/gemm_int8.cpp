@@ -83,7 +83,36 @@ const Int8KernelSet& int8_kernels() {
   return *chosen;
 }
 
+// AMX multiplies whole 16-row tiles: one row (a classifier's one image, a decoder's token)
+// padded to a tile still loads every B tile, where VNNI's row kernel loads each B vector
+// once for it (1 x 1280 x 1000 on one core: ~18 us against ~23). From two rows on, AMX is
+// as fast or faster. Below this many rows the VNNI kernels run instead.
+constexpr int64_t kAmxMinRows = 2;
+
+const Int8KernelSet& int8_kernels_for(int64_t M) {
+  const Int8KernelSet& ks = int8_kernels();
+  if (M < kAmxMinRows && &ks == amx_int8_kernels())
+    if (const Int8KernelSet* vnni = vnni_int8_kernels()) return *vnni;
+  return ks;
+}
+
 int64_t ceil_to(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// Vectors' data is only 16-byte aligned: the kernels' rows and panels start at the first
+// 64-byte boundary in theirs (kAlignSlack bytes more), so each 64-byte row a tile load or a
+// quad stream reads lies in one cache line instead of straddling two.
+constexpr size_t kAlignSlack = 63;
+
+template <class T>
+T* cache_line_start(T* p) {
+  return p + (64 - reinterpret_cast<uintptr_t>(p) % 64) % 64;
+}
+
+// A buffer of rows for the kernels, resized to hold `bytes` from a 64-byte boundary.
+uint8_t* cache_aligned_rows(std::vector<uint8_t>& buffer, size_t bytes) {
+  buffer.resize(bytes + kAlignSlack);
+  return cache_line_start(buffer.data());
+}
 
 }  // namespace
 }  // namespace gemm_detail
@@ -93,13 +122,14 @@ using namespace gemm_detail;
 PackedInt8B::PackedInt8B(const void* B, bool b_unsigned, bool trans_b, int64_t K, int64_t N, int64_t ldb)
     : K_(K), N_(N), kp_(ceil_to(K, kInt8KStep)), unsigned_(b_unsigned) {
   const int64_t panels = (N + kInt8PanelCols - 1) / kInt8PanelCols;
-  panels_.assign((size_t)(panels * kp_ * kInt8PanelCols), 0);
+  panels_.assign((size_t)(panels * kp_ * kInt8PanelCols) + kAlignSlack, 0);
+  int8_t* const start = cache_line_start(panels_.data());
   sums_.assign((size_t)N, 0);
   const uint8_t* src = static_cast<const uint8_t*>(B);
   // Unsigned weights flip their top bit: u8 b becomes s8 b - 128.
   const uint8_t flip = b_unsigned ? 0x80 : 0;
   for (int64_t n = 0; n < N; ++n) {
-    int8_t* panel = panels_.data() + (n / kInt8PanelCols) * kp_ * kInt8PanelCols;
+    int8_t* panel = start + (n / kInt8PanelCols) * kp_ * kInt8PanelCols;
     const int64_t j = n % kInt8PanelCols;
     uint32_t sum = 0;  // wraps, as the products' sums do
     for (int64_t k = 0; k < K; ++k) {
@@ -115,7 +145,7 @@ void PackedInt8B::save(ByteWriter& w) const {
   w.pod(K_);
   w.pod(N_);
   w.pod((uint8_t)unsigned_);
-  w.bytes(panels_.data(), panels_.size());
+  w.bytes(panels(), panels_.size() - kAlignSlack);
   w.bytes(sums_.data(), sums_.size() * sizeof(int32_t));
 }
 
@@ -132,13 +162,15 @@ std::unique_ptr<PackedInt8B> PackedInt8B::load(ByteReader& r) {
            " does not fit what is left");
   const size_t panel_bytes = (size_t)(panels * b->kp_ * kInt8PanelCols);
   r.expect_bytes(panel_bytes, "an integer matrix's panels");
-  b->panels_.resize(panel_bytes);
-  r.take(b->panels_.data(), panel_bytes, "an integer matrix's panels");
+  b->panels_.resize(panel_bytes + kAlignSlack);
+  r.take(cache_line_start(b->panels_.data()), panel_bytes, "an integer matrix's panels");
   r.expect_bytes((size_t)b->N_ * sizeof(int32_t), "an integer matrix's column sums");
   b->sums_.resize((size_t)b->N_);
   r.take(b->sums_.data(), b->sums_.size() * sizeof(int32_t), "an integer matrix's column sums");
   return b;
 }
+
+const int8_t* PackedInt8B::panels() const { return cache_line_start(panels_.data()); }
 
 std::string PackedInt8B::layout(bool b_unsigned, bool trans_b, int64_t K, int64_t N, int64_t ldb) {
   return std::string(b_unsigned ? "u8" : "s8") + (trans_b ? " T " : " ") + std::to_string(K) + "x" + std::to_string(N) +
@@ -181,9 +213,12 @@ bool zero_point_terms(const PackedInt8B& B, uint32_t za, const int32_t* b_zero, 
   return b_zeros;
 }
 
-// Products run about four times the f32 rate.
+// Products run about four times the f32 rate; B's bytes stream in once (for few rows,
+// a 1280 x 1000 classifier's, they are most of the time: its columns split over threads).
 int int8_threads(ThreadPool* pool, int max_threads, int64_t M, const PackedInt8B& B) {
-  return product_threads(pool, max_threads, 0.25 * (double)M * B.N() * B.K());
+  const double b_bytes = (double)B.N() * B.kp();
+  return est_ns(0.25 * (double)M * B.N() * B.K(), b_bytes) < min_parallel_ns(pool) ? 1
+                                                                                   : usable_threads(pool, max_threads);
 }
 
 // Rows ld bytes apart, off multiples of 256 so a tile's rows spread over the cache sets.
@@ -249,9 +284,10 @@ void run_product(const Int8Product& p, const Int8Output& out, ThreadPool* pool) 
       const uint8_t* a = p.rows + m0 * ld;
       int64_t lda = ld;
       if (copy_last && m0 == last) {
-        last_rows.assign((size_t)(ks.mr * kp), 0);
-        for (int64_t m = m0; m < M; ++m) std::memcpy(last_rows.data() + (m - m0) * kp, p.rows + m * ld, (size_t)kp);
-        a = last_rows.data();
+        uint8_t* copy = cache_aligned_rows(last_rows, (size_t)(ks.mr * kp));
+        std::memset(copy, 0, (size_t)(ks.mr * kp));
+        for (int64_t m = m0; m < M; ++m) std::memcpy(copy + (m - m0) * kp, p.rows + m * ld, (size_t)kp);
+        a = copy;
         lda = kp;
       }
       for (int64_t pair = p0; pair < p1; ++pair)
@@ -277,7 +313,7 @@ void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_z
                const int32_t* b_zero, int64_t b_zero_count, const Int8Output& out, ThreadPool* pool, int max_threads) {
   const int64_t N = B.N(), K = B.K(), kp = B.kp();
   if (M <= 0 || N <= 0) return;
-  const Int8KernelSet& ks = int8_kernels();
+  const Int8KernelSet& ks = int8_kernels_for(M);
   thread_local std::vector<int32_t> col_add, col_mul, row_sum;
   thread_local std::vector<uint8_t> a_rows;
   const uint32_t za = (uint32_t)(a_zero + (a_signed ? 128 : 0));
@@ -285,12 +321,12 @@ void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_z
   // A copied into zero-padded rows (to kp and to whole tiles: the kernels read both).
   const int64_t ld = row_stride(kp);
   const int64_t tiles = (M + ks.mr - 1) / ks.mr;
-  a_rows.resize((size_t)(tiles * ks.mr * ld));  // (each row's padding zeroed below)
+  // (each row's padding zeroed below; the thread_locals name other buffers on other threads)
+  uint8_t* const rows = cache_aligned_rows(a_rows, (size_t)(tiles * ks.mr * ld));
   if (b_zeros) row_sum.assign((size_t)(tiles * ks.mr), 0);
   const int threads = int8_threads(pool, max_threads, M, B);
   const uint8_t* src = static_cast<const uint8_t*>(A);
   const uint8_t flip = a_signed ? 0x80 : 0;
-  uint8_t* const rows = a_rows.data();  // (the thread_locals name other buffers on other threads)
   int32_t* const row_sums = b_zeros ? row_sum.data() : nullptr;
   // Convolution patches make A megabytes: the copy is shared out like the products.
   run_split(pool, threads, M, 256, [&](int64_t m0, int64_t m1) {
@@ -320,7 +356,7 @@ void gemm_u8_rows(int64_t M, const uint8_t* rows, int64_t ld, int32_t a_zero, co
   const int64_t N = B.N(), K = B.K();
   if (M <= 0 || N <= 0) return;
   if (ld < B.kp()) throw std::logic_error("gemm_u8_rows: rows shorter than the padded K");
-  const Int8KernelSet& ks = int8_kernels();
+  const Int8KernelSet& ks = int8_kernels_for(M);
   thread_local std::vector<int32_t> col_add, col_mul, row_sum;
   const bool b_zeros = zero_point_terms(B, (uint32_t)a_zero, b_zero, b_zero_count, col_add, col_mul);
   const int threads = int8_threads(pool, max_threads, M, B);
@@ -344,7 +380,7 @@ void gemm_u8_filled(int64_t M, const Int8RowFill& fill, int32_t a_zero, const Pa
                     int64_t b_zero_count, const Int8Output& out, ThreadPool* pool, int max_threads) {
   const int64_t N = B.N(), K = B.K(), kp = B.kp();
   if (M <= 0 || N <= 0) return;
-  const Int8KernelSet& ks = int8_kernels();
+  const Int8KernelSet& ks = int8_kernels_for(M);
   const int64_t ld = row_stride(kp);
   // Blocks of whole tiles about 48 KiB of rows, so a block is still in L1/L2 when its
   // products read it.
@@ -355,8 +391,8 @@ void gemm_u8_filled(int64_t M, const Int8RowFill& fill, int32_t a_zero, const Pa
   // pair) units.
   if (blocks < 2 * threads || pairs_outer(M, ld, B)) {
     thread_local std::vector<uint8_t> all_rows;
-    all_rows.resize((size_t)(M * ld));
-    uint8_t* const rows = all_rows.data();  // (the thread_local names other buffers on other threads)
+    // (the thread_local names other buffers on other threads)
+    uint8_t* const rows = cache_aligned_rows(all_rows, (size_t)(M * ld));
     run_split(pool, threads, (M + ks.mr - 1) / ks.mr, 1,
               [&](int64_t t0, int64_t t1) { fill(t0 * ks.mr, std::min(M, t1 * ks.mr), rows + t0 * ks.mr * ld, ld); });
     gemm_u8_rows(M, rows, ld, a_zero, B, b_zero, b_zero_count, out, pool, max_threads);
@@ -369,11 +405,10 @@ void gemm_u8_filled(int64_t M, const Int8RowFill& fill, int32_t a_zero, const Pa
   run_split(pool, threads, blocks, 1, [&](int64_t b0, int64_t b1) {
     thread_local std::vector<uint8_t> block_rows;
     thread_local std::vector<int32_t> block_sums;
-    block_rows.resize((size_t)(block * ld));
+    uint8_t* const rows = cache_aligned_rows(block_rows, (size_t)(block * ld));
     block_sums.assign((size_t)block, 0);
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t m0 = b * block, m1 = std::min(M, m0 + block);
-      uint8_t* rows = block_rows.data();
       fill(m0, m1, rows, ld);
       // Rows past M read as zeros (the kernels read whole tiles).
       if (m1 - m0 < block) std::memset(rows + (m1 - m0) * ld, 0, (size_t)((block - (m1 - m0)) * ld));

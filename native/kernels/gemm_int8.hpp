@@ -21,12 +21,16 @@ class PackedInt8B {
  public:
   // b_unsigned: B holds u8 (stored as b - 128; callers shift its zero point the same way).
   PackedInt8B(const void* B, bool b_unsigned, bool trans_b, int64_t K, int64_t N, int64_t ldb);
+  PackedInt8B(const PackedInt8B&) = delete;  // (a copy's panels could start elsewhere in its vector)
+  PackedInt8B& operator=(const PackedInt8B&) = delete;
   int64_t K() const { return K_; }
   int64_t N() const { return N_; }
   // K padded to a whole number of 64-byte groups (one AMX tile's depth).
   int64_t kp() const { return kp_; }
   bool b_unsigned() const { return unsigned_; }
-  const int8_t* panels() const { return panels_.data(); }
+  // From panels_'s first 64-byte boundary (a vector's data is only 16-byte aligned), so each
+  // 64-byte row of a B tile lies in one cache line.
+  const int8_t* panels() const;
   // Per column n: the sum over k of the stored (s8) values, for the activation zero point.
   const int32_t* column_sums() const { return sums_.data(); }
   // A description of the packing for the shared-weights cache (same bytes, same layout).
@@ -43,7 +47,7 @@ class PackedInt8B {
   PackedInt8B() = default;
   int64_t K_, N_, kp_;
   bool unsigned_;
-  std::vector<int8_t> panels_;
+  std::vector<int8_t> panels_;  // 63 bytes more than the panels, to start them on a cache line
   std::vector<int32_t> sums_;
 };
 

@@ -29,6 +29,8 @@ for (m, k, n), at, bt, per_col in [((1, 1, 1), np.uint8, np.int8, False), ((3, 5
                                     ((17, 63, 33), np.uint8, np.uint8, True), ((16, 64, 16), np.int8, np.uint8, False),
                                     ((33, 65, 32), np.uint8, np.int8, True), ((100, 333, 70), np.uint8, np.int8, False),
                                     ((40, 768, 48), np.int8, np.int8, True),
+                                    # one row (VNNI's kernel under AMX too), K and N off the tiles
+                                    ((1, 1283, 203), np.uint8, np.int8, True),
                                     # big enough to split over 2 threads
                                     ((200, 512, 300), np.uint8, np.int8, True)]:
     a = ints(at, (m, k))
@@ -84,6 +86,8 @@ for (n, c, h, o, k, stride, pad, dil), xt, wt in [((1, 3, 9, 5, 3, 1, 1, 1), np.
                                                   # partial last tile), and on rows copied (C 70)
                                                   ((1, 128, 7, 40, 1, 1, 0, 1), np.uint8, np.int8),
                                                   ((1, 70, 7, 20, 1, 1, 0, 1), np.uint8, np.uint8),
+                                                  # one pixel: a single row, requantized too
+                                                  ((1, 130, 1, 50, 1, 1, 0, 1), np.uint8, np.int8),
                                                   # a 7x7 stride-2 stem on 3 channels
                                                   ((1, 3, 23, 64, 7, 2, 3, 1), np.uint8, np.int8),
                                                   # 3x3 stride 2 over 67 channels (K off 64s)
@@ -178,7 +182,7 @@ def test_int8_path_matches_integer_reference(isa, run_capped):
     assert result["isa"] == isa  # the forced path is the one that ran
     assert result["i32"] == 0
     assert result["f32"] < 1e-5
-    assert result["runs"] == 64 and result["quantized"] == 18 and result["convs"] == 20
+    assert result["runs"] == 72 and result["quantized"] == 18 and result["convs"] == 22
 
 
 def test_gemm_isa_cap_lowers_int8_to_portable(run_capped):
