@@ -150,18 +150,19 @@ WinogradLayout::WinogradLayout(int64_t stride) : side(stride == 1 ? 4 : 5), posi
 }
 
 bool Winograd2x3::worthwhile(const Window2d& g, int64_t O) {
-  if (g.kh != 3 || g.kw != 3 || g.dh != 1 || g.dw != 1 || g.sh != g.sw || (g.sh != 1 && g.sh != 2)) return false;
+  // Stride 1 only. At stride 2 (25 products of 36 for a 5x5 tile to transform) the direct
+  // paths now win: f32, fastest of 20-30 per node, at 32->64 and 64->64 channels on
+  // [1,112,112,C] (1.02 vs 0.82-0.85 ms and 1.95 vs 1.60 ms on one thread), 128->128 on
+  // [1,56,56,C] (1.69-1.95 vs 1.52-1.61 ms) and 256->256 on [1,28,28,C] (1.84-2.58 vs
+  // 1.73-1.91 ms); on two threads the Winograd blocks barely scaled (0.91 vs 1.8-2.0 ms,
+  // 0.96-1.03 vs 1.42-3.29 ms).
+  if (g.kh != 3 || g.kw != 3 || g.dh != 1 || g.dw != 1 || g.sh != 1 || g.sw != 1) return false;
   const int64_t tiles = g.N * ((g.OH + 1) / 2) * ((g.OW + 1) / 2);
   const double weight_bytes = 16.0 * (double)g.C * (double)O * sizeof(float);
-  // Stride 2 saves less per product (25 of 36 instead of 16) for a larger tile to transform:
-  // its saving grows with C x O and its transforms with C + O. Measured on 2 threads, it
-  // lost at 16->32 and 16->64 channels, was level at 32->32 and won from 32->64 (4%) and
-  // 64->64 (11%) up.
-  // At stride 1 (single-threaded, [8, 8, 8, C] and [8, 16, 16, C] inputs) it lost to the
-  // direct paths at 16 -> 24, 32, 64 channels (1.3-2.6x), 32 -> 32 and 64 (10%) and 64 -> 32
-  // (20%), and won from 48 -> 48 (15%) and at 64 -> 64 on large images.
-  const bool enough_channels = g.sh == 1 ? g.C >= 48 && O >= 48 : g.C * O >= 20 * (g.C + O);
-  return enough_channels && tiles >= 32 && weight_bytes <= 8e6;
+  // Single-threaded, [8, 8, 8, C] and [8, 16, 16, C] inputs: it lost to the direct paths at
+  // 16 -> 24, 32, 64 channels (1.3-2.6x), 32 -> 32 and 64 (10%) and 64 -> 32 (20%), and won
+  // from 48 -> 48 (15%) and at 64 -> 64 on large images.
+  return g.C >= 48 && O >= 48 && tiles >= 32 && weight_bytes <= 8e6;
 }
 
 WinogradFilters::WinogradFilters(int64_t stride, int64_t C, int64_t O, const float* filters,

@@ -1,5 +1,5 @@
-"""Winograd F(2x2, 3x3) convolutions (stride 1 and 2) against the direct GEMM path and ONNX's
-reference. Moved from test_graph_optimizer.py."""
+"""Winograd F(2x2, 3x3) convolutions against the direct GEMM path and ONNX's reference. Moved
+from test_graph_optimizer.py."""
 
 import numpy as np
 import pytest
@@ -9,16 +9,15 @@ from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 import model_builders as zoo  # noqa: E402
 
-# Stride 1 takes Winograd from 48 channels in and out (Winograd2x3::worthwhile).
+# Stride 1 takes Winograd from 48 channels in and out (Winograd2x3::worthwhile); stride 2
+# stays on the direct paths, which measured faster.
 _WINOGRAD_CASES = [
     (48, 56, 15, [1, 1, 1, 1], 1, 1),  # odd output size: the last row and column of tiles are cut
     (48, 48, 12, [1, 1, 1, 1], 2, 1),  # a batch of two
     (64, 48, 13, [0, 0, 0, 0], 1, 1),  # unpadded: 11 x 11 outputs
     (56, 49, 14, [2, 1, 0, 1], 1, 1),  # asymmetric pads
-    (64, 128, 23, [1, 1, 1, 1], 1, 2),  # stride 2 (5x5 tiles): 12 x 12 outputs from an odd size
+    (64, 128, 23, [1, 1, 1, 1], 1, 2),  # stride 2 (the direct path): 12 x 12 outputs from an odd size
     (80, 80, 26, [0, 1, 1, 0], 1, 2),  # stride 2, asymmetric pads, 13 x 13 outputs
-    (72, 96, 16, [1, 1, 1, 1], 2, 2),  # stride 2, a batch of two
-    (64, 128, 25, [0, 0, 0, 0], 1, 2),  # stride 2, unpadded
 ]
 
 
@@ -53,9 +52,9 @@ print(json.dumps(out))
 
 
 def test_winograd_convolutions_match_the_direct_path_and_the_reference():
-    # 3x3 stride-1 and stride-2 convolutions with enough tiles and channels run as Winograd
-    # F(2x2, 3x3); AIOV_WINOGRAD=0 keeps them on the direct GEMM. Both must match ONNX's
-    # reference; they differ only in rounding.
+    # 3x3 stride-1 convolutions with enough tiles and channels run as Winograd F(2x2, 3x3);
+    # AIOV_WINOGRAD=0 keeps them on the direct GEMM. Both must match ONNX's reference; they
+    # differ only in rounding. Stride 2 takes the direct GEMM either way.
     import json
     import os
     import subprocess
@@ -82,4 +81,7 @@ def test_winograd_convolutions_match_the_direct_path_and_the_reference():
         expected = ReferenceEvaluator(proto).run(None, {"x": x})[0]
         np.testing.assert_allclose(wino, expected, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(direct, expected, rtol=1e-4, atol=1e-4)
-        assert not np.array_equal(wino, direct)  # the Winograd path really ran
+        if stride == 1:
+            assert not np.array_equal(wino, direct)  # the Winograd path really ran
+        else:
+            np.testing.assert_array_equal(wino, direct)
