@@ -102,7 +102,14 @@ bool Winograd2x3::worthwhile(const Window2d& g, int64_t O) {
   // Single-threaded, [8, 8, 8, C] and [8, 16, 16, C] inputs: it lost to the direct paths at
   // 16 -> 24, 32, 64 channels (1.3-2.6x), 32 -> 32 and 64 (10%) and 64 -> 32 (20%), and won
   // from 48 -> 48 (15%) and at 64 -> 64 on large images.
-  return g.C >= 48 && O >= 48 && tiles >= 32 && weight_bytes <= 8e6;
+  // Every tile must also share the reading of the transformed weights (16/9 of the filters)
+  // with enough others: in ResNet-50 (f32, one thread, fastest of 15 per node, each layer's
+  // weights cold as in any deep model) it won at [1,56,56,64] and [1,28,28,128] (784 and
+  // 196 tiles, 0.3 and 5 KiB of weights per tile: 0.84 vs 1.12 ms, 1.12 vs 1.42 ms) and lost at
+  // [1,14,14,256] (49 tiles, 86 KiB each: 1.80 vs 1.64 ms), although it won there with the
+  // weights in cache.
+  const bool weights_shared = weight_bytes <= (double)tiles * (32 << 10);
+  return g.C >= 48 && O >= 48 && tiles >= 32 && weights_shared && weight_bytes <= 8e6;
 }
 
 WinogradFilters::WinogradFilters(int64_t C, int64_t O, const float* filters, const std::vector<float>& scale) {
