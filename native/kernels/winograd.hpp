@@ -1,11 +1,8 @@
-// Winograd F(2x2, 3x3) convolution on NHWC f32 data, at stride 1 or 2. Each 2x2 block of
-// outputs is made from a transformed input tile with fewer multiplications per (input,
-// output) channel pair than the 36 of the direct form:
-//   stride 1: a 4x4 tile, 16 products (2.25x fewer multiply-adds);
-//   stride 2: a 5x5 tile, 25 products (1.44x fewer), nesting the 1-D form
-//             y0 = (d0 - d2) f0 + d2 (f0 + f2) + d1 f1, y1 = d2 (f0 + f2) + (d4 - d2) f2 + d3 f1.
-// The products are GEMMs (tiles x C times C x O) on the packed-weight GEMM; the transforms
-// are additions.
+// Winograd F(2x2, 3x3) convolution on NHWC f32 data at stride 1. Each 2x2 block of outputs
+// is made from a transformed 4x4 input tile with 16 products per (input, output) channel
+// pair instead of the 36 of the direct form. The products are GEMMs (tiles x C times C x O)
+// on the packed-weight GEMM; the transforms are additions. (A stride-2 form on 5x5 tiles,
+// 25 products, measured slower than the direct paths and was removed.)
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -19,22 +16,11 @@ namespace aiov {
 
 class ThreadPool;
 
-// Where each transformed position of a tile lives, and which positions share a filter
-// matrix: at stride 2 the 1-D filter transform repeats f1, so 25 positions need only 16
-// matrices, and the positions sharing one are adjacent slots, multiplied in one GEMM.
-struct WinogradLayout {
-  explicit WinogradLayout(int64_t stride);
-  int side;                  // input tile side: 4 or 5
-  int positions;             // side * side
-  int slot[25];              // position (i * side + j) -> slot
-  int first[16], count[16];  // filter matrix -> its slots
-};
-
 // The 16 transformed filter matrices U = G f G^T of a 3x3 filter bank, each [C, O] packed
 // for the GEMM. They do not depend on the input size, so every plan of a model shares them.
 struct WinogradFilters {
   // filters: [O, C, 3, 3] (OIHW), output channel o's times scale[o] when scale is given.
-  WinogradFilters(int64_t stride, int64_t C, int64_t O, const float* filters, const std::vector<float>& scale = {});
+  WinogradFilters(int64_t C, int64_t O, const float* filters, const std::vector<float>& scale = {});
   WinogradFilters() = default;  // empty, for load
   std::vector<std::unique_ptr<PackedB>> u;
   // Whether these are the 16 matrices [C, O] of a bank of O filters over C channels (checked
@@ -44,12 +30,12 @@ struct WinogradFilters {
 
 class Winograd2x3 {
  public:
-  // Whether the transform pays for a 3x3, stride 1 or 2, undilated, ungrouped convolution of
+  // Whether the transform pays for a 3x3, stride-1, undilated, ungrouped convolution of
   // this geometry with O output channels: enough tiles and channels to amortise the
   // transforms, and transformed weights (16/9 of the filters) that still stream from cache.
   static bool worthwhile(const Window2d& g, int64_t O);
 
-  // filters: made from the conv's [O, g.C, 3, 3] weights at stride g.sh.
+  // filters: made from the conv's [O, g.C, 3, 3] weights.
   Winograd2x3(const Window2d& g, int64_t O, std::shared_ptr<const WinogradFilters> filters);
 
   // y [N, OH, OW, O] = epilogue(conv(x [N, H, W, C])); y must not overlap x.
@@ -59,7 +45,6 @@ class Winograd2x3 {
   void block(const float* x, int64_t t0, int64_t count, const Epilogue& e, float* y) const;
 
   Window2d g_;
-  WinogradLayout layout_;
   int64_t O_, tiles_y_, tiles_x_, tiles_;
   std::shared_ptr<const WinogradFilters> filters_;
 };

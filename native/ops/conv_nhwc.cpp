@@ -554,7 +554,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   if (group == 1 && precision != GemmPrecision::bf16 && winograd_enabled() && Winograd2x3::worthwhile(g, O)) {
     const std::string recipe = "winograd F(2x2,3x3) stride " + std::to_string(g.sh) + filter_shape;
     auto transformed = ctx.derived<WinogradFilters>(
-        1, recipe, [&] { return std::make_shared<WinogradFilters>(g.sh, g.C, O, filters, scale); },
+        1, recipe, [&] { return std::make_shared<WinogradFilters>(g.C, O, filters, scale); },
         [&](const WinogradFilters& f) { return f.fits(g.C, O); });
     auto wino = std::make_shared<Winograd2x3>(g, O, std::move(transformed));
     ctx.note_kernel("Winograd F(2x2,3x3) NHWC, f32 " + std::string(gemm_isa()));
