@@ -169,6 +169,35 @@ def test_fused_convolution_reads_a_few_channel_nchw_image_as_it_lies(c, o, k, st
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
+def check_few_output_convolution(c, o, k, strides, pads, dilations, size, act, threads, planar):
+    # The few-output kernels against float64: bias, a residual (none when act is "none", for
+    # the NHWC kernel's plain store) and the activation, from a planar or an NHWC input.
+    x = RNG.standard_normal((2, c) + size).astype(np.float32)
+    w = filters(o, c, k)
+    bias = RNG.standard_normal(o).astype(np.float32)
+    y = conv_reference(x, w, strides, pads, dilations) + bias[:, None, None]
+    residual = None if act == "none" else RNG.standard_normal(y.shape).astype(np.float32)
+    if residual is not None:
+        y = y + residual
+    alpha, beta, expected = activated(y, act)
+    out = fused_conv(
+        x,
+        w,
+        bias,
+        strides,
+        pads,
+        dilations,
+        1,
+        residual=residual,
+        act=act,
+        act_alpha=alpha,
+        act_beta=beta,
+        planar=planar,
+        threads=threads,
+    )
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize(
     "c, o, k, strides, pads, dilations, size",
     [
@@ -185,29 +214,7 @@ def test_fused_convolution_reads_a_few_channel_nchw_image_as_it_lies(c, o, k, st
 def test_few_output_convolution_of_a_planar_image(c, o, k, strides, pads, dilations, size, act, threads):
     # At most 16 output channels: one vector per output pixel over a zero-padded copy of the
     # NCHW image, with bias, residual and the activation (hswish as a pass after the store).
-    x = RNG.standard_normal((2, c) + size).astype(np.float32)
-    w = filters(o, c, k)
-    bias = RNG.standard_normal(o).astype(np.float32)
-    y = conv_reference(x, w, strides, pads, dilations) + bias[:, None, None]
-    residual = RNG.standard_normal(y.shape).astype(np.float32)
-    y = y + residual
-    alpha, beta, expected = activated(y, act)
-    out = fused_conv(
-        x,
-        w,
-        bias,
-        strides,
-        pads,
-        dilations,
-        1,
-        residual=residual,
-        act=act,
-        act_alpha=alpha,
-        act_beta=beta,
-        planar=True,
-        threads=threads,
-    )
-    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    check_few_output_convolution(c, o, k, strides, pads, dilations, size, act, threads, planar=True)
 
 
 # At most 16 outputs from an NHWC input: one vector of output channels per pixel. 3x3 at
@@ -231,26 +238,5 @@ FEW_OUTPUT_NHWC = [
 @pytest.mark.parametrize("act", ["none", "relu", "clamp", "hswish"])
 @pytest.mark.parametrize("threads", [1, 0])
 def test_few_output_convolution_of_an_nhwc_input(c, o, k, strides, pads, dilations, size, act, threads):
-    x = RNG.standard_normal((2, c) + size).astype(np.float32)
-    w = filters(o, c, k)
-    bias = RNG.standard_normal(o).astype(np.float32)
-    y = conv_reference(x, w, strides, pads, dilations) + bias[:, None, None]
-    residual = RNG.standard_normal(y.shape).astype(np.float32) if act != "none" else None
-    if residual is not None:
-        y = y + residual
-    alpha, beta, expected = activated(y, act)
-    out = fused_conv(
-        x,
-        w,
-        bias,
-        strides,
-        pads,
-        dilations,
-        1,
-        residual=residual,
-        act=act,
-        act_alpha=alpha,
-        act_beta=beta,
-        threads=threads,
-    )
-    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    # Without an activation, also without a residual (the plain store).
+    check_few_output_convolution(c, o, k, strides, pads, dilations, size, act, threads, planar=False)
