@@ -39,17 +39,21 @@ enum class Fused { none, relu, clamp, deferred };
 
 constexpr int kRun = 8;  // pixels per interior run
 
-struct Job {
-  Window2d g;
-  const float* x;
-  const float* w;  // conv weights; pools: any valid pointer (never read)
-  float* y;
+// What every window job applies as it stores (set from the op's Epilogue by take_epilogue).
+struct JobEpilogue {
   const float* bias;
   const float* res;
   int64_t ld_res;
   Fused fused;
-  float lo, hi;       // clamp bounds
-  Activation act;     // for Fused::deferred
+  float lo, hi;    // clamp bounds
+  Activation act;  // for Fused::deferred
+};
+
+struct Job : JobEpilogue {
+  Window2d g;
+  const float* x;
+  const float* w;  // conv weights; pools: any valid pointer (never read)
+  float* y;
   bool count_pad;     // sum only
   bool overlap_tail;  // a last partial channel block may recompute channels of the previous one
 };
@@ -306,19 +310,13 @@ AIOV_ALWAYS_INLINE void rows_shape(const Job& j, int64_t r0, int64_t r1, int64_t
 // load. The NCHW image is copied once, padded with zeros (no transpose; a few percent of the
 // work), so that no tap needs a bounds test.
 
-struct PlanarJob {
+struct PlanarJob : JobEpilogue {
   Window2d g;              // C: the image's channels
   int64_t O;               // output channels (at most kPlanarMaxOutputs)
   const float* x;          // N C H W, padded (g's pads are 0)
   const float* w;          // [taps (ky, c, kx)][kPlanarStride], zero past O
   const int64_t* offsets;  // per tap: (c * H + ky * dh) * W + kx * dw
   float* y;                // N OH OW O
-  const float* bias;
-  const float* res;
-  int64_t ld_res;
-  Fused fused;
-  float lo, hi;
-  Activation act;
 };
 
 // One pixel's NB vectors of output channels: residual, fused activation, then only its O
@@ -412,18 +410,12 @@ AIOV_ALWAYS_INLINE void planar_rows(const PlanarJob& j, int64_t r0, int64_t r1) 
 // the top or bottom edge skip those kernel rows, pixels crossing the left or right edge go
 // one at a time over their in-bounds columns.
 
-struct NhwcFewJob {
+struct NhwcFewJob : JobEpilogue {
   Window2d g;
   int64_t O;       // output channels (at most kPlanarMaxOutputs)
   const float* x;  // N H W C
   const float* w;  // [taps (ky, kx, c)][kPlanarStride], zero past O
   float* y;        // N OH OW O
-  const float* bias;
-  const float* res;
-  int64_t ld_res;
-  Fused fused;
-  float lo, hi;
-  Activation act;
 };
 
 // One output row of a NhwcFewJob: where its windows start and which kernel rows are inside.
@@ -769,9 +761,8 @@ void set_fused(const Activation& act, Fused& fused, float& lo, float& hi) {
   }
 }
 
-// A job's epilogue fields (Job and PlanarJob carry the same ones) from the op's Epilogue.
-template <class AnyJob>
-void take_epilogue(AnyJob& j, const Epilogue& e) {
+// A job's epilogue fields from the op's Epilogue.
+void take_epilogue(JobEpilogue& j, const Epilogue& e) {
   j.bias = e.bias;
   j.res = e.residual;
   j.ld_res = e.ld_residual;
