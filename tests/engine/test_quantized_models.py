@@ -323,18 +323,25 @@ def qdq_conv_chain(relu, o=16, pool_scale=None, between=()):
     )
 
 
+def optimized_chain_matches(proto, feeds, monkeypatch):
+    """qdq_conv_chain's model: the optimized graph writes the very bytes the unfused ops do
+    (fused requantization, byte tables), within one quantum (0.08) of onnxruntime's; returns
+    the node types that ran."""
+    from graph_checks import run_both
+
+    plain, optimized = run_both(proto, feeds, monkeypatch)
+    np.testing.assert_array_equal(optimized, plain)
+    want = ort_outputs(proto, feeds)[0]
+    assert np.max(np.abs(optimized - want)) <= 0.08 * 1.001
+    return node_types(proto, feeds)
+
+
 @pytest.mark.parametrize("pooled", [False, True])
 @pytest.mark.parametrize("relu", [False, True])
 def test_qdq_convolutions_stay_u8_and_nhwc_between_each_other(relu, pooled, monkeypatch):
-    from graph_checks import run_both
-
     proto = qdq_conv_chain(relu, pool_scale=0.05 if pooled else None)
     feeds = {"x": RNG.standard_normal((1, 6, 15, 15)).astype(np.float32) * 2}
-    plain, optimized = run_both(proto, feeds, monkeypatch)
-    np.testing.assert_array_equal(optimized, plain)  # the fused requantization computes the same bytes
-    want = ort_outputs(proto, feeds)[0]
-    assert np.max(np.abs(optimized - want)) <= 0.08 * 1.001  # within one quantum of the output's
-    types = node_types(proto, feeds)
+    types = optimized_chain_matches(proto, feeds, monkeypatch)
     # Both convolutions write u8 (no Quantize after them, the Relu theirs), the residual sum
     # adds their bytes, all in one NHWC region: a transpose in, one out, none between.
     assert types.count("aiov.QuantizedConv") == 2 and "Relu" not in types
@@ -356,15 +363,9 @@ def test_qdq_convolutions_stay_u8_and_nhwc_between_each_other(relu, pooled, monk
     ids=["sigmoid", "hard_sigmoid_times_6", "requantization"],
 )
 def test_qdq_activation_between_convolutions_is_a_byte_table(between, monkeypatch):
-    from graph_checks import run_both
-
     proto = qdq_conv_chain(False, between=between)
     feeds = {"x": RNG.standard_normal((1, 6, 15, 15)).astype(np.float32) * 2}
-    plain, optimized = run_both(proto, feeds, monkeypatch)
-    np.testing.assert_array_equal(optimized, plain)  # the table holds what the ops compute
-    want = ort_outputs(proto, feeds)[0]
-    assert np.max(np.abs(optimized - want)) <= 0.08 * 1.001  # within one quantum of the output's
-    types = node_types(proto, feeds)
+    types = optimized_chain_matches(proto, feeds, monkeypatch)
     assert types.count("aiov.QuantizedLookup") == 1
     assert not {"Sigmoid", "HardSigmoid", "Multiply", "Clamp"} & set(types)
     assert types.count("Convert") == 1  # the model output's dequantization, no other
