@@ -139,7 +139,7 @@ void vnni_tile(const Int8Tile& t) {
     vnni_tile_cols<1>(t);
 }
 
-const Int8KernelSet kVnni{"avx512_vnni", kVnniMR, &vnni_tile, &range, &quantize, nullptr, nullptr};
+const Int8KernelSet kVnni{"avx512_vnni", kVnniMR, kInt8Quad, &vnni_tile, &range, &quantize, nullptr, nullptr};
 
 // ---- AMX ----------------------------------------------------------------------------------
 #if defined(__AMX_TILE__) && defined(__AMX_INT8__)
@@ -159,10 +159,10 @@ void amx_tiles(const Int8Tile& t) {
   const long a_bytes = (long)t.lda;
   const uint8_t* a1 = t.a + 16 * t.lda;
   const int8_t* b1 = t.b + t.b_panel_stride;
-  for (int64_t k = 0; k < t.kp; k += kInt8KStep) {
+  for (int64_t k = 0; k < t.kp; k += kInt8AmxKStep) {
     const int64_t bk = k * kInt8PanelCols;  // 16 groups x 16 columns x 4 bytes per K step
-    if (k + kPrefetchSteps * kInt8KStep < t.kp) {
-      const int64_t ka = k + kPrefetchSteps * kInt8KStep, kb = bk + kPrefetchSteps * kInt8KStep * kInt8PanelCols;
+    if (k + kPrefetchSteps * kInt8AmxKStep < t.kp) {
+      const int64_t ka = k + kPrefetchSteps * kInt8AmxKStep, kb = bk + kPrefetchSteps * kInt8AmxKStep * kInt8PanelCols;
       for (int i = 0; i < 16; ++i) {
         _mm_prefetch((const char*)(t.b + kb + 64 * i), _MM_HINT_T0);
         if (TWO_COLS) _mm_prefetch((const char*)(b1 + kb + 64 * i), _MM_HINT_T0);
@@ -192,7 +192,7 @@ void amx_tile(const Int8Tile& t) {
                    [&](auto two_rows, auto two_cols) { amx_tiles<two_rows(), two_cols()>(t); });
 }
 
-const Int8KernelSet kAmx{"amx", 32, &amx_tile, &range, &quantize, &amx_begin, &amx_end};
+const Int8KernelSet kAmx{"amx", 32, kInt8AmxKStep, &amx_tile, &range, &quantize, &amx_begin, &amx_end};
 #endif
 
 }  // namespace
