@@ -24,27 +24,60 @@ namespace {
   return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1u);
 }
 
-// Row r, vector v (columns 16v ..) of the accumulators corrected for the zero points and
-// written as s32, or as f32 scaled (+ bias, relu), or that requantized to u8, under the
-// column mask. rq is t's out_scale and out_zero (requantize_x86.hpp: the bytes aiov.Quantize
-// writes, without a division per value), made once per tile.
-[[gnu::always_inline]] inline void merge_vec(__m512i acc, const Int8Tile& t, const Requantizer& rq, int r, int v) {
-  const __mmask16 m = head_mask(t.cols - 16 * v);
-  __m512i x = _mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(m, t.col_add + 16 * v));
-  if (t.row_sum)
-    x = _mm512_add_epi32(
-        x, _mm512_mullo_epi32(_mm512_set1_epi32(t.row_sum[r]), _mm512_maskz_loadu_epi32(m, t.col_mul + 16 * v)));
-  if (t.c_i32) {
-    _mm512_mask_storeu_epi32(t.c_i32 + r * t.ldc + 16 * v, m, x);
-    return;
+// Where a tile's merged values go (Int8Tile's c_i32, c_f32 or c_u8).
+enum class Dest { i32, f32, u8 };
+
+// The tile's accumulators (row r, vector v at acc + r * acc_row + 16 * v) corrected for the
+// zero points and written as s32, or as f32 scaled (+ bias, relu), or that requantized to u8
+// (requantize_x86.hpp: the bytes aiov.Quantize writes, without a division per value), under
+// the column masks. The per-column vectors are loaded once per tile and the optional steps
+// are masks, not branches: with a test per step and per vector the merge cost as much as
+// the products at K 16.
+template <int NV, Dest D>
+void merge_tile(const int32_t* acc, int acc_row, const Int8Tile& t) {
+  __mmask16 cols[NV], bias_mask[NV];
+  __m512i add[NV], mul[NV];
+  __m512 scale[NV], bias[NV];
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+    cols[v] = head_mask(t.cols - 16 * v);
+    add[v] = _mm512_maskz_loadu_epi32(cols[v], t.col_add + 16 * v);
+    mul[v] = t.row_sum ? _mm512_maskz_loadu_epi32(cols[v], t.col_mul + 16 * v) : _mm512_setzero_si512();
+    if (D != Dest::i32) {
+      scale[v] = _mm512_maskz_loadu_ps(cols[v], t.scale + 16 * v);
+      bias_mask[v] = t.bias ? cols[v] : (__mmask16)0;  // (no bias: y itself, even a -0)
+      bias[v] = t.bias ? _mm512_maskz_loadu_ps(cols[v], t.bias + 16 * v) : _mm512_setzero_ps();
+    }
   }
-  __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(x), _mm512_maskz_loadu_ps(m, t.scale + 16 * v));
-  if (t.bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, t.bias + 16 * v));
-  if (t.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
-  if (t.c_u8)
-    _mm512_mask_cvtusepi32_storeu_epi8(t.c_u8 + r * t.ldc + 16 * v, m, requantized_u8(y, rq));
+  const __mmask16 relu = t.relu ? (__mmask16)0xFFFF : (__mmask16)0;
+  const Requantizer rq = requantizer(t.out_scale, t.out_zero);
+  for (int r = 0; r < t.rows; ++r) {
+    const __m512i row_sum = _mm512_set1_epi32(t.row_sum ? t.row_sum[r] : 0);
+    AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+      __m512i x = _mm512_add_epi32(_mm512_load_si512(acc + r * acc_row + 16 * v), add[v]);
+      if (t.row_sum) x = _mm512_add_epi32(x, _mm512_mullo_epi32(row_sum, mul[v]));
+      if (D == Dest::i32) {
+        _mm512_mask_storeu_epi32(t.c_i32 + r * t.ldc + 16 * v, cols[v], x);
+        continue;
+      }
+      __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(x), scale[v]);
+      y = _mm512_mask_add_ps(y, bias_mask[v], y, bias[v]);
+      y = _mm512_mask_max_ps(y, relu, y, _mm512_setzero_ps());
+      if (D == Dest::u8)
+        _mm512_mask_cvtusepi32_storeu_epi8(t.c_u8 + r * t.ldc + 16 * v, cols[v], requantized_u8(y, rq));
+      else
+        _mm512_mask_storeu_ps(t.c_f32 + r * t.ldc + 16 * v, cols[v], y);
+    }
+  }
+}
+
+template <int NV>
+void merge_tile(const int32_t* acc, int acc_row, const Int8Tile& t) {
+  if (t.c_i32)
+    merge_tile<NV, Dest::i32>(acc, acc_row, t);
+  else if (t.c_u8)
+    merge_tile<NV, Dest::u8>(acc, acc_row, t);
   else
-    _mm512_mask_storeu_ps(t.c_f32 + r * t.ldc + 16 * v, m, y);
+    merge_tile<NV, Dest::f32>(acc, acc_row, t);
 }
 
 // min/max return their second operand for a NaN: a NaN in x never becomes the range, and
@@ -104,9 +137,7 @@ template <int R, int NV>
 void vnni_rows(const Int8Tile& t) {
   alignas(64) int32_t acc[R * NV * 16];
   vnni_accumulate<R, NV>(t.a, t.lda, t.b, t.b_panel_stride, t.kp / 4, acc);
-  const Requantizer rq = requantizer(t.out_scale, t.out_zero);
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) merge_vec(_mm512_load_si512(acc + (r * NV + v) * 16), t, rq, r, v);
+  merge_tile<NV>(acc, NV * 16, t);
 }
 
 template <int NV>
@@ -181,10 +212,7 @@ void amx_tiles(const Int8Tile& t) {
   }
   alignas(64) int32_t acc[32 * 32];
   store_result_tiles<TWO_ROWS, TWO_COLS>(acc);
-  const int vecs = TWO_COLS ? 2 : 1;
-  const Requantizer rq = requantizer(t.out_scale, t.out_zero);
-  for (int r = 0; r < t.rows; ++r)
-    for (int v = 0; v < vecs; ++v) merge_vec(_mm512_load_si512(acc + r * 32 + 16 * v), t, rq, r, v);
+  merge_tile<TWO_COLS ? 2 : 1>(acc, 32, t);
 }
 
 void amx_tile(const Int8Tile& t) {
