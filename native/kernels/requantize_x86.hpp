@@ -4,9 +4,11 @@
 //
 // The division is the costly step (a vector divide per 16 values, more than a depthwise
 // pixel's products), so it multiplies by the reciprocal instead wherever that cannot change
-// the integer: q = y * (1 / scale) is within |q| * 2^-22 of the rounded quotient, so they
-// round alike unless q lies within that of a half-integer; a vector with a lane that near
-// one (tolerance (|q| + 1) * 2^-20, which also covers every |q| >= 2^19) divides after all.
+// the byte: q = y * (1 / scale) is within |q| * 2^-22 of the exact quotient, so for |q| <
+// 1023 (error < 2^-12) both round alike unless q lies within 2^-10 of a half-integer, and
+// past that both saturate alike (with a zero point in [0, 255]); a vector with a lane that
+// near a half divides after all. The test reuses q's rounding, so it costs a subtraction,
+// an absolute value and a compare.
 #pragma once
 #include <cmath>
 
@@ -20,23 +22,24 @@ struct Requantizer {
 inline Requantizer requantizer(float scale, int32_t zero) {
   const float inverse = 1.0f / scale;
   return Requantizer{_mm512_set1_ps(scale), _mm512_set1_ps(inverse), _mm512_set1_ps((float)zero),
-                     std::isnormal(scale) && std::isnormal(inverse)};
+                     std::isnormal(scale) && std::isnormal(inverse) && zero >= 0 && zero <= 255};
 }
 
 // s32 lanes of the bytes (store them with _mm512_mask_cvtusepi32_storeu_epi8).
 [[gnu::always_inline]] inline __m512i requantized_u8(__m512 y, const Requantizer& r) {
-  __m512 q;
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  __m512 rounded;
   if (r.by_inverse) {
-    q = _mm512_mul_ps(y, r.inverse);
-    const __m512 fraction = _mm512_sub_ps(q, _mm512_roundscale_ps(q, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
-    const __m512 from_half = _mm512_abs_ps(_mm512_sub_ps(fraction, _mm512_set1_ps(0.5f)));
-    const __m512 tolerance = _mm512_mul_ps(_mm512_add_ps(_mm512_abs_ps(q), _mm512_set1_ps(1.0f)),
-                                           _mm512_set1_ps(1.0f / 1048576.0f));  // 2^-20
-    if (_mm512_cmp_ps_mask(from_half, tolerance, _CMP_LE_OQ)) q = _mm512_div_ps(y, r.scale);
+    const __m512 q = _mm512_mul_ps(y, r.inverse);
+    rounded = _mm512_roundscale_ps(q, kNearest);
+    // |q - rounded| is 0.5 at a half-integer (NaN for an infinite q, which then saturates).
+    const __m512 off = _mm512_abs_ps(_mm512_sub_ps(q, rounded));
+    if (_mm512_cmp_ps_mask(off, _mm512_set1_ps(0.5f - 1.0f / 1024.0f), _CMP_GE_OQ))
+      rounded = _mm512_roundscale_ps(_mm512_div_ps(y, r.scale), kNearest);
   } else {
-    q = _mm512_div_ps(y, r.scale);
+    rounded = _mm512_roundscale_ps(_mm512_div_ps(y, r.scale), kNearest);
   }
-  __m512 v = _mm512_add_ps(_mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), r.zero);
+  __m512 v = _mm512_add_ps(rounded, r.zero);
   v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
   return _mm512_cvtps_epi32(v);
 }
