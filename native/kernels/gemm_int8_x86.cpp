@@ -50,22 +50,30 @@ void merge_tile(const int32_t* acc, int acc_row, const Int8Tile& t) {
   }
   const __mmask16 relu = t.relu ? (__mmask16)0xFFFF : (__mmask16)0;
   const Requantizer rq = requantizer(t.out_scale, t.out_zero);
-  for (int r = 0; r < t.rows; ++r) {
-    const __m512i row_sum = _mm512_set1_epi32(t.row_sum ? t.row_sum[r] : 0);
+  // Locals, not t's fields: a store through the u8 output may alias t (char access), which
+  // made GCC reload them after every vector.
+  const int32_t* const row_sums = t.row_sum;
+  const int64_t ldc = t.ldc;
+  int32_t* const c_i32 = t.c_i32;
+  float* const c_f32 = t.c_f32;
+  uint8_t* const c_u8 = t.c_u8;
+  const int rows = t.rows;
+  for (int r = 0; r < rows; ++r) {
+    const __m512i row_sum = _mm512_set1_epi32(row_sums ? row_sums[r] : 0);
     AIOV_UNROLL for (int v = 0; v < NV; ++v) {
       __m512i x = _mm512_add_epi32(_mm512_load_si512(acc + r * acc_row + 16 * v), add[v]);
-      if (t.row_sum) x = _mm512_add_epi32(x, _mm512_mullo_epi32(row_sum, mul[v]));
+      if (row_sums) x = _mm512_add_epi32(x, _mm512_mullo_epi32(row_sum, mul[v]));
       if (D == Dest::i32) {
-        _mm512_mask_storeu_epi32(t.c_i32 + r * t.ldc + 16 * v, cols[v], x);
+        _mm512_mask_storeu_epi32(c_i32 + r * ldc + 16 * v, cols[v], x);
         continue;
       }
       __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(x), scale[v]);
       y = _mm512_mask_add_ps(y, bias_mask[v], y, bias[v]);
       y = _mm512_mask_max_ps(y, relu, y, _mm512_setzero_ps());
       if (D == Dest::u8)
-        _mm512_mask_cvtusepi32_storeu_epi8(t.c_u8 + r * t.ldc + 16 * v, cols[v], requantized_u8(y, rq));
+        _mm512_mask_cvtusepi32_storeu_epi8(c_u8 + r * ldc + 16 * v, cols[v], requantized_u8(y, rq));
       else
-        _mm512_mask_storeu_ps(t.c_f32 + r * t.ldc + 16 * v, cols[v], y);
+        _mm512_mask_storeu_ps(c_f32 + r * ldc + 16 * v, cols[v], y);
     }
   }
 }

@@ -25,7 +25,9 @@ inline Requantizer requantizer(float scale, int32_t zero) {
                      std::isnormal(scale) && std::isnormal(inverse) && zero >= 0 && zero <= 255};
 }
 
-// s32 lanes of the bytes (store them with _mm512_mask_cvtusepi32_storeu_epi8).
+// s32 lanes of the bytes, from 0 up (store them with _mm512_mask_cvtusepi32_storeu_epi8,
+// whose unsigned saturation makes 255 of anything above, the conversion's 0x80000000 for a
+// value past 2^31 included).
 [[gnu::always_inline]] inline __m512i requantized_u8(__m512 y, const Requantizer& r) {
   constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   __m512 rounded;
@@ -39,9 +41,8 @@ inline Requantizer requantizer(float scale, int32_t zero) {
   } else {
     rounded = _mm512_roundscale_ps(_mm512_div_ps(y, r.scale), kNearest);
   }
-  __m512 v = _mm512_add_ps(rounded, r.zero);
-  v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
-  return _mm512_cvtps_epi32(v);
+  // (max returns its second operand, 0, for a NaN)
+  return _mm512_cvtps_epi32(_mm512_max_ps(_mm512_add_ps(rounded, r.zero), _mm512_setzero_ps()));
 }
 
 }  // namespace aiov
