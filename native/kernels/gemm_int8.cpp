@@ -344,14 +344,21 @@ void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_z
   thread_local std::vector<uint8_t> a_rows;
   const uint32_t za = (uint32_t)(a_zero + (a_signed ? 128 : 0));
   const bool b_zeros = zero_point_terms(B, za, b_zero, b_zero_count, col_add, col_mul);
+  const int threads = int8_threads(pool, max_threads, M, B);
+  const uint8_t* src = static_cast<const uint8_t*>(A);
+  // u8 rows needing no padding, flip or row sums (dynamically quantized activations against
+  // symmetric weights, K a whole number of steps) are the kernels' row form already, unless
+  // their stride is one the copy would change (row_stride: a tile's rows on few cache sets).
+  if (!a_signed && !b_zeros && K == kp && lda >= kp && row_stride(lda) == lda) {
+    run_product({ks, B, M, src, lda, false, nullptr, col_add.data(), col_mul.data(), threads}, out, pool);
+    return;
+  }
   // A copied into zero-padded rows (to kp and to whole tiles: the kernels read both).
   const int64_t ld = row_stride(kp);
   const int64_t tiles = (M + ks.mr - 1) / ks.mr;
   // (each row's padding zeroed below; the thread_locals name other buffers on other threads)
   uint8_t* const rows = cache_aligned_rows(a_rows, (size_t)(tiles * ks.mr * ld));
   if (b_zeros) row_sum.assign((size_t)(tiles * ks.mr), 0);
-  const int threads = int8_threads(pool, max_threads, M, B);
-  const uint8_t* src = static_cast<const uint8_t*>(A);
   const uint8_t flip = a_signed ? 0x80 : 0;
   int32_t* const row_sums = b_zeros ? row_sum.data() : nullptr;
   // Convolution patches make A megabytes: the copy is shared out like the products.

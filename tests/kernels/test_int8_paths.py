@@ -212,6 +212,16 @@ for m in range(1, 14):
         want = np.maximum(ref.astype(np.float32) * factor + bias, 0)
         assert np.allclose(got, want, rtol=1e-5, atol=1e-5), (m, k, n)
         checked += 1
+# u8 activations against weights without a zero point (what dynamic quantization gives):
+# rows whose K needs no padding are read where they are, the last tile's rows copied.
+for m in (1, 5, 12, 13, 25):
+    for k in (4, 16, 24, 64, 384, 1024, 30):
+        a, b = ints(np.uint8, (m, k)), ints(np.int8, (k, 40))
+        za = ints(np.uint8, ())
+        ref = ((a.astype(np.int64) - za) @ b.astype(np.int64)).astype(np.int32)
+        got = T.run_op("aiov.QuantizedMatMul", [a, b, za, np.int8(0)], threads=2)[0]
+        assert np.array_equal(got, ref), (m, k)
+        checked += 1
 # The same edges requantized to u8: 1x1 convolutions over 1 x m pixels of k channels (in
 # NHWC, the data itself is the rows when k fills the kernels' padding), the bytes
 # aiov.Quantize makes of the f32 result.
@@ -240,7 +250,7 @@ def test_int8_path_tile_and_padding_edges(isa, run_capped):
         pytest.skip(f"this CPU has no {isa}")
     result = json.loads(run_capped(EDGES_SCRIPT, 300, AIOV_INT8_ISA=isa, AIOV_GEMM_ISA=None))
     assert result["isa"] == isa
-    assert result["checked"] == 13 * 10 + 7 * 2
+    assert result["checked"] == 13 * 10 + 5 * 7 + 7 * 2
 
 
 def test_gemm_isa_cap_lowers_int8_to_portable(run_capped):
