@@ -1,6 +1,7 @@
 // Integer GEMM driver: A copied once into zero-padded u8 rows (with its row sums when B has
-// zero points), then (row tile, column pair) units shared out over the pool, each merged
-// into C by the kernel that computed it. Also the packing of B and the portable kernels.
+// zero points; u8 rows that need none of that are read in place), then (row tile, column
+// pair) units shared out over the pool, each merged into C by the kernel that computed it.
+// Also the packing of B and the portable kernels.
 #include "kernels/gemm_int8.hpp"
 
 #include <algorithm>
