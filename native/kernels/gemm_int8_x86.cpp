@@ -31,24 +31,20 @@ enum class Dest { i32, f32, u8 };
 // zero points and written as s32, or as f32 scaled (+ bias, relu), or that requantized to u8
 // (requantize_x86.hpp: the bytes aiov.Quantize writes, without a division per value), under
 // the column masks. The per-column vectors are loaded once per tile and the optional steps
-// are masks, not branches: with a test per step and per vector the merge cost as much as
-// the products at K 16.
-template <int NV, Dest D>
+// are template arguments, not tests: with a test per step and per vector the merge cost as
+// much as the products at K 16.
+template <int NV, Dest D, bool BIAS, bool RELU>
 void merge_tile(const int32_t* acc, int acc_row, const Int8Tile& t) {
-  __mmask16 cols[NV], bias_mask[NV];
+  __mmask16 cols[NV];
   __m512i add[NV], mul[NV];
   __m512 scale[NV], bias[NV];
   AIOV_UNROLL for (int v = 0; v < NV; ++v) {
     cols[v] = head_mask(t.cols - 16 * v);
     add[v] = _mm512_maskz_loadu_epi32(cols[v], t.col_add + 16 * v);
     mul[v] = t.row_sum ? _mm512_maskz_loadu_epi32(cols[v], t.col_mul + 16 * v) : _mm512_setzero_si512();
-    if (D != Dest::i32) {
-      scale[v] = _mm512_maskz_loadu_ps(cols[v], t.scale + 16 * v);
-      bias_mask[v] = t.bias ? cols[v] : (__mmask16)0;  // (no bias: y itself, even a -0)
-      bias[v] = t.bias ? _mm512_maskz_loadu_ps(cols[v], t.bias + 16 * v) : _mm512_setzero_ps();
-    }
+    if (D != Dest::i32) scale[v] = _mm512_maskz_loadu_ps(cols[v], t.scale + 16 * v);
+    if (BIAS) bias[v] = _mm512_maskz_loadu_ps(cols[v], t.bias + 16 * v);
   }
-  const __mmask16 relu = t.relu ? (__mmask16)0xFFFF : (__mmask16)0;
   const Requantizer rq = requantizer(t.out_scale, t.out_zero);
   // Locals, not t's fields: a store through the u8 output may alias t (char access), which
   // made GCC reload them after every vector.
@@ -68,8 +64,8 @@ void merge_tile(const int32_t* acc, int acc_row, const Int8Tile& t) {
         continue;
       }
       __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(x), scale[v]);
-      y = _mm512_mask_add_ps(y, bias_mask[v], y, bias[v]);
-      y = _mm512_mask_max_ps(y, relu, y, _mm512_setzero_ps());
+      if (BIAS) y = _mm512_add_ps(y, bias[v]);
+      if (RELU) y = _mm512_max_ps(y, _mm512_setzero_ps());
       if (D == Dest::u8)
         _mm512_mask_cvtusepi32_storeu_epi8(c_u8 + r * ldc + 16 * v, cols[v], requantized_u8(y, rq));
       else
@@ -78,10 +74,18 @@ void merge_tile(const int32_t* acc, int acc_row, const Int8Tile& t) {
   }
 }
 
+template <int NV, Dest D>
+void merge_tile(const int32_t* acc, int acc_row, const Int8Tile& t) {
+  if (t.bias)
+    t.relu ? merge_tile<NV, D, true, true>(acc, acc_row, t) : merge_tile<NV, D, true, false>(acc, acc_row, t);
+  else
+    t.relu ? merge_tile<NV, D, false, true>(acc, acc_row, t) : merge_tile<NV, D, false, false>(acc, acc_row, t);
+}
+
 template <int NV>
 void merge_tile(const int32_t* acc, int acc_row, const Int8Tile& t) {
   if (t.c_i32)
-    merge_tile<NV, Dest::i32>(acc, acc_row, t);
+    merge_tile<NV, Dest::i32, false, false>(acc, acc_row, t);
   else if (t.c_u8)
     merge_tile<NV, Dest::u8>(acc, acc_row, t);
   else
