@@ -56,6 +56,7 @@ void merge_tile(const int32_t* acc, int acc_row, const Int8Tile& t) {
   const int rows = t.rows;
   for (int r = 0; r < rows; ++r) {
     const __m512i row_sum = _mm512_set1_epi32(row_sums ? row_sums[r] : 0);
+    __m512 y[NV];
     AIOV_UNROLL for (int v = 0; v < NV; ++v) {
       __m512i x = _mm512_add_epi32(_mm512_load_si512(acc + r * acc_row + 16 * v), add[v]);
       if (row_sums) x = _mm512_add_epi32(x, _mm512_mullo_epi32(row_sum, mul[v]));
@@ -63,13 +64,16 @@ void merge_tile(const int32_t* acc, int acc_row, const Int8Tile& t) {
         _mm512_mask_storeu_epi32(c_i32 + r * ldc + 16 * v, cols[v], x);
         continue;
       }
-      __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(x), scale[v]);
-      if (BIAS) y = _mm512_add_ps(y, bias[v]);
-      if (RELU) y = _mm512_max_ps(y, _mm512_setzero_ps());
-      if (D == Dest::u8)
-        _mm512_mask_cvtusepi32_storeu_epi8(c_u8 + r * ldc + 16 * v, cols[v], requantized_u8(y, rq));
-      else
-        _mm512_mask_storeu_ps(c_f32 + r * ldc + 16 * v, cols[v], y);
+      y[v] = _mm512_mul_ps(_mm512_cvtepi32_ps(x), scale[v]);
+      if (BIAS) y[v] = _mm512_add_ps(y[v], bias[v]);
+      if (RELU) y[v] = _mm512_max_ps(y[v], _mm512_setzero_ps());
+      if (D == Dest::f32) _mm512_mask_storeu_ps(c_f32 + r * ldc + 16 * v, cols[v], y[v]);
+    }
+    if (D == Dest::u8) {
+      __m512i bytes[NV];
+      requantized_u8<NV>(y, rq, bytes);
+      AIOV_UNROLL for (int v = 0; v < NV; ++v)
+          _mm512_mask_cvtusepi32_storeu_epi8(c_u8 + r * ldc + 16 * v, cols[v], bytes[v]);
     }
   }
 }
