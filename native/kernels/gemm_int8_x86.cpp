@@ -117,7 +117,15 @@ void range(const float* x, int64_t n, float& min, float& max) {
 
 void quantize(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y) {
   const Requantizer r = requantizer(scale, zero);  // (requantize_x86.hpp: no division per value)
-  for (int64_t i = 0; i < n; i += 16) {
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {  // four vectors per exactness test
+    const __m512 x4[4] = {_mm512_loadu_ps(x + i), _mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i + 32),
+                          _mm512_loadu_ps(x + i + 48)};
+    __m512i bytes[4];
+    requantized_u8<4>(x4, r, bytes);
+    for (int v = 0; v < 4; ++v) _mm512_mask_cvtusepi32_storeu_epi8(y + i + 16 * v, 0xFFFF, bytes[v]);
+  }
+  for (; i < n; i += 16) {
     const __mmask16 m = head_mask((int)(n - i));
     _mm512_mask_cvtusepi32_storeu_epi8(y + i, m, requantized_u8(_mm512_maskz_loadu_ps(m, x + i), r));
   }
