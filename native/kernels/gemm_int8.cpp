@@ -1,6 +1,7 @@
 // Integer GEMM driver: A copied once into zero-padded u8 rows (with its row sums when B has
-// zero points), then (row tile, column pair) units shared out over the pool, each merged
-// into C by the kernel that computed it. Also the packing of B and the portable kernels.
+// zero points; u8 rows that need none of that are read in place), then (row tile, column
+// pair) units shared out over the pool, each merged into C by the kernel that computed it.
+// Also the packing of B and the portable kernels.
 #include "kernels/gemm_int8.hpp"
 
 #include <algorithm>
@@ -66,8 +67,8 @@ void range_portable(const float* x, int64_t n, float& min, float& max) {
   }
 }
 
-const Int8KernelSet kPortable{"scalar",           kPortableMR, &tile_portable, &range_portable,
-                              &quantize_portable, nullptr,     nullptr};
+const Int8KernelSet kPortable{"scalar",        kPortableMR,        kInt8Quad, &tile_portable,
+                              &range_portable, &quantize_portable, nullptr,   nullptr};
 
 const Int8KernelSet* choose_kernels() {
   const Int8Isa isa = selected_int8_isa();
@@ -98,6 +99,10 @@ const Int8KernelSet& int8_kernels_for(int64_t M) {
 
 int64_t ceil_to(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
+// K as the kernels this process runs read it (VNNI: whole quads; a K of 16, MobileNet's
+// 1x1 convolutions, padded to AMX's 64 did four times the products).
+int64_t padded_k(int64_t K) { return ceil_to(K, int8_kernels().k_step); }
+
 // Vectors' data is only 16-byte aligned: the kernels' rows and panels start at the first
 // 64-byte boundary in theirs (kAlignSlack bytes more), so each 64-byte row a tile load or a
 // quad stream reads lies in one cache line instead of straddling two.
@@ -120,7 +125,7 @@ uint8_t* cache_aligned_rows(std::vector<uint8_t>& buffer, size_t bytes) {
 using namespace gemm_detail;
 
 PackedInt8B::PackedInt8B(const void* B, bool b_unsigned, bool trans_b, int64_t K, int64_t N, int64_t ldb)
-    : K_(K), N_(N), kp_(ceil_to(K, kInt8KStep)), unsigned_(b_unsigned) {
+    : K_(K), N_(N), kp_(padded_k(K)), unsigned_(b_unsigned) {
   const int64_t panels = (N + kInt8PanelCols - 1) / kInt8PanelCols;
   panels_.assign((size_t)(panels * kp_ * kInt8PanelCols) + kAlignSlack, 0);
   int8_t* const start = cache_line_start(panels_.data());
@@ -145,6 +150,7 @@ void PackedInt8B::save(ByteWriter& w) const {
   w.pod(K_);
   w.pod(N_);
   w.pod((uint8_t)unsigned_);
+  w.pod(kp_);
   w.bytes(panels(), panels_.size() - kAlignSlack);
   w.bytes(sums_.data(), sums_.size() * sizeof(int32_t));
 }
@@ -155,15 +161,29 @@ std::unique_ptr<PackedInt8B> PackedInt8B::load(ByteReader& r) {
   b->K_ = r.dim("an integer matrix's K", kMaxDim);
   b->N_ = r.dim("an integer matrix's N", kMaxDim);
   b->unsigned_ = r.pod<uint8_t>("an integer matrix's signedness") != 0;
-  b->kp_ = ceil_to(b->K_, kInt8KStep);
+  // The padding of the kernels that packed it (another CPU's blob may pad K otherwise).
+  const int64_t stored_kp = r.dim("an integer matrix's padded K", kMaxDim);
+  if (stored_kp < b->K_ || stored_kp % kInt8Quad || stored_kp - b->K_ >= kInt8AmxKStep)
+    r.fail("an integer matrix's K " + std::to_string(b->K_) + " padded to " + std::to_string(stored_kp));
   const int64_t panels = (b->N_ + kInt8PanelCols - 1) / kInt8PanelCols;
-  if (b->kp_ && panels > (int64_t)(r.left() / (size_t)b->kp_))
+  if (stored_kp && panels > (int64_t)(r.left() / (size_t)stored_kp))
     r.fail("an integer matrix of " + std::to_string(b->K_) + "x" + std::to_string(b->N_) +
            " does not fit what is left");
-  const size_t panel_bytes = (size_t)(panels * b->kp_ * kInt8PanelCols);
-  r.expect_bytes(panel_bytes, "an integer matrix's panels");
-  b->panels_.resize(panel_bytes + kAlignSlack);
-  r.take(cache_line_start(b->panels_.data()), panel_bytes, "an integer matrix's panels");
+  const size_t stored_bytes = (size_t)(panels * stored_kp * kInt8PanelCols);
+  r.expect_bytes(stored_bytes, "an integer matrix's panels");
+  b->kp_ = padded_k(b->K_);
+  b->panels_.assign((size_t)(panels * b->kp_ * kInt8PanelCols) + kAlignSlack, 0);
+  int8_t* const start = cache_line_start(b->panels_.data());
+  if (stored_kp == b->kp_) {
+    r.take(start, stored_bytes, "an integer matrix's panels");
+  } else {
+    // Each panel's quads up to K are the same in both paddings; the rest is zeros.
+    std::vector<int8_t> stored(stored_bytes);
+    r.take(stored.data(), stored_bytes, "an integer matrix's panels");
+    const size_t used = (size_t)(ceil_to(b->K_, kInt8Quad) * kInt8PanelCols);
+    for (int64_t p = 0; p < panels; ++p)
+      std::memcpy(start + p * b->kp_ * kInt8PanelCols, stored.data() + p * stored_kp * kInt8PanelCols, used);
+  }
   r.expect_bytes((size_t)b->N_ * sizeof(int32_t), "an integer matrix's column sums");
   b->sums_.resize((size_t)b->N_);
   r.take(b->sums_.data(), b->sums_.size() * sizeof(int32_t), "an integer matrix's column sums");
@@ -203,14 +223,20 @@ bool zero_point_terms(const PackedInt8B& B, uint32_t za, const int32_t* b_zero, 
   // sum (a - za)(b - zb) = sum ab - za * colsum[n] - zb[n] * rowsum[m] + K * za * zb[n].
   col_add.resize((size_t)N);
   col_mul.resize((size_t)N);
-  bool b_zeros = false;
+  // (Once per call over N: written so that it vectorizes, a tenth of a one-row product.)
+  const int32_t shift = B.b_unsigned() ? 128 : 0;
+  const int32_t* sums = B.column_sums();
+  int32_t* add = col_add.data();
+  int32_t* mul = col_mul.data();
+  const bool per_column = b_zero_count != 1;
+  uint32_t any = 0;
   for (int64_t n = 0; n < N; ++n) {
-    const uint32_t zb = (uint32_t)(b_zero[b_zero_count == 1 ? 0 : n] - (B.b_unsigned() ? 128 : 0));
-    b_zeros = b_zeros || zb != 0;
-    col_add[(size_t)n] = (int32_t)((uint32_t)K * za * zb - za * (uint32_t)B.column_sums()[n]);
-    col_mul[(size_t)n] = (int32_t)(0u - zb);
+    const uint32_t zb = (uint32_t)((per_column ? b_zero[n] : b_zero[0]) - shift);
+    any |= zb;
+    add[n] = (int32_t)((uint32_t)K * za * zb - za * (uint32_t)sums[n]);
+    mul[n] = (int32_t)(0u - zb);
   }
-  return b_zeros;
+  return any != 0;
 }
 
 // Products run about four times the f32 rate; B's bytes stream in once (for few rows,
@@ -221,8 +247,9 @@ int int8_threads(ThreadPool* pool, int max_threads, int64_t M, const PackedInt8B
                                                                                    : usable_threads(pool, max_threads);
 }
 
-// Rows ld bytes apart, off multiples of 256 so a tile's rows spread over the cache sets.
-int64_t row_stride(int64_t kp) { return kp % 256 == 0 ? kp + kInt8KStep : std::max<int64_t>(kp, kInt8KStep); }
+// Rows ld bytes apart, off multiples of 256 (by a cache line) so a tile's rows spread over
+// the cache sets.
+int64_t row_stride(int64_t kp) { return kp % 256 == 0 ? kp + 64 : kp; }
 
 // One kernel call: the tile of rows [m0, m0 + mr) (read at a, lda bytes apart, with their
 // row sums at sums) against the column pair `pair`, merged into C.
@@ -307,7 +334,7 @@ void run_product(const Int8Product& p, const Int8Output& out, ThreadPool* pool) 
 
 }  // namespace
 
-int64_t int8_row_stride(int64_t K) { return row_stride(ceil_to(K, kInt8KStep)); }
+int64_t int8_row_stride(int64_t K) { return row_stride(padded_k(K)); }
 
 void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_zero, const PackedInt8B& B,
                const int32_t* b_zero, int64_t b_zero_count, const Int8Output& out, ThreadPool* pool, int max_threads) {
@@ -318,14 +345,21 @@ void gemm_u8s8(int64_t M, const void* A, bool a_signed, int64_t lda, int32_t a_z
   thread_local std::vector<uint8_t> a_rows;
   const uint32_t za = (uint32_t)(a_zero + (a_signed ? 128 : 0));
   const bool b_zeros = zero_point_terms(B, za, b_zero, b_zero_count, col_add, col_mul);
+  const int threads = int8_threads(pool, max_threads, M, B);
+  const uint8_t* src = static_cast<const uint8_t*>(A);
+  // u8 rows needing no padding, flip or row sums (dynamically quantized activations against
+  // symmetric weights, K a whole number of steps) are the kernels' row form already, unless
+  // their stride is one the copy would change (row_stride: a tile's rows on few cache sets).
+  if (!a_signed && !b_zeros && K == kp && lda >= kp && row_stride(lda) == lda) {
+    run_product({ks, B, M, src, lda, false, nullptr, col_add.data(), col_mul.data(), threads}, out, pool);
+    return;
+  }
   // A copied into zero-padded rows (to kp and to whole tiles: the kernels read both).
   const int64_t ld = row_stride(kp);
   const int64_t tiles = (M + ks.mr - 1) / ks.mr;
   // (each row's padding zeroed below; the thread_locals name other buffers on other threads)
   uint8_t* const rows = cache_aligned_rows(a_rows, (size_t)(tiles * ks.mr * ld));
   if (b_zeros) row_sum.assign((size_t)(tiles * ks.mr), 0);
-  const int threads = int8_threads(pool, max_threads, M, B);
-  const uint8_t* src = static_cast<const uint8_t*>(A);
   const uint8_t flip = a_signed ? 0x80 : 0;
   int32_t* const row_sums = b_zeros ? row_sum.data() : nullptr;
   // Convolution patches make A megabytes: the copy is shared out like the products.

@@ -25,7 +25,8 @@ class PackedInt8B {
   PackedInt8B& operator=(const PackedInt8B&) = delete;
   int64_t K() const { return K_; }
   int64_t N() const { return N_; }
-  // K padded to a whole number of 64-byte groups (one AMX tile's depth).
+  // K padded to what the kernels chosen at packing read per step: whole 64-byte groups for
+  // AMX (one tile's depth), whole 4-byte quads for VNNI and the portable loops.
   int64_t kp() const { return kp_; }
   bool b_unsigned() const { return unsigned_; }
   // From panels_'s first 64-byte boundary (a vector's data is only 16-byte aligned), so each
@@ -38,7 +39,7 @@ class PackedInt8B {
 
   // The packing as bytes (a compiled-model blob keeps it: plan/packed_weights.hpp), and back;
   // load takes the dimensions and values from the stream and checks that they agree
-  // (InputError otherwise).
+  // (InputError otherwise); panels padded for other kernels are re-padded for this CPU's.
   void save(ByteWriter& w) const;
   static std::unique_ptr<PackedInt8B> load(ByteReader& r);
   bool fits(int64_t K, int64_t N, bool b_unsigned) const { return K_ == K && N_ == N && unsigned_ == b_unsigned; }
@@ -85,7 +86,7 @@ using Int8RowFill = std::function<void(int64_t m0, int64_t m1, uint8_t* rows, in
 void gemm_u8_filled(int64_t M, const Int8RowFill& fill, int32_t a_zero, const PackedInt8B& B, const int32_t* b_zero,
                     int64_t b_zero_count, const Int8Output& out, ThreadPool* pool, int max_threads);
 
-// The row stride gemm_u8_rows reads best for a K: at least K padded to whole 64-byte groups,
+// The row stride gemm_u8_rows reads best for a K: at least K padded as PackedInt8B pads it,
 // and off multiples of 256 bytes so a tile's rows spread over the cache sets.
 int64_t int8_row_stride(int64_t K);
 
@@ -103,7 +104,8 @@ namespace gemm_detail {
 // B panels: 16 columns (one zmm of s32, one AMX tile row), K in groups of 4 bytes as
 // VPDPBUSD and TDPBUSD read them: element (k, j) at panel[(k / 4) * 64 + j * 4 + k % 4].
 constexpr int kInt8PanelCols = 16;
-constexpr int kInt8KStep = 64;
+constexpr int kInt8Quad = 4;
+constexpr int kInt8AmxKStep = 64;  // one A tile row, one B tile's 16 quads
 constexpr int kInt8TileCols = 2 * kInt8PanelCols;
 
 // One kernel call: rows x cols (<= 32) of results over the whole padded K, merged into C.
@@ -137,6 +139,7 @@ using Int8TileFn = void (*)(const Int8Tile& tile);
 struct Int8KernelSet {
   const char* name;  // int8_isa_name of its ISA
   int mr;            // rows per tile call
+  int k_step;        // K is padded to a multiple of this for them (bytes of K per step)
   Int8TileFn tile;
   void (*range)(const float* x, int64_t n, float& min, float& max);
   void (*quantize)(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y);

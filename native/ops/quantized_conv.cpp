@@ -133,11 +133,9 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
   const int64_t positions = w.out[0] * w.out[1] * w.out[2], plane = w.in[0] * w.in[1] * w.in[2];
   const bool a_signed = ctx.in[0].type == ElementType::i8, b_unsigned = ctx.in[1].type == ElementType::u8;
   const bool dequantize = ctx.in.size() > 4, has_bias = ctx.in.size() > 5, requantize = ctx.in.size() > 7;
-  // A 1x1 window moving by 1 over unpadded data reads each position's channels as they are;
-  // u8 data whose channels fill whole 64-byte groups is then the kernels' row form itself.
+  // A 1x1 window moving by 1 over unpadded data reads each position's channels as they are.
   bool pointwise = taps == 1 && positions == plane;
   for (int d = 0; d < 3; ++d) pointwise = pointwise && w.pad_begin[d] == 0 && w.stride[d] == 1;
-  const bool in_place = pointwise && !a_signed && K % 64 == 0;
   // u8 patches are written once, a block of rows at a time straight in the row form, each
   // block just before its products (gemm_u8_filled); s8 ones are written whole and go
   // through gemm_u8s8, which shifts them into u8 as it copies.
@@ -153,6 +151,9 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
         return std::make_shared<PackedInt8B>(reordered.data(), b_unsigned, true, K, O, K);
       },
       [&](const PackedInt8B& b) { return b.fits(K, O, b_unsigned); });
+  // u8 data whose channels need no padding for the kernels (whole quads on VNNI, 64-byte
+  // groups on AMX) is then the kernels' row form itself.
+  const bool in_place = pointwise && !a_signed && packed->kp() == K;
   ctx.note_kernel(std::string("integer GEMM ") + gemm_int8_isa() + (in_place ? " on the data" : " over patches") +
                   (nhwc ? " in NHWC" : " in NCHW (transposed)") + (requantize ? " to u8" : ""));
   const size_t out_size = requantize ? 1 : 4;

@@ -10,7 +10,8 @@ namespace aiov {
 namespace {
 // Bumped whenever a stored layout changes (PackedB, PackedInt8B, Winograd's transform).
 // 2: f32 weights of at most 24 columns against K >= 512 are rows up to 1024 rows of A.
-constexpr int kPackedLayoutVersion = 2;
+// 3: integer weights record their padded K (whole quads for VNNI, 64 bytes for AMX).
+constexpr int kPackedLayoutVersion = 3;
 // More matrices than any entry holds (a convolution's groups, Winograd's 16).
 constexpr uint64_t kMaxMatrices = uint64_t{1} << 24;
 

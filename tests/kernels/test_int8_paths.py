@@ -185,6 +185,74 @@ def test_int8_path_matches_integer_reference(isa, run_capped):
     assert result["runs"] == 72 and result["quantized"] == 18 and result["convs"] == 22
 
 
+EDGES_SCRIPT = r"""
+import json, numpy as np, aiov as ov
+T = ov._core._testing
+rng = np.random.default_rng(3)
+
+def ints(dtype, shape):
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max + 1, shape).astype(dtype)
+
+# Every row count of a tile and one past it, against K off whole quads, 16-byte and 64-byte
+# groups (the padding the packing picks per ISA) and N off whole panels and panel pairs.
+checked = 0
+for m in range(1, 14):
+    for i, (k, n) in enumerate([(1, 1), (3, 17), (5, 16), (16, 15), (17, 33), (24, 48), (63, 31), (64, 50),
+                                (65, 64), (130, 97)]):
+        at, bt = (np.uint8, np.int8) if (m + i) % 2 else (np.int8, np.uint8)
+        a, b = ints(at, (m, k)), ints(bt, (k, n))
+        za, zb = ints(at, ()), ints(bt, (n,) if i % 2 else ())
+        ref = ((a.astype(np.int64) - za.astype(np.int64)) @ (b.astype(np.int64) - zb.astype(np.int64))).astype(np.int32)
+        got = T.run_op("aiov.QuantizedMatMul", [a, b, za, zb], threads=2)[0]
+        assert np.array_equal(got, ref), (m, k, n)
+        factor = rng.uniform(1e-4, 1e-3, n).astype(np.float32)
+        bias = rng.standard_normal(n).astype(np.float32)
+        got = T.run_op("aiov.QuantizedMatMul", [a, b, za, zb, factor, bias], {"relu": True}, threads=2)[0]
+        want = np.maximum(ref.astype(np.float32) * factor + bias, 0)
+        assert np.allclose(got, want, rtol=1e-5, atol=1e-5), (m, k, n)
+        checked += 1
+# u8 activations against weights without a zero point (what dynamic quantization gives):
+# rows whose K needs no padding are read where they are, the last tile's rows copied.
+for m in (1, 5, 12, 13, 25):
+    for k in (4, 16, 24, 64, 384, 1024, 30):
+        a, b = ints(np.uint8, (m, k)), ints(np.int8, (k, 40))
+        za = ints(np.uint8, ())
+        ref = ((a.astype(np.int64) - za) @ b.astype(np.int64)).astype(np.int32)
+        got = T.run_op("aiov.QuantizedMatMul", [a, b, za, np.int8(0)], threads=2)[0]
+        assert np.array_equal(got, ref), (m, k)
+        checked += 1
+# The same edges requantized to u8: 1x1 convolutions over 1 x m pixels of k channels (in
+# NHWC, the data itself is the rows when k fills the kernels' padding), the bytes
+# aiov.Quantize makes of the f32 result.
+for m, k, n in [(1, 16, 96), (7, 16, 96), (13, 24, 144), (12, 4, 17), (25, 20, 33), (50, 64, 20), (3, 130, 7)]:
+    x, w = ints(np.uint8, (1, 1, m, k)), ints(np.int8, (n, k, 1, 1))
+    za, zw = ints(np.uint8, ()), ints(np.int8, (n,))
+    factor = rng.uniform(1e-4, 1e-3, n).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    y_scale, y_zero = np.float32(0.02), np.uint8(9)
+    for relu in (False, True):
+        attrs = {"relu": relu, "layout": "nhwc"}
+        f32 = T.run_op("aiov.QuantizedConv", [x, w, za, zw, factor, bias], attrs, threads=2)[0]
+        ref = (x.astype(np.int64) - za) @ (w[:, :, 0, 0].astype(np.int64) - zw.reshape(-1, 1)).T
+        want = ref.astype(np.int32).astype(np.float32) * factor + bias
+        assert np.allclose(f32, np.maximum(want, 0) if relu else want, rtol=1e-5, atol=1e-5), (m, k, n)
+        got = T.run_op("aiov.QuantizedConv", [x, w, za, zw, factor, bias, y_scale, y_zero], attrs, threads=2)[0]
+        assert got.dtype == np.uint8 and np.array_equal(got, T.run_op("aiov.Quantize", [f32, y_scale, y_zero])[0])
+        checked += 1
+print(json.dumps({"isa": ov._core.gemm_int8_isa(), "checked": checked}))
+"""
+
+
+@pytest.mark.parametrize("isa", ISAS[::-1])
+def test_int8_path_tile_and_padding_edges(isa, run_capped):
+    if ISAS.index(isa) > ISAS.index(cpu_int8_isa()):
+        pytest.skip(f"this CPU has no {isa}")
+    result = json.loads(run_capped(EDGES_SCRIPT, 300, AIOV_INT8_ISA=isa, AIOV_GEMM_ISA=None))
+    assert result["isa"] == isa
+    assert result["checked"] == 13 * 10 + 5 * 7 + 7 * 2
+
+
 def test_gemm_isa_cap_lowers_int8_to_portable(run_capped):
     # AIOV_GEMM_ISA below avx512 leaves no VNNI or AMX to use: the portable loops run.
     script = "import aiov; print(aiov._core.gemm_int8_isa())"
