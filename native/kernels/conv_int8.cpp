@@ -147,7 +147,10 @@ void conv_int8_run(const ConvInt8& p, ThreadPool* pool, int max_threads) {
   const int64_t N = B.N(), M = p.out_h * p.out_w;
   if (M <= 0 || N <= 0) return;
   const int64_t panels = (N + kPanelCols - 1) / kPanelCols, panel_stride = B.kp() * kPanelCols;
-  const int nv = (int)std::min<int64_t>(kMaxPanels, panels), mr = ks.rows_for(nv);
+  // Blocks of up to 4 panels, as even as they go (6 panels: 3 + 3, each 8 rows x 3 panels,
+  // rather than 4 + 2 with the second block's 6 x 2 tiles half as productive).
+  const int64_t block_count = (panels + kMaxPanels - 1) / kMaxPanels;
+  const int nv = (int)((panels + block_count - 1) / block_count), mr = ks.rows_for(nv);
   const int64_t tiles = (M + mr - 1) / mr, blocks = (panels + nv - 1) / nv;
   const ConvInt8Segments& s = p.segments;
   const int64_t K = s.depth();

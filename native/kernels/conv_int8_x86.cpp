@@ -29,28 +29,66 @@ namespace {
   return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1u);
 }
 
-// Row r, vector v of the sums plus col_add, written as s32, or f32 scaled (+ bias, relu), or
-// that requantized to u8 (rq: requantize_x86.hpp), under the column mask.
-[[gnu::always_inline]] inline void merge_vec(__m512i acc, const ConvTile& t, const Requantizer& rq, int r, int v) {
-  const __mmask16 m = head_mask(t.cols - 16 * v);
-  const __m512i x = _mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(m, t.col_add + 16 * v));
-  if (t.c_i32) {
-    _mm512_mask_storeu_epi32(t.c_i32 + r * t.ldc + 16 * v, m, x);
+// y requantized to u8 lanes as requantized_u8 (requantize_x86.hpp) gives them, in fewer steps
+// for a zero point in [0, 255]: q = y * (1 / scale) is within |q| * 2^-22 of the quotient, so
+// the two round alike unless q lies that near a half-integer; below |q| = 1024 that is within
+// kNearHalf of one (a vector with such a lane divides), and from 1024 on both saturate alike.
+constexpr float kNearHalf = 1025.0f / 1048576.0f;  // 1025 * 2^-20
+
+[[gnu::always_inline]] inline __m512i requantized_u8_in_range(__m512 y, const Requantizer& r) {
+  const __m512 q = _mm512_mul_ps(y, r.inverse);
+  __m512 rounded = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 off = _mm512_abs_ps(_mm512_sub_ps(q, rounded));
+  if (_mm512_cmp_ps_mask(off, _mm512_set1_ps(0.5f - kNearHalf), _CMP_GE_OQ))
+    rounded = _mm512_roundscale_ps(_mm512_div_ps(y, r.scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 v = _mm512_add_ps(rounded, r.zero);
+  return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(255.0f)));
+}
+
+// Where a tile's sums go, read out of the ConvTile once: stores through a u8 pointer may
+// alias anything, so fields read from `t` at each store would be loaded again.
+struct Merge {
+  int32_t* c_i32;
+  float* c_f32;
+  uint8_t* c_u8;
+  int64_t ldc;
+  const float* scale;
+  const float* bias;
+  bool relu, fast_requantize;
+  Requantizer rq;
+};
+
+// Vector v of rows [0, R): the sums (col_add is in them from the start) written as s32, or
+// f32 scaled (+ bias, relu), or that requantized to u8, under the column mask m.
+template <int R, int NV>
+[[gnu::always_inline]] inline void merge_column(const __m512i (&acc)[R][NV], const Merge& o, int v, __mmask16 m) {
+  if (o.c_i32) {
+    AIOV_UNROLL for (int r = 0; r < R; ++r) _mm512_mask_storeu_epi32(o.c_i32 + r * o.ldc + 16 * v, m, acc[r][v]);
     return;
   }
-  __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(x), _mm512_maskz_loadu_ps(m, t.scale + 16 * v));
-  if (t.bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, t.bias + 16 * v));
-  if (t.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
-  if (t.c_u8)
-    _mm512_mask_cvtusepi32_storeu_epi8(t.c_u8 + r * t.ldc + 16 * v, m, requantized_u8(y, rq));
-  else
-    _mm512_mask_storeu_ps(t.c_f32 + r * t.ldc + 16 * v, m, y);
+  const __m512 scale = _mm512_maskz_loadu_ps(m, o.scale + 16 * v);
+  const __m512 bias = o.bias ? _mm512_maskz_loadu_ps(m, o.bias + 16 * v) : _mm512_setzero_ps();
+  AIOV_UNROLL for (int r = 0; r < R; ++r) {
+    __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][v]), scale);
+    if (o.bias) y = _mm512_add_ps(y, bias);
+    if (o.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
+    if (o.c_u8)
+      _mm512_mask_cvtusepi32_storeu_epi8(
+          o.c_u8 + r * o.ldc + 16 * v, m,
+          o.fast_requantize ? requantized_u8_in_range(y, o.rq) : requantized_u8(y, o.rq));
+    else
+      _mm512_mask_storeu_ps(o.c_f32 + r * o.ldc + 16 * v, m, y);
+  }
 }
 
 template <int R, int NV>
 void tile_rows(const ConvTile& t) {
+  // The accumulators start from col_add (the zero point's term), so the merge adds nothing.
   __m512i acc[R][NV];
-  AIOV_UNROLL for (int r = 0; r < R; ++r) AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+    const __m512i add = _mm512_maskz_loadu_epi32(head_mask(t.cols - 16 * v), t.col_add + 16 * v);
+    AIOV_UNROLL for (int r = 0; r < R; ++r) acc[r][v] = add;
+  }
   const int64_t quads = t.quads, stride = t.b_panel_stride;
   const int8_t* b = t.b;
   for (int64_t s = 0; s < t.segments; ++s) {
@@ -68,7 +106,10 @@ void tile_rows(const ConvTile& t) {
     }
   }
   const Requantizer rq = requantizer(t.out_scale, t.out_zero);
-  AIOV_UNROLL for (int r = 0; r < R; ++r) AIOV_UNROLL for (int v = 0; v < NV; ++v) merge_vec(acc[r][v], t, rq, r, v);
+  const Merge o{t.c_i32, t.c_f32, t.c_u8, t.ldc,
+                t.scale, t.bias,  t.relu, rq.by_inverse && t.out_zero >= 0 && t.out_zero <= 255,
+                rq};
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) merge_column<R, NV>(acc, o, v, head_mask(t.cols - 16 * v));
 }
 
 // Rows per call: the accumulators (rows x panels) plus a weight vector per panel and the

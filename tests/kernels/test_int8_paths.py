@@ -142,8 +142,22 @@ for (n, c, h, o, k, stride, pad, dil), xt, wt, zero_filters in [(*case, zero_fil
             assert np.array_equal(got, separate), (n, c, h, o, k, relu)
         got = T.run_op("aiov.QuantizedConv", [x.transpose(0, 2, 3, 1).copy(), w, za, zw], dict(attrs, layout="nhwc"),
                        threads=threads)[0]
-        assert np.array_equal(got, ref.transpose(0, 2, 3, 1)), (n, c, h, o, k)
+        assert np.array_equal(got, ref.transpose(0, 2, 3, 1)), (n, c, h, o, k, zero_filters, threads)
         convs += 1
+
+# Requantized sums whose quotients lie at or next to half-integers (y = 0.1 v + 0.05 over a
+# scale of 0.1), where multiplying by the reciprocal could round the other way: the fused
+# bytes stay aiov.Quantize's, on the direct kernels (symmetric filters) and the GEMM's.
+for zw in (np.zeros(40, np.int8), np.full(40, 3, np.int8)):
+    x, w = rng.integers(0, 4, (1, 8, 9, 9)).astype(np.uint8), rng.integers(-3, 4, (40, 8, 3, 3)).astype(np.int8)
+    attrs = {"strides": [1, 1], "pads_begin": [1, 1], "pads_end": [1, 1], "dilations": [1, 1]}
+    factor, bias = np.full(40, 0.1, np.float32), np.full(40, 0.05, np.float32)
+    for y_scale in (np.float32(0.1), np.float32(0.0137)):
+        f32 = T.run_op("aiov.QuantizedConv", [x, w, np.uint8(2), zw, factor, bias], attrs)[0]
+        got = T.run_op("aiov.QuantizedConv", [x, w, np.uint8(2), zw, factor, bias, y_scale, np.uint8(128)], attrs)[0]
+        assert np.array_equal(got, T.run_op("aiov.Quantize", [f32, y_scale, np.uint8(128)])[0])
+        if y_scale == np.float32(0.1):  # (0.0137 saturates most)
+            assert np.mean((got > 0) & (got < 255)) > 0.5
 
 # Dynamic quantization of activations: exact against numpy (same division, half-even rounding).
 quantized = 0
