@@ -69,13 +69,23 @@ const ConvInt8Kernels* chosen_kernels() {
 // Where each segment of positions [m0, m0 + rows) starts: in the image where the segment lies
 // inside it (and its last quad does not read past the image's end), else in `scratch`, a copy
 // with the pad byte in place of the pixels outside; a segment wholly outside reads `pads`.
-void segment_starts(const ConvInt8& p, int64_t m0, int rows, const uint8_t** starts, uint8_t* scratch,
-                    const uint8_t* pads) {
+// A window wholly inside (the common case) takes its starts from `offsets`, each segment's
+// distance from the window's first pixel.
+void segment_starts(const ConvInt8& p, int64_t m0, int rows, const int64_t* offsets, const uint8_t** starts,
+                    uint8_t* scratch, const uint8_t* pads) {
   const ConvInt8Segments& s = p.segments;
   const int64_t C = p.channels, bytes = s.quads * 4;
+  const int64_t span_h = (p.kernel_h - 1) * p.dilation_h, span_w = (p.kernel_w - 1) * p.dilation_w;
   for (int r = 0; r < rows; ++r) {
     const int64_t m = m0 + r, oy = m / p.out_w, ox = m % p.out_w;
     const int64_t y0 = oy * p.stride_h - p.pad_top, x0 = ox * p.stride_w - p.pad_left;
+    const int64_t at0 = (y0 * p.in_w + x0) * C;
+    if (y0 >= 0 && y0 + span_h < p.in_h && x0 >= 0 && x0 + span_w < p.in_w &&
+        at0 + offsets[s.count - 1] + bytes <= p.image_bytes) {
+      const uint8_t* window = p.image + at0;
+      for (int64_t seg = 0; seg < s.count; ++seg) starts[seg * kMaxRows + r] = window + offsets[seg];
+      continue;
+    }
     for (int64_t seg = 0; seg < s.count; ++seg) {
       const int64_t ky = s.window_rows ? seg : seg / p.kernel_w, kx = s.window_rows ? 0 : seg % p.kernel_w;
       const int64_t y = y0 + ky * p.dilation_h, x = x0 + kx * p.dilation_w;
@@ -151,7 +161,10 @@ void conv_int8_run(const ConvInt8& p, ThreadPool* pool, int max_threads) {
   // rather than 4 + 2 with the second block's 6 x 2 tiles half as productive).
   const int64_t block_count = (panels + kMaxPanels - 1) / kMaxPanels;
   const int nv = (int)((panels + block_count - 1) / block_count), mr = ks.rows_for(nv);
+  // Tiles as even as they go too: 49 positions (a 7x7 layer) as 4 x 6 + 5 x 5 rows, not 8 x 6
+  // and one row that streams every weight again for itself.
   const int64_t tiles = (M + mr - 1) / mr, blocks = (panels + nv - 1) / nv;
+  const auto tile_start = [&](int64_t tile) { return tile * M / tiles; };
   const ConvInt8Segments& s = p.segments;
   const int64_t K = s.depth();
   const double b_bytes = (double)panels * panel_stride;
@@ -164,15 +177,21 @@ void conv_int8_run(const ConvInt8& p, ThreadPool* pool, int max_threads) {
   run_split(pool, threads, tiles * blocks, 1, [&](int64_t u0, int64_t u1) {
     thread_local std::vector<const uint8_t*> starts;
     thread_local std::vector<uint8_t> scratch, pads;
+    thread_local std::vector<int64_t> offsets;
+    offsets.resize((size_t)s.count);
+    for (int64_t seg = 0; seg < s.count; ++seg) {
+      const int64_t ky = s.window_rows ? seg : seg / p.kernel_w, kx = s.window_rows ? 0 : seg % p.kernel_w;
+      offsets[(size_t)seg] = (ky * p.dilation_h * p.in_w + kx * p.dilation_w) * p.channels;
+    }
     starts.resize((size_t)(s.count * kMaxRows));
     scratch.resize((size_t)(s.count * kMaxRows * s.quads * 4));
     pads.assign((size_t)(s.quads * 4), p.pad);
     const auto run = [&](int64_t t0, int64_t t1, int64_t b0, int64_t b1) {
       for (int64_t tile = t0; tile < t1; ++tile) {
-        const int64_t m0 = tile * mr;
+        const int64_t m0 = tile_start(tile);
         ConvTile t;
-        t.rows = (int)std::min<int64_t>(mr, M - m0);
-        segment_starts(p, m0, t.rows, starts.data(), scratch.data(), pads.data());
+        t.rows = (int)(tile_start(tile + 1) - m0);
+        segment_starts(p, m0, t.rows, offsets.data(), starts.data(), scratch.data(), pads.data());
         t.a = starts.data();
         t.segments = s.count;
         t.quads = s.quads;
