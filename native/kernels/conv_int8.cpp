@@ -76,8 +76,16 @@ void segment_starts(const ConvInt8& p, int64_t m0, int rows, const int64_t* offs
   const ConvInt8Segments& s = p.segments;
   const int64_t C = p.channels, bytes = s.quads * 4;
   const int64_t span_h = (p.kernel_h - 1) * p.dilation_h, span_w = (p.kernel_w - 1) * p.dilation_w;
-  for (int r = 0; r < rows; ++r) {
-    const int64_t m = m0 + r, oy = m / p.out_w, ox = m % p.out_w;
+  // A 1x1 window moving by 1 over unpadded data: position m reads pixel m.
+  const bool pointwise = s.count == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 &&
+                         p.pad_left == 0 && p.out_w == p.in_w;
+  if (pointwise && (m0 + rows - 1) * C + bytes <= p.image_bytes) {
+    for (int r = 0; r < rows; ++r) starts[r] = p.image + (m0 + r) * C;
+    return;
+  }
+  // (each row the next position: the next column, or the first of the next row)
+  int64_t oy = m0 / p.out_w, ox = m0 % p.out_w;
+  for (int r = 0; r < rows; ++r, ox = ox + 1 == p.out_w ? (++oy, 0) : ox + 1) {
     const int64_t y0 = oy * p.stride_h - p.pad_top, x0 = ox * p.stride_w - p.pad_left;
     const int64_t at0 = (y0 * p.in_w + x0) * C;
     if (y0 >= 0 && y0 + span_h < p.in_h && x0 >= 0 && x0 + span_w < p.in_w &&

@@ -45,6 +45,14 @@ constexpr float kNearHalf = 1025.0f / 1048576.0f;  // 1025 * 2^-20
   return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(255.0f)));
 }
 
+// float(sum) * scale, rounded before any bias is added: written with explicit rounding so the
+// compiler cannot fuse the two into one FMA in one merge and not in another (the u8 bytes must
+// be those aiov.Quantize makes of the f32 output, which the portable merge rounds twice too).
+constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+[[gnu::always_inline]] inline __m512 scaled(__m512i sum, __m512 scale) {
+  return _mm512_mul_round_ps(_mm512_cvtepi32_ps(sum), scale, kNearest);
+}
+
 // Where a tile's sums go, read out of the ConvTile once: stores through a u8 pointer may
 // alias anything, so fields read from `t` at each store would be loaded again.
 struct Merge {
@@ -69,8 +77,8 @@ template <int R, int NV>
   const __m512 scale = _mm512_maskz_loadu_ps(m, o.scale + 16 * v);
   const __m512 bias = o.bias ? _mm512_maskz_loadu_ps(m, o.bias + 16 * v) : _mm512_setzero_ps();
   AIOV_UNROLL for (int r = 0; r < R; ++r) {
-    __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][v]), scale);
-    if (o.bias) y = _mm512_add_ps(y, bias);
+    __m512 y = scaled(acc[r][v], scale);
+    if (o.bias) y = _mm512_add_round_ps(y, bias, kNearest);
     if (o.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
     if (o.c_u8)
       _mm512_mask_cvtusepi32_storeu_epi8(
@@ -78,6 +86,29 @@ template <int R, int NV>
           o.fast_requantize ? requantized_u8_in_range(y, o.rq) : requantized_u8(y, o.rq));
     else
       _mm512_mask_storeu_ps(o.c_f32 + r * o.ldc + 16 * v, m, y);
+  }
+}
+
+// The merge QDQ convolutions run (u8 out, a bias, the requantization in range), with the
+// constants in registers and no test per vector: with few quads per sum (1x1 over 16 to 64
+// channels, the stems) the merge is most of a tile's time.
+template <int R, int NV, bool RELU>
+[[gnu::always_inline]] inline void merge_u8(const __m512i (&acc)[R][NV], const Merge& o, int cols) {
+  const __m512 inverse = o.rq.inverse, zero = o.rq.zero, top = _mm512_set1_ps(255.0f);
+  const __m512 near_half = _mm512_set1_ps(0.5f - kNearHalf);
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+    const __mmask16 m = head_mask(cols - 16 * v);
+    const __m512 scale = _mm512_maskz_loadu_ps(m, o.scale + 16 * v), bias = _mm512_maskz_loadu_ps(m, o.bias + 16 * v);
+    AIOV_UNROLL for (int r = 0; r < R; ++r) {
+      __m512 y = _mm512_add_round_ps(scaled(acc[r][v], scale), bias, kNearest);
+      if (RELU) y = _mm512_max_ps(y, _mm512_setzero_ps());
+      const __m512 q = _mm512_mul_ps(y, inverse);
+      __m512 rounded = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      if (_mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(q, rounded)), near_half, _CMP_GE_OQ))
+        rounded = _mm512_roundscale_ps(_mm512_div_ps(y, o.rq.scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      const __m512 v8 = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(rounded, zero), _mm512_setzero_ps()), top);
+      _mm512_mask_cvtusepi32_storeu_epi8(o.c_u8 + r * o.ldc + 16 * v, m, _mm512_cvtps_epi32(v8));
+    }
   }
 }
 
@@ -109,6 +140,13 @@ void tile_rows(const ConvTile& t) {
   const Merge o{t.c_i32, t.c_f32, t.c_u8, t.ldc,
                 t.scale, t.bias,  t.relu, rq.by_inverse && t.out_zero >= 0 && t.out_zero <= 255,
                 rq};
+  if (o.c_u8 && o.bias && o.fast_requantize) {
+    if (o.relu)
+      merge_u8<R, NV, true>(acc, o, t.cols);
+    else
+      merge_u8<R, NV, false>(acc, o, t.cols);
+    return;
+  }
   AIOV_UNROLL for (int v = 0; v < NV; ++v) merge_column<R, NV>(acc, o, v, head_mask(t.cols - 16 * v));
 }
 
