@@ -1,8 +1,10 @@
 // aiov.QuantizedConv: a convolution of 8-bit integer data by constant 8-bit filters with
-// their zero points, as the integer GEMM (kernels/gemm_int8.hpp) computes it: per image,
-// one row of patch values per output position in channels-last order (padding is the data's
-// zero point, so it contributes nothing), times the filters packed once. A 1x1 window moving
-// by 1 over unpadded NHWC data is the patch matrix as it lies.
+// their zero points. u8 data under filters without a zero point (QDQ's) runs on the direct
+// kernels (kernels/conv_int8.hpp), which read the channels-last image in place, except where
+// AMX tiles multiply; otherwise as the integer GEMM (kernels/gemm_int8.hpp) computes it: per
+// image, one row of patch values per output position in channels-last order (padding is the
+// data's zero point, so it contributes nothing), times the filters packed once. A 1x1 window
+// moving by 1 over unpadded NHWC data is the patch matrix as it lies.
 // Inputs: data, filters, their zero points; four give the s32 sums (ONNX ConvInteger); a
 // fifth, the factor (one value or one per output channel), gives f32 (+ a sixth, the bias);
 // a seventh and eighth (one f32 scale, one u8 zero point) requantize that f32 to u8 as
