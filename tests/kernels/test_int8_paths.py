@@ -145,6 +145,23 @@ for (n, c, h, o, k, stride, pad, dil), xt, wt, zero_filters in [(*case, zero_fil
         assert np.array_equal(got, ref.transpose(0, 2, 3, 1)), (n, c, h, o, k, zero_filters, threads)
         convs += 1
 
+# Padding on one side more than the other, and 1-D windows, on the direct kernels (symmetric
+# filters): against the reference over the data padded by hand with its zero point.
+for xs, ws, stride, begin, end in [((1, 3, 21, 19), (16, 3, 7, 7), 2, (3, 2), (2, 3)),
+                                   ((2, 6, 30), (10, 6, 5), 2, (2,), (1,))]:
+    x, w, za = ints(np.uint8, xs), ints(np.int8, ws), np.uint8(77)
+    zw = np.zeros(ws[0], np.int8)
+    x2, w2 = (x, w) if len(xs) == 4 else (x[:, :, None], w[:, :, None])
+    b2, e2 = (begin, end) if len(xs) == 4 else ((0, *begin), (0, *end))
+    padded = np.pad(x2, ((0, 0), (0, 0), (b2[0], e2[0]), (b2[1], e2[1])), constant_values=za)
+    ref = conv_ref(padded, w2, za, zw, stride, 0, 1).astype(np.int32)
+    ref = ref if len(xs) == 4 else ref[:, :, 0]
+    attrs = {"strides": [stride] * (len(xs) - 2), "pads_begin": list(begin), "pads_end": list(end),
+             "dilations": [1] * (len(xs) - 2)}
+    for threads in (1, 2):
+        got = T.run_op("aiov.QuantizedConv", [x, w, za, zw], attrs, threads=threads)[0]
+        assert np.array_equal(got, ref), (xs, ws)
+
 # Requantized sums whose quotients lie at or next to half-integers (y = 0.1 v + 0.05 over a
 # scale of 0.1), where multiplying by the reciprocal could round the other way: the fused
 # bytes stay aiov.Quantize's, on the direct kernels (symmetric filters) and the GEMM's.
