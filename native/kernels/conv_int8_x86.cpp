@@ -30,9 +30,10 @@ namespace {
 }
 
 // y requantized to u8 lanes as requantized_u8 (requantize_x86.hpp) gives them, in fewer steps
-// for a zero point in [0, 255]: q = y * (1 / scale) is within |q| * 2^-22 of the quotient, so
-// the two round alike unless q lies that near a half-integer; below |q| = 1024 that is within
-// kNearHalf of one (a vector with such a lane divides), and from 1024 on both saturate alike.
+// for a positive scale and a zero point in [0, 255]: q = y * (1 / scale) is within |q| * 2^-22
+// of the quotient, so the two round alike unless q lies that near a half-integer; below
+// |q| = 1024 that is within kNearHalf of one (a vector with such a lane divides), and from 1024
+// on both saturate alike.
 constexpr float kNearHalf = 1025.0f / 1048576.0f;  // 1025 * 2^-20
 
 [[gnu::always_inline]] inline __m512i requantized_u8_in_range(__m512 y, const Requantizer& r) {
@@ -94,7 +95,7 @@ template <int R, int NV>
 // channels, the stems) the merge is most of a tile's time.
 template <int R, int NV, bool RELU>
 [[gnu::always_inline]] inline void merge_u8(const __m512i (&acc)[R][NV], const Merge& o, int cols) {
-  const __m512 inverse = o.rq.inverse, zero = o.rq.zero, top = _mm512_set1_ps(255.0f);
+  const __m512 inverse = o.rq.inverse, zero = o.rq.zero;
   const __m512 near_half = _mm512_set1_ps(0.5f - kNearHalf);
   AIOV_UNROLL for (int v = 0; v < NV; ++v) {
     const __mmask16 m = head_mask(cols - 16 * v);
@@ -106,7 +107,11 @@ template <int R, int NV, bool RELU>
       __m512 rounded = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
       if (_mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(q, rounded)), near_half, _CMP_GE_OQ))
         rounded = _mm512_roundscale_ps(_mm512_div_ps(y, o.rq.scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      const __m512 v8 = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(rounded, zero), _mm512_setzero_ps()), top);
+      // No clamp at 255: an integer past it (or past 2^31, which converts to 0x80000000) saturates
+      // in the unsigned narrowing store. None at 0 after a Relu: y >= 0 (never NaN), the scale
+      // and the zero point too.
+      __m512 v8 = _mm512_add_ps(rounded, zero);
+      if (!RELU) v8 = _mm512_max_ps(v8, _mm512_setzero_ps());
       _mm512_mask_cvtusepi32_storeu_epi8(o.c_u8 + r * o.ldc + 16 * v, m, _mm512_cvtps_epi32(v8));
     }
   }
@@ -138,7 +143,7 @@ void tile_rows(const ConvTile& t) {
   }
   const Requantizer rq = requantizer(t.out_scale, t.out_zero);
   const Merge o{t.c_i32, t.c_f32, t.c_u8, t.ldc,
-                t.scale, t.bias,  t.relu, rq.by_inverse && t.out_zero >= 0 && t.out_zero <= 255,
+                t.scale, t.bias,  t.relu, rq.by_inverse && t.out_scale > 0 && t.out_zero >= 0 && t.out_zero <= 255,
                 rq};
   if (o.c_u8 && o.bias && o.fast_requantize) {
     if (o.relu)
