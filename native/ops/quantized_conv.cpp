@@ -1,5 +1,5 @@
 // aiov.QuantizedConv: a convolution of 8-bit integer data by constant 8-bit filters with
-// their zero points. u8 data under filters without a zero point (QDQ's) runs on the direct
+// their zero points. Data under filters without a zero point (QDQ's) runs on the direct
 // kernels (kernels/conv_int8.hpp), which read the channels-last image in place, except where
 // AMX tiles multiply; otherwise as the integer GEMM (kernels/gemm_int8.hpp) computes it: per
 // image, one row of patch values per output position in channels-last order (padding is the
@@ -150,11 +150,12 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
   bool pointwise = taps == 1 && positions == plane;
   for (int d = 0; d < 3; ++d) pointwise = pointwise && w.pad_begin[d] == 0 && w.stride[d] == 1;
   const bool in_place = pointwise && !a_signed && K % 64 == 0;
-  // u8 data under filters with no zero point (QDQ's symmetric s8 weights) is read in place
-  // by the direct kernels (kernels/conv_int8.hpp), 2-D windows, except where AMX tiles run.
+  // Data under filters with no zero point (QDQ's symmetric s8 weights) is read in place by the
+  // direct kernels (kernels/conv_int8.hpp), 1-D and 2-D windows, except where AMX tiles run
+  // (s8 data shifted into u8 first, one pass).
   const ConvInt8Segments segments = conv_int8_segments(C, w.kernel[1], w.kernel[2], w.dilation[2]);
-  const bool direct = conv_int8_isa() && !a_signed && ctx.in[3].data && w.kernel[0] == 1 && w.in[0] == 1 &&
-                      w.pad_begin[0] == 0 && no_filter_zero(ctx.in[3], b_unsigned);
+  const bool direct = conv_int8_isa() && ctx.in[3].data && w.kernel[0] == 1 && w.in[0] == 1 && w.pad_begin[0] == 0 &&
+                      no_filter_zero(ctx.in[3], b_unsigned);
   const int64_t Kd = segments.depth();
   // u8 patches are written once, a block of rows at a time straight in the row form, each
   // block just before its products (gemm_u8_filled); s8 ones are written whole and go
@@ -208,16 +209,17 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
       if (numel(k.in[4]->shape) == O) factor.assign(f, f + O);
     }
     // Kept per thread between calls: fresh megabytes each call would fault their pages in.
-    thread_local std::vector<uint8_t> channels_last, patches, result;
+    thread_local std::vector<uint8_t> channels_last, patches, result, shifted;
     if (!nhwc) channels_last.resize((size_t)(plane * C));
-    if (a_signed) patches.resize((size_t)(positions * K));
+    if (a_signed && !direct) patches.resize((size_t)(positions * K));
     // The direct kernels' zero-point term: -data_zero * the column's weights (which wraps, as
     // the sums do).
     std::vector<int32_t> col_add;
     if (direct) {
       col_add.resize((size_t)O);
       for (int64_t n = 0; n < O; ++n)
-        col_add[(size_t)n] = (int32_t)(0u - (uint32_t)a_zero * (uint32_t)packed->column_sums()[n]);
+        col_add[(size_t)n] =
+            (int32_t)(0u - (uint32_t)(a_zero + (a_signed ? 128 : 0)) * (uint32_t)packed->column_sums()[n]);
     }
     if (!nhwc) result.resize((size_t)(positions * O) * out_size);
     // Pointers, not the thread_locals: the fill below runs on other threads, where those
@@ -230,6 +232,11 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
       if (!nhwc) {
         transpose(image, C, plane, channels_last.data(), *k.ctx);
         image = channels_last.data();
+      }
+      if (direct && a_signed) {  // s8 as u8: x + 128, the zero point with it
+        shifted.resize((size_t)(plane * C));
+        for (int64_t i = 0; i < plane * C; ++i) shifted[(size_t)i] = image[i] ^ 0x80;
+        image = shifted.data();
       }
       // Rows [p0, p1), one per output position, ld bytes apart from `rows`: for each tap, the
       // C values under it (or the pad byte), then zeros to the padded K; the taps of one
@@ -265,7 +272,7 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
             }
         }
       };
-      if (a_signed) {
+      if (a_signed && !direct) {
         const auto fill_all = [&](int64_t p0, int64_t p1) { fill(p0, p1, patch_rows + p0 * K, K); };
         if (k.ctx->pool)
           k.ctx->pool->parallel_for(positions, 64, fill_all, k.ctx->max_threads);
@@ -307,7 +314,7 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
         p.dilation_w = w.dilation[2];
         p.pad_top = w.pad_begin[1];
         p.pad_left = w.pad_begin[2];
-        p.pad = pad;
+        p.pad = a_signed ? (uint8_t)(pad ^ 0x80) : pad;
         p.segments = segments;
         p.weights = packed.get();
         p.col_add = col_add.data();
