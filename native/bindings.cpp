@@ -26,6 +26,7 @@
 #include "executor/executor.hpp"
 #include "kernels/lowbit.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/conv_int8.hpp"
 #include "kernels/depthwise_int8.hpp"
 #include "kernels/gemm_int8.hpp"
 #include "kernels/isa.hpp"
@@ -910,6 +911,13 @@ NB_MODULE(_core, m) {
   m.def(
       "depthwise_int8_isa", [] { return std::string(depthwise_int8_isa()); },
       "The kernels depthwise integer convolutions run on.");
+  m.def(
+      "conv_int8_isa",
+      [] {
+        const char* isa = conv_int8_isa();
+        return std::string(isa ? isa : "");
+      },
+      "The kernels direct integer convolutions run on ('' where AMX tiles multiply patch rows instead).");
   m.def(
       "cpu_int8_isa", [] { return std::string(int8_isa_name(detect_int8_isa())); },
       "The best integer-product kernels the CPU offers (AIOV_INT8_ISA and AIOV_GEMM_ISA aside).");

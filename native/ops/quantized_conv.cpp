@@ -1,8 +1,10 @@
 // aiov.QuantizedConv: a convolution of 8-bit integer data by constant 8-bit filters with
-// their zero points, as the integer GEMM (kernels/gemm_int8.hpp) computes it: per image,
-// one row of patch values per output position in channels-last order (padding is the data's
-// zero point, so it contributes nothing), times the filters packed once. A 1x1 window moving
-// by 1 over unpadded NHWC data is the patch matrix as it lies.
+// their zero points. Data under filters without a zero point (QDQ's) runs on the direct
+// kernels (kernels/conv_int8.hpp), which read the channels-last image in place, except where
+// AMX tiles multiply; otherwise as the integer GEMM (kernels/gemm_int8.hpp) computes it: per
+// image, one row of patch values per output position in channels-last order (padding is the
+// data's zero point, so it contributes nothing), times the filters packed once. A 1x1 window
+// moving by 1 over unpadded NHWC data is the patch matrix as it lies.
 // Inputs: data, filters, their zero points; four give the s32 sums (ONNX ConvInteger); a
 // fifth, the factor (one value or one per output channel), gives f32 (+ a sixth, the bias);
 // a seventh and eighth (one f32 scale, one u8 zero point) requantize that f32 to u8 as
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "executor/executor.hpp"
+#include "kernels/conv_int8.hpp"
 #include "kernels/gemm_int8.hpp"
 #include "ops/window.hpp"
 #include "plan/registry.hpp"
@@ -79,6 +82,15 @@ inline void set_run(uint8_t* dst, uint8_t byte, int64_t n) {
 
 bool is_8bit(ElementType t) { return t == ElementType::u8 || t == ElementType::i8; }
 
+// Whether the filters' zero points (constant) are all the type's zero: 0 for s8, 128 for u8.
+bool no_filter_zero(const TensorView& zero, bool b_unsigned) {
+  const int64_t n = numel(zero.shape);
+  const uint8_t* z = static_cast<const uint8_t*>(zero.data);
+  for (int64_t i = 0; i < n; ++i)
+    if (z[i] != (b_unsigned ? 128 : 0)) return false;
+  return true;
+}
+
 bool one_or(const PortInfo& p, int64_t n) {
   if (!p.shape.rank_known) return true;
   const Dims& d = p.shape.dims;
@@ -136,26 +148,52 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
   // A 1x1 window moving by 1 over unpadded data reads each position's channels as they are.
   bool pointwise = taps == 1 && positions == plane;
   for (int d = 0; d < 3; ++d) pointwise = pointwise && w.pad_begin[d] == 0 && w.stride[d] == 1;
+  // Data under filters with no zero point (QDQ's symmetric s8 weights) is read in place by the
+  // direct kernels (kernels/conv_int8.hpp), 1-D and 2-D windows, except where AMX tiles run
+  // (s8 data shifted into u8 first, one pass).
+  const ConvInt8Segments segments = conv_int8_segments(C, w.kernel[1], w.kernel[2], w.dilation[2]);
+  const bool direct = conv_int8_isa() && ctx.in[3].data && w.kernel[0] == 1 && w.in[0] == 1 && w.pad_begin[0] == 0 &&
+                      no_filter_zero(ctx.in[3], b_unsigned);
+  const int64_t Kd = segments.depth();
   // u8 patches are written once, a block of rows at a time straight in the row form, each
   // block just before its products (gemm_u8_filled); s8 ones are written whole and go
   // through gemm_u8s8, which shifts them into u8 as it copies.
-  // Filters [O, C, taps] reordered to [O, taps, C], the order of the patch rows.
-  auto packed = ctx.derived<PackedInt8B>(
-      1, "PackedInt8B conv " + PackedInt8B::layout(b_unsigned, true, K, O, K),
-      [&] {
-        const uint8_t* f = static_cast<const uint8_t*>(ctx.in[1].data);
-        std::vector<uint8_t> reordered((size_t)(O * K));
-        for (int64_t o = 0; o < O; ++o)
-          for (int64_t c = 0; c < C; ++c)
-            for (int64_t t = 0; t < taps; ++t) reordered[(size_t)(o * K + t * C + c)] = f[(o * C + c) * taps + t];
-        return std::make_shared<PackedInt8B>(reordered.data(), b_unsigned, true, K, O, K);
-      },
-      [&](const PackedInt8B& b) { return b.fits(K, O, b_unsigned); });
+  // Filters [O, C, taps] reordered to [O, taps, C], the order of the patch rows; for the
+  // direct kernels, to their segments (padded to quads with the filters' zero).
+  const auto pack_segments = [&] {
+    return ctx.derived<PackedInt8B>(
+        1,
+        "PackedInt8B direct conv " + PackedInt8B::layout(b_unsigned, true, Kd, O, Kd) + " segments " +
+            std::to_string(segments.count) + "x" + std::to_string(segments.length),
+        [&] {
+          const std::vector<uint8_t> reordered =
+              conv_int8_reorder(static_cast<const uint8_t*>(ctx.in[1].data), O, C, w.kernel[1], w.kernel[2], segments,
+                                b_unsigned ? 128 : 0);
+          return std::make_shared<PackedInt8B>(reordered.data(), b_unsigned, true, Kd, O, Kd);
+        },
+        [&](const PackedInt8B& b) { return b.fits(Kd, O, b_unsigned); });
+  };
+  const auto pack_patch_order = [&] {
+    return ctx.derived<PackedInt8B>(
+        1, "PackedInt8B conv " + PackedInt8B::layout(b_unsigned, true, K, O, K),
+        [&] {
+          const uint8_t* f = static_cast<const uint8_t*>(ctx.in[1].data);
+          std::vector<uint8_t> reordered((size_t)(O * K));
+          for (int64_t o = 0; o < O; ++o)
+            for (int64_t c = 0; c < C; ++c)
+              for (int64_t t = 0; t < taps; ++t) reordered[(size_t)(o * K + t * C + c)] = f[(o * C + c) * taps + t];
+          return std::make_shared<PackedInt8B>(reordered.data(), b_unsigned, true, K, O, K);
+        },
+        [&](const PackedInt8B& b) { return b.fits(K, O, b_unsigned); });
+  };
+  const std::shared_ptr<const PackedInt8B> packed = direct ? pack_segments() : pack_patch_order();
   // u8 data whose channels need no padding for the kernels (whole quads on VNNI, 64-byte
-  // groups on AMX) is then the kernels' row form itself.
-  const bool in_place = pointwise && !a_signed && packed->kp() == K;
-  ctx.note_kernel(std::string("integer GEMM ") + gemm_int8_isa() + (in_place ? " on the data" : " over patches") +
-                  (nhwc ? " in NHWC" : " in NCHW (transposed)") + (requantize ? " to u8" : ""));
+  // groups on AMX) is then the GEMM's row form itself.
+  const bool in_place = !direct && pointwise && !a_signed && packed->kp() == K;
+  ctx.note_kernel(
+      (direct ? std::string("direct integer convolution ") + conv_int8_isa()
+              : std::string("integer GEMM ") + gemm_int8_isa() + (in_place ? " on the data" : " over patches")) +
+      (nhwc ? " in NHWC" : " in NCHW (transposed)") + (requantize ? " to u8" : ""));
   const size_t out_size = requantize ? 1 : 4;
   return [=](const KernelArgs& k) {
     const TensorView& bz = *k.in[3];
@@ -172,9 +210,18 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
       if (numel(k.in[4]->shape) == O) factor.assign(f, f + O);
     }
     // Kept per thread between calls: fresh megabytes each call would fault their pages in.
-    thread_local std::vector<uint8_t> channels_last, patches, result;
+    thread_local std::vector<uint8_t> channels_last, patches, result, shifted;
     if (!nhwc) channels_last.resize((size_t)(plane * C));
-    if (a_signed) patches.resize((size_t)(positions * K));
+    if (a_signed && !direct) patches.resize((size_t)(positions * K));
+    // The direct kernels' zero-point term: -data_zero * the column's weights (which wraps, as
+    // the sums do).
+    std::vector<int32_t> col_add;
+    if (direct) {
+      col_add.resize((size_t)O);
+      for (int64_t n = 0; n < O; ++n)
+        col_add[(size_t)n] =
+            (int32_t)(0u - (uint32_t)(a_zero + (a_signed ? 128 : 0)) * (uint32_t)packed->column_sums()[n]);
+    }
     if (!nhwc) result.resize((size_t)(positions * O) * out_size);
     // Pointers, not the thread_locals: the fill below runs on other threads, where those
     // names mean other buffers.
@@ -186,6 +233,11 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
       if (!nhwc) {
         transpose(image, C, plane, channels_last.data(), *k.ctx);
         image = channels_last.data();
+      }
+      if (direct && a_signed) {  // s8 as u8: x + 128, the zero point with it
+        shifted.resize((size_t)(plane * C));
+        for (int64_t i = 0; i < plane * C; ++i) shifted[(size_t)i] = image[i] ^ 0x80;
+        image = shifted.data();
       }
       // Rows [p0, p1), one per output position, ld bytes apart from `rows`: for each tap, the
       // C values under it (or the pad byte), then zeros to the padded K; the taps of one
@@ -221,7 +273,7 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
             }
         }
       };
-      if (a_signed) {
+      if (a_signed && !direct) {
         const auto fill_all = [&](int64_t p0, int64_t p1) { fill(p0, p1, patch_rows + p0 * K, K); };
         if (k.ctx->pool)
           k.ctx->pool->parallel_for(positions, 64, fill_all, k.ctx->max_threads);
@@ -246,7 +298,38 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
       } else {
         out.c_i32 = reinterpret_cast<int32_t*>(dst);
       }
-      if (a_signed)
+      if (direct) {
+        ConvInt8 p;
+        p.image = image;
+        p.image_bytes = plane * C;
+        p.channels = C;
+        p.in_h = w.in[1];
+        p.in_w = w.in[2];
+        p.out_h = w.out[1];
+        p.out_w = w.out[2];
+        p.kernel_h = w.kernel[1];
+        p.kernel_w = w.kernel[2];
+        p.stride_h = w.stride[1];
+        p.stride_w = w.stride[2];
+        p.dilation_h = w.dilation[1];
+        p.dilation_w = w.dilation[2];
+        p.pad_top = w.pad_begin[1];
+        p.pad_left = w.pad_begin[2];
+        p.pad = a_signed ? (uint8_t)(pad ^ 0x80) : pad;
+        p.segments = segments;
+        p.weights = packed.get();
+        p.col_add = col_add.data();
+        p.out_i32 = out.c_i32;
+        p.out_f32 = out.c_f32;
+        p.out_u8 = out.c_u8;
+        p.ldc = O;
+        p.scale = out.scale;
+        p.bias = out.bias;
+        p.relu = out.relu;
+        p.out_scale = out.out_scale;
+        p.out_zero = out.out_zero;
+        conv_int8_run(p, k.ctx->pool, k.ctx->max_threads);
+      } else if (a_signed)
         gemm_u8s8(positions, patch_rows, true, K, a_zero, *packed, b_zero.data(), zeros, out, k.ctx->pool,
                   k.ctx->max_threads);
       else if (in_place)  // (the channels-last image is the row form)

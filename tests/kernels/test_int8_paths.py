@@ -78,7 +78,8 @@ def conv_ref(x, w, za, zw, stride, pad, dil):
     return y
 
 convs = 0
-for (n, c, h, o, k, stride, pad, dil), xt, wt in [((1, 3, 9, 5, 3, 1, 1, 1), np.uint8, np.int8),
+for (n, c, h, o, k, stride, pad, dil), xt, wt, zero_filters in [(*case, zero_filters) for case in [
+                                                  ((1, 3, 9, 5, 3, 1, 1, 1), np.uint8, np.int8),
                                                   ((2, 17, 11, 33, 3, 2, 1, 1), np.int8, np.int8),
                                                   ((1, 64, 8, 40, 1, 1, 0, 1), np.uint8, np.uint8),
                                                   ((1, 5, 12, 7, 3, 1, 2, 2), np.uint8, np.int8),
@@ -97,9 +98,20 @@ for (n, c, h, o, k, stride, pad, dil), xt, wt in [((1, 3, 9, 5, 3, 1, 1, 1), np.
                                                   ((1, 64, 20, 40, 3, 1, 1, 1), np.uint8, np.int8),
                                                   # 800 KB of weights against 64 rows: the
                                                   # tiles run column pair by column pair
-                                                  ((1, 1024, 16, 800, 1, 2, 0, 1), np.uint8, np.int8)]:
+                                                  ((1, 1024, 16, 800, 1, 2, 0, 1), np.uint8, np.int8),
+                                                  # channels off quads: a quad reads the next
+                                                  # pixel, up to the image's last byte (no pad)
+                                                  ((1, 3, 8, 20, 3, 1, 0, 1), np.uint8, np.int8),
+                                                  ((1, 6, 9, 70, 5, 2, 2, 1), np.uint8, np.uint8),
+                                                  # 3 panels (8-row tiles); 1x1 stride 2
+                                                  ((1, 21, 13, 48, 1, 2, 0, 1), np.uint8, np.int8),
+                                                  # dilated: one tap per segment, C off quads
+                                                  ((1, 7, 11, 24, 3, 1, 2, 2), np.uint8, np.int8)]
+                                                 for zero_filters in (False, True)]:
     x, w = ints(xt, (n, c, h, h)), ints(wt, (o, c, k, k))
     za, zw = ints(xt, ()), ints(wt, (o,))
+    if zero_filters:  # symmetric filters (QDQ's): u8 data runs on the direct kernels
+        zw = np.full((o,), 128 if wt == np.uint8 else 0, wt)
     ref = conv_ref(x, w, za, zw, stride, pad, dil).astype(np.int32)
     attrs = {"strides": [stride] * 2, "pads_begin": [pad] * 2, "pads_end": [pad] * 2, "dilations": [dil] * 2}
     for threads in (1, 2):
@@ -130,8 +142,41 @@ for (n, c, h, o, k, stride, pad, dil), xt, wt in [((1, 3, 9, 5, 3, 1, 1, 1), np.
             assert np.array_equal(got, separate), (n, c, h, o, k, relu)
         got = T.run_op("aiov.QuantizedConv", [x.transpose(0, 2, 3, 1).copy(), w, za, zw], dict(attrs, layout="nhwc"),
                        threads=threads)[0]
-        assert np.array_equal(got, ref.transpose(0, 2, 3, 1)), (n, c, h, o, k)
+        assert np.array_equal(got, ref.transpose(0, 2, 3, 1)), (n, c, h, o, k, zero_filters, threads)
         convs += 1
+
+# Padding on one side more than the other, and 1-D windows, on the direct kernels (symmetric
+# filters): against the reference over the data padded by hand with its zero point.
+for xs, ws, stride, begin, end in [((1, 3, 21, 19), (16, 3, 7, 7), 2, (3, 2), (2, 3)),
+                                   ((2, 6, 30), (10, 6, 5), 2, (2,), (1,))]:
+    x, w, za = ints(np.uint8, xs), ints(np.int8, ws), np.uint8(77)
+    zw = np.zeros(ws[0], np.int8)
+    x2, w2 = (x, w) if len(xs) == 4 else (x[:, :, None], w[:, :, None])
+    b2, e2 = (begin, end) if len(xs) == 4 else ((0, *begin), (0, *end))
+    padded = np.pad(x2, ((0, 0), (0, 0), (b2[0], e2[0]), (b2[1], e2[1])), constant_values=za)
+    ref = conv_ref(padded, w2, za, zw, stride, 0, 1).astype(np.int32)
+    ref = ref if len(xs) == 4 else ref[:, :, 0]
+    attrs = {"strides": [stride] * (len(xs) - 2), "pads_begin": list(begin), "pads_end": list(end),
+             "dilations": [1] * (len(xs) - 2)}
+    for threads in (1, 2):
+        got = T.run_op("aiov.QuantizedConv", [x, w, za, zw], attrs, threads=threads)[0]
+        assert np.array_equal(got, ref), (xs, ws)
+
+# Requantized sums whose quotients lie at or next to half-integers (y = 0.1 v + 0.05 over a
+# scale of 0.1), where multiplying by the reciprocal could round the other way: the fused
+# bytes stay aiov.Quantize's, on the direct kernels (symmetric filters) and the GEMM's.
+for zw in (np.zeros(40, np.int8), np.full(40, 3, np.int8)):
+    x, w = rng.integers(0, 4, (1, 8, 9, 9)).astype(np.uint8), rng.integers(-3, 4, (40, 8, 3, 3)).astype(np.int8)
+    attrs = {"strides": [1, 1], "pads_begin": [1, 1], "pads_end": [1, 1], "dilations": [1, 1]}
+    factor, bias = np.full(40, 0.1, np.float32), np.full(40, 0.05, np.float32)
+    for y_scale, y_zero, relu in [(np.float32(0.1), np.uint8(128), False), (np.float32(0.0137), np.uint8(128), False),
+                                  (np.float32(0.1), np.uint8(0), True), (np.float32(0.1), np.uint8(128), True)]:
+        relu_attrs = dict(attrs, relu=relu)
+        f32 = T.run_op("aiov.QuantizedConv", [x, w, np.uint8(2), zw, factor, bias], relu_attrs)[0]
+        got = T.run_op("aiov.QuantizedConv", [x, w, np.uint8(2), zw, factor, bias, y_scale, y_zero], relu_attrs)[0]
+        assert np.array_equal(got, T.run_op("aiov.Quantize", [f32, y_scale, y_zero])[0])
+        if y_scale == np.float32(0.1):  # (0.0137 saturates most)
+            assert np.mean((got > 0) & (got < 255)) > (0.2 if relu else 0.5)
 
 # Dynamic quantization of activations: exact against numpy (same division, half-even rounding).
 quantized = 0
@@ -161,7 +206,7 @@ for s in (np.float32(0.0137), np.float32(0.1), np.float32(3.7), np.float32(1e-39
         want = np.clip(np.nan_to_num(np.rint(x / s), nan=-1e9) + 128, 0, 255).astype(np.uint8)  # NaN: 0
     got = T.run_op("aiov.Quantize", [x, s, np.uint8(128)], threads=2)[0]
     assert np.array_equal(got, want), (s, x[got != want], got[got != want], want[got != want])
-print(json.dumps({"isa": ov._core.gemm_int8_isa(), "i32": worst_i32, "f32": worst_f32, "runs": runs,
+print(json.dumps({"isa": ov._core.gemm_int8_isa(), "conv_isa": ov._core.conv_int8_isa(), "i32": worst_i32, "f32": worst_f32, "runs": runs,
                   "quantized": quantized, "convs": convs}))
 """
 
@@ -180,9 +225,11 @@ def test_int8_path_matches_integer_reference(isa, run_capped):
         pytest.skip(f"this CPU has no {isa}")
     result = json.loads(run_capped(SCRIPT, 300, AIOV_INT8_ISA=isa, AIOV_GEMM_ISA=None))
     assert result["isa"] == isa  # the forced path is the one that ran
+    # Direct convolutions run on VNNI or the portable loops; on AMX the GEMM's tiles take them.
+    assert result["conv_isa"] == ("" if isa == "amx" else isa)
     assert result["i32"] == 0
     assert result["f32"] < 1e-5
-    assert result["runs"] == 72 and result["quantized"] == 18 and result["convs"] == 22
+    assert result["runs"] == 72 and result["quantized"] == 18 and result["convs"] == 60
 
 
 EDGES_SCRIPT = r"""

@@ -1,0 +1,234 @@
+// Direct integer convolution driver: per tile of output positions, where each segment of each
+// position's window starts (in the image, or in a copy padded with the zero point at the
+// borders), then the kernel over every block of output channels. Units of (tile, channel
+// block) are shared out over the pool. Also the segment layout, the filters' order and the
+// portable kernel.
+#include "kernels/conv_int8.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/gemm_int8.hpp"
+#include "kernels/gemm_threads.hpp"
+#include "kernels/isa.hpp"
+
+namespace aiov {
+namespace conv_int8_detail {
+namespace {
+
+constexpr int kPanelCols = gemm_detail::kInt8PanelCols;
+constexpr int kMaxPanels = 4;
+
+int rows_portable(int) { return 4; }
+
+// The reference the VNNI kernel is tested against, and the path on CPUs without it. Sums
+// wrap modulo 2^32, as the VNNI accumulators do.
+void tile_portable(const ConvTile& t) {
+  uint32_t acc[kMaxRows][kMaxPanels * kPanelCols] = {};
+  for (int64_t s = 0; s < t.segments; ++s)
+    for (int64_t q = 0; q < t.quads; ++q)
+      for (int r = 0; r < t.rows; ++r) {
+        const uint8_t* a = t.a[s * kMaxRows + r] + 4 * q;
+        for (int j = 0; j < t.cols; ++j) {
+          const int8_t* w =
+              t.b + (j / kPanelCols) * t.b_panel_stride + (s * t.quads + q) * 4 * kPanelCols + (j % kPanelCols) * 4;
+          for (int i = 0; i < 4; ++i) acc[r][j] += (uint32_t)((int32_t)a[i] * (int32_t)w[i]);
+        }
+      }
+  float y[kMaxPanels * kPanelCols];
+  for (int r = 0; r < t.rows; ++r) {
+    for (int j = 0; j < t.cols; ++j) {
+      const int32_t v = (int32_t)(acc[r][j] + (uint32_t)t.col_add[j]);
+      if (t.c_i32) {
+        t.c_i32[r * t.ldc + j] = v;
+        continue;
+      }
+      y[j] = (float)v * t.scale[j];
+      if (t.bias) y[j] += t.bias[j];
+      if (t.relu) y[j] = std::max(y[j], 0.0f);
+      if (t.c_f32) t.c_f32[r * t.ldc + j] = y[j];
+    }
+    if (t.c_u8) quantize_u8(y, t.cols, t.out_scale, t.out_zero, t.c_u8 + r * t.ldc);
+  }
+}
+
+const ConvInt8Kernels kPortable{"scalar", &rows_portable, &tile_portable};
+
+// Null on AMX CPUs: their tiles multiply the GEMM's patch rows faster than VNNI reads pixels.
+const ConvInt8Kernels* chosen_kernels() {
+  static const ConvInt8Kernels* chosen = []() -> const ConvInt8Kernels* {  // once; thread-safe static init
+    const Int8Isa isa = selected_int8_isa();
+    if (isa == Int8Isa::amx && gemm_detail::amx_int8_kernels()) return nullptr;
+    if (isa >= Int8Isa::avx512_vnni)
+      if (const ConvInt8Kernels* k = vnni_conv_int8_kernels()) return k;
+    return &kPortable;
+  }();
+  return chosen;
+}
+
+// Where each segment of positions [m0, m0 + rows) starts: in the image where the segment lies
+// inside it (and its last quad does not read past the image's end), else in `scratch`, a copy
+// with the pad byte in place of the pixels outside; a segment wholly outside reads `pads`.
+// A window wholly inside (the common case) takes its starts from `offsets`, each segment's
+// distance from the window's first pixel.
+void segment_starts(const ConvInt8& p, int64_t m0, int rows, const int64_t* offsets, const uint8_t** starts,
+                    uint8_t* scratch, const uint8_t* pads) {
+  const ConvInt8Segments& s = p.segments;
+  const int64_t C = p.channels, bytes = s.quads * 4;
+  const int64_t span_h = (p.kernel_h - 1) * p.dilation_h, span_w = (p.kernel_w - 1) * p.dilation_w;
+  // A 1x1 window moving by 1 over unpadded data: position m reads pixel m.
+  const bool pointwise = s.count == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 &&
+                         p.pad_left == 0 && p.out_w == p.in_w;
+  if (pointwise && (m0 + rows - 1) * C + bytes <= p.image_bytes) {
+    for (int r = 0; r < rows; ++r) starts[r] = p.image + (m0 + r) * C;
+    return;
+  }
+  // (each row the next position: the next column, or the first of the next row)
+  int64_t oy = m0 / p.out_w, ox = m0 % p.out_w;
+  for (int r = 0; r < rows; ++r, ox = ox + 1 == p.out_w ? (++oy, 0) : ox + 1) {
+    const int64_t y0 = oy * p.stride_h - p.pad_top, x0 = ox * p.stride_w - p.pad_left;
+    const int64_t at0 = (y0 * p.in_w + x0) * C;
+    if (y0 >= 0 && y0 + span_h < p.in_h && x0 >= 0 && x0 + span_w < p.in_w &&
+        at0 + offsets[s.count - 1] + bytes <= p.image_bytes) {
+      const uint8_t* window = p.image + at0;
+      for (int64_t seg = 0; seg < s.count; ++seg) starts[seg * kMaxRows + r] = window + offsets[seg];
+      continue;
+    }
+    for (int64_t seg = 0; seg < s.count; ++seg) {
+      const int64_t ky = s.window_rows ? seg : seg / p.kernel_w, kx = s.window_rows ? 0 : seg % p.kernel_w;
+      const int64_t y = y0 + ky * p.dilation_h, x = x0 + kx * p.dilation_w;
+      const uint8_t*& start = starts[seg * kMaxRows + r];
+      const bool row_inside = y >= 0 && y < p.in_h;
+      const bool inside = s.window_rows ? x >= 0 && x + p.kernel_w <= p.in_w : x >= 0 && x < p.in_w;
+      if (!row_inside || (!s.window_rows && !inside)) {
+        start = pads;
+        continue;
+      }
+      const int64_t at = (y * p.in_w + x) * C;
+      if (inside && at + bytes <= p.image_bytes) {
+        start = p.image + at;
+        continue;
+      }
+      uint8_t* copy = scratch + (seg * kMaxRows + r) * bytes;
+      std::memset(copy, p.pad, (size_t)bytes);
+      const int64_t first = std::max<int64_t>(0, -x), last = s.window_rows ? std::min(p.kernel_w, p.in_w - x) : 1;
+      if (last > first) std::memcpy(copy + first * C, p.image + at + first * C, (size_t)((last - first) * C));
+      start = copy;
+    }
+  }
+}
+
+const ConvInt8Kernels& kernels_or_portable() {
+  const ConvInt8Kernels* k = chosen_kernels();
+  return k ? *k : kPortable;
+}
+
+}  // namespace
+}  // namespace conv_int8_detail
+
+using namespace conv_int8_detail;
+
+ConvInt8Segments conv_int8_segments(int64_t channels, int64_t kernel_h, int64_t kernel_w, int64_t dilation_w) {
+  ConvInt8Segments s;
+  s.window_rows = dilation_w == 1;
+  s.count = s.window_rows ? kernel_h : kernel_h * kernel_w;
+  s.length = s.window_rows ? kernel_w * channels : channels;
+  s.quads = (s.length + 3) / 4;
+  return s;
+}
+
+std::vector<uint8_t> conv_int8_reorder(const uint8_t* filters, int64_t outputs, int64_t channels, int64_t kernel_h,
+                                       int64_t kernel_w, const ConvInt8Segments& s, uint8_t filler) {
+  const int64_t K = s.depth(), taps = kernel_h * kernel_w, seg_bytes = s.quads * 4;
+  std::vector<uint8_t> out((size_t)(outputs * K), filler);
+  for (int64_t o = 0; o < outputs; ++o)
+    for (int64_t ky = 0; ky < kernel_h; ++ky)
+      for (int64_t kx = 0; kx < kernel_w; ++kx) {
+        // Where tap (ky, kx)'s channels start in output channel o's row.
+        uint8_t* dst =
+            out.data() + o * K + (s.window_rows ? ky * seg_bytes + kx * channels : (ky * kernel_w + kx) * seg_bytes);
+        const uint8_t* src = filters + o * channels * taps + ky * kernel_w + kx;
+        for (int64_t c = 0; c < channels; ++c) dst[c] = src[c * taps];
+      }
+  return out;
+}
+
+const char* conv_int8_isa() {
+  const ConvInt8Kernels* k = chosen_kernels();
+  return k ? k->name : nullptr;
+}
+
+void conv_int8_run(const ConvInt8& p, ThreadPool* pool, int max_threads) {
+  using namespace gemm_detail;
+  const ConvInt8Kernels& ks = kernels_or_portable();
+  const PackedInt8B& B = *p.weights;
+  const int64_t N = B.N(), M = p.out_h * p.out_w;
+  if (M <= 0 || N <= 0) return;
+  const int64_t panels = (N + kPanelCols - 1) / kPanelCols, panel_stride = B.kp() * kPanelCols;
+  // Blocks of up to 4 panels, as even as they go (6 panels: 3 + 3, each 8 rows x 3 panels,
+  // rather than 4 + 2 with the second block's 6 x 2 tiles half as productive).
+  const int64_t block_count = (panels + kMaxPanels - 1) / kMaxPanels;
+  const int nv = (int)((panels + block_count - 1) / block_count), mr = ks.rows_for(nv);
+  // Tiles as even as they go too: 49 positions (a 7x7 layer) as 4 x 6 + 5 x 5 rows, not 8 x 6
+  // and one row that streams every weight again for itself.
+  const int64_t tiles = (M + mr - 1) / mr, blocks = (panels + nv - 1) / nv;
+  const auto tile_start = [&](int64_t tile) { return tile * M / tiles; };
+  const ConvInt8Segments& s = p.segments;
+  const int64_t K = s.depth();
+  const double b_bytes = (double)panels * panel_stride;
+  // Products run about four times the f32 rate (as the integer GEMM estimates them).
+  const int threads =
+      est_ns(0.25 * (double)M * N * K, b_bytes) < min_parallel_ns(pool) ? 1 : usable_threads(pool, max_threads);
+  // Weights past L2 stream in once, a block of channels against every tile; else each tile's
+  // segments stay in L1 against every block.
+  const bool blocks_outer = b_bytes > (768 << 10);
+  run_split(pool, threads, tiles * blocks, 1, [&](int64_t u0, int64_t u1) {
+    thread_local std::vector<const uint8_t*> starts;
+    thread_local std::vector<uint8_t> scratch, pads;
+    thread_local std::vector<int64_t> offsets;
+    offsets.resize((size_t)s.count);
+    for (int64_t seg = 0; seg < s.count; ++seg) {
+      const int64_t ky = s.window_rows ? seg : seg / p.kernel_w, kx = s.window_rows ? 0 : seg % p.kernel_w;
+      offsets[(size_t)seg] = (ky * p.dilation_h * p.in_w + kx * p.dilation_w) * p.channels;
+    }
+    starts.resize((size_t)(s.count * kMaxRows));
+    scratch.resize((size_t)(s.count * kMaxRows * s.quads * 4));
+    pads.assign((size_t)(s.quads * 4), p.pad);
+    const auto run = [&](int64_t t0, int64_t t1, int64_t b0, int64_t b1) {
+      for (int64_t tile = t0; tile < t1; ++tile) {
+        const int64_t m0 = tile_start(tile);
+        ConvTile t;
+        t.rows = (int)(tile_start(tile + 1) - m0);
+        segment_starts(p, m0, t.rows, offsets.data(), starts.data(), scratch.data(), pads.data());
+        t.a = starts.data();
+        t.segments = s.count;
+        t.quads = s.quads;
+        t.b_panel_stride = panel_stride;
+        t.ldc = p.ldc;
+        t.relu = p.relu;
+        t.out_scale = p.out_scale;
+        t.out_zero = p.out_zero;
+        for (int64_t block = b0; block < b1; ++block) {
+          const int64_t panel = block * nv, col = panel * kPanelCols;
+          t.panels = (int)std::min<int64_t>(nv, panels - panel);
+          t.cols = (int)std::min<int64_t>(t.panels * kPanelCols, N - col);
+          t.b = B.panels() + panel * panel_stride;
+          t.col_add = p.col_add + col;
+          const int64_t at = m0 * p.ldc + col;
+          t.c_i32 = p.out_i32 ? p.out_i32 + at : nullptr;
+          t.c_f32 = p.out_f32 ? p.out_f32 + at : nullptr;
+          t.c_u8 = p.out_u8 ? p.out_u8 + at : nullptr;
+          t.scale = p.scale ? p.scale + col : nullptr;
+          t.bias = p.bias ? p.bias + col : nullptr;
+          ks.tile(t);
+        }
+      }
+    };
+    if (blocks_outer)
+      panel_major_pieces(u0, u1, tiles, run);
+    else
+      tile_major_pieces(u0, u1, blocks, run);
+  });
+}
+
+}  // namespace aiov

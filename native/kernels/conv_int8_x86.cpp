@@ -1,0 +1,194 @@
+// Direct integer convolution kernel for AVX512-VNNI: rows x panels accumulators (up to 12 x 2,
+// 8 x 3 or 6 x 4 zmm of s32); per segment quad, one weight load per panel and one broadcast
+// per row feed rows x panels VPDPBUSD; then the merge (s32, f32 or requantized u8) into C.
+#include "kernels/conv_int8.hpp"
+
+#include <cstring>
+
+#include "kernels/gemm_int8.hpp"
+#include "kernels/x86_intrinsics.hpp"
+// (after the intrinsics)
+#include "kernels/requantize_x86.hpp"
+
+namespace aiov {
+namespace conv_int8_detail {
+#if defined(AIOV_X86) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+namespace {
+
+#define AIOV_UNROLL _Pragma("GCC unroll 16")
+
+// acc + u8 quads of a times s8 quads of b. GCC 12 copies every accumulator through another
+// register around _mm512_dpbusd_epi32 (half the rate in a 12 x 2 loop: ~106 against ~225 GMAC/s
+// on one Zen 4 core); the instruction written out keeps each in its register.
+[[gnu::always_inline]] inline __m512i dot_quads(__m512i acc, __m512i a, __m512i b) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
+}
+
+[[gnu::always_inline]] inline __mmask16 head_mask(int n) {
+  return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1u);
+}
+
+// y requantized to u8 lanes as requantized_u8 (requantize_x86.hpp) gives them, in fewer steps
+// for a positive scale and a zero point in [0, 255]: q = y * (1 / scale) is within |q| * 2^-22
+// of the quotient, so the two round alike unless q lies that near a half-integer; below
+// |q| = 1024 that is within kNearHalf of one (a vector with such a lane divides), and from 1024
+// on both saturate alike.
+constexpr float kNearHalf = 1025.0f / 1048576.0f;  // 1025 * 2^-20
+
+[[gnu::always_inline]] inline __m512i requantized_u8_in_range(__m512 y, const Requantizer& r) {
+  const __m512 q = _mm512_mul_ps(y, r.inverse);
+  __m512 rounded = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 off = _mm512_abs_ps(_mm512_sub_ps(q, rounded));
+  if (_mm512_cmp_ps_mask(off, _mm512_set1_ps(0.5f - kNearHalf), _CMP_GE_OQ))
+    rounded = _mm512_roundscale_ps(_mm512_div_ps(y, r.scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 v = _mm512_add_ps(rounded, r.zero);
+  return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(255.0f)));
+}
+
+// float(sum) * scale, rounded before any bias is added: written with explicit rounding so the
+// compiler cannot fuse the two into one FMA in one merge and not in another (the u8 bytes must
+// be those aiov.Quantize makes of the f32 output, which the portable merge rounds twice too).
+constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+[[gnu::always_inline]] inline __m512 scaled(__m512i sum, __m512 scale) {
+  return _mm512_mul_round_ps(_mm512_cvtepi32_ps(sum), scale, kNearest);
+}
+
+// Where a tile's sums go, read out of the ConvTile once: stores through a u8 pointer may
+// alias anything, so fields read from `t` at each store would be loaded again.
+struct Merge {
+  int32_t* c_i32;
+  float* c_f32;
+  uint8_t* c_u8;
+  int64_t ldc;
+  const float* scale;
+  const float* bias;
+  bool relu, fast_requantize;
+  Requantizer rq;
+};
+
+// Vector v of rows [0, R): the sums (col_add is in them from the start) written as s32, or
+// f32 scaled (+ bias, relu), or that requantized to u8, under the column mask m.
+template <int R, int NV>
+[[gnu::always_inline]] inline void merge_column(const __m512i (&acc)[R][NV], const Merge& o, int v, __mmask16 m) {
+  if (o.c_i32) {
+    AIOV_UNROLL for (int r = 0; r < R; ++r) _mm512_mask_storeu_epi32(o.c_i32 + r * o.ldc + 16 * v, m, acc[r][v]);
+    return;
+  }
+  const __m512 scale = _mm512_maskz_loadu_ps(m, o.scale + 16 * v);
+  const __m512 bias = o.bias ? _mm512_maskz_loadu_ps(m, o.bias + 16 * v) : _mm512_setzero_ps();
+  AIOV_UNROLL for (int r = 0; r < R; ++r) {
+    __m512 y = scaled(acc[r][v], scale);
+    if (o.bias) y = _mm512_add_round_ps(y, bias, kNearest);
+    if (o.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
+    if (o.c_u8)
+      _mm512_mask_cvtusepi32_storeu_epi8(
+          o.c_u8 + r * o.ldc + 16 * v, m,
+          o.fast_requantize ? requantized_u8_in_range(y, o.rq) : requantized_u8(y, o.rq));
+    else
+      _mm512_mask_storeu_ps(o.c_f32 + r * o.ldc + 16 * v, m, y);
+  }
+}
+
+// The merge QDQ convolutions run (u8 out, a bias, the requantization in range), with the
+// constants in registers and no test per vector: with few quads per sum (1x1 over 16 to 64
+// channels, the stems) the merge is most of a tile's time.
+template <int R, int NV, bool RELU>
+[[gnu::always_inline]] inline void merge_u8(const __m512i (&acc)[R][NV], const Merge& o, int cols) {
+  const __m512 inverse = o.rq.inverse, zero = o.rq.zero;
+  const __m512 near_half = _mm512_set1_ps(0.5f - kNearHalf);
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+    const __mmask16 m = head_mask(cols - 16 * v);
+    const __m512 scale = _mm512_maskz_loadu_ps(m, o.scale + 16 * v), bias = _mm512_maskz_loadu_ps(m, o.bias + 16 * v);
+    AIOV_UNROLL for (int r = 0; r < R; ++r) {
+      __m512 y = _mm512_add_round_ps(scaled(acc[r][v], scale), bias, kNearest);
+      if (RELU) y = _mm512_max_ps(y, _mm512_setzero_ps());
+      const __m512 q = _mm512_mul_ps(y, inverse);
+      __m512 rounded = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      if (_mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(q, rounded)), near_half, _CMP_GE_OQ))
+        rounded = _mm512_roundscale_ps(_mm512_div_ps(y, o.rq.scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      // No clamp at 255: an integer past it (or past 2^31, which converts to 0x80000000) saturates
+      // in the unsigned narrowing store. None at 0 after a Relu: y >= 0 (never NaN), the scale
+      // and the zero point too.
+      __m512 v8 = _mm512_add_ps(rounded, zero);
+      if (!RELU) v8 = _mm512_max_ps(v8, _mm512_setzero_ps());
+      _mm512_mask_cvtusepi32_storeu_epi8(o.c_u8 + r * o.ldc + 16 * v, m, _mm512_cvtps_epi32(v8));
+    }
+  }
+}
+
+template <int R, int NV>
+void tile_rows(const ConvTile& t) {
+  // The accumulators start from col_add (the zero point's term), so the merge adds nothing.
+  __m512i acc[R][NV];
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+    const __m512i add = _mm512_maskz_loadu_epi32(head_mask(t.cols - 16 * v), t.col_add + 16 * v);
+    AIOV_UNROLL for (int r = 0; r < R; ++r) acc[r][v] = add;
+  }
+  const int64_t quads = t.quads, stride = t.b_panel_stride;
+  const int8_t* b = t.b;
+  for (int64_t s = 0; s < t.segments; ++s) {
+    const uint8_t* a[R];
+    AIOV_UNROLL for (int r = 0; r < R; ++r) a[r] = t.a[s * kMaxRows + r];
+    for (int64_t q = 0; q < quads; ++q, b += 64) {
+      __m512i bv[NV];
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(b + v * stride);
+      AIOV_UNROLL for (int r = 0; r < R; ++r) {
+        int32_t quad;
+        std::memcpy(&quad, a[r] + 4 * q, sizeof quad);
+        const __m512i av = _mm512_set1_epi32(quad);
+        AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = dot_quads(acc[r][v], av, bv[v]);
+      }
+    }
+  }
+  const Requantizer rq = requantizer(t.out_scale, t.out_zero);
+  const Merge o{t.c_i32, t.c_f32, t.c_u8, t.ldc,
+                t.scale, t.bias,  t.relu, rq.by_inverse && t.out_scale > 0 && t.out_zero >= 0 && t.out_zero <= 255,
+                rq};
+  if (o.c_u8 && o.bias && o.fast_requantize) {
+    if (o.relu)
+      merge_u8<R, NV, true>(acc, o, t.cols);
+    else
+      merge_u8<R, NV, false>(acc, o, t.cols);
+    return;
+  }
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) merge_column<R, NV>(acc, o, v, head_mask(t.cols - 16 * v));
+}
+
+// Rows per call: the accumulators (rows x panels) plus a weight vector per panel and the
+// broadcast fit the 32 zmm registers.
+constexpr int max_rows(int panels) { return panels <= 2 ? 12 : panels == 3 ? 8 : 6; }
+int rows_for(int panels) { return max_rows(panels); }
+
+template <int NV, int R = max_rows(NV)>
+void tile_panels(const ConvTile& t) {
+  if constexpr (R > 1) {
+    if (t.rows < R) return tile_panels<NV, R - 1>(t);
+  }
+  tile_rows<R, NV>(t);
+}
+
+void tile(const ConvTile& t) {
+  switch (t.panels) {
+    case 1:
+      return tile_panels<1>(t);
+    case 2:
+      return tile_panels<2>(t);
+    case 3:
+      return tile_panels<3>(t);
+    default:
+      return tile_panels<4>(t);
+  }
+}
+
+const ConvInt8Kernels kVnni{"avx512_vnni", &rows_for, &tile};
+
+}  // namespace
+
+const ConvInt8Kernels* vnni_conv_int8_kernels() { return &kVnni; }
+#else
+const ConvInt8Kernels* vnni_conv_int8_kernels() { return nullptr; }
+#endif
+
+}  // namespace conv_int8_detail
+}  // namespace aiov
