@@ -15,6 +15,7 @@
 
 #include "executor/executor.hpp"
 #include "core/environment.hpp"
+#include "kernels/conv_bf16.hpp"
 #include "kernels/dispatch.hpp"
 #include "kernels/epilogue.hpp"
 #include "kernels/gemm.hpp"
@@ -570,6 +571,24 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   const int64_t rows_hint = direct ? M : PackedB::rows_read_in_place(M, Og);
   auto packed = group_panels("conv panels", rows_hint, [&](int64_t k) { return k % Cg * taps + k / Cg; }, precision);
   const bool in_place = read_in_place(g, Cg, direct, packed->front()->row_layout());
+  if (precision == GemmPrecision::bf16 && group == 1 && bf16_direct_conv_available() && bf16_direct_conv_fits(g)) {
+    // AVX512_BF16 without AMX: every tap summed from the pixels where they lie (1x1 included),
+    // f32 input rounded once, no K padding between taps.
+    ctx.note_kernel(std::string(planar_copied ? "planar input copied to NHWC, " : "") +
+                    "direct bf16 conv NHWC, taps read in place, " + (bf16_in ? "bf16" : "f32") + " in, " +
+                    (bf16_out ? "bf16" : "f32") + " out, " + gemm_kernels(precision));
+    return [g, packed, output, planar_copied, bf16_in, bf16_out, O](const KernelArgs& a) {
+      const float* x = nullptr;
+      const uint16_t* x16 = nullptr;
+      if (bf16_in)
+        x16 = a.in[0]->as<uint16_t>();
+      else
+        x = planar_copied ? channels_last_copy(g, a.in[0]->as<float>(), a.ctx->pool, a.ctx->max_threads)
+                          : a.in[0]->as<float>();
+      conv_bf16_direct(g, x, x16, *packed->front(), output.at(a, O), bf16_out ? nullptr : a.out[0]->as<float>(),
+                       bf16_out ? a.out[0]->as<uint16_t>() : nullptr, a.ctx->pool, a.ctx->max_threads);
+    };
+  }
   auto run_offsets = std::make_shared<const ConvRuns::Offsets>(ConvRuns::offsets(g));
   if (bf16_in || bf16_out) {
     // One group (fused_conv_carries_bf16): bf16 input read as it lies by the 1x1 GEMM and

@@ -1,0 +1,210 @@
+// Driver of the direct bf16 convolution (conv_bf16.hpp): pointer tables to the pixels each
+// tap reads, the split of output pixels and channel pairs over threads, the merge of bf16
+// outputs through a staging tile. The kernel is conv_bf16_x86.cpp.
+#include "kernels/conv_bf16.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "core/environment.hpp"
+#include "kernels/conv_bf16_tile.hpp"
+#include "kernels/gemm_bf16.hpp"
+#include "kernels/gemm_driver.hpp"
+
+namespace aiov {
+
+using namespace gemm_detail;
+
+namespace {
+
+// Output pixels per block (whole tiles): a block's pointer table is made once and its
+// pixels swept against every column block.
+constexpr int64_t kBlockPixels = 48;
+constexpr int64_t kMaxTilesPerBlock = 8;
+static_assert(kBlockPixels / kBf16ConvRows[3] <= kMaxTilesPerBlock, "a block's tile starts fit its array");
+
+const uint16_t* padding_zeros() {
+  alignas(64) static const uint16_t kZeros[kBf16DirectMaxChannels] = {};
+  return kZeros;
+}
+
+// Where each tap reads from its window's first input point, in values.
+std::vector<int64_t> tap_offsets(const Window2d& g) {
+  std::vector<int64_t> offsets;
+  for (int64_t ky = 0; ky < g.kh; ++ky)
+    for (int64_t kx = 0; kx < g.kw; ++kx) offsets.push_back((ky * g.dh * g.W + kx * g.dw) * g.C);
+  return offsets;
+}
+
+// ptrs[t * ld + r] for output pixels m0 .. m0 + rows - 1 and every tap t: where in x16 the
+// tap reads the pixel's channels, or the zeros. A span of one output row is walked with a
+// pointer step; only windows over the padding test each tap (index arithmetic per pixel
+// cost a quarter of a 1x1 convolution's products over 16 channels).
+void tap_pointers(const Window2d& g, const uint16_t* x16, const int64_t* offsets, int64_t m0, int64_t rows,
+                  const uint16_t** ptrs, int64_t ld) {
+  const int64_t ohw = g.OH * g.OW, taps = g.kh * g.kw, step = g.sw * g.C;
+  const int64_t y_span = (g.kh - 1) * g.dh, x_span = (g.kw - 1) * g.dw;
+  // Output columns [lo, hi) whose windows lie inside the image across.
+  const int64_t lo = std::min(g.OW, (g.pw + g.sw - 1) / g.sw);
+  const int64_t hi = g.W + g.pw > x_span ? std::clamp((g.W + g.pw - 1 - x_span) / g.sw + 1, lo, g.OW) : lo;
+  const uint16_t* zeros = padding_zeros();
+  for (int64_t m = m0, r = 0, end = m0 + rows; m < end;) {
+    const int64_t n = m / ohw, oy = m % ohw / g.OW, ox0 = m % g.OW, ox1 = std::min(g.OW, ox0 + (end - m));
+    const int64_t iy0 = oy * g.sh - g.ph;
+    const bool rows_inside = iy0 >= 0 && iy0 + y_span < g.H;
+    // The window of column ox starts at row + ox * step (an offset, maybe outside the image).
+    const int64_t row = ((n * g.H + iy0) * g.W - g.pw) * g.C;
+    for (int64_t ox = ox0; ox < ox1; ++ox, ++r) {
+      const int64_t window = row + ox * step;
+      if (rows_inside && ox >= lo && ox < hi) {
+        const uint16_t* p = x16 + window;
+        for (int64_t t = 0; t < taps; ++t) ptrs[t * ld + r] = p + offsets[t];
+        continue;
+      }
+      const int64_t ix0 = ox * g.sw - g.pw;
+      for (int64_t ky = 0, t = 0; ky < g.kh; ++ky) {
+        const int64_t iy = iy0 + ky * g.dh;
+        for (int64_t kx = 0; kx < g.kw; ++kx, ++t) {
+          const int64_t ix = ix0 + kx * g.dw;
+          ptrs[t * ld + r] = iy >= 0 && iy < g.H && ix >= 0 && ix < g.W ? x16 + (window + offsets[t]) : zeros;
+        }
+      }
+    }
+    m += ox1 - ox0;
+  }
+}
+
+// zmm of output channels per tile (1 to 4): all of O when it fits, else 4 (6 pixels x 64
+// channels: per channel pair 4 panel loads and 6 broadcasts feed 24 dot products, where
+// 12 x 32 needs 2 and 12; 3-4% faster on 3x3 and 1x1 layers of 64 to 256 channels), or 3
+// when that covers O in whole tiles (96, 144 channels) and 4 does not.
+int64_t bf16_conv_vectors(int64_t O) {
+  const int64_t vecs = ceil_div(O, kBf16PanelCols);
+  if (vecs <= 4) return vecs;
+  return vecs % 4 != 0 && vecs % 3 == 0 ? 3 : 4;
+}
+
+}  // namespace
+
+bool bf16_direct_conv_available() {
+  static const bool available =
+      avx512_bf16_conv_tile() != nullptr && std::strcmp(bf16_kernels().name, "avx512_bf16") == 0;
+  return available;
+}
+
+bool bf16_direct_conv_fits(const Window2d& g) { return g.C > 0 && g.C % 2 == 0 && g.C <= kBf16DirectMaxChannels; }
+
+void conv_bf16_direct(const Window2d& g, const float* x, const uint16_t* x16, const PackedB& B, const Epilogue& e_in,
+                      float* y, uint16_t* y16, ThreadPool* pool, int max_threads) {
+  const Bf16ConvTileFn kernel = avx512_bf16_conv_tile();
+  const int64_t taps = g.kh * g.kw, K = taps * g.C, O = B.N();
+  if (!kernel || !bf16_direct_conv_fits(g) || B.precision() != GemmPrecision::bf16 || B.K() != K)
+    throw std::logic_error("conv_bf16_direct: needs the avx512_bf16 kernel, an even channel count and bf16 weights");
+  const int64_t M = g.N * g.OH * g.OW;
+  if (M <= 0 || O <= 0) return;
+  const Bf16KernelSet& ks = bf16_kernels();
+  const int threads = product_threads(pool, max_threads, 0.5 * M * O * K);
+  if (!x16) {
+    // Rounded once for every tap that reads it.
+    const int64_t count = g.N * g.H * g.W * g.C;
+    uint16_t* img = reinterpret_cast<uint16_t*>(scratch(kSharedRows, (size_t)count / 2 + 1));
+    constexpr int64_t kChunk = 1 << 16;
+    run_split(pool, threads, ceil_div(count, kChunk), 1, [&](int64_t c0, int64_t c1) {
+      const int64_t i0 = c0 * kChunk, i1 = std::min(count, c1 * kChunk);
+      ks.convert(x + i0, i1 - i0, 1.0f, img + i0);
+    });
+    x16 = img;
+  }
+  Epilogue e = e_in;
+  float beta = 0.0f;
+  if (!y16 && residual_is_c(e, y, O)) beta = 1.0f;
+  const bool post = needs_post(e);
+  const int64_t vecs = bf16_conv_vectors(O), width = vecs * kBf16PanelCols, mr = kBf16ConvRows[vecs - 1];
+  const int64_t np = ceil_div(O, width), panel_stride = bf16_padded_k(K) * kBf16PanelCols;
+  // Tiles of even height (49 pixels: 10, 10, 10, 10, 9, not 12, 12, 12, 12, 1).
+  const int64_t per_block = kBlockPixels / mr;
+  const int64_t tiles = ceil_div(M, mr), blocks = ceil_div(tiles, per_block);
+  auto tile_start = [&](int64_t i) { return i * M / tiles; };
+  auto block_start = [&](int64_t blk) { return tile_start(std::min(tiles, blk * per_block)); };
+
+  const std::vector<int64_t> offsets = tap_offsets(g);
+
+  Bf16ConvTile shared;
+  shared.out = tile_at(e, beta, true, true, 0, 0);
+  shared.taps = (int)taps;
+  shared.pairs = g.C / 2;
+  shared.b_panel_stride = panel_stride;
+  const uint16_t* panels = B.half_data();
+  // Tiles [t0, t1) (at most kMaxTilesPerBlock) against column blocks [p0, p1); ptrs holds
+  // the pointers of the first tile's first pixel on, ld apart per tap.
+  auto multiply = [&](int64_t t0, int64_t t1, const uint16_t* const* ptrs, int64_t ld, int64_t p0, int64_t p1) {
+    int64_t starts[kMaxTilesPerBlock + 1];  // of the tiles
+    for (int64_t i = t0; i <= t1; ++i) starts[i - t0] = tile_start(i);
+    const int64_t m0 = starts[0], rows = starts[t1 - t0] - m0;
+    Bf16ConvTile t = shared;
+    t.rows_ld = ld;
+    // A bf16 output with an activation the kernel cannot apply goes through an f32 tile.
+    const bool staging = y16 && post;
+    float* staged = staging ? scratch(kBf16Staging, (size_t)(rows * width)) : nullptr;
+    const int64_t ldt = staging ? width : O;
+    t.out.ldc = ldt;
+    t.ldc16 = O;
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t col = p * width;
+      t.out.cols = (int)std::min<int64_t>(width, O - col);
+      t.out.bias = e.bias ? e.bias + col : nullptr;
+      t.b = panels + (col / kBf16PanelCols) * panel_stride;
+      float* c = staging ? staged : y16 ? nullptr : y + m0 * O + col;
+      for (int64_t i = 0; i < t1 - t0; ++i) {
+        const int64_t r0 = starts[i] - m0;
+        t.out.rows = (int)(starts[i + 1] - starts[i]);
+        if (c)
+          t.out.c = c + r0 * ldt;
+        else
+          t.c16 = y16 + (m0 + r0) * O + col;
+        if (e.residual) t.out.residual = e.residual + (m0 + r0) * e.ld_residual + col;
+        t.rows = ptrs + r0;
+        kernel(t);
+      }
+      if (post) apply_epilogue(c, ldt, rows, t.out.cols, m0, col, post_part(e));
+      if (staging)
+        for (int64_t r = 0; r < rows; ++r) ks.convert(c + r * ldt, t.out.cols, 1.0f, y16 + (m0 + r) * O + col);
+    }
+  };
+  auto pointer_table = [&](ScratchSlot slot, size_t count) {
+    return reinterpret_cast<const uint16_t**>(scratch(slot, count * sizeof(void*) / sizeof(float)));
+  };
+  if (threads <= 1 || blocks >= 8 * threads || (blocks >= 2 * threads && blocks % threads == 0)) {
+    // Whole blocks per task (enough of them to share evenly): pointers made once, then swept
+    // against every column block.
+    run_split(pool, threads, blocks, 1, [&](int64_t b0, int64_t b1) {
+      const int64_t ld = per_block * mr;
+      const uint16_t** ptrs = pointer_table(kSourceRows, (size_t)(taps * ld));
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        const int64_t m0 = block_start(blk);
+        tap_pointers(g, x16, offsets.data(), m0, block_start(blk + 1) - m0, ptrs, ld);
+        multiply(blk * per_block, std::min(tiles, (blk + 1) * per_block), ptrs, ld, 0, np);
+      }
+    });
+    return;
+  }
+  // Few blocks (deep layers: 49 pixels against 512 channels, or 5 blocks on 2 threads, one
+  // idle for a fifth of the time): every pointer made up front,
+  // then (tile, column block) units shared out column block by column block, so every thread
+  // has work and each block of weights (past L2 in all: 4.5 MiB at 3x3x512x512) is read
+  // once per run of tiles, not once per tile.
+  const uint16_t** all = pointer_table(kSharedA, (size_t)(taps * M));
+  tap_pointers(g, x16, offsets.data(), 0, M, all, M);
+  run_split(pool, threads, tiles * np, 1, [&](int64_t u0, int64_t u1) {
+    panel_major_pieces(u0, u1, tiles, [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
+      for (int64_t i = t0; i < t1; i += kMaxTilesPerBlock) {
+        const int64_t i1 = std::min(t1, i + kMaxTilesPerBlock);
+        multiply(i, i1, all + tile_start(i), M, p0, p1);
+      }
+    });
+  });
+}
+
+}  // namespace aiov
