@@ -10,6 +10,7 @@
 
 #include "core/environment.hpp"
 #include "kernels/conv_bf16_tile.hpp"
+#include "kernels/dispatch.hpp"
 #include "kernels/gemm_bf16.hpp"
 #include "kernels/gemm_driver.hpp"
 
@@ -26,7 +27,7 @@ constexpr int64_t kMaxTilesPerBlock = 8;
 static_assert(kBlockPixels / kBf16ConvRows[3] <= kMaxTilesPerBlock, "a block's tile starts fit its array");
 
 const uint16_t* padding_zeros() {
-  alignas(64) static const uint16_t kZeros[kBf16DirectMaxChannels] = {};
+  alignas(64) static const uint16_t kZeros[kBf16DirectMaxRun] = {};
   return kZeros;
 }
 
@@ -38,10 +39,21 @@ std::vector<int64_t> tap_offsets(const Window2d& g) {
   return offsets;
 }
 
+// ptrs[t * ld + r] = base + offsets[t] + r * step for r < count: the pointers of pixels
+// whose windows lie inside the image, a tap at a time (plain strided stores; a loop per
+// pixel over its taps cost an eighth of a 3x3 stem's time).
+AIOV_MULTIVERSION void strided_pointers(const uint16_t* base, const int64_t* offsets, int64_t taps, int64_t step,
+                                        int64_t count, const uint16_t** ptrs, int64_t ld) {
+  for (int64_t t = 0; t < taps; ++t) {
+    const uint16_t* p = base + offsets[t];
+    const uint16_t** d = ptrs + t * ld;
+    for (int64_t r = 0; r < count; ++r) d[r] = p + r * step;
+  }
+}
+
 // ptrs[t * ld + r] for output pixels m0 .. m0 + rows - 1 and every tap t: where in x16 the
-// tap reads the pixel's channels, or the zeros. A span of one output row is walked with a
-// pointer step; only windows over the padding test each tap (index arithmetic per pixel
-// cost a quarter of a 1x1 convolution's products over 16 channels).
+// tap reads the pixel's channels, or the zeros. A span of one output row takes the windows
+// inside the image as strided pointers; only those over the padding test each tap.
 void tap_pointers(const Window2d& g, const uint16_t* x16, const int64_t* offsets, int64_t m0, int64_t rows,
                   const uint16_t** ptrs, int64_t ld) {
   const int64_t ohw = g.OH * g.OW, taps = g.kh * g.kw, step = g.sw * g.C;
@@ -56,24 +68,42 @@ void tap_pointers(const Window2d& g, const uint16_t* x16, const int64_t* offsets
     const bool rows_inside = iy0 >= 0 && iy0 + y_span < g.H;
     // The window of column ox starts at row + ox * step (an offset, maybe outside the image).
     const int64_t row = ((n * g.H + iy0) * g.W - g.pw) * g.C;
-    for (int64_t ox = ox0; ox < ox1; ++ox, ++r) {
-      const int64_t window = row + ox * step;
-      if (rows_inside && ox >= lo && ox < hi) {
-        const uint16_t* p = x16 + window;
-        for (int64_t t = 0; t < taps; ++t) ptrs[t * ld + r] = p + offsets[t];
-        continue;
-      }
-      const int64_t ix0 = ox * g.sw - g.pw;
+    // Columns [in_lo, in_hi) of this span have their windows inside the image.
+    const int64_t in_lo = rows_inside ? std::clamp(lo, ox0, ox1) : ox1,
+                  in_hi = rows_inside ? std::clamp(hi, in_lo, ox1) : ox1;
+    if (in_hi > in_lo)
+      strided_pointers(x16 + row + in_lo * step, offsets, taps, step, in_hi - in_lo, ptrs + r + (in_lo - ox0), ld);
+    for (int64_t ox = ox0; ox < ox1; ++ox) {
+      if (ox == in_lo) ox = in_hi;
+      if (ox >= ox1) break;
+      const int64_t window = row + ox * step, ix0 = ox * g.sw - g.pw;
       for (int64_t ky = 0, t = 0; ky < g.kh; ++ky) {
         const int64_t iy = iy0 + ky * g.dh;
         for (int64_t kx = 0; kx < g.kw; ++kx, ++t) {
           const int64_t ix = ix0 + kx * g.dw;
-          ptrs[t * ld + r] = iy >= 0 && iy < g.H && ix >= 0 && ix < g.W ? x16 + (window + offsets[t]) : zeros;
+          ptrs[t * ld + r + (ox - ox0)] =
+              iy >= 0 && iy < g.H && ix >= 0 && ix < g.W ? x16 + (window + offsets[t]) : zeros;
         }
       }
     }
+    r += ox1 - ox0;
     m += ox1 - ox0;
   }
+}
+
+// Pixels [0, W) of C planes (`plane` floats apart) interleaved into NHWC order.
+AIOV_MULTIVERSION void interleave_row(const float* __restrict src, int64_t plane, int64_t C, int64_t W,
+                                      float* __restrict dst) {
+  if (C == 3) {  // an RGB image: fixed strides the compiler can vectorize
+    for (int64_t x = 0; x < W; ++x) {
+      dst[3 * x] = src[x];
+      dst[3 * x + 1] = src[plane + x];
+      dst[3 * x + 2] = src[2 * plane + x];
+    }
+    return;
+  }
+  for (int64_t x = 0; x < W; ++x)
+    for (int64_t c = 0; c < C; ++c) dst[x * C + c] = src[c * plane + x];
 }
 
 // zmm of output channels per tile (1 to 4): all of O when it fits, else 4 (6 pixels x 64
@@ -94,18 +124,20 @@ bool bf16_direct_conv_available() {
   return available;
 }
 
-bool bf16_direct_conv_fits(const Window2d& g) { return g.C > 0 && g.C % 2 == 0 && g.C <= kBf16DirectMaxChannels; }
+bool bf16_direct_conv_fits(const Window2d& g) { return g.C > 0 && g.C % 2 == 0 && g.C <= kBf16DirectMaxRun; }
 
-void conv_bf16_direct(const Window2d& g, const float* x, const uint16_t* x16, const PackedB& B, const Epilogue& e_in,
-                      float* y, uint16_t* y16, ThreadPool* pool, int max_threads) {
+void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint16_t* x16, const PackedB& B,
+                      const Epilogue& e_in, float* y, uint16_t* y16, ThreadPool* pool, int max_threads) {
   const Bf16ConvTileFn kernel = avx512_bf16_conv_tile();
-  const int64_t taps = g.kh * g.kw, K = taps * g.C, O = B.N();
-  if (!kernel || !bf16_direct_conv_fits(g) || B.precision() != GemmPrecision::bf16 || B.K() != K)
-    throw std::logic_error("conv_bf16_direct: needs the avx512_bf16 kernel, an even channel count and bf16 weights");
+  const int64_t taps = g.kh * g.kw, pairs = (run + 1) / 2, K = taps * 2 * pairs, O = B.N();
+  if (!kernel || run <= 0 || run > kBf16DirectMaxRun || B.precision() != GemmPrecision::bf16 || B.K() != K)
+    throw std::logic_error(
+        "conv_bf16_direct: needs the avx512_bf16 kernel, runs of 1 to 4096 values and bf16 "
+        "weights of K = taps x even run");
   const int64_t M = g.N * g.OH * g.OW;
   if (M <= 0 || O <= 0) return;
   const Bf16KernelSet& ks = bf16_kernels();
-  const int threads = product_threads(pool, max_threads, 0.5 * M * O * K);
+  const int threads = product_threads(pool, max_threads, 0.5 * (double)M * O * K);
   if (!x16) {
     // Rounded once for every tap that reads it.
     const int64_t count = g.N * g.H * g.W * g.C;
@@ -134,7 +166,8 @@ void conv_bf16_direct(const Window2d& g, const float* x, const uint16_t* x16, co
   Bf16ConvTile shared;
   shared.out = tile_at(e, beta, true, true, 0, 0);
   shared.taps = (int)taps;
-  shared.pairs = g.C / 2;
+  shared.pairs = pairs;
+  shared.odd = run % 2 != 0;
   shared.b_panel_stride = panel_stride;
   const uint16_t* panels = B.half_data();
   // Tiles [t0, t1) (at most kMaxTilesPerBlock) against column blocks [p0, p1); ptrs holds
@@ -205,6 +238,35 @@ void conv_bf16_direct(const Window2d& g, const float* x, const uint16_t* x16, co
       }
     });
   });
+}
+
+const uint16_t* padded_channels_last_bf16(const Window2d& g, int64_t bottom, int64_t right, const float* x,
+                                          ThreadPool* pool, int max_threads) {
+  thread_local std::vector<uint16_t> buffer;
+  const int64_t Hp = g.ph + g.H + bottom, Wp = g.pw + g.W + right, plane = g.H * g.W, row = Wp * g.C;
+  buffer.resize((size_t)(g.N * Hp * row));
+  uint16_t* dst = buffer.data();
+  for (int64_t n = 0; n < g.N; ++n) {  // the rows of padding above and below
+    std::fill_n(dst + n * Hp * row, g.ph * row, uint16_t{0});
+    std::fill_n(dst + (n * Hp + g.ph + g.H) * row, bottom * row, uint16_t{0});
+  }
+  const Bf16KernelSet& ks = bf16_kernels();
+  // Image rows as the unit of work: each interleaved into f32 pixels in a small buffer, then
+  // rounded into its place.
+  auto rows = [&](int64_t r0, int64_t r1) {
+    float* pixels = scratch(kSourceRows, (size_t)(g.W * g.C));
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / g.H, iy = r % g.H;
+      interleave_row(x + n * g.C * plane + iy * g.W, plane, g.C, g.W, pixels);
+      uint16_t* line = dst + (n * Hp + g.ph + iy) * row;
+      std::fill_n(line, g.pw * g.C, uint16_t{0});
+      ks.convert(pixels, g.W * g.C, 1.0f, line + g.pw * g.C);
+      std::fill_n(line + (g.pw + g.W) * g.C, right * g.C, uint16_t{0});
+    }
+  };
+  const int threads = g.N * plane * g.C >= (int64_t{1} << 16) ? usable_threads(pool, max_threads) : 1;
+  run_split(pool, threads, g.N * g.H, 8, rows);
+  return dst;
 }
 
 }  // namespace aiov

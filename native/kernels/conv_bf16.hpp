@@ -14,23 +14,32 @@ namespace aiov {
 
 class ThreadPool;
 
-// Channels per tap the direct kernel takes: an even count (a tap is then whole channel
-// pairs), at most kBf16DirectMaxChannels (the zeros a padding tap reads).
-constexpr int64_t kBf16DirectMaxChannels = 4096;
+// Values per tap the direct kernel reads at most (the zeros a padding tap reads).
+constexpr int64_t kBf16DirectMaxRun = 4096;
 
 // Whether the direct kernel runs here: bf16 products on the avx512_bf16 set (not AMX, whose
 // tiles take the GEMM path, nor the portable loops).
 bool bf16_direct_conv_available();
 
-// Whether a window over C channels (one group) takes it.
+// Whether an NHWC window (one group) takes it with the GEMM's weights: an even channel count
+// (a tap is then whole channel pairs), at most kBf16DirectMaxRun.
 bool bf16_direct_conv_fits(const Window2d& g);
 
-// y = epilogue(conv(x, B)) for NHWC x (g.N x g.H x g.W x g.C) and weights B packed in bf16
-// ([K, O], K ordered (ky, kx, c)). x is given as bf16 (x16) or f32 (x, rounded to bf16 once
-// per call); the output is f32 (y) or bf16 (y16), O values per pixel. The residual may be y
-// itself (ld_residual == O). Throws std::logic_error when !bf16_direct_conv_fits(g) or B
-// does not match.
-void conv_bf16_direct(const Window2d& g, const float* x, const uint16_t* x16, const PackedB& B, const Epilogue& e,
-                      float* y, uint16_t* y16, ThreadPool* pool, int max_threads);
+// y = epilogue(conv(x, B)) for NHWC x (g.N x g.H x g.W x g.C), each of the g.kh x g.kw taps
+// reading `run` consecutive values from where its pixel starts: g.C (the pixel's channels), or
+// more (with g.kw = 1, a kernel row of pixels of an image padded so that no window leaves it).
+// B: the weights packed in bf16 ([K, O], K ordered (tap, value), each tap's run padded with a
+// zero weight to an even count: K = taps x (run + run % 2)). x is given as bf16 (x16) or f32 (x,
+// rounded to bf16 once per call); the output is f32 (y) or bf16 (y16), O values per pixel. The
+// residual may be y itself (ld_residual == O). Throws std::logic_error when the kernel is not
+// available or B does not match.
+void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint16_t* x16, const PackedB& B,
+                      const Epilogue& e, float* y, uint16_t* y16, ThreadPool* pool, int max_threads);
+
+// The NCHW f32 image x (g.N x g.C x g.H x g.W) as NHWC bf16 with zero borders: g.ph rows above
+// and `bottom` below, g.pw pixels left and `right` right. In a buffer of the calling thread's
+// that lives until its next call.
+const uint16_t* padded_channels_last_bf16(const Window2d& g, int64_t bottom, int64_t right, const float* x,
+                                          ThreadPool* pool, int max_threads);
 
 }  // namespace aiov

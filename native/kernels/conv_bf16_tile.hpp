@@ -17,14 +17,18 @@ constexpr int kBf16ConvRows[4] = {12, 12, 8, 6};
 // One kernel call: up to kBf16ConvRows output pixels x up to 64 output channels, summed over
 // every tap of the window and every channel pair of each tap.
 struct Bf16ConvTile {
-  // rows[t * rows_ld + r]: the 2 * pairs bf16 channels tap t reads for output pixel r (an
-  // input pixel in place, or zeros where the tap falls on the padding).
+  // rows[t * rows_ld + r]: the 2 * pairs (2 * pairs - 1 when odd) bf16 values tap t reads for
+  // output pixel r (an input pixel's channels in place, a kernel row of pixels of a padded
+  // image, or zeros where the tap falls on the padding).
   const uint16_t* const* rows = nullptr;
   int64_t rows_ld = 0;
   int taps = 0;
   int64_t pairs = 0;
+  // Each tap reads an odd number of values: its last pair holds one (the weights' second is
+  // zero), read alone, so nothing past the tap's values is ever read.
+  bool odd = false;
   // bf16 weight panels as PackedB keeps them (16 columns, pairs of K interleaved): with K
-  // ordered (tap, channel) and an even channel count, tap t's channel pair p is pair
+  // ordered (tap, value) and each tap's values padded to whole pairs, tap t's pair p is pair
   // t * pairs + p of the panel, 32 values. Panel v (columns 16v ..) lies v * b_panel_stride
   // values further.
   const uint16_t* b = nullptr;

@@ -6,6 +6,7 @@
 #include "kernels/conv_bf16_tile.hpp"
 
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/x86_intrinsics.hpp"
 
@@ -66,16 +67,23 @@ void conv_rows(const Bf16ConvTile& t) {
   for (int tap = 0; tap < t.taps; ++tap, b += pairs * 32) {
     const uint16_t* a[R];
     AIOV_UNROLL for (int r = 0; r < R; ++r) a[r] = t.rows[tap * t.rows_ld + r];
-    for (int64_t kk = 0; kk < pairs; ++kk) {
+    // Pair kk of every row: both values, or (half) the first alone, the second taken as zero.
+    auto step = [&](int64_t kk, auto half) {
       __m512bh bv[NV];
       AIOV_UNROLL for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + v * stride + kk * 32);
       AIOV_UNROLL for (int r = 0; r < R; ++r) {
         int32_t pair;
-        std::memcpy(&pair, a[r] + 2 * kk, sizeof pair);
+        if constexpr (half())
+          pair = a[r][2 * kk];
+        else
+          std::memcpy(&pair, a[r] + 2 * kk, sizeof pair);
         const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
         AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
       }
-    }
+    };
+    const int64_t whole = pairs - (t.odd ? 1 : 0);
+    for (int64_t kk = 0; kk < whole; ++kk) step(kk, std::false_type{});
+    if (t.odd) step(whole, std::true_type{});
   }
   merge_tile<R, NV>(acc, t);
 }
@@ -84,11 +92,11 @@ void conv_rows(const Bf16ConvTile& t) {
 template <int NV, int MR>
 void conv_tile_cols(const Bf16ConvTile& t) {
   switch (t.out.rows) {
-#define AIOV_CONV_ROWS(R)                \
-  case R:                                \
-    if constexpr (R <= MR) {             \
-      return conv_rows<R, NV>(t);        \
-    }                                    \
+#define AIOV_CONV_ROWS(R)         \
+  case R:                         \
+    if constexpr (R <= MR) {      \
+      return conv_rows<R, NV>(t); \
+    }                             \
     break;
     AIOV_CONV_ROWS(1)
     AIOV_CONV_ROWS(2)

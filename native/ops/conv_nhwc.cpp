@@ -503,6 +503,48 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   // lost (0.35 against 0.2 ms at 224px to 32, 187 against 124 us at 64px) and 5x5 (K 75) was
   // even: the copy and the rounding cost more than the f32 tiles reading short windows in place.
   constexpr int64_t kMinPlanarBf16Depth = 96;
+  if (planar && precision == GemmPrecision::bf16 && group == 1 && g.dw == 1 && g.kw * Cg <= kBf16DirectMaxRun &&
+      bf16_direct_conv_available()) {
+    // AVX512_BF16 without AMX: the image copied once to NHWC bf16 with zero borders wide enough
+    // for every window, and each kernel row of a window (kw pixels x C channels, contiguous
+    // there) read as one tap of the direct kernel: no im2col rows, and K padded per kernel row
+    // to an even count (7 x 22 for a 7x7 RGB stem, where the GEMM padded 147 to 160).
+    const int64_t run = g.kw * Cg, row_k = run + run % 2, Kr = g.kh * row_k;
+    const std::string recipe = "bf16 kernel-row taps" + filter_shape + " " +
+                               PackedB::layout(true, Kr, O, Kr, PackedB::kTallA, GemmPrecision::bf16);
+    auto packed = ctx.derived<GroupPanels>(
+        1, recipe,
+        [&] {
+          std::vector<float> wt((size_t)(O * Kr), 0.0f);
+          for (int64_t o = 0; o < O; ++o)
+            for (int64_t ky = 0; ky < g.kh; ++ky)
+              for (int64_t j = 0; j < run; ++j)  // j = kx * C + c, the padded image's order
+                wt[o * Kr + ky * row_k + j] = filter(o, ((j % Cg) * g.kh + ky) * g.kw + j / Cg);
+          auto panels = std::make_shared<GroupPanels>();
+          panels->push_back(
+              std::make_unique<PackedB>(true, Kr, O, wt.data(), Kr, PackedB::kTallA, GemmPrecision::bf16));
+          return panels;
+        },
+        [&](const GroupPanels& p) {
+          return p.size() == 1 && p.front()->fits(Kr, O, PackedB::kTallA, GemmPrecision::bf16);
+        });
+    // Padding that keeps every window inside the copy (a stride may leave the last rows and
+    // columns unread).
+    const int64_t bottom = std::max<int64_t>(0, (g.OH - 1) * g.sh + (g.kh - 1) * g.dh + 1 - g.ph - g.H);
+    const int64_t right = std::max<int64_t>(0, (g.OW - 1) * g.sw + g.kw - g.pw - g.W);
+    // The padded image's geometry, one tap per kernel row.
+    const Window2d rows{g.N, g.ph + g.H + bottom, g.pw + g.W + right, g.C, g.OH, g.OW, g.kh, 1, g.sh, g.sw, g.dh, 1, 0,
+                        0};
+    // (A planar input never carries bf16 out: fused_conv_carries_bf16.)
+    ctx.note_kernel("planar input copied to NHWC (bf16, zero borders), direct bf16 conv over kernel rows, " +
+                    gemm_kernels(precision));
+    return [g, rows, run, bottom, right, packed, output, O](const KernelArgs& a) {
+      const uint16_t* x16 =
+          padded_channels_last_bf16(g, bottom, right, a.in[0]->as<float>(), a.ctx->pool, a.ctx->max_threads);
+      conv_bf16_direct(rows, run, nullptr, x16, *packed->front(), output.at(a, O), a.out[0]->as<float>(), nullptr,
+                       a.ctx->pool, a.ctx->max_threads);
+    };
+  }
   const bool planar_copied = planar && precision == GemmPrecision::bf16 && K >= kMinPlanarBf16Depth;
   if (planar && !planar_copied) {
     // K ordered (ky, c, kx), in panels (what a grid needs) however small the image. f32 (also
@@ -585,7 +627,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
       else
         x = planar_copied ? channels_last_copy(g, a.in[0]->as<float>(), a.ctx->pool, a.ctx->max_threads)
                           : a.in[0]->as<float>();
-      conv_bf16_direct(g, x, x16, *packed->front(), output.at(a, O), bf16_out ? nullptr : a.out[0]->as<float>(),
+      conv_bf16_direct(g, g.C, x, x16, *packed->front(), output.at(a, O), bf16_out ? nullptr : a.out[0]->as<float>(),
                        bf16_out ? a.out[0]->as<uint16_t>() : nullptr, a.ctx->pool, a.ctx->max_threads);
     };
   }

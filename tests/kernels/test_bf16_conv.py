@@ -5,7 +5,8 @@ where they lie, tiles of 1 to 4 zmm of output channels, whole blocks per thread 
 column block by column block), elsewhere the GEMM paths; odd channel counts take the GEMM paths
 everywhere. Checked against a float64 convolution of the operands rounded to bf16 (the kernels'
 only rounding, accumulation is f32), f32 outputs tight and bf16 outputs within their rounding,
-with bias, residual and every kind of activation merge."""
+with bias, residual and every kind of activation merge; and planar images (a model's first
+convolution), on avx512_bf16 copied to NHWC bf16 with zero borders and read a kernel row per tap."""
 
 import json
 
@@ -73,7 +74,29 @@ for i, (c, o, k, st, pads, dil, size, batch) in enumerate(CASES):
                 # Rounded once from the f32 merge: within half a bf16 unit (at most 2^-8 of it).
                 err = np.abs(got - expected) / (np.abs(expected) + 1e-3 * scale)
                 worst_bf16 = max(worst_bf16, float(np.max(err)))
-print(json.dumps({"isa": aiov._core.gemm_bf16_isa(), "f32": worst_f32, "bf16": worst_bf16}))
+# Planar (NCHW) images: on avx512_bf16 copied to NHWC bf16 with zero borders, each kernel row of
+# a window one tap of kw x C values (odd for RGB: the last pair read half).
+PLANAR = [(3, 64, 7, (2, 2), (3, 3, 3, 3), (1, 1), (37, 35)),  # ResNet's stem: rows of 21 values
+          (3, 32, 3, (2, 2), (1, 1, 1, 1), (1, 1), (30, 31)),  # MobileNet's stem: rows of 9
+          (1, 24, 5, (1, 1), (2, 2, 2, 2), (1, 1), (13, 11)),  # one channel
+          (4, 20, 3, (1, 1), (0, 0, 0, 0), (1, 1), (9, 9)),  # rows of 12: whole pairs
+          (3, 17, 3, (2, 1), (2, 1, 0, 2), (2, 1), (15, 15)),  # dilated down, asymmetric padding
+          (3, 40, 11, (4, 4), (0, 0, 0, 0), (1, 1), (47, 47))]  # strides leaving the last columns unread
+worst_planar = 0.0
+for i, (c, o, k, st, pads, dil, size) in enumerate(PLANAR):
+    x = rng.standard_normal((2, c) + size).astype(np.float32)
+    w = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+    bias = rng.standard_normal(o).astype(np.float32)
+    act = list(ACTS)[i % len(ACTS)]
+    alpha, beta, fn = ACTS[act]
+    expected = fn(conv_reference(rounded(x), rounded(w), st, pads, dil) + bias[:, None, None])
+    attrs = window_attrs(st, pads, dil, 1)
+    attrs.update(layout="nhwc", input_layout="nchw", act=act, act_alpha=alpha, act_beta=beta)
+    for threads in (1, 0):
+        (out,) = T.run_op("aiov.FusedConv", [x, w, bias], attrs, runtime_inputs=[0], threads=threads, precision="bf16")
+        err = np.max(np.abs(out.transpose(0, 3, 1, 2) - expected)) / (np.max(np.abs(expected)) + 1)
+        worst_planar = max(worst_planar, float(err))
+print(json.dumps({"isa": aiov._core.gemm_bf16_isa(), "f32": worst_f32, "bf16": worst_bf16, "planar": worst_planar}))
 """
 
 ISAS = ["scalar", "avx512_bf16", "amx"]  # each includes the ones before it
@@ -89,3 +112,6 @@ def test_bf16_convolution_matches_rounded_reference(isa, run_capped):
     assert result["isa"] == isa  # the forced path is the one that ran
     assert result["f32"] < 1e-5
     assert result["bf16"] < 2.0**-8 + 1e-5
+    # The direct kernel rounds both operands of every planar stem; the other paths multiply the
+    # f32 planes of short windows (3x3 stems) unrounded, within bf16's rounding of the reference.
+    assert result["planar"] < (1e-5 if isa == "avx512_bf16" else 2e-2)
