@@ -617,8 +617,8 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     // AVX512_BF16 without AMX: every tap summed from the pixels where they lie (1x1 included),
     // f32 input rounded once, no K padding between taps.
     ctx.note_kernel(std::string(planar_copied ? "planar input copied to NHWC, " : "") +
-                    "direct bf16 conv NHWC, taps read in place, " + (bf16_in ? "bf16" : "f32") + " in, " +
-                    (bf16_out ? "bf16" : "f32") + " out, " + gemm_kernels(precision));
+                    "direct bf16 conv (taps read in place) NHWC, " + (bf16_in ? "bf16" : "f32") + " in, " +
+                    (bf16_out ? "bf16" : "f32") + " out, packed weights " + gemm_kernels(precision));
     return [g, packed, output, planar_copied, bf16_in, bf16_out, O](const KernelArgs& a) {
       const float* x = nullptr;
       const uint16_t* x16 = nullptr;

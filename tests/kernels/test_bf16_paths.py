@@ -110,9 +110,9 @@ for proto, feeds in cases:
 stem_copied = any("planar input copied to NHWC" in p for p in plans)
 # On avx512_bf16 every even-channel window takes the direct kernel (conv_bf16.hpp); on AMX and
 # the portable loops, the GEMM paths.
-carried_paths = (("direct bf16 conv NHWC, taps read in place, f32 in, bf16 out",
-                  "direct bf16 conv NHWC, taps read in place, bf16 in, bf16 out",
-                  "direct bf16 conv NHWC, taps read in place, bf16 in, f32 out") if isa == "avx512_bf16" else
+carried_paths = (("direct bf16 conv (taps read in place) NHWC, f32 in, bf16 out",
+                  "direct bf16 conv (taps read in place) NHWC, bf16 in, bf16 out",
+                  "direct bf16 conv (taps read in place) NHWC, bf16 in, f32 out") if isa == "avx512_bf16" else
                  ("1x1 conv as one GEMM NHWC, f32 in, bf16 out",
                   "image read in place NHWC, bf16 in, bf16 out", "GEMM NHWC, bf16 in, f32 out"))
 carried = PREC == "bf16" and all(any(k in p for p in plans) for k in carried_paths)
