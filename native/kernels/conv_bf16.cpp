@@ -209,9 +209,13 @@ void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint
   auto pointer_table = [&](ScratchSlot slot, size_t count) {
     return reinterpret_cast<const uint16_t**>(scratch(slot, count * sizeof(void*) / sizeof(float)));
   };
-  if (threads <= 1 || blocks >= 8 * threads || (blocks >= 2 * threads && blocks % threads == 0)) {
-    // Whole blocks per task (enough of them to share evenly): pointers made once, then swept
-    // against every column block.
+  // Whole blocks per task when they share out evenly: a multiple of the threads, or so many
+  // that one more is noise (17 blocks of a 28x28 layer on 2 threads left one idle a seventeenth
+  // of the time), or when a table of every pointer would be large.
+  const bool whole_blocks = threads <= 1 || (blocks >= 2 * threads && blocks % threads == 0) ||
+                            blocks >= 32 * threads || taps * M > (int64_t{1} << 20);
+  if (whole_blocks) {
+    // Pointers made once per block, then swept against every column block.
     run_split(pool, threads, blocks, 1, [&](int64_t b0, int64_t b1) {
       const int64_t ld = per_block * mr;
       const uint16_t** ptrs = pointer_table(kSourceRows, (size_t)(taps * ld));
@@ -223,11 +227,10 @@ void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint
     });
     return;
   }
-  // Few blocks (deep layers: 49 pixels against 512 channels, or 5 blocks on 2 threads, one
-  // idle for a fifth of the time): every pointer made up front,
-  // then (tile, column block) units shared out column block by column block, so every thread
-  // has work and each block of weights (past L2 in all: 4.5 MiB at 3x3x512x512) is read
-  // once per run of tiles, not once per tile.
+  // Otherwise (deep layers: 49 pixels against 512 channels; 5 blocks on 2 threads): every
+  // pointer made up front, then (tile, column block) units shared out column block by column
+  // block, so every thread has work and each block of weights (past L2 in all: 4.5 MiB at
+  // 3x3x512x512) is read once per run of tiles, not once per tile.
   const uint16_t** all = pointer_table(kSharedA, (size_t)(taps * M));
   tap_pointers(g, x16, offsets.data(), 0, M, all, M);
   run_split(pool, threads, tiles * np, 1, [&](int64_t u0, int64_t u1) {
