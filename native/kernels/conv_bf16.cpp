@@ -106,6 +106,32 @@ AIOV_MULTIVERSION void interleave_row(const float* __restrict src, int64_t plane
     for (int64_t c = 0; c < C; ++c) dst[x * C + c] = src[c * plane + x];
 }
 
+// For a 1x1 window over f32 x: output pixels m0 .. m0 + rows - 1's input pixels rounded to
+// bf16 at dst (C values each), ptrs[r] pointing at them (or at the zeros for the padding).
+void round_pixels(const Window2d& g, const float* x, int64_t m0, int64_t rows, Bf16ConvertFn convert, uint16_t* dst,
+                  const uint16_t** ptrs) {
+  if (g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 && g.OH == g.H && g.OW == g.W) {
+    convert(x + m0 * g.C, rows * g.C, 1.0f, dst);  // the pixels lie in a row
+    for (int64_t r = 0; r < rows; ++r) ptrs[r] = dst + r * g.C;
+    return;
+  }
+  const int64_t ohw = g.OH * g.OW;
+  int64_t n = m0 / ohw, oy = m0 % ohw / g.OW, ox = m0 % g.OW;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t iy = oy * g.sh - g.ph, ix = ox * g.sw - g.pw;
+    if (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W) {
+      convert(x + ((n * g.H + iy) * g.W + ix) * g.C, g.C, 1.0f, dst + r * g.C);
+      ptrs[r] = dst + r * g.C;
+    } else {
+      ptrs[r] = padding_zeros();
+    }
+    if (++ox == g.OW) {
+      ox = 0;
+      if (++oy == g.OH) oy = 0, ++n;
+    }
+  }
+}
+
 // zmm of output channels per tile (1 to 4): all of O when it fits, else 4 (6 pixels x 64
 // channels: per channel pair 4 panel loads and 6 broadcasts feed 24 dot products, where
 // 12 x 32 needs 2 and 12; 3-4% faster on 3x3 and 1x1 layers of 64 to 256 channels), or 3
@@ -138,7 +164,21 @@ void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint
   if (M <= 0 || O <= 0) return;
   const Bf16KernelSet& ks = bf16_kernels();
   const int threads = product_threads(pool, max_threads, 0.5 * (double)M * O * K);
-  if (!x16) {
+  const int64_t vecs = bf16_conv_vectors(O), width = vecs * kBf16PanelCols, mr = kBf16ConvRows[vecs - 1];
+  // Tiles of even height (49 pixels: 10, 10, 10, 10, 9, not 12, 12, 12, 12, 1).
+  const int64_t per_block = kBlockPixels / mr;
+  const int64_t tiles = ceil_div(M, mr), blocks = ceil_div(tiles, per_block);
+  // Whole blocks per task when they share out evenly: a multiple of the threads, or so many
+  // that one more is noise (17 blocks of a 28x28 layer on 2 threads left one idle a seventeenth
+  // of the time), or when a table of every pointer would be large.
+  const bool whole_blocks = threads <= 1 || (blocks >= 2 * threads && blocks % threads == 0) ||
+                            blocks >= 32 * threads || taps * M > (int64_t{1} << 20);
+  // An f32 input to a 1x1 window is rounded a block of pixels at a time, just before its
+  // products, while it is in cache: rounding all of it first cost a pass through memory (a
+  // third of a 112x112 32->16 layer's time), where a larger window reads each pixel 9 or more
+  // times and rounds it once.
+  const bool round_per_block = !x16 && taps == 1 && whole_blocks;
+  if (!x16 && !round_per_block) {
     // Rounded once for every tap that reads it.
     const int64_t count = g.N * g.H * g.W * g.C;
     uint16_t* img = reinterpret_cast<uint16_t*>(scratch(kSharedRows, (size_t)count / 2 + 1));
@@ -153,11 +193,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint
   float beta = 0.0f;
   if (!y16 && residual_is_c(e, y, O)) beta = 1.0f;
   const bool post = needs_post(e);
-  const int64_t vecs = bf16_conv_vectors(O), width = vecs * kBf16PanelCols, mr = kBf16ConvRows[vecs - 1];
   const int64_t np = ceil_div(O, width), panel_stride = bf16_padded_k(K) * kBf16PanelCols;
-  // Tiles of even height (49 pixels: 10, 10, 10, 10, 9, not 12, 12, 12, 12, 1).
-  const int64_t per_block = kBlockPixels / mr;
-  const int64_t tiles = ceil_div(M, mr), blocks = ceil_div(tiles, per_block);
   auto tile_start = [&](int64_t i) { return i * M / tiles; };
   auto block_start = [&](int64_t blk) { return tile_start(std::min(tiles, blk * per_block)); };
 
@@ -212,16 +248,19 @@ void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint
   // Whole blocks per task when they share out evenly: a multiple of the threads, or so many
   // that one more is noise (17 blocks of a 28x28 layer on 2 threads left one idle a seventeenth
   // of the time), or when a table of every pointer would be large.
-  const bool whole_blocks = threads <= 1 || (blocks >= 2 * threads && blocks % threads == 0) ||
-                            blocks >= 32 * threads || taps * M > (int64_t{1} << 20);
   if (whole_blocks) {
     // Pointers made once per block, then swept against every column block.
     run_split(pool, threads, blocks, 1, [&](int64_t b0, int64_t b1) {
       const int64_t ld = per_block * mr;
       const uint16_t** ptrs = pointer_table(kSourceRows, (size_t)(taps * ld));
+      uint16_t* rounded =
+          round_per_block ? reinterpret_cast<uint16_t*>(scratch(kBlockA, (size_t)(ld * g.C) / 2 + 1)) : nullptr;
       for (int64_t blk = b0; blk < b1; ++blk) {
         const int64_t m0 = block_start(blk);
-        tap_pointers(g, x16, offsets.data(), m0, block_start(blk + 1) - m0, ptrs, ld);
+        if (round_per_block)
+          round_pixels(g, x, m0, block_start(blk + 1) - m0, ks.convert, rounded, ptrs);
+        else
+          tap_pointers(g, x16, offsets.data(), m0, block_start(blk + 1) - m0, ptrs, ld);
         multiply(blk * per_block, std::min(tiles, (blk + 1) * per_block), ptrs, ld, 0, np);
       }
     });
