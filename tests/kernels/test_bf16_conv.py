@@ -35,6 +35,7 @@ ACTS = {"none": (0.0, 0.0, lambda y: y), "relu": (0.0, 0.0, lambda y: np.maximum
 CASES = [(16, 96, 1, (1, 1), (0, 0, 0, 0), (1, 1), (9, 11), 2),  # 1x1, K = 16 (8 channel pairs), 3 x 32 outputs
          (24, 144, 1, (1, 1), (0, 0, 0, 0), (1, 1), (7, 8), 1),  # 3 x 48 outputs
          (64, 64, 1, (2, 2), (0, 0, 0, 0), (1, 1), (9, 9), 2),  # strided 1x1, one tile of 64
+         (8, 20, 1, (1, 2), (1, 0, 0, 1), (1, 1), (6, 7), 2),  # padded 1x1: pixels of zeros
          (32, 70, 3, (1, 1), (1, 1, 1, 1), (1, 1), (13, 11), 2),  # 64 + 6 outputs: 4 zmm then 1
          (64, 40, 3, (2, 2), (1, 1, 1, 1), (1, 1), (15, 15), 1),  # stride 2, 3 zmm with a ragged last
          (32, 24, 3, (2, 1), (0, 2, 1, 0), (1, 1), (12, 15), 2),  # asymmetric padding and strides
