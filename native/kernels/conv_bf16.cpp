@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -309,6 +310,64 @@ const uint16_t* padded_channels_last_bf16(const Window2d& g, int64_t bottom, int
   const int threads = g.N * plane * g.C >= (int64_t{1} << 16) ? usable_threads(pool, max_threads) : 1;
   run_split(pool, threads, g.N * g.H, 8, rows);
   return dst;
+}
+
+bool bf16_depthwise_merges(const Activation& act) {
+  return act.kind == ActKind::none || act.kind == ActKind::relu || act.kind == ActKind::clamp;
+}
+
+void depthwise_conv_bf16(const Window2d& g, const float* x, const uint16_t* x16, const float* w, const Epilogue& e,
+                         float* y, uint16_t* y16, ThreadPool* pool, int max_threads) {
+  const bool merges = bf16_depthwise_merges(e.act);
+  if ((x == nullptr) == (x16 == nullptr) || (y == nullptr) == (y16 == nullptr) || (y16 && !merges))
+    throw std::logic_error("depthwise_conv_bf16: one input, one output, and a bf16 one only with a merged activation");
+  const int64_t M = g.N * g.OH * g.OW, count = M * g.C;
+  if (count <= 0) return;
+  const Bf16DepthwiseFn kernel = avx512_bf16_depthwise_rows();
+  if (kernel && std::strcmp(bf16_kernels().name, "scalar") != 0) {
+    Bf16DepthwiseJob j{g.N, g.H, g.W, g.C, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.ph, g.pw};
+    j.x16 = x16;
+    j.x = x;
+    j.w = w;
+    j.bias = e.bias;
+    j.residual = e.residual;
+    j.ld_residual = e.ld_residual;
+    j.y16 = y16;
+    j.y = y;
+    if (e.act.kind == ActKind::relu) {
+      j.clamp = true;
+      j.lo = 0.0f;
+      j.hi = std::numeric_limits<float>::infinity();
+    } else if (e.act.kind == ActKind::clamp) {
+      j.clamp = true;
+      j.lo = e.act.alpha;
+      j.hi = e.act.beta;
+    }
+    const int threads = product_threads(pool, max_threads, 2.0 * (double)count * g.kh * g.kw);
+    run_split(pool, threads, g.N * g.OH, 1, [&](int64_t r0, int64_t r1) {
+      kernel(j, r0, r1);
+      // An f32 output's other activations: a pass over the rows just written.
+      if (!merges) apply_epilogue(y + r0 * g.OW * g.C, g.C, (r1 - r0) * g.OW, g.C, r0 * g.OW, 0, post_part(e));
+    });
+    return;
+  }
+  // Portable: the f32 kernel between copies.
+  thread_local std::vector<float> wide_in, wide_out;
+  if (x16) {
+    const int64_t in = g.N * g.H * g.W * g.C;
+    wide_in.resize((size_t)in);
+    for (int64_t i = 0; i < in; ++i) {
+      const uint32_t bits = (uint32_t)x16[i] << 16;
+      std::memcpy(&wide_in[(size_t)i], &bits, sizeof bits);
+    }
+    x = wide_in.data();
+  }
+  if (y16) {
+    wide_out.resize((size_t)count);
+    y = wide_out.data();
+  }
+  depthwise_conv_nhwc(g, x, w, e, y, pool, max_threads);
+  if (y16) bf16_kernels().convert(y, count, 1.0f, y16);
 }
 
 }  // namespace aiov

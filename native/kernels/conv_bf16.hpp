@@ -36,6 +36,19 @@ bool bf16_direct_conv_fits(const Window2d& g);
 void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint16_t* x16, const PackedB& B,
                       const Epilogue& e, float* y, uint16_t* y16, ThreadPool* pool, int max_threads);
 
+// Whether a depthwise convolution writing bf16 merges its activation `act` (none, ReLU or clamp:
+// the only ones carried in bf16 out of a depthwise convolution).
+bool bf16_depthwise_merges(const Activation& act);
+
+// A depthwise convolution over NHWC data (g.C channels, one per group and output), reading f32
+// (x) or bf16 (x16), writing f32 (y) or bf16 (y16, only with an activation that
+// bf16_depthwise_merges), the weights w as depthwise_conv_nhwc takes them ([taps, C]), in f32
+// products. Where the bf16 kernels are AVX-512 ones (avx512_bf16, amx), one pass converting
+// bf16 as it loads and stores; elsewhere the f32 depthwise kernel between widening and
+// rounding copies. The residual may be y itself (ld_residual == C).
+void depthwise_conv_bf16(const Window2d& g, const float* x, const uint16_t* x16, const float* w, const Epilogue& e,
+                         float* y, uint16_t* y16, ThreadPool* pool, int max_threads);
+
 // The NCHW f32 image x (g.N x g.C x g.H x g.W) as NHWC bf16 with zero borders: g.ph rows above
 // and `bottom` below, g.pw pixels left and `right` right. In a buffer of the calling thread's
 // that lives until its next call.

@@ -47,5 +47,27 @@ using Bf16ConvTileFn = void (*)(const Bf16ConvTile& tile);
 // Null when the ISA file was built without AVX512_BF16.
 Bf16ConvTileFn avx512_bf16_conv_tile();
 
+// A depthwise convolution (one channel per group) over NHWC data, in bf16 or f32, into bf16 or
+// f32: the geometry of a Window2d, and the merge (bias, residual, ReLU/clamp; nothing else).
+struct Bf16DepthwiseJob {
+  int64_t N = 0, H = 0, W = 0, C = 0, OH = 0, OW = 0, kh = 0, kw = 0, sh = 0, sw = 0, dh = 0, dw = 0, ph = 0, pw = 0;
+  const uint16_t* x16 = nullptr;  // the input in bf16, or
+  const float* x = nullptr;       // in f32
+  const float* w = nullptr;       // [kh * kw, C]: tap t's weight for channel c at w[t * C + c]
+  const float* bias = nullptr;    // [C] or null
+  const float* residual = nullptr;
+  int64_t ld_residual = 0;
+  bool clamp = false;  // ReLU is lo = 0, hi = +inf
+  float lo = 0.0f, hi = 0.0f;
+  uint16_t* y16 = nullptr;  // the output in bf16, or
+  float* y = nullptr;       // in f32; C values per pixel either way
+};
+
+// Output rows [row0, row1) (row = n * OH + oy) of a depthwise job.
+using Bf16DepthwiseFn = void (*)(const Bf16DepthwiseJob& job, int64_t row0, int64_t row1);
+
+// Null when the ISA file was built without AVX-512.
+Bf16DepthwiseFn avx512_bf16_depthwise_rows();
+
 }  // namespace gemm_detail
 }  // namespace aiov

@@ -6,7 +6,9 @@ column block by column block), elsewhere the GEMM paths; odd channel counts take
 everywhere. Checked against a float64 convolution of the operands rounded to bf16 (the kernels'
 only rounding, accumulation is f32), f32 outputs tight and bf16 outputs within their rounding,
 with bias, residual and every kind of activation merge; and planar images (a model's first
-convolution), on avx512_bf16 copied to NHWC bf16 with zero borders and read a kernel row per tap."""
+convolution), on avx512_bf16 copied to NHWC bf16 with zero borders and read a kernel row per tap;
+and strided depthwise convolutions writing bf16 (one AVX-512 pass on avx512_bf16 and amx, the f32
+kernel between copies on the portable set)."""
 
 import json
 
@@ -97,7 +99,29 @@ for i, (c, o, k, st, pads, dil, size) in enumerate(PLANAR):
         (out,) = T.run_op("aiov.FusedConv", [x, w, bias], attrs, runtime_inputs=[0], threads=threads, precision="bf16")
         err = np.max(np.abs(out.transpose(0, 3, 1, 2) - expected)) / (np.max(np.abs(expected)) + 1)
         worst_planar = max(worst_planar, float(err))
-print(json.dumps({"isa": aiov._core.gemm_bf16_isa(), "f32": worst_f32, "bf16": worst_bf16, "planar": worst_planar}))
+# Strided depthwise convolutions writing bf16 (a region carrying it): f32 products of the f32
+# input, rounded once as they are stored.
+DEPTHWISE = [(96, 3, (2, 2), (1, 1, 1, 1), (1, 1), (15, 13), "clamp"),  # 64 + 32 channels
+             (144, 3, (2, 1), (1, 1, 1, 1), (1, 1), (9, 13), "relu"),  # runs of 4 pixels at stride 1 across
+             (40, 5, (2, 1), (2, 1, 2, 3), (1, 1), (11, 12), "none"),  # not 3x3: a masked last vector
+             (8, 3, (2, 2), (2, 2, 2, 2), (2, 2), (7, 7), "relu")]  # dilated, windows all border
+worst_depthwise = 0.0
+for c, k, st, pads, dil, size, act in DEPTHWISE:
+    x = rng.standard_normal((2, c) + size).astype(np.float32)
+    w = (rng.standard_normal((c, 1, k, k)) / k).astype(np.float32)
+    bias = rng.standard_normal(c).astype(np.float32)
+    alpha, beta, fn = ACTS[act]
+    expected = fn(conv_reference(x, w, st, pads, dil, group=c) + bias[:, None, None])
+    scale = np.max(np.abs(expected)) + 1
+    attrs = window_attrs(st, pads, dil, c)
+    attrs.update(layout="nhwc", act=act, act_alpha=alpha, act_beta=beta, output_type="bf16")
+    for threads in (1, 0):
+        (bits,) = T.run_op("aiov.FusedConv", [np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, bias], attrs,
+                           runtime_inputs=[0], threads=threads, precision="bf16")
+        err = np.abs(widened(bits).transpose(0, 3, 1, 2) - expected) / (np.abs(expected) + 1e-3 * scale)
+        worst_depthwise = max(worst_depthwise, float(np.max(err)))
+print(json.dumps({"isa": aiov._core.gemm_bf16_isa(), "f32": worst_f32, "bf16": worst_bf16, "planar": worst_planar,
+                  "depthwise": worst_depthwise}))
 """
 
 ISAS = ["scalar", "avx512_bf16", "amx"]  # each includes the ones before it
@@ -116,3 +140,4 @@ def test_bf16_convolution_matches_rounded_reference(isa, run_capped):
     # The direct kernel rounds both operands of every planar stem; the other paths multiply the
     # f32 planes of short windows (3x3 stems) unrounded, within bf16's rounding of the reference.
     assert result["planar"] < (1e-5 if isa == "avx512_bf16" else 2e-2)
+    assert result["depthwise"] < 2.0**-8 + 1e-5

@@ -115,7 +115,9 @@ carried_paths = (("direct bf16 conv (taps read in place) NHWC, f32 in, bf16 out"
                   "direct bf16 conv (taps read in place) NHWC, bf16 in, f32 out") if isa == "avx512_bf16" else
                  ("1x1 conv as one GEMM NHWC, f32 in, bf16 out",
                   "image read in place NHWC, bf16 in, bf16 out", "GEMM NHWC, bf16 in, f32 out"))
-carried = PREC == "bf16" and all(any(k in p for p in plans) for k in carried_paths)
+# MobileNet's inverted bottlenecks carry bf16 through their depthwise convolutions, on every set.
+carried = PREC == "bf16" and all(any(k in p for p in plans) for k in
+                                 carried_paths + ("depthwise NHWC, bf16 in, bf16 out",))
 print(json.dumps({"isa": isa, "exact": exact, "special": special, "loose": loose, "stem_copied": stem_copied,
                   "carried": carried}))
 """
