@@ -111,13 +111,17 @@ for c, k, st, pads, dil, size, act in DEPTHWISE:
     w = (rng.standard_normal((c, 1, k, k)) / k).astype(np.float32)
     bias = rng.standard_normal(c).astype(np.float32)
     alpha, beta, fn = ACTS[act]
-    expected = fn(conv_reference(x, w, st, pads, dil, group=c) + bias[:, None, None])
-    scale = np.max(np.abs(expected)) + 1
+    y = conv_reference(x, w, st, pads, dil, group=c) + bias[:, None, None]
+    res = rng.standard_normal(y.shape).astype(np.float32)
     attrs = window_attrs(st, pads, dil, c)
     attrs.update(layout="nhwc", act=act, act_alpha=alpha, act_beta=beta, output_type="bf16")
-    for threads in (1, 0):
-        (bits,) = T.run_op("aiov.FusedConv", [np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, bias], attrs,
-                           runtime_inputs=[0], threads=threads, precision="bf16")
+    inputs = [np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, bias]
+    for threads, residual in ((1, False), (0, False), (1, True)):
+        expected = fn(y + res if residual else y)
+        scale = np.max(np.abs(expected)) + 1
+        extra = [np.ascontiguousarray(res.transpose(0, 2, 3, 1))] if residual else []
+        (bits,) = T.run_op("aiov.FusedConv", inputs + extra, attrs, runtime_inputs=[0, 3] if residual else [0],
+                           threads=threads, precision="bf16")
         err = np.abs(widened(bits).transpose(0, 3, 1, 2) - expected) / (np.abs(expected) + 1e-3 * scale)
         worst_depthwise = max(worst_depthwise, float(np.max(err)))
 print(json.dumps({"isa": aiov._core.gemm_bf16_isa(), "f32": worst_f32, "bf16": worst_bf16, "planar": worst_planar,
