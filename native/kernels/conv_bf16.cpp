@@ -1,6 +1,7 @@
-// Driver of the direct bf16 convolution (conv_bf16.hpp): pointer tables to the pixels each
-// tap reads, the split of output pixels and channel pairs over threads, the merge of bf16
-// outputs through a staging tile. The kernel is conv_bf16_x86.cpp.
+// Drivers of the direct bf16 convolution (conv_bf16.hpp): pointer tables to the pixels each
+// tap reads, the split of output pixels and column blocks over threads, the padded bf16 copy
+// of a planar stem; and of depthwise convolutions reading or writing bf16. The kernels are in
+// conv_bf16_x86.cpp.
 #include "kernels/conv_bf16.hpp"
 
 #include <algorithm>
@@ -9,7 +10,6 @@
 #include <stdexcept>
 #include <vector>
 
-#include "core/environment.hpp"
 #include "kernels/conv_bf16_tile.hpp"
 #include "kernels/dispatch.hpp"
 #include "kernels/gemm_bf16.hpp"
