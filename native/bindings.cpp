@@ -631,8 +631,10 @@ BufferPtr poisoned_buffer(size_t bytes) {
 // plan knows model constants), then runs it once with every input.
 std::vector<nb::object> testing_run_op(const std::string& op_type,
                                        std::vector<nb::ndarray<nb::ro, nb::c_contig>> inputs, nb::dict attrs,
-                                       std::vector<int> runtime_inputs, int threads) {
+                                       std::vector<int> runtime_inputs, int threads, const std::string& precision) {
   const OpDef& def = OpRegistry::instance().get(op_type);
+  if (precision != "f32" && precision != "bf16" && precision != "f16")
+    throw InputError("precision must be f32, bf16 or f16, got " + precision);
   std::vector<Value> values;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const auto& a = inputs[i];
@@ -654,6 +656,7 @@ std::vector<nb::object> testing_run_op(const std::string& op_type,
     at_run_only[r] = true;
   }
   PrepareContext pctx{*node, {}, {}};
+  pctx.inference_precision = type_from_name(precision);
   for (size_t i = 0; i < values.size(); ++i) {
     const Node& c = *values[i].node;
     pctx.in.push_back(TensorView{c.constant->data(), c.outputs[0].type, c.outputs[0].shape.dims});
@@ -795,10 +798,11 @@ void bind_testing(nb::module_ m) {
   // What packed weights in a blob are keyed by on this machine (plan/packed_weights.hpp).
   m.def("packing_key", &packing_key);
   m.def("run_op", &testing_run_op, nb::arg("op_type"), nb::arg("inputs"), nb::arg("attrs") = nb::dict(),
-        nb::arg("runtime_inputs") = std::vector<int>(), nb::arg("threads") = 1,
+        nb::arg("runtime_inputs") = std::vector<int>(), nb::arg("threads") = 1, nb::arg("precision") = "f32",
         "Runs one registered op on `inputs` and returns its outputs. Inputs not in `runtime_inputs` "
         "are known when the kernel is prepared (as model constants are); threads=1 runs on the "
-        "calling thread, 0 on the whole pool, n on at most n threads.");
+        "calling thread, 0 on the whole pool, n on at most n threads; precision is the "
+        "inference precision its products run in (f32, bf16, f16).");
   m.def("gemm", &testing_gemm, nb::arg("a"), nb::arg("b"), nb::arg("trans_a") = false, nb::arg("trans_b") = false,
         nb::arg("alpha") = 1.0f, nb::arg("beta") = 0.0f, nb::arg("c") = nb::none(), nb::arg("threads") = 1,
         nb::arg("precision") = "f32",

@@ -5,7 +5,8 @@
 namespace aiov {
 
 // Whether this aiov.FusedConv may read and write bf16 tensors (output_type bf16, a bf16
-// input): one group, NHWC input, not depthwise. Its prepare refuses bf16 data otherwise.
+// input): NHWC input, one group (not a single channel in and out) or strided depthwise with
+// an activation its bf16 store merges (none, ReLU, clamp). Its prepare refuses bf16 data otherwise.
 bool fused_conv_carries_bf16(const Node& n);
 
 }  // namespace aiov

@@ -108,9 +108,16 @@ for proto, feeds in cases:
     got = compiled(feeds)[0]
     loose = max(loose, float(np.max(np.abs(got - ref)) / (np.max(np.abs(ref)) + 1e-30)))
 stem_copied = any("planar input copied to NHWC" in p for p in plans)
+# On avx512_bf16 every even-channel window takes the direct kernel (conv_bf16.hpp); on AMX and
+# the portable loops, the GEMM paths.
+carried_paths = (("direct bf16 conv (taps read in place) NHWC, f32 in, bf16 out",
+                  "direct bf16 conv (taps read in place) NHWC, bf16 in, bf16 out",
+                  "direct bf16 conv (taps read in place) NHWC, bf16 in, f32 out") if isa == "avx512_bf16" else
+                 ("1x1 conv as one GEMM NHWC, f32 in, bf16 out",
+                  "image read in place NHWC, bf16 in, bf16 out", "GEMM NHWC, bf16 in, f32 out"))
+# MobileNet's inverted bottlenecks carry bf16 through their depthwise convolutions, on every set.
 carried = PREC == "bf16" and all(any(k in p for p in plans) for k in
-                                 ("1x1 conv as one GEMM NHWC, f32 in, bf16 out",
-                                  "image read in place NHWC, bf16 in, bf16 out", "GEMM NHWC, bf16 in, f32 out"))
+                                 carried_paths + ("depthwise NHWC, bf16 in, bf16 out",))
 print(json.dumps({"isa": isa, "exact": exact, "special": special, "loose": loose, "stem_copied": stem_copied,
                   "carried": carried}))
 """

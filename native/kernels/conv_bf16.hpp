@@ -1,0 +1,58 @@
+// Direct bf16 convolution (INFERENCE_PRECISION_HINT bf16 on AVX512_BF16 without AMX): an NHWC
+// convolution of one group summed tap by tap from the input pixels where they lie, as
+// oneDNN's brgconv does, instead of copying im2col rows into the GEMM's blocks. Each channel
+// pair of a tap is one VDPBF16PS step, so K is not padded (a 1x1 over 16 channels runs 8
+// pair steps, where the GEMM's K padded to 32 ran 16).
+#pragma once
+#include <cstdint>
+
+#include "kernels/epilogue.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/nhwc_window.hpp"
+
+namespace aiov {
+
+class ThreadPool;
+
+// Values per tap the direct kernel reads at most (the zeros a padding tap reads).
+constexpr int64_t kBf16DirectMaxRun = 4096;
+
+// Whether the direct kernel runs here: bf16 products on the avx512_bf16 set (not AMX, whose
+// tiles take the GEMM path, nor the portable loops).
+bool bf16_direct_conv_available();
+
+// Whether an NHWC window (one group) takes it with the GEMM's weights: an even channel count
+// (a tap is then whole channel pairs), at most kBf16DirectMaxRun.
+bool bf16_direct_conv_fits(const Window2d& g);
+
+// y = epilogue(conv(x, B)) for NHWC x (g.N x g.H x g.W x g.C), each of the g.kh x g.kw taps
+// reading `run` consecutive values from where its pixel starts: g.C (the pixel's channels), or
+// more (with g.kw = 1, a kernel row of pixels of an image padded so that no window leaves it).
+// B: the weights packed in bf16 ([K, O], K ordered (tap, value), each tap's run padded with a
+// zero weight to an even count: K = taps x (run + run % 2)). x is given as bf16 (x16) or f32 (x,
+// rounded to bf16 once per call); the output is f32 (y) or bf16 (y16), O values per pixel. The
+// residual may be y itself (ld_residual == O). Throws std::logic_error when the kernel is not
+// available or B does not match.
+void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint16_t* x16, const PackedB& B,
+                      const Epilogue& e, float* y, uint16_t* y16, ThreadPool* pool, int max_threads);
+
+// Whether a depthwise convolution writing bf16 merges its activation `act` (none, ReLU or clamp:
+// the only ones carried in bf16 out of a depthwise convolution).
+bool bf16_depthwise_merges(const Activation& act);
+
+// A depthwise convolution over NHWC data (g.C channels, one per group and output), reading f32
+// (x) or bf16 (x16), writing f32 (y) or bf16 (y16, only with an activation that
+// bf16_depthwise_merges), the weights w as depthwise_conv_nhwc takes them ([taps, C]), in f32
+// products. Where the bf16 kernels are AVX-512 ones (avx512_bf16, amx), one pass converting
+// bf16 as it loads and stores; elsewhere the f32 depthwise kernel between widening and
+// rounding copies. The residual may be y itself (ld_residual == C).
+void depthwise_conv_bf16(const Window2d& g, const float* x, const uint16_t* x16, const float* w, const Epilogue& e,
+                         float* y, uint16_t* y16, ThreadPool* pool, int max_threads);
+
+// The NCHW f32 image x (g.N x g.C x g.H x g.W) as NHWC bf16 with zero borders: g.ph rows above
+// and `bottom` below, g.pw pixels left and `right` right. In a buffer of the calling thread's
+// that lives until its next call.
+const uint16_t* padded_channels_last_bf16(const Window2d& g, int64_t bottom, int64_t right, const float* x,
+                                          ThreadPool* pool, int max_threads);
+
+}  // namespace aiov

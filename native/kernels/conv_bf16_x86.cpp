@@ -1,0 +1,365 @@
+// The direct bf16 convolution's kernel on AVX512_BF16 (VDPBF16PS): up to 12 output pixels x
+// 32 output channels in zmm accumulators, each pixel's input read where it lies, tap after
+// tap, with no im2col copy and no K padding between taps. Compiled with the bf16 flags; only
+// called after the dispatcher chose the avx512_bf16 set. Everything stays in an anonymous
+// namespace (see gemm_avx512.cpp).
+#include "kernels/conv_bf16_tile.hpp"
+
+#include <cstring>
+#include <type_traits>
+
+#include "kernels/x86_intrinsics.hpp"
+
+namespace aiov {
+namespace gemm_detail {
+#if defined(AIOV_X86) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512BF16__)
+namespace {
+
+#define AIOV_UNROLL _Pragma("GCC unroll 16")
+
+// The lowest n of 16 lanes, n clamped to [0, 16].
+[[gnu::always_inline]] inline __mmask16 head_mask(int n) {
+  return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1u);
+}
+
+// The tile's results merged as the GEMM tiles merge them: x (+ beta * C) (+ bias)
+// (+ residual), clamped with NaN kept, stored under the column mask as f32 to out.c or, with
+// c16, rounded to bf16 (nearest even) there (a bf16 output is written, never accumulated
+// into). The tile's fields, masks and bias are read once: a store through a pointer may
+// alias anything, and re-reading them per vector cost as much as a 16-channel tile's products.
+template <int R, int NV>
+[[gnu::always_inline]] inline void merge_tile(__m512 (&acc)[R][NV], const Bf16ConvTile& t) {
+  const Tile o = t.out;
+  __mmask16 mask[NV];
+  __m512 bias[NV];
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+    mask[v] = head_mask(o.cols - 16 * v);
+    bias[v] = o.bias ? _mm512_maskz_loadu_ps(mask[v], o.bias + 16 * v) : _mm512_setzero_ps();
+  }
+  const __m512 lo = _mm512_set1_ps(o.lo), hi = _mm512_set1_ps(o.hi), beta = _mm512_set1_ps(o.beta);
+  uint16_t* const c16 = t.c16;
+  const int64_t ldc16 = t.ldc16;
+  AIOV_UNROLL for (int r = 0; r < R; ++r) AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+    __m512 x = acc[r][v];
+    float* c = o.c + r * o.ldc + 16 * v;
+    if (!c16 && o.load_c) x = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask[v], c), x);
+    x = _mm512_add_ps(x, bias[v]);
+    if (o.residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], o.residual + r * o.ld_residual + 16 * v));
+    if (o.clamp) {  // max/min return their second operand for a NaN: x stays NaN
+      x = _mm512_max_ps(lo, x);
+      x = _mm512_min_ps(hi, x);
+    }
+    if (c16)
+      _mm256_mask_storeu_epi16(c16 + r * ldc16 + 16 * v, mask[v], (__m256i)_mm512_cvtneps_pbh(x));
+    else
+      _mm512_mask_storeu_ps(c, mask[v], x);
+  }
+}
+
+// R pixels x NV zmm of output channels: per channel pair, NV panel loads and R broadcasts of
+// a pixel's pair feed R * NV dot products (24 accumulators at 12 x 2 and 6 x 4).
+template <int R, int NV>
+void conv_rows(const Bf16ConvTile& t) {
+  __m512 acc[R][NV];
+  AIOV_UNROLL for (int r = 0; r < R; ++r) AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  const int64_t pairs = t.pairs, stride = t.b_panel_stride;
+  const uint16_t* b = t.b;
+  for (int tap = 0; tap < t.taps; ++tap, b += pairs * 32) {
+    const uint16_t* a[R];
+    AIOV_UNROLL for (int r = 0; r < R; ++r) a[r] = t.rows[tap * t.rows_ld + r];
+    // Pair kk of every row: both values, or (half) the first alone, the second taken as zero.
+    auto step = [&](int64_t kk, auto half) {
+      __m512bh bv[NV];
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + v * stride + kk * 32);
+      AIOV_UNROLL for (int r = 0; r < R; ++r) {
+        int32_t pair;
+        if constexpr (half())
+          pair = a[r][2 * kk];
+        else
+          std::memcpy(&pair, a[r] + 2 * kk, sizeof pair);
+        const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+        AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
+      }
+    };
+    const int64_t whole = pairs - (t.odd ? 1 : 0);
+    for (int64_t kk = 0; kk < whole; ++kk) step(kk, std::false_type{});
+    if (t.odd) step(whole, std::true_type{});
+  }
+  merge_tile<R, NV>(acc, t);
+}
+
+// Rows 1 .. MR (the most for NV vectors of columns; more rows are an error of the driver).
+template <int NV, int MR>
+void conv_tile_cols(const Bf16ConvTile& t) {
+  switch (t.out.rows) {
+#define AIOV_CONV_ROWS(R)         \
+  case R:                         \
+    if constexpr (R <= MR) {      \
+      return conv_rows<R, NV>(t); \
+    }                             \
+    break;
+    AIOV_CONV_ROWS(1)
+    AIOV_CONV_ROWS(2)
+    AIOV_CONV_ROWS(3)
+    AIOV_CONV_ROWS(4)
+    AIOV_CONV_ROWS(5)
+    AIOV_CONV_ROWS(6)
+    AIOV_CONV_ROWS(7)
+    AIOV_CONV_ROWS(8)
+    AIOV_CONV_ROWS(9)
+    AIOV_CONV_ROWS(10)
+    AIOV_CONV_ROWS(11)
+    AIOV_CONV_ROWS(12)
+#undef AIOV_CONV_ROWS
+    default:
+      break;
+  }
+}
+
+void conv_tile(const Bf16ConvTile& t) {
+  switch ((t.out.cols + 15) / 16) {
+    case 1:
+      return conv_tile_cols<1, kBf16ConvRows[0]>(t);
+    case 2:
+      return conv_tile_cols<2, kBf16ConvRows[1]>(t);
+    case 3:
+      return conv_tile_cols<3, kBf16ConvRows[2]>(t);
+    default:
+      return conv_tile_cols<4, kBf16ConvRows[3]>(t);
+  }
+}
+
+// ---- depthwise ---------------------------------------------------------------------------
+
+// Local, not std::min / std::max: an out-of-line copy built with these flags must never be
+// the one the linker hands to portable code.
+[[gnu::always_inline]] inline int64_t smaller(int64_t a, int64_t b) { return a < b ? a : b; }
+[[gnu::always_inline]] inline int64_t larger(int64_t a, int64_t b) { return a < b ? b : a; }
+
+// 16 channels of a pixel as f32 (lanes past the mask read as zero): bf16 widened by a shift.
+template <bool IN16, bool FULL = false>
+[[gnu::always_inline]] inline __m512 load_pixel(const Bf16DepthwiseJob& j, int64_t at, __mmask16 m) {
+  if constexpr (IN16) {
+    const __m256i bits = FULL ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(j.x16 + at))
+                              : _mm256_maskz_loadu_epi16(m, j.x16 + at);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+  } else {
+    return FULL ? _mm512_loadu_ps(j.x + at) : _mm512_maskz_loadu_ps(m, j.x + at);
+  }
+}
+
+// x stored at `at` of the output, as bf16 or f32, under the mask unless FULL.
+template <bool OUT16, bool FULL>
+[[gnu::always_inline]] inline void store_pixel(const Bf16DepthwiseJob& j, int64_t at, __mmask16 m, __m512 x) {
+  if constexpr (OUT16) {
+    const __m256i bits = (__m256i)_mm512_cvtneps_pbh(x);
+    if (FULL)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(j.y16 + at), bits);
+    else
+      _mm256_mask_storeu_epi16(j.y16 + at, m, bits);
+  } else {
+    if (FULL)
+      _mm512_storeu_ps(j.y + at, x);
+    else
+      _mm512_mask_storeu_ps(j.y + at, m, x);
+  }
+}
+
+// One output pixel's NV x 16 channels from channel c0 on: the window's in-bounds taps
+// [ky0, ky1) x [kx0, kx1), then the merge and the store.
+template <int NV, bool IN16, bool OUT16>
+[[gnu::always_inline]] inline void depthwise_pixel(const Bf16DepthwiseJob& j, int64_t in, int64_t pixel, int64_t c0,
+                                                   int64_t ky0, int64_t ky1, int64_t kx0, int64_t kx1,
+                                                   const __mmask16 (&mask)[4], __m512 lo, __m512 hi) {
+  __m512 acc[NV];
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[v] =
+      j.bias ? _mm512_maskz_loadu_ps(mask[v], j.bias + c0 + 16 * v) : _mm512_setzero_ps();
+  for (int64_t ky = ky0; ky < ky1; ++ky)
+    for (int64_t kx = kx0; kx < kx1; ++kx) {
+      const int64_t src = in + ((ky * j.dh) * j.W + kx * j.dw) * j.C + c0;
+      const float* w = j.w + (ky * j.kw + kx) * j.C + c0;
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[v] = _mm512_fmadd_ps(
+          load_pixel<IN16>(j, src + 16 * v, mask[v]), _mm512_maskz_loadu_ps(mask[v], w + 16 * v), acc[v]);
+    }
+  const int64_t out = pixel * j.C;
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+    __m512 x = acc[v];
+    if (j.residual)
+      x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], j.residual + pixel * j.ld_residual + c0 + 16 * v));
+    if (j.clamp) {  // max/min return their second operand for a NaN: x stays NaN
+      x = _mm512_max_ps(lo, x);
+      x = _mm512_min_ps(hi, x);
+    }
+    if constexpr (OUT16)
+      _mm256_mask_storeu_epi16(j.y16 + out + c0 + 16 * v, mask[v], (__m256i)_mm512_cvtneps_pbh(x));
+    else
+      _mm512_mask_storeu_ps(j.y + out + c0 + 16 * v, mask[v], x);
+  }
+}
+
+// One pixel's NV x 16 channels from c0 on over its in-bounds taps, the window's bounds found
+// per pixel (border windows, and any window of a kernel other than 3x3).
+template <int NV, bool IN16, bool OUT16>
+[[gnu::always_inline]] inline void depthwise_border(const Bf16DepthwiseJob& j, int64_t row, int64_t ox, int64_t c0,
+                                                    const __mmask16 (&mask)[4], __m512 lo, __m512 hi) {
+  const int64_t n = row / j.OH, iy0 = row % j.OH * j.sh - j.ph, ix0 = ox * j.sw - j.pw;
+  // Kernel rows and columns inside the image: iy0 + ky * dh in [0, H), ix0 + kx * dw in [0, W).
+  const int64_t ky0 = iy0 >= 0 ? 0 : smaller(j.kh, (-iy0 + j.dh - 1) / j.dh);
+  const int64_t ky1 = j.H > iy0 ? larger(ky0, smaller(j.kh, (j.H - 1 - iy0) / j.dh + 1)) : ky0;
+  const int64_t kx0 = ix0 >= 0 ? 0 : smaller(j.kw, (-ix0 + j.dw - 1) / j.dw);
+  const int64_t kx1 = j.W > ix0 ? larger(kx0, smaller(j.kw, (j.W - 1 - ix0) / j.dw + 1)) : kx0;
+  // The window's first point (an offset; only in-bounds taps are formed from it).
+  const int64_t in = ((n * j.H + iy0) * j.W + ix0) * j.C;
+  depthwise_pixel<NV, IN16, OUT16>(j, in, row * j.OW + ox, c0, ky0, ky1, kx0, kx1, mask, lo, hi);
+}
+
+template <bool IN16, bool OUT16>
+void depthwise_border_any(const Bf16DepthwiseJob& j, int64_t row, int64_t ox, int64_t c0, int nv,
+                          const __mmask16 (&mask)[4], __m512 lo, __m512 hi) {
+  switch (nv) {
+    case 1:
+      return depthwise_border<1, IN16, OUT16>(j, row, ox, c0, mask, lo, hi);
+    case 2:
+      return depthwise_border<2, IN16, OUT16>(j, row, ox, c0, mask, lo, hi);
+    case 3:
+      return depthwise_border<3, IN16, OUT16>(j, row, ox, c0, mask, lo, hi);
+    default:
+      return depthwise_border<4, IN16, OUT16>(j, row, ox, c0, mask, lo, hi);
+  }
+}
+
+// Output pixels of a 3x3 row run taken together: each input column is loaded (and widened)
+// once for every pixel whose window holds it.
+constexpr int kRun = 4;
+
+// kRun neighbouring pixels (inside windows, undilated, stride SW) from the window at src on,
+// 32 channels from c0 (w, bias and mask as depthwise_rows holds them).
+template <int SW, bool IN16, bool OUT16, bool FULL>
+[[gnu::always_inline]] inline void depthwise_run(const Bf16DepthwiseJob& j, int64_t src, int64_t pixel, int64_t c0,
+                                                 const __m512 (&w)[9][2], const __m512 (&bias)[2],
+                                                 const __mmask16 (&mask)[4], __m512 lo, __m512 hi) {
+  constexpr int kColumns = (kRun - 1) * SW + 3;
+  __m512 acc[kRun][2];
+  AIOV_UNROLL for (int p = 0; p < kRun; ++p) AIOV_UNROLL for (int v = 0; v < 2; ++v) acc[p][v] = bias[v];
+  AIOV_UNROLL for (int ky = 0; ky < 3; ++ky) {
+    const int64_t line = src + ky * j.dh * j.W * j.C;
+    AIOV_UNROLL for (int col = 0; col < kColumns; ++col) AIOV_UNROLL for (int v = 0; v < 2; ++v) {
+      const __m512 in = load_pixel<IN16, FULL>(j, line + col * j.C + 16 * v, mask[v]);
+      AIOV_UNROLL for (int p = 0; p < kRun; ++p) {
+        const int kx = col - p * SW;
+        if (kx >= 0 && kx < 3) acc[p][v] = _mm512_fmadd_ps(in, w[ky * 3 + kx][v], acc[p][v]);
+      }
+    }
+  }
+  AIOV_UNROLL for (int p = 0; p < kRun; ++p) AIOV_UNROLL for (int v = 0; v < 2; ++v) {
+    __m512 x = acc[p][v];
+    const int64_t at = (pixel + p) * j.C + c0 + 16 * v;
+    if (j.residual)
+      x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], j.residual + (pixel + p) * j.ld_residual + c0 + 16 * v));
+    if (j.clamp) {
+      x = _mm512_max_ps(lo, x);
+      x = _mm512_min_ps(hi, x);
+    }
+    store_pixel<OUT16, FULL>(j, at, mask[v], x);
+  }
+}
+
+// Output rows [r0, r1). 3x3 windows: per block of 32 channels, the 9 taps' weights held in
+// registers while the row's pixels pass, inside windows with no bound tests and, undilated
+// at stride 1 or 2, kRun at a time (reloading the weights per pixel, and each input once per
+// product, ran at half the f32 kernel's speed). Other
+// windows: per pixel, the channels in blocks of 64, each tap's inputs and weights loaded once.
+template <bool IN16, bool OUT16>
+void depthwise_rows(const Bf16DepthwiseJob& job, int64_t r0, int64_t r1) {
+  const Bf16DepthwiseJob j = job;  // a copy the stores cannot alias: its fields stay in registers
+  const __m512 lo = _mm512_set1_ps(j.lo), hi = _mm512_set1_ps(j.hi);
+  const int64_t taps = j.kh * j.kw;
+  if (j.kh != 3 || j.kw != 3) {
+    for (int64_t row = r0; row < r1; ++row)
+      for (int64_t ox = 0; ox < j.OW; ++ox)
+        for (int64_t c0 = 0; c0 < j.C; c0 += 64) {
+          __mmask16 mask[4];
+          AIOV_UNROLL for (int v = 0; v < 4; ++v) mask[v] = head_mask((int)smaller(16, j.C - c0 - 16 * v));
+          depthwise_border_any<IN16, OUT16>(j, row, ox, c0, (int)smaller(4, (j.C - c0 + 15) / 16), mask, lo, hi);
+        }
+    return;
+  }
+  // Output columns [x_lo, x_hi) whose windows lie inside the image across.
+  const int64_t x_span = 2 * j.dw;
+  const int64_t x_lo = smaller(j.OW, (j.pw + j.sw - 1) / j.sw);
+  const int64_t x_hi = j.W + j.pw > x_span ? larger(x_lo, smaller(j.OW, (j.W + j.pw - 1 - x_span) / j.sw + 1)) : x_lo;
+  int64_t offsets[9];
+  for (int64_t t = 0; t < taps; ++t) offsets[t] = ((t / 3) * j.dh * j.W + (t % 3) * j.dw) * j.C;
+  for (int64_t row = r0; row < r1; ++row) {
+    const int64_t n = row / j.OH, iy0 = row % j.OH * j.sh - j.ph;
+    const bool rows_inside = iy0 >= 0 && iy0 + 2 * j.dh < j.H;
+    const int64_t in_lo = rows_inside ? x_lo : j.OW, in_hi = rows_inside ? x_hi : j.OW;
+    const int64_t line = ((n * j.H + iy0) * j.W - j.pw) * j.C;  // window of column ox: line + ox * sw * C
+    for (int64_t c0 = 0; c0 < j.C; c0 += 32) {
+      __mmask16 mask[4];
+      AIOV_UNROLL for (int v = 0; v < 4; ++v) mask[v] = v < 2 ? head_mask((int)smaller(16, j.C - c0 - 16 * v)) : 0;
+      const int nv = j.C - c0 > 16 ? 2 : 1;
+      __m512 w[9][2], bias[2];
+      AIOV_UNROLL for (int t = 0; t < 9; ++t) AIOV_UNROLL for (int v = 0; v < 2; ++v) w[t][v] =
+          _mm512_maskz_loadu_ps(mask[v], j.w + t * j.C + c0 + 16 * v);
+      AIOV_UNROLL for (int v = 0; v < 2; ++v) bias[v] =
+          j.bias ? _mm512_maskz_loadu_ps(mask[v], j.bias + c0 + 16 * v) : _mm512_setzero_ps();
+      for (int64_t ox = 0; ox < j.OW; ++ox) {
+        if (ox < in_lo || ox >= in_hi) {
+          depthwise_border_any<IN16, OUT16>(j, row, ox, c0, nv, mask, lo, hi);
+          continue;
+        }
+        if (j.dw == 1 && (j.sw == 1 || j.sw == 2) && ox + kRun <= in_hi) {
+          const int64_t src = line + ox * j.sw * j.C + c0;
+          // Whole blocks of 32 channels with plain loads and stores (masked ones cost a third of
+          // a 112x112x32 layer's time).
+          const bool full = j.C - c0 >= 32;
+          if (j.sw == 1 && full)
+            depthwise_run<1, IN16, OUT16, true>(j, src, row * j.OW + ox, c0, w, bias, mask, lo, hi);
+          else if (j.sw == 1)
+            depthwise_run<1, IN16, OUT16, false>(j, src, row * j.OW + ox, c0, w, bias, mask, lo, hi);
+          else if (full)
+            depthwise_run<2, IN16, OUT16, true>(j, src, row * j.OW + ox, c0, w, bias, mask, lo, hi);
+          else
+            depthwise_run<2, IN16, OUT16, false>(j, src, row * j.OW + ox, c0, w, bias, mask, lo, hi);
+          ox += kRun - 1;
+          continue;
+        }
+        const int64_t src = line + ox * j.sw * j.C + c0, pixel = row * j.OW + ox;
+        __m512 acc[2] = {bias[0], bias[1]};
+        AIOV_UNROLL for (int t = 0; t < 9; ++t) AIOV_UNROLL for (int v = 0; v < 2; ++v) acc[v] =
+            _mm512_fmadd_ps(load_pixel<IN16>(j, src + offsets[t] + 16 * v, mask[v]), w[t][v], acc[v]);
+        AIOV_UNROLL for (int v = 0; v < 2; ++v) {
+          __m512 x = acc[v];
+          if (j.residual)
+            x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], j.residual + pixel * j.ld_residual + c0 + 16 * v));
+          if (j.clamp) {
+            x = _mm512_max_ps(lo, x);
+            x = _mm512_min_ps(hi, x);
+          }
+          if constexpr (OUT16)
+            _mm256_mask_storeu_epi16(j.y16 + pixel * j.C + c0 + 16 * v, mask[v], (__m256i)_mm512_cvtneps_pbh(x));
+          else
+            _mm512_mask_storeu_ps(j.y + pixel * j.C + c0 + 16 * v, mask[v], x);
+        }
+      }
+    }
+  }
+}
+
+void depthwise_any(const Bf16DepthwiseJob& j, int64_t r0, int64_t r1) {
+  if (j.x16) return j.y16 ? depthwise_rows<true, true>(j, r0, r1) : depthwise_rows<true, false>(j, r0, r1);
+  return j.y16 ? depthwise_rows<false, true>(j, r0, r1) : depthwise_rows<false, false>(j, r0, r1);
+}
+
+}  // namespace
+
+Bf16ConvTileFn avx512_bf16_conv_tile() { return &conv_tile; }
+Bf16DepthwiseFn avx512_bf16_depthwise_rows() { return &depthwise_any; }
+#else
+Bf16ConvTileFn avx512_bf16_conv_tile() { return nullptr; }
+Bf16DepthwiseFn avx512_bf16_depthwise_rows() { return nullptr; }
+#endif
+
+}  // namespace gemm_detail
+}  // namespace aiov

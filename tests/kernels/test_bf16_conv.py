@@ -1,0 +1,147 @@
+"""NHWC convolutions under the bf16 hint, run directly (aiov._core._testing.run_op with
+precision="bf16") on each bf16 kernel set (forced with AIOV_BF16_ISA, skipped where the CPU
+lacks it): on avx512_bf16 the direct kernel (kernels/conv_bf16.hpp: taps summed from the pixels
+where they lie, tiles of 1 to 4 zmm of output channels, whole blocks per thread or tiles shared
+column block by column block), elsewhere the GEMM paths; odd channel counts take the GEMM paths
+everywhere. Checked against a float64 convolution of the operands rounded to bf16 (the kernels'
+only rounding, accumulation is f32), f32 outputs tight and bf16 outputs within their rounding,
+with bias, residual and every kind of activation merge; and planar images (a model's first
+convolution), on avx512_bf16 copied to NHWC bf16 with zero borders and read a kernel row per tap;
+and strided depthwise convolutions writing bf16 (one AVX-512 pass on avx512_bf16 and amx, the f32
+kernel between copies on the portable set)."""
+
+import json
+
+import pytest
+
+SCRIPT = r"""
+import json, os, sys, numpy as np, aiov
+sys.path.insert(0, os.path.join(os.environ["AIOV_TESTS"], "kernels"))
+from test_direct_conv import conv_reference, window_attrs
+T = aiov._core._testing
+
+def rounded(x):
+    # Round to nearest even, as the kernels round their operands.
+    b = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    b = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) << 16
+    return b.astype(np.uint32).view(np.float32)
+
+def widened(bits):
+    return (np.asarray(bits).astype(np.uint32) << 16).view(np.float32)
+
+rng = np.random.default_rng(7)
+ACTS = {"none": (0.0, 0.0, lambda y: y), "relu": (0.0, 0.0, lambda y: np.maximum(y, 0)),
+        "clamp": (-0.5, 0.7, lambda y: np.clip(y, -0.5, 0.7)),
+        "sigmoid": (0.0, 0.0, lambda y: 1 / (1 + np.exp(-y)))}  # not merged in the tile: a pass after it
+# c, o, k, strides, pads (top, left, bottom, right), dilations, size, batch
+CASES = [(16, 96, 1, (1, 1), (0, 0, 0, 0), (1, 1), (9, 11), 2),  # 1x1, K = 16 (8 channel pairs), 3 x 32 outputs
+         (24, 144, 1, (1, 1), (0, 0, 0, 0), (1, 1), (7, 8), 1),  # 3 x 48 outputs
+         (64, 64, 1, (2, 2), (0, 0, 0, 0), (1, 1), (9, 9), 2),  # strided 1x1, one tile of 64
+         (8, 20, 1, (1, 2), (1, 0, 0, 1), (1, 1), (6, 7), 2),  # padded 1x1: pixels of zeros
+         (32, 70, 3, (1, 1), (1, 1, 1, 1), (1, 1), (13, 11), 2),  # 64 + 6 outputs: 4 zmm then 1
+         (64, 40, 3, (2, 2), (1, 1, 1, 1), (1, 1), (15, 15), 1),  # stride 2, 3 zmm with a ragged last
+         (32, 24, 3, (2, 1), (0, 2, 1, 0), (1, 1), (12, 15), 2),  # asymmetric padding and strides
+         (6, 16, 3, (1, 1), (2, 2, 2, 2), (2, 2), (10, 10), 1),  # dilated, 3 channel pairs, one zmm
+         (20, 33, 5, (2, 2), (2, 2, 2, 2), (1, 1), (11, 10), 2),  # 5x5 windows
+         (512, 48, 3, (1, 1), (1, 1, 1, 1), (1, 1), (7, 7), 1),  # few pixels, deep: tiles shared out
+         (2, 8, 7, (2, 2), (3, 3, 3, 3), (1, 1), (19, 17), 1),  # one channel pair per tap
+         (5, 20, 3, (1, 1), (1, 1, 1, 1), (1, 1), (9, 8), 2)]  # odd channels: the GEMM paths
+worst_f32, worst_bf16 = 0.0, 0.0
+for i, (c, o, k, st, pads, dil, size, batch) in enumerate(CASES):
+    x = rng.standard_normal((batch, c) + size).astype(np.float32)
+    w = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+    bias = rng.standard_normal(o).astype(np.float32)
+    ref = conv_reference(rounded(x), rounded(w), st, pads, dil) + bias[:, None, None]
+    res = rng.standard_normal(ref.shape).astype(np.float32)
+    xn = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    resn = np.ascontiguousarray(res.transpose(0, 2, 3, 1))
+    act = list(ACTS)[i % len(ACTS)]
+    alpha, beta, fn = ACTS[act]
+    for threads in (1, 0):
+        for residual in (False, True):
+            attrs = window_attrs(st, pads, dil, 1)
+            attrs.update(layout="nhwc", act=act, act_alpha=alpha, act_beta=beta)
+            inputs, runtime = [xn, w, bias], [0]
+            if residual:
+                inputs, runtime = inputs + [resn], [0, 3]
+            expected = fn(ref + res if residual else ref)
+            scale = np.max(np.abs(expected)) + 1
+            (out,) = T.run_op("aiov.FusedConv", inputs, attrs, runtime_inputs=runtime, threads=threads,
+                              precision="bf16")
+            worst_f32 = max(worst_f32, float(np.max(np.abs(out.transpose(0, 3, 1, 2) - expected)) / scale))
+            if c % 2 == 0:  # a bf16 output: the one-group, even-channel windows a region carries it from
+                attrs["output_type"] = "bf16"
+                (bits,) = T.run_op("aiov.FusedConv", inputs, attrs, runtime_inputs=runtime, threads=threads,
+                                   precision="bf16")
+                got = widened(bits).transpose(0, 3, 1, 2)
+                # Rounded once from the f32 merge: within half a bf16 unit (at most 2^-8 of it).
+                err = np.abs(got - expected) / (np.abs(expected) + 1e-3 * scale)
+                worst_bf16 = max(worst_bf16, float(np.max(err)))
+# Planar (NCHW) images: on avx512_bf16 copied to NHWC bf16 with zero borders, each kernel row of
+# a window one tap of kw x C values (odd for RGB: the last pair read half).
+PLANAR = [(3, 64, 7, (2, 2), (3, 3, 3, 3), (1, 1), (37, 35)),  # ResNet's stem: rows of 21 values
+          (3, 32, 3, (2, 2), (1, 1, 1, 1), (1, 1), (30, 31)),  # MobileNet's stem: rows of 9
+          (1, 24, 5, (1, 1), (2, 2, 2, 2), (1, 1), (13, 11)),  # one channel
+          (4, 20, 3, (1, 1), (0, 0, 0, 0), (1, 1), (9, 9)),  # rows of 12: whole pairs
+          (3, 17, 3, (2, 1), (2, 1, 0, 2), (2, 1), (15, 15)),  # dilated down, asymmetric padding
+          (3, 40, 11, (4, 4), (0, 0, 0, 0), (1, 1), (47, 47))]  # strides leaving the last columns unread
+worst_planar = 0.0
+for i, (c, o, k, st, pads, dil, size) in enumerate(PLANAR):
+    x = rng.standard_normal((2, c) + size).astype(np.float32)
+    w = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+    bias = rng.standard_normal(o).astype(np.float32)
+    act = list(ACTS)[i % len(ACTS)]
+    alpha, beta, fn = ACTS[act]
+    expected = fn(conv_reference(rounded(x), rounded(w), st, pads, dil) + bias[:, None, None])
+    attrs = window_attrs(st, pads, dil, 1)
+    attrs.update(layout="nhwc", input_layout="nchw", act=act, act_alpha=alpha, act_beta=beta)
+    for threads in (1, 0):
+        (out,) = T.run_op("aiov.FusedConv", [x, w, bias], attrs, runtime_inputs=[0], threads=threads, precision="bf16")
+        err = np.max(np.abs(out.transpose(0, 3, 1, 2) - expected)) / (np.max(np.abs(expected)) + 1)
+        worst_planar = max(worst_planar, float(err))
+# Strided depthwise convolutions writing bf16 (a region carrying it): f32 products of the f32
+# input, rounded once as they are stored.
+DEPTHWISE = [(96, 3, (2, 2), (1, 1, 1, 1), (1, 1), (15, 13), "clamp"),  # 64 + 32 channels
+             (144, 3, (2, 1), (1, 1, 1, 1), (1, 1), (9, 13), "relu"),  # runs of 4 pixels at stride 1 across
+             (40, 5, (2, 1), (2, 1, 2, 3), (1, 1), (11, 12), "none"),  # not 3x3: a masked last vector
+             (8, 3, (2, 2), (2, 2, 2, 2), (2, 2), (7, 7), "relu")]  # dilated, windows all border
+worst_depthwise = 0.0
+for c, k, st, pads, dil, size, act in DEPTHWISE:
+    x = rng.standard_normal((2, c) + size).astype(np.float32)
+    w = (rng.standard_normal((c, 1, k, k)) / k).astype(np.float32)
+    bias = rng.standard_normal(c).astype(np.float32)
+    alpha, beta, fn = ACTS[act]
+    y = conv_reference(x, w, st, pads, dil, group=c) + bias[:, None, None]
+    res = rng.standard_normal(y.shape).astype(np.float32)
+    attrs = window_attrs(st, pads, dil, c)
+    attrs.update(layout="nhwc", act=act, act_alpha=alpha, act_beta=beta, output_type="bf16")
+    inputs = [np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, bias]
+    for threads, residual in ((1, False), (0, False), (1, True)):
+        expected = fn(y + res if residual else y)
+        scale = np.max(np.abs(expected)) + 1
+        extra = [np.ascontiguousarray(res.transpose(0, 2, 3, 1))] if residual else []
+        (bits,) = T.run_op("aiov.FusedConv", inputs + extra, attrs, runtime_inputs=[0, 3] if residual else [0],
+                           threads=threads, precision="bf16")
+        err = np.abs(widened(bits).transpose(0, 3, 1, 2) - expected) / (np.abs(expected) + 1e-3 * scale)
+        worst_depthwise = max(worst_depthwise, float(np.max(err)))
+print(json.dumps({"isa": aiov._core.gemm_bf16_isa(), "f32": worst_f32, "bf16": worst_bf16, "planar": worst_planar,
+                  "depthwise": worst_depthwise}))
+"""
+
+ISAS = ["scalar", "avx512_bf16", "amx"]  # each includes the ones before it
+
+
+@pytest.mark.parametrize("isa", ISAS[::-1])
+def test_bf16_convolution_matches_rounded_reference(isa, run_capped):
+    import aiov
+
+    if ISAS.index(isa) > ISAS.index(aiov._core.cpu_bf16_isa()):
+        pytest.skip(f"this CPU has no {isa}")
+    result = json.loads(run_capped(SCRIPT, 300, AIOV_BF16_ISA=isa, AIOV_GEMM_ISA=None))
+    assert result["isa"] == isa  # the forced path is the one that ran
+    assert result["f32"] < 1e-5
+    assert result["bf16"] < 2.0**-8 + 1e-5
+    # The direct kernel rounds both operands of every planar stem; the other paths multiply the
+    # f32 planes of short windows (3x3 stems) unrounded, within bf16's rounding of the reference.
+    assert result["planar"] < (1e-5 if isa == "avx512_bf16" else 2e-2)
+    assert result["depthwise"] < 2.0**-8 + 1e-5
