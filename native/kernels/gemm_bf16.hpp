@@ -56,6 +56,28 @@ const Bf16KernelSet* amx_bf16_kernels();
 const Bf16KernelSet* avx512_bf16_kernels();
 const Bf16KernelSet& portable_bf16_kernels();
 
+// The bf16 attention's per-head steps (attention_bf16.cpp) in AVX-512: its portable code
+// does each with scalar loops, the softmax row by row and the rounding as a pass of its own.
+struct Bf16AttentionKernels {
+  // K^T as B panels (the layout above, kp deep): column n is row n of K [sk, d] (rows ldk
+  // floats apart), its pairs of d kept together. Writes every panel value, padding as zeros;
+  // `scratch` holds 16 * kp values.
+  void (*pack_keys)(const float* k, int64_t ldk, int64_t sk, int64_t d, int64_t kp, uint16_t* panels,
+                    uint16_t* scratch);
+  // V [sk, dv] (rows ldv apart) as B panels (kp deep): rows 2i and 2i + 1 interleaved.
+  // Writes pairs below ceil(sk / 2) (zeros past sk and dv); the pairs after stay as they were.
+  void (*pack_values)(const float* v, int64_t ldv, int64_t sk, int64_t dv, int64_t kp, uint16_t* panels);
+  // For each of `rows` rows of n scores (ld apart, used as scratch): plus the bias (row r's
+  // at bias + r * bias_step, one value per score, or one for the whole row when !per_score;
+  // none when null), then exp(score - the row's max) (0 below `low`, softmax_row.hpp)
+  // rounded to bf16 into dst rows ldd apart, and 1 / the sum of those exponentials into
+  // inverse_sums[r]: the softmax is what they give times that.
+  void (*probabilities)(float* scores, int64_t ld, int64_t rows, int64_t n, const float* bias, int64_t bias_step,
+                        bool per_score, float low, uint16_t* dst, int64_t ldd, float* inverse_sums);
+};
+// Null when gemm_bf16_x86.cpp was built without AVX512_BF16.
+const Bf16AttentionKernels* avx512_bf16_attention_kernels();
+
 // The set for selected_bf16_isa() (the best one built when its file lacks it); chosen once.
 const Bf16KernelSet& bf16_kernels();
 
