@@ -59,7 +59,7 @@ void tile_portable(const Bf16Tile& t) {
     for (int j = 0; j < o.cols; ++j) merge_value(o, r, j, acc[r][j]);
 }
 
-const Bf16KernelSet kPortableBf16{"scalar", kPortableMR, &tile_portable, &convert_portable, nullptr, nullptr};
+const Bf16KernelSet kPortableBf16{"scalar", kPortableMR, &tile_portable, &convert_portable, nullptr, nullptr, false};
 
 const Bf16KernelSet* choose_bf16_kernels() {
   const Bf16Isa isa = selected_bf16_isa();
@@ -120,7 +120,9 @@ void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float b
   // Products below the f32 threshold's quarter stay on one thread: bf16 runs them faster.
   const int threads = product_threads(pool, max_threads, 0.5 * M * N * K);
   A.prepare(ks, pool, threads);
-  const bool post = needs_post(e);
+  // Gelu merged by the tiles themselves where the set can; other activations as a pass.
+  const bool gelu_in_tiles = ks.merges_gelu_erf && e.act.kind == ActKind::gelu_erf;
+  const bool post = needs_post(e) && !gelu_in_tiles;
   const uint16_t* panels = B.half_data();
   const int64_t panel_stride = kp * kBf16PanelCols;
   // What every tile shares, made once: building a tile from nothing (two structs zeroed by
@@ -131,6 +133,7 @@ void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float b
   shared.kp = kp;
   shared.lda = lda;
   shared.b_panel_stride = panel_stride;
+  shared.gelu_erf = gelu_in_tiles;
   // Rows m0 .. m0 + rows - 1 of A, converted at `a` (padded to whole tiles), against column
   // pairs [p0, p1).
   auto multiply = [&](const uint16_t* a, int64_t m0, int64_t rows, int64_t p0, int64_t p1) {

@@ -33,6 +33,9 @@ struct Bf16Tile {
   // Where and how the result is merged: rows (<= the set's mr) and cols (<= 32), c and ldc,
   // beta/load_c, bias, residual and clamp as for the f32 tiles (the A/B fields are unused).
   Tile out;
+  // Gelu (erf form) applied in the merge after the bias and residual; set only for kernel sets
+  // that merge_gelu_erf, instead of a pass over each finished block.
+  bool gelu_erf = false;
 };
 
 using Bf16TileFn = void (*)(const Bf16Tile& tile);
@@ -48,6 +51,8 @@ struct Bf16KernelSet {
   // configuration); null: nothing to do.
   void (*begin)();
   void (*end)();
+  // The tiles apply Bf16Tile::gelu_erf.
+  bool merges_gelu_erf = false;
 };
 
 // Null when the CPU file was built without the instructions (non-x86 builds, compilers

@@ -13,11 +13,12 @@ import json
 import pytest
 
 SCRIPT = r"""
-import json, logging, os, sys, numpy as np, aiov as ov
+import json, logging, math, os, sys, numpy as np, aiov as ov
 sys.path.insert(0, os.environ["AIOV_TESTS"])
 import model_builders as zoo
 T = ov._core._testing
 PREC = os.environ["AIOV_TEST_PRECISION"]
+ERF = np.vectorize(math.erf)
 
 def rounded(x):
     # Round to nearest even, as the kernels round their operands.
@@ -57,6 +58,11 @@ for m, k, n, ta, tb in [(1, 1, 1, 0, 0), (1, 7, 3, 0, 0), (2, 33, 17, 0, 1), (17
             got = np.asarray(T.gemm_packed(a, b, False, bool(tb), activation="sigmoid", threads=threads,
                                            precision=PREC))
             exact = max(exact, float(np.max(np.abs(got - 1 / (1 + np.exp(-ref))))))
+            # Gelu with bias and residual: merged in the tiles on the bf16 instruction sets.
+            got = np.asarray(T.gemm_packed(a, b, False, bool(tb), bias=bias, residual=res, activation="gelu_erf",
+                                           threads=threads, precision=PREC))
+            pre = ref + bias + res
+            exact = max(exact, float(np.max(np.abs(got - 0.5 * pre * (1 + ERF(pre / np.sqrt(2))))) / scale))
 
 # A NaN spreads to its own row only; a value beyond the precision's range rounds as the
 # operands do (to an infinity in f16, as OpenVINO's f16; bf16 has f32's range).
