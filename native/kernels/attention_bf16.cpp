@@ -13,7 +13,9 @@ using namespace gemm_detail;
 
 namespace {
 
-// Query rows whose scores are made together: bounds the scratch to kRowBlock x Sk.
+// Query rows whose scores are made together: bounds the scratch to kRowBlock x Sk. A head
+// takes whole tiles of the set's mr rows per block (row_block_): with 12-row tiles, blocks of
+// 64 left two 4-row tiles in a 128-row head, 60 one of 8.
 constexpr int64_t kRowBlock = 64;
 // Rows past a block's last one that a kernel may read (an AMX tile load is 16 rows; the
 // results of the extra rows are dropped).
@@ -63,6 +65,7 @@ Bf16Attention::Bf16Attention(int64_t Sq, int64_t Sk, int64_t D, int64_t Dv, floa
       d_(D),
       dv_(Dv),
       scale_(scale) {
+  row_block_ = ks_.mr <= kRowBlock ? kRowBlock / ks_.mr * ks_.mr : kRowBlock;
   kp_d_ = bf16_padded_k(D);
   kp_s_ = bf16_padded_k(Sk);
   ld_q_ = row_stride(kp_d_);
@@ -143,8 +146,8 @@ void Bf16Attention::scores(const AttentionHead& h, int64_t row0, int64_t rows) {
 
 void Bf16Attention::head(const AttentionHead& h, const AttentionRowsFn& to_probabilities, const AttentionHead* next) {
   pack(h, next);
-  for (int64_t row0 = 0; row0 < sq_; row0 += kRowBlock) {
-    const int64_t rows = std::min(kRowBlock, sq_ - row0);
+  for (int64_t row0 = 0; row0 < sq_; row0 += row_block_) {
+    const int64_t rows = std::min(row_block_, sq_ - row0);
     scores(h, row0, rows);
     to_probabilities(row0, rows, scores_, sk_);
     for (int64_t r = 0; r < rows; ++r) ks_.convert(scores_ + r * sk_, sk_, 1.0f, p_rows_ + r * ld_p_);
@@ -155,8 +158,8 @@ void Bf16Attention::head(const AttentionHead& h, const AttentionRowsFn& to_proba
 void Bf16Attention::head(const AttentionHead& h, const AttentionBias& bias, const AttentionHead* next) {
   pack(h, next);
   const float low = softmax_detail::lowest_kept(sk_);
-  for (int64_t row0 = 0; row0 < sq_; row0 += kRowBlock) {
-    const int64_t rows = std::min(kRowBlock, sq_ - row0);
+  for (int64_t row0 = 0; row0 < sq_; row0 += row_block_) {
+    const int64_t rows = std::min(row_block_, sq_ - row0);
     scores(h, row0, rows);
     const float* b = bias.rows ? bias.rows + row0 * bias.row_step : nullptr;
     float* out = h.out + row0 * h.ldo;

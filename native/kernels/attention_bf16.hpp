@@ -67,6 +67,7 @@ class Bf16Attention {
   const gemm_detail::Bf16AttentionKernels* fused_;  // null: the portable steps
   int64_t sq_, sk_, d_, dv_;
   float scale_;
+  int64_t row_block_;      // query rows per block: whole tiles, at most kRowBlock
   int64_t kp_d_, kp_s_;    // D and Sk padded to the kernels' K step: the two products' depths
   int64_t ld_q_, ld_p_;    // elements between rounded rows of Q and of the probabilities
   uint16_t* k_panels_;     // K^T as ceil(Sk / 16) panels of kp_d_ x 16
