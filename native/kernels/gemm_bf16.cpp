@@ -172,11 +172,11 @@ void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float b
   auto buffer = [&](ScratchSlot slot, int64_t rows) {
     return reinterpret_cast<uint16_t*>(scratch(slot, (size_t)(rows * lda + 1) / 2 + 1));
   };
+  const int64_t row_tiles = ceil_div(M, (int64_t)mr);
   if (threads <= 1 || blocks >= 2 * threads) {
     // Row tiles shared out evenly, each thread's converted once a block at a time and swept
     // against every column pair. Sharing whole blocks left a thread up to a block behind (BERT's
     // 1024 rows are 10.7 blocks of 96: 6 against 4.7 on two threads).
-    const int64_t row_tiles = ceil_div(M, (int64_t)mr);
     run_split(pool, threads, row_tiles, tiles, [&](int64_t t0, int64_t t1) {
       if (ks.begin) ks.begin();
       // Blocks of equal size: a chunk of 11 tiles is 6 + 5, not 8 + 3.
@@ -192,17 +192,36 @@ void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float b
     });
     return;
   }
-  // Few row blocks (deep layers, few rows against many columns): all of A converted once up
-  // front, then (block, column pair) units shared out column pair by column pair, so each
-  // thread takes its share of the columns for every row (tile by tile, a thread with the
-  // 96-row block had three times the work of one with the last 32 rows of a 128-row product).
+  if (row_tiles >= 4 * threads) {
+    // Few blocks but several tiles for each thread (a 128-token sequence on 12-row tiles): the
+    // rows split evenly, each thread rounding its own part and sweeping it against every column
+    // pair, in one parallel step. Shared out as (block, column pair) units (below), the rounding
+    // was a step of its own, and a thread read the rows the other one rounded from that core's
+    // cache; split along whole tiles, 11 tiles were 6 against 5.
+    run_split(pool, threads, threads, 1, [&](int64_t i0, int64_t i1) {
+      if (ks.begin) ks.begin();
+      uint16_t* a = buffer(kBlockA, mb);
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t part_end = M * (i + 1) / threads;
+        for (int64_t m0 = M * i / threads; m0 < part_end; m0 += mb) {
+          const int64_t rows = std::min(mb, part_end - m0);
+          convert(m0, rows, a);
+          multiply(a, m0, rows, 0, np);
+        }
+      }
+      if (ks.end) ks.end();
+    });
+    return;
+  }
+  // Few rows (deep layers, few rows against many columns): all of A converted once up front,
+  // then (block, column pair) units shared out, so every thread has work.
   uint16_t* all = buffer(kSharedA, blocks * mb);
   run_split(pool, threads, blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t blk = b0; blk < b1; ++blk) convert(blk * mb, block_rows(blk), all + blk * mb * lda);
   });
   run_split(pool, threads, blocks * np, 1, [&](int64_t u0, int64_t u1) {
     if (ks.begin) ks.begin();
-    panel_major_pieces(u0, u1, blocks, [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
+    tile_major_pieces(u0, u1, np, [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
       for (int64_t blk = t0; blk < t1; ++blk) multiply(all + blk * mb * lda, blk * mb, block_rows(blk), p0, p1);
     });
     if (ks.end) ks.end();
