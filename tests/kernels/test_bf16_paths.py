@@ -33,11 +33,12 @@ exact = 0.0  # against the bf16-rounded operands' product
 for m, k, n, ta, tb in [(1, 1, 1, 0, 0), (1, 7, 3, 0, 0), (2, 33, 17, 0, 1), (17, 31, 33, 1, 0),
                         (16, 32, 16, 0, 0), (31, 64, 47, 1, 1), (33, 65, 32, 0, 0), (100, 333, 70, 0, 1),
                         (65, 1, 5, 0, 0), (257, 96, 129, 0, 0), (40, 512, 48, 0, 0),
-                        # large enough to split over 2 threads: a few row blocks (A rounded
-                        # once and shared, column pairs shared out), then many (row tiles
-                        # shared out, each thread's in blocks; an odd tile count, a short last tile)
-                        (200, 160, 300, 0, 0), (300, 700, 200, 0, 0), (2000, 64, 48, 0, 1),
-                        (1030, 80, 70, 0, 0)]:
+                        # large enough to split over 2 threads: few rows (A rounded once and
+                        # shared, column pairs shared out), a few row blocks (rows split evenly,
+                        # not along tiles), then many (row tiles shared out, each thread's in
+                        # blocks; an odd tile count, a short last tile)
+                        (60, 512, 256, 0, 0), (200, 160, 300, 0, 0), (300, 700, 200, 0, 0),
+                        (2000, 64, 48, 0, 1), (1030, 80, 70, 0, 0)]:
     a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
     b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
     oa, ob = (a.T if ta else a), (b.T if tb else b)
