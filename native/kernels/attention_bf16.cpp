@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/gemm_bf16.hpp"
+#include "kernels/softmax_row.hpp"
 
 namespace aiov {
 
@@ -12,7 +13,9 @@ using namespace gemm_detail;
 
 namespace {
 
-// Query rows whose scores are made together: bounds the scratch to kRowBlock x Sk.
+// Query rows whose scores are made together: bounds the scratch to kRowBlock x Sk. A head
+// takes whole tiles of the set's mr rows per block (row_block_): with 12-row tiles, blocks of
+// 64 left two 4-row tiles in a 128-row head, 60 one of 8.
 constexpr int64_t kRowBlock = 64;
 // Rows past a block's last one that a kernel may read (an AMX tile load is 16 rows; the
 // results of the extra rows are dropped).
@@ -55,7 +58,14 @@ void product(const Bf16KernelSet& ks, const uint16_t* a, int64_t lda, int64_t ro
 }  // namespace
 
 Bf16Attention::Bf16Attention(int64_t Sq, int64_t Sk, int64_t D, int64_t Dv, float scale)
-    : ks_(bf16_kernels()), sq_(Sq), sk_(Sk), d_(D), dv_(Dv), scale_(scale) {
+    : ks_(bf16_kernels()),
+      fused_(&bf16_kernels() == &portable_bf16_kernels() ? nullptr : avx512_bf16_attention_kernels()),
+      sq_(Sq),
+      sk_(Sk),
+      d_(D),
+      dv_(Dv),
+      scale_(scale) {
+  row_block_ = ks_.mr <= kRowBlock ? kRowBlock / ks_.mr * ks_.mr : kRowBlock;
   kp_d_ = bf16_padded_k(D);
   kp_s_ = bf16_padded_k(Sk);
   ld_q_ = row_stride(kp_d_);
@@ -65,7 +75,8 @@ Bf16Attention::Bf16Attention(int64_t Sq, int64_t Sk, int64_t D, int64_t Dv, floa
   const int64_t q_size = (kRowBlock + kRowSlack) * ld_q_;
   const int64_t p_size = (kRowBlock + kRowSlack) * ld_p_;
   dv_padded_ = panel_count(Dv) * kBf16PanelCols;
-  const int64_t row_size = kp_d_ + 2 * dv_padded_;
+  // The fused K packing rounds 16 rows of K at a time.
+  const int64_t row_size = std::max(kp_d_ + 2 * dv_padded_, kBf16PanelCols * kp_d_);
   // Zeroed: the padding of K past D and past Sk, of the rows and of the panels' last columns
   // is never written and must multiply as zeros.
   thread_local std::vector<uint16_t> halves;
@@ -93,13 +104,18 @@ void prefetch_rows(const float* p, int64_t rows, int64_t ld, int64_t width) {
     for (int64_t c = 0; c < width; c += kLineFloats) __builtin_prefetch(p + r * ld + c, 0, 2);
 }
 
-void Bf16Attention::head(const AttentionHead& h, const AttentionRowsFn& to_probabilities, const AttentionHead* next) {
+void Bf16Attention::pack(const AttentionHead& h, const AttentionHead* next) {
   constexpr int64_t kPair = 2 * kBf16PanelCols;  // values per pair of K in a panel
   // The next head's operands, asked for first: they arrive while this one packs and multiplies.
   if (next) {
     prefetch_rows(next->q, sq_, next->ldq, d_);
     prefetch_rows(next->k, sk_, next->ldk, d_);
     prefetch_rows(next->v, sk_, next->ldv, dv_);
+  }
+  if (fused_) {
+    fused_->pack_keys(h.k, h.ldk, sk_, d_, kp_d_, k_panels_, row_scratch_);
+    fused_->pack_values(h.v, h.ldv, sk_, dv_, kp_s_, v_panels_);
+    return;
   }
   // K^T: column n of the first product is row n of K, its pairs of D kept together (the
   // row's padding past D stays zero: convert writes D values).
@@ -121,13 +137,49 @@ void Bf16Attention::head(const AttentionHead& h, const AttentionRowsFn& to_proba
     for (int64_t c = 0; c < dv_padded_; c += kBf16PanelCols)
       interleave_pairs(even + c, odd + c, v_panels_ + c * kp_s_ + (k / 2) * kPair);
   }
-  for (int64_t row0 = 0; row0 < sq_; row0 += kRowBlock) {
-    const int64_t rows = std::min(kRowBlock, sq_ - row0);
-    for (int64_t r = 0; r < rows; ++r) ks_.convert(h.q + (row0 + r) * h.ldq, d_, scale_, q_rows_ + r * ld_q_);
-    product(ks_, q_rows_, ld_q_, rows, kp_d_, k_panels_, sk_, scores_, sk_);
+}
+
+void Bf16Attention::scores(const AttentionHead& h, int64_t row0, int64_t rows) {
+  for (int64_t r = 0; r < rows; ++r) ks_.convert(h.q + (row0 + r) * h.ldq, d_, scale_, q_rows_ + r * ld_q_);
+  product(ks_, q_rows_, ld_q_, rows, kp_d_, k_panels_, sk_, scores_, sk_);
+}
+
+void Bf16Attention::head(const AttentionHead& h, const AttentionRowsFn& to_probabilities, const AttentionHead* next) {
+  pack(h, next);
+  for (int64_t row0 = 0; row0 < sq_; row0 += row_block_) {
+    const int64_t rows = std::min(row_block_, sq_ - row0);
+    scores(h, row0, rows);
     to_probabilities(row0, rows, scores_, sk_);
     for (int64_t r = 0; r < rows; ++r) ks_.convert(scores_ + r * sk_, sk_, 1.0f, p_rows_ + r * ld_p_);
     product(ks_, p_rows_, ld_p_, rows, kp_s_, v_panels_, dv_, h.out + row0 * h.ldo, h.ldo);
+  }
+}
+
+void Bf16Attention::head(const AttentionHead& h, const AttentionBias& bias, const AttentionHead* next) {
+  pack(h, next);
+  const float low = softmax_detail::lowest_kept(sk_);
+  for (int64_t row0 = 0; row0 < sq_; row0 += row_block_) {
+    const int64_t rows = std::min(row_block_, sq_ - row0);
+    scores(h, row0, rows);
+    const float* b = bias.rows ? bias.rows + row0 * bias.row_step : nullptr;
+    float* out = h.out + row0 * h.ldo;
+    if (fused_) {
+      // The exponentials, not yet divided by their sum: each output row is, after the product.
+      float inverse_sums[kRowBlock];
+      fused_->probabilities(scores_, sk_, rows, sk_, b, bias.row_step, bias.per_key, low, p_rows_, ld_p_, inverse_sums);
+      product(ks_, p_rows_, ld_p_, rows, kp_s_, v_panels_, dv_, out, h.ldo);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < dv_; ++j) out[r * h.ldo + j] *= inverse_sums[r];
+    } else {
+      for (int64_t r = 0; r < rows; ++r) {
+        float* row = scores_ + r * sk_;
+        const float* br = b ? b + r * bias.row_step : nullptr;
+        for (int64_t j = 0; br && j < sk_; ++j) row[j] += bias.per_key ? br[j] : br[0];
+        softmax_row(row, row, sk_);
+        ks_.convert(row, sk_, 1.0f, p_rows_ + r * ld_p_);
+      }
+      product(ks_, p_rows_, ld_p_, rows, kp_s_, v_panels_, dv_, out, h.ldo);
+    }
   }
 }
 

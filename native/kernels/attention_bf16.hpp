@@ -13,7 +13,8 @@ namespace aiov {
 
 namespace gemm_detail {
 struct Bf16KernelSet;
-}
+struct Bf16AttentionKernels;
+}  // namespace gemm_detail
 
 // One head's operands, in f32: Q [Sq, D], K [Sk, D] and V [Sk, Dv] rows ldq/ldk/ldv floats
 // apart (a head inside [batch, seq, heads, size] reads with ld = heads * size), and where its
@@ -33,6 +34,14 @@ struct AttentionHead {
 // scaled) into probabilities in place: the bias (mask) added, then the softmax.
 using AttentionRowsFn = std::function<void(int64_t row0, int64_t rows, float* scores, int64_t ld)>;
 
+// The bias a head's scores get before the softmax (aiov.Attention's mask): row i's is at
+// rows + i * row_step, one value per key (per_key) or one for the whole row. rows null: none.
+struct AttentionBias {
+  const float* rows = nullptr;
+  int64_t row_step = 0;
+  bool per_key = true;
+};
+
 // One thread's run of heads of one shape: its scratch, and for AMX the tile configuration,
 // held from construction to destruction. Not shared between threads.
 class Bf16Attention {
@@ -44,11 +53,21 @@ class Bf16Attention {
 
   // next: the head this thread runs after this one, if any (its operands are prefetched).
   void head(const AttentionHead& h, const AttentionRowsFn& to_probabilities, const AttentionHead* next = nullptr);
+  // The same with the bias added and the softmax taken here: on AVX-512 in one fused pass
+  // that also rounds the probabilities.
+  void head(const AttentionHead& h, const AttentionBias& bias, const AttentionHead* next = nullptr);
 
  private:
+  // The operands of h packed into k_panels_ and v_panels_; the next head's asked for.
+  void pack(const AttentionHead& h, const AttentionHead* next);
+  // Rows [row0, row0 + rows): Q rounded and multiplied by K^T into scores_.
+  void scores(const AttentionHead& h, int64_t row0, int64_t rows);
+
   const gemm_detail::Bf16KernelSet& ks_;
+  const gemm_detail::Bf16AttentionKernels* fused_;  // null: the portable steps
   int64_t sq_, sk_, d_, dv_;
   float scale_;
+  int64_t row_block_;      // query rows per block: whole tiles, at most kRowBlock
   int64_t kp_d_, kp_s_;    // D and Sk padded to the kernels' K step: the two products' depths
   int64_t ld_q_, ld_p_;    // elements between rounded rows of Q and of the probabilities
   uint16_t* k_panels_;     // K^T as ceil(Sk / 16) panels of kp_d_ x 16
@@ -57,7 +76,7 @@ class Bf16Attention {
   uint16_t* p_rows_;       // their probabilities, rounded
   float* scores_;          // their scores, f32
   int64_t dv_padded_;      // Dv rounded up to whole panels
-  uint16_t* row_scratch_;  // a rounded row of K, then two of V, before they are spread over the panels
+  uint16_t* row_scratch_;  // rounded rows of K (or two of V) before they are spread over the panels
 };
 
 }  // namespace aiov

@@ -59,7 +59,7 @@ void tile_portable(const Bf16Tile& t) {
     for (int j = 0; j < o.cols; ++j) merge_value(o, r, j, acc[r][j]);
 }
 
-const Bf16KernelSet kPortableBf16{"scalar", kPortableMR, &tile_portable, &convert_portable, nullptr, nullptr};
+const Bf16KernelSet kPortableBf16{"scalar", kPortableMR, &tile_portable, &convert_portable, nullptr, nullptr, false};
 
 const Bf16KernelSet* choose_bf16_kernels() {
   const Bf16Isa isa = selected_bf16_isa();
@@ -120,7 +120,9 @@ void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float b
   // Products below the f32 threshold's quarter stay on one thread: bf16 runs them faster.
   const int threads = product_threads(pool, max_threads, 0.5 * M * N * K);
   A.prepare(ks, pool, threads);
-  const bool post = needs_post(e);
+  // Gelu merged by the tiles themselves where the set can; other activations as a pass.
+  const bool gelu_in_tiles = ks.merges_gelu_erf && e.act.kind == ActKind::gelu_erf;
+  const bool post = needs_post(e) && !gelu_in_tiles;
   const uint16_t* panels = B.half_data();
   const int64_t panel_stride = kp * kBf16PanelCols;
   // What every tile shares, made once: building a tile from nothing (two structs zeroed by
@@ -131,6 +133,7 @@ void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float b
   shared.kp = kp;
   shared.lda = lda;
   shared.b_panel_stride = panel_stride;
+  shared.gelu_erf = gelu_in_tiles;
   // Rows m0 .. m0 + rows - 1 of A, converted at `a` (padded to whole tiles), against column
   // pairs [p0, p1).
   auto multiply = [&](const uint16_t* a, int64_t m0, int64_t rows, int64_t p0, int64_t p1) {
@@ -157,9 +160,10 @@ void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float b
         for (int64_t r = 0; r < rows; ++r) ks.convert(c + r * ldt, t.out.cols, 1.0f, C16 + (m0 + r) * ldc + col);
     }
   };
-  // Block blk of A converted at `a`: K padded with zeros, and the rows up to a whole tile.
-  auto convert = [&](int64_t blk, uint16_t* a) {
-    const int64_t m0 = blk * mb, rows = std::min(mb, M - m0), padded_rows = ceil_div(rows, mr) * mr;
+  // Rows m0 .. m0 + rows - 1 of A converted at `a`: K padded with zeros, and the rows up to a
+  // whole tile.
+  auto convert = [&](int64_t m0, int64_t rows, uint16_t* a) {
+    const int64_t padded_rows = ceil_div(rows, mr) * mr;
     A.fill(ks, m0, rows, K, a, lda);
     for (int64_t r = 0; r < rows; ++r) std::fill(a + r * lda + K, a + r * lda + lda, uint16_t{0});
     std::fill(a + rows * lda, a + padded_rows * lda, uint16_t{0});
@@ -168,24 +172,52 @@ void run_bf16(int64_t M, const RowFill& A, const PackedB& B, Epilogue e, float b
   auto buffer = [&](ScratchSlot slot, int64_t rows) {
     return reinterpret_cast<uint16_t*>(scratch(slot, (size_t)(rows * lda + 1) / 2 + 1));
   };
+  const int64_t row_tiles = ceil_div(M, (int64_t)mr);
   if (threads <= 1 || blocks >= 2 * threads) {
-    // Whole row blocks per task: each converted once, then swept against every column pair.
-    run_split(pool, threads, blocks, 1, [&](int64_t b0, int64_t b1) {
+    // Row tiles shared out evenly, each thread's converted once a block at a time and swept
+    // against every column pair. Sharing whole blocks left a thread up to a block behind (BERT's
+    // 1024 rows are 10.7 blocks of 96: 6 against 4.7 on two threads).
+    run_split(pool, threads, row_tiles, tiles, [&](int64_t t0, int64_t t1) {
       if (ks.begin) ks.begin();
-      for (int64_t blk = b0; blk < b1; ++blk) {
-        uint16_t* a = buffer(kBlockA, mb);
-        convert(blk, a);
-        multiply(a, blk * mb, block_rows(blk), 0, np);
+      // Blocks of equal size: a chunk of 11 tiles is 6 + 5, not 8 + 3.
+      const int64_t count = ceil_div(t1 - t0, tiles);
+      uint16_t* a = buffer(kBlockA, mb);
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t m0 = (t0 + (t1 - t0) * i / count) * mr;
+        const int64_t m1 = std::min(M, (t0 + (t1 - t0) * (i + 1) / count) * mr);
+        convert(m0, m1 - m0, a);
+        multiply(a, m0, m1 - m0, 0, np);
       }
       if (ks.end) ks.end();
     });
     return;
   }
-  // Few row blocks (deep layers, few rows against many columns): all of A converted once up
-  // front, then (block, column pair) units shared out, so every thread has work.
+  if (row_tiles >= 4 * threads) {
+    // Few blocks but several tiles for each thread (a 128-token sequence on 12-row tiles): the
+    // rows split evenly, each thread rounding its own part and sweeping it against every column
+    // pair, in one parallel step. Shared out as (block, column pair) units (below), the rounding
+    // was a step of its own, and a thread read the rows the other one rounded from that core's
+    // cache; split along whole tiles, 11 tiles were 6 against 5.
+    run_split(pool, threads, threads, 1, [&](int64_t i0, int64_t i1) {
+      if (ks.begin) ks.begin();
+      uint16_t* a = buffer(kBlockA, mb);
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t part_end = M * (i + 1) / threads;
+        for (int64_t m0 = M * i / threads; m0 < part_end; m0 += mb) {
+          const int64_t rows = std::min(mb, part_end - m0);
+          convert(m0, rows, a);
+          multiply(a, m0, rows, 0, np);
+        }
+      }
+      if (ks.end) ks.end();
+    });
+    return;
+  }
+  // Few rows (deep layers, few rows against many columns): all of A converted once up front,
+  // then (block, column pair) units shared out, so every thread has work.
   uint16_t* all = buffer(kSharedA, blocks * mb);
   run_split(pool, threads, blocks, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t blk = b0; blk < b1; ++blk) convert(blk, all + blk * mb * lda);
+    for (int64_t blk = b0; blk < b1; ++blk) convert(blk * mb, block_rows(blk), all + blk * mb * lda);
   });
   run_split(pool, threads, blocks * np, 1, [&](int64_t u0, int64_t u1) {
     if (ks.begin) ks.begin();

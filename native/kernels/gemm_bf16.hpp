@@ -33,6 +33,9 @@ struct Bf16Tile {
   // Where and how the result is merged: rows (<= the set's mr) and cols (<= 32), c and ldc,
   // beta/load_c, bias, residual and clamp as for the f32 tiles (the A/B fields are unused).
   Tile out;
+  // Gelu (erf form) applied in the merge after the bias and residual; set only for kernel sets
+  // that merge_gelu_erf, instead of a pass over each finished block.
+  bool gelu_erf = false;
 };
 
 using Bf16TileFn = void (*)(const Bf16Tile& tile);
@@ -48,6 +51,8 @@ struct Bf16KernelSet {
   // configuration); null: nothing to do.
   void (*begin)();
   void (*end)();
+  // The tiles apply Bf16Tile::gelu_erf.
+  bool merges_gelu_erf = false;
 };
 
 // Null when the CPU file was built without the instructions (non-x86 builds, compilers
@@ -55,6 +60,28 @@ struct Bf16KernelSet {
 const Bf16KernelSet* amx_bf16_kernels();
 const Bf16KernelSet* avx512_bf16_kernels();
 const Bf16KernelSet& portable_bf16_kernels();
+
+// The bf16 attention's per-head steps (attention_bf16.cpp) in AVX-512: its portable code
+// does each with scalar loops, the softmax row by row and the rounding as a pass of its own.
+struct Bf16AttentionKernels {
+  // K^T as B panels (the layout above, kp deep): column n is row n of K [sk, d] (rows ldk
+  // floats apart), its pairs of d kept together. Writes every panel value, padding as zeros;
+  // `scratch` holds 16 * kp values.
+  void (*pack_keys)(const float* k, int64_t ldk, int64_t sk, int64_t d, int64_t kp, uint16_t* panels,
+                    uint16_t* scratch);
+  // V [sk, dv] (rows ldv apart) as B panels (kp deep): rows 2i and 2i + 1 interleaved.
+  // Writes pairs below ceil(sk / 2) (zeros past sk and dv); the pairs after stay as they were.
+  void (*pack_values)(const float* v, int64_t ldv, int64_t sk, int64_t dv, int64_t kp, uint16_t* panels);
+  // For each of `rows` rows of n scores (ld apart, used as scratch): plus the bias (row r's
+  // at bias + r * bias_step, one value per score, or one for the whole row when !per_score;
+  // none when null), then exp(score - the row's max) (0 below `low`, softmax_row.hpp)
+  // rounded to bf16 into dst rows ldd apart, and 1 / the sum of those exponentials into
+  // inverse_sums[r]: the softmax is what they give times that.
+  void (*probabilities)(float* scores, int64_t ld, int64_t rows, int64_t n, const float* bias, int64_t bias_step,
+                        bool per_score, float low, uint16_t* dst, int64_t ldd, float* inverse_sums);
+};
+// Null when gemm_bf16_x86.cpp was built without AVX512_BF16.
+const Bf16AttentionKernels* avx512_bf16_attention_kernels();
 
 // The set for selected_bf16_isa() (the best one built when its file lacks it); chosen once.
 const Bf16KernelSet& bf16_kernels();

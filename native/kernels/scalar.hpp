@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/types.hpp"
+#include "kernels/erf_coefficients.hpp"
 #include "kernels/exp_coefficients.hpp"
 
 namespace aiov {
@@ -158,19 +159,13 @@ AIOV_INLINE float fast_tanh(float x) {
 // 4e-7. About 16 vector operations and one division per vector: half the work of
 // 1 - poly(t) * exp(-x^2), which needs an exp and a division.
 AIOV_INLINE float fast_erf(float x) {
-  const float xc = x < -4.0f ? -4.0f : (x > 4.0f ? 4.0f : x);
+  using namespace erf_f32;
+  const float xc = x < -kBound ? -kBound : (x > kBound ? kBound : x);
   const float s = xc * xc;
-  float p = 1.974692899e-06f;
-  p = p * s + 2.880372450e-04f;
-  p = p * s + 4.003807069e-03f;
-  p = p * s + 5.346795401e-02f;
-  p = p * s + 1.962537926e-01f;
-  p = p * s + 1.128378977e+00f;
-  float q = 3.747921530e-05f;
-  q = q * s + 1.216384266e-03f;
-  q = q * s + 1.544475303e-02f;
-  q = q * s + 1.164782692e-01f;
-  q = q * s + 5.072565551e-01f;
+  float p = kP[0];
+  for (int i = 1; i < 6; ++i) p = p * s + kP[i];
+  float q = kQ[0];
+  for (int i = 1; i < 5; ++i) q = q * s + kQ[i];
   return xc * p / (1.0f + s * q);
 }
 

@@ -16,29 +16,7 @@ namespace aiov {
 namespace softmax_detail {
 namespace {
 
-inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u); }
-
-// exp(x) for x <= 0 (NaN stays NaN), within a few ulp: fast_exp's reduction and Taylor
-// terms (exp_coefficients.hpp), with 2^k applied by vscalefps; 0 below `low`, where the
-// softmax would be subnormal (softmax_row.hpp).
-inline __m512 exp_nonpositive(__m512 x, __m512 low) {
-  using namespace exp_f32;
-  const __mmask16 dropped = _mm512_cmp_ps_mask(x, low, _CMP_LT_OQ);
-  // Clamped where exp is still normal (operand order keeps NaN): vscalefps pays an assist for
-  // a subnormal result even when it is then replaced.
-  x = _mm512_max_ps(low, x);
-  const __m512 k =
-      _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2Hi), x);
-  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2Lo), r);
-  __m512 p = _mm512_set1_ps(kC6);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kC5));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kC4));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kC3));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kC2));
-  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_mask_mov_ps(_mm512_scalef_ps(p, k), dropped, _mm512_setzero_ps());
-}
+#include "kernels/exp_avx512.inc"
 
 void softmax_row_avx512(const float* x, float* y, int64_t n) {
   if (n <= 0) return;

@@ -91,12 +91,9 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
           const int64_t b = t / H, h = t % H;
           const bool more = t + 1 < t1;
           const AttentionHead next = more ? operands(t + 1) : AttentionHead{};
-          heads.head(
-              operands(t),
-              [&](int64_t row0, int64_t rows, float* scores, int64_t ld) {
-                for (int64_t r = 0; r < rows; ++r) to_probabilities(b, h, row0 + r, scores + r * ld);
-              },
-              more ? &next : nullptr);
+          AttentionBias bias;
+          if (M) bias = AttentionBias{M + b * mstride[0] + h * mstride[1], mstride[2], mstride[3] != 0};
+          heads.head(operands(t), bias, more ? &next : nullptr);
         }
         return;
       }

@@ -5,7 +5,8 @@ inputs, so the only roundings are the kernel's: Q (scaled), K, V and the probabi
 bf16, everything else f32. The result is checked against a float64 reference of the rounded
 operands, within what rounding the probabilities can move it. The shapes cross the tiles'
 edges (query and key lengths off the 16/32 multiples, more query rows than one block, head
-sizes below and above one 32-column tile, one query row) with masks of every broadcast form."""
+sizes below and above one 32-column tile, one query row, fewer keys than one 16-key panel)
+with masks of every broadcast form."""
 
 import json
 
@@ -41,7 +42,7 @@ worst = 0.0
 fused = True
 for b, sq, sk, h, d, dv, mask in [(2, 37, 70, 3, 24, 40, "keys"), (1, 1, 17, 2, 32, 16, None),
                                    (3, 130, 33, 2, 64, 64, "full"), (2, 16, 128, 4, 32, 32, "row"),
-                                   (1, 65, 65, 1, 80, 8, "keys")]:
+                                   (1, 65, 65, 1, 80, 8, "keys"), (2, 3, 5, 2, 16, 24, "row")]:
     scale = 1 / np.sqrt(d)
     mask_shape = {"keys": (b, 1, 1, sk), "full": (b, h, sq, sk), "row": (1, 1, sq, 1), None: None}[mask]
     model = cross_attention(h, d, dv, mask_shape, scale)

@@ -13,11 +13,12 @@ import json
 import pytest
 
 SCRIPT = r"""
-import json, logging, os, sys, numpy as np, aiov as ov
+import json, logging, math, os, sys, numpy as np, aiov as ov
 sys.path.insert(0, os.environ["AIOV_TESTS"])
 import model_builders as zoo
 T = ov._core._testing
 PREC = os.environ["AIOV_TEST_PRECISION"]
+ERF = np.vectorize(math.erf)
 
 def rounded(x):
     # Round to nearest even, as the kernels round their operands.
@@ -32,9 +33,12 @@ exact = 0.0  # against the bf16-rounded operands' product
 for m, k, n, ta, tb in [(1, 1, 1, 0, 0), (1, 7, 3, 0, 0), (2, 33, 17, 0, 1), (17, 31, 33, 1, 0),
                         (16, 32, 16, 0, 0), (31, 64, 47, 1, 1), (33, 65, 32, 0, 0), (100, 333, 70, 0, 1),
                         (65, 1, 5, 0, 0), (257, 96, 129, 0, 0), (40, 512, 48, 0, 0),
-                        # large enough to split over 2 threads: a few row blocks (A rounded
-                        # once and shared), then many (whole blocks per thread)
-                        (300, 700, 200, 0, 0), (2000, 64, 48, 0, 1)]:
+                        # large enough to split over 2 threads: few rows (A rounded once and
+                        # shared, column pairs shared out), a few row blocks (rows split evenly,
+                        # not along tiles), then many (row tiles shared out, each thread's in
+                        # blocks; an odd tile count, a short last tile)
+                        (60, 512, 256, 0, 0), (200, 160, 300, 0, 0), (300, 700, 200, 0, 0),
+                        (2000, 64, 48, 0, 1), (1030, 80, 70, 0, 0)]:
     a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
     b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
     oa, ob = (a.T if ta else a), (b.T if tb else b)
@@ -55,6 +59,11 @@ for m, k, n, ta, tb in [(1, 1, 1, 0, 0), (1, 7, 3, 0, 0), (2, 33, 17, 0, 1), (17
             got = np.asarray(T.gemm_packed(a, b, False, bool(tb), activation="sigmoid", threads=threads,
                                            precision=PREC))
             exact = max(exact, float(np.max(np.abs(got - 1 / (1 + np.exp(-ref))))))
+            # Gelu with bias and residual: merged in the tiles on the bf16 instruction sets.
+            got = np.asarray(T.gemm_packed(a, b, False, bool(tb), bias=bias, residual=res, activation="gelu_erf",
+                                           threads=threads, precision=PREC))
+            pre = ref + bias + res
+            exact = max(exact, float(np.max(np.abs(got - 0.5 * pre * (1 + ERF(pre / np.sqrt(2))))) / scale))
 
 # A NaN spreads to its own row only; a value beyond the precision's range rounds as the
 # operands do (to an infinity in f16, as OpenVINO's f16; bf16 has f32's range).

@@ -199,6 +199,33 @@ def test_softmax_gives_zero_where_exp_would_be_subnormal(isa, run_capped):
     assert run_capped(SUBNORMAL_SOFTMAX, 60, AIOV_GEMM_ISA=isa) == "True"
 
 
+LAYER_NORM = r"""
+import json, numpy as np
+from aiov._core import _testing
+rng = np.random.default_rng(4)
+worst = 0.0
+# Row lengths across the AVX-512 loop's edges (16 lanes, 64 per step), a row whose mean is
+# far from zero, with and without the shift, eps inside and outside the root.
+for n in (1, 5, 16, 63, 64, 100, 384):
+    x = (rng.standard_normal((6, n)) * 3 + 50).astype(np.float32)
+    gamma, beta = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    for mode, operands in (("inside_sqrt", [x, gamma, beta]), ("outside_sqrt", [x, gamma])):
+        got = _testing.run_op("aiov.LayerNorm", operands, {"eps": 1e-5, "eps_mode": mode})[0]
+        d = x.astype(np.float64) - x.mean(-1, keepdims=True)
+        sd = np.sqrt((d * d).mean(-1, keepdims=True))
+        want = d / (np.sqrt(sd * sd + 1e-5) if mode == "inside_sqrt" else sd + 1e-5) * gamma
+        if len(operands) == 3:
+            want = want + beta
+        worst = max(worst, float(np.max(np.abs(got - want))))
+print(json.dumps(worst))
+"""
+
+
+@pytest.mark.parametrize("isa", [None, "avx2"])  # the CPU's own path (AVX-512 here), the portable loop
+def test_layer_norm_rows_match_numpy(isa, run_capped):
+    assert float(run_capped(LAYER_NORM, 60, AIOV_GEMM_ISA=isa)) < 1e-4
+
+
 @pytest.mark.parametrize("threads", [1, 0])
 def test_softmax_and_log_softmax_over_many_rows(threads):
     x = rand(512, 129) * 3
