@@ -253,7 +253,8 @@ def qdq_conv_chain(relu, o=16, pool_scale=None, between=()):
     convolution's dequantized u8 as a residual: -> Add -> Q -> DQ (quantize_static's QDQ form).
     With a pool_scale, a 3x3 MaxPool (-> Q -> DQ at that scale) follows the first convolution.
     `between`: elementwise steps (op type, attributes, a constant second operand or None) the
-    second convolution reads the first's dequantized output through, then -> Q -> DQ."""
+    second convolution reads the first's dequantized output through, then -> Q -> DQ; the step
+    "QdqSwish" is x * DQ(Q(sigmoid(x)))."""
     inits = [numpy_helper.from_array(np.float32(0.03), "x_scale"), numpy_helper.from_array(np.uint8(128), "x_zero")]
     nodes = [
         helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
@@ -294,6 +295,19 @@ def qdq_conv_chain(relu, o=16, pool_scale=None, between=()):
             src = "pd"
         if i == 0 and between:
             for j, (op, attrs, operand) in enumerate(between):
+                if op == "QdqSwish":  # x * sigmoid(x), the sigmoid quantized on its own (quantize_static's form)
+                    inits += [
+                        numpy_helper.from_array(np.float32(1 / 255), f"g{j}_scale"),
+                        numpy_helper.from_array(np.uint8(0), f"g{j}_zero"),
+                    ]
+                    nodes += [
+                        helper.make_node("Sigmoid", [src], [f"g{j}"]),
+                        helper.make_node("QuantizeLinear", [f"g{j}", f"g{j}_scale", f"g{j}_zero"], [f"g{j}q"]),
+                        helper.make_node("DequantizeLinear", [f"g{j}q", f"g{j}_scale", f"g{j}_zero"], [f"g{j}d"]),
+                        helper.make_node("Mul", [src, f"g{j}d"], [f"a{j}"]),
+                    ]
+                    src = f"a{j}"
+                    continue
                 ins = [src]
                 if operand is not None:
                     inits.append(numpy_helper.from_array(np.float32(operand), f"a{j}_operand"))
@@ -359,8 +373,9 @@ def test_qdq_convolutions_stay_u8_and_nhwc_between_each_other(relu, pooled, monk
         [("Sigmoid", {}, None)],
         [("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}, None), ("Mul", {}, 6.0)],  # a scaled HardSigmoid
         [("Clip", {}, None)],  # (no bounds: the bare requantization to the activation's scale)
+        [("QdqSwish", {}, None)],  # two dequantized tensors from one u8 tensor: still one table
     ],
-    ids=["sigmoid", "hard_sigmoid_times_6", "requantization"],
+    ids=["sigmoid", "hard_sigmoid_times_6", "requantization", "swish"],
 )
 def test_qdq_activation_between_convolutions_is_a_byte_table(between, monkeypatch):
     proto = qdq_conv_chain(False, between=between)
