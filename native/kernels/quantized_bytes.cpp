@@ -48,7 +48,7 @@ void max_pool_rows_portable(const Window2d& g, const uint8_t* x, uint8_t* y, int
   }
 }
 
-const QuantizedBytesKernels kPortable{"scalar", &sum_portable, &lookup_portable, &max_pool_rows_portable};
+const QuantizedBytesKernels kPortable{"scalar", &sum_portable, &lookup_portable, 0.6, &max_pool_rows_portable};
 
 const QuantizedBytesKernels& kernels() {
   static const QuantizedBytesKernels* chosen = [] {  // once; thread-safe static init
@@ -74,6 +74,8 @@ void lookup_u8(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y) { 
 void max_pool_nhwc_u8_rows(const Window2d& g, const uint8_t* x, uint8_t* y, int64_t r0, int64_t r1) {
   kernels().max_pool_rows(g, x, y, r0, r1);
 }
+
+double lookup_ns_per_byte() { return kernels().lookup_ns_per_byte; }
 
 const char* quantized_bytes_isa() { return kernels().name; }
 

@@ -20,6 +20,8 @@ void quantized_sum_u8(const uint8_t* a, const uint8_t* b, int64_t n, const Quant
 
 // y[i] = table[x[i]] over n bytes (table: 256 bytes).
 void lookup_u8(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
+// One core's time per byte of lookup_u8 on the kernels that run (for sharing it out).
+double lookup_ns_per_byte();
 
 // NHWC max pooling of u8 bytes, output rows [r0, r1) of the N * OH: padding never wins and a
 // window with no tap in bounds gives 0, u8's lowest, as the planar form does.
@@ -35,6 +37,7 @@ struct QuantizedBytesKernels {
   const char* name;
   void (*sum)(const uint8_t* a, const uint8_t* b, int64_t n, const QuantizedSum& s, uint8_t* y);
   void (*lookup)(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
+  double lookup_ns_per_byte;
   void (*max_pool_rows)(const Window2d& g, const uint8_t* x, uint8_t* y, int64_t r0, int64_t r1);
 };
 

@@ -93,8 +93,8 @@ void max_pool_rows_avx512(const Window2d& g, const uint8_t* x, uint8_t* y, int64
   }
 }
 
-const QuantizedBytesKernels kAvx512{"avx512", &sum_avx512, &lookup_portable, &max_pool_rows_avx512};
-const QuantizedBytesKernels kAvx512Vbmi{"avx512_vbmi", &sum_avx512, &lookup_vbmi, &max_pool_rows_avx512};
+const QuantizedBytesKernels kAvx512{"avx512", &sum_avx512, &lookup_portable, 0.6, &max_pool_rows_avx512};
+const QuantizedBytesKernels kAvx512Vbmi{"avx512_vbmi", &sum_avx512, &lookup_vbmi, 0.03, &max_pool_rows_avx512};
 
 }  // namespace
 

@@ -31,8 +31,8 @@ KernelFn prepare_quantized_lookup(const PrepareContext& ctx) {
     const uint8_t* table = k.in[1]->as<uint8_t>();
     uint8_t* y = k.out[0]->as<uint8_t>();
     const auto run = [&](int64_t i0, int64_t i1) { lookup_u8(x + i0, i1 - i0, table, y + i0); };
-    if (k.ctx->pool && n >= (int64_t{1} << 17))
-      k.ctx->pool->parallel_for(n, int64_t{1} << 15, run, k.ctx->max_threads);
+    if (k.ctx->pool && n > 1)
+      k.ctx->pool->parallel_for_units(n, lookup_ns_per_byte(), run, k.ctx->max_threads);
     else
       run(0, n);
   };

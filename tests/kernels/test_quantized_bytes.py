@@ -34,6 +34,10 @@ for n in (1, 15, 16, 17, 63, 64, 65, 127, 128, 200, 513, 70001):
         got = T.run_op("aiov.QuantizedLookup", [a, table], threads=threads)[0]
         assert np.array_equal(got, table[a]), (n, threads)
         lookups += 1
+# Long enough for the pool to share out even on the fastest lookup.
+big = rng.integers(0, 256, 1 << 21).astype(np.uint8)
+assert np.array_equal(T.run_op("aiov.QuantizedLookup", [big, table], threads=2)[0], table[big])
+lookups += 1
 # Every byte value through every table entry (the VBMI lookup picks by the index's top bit).
 every = np.arange(256, dtype=np.uint8)
 table = rng.permutation(256).astype(np.uint8)
@@ -101,4 +105,4 @@ def test_quantized_bytes_path_gives_the_separate_ops_bytes(path, run_capped):
     # AIOV_INT8_ISA=scalar forces the portable loops; uncapped, the CPU's best set runs.
     cap = "scalar" if path == "scalar" else None
     result = json.loads(run_capped(SCRIPT, 300, AIOV_INT8_ISA=cap, AIOV_GEMM_ISA=None))
-    assert result == {"isa": path, "sums": 72, "lookups": 25, "pools": 98}  # the forced path ran them all
+    assert result == {"isa": path, "sums": 72, "lookups": 26, "pools": 98}  # the forced path ran them all
