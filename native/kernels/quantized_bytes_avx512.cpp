@@ -64,6 +64,10 @@ __attribute__((target("avx512vbmi"))) void lookup_vbmi(const uint8_t* x, int64_t
 
 void max_pool_rows_avx512(const Window2d& g, const uint8_t* x, uint8_t* y, int64_t r0, int64_t r1) {
   const uint8_t* rows[64];  // the window's input rows in bounds (kh is small; more go in passes)
+  // Columns [x_lo, x_hi) have every tap inside the image's width.
+  const int64_t reach = (g.kw - 1) * g.dw;
+  const int64_t x_lo = std::min(g.OW, (g.pw + g.sw - 1) / g.sw);
+  const int64_t x_hi = std::max(x_lo, std::min(g.OW, g.W - reach + g.pw > 0 ? (g.W - reach + g.pw - 1) / g.sw + 1 : 0));
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t n = r / g.OH, oy = r % g.OH;
     uint8_t* out = y + r * g.OW * g.C;
@@ -74,10 +78,12 @@ void max_pool_rows_avx512(const Window2d& g, const uint8_t* x, uint8_t* y, int64
         if (iy >= 0 && iy < g.H) rows[taps_y++] = x + (n * g.H + iy) * g.W * g.C;
       }
       for (int64_t ox = 0; ox < g.OW; ++ox) {
-        // Taps in bounds: kx in [kx0, kx1).
+        // Taps in bounds: kx in [kx0, kx1); all of them in [x_lo, x_hi) (no division there:
+        // two per pixel cost more than its maxima).
         const int64_t left = ox * g.sw - g.pw;
-        const int64_t kx0 = left >= 0 ? 0 : (-left + g.dw - 1) / g.dw;
-        const int64_t kx1 = left >= g.W ? 0 : std::min(g.kw, (g.W - 1 - left) / g.dw + 1);
+        const bool inside = ox >= x_lo && ox < x_hi;
+        const int64_t kx0 = inside || left >= 0 ? 0 : (-left + g.dw - 1) / g.dw;
+        const int64_t kx1 = inside ? g.kw : left >= g.W ? 0 : std::min(g.kw, (g.W - 1 - left) / g.dw + 1);
         uint8_t* o = out + ox * g.C;
         for (int64_t c = 0; c < g.C; c += 64) {
           const __mmask64 m = mask64(g.C - c);
