@@ -53,8 +53,11 @@ KernelFn prepare_quantized_add(const PrepareContext& ctx) {
 }  // namespace
 
 void register_quantized_add_ops(OpRegistry& r) {
-  r.add(
-      OpDef{"aiov.QuantizedAdd", 8, 8, infer_quantized_add, prepare_quantized_add}.ir({"aiov.QuantizedAdd"}, "aiov1"));
+  // The sum may take over the first operand's bytes when they die here (the kernels read each
+  // block before writing it): one tensor fewer in the arena.
+  r.add(with_reused_input(
+      OpDef{"aiov.QuantizedAdd", 8, 8, infer_quantized_add, prepare_quantized_add}.ir({"aiov.QuantizedAdd"}, "aiov1"),
+      0));
 }
 
 }  // namespace aiov

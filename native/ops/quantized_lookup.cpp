@@ -42,9 +42,11 @@ KernelFn prepare_quantized_lookup(const PrepareContext& ctx) {
 
 void register_quantized_lookup_ops(OpRegistry& r) {
   // Layout-blind: the table is one value for the whole tensor, whatever its layout.
-  r.add(OpDef{"aiov.QuantizedLookup", 2, 2, infer_quantized_lookup, prepare_quantized_lookup}
-            .blind(LayoutBlind::per_tensor)
-            .ir({"aiov.QuantizedLookup"}, "aiov1"));
+  // The bytes looked up may be written over their input (each block is read before it is written).
+  r.add(with_reused_input(OpDef{"aiov.QuantizedLookup", 2, 2, infer_quantized_lookup, prepare_quantized_lookup}
+                              .blind(LayoutBlind::per_tensor)
+                              .ir({"aiov.QuantizedLookup"}, "aiov1"),
+                          0));
 }
 
 }  // namespace aiov
