@@ -93,6 +93,39 @@ NodePtr folded_with(const Value& v, const Value& raw, const NodePtr& by, std::ma
   return done[&n] = out.empty() ? nullptr : out[0];
 }
 
+// The 256 bytes of quantizing `v` (q's scale and zero point) where `source` holds each
+// possible byte: the graph's own ops folded now, so the bytes of running them. Null if a
+// step cannot fold.
+NodePtr requantized_table(const Value& v, const Value& source, const Node& q) {
+  std::vector<uint8_t> bytes(256);
+  for (int i = 0; i < 256; ++i) bytes[i] = (uint8_t)i;
+  NodePtr every_byte = make_constant(ElementType::u8, Dims{256}, bytes.data(), bytes.size(), q.name);
+  std::map<const Node*, NodePtr> done;
+  NodePtr values = folded_with(v, source, every_byte, done);
+  if (!values) return nullptr;
+  std::vector<NodePtr> out =
+      fold_node(*make_node(q.op, {Value{values, 0}, q.inputs[1], q.inputs[2]}, q.attrs, q.name), size_t{1} << 20);
+  if (out.empty() || out[0]->outputs[0].type != ElementType::u8 || numel(out[0]->outputs[0].shape.dims) != 256)
+    return nullptr;
+  return out[0];
+}
+
+bool is_identity(const Node& table) {
+  const auto* bytes = static_cast<const uint8_t*>(table.constant->data());
+  for (int i = 0; i < 256; ++i)
+    if (bytes[i] != i) return false;
+  return true;
+}
+
+NodePtr lookup_of(const Value& source, const NodePtr& table, const std::string& name) {
+  return make_node(op_name::QuantizedLookup, {source, Value{table, 0}}, {}, name);
+}
+
+// The two values have the same static shape.
+bool same_shape(const Value& a, const Value& b) {
+  return same_static_shape(a.node->outputs[a.index].shape, b.node->outputs[b.index].shape);
+}
+
 }  // namespace
 
 // A QDQ model's elementwise activation between a dequantization and a quantization to u8
@@ -102,26 +135,42 @@ NodePtr folded_with(const Value& v, const Value& raw, const NodePtr& by, std::ma
 // output byte a function of the input byte alone. The steps run now on the 256 possible bytes, with the graph's own ops
 // (so the same bytes as running them), and the model becomes aiov.QuantizedLookup of that
 // table: no f32 tensor between the bytes, and a layout-blind op the NHWC regions carry through.
+// A quantized Concat of such parts (Inception's, DenseNet's, SqueezeNet's: dequantized u8
+// branches concatenated and quantized again) becomes a Concat of the parts' bytes, each
+// through its own table.
 bool quantized_lookups(PassContext& ctx) {
   bool changed = false;
   for (const NodePtr& q : ctx.order()) {
     if (q->op != op_name::Quantize || !ctx.live(*q) || q->outputs[0].type != ElementType::u8) continue;
     if (!const_of(q->inputs[1]) || !const_of(q->inputs[2])) continue;
-    ByteFunction f;
-    if (!f.walk(q->inputs[0]) || !f.found()) continue;
-    const Value& source = f.source();
-    const PartialShape &in = source.node->outputs[source.index].shape, &out = q->outputs[0].shape;
-    if (!in.rank_known || !out.rank_known || in.rank() != out.rank()) continue;
-    if (in.is_static() && out.is_static() && in.dims != out.dims) continue;
     try {
-      std::vector<uint8_t> bytes(256);
-      for (int i = 0; i < 256; ++i) bytes[i] = (uint8_t)i;
-      NodePtr every_byte = make_constant(ElementType::u8, Dims{256}, bytes.data(), bytes.size(), q->name);
-      std::map<const Node*, NodePtr> done;
-      NodePtr table = folded_with(Value{q, 0}, source, every_byte, done);
-      if (!table || table->outputs[0].type != ElementType::u8 || numel(table->outputs[0].shape.dims) != 256) continue;
-      NodePtr lookup = make_node(op_name::QuantizedLookup, {source, Value{table, 0}}, {}, q->name);
-      ctx.replace(Value{q, 0}, Value{lookup, 0});
+      const Value& v = q->inputs[0];
+      if (v.node->op == op_name::Concat && ctx.sole_user(*v.node) == q.get()) {
+        // Quantizing a concatenation quantizes each part: a Concat of the parts' bytes, each
+        // through its own table (none where the table is the identity: the same scale).
+        std::vector<Value> parts;
+        for (const Value& part : v.node->inputs) {
+          ByteFunction f;
+          if (!f.walk(part) || !f.found() || !same_shape(f.source(), part)) break;
+          NodePtr table = requantized_table(part, f.source(), *q);
+          if (!table) break;
+          parts.push_back(is_identity(*table) ? f.source() : Value{lookup_of(f.source(), table, q->name), 0});
+        }
+        if (parts.size() != v.node->inputs.size()) continue;
+        NodePtr concat = make_node(op_name::Concat, parts, v.node->attrs, v.node->name);
+        ctx.replace(Value{q, 0}, Value{concat, 0});
+        changed = true;
+        continue;
+      }
+      ByteFunction f;
+      if (!f.walk(v) || !f.found()) continue;
+      const Value& source = f.source();
+      const PartialShape &in = source.node->outputs[source.index].shape, &out = q->outputs[0].shape;
+      if (!in.rank_known || !out.rank_known || in.rank() != out.rank()) continue;
+      if (in.is_static() && out.is_static() && in.dims != out.dims) continue;
+      NodePtr table = requantized_table(v, source, *q);
+      if (!table) continue;
+      ctx.replace(Value{q, 0}, Value{lookup_of(source, table, q->name), 0});
       changed = true;
     } catch (const std::exception&) {
       // A step that cannot run on the table (an op refusing these values) stays as it was.
