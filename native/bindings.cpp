@@ -28,6 +28,7 @@
 #include "kernels/gemm.hpp"
 #include "kernels/conv_int8.hpp"
 #include "kernels/depthwise_int8.hpp"
+#include "kernels/quantized_bytes.hpp"
 #include "kernels/gemm_int8.hpp"
 #include "kernels/isa.hpp"
 #include "plan/batcher.hpp"
@@ -922,6 +923,9 @@ NB_MODULE(_core, m) {
         return std::string(isa ? isa : "");
       },
       "The kernels direct integer convolutions run on ('' where AMX tiles multiply patch rows instead).");
+  m.def(
+      "quantized_bytes_isa", [] { return std::string(quantized_bytes_isa()); },
+      "The kernels QDQ models' u8 sums, lookups and max pooling run on.");
   m.def(
       "cpu_int8_isa", [] { return std::string(int8_isa_name(detect_int8_isa())); },
       "The best integer-product kernels the CPU offers (AIOV_INT8_ISA and AIOV_GEMM_ISA aside).");

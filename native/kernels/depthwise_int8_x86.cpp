@@ -50,24 +50,31 @@ template <int P, bool kGroups, bool kDirect, bool kFull>
   const int64_t C = p.channels, kernel = p.kernel_h * p.kernel_w, width = p.group_width;
   __m512i sum[P];
   const __m512i add = _mm512_maskz_loadu_epi32(m, p.channel_add + c);
+  // Every loop over the P pixels unrolled: left as loops, GCC keeps sum[] in memory and
+  // stores all P accumulators on every tap (a 512-bit store each, twice the products' cost).
+#pragma GCC unroll 8
   for (int k = 0; k < P; ++k) sum[k] = add;
   const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   const __m512i first = _mm512_sub_epi32(lane, _mm512_and_si512(lane, _mm512_set1_epi32((int)width - 1)));
   for (int64_t t = 0; t < kernel; ++t) {
     const uint8_t* x = taps[t] + i * step + c;
     __m512i xv[P];
+#pragma GCC unroll 8
     for (int k = 0; k < P; ++k) xv[k] = widened<kFull>(x + k * step, m);
     if (!kGroups) {
       const __m512i w = _mm512_maskz_loadu_epi32(m, p.weights + t * C + c);
+#pragma GCC unroll 8
       for (int k = 0; k < P; ++k) sum[k] = _mm512_dpwssd_epi32(sum[k], xv[k], w);
       continue;
     }
     for (int64_t in = 0; in < width; ++in) {
       const __m512i w = _mm512_maskz_loadu_epi32(m, p.weights + (t * width + in) * C + c);
       const __m512i from = _mm512_add_epi32(first, _mm512_set1_epi32((int)in));
+#pragma GCC unroll 8
       for (int k = 0; k < P; ++k) sum[k] = _mm512_dpwssd_epi32(sum[k], _mm512_permutexvar_epi32(from, xv[k]), w);
     }
   }
+#pragma GCC unroll 8
   for (int k = 0; k < P; ++k) {
     if (kDirect)
       write_out(p, rq, sum[k], c, m, out_at + (i + k) * p.pixel_stride + c);

@@ -739,15 +739,47 @@ KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
   std::vector<Dims> shapes;
   for (const auto& in : ctx.in) shapes.push_back(in.shape);
   const BroadcastGeometry g = make_geometry(ctx.out[0].shape, shapes);
-  return [steps, g](const KernelArgs& k) {
+  static constexpr int64_t kBlock = 1024;  // 4 KiB: stays in L1 across the steps
+  // Short rows whose operands are the same for every row (one value, or a vector along the
+  // last dim: a per-channel scale in NHWC) run many rows a block, the vectors repeated to the
+  // block's length: a row of 16 channels a block would call every step per 16 values.
+  bool same_every_row = g.inner <= kBlock / 2;
+  for (size_t i = 1; i < g.inputs && same_every_row; ++i)
+    for (size_t d = 0; d < g.outer.size(); ++d) same_every_row = same_every_row && g.strides[d * g.inputs + i] == 0;
+  const int64_t rows_a_block = same_every_row ? kBlock / std::max<int64_t>(g.inner, 1) : 1;
+  return [steps, g, rows_a_block](const KernelArgs& k) {
     if (g.total == 0) return;
     const int64_t inner = g.inner;
     const float* x = k.in[0]->as<float>();  // x has the output's shape: operands never grow it
     float* y = k.out[0]->as<float>();
     std::vector<const float*> in(g.inputs);
     for (size_t i = 0; i < g.inputs; ++i) in[i] = k.in[i]->as<float>();
+    auto run_blocks = [&](int64_t r0, int64_t r1) {
+      alignas(64) float t[kBlock];
+      // Each vector operand repeated rows_a_block times (one value stays one value).
+      std::vector<float> repeated(g.inputs * (size_t)(rows_a_block * inner));
+      for (size_t i = 1; i < g.inputs; ++i)
+        if (g.inner_step[i])
+          for (int64_t b = 0; b < rows_a_block; ++b)
+            std::copy_n(in[i], inner, repeated.data() + i * (size_t)(rows_a_block * inner) + b * inner);
+      for (int64_t r = r0; r < r1; r += rows_a_block) {
+        const int64_t n = std::min(rows_a_block, r1 - r) * inner;
+        std::copy_n(x + r * inner, n, t);
+        for (const ChainStep& s : steps) {
+          if (s.operand < 0) {
+            s.run(t, nullptr, 0, n, s.swapped, s.alpha, s.beta);
+          } else {
+            const int64_t step = g.inner_step[s.operand];
+            const float* v =
+                step ? repeated.data() + (size_t)s.operand * (size_t)(rows_a_block * inner) : in[s.operand];
+            s.run(t, s.operand == 0 ? x + r * inner : v, step, n, s.swapped, s.alpha, s.beta);
+          }
+        }
+        std::copy_n(t, n, y + r * inner);
+      }
+    };
     auto run_rows = [&](int64_t r0, int64_t r1) {
-      constexpr int64_t kBlock = 1024;  // 4 KiB: stays in L1 across the steps
+      if (rows_a_block > 1) return run_blocks(r0, r1);
       alignas(64) float t[kBlock];
       std::vector<int64_t> off(g.inputs);
       for (int64_t r = r0; r < r1; ++r) {

@@ -11,6 +11,7 @@
 #include "kernels/dispatch.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/nhwc_window.hpp"
+#include "kernels/quantized_bytes.hpp"
 #include "ops/window.hpp"
 #include "plan/registry.hpp"
 
@@ -204,34 +205,15 @@ void pool_planes(const Window& w, bool exclude_pad, int64_t C, int64_t axis, boo
   }
 }
 
-// y[c] = max(y[c], x[c]) over one pixel's channels, vectorized by the AVX clones.
-AIOV_MULTIVERSION void max_into(uint8_t* __restrict y, const uint8_t* __restrict x, int64_t C) {
-  for (int64_t c = 0; c < C; ++c) y[c] = std::max(y[c], x[c]);
-}
-
-// NHWC MaxPool of u8 bytes (a QDQ model's pooling between quantized convolutions): padding
-// never wins and a window with no tap in bounds gives 0, u8's lowest, as the planar form does.
+// NHWC MaxPool of u8 bytes (a QDQ model's pooling between quantized convolutions), by output
+// rows over the pool (kernels/quantized_bytes).
 void max_pool_nhwc_u8(const Window2d& g, const uint8_t* x, uint8_t* y, ThreadPool* pool, int max_threads) {
-  const auto rows = [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t n = r / g.OH, oy = r % g.OH;
-      uint8_t* out = y + r * g.OW * g.C;
-      std::fill_n(out, g.OW * g.C, uint8_t{0});
-      for (int64_t ky = 0; ky < g.kh; ++ky) {
-        const int64_t iy = oy * g.sh - g.ph + ky * g.dh;
-        if (iy < 0 || iy >= g.H) continue;
-        const uint8_t* row = x + (n * g.H + iy) * g.W * g.C;
-        for (int64_t ox = 0; ox < g.OW; ++ox)
-          for (int64_t kx = 0; kx < g.kw; ++kx) {
-            const int64_t ix = ox * g.sw - g.pw + kx * g.dw;
-            if (ix >= 0 && ix < g.W) max_into(out + ox * g.C, row + ix * g.C, g.C);
-          }
-      }
-    }
-  };
+  const auto rows = [&](int64_t r0, int64_t r1) { max_pool_nhwc_u8_rows(g, x, y, r0, r1); };
   const int64_t R = g.N * g.OH;
   if (pool && R > 1)
-    pool->parallel_for(R, 1, rows, max_threads);
+    // About a third of a ns per pixel, tap and 64 channels (one VPMAXUB), plus the pixel's store.
+    pool->parallel_for_units(R, (double)g.OW * ((double)((g.C + 63) / 64) * (double)(g.kh * g.kw) * 0.3 + 1.0), rows,
+                             max_threads);
   else
     rows(0, R);
 }

@@ -4,11 +4,8 @@
 // f32 steps are those of the separate ops, so the result is the same bytes.
 // Inputs: a, a_scale, a_zero, b, b_scale, b_zero, y_scale, y_zero (scales f32, zero points
 // u8, one value each).
-#include <algorithm>
-
 #include "executor/executor.hpp"
-#include "kernels/dispatch.hpp"
-#include "kernels/gemm_int8.hpp"
+#include "kernels/quantized_bytes.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -34,13 +31,6 @@ std::vector<PortInfo> infer_quantized_add(const InferContext& c) {
   return {PortInfo{ElementType::u8, a.rank_known ? a : b}};
 }
 
-// sum[j] = (a[j] - za) * sa + (b[j] - zb) * sb in f32, vectorized by the AVX clones. The file
-// is built with -ffp-contract=off: an FMA would round differently from the separate ops.
-AIOV_MULTIVERSION void dequantized_sum(const uint8_t* __restrict a, const uint8_t* __restrict b, int64_t m, float za,
-                                       float sa, float zb, float sb, float* __restrict sum) {
-  for (int64_t j = 0; j < m; ++j) sum[j] = ((float)a[j] - za) * sa + ((float)b[j] - zb) * sb;
-}
-
 KernelFn prepare_quantized_add(const PrepareContext& ctx) {
   const int64_t n = numel(ctx.in[0].shape);
   if (numel(ctx.in[3].shape) != n)
@@ -48,20 +38,11 @@ KernelFn prepare_quantized_add(const PrepareContext& ctx) {
                      " and " + dims_str(ctx.in[3].shape));
   return [n](const KernelArgs& k) {
     const uint8_t *a = k.in[0]->as<uint8_t>(), *b = k.in[3]->as<uint8_t>();
-    const float sa = *k.in[1]->as<float>(), za = *k.in[2]->as<uint8_t>();
-    const float sb = *k.in[4]->as<float>(), zb = *k.in[5]->as<uint8_t>();
-    const float sy = *k.in[6]->as<float>();
-    const int32_t zy = *k.in[7]->as<uint8_t>();
+    const QuantizedSum s{*k.in[1]->as<float>(), (float)*k.in[2]->as<uint8_t>(),
+                         *k.in[4]->as<float>(), (float)*k.in[5]->as<uint8_t>(),
+                         *k.in[6]->as<float>(), (int32_t)*k.in[7]->as<uint8_t>()};
     uint8_t* y = k.out[0]->as<uint8_t>();
-    const auto run = [&](int64_t i0, int64_t i1) {
-      constexpr int64_t kBlock = 512;
-      float sum[kBlock];
-      for (int64_t i = i0; i < i1; i += kBlock) {
-        const int64_t m = std::min(kBlock, i1 - i);
-        dequantized_sum(a + i, b + i, m, za, sa, zb, sb, sum);
-        quantize_u8(sum, m, sy, zy, y + i);
-      }
-    };
+    const auto run = [&](int64_t i0, int64_t i1) { quantized_sum_u8(a + i0, b + i0, i1 - i0, s, y + i0); };
     if (k.ctx->pool && n >= (int64_t{1} << 16))
       k.ctx->pool->parallel_for(n, int64_t{1} << 14, run, k.ctx->max_threads);
     else
@@ -72,8 +53,11 @@ KernelFn prepare_quantized_add(const PrepareContext& ctx) {
 }  // namespace
 
 void register_quantized_add_ops(OpRegistry& r) {
-  r.add(
-      OpDef{"aiov.QuantizedAdd", 8, 8, infer_quantized_add, prepare_quantized_add}.ir({"aiov.QuantizedAdd"}, "aiov1"));
+  // The sum may take over the first operand's bytes when they die here (the kernels read each
+  // block before writing it): one tensor fewer in the arena.
+  r.add(with_reused_input(
+      OpDef{"aiov.QuantizedAdd", 8, 8, infer_quantized_add, prepare_quantized_add}.ir({"aiov.QuantizedAdd"}, "aiov1"),
+      0));
 }
 
 }  // namespace aiov

@@ -5,6 +5,7 @@
 // byte gather: no f32 tensor, one pass over memory.
 // Inputs: x (u8, any shape), table (u8, 256 values).
 #include "executor/executor.hpp"
+#include "kernels/quantized_bytes.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -29,11 +30,9 @@ KernelFn prepare_quantized_lookup(const PrepareContext& ctx) {
     const uint8_t* x = k.in[0]->as<uint8_t>();
     const uint8_t* table = k.in[1]->as<uint8_t>();
     uint8_t* y = k.out[0]->as<uint8_t>();
-    const auto run = [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) y[i] = table[x[i]];
-    };
-    if (k.ctx->pool && n >= (int64_t{1} << 17))
-      k.ctx->pool->parallel_for(n, int64_t{1} << 15, run, k.ctx->max_threads);
+    const auto run = [&](int64_t i0, int64_t i1) { lookup_u8(x + i0, i1 - i0, table, y + i0); };
+    if (k.ctx->pool && n > 1)
+      k.ctx->pool->parallel_for_units(n, lookup_ns_per_byte(), run, k.ctx->max_threads);
     else
       run(0, n);
   };
@@ -43,9 +42,11 @@ KernelFn prepare_quantized_lookup(const PrepareContext& ctx) {
 
 void register_quantized_lookup_ops(OpRegistry& r) {
   // Layout-blind: the table is one value for the whole tensor, whatever its layout.
-  r.add(OpDef{"aiov.QuantizedLookup", 2, 2, infer_quantized_lookup, prepare_quantized_lookup}
-            .blind(LayoutBlind::per_tensor)
-            .ir({"aiov.QuantizedLookup"}, "aiov1"));
+  // The bytes looked up may be written over their input (each block is read before it is written).
+  r.add(with_reused_input(OpDef{"aiov.QuantizedLookup", 2, 2, infer_quantized_lookup, prepare_quantized_lookup}
+                              .blind(LayoutBlind::per_tensor)
+                              .ir({"aiov.QuantizedLookup"}, "aiov1"),
+                          0));
 }
 
 }  // namespace aiov

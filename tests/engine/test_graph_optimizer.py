@@ -266,6 +266,19 @@ def test_elementwise_chains_run_as_one_pass(steps, monkeypatch):
     assert types.count("aiov.ElementwiseChain") == 1 and len(types) <= 2, types
 
 
+@pytest.mark.parametrize("shape", [(3, 7, 9, 16), (4, 32, 32, 16)])  # a last part-block; shared over the pool
+def test_elementwise_chain_of_short_rows_runs_many_rows_a_block(shape, monkeypatch):
+    # A per-channel scale and shift of an NHWC tensor (a BatchNorm after a Concat) with a
+    # scalar step and x read again: every row of 16 channels sees the same operands.
+    scale = RNG.standard_normal(shape[-1]).astype(np.float32) + 2
+    shift = RNG.standard_normal((1, 1, 1, shape[-1])).astype(np.float32)
+    steps = [("Mul", scale, False, {}), ("Add", shift, True, {}), ("Relu", None, False, {}), ("Mul", "x", False, {})]
+    proto, feeds = _chain_model(steps, shape=shape)
+    check(proto, feeds, monkeypatch, rtol=1e-6, atol=1e-6)
+    types = node_types(proto, feeds)
+    assert types.count("aiov.ElementwiseChain") == 1 and len(types) <= 2, types
+
+
 def test_elementwise_chain_keeps_values_used_elsewhere(monkeypatch):
     # The middle value is also a model output and the chain's input feeds a second branch:
     # both must survive, and the chain's output may not take over the input's memory.

@@ -253,7 +253,8 @@ def qdq_conv_chain(relu, o=16, pool_scale=None, between=()):
     convolution's dequantized u8 as a residual: -> Add -> Q -> DQ (quantize_static's QDQ form).
     With a pool_scale, a 3x3 MaxPool (-> Q -> DQ at that scale) follows the first convolution.
     `between`: elementwise steps (op type, attributes, a constant second operand or None) the
-    second convolution reads the first's dequantized output through, then -> Q -> DQ."""
+    second convolution reads the first's dequantized output through, then -> Q -> DQ; the step
+    "QdqSwish" is x * DQ(Q(sigmoid(x)))."""
     inits = [numpy_helper.from_array(np.float32(0.03), "x_scale"), numpy_helper.from_array(np.uint8(128), "x_zero")]
     nodes = [
         helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
@@ -294,6 +295,19 @@ def qdq_conv_chain(relu, o=16, pool_scale=None, between=()):
             src = "pd"
         if i == 0 and between:
             for j, (op, attrs, operand) in enumerate(between):
+                if op == "QdqSwish":  # x * sigmoid(x), the sigmoid quantized on its own (quantize_static's form)
+                    inits += [
+                        numpy_helper.from_array(np.float32(1 / 255), f"g{j}_scale"),
+                        numpy_helper.from_array(np.uint8(0), f"g{j}_zero"),
+                    ]
+                    nodes += [
+                        helper.make_node("Sigmoid", [src], [f"g{j}"]),
+                        helper.make_node("QuantizeLinear", [f"g{j}", f"g{j}_scale", f"g{j}_zero"], [f"g{j}q"]),
+                        helper.make_node("DequantizeLinear", [f"g{j}q", f"g{j}_scale", f"g{j}_zero"], [f"g{j}d"]),
+                        helper.make_node("Mul", [src, f"g{j}d"], [f"a{j}"]),
+                    ]
+                    src = f"a{j}"
+                    continue
                 ins = [src]
                 if operand is not None:
                     inits.append(numpy_helper.from_array(np.float32(operand), f"a{j}_operand"))
@@ -359,8 +373,9 @@ def test_qdq_convolutions_stay_u8_and_nhwc_between_each_other(relu, pooled, monk
         [("Sigmoid", {}, None)],
         [("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}, None), ("Mul", {}, 6.0)],  # a scaled HardSigmoid
         [("Clip", {}, None)],  # (no bounds: the bare requantization to the activation's scale)
+        [("QdqSwish", {}, None)],  # two dequantized tensors from one u8 tensor: still one table
     ],
-    ids=["sigmoid", "hard_sigmoid_times_6", "requantization"],
+    ids=["sigmoid", "hard_sigmoid_times_6", "requantization", "swish"],
 )
 def test_qdq_activation_between_convolutions_is_a_byte_table(between, monkeypatch):
     proto = qdq_conv_chain(False, between=between)
@@ -371,6 +386,63 @@ def test_qdq_activation_between_convolutions_is_a_byte_table(between, monkeypatc
     assert types.count("Convert") == 1  # the model output's dequantization, no other
     # The lookup is layout-blind: both convolutions stay in one NHWC region.
     assert types.count("aiov.QuantizedConv") == 2 and types.count("Transpose") == 2
+
+
+def test_qdq_concat_joins_the_branches_bytes(monkeypatch):
+    # Two quantized convolution branches (one at the concatenation's scale, one not),
+    # dequantized, concatenated and quantized again, then a third convolution: an Inception or
+    # SqueezeNet module. The Concat takes the bytes (the other branch through its requantization
+    # table), with no Quantize or dequantization around it and one NHWC region.
+    scales = {"x": (0.03, 128), "a": (0.05, 3), "b": (0.02, 140), "cat": (0.05, 3), "c": (0.04, 10)}
+    inits = []
+    for name, (scale, zero) in scales.items():
+        inits += [
+            numpy_helper.from_array(np.float32(scale), f"{name}_s"),
+            numpy_helper.from_array(np.uint8(zero), f"{name}_z"),
+        ]
+
+    def qdq(src, name):
+        return [
+            helper.make_node("QuantizeLinear", [src, f"{name}_s", f"{name}_z"], [f"{name}_q"]),
+            helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_s", f"{name}_z"], [f"{name}_d"]),
+        ]
+
+    def conv(src, name, cin, cout, k):
+        w = RNG.integers(-127, 128, (cout, cin, k, k)).astype(np.int8)
+        inits.extend(
+            [
+                numpy_helper.from_array(w, f"{name}_w"),
+                numpy_helper.from_array(RNG.uniform(0.002, 0.01, cout).astype(np.float32), f"{name}_ws"),
+                numpy_helper.from_array(np.zeros(cout, np.int8), f"{name}_wz"),
+            ]
+        )
+        return [
+            helper.make_node("DequantizeLinear", [f"{name}_w", f"{name}_ws", f"{name}_wz"], [f"{name}_wd"], axis=0),
+            helper.make_node("Conv", [src, f"{name}_wd"], [f"{name}_y"], pads=[k // 2] * 4),
+            helper.make_node("Relu", [f"{name}_y"], [f"{name}_r"]),
+        ] + qdq(f"{name}_r", name)
+
+    nodes = qdq("x", "x") + conv("x_d", "a", 6, 8, 3) + conv("x_d", "b", 6, 4, 1)
+    nodes += [helper.make_node("Concat", ["a_d", "b_d"], ["cat"], axis=1)] + qdq("cat", "cat")
+    nodes += conv("cat_d", "c", 12, 8, 3)
+    proto = model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 15, 15])],
+        [helper.make_tensor_value_info("c_d", TensorProto.FLOAT, None)],
+        inits,
+    )
+    feeds = {"x": RNG.standard_normal((1, 6, 15, 15)).astype(np.float32) * 2}
+    from graph_checks import run_both
+
+    plain, optimized = run_both(proto, feeds, monkeypatch)
+    np.testing.assert_array_equal(optimized, plain)
+    assert np.max(np.abs(optimized - ort_outputs(proto, feeds)[0])) <= 0.04 * 1.001
+    types = node_types(proto, feeds)
+    assert types.count("Concat") == 1 and types.count("aiov.QuantizedConv") == 3
+    assert types.count("aiov.QuantizedLookup") == 1  # branch b's requantization; a is at the scale
+    assert types.count("aiov.Quantize") == 1 and types.count("Convert") == 1  # the model's input and output
+    # To NHWC once per convolution reading the input, back once at the end: none around the Concat.
+    assert types.count("Transpose") == 3
 
 
 def test_qdq_max_pool_requantized_to_another_scale_stays_f32(monkeypatch):

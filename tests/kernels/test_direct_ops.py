@@ -140,6 +140,14 @@ def test_reductions_match_numpy(op, axes, keep):
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin"])
+@pytest.mark.parametrize("channels", [4, 8, 15])  # rows under a 16-float vector
+def test_global_pooling_over_nhwc_with_few_channels(op, channels):
+    x = rand(2, 6, 5, channels)
+    out = run(op, [x, np.array([1, 2], np.int64)], {"keep_dims": 1})
+    np.testing.assert_allclose(out, REDUCE[op](x.astype(np.float64), (1, 2), True), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("threads", [1, 0])
 def test_reductions_of_many_rows(threads):
     x = rand(300, 257)
