@@ -317,6 +317,7 @@ struct PlanarJob : JobEpilogue {
   const float* w;          // [taps (ky, c, kx)][kPlanarStride], zero past O
   const int64_t* offsets;  // per tap: (c * H + ky * dh) * W + kx * dw
   float* y;                // N OH OW O
+  int64_t ld_y;            // floats between output pixels: O
 };
 
 // One pixel's NB vectors of output channels: residual, fused activation, then only its O
@@ -343,7 +344,7 @@ AIOV_ALWAYS_INLINE void few_outputs_store(const AnyJob& j, typename VecOf<VL>::T
     }
     st<VL>(out + VL * b) = v;
   }
-  float* y = j.y + pixel * j.O;
+  float* y = j.y + pixel * j.ld_y;
   if (j.O == VL * NB)
     for (int b = 0; b < NB; ++b) st<VL>(y + VL * b) = ld<VL>(out + VL * b);
   else
@@ -395,8 +396,8 @@ AIOV_ALWAYS_INLINE void planar_rows(const PlanarJob& j, int64_t r0, int64_t r1) 
       for (int p = 0; p < px; ++p) few_outputs_store<VL, NB>(j, acc[p], ri * g.OW + ox + p);
     }
     if (j.fused == Fused::deferred) {
-      float* y = j.y + ri * g.OW * j.O;
-      apply_epilogue_row(y, g.OW * j.O, nullptr, nullptr, j.act);
+      float* y = j.y + ri * g.OW * j.ld_y;
+      apply_epilogue_row(y, g.OW * j.ld_y, nullptr, nullptr, j.act);
     }
   }
 }
@@ -408,14 +409,18 @@ AIOV_ALWAYS_INLINE void planar_rows(const PlanarJob& j, int64_t r0, int64_t r1) 
 // output pixel's channels are one vector; input channel c of tap (ky, kx) is one broadcast,
 // and neighbouring pixels of a run read it sw * C floats apart. No copy: windows crossing
 // the top or bottom edge skip those kernel rows, pixels crossing the left or right edge go
-// one at a time over their in-bounds columns.
+// one at a time over their in-bounds columns. A grouped convolution (wav2vec2's positional
+// convolution, 8 channels a group) runs each group the same way over its slice of every
+// pixel's channels, instead of one GEMM per group with N of 8 (dot products per output).
 
 struct NhwcFewJob : JobEpilogue {
-  Window2d g;
-  int64_t O;       // output channels (at most kPlanarMaxOutputs)
-  const float* x;  // N H W C
-  const float* w;  // [taps (ky, kx, c)][kPlanarStride], zero past O
-  float* y;        // N OH OW O
+  Window2d g;          // C: every group's channels, the floats between input pixels
+  int64_t O;           // output channels per group (at most kPlanarMaxOutputs)
+  int64_t cg, groups;  // input channels per group (C / groups), groups
+  const float* x;      // N H W C (a group job: at its first channel)
+  const float* w;      // per group [taps (ky, kx, c)][kPlanarStride], zero past O
+  float* y;            // N OH OW (groups * O) (a group job: at its first channel)
+  int64_t ld_y;        // floats between output pixels: groups * O
 };
 
 // One output row of a NhwcFewJob: where its windows start and which kernel rows are inside.
@@ -436,19 +441,20 @@ AIOV_ALWAYS_INLINE void nhwc_few_pixels(const NhwcFewJob& j, const typename VecO
   typedef typename VecOf<VL>::T V;
   const Window2d& g = j.g;
   constexpr int64_t S = kPlanarStride;
-  const int64_t C = g.C, step = g.sw * C;
+  const int64_t C = g.C, Cg = j.cg, step = g.sw * C;
   const float* window = r.window(g, ox);
   V acc[PX][NB];
   for (int p = 0; p < PX; ++p)
     for (int b = 0; b < NB; ++b) acc[p][b] = bias[b];
-  // Undilated, a kernel row's in-bounds columns are one run of (kx1 - kx0) * C floats, in
-  // the input as in the weights.
-  const int64_t pieces = g.dw == 1 ? 1 : kx1 - kx0, len = g.dw == 1 ? (kx1 - kx0) * C : C;
+  // Undilated and ungrouped, a kernel row's in-bounds columns are one run of (kx1 - kx0) * C
+  // floats, in the input as in the weights.
+  const bool one_run = g.dw == 1 && Cg == C;
+  const int64_t pieces = one_run ? 1 : kx1 - kx0, len = one_run ? (kx1 - kx0) * C : Cg;
   for (int64_t ky = r.ky0; ky < r.ky1; ++ky) {
     for (int64_t piece = 0; piece < pieces; ++piece) {
       const int64_t kx = kx0 + piece;
       const float* xk = window + (ky * g.dh * g.W + kx * g.dw) * C;
-      const float* wk = j.w + ((ky * g.kw + kx) * C) * S;
+      const float* wk = j.w + ((ky * g.kw + kx) * Cg) * S;
       for (int64_t i = 0; i < len; ++i) {
         V wv[NB];
         for (int b = 0; b < NB; ++b) wv[b] = ld<VL>(wk + i * S + VL * b);
@@ -484,7 +490,7 @@ AIOV_ALWAYS_INLINE void nhwc_few_shaped(const NhwcFewJob& j, const typename VecO
   const Window2d& g = j.g;
   constexpr int64_t S = kPlanarStride;
   constexpr int kCols = (PX - 1) * SW + KW;  // input columns a run reads
-  const int64_t C = g.C;
+  const int64_t C = g.C, Cg = j.cg;
   int i_lo = 0, i_hi = kCols;
   if (MASKED) {
     const int64_t ix0 = ox * SW - g.pw;
@@ -497,12 +503,12 @@ AIOV_ALWAYS_INLINE void nhwc_few_shaped(const NhwcFewJob& j, const typename VecO
   const float* window = r.window(g, ox);
   for (int64_t ky = r.ky0; ky < r.ky1; ++ky) {
     const float* xr = window + ky * g.dh * g.W * C;
-    const float* wr = j.w + ky * KW * C * S;
-    for (int64_t c = 0; c < C; ++c) {
+    const float* wr = j.w + ky * KW * Cg * S;
+    for (int64_t c = 0; c < Cg; ++c) {
       V wv[KW][NB];
 #pragma GCC unroll 8
       for (int kx = 0; kx < KW; ++kx)
-        for (int b = 0; b < NB; ++b) wv[kx][b] = ld<VL>(wr + (kx * C + c) * S + VL * b);
+        for (int b = 0; b < NB; ++b) wv[kx][b] = ld<VL>(wr + (kx * Cg + c) * S + VL * b);
       const float* xi = xr + c;  // a running pointer: per-column offsets would each take a register
 #pragma GCC unroll 64
       for (int i = 0; i < kCols; ++i, xi += C) {
@@ -544,9 +550,10 @@ AIOV_ALWAYS_INLINE void nhwc_few_shaped_row(const NhwcFewJob& j, const typename 
   for (; ox < OW; ++ox) nhwc_few_single<VL, NB>(j, bias, r, ox);
 }
 
-// Output rows [r0, r1) of n * OH.
+// Output rows [r0, r1) of n * OH, of one group's job (x, w, y, bias and residual at its first
+// channel).
 template <int VL, int NB>
-AIOV_ALWAYS_INLINE void nhwc_few_rows(const NhwcFewJob& j, int64_t r0, int64_t r1) {
+AIOV_ALWAYS_INLINE void nhwc_few_group_rows(const NhwcFewJob& j, int64_t r0, int64_t r1) {
   typedef typename VecOf<VL>::T V;
   const Window2d& g = j.g;
   V bias[NB];
@@ -572,11 +579,25 @@ AIOV_ALWAYS_INLINE void nhwc_few_rows(const NhwcFewJob& j, int64_t r0, int64_t r
       for (; ox + 8 <= ox_hi; ox += 8) nhwc_few_pixels<VL, NB, 8>(j, bias, r, ox, 0, g.kw);
       for (; ox < g.OW; ++ox) nhwc_few_single<VL, NB>(j, bias, r, ox);
     }
-    if (j.fused == Fused::deferred) {
-      float* y = j.y + ri * g.OW * j.O;
-      apply_epilogue_row(y, g.OW * j.O, nullptr, nullptr, j.act);
-    }
   }
+}
+
+// Output rows [r0, r1) of n * OH: each group's, then an activation the store did not apply.
+template <int VL, int NB>
+AIOV_ALWAYS_INLINE void nhwc_few_rows(const NhwcFewJob& j, int64_t r0, int64_t r1) {
+  const Window2d& g = j.g;
+  for (int64_t gi = 0; gi < j.groups; ++gi) {
+    NhwcFewJob group = j;
+    group.x += gi * j.cg;
+    group.w += gi * g.kh * g.kw * j.cg * kPlanarStride;
+    group.y += gi * j.O;
+    if (group.bias) group.bias += gi * j.O;
+    if (group.res) group.res += gi * j.O;
+    nhwc_few_group_rows<VL, NB>(group, r0, r1);
+  }
+  if (j.fused == Fused::deferred)
+    for (int64_t ri = r0; ri < r1; ++ri)
+      apply_epilogue_row(j.y + ri * g.OW * j.ld_y, g.OW * j.ld_y, nullptr, nullptr, j.act);
 }
 
 // One out-of-line function per (kind, vector width, window shape) and ISA: vector code only
@@ -823,20 +844,25 @@ void planar_conv_few_outputs(const Window2d& g, int64_t O, const float* x, const
   j.w = w;
   j.offsets = offsets.data();
   j.y = y;
+  j.ld_y = O;
   take_epilogue(j, e);
   run_few_outputs(j, pool, max_threads);
 }
 
 void nhwc_conv_few_outputs(const Window2d& g, int64_t O, const float* x, const float* w, const Epilogue& e, float* y,
-                           ThreadPool* pool, int max_threads) {
+                           ThreadPool* pool, int max_threads, int64_t groups) {
   if (O < 1 || O > kPlanarMaxOutputs) throw std::logic_error("nhwc_conv_few_outputs: 1 to 16 output channels");
+  if (groups < 1 || g.C % groups != 0) throw std::logic_error("nhwc_conv_few_outputs: groups must divide the channels");
   if (g.N * g.OH <= 0 || g.OW <= 0) return;
   NhwcFewJob j{};
   j.g = g;
   j.O = O;
+  j.cg = g.C / groups;
+  j.groups = groups;
   j.x = x;
   j.w = w;
   j.y = y;
+  j.ld_y = groups * O;
   take_epilogue(j, e);
   run_few_outputs(j, pool, max_threads);
 }
