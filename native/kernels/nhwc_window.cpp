@@ -433,6 +433,20 @@ struct FewRow {
   const float* window(const Window2d& g, int64_t ox) const { return image + (iy0 * g.W + ox * g.sw - g.pw) * g.C; }
 };
 
+// One input column i of a tap for PX pixels: acc[p] += x[i + p * step] * w[i].
+template <int VL, int NB, int PX>
+AIOV_ALWAYS_INLINE void nhwc_few_column(typename VecOf<VL>::T (&acc)[PX][NB], const float* xk, const float* wk,
+                                        int64_t i, int64_t step) {
+  typedef typename VecOf<VL>::T V;
+  V wv[NB];
+  for (int b = 0; b < NB; ++b) wv[b] = ld<VL>(wk + i * kPlanarStride + VL * b);
+#pragma GCC unroll 8
+  for (int p = 0; p < PX; ++p) {
+    const float xv = xk[i + p * step];
+    for (int b = 0; b < NB; ++b) acc[p][b] += xv * wv[b];
+  }
+}
+
 // PX pixels of one output row from ox, kernel columns [kx0, kx1) (the same for all of them).
 // (Lambdas would not do for the helpers here: they do not take the ISA's target attribute.)
 template <int VL, int NB, int PX>
@@ -443,9 +457,14 @@ AIOV_ALWAYS_INLINE void nhwc_few_pixels(const NhwcFewJob& j, const typename VecO
   constexpr int64_t S = kPlanarStride;
   const int64_t C = g.C, Cg = j.cg, step = g.sw * C;
   const float* window = r.window(g, ox);
-  V acc[PX][NB];
-  for (int p = 0; p < PX; ++p)
-    for (int b = 0; b < NB; ++b) acc[p][b] = bias[b];
+  // A lone pixel's sums would be one chain of dependent FMAs, waiting on the FMA's latency
+  // (wav2vec2's 1x16 window at the border: 128 in a row, 2.5x OpenVINO's time); kChains
+  // partial sums interleave them.
+  constexpr int kChains = PX == 1 ? 4 : 1;
+  V acc[kChains][PX][NB];
+  for (int c = 0; c < kChains; ++c)
+    for (int p = 0; p < PX; ++p)
+      for (int b = 0; b < NB; ++b) acc[c][p][b] = c == 0 ? bias[b] : V{};
   // Undilated and ungrouped, a kernel row's in-bounds columns are one run of (kx1 - kx0) * C
   // floats, in the input as in the weights.
   const bool one_run = g.dw == 1 && Cg == C;
@@ -455,18 +474,17 @@ AIOV_ALWAYS_INLINE void nhwc_few_pixels(const NhwcFewJob& j, const typename VecO
       const int64_t kx = kx0 + piece;
       const float* xk = window + (ky * g.dh * g.W + kx * g.dw) * C;
       const float* wk = j.w + ((ky * g.kw + kx) * Cg) * S;
-      for (int64_t i = 0; i < len; ++i) {
-        V wv[NB];
-        for (int b = 0; b < NB; ++b) wv[b] = ld<VL>(wk + i * S + VL * b);
-#pragma GCC unroll 8
-        for (int p = 0; p < PX; ++p) {
-          const float xv = xk[i + p * step];
-          for (int b = 0; b < NB; ++b) acc[p][b] += xv * wv[b];
-        }
-      }
+      int64_t i = 0;
+      for (; i + kChains <= len; i += kChains)
+#pragma GCC unroll 4
+        for (int c = 0; c < kChains; ++c) nhwc_few_column<VL, NB, PX>(acc[c], xk, wk, i + c, step);
+      for (; i < len; ++i) nhwc_few_column<VL, NB, PX>(acc[0], xk, wk, i, step);
     }
   }
-  for (int p = 0; p < PX; ++p) few_outputs_store<VL, NB>(j, acc[p], r.pixel + ox + p);
+  for (int c = 1; c < kChains; ++c)
+    for (int p = 0; p < PX; ++p)
+      for (int b = 0; b < NB; ++b) acc[0][p][b] += acc[c][p][b];
+  for (int p = 0; p < PX; ++p) few_outputs_store<VL, NB>(j, acc[0][p], r.pixel + ox + p);
 }
 
 // One pixel over its in-bounds kernel columns (one crossing an edge, or a leftover).
