@@ -103,6 +103,28 @@ def test_comparisons_give_booleans():
     np.testing.assert_array_equal(out, a < b)
 
 
+@pytest.mark.parametrize(
+    "shape, target, mode",
+    [
+        ((8, 2, 1, 5, 8), (8, 2, 2, 5, 8), "numpy"),  # Llama's K and V repeated over query heads: runs of 40
+        ((3, 1), (3, 7), "numpy"),  # the innermost dim broadcast: one value repeated
+        ((1, 4, 1), (2, 4, 5), "numpy"),  # both, with a leading broadcast
+        ((5,), (2, 3, 5), "numpy"),  # new leading dims: the whole input copied
+        ((1,), (4, 1, 3), "numpy"),  # one value everywhere, a size-1 dim between
+        ((4, 1, 6), (3, 1), "bidirectional"),  # ONNX Expand: the input's dims win
+        ((2, 1), (2, 0), "numpy"),  # an empty output
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.uint8, np.bool_])
+def test_broadcast_matches_numpy(shape, target, mode, dtype):
+    x = (RNG.standard_normal(shape) * 10).astype(dtype)
+    out = run("Broadcast", [x, np.array(target, np.int64)], {"mode": mode})
+    expected = x * np.ones(target, dtype) if mode == "bidirectional" else np.broadcast_to(x, target)
+    assert out.dtype == x.dtype
+    np.testing.assert_array_equal(out, expected)
+
+
 @pytest.mark.parametrize("threads", [1, 0])
 @pytest.mark.parametrize(
     "shapes",
