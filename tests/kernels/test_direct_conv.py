@@ -212,6 +212,10 @@ def check_few_output_convolution(c, o, k, strides, pads, dilations, size, act, t
         (3, 5, 3, (1, 1), (0, 2, 1, 0), (1, 1), (9, 31)),  # stride 1, one-sided pads
         (1, 1, 5, (3, 3), (2, 2, 2, 2), (1, 1), (13, 13)),  # one channel in and out, stride 3
         (2, 9, 3, (1, 2), (2, 1, 0, 3), (2, 1), (11, 10)),  # dilated rows, padding wider than the kernel
+        # Unpadded: every image but the last read as it lies, its last short runs reading on
+        (3, 16, 3, (2, 2), (0, 0, 0, 0), (1, 1), (17, 19)),  # SqueezeNet's stem
+        (3, 8, 3, (2, 2), (0, 0, 0, 0), (1, 1), (16, 16)),  # a last input row and column no window reads
+        (1, 4, 5, (1, 1), (0, 0, 0, 0), (1, 1), (9, 12)),  # one channel
     ],
 )
 @pytest.mark.parametrize("act", ["relu", "clamp", "hswish"])
