@@ -174,6 +174,17 @@ def test_reductions_of_many_rows(threads):
         )
 
 
+@pytest.mark.parametrize("threads", [1, 0])
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin"])
+def test_reductions_of_long_contiguous_runs(op, threads):
+    # Each output reduces one contiguous run: global pooling over NCHW (192 runs of 3,000,
+    # split over threads) and a whole tensor (576,000 values; sums carried in double).
+    x = rand(8, 24, 50, 60) + 0.5
+    for axes in ((2, 3), (0, 1, 2, 3)):
+        out = run(op, [x, np.array(axes, np.int64)], {"keep_dims": 0}, threads=threads)
+        np.testing.assert_allclose(out, REDUCE[op](x.astype(np.float64), axes, False), rtol=1e-6, atol=1e-6)
+
+
 # ---- softmax ------------------------------------------------------------------------------
 
 
