@@ -315,6 +315,29 @@ def test_pooling_matches_numpy(kind, kernel, strides, pads_begin, pads_end, ceil
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("threads", [1, 0])
+@pytest.mark.parametrize("kernel, strides, pads_begin, pads_end, ceil", POOLS)
+def test_nchw_max_pool_rows_give_the_plane_loop_values_nan_included(
+    kernel, strides, pads_begin, pads_end, ceil, threads
+):
+    # f32 NCHW pooling without indices runs a row of windows at a time; with indices it keeps
+    # the per-output loop. The values agree exactly, NaNs (the first in a window wins) included.
+    x = rand(4, 24, 21, 23)
+    x.reshape(-1)[RNG.choice(x.size, 300, replace=False)] = np.nan
+    attrs = pool_attrs(kernel, strides, pads_begin, pads_end, ceil)
+    rows = run("MaxPool", [x], attrs, threads=threads)
+    plane_loop = _testing.run_op("MaxPool", [x], dict(attrs, with_indices=1), threads=threads)[0]
+    np.testing.assert_array_equal(rows, plane_loop)
+
+
+@pytest.mark.parametrize("exclude_pad", [0, 1])
+def test_nchw_average_pool_rows_over_many_planes(exclude_pad):
+    x = rand(4, 24, 21, 23)
+    attrs = dict(pool_attrs((3, 3), (2, 2), (1, 1), (1, 1), True), exclude_pad=exclude_pad)
+    expected = pool_reference(x, (3, 3), (2, 2), (1, 1), (1, 1), "avg", exclude_pad=bool(exclude_pad), ceil=True)
+    np.testing.assert_allclose(run("AvgPool", [x], attrs, threads=0), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_average_pool_counting_the_padding():
     x = rand(1, 3, 7, 7)
     attrs = {"kernel": [3, 3], "strides": [2, 2], "pads_begin": [1, 1], "pads_end": [1, 1], "exclude_pad": 0}
