@@ -138,6 +138,25 @@ def test_large_broadcasts_split_over_threads(threads, shapes):
     np.testing.assert_allclose(run("Add", [b, a], threads=threads), b + a, rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "shape, repeats",
+    [
+        ((2, 3, 4), (1, 2, 1)),  # a middle dim: blocks of the innermost dims repeated
+        ((2, 3, 4), (3, 1, 2)),  # the innermost and the outermost
+        ((5,), (2, 3, 4)),  # more repeats than dims: leading dims added
+        ((2, 1, 3), (2, 4, 1)),
+        ((2, 3), (0, 2)),  # an empty output
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.uint8, np.bool_])
+def test_tile_matches_numpy(shape, repeats, dtype):
+    x = (RNG.standard_normal(shape) * 10).astype(dtype)
+    out = run("Tile", [x, np.array(repeats, np.int64)])
+    assert out.dtype == x.dtype
+    np.testing.assert_array_equal(out, np.tile(x, repeats))
+
+
 # ---- reductions ---------------------------------------------------------------------------
 
 REDUCE = {
