@@ -157,6 +157,33 @@ def test_tile_matches_numpy(shape, repeats, dtype):
     np.testing.assert_array_equal(out, np.tile(x, repeats))
 
 
+@pytest.mark.parametrize(
+    "shapes",
+    [
+        ((4, 5, 6), (4, 5, 6), (4, 5, 6)),
+        ((4, 5, 6), (4, 5, 6), ()),
+        ((4, 5, 6), (), (1, 5, 6)),
+        ((5, 1), (4, 1, 6), (6,)),
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.int8, np.float16])
+@pytest.mark.parametrize("threads", [1, 0])
+def test_select_matches_numpy(shapes, dtype, threads):
+    # A random condition (no branch to predict), operands broadcast along rows or as scalars.
+    c = RNG.standard_normal(shapes[0]) > 0
+    a, b = ((RNG.standard_normal(s) * 10).astype(dtype) for s in shapes[1:])
+    out = run("Select", [c, a, b], threads=threads)
+    assert out.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(out, np.where(c, a, b))
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_select_over_many_values_split_over_threads(threads):
+    x = rand(8, 16, 32, 32)
+    np.testing.assert_array_equal(run("Select", [x > 0, x, np.float32(-1)], threads=threads), np.where(x > 0, x, -1))
+
+
 # ---- reductions ---------------------------------------------------------------------------
 
 REDUCE = {
