@@ -13,6 +13,8 @@ void softmax_row(const float* x, float* y, int64_t n);
 // max, exponentials and sums run along the rows, so every pass is a contiguous vector loop.
 constexpr int64_t kSoftmaxColumns = 256;
 void softmax_columns(const float* x, float* y, int64_t len, int64_t n, int64_t stride);
+// The same for log-softmax: y = x - max - log(sum of exp(x - max)) down each column.
+void log_softmax_columns(const float* x, float* y, int64_t len, int64_t n, int64_t stride);
 
 namespace softmax_detail {
 // Subnormal probabilities cost a microcode assist in every instruction that makes or reads

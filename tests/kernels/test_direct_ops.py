@@ -295,13 +295,14 @@ def test_softmax_and_log_softmax_over_many_rows(threads):
 @pytest.mark.parametrize("threads", [1, 0])
 @pytest.mark.parametrize("shape, axis", [((3, 19, 300), 1), ((4, 21, 24, 25), -3), ((2, 1, 40), 1)], ids=str)
 def test_softmax_over_a_middle_axis(shape, axis, threads):
-    # A segmentation head's softmax over NCHW channels: blocks of up to 256 columns (here a
+    # A segmentation head's softmax (and log-softmax) over NCHW channels: blocks of up to 256 columns (here a
     # short last block), each column one lane of the passes; a length of one gives ones.
     x = rand(*shape) * 4
     x.reshape(-1)[:3] = [60.0, -60.0, 0.0]  # large and small values, the columns' maxima subtracted
-    np.testing.assert_allclose(
-        run("Softmax", [x], {"axis": axis}, threads=threads), softmax(x.astype(np.float64), axis), rtol=1e-5, atol=1e-6
-    )
+    expected = softmax(x.astype(np.float64), axis)
+    np.testing.assert_allclose(run("Softmax", [x], {"axis": axis}, threads=threads), expected, rtol=1e-5, atol=1e-6)
+    log = run("LogSoftmax", [x], {"axis": axis}, threads=threads)
+    np.testing.assert_allclose(log, np.log(np.maximum(expected, 1e-300)), rtol=1e-5, atol=1e-5)
 
 
 # ---- pooling ------------------------------------------------------------------------------
