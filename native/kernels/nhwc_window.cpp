@@ -317,6 +317,7 @@ struct PlanarJob : JobEpilogue {
   const float* w;          // [taps (ky, c, kx)][kPlanarStride], zero past O
   const int64_t* offsets;  // per tap: (c * H + ky * dh) * W + kx * dw
   float* y;                // N OH OW O
+  int64_t ld_y;            // floats between output pixels: O
 };
 
 // One pixel's NB vectors of output channels: residual, fused activation, then only its O
@@ -343,7 +344,7 @@ AIOV_ALWAYS_INLINE void few_outputs_store(const AnyJob& j, typename VecOf<VL>::T
     }
     st<VL>(out + VL * b) = v;
   }
-  float* y = j.y + pixel * j.O;
+  float* y = j.y + pixel * j.ld_y;
   if (j.O == VL * NB)
     for (int b = 0; b < NB; ++b) st<VL>(y + VL * b) = ld<VL>(out + VL * b);
   else
@@ -395,8 +396,8 @@ AIOV_ALWAYS_INLINE void planar_rows(const PlanarJob& j, int64_t r0, int64_t r1) 
       for (int p = 0; p < px; ++p) few_outputs_store<VL, NB>(j, acc[p], ri * g.OW + ox + p);
     }
     if (j.fused == Fused::deferred) {
-      float* y = j.y + ri * g.OW * j.O;
-      apply_epilogue_row(y, g.OW * j.O, nullptr, nullptr, j.act);
+      float* y = j.y + ri * g.OW * j.ld_y;
+      apply_epilogue_row(y, g.OW * j.ld_y, nullptr, nullptr, j.act);
     }
   }
 }
@@ -408,14 +409,18 @@ AIOV_ALWAYS_INLINE void planar_rows(const PlanarJob& j, int64_t r0, int64_t r1) 
 // output pixel's channels are one vector; input channel c of tap (ky, kx) is one broadcast,
 // and neighbouring pixels of a run read it sw * C floats apart. No copy: windows crossing
 // the top or bottom edge skip those kernel rows, pixels crossing the left or right edge go
-// one at a time over their in-bounds columns.
+// one at a time over their in-bounds columns. A grouped convolution (wav2vec2's positional
+// convolution, 8 channels a group) runs each group the same way over its slice of every
+// pixel's channels, instead of one GEMM per group with N of 8 (dot products per output).
 
 struct NhwcFewJob : JobEpilogue {
-  Window2d g;
-  int64_t O;       // output channels (at most kPlanarMaxOutputs)
-  const float* x;  // N H W C
-  const float* w;  // [taps (ky, kx, c)][kPlanarStride], zero past O
-  float* y;        // N OH OW O
+  Window2d g;          // C: every group's channels, the floats between input pixels
+  int64_t O;           // output channels per group (at most kPlanarMaxOutputs)
+  int64_t cg, groups;  // input channels per group (C / groups), groups
+  const float* x;      // N H W C (a group job: at its first channel)
+  const float* w;      // per group [taps (ky, kx, c)][kPlanarStride], zero past O
+  float* y;            // N OH OW (groups * O) (a group job: at its first channel)
+  int64_t ld_y;        // floats between output pixels: groups * O
 };
 
 // One output row of a NhwcFewJob: where its windows start and which kernel rows are inside.
@@ -428,6 +433,20 @@ struct FewRow {
   const float* window(const Window2d& g, int64_t ox) const { return image + (iy0 * g.W + ox * g.sw - g.pw) * g.C; }
 };
 
+// One input column i of a tap for PX pixels: acc[p] += x[i + p * step] * w[i].
+template <int VL, int NB, int PX>
+AIOV_ALWAYS_INLINE void nhwc_few_column(typename VecOf<VL>::T (&acc)[PX][NB], const float* xk, const float* wk,
+                                        int64_t i, int64_t step) {
+  typedef typename VecOf<VL>::T V;
+  V wv[NB];
+  for (int b = 0; b < NB; ++b) wv[b] = ld<VL>(wk + i * kPlanarStride + VL * b);
+#pragma GCC unroll 8
+  for (int p = 0; p < PX; ++p) {
+    const float xv = xk[i + p * step];
+    for (int b = 0; b < NB; ++b) acc[p][b] += xv * wv[b];
+  }
+}
+
 // PX pixels of one output row from ox, kernel columns [kx0, kx1) (the same for all of them).
 // (Lambdas would not do for the helpers here: they do not take the ISA's target attribute.)
 template <int VL, int NB, int PX>
@@ -436,31 +455,36 @@ AIOV_ALWAYS_INLINE void nhwc_few_pixels(const NhwcFewJob& j, const typename VecO
   typedef typename VecOf<VL>::T V;
   const Window2d& g = j.g;
   constexpr int64_t S = kPlanarStride;
-  const int64_t C = g.C, step = g.sw * C;
+  const int64_t C = g.C, Cg = j.cg, step = g.sw * C;
   const float* window = r.window(g, ox);
-  V acc[PX][NB];
-  for (int p = 0; p < PX; ++p)
-    for (int b = 0; b < NB; ++b) acc[p][b] = bias[b];
-  // Undilated, a kernel row's in-bounds columns are one run of (kx1 - kx0) * C floats, in
-  // the input as in the weights.
-  const int64_t pieces = g.dw == 1 ? 1 : kx1 - kx0, len = g.dw == 1 ? (kx1 - kx0) * C : C;
+  // A lone pixel's sums would be one chain of dependent FMAs, waiting on the FMA's latency
+  // (wav2vec2's 1x16 window at the border: 128 in a row, 2.5x OpenVINO's time); kChains
+  // partial sums interleave them.
+  constexpr int kChains = PX == 1 ? 4 : 1;
+  V acc[kChains][PX][NB];
+  for (int c = 0; c < kChains; ++c)
+    for (int p = 0; p < PX; ++p)
+      for (int b = 0; b < NB; ++b) acc[c][p][b] = c == 0 ? bias[b] : V{};
+  // Undilated and ungrouped, a kernel row's in-bounds columns are one run of (kx1 - kx0) * C
+  // floats, in the input as in the weights.
+  const bool one_run = g.dw == 1 && Cg == C;
+  const int64_t pieces = one_run ? 1 : kx1 - kx0, len = one_run ? (kx1 - kx0) * C : Cg;
   for (int64_t ky = r.ky0; ky < r.ky1; ++ky) {
     for (int64_t piece = 0; piece < pieces; ++piece) {
       const int64_t kx = kx0 + piece;
       const float* xk = window + (ky * g.dh * g.W + kx * g.dw) * C;
-      const float* wk = j.w + ((ky * g.kw + kx) * C) * S;
-      for (int64_t i = 0; i < len; ++i) {
-        V wv[NB];
-        for (int b = 0; b < NB; ++b) wv[b] = ld<VL>(wk + i * S + VL * b);
-#pragma GCC unroll 8
-        for (int p = 0; p < PX; ++p) {
-          const float xv = xk[i + p * step];
-          for (int b = 0; b < NB; ++b) acc[p][b] += xv * wv[b];
-        }
-      }
+      const float* wk = j.w + ((ky * g.kw + kx) * Cg) * S;
+      int64_t i = 0;
+      for (; i + kChains <= len; i += kChains)
+#pragma GCC unroll 4
+        for (int c = 0; c < kChains; ++c) nhwc_few_column<VL, NB, PX>(acc[c], xk, wk, i + c, step);
+      for (; i < len; ++i) nhwc_few_column<VL, NB, PX>(acc[0], xk, wk, i, step);
     }
   }
-  for (int p = 0; p < PX; ++p) few_outputs_store<VL, NB>(j, acc[p], r.pixel + ox + p);
+  for (int c = 1; c < kChains; ++c)
+    for (int p = 0; p < PX; ++p)
+      for (int b = 0; b < NB; ++b) acc[0][p][b] += acc[c][p][b];
+  for (int p = 0; p < PX; ++p) few_outputs_store<VL, NB>(j, acc[0][p], r.pixel + ox + p);
 }
 
 // One pixel over its in-bounds kernel columns (one crossing an edge, or a leftover).
@@ -484,7 +508,7 @@ AIOV_ALWAYS_INLINE void nhwc_few_shaped(const NhwcFewJob& j, const typename VecO
   const Window2d& g = j.g;
   constexpr int64_t S = kPlanarStride;
   constexpr int kCols = (PX - 1) * SW + KW;  // input columns a run reads
-  const int64_t C = g.C;
+  const int64_t C = g.C, Cg = j.cg;
   int i_lo = 0, i_hi = kCols;
   if (MASKED) {
     const int64_t ix0 = ox * SW - g.pw;
@@ -497,12 +521,12 @@ AIOV_ALWAYS_INLINE void nhwc_few_shaped(const NhwcFewJob& j, const typename VecO
   const float* window = r.window(g, ox);
   for (int64_t ky = r.ky0; ky < r.ky1; ++ky) {
     const float* xr = window + ky * g.dh * g.W * C;
-    const float* wr = j.w + ky * KW * C * S;
-    for (int64_t c = 0; c < C; ++c) {
+    const float* wr = j.w + ky * KW * Cg * S;
+    for (int64_t c = 0; c < Cg; ++c) {
       V wv[KW][NB];
 #pragma GCC unroll 8
       for (int kx = 0; kx < KW; ++kx)
-        for (int b = 0; b < NB; ++b) wv[kx][b] = ld<VL>(wr + (kx * C + c) * S + VL * b);
+        for (int b = 0; b < NB; ++b) wv[kx][b] = ld<VL>(wr + (kx * Cg + c) * S + VL * b);
       const float* xi = xr + c;  // a running pointer: per-column offsets would each take a register
 #pragma GCC unroll 64
       for (int i = 0; i < kCols; ++i, xi += C) {
@@ -544,9 +568,10 @@ AIOV_ALWAYS_INLINE void nhwc_few_shaped_row(const NhwcFewJob& j, const typename 
   for (; ox < OW; ++ox) nhwc_few_single<VL, NB>(j, bias, r, ox);
 }
 
-// Output rows [r0, r1) of n * OH.
+// Output rows [r0, r1) of n * OH, of one group's job (x, w, y, bias and residual at its first
+// channel).
 template <int VL, int NB>
-AIOV_ALWAYS_INLINE void nhwc_few_rows(const NhwcFewJob& j, int64_t r0, int64_t r1) {
+AIOV_ALWAYS_INLINE void nhwc_few_group_rows(const NhwcFewJob& j, int64_t r0, int64_t r1) {
   typedef typename VecOf<VL>::T V;
   const Window2d& g = j.g;
   V bias[NB];
@@ -572,11 +597,25 @@ AIOV_ALWAYS_INLINE void nhwc_few_rows(const NhwcFewJob& j, int64_t r0, int64_t r
       for (; ox + 8 <= ox_hi; ox += 8) nhwc_few_pixels<VL, NB, 8>(j, bias, r, ox, 0, g.kw);
       for (; ox < g.OW; ++ox) nhwc_few_single<VL, NB>(j, bias, r, ox);
     }
-    if (j.fused == Fused::deferred) {
-      float* y = j.y + ri * g.OW * j.O;
-      apply_epilogue_row(y, g.OW * j.O, nullptr, nullptr, j.act);
-    }
   }
+}
+
+// Output rows [r0, r1) of n * OH: each group's, then an activation the store did not apply.
+template <int VL, int NB>
+AIOV_ALWAYS_INLINE void nhwc_few_rows(const NhwcFewJob& j, int64_t r0, int64_t r1) {
+  const Window2d& g = j.g;
+  for (int64_t gi = 0; gi < j.groups; ++gi) {
+    NhwcFewJob group = j;
+    group.x += gi * j.cg;
+    group.w += gi * g.kh * g.kw * j.cg * kPlanarStride;
+    group.y += gi * j.O;
+    if (group.bias) group.bias += gi * j.O;
+    if (group.res) group.res += gi * j.O;
+    nhwc_few_group_rows<VL, NB>(group, r0, r1);
+  }
+  if (j.fused == Fused::deferred)
+    for (int64_t ri = r0; ri < r1; ++ri)
+      apply_epilogue_row(j.y + ri * g.OW * j.ld_y, g.OW * j.ld_y, nullptr, nullptr, j.act);
 }
 
 // One out-of-line function per (kind, vector width, window shape) and ISA: vector code only
@@ -806,37 +845,55 @@ void planar_conv_few_outputs(const Window2d& g, int64_t O, const float* x, const
   pg.W = std::max(g.pw + g.W, (g.OW - 1) * g.sw + (g.kw - 1) * g.dw + 1);
   pg.H = std::max(g.ph + g.H, (g.OH - 1) * g.sh + (g.kh - 1) * g.dh + 1);
   pg.pw = pg.ph = 0;
+  const int64_t slack = 8 * g.sw * g.kw * g.dw, image = g.C * pg.H * pg.W;
+  // Unpadded, every image but the last is read as it lies: a last short run of a row reads
+  // on into the next row or image, for pixels it does not store. Copying them all cost a
+  // third of SqueezeNet's 3x3/2 stem (8 x 3 x 64 x 64).
+  const int64_t read_in_place = pg.H == g.H && pg.W == g.W && image >= slack ? g.N - 1 : 0;
   thread_local std::vector<float> padded;
-  padded.assign((size_t)(g.N * g.C * pg.H * pg.W + 8 * g.sw * g.kw * g.dw), 0.0f);
-  for (int64_t plane = 0; plane < g.N * g.C; ++plane)
+  padded.assign((size_t)((g.N - read_in_place) * image + slack), 0.0f);
+  for (int64_t plane = read_in_place * g.C; plane < g.N * g.C; ++plane)
     for (int64_t iy = 0; iy < g.H; ++iy)
-      std::copy_n(x + (plane * g.H + iy) * g.W, g.W, padded.data() + (plane * pg.H + g.ph + iy) * pg.W + g.pw);
+      std::copy_n(x + (plane * g.H + iy) * g.W, g.W,
+                  padded.data() + ((plane - read_in_place * g.C) * pg.H + g.ph + iy) * pg.W + g.pw);
   thread_local std::vector<int64_t> offsets;
   offsets.clear();
   for (int64_t ky = 0; ky < g.kh; ++ky)
     for (int64_t c = 0; c < g.C; ++c)
       for (int64_t kx = 0; kx < g.kw; ++kx) offsets.push_back((c * pg.H + ky * g.dh) * pg.W + kx * g.dw);
-  PlanarJob j{};
-  j.g = pg;
-  j.O = O;
-  j.x = padded.data();
-  j.w = w;
-  j.offsets = offsets.data();
-  j.y = y;
-  take_epilogue(j, e);
-  run_few_outputs(j, pool, max_threads);
+  // Images [n0, n0 + count) from xs (at image n0).
+  auto images = [&](int64_t n0, int64_t count, const float* xs) {
+    PlanarJob j{};
+    j.g = pg;
+    j.g.N = count;
+    j.O = O;
+    j.x = xs;
+    j.w = w;
+    j.offsets = offsets.data();
+    j.y = y + n0 * g.OH * g.OW * O;
+    j.ld_y = O;
+    take_epilogue(j, e);
+    if (j.res) j.res += n0 * g.OH * g.OW * j.ld_res;
+    run_few_outputs(j, pool, max_threads);
+  };
+  if (read_in_place) images(0, read_in_place, x);
+  images(read_in_place, g.N - read_in_place, padded.data());
 }
 
 void nhwc_conv_few_outputs(const Window2d& g, int64_t O, const float* x, const float* w, const Epilogue& e, float* y,
-                           ThreadPool* pool, int max_threads) {
+                           ThreadPool* pool, int max_threads, int64_t groups) {
   if (O < 1 || O > kPlanarMaxOutputs) throw std::logic_error("nhwc_conv_few_outputs: 1 to 16 output channels");
+  if (groups < 1 || g.C % groups != 0) throw std::logic_error("nhwc_conv_few_outputs: groups must divide the channels");
   if (g.N * g.OH <= 0 || g.OW <= 0) return;
   NhwcFewJob j{};
   j.g = g;
   j.O = O;
+  j.cg = g.C / groups;
+  j.groups = groups;
   j.x = x;
   j.w = w;
   j.y = y;
+  j.ld_y = groups * O;
   take_epilogue(j, e);
   run_few_outputs(j, pool, max_threads);
 }

@@ -43,11 +43,13 @@ constexpr int64_t kPlanarStride = 16;
 void planar_conv_few_outputs(const Window2d& g, int64_t O, const float* x, const float* w, const Epilogue& e, float* y,
                              ThreadPool* pool, int max_threads);
 
-// The same for NHWC input x (one group, any C; meant for few channels, where a GEMM's K is
-// short and its tiles mostly padding): w holds one row of kPlanarStride floats per tap,
-// taps ordered (ky, kx, c). y must not overlap x or w; it may alias the residual only if
-// ld_residual == O (exactly in place: each pixel's residual is read before it is written).
+// The same for NHWC input x (any C; meant for few channels, where a GEMM's K is short and
+// its tiles mostly padding), in `groups` groups of C / groups input channels and O output
+// channels each (y has groups * O channels; bias and residual are indexed by them): w holds,
+// group after group, one row of kPlanarStride floats per tap, taps ordered (ky, kx, c). y
+// must not overlap x or w; it may alias the residual only if ld_residual == groups * O
+// (exactly in place: each pixel's residual is read before it is written).
 void nhwc_conv_few_outputs(const Window2d& g, int64_t O, const float* x, const float* w, const Epilogue& e, float* y,
-                           ThreadPool* pool, int max_threads);
+                           ThreadPool* pool, int max_threads, int64_t groups = 1);
 
 }  // namespace aiov

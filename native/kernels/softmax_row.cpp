@@ -40,6 +40,59 @@ void softmax_row_portable(const float* x, float* y, int64_t n) {
 
 }  // namespace
 
+// As softmax_row_portable, one column per lane of each loop (the same fast_exp and the same
+// floor below which a probability is 0).
+AIOV_MULTIVERSION
+void softmax_columns(const float* x, float* y, int64_t len, int64_t n, int64_t stride) {
+  float mx[kSoftmaxColumns], sum[kSoftmaxColumns];
+  for (int64_t c = 0; c < n; ++c) mx[c] = x[c], sum[c] = 0.0f;
+  for (int64_t l = 1; l < len; ++l) {
+    const float* row = x + l * stride;
+    for (int64_t c = 0; c < n; ++c) mx[c] = row[c] > mx[c] ? row[c] : mx[c];
+  }
+  const float low = softmax_detail::lowest_kept(len);
+  for (int64_t l = 0; l < len; ++l) {
+    const float* row = x + l * stride;
+    float* out = y + l * stride;
+    for (int64_t c = 0; c < n; ++c) {
+      const float d = row[c] - mx[c];
+      const float e = d < low ? 0.0f : fast_exp(d < low ? low : d);
+      out[c] = e;
+      sum[c] += e;
+    }
+  }
+  for (int64_t c = 0; c < n; ++c) sum[c] = 1.0f / sum[c];
+  for (int64_t l = 0; l < len; ++l) {
+    float* out = y + l * stride;
+    for (int64_t c = 0; c < n; ++c) out[c] *= sum[c];
+  }
+}
+
+AIOV_MULTIVERSION
+void log_softmax_columns(const float* x, float* y, int64_t len, int64_t n, int64_t stride) {
+  float mx[kSoftmaxColumns], sum[kSoftmaxColumns];
+  for (int64_t c = 0; c < n; ++c) mx[c] = x[c], sum[c] = 0.0f;
+  for (int64_t l = 1; l < len; ++l) {
+    const float* row = x + l * stride;
+    for (int64_t c = 0; c < n; ++c) mx[c] = row[c] > mx[c] ? row[c] : mx[c];
+  }
+  // Terms below the floor are dropped: they add nothing a float sum of at least 1 keeps.
+  const float low = softmax_detail::lowest_kept(len);
+  for (int64_t l = 0; l < len; ++l) {
+    const float* row = x + l * stride;
+    for (int64_t c = 0; c < n; ++c) {
+      const float d = row[c] - mx[c];
+      sum[c] += d < low ? 0.0f : fast_exp(d < low ? low : d);
+    }
+  }
+  for (int64_t c = 0; c < n; ++c) sum[c] = mx[c] + std::log(sum[c]);
+  for (int64_t l = 0; l < len; ++l) {
+    const float* row = x + l * stride;
+    float* out = y + l * stride;
+    for (int64_t c = 0; c < n; ++c) out[c] = row[c] - sum[c];
+  }
+}
+
 void softmax_row(const float* x, float* y, int64_t n) {
   static const softmax_detail::SoftmaxFn row = [] {
     softmax_detail::SoftmaxFn f = nullptr;

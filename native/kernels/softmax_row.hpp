@@ -8,6 +8,14 @@ namespace aiov {
 // y[0:n] = softmax(x[0:n]); x and y may be the same row.
 void softmax_row(const float* x, float* y, int64_t n);
 
+// The softmax down each of n <= kSoftmaxColumns contiguous columns of len values whose rows lie
+// `stride` floats apart (a softmax over a non-last axis: NCHW's channels), y laid out as x:
+// max, exponentials and sums run along the rows, so every pass is a contiguous vector loop.
+constexpr int64_t kSoftmaxColumns = 256;
+void softmax_columns(const float* x, float* y, int64_t len, int64_t n, int64_t stride);
+// The same for log-softmax: y = x - max - log(sum of exp(x - max)) down each column.
+void log_softmax_columns(const float* x, float* y, int64_t len, int64_t n, int64_t stride);
+
 namespace softmax_detail {
 // Subnormal probabilities cost a microcode assist in every instruction that makes or reads
 // them (the fused attention's PV product ran dozens of times slower under a padding or causal

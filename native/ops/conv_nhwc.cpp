@@ -385,11 +385,15 @@ std::string values_digest(const std::vector<float>& values) {
   return text;
 }
 
-// NHWC windows into few output channels (at most kPlanarMaxOutputs), f32, one group: as a
+// NHWC windows into few output channels per group (at most kPlanarMaxOutputs), f32: as a
 // GEMM, N is half a tile or less. The direct kernel won at every input width measured (3x3,
-// 4 to 256 channels, 1.0-2.3x), and 2-4x against Winograd at 16-32 channels into 16.
-bool few_output_nhwc(const Window2d& g, int64_t group, int64_t O, bool planar, GemmPrecision precision) {
-  return !planar && group == 1 && O <= kPlanarMaxOutputs && g.kh * g.kw > 1 && precision == GemmPrecision::f32;
+// 4 to 256 channels, 1.0-2.3x), and 2-4x against Winograd at 16-32 channels into 16. Grouped
+// (not depthwise), it runs each group over its channels where the GEMM ran one product per
+// group with N of a few columns (dot products for N <= 24). One thread, [8,*,*,C] in:
+// wav2vec2's positional convolution (4 groups of 8 into 8, 1x16) 158 -> 60 us, ResNeXt's
+// 3x3 (32 groups of 4, 14x14) 7.7 -> 0.73 ms, RegNet's (groups of 8, 16x16) 940 -> 186 us.
+bool few_output_nhwc(const Window2d& g, int64_t Og, bool planar, GemmPrecision precision) {
+  return !planar && Og <= kPlanarMaxOutputs && g.kh * g.kw > 1 && precision == GemmPrecision::f32;
 }
 
 // AIOV_WINOGRAD=0 keeps 3x3 stride-1 and stride-2 convolutions on the direct GEMM (to compare).
@@ -471,18 +475,20 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
         });
   };
 
-  // The filters for the few-output kernels: one row of kPlanarStride floats per column k of K
-  // (O weights, then zeros), holding element(k) of each output channel's filter.
+  // The filters for the few-output kernels, group after group: one row of kPlanarStride
+  // floats per column k of K (the group's Og weights, then zeros), holding element(k) of each
+  // of its output channels' filters.
   auto few_output_taps = [&](const std::string& layout, auto element) {
     return ctx.derived<std::vector<float>>(
         1, layout + " taps x 16" + filter_shape,
         [&] {
-          auto t = std::make_shared<std::vector<float>>((size_t)(K * kPlanarStride), 0.0f);
-          for (int64_t k = 0; k < K; ++k)
-            for (int64_t o = 0; o < O; ++o) (*t)[k * kPlanarStride + o] = filter(o, element(k));
+          auto t = std::make_shared<std::vector<float>>((size_t)(group * K * kPlanarStride), 0.0f);
+          for (int64_t gi = 0; gi < group; ++gi)
+            for (int64_t k = 0; k < K; ++k)
+              for (int64_t o = 0; o < Og; ++o) (*t)[(gi * K + k) * kPlanarStride + o] = filter(gi * Og + o, element(k));
           return t;
         },
-        [&](const std::vector<float>& t) { return (int64_t)t.size() == K * kPlanarStride; });
+        [&](const std::vector<float>& t) { return (int64_t)t.size() == group * K * kPlanarStride; });
   };
 
   if (planar && group == 1 && O <= kPlanarMaxOutputs && precision == GemmPrecision::f32) {
@@ -592,13 +598,13 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     };
   }
 
-  if (few_output_nhwc(g, group, O, planar, precision)) {
+  if (few_output_nhwc(g, Og, planar, precision)) {
     // Few output channels over a window: one vector per pixel, not GEMM tiles mostly of padding.
     auto wf = few_output_taps("nhwc", [&](int64_t k) { return k % Cg * taps + k / Cg; });
-    ctx.note_kernel("NHWC conv, few outputs");
-    return [g, wf, output, O](const KernelArgs& a) {
-      nhwc_conv_few_outputs(g, O, a.in[0]->as<float>(), wf->data(), output.at(a, O), a.out[0]->as<float>(), a.ctx->pool,
-                            a.ctx->max_threads);
+    ctx.note_kernel(group == 1 ? "NHWC conv, few outputs" : "NHWC grouped conv, few outputs per group");
+    return [g, wf, output, O, Og, group](const KernelArgs& a) {
+      nhwc_conv_few_outputs(g, Og, a.in[0]->as<float>(), wf->data(), output.at(a, O), a.out[0]->as<float>(),
+                            a.ctx->pool, a.ctx->max_threads, group);
     };
   }
 

@@ -389,8 +389,70 @@ std::vector<int64_t> broadcast_strides(const Dims& in, const Dims& out) {
   return st;
 }
 
+// o[i] = c[i * cs] ? a[i * as] : b[i * bs] for one row of a broadcast geometry (steps 0 or 1),
+// elements moved as unsigned integers of their size, chosen by a mask from the condition: GCC
+// leaves the ternary a branch, which a random condition mispredicts half the time.
+template <class E>
+inline E select_bits(bool c, E a, E b) {
+  const E mask = (E)0 - (E)c;
+  return (a & mask) | (b & (E)~mask);
+}
+template <class E>
+AIOV_MULTIVERSION void select_run(const bool* __restrict c, int64_t cs, const E* __restrict a, int64_t as,
+                                  const E* __restrict b, int64_t bs, E* __restrict o, int64_t n) {
+  if (cs == 1 && as == 1 && bs == 1)
+    for (int64_t i = 0; i < n; ++i) o[i] = select_bits(c[i], a[i], b[i]);
+  else if (cs == 1 && as == 1)
+    for (int64_t i = 0; i < n; ++i) o[i] = select_bits(c[i], a[i], b[0]);
+  else if (cs == 1 && bs == 1)
+    for (int64_t i = 0; i < n; ++i) o[i] = select_bits(c[i], a[0], b[i]);
+  else
+    for (int64_t i = 0; i < n; ++i) o[i] = select_bits(c[i * cs], a[i * as], b[i * bs]);
+}
+
+// Rows of the broadcast geometry, each one run (one memcpy and an odometer step per element
+// took 2 ns a value, 10x OpenVINO's Select).
+template <class E>
+KernelFn select_rows(const BroadcastGeometry& g) {
+  return [g](const KernelArgs& k) {
+    if (g.total == 0) return;
+    const bool* c = k.in[0]->as<bool>();
+    const E* a = static_cast<const E*>(k.in[1]->data);
+    const E* b = static_cast<const E*>(k.in[2]->data);
+    E* o = static_cast<E*>(k.out[0]->data);
+    const int64_t rows = g.total / g.inner;
+    auto run = [&](int64_t r0, int64_t r1) {
+      int64_t off[3];
+      for (int64_t r = r0; r < r1; ++r) {
+        g.row_offsets<3>(r, off);
+        select_run<E>(c + off[0], g.inner_step[0], a + off[1], g.inner_step[1], b + off[2], g.inner_step[2],
+                      o + r * g.inner, g.inner);
+      }
+    };
+    if (g.total >= 2 * kParallelGrain && k.ctx->pool && rows > 1)
+      k.ctx->pool->parallel_for(rows, std::max<int64_t>(1, kParallelGrain / g.inner), run, k.ctx->max_threads);
+    else
+      run(0, rows);
+  };
+}
+
 KernelFn prepare_select(const PrepareContext& ctx) {
   Dims out = ctx.out[0].shape;
+  if (ctx.in[0].type == ElementType::boolean) {
+    const BroadcastGeometry g = make_geometry(out, {ctx.in[0].shape, ctx.in[1].shape, ctx.in[2].shape});
+    switch (bit_width(ctx.out[0].type)) {
+      case 8:
+        return select_rows<uint8_t>(g);
+      case 16:
+        return select_rows<uint16_t>(g);
+      case 32:
+        return select_rows<uint32_t>(g);
+      case 64:
+        return select_rows<uint64_t>(g);
+      default:
+        break;
+    }
+  }
   auto sc = broadcast_strides(ctx.in[0].shape, out), sa = broadcast_strides(ctx.in[1].shape, out),
        sb = broadcast_strides(ctx.in[2].shape, out);
   size_t es = bit_width(ctx.out[0].type) / 8;
@@ -712,6 +774,8 @@ std::vector<PortInfo> infer_elementwise_chain(const InferContext& c) {
   return {PortInfo{ElementType::f32, c.in[0].shape}};
 }
 
+constexpr int64_t kBlock = 1024;  // a chain's values per pass, 4 KiB: stays in L1 across the steps
+
 KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
   const Node& node = ctx.node;
   std::vector<ChainStep> steps;
@@ -739,47 +803,70 @@ KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
   std::vector<Dims> shapes;
   for (const auto& in : ctx.in) shapes.push_back(in.shape);
   const BroadcastGeometry g = make_geometry(ctx.out[0].shape, shapes);
-  static constexpr int64_t kBlock = 1024;  // 4 KiB: stays in L1 across the steps
-  // Short rows whose operands are the same for every row (one value, or a vector along the
-  // last dim: a per-channel scale in NHWC) run many rows a block, the vectors repeated to the
-  // block's length: a row of 16 channels a block would call every step per 16 values.
-  bool same_every_row = g.inner <= kBlock / 2;
-  for (size_t i = 1; i < g.inputs && same_every_row; ++i)
+  // Short rows (an NHWC tensor's channels, against per-channel operands: DenseNet's BatchNorm
+  // and Relu before each convolution, 16-32 floats a row) cost a row's offsets and every
+  // step's call per few values: 1.2 ns a value, 5x OpenVINO's. When every operand is either
+  // x's whole shape or the same for every row, blocks of whole rows run as one: each
+  // per-row operand repeated along a block once per call.
+  enum class Rows { whole, same_row, scalar };
+  std::vector<Rows> kinds(g.inputs, Rows::whole);
+  bool merge_rows = g.total > 0 && g.inner > 0 && g.inner < kBlock / 2 && !g.outer.empty();
+  for (size_t i = 1; i < g.inputs && merge_rows; ++i) {
+    bool same_every_row = true;
     for (size_t d = 0; d < g.outer.size(); ++d) same_every_row = same_every_row && g.strides[d * g.inputs + i] == 0;
-  const int64_t rows_a_block = same_every_row ? kBlock / std::max<int64_t>(g.inner, 1) : 1;
-  return [steps, g, rows_a_block](const KernelArgs& k) {
+    if (same_every_row)
+      kinds[i] = g.inner_step[i] ? Rows::same_row : Rows::scalar;
+    else
+      merge_rows = merge_rows && shapes[i] == ctx.out[0].shape;
+  }
+  if (merge_rows) {
+    const int64_t rows_per_block = kBlock / g.inner, block = rows_per_block * g.inner;
+    return [steps, g, kinds, rows_per_block, block](const KernelArgs& k) {
+      const int64_t inner = g.inner, rows = g.total / inner;
+      const float* x = k.in[0]->as<float>();
+      float* y = k.out[0]->as<float>();
+      std::vector<const float*> in(g.inputs);
+      std::vector<std::vector<float>> repeated(g.inputs);
+      for (size_t i = 0; i < g.inputs; ++i) {
+        in[i] = k.in[i]->as<float>();
+        if (kinds[i] != Rows::same_row) continue;
+        repeated[i].resize((size_t)block);
+        for (int64_t r = 0; r < rows_per_block; ++r) std::copy_n(in[i], inner, repeated[i].data() + r * inner);
+      }
+      auto run_blocks = [&](int64_t b0, int64_t b1) {
+        alignas(64) float t[kBlock];
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t at = b * block, n = std::min(block, (rows - b * rows_per_block) * inner);
+          std::copy_n(x + at, n, t);
+          for (const ChainStep& s : steps) {
+            if (s.operand < 0) {
+              s.run(t, nullptr, 0, n, s.swapped, s.alpha, s.beta);
+              continue;
+            }
+            const Rows kind = kinds[s.operand];
+            const float* v = kind == Rows::whole      ? in[s.operand] + at
+                             : kind == Rows::same_row ? repeated[s.operand].data()
+                                                      : in[s.operand];
+            s.run(t, v, kind == Rows::scalar ? 0 : 1, n, s.swapped, s.alpha, s.beta);
+          }
+          std::copy_n(t, n, y + at);
+        }
+      };
+      const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
+      if (g.total >= 2 * kParallelGrain && k.ctx->pool)
+        k.ctx->pool->parallel_for(blocks, std::max<int64_t>(1, kParallelGrain / block), run_blocks, k.ctx->max_threads);
+      else
+        run_blocks(0, blocks);
+    };
+  }
+  return [steps, g](const KernelArgs& k) {
     if (g.total == 0) return;
     const int64_t inner = g.inner;
     const float* x = k.in[0]->as<float>();  // x has the output's shape: operands never grow it
     float* y = k.out[0]->as<float>();
     std::vector<const float*> in(g.inputs);
     for (size_t i = 0; i < g.inputs; ++i) in[i] = k.in[i]->as<float>();
-    auto run_blocks = [&](int64_t r0, int64_t r1) {
-      alignas(64) float t[kBlock];
-      // Each vector operand repeated rows_a_block times (one value stays one value).
-      std::vector<float> repeated(g.inputs * (size_t)(rows_a_block * inner));
-      for (size_t i = 1; i < g.inputs; ++i)
-        if (g.inner_step[i])
-          for (int64_t b = 0; b < rows_a_block; ++b)
-            std::copy_n(in[i], inner, repeated.data() + i * (size_t)(rows_a_block * inner) + b * inner);
-      for (int64_t r = r0; r < r1; r += rows_a_block) {
-        const int64_t n = std::min(rows_a_block, r1 - r) * inner;
-        std::copy_n(x + r * inner, n, t);
-        for (const ChainStep& s : steps) {
-          if (s.operand < 0) {
-            s.run(t, nullptr, 0, n, s.swapped, s.alpha, s.beta);
-          } else {
-            const int64_t step = g.inner_step[s.operand];
-            const float* v =
-                step ? repeated.data() + (size_t)s.operand * (size_t)(rows_a_block * inner) : in[s.operand];
-            s.run(t, s.operand == 0 ? x + r * inner : v, step, n, s.swapped, s.alpha, s.beta);
-          }
-        }
-        std::copy_n(t, n, y + r * inner);
-      }
-    };
     auto run_rows = [&](int64_t r0, int64_t r1) {
-      if (rows_a_block > 1) return run_blocks(r0, r1);
       alignas(64) float t[kBlock];
       std::vector<int64_t> off(g.inputs);
       for (int64_t r = r0; r < r1; ++r) {

@@ -536,25 +536,42 @@ std::vector<PortInfo> infer_tile(const InferContext& c) {
   return {PortInfo{x.type, PartialShape(d)}};
 }
 
+// Writes the tiled block of dims [d, rank) for the input block at x: the input's slices of
+// dim d, each tiled itself, then that whole block repeated out[d] / in[d] times. Every copy is
+// a memcpy of a contiguous block (one per element and a modulo per dim and element took 2 ms
+// for 4 MB, 12x OpenVINO).
+void tile_block(const Dims& in, const Dims& out, const std::vector<int64_t>& in_bytes,
+                const std::vector<int64_t>& out_bytes, size_t d, const char* x, char* o) {
+  const int64_t slice_in = in_bytes[d + 1], slice_out = out_bytes[d + 1];
+  if (d + 1 == in.size())
+    std::memcpy(o, x, (size_t)(in[d] * slice_out));
+  else
+    for (int64_t i = 0; i < in[d]; ++i)
+      tile_block(in, out, in_bytes, out_bytes, d + 1, x + i * slice_in, o + i * slice_out);
+  const int64_t block = in[d] * slice_out;
+  for (int64_t r = 1; r < out[d] / in[d]; ++r) std::memcpy(o + r * block, o, (size_t)block);
+}
+
 KernelFn prepare_tile(const PrepareContext& ctx) {
   Dims in = ctx.in[0].shape, out = ctx.out[0].shape;
   while (in.size() < out.size()) in.insert(in.begin(), 1);
-  auto src = row_strides(in);
-  size_t es = element_bytes(ctx.node, ctx.in[0].type);
-  int64_t total = numel(out);
-  return [in, out, src, es, total](const KernelArgs& k) {
+  const int64_t es = (int64_t)element_bytes(ctx.node, ctx.in[0].type);
+  // Bytes of one slice of dims [d, rank), in the input and in the output.
+  std::vector<int64_t> in_bytes(in.size() + 1, es), out_bytes(out.size() + 1, es);
+  for (int d = (int)in.size() - 1; d >= 0; --d) {
+    in_bytes[d] = in_bytes[d + 1] * in[d];
+    out_bytes[d] = out_bytes[d + 1] * out[d];
+  }
+  const bool empty = numel(out) == 0 || numel(in) == 0;
+  return [in, out, in_bytes, out_bytes, empty](const KernelArgs& k) {
+    if (empty) return;
     const char* x = static_cast<const char*>(k.in[0]->data);
     char* o = static_cast<char*>(k.out[0]->data);
-    std::vector<int64_t> idx(out.size(), 0);
-    for (int64_t i = 0; i < total; ++i) {
-      int64_t off = 0;
-      for (size_t d = 0; d < out.size(); ++d) off += (idx[d] % in[d]) * src[d];
-      std::memcpy(o + i * es, x + off * es, es);
-      for (int d = (int)out.size() - 1; d >= 0; --d) {
-        if (++idx[d] < out[d]) break;
-        idx[d] = 0;
-      }
+    if (in.empty()) {
+      std::memcpy(o, x, (size_t)in_bytes[0]);
+      return;
     }
+    tile_block(in, out, in_bytes, out_bytes, 0, x, o);
   };
 }
 

@@ -164,20 +164,49 @@ std::vector<PortInfo> infer_broadcast(const InferContext& c) {
 }
 
 KernelFn prepare_broadcast(const PrepareContext& ctx) {
-  Dims out = ctx.out[0].shape, in = ctx.in[0].shape;
+  const Dims full_out = ctx.out[0].shape, in = ctx.in[0].shape;
   size_t es = bit_width(ctx.out[0].type) / 8;
   if (es == 0) throw NotSupported(ctx.node.describe() + ": sub-byte element types");
-  // Aligned input strides (0 where broadcast); copy innermost runs with memcpy where possible.
-  std::vector<int64_t> st(out.size(), 0);
+  // Aligned input strides (0 where broadcast), without the output's size-1 dims.
+  Dims out;
+  std::vector<int64_t> st;
   int64_t s = 1;
-  for (int i = (int)in.size() - 1; i >= 0; --i) {
-    st[i + out.size() - in.size()] = in[i] == 1 ? 0 : s;
-    s *= in[i];
+  for (int i = (int)full_out.size() - 1; i >= 0; --i) {
+    const int j = i - (int)(full_out.size() - in.size());  // the input dim aligned with it
+    const int64_t stride = j >= 0 && in[j] != 1 ? s : 0;
+    if (j >= 0) s *= in[j];
+    if (full_out[i] == 1) continue;
+    out.insert(out.begin(), full_out[i]);
+    st.insert(st.begin(), stride);
   }
-  return [out, st, es](const KernelArgs& k) {
+  // The innermost dims are one run: read contiguously (copied whole) or all broadcast (one
+  // value repeated). Copying element by element cost 4 ns a value (Llama's repeat of K and V
+  // over grouped query heads, 5 us each for 1280 values).
+  int64_t run = 1;
+  bool repeat = false;
+  size_t outer = out.size();
+  if (!out.empty()) {
+    repeat = st.back() == 0;
+    while (outer > 0 && (repeat ? st[outer - 1] == 0 : st[outer - 1] == run)) run *= out[--outer];
+  }
+  const Dims outer_shape(out.begin(), out.begin() + (int64_t)outer);
+  const std::vector<int64_t> outer_strides(st.begin(), st.begin() + (int64_t)outer);
+  return [outer_shape, outer_strides, run, repeat, es](const KernelArgs& k) {
     const char* x = static_cast<const char*>(k.in[0]->data);
     char* o = static_cast<char*>(k.out[0]->data);
-    walk_strided(out, st, 0, [&](int64_t i, int64_t off) { std::memcpy(o + i * es, x + off * es, es); });
+    const size_t bytes = (size_t)run * es;
+    if (bytes == 0) return;  // an empty output
+    walk_strided(outer_shape, outer_strides, 0, [&](int64_t i, int64_t off) {
+      char* dst = o + i * bytes;
+      const char* src = x + off * es;
+      if (!repeat) {
+        std::memcpy(dst, src, bytes);
+        return;
+      }
+      // One value, then the filled part copied onto the rest, doubling.
+      std::memcpy(dst, src, es);
+      for (size_t done = es; done < bytes; done *= 2) std::memcpy(dst + done, dst, std::min(done, bytes - done));
+    });
   };
 }
 

@@ -279,6 +279,27 @@ def test_elementwise_chain_of_short_rows_runs_many_rows_a_block(shape, monkeypat
     assert types.count("aiov.ElementwiseChain") == 1 and len(types) <= 2, types
 
 
+@pytest.mark.parametrize("shape", [(3, 7, 5, 24), (8, 16, 16, 40)])
+def test_elementwise_chains_over_short_rows_run_blocks_of_rows(shape, monkeypatch):
+    # NHWC-like data against operands along its last axis (DenseNet's per-channel BatchNorm
+    # before each convolution): blocks of whole rows run as one, each such operand repeated
+    # along the block; the rows do not fill the last block, and the larger shape is split
+    # over threads. With an operand of x's whole shape, a scalar and x itself.
+    channels = RNG.standard_normal(shape[-1]).astype(np.float32) + 3
+    full = RNG.standard_normal(shape).astype(np.float32)
+    steps = [
+        ("Mul", channels, False, {}),
+        ("Sub", channels[None, None, None, :] - 1, True, {}),
+        ("Add", full, False, {}),
+        ("Max", np.float32(-0.5), True, {}),
+        ("Mul", "x", False, {}),
+        ("Relu", None, False, {}),
+    ]
+    proto, feeds = _chain_model(steps, shape=shape)
+    check(proto, feeds, monkeypatch, rtol=1e-5, atol=1e-5)
+    assert node_types(proto, feeds).count("aiov.ElementwiseChain") == 1
+
+
 def test_elementwise_chain_keeps_values_used_elsewhere(monkeypatch):
     # The middle value is also a model output and the chain's input feeds a second branch:
     # both must survive, and the chain's output may not take over the input's memory.

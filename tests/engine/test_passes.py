@@ -134,6 +134,24 @@ def test_convolutions_to_nhwc_fold_batchnorm_and_channel_ops(monkeypatch):
     ]
 
 
+def test_convolutions_to_nhwc_take_one_dimensional_convolutions(monkeypatch):
+    # Audio front ends (wav2vec2, Whisper): NCW convolutions run on the NHWC kernels as 2-D
+    # ones one row high, the BatchNorm and per-channel Add after them folded; a grouped one
+    # too (wav2vec2's positional convolution: an even window, padded by half of it). The
+    # length is dynamic: each length's plan takes the same path.
+    c = 8
+    x = ops.parameter([2, c, -1], np.float32, name="x")
+    y = ops.convolution(x, ops.constant(randn(16, c, 5, scale=0.3)), [2], [2], [1], [1])
+    y = ops.add(batch_norm(y, 16), ops.constant(randn(16, 1)))
+    filters = ops.constant(randn(4, 4, 4, 6, scale=0.3))  # 4 groups of 4 channels into 4
+    y = ops.group_convolution(ops.relu(y), filters, [1], [3], [3], [1])
+    model = ov.Model([y], [x])
+    for length in (23, 40):
+        steps = steps_and_check(model, [randn(2, c, length)], monkeypatch, tol=1e-4)
+        assert steps.count("aiov.FusedConv") == 2, steps
+        assert not {"Convolution", "BatchNormInference", "Add"} & set(steps), steps
+
+
 def test_batch_norms_to_scale_shift_after_concat_run_with_their_activation(monkeypatch):
     # DenseNet's pre-activation: BatchNorm and Relu after a Concat, which no convolution folds.
     c = 6

@@ -63,8 +63,11 @@ CASES = [
     (5, 17, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, (9, 8)),  # few channels: rows made on demand
     (6, 20, 3, (1, 1), (2, 2, 2, 2), (2, 2), 1, (10, 10)),  # dilated rows
     (6, 8, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, (10, 10)),  # at most 16 outputs: not a GEMM
-    (8, 12, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2, (7, 7)),  # grouped, 4 channels per group
-    (32, 32, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2, (9, 9)),  # grouped, 16 per group: runs per group
+    (8, 12, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2, (7, 7)),  # grouped, 4 channels into 6 per group: few outputs
+    (32, 32, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2, (9, 9)),  # grouped, 16 into 16 per group: few outputs
+    (64, 64, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2, (9, 9)),  # grouped, 32 into 32 per group: runs per group
+    (16, 48, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2, (7, 8)),  # grouped, 8 into 24 per group: rows per group
+    (24, 24, 1, (1, 1), (0, 0, 0, 0), (1, 1), 3, (6, 7)),  # grouped 1x1 (ShuffleNet): rows per group
     (16, 16, 3, (1, 1), (1, 1, 1, 1), (1, 1), 16, (10, 9)),  # depthwise
     (16, 16, 5, (2, 2), (2, 2, 2, 2), (1, 1), 16, (11, 11)),  # depthwise 5x5 strided
     (48, 48, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, (17, 15)),  # Winograd F(2x2, 3x3), odd output
@@ -169,13 +172,15 @@ def test_fused_convolution_reads_a_few_channel_nchw_image_as_it_lies(c, o, k, st
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
-def check_few_output_convolution(c, o, k, strides, pads, dilations, size, act, threads, planar):
+def check_few_output_convolution(c, o, k, strides, pads, dilations, size, act, threads, planar, group=1):
     # The few-output kernels against float64: bias, a residual (none when act is "none", for
-    # the NHWC kernel's plain store) and the activation, from a planar or an NHWC input.
+    # the NHWC kernel's plain store) and the activation, from a planar or an NHWC input. k is
+    # a square window's side or a (height, width) pair.
     x = RNG.standard_normal((2, c) + size).astype(np.float32)
-    w = filters(o, c, k)
+    kh, kw = (k, k) if isinstance(k, int) else k
+    w = (RNG.standard_normal((o, c // group, kh, kw)) / np.sqrt(c // group * kh * kw)).astype(np.float32)
     bias = RNG.standard_normal(o).astype(np.float32)
-    y = conv_reference(x, w, strides, pads, dilations) + bias[:, None, None]
+    y = conv_reference(x, w, strides, pads, dilations, group) + bias[:, None, None]
     residual = None if act == "none" else RNG.standard_normal(y.shape).astype(np.float32)
     if residual is not None:
         y = y + residual
@@ -187,7 +192,7 @@ def check_few_output_convolution(c, o, k, strides, pads, dilations, size, act, t
         strides,
         pads,
         dilations,
-        1,
+        group,
         residual=residual,
         act=act,
         act_alpha=alpha,
@@ -207,6 +212,10 @@ def check_few_output_convolution(c, o, k, strides, pads, dilations, size, act, t
         (3, 5, 3, (1, 1), (0, 2, 1, 0), (1, 1), (9, 31)),  # stride 1, one-sided pads
         (1, 1, 5, (3, 3), (2, 2, 2, 2), (1, 1), (13, 13)),  # one channel in and out, stride 3
         (2, 9, 3, (1, 2), (2, 1, 0, 3), (2, 1), (11, 10)),  # dilated rows, padding wider than the kernel
+        # Unpadded: every image but the last read as it lies, its last short runs reading on
+        (3, 16, 3, (2, 2), (0, 0, 0, 0), (1, 1), (17, 19)),  # SqueezeNet's stem
+        (3, 8, 3, (2, 2), (0, 0, 0, 0), (1, 1), (16, 16)),  # a last input row and column no window reads
+        (1, 4, 5, (1, 1), (0, 0, 0, 0), (1, 1), (9, 12)),  # one channel
     ],
 )
 @pytest.mark.parametrize("act", ["relu", "clamp", "hswish"])
@@ -240,3 +249,24 @@ FEW_OUTPUT_NHWC = [
 def test_few_output_convolution_of_an_nhwc_input(c, o, k, strides, pads, dilations, size, act, threads):
     # Without an activation, also without a residual (the plain store).
     check_few_output_convolution(c, o, k, strides, pads, dilations, size, act, threads, planar=False)
+
+
+# Grouped (not depthwise), at most 16 outputs per group: the few-output kernel runs each group
+# over its slice of every pixel's channels (with its slice of bias and residual), instead of a
+# GEMM per group with N of a few columns.
+FEW_OUTPUT_GROUPED = [
+    # c, o, k, strides, pads, dilations, group, size
+    (32, 32, (1, 16), (1, 1), (0, 8, 0, 8), (1, 1), 4, (1, 39)),  # wav2vec2's positional conv (1-D, even window)
+    (32, 32, 3, (1, 1), (1, 1, 1, 1), (1, 1), 8, (9, 19)),  # ResNeXt: 4 into 4, runs of 8, 4 and singles
+    (48, 48, 3, (2, 2), (1, 1, 1, 1), (1, 1), 6, (11, 13)),  # RegNet: 8 per group, stride 2
+    (24, 24, 3, (1, 1), (2, 2, 2, 2), (2, 2), 2, (10, 9)),  # dilated, 12 into 12 per group
+    (20, 26, 5, (1, 2), (2, 1, 2, 3), (1, 1), 2, (8, 12)),  # 10 into 13 per group: 16-float vectors
+    (6, 9, 2, (2, 1), (0, 1, 1, 0), (1, 1), 3, (7, 6)),  # even window, 2 into 3
+]
+
+
+@pytest.mark.parametrize("c, o, k, strides, pads, dilations, group, size", FEW_OUTPUT_GROUPED)
+@pytest.mark.parametrize("act", ["none", "relu", "hswish"])
+@pytest.mark.parametrize("threads", [1, 0])
+def test_few_output_grouped_convolution_of_an_nhwc_input(c, o, k, strides, pads, dilations, group, size, act, threads):
+    check_few_output_convolution(c, o, k, strides, pads, dilations, size, act, threads, planar=False, group=group)

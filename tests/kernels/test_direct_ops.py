@@ -103,6 +103,28 @@ def test_comparisons_give_booleans():
     np.testing.assert_array_equal(out, a < b)
 
 
+@pytest.mark.parametrize(
+    "shape, target, mode",
+    [
+        ((8, 2, 1, 5, 8), (8, 2, 2, 5, 8), "numpy"),  # Llama's K and V repeated over query heads: runs of 40
+        ((3, 1), (3, 7), "numpy"),  # the innermost dim broadcast: one value repeated
+        ((1, 4, 1), (2, 4, 5), "numpy"),  # both, with a leading broadcast
+        ((5,), (2, 3, 5), "numpy"),  # new leading dims: the whole input copied
+        ((1,), (4, 1, 3), "numpy"),  # one value everywhere, a size-1 dim between
+        ((4, 1, 6), (3, 1), "bidirectional"),  # ONNX Expand: the input's dims win
+        ((2, 1), (2, 0), "numpy"),  # an empty output
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.uint8, np.bool_])
+def test_broadcast_matches_numpy(shape, target, mode, dtype):
+    x = (RNG.standard_normal(shape) * 10).astype(dtype)
+    out = run("Broadcast", [x, np.array(target, np.int64)], {"mode": mode})
+    expected = x * np.ones(target, dtype) if mode == "bidirectional" else np.broadcast_to(x, target)
+    assert out.dtype == x.dtype
+    np.testing.assert_array_equal(out, expected)
+
+
 @pytest.mark.parametrize("threads", [1, 0])
 @pytest.mark.parametrize(
     "shapes",
@@ -114,6 +136,52 @@ def test_large_broadcasts_split_over_threads(threads, shapes):
     a, b = rand(*shapes[0]), rand(*shapes[1])
     np.testing.assert_allclose(run("Multiply", [a, b], threads=threads), a * b, rtol=1e-6)
     np.testing.assert_allclose(run("Add", [b, a], threads=threads), b + a, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "shape, repeats",
+    [
+        ((2, 3, 4), (1, 2, 1)),  # a middle dim: blocks of the innermost dims repeated
+        ((2, 3, 4), (3, 1, 2)),  # the innermost and the outermost
+        ((5,), (2, 3, 4)),  # more repeats than dims: leading dims added
+        ((2, 1, 3), (2, 4, 1)),
+        ((2, 3), (0, 2)),  # an empty output
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.uint8, np.bool_])
+def test_tile_matches_numpy(shape, repeats, dtype):
+    x = (RNG.standard_normal(shape) * 10).astype(dtype)
+    out = run("Tile", [x, np.array(repeats, np.int64)])
+    assert out.dtype == x.dtype
+    np.testing.assert_array_equal(out, np.tile(x, repeats))
+
+
+@pytest.mark.parametrize(
+    "shapes",
+    [
+        ((4, 5, 6), (4, 5, 6), (4, 5, 6)),
+        ((4, 5, 6), (4, 5, 6), ()),
+        ((4, 5, 6), (), (1, 5, 6)),
+        ((5, 1), (4, 1, 6), (6,)),
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.int8, np.float16])
+@pytest.mark.parametrize("threads", [1, 0])
+def test_select_matches_numpy(shapes, dtype, threads):
+    # A random condition (no branch to predict), operands broadcast along rows or as scalars.
+    c = RNG.standard_normal(shapes[0]) > 0
+    a, b = ((RNG.standard_normal(s) * 10).astype(dtype) for s in shapes[1:])
+    out = run("Select", [c, a, b], threads=threads)
+    assert out.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(out, np.where(c, a, b))
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_select_over_many_values_split_over_threads(threads):
+    x = rand(8, 16, 32, 32)
+    np.testing.assert_array_equal(run("Select", [x > 0, x, np.float32(-1)], threads=threads), np.where(x > 0, x, -1))
 
 
 # ---- reductions ---------------------------------------------------------------------------
@@ -158,6 +226,17 @@ def test_reductions_of_many_rows(threads):
             rtol=1e-4,
             atol=1e-4,
         )
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin"])
+def test_reductions_of_long_contiguous_runs(op, threads):
+    # Each output reduces one contiguous run: global pooling over NCHW (192 runs of 3,000,
+    # split over threads) and a whole tensor (576,000 values; sums carried in double).
+    x = rand(8, 24, 50, 60) + 0.5
+    for axes in ((2, 3), (0, 1, 2, 3)):
+        out = run(op, [x, np.array(axes, np.int64)], {"keep_dims": 0}, threads=threads)
+        np.testing.assert_allclose(out, REDUCE[op](x.astype(np.float64), axes, False), rtol=1e-6, atol=1e-6)
 
 
 # ---- softmax ------------------------------------------------------------------------------
@@ -248,6 +327,19 @@ def test_softmax_and_log_softmax_over_many_rows(threads):
     )
 
 
+@pytest.mark.parametrize("threads", [1, 0])
+@pytest.mark.parametrize("shape, axis", [((3, 19, 300), 1), ((4, 21, 24, 25), -3), ((2, 1, 40), 1)], ids=str)
+def test_softmax_over_a_middle_axis(shape, axis, threads):
+    # A segmentation head's softmax (and log-softmax) over NCHW channels: blocks of up to 256 columns (here a
+    # short last block), each column one lane of the passes; a length of one gives ones.
+    x = rand(*shape) * 4
+    x.reshape(-1)[:3] = [60.0, -60.0, 0.0]  # large and small values, the columns' maxima subtracted
+    expected = softmax(x.astype(np.float64), axis)
+    np.testing.assert_allclose(run("Softmax", [x], {"axis": axis}, threads=threads), expected, rtol=1e-5, atol=1e-6)
+    log = run("LogSoftmax", [x], {"axis": axis}, threads=threads)
+    np.testing.assert_allclose(log, np.log(np.maximum(expected, 1e-300)), rtol=1e-5, atol=1e-5)
+
+
 # ---- pooling ------------------------------------------------------------------------------
 
 
@@ -315,6 +407,29 @@ def test_pooling_matches_numpy(kind, kernel, strides, pads_begin, pads_end, ceil
         out = out.transpose(0, 3, 1, 2)
     expected = pool_reference(x, kernel, strides, pads_begin, pads_end, kind, ceil=ceil)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+@pytest.mark.parametrize("kernel, strides, pads_begin, pads_end, ceil", POOLS)
+def test_nchw_max_pool_rows_give_the_plane_loop_values_nan_included(
+    kernel, strides, pads_begin, pads_end, ceil, threads
+):
+    # f32 NCHW pooling without indices runs a row of windows at a time; with indices it keeps
+    # the per-output loop. The values agree exactly, NaNs (the first in a window wins) included.
+    x = rand(4, 24, 21, 23)
+    x.reshape(-1)[RNG.choice(x.size, 300, replace=False)] = np.nan
+    attrs = pool_attrs(kernel, strides, pads_begin, pads_end, ceil)
+    rows = run("MaxPool", [x], attrs, threads=threads)
+    plane_loop = _testing.run_op("MaxPool", [x], dict(attrs, with_indices=1), threads=threads)[0]
+    np.testing.assert_array_equal(rows, plane_loop)
+
+
+@pytest.mark.parametrize("exclude_pad", [0, 1])
+def test_nchw_average_pool_rows_over_many_planes(exclude_pad):
+    x = rand(4, 24, 21, 23)
+    attrs = dict(pool_attrs((3, 3), (2, 2), (1, 1), (1, 1), True), exclude_pad=exclude_pad)
+    expected = pool_reference(x, (3, 3), (2, 2), (1, 1), (1, 1), "avg", exclude_pad=bool(exclude_pad), ceil=True)
+    np.testing.assert_allclose(run("AvgPool", [x], attrs, threads=0), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_average_pool_counting_the_padding():

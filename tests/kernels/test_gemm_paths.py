@@ -88,10 +88,15 @@ g = zoo.GraphBuilder(11)
 y = g.conv_bn(g.conv_bn("x", 8, 12, 3, 1, act="relu"), 12, 9, 3, 2, act="relu")
 g.conv_bn(y, 9, 16, 5, 1, act=None)
 few_outputs = g.model([zoo.image_input(8, 21)])
+# Grouped into at most 16 outputs per group: the same kernel per group (4 into 4, 8 into 12).
+g = zoo.GraphBuilder(12)
+g.conv_bn(g.conv_bn("x", 16, 16, 3, 1, group=4, act="relu"), 16, 24, 3, 2, group=2, act=None)
+few_outputs_grouped = g.model([zoo.image_input(16, 19)])
 cases = [(few_outputs_long_k, {"x": rng.standard_normal((2, 64, 16, 16)).astype(np.float32)}),
          (few_outputs_1x1, {"x": rng.standard_normal((2, 520, 8, 8)).astype(np.float32)}),
          (in_place, {"x": rng.standard_normal((2, 16, 125, 125)).astype(np.float32)}),
          (few_outputs, {"x": rng.standard_normal((2, 8, 21, 21)).astype(np.float32)}),
+         (few_outputs_grouped, {"x": rng.standard_normal((2, 16, 19, 19)).astype(np.float32)}),
          (planar, {"x": rng.standard_normal((2, 3, 37, 37)).astype(np.float32)}),
          (split, {"x": rng.standard_normal((2, 16, 63, 63)).astype(np.float32)}),
          (wide_runs, {"x": rng.standard_normal((2, 16, 20, 20)).astype(np.float32)}),

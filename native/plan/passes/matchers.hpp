@@ -119,6 +119,14 @@ inline NodePtr transposed_to(const Value& v, const std::vector<int64_t>& perm) {
 }
 inline NodePtr to_nchw(const NodePtr& nhwc) { return transposed_to(Value{nhwc, 0}, kToNchw); }
 
+// v with a unit axis inserted at `axis` / its unit axis `axis` dropped (views: no copy).
+inline NodePtr unsqueezed(const Value& v, int64_t axis) {
+  return make_node(op_name::Unsqueeze, {v, Value{i64_constant({axis}, ""), 0}}, {}, "");
+}
+inline NodePtr squeezed(const Value& v, int64_t axis) {
+  return make_node(op_name::Squeeze, {v, Value{i64_constant({axis}, ""), 0}}, {}, "");
+}
+
 // The ops the registry marks layout-blind (OpDef::layout_blind), asked by name.
 struct LayoutBlindOps {
   LayoutBlind kind;

@@ -44,10 +44,12 @@ namespace aiov {
   X(Sigmoid, "Sigmoid")                        \
   X(Softmax, "Softmax")                        \
   X(Sqrt, "Sqrt")                              \
+  X(Squeeze, "Squeeze")                        \
   X(Subtract, "Subtract")                      \
   X(Swish, "Swish")                            \
   X(Tanh, "Tanh")                              \
-  X(Transpose, "Transpose")
+  X(Transpose, "Transpose")                    \
+  X(Unsqueeze, "Unsqueeze")
 
 namespace op_name {
 #define AIOV_DECLARE_OP_NAME(id, text) inline const std::string id{text};
