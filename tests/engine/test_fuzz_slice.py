@@ -92,11 +92,10 @@ def test_the_blob_mutators_parse_every_seed_blob_to_its_end():
     # stream as native/plan/serialize.cpp writes it; a change of that layout must reach them too,
     # or the blob fuzzing silently falls back on blind byte edits.
     import aiov as ov
+    from aiov._properties import f16_available
 
     from tests import model_builders
     from tests.fuzz import mutate_blob
-
-    from aiov._properties import f16_available
 
     # (f16 where the CPU multiplies in it; bf16 writes reduced-precision weights everywhere else)
     reduced = "f16" if f16_available() else "bf16"
