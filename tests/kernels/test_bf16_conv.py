@@ -44,6 +44,8 @@ CASES = [(16, 96, 1, (1, 1), (0, 0, 0, 0), (1, 1), (9, 11), 2),  # 1x1, K = 16 (
          (6, 16, 3, (1, 1), (2, 2, 2, 2), (2, 2), (10, 10), 1),  # dilated, 3 channel pairs, one zmm
          (20, 33, 5, (2, 2), (2, 2, 2, 2), (1, 1), (11, 10), 2),  # 5x5 windows
          (512, 48, 3, (1, 1), (1, 1, 1, 1), (1, 1), (7, 7), 1),  # few pixels, deep: tiles shared out
+         (64, 272, 3, (1, 1), (1, 1, 1, 1), (1, 1), (7, 7), 2),  # tiles of whole rows, 3 zmm: padding's taps skipped
+         (32, 64, 3, (1, 1), (0, 1, 2, 1), (1, 1), (6, 6), 2),  # padding below only, rows of 6 in tiles of 6
          (2, 8, 7, (2, 2), (3, 3, 3, 3), (1, 1), (19, 17), 1),  # one channel pair per tap
          (5, 20, 3, (1, 1), (1, 1, 1, 1), (1, 1), (9, 8), 2)]  # odd channels: the GEMM paths
 worst_f32, worst_bf16 = 0.0, 0.0
