@@ -154,16 +154,35 @@ bool bf16_direct_conv_available() {
   return available;
 }
 
-bool bf16_direct_conv_fits(const Window2d& g) { return g.C > 0 && g.C % 2 == 0 && g.C <= kBf16DirectMaxRun; }
+bool bf16_direct_conv_fits(const Window2d& g, int64_t group) {
+  if (group <= 0 || g.C % group != 0) return false;
+  const int64_t Cg = g.C / group;
+  return Cg > 0 && Cg % 2 == 0 && Cg <= kBf16DirectMaxRun;
+}
 
-void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint16_t* x16, const PackedB& B,
-                      const Epilogue& e_in, float* y, uint16_t* y16, ThreadPool* pool, int max_threads) {
+const uint16_t* bf16_rounded_copy(const float* x, int64_t count, ThreadPool* pool, int max_threads) {
+  thread_local std::vector<uint16_t> buffer;
+  buffer.resize((size_t)count);
+  uint16_t* dst = buffer.data();
+  const Bf16KernelSet& ks = bf16_kernels();
+  constexpr int64_t kChunk = 1 << 16;
+  const int threads = count >= 2 * kChunk ? usable_threads(pool, max_threads) : 1;
+  run_split(pool, threads, ceil_div(count, kChunk), 1, [&](int64_t c0, int64_t c1) {
+    const int64_t i0 = c0 * kChunk, i1 = std::min(count, c1 * kChunk);
+    ks.convert(x + i0, i1 - i0, 1.0f, dst + i0);
+  });
+  return dst;
+}
+
+void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x, const uint16_t* x16, const PackedB& B,
+                      const Epilogue& e_in, float* y, uint16_t* y16, int64_t ldy, ThreadPool* pool, int max_threads) {
   const Bf16ConvTileFn kernel = avx512_bf16_conv_tile();
   const int64_t taps = g.kh * g.kw, pairs = (run + 1) / 2, K = taps * 2 * pairs, O = B.N();
-  if (!kernel || run <= 0 || run > kBf16DirectMaxRun || B.precision() != GemmPrecision::bf16 || B.K() != K)
+  if (!kernel || run <= 0 || run > kBf16DirectMaxRun || B.precision() != GemmPrecision::bf16 || B.K() != K || c0 < 0 ||
+      (c0 > 0 && c0 + run > g.C) || ldy < O)
     throw std::logic_error(
-        "conv_bf16_direct: needs the avx512_bf16 kernel, runs of 1 to 4096 values and bf16 "
-        "weights of K = taps x even run");
+        "conv_bf16_direct: needs the avx512_bf16 kernel, runs of 1 to 4096 values (a group's within "
+        "the pixel), bf16 weights of K = taps x even run and output pixels of at least O values");
   const int64_t M = g.N * g.OH * g.OW;
   if (M <= 0 || O <= 0) return;
   const Bf16KernelSet& ks = bf16_kernels();
@@ -188,7 +207,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint
   // products, while it is in cache: rounding all of it first cost a pass through memory (a
   // third of a 112x112 32->16 layer's time), where a larger window reads each pixel 9 or more
   // times and rounds it once.
-  const bool round_per_block = !x16 && taps == 1 && whole_blocks;
+  const bool round_per_block = !x16 && taps == 1 && whole_blocks && c0 == 0;
   if (!x16 && !round_per_block) {
     // Rounded once for every tap that reads it.
     const int64_t count = g.N * g.H * g.W * g.C;
@@ -202,7 +221,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint
   }
   Epilogue e = e_in;
   float beta = 0.0f;
-  if (!y16 && residual_is_c(e, y, O)) beta = 1.0f;
+  if (!y16 && residual_is_c(e, y, ldy)) beta = 1.0f;
   const bool post = needs_post(e);
   const int64_t np = ceil_div(O, width), panel_stride = bf16_padded_k(K) * kBf16PanelCols;
   auto tile_start = [&](int64_t i) { return row_tiles ? i * g.OW : i * M / tiles; };
@@ -229,29 +248,29 @@ void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint
     // A bf16 output with an activation the kernel cannot apply goes through an f32 tile.
     const bool staging = y16 && post;
     float* staged = staging ? scratch(kBf16Staging, (size_t)(rows * width)) : nullptr;
-    const int64_t ldt = staging ? width : O;
+    const int64_t ldt = staging ? width : ldy;
     t.out.ldc = ldt;
-    t.ldc16 = O;
+    t.ldc16 = ldy;
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t col = p * width;
       t.out.cols = (int)std::min<int64_t>(width, O - col);
       t.out.bias = e.bias ? e.bias + col : nullptr;
       t.b = panels + (col / kBf16PanelCols) * panel_stride;
-      float* c = staging ? staged : y16 ? nullptr : y + m0 * O + col;
+      float* c = staging ? staged : y16 ? nullptr : y + m0 * ldy + col;
       for (int64_t i = 0; i < t1 - t0; ++i) {
         const int64_t r0 = starts[i] - m0;
         t.out.rows = (int)(starts[i + 1] - starts[i]);
         if (c)
           t.out.c = c + r0 * ldt;
         else
-          t.c16 = y16 + (m0 + r0) * O + col;
+          t.c16 = y16 + (m0 + r0) * ldy + col;
         if (e.residual) t.out.residual = e.residual + (m0 + r0) * e.ld_residual + col;
         t.rows = ptrs + r0;
         kernel(t);
       }
       if (post) apply_epilogue(c, ldt, rows, t.out.cols, m0, col, post_part(e));
       if (staging)
-        for (int64_t r = 0; r < rows; ++r) ks.convert(c + r * ldt, t.out.cols, 1.0f, y16 + (m0 + r) * O + col);
+        for (int64_t r = 0; r < rows; ++r) ks.convert(c + r * ldt, t.out.cols, 1.0f, y16 + (m0 + r) * ldy + col);
     }
   };
   auto pointer_table = [&](ScratchSlot slot, size_t count) {
@@ -272,7 +291,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint
         if (round_per_block)
           round_pixels(g, x, m0, block_start(blk + 1) - m0, ks.convert, rounded, ptrs);
         else
-          tap_pointers(g, x16, offsets.data(), m0, block_start(blk + 1) - m0, ptrs, ld);
+          tap_pointers(g, x16 + c0, offsets.data(), m0, block_start(blk + 1) - m0, ptrs, ld);
         multiply(blk * per_block, std::min(tiles, (blk + 1) * per_block), ptrs, ld, 0, np);
       }
     });
@@ -283,7 +302,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint
   // block, so every thread has work and each block of weights (past L2 in all: 4.5 MiB at
   // 3x3x512x512) is read once per run of tiles, not once per tile.
   const uint16_t** all = pointer_table(kSharedA, (size_t)(taps * M));
-  tap_pointers(g, x16, offsets.data(), 0, M, all, M);
+  tap_pointers(g, x16 + c0, offsets.data(), 0, M, all, M);
   run_split(pool, threads, tiles * np, 1, [&](int64_t u0, int64_t u1) {
     panel_major_pieces(u0, u1, tiles, [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
       for (int64_t i = t0; i < t1; i += kMaxTilesPerBlock) {
