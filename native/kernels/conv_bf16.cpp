@@ -196,7 +196,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
   // output row when a row fills more than half of one and some rows' windows reach over the
   // padding: a tile of a top or bottom row skips the taps there (Bf16ConvTile::zeros), where
   // a tile across two rows skips none.
-  const bool row_tiles = padded_rows && g.OW <= mr && 2 * g.OW > mr;
+  const bool row_tiles = padded_rows && g.OW <= mr && 4 * g.OW >= 3 * mr;
   const int64_t tiles = row_tiles ? g.N * g.OH : ceil_div(M, mr), blocks = ceil_div(tiles, per_block);
   // Whole blocks per task when they share out evenly: a multiple of the threads, or so many
   // that one more is noise (17 blocks of a 28x28 layer on 2 threads left one idle a seventeenth
@@ -234,7 +234,11 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
   shared.taps = (int)taps;
   shared.pairs = pairs;
   shared.odd = run % 2 != 0;
-  shared.zeros = padding_zeros();
+  // Taps on the padding are looked for only where a tap is long enough to repay the tests
+  // (a 3x3 over 4 channels lost more to them than it saved) and windows reach the padding.
+  const bool padded = g.ph > 0 || g.pw > 0 || (g.OH - 1) * g.sh - g.ph + (g.kh - 1) * g.dh >= g.H ||
+                      (g.OW - 1) * g.sw - g.pw + (g.kw - 1) * g.dw >= g.W;
+  shared.zeros = padded && pairs >= 8 ? padding_zeros() : nullptr;
   shared.b_panel_stride = panel_stride;
   const uint16_t* panels = B.half_data();
   // Tiles [t0, t1) (at most kMaxTilesPerBlock) against column blocks [p0, p1); ptrs holds

@@ -28,7 +28,7 @@ struct Bf16ConvTile {
   // zero), read alone, so nothing past the tap's values is ever read.
   bool odd = false;
   // The zeros a tap on the padding reads: a tap every row of the tile reads there is skipped
-  // (a 3x3 over a 7x7 image has a fifth of its taps on the padding). Null: none skipped.
+  // (a 3x3 over a 7x7 image has a fifth of its taps on the padding). Null: none looked for.
   const uint16_t* zeros = nullptr;
   // bf16 weight panels as PackedB keeps them (16 columns, pairs of K interleaved): with K
   // ordered (tap, value) and each tap's values padded to whole pairs, tap t's pair p is pair
