@@ -136,10 +136,13 @@ void round_pixels(const Window2d& g, const float* x, int64_t m0, int64_t rows, B
 // zmm of output channels per tile (1 to 4): all of O when it fits, else 4 (6 pixels x 64
 // channels: per channel pair 4 panel loads and 6 broadcasts feed 24 dot products, where
 // 12 x 32 needs 2 and 12; 3-4% faster on 3x3 and 1x1 layers of 64 to 256 channels), or 3
-// when that covers O in whole tiles (96, 144 channels) and 4 does not.
-int64_t bf16_conv_vectors(int64_t O) {
+// when that covers O in whole tiles (96, 144 channels) and 4 does not, or when an output row
+// of row_pixels (0: none asked for) fits 3 x 16 channels' tile and not 4's: ResNet's last
+// 3x3 layers (7 x 7 x 512), whose tiles of whole rows skip the padding's taps, 2% faster.
+int64_t bf16_conv_vectors(int64_t O, int64_t row_pixels) {
   const int64_t vecs = ceil_div(O, kBf16PanelCols);
   if (vecs <= 4) return vecs;
+  if (row_pixels > kBf16ConvRows[3] && row_pixels <= kBf16ConvRows[2]) return 3;
   return vecs % 4 != 0 && vecs % 3 == 0 ? 3 : 4;
 }
 
@@ -151,24 +154,50 @@ bool bf16_direct_conv_available() {
   return available;
 }
 
-bool bf16_direct_conv_fits(const Window2d& g) { return g.C > 0 && g.C % 2 == 0 && g.C <= kBf16DirectMaxRun; }
+bool bf16_direct_conv_fits(const Window2d& g, int64_t group) {
+  if (group <= 0 || g.C % group != 0) return false;
+  const int64_t Cg = g.C / group;
+  return Cg > 0 && Cg % 2 == 0 && Cg <= kBf16DirectMaxRun;
+}
 
-void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint16_t* x16, const PackedB& B,
-                      const Epilogue& e_in, float* y, uint16_t* y16, ThreadPool* pool, int max_threads) {
+const uint16_t* bf16_rounded_copy(const float* x, int64_t count, ThreadPool* pool, int max_threads) {
+  thread_local std::vector<uint16_t> buffer;
+  buffer.resize((size_t)count);
+  uint16_t* dst = buffer.data();
+  const Bf16KernelSet& ks = bf16_kernels();
+  constexpr int64_t kChunk = 1 << 16;
+  const int threads = count >= 2 * kChunk ? usable_threads(pool, max_threads) : 1;
+  run_split(pool, threads, ceil_div(count, kChunk), 1, [&](int64_t c0, int64_t c1) {
+    const int64_t i0 = c0 * kChunk, i1 = std::min(count, c1 * kChunk);
+    ks.convert(x + i0, i1 - i0, 1.0f, dst + i0);
+  });
+  return dst;
+}
+
+void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x, const uint16_t* x16, const PackedB& B,
+                      const Epilogue& e_in, float* y, uint16_t* y16, int64_t ldy, ThreadPool* pool, int max_threads) {
   const Bf16ConvTileFn kernel = avx512_bf16_conv_tile();
   const int64_t taps = g.kh * g.kw, pairs = (run + 1) / 2, K = taps * 2 * pairs, O = B.N();
-  if (!kernel || run <= 0 || run > kBf16DirectMaxRun || B.precision() != GemmPrecision::bf16 || B.K() != K)
+  if (!kernel || run <= 0 || run > kBf16DirectMaxRun || B.precision() != GemmPrecision::bf16 || B.K() != K || c0 < 0 ||
+      (c0 > 0 && c0 + run > g.C) || ldy < O)
     throw std::logic_error(
-        "conv_bf16_direct: needs the avx512_bf16 kernel, runs of 1 to 4096 values and bf16 "
-        "weights of K = taps x even run");
+        "conv_bf16_direct: needs the avx512_bf16 kernel, runs of 1 to 4096 values (a group's within "
+        "the pixel), bf16 weights of K = taps x even run and output pixels of at least O values");
   const int64_t M = g.N * g.OH * g.OW;
   if (M <= 0 || O <= 0) return;
   const Bf16KernelSet& ks = bf16_kernels();
   const int threads = product_threads(pool, max_threads, 0.5 * (double)M * O * K);
-  const int64_t vecs = bf16_conv_vectors(O), width = vecs * kBf16PanelCols, mr = kBf16ConvRows[vecs - 1];
-  // Tiles of even height (49 pixels: 10, 10, 10, 10, 9, not 12, 12, 12, 12, 1).
+  // Whether some output rows' windows reach over the padding above or below the image.
+  const bool padded_rows = g.kh > 1 && (g.ph > 0 || (g.OH - 1) * g.sh - g.ph + (g.kh - 1) * g.dh >= g.H);
+  const int64_t vecs = bf16_conv_vectors(O, padded_rows ? g.OW : 0), width = vecs * kBf16PanelCols,
+                mr = kBf16ConvRows[vecs - 1];
   const int64_t per_block = kBlockPixels / mr;
-  const int64_t tiles = ceil_div(M, mr), blocks = ceil_div(tiles, per_block);
+  // Tiles of even height (49 pixels: 10, 10, 10, 10, 9, not 12, 12, 12, 12, 1), or one per
+  // output row when a row fills more than half of one and some rows' windows reach over the
+  // padding: a tile of a top or bottom row skips the taps there (Bf16ConvTile::zeros), where
+  // a tile across two rows skips none.
+  const bool row_tiles = padded_rows && g.OW <= mr && 4 * g.OW >= 3 * mr;
+  const int64_t tiles = row_tiles ? g.N * g.OH : ceil_div(M, mr), blocks = ceil_div(tiles, per_block);
   // Whole blocks per task when they share out evenly: a multiple of the threads, or so many
   // that one more is noise (17 blocks of a 28x28 layer on 2 threads left one idle a seventeenth
   // of the time), or when a table of every pointer would be large.
@@ -178,7 +207,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint
   // products, while it is in cache: rounding all of it first cost a pass through memory (a
   // third of a 112x112 32->16 layer's time), where a larger window reads each pixel 9 or more
   // times and rounds it once.
-  const bool round_per_block = !x16 && taps == 1 && whole_blocks;
+  const bool round_per_block = !x16 && taps == 1 && whole_blocks && c0 == 0;
   if (!x16 && !round_per_block) {
     // Rounded once for every tap that reads it.
     const int64_t count = g.N * g.H * g.W * g.C;
@@ -192,10 +221,10 @@ void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint
   }
   Epilogue e = e_in;
   float beta = 0.0f;
-  if (!y16 && residual_is_c(e, y, O)) beta = 1.0f;
+  if (!y16 && residual_is_c(e, y, ldy)) beta = 1.0f;
   const bool post = needs_post(e);
   const int64_t np = ceil_div(O, width), panel_stride = bf16_padded_k(K) * kBf16PanelCols;
-  auto tile_start = [&](int64_t i) { return i * M / tiles; };
+  auto tile_start = [&](int64_t i) { return row_tiles ? i * g.OW : i * M / tiles; };
   auto block_start = [&](int64_t blk) { return tile_start(std::min(tiles, blk * per_block)); };
 
   const std::vector<int64_t> offsets = tap_offsets(g);
@@ -205,6 +234,11 @@ void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint
   shared.taps = (int)taps;
   shared.pairs = pairs;
   shared.odd = run % 2 != 0;
+  // Taps on the padding are looked for only where a tap is long enough to repay the tests
+  // (a 3x3 over 4 channels lost more to them than it saved) and windows reach the padding.
+  const bool padded = g.ph > 0 || g.pw > 0 || (g.OH - 1) * g.sh - g.ph + (g.kh - 1) * g.dh >= g.H ||
+                      (g.OW - 1) * g.sw - g.pw + (g.kw - 1) * g.dw >= g.W;
+  shared.zeros = padded && pairs >= 8 ? padding_zeros() : nullptr;
   shared.b_panel_stride = panel_stride;
   const uint16_t* panels = B.half_data();
   // Tiles [t0, t1) (at most kMaxTilesPerBlock) against column blocks [p0, p1); ptrs holds
@@ -218,29 +252,29 @@ void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint
     // A bf16 output with an activation the kernel cannot apply goes through an f32 tile.
     const bool staging = y16 && post;
     float* staged = staging ? scratch(kBf16Staging, (size_t)(rows * width)) : nullptr;
-    const int64_t ldt = staging ? width : O;
+    const int64_t ldt = staging ? width : ldy;
     t.out.ldc = ldt;
-    t.ldc16 = O;
+    t.ldc16 = ldy;
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t col = p * width;
       t.out.cols = (int)std::min<int64_t>(width, O - col);
       t.out.bias = e.bias ? e.bias + col : nullptr;
       t.b = panels + (col / kBf16PanelCols) * panel_stride;
-      float* c = staging ? staged : y16 ? nullptr : y + m0 * O + col;
+      float* c = staging ? staged : y16 ? nullptr : y + m0 * ldy + col;
       for (int64_t i = 0; i < t1 - t0; ++i) {
         const int64_t r0 = starts[i] - m0;
         t.out.rows = (int)(starts[i + 1] - starts[i]);
         if (c)
           t.out.c = c + r0 * ldt;
         else
-          t.c16 = y16 + (m0 + r0) * O + col;
+          t.c16 = y16 + (m0 + r0) * ldy + col;
         if (e.residual) t.out.residual = e.residual + (m0 + r0) * e.ld_residual + col;
         t.rows = ptrs + r0;
         kernel(t);
       }
       if (post) apply_epilogue(c, ldt, rows, t.out.cols, m0, col, post_part(e));
       if (staging)
-        for (int64_t r = 0; r < rows; ++r) ks.convert(c + r * ldt, t.out.cols, 1.0f, y16 + (m0 + r) * O + col);
+        for (int64_t r = 0; r < rows; ++r) ks.convert(c + r * ldt, t.out.cols, 1.0f, y16 + (m0 + r) * ldy + col);
     }
   };
   auto pointer_table = [&](ScratchSlot slot, size_t count) {
@@ -261,7 +295,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint
         if (round_per_block)
           round_pixels(g, x, m0, block_start(blk + 1) - m0, ks.convert, rounded, ptrs);
         else
-          tap_pointers(g, x16, offsets.data(), m0, block_start(blk + 1) - m0, ptrs, ld);
+          tap_pointers(g, x16 + c0, offsets.data(), m0, block_start(blk + 1) - m0, ptrs, ld);
         multiply(blk * per_block, std::min(tiles, (blk + 1) * per_block), ptrs, ld, 0, np);
       }
     });
@@ -272,7 +306,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint
   // block, so every thread has work and each block of weights (past L2 in all: 4.5 MiB at
   // 3x3x512x512) is read once per run of tiles, not once per tile.
   const uint16_t** all = pointer_table(kSharedA, (size_t)(taps * M));
-  tap_pointers(g, x16, offsets.data(), 0, M, all, M);
+  tap_pointers(g, x16 + c0, offsets.data(), 0, M, all, M);
   run_split(pool, threads, tiles * np, 1, [&](int64_t u0, int64_t u1) {
     panel_major_pieces(u0, u1, tiles, [&](int64_t t0, int64_t t1, int64_t p0, int64_t p1) {
       for (int64_t i = t0; i < t1; i += kMaxTilesPerBlock) {

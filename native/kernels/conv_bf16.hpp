@@ -21,20 +21,26 @@ constexpr int64_t kBf16DirectMaxRun = 4096;
 // tiles take the GEMM path, nor the portable loops).
 bool bf16_direct_conv_available();
 
-// Whether an NHWC window (one group) takes it with the GEMM's weights: an even channel count
-// (a tap is then whole channel pairs), at most kBf16DirectMaxRun.
-bool bf16_direct_conv_fits(const Window2d& g);
+// Whether an NHWC window of `group` groups takes it with the GEMM's weights: an even channel
+// count per group (a tap is then whole channel pairs), at most kBf16DirectMaxRun.
+bool bf16_direct_conv_fits(const Window2d& g, int64_t group = 1);
+
+// x's count values rounded to bf16 in a buffer of the calling thread's that lives until its
+// next call (a grouped convolution's input, rounded once for all its groups).
+const uint16_t* bf16_rounded_copy(const float* x, int64_t count, ThreadPool* pool, int max_threads);
 
 // y = epilogue(conv(x, B)) for NHWC x (g.N x g.H x g.W x g.C), each of the g.kh x g.kw taps
-// reading `run` consecutive values from where its pixel starts: g.C (the pixel's channels), or
-// more (with g.kw = 1, a kernel row of pixels of an image padded so that no window leaves it).
-// B: the weights packed in bf16 ([K, O], K ordered (tap, value), each tap's run padded with a
-// zero weight to an even count: K = taps x (run + run % 2)). x is given as bf16 (x16) or f32 (x,
-// rounded to bf16 once per call); the output is f32 (y) or bf16 (y16), O values per pixel. The
-// residual may be y itself (ld_residual == O). Throws std::logic_error when the kernel is not
-// available or B does not match.
-void conv_bf16_direct(const Window2d& g, int64_t run, const float* x, const uint16_t* x16, const PackedB& B,
-                      const Epilogue& e, float* y, uint16_t* y16, ThreadPool* pool, int max_threads);
+// reading `run` consecutive values from value c0 of its pixel on: g.C (the pixel's channels,
+// c0 = 0), a group's channels (c0 its first), or more (with g.kw = 1, a kernel row of pixels of
+// an image padded so that no window leaves it). B: the weights packed in bf16 ([K, O], K
+// ordered (tap, value), each tap's run padded with a zero weight to an even count: K = taps x
+// (run + run % 2)). x is given as bf16 (x16) or f32 (x, rounded to bf16 once per call: a
+// grouped caller rounds it once for all groups); the output is f32 (y) or bf16 (y16), O values
+// of each pixel's ldy (a group's outputs among all). The residual may be y itself
+// (ld_residual == ldy). Throws std::logic_error when the kernel is not available or B does
+// not match.
+void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x, const uint16_t* x16, const PackedB& B,
+                      const Epilogue& e, float* y, uint16_t* y16, int64_t ldy, ThreadPool* pool, int max_threads);
 
 // Whether a depthwise convolution writing bf16 merges its activation `act` (none, ReLU or clamp:
 // the only ones carried in bf16 out of a depthwise convolution).

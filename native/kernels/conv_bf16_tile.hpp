@@ -27,6 +27,9 @@ struct Bf16ConvTile {
   // Each tap reads an odd number of values: its last pair holds one (the weights' second is
   // zero), read alone, so nothing past the tap's values is ever read.
   bool odd = false;
+  // The zeros a tap on the padding reads: a tap every row of the tile reads there is skipped
+  // (a 3x3 over a 7x7 image has a fifth of its taps on the padding). Null: none looked for.
+  const uint16_t* zeros = nullptr;
   // bf16 weight panels as PackedB keeps them (16 columns, pairs of K interleaved): with K
   // ordered (tap, value) and each tap's values padded to whole pairs, tap t's pair p is pair
   // t * pairs + p of the panel, 32 values. Panel v (columns 16v ..) lies v * b_panel_stride

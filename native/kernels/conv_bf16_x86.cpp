@@ -67,6 +67,11 @@ void conv_rows(const Bf16ConvTile& t) {
   for (int tap = 0; tap < t.taps; ++tap, b += pairs * 32) {
     const uint16_t* a[R];
     AIOV_UNROLL for (int r = 0; r < R; ++r) a[r] = t.rows[tap * t.rows_ld + r];
+    if (t.zeros) {
+      bool padding = true;
+      AIOV_UNROLL for (int r = 0; r < R; ++r) padding = padding && a[r] == t.zeros;
+      if (padding) continue;  // every product would be zero
+    }
     // Pair kk of every row: both values, or (half) the first alone, the second taken as zero.
     auto step = [&](int64_t kk, auto half) {
       __m512bh bv[NV];

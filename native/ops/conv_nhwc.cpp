@@ -547,7 +547,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     return [g, rows, run, bottom, right, packed, output, O](const KernelArgs& a) {
       const uint16_t* x16 =
           padded_channels_last_bf16(g, bottom, right, a.in[0]->as<float>(), a.ctx->pool, a.ctx->max_threads);
-      conv_bf16_direct(rows, run, nullptr, x16, *packed->front(), output.at(a, O), a.out[0]->as<float>(), nullptr,
+      conv_bf16_direct(rows, run, 0, nullptr, x16, *packed->front(), output.at(a, O), a.out[0]->as<float>(), nullptr, O,
                        a.ctx->pool, a.ctx->max_threads);
     };
   }
@@ -630,22 +630,33 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   const int64_t rows_hint = direct ? M : PackedB::rows_read_in_place(M, Og);
   auto packed = group_panels("conv panels", rows_hint, [&](int64_t k) { return k % Cg * taps + k / Cg; }, precision);
   const bool in_place = read_in_place(g, Cg, direct, packed->front()->row_layout());
-  if (precision == GemmPrecision::bf16 && group == 1 && bf16_direct_conv_available() && bf16_direct_conv_fits(g)) {
+  if (precision == GemmPrecision::bf16 && bf16_direct_conv_available() && bf16_direct_conv_fits(g, group)) {
     // AVX512_BF16 without AMX: every tap summed from the pixels where they lie (1x1 included),
-    // f32 input rounded once, no K padding between taps.
+    // f32 input rounded once, no K padding between taps. Groups (ResNeXt, RegNet) one after
+    // another, each reading its channels of the input rounded once for all of them.
     ctx.note_kernel(std::string(planar_copied ? "planar input copied to NHWC, " : "") +
-                    "direct bf16 conv (taps read in place) NHWC, " + (bf16_in ? "bf16" : "f32") + " in, " +
-                    (bf16_out ? "bf16" : "f32") + " out, packed weights " + gemm_kernels(precision));
-    return [g, packed, output, planar_copied, bf16_in, bf16_out, O](const KernelArgs& a) {
+                    "direct bf16 conv (taps read in place) NHWC" + (group > 1 ? ", by group" : "") + ", " +
+                    (bf16_in ? "bf16" : "f32") + " in, " + (bf16_out ? "bf16" : "f32") + " out, packed weights " +
+                    gemm_kernels(precision));
+    return [g, packed, output, planar_copied, bf16_in, bf16_out, O, Cg, Og](const KernelArgs& a) {
+      ThreadPool* pool = a.ctx->pool;
+      const int threads = a.ctx->max_threads;
       const float* x = nullptr;
       const uint16_t* x16 = nullptr;
       if (bf16_in)
         x16 = a.in[0]->as<uint16_t>();
       else
-        x = planar_copied ? channels_last_copy(g, a.in[0]->as<float>(), a.ctx->pool, a.ctx->max_threads)
-                          : a.in[0]->as<float>();
-      conv_bf16_direct(g, g.C, x, x16, *packed->front(), output.at(a, O), bf16_out ? nullptr : a.out[0]->as<float>(),
-                       bf16_out ? a.out[0]->as<uint16_t>() : nullptr, a.ctx->pool, a.ctx->max_threads);
+        x = planar_copied ? channels_last_copy(g, a.in[0]->as<float>(), pool, threads) : a.in[0]->as<float>();
+      const int64_t group = (int64_t)packed->size();
+      if (group > 1 && x) {
+        x16 = bf16_rounded_copy(x, g.N * g.H * g.W * g.C, pool, threads);
+        x = nullptr;
+      }
+      float* y = bf16_out ? nullptr : a.out[0]->as<float>();
+      uint16_t* y16 = bf16_out ? a.out[0]->as<uint16_t>() : nullptr;
+      for (int64_t gi = 0; gi < group; ++gi)
+        conv_bf16_direct(g, Cg, gi * Cg, x, x16, *(*packed)[gi], output.at(a, O, gi * Og), y ? y + gi * Og : nullptr,
+                         y16 ? y16 + gi * Og : nullptr, O, pool, threads);
     };
   }
   auto run_offsets = std::make_shared<const ConvRuns::Offsets>(ConvRuns::offsets(g));

@@ -172,10 +172,14 @@ bool schedule_node(const Node& n, PlanValues& values, SharedWeights& shared, Ele
   pctx.inference_precision = precision;
   Step step{&n, KernelFn(), {}, {}, {}};
   pctx.kernel_choice = &step.kernel;
-  if (!def.aliases_input0 || def.stateful) step.fn = def.prepare(pctx);
+  // A Convert to the type it reads (an ONNX Identity or Cast to the same type, often on a model
+  // output) is its input's bytes: a view like a Reshape, where its kernel copied them.
+  const bool view = def.aliases_input0 || (n.op == "Convert" && outs.size() == 1 && in_views.size() == 1 &&
+                                           in_views[0].type == outs[0].type && outs[0].kind == ValueKind::tensor);
+  if (!view || def.stateful) step.fn = def.prepare(pctx);
   for (const auto& in : n.inputs) step.ins.push_back(values.id(in));
   for (const TensorView& out : pctx.out) {
-    const int root = def.aliases_input0 ? values.alias_root[step.ins[0]] : -1;
+    const int root = view ? values.alias_root[step.ins[0]] : -1;
     const auto kind = emits ? ValueSlot::kEmitted : ValueSlot::kArena;
     step.outs.push_back(values.add(slot(kind, out.type, out.shape), root, false, false));
   }

@@ -58,13 +58,18 @@ class ArenaPlanner {
 void place_outputs(ShapePlan& plan, const std::vector<int>& alias_root) {
   std::vector<bool> root_is_output(plan.values.size(), false);
   for (size_t j = 0; j < plan.output_values.size(); ++j) {
-    int v = plan.output_values[j];
-    ValueSlot& s = plan.values[v];
-    bool owns = alias_root[v] == v && s.kind == ValueSlot::kArena && !root_is_output[v];
+    const int v = plan.output_values[j], r = alias_root[v];
+    // A view of an arena value (a Reshape or same-type Convert on a model output) puts that
+    // value itself in the output buffer, written there by its step, when it is not another
+    // output already and fills the buffer exactly: no copy after the steps.
+    ValueSlot& s = plan.values[r];
+    const bool owns =
+        s.kind == ValueSlot::kArena && !root_is_output[r] &&
+        (r == v || byte_size(s.type, numel(s.shape)) == byte_size(plan.values[v].type, numel(plan.values[v].shape)));
     if (owns) {
       s.kind = ValueSlot::kOutput;
       s.index = (int64_t)j;
-      root_is_output[v] = true;
+      root_is_output[r] = true;
     } else {
       plan.output_copies.push_back({v, (int)j});
     }

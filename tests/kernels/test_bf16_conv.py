@@ -7,8 +7,9 @@ everywhere. Checked against a float64 convolution of the operands rounded to bf1
 only rounding, accumulation is f32), f32 outputs tight and bf16 outputs within their rounding,
 with bias, residual and every kind of activation merge; and planar images (a model's first
 convolution), on avx512_bf16 copied to NHWC bf16 with zero borders and read a kernel row per tap;
-and strided depthwise convolutions writing bf16 (one AVX-512 pass on avx512_bf16 and amx, the f32
-kernel between copies on the portable set)."""
+strided depthwise convolutions writing bf16 (one AVX-512 pass on avx512_bf16 and amx, the f32
+kernel between copies on the portable set); and grouped convolutions (on avx512_bf16 the direct
+kernel group by group)."""
 
 import json
 
@@ -44,6 +45,8 @@ CASES = [(16, 96, 1, (1, 1), (0, 0, 0, 0), (1, 1), (9, 11), 2),  # 1x1, K = 16 (
          (6, 16, 3, (1, 1), (2, 2, 2, 2), (2, 2), (10, 10), 1),  # dilated, 3 channel pairs, one zmm
          (20, 33, 5, (2, 2), (2, 2, 2, 2), (1, 1), (11, 10), 2),  # 5x5 windows
          (512, 48, 3, (1, 1), (1, 1, 1, 1), (1, 1), (7, 7), 1),  # few pixels, deep: tiles shared out
+         (64, 272, 3, (1, 1), (1, 1, 1, 1), (1, 1), (7, 7), 2),  # tiles of whole rows, 3 zmm: padding's taps skipped
+         (32, 64, 3, (1, 1), (0, 1, 2, 1), (1, 1), (6, 6), 2),  # padding below only, rows of 6 in tiles of 6
          (2, 8, 7, (2, 2), (3, 3, 3, 3), (1, 1), (19, 17), 1),  # one channel pair per tap
          (5, 20, 3, (1, 1), (1, 1, 1, 1), (1, 1), (9, 8), 2)]  # odd channels: the GEMM paths
 worst_f32, worst_bf16 = 0.0, 0.0
@@ -124,8 +127,35 @@ for c, k, st, pads, dil, size, act in DEPTHWISE:
                            threads=threads, precision="bf16")
         err = np.abs(widened(bits).transpose(0, 3, 1, 2) - expected) / (np.abs(expected) + 1e-3 * scale)
         worst_depthwise = max(worst_depthwise, float(np.max(err)))
+# Grouped convolutions (ResNeXt, RegNet): on avx512_bf16 the direct kernel group by group, each
+# reading its channels of the input rounded once; odd channels per group take the GEMM paths.
+# c, o, k, strides, pads, size, groups
+GROUPED = [(64, 64, 3, (1, 1), (1, 1, 1, 1), (9, 9), 4),  # 16 -> 16 per group
+           (32, 96, 3, (2, 2), (1, 1, 1, 1), (11, 10), 2),  # 16 -> 48, strided
+           (48, 48, 1, (1, 1), (0, 0, 0, 0), (7, 8), 3),  # 1x1
+           (30, 60, 3, (1, 1), (0, 1, 2, 1), (6, 7), 5),  # 6 -> 12, asymmetric padding
+           (15, 30, 3, (1, 1), (1, 1, 1, 1), (6, 6), 5)]  # 3 channels per group: the GEMM paths
+worst_grouped = 0.0
+for i, (c, o, k, st, pads, size, groups) in enumerate(GROUPED):
+    x = rng.standard_normal((2, c) + size).astype(np.float32)
+    w = (rng.standard_normal((o, c // groups, k, k)) / np.sqrt(c // groups * k * k)).astype(np.float32)
+    bias = rng.standard_normal(o).astype(np.float32)
+    ref = conv_reference(rounded(x), rounded(w), st, pads, (1, 1), group=groups) + bias[:, None, None]
+    res = rng.standard_normal(ref.shape).astype(np.float32)
+    act = list(ACTS)[i % len(ACTS)]
+    alpha, beta, fn = ACTS[act]
+    attrs = window_attrs(st, pads, (1, 1), groups)
+    attrs.update(layout="nhwc", act=act, act_alpha=alpha, act_beta=beta)
+    inputs = [np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, bias]
+    for threads, residual in ((1, False), (0, False), (0, True)):
+        expected = fn(ref + res if residual else ref)
+        extra = [np.ascontiguousarray(res.transpose(0, 2, 3, 1))] if residual else []
+        (out,) = T.run_op("aiov.FusedConv", inputs + extra, attrs, runtime_inputs=[0, 3] if residual else [0],
+                          threads=threads, precision="bf16")
+        err = np.max(np.abs(out.transpose(0, 3, 1, 2) - expected)) / (np.max(np.abs(expected)) + 1)
+        worst_grouped = max(worst_grouped, float(err))
 print(json.dumps({"isa": aiov._core.gemm_bf16_isa(), "f32": worst_f32, "bf16": worst_bf16, "planar": worst_planar,
-                  "depthwise": worst_depthwise}))
+                  "depthwise": worst_depthwise, "grouped": worst_grouped}))
 """
 
 ISAS = ["scalar", "avx512_bf16", "amx"]  # each includes the ones before it
@@ -145,3 +175,4 @@ def test_bf16_convolution_matches_rounded_reference(isa, run_capped):
     # f32 planes of short windows (3x3 stems) unrounded, within bf16's rounding of the reference.
     assert result["planar"] < (1e-5 if isa == "avx512_bf16" else 2e-2)
     assert result["depthwise"] < 2.0**-8 + 1e-5
+    assert result["grouped"] < 1e-5
