@@ -8,6 +8,8 @@
 
 #include "executor/executor.hpp"
 #include "kernels/dispatch.hpp"
+#include "kernels/gelu_row.hpp"
+#include "kernels/isa.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -619,6 +621,21 @@ KernelFn prepare_unary(const PrepareContext& ctx) {
 KernelFn prepare_gelu(const PrepareContext& ctx) {
   std::string mode = ctx.node.attr_str("approximation_mode");
   if (mode == "TANH" || mode == "tanh") return make_unary(ctx, GeluTanhF{});
+  // f32 on AVX-512: the intrinsics row (gelu_row.hpp), split over the pool as make_unary does.
+  static const gelu_detail::GeluRowFn row =
+      selected_isa() == Isa::avx512 ? gelu_detail::avx512_gelu_erf_row() : nullptr;
+  if (ctx.out[0].type == ElementType::f32 && row) {
+    const int64_t n = ctx.out[0].count();
+    return [n](const KernelArgs& k) {
+      const float* x = k.in[0]->as<float>();
+      float* y = k.out[0]->as<float>();
+      if (n >= kParallelGrain / 2 && k.ctx->pool)
+        k.ctx->pool->parallel_for(
+            n, kParallelGrain / 4, [&](int64_t s, int64_t e) { row(x + s, y + s, e - s); }, k.ctx->max_threads);
+      else
+        row(x, y, n);
+    };
+  }
   return make_unary(ctx, GeluErfF{});
 }
 KernelFn prepare_elu(const PrepareContext& ctx) { return make_unary(ctx, EluF{ctx.node.attr_float("alpha")}); }
