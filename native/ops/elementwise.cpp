@@ -8,6 +8,8 @@
 
 #include "executor/executor.hpp"
 #include "kernels/dispatch.hpp"
+#include "kernels/gelu_row.hpp"
+#include "kernels/isa.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -645,6 +647,14 @@ struct ClampF {
   }
 };
 
+// Gelu's erf form over f32 with AVX-512 intrinsics (gelu_row.hpp) where the CPU's path is
+// AVX-512, else null (the functor's loop runs).
+gelu_detail::GeluRowFn avx512_gelu_row() {
+  static const gelu_detail::GeluRowFn row =
+      selected_isa() == Isa::avx512 ? gelu_detail::avx512_gelu_erf_row() : nullptr;
+  return row;
+}
+
 template <class T, class F>
 AIOV_MULTIVERSION void unary_run(const T* __restrict x, T* __restrict y, int64_t n, F f) {
   for (int64_t i = 0; i < n; ++i) y[i] = store<T>(f(load(x[i])));
@@ -681,6 +691,20 @@ KernelFn prepare_unary(const PrepareContext& ctx) {
 KernelFn prepare_gelu(const PrepareContext& ctx) {
   std::string mode = ctx.node.attr_str("approximation_mode");
   if (mode == "TANH" || mode == "tanh") return make_unary(ctx, GeluTanhF{});
+  // f32 on AVX-512: the intrinsics row, split over the pool as make_unary does.
+  const gelu_detail::GeluRowFn row = avx512_gelu_row();
+  if (ctx.out[0].type == ElementType::f32 && row) {
+    const int64_t n = ctx.out[0].count();
+    return [n, row](const KernelArgs& k) {
+      const float* x = k.in[0]->as<float>();
+      float* y = k.out[0]->as<float>();
+      if (n >= kParallelGrain / 2 && k.ctx->pool)
+        k.ctx->pool->parallel_for(
+            n, kParallelGrain / 4, [&](int64_t s, int64_t e) { row(x + s, y + s, e - s); }, k.ctx->max_threads);
+      else
+        row(x, y, n);
+    };
+  }
   return make_unary(ctx, GeluErfF{});
 }
 KernelFn prepare_elu(const PrepareContext& ctx) { return make_unary(ctx, EluF{ctx.node.attr_float("alpha")}); }
@@ -754,6 +778,8 @@ AIOV_MULTIVERSION void chain_leaky(float* t, const float*, int64_t, int64_t n, b
 AIOV_MULTIVERSION void chain_gelu(float* t, const float*, int64_t, int64_t n, bool, float a, float) {
   if (a != 0.0f)
     chain_unary(t, n, GeluTanhF{});
+  else if (const gelu_detail::GeluRowFn row = avx512_gelu_row())
+    row(t, t, n);  // in place: each vector is loaded before it is stored
   else
     chain_unary(t, n, GeluErfF{});
 }

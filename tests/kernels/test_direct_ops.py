@@ -313,6 +313,37 @@ def test_layer_norm_rows_match_numpy(isa, run_capped):
     assert float(run_capped(LAYER_NORM, 60, AIOV_GEMM_ISA=isa)) < 1e-4
 
 
+GELU_ERF = r"""
+import json, math, numpy as np
+from aiov._core import _testing
+rng = np.random.default_rng(9)
+erf = np.vectorize(math.erf)
+worst = 0.0
+# Lengths across the AVX-512 loop's edges (16 lanes, 32 per step, a masked tail), one long
+# enough to be split over the pool, values past the fit's bound (|x| / sqrt 2 > 4) and the
+# specials: NaN stays NaN, +inf stays +inf, and -inf gives NaN as 0.5 x (1 + erf) does.
+for n in (1, 15, 16, 31, 32, 33, 100, 70001):
+    x = (rng.standard_normal(n) * 4).astype(np.float32)
+    x[:: max(1, n // 7)] *= 10
+    for threads in (1, 0):
+        got = _testing.run_op("Gelu", [x], {}, threads=threads)[0]
+        xd = x.astype(np.float64)
+        want = 0.5 * xd * (1 + erf(xd / math.sqrt(2)))
+        worst = max(worst, float(np.max(np.abs(got - want) / (1 + np.abs(want)))))
+special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30, -1e30], np.float32)
+got = _testing.run_op("Gelu", [special], {})[0]
+assert np.isnan(got[0]) and got[1] == np.inf and np.isnan(got[2]), got
+assert (got[3:5] == 0).all() and got[5] == np.float32(1e30) and got[6] == 0, got
+print(json.dumps(worst))
+"""
+
+
+@pytest.mark.parametrize("isa", [None, "avx2"])  # the CPU's own path (AVX-512 here), the portable loop
+def test_gelu_erf_matches_the_exact_formula(isa, run_capped):
+    # erf's rational fit is within 4e-7; the result within 2e-6 relative to 1 + |gelu|.
+    assert float(run_capped(GELU_ERF, 120, AIOV_GEMM_ISA=isa)) < 2e-6
+
+
 @pytest.mark.parametrize("threads", [1, 0])
 def test_softmax_and_log_softmax_over_many_rows(threads):
     x = rand(512, 129) * 3
