@@ -29,6 +29,17 @@ namespace {
   return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1u);
 }
 
+// 16 s32 lanes stored as bytes, saturated as unsigned (255 for anything above, the conversion's
+// 0x80000000 included): narrowed in a register, then stored. Zen 4 runs VPMOVUSDB to memory
+// as several slow steps; the register form and a plain or masked byte store are cheap.
+[[gnu::always_inline]] inline void store_u8(uint8_t* out, __mmask16 m, __m512i lanes) {
+  const __m128i bytes = _mm512_cvtusepi32_epi8(lanes);
+  if (m == 0xFFFF)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
+  else
+    _mm_mask_storeu_epi8(out, m, bytes);
+}
+
 // y requantized to u8 lanes as requantized_u8 (requantize_x86.hpp) gives them, in fewer steps
 // for a positive scale and a zero point in [0, 255]: q = y * (1 / scale) is within |q| * 2^-22
 // of the quotient, so the two round alike unless q lies that near a half-integer; below
@@ -82,9 +93,8 @@ template <int R, int NV>
     if (o.bias) y = _mm512_add_round_ps(y, bias, kNearest);
     if (o.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
     if (o.c_u8)
-      _mm512_mask_cvtusepi32_storeu_epi8(
-          o.c_u8 + r * o.ldc + 16 * v, m,
-          o.fast_requantize ? requantized_u8_in_range(y, o.rq) : requantized_u8(y, o.rq));
+      store_u8(o.c_u8 + r * o.ldc + 16 * v, m,
+               o.fast_requantize ? requantized_u8_in_range(y, o.rq) : requantized_u8(y, o.rq));
     else
       _mm512_mask_storeu_ps(o.c_f32 + r * o.ldc + 16 * v, m, y);
   }
@@ -92,27 +102,56 @@ template <int R, int NV>
 
 // The merge QDQ convolutions run (u8 out, a bias, the requantization in range), with the
 // constants in registers and no test per vector: with few quads per sum (1x1 over 16 to 64
-// channels, the stems) the merge is most of a tile's time.
+// channels, the stems) the merge is most of a tile's time. Per 16 outputs it is one multiply-add
+// q = sum * (scale / out_scale) + (bias / out_scale + zero), folded per column vector, where
+// aiov.Quantize's bytes round (sum * scale) + bias, then divide by out_scale. Both round alike
+// unless q lies near a half-integer: q is within 2^-24 (6 |q - zero| + 6 |bias / out_scale| +
+// 2 zero) of the quotient plus the zero point, under 8.7e-4 for |q - zero| < 1300 with
+// |bias / out_scale| <= 1024 (columns past that take the exact steps), and past 1300 both
+// saturate alike; a row with a lane within kFoldedNearHalf of a half-integer takes the exact
+// steps (about 3% of rows of 16).
+constexpr float kFoldedNearHalf = 1.0f / 1024.0f;
+constexpr float kFoldedBiasLimit = 1024.0f;
+
+// The exact steps: scale, add the bias, each rounded, then requantize by the reciprocal, with
+// the division where the quotient lies near a half-integer.
+template <bool RELU>
+[[gnu::always_inline]] inline __m512i exact_u8(__m512i sum, __m512 scale, __m512 bias, const Requantizer& rq) {
+  __m512 y = _mm512_add_round_ps(scaled(sum, scale), bias, kNearest);
+  if (RELU) y = _mm512_max_ps(y, _mm512_setzero_ps());
+  return requantized_u8_in_range(y, rq);
+}
+
 template <int R, int NV, bool RELU>
 [[gnu::always_inline]] inline void merge_u8(const __m512i (&acc)[R][NV], const Merge& o, int cols) {
   const __m512 inverse = o.rq.inverse, zero = o.rq.zero;
-  const __m512 near_half = _mm512_set1_ps(0.5f - kNearHalf);
+  const __m512 near_half = _mm512_set1_ps(0.5f - kFoldedNearHalf);
+  // No clamp at 255: an integer past it (or past 2^31, which converts to 0x80000000) saturates
+  // in the unsigned narrowing store. The floor is 0, or the zero point after a Relu (y >= 0).
+  const __m512 floor = RELU ? zero : _mm512_setzero_ps();
   AIOV_UNROLL for (int v = 0; v < NV; ++v) {
     const __mmask16 m = head_mask(cols - 16 * v);
     const __m512 scale = _mm512_maskz_loadu_ps(m, o.scale + 16 * v), bias = _mm512_maskz_loadu_ps(m, o.bias + 16 * v);
+    const __m512 folded_scale = _mm512_mul_ps(scale, inverse);
+    const __m512 bias_quotient = _mm512_mul_ps(bias, inverse);
+    const __m512 folded_bias = _mm512_add_ps(bias_quotient, zero);
+    // (NaN or infinite constants fail the compares too)
+    const bool foldable =
+        _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(bias_quotient), _mm512_set1_ps(kFoldedBiasLimit), _CMP_LE_OQ) == m &&
+        _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(folded_scale), _mm512_set1_ps(3.0e38f), _CMP_LE_OQ) == m;
     AIOV_UNROLL for (int r = 0; r < R; ++r) {
-      __m512 y = _mm512_add_round_ps(scaled(acc[r][v], scale), bias, kNearest);
-      if (RELU) y = _mm512_max_ps(y, _mm512_setzero_ps());
-      const __m512 q = _mm512_mul_ps(y, inverse);
-      __m512 rounded = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      if (_mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(q, rounded)), near_half, _CMP_GE_OQ))
-        rounded = _mm512_roundscale_ps(_mm512_div_ps(y, o.rq.scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      // No clamp at 255: an integer past it (or past 2^31, which converts to 0x80000000) saturates
-      // in the unsigned narrowing store. None at 0 after a Relu: y >= 0 (never NaN), the scale
-      // and the zero point too.
-      __m512 v8 = _mm512_add_ps(rounded, zero);
-      if (!RELU) v8 = _mm512_max_ps(v8, _mm512_setzero_ps());
-      _mm512_mask_cvtusepi32_storeu_epi8(o.c_u8 + r * o.ldc + 16 * v, m, _mm512_cvtps_epi32(v8));
+      uint8_t* out = o.c_u8 + r * o.ldc + 16 * v;
+      if (foldable) {
+        const __m512 q = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), folded_scale, folded_bias);
+        // q minus q rounded to the nearest integer
+        const __m512 off = _mm512_reduce_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        if (!_mm512_cmp_ps_mask(_mm512_abs_ps(off), near_half, _CMP_GE_OQ)) {
+          const __m512 clamped = _mm512_max_ps(q, floor);
+          store_u8(out, m, _mm512_cvt_roundps_epi32(clamped, kNearest));
+          continue;
+        }
+      }
+      store_u8(out, m, exact_u8<RELU>(acc[r][v], scale, bias, o.rq));
     }
   }
 }

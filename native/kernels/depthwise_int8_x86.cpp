@@ -38,6 +38,43 @@ template <bool kFull>
     _mm512_mask_storeu_ps(p.out_f32 + o, m, y);
 }
 
+// The u8 epilogue of P pixels of output channels [c, c + 16) in one multiply-add each where that
+// gives write_out's bytes: q = sum * (scale / out_scale) + (bias / out_scale + zero) is within
+// 2^-24 (6 |q - zero| + 6 |bias / out_scale| + 2 zero) of write_out's quotient plus the zero
+// point, under 8.7e-4 for |q - zero| < 1300 with |bias / out_scale| <= 1024 (past 1300 both
+// saturate alike), so only a pixel with a lane within 2^-10 of a half-integer, or channels
+// whose bias passes that range, take write_out's steps.
+template <int P>
+[[gnu::always_inline]] inline void write_u8_folded(const DepthwiseInt8& p, const Requantizer& rq,
+                                                   const __m512i (&sum)[P], int64_t c, __mmask16 m, int64_t at,
+                                                   int64_t stride) {
+  const __m512 scale = _mm512_maskz_loadu_ps(m, p.scale + c);
+  const __m512 bias = p.bias ? _mm512_maskz_loadu_ps(m, p.bias + c) : _mm512_setzero_ps();
+  const __m512 folded_scale = _mm512_mul_ps(scale, rq.inverse), bias_quotient = _mm512_mul_ps(bias, rq.inverse);
+  const __m512 folded_bias = _mm512_add_ps(bias_quotient, rq.zero);
+  // (NaN or infinite constants fail the compares too)
+  const bool foldable =
+      rq.by_inverse && p.out_scale > 0 &&
+      _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(bias_quotient), _mm512_set1_ps(1024.0f), _CMP_LE_OQ) == m &&
+      _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(folded_scale), _mm512_set1_ps(3.0e38f), _CMP_LE_OQ) == m;
+  // The floor is 0, or the zero point after a Relu; 255 and above saturate in the narrowing.
+  const __m512 floor = p.relu ? rq.zero : _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int k = 0; k < P; ++k) {
+    if (foldable) {
+      const __m512 q = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[k]), folded_scale, folded_bias);
+      const __m512 off = _mm512_reduce_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      if (!_mm512_cmp_ps_mask(_mm512_abs_ps(off), _mm512_set1_ps(0.5f - 1.0f / 1024.0f), _CMP_GE_OQ)) {
+        const __m128i bytes = _mm512_cvtusepi32_epi8(
+            _mm512_cvt_roundps_epi32(_mm512_max_ps(q, floor), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        _mm_mask_storeu_epi8(p.out_u8 + at + k * stride, m, bytes);
+        continue;
+      }
+    }
+    write_out(p, rq, sum[k], c, m, at + k * stride);
+  }
+}
+
 // Pixels [i, i + P) of output channels [c, c + 16) under mask m, to acc [count, C] or, with
 // kDirect, through the epilogue to the output from element out_at (pixel_stride apart).
 // With groups, lane l takes input `in` of its group from lane l - l % width + in (a group
@@ -73,6 +110,10 @@ template <int P, bool kGroups, bool kDirect, bool kFull>
 #pragma GCC unroll 8
       for (int k = 0; k < P; ++k) sum[k] = _mm512_dpwssd_epi32(sum[k], _mm512_permutexvar_epi32(from, xv[k]), w);
     }
+  }
+  if (kDirect && p.out_u8) {
+    write_u8_folded<P>(p, rq, sum, c, m, out_at + i * p.pixel_stride + c, p.pixel_stride);
+    return;
   }
 #pragma GCC unroll 8
   for (int k = 0; k < P; ++k) {

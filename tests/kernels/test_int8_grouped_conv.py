@@ -142,3 +142,69 @@ def test_bad_groups_are_named():
         T.run_op("aiov.QuantizedConv", [x, np.zeros((3, 1, 3, 3), np.int8), np.uint8(0), z8], attrs)
     with pytest.raises(Exception, match="4 output channels do not split into 3 groups"):
         T.run_op("aiov.QuantizedConv", [x, np.zeros((4, 2, 3, 3), np.int8), np.uint8(0), z8], attrs)
+
+
+NEAR_HALF_SCRIPT = r"""
+import json, numpy as np, aiov as ov
+T = ov._core._testing
+rng = np.random.default_rng(4)
+# Depthwise 3x3 convolutions requantized to u8 in NHWC (the VNNI kernel's own epilogue):
+# quotients at half-integers (y = 0.1 v + 0.05 over 0.1), many random ones (some land near a
+# half-integer), biases past 1024 quanta in some channels, with and without a Relu and a bias:
+# the bytes aiov.Quantize makes of the f32 result.
+near = 0
+for c, h, small in [(32, 20, True), (144, 28, False), (40, 9, False)]:
+    x = rng.integers(0, 4 if small else 256, (1, h, h, c)).astype(np.uint8)
+    w = rng.integers(-3, 4, (c, 1, 3, 3)).astype(np.int8) if small else rng.integers(-128, 128, (c, 1, 3, 3)).astype(np.int8)
+    attrs = {"strides": [1, 1], "pads_begin": [1, 1], "pads_end": [1, 1], "dilations": [1, 1], "group": c, "layout": "nhwc"}
+    factor = np.full(c, 0.1, np.float32) if small else rng.uniform(1e-4, 1e-3, c).astype(np.float32)
+    y_scale = np.float32(0.1) if small else np.float32(0.0173)
+    bias = np.full(c, 0.05, np.float32) if small else rng.standard_normal(c).astype(np.float32)
+    bias[:2] = np.float32([1500, -1030]) * y_scale
+    for with_bias in (True, False):
+        for y_zero, relu in [(np.uint8(128), False), (np.uint8(0), True), (np.uint8(255), False)]:
+            head = [x, w, np.uint8(2), np.zeros(c, np.int8), factor] + ([bias] if with_bias else [])
+            f32 = T.run_op("aiov.QuantizedConv", head, dict(attrs, relu=relu))[0]
+            if not with_bias:  # (the requantizing form takes a bias: a zero one)
+                head.append(np.zeros(c, np.float32))
+            got = T.run_op("aiov.QuantizedConv", head + [y_scale, y_zero], dict(attrs, relu=relu), threads=2)[0]
+            assert np.array_equal(got, T.run_op("aiov.Quantize", [f32, y_scale, y_zero])[0]), (c, h, with_bias, relu)
+            q = f32 / y_scale
+            near += int(np.sum(np.abs(np.abs(q - np.rint(q)) - 0.5) < 1.0 / 1024))
+# Quotients a few ulps either side of a half-integer, where an epilogue folding scale and
+# requantization into one multiply-add (emulated here in f64) would round the other way: one
+# pixel of 37 in every channel, the window's centre tap weighing 1, factors
+# (n + 0.5) * scale / 37 moved by up to 40 ulps.
+y_scale, y_zero = np.float32(0.05), np.uint8(7)
+targets = ((np.arange(240) + 0.5) * 0.05 / 37).astype(np.float32)
+steps = [targets]
+for direction in (np.inf, -np.inf):
+    walked = targets
+    for _ in range(40):
+        walked = np.nextafter(walked, np.float32(direction))
+        steps.append(walked)
+grid = np.concatenate(steps).astype(np.float32)
+exact = np.rint((np.float32(37) * grid) / y_scale)
+one_step = (37.0 * (grid * (np.float32(1) / y_scale)).astype(np.float64) + 7.0).astype(np.float32)
+factor = grid[(np.rint(one_step) - 7 != exact) & (np.abs(one_step - np.rint(one_step)) != 0.5)]
+c = factor.size
+x = np.full((1, 1, 1, c), 37, np.uint8)
+w = np.zeros((c, 1, 3, 3), np.int8)
+w[:, 0, 1, 1] = 1
+attrs = {"strides": [1, 1], "pads_begin": [1, 1], "pads_end": [1, 1], "dilations": [1, 1], "group": c, "layout": "nhwc"}
+head = [x, w, np.uint8(0), np.zeros(c, np.int8), factor, np.zeros(c, np.float32)]
+f32 = T.run_op("aiov.QuantizedConv", head, attrs)[0]
+got = T.run_op("aiov.QuantizedConv", head + [y_scale, y_zero], attrs)[0]
+assert np.array_equal(got, T.run_op("aiov.Quantize", [f32, y_scale, y_zero])[0])
+print(json.dumps({"isa": ov._core.depthwise_int8_isa(), "near": near, "hard": c}))
+"""
+
+
+@pytest.mark.parametrize("isa", ISAS[::-1])
+def test_requantized_depthwise_rounds_near_halves_as_quantize_does(isa, run_capped):
+    if cpu_int8_isa() == "scalar" and isa != "scalar":
+        pytest.skip(f"this CPU has no {isa}")
+    result = json.loads(run_capped(NEAR_HALF_SCRIPT, 300, AIOV_INT8_ISA=isa, AIOV_GEMM_ISA=None))
+    assert result["isa"] == isa
+    assert result["near"] > 100  # random quotients near half-integers
+    assert result["hard"] >= 32  # factors a single multiply-add rounds the other way

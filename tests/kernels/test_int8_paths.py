@@ -401,3 +401,44 @@ def test_requantization_rounds_as_the_division_does():
             with np.errstate(invalid="ignore", over="ignore"):
                 want = np.clip(np.nan_to_num(np.rint(x / scale), nan=-1e9) + np.float32(zero), 0, 255).astype(np.uint8)
             assert np.array_equal(got, want), (scale, zero, x[got != want], got[got != want], want[got != want])
+
+
+FOLDED_MERGE_SCRIPT = r"""
+import json, numpy as np, aiov as ov
+T = ov._core._testing
+rng = np.random.default_rng(21)
+# 1x1 convolutions (NHWC, u8 out) over many pixels, so that some of their quotients land near
+# half-integers, with biases small and large against the output scale (past 1024 quanta the
+# merge takes its exact steps), zero points at both ends, and a Relu: the bytes must be those
+# aiov.Quantize makes of the f32 output.
+checked = 0
+for pixels, c, o, bias_quanta in [(3000, 16, 96, 3.0), (777, 24, 40, 900.0), (500, 64, 33, 5000.0),
+                                  (1001, 32, 64, 0.0)]:
+    x, w = rng.integers(0, 256, (1, 1, pixels, c)).astype(np.uint8), rng.integers(-128, 128, (o, c, 1, 1)).astype(np.int8)
+    za = np.uint8(rng.integers(0, 256))
+    factor = rng.uniform(1e-4, 1e-3, o).astype(np.float32)
+    for y_scale in (np.float32(0.02), np.float32(0.0371)):
+        bias = (rng.standard_normal(o) * bias_quanta * y_scale).astype(np.float32)
+        # (some columns near the limit, on either side of it)
+        bias[:4] = np.float32([1023.5, -1023.9, 1024.5, -1030.0]) * y_scale
+        for y_zero in (np.uint8(0), np.uint8(128), np.uint8(255)):
+            for relu in (False, True):
+                attrs = {"relu": relu, "layout": "nhwc"}
+                f32 = T.run_op("aiov.QuantizedConv", [x, w, za, np.zeros(o, np.int8), factor, bias], attrs)[0]
+                got = T.run_op("aiov.QuantizedConv", [x, w, za, np.zeros(o, np.int8), factor, bias, y_scale, y_zero],
+                               attrs, threads=2)[0]
+                want = T.run_op("aiov.Quantize", [f32, y_scale, y_zero])[0]
+                assert np.array_equal(got, want), (pixels, c, o, y_zero, relu, np.argwhere(got != want)[:5])
+                q = f32 / y_scale
+                checked += int(np.sum(np.abs(np.abs(q - np.rint(q)) - 0.5) < 1.0 / 1024))
+print(json.dumps({"conv_isa": ov._core.conv_int8_isa(), "near_half": checked}))
+"""
+
+
+@pytest.mark.parametrize("isa", ["avx512_vnni", "scalar"])
+def test_requantizing_merge_folds_the_scales_without_changing_a_byte(isa, run_capped):
+    if ISAS.index(isa) > ISAS.index(cpu_int8_isa()):
+        pytest.skip(f"this CPU has no {isa}")
+    result = json.loads(run_capped(FOLDED_MERGE_SCRIPT, 300, AIOV_INT8_ISA=isa, AIOV_GEMM_ISA=None))
+    assert result["conv_isa"] == isa
+    assert result["near_half"] > 100  # the exact steps' rows were reached
