@@ -204,22 +204,22 @@ void conv_int8_run(const ConvInt8& p, ThreadPool* pool, int max_threads) {
         t.segments = s.count;
         t.quads = s.quads;
         t.b_panel_stride = panel_stride;
-        t.ldc = p.ldc;
-        t.relu = p.relu;
-        t.out_scale = p.out_scale;
-        t.out_zero = p.out_zero;
+        t.ldc = p.out.ldc;
+        t.relu = p.out.relu;
+        t.out_scale = p.out.out_scale;
+        t.out_zero = p.out.out_zero;
         for (int64_t block = b0; block < b1; ++block) {
           const int64_t panel = block * nv, col = panel * kPanelCols;
           t.panels = (int)std::min<int64_t>(nv, panels - panel);
           t.cols = (int)std::min<int64_t>(t.panels * kPanelCols, N - col);
           t.b = B.panels() + panel * panel_stride;
           t.col_add = p.col_add + col;
-          const int64_t at = m0 * p.ldc + col;
-          t.c_i32 = p.out_i32 ? p.out_i32 + at : nullptr;
-          t.c_f32 = p.out_f32 ? p.out_f32 + at : nullptr;
-          t.c_u8 = p.out_u8 ? p.out_u8 + at : nullptr;
-          t.scale = p.scale ? p.scale + col : nullptr;
-          t.bias = p.bias ? p.bias + col : nullptr;
+          const int64_t at = m0 * p.out.ldc + col;
+          t.c_i32 = p.out.c_i32 ? p.out.c_i32 + at : nullptr;
+          t.c_f32 = p.out.c_f32 ? p.out.c_f32 + at : nullptr;
+          t.c_u8 = p.out.c_u8 ? p.out.c_u8 + at : nullptr;
+          t.scale = p.out.scale ? p.out.scale + col : nullptr;
+          t.bias = p.out.bias ? p.out.bias + col : nullptr;
           ks.tile(t);
         }
       }

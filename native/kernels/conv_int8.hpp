@@ -12,10 +12,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/gemm_int8.hpp"
+
 namespace aiov {
 
-class PackedInt8B;
-class ThreadPool;
 
 // How a window is cut into the segments the kernels sum over.
 struct ConvInt8Segments {
@@ -45,16 +45,8 @@ struct ConvInt8 {
   const PackedInt8B* weights = nullptr;  // s8 (or u8 shifted by the packing), with no zero point
   // Added to every sum of output channel n: -data_zero * (sum of its stored weights).
   const int32_t* col_add = nullptr;
-  // Output (position, n) at [position * ldc + n]: as Int8Output (gemm_int8.hpp) means them.
-  int32_t* out_i32 = nullptr;
-  float* out_f32 = nullptr;
-  uint8_t* out_u8 = nullptr;
-  int64_t ldc = 0;
-  const float* scale = nullptr;
-  const float* bias = nullptr;
-  bool relu = false;
-  float out_scale = 1.0f;
-  int32_t out_zero = 0;
+  // Output (position, n) at [position * out.ldc + n], as the integer GEMM writes it.
+  Int8Output out;
 };
 
 // The convolution of one image, shared out over the pool.

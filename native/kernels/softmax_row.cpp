@@ -38,6 +38,16 @@ void softmax_row_portable(const float* x, float* y, int64_t n) {
   for (j = 0; j < n; ++j) y[j] *= inv;
 }
 
+// The max of each of n columns over len rows, stride apart (inlined into each caller's
+// instruction-set clone).
+[[gnu::always_inline]] inline void column_max(const float* x, int64_t len, int64_t n, int64_t stride, float* mx) {
+  for (int64_t c = 0; c < n; ++c) mx[c] = x[c];
+  for (int64_t l = 1; l < len; ++l) {
+    const float* row = x + l * stride;
+    for (int64_t c = 0; c < n; ++c) mx[c] = row[c] > mx[c] ? row[c] : mx[c];
+  }
+}
+
 }  // namespace
 
 // As softmax_row_portable, one column per lane of each loop (the same fast_exp and the same
@@ -45,11 +55,8 @@ void softmax_row_portable(const float* x, float* y, int64_t n) {
 AIOV_MULTIVERSION
 void softmax_columns(const float* x, float* y, int64_t len, int64_t n, int64_t stride) {
   float mx[kSoftmaxColumns], sum[kSoftmaxColumns];
-  for (int64_t c = 0; c < n; ++c) mx[c] = x[c], sum[c] = 0.0f;
-  for (int64_t l = 1; l < len; ++l) {
-    const float* row = x + l * stride;
-    for (int64_t c = 0; c < n; ++c) mx[c] = row[c] > mx[c] ? row[c] : mx[c];
-  }
+  column_max(x, len, n, stride, mx);
+  for (int64_t c = 0; c < n; ++c) sum[c] = 0.0f;
   const float low = softmax_detail::lowest_kept(len);
   for (int64_t l = 0; l < len; ++l) {
     const float* row = x + l * stride;
@@ -71,11 +78,8 @@ void softmax_columns(const float* x, float* y, int64_t len, int64_t n, int64_t s
 AIOV_MULTIVERSION
 void log_softmax_columns(const float* x, float* y, int64_t len, int64_t n, int64_t stride) {
   float mx[kSoftmaxColumns], sum[kSoftmaxColumns];
-  for (int64_t c = 0; c < n; ++c) mx[c] = x[c], sum[c] = 0.0f;
-  for (int64_t l = 1; l < len; ++l) {
-    const float* row = x + l * stride;
-    for (int64_t c = 0; c < n; ++c) mx[c] = row[c] > mx[c] ? row[c] : mx[c];
-  }
+  column_max(x, len, n, stride, mx);
+  for (int64_t c = 0; c < n; ++c) sum[c] = 0.0f;
   // Terms below the floor are dropped: they add nothing a float sum of at least 1 keeps.
   const float low = softmax_detail::lowest_kept(len);
   for (int64_t l = 0; l < len; ++l) {

@@ -319,15 +319,7 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
         p.segments = segments;
         p.weights = packed.get();
         p.col_add = col_add.data();
-        p.out_i32 = out.c_i32;
-        p.out_f32 = out.c_f32;
-        p.out_u8 = out.c_u8;
-        p.ldc = O;
-        p.scale = out.scale;
-        p.bias = out.bias;
-        p.relu = out.relu;
-        p.out_scale = out.out_scale;
-        p.out_zero = out.out_zero;
+        p.out = out;
         conv_int8_run(p, k.ctx->pool, k.ctx->max_threads);
       } else if (a_signed)
         gemm_u8s8(positions, patch_rows, true, K, a_zero, *packed, b_zero.data(), zeros, out, k.ctx->pool,

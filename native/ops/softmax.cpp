@@ -53,6 +53,25 @@ AroundAxis softmax_axis(const PrepareContext& ctx) {
   return around_axis(s, normalize_axis(ctx.node, ctx.node.attr_int("axis"), (int64_t)s.size()));
 }
 
+// A non-last axis of f32 data: each unit one block of up to kSoftmaxColumns columns of one
+// outer slice, which `columns` (softmax_columns or log_softmax_columns) runs as vector lanes.
+KernelFn in_column_blocks(int64_t outer, int64_t len, int64_t inner,
+                          void (*columns)(const float*, float*, int64_t, int64_t, int64_t)) {
+  const int64_t blocks = (inner + kSoftmaxColumns - 1) / kSoftmaxColumns;
+  return [outer, len, inner, blocks, columns](const KernelArgs& k) {
+    const float* x = k.in[0]->as<float>();
+    float* y = k.out[0]->as<float>();
+    auto units = [&](int64_t u0, int64_t u1) {
+      for (int64_t u = u0; u < u1; ++u) {
+        const int64_t o = u / blocks, c0 = u % blocks * kSoftmaxColumns;
+        const int64_t at = o * len * inner + c0;
+        columns(x + at, y + at, len, std::min(kSoftmaxColumns, inner - c0), inner);
+      }
+    };
+    for_rows(*k.ctx, outer * blocks, len * std::min(kSoftmaxColumns, inner), units);
+  };
+}
+
 KernelFn prepare_softmax(const PrepareContext& ctx) {
   const AroundAxis around = softmax_axis(ctx);
   const int64_t outer = around.outer, len = around.len, inner = around.inner;
@@ -71,19 +90,7 @@ KernelFn prepare_softmax(const PrepareContext& ctx) {
     // A non-last axis: blocks of columns, each softmax a lane of contiguous vector loops (one
     // strided line at a time with a double exp per value took 7x OpenVINO's time over NCHW
     // channels).
-    const int64_t blocks = (inner + kSoftmaxColumns - 1) / kSoftmaxColumns;
-    return [outer, len, inner, blocks](const KernelArgs& k) {
-      const float* x = k.in[0]->as<float>();
-      float* y = k.out[0]->as<float>();
-      auto units = [&](int64_t u0, int64_t u1) {
-        for (int64_t u = u0; u < u1; ++u) {
-          const int64_t o = u / blocks, c0 = u % blocks * kSoftmaxColumns;
-          const int64_t at = o * len * inner + c0;
-          softmax_columns(x + at, y + at, len, std::min(kSoftmaxColumns, inner - c0), inner);
-        }
-      };
-      for_rows(*k.ctx, outer * blocks, len * std::min(kSoftmaxColumns, inner), units);
-    };
+    return in_column_blocks(outer, len, inner, softmax_columns);
   }
   return dispatch_float_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
@@ -98,19 +105,7 @@ KernelFn prepare_log_softmax(const PrepareContext& ctx) {
   if (outer * len * inner == 0) return [](const KernelArgs&) {};
   if (ctx.in[0].type == ElementType::f32 && inner > 1) {
     // A non-last axis in blocks of columns, as Softmax (5x OpenVINO's time line by line).
-    const int64_t blocks = (inner + kSoftmaxColumns - 1) / kSoftmaxColumns;
-    return [outer, len, inner, blocks](const KernelArgs& k) {
-      const float* x = k.in[0]->as<float>();
-      float* y = k.out[0]->as<float>();
-      auto units = [&](int64_t u0, int64_t u1) {
-        for (int64_t u = u0; u < u1; ++u) {
-          const int64_t o = u / blocks, c0 = u % blocks * kSoftmaxColumns;
-          const int64_t at = o * len * inner + c0;
-          log_softmax_columns(x + at, y + at, len, std::min(kSoftmaxColumns, inner - c0), inner);
-        }
-      };
-      for_rows(*k.ctx, outer * blocks, len * std::min(kSoftmaxColumns, inner), units);
-    };
+    return in_column_blocks(outer, len, inner, log_softmax_columns);
   }
   return dispatch_float_type(ctx.in[0].type, ctx.node.describe(), [&](auto tag) -> KernelFn {
     using T = decltype(tag);
