@@ -16,7 +16,6 @@
 
 namespace aiov {
 
-
 // How a window is cut into the segments the kernels sum over.
 struct ConvInt8Segments {
   int64_t count = 0;   // kernel_h (whole window rows) or kernel_h x kernel_w (one tap each)
