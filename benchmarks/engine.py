@@ -680,8 +680,7 @@ def main(argv=None):
                     if f != "aiov" and (
                         got.shape != ref.shape or not np.allclose(got, ref, rtol=1e-3, atol=1e-3 * scale)
                     ):
-                        err = float(np.max(np.abs(got - ref))) if got.shape == ref.shape else float("nan")
-                        notes.append(f"{spec.key}: {f} differs from aiov by up to {err:.3g} (scale {scale:.3g})")
+                        notes.append(f"{spec.key}: {f} {_difference(got, ref, 'aiov')} (scale {scale:.3g})")
             for f in plotted:
                 plotted[f].append(cells[f]["us"] / 1e3 if f in cells else None)
             row = [spec.label]
@@ -857,10 +856,17 @@ def _disagreements(key, outs, reference, refs):
     for r, got in outs.items():
         if any(got.shape == ref.shape and np.allclose(got, ref, rtol=5e-2, atol=atol) for ref in refs):
             continue
-        err = _max_error(got, first) if got.shape == first.shape else float("nan")
         alone = "" if len(refs) == 1 else f"; its unoptimized run differs from it by {spread:.3g}"
-        notes.append(f"{key}: {r} differs from {reference} by up to {err:.3g} (scale {scale:.3g}{alone})")
+        notes.append(f"{key}: {r} {_difference(got, first, reference)} (scale {scale:.3g}{alone})")
     return notes
+
+
+def _difference(got, ref, reference):
+    """How `got` differs from `ref`: the largest difference, or the shapes when they differ (a
+    detector keeping a different number of boxes), which no single number describes."""
+    if got.shape != ref.shape:
+        return f"gives shape {list(got.shape)} where {reference} gives {list(ref.shape)}"
+    return f"differs from {reference} by up to {_max_error(got, ref):.3g}"
 
 
 def _max_error(a, b):
