@@ -67,8 +67,8 @@ void range_portable(const float* x, int64_t n, float& min, float& max) {
   }
 }
 
-const Int8KernelSet kPortable{"scalar",        kPortableMR,        kInt8Quad, &tile_portable,
-                              &range_portable, &quantize_portable, nullptr,   nullptr};
+const Int8KernelSet kPortable{"scalar",           kPortableMR, kInt8Quad, &tile_portable, &range_portable,
+                              &quantize_portable, nullptr,     nullptr,   nullptr,        0};
 
 const Int8KernelSet* choose_kernels() {
   const Int8Isa isa = selected_int8_isa();
@@ -296,8 +296,52 @@ bool pairs_outer(int64_t M, int64_t ld, const PackedInt8B& B) {
   return b_bytes > (768 << 10) && a_bytes * 2 < b_bytes;
 }
 
+// u8 results in column blocks of the strip kernel's width, split as evenly as they go (4 panels
+// as 2 + 2, not 3 + 1): rows-first strips, each a chunk of rows against one block, shared out
+// chunk by chunk (a chunk's rows stay in cache against every block).
+void run_u8_strips(const Int8Product& p, const Int8Output& out, ThreadPool* pool) {
+  const PackedInt8B& B = p.B;
+  const int64_t N = B.N(), kp = B.kp(), panels = (N + kInt8PanelCols - 1) / kInt8PanelCols;
+  const int64_t blocks = (panels + p.ks.u8_strip_panels - 1) / p.ks.u8_strip_panels;
+  // Chunks of rows of about 16 KiB of A (24 to 192 rows), made as even as they go, and at least
+  // four units per thread (while chunks keep 24 rows) so the split stays even.
+  const int64_t target = std::max<int64_t>(24, std::min<int64_t>(192, (16 << 10) / std::max<int64_t>(p.ld, 1)));
+  int64_t chunks = (p.M + target - 1) / target;
+  while (chunks * blocks < 4 * p.threads && (chunks + 1) * 24 <= p.M) ++chunks;
+  const int64_t panel_stride = kp * kInt8PanelCols;
+  auto run = [&](int64_t c0, int64_t c1, int64_t b0, int64_t b1) {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        // Block blk's first panel and width: the first panels % blocks blocks one panel wider.
+        const int64_t narrow = panels / blocks, wide = panels % blocks;
+        const int64_t first = blk * narrow + std::min(blk, wide), width = narrow + (blk < wide ? 1 : 0);
+        const int64_t col = first * kInt8PanelCols, m0 = c * p.M / chunks, m1 = (c + 1) * p.M / chunks;
+        Int8U8Strip s;
+        s.kp = kp;
+        s.a = p.rows + m0 * p.ld;
+        s.lda = p.ld;
+        s.rows = m1 - m0;
+        s.b = B.panels() + first * panel_stride;
+        s.b_panel_stride = panel_stride;
+        s.cols = (int)std::min(width * kInt8PanelCols, N - col);
+        s.col_add = p.col_add + col;
+        s.scale = out.scale + col;
+        s.bias = out.bias ? out.bias + col : nullptr;
+        s.relu = out.relu;
+        s.out_scale = out.out_scale;
+        s.out_zero = out.out_zero;
+        s.c_u8 = out.c_u8 + m0 * out.ldc + col;
+        s.ldc = out.ldc;
+        p.ks.u8_strip(s);
+      }
+  };
+  run_split(pool, p.threads, chunks * blocks, 1,
+            [&](int64_t u0, int64_t u1) { tile_major_pieces(u0, u1, blocks, run); });
+}
+
 void run_product(const Int8Product& p, const Int8Output& out, ThreadPool* pool) {
   const Int8KernelSet& ks = p.ks;
+  if (ks.u8_strip && out.c_u8 && !p.row_sums && u8_merge_folds(out, p.B.N())) return run_u8_strips(p, out, pool);
   const int64_t M = p.M, kp = p.B.kp(), ld = p.ld;
   const int64_t tiles = (M + ks.mr - 1) / ks.mr, np = column_pairs(p.B);
   // The last tile's rows, when the kernel would read past the caller's (AMX reads 16 rows
@@ -333,6 +377,19 @@ void run_product(const Int8Product& p, const Int8Output& out, ThreadPool* pool) 
 }
 
 }  // namespace
+
+bool gemm_detail::u8_merge_folds(const Int8Output& out, int64_t N) {
+  const float inverse = 1.0f / out.out_scale;
+  if (!(std::isnormal(out.out_scale) && std::isnormal(inverse) && out.out_scale > 0.0f && out.out_zero >= 0 &&
+        out.out_zero <= 255))
+    return false;
+  for (int64_t n = 0; n < N; ++n) {
+    // (written so that a NaN fails)
+    if (!(std::fabs(out.scale[n] * inverse) <= 3.0e38f)) return false;
+    if (out.bias && !(std::fabs(out.bias[n] * inverse) <= kFoldedBiasLimit)) return false;
+  }
+  return true;
+}
 
 int64_t int8_row_stride(int64_t K) { return row_stride(padded_k(K)); }
 
