@@ -302,7 +302,10 @@ bool pairs_outer(int64_t M, int64_t ld, const PackedInt8B& B) {
 void run_u8_strips(const Int8Product& p, const Int8Output& out, ThreadPool* pool) {
   const PackedInt8B& B = p.B;
   const int64_t N = B.N(), kp = B.kp(), panels = (N + kInt8PanelCols - 1) / kInt8PanelCols;
-  const int64_t blocks = (panels + p.ks.u8_strip_panels - 1) / p.ks.u8_strip_panels;
+  // Two panels a block (12-row calls) when they pair up; an odd count in blocks of up to three
+  // (8-row calls) rather than with a one-panel block (9 panels: 3 x 3, not 4 x 2 + 1).
+  const int64_t per_block = panels % 2 == 0 ? std::min(2, p.ks.u8_strip_panels) : p.ks.u8_strip_panels;
+  const int64_t blocks = (panels + per_block - 1) / per_block;
   // Chunks of rows of about 16 KiB of A (24 to 192 rows), made as even as they go, and at least
   // four units per thread (while chunks keep 24 rows) so the split stays even.
   const int64_t target = std::max<int64_t>(24, std::min<int64_t>(192, (16 << 10) / std::max<int64_t>(p.ld, 1)));
