@@ -344,7 +344,7 @@ void run_u8_strips(const Int8Product& p, const Int8Output& out, ThreadPool* pool
 
 void run_product(const Int8Product& p, const Int8Output& out, ThreadPool* pool) {
   const Int8KernelSet& ks = p.ks;
-  if (ks.u8_strip && out.c_u8 && !p.row_sums && u8_merge_folds(out, p.B.N())) return run_u8_strips(p, out, pool);
+  if (ks.u8_strip && out.c_u8 && !p.row_sums) return run_u8_strips(p, out, pool);
   const int64_t M = p.M, kp = p.B.kp(), ld = p.ld;
   const int64_t tiles = (M + ks.mr - 1) / ks.mr, np = column_pairs(p.B);
   // The last tile's rows, when the kernel would read past the caller's (AMX reads 16 rows
@@ -380,19 +380,6 @@ void run_product(const Int8Product& p, const Int8Output& out, ThreadPool* pool) 
 }
 
 }  // namespace
-
-bool gemm_detail::u8_merge_folds(const Int8Output& out, int64_t N) {
-  const float inverse = 1.0f / out.out_scale;
-  if (!(std::isnormal(out.out_scale) && std::isnormal(inverse) && out.out_scale > 0.0f && out.out_zero >= 0 &&
-        out.out_zero <= 255))
-    return false;
-  for (int64_t n = 0; n < N; ++n) {
-    // (written so that a NaN fails)
-    if (!(std::fabs(out.scale[n] * inverse) <= 3.0e38f)) return false;
-    if (out.bias && !(std::fabs(out.bias[n] * inverse) <= kFoldedBiasLimit)) return false;
-  }
-  return true;
-}
 
 int64_t int8_row_stride(int64_t K) { return row_stride(padded_k(K)); }
 

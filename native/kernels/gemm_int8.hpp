@@ -140,7 +140,7 @@ using Int8TileFn = void (*)(const Int8Tile& tile);
 // products that requantize to u8 with B free of zero points (QDQ convolutions), run rows-first
 // so the per-column constants are made once per strip, and merged from the accumulators in
 // the folded form (v * scale / out_scale + bias / out_scale + out_zero, one multiply-add per
-// 16 outputs) that the caller checked gives aiov.Quantize's bytes (u8_merge_folds).
+// 16 outputs) where it gives aiov.Quantize's bytes, else by the exact steps.
 struct Int8U8Strip {
   int64_t kp = 0;
   const uint8_t* a = nullptr;  // rows u8, lda bytes apart; exactly `rows` of them are read
@@ -171,13 +171,6 @@ struct Int8KernelSet {
   void (*u8_strip)(const Int8U8Strip& strip);  // null where the kernels have none
   int u8_strip_panels;
 };
-
-// Whether the folded u8 merge (Int8U8Strip) gives aiov.Quantize's bytes for every column:
-// out_scale and its reciprocal normal floats, out_zero in [0, 255], and per column the bias
-// within 1024 output quanta and scale / out_scale finite.
-bool u8_merge_folds(const Int8Output& out, int64_t N);
-// (past this many output quanta of bias, the folded merge's error bound no longer holds)
-constexpr float kFoldedBiasLimit = 1024.0f;
 
 // Null when the file was built without the instructions.
 const Int8KernelSet* amx_int8_kernels();

@@ -48,19 +48,19 @@ enum class Dest { i32, f32, u8 };
 // kFoldedNearHalf of a half-integer; a row with such a lane (about 3% of rows of 16) takes the
 // exact steps. (kernels.md, the direct convolution's merge, has the same bound.)
 constexpr float kFoldedNearHalf = 1.0f / 1024.0f;
+constexpr float kFoldedBiasLimit = 1024.0f;
 constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
-// Whether the folded merge gives a tile's bytes: a reciprocal that is a normal float, a zero
-// point in [0, 255], and per column vector a folded scale and bias in range (NaN fails too).
-// The folded constants are written to folded_scale and folded_bias.
+// Whether the folded merge gives the bytes of NV column vectors: a reciprocal that is a normal
+// float, a zero point in [0, 255], and per column a folded scale and bias in range (NaN fails
+// too). The folded constants are written to folded_scale and folded_bias.
 template <int NV>
-bool fold_u8_merge(const Int8Tile& t, const Requantizer& rq, const __mmask16 (&cols)[NV], __m512 (&folded_scale)[NV],
-                   __m512 (&folded_bias)[NV]) {
-  if (!(rq.by_inverse && t.out_scale > 0.0f)) return false;
-  bool foldable = true;
+bool fold_u8_merge(const float* scales, const float* biases, float out_scale, const Requantizer& rq,
+                   const __mmask16 (&cols)[NV], __m512 (&folded_scale)[NV], __m512 (&folded_bias)[NV]) {
+  bool foldable = rq.by_inverse && out_scale > 0.0f;
   AIOV_UNROLL for (int v = 0; v < NV; ++v) {
-    const __m512 scale = _mm512_maskz_loadu_ps(cols[v], t.scale + 16 * v);
-    const __m512 bias = t.bias ? _mm512_maskz_loadu_ps(cols[v], t.bias + 16 * v) : _mm512_setzero_ps();
+    const __m512 scale = _mm512_maskz_loadu_ps(cols[v], scales + 16 * v);
+    const __m512 bias = biases ? _mm512_maskz_loadu_ps(cols[v], biases + 16 * v) : _mm512_setzero_ps();
     folded_scale[v] = _mm512_mul_ps(scale, rq.inverse);
     const __m512 bias_quotient = _mm512_mul_ps(bias, rq.inverse);
     folded_bias[v] = _mm512_add_ps(bias_quotient, rq.zero);
@@ -143,7 +143,7 @@ void merge_tile(const int32_t* acc, int acc_row, const Int8Tile& t) {
   const Requantizer rq = requantizer(t.out_scale, t.out_zero);
   if constexpr (D == Dest::u8) {
     __m512 folded_scale[NV], folded_bias[NV];
-    if (fold_u8_merge<NV>(t, rq, cols, folded_scale, folded_bias))
+    if (fold_u8_merge<NV>(t.scale, t.bias, t.out_scale, rq, cols, folded_scale, folded_bias))
       return merge_u8_folded<NV, RELU>(acc, acc_row, t, rq, cols, add, mul, folded_scale, folded_bias);
   }
   // Locals, not t's fields: a store through the u8 output may alias t (char access), which
@@ -313,6 +313,7 @@ struct StripColumns {
   __mmask16 cols[NV];
   __m512i add[NV];
   __m512 scale[NV], bias[NV];  // folded
+  bool folds;                  // else every row takes the exact steps
 };
 
 // R rows x NV panels: sums over the strip's K in registers, then each row merged from them
@@ -346,7 +347,7 @@ template <int R, int NV, bool RELU>
           _mm512_mask_cmp_ps_mask(k.cols[v], _mm512_abs_ps(_mm512_reduce_ps(q[v], kNearest)), near_half, _CMP_GE_OQ);
     }
     uint8_t* const row = out + r * ldc;
-    if (__builtin_expect(near == 0, 1)) {
+    if (__builtin_expect(near == 0 && k.folds, 1)) {
       AIOV_UNROLL for (int v = 0; v < NV; ++v)
           store_u8(row + 16 * v, k.cols[v], _mm512_cvt_roundps_epi32(_mm512_max_ps(q[v], floor), kNearest));
       continue;
@@ -384,10 +385,8 @@ void vnni_u8_strip_panels(const Int8U8Strip& s) {
   AIOV_UNROLL for (int v = 0; v < NV; ++v) {
     k.cols[v] = head_mask(s.cols - 16 * v);
     k.add[v] = _mm512_maskz_loadu_epi32(k.cols[v], s.col_add + 16 * v);
-    const __m512 bias = s.bias ? _mm512_maskz_loadu_ps(k.cols[v], s.bias + 16 * v) : _mm512_setzero_ps();
-    k.scale[v] = _mm512_mul_ps(_mm512_maskz_loadu_ps(k.cols[v], s.scale + 16 * v), rq.inverse);
-    k.bias[v] = _mm512_add_ps(_mm512_mul_ps(bias, rq.inverse), rq.zero);
   }
+  k.folds = fold_u8_merge<NV>(s.scale, s.bias, s.out_scale, rq, k.cols, k.scale, k.bias);
   // Calls as even as they go (49 rows as 7 x 7, not 6 x 8 + 1: a one-row call loads each B
   // vector for one product).
   constexpr int R = strip_rows_for(NV);
