@@ -316,6 +316,35 @@ struct StripColumns {
   bool folds;                  // else every row takes the exact steps
 };
 
+// A row's NV vectors of s32 lanes as bytes: all but the last whole (a strip's NV is the fewest
+// vectors that hold its columns), the last under its column mask.
+template <int NV>
+[[gnu::always_inline]] inline void store_u8_row(uint8_t* row, __mmask16 last, const __m512i (&lanes)[NV]) {
+  AIOV_UNROLL for (int v = 0; v + 1 < NV; ++v)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 16 * v), _mm512_cvtusepi32_epi8(lanes[v]));
+  __m128i bytes = _mm512_cvtusepi32_epi8(lanes[NV - 1]);
+  // (an empty asm between them, or GCC fuses the two into VPMOVUSDB to memory, slow on Zen 4)
+  asm("" : "+v"(bytes));
+  _mm_mask_storeu_epi8(row + 16 * (NV - 1), last, bytes);
+}
+
+// A row's exact steps, from its sums as floats (exact: |sum| < 2^24 is not needed, the
+// conversion is the same one the portable merge makes): float(v) * scale, + bias, each
+// rounded, relu, then requantized_u8.
+template <int NV, bool RELU>
+[[gnu::always_inline]] inline void strip_row_exact(const __m512 (&x)[NV], const Int8U8Strip& s,
+                                                   const StripColumns<NV>& k, const Requantizer& rq, uint8_t* row) {
+  __m512 y[NV];
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+    y[v] = _mm512_mul_round_ps(x[v], _mm512_maskz_loadu_ps(k.cols[v], s.scale + 16 * v), kNearest);
+    if (s.bias) y[v] = _mm512_add_round_ps(y[v], _mm512_maskz_loadu_ps(k.cols[v], s.bias + 16 * v), kNearest);
+    if (RELU) y[v] = _mm512_max_ps(y[v], _mm512_setzero_ps());
+  }
+  __m512i bytes[NV];
+  requantized_u8<NV>(y, rq, bytes);
+  store_u8_row<NV>(row, k.cols[NV - 1], bytes);
+}
+
 // R rows x NV panels: sums over the strip's K in registers, then each row merged from them
 // (folded; a row with a lane near a half-integer takes the exact steps, merge_u8_folded's).
 template <int R, int NV, bool RELU>
@@ -335,39 +364,41 @@ template <int R, int NV, bool RELU>
       AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = dot_quads(acc[r][v], av, bv[v]);
     }
   }
+  const int64_t ldc = s.ldc;
+  if (!k.folds) {
+    AIOV_UNROLL for (int r = 0; r < R; ++r) {
+      __m512 x[NV];
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) x[v] = _mm512_cvtepi32_ps(acc[r][v]);
+      strip_row_exact<NV, RELU>(x, s, k, rq, out + r * ldc);
+    }
+    return;
+  }
   const __m512 near_half = _mm512_set1_ps(0.5f - kFoldedNearHalf);
   const __m512 floor = RELU ? rq.zero : _mm512_setzero_ps();
-  const int64_t ldc = s.ldc;
   AIOV_UNROLL for (int r = 0; r < R; ++r) {
-    __m512 q[NV];
+    __m512 x[NV], q[NV];
     __mmask16 near = 0;
     AIOV_UNROLL for (int v = 0; v < NV; ++v) {
-      q[v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), k.scale[v], k.bias[v]);
-      near |=
-          _mm512_mask_cmp_ps_mask(k.cols[v], _mm512_abs_ps(_mm512_reduce_ps(q[v], kNearest)), near_half, _CMP_GE_OQ);
+      x[v] = _mm512_cvtepi32_ps(acc[r][v]);
+      q[v] = _mm512_fmadd_ps(x[v], k.scale[v], k.bias[v]);
+      near = _kor_mask16(near, _mm512_mask_cmp_ps_mask(k.cols[v], _mm512_abs_ps(_mm512_reduce_ps(q[v], kNearest)),
+                                                       near_half, _CMP_GE_OQ));
     }
     uint8_t* const row = out + r * ldc;
-    if (__builtin_expect(near == 0 && k.folds, 1)) {
-      AIOV_UNROLL for (int v = 0; v < NV; ++v)
-          store_u8(row + 16 * v, k.cols[v], _mm512_cvt_roundps_epi32(_mm512_max_ps(q[v], floor), kNearest));
+    if (__builtin_expect(_kortestz_mask16_u8(near, near), 1)) {
+      __m512i lanes[NV];
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) lanes[v] =
+          _mm512_cvt_roundps_epi32(_mm512_max_ps(q[v], floor), kNearest);
+      store_u8_row<NV>(row, k.cols[NV - 1], lanes);
       continue;
     }
-    __m512 y[NV];
-    AIOV_UNROLL for (int v = 0; v < NV; ++v) {
-      y[v] = _mm512_mul_round_ps(_mm512_cvtepi32_ps(acc[r][v]), _mm512_maskz_loadu_ps(k.cols[v], s.scale + 16 * v),
-                                 kNearest);
-      if (s.bias) y[v] = _mm512_add_round_ps(y[v], _mm512_maskz_loadu_ps(k.cols[v], s.bias + 16 * v), kNearest);
-      if (RELU) y[v] = _mm512_max_ps(y[v], _mm512_setzero_ps());
-    }
-    __m512i bytes[NV];
-    requantized_u8<NV>(y, rq, bytes);
-    AIOV_UNROLL for (int v = 0; v < NV; ++v) store_u8(row + 16 * v, k.cols[v], bytes[v]);
+    strip_row_exact<NV, RELU>(x, s, k, rq, row);
   }
 }
 
 // Rows per call: the R x NV accumulators, a B vector per panel and the broadcast in the 32 zmm
 // registers, with a few left for the merge.
-constexpr int strip_rows_for(int panels) { return panels == 3 ? 8 : 12; }
+constexpr int strip_rows_for(int panels) { return panels == 1 ? 12 : panels == 2 ? 8 : 6; }
 
 template <int NV, bool RELU, int R = strip_rows_for(NV)>
 void strip_tail(const Int8U8Strip& s, const uint8_t* a, uint8_t* out, const StripColumns<NV>& k, const Requantizer& rq,
