@@ -307,7 +307,7 @@ void vnni_tile(const Int8Tile& t) {
 }
 
 // A strip's per-column constants, made once per strip: the column masks, the zero point's
-// term the sums start from, and the folded scale and bias (fold_u8_merge's).
+// term the sums start from, and the folded scale and bias (fold_strip's).
 template <int NV>
 struct StripColumns {
   __mmask16 cols[NV];
@@ -346,7 +346,7 @@ template <int NV, bool RELU>
 }
 
 // R rows x NV panels: sums over the strip's K in registers, then each row merged from them
-// (folded; a row with a lane near a half-integer takes the exact steps, merge_u8_folded's).
+// (folded; a row with a lane near a half-integer takes the exact steps).
 template <int R, int NV, bool RELU>
 [[gnu::always_inline]] inline void strip_rows(const Int8U8Strip& s, const uint8_t* a, uint8_t* out,
                                               const StripColumns<NV>& k, const Requantizer& rq) {
@@ -373,23 +373,35 @@ template <int R, int NV, bool RELU>
     }
     return;
   }
-  const __m512 near_half = _mm512_set1_ps(0.5f - kFoldedNearHalf);
-  const __m512 floor = RELU ? rq.zero : _mm512_setzero_ps();
+  // q = quotient + zero - 127.5 + kFoldedNearHalf (fold_strip): a lane whose fraction is
+  // below 2 kFoldedNearHalf lies that near a half-integer (the row takes the exact steps);
+  // any other rounds half to even as q - 127.5 rounded down does. Its bytes: signed
+  // saturation to [-128, 127], then the top bit flipped ([0, 255]); after a Relu, at least
+  // the zero point.
+  constexpr int kDown = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
+  const __m512 near_fraction = _mm512_set1_ps(2.0f * kFoldedNearHalf);
+  const __m128i flip = _mm_set1_epi8((char)0x80), zero = _mm_set1_epi8((char)(uint8_t)s.out_zero);
   AIOV_UNROLL for (int r = 0; r < R; ++r) {
     __m512 x[NV], q[NV];
     __mmask16 near = 0;
     AIOV_UNROLL for (int v = 0; v < NV; ++v) {
       x[v] = _mm512_cvtepi32_ps(acc[r][v]);
       q[v] = _mm512_fmadd_ps(x[v], k.scale[v], k.bias[v]);
-      near = _kor_mask16(near, _mm512_mask_cmp_ps_mask(k.cols[v], _mm512_abs_ps(_mm512_reduce_ps(q[v], kNearest)),
-                                                       near_half, _CMP_GE_OQ));
+      near = _kor_mask16(near,
+                         _mm512_mask_cmp_ps_mask(k.cols[v], _mm512_reduce_ps(q[v], kDown), near_fraction, _CMP_LT_OQ));
     }
     uint8_t* const row = out + r * ldc;
     if (__builtin_expect(_kortestz_mask16_u8(near, near), 1)) {
-      __m512i lanes[NV];
-      AIOV_UNROLL for (int v = 0; v < NV; ++v) lanes[v] =
-          _mm512_cvt_roundps_epi32(_mm512_max_ps(q[v], floor), kNearest);
-      store_u8_row<NV>(row, k.cols[NV - 1], lanes);
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+        __m128i bytes = _mm_xor_si128(_mm512_cvtsepi32_epi8(_mm512_cvt_roundps_epi32(q[v], kDown)), flip);
+        if (RELU) bytes = _mm_max_epu8(bytes, zero);
+        if (v + 1 < NV) {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 16 * v), bytes);
+        } else {
+          asm("" : "+v"(bytes));  // (not fused into VPMOVSDB to memory, slow on Zen 4)
+          _mm_mask_storeu_epi8(row + 16 * v, k.cols[v], bytes);
+        }
+      }
       continue;
     }
     strip_row_exact<NV, RELU>(x, s, k, rq, row);
@@ -409,6 +421,32 @@ void strip_tail(const Int8U8Strip& s, const uint8_t* a, uint8_t* out, const Stri
   strip_rows<R, NV, RELU>(s, a, out, k, rq);
 }
 
+// The strips' folded merge, fold_u8_merge's with the bias moved: q = v * (scale / out_scale) +
+// (bias / out_scale + (zero - 127.5 + kFoldedNearHalf)) (that constant exact, so the bias is
+// still rounded once), within the same bound of the quotient plus that constant. A lane of q
+// at least 2 kFoldedNearHalf above an integer n has its quotient plus zero strictly between
+// n + 127 and n + 128 (the bound is below kFoldedNearHalf), which rounds to n + 128: to
+// nearest (even) needs no tie test. |scale / out_scale| <= 0.5 keeps |q| below 2^31 for any
+// sum, so the conversion never overflows.
+template <int NV>
+bool fold_strip(const Int8U8Strip& s, const Requantizer& rq, StripColumns<NV>& k) {
+  bool folds = rq.by_inverse && s.out_scale > 0.0f;
+  const __m512 shift = _mm512_set1_ps((float)s.out_zero - 127.5f + kFoldedNearHalf);
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+    const __mmask16 m = k.cols[v];
+    const __m512 bias = s.bias ? _mm512_maskz_loadu_ps(m, s.bias + 16 * v) : _mm512_setzero_ps();
+    const __m512 bias_quotient = _mm512_mul_ps(bias, rq.inverse);
+    k.scale[v] = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s.scale + 16 * v), rq.inverse);
+    k.bias[v] = _mm512_add_ps(bias_quotient, shift);
+    // (NaN fails the compares too)
+    folds =
+        folds &&
+        _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(bias_quotient), _mm512_set1_ps(kFoldedBiasLimit), _CMP_LE_OQ) == m &&
+        _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(k.scale[v]), _mm512_set1_ps(0.5f), _CMP_LE_OQ) == m;
+  }
+  return folds;
+}
+
 template <int NV, bool RELU>
 void vnni_u8_strip_panels(const Int8U8Strip& s) {
   const Requantizer rq = requantizer(s.out_scale, s.out_zero);
@@ -417,7 +455,7 @@ void vnni_u8_strip_panels(const Int8U8Strip& s) {
     k.cols[v] = head_mask(s.cols - 16 * v);
     k.add[v] = _mm512_maskz_loadu_epi32(k.cols[v], s.col_add + 16 * v);
   }
-  k.folds = fold_u8_merge<NV>(s.scale, s.bias, s.out_scale, rq, k.cols, k.scale, k.bias);
+  k.folds = fold_strip<NV>(s, rq, k);
   // Calls as even as they go (49 rows as 7 x 7, not 6 x 8 + 1: a one-row call loads each B
   // vector for one product).
   constexpr int R = strip_rows_for(NV);
