@@ -338,8 +338,15 @@ void run_u8_strips(const Int8Product& p, const Int8Output& out, ThreadPool* pool
         p.ks.u8_strip(s);
       }
   };
-  run_split(pool, p.threads, chunks * blocks, 1,
-            [&](int64_t u0, int64_t u1) { tile_major_pieces(u0, u1, blocks, run); });
+  // Weights past L2 against few rows (ResNet's 7x7x512 -> 2048: 1 MB against 49 rows) go block
+  // by block, so each block's panels stream in once and serve every chunk.
+  const bool block_major = pairs_outer(p.M, p.ld, B);
+  run_split(pool, p.threads, chunks * blocks, 1, [&](int64_t u0, int64_t u1) {
+    if (block_major)
+      panel_major_pieces(u0, u1, chunks, run);
+    else
+      tile_major_pieces(u0, u1, blocks, run);
+  });
 }
 
 void run_product(const Int8Product& p, const Int8Output& out, ThreadPool* pool) {
