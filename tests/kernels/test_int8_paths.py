@@ -412,13 +412,15 @@ rng = np.random.default_rng(21)
 # column block's merge takes its exact steps), zero points at both ends, and a Relu: the bytes must be those
 # aiov.Quantize makes of the f32 output. Symmetric filters run on the GEMM's u8 strips: short K
 # (8 to 32 channels), column blocks of 1, 2 and 3 panels and columns off them (24, 40, 80 =
-# 3 + 2 panels, 144 = 3 x 3), row counts off the 8- and 12-row calls (1, 7, 49); filters with
-# zero points (the last two) on its tiles, whose u8 merge folds the same way.
+# 3 + 2 panels, 144 = 3 x 3), row counts off the 8- and 12-row calls (1, 7, 49), 800 KB of
+# weights against 49 rows (strips block by block); filters with zero points (the last two) on
+# its tiles, whose u8 merge folds the same way.
 checked = 0
 for pixels, c, o, bias_quanta, filter_zeros in [
         (3000, 16, 96, 3.0, False), (777, 24, 40, 900.0, False), (500, 64, 33, 5000.0, False),
         (1001, 32, 64, 0.0, False), (49, 8, 24, 3.0, False), (7, 12, 144, 3.0, False), (1, 20, 80, 3.0, False),
-        (300, 24, 16, 3.0, False), (130, 16, 48, 2000.0, False), (900, 16, 40, 3.0, True), (61, 20, 96, 0.0, True)]:
+        (300, 24, 16, 3.0, False), (130, 16, 48, 2000.0, False), (49, 1024, 800, 3.0, False),
+        (900, 16, 40, 3.0, True), (61, 20, 96, 0.0, True)]:
     x, w = rng.integers(0, 256, (1, 1, pixels, c)).astype(np.uint8), rng.integers(-128, 128, (o, c, 1, 1)).astype(np.int8)
     za = np.uint8(rng.integers(0, 256))
     zw = rng.integers(-20, 20, o).astype(np.int8) if filter_zeros else np.zeros(o, np.int8)
