@@ -439,6 +439,14 @@ for pixels, c, o, bias_quanta, filter_zeros in [
                 assert np.array_equal(got, want), (pixels, c, o, y_zero, relu, np.argwhere(got != want)[:5])
                 q = f32 / y_scale
                 checked += int(np.sum(np.abs(np.abs(q - np.rint(q)) - 0.5) < 1.0 / 1024))
+# Output scales whose reciprocal is not a normal float: the merge divides (every row exact).
+x, w = rng.integers(0, 256, (1, 1, 37, 16)).astype(np.uint8), rng.integers(-128, 128, (24, 16, 1, 1)).astype(np.int8)
+factor, bias = np.full(24, 1e-44, np.float32), rng.standard_normal(24).astype(np.float32) * np.float32(1e-38)
+for y_scale in (np.float32(1e-39), np.float32(3e38)):
+    inputs = [x, w, np.uint8(9), np.zeros(24, np.int8), factor, bias]
+    f32 = T.run_op("aiov.QuantizedConv", inputs, {"layout": "nhwc"})[0]
+    got = T.run_op("aiov.QuantizedConv", inputs + [y_scale, np.uint8(100)], {"layout": "nhwc"})[0]
+    assert np.array_equal(got, T.run_op("aiov.Quantize", [f32, y_scale, np.uint8(100)])[0]), y_scale
 print(json.dumps({"conv_isa": ov._core.conv_int8_isa(), "near_half": checked}))
 """
 
