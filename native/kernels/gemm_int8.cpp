@@ -1,7 +1,8 @@
 // Integer GEMM driver: A copied once into zero-padded u8 rows (with its row sums when B has
 // zero points; u8 rows that need none of that are read in place), then (row tile, column
-// pair) units shared out over the pool, each merged into C by the kernel that computed it.
-// Also the packing of B and the portable kernels.
+// pair) units shared out over the pool, each merged into C by the kernel that computed it (or,
+// requantizing to u8 without B zero points where the kernels have them, rows-first strips of a
+// column block). Also the packing of B and the portable kernels.
 #include "kernels/gemm_int8.hpp"
 
 #include <algorithm>
