@@ -1,7 +1,8 @@
 // Integer GEMM driver: A copied once into zero-padded u8 rows (with its row sums when B has
 // zero points; u8 rows that need none of that are read in place), then (row tile, column
-// pair) units shared out over the pool, each merged into C by the kernel that computed it.
-// Also the packing of B and the portable kernels.
+// pair) units shared out over the pool, each merged into C by the kernel that computed it (or,
+// requantizing to u8 without B zero points where the kernels have them, rows-first strips of a
+// column block). Also the packing of B and the portable kernels.
 #include "kernels/gemm_int8.hpp"
 
 #include <algorithm>
@@ -67,8 +68,8 @@ void range_portable(const float* x, int64_t n, float& min, float& max) {
   }
 }
 
-const Int8KernelSet kPortable{"scalar",        kPortableMR,        kInt8Quad, &tile_portable,
-                              &range_portable, &quantize_portable, nullptr,   nullptr};
+const Int8KernelSet kPortable{"scalar",           kPortableMR, kInt8Quad, &tile_portable, &range_portable,
+                              &quantize_portable, nullptr,     nullptr,   nullptr,        0};
 
 const Int8KernelSet* choose_kernels() {
   const Int8Isa isa = selected_int8_isa();
@@ -296,8 +297,62 @@ bool pairs_outer(int64_t M, int64_t ld, const PackedInt8B& B) {
   return b_bytes > (768 << 10) && a_bytes * 2 < b_bytes;
 }
 
+// u8 results in column blocks of the strip kernel's width, split as evenly as they go (4 panels
+// as 2 + 2, not 3 + 1): rows-first strips, each a chunk of rows against one block, shared out
+// chunk by chunk (a chunk's rows stay in cache against every block).
+void run_u8_strips(const Int8Product& p, const Int8Output& out, ThreadPool* pool) {
+  const PackedInt8B& B = p.B;
+  const int64_t N = B.N(), kp = B.kp(), panels = (N + kInt8PanelCols - 1) / kInt8PanelCols;
+  // Two panels a block (12-row calls) when they pair up; an odd count in blocks of up to three
+  // (8-row calls) rather than with a one-panel block (9 panels: 3 x 3, not 4 x 2 + 1).
+  const int64_t per_block = panels % 2 == 0 ? std::min(2, p.ks.u8_strip_panels) : p.ks.u8_strip_panels;
+  const int64_t blocks = (panels + per_block - 1) / per_block;
+  // Chunks of rows of about 16 KiB of A (24 to 192 rows), made as even as they go, and at least
+  // four units per thread (while chunks keep 24 rows) so the split stays even.
+  const int64_t target = std::max<int64_t>(24, std::min<int64_t>(192, (16 << 10) / std::max<int64_t>(p.ld, 1)));
+  int64_t chunks = (p.M + target - 1) / target;
+  while (chunks * blocks < 4 * p.threads && (chunks + 1) * 24 <= p.M) ++chunks;
+  const int64_t panel_stride = kp * kInt8PanelCols;
+  auto run = [&](int64_t c0, int64_t c1, int64_t b0, int64_t b1) {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        // Block blk's first panel and width: the first panels % blocks blocks one panel wider.
+        const int64_t narrow = panels / blocks, wide = panels % blocks;
+        const int64_t first = blk * narrow + std::min(blk, wide), width = narrow + (blk < wide ? 1 : 0);
+        const int64_t col = first * kInt8PanelCols, m0 = c * p.M / chunks, m1 = (c + 1) * p.M / chunks;
+        Int8U8Strip s;
+        s.kp = kp;
+        s.a = p.rows + m0 * p.ld;
+        s.lda = p.ld;
+        s.rows = m1 - m0;
+        s.b = B.panels() + first * panel_stride;
+        s.b_panel_stride = panel_stride;
+        s.cols = (int)std::min(width * kInt8PanelCols, N - col);
+        s.col_add = p.col_add + col;
+        s.scale = out.scale + col;
+        s.bias = out.bias ? out.bias + col : nullptr;
+        s.relu = out.relu;
+        s.out_scale = out.out_scale;
+        s.out_zero = out.out_zero;
+        s.c_u8 = out.c_u8 + m0 * out.ldc + col;
+        s.ldc = out.ldc;
+        p.ks.u8_strip(s);
+      }
+  };
+  // Weights past L2 against few rows (ResNet's 7x7x512 -> 2048: 1 MB against 49 rows) go block
+  // by block, so each block's panels stream in once and serve every chunk.
+  const bool block_major = pairs_outer(p.M, p.ld, B);
+  run_split(pool, p.threads, chunks * blocks, 1, [&](int64_t u0, int64_t u1) {
+    if (block_major)
+      panel_major_pieces(u0, u1, chunks, run);
+    else
+      tile_major_pieces(u0, u1, blocks, run);
+  });
+}
+
 void run_product(const Int8Product& p, const Int8Output& out, ThreadPool* pool) {
   const Int8KernelSet& ks = p.ks;
+  if (ks.u8_strip && out.c_u8 && !p.row_sums) return run_u8_strips(p, out, pool);
   const int64_t M = p.M, kp = p.B.kp(), ld = p.ld;
   const int64_t tiles = (M + ks.mr - 1) / ks.mr, np = column_pairs(p.B);
   // The last tile's rows, when the kernel would read past the caller's (AMX reads 16 rows

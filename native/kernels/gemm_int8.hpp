@@ -136,6 +136,29 @@ struct Int8Tile {
 
 using Int8TileFn = void (*)(const Int8Tile& tile);
 
+// One column block (up to u8_strip_panels panels) of u8 results over many rows: the unit of
+// products that requantize to u8 with B free of zero points (QDQ convolutions), run rows-first
+// so the per-column constants are made once per strip, and merged from the accumulators in
+// the folded form (v * scale / out_scale + bias / out_scale + out_zero, one multiply-add per
+// 16 outputs) where it gives aiov.Quantize's bytes, else by the exact steps.
+struct Int8U8Strip {
+  int64_t kp = 0;
+  const uint8_t* a = nullptr;  // rows u8, lda bytes apart; exactly `rows` of them are read
+  int64_t lda = 0;
+  int64_t rows = 0;
+  const int8_t* b = nullptr;  // first panel of the block
+  int64_t b_panel_stride = 0;
+  int cols = 0;                      // <= 16 * u8_strip_panels
+  const int32_t* col_add = nullptr;  // the zero point's term, per column
+  const float* scale = nullptr;
+  const float* bias = nullptr;  // or null
+  bool relu = false;
+  float out_scale = 1.0f;
+  int32_t out_zero = 0;
+  uint8_t* c_u8 = nullptr;
+  int64_t ldc = 0;
+};
+
 struct Int8KernelSet {
   const char* name;  // int8_isa_name of its ISA
   int mr;            // rows per tile call
@@ -145,6 +168,8 @@ struct Int8KernelSet {
   void (*quantize)(const float* x, int64_t n, float scale, int32_t zero, uint8_t* y);
   void (*begin)();  // around every run of tile calls on a thread (AMX: the tile config)
   void (*end)();
+  void (*u8_strip)(const Int8U8Strip& strip);  // null where the kernels have none
+  int u8_strip_panels;
 };
 
 // Null when the file was built without the instructions.

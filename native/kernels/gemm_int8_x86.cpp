@@ -27,6 +27,101 @@ namespace {
 // Where a tile's merged values go (Int8Tile's c_i32, c_f32 or c_u8).
 enum class Dest { i32, f32, u8 };
 
+// 16 s32 lanes stored as bytes, saturated as unsigned (255 for anything above, the conversion's
+// 0x80000000 included): narrowed in a register, then stored. Zen 4 runs VPMOVUSDB to memory as
+// several slow steps; the register form and a plain or masked byte store are cheap.
+[[gnu::always_inline]] inline void store_u8(uint8_t* out, __mmask16 m, __m512i lanes) {
+  const __m128i bytes = _mm512_cvtusepi32_epi8(lanes);
+  if (m == 0xFFFF)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
+  else
+    _mm_mask_storeu_epi8(out, m, bytes);
+}
+
+// The u8 merge in one multiply-add per 16 outputs (short K, a 1x1 convolution over 16-32
+// channels, leaves the merge most of a tile's time): q = v * (scale / out_scale) + (bias /
+// out_scale + out_zero), folded per column vector, where aiov.Quantize's bytes round
+// float(v) * scale, add the bias (each rounded), then divide by out_scale. q is within 2^-24
+// (6 |q - zero| + 6 |bias / out_scale| + 2 zero) of that quotient plus the zero point: under
+// 8.7e-4 while |q - zero| < 1300 and |bias / out_scale| <= kFoldedBiasLimit, and past 1300 both
+// saturate alike (zero in [0, 255]). So both give the same byte unless q lies within
+// kFoldedNearHalf of a half-integer; a row with such a lane (about 3% of rows of 16) takes the
+// exact steps. (kernels.md, the direct convolution's merge, has the same bound.)
+constexpr float kFoldedNearHalf = 1.0f / 1024.0f;
+constexpr float kFoldedBiasLimit = 1024.0f;
+constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+// Whether the folded merge gives the bytes of NV column vectors: a reciprocal that is a normal
+// float, a zero point in [0, 255], and per column a folded scale and bias in range (NaN fails
+// too). The folded constants are written to folded_scale and folded_bias.
+template <int NV>
+bool fold_u8_merge(const float* scales, const float* biases, float out_scale, const Requantizer& rq,
+                   const __mmask16 (&cols)[NV], __m512 (&folded_scale)[NV], __m512 (&folded_bias)[NV]) {
+  bool foldable = rq.by_inverse && out_scale > 0.0f;
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+    const __m512 scale = _mm512_maskz_loadu_ps(cols[v], scales + 16 * v);
+    const __m512 bias = biases ? _mm512_maskz_loadu_ps(cols[v], biases + 16 * v) : _mm512_setzero_ps();
+    folded_scale[v] = _mm512_mul_ps(scale, rq.inverse);
+    const __m512 bias_quotient = _mm512_mul_ps(bias, rq.inverse);
+    folded_bias[v] = _mm512_add_ps(bias_quotient, rq.zero);
+    foldable = foldable &&
+               _mm512_mask_cmp_ps_mask(cols[v], _mm512_abs_ps(bias_quotient), _mm512_set1_ps(kFoldedBiasLimit),
+                                       _CMP_LE_OQ) == cols[v] &&
+               _mm512_mask_cmp_ps_mask(cols[v], _mm512_abs_ps(folded_scale[v]), _mm512_set1_ps(3.0e38f), _CMP_LE_OQ) ==
+                   cols[v];
+  }
+  return foldable;
+}
+
+// The folded u8 merge of a tile (fold_u8_merge said it holds). A row with a lane near a
+// half-integer takes the exact steps: float(v) * scale, + bias, each rounded (explicit
+// rounding, so the compiler cannot fuse them), relu, then requantized_u8.
+template <int NV, bool RELU>
+void merge_u8_folded(const int32_t* acc, int acc_row, const Int8Tile& t, const Requantizer& rq,
+                     const __mmask16 (&cols)[NV], const __m512i (&add)[NV], const __m512i (&mul)[NV],
+                     const __m512 (&folded_scale)[NV], const __m512 (&folded_bias)[NV]) {
+  const int32_t* const row_sums = t.row_sum;
+  const float* const scales = t.scale;
+  const float* const biases = t.bias;
+  const int64_t ldc = t.ldc;
+  uint8_t* const c_u8 = t.c_u8;
+  const int rows = t.rows;
+  const __m512 near_half = _mm512_set1_ps(0.5f - kFoldedNearHalf);
+  // No clamp at 255: the unsigned narrowing saturates. The floor is 0, or the zero point after
+  // a Relu (y >= 0 quantizes to the zero point or above).
+  const __m512 floor = RELU ? rq.zero : _mm512_setzero_ps();
+  for (int r = 0; r < rows; ++r) {
+    const __m512i row_sum = _mm512_set1_epi32(row_sums ? row_sums[r] : 0);
+    __m512i x[NV];
+    __m512 q[NV];
+    __mmask16 near = 0;
+    AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+      x[v] = _mm512_add_epi32(_mm512_load_si512(acc + r * acc_row + 16 * v), add[v]);
+      if (row_sums) x[v] = _mm512_add_epi32(x[v], _mm512_mullo_epi32(row_sum, mul[v]));
+      q[v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(x[v]), folded_scale[v], folded_bias[v]);
+      // q minus q rounded to the nearest integer
+      const __m512 off = _mm512_reduce_ps(q[v], kNearest);
+      near |= _mm512_mask_cmp_ps_mask(cols[v], _mm512_abs_ps(off), near_half, _CMP_GE_OQ);
+    }
+    uint8_t* const out = c_u8 + r * ldc;
+    if (!near) {
+      AIOV_UNROLL for (int v = 0; v < NV; ++v)
+          store_u8(out + 16 * v, cols[v], _mm512_cvt_roundps_epi32(_mm512_max_ps(q[v], floor), kNearest));
+      continue;
+    }
+    __m512 y[NV];
+    AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+      const __m512 scale = _mm512_maskz_loadu_ps(cols[v], scales + 16 * v);
+      y[v] = _mm512_mul_round_ps(_mm512_cvtepi32_ps(x[v]), scale, kNearest);
+      if (biases) y[v] = _mm512_add_round_ps(y[v], _mm512_maskz_loadu_ps(cols[v], biases + 16 * v), kNearest);
+      if (RELU) y[v] = _mm512_max_ps(y[v], _mm512_setzero_ps());
+    }
+    __m512i bytes[NV];
+    requantized_u8<NV>(y, rq, bytes);
+    AIOV_UNROLL for (int v = 0; v < NV; ++v) store_u8(out + 16 * v, cols[v], bytes[v]);
+  }
+}
+
 // The tile's accumulators (row r, vector v at acc + r * acc_row + 16 * v) corrected for the
 // zero points and written as s32, or as f32 scaled (+ bias, relu), or that requantized to u8
 // (requantize_x86.hpp: the bytes aiov.Quantize writes, without a division per value), under
@@ -46,6 +141,11 @@ void merge_tile(const int32_t* acc, int acc_row, const Int8Tile& t) {
     if (BIAS) bias[v] = _mm512_maskz_loadu_ps(cols[v], t.bias + 16 * v);
   }
   const Requantizer rq = requantizer(t.out_scale, t.out_zero);
+  if constexpr (D == Dest::u8) {
+    __m512 folded_scale[NV], folded_bias[NV];
+    if (fold_u8_merge<NV>(t.scale, t.bias, t.out_scale, rq, cols, folded_scale, folded_bias))
+      return merge_u8_folded<NV, RELU>(acc, acc_row, t, rq, cols, add, mul, folded_scale, folded_bias);
+  }
   // Locals, not t's fields: a store through the u8 output may alias t (char access), which
   // made GCC reload them after every vector.
   const int32_t* const row_sums = t.row_sum;
@@ -64,16 +164,18 @@ void merge_tile(const int32_t* acc, int acc_row, const Int8Tile& t) {
         _mm512_mask_storeu_epi32(c_i32 + r * ldc + 16 * v, cols[v], x);
         continue;
       }
-      y[v] = _mm512_mul_ps(_mm512_cvtepi32_ps(x), scale[v]);
-      if (BIAS) y[v] = _mm512_add_ps(y[v], bias[v]);
+      // (explicit rounding: the compiler must not fuse these into one FMA, whose single rounding
+      // the portable merge, the folded u8 merge's exact steps and aiov.Quantize's bytes of this
+      // output would not share)
+      y[v] = _mm512_mul_round_ps(_mm512_cvtepi32_ps(x), scale[v], kNearest);
+      if (BIAS) y[v] = _mm512_add_round_ps(y[v], bias[v], kNearest);
       if (RELU) y[v] = _mm512_max_ps(y[v], _mm512_setzero_ps());
       if (D == Dest::f32) _mm512_mask_storeu_ps(c_f32 + r * ldc + 16 * v, cols[v], y[v]);
     }
     if (D == Dest::u8) {
       __m512i bytes[NV];
       requantized_u8<NV>(y, rq, bytes);
-      AIOV_UNROLL for (int v = 0; v < NV; ++v)
-          _mm512_mask_cvtusepi32_storeu_epi8(c_u8 + r * ldc + 16 * v, cols[v], bytes[v]);
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) store_u8(c_u8 + r * ldc + 16 * v, cols[v], bytes[v]);
     }
   }
 }
@@ -194,7 +296,201 @@ void vnni_tile(const Int8Tile& t) {
     vnni_tile_cols<1>(t);
 }
 
-const Int8KernelSet kVnni{"avx512_vnni", kVnniMR, kInt8Quad, &vnni_tile, &range, &quantize, nullptr, nullptr};
+// ---- VNNI u8 strips: rows-first column blocks merged from the accumulators ----------------
+
+// acc + u8 quads of a times s8 quads of b. GCC 12 copies every accumulator through another
+// register around _mm512_dpbusd_epi32 when the merge shares the function (half the rate); the
+// instruction written out keeps each in its register.
+[[gnu::always_inline]] inline __m512i dot_quads(__m512i acc, __m512i a, __m512i b) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
+}
+
+// A strip's per-column constants, made once per strip: the column masks, the zero point's
+// term the sums start from, and the folded scale and bias (fold_strip's).
+template <int NV>
+struct StripColumns {
+  __mmask16 cols[NV];
+  __m512i add[NV];
+  __m512 scale[NV], bias[NV];  // folded
+  bool folds;                  // else every row takes the exact steps
+};
+
+// A row's NV vectors of s32 lanes as bytes: all but the last whole (a strip's NV is the fewest
+// vectors that hold its columns), the last under its column mask.
+template <int NV>
+[[gnu::always_inline]] inline void store_u8_row(uint8_t* row, __mmask16 last, const __m512i (&lanes)[NV]) {
+  AIOV_UNROLL for (int v = 0; v + 1 < NV; ++v)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 16 * v), _mm512_cvtusepi32_epi8(lanes[v]));
+  __m128i bytes = _mm512_cvtusepi32_epi8(lanes[NV - 1]);
+  // (an empty asm between them, or GCC fuses the two into VPMOVUSDB to memory, slow on Zen 4)
+  asm("" : "+v"(bytes));
+  _mm_mask_storeu_epi8(row + 16 * (NV - 1), last, bytes);
+}
+
+// A row's exact steps, from its sums as floats (exact: |sum| < 2^24 is not needed, the
+// conversion is the same one the portable merge makes): float(v) * scale, + bias, each
+// rounded, relu, then requantized_u8.
+template <int NV, bool RELU>
+[[gnu::always_inline]] inline void strip_row_exact(const __m512 (&x)[NV], const Int8U8Strip& s,
+                                                   const StripColumns<NV>& k, const Requantizer& rq, uint8_t* row) {
+  __m512 y[NV];
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+    y[v] = _mm512_mul_round_ps(x[v], _mm512_maskz_loadu_ps(k.cols[v], s.scale + 16 * v), kNearest);
+    if (s.bias) y[v] = _mm512_add_round_ps(y[v], _mm512_maskz_loadu_ps(k.cols[v], s.bias + 16 * v), kNearest);
+    if (RELU) y[v] = _mm512_max_ps(y[v], _mm512_setzero_ps());
+  }
+  __m512i bytes[NV];
+  requantized_u8<NV>(y, rq, bytes);
+  store_u8_row<NV>(row, k.cols[NV - 1], bytes);
+}
+
+// R rows x NV panels: sums over the strip's K in registers, then each row merged from them
+// (folded; a row with a lane near a half-integer takes the exact steps).
+template <int R, int NV, bool RELU>
+[[gnu::always_inline]] inline void strip_rows(const Int8U8Strip& s, const uint8_t* a, uint8_t* out,
+                                              const StripColumns<NV>& k, const Requantizer& rq) {
+  __m512i acc[R][NV];
+  AIOV_UNROLL for (int r = 0; r < R; ++r) AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = k.add[v];
+  const int64_t quads = s.kp / 4, stride = s.b_panel_stride, lda = s.lda;
+  const int8_t* b = s.b;
+  for (int64_t q = 0; q < quads; ++q, b += 4 * kInt8PanelCols) {
+    __m512i bv[NV];
+    AIOV_UNROLL for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(b + v * stride);
+    AIOV_UNROLL for (int r = 0; r < R; ++r) {
+      int32_t quad;
+      std::memcpy(&quad, a + r * lda + 4 * q, sizeof quad);
+      const __m512i av = _mm512_set1_epi32(quad);
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = dot_quads(acc[r][v], av, bv[v]);
+    }
+  }
+  const int64_t ldc = s.ldc;
+  if (!k.folds) {
+    AIOV_UNROLL for (int r = 0; r < R; ++r) {
+      __m512 x[NV];
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) x[v] = _mm512_cvtepi32_ps(acc[r][v]);
+      strip_row_exact<NV, RELU>(x, s, k, rq, out + r * ldc);
+    }
+    return;
+  }
+  // q = quotient + zero - 127.5 + kFoldedNearHalf (fold_strip): a lane whose fraction is
+  // below 2 kFoldedNearHalf lies that near a half-integer (the row takes the exact steps);
+  // any other rounds half to even as q - 127.5 rounded down does. Its bytes: signed
+  // saturation to [-128, 127], then the top bit flipped ([0, 255]); after a Relu, at least
+  // the zero point.
+  constexpr int kDown = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
+  const __m512 near_fraction = _mm512_set1_ps(2.0f * kFoldedNearHalf);
+  const __m128i flip = _mm_set1_epi8((char)0x80), zero = _mm_set1_epi8((char)(uint8_t)s.out_zero);
+  AIOV_UNROLL for (int r = 0; r < R; ++r) {
+    __m512 x[NV], q[NV];
+    __mmask16 near = 0;
+    AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+      x[v] = _mm512_cvtepi32_ps(acc[r][v]);
+      q[v] = _mm512_fmadd_ps(x[v], k.scale[v], k.bias[v]);
+      near = _kor_mask16(near,
+                         _mm512_mask_cmp_ps_mask(k.cols[v], _mm512_reduce_ps(q[v], kDown), near_fraction, _CMP_LT_OQ));
+    }
+    uint8_t* const row = out + r * ldc;
+    if (__builtin_expect(_kortestz_mask16_u8(near, near), 1)) {
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+        __m128i bytes = _mm_xor_si128(_mm512_cvtsepi32_epi8(_mm512_cvt_roundps_epi32(q[v], kDown)), flip);
+        if (RELU) bytes = _mm_max_epu8(bytes, zero);
+        if (v + 1 < NV) {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 16 * v), bytes);
+        } else {
+          asm("" : "+v"(bytes));  // (not fused into VPMOVSDB to memory, slow on Zen 4)
+          _mm_mask_storeu_epi8(row + 16 * v, k.cols[v], bytes);
+        }
+      }
+      continue;
+    }
+    strip_row_exact<NV, RELU>(x, s, k, rq, row);
+  }
+}
+
+// Rows per call: the R x NV accumulators, a B vector per panel and the broadcast in the 32 zmm
+// registers, with a few left for the merge.
+constexpr int strip_rows_for(int panels) { return panels == 1 ? 12 : panels == 2 ? 8 : 6; }
+
+template <int NV, bool RELU, int R = strip_rows_for(NV)>
+void strip_tail(const Int8U8Strip& s, const uint8_t* a, uint8_t* out, const StripColumns<NV>& k, const Requantizer& rq,
+                int rows) {
+  if constexpr (R > 1) {
+    if (rows < R) return strip_tail<NV, RELU, R - 1>(s, a, out, k, rq, rows);
+  }
+  strip_rows<R, NV, RELU>(s, a, out, k, rq);
+}
+
+// The strips' folded merge, fold_u8_merge's with the bias moved: q = v * (scale / out_scale) +
+// (bias / out_scale + (zero - 127.5 + kFoldedNearHalf)) (that constant exact, so the bias is
+// still rounded once), within the same bound of the quotient plus that constant. A lane of q
+// at least 2 kFoldedNearHalf above an integer n has its quotient plus zero strictly between
+// n + 127 and n + 128 (the bound is below kFoldedNearHalf), which rounds to n + 128: to
+// nearest (even) needs no tie test. |scale / out_scale| <= 0.5 keeps |q| below 2^31 for any
+// sum, so the conversion never overflows.
+template <int NV>
+bool fold_strip(const Int8U8Strip& s, const Requantizer& rq, StripColumns<NV>& k) {
+  bool folds = rq.by_inverse && s.out_scale > 0.0f;
+  const __m512 shift = _mm512_set1_ps((float)s.out_zero - 127.5f + kFoldedNearHalf);
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+    const __mmask16 m = k.cols[v];
+    const __m512 bias = s.bias ? _mm512_maskz_loadu_ps(m, s.bias + 16 * v) : _mm512_setzero_ps();
+    const __m512 bias_quotient = _mm512_mul_ps(bias, rq.inverse);
+    k.scale[v] = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s.scale + 16 * v), rq.inverse);
+    k.bias[v] = _mm512_add_ps(bias_quotient, shift);
+    // (NaN fails the compares too)
+    folds =
+        folds &&
+        _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(bias_quotient), _mm512_set1_ps(kFoldedBiasLimit), _CMP_LE_OQ) == m &&
+        _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(k.scale[v]), _mm512_set1_ps(0.5f), _CMP_LE_OQ) == m;
+  }
+  return folds;
+}
+
+template <int NV, bool RELU>
+void vnni_u8_strip_panels(const Int8U8Strip& s) {
+  const Requantizer rq = requantizer(s.out_scale, s.out_zero);
+  StripColumns<NV> k;
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+    k.cols[v] = head_mask(s.cols - 16 * v);
+    k.add[v] = _mm512_maskz_loadu_epi32(k.cols[v], s.col_add + 16 * v);
+  }
+  k.folds = fold_strip<NV>(s, rq, k);
+  // Calls as even as they go (49 rows as 7 x 7, not 6 x 8 + 1: a one-row call loads each B
+  // vector for one product).
+  constexpr int R = strip_rows_for(NV);
+  const int64_t calls = (s.rows + R - 1) / R, base = s.rows / calls, wider = s.rows % calls;
+  int64_t m = 0;
+  for (int64_t c = 0; c < calls; ++c) {
+    const int rows = (int)(base + (c < wider ? 1 : 0));
+    const uint8_t* a = s.a + m * s.lda;
+    uint8_t* out = s.c_u8 + m * s.ldc;
+    if (rows == R)
+      strip_rows<R, NV, RELU>(s, a, out, k, rq);
+    else
+      strip_tail<NV, RELU>(s, a, out, k, rq, rows);
+    m += rows;
+  }
+}
+
+template <int NV>
+void vnni_u8_strip_panels(const Int8U8Strip& s) {
+  s.relu ? vnni_u8_strip_panels<NV, true>(s) : vnni_u8_strip_panels<NV, false>(s);
+}
+
+constexpr int kStripPanels = 3;
+
+void vnni_u8_strip(const Int8U8Strip& s) {
+  if (s.cols > 2 * kInt8PanelCols)
+    vnni_u8_strip_panels<3>(s);
+  else if (s.cols > kInt8PanelCols)
+    vnni_u8_strip_panels<2>(s);
+  else
+    vnni_u8_strip_panels<1>(s);
+}
+
+const Int8KernelSet kVnni{"avx512_vnni", kVnniMR, kInt8Quad, &vnni_tile,     &range,
+                          &quantize,     nullptr, nullptr,   &vnni_u8_strip, kStripPanels};
 
 // ---- AMX ----------------------------------------------------------------------------------
 #if defined(__AMX_TILE__) && defined(__AMX_INT8__)
@@ -244,7 +540,7 @@ void amx_tile(const Int8Tile& t) {
                    [&](auto two_rows, auto two_cols) { amx_tiles<two_rows(), two_cols()>(t); });
 }
 
-const Int8KernelSet kAmx{"amx", 32, kInt8AmxKStep, &amx_tile, &range, &quantize, &amx_begin, &amx_end};
+const Int8KernelSet kAmx{"amx", 32, kInt8AmxKStep, &amx_tile, &range, &quantize, &amx_begin, &amx_end, nullptr, 0};
 #endif
 
 }  // namespace

@@ -409,28 +409,44 @@ T = ov._core._testing
 rng = np.random.default_rng(21)
 # 1x1 convolutions (NHWC, u8 out) over many pixels, so that some of their quotients land near
 # half-integers, with biases small and large against the output scale (past 1024 quanta the
-# merge takes its exact steps), zero points at both ends, and a Relu: the bytes must be those
-# aiov.Quantize makes of the f32 output.
+# column block's merge takes its exact steps), zero points at both ends, and a Relu: the bytes must be those
+# aiov.Quantize makes of the f32 output. Symmetric filters run on the GEMM's u8 strips: short K
+# (8 to 32 channels), column blocks of 1, 2 and 3 panels and columns off them (24, 40, 80 =
+# 3 + 2 panels, 144 = 3 x 3), row counts off the 8- and 12-row calls (1, 7, 49), 800 KB of
+# weights against 49 rows (strips block by block); filters with zero points (the last two) on
+# its tiles, whose u8 merge folds the same way.
 checked = 0
-for pixels, c, o, bias_quanta in [(3000, 16, 96, 3.0), (777, 24, 40, 900.0), (500, 64, 33, 5000.0),
-                                  (1001, 32, 64, 0.0)]:
+for pixels, c, o, bias_quanta, filter_zeros in [
+        (3000, 16, 96, 3.0, False), (777, 24, 40, 900.0, False), (500, 64, 33, 5000.0, False),
+        (1001, 32, 64, 0.0, False), (49, 8, 24, 3.0, False), (7, 12, 144, 3.0, False), (1, 20, 80, 3.0, False),
+        (300, 24, 16, 3.0, False), (130, 16, 48, 2000.0, False), (49, 1024, 800, 3.0, False),
+        (900, 16, 40, 3.0, True), (61, 20, 96, 0.0, True)]:
     x, w = rng.integers(0, 256, (1, 1, pixels, c)).astype(np.uint8), rng.integers(-128, 128, (o, c, 1, 1)).astype(np.int8)
     za = np.uint8(rng.integers(0, 256))
+    zw = rng.integers(-20, 20, o).astype(np.int8) if filter_zeros else np.zeros(o, np.int8)
     factor = rng.uniform(1e-4, 1e-3, o).astype(np.float32)
     for y_scale in (np.float32(0.02), np.float32(0.0371)):
         bias = (rng.standard_normal(o) * bias_quanta * y_scale).astype(np.float32)
-        # (some columns near the limit, on either side of it)
-        bias[:4] = np.float32([1023.5, -1023.9, 1024.5, -1030.0]) * y_scale
+        if bias_quanta >= 900:  # (some columns near the limit, on either side of it)
+            bias[:4] = np.float32([1023.5, -1023.9, 1024.5, -1030.0]) * y_scale
         for y_zero in (np.uint8(0), np.uint8(128), np.uint8(255)):
             for relu in (False, True):
                 attrs = {"relu": relu, "layout": "nhwc"}
-                f32 = T.run_op("aiov.QuantizedConv", [x, w, za, np.zeros(o, np.int8), factor, bias], attrs)[0]
-                got = T.run_op("aiov.QuantizedConv", [x, w, za, np.zeros(o, np.int8), factor, bias, y_scale, y_zero],
-                               attrs, threads=2)[0]
+                f32 = T.run_op("aiov.QuantizedConv", [x, w, za, zw, factor, bias], attrs)[0]
+                got = T.run_op("aiov.QuantizedConv", [x, w, za, zw, factor, bias, y_scale, y_zero], attrs,
+                               threads=1 + relu)[0]
                 want = T.run_op("aiov.Quantize", [f32, y_scale, y_zero])[0]
                 assert np.array_equal(got, want), (pixels, c, o, y_zero, relu, np.argwhere(got != want)[:5])
                 q = f32 / y_scale
                 checked += int(np.sum(np.abs(np.abs(q - np.rint(q)) - 0.5) < 1.0 / 1024))
+# Output scales whose reciprocal is not a normal float: the merge divides (every row exact).
+x, w = rng.integers(0, 256, (1, 1, 37, 16)).astype(np.uint8), rng.integers(-128, 128, (24, 16, 1, 1)).astype(np.int8)
+factor, bias = np.full(24, 1e-44, np.float32), rng.standard_normal(24).astype(np.float32) * np.float32(1e-38)
+for y_scale in (np.float32(1e-39), np.float32(3e38)):
+    inputs = [x, w, np.uint8(9), np.zeros(24, np.int8), factor, bias]
+    f32 = T.run_op("aiov.QuantizedConv", inputs, {"layout": "nhwc"})[0]
+    got = T.run_op("aiov.QuantizedConv", inputs + [y_scale, np.uint8(100)], {"layout": "nhwc"})[0]
+    assert np.array_equal(got, T.run_op("aiov.Quantize", [f32, y_scale, np.uint8(100)])[0]), y_scale
 print(json.dumps({"conv_isa": ov._core.conv_int8_isa(), "near_half": checked}))
 """
 
