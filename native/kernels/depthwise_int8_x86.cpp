@@ -2,6 +2,8 @@
 // to s32 lanes whose upper halves are zero, so VPDPWSSD against the s32 weights (|w| < 2^15)
 // adds exactly x * w into each lane; four pixels in flight per pass over the taps, sharing
 // each tap's weights.
+#include <algorithm>
+
 #include "kernels/depthwise_int8.hpp"
 #include "kernels/x86_intrinsics.hpp"
 // (after the intrinsics)
@@ -124,6 +126,326 @@ template <int P, bool kGroups, bool kDirect, bool kFull>
   }
 }
 
+// ---- The row kernel: 4 kernel rows a byte each, VPDPBUSD (see depthwise_int8_row_weights) ----
+
+// The 4 x 4 transpose of 128-bit lanes that takes the unpacks' channel order (vector k, lane L:
+// channels 16 L + 4 k ..) to the natural one (vector v: channels 16 v ..), and back.
+[[gnu::always_inline]] inline void swap_lanes(__m512i (&v)[4]) {
+  const __m512i t0 = _mm512_shuffle_i32x4(v[0], v[1], 0x44), t1 = _mm512_shuffle_i32x4(v[2], v[3], 0x44);
+  const __m512i t2 = _mm512_shuffle_i32x4(v[0], v[1], 0xEE), t3 = _mm512_shuffle_i32x4(v[2], v[3], 0xEE);
+  v[0] = _mm512_shuffle_i32x4(t0, t1, 0x88);
+  v[1] = _mm512_shuffle_i32x4(t0, t1, 0xDD);
+  v[2] = _mm512_shuffle_i32x4(t2, t3, 0x88);
+  v[3] = _mm512_shuffle_i32x4(t2, t3, 0xDD);
+}
+
+[[gnu::always_inline]] inline void swap_lanes(__m512 (&v)[4]) {
+  __m512i i[4];
+  for (int k = 0; k < 4; ++k) i[k] = _mm512_castps_si512(v[k]);
+  swap_lanes(i);
+  for (int k = 0; k < 4; ++k) v[k] = _mm512_castsi512_ps(i[k]);
+}
+
+// One 64-lane block of a call: its packed weights and its epilogue's constants, permuted as
+// the column vectors are.
+struct RowBlock {
+  const int8_t* weights;  // (row group, kx): 4 vectors
+  int64_t c;              // its first channel
+  int valid;              // lanes holding outputs (bytes of a column load)
+  __mmask64 bytes;        // the first `valid`
+  __m512i add[4];
+  __m512 folded_scale[4], folded_bias[4], floor;
+  __m512i zero_bytes;  // the output's zero point in every byte (the floor after a Relu)
+  bool foldable;       // the u8 epilogue may take one multiply-add (see write_u8_folded)
+  bool clamp;          // its quotients may pass 2^30, beyond what the packs saturate
+};
+
+// Lanes [16 v, 16 v + 16) of the first `valid`.
+inline __mmask16 lanes_of(int valid, int v) {
+  const int n = valid - 16 * v;
+  return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
+
+RowBlock row_block(const DepthwiseInt8& p, const Requantizer& rq, int64_t c, int valid, int64_t pixels_per_vector,
+                   int64_t row_groups) {
+  const int64_t C = p.channels;
+  RowBlock b;
+  b.weights = p.row_weights + (pixels_per_vector > 1 ? 0 : c / 64) * row_groups * p.kernel_w * 256;
+  b.c = c;
+  b.valid = valid;
+  b.bytes = valid >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << valid) - 1);
+  __m512 scale[4], bias[4];
+  __mmask16 in_range = 0xFFFF;
+  b.foldable = p.out_u8 && rq.by_inverse && p.out_scale > 0;
+  for (int v = 0; v < 4; ++v) {
+    // Lane positions 16 v .. hold channels (c + 16 v) % C .. (one pixel's, or a neighbour's)
+    const int64_t at = (c + 16 * v) % C;
+    const __mmask16 m = pixels_per_vector > 1 ? (__mmask16)0xFFFF : lanes_of(valid, v);
+    b.add[v] = _mm512_maskz_loadu_epi32(m, p.channel_add + at);
+    scale[v] = p.scale ? _mm512_maskz_loadu_ps(m, p.scale + at) : _mm512_setzero_ps();
+    bias[v] = p.bias ? _mm512_maskz_loadu_ps(m, p.bias + at) : _mm512_setzero_ps();
+    if (!b.foldable) continue;
+    const __m512 quotient = _mm512_mul_ps(bias[v], rq.inverse);
+    b.folded_scale[v] = _mm512_mul_ps(scale[v], rq.inverse);
+    b.folded_bias[v] = _mm512_add_ps(quotient, rq.zero);
+    // (NaN or infinite constants fail the compares too)
+    in_range &= _mm512_cmp_ps_mask(_mm512_abs_ps(quotient), _mm512_set1_ps(1024.0f), _CMP_LE_OQ) &
+                _mm512_cmp_ps_mask(_mm512_abs_ps(b.folded_scale[v]), _mm512_set1_ps(3.0e38f), _CMP_LE_OQ);
+  }
+  b.foldable = b.foldable && in_range == 0xFFFF;
+  // |sum| <= 255 * 128 * taps + |add|, so |q| <= that * |folded scale| + 1024 + 255: below
+  // 2^30 the conversion and the packs' saturation make the bytes without clamping in f32.
+  float largest_scale = 0.0f, largest_add = 0.0f;
+  for (int v = 0; v < 4 && b.foldable; ++v) {
+    largest_scale = std::max(largest_scale, _mm512_reduce_max_ps(_mm512_abs_ps(b.folded_scale[v])));
+    largest_add = std::max(largest_add, (float)_mm512_reduce_max_epi32(_mm512_abs_epi32(b.add[v])));
+  }
+  const double sum_bound = 255.0 * 128.0 * (double)(p.kernel_h * p.kernel_w) + (double)largest_add;
+  b.clamp = !(sum_bound * (double)largest_scale + 1280.0 < 1073741824.0);
+  b.zero_bytes = _mm512_set1_epi8((char)(uint8_t)p.out_zero);
+  swap_lanes(b.add);
+  if (b.foldable) {
+    swap_lanes(b.folded_scale);
+    swap_lanes(b.folded_bias);
+  }
+  b.floor = p.relu ? rq.zero : _mm512_setzero_ps();
+  return b;
+}
+
+// The 4 permuted sums of one column vector's outputs to element `at` of the output (or of
+// `raw`, s32 sums as they are): u8 in one multiply-add per vector and the packs (which undo
+// the unpacks' order) where write_u8_folded's bound allows, else in natural order through
+// write_out.
+[[gnu::always_inline]] inline void finish(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b,
+                                          __m512i (&acc)[4], int64_t at, int32_t* raw) {
+  if (b.foldable && !raw) {
+    constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    // The largest |q - round(q)| of the 4 vectors (VRANGEPS: larger magnitude, sign cleared).
+    __m512 off = _mm512_setzero_ps();
+    __m512i q[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[k]), b.folded_scale[k], b.folded_bias[k]);
+      off = _mm512_range_ps(off, _mm512_reduce_ps(y, kNearest), 0x0B);
+      // (max returns the floor for a NaN; 255 and above saturate before the conversion)
+      if (b.clamp) y = _mm512_min_ps(_mm512_max_ps(y, b.floor), _mm512_set1_ps(255.0f));
+      q[k] = _mm512_cvt_roundps_epi32(y, kNearest);
+    }
+    if (!_mm512_cmp_ps_mask(off, _mm512_set1_ps(0.5f - 1.0f / 1024.0f), _CMP_GE_OQ)) {
+      // The packs saturate to [0, 255]; a Relu's floor, the zero point, is a byte max.
+      __m512i bytes = _mm512_packus_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3]));
+      if (p.relu) bytes = _mm512_max_epu8(bytes, b.zero_bytes);
+      if (b.valid == 64)
+        _mm512_storeu_si512(p.out_u8 + at, bytes);
+      else
+        _mm512_mask_storeu_epi8(p.out_u8 + at, b.bytes, bytes);
+      return;
+    }
+  }
+  swap_lanes(acc);
+#pragma GCC unroll 4
+  for (int v = 0; v < 4; ++v) {
+    const __mmask16 m = lanes_of(b.valid, v);
+    if (!m) break;
+    if (raw)
+      _mm512_mask_storeu_epi32(raw + at + 16 * v, m, acc[v]);
+    else
+      write_out(p, rq, acc[v], (b.c + 16 * v) % p.channels, m, at + 16 * v);
+  }
+}
+
+// One column vector: rows[r] + offset for the 4 kernel rows of a group (the unpacks put row r
+// in byte r of each channel's dword; `rows` 3: the fourth is zero).
+[[gnu::always_inline]] inline void column(const uint8_t* const* rows, int count, int64_t offset, __mmask64 m,
+                                          __m512i (&v)[4]) {
+  // (plain loads where all 64 bytes are wanted: masked ones cost more on some cores)
+  const bool full = m == ~(__mmask64)0;
+  const auto load = [&](const uint8_t* x) {
+    return full ? _mm512_loadu_si512(x + offset) : _mm512_maskz_loadu_epi8(m, x + offset);
+  };
+  const __m512i r0 = load(rows[0]);
+  const __m512i r1 = count > 1 ? load(rows[1]) : _mm512_setzero_si512();
+  const __m512i r2 = count > 2 ? load(rows[2]) : _mm512_setzero_si512();
+  const __m512i r3 = count > 3 ? load(rows[3]) : _mm512_setzero_si512();
+  const __m512i lo01 = _mm512_unpacklo_epi8(r0, r1), hi01 = _mm512_unpackhi_epi8(r0, r1);
+  const __m512i lo23 = _mm512_unpacklo_epi8(r2, r3), hi23 = _mm512_unpackhi_epi8(r2, r3);
+  v[0] = _mm512_unpacklo_epi16(lo01, lo23);
+  v[1] = _mm512_unpackhi_epi16(lo01, lo23);
+  v[2] = _mm512_unpacklo_epi16(hi01, hi23);
+  v[3] = _mm512_unpackhi_epi16(hi01, hi23);
+}
+
+[[gnu::always_inline]] inline void load_weights(const int8_t* w, __m512i (&v)[4]) {
+  for (int k = 0; k < 4; ++k) v[k] = _mm512_loadu_si512(w + 64 * k);
+}
+
+// A run of n column-vector pixels: pixel i's tap (ky, kx) at rows[ky] + (i R + kx) tap, its
+// output from element at + i * out_step. Each column is built once and feeds the ceil(KW / R)
+// pixels whose windows hold it (kept as accumulators in flight, slot i % L); kOneGroup: at
+// most 4 kernel rows, whose weights stay in registers.
+template <int KW, int R, bool kOneGroup>
+void row_run(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, const uint8_t* const* rows, int64_t tap,
+             int64_t n, int64_t at, int64_t out_step, int32_t* raw) {
+  constexpr int L = (KW + R - 1) / R;
+  const int64_t kernel_h = p.kernel_h, groups = (kernel_h + 3) / 4;
+  __m512i w[KW][4];
+  if (kOneGroup)
+    for (int kx = 0; kx < KW; ++kx) load_weights(b.weights + kx * 256, w[kx]);
+  __m512i acc[L][4];
+  const int64_t last_column = (n - 1) * R + KW - 1;
+  for (int64_t s0 = 0; s0 < n + L - 1; s0 += L) {
+#pragma GCC unroll 8
+    for (int u = 0; u < L; ++u) {
+      const int64_t s = s0 + u;  // the pixel starting at this step
+      if (s < n)
+        for (int k = 0; k < 4; ++k) acc[u][k] = b.add[k];
+#pragma GCC unroll 8
+      for (int e = 0; e < R; ++e) {
+        const int64_t j = s * R + e;
+        if (j > last_column) break;
+        for (int64_t g = 0; g < groups; ++g) {
+          __m512i v[4];
+          column(rows + 4 * g, (int)std::min<int64_t>(4, kernel_h - 4 * g), j * tap, b.bytes, v);
+#pragma GCC unroll 8
+          for (int d = 0; d < L; ++d) {  // pixel s - d reads this column as tap kx
+            const int kx = d * R + e;
+            if (kx >= KW || s - d < 0 || s - d >= n) continue;
+            __m512i(&a)[4] = acc[(u - d + L) % L];
+            const int8_t* wg = b.weights + (g * KW + kx) * 256;
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; ++k)
+              a[k] = _mm512_dpbusd_epi32(a[k], v[k], kOneGroup ? w[kx][k] : _mm512_loadu_si512(wg + 64 * k));
+          }
+          if (kOneGroup) break;
+        }
+      }
+      const int64_t done = s - L + 1;  // its last column was this step's
+      if (done >= 0 && done < n) finish(p, rq, b, acc[(u + 1) % L], at + done * out_step, raw);
+    }
+  }
+}
+
+// One pixel whose taps lie anywhere (the padding at a border): tap t at taps[t] + offset.
+void row_single(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, const uint8_t* const* taps,
+                int64_t offset, int64_t at, int32_t* raw) {
+  const int64_t KW = p.kernel_w, kernel_h = p.kernel_h, groups = (kernel_h + 3) / 4;
+  __m512i acc[4] = {b.add[0], b.add[1], b.add[2], b.add[3]};
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t kx = 0; kx < KW; ++kx) {
+      const int count = (int)std::min<int64_t>(4, kernel_h - 4 * g);
+      const uint8_t* rows[4];
+      for (int r = 0; r < 4; ++r) rows[r] = taps[(4 * g + std::min(r, count - 1)) * KW + kx] + b.c;
+      __m512i v[4], w[4];
+      column(rows, count, offset, b.bytes, v);
+      load_weights(b.weights + (g * KW + kx) * 256, w);
+      for (int k = 0; k < 4; ++k) acc[k] = _mm512_dpbusd_epi32(acc[k], v[k], w[k]);
+    }
+  finish(p, rq, b, acc, at, raw);
+}
+
+template <int KW, int R>
+void row_run_any(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, const uint8_t* const* rows,
+                 int64_t tap, int64_t n, int64_t at, int64_t out_step, int32_t* raw) {
+  if (p.kernel_h <= 4)
+    row_run<KW, R, true>(p, rq, b, rows, tap, n, at, out_step, raw);
+  else
+    row_run<KW, R, false>(p, rq, b, rows, tap, n, at, out_step, raw);
+}
+
+// `count` pixels of channels [c0, c1) on the row kernel, to `raw` [count, C] or (raw null)
+// to the output from element out_at (pixel_stride apart). The pixels after the first read
+// their taps `step` bytes on (their windows inside the image's width).
+void pixels_rows(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* raw,
+                 int64_t out_at, int64_t c0, int64_t c1) {
+  const Requantizer rq = requantizer(p.out_scale, p.out_zero);
+  const int64_t C = p.channels, KW = p.kernel_w, G = row_pixels_per_vector(C, p.stride_w);
+  const int64_t R = p.stride_w * G, groups = (p.kernel_h + 3) / 4;
+  const int64_t pixel_stride = raw ? C : p.pixel_stride;
+  // Pixel i's vector: G pixels from i G, contiguous in the output when it is channels-last.
+  const int64_t vectors = count > 1 ? count / G : 0;
+  for (int64_t c = c0; c < c1; c += 64) {
+    const RowBlock b = row_block(p, rq, c, (int)std::min<int64_t>(64, (c1 - c) * G), G, groups);
+    if (vectors > 0) {
+      const uint8_t* rows[64];
+      for (int64_t ky = 0; ky < p.kernel_h; ++ky) rows[ky] = taps[ky * KW] + c;
+      const int64_t at = out_at + c, out_step = G * pixel_stride;
+      if (KW == 3)
+        R == 1   ? row_run_any<3, 1>(p, rq, b, rows, C, vectors, at, out_step, raw)
+        : R == 2 ? row_run_any<3, 2>(p, rq, b, rows, C, vectors, at, out_step, raw)
+                 : row_run_any<3, 4>(p, rq, b, rows, C, vectors, at, out_step, raw);
+      else
+        R == 1   ? row_run_any<5, 1>(p, rq, b, rows, C, vectors, at, out_step, raw)
+        : R == 2 ? row_run_any<5, 2>(p, rq, b, rows, C, vectors, at, out_step, raw)
+                 : row_run_any<5, 4>(p, rq, b, rows, C, vectors, at, out_step, raw);
+    }
+    if (vectors * G == count) continue;
+    // The pixels left over, one channel set each.
+    const RowBlock one = G > 1 ? row_block(p, rq, c, (int)(c1 - c), G, groups) : b;
+    for (int64_t i = vectors * G; i < count; ++i)
+      row_single(p, rq, one, taps, i * step, out_at + i * pixel_stride + c, raw);
+  }
+}
+
+// Output rows [oy0, oy1) of channels [c0, c1) (c0 a multiple of 64) on the row kernel,
+// straight into a channels-last output: per 64-channel block its constants once, then per
+// row the pixels whose windows cross the left or right edge one by one (taps outside the
+// image reading `padding`), those between as one run.
+void rows_nhwc_vnni(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0, int64_t c1, const uint8_t* padding) {
+  const Requantizer rq = requantizer(p.out_scale, p.out_zero);
+  const int64_t C = p.channels, KW = p.kernel_w, KH = p.kernel_h, S = p.stride_w;
+  const int64_t G = row_pixels_per_vector(C, S), R = S * G, groups = (KH + 3) / 4;
+  // Columns [x_lo, x_hi) have every tap inside the image's width (dilation 1 along it).
+  const int64_t x_lo = std::min(p.out_w, (p.pad_left + S - 1) / S);
+  const int64_t x_hi = std::max(
+      x_lo, std::min(p.out_w, p.in_w - (KW - 1) + p.pad_left > 0 ? (p.in_w - KW + p.pad_left) / S + 1 : int64_t{0}));
+  const int64_t n = x_hi - x_lo, vectors = n / G;
+  const uint8_t* taps[64 * 5];
+  const uint8_t* rows[64];
+  for (int64_t c = c0; c < c1; c += 64) {
+    const RowBlock b = row_block(p, rq, c, (int)std::min<int64_t>(64, (c1 - c) * G), G, groups);
+    const RowBlock one = G > 1 ? row_block(p, rq, c, (int)(c1 - c), G, groups) : b;
+    for (int64_t oy = oy0; oy < oy1; ++oy) {
+      const int64_t at = oy * p.out_w * p.pixel_stride + c;
+      // Tap (ky, kx) of the pixel at column ox, or padding.
+      const auto set_taps = [&](int64_t ox) {
+        for (int64_t ky = 0; ky < KH; ++ky) {
+          const int64_t y = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+          for (int64_t kx = 0; kx < KW; ++kx) {
+            const int64_t x = ox * S - p.pad_left + kx;
+            const bool inside = y >= 0 && y < p.in_h && x >= 0 && x < p.in_w;
+            taps[ky * KW + kx] = inside ? p.image + (y * p.in_w + x) * C : padding;
+          }
+        }
+      };
+      for (int64_t ox = 0; ox < x_lo; ++ox) {
+        set_taps(ox);
+        row_single(p, rq, one, taps, 0, at + ox * p.pixel_stride, nullptr);
+      }
+      if (n > 0) {
+        set_taps(x_lo);
+        for (int64_t ky = 0; ky < KH; ++ky) rows[ky] = taps[ky * KW] + c;
+        const int64_t first = at + x_lo * p.pixel_stride, out_step = G * p.pixel_stride;
+        if (vectors > 0) {
+          if (KW == 3)
+            R == 1   ? row_run_any<3, 1>(p, rq, b, rows, C, vectors, first, out_step, nullptr)
+            : R == 2 ? row_run_any<3, 2>(p, rq, b, rows, C, vectors, first, out_step, nullptr)
+                     : row_run_any<3, 4>(p, rq, b, rows, C, vectors, first, out_step, nullptr);
+          else
+            R == 1   ? row_run_any<5, 1>(p, rq, b, rows, C, vectors, first, out_step, nullptr)
+            : R == 2 ? row_run_any<5, 2>(p, rq, b, rows, C, vectors, first, out_step, nullptr)
+                     : row_run_any<5, 4>(p, rq, b, rows, C, vectors, first, out_step, nullptr);
+        }
+        for (int64_t i = vectors * G; i < n; ++i)
+          row_single(p, rq, one, taps, i * S * C, first + i * p.pixel_stride, nullptr);
+      }
+      for (int64_t ox = x_hi; ox < p.out_w; ++ox) {
+        set_taps(ox);
+        row_single(p, rq, one, taps, 0, at + ox * p.pixel_stride, nullptr);
+      }
+    }
+  }
+}
+
 // Channels [c0, c1).
 template <bool kGroups, bool kDirect>
 void pixels(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc,
@@ -145,7 +467,9 @@ void pixels(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, i
 }
 
 void pixels_vnni(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc) {
-  if (p.group_width == 1)
+  if (row_kernel_applies(p, p.channels))
+    pixels_rows(p, taps, count, step, acc, 0, 0, p.channels);
+  else if (p.group_width == 1)
     pixels<false, false>(p, taps, count, step, acc, 0, 0, p.channels);
   else
     pixels<true, false>(p, taps, count, step, acc, 0, 0, p.channels);
@@ -153,7 +477,9 @@ void pixels_vnni(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t cou
 
 void pixels_nhwc_vnni(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int64_t out_at,
                       int64_t c0, int64_t c1) {
-  if (p.group_width == 1)
+  if (row_kernel_applies(p, p.pixel_stride))
+    pixels_rows(p, taps, count, step, nullptr, out_at, c0, c1);
+  else if (p.group_width == 1)
     pixels<false, true>(p, taps, count, step, nullptr, out_at, c0, c1);
   else
     pixels<true, true>(p, taps, count, step, nullptr, out_at, c0, c1);
@@ -171,7 +497,7 @@ void dequantize_vnni(const DepthwiseInt8& p, const int32_t* sums, float* y) {
   }
 }
 
-const DepthwiseKernels kVnni{"avx512_vnni", &pixels_vnni, &pixels_nhwc_vnni, &dequantize_vnni};
+const DepthwiseKernels kVnni{"avx512_vnni", &pixels_vnni, &pixels_nhwc_vnni, &dequantize_vnni, &rows_nhwc_vnni};
 
 }  // namespace
 
