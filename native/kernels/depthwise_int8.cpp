@@ -64,9 +64,7 @@ namespace {
 bool direct_output(const DepthwiseInt8& p) { return p.channel_stride == 1 && kernels().pixels_nhwc; }
 
 // The row kernel writes whole rows itself.
-bool by_rows(const DepthwiseInt8& p) {
-  return direct_output(p) && kernels().rows_nhwc && row_kernel_applies(p, p.pixel_stride);
-}
+bool by_rows(const DepthwiseInt8& p) { return direct_output(p) && kernels().rows_nhwc && row_kernel_applies(p); }
 
 // Channels per unit when rows are split further (a multiple of 64: the row kernel's blocks).
 constexpr int64_t kChannelBlock = 64;
@@ -207,17 +205,17 @@ std::vector<int8_t> depthwise_int8_row_weights(const int32_t* weights, int64_t c
     return {};
   for (int64_t i = 0; i < kernel * C; ++i)
     if (weights[i] < -128 || weights[i] > 127) return {};
-  const int64_t blocks = row_weight_blocks(C, stride_w), row_groups = (kernel_h + 3) / 4;
-  const bool shared = row_pixels_per_vector(C, stride_w) > 1;
+  const int64_t blocks = (C + 63) / 64, row_groups = (kernel_h + 3) / 4;
   std::vector<int8_t> packed((size_t)(blocks * row_groups * kernel_w * 256), 0);
   for (int64_t b = 0; b < blocks; ++b)
     for (int64_t g = 0; g < row_groups; ++g)
       for (int64_t kx = 0; kx < kernel_w; ++kx) {
         int8_t* dst = packed.data() + ((b * row_groups + g) * kernel_w + kx) * 256;
+        const int64_t width = row_block_pixels(C, 64 * b) > 1 ? row_block_width(C, 64 * b) : 64;
         for (int64_t k = 0; k < 4; ++k)
           for (int64_t lane = 0; lane < 4; ++lane)
             for (int64_t j = 0; j < 4; ++j) {
-              const int64_t q = 16 * lane + 4 * k + j, c = shared ? q % C : 64 * b + q;
+              const int64_t q = 16 * lane + 4 * k + j, c = 64 * b + q % width;
               for (int64_t r = 0; r < 4; ++r) {
                 const int64_t ky = 4 * g + r;
                 if (c < C && ky < kernel_h)

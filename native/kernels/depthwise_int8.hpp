@@ -84,24 +84,19 @@ struct DepthwiseKernels {
   void (*rows_nhwc)(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0, int64_t c1, const uint8_t* padding);
 };
 
-// The row-weights kernel's layout: output pixels per 64-byte vector (4 for 16 channels, 2 for
-// 32, at stride 1, whose neighbouring pixels' taps are then contiguous; else 1), blocks of 64
-// lanes, and per (block, group of 4 kernel rows, kx) 256 bytes: lane position q = 16 L + 4 k + j
-// of vector k (dword 4 L + j) holds channel q % channels (one block) or 64 block + q, byte r
-// kernel row 4 group + r (0 past the kernel or the channels).
-inline int64_t row_pixels_per_vector(int64_t channels, int64_t stride_w) {
-  return stride_w == 1 && (channels == 16 || channels == 32) ? 64 / channels : 1;
-}
-inline int64_t row_weight_blocks(int64_t channels, int64_t stride_w) {
-  return row_pixels_per_vector(channels, stride_w) > 1 ? 1 : (channels + 63) / 64;
+// The row kernel's layout: blocks of 64 channels, and per (block, group of 4 kernel rows, kx)
+// 256 bytes: lane position q = 16 L + 4 k + j of vector k (dword 4 L + j) holds channel
+// 64 block + q, byte r kernel row 4 group + r (0 past the kernel or the channels). A last
+// block of 16 or 32 channels holds them 4 or 2 times over (channel 64 block + q % width):
+// one vector takes that many neighbouring pixels.
+inline int64_t row_block_width(int64_t channels, int64_t c) { return channels - c < 64 ? channels - c : 64; }
+inline int64_t row_block_pixels(int64_t channels, int64_t c) {
+  const int64_t width = row_block_width(channels, c);
+  return width == 16 || width == 32 ? 64 / width : 1;
 }
 
-// The row kernel takes these sums: weights packed for it, at most 64 kernel rows, and
-// several pixels to a vector only where their outputs are contiguous.
-inline bool row_kernel_applies(const DepthwiseInt8& p, int64_t pixel_stride) {
-  return p.row_weights && p.kernel_h <= 64 &&
-         (row_pixels_per_vector(p.channels, p.stride_w) == 1 || pixel_stride == p.channels);
-}
+// The row kernel takes these sums: weights packed for it and at most 64 kernel rows.
+inline bool row_kernel_applies(const DepthwiseInt8& p) { return p.row_weights && p.kernel_h <= 64; }
 
 // Null when the file was built without the instructions.
 const DepthwiseKernels* vnni_depthwise_kernels();

@@ -146,11 +146,15 @@ template <int P, bool kGroups, bool kDirect, bool kFull>
   for (int k = 0; k < 4; ++k) v[k] = _mm512_castsi512_ps(i[k]);
 }
 
-// One 64-lane block of a call: its packed weights and its epilogue's constants, permuted as
-// the column vectors are.
+// One 64-lane block of a call: its packed weights, how its vectors map onto pixels, and its
+// epilogue's constants, permuted as the column vectors are. A vector holds `slots` pixels of
+// `width` channels each (1 x 64, or 2 x 32 / 4 x 16 for a last block that narrow).
 struct RowBlock {
   const int8_t* weights;  // (row group, kx): 4 vectors
   int64_t c;              // its first channel
+  int64_t width;          // lanes per pixel
+  int64_t gather;         // bytes between the slots' pixels in a row of the input; 0: one load
+  int64_t slot_out;       // output elements between the slots' pixels
   int valid;              // lanes holding outputs (bytes of a column load)
   __mmask64 bytes;        // the first `valid`
   __m512i add[4];
@@ -166,21 +170,26 @@ inline __mmask16 lanes_of(int valid, int v) {
   return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
 }
 
-RowBlock row_block(const DepthwiseInt8& p, const Requantizer& rq, int64_t c, int valid, int64_t pixels_per_vector,
-                   int64_t row_groups) {
-  const int64_t C = p.channels;
+// The block of channels [c, ...) for runs of pixels `pixel_bytes` apart in the input and
+// `pixel_out` elements apart in the output, or (single) for one pixel at a time.
+RowBlock row_block(const DepthwiseInt8& p, const Requantizer& rq, int64_t c, int64_t pixel_bytes, int64_t pixel_out,
+                   bool single) {
+  const int64_t C = p.channels, slots = row_block_pixels(C, c);
   RowBlock b;
-  b.weights = p.row_weights + (pixels_per_vector > 1 ? 0 : c / 64) * row_groups * p.kernel_w * 256;
+  b.weights = p.row_weights + (c / 64) * ((p.kernel_h + 3) / 4) * p.kernel_w * 256;
   b.c = c;
-  b.valid = valid;
-  b.bytes = valid >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << valid) - 1);
+  b.width = slots > 1 ? row_block_width(C, c) : 64;
+  b.gather = slots > 1 && !single && pixel_bytes != b.width ? pixel_bytes : 0;
+  b.slot_out = pixel_out;
+  b.valid = (int)(single || slots == 1 ? row_block_width(C, c) : 64);
+  b.bytes = b.valid >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << b.valid) - 1);
   __m512 scale[4], bias[4];
   __mmask16 in_range = 0xFFFF;
   b.foldable = p.out_u8 && rq.by_inverse && p.out_scale > 0;
   for (int v = 0; v < 4; ++v) {
-    // Lane positions 16 v .. hold channels (c + 16 v) % C .. (one pixel's, or a neighbour's)
-    const int64_t at = (c + 16 * v) % C;
-    const __mmask16 m = pixels_per_vector > 1 ? (__mmask16)0xFFFF : lanes_of(valid, v);
+    // Lane positions 16 v .. hold channels c + 16 v % width .. (of slot 16 v / width)
+    const int64_t at = c + 16 * v % b.width;
+    const __mmask16 m = slots > 1 ? (__mmask16)0xFFFF : lanes_of(b.valid, v);
     b.add[v] = _mm512_maskz_loadu_epi32(m, p.channel_add + at);
     scale[v] = p.scale ? _mm512_maskz_loadu_ps(m, p.scale + at) : _mm512_setzero_ps();
     bias[v] = p.bias ? _mm512_maskz_loadu_ps(m, p.bias + at) : _mm512_setzero_ps();
@@ -235,10 +244,20 @@ RowBlock row_block(const DepthwiseInt8& p, const Requantizer& rq, int64_t c, int
       // The packs saturate to [0, 255]; a Relu's floor, the zero point, is a byte max.
       __m512i bytes = _mm512_packus_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3]));
       if (p.relu) bytes = _mm512_max_epu8(bytes, b.zero_bytes);
-      if (b.valid == 64)
-        _mm512_storeu_si512(p.out_u8 + at, bytes);
-      else
-        _mm512_mask_storeu_epi8(p.out_u8 + at, b.bytes, bytes);
+      uint8_t* y = p.out_u8 + at;
+      if (b.valid < 64) {
+        _mm512_mask_storeu_epi8(y, b.bytes, bytes);
+      } else if (b.width == 64 || b.slot_out == b.width) {
+        _mm512_storeu_si512(y, bytes);
+      } else if (b.width == 32) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y), _mm512_castsi512_si256(bytes));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + b.slot_out), _mm512_extracti64x4_epi64(bytes, 1));
+      } else {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(y), _mm512_castsi512_si128(bytes));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(y + b.slot_out), _mm512_extracti32x4_epi32(bytes, 1));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(y + 2 * b.slot_out), _mm512_extracti32x4_epi32(bytes, 2));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(y + 3 * b.slot_out), _mm512_extracti32x4_epi32(bytes, 3));
+      }
       return;
     }
   }
@@ -247,21 +266,32 @@ RowBlock row_block(const DepthwiseInt8& p, const Requantizer& rq, int64_t c, int
   for (int v = 0; v < 4; ++v) {
     const __mmask16 m = lanes_of(b.valid, v);
     if (!m) break;
+    const int64_t o = at + 16 * v / b.width * b.slot_out + 16 * v % b.width;
     if (raw)
-      _mm512_mask_storeu_epi32(raw + at + 16 * v, m, acc[v]);
+      _mm512_mask_storeu_epi32(raw + o, m, acc[v]);
     else
-      write_out(p, rq, acc[v], (b.c + 16 * v) % p.channels, m, at + 16 * v);
+      write_out(p, rq, acc[v], b.c + 16 * v % b.width, m, o);
   }
 }
 
 // One column vector: rows[r] + offset for the 4 kernel rows of a group (the unpacks put row r
-// in byte r of each channel's dword; `rows` 3: the fourth is zero).
-[[gnu::always_inline]] inline void column(const uint8_t* const* rows, int count, int64_t offset, __mmask64 m,
+// in byte r of each channel's dword; `count` 3: the fourth is zero), its slots' pixels
+// `gather` bytes apart (0: one load).
+[[gnu::always_inline]] inline void column(const RowBlock& b, const uint8_t* const* rows, int count, int64_t offset,
                                           __m512i (&v)[4]) {
   // (plain loads where all 64 bytes are wanted: masked ones cost more on some cores)
-  const bool full = m == ~(__mmask64)0;
-  const auto load = [&](const uint8_t* x) {
-    return full ? _mm512_loadu_si512(x + offset) : _mm512_maskz_loadu_epi8(m, x + offset);
+  const bool full = b.bytes == ~(__mmask64)0;
+  const int64_t gather = b.gather;
+  const auto load = [&](const uint8_t* row) {
+    const uint8_t* x = row + offset;
+    if (gather == 0) return full ? _mm512_loadu_si512(x) : _mm512_maskz_loadu_epi8(b.bytes, x);
+    if (b.width == 32)
+      return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x))),
+                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + gather)), 1);
+    __m512i y = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x)));
+    y = _mm512_inserti32x4(y, _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + gather)), 1);
+    y = _mm512_inserti32x4(y, _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 2 * gather)), 2);
+    return _mm512_inserti32x4(y, _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 3 * gather)), 3);
   };
   const __m512i r0 = load(rows[0]);
   const __m512i r1 = count > 1 ? load(rows[1]) : _mm512_setzero_si512();
@@ -285,7 +315,7 @@ RowBlock row_block(const DepthwiseInt8& p, const Requantizer& rq, int64_t c, int
 // most 4 kernel rows, whose weights stay in registers.
 template <int KW, int R, bool kOneGroup>
 void row_run(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, const uint8_t* const* rows, int64_t tap,
-             int64_t n, int64_t at, int64_t out_step, int32_t* raw) {
+             int64_t n, int64_t at, int64_t out_step) {
   constexpr int L = (KW + R - 1) / R;
   const int64_t kernel_h = p.kernel_h, groups = (kernel_h + 3) / 4;
   __m512i w[KW][4];
@@ -300,12 +330,12 @@ void row_run(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, c
       if (s < n)
         for (int k = 0; k < 4; ++k) acc[u][k] = b.add[k];
 #pragma GCC unroll 8
-      for (int e = 0; e < R; ++e) {
+      for (int e = 0; e < R && e < KW; ++e) {  // (columns past the window feed no pixel)
         const int64_t j = s * R + e;
         if (j > last_column) break;
         for (int64_t g = 0; g < groups; ++g) {
           __m512i v[4];
-          column(rows + 4 * g, (int)std::min<int64_t>(4, kernel_h - 4 * g), j * tap, b.bytes, v);
+          column(b, rows + 4 * g, (int)std::min<int64_t>(4, kernel_h - 4 * g), j * tap, v);
 #pragma GCC unroll 8
           for (int d = 0; d < L; ++d) {  // pixel s - d reads this column as tap kx
             const int kx = d * R + e;
@@ -320,7 +350,7 @@ void row_run(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, c
         }
       }
       const int64_t done = s - L + 1;  // its last column was this step's
-      if (done >= 0 && done < n) finish(p, rq, b, acc[(u + 1) % L], at + done * out_step, raw);
+      if (done >= 0 && done < n) finish(p, rq, b, acc[(u + 1) % L], at + done * out_step, nullptr);
     }
   }
 }
@@ -336,74 +366,64 @@ void row_single(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b
       const uint8_t* rows[4];
       for (int r = 0; r < 4; ++r) rows[r] = taps[(4 * g + std::min(r, count - 1)) * KW + kx] + b.c;
       __m512i v[4], w[4];
-      column(rows, count, offset, b.bytes, v);
+      column(b, rows, count, offset, v);
       load_weights(b.weights + (g * KW + kx) * 256, w);
       for (int k = 0; k < 4; ++k) acc[k] = _mm512_dpbusd_epi32(acc[k], v[k], w[k]);
     }
   finish(p, rq, b, acc, at, raw);
 }
 
-template <int KW, int R>
+template <int KW>
 void row_run_any(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, const uint8_t* const* rows,
-                 int64_t tap, int64_t n, int64_t at, int64_t out_step, int32_t* raw) {
-  if (p.kernel_h <= 4)
-    row_run<KW, R, true>(p, rq, b, rows, tap, n, at, out_step, raw);
-  else
-    row_run<KW, R, false>(p, rq, b, rows, tap, n, at, out_step, raw);
+                 int64_t R, int64_t n, int64_t at, int64_t out_step) {
+  const bool one = p.kernel_h <= 4;
+  const int64_t C = p.channels;
+  switch (R) {
+    case 1:
+      return one ? row_run<KW, 1, true>(p, rq, b, rows, C, n, at, out_step)
+                 : row_run<KW, 1, false>(p, rq, b, rows, C, n, at, out_step);
+    case 2:
+      return one ? row_run<KW, 2, true>(p, rq, b, rows, C, n, at, out_step)
+                 : row_run<KW, 2, false>(p, rq, b, rows, C, n, at, out_step);
+    case 4:
+      return one ? row_run<KW, 4, true>(p, rq, b, rows, C, n, at, out_step)
+                 : row_run<KW, 4, false>(p, rq, b, rows, C, n, at, out_step);
+    default:
+      return one ? row_run<KW, 8, true>(p, rq, b, rows, C, n, at, out_step)
+                 : row_run<KW, 8, false>(p, rq, b, rows, C, n, at, out_step);
+  }
 }
 
-// `count` pixels of channels [c0, c1) on the row kernel, to `raw` [count, C] or (raw null)
-// to the output from element out_at (pixel_stride apart). The pixels after the first read
-// their taps `step` bytes on (their windows inside the image's width).
-void pixels_rows(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* raw,
-                 int64_t out_at, int64_t c0, int64_t c1) {
+// `count` pixels of all channels on the row kernel, to `raw` [count, C]: pixel i's tap t at
+// taps[t] + i * step (their windows inside the image's width when count > 1).
+void pixels_rows(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* raw) {
   const Requantizer rq = requantizer(p.out_scale, p.out_zero);
-  const int64_t C = p.channels, KW = p.kernel_w, G = row_pixels_per_vector(C, p.stride_w);
-  const int64_t R = p.stride_w * G, groups = (p.kernel_h + 3) / 4;
-  const int64_t pixel_stride = raw ? C : p.pixel_stride;
-  // Pixel i's vector: G pixels from i G, contiguous in the output when it is channels-last.
-  const int64_t vectors = count > 1 ? count / G : 0;
-  for (int64_t c = c0; c < c1; c += 64) {
-    const RowBlock b = row_block(p, rq, c, (int)std::min<int64_t>(64, (c1 - c) * G), G, groups);
-    if (vectors > 0) {
-      const uint8_t* rows[64];
-      for (int64_t ky = 0; ky < p.kernel_h; ++ky) rows[ky] = taps[ky * KW] + c;
-      const int64_t at = out_at + c, out_step = G * pixel_stride;
-      if (KW == 3)
-        R == 1   ? row_run_any<3, 1>(p, rq, b, rows, C, vectors, at, out_step, raw)
-        : R == 2 ? row_run_any<3, 2>(p, rq, b, rows, C, vectors, at, out_step, raw)
-                 : row_run_any<3, 4>(p, rq, b, rows, C, vectors, at, out_step, raw);
-      else
-        R == 1   ? row_run_any<5, 1>(p, rq, b, rows, C, vectors, at, out_step, raw)
-        : R == 2 ? row_run_any<5, 2>(p, rq, b, rows, C, vectors, at, out_step, raw)
-                 : row_run_any<5, 4>(p, rq, b, rows, C, vectors, at, out_step, raw);
-    }
-    if (vectors * G == count) continue;
-    // The pixels left over, one channel set each.
-    const RowBlock one = G > 1 ? row_block(p, rq, c, (int)(c1 - c), G, groups) : b;
-    for (int64_t i = vectors * G; i < count; ++i)
-      row_single(p, rq, one, taps, i * step, out_at + i * pixel_stride + c, raw);
+  const int64_t C = p.channels, KW = p.kernel_w;
+  for (int64_t c = 0; c < C; c += 64) {
+    const RowBlock one = row_block(p, rq, c, step, C, true);
+    for (int64_t i = 0; i < count; ++i) row_single(p, rq, one, taps, i * step, i * C + c, raw);
   }
+  (void)KW;
 }
 
 // Output rows [oy0, oy1) of channels [c0, c1) (c0 a multiple of 64) on the row kernel,
 // straight into a channels-last output: per 64-channel block its constants once, then per
 // row the pixels whose windows cross the left or right edge one by one (taps outside the
-// image reading `padding`), those between as one run.
+// image reading `padding`), those between as runs of column vectors.
 void rows_nhwc_vnni(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0, int64_t c1, const uint8_t* padding) {
   const Requantizer rq = requantizer(p.out_scale, p.out_zero);
   const int64_t C = p.channels, KW = p.kernel_w, KH = p.kernel_h, S = p.stride_w;
-  const int64_t G = row_pixels_per_vector(C, S), R = S * G, groups = (KH + 3) / 4;
   // Columns [x_lo, x_hi) have every tap inside the image's width (dilation 1 along it).
   const int64_t x_lo = std::min(p.out_w, (p.pad_left + S - 1) / S);
   const int64_t x_hi = std::max(
       x_lo, std::min(p.out_w, p.in_w - (KW - 1) + p.pad_left > 0 ? (p.in_w - KW + p.pad_left) / S + 1 : int64_t{0}));
-  const int64_t n = x_hi - x_lo, vectors = n / G;
+  const int64_t n = x_hi - x_lo;
   const uint8_t* taps[64 * 5];
   const uint8_t* rows[64];
   for (int64_t c = c0; c < c1; c += 64) {
-    const RowBlock b = row_block(p, rq, c, (int)std::min<int64_t>(64, (c1 - c) * G), G, groups);
-    const RowBlock one = G > 1 ? row_block(p, rq, c, (int)(c1 - c), G, groups) : b;
+    const RowBlock b = row_block(p, rq, c, S * C, p.pixel_stride, false);
+    const RowBlock one = row_block(p, rq, c, S * C, p.pixel_stride, true);
+    const int64_t G = row_block_pixels(C, c), vectors = n / G;
     for (int64_t oy = oy0; oy < oy1; ++oy) {
       const int64_t at = oy * p.out_w * p.pixel_stride + c;
       // Tap (ky, kx) of the pixel at column ox, or padding.
@@ -424,16 +444,12 @@ void rows_nhwc_vnni(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0
       if (n > 0) {
         set_taps(x_lo);
         for (int64_t ky = 0; ky < KH; ++ky) rows[ky] = taps[ky * KW] + c;
-        const int64_t first = at + x_lo * p.pixel_stride, out_step = G * p.pixel_stride;
+        const int64_t first = at + x_lo * p.pixel_stride;
         if (vectors > 0) {
           if (KW == 3)
-            R == 1   ? row_run_any<3, 1>(p, rq, b, rows, C, vectors, first, out_step, nullptr)
-            : R == 2 ? row_run_any<3, 2>(p, rq, b, rows, C, vectors, first, out_step, nullptr)
-                     : row_run_any<3, 4>(p, rq, b, rows, C, vectors, first, out_step, nullptr);
+            row_run_any<3>(p, rq, b, rows, S * G, vectors, first, G * p.pixel_stride);
           else
-            R == 1   ? row_run_any<5, 1>(p, rq, b, rows, C, vectors, first, out_step, nullptr)
-            : R == 2 ? row_run_any<5, 2>(p, rq, b, rows, C, vectors, first, out_step, nullptr)
-                     : row_run_any<5, 4>(p, rq, b, rows, C, vectors, first, out_step, nullptr);
+            row_run_any<5>(p, rq, b, rows, S * G, vectors, first, G * p.pixel_stride);
         }
         for (int64_t i = vectors * G; i < n; ++i)
           row_single(p, rq, one, taps, i * S * C, first + i * p.pixel_stride, nullptr);
@@ -467,8 +483,8 @@ void pixels(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, i
 }
 
 void pixels_vnni(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc) {
-  if (row_kernel_applies(p, p.channels))
-    pixels_rows(p, taps, count, step, acc, 0, 0, p.channels);
+  if (row_kernel_applies(p))
+    pixels_rows(p, taps, count, step, acc);
   else if (p.group_width == 1)
     pixels<false, false>(p, taps, count, step, acc, 0, 0, p.channels);
   else
@@ -477,9 +493,7 @@ void pixels_vnni(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t cou
 
 void pixels_nhwc_vnni(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int64_t out_at,
                       int64_t c0, int64_t c1) {
-  if (row_kernel_applies(p, p.pixel_stride))
-    pixels_rows(p, taps, count, step, nullptr, out_at, c0, c1);
-  else if (p.group_width == 1)
+  if (p.group_width == 1)
     pixels<false, true>(p, taps, count, step, nullptr, out_at, c0, c1);
   else
     pixels<true, true>(p, taps, count, step, nullptr, out_at, c0, c1);
