@@ -1,7 +1,8 @@
 // Depthwise (and narrow-group) int8 driver: per output row, the pixels whose taps all lie inside the image as
 // one run for the kernel (tap pointers advancing by the stride), the border pixels one by
 // one with taps outside reading padding bytes, then the row written out through the
-// epilogue. Also the portable kernels.
+// epilogue; where the row kernel applies, whole rows of a block of channels go to it. Also the
+// portable kernels and the row kernel's weight packing.
 #include "kernels/depthwise_int8.hpp"
 
 #include <algorithm>

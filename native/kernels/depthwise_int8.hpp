@@ -1,8 +1,9 @@
 // Depthwise 8-bit integer convolution (one filter per channel, MobileNet's 3x3 stride 1 and 2)
 // and its narrow-group kin (groups of 2, 4, 8 or 16 channels in and as many out: ResNeXt,
 // RegNet) on channels-last u8 images: every output pixel sums its taps' values times the
-// s32 weights, vectorized over output channels (AVX512-VNNI VPDPWSSD, 16 channels a step,
-// each lane's group inputs brought to it by a lane permute; or portable loops), then writes
+// s32 weights, vectorized over output channels (AVX512-VNNI: VPDPBUSD on 4 kernel rows at
+// once where the weights fit s8, else VPDPWSSD, 16 channels a step, each lane's group inputs
+// brought to it by a lane permute; or portable loops), then writes
 // s32, f32 or requantized u8. The zero points are folded in by the caller: weights are
 // w - w_zero, padding reads the data's zero point, and `channel_add` takes out
 // data_zero * sum of the weights, so sums are exact in s32.

@@ -1,7 +1,9 @@
-// Depthwise (and narrow-group) int8 kernels for AVX512-VNNI: 16 channels a vector, each tap's u8 values widened
-// to s32 lanes whose upper halves are zero, so VPDPWSSD against the s32 weights (|w| < 2^15)
-// adds exactly x * w into each lane; four pixels in flight per pass over the taps, sharing
-// each tap's weights.
+// Depthwise (and narrow-group) int8 kernels for AVX512-VNNI. The row kernel (weights within
+// s8): 4 kernel rows' bytes of a channel in each dword, one VPDPBUSD per 4 taps of 16
+// channels, each input column built once for every pixel of the row whose window holds it.
+// The general one: 16 channels a vector, each tap's u8 values widened to s32 lanes whose
+// upper halves are zero, so VPDPWSSD against the s32 weights (|w| < 2^15) adds exactly x * w
+// into each lane; four pixels in flight per pass over the taps, sharing each tap's weights.
 #include <algorithm>
 
 #include "kernels/depthwise_int8.hpp"
