@@ -311,13 +311,22 @@ RowBlock row_block(const DepthwiseInt8& p, const Requantizer& rq, int64_t c, int
   for (int k = 0; k < 4; ++k) v[k] = _mm512_loadu_si512(w + 64 * k);
 }
 
-// A run of n column-vector pixels: pixel i's tap (ky, kx) at rows[ky] + (i R + kx) tap, its
-// output from element at + i * out_step. Each column is built once and feeds the ceil(KW / R)
-// pixels whose windows hold it (kept as accumulators in flight, slot i % L); kOneGroup: at
-// most 4 kernel rows, whose weights stay in registers.
+// Where a run reads its columns: column x of kernel row ky at rows[ky] + x * tap (rows at the
+// input's column 0), columns outside [0, in_w) from `padding` (every row); the run's column
+// j is x0 + j.
+struct RunRows {
+  const uint8_t* const* rows;
+  const uint8_t* const* padding;
+  int64_t tap, x0, in_w;
+};
+
+// A run of n column-vector pixels: pixel i's tap (ky, kx) in column i R + kx, its output from
+// element at + i * out_step. Each column is built once and feeds the ceil(KW / R) pixels whose
+// windows hold it (kept as accumulators in flight, slot i % L); kOneGroup: at most 4 kernel
+// rows, whose weights stay in registers.
 template <int KW, int R, bool kOneGroup>
-void row_run(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, const uint8_t* const* rows, int64_t tap,
-             int64_t n, int64_t at, int64_t out_step) {
+void row_run(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, const RunRows& in, int64_t n, int64_t at,
+             int64_t out_step) {
   constexpr int L = (KW + R - 1) / R;
   const int64_t kernel_h = p.kernel_h, groups = (kernel_h + 3) / 4;
   __m512i w[KW][4];
@@ -335,9 +344,13 @@ void row_run(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, c
       for (int e = 0; e < R && e < KW; ++e) {  // (columns past the window feed no pixel)
         const int64_t j = s * R + e;
         if (j > last_column) break;
+        const int64_t x = in.x0 + j;
+        const bool inside = (uint64_t)x < (uint64_t)in.in_w;
+        const uint8_t* const* rows = inside ? in.rows : in.padding;
+        const int64_t offset = inside ? x * in.tap : 0;
         for (int64_t g = 0; g < groups; ++g) {
           __m512i v[4];
-          column(b, rows + 4 * g, (int)std::min<int64_t>(4, kernel_h - 4 * g), j * tap, v);
+          column(b, rows + 4 * g, (int)std::min<int64_t>(4, kernel_h - 4 * g), offset, v);
 #pragma GCC unroll 8
           for (int d = 0; d < L; ++d) {  // pixel s - d reads this column as tap kx
             const int kx = d * R + e;
@@ -376,23 +389,22 @@ void row_single(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b
 }
 
 template <int KW>
-void row_run_any(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, const uint8_t* const* rows,
-                 int64_t R, int64_t n, int64_t at, int64_t out_step) {
+void row_run_any(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, const RunRows& in, int64_t R,
+                 int64_t n, int64_t at, int64_t out_step) {
   const bool one = p.kernel_h <= 4;
-  const int64_t C = p.channels;
   switch (R) {
     case 1:
-      return one ? row_run<KW, 1, true>(p, rq, b, rows, C, n, at, out_step)
-                 : row_run<KW, 1, false>(p, rq, b, rows, C, n, at, out_step);
+      return one ? row_run<KW, 1, true>(p, rq, b, in, n, at, out_step)
+                 : row_run<KW, 1, false>(p, rq, b, in, n, at, out_step);
     case 2:
-      return one ? row_run<KW, 2, true>(p, rq, b, rows, C, n, at, out_step)
-                 : row_run<KW, 2, false>(p, rq, b, rows, C, n, at, out_step);
+      return one ? row_run<KW, 2, true>(p, rq, b, in, n, at, out_step)
+                 : row_run<KW, 2, false>(p, rq, b, in, n, at, out_step);
     case 4:
-      return one ? row_run<KW, 4, true>(p, rq, b, rows, C, n, at, out_step)
-                 : row_run<KW, 4, false>(p, rq, b, rows, C, n, at, out_step);
+      return one ? row_run<KW, 4, true>(p, rq, b, in, n, at, out_step)
+                 : row_run<KW, 4, false>(p, rq, b, in, n, at, out_step);
     default:
-      return one ? row_run<KW, 8, true>(p, rq, b, rows, C, n, at, out_step)
-                 : row_run<KW, 8, false>(p, rq, b, rows, C, n, at, out_step);
+      return one ? row_run<KW, 8, true>(p, rq, b, in, n, at, out_step)
+                 : row_run<KW, 8, false>(p, rq, b, in, n, at, out_step);
   }
 }
 
@@ -409,9 +421,10 @@ void pixels_rows(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t cou
 }
 
 // Output rows [oy0, oy1) of channels [c0, c1) (c0 a multiple of 64) on the row kernel,
-// straight into a channels-last output: per 64-channel block its constants once, then per
-// row the pixels whose windows cross the left or right edge one by one (taps outside the
-// image reading `padding`), those between as runs of column vectors.
+// straight into a channels-last output: per 64-channel block its constants once, then each
+// row as one run of column vectors, columns outside the image reading `padding`; a block of
+// several pixels a vector takes the pixels whose windows cross the left or right edge one by
+// one instead (its loads span neighbouring columns).
 void rows_nhwc_vnni(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0, int64_t c1, const uint8_t* padding) {
   const Requantizer rq = requantizer(p.out_scale, p.out_zero);
   const int64_t C = p.channels, KW = p.kernel_w, KH = p.kernel_h, S = p.stride_w;
@@ -419,13 +432,16 @@ void rows_nhwc_vnni(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0
   const int64_t x_lo = std::min(p.out_w, (p.pad_left + S - 1) / S);
   const int64_t x_hi = std::max(
       x_lo, std::min(p.out_w, p.in_w - (KW - 1) + p.pad_left > 0 ? (p.in_w - KW + p.pad_left) / S + 1 : int64_t{0}));
-  const int64_t n = x_hi - x_lo;
   const uint8_t* taps[64 * 5];
   const uint8_t* rows[64];
+  const uint8_t* padding_rows[64];
+  for (int64_t ky = 0; ky < KH; ++ky) padding_rows[ky] = padding;
   for (int64_t c = c0; c < c1; c += 64) {
     const RowBlock b = row_block(p, rq, c, S * C, p.pixel_stride, false);
     const RowBlock one = row_block(p, rq, c, S * C, p.pixel_stride, true);
-    const int64_t G = row_block_pixels(C, c), vectors = n / G;
+    const int64_t G = row_block_pixels(C, c);
+    // The pixels of each row the run takes: all, or (G > 1) those inside.
+    const int64_t first = G > 1 ? x_lo : 0, last = G > 1 ? x_hi : p.out_w, vectors = (last - first) / G;
     for (int64_t oy = oy0; oy < oy1; ++oy) {
       const int64_t at = oy * p.out_w * p.pixel_stride + c;
       // Tap (ky, kx) of the pixel at column ox, or padding.
@@ -439,24 +455,20 @@ void rows_nhwc_vnni(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0
           }
         }
       };
-      for (int64_t ox = 0; ox < x_lo; ++ox) {
-        set_taps(ox);
-        row_single(p, rq, one, taps, 0, at + ox * p.pixel_stride, nullptr);
+      for (int64_t ky = 0; ky < KH; ++ky) {
+        const int64_t y = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+        rows[ky] = (y >= 0 && y < p.in_h ? p.image + y * p.in_w * C : padding) + c;
       }
-      if (n > 0) {
-        set_taps(x_lo);
-        for (int64_t ky = 0; ky < KH; ++ky) rows[ky] = taps[ky * KW] + c;
-        const int64_t first = at + x_lo * p.pixel_stride;
-        if (vectors > 0) {
-          if (KW == 3)
-            row_run_any<3>(p, rq, b, rows, S * G, vectors, first, G * p.pixel_stride);
-          else
-            row_run_any<5>(p, rq, b, rows, S * G, vectors, first, G * p.pixel_stride);
-        }
-        for (int64_t i = vectors * G; i < n; ++i)
-          row_single(p, rq, one, taps, i * S * C, first + i * p.pixel_stride, nullptr);
+      if (vectors > 0) {
+        const RunRows in{rows, padding_rows, C, first * S - p.pad_left, p.in_w};
+        if (KW == 3)
+          row_run_any<3>(p, rq, b, in, S * G, vectors, at + first * p.pixel_stride, G * p.pixel_stride);
+        else
+          row_run_any<5>(p, rq, b, in, S * G, vectors, at + first * p.pixel_stride, G * p.pixel_stride);
       }
-      for (int64_t ox = x_hi; ox < p.out_w; ++ox) {
+      for (int64_t ox = 0; ox < p.out_w; ++ox) {
+        if (vectors > 0 && ox == first) ox = first + vectors * G;  // (after the run)
+        if (ox >= p.out_w) break;
         set_taps(ox);
         row_single(p, rq, one, taps, 0, at + ox * p.pixel_stride, nullptr);
       }
