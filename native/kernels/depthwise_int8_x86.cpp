@@ -220,7 +220,7 @@ RowBlock row_block(const DepthwiseInt8& p, const Requantizer& rq, int64_t c, int
     largest_quotient =
         std::max(largest_quotient, _mm512_reduce_max_ps(_mm512_abs_ps(_mm512_mul_ps(bias[v], rq.inverse))));
   // write_u8_folded's bound, 2^-24 (6 |q - zero| + 6 |bias / out_scale| + 2 zero), for the
-  // quotients finish tests: clamped to [-1, 256] (those outside saturate alike either way).
+  // quotients whose rounding matters, in [-1, 256] (those outside saturate alike either way).
   const float zero = (float)p.out_zero;
   b.near =
       _mm512_set1_ps(0.5f - (6.0f * (257.0f + zero) + 6.0f * largest_quotient + 2.0f * zero + 16.0f) / 16777216.0f);
@@ -244,19 +244,21 @@ RowBlock row_block(const DepthwiseInt8& p, const Requantizer& rq, int64_t c, int
                                           __m512i (&acc)[4], int64_t at, int32_t* raw) {
   if (b.foldable && !raw) {
     constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-    // The largest |q - round(q)| of the 4 vectors, q clamped to [-1, 256] first (the bytes of
-    // those outside are 0 or 255 either way), from the rounded integers converted back. Only
-    // a quotient nearer a half-integer than the fold's error bound (b.near) may round the
-    // other way than write_out's; that bound for the clamped range (about 2^-12 rather than
-    // write_u8_folded's 2^-10) sends 4-5x fewer 64-lane pixels to the exact steps.
+    // The largest |q - round(q)| of the 4 vectors, from the rounded integers converted back.
+    // Only a quotient nearer a half-integer than the fold's error bound (b.near) may round the
+    // other way than write_out's, and only one in [-1, 256] matters (the bytes of those
+    // outside are 0 or 255 either way, and the packs saturate them): the bound for that range
+    // (about 2^-12 rather than write_u8_folded's 2^-10) sends 4-5x fewer 64-lane pixels to
+    // the exact steps; a quotient outside it may go there needlessly, never wrongly. A NaN
+    // (only from infinite factors, which are not folded) would convert to 0x80000000: 0.
     const __m512 magnitude = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
     __m512 off = _mm512_setzero_ps();
     __m512i q[4];
 #pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) {
       __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[k]), b.folded_scale[k], b.folded_bias[k]);
-      // (max returns -1 for a NaN)
-      y = _mm512_min_ps(_mm512_max_ps(y, _mm512_set1_ps(-1.0f)), _mm512_set1_ps(256.0f));
+      // Past 2^31 the conversion's 0x80000000 would pack to 0: capped (an infinity too).
+      y = _mm512_min_ps(y, _mm512_set1_ps(256.0f));
       q[k] = _mm512_cvt_roundps_epi32(y, kNearest);
       off = _mm512_max_ps(off, _mm512_and_ps(_mm512_sub_ps(y, _mm512_cvtepi32_ps(q[k])), magnitude));
     }

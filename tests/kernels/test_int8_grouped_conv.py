@@ -287,6 +287,19 @@ for c, h, width, k, stride, pads, dil, wt, n in cases:
                 requantized += 1
             checked += 1
 
+# Quotients past 2^31 (a tiny output scale) saturate to 255 and 0, not wrap.
+c = 80
+x = rng.integers(0, 256, (1, c, 5, 9)).astype(np.uint8)
+w, zw = rng.integers(-128, 128, (c, 1, 3, 3)).astype(np.int8), np.zeros(c, np.int8)
+head = [to_nhwc(x), w, np.uint8(9), zw, rng.uniform(2e-4, 2e-3, c).astype(np.float32), rng.standard_normal(c).astype(np.float32)]
+attrs = {"strides": [1, 1], "pads_begin": [1, 1], "pads_end": [1, 1], "dilations": [1, 1], "group": c, "layout": "nhwc"}
+for relu in (False, True):
+    f32 = T.run_op("aiov.QuantizedConv", head, dict(attrs, relu=relu))[0]
+    expected = T.run_op("aiov.Quantize", [f32, np.float32(1e-30), np.uint8(7)])[0]
+    got = T.run_op("aiov.QuantizedConv", head + [np.float32(1e-30), np.uint8(7)], dict(attrs, relu=relu))[0]
+    floor = 7 if relu else 0  # (a Relu's floor is the zero point)
+    assert np.array_equal(got, expected) and set(np.unique(got)) == {floor, 255}, relu
+
 # Which kernel a model's depthwise QLinearConv took (the plan's DEBUG log).
 plans = []
 class Plans(logging.Handler):
