@@ -356,22 +356,30 @@ struct RunRows {
 // element at + i * out_step. Each column is built once and feeds the ceil(KW / R) pixels whose
 // windows hold it (kept as accumulators in flight, slot i % L); kOneGroup: at most 4 kernel
 // rows, whose weights stay in registers.
-template <int KW, int R, bool kOneGroup>
+template <int KW, int R, bool kOneGroup, bool kTwoRows>
 void row_run(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, const RunRows& in, int64_t n, int64_t at,
-             int64_t out_step) {
+             int64_t out_step, int64_t next_row) {
   constexpr int L = (KW + R - 1) / R;
   const int64_t kernel_h = p.kernel_h, groups = (kernel_h + 3) / 4;
-  __m512i w[KW][4];
+  // kTwoRows (3 kernel rows, stride 1 down): the column's 4 input rows serve this output row
+  // (bytes 0-2, the packed weights) and the next (bytes 1-3: the weights a byte up).
+  __m512i w[KW][4], w_next[kTwoRows ? KW : 1][4];
   if (kOneGroup)
     for (int kx = 0; kx < KW; ++kx) load_weights(b.weights + kx * 256, w[kx]);
-  __m512i acc[L][4];
+  if (kTwoRows)
+    for (int kx = 0; kx < KW; ++kx)
+      for (int k = 0; k < 4; ++k) w_next[kTwoRows ? kx : 0][k] = _mm512_slli_epi32(w[kx][k], 8);
+  __m512i acc[L][4], acc_next[kTwoRows ? L : 1][4];
   const int64_t last_column = (n - 1) * R + KW - 1;
   for (int64_t s0 = 0; s0 < n + L - 1; s0 += L) {
 #pragma GCC unroll 8
     for (int u = 0; u < L; ++u) {
       const int64_t s = s0 + u;  // the pixel starting at this step
       if (s < n)
-        for (int k = 0; k < 4; ++k) acc[u][k] = b.add[k];
+        for (int k = 0; k < 4; ++k) {
+          acc[u][k] = b.add[k];
+          if (kTwoRows) acc_next[kTwoRows ? u : 0][k] = b.add[k];
+        }
 #pragma GCC unroll 8
       for (int e = 0; e < R && e < KW; ++e) {  // (columns past the window feed no pixel)
         const int64_t j = s * R + e;
@@ -382,7 +390,7 @@ void row_run(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, c
         const int64_t offset = inside ? x * in.tap : 0;
         for (int64_t g = 0; g < groups; ++g) {
           __m512i v[4];
-          column(b, rows + 4 * g, (int)std::min<int64_t>(4, kernel_h - 4 * g), offset, v);
+          column(b, rows + 4 * g, kTwoRows ? 4 : (int)std::min<int64_t>(4, kernel_h - 4 * g), offset, v);
 #pragma GCC unroll 8
           for (int d = 0; d < L; ++d) {  // pixel s - d reads this column as tap kx
             const int kx = d * R + e;
@@ -392,12 +400,20 @@ void row_run(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, c
 #pragma GCC unroll 4
             for (int k = 0; k < 4; ++k)
               a[k] = _mm512_dpbusd_epi32(a[k], v[k], kOneGroup ? w[kx][k] : _mm512_loadu_si512(wg + 64 * k));
+            if (kTwoRows) {
+              __m512i(&a2)[4] = acc_next[kTwoRows ? (u - d + L) % L : 0];
+#pragma GCC unroll 4
+              for (int k = 0; k < 4; ++k) a2[k] = _mm512_dpbusd_epi32(a2[k], v[k], w_next[kTwoRows ? kx : 0][k]);
+            }
           }
           if (kOneGroup) break;
         }
       }
       const int64_t done = s - L + 1;  // its last column was this step's
-      if (done >= 0 && done < n) finish(p, rq, b, acc[(u + 1) % L], at + done * out_step, nullptr);
+      if (done >= 0 && done < n) {
+        finish(p, rq, b, acc[(u + 1) % L], at + done * out_step, nullptr);
+        if (kTwoRows) finish(p, rq, b, acc_next[kTwoRows ? (u + 1) % L : 0], at + next_row + done * out_step, nullptr);
+      }
     }
   }
 }
@@ -420,24 +436,35 @@ void row_single(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b
   finish(p, rq, b, acc, at, raw);
 }
 
-template <int KW>
-void row_run_any(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, const RunRows& in, int64_t R,
-                 int64_t n, int64_t at, int64_t out_step) {
+template <int KW, bool kTwoRows>
+void row_run_rows(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, const RunRows& in, int64_t R,
+                  int64_t n, int64_t at, int64_t out_step, int64_t next_row) {
   const bool one = p.kernel_h <= 4;
   switch (R) {
     case 1:
-      return one ? row_run<KW, 1, true>(p, rq, b, in, n, at, out_step)
-                 : row_run<KW, 1, false>(p, rq, b, in, n, at, out_step);
+      return one ? row_run<KW, 1, true, kTwoRows>(p, rq, b, in, n, at, out_step, next_row)
+                 : row_run<KW, 1, false, false>(p, rq, b, in, n, at, out_step, next_row);
     case 2:
-      return one ? row_run<KW, 2, true>(p, rq, b, in, n, at, out_step)
-                 : row_run<KW, 2, false>(p, rq, b, in, n, at, out_step);
+      return one ? row_run<KW, 2, true, kTwoRows>(p, rq, b, in, n, at, out_step, next_row)
+                 : row_run<KW, 2, false, false>(p, rq, b, in, n, at, out_step, next_row);
     case 4:
-      return one ? row_run<KW, 4, true>(p, rq, b, in, n, at, out_step)
-                 : row_run<KW, 4, false>(p, rq, b, in, n, at, out_step);
+      return one ? row_run<KW, 4, true, kTwoRows>(p, rq, b, in, n, at, out_step, next_row)
+                 : row_run<KW, 4, false, false>(p, rq, b, in, n, at, out_step, next_row);
     default:
-      return one ? row_run<KW, 8, true>(p, rq, b, in, n, at, out_step)
-                 : row_run<KW, 8, false>(p, rq, b, in, n, at, out_step);
+      return one ? row_run<KW, 8, true, false>(p, rq, b, in, n, at, out_step, next_row)
+                 : row_run<KW, 8, false, false>(p, rq, b, in, n, at, out_step, next_row);
   }
+}
+
+// Runs of one output row, or (two) of it and the next: 3 kernel rows at stride 1 down, taking
+// 4 input rows a column.
+template <int KW>
+void row_run_any(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, const RunRows& in, int64_t R,
+                 int64_t n, int64_t at, int64_t out_step, bool two) {
+  if (two && R <= 4)
+    row_run_rows<KW, true>(p, rq, b, in, R, n, at, out_step, p.out_w * p.pixel_stride);
+  else
+    row_run_rows<KW, false>(p, rq, b, in, R, n, at, out_step, 0);
 }
 
 // `count` pixels of all channels on the row kernel, to `raw` [count, C]: pixel i's tap t at
@@ -465,21 +492,24 @@ void rows_nhwc_vnni(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0
   const int64_t x_hi = std::max(
       x_lo, std::min(p.out_w, p.in_w - (KW - 1) + p.pad_left > 0 ? (p.in_w - KW + p.pad_left) / S + 1 : int64_t{0}));
   const uint8_t* taps[64 * 5];
-  const uint8_t* rows[64];
-  const uint8_t* padding_rows[64];
-  for (int64_t ky = 0; ky < KH; ++ky) padding_rows[ky] = padding;
+  const uint8_t* rows[65];
+  const uint8_t* padding_rows[65];
+  for (int64_t ky = 0; ky <= KH; ++ky) padding_rows[ky] = padding;
   for (int64_t c = c0; c < c1; c += 64) {
     const RowBlock b = row_block(p, rq, c, S * C, p.pixel_stride, false);
     const RowBlock one = row_block(p, rq, c, S * C, p.pixel_stride, true);
     const int64_t G = row_block_pixels(C, c);
     // The pixels of each row the run takes: all, or (G > 1) those inside.
     const int64_t first = G > 1 ? x_lo : 0, last = G > 1 ? x_hi : p.out_w, vectors = (last - first) / G;
+    // Two output rows at once where their windows are 3 rows of stride 1 (4 input rows).
+    const bool pairs = KH == 3 && p.stride_h == 1 && p.dilation_h == 1;
     for (int64_t oy = oy0; oy < oy1; ++oy) {
+      const bool two = pairs && oy + 1 < oy1;
       const int64_t at = oy * p.out_w * p.pixel_stride + c;
-      // Tap (ky, kx) of the pixel at column ox, or padding.
-      const auto set_taps = [&](int64_t ox) {
+      // Tap (ky, kx) of the pixel at (row, ox), or padding.
+      const auto set_taps_of = [&](int64_t row, int64_t ox) {
         for (int64_t ky = 0; ky < KH; ++ky) {
-          const int64_t y = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+          const int64_t y = row * p.stride_h - p.pad_top + ky * p.dilation_h;
           for (int64_t kx = 0; kx < KW; ++kx) {
             const int64_t x = ox * S - p.pad_left + kx;
             const bool inside = y >= 0 && y < p.in_h && x >= 0 && x < p.in_w;
@@ -487,23 +517,27 @@ void rows_nhwc_vnni(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0
           }
         }
       };
-      for (int64_t ky = 0; ky < KH; ++ky) {
+      for (int64_t ky = 0; ky < KH + (two ? 1 : 0); ++ky) {
         const int64_t y = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
         rows[ky] = (y >= 0 && y < p.in_h ? p.image + y * p.in_w * C : padding) + c;
       }
       if (vectors > 0) {
         const RunRows in{rows, padding_rows, C, first * S - p.pad_left, p.in_w};
         if (KW == 3)
-          row_run_any<3>(p, rq, b, in, S * G, vectors, at + first * p.pixel_stride, G * p.pixel_stride);
+          row_run_any<3>(p, rq, b, in, S * G, vectors, at + first * p.pixel_stride, G * p.pixel_stride, two);
         else
-          row_run_any<5>(p, rq, b, in, S * G, vectors, at + first * p.pixel_stride, G * p.pixel_stride);
+          row_run_any<5>(p, rq, b, in, S * G, vectors, at + first * p.pixel_stride, G * p.pixel_stride, two);
       }
-      for (int64_t ox = 0; ox < p.out_w; ++ox) {
-        if (vectors > 0 && ox == first) ox = first + vectors * G;  // (after the run)
-        if (ox >= p.out_w) break;
-        set_taps(ox);
-        row_single(p, rq, one, taps, 0, at + ox * p.pixel_stride, nullptr);
+      for (int64_t r = 0; r < (two ? 2 : 1); ++r) {  // the pixels one by one, of both rows
+        const int64_t row = oy + r, row_at = row * p.out_w * p.pixel_stride + c;
+        for (int64_t ox = 0; ox < p.out_w; ++ox) {
+          if (vectors > 0 && ox == first) ox = first + vectors * G;  // (after the run)
+          if (ox >= p.out_w) break;
+          set_taps_of(row, ox);
+          row_single(p, rq, one, taps, 0, row_at + ox * p.pixel_stride, nullptr);
+        }
       }
+      if (two) ++oy;
     }
   }
 }
