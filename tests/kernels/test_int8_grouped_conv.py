@@ -237,8 +237,10 @@ checked = requantized = 0
 # channels off 16 and 64 (a last block of 16 or 32 takes several pixels a vector, gathered at
 # stride 2), every width from 1 to 20 (no pixel inside, a few, runs with leftovers), stride 1
 # and 2 along the width, padding at each border alike and not, 3x3 and 5x5 (two groups of 4
-# kernel rows), dilation and stride along the height, u8 weights about 128, batch 2.
-# (channels, height, width, kernel, strides, pads t/l/b/r, dilations, weight type, batch)
+# kernel rows) and windows of 1 to 7 rows, odd and even output heights (two rows a pass, the
+# last alone), dilation and stride along the height, u8 weights about 128, batch 2.
+# (channels, height, width, kernel (or (rows, columns)), strides, pads t/l/b/r, dilations,
+# weight type, batch)
 cases = [(c, 6, width, 3, (1, 1), (1, 1, 1, 1), (1, 1), np.int8, 1)
          for c, width in [(1, 1), (5, 2), (16, 3), (17, 4), (32, 5), (48, 6), (64, 7), (65, 8), (80, 9),
                           (96, 10), (144, 11), (160, 12), (32, 13), (16, 14), (144, 15), (96, 16), (33, 17),
@@ -252,14 +254,21 @@ cases += [(96, 9, 17, 3, (2, 2), (1, 1, 1, 1), (1, 1), np.int8, 1),
           (80, 8, 13, 5, (2, 2), (2, 1, 0, 2), (1, 1), np.int8, 2),
           (64, 9, 12, 3, (1, 1), (2, 1, 2, 1), (2, 1), np.int8, 1),
           (40, 10, 14, 3, (2, 1), (1, 1, 1, 1), (3, 1), np.uint8, 1),
-          (16, 5, 9, 5, (1, 2), (2, 2, 2, 2), (1, 1), np.uint8, 1)]
+          (16, 5, 9, 5, (1, 2), (2, 2, 2, 2), (1, 1), np.uint8, 1),
+          # windows of 1, 2, 4, 6 and 7 rows (a group of 4 rows part empty, two groups)
+          (48, 4, 12, (1, 3), (1, 1), (0, 1, 0, 1), (1, 1), np.int8, 1),
+          (96, 5, 13, (2, 3), (1, 2), (1, 1, 0, 1), (1, 1), np.int8, 1),
+          (32, 6, 10, (4, 3), (1, 1), (1, 1, 2, 1), (1, 1), np.int8, 1),
+          (16, 8, 9, (6, 5), (2, 1), (2, 2, 3, 2), (1, 1), np.int8, 1),
+          (64, 9, 11, (7, 5), (1, 1), (3, 2, 3, 2), (1, 1), np.int8, 1)]
 for c, h, width, k, stride, pads, dil, wt, n in cases:
+    kh, kw = (k, k) if isinstance(k, int) else k
     x = rng.integers(0, 256, (n, c, h, width)).astype(np.uint8)
     if wt == np.int8:
-        w, zw = rng.integers(-128, 128, (c, 1, k, k)).astype(np.int8), np.zeros(c, np.int8)
+        w, zw = rng.integers(-128, 128, (c, 1, kh, kw)).astype(np.int8), np.zeros(c, np.int8)
     else:  # w - zw within s8
         zw = rng.integers(120, 136, c).astype(np.uint8)
-        w = (zw.astype(np.int64).reshape(-1, 1, 1, 1) + rng.integers(-120, 120, (c, 1, k, k))).astype(np.uint8)
+        w = (zw.astype(np.int64).reshape(-1, 1, 1, 1) + rng.integers(-120, 120, (c, 1, kh, kw))).astype(np.uint8)
     za = np.uint8(rng.integers(0, 256))
     ref = conv_ref(x, w, za, zw, stride, pads, dil)
     if ref.shape[2] < 1 or ref.shape[3] < 1:
@@ -333,6 +342,6 @@ def test_depthwise_row_kernel_matches_integer_reference(isa, run_capped):
         pytest.skip(f"this CPU has no {isa}")
     result = json.loads(run_capped(ROW_SCRIPT, 600, AIOV_INT8_ISA=isa, AIOV_GEMM_ISA=None))
     assert result["isa"] == isa
-    assert result["checked"] == 4 * 30
+    assert result["checked"] == 4 * 35
     assert result["requantized"] == 2 * result["checked"]
     assert result["rows"] == (isa == "avx512_vnni")  # the row kernel ran where the CPU has it
