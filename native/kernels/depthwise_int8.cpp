@@ -1,7 +1,8 @@
 // Depthwise (and narrow-group) int8 driver: per output row, the pixels whose taps all lie inside the image as
 // one run for the kernel (tap pointers advancing by the stride), the border pixels one by
 // one with taps outside reading padding bytes, then the row written out through the
-// epilogue. Also the portable kernels.
+// epilogue; where the row kernel applies, whole rows of a block of channels go to it. Also the
+// portable kernels and the row kernel's weight packing.
 #include "kernels/depthwise_int8.hpp"
 
 #include <algorithm>
@@ -37,7 +38,12 @@ void dequantize_portable(const DepthwiseInt8& p, const int32_t* sums, float* y) 
   }
 }
 
-const DepthwiseKernels kPortable{"scalar", &pixels_portable, nullptr, &dequantize_portable};
+const char* vnni_kernel_name() {
+  const DepthwiseKernels* k = vnni_depthwise_kernels();
+  return k ? k->name : "";
+}
+
+const DepthwiseKernels kPortable{"scalar", &pixels_portable, nullptr, &dequantize_portable, nullptr};
 
 const DepthwiseKernels& kernels() {
   static const DepthwiseKernels* chosen = [] {  // once; thread-safe static init
@@ -58,7 +64,10 @@ namespace {
 // Channels-last outputs are written by the kernel itself where it has the epilogue.
 bool direct_output(const DepthwiseInt8& p) { return p.channel_stride == 1 && kernels().pixels_nhwc; }
 
-// Channels per unit when rows are split further (a multiple of 16: whole vectors).
+// The row kernel writes whole rows itself.
+bool by_rows(const DepthwiseInt8& p) { return direct_output(p) && kernels().rows_nhwc && row_kernel_applies(p); }
+
+// Channels per unit when rows are split further (a multiple of 64: the row kernel's blocks).
 constexpr int64_t kChannelBlock = 64;
 
 // Blocks of channels per row: more than one only for images of few rows, which alone would
@@ -68,18 +77,24 @@ int64_t channel_blocks(const DepthwiseInt8& p) {
   return (p.channels + kChannelBlock - 1) / kChannelBlock;
 }
 
+// The padding byte, long enough for a run of pixels to walk along it, every tap of the row
+// kernel reading a 64-byte vector from its row's first tap on (kept while it fits).
+const uint8_t* padding_row(const DepthwiseInt8& p) {
+  thread_local std::vector<uint8_t> padding;
+  const size_t bytes = (size_t)((p.out_w * p.stride_w + p.kernel_w * p.dilation_w + 1) * p.channels + 64);
+  if (padding.size() != bytes || padding[0] != p.pad) padding.assign(bytes, p.pad);
+  return padding.data();
+}
+
 // Output rows [oy0, oy1), channels [c0, c1) (all of them unless the output is direct).
 void depthwise_int8_rows(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0, int64_t c1) {
   const int64_t C = p.channels, count = p.kernel_h * p.kernel_w;
   const DepthwiseKernels& ks = kernels();
   const bool direct = direct_output(p);
-  // Padding long enough for a whole run of pixels to walk along it (kept while it fits).
-  thread_local std::vector<uint8_t> padding;
+  const uint8_t* const padding = padding_row(p);
   thread_local std::vector<const uint8_t*> taps;
   thread_local std::vector<int32_t> sums;
   thread_local std::vector<float> values;
-  const size_t padding_bytes = (size_t)((p.out_w * p.stride_w + 1) * C);
-  if (padding.size() != padding_bytes || padding[0] != p.pad) padding.assign(padding_bytes, p.pad);
   taps.resize((size_t)count);
   sums.resize((size_t)(p.out_w * C));
   values.resize((size_t)std::max(p.out_w, C));
@@ -98,7 +113,7 @@ void depthwise_int8_rows(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64
         for (int64_t kx = 0; kx < p.kernel_w; ++kx, ++t) {
           const int64_t x = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
           const bool inside = y >= 0 && y < p.in_h && x >= 0 && x < p.in_w;
-          taps[(size_t)t] = inside ? p.image + (y * p.in_w + x) * C : padding.data();
+          taps[(size_t)t] = inside ? p.image + (y * p.in_w + x) * C : padding;
         }
       }
     };
@@ -163,6 +178,16 @@ int64_t depthwise_int8_units(const DepthwiseInt8& p) { return p.out_h * channel_
 
 void depthwise_int8_run(const DepthwiseInt8& p, int64_t u0, int64_t u1) {
   const int64_t blocks = channel_blocks(p);
+  if (by_rows(p)) {  // units block by block (rows within), each stretch of rows in one call
+    for (int64_t u = u0; u < u1;) {
+      const int64_t block = u / p.out_h, oy = u % p.out_h, rows = std::min(u1 - u, p.out_h - oy);
+      const int64_t c0 = block * kChannelBlock,
+                    c1 = blocks == 1 ? p.channels : std::min(p.channels, c0 + kChannelBlock);
+      kernels().rows_nhwc(p, oy, oy + rows, c0, c1, padding_row(p));
+      u += rows;
+    }
+    return;
+  }
   if (blocks == 1) return depthwise_int8_rows(p, u0, u1, 0, p.channels);
   for (int64_t u = u0; u < u1; ++u) {
     const int64_t c0 = u % blocks * kChannelBlock;
@@ -171,5 +196,35 @@ void depthwise_int8_run(const DepthwiseInt8& p, int64_t u0, int64_t u1) {
 }
 
 const char* depthwise_int8_isa() { return kernels().name; }
+
+std::vector<int8_t> depthwise_int8_row_weights(const int32_t* weights, int64_t channels, int64_t group_width,
+                                               int64_t kernel_h, int64_t kernel_w, int64_t stride_w,
+                                               int64_t dilation_w) {
+  const int64_t C = channels, kernel = kernel_h * kernel_w;
+  if (kernels().name != vnni_kernel_name() || group_width != 1 || (kernel_w != 3 && kernel_w != 5) ||
+      (stride_w != 1 && stride_w != 2) || dilation_w != 1 || kernel_h < 1 || C < 1)
+    return {};
+  for (int64_t i = 0; i < kernel * C; ++i)
+    if (weights[i] < -128 || weights[i] > 127) return {};
+  const int64_t blocks = (C + 63) / 64, row_groups = (kernel_h + 3) / 4;
+  std::vector<int8_t> packed((size_t)(blocks * row_groups * kernel_w * 256), 0);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t g = 0; g < row_groups; ++g)
+      for (int64_t kx = 0; kx < kernel_w; ++kx) {
+        int8_t* dst = packed.data() + ((b * row_groups + g) * kernel_w + kx) * 256;
+        const int64_t width = row_block_pixels(C, 64 * b) > 1 ? row_block_width(C, 64 * b) : 64;
+        for (int64_t k = 0; k < 4; ++k)
+          for (int64_t lane = 0; lane < 4; ++lane)
+            for (int64_t j = 0; j < 4; ++j) {
+              const int64_t q = 16 * lane + 4 * k + j, c = 64 * b + q % width;
+              for (int64_t r = 0; r < 4; ++r) {
+                const int64_t ky = 4 * g + r;
+                if (c < C && ky < kernel_h)
+                  dst[k * 64 + (4 * lane + j) * 4 + r] = (int8_t)weights[(ky * kernel_w + kx) * C + c];
+              }
+            }
+      }
+  return packed;
+}
 
 }  // namespace aiov

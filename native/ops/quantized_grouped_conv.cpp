@@ -73,7 +73,8 @@ struct DepthwiseConstants {
   // sum as x_zero * the channel's weights, so padding (x_zero) adds nothing.
   std::vector<int32_t> weights, channel_add;
   std::vector<float> scale, bias;
-  int32_t x_zero = 0;  // in the u8 domain
+  int32_t x_zero = 0;               // in the u8 domain
+  std::vector<int8_t> row_weights;  // the weights for the row kernel, where it applies
 };
 
 // From the op's inputs (filters, zero points, factors and bias with their data).
@@ -96,14 +97,14 @@ std::shared_ptr<const DepthwiseConstants> depthwise_constants(const Geometry& g,
       }
     d->channel_add[(size_t)o] = -d->x_zero * total;
   }
+  d->row_weights = depthwise_int8_row_weights(d->weights.data(), C, width, g.w.kernel[1], g.w.kernel[2], g.w.stride[2],
+                                              g.w.dilation[2]);
   if (g.dequantize) d->scale = per_channel<float>(*in[4], C, f32_at);
   if (g.has_bias) d->bias.assign(in[5]->as<float>(), in[5]->as<float>() + C);
   return d;
 }
 
 KernelFn prepare_depthwise(const PrepareContext& ctx, const Geometry& g) {
-  ctx.note_kernel(std::string(g.group == g.C ? "depthwise" : "narrow-group") + " integer " + depthwise_int8_isa() +
-                  (g.out_nhwc ? " in NHWC" : " in NCHW") + (g.requantize ? " to u8" : ""));
   // Built once here when the zero points, factors and bias are known at plan time (QDQ
   // models' constants), else on every call.
   std::vector<const TensorView*> inputs;
@@ -114,6 +115,9 @@ KernelFn prepare_depthwise(const PrepareContext& ctx, const Geometry& g) {
   }
   std::shared_ptr<const DepthwiseConstants> planned;
   if (known) planned = depthwise_constants(g, inputs.data());
+  ctx.note_kernel(std::string(g.group == g.C ? "depthwise" : "narrow-group") + " integer " + depthwise_int8_isa() +
+                  (planned && !planned->row_weights.empty() ? " by kernel rows" : "") +
+                  (g.out_nhwc ? " in NHWC" : " in NCHW") + (g.requantize ? " to u8" : ""));
   return [g, planned](const KernelArgs& k) {
     const int64_t C = g.C, plane = g.plane(), positions = g.positions(), width = C / g.group;
     const std::shared_ptr<const DepthwiseConstants> d = planned ? planned : depthwise_constants(g, k.in);
@@ -128,6 +132,7 @@ KernelFn prepare_depthwise(const PrepareContext& ctx, const Geometry& g) {
     p.pad = (uint8_t)x_zero;
     p.weights = d->weights.data();
     p.channel_add = d->channel_add.data();
+    p.row_weights = d->row_weights.empty() ? nullptr : d->row_weights.data();
     p.channel_stride = g.out_nhwc ? 1 : positions;
     p.pixel_stride = g.out_nhwc ? C : 1;
     p.scale = g.dequantize ? d->scale.data() : nullptr;

@@ -208,3 +208,140 @@ def test_requantized_depthwise_rounds_near_halves_as_quantize_does(isa, run_capp
     assert result["isa"] == isa
     assert result["near"] > 100  # random quotients near half-integers
     assert result["hard"] >= 32  # factors a single multiply-add rounds the other way
+
+
+ROW_SCRIPT = r"""
+import json, logging, numpy as np, aiov as ov
+from onnx import TensorProto, helper, numpy_helper
+T = ov._core._testing
+rng = np.random.default_rng(7)
+
+def conv_ref(x, w, za, zw, stride, pads, dil):
+    # int64 depthwise sums of (x - za) * (w - zw), padding being the data's zero point;
+    # pads (top, left, bottom, right), stride and dil (along h, along w).
+    xp = np.pad(x.astype(np.int64) - int(za), [(0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])])
+    wz = w.astype(np.int64)[:, 0] - zw.astype(np.int64).reshape(-1, 1, 1)
+    kh, kw = w.shape[2:]
+    oh = (xp.shape[2] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (xp.shape[3] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+    y = np.zeros((x.shape[0], x.shape[1], oh, ow), np.int64)
+    for ky in range(kh):
+        for kx in range(kw):
+            patch = xp[:, :, ky * dil[0] : ky * dil[0] + stride[0] * oh : stride[0], kx * dil[1] : kx * dil[1] + stride[1] * ow : stride[1]]
+            y += patch * wz[:, ky, kx].reshape(1, -1, 1, 1)
+    return y
+
+to_nhwc = lambda t: np.ascontiguousarray(t.transpose(0, 2, 3, 1))  # noqa: E731
+checked = requantized = 0
+# Depthwise windows whose weights less their zero point fit s8 (the row kernel's VPDPBUSD):
+# channels off 16 and 64 (a last block of 16 or 32 takes several pixels a vector, gathered at
+# stride 2), every width from 1 to 20 (no pixel inside, a few, runs with leftovers), stride 1
+# and 2 along the width, padding at each border alike and not, 3x3 and 5x5 (two groups of 4
+# kernel rows) and windows of 1 to 7 rows, odd and even output heights (two rows a pass, the
+# last alone), dilation and stride along the height, u8 weights about 128, batch 2.
+# (channels, height, width, kernel (or (rows, columns)), strides, pads t/l/b/r, dilations,
+# weight type, batch)
+cases = [(c, 6, width, 3, (1, 1), (1, 1, 1, 1), (1, 1), np.int8, 1)
+         for c, width in [(1, 1), (5, 2), (16, 3), (17, 4), (32, 5), (48, 6), (64, 7), (65, 8), (80, 9),
+                          (96, 10), (144, 11), (160, 12), (32, 13), (16, 14), (144, 15), (96, 16), (33, 17),
+                          (8, 18), (64, 19), (128, 20)]]
+cases += [(96, 9, 17, 3, (2, 2), (1, 1, 1, 1), (1, 1), np.int8, 1),
+          (144, 8, 15, 3, (2, 2), (0, 1, 1, 0), (1, 1), np.int8, 2),
+          (32, 7, 20, 3, (1, 2), (1, 1, 1, 1), (1, 1), np.int8, 1),
+          (16, 7, 19, 3, (2, 2), (1, 0, 0, 1), (1, 1), np.int8, 1),
+          (48, 6, 11, 3, (1, 1), (0, 0, 0, 0), (1, 1), np.int8, 1),
+          (32, 9, 16, 5, (1, 1), (2, 2, 2, 2), (1, 1), np.int8, 1),
+          (80, 8, 13, 5, (2, 2), (2, 1, 0, 2), (1, 1), np.int8, 2),
+          (64, 9, 12, 3, (1, 1), (2, 1, 2, 1), (2, 1), np.int8, 1),
+          (40, 10, 14, 3, (2, 1), (1, 1, 1, 1), (3, 1), np.uint8, 1),
+          (16, 5, 9, 5, (1, 2), (2, 2, 2, 2), (1, 1), np.uint8, 1),
+          # windows of 1, 2, 4, 6 and 7 rows (a group of 4 rows part empty, two groups)
+          (48, 4, 12, (1, 3), (1, 1), (0, 1, 0, 1), (1, 1), np.int8, 1),
+          (96, 5, 13, (2, 3), (1, 2), (1, 1, 0, 1), (1, 1), np.int8, 1),
+          (32, 6, 10, (4, 3), (1, 1), (1, 1, 2, 1), (1, 1), np.int8, 1),
+          (16, 8, 9, (6, 5), (2, 1), (2, 2, 3, 2), (1, 1), np.int8, 1),
+          (64, 9, 11, (7, 5), (1, 1), (3, 2, 3, 2), (1, 1), np.int8, 1)]
+for c, h, width, k, stride, pads, dil, wt, n in cases:
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x = rng.integers(0, 256, (n, c, h, width)).astype(np.uint8)
+    if wt == np.int8:
+        w, zw = rng.integers(-128, 128, (c, 1, kh, kw)).astype(np.int8), np.zeros(c, np.int8)
+    else:  # w - zw within s8
+        zw = rng.integers(120, 136, c).astype(np.uint8)
+        w = (zw.astype(np.int64).reshape(-1, 1, 1, 1) + rng.integers(-120, 120, (c, 1, kh, kw))).astype(np.uint8)
+    za = np.uint8(rng.integers(0, 256))
+    ref = conv_ref(x, w, za, zw, stride, pads, dil)
+    if ref.shape[2] < 1 or ref.shape[3] < 1:
+        continue
+    ref = ref.astype(np.int32)
+    attrs = {"strides": list(stride), "pads_begin": list(pads[:2]), "pads_end": list(pads[2:]), "dilations": list(dil), "group": c}
+    factor = rng.uniform(2e-4, 2e-3, c).astype(np.float32)
+    bias = rng.standard_normal(c).astype(np.float32)
+    want = ref.astype(np.float32) * factor.reshape(1, -1, 1, 1) + bias.reshape(1, -1, 1, 1)
+    y_scale, y_zero = np.float32(np.abs(want).max() / 150), np.uint8(rng.integers(60, 140))
+    for threads in (1, 2):
+        for layout, cast in (("nchw", lambda t: t), ("nhwc", to_nhwc)):
+            a = dict(attrs, layout=layout)
+            got = T.run_op("aiov.QuantizedConv", [cast(x), w, za, zw], a, threads=threads)[0]
+            assert np.array_equal(got, cast(ref)), (c, width, k, stride, pads, layout, threads, "s32")
+            # f32: the sum times the factor, then the bias, each rounded (no FMA), as numpy does
+            got = T.run_op("aiov.QuantizedConv", [cast(x), w, za, zw, factor, bias], a, threads=threads)[0]
+            assert np.array_equal(got, cast(want)), (c, width, k, stride, layout, threads, "f32")
+            for relu in (False, True):
+                f32 = cast(np.maximum(want, 0) if relu else want)
+                expected = T.run_op("aiov.Quantize", [np.ascontiguousarray(f32), y_scale, y_zero])[0]
+                got = T.run_op("aiov.QuantizedConv", [cast(x), w, za, zw, factor, bias, y_scale, y_zero],
+                               dict(a, relu=relu), threads=threads)[0]
+                assert np.array_equal(got, expected), (c, width, k, stride, pads, layout, threads, "u8", relu)
+                requantized += 1
+            checked += 1
+
+# Quotients past 2^31 (a tiny output scale) saturate to 255 and 0, not wrap.
+c = 80
+x = rng.integers(0, 256, (1, c, 5, 9)).astype(np.uint8)
+w, zw = rng.integers(-128, 128, (c, 1, 3, 3)).astype(np.int8), np.zeros(c, np.int8)
+head = [to_nhwc(x), w, np.uint8(9), zw, rng.uniform(2e-4, 2e-3, c).astype(np.float32), rng.standard_normal(c).astype(np.float32)]
+attrs = {"strides": [1, 1], "pads_begin": [1, 1], "pads_end": [1, 1], "dilations": [1, 1], "group": c, "layout": "nhwc"}
+for relu in (False, True):
+    f32 = T.run_op("aiov.QuantizedConv", head, dict(attrs, relu=relu))[0]
+    expected = T.run_op("aiov.Quantize", [f32, np.float32(1e-30), np.uint8(7)])[0]
+    got = T.run_op("aiov.QuantizedConv", head + [np.float32(1e-30), np.uint8(7)], dict(attrs, relu=relu))[0]
+    floor = 7 if relu else 0  # (a Relu's floor is the zero point)
+    assert np.array_equal(got, expected) and set(np.unique(got)) == {floor, 255}, relu
+
+# Which kernel a model's depthwise QLinearConv took (the plan's DEBUG log).
+plans = []
+class Plans(logging.Handler):
+    def emit(self, record):
+        plans.append(record.getMessage())
+logging.getLogger("aiov").addHandler(Plans())
+logging.getLogger("aiov").setLevel(logging.DEBUG)
+c = 24
+inits = [numpy_helper.from_array(v, name) for v, name in [
+    (np.float32(0.05), "xs"), (np.uint8(100), "xz"), (rng.integers(-90, 90, (c, 1, 3, 3)).astype(np.int8), "w"),
+    (np.full(c, 0.01, np.float32), "ws"), (np.zeros(c, np.int8), "wz"), (np.float32(0.1), "ys"), (np.uint8(90), "yz")]]
+nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+         helper.make_node("QLinearConv", ["xq", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["yq"], group=c, pads=[1, 1, 1, 1]),
+         helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
+graph = helper.make_graph(nodes, "dw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 9, 9])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+proto.ir_version = 8
+ov.compile_model(proto.SerializeToString())({"x": rng.standard_normal((1, c, 9, 9)).astype(np.float32)})
+rows = any("depthwise integer avx512_vnni by kernel rows" in p for p in plans)
+print(json.dumps({"isa": ov._core.depthwise_int8_isa(), "checked": checked, "requantized": requantized, "rows": rows}))
+"""
+
+
+@pytest.mark.parametrize("isa", ISAS[::-1])
+def test_depthwise_row_kernel_matches_integer_reference(isa, run_capped):
+    """Windows whose weights fit s8 take the VNNI row kernel (4 kernel rows a VPDPBUSD) and
+    must equal the int64 reference exactly (s32), numpy's f32 sum * factor + bias (f32) and
+    byte for byte aiov.Quantize of that (u8), in both layouts and on both thread counts."""
+    if cpu_int8_isa() == "scalar" and isa != "scalar":
+        pytest.skip(f"this CPU has no {isa}")
+    result = json.loads(run_capped(ROW_SCRIPT, 600, AIOV_INT8_ISA=isa, AIOV_GEMM_ISA=None))
+    assert result["isa"] == isa
+    assert result["checked"] == 4 * 35
+    assert result["requantized"] == 2 * result["checked"]
+    assert result["rows"] == (isa == "avx512_vnni")  # the row kernel ran where the CPU has it
