@@ -175,14 +175,16 @@ const uint16_t* bf16_rounded_copy(const float* x, int64_t count, ThreadPool* poo
 }
 
 void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x, const uint16_t* x16, const PackedB& B,
-                      const Epilogue& e_in, float* y, uint16_t* y16, int64_t ldy, ThreadPool* pool, int max_threads) {
+                      const Epilogue& e_in, const uint16_t* residual16, float* y, uint16_t* y16, int64_t ldy,
+                      ThreadPool* pool, int max_threads) {
   const Bf16ConvTileFn kernel = avx512_bf16_conv_tile();
   const int64_t taps = g.kh * g.kw, pairs = (run + 1) / 2, K = taps * 2 * pairs, O = B.N();
   if (!kernel || run <= 0 || run > kBf16DirectMaxRun || B.precision() != GemmPrecision::bf16 || B.K() != K || c0 < 0 ||
-      (c0 > 0 && c0 + run > g.C) || ldy < O)
+      (c0 > 0 && c0 + run > g.C) || ldy < O || (residual16 && (e_in.residual || e_in.ld_residual < O)))
     throw std::logic_error(
         "conv_bf16_direct: needs the avx512_bf16 kernel, runs of 1 to 4096 values (a group's within "
-        "the pixel), bf16 weights of K = taps x even run and output pixels of at least O values");
+        "the pixel), bf16 weights of K = taps x even run, output pixels of at least O values and "
+        "one residual, f32 or bf16");
   const int64_t M = g.N * g.OH * g.OW;
   if (M <= 0 || O <= 0) return;
   const Bf16KernelSet& ks = bf16_kernels();
@@ -240,6 +242,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
                       (g.OW - 1) * g.sw - g.pw + (g.kw - 1) * g.dw >= g.W;
   shared.zeros = padded && pairs >= 8 ? padding_zeros() : nullptr;
   shared.b_panel_stride = panel_stride;
+  shared.ld_residual16 = e.ld_residual;
   const uint16_t* panels = B.half_data();
   // Tiles [t0, t1) (at most kMaxTilesPerBlock) against column blocks [p0, p1); ptrs holds
   // the pointers of the first tile's first pixel on, ld apart per tap.
@@ -269,6 +272,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
         else
           t.c16 = y16 + (m0 + r0) * ldy + col;
         if (e.residual) t.out.residual = e.residual + (m0 + r0) * e.ld_residual + col;
+        if (residual16) t.residual16 = residual16 + (m0 + r0) * e.ld_residual + col;
         t.rows = ptrs + r0;
         kernel(t);
       }

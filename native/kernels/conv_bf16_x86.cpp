@@ -39,12 +39,18 @@ template <int R, int NV>
   const __m512 lo = _mm512_set1_ps(o.lo), hi = _mm512_set1_ps(o.hi), beta = _mm512_set1_ps(o.beta);
   uint16_t* const c16 = t.c16;
   const int64_t ldc16 = t.ldc16;
+  const uint16_t* const residual16 = t.residual16;
+  const int64_t ld_residual16 = t.ld_residual16;
   AIOV_UNROLL for (int r = 0; r < R; ++r) AIOV_UNROLL for (int v = 0; v < NV; ++v) {
     __m512 x = acc[r][v];
     float* c = o.c + r * o.ldc + 16 * v;
     if (!c16 && o.load_c) x = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask[v], c), x);
     x = _mm512_add_ps(x, bias[v]);
     if (o.residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], o.residual + r * o.ld_residual + 16 * v));
+    if (residual16) {  // bf16 widened by a shift
+      const __m256i bits = _mm256_maskz_loadu_epi16(mask[v], residual16 + r * ld_residual16 + 16 * v);
+      x = _mm512_add_ps(x, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16)));
+    }
     if (o.clamp) {  // max/min return their second operand for a NaN: x stays NaN
       x = _mm512_max_ps(lo, x);
       x = _mm512_min_ps(hi, x);

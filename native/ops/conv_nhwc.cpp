@@ -414,15 +414,18 @@ const float* widened_copy(const uint16_t* x, int64_t count) {
   return buffer.data();
 }
 
-KernelFn prepare_fused_conv(const PrepareContext& ctx) {
+// The convolution's kernel. A bf16 residual (bf16_residual) is merged by the direct bf16
+// kernel itself, which then sets reads_bf16_residual; every other path reads an f32 one, which
+// prepare_fused_conv widens for it.
+KernelFn prepare_conv_paths(const PrepareContext& ctx, bool bf16_residual, bool& reads_bf16_residual) {
   const Node& node = ctx.node;
   const bool bf16_in = ctx.in[0].type == ElementType::bf16, bf16_out = ctx.out[0].type == ElementType::bf16;
   if ((ctx.in[0].type != ElementType::f32 && !bf16_in) || !ctx.in[1].data)
     throw NotSupported(node.describe() + ": needs f32 or bf16 data and constant filters");
-  if ((bf16_in || bf16_out) && !fused_conv_carries_bf16(node))
+  if ((bf16_in || bf16_out || bf16_residual) && !fused_conv_carries_bf16(node))
     throw NotSupported(node.describe() + ": bf16 data only for NHWC convolutions of one group or depthwise");
-  if (ctx.in.size() > 3 && ctx.in[3].type != ElementType::f32)
-    throw NotSupported(node.describe() + ": the residual must be f32, got " + type_name(ctx.in[3].type));
+  if (ctx.in.size() > 3 && ctx.in[3].type != ElementType::f32 && !bf16_residual)
+    throw NotSupported(node.describe() + ": the residual must be f32 or bf16, got " + type_name(ctx.in[3].type));
   const bool planar = input_layout_of(node) == Layout::nchw;
   const Dims xs = to_channels_first(ctx.in[0].shape, input_layout_of(node));  // N C H W
   const Dims& fs = ctx.in[1].shape;                                           // O Cg kh kw
@@ -547,8 +550,8 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     return [g, rows, run, bottom, right, packed, output, O](const KernelArgs& a) {
       const uint16_t* x16 =
           padded_channels_last_bf16(g, bottom, right, a.in[0]->as<float>(), a.ctx->pool, a.ctx->max_threads);
-      conv_bf16_direct(rows, run, 0, nullptr, x16, *packed->front(), output.at(a, O), a.out[0]->as<float>(), nullptr, O,
-                       a.ctx->pool, a.ctx->max_threads);
+      conv_bf16_direct(rows, run, 0, nullptr, x16, *packed->front(), output.at(a, O), nullptr, a.out[0]->as<float>(),
+                       nullptr, O, a.ctx->pool, a.ctx->max_threads);
     };
   }
   const bool planar_copied = planar && precision == GemmPrecision::bf16 && K >= kMinPlanarBf16Depth;
@@ -634,11 +637,12 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     // AVX512_BF16 without AMX: every tap summed from the pixels where they lie (1x1 included),
     // f32 input rounded once, no K padding between taps. Groups (ResNeXt, RegNet) one after
     // another, each reading its channels of the input rounded once for all of them.
+    reads_bf16_residual = bf16_residual;
     ctx.note_kernel(std::string(planar_copied ? "planar input copied to NHWC, " : "") +
                     "direct bf16 conv (taps read in place) NHWC" + (group > 1 ? ", by group" : "") + ", " +
-                    (bf16_in ? "bf16" : "f32") + " in, " + (bf16_out ? "bf16" : "f32") + " out, packed weights " +
-                    gemm_kernels(precision));
-    return [g, packed, output, planar_copied, bf16_in, bf16_out, O, Cg, Og](const KernelArgs& a) {
+                    (bf16_in ? "bf16" : "f32") + " in, " + (bf16_out ? "bf16" : "f32") + " out" +
+                    (bf16_residual ? ", bf16 residual" : "") + ", packed weights " + gemm_kernels(precision));
+    return [g, packed, output, planar_copied, bf16_in, bf16_out, bf16_residual, O, Cg, Og](const KernelArgs& a) {
       ThreadPool* pool = a.ctx->pool;
       const int threads = a.ctx->max_threads;
       const float* x = nullptr;
@@ -654,9 +658,13 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
       }
       float* y = bf16_out ? nullptr : a.out[0]->as<float>();
       uint16_t* y16 = bf16_out ? a.out[0]->as<uint16_t>() : nullptr;
-      for (int64_t gi = 0; gi < group; ++gi)
-        conv_bf16_direct(g, Cg, gi * Cg, x, x16, *(*packed)[gi], output.at(a, O, gi * Og), y ? y + gi * Og : nullptr,
+      for (int64_t gi = 0; gi < group; ++gi) {
+        Epilogue e = output.at(a, O, gi * Og);
+        const uint16_t* residual16 = bf16_residual ? a.in[3]->as<uint16_t>() + gi * Og : nullptr;
+        if (residual16) e.residual = nullptr;
+        conv_bf16_direct(g, Cg, gi * Cg, x, x16, *(*packed)[gi], e, residual16, y ? y + gi * Og : nullptr,
                          y16 ? y16 + gi * Og : nullptr, O, pool, threads);
+      }
     };
   }
   auto run_offsets = std::make_shared<const ConvRuns::Offsets>(ConvRuns::offsets(g));
@@ -726,7 +734,39 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   };
 }
 
+KernelFn prepare_fused_conv(const PrepareContext& ctx) {
+  const bool bf16_residual = ctx.in.size() > 3 && ctx.in[3].type == ElementType::bf16;
+  bool reads_bf16_residual = false;
+  KernelFn kernel = prepare_conv_paths(ctx, bf16_residual, reads_bf16_residual);
+  if (!bf16_residual || reads_bf16_residual) return kernel;
+  // A path that merges an f32 residual (the GEMM's tiles, depthwise; a plan made where the
+  // direct kernel runs): the bf16 one widened first, into a buffer of the calling thread's.
+  return [kernel](const KernelArgs& a) {
+    thread_local std::vector<float> wide;
+    TensorView residual = *a.in[3];
+    const int64_t count = residual.count();
+    wide.resize((size_t)count);
+    const uint16_t* bits = residual.as<uint16_t>();
+    for (int64_t i = 0; i < count; ++i) {
+      const uint32_t word = (uint32_t)bits[i] << 16;
+      std::memcpy(&wide[(size_t)i], &word, sizeof word);
+    }
+    residual.data = wide.data();
+    residual.type = ElementType::f32;
+    const TensorView* in[4] = {a.in[0], a.in[1], a.in[2], &residual};
+    kernel(KernelArgs{in, a.out, a.ctx});
+  };
+}
+
 }  // namespace
+
+bool fused_conv_reads_bf16_residual(const Node& n) {
+  if (!fused_conv_carries_bf16(n) || n.attr_int("group") != 1 || !bf16_direct_conv_available()) return false;
+  const PartialShape& f = n.inputs[1].node->outputs[n.inputs[1].index].shape;  // O C kh kw (rank 4: carries)
+  Window2d g{};
+  g.C = f.dims[1];
+  return bf16_direct_conv_fits(g);
+}
 
 bool fused_conv_carries_bf16(const Node& n) {
   if (n.op != "aiov.FusedConv" || n.inputs.size() < 2 || input_layout_of(n) != Layout::nhwc) return false;

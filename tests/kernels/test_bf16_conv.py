@@ -9,7 +9,8 @@ with bias, residual and every kind of activation merge; and planar images (a mod
 convolution), on avx512_bf16 copied to NHWC bf16 with zero borders and read a kernel row per tap;
 strided depthwise convolutions writing bf16 (one AVX-512 pass on avx512_bf16 and amx, the f32
 kernel between copies on the portable set); and grouped convolutions (on avx512_bf16 the direct
-kernel group by group)."""
+kernel group by group); and bf16 data with a bf16 residual (a region carrying bf16 through
+residual blocks: merged by the direct kernel, widened for the other paths)."""
 
 import json
 
@@ -154,8 +155,41 @@ for i, (c, o, k, st, pads, size, groups) in enumerate(GROUPED):
                           threads=threads, precision="bf16")
         err = np.max(np.abs(out.transpose(0, 3, 1, 2) - expected)) / (np.max(np.abs(expected)) + 1)
         worst_grouped = max(worst_grouped, float(err))
+# bf16 tensors (a region carrying bf16): the data and the residual given as bf16 bits. On
+# avx512_bf16 the direct kernel merges the bf16 residual in its tiles; every other path gets it
+# widened to f32 first. 1x1 and 3x3, f32 and bf16 outputs, threads split both ways.
+BF16_TENSORS = [(64, 64, 1, (1, 1), (0, 0, 0, 0), (7, 9), "relu"),
+                (32, 70, 3, (1, 1), (1, 1, 1, 1), (8, 7), "clamp"),
+                (48, 48, 3, (2, 2), (1, 1, 1, 1), (9, 10), "sigmoid"),
+                (16, 24, 1, (1, 1), (0, 0, 0, 0), (5, 6), "none")]
+worst_tensors, worst_tensors16 = 0.0, 0.0
+def bf16_bits(a):
+    return (rounded(a).view(np.uint32) >> 16).astype(np.uint16)
+for c, o, k, st, pads, size, act in BF16_TENSORS:
+    x16 = bf16_bits(rng.standard_normal((2,) + size + (c,)).astype(np.float32))
+    w = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+    bias = rng.standard_normal(o).astype(np.float32)
+    ref = conv_reference(widened(x16).transpose(0, 3, 1, 2), rounded(w), st, pads, (1, 1)) + bias[:, None, None]
+    res16 = bf16_bits(rng.standard_normal((2,) + ref.shape[2:] + (o,)).astype(np.float32))
+    alpha, beta, fn = ACTS[act]
+    expected = fn(ref + widened(res16).transpose(0, 3, 1, 2))
+    scale = np.max(np.abs(expected)) + 1
+    attrs = window_attrs(st, pads, (1, 1), 1)
+    attrs.update(layout="nhwc", act=act, act_alpha=alpha, act_beta=beta)
+    for threads in (1, 0):
+        for out in ("f32", "bf16"):
+            attrs["output_type"] = out
+            (got,) = T.run_op("aiov.FusedConv", [x16, w, bias, res16], attrs, runtime_inputs=[0, 3],
+                              threads=threads, precision="bf16", bf16_inputs=[0, 3])
+            if out == "bf16":  # rounded once from the f32 merge
+                err = np.abs(widened(got).transpose(0, 3, 1, 2) - expected) / (np.abs(expected) + 1e-3 * scale)
+                worst_tensors16 = max(worst_tensors16, float(np.max(err)))
+            else:
+                err = np.abs(got.transpose(0, 3, 1, 2) - expected) / scale
+                worst_tensors = max(worst_tensors, float(np.max(err)))
 print(json.dumps({"isa": aiov._core.gemm_bf16_isa(), "f32": worst_f32, "bf16": worst_bf16, "planar": worst_planar,
-                  "depthwise": worst_depthwise, "grouped": worst_grouped}))
+                  "depthwise": worst_depthwise, "grouped": worst_grouped, "tensors": worst_tensors,
+                  "tensors16": worst_tensors16}))
 """
 
 ISAS = ["scalar", "avx512_bf16", "amx"]  # each includes the ones before it
@@ -176,3 +210,6 @@ def test_bf16_convolution_matches_rounded_reference(isa, run_capped):
     assert result["planar"] < (1e-5 if isa == "avx512_bf16" else 2e-2)
     assert result["depthwise"] < 2.0**-8 + 1e-5
     assert result["grouped"] < 1e-5
+    # bf16 data and residual: f32 outputs tight, bf16 ones within their rounding.
+    assert result["tensors"] < 1e-5
+    assert result["tensors16"] < 2.0**-8 + 1e-5

@@ -9,14 +9,14 @@ namespace aiov::passes {
 namespace {
 
 // Whether every reader of conv n's output is a fused convolution that reads it as its data
-// (not its residual) and takes bf16 data, and no graph output is n's: then nothing but bf16
-// products ever reads that tensor.
+// and takes bf16 data, or as its residual and merges a bf16 one where it lies, and no graph
+// output is n's: then nothing but bf16 products and their merges ever read that tensor.
 bool only_bf16_convolutions_read(PassContext& ctx, const Node& n, const std::unordered_set<const Node*>& outputs) {
   if (outputs.count(&n) || ctx.users(n).empty()) return false;
   for (const Node* u : ctx.users(n)) {
-    if (u->op != op_name::FusedConv || !fused_conv_carries_bf16(*u) || u->inputs[0].node.get() != &n) return false;
-    for (size_t i = 1; i < u->inputs.size(); ++i)
-      if (u->inputs[i].node.get() == &n) return false;
+    if (u->op != op_name::FusedConv || !fused_conv_carries_bf16(*u)) return false;
+    for (size_t i = 0; i < u->inputs.size(); ++i)
+      if (u->inputs[i].node.get() == &n && i != 0 && !(i == 3 && fused_conv_reads_bf16_residual(*u))) return false;
   }
   return true;
 }
@@ -24,11 +24,12 @@ bool only_bf16_convolutions_read(PassContext& ctx, const Node& n, const std::uno
 }  // namespace
 
 // Under INFERENCE_PRECISION_HINT bf16 (not in AIOV_GRAPH_PASSES: it runs only then, last):
-// a fused convolution whose output only bf16-capable fused convolutions read, as their data,
-// writes it in bf16 (output_type bf16), and those read it without rounding their input again
-// (1x1 -> 3x3 -> 1x1 in a bottleneck). Everything else stays f32: a tensor any other op reads
-// (pooling, a residual Add, a graph output) is written in f32, so regions meet the rest of the
-// graph in f32, as OpenVINO keeps the ops without bf16 kernels in f32.
+// a fused convolution whose output only bf16-capable fused convolutions read, as their data
+// or as a residual they merge in bf16, writes it in bf16 (output_type bf16), and those read it
+// without rounding their input again (1x1 -> 3x3 -> 1x1 in a bottleneck, and the block's
+// output on to the next block and its residual). Everything else stays f32: a tensor any other
+// op reads (pooling, an Add left unfused, a graph output) is written in f32, so regions meet the
+// rest of the graph in f32, as OpenVINO keeps the ops without bf16 kernels in f32.
 bool carry_bf16(PassContext& ctx) {
   std::unordered_set<const Node*> outputs;
   for (const Value& o : ctx.graph().outputs) outputs.insert(o.node.get());
