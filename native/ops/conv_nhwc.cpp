@@ -20,6 +20,7 @@
 #include "kernels/epilogue.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/nhwc_window.hpp"
+#include "kernels/scalar.hpp"
 #include "kernels/winograd.hpp"
 #include "ops/fused_conv.hpp"
 #include "ops/window.hpp"
@@ -422,8 +423,12 @@ KernelFn prepare_conv_paths(const PrepareContext& ctx, bool bf16_residual, bool&
   const bool bf16_in = ctx.in[0].type == ElementType::bf16, bf16_out = ctx.out[0].type == ElementType::bf16;
   if ((ctx.in[0].type != ElementType::f32 && !bf16_in) || !ctx.in[1].data)
     throw NotSupported(node.describe() + ": needs f32 or bf16 data and constant filters");
-  if ((bf16_in || bf16_out || bf16_residual) && !fused_conv_carries_bf16(node))
+  if ((bf16_in || bf16_residual) && !fused_conv_carries_bf16(node))
     throw NotSupported(node.describe() + ": bf16 data only for NHWC convolutions of one group or depthwise");
+  if (bf16_out && !fused_conv_carries_bf16(node) && input_layout_of(node) != Layout::nchw)
+    throw NotSupported(node.describe() +
+                       ": a bf16 output only for NHWC convolutions of one group, depthwise or "
+                       "planar images");
   if (ctx.in.size() > 3 && ctx.in[3].type != ElementType::f32 && !bf16_residual)
     throw NotSupported(node.describe() + ": the residual must be f32 or bf16, got " + type_name(ctx.in[3].type));
   const bool planar = input_layout_of(node) == Layout::nchw;
@@ -494,6 +499,29 @@ KernelFn prepare_conv_paths(const PrepareContext& ctx, bool bf16_residual, bool&
         [&](const std::vector<float>& t) { return (int64_t)t.size() == group * K * kPlanarStride; });
   };
 
+  // Whether a planar image takes the direct bf16 kernel (below), the one planar path writing bf16.
+  const bool planar_direct = planar && precision == GemmPrecision::bf16 && group == 1 && g.dw == 1 &&
+                             g.kw * Cg <= kBf16DirectMaxRun && bf16_direct_conv_available();
+  if (planar && bf16_out && !planar_direct) {
+    // A plan made where the direct kernel runs (fused_conv_writes_bf16): the f32 output of the
+    // other paths rounded after them, into the output.
+    PrepareContext wide = ctx;
+    wide.out[0].type = ElementType::f32;
+    bool unused = false;
+    KernelFn f32_kernel = prepare_conv_paths(wide, false, unused);
+    return [f32_kernel](const KernelArgs& a) {
+      thread_local std::vector<float> wide_out;
+      TensorView out = *a.out[0];
+      wide_out.resize((size_t)out.count());
+      uint16_t* y16 = out.as<uint16_t>();
+      out.data = wide_out.data();
+      out.type = ElementType::f32;
+      const TensorView* outs[1] = {&out};
+      f32_kernel(KernelArgs{a.in, outs, a.ctx});
+      for (int64_t i = 0; i < out.count(); ++i) y16[i] = float_to_bf16(wide_out[(size_t)i]);
+    };
+  }
+
   if (planar && group == 1 && O <= kPlanarMaxOutputs && precision == GemmPrecision::f32) {
     // Few output channels: one vector per pixel, not GEMM tiles mostly of padding.
     auto wp = few_output_taps("planar", [&](int64_t k) { return ConvPlanes::filter_index(g, Cg, k); });
@@ -512,8 +540,7 @@ KernelFn prepare_conv_paths(const PrepareContext& ctx, bool bf16_residual, bool&
   // lost (0.35 against 0.2 ms at 224px to 32, 187 against 124 us at 64px) and 5x5 (K 75) was
   // even: the copy and the rounding cost more than the f32 tiles reading short windows in place.
   constexpr int64_t kMinPlanarBf16Depth = 96;
-  if (planar && precision == GemmPrecision::bf16 && group == 1 && g.dw == 1 && g.kw * Cg <= kBf16DirectMaxRun &&
-      bf16_direct_conv_available()) {
+  if (planar_direct) {
     // AVX512_BF16 without AMX: the image copied once to NHWC bf16 with zero borders wide enough
     // for every window, and each kernel row of a window (kw pixels x C channels, contiguous
     // there) read as one tap of the direct kernel: no im2col rows, and K padded per kernel row
@@ -544,14 +571,16 @@ KernelFn prepare_conv_paths(const PrepareContext& ctx, bool bf16_residual, bool&
     // The padded image's geometry, one tap per kernel row.
     const Window2d rows{g.N, g.ph + g.H + bottom, g.pw + g.W + right, g.C, g.OH, g.OW, g.kh, 1, g.sh, g.sw, g.dh, 1, 0,
                         0};
-    // (A planar input never carries bf16 out: fused_conv_carries_bf16.)
-    ctx.note_kernel("planar input copied to NHWC (bf16, zero borders), direct bf16 conv over kernel rows, " +
-                    gemm_kernels(precision));
-    return [g, rows, run, bottom, right, packed, output, O](const KernelArgs& a) {
+    // A bf16 output: a stem whose readers carry bf16 (fused_conv_writes_bf16).
+    ctx.note_kernel(
+        std::string("planar input copied to NHWC (bf16, zero borders), direct bf16 conv over kernel rows, ") +
+        (bf16_out ? "bf16" : "f32") + " out, " + gemm_kernels(precision));
+    return [g, rows, run, bottom, right, packed, output, bf16_out, O](const KernelArgs& a) {
       const uint16_t* x16 =
           padded_channels_last_bf16(g, bottom, right, a.in[0]->as<float>(), a.ctx->pool, a.ctx->max_threads);
-      conv_bf16_direct(rows, run, 0, nullptr, x16, *packed->front(), output.at(a, O), nullptr, a.out[0]->as<float>(),
-                       nullptr, O, a.ctx->pool, a.ctx->max_threads);
+      conv_bf16_direct(rows, run, 0, nullptr, x16, *packed->front(), output.at(a, O), nullptr,
+                       bf16_out ? nullptr : a.out[0]->as<float>(), bf16_out ? a.out[0]->as<uint16_t>() : nullptr, O,
+                       a.ctx->pool, a.ctx->max_threads);
     };
   }
   const bool planar_copied = planar && precision == GemmPrecision::bf16 && K >= kMinPlanarBf16Depth;
@@ -766,6 +795,18 @@ bool fused_conv_reads_bf16_residual(const Node& n) {
   Window2d g{};
   g.C = f.dims[1];
   return bf16_direct_conv_fits(g);
+}
+
+bool fused_conv_writes_bf16(const Node& n) {
+  if (fused_conv_carries_bf16(n)) return true;
+  // A planar image's convolution on the direct kernel (prepare's planar_direct).
+  if (n.op != "aiov.FusedConv" || n.inputs.size() < 2 || input_layout_of(n) != Layout::nchw ||
+      n.attr_int("group") != 1 || !bf16_direct_conv_available())
+    return false;
+  const PartialShape& f = n.inputs[1].node->outputs[n.inputs[1].index].shape;  // O C kh kw
+  const std::vector<int64_t> dilations = n.attr_ints("dilations");
+  return f.rank_known && f.rank() == 4 && f.dims[1] > 0 && f.dims[3] > 0 &&
+         f.dims[1] * f.dims[3] <= kBf16DirectMaxRun && (dilations.empty() || dilations.back() == 1);
 }
 
 bool fused_conv_carries_bf16(const Node& n) {

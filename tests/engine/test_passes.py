@@ -344,3 +344,20 @@ def test_carry_bf16_through_residual_blocks(monkeypatch, caplog):
         assert not any("bf16 residual" in k for k in kernels)
     monkeypatch.setenv("AIOV_BF16_TENSORS", "0")
     assert not any("bf16 residual" in k for k in bf16_conv_kernels(model, feeds, caplog))
+
+
+def test_carry_bf16_through_a_stem_and_its_max_pool(caplog):
+    # A planar stem, then a ceil-mode MaxPool read by two convolutions (one as a residual):
+    # where the direct kernel runs, the stem writes bf16 and the pool pools it as it lies; else
+    # the region starts after the pool, as before.
+    x = ops.parameter([2, 3, 20, 21], np.float32, name="x")
+    stem = ops.relu(ops.convolution(x, ops.constant(randn(16, 3, 3, 3, scale=0.3)), [2, 2], [1, 1], [1, 1], [1, 1]))
+    pool = ops.max_pool(stem, [2, 2], [1, 1], [0, 0], [0, 0], [3, 3], rounding_type="ceil", with_indices=False)
+    y = ops.relu(ops.add(conv(ops.relu(conv(pool, 16, 16, 1)), 16, 16, 3), pool))
+    model = ov.Model([conv(y, 16, 8, 1)], [x])
+    kernels = bf16_conv_kernels(model, [randn(2, 3, 20, 21)], caplog)
+    assert len(kernels) == 4 and kernels[0].startswith("planar input")
+    direct = "direct bf16 conv over kernel rows" in kernels[0]
+    assert ("bf16 out" in kernels[0]) == direct
+    assert ("bf16 in" in kernels[1]) == direct and ("bf16 residual" in kernels[2]) == direct
+    assert ("(MaxPool) -> [2,5,5,16]: NHWC, bf16 in and out" in caplog.text) == direct

@@ -6,7 +6,8 @@ column block by column block), elsewhere the GEMM paths; odd channel counts take
 everywhere. Checked against a float64 convolution of the operands rounded to bf16 (the kernels'
 only rounding, accumulation is f32), f32 outputs tight and bf16 outputs within their rounding,
 with bias, residual and every kind of activation merge; and planar images (a model's first
-convolution), on avx512_bf16 copied to NHWC bf16 with zero borders and read a kernel row per tap;
+convolution), on avx512_bf16 copied to NHWC bf16 with zero borders and read a kernel row per tap,
+writing f32 or bf16;
 strided depthwise convolutions writing bf16 (one AVX-512 pass on avx512_bf16 and amx, the f32
 kernel between copies on the portable set); and grouped convolutions (on avx512_bf16 the direct
 kernel group by group); and bf16 data with a bf16 residual (a region carrying bf16 through
@@ -89,7 +90,7 @@ PLANAR = [(3, 64, 7, (2, 2), (3, 3, 3, 3), (1, 1), (37, 35)),  # ResNet's stem: 
           (4, 20, 3, (1, 1), (0, 0, 0, 0), (1, 1), (9, 9)),  # rows of 12: whole pairs
           (3, 17, 3, (2, 1), (2, 1, 0, 2), (2, 1), (15, 15)),  # dilated down, asymmetric padding
           (3, 40, 11, (4, 4), (0, 0, 0, 0), (1, 1), (47, 47))]  # strides leaving the last columns unread
-worst_planar = 0.0
+worst_planar, worst_planar16 = 0.0, 0.0
 for i, (c, o, k, st, pads, dil, size) in enumerate(PLANAR):
     x = rng.standard_normal((2, c) + size).astype(np.float32)
     w = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
@@ -103,6 +104,12 @@ for i, (c, o, k, st, pads, dil, size) in enumerate(PLANAR):
         (out,) = T.run_op("aiov.FusedConv", [x, w, bias], attrs, runtime_inputs=[0], threads=threads, precision="bf16")
         err = np.max(np.abs(out.transpose(0, 3, 1, 2) - expected)) / (np.max(np.abs(expected)) + 1)
         worst_planar = max(worst_planar, float(err))
+        # A stem whose readers carry bf16: the same results rounded once (on avx512_bf16 in the
+        # tiles; elsewhere the f32 output rounded after).
+        (bits,) = T.run_op("aiov.FusedConv", [x, w, bias], dict(attrs, output_type="bf16"), runtime_inputs=[0],
+                           threads=threads, precision="bf16")
+        err = np.abs(widened(bits) - out) / (np.abs(out) + 1e-6)
+        worst_planar16 = max(worst_planar16, float(np.max(err)))
 # Strided depthwise convolutions writing bf16 (a region carrying it): f32 products of the f32
 # input, rounded once as they are stored.
 DEPTHWISE = [(96, 3, (2, 2), (1, 1, 1, 1), (1, 1), (15, 13), "clamp"),  # 64 + 32 channels
@@ -188,7 +195,7 @@ for c, o, k, st, pads, size, act in BF16_TENSORS:
                 err = np.abs(got.transpose(0, 3, 1, 2) - expected) / scale
                 worst_tensors = max(worst_tensors, float(np.max(err)))
 print(json.dumps({"isa": aiov._core.gemm_bf16_isa(), "f32": worst_f32, "bf16": worst_bf16, "planar": worst_planar,
-                  "depthwise": worst_depthwise, "grouped": worst_grouped, "tensors": worst_tensors,
+                  "depthwise": worst_depthwise, "grouped": worst_grouped, "tensors": worst_tensors, "planar16": worst_planar16,
                   "tensors16": worst_tensors16}))
 """
 
@@ -208,6 +215,7 @@ def test_bf16_convolution_matches_rounded_reference(isa, run_capped):
     # The direct kernel rounds both operands of every planar stem; the other paths multiply the
     # f32 planes of short windows (3x3 stems) unrounded, within bf16's rounding of the reference.
     assert result["planar"] < (1e-5 if isa == "avx512_bf16" else 2e-2)
+    assert result["planar16"] <= 2.0**-8
     assert result["depthwise"] < 2.0**-8 + 1e-5
     assert result["grouped"] < 1e-5
     # bf16 data and residual: f32 outputs tight, bf16 ones within their rounding.

@@ -1,0 +1,16 @@
+// Max pooling of bf16 NHWC tensors: a region carrying bf16 between convolutions (the
+// carry_bf16 pass) through a MaxPool, as ResNet's stem and SqueezeNet's pools sit between them.
+#pragma once
+#include <cstdint>
+
+#include "kernels/nhwc_window.hpp"
+
+namespace aiov {
+
+class ThreadPool;
+
+// y[n, oy, ox, c] = the largest x over the window's in-bounds taps (a NaN wins over a number,
+// as max_pool_nhwc), x and y bf16 bits in NHWC. Exact: a maximum is one of its inputs.
+void max_pool_nhwc_bf16(const Window2d& g, const uint16_t* x, uint16_t* y, ThreadPool* pool, int max_threads);
+
+}  // namespace aiov
