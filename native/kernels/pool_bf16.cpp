@@ -1,7 +1,6 @@
 #include "kernels/pool_bf16.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 #include "executor/executor.hpp"
 #include "kernels/dispatch.hpp"
@@ -9,35 +8,41 @@
 namespace aiov {
 namespace {
 
-// out[c] = max(out[c], v[c]) for c < n, compared as the f32 values they widen to (bf16 is
-// f32's upper half) and the winner's bits kept: a loop the AVX clones vectorize.
-AIOV_MULTIVERSION void max_bf16_run(uint16_t* __restrict out, const uint16_t* __restrict v, int64_t n) {
-  for (int64_t c = 0; c < n; ++c) {
-    const uint32_t a_bits = (uint32_t)out[c] << 16, b_bits = (uint32_t)v[c] << 16;
-    float a, b;
-    std::memcpy(&a, &a_bits, sizeof a);
-    std::memcpy(&b, &b_bits, sizeof b);
-    out[c] = (b > a || (b != b && a == a)) ? v[c] : out[c];
-  }
+// bf16 bits as 16-bit integers ordered as the values are: a negative value's magnitude bits
+// flipped (the sign keeps it below the positives), and any NaN the largest (0x7FFF, still a
+// NaN when turned back), so that it wins as in the f32 kernel. Integer maxima of 32 lanes
+// where comparing widened f32 values took 16 and did not vectorize.
+[[gnu::always_inline]] inline int16_t order_key(uint16_t bits) {
+  const int16_t s = (int16_t)bits;
+  const int16_t key = (int16_t)(s ^ ((s >> 15) & 0x7FFF));
+  return (bits & 0x7FFF) > 0x7F80 ? (int16_t)0x7FFF : key;
 }
+// The inverse (of a non-NaN key; 0x7FFF stays 0x7FFF).
+[[gnu::always_inline]] inline uint16_t from_key(int16_t key) { return (uint16_t)(key ^ ((key >> 15) & 0x7FFF)); }
 
-// Output rows [r0, r1) (row = n * OH + oy).
-void max_pool_rows(const Window2d& g, const uint16_t* x, uint16_t* y, int64_t r0, int64_t r1) {
-  constexpr uint16_t kMinusInfinity = 0xFF80;
+// Output rows [r0, r1) (row = n * OH + oy): each output row's keys accumulated in place over
+// its in-bounds taps, then turned back into bits. Cloned per ISA with the loops inlined.
+AIOV_MULTIVERSION void max_pool_rows(const Window2d& g, const uint16_t* x, uint16_t* y, int64_t r0, int64_t r1) {
+  const int16_t lowest = order_key(0xFF80);  // -inf: what a window of padding alone gives
+  const int64_t C = g.C, line = g.OW * C;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t n = r / g.OH, oy = r % g.OH;
-    uint16_t* out = y + r * g.OW * g.C;
-    std::fill_n(out, g.OW * g.C, kMinusInfinity);
+    int16_t* __restrict out = reinterpret_cast<int16_t*>(y + r * line);
+    std::fill_n(out, line, lowest);
     for (int64_t ky = 0; ky < g.kh; ++ky) {
       const int64_t iy = oy * g.sh - g.ph + ky * g.dh;
       if (iy < 0 || iy >= g.H) continue;
-      const uint16_t* row = x + (n * g.H + iy) * g.W * g.C;
+      const uint16_t* __restrict row = x + (n * g.H + iy) * g.W * C;
       for (int64_t ox = 0; ox < g.OW; ++ox)
         for (int64_t kx = 0; kx < g.kw; ++kx) {
           const int64_t ix = ox * g.sw - g.pw + kx * g.dw;
-          if (ix >= 0 && ix < g.W) max_bf16_run(out + ox * g.C, row + ix * g.C, g.C);
+          if (ix < 0 || ix >= g.W) continue;
+          int16_t* __restrict o = out + ox * C;
+          const uint16_t* __restrict v = row + ix * C;
+          for (int64_t c = 0; c < C; ++c) o[c] = std::max(o[c], order_key(v[c]));
         }
     }
+    for (int64_t i = 0; i < line; ++i) y[r * line + i] = from_key(out[i]);
   }
 }
 
@@ -47,9 +52,9 @@ void max_pool_nhwc_bf16(const Window2d& g, const uint16_t* x, uint16_t* y, Threa
   const int64_t R = g.N * g.OH;
   const auto rows = [&](int64_t r0, int64_t r1) { max_pool_rows(g, x, y, r0, r1); };
   if (pool && R > 1)
-    // About a tenth of a ns per value and tap (a compare and a blend of 32 values per vector),
-    // plus the pixel's store.
-    pool->parallel_for_units(R, (double)g.OW * ((double)g.C * (double)(g.kh * g.kw) * 0.1 + 1.0), rows, max_threads);
+    // About a twentieth of a ns per value and tap (a few integer operations on 32 values per
+    // vector), plus the pixel's store.
+    pool->parallel_for_units(R, (double)g.OW * ((double)g.C * (double)(g.kh * g.kw) * 0.05 + 1.0), rows, max_threads);
   else
     rows(0, R);
 }

@@ -10,7 +10,8 @@ namespace aiov {
 class ThreadPool;
 
 // y[n, oy, ox, c] = the largest x over the window's in-bounds taps (a NaN wins over a number,
-// as max_pool_nhwc), x and y bf16 bits in NHWC. Exact: a maximum is one of its inputs.
+// as in max_pool_nhwc, and comes out as the NaN 0x7FFF), x and y bf16 bits in NHWC. Exact: a
+// maximum is one of its inputs.
 void max_pool_nhwc_bf16(const Window2d& g, const uint16_t* x, uint16_t* y, ThreadPool* pool, int max_threads);
 
 }  // namespace aiov
