@@ -4,6 +4,7 @@
 
 #include "executor/executor.hpp"
 #include "kernels/dispatch.hpp"
+#include "kernels/isa.hpp"
 
 namespace aiov {
 namespace {
@@ -21,7 +22,9 @@ namespace {
 [[gnu::always_inline]] inline uint16_t from_key(int16_t key) { return (uint16_t)(key ^ ((key >> 15) & 0x7FFF)); }
 
 // Output rows [r0, r1) (row = n * OH + oy): each output row's keys accumulated in place over
-// its in-bounds taps, then turned back into bits. Cloned per ISA with the loops inlined.
+// its in-bounds taps, then turned back into bits. Cloned per ISA with the loops inlined; the
+// AVX-512 kernel (pool_bf16_avx512.cpp) keeps a pixel's keys in registers instead, under a
+// mask for any channel count (this loop's vectors left 16 channels to its scalar tail).
 AIOV_MULTIVERSION void max_pool_rows(const Window2d& g, const uint16_t* x, uint16_t* y, int64_t r0, int64_t r1) {
   const int16_t lowest = order_key(0xFF80);  // -inf: what a window of padding alone gives
   const int64_t C = g.C, line = g.OW * C;
@@ -50,7 +53,10 @@ AIOV_MULTIVERSION void max_pool_rows(const Window2d& g, const uint16_t* x, uint1
 
 void max_pool_nhwc_bf16(const Window2d& g, const uint16_t* x, uint16_t* y, ThreadPool* pool, int max_threads) {
   const int64_t R = g.N * g.OH;
-  const auto rows = [&](int64_t r0, int64_t r1) { max_pool_rows(g, x, y, r0, r1); };
+  static const pool_bf16_detail::MaxPoolRowsFn avx512 =
+      selected_isa() == Isa::avx512 ? pool_bf16_detail::avx512_max_pool_rows() : nullptr;
+  const pool_bf16_detail::MaxPoolRowsFn kernel = avx512 ? avx512 : &max_pool_rows;
+  const auto rows = [&](int64_t r0, int64_t r1) { kernel(g, x, y, r0, r1); };
   if (pool && R > 1)
     // About a twentieth of a ns per value and tap (a few integer operations on 32 values per
     // vector), plus the pixel's store.

@@ -14,4 +14,11 @@ class ThreadPool;
 // maximum is one of its inputs.
 void max_pool_nhwc_bf16(const Window2d& g, const uint16_t* x, uint16_t* y, ThreadPool* pool, int max_threads);
 
+namespace pool_bf16_detail {
+// Output rows [r0, r1) (row = n * OH + oy) of max_pool_nhwc_bf16.
+using MaxPoolRowsFn = void (*)(const Window2d& g, const uint16_t* x, uint16_t* y, int64_t r0, int64_t r1);
+// Null when built without AVX-512 (pool_bf16_avx512.cpp).
+MaxPoolRowsFn avx512_max_pool_rows();
+}  // namespace pool_bf16_detail
+
 }  // namespace aiov

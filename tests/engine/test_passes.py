@@ -361,3 +361,24 @@ def test_carry_bf16_through_a_stem_and_its_max_pool(caplog):
     assert ("bf16 out" in kernels[0]) == direct
     assert ("bf16 in" in kernels[1]) == direct and ("bf16 residual" in kernels[2]) == direct
     assert ("(MaxPool) -> [2,5,5,16]: NHWC, bf16 in and out" in caplog.text) == direct
+
+
+def test_carry_bf16_through_concats(caplog):
+    # SqueezeNet's fire modules: a squeeze 1x1, two expand convolutions into a Concat, read by
+    # the next squeeze; the second Concat also by a graph output, so it and its inputs stay f32.
+    def fire(y, c, squeeze, expand):
+        s = ops.relu(conv(y, c, squeeze, 1))
+        return ops.concat([ops.relu(conv(s, squeeze, expand, 1)), ops.relu(conv(s, squeeze, expand, 3))], 1)
+
+    x = ops.parameter([2, 16, 7, 8], np.float32, name="x")
+    first = fire(conv(x, 16, 16, 1), 16, 4, 8)
+    second = fire(first, 16, 4, 8)
+    model = ov.Model([conv(second, 16, 6, 1), second], [x])
+    kernels = bf16_conv_kernels(model, [randn(2, 16, 7, 8)], caplog)
+    assert len(kernels) == 8
+    if all("direct bf16 conv" in k for k in kernels):
+        # In order: the first 1x1, squeeze, expand x2 (into the first Concat, which is then bf16:
+        # its inputs' type), squeeze, expand x2, the last 1x1.
+        outs = ["bf16 out" in k for k in kernels]
+        assert outs == [True, True, True, True, True, False, False, False], kernels
+        assert "bf16 in" in kernels[4] and "bf16 in" not in kernels[7]
