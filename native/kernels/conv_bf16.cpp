@@ -321,33 +321,63 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
   });
 }
 
-const uint16_t* padded_channels_last_bf16(const Window2d& g, int64_t bottom, int64_t right, const float* x,
-                                          ThreadPool* pool, int max_threads) {
+namespace {
+
+// A bf16 NHWC image with zero borders (g.ph rows above and `bottom` below, g.pw pixels left
+// and `right` right) in a buffer of the calling thread's, each image row's W x C values
+// written by fill_row(n, iy, dst).
+template <class FillRow>
+const uint16_t* padded_bf16_image(const Window2d& g, int64_t bottom, int64_t right, FillRow fill_row, ThreadPool* pool,
+                                  int max_threads) {
   thread_local std::vector<uint16_t> buffer;
-  const int64_t Hp = g.ph + g.H + bottom, Wp = g.pw + g.W + right, plane = g.H * g.W, row = Wp * g.C;
+  const int64_t Hp = g.ph + g.H + bottom, Wp = g.pw + g.W + right, row = Wp * g.C;
   buffer.resize((size_t)(g.N * Hp * row));
   uint16_t* dst = buffer.data();
   for (int64_t n = 0; n < g.N; ++n) {  // the rows of padding above and below
     std::fill_n(dst + n * Hp * row, g.ph * row, uint16_t{0});
     std::fill_n(dst + (n * Hp + g.ph + g.H) * row, bottom * row, uint16_t{0});
   }
-  const Bf16KernelSet& ks = bf16_kernels();
-  // Image rows as the unit of work: each interleaved into f32 pixels in a small buffer, then
-  // rounded into its place.
   auto rows = [&](int64_t r0, int64_t r1) {
-    float* pixels = scratch(kSourceRows, (size_t)(g.W * g.C));
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / g.H, iy = r % g.H;
-      interleave_row(x + n * g.C * plane + iy * g.W, plane, g.C, g.W, pixels);
       uint16_t* line = dst + (n * Hp + g.ph + iy) * row;
       std::fill_n(line, g.pw * g.C, uint16_t{0});
-      ks.convert(pixels, g.W * g.C, 1.0f, line + g.pw * g.C);
+      fill_row(n, iy, line + g.pw * g.C);
       std::fill_n(line + (g.pw + g.W) * g.C, right * g.C, uint16_t{0});
     }
   };
-  const int threads = g.N * plane * g.C >= (int64_t{1} << 16) ? usable_threads(pool, max_threads) : 1;
+  const int threads = g.N * g.H * g.W * g.C >= (int64_t{1} << 16) ? usable_threads(pool, max_threads) : 1;
   run_split(pool, threads, g.N * g.H, 8, rows);
   return dst;
+}
+
+}  // namespace
+
+const uint16_t* padded_channels_last_bf16(const Window2d& g, int64_t bottom, int64_t right, const float* x,
+                                          ThreadPool* pool, int max_threads) {
+  const Bf16KernelSet& ks = bf16_kernels();
+  const int64_t plane = g.H * g.W;
+  // Each image row interleaved into f32 pixels in a small buffer, then rounded into its place.
+  auto fill_row = [&](int64_t n, int64_t iy, uint16_t* dst) {
+    float* pixels = scratch(kSourceRows, (size_t)(g.W * g.C));
+    interleave_row(x + n * g.C * plane + iy * g.W, plane, g.C, g.W, pixels);
+    ks.convert(pixels, g.W * g.C, 1.0f, dst);
+  };
+  return padded_bf16_image(g, bottom, right, fill_row, pool, max_threads);
+}
+
+const uint16_t* padded_nhwc_bf16(const Window2d& g, int64_t bottom, int64_t right, const float* x, const uint16_t* x16,
+                                 ThreadPool* pool, int max_threads) {
+  const Bf16KernelSet& ks = bf16_kernels();
+  const int64_t line = g.W * g.C;
+  auto fill_row = [&](int64_t n, int64_t iy, uint16_t* dst) {
+    const int64_t at = (n * g.H + iy) * line;
+    if (x16)
+      std::memcpy(dst, x16 + at, (size_t)line * sizeof(uint16_t));
+    else
+      ks.convert(x + at, line, 1.0f, dst);
+  };
+  return padded_bf16_image(g, bottom, right, fill_row, pool, max_threads);
 }
 
 bool bf16_depthwise_merges(const Activation& act) {

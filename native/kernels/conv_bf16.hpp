@@ -63,4 +63,9 @@ void depthwise_conv_bf16(const Window2d& g, const float* x, const uint16_t* x16,
 const uint16_t* padded_channels_last_bf16(const Window2d& g, int64_t bottom, int64_t right, const float* x,
                                           ThreadPool* pool, int max_threads);
 
+// The same of an NHWC image, f32 (x, rounded) or bf16 (x16, copied): a window over few
+// channels then reads each kernel row, kw pixels x C channels contiguous there, as one tap.
+const uint16_t* padded_nhwc_bf16(const Window2d& g, int64_t bottom, int64_t right, const float* x, const uint16_t* x16,
+                                 ThreadPool* pool, int max_threads);
+
 }  // namespace aiov

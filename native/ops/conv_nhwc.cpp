@@ -418,6 +418,11 @@ const float* widened_copy(const uint16_t* x, int64_t count) {
 // The convolution's kernel. A bf16 residual (bf16_residual) is merged by the direct bf16
 // kernel itself, which then sets reads_bf16_residual; every other path reads an f32 one, which
 // prepare_fused_conv widens for it.
+// Channels per tap up to which a window's kernel rows are read as taps on the direct bf16
+// kernel (below): with few channel pairs per tap, the per-tap pointers and the padding's
+// tests cost more than the products.
+constexpr int64_t kKernelRowMaxChannels = 16;
+
 KernelFn prepare_conv_paths(const PrepareContext& ctx, bool bf16_residual, bool& reads_bf16_residual) {
   const Node& node = ctx.node;
   const bool bf16_in = ctx.in[0].type == ElementType::bf16, bf16_out = ctx.out[0].type == ElementType::bf16;
@@ -667,6 +672,37 @@ KernelFn prepare_conv_paths(const PrepareContext& ctx, bool bf16_residual, bool&
     // f32 input rounded once, no K padding between taps. Groups (ResNeXt, RegNet) one after
     // another, each reading its channels of the input rounded once for all of them.
     reads_bf16_residual = bf16_residual;
+    // Few channels per tap: the image copied with zero borders and each kernel row of a window
+    // (kw pixels x C channels, contiguous there) read as one tap, as for a planar stem. K keeps
+    // its order (ky, kx, c), so the packed weights serve as they are.
+    if (group == 1 && g.kw > 1 && g.dw == 1 && g.C <= kKernelRowMaxChannels && g.kw * g.C <= kBf16DirectMaxRun) {
+      const int64_t bottom = std::max<int64_t>(0, (g.OH - 1) * g.sh + (g.kh - 1) * g.dh + 1 - g.ph - g.H);
+      const int64_t right = std::max<int64_t>(0, (g.OW - 1) * g.sw + g.kw - g.pw - g.W);
+      const Window2d rows{
+          g.N, g.ph + g.H + bottom, g.pw + g.W + right, g.C, g.OH, g.OW, g.kh, 1, g.sh, g.sw, g.dh, 1, 0, 0};
+      ctx.note_kernel(std::string(planar_copied ? "planar input copied to NHWC, " : "") +
+                      "direct bf16 conv over kernel rows (a zero-bordered copy) NHWC, " + (bf16_in ? "bf16" : "f32") +
+                      " in, " + (bf16_out ? "bf16" : "f32") + " out" + (bf16_residual ? ", bf16 residual" : "") +
+                      ", packed weights " + gemm_kernels(precision));
+      return [g, rows, bottom, right, packed, output, planar_copied, bf16_in, bf16_out, bf16_residual,
+              O](const KernelArgs& a) {
+        ThreadPool* pool = a.ctx->pool;
+        const int threads = a.ctx->max_threads;
+        const float* x = nullptr;
+        const uint16_t* x16 = nullptr;
+        if (bf16_in)
+          x16 = a.in[0]->as<uint16_t>();
+        else
+          x = planar_copied ? channels_last_copy(g, a.in[0]->as<float>(), pool, threads) : a.in[0]->as<float>();
+        const uint16_t* padded = padded_nhwc_bf16(g, bottom, right, x, x16, pool, threads);
+        Epilogue e = output.at(a, O);
+        const uint16_t* residual16 = bf16_residual ? a.in[3]->as<uint16_t>() : nullptr;
+        if (residual16) e.residual = nullptr;
+        conv_bf16_direct(rows, g.kw * g.C, 0, nullptr, padded, *packed->front(), e, residual16,
+                         bf16_out ? nullptr : a.out[0]->as<float>(), bf16_out ? a.out[0]->as<uint16_t>() : nullptr, O,
+                         pool, threads);
+      };
+    }
     ctx.note_kernel(std::string(planar_copied ? "planar input copied to NHWC, " : "") +
                     "direct bf16 conv (taps read in place) NHWC" + (group > 1 ? ", by group" : "") + ", " +
                     (bf16_in ? "bf16" : "f32") + " in, " + (bf16_out ? "bf16" : "f32") + " out" +
