@@ -133,6 +133,57 @@ void round_pixels(const Window2d& g, const float* x, int64_t m0, int64_t rows, B
   }
 }
 
+// A tile of pixels sharing the taps that fall on the padding: `rows` output pixels from pixel
+// m0 on, `step` pixels apart (1: along an output row; OW: down an output column), whose
+// pointers sit at position `at` of the pointer table.
+struct ClassTile {
+  int64_t m0, rows, step, at;
+};
+
+// The output pixels cut into tiles of at most mr whose windows reach the same padding, so
+// that each tile skips every tap on it (Bf16ConvTile::zeros): per output row whose windows
+// reach above or below, each border column's pixel alone and the columns between as one
+// tile; per run of the other rows, each border column as a column tile and the columns
+// between as a tile per row. A 3x3 window over 7x7 pixels: corners skip 5 of 9 taps, edges 3,
+// where tiles of whole rows skipped only the top and bottom rows' 3 (399 tap-pixels computed
+// of 441, now 361).
+std::vector<ClassTile> padding_class_tiles(const Window2d& g, int64_t mr) {
+  const int64_t x_span = (g.kw - 1) * g.dw, y_span = (g.kh - 1) * g.dh;
+  const int64_t lo = std::min(g.OW, (g.pw + g.sw - 1) / g.sw);
+  const int64_t hi = g.W + g.pw > x_span ? std::clamp((g.W + g.pw - 1 - x_span) / g.sw + 1, lo, g.OW) : lo;
+  auto rows_inside = [&](int64_t oy) {
+    const int64_t iy0 = oy * g.sh - g.ph;
+    return iy0 >= 0 && iy0 + y_span < g.H;
+  };
+  std::vector<ClassTile> tiles;
+  int64_t at = 0;
+  auto add = [&](int64_t m0, int64_t rows, int64_t step) {
+    for (int64_t r = 0; r < rows; r += mr) {
+      const int64_t n = std::min(mr, rows - r);
+      tiles.push_back({m0 + r * step, n, step, at});
+      at += n;
+    }
+  };
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t oy = 0; oy < g.OH;) {
+      const int64_t row = (n * g.OH + oy) * g.OW;
+      if (!rows_inside(oy)) {
+        for (int64_t ox = 0; ox < lo; ++ox) add(row + ox, 1, 1);
+        if (hi > lo) add(row + lo, hi - lo, 1);
+        for (int64_t ox = hi; ox < g.OW; ++ox) add(row + ox, 1, 1);
+        ++oy;
+        continue;
+      }
+      int64_t end = oy;  // the run of rows whose windows lie inside the image down
+      while (end < g.OH && rows_inside(end)) ++end;
+      for (int64_t ox = 0; ox < lo; ++ox) add(row + ox, end - oy, g.OW);
+      for (int64_t y = oy; y < end && hi > lo; ++y) add((n * g.OH + y) * g.OW + lo, hi - lo, 1);
+      for (int64_t ox = hi; ox < g.OW; ++ox) add(row + ox, end - oy, g.OW);
+      oy = end;
+    }
+  return tiles;
+}
+
 // zmm of output channels per tile (1 to 4): all of O when it fits, else 4 (6 pixels x 64
 // channels: per channel pair 4 panel loads and 6 broadcasts feed 24 dot products, where
 // 12 x 32 needs 2 and 12; 3-4% faster on 3x3 and 1x1 layers of 64 to 256 channels), or 3
@@ -203,8 +254,12 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
   // Whole blocks per task when they share out evenly: a multiple of the threads, or so many
   // that one more is noise (17 blocks of a 28x28 layer on 2 threads left one idle a seventeenth
   // of the time), or when a table of every pointer would be large.
-  const bool whole_blocks = threads <= 1 || (blocks >= 2 * threads && blocks % threads == 0) ||
-                            blocks >= 32 * threads || taps * M > (int64_t{1} << 20);
+  // Row tiles that also reach over the padding left or right (ResNet's 7x7 layers): the tiles
+  // follow the windows' padding instead (see class_tiles), when the tile merges in registers.
+  const bool padded_columns = g.kw > 1 && (g.pw > 0 || (g.OW - 1) * g.sw - g.pw + (g.kw - 1) * g.dw >= g.W);
+  const bool by_class = row_tiles && padded_columns && pairs >= 8 && !needs_post(e_in) && taps * M <= (1 << 16);
+  const bool whole_blocks = !by_class && (threads <= 1 || (blocks >= 2 * threads && blocks % threads == 0) ||
+                                          blocks >= 32 * threads || taps * M > (int64_t{1} << 20));
   // An f32 input to a 1x1 window is rounded a block of pixels at a time, just before its
   // products, while it is in cache: rounding all of it first cost a pass through memory (a
   // third of a 112x112 32->16 layer's time), where a larger window reads each pixel 9 or more
@@ -284,6 +339,49 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
   auto pointer_table = [&](ScratchSlot slot, size_t count) {
     return reinterpret_cast<const uint16_t**>(scratch(slot, count * sizeof(void*) / sizeof(float)));
   };
+  if (by_class) {
+    const std::vector<ClassTile> class_tiles = padding_class_tiles(g, mr);
+    const int64_t count = (int64_t)class_tiles.size();
+    // Every pointer made up front in the tiles' order of pixels, then (tile, column block)
+    // units shared out column block by column block, as below.
+    const uint16_t** all = pointer_table(kSharedA, (size_t)(taps * M));
+    for (const ClassTile& ct : class_tiles)
+      for (int64_t r = 0; r < ct.rows; ++r)
+        tap_pointers(g, x16 + c0, offsets.data(), ct.m0 + r * ct.step, 1, all + ct.at + r, M);
+    run_split(pool, threads, count * np, 1, [&](int64_t u0, int64_t u1) {
+      panel_major_pieces(u0, u1, count, [&](int64_t i0, int64_t i1, int64_t p, int64_t) {
+        Bf16ConvTile t = shared;
+        t.rows_ld = M;
+        const int64_t col = p * width;
+        t.out.cols = (int)std::min<int64_t>(width, O - col);
+        t.out.bias = e.bias ? e.bias + col : nullptr;
+        t.b = panels + (col / kBf16PanelCols) * panel_stride;
+        for (int64_t i = i0; i < i1; ++i) {
+          const ClassTile& ct = class_tiles[(size_t)i];
+          t.out.rows = (int)ct.rows;
+          t.rows = all + ct.at;
+          // A column tile's pixels lie a row of the image apart: every stride scales with step.
+          if (y16) {
+            t.c16 = y16 + ct.m0 * ldy + col;
+            t.ldc16 = ct.step * ldy;
+          } else {
+            t.out.c = y + ct.m0 * ldy + col;
+            t.out.ldc = ct.step * ldy;
+          }
+          if (e.residual) {
+            t.out.residual = e.residual + ct.m0 * e.ld_residual + col;
+            t.out.ld_residual = ct.step * e.ld_residual;
+          }
+          if (residual16) {
+            t.residual16 = residual16 + ct.m0 * e.ld_residual + col;
+            t.ld_residual16 = ct.step * e.ld_residual;
+          }
+          kernel(t);
+        }
+      });
+    });
+    return;
+  }
   // Whole blocks per task when they share out evenly: a multiple of the threads, or so many
   // that one more is noise (17 blocks of a 28x28 layer on 2 threads left one idle a seventeenth
   // of the time), or when a table of every pointer would be large.

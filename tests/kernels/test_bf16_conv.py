@@ -48,7 +48,8 @@ CASES = [(16, 96, 1, (1, 1), (0, 0, 0, 0), (1, 1), (9, 11), 2),  # 1x1, K = 16 (
          (6, 16, 3, (1, 1), (2, 2, 2, 2), (2, 2), (10, 10), 1),  # dilated, 3 channel pairs, one zmm
          (20, 33, 5, (2, 2), (2, 2, 2, 2), (1, 1), (11, 10), 2),  # 5x5 windows
          (512, 48, 3, (1, 1), (1, 1, 1, 1), (1, 1), (7, 7), 1),  # few pixels, deep: tiles shared out
-         (64, 272, 3, (1, 1), (1, 1, 1, 1), (1, 1), (7, 7), 2),  # tiles of whole rows, 3 zmm: padding's taps skipped
+         (64, 272, 3, (1, 1), (1, 1, 1, 1), (1, 1), (7, 7), 2),  # tiles by the padding they reach (corners,
+         # edges as rows and columns, the inside), 3 zmm: padding's taps skipped
          (32, 64, 3, (1, 1), (0, 1, 2, 1), (1, 1), (6, 6), 2),  # padding below only, rows of 6 in tiles of 6
          (2, 8, 7, (2, 2), (3, 3, 3, 3), (1, 1), (19, 17), 1),  # one channel pair per tap
          (4, 16, 3, (1, 1), (1, 1, 1, 1), (1, 1), (15, 15), 2),  # few channels: kernel rows as taps
@@ -172,7 +173,8 @@ BF16_TENSORS = [(64, 64, 1, (1, 1), (0, 0, 0, 0), (7, 9), "relu"),
                 (32, 70, 3, (1, 1), (1, 1, 1, 1), (8, 7), "clamp"),
                 (48, 48, 3, (2, 2), (1, 1, 1, 1), (9, 10), "sigmoid"),
                 (16, 24, 1, (1, 1), (0, 0, 0, 0), (5, 6), "none"),
-                (8, 32, 3, (1, 1), (1, 1, 1, 1), (7, 7), "relu")]  # kernel rows as taps
+                (8, 32, 3, (1, 1), (1, 1, 1, 1), (7, 7), "relu"),  # kernel rows as taps
+                (32, 48, 3, (1, 1), (1, 1, 1, 1), (7, 7), "clamp")]  # tiles by the padding they reach
 worst_tensors, worst_tensors16 = 0.0, 0.0
 def bf16_bits(a):
     return (rounded(a).view(np.uint32) >> 16).astype(np.uint16)
