@@ -415,14 +415,14 @@ const float* widened_copy(const uint16_t* x, int64_t count) {
   return buffer.data();
 }
 
+// Channels per tap up to which a window's kernel rows are read as taps on the direct bf16
+// kernel (prepare_conv_paths): with few channel pairs per tap, the per-tap pointers and the
+// padding's tests cost more than the products.
+constexpr int64_t kKernelRowMaxChannels = 16;
+
 // The convolution's kernel. A bf16 residual (bf16_residual) is merged by the direct bf16
 // kernel itself, which then sets reads_bf16_residual; every other path reads an f32 one, which
 // prepare_fused_conv widens for it.
-// Channels per tap up to which a window's kernel rows are read as taps on the direct bf16
-// kernel (below): with few channel pairs per tap, the per-tap pointers and the padding's
-// tests cost more than the products.
-constexpr int64_t kKernelRowMaxChannels = 16;
-
 KernelFn prepare_conv_paths(const PrepareContext& ctx, bool bf16_residual, bool& reads_bf16_residual) {
   const Node& node = ctx.node;
   const bool bf16_in = ctx.in[0].type == ElementType::bf16, bf16_out = ctx.out[0].type == ElementType::bf16;
