@@ -1,18 +1,18 @@
 """NHWC convolutions under the bf16 hint, run directly (aiov._core._testing.run_op with
 precision="bf16") on each bf16 kernel set (forced with AIOV_BF16_ISA, skipped where the CPU
 lacks it): on avx512_bf16 the direct kernel (kernels/conv_bf16.hpp: taps summed from the pixels
-where they lie, tiles of 1 to 4 zmm of output channels, whole blocks per thread or tiles shared
-column block by column block; up to 16 channels a zero-bordered copy read a kernel row per tap),
-elsewhere the GEMM paths; odd channel counts take the GEMM paths
-everywhere. Checked against a float64 convolution of the operands rounded to bf16 (the kernels'
-only rounding, accumulation is f32), f32 outputs tight and bf16 outputs within their rounding,
-with bias, residual and every kind of activation merge; and planar images (a model's first
-convolution), on avx512_bf16 copied to NHWC bf16 with zero borders and read a kernel row per tap,
-writing f32 or bf16;
-strided depthwise convolutions writing bf16 (one AVX-512 pass on avx512_bf16 and amx, the f32
-kernel between copies on the portable set); and grouped convolutions (on avx512_bf16 the direct
-kernel group by group); and bf16 data with a bf16 residual (a region carrying bf16 through
-residual blocks: merged by the direct kernel, widened for the other paths)."""
+where they lie, tiles of 1 to 4 zmm of output channels or a ymm up to 8, whole blocks per
+thread or tiles shared column block by column block or following the padding on small
+images; up to 16 channels a zero-bordered copy read a kernel row per tap), elsewhere the GEMM
+paths; odd channel counts take the GEMM paths everywhere. Checked against a float64
+convolution of the operands rounded to bf16 (the kernels' only rounding, accumulation is f32),
+f32 outputs tight and bf16 outputs within their rounding, with bias, residual and every kind of
+activation merge; and planar images (a model's first convolution), on avx512_bf16 copied to
+NHWC bf16 with zero borders and read a kernel row per tap, writing f32 or bf16; strided
+depthwise convolutions writing bf16 (one AVX-512 pass on avx512_bf16 and amx, the f32 kernel
+between copies on the portable set); grouped convolutions (on avx512_bf16 the direct kernel
+group by group); and bf16 data with a bf16 residual (a region carrying bf16 through residual
+blocks: merged by the direct kernel, widened for the other paths)."""
 
 import json
 
@@ -54,6 +54,8 @@ CASES = [(16, 96, 1, (1, 1), (0, 0, 0, 0), (1, 1), (9, 11), 2),  # 1x1, K = 16 (
          (2, 8, 7, (2, 2), (3, 3, 3, 3), (1, 1), (19, 17), 1),  # one channel pair per tap
          (4, 16, 3, (1, 1), (1, 1, 1, 1), (1, 1), (15, 15), 2),  # few channels: kernel rows as taps
          (16, 40, 3, (2, 1), (0, 1, 2, 1), (2, 1), (9, 10), 1),  # kernel rows, dilated down, strided
+         (32, 4, 1, (1, 1), (0, 0, 0, 0), (1, 1), (9, 10), 2),  # up to 8 outputs: ymm tiles
+         (24, 7, 3, (1, 1), (1, 1, 1, 1), (1, 1), (8, 9), 1),  # ymm tiles, a ragged 7
          (5, 20, 3, (1, 1), (1, 1, 1, 1), (1, 1), (9, 8), 2)]  # odd channels: the GEMM paths
 worst_f32, worst_bf16 = 0.0, 0.0
 for i, (c, o, k, st, pads, dil, size, batch) in enumerate(CASES):
@@ -174,7 +176,8 @@ BF16_TENSORS = [(64, 64, 1, (1, 1), (0, 0, 0, 0), (7, 9), "relu"),
                 (48, 48, 3, (2, 2), (1, 1, 1, 1), (9, 10), "sigmoid"),
                 (16, 24, 1, (1, 1), (0, 0, 0, 0), (5, 6), "none"),
                 (8, 32, 3, (1, 1), (1, 1, 1, 1), (7, 7), "relu"),  # kernel rows as taps
-                (32, 48, 3, (1, 1), (1, 1, 1, 1), (7, 7), "clamp")]  # tiles by the padding they reach
+                (32, 48, 3, (1, 1), (1, 1, 1, 1), (7, 7), "clamp"),  # tiles by the padding they reach
+                (32, 6, 1, (1, 1), (0, 0, 0, 0), (6, 7), "relu")]  # ymm tiles
 worst_tensors, worst_tensors16 = 0.0, 0.0
 def bf16_bits(a):
     return (rounded(a).view(np.uint32) >> 16).astype(np.uint16)
