@@ -1,3 +1,5 @@
+// The portable bf16 max pooling (pool_bf16.hpp) and the choice of kernel; the AVX-512 one is in
+// pool_bf16_avx512.cpp.
 #include "kernels/pool_bf16.hpp"
 
 #include <algorithm>
