@@ -632,7 +632,8 @@ BufferPtr poisoned_buffer(size_t bytes) {
 // plan knows model constants), then runs it once with every input.
 std::vector<nb::object> testing_run_op(const std::string& op_type,
                                        std::vector<nb::ndarray<nb::ro, nb::c_contig>> inputs, nb::dict attrs,
-                                       std::vector<int> runtime_inputs, int threads, const std::string& precision) {
+                                       std::vector<int> runtime_inputs, int threads, const std::string& precision,
+                                       std::vector<int> bf16_inputs) {
   const OpDef& def = OpRegistry::instance().get(op_type);
   if (precision != "f32" && precision != "bf16" && precision != "f16")
     throw InputError("precision must be f32, bf16 or f16, got " + precision);
@@ -640,6 +641,10 @@ std::vector<nb::object> testing_run_op(const std::string& op_type,
   for (size_t i = 0; i < inputs.size(); ++i) {
     const auto& a = inputs[i];
     ElementType t = element_type_of(a.dtype(), i);
+    if (std::find(bf16_inputs.begin(), bf16_inputs.end(), (int)i) != bf16_inputs.end()) {
+      if (t != ElementType::u16) throw InputError("bf16_inputs: input " + std::to_string(i) + " must be uint16 bits");
+      t = ElementType::bf16;
+    }
     Dims shape(a.ndim());
     for (size_t d = 0; d < a.ndim(); ++d) shape[d] = (int64_t)a.shape(d);
     values.push_back(Value{make_constant(t, shape, a.data(), a.nbytes(), "input_" + std::to_string(i)), 0});
@@ -800,10 +805,12 @@ void bind_testing(nb::module_ m) {
   m.def("packing_key", &packing_key);
   m.def("run_op", &testing_run_op, nb::arg("op_type"), nb::arg("inputs"), nb::arg("attrs") = nb::dict(),
         nb::arg("runtime_inputs") = std::vector<int>(), nb::arg("threads") = 1, nb::arg("precision") = "f32",
+        nb::arg("bf16_inputs") = std::vector<int>(),
         "Runs one registered op on `inputs` and returns its outputs. Inputs not in `runtime_inputs` "
         "are known when the kernel is prepared (as model constants are); threads=1 runs on the "
         "calling thread, 0 on the whole pool, n on at most n threads; precision is the "
-        "inference precision its products run in (f32, bf16, f16).");
+        "inference precision its products run in (f32, bf16, f16); the uint16 arrays of "
+        "`bf16_inputs` are bf16 tensors (their bits).");
   m.def("gemm", &testing_gemm, nb::arg("a"), nb::arg("b"), nb::arg("trans_a") = false, nb::arg("trans_b") = false,
         nb::arg("alpha") = 1.0f, nb::arg("beta") = 0.0f, nb::arg("c") = nb::none(), nb::arg("threads") = 1,
         nb::arg("precision") = "f32",

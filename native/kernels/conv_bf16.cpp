@@ -133,6 +133,64 @@ void round_pixels(const Window2d& g, const float* x, int64_t m0, int64_t rows, B
   }
 }
 
+// Output widths up to which tiles follow the padding (padding_class_tiles): past them the
+// border columns' share of the work is too small to pay for the smaller tiles (one thread:
+// 28x28x128 3x3 even, 56x56x64 6% slower).
+constexpr int64_t kClassTilesMaxWidth = 16;
+
+// A tile of pixels sharing the taps that fall on the padding: `rows` output pixels from pixel
+// m0 on, `step` pixels apart (1: along an output row; OW: down an output column), whose
+// pointers sit at position `at` of the pointer table.
+struct ClassTile {
+  int64_t m0, rows, step, at;
+};
+
+// The output pixels cut into tiles of at most mr whose windows reach the same padding, so
+// that each tile skips every tap on it (Bf16ConvTile::zeros): per output row whose windows
+// reach above or below, each border column's pixel alone and the columns between as one
+// tile; per run of the other rows, each border column as a column tile and the columns
+// between as a tile per row. A 3x3 window over 7x7 pixels: corners skip 5 of 9 taps, edges 3,
+// where tiles of whole rows skipped only the top and bottom rows' 3 (399 tap-pixels computed
+// of 441, now 361).
+std::vector<ClassTile> padding_class_tiles(const Window2d& g, int64_t mr) {
+  const int64_t x_span = (g.kw - 1) * g.dw, y_span = (g.kh - 1) * g.dh;
+  const int64_t lo = std::min(g.OW, (g.pw + g.sw - 1) / g.sw);
+  const int64_t hi = g.W + g.pw > x_span ? std::clamp((g.W + g.pw - 1 - x_span) / g.sw + 1, lo, g.OW) : lo;
+  auto rows_inside = [&](int64_t oy) {
+    const int64_t iy0 = oy * g.sh - g.ph;
+    return iy0 >= 0 && iy0 + y_span < g.H;
+  };
+  std::vector<ClassTile> tiles;
+  int64_t at = 0;
+  // A run of `rows` pixels in tiles of even height (12: 6, 6; 13: 5, 4, 4).
+  auto add = [&](int64_t m0, int64_t rows, int64_t step) {
+    const int64_t count = ceil_div(rows, mr);
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t r0 = i * rows / count, n = (i + 1) * rows / count - r0;
+      tiles.push_back({m0 + r0 * step, n, step, at});
+      at += n;
+    }
+  };
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t oy = 0; oy < g.OH;) {
+      const int64_t row = (n * g.OH + oy) * g.OW;
+      if (!rows_inside(oy)) {
+        for (int64_t ox = 0; ox < lo; ++ox) add(row + ox, 1, 1);
+        if (hi > lo) add(row + lo, hi - lo, 1);
+        for (int64_t ox = hi; ox < g.OW; ++ox) add(row + ox, 1, 1);
+        ++oy;
+        continue;
+      }
+      int64_t end = oy;  // the run of rows whose windows lie inside the image down
+      while (end < g.OH && rows_inside(end)) ++end;
+      for (int64_t ox = 0; ox < lo; ++ox) add(row + ox, end - oy, g.OW);
+      for (int64_t y = oy; y < end && hi > lo; ++y) add((n * g.OH + y) * g.OW + lo, hi - lo, 1);
+      for (int64_t ox = hi; ox < g.OW; ++ox) add(row + ox, end - oy, g.OW);
+      oy = end;
+    }
+  return tiles;
+}
+
 // zmm of output channels per tile (1 to 4): all of O when it fits, else 4 (6 pixels x 64
 // channels: per channel pair 4 panel loads and 6 broadcasts feed 24 dot products, where
 // 12 x 32 needs 2 and 12; 3-4% faster on 3x3 and 1x1 layers of 64 to 256 channels), or 3
@@ -175,14 +233,16 @@ const uint16_t* bf16_rounded_copy(const float* x, int64_t count, ThreadPool* poo
 }
 
 void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x, const uint16_t* x16, const PackedB& B,
-                      const Epilogue& e_in, float* y, uint16_t* y16, int64_t ldy, ThreadPool* pool, int max_threads) {
+                      const Epilogue& e_in, const uint16_t* residual16, float* y, uint16_t* y16, int64_t ldy,
+                      ThreadPool* pool, int max_threads) {
   const Bf16ConvTileFn kernel = avx512_bf16_conv_tile();
   const int64_t taps = g.kh * g.kw, pairs = (run + 1) / 2, K = taps * 2 * pairs, O = B.N();
   if (!kernel || run <= 0 || run > kBf16DirectMaxRun || B.precision() != GemmPrecision::bf16 || B.K() != K || c0 < 0 ||
-      (c0 > 0 && c0 + run > g.C) || ldy < O)
+      (c0 > 0 && c0 + run > g.C) || ldy < O || (residual16 && (e_in.residual || e_in.ld_residual < O)))
     throw std::logic_error(
         "conv_bf16_direct: needs the avx512_bf16 kernel, runs of 1 to 4096 values (a group's within "
-        "the pixel), bf16 weights of K = taps x even run and output pixels of at least O values");
+        "the pixel), bf16 weights of K = taps x even run, output pixels of at least O values and "
+        "one residual, f32 or bf16");
   const int64_t M = g.N * g.OH * g.OW;
   if (M <= 0 || O <= 0) return;
   const Bf16KernelSet& ks = bf16_kernels();
@@ -201,8 +261,13 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
   // Whole blocks per task when they share out evenly: a multiple of the threads, or so many
   // that one more is noise (17 blocks of a 28x28 layer on 2 threads left one idle a seventeenth
   // of the time), or when a table of every pointer would be large.
-  const bool whole_blocks = threads <= 1 || (blocks >= 2 * threads && blocks % threads == 0) ||
-                            blocks >= 32 * threads || taps * M > (int64_t{1} << 20);
+  // Row tiles that also reach over the padding left or right (ResNet's 7x7 layers): the tiles
+  // follow the windows' padding instead (see class_tiles), when the tile merges in registers.
+  const bool padded_columns = g.kw > 1 && (g.pw > 0 || (g.OW - 1) * g.sw - g.pw + (g.kw - 1) * g.dw >= g.W);
+  const bool by_class = padded_rows && padded_columns && g.OW <= kClassTilesMaxWidth && pairs >= 8 &&
+                        !needs_post(e_in) && taps * M <= (1 << 16);
+  const bool whole_blocks = !by_class && (threads <= 1 || (blocks >= 2 * threads && blocks % threads == 0) ||
+                                          blocks >= 32 * threads || taps * M > (int64_t{1} << 20));
   // An f32 input to a 1x1 window is rounded a block of pixels at a time, just before its
   // products, while it is in cache: rounding all of it first cost a pass through memory (a
   // third of a 112x112 32->16 layer's time), where a larger window reads each pixel 9 or more
@@ -240,6 +305,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
                       (g.OW - 1) * g.sw - g.pw + (g.kw - 1) * g.dw >= g.W;
   shared.zeros = padded && pairs >= 8 ? padding_zeros() : nullptr;
   shared.b_panel_stride = panel_stride;
+  shared.ld_residual16 = e.ld_residual;
   const uint16_t* panels = B.half_data();
   // Tiles [t0, t1) (at most kMaxTilesPerBlock) against column blocks [p0, p1); ptrs holds
   // the pointers of the first tile's first pixel on, ld apart per tap.
@@ -269,6 +335,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
         else
           t.c16 = y16 + (m0 + r0) * ldy + col;
         if (e.residual) t.out.residual = e.residual + (m0 + r0) * e.ld_residual + col;
+        if (residual16) t.residual16 = residual16 + (m0 + r0) * e.ld_residual + col;
         t.rows = ptrs + r0;
         kernel(t);
       }
@@ -280,6 +347,49 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
   auto pointer_table = [&](ScratchSlot slot, size_t count) {
     return reinterpret_cast<const uint16_t**>(scratch(slot, count * sizeof(void*) / sizeof(float)));
   };
+  if (by_class) {
+    const std::vector<ClassTile> class_tiles = padding_class_tiles(g, mr);
+    const int64_t count = (int64_t)class_tiles.size();
+    // Every pointer made up front in the tiles' order of pixels, then (tile, column block)
+    // units shared out column block by column block, as below.
+    const uint16_t** all = pointer_table(kSharedA, (size_t)(taps * M));
+    for (const ClassTile& ct : class_tiles)
+      for (int64_t r = 0; r < ct.rows; ++r)
+        tap_pointers(g, x16 + c0, offsets.data(), ct.m0 + r * ct.step, 1, all + ct.at + r, M);
+    run_split(pool, threads, count * np, 1, [&](int64_t u0, int64_t u1) {
+      panel_major_pieces(u0, u1, count, [&](int64_t i0, int64_t i1, int64_t p, int64_t) {
+        Bf16ConvTile t = shared;
+        t.rows_ld = M;
+        const int64_t col = p * width;
+        t.out.cols = (int)std::min<int64_t>(width, O - col);
+        t.out.bias = e.bias ? e.bias + col : nullptr;
+        t.b = panels + (col / kBf16PanelCols) * panel_stride;
+        for (int64_t i = i0; i < i1; ++i) {
+          const ClassTile& ct = class_tiles[(size_t)i];
+          t.out.rows = (int)ct.rows;
+          t.rows = all + ct.at;
+          // A column tile's pixels lie a row of the image apart: every stride scales with step.
+          if (y16) {
+            t.c16 = y16 + ct.m0 * ldy + col;
+            t.ldc16 = ct.step * ldy;
+          } else {
+            t.out.c = y + ct.m0 * ldy + col;
+            t.out.ldc = ct.step * ldy;
+          }
+          if (e.residual) {
+            t.out.residual = e.residual + ct.m0 * e.ld_residual + col;
+            t.out.ld_residual = ct.step * e.ld_residual;
+          }
+          if (residual16) {
+            t.residual16 = residual16 + ct.m0 * e.ld_residual + col;
+            t.ld_residual16 = ct.step * e.ld_residual;
+          }
+          kernel(t);
+        }
+      });
+    });
+    return;
+  }
   // Whole blocks per task when they share out evenly: a multiple of the threads, or so many
   // that one more is noise (17 blocks of a 28x28 layer on 2 threads left one idle a seventeenth
   // of the time), or when a table of every pointer would be large.
@@ -317,33 +427,63 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
   });
 }
 
-const uint16_t* padded_channels_last_bf16(const Window2d& g, int64_t bottom, int64_t right, const float* x,
-                                          ThreadPool* pool, int max_threads) {
+namespace {
+
+// A bf16 NHWC image with zero borders (g.ph rows above and `bottom` below, g.pw pixels left
+// and `right` right) in a buffer of the calling thread's, each image row's W x C values
+// written by fill_row(n, iy, dst).
+template <class FillRow>
+const uint16_t* padded_bf16_image(const Window2d& g, int64_t bottom, int64_t right, FillRow fill_row, ThreadPool* pool,
+                                  int max_threads) {
   thread_local std::vector<uint16_t> buffer;
-  const int64_t Hp = g.ph + g.H + bottom, Wp = g.pw + g.W + right, plane = g.H * g.W, row = Wp * g.C;
+  const int64_t Hp = g.ph + g.H + bottom, Wp = g.pw + g.W + right, row = Wp * g.C;
   buffer.resize((size_t)(g.N * Hp * row));
   uint16_t* dst = buffer.data();
   for (int64_t n = 0; n < g.N; ++n) {  // the rows of padding above and below
     std::fill_n(dst + n * Hp * row, g.ph * row, uint16_t{0});
     std::fill_n(dst + (n * Hp + g.ph + g.H) * row, bottom * row, uint16_t{0});
   }
-  const Bf16KernelSet& ks = bf16_kernels();
-  // Image rows as the unit of work: each interleaved into f32 pixels in a small buffer, then
-  // rounded into its place.
   auto rows = [&](int64_t r0, int64_t r1) {
-    float* pixels = scratch(kSourceRows, (size_t)(g.W * g.C));
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / g.H, iy = r % g.H;
-      interleave_row(x + n * g.C * plane + iy * g.W, plane, g.C, g.W, pixels);
       uint16_t* line = dst + (n * Hp + g.ph + iy) * row;
       std::fill_n(line, g.pw * g.C, uint16_t{0});
-      ks.convert(pixels, g.W * g.C, 1.0f, line + g.pw * g.C);
+      fill_row(n, iy, line + g.pw * g.C);
       std::fill_n(line + (g.pw + g.W) * g.C, right * g.C, uint16_t{0});
     }
   };
-  const int threads = g.N * plane * g.C >= (int64_t{1} << 16) ? usable_threads(pool, max_threads) : 1;
+  const int threads = g.N * g.H * g.W * g.C >= (int64_t{1} << 16) ? usable_threads(pool, max_threads) : 1;
   run_split(pool, threads, g.N * g.H, 8, rows);
   return dst;
+}
+
+}  // namespace
+
+const uint16_t* padded_channels_last_bf16(const Window2d& g, int64_t bottom, int64_t right, const float* x,
+                                          ThreadPool* pool, int max_threads) {
+  const Bf16KernelSet& ks = bf16_kernels();
+  const int64_t plane = g.H * g.W;
+  // Each image row interleaved into f32 pixels in a small buffer, then rounded into its place.
+  auto fill_row = [&](int64_t n, int64_t iy, uint16_t* dst) {
+    float* pixels = scratch(kSourceRows, (size_t)(g.W * g.C));
+    interleave_row(x + n * g.C * plane + iy * g.W, plane, g.C, g.W, pixels);
+    ks.convert(pixels, g.W * g.C, 1.0f, dst);
+  };
+  return padded_bf16_image(g, bottom, right, fill_row, pool, max_threads);
+}
+
+const uint16_t* padded_nhwc_bf16(const Window2d& g, int64_t bottom, int64_t right, const float* x, const uint16_t* x16,
+                                 ThreadPool* pool, int max_threads) {
+  const Bf16KernelSet& ks = bf16_kernels();
+  const int64_t line = g.W * g.C;
+  auto fill_row = [&](int64_t n, int64_t iy, uint16_t* dst) {
+    const int64_t at = (n * g.H + iy) * line;
+    if (x16)
+      std::memcpy(dst, x16 + at, (size_t)line * sizeof(uint16_t));
+    else
+      ks.convert(x + at, line, 1.0f, dst);
+  };
+  return padded_bf16_image(g, bottom, right, fill_row, pool, max_threads);
 }
 
 bool bf16_depthwise_merges(const Activation& act) {

@@ -36,11 +36,13 @@ const uint16_t* bf16_rounded_copy(const float* x, int64_t count, ThreadPool* poo
 // ordered (tap, value), each tap's run padded with a zero weight to an even count: K = taps x
 // (run + run % 2)). x is given as bf16 (x16) or f32 (x, rounded to bf16 once per call: a
 // grouped caller rounds it once for all groups); the output is f32 (y) or bf16 (y16), O values
-// of each pixel's ldy (a group's outputs among all). The residual may be y itself
-// (ld_residual == ldy). Throws std::logic_error when the kernel is not available or B does
-// not match.
+// of each pixel's ldy (a group's outputs among all). The residual is e's (f32) or residual16
+// (bf16, e.ld_residual values apart, e.residual null): a region carrying bf16 through a
+// residual block. Either may be the output itself (ld_residual == ldy). Throws
+// std::logic_error when the kernel is not available or B does not match.
 void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x, const uint16_t* x16, const PackedB& B,
-                      const Epilogue& e, float* y, uint16_t* y16, int64_t ldy, ThreadPool* pool, int max_threads);
+                      const Epilogue& e, const uint16_t* residual16, float* y, uint16_t* y16, int64_t ldy,
+                      ThreadPool* pool, int max_threads);
 
 // Whether a depthwise convolution writing bf16 merges its activation `act` (none, ReLU or clamp:
 // the only ones carried in bf16 out of a depthwise convolution).
@@ -60,5 +62,10 @@ void depthwise_conv_bf16(const Window2d& g, const float* x, const uint16_t* x16,
 // that lives until its next call.
 const uint16_t* padded_channels_last_bf16(const Window2d& g, int64_t bottom, int64_t right, const float* x,
                                           ThreadPool* pool, int max_threads);
+
+// The same of an NHWC image, f32 (x, rounded) or bf16 (x16, copied): a window over few
+// channels then reads each kernel row, kw pixels x C channels contiguous there, as one tap.
+const uint16_t* padded_nhwc_bf16(const Window2d& g, int64_t bottom, int64_t right, const float* x, const uint16_t* x16,
+                                 ThreadPool* pool, int max_threads);
 
 }  // namespace aiov

@@ -43,6 +43,11 @@ struct Bf16ConvTile {
   // out.c, in registers, with no f32 copy of the tile.
   uint16_t* c16 = nullptr;
   int64_t ldc16 = 0;
+  // Set: the residual in bf16 (a region carrying bf16 through a residual block), ld_residual16
+  // values apart per pixel, added where out.residual would be (which is then null). May be
+  // c16 itself: each value is read before it is written.
+  const uint16_t* residual16 = nullptr;
+  int64_t ld_residual16 = 0;
 };
 
 using Bf16ConvTileFn = void (*)(const Bf16ConvTile& tile);

@@ -39,12 +39,18 @@ template <int R, int NV>
   const __m512 lo = _mm512_set1_ps(o.lo), hi = _mm512_set1_ps(o.hi), beta = _mm512_set1_ps(o.beta);
   uint16_t* const c16 = t.c16;
   const int64_t ldc16 = t.ldc16;
+  const uint16_t* const residual16 = t.residual16;
+  const int64_t ld_residual16 = t.ld_residual16;
   AIOV_UNROLL for (int r = 0; r < R; ++r) AIOV_UNROLL for (int v = 0; v < NV; ++v) {
     __m512 x = acc[r][v];
     float* c = o.c + r * o.ldc + 16 * v;
     if (!c16 && o.load_c) x = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask[v], c), x);
     x = _mm512_add_ps(x, bias[v]);
     if (o.residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], o.residual + r * o.ld_residual + 16 * v));
+    if (residual16) {  // bf16 widened by a shift
+      const __m256i bits = _mm256_maskz_loadu_epi16(mask[v], residual16 + r * ld_residual16 + 16 * v);
+      x = _mm512_add_ps(x, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16)));
+    }
     if (o.clamp) {  // max/min return their second operand for a NaN: x stays NaN
       x = _mm512_max_ps(lo, x);
       x = _mm512_min_ps(hi, x);
@@ -93,6 +99,95 @@ void conv_rows(const Bf16ConvTile& t) {
   merge_tile<R, NV>(acc, t);
 }
 
+// R pixels x up to 8 output channels in ymm accumulators, from half of each pair row of the
+// panel: Zen 4 runs two ymm VDPBF16PS a cycle where a zmm one takes both halves, and a zmm
+// tile over SqueezeNet's 4- and 8-channel squeeze convolutions multiplied mostly padding.
+// Merged as merge_tile merges.
+template <int R>
+void conv_rows_narrow(const Bf16ConvTile& t) {
+  __m256 acc[R];
+  AIOV_UNROLL for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  const int64_t pairs = t.pairs;
+  const uint16_t* b = t.b;
+  for (int tap = 0; tap < t.taps; ++tap, b += pairs * 32) {
+    const uint16_t* a[R];
+    AIOV_UNROLL for (int r = 0; r < R; ++r) a[r] = t.rows[tap * t.rows_ld + r];
+    if (t.zeros) {
+      bool padding = true;
+      AIOV_UNROLL for (int r = 0; r < R; ++r) padding = padding && a[r] == t.zeros;
+      if (padding) continue;
+    }
+    auto step = [&](int64_t kk, auto half) {
+      const __m256bh bv = (__m256bh)_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kk * 32));
+      AIOV_UNROLL for (int r = 0; r < R; ++r) {
+        int32_t pair;
+        if constexpr (half())
+          pair = a[r][2 * kk];
+        else
+          std::memcpy(&pair, a[r] + 2 * kk, sizeof pair);
+        acc[r] = _mm256_dpbf16_ps(acc[r], (__m256bh)_mm256_set1_epi32(pair), bv);
+      }
+    };
+    const int64_t whole = pairs - (t.odd ? 1 : 0);
+    for (int64_t kk = 0; kk < whole; ++kk) step(kk, std::false_type{});
+    if (t.odd) step(whole, std::true_type{});
+  }
+  const Tile o = t.out;
+  const __mmask8 mask = (__mmask8)((1u << (o.cols < 8 ? o.cols : 8)) - 1u);
+  const __m256 bias = o.bias ? _mm256_maskz_loadu_ps(mask, o.bias) : _mm256_setzero_ps();
+  const __m256 lo = _mm256_set1_ps(o.lo), hi = _mm256_set1_ps(o.hi), beta = _mm256_set1_ps(o.beta);
+  uint16_t* const c16 = t.c16;
+  const int64_t ldc16 = t.ldc16;
+  const uint16_t* const residual16 = t.residual16;
+  const int64_t ld_residual16 = t.ld_residual16;
+  AIOV_UNROLL for (int r = 0; r < R; ++r) {
+    __m256 x = acc[r];
+    float* c = o.c + r * o.ldc;
+    if (!c16 && o.load_c) x = _mm256_fmadd_ps(beta, _mm256_maskz_loadu_ps(mask, c), x);
+    x = _mm256_add_ps(x, bias);
+    if (o.residual) x = _mm256_add_ps(x, _mm256_maskz_loadu_ps(mask, o.residual + r * o.ld_residual));
+    if (residual16) {
+      const __m128i bits = _mm_maskz_loadu_epi16(mask, residual16 + r * ld_residual16);
+      x = _mm256_add_ps(x, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16)));
+    }
+    if (o.clamp) {  // max/min return their second operand for a NaN: x stays NaN
+      x = _mm256_max_ps(lo, x);
+      x = _mm256_min_ps(hi, x);
+    }
+    if (c16)
+      _mm_mask_storeu_epi16(c16 + r * ldc16, mask, (__m128i)_mm256_cvtneps_pbh(x));
+    else
+      _mm256_mask_storeu_ps(c, mask, x);
+  }
+}
+
+template <int MR>
+void conv_tile_narrow(const Bf16ConvTile& t) {
+  switch (t.out.rows) {
+#define AIOV_CONV_ROWS(R)            \
+  case R:                            \
+    if constexpr (R <= MR) {         \
+      return conv_rows_narrow<R>(t); \
+    }                                \
+    break;
+    AIOV_CONV_ROWS(1)
+    AIOV_CONV_ROWS(2)
+    AIOV_CONV_ROWS(3)
+    AIOV_CONV_ROWS(4)
+    AIOV_CONV_ROWS(5)
+    AIOV_CONV_ROWS(6)
+    AIOV_CONV_ROWS(7)
+    AIOV_CONV_ROWS(8)
+    AIOV_CONV_ROWS(9)
+    AIOV_CONV_ROWS(10)
+    AIOV_CONV_ROWS(11)
+    AIOV_CONV_ROWS(12)
+#undef AIOV_CONV_ROWS
+    default:
+      break;
+  }
+}
+
 // Rows 1 .. MR (the most for NV vectors of columns; more rows are an error of the driver).
 template <int NV, int MR>
 void conv_tile_cols(const Bf16ConvTile& t) {
@@ -124,6 +219,7 @@ void conv_tile_cols(const Bf16ConvTile& t) {
 void conv_tile(const Bf16ConvTile& t) {
   switch ((t.out.cols + 15) / 16) {
     case 1:
+      if (t.out.cols <= 8) return conv_tile_narrow<kBf16ConvRows[0]>(t);
       return conv_tile_cols<1, kBf16ConvRows[0]>(t);
     case 2:
       return conv_tile_cols<2, kBf16ConvRows[1]>(t);

@@ -20,6 +20,7 @@
 #include "kernels/epilogue.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/nhwc_window.hpp"
+#include "kernels/scalar.hpp"
 #include "kernels/winograd.hpp"
 #include "ops/fused_conv.hpp"
 #include "ops/window.hpp"
@@ -414,15 +415,27 @@ const float* widened_copy(const uint16_t* x, int64_t count) {
   return buffer.data();
 }
 
-KernelFn prepare_fused_conv(const PrepareContext& ctx) {
+// Channels per tap up to which a window's kernel rows are read as taps on the direct bf16
+// kernel (prepare_conv_paths): with few channel pairs per tap, the per-tap pointers and the
+// padding's tests cost more than the products.
+constexpr int64_t kKernelRowMaxChannels = 16;
+
+// The convolution's kernel. A bf16 residual (bf16_residual) is merged by the direct bf16
+// kernel itself, which then sets reads_bf16_residual; every other path reads an f32 one, which
+// prepare_fused_conv widens for it.
+KernelFn prepare_conv_paths(const PrepareContext& ctx, bool bf16_residual, bool& reads_bf16_residual) {
   const Node& node = ctx.node;
   const bool bf16_in = ctx.in[0].type == ElementType::bf16, bf16_out = ctx.out[0].type == ElementType::bf16;
   if ((ctx.in[0].type != ElementType::f32 && !bf16_in) || !ctx.in[1].data)
     throw NotSupported(node.describe() + ": needs f32 or bf16 data and constant filters");
-  if ((bf16_in || bf16_out) && !fused_conv_carries_bf16(node))
+  if ((bf16_in || bf16_residual) && !fused_conv_carries_bf16(node))
     throw NotSupported(node.describe() + ": bf16 data only for NHWC convolutions of one group or depthwise");
-  if (ctx.in.size() > 3 && ctx.in[3].type != ElementType::f32)
-    throw NotSupported(node.describe() + ": the residual must be f32, got " + type_name(ctx.in[3].type));
+  if (bf16_out && !fused_conv_carries_bf16(node) && input_layout_of(node) != Layout::nchw)
+    throw NotSupported(node.describe() +
+                       ": a bf16 output only for NHWC convolutions of one group, depthwise or "
+                       "planar images");
+  if (ctx.in.size() > 3 && ctx.in[3].type != ElementType::f32 && !bf16_residual)
+    throw NotSupported(node.describe() + ": the residual must be f32 or bf16, got " + type_name(ctx.in[3].type));
   const bool planar = input_layout_of(node) == Layout::nchw;
   const Dims xs = to_channels_first(ctx.in[0].shape, input_layout_of(node));  // N C H W
   const Dims& fs = ctx.in[1].shape;                                           // O Cg kh kw
@@ -491,6 +504,29 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
         [&](const std::vector<float>& t) { return (int64_t)t.size() == group * K * kPlanarStride; });
   };
 
+  // Whether a planar image takes the direct bf16 kernel (below), the one planar path writing bf16.
+  const bool planar_direct = planar && precision == GemmPrecision::bf16 && group == 1 && g.dw == 1 &&
+                             g.kw * Cg <= kBf16DirectMaxRun && bf16_direct_conv_available();
+  if (planar && bf16_out && !planar_direct) {
+    // A plan made where the direct kernel runs (fused_conv_writes_bf16): the f32 output of the
+    // other paths rounded after them, into the output.
+    PrepareContext wide = ctx;
+    wide.out[0].type = ElementType::f32;
+    bool unused = false;
+    KernelFn f32_kernel = prepare_conv_paths(wide, false, unused);
+    return [f32_kernel](const KernelArgs& a) {
+      thread_local std::vector<float> wide_out;
+      TensorView out = *a.out[0];
+      wide_out.resize((size_t)out.count());
+      uint16_t* y16 = out.as<uint16_t>();
+      out.data = wide_out.data();
+      out.type = ElementType::f32;
+      const TensorView* outs[1] = {&out};
+      f32_kernel(KernelArgs{a.in, outs, a.ctx});
+      for (int64_t i = 0; i < out.count(); ++i) y16[i] = float_to_bf16(wide_out[(size_t)i]);
+    };
+  }
+
   if (planar && group == 1 && O <= kPlanarMaxOutputs && precision == GemmPrecision::f32) {
     // Few output channels: one vector per pixel, not GEMM tiles mostly of padding.
     auto wp = few_output_taps("planar", [&](int64_t k) { return ConvPlanes::filter_index(g, Cg, k); });
@@ -509,8 +545,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   // lost (0.35 against 0.2 ms at 224px to 32, 187 against 124 us at 64px) and 5x5 (K 75) was
   // even: the copy and the rounding cost more than the f32 tiles reading short windows in place.
   constexpr int64_t kMinPlanarBf16Depth = 96;
-  if (planar && precision == GemmPrecision::bf16 && group == 1 && g.dw == 1 && g.kw * Cg <= kBf16DirectMaxRun &&
-      bf16_direct_conv_available()) {
+  if (planar_direct) {
     // AVX512_BF16 without AMX: the image copied once to NHWC bf16 with zero borders wide enough
     // for every window, and each kernel row of a window (kw pixels x C channels, contiguous
     // there) read as one tap of the direct kernel: no im2col rows, and K padded per kernel row
@@ -541,13 +576,15 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     // The padded image's geometry, one tap per kernel row.
     const Window2d rows{g.N, g.ph + g.H + bottom, g.pw + g.W + right, g.C, g.OH, g.OW, g.kh, 1, g.sh, g.sw, g.dh, 1, 0,
                         0};
-    // (A planar input never carries bf16 out: fused_conv_carries_bf16.)
-    ctx.note_kernel("planar input copied to NHWC (bf16, zero borders), direct bf16 conv over kernel rows, " +
-                    gemm_kernels(precision));
-    return [g, rows, run, bottom, right, packed, output, O](const KernelArgs& a) {
+    // A bf16 output: a stem whose readers carry bf16 (fused_conv_writes_bf16).
+    ctx.note_kernel(
+        std::string("planar input copied to NHWC (bf16, zero borders), direct bf16 conv over kernel rows, ") +
+        (bf16_out ? "bf16" : "f32") + " out, " + gemm_kernels(precision));
+    return [g, rows, run, bottom, right, packed, output, bf16_out, O](const KernelArgs& a) {
       const uint16_t* x16 =
           padded_channels_last_bf16(g, bottom, right, a.in[0]->as<float>(), a.ctx->pool, a.ctx->max_threads);
-      conv_bf16_direct(rows, run, 0, nullptr, x16, *packed->front(), output.at(a, O), a.out[0]->as<float>(), nullptr, O,
+      conv_bf16_direct(rows, run, 0, nullptr, x16, *packed->front(), output.at(a, O), nullptr,
+                       bf16_out ? nullptr : a.out[0]->as<float>(), bf16_out ? a.out[0]->as<uint16_t>() : nullptr, O,
                        a.ctx->pool, a.ctx->max_threads);
     };
   }
@@ -634,11 +671,43 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     // AVX512_BF16 without AMX: every tap summed from the pixels where they lie (1x1 included),
     // f32 input rounded once, no K padding between taps. Groups (ResNeXt, RegNet) one after
     // another, each reading its channels of the input rounded once for all of them.
+    reads_bf16_residual = bf16_residual;
+    // Few channels per tap: the image copied with zero borders and each kernel row of a window
+    // (kw pixels x C channels, contiguous there) read as one tap, as for a planar stem. K keeps
+    // its order (ky, kx, c), so the packed weights serve as they are.
+    if (group == 1 && g.kw > 1 && g.dw == 1 && g.C <= kKernelRowMaxChannels && g.kw * g.C <= kBf16DirectMaxRun) {
+      const int64_t bottom = std::max<int64_t>(0, (g.OH - 1) * g.sh + (g.kh - 1) * g.dh + 1 - g.ph - g.H);
+      const int64_t right = std::max<int64_t>(0, (g.OW - 1) * g.sw + g.kw - g.pw - g.W);
+      const Window2d rows{
+          g.N, g.ph + g.H + bottom, g.pw + g.W + right, g.C, g.OH, g.OW, g.kh, 1, g.sh, g.sw, g.dh, 1, 0, 0};
+      ctx.note_kernel(std::string(planar_copied ? "planar input copied to NHWC, " : "") +
+                      "direct bf16 conv over kernel rows (a zero-bordered copy) NHWC, " + (bf16_in ? "bf16" : "f32") +
+                      " in, " + (bf16_out ? "bf16" : "f32") + " out" + (bf16_residual ? ", bf16 residual" : "") +
+                      ", packed weights " + gemm_kernels(precision));
+      return [g, rows, bottom, right, packed, output, planar_copied, bf16_in, bf16_out, bf16_residual,
+              O](const KernelArgs& a) {
+        ThreadPool* pool = a.ctx->pool;
+        const int threads = a.ctx->max_threads;
+        const float* x = nullptr;
+        const uint16_t* x16 = nullptr;
+        if (bf16_in)
+          x16 = a.in[0]->as<uint16_t>();
+        else
+          x = planar_copied ? channels_last_copy(g, a.in[0]->as<float>(), pool, threads) : a.in[0]->as<float>();
+        const uint16_t* padded = padded_nhwc_bf16(g, bottom, right, x, x16, pool, threads);
+        Epilogue e = output.at(a, O);
+        const uint16_t* residual16 = bf16_residual ? a.in[3]->as<uint16_t>() : nullptr;
+        if (residual16) e.residual = nullptr;
+        conv_bf16_direct(rows, g.kw * g.C, 0, nullptr, padded, *packed->front(), e, residual16,
+                         bf16_out ? nullptr : a.out[0]->as<float>(), bf16_out ? a.out[0]->as<uint16_t>() : nullptr, O,
+                         pool, threads);
+      };
+    }
     ctx.note_kernel(std::string(planar_copied ? "planar input copied to NHWC, " : "") +
                     "direct bf16 conv (taps read in place) NHWC" + (group > 1 ? ", by group" : "") + ", " +
-                    (bf16_in ? "bf16" : "f32") + " in, " + (bf16_out ? "bf16" : "f32") + " out, packed weights " +
-                    gemm_kernels(precision));
-    return [g, packed, output, planar_copied, bf16_in, bf16_out, O, Cg, Og](const KernelArgs& a) {
+                    (bf16_in ? "bf16" : "f32") + " in, " + (bf16_out ? "bf16" : "f32") + " out" +
+                    (bf16_residual ? ", bf16 residual" : "") + ", packed weights " + gemm_kernels(precision));
+    return [g, packed, output, planar_copied, bf16_in, bf16_out, bf16_residual, O, Cg, Og](const KernelArgs& a) {
       ThreadPool* pool = a.ctx->pool;
       const int threads = a.ctx->max_threads;
       const float* x = nullptr;
@@ -654,9 +723,13 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
       }
       float* y = bf16_out ? nullptr : a.out[0]->as<float>();
       uint16_t* y16 = bf16_out ? a.out[0]->as<uint16_t>() : nullptr;
-      for (int64_t gi = 0; gi < group; ++gi)
-        conv_bf16_direct(g, Cg, gi * Cg, x, x16, *(*packed)[gi], output.at(a, O, gi * Og), y ? y + gi * Og : nullptr,
+      for (int64_t gi = 0; gi < group; ++gi) {
+        Epilogue e = output.at(a, O, gi * Og);
+        const uint16_t* residual16 = bf16_residual ? a.in[3]->as<uint16_t>() + gi * Og : nullptr;
+        if (residual16) e.residual = nullptr;
+        conv_bf16_direct(g, Cg, gi * Cg, x, x16, *(*packed)[gi], e, residual16, y ? y + gi * Og : nullptr,
                          y16 ? y16 + gi * Og : nullptr, O, pool, threads);
+      }
     };
   }
   auto run_offsets = std::make_shared<const ConvRuns::Offsets>(ConvRuns::offsets(g));
@@ -726,7 +799,51 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
   };
 }
 
+KernelFn prepare_fused_conv(const PrepareContext& ctx) {
+  const bool bf16_residual = ctx.in.size() > 3 && ctx.in[3].type == ElementType::bf16;
+  bool reads_bf16_residual = false;
+  KernelFn kernel = prepare_conv_paths(ctx, bf16_residual, reads_bf16_residual);
+  if (!bf16_residual || reads_bf16_residual) return kernel;
+  // A path that merges an f32 residual (the GEMM's tiles, depthwise; a plan made where the
+  // direct kernel runs): the bf16 one widened first, into a buffer of the calling thread's.
+  return [kernel](const KernelArgs& a) {
+    thread_local std::vector<float> wide;
+    TensorView residual = *a.in[3];
+    const int64_t count = residual.count();
+    wide.resize((size_t)count);
+    const uint16_t* bits = residual.as<uint16_t>();
+    for (int64_t i = 0; i < count; ++i) {
+      const uint32_t word = (uint32_t)bits[i] << 16;
+      std::memcpy(&wide[(size_t)i], &word, sizeof word);
+    }
+    residual.data = wide.data();
+    residual.type = ElementType::f32;
+    const TensorView* in[4] = {a.in[0], a.in[1], a.in[2], &residual};
+    kernel(KernelArgs{in, a.out, a.ctx});
+  };
+}
+
 }  // namespace
+
+bool fused_conv_reads_bf16_residual(const Node& n) {
+  if (!fused_conv_carries_bf16(n) || n.attr_int("group") != 1 || !bf16_direct_conv_available()) return false;
+  const PartialShape& f = n.inputs[1].node->outputs[n.inputs[1].index].shape;  // O C kh kw (rank 4: carries)
+  Window2d g{};
+  g.C = f.dims[1];
+  return bf16_direct_conv_fits(g);
+}
+
+bool fused_conv_writes_bf16(const Node& n) {
+  if (fused_conv_carries_bf16(n)) return true;
+  // A planar image's convolution on the direct kernel (prepare's planar_direct).
+  if (n.op != "aiov.FusedConv" || n.inputs.size() < 2 || input_layout_of(n) != Layout::nchw ||
+      n.attr_int("group") != 1 || !bf16_direct_conv_available())
+    return false;
+  const PartialShape& f = n.inputs[1].node->outputs[n.inputs[1].index].shape;  // O C kh kw
+  const std::vector<int64_t> dilations = n.attr_ints("dilations");
+  return f.rank_known && f.rank() == 4 && f.dims[1] > 0 && f.dims[3] > 0 &&
+         f.dims[1] * f.dims[3] <= kBf16DirectMaxRun && (dilations.empty() || dilations.back() == 1);
+}
 
 bool fused_conv_carries_bf16(const Node& n) {
   if (n.op != "aiov.FusedConv" || n.inputs.size() < 2 || input_layout_of(n) != Layout::nhwc) return false;

@@ -11,6 +11,7 @@
 #include "kernels/dispatch.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/nhwc_window.hpp"
+#include "kernels/pool_bf16.hpp"
 #include "kernels/quantized_bytes.hpp"
 #include "ops/window.hpp"
 #include "plan/registry.hpp"
@@ -355,6 +356,22 @@ KernelFn prepare_pool(const PrepareContext& ctx) {
   });
 }
 
+// MaxPool: a bf16 NHWC tensor (a region carrying bf16 through the pool, carry_bf16) pooled as
+// it lies; everything else through prepare_pool (f16 and bf16 widened around it).
+KernelFn prepare_max_pool(const PrepareContext& ctx) {
+  const Dims& xs = ctx.in[0].shape;
+  if (ctx.in[0].type != ElementType::bf16 || ctx.out.size() != 1 || ctx.out[0].type != ElementType::bf16 ||
+      layout_of(ctx.node) != Layout::nhwc || xs.size() != 4)
+    return widened<prepare_pool<true>>(ctx);
+  const Window v = make_window(ctx.node, {xs[1], xs[2]}, ctx.node.attr_ints("kernel"), pool_rounding(ctx.node));
+  const Window2d g{xs[0],       xs[1],       xs[2],       xs[3],         v.out[0],      v.out[1],       v.kernel[0],
+                   v.kernel[1], v.stride[0], v.stride[1], v.dilation[0], v.dilation[1], v.pad_begin[0], v.pad_begin[1]};
+  ctx.note_kernel("NHWC, bf16 in and out");
+  return [g](const KernelArgs& a) {
+    max_pool_nhwc_bf16(g, a.in[0]->as<uint16_t>(), a.out[0]->as<uint16_t>(), a.ctx->pool, a.ctx->max_threads);
+  };
+}
+
 // ---- BatchNormInference(data, gamma, beta, mean, variance) ---------------------------------
 
 std::vector<PortInfo> infer_batch_norm(const InferContext& c) {
@@ -660,7 +677,7 @@ void register_nn_ops(OpRegistry& r) {
   max_pool.push_back(int_attr("axis", 0).onnx_name("-"));
   // ONNX's storage_order 1: indices count with the first spatial dim fastest (not in IR).
   max_pool.push_back(bool_attr("column_major_indices", false).ir_name("-").onnx_name("-"));
-  r.add(OpDef{"MaxPool", 1, 1, infer_pool, widened<prepare_pool<true>>}.with_attrs(max_pool).ir({"MaxPool"}, "opset1"));
+  r.add(OpDef{"MaxPool", 1, 1, infer_pool, prepare_max_pool}.with_attrs(max_pool).ir({"MaxPool"}, "opset1"));
   pool.push_back(bool_attr("exclude_pad", true).ir_name("exclude-pad"));
   r.add(OpDef{"AvgPool", 1, 1, infer_pool, widened<prepare_pool<false>>}.with_attrs(pool).ir({"AvgPool"}, "opset1"));
   r.add(OpDef{"BatchNormInference", 5, 5, infer_batch_norm, widened<prepare_batch_norm>}

@@ -307,13 +307,78 @@ def test_carry_bf16_inside_a_bottleneck(monkeypatch, caplog):
 
 
 def test_carry_bf16_keeps_f32_where_another_op_reads(monkeypatch, caplog):
-    # A convolution read by a convolution and by a graph output, one read as a residual and
-    # the last (a graph output) write f32; the two read only as a convolution's data, bf16.
+    # A convolution read by a convolution and by a graph output, and the last (a graph output)
+    # write f32; the two read only as a convolution's data, bf16; the one read as a residual
+    # bf16 where the direct kernel merges it (AVX512_BF16 without AMX), else f32.
     x = ops.parameter([1, 16, 8, 8], np.float32, name="x")
     a = conv(x, 16, 16)
     b = ops.add(conv(a, 16, 16), conv(x, 16, 16, 1))
     c = conv(b, 16, 16, 1)
     model = ov.Model([a, conv(c, 16, 16)], [x])
     kernels = bf16_conv_kernels(model, [randn(1, 16, 8, 8)], caplog)
-    assert len(kernels) == 5 and sum("bf16 out" in k for k in kernels) == 2
+    direct = all("direct bf16 conv" in k for k in kernels)
+    assert len(kernels) == 5 and sum("bf16 out" in k for k in kernels) == (3 if direct else 2)
+    assert sum("bf16 residual" in k for k in kernels) == (1 if direct else 0)
     assert steps_and_check(model, [randn(1, 16, 8, 8)], monkeypatch, tol=1e-4).count("aiov.FusedConv") == 5
+
+
+def test_carry_bf16_through_residual_blocks(monkeypatch, caplog):
+    # Two ResNet bottlenecks: where the direct kernel merges bf16 residuals, the first block's
+    # output (read by the second block's first convolution and as its residual) is bf16 too,
+    # and only the last, read by the MaxPool, is f32.
+    def block(y, c, mid):
+        z = ops.relu(batch_norm(conv(y, c, mid, 1), mid))
+        z = ops.relu(batch_norm(conv(z, mid, mid, 3), mid))
+        return ops.relu(ops.add(batch_norm(conv(z, mid, c, 1), c), y))
+
+    x = ops.parameter([2, 32, 9, 9], np.float32, name="x")
+    y = block(block(conv(x, 32, 32, 1), 32, 16), 32, 16)
+    model = ov.Model([ops.max_pool(y, [2, 2], [1, 1], [0, 0], [0, 0], [2, 2], with_indices=False)], [x])
+    feeds = [randn(2, 32, 9, 9)]
+    kernels = bf16_conv_kernels(model, feeds, caplog)
+    assert len(kernels) == 7
+    if all("direct bf16 conv" in k for k in kernels):
+        assert sum("bf16 residual" in k for k in kernels) == 2
+        assert sum("bf16 out" in k for k in kernels) == 6 and "f32 out" in kernels[-1]
+    else:
+        assert not any("bf16 residual" in k for k in kernels)
+    monkeypatch.setenv("AIOV_BF16_TENSORS", "0")
+    assert not any("bf16 residual" in k for k in bf16_conv_kernels(model, feeds, caplog))
+
+
+def test_carry_bf16_through_a_stem_and_its_max_pool(caplog):
+    # A planar stem, then a ceil-mode MaxPool read by two convolutions (one as a residual):
+    # where the direct kernel runs, the stem writes bf16 and the pool pools it as it lies; else
+    # the region starts after the pool, as before.
+    x = ops.parameter([2, 3, 20, 21], np.float32, name="x")
+    stem = ops.relu(ops.convolution(x, ops.constant(randn(16, 3, 3, 3, scale=0.3)), [2, 2], [1, 1], [1, 1], [1, 1]))
+    pool = ops.max_pool(stem, [2, 2], [1, 1], [0, 0], [0, 0], [3, 3], rounding_type="ceil", with_indices=False)
+    y = ops.relu(ops.add(conv(ops.relu(conv(pool, 16, 16, 1)), 16, 16, 3), pool))
+    model = ov.Model([conv(y, 16, 8, 1)], [x])
+    kernels = bf16_conv_kernels(model, [randn(2, 3, 20, 21)], caplog)
+    assert len(kernels) == 4 and kernels[0].startswith("planar input")
+    direct = "direct bf16 conv over kernel rows" in kernels[0]
+    assert ("bf16 out" in kernels[0]) == direct
+    assert ("bf16 in" in kernels[1]) == direct and ("bf16 residual" in kernels[2]) == direct
+    assert ("(MaxPool) -> [2,5,5,16]: NHWC, bf16 in and out" in caplog.text) == direct
+
+
+def test_carry_bf16_through_concats(caplog):
+    # SqueezeNet's fire modules: a squeeze 1x1, two expand convolutions into a Concat, read by
+    # the next squeeze; the second Concat also by a graph output, so it and its inputs stay f32.
+    def fire(y, c, squeeze, expand):
+        s = ops.relu(conv(y, c, squeeze, 1))
+        return ops.concat([ops.relu(conv(s, squeeze, expand, 1)), ops.relu(conv(s, squeeze, expand, 3))], 1)
+
+    x = ops.parameter([2, 16, 7, 8], np.float32, name="x")
+    first = fire(conv(x, 16, 16, 1), 16, 4, 8)
+    second = fire(first, 16, 4, 8)
+    model = ov.Model([conv(second, 16, 6, 1), second], [x])
+    kernels = bf16_conv_kernels(model, [randn(2, 16, 7, 8)], caplog)
+    assert len(kernels) == 8
+    if all("direct bf16 conv" in k for k in kernels):
+        # In order: the first 1x1, squeeze, expand x2 (into the first Concat, which is then bf16:
+        # its inputs' type), squeeze, expand x2, the last 1x1.
+        outs = ["bf16 out" in k for k in kernels]
+        assert outs == [True, True, True, True, True, False, False, False], kernels
+        assert "bf16 in" in kernels[4] and "bf16 in" not in kernels[7]

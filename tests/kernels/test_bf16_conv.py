@@ -1,15 +1,18 @@
 """NHWC convolutions under the bf16 hint, run directly (aiov._core._testing.run_op with
 precision="bf16") on each bf16 kernel set (forced with AIOV_BF16_ISA, skipped where the CPU
 lacks it): on avx512_bf16 the direct kernel (kernels/conv_bf16.hpp: taps summed from the pixels
-where they lie, tiles of 1 to 4 zmm of output channels, whole blocks per thread or tiles shared
-column block by column block), elsewhere the GEMM paths; odd channel counts take the GEMM paths
-everywhere. Checked against a float64 convolution of the operands rounded to bf16 (the kernels'
-only rounding, accumulation is f32), f32 outputs tight and bf16 outputs within their rounding,
-with bias, residual and every kind of activation merge; and planar images (a model's first
-convolution), on avx512_bf16 copied to NHWC bf16 with zero borders and read a kernel row per tap;
-strided depthwise convolutions writing bf16 (one AVX-512 pass on avx512_bf16 and amx, the f32
-kernel between copies on the portable set); and grouped convolutions (on avx512_bf16 the direct
-kernel group by group)."""
+where they lie, tiles of 1 to 4 zmm of output channels or a ymm up to 8, whole blocks per
+thread or tiles shared column block by column block or following the padding on small
+images; up to 16 channels a zero-bordered copy read a kernel row per tap), elsewhere the GEMM
+paths; odd channel counts take the GEMM paths everywhere. Checked against a float64
+convolution of the operands rounded to bf16 (the kernels' only rounding, accumulation is f32),
+f32 outputs tight and bf16 outputs within their rounding, with bias, residual and every kind of
+activation merge; and planar images (a model's first convolution), on avx512_bf16 copied to
+NHWC bf16 with zero borders and read a kernel row per tap, writing f32 or bf16; strided
+depthwise convolutions writing bf16 (one AVX-512 pass on avx512_bf16 and amx, the f32 kernel
+between copies on the portable set); grouped convolutions (on avx512_bf16 the direct kernel
+group by group); and bf16 data with a bf16 residual (a region carrying bf16 through residual
+blocks: merged by the direct kernel, widened for the other paths)."""
 
 import json
 
@@ -45,9 +48,14 @@ CASES = [(16, 96, 1, (1, 1), (0, 0, 0, 0), (1, 1), (9, 11), 2),  # 1x1, K = 16 (
          (6, 16, 3, (1, 1), (2, 2, 2, 2), (2, 2), (10, 10), 1),  # dilated, 3 channel pairs, one zmm
          (20, 33, 5, (2, 2), (2, 2, 2, 2), (1, 1), (11, 10), 2),  # 5x5 windows
          (512, 48, 3, (1, 1), (1, 1, 1, 1), (1, 1), (7, 7), 1),  # few pixels, deep: tiles shared out
-         (64, 272, 3, (1, 1), (1, 1, 1, 1), (1, 1), (7, 7), 2),  # tiles of whole rows, 3 zmm: padding's taps skipped
+         (64, 272, 3, (1, 1), (1, 1, 1, 1), (1, 1), (7, 7), 2),  # tiles by the padding they reach (corners,
+         # edges as rows and columns, the inside), 3 zmm: padding's taps skipped
          (32, 64, 3, (1, 1), (0, 1, 2, 1), (1, 1), (6, 6), 2),  # padding below only, rows of 6 in tiles of 6
          (2, 8, 7, (2, 2), (3, 3, 3, 3), (1, 1), (19, 17), 1),  # one channel pair per tap
+         (4, 16, 3, (1, 1), (1, 1, 1, 1), (1, 1), (15, 15), 2),  # few channels: kernel rows as taps
+         (16, 40, 3, (2, 1), (0, 1, 2, 1), (2, 1), (9, 10), 1),  # kernel rows, dilated down, strided
+         (32, 4, 1, (1, 1), (0, 0, 0, 0), (1, 1), (9, 10), 2),  # up to 8 outputs: ymm tiles
+         (24, 7, 3, (1, 1), (1, 1, 1, 1), (1, 1), (8, 9), 1),  # ymm tiles, a ragged 7
          (5, 20, 3, (1, 1), (1, 1, 1, 1), (1, 1), (9, 8), 2)]  # odd channels: the GEMM paths
 worst_f32, worst_bf16 = 0.0, 0.0
 for i, (c, o, k, st, pads, dil, size, batch) in enumerate(CASES):
@@ -88,7 +96,7 @@ PLANAR = [(3, 64, 7, (2, 2), (3, 3, 3, 3), (1, 1), (37, 35)),  # ResNet's stem: 
           (4, 20, 3, (1, 1), (0, 0, 0, 0), (1, 1), (9, 9)),  # rows of 12: whole pairs
           (3, 17, 3, (2, 1), (2, 1, 0, 2), (2, 1), (15, 15)),  # dilated down, asymmetric padding
           (3, 40, 11, (4, 4), (0, 0, 0, 0), (1, 1), (47, 47))]  # strides leaving the last columns unread
-worst_planar = 0.0
+worst_planar, worst_planar16 = 0.0, 0.0
 for i, (c, o, k, st, pads, dil, size) in enumerate(PLANAR):
     x = rng.standard_normal((2, c) + size).astype(np.float32)
     w = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
@@ -102,6 +110,12 @@ for i, (c, o, k, st, pads, dil, size) in enumerate(PLANAR):
         (out,) = T.run_op("aiov.FusedConv", [x, w, bias], attrs, runtime_inputs=[0], threads=threads, precision="bf16")
         err = np.max(np.abs(out.transpose(0, 3, 1, 2) - expected)) / (np.max(np.abs(expected)) + 1)
         worst_planar = max(worst_planar, float(err))
+        # A stem whose readers carry bf16: the same results rounded once (on avx512_bf16 in the
+        # tiles; elsewhere the f32 output rounded after).
+        (bits,) = T.run_op("aiov.FusedConv", [x, w, bias], dict(attrs, output_type="bf16"), runtime_inputs=[0],
+                           threads=threads, precision="bf16")
+        err = np.abs(widened(bits) - out) / (np.abs(out) + 1e-6)
+        worst_planar16 = max(worst_planar16, float(np.max(err)))
 # Strided depthwise convolutions writing bf16 (a region carrying it): f32 products of the f32
 # input, rounded once as they are stored.
 DEPTHWISE = [(96, 3, (2, 2), (1, 1, 1, 1), (1, 1), (15, 13), "clamp"),  # 64 + 32 channels
@@ -154,8 +168,44 @@ for i, (c, o, k, st, pads, size, groups) in enumerate(GROUPED):
                           threads=threads, precision="bf16")
         err = np.max(np.abs(out.transpose(0, 3, 1, 2) - expected)) / (np.max(np.abs(expected)) + 1)
         worst_grouped = max(worst_grouped, float(err))
+# bf16 tensors (a region carrying bf16): the data and the residual given as bf16 bits. On
+# avx512_bf16 the direct kernel merges the bf16 residual in its tiles; every other path gets it
+# widened to f32 first. 1x1 and 3x3, f32 and bf16 outputs, threads split both ways.
+BF16_TENSORS = [(64, 64, 1, (1, 1), (0, 0, 0, 0), (7, 9), "relu"),
+                (32, 70, 3, (1, 1), (1, 1, 1, 1), (8, 7), "clamp"),
+                (48, 48, 3, (2, 2), (1, 1, 1, 1), (9, 10), "sigmoid"),
+                (16, 24, 1, (1, 1), (0, 0, 0, 0), (5, 6), "none"),
+                (8, 32, 3, (1, 1), (1, 1, 1, 1), (7, 7), "relu"),  # kernel rows as taps
+                (32, 48, 3, (1, 1), (1, 1, 1, 1), (7, 7), "clamp"),  # tiles by the padding they reach
+                (32, 6, 1, (1, 1), (0, 0, 0, 0), (6, 7), "relu")]  # ymm tiles
+worst_tensors, worst_tensors16 = 0.0, 0.0
+def bf16_bits(a):
+    return (rounded(a).view(np.uint32) >> 16).astype(np.uint16)
+for c, o, k, st, pads, size, act in BF16_TENSORS:
+    x16 = bf16_bits(rng.standard_normal((2,) + size + (c,)).astype(np.float32))
+    w = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+    bias = rng.standard_normal(o).astype(np.float32)
+    ref = conv_reference(widened(x16).transpose(0, 3, 1, 2), rounded(w), st, pads, (1, 1)) + bias[:, None, None]
+    res16 = bf16_bits(rng.standard_normal((2,) + ref.shape[2:] + (o,)).astype(np.float32))
+    alpha, beta, fn = ACTS[act]
+    expected = fn(ref + widened(res16).transpose(0, 3, 1, 2))
+    scale = np.max(np.abs(expected)) + 1
+    attrs = window_attrs(st, pads, (1, 1), 1)
+    attrs.update(layout="nhwc", act=act, act_alpha=alpha, act_beta=beta)
+    for threads in (1, 0):
+        for out in ("f32", "bf16"):
+            attrs["output_type"] = out
+            (got,) = T.run_op("aiov.FusedConv", [x16, w, bias, res16], attrs, runtime_inputs=[0, 3],
+                              threads=threads, precision="bf16", bf16_inputs=[0, 3])
+            if out == "bf16":  # rounded once from the f32 merge
+                err = np.abs(widened(got).transpose(0, 3, 1, 2) - expected) / (np.abs(expected) + 1e-3 * scale)
+                worst_tensors16 = max(worst_tensors16, float(np.max(err)))
+            else:
+                err = np.abs(got.transpose(0, 3, 1, 2) - expected) / scale
+                worst_tensors = max(worst_tensors, float(np.max(err)))
 print(json.dumps({"isa": aiov._core.gemm_bf16_isa(), "f32": worst_f32, "bf16": worst_bf16, "planar": worst_planar,
-                  "depthwise": worst_depthwise, "grouped": worst_grouped}))
+                  "depthwise": worst_depthwise, "grouped": worst_grouped, "tensors": worst_tensors, "planar16": worst_planar16,
+                  "tensors16": worst_tensors16}))
 """
 
 ISAS = ["scalar", "avx512_bf16", "amx"]  # each includes the ones before it
@@ -174,5 +224,9 @@ def test_bf16_convolution_matches_rounded_reference(isa, run_capped):
     # The direct kernel rounds both operands of every planar stem; the other paths multiply the
     # f32 planes of short windows (3x3 stems) unrounded, within bf16's rounding of the reference.
     assert result["planar"] < (1e-5 if isa == "avx512_bf16" else 2e-2)
+    assert result["planar16"] <= 2.0**-8
     assert result["depthwise"] < 2.0**-8 + 1e-5
     assert result["grouped"] < 1e-5
+    # bf16 data and residual: f32 outputs tight, bf16 ones within their rounding.
+    assert result["tensors"] < 1e-5
+    assert result["tensors16"] < 2.0**-8 + 1e-5
