@@ -61,24 +61,22 @@ constexpr int kMaxRows = 12;
 
 // One kernel call: `rows` positions x up to 4 panels of 16 output channels.
 struct ConvTile {
-  // Row r's segment s starts at a[s * kMaxRows + r]; the weights of segment s, quad q, panel v
-  // at b + v * b_panel_stride + (s * quads + q) * 64.
-  const uint8_t* const* a = nullptr;
+  // Row r's segment s starts at first[r] + offsets[s] (its window in the image), or at
+  // first[r] + s * quads * 4 when bit r of `copied` is set (a window crossing the border,
+  // copied with the pad byte in place of the pixels outside); the weights of segment s, quad
+  // q, panel v at b + v * b_panel_stride + (s * quads + q) * 64.
+  const uint8_t* const* first = nullptr;
+  const int64_t* offsets = nullptr;
+  unsigned copied = 0;
   int64_t segments = 0, quads = 0;
   const int8_t* b = nullptr;
   int64_t b_panel_stride = 0;
   int rows = 0, cols = 0;            // cols <= 16 x panels
   int panels = 0;                    // 1..4
   const int32_t* col_add = nullptr;  // from the tile's first column
-  int32_t* c_i32 = nullptr;          // the tile's first element, ldc apart per row
-  float* c_f32 = nullptr;
-  uint8_t* c_u8 = nullptr;
-  int64_t ldc = 0;
-  const float* scale = nullptr;
-  const float* bias = nullptr;
-  bool relu = false;
-  float out_scale = 1.0f;
-  int32_t out_zero = 0;
+  // The convolution's output seen from the tile: its pointers at the tile's first element
+  // (rows ldc apart), scale and bias from its first column.
+  Int8Output out;
 };
 
 struct ConvInt8Kernels {

@@ -168,7 +168,8 @@ void tile_rows(const ConvTile& t) {
   const int8_t* b = t.b;
   for (int64_t s = 0; s < t.segments; ++s) {
     const uint8_t* a[R];
-    AIOV_UNROLL for (int r = 0; r < R; ++r) a[r] = t.a[s * kMaxRows + r];
+    const int64_t in_image = t.offsets[s], in_copy = s * quads * 4;
+    AIOV_UNROLL for (int r = 0; r < R; ++r) a[r] = t.first[r] + ((t.copied >> r) & 1 ? in_copy : in_image);
     for (int64_t q = 0; q < quads; ++q, b += 64) {
       __m512i bv[NV];
       AIOV_UNROLL for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(b + v * stride);
@@ -180,10 +181,12 @@ void tile_rows(const ConvTile& t) {
       }
     }
   }
-  const Requantizer rq = requantizer(t.out_scale, t.out_zero);
-  const Merge o{t.c_i32, t.c_f32, t.c_u8, t.ldc,
-                t.scale, t.bias,  t.relu, rq.by_inverse && t.out_scale > 0 && t.out_zero >= 0 && t.out_zero <= 255,
-                rq};
+  const Int8Output& out = t.out;
+  const Requantizer rq = requantizer(out.out_scale, out.out_zero);
+  const Merge o{
+      out.c_i32, out.c_f32, out.c_u8, out.ldc,
+      out.scale, out.bias,  out.relu, rq.by_inverse && out.out_scale > 0 && out.out_zero >= 0 && out.out_zero <= 255,
+      rq};
   if (o.c_u8 && o.bias && o.fast_requantize) {
     if (o.relu)
       merge_u8<R, NV, true>(acc, o, t.cols);
