@@ -129,30 +129,44 @@ template <int R, int NV, bool RELU>
   // No clamp at 255: an integer past it (or past 2^31, which converts to 0x80000000) saturates
   // in the unsigned narrowing store. The floor is 0, or the zero point after a Relu (y >= 0).
   const __m512 floor = RELU ? zero : _mm512_setzero_ps();
+  __m512 scale[NV], bias[NV], folded_scale[NV], folded_bias[NV];
+  __mmask16 m[NV];
+  bool foldable = true;
   AIOV_UNROLL for (int v = 0; v < NV; ++v) {
-    const __mmask16 m = head_mask(cols - 16 * v);
-    const __m512 scale = _mm512_maskz_loadu_ps(m, o.scale + 16 * v), bias = _mm512_maskz_loadu_ps(m, o.bias + 16 * v);
-    const __m512 folded_scale = _mm512_mul_ps(scale, inverse);
-    const __m512 bias_quotient = _mm512_mul_ps(bias, inverse);
-    const __m512 folded_bias = _mm512_add_ps(bias_quotient, zero);
+    m[v] = head_mask(cols - 16 * v);
+    scale[v] = _mm512_maskz_loadu_ps(m[v], o.scale + 16 * v);
+    bias[v] = _mm512_maskz_loadu_ps(m[v], o.bias + 16 * v);
+    folded_scale[v] = _mm512_mul_ps(scale[v], inverse);
+    const __m512 bias_quotient = _mm512_mul_ps(bias[v], inverse);
+    folded_bias[v] = _mm512_add_ps(bias_quotient, zero);
     // (NaN or infinite constants fail the compares too)
-    const bool foldable =
-        _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(bias_quotient), _mm512_set1_ps(kFoldedBiasLimit), _CMP_LE_OQ) == m &&
-        _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(folded_scale), _mm512_set1_ps(3.0e38f), _CMP_LE_OQ) == m;
-    AIOV_UNROLL for (int r = 0; r < R; ++r) {
-      uint8_t* out = o.c_u8 + r * o.ldc + 16 * v;
-      if (foldable) {
-        const __m512 q = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), folded_scale, folded_bias);
+    foldable =
+        foldable &&
+        _mm512_mask_cmp_ps_mask(m[v], _mm512_abs_ps(bias_quotient), _mm512_set1_ps(kFoldedBiasLimit), _CMP_LE_OQ) ==
+            m[v] &&
+        _mm512_mask_cmp_ps_mask(m[v], _mm512_abs_ps(folded_scale[v]), _mm512_set1_ps(3.0e38f), _CMP_LE_OQ) == m[v];
+  }
+  AIOV_UNROLL for (int r = 0; r < R; ++r) {
+    uint8_t* out = o.c_u8 + r * o.ldc;
+    if (foldable) {
+      // One test for the row's vectors: a lane of any near a half-integer sends them all the
+      // exact way (rare), and the common case takes one branch per row.
+      __m512 q[NV];
+      __mmask16 near = 0;
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+        q[v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), folded_scale[v], folded_bias[v]);
         // q minus q rounded to the nearest integer
-        const __m512 off = _mm512_reduce_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        if (!_mm512_cmp_ps_mask(_mm512_abs_ps(off), near_half, _CMP_GE_OQ)) {
-          const __m512 clamped = _mm512_max_ps(q, floor);
-          store_u8(out, m, _mm512_cvt_roundps_epi32(clamped, kNearest));
-          continue;
-        }
+        const __m512 off = _mm512_reduce_ps(q[v], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        near |= _mm512_cmp_ps_mask(_mm512_abs_ps(off), near_half, _CMP_GE_OQ);
       }
-      store_u8(out, m, exact_u8<RELU>(acc[r][v], scale, bias, o.rq));
+      if (!near) {
+        AIOV_UNROLL for (int v = 0; v < NV; ++v)
+            store_u8(out + 16 * v, m[v], _mm512_cvt_roundps_epi32(_mm512_max_ps(q[v], floor), kNearest));
+        continue;
+      }
     }
+    AIOV_UNROLL for (int v = 0; v < NV; ++v)
+        store_u8(out + 16 * v, m[v], exact_u8<RELU>(acc[r][v], scale[v], bias[v], o.rq));
   }
 }
 
