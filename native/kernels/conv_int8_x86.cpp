@@ -31,13 +31,10 @@ namespace {
 
 // 16 s32 lanes stored as bytes, saturated as unsigned (255 for anything above, the conversion's
 // 0x80000000 included): narrowed in a register, then stored. Zen 4 runs VPMOVUSDB to memory
-// as several slow steps; the register form and a plain or masked byte store are cheap.
+// as several slow steps; the register form and a masked byte store are cheap (a full mask
+// costs what a plain store does, and a test for it put a jump around every store).
 [[gnu::always_inline]] inline void store_u8(uint8_t* out, __mmask16 m, __m512i lanes) {
-  const __m128i bytes = _mm512_cvtusepi32_epi8(lanes);
-  if (m == 0xFFFF)
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
-  else
-    _mm_mask_storeu_epi8(out, m, bytes);
+  _mm_mask_storeu_epi8(out, m, _mm512_cvtusepi32_epi8(lanes));
 }
 
 // y requantized to u8 lanes as requantized_u8 (requantize_x86.hpp) gives them, in fewer steps
