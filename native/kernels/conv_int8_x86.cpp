@@ -105,8 +105,8 @@ template <int R, int NV>
 // unless q lies near a half-integer: q is within 2^-24 (6 |q - zero| + 6 |bias / out_scale| +
 // 2 zero) of the quotient plus the zero point, under 8.7e-4 for |q - zero| < 1300 with
 // |bias / out_scale| <= 1024 (columns past that take the exact steps), and past 1300 both
-// saturate alike; a row with a lane within kFoldedNearHalf of a half-integer takes the exact
-// steps (about 3% of rows of 16).
+// saturate alike; a tile row with a lane within kFoldedNearHalf of a half-integer, in any of
+// its column vectors, takes the exact steps for all of them (about 3% per 16 outputs).
 constexpr float kFoldedNearHalf = 1.0f / 1024.0f;
 constexpr float kFoldedBiasLimit = 1024.0f;
 
