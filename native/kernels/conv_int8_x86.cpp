@@ -105,8 +105,8 @@ template <int R, int NV>
 // unless q lies near a half-integer: q is within 2^-24 (6 |q - zero| + 6 |bias / out_scale| +
 // 2 zero) of the quotient plus the zero point, under 8.7e-4 for |q - zero| < 1300 with
 // |bias / out_scale| <= 1024 (columns past that take the exact steps), and past 1300 both
-// saturate alike; a tile row with a lane within kFoldedNearHalf of a half-integer, in any of
-// its column vectors, takes the exact steps for all of them (about 3% per 16 outputs).
+// saturate alike; a column vector with a lane within kFoldedNearHalf of a half-integer takes
+// the exact steps (about 3% of vectors of 16), found by one test per tile row.
 constexpr float kFoldedNearHalf = 1.0f / 1024.0f;
 constexpr float kFoldedBiasLimit = 1024.0f;
 
@@ -146,21 +146,27 @@ template <int R, int NV, bool RELU>
   AIOV_UNROLL for (int r = 0; r < R; ++r) {
     uint8_t* out = o.c_u8 + r * o.ldc;
     if (foldable) {
-      // One test for the row's vectors: a lane of any near a half-integer sends them all the
-      // exact way (rare), and the common case takes one branch per row.
+      // One branch per row in the common case, where no lane of its vectors lies near a
+      // half-integer; else the vectors with such a lane take the exact steps.
       __m512 q[NV];
-      __mmask16 near = 0;
+      __mmask16 near[NV], any_near = 0;
       AIOV_UNROLL for (int v = 0; v < NV; ++v) {
         q[v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), folded_scale[v], folded_bias[v]);
         // q minus q rounded to the nearest integer
         const __m512 off = _mm512_reduce_ps(q[v], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        near |= _mm512_cmp_ps_mask(_mm512_abs_ps(off), near_half, _CMP_GE_OQ);
+        near[v] = _mm512_cmp_ps_mask(_mm512_abs_ps(off), near_half, _CMP_GE_OQ);
+        any_near |= near[v];
       }
-      if (!near) {
+      if (!any_near) {
         AIOV_UNROLL for (int v = 0; v < NV; ++v)
             store_u8(out + 16 * v, m[v], _mm512_cvt_roundps_epi32(_mm512_max_ps(q[v], floor), kNearest));
         continue;
       }
+      AIOV_UNROLL for (int v = 0; v < NV; ++v)
+          store_u8(out + 16 * v, m[v],
+                   near[v] ? exact_u8<RELU>(acc[r][v], scale[v], bias[v], o.rq)
+                           : _mm512_cvt_roundps_epi32(_mm512_max_ps(q[v], floor), kNearest));
+      continue;
     }
     AIOV_UNROLL for (int v = 0; v < NV; ++v)
         store_u8(out + 16 * v, m[v], exact_u8<RELU>(acc[r][v], scale[v], bias[v], o.rq));
