@@ -231,9 +231,22 @@ void conv_int8_run(const ConvInt8& p, ThreadPool* pool, int max_threads) {
   // segments stay in L1 against every block.
   const bool blocks_outer = b_bytes > (768 << 10);
   const WindowPlan plan = window_plan(p);
+  // Block-major, each tile meets every block of the chunk: its windows are placed (the border
+  // ones copied) once and kept, when all tiles' copies fit in kKeptWindowBytes.
+  const int64_t row_bytes = s.count * s.quads * 4;
+  constexpr int64_t kKeptWindowBytes = int64_t{1} << 20;
+  const bool keep_windows = blocks_outer && tiles * kMaxRows * row_bytes <= kKeptWindowBytes;
   run_split(pool, threads, tiles * blocks, 1, [&](int64_t u0, int64_t u1) {
     thread_local std::vector<uint8_t> scratch;
-    scratch.resize((size_t)(s.count * kMaxRows * s.quads * 4));
+    thread_local std::vector<const uint8_t*> kept_first;
+    thread_local std::vector<unsigned> kept_copied;
+    thread_local std::vector<uint8_t> placed;
+    scratch.resize((size_t)((keep_windows ? tiles : 1) * kMaxRows * row_bytes));
+    if (keep_windows) {
+      kept_first.resize((size_t)(tiles * kMaxRows));
+      kept_copied.resize((size_t)tiles);
+      placed.assign((size_t)tiles, 0);
+    }
     const auto run = [&](int64_t t0, int64_t t1, int64_t b0, int64_t b1) {
       const uint8_t* first[kMaxRows];
       ConvTile t;
@@ -246,7 +259,18 @@ void conv_int8_run(const ConvInt8& p, ThreadPool* pool, int max_threads) {
       for (int64_t tile = t0; tile < t1; ++tile) {
         const int64_t m0 = tile_start(tile);
         t.rows = (int)(tile_start(tile + 1) - m0);
-        t.copied = window_starts(p, plan, m0, t.rows, first, scratch.data());
+        if (!keep_windows) {
+          t.copied = window_starts(p, plan, m0, t.rows, first, scratch.data());
+        } else {
+          const uint8_t** kept = kept_first.data() + tile * kMaxRows;
+          if (!placed[(size_t)tile]) {
+            kept_copied[(size_t)tile] =
+                window_starts(p, plan, m0, t.rows, kept, scratch.data() + tile * kMaxRows * row_bytes);
+            placed[(size_t)tile] = 1;
+          }
+          t.first = kept;
+          t.copied = kept_copied[(size_t)tile];
+        }
         for (int64_t block = b0; block < b1; ++block) {
           const int64_t panel = block * nv, col = panel * kPanelCols;
           t.panels = (int)std::min<int64_t>(nv, panels - panel);
