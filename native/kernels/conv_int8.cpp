@@ -1,5 +1,5 @@
-// Direct integer convolution driver: per tile of output positions, where each segment of each
-// position's window starts (in the image, or in a copy padded with the zero point at the
+// Direct integer convolution driver: per tile of output positions, where each position's
+// window starts (in the image, or in a copy of the window padded with the zero point at the
 // borders), then the kernel over every block of output channels. Units of (tile, channel
 // block) are shared out over the pool. Also the segment layout, the filters' order and the
 // portable kernel.

@@ -4,7 +4,7 @@
 // contiguous bytes when the window moves over whole pixels, else one tap's C bytes) and the
 // segment's channel quads, each quad of each position broadcast against the packed weights
 // (AVX512-VNNI VPDPBUSD, or portable loops). Positions whose window crosses the border read
-// their segments from a small copy padded with the data's zero point. The result goes out as
+// a copy of the whole window padded with the data's zero point. The result goes out as
 // s32, f32 or requantized u8, [positions, outputs], as the integer GEMM's merge writes it.
 // The weights are a PackedInt8B of K = segments x (segment length rounded up to 4): the bytes
 // past a segment's length weigh nothing, so a quad may read a neighbour pixel's channels.
