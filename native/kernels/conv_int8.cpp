@@ -57,7 +57,7 @@ void tile_portable(const ConvTile& t) {
   }
 }
 
-const ConvInt8Kernels kPortable{"scalar", &rows_portable, &tile_portable};
+const ConvInt8Kernels kPortable{"scalar", &rows_portable, &tile_portable, 0, nullptr};
 
 // Null on AMX CPUs: their tiles multiply the GEMM's patch rows faster than VNNI reads pixels.
 const ConvInt8Kernels* chosen_kernels() {
@@ -231,6 +231,12 @@ void conv_int8_run(const ConvInt8& p, ThreadPool* pool, int max_threads) {
   // segments stay in L1 against every block.
   const bool blocks_outer = b_bytes > (768 << 10);
   const WindowPlan plan = window_plan(p);
+  // (the merge's per-column constants, folded once for every tile)
+  std::vector<float> folded;
+  if (ks.fold && p.out.c_u8 && p.out.scale && p.out.bias) {
+    folded.resize((size_t)(ks.folded_tables * N));
+    ks.fold(p.out, N, folded.data(), N);
+  }
   // Block-major, each tile meets every block of the chunk: its windows are placed (the border
   // ones copied) once and kept, when all tiles' copies fit in kKeptWindowBytes.
   const int64_t row_bytes = s.count * s.quads * 4;
@@ -283,6 +289,8 @@ void conv_int8_run(const ConvInt8& p, ThreadPool* pool, int max_threads) {
           t.out.c_u8 = p.out.c_u8 ? p.out.c_u8 + at : nullptr;
           t.out.scale = p.out.scale ? p.out.scale + col : nullptr;
           t.out.bias = p.out.bias ? p.out.bias + col : nullptr;
+          t.folded = folded.empty() ? nullptr : folded.data() + col;
+          t.folded_stride = N;
           ks.tile(t);
         }
       }

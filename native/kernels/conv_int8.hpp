@@ -77,6 +77,10 @@ struct ConvTile {
   // The convolution's output seen from the tile: its pointers at the tile's first element
   // (rows ldc apart), scale and bias from its first column.
   Int8Output out;
+  // What the kernels' fold made of the output's constants once per convolution, from the
+  // tile's first column (null without a fold).
+  const float* folded = nullptr;
+  int64_t folded_stride = 0;  // from one table of folded values to the next
 };
 
 struct ConvInt8Kernels {
@@ -84,6 +88,10 @@ struct ConvInt8Kernels {
   // Rows per call with that many panels (the accumulators of rows x panels fit the registers).
   int (*rows_for)(int panels);
   void (*tile)(const ConvTile& t);
+  // Null, or what the merge derives from the output's per-column constants, computed once per
+  // convolution rather than once per tile: folded_tables tables of n floats, folded_stride apart.
+  int folded_tables;
+  void (*fold)(const Int8Output& out, int64_t n, float* folded, int64_t folded_stride);
 };
 
 // Null when the file was built without the instructions.
