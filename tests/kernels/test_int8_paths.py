@@ -156,6 +156,22 @@ for (n, c, h, o, k, stride, pad, dil), xt, wt, zero_filters in [(*case, zero_fil
         assert np.array_equal(got, ref.transpose(0, 2, 3, 1)), (n, c, h, o, k, zero_filters, threads)
         convs += 1
 
+# The data's zero point and the factor given only at run time (the kernel makes per call what it
+# otherwise makes once when prepared): the same results, on the direct kernels and the GEMM's.
+for zw in (np.zeros(24, np.int8), ints(np.int8, (24,))):
+    x, w = ints(np.uint8, (1, 5, 9, 9)), ints(np.int8, (24, 5, 3, 3))
+    za, factor = np.uint8(97), rng.uniform(1e-4, 1e-3, 24).astype(np.float32)
+    inputs = [x, w, za, zw, factor, rng.standard_normal(24).astype(np.float32), np.float32(0.02), np.uint8(9)]
+    attrs = {"strides": [2, 2], "pads_begin": [1, 1], "pads_end": [1, 1], "dilations": [1, 1], "relu": True}
+    for count in (4, 6, 8):
+        known = T.run_op("aiov.QuantizedConv", inputs[:count], attrs, threads=2)[0]
+        late = T.run_op("aiov.QuantizedConv", inputs[:count], attrs, runtime_inputs=[2, 4][: 1 + (count > 4)],
+                        threads=2)[0]
+        assert np.array_equal(known, late), (count, zw)
+        if count == 4:
+            ref = conv_ref(x, w, za, zw, 2, 1, 1).astype(np.int32)
+            assert np.array_equal(late, ref)
+
 # Padding on one side more than the other, and 1-D windows, on the direct kernels (symmetric
 # filters): against the reference over the data padded by hand with its zero point.
 for xs, ws, stride, begin, end in [((1, 3, 21, 19), (16, 3, 7, 7), 2, (3, 2), (2, 3)),
