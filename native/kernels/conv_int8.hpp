@@ -4,7 +4,7 @@
 // contiguous bytes when the window moves over whole pixels, else one tap's C bytes) and the
 // segment's channel quads, each quad of each position broadcast against the packed weights
 // (AVX512-VNNI VPDPBUSD, or portable loops). Positions whose window crosses the border read
-// their segments from a small copy padded with the data's zero point. The result goes out as
+// a copy of the whole window padded with the data's zero point. The result goes out as
 // s32, f32 or requantized u8, [positions, outputs], as the integer GEMM's merge writes it.
 // The weights are a PackedInt8B of K = segments x (segment length rounded up to 4): the bytes
 // past a segment's length weigh nothing, so a quad may read a neighbour pixel's channels.
@@ -61,24 +61,26 @@ constexpr int kMaxRows = 12;
 
 // One kernel call: `rows` positions x up to 4 panels of 16 output channels.
 struct ConvTile {
-  // Row r's segment s starts at a[s * kMaxRows + r]; the weights of segment s, quad q, panel v
-  // at b + v * b_panel_stride + (s * quads + q) * 64.
-  const uint8_t* const* a = nullptr;
+  // Row r's segment s starts at first[r] + offsets[s] (its window in the image), or at
+  // first[r] + s * quads * 4 when bit r of `copied` is set (a window crossing the border,
+  // copied with the pad byte in place of the pixels outside); the weights of segment s, quad
+  // q, panel v at b + v * b_panel_stride + (s * quads + q) * 64.
+  const uint8_t* const* first = nullptr;
+  const int64_t* offsets = nullptr;
+  unsigned copied = 0;
   int64_t segments = 0, quads = 0;
   const int8_t* b = nullptr;
   int64_t b_panel_stride = 0;
   int rows = 0, cols = 0;            // cols <= 16 x panels
   int panels = 0;                    // 1..4
   const int32_t* col_add = nullptr;  // from the tile's first column
-  int32_t* c_i32 = nullptr;          // the tile's first element, ldc apart per row
-  float* c_f32 = nullptr;
-  uint8_t* c_u8 = nullptr;
-  int64_t ldc = 0;
-  const float* scale = nullptr;
-  const float* bias = nullptr;
-  bool relu = false;
-  float out_scale = 1.0f;
-  int32_t out_zero = 0;
+  // The convolution's output seen from the tile: its pointers at the tile's first element
+  // (rows ldc apart), scale and bias from its first column.
+  Int8Output out;
+  // What the kernels' fold made of the output's constants once per convolution, from the
+  // tile's first column (null without a fold).
+  const float* folded = nullptr;
+  int64_t folded_stride = 0;  // from one table of folded values to the next
 };
 
 struct ConvInt8Kernels {
@@ -86,6 +88,10 @@ struct ConvInt8Kernels {
   // Rows per call with that many panels (the accumulators of rows x panels fit the registers).
   int (*rows_for)(int panels);
   void (*tile)(const ConvTile& t);
+  // Null, or what the merge derives from the output's per-column constants, computed once per
+  // convolution rather than once per tile: folded_tables tables of n floats, folded_stride apart.
+  int folded_tables;
+  void (*fold)(const Int8Output& out, int64_t n, float* folded, int64_t folded_stride);
 };
 
 // Null when the file was built without the instructions.

@@ -3,7 +3,9 @@
 // per row feed rows x panels VPDPBUSD; then the merge (s32, f32 or requantized u8) into C.
 #include "kernels/conv_int8.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "kernels/gemm_int8.hpp"
 #include "kernels/x86_intrinsics.hpp"
@@ -31,13 +33,10 @@ namespace {
 
 // 16 s32 lanes stored as bytes, saturated as unsigned (255 for anything above, the conversion's
 // 0x80000000 included): narrowed in a register, then stored. Zen 4 runs VPMOVUSDB to memory
-// as several slow steps; the register form and a plain or masked byte store are cheap.
+// as several slow steps; the register form and a masked byte store are cheap (a full mask
+// costs what a plain store does, and a test for it put a jump around every store).
 [[gnu::always_inline]] inline void store_u8(uint8_t* out, __mmask16 m, __m512i lanes) {
-  const __m128i bytes = _mm512_cvtusepi32_epi8(lanes);
-  if (m == 0xFFFF)
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
-  else
-    _mm_mask_storeu_epi8(out, m, bytes);
+  _mm_mask_storeu_epi8(out, m, _mm512_cvtusepi32_epi8(lanes));
 }
 
 // y requantized to u8 lanes as requantized_u8 (requantize_x86.hpp) gives them, in fewer steps
@@ -76,6 +75,8 @@ struct Merge {
   const float* bias;
   bool relu, fast_requantize;
   Requantizer rq;
+  const float* folded;  // fold's tables from the tile's first column, folded_stride apart
+  int64_t folded_stride;
 };
 
 // Vector v of rows [0, R): the sums (col_add is in them from the start) written as s32, or
@@ -108,8 +109,8 @@ template <int R, int NV>
 // unless q lies near a half-integer: q is within 2^-24 (6 |q - zero| + 6 |bias / out_scale| +
 // 2 zero) of the quotient plus the zero point, under 8.7e-4 for |q - zero| < 1300 with
 // |bias / out_scale| <= 1024 (columns past that take the exact steps), and past 1300 both
-// saturate alike; a row with a lane within kFoldedNearHalf of a half-integer takes the exact
-// steps (about 3% of rows of 16).
+// saturate alike; a column vector with a lane within kFoldedNearHalf of a half-integer takes
+// the exact steps (about 3% of vectors of 16), found by one test per tile row.
 constexpr float kFoldedNearHalf = 1.0f / 1024.0f;
 constexpr float kFoldedBiasLimit = 1024.0f;
 
@@ -124,35 +125,67 @@ template <bool RELU>
 
 template <int R, int NV, bool RELU>
 [[gnu::always_inline]] inline void merge_u8(const __m512i (&acc)[R][NV], const Merge& o, int cols) {
-  const __m512 inverse = o.rq.inverse, zero = o.rq.zero;
   const __m512 near_half = _mm512_set1_ps(0.5f - kFoldedNearHalf);
   // No clamp at 255: an integer past it (or past 2^31, which converts to 0x80000000) saturates
   // in the unsigned narrowing store. The floor is 0, or the zero point after a Relu (y >= 0).
-  const __m512 floor = RELU ? zero : _mm512_setzero_ps();
+  const __m512 floor = RELU ? o.rq.zero : _mm512_setzero_ps();
+  __m512 folded_scale[NV], folded_bias[NV];
+  __mmask16 m[NV];
   AIOV_UNROLL for (int v = 0; v < NV; ++v) {
-    const __mmask16 m = head_mask(cols - 16 * v);
-    const __m512 scale = _mm512_maskz_loadu_ps(m, o.scale + 16 * v), bias = _mm512_maskz_loadu_ps(m, o.bias + 16 * v);
-    const __m512 folded_scale = _mm512_mul_ps(scale, inverse);
-    const __m512 bias_quotient = _mm512_mul_ps(bias, inverse);
-    const __m512 folded_bias = _mm512_add_ps(bias_quotient, zero);
-    // (NaN or infinite constants fail the compares too)
-    const bool foldable =
-        _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(bias_quotient), _mm512_set1_ps(kFoldedBiasLimit), _CMP_LE_OQ) == m &&
-        _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(folded_scale), _mm512_set1_ps(3.0e38f), _CMP_LE_OQ) == m;
-    AIOV_UNROLL for (int r = 0; r < R; ++r) {
-      uint8_t* out = o.c_u8 + r * o.ldc + 16 * v;
-      if (foldable) {
-        const __m512 q = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), folded_scale, folded_bias);
-        // q minus q rounded to the nearest integer
-        const __m512 off = _mm512_reduce_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        if (!_mm512_cmp_ps_mask(_mm512_abs_ps(off), near_half, _CMP_GE_OQ)) {
-          const __m512 clamped = _mm512_max_ps(q, floor);
-          store_u8(out, m, _mm512_cvt_roundps_epi32(clamped, kNearest));
-          continue;
-        }
-      }
-      store_u8(out, m, exact_u8<RELU>(acc[r][v], scale, bias, o.rq));
+    m[v] = head_mask(cols - 16 * v);
+    folded_scale[v] = _mm512_maskz_loadu_ps(m[v], o.folded + 16 * v);
+    folded_bias[v] = _mm512_maskz_loadu_ps(m[v], o.folded + o.folded_stride + 16 * v);
+  }
+  AIOV_UNROLL for (int r = 0; r < R; ++r) {
+    uint8_t* out = o.c_u8 + r * o.ldc;
+    // One branch per row in the common case, where no lane of its vectors lies near a
+    // half-integer; else the vectors with such a lane (or a column that does not fold: its
+    // NaN scale fails the test) take the exact steps.
+    __m512 q[NV];
+    __mmask16 near[NV], any_near = 0;
+    AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+      q[v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), folded_scale[v], folded_bias[v]);
+      // q minus q rounded to the nearest integer
+      const __m512 off = _mm512_reduce_ps(q[v], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      near[v] = _mm512_cmp_ps_mask(_mm512_abs_ps(off), near_half, _CMP_NLT_UQ);
+      any_near |= near[v];
     }
+    if (!any_near) {
+      AIOV_UNROLL for (int v = 0; v < NV; ++v)
+          store_u8(out + 16 * v, m[v], _mm512_cvt_roundps_epi32(_mm512_max_ps(q[v], floor), kNearest));
+      continue;
+    }
+    AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+      if (!near[v]) {
+        store_u8(out + 16 * v, m[v], _mm512_cvt_roundps_epi32(_mm512_max_ps(q[v], floor), kNearest));
+        continue;
+      }
+      const __m512 scale = _mm512_maskz_loadu_ps(m[v], o.scale + 16 * v);
+      const __m512 bias = _mm512_maskz_loadu_ps(m[v], o.bias + 16 * v);
+      store_u8(out + 16 * v, m[v], exact_u8<RELU>(acc[r][v], scale, bias, o.rq));
+    }
+  }
+}
+
+// The merge's per-column constants, once per convolution (ConvInt8Kernels::fold): the folded
+// scale (scale / out_scale, as the reciprocal's product) and bias (bias / out_scale + zero),
+// each product and sum rounded on its own as merge_u8's bound assumes. A column that does not
+// fold (its bias past kFoldedBiasLimit quanta, NaN or infinite constants) gets a NaN scale,
+// which sends its sums the exact way.
+void fold(const Int8Output& out, int64_t n, float* folded, int64_t folded_stride) {
+  const Requantizer rq = requantizer(out.out_scale, out.out_zero);
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = head_mask((int)std::min<int64_t>(16, n - j));
+    const __m512 folded_scale = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, out.scale + j), rq.inverse);
+    const __m512 bias_quotient = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, out.bias + j), rq.inverse);
+    // (NaN or infinite constants fail the compares too)
+    const __mmask16 folds =
+        _mm512_cmp_ps_mask(_mm512_abs_ps(bias_quotient), _mm512_set1_ps(kFoldedBiasLimit), _CMP_LE_OQ) &
+        _mm512_cmp_ps_mask(_mm512_abs_ps(folded_scale), _mm512_set1_ps(3.0e38f), _CMP_LE_OQ);
+    _mm512_mask_storeu_ps(
+        folded + j, m,
+        _mm512_mask_mov_ps(_mm512_set1_ps(std::numeric_limits<float>::quiet_NaN()), folds, folded_scale));
+    _mm512_mask_storeu_ps(folded + folded_stride + j, m, _mm512_add_ps(bias_quotient, rq.zero));
   }
 }
 
@@ -168,7 +201,8 @@ void tile_rows(const ConvTile& t) {
   const int8_t* b = t.b;
   for (int64_t s = 0; s < t.segments; ++s) {
     const uint8_t* a[R];
-    AIOV_UNROLL for (int r = 0; r < R; ++r) a[r] = t.a[s * kMaxRows + r];
+    const int64_t in_image = t.offsets[s], in_copy = s * quads * 4;
+    AIOV_UNROLL for (int r = 0; r < R; ++r) a[r] = t.first[r] + ((t.copied >> r) & 1 ? in_copy : in_image);
     for (int64_t q = 0; q < quads; ++q, b += 64) {
       __m512i bv[NV];
       AIOV_UNROLL for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(b + v * stride);
@@ -180,11 +214,20 @@ void tile_rows(const ConvTile& t) {
       }
     }
   }
-  const Requantizer rq = requantizer(t.out_scale, t.out_zero);
-  const Merge o{t.c_i32, t.c_f32, t.c_u8, t.ldc,
-                t.scale, t.bias,  t.relu, rq.by_inverse && t.out_scale > 0 && t.out_zero >= 0 && t.out_zero <= 255,
-                rq};
-  if (o.c_u8 && o.bias && o.fast_requantize) {
+  const Int8Output& out = t.out;
+  const Requantizer rq = requantizer(out.out_scale, out.out_zero);
+  const Merge o{out.c_i32,
+                out.c_f32,
+                out.c_u8,
+                out.ldc,
+                out.scale,
+                out.bias,
+                out.relu,
+                rq.by_inverse && out.out_scale > 0 && out.out_zero >= 0 && out.out_zero <= 255,
+                rq,
+                t.folded,
+                t.folded_stride};
+  if (o.c_u8 && o.bias && o.fast_requantize && o.folded) {
     if (o.relu)
       merge_u8<R, NV, true>(acc, o, t.cols);
     else
@@ -220,7 +263,7 @@ void tile(const ConvTile& t) {
   }
 }
 
-const ConvInt8Kernels kVnni{"avx512_vnni", &rows_for, &tile};
+const ConvInt8Kernels kVnni{"avx512_vnni", &rows_for, &tile, 2, &fold};
 
 }  // namespace
 

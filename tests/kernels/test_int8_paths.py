@@ -106,7 +106,18 @@ for (n, c, h, o, k, stride, pad, dil), xt, wt, zero_filters in [(*case, zero_fil
                                                   # 3 panels (8-row tiles); 1x1 stride 2
                                                   ((1, 21, 13, 48, 1, 2, 0, 1), np.uint8, np.int8),
                                                   # dilated: one tap per segment, C off quads
-                                                  ((1, 7, 11, 24, 3, 1, 2, 2), np.uint8, np.int8)]
+                                                  ((1, 7, 11, 24, 3, 1, 2, 2), np.uint8, np.int8),
+                                                  # MobileNet's stem (3x3/2 over 3 channels, 32
+                                                  # outputs): 12-row tiles crossing output rows,
+                                                  # border windows on all four sides
+                                                  ((1, 3, 17, 32, 3, 2, 1, 1), np.uint8, np.int8),
+                                                  # padding past the window: corner windows
+                                                  # wholly outside the image
+                                                  ((1, 4, 6, 24, 3, 1, 3, 1), np.uint8, np.int8),
+                                                  # 810 KB of 3x3 filters over 7x7 (ResNet's
+                                                  # last stage): block-major, each tile's border
+                                                  # windows copied once for every block
+                                                  ((1, 512, 7, 176, 3, 1, 1, 1), np.uint8, np.int8)]
                                                  for zero_filters in (False, True)]:
     x, w = ints(xt, (n, c, h, h)), ints(wt, (o, c, k, k))
     za, zw = ints(xt, ()), ints(wt, (o,))
@@ -144,6 +155,22 @@ for (n, c, h, o, k, stride, pad, dil), xt, wt, zero_filters in [(*case, zero_fil
                        threads=threads)[0]
         assert np.array_equal(got, ref.transpose(0, 2, 3, 1)), (n, c, h, o, k, zero_filters, threads)
         convs += 1
+
+# The data's zero point and the factor given only at run time (the kernel makes per call what it
+# otherwise makes once when prepared): the same results, on the direct kernels and the GEMM's.
+for zw in (np.zeros(24, np.int8), ints(np.int8, (24,))):
+    x, w = ints(np.uint8, (1, 5, 9, 9)), ints(np.int8, (24, 5, 3, 3))
+    za, factor = np.uint8(97), rng.uniform(1e-4, 1e-3, 24).astype(np.float32)
+    inputs = [x, w, za, zw, factor, rng.standard_normal(24).astype(np.float32), np.float32(0.02), np.uint8(9)]
+    attrs = {"strides": [2, 2], "pads_begin": [1, 1], "pads_end": [1, 1], "dilations": [1, 1], "relu": True}
+    for count in (4, 6, 8):
+        known = T.run_op("aiov.QuantizedConv", inputs[:count], attrs, threads=2)[0]
+        late = T.run_op("aiov.QuantizedConv", inputs[:count], attrs, runtime_inputs=[2, 4][: 1 + (count > 4)],
+                        threads=2)[0]
+        assert np.array_equal(known, late), (count, zw)
+        if count == 4:
+            ref = conv_ref(x, w, za, zw, 2, 1, 1).astype(np.int32)
+            assert np.array_equal(late, ref)
 
 # Padding on one side more than the other, and 1-D windows, on the direct kernels (symmetric
 # filters): against the reference over the data padded by hand with its zero point.
@@ -234,7 +261,7 @@ def test_int8_path_matches_integer_reference(isa, run_capped):
     assert result["conv_isa"] == ("" if isa == "amx" else isa)
     assert result["i32"] == 0
     assert result["f32"] < 1e-5
-    assert result["runs"] == 72 and result["quantized"] == 40 and result["convs"] == 60
+    assert result["runs"] == 72 and result["quantized"] == 40 and result["convs"] == 72
 
 
 EDGES_SCRIPT = r"""
