@@ -12,16 +12,11 @@ byte for byte to aiov.Quantize of the f32 result."""
 import json
 
 import pytest
+from int8_scripts import script_prelude
 
-SCRIPT = r"""
-import json, numpy as np, aiov as ov
-T = ov._core._testing
-rng = np.random.default_rng(0)
-
-def ints(dtype, shape):
-    info = np.iinfo(dtype)
-    return rng.integers(info.min, info.max + 1, shape).astype(dtype)
-
+SCRIPT = (
+    script_prelude(0)
+    + r"""
 def conv_ref(x, w, za, zw, stride, pad, dil, group):
     # int64 sums over the taps of (x - za) * (w - zw), padding being the data's zero point.
     spatial = x.ndim - 2
@@ -107,6 +102,7 @@ for (n, c, h, o, k, stride, pad, dil, group, spatial), xt, wt, zeros in cases:
             requantized += 1
 print(json.dumps({"isa": ov._core.depthwise_int8_isa(), "convs": convs, "requantized": requantized}))
 """
+)
 
 ISAS = ["scalar", "avx512_vnni"]  # AMX has no depthwise form: its CPUs run the VNNI kernel
 

@@ -12,16 +12,11 @@ writing s32, f32 or u8 requantized (with and without a Relu)."""
 import json
 
 import pytest
+from int8_scripts import script_prelude
 
-SCRIPT = r"""
-import json, numpy as np, aiov as ov
-T = ov._core._testing
-rng = np.random.default_rng(0)
-
-def ints(dtype, shape):
-    info = np.iinfo(dtype)
-    return rng.integers(info.min, info.max + 1, shape).astype(dtype)
-
+SCRIPT = (
+    script_prelude(0)
+    + r"""
 worst_i32 = 0
 worst_f32 = 0.0
 runs = 0
@@ -241,6 +236,7 @@ for s in (np.float32(0.0137), np.float32(0.1), np.float32(3.7), np.float32(1e-39
 print(json.dumps({"isa": ov._core.gemm_int8_isa(), "conv_isa": ov._core.conv_int8_isa(), "i32": worst_i32, "f32": worst_f32, "runs": runs,
                   "quantized": quantized, "convs": convs}))
 """
+)
 
 ISAS = ["scalar", "avx512_vnni", "amx"]  # each includes the ones before it
 
@@ -264,15 +260,9 @@ def test_int8_path_matches_integer_reference(isa, run_capped):
     assert result["runs"] == 72 and result["quantized"] == 40 and result["convs"] == 72
 
 
-EDGES_SCRIPT = r"""
-import json, numpy as np, aiov as ov
-T = ov._core._testing
-rng = np.random.default_rng(3)
-
-def ints(dtype, shape):
-    info = np.iinfo(dtype)
-    return rng.integers(info.min, info.max + 1, shape).astype(dtype)
-
+EDGES_SCRIPT = (
+    script_prelude(3)
+    + r"""
 # Every row count of a tile and one past it, against K off whole quads, 16-byte and 64-byte
 # groups (the padding the packing picks per ISA) and N off whole panels and panel pairs.
 checked = 0
@@ -321,6 +311,7 @@ for m, k, n in [(1, 16, 96), (7, 16, 96), (13, 24, 144), (12, 4, 17), (25, 20, 3
         checked += 1
 print(json.dumps({"isa": ov._core.gemm_int8_isa(), "checked": checked}))
 """
+)
 
 
 @pytest.mark.parametrize("isa", ISAS[::-1])
