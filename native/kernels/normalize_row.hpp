@@ -6,10 +6,11 @@
 
 namespace aiov {
 namespace normalize_detail {
-// y = (x - mean) * scale (* gamma + beta) over one row of len floats, scale = 1 / sqrt(var +
-// eps) (1 / (sqrt(var) + eps) when eps_outside; 1 without norm_var); gamma, beta may be null.
-using NormalizeRowFn = void (*)(const float* x, float* y, int64_t len, bool norm_var, double eps, bool eps_outside,
-                                const float* gamma, const float* beta);
-NormalizeRowFn avx512_normalize_row();  // null when built without AVX-512 (normalize_avx512.cpp)
+// Over each of `rows` rows of len floats: y = (x - mean) * scale (* gamma + beta), scale =
+// 1 / sqrt(var + eps) (1 / (sqrt(var) + eps) when eps_outside; 1 without norm_var); gamma,
+// beta [len] may be null.
+using NormalizeRowsFn = void (*)(const float* x, float* y, int64_t rows, int64_t len, bool norm_var, double eps,
+                                 bool eps_outside, const float* gamma, const float* beta);
+NormalizeRowsFn avx512_normalize_rows();  // null when built without AVX-512 (normalize_avx512.cpp)
 }  // namespace normalize_detail
 }  // namespace aiov
