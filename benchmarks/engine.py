@@ -499,18 +499,20 @@ def _us(delta):
     return delta.total_seconds() * 1e6 if hasattr(delta, "total_seconds") else float(delta)
 
 
-def profile_nodes(key, precision="f32", runs=10):
+def profile_nodes(key, precision="f32", runs=10, threads=0):
     """Per-node profiles of one model on aiov and, when installed, OpenVINO (f32 with
     INFERENCE_PRECISION_HINT=f32, else and for int8 models OpenVINO's defaults): each a dict
     node name -> [op type, median us, what ran] over `runs` profiled inferences, alternating
     between the two as in the timing tables. Returns (aiov's, OpenVINO's or None, the mean wall
-    us per inference of each (median), the precision OpenVINO ran, the model's ONNX bytes)."""
+    us per inference of each (median), the precision OpenVINO ran, the model's ONNX bytes).
+    `threads` > 0 caps both frameworks' threads (INFERENCE_NUM_THREADS), else their defaults."""
     import aiov
 
     spec = _all_specs()[key]
     proto = spec.build().SerializeToString()
     feeds = spec.feeds()
-    compiled = aiov.compile_model(proto, "CPU", {"PERF_COUNT": True, "INFERENCE_PRECISION_HINT": precision})
+    capped = {"INFERENCE_NUM_THREADS": threads} if threads > 0 else {}
+    compiled = aiov.compile_model(proto, "CPU", {"PERF_COUNT": True, "INFERENCE_PRECISION_HINT": precision, **capped})
     request = compiled.create_infer_request()
 
     def aiov_profile():
@@ -520,7 +522,7 @@ def profile_nodes(key, precision="f32", runs=10):
     ov_request, ov_precision = None, None
     openvino = try_import("openvino")
     if openvino is not None:
-        config = {"PERF_COUNT": "YES"}
+        config = {"PERF_COUNT": "YES", **capped}
         # A quantized model runs on OpenVINO's defaults, as in the int8 table.
         if precision == "f32" and not key.endswith("_int8"):
             config["INFERENCE_PRECISION_HINT"] = "f32"
@@ -541,9 +543,14 @@ def profile_nodes(key, precision="f32", runs=10):
         if ov_request is not None:
             ov_request.infer(feeds)
     mine, theirs, walls = {}, {}, {"aiov": [], "ov": []}
+    # Each profiled run follows an unprofiled one of the same framework: the other's worker
+    # threads spin for a while after its inference, and on a small machine the first nodes
+    # after a switch would pay for it (a 3 us input quantization measured 2.6 ms).
     for _ in range(runs):
+        request.infer(feeds)
         walls["aiov"].append(_profiled_run(lambda: request.infer(feeds), aiov_profile, mine))
         if ov_request is not None:
+            ov_request.infer(feeds)
             walls["ov"].append(_profiled_run(lambda: ov_request.infer(feeds), ov_profile, theirs))
     walls = {k: statistics.median(v) if v else 0.0 for k, v in walls.items()}
     return _node_medians(mine), _node_medians(theirs) if ov_request is not None else None, walls, ov_precision, proto

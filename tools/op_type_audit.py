@@ -8,8 +8,11 @@ costs at least --share of the model's time (the issue's goal: no op type slower 
 
 Each (model, precision) is profiled in a child process of its own (benchmarks/engine.py's
 profile_nodes: the two frameworks' profiled runs alternate), so a crash or a timeout costs one
-row. --save appends each profile to a JSON-lines file as it comes; --load reprints saved
-profiles without running anything (with --models, only those).
+row. Both run on one thread unless --threads says otherwise: the per-op comparison the issue
+asks for, and on a machine shared with other work the one that holds still (two threads each
+under load made OpenVINO's totals swing fivefold between runs). --save appends each profile to
+a JSON-lines file as it comes; --load reprints saved profiles without running anything (with
+--models, only those).
 
 How op types are matched. The two profiles do not name the same work alike: aiov fuses a
 convolution with its BatchNorm, bias, residual and activation into `aiov.FusedConv`, OpenVINO
@@ -22,6 +25,8 @@ suffixes such as `/WithoutBiases`, its reorders as `<producer>_<layouts>_<consum
   Softmax, a MatMul of two activations (not of a constant weight: that is a MatMul), and
   OpenVINO's snippet (`Subgraph`) named after the block's last product or head-merging Transpose.
 - OpenVINO's snippet named after an ONNX LayerNormalization is LayerNorm/MVN.
+- OpenVINO's reorder of a model input for the convolution that reads it is Convolution: aiov's
+  first convolution reads the NCHW image as it lies, inside its own node.
 A kind is compared as a whole, so what one side fuses into a convolution and the other runs on
 its own shows up in both rows, and a kind the other side has no node of (OpenVINO's RoPE, a Pad
 it folded into the convolution after it) is flagged as such. The details of a flagged kind list
@@ -169,6 +174,7 @@ KIND = {
     "Range": "Reshape/Shape",
     # quantization steps
     "aiov.Quantize": "Quantize",
+    "aiov.DynamicQuantize": "Quantize",
     "aiov.QuantizedLookup": "Quantize",
     "FakeQuantize": "Quantize",
     "QuantizeLinear": "Quantize",
@@ -204,6 +210,9 @@ def kind_of(row):
     node named after an ONNX op that says more (KIND_BY_ONNX_OP), and a MatMul whose operands
     are both activations (attention's products) told from one with constant weights."""
     op_type = row["type"]
+    if op_type == "Reorder" and row.get("onnx") == "Conv input":
+        # aiov's first convolution reads the planar image itself (convolutions_read_planar).
+        return "Convolution"
     if op_type in FUSED_GENERIC_TYPES:
         if row.get("onnx") == "MatMul" and not row.get("weights"):
             return "Attention"
@@ -223,6 +232,7 @@ def onnx_index(proto_bytes):
 
     model = onnx.load_from_string(proto_bytes)
     by_name, by_output = {}, {}
+    inputs = {i.name for i in model.graph.input}
     constants = {t.name for t in model.graph.initializer}
     constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
     for node in model.graph.node:
@@ -235,31 +245,42 @@ def onnx_index(proto_bytes):
             by_name[node.name] = op
         for out in node.output:
             by_output[out] = op
+    by_output.update({name: ("input", False) for name in inputs - constants})
     return by_name, by_output
 
 
 def onnx_op(name, by_name, by_output):
-    """The ONNX op a profiled node is named after: its name, or the name with OpenVINO's
-    suffixes, or a reorder's `<producer>_<layouts>_<consumer>` naming, else '?'."""
-    candidates = [name]
-    for suffix in OV_NAME_SUFFIXES:
-        if suffix in name:
-            candidates.append(name.split(suffix)[0])
-    if "_abcd_" in name or "_acdb_" in name:
-        candidates.append(name.split("_")[0])
-    for c in candidates:
-        if c in by_name:
-            return by_name[c]
-        if c in by_output:
-            return by_output[c]
+    """The ONNX op a profiled node is named after, and whether that op multiplies by constant
+    weights: by its name, or the name with OpenVINO's suffixes; an OpenVINO reorder
+    (`<producer>_<layouts>_<consumer>`) is named after its consumer, and after "input" too when it
+    reorders a model input (the image a first convolution reads, which aiov's convolution reads
+    as it lies). ('?', False) when the name tells nothing."""
+
+    def lookup(candidate):
+        for suffix in OV_NAME_SUFFIXES:
+            candidate = candidate.split(suffix)[0]
+        return by_name.get(candidate) or by_output.get(candidate)
+
+    found = lookup(name)
+    if found:
+        return found
+    for layout in ("_abcd_", "_acdb_", "_abc_", "_acb_", "_ab_", "_ba_"):
+        if layout not in name:
+            continue
+        producer, _, rest = name.partition("_")
+        consumer = rest.rsplit("_", 1)[-1] if "/" not in rest else rest[rest.index("/") :]
+        op = lookup(consumer)
+        if op:
+            from_input = (by_output.get(producer) or ("?",))[0] == "input"
+            return (op[0] + " input" if from_input else op[0]), op[1]
     return "?", False
 
 
-def collect(key, precision, runs):
+def collect(key, precision, runs, threads):
     """One (model, precision) profile as a JSON-able dict."""
     import engine
 
-    mine, theirs, walls, ov_precision, proto = engine.profile_nodes(key, precision, runs)
+    mine, theirs, walls, ov_precision, proto = engine.profile_nodes(key, precision, runs, threads)
     by_name, by_output = onnx_index(proto)
 
     def rows(nodes):
@@ -273,6 +294,7 @@ def collect(key, precision, runs):
     return {
         "model": key,
         "precision": precision,
+        "threads": threads,
         "ov_precision": ov_precision,
         "walls_us": walls,
         "aiov": rows(mine),
@@ -280,8 +302,9 @@ def collect(key, precision, runs):
     }
 
 
-def run_child(key, precision, runs, timeout):
+def run_child(key, precision, runs, threads, timeout):
     cmd = [sys.executable, os.path.abspath(__file__), "--collect", key, precision, "--runs", str(runs)]
+    cmd += ["--threads", str(threads)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -356,9 +379,9 @@ def report(profiles, ratio_limit, share_limit, details):
     """Each profile's per-kind table; returns the flagged rows as (model, precision, KindRow)."""
     flagged = []
     for p in profiles:
-        head = f"== {p['model']} at {p['precision']}"
+        head = f"== {p['model']} at {p['precision']}, {p.get('threads') or 'default'} thread(s)"
         if "error" in p:
-            print(f"{head}: failed: {p['error']}\n")
+            print(f"== {p['model']} at {p['precision']}: failed: {p['error']}\n")
             continue
         a_total = sum(r["us"] for r in p["aiov"])
         if p["openvino"] is None:
@@ -447,8 +470,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", help="comma-separated keys (default: every engine and zoo model)")
     parser.add_argument("--precisions", default="f32,bf16")
-    parser.add_argument("--int8", action="store_true", help="add the int8 table's models (at aiov's default precision)")
-    parser.add_argument("--runs", type=int, default=10, help="profiled inferences per framework")
+    parser.add_argument("--int8", action="store_true", help="add the int8 table's models (at aiov's default, bf16)")
+    parser.add_argument("--runs", type=int, default=15, help="profiled inferences per framework")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads of each framework (0: their defaults); one by default, the steadiest on a shared machine",
+    )
     parser.add_argument("--ratio", type=float, default=1.5, help="flag aiov/ov above this")
     parser.add_argument("--share", type=float, default=0.02, help="... on a kind costing aiov at least this share")
     parser.add_argument("--details", type=int, default=3, help="nodes listed per side for a flagged kind")
@@ -459,7 +488,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.collect:
-        print(json.dumps(collect(args.collect[0], args.collect[1], args.runs)))
+        print(json.dumps(collect(args.collect[0], args.collect[1], args.runs, args.threads)))
         return 0
 
     wanted = args.models.split(",") if args.models else None
@@ -483,7 +512,7 @@ def main(argv=None):
         profiles = []
         for key, precision in jobs:
             print(f"profiling {key} at {precision}", file=sys.stderr, flush=True)
-            p = run_child(key, precision, args.runs, args.timeout)
+            p = run_child(key, precision, args.runs, args.threads, args.timeout)
             profiles.append(p)
             if args.save:
                 with open(args.save, "a") as fh:
