@@ -1,4 +1,5 @@
-// MVN / LayerNorm rows with AVX-512 intrinsics (dispatch: ops/reduce.cpp). The mean and then
+// MVN / LayerNorm rows (dispatch: ops/reduce.cpp) and RMSNorm rows (ops/rms_norm.cpp) with
+// AVX-512 intrinsics. The mean and then
 // the variance of x - mean (two passes, as the portable loop: no cancellation of a sum of
 // squares) each over four independent accumulators, folded in f32; the output pass in L1.
 // Rows go in blocks of up to 16 that fit in L1: the block's means and scales come from one
@@ -136,9 +137,37 @@ void normalize_rows_avx512(const float* x, float* y, int64_t rows, int64_t len, 
   }
 }
 
+// RMSNorm in the same blocks: each row's sum of squares, then the block's 16 scales at once.
+void rms_norm_rows_avx512(const float* x, float* y, int64_t rows, int64_t len, float eps, const float* gamma) {
+  const int64_t block = std::clamp<int64_t>(kBlockFloats / std::max<int64_t>(len, 1), 1, kBlockRows);
+  const __m512 n = _mm512_set1_ps((float)len), e = _mm512_set1_ps(eps), one = _mm512_set1_ps(1.0f);
+  alignas(64) float scale[kBlockRows] = {};
+  for (int64_t r0 = 0; r0 < rows; r0 += block) {
+    const int64_t nb = std::min(block, rows - r0);
+    const float* xb = x + r0 * len;
+    float* yb = y + r0 * len;
+    for (int64_t j = 0; j < nb; ++j)
+      scale[j] = row_sum(xb + j * len, len, [](__m512 v) { return _mm512_mul_ps(v, v); });
+    const __m512 mean_square = _mm512_div_ps(_mm512_load_ps(scale), n);
+    _mm512_store_ps(scale, _mm512_div_ps(one, _mm512_sqrt_ps(_mm512_add_ps(mean_square, e))));
+    for (int64_t j = 0; j < nb; ++j) {
+      const __m512 s = _mm512_set1_ps(scale[j]);
+      const float* xr = xb + j * len;
+      float* yr = yb + j * len;
+      for (int64_t i = 0; i < len; i += 16) {
+        const __mmask16 k = tail_mask(len - i);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, xr + i), s);
+        if (gamma) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(k, gamma + i));
+        _mm512_mask_storeu_ps(yr + i, k, v);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 NormalizeRowsFn avx512_normalize_rows() { return &normalize_rows_avx512; }
+RmsNormRowsFn avx512_rms_norm_rows() { return &rms_norm_rows_avx512; }
 
 }  // namespace normalize_detail
 }  // namespace aiov
@@ -147,6 +176,7 @@ NormalizeRowsFn avx512_normalize_rows() { return &normalize_rows_avx512; }
 namespace aiov {
 namespace normalize_detail {
 NormalizeRowsFn avx512_normalize_rows() { return nullptr; }
+RmsNormRowsFn avx512_rms_norm_rows() { return nullptr; }
 }  // namespace normalize_detail
 }  // namespace aiov
 #endif

@@ -322,6 +322,33 @@ def test_layer_norm_rows_match_numpy(isa, run_capped):
     assert float(run_capped(LAYER_NORM, 60, AIOV_GEMM_ISA=isa)) < 1e-4
 
 
+RMS_NORM = r"""
+import json, numpy as np
+from aiov._core import _testing
+rng = np.random.default_rng(6)
+worst = 0.0
+# Row lengths across the AVX-512 loop's edges and blocks of 16 rows with a part block, with and
+# without the scale.
+for n in (1, 5, 8, 16, 32, 63, 100, 384):
+    for rows in (6, 37):
+        x = (rng.standard_normal((rows, n)) * 3 + 1).astype(np.float32)
+        gamma = rng.standard_normal(n).astype(np.float32)
+        for operands in ([x, gamma], [x]):
+            got = _testing.run_op("aiov.RMSNorm", operands, {"eps": 1e-6})[0]
+            x64 = x.astype(np.float64)
+            want = x64 / np.sqrt((x64 * x64).mean(-1, keepdims=True) + 1e-6)
+            if len(operands) == 2:
+                want = want * gamma
+            worst = max(worst, float(np.max(np.abs(got - want))))
+print(json.dumps(worst))
+"""
+
+
+@pytest.mark.parametrize("isa", [None, "avx2"])  # the CPU's own path (AVX-512 here), the portable loop
+def test_rms_norm_rows_match_numpy(isa, run_capped):
+    assert float(run_capped(RMS_NORM, 60, AIOV_GEMM_ISA=isa)) < 1e-5
+
+
 GELU_ERF = r"""
 import json, math, numpy as np
 from aiov._core import _testing
