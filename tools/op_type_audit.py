@@ -338,10 +338,11 @@ class KindRow:
         return self.aiov_us / self.ov_us if self.ov_us > 0 else None
 
 
-def compare(profile, ratio_limit, share_limit):
+def compare(profile, ratio_limit, share_limit, min_us=0.0):
     """Per kind of work, aiov's time next to OpenVINO's, the kinds costing aiov most more first;
     flagged where aiov/ov > ratio_limit (or OpenVINO has no node of that kind: it fused the work
-    into another) on a kind costing aiov at least share_limit of its time."""
+    into another) on a kind costing aiov at least share_limit of its time and at least min_us
+    more than OpenVINO (both profiles count in whole or half microseconds)."""
     mine = by_kind(profile["aiov"])
     theirs = by_kind(profile["openvino"] or [])
     total = sum(mine.values()) or 1e-9
@@ -351,7 +352,7 @@ def compare(profile, ratio_limit, share_limit):
         a, o = mine.get(k, 0.0), theirs.get(k, 0.0)
         if a < 0.05 and o < 0.05:
             continue
-        slower = a > ratio_limit * o
+        slower = a > ratio_limit * o and a - o >= min_us
         rows.append(KindRow(k, a, o, a / total, o / ov_total, slower and a / total >= share_limit))
     return rows
 
@@ -375,7 +376,7 @@ def print_table(header, rows):
         print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
 
 
-def report(profiles, ratio_limit, share_limit, details):
+def report(profiles, ratio_limit, share_limit, min_us, details):
     """Each profile's per-kind table; returns the flagged rows as (model, precision, KindRow)."""
     flagged = []
     for p in profiles:
@@ -392,7 +393,7 @@ def report(profiles, ratio_limit, share_limit, details):
             f"{head}: aiov {a_total / 1e3:.3f} ms in nodes, openvino ({p['ov_precision']}) {o_total / 1e3:.3f} ms,"
             f" aiov/ov {a_total / max(o_total, 1e-9):.2f}"
         )
-        rows = compare(p, ratio_limit, share_limit)
+        rows = compare(p, ratio_limit, share_limit, min_us)
         print_table(
             ["kind", "aiov ms", "ov ms", "aiov/ov", "aiov share", "ov share", "flag"],
             [
@@ -430,14 +431,14 @@ def geomean(values):
     return math.exp(sum(math.log(max(v, 1e-9)) for v in values) / len(values))
 
 
-def summary(flagged, profiles, ratio_limit, share_limit):
+def summary(flagged, profiles, ratio_limit, share_limit, min_us):
     """Per kind over every model and precision: the geometric mean of aiov/ov over the profiles
     where it costs aiov at least the share, the worst of them, and how often it is flagged."""
     per_kind = {}
     for p in profiles:
         if "error" in p or p["openvino"] is None:
             continue
-        for r in compare(p, ratio_limit, share_limit):
+        for r in compare(p, ratio_limit, share_limit, min_us):
             if r.share >= share_limit and r.ratio is not None:
                 per_kind.setdefault(r.kind, []).append((r.ratio, p["model"], p["precision"]))
     print(f"== summary: kinds costing aiov >= {share_limit:.0%} of a model, aiov/ov over those models")
@@ -456,7 +457,10 @@ def summary(flagged, profiles, ratio_limit, share_limit):
         )
     print_table(["kind", "models", "geomean aiov/ov", "worst", f"flagged > {ratio_limit}x"], rows)
     print()
-    print(f"== flagged: aiov/ov > {ratio_limit} on a kind costing aiov >= {share_limit:.0%} of the model")
+    print(
+        f"== flagged: aiov/ov > {ratio_limit} on a kind costing aiov >= {share_limit:.0%} of the model"
+        f" and >= {min_us:g} us more than OpenVINO"
+    )
     print_table(
         ["model", "precision", "kind", "aiov ms", "ov ms", "aiov/ov", "aiov share"],
         [
@@ -480,6 +484,13 @@ def main(argv=None):
     )
     parser.add_argument("--ratio", type=float, default=1.5, help="flag aiov/ov above this")
     parser.add_argument("--share", type=float, default=0.02, help="... on a kind costing aiov at least this share")
+    parser.add_argument(
+        "--min-us",
+        type=float,
+        default=5.0,
+        help="... and at least this many us more than OpenVINO (a zoo model's nodes take a few us, "
+        "both profiles count in whole or half us)",
+    )
     parser.add_argument("--details", type=int, default=3, help="nodes listed per side for a flagged kind")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per profile")
     parser.add_argument("--save", help="append each profile to this JSON-lines file")
@@ -517,8 +528,8 @@ def main(argv=None):
             if args.save:
                 with open(args.save, "a") as fh:
                     fh.write(json.dumps(p) + "\n")
-    flagged = report(profiles, args.ratio, args.share, args.details)
-    summary(flagged, profiles, args.ratio, args.share)
+    flagged = report(profiles, args.ratio, args.share, args.min_us, args.details)
+    summary(flagged, profiles, args.ratio, args.share, args.min_us)
     return 0
 
 
