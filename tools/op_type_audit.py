@@ -311,8 +311,10 @@ def run_child(key, precision, runs, threads, timeout):
         return {"model": key, "precision": precision, "error": f"timed out after {timeout} s"}
     last = done.stdout.strip().splitlines()[-1:] if done.stdout.strip() else []
     if done.returncode != 0 or not last:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        return {"model": key, "precision": precision, "error": " | ".join(tail) or f"exit {done.returncode}"}
+        # The last lines that are not a quantizer's warnings, and how the child ended.
+        lines = [ln for ln in (done.stderr or done.stdout).strip().splitlines() if not ln.startswith("WARNING")]
+        how = f"killed by signal {-done.returncode}" if done.returncode < 0 else f"exit {done.returncode}"
+        return {"model": key, "precision": precision, "error": " | ".join(lines[-3:] + [how])}
     return json.loads(last[0])
 
 
