@@ -470,15 +470,21 @@ OP_FAMILY = {
 }
 
 
-def _profiled_run(infer, read_profile, totals, runs):
-    """One profiled inference added into `totals` (per node: [op type, mean us, what ran]
-    over `runs` inferences); returns its wall time in us."""
+def _profiled_run(infer, read_profile, samples):
+    """One profiled inference whose node times are appended to `samples` (per node: [op
+    type, [us per run], what ran]); returns its wall time in us."""
     t0 = time.perf_counter()
     infer()
     wall = (time.perf_counter() - t0) * 1e6
     for name, node_type, us, what in read_profile():
-        totals.setdefault(name, [node_type, 0.0, what])[1] += us / runs
-    return wall / runs
+        samples.setdefault(name, [node_type, [], what])[1].append(us)
+    return wall
+
+
+def _node_medians(samples):
+    """Per node: [op type, median us, what ran]. The median, not the mean: on a shared
+    machine one preempted run would otherwise lift a node a hundredfold."""
+    return {name: [t, statistics.median(us), what] for name, (t, us, what) in samples.items()}
 
 
 def _by_family(totals):
@@ -493,16 +499,20 @@ def _us(delta):
     return delta.total_seconds() * 1e6 if hasattr(delta, "total_seconds") else float(delta)
 
 
-def profile(key, top, precision="f32", runs=10):
-    """aiov's per-op-type and per-node profile of one model, and next to it OpenVINO's (f32
-    with INFERENCE_PRECISION_HINT=f32, else and for int8 models OpenVINO's defaults), both
-    summed per op type. The two frameworks' profiled runs alternate, as in the timing tables."""
+def profile_nodes(key, precision="f32", runs=10, threads=0):
+    """Per-node profiles of one model on aiov and, when installed, OpenVINO (f32 with
+    INFERENCE_PRECISION_HINT=f32, else and for int8 models OpenVINO's defaults): each a dict
+    node name -> [op type, median us, what ran] over `runs` profiled inferences, alternating
+    between the two as in the timing tables. Returns (aiov's, OpenVINO's or None, the mean wall
+    us per inference of each (median), the precision OpenVINO ran, the model's ONNX bytes).
+    `threads` > 0 caps both frameworks' threads (INFERENCE_NUM_THREADS), else their defaults."""
     import aiov
 
     spec = _all_specs()[key]
     proto = spec.build().SerializeToString()
     feeds = spec.feeds()
-    compiled = aiov.compile_model(proto, "CPU", {"PERF_COUNT": True, "INFERENCE_PRECISION_HINT": precision})
+    capped = {"INFERENCE_NUM_THREADS": threads} if threads > 0 else {}
+    compiled = aiov.compile_model(proto, "CPU", {"PERF_COUNT": True, "INFERENCE_PRECISION_HINT": precision, **capped})
     request = compiled.create_infer_request()
 
     def aiov_profile():
@@ -512,7 +522,7 @@ def profile(key, top, precision="f32", runs=10):
     ov_request, ov_precision = None, None
     openvino = try_import("openvino")
     if openvino is not None:
-        config = {"PERF_COUNT": "YES"}
+        config = {"PERF_COUNT": "YES", **capped}
         # A quantized model runs on OpenVINO's defaults, as in the int8 table.
         if precision == "f32" and not key.endswith("_int8"):
             config["INFERENCE_PRECISION_HINT"] = "f32"
@@ -532,25 +542,38 @@ def profile(key, top, precision="f32", runs=10):
         request.infer(feeds)
         if ov_request is not None:
             ov_request.infer(feeds)
-    mine, theirs, walls = {}, {}, {"aiov": 0.0, "ov": 0.0}
+    mine, theirs, walls = {}, {}, {"aiov": [], "ov": []}
+    # Each profiled run follows an unprofiled one of the same framework: the other's worker
+    # threads spin for a while after its inference, and on a small machine the first nodes
+    # after a switch would pay for it (a 3 us input quantization measured 2.6 ms).
     for _ in range(runs):
-        walls["aiov"] += _profiled_run(lambda: request.infer(feeds), aiov_profile, mine, runs)
+        request.infer(feeds)
+        walls["aiov"].append(_profiled_run(lambda: request.infer(feeds), aiov_profile, mine))
         if ov_request is not None:
-            walls["ov"] += _profiled_run(lambda: ov_request.infer(feeds), ov_profile, theirs, runs)
+            ov_request.infer(feeds)
+            walls["ov"].append(_profiled_run(lambda: ov_request.infer(feeds), ov_profile, theirs))
+    walls = {k: statistics.median(v) if v else 0.0 for k, v in walls.items()}
+    return _node_medians(mine), _node_medians(theirs) if ov_request is not None else None, walls, ov_precision, proto
+
+
+def profile(key, top, precision="f32", runs=10):
+    """aiov's per-op-type and per-node profile of one model, and next to it OpenVINO's, both
+    summed per op type (profile_nodes)."""
+    mine, theirs, walls, ov_precision, _ = profile_nodes(key, precision, runs)
     print(
-        f"{key} at {precision}: aiov {walls['aiov'] / 1e3:,.2f} ms per inference (wall, with profiling),"
+        f"{key} at {precision}: aiov {walls['aiov'] / 1e3:,.2f} ms per inference (median wall, with profiling),"
         f" {sum(r[1] for r in mine.values()) / 1e3:,.2f} ms in nodes"
     )
-    if ov_request is not None:
+    if theirs is not None:
         print(
-            f"openvino ({ov_precision}): {walls['ov'] / 1e3:,.2f} ms per inference (wall, with profiling),"
+            f"openvino ({ov_precision}): {walls['ov'] / 1e3:,.2f} ms per inference (median wall, with profiling),"
             f" {sum(r[1] for r in theirs.values()) / 1e3:,.2f} ms in nodes"
         )
-    print_table(*_family_table(_by_family(mine), _by_family(theirs) if ov_request is not None else None, walls))
+    print_table(*_family_table(_by_family(mine), _by_family(theirs) if theirs is not None else None, walls))
     print()
     rows = sorted(mine.items(), key=lambda kv: -kv[1][1])[:top]
     print_table(["aiov node", "us", "what ran"], [[name, f"{us:,.1f}", ex] for name, (t, us, ex) in rows])
-    if ov_request is not None:
+    if theirs is not None:
         print()
         rows = sorted(theirs.items(), key=lambda kv: -kv[1][1])[:top]
         print_table(["openvino node", "us", "what ran"], [[name, f"{us:,.1f}", ex] for name, (t, us, ex) in rows])

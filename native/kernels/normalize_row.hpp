@@ -1,15 +1,19 @@
-// The row loop of MVN and LayerNorm (ops/reduce.cpp) with AVX-512 intrinsics: the portable loop
-// (a target clone) kept one chain of dependent adds per pass and folded its 16 partial sums in
-// 16 serial double adds, about 110 ns a row of 384 even with the row in L2.
+// The row loops of MVN, LayerNorm (ops/reduce.cpp) and RMSNorm (ops/rms_norm.cpp) with AVX-512 intrinsics: the portable
+// loop (a target clone) kept one chain of dependent adds per pass and folded its 16 partial sums in 16 serial double
+// adds, about 110 ns a row of 384 even with the row in L2.
 #pragma once
 #include <cstdint>
 
 namespace aiov {
 namespace normalize_detail {
-// y = (x - mean) * scale (* gamma + beta) over one row of len floats, scale = 1 / sqrt(var +
-// eps) (1 / (sqrt(var) + eps) when eps_outside; 1 without norm_var); gamma, beta may be null.
-using NormalizeRowFn = void (*)(const float* x, float* y, int64_t len, bool norm_var, double eps, bool eps_outside,
-                                const float* gamma, const float* beta);
-NormalizeRowFn avx512_normalize_row();  // null when built without AVX-512 (normalize_avx512.cpp)
+// Over each of `rows` rows of len floats: y = (x - mean) * scale (* gamma + beta), scale =
+// 1 / sqrt(var + eps) (1 / (sqrt(var) + eps) when eps_outside; 1 without norm_var); gamma,
+// beta [len] may be null.
+using NormalizeRowsFn = void (*)(const float* x, float* y, int64_t rows, int64_t len, bool norm_var, double eps,
+                                 bool eps_outside, const float* gamma, const float* beta);
+NormalizeRowsFn avx512_normalize_rows();  // null when built without AVX-512 (normalize_avx512.cpp)
+// aiov.RMSNorm's rows (ops/rms_norm.cpp): y = x / sqrt(mean(x^2) + eps) (* gamma, may be null).
+using RmsNormRowsFn = void (*)(const float* x, float* y, int64_t rows, int64_t len, float eps, const float* gamma);
+RmsNormRowsFn avx512_rms_norm_rows();  // null when built without AVX-512
 }  // namespace normalize_detail
 }  // namespace aiov

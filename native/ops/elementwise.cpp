@@ -802,9 +802,23 @@ std::vector<PortInfo> infer_elementwise_chain(const InferContext& c) {
 
 constexpr int64_t kBlock = 1024;  // a chain's values per pass, 4 KiB: stays in L1 across the steps
 
+// y = x * scale + shift, then Relu (which keeps NaN, as the Relu step does), over n values.
+AIOV_MULTIVERSION void scale_shift_run(const float* __restrict x, float* __restrict y, const float* __restrict scale,
+                                       const float* __restrict shift, int64_t n, bool relu) {
+  if (relu) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = x[i] * scale[i] + shift[i];
+      y[i] = v < 0.0f ? 0.0f : v;
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale[i] + shift[i];
+  }
+}
+
 KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
   const Node& node = ctx.node;
   std::vector<ChainStep> steps;
+  std::vector<std::string> step_ops;
   {
     const std::string names = node.attr_str("steps");
     const auto operands = node.attr_ints("operands"), swapped = node.attr_ints("swapped");
@@ -823,6 +837,7 @@ KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
       st.alpha = (float)alphas[i];
       st.beta = (float)betas[i];
       steps.push_back(st);
+      step_ops.push_back(names.substr(start, end - start));
       start = end + 1;
     }
   }
@@ -844,6 +859,42 @@ KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
       kinds[i] = g.inner_step[i] ? Rows::same_row : Rows::scalar;
     else
       merge_rows = merge_rows && shapes[i] == ctx.out[0].shape;
+  }
+  // A per-channel scale and shift, then maybe Relu (DenseNet's BatchNorm and Relu before each
+  // convolution): one pass over each block, where the steps took five (a copy in, one per step,
+  // a copy out), 2.5x OpenVINO's time on DenseNet's 16-32 channels.
+  const auto per_row = [&](const ChainStep& st) { return st.operand > 0 && kinds[st.operand] != Rows::whole; };
+  const bool scale_shift = merge_rows && (steps.size() == 2 || (steps.size() == 3 && step_ops[2] == "Relu")) &&
+                           step_ops[0] == "Multiply" && step_ops[1] == "Add" && per_row(steps[0]) && per_row(steps[1]);
+  if (scale_shift) {
+    const int64_t rows_per_block = kBlock / g.inner, block = rows_per_block * g.inner;
+    const int scale_in = steps[0].operand, shift_in = steps[1].operand;
+    const bool relu = steps.size() == 3;
+    return [g, kinds, rows_per_block, block, scale_in, shift_in, relu](const KernelArgs& k) {
+      const int64_t inner = g.inner, rows = g.total / inner;
+      const float* x = k.in[0]->as<float>();
+      float* y = k.out[0]->as<float>();
+      // Each operand repeated (or its one value spread) along a block.
+      auto spread = [&](int i) {
+        std::vector<float> v((size_t)block);
+        const float* src = k.in[i]->as<float>();
+        for (int64_t r = 0; r < rows_per_block; ++r)
+          for (int64_t c = 0; c < inner; ++c) v[r * inner + c] = kinds[i] == Rows::scalar ? src[0] : src[c];
+        return v;
+      };
+      const std::vector<float> scale = spread(scale_in), shift = spread(shift_in);
+      auto run_blocks = [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t at = b * block, n = std::min(block, (rows - b * rows_per_block) * inner);
+          scale_shift_run(x + at, y + at, scale.data(), shift.data(), n, relu);
+        }
+      };
+      const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
+      if (g.total >= 2 * kParallelGrain && k.ctx->pool)
+        k.ctx->pool->parallel_for(blocks, std::max<int64_t>(1, kParallelGrain / block), run_blocks, k.ctx->max_threads);
+      else
+        run_blocks(0, blocks);
+    };
   }
   if (merge_rows) {
     const int64_t rows_per_block = kBlock / g.inner, block = rows_per_block * g.inner;

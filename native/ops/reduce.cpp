@@ -474,13 +474,12 @@ KernelFn normalize_rows_kernel(int64_t rows, int64_t len, bool norm_var, double 
     float* y = k.out[0]->as<float>();
     const float* gamma = affine ? k.in[1]->as<float>() : nullptr;
     const float* beta = affine && has_beta ? k.in[2]->as<float>() : nullptr;
-    static const normalize_detail::NormalizeRowFn row = [] {
-      normalize_detail::NormalizeRowFn f = nullptr;
-      if (selected_isa() == Isa::avx512) f = normalize_detail::avx512_normalize_row();
-      return f ? f : &normalize_row;
-    }();
+    static const normalize_detail::NormalizeRowsFn avx512 =
+        selected_isa() == Isa::avx512 ? normalize_detail::avx512_normalize_rows() : nullptr;
     auto run = [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) row(x + r * len, y + r * len, len, norm_var, eps, eps_outside, gamma, beta);
+      if (avx512) return avx512(x + r0 * len, y + r0 * len, r1 - r0, len, norm_var, eps, eps_outside, gamma, beta);
+      for (int64_t r = r0; r < r1; ++r)
+        normalize_row(x + r * len, y + r * len, len, norm_var, eps, eps_outside, gamma, beta);
     };
     for_rows(*k.ctx, rows, len, run);
   };

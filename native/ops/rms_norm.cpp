@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "kernels/dispatch.hpp"
+#include "kernels/isa.hpp"
+#include "kernels/normalize_row.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -53,7 +55,12 @@ KernelFn prepare_rms_norm(const PrepareContext& ctx) {
     const float* x = k.in[0]->as<float>();
     float* y = k.out[0]->as<float>();
     const float* gamma = has_gamma ? k.in[1]->as<float>() : nullptr;
+    // The rows in blocks with one vector root for the block (normalize_avx512.cpp): the scalar
+    // double root and division per row were most of the time of T5's and Llama's short rows.
+    static const normalize_detail::RmsNormRowsFn avx512 =
+        selected_isa() == Isa::avx512 ? normalize_detail::avx512_rms_norm_rows() : nullptr;
     for_rows(*k.ctx, rows, len, [&](int64_t r0, int64_t r1) {
+      if (avx512) return avx512(x + r0 * len, y + r0 * len, r1 - r0, len, eps, gamma);
       for (int64_t r = r0; r < r1; ++r) rms_norm_row(x + r * len, y + r * len, len, eps, gamma);
     });
   };

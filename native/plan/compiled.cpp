@@ -97,6 +97,33 @@ ValueSlot slot(ValueSlot::Kind kind, ElementType type, const Dims& shape) {
 // Thrown while planning when an output shape is known only by running its node.
 struct NeedsRunTimeShapes {};
 
+// A Pad by nothing on every side is its input's bytes. Swin pads each stage to a multiple of its
+// window by sizes it computes from the input, zero whenever the window divides it; OpenVINO
+// drops such a Pad, where its kernel copied the tensor.
+bool pads_nothing(const Node& n, const PrepareContext& ctx) {
+  if (n.op != "Pad" || ctx.in.size() < 3 || !ctx.in[1].data || !ctx.in[2].data) return false;
+  for (size_t i : {1, 2})
+    for (int64_t p : read_int_tensor(n, ctx.in[i], "pads"))
+      if (p != 0) return false;
+  return true;
+}
+
+// A Gather of index 0 along an axis with only ones before it (torchvision's detectors take
+// images[0] of a batch of one) is the first bytes of its input.
+bool gathers_leading_block(const Node& n, const PrepareContext& ctx) {
+  if (n.op != "Gather" || ctx.in.size() < 3 || !ctx.in[1].data || !ctx.in[2].data || n.attr_int("batch_dims") != 0)
+    return false;
+  const Dims& s = ctx.in[0].shape;
+  const auto axis = read_int_tensor(n, ctx.in[2], "axis");
+  const auto index = read_int_tensor(n, ctx.in[1], "indices");
+  if (axis.size() != 1 || index.size() != 1) return false;
+  const int64_t rank = (int64_t)s.size(), a = axis[0] < 0 ? axis[0] + rank : axis[0];
+  if (a < 0 || a >= rank || s[a] <= 0 || (index[0] != 0 && index[0] != -s[a])) return false;
+  for (int64_t i = 0; i < a; ++i)
+    if (s[i] != 1) return false;
+  return true;
+}
+
 // Node n's outputs, with the concrete shapes its inputs have in this plan: computed now when
 // every input is known at plan time (or the op reads only shapes), else a step of the plan
 // writing them to the arena. Returns true when the step emits outputs whose shapes only a run
@@ -174,8 +201,9 @@ bool schedule_node(const Node& n, PlanValues& values, SharedWeights& shared, Ele
   pctx.kernel_choice = &step.kernel;
   // A Convert to the type it reads (an ONNX Identity or Cast to the same type, often on a model
   // output) is its input's bytes: a view like a Reshape, where its kernel copied them.
-  const bool view = def.aliases_input0 || (n.op == "Convert" && outs.size() == 1 && in_views.size() == 1 &&
-                                           in_views[0].type == outs[0].type && outs[0].kind == ValueKind::tensor);
+  const bool view = def.aliases_input0 || pads_nothing(n, pctx) || gathers_leading_block(n, pctx) ||
+                    (n.op == "Convert" && outs.size() == 1 && in_views.size() == 1 &&
+                     in_views[0].type == outs[0].type && outs[0].kind == ValueKind::tensor);
   if (!view || def.stateful) step.fn = def.prepare(pctx);
   for (const auto& in : n.inputs) step.ins.push_back(values.id(in));
   for (const TensorView& out : pctx.out) {

@@ -300,6 +300,22 @@ def test_elementwise_chains_over_short_rows_run_blocks_of_rows(shape, monkeypatc
     assert node_types(proto, feeds).count("aiov.ElementwiseChain") == 1
 
 
+@pytest.mark.parametrize("shape", [(3, 7, 5, 24), (8, 16, 16, 40)])  # a last part-block; shared over the pool
+@pytest.mark.parametrize("relu", [True, False])
+def test_per_channel_scale_and_shift_chain_runs_in_one_pass(shape, relu, monkeypatch):
+    # DenseNet's BatchNorm (a per-channel Multiply and Add, here the scale one value) and Relu
+    # before each convolution: the one-pass path, the same values as the ops as written, a NaN
+    # kept by the Relu.
+    shift = RNG.standard_normal(shape[-1]).astype(np.float32)
+    steps = [("Mul", np.float32(1.5), not relu, {}), ("Add", shift, relu, {})]
+    if relu:
+        steps.append(("Relu", None, False, {}))
+    proto, feeds = _chain_model(steps, shape=shape)
+    feeds["x"][0, 0, 0, :3] = [np.nan, -np.inf, np.inf]
+    check(proto, feeds, monkeypatch, rtol=1e-6, atol=1e-6)
+    assert node_types(proto, feeds).count("aiov.ElementwiseChain") == 1
+
+
 def test_elementwise_chain_keeps_values_used_elsewhere(monkeypatch):
     # The middle value is also a model output and the chain's input feeds a second branch:
     # both must survive, and the chain's output may not take over the input's memory.

@@ -1,10 +1,12 @@
 """Model outputs that are views of another value (a same-type Convert, as an ONNX Identity
-becomes, or a Reshape): the value is written straight into the output buffer, with no copying
-step, and every output and every reader of the value still sees the right numbers."""
+becomes, a Reshape, a Gather of the leading block): the value is written straight into the
+output buffer, with no copying step, and every output and every reader of the value still sees
+the right numbers."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import aiov as ov
 import aiov.opset13 as ops
@@ -71,3 +73,26 @@ def test_a_converting_convert_still_converts():
     x_val = np.array([-2.7, -1.5, -0.2, 0.0, 0.4, 1.5, 2.6, 100.9], np.float32)
     (y,), steps, _ = run_profiled(ov.Model([ops.convert(ops.convert(x, "i32"), "f32")], [x]), x_val)
     np.testing.assert_array_equal(y, x_val.astype(np.int32).astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    ("shape", "index", "axis", "view"),
+    [
+        ((1, 3, 4, 5), 0, 0, True),  # images[0] of a batch of one
+        ((1, 3, 4, 5), -1, 0, True),  # the same element counted from the end
+        ((1, 1, 4, 5), 0, 1, True),  # only ones before the axis
+        ((2, 3, 4, 5), 0, 0, True),  # the first block of a larger batch
+        ((2, 3, 4, 5), 1, 0, False),  # not the first block: copied
+        ((1, 3, 4, 5), 2, 1, False),
+        ((2, 3, 4, 5), 0, 1, False),  # strided: copied
+    ],
+)
+def test_a_gather_of_the_leading_block_is_a_view(shape, index, axis, view):
+    x = param(list(shape))
+    picked = ops.gather(ops.relu(x), ops.constant(np.array(index, np.int64)), ops.constant(np.array(axis, np.int64)))
+    x_val = RNG.standard_normal(shape).astype(np.float32)
+    (y, z), steps, _ = run_profiled(ov.Model([picked, ops.multiply(picked, picked)], [x]), x_val)
+    want = np.take(np.maximum(x_val, 0), index, axis=axis)
+    np.testing.assert_array_equal(y, want)
+    np.testing.assert_array_equal(z, want * want)
+    assert ("Gather" in steps) != view, steps

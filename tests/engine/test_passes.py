@@ -260,6 +260,24 @@ def test_fuse_epilogues_takes_a_residual_then_an_activation(monkeypatch):
     assert steps_and_check(model, [randn(5, 16), randn(5, 8)], monkeypatch, tol=1e-4) == ["aiov.FusedMatMul"]
 
 
+def test_fuse_epilogues_takes_an_activation_after_a_reshape(monkeypatch):
+    # GPT-2's MLP: the product over [B*S, C] rows, reshaped to [B, S, C'], then its tanh Gelu.
+    x = ops.parameter([6, 16], np.float32, name="x")
+    y = ops.add(ops.matmul(x, ops.constant(randn(16, 8)), False, False), ops.constant(randn(8)))
+    y = ops.gelu(ops.reshape(y, ops.constant(np.array([2, 3, 8], np.int64)), False), "tanh")
+    model = ov.Model([y], [x])
+    assert steps_and_check(model, [randn(6, 16)], monkeypatch, tol=1e-4) == ["aiov.FusedMatMul"]
+
+
+def test_fuse_epilogues_leaves_an_activation_after_a_reshape_read_elsewhere(monkeypatch):
+    # The reshaped product is a model output too: it must stay without the activation.
+    x = ops.parameter([6, 16], np.float32, name="x")
+    y = ops.add(ops.matmul(x, ops.constant(randn(16, 8)), False, False), ops.constant(randn(8)))
+    viewed = ops.reshape(y, ops.constant(np.array([2, 3, 8], np.int64)), False)
+    model = ov.Model([viewed, ops.relu(viewed)], [x])
+    assert steps_and_check(model, [randn(6, 16)], monkeypatch, tol=1e-4) == ["aiov.FusedMatMul", "Relu"]
+
+
 def test_fuse_elementwise_chains_stops_at_a_value_used_elsewhere(monkeypatch):
     # The first chain ends at a model output; the second starts from it.
     x = ops.parameter([2, 3, 4], np.float32, name="x")

@@ -291,19 +291,28 @@ import json, numpy as np
 from aiov._core import _testing
 rng = np.random.default_rng(4)
 worst = 0.0
-# Row lengths across the AVX-512 loop's edges (16 lanes, 64 per step), a row whose mean is
-# far from zero, with and without the shift, eps inside and outside the root.
-for n in (1, 5, 16, 63, 64, 100, 384):
-    x = (rng.standard_normal((6, n)) * 3 + 50).astype(np.float32)
-    gamma, beta = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
-    for mode, operands in (("inside_sqrt", [x, gamma, beta]), ("outside_sqrt", [x, gamma])):
-        got = _testing.run_op("aiov.LayerNorm", operands, {"eps": 1e-5, "eps_mode": mode})[0]
-        d = x.astype(np.float64) - x.mean(-1, keepdims=True)
-        sd = np.sqrt((d * d).mean(-1, keepdims=True))
-        want = d / (np.sqrt(sd * sd + 1e-5) if mode == "inside_sqrt" else sd + 1e-5) * gamma
-        if len(operands) == 3:
-            want = want + beta
-        worst = max(worst, float(np.max(np.abs(got - want))))
+# Row lengths across the AVX-512 loop's edges (16 lanes, 64 per step; rows of 2 to 16 several to
+# a vector, with a last vector part full; blocks of 16 rows and a part block), a row whose mean
+# is far from zero, with and without the shift, eps inside and outside the root.
+for n in (1, 2, 4, 5, 8, 16, 32, 63, 64, 100, 384):
+    for rows in (6, 37):
+        x = (rng.standard_normal((rows, n)) * 3 + 50).astype(np.float32)
+        gamma, beta = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+        for mode, operands in (("inside_sqrt", [x, gamma, beta]), ("outside_sqrt", [x, gamma])):
+            got = _testing.run_op("aiov.LayerNorm", operands, {"eps": 1e-5, "eps_mode": mode})[0]
+            d = x.astype(np.float64) - x.mean(-1, keepdims=True)
+            sd = np.sqrt((d * d).mean(-1, keepdims=True))
+            want = d / (np.sqrt(sd * sd + 1e-5) if mode == "inside_sqrt" else sd + 1e-5) * gamma
+            if len(operands) == 3:
+                want = want + beta
+            worst = max(worst, float(np.max(np.abs(got - want))))
+        # MVN over the last axis, centred only and normalized (its op, the same rows).
+        for normalize in (0, 1):
+            attrs = {"eps": 1e-9, "eps_mode": "inside_sqrt", "normalize_variance": normalize}
+            got = _testing.run_op("MVN", [x, np.array([1], np.int64)], attrs)[0]
+            d = x.astype(np.float64) - x.mean(-1, keepdims=True)
+            want = d / np.sqrt((d * d).mean(-1, keepdims=True) + 1e-9) if normalize else d
+            worst = max(worst, float(np.max(np.abs(got - want))))
 print(json.dumps(worst))
 """
 
@@ -311,6 +320,33 @@ print(json.dumps(worst))
 @pytest.mark.parametrize("isa", [None, "avx2"])  # the CPU's own path (AVX-512 here), the portable loop
 def test_layer_norm_rows_match_numpy(isa, run_capped):
     assert float(run_capped(LAYER_NORM, 60, AIOV_GEMM_ISA=isa)) < 1e-4
+
+
+RMS_NORM = r"""
+import json, numpy as np
+from aiov._core import _testing
+rng = np.random.default_rng(6)
+worst = 0.0
+# Row lengths across the AVX-512 loop's edges and blocks of 16 rows with a part block, with and
+# without the scale.
+for n in (1, 5, 8, 16, 32, 63, 100, 384):
+    for rows in (6, 37):
+        x = (rng.standard_normal((rows, n)) * 3 + 1).astype(np.float32)
+        gamma = rng.standard_normal(n).astype(np.float32)
+        for operands in ([x, gamma], [x]):
+            got = _testing.run_op("aiov.RMSNorm", operands, {"eps": 1e-6})[0]
+            x64 = x.astype(np.float64)
+            want = x64 / np.sqrt((x64 * x64).mean(-1, keepdims=True) + 1e-6)
+            if len(operands) == 2:
+                want = want * gamma
+            worst = max(worst, float(np.max(np.abs(got - want))))
+print(json.dumps(worst))
+"""
+
+
+@pytest.mark.parametrize("isa", [None, "avx2"])  # the CPU's own path (AVX-512 here), the portable loop
+def test_rms_norm_rows_match_numpy(isa, run_capped):
+    assert float(run_capped(RMS_NORM, 60, AIOV_GEMM_ISA=isa)) < 1e-5
 
 
 GELU_ERF = r"""

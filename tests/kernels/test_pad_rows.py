@@ -72,3 +72,21 @@ def test_empty_input_axis_pads_to_fill():
     x = np.zeros((2, 0, 3), np.float32)
     out = run_pad(x, (0, 1, 1), (0, 2, 0), "constant", -1)
     np.testing.assert_array_equal(out, np.full((2, 3, 4), -1, np.float32))
+
+
+@pytest.mark.parametrize("width", [0, 1])
+def test_pads_known_only_when_planning_pad_by_nothing_as_a_view(width):
+    # Pads computed from the input's shape (Swin's pad to a multiple of its window): known
+    # when a plan is made for a concrete shape, not when the model is compiled. Zero pads make
+    # the output the input's bytes (no Pad step runs); others pad as written.
+    p = ops.parameter([-1, 6], np.float32, name="x")
+    shape = ops.shape_of(p, "i64")
+    pads = ops.add(ops.subtract(shape, shape), ops.constant(np.array([0, width], np.int64)))
+    y = ops.pad(p, pads, pads, "constant")
+    compiled = ov.compile_model(ov.Model([ops.relu(y)], [p]), "CPU", {"PERF_COUNT": True})
+    request = compiled.create_infer_request()
+    x = RNG.standard_normal((3, 6)).astype(np.float32)
+    got = request.infer([x])[0]
+    np.testing.assert_array_equal(got, np.maximum(numpy_pad(x, (0, width), (0, width), "constant"), 0))
+    ran = {info.node_type for info in request.get_profiling_info()}
+    assert ("Pad" in ran) == (width != 0), ran

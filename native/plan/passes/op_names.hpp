@@ -40,6 +40,7 @@ namespace aiov {
   X(ReduceMin, "ReduceMin")                    \
   X(ReduceSum, "ReduceSum")                    \
   X(Relu, "Relu")                              \
+  X(Reshape, "Reshape")                        \
   X(RMSNorm, "aiov.RMSNorm")                   \
   X(Sigmoid, "Sigmoid")                        \
   X(Softmax, "Softmax")                        \
