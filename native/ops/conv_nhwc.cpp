@@ -414,7 +414,9 @@ const float* widened_copy(const uint16_t* x, int64_t count) {
   return buffer.data();
 }
 
-KernelFn prepare_fused_conv(const PrepareContext& ctx) {
+// The convolution's kernel; `rows_apart_native` set when it writes output 0's rows
+// ctx.out_row_stride apart itself (a Concat's slice), else prepare_fused_conv stages it.
+KernelFn fused_conv_kernel(const PrepareContext& ctx, bool& rows_apart_native) {
   const Node& node = ctx.node;
   const bool bf16_in = ctx.in[0].type == ElementType::bf16, bf16_out = ctx.out[0].type == ElementType::bf16;
   if ((ctx.in[0].type != ElementType::f32 && !bf16_in) || !ctx.in[1].data)
@@ -433,6 +435,7 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
              fs[3], w.stride[0], w.stride[1], w.dilation[0], w.dilation[1], w.pad_begin[0], w.pad_begin[1]};
   const int64_t O = fs[0], Cg = fs[1], Og = O / group, taps = g.kh * g.kw, K = taps * Cg;
   const int64_t M = g.N * g.OH * g.OW;
+  const int64_t ldy = ctx.out_row_stride ? ctx.out_row_stride : O;  // output row stride, where written native
   const FusedOutput output(ctx);
   const float* filters = static_cast<const float*>(ctx.in[1].data);
   // Output channel o's filter times scale[o] (a BatchNorm the optimizer folded): applied here,
@@ -602,9 +605,10 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     // Few output channels over a window: one vector per pixel, not GEMM tiles mostly of padding.
     auto wf = few_output_taps("nhwc", [&](int64_t k) { return k % Cg * taps + k / Cg; });
     ctx.note_kernel(group == 1 ? "NHWC conv, few outputs" : "NHWC grouped conv, few outputs per group");
-    return [g, wf, output, O, Og, group](const KernelArgs& a) {
+    rows_apart_native = true;
+    return [g, wf, output, O, Og, group, ldy](const KernelArgs& a) {
       nhwc_conv_few_outputs(g, Og, a.in[0]->as<float>(), wf->data(), output.at(a, O), a.out[0]->as<float>(),
-                            a.ctx->pool, a.ctx->max_threads, group);
+                            a.ctx->pool, a.ctx->max_threads, group, ldy);
     };
   }
 
@@ -707,24 +711,34 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
                    : in_place ? "conv, image read in place"
                               : "conv, gathered") +
                   " NHWC, packed GEMM " + gemm_kernels(precision));
-  return [g, packed, run_offsets, output, direct, in_place, planar_copied, O, Cg, Og, M](const KernelArgs& a) {
+  rows_apart_native = true;
+  return [g, packed, run_offsets, output, direct, in_place, planar_copied, O, Cg, Og, M, ldy](const KernelArgs& a) {
     const float* x = planar_copied ? channels_last_copy(g, a.in[0]->as<float>(), a.ctx->pool, a.ctx->max_threads)
                                    : a.in[0]->as<float>();
     float* y = a.out[0]->as<float>();
     for (size_t gi = 0; gi < packed->size(); ++gi) {
       const Epilogue e = output.at(a, O, (int64_t)gi * Og);
       if (direct) {
-        sgemm_packed(false, M, x, g.C, *(*packed)[gi], e, y + gi * Og, O, a.ctx->pool, a.ctx->max_threads);
+        sgemm_packed(false, M, x, g.C, *(*packed)[gi], e, y + gi * Og, ldy, a.ctx->pool, a.ctx->max_threads);
       } else if (in_place) {
         ConvRuns runs(g, Cg, (int64_t)gi * Cg, *run_offsets, x);
-        sgemm_packed(M, runs, *(*packed)[gi], e, y + gi * Og, O, a.ctx->pool, a.ctx->max_threads);
+        sgemm_packed(M, runs, *(*packed)[gi], e, y + gi * Og, ldy, a.ctx->pool, a.ctx->max_threads);
       } else {
         ConvRows rows(g, Cg, (int64_t)gi * Cg, x);
-        sgemm_packed(M, rows, *(*packed)[gi], e, y + gi * Og, O, a.ctx->pool, a.ctx->max_threads);
+        sgemm_packed(M, rows, *(*packed)[gi], e, y + gi * Og, ldy, a.ctx->pool, a.ctx->max_threads);
       }
     }
   };
 }
+
+KernelFn prepare_fused_conv(const PrepareContext& ctx) {
+  bool rows_apart_native = false;
+  KernelFn kernel = fused_conv_kernel(ctx, rows_apart_native);
+  return rows_apart_native ? kernel : rows_apart(ctx, std::move(kernel));
+}
+
+// Any of its outputs can be a Concat's slice (paths that cannot write one are staged).
+bool fused_conv_writes_concat_slice(const Node&) { return true; }
 
 }  // namespace
 
@@ -758,7 +772,10 @@ void register_fused_conv_ops(OpRegistry& r) {
                      // "same": the input's type; bf16 where the next convolutions read it (carry_bf16).
                      str_attr("output_type", "same", {"same", "f32", "bf16"}).ir_name("-").onnx_name("-")})
     attrs.push_back(a);
-  r.add(with_reused_input(OpDef{"aiov.FusedConv", 3, 4, infer_fused_conv, prepare_fused_conv}.with_attrs(attrs), 3));
+  r.add(with_reused_input(
+      OpDef{"aiov.FusedConv", 3, 4, infer_fused_conv, prepare_fused_conv}.with_attrs(attrs).concat_slice(
+          fused_conv_writes_concat_slice),
+      3));
 }
 
 }  // namespace aiov

@@ -1,0 +1,185 @@
+"""A Concat along the channels of NHWC convolutions (SqueezeNet's fire modules, Inception's
+branches) is not a copy: the planner has each part's producer write straight into its slice of
+the Concat's memory, rows a whole Concat row apart. Every case here checks the numbers against
+the optimizer off and onnxruntime, and whether the Concat still ran as a step (it is absent from
+the profile when every part was written in place)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import aiov as ov
+
+from graph_checks import onnxruntime_outputs, run_both
+
+RNG = np.random.default_rng(27)
+
+
+class Net:
+    """A small ONNX graph built conv by conv (NCHW, as exporters write it)."""
+
+    def __init__(self):
+        self.nodes, self.inits, self.count = [], [], 0
+
+    def name(self, what):
+        self.count += 1
+        return f"{what}{self.count}"
+
+    def conv(self, src, cin, cout, k, act="Relu", group=1, stride=1):
+        name = self.name("conv")
+        w = (RNG.standard_normal((cout, cin // group, k, k)) / np.sqrt(cin * k * k / group)).astype(np.float32)
+        b = RNG.standard_normal(cout).astype(np.float32) * 0.1
+        self.inits += [numpy_helper.from_array(w, f"{name}_w"), numpy_helper.from_array(b, f"{name}_b")]
+        self.nodes.append(
+            helper.make_node(
+                "Conv",
+                [src, f"{name}_w", f"{name}_b"],
+                [f"{name}_y"],
+                pads=[k // 2] * 4,
+                group=group,
+                strides=[stride, stride],
+            )
+        )
+        return self.op(act, f"{name}_y") if act else f"{name}_y"
+
+    def op(self, kind, *srcs, **attrs):
+        out = self.name(kind.lower())
+        self.nodes.append(helper.make_node(kind, list(srcs), [out], **attrs))
+        return out
+
+    def model(self, outputs, channels, size=9, batch=2):
+        graph = helper.make_graph(
+            self.nodes,
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, channels, size, size])],
+            [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+            self.inits,
+        )
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def profiled_types(proto, feeds, config=None):
+    compiled = ov.compile_model(proto.SerializeToString(), "CPU", {"PERF_COUNT": True, **(config or {})})
+    request = compiled.create_infer_request()
+    results = [np.array(r) for r in request.infer(feeds).values()]
+    return results, [p.node_type for p in request.get_profiling_info()]
+
+
+def check(proto, feeds, monkeypatch, atol=1e-4):
+    """The optimized model against the unoptimized one and onnxruntime; returns the node types
+    it ran."""
+    plain, optimized = run_both(proto, feeds, monkeypatch)
+    np.testing.assert_allclose(optimized, plain, rtol=1e-5, atol=atol)
+    results, types = profiled_types(proto, feeds)
+    for got, want in zip(results, onnxruntime_outputs(proto, feeds)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=atol)
+    return types
+
+
+def fire(net, src, cin, squeeze, expand, act3="Relu"):
+    s = net.conv(src, cin, squeeze, 1)
+    return net.op("Concat", net.conv(s, squeeze, expand, 1), net.conv(s, squeeze, expand, 3, act=act3), axis=1)
+
+
+@pytest.mark.parametrize("expand", [6, 16, 40], ids=["few_outputs", "one_vector", "gemm"])
+def test_fire_module_parts_are_written_in_place(expand, monkeypatch):
+    net = Net()
+    cat = fire(net, "x", 8, 4, expand)
+    out = net.conv(cat, 2 * expand, 5, 1, act=None)  # the next convolution reads the whole Concat
+    feeds = {"x": RNG.standard_normal((2, 8, 9, 9)).astype(np.float32)}
+    types = check(net.model([out], 8), feeds, monkeypatch)
+    assert "Concat" not in types
+    assert types.count("aiov.FusedConv") == 4
+
+
+def test_two_fire_modules_and_a_pool_between(monkeypatch):
+    # SqueezeNet's order: fire, fire, ceil-mode max pool, fire; then global average pool.
+    net = Net()
+    a = fire(net, "x", 3, 4, 8)
+    b = fire(net, a, 16, 4, 8)
+    pooled = net.op("MaxPool", b, kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)
+    c = fire(net, pooled, 16, 8, 16)
+    out = net.op("GlobalAveragePool", net.conv(c, 32, 10, 1))
+    feeds = {"x": RNG.standard_normal((3, 3, 15, 15)).astype(np.float32)}
+    types = check(net.model([out], 3, size=15, batch=3), feeds, monkeypatch)
+    assert "Concat" not in types
+
+
+@pytest.mark.parametrize(
+    "branch",
+    ["sigmoid", "depthwise", "winograd", "residual", "three_parts"],
+)
+def test_parts_of_every_convolution_path(branch, monkeypatch):
+    # Paths that write strided rows themselves and ones staged through a buffer of their own
+    # (depthwise, Winograd), an activation applied after the store (sigmoid), a fused residual.
+    net = Net()
+    s = net.conv("x", 8, 32, 1)
+    parts = [net.conv(s, 32, 8, 1)]
+    if branch == "sigmoid":
+        parts.append(net.conv(s, 32, 6, 3, act="Sigmoid"))
+    elif branch == "depthwise":
+        parts.append(net.conv(s, 32, 32, 3, group=32))
+    elif branch == "winograd":
+        parts.append(net.conv(s, 32, 48, 3, act=None))
+    elif branch == "residual":
+        parts.append(net.op("Relu", net.op("Add", net.conv(s, 32, 8, 3, act=None), parts[0])))
+        parts[0] = net.conv(s, 32, 8, 1)  # the residual's reader is the Add, not the Concat
+    else:
+        parts += [net.conv(s, 32, 6, 3), net.conv(s, 32, 4, 1, act="Relu")]
+    cat = net.op("Concat", *parts, axis=1)
+    channels = {"sigmoid": 14, "depthwise": 40, "winograd": 56, "residual": 16, "three_parts": 18}[branch]
+    out = net.conv(cat, channels, 4, 1, act=None)
+    feeds = {"x": RNG.standard_normal((2, 8, 9, 9)).astype(np.float32)}
+    types = check(net.model([out], 8), feeds, monkeypatch)
+    assert "Concat" not in types
+
+
+def test_a_concat_that_is_the_model_output(monkeypatch):
+    # (Through the transpose back to NCHW, which reads the Concat's memory.)
+    net = Net()
+    cat = fire(net, "x", 8, 4, 6)
+    feeds = {"x": RNG.standard_normal((2, 8, 9, 9)).astype(np.float32)}
+    types = check(net.model([cat], 8), feeds, monkeypatch)
+    assert "Concat" not in types
+
+
+def test_a_part_read_elsewhere_is_not_written_in_place(monkeypatch):
+    net = Net()
+    s = net.conv("x", 8, 4, 1)
+    a, b = net.conv(s, 4, 6, 1), net.conv(s, 4, 6, 3)
+    cat = net.op("Concat", a, b, axis=1)
+    out = net.conv(cat, 12, 5, 1, act=None)
+    feeds = {"x": RNG.standard_normal((2, 8, 9, 9)).astype(np.float32)}
+    types = check(net.model([out, a], 8), feeds, monkeypatch)  # a is also a model output
+    assert "Concat" in types
+
+
+def test_a_view_of_the_concat_as_output_and_repeated_runs(monkeypatch):
+    # The Concat's memory stays in the arena (the output is copied from it), and a second run
+    # with other numbers writes every slice again.
+    net = Net()
+    cat = fire(net, "x", 8, 4, 6)
+    flat = net.op("Flatten", net.op("Relu", cat), axis=1)  # (the NHWC region ends before the Flatten)
+    proto = net.model([flat], 8)
+    compiled = ov.compile_model(proto.SerializeToString())
+    for _ in range(2):
+        feeds = {"x": RNG.standard_normal((2, 8, 9, 9)).astype(np.float32)}
+        np.testing.assert_allclose(compiled(feeds)[0], onnxruntime_outputs(proto, feeds)[0], rtol=1e-4, atol=1e-4)
+    check(proto, feeds, monkeypatch)
+
+
+def test_bf16_parts_are_staged_and_agree_with_f32():
+    net = Net()
+    cat = fire(net, "x", 8, 16, 32)
+    out = net.conv(cat, 64, 8, 1, act=None)
+    proto = net.model([out], 8)
+    feeds = {"x": RNG.standard_normal((2, 8, 9, 9)).astype(np.float32)}
+    try:
+        (got,), types = profiled_types(proto, feeds, {"INFERENCE_PRECISION_HINT": "bf16"})
+    except Exception as e:  # a CPU without bf16 products refuses the hint
+        pytest.skip(f"bf16 not available: {e}")
+    want = onnxruntime_outputs(proto, feeds)[0]
+    assert np.max(np.abs(got - want)) <= 0.05 * np.max(np.abs(want))
+    assert "Concat" not in types
