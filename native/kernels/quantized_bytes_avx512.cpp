@@ -50,16 +50,18 @@ void sum_avx512(const uint8_t* a, const uint8_t* b, int64_t n, const QuantizedSu
   }
 }
 
-__attribute__((target("avx512vbmi"))) void lookup_vbmi(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y) {
+__attribute__((target("avx512vbmi"))) void lookup_vbmi(const uint8_t* x, int64_t rows, int64_t row,
+                                                       const uint8_t* table, uint8_t* y, int64_t ld_y) {
   const __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
   const __m512i t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
-  for (int64_t i = 0; i < n; i += 64) {
-    const __mmask64 m = mask64(n - i);
-    const __m512i v = _mm512_maskz_loadu_epi8(m, x + i);
-    const __m512i low = _mm512_permutex2var_epi8(t0, v, t1);   // entries 0..127
-    const __m512i high = _mm512_permutex2var_epi8(t2, v, t3);  // entries 128..255
-    _mm512_mask_storeu_epi8(y + i, m, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), low, high));
-  }
+  for (int64_t r = 0; r < rows; ++r, x += row, y += ld_y)
+    for (int64_t i = 0; i < row; i += 64) {
+      const __mmask64 m = mask64(row - i);
+      const __m512i v = _mm512_maskz_loadu_epi8(m, x + i);
+      const __m512i low = _mm512_permutex2var_epi8(t0, v, t1);   // entries 0..127
+      const __m512i high = _mm512_permutex2var_epi8(t2, v, t3);  // entries 128..255
+      _mm512_mask_storeu_epi8(y + i, m, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), low, high));
+    }
 }
 
 void max_pool_rows_avx512(const Window2d& g, const uint8_t* x, uint8_t* y, int64_t r0, int64_t r1) {

@@ -34,7 +34,7 @@ KernelFn prepare_quantized_lookup(const PrepareContext& ctx) {
       const uint8_t* table = k.in[1]->as<uint8_t>();
       uint8_t* y = k.out[0]->as<uint8_t>();
       const auto run = [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) lookup_u8(x + r * row, row, table, y + r * stride);
+        lookup_u8_rows(x + r0 * row, r1 - r0, row, table, y + r0 * stride, stride);
       };
       if (k.ctx->pool && rows > 1)
         k.ctx->pool->parallel_for_units(rows, lookup_ns_per_byte() * (double)row, run, k.ctx->max_threads);

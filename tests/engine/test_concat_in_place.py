@@ -6,6 +6,8 @@ the profile when every part was written in place)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -183,3 +185,83 @@ def test_bf16_parts_are_staged_and_agree_with_f32():
     want = onnxruntime_outputs(proto, feeds)[0]
     assert np.max(np.abs(got - want)) <= 0.05 * np.max(np.abs(want))
     assert "Concat" not in types
+
+
+QDQ_SCRIPT = r"""
+import json, os, numpy as np, aiov as ov
+data = open(os.environ["MODEL"], "rb").read()
+feeds = {"x": np.load(os.environ["FEEDS"])}
+os.environ["AIOV_GRAPH_OPT"] = "0"
+plain = ov.compile_model(data)(feeds)[0]
+os.environ["AIOV_GRAPH_OPT"] = "1"
+request = ov.compile_model(data, "CPU", {"PERF_COUNT": True}).create_infer_request()
+optimized = np.array(request.infer(feeds)[0])
+types = [p.node_type for p in request.get_profiling_info()]
+print(json.dumps({"isa": ov._core.quantized_bytes_isa(), "equal": bool(np.array_equal(optimized, plain)),
+                  "concats": types.count("Concat"), "lookups": types.count("aiov.QuantizedLookup")}))
+"""
+
+
+def qdq_fire(expand):
+    """A QDQ fire module: the 1x1 branch quantized at the Concat's scale (its bytes go in as they
+    are), the 3x3 one at another (through its requantization table), then a third convolution."""
+    scales = {"x": (0.03, 128), "s": (0.04, 0), "a": (0.05, 0), "b": (0.02, 0), "cat": (0.05, 0), "c": (0.04, 10)}
+    net = Net()
+    for name, (scale, zero) in scales.items():
+        net.inits += [
+            numpy_helper.from_array(np.float32(scale), f"{name}_s"),
+            numpy_helper.from_array(np.uint8(zero), f"{name}_z"),
+        ]
+
+    def qdq(src, name):
+        net.nodes.append(helper.make_node("QuantizeLinear", [src, f"{name}_s", f"{name}_z"], [f"{name}_q"]))
+        net.nodes.append(helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_s", f"{name}_z"], [f"{name}_d"]))
+        return f"{name}_d"
+
+    def conv(src, name, cin, cout, k, relu=True):
+        w = RNG.integers(-127, 128, (cout, cin, k, k)).astype(np.int8)
+        net.inits += [
+            numpy_helper.from_array(w, f"{name}_w"),
+            numpy_helper.from_array(RNG.uniform(0.002, 0.01, cout).astype(np.float32), f"{name}_ws"),
+            numpy_helper.from_array(np.zeros(cout, np.int8), f"{name}_wz"),
+        ]
+        net.nodes.append(
+            helper.make_node("DequantizeLinear", [f"{name}_w", f"{name}_ws", f"{name}_wz"], [f"{name}_wd"], axis=0)
+        )
+        net.nodes.append(helper.make_node("Conv", [src, f"{name}_wd"], [f"{name}_y"], pads=[k // 2] * 4))
+        out = f"{name}_y"
+        if relu:
+            net.nodes.append(helper.make_node("Relu", [out], [f"{name}_r"]))
+            out = f"{name}_r"
+        return qdq(out, name)
+
+    s = conv(qdq("x", "x"), "s", 6, 4, 1)
+    cat = net.op("Concat", conv(s, "a", 4, expand, 1), conv(s, "b", 4, expand, 3), axis=1)
+    out = conv(qdq(cat, "cat"), "c", 2 * expand, 8, 3, relu=False)
+    return net.model([out], 6)
+
+
+@pytest.mark.parametrize("expand", [16, 70])  # under and past a 64-byte vector of channels
+@pytest.mark.parametrize("path", ["best", "scalar"])
+def test_qdq_fire_module_bytes_on_each_path(path, expand, run_capped, tmp_path):
+    # The integer convolution writes its bytes into its slice, the table its looked-up ones, on
+    # the CPU's kernels and on the portable ones: the very bytes of the unoptimized graph.
+    proto = qdq_fire(expand)
+    (tmp_path / "m.onnx").write_bytes(proto.SerializeToString())
+    np.save(tmp_path / "x.npy", RNG.standard_normal((2, 6, 9, 9)).astype(np.float32) * 2)
+    cap = "scalar" if path == "scalar" else None
+    result = json.loads(
+        run_capped(
+            QDQ_SCRIPT,
+            300,
+            MODEL=str(tmp_path / "m.onnx"),
+            FEEDS=str(tmp_path / "x.npy"),
+            AIOV_INT8_ISA=cap,
+            AIOV_GEMM_ISA=None,
+            AIOV_GRAPH_OPT=None,
+        )
+    )
+    assert result["equal"]
+    assert result["concats"] == 0 and result["lookups"] == 1
+    if path == "scalar":
+        assert result["isa"] == "scalar"
