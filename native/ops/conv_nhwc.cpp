@@ -642,7 +642,11 @@ KernelFn fused_conv_kernel(const PrepareContext& ctx, bool& rows_apart_native) {
                     "direct bf16 conv (taps read in place) NHWC" + (group > 1 ? ", by group" : "") + ", " +
                     (bf16_in ? "bf16" : "f32") + " in, " + (bf16_out ? "bf16" : "f32") + " out, packed weights " +
                     gemm_kernels(precision));
-    return [g, packed, output, planar_copied, bf16_in, bf16_out, O, Cg, Og](const KernelArgs& a) {
+    // f32 out may be a Concat's slice, rows ldy apart like a group's (bf16 out is read only by
+    // convolutions: carry_bf16).
+    rows_apart_native = !bf16_out;
+    const int64_t ld = bf16_out ? O : ldy;
+    return [g, packed, output, planar_copied, bf16_in, bf16_out, O, Cg, Og, ld](const KernelArgs& a) {
       ThreadPool* pool = a.ctx->pool;
       const int threads = a.ctx->max_threads;
       const float* x = nullptr;
@@ -660,7 +664,7 @@ KernelFn fused_conv_kernel(const PrepareContext& ctx, bool& rows_apart_native) {
       uint16_t* y16 = bf16_out ? a.out[0]->as<uint16_t>() : nullptr;
       for (int64_t gi = 0; gi < group; ++gi)
         conv_bf16_direct(g, Cg, gi * Cg, x, x16, *(*packed)[gi], output.at(a, O, gi * Og), y ? y + gi * Og : nullptr,
-                         y16 ? y16 + gi * Og : nullptr, O, pool, threads);
+                         y16 ? y16 + gi * Og : nullptr, ld, pool, threads);
     };
   }
   auto run_offsets = std::make_shared<const ConvRuns::Offsets>(ConvRuns::offsets(g));
