@@ -241,7 +241,7 @@ def qdq_fire(expand):
     return net.model([out], 6)
 
 
-@pytest.mark.parametrize("expand", [16, 70])  # under and past a 64-byte vector of channels
+@pytest.mark.parametrize("expand", [16, 32, 70])  # rows of 16 and 32 bytes four and two a vector; past 64
 @pytest.mark.parametrize("path", ["best", "scalar"])
 def test_qdq_fire_module_bytes_on_each_path(path, expand, run_capped, tmp_path):
     # The integer convolution writes its bytes into its slice, the table its looked-up ones, on
