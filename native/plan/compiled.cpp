@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace aiov {
@@ -75,7 +76,8 @@ struct ConcatSlice {
 
 // The Concats along the last axis whose parts can be written in place, part by part: each a
 // node's only output, read by that Concat alone (once), not a graph output, with a static last
-// dimension. Not in a graph with data-dependent or run-to-know shapes, whose plans stop in
+// dimension. The Concat may have any readers (Inception's next branches), but is not itself a
+// graph output. Not in a graph with data-dependent or run-to-know shapes, whose plans stop in
 // stages (a part and its Concat in different stages).
 std::unordered_map<const Node*, ConcatSlice> find_concat_slices(const std::vector<NodePtr>& order,
                                                                 const std::vector<Value>& graph_outputs) {
@@ -87,10 +89,11 @@ std::unordered_map<const Node*, ConcatSlice> find_concat_slices(const std::vecto
     if (def.data_dependent || def.eval) return {};
     for (const Value& in : n->inputs) ++readers[in.node.get()];
   }
-  for (const Value& o : graph_outputs) readers[o.node.get()] += 2;  // never in place
+  std::unordered_set<const Node*> outputs;  // never in place: a part, or a Concat, that is a graph output
+  for (const Value& o : graph_outputs) outputs.insert(o.node.get());
   std::unordered_map<const Node*, ConcatSlice> slices;
   for (const auto& n : order) {
-    if (n->op != "Concat" || n->inputs.size() < 2 || readers[n.get()] > 1) continue;
+    if (n->op != "Concat" || n->inputs.size() < 2 || outputs.count(n.get())) continue;
     const PartialShape& shape = n->outputs[0].shape;
     if (!shape.rank_known || shape.rank() < 1) continue;
     if (normalize_axis(*n, n->attr_int("axis"), shape.rank()) != shape.rank() - 1) continue;
@@ -101,7 +104,7 @@ std::unordered_map<const Node*, ConcatSlice> find_concat_slices(const std::vecto
       const PartialShape& ps = p->outputs[in.index].shape;
       const OpDef* def = p->op == "Parameter" || p->op == "Constant" ? nullptr : &reg.get(p->op);
       if (!def || !def->writes_concat_slice || !def->writes_concat_slice(*p) || p->outputs.size() != 1 ||
-          readers[p] != 1 || !ps.rank_known || ps.rank() != shape.rank() || ps.dims.back() < 0) {
+          readers[p] != 1 || outputs.count(p) || !ps.rank_known || ps.rank() != shape.rank() || ps.dims.back() < 0) {
         parts.clear();
         break;
       }

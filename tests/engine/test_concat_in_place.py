@@ -138,6 +138,28 @@ def test_parts_of_every_convolution_path(branch, monkeypatch):
     assert "Concat" not in types
 
 
+def test_inception_branches_read_the_concat(monkeypatch):
+    # Four branches (1x1; 1x1 then 3x3; 1x1 then 5x5; max pool then 1x1) concatenated, and the
+    # Concat read by the next module's branches: parts in place, the Concat read as it lies.
+    net = Net()
+
+    def inception(src, cin):
+        pooled = net.op("MaxPool", src, kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])
+        return net.op(
+            "Concat",
+            net.conv(src, cin, 8, 1),
+            net.conv(net.conv(src, cin, 6, 1), 6, 12, 3),
+            net.conv(net.conv(src, cin, 4, 1), 4, 6, 5),
+            net.conv(pooled, cin, 6, 1),
+            axis=1,
+        )
+
+    out = inception(inception("x", 8), 32)
+    feeds = {"x": RNG.standard_normal((2, 8, 9, 9)).astype(np.float32)}
+    types = check(net.model([out], 8), feeds, monkeypatch)
+    assert "Concat" not in types
+
+
 def test_a_concat_that_is_the_model_output(monkeypatch):
     # (Through the transpose back to NCHW, which reads the Concat's memory.)
     net = Net()
