@@ -27,6 +27,7 @@ struct Avx2 {
   static constexpr int kRegisters = 16;
   static constexpr bool kPrefetchWholeTile = false;
   static constexpr bool kPrefetchNextRuns = false;
+  static constexpr bool kQuadTiles = false;  // (8 lanes: the narrow tiles waste less)
 
   AIOV_VEC_OP Mask head_mask(int n) {
     n = n < 0 ? 0 : (n > 8 ? 8 : n);

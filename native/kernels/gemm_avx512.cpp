@@ -19,6 +19,119 @@ constexpr int kUnrolledRows = 32;
 
 #define AIOV_VEC_OP [[gnu::always_inline]] static
 
+// Quad tiles: at most 4 columns of C from A rows read in place (a 1x1 convolution into a few
+// channels: SqueezeNet's squeeze layers), where a narrow tile would use 4 of an FMA's 16
+// lanes. A vector holds 4 rows x 4 consecutive k of A (four 128-bit loads); per column n it
+// meets [b(k, n) .. b(k + 3, n)] four times over (B regrouped so once per call), so every
+// lane is a useful product, and each row's 4 partial sums per column are added at the end.
+constexpr int kQuadCols = 4;
+constexpr int64_t kQuadMaxKc = 512;  // the regrouped B (kc x 4 x 4 floats) lives on the stack
+
+// QN quads (4 rows each; `rows` of them real, the others re-read row 0 and are not stored) of
+// one tile over t.kc steps, merged into C as tile_once merges (C is not read: no load_c).
+template <int QN>
+[[gnu::always_inline]] inline void quad_rows(const Tile& t, const float* a, float* c, const float* residual, int rows,
+                                             const float* bq) {
+  const int64_t as = t.a_stride, kc = t.kc, groups = kc / 4, rem = kc % 4;
+  const float* row[4 * QN];
+  for (int i = 0; i < 4 * QN; ++i) row[i] = a + (i < rows ? i : 0) * as;
+  __m512 acc[QN][kQuadCols];
+  for (int q = 0; q < QN; ++q)
+    for (int n = 0; n < kQuadCols; ++n) acc[q][n] = _mm512_setzero_ps();
+  const auto group = [&](int64_t g, __mmask8 m) __attribute__((always_inline)) {
+    const float* b = bq + g * 4 * 16;
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    const __m512 b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
+    for (int q = 0; q < QN; ++q) {
+      const float* const* r = row + 4 * q;
+      __m512 x = _mm512_castps128_ps512(_mm_maskz_loadu_ps(m, r[0] + 4 * g));
+      x = _mm512_insertf32x4(x, _mm_maskz_loadu_ps(m, r[1] + 4 * g), 1);
+      x = _mm512_insertf32x4(x, _mm_maskz_loadu_ps(m, r[2] + 4 * g), 2);
+      x = _mm512_insertf32x4(x, _mm_maskz_loadu_ps(m, r[3] + 4 * g), 3);
+      acc[q][0] = _mm512_fmadd_ps(x, b0, acc[q][0]);
+      acc[q][1] = _mm512_fmadd_ps(x, b1, acc[q][1]);
+      acc[q][2] = _mm512_fmadd_ps(x, b2, acc[q][2]);
+      acc[q][3] = _mm512_fmadd_ps(x, b3, acc[q][3]);
+    }
+  };
+  for (int64_t g = 0; g < groups; ++g) group(g, 0xF);
+  if (rem) group(groups, (__mmask8)((1u << rem) - 1u));
+  const __mmask8 cols = (__mmask8)((1u << t.cols) - 1u);
+  const __m512 lo = _mm512_set1_ps(t.lo), hi = _mm512_set1_ps(t.hi);
+  const __m512 bias = t.bias ? _mm512_broadcast_f32x4(_mm_maskz_loadu_ps(cols, t.bias)) : _mm512_setzero_ps();
+  // `here` rows of the residual from p, ld apart, row i in 128-bit lane i (cols values
+  // each); lanes past them re-read the first row, which exists.
+  const auto gather = [&](const float* p, int64_t ld, int here) __attribute__((always_inline)) {
+    __m512 v = _mm512_castps128_ps512(_mm_maskz_loadu_ps(cols, p));
+    v = _mm512_insertf32x4(v, _mm_maskz_loadu_ps(cols, p + (here > 1 ? ld : 0)), 1);
+    v = _mm512_insertf32x4(v, _mm_maskz_loadu_ps(cols, p + (here > 2 ? 2 * ld : 0)), 2);
+    return _mm512_insertf32x4(v, _mm_maskz_loadu_ps(cols, p + (here > 3 ? 3 * ld : 0)), 3);
+  };
+  for (int q = 0; q < QN; ++q) {
+    // Lane 4i + j of acc[q][n]: row i's products at k = j (mod 4). Sum over j, columns
+    // side by side: lane 4i + n of x is row i, column n.
+    const __m512 s01 =
+        _mm512_add_ps(_mm512_unpacklo_ps(acc[q][0], acc[q][1]), _mm512_unpackhi_ps(acc[q][0], acc[q][1]));
+    const __m512 s23 =
+        _mm512_add_ps(_mm512_unpacklo_ps(acc[q][2], acc[q][3]), _mm512_unpackhi_ps(acc[q][2], acc[q][3]));
+    __m512 x = _mm512_add_ps(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 2, 3, 2)));
+    const int first = 4 * q, here = rows - first < 4 ? rows - first : 4;
+    if (here <= 0) break;
+    float* cq = c + first * t.ldc;
+    if (t.bias) x = _mm512_add_ps(x, bias);
+    if (residual) x = _mm512_add_ps(x, gather(residual + first * t.ld_residual, t.ld_residual, here));
+    // max/min return their second operand when one is NaN: x goes second to keep NaN.
+    if (t.clamp) x = _mm512_min_ps(hi, _mm512_max_ps(lo, x));
+    _mm_mask_storeu_ps(cq, cols, _mm512_castps512_ps128(x));
+    if (here > 1) _mm_mask_storeu_ps(cq + t.ldc, cols, _mm512_extractf32x4_ps(x, 1));
+    if (here > 2) _mm_mask_storeu_ps(cq + 2 * t.ldc, cols, _mm512_extractf32x4_ps(x, 2));
+    if (here > 3) _mm_mask_storeu_ps(cq + 3 * t.ldc, cols, _mm512_extractf32x4_ps(x, 3));
+  }
+}
+
+__attribute__((noinline)) void quad_tile(const Tile& t) {
+  // B regrouped: per group of 4 steps and column n, 16 floats [b(4g .. 4g + 3, n)] x 4, zero
+  // past kc and t.cols.
+  alignas(64) float bq[kQuadMaxKc * kQuadCols * 4];
+  const int64_t kc = t.kc, groups = (kc + 3) / 4;
+  for (int64_t g = 0; g < groups; ++g)
+    for (int n = 0; n < kQuadCols; ++n) {
+      float* v = bq + (g * kQuadCols + n) * 16;
+      for (int j = 0; j < 4; ++j) {
+        const int64_t k = 4 * g + j;
+        const float b = k < kc && n < t.cols ? t.b[k * t.b_stride + n] : 0.0f;
+        v[j] = v[4 + j] = v[8 + j] = v[12 + j] = b;
+      }
+    }
+  const float* a = t.a;
+  float* c = t.c;
+  const float* residual = t.residual;
+  for (int p = 0; p < t.panels; ++p) {
+    // Up to 16 rows a pass: 16 accumulators, 4 B vectors and the A vector fit the registers.
+    for (int r = 0; r < t.rows; r += 16) {
+      const int rows = t.rows - r < 16 ? t.rows - r : 16;
+      const float* res = residual ? residual + r * t.ld_residual : nullptr;
+      switch ((rows + 3) / 4) {
+        case 1:
+          quad_rows<1>(t, a + r * t.a_stride, c + r * t.ldc, res, rows, bq);
+          break;
+        case 2:
+          quad_rows<2>(t, a + r * t.a_stride, c + r * t.ldc, res, rows, bq);
+          break;
+        case 3:
+          quad_rows<3>(t, a + r * t.a_stride, c + r * t.ldc, res, rows, bq);
+          break;
+        default:
+          quad_rows<4>(t, a + r * t.a_stride, c + r * t.ldc, res, rows, bq);
+      }
+    }
+    a += t.a_next;
+    c += t.rows * t.ldc;
+    if (residual) residual += t.rows * t.ld_residual;
+  }
+}
+
 // Vector traits for gemm_microkernels.inc. Masked moves cost the same as plain ones here,
 // so the edge moves are always masked.
 struct Avx512 {
@@ -28,6 +141,13 @@ struct Avx512 {
   static constexpr int kRegisters = 32;
   static constexpr bool kPrefetchWholeTile = true;
   static constexpr bool kPrefetchNextRuns = true;
+  static constexpr bool kQuadTiles = true;
+  static bool quad_tile(const Tile& t) {  // false: not a quad tile's shape
+    // (A C to add to, a product of several K slices, keeps the narrow tiles.)
+    if (t.cols > kQuadCols || t.kc > kQuadMaxKc || t.load_c) return false;
+    gemm_detail::quad_tile(t);
+    return true;
+  }
 
   AIOV_VEC_OP Mask head_mask(int n) { return n >= 16 ? (Mask)0xFFFF : (Mask)((1u << (n < 0 ? 0 : n)) - 1u); }
   AIOV_VEC_OP Vec zero() { return _mm512_setzero_ps(); }

@@ -613,9 +613,18 @@ AIOV_ALWAYS_INLINE void nhwc_few_rows(const NhwcFewJob& j, int64_t r0, int64_t r
     if (group.res) group.res += gi * j.O;
     nhwc_few_group_rows<VL, NB>(group, r0, r1);
   }
-  if (j.fused == Fused::deferred)
-    for (int64_t ri = r0; ri < r1; ++ri)
-      apply_epilogue_row(j.y + ri * g.OW * j.ld_y, g.OW * j.ld_y, nullptr, nullptr, j.act);
+  if (j.fused == Fused::deferred) {
+    const int64_t width = j.groups * j.O;
+    for (int64_t ri = r0; ri < r1; ++ri) {
+      if (j.ld_y == width) {
+        apply_epilogue_row(j.y + ri * g.OW * j.ld_y, g.OW * j.ld_y, nullptr, nullptr, j.act);
+        continue;
+      }
+      // Pixels apart (a Concat's slice): the channels between them are another part's.
+      for (int64_t ox = 0; ox < g.OW; ++ox)
+        apply_epilogue_row(j.y + (ri * g.OW + ox) * j.ld_y, width, nullptr, nullptr, j.act);
+    }
+  }
 }
 
 // One out-of-line function per (kind, vector width, window shape) and ISA: vector code only
@@ -881,7 +890,7 @@ void planar_conv_few_outputs(const Window2d& g, int64_t O, const float* x, const
 }
 
 void nhwc_conv_few_outputs(const Window2d& g, int64_t O, const float* x, const float* w, const Epilogue& e, float* y,
-                           ThreadPool* pool, int max_threads, int64_t groups) {
+                           ThreadPool* pool, int max_threads, int64_t groups, int64_t ld_y) {
   if (O < 1 || O > kPlanarMaxOutputs) throw std::logic_error("nhwc_conv_few_outputs: 1 to 16 output channels");
   if (groups < 1 || g.C % groups != 0) throw std::logic_error("nhwc_conv_few_outputs: groups must divide the channels");
   if (g.N * g.OH <= 0 || g.OW <= 0) return;
@@ -893,7 +902,8 @@ void nhwc_conv_few_outputs(const Window2d& g, int64_t O, const float* x, const f
   j.x = x;
   j.w = w;
   j.y = y;
-  j.ld_y = groups * O;
+  j.ld_y = ld_y ? ld_y : groups * O;
+  if (j.ld_y < groups * O) throw std::logic_error("nhwc_conv_few_outputs: output rows overlap");
   take_epilogue(j, e);
   run_few_outputs(j, pool, max_threads);
 }

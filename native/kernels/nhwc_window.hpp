@@ -48,8 +48,9 @@ void planar_conv_few_outputs(const Window2d& g, int64_t O, const float* x, const
 // channels each (y has groups * O channels; bias and residual are indexed by them): w holds,
 // group after group, one row of kPlanarStride floats per tap, taps ordered (ky, kx, c). y
 // must not overlap x or w; it may alias the residual only if ld_residual == groups * O
-// (exactly in place: each pixel's residual is read before it is written).
+// (exactly in place: each pixel's residual is read before it is written). ld_y: floats
+// between y's pixels when more than groups * O (a Concat's slice), 0 for groups * O.
 void nhwc_conv_few_outputs(const Window2d& g, int64_t O, const float* x, const float* w, const Epilogue& e, float* y,
-                           ThreadPool* pool, int max_threads, int64_t groups = 1);
+                           ThreadPool* pool, int max_threads, int64_t groups = 1, int64_t ld_y = 0);
 
 }  // namespace aiov

@@ -10,8 +10,9 @@
 namespace aiov {
 namespace quantized_bytes_detail {
 
-void lookup_portable(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = table[x[i]];
+void lookup_portable(const uint8_t* x, int64_t rows, int64_t row, const uint8_t* table, uint8_t* y, int64_t ld_y) {
+  for (int64_t r = 0; r < rows; ++r, x += row, y += ld_y)
+    for (int64_t i = 0; i < row; ++i) y[i] = table[x[i]];
 }
 
 namespace {
@@ -69,7 +70,13 @@ void quantized_sum_u8(const uint8_t* a, const uint8_t* b, int64_t n, const Quant
   kernels().sum(a, b, n, s, y);
 }
 
-void lookup_u8(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y) { kernels().lookup(x, n, table, y); }
+void lookup_u8(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y) {
+  kernels().lookup(x, 1, n, table, y, n);
+}
+
+void lookup_u8_rows(const uint8_t* x, int64_t rows, int64_t row, const uint8_t* table, uint8_t* y, int64_t ld_y) {
+  kernels().lookup(x, rows, row, table, y, ld_y);
+}
 
 void max_pool_nhwc_u8_rows(const Window2d& g, const uint8_t* x, uint8_t* y, int64_t r0, int64_t r1) {
   kernels().max_pool_rows(g, x, y, r0, r1);

@@ -20,6 +20,9 @@ void quantized_sum_u8(const uint8_t* a, const uint8_t* b, int64_t n, const Quant
 
 // y[i] = table[x[i]] over n bytes (table: 256 bytes).
 void lookup_u8(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
+// The same over `rows` rows of `row` bytes, dense in x and ld_y apart in y (a Concat's slice):
+// the table is loaded once for all of them.
+void lookup_u8_rows(const uint8_t* x, int64_t rows, int64_t row, const uint8_t* table, uint8_t* y, int64_t ld_y);
 // One core's time per byte of lookup_u8 on the kernels that run (for sharing it out).
 double lookup_ns_per_byte();
 
@@ -36,12 +39,12 @@ namespace quantized_bytes_detail {
 struct QuantizedBytesKernels {
   const char* name;
   void (*sum)(const uint8_t* a, const uint8_t* b, int64_t n, const QuantizedSum& s, uint8_t* y);
-  void (*lookup)(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
+  void (*lookup)(const uint8_t* x, int64_t rows, int64_t row, const uint8_t* table, uint8_t* y, int64_t ld_y);
   double lookup_ns_per_byte;
   void (*max_pool_rows)(const Window2d& g, const uint8_t* x, uint8_t* y, int64_t r0, int64_t r1);
 };
 
-void lookup_portable(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
+void lookup_portable(const uint8_t* x, int64_t rows, int64_t row, const uint8_t* table, uint8_t* y, int64_t ld_y);
 
 // The AVX-512 set (with the VBMI lookup where the CPU has AVX512_VBMI), or null where the
 // build has no AVX-512 kernels. Call only where selected_isa() is avx512.

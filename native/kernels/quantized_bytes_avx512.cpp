@@ -50,16 +50,35 @@ void sum_avx512(const uint8_t* a, const uint8_t* b, int64_t n, const QuantizedSu
   }
 }
 
-__attribute__((target("avx512vbmi"))) void lookup_vbmi(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y) {
+// table[v] for 64 bytes, the table in t0..t3.
+__attribute__((target("avx512vbmi"), always_inline)) inline __m512i looked_up(__m512i v, __m512i t0, __m512i t1,
+                                                                              __m512i t2, __m512i t3) {
+  const __m512i low = _mm512_permutex2var_epi8(t0, v, t1);   // entries 0..127
+  const __m512i high = _mm512_permutex2var_epi8(t2, v, t3);  // entries 128..255
+  return _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), low, high);
+}
+
+__attribute__((target("avx512vbmi"))) void lookup_vbmi(const uint8_t* x, int64_t rows, int64_t row,
+                                                       const uint8_t* table, uint8_t* y, int64_t ld_y) {
   const __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
   const __m512i t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
-  for (int64_t i = 0; i < n; i += 64) {
-    const __mmask64 m = mask64(n - i);
-    const __m512i v = _mm512_maskz_loadu_epi8(m, x + i);
-    const __m512i low = _mm512_permutex2var_epi8(t0, v, t1);   // entries 0..127
-    const __m512i high = _mm512_permutex2var_epi8(t2, v, t3);  // entries 128..255
-    _mm512_mask_storeu_epi8(y + i, m, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), low, high));
+  if (rows > 1 && (row == 16 || row == 32) && ld_y != row) {
+    // Short rows apart (a Concat's slice of 16 or 32 channels): 64 / row rows a vector,
+    // looked up at once and stored row by row, each store masked to its row's lanes.
+    const int64_t per = 64 / row;
+    for (int64_t r = 0; r < rows; r += per, x += per * row) {
+      const int64_t here = std::min(per, rows - r);
+      const __m512i v = looked_up(_mm512_maskz_loadu_epi8(mask64(here * row), x), t0, t1, t2, t3);
+      for (int64_t i = 0; i < here; ++i)  // (y + (r + i) * ld_y - i * row >= y: ld_y > row)
+        _mm512_mask_storeu_epi8(y + (r + i) * ld_y - i * row, mask64(row) << (i * row), v);
+    }
+    return;
   }
+  for (int64_t r = 0; r < rows; ++r, x += row, y += ld_y)
+    for (int64_t i = 0; i < row; i += 64) {
+      const __mmask64 m = mask64(row - i);
+      _mm512_mask_storeu_epi8(y + i, m, looked_up(_mm512_maskz_loadu_epi8(m, x + i), t0, t1, t2, t3));
+    }
 }
 
 void max_pool_rows_avx512(const Window2d& g, const uint8_t* x, uint8_t* y, int64_t r0, int64_t r1) {
@@ -85,6 +104,22 @@ void max_pool_rows_avx512(const Window2d& g, const uint8_t* x, uint8_t* y, int64
         const int64_t kx0 = inside || left >= 0 ? 0 : (-left + g.dw - 1) / g.dw;
         const int64_t kx1 = inside ? g.kw : left >= g.W ? 0 : std::min(g.kw, (g.W - 1 - left) / g.dw + 1);
         uint8_t* o = out + ox * g.C;
+        if (inside && taps_y == 3 && g.kw == 3 && g.C <= 64 && ky0 == 0) {
+          // The usual 3x3 window inside the image, few channels (SqueezeNet's, at 16-64):
+          // nine loads and maxima straight, where the general loops' bookkeeping per pixel
+          // cost more than the maxima.
+          const __mmask64 m = mask64(g.C);
+          const int64_t at = left * g.C, step = g.dw * g.C;
+          __m512i acc = _mm512_maskz_loadu_epi8(m, rows[0] + at);
+          for (int t = 0; t < 3; ++t) {
+            const uint8_t* p = rows[t] + at;
+            if (t) acc = _mm512_max_epu8(acc, _mm512_maskz_loadu_epi8(m, p));
+            acc = _mm512_max_epu8(acc, _mm512_maskz_loadu_epi8(m, p + step));
+            acc = _mm512_max_epu8(acc, _mm512_maskz_loadu_epi8(m, p + 2 * step));
+          }
+          _mm512_mask_storeu_epi8(o, m, acc);
+          continue;
+        }
         for (int64_t c = 0; c < g.C; c += 64) {
           const __mmask64 m = mask64(g.C - c);
           // A later pass of a kernel taller than 64 rows goes on from what the first wrote.

@@ -416,14 +416,16 @@ const float* widened_copy(const uint16_t* x, int64_t count) {
 }
 
 // Channels per tap up to which a window's kernel rows are read as taps on the direct bf16
-// kernel (prepare_conv_paths): with few channel pairs per tap, the per-tap pointers and the
+// kernel (fused_conv_kernel): with few channel pairs per tap, the per-tap pointers and the
 // padding's tests cost more than the products.
 constexpr int64_t kKernelRowMaxChannels = 16;
 
 // The convolution's kernel. A bf16 residual (bf16_residual) is merged by the direct bf16
 // kernel itself, which then sets reads_bf16_residual; every other path reads an f32 one, which
-// prepare_fused_conv widens for it.
-KernelFn prepare_conv_paths(const PrepareContext& ctx, bool bf16_residual, bool& reads_bf16_residual) {
+// prepare_fused_conv widens for it. `rows_apart_native` set when it writes output 0's rows
+// ctx.out_row_stride apart itself (a Concat's slice), else prepare_fused_conv stages it.
+KernelFn fused_conv_kernel(const PrepareContext& ctx, bool bf16_residual, bool& reads_bf16_residual,
+                           bool& rows_apart_native) {
   const Node& node = ctx.node;
   const bool bf16_in = ctx.in[0].type == ElementType::bf16, bf16_out = ctx.out[0].type == ElementType::bf16;
   if ((ctx.in[0].type != ElementType::f32 && !bf16_in) || !ctx.in[1].data)
@@ -446,6 +448,7 @@ KernelFn prepare_conv_paths(const PrepareContext& ctx, bool bf16_residual, bool&
              fs[3], w.stride[0], w.stride[1], w.dilation[0], w.dilation[1], w.pad_begin[0], w.pad_begin[1]};
   const int64_t O = fs[0], Cg = fs[1], Og = O / group, taps = g.kh * g.kw, K = taps * Cg;
   const int64_t M = g.N * g.OH * g.OW;
+  const int64_t ldy = ctx.out_row_stride ? ctx.out_row_stride : O;  // output row stride, where written native
   const FusedOutput output(ctx);
   const float* filters = static_cast<const float*>(ctx.in[1].data);
   // Output channel o's filter times scale[o] (a BatchNorm the optimizer folded): applied here,
@@ -512,8 +515,9 @@ KernelFn prepare_conv_paths(const PrepareContext& ctx, bool bf16_residual, bool&
     // other paths rounded after them, into the output.
     PrepareContext wide = ctx;
     wide.out[0].type = ElementType::f32;
-    bool unused = false;
-    KernelFn f32_kernel = prepare_conv_paths(wide, false, unused);
+    wide.out_row_stride = 0;  // dense into wide_out; prepare_fused_conv stages a Concat's slice
+    bool unused = false, unused_rows_apart = false;
+    KernelFn f32_kernel = fused_conv_kernel(wide, false, unused, unused_rows_apart);
     return [f32_kernel](const KernelArgs& a) {
       thread_local std::vector<float> wide_out;
       TensorView out = *a.out[0];
@@ -639,9 +643,10 @@ KernelFn prepare_conv_paths(const PrepareContext& ctx, bool bf16_residual, bool&
     // Few output channels over a window: one vector per pixel, not GEMM tiles mostly of padding.
     auto wf = few_output_taps("nhwc", [&](int64_t k) { return k % Cg * taps + k / Cg; });
     ctx.note_kernel(group == 1 ? "NHWC conv, few outputs" : "NHWC grouped conv, few outputs per group");
-    return [g, wf, output, O, Og, group](const KernelArgs& a) {
+    rows_apart_native = true;
+    return [g, wf, output, O, Og, group, ldy](const KernelArgs& a) {
       nhwc_conv_few_outputs(g, Og, a.in[0]->as<float>(), wf->data(), output.at(a, O), a.out[0]->as<float>(),
-                            a.ctx->pool, a.ctx->max_threads, group);
+                            a.ctx->pool, a.ctx->max_threads, group, ldy);
     };
   }
 
@@ -707,7 +712,11 @@ KernelFn prepare_conv_paths(const PrepareContext& ctx, bool bf16_residual, bool&
                     "direct bf16 conv (taps read in place) NHWC" + (group > 1 ? ", by group" : "") + ", " +
                     (bf16_in ? "bf16" : "f32") + " in, " + (bf16_out ? "bf16" : "f32") + " out" +
                     (bf16_residual ? ", bf16 residual" : "") + ", packed weights " + gemm_kernels(precision));
-    return [g, packed, output, planar_copied, bf16_in, bf16_out, bf16_residual, O, Cg, Og](const KernelArgs& a) {
+    // f32 out may be a Concat's slice, rows ldy apart like a group's; bf16 out (a Concat that
+    // carries bf16) is staged.
+    rows_apart_native = !bf16_out;
+    const int64_t ld = bf16_out ? O : ldy;
+    return [g, packed, output, planar_copied, bf16_in, bf16_out, bf16_residual, O, Cg, Og, ld](const KernelArgs& a) {
       ThreadPool* pool = a.ctx->pool;
       const int threads = a.ctx->max_threads;
       const float* x = nullptr;
@@ -728,7 +737,7 @@ KernelFn prepare_conv_paths(const PrepareContext& ctx, bool bf16_residual, bool&
         const uint16_t* residual16 = bf16_residual ? a.in[3]->as<uint16_t>() + gi * Og : nullptr;
         if (residual16) e.residual = nullptr;
         conv_bf16_direct(g, Cg, gi * Cg, x, x16, *(*packed)[gi], e, residual16, y ? y + gi * Og : nullptr,
-                         y16 ? y16 + gi * Og : nullptr, O, pool, threads);
+                         y16 ? y16 + gi * Og : nullptr, ld, pool, threads);
       }
     };
   }
@@ -780,32 +789,29 @@ KernelFn prepare_conv_paths(const PrepareContext& ctx, bool bf16_residual, bool&
                    : in_place ? "conv, image read in place"
                               : "conv, gathered") +
                   " NHWC, packed GEMM " + gemm_kernels(precision));
-  return [g, packed, run_offsets, output, direct, in_place, planar_copied, O, Cg, Og, M](const KernelArgs& a) {
+  rows_apart_native = true;
+  return [g, packed, run_offsets, output, direct, in_place, planar_copied, O, Cg, Og, M, ldy](const KernelArgs& a) {
     const float* x = planar_copied ? channels_last_copy(g, a.in[0]->as<float>(), a.ctx->pool, a.ctx->max_threads)
                                    : a.in[0]->as<float>();
     float* y = a.out[0]->as<float>();
     for (size_t gi = 0; gi < packed->size(); ++gi) {
       const Epilogue e = output.at(a, O, (int64_t)gi * Og);
       if (direct) {
-        sgemm_packed(false, M, x, g.C, *(*packed)[gi], e, y + gi * Og, O, a.ctx->pool, a.ctx->max_threads);
+        sgemm_packed(false, M, x, g.C, *(*packed)[gi], e, y + gi * Og, ldy, a.ctx->pool, a.ctx->max_threads);
       } else if (in_place) {
         ConvRuns runs(g, Cg, (int64_t)gi * Cg, *run_offsets, x);
-        sgemm_packed(M, runs, *(*packed)[gi], e, y + gi * Og, O, a.ctx->pool, a.ctx->max_threads);
+        sgemm_packed(M, runs, *(*packed)[gi], e, y + gi * Og, ldy, a.ctx->pool, a.ctx->max_threads);
       } else {
         ConvRows rows(g, Cg, (int64_t)gi * Cg, x);
-        sgemm_packed(M, rows, *(*packed)[gi], e, y + gi * Og, O, a.ctx->pool, a.ctx->max_threads);
+        sgemm_packed(M, rows, *(*packed)[gi], e, y + gi * Og, ldy, a.ctx->pool, a.ctx->max_threads);
       }
     }
   };
 }
 
-KernelFn prepare_fused_conv(const PrepareContext& ctx) {
-  const bool bf16_residual = ctx.in.size() > 3 && ctx.in[3].type == ElementType::bf16;
-  bool reads_bf16_residual = false;
-  KernelFn kernel = prepare_conv_paths(ctx, bf16_residual, reads_bf16_residual);
-  if (!bf16_residual || reads_bf16_residual) return kernel;
-  // A path that merges an f32 residual (the GEMM's tiles, depthwise; a plan made where the
-  // direct kernel runs): the bf16 one widened first, into a buffer of the calling thread's.
+// For a path that merges an f32 residual (the GEMM's tiles, depthwise; a plan made where the
+// direct kernel runs): the bf16 one widened first, into a buffer of the calling thread's.
+KernelFn widening_bf16_residual(KernelFn kernel) {
   return [kernel](const KernelArgs& a) {
     thread_local std::vector<float> wide;
     TensorView residual = *a.in[3];
@@ -822,6 +828,17 @@ KernelFn prepare_fused_conv(const PrepareContext& ctx) {
     kernel(KernelArgs{in, a.out, a.ctx});
   };
 }
+
+KernelFn prepare_fused_conv(const PrepareContext& ctx) {
+  const bool bf16_residual = ctx.in.size() > 3 && ctx.in[3].type == ElementType::bf16;
+  bool reads_bf16_residual = false, rows_apart_native = false;
+  KernelFn kernel = fused_conv_kernel(ctx, bf16_residual, reads_bf16_residual, rows_apart_native);
+  if (bf16_residual && !reads_bf16_residual) kernel = widening_bf16_residual(std::move(kernel));
+  return rows_apart_native ? kernel : rows_apart(ctx, std::move(kernel));
+}
+
+// Any of its outputs can be a Concat's slice (paths that cannot write one are staged).
+bool fused_conv_writes_concat_slice(const Node&) { return true; }
 
 }  // namespace
 
@@ -875,7 +892,10 @@ void register_fused_conv_ops(OpRegistry& r) {
                      // "same": the input's type; bf16 where the next convolutions read it (carry_bf16).
                      str_attr("output_type", "same", {"same", "f32", "bf16"}).ir_name("-").onnx_name("-")})
     attrs.push_back(a);
-  r.add(with_reused_input(OpDef{"aiov.FusedConv", 3, 4, infer_fused_conv, prepare_fused_conv}.with_attrs(attrs), 3));
+  r.add(with_reused_input(
+      OpDef{"aiov.FusedConv", 3, 4, infer_fused_conv, prepare_fused_conv}.with_attrs(attrs).concat_slice(
+          fused_conv_writes_concat_slice),
+      3));
 }
 
 }  // namespace aiov

@@ -133,12 +133,16 @@ std::vector<PortInfo> infer_quantized_conv(const InferContext& c) {
   return {PortInfo{out, conv_output_shape(n, x.shape, w.shape)}};
 }
 
-KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
+// The convolution's kernel; `rows_apart_native` set when it writes output 0's rows
+// ctx.out_row_stride apart itself (NHWC, straight into a Concat's slice).
+KernelFn quantized_conv_kernel(const PrepareContext& ctx, bool& rows_apart_native) {
   if (!ctx.in[1].data) throw NotSupported(ctx.node.describe() + ": needs constant filters");
   if (ctx.node.attr_int("group") > 1) return prepare_quantized_grouped_conv(ctx);
   const bool nhwc = layout_of(ctx.node) == Layout::nhwc, relu = ctx.node.attr_int("relu", 0) != 0;
   const Dims xs = to_channels_first(ctx.in[0].shape, nhwc ? Layout::nhwc : Layout::nchw), &fs = ctx.in[1].shape;
   const int64_t batch = xs[0], C = xs[1], O = fs[0];
+  rows_apart_native = nhwc;
+  const int64_t ldy = nhwc && ctx.out_row_stride ? ctx.out_row_stride : O;  // elements between output rows
   std::vector<int64_t> in(xs.begin() + 2, xs.end()), kernel(fs.begin() + 2, fs.end());
   const Window w = to_3d(make_window(ctx.node, in, kernel));
   const int64_t taps = w.kernel[0] * w.kernel[1] * w.kernel[2], K = taps * C;
@@ -285,9 +289,9 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
           fill_all(0, positions);
       }
       // NHWC: straight into the output; NCHW: [positions, O] then transposed.
-      uint8_t* dst = nhwc ? y + b * positions * O * out_size : result.data();
+      uint8_t* dst = nhwc ? y + b * positions * ldy * out_size : result.data();
       Int8Output out;
-      out.ldc = O;
+      out.ldc = ldy;
       if (dequantize) {
         out.relu = relu;
         out.scale = factor.data();
@@ -342,6 +346,15 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
   };
 }
 
+KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
+  bool rows_apart_native = false;
+  KernelFn kernel = quantized_conv_kernel(ctx, rows_apart_native);
+  return rows_apart_native ? kernel : rows_apart(ctx, std::move(kernel));
+}
+
+// Any of its outputs can be a Concat's slice (NCHW and grouped ones are staged).
+bool quantized_conv_writes_concat_slice(const Node&) { return true; }
+
 }  // namespace
 
 void register_quantized_conv_ops(OpRegistry& r) {
@@ -349,8 +362,10 @@ void register_quantized_conv_ops(OpRegistry& r) {
   attrs.push_back(group_attr().ir_name("-"));
   // Set by fuse_requantization: a Relu applied before the requantization.
   attrs.push_back(bool_attr("relu", false).ir_name("-").onnx_name("-"));
-  r.add(OpDef{"aiov.QuantizedConv", 4, 8, infer_quantized_conv, prepare_quantized_conv}.with_attrs(attrs).ir(
-      {"aiov.QuantizedConv"}, "aiov1"));
+  r.add(OpDef{"aiov.QuantizedConv", 4, 8, infer_quantized_conv, prepare_quantized_conv}
+            .with_attrs(attrs)
+            .concat_slice(quantized_conv_writes_concat_slice)
+            .ir({"aiov.QuantizedConv"}, "aiov1"));
 }
 
 }  // namespace aiov

@@ -26,6 +26,22 @@ KernelFn prepare_quantized_lookup(const PrepareContext& ctx) {
   if (numel(ctx.in[1].shape) != 256)
     throw InputError(ctx.node.describe() + ": the table needs 256 entries, got shape " + dims_str(ctx.in[1].shape));
   const int64_t n = numel(ctx.in[0].shape);
+  if (ctx.out_row_stride) {
+    // Rows of the last axis into a Concat's slice, ctx.out_row_stride bytes apart.
+    const int64_t row = ctx.in[0].shape.back(), rows = row ? n / row : 0, stride = ctx.out_row_stride;
+    return [row, rows, stride](const KernelArgs& k) {
+      const uint8_t* x = k.in[0]->as<uint8_t>();
+      const uint8_t* table = k.in[1]->as<uint8_t>();
+      uint8_t* y = k.out[0]->as<uint8_t>();
+      const auto run = [&](int64_t r0, int64_t r1) {
+        lookup_u8_rows(x + r0 * row, r1 - r0, row, table, y + r0 * stride, stride);
+      };
+      if (k.ctx->pool && rows > 1)
+        k.ctx->pool->parallel_for_units(rows, lookup_ns_per_byte() * (double)row, run, k.ctx->max_threads);
+      else
+        run(0, rows);
+    };
+  }
   return [n](const KernelArgs& k) {
     const uint8_t* x = k.in[0]->as<uint8_t>();
     const uint8_t* table = k.in[1]->as<uint8_t>();
@@ -38,6 +54,11 @@ KernelFn prepare_quantized_lookup(const PrepareContext& ctx) {
   };
 }
 
+bool lookup_writes_concat_slice(const Node& n) {
+  const PartialShape& shape = n.outputs[0].shape;
+  return shape.rank_known && shape.rank() >= 1;
+}
+
 }  // namespace
 
 void register_quantized_lookup_ops(OpRegistry& r) {
@@ -45,6 +66,7 @@ void register_quantized_lookup_ops(OpRegistry& r) {
   // The bytes looked up may be written over their input (each block is read before it is written).
   r.add(with_reused_input(OpDef{"aiov.QuantizedLookup", 2, 2, infer_quantized_lookup, prepare_quantized_lookup}
                               .blind(LayoutBlind::per_tensor)
+                              .concat_slice(lookup_writes_concat_slice)
                               .ir({"aiov.QuantizedLookup"}, "aiov1"),
                           0));
 }

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace aiov {
@@ -65,14 +66,69 @@ std::vector<const void*> keyed_input_values(const std::vector<Dims>& key, const 
   return data;
 }
 
+// Where a node's output goes when it is written straight into its slice of a Concat along
+// the last axis (OpDef::writes_concat_slice): that Concat, the output's first element in a
+// row of it, and the row's length.
+struct ConcatSlice {
+  const Node* concat = nullptr;
+  int64_t first = 0, row = 0;
+};
+
+// The Concats along the last axis whose parts can be written in place, part by part: each a
+// node's only output, read by that Concat alone (once), not a graph output, with a static last
+// dimension. The Concat may have any readers (Inception's next branches), but is not itself a
+// graph output. Not in a graph with data-dependent or run-to-know shapes, whose plans stop in
+// stages (a part and its Concat in different stages).
+std::unordered_map<const Node*, ConcatSlice> find_concat_slices(const std::vector<NodePtr>& order,
+                                                                const std::vector<Value>& graph_outputs) {
+  const OpRegistry& reg = OpRegistry::instance();
+  std::unordered_map<const Node*, int> readers;
+  for (const auto& n : order) {
+    if (n->op == "Parameter" || n->op == "Constant") continue;
+    const OpDef& def = reg.get(n->op);
+    if (def.data_dependent || def.eval) return {};
+    for (const Value& in : n->inputs) ++readers[in.node.get()];
+  }
+  std::unordered_set<const Node*> outputs;  // never in place: a part, or a Concat, that is a graph output
+  for (const Value& o : graph_outputs) outputs.insert(o.node.get());
+  std::unordered_map<const Node*, ConcatSlice> slices;
+  for (const auto& n : order) {
+    if (n->op != "Concat" || n->inputs.size() < 2 || outputs.count(n.get())) continue;
+    const PartialShape& shape = n->outputs[0].shape;
+    if (!shape.rank_known || shape.rank() < 1) continue;
+    if (normalize_axis(*n, n->attr_int("axis"), shape.rank()) != shape.rank() - 1) continue;
+    std::unordered_map<const Node*, ConcatSlice> parts;
+    int64_t row = 0;
+    for (const Value& in : n->inputs) {
+      const Node* p = in.node.get();
+      const PartialShape& ps = p->outputs[in.index].shape;
+      const OpDef* def = p->op == "Parameter" || p->op == "Constant" ? nullptr : &reg.get(p->op);
+      if (!def || !def->writes_concat_slice || !def->writes_concat_slice(*p) || p->outputs.size() != 1 ||
+          readers[p] != 1 || outputs.count(p) || !ps.rank_known || ps.rank() != shape.rank() || ps.dims.back() < 0) {
+        parts.clear();
+        break;
+      }
+      parts[p] = ConcatSlice{n.get(), row, 0};
+      row += ps.dims.back();
+    }
+    for (auto& [p, slice] : parts) {
+      slice.row = row;
+      slices[p] = slice;
+    }
+  }
+  return slices;
+}
+
 // A plan's values as scheduling creates them: one id per (node, output), in node order.
 struct PlanValues {
   ShapePlan& plan;
-  std::unordered_map<const Node*, int> first;       // id of each node's output 0
-  std::vector<int> alias_root;                      // storage owner of each value
-  std::vector<bool> known;                          // value known at plan time
-  std::vector<bool> model_constant;                 // a constant of the model (same bytes in every plan)
-  std::map<std::string, const Dims*> state_shapes;  // per variable: its shape, null when unset
+  std::unordered_map<const Node*, int> first;                  // id of each node's output 0
+  std::vector<int> alias_root;                                 // storage owner of each value
+  std::vector<bool> known;                                     // value known at plan time
+  std::vector<bool> model_constant;                            // a constant of the model (same bytes in every plan)
+  std::map<std::string, const Dims*> state_shapes;             // per variable: its shape, null when unset
+  std::unordered_map<const Node*, ConcatSlice> concat_slices;  // find_concat_slices
+  std::unordered_map<int, ConcatSlice> sliced_values;          // parts that are steps' outputs, by value id
 
   int id(const Value& v) const { return first.at(v.node.get()) + v.index; }
   // root: the value whose storage this one is, -1 for its own.
@@ -122,6 +178,38 @@ bool gathers_leading_block(const Node& n, const PrepareContext& ctx) {
   for (int64_t i = 0; i < a; ++i)
     if (s[i] != 1) return false;
   return true;
+}
+
+// A Concat some of whose parts are written in place (PlanValues::sliced_values) copies only
+// the others into their slices of each row; null when there are none.
+KernelFn concat_rest(const Node& n, const std::vector<int>& ins, const PlanValues& values, const TensorView& out) {
+  const ShapePlan& plan = values.plan;
+  struct Copy {
+    size_t input, bytes, at;
+  };
+  const size_t esize = bit_width(out.type) / 8;
+  const int64_t row = out.shape.back(), rows = row ? numel(out.shape) / row : 0;
+  std::vector<Copy> copies;
+  int64_t first = 0;
+  for (size_t i = 0; i < ins.size(); ++i) {
+    const int64_t length = plan.values[ins[i]].shape.back();
+    auto part = values.sliced_values.find(ins[i]);
+    if (part == values.sliced_values.end() || part->second.concat != &n) {
+      if (length) copies.push_back({i, (size_t)length * esize, (size_t)first * esize});
+    } else if (part->second.first != first || part->second.row != row) {
+      throw std::logic_error(n.describe() + ": a part written in place is not where the plan put it");
+    }
+    first += length;
+  }
+  if (copies.empty()) return KernelFn();
+  const size_t row_bytes = (size_t)row * esize;
+  return [copies, rows, row_bytes](const KernelArgs& k) {
+    char* o = static_cast<char*>(k.out[0]->data);
+    for (const Copy& c : copies) {
+      const char* x = static_cast<const char*>(k.in[c.input]->data);
+      for (int64_t r = 0; r < rows; ++r) std::memcpy(o + r * row_bytes + c.at, x + r * c.bytes, c.bytes);
+    }
+  };
 }
 
 // Node n's outputs, with the concrete shapes its inputs have in this plan: computed now when
@@ -199,6 +287,30 @@ bool schedule_node(const Node& n, PlanValues& values, SharedWeights& shared, Ele
   pctx.inference_precision = precision;
   Step step{&n, KernelFn(), {}, {}, {}};
   pctx.kernel_choice = &step.kernel;
+  auto slice = values.concat_slices.find(&n);
+  const bool into_concat = slice != values.concat_slices.end() && pctx.out.size() == 1 && !emits;
+  if (into_concat) pctx.out_row_stride = slice->second.row;
+  bool parts_in_place = false;
+  for (const auto& in : n.inputs) {
+    auto part = values.sliced_values.find(values.id(in));
+    parts_in_place = parts_in_place || (part != values.sliced_values.end() && part->second.concat == &n);
+  }
+  if (parts_in_place) {
+    for (const auto& in : n.inputs) step.ins.push_back(values.id(in));
+    step.fn = concat_rest(n, step.ins, values, pctx.out.at(0));
+    step.kernel = step.fn ? "the parts not written in place copied" : "every part written in place";
+    step.outs.push_back(values.add(slot(ValueSlot::kArena, pctx.out[0].type, pctx.out[0].shape), -1, false, false));
+    for (int v : step.ins) {
+      auto part = values.sliced_values.find(v);
+      if (part == values.sliced_values.end() || part->second.concat != &n) continue;
+      // The part's storage is the Concat's, from its slice's first element on.
+      values.alias_root[v] = step.outs[0];
+      plan.values[v].slice_offset = (size_t)part->second.first * (bit_width(plan.values[v].type) / 8);
+      plan.values[v].in_slice = true;
+    }
+    plan.steps.push_back(std::move(step));
+    return false;
+  }
   // A Convert to the type it reads (an ONNX Identity or Cast to the same type, often on a model
   // output) is its input's bytes: a view like a Reshape, where its kernel copied them.
   const bool view = def.aliases_input0 || pads_nothing(n, pctx) || gathers_leading_block(n, pctx) ||
@@ -211,6 +323,7 @@ bool schedule_node(const Node& n, PlanValues& values, SharedWeights& shared, Ele
     const auto kind = emits ? ValueSlot::kEmitted : ValueSlot::kArena;
     step.outs.push_back(values.add(slot(kind, out.type, out.shape), root, false, false));
   }
+  if (into_concat) values.sliced_values[step.outs[0]] = slice->second;
   plan.steps.push_back(std::move(step));
   return emits;
 }
@@ -483,7 +596,8 @@ std::shared_ptr<ShapePlan> CompiledModel::build_plan(const std::vector<Dims>& ke
   // Sequences and optionals live only in node-by-node runs.
   if (has_composites_) return node_by_node_plan(*plan);
   const std::vector<const void*> keyed = keyed_input_values(key, value_keyed_, *plan);
-  PlanValues values{*plan, {}, {}, {}, {}, {}};
+  PlanValues values{*plan, {}, {}, {}, {}, {}, {}, {}};
+  values.concat_slices = find_concat_slices(order_, graph_.outputs);
   set_state_shapes(*plan, variables_, values);
   try {
     schedule(order_, 0, graph_.parameters, graph_.outputs, keyed, shared_weights_, values,
@@ -507,7 +621,7 @@ std::shared_ptr<ShapePlan> CompiledModel::build_continuation(const std::vector<D
   plan->key = key;
   plan->input_shapes = parent->input_shapes;
   plan->previous_stage = parent;  // its constants stay where they are
-  PlanValues values{*plan, {}, {}, resume.known, resume.model_constant, {}};
+  PlanValues values{*plan, {}, {}, resume.known, resume.model_constant, {}, {}, {}};
   // The variables' shapes are in the first stage's key.
   const ShapePlan* first_stage = parent.get();
   while (first_stage->previous_stage) first_stage = first_stage->previous_stage.get();

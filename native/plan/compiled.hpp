@@ -34,6 +34,10 @@ struct ValueSlot {
   enum Kind { kInput, kConstant, kArena, kOutput, kEmitted, kCarried } kind = kArena;
   int64_t index = 0;  // input or output number
   size_t offset = 0;  // arena offset
+  // A part of a Concat written in place: its storage (alias_root) is the Concat's, and it
+  // starts this many bytes into it (its rows lie the Concat's row apart).
+  size_t slice_offset = 0;
+  bool in_slice = false;
   const void* constant = nullptr;
   ElementType type = ElementType::f32;
   Dims shape;

@@ -57,6 +57,10 @@ class ArenaPlanner {
 
 void place_outputs(ShapePlan& plan, const std::vector<int>& alias_root) {
   std::vector<bool> root_is_output(plan.values.size(), false);
+  // A Concat whose parts are written in place stays in the arena (the output buffer holds
+  // no room for slices): its views that are outputs are copied.
+  for (size_t v = 0; v < plan.values.size(); ++v)
+    if (plan.values[v].in_slice) root_is_output[alias_root[v]] = true;
   for (size_t j = 0; j < plan.output_values.size(); ++j) {
     const int v = plan.output_values[j], r = alias_root[v];
     // A view of an arena value (a Reshape or same-type Convert on a model output) puts that
@@ -112,16 +116,22 @@ void plan_arena(ShapePlan& plan, const std::vector<int>& alias_root) {
       if ((int)i != j && alias_root[st.ins[i]] == r) return -1;
     return r;
   };
+  // A root is placed at the first step that writes it: its own step, or the first of a
+  // Concat's parts written in place (PlanValues: ValueSlot::in_slice), before the Concat's.
+  std::vector<bool> placed(plan.values.size(), false);
   for (size_t si = 0; si < plan.steps.size(); ++si) {
     for (int v : plan.steps[si].outs) {
-      if (alias_root[v] != v || plan.values[v].kind != ValueSlot::kArena) continue;
-      const int donor = donor_for(si, v);
+      const int r = alias_root[v];
+      if (placed[r] || plan.values[r].kind != ValueSlot::kArena) continue;
+      if (r != v && !plan.values[v].in_slice) continue;  // a view: its root is placed already
+      placed[r] = true;
+      const int donor = r == v ? donor_for(si, v) : -1;
       if (donor >= 0) {
         handed_over[donor] = true;
         root_offset[v] = root_offset[donor];
         continue;
       }
-      root_offset[v] = arena.alloc(root_bytes(v));
+      root_offset[r] = arena.alloc(root_bytes(r));
       arena.touch();
     }
     std::vector<int> dying;
@@ -138,7 +148,7 @@ void plan_arena(ShapePlan& plan, const std::vector<int>& alias_root) {
     ValueSlot& s = plan.values[v];
     int r = alias_root[v];
     const ValueSlot& rs = plan.values[r];
-    if (s.kind == ValueSlot::kArena) s.offset = root_offset[r];
+    if (s.kind == ValueSlot::kArena) s.offset = root_offset[r] + s.slice_offset;
     if ((int)v != r && rs.kind != ValueSlot::kArena && rs.kind != ValueSlot::kOutput) {
       // Alias of an input or a constant: same memory, another shape.
       s.kind = rs.kind;

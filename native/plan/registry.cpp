@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <iterator>
 #include <mutex>
 #include <set>
@@ -530,6 +531,28 @@ Epilogue FusedOutput::at(const KernelArgs& a, int64_t ld, int64_t first) const {
   }
   e.act = act;
   return e;
+}
+
+KernelFn rows_apart(const PrepareContext& ctx, KernelFn dense) {
+  if (!ctx.out_row_stride) return dense;
+  const TensorView& out = ctx.out.at(0);
+  const size_t esize = bit_width(out.type) / 8;
+  const int64_t row = out.shape.empty() ? 1 : out.shape.back(), rows = row ? numel(out.shape) / row : 0;
+  const size_t row_bytes = (size_t)row * esize, stride_bytes = (size_t)ctx.out_row_stride * esize;
+  const size_t outputs = ctx.out.size(), inputs = ctx.in.size();
+  return [dense, rows, row_bytes, stride_bytes, outputs, inputs](const KernelArgs& a) {
+    thread_local std::vector<char> scratch;
+    scratch.resize((size_t)rows * row_bytes);
+    TensorView staged = *a.out[0];
+    staged.data = scratch.data();
+    std::vector<const TensorView*> views(a.in, a.in + inputs);
+    views.push_back(&staged);
+    views.insert(views.end(), a.out + 1, a.out + outputs);
+    const char* from = scratch.data();
+    dense(KernelArgs{views.data(), views.data() + inputs, a.ctx});
+    char* to = static_cast<char*>(a.out[0]->data);
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(to + r * stride_bytes, from + r * row_bytes, row_bytes);
+  };
 }
 
 }  // namespace aiov

@@ -86,6 +86,10 @@ struct PrepareContext {
   // Set while a compiled model plans: a prepare that picks among several kernels names the
   // one it picked here (note_kernel), for the plan's DEBUG log.
   std::string* kernel_choice = nullptr;
+  // Set by the planner for an op whose OpDef::writes_concat_slice accepts the node: output 0
+  // is its slice of a Concat along the last axis, so consecutive rows (vectors along that
+  // axis) lie this many elements apart instead of out[0]'s last dimension. 0: dense.
+  int64_t out_row_stride = 0;
 
   void note_kernel(std::string what) const {
     if (kernel_choice) *kernel_choice = std::move(what);
@@ -249,6 +253,10 @@ struct OpDef {
   // Takes or gives sequences and optionals (PortInfo::kind): its `infer` checks the kinds of
   // its inputs. Any other op given one fails with the input named (infer_outputs).
   bool composites = false;
+  // Set: the node can write output 0 straight into its slice of a Concat along the last axis
+  // (its prepare honours PrepareContext::out_row_stride) when this says so; the planner then
+  // runs no copy for that part of the Concat.
+  bool (*writes_concat_slice)(const Node&) = nullptr;
 
   OpDef& with_attrs(std::vector<AttrSpec> a) {
     attrs = std::move(a);
@@ -277,6 +285,10 @@ struct OpDef {
   }
   OpDef& keeps_state() {
     stateful = true;
+    return *this;
+  }
+  OpDef& concat_slice(bool (*accepts)(const Node&)) {
+    writes_concat_slice = accepts;
     return *this;
   }
   OpDef& fusable(ActivationTrait a) {
@@ -408,5 +420,9 @@ KernelFn widened(const PrepareContext& ctx) {
 }
 // Element strides of a row-major shape.
 std::vector<int64_t> row_strides(const Dims& d);
+// For the paths of an op with OpDef::writes_concat_slice that write only dense outputs: `dense`
+// run into a scratch buffer of the calling thread's, whose rows are then copied
+// `ctx.out_row_stride` elements apart into output 0 (`dense` itself when that is 0).
+KernelFn rows_apart(const PrepareContext& ctx, KernelFn dense);
 
 }  // namespace aiov

@@ -30,7 +30,11 @@ for m, k, n, ta, tb, const in [(1, 784, 1024, 0, 0, 1), (3, 17, 33, 1, 0, 0), (6
                                 (600, 64, 128, 1, 0, 1),
                                 # few columns against a long K: dot-product rows on AVX-512 up
                                 # to 1024 rows of A (an MLP's classifier first), panels past it
-                                (64, 1024, 10, 0, 0, 1), (1024, 600, 24, 0, 1, 1), (1025, 513, 16, 0, 0, 1)]:
+                                (64, 1024, 10, 0, 0, 1), (1024, 600, 24, 0, 1, 1), (1025, 513, 16, 0, 0, 1),
+                                # at most 4 columns from A rows in place: the AVX-512 quad tiles
+                                # (4 rows a vector), K ragged past groups of 4, rows past quads
+                                (601, 37, 3, 0, 0, 1), (45, 64, 4, 0, 0, 0), (29, 130, 1, 0, 0, 1),
+                                (7, 6, 2, 0, 0, 1)]:
     a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
     b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
     pa = ops.parameter(list(a.shape), np.float32)
@@ -92,7 +96,14 @@ few_outputs = g.model([zoo.image_input(8, 21)])
 g = zoo.GraphBuilder(12)
 g.conv_bn(g.conv_bn("x", 16, 16, 3, 1, group=4, act="relu"), 16, 24, 3, 2, group=2, act=None)
 few_outputs_grouped = g.model([zoo.image_input(16, 19)])
-cases = [(few_outputs_long_k, {"x": rng.standard_normal((2, 64, 16, 16)).astype(np.float32)}),
+# 1x1 convolutions into at most 4 channels (SqueezeNet's squeeze layers): the quad tiles with
+# a bias, a ReLU, and a residual added (rows of 4 apart from the output's).
+g = zoo.GraphBuilder(13)
+y = g.conv_bn("x", 24, 4, 1, 1, act="relu")
+g.op("Relu", [g.op("Add", [g.conv_bn(y, 4, 4, 1, 1, act=None), y])])
+quad = g.model([zoo.image_input(24, 13)])
+cases = [(quad, {"x": rng.standard_normal((3, 24, 13, 13)).astype(np.float32)}),
+         (few_outputs_long_k, {"x": rng.standard_normal((2, 64, 16, 16)).astype(np.float32)}),
          (few_outputs_1x1, {"x": rng.standard_normal((2, 520, 8, 8)).astype(np.float32)}),
          (in_place, {"x": rng.standard_normal((2, 16, 125, 125)).astype(np.float32)}),
          (few_outputs, {"x": rng.standard_normal((2, 8, 21, 21)).astype(np.float32)}),
