@@ -201,7 +201,7 @@ std::vector<int8_t> depthwise_int8_row_weights(const int32_t* weights, int64_t c
                                                int64_t kernel_h, int64_t kernel_w, int64_t stride_w,
                                                int64_t dilation_w) {
   const int64_t C = channels, kernel = kernel_h * kernel_w;
-  if (kernels().name != vnni_kernel_name() || group_width != 1 || (kernel_w != 3 && kernel_w != 5) ||
+  if (kernels().name != vnni_kernel_name() || group_width != 1 || (kernel_w != 3 && kernel_w != 5 && kernel_w != 7) ||
       (stride_w != 1 && stride_w != 2) || dilation_w != 1 || kernel_h < 1 || C < 1)
     return {};
   for (int64_t i = 0; i < kernel * C; ++i)

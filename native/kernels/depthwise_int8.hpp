@@ -48,7 +48,7 @@ int64_t depthwise_int8_units(const DepthwiseInt8& p);
 // Units [u0, u1).
 void depthwise_int8_run(const DepthwiseInt8& p, int64_t u0, int64_t u1);
 
-// Depthwise windows whose weights (w - w_zero) all fit s8, `kernel_w` 3 or 5 taps wide,
+// Depthwise windows whose weights (w - w_zero) all fit s8, `kernel_w` 3, 5 or 7 taps wide,
 // undilated along the width, stride 1 or 2 along it, on AVX512-VNNI: each 64-channel vector of
 // an input column holds 4 kernel rows' bytes per channel (permuted channels, the order the
 // byte and word unpacks leave), so one VPDPBUSD adds 4 taps, and each column serves every

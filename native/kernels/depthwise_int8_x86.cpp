@@ -461,10 +461,9 @@ void row_run_rows(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock&
 template <int KW>
 void row_run_any(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, const RunRows& in, int64_t R,
                  int64_t n, int64_t at, int64_t out_step, bool two) {
-  if (two && R <= 4)
-    row_run_rows<KW, true>(p, rq, b, in, R, n, at, out_step, p.out_w * p.pixel_stride);
-  else
-    row_run_rows<KW, false>(p, rq, b, in, R, n, at, out_step, 0);
+  if constexpr (KW <= 5)
+    if (two && R <= 4) return row_run_rows<KW, true>(p, rq, b, in, R, n, at, out_step, p.out_w * p.pixel_stride);
+  row_run_rows<KW, false>(p, rq, b, in, R, n, at, out_step, 0);
 }
 
 // `count` pixels of all channels on the row kernel, to `raw` [count, C]: pixel i's tap t at
@@ -491,7 +490,7 @@ void rows_nhwc_vnni(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0
   const int64_t x_lo = std::min(p.out_w, (p.pad_left + S - 1) / S);
   const int64_t x_hi = std::max(
       x_lo, std::min(p.out_w, p.in_w - (KW - 1) + p.pad_left > 0 ? (p.in_w - KW + p.pad_left) / S + 1 : int64_t{0}));
-  const uint8_t* taps[64 * 5];
+  const uint8_t* taps[64 * 7];
   const uint8_t* rows[65];
   const uint8_t* padding_rows[65];
   for (int64_t ky = 0; ky <= KH; ++ky) padding_rows[ky] = padding;
@@ -501,8 +500,9 @@ void rows_nhwc_vnni(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0
     const int64_t G = row_block_pixels(C, c);
     // The pixels of each row the run takes: all, or (G > 1) those inside.
     const int64_t first = G > 1 ? x_lo : 0, last = G > 1 ? x_hi : p.out_w, vectors = (last - first) / G;
-    // Two output rows at once where their windows are 3 rows of stride 1 (4 input rows).
-    const bool pairs = KH == 3 && p.stride_h == 1 && p.dilation_h == 1;
+    // Two output rows at once where their windows are 3 rows of stride 1 (4 input rows), at
+    // most 5 columns wide (7 would keep twice 7 accumulators of 4 vectors in flight).
+    const bool pairs = KH == 3 && KW <= 5 && p.stride_h == 1 && p.dilation_h == 1;
     for (int64_t oy = oy0; oy < oy1; ++oy) {
       const bool two = pairs && oy + 1 < oy1;
       const int64_t at = oy * p.out_w * p.pixel_stride + c;
@@ -523,10 +523,13 @@ void rows_nhwc_vnni(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0
       }
       if (vectors > 0) {
         const RunRows in{rows, padding_rows, C, first * S - p.pad_left, p.in_w};
+        const int64_t run_at = at + first * p.pixel_stride, run_step = G * p.pixel_stride;
         if (KW == 3)
-          row_run_any<3>(p, rq, b, in, S * G, vectors, at + first * p.pixel_stride, G * p.pixel_stride, two);
+          row_run_any<3>(p, rq, b, in, S * G, vectors, run_at, run_step, two);
+        else if (KW == 5)
+          row_run_any<5>(p, rq, b, in, S * G, vectors, run_at, run_step, two);
         else
-          row_run_any<5>(p, rq, b, in, S * G, vectors, at + first * p.pixel_stride, G * p.pixel_stride, two);
+          row_run_any<7>(p, rq, b, in, S * G, vectors, run_at, run_step, two);
       }
       for (int64_t r = 0; r < (two ? 2 : 1); ++r) {  // the pixels one by one, of both rows
         const int64_t row = oy + r, row_at = row * p.out_w * p.pixel_stride + c;

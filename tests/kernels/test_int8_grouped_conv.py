@@ -232,7 +232,7 @@ checked = requantized = 0
 # Depthwise windows whose weights less their zero point fit s8 (the row kernel's VPDPBUSD):
 # channels off 16 and 64 (a last block of 16 or 32 takes several pixels a vector, gathered at
 # stride 2), every width from 1 to 20 (no pixel inside, a few, runs with leftovers), stride 1
-# and 2 along the width, padding at each border alike and not, 3x3 and 5x5 (two groups of 4
+# and 2 along the width, padding at each border alike and not, 3x3, 5x5 and 7x7 (two groups of 4
 # kernel rows) and windows of 1 to 7 rows, odd and even output heights (two rows a pass, the
 # last alone), dilation and stride along the height, u8 weights about 128, batch 2.
 # (channels, height, width, kernel (or (rows, columns)), strides, pads t/l/b/r, dilations,
@@ -256,7 +256,18 @@ cases += [(96, 9, 17, 3, (2, 2), (1, 1, 1, 1), (1, 1), np.int8, 1),
           (96, 5, 13, (2, 3), (1, 2), (1, 1, 0, 1), (1, 1), np.int8, 1),
           (32, 6, 10, (4, 3), (1, 1), (1, 1, 2, 1), (1, 1), np.int8, 1),
           (16, 8, 9, (6, 5), (2, 1), (2, 2, 3, 2), (1, 1), np.int8, 1),
-          (64, 9, 11, (7, 5), (1, 1), (3, 2, 3, 2), (1, 1), np.int8, 1)]
+          (64, 9, 11, (7, 5), (1, 1), (3, 2, 3, 2), (1, 1), np.int8, 1),
+          # windows 7 wide (ConvNeXt's 7x7 with padding 3): 8 channels (one pixel a vector, most
+          # columns over the padding), 16 and 32 (several pixels a vector, edges one by one), off
+          # 16 and 64; stride 2 either way; 3 and 1 rows (no two-row pass); an image narrower
+          # than the window; u8 weights
+          (8, 8, 8, 7, (1, 1), (3, 3, 3, 3), (1, 1), np.int8, 2),
+          (16, 6, 13, 7, (1, 1), (3, 3, 3, 3), (1, 1), np.int8, 1),
+          (32, 7, 16, 7, (2, 2), (3, 3, 3, 3), (1, 1), np.int8, 1),
+          (70, 9, 15, 7, (1, 2), (3, 2, 1, 3), (1, 1), np.int8, 1),
+          (24, 6, 12, (3, 7), (1, 1), (1, 3, 1, 3), (1, 1), np.int8, 1),
+          (144, 5, 11, (1, 7), (1, 1), (0, 3, 0, 3), (1, 1), np.uint8, 1),
+          (16, 4, 4, 7, (1, 1), (3, 3, 3, 3), (1, 1), np.int8, 2)]
 for c, h, width, k, stride, pads, dil, wt, n in cases:
     kh, kw = (k, k) if isinstance(k, int) else k
     x = rng.integers(0, 256, (n, c, h, width)).astype(np.uint8)
@@ -338,6 +349,6 @@ def test_depthwise_row_kernel_matches_integer_reference(isa, run_capped):
         pytest.skip(f"this CPU has no {isa}")
     result = json.loads(run_capped(ROW_SCRIPT, 600, AIOV_INT8_ISA=isa, AIOV_GEMM_ISA=None))
     assert result["isa"] == isa
-    assert result["checked"] == 4 * 35
+    assert result["checked"] == 4 * 42
     assert result["requantized"] == 2 * result["checked"]
     assert result["rows"] == (isa == "avx512_vnni")  # the row kernel ran where the CPU has it
