@@ -92,8 +92,9 @@ template <int P>
 // Pixels [i, i + P) of output channels [c, c + 16) under mask m, to acc [count, C] or, with
 // kDirect, through the epilogue to the output from element out_at (pixel_stride apart).
 // With groups, lane l takes input `in` of its group from lane l - l % width + in (a group
-// never straddles 16 channels). kFull: m is all 16 lanes (plain loads).
-template <int P, bool kGroups, bool kDirect, bool kFull>
+// never straddles 16 channels); kQuads (groups of 4, 8 or 16, p.quad_weights): 4 of its inputs
+// a VPDPBUSD. kFull: m is all 16 lanes (plain loads).
+template <int P, bool kGroups, bool kQuads, bool kDirect, bool kFull>
 [[gnu::always_inline]] inline void block(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t i, int64_t step,
                                          int64_t c, __mmask16 lanes, int32_t* acc, int64_t out_at,
                                          const Requantizer& rq) {
@@ -109,6 +110,22 @@ template <int P, bool kGroups, bool kDirect, bool kFull>
   const __m512i first = _mm512_sub_epi32(lane, _mm512_and_si512(lane, _mm512_set1_epi32((int)width - 1)));
   for (int64_t t = 0; t < kernel; ++t) {
     const uint8_t* x = taps[t] + i * step + c;
+    if (kQuads) {
+      // Each lane's group inputs 4 q .. 4 q + 3, one dword of the pixel's 16 bytes (a group
+      // starts on a dword: width 4, 8 or 16), against that lane's 4 s8 weights.
+      const int64_t quads = width / 4;
+      __m512i bytes[P];
+#pragma GCC unroll 8
+      for (int k = 0; k < P; ++k)
+        bytes[k] = _mm512_castsi128_si512(_mm_maskz_loadu_epi8(kFull ? (__mmask16)0xFFFF : m, x + k * step));
+      for (int64_t q = 0; q < quads; ++q) {
+        const __m512i w = _mm512_maskz_loadu_epi32(m, p.quad_weights + (t * quads + q) * C + c);
+        const __m512i from = _mm512_add_epi32(_mm512_srli_epi32(first, 2), _mm512_set1_epi32((int)q));
+#pragma GCC unroll 8
+        for (int k = 0; k < P; ++k) sum[k] = _mm512_dpbusd_epi32(sum[k], _mm512_permutexvar_epi32(from, bytes[k]), w);
+      }
+      continue;
+    }
     __m512i xv[P];
 #pragma GCC unroll 8
     for (int k = 0; k < P; ++k) xv[k] = widened<kFull>(x + k * step, m);
@@ -546,7 +563,7 @@ void rows_nhwc_vnni(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0
 }
 
 // Channels [c0, c1).
-template <bool kGroups, bool kDirect>
+template <bool kGroups, bool kQuads, bool kDirect>
 void pixels(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc,
             int64_t out_at, int64_t c0, int64_t c1) {
   const Requantizer rq = requantizer(p.out_scale, p.out_zero);
@@ -554,14 +571,14 @@ void pixels(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, i
     const __mmask16 m = c1 - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (c1 - c)) - 1u);
     int64_t i = 0;
     if (m == 0xFFFF) {
-      for (; i + 8 <= count; i += 8) block<8, kGroups, kDirect, true>(p, taps, i, step, c, m, acc, out_at, rq);
-      for (; i + 4 <= count; i += 4) block<4, kGroups, kDirect, true>(p, taps, i, step, c, m, acc, out_at, rq);
-      for (; i < count; ++i) block<1, kGroups, kDirect, true>(p, taps, i, step, c, m, acc, out_at, rq);
+      for (; i + 8 <= count; i += 8) block<8, kGroups, kQuads, kDirect, true>(p, taps, i, step, c, m, acc, out_at, rq);
+      for (; i + 4 <= count; i += 4) block<4, kGroups, kQuads, kDirect, true>(p, taps, i, step, c, m, acc, out_at, rq);
+      for (; i < count; ++i) block<1, kGroups, kQuads, kDirect, true>(p, taps, i, step, c, m, acc, out_at, rq);
       continue;
     }
-    for (; i + 8 <= count; i += 8) block<8, kGroups, kDirect, false>(p, taps, i, step, c, m, acc, out_at, rq);
-    for (; i + 4 <= count; i += 4) block<4, kGroups, kDirect, false>(p, taps, i, step, c, m, acc, out_at, rq);
-    for (; i < count; ++i) block<1, kGroups, kDirect, false>(p, taps, i, step, c, m, acc, out_at, rq);
+    for (; i + 8 <= count; i += 8) block<8, kGroups, kQuads, kDirect, false>(p, taps, i, step, c, m, acc, out_at, rq);
+    for (; i + 4 <= count; i += 4) block<4, kGroups, kQuads, kDirect, false>(p, taps, i, step, c, m, acc, out_at, rq);
+    for (; i < count; ++i) block<1, kGroups, kQuads, kDirect, false>(p, taps, i, step, c, m, acc, out_at, rq);
   }
 }
 
@@ -569,17 +586,21 @@ void pixels_vnni(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t cou
   if (row_kernel_applies(p))
     pixels_rows(p, taps, count, step, acc);
   else if (p.group_width == 1)
-    pixels<false, false>(p, taps, count, step, acc, 0, 0, p.channels);
+    pixels<false, false, false>(p, taps, count, step, acc, 0, 0, p.channels);
+  else if (p.quad_weights)
+    pixels<true, true, false>(p, taps, count, step, acc, 0, 0, p.channels);
   else
-    pixels<true, false>(p, taps, count, step, acc, 0, 0, p.channels);
+    pixels<true, false, false>(p, taps, count, step, acc, 0, 0, p.channels);
 }
 
 void pixels_nhwc_vnni(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int64_t out_at,
                       int64_t c0, int64_t c1) {
   if (p.group_width == 1)
-    pixels<false, true>(p, taps, count, step, nullptr, out_at, c0, c1);
+    pixels<false, false, true>(p, taps, count, step, nullptr, out_at, c0, c1);
+  else if (p.quad_weights)
+    pixels<true, true, true>(p, taps, count, step, nullptr, out_at, c0, c1);
   else
-    pixels<true, true>(p, taps, count, step, nullptr, out_at, c0, c1);
+    pixels<true, false, true>(p, taps, count, step, nullptr, out_at, c0, c1);
 }
 
 void dequantize_vnni(const DepthwiseInt8& p, const int32_t* sums, float* y) {

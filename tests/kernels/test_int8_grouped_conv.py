@@ -6,7 +6,7 @@ convolution exactly (s32 outputs) or its f32 dequantization to rounding. The cas
 MobileNet's 3x3 stride 1 and 2, padding, dilation, channel counts off the vector width,
 every operand type pairing, zero points per tensor, per channel and at the ends of their
 ranges, channel multipliers, ResNeXt-style groups, 1-D windows, NCHW and NHWC, both thread
-counts, and (where the op has that form) requantization to u8 with and without relu, equal
+counts, weights within s8 (groups' inputs 4 a VPDPBUSD), and (where the op has that form) requantization to u8 with and without relu, equal
 byte for byte to aiov.Quantize of the f32 result."""
 
 import json
@@ -52,7 +52,14 @@ cases = [((1, 32, 9, 32, 3, 1, 1, 1, 32, 2), np.uint8, np.int8, "random"),
          ((1, 40, 9, 40, 3, 1, 1, 1, 10, 2), np.uint8, np.int8, "random"),
          ((2, 32, 7, 32, 3, 2, 1, 1, 16, 2), np.int8, np.uint8, "extreme"),
          ((1, 48, 6, 48, 3, 1, 1, 1, 3, 2), np.uint8, np.int8, "tensor"),
-         ((1, 64, 6, 64, 3, 1, 1, 1, 2, 2), np.uint8, np.int8, "random")]
+         ((1, 64, 6, 64, 3, 1, 1, 1, 2, 2), np.uint8, np.int8, "random"),
+         # weights zero-centred (within s8): groups of 4, 8 and 16 take 4 inputs a VPDPBUSD;
+         # wav2vec2's positional convolution (1-D, 16 taps, 4 groups of 8); channels off 16
+         ((1, 64, 14, 64, 3, 1, 1, 1, 8, 2), np.uint8, np.int8, "symmetric"),
+         ((1, 40, 9, 40, 3, 2, 1, 1, 10, 2), np.int8, np.int8, "symmetric"),
+         ((2, 48, 6, 48, 3, 1, 1, 1, 3, 2), np.uint8, np.int8, "symmetric"),
+         ((1, 24, 7, 24, 3, 1, 1, 1, 3, 2), np.uint8, np.int8, "symmetric"),
+         ((2, 32, 39, 32, 16, 1, 8, 1, 4, 1), np.uint8, np.int8, "symmetric")]
 for (n, c, h, o, k, stride, pad, dil, group, spatial), xt, wt, zeros in cases:
     x, w = ints(xt, (n, c) + (h,) * spatial), ints(wt, (o, c // group) + (k,) * spatial)
     za, zw = ints(xt, ()), ints(wt, (o,))
@@ -62,6 +69,8 @@ for (n, c, h, o, k, stride, pad, dil, group, spatial), xt, wt, zeros in cases:
         w[:] = np.iinfo(wt).max
     elif zeros == "tensor":
         zw = ints(wt, ())
+    elif zeros == "symmetric":
+        zw = np.zeros(o, wt)
     ref = conv_ref(x, w, za, zw, stride, pad, dil, group).astype(np.int32)
     attrs = {"strides": [stride] * spatial, "pads_begin": [pad] * spatial, "pads_end": [pad] * spatial,
              "dilations": [dil] * spatial, "group": group}
@@ -119,8 +128,8 @@ def test_grouped_conv_path_matches_integer_reference(isa, run_capped):
         pytest.skip(f"this CPU has no {isa}")
     result = json.loads(run_capped(SCRIPT, 300, AIOV_INT8_ISA=isa, AIOV_GEMM_ISA=None))
     assert result["isa"] == isa  # the forced path is the one that ran
-    assert result["convs"] == 32
-    assert result["requantized"] == 60
+    assert result["convs"] == 42
+    assert result["requantized"] == 76
 
 
 def test_bad_groups_are_named():
