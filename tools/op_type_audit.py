@@ -27,6 +27,19 @@ suffixes such as `/WithoutBiases`, its reorders as `<producer>_<layouts>_<consum
 - OpenVINO's snippet named after an ONNX LayerNormalization is LayerNorm/MVN.
 - OpenVINO's reorder of a model input for the convolution that reads it is Convolution: aiov's
   first convolution reads the NCHW image as it lies, inside its own node.
+- int8 (FOLDED_TYPES): OpenVINO runs the quantization of an activation inside the int8
+  convolution or fully connected layer that reads it (or that produces it: an output
+  quantization; any other producer's, a LayerNorm's or an activation's, in that producer's
+  post-ops), and a residual add of two quantized tensors inside the convolution that produces
+  one of them (a sum post-op); aiov runs them as nodes of their own. So an aiov.Quantize /
+  aiov.DynamicQuantize counts toward the kind of the product its output feeds (through
+  DequantizeLinear and reshapes: Convolution for a Conv, ConvInteger or QLinearConv, MatMul for
+  a MatMul, Gemm or MatMulInteger of constant weights), else of the product it comes from, else
+  of the ONNX op it comes from (KIND, with KIND_BY_ONNX_OP); an aiov.QuantizedAdd counts toward
+  the kind of the product feeding it (back through QuantizeLinear / DequantizeLinear), and one
+  whose name the ONNX graph does not know (aiov names an unnamed ONNX node itself) as
+  Convolution in a model with convolutions. Those the graph tells nothing of keep their own
+  kind (Quantize, Eltwise).
 A kind is compared as a whole, so what one side fuses into a convolution and the other runs on
 its own shows up in both rows, and a kind the other side has no node of (OpenVINO's RoPE, a Pad
 it folded into the convolution after it) is flagged as such. The details of a flagged kind list
@@ -78,6 +91,9 @@ KIND = {
     "Subtract": "Eltwise",
     "Multiply": "Eltwise",
     "Divide": "Eltwise",
+    "Sub": "Eltwise",  # (ONNX's names: the op a quantization's data comes from)
+    "Mul": "Eltwise",
+    "Div": "Eltwise",
     "Power": "Eltwise",
     "Maximum": "Eltwise",
     "Minimum": "Eltwise",
@@ -190,6 +206,19 @@ KIND = {
     "GRU": "RNN",
 }
 
+# aiov's int8 steps that OpenVINO runs inside its int8 products (see the module's docstring):
+# counted toward the kind of the product they feed (quantizations) or come from (residual adds).
+FOLDED_TYPES = {"aiov.Quantize", "aiov.DynamicQuantize", "aiov.QuantizedAdd"}
+CONV_OPS = {"Conv", "ConvInteger", "QLinearConv", "ConvTranspose"}
+PRODUCT_OPS = {"MatMul", "Gemm", "MatMulInteger", "QLinearMatMul"}
+# ONNX ops that pass a quantized tensor on unchanged in value, walked through to its product.
+PASS_THROUGH_OPS = {"DequantizeLinear", "QuantizeLinear", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze"}
+LEGEND = (
+    "(int8: aiov's Quantize / DynamicQuantize count toward the Convolution or MatMul they feed, else"
+    " the one (or the op) they come from; its QuantizedAdd toward the product feeding it: OpenVINO"
+    " runs both inside its int8 products, or a quantization in its producer's post-ops)"
+)
+
 # Profile rows that are not work: OpenVINO lists its inputs, outputs and constants, and nodes
 # it optimized out at 0 us.
 NOT_WORK = {"Parameter", "Result", "Input", "Output", "Constant"}
@@ -210,6 +239,8 @@ def kind_of(row):
     node named after an ONNX op that says more (KIND_BY_ONNX_OP), and a MatMul whose operands
     are both activations (attention's products) told from one with constant weights."""
     op_type = row["type"]
+    if op_type in FOLDED_TYPES and row.get("folds"):
+        return row["folds"]
     if op_type == "Reorder" and row.get("onnx") == "Conv input":
         # aiov's first convolution reads the planar image itself (convolutions_read_planar).
         return "Convolution"
@@ -226,8 +257,8 @@ def kind_of(row):
 
 
 def onnx_index(proto_bytes):
-    """ONNX op type by node name and by output name, to tell which ONNX op a profiled node
-    stands for."""
+    """(ONNX op type, constant weights?, kind it folds into or None) by node name and by output
+    name, to tell which ONNX op a profiled node stands for."""
     import onnx
 
     model = onnx.load_from_string(proto_bytes)
@@ -235,18 +266,92 @@ def onnx_index(proto_bytes):
     inputs = {i.name for i in model.graph.input}
     constants = {t.name for t in model.graph.initializer}
     constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
-    for node in model.graph.node:
-        # A MatMul whose second operand is a weight (possibly through a Transpose or Cast of one).
-        weights = node.op_type in ("MatMul", "Gemm") and len(node.input) > 1 and node.input[1] in constants
-        if node.op_type in ("Transpose", "Cast", "Identity") and node.input and node.input[0] in constants:
-            constants |= set(node.output)
-        op = (node.op_type, weights)
+    nodes = list(model.graph.node)  # (one wrapper per node: kept, as ids key them below)
+    has_weights = {}
+    for node in nodes:
+        # A product whose second operand is a weight (possibly through a Transpose, Cast or
+        # DequantizeLinear of one).
+        has_weights[id(node)] = (
+            node.op_type in ("MatMul", "Gemm", "MatMulInteger") and len(node.input) > 1 and node.input[1] in constants
+        )
+        if node.op_type in ("Transpose", "Cast", "Identity", "DequantizeLinear") and node.input:
+            if node.input[0] in constants:
+                constants |= set(node.output)
+    folds = folded_kinds(nodes, has_weights)
+    for node in nodes:
+        op = (node.op_type, has_weights[id(node)], folds.get(id(node)))
         if node.name:
             by_name[node.name] = op
         for out in node.output:
             by_output[out] = op
-    by_output.update({name: ("input", False) for name in inputs - constants})
+    by_output.update({name: ("input", False, None) for name in inputs - constants})
     return by_name, by_output
+
+
+def folded_kinds(nodes, has_weights):
+    """The kind OpenVINO folds each quantization (into the product its output feeds) and each
+    Add (into the product feeding it) into, by node id: Convolution or MatMul (see FOLDED_TYPES)."""
+    producer, consumers = {}, {}
+    for node in nodes:
+        for out in node.output:
+            producer[out] = node
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def product_kind(node):
+        if node.op_type in CONV_OPS:
+            return "Convolution"
+        if node.op_type in PRODUCT_OPS and (has_weights[id(node)] or node.op_type == "QLinearMatMul"):
+            return "MatMul"
+        return None
+
+    def reached(start, step, depth=4):
+        """Product kinds reached from `start` by `step` (consumers or producers), through
+        PASS_THROUGH_OPS."""
+        kinds, frontier = set(), [start]
+        for _ in range(depth):
+            nxt = []
+            for node in frontier:
+                for other in step(node):
+                    kind = product_kind(other)
+                    if kind:
+                        kinds.add(kind)
+                    elif other.op_type in PASS_THROUGH_OPS:
+                        nxt.append(other)
+            frontier = nxt
+        return kinds
+
+    def readers(node):
+        return [c for out in node.output[:1] for c in consumers.get(out, [])]
+
+    def writers(node):
+        return [producer[name] for name in node.input if name in producer]
+
+    def source_kind(node):
+        """The kind of the op a quantization's data comes from (past PASS_THROUGH_OPS), or None."""
+        for _ in range(8):
+            data = producer.get(node.input[0]) if node.input else None
+            if data is None:
+                return None
+            if data.op_type not in PASS_THROUGH_OPS:
+                return KIND_BY_ONNX_OP.get(data.op_type) if data.op_type in KIND_BY_ONNX_OP else KIND.get(data.op_type)
+            node = data
+        return None
+
+    out = {}
+    for node in nodes:
+        if node.op_type in ("QuantizeLinear", "DynamicQuantizeLinear"):
+            kinds = reached(node, readers) or reached(node, writers)
+            if not kinds and source_kind(node):
+                out[id(node)] = source_kind(node)
+                continue
+        elif node.op_type in ("Add", "QLinearAdd"):
+            kinds = reached(node, writers)
+        else:
+            continue
+        if kinds:
+            out[id(node)] = "Convolution" if "Convolution" in kinds else "MatMul"
+    return out
 
 
 def onnx_op(name, by_name, by_output):
@@ -272,8 +377,8 @@ def onnx_op(name, by_name, by_output):
         op = lookup(consumer)
         if op:
             from_input = (by_output.get(producer) or ("?",))[0] == "input"
-            return (op[0] + " input" if from_input else op[0]), op[1]
-    return "?", False
+            return (op[0] + " input" if from_input else op[0]), op[1], None
+    return "?", False, None
 
 
 def collect(key, precision, runs, threads):
@@ -285,9 +390,9 @@ def collect(key, precision, runs, threads):
 
     def rows(nodes):
         return [
-            {"name": n, "type": t, "us": us, "exec": ex, "onnx": op, "weights": weights}
+            {"name": n, "type": t, "us": us, "exec": ex, "onnx": op, "weights": weights, "folds": folds}
             for n, (t, us, ex) in nodes.items()
-            for op, weights in [onnx_op(n, by_name, by_output)]
+            for op, weights, folds in [onnx_op(n, by_name, by_output)]
             if t not in NOT_WORK
         ]
 
@@ -318,9 +423,19 @@ def run_child(key, precision, runs, threads, timeout):
     return json.loads(last[0])
 
 
+def with_fallback_folds(rows):
+    """The rows, an aiov.QuantizedAdd the ONNX graph does not name counted as Convolution where
+    the model has convolutions (see FOLDED_TYPES)."""
+    if not any(kind_of(r) == "Convolution" for r in rows):
+        return rows
+    return [
+        dict(r, folds="Convolution") if r["type"] == "aiov.QuantizedAdd" and r.get("onnx") == "?" else r for r in rows
+    ]
+
+
 def by_kind(rows):
     out = {}
-    for r in rows:
+    for r in with_fallback_folds(rows):
         k = kind_of(r)
         out[k] = out.get(k, 0.0) + r["us"]
     return out
@@ -381,6 +496,7 @@ def print_table(header, rows):
 def report(profiles, ratio_limit, share_limit, min_us, details):
     """Each profile's per-kind table; returns the flagged rows as (model, precision, KindRow)."""
     flagged = []
+    print(LEGEND + "\n")
     for p in profiles:
         head = f"== {p['model']} at {p['precision']}, {p.get('threads') or 'default'} thread(s)"
         if "error" in p:
@@ -422,7 +538,8 @@ def report(profiles, ratio_limit, share_limit, min_us, details):
 
 def print_details(profile, kind, top):
     for side in ("aiov", "openvino"):
-        nodes = sorted((r for r in profile[side] if kind_of(r) == kind), key=lambda r: -r["us"])[:top]
+        rows = with_fallback_folds(profile[side])
+        nodes = sorted((r for r in rows if kind_of(r) == kind), key=lambda r: -r["us"])[:top]
         for r in nodes:
             print(
                 f"    {kind:<12} {side:<8} {r['us']:9.1f} us  onnx {r['onnx']:<18} {r['name'][:60]}  {r['exec'][:60]}"

@@ -197,11 +197,31 @@ void depthwise_int8_run(const DepthwiseInt8& p, int64_t u0, int64_t u1) {
 
 const char* depthwise_int8_isa() { return kernels().name; }
 
+std::vector<int32_t> depthwise_int8_quad_weights(const int32_t* weights, int64_t channels, int64_t group_width,
+                                                 int64_t taps) {
+  const int64_t C = channels, width = group_width;
+  if (kernels().name != vnni_kernel_name() || (width != 4 && width != 8 && width != 16) || C % width != 0 || taps < 1)
+    return {};
+  for (int64_t i = 0; i < taps * width * C; ++i)
+    if (weights[i] < -128 || weights[i] > 127) return {};
+  const int64_t quads = width / 4;
+  std::vector<int32_t> packed((size_t)(taps * quads * C));
+  for (int64_t t = 0; t < taps; ++t)
+    for (int64_t q = 0; q < quads; ++q)
+      for (int64_t o = 0; o < C; ++o) {
+        uint32_t dword = 0;
+        for (int64_t j = 0; j < 4; ++j)
+          dword |= (uint32_t)(uint8_t)(int8_t)weights[(t * width + 4 * q + j) * C + o] << (8 * j);
+        packed[(size_t)((t * quads + q) * C + o)] = (int32_t)dword;
+      }
+  return packed;
+}
+
 std::vector<int8_t> depthwise_int8_row_weights(const int32_t* weights, int64_t channels, int64_t group_width,
                                                int64_t kernel_h, int64_t kernel_w, int64_t stride_w,
                                                int64_t dilation_w) {
   const int64_t C = channels, kernel = kernel_h * kernel_w;
-  if (kernels().name != vnni_kernel_name() || group_width != 1 || (kernel_w != 3 && kernel_w != 5) ||
+  if (kernels().name != vnni_kernel_name() || group_width != 1 || (kernel_w != 3 && kernel_w != 5 && kernel_w != 7) ||
       (stride_w != 1 && stride_w != 2) || dilation_w != 1 || kernel_h < 1 || C < 1)
     return {};
   for (int64_t i = 0; i < kernel * C; ++i)

@@ -3,7 +3,8 @@
 // RegNet) on channels-last u8 images: every output pixel sums its taps' values times the
 // s32 weights, vectorized over output channels (AVX512-VNNI: VPDPBUSD on 4 kernel rows at
 // once where the weights fit s8, else VPDPWSSD, 16 channels a step, each lane's group inputs
-// brought to it by a lane permute; or portable loops), then writes
+// brought to it by a lane permute, 4 at once by VPDPBUSD for groups of 4 to 16 whose weights
+// fit s8; or portable loops), then writes
 // s32, f32 or requantized u8. The zero points are folded in by the caller: weights are
 // w - w_zero, padding reads the data's zero point, and `channel_add` takes out
 // data_zero * sum of the weights, so sums are exact in s32.
@@ -28,6 +29,9 @@ struct DepthwiseInt8 {
   // The weights as depthwise_int8_row_weights packs them for the VNNI kernel that takes 4
   // kernel rows a byte each (VPDPBUSD), or null (that kernel does not apply).
   const int8_t* row_weights = nullptr;
+  // Groups of 4, 8 or 16 channels whose weights all fit s8, as depthwise_int8_quad_weights
+  // packs them for the VNNI kernel that takes 4 group inputs a byte each (VPDPBUSD), or null.
+  const int32_t* quad_weights = nullptr;
   // Output element (c, oy, ox) at out[c * channel_stride + (oy * out_w + ox) * pixel_stride],
   // one of the two strides 1 (NCHW: pixel_stride 1; NHWC: channel_stride 1).
   int32_t* out_i32 = nullptr;  // the sum as it is, or
@@ -48,7 +52,7 @@ int64_t depthwise_int8_units(const DepthwiseInt8& p);
 // Units [u0, u1).
 void depthwise_int8_run(const DepthwiseInt8& p, int64_t u0, int64_t u1);
 
-// Depthwise windows whose weights (w - w_zero) all fit s8, `kernel_w` 3 or 5 taps wide,
+// Depthwise windows whose weights (w - w_zero) all fit s8, `kernel_w` 3, 5 or 7 taps wide,
 // undilated along the width, stride 1 or 2 along it, on AVX512-VNNI: each 64-channel vector of
 // an input column holds 4 kernel rows' bytes per channel (permuted channels, the order the
 // byte and word unpacks leave), so one VPDPBUSD adds 4 taps, and each column serves every
@@ -59,6 +63,13 @@ void depthwise_int8_run(const DepthwiseInt8& p, int64_t u0, int64_t u1);
 std::vector<int8_t> depthwise_int8_row_weights(const int32_t* weights, int64_t channels, int64_t group_width,
                                                int64_t kernel_h, int64_t kernel_w, int64_t stride_w,
                                                int64_t dilation_w);
+
+// Groups of 4, 8 or 16 channels (group_width) whose weights (w - w_zero, p.weights' layout) all
+// fit s8, on AVX512-VNNI: dword (t, q, o) holds the weights of output channel o for its group's
+// inputs 4 q .. 4 q + 3 under tap t, a byte each ([taps, group_width / 4, channels]), so one
+// VPDPBUSD adds 4 of a group's inputs. Empty where it does not apply (or the CPU lacks it).
+std::vector<int32_t> depthwise_int8_quad_weights(const int32_t* weights, int64_t channels, int64_t group_width,
+                                                 int64_t taps);
 
 // The kernels depthwise sums run on: "avx512_vnni" or "scalar" (AIOV_INT8_ISA lowers it).
 const char* depthwise_int8_isa();

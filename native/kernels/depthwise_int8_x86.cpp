@@ -92,8 +92,9 @@ template <int P>
 // Pixels [i, i + P) of output channels [c, c + 16) under mask m, to acc [count, C] or, with
 // kDirect, through the epilogue to the output from element out_at (pixel_stride apart).
 // With groups, lane l takes input `in` of its group from lane l - l % width + in (a group
-// never straddles 16 channels). kFull: m is all 16 lanes (plain loads).
-template <int P, bool kGroups, bool kDirect, bool kFull>
+// never straddles 16 channels); kQuads (groups of 4, 8 or 16, p.quad_weights): 4 of its inputs
+// a VPDPBUSD. kFull: m is all 16 lanes (plain loads).
+template <int P, bool kGroups, bool kQuads, bool kDirect, bool kFull>
 [[gnu::always_inline]] inline void block(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t i, int64_t step,
                                          int64_t c, __mmask16 lanes, int32_t* acc, int64_t out_at,
                                          const Requantizer& rq) {
@@ -109,6 +110,22 @@ template <int P, bool kGroups, bool kDirect, bool kFull>
   const __m512i first = _mm512_sub_epi32(lane, _mm512_and_si512(lane, _mm512_set1_epi32((int)width - 1)));
   for (int64_t t = 0; t < kernel; ++t) {
     const uint8_t* x = taps[t] + i * step + c;
+    if (kQuads) {
+      // Each lane's group inputs 4 q .. 4 q + 3, one dword of the pixel's 16 bytes (a group
+      // starts on a dword: width 4, 8 or 16), against that lane's 4 s8 weights.
+      const int64_t quads = width / 4;
+      __m512i bytes[P];
+#pragma GCC unroll 8
+      for (int k = 0; k < P; ++k)
+        bytes[k] = _mm512_castsi128_si512(_mm_maskz_loadu_epi8(kFull ? (__mmask16)0xFFFF : m, x + k * step));
+      for (int64_t q = 0; q < quads; ++q) {
+        const __m512i w = _mm512_maskz_loadu_epi32(m, p.quad_weights + (t * quads + q) * C + c);
+        const __m512i from = _mm512_add_epi32(_mm512_srli_epi32(first, 2), _mm512_set1_epi32((int)q));
+#pragma GCC unroll 8
+        for (int k = 0; k < P; ++k) sum[k] = _mm512_dpbusd_epi32(sum[k], _mm512_permutexvar_epi32(from, bytes[k]), w);
+      }
+      continue;
+    }
     __m512i xv[P];
 #pragma GCC unroll 8
     for (int k = 0; k < P; ++k) xv[k] = widened<kFull>(x + k * step, m);
@@ -461,10 +478,9 @@ void row_run_rows(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock&
 template <int KW>
 void row_run_any(const DepthwiseInt8& p, const Requantizer& rq, const RowBlock& b, const RunRows& in, int64_t R,
                  int64_t n, int64_t at, int64_t out_step, bool two) {
-  if (two && R <= 4)
-    row_run_rows<KW, true>(p, rq, b, in, R, n, at, out_step, p.out_w * p.pixel_stride);
-  else
-    row_run_rows<KW, false>(p, rq, b, in, R, n, at, out_step, 0);
+  if constexpr (KW <= 5)
+    if (two && R <= 4) return row_run_rows<KW, true>(p, rq, b, in, R, n, at, out_step, p.out_w * p.pixel_stride);
+  row_run_rows<KW, false>(p, rq, b, in, R, n, at, out_step, 0);
 }
 
 // `count` pixels of all channels on the row kernel, to `raw` [count, C]: pixel i's tap t at
@@ -491,7 +507,7 @@ void rows_nhwc_vnni(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0
   const int64_t x_lo = std::min(p.out_w, (p.pad_left + S - 1) / S);
   const int64_t x_hi = std::max(
       x_lo, std::min(p.out_w, p.in_w - (KW - 1) + p.pad_left > 0 ? (p.in_w - KW + p.pad_left) / S + 1 : int64_t{0}));
-  const uint8_t* taps[64 * 5];
+  const uint8_t* taps[64 * 7];
   const uint8_t* rows[65];
   const uint8_t* padding_rows[65];
   for (int64_t ky = 0; ky <= KH; ++ky) padding_rows[ky] = padding;
@@ -501,8 +517,9 @@ void rows_nhwc_vnni(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0
     const int64_t G = row_block_pixels(C, c);
     // The pixels of each row the run takes: all, or (G > 1) those inside.
     const int64_t first = G > 1 ? x_lo : 0, last = G > 1 ? x_hi : p.out_w, vectors = (last - first) / G;
-    // Two output rows at once where their windows are 3 rows of stride 1 (4 input rows).
-    const bool pairs = KH == 3 && p.stride_h == 1 && p.dilation_h == 1;
+    // Two output rows at once where their windows are 3 rows of stride 1 (4 input rows), at
+    // most 5 columns wide (7 would keep twice 7 accumulators of 4 vectors in flight).
+    const bool pairs = KH == 3 && KW <= 5 && p.stride_h == 1 && p.dilation_h == 1;
     for (int64_t oy = oy0; oy < oy1; ++oy) {
       const bool two = pairs && oy + 1 < oy1;
       const int64_t at = oy * p.out_w * p.pixel_stride + c;
@@ -523,10 +540,13 @@ void rows_nhwc_vnni(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0
       }
       if (vectors > 0) {
         const RunRows in{rows, padding_rows, C, first * S - p.pad_left, p.in_w};
+        const int64_t run_at = at + first * p.pixel_stride, run_step = G * p.pixel_stride;
         if (KW == 3)
-          row_run_any<3>(p, rq, b, in, S * G, vectors, at + first * p.pixel_stride, G * p.pixel_stride, two);
+          row_run_any<3>(p, rq, b, in, S * G, vectors, run_at, run_step, two);
+        else if (KW == 5)
+          row_run_any<5>(p, rq, b, in, S * G, vectors, run_at, run_step, two);
         else
-          row_run_any<5>(p, rq, b, in, S * G, vectors, at + first * p.pixel_stride, G * p.pixel_stride, two);
+          row_run_any<7>(p, rq, b, in, S * G, vectors, run_at, run_step, two);
       }
       for (int64_t r = 0; r < (two ? 2 : 1); ++r) {  // the pixels one by one, of both rows
         const int64_t row = oy + r, row_at = row * p.out_w * p.pixel_stride + c;
@@ -543,7 +563,7 @@ void rows_nhwc_vnni(const DepthwiseInt8& p, int64_t oy0, int64_t oy1, int64_t c0
 }
 
 // Channels [c0, c1).
-template <bool kGroups, bool kDirect>
+template <bool kGroups, bool kQuads, bool kDirect>
 void pixels(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int32_t* acc,
             int64_t out_at, int64_t c0, int64_t c1) {
   const Requantizer rq = requantizer(p.out_scale, p.out_zero);
@@ -551,14 +571,14 @@ void pixels(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, i
     const __mmask16 m = c1 - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (c1 - c)) - 1u);
     int64_t i = 0;
     if (m == 0xFFFF) {
-      for (; i + 8 <= count; i += 8) block<8, kGroups, kDirect, true>(p, taps, i, step, c, m, acc, out_at, rq);
-      for (; i + 4 <= count; i += 4) block<4, kGroups, kDirect, true>(p, taps, i, step, c, m, acc, out_at, rq);
-      for (; i < count; ++i) block<1, kGroups, kDirect, true>(p, taps, i, step, c, m, acc, out_at, rq);
+      for (; i + 8 <= count; i += 8) block<8, kGroups, kQuads, kDirect, true>(p, taps, i, step, c, m, acc, out_at, rq);
+      for (; i + 4 <= count; i += 4) block<4, kGroups, kQuads, kDirect, true>(p, taps, i, step, c, m, acc, out_at, rq);
+      for (; i < count; ++i) block<1, kGroups, kQuads, kDirect, true>(p, taps, i, step, c, m, acc, out_at, rq);
       continue;
     }
-    for (; i + 8 <= count; i += 8) block<8, kGroups, kDirect, false>(p, taps, i, step, c, m, acc, out_at, rq);
-    for (; i + 4 <= count; i += 4) block<4, kGroups, kDirect, false>(p, taps, i, step, c, m, acc, out_at, rq);
-    for (; i < count; ++i) block<1, kGroups, kDirect, false>(p, taps, i, step, c, m, acc, out_at, rq);
+    for (; i + 8 <= count; i += 8) block<8, kGroups, kQuads, kDirect, false>(p, taps, i, step, c, m, acc, out_at, rq);
+    for (; i + 4 <= count; i += 4) block<4, kGroups, kQuads, kDirect, false>(p, taps, i, step, c, m, acc, out_at, rq);
+    for (; i < count; ++i) block<1, kGroups, kQuads, kDirect, false>(p, taps, i, step, c, m, acc, out_at, rq);
   }
 }
 
@@ -566,17 +586,21 @@ void pixels_vnni(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t cou
   if (row_kernel_applies(p))
     pixels_rows(p, taps, count, step, acc);
   else if (p.group_width == 1)
-    pixels<false, false>(p, taps, count, step, acc, 0, 0, p.channels);
+    pixels<false, false, false>(p, taps, count, step, acc, 0, 0, p.channels);
+  else if (p.quad_weights)
+    pixels<true, true, false>(p, taps, count, step, acc, 0, 0, p.channels);
   else
-    pixels<true, false>(p, taps, count, step, acc, 0, 0, p.channels);
+    pixels<true, false, false>(p, taps, count, step, acc, 0, 0, p.channels);
 }
 
 void pixels_nhwc_vnni(const DepthwiseInt8& p, const uint8_t* const* taps, int64_t count, int64_t step, int64_t out_at,
                       int64_t c0, int64_t c1) {
   if (p.group_width == 1)
-    pixels<false, true>(p, taps, count, step, nullptr, out_at, c0, c1);
+    pixels<false, false, true>(p, taps, count, step, nullptr, out_at, c0, c1);
+  else if (p.quad_weights)
+    pixels<true, true, true>(p, taps, count, step, nullptr, out_at, c0, c1);
   else
-    pixels<true, true>(p, taps, count, step, nullptr, out_at, c0, c1);
+    pixels<true, false, true>(p, taps, count, step, nullptr, out_at, c0, c1);
 }
 
 void dequantize_vnni(const DepthwiseInt8& p, const int32_t* sums, float* y) {

@@ -73,8 +73,9 @@ struct DepthwiseConstants {
   // sum as x_zero * the channel's weights, so padding (x_zero) adds nothing.
   std::vector<int32_t> weights, channel_add;
   std::vector<float> scale, bias;
-  int32_t x_zero = 0;               // in the u8 domain
-  std::vector<int8_t> row_weights;  // the weights for the row kernel, where it applies
+  int32_t x_zero = 0;                 // in the u8 domain
+  std::vector<int8_t> row_weights;    // the weights for the row kernel, where it applies
+  std::vector<int32_t> quad_weights;  // groups' weights 4 inputs a dword, where they apply
 };
 
 // From the op's inputs (filters, zero points, factors and bias with their data).
@@ -99,6 +100,7 @@ std::shared_ptr<const DepthwiseConstants> depthwise_constants(const Geometry& g,
   }
   d->row_weights = depthwise_int8_row_weights(d->weights.data(), C, width, g.w.kernel[1], g.w.kernel[2], g.w.stride[2],
                                               g.w.dilation[2]);
+  if (width > 1) d->quad_weights = depthwise_int8_quad_weights(d->weights.data(), C, width, taps);
   if (g.dequantize) d->scale = per_channel<float>(*in[4], C, f32_at);
   if (g.has_bias) d->bias.assign(in[5]->as<float>(), in[5]->as<float>() + C);
   return d;
@@ -117,6 +119,7 @@ KernelFn prepare_depthwise(const PrepareContext& ctx, const Geometry& g) {
   if (known) planned = depthwise_constants(g, inputs.data());
   ctx.note_kernel(std::string(g.group == g.C ? "depthwise" : "narrow-group") + " integer " + depthwise_int8_isa() +
                   (planned && !planned->row_weights.empty() ? " by kernel rows" : "") +
+                  (planned && !planned->quad_weights.empty() ? " by input quads" : "") +
                   (g.out_nhwc ? " in NHWC" : " in NCHW") + (g.requantize ? " to u8" : ""));
   return [g, planned](const KernelArgs& k) {
     const int64_t C = g.C, plane = g.plane(), positions = g.positions(), width = C / g.group;
@@ -133,6 +136,7 @@ KernelFn prepare_depthwise(const PrepareContext& ctx, const Geometry& g) {
     p.weights = d->weights.data();
     p.channel_add = d->channel_add.data();
     p.row_weights = d->row_weights.empty() ? nullptr : d->row_weights.data();
+    p.quad_weights = d->quad_weights.empty() ? nullptr : d->quad_weights.data();
     p.channel_stride = g.out_nhwc ? 1 : positions;
     p.pixel_stride = g.out_nhwc ? C : 1;
     p.scale = g.dequantize ? d->scale.data() : nullptr;

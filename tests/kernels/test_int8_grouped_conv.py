@@ -6,7 +6,7 @@ convolution exactly (s32 outputs) or its f32 dequantization to rounding. The cas
 MobileNet's 3x3 stride 1 and 2, padding, dilation, channel counts off the vector width,
 every operand type pairing, zero points per tensor, per channel and at the ends of their
 ranges, channel multipliers, ResNeXt-style groups, 1-D windows, NCHW and NHWC, both thread
-counts, and (where the op has that form) requantization to u8 with and without relu, equal
+counts, weights within s8 (groups' inputs 4 a VPDPBUSD), and (where the op has that form) requantization to u8 with and without relu, equal
 byte for byte to aiov.Quantize of the f32 result."""
 
 import json
@@ -52,7 +52,14 @@ cases = [((1, 32, 9, 32, 3, 1, 1, 1, 32, 2), np.uint8, np.int8, "random"),
          ((1, 40, 9, 40, 3, 1, 1, 1, 10, 2), np.uint8, np.int8, "random"),
          ((2, 32, 7, 32, 3, 2, 1, 1, 16, 2), np.int8, np.uint8, "extreme"),
          ((1, 48, 6, 48, 3, 1, 1, 1, 3, 2), np.uint8, np.int8, "tensor"),
-         ((1, 64, 6, 64, 3, 1, 1, 1, 2, 2), np.uint8, np.int8, "random")]
+         ((1, 64, 6, 64, 3, 1, 1, 1, 2, 2), np.uint8, np.int8, "random"),
+         # weights zero-centred (within s8): groups of 4, 8 and 16 take 4 inputs a VPDPBUSD;
+         # wav2vec2's positional convolution (1-D, 16 taps, 4 groups of 8); channels off 16
+         ((1, 64, 14, 64, 3, 1, 1, 1, 8, 2), np.uint8, np.int8, "symmetric"),
+         ((1, 40, 9, 40, 3, 2, 1, 1, 10, 2), np.int8, np.int8, "symmetric"),
+         ((2, 48, 6, 48, 3, 1, 1, 1, 3, 2), np.uint8, np.int8, "symmetric"),
+         ((1, 24, 7, 24, 3, 1, 1, 1, 3, 2), np.uint8, np.int8, "symmetric"),
+         ((2, 32, 39, 32, 16, 1, 8, 1, 4, 1), np.uint8, np.int8, "symmetric")]
 for (n, c, h, o, k, stride, pad, dil, group, spatial), xt, wt, zeros in cases:
     x, w = ints(xt, (n, c) + (h,) * spatial), ints(wt, (o, c // group) + (k,) * spatial)
     za, zw = ints(xt, ()), ints(wt, (o,))
@@ -62,6 +69,8 @@ for (n, c, h, o, k, stride, pad, dil, group, spatial), xt, wt, zeros in cases:
         w[:] = np.iinfo(wt).max
     elif zeros == "tensor":
         zw = ints(wt, ())
+    elif zeros == "symmetric":
+        zw = np.zeros(o, wt)
     ref = conv_ref(x, w, za, zw, stride, pad, dil, group).astype(np.int32)
     attrs = {"strides": [stride] * spatial, "pads_begin": [pad] * spatial, "pads_end": [pad] * spatial,
              "dilations": [dil] * spatial, "group": group}
@@ -119,8 +128,8 @@ def test_grouped_conv_path_matches_integer_reference(isa, run_capped):
         pytest.skip(f"this CPU has no {isa}")
     result = json.loads(run_capped(SCRIPT, 300, AIOV_INT8_ISA=isa, AIOV_GEMM_ISA=None))
     assert result["isa"] == isa  # the forced path is the one that ran
-    assert result["convs"] == 32
-    assert result["requantized"] == 60
+    assert result["convs"] == 42
+    assert result["requantized"] == 76
 
 
 def test_bad_groups_are_named():
@@ -232,7 +241,7 @@ checked = requantized = 0
 # Depthwise windows whose weights less their zero point fit s8 (the row kernel's VPDPBUSD):
 # channels off 16 and 64 (a last block of 16 or 32 takes several pixels a vector, gathered at
 # stride 2), every width from 1 to 20 (no pixel inside, a few, runs with leftovers), stride 1
-# and 2 along the width, padding at each border alike and not, 3x3 and 5x5 (two groups of 4
+# and 2 along the width, padding at each border alike and not, 3x3, 5x5 and 7x7 (two groups of 4
 # kernel rows) and windows of 1 to 7 rows, odd and even output heights (two rows a pass, the
 # last alone), dilation and stride along the height, u8 weights about 128, batch 2.
 # (channels, height, width, kernel (or (rows, columns)), strides, pads t/l/b/r, dilations,
@@ -256,7 +265,18 @@ cases += [(96, 9, 17, 3, (2, 2), (1, 1, 1, 1), (1, 1), np.int8, 1),
           (96, 5, 13, (2, 3), (1, 2), (1, 1, 0, 1), (1, 1), np.int8, 1),
           (32, 6, 10, (4, 3), (1, 1), (1, 1, 2, 1), (1, 1), np.int8, 1),
           (16, 8, 9, (6, 5), (2, 1), (2, 2, 3, 2), (1, 1), np.int8, 1),
-          (64, 9, 11, (7, 5), (1, 1), (3, 2, 3, 2), (1, 1), np.int8, 1)]
+          (64, 9, 11, (7, 5), (1, 1), (3, 2, 3, 2), (1, 1), np.int8, 1),
+          # windows 7 wide (ConvNeXt's 7x7 with padding 3): 8 channels (one pixel a vector, most
+          # columns over the padding), 16 and 32 (several pixels a vector, edges one by one), off
+          # 16 and 64; stride 2 either way; 3 and 1 rows (no two-row pass); an image narrower
+          # than the window; u8 weights
+          (8, 8, 8, 7, (1, 1), (3, 3, 3, 3), (1, 1), np.int8, 2),
+          (16, 6, 13, 7, (1, 1), (3, 3, 3, 3), (1, 1), np.int8, 1),
+          (32, 7, 16, 7, (2, 2), (3, 3, 3, 3), (1, 1), np.int8, 1),
+          (70, 9, 15, 7, (1, 2), (3, 2, 1, 3), (1, 1), np.int8, 1),
+          (24, 6, 12, (3, 7), (1, 1), (1, 3, 1, 3), (1, 1), np.int8, 1),
+          (144, 5, 11, (1, 7), (1, 1), (0, 3, 0, 3), (1, 1), np.uint8, 1),
+          (16, 4, 4, 7, (1, 1), (3, 3, 3, 3), (1, 1), np.int8, 2)]
 for c, h, width, k, stride, pads, dil, wt, n in cases:
     kh, kw = (k, k) if isinstance(k, int) else k
     x = rng.integers(0, 256, (n, c, h, width)).astype(np.uint8)
@@ -338,6 +358,6 @@ def test_depthwise_row_kernel_matches_integer_reference(isa, run_capped):
         pytest.skip(f"this CPU has no {isa}")
     result = json.loads(run_capped(ROW_SCRIPT, 600, AIOV_INT8_ISA=isa, AIOV_GEMM_ISA=None))
     assert result["isa"] == isa
-    assert result["checked"] == 4 * 35
+    assert result["checked"] == 4 * 42
     assert result["requantized"] == 2 * result["checked"]
     assert result["rows"] == (isa == "avx512_vnni")  # the row kernel ran where the CPU has it
