@@ -569,9 +569,32 @@ std::vector<Dims> continuation_key(const ShapePlan& plan, const std::vector<Dims
 }
 
 namespace {
+// Drops the steps of a last stage whose outputs no step and no model output reads: a node
+// read only for its shape (a ShapeOf, folded when the plan is built) does not run. Graph
+// passes leave such nodes when a rewrite reads a shape the old chain computed (fuse_attention's
+// sequence-first heads; torch's exports size reshapes and scales from the tensors they cut).
+void drop_unread_steps(ShapePlan& plan, const PlanValues& values, const std::vector<Value>& graph_outputs) {
+  std::vector<bool> read(plan.values.size(), false);
+  for (const Value& o : graph_outputs) read[values.id(o)] = true;
+  std::vector<bool> keep(plan.steps.size(), false);
+  for (size_t si = plan.steps.size(); si-- > 0;) {
+    const Step& st = plan.steps[si];
+    bool needed = OpRegistry::instance().get(st.node->op).stateful;
+    for (int v : st.outs) needed = needed || read[v];
+    if (!needed) continue;
+    keep[si] = true;
+    for (int v : st.ins) read[v] = true;
+  }
+  std::vector<Step> steps;
+  for (size_t si = 0; si < plan.steps.size(); ++si)
+    if (keep[si]) steps.push_back(std::move(plan.steps[si]));
+  plan.steps = std::move(steps);
+}
+
 // The stage's values placed: model outputs only in the last stage, the rest in the arena.
 void place_values(ShapePlan& plan, const PlanValues& values, const std::vector<Value>& graph_outputs) {
   if (!plan.resume) {
+    drop_unread_steps(plan, values, graph_outputs);
     for (const Value& o : graph_outputs) plan.output_values.push_back(values.id(o));
     place_outputs(plan, values.alias_root);
   }

@@ -220,3 +220,30 @@ def test_many_threads_share_the_pool_without_oversubscribing():
         t.join()
     assert errors == []
     assert _core.pool_size() == int(os.environ.get("AIOV_NUM_THREADS", 0) or _core.hardware_threads())
+
+
+def test_a_node_read_only_for_its_shape_does_not_run():
+    # The Transpose feeds only a Shape (sizing a Reshape): the plan knows the shape without
+    # running it, so it has no step; the Exp, read by the output, still runs.
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0]),
+        helper.make_node("Shape", ["t"], ["shape"]),
+        helper.make_node("Exp", ["x"], ["e"]),
+        helper.make_node("Reshape", ["e", "shape"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["a", "b"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    compiled = ov.compile_model(model.SerializeToString(), "CPU", {"PERF_COUNT": True})
+    request = compiled.create_infer_request()
+    x = np.arange(6, dtype=np.float32).reshape(2, 3) / 6
+    got = request.infer({"x": x})[0]
+    np.testing.assert_allclose(got, np.exp(x).reshape(3, 2), rtol=1e-6)
+    types = [p.node_type for p in request.get_profiling_info()]
+    assert "Transpose" not in types and "Exp" in types

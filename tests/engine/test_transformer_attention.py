@@ -164,3 +164,64 @@ def test_bf16_attention_follows_f32_for_every_mask_and_shape(mask_kind):
         np.testing.assert_allclose(got, want, rtol=0, atol=3e-2 * float(np.abs(want).max()))
         types = [p.node_type for p in request.get_profiling_info()]
         assert "aiov.Attention" in types and "Softmax" not in types
+
+
+def seq_first_attention(seq, batch, heads, head_size, split=None):
+    """torch's nn.MultiheadAttention on sequence-first rows x [seq, batch, heads * head_size]:
+    per-head Q, K, V split as Reshape(Transpose(Reshape(t, [seq, batch * heads, head_size]),
+    [1, 0, 2]), [batch, heads, seq, head_size]), Q and K^T each scaled by sqrt(1 / sqrt(head
+    size)) (scaled_dot_product_attention's export), context merged back by Transpose [2, 0, 1, 3].
+    `split` overrides the [batch, heads, seq, head_size] target (a split that is no head split)."""
+    g = z.GraphBuilder(seed=5)
+    hidden = heads * head_size
+    split = split or [batch, heads, seq, head_size]
+    root_scale = g.const(np.array([(1 / np.sqrt(head_size)) ** 0.5], np.float32))
+
+    def split_heads(t):
+        rows = g.op("Reshape", [t, g.const(np.array([seq, batch * heads, head_size], np.int64))])
+        t = g.op("Transpose", [rows], perm=[1, 0, 2])
+        return g.op("Reshape", [t, g.const(np.array(split, np.int64))])
+
+    q, k, v = (split_heads(g.dense("x", hidden, hidden)) for _ in range(3))
+    q = g.op("Mul", [q, root_scale])
+    k = g.op("Mul", [g.op("Transpose", [k], perm=[0, 1, 3, 2]), root_scale])
+    probs = g.op("Softmax", [g.op("MatMul", [q, k])], axis=-1)
+    g.op("Transpose", [g.op("MatMul", [probs, v])], perm=[2, 0, 1, 3])
+    return g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, [seq, batch, hidden])])
+
+
+@pytest.mark.parametrize("seq, batch, heads, head_size", [(17, 8, 2, 16), (5, 3, 4, 8), (1, 1, 1, 4)])
+def test_sequence_first_heads_are_fused_and_match_onnxruntime(seq, batch, heads, head_size):
+    proto = seq_first_attention(seq, batch, heads, head_size)
+    feeds = {"x": RNG.standard_normal((seq, batch, heads * head_size)).astype(np.float32)}
+    want = _onnxruntime(proto, feeds)[0]
+    _assert_close(ov.compile_model(proto.SerializeToString())(feeds)[0], want)
+    types = node_types(proto, feeds)
+    assert "aiov.Attention" in types and "Softmax" not in types and "MatMul" not in types
+    bf16 = ov.compile_model(proto.SerializeToString(), config={"INFERENCE_PRECISION_HINT": "bf16"})
+    np.testing.assert_allclose(bf16(feeds)[0], want, rtol=0, atol=3e-2 * float(np.abs(want).max()))
+
+
+def test_a_split_that_mixes_sequence_and_heads_is_left_unfused():
+    # rows [5, 6, 8] transposed to [6, 5, 8] and read back as [3, 5, 2, 8]: "heads" and
+    # "sequence" cut across the rows' positions, so no [b, s, h, d] tensor underlies it.
+    proto = seq_first_attention(5, 3, 2, 8, split=[3, 5, 2, 8])
+    feeds = {"x": RNG.standard_normal((5, 3, 16)).astype(np.float32)}
+    _assert_close(ov.compile_model(proto.SerializeToString())(feeds)[0], _onnxruntime(proto, feeds)[0])
+    types = node_types(proto, feeds)
+    assert "aiov.Attention" not in types and "Softmax" in types
+
+
+def test_vit_runs_fused_attention_at_f32_and_bf16():
+    # torchvision's vit (tests/zoo): nn.MultiheadAttention on sequence-first rows, its
+    # reshape targets computed from the batch (dynamic), its scale computed from the head size.
+    path = os.path.join(ZOO, "vit.onnx")
+    feeds = {"pixels": RNG.standard_normal((8, 3, 32, 32)).astype(np.float32)}
+    want = _onnxruntime(path, feeds)[0]
+    for hint, tolerance in (("f32", 1e-4), ("bf16", 3e-2)):
+        compiled = ov.compile_model(path, "CPU", {"PERF_COUNT": True, "INFERENCE_PRECISION_HINT": hint})
+        request = compiled.create_infer_request()
+        got = request.infer(feeds)[0]
+        np.testing.assert_allclose(got, want, rtol=0, atol=tolerance * float(np.abs(want).max()))
+        types = [p.node_type for p in request.get_profiling_info()]
+        assert types.count("aiov.Attention") == 2 and "Softmax" not in types and "MatMul" not in types

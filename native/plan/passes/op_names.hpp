@@ -22,6 +22,7 @@ namespace aiov {
   X(Erf, "Erf")                                \
   X(FusedConv, "aiov.FusedConv")               \
   X(FusedMatMul, "aiov.FusedMatMul")           \
+  X(Gather, "Gather")                          \
   X(Gelu, "Gelu")                              \
   X(LayerNorm, "aiov.LayerNorm")               \
   X(LRN, "LRN")                                \
@@ -42,6 +43,7 @@ namespace aiov {
   X(Relu, "Relu")                              \
   X(Reshape, "Reshape")                        \
   X(RMSNorm, "aiov.RMSNorm")                   \
+  X(ShapeOf, "ShapeOf")                        \
   X(Sigmoid, "Sigmoid")                        \
   X(Softmax, "Softmax")                        \
   X(Sqrt, "Sqrt")                              \
