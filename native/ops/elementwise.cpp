@@ -948,23 +948,42 @@ KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
       float* y = k.out[0]->as<float>();
       std::vector<const float*> in(g.inputs);
       for (size_t i = 0; i < g.inputs; ++i) in[i] = k.in[i]->as<float>();
+      const size_t dims = g.outer.size();
       auto run_blocks = [&](int64_t b0, int64_t b1) {
         alignas(64) float t[kBlock];
-        std::vector<int64_t> off((size_t)(rows_per_block * inputs));
+        std::vector<int64_t> off((size_t)(rows_per_block * inputs)), at((size_t)inputs), idx(dims);
+        // Rows run in order: the offsets step like an odometer from the first row's (a row's
+        // offsets from scratch take two divisions per dim, most of a short row's time).
+        g.row_offsets(b0 * rows_per_block, at.data());
+        for (int64_t d = (int64_t)dims - 1, r = b0 * rows_per_block; d >= 0; --d) {
+          idx[(size_t)d] = r % g.outer[(size_t)d];
+          r /= g.outer[(size_t)d];
+        }
         for (int64_t b = b0; b < b1; ++b) {
           const int64_t r0 = b * rows_per_block, block_rows = std::min(rows_per_block, rows - r0);
           const int64_t n = block_rows * inner;
-          for (int64_t r = 0; r < block_rows; ++r) g.row_offsets(r0 + r, off.data() + r * inputs);
+          for (int64_t r = 0; r < block_rows; ++r) {
+            std::copy_n(at.data(), inputs, off.data() + r * inputs);
+            for (int64_t d = (int64_t)dims - 1; d >= 0; --d) {
+              const int64_t* stride = g.strides.data() + d * inputs;
+              if (++idx[(size_t)d] < g.outer[(size_t)d]) {
+                for (int64_t i = 0; i < inputs; ++i) at[(size_t)i] += stride[i];
+                break;
+              }
+              idx[(size_t)d] = 0;
+              for (int64_t i = 0; i < inputs; ++i) at[(size_t)i] -= (g.outer[(size_t)d] - 1) * stride[i];
+            }
+          }
           std::copy_n(x + r0 * inner, n, t);
           for (const ChainStep& s : steps) {
             if (s.operand < 0) {
               s.run(t, nullptr, 0, n, s.swapped, s.alpha, s.beta);
               continue;
             }
+            const float* v = in[s.operand];
             const int64_t step = g.inner_step[s.operand];
             for (int64_t r = 0; r < block_rows; ++r)
-              s.run(t + r * inner, in[s.operand] + off[r * inputs + s.operand], step, inner, s.swapped, s.alpha,
-                    s.beta);
+              s.run(t + r * inner, v + off[r * inputs + s.operand], step, inner, s.swapped, s.alpha, s.beta);
           }
           std::copy_n(t, n, y + r0 * inner);
         }
