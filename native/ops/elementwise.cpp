@@ -815,6 +815,19 @@ AIOV_MULTIVERSION void scale_shift_run(const float* __restrict x, float* __restr
   }
 }
 
+// Each row's one value (v at the row's offset) along its row of dst, in whole runs of 16 that
+// pass the row's end: the next row's run overwrites the excess, so no row pays a scalar tail
+// (dst holds 16 spare floats for the last row's).
+AIOV_MULTIVERSION void spread_row_values(float* __restrict dst, const float* __restrict v, const int64_t* off,
+                                         int64_t off_step, int64_t rows, int64_t inner) {
+  const int64_t padded = (inner + 15) / 16 * 16;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float c = v[off[r * off_step]];
+    float* __restrict row = dst + r * inner;
+    for (int64_t j = 0; j < padded; ++j) row[j] = c;
+  }
+}
+
 KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
   const Node& node = ctx.node;
   std::vector<ChainStep> steps;
@@ -951,6 +964,7 @@ KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
       const size_t dims = g.outer.size();
       auto run_blocks = [&](int64_t b0, int64_t b1) {
         alignas(64) float t[kBlock];
+        alignas(64) float spread[kBlock + 16];
         std::vector<int64_t> off((size_t)(rows_per_block * inputs)), at((size_t)inputs), idx(dims);
         // Rows run in order: the offsets step like an odometer from the first row's (a row's
         // offsets from scratch take two divisions per dim, most of a short row's time).
@@ -981,9 +995,14 @@ KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
               continue;
             }
             const float* v = in[s.operand];
-            const int64_t step = g.inner_step[s.operand];
+            if (g.inner_step[s.operand] == 0) {
+              // One value a row (a per-channel scale): spread along the block, then one call.
+              spread_row_values(spread, v, off.data() + s.operand, inputs, block_rows, inner);
+              s.run(t, spread, 1, n, s.swapped, s.alpha, s.beta);
+              continue;
+            }
             for (int64_t r = 0; r < block_rows; ++r)
-              s.run(t + r * inner, v + off[r * inputs + s.operand], step, inner, s.swapped, s.alpha, s.beta);
+              s.run(t + r * inner, v + off[r * inputs + s.operand], 1, inner, s.swapped, s.alpha, s.beta);
           }
           std::copy_n(t, n, y + r0 * inner);
         }
