@@ -880,7 +880,8 @@ KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
   const bool scale_shift = merge_rows && (steps.size() == 2 || (steps.size() == 3 && step_ops[2] == "Relu")) &&
                            step_ops[0] == "Multiply" && step_ops[1] == "Add" && per_row(steps[0]) && per_row(steps[1]);
   if (scale_shift) {
-    const int64_t rows_per_block = kBlock / g.inner, block = rows_per_block * g.inner;
+    // A block no longer than the tensor: the operands are spread along it on every call.
+    const int64_t rows_per_block = std::min(kBlock / g.inner, g.total / g.inner), block = rows_per_block * g.inner;
     const int scale_in = steps[0].operand, shift_in = steps[1].operand;
     const bool relu = steps.size() == 3;
     return [g, kinds, rows_per_block, block, scale_in, shift_in, relu](const KernelArgs& k) {
@@ -888,18 +889,20 @@ KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
       const float* x = k.in[0]->as<float>();
       float* y = k.out[0]->as<float>();
       // Each operand repeated (or its one value spread) along a block.
-      auto spread = [&](int i) {
-        std::vector<float> v((size_t)block);
+      alignas(64) float scale[kBlock], shift[kBlock];
+      auto spread = [&](int i, float* v) {
         const float* src = k.in[i]->as<float>();
-        for (int64_t r = 0; r < rows_per_block; ++r)
-          for (int64_t c = 0; c < inner; ++c) v[r * inner + c] = kinds[i] == Rows::scalar ? src[0] : src[c];
-        return v;
+        if (kinds[i] == Rows::scalar)
+          std::fill_n(v, block, src[0]);
+        else
+          for (int64_t r = 0; r < rows_per_block; ++r) std::copy_n(src, inner, v + r * inner);
       };
-      const std::vector<float> scale = spread(scale_in), shift = spread(shift_in);
+      spread(scale_in, scale);
+      spread(shift_in, shift);
       auto run_blocks = [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
           const int64_t at = b * block, n = std::min(block, (rows - b * rows_per_block) * inner);
-          scale_shift_run(x + at, y + at, scale.data(), shift.data(), n, relu);
+          scale_shift_run(x + at, y + at, scale, shift, n, relu);
         }
       };
       const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;

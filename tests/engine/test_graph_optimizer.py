@@ -300,7 +300,8 @@ def test_elementwise_chains_over_short_rows_run_blocks_of_rows(shape, monkeypatc
     assert node_types(proto, feeds).count("aiov.ElementwiseChain") == 1
 
 
-@pytest.mark.parametrize("shape", [(3, 7, 5, 24), (8, 16, 16, 40)])  # a last part-block; shared over the pool
+# Fewer rows than a block; a last part-block; shared over the pool.
+@pytest.mark.parametrize("shape", [(2, 1, 3, 24), (3, 7, 5, 24), (8, 16, 16, 40)])
 @pytest.mark.parametrize("relu", [True, False])
 def test_per_channel_scale_and_shift_chain_runs_in_one_pass(shape, relu, monkeypatch):
     # DenseNet's BatchNorm (a per-channel Multiply and Add, here the scale one value) and Relu
