@@ -815,6 +815,19 @@ AIOV_MULTIVERSION void scale_shift_run(const float* __restrict x, float* __restr
   }
 }
 
+// Each row's one value (v at the row's offset) along its row of dst, in whole runs of 16 that
+// pass the row's end: the next row's run overwrites the excess, so no row pays a scalar tail
+// (dst holds 16 spare floats for the last row's).
+AIOV_MULTIVERSION void spread_row_values(float* __restrict dst, const float* __restrict v, const int64_t* off,
+                                         int64_t off_step, int64_t rows, int64_t inner) {
+  const int64_t padded = (inner + 15) / 16 * 16;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float c = v[off[r * off_step]];
+    float* __restrict row = dst + r * inner;
+    for (int64_t j = 0; j < padded; ++j) row[j] = c;
+  }
+}
+
 KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
   const Node& node = ctx.node;
   std::vector<ChainStep> steps;
@@ -867,7 +880,8 @@ KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
   const bool scale_shift = merge_rows && (steps.size() == 2 || (steps.size() == 3 && step_ops[2] == "Relu")) &&
                            step_ops[0] == "Multiply" && step_ops[1] == "Add" && per_row(steps[0]) && per_row(steps[1]);
   if (scale_shift) {
-    const int64_t rows_per_block = kBlock / g.inner, block = rows_per_block * g.inner;
+    // A block no longer than the tensor: the operands are spread along it on every call.
+    const int64_t rows_per_block = std::min(kBlock / g.inner, g.total / g.inner), block = rows_per_block * g.inner;
     const int scale_in = steps[0].operand, shift_in = steps[1].operand;
     const bool relu = steps.size() == 3;
     return [g, kinds, rows_per_block, block, scale_in, shift_in, relu](const KernelArgs& k) {
@@ -875,18 +889,20 @@ KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
       const float* x = k.in[0]->as<float>();
       float* y = k.out[0]->as<float>();
       // Each operand repeated (or its one value spread) along a block.
-      auto spread = [&](int i) {
-        std::vector<float> v((size_t)block);
+      alignas(64) float scale[kBlock], shift[kBlock];
+      auto spread = [&](int i, float* v) {
         const float* src = k.in[i]->as<float>();
-        for (int64_t r = 0; r < rows_per_block; ++r)
-          for (int64_t c = 0; c < inner; ++c) v[r * inner + c] = kinds[i] == Rows::scalar ? src[0] : src[c];
-        return v;
+        if (kinds[i] == Rows::scalar)
+          std::fill_n(v, block, src[0]);
+        else
+          for (int64_t r = 0; r < rows_per_block; ++r) std::copy_n(src, inner, v + r * inner);
       };
-      const std::vector<float> scale = spread(scale_in), shift = spread(shift_in);
+      spread(scale_in, scale);
+      spread(shift_in, shift);
       auto run_blocks = [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
           const int64_t at = b * block, n = std::min(block, (rows - b * rows_per_block) * inner);
-          scale_shift_run(x + at, y + at, scale.data(), shift.data(), n, relu);
+          scale_shift_run(x + at, y + at, scale, shift, n, relu);
         }
       };
       const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
@@ -932,6 +948,72 @@ KernelFn prepare_elementwise_chain(const PrepareContext& ctx) {
       const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
       if (g.total >= 2 * kParallelGrain && k.ctx->pool)
         k.ctx->pool->parallel_for(blocks, std::max<int64_t>(1, kParallelGrain / block), run_blocks, k.ctx->max_threads);
+      else
+        run_blocks(0, blocks);
+    };
+  }
+  if (g.total > 0 && g.inner > 0 && g.inner < kBlock / 2) {
+    // Short rows against operands that differ from row to row (wav2vec2's GroupNorm scale and
+    // shift, one value per channel of an NCW row of 79, then erf-Gelu): the binary steps run
+    // row by row from each row's offsets, but the copies and every unary step run over a block
+    // of whole rows at once, so the vectorized Gelu sees 1024 values a call, not 79 and a tail.
+    const int64_t rows_per_block = kBlock / g.inner;
+    return [steps, g, rows_per_block](const KernelArgs& k) {
+      const int64_t inner = g.inner, rows = g.total / inner, inputs = (int64_t)g.inputs;
+      const float* x = k.in[0]->as<float>();
+      float* y = k.out[0]->as<float>();
+      std::vector<const float*> in(g.inputs);
+      for (size_t i = 0; i < g.inputs; ++i) in[i] = k.in[i]->as<float>();
+      const size_t dims = g.outer.size();
+      auto run_blocks = [&](int64_t b0, int64_t b1) {
+        alignas(64) float t[kBlock];
+        alignas(64) float spread[kBlock + 16];
+        std::vector<int64_t> off((size_t)(rows_per_block * inputs)), at((size_t)inputs), idx(dims);
+        // Rows run in order: the offsets step like an odometer from the first row's (a row's
+        // offsets from scratch take two divisions per dim, most of a short row's time).
+        g.row_offsets(b0 * rows_per_block, at.data());
+        for (int64_t d = (int64_t)dims - 1, r = b0 * rows_per_block; d >= 0; --d) {
+          idx[(size_t)d] = r % g.outer[(size_t)d];
+          r /= g.outer[(size_t)d];
+        }
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t r0 = b * rows_per_block, block_rows = std::min(rows_per_block, rows - r0);
+          const int64_t n = block_rows * inner;
+          for (int64_t r = 0; r < block_rows; ++r) {
+            std::copy_n(at.data(), inputs, off.data() + r * inputs);
+            for (int64_t d = (int64_t)dims - 1; d >= 0; --d) {
+              const int64_t* stride = g.strides.data() + d * inputs;
+              if (++idx[(size_t)d] < g.outer[(size_t)d]) {
+                for (int64_t i = 0; i < inputs; ++i) at[(size_t)i] += stride[i];
+                break;
+              }
+              idx[(size_t)d] = 0;
+              for (int64_t i = 0; i < inputs; ++i) at[(size_t)i] -= (g.outer[(size_t)d] - 1) * stride[i];
+            }
+          }
+          std::copy_n(x + r0 * inner, n, t);
+          for (const ChainStep& s : steps) {
+            if (s.operand < 0) {
+              s.run(t, nullptr, 0, n, s.swapped, s.alpha, s.beta);
+              continue;
+            }
+            const float* v = in[s.operand];
+            if (g.inner_step[s.operand] == 0) {
+              // One value a row (a per-channel scale): spread along the block, then one call.
+              spread_row_values(spread, v, off.data() + s.operand, inputs, block_rows, inner);
+              s.run(t, spread, 1, n, s.swapped, s.alpha, s.beta);
+              continue;
+            }
+            for (int64_t r = 0; r < block_rows; ++r)
+              s.run(t + r * inner, v + off[r * inputs + s.operand], 1, inner, s.swapped, s.alpha, s.beta);
+          }
+          std::copy_n(t, n, y + r0 * inner);
+        }
+      };
+      const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
+      if (g.total >= 2 * kParallelGrain && k.ctx->pool)
+        k.ctx->pool->parallel_for(blocks, std::max<int64_t>(1, kParallelGrain / (rows_per_block * inner)), run_blocks,
+                                  k.ctx->max_threads);
       else
         run_blocks(0, blocks);
     };

@@ -300,7 +300,8 @@ def test_elementwise_chains_over_short_rows_run_blocks_of_rows(shape, monkeypatc
     assert node_types(proto, feeds).count("aiov.ElementwiseChain") == 1
 
 
-@pytest.mark.parametrize("shape", [(3, 7, 5, 24), (8, 16, 16, 40)])  # a last part-block; shared over the pool
+# Fewer rows than a block; a last part-block; shared over the pool.
+@pytest.mark.parametrize("shape", [(2, 1, 3, 24), (3, 7, 5, 24), (8, 16, 16, 40)])
 @pytest.mark.parametrize("relu", [True, False])
 def test_per_channel_scale_and_shift_chain_runs_in_one_pass(shape, relu, monkeypatch):
     # DenseNet's BatchNorm (a per-channel Multiply and Add, here the scale one value) and Relu
@@ -314,6 +315,70 @@ def test_per_channel_scale_and_shift_chain_runs_in_one_pass(shape, relu, monkeyp
     feeds["x"][0, 0, 0, :3] = [np.nan, -np.inf, np.inf]
     check(proto, feeds, monkeypatch, rtol=1e-6, atol=1e-6)
     assert node_types(proto, feeds).count("aiov.ElementwiseChain") == 1
+
+
+NCW_SCALE_SHIFT_GELU = r"""
+import json, math, sys
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+import aiov as ov
+
+rng = np.random.default_rng(31)
+erf = np.vectorize(math.erf)
+
+
+def model(shape):
+    # wav2vec2's GroupNorm affine (one scale and shift per channel of an NCW row), an operand of
+    # x's whole shape, then erf-Gelu as torch exports it.
+    c = shape[1]
+    inits = [
+        numpy_helper.from_array(rng.uniform(0.5, 2, (c, 1)).astype(np.float32), "scale"),
+        numpy_helper.from_array(rng.standard_normal((c, 1)).astype(np.float32), "shift"),
+        numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), "full"),
+        numpy_helper.from_array(np.float32(math.sqrt(2)), "sqrt2"),
+        numpy_helper.from_array(np.float32(1), "one"),
+        numpy_helper.from_array(np.float32(0.5), "half"),
+    ]
+    nodes = [
+        helper.make_node("Mul", ["x", "scale"], ["m"]),
+        helper.make_node("Add", ["m", "shift"], ["a"]),
+        helper.make_node("Sub", ["a", "full"], ["h"]),
+        helper.make_node("Div", ["h", "sqrt2"], ["d"]),
+        helper.make_node("Erf", ["d"], ["e"]),
+        helper.make_node("Add", ["e", "one"], ["e1"]),
+        helper.make_node("Mul", ["h", "e1"], ["g"]),
+        helper.make_node("Mul", ["g", "half"], ["y"]),
+    ]
+    io = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, list(shape))
+    graph = helper.make_graph(nodes, "ncw", [io("x")], [io("y")], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), inits
+
+
+worst = 0.0
+for shape, threads in [((3, 5, w), 1) for w in (1, 7, 79, 200)] + [((8, 64, 200), 0), ((16, 64, 79), 0)]:
+    proto, inits = model(shape)
+    scale, shift, full = (numpy_helper.to_array(t) for t in inits[:3])
+    x = (rng.standard_normal(shape) * 3).astype(np.float32)
+    x.flat[:: max(1, x.size // 5)] *= 10  # past erf's fit
+    compiled = ov.compile_model(proto.SerializeToString(), "CPU", {"INFERENCE_NUM_THREADS": threads, "PERF_COUNT": True})
+    request = compiled.create_infer_request()
+    got = next(iter(request.infer({"x": x}).values()))
+    types = [p.node_type for p in request.get_profiling_info()]
+    assert types == ["aiov.ElementwiseChain"], types
+    h = x.astype(np.float64) * scale + shift - full
+    want = 0.5 * h * (1 + erf(h / math.sqrt(2)))
+    worst = max(worst, float(np.max(np.abs(got - want) / (1 + np.abs(want)))))
+print(json.dumps(worst))
+"""
+
+
+@pytest.mark.parametrize("isa", [None, "avx2"])  # the CPU's own Gelu (AVX-512 here), the portable loop
+def test_ncw_scale_shift_gelu_chain_over_short_rows(isa, run_capped):
+    # Rows of 1, 7, 79 and 200 values with operands that change from row to row: the binary
+    # steps row by row, Gelu over blocks of whole rows, last blocks part-full, split over the
+    # pool. Against float64 numpy: the f32 steps and erf's fit (4e-7) stay within 1e-5
+    # relative to 1 + |y|.
+    assert float(run_capped(NCW_SCALE_SHIFT_GELU, 120, AIOV_GEMM_ISA=isa)) < 1e-5
 
 
 def test_elementwise_chain_keeps_values_used_elsewhere(monkeypatch):
