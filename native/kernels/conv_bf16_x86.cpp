@@ -161,59 +161,25 @@ void conv_rows_narrow(const Bf16ConvTile& t) {
   }
 }
 
-template <int MR>
-void conv_tile_narrow(const Bf16ConvTile& t) {
-  switch (t.out.rows) {
-#define AIOV_CONV_ROWS(R)            \
-  case R:                            \
-    if constexpr (R <= MR) {         \
-      return conv_rows_narrow<R>(t); \
-    }                                \
-    break;
-    AIOV_CONV_ROWS(1)
-    AIOV_CONV_ROWS(2)
-    AIOV_CONV_ROWS(3)
-    AIOV_CONV_ROWS(4)
-    AIOV_CONV_ROWS(5)
-    AIOV_CONV_ROWS(6)
-    AIOV_CONV_ROWS(7)
-    AIOV_CONV_ROWS(8)
-    AIOV_CONV_ROWS(9)
-    AIOV_CONV_ROWS(10)
-    AIOV_CONV_ROWS(11)
-    AIOV_CONV_ROWS(12)
-#undef AIOV_CONV_ROWS
-    default:
-      break;
+// Calls run(std::integral_constant<int, R>()) for R = rows, 1 <= R <= MR (more rows are an
+// error of the driver): each row count its own compiled kernel.
+template <int MR, int R = 1, typename Run>
+void with_rows(int rows, const Run& run) {
+  if constexpr (R <= MR) {
+    if (rows == R) return run(std::integral_constant<int, R>());
+    with_rows<MR, R + 1>(rows, run);
   }
 }
 
-// Rows 1 .. MR (the most for NV vectors of columns; more rows are an error of the driver).
+template <int MR>
+void conv_tile_narrow(const Bf16ConvTile& t) {
+  with_rows<MR>(t.out.rows, [&](auto rows) { conv_rows_narrow<decltype(rows)::value>(t); });
+}
+
+// NV vectors of columns.
 template <int NV, int MR>
 void conv_tile_cols(const Bf16ConvTile& t) {
-  switch (t.out.rows) {
-#define AIOV_CONV_ROWS(R)         \
-  case R:                         \
-    if constexpr (R <= MR) {      \
-      return conv_rows<R, NV>(t); \
-    }                             \
-    break;
-    AIOV_CONV_ROWS(1)
-    AIOV_CONV_ROWS(2)
-    AIOV_CONV_ROWS(3)
-    AIOV_CONV_ROWS(4)
-    AIOV_CONV_ROWS(5)
-    AIOV_CONV_ROWS(6)
-    AIOV_CONV_ROWS(7)
-    AIOV_CONV_ROWS(8)
-    AIOV_CONV_ROWS(9)
-    AIOV_CONV_ROWS(10)
-    AIOV_CONV_ROWS(11)
-    AIOV_CONV_ROWS(12)
-#undef AIOV_CONV_ROWS
-    default:
-      break;
-  }
+  with_rows<MR>(t.out.rows, [&](auto rows) { conv_rows<decltype(rows)::value, NV>(t); });
 }
 
 void conv_tile(const Bf16ConvTile& t) {

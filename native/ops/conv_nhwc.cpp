@@ -415,6 +415,16 @@ const float* widened_copy(const uint16_t* x, int64_t count) {
   return buffer.data();
 }
 
+// The direct bf16 kernel's input: bf16 data as it is, or f32 (a planar image copied to NHWC first).
+void direct_bf16_input(const Window2d& g, const KernelArgs& a, bool bf16_in, bool planar_copied, const float*& x,
+                       const uint16_t*& x16) {
+  if (bf16_in)
+    x16 = a.in[0]->as<uint16_t>();
+  else
+    x = planar_copied ? channels_last_copy(g, a.in[0]->as<float>(), a.ctx->pool, a.ctx->max_threads)
+                      : a.in[0]->as<float>();
+}
+
 // Channels per tap up to which a window's kernel rows are read as taps on the direct bf16
 // kernel (fused_conv_kernel): with few channel pairs per tap, the per-tap pointers and the
 // padding's tests cost more than the products.
@@ -695,10 +705,7 @@ KernelFn fused_conv_kernel(const PrepareContext& ctx, bool bf16_residual, bool& 
         const int threads = a.ctx->max_threads;
         const float* x = nullptr;
         const uint16_t* x16 = nullptr;
-        if (bf16_in)
-          x16 = a.in[0]->as<uint16_t>();
-        else
-          x = planar_copied ? channels_last_copy(g, a.in[0]->as<float>(), pool, threads) : a.in[0]->as<float>();
+        direct_bf16_input(g, a, bf16_in, planar_copied, x, x16);
         const uint16_t* padded = padded_nhwc_bf16(g, bottom, right, x, x16, pool, threads);
         Epilogue e = output.at(a, O);
         const uint16_t* residual16 = bf16_residual ? a.in[3]->as<uint16_t>() : nullptr;
@@ -721,10 +728,7 @@ KernelFn fused_conv_kernel(const PrepareContext& ctx, bool bf16_residual, bool& 
       const int threads = a.ctx->max_threads;
       const float* x = nullptr;
       const uint16_t* x16 = nullptr;
-      if (bf16_in)
-        x16 = a.in[0]->as<uint16_t>();
-      else
-        x = planar_copied ? channels_last_copy(g, a.in[0]->as<float>(), pool, threads) : a.in[0]->as<float>();
+      direct_bf16_input(g, a, bf16_in, planar_copied, x, x16);
       const int64_t group = (int64_t)packed->size();
       if (group > 1 && x) {
         x16 = bf16_rounded_copy(x, g.N * g.H * g.W * g.C, pool, threads);
