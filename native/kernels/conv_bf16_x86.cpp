@@ -62,6 +62,29 @@ template <int R, int NV>
   }
 }
 
+// Tap `tap`'s input rows of the tile's R pixels into a; false when every one of them reads the
+// padding (t.zeros), whose products are all zero.
+template <int R>
+[[gnu::always_inline]] inline bool tap_rows(const Bf16ConvTile& t, int tap, const uint16_t* (&a)[R]) {
+  AIOV_UNROLL for (int r = 0; r < R; ++r) a[r] = t.rows[tap * t.rows_ld + r];
+  if (!t.zeros) return true;
+  bool padding = true;
+  AIOV_UNROLL for (int r = 0; r < R; ++r) padding = padding && a[r] == t.zeros;
+  return !padding;
+}
+
+// Channel pair kk of a row as one 32-bit word: both values, or (Half) the first alone, the
+// second taken as zero (an odd channel count's last pair, whose second value is not there).
+template <bool Half>
+[[gnu::always_inline]] inline int32_t pair_at(const uint16_t* row, int64_t kk) {
+  int32_t pair;
+  if constexpr (Half)
+    pair = row[2 * kk];
+  else
+    std::memcpy(&pair, row + 2 * kk, sizeof pair);
+  return pair;
+}
+
 // R pixels x NV zmm of output channels: per channel pair, NV panel loads and R broadcasts of
 // a pixel's pair feed R * NV dot products (24 accumulators at 12 x 2 and 6 x 4).
 template <int R, int NV>
@@ -72,23 +95,13 @@ void conv_rows(const Bf16ConvTile& t) {
   const uint16_t* b = t.b;
   for (int tap = 0; tap < t.taps; ++tap, b += pairs * 32) {
     const uint16_t* a[R];
-    AIOV_UNROLL for (int r = 0; r < R; ++r) a[r] = t.rows[tap * t.rows_ld + r];
-    if (t.zeros) {
-      bool padding = true;
-      AIOV_UNROLL for (int r = 0; r < R; ++r) padding = padding && a[r] == t.zeros;
-      if (padding) continue;  // every product would be zero
-    }
+    if (!tap_rows(t, tap, a)) continue;  // every product would be zero
     // Pair kk of every row: both values, or (half) the first alone, the second taken as zero.
     auto step = [&](int64_t kk, auto half) {
       __m512bh bv[NV];
       AIOV_UNROLL for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + v * stride + kk * 32);
       AIOV_UNROLL for (int r = 0; r < R; ++r) {
-        int32_t pair;
-        if constexpr (half())
-          pair = a[r][2 * kk];
-        else
-          std::memcpy(&pair, a[r] + 2 * kk, sizeof pair);
-        const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+        const __m512bh av = (__m512bh)_mm512_set1_epi32(pair_at<half()>(a[r], kk));
         AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
       }
     };
@@ -111,21 +124,11 @@ void conv_rows_narrow(const Bf16ConvTile& t) {
   const uint16_t* b = t.b;
   for (int tap = 0; tap < t.taps; ++tap, b += pairs * 32) {
     const uint16_t* a[R];
-    AIOV_UNROLL for (int r = 0; r < R; ++r) a[r] = t.rows[tap * t.rows_ld + r];
-    if (t.zeros) {
-      bool padding = true;
-      AIOV_UNROLL for (int r = 0; r < R; ++r) padding = padding && a[r] == t.zeros;
-      if (padding) continue;
-    }
+    if (!tap_rows(t, tap, a)) continue;  // every product would be zero
     auto step = [&](int64_t kk, auto half) {
       const __m256bh bv = (__m256bh)_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kk * 32));
       AIOV_UNROLL for (int r = 0; r < R; ++r) {
-        int32_t pair;
-        if constexpr (half())
-          pair = a[r][2 * kk];
-        else
-          std::memcpy(&pair, a[r] + 2 * kk, sizeof pair);
-        acc[r] = _mm256_dpbf16_ps(acc[r], (__m256bh)_mm256_set1_epi32(pair), bv);
+        acc[r] = _mm256_dpbf16_ps(acc[r], (__m256bh)_mm256_set1_epi32(pair_at<half()>(a[r], kk)), bv);
       }
     };
     const int64_t whole = pairs - (t.odd ? 1 : 0);
