@@ -160,6 +160,9 @@ KIND = {
     "RMS": "LayerNorm/MVN",
     "NormalizeL2": "LayerNorm/MVN",
     "LRN": "LRN",
+    # rotary position embedding: OpenVINO fuses Llama's rotate_half chain into RoPE, aiov into
+    # ONNX's RotaryEmbedding (fuse_rotary_embedding)
+    "RotaryEmbedding": "RoPE",
     # attention: its products of two activations and its softmax, fused or not (see kind_of)
     "aiov.Attention": "Attention",
     "ScaledDotProductAttention": "Attention",

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "executor/executor.hpp"
 #include "ops/attention_common.hpp"
 #include "plan/registry.hpp"
 
@@ -17,7 +18,8 @@ namespace {
 // X is [batch, heads, seq, head_size] or [batch, seq, heads * head_size]; each head vector's
 // first rotary_embedding_dim values are rotated pairwise, pairs being (k, k + dim/2) or, when
 // interleaved, (2k, 2k + 1); the angles' cos/sin come from the caches, row `position_ids[b, s]`
-// of [max_position, dim/2] caches, or row (b, s) of [batch, seq, dim/2] caches without ids.
+// of [max_position, dim/2] caches, or row (b, s) of [batch, seq, dim/2] caches without ids
+// (a batch or seq of 1 broadcast, as the graph's cos and sin were before fuse_rotary_embedding).
 
 std::vector<PortInfo> infer_rotary_embedding(const InferContext& c) {
   const Node& n = c.node;
@@ -42,7 +44,37 @@ std::vector<PortInfo> infer_rotary_embedding(const InferContext& c) {
                        (ids ? " ([max_position, rotary_dim / 2]) with position_ids"
                             : " ([batch, seq, rotary_dim / 2]) without position_ids") +
                        ", got " + c.in[i].shape.str());
-  return {PortInfo{t, x}};
+  PartialShape out = x;
+  // A 4-D X rotated whole has head_size = 2 * the caches' last dim (which prepare checks).
+  const PartialShape& cache = c.in[1].shape;
+  if (x.rank_known && x.rank() == 4 && x.dims[3] < 0 && n.attr_int("rotary_embedding_dim") == 0 && cache.rank_known &&
+      cache.rank() > 0 && cache.dims.back() > 0)
+    out.dims[3] = 2 * cache.dims.back();
+  return {PortInfo{t, out}};
+}
+
+// One head vector's rotation: pairs (k, k + half) (contiguous halves, auto-vectorized) or,
+// interleaved, (2k, 2k + 1); values past the rotary dims are copied.
+void rotate_head(const float* in, float* out, const float* cs, const float* sn, int64_t half, int64_t rotary,
+                 int64_t head, bool interleaved) {
+  if (!interleaved) {
+    const float* __restrict x1 = in;
+    const float* __restrict x2 = in + half;
+    float* __restrict y1 = out;
+    float* __restrict y2 = out + half;
+    for (int64_t k = 0; k < half; ++k) {
+      const float a = x1[k], b = x2[k];
+      y1[k] = cs[k] * a - sn[k] * b;
+      y2[k] = sn[k] * a + cs[k] * b;
+    }
+  } else {
+    for (int64_t k = 0; k < half; ++k) {
+      const float a = in[2 * k], b = in[2 * k + 1];
+      out[2 * k] = cs[k] * a - sn[k] * b;
+      out[2 * k + 1] = sn[k] * a + cs[k] * b;
+    }
+  }
+  if (rotary < head && in != out) std::copy(in + rotary, in + head, out + rotary);
 }
 
 KernelFn prepare_rotary_embedding(const PrepareContext& ctx) {
@@ -69,42 +101,54 @@ KernelFn prepare_rotary_embedding(const PrepareContext& ctx) {
   if (ids && ctx.in[3].shape != Dims{B, S})
     fail("position_ids must be [" + std::to_string(B) + ", " + std::to_string(S) + "], got " +
          dims_str(ctx.in[3].shape));
-  if (!ids && (cache[0] != B || cache[1] != S))
-    fail("without position_ids the caches must be [" + std::to_string(B) + ", " + std::to_string(S) + ", " +
-         std::to_string(half) + "], got " + dims_str(cache));
+  // Without ids the caches are [batch, seq, half]; a batch or seq of 1 serves them all (the
+  // graph pass that makes this op from Llama's export gives one cache row per position).
+  if (!ids && ((cache[0] != B && cache[0] != 1) || (cache[1] != S && cache[1] != 1)))
+    fail("without position_ids the caches must be [" + std::to_string(B) + " (or 1), " + std::to_string(S) +
+         " (or 1), " + std::to_string(half) + "], got " + dims_str(cache));
   const int64_t positions = cache[0];
+  const int64_t cache_batch_step = !ids && cache[0] == 1 ? 0 : S, cache_seq_step = !ids && cache[1] == 1 ? 0 : 1;
   const bool interleaved = n.attr_int("interleaved") != 0;
   const bool ids64 = ids && ctx.in[3].type == ElementType::i64;
   const std::string who = n.describe();
+  // Work per (batch, position) row: its H head vectors; rows are spread over the pool in
+  // blocks once a call has enough of them to pay for it.
+  const int64_t row_values = H * Dh;
   return [=](const KernelArgs& a) {
     const float* X = a.in[0]->as<float>();
     const float* cos_c = a.in[1]->as<float>();
     const float* sin_c = a.in[2]->as<float>();
     float* Y = a.out[0]->as<float>();
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t s = 0; s < S; ++s) {
-        int64_t row = b * S + s;
-        if (ids) {
-          row = ids64 ? a.in[3]->as<int64_t>()[b * S + s] : a.in[3]->as<int32_t>()[b * S + s];
-          if (row < 0 || row >= positions)
-            throw InputError(who + ": position id " + std::to_string(row) + " is outside the caches' " +
-                             std::to_string(positions) + " positions");
-        }
+    std::vector<int64_t> rows;  // each (b, s)'s cache row, checked before any thread starts
+    if (ids) {
+      rows.resize((size_t)(B * S));
+      for (int64_t i = 0; i < B * S; ++i) {
+        const int64_t row = ids64 ? a.in[3]->as<int64_t>()[i] : a.in[3]->as<int32_t>()[i];
+        if (row < 0 || row >= positions)
+          throw InputError(who + ": position id " + std::to_string(row) + " is outside the caches' " +
+                           std::to_string(positions) + " positions");
+        rows[(size_t)i] = row;
+      }
+    }
+    auto run = [&](int64_t first, int64_t last) {
+      for (int64_t bs = first; bs < last; ++bs) {
+        const int64_t b = bs / S, s = bs % S;
+        const int64_t row = ids ? rows[(size_t)bs] : b * cache_batch_step + s * cache_seq_step;
         const float* cs = cos_c + row * half;
         const float* sn = sin_c + row * half;
         for (int64_t h = 0; h < H; ++h) {
-          const int64_t at = four_d ? ((b * H + h) * S + s) * Dh : ((b * S + s) * H + h) * Dh;
-          const float* in = X + at;
-          float* out = Y + at;
-          const int64_t step = interleaved ? 2 : 1, second = interleaved ? 1 : half;
-          for (int64_t k = 0; k < half; ++k) {
-            const float x1 = in[k * step], x2 = in[k * step + second];
-            out[k * step] = cs[k] * x1 - sn[k] * x2;
-            out[k * step + second] = sn[k] * x1 + cs[k] * x2;
-          }
-          std::copy(in + R, in + Dh, out + R);
+          const int64_t at = four_d ? ((b * H + h) * S + s) * Dh : bs * row_values + h * Dh;
+          rotate_head(X + at, Y + at, cs, sn, half, R, Dh, interleaved);
         }
       }
+    };
+    const int64_t total = B * S;
+    constexpr int64_t kValuesPerBlock = 16384;  // below this, threads cost more than they save
+    if (a.ctx && a.ctx->pool && total > 1 && total * row_values >= 2 * kValuesPerBlock)
+      a.ctx->pool->parallel_for(total, std::max<int64_t>(1, kValuesPerBlock / std::max<int64_t>(1, row_values)), run,
+                                a.ctx->max_threads);
+    else
+      run(0, total);
   };
 }
 

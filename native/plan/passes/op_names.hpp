@@ -17,6 +17,7 @@ namespace aiov {
   X(Concat, "Concat")                          \
   X(Convert, "Convert")                        \
   X(Convolution, "Convolution")                \
+  X(Cos, "Cos")                                \
   X(Divide, "Divide")                          \
   X(ElementwiseChain, "aiov.ElementwiseChain") \
   X(Erf, "Erf")                                \
@@ -30,6 +31,7 @@ namespace aiov {
   X(MaxPool, "MaxPool")                        \
   X(Multiply, "Multiply")                      \
   X(MVN, "MVN")                                \
+  X(Negative, "Negative")                      \
   X(Power, "Power")                            \
   X(Quantize, "aiov.Quantize")                 \
   X(QuantizedAdd, "aiov.QuantizedAdd")         \
@@ -43,8 +45,11 @@ namespace aiov {
   X(Relu, "Relu")                              \
   X(Reshape, "Reshape")                        \
   X(RMSNorm, "aiov.RMSNorm")                   \
+  X(RotaryEmbedding, "RotaryEmbedding")        \
   X(ShapeOf, "ShapeOf")                        \
   X(Sigmoid, "Sigmoid")                        \
+  X(Sin, "Sin")                                \
+  X(Slice, "Slice")                            \
   X(Softmax, "Softmax")                        \
   X(Sqrt, "Sqrt")                              \
   X(Squeeze, "Squeeze")                        \

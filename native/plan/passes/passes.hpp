@@ -1,8 +1,8 @@
 // The graph passes, one file each; what each does is written above its definition and in
 // docs/passes.md. AIOV_GRAPH_PASSES lists them once, in the order graph_passes() runs them:
 // folding first gives later passes constants to match; convolutions go to NHWC before layout
-// changes sink and cancel; attention, layer and RMS norms and MatMul+bias become fused ops before
-// epilogues fold into those; chains take the elementwise ops left over.
+// changes sink and cancel; rotary embeddings, attention, layer and RMS norms and MatMul+bias
+// become fused ops before epilogues fold into those; chains take the elementwise ops left over.
 #pragma once
 #include "plan/passes/pass.hpp"
 
@@ -13,8 +13,8 @@
   X(fuse_requantization) X(max_pools_on_quantized_bytes) X(quantized_lookups) /* int8 */      \
   X(convolutions_to_nhwc) X(quantized_convolutions_to_nhwc) X(batch_norms_to_scale_shift)     \
   X(sink_layout_changes) X(convolutions_read_planar)                        /* layout */      \
-  X(fuse_attention) X(fuse_layer_norm) X(fuse_rms_norm) X(fuse_matmul_bias)                   \
-  X(fuse_quantized_matmul) X(fuse_quantized_add)                           /* fused ops */   \
+  X(fuse_rotary_embedding) X(fuse_attention) X(fuse_layer_norm) X(fuse_rms_norm)             \
+  X(fuse_matmul_bias) X(fuse_quantized_matmul) X(fuse_quantized_add)       /* fused ops */   \
   X(fuse_epilogues) X(fuse_elementwise_chains)                              /* epilogues */
 // clang-format on
 
