@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "executor/executor.hpp"
+#include "kernels/dispatch.hpp"
 #include "ops/attention_common.hpp"
 #include "plan/registry.hpp"
 
@@ -53,28 +54,32 @@ std::vector<PortInfo> infer_rotary_embedding(const InferContext& c) {
   return {PortInfo{t, out}};
 }
 
-// One head vector's rotation: pairs (k, k + half) (contiguous halves, auto-vectorized) or,
-// interleaved, (2k, 2k + 1); values past the rotary dims are copied.
-void rotate_head(const float* in, float* out, const float* cs, const float* sn, int64_t half, int64_t rotary,
-                 int64_t head, bool interleaved) {
-  if (!interleaved) {
-    const float* __restrict x1 = in;
-    const float* __restrict x2 = in + half;
-    float* __restrict y1 = out;
-    float* __restrict y2 = out + half;
-    for (int64_t k = 0; k < half; ++k) {
-      const float a = x1[k], b = x2[k];
-      y1[k] = cs[k] * a - sn[k] * b;
-      y2[k] = sn[k] * a + cs[k] * b;
+// The rotation of `heads` head vectors `head_stride` apart that share one position's angles:
+// pairs (k, k + half) (contiguous halves, vectorized in the CPU's clone) or, interleaved,
+// (2k, 2k + 1); values past the rotary dims are copied.
+AIOV_MULTIVERSION void rotate_heads(const float* in, float* out, int64_t heads, int64_t head_stride,
+                                    const float* __restrict cs, const float* __restrict sn, int64_t half,
+                                    int64_t rotary, int64_t head, bool interleaved) {
+  for (int64_t h = 0; h < heads; ++h, in += head_stride, out += head_stride) {
+    if (!interleaved) {
+      const float* __restrict x1 = in;
+      const float* __restrict x2 = in + half;
+      float* __restrict y1 = out;
+      float* __restrict y2 = out + half;
+      for (int64_t k = 0; k < half; ++k) {
+        const float a = x1[k], b = x2[k];
+        y1[k] = cs[k] * a - sn[k] * b;
+        y2[k] = sn[k] * a + cs[k] * b;
+      }
+    } else {
+      for (int64_t k = 0; k < half; ++k) {
+        const float a = in[2 * k], b = in[2 * k + 1];
+        out[2 * k] = cs[k] * a - sn[k] * b;
+        out[2 * k + 1] = sn[k] * a + cs[k] * b;
+      }
     }
-  } else {
-    for (int64_t k = 0; k < half; ++k) {
-      const float a = in[2 * k], b = in[2 * k + 1];
-      out[2 * k] = cs[k] * a - sn[k] * b;
-      out[2 * k + 1] = sn[k] * a + cs[k] * b;
-    }
+    if (rotary < head) std::copy(in + rotary, in + head, out + rotary);
   }
-  if (rotary < head && in != out) std::copy(in + rotary, in + head, out + rotary);
 }
 
 KernelFn prepare_rotary_embedding(const PrepareContext& ctx) {
@@ -136,10 +141,8 @@ KernelFn prepare_rotary_embedding(const PrepareContext& ctx) {
         const int64_t row = ids ? rows[(size_t)bs] : b * cache_batch_step + s * cache_seq_step;
         const float* cs = cos_c + row * half;
         const float* sn = sin_c + row * half;
-        for (int64_t h = 0; h < H; ++h) {
-          const int64_t at = four_d ? ((b * H + h) * S + s) * Dh : bs * row_values + h * Dh;
-          rotate_head(X + at, Y + at, cs, sn, half, R, Dh, interleaved);
-        }
+        const int64_t at = four_d ? (b * H * S + s) * Dh : bs * row_values;
+        rotate_heads(X + at, Y + at, H, four_d ? S * Dh : Dh, cs, sn, half, R, Dh, interleaved);
       }
     };
     const int64_t total = B * S;
