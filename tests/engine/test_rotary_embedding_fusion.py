@@ -34,13 +34,20 @@ def rope_model(
     doubled=True,
     extra_output=None,
     head_size=8,
+    from_rows=False,
 ):
     """Llama's rotate_half chain over x [b, heads, s, head_size] and freqs [1, s, head_size / 2]
     (cat(freqs, freqs) unless `doubled` is False: then cat(freqs, 2 * freqs), halves that differ).
     The half is computed from x's shape (x's last dim unknown, as Llama's export has it) or a
-    constant (`split_at`, when given, splits elsewhere than the half)."""
+    constant (`split_at`, when given, splits elsewhere than the half). With `from_rows`, x is the
+    head split of rows [b, s, 4 * head_size] as Llama writes it: view(b, s, -1, head_size), then
+    transpose(1, 2)."""
     nodes = []
     inits = [ints("one_axis", [1]), ints("last", [-1]), ints("step", [1]), ints("zero", [0]), ints("big", [BIG])]
+    if from_rows:
+        inits.append(ints("split", [0, 0, -1, head_size]))
+        nodes.append(helper.make_node("Reshape", ["rows", "split"], ["heads"]))
+        nodes.append(helper.make_node("Transpose", ["heads"], ["x"], perm=[0, 2, 1, 3]))
     if doubled:
         nodes.append(helper.make_node("Concat", ["freqs", "freqs"], ["emb"], axis=-1))
     else:
@@ -76,7 +83,9 @@ def rope_model(
     ]
     x_dims = ["b", 4, "s", "d"] if half_from_shape and split_at is None else ["b", 4, "s", head_size]
     inputs = [
-        helper.make_tensor_value_info("x", TensorProto.FLOAT, x_dims),
+        helper.make_tensor_value_info("rows", TensorProto.FLOAT, ["b", "s", 4 * head_size])
+        if from_rows
+        else helper.make_tensor_value_info("x", TensorProto.FLOAT, x_dims),
         helper.make_tensor_value_info("freqs", TensorProto.FLOAT, [1, "s", None]),
     ]
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
@@ -129,6 +138,26 @@ def test_fused_rotation_at_other_lengths_and_batches(monkeypatch, seq):
     model = rope_model()
     for batch in (1, 3):
         assert_fused(steps_and_check(model, feeds_for(batch, seq), monkeypatch))
+
+
+def rows_feeds(batch=2, seq=5, head_size=8):
+    feeds = feeds_for(batch, seq, head_size)
+    x = feeds.pop("x")
+    feeds["rows"] = np.ascontiguousarray(x.transpose(0, 2, 1, 3)).reshape(batch, seq, 4 * head_size)
+    return feeds
+
+
+def test_rotation_runs_on_the_rows_before_the_head_split(monkeypatch):
+    # The split's one Transpose then stands right before the attention that reads it.
+    steps = steps_and_check(rope_model(from_rows=True), rows_feeds(), monkeypatch)
+    assert steps.count("RotaryEmbedding") == 1 and steps.count("Transpose") == 1
+    assert not {"Slice", "Concat", "Negative", "Add"} & set(steps), steps
+
+
+def test_head_split_read_elsewhere_is_rotated_after_it(monkeypatch):
+    # Rotating the rows would leave the split computed twice: the op reads the split instead.
+    steps = steps_and_check(rope_model(from_rows=True, extra_output="x"), rows_feeds(3, 4), monkeypatch)
+    assert steps.count("RotaryEmbedding") == 1 and steps.count("Transpose") == 1
 
 
 def test_constant_half_of_a_known_head_size(monkeypatch):

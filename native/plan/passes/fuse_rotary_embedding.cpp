@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -176,6 +177,60 @@ Value rotary_cache(const Value& v, std::map<NodePtr, Value>& built) {
   return cache;
 }
 
+// The head count of y ([b, s, heads, head_size]): its known dim 2; or the constant third entry
+// of the Reshape target that made it (a constant, or a Concat of one-value pieces as torch
+// exports `view(b, s, heads, d)`); or, for `view(b, s, -1, d)` of rows of a known width, that
+// width over the head size. 0 when unknown. (A wrong count could only fail: the kernel checks
+// that the rows hold heads of the caches' size.)
+int64_t heads_of(const Value& y, int64_t head_size) {
+  const PartialShape& ys = shape_of(y);
+  if (!ys.rank_known || ys.rank() != 4) return 0;
+  if (ys.dims[2] > 0) return ys.dims[2];
+  const Node& reshape = *y.node;
+  if (reshape.op != op_name::Reshape) return 0;
+  std::vector<int64_t> target;
+  int64_t heads = 0;
+  if (const_ints(reshape.inputs[1], target)) {
+    if (target.size() != 4) return 0;
+    heads = target[2];
+  } else {
+    const Node& pieces = *reshape.inputs[1].node;
+    if (pieces.op != op_name::Concat || pieces.inputs.size() != 4 || !one_int(pieces.inputs[2], heads)) return 0;
+  }
+  if (heads > 0) return heads;
+  const PartialShape& rows = shape_of(reshape.inputs[0]);
+  if (heads != -1 || head_size <= 0 || !rows.rank_known || rows.rank() != 3 || rows.dims[2] <= 0 ||
+      rows.dims[2] % head_size != 0)
+    return 0;
+  return rows.dims[2] / head_size;
+}
+
+// When x is the head split Transpose(y, [0, 2, 1, 3]) of y [b, s, heads, d] that only the
+// rotation reads (and ShapeOfs, for its half), the rotation on y's rows, before the split:
+// Transpose(Reshape(RotaryEmbedding(Reshape(y, [b, s, heads * d]), num_heads), [b, s, heads, d])),
+// d the known head size (else -1), the reshapes views. The split then stands right before the
+// attention that reads it, as in an encoder, for fuse_attention to take in. Null when x is no
+// such split.
+NodePtr rotated_before_split(PassContext& ctx, const Value& x, const std::vector<const Node*>& chain, int64_t head_size,
+                             const Value& cos_cache, const Value& sin_cache, const std::string& name) {
+  if (transpose_perm(*x.node) != std::vector<int64_t>{0, 2, 1, 3}) return nullptr;
+  for (const Value& out : ctx.graph().outputs)
+    if (out.node == x.node) return nullptr;
+  for (const Node* user : ctx.users(*x.node))
+    if (user->op != op_name::ShapeOf && std::find(chain.begin(), chain.end(), user) == chain.end()) return nullptr;
+  const Value& y = x.node->inputs[0];
+  const int64_t heads = heads_of(y, head_size);
+  if (heads <= 0) return nullptr;
+  const Attrs zero_copies{{"special_zero", int64_t{1}}};
+  NodePtr rows = make_node(op_name::Reshape, {y, Value{i64_constant({0, 0, -1}, ""), 0}}, zero_copies, name + "/rows");
+  NodePtr rope =
+      make_node(op_name::RotaryEmbedding, {Value{rows, 0}, cos_cache, sin_cache}, Attrs{{"num_heads", heads}}, name);
+  NodePtr split = make_node(op_name::Reshape,
+                            {Value{rope, 0}, Value{i64_constant({0, 0, heads, head_size > 0 ? head_size : -1}, ""), 0}},
+                            zero_copies, "");
+  return transposed_to(Value{split, 0}, {0, 2, 1, 3});
+}
+
 // Whether every dim `wanted` knows, `got` knows the same.
 bool knows_all_of(const PartialShape& got, const PartialShape& wanted) {
   if (!wanted.rank_known) return true;
@@ -191,7 +246,8 @@ bool knows_all_of(const PartialShape& got, const PartialShape& wanted) {
 // x * cos + cat(-x[..., h:], x[..., :h]) * sin with h half of x's last dimension (any operand
 // order of the Add and the Multiplies), x [batch, heads, seq, head_size] and cos, sin broadcast
 // over the heads, becomes one RotaryEmbedding (ONNX's op, without position ids: its caches are
-// the first halves of cos and sin, which must be provably equal to their second halves).
+// the first halves of cos and sin, which must be provably equal to their second halves). Where x
+// is a head split only the rotation reads, the rotation runs on the rows before it.
 bool fuse_rotary_embedding(PassContext& ctx) {
   std::map<NodePtr, Value> caches;  // holds the cos and sin nodes it maps
   return ctx.rewrite_live([&](const NodePtr& add) {
@@ -220,7 +276,11 @@ bool fuse_rotary_embedding(PassContext& ctx) {
           if (!cos_cache.node) continue;
           const Value sin_cache = rotary_cache(sin, caches);
           if (!sin_cache.node) continue;
-          NodePtr rope = make_node(op_name::RotaryEmbedding, {x, cos_cache, sin_cache}, {}, add->name);
+          const std::vector<const Node*> chain{&direct, concat.inputs[1].node.get(),
+                                               concat.inputs[0].node->inputs[0].node.get()};
+          NodePtr rope = rotated_before_split(ctx, x, chain, known, cos_cache, sin_cache, add->name);
+          if (!rope || !knows_all_of(rope->outputs[0].shape, add->outputs[0].shape))
+            rope = make_node(op_name::RotaryEmbedding, {x, cos_cache, sin_cache}, {}, add->name);
           // Readers keep the dims they inferred from the Add: the op must know them too.
           if (!knows_all_of(rope->outputs[0].shape, add->outputs[0].shape)) return false;
           ctx.replace(Value{add, 0}, Value{rope, 0});
