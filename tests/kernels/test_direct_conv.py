@@ -159,7 +159,9 @@ def test_fused_convolution_applies_residual_then_activation(c, o, k, strides, pa
         (3, 32, 3, (2, 2), (1, 1, 1, 1), (15, 17)),  # MobileNet's stem
         (3, 64, 7, (2, 2), (3, 3, 3, 3), (20, 19)),  # ResNet's stem: wide tiles
         (3, 40, 3, (1, 1), (0, 2, 1, 0), (9, 31)),  # stride 1, one-sided borders
-        (1, 8, 5, (3, 3), (2, 2, 2, 2), (13, 13)),  # stride 3: every row packed
+        (1, 8, 5, (3, 3), (2, 2, 2, 2), (13, 13)),  # stride 3
+        (3, 24, 8, (8, 8), (0, 0, 0, 0), (16, 27)),  # patches (stride 8): rows made on demand
+        (4, 20, 5, (4, 3), (2, 1, 0, 2), (17, 15)),  # stride 4 down, 3 across: rows over every border
     ],
 )
 @pytest.mark.parametrize("threads", [1, 0])
