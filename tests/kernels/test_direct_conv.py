@@ -174,6 +174,23 @@ def test_fused_convolution_reads_a_few_channel_nchw_image_as_it_lies(c, o, k, st
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "c, o, k, strides, pads, group, size",
+    [
+        (4, 40, 4, (4, 4), (0, 0, 0, 0), 2, (17, 18)),  # grouped patches: each group's rows from its planes
+        (3, 36, 5, (3, 3), (1, 2, 2, 1), 3, (16, 17)),  # one plane a group, over the borders
+    ],
+)
+@pytest.mark.parametrize("threads", [1, 0])
+def test_grouped_large_stride_convolution_of_a_planar_image(c, o, k, strides, pads, group, size, threads):
+    x = RNG.standard_normal((2, c) + size).astype(np.float32)
+    w = filters(o, c // group, k)
+    bias = RNG.standard_normal(o).astype(np.float32)
+    expected = conv_reference(x, w, strides, pads, (1, 1), group) + bias[:, None, None]
+    out = fused_conv(x, w, bias, strides, pads, (1, 1), group, planar=True, threads=threads)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
 def check_few_output_convolution(c, o, k, strides, pads, dilations, size, act, threads, planar, group=1):
     # The few-output kernels against float64: bias, a residual (none when act is "none", for
     # the NHWC kernel's plain store) and the activation, from a planar or an NHWC input. k is
