@@ -208,22 +208,6 @@ AIOV_MULTIVERSION void scale_shift(const float* __restrict x, float* __restrict 
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * k + d;
 }
 
-// y = y * k + d in place (after the AVX-512 rows, which normalize without a per-channel affine).
-AIOV_MULTIVERSION void scale_shift_in_place(float* y, int64_t n, float k, float d) {
-  for (int64_t i = 0; i < n; ++i) y[i] = y[i] * k + d;
-}
-
-// Whether a constant gamma and beta are all ones and zeros (InstanceNormalization's own affine
-// as torch exports a GroupNorm), so the affine pass can be skipped.
-bool identity_affine(const TensorView& gamma, const TensorView& beta, int64_t channels) {
-  if (!gamma.data || !beta.data) return false;
-  const float* g = static_cast<const float*>(gamma.data);
-  const float* b = static_cast<const float*>(beta.data);
-  for (int64_t c = 0; c < channels; ++c)
-    if (g[c] != 1.0f || b[c] != 0.0f) return false;
-  return true;
-}
-
 KernelFn prepare_fused_group_norm(const PrepareContext& ctx) {
   const Dims& s = ctx.in[0].shape;
   const int64_t n = s[0], ch = s[1], groups = ctx.node.attr_int("num_groups");
@@ -237,9 +221,8 @@ KernelFn prepare_fused_group_norm(const PrepareContext& ctx) {
   const bool eps_outside = ctx.node.attr_str("eps_mode") == "outside_sqrt";
   const Activation act{act_kind_from_name(ctx.node.attr_str("act")), (float)ctx.node.attr_float("act_alpha"),
                        (float)ctx.node.attr_float("act_beta")};
-  const bool affine = !identity_affine(ctx.in[1], ctx.in[2], ch);
-  static const normalize_detail::NormalizeRowsFn avx512_rows =
-      selected_isa() == Isa::avx512 ? normalize_detail::avx512_normalize_rows() : nullptr;
+  static const normalize_detail::GroupNormRowsFn avx512_rows =
+      selected_isa() == Isa::avx512 ? normalize_detail::avx512_group_norm_rows() : nullptr;
   static const gelu_detail::GeluRowFn avx512_gelu =
       selected_isa() == Isa::avx512 ? gelu_detail::avx512_gelu_erf_row() : nullptr;
   const gelu_detail::GeluRowFn gelu_erf = act.kind == ActKind::gelu_erf ? avx512_gelu : nullptr;
@@ -250,22 +233,17 @@ KernelFn prepare_fused_group_norm(const PrepareContext& ctx) {
     float* y = a.out[0]->as<float>();
     if (len == 0) return;
     for_rows(*a.ctx, rows, len, [&](int64_t r0, int64_t r1) {
-      // Blocks of rows that stay in L1 between the passes (normalize, scale-shift, activation),
-      // the activation over the whole block at once (one masked tail, not one per channel).
+      // Blocks of rows that stay in L1 between the normalization (with the channels' scale and
+      // shift) and the activation, which runs over the whole block at once (one masked tail).
       constexpr int64_t kBlockFloats = 4096, kMaxBlockRows = 16;
       const int64_t block = std::clamp<int64_t>(kBlockFloats / len, 1, kMaxBlockRows);
       float mean[kMaxBlockRows], scale[kMaxBlockRows];
       for (int64_t b0 = r0; b0 < r1; b0 += block) {
         const int64_t nb = std::min(block, r1 - b0);
         if (avx512_rows) {
-          avx512_rows(x + b0 * len, y + b0 * len, nb, len, true, eps, eps_outside, nullptr, nullptr);
-          for (int64_t j = 0; j < nb && affine; ++j) {
-            const int64_t r = b0 + j, c0 = r % groups * per_group;
-            for (int64_t c = 0; c < per_group; ++c)
-              scale_shift_in_place(y + r * len + c * spatial, spatial, gamma[c0 + c], beta[c0 + c]);
-          }
+          avx512_rows(x + b0 * len, y + b0 * len, nb, len, eps, eps_outside, b0, groups, spatial, gamma, beta);
         } else {
-          // Portable: the block's statistics, then each channel's normalization and affine at once.
+          // The block's statistics, then each channel's normalization and affine at once.
           for (int64_t j = 0; j < nb; ++j) row_moments(x + (b0 + j) * len, len, mean[j], scale[j]);
           for (int64_t j = 0; j < nb; ++j) {
             const float var = scale[j] / (float)len;
