@@ -2,7 +2,8 @@
 the plain NCHW Convolution, and every path of aiov.FusedConv, the NHWC convolution the
 optimizer makes (docs/kernels.md, "Kernel names"): a 1x1 GEMM on the input as it lies, rows
 read in place (ConvRuns, 16+ channels per group), rows made on demand (ConvRows, few channels),
-an NCHW image read as it lies (ConvPlanes), at most 16 outputs from an NCHW or NHWC input
+an NCHW image read as it lies (ConvPlanes; strided more than the grid reads in place, its rows made
+on demand: PlanarRows), at most 16 outputs from an NCHW or NHWC input
 without the GEMM, depthwise, grouped and Winograd F(2x2, 3x3), each with its bias, residual
 and activation."""
 

@@ -18,8 +18,8 @@ bool ints_of(const Value& v, std::vector<int64_t>& out) {
 }
 
 // A normalization over each sample's channel groups being matched: aiov.GroupNorm(x) with
-// these per-channel gamma and beta, so far. While `grouped` (not yet reshaped back), the
-// values read are x viewed as [N, groups, rest], so constants vary along the groups.
+// these per-channel gamma and beta, so far. While `grouping` is set (not yet reshaped back),
+// the values read are x viewed as [N, groups, rest], so constants vary along the groups.
 struct GroupNormMatch {
   Value x;
   int64_t groups = 0, channels = 0;
