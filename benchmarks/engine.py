@@ -464,6 +464,7 @@ OP_FAMILY = {
     "aiov.ElementwiseChain": "Eltwise",
     "Subgraph": "Eltwise",
     "aiov.LayerNorm": "LayerNorm/MVN",
+    "aiov.GroupNorm": "LayerNorm/MVN",
     "MVN": "LayerNorm/MVN",
     "aiov.Attention": "Attention",
     "ScaledDotProductAttention": "Attention",

@@ -156,6 +156,8 @@ KIND = {
     # normalizations
     "aiov.LayerNorm": "LayerNorm/MVN",
     "aiov.RMSNorm": "LayerNorm/MVN",
+    "aiov.GroupNorm": "LayerNorm/MVN",
+    "GroupNormalization": "LayerNorm/MVN",
     "MVN": "LayerNorm/MVN",
     "RMS": "LayerNorm/MVN",
     "NormalizeL2": "LayerNorm/MVN",

@@ -7,7 +7,8 @@
 // serial chain of ~100 cycles, most of the time of a row of 8 to 64 floats (ConvNeXt's and
 // Swin's layer norms); the rows' sums are independent, so their reductions overlap. Rows of
 // 2, 4, 8 or 16 floats lie whole in a vector: each vector's rows are normalized at once, the
-// sums of each row's lanes made by in-register swaps (segment_sum).
+// sums of each row's lanes made by in-register swaps (segment_sum). GroupNorm's rows
+// (ops/normalization.cpp) go in the same blocks.
 #include "kernels/normalize_row.hpp"
 
 #if defined(__AVX512F__)
@@ -137,6 +138,47 @@ void normalize_rows_avx512(const float* x, float* y, int64_t rows, int64_t len, 
   }
 }
 
+// GroupNorm in the same blocks: each row's mean and scale as above, then each channel's run of
+// the row in one pass, x * k + d with k = scale * gamma, d = beta - mean * k (a masked tail per
+// run, where a separate scale-shift loop over wav2vec2's 79-float channels ran a scalar one).
+void group_norm_rows_avx512(const float* x, float* y, int64_t rows, int64_t len, double eps, bool eps_outside,
+                            int64_t row0, int64_t groups, int64_t segment, const float* gamma, const float* beta) {
+  const int64_t block = std::clamp<int64_t>(kBlockFloats / std::max<int64_t>(len, 1), 1, kBlockRows);
+  const int64_t per_row = segment > 0 ? len / segment : 0;
+  const __m512 n = _mm512_set1_ps((float)len), e = _mm512_set1_ps((float)eps), one = _mm512_set1_ps(1.0f);
+  alignas(64) float mean[kBlockRows] = {}, scale[kBlockRows] = {};
+  for (int64_t r0 = 0; r0 < rows; r0 += block) {
+    const int64_t nb = std::min(block, rows - r0);
+    const float* xb = x + r0 * len;
+    float* yb = y + r0 * len;
+    for (int64_t j = 0; j < nb; ++j) mean[j] = row_sum(xb + j * len, len, [](__m512 v) { return v; });
+    _mm512_store_ps(mean, _mm512_div_ps(_mm512_load_ps(mean), n));
+    for (int64_t j = 0; j < nb; ++j) {
+      const __m512 m = _mm512_set1_ps(mean[j]);
+      scale[j] = row_sum(xb + j * len, len, [m](__m512 v) {
+        const __m512 d = _mm512_sub_ps(v, m);
+        return _mm512_mul_ps(d, d);
+      });
+    }
+    const __m512 var = _mm512_div_ps(_mm512_load_ps(scale), n);
+    _mm512_store_ps(scale, eps_outside ? _mm512_div_ps(one, _mm512_add_ps(_mm512_sqrt_ps(var), e))
+                                       : _mm512_div_ps(one, _mm512_sqrt_ps(_mm512_add_ps(var, e))));
+    for (int64_t j = 0; j < nb; ++j) {
+      const int64_t c0 = (row0 + r0 + j) % groups * per_row;
+      for (int64_t c = 0; c < per_row; ++c) {
+        const float k = scale[j] * gamma[c0 + c], d = beta[c0 + c] - mean[j] * k;
+        const __m512 kv = _mm512_set1_ps(k), dv = _mm512_set1_ps(d);
+        const float* xr = xb + j * len + c * segment;
+        float* yr = yb + j * len + c * segment;
+        for (int64_t i = 0; i < segment; i += 16) {
+          const __mmask16 mk = tail_mask(segment - i);
+          _mm512_mask_storeu_ps(yr + i, mk, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, xr + i), kv, dv));
+        }
+      }
+    }
+  }
+}
+
 // RMSNorm in the same blocks: each row's sum of squares, then the block's 16 scales at once.
 void rms_norm_rows_avx512(const float* x, float* y, int64_t rows, int64_t len, float eps, const float* gamma) {
   const int64_t block = std::clamp<int64_t>(kBlockFloats / std::max<int64_t>(len, 1), 1, kBlockRows);
@@ -167,6 +209,7 @@ void rms_norm_rows_avx512(const float* x, float* y, int64_t rows, int64_t len, f
 }  // namespace
 
 NormalizeRowsFn avx512_normalize_rows() { return &normalize_rows_avx512; }
+GroupNormRowsFn avx512_group_norm_rows() { return &group_norm_rows_avx512; }
 RmsNormRowsFn avx512_rms_norm_rows() { return &rms_norm_rows_avx512; }
 
 }  // namespace normalize_detail
@@ -176,6 +219,7 @@ RmsNormRowsFn avx512_rms_norm_rows() { return &rms_norm_rows_avx512; }
 namespace aiov {
 namespace normalize_detail {
 NormalizeRowsFn avx512_normalize_rows() { return nullptr; }
+GroupNormRowsFn avx512_group_norm_rows() { return nullptr; }
 RmsNormRowsFn avx512_rms_norm_rows() { return nullptr; }
 }  // namespace normalize_detail
 }  // namespace aiov

@@ -334,6 +334,63 @@ class ConvPlanes final : public GridSource {
   const int64_t* offsets_;
 };
 
+// ConvPlanes' rows made on demand instead, for strides the grid kernels cannot read in place
+// (more than kMaxGridStep: patch embeddings, whose stride is their window, and 11x11/4 stems),
+// where the grid packed every element alone: same K order (ky, c, kx), so the same panels.
+// Undilated, each (ky, c) piece of a row is kw floats of one image line, and neighbouring
+// pixels of an output row read them sw floats apart: a span of pixels is strided block
+// copies, as ConvRows::run_rows makes them from NHWC. One thread, f32, whole model: ViT-B/16's
+// 16x16/16 patches (224px into 768) 6.3 -> 2.2 ms, the zoo ViT's 8x8/8 53 -> 27 us, an 11x11/4
+// stem 2.8 -> 1.6 ms.
+class PlanarRows final : public RowSource {
+ public:
+  PlanarRows(const Window2d& g, int64_t cg, int64_t c0, const float* x) : g_(g), cg_(cg), c0_(c0), x_(x) {
+    interior_columns(g_, lo_, hi_);
+  }
+
+  void rows(int64_t m0, int64_t count, int64_t k0, int64_t kc, float* dst, int64_t ld) const override {
+    const int64_t ohw = g_.OH * g_.OW, per_ky = cg_ * g_.kw;
+    for (int64_t m = m0, end = m0 + count; m < end;) {
+      const int64_t n = m / ohw, oy = m % ohw / g_.OW, ox0 = m % g_.OW;
+      const int64_t ox1 = std::min(g_.OW, ox0 + (end - m));  // this span: columns [ox0, ox1) of row oy
+      const int64_t span = ox1 - ox0;
+      const int64_t in_lo = std::clamp(lo_, ox0, ox1), in_hi = std::clamp(hi_, in_lo, ox1);
+      const float* image = x_ + (n * g_.C + c0_) * g_.H * g_.W;
+      for (int64_t k = k0, kend = k0 + kc; k < kend;) {
+        const int64_t ky = k / per_ky, c = k % per_ky / g_.kw, kx = k % g_.kw;
+        const int64_t len = std::min(g_.kw - kx, kend - k);
+        float* d = dst + (k - k0);
+        const int64_t iy = oy * g_.sh - g_.ph + ky * g_.dh;
+        if (iy < 0 || iy >= g_.H) {
+          fill_rows(d, ld, span, len, 0.0f);
+        } else {
+          const float* line = image + (c * g_.H + iy) * g_.W;
+          for (int64_t ox = ox0; ox < in_lo; ++ox) border_piece(line, ox, kx, len, d + (ox - ox0) * ld);
+          if (in_hi > in_lo)
+            copy_rows(line + in_lo * g_.sw - g_.pw + kx, g_.sw, d + (in_lo - ox0) * ld, ld, in_hi - in_lo, len);
+          for (int64_t ox = in_hi; ox < ox1; ++ox) border_piece(line, ox, kx, len, d + (ox - ox0) * ld);
+        }
+        k += len;
+      }
+      dst += span * ld;
+      m += span;
+    }
+  }
+
+ private:
+  // Taps [kx, kx + len) of output column ox's window on one image line, which crosses an edge.
+  void border_piece(const float* line, int64_t ox, int64_t kx, int64_t len, float* d) const {
+    for (int64_t j = 0; j < len; ++j) {
+      const int64_t ix = ox * g_.sw - g_.pw + kx + j;
+      d[j] = ix >= 0 && ix < g_.W ? line[ix] : 0.0f;
+    }
+  }
+
+  Window2d g_;
+  int64_t cg_, c0_, lo_ = 0, hi_ = 0;
+  const float* x_;
+};
+
 // Channels per group from which convolutions read their input in place (ConvRuns) rather
 // than through im2col rows: shorter runs spend too much of each tile reloading pointers.
 constexpr int64_t kMinRunChannels = 16;
@@ -609,6 +666,16 @@ KernelFn fused_conv_kernel(const PrepareContext& ctx, bool bf16_residual, bool& 
     auto packed = group_panels(
         "planar conv panels", PackedB::kTallA, [&](int64_t k) { return ConvPlanes::filter_index(g, Cg, k); },
         GemmPrecision::f32);
+    if (g.sw > kMaxGridStep && g.dw == 1) {
+      ctx.note_kernel("planar-input conv, rows made on demand, packed GEMM " + gemm_kernels(GemmPrecision::f32));
+      return [g, packed, output, O, Cg, Og, M](const KernelArgs& a) {
+        for (size_t gi = 0; gi < packed->size(); ++gi) {
+          PlanarRows rows(g, Cg, (int64_t)gi * Cg, a.in[0]->as<float>());
+          sgemm_packed(M, rows, *(*packed)[gi], output.at(a, O, (int64_t)gi * Og), a.out[0]->as<float>() + gi * Og, O,
+                       a.ctx->pool, a.ctx->max_threads);
+        }
+      };
+    }
     auto offsets = std::make_shared<const std::vector<int64_t>>(ConvPlanes::column_offsets(g, Cg));
     ctx.note_kernel("planar-input conv, packed GEMM " + gemm_kernels(GemmPrecision::f32));
     return [g, packed, offsets, output, O, Cg, Og, M](const KernelArgs& a) {

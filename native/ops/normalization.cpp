@@ -1,10 +1,15 @@
 // Normalizations with their own statistics per row: GroupNormalization (mean and variance
 // per sample and channel group) and RMSNormalization (root mean square over trailing dims).
 // Statistics accumulate in double whatever the element type (ONNX's stash_type asks for f32
-// or wider).
+// or wider). aiov.GroupNorm, the optimizer's fused form, keeps f32 statistics as MVN does.
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/dispatch.hpp"
+#include "kernels/epilogue.hpp"
+#include "kernels/gelu_row.hpp"
+#include "kernels/isa.hpp"
+#include "kernels/normalize_row.hpp"
 #include "kernels/strided_walk.hpp"
 #include "plan/registry.hpp"
 
@@ -144,6 +149,124 @@ KernelFn prepare_rms_norm(const PrepareContext& ctx) {
   });
 }
 
+// ---- aiov.GroupNorm(data [N, C, ...], gamma [C], beta [C]; num_groups, eps, eps_mode, act) --
+// Made by the optimizer (fuse_layer_norm) from MVN over a sample's channel group (an
+// InstanceNormalization, torch's GroupNorm export: a Reshape to [N, G, -1] around MVN), the
+// per-channel scale and shift after it and an activation: one pass over each row where the
+// MVN, an elementwise chain for the scale-shift and one for the activation each read and
+// wrote the whole tensor (wav2vec2's feature extractor: GroupNorm over 512 channels, Gelu).
+
+std::vector<PortInfo> infer_fused_group_norm(const InferContext& c) {
+  const PortInfo& x = c.in[0];
+  if (x.type != ElementType::f32 && x.type != ElementType::dynamic)
+    throw InputError(c.node.describe() + ": expected f32 data, got " + type_name(x.type));
+  const int64_t groups = c.node.attr_int("num_groups");
+  if (x.shape.rank_known) {
+    if (x.shape.rank() < 2)
+      throw InputError(c.node.describe() + ": data must have rank 2 or more, got " + x.shape.str());
+    const int64_t ch = x.shape.dims[1];
+    if (ch != kDynamic && ch % groups)
+      throw InputError(c.node.describe() + ": num_groups " + std::to_string(groups) + " must divide the channels (" +
+                       std::to_string(ch) + ")");
+    for (int i = 1; i <= 2; ++i) {
+      const PartialShape& s = c.in[i].shape;
+      if (c.in[i].type != ElementType::f32 && c.in[i].type != ElementType::dynamic)
+        throw InputError(c.node.describe() + ": gamma and beta must be f32, got " + type_name(c.in[i].type));
+      if (s.rank_known && (s.rank() != 1 || (ch != kDynamic && s.dims[0] != kDynamic && s.dims[0] != ch)))
+        throw InputError(c.node.describe() + ": " + (i == 1 ? "gamma" : "beta") + " must have shape [" +
+                         std::to_string(ch) + "] (one per channel), got " + s.str());
+    }
+  }
+  return {PortInfo{ElementType::f32, x.shape}};
+}
+
+// Sum and sum of squared deviations of a row, with 16 partial sums (vectorized without
+// reassociating one accumulator), as MVN's rows.
+AIOV_MULTIVERSION void row_moments(const float* __restrict x, int64_t len, float& mean, float& squares) {
+  constexpr int kLanes = 16;
+  float part[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= len; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) part[l] += x[i + l];
+  double sum = 0.0;
+  for (; i < len; ++i) sum += x[i];
+  for (int l = 0; l < kLanes; ++l) sum += part[l];
+  const float m = (float)(sum / (double)len);
+  float sq[kLanes] = {};
+  for (i = 0; i + kLanes <= len; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) sq[l] += (x[i + l] - m) * (x[i + l] - m);
+  double var = 0.0;
+  for (; i < len; ++i) var += (double)((x[i] - m) * (x[i] - m));
+  for (int l = 0; l < kLanes; ++l) var += sq[l];
+  mean = m;
+  squares = (float)var;
+}
+
+// y = x * k + d over one channel's values of a row (the portable path: statistics and the
+// affine in one pass).
+AIOV_MULTIVERSION void scale_shift(const float* __restrict x, float* __restrict y, int64_t n, float k, float d) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * k + d;
+}
+
+KernelFn prepare_fused_group_norm(const PrepareContext& ctx) {
+  const Dims& s = ctx.in[0].shape;
+  const int64_t n = s[0], ch = s[1], groups = ctx.node.attr_int("num_groups");
+  if (ch % groups)
+    throw InputError(ctx.node.describe() + ": num_groups " + std::to_string(groups) + " must divide the channels (" +
+                     std::to_string(ch) + ")");
+  int64_t spatial = 1;
+  for (size_t d = 2; d < s.size(); ++d) spatial *= s[d];
+  const int64_t per_group = ch / groups, len = per_group * spatial, rows = n * groups;
+  const float eps = (float)ctx.node.attr_float("eps");
+  const bool eps_outside = ctx.node.attr_str("eps_mode") == "outside_sqrt";
+  const Activation act{act_kind_from_name(ctx.node.attr_str("act")), (float)ctx.node.attr_float("act_alpha"),
+                       (float)ctx.node.attr_float("act_beta")};
+  static const normalize_detail::GroupNormRowsFn avx512_rows =
+      selected_isa() == Isa::avx512 ? normalize_detail::avx512_group_norm_rows() : nullptr;
+  static const gelu_detail::GeluRowFn avx512_gelu =
+      selected_isa() == Isa::avx512 ? gelu_detail::avx512_gelu_erf_row() : nullptr;
+  const gelu_detail::GeluRowFn gelu_erf = act.kind == ActKind::gelu_erf ? avx512_gelu : nullptr;
+  return [=](const KernelArgs& a) {
+    const float* x = a.in[0]->as<float>();
+    const float* gamma = a.in[1]->as<float>();
+    const float* beta = a.in[2]->as<float>();
+    float* y = a.out[0]->as<float>();
+    if (len == 0) return;
+    for_rows(*a.ctx, rows, len, [&](int64_t r0, int64_t r1) {
+      // Blocks of rows that stay in L1 between the normalization (with the channels' scale and
+      // shift) and the activation, which runs over the whole block at once (one masked tail).
+      constexpr int64_t kBlockFloats = 4096, kMaxBlockRows = 16;
+      const int64_t block = std::clamp<int64_t>(kBlockFloats / len, 1, kMaxBlockRows);
+      float mean[kMaxBlockRows], scale[kMaxBlockRows];
+      for (int64_t b0 = r0; b0 < r1; b0 += block) {
+        const int64_t nb = std::min(block, r1 - b0);
+        if (avx512_rows) {
+          avx512_rows(x + b0 * len, y + b0 * len, nb, len, eps, eps_outside, b0, groups, spatial, gamma, beta);
+        } else {
+          // The block's statistics, then each channel's normalization and affine at once.
+          for (int64_t j = 0; j < nb; ++j) row_moments(x + (b0 + j) * len, len, mean[j], scale[j]);
+          for (int64_t j = 0; j < nb; ++j) {
+            const float var = scale[j] / (float)len;
+            scale[j] = eps_outside ? 1.0f / (std::sqrt(var) + eps) : 1.0f / std::sqrt(var + eps);
+          }
+          for (int64_t j = 0; j < nb; ++j) {
+            const int64_t r = b0 + j, c0 = r % groups * per_group;
+            for (int64_t c = 0; c < per_group; ++c) {
+              const float k = scale[j] * gamma[c0 + c], d = beta[c0 + c] - mean[j] * k;
+              scale_shift(x + r * len + c * spatial, y + r * len + c * spatial, spatial, k, d);
+            }
+          }
+        }
+        float* yb = y + b0 * len;
+        if (gelu_erf)
+          gelu_erf(yb, yb, nb * len);
+        else if (act.kind != ActKind::none)
+          apply_epilogue_row(yb, nb * len, nullptr, nullptr, act);
+      }
+    });
+  };
+}
+
 }  // namespace
 
 void register_normalization_ops(OpRegistry& r) {
@@ -160,6 +283,13 @@ void register_normalization_ops(OpRegistry& r) {
                 {int_attr("axis", -1), float_attr("epsilon", 1e-5).at_least(0), int_attr("stash_type", 1).ir_name("-")})
             .ir({"aiov.RMSNormalization"}, "aiov1")
             .onnx_op("RMSNormalization", 23));
+  r.add(OpDef{"aiov.GroupNorm", 3, 3, infer_fused_group_norm, prepare_fused_group_norm}.with_attrs(
+      {int_attr("num_groups", 1).must_be_given().at_least(1), float_attr("eps", 1e-5).at_least(0),
+       str_attr("eps_mode", "inside_sqrt", {"inside_sqrt", "outside_sqrt"}),
+       str_attr("act", "none", std::vector<std::string>(kActNames, kActNames + kActKindCount))
+           .ir_name("-")
+           .onnx_name("-"),
+       float_attr("act_alpha", 0.0), float_attr("act_beta", 0.0)}));
 }
 
 }  // namespace aiov

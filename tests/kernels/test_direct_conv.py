@@ -2,7 +2,8 @@
 the plain NCHW Convolution, and every path of aiov.FusedConv, the NHWC convolution the
 optimizer makes (docs/kernels.md, "Kernel names"): a 1x1 GEMM on the input as it lies, rows
 read in place (ConvRuns, 16+ channels per group), rows made on demand (ConvRows, few channels),
-an NCHW image read as it lies (ConvPlanes), at most 16 outputs from an NCHW or NHWC input
+an NCHW image read as it lies (ConvPlanes; strided more than the grid reads in place, its rows made
+on demand: PlanarRows), at most 16 outputs from an NCHW or NHWC input
 without the GEMM, depthwise, grouped and Winograd F(2x2, 3x3), each with its bias, residual
 and activation."""
 
@@ -159,7 +160,9 @@ def test_fused_convolution_applies_residual_then_activation(c, o, k, strides, pa
         (3, 32, 3, (2, 2), (1, 1, 1, 1), (15, 17)),  # MobileNet's stem
         (3, 64, 7, (2, 2), (3, 3, 3, 3), (20, 19)),  # ResNet's stem: wide tiles
         (3, 40, 3, (1, 1), (0, 2, 1, 0), (9, 31)),  # stride 1, one-sided borders
-        (1, 8, 5, (3, 3), (2, 2, 2, 2), (13, 13)),  # stride 3: every row packed
+        (1, 8, 5, (3, 3), (2, 2, 2, 2), (13, 13)),  # stride 3
+        (3, 24, 8, (8, 8), (0, 0, 0, 0), (16, 27)),  # patches (stride 8): rows made on demand
+        (4, 20, 5, (4, 3), (2, 1, 0, 2), (17, 15)),  # stride 4 down, 3 across: rows over every border
     ],
 )
 @pytest.mark.parametrize("threads", [1, 0])
@@ -169,6 +172,23 @@ def test_fused_convolution_reads_a_few_channel_nchw_image_as_it_lies(c, o, k, st
     bias = RNG.standard_normal(o).astype(np.float32)
     expected = np.maximum(conv_reference(x, w, strides, pads) + bias[:, None, None], 0)
     out = fused_conv(x, w, bias, strides, pads, (1, 1), 1, act="relu", planar=True, threads=threads)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "c, o, k, strides, pads, group, size",
+    [
+        (4, 40, 4, (4, 4), (0, 0, 0, 0), 2, (17, 18)),  # grouped patches: each group's rows from its planes
+        (3, 36, 5, (3, 3), (1, 2, 2, 1), 3, (16, 17)),  # one plane a group, over the borders
+    ],
+)
+@pytest.mark.parametrize("threads", [1, 0])
+def test_grouped_large_stride_convolution_of_a_planar_image(c, o, k, strides, pads, group, size, threads):
+    x = RNG.standard_normal((2, c) + size).astype(np.float32)
+    w = filters(o, c // group, k)
+    bias = RNG.standard_normal(o).astype(np.float32)
+    expected = conv_reference(x, w, strides, pads, (1, 1), group) + bias[:, None, None]
+    out = fused_conv(x, w, bias, strides, pads, (1, 1), group, planar=True, threads=threads)
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 

@@ -25,6 +25,8 @@ namespace aiov {
   X(FusedMatMul, "aiov.FusedMatMul")           \
   X(Gather, "Gather")                          \
   X(Gelu, "Gelu")                              \
+  X(GroupNorm, "aiov.GroupNorm")               \
+  X(GroupNormalization, "GroupNormalization")  \
   X(LayerNorm, "aiov.LayerNorm")               \
   X(LRN, "LRN")                                \
   X(MatMul, "MatMul")                          \
