@@ -1,0 +1,52 @@
+#include "kernels/attention_f32.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/gemm.hpp"
+#include "kernels/isa.hpp"
+#include "kernels/softmax_row.hpp"
+
+namespace aiov {
+
+using namespace attention_f32_detail;
+
+F32Attention::F32Attention(int64_t Sq, int64_t Sk, int64_t D, int64_t Dv, float scale, GemmPrecision products)
+    : fused_(nullptr), products_(products == GemmPrecision::f16 ? products : GemmPrecision::f32) {
+  shape_ = HeadShape{Sq, Sk, D, Dv, scale, nullptr, nullptr, 0};
+  thread_local std::vector<float> panels, scores;
+  // With no keys each output row is an empty sum (zeros), which the generic products give.
+  if (products_ == GemmPrecision::f32 && selected_isa() == Isa::avx512 && Sk > 0) fused_ = avx512_head();
+  if (fused_) {
+    shape_.ld_scores = (Sk + 15) / 16 * 16;
+    panels.resize((size_t)(shape_.ld_scores * std::max<int64_t>(D, 1)));
+    scores.resize((size_t)(kRowBlock * shape_.ld_scores));
+  } else {
+    shape_.ld_scores = Sk;
+    scores.resize((size_t)std::max<int64_t>(Sq * Sk, 1));
+  }
+  shape_.k_panels = panels.data();
+  shape_.scores = scores.data();
+}
+
+void F32Attention::head(const AttentionHead& h, const AttentionBias& bias, const AttentionHead* next) {
+  const HeadShape& s = shape_;
+  // The next head's operands, asked for first: they arrive while this one is computed.
+  if (next) {
+    prefetch_rows(next->q, s.sq, next->ldq, s.d);
+    prefetch_rows(next->k, s.sk, next->ldk, s.d);
+    prefetch_rows(next->v, s.sk, next->ldv, s.dv);
+  }
+  if (fused_) return fused_(s, h, bias);
+  gemm(products_, false, true, s.sq, s.sk, s.d, s.scale, h.q, h.ldq, h.k, h.ldk, 0.0f, s.scores, s.sk, nullptr);
+  for (int64_t i = 0; i < s.sq; ++i) {
+    float* row = s.scores + i * s.sk;
+    if (const float* b = bias.rows ? bias.rows + i * bias.row_step : nullptr) {
+      for (int64_t j = 0; j < s.sk; ++j) row[j] += bias.per_key ? b[j] : b[0];
+    }
+    softmax_row(row, row, s.sk);
+  }
+  gemm(products_, false, false, s.sq, s.dv, s.sk, 1.0f, s.scores, s.sk, h.v, h.ldv, 0.0f, h.out, h.ldo, nullptr);
+}
+
+}  // namespace aiov
