@@ -16,8 +16,9 @@
 namespace aiov {
 
 namespace attention_f32_detail {
-// The fused head's shape and scratch: k_panels holds ceil(Sk / 16) panels of D x 16 floats,
-// scores kRowBlock rows of ld_scores floats (Sk rounded up to 16).
+// The fused head's shape and scratch: k_panels holds K^T, scaled, as ceil(Sk / 16) panels of
+// D rows of 16 keys (lanes past Sk zeros), scores kRowBlock rows of ld_scores floats (Sk
+// rounded up to 16).
 struct HeadShape {
   int64_t sq, sk, d, dv;
   float scale;
@@ -25,7 +26,8 @@ struct HeadShape {
   float* scores;
   int64_t ld_scores;
 };
-constexpr int64_t kRowBlock = 8;  // query rows whose scores are made together
+constexpr int64_t kRowBlock = 8;    // query rows whose scores are made together
+constexpr int64_t kPanelKeys = 16;  // keys per panel of K^T: one zmm of scores
 using HeadFn = void (*)(const HeadShape& shape, const AttentionHead& h, const AttentionBias& bias);
 HeadFn avx512_head();  // null when built without AVX-512 (attention_f32_avx512.cpp)
 }  // namespace attention_f32_detail

@@ -1,6 +1,6 @@
 // The f32 attention head with AVX-512 intrinsics (see attention_f32.hpp for why and
-// F32Attention for when). Per head: K^T scaled into 16-key panels (one masked gather per
-// panel row), then per block of up to kRowBlock query rows: the scores, rows x 32 keys at a
+// F32Attention for when). Per head, K^T's panels already made (F32Attention::head), per
+// block of up to kRowBlock query rows: the scores, rows x 32 keys at a
 // time, in 16 accumulators fed by Q's elements broadcast from its rows; the bias and the
 // exponentials in place in the L1 block, their sums kept; P V, rows x 32 values at a time,
 // V's rows read where they lie (masked to Dv), and each output row scaled by 1 / its sum.
@@ -8,7 +8,6 @@
 
 #if defined(__AVX512F__)
 #include <algorithm>
-#include <climits>
 #include <cmath>
 
 #include "kernels/exp_coefficients.hpp"
@@ -21,31 +20,7 @@ namespace {
 
 #include "kernels/exp_avx512.inc"
 
-constexpr int64_t kPanel = 16;  // keys per panel of K^T: one zmm of scores
-
-// Panel p of K^T holds keys [16p, 16p + 16) as D rows of 16 lanes, scaled; lanes past Sk are
-// zeros (their scores are never read).
-void pack_keys(const HeadShape& s, const float* k, int64_t ldk) {
-  const __m512 scale = _mm512_set1_ps(s.scale);
-  const bool gather = ldk <= INT_MAX / kPanel;  // lane offsets are 32-bit
-  const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                             _mm512_set1_epi32(gather ? (int)ldk : 0));
-  for (int64_t n0 = 0; n0 < s.sk; n0 += kPanel) {
-    float* panel = s.k_panels + (n0 / kPanel) * s.d * kPanel;
-    const float* keys = k + n0 * ldk;
-    const int64_t count = std::min(kPanel, s.sk - n0);
-    if (gather) {
-      const __mmask16 valid = tail_mask(count);
-      for (int64_t d = 0; d < s.d; ++d) {
-        const __m512 column = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, offsets, keys + d, 4);
-        _mm512_storeu_ps(panel + d * kPanel, _mm512_mul_ps(column, scale));
-      }
-    } else {
-      for (int64_t d = 0; d < s.d; ++d)
-        for (int64_t n = 0; n < kPanel; ++n) panel[d * kPanel + n] = n < count ? keys[n * ldk + d] * s.scale : 0.0f;
-    }
-  }
-}
+constexpr int64_t kPanel = kPanelKeys;
 
 // Scores of R query rows (ldq apart) against NP panels: out[r][0, 16 NP), rows ld apart.
 template <int R, int NP>
@@ -166,7 +141,6 @@ void row_block(const HeadShape& s, const AttentionHead& h, const AttentionBias& 
 static_assert(kRowBlock == 8, "row_block is instantiated for 1 to 8 rows");
 
 void head_avx512(const HeadShape& s, const AttentionHead& h, const AttentionBias& bias) {
-  pack_keys(s, h.k, h.ldk);
   const __m512 low = _mm512_set1_ps(softmax_detail::lowest_kept(s.sk));
   int64_t row0 = 0;
   for (; row0 + kRowBlock <= s.sq; row0 += kRowBlock) row_block<8>(s, h, bias, row0, low);
