@@ -85,28 +85,32 @@ template <int R, int NV>
   }
 }
 
-// One row of scores (n values) plus its bias (one per key, or bias[0] for all; null: none)
-// turned into exp(score - max) in place; returns 1 / their sum. As softmax_row: NaN scores are
-// skipped by the maximum and make the row NaN through their exponentials; exponentials whose
-// probability would be subnormal are 0.
+// One row of scores (n values, in a row of whole vectors) plus its bias (one per key, or
+// bias[0] for all; null: none) turned into exp(score + bias - max) in place, lanes past n
+// zeros; returns 1 / their sum. As softmax_row: NaN scores are skipped by the maximum and make
+// the row NaN through their exponentials; exponentials whose probability would be subnormal
+// are 0. The row is read and written in whole vectors, and the biased scores are made twice
+// rather than stored between the passes: a load that follows a masked store to the same
+// bytes is not forwarded the stored data and waits for it to reach the cache (ViT's rows of
+// 17 keys ran a third slower).
 float exponentiate(float* row, int64_t n, const float* bias, bool per_key, __m512 low) {
+  auto biased = [&](int64_t j, __mmask16 m) {
+    const __m512 x = _mm512_loadu_ps(row + j);
+    if (!bias) return x;
+    return _mm512_add_ps(x, per_key ? _mm512_maskz_loadu_ps(m, bias + j) : _mm512_set1_ps(bias[0]));
+  };
   __m512 mx = _mm512_set1_ps(-INFINITY);
   for (int64_t j = 0; j < n; j += kPanel) {
     const __mmask16 m = tail_mask(n - j);
-    __m512 x = _mm512_maskz_loadu_ps(m, row + j);
-    if (bias) {
-      x = _mm512_add_ps(x, per_key ? _mm512_maskz_loadu_ps(m, bias + j) : _mm512_set1_ps(bias[0]));
-      _mm512_mask_storeu_ps(row + j, m, x);
-    }
-    mx = _mm512_mask_max_ps(mx, m, x, mx);
+    mx = _mm512_mask_max_ps(mx, m, biased(j, m), mx);
   }
   const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
   __m512 sum = _mm512_setzero_ps();
   for (int64_t j = 0; j < n; j += kPanel) {
     const __mmask16 m = tail_mask(n - j);
-    const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, row + j), top), low);
-    _mm512_mask_storeu_ps(row + j, m, e);
-    sum = _mm512_mask_add_ps(sum, m, sum, e);
+    const __m512 e = _mm512_maskz_mov_ps(m, exp_nonpositive(_mm512_sub_ps(biased(j, m), top), low));
+    _mm512_storeu_ps(row + j, e);
+    sum = _mm512_add_ps(sum, e);
   }
   return 1.0f / _mm512_reduce_add_ps(sum);
 }
