@@ -30,10 +30,6 @@ struct AttentionHead {
   int64_t ldo;
 };
 
-// Asks for rows of `width` floats, ld apart, to be brought into L2 (the next head's operands,
-// for both the bf16 and the f32 heads).
-void prefetch_rows(const float* p, int64_t rows, int64_t ld, int64_t width);
-
 // Turns the scores of query rows [row0, row0 + rows) (Sk f32 values each, ld apart, already
 // scaled) into probabilities in place: the bias (mask) added, then the softmax.
 using AttentionRowsFn = std::function<void(int64_t row0, int64_t rows, float* scores, int64_t ld)>;

@@ -17,8 +17,13 @@ F32Attention::F32Attention(int64_t Sq, int64_t Sk, int64_t D, int64_t Dv, float 
     : fused_(nullptr), products_(products == GemmPrecision::f16 ? products : GemmPrecision::f32) {
   shape_ = HeadShape{Sq, Sk, D, Dv, scale, nullptr, nullptr, 0};
   thread_local std::vector<float> panels, scores;
-  // With no keys each output row is an empty sum (zeros), which the generic products give.
-  if (products_ == GemmPrecision::f32 && selected_isa() == Isa::avx512 && Sk > 0) fused_ = avx512_head();
+  // K^T's panels (16 x 16 transposes) cost about what the fused scores of D / 8 query rows
+  // do; with fewer rows the generic products, which read K where it lies, are the faster
+  // (one thread, 12 heads of 128 keys x 64: 1 row 13 us against 25 fused, 4 rows 29 against
+  // 32, 8 rows 51 against 48). With no keys each output row is an empty sum (zeros), which
+  // the generic products give.
+  const bool fusable = products_ == GemmPrecision::f32 && Sk > 0 && Sq * 8 >= D;
+  if (fusable && selected_isa() == Isa::avx512) fused_ = avx512_head();
   if (fused_) {
     shape_.ld_scores = (Sk + kPanelKeys - 1) / kPanelKeys * kPanelKeys;
     // Zeroed: the last panel's lanes past Sk are never written and multiply as zeros.
@@ -32,14 +37,8 @@ F32Attention::F32Attention(int64_t Sq, int64_t Sk, int64_t D, int64_t Dv, float 
   shape_.scores = scores.data();
 }
 
-void F32Attention::head(const AttentionHead& h, const AttentionBias& bias, const AttentionHead* next) {
+void F32Attention::head(const AttentionHead& h, const AttentionBias& bias, const AttentionHead*) {
   const HeadShape& s = shape_;
-  // The next head's operands, asked for first: they arrive while this one is computed.
-  if (next) {
-    prefetch_rows(next->q, s.sq, next->ldq, s.d);
-    prefetch_rows(next->k, s.sk, next->ldk, s.d);
-    prefetch_rows(next->v, s.sk, next->ldv, s.dv);
-  }
   if (fused_) {
     // K^T through the GEMM's in-register transposes, 16 keys (one panel) at a time: masked
     // gathers per panel row were ~10% slower on Zen 4's small heads.
@@ -52,8 +51,11 @@ void F32Attention::head(const AttentionHead& h, const AttentionBias& bias, const
   gemm(products_, false, true, s.sq, s.sk, s.d, s.scale, h.q, h.ldq, h.k, h.ldk, 0.0f, s.scores, s.sk, nullptr);
   for (int64_t i = 0; i < s.sq; ++i) {
     float* row = s.scores + i * s.sk;
-    if (const float* b = bias.rows ? bias.rows + i * bias.row_step : nullptr) {
-      for (int64_t j = 0; j < s.sk; ++j) row[j] += bias.per_key ? b[j] : b[0];
+    const float* b = bias.rows ? bias.rows + i * bias.row_step : nullptr;
+    if (b && bias.per_key) {
+      for (int64_t j = 0; j < s.sk; ++j) row[j] += b[j];
+    } else if (b) {
+      for (int64_t j = 0; j < s.sk; ++j) row[j] += b[0];
     }
     softmax_row(row, row, s.sk);
   }

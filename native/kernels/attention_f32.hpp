@@ -4,8 +4,8 @@
 // than the arithmetic. On AVX-512 a head is one kernel (attention_f32_avx512.cpp): K^T packed
 // once per head (scaled) into 16-key panels, then per block of query rows the scores in
 // registers, stored to an L1 block, masked and exponentiated in place, multiplied by V read
-// straight from its rows, and each output row divided by its sum. Elsewhere (or when the
-// fused kernel is not the faster, see F32Attention::F32Attention) the two generic products
+// straight from its rows, and each output row divided by its sum. Elsewhere, and for heads
+// of fewer than D / 8 query rows (see F32Attention::F32Attention), the two generic products
 // with the softmax rows between them.
 #pragma once
 #include <cstdint>
@@ -41,7 +41,9 @@ class F32Attention {
   F32Attention(const F32Attention&) = delete;
   F32Attention& operator=(const F32Attention&) = delete;
 
-  // next: the head this thread runs after this one, if any (its operands are prefetched).
+  // next (the head this thread runs after this one) is taken for the op's one head loop and
+  // not used: prefetching its rows, as the bf16 heads do, measured slower here (up to a fifth
+  // on one-row heads) and never faster.
   void head(const AttentionHead& h, const AttentionBias& bias, const AttentionHead* next = nullptr);
 
  private:

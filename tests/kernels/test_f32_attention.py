@@ -6,7 +6,8 @@ values. The shapes cross the kernel's edges: query rows off its 8-row blocks (1,
 130), keys off its 16-key panels and 32-key tiles (1, 5, 17, 33, 39, 70), head sizes below one
 vector, between one and two, above two (3, 7, 16, 24, 40, 64) with D != Dv; masks broadcast along
 each dim and of every rank, a mask of -inf on all keys but one, and scores in the hundreds
-(exp of them overflows f32 without the maximum taken first)."""
+(exp of them overflows f32 without the maximum taken first). Under AVX-512 the heads of fewer
+than D / 8 query rows (here 1 x 16) take the generic products, the others the kernel."""
 
 import json
 
