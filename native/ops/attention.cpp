@@ -10,9 +10,9 @@
 
 #include "executor/executor.hpp"
 #include "kernels/attention_bf16.hpp"
+#include "kernels/attention_f32.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/gemm_threads.hpp"
-#include "kernels/softmax_row.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -68,46 +68,29 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
     const float* V = a.in[2]->as<float>();
     const float* M = has_mask ? a.in[3]->as<float>() : nullptr;
     float* O = a.out[0]->as<float>();
-    // The mask added to a row of scores, then the softmax, in place.
-    auto to_probabilities = [&](int64_t b, int64_t h, int64_t i, float* row) {
-      const float* mrow = M ? M + b * mstride[0] + h * mstride[1] + i * mstride[2] : nullptr;
-      if (mrow && mstride[3] == 0) {  // one mask value for the whole row
-        const float add = mrow[0];
-        for (int64_t j = 0; j < Sk; ++j) row[j] += add;
-      } else if (mrow) {
-        for (int64_t j = 0; j < Sk; ++j) row[j] += mrow[j];
+    auto operands = [&](int64_t t) {
+      const int64_t b = t / H, h = t % H;
+      return AttentionHead{Q + (b * Sq * H + h) * D,  H * D,  K + (b * Sk * H + h) * D,  H * D,
+                           V + (b * Sk * H + h) * Dv, H * Dv, O + (b * Sq * H + h) * Dv, H * Dv};
+    };
+    // One loop over a thread's heads for either precision's head kernel.
+    auto run_heads = [&](auto& heads, int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t b = t / H, h = t % H;
+        const bool more = t + 1 < t1;
+        const AttentionHead next = more ? operands(t + 1) : AttentionHead{};
+        AttentionBias bias;
+        if (M) bias = AttentionBias{M + b * mstride[0] + h * mstride[1], mstride[2], mstride[3] != 0};
+        heads.head(operands(t), bias, more ? &next : nullptr);
       }
-      softmax_row(row, row, Sk);
     };
     auto run = [&](int64_t t0, int64_t t1) {
       if (precision == GemmPrecision::bf16) {  // operands rounded once per head (attention_bf16.hpp)
         Bf16Attention heads(Sq, Sk, D, Dv, scale);
-        auto operands = [&](int64_t t) {
-          const int64_t b = t / H, h = t % H;
-          return AttentionHead{Q + (b * Sq * H + h) * D,  H * D,  K + (b * Sk * H + h) * D,  H * D,
-                               V + (b * Sk * H + h) * Dv, H * Dv, O + (b * Sq * H + h) * Dv, H * Dv};
-        };
-        for (int64_t t = t0; t < t1; ++t) {
-          const int64_t b = t / H, h = t % H;
-          const bool more = t + 1 < t1;
-          const AttentionHead next = more ? operands(t + 1) : AttentionHead{};
-          AttentionBias bias;
-          if (M) bias = AttentionBias{M + b * mstride[0] + h * mstride[1], mstride[2], mstride[3] != 0};
-          heads.head(operands(t), bias, more ? &next : nullptr);
-        }
-        return;
-      }
-      thread_local std::vector<float> scores;
-      scores.resize((size_t)(Sq * Sk));
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t b = t / H, h = t % H;
-        const float* qh = Q + (b * Sq * H + h) * D;
-        const float* kh = K + (b * Sk * H + h) * D;
-        const float* vh = V + (b * Sk * H + h) * Dv;
-        gemm(precision, false, true, Sq, Sk, D, scale, qh, H * D, kh, H * D, 0.0f, scores.data(), Sk, nullptr);
-        for (int64_t i = 0; i < Sq; ++i) to_probabilities(b, h, i, scores.data() + i * Sk);
-        gemm(precision, false, false, Sq, Dv, Sk, 1.0f, scores.data(), Sk, vh, H * Dv, 0.0f, O + (b * Sq * H + h) * Dv,
-             H * Dv, nullptr);
+        run_heads(heads, t0, t1);
+      } else {  // attention_f32.hpp
+        F32Attention heads(Sq, Sk, D, Dv, scale, precision);
+        run_heads(heads, t0, t1);
       }
     };
     if (a.ctx->pool)
