@@ -108,13 +108,16 @@ def test_window_mask_with_more_than_one_image_entry_is_left_unfused():
     assert "aiov.Attention" not in types and "Softmax" in types
 
 
-def grouped_attention(heads, kv_heads, head_size, scale_shape=(), rotary=True, repeat_kv=True, max_positions=64):
+def grouped_attention(
+    heads, kv_heads, head_size, scale_shape=(), rotary=True, repeat_kv=True, max_positions=64, rotary_op=False
+):
     """Llama's attention on x [b, s, heads * head_size]: Q, K and V split into heads (K and V
     kv_heads of them), rotary embeddings on Q and K (cos and sin gathered by position), K and
     V repeated to `heads` by Unsqueeze, Expand and Reshape sized from their shapes (repeat_kv;
     without it they keep their kv_heads and the MatMuls broadcast them), the scores scaled
     (by a tensor of scale_shape) and masked by a causal mask from a Where, the probabilities
-    cast to f32 twice, the context merged back to [b, s, hidden]."""
+    cast to f32 twice, the context merged back to [b, s, hidden]. rotary_op: ONNX's
+    RotaryEmbedding (opset 23) on Q and K instead of the chain that computes it."""
     g = z.GraphBuilder(seed=9)
     hidden = heads * head_size
     half = head_size // 2
@@ -165,7 +168,12 @@ def grouped_attention(heads, kv_heads, head_size, scale_shape=(), rotary=True, r
     q = split(g.dense("x", hidden, hidden), heads)
     k = split(g.dense("x", hidden, kv_heads * head_size), kv_heads)
     v = split(g.dense("x", hidden, kv_heads * head_size), kv_heads)
-    if rotary:
+    if rotary and rotary_op:
+        cos_cache = g.const(np.cos(angles[:, :half]).astype(np.float32))
+        sin_cache = g.const(np.sin(angles[:, :half]).astype(np.float32))
+        rows = g.op("Expand", [g.op("Unsqueeze", [positions, g.const(np.array([0], np.int64))]), _dims(g, "x", [0, 1])])
+        q, k = (g.op("RotaryEmbedding", [t, cos_cache, sin_cache, rows]) for t in (q, k))
+    elif rotary:
         q, k = rotate(q), rotate(k)
     if repeat_kv:
         k, v = repeated(k), repeated(v)
@@ -183,7 +191,7 @@ def grouped_attention(heads, kv_heads, head_size, scale_shape=(), rotary=True, r
     probs = g.op("Cast", [g.op("Cast", [probs], to=TensorProto.FLOAT)], to=TensorProto.FLOAT)
     context = g.op("Transpose", [g.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
     g.op("Reshape", [context, g.const(np.array([0, 0, hidden], np.int64))])
-    return g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", hidden])])
+    return g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", hidden])], 23 if rotary_op else 17)
 
 
 @pytest.mark.parametrize("heads, kv_heads, head_size", [(4, 2, 8), (6, 2, 16), (4, 1, 8), (2, 2, 8)])
@@ -204,6 +212,18 @@ def test_grouped_query_attention_is_fused_and_matches_onnxruntime(heads, kv_head
             # K and V are read per group of query heads: their repeat no longer runs.
             assert types.count("aiov.Attention") == 1
             assert "Softmax" not in types and "Broadcast" not in types, types
+
+
+def test_grouped_query_attention_after_a_rotary_embedding_op_is_fused():
+    # Q and K from ONNX's RotaryEmbedding (as a RoPE fusion leaves them) instead of the chain;
+    # the same computation as the chain's graph, which onnxruntime runs.
+    with_op = grouped_attention(4, 2, 8, rotary_op=True).SerializeToString()
+    chain = grouped_attention(4, 2, 8).SerializeToString()
+    for batch, seq in [(2, 7), (1, 1)]:
+        feeds = {"x": RNG.standard_normal((batch, seq, 32)).astype(np.float32)}
+        got, types = _run(with_op, feeds)
+        _assert_close(got, _onnxruntime(chain, feeds)[0], 2e-5)
+        assert "aiov.Attention" in types and "Softmax" not in types and "Broadcast" not in types
 
 
 def test_one_kv_head_broadcast_by_the_products_is_fused():
