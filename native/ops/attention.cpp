@@ -6,11 +6,14 @@
 // (batch, head) task keeps its seq x seq scores in a cache-resident scratch. An input may
 // instead be [batch, heads, seq, head_size] (heads_first: the chain's operand already split,
 // as after Llama's rotary embedding) or one part of a packed [batch, seq, parts, heads,
-// head_size] tensor (part: Swin's qkv rows, read in place rather than transposed apart). K
-// and V may have fewer heads than Q: one (broadcast) or, with grouped_kv, a divisor Hkv of
-// H (grouped-query attention): query head h reads KV head h / (H / Hkv). The mask broadcasts to [batch, H, Sq, Sk], or
-// with mask_period > 0 has that many entries along batch, batch b reading entry b % mask_period (Swin's shifted
-// windows: window b of the batch is window b % nW of its image).
+// head_size] tensor (part: Swin's qkv rows, read in place rather than transposed apart).
+// A batch of 1 broadcasts. K and V may have fewer heads than Q: one (broadcast) or, with
+// grouped_kv, a divisor Hkv of H (grouped-query attention): query head h reads KV head
+// h / (H / Hkv). The mask broadcasts to [batch, H, Sq, Sk], or with mask_period > 0 has that
+// many entries along batch, batch b reading entry b % mask_period (Swin's shifted windows:
+// window b of the batch is window b % nW of its image). With scale_input, the last input is
+// one value the scale is multiplied by as the model runs (a factor the graph computes from
+// shapes, as torch's exports do), so Q need not be scaled on its own.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -71,6 +74,11 @@ std::vector<PortInfo> infer_attention(const InferContext& c) {
                        c.in[i].shape.str());
     if (i == 0) qd = bshd(l, c.in[i].shape.dims);
     if (i == 2) vd = bshd(l, c.in[i].shape.dims);
+  }
+  if (c.node.attr_int("scale_input", 0)) {
+    const PortInfo& f = c.in.back();
+    if (c.in.size() < 4 || f.type != ElementType::f32 || (f.shape.is_static() && numel(f.shape.dims) != 1))
+      throw InputError(c.node.describe() + ": scale_input takes one f32 value as the last input");
   }
   if (qd.empty() || vd.empty()) return {PortInfo{ElementType::f32, PartialShape::dynamic_rank()}};
   // A batch of 1 broadcasts (learned queries against a batch of keys, as MatMul would).
@@ -133,7 +141,11 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
   const float scale = (float)ctx.node.attr_float("scale");
   // The mask broadcasts to [B, H, Sq, Sk]: a stride of 0 along each dim where it has size 1.
   // With a period along batch, batch b reads entry b % period.
-  bool has_mask = ctx.in.size() > 3;
+  const bool scale_input = ctx.node.attr_int("scale_input", 0) != 0;
+  const size_t factor_at = scale_input ? ctx.in.size() - 1 : 0;  // 0: none
+  if (scale_input ? ctx.in.size() < 4 || numel(ctx.in[factor_at].shape) != 1 : ctx.in.size() > 4)
+    throw InputError(ctx.node.describe() + ": the scale factor is one value, the last input, with scale_input");
+  bool has_mask = ctx.in.size() - (scale_input ? 1 : 0) > 3;
   const int64_t period = ctx.node.attr_int("mask_period", 0);
   int64_t mstride[4] = {0, 0, 0, 0};
   if (has_mask) {
@@ -167,6 +179,7 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
     const float* V = a.in[2]->as<float>();
     const float* M = has_mask ? a.in[3]->as<float>() : nullptr;
     float* O = a.out[0]->as<float>();
+    const float scale_now = factor_at ? scale * a.in[factor_at]->as<float>()[0] : scale;
     // Head t = (b, h)'s mask rows and operands; query head h reads KV head h / group.
     auto mask_of = [&](int64_t b, int64_t h) { return M + (b % mask_batches) * mstride[0] + h * mstride[1]; };
     auto operands = [&](int64_t t) {
@@ -193,7 +206,7 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
     };
     auto run = [&](int64_t t0, int64_t t1) {
       if (precision == GemmPrecision::bf16) {  // operands rounded once per head (attention_bf16.hpp)
-        Bf16Attention heads(Sq, Sk, D, Dv, scale);
+        Bf16Attention heads(Sq, Sk, D, Dv, scale_now);
         for (int64_t t = t0; t < t1; ++t) {
           const int64_t b = t / H, h = t % H;
           const bool more = t + 1 < t1;
@@ -209,7 +222,7 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t b = t / H, h = t % H;
         const AttentionHead o = operands(t);
-        gemm(precision, false, true, Sq, Sk, D, scale, o.q, o.ldq, o.k, o.ldk, 0.0f, scores.data(), Sk, nullptr);
+        gemm(precision, false, true, Sq, Sk, D, scale_now, o.q, o.ldq, o.k, o.ldk, 0.0f, scores.data(), Sk, nullptr);
         for (int64_t i = 0; i < Sq; ++i) to_probabilities(b, h, i, scores.data() + i * Sk);
         gemm(precision, false, false, Sq, Dv, Sk, 1.0f, scores.data(), Sk, o.v, o.ldv, 0.0f, o.out, o.ldo, nullptr);
       }
@@ -224,9 +237,9 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
 }  // namespace
 
 void register_attention_ops(OpRegistry& r) {
-  r.add(OpDef{"aiov.Attention", 3, 4, infer_attention, prepare_attention}.with_attrs(
+  r.add(OpDef{"aiov.Attention", 3, 5, infer_attention, prepare_attention}.with_attrs(
       {float_attr("scale", 1.0), ints_attr("heads_first"), ints_attr("part"), int_attr("grouped_kv", 0),
-       int_attr("mask_period", 0)}));
+       int_attr("mask_period", 0), int_attr("scale_input", 0)}));
 }
 
 }  // namespace aiov

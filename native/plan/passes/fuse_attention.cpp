@@ -277,6 +277,9 @@ Node* window_masked(PassContext& ctx, Node* merged, Value& mask, int64_t& period
 // one mask, their sum. Q and K may each carry their own constant factor (torch's
 // scaled_dot_product_attention splits the scale into sqrt(scale) on each), and the heads may be
 // split from and merged into sequence-first rows (torch's nn.MultiheadAttention; heads_first).
+// Q, K and V are otherwise read where they are (heads_of: heads first, a part of Swin's packed
+// qkv rows, K and V before Llama's repeat_kv), the probabilities through f32 Converts, and a
+// mask added through Swin's per-window view becomes one mask the op reads per window.
 bool fuse_attention(PassContext& ctx) {
   const std::vector<int64_t> heads{0, 2, 1, 3}, swap_last{0, 1, 3, 2};
   bool changed = false;
@@ -388,33 +391,28 @@ bool fuse_attention(PassContext& ctx) {
     }
     if (k_heads) k_in = heads_of(*k_heads, true);
     if (!k_in.v.node) continue;
-    HeadSource q_in = heads_of(q_operand, false);
+    const HeadSource q_in = heads_of(q_operand, false);
     const HeadSource v_in = heads_of(pv->inputs[1], true);
     if (!q_in.v.node || !v_in.v.node) continue;
-    // Factors computed by the graph scale Q as it enters: (a Q)(b K)^T = a b Q K^T. A part
-    // of packed rows is first taken out as [b, s, h, d] (the factor would scale every part).
-    if (!factors.empty() && q_in.part >= 0) {
-      try {
-        const Value index{make_constant(ElementType::i64, Dims{}, &q_in.part, sizeof(int64_t), ""), 0};
-        q_in.v = Value{
-            make_node(op_name::Gather, {q_in.v, index, Value{i64_constant({2}, ""), 0}}, {}, qk->name + "/q_part"), 0};
-        q_in.part = -1;
-      } catch (const std::exception&) {
-        continue;
-      }
-    }
+    // Factors computed by the graph, (a Q)(b K)^T = a b Q K^T: their product is one more input
+    // the op multiplies its scale by as it runs (scale_input), so Q is not scaled on its own.
+    Value factor;
     for (const Value& f : factors) {
       try {
-        q_in.v = Value{make_node(op_name::Multiply, {q_in.v, f}, {}, qk->name + "/scale"), 0};
+        factor = factor.node ? Value{make_node(op_name::Multiply, {factor, f}, {}, qk->name + "/scale"), 0} : f;
       } catch (const std::exception&) {
-        q_in.v = Value{};
+        factor = Value{};
         break;
       }
     }
-    if (!q_in.v.node) continue;
+    if (!factors.empty() && !factor.node) continue;
     std::vector<Value> ins{q_in.v, k_in.v, v_in.v};
     for (const Value& m : mask) ins.push_back(m);
     Attrs attrs{{"scale", scale}};
+    if (factor.node) {
+      ins.push_back(factor);
+      attrs["scale_input"] = int64_t{1};
+    }
     if (q_in.heads_first || k_in.heads_first || v_in.heads_first)
       attrs["heads_first"] = std::vector<int64_t>{q_in.heads_first, k_in.heads_first, v_in.heads_first};
     if (q_in.part >= 0 || k_in.part >= 0 || v_in.part >= 0)
