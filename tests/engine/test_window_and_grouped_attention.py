@@ -49,7 +49,7 @@ def _dims(g, x, at):
     return g.op("Gather", [g.op("Shape", [x]), g.const(np.array(at, np.int64))], axis=0)
 
 
-def window_attention(heads, head_size, window, windows=1, mask_batch=1, shifted=False):
+def window_attention(heads, head_size, window, windows=1, mask_batch=1, shifted=False, mask_windows=None):
     """torchvision's shifted_window_attention on x [batch * windows, window^2, heads * head_size]:
     qkv reshaped to [b, n, 3, heads, head_size], permuted to [3, b, heads, n, head_size] and
     unbound; Q times (C / heads)^-0.5 computed from x's shape; the relative-position bias
@@ -73,7 +73,8 @@ def window_attention(heads, head_size, window, windows=1, mask_batch=1, shifted=
     if shifted:
         groups = g.op("Div", [_dims(g, "x", [0]), g.const(np.array([windows], np.int64))])
         view = g.op("Concat", [groups, g.const(np.array([windows, heads, n, n], np.int64))], axis=0)
-        mask = np.where(RNG.random((mask_batch, windows, 1, n, n)) < 0.3, -100.0, 0.0).astype(np.float32)
+        mask_shape = (mask_batch, mask_windows or windows, 1, n, n)
+        mask = np.where(RNG.random(mask_shape) < 0.3, -100.0, 0.0).astype(np.float32)
         scores = g.op("Add", [g.op("Reshape", [scores, view]), g.const(mask)])
         scores = g.op("Reshape", [scores, g.const(np.array([-1, heads, n, n], np.int64))])
     probs = g.op("Softmax", [scores], axis=-1)
@@ -106,6 +107,18 @@ def test_window_mask_with_more_than_one_image_entry_is_left_unfused():
     got, types = _run(proto.SerializeToString(), feeds)
     _assert_close(got, _onnxruntime(proto, feeds)[0], 2e-5)
     assert "aiov.Attention" not in types and "Softmax" in types
+
+
+def test_window_mask_for_other_windows_is_refused_as_the_unfused_graph_is():
+    # 3 windows' masks against a view of 4 windows: onnxruntime refuses the Add; the fused
+    # model must refuse too (its mask is broadcast to the view's dims as it runs), not read
+    # the masks with another period.
+    proto = window_attention(2, 8, 4, 4, shifted=True, mask_windows=3).SerializeToString()
+    feeds = {"x": RNG.standard_normal((8, 16, 16)).astype(np.float32)}
+    with pytest.raises(Exception, match="(?i)broadcast|shape"):
+        _onnxruntime(proto, feeds)
+    with pytest.raises(Exception, match="(?i)broadcast|shape|mask"):
+        ov.compile_model(proto)(feeds)
 
 
 def grouped_attention(
