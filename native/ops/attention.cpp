@@ -139,12 +139,12 @@ KernelFn prepare_attention(const PrepareContext& ctx) {
                      (grouped ? "do not divide " : "do not match ") + std::to_string(H) + " query heads");
   const int64_t group = Hkv > 0 ? std::max<int64_t>(H / Hkv, 1) : 1;  // query heads sharing one KV head
   const float scale = (float)ctx.node.attr_float("scale");
-  // The mask broadcasts to [B, H, Sq, Sk]: a stride of 0 along each dim where it has size 1.
-  // With a period along batch, batch b reads entry b % period.
   const bool scale_input = ctx.node.attr_int("scale_input", 0) != 0;
   const size_t factor_at = scale_input ? ctx.in.size() - 1 : 0;  // 0: none
   if (scale_input ? ctx.in.size() < 4 || numel(ctx.in[factor_at].shape) != 1 : ctx.in.size() > 4)
     throw InputError(ctx.node.describe() + ": the scale factor is one value, the last input, with scale_input");
+  // The mask broadcasts to [B, H, Sq, Sk]: a stride of 0 along each dim where it has size 1.
+  // With a period along batch, batch b reads entry b % period.
   bool has_mask = ctx.in.size() - (scale_input ? 1 : 0) > 3;
   const int64_t period = ctx.node.attr_int("mask_period", 0);
   int64_t mstride[4] = {0, 0, 0, 0};

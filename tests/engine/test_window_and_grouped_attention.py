@@ -49,7 +49,9 @@ def _dims(g, x, at):
     return g.op("Gather", [g.op("Shape", [x]), g.const(np.array(at, np.int64))], axis=0)
 
 
-def window_attention(heads, head_size, window, windows=1, mask_batch=1, shifted=False, mask_windows=None):
+def window_attention(
+    heads, head_size, window, windows=1, mask_batch=1, shifted=False, mask_windows=None, row_mask=False
+):
     """torchvision's shifted_window_attention on x [batch * windows, window^2, heads * head_size]:
     qkv reshaped to [b, n, 3, heads, head_size], permuted to [3, b, heads, n, head_size] and
     unbound; Q times (C / heads)^-0.5 computed from x's shape; the relative-position bias
@@ -70,6 +72,10 @@ def window_attention(heads, head_size, window, windows=1, mask_batch=1, shifted=
     bias = g.op("Gather", [table, g.const(index)], axis=0)
     bias = g.op("Transpose", [g.op("Reshape", [bias, g.const(np.array([n, n, -1], np.int64))])], perm=[2, 0, 1])
     scores = g.op("Add", [scores, g.op("Unsqueeze", [bias, g.const(np.array([0], np.int64))])])
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", n, dim])]
+    if row_mask:  # one more mask, [b, 1, 1, n]: one row of keys per window of the batch
+        scores = g.op("Add", [scores, "rows"])
+        inputs.append(helper.make_tensor_value_info("rows", TensorProto.FLOAT, ["b", 1, 1, n]))
     if shifted:
         groups = g.op("Div", [_dims(g, "x", [0]), g.const(np.array([windows], np.int64))])
         view = g.op("Concat", [groups, g.const(np.array([windows, heads, n, n], np.int64))], axis=0)
@@ -80,7 +86,7 @@ def window_attention(heads, head_size, window, windows=1, mask_batch=1, shifted=
     probs = g.op("Softmax", [scores], axis=-1)
     context = g.op("Transpose", [g.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
     g.op("Reshape", [context, g.op("Concat", [_dims(g, "x", [0, 1]), g.const(np.array([-1], np.int64))], axis=0)])
-    return g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", n, dim])])
+    return g.model(inputs)
 
 
 @pytest.mark.parametrize(
@@ -104,6 +110,19 @@ def test_window_mask_with_more_than_one_image_entry_is_left_unfused():
     # A mask [2, windows, 1, n, n] differs per image: no one mask per window stands for it.
     proto = window_attention(2, 8, 4, 4, mask_batch=2, shifted=True)
     feeds = {"x": RNG.standard_normal((8, 16, 16)).astype(np.float32)}
+    got, types = _run(proto.SerializeToString(), feeds)
+    _assert_close(got, _onnxruntime(proto, feeds)[0], 2e-5)
+    assert "aiov.Attention" not in types and "Softmax" in types
+
+
+def test_window_mask_with_a_mask_per_batch_entry_is_left_unfused():
+    # The fused op reads one mask per window (period nW): a second mask that differs for
+    # every window of the batch cannot join it.
+    proto = window_attention(2, 8, 4, 4, shifted=True, row_mask=True)
+    feeds = {
+        "x": RNG.standard_normal((8, 16, 16)).astype(np.float32),
+        "rows": np.where(RNG.random((8, 1, 1, 16)) < 0.3, -100.0, 0.0).astype(np.float32),
+    }
     got, types = _run(proto.SerializeToString(), feeds)
     _assert_close(got, _onnxruntime(proto, feeds)[0], 2e-5)
     assert "aiov.Attention" not in types and "Softmax" in types

@@ -349,6 +349,9 @@ bool fuse_attention(PassContext& ctx) {
     }
     if (window_mask.node) {
       if (!mask.empty()) {
+        // The op reads its mask per window: another mask must not vary along batch.
+        const PartialShape& other = mask[0].node->outputs[mask[0].index].shape;
+        if (other.rank() == 4 && other.dims[0] != 1) continue;
         try {
           mask[0] = folded(make_node(op_name::Add, {mask[0], window_mask}, Attrs{}, probs->name + "/masks"));
         } catch (const std::exception&) {
