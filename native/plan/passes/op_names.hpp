@@ -14,6 +14,7 @@ namespace aiov {
   X(Attention, "aiov.Attention")               \
   X(AvgPool, "AvgPool")                        \
   X(BatchNormInference, "BatchNormInference")  \
+  X(Broadcast, "Broadcast")                    \
   X(Concat, "Concat")                          \
   X(Convert, "Convert")                        \
   X(Convolution, "Convolution")                \
