@@ -6,7 +6,8 @@ bf16, everything else f32. The result is checked against a float64 reference of 
 operands, within what rounding the probabilities can move it. The shapes cross the tiles'
 edges (query and key lengths off the 16/32 multiples, more query rows than one block, head
 sizes below and above one 32-column tile, one query row, fewer keys than one 16-key panel)
-with masks of every broadcast form."""
+with masks of every broadcast form. Heads of at most 16 dims run on the f32 heads under the
+bf16 hint too (cheaper than rounding them): checked against the unrounded reference."""
 
 import json
 
@@ -39,10 +40,12 @@ def cross_attention(heads, d, dv, mask_shape, scale):
 
 rng = np.random.default_rng(3)
 worst = 0.0
+worst_f32_heads = 0.0
 fused = True
 for b, sq, sk, h, d, dv, mask in [(2, 37, 70, 3, 24, 40, "keys"), (1, 1, 17, 2, 32, 16, None),
                                    (3, 130, 33, 2, 64, 64, "full"), (2, 16, 128, 4, 32, 32, "row"),
-                                   (1, 65, 65, 1, 80, 8, "keys"), (2, 3, 5, 2, 16, 24, "row")]:
+                                   (1, 65, 65, 1, 80, 8, "keys"), (2, 3, 5, 2, 18, 24, "row"),
+                                   (2, 9, 21, 3, 16, 24, "keys")]:
     scale = 1 / np.sqrt(d)
     mask_shape = {"keys": (b, 1, 1, sk), "full": (b, h, sq, sk), "row": (1, 1, sq, 1), None: None}[mask]
     model = cross_attention(h, d, dv, mask_shape, scale)
@@ -55,16 +58,22 @@ for b, sq, sk, h, d, dv, mask in [(2, 37, 70, 3, 24, 40, "keys"), (1, 1, 17, 2, 
     request = compiled.create_infer_request()
     got = request.infer(feeds)[0]
     fused &= [p.node_type for p in request.get_profiling_info()].count("aiov.Attention") == 1
-    q = rounded(feeds["q"] * np.float32(scale)).astype(np.float64).transpose(0, 2, 1, 3)
-    k = rounded(feeds["k"]).astype(np.float64).transpose(0, 2, 1, 3)
-    v = rounded(feeds["v"]).astype(np.float64).transpose(0, 2, 1, 3)
+    f32_heads = d <= 16
+    keep = (lambda x: x) if f32_heads else rounded
+    q = keep(feeds["q"] * np.float32(scale)).astype(np.float64).transpose(0, 2, 1, 3)
+    k = keep(feeds["k"]).astype(np.float64).transpose(0, 2, 1, 3)
+    v = keep(feeds["v"]).astype(np.float64).transpose(0, 2, 1, 3)
     s = q @ k.transpose(0, 1, 3, 2) + (feeds["mask"] if mask_shape is not None else 0)
     p = np.exp(s - s.max(-1, keepdims=True))
     p /= p.sum(-1, keepdims=True)
     want = (p @ v).transpose(0, 2, 1, 3)
+    if f32_heads:  # f32 throughout: within f32 accumulation of the largest |v|
+        worst_f32_heads = max(worst_f32_heads, float(np.max(np.abs(got - want))) / float(np.max(np.abs(v))))
+        continue
     # Rounding the probabilities moves each output by at most 2^-9 of the largest |v| it weighs.
     worst = max(worst, float(np.max(np.abs(got - want))) / (2.0**-9 * float(np.max(np.abs(v)))))
-print(json.dumps({"isa": ov._core.gemm_bf16_isa(), "worst": worst, "fused": fused}))
+print(json.dumps({"isa": ov._core.gemm_bf16_isa(), "worst": worst, "worst_f32_heads": worst_f32_heads,
+                  "fused": fused}))
 """
 
 ISAS = ["scalar", "avx512_bf16", "amx"]  # each includes the ones before it
@@ -82,3 +91,4 @@ def test_bf16_attention_matches_rounded_reference(isa, run_capped):
     assert result["fused"]  # every model's attention ran as the fused op
     # Within the probabilities' rounding (plus f32 accumulation): 1.0 is the bound itself.
     assert result["worst"] < 1.0
+    assert result["worst_f32_heads"] < 1e-5  # far below the 2^-9 a bf16 rounding would leave
