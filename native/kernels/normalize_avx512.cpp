@@ -94,35 +94,39 @@ void normalize_short_rows(const float* x, float* y, int64_t rows, int64_t len, b
 constexpr int64_t kBlockRows = 16;
 constexpr int64_t kBlockFloats = 6144;
 
+// The means and 1 / deviations (1 without norm_var) of nb <= kBlockRows rows of len floats.
+void block_statistics(const float* xb, int64_t nb, int64_t len, bool norm_var, double eps, bool eps_outside,
+                      float* mean, float* scale) {
+  const __m512 n = _mm512_set1_ps((float)len), e = _mm512_set1_ps((float)eps), one = _mm512_set1_ps(1.0f);
+  for (int64_t j = 0; j < nb; ++j) mean[j] = row_sum(xb + j * len, len, [](__m512 v) { return v; });
+  _mm512_store_ps(mean, _mm512_div_ps(_mm512_load_ps(mean), n));
+  __m512 sc = one;
+  if (norm_var) {
+    for (int64_t j = 0; j < nb; ++j) {
+      const __m512 m = _mm512_set1_ps(mean[j]);
+      scale[j] = row_sum(xb + j * len, len, [m](__m512 v) {
+        const __m512 d = _mm512_sub_ps(v, m);
+        return _mm512_mul_ps(d, d);
+      });
+    }
+    const __m512 var = _mm512_div_ps(_mm512_load_ps(scale), n);
+    sc = eps_outside ? _mm512_div_ps(one, _mm512_add_ps(_mm512_sqrt_ps(var), e))
+                     : _mm512_div_ps(one, _mm512_sqrt_ps(_mm512_add_ps(var, e)));
+  }
+  _mm512_store_ps(scale, sc);
+}
+
 void normalize_rows_avx512(const float* x, float* y, int64_t rows, int64_t len, bool norm_var, double eps,
                            bool eps_outside, const float* gamma, const float* beta) {
   if (len == 2 || len == 4 || len == 8 || len == 16)
     return normalize_short_rows(x, y, rows, len, norm_var, eps, eps_outside, gamma, beta);
   const int64_t block = std::clamp<int64_t>(kBlockFloats / std::max<int64_t>(len, 1), 1, kBlockRows);
-  const __m512 n = _mm512_set1_ps((float)len);
-  const __m512 e = _mm512_set1_ps((float)eps);
-  const __m512 one = _mm512_set1_ps(1.0f);
   alignas(64) float mean[kBlockRows] = {}, scale[kBlockRows] = {};
   for (int64_t r0 = 0; r0 < rows; r0 += block) {
     const int64_t nb = std::min(block, rows - r0);
     const float* xb = x + r0 * len;
     float* yb = y + r0 * len;
-    for (int64_t j = 0; j < nb; ++j) mean[j] = row_sum(xb + j * len, len, [](__m512 v) { return v; });
-    _mm512_store_ps(mean, _mm512_div_ps(_mm512_load_ps(mean), n));
-    __m512 sc = one;
-    if (norm_var) {
-      for (int64_t j = 0; j < nb; ++j) {
-        const __m512 m = _mm512_set1_ps(mean[j]);
-        scale[j] = row_sum(xb + j * len, len, [m](__m512 v) {
-          const __m512 d = _mm512_sub_ps(v, m);
-          return _mm512_mul_ps(d, d);
-        });
-      }
-      const __m512 var = _mm512_div_ps(_mm512_load_ps(scale), n);
-      sc = eps_outside ? _mm512_div_ps(one, _mm512_add_ps(_mm512_sqrt_ps(var), e))
-                       : _mm512_div_ps(one, _mm512_sqrt_ps(_mm512_add_ps(var, e)));
-    }
-    _mm512_store_ps(scale, sc);
+    block_statistics(xb, nb, len, norm_var, eps, eps_outside, mean, scale);
     for (int64_t j = 0; j < nb; ++j) {
       const __m512 m = _mm512_set1_ps(mean[j]), s = _mm512_set1_ps(scale[j]);
       const float* xr = xb + j * len;
@@ -145,24 +149,12 @@ void group_norm_rows_avx512(const float* x, float* y, int64_t rows, int64_t len,
                             int64_t row0, int64_t groups, int64_t segment, const float* gamma, const float* beta) {
   const int64_t block = std::clamp<int64_t>(kBlockFloats / std::max<int64_t>(len, 1), 1, kBlockRows);
   const int64_t per_row = segment > 0 ? len / segment : 0;
-  const __m512 n = _mm512_set1_ps((float)len), e = _mm512_set1_ps((float)eps), one = _mm512_set1_ps(1.0f);
   alignas(64) float mean[kBlockRows] = {}, scale[kBlockRows] = {};
   for (int64_t r0 = 0; r0 < rows; r0 += block) {
     const int64_t nb = std::min(block, rows - r0);
     const float* xb = x + r0 * len;
     float* yb = y + r0 * len;
-    for (int64_t j = 0; j < nb; ++j) mean[j] = row_sum(xb + j * len, len, [](__m512 v) { return v; });
-    _mm512_store_ps(mean, _mm512_div_ps(_mm512_load_ps(mean), n));
-    for (int64_t j = 0; j < nb; ++j) {
-      const __m512 m = _mm512_set1_ps(mean[j]);
-      scale[j] = row_sum(xb + j * len, len, [m](__m512 v) {
-        const __m512 d = _mm512_sub_ps(v, m);
-        return _mm512_mul_ps(d, d);
-      });
-    }
-    const __m512 var = _mm512_div_ps(_mm512_load_ps(scale), n);
-    _mm512_store_ps(scale, eps_outside ? _mm512_div_ps(one, _mm512_add_ps(_mm512_sqrt_ps(var), e))
-                                       : _mm512_div_ps(one, _mm512_sqrt_ps(_mm512_add_ps(var, e))));
+    block_statistics(xb, nb, len, true, eps, eps_outside, mean, scale);
     for (int64_t j = 0; j < nb; ++j) {
       const int64_t c0 = (row0 + r0 + j) % groups * per_row;
       for (int64_t c = 0; c < per_row; ++c) {

@@ -43,26 +43,31 @@ void expect_float(const Node& n, const PortInfo& p) {
 
 // ---- GroupNormalization(data [N, C, ...], scale [C], bias [C]; num_groups, epsilon) ------
 
+// Data [N, C, ...] of rank 2 or more with num_groups dividing C, and inputs 1 and 2 (the
+// per-channel scale and shift, named as the op names them) of shape [C].
+void check_group_shapes(const InferContext& c, const char* scale_name, const char* shift_name) {
+  const PartialShape& x = c.in[0].shape;
+  const int64_t groups = c.node.attr_int("num_groups");
+  if (!x.rank_known) return;
+  if (x.rank() < 2) throw InputError(c.node.describe() + ": data must have rank 2 or more, got " + x.str());
+  const int64_t ch = x.dims[1];
+  if (ch != kDynamic && ch % groups)
+    throw InputError(c.node.describe() + ": num_groups " + std::to_string(groups) + " must divide the channels (" +
+                     std::to_string(ch) + ")");
+  for (int i = 1; i <= 2; ++i) {
+    const PartialShape& s = c.in[i].shape;
+    if (s.rank_known && (s.rank() != 1 || (ch != kDynamic && s.dims[0] != kDynamic && s.dims[0] != ch)))
+      throw InputError(c.node.describe() + ": " + (i == 1 ? scale_name : shift_name) + " must have shape [" +
+                       std::to_string(ch) + "] (one per channel), got " + s.str());
+  }
+}
+
 std::vector<PortInfo> infer_group_norm(const InferContext& c) {
   const PortInfo& x = c.in[0];
   expect_float(c.node, x);
   expect_type_match(c.node, x, c.in[1]);
   expect_type_match(c.node, x, c.in[2]);
-  const int64_t groups = c.node.attr_int("num_groups");
-  if (x.shape.rank_known) {
-    if (x.shape.rank() < 2)
-      throw InputError(c.node.describe() + ": data must have rank 2 or more, got " + x.shape.str());
-    const int64_t ch = x.shape.dims[1];
-    if (ch != kDynamic && ch % groups)
-      throw InputError(c.node.describe() + ": num_groups " + std::to_string(groups) + " must divide the channels (" +
-                       std::to_string(ch) + ")");
-    for (int i = 1; i <= 2; ++i) {
-      const PartialShape& s = c.in[i].shape;
-      if (s.rank_known && (s.rank() != 1 || (ch != kDynamic && s.dims[0] != kDynamic && s.dims[0] != ch)))
-        throw InputError(c.node.describe() + ": " + (i == 1 ? "scale" : "bias") + " must have shape [" +
-                         std::to_string(ch) + "] (one per channel), got " + s.str());
-    }
-  }
+  check_group_shapes(c, "scale", "bias");
   return {PortInfo{x.type, x.shape}};
 }
 
@@ -160,23 +165,10 @@ std::vector<PortInfo> infer_fused_group_norm(const InferContext& c) {
   const PortInfo& x = c.in[0];
   if (x.type != ElementType::f32 && x.type != ElementType::dynamic)
     throw InputError(c.node.describe() + ": expected f32 data, got " + type_name(x.type));
-  const int64_t groups = c.node.attr_int("num_groups");
-  if (x.shape.rank_known) {
-    if (x.shape.rank() < 2)
-      throw InputError(c.node.describe() + ": data must have rank 2 or more, got " + x.shape.str());
-    const int64_t ch = x.shape.dims[1];
-    if (ch != kDynamic && ch % groups)
-      throw InputError(c.node.describe() + ": num_groups " + std::to_string(groups) + " must divide the channels (" +
-                       std::to_string(ch) + ")");
-    for (int i = 1; i <= 2; ++i) {
-      const PartialShape& s = c.in[i].shape;
-      if (c.in[i].type != ElementType::f32 && c.in[i].type != ElementType::dynamic)
-        throw InputError(c.node.describe() + ": gamma and beta must be f32, got " + type_name(c.in[i].type));
-      if (s.rank_known && (s.rank() != 1 || (ch != kDynamic && s.dims[0] != kDynamic && s.dims[0] != ch)))
-        throw InputError(c.node.describe() + ": " + (i == 1 ? "gamma" : "beta") + " must have shape [" +
-                         std::to_string(ch) + "] (one per channel), got " + s.str());
-    }
-  }
+  for (int i = 1; i <= 2; ++i)
+    if (c.in[i].type != ElementType::f32 && c.in[i].type != ElementType::dynamic)
+      throw InputError(c.node.describe() + ": gamma and beta must be f32, got " + type_name(c.in[i].type));
+  check_group_shapes(c, "gamma", "beta");
   return {PortInfo{ElementType::f32, x.shape}};
 }
 
