@@ -593,3 +593,8 @@ def test_qdq_residual_sum_goes_to_the_convolution_whose_bytes_nothing_else_reads
     np.testing.assert_array_equal(optimized, plain)
     types = node_types(proto, feeds)
     assert types.count("aiov.QuantizedConv") == 4 and "aiov.QuantizedAdd" not in types
+    # A compiled-model blob carries the residual inputs: the imported model gives the same bytes.
+    import aiov as ov
+
+    blob = ov.compile_model(proto.SerializeToString()).export_model()
+    np.testing.assert_array_equal(ov.Core().import_model(blob)(feeds)[0], optimized)
