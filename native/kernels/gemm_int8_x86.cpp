@@ -321,8 +321,8 @@ struct StripColumns {
   __m512 c_zero, c_scale, r_zero, r_scale;
   Requantizer sum_rq;
   bool sum_folds;
-  __m512 sum_c_scale, sum_r_scale, sum_shift, sum_near;
-  __m512i c_low;  // the lowest byte - 128 (the zero point's after a Relu)
+  __m512 sum_c_scale, sum_r_scale, sum_shift;
+  __m512 c_low;  // the lowest byte - 128 (the zero point's after a Relu)
 };
 
 // A row's NV vectors of bytes stored: all but the last whole (a strip's NV is the fewest
@@ -410,28 +410,29 @@ template <int R, int NV, bool RELU, bool SUM>
   constexpr int kDown = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
   const __m128i flip = _mm_set1_epi8((char)0x80), zero = _mm_set1_epi8((char)(uint8_t)s.out_zero);
   AIOV_UNROLL for (int r = 0; r < R; ++r) {
-    __m512 x[NV], q[NV];
+    __m512 x[NV], q[NV], fraction[NV];
     __mmask16 near = 0;
+    uint8_t* const row = out + r * ldc;
+    const uint8_t* const residual_row = SUM ? residual + r * s.ld_residual : nullptr;
     AIOV_UNROLL for (int v = 0; v < NV; ++v) {
       x[v] = _mm512_cvtepi32_ps(acc[r][v]);
       q[v] = _mm512_fmadd_ps(x[v], k.scale[v], k.bias[v]);
-      near = _kor_mask16(near, _mm512_mask_cmp_ps_mask(k.cols[v], _mm512_reduce_ps(q[v], kDown), k.near, _CMP_LT_OQ));
+      fraction[v] = _mm512_reduce_ps(q[v], kDown);
     }
-    uint8_t* const row = out + r * ldc;
-    const uint8_t* const residual_row = SUM ? residual + r * s.ld_residual : nullptr;
     if (SUM && k.sum_folds) {
-      // The bytes less 128 (q rounded down, saturated as the bytes are, after a Relu at least
-      // the zero point's), then the sum's folded form from them and the residual's bytes; a
-      // lane near a half-integer in either sends the row to the exact steps.
+      // The bytes less 128 (q rounded down, exactly q less its fraction, clamped as the bytes
+      // saturate, after a Relu at least the zero point's), then the sum's folded form from them
+      // and the residual's bytes; a lane near a half-integer in either (one window) sends the
+      // row to the exact steps.
       __m512 qs[NV];
       AIOV_UNROLL for (int v = 0; v < NV; ++v) {
-        const __m512i c =
-            _mm512_min_epi32(_mm512_max_epi32(_mm512_cvt_roundps_epi32(q[v], kDown), k.c_low), _mm512_set1_epi32(127));
+        const __m512 c =
+            _mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(q[v], fraction[v]), k.c_low), _mm512_set1_ps(127.0f));
         const __m512 rv =
             _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k.cols[v], residual_row + 16 * v)));
-        qs[v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c), k.sum_c_scale, _mm512_fmadd_ps(rv, k.sum_r_scale, k.sum_shift));
-        near = _kor_mask16(near,
-                           _mm512_mask_cmp_ps_mask(k.cols[v], _mm512_reduce_ps(qs[v], kDown), k.sum_near, _CMP_LT_OQ));
+        qs[v] = _mm512_fmadd_ps(c, k.sum_c_scale, _mm512_fmadd_ps(rv, k.sum_r_scale, k.sum_shift));
+        const __m512 nearest = _mm512_min_ps(fraction[v], _mm512_reduce_ps(qs[v], kDown));
+        near = _kor_mask16(near, _mm512_mask_cmp_ps_mask(k.cols[v], nearest, k.near, _CMP_LT_OQ));
       }
       if (__builtin_expect(_kortestz_mask16_u8(near, near), 1)) {
         __m128i bytes[NV];
@@ -443,6 +444,8 @@ template <int R, int NV, bool RELU, bool SUM>
       strip_row_exact<NV, RELU>(x, s, k, rq, row, residual_row);
       continue;
     }
+    AIOV_UNROLL for (int v = 0; v < NV; ++v) near =
+        _kor_mask16(near, _mm512_mask_cmp_ps_mask(k.cols[v], fraction[v], k.near, _CMP_LT_OQ));
     if (__builtin_expect(_kortestz_mask16_u8(near, near), 1)) {
       __m128i bytes[NV];
       AIOV_UNROLL for (int v = 0; v < NV; ++v) {
@@ -477,12 +480,13 @@ void strip_tail(const Int8U8Strip& s, const uint8_t* a, uint8_t* out, const uint
 // nearest (even) needs no tie test. |scale / out_scale| <= 0.5 keeps |q| below 2^31 for any
 // sum, so the conversion never overflows.
 // The window k.near is kFoldedNearHalf or a smaller power of two (so the constant stays exact)
-// still above the bound for this strip's biases: a lane whose |quotient| exceeds 256 saturates
+// still above the bound for this strip's biases (and at least least_window, the residual
+// sum's, which shares it): a lane whose |quotient| exceeds 256 saturates
 // alike either way (zero in [0, 255]), so the bound needs |q - zero| <= 257 only, and with
 // small biases (ResNet's: |bias / out_scale| ~ 50) the window is 2^-12: a quarter as many rows
 // take the exact steps (a 1x1 convolution's merge is most of its time).
 template <int NV>
-bool fold_strip(const Int8U8Strip& s, const Requantizer& rq, StripColumns<NV>& k) {
+bool fold_strip(const Int8U8Strip& s, const Requantizer& rq, StripColumns<NV>& k, double least_window) {
   bool folds = rq.by_inverse && s.out_scale > 0.0f;
   __m512 bias_quotient[NV];
   float largest_bias = 0.0f;
@@ -500,7 +504,8 @@ bool fold_strip(const Int8U8Strip& s, const Requantizer& rq, StripColumns<NV>& k
   }
   const double bound = std::ldexp(6.0 * 257 + 6.0 * largest_bias + 2.0 * s.out_zero + 512.0, -24);
   float window = kFoldedNearHalf;
-  while (window > 1.0f / 65536.0f && 0.5 * window > bound) window *= 0.5f;
+  while (window > 1.0f / 65536.0f && 0.5 * window > bound && 0.5 * window >= least_window) window *= 0.5f;
+  while (window < least_window) window *= 2.0f;
   k.near = _mm512_set1_ps(2.0f * window);
   const __m512 shift = _mm512_set1_ps((float)s.out_zero - 127.5f + window);
   AIOV_UNROLL for (int v = 0; v < NV; ++v) k.bias[v] = _mm512_add_ps(bias_quotient[v], shift);
@@ -510,30 +515,30 @@ bool fold_strip(const Int8U8Strip& s, const Requantizer& rq, StripColumns<NV>& k
 // The residual sum's folded form, from the conv's bytes less 128 (t) and the residual's (r):
 // q = t * (out_scale / sum_scale) + (r * (residual_scale / sum_scale) + shift), shift =
 // (128 - out_zero) * out_scale / sum_scale - residual_zero * residual_scale / sum_scale +
-// sum_zero - 127.5 + kFoldedNearHalf, each constant rounded once from double; then rounded
+// sum_zero - 127.5 (rounded once from double) + the window (one more rounding); then rounded
 // down and saturated as the strips' folded merge is. With a = out_scale / sum_scale and b =
 // residual_scale / sum_scale, the separate steps' quotient (two products, their sum, the
 // division, each rounded) lies within 2^-24 * 765 (a + b) of the exact one, and q within 2^-24
-// (256 a + 765 b + 3 |shift|) of it plus shift (two multiply-adds and the three constants,
-// |t| <= 128, |r| <= 255): under 2^-24 * 16000 < kFoldedNearHalf when 1021 a + 1530 b + 3
-// |shift| <= 16000, so both round alike unless q lies within kFoldedNearHalf of a
-// half-integer (those rows take the exact steps).
+// (256 a + 765 b + 4 |shift|) of it plus shift (two multiply-adds, the ratios and the shift's
+// two roundings, |t| <= 128, |r| <= 255): both round alike unless q lies within that sum,
+// 2^-24 (1021 a + 1530 b + 4 |shift|), of a half-integer. The window (shared with the strip's
+// own fold, so one compare tests both) is at least twice that, not kFoldedNearHalf: with
+// scales near one a lane falls in it 1 time in 30000, not 1 in 500 (a row of 32 columns would
+// take the exact steps 6% of the time); the sum folds while the bound is at most 16000 (a
+// window under 2^-9). Returns that least window (0 when the sum does not fold); the caller
+// adds the window to the shift.
 template <int NV>
-void fold_strip_sum(const Int8U8Strip& s, StripColumns<NV>& k) {
+double fold_strip_sum(const Int8U8Strip& s, StripColumns<NV>& k) {
   const double a = (double)s.out_scale / s.sum_scale, b = (double)s.residual_scale / s.sum_scale;
   const double unshifted = (128.0 - s.out_zero) * a - s.residual_zero * b + s.sum_zero - 127.5;
-  // The window is the bound for these scales (doubled, and with the window's own share of the
-  // shift), not kFoldedNearHalf: sums of scales near one put a lane in it 1 time in 30000, not
-  // 1 in 500 (a row of 32 columns would take the exact steps 6% of the time).
-  const double bound = 1021.0 * a + 1530.0 * b + 3.0 * (std::abs(unshifted) + 1.0);
-  const double window = bound * std::ldexp(1.0, -23);
-  k.sum_folds = k.folds && s.sum_scale > 0.0f && s.sum_zero >= 0 && s.sum_zero <= 255 && a > 0.0 && b > 0.0 &&
+  const double bound = 1021.0 * a + 1530.0 * b + 4.0 * (std::abs(unshifted) + 1.0);
+  k.sum_folds = s.sum_scale > 0.0f && s.sum_zero >= 0 && s.sum_zero <= 255 && a > 0.0 && b > 0.0 &&
                 bound <= 16000.0;  // (false for NaN)
   k.sum_c_scale = _mm512_set1_ps((float)a);
   k.sum_r_scale = _mm512_set1_ps((float)b);
-  k.sum_shift = _mm512_set1_ps((float)(unshifted + window));
-  k.sum_near = _mm512_set1_ps((float)(2.0 * window));
-  k.c_low = _mm512_set1_epi32(s.relu ? s.out_zero - 128 : -128);
+  k.sum_shift = _mm512_set1_ps((float)unshifted);
+  k.c_low = _mm512_set1_ps(s.relu ? (float)s.out_zero - 128.0f : -128.0f);
+  return k.sum_folds ? bound * std::ldexp(1.0, -23) : 0.0;
 }
 
 // SUM: the strip adds a residual (instantiated apart, so the strips without one keep the code
@@ -546,14 +551,19 @@ void vnni_u8_strip_panels(const Int8U8Strip& s) {
     k.cols[v] = head_mask(s.cols - 16 * v);
     k.add[v] = _mm512_maskz_loadu_epi32(k.cols[v], s.col_add + 16 * v);
   }
-  k.folds = fold_strip<NV>(s, rq, k);
-  if (s.residual) {
+  double least_window = 0.0;
+  if (SUM) {
     k.c_zero = _mm512_set1_ps((float)s.out_zero);
     k.c_scale = _mm512_set1_ps(s.out_scale);
     k.r_zero = _mm512_set1_ps((float)s.residual_zero);
     k.r_scale = _mm512_set1_ps(s.residual_scale);
     k.sum_rq = requantizer(s.sum_scale, s.sum_zero);
-    fold_strip_sum<NV>(s, k);
+    least_window = fold_strip_sum<NV>(s, k);
+  }
+  k.folds = fold_strip<NV>(s, rq, k, least_window);
+  if (SUM) {  // (the window: half k.near)
+    k.sum_folds = k.sum_folds && k.folds;
+    k.sum_shift = _mm512_add_ps(k.sum_shift, _mm512_mul_ps(k.near, _mm512_set1_ps(0.5f)));
   }
   // Calls as even as they go (49 rows as 7 x 7, not 6 x 8 + 1: a one-row call loads each B
   // vector for one product).
