@@ -516,29 +516,31 @@ bool fold_strip(const Int8U8Strip& s, const Requantizer& rq, StripColumns<NV>& k
 // q = t * (out_scale / sum_scale) + (r * (residual_scale / sum_scale) + shift), shift =
 // (128 - out_zero) * out_scale / sum_scale - residual_zero * residual_scale / sum_scale +
 // sum_zero - 127.5 (rounded once from double) + the window (one more rounding); then rounded
-// down and saturated as the strips' folded merge is. With a = out_scale / sum_scale and b =
-// residual_scale / sum_scale, the separate steps' quotient (two products, their sum, the
-// division, each rounded) lies within 2^-24 * 765 (a + b) of the exact one, and q within 2^-24
-// (256 a + 765 b + 4 |shift|) of it plus shift (two multiply-adds, the ratios and the shift's
-// two roundings, |t| <= 128, |r| <= 255): both round alike unless q lies within that sum,
-// 2^-24 (1021 a + 1530 b + 4 |shift|), of a half-integer. The window (shared with the strip's
-// own fold, so one compare tests both) is at least twice that, not kFoldedNearHalf: with
-// scales near one a lane falls in it 1 time in 30000, not 1 in 500 (a row of 32 columns would
-// take the exact steps 6% of the time); the sum folds while the bound is at most 16000 (a
-// window under 2^-9). Returns that least window (0 when the sum does not fold); the caller
-// adds the window to the shift.
+// down and saturated as the strips' folded merge is. With a = out_scale / sum_scale, b =
+// residual_scale / sum_scale, u = 2^-24 and Q the exact quotient: only lanes with |Q| <= 257
+// can round differently (past that both saturate alike: errors stay far below 0.5), and for
+// them the separate steps' quotient (two products, their sum, the division, each rounded) is
+// within u (255 a + 255 b + 2 * 257) of Q, and q within u (128 a + 510 b + 3 |shift| + 130) of
+// Q + shift (the two ratios' and the shift's roundings, the inner multiply-add's over r b +
+// shift and the outer one's over |q| <= 129, |t| <= 128, |r| <= 255). Both round alike unless
+// q lies within their sum, u (383 a + 765 b + 3 |shift| + 644), of a half-integer. The window
+// (shared with the strip's own fold, so one compare tests both) is at least 1.25 times that
+// (second-order terms), not kFoldedNearHalf: with scales near one a lane falls in it 1 time
+// in 8000, not 1 in 500 (a row of 32 columns would take the exact steps 6% of the time); the
+// sum folds while the bound is at most 16000 (a window under 2^-9). Returns that least window
+// (0 when the sum does not fold); the caller adds the window to the shift.
 template <int NV>
 double fold_strip_sum(const Int8U8Strip& s, StripColumns<NV>& k) {
   const double a = (double)s.out_scale / s.sum_scale, b = (double)s.residual_scale / s.sum_scale;
   const double unshifted = (128.0 - s.out_zero) * a - s.residual_zero * b + s.sum_zero - 127.5;
-  const double bound = 1021.0 * a + 1530.0 * b + 4.0 * (std::abs(unshifted) + 1.0);
+  const double bound = 383.0 * a + 765.0 * b + 3.0 * (std::abs(unshifted) + 1.0) + 644.0;
   k.sum_folds = s.sum_scale > 0.0f && s.sum_zero >= 0 && s.sum_zero <= 255 && a > 0.0 && b > 0.0 &&
                 bound <= 16000.0;  // (false for NaN)
   k.sum_c_scale = _mm512_set1_ps((float)a);
   k.sum_r_scale = _mm512_set1_ps((float)b);
   k.sum_shift = _mm512_set1_ps((float)unshifted);
   k.c_low = _mm512_set1_ps(s.relu ? (float)s.out_zero - 128.0f : -128.0f);
-  return k.sum_folds ? bound * std::ldexp(1.0, -23) : 0.0;
+  return k.sum_folds ? 1.25 * bound * std::ldexp(1.0, -24) : 0.0;
 }
 
 // SUM: the strip adds a residual (instantiated apart, so the strips without one keep the code
