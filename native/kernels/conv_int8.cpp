@@ -297,6 +297,9 @@ void conv_int8_run(const ConvInt8& p, ThreadPool* pool, int max_threads) {
           t.folded = folded.empty() ? nullptr : folded.data() + col;
           t.folded_stride = N;
           ks.tile(t);
+          if (p.out.c_u8 && p.out.residual)  // (the kernels have no sum of their own)
+            add_residual_u8(p.out, t.out.c_u8, p.out.ldc, p.out.residual + m0 * p.out.ld_residual + col, t.rows,
+                            t.cols);
         }
       }
     };

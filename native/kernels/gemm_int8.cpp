@@ -13,6 +13,7 @@
 #include "core/byte_stream.hpp"
 #include "kernels/gemm_threads.hpp"
 #include "kernels/isa.hpp"
+#include "kernels/quantized_bytes.hpp"
 
 namespace aiov {
 namespace gemm_detail {
@@ -284,6 +285,8 @@ void product_tile(const Int8Product& p, const Int8Output& out, int64_t m0, const
     t.out_zero = out.out_zero;
   }
   p.ks.tile(t);
+  if (out.c_u8 && out.residual)
+    add_residual_u8(out, t.c_u8, t.ldc, out.residual + m0 * out.ld_residual + col, t.rows, t.cols);
 }
 
 int64_t column_pairs(const PackedInt8B& B) { return (B.N() + kInt8TileCols - 1) / kInt8TileCols; }
@@ -336,6 +339,14 @@ void run_u8_strips(const Int8Product& p, const Int8Output& out, ThreadPool* pool
         s.out_zero = out.out_zero;
         s.c_u8 = out.c_u8 + m0 * out.ldc + col;
         s.ldc = out.ldc;
+        if (out.residual) {
+          s.residual = out.residual + m0 * out.ld_residual + col;
+          s.ld_residual = out.ld_residual;
+          s.residual_scale = out.residual_scale;
+          s.residual_zero = out.residual_zero;
+          s.sum_scale = out.sum_scale;
+          s.sum_zero = out.sum_zero;
+        }
         p.ks.u8_strip(s);
       }
   };
@@ -388,6 +399,16 @@ void run_product(const Int8Product& p, const Int8Output& out, ThreadPool* pool) 
 }
 
 }  // namespace
+
+void add_residual_u8(const Int8Output& out, uint8_t* c, int64_t ldc, const uint8_t* residual, int64_t rows,
+                     int64_t cols) {
+  // C's bytes are the sum's first operand: the order aiov.QuantizedAdd adds in does not
+  // matter (a float sum of two values is the same either way round).
+  const QuantizedSum sum{out.out_scale, (float)out.out_zero, out.residual_scale, (float)out.residual_zero,
+                         out.sum_scale, out.sum_zero};
+  for (int64_t r = 0; r < rows; ++r)
+    quantized_sum_u8(c + r * ldc, residual + r * out.ld_residual, cols, sum, c + r * ldc);
+}
 
 int64_t int8_row_stride(int64_t K) { return row_stride(padded_k(K)); }
 

@@ -63,7 +63,21 @@ struct Int8Output {
   bool relu = false;
   float out_scale = 1.0f;  // u8 output only, as aiov.Quantize takes them (one value each)
   int32_t out_zero = 0;
+  // u8 output only, when set: those bytes c summed with a residual u8 tensor (a QDQ model's
+  // residual connection) as aiov.QuantizedAdd sums them, c_u8 then holding
+  // quantize((c - out_zero) * out_scale + (residual - residual_zero) * residual_scale) by
+  // sum_scale and sum_zero. residual's rows lie ld_residual apart, row m beside C's row m.
+  const uint8_t* residual = nullptr;
+  int64_t ld_residual = 0;
+  float residual_scale = 1.0f, sum_scale = 1.0f;
+  int32_t residual_zero = 0, sum_zero = 0;
 };
+
+// The residual sum of `out` over rows x cols of bytes already requantized at c (ldc apart),
+// the residual's rows from `residual` (out.ld_residual apart), in place: the merges with no
+// sum of their own run it on each tile they wrote, while it is in cache.
+void add_residual_u8(const Int8Output& out, uint8_t* c, int64_t ldc, const uint8_t* residual, int64_t rows,
+                     int64_t cols);
 
 // A [M, K] row-major (lda elements apart) of u8, or s8 with a_signed; a_zero in A's own type;
 // b_zero: 1 value (per tensor) or N (per column), in B's own type.
@@ -157,6 +171,11 @@ struct Int8U8Strip {
   int32_t out_zero = 0;
   uint8_t* c_u8 = nullptr;
   int64_t ldc = 0;
+  // Int8Output's residual sum (from the strip's first row and column), or null.
+  const uint8_t* residual = nullptr;
+  int64_t ld_residual = 0;
+  float residual_scale = 1.0f, sum_scale = 1.0f;
+  int32_t residual_zero = 0, sum_zero = 0;
 };
 
 struct Int8KernelSet {

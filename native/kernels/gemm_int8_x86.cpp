@@ -6,6 +6,7 @@
 // instructions in CPUID/XCR0 and Linux granted the tile state.
 #include "kernels/gemm_int8.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -313,43 +314,71 @@ struct StripColumns {
   __mmask16 cols[NV];
   __m512i add[NV];
   __m512 scale[NV], bias[NV];  // folded
+  __m512 near;                 // a lane whose fraction is below it is near a half-integer
   bool folds;                  // else every row takes the exact steps
+  // The residual sum's constants (Int8U8Strip's): the bytes' and the residual's zero points and
+  // scales, and the sum's requantization; and its folded form (fold_strip_sum's).
+  __m512 c_zero, c_scale, r_zero, r_scale;
+  Requantizer sum_rq;
+  bool sum_folds;
+  __m512 sum_c_scale, sum_r_scale, sum_shift;
+  __m512 c_low;  // the lowest byte - 128 (the zero point's after a Relu)
 };
 
-// A row's NV vectors of s32 lanes as bytes: all but the last whole (a strip's NV is the fewest
-// vectors that hold its columns), the last under its column mask.
+// A row's NV vectors of bytes stored: all but the last whole (a strip's NV is the fewest
+// vectors that hold its columns), the last under its column mask; first summed with the
+// residual's row `residual` when the strip has one, by aiov.QuantizedAdd's steps (each
+// rounded on its own, no FMA, as quantized_bytes' sum: the same bytes).
 template <int NV>
-[[gnu::always_inline]] inline void store_u8_row(uint8_t* row, __mmask16 last, const __m512i (&lanes)[NV]) {
-  AIOV_UNROLL for (int v = 0; v + 1 < NV; ++v)
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 16 * v), _mm512_cvtusepi32_epi8(lanes[v]));
-  __m128i bytes = _mm512_cvtusepi32_epi8(lanes[NV - 1]);
-  // (an empty asm between them, or GCC fuses the two into VPMOVUSDB to memory, slow on Zen 4)
-  asm("" : "+v"(bytes));
-  _mm_mask_storeu_epi8(row + 16 * (NV - 1), last, bytes);
+[[gnu::always_inline]] inline void store_u8_row(uint8_t* row, const uint8_t* residual, const StripColumns<NV>& k,
+                                                __m128i (&bytes)[NV]) {
+  if (residual) {
+    __m512 y[NV];
+    AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+      const __m512 c = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes[v]));
+      const __m512 r = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k.cols[v], residual + 16 * v)));
+      const __m512 dc = _mm512_mul_round_ps(_mm512_sub_round_ps(c, k.c_zero, kNearest), k.c_scale, kNearest);
+      const __m512 dr = _mm512_mul_round_ps(_mm512_sub_round_ps(r, k.r_zero, kNearest), k.r_scale, kNearest);
+      y[v] = _mm512_add_round_ps(dc, dr, kNearest);
+    }
+    __m512i lanes[NV];
+    requantized_u8<NV>(y, k.sum_rq, lanes);
+    AIOV_UNROLL for (int v = 0; v < NV; ++v) bytes[v] = _mm512_cvtusepi32_epi8(lanes[v]);
+  }
+  AIOV_UNROLL for (int v = 0; v + 1 < NV; ++v) _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 16 * v), bytes[v]);
+  // (an empty asm between them, or GCC fuses the narrowing and a masked store into VPMOVUSDB
+  // to memory, slow on Zen 4)
+  asm("" : "+v"(bytes[NV - 1]));
+  _mm_mask_storeu_epi8(row + 16 * (NV - 1), k.cols[NV - 1], bytes[NV - 1]);
 }
 
 // A row's exact steps, from its sums as floats (exact: |sum| < 2^24 is not needed, the
 // conversion is the same one the portable merge makes): float(v) * scale, + bias, each
-// rounded, relu, then requantized_u8.
+// rounded, relu, then requantized_u8 (and the residual's sum, when the row has one).
 template <int NV, bool RELU>
 [[gnu::always_inline]] inline void strip_row_exact(const __m512 (&x)[NV], const Int8U8Strip& s,
-                                                   const StripColumns<NV>& k, const Requantizer& rq, uint8_t* row) {
+                                                   const StripColumns<NV>& k, const Requantizer& rq, uint8_t* row,
+                                                   const uint8_t* residual) {
   __m512 y[NV];
   AIOV_UNROLL for (int v = 0; v < NV; ++v) {
     y[v] = _mm512_mul_round_ps(x[v], _mm512_maskz_loadu_ps(k.cols[v], s.scale + 16 * v), kNearest);
     if (s.bias) y[v] = _mm512_add_round_ps(y[v], _mm512_maskz_loadu_ps(k.cols[v], s.bias + 16 * v), kNearest);
     if (RELU) y[v] = _mm512_max_ps(y[v], _mm512_setzero_ps());
   }
-  __m512i bytes[NV];
-  requantized_u8<NV>(y, rq, bytes);
-  store_u8_row<NV>(row, k.cols[NV - 1], bytes);
+  __m512i lanes[NV];
+  requantized_u8<NV>(y, rq, lanes);
+  __m128i bytes[NV];
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) bytes[v] = _mm512_cvtusepi32_epi8(lanes[v]);
+  store_u8_row<NV>(row, residual, k, bytes);
 }
 
 // R rows x NV panels: sums over the strip's K in registers, then each row merged from them
-// (folded; a row with a lane near a half-integer takes the exact steps).
-template <int R, int NV, bool RELU>
+// (folded; a row with a lane near a half-integer takes the exact steps) and summed with its
+// residual row when `residual` is set (rows s.ld_residual apart).
+template <int R, int NV, bool RELU, bool SUM>
 [[gnu::always_inline]] inline void strip_rows(const Int8U8Strip& s, const uint8_t* a, uint8_t* out,
-                                              const StripColumns<NV>& k, const Requantizer& rq) {
+                                              const uint8_t* residual, const StripColumns<NV>& k,
+                                              const Requantizer& rq) {
   __m512i acc[R][NV];
   AIOV_UNROLL for (int r = 0; r < R; ++r) AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = k.add[v];
   const int64_t quads = s.kp / 4, stride = s.b_panel_stride, lda = s.lda;
@@ -369,42 +398,64 @@ template <int R, int NV, bool RELU>
     AIOV_UNROLL for (int r = 0; r < R; ++r) {
       __m512 x[NV];
       AIOV_UNROLL for (int v = 0; v < NV; ++v) x[v] = _mm512_cvtepi32_ps(acc[r][v]);
-      strip_row_exact<NV, RELU>(x, s, k, rq, out + r * ldc);
+      strip_row_exact<NV, RELU>(x, s, k, rq, out + r * ldc, SUM ? residual + r * s.ld_residual : nullptr);
     }
     return;
   }
-  // q = quotient + zero - 127.5 + kFoldedNearHalf (fold_strip): a lane whose fraction is
-  // below 2 kFoldedNearHalf lies that near a half-integer (the row takes the exact steps);
+  // q = quotient + zero - 127.5 + window (fold_strip's k.near / 2): a lane whose fraction is
+  // below 2 window lies that near a half-integer (the row takes the exact steps);
   // any other rounds half to even as q - 127.5 rounded down does. Its bytes: signed
   // saturation to [-128, 127], then the top bit flipped ([0, 255]); after a Relu, at least
   // the zero point.
   constexpr int kDown = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
-  const __m512 near_fraction = _mm512_set1_ps(2.0f * kFoldedNearHalf);
   const __m128i flip = _mm_set1_epi8((char)0x80), zero = _mm_set1_epi8((char)(uint8_t)s.out_zero);
   AIOV_UNROLL for (int r = 0; r < R; ++r) {
-    __m512 x[NV], q[NV];
+    __m512 x[NV], q[NV], fraction[NV];
     __mmask16 near = 0;
+    uint8_t* const row = out + r * ldc;
+    const uint8_t* const residual_row = SUM ? residual + r * s.ld_residual : nullptr;
     AIOV_UNROLL for (int v = 0; v < NV; ++v) {
       x[v] = _mm512_cvtepi32_ps(acc[r][v]);
       q[v] = _mm512_fmadd_ps(x[v], k.scale[v], k.bias[v]);
-      near = _kor_mask16(near,
-                         _mm512_mask_cmp_ps_mask(k.cols[v], _mm512_reduce_ps(q[v], kDown), near_fraction, _CMP_LT_OQ));
+      fraction[v] = _mm512_reduce_ps(q[v], kDown);
     }
-    uint8_t* const row = out + r * ldc;
-    if (__builtin_expect(_kortestz_mask16_u8(near, near), 1)) {
+    if (SUM && k.sum_folds) {
+      // The bytes less 128 (q rounded down, exactly q less its fraction, clamped as the bytes
+      // saturate, after a Relu at least the zero point's), then the sum's folded form from them
+      // and the residual's bytes; a lane near a half-integer in either (one window) sends the
+      // row to the exact steps.
+      __m512 qs[NV];
       AIOV_UNROLL for (int v = 0; v < NV; ++v) {
-        __m128i bytes = _mm_xor_si128(_mm512_cvtsepi32_epi8(_mm512_cvt_roundps_epi32(q[v], kDown)), flip);
-        if (RELU) bytes = _mm_max_epu8(bytes, zero);
-        if (v + 1 < NV) {
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(row + 16 * v), bytes);
-        } else {
-          asm("" : "+v"(bytes));  // (not fused into VPMOVSDB to memory, slow on Zen 4)
-          _mm_mask_storeu_epi8(row + 16 * v, k.cols[v], bytes);
-        }
+        const __m512 c =
+            _mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(q[v], fraction[v]), k.c_low), _mm512_set1_ps(127.0f));
+        const __m512 rv =
+            _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k.cols[v], residual_row + 16 * v)));
+        qs[v] = _mm512_fmadd_ps(c, k.sum_c_scale, _mm512_fmadd_ps(rv, k.sum_r_scale, k.sum_shift));
+        const __m512 nearest = _mm512_min_ps(fraction[v], _mm512_reduce_ps(qs[v], kDown));
+        near = _kor_mask16(near, _mm512_mask_cmp_ps_mask(k.cols[v], nearest, k.near, _CMP_LT_OQ));
       }
+      if (__builtin_expect(_kortestz_mask16_u8(near, near), 1)) {
+        __m128i bytes[NV];
+        AIOV_UNROLL for (int v = 0; v < NV; ++v) bytes[v] =
+            _mm_xor_si128(_mm512_cvtsepi32_epi8(_mm512_cvt_roundps_epi32(qs[v], kDown)), flip);
+        store_u8_row<NV>(row, nullptr, k, bytes);
+        continue;
+      }
+      strip_row_exact<NV, RELU>(x, s, k, rq, row, residual_row);
       continue;
     }
-    strip_row_exact<NV, RELU>(x, s, k, rq, row);
+    AIOV_UNROLL for (int v = 0; v < NV; ++v) near =
+        _kor_mask16(near, _mm512_mask_cmp_ps_mask(k.cols[v], fraction[v], k.near, _CMP_LT_OQ));
+    if (__builtin_expect(_kortestz_mask16_u8(near, near), 1)) {
+      __m128i bytes[NV];
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+        bytes[v] = _mm_xor_si128(_mm512_cvtsepi32_epi8(_mm512_cvt_roundps_epi32(q[v], kDown)), flip);
+        if (RELU) bytes[v] = _mm_max_epu8(bytes[v], zero);
+      }
+      store_u8_row<NV>(row, residual_row, k, bytes);
+      continue;
+    }
+    strip_row_exact<NV, RELU>(x, s, k, rq, row, residual_row);
   }
 }
 
@@ -412,13 +463,13 @@ template <int R, int NV, bool RELU>
 // registers, with a few left for the merge.
 constexpr int strip_rows_for(int panels) { return panels == 1 ? 12 : panels == 2 ? 8 : 6; }
 
-template <int NV, bool RELU, int R = strip_rows_for(NV)>
-void strip_tail(const Int8U8Strip& s, const uint8_t* a, uint8_t* out, const StripColumns<NV>& k, const Requantizer& rq,
-                int rows) {
+template <int NV, bool RELU, bool SUM, int R = strip_rows_for(NV)>
+void strip_tail(const Int8U8Strip& s, const uint8_t* a, uint8_t* out, const uint8_t* residual,
+                const StripColumns<NV>& k, const Requantizer& rq, int rows) {
   if constexpr (R > 1) {
-    if (rows < R) return strip_tail<NV, RELU, R - 1>(s, a, out, k, rq, rows);
+    if (rows < R) return strip_tail<NV, RELU, SUM, R - 1>(s, a, out, residual, k, rq, rows);
   }
-  strip_rows<R, NV, RELU>(s, a, out, k, rq);
+  strip_rows<R, NV, RELU, SUM>(s, a, out, residual, k, rq);
 }
 
 // The strips' folded merge, fold_u8_merge's with the bias moved: q = v * (scale / out_scale) +
@@ -428,26 +479,73 @@ void strip_tail(const Int8U8Strip& s, const uint8_t* a, uint8_t* out, const Stri
 // n + 127 and n + 128 (the bound is below kFoldedNearHalf), which rounds to n + 128: to
 // nearest (even) needs no tie test. |scale / out_scale| <= 0.5 keeps |q| below 2^31 for any
 // sum, so the conversion never overflows.
+// The window k.near is kFoldedNearHalf or a smaller power of two (so the constant stays exact)
+// still above the bound for this strip's biases (and at least least_window, the residual
+// sum's, which shares it): a lane whose |quotient| exceeds 256 saturates
+// alike either way (zero in [0, 255]), so the bound needs |q - zero| <= 257 only, and with
+// small biases (ResNet's: |bias / out_scale| ~ 50) the window is 2^-12: a quarter as many rows
+// take the exact steps (a 1x1 convolution's merge is most of its time).
 template <int NV>
-bool fold_strip(const Int8U8Strip& s, const Requantizer& rq, StripColumns<NV>& k) {
+bool fold_strip(const Int8U8Strip& s, const Requantizer& rq, StripColumns<NV>& k, double least_window) {
   bool folds = rq.by_inverse && s.out_scale > 0.0f;
-  const __m512 shift = _mm512_set1_ps((float)s.out_zero - 127.5f + kFoldedNearHalf);
+  __m512 bias_quotient[NV];
+  float largest_bias = 0.0f;
   AIOV_UNROLL for (int v = 0; v < NV; ++v) {
     const __mmask16 m = k.cols[v];
     const __m512 bias = s.bias ? _mm512_maskz_loadu_ps(m, s.bias + 16 * v) : _mm512_setzero_ps();
-    const __m512 bias_quotient = _mm512_mul_ps(bias, rq.inverse);
+    bias_quotient[v] = _mm512_mul_ps(bias, rq.inverse);
     k.scale[v] = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s.scale + 16 * v), rq.inverse);
-    k.bias[v] = _mm512_add_ps(bias_quotient, shift);
     // (NaN fails the compares too)
-    folds =
-        folds &&
-        _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(bias_quotient), _mm512_set1_ps(kFoldedBiasLimit), _CMP_LE_OQ) == m &&
-        _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(k.scale[v]), _mm512_set1_ps(0.5f), _CMP_LE_OQ) == m;
+    folds = folds &&
+            _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(bias_quotient[v]), _mm512_set1_ps(kFoldedBiasLimit), _CMP_LE_OQ) ==
+                m &&
+            _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(k.scale[v]), _mm512_set1_ps(0.5f), _CMP_LE_OQ) == m;
+    largest_bias = std::max(largest_bias, _mm512_reduce_max_ps(_mm512_abs_ps(bias_quotient[v])));
   }
+  const double bound = std::ldexp(6.0 * 257 + 6.0 * largest_bias + 2.0 * s.out_zero + 512.0, -24);
+  float window = kFoldedNearHalf;
+  while (window > 1.0f / 65536.0f && 0.5 * window > bound && 0.5 * window >= least_window) window *= 0.5f;
+  while (window < least_window) window *= 2.0f;
+  k.near = _mm512_set1_ps(2.0f * window);
+  const __m512 shift = _mm512_set1_ps((float)s.out_zero - 127.5f + window);
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) k.bias[v] = _mm512_add_ps(bias_quotient[v], shift);
   return folds;
 }
 
-template <int NV, bool RELU>
+// The residual sum's folded form, from the conv's bytes less 128 (t) and the residual's (r):
+// q = t * (out_scale / sum_scale) + (r * (residual_scale / sum_scale) + shift), shift =
+// (128 - out_zero) * out_scale / sum_scale - residual_zero * residual_scale / sum_scale +
+// sum_zero - 127.5 (rounded once from double) + the window (one more rounding); then rounded
+// down and saturated as the strips' folded merge is. With a = out_scale / sum_scale, b =
+// residual_scale / sum_scale, u = 2^-24 and Q the exact quotient: only lanes with |Q| <= 257
+// can round differently (past that both saturate alike: errors stay far below 0.5), and for
+// them the separate steps' quotient (two products, their sum, the division, each rounded) is
+// within u (255 a + 255 b + 2 * 257) of Q, and q within u (128 a + 510 b + 3 |shift| + 130) of
+// Q + shift (the two ratios' and the shift's roundings, the inner multiply-add's over r b +
+// shift and the outer one's over |q| <= 129, |t| <= 128, |r| <= 255). Both round alike unless
+// q lies within their sum, u (383 a + 765 b + 3 |shift| + 644), of a half-integer. The window
+// (shared with the strip's own fold, so one compare tests both) is at least 1.25 times that
+// (second-order terms), not kFoldedNearHalf: with scales near one a lane falls in it 1 time
+// in 8000, not 1 in 500 (a row of 32 columns would take the exact steps 6% of the time); the
+// sum folds while the bound is at most 16000 (a window under 2^-9). Returns that least window
+// (0 when the sum does not fold); the caller adds the window to the shift.
+template <int NV>
+double fold_strip_sum(const Int8U8Strip& s, StripColumns<NV>& k) {
+  const double a = (double)s.out_scale / s.sum_scale, b = (double)s.residual_scale / s.sum_scale;
+  const double unshifted = (128.0 - s.out_zero) * a - s.residual_zero * b + s.sum_zero - 127.5;
+  const double bound = 383.0 * a + 765.0 * b + 3.0 * (std::abs(unshifted) + 1.0) + 644.0;
+  k.sum_folds = s.sum_scale > 0.0f && s.sum_zero >= 0 && s.sum_zero <= 255 && a > 0.0 && b > 0.0 &&
+                bound <= 16000.0;  // (false for NaN)
+  k.sum_c_scale = _mm512_set1_ps((float)a);
+  k.sum_r_scale = _mm512_set1_ps((float)b);
+  k.sum_shift = _mm512_set1_ps((float)unshifted);
+  k.c_low = _mm512_set1_ps(s.relu ? (float)s.out_zero - 128.0f : -128.0f);
+  return k.sum_folds ? 1.25 * bound * std::ldexp(1.0, -24) : 0.0;
+}
+
+// SUM: the strip adds a residual (instantiated apart, so the strips without one keep the code
+// they had).
+template <int NV, bool RELU, bool SUM>
 void vnni_u8_strip_panels(const Int8U8Strip& s) {
   const Requantizer rq = requantizer(s.out_scale, s.out_zero);
   StripColumns<NV> k;
@@ -455,7 +553,20 @@ void vnni_u8_strip_panels(const Int8U8Strip& s) {
     k.cols[v] = head_mask(s.cols - 16 * v);
     k.add[v] = _mm512_maskz_loadu_epi32(k.cols[v], s.col_add + 16 * v);
   }
-  k.folds = fold_strip<NV>(s, rq, k);
+  double least_window = 0.0;
+  if (SUM) {
+    k.c_zero = _mm512_set1_ps((float)s.out_zero);
+    k.c_scale = _mm512_set1_ps(s.out_scale);
+    k.r_zero = _mm512_set1_ps((float)s.residual_zero);
+    k.r_scale = _mm512_set1_ps(s.residual_scale);
+    k.sum_rq = requantizer(s.sum_scale, s.sum_zero);
+    least_window = fold_strip_sum<NV>(s, k);
+  }
+  k.folds = fold_strip<NV>(s, rq, k, least_window);
+  if (SUM) {  // (the window: half k.near)
+    k.sum_folds = k.sum_folds && k.folds;
+    k.sum_shift = _mm512_add_ps(k.sum_shift, _mm512_mul_ps(k.near, _mm512_set1_ps(0.5f)));
+  }
   // Calls as even as they go (49 rows as 7 x 7, not 6 x 8 + 1: a one-row call loads each B
   // vector for one product).
   constexpr int R = strip_rows_for(NV);
@@ -465,17 +576,21 @@ void vnni_u8_strip_panels(const Int8U8Strip& s) {
     const int rows = (int)(base + (c < wider ? 1 : 0));
     const uint8_t* a = s.a + m * s.lda;
     uint8_t* out = s.c_u8 + m * s.ldc;
+    const uint8_t* residual = s.residual ? s.residual + m * s.ld_residual : nullptr;
     if (rows == R)
-      strip_rows<R, NV, RELU>(s, a, out, k, rq);
+      strip_rows<R, NV, RELU, SUM>(s, a, out, residual, k, rq);
     else
-      strip_tail<NV, RELU>(s, a, out, k, rq, rows);
+      strip_tail<NV, RELU, SUM>(s, a, out, residual, k, rq, rows);
     m += rows;
   }
 }
 
 template <int NV>
 void vnni_u8_strip_panels(const Int8U8Strip& s) {
-  s.relu ? vnni_u8_strip_panels<NV, true>(s) : vnni_u8_strip_panels<NV, false>(s);
+  if (s.residual)
+    s.relu ? vnni_u8_strip_panels<NV, true, true>(s) : vnni_u8_strip_panels<NV, false, true>(s);
+  else
+    s.relu ? vnni_u8_strip_panels<NV, true, false>(s) : vnni_u8_strip_panels<NV, false, false>(s);
 }
 
 constexpr int kStripPanels = 3;

@@ -8,7 +8,10 @@
 // Inputs: data, filters, their zero points; four give the s32 sums (ONNX ConvInteger); a
 // fifth, the factor (one value or one per output channel), gives f32 (+ a sixth, the bias);
 // a seventh and eighth (one f32 scale, one u8 zero point) requantize that f32 to u8 as
-// aiov.Quantize would (the next convolution's input in QDQ models).
+// aiov.Quantize would (the next convolution's input in QDQ models). Five more (a u8 residual
+// of the output's shape, its f32 scale and u8 zero point, the sum's scale and zero point: see
+// passes/fuse_quantized_add) add that residual to those bytes as aiov.QuantizedAdd would, in
+// the merge that writes them (a ResNet block's last convolution and its skip connection).
 // Layout: "nchw" (the model's; transposed on the way in and out) or "nhwc" (inside a
 // convolution region, see passes/quantized_convolutions_to_nhwc). Groups of more than one run
 // in ops/quantized_grouped_conv.cpp.
@@ -121,23 +124,42 @@ std::vector<PortInfo> infer_quantized_conv(const InferContext& c) {
       throw InputError(n.describe() + ": the bias must be f32 [" + std::to_string(O) + "], got " + c.in[5].shape.str());
     out = ElementType::f32;
   }
+  if (c.in.size() > 8) {
+    if (c.in.size() != 13 || n.attr_int("group") != 1)
+      throw InputError(n.describe() + ": a residual sum needs 13 inputs and one group, got " +
+                       std::to_string(c.in.size()) + " inputs and " + std::to_string(n.attr_int("group")) + " groups");
+    for (int i : {9, 11})
+      if (c.in[i].type != ElementType::f32 || c.in[i + 1].type != ElementType::u8 || !one_or(c.in[i], 1) ||
+          !one_or(c.in[i + 1], 1))
+        throw InputError(n.describe() + ": input " + std::to_string(i) +
+                         " needs one f32 scale and one u8 zero point, got " + type_name(c.in[i].type) + " " +
+                         c.in[i].shape.str() + " and " + type_name(c.in[i + 1].type) + " " + c.in[i + 1].shape.str());
+    if (c.in[8].type != ElementType::u8)
+      throw InputError(n.describe() + ": the residual must be u8, got " + type_name(c.in[8].type));
+  }
   if (c.in.size() > 6) {
-    if (c.in.size() != 8 || c.in[6].type != ElementType::f32 || c.in[7].type != ElementType::u8 ||
-        !one_or(c.in[6], 1) || !one_or(c.in[7], 1))
+    if (c.in.size() < 8 || c.in[6].type != ElementType::f32 || c.in[7].type != ElementType::u8 || !one_or(c.in[6], 1) ||
+        !one_or(c.in[7], 1))
       throw InputError(
           n.describe() + ": requantizing needs one f32 scale and one u8 zero point, got " + type_name(c.in[6].type) +
           " " + c.in[6].shape.str() +
           (c.in.size() > 7 ? std::string(", ") + type_name(c.in[7].type) + " " + c.in[7].shape.str() : ""));
     out = ElementType::u8;
   }
-  return {PortInfo{out, conv_output_shape(n, x.shape, w.shape)}};
+  const PartialShape y = conv_output_shape(n, x.shape, w.shape);
+  if (c.in.size() > 8 && y.rank_known && c.in[8].shape.rank_known && y.is_static() && c.in[8].shape.is_static()) {
+    if (y.dims != c.in[8].shape.dims)  // (both in the node's layout)
+      throw InputError(n.describe() + ": the residual must have the output's shape " + y.str() + ", got " +
+                       c.in[8].shape.str());
+  }
+  return {PortInfo{out, y}};
 }
 
 // The convolution's kernel; `rows_apart_native` set when it writes output 0's rows
 // ctx.out_row_stride apart itself (NHWC, straight into a Concat's slice).
 KernelFn quantized_conv_kernel(const PrepareContext& ctx, bool& rows_apart_native) {
   if (!ctx.in[1].data) throw NotSupported(ctx.node.describe() + ": needs constant filters");
-  if (ctx.node.attr_int("group") > 1) return prepare_quantized_grouped_conv(ctx);
+  if (ctx.node.attr_int("group") > 1) return prepare_quantized_grouped_conv(ctx);  // (no residual: infer's check)
   const bool nhwc = layout_of(ctx.node) == Layout::nhwc, relu = ctx.node.attr_int("relu", 0) != 0;
   const Dims xs = to_channels_first(ctx.in[0].shape, nhwc ? Layout::nhwc : Layout::nchw), &fs = ctx.in[1].shape;
   const int64_t batch = xs[0], C = xs[1], O = fs[0];
@@ -149,6 +171,10 @@ KernelFn quantized_conv_kernel(const PrepareContext& ctx, bool& rows_apart_nativ
   const int64_t positions = w.out[0] * w.out[1] * w.out[2], plane = w.in[0] * w.in[1] * w.in[2];
   const bool a_signed = ctx.in[0].type == ElementType::i8, b_unsigned = ctx.in[1].type == ElementType::u8;
   const bool dequantize = ctx.in.size() > 4, has_bias = ctx.in.size() > 5, requantize = ctx.in.size() > 7;
+  const bool residual_sum = ctx.in.size() > 8;
+  if (residual_sum && numel(ctx.in[8].shape) != batch * positions * O)
+    throw InputError(ctx.node.describe() + ": the residual " + dims_str(ctx.in[8].shape) + " is not the output's " +
+                     std::to_string(batch * positions * O) + " values");
   // A 1x1 window moving by 1 over unpadded data reads each position's channels as they are.
   bool pointwise = taps == 1 && positions == plane;
   for (int d = 0; d < 3; ++d) pointwise = pointwise && w.pad_begin[d] == 0 && w.stride[d] == 1;
@@ -300,6 +326,18 @@ KernelFn quantized_conv_kernel(const PrepareContext& ctx, bool& rows_apart_nativ
           out.c_u8 = dst;
           out.out_scale = *k.in[6]->as<float>();
           out.out_zero = *k.in[7]->as<uint8_t>();
+          if (residual_sum) {
+            out.residual_scale = *k.in[9]->as<float>();
+            out.residual_zero = *k.in[10]->as<uint8_t>();
+            out.sum_scale = *k.in[11]->as<float>();
+            out.sum_zero = *k.in[12]->as<uint8_t>();
+            // NHWC: the residual's rows beside the output's, summed in the merge; NCHW: summed
+            // over the image once it is transposed (below).
+            if (nhwc) {
+              out.residual = k.in[8]->as<uint8_t>() + b * positions * O;
+              out.ld_residual = O;
+            }
+          }
         } else {
           out.c_f32 = reinterpret_cast<float*>(dst);
         }
@@ -337,9 +375,12 @@ KernelFn quantized_conv_kernel(const PrepareContext& ctx, bool& rows_apart_nativ
       else
         gemm_u8_filled(positions, fill, a_zero, *packed, b_zero.data(), zeros, out, k.ctx->pool, k.ctx->max_threads);
       if (nhwc) continue;
-      if (requantize)
-        transpose(result.data(), positions, O, y + b * O * positions, *k.ctx);
-      else  // (4-byte values either way)
+      if (requantize) {
+        uint8_t* image_out = y + b * O * positions;
+        transpose(result.data(), positions, O, image_out, *k.ctx);
+        if (residual_sum)  // (the same values as the NHWC merge's, so one "row" of them all)
+          add_residual_u8(out, image_out, 0, k.in[8]->as<uint8_t>() + b * O * positions, 1, O * positions);
+      } else  // (4-byte values either way)
         transpose(reinterpret_cast<const uint32_t*>(result.data()), positions, O,
                   reinterpret_cast<uint32_t*>(y) + b * O * positions, *k.ctx);
     }
@@ -352,8 +393,9 @@ KernelFn prepare_quantized_conv(const PrepareContext& ctx) {
   return rows_apart_native ? kernel : rows_apart(ctx, std::move(kernel));
 }
 
-// Any of its outputs can be a Concat's slice (NCHW and grouped ones are staged).
-bool quantized_conv_writes_concat_slice(const Node&) { return true; }
+// Any of its outputs can be a Concat's slice (NCHW and grouped ones are staged), except one
+// summed with a residual (whose rows lie as the output's own).
+bool quantized_conv_writes_concat_slice(const Node& n) { return n.inputs.size() <= 8; }
 
 }  // namespace
 
@@ -362,7 +404,7 @@ void register_quantized_conv_ops(OpRegistry& r) {
   attrs.push_back(group_attr().ir_name("-"));
   // Set by fuse_requantization: a Relu applied before the requantization.
   attrs.push_back(bool_attr("relu", false).ir_name("-").onnx_name("-"));
-  r.add(OpDef{"aiov.QuantizedConv", 4, 8, infer_quantized_conv, prepare_quantized_conv}
+  r.add(OpDef{"aiov.QuantizedConv", 4, 13, infer_quantized_conv, prepare_quantized_conv}
             .with_attrs(attrs)
             .concat_slice(quantized_conv_writes_concat_slice)
             .ir({"aiov.QuantizedConv"}, "aiov1"));

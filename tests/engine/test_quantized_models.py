@@ -359,7 +359,8 @@ def test_qdq_convolutions_stay_u8_and_nhwc_between_each_other(relu, pooled, monk
     # Both convolutions write u8 (no Quantize after them, the Relu theirs), the residual sum
     # adds their bytes, all in one NHWC region: a transpose in, one out, none between.
     assert types.count("aiov.QuantizedConv") == 2 and "Relu" not in types
-    assert types.count("aiov.QuantizedAdd") == 1 and "Add" not in types
+    # (the second convolution adds the residual as it writes its bytes: no sum of its own)
+    assert types.count("aiov.QuantizedAdd") == 0 and "Add" not in types
     assert types.count("aiov.Quantize") == 1  # the model's input
     assert types.count("Transpose") == 2
     # A pooling at the convolution's own scale takes the maximum of its bytes (no Quantize
@@ -471,4 +472,129 @@ def test_quantize_static_cnn_matches_onnxruntime():
     types = node_types(proto, feeds)
     assert types.count("aiov.QuantizedConv") == 9 and "Convolution" not in types and "aiov.FusedConv" not in types
     assert types.count("Transpose") <= 2  # NHWC from the first convolution to the pooling
-    assert types.count("aiov.QuantizedAdd") == 2  # the residual connections
+    # The residual connections: each block's last convolution adds its skip connection.
+    assert types.count("aiov.QuantizedAdd") == 0 and "Add" not in types
+
+
+def qdq_residual_block(channels, mid, size, per_channel, relu, residual_zero, swapped, residual_conv, read_twice):
+    """A bottleneck as quantize_static writes it: x -> Q -> DQ -> Conv 3x3 -> Relu -> Q -> DQ ->
+    Conv 1x1 [-> Relu] -> Q -> DQ, added to the skip connection (x's DequantizeLinear, or with
+    `residual_conv` a 3x3 convolution of it: a downsample block's projection) -> Q -> DQ.
+    `swapped` puts the skip connection first in the Add; with `read_twice`, another 1x1
+    convolution reads the first 1x1's bytes too, its result added to the block's (-> Q -> DQ)."""
+    inits = [
+        numpy_helper.from_array(np.float32(0.03), "x_scale"),
+        numpy_helper.from_array(np.uint8(residual_zero), "x_zero"),
+        numpy_helper.from_array(np.float32(0.07), "s_scale"),
+        numpy_helper.from_array(np.uint8(110), "s_zero"),
+    ]
+
+    def qdq(src, name, scale, zero):
+        inits.extend(
+            [
+                numpy_helper.from_array(np.float32(scale), f"{name}_s"),
+                numpy_helper.from_array(np.uint8(zero), f"{name}_z"),
+            ]
+        )
+        return [
+            helper.make_node("QuantizeLinear", [src, f"{name}_s", f"{name}_z"], [f"{name}_q"]),
+            helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_s", f"{name}_z"], [f"{name}_d"]),
+        ]
+
+    def conv(src, name, cin, cout, k, activation, scale, zero):
+        w = RNG.integers(-127, 128, (cout, cin, k, k)).astype(np.int8)
+        w_scale = RNG.uniform(0.002, 0.01, cout if per_channel else ()).astype(np.float32)
+        inits.extend(
+            [
+                numpy_helper.from_array(w, f"{name}_w"),
+                numpy_helper.from_array(w_scale, f"{name}_ws"),
+                numpy_helper.from_array(np.zeros(cout if per_channel else (), np.int8), f"{name}_wz"),
+                numpy_helper.from_array(RNG.uniform(-1, 1, cout).astype(np.float32), f"{name}_b"),
+            ]
+        )
+        nodes = [
+            helper.make_node("DequantizeLinear", [f"{name}_w", f"{name}_ws", f"{name}_wz"], [f"{name}_wd"], axis=0),
+            helper.make_node("Conv", [src, f"{name}_wd", f"{name}_b"], [f"{name}_y"], pads=[k // 2] * 4),
+        ]
+        out = f"{name}_y"
+        if activation:
+            nodes.append(helper.make_node("Relu", [out], [f"{name}_r"]))
+            out = f"{name}_r"
+        return nodes + qdq(out, name, scale, zero)
+
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zero"], ["xd"]),
+    ]
+    nodes += conv("xd", "a", channels, mid, 3, True, 0.04, 0)
+    nodes += conv("a_d", "b", mid, channels, 1, relu, 0.05, 0 if relu else 120)
+    skip = "xd"
+    if residual_conv:
+        nodes += conv("xd", "p", channels, channels, 3, False, 0.06, residual_zero)
+        skip = "p_d"
+    nodes += [helper.make_node("Add", [skip, "b_d"] if swapped else ["b_d", skip], ["s"])]
+    nodes += [
+        helper.make_node("QuantizeLinear", ["s", "s_scale", "s_zero"], ["sq"]),
+        helper.make_node("DequantizeLinear", ["sq", "s_scale", "s_zero"], ["out" if not read_twice else "s_d"]),
+    ]
+    if read_twice:  # (through a dequantization of its own), and its result added to the sum
+        nodes.append(helper.make_node("DequantizeLinear", ["b_q", "b_s", "b_z"], ["b_d2"]))
+        nodes += conv("b_d2", "c", channels, channels, 1, False, 0.05, 128)
+        nodes += [helper.make_node("Add", ["s_d", "c_d"], ["t"])] + qdq("t", "t", 0.08, 100)
+        nodes.append(helper.make_node("Identity", ["t_d"], ["out"]))
+    outputs = [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)]
+    return model(
+        nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, size, size])], outputs, inits
+    )
+
+
+@pytest.mark.parametrize(
+    "channels,mid,size,per_channel,relu,residual_zero,swapped,residual_conv",
+    [
+        (16, 8, 7, True, False, 128, False, False),  # 49 rows, the 1x1 on the u8 strips
+        (16, 8, 7, False, True, 0, True, False),
+        (40, 12, 9, True, True, 77, True, False),  # 40 outputs: a panel and a half
+        (17, 8, 11, False, False, 3, False, False),  # 17 outputs
+        (24, 6, 15, True, False, 128, False, False),  # 6 channels in: the 1x1 off quads (direct kernel)
+        (32, 16, 5, True, False, 50, True, True),  # a projection on the skip connection
+        (32, 16, 5, False, True, 0, False, True),
+    ],
+)
+def test_qdq_residual_sum_is_the_convolutions(
+    channels, mid, size, per_channel, relu, residual_zero, swapped, residual_conv, monkeypatch
+):
+    proto = qdq_residual_block(channels, mid, size, per_channel, relu, residual_zero, swapped, residual_conv, False)
+    feeds = {"x": RNG.standard_normal((1, channels, size, size)).astype(np.float32) * 2}
+    from graph_checks import run_both
+
+    # The bytes of the separate ops (the graph as written), within one quantum of the sum's
+    # scale of onnxruntime's (its own QLinearAdd rounds in its own way).
+    plain, optimized = run_both(proto, feeds, monkeypatch)
+    np.testing.assert_array_equal(optimized, plain)
+    assert np.max(np.abs(optimized - ort_outputs(proto, feeds)[0])) <= 0.07 * 1.001
+    assert np.mean((optimized > -110 * 0.07) & (optimized < 145 * 0.07)) > 0.5  # (not saturated)
+    types = node_types(proto, feeds)
+    # The 1x1 adds the skip connection (x's bytes, read by the 3x3 too, or the projection's) as
+    # it writes its bytes: no sum of its own, no f32 tensor, one NHWC region.
+    assert types.count("aiov.QuantizedConv") == 2 + residual_conv
+    assert "aiov.QuantizedAdd" not in types and "Add" not in types
+    assert types.count("Transpose") == 2 + residual_conv  # (one in per convolution reading x)
+
+
+def test_qdq_residual_sum_goes_to_the_convolution_whose_bytes_nothing_else_reads(monkeypatch):
+    # Another convolution reads the 1x1's bytes too: they must stay as they are, so the
+    # projection on the skip connection adds the 1x1's instead (and that other convolution the
+    # block's sum, which it alone reads).
+    from graph_checks import run_both
+
+    proto = qdq_residual_block(16, 8, 7, True, False, 128, False, True, True)
+    feeds = {"x": RNG.standard_normal((1, 16, 7, 7)).astype(np.float32) * 2}
+    plain, optimized = run_both(proto, feeds, monkeypatch)
+    np.testing.assert_array_equal(optimized, plain)
+    types = node_types(proto, feeds)
+    assert types.count("aiov.QuantizedConv") == 4 and "aiov.QuantizedAdd" not in types
+    # A compiled-model blob carries the residual inputs: the imported model gives the same bytes.
+    import aiov as ov
+
+    blob = ov.compile_model(proto.SerializeToString()).export_model()
+    np.testing.assert_array_equal(ov.Core().import_model(blob)(feeds)[0], optimized)
