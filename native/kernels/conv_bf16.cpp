@@ -490,6 +490,21 @@ bool bf16_depthwise_merges(const Activation& act) {
   return act.kind == ActKind::none || act.kind == ActKind::relu || act.kind == ActKind::clamp;
 }
 
+namespace {
+
+// The AVX-512 depthwise kernel runs where the bf16 set is not the portable one.
+bool bf16_depthwise_kernel_available() {
+  static const bool available =
+      avx512_bf16_depthwise_rows() != nullptr && std::strcmp(bf16_kernels().name, "scalar") != 0;
+  return available;
+}
+
+}  // namespace
+
+bool bf16_depthwise_pairs(int64_t kh, int64_t kw, int64_t sw, int64_t dh, int64_t dw) {
+  return bf16_depthwise_kernel_available() && kh == 3 && kw == 3 && dh == 1 && dw == 1 && (sw == 1 || sw == 2);
+}
+
 void depthwise_conv_bf16(const Window2d& g, const float* x, const uint16_t* x16, const float* w, const Epilogue& e,
                          float* y, uint16_t* y16, ThreadPool* pool, int max_threads) {
   const bool merges = bf16_depthwise_merges(e.act);
@@ -497,8 +512,8 @@ void depthwise_conv_bf16(const Window2d& g, const float* x, const uint16_t* x16,
     throw std::logic_error("depthwise_conv_bf16: one input, one output, and a bf16 one only with a merged activation");
   const int64_t M = g.N * g.OH * g.OW, count = M * g.C;
   if (count <= 0) return;
-  const Bf16DepthwiseFn kernel = avx512_bf16_depthwise_rows();
-  if (kernel && std::strcmp(bf16_kernels().name, "scalar") != 0) {
+  if (bf16_depthwise_kernel_available()) {
+    const Bf16DepthwiseFn kernel = avx512_bf16_depthwise_rows();
     Bf16DepthwiseJob j{g.N, g.H, g.W, g.C, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.ph, g.pw};
     j.x16 = x16;
     j.x = x;

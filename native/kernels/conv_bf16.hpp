@@ -48,6 +48,12 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
 // the only ones carried in bf16 out of a depthwise convolution).
 bool bf16_depthwise_merges(const Activation& act);
 
+// Whether a depthwise convolution over bf16 data with a kh x kw window (dilations dh, dw, stride
+// sw across) takes the channel-pair runs here: an AVX-512 bf16 set (avx512_bf16, amx) and an
+// undilated 3x3 at stride 1 or 2 across. Each loaded zmm is then 32 channels, widened by one
+// op per 16, and the runs beat the f32 kernel on f32 data even at stride 1.
+bool bf16_depthwise_pairs(int64_t kh, int64_t kw, int64_t sw, int64_t dh, int64_t dw);
+
 // A depthwise convolution over NHWC data (g.C channels, one per group and output), reading f32
 // (x) or bf16 (x16), writing f32 (y) or bf16 (y16, only with an activation that
 // bf16_depthwise_merges), the weights w as depthwise_conv_nhwc takes them ([taps, C]), in f32

@@ -334,6 +334,165 @@ template <int SW, bool IN16, bool OUT16, bool FULL>
   }
 }
 
+// ---- depthwise over bf16 input, channels as even and odd pairs ----------------------------
+//
+// Widening 16 bf16 channels (a zero-extension, a shuffle-port op on Zen 4, then a shift) took
+// two ops per 16 products' input where the f32 kernel takes a plain load, and left the bf16
+// kernel slower than f32 at stride 1. One zmm load holds 32 channels as 16 pairs: a shift
+// turns the even channels into f32 lanes and a mask the odd ones, one op per 16 channels.
+// Depthwise channels are independent, so the run keeps its accumulators, weights and bias in
+// that even / odd order and interleaves only what it stores.
+
+// Lane permutations: the even and odd lanes of a pair of vectors, and the two halves back.
+[[gnu::always_inline]] inline __m512i even_lanes() {
+  return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+}
+[[gnu::always_inline]] inline __m512i odd_lanes() {
+  return _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
+[[gnu::always_inline]] inline __m512i interleave_low() {
+  return _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+}
+[[gnu::always_inline]] inline __m512i interleave_high() {
+  return _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+}
+
+// A block of up to 32 channels from c0: its masks as 32 bf16 words and as two f32 halves.
+struct PairBlock {
+  int64_t c0;
+  __mmask32 words;
+  __mmask16 low, high;
+};
+
+// f32 values at p (32 channels under the block's masks) as even and odd lanes.
+[[gnu::always_inline]] inline void split_pairs(const float* p, const PairBlock& b, __m512& even, __m512& odd) {
+  const __m512 a = _mm512_maskz_loadu_ps(b.low, p), c = _mm512_maskz_loadu_ps(b.high, p + 16);
+  even = _mm512_permutex2var_ps(a, even_lanes(), c);
+  odd = _mm512_permutex2var_ps(a, odd_lanes(), c);
+}
+
+// P neighbouring output pixels (stride SW, undilated 3x3 windows) of one output row, the
+// block's channels. `src` is the input offset of the first pixel's window at kernel row 0
+// (column 0 may lie in the padding); kernel rows [ky0, ky1) and input columns [i_lo, i_hi) of
+// the run's (P - 1) * SW + 3 are inside the image (MASKED; otherwise all are).
+template <int P, int SW, bool OUT16, bool FULL, bool MASKED>
+[[gnu::always_inline]] inline void pair_run(const Bf16DepthwiseJob& j, int64_t src, int64_t pixel, int64_t ky0,
+                                            int64_t ky1, int i_lo, int i_hi, const PairBlock& b,
+                                            const __m512 (&w)[9][2], const __m512 (&bias)[2], __m512 lo, __m512 hi) {
+  constexpr int kColumns = (P - 1) * SW + 3;
+  const __m512i odd_bits = _mm512_set1_epi32((int)0xFFFF0000u);
+  __m512 acc[P][2];
+  AIOV_UNROLL for (int p = 0; p < P; ++p) AIOV_UNROLL for (int v = 0; v < 2; ++v) acc[p][v] = bias[v];
+  const int64_t row_step = j.W * j.C;
+  for (int64_t ky = ky0; ky < ky1; ++ky) {
+    const int64_t line = src + ky * row_step;
+    __m512 wk[3][2];
+    AIOV_UNROLL for (int kx = 0; kx < 3; ++kx) AIOV_UNROLL for (int v = 0; v < 2; ++v) wk[kx][v] = w[ky * 3 + kx][v];
+    AIOV_UNROLL for (int col = 0; col < kColumns; ++col) {
+      if (MASKED && (col < i_lo || col >= i_hi)) continue;
+      const uint16_t* at = j.x16 + line + col * j.C;
+      const __m512i bits = FULL ? _mm512_loadu_si512(at) : _mm512_maskz_loadu_epi16(b.words, at);
+      const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(bits, 16));
+      const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(bits, odd_bits));
+      AIOV_UNROLL for (int p = 0; p < P; ++p) {
+        const int kx = col - p * SW;
+        if (kx >= 0 && kx < 3) {
+          acc[p][0] = _mm512_fmadd_ps(even, wk[kx][0], acc[p][0]);
+          acc[p][1] = _mm512_fmadd_ps(odd, wk[kx][1], acc[p][1]);
+        }
+      }
+    }
+  }
+  AIOV_UNROLL for (int p = 0; p < P; ++p) {
+    __m512 even = acc[p][0], odd = acc[p][1];
+    const int64_t at = (pixel + p) * j.C + b.c0;
+    if (j.residual) {
+      __m512 re, ro;
+      split_pairs(j.residual + (pixel + p) * j.ld_residual + b.c0, b, re, ro);
+      even = _mm512_add_ps(even, re);
+      odd = _mm512_add_ps(odd, ro);
+    }
+    if (j.clamp) {  // max/min return their second operand for a NaN: x stays NaN
+      even = _mm512_min_ps(hi, _mm512_max_ps(lo, even));
+      odd = _mm512_min_ps(hi, _mm512_max_ps(lo, odd));
+    }
+    if constexpr (OUT16) {
+      // Rounded as two halves (even channels low, odd high), then the words interleaved back.
+      const __m512i halves = (__m512i)_mm512_cvtne2ps_pbh(odd, even);
+      const __m512i words =
+          _mm512_permutexvar_epi16(_mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                                    22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0),
+                                   halves);
+      if (FULL)
+        _mm512_storeu_si512(j.y16 + at, words);
+      else
+        _mm512_mask_storeu_epi16(j.y16 + at, b.words, words);
+    } else {
+      _mm512_mask_storeu_ps(j.y + at, b.low, _mm512_permutex2var_ps(even, interleave_low(), odd));
+      _mm512_mask_storeu_ps(j.y + at + 16, b.high, _mm512_permutex2var_ps(even, interleave_high(), odd));
+    }
+  }
+}
+
+template <int P, int SW, bool OUT16, bool FULL>
+[[gnu::always_inline]] inline void pair_run_any(const Bf16DepthwiseJob& j, int64_t src, int64_t pixel, int64_t ky0,
+                                                int64_t ky1, int i_lo, int i_hi, const PairBlock& b,
+                                                const __m512 (&w)[9][2], const __m512 (&bias)[2], __m512 lo,
+                                                __m512 hi) {
+  if (i_lo == 0 && i_hi == (P - 1) * SW + 3)
+    pair_run<P, SW, OUT16, FULL, false>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi);
+  else
+    pair_run<P, SW, OUT16, FULL, true>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi);
+}
+
+// Output rows [r0, r1) of an undilated 3x3 window at stride SW over bf16 input: per row and
+// block of 32 channels, runs of 8 pixels (then 4, 2, 1), border pixels in the same runs with
+// the columns and kernel rows outside the image skipped.
+template <int SW, bool OUT16>
+void depthwise_pair_rows(const Bf16DepthwiseJob& job, int64_t r0, int64_t r1) {
+  const Bf16DepthwiseJob j = job;  // a copy the stores cannot alias: its fields stay in registers
+  const __m512 lo = _mm512_set1_ps(j.lo), hi = _mm512_set1_ps(j.hi);
+  for (int64_t row = r0; row < r1; ++row) {
+    const int64_t n = row / j.OH, iy0 = row % j.OH * j.sh - j.ph;
+    const int64_t ky0 = iy0 >= 0 ? 0 : smaller(3, -iy0), ky1 = larger(ky0, smaller(3, j.H - iy0));
+    for (int64_t c0 = 0; c0 < j.C; c0 += 32) {
+      const int64_t n_ch = smaller(32, j.C - c0);
+      const PairBlock b{c0, n_ch >= 32 ? (__mmask32)0xFFFFFFFFu : (__mmask32)((1u << n_ch) - 1u), head_mask((int)n_ch),
+                        head_mask((int)(n_ch - 16))};
+      const bool full = n_ch == 32;
+      __m512 w[9][2], bias[2];
+      AIOV_UNROLL for (int t = 0; t < 9; ++t) split_pairs(j.w + t * j.C + c0, b, w[t][0], w[t][1]);
+      if (j.bias)
+        split_pairs(j.bias + c0, b, bias[0], bias[1]);
+      else
+        bias[0] = bias[1] = _mm512_setzero_ps();
+      for (int64_t ox = 0; ox < j.OW;) {
+        const int64_t ix0 = ox * SW - j.pw;
+        const int64_t src = ((n * j.H + iy0) * j.W + ix0) * j.C + c0;
+        const int64_t pixel = row * j.OW + ox;
+        const int64_t left = j.OW - ox;
+        const int p = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        const int columns = (p - 1) * SW + 3;
+        const int i_lo = (int)smaller(columns, larger(0, -ix0));
+        const int i_hi = (int)larger(i_lo, smaller(columns, j.W - ix0));
+#define AIOV_PAIR_RUN(PX)                                                                            \
+  (full ? pair_run_any<PX, SW, OUT16, true>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi) \
+        : pair_run_any<PX, SW, OUT16, false>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi))
+        if (p == 8)
+          AIOV_PAIR_RUN(8);
+        else if (p == 4)
+          AIOV_PAIR_RUN(4);
+        else if (p == 2)
+          AIOV_PAIR_RUN(2);
+        else
+          AIOV_PAIR_RUN(1);
+#undef AIOV_PAIR_RUN
+        ox += p;
+      }
+    }
+  }
+}
+
 // Output rows [r0, r1). 3x3 windows: per block of 32 channels, the 9 taps' weights held in
 // registers while the row's pixels pass, inside windows with no bound tests and, undilated
 // at stride 1 or 2, kRun at a time (reloading the weights per pixel, and each input once per
@@ -341,6 +500,12 @@ template <int SW, bool IN16, bool OUT16, bool FULL>
 // windows: per pixel, the channels in blocks of 64, each tap's inputs and weights loaded once.
 template <bool IN16, bool OUT16>
 void depthwise_rows(const Bf16DepthwiseJob& job, int64_t r0, int64_t r1) {
+  // bf16 input, undilated 3x3 at stride 1 or 2: the channel-pair runs. (Over f32 input the
+  // pairs cost two permutes per loaded column and measured no faster than the runs below.)
+  if constexpr (IN16) {
+    if (job.kh == 3 && job.kw == 3 && job.dh == 1 && job.dw == 1 && (job.sw == 1 || job.sw == 2))
+      return job.sw == 1 ? depthwise_pair_rows<1, OUT16>(job, r0, r1) : depthwise_pair_rows<2, OUT16>(job, r0, r1);
+  }
   const Bf16DepthwiseJob j = job;  // a copy the stores cannot alias: its fields stay in registers
   const __m512 lo = _mm512_set1_ps(j.lo), hi = _mm512_set1_ps(j.hi);
   const int64_t taps = j.kh * j.kw;

@@ -8,7 +8,6 @@
 // output channels have their own loops. A convolution on a
 // model's NCHW image with few channels reads it as it lies (ConvPlanes), without a transpose.
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -873,14 +872,17 @@ bool fused_conv_carries_bf16(const Node& n) {
   const int64_t group = n.attr_int("group");
   // One group, but not one input and one output channel (that takes the depthwise path).
   if (group == 1) return !(f.dims[0] == 1 && f.dims[1] == 1);
-  // Depthwise (a channel per group, one output each), strided, with an activation its bf16
-  // store merges. Stride 1 stays f32: the f32 kernel, which shares each loaded column between
-  // neighbouring pixels, ran MobileNet's 56x56x144 layer in 103 us on one thread where the
-  // bf16 one took 160, more than the halved traffic of its neighbours saved; strided, the bf16
-  // pass measured 118-130 us against 124-170 (112x112x96 to 56x56).
-  const std::vector<int64_t> strides = n.attr_ints("strides");
+  // Depthwise (a channel per group, one output each), with an activation its bf16 store merges,
+  // strided or taking the channel-pair runs (bf16_depthwise_pairs). Other stride-1 windows
+  // stay f32: the f32 kernel, which shares each loaded column between neighbouring pixels, ran
+  // MobileNet's 56x56x144 layer in 103 us on one thread where the bf16 per-pixel one took
+  // 160, more than the halved traffic of its neighbours saved.
+  const std::vector<int64_t> strides = n.attr_ints("strides"), dilations = n.attr_ints("dilations");
   const bool strided = std::any_of(strides.begin(), strides.end(), [](int64_t s) { return s > 1; });
-  return strided && f.dims[1] == 1 && f.dims[0] == group &&
+  const int64_t sw = strides.size() == 2 ? strides[1] : 1;
+  const int64_t dh = dilations.size() == 2 ? dilations[0] : 1, dw = dilations.size() == 2 ? dilations[1] : 1;
+  const bool pairs = bf16_depthwise_pairs(f.dims[2], f.dims[3], sw, dh, dw);
+  return (strided || pairs) && f.dims[1] == 1 && f.dims[0] == group &&
          bf16_depthwise_merges(Activation{act_kind_from_name(n.attr_str("act")), 0.0f, 0.0f});
 }
 

@@ -11,8 +11,10 @@ activation merge; and planar images (a model's first convolution), on avx512_bf1
 NHWC bf16 with zero borders and read a kernel row per tap, writing f32 or bf16; strided
 depthwise convolutions writing bf16 (one AVX-512 pass on avx512_bf16 and amx, the f32 kernel
 between copies on the portable set); grouped convolutions (on avx512_bf16 the direct kernel
-group by group); and bf16 data with a bf16 residual (a region carrying bf16 through residual
-blocks: merged by the direct kernel, widened for the other paths)."""
+group by group); bf16 data with a bf16 residual (a region carrying bf16 through residual
+blocks: merged by the direct kernel, widened for the other paths); and depthwise convolutions
+over bf16 data (on the AVX-512 sets 3x3 windows at stride 1 or 2 in channel-pair runs, stride 1
+included; strided only on the portable set), writing f32 or bf16."""
 
 import json
 
@@ -203,9 +205,52 @@ for c, o, k, st, pads, size, act in BF16_TENSORS:
             else:
                 err = np.abs(got.transpose(0, 3, 1, 2) - expected) / scale
                 worst_tensors = max(worst_tensors, float(np.max(err)))
+# Depthwise convolutions over bf16 data (a region carrying bf16 through MobileNet's inverted
+# bottlenecks): on the AVX-512 sets an undilated 3x3 at stride 1 or 2 takes the channel-pair
+# runs (32 channels a load, even and odd lanes apart, interleaved back as stored), which carry
+# stride 1 too; the portable set carries only strided ones. f32 products of the bf16 data,
+# written f32 (tight) or rounded once to bf16. Channels in whole blocks of 32, a ragged last
+# block, an odd count, fewer than a vector; runs of 8, 4, 2 and 1 pixels reaching the padding.
+DEPTHWISE16 = [(144, 3, (1, 1), (1, 1, 1, 1), (9, 13), "clamp"),  # 4 x 32 + 16 channels
+               (32, 3, (1, 1), (1, 1, 1, 1), (17, 19), "relu"),  # runs of 8, 8, 2, 1
+               (40, 3, (1, 1), (0, 1, 2, 0), (6, 5), "none"),  # asymmetric padding
+               (7, 3, (1, 1), (1, 1, 1, 1), (3, 2), "relu"),  # odd, under half a block; 1 pixel wide
+               (96, 3, (2, 2), (1, 1, 1, 1), (15, 13), "clamp"),
+               (50, 3, (2, 2), (0, 0, 1, 1), (8, 9), "none"),
+               (64, 3, (1, 2), (2, 0, 0, 2), (10, 11), "relu"),  # strided across only
+               (24, 5, (2, 2), (2, 2, 2, 2), (9, 9), "relu")]  # not 3x3: the per-pixel path
+pairs = aiov._core.gemm_bf16_isa() != "scalar"
+worst_depthwise16, worst_depthwise16_f32 = 0.0, 0.0
+for c, k, st, pads, size, act in DEPTHWISE16:
+    if st == (1, 1) and not pairs:
+        continue  # stays f32 there: no bf16 data reaches it
+    x16 = bf16_bits(rng.standard_normal((2,) + size + (c,)).astype(np.float32))
+    w = (rng.standard_normal((c, 1, k, k)) / k).astype(np.float32)
+    bias = rng.standard_normal(c).astype(np.float32)
+    y = conv_reference(widened(x16).transpose(0, 3, 1, 2), w, st, pads, (1, 1), group=c) + bias[:, None, None]
+    res = rng.standard_normal(y.shape).astype(np.float32)
+    alpha, beta, fn = ACTS[act]
+    attrs = window_attrs(st, pads, (1, 1), c)
+    attrs.update(layout="nhwc", act=act, act_alpha=alpha, act_beta=beta)
+    for threads, residual in ((1, False), (0, False), (1, True)):
+        expected = fn(y + res if residual else y)
+        scale = np.max(np.abs(expected)) + 1
+        extra = [np.ascontiguousarray(res.transpose(0, 2, 3, 1))] if residual else []
+        for out in ("bf16", "f32"):
+            attrs["output_type"] = out
+            (got,) = T.run_op("aiov.FusedConv", [x16, w, bias] + extra, attrs,
+                              runtime_inputs=[0, 3] if residual else [0], threads=threads, precision="bf16",
+                              bf16_inputs=[0])
+            if out == "bf16":
+                err = np.abs(widened(got).transpose(0, 3, 1, 2) - expected) / (np.abs(expected) + 1e-3 * scale)
+                worst_depthwise16 = max(worst_depthwise16, float(np.max(err)))
+            else:
+                err = np.abs(got.transpose(0, 3, 1, 2) - expected) / scale
+                worst_depthwise16_f32 = max(worst_depthwise16_f32, float(np.max(err)))
 print(json.dumps({"isa": aiov._core.gemm_bf16_isa(), "f32": worst_f32, "bf16": worst_bf16, "planar": worst_planar,
                   "depthwise": worst_depthwise, "grouped": worst_grouped, "tensors": worst_tensors, "planar16": worst_planar16,
-                  "tensors16": worst_tensors16}))
+                  "tensors16": worst_tensors16, "depthwise16": worst_depthwise16,
+                  "depthwise16_f32": worst_depthwise16_f32}))
 """
 
 ISAS = ["scalar", "avx512_bf16", "amx"]  # each includes the ones before it
@@ -230,3 +275,6 @@ def test_bf16_convolution_matches_rounded_reference(isa, run_capped):
     # bf16 data and residual: f32 outputs tight, bf16 ones within their rounding.
     assert result["tensors"] < 1e-5
     assert result["tensors16"] < 2.0**-8 + 1e-5
+    # Depthwise over bf16 data: f32 products of it, f32 outputs tight, bf16 ones rounded once.
+    assert result["depthwise16_f32"] < 1e-5
+    assert result["depthwise16"] < 2.0**-8 + 1e-5
