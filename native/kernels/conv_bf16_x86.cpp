@@ -445,16 +445,18 @@ template <int P, int SW, bool OUT16, bool FULL>
     pair_run<P, SW, OUT16, FULL, true>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi);
 }
 
-// Output rows [r0, r1) of an undilated 3x3 window at stride SW over bf16 input: per row and
-// block of 32 channels, runs of 8 pixels (then 4, 2, 1), border pixels in the same runs with
-// the columns and kernel rows outside the image skipped.
+// Output rows [r0, r1) of an undilated 3x3 window at stride SW over bf16 input: per block of
+// 32 channels, runs of 8 pixels (then 4, 2, 1), border pixels in the same runs with the
+// columns and kernel rows outside the image skipped. Rows go in bands of at least 64 pixels,
+// the blocks of channels outside the band's rows: a block's weights are split into even and
+// odd lanes once per band (per row, they cost an 8-pixel row as much as its products), and a
+// band's input rows stay in cache while its blocks pass.
 template <int SW, bool OUT16>
 void depthwise_pair_rows(const Bf16DepthwiseJob& job, int64_t r0, int64_t r1) {
   const Bf16DepthwiseJob j = job;  // a copy the stores cannot alias: its fields stay in registers
   const __m512 lo = _mm512_set1_ps(j.lo), hi = _mm512_set1_ps(j.hi);
-  for (int64_t row = r0; row < r1; ++row) {
-    const int64_t n = row / j.OH, iy0 = row % j.OH * j.sh - j.ph;
-    const int64_t ky0 = iy0 >= 0 ? 0 : smaller(3, -iy0), ky1 = larger(ky0, smaller(3, j.H - iy0));
+  const int64_t band = larger(1, (64 + j.OW - 1) / j.OW);
+  for (int64_t b0 = r0; b0 < r1; b0 += band)
     for (int64_t c0 = 0; c0 < j.C; c0 += 32) {
       const int64_t n_ch = smaller(32, j.C - c0);
       const PairBlock b{c0, n_ch >= 32 ? (__mmask32)0xFFFFFFFFu : (__mmask32)((1u << n_ch) - 1u), head_mask((int)n_ch),
@@ -466,31 +468,34 @@ void depthwise_pair_rows(const Bf16DepthwiseJob& job, int64_t r0, int64_t r1) {
         split_pairs(j.bias + c0, b, bias[0], bias[1]);
       else
         bias[0] = bias[1] = _mm512_setzero_ps();
-      for (int64_t ox = 0; ox < j.OW;) {
-        const int64_t ix0 = ox * SW - j.pw;
-        const int64_t src = ((n * j.H + iy0) * j.W + ix0) * j.C + c0;
-        const int64_t pixel = row * j.OW + ox;
-        const int64_t left = j.OW - ox;
-        const int p = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-        const int columns = (p - 1) * SW + 3;
-        const int i_lo = (int)smaller(columns, larger(0, -ix0));
-        const int i_hi = (int)larger(i_lo, smaller(columns, j.W - ix0));
+      for (int64_t row = b0; row < smaller(r1, b0 + band); ++row) {
+        const int64_t n = row / j.OH, iy0 = row % j.OH * j.sh - j.ph;
+        const int64_t ky0 = iy0 >= 0 ? 0 : smaller(3, -iy0), ky1 = larger(ky0, smaller(3, j.H - iy0));
+        for (int64_t ox = 0; ox < j.OW;) {
+          const int64_t ix0 = ox * SW - j.pw;
+          const int64_t src = ((n * j.H + iy0) * j.W + ix0) * j.C + c0;
+          const int64_t pixel = row * j.OW + ox;
+          const int64_t left = j.OW - ox;
+          const int p = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+          const int columns = (p - 1) * SW + 3;
+          const int i_lo = (int)smaller(columns, larger(0, -ix0));
+          const int i_hi = (int)larger(i_lo, smaller(columns, j.W - ix0));
 #define AIOV_PAIR_RUN(PX)                                                                            \
   (full ? pair_run_any<PX, SW, OUT16, true>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi) \
         : pair_run_any<PX, SW, OUT16, false>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi))
-        if (p == 8)
-          AIOV_PAIR_RUN(8);
-        else if (p == 4)
-          AIOV_PAIR_RUN(4);
-        else if (p == 2)
-          AIOV_PAIR_RUN(2);
-        else
-          AIOV_PAIR_RUN(1);
+          if (p == 8)
+            AIOV_PAIR_RUN(8);
+          else if (p == 4)
+            AIOV_PAIR_RUN(4);
+          else if (p == 2)
+            AIOV_PAIR_RUN(2);
+          else
+            AIOV_PAIR_RUN(1);
 #undef AIOV_PAIR_RUN
-        ox += p;
+          ox += p;
+        }
       }
     }
-  }
 }
 
 // Output rows [r0, r1). 3x3 windows: per block of 32 channels, the 9 taps' weights held in

@@ -873,15 +873,17 @@ bool fused_conv_carries_bf16(const Node& n) {
   // One group, but not one input and one output channel (that takes the depthwise path).
   if (group == 1) return !(f.dims[0] == 1 && f.dims[1] == 1);
   // Depthwise (a channel per group, one output each), with an activation its bf16 store merges,
-  // strided or taking the channel-pair runs (bf16_depthwise_pairs). Other stride-1 windows
-  // stay f32: the f32 kernel, which shares each loaded column between neighbouring pixels, ran
-  // MobileNet's 56x56x144 layer in 103 us on one thread where the bf16 per-pixel one took
-  // 160, more than the halved traffic of its neighbours saved.
+  // strided or taking the channel-pair runs (bf16_depthwise_pairs) over at least 32 channels.
+  // Other stride-1 windows stay f32: the f32 kernel, which shares each loaded column between
+  // neighbouring pixels, ran MobileNet's 56x56x144 layer in 103 us on one thread where the
+  // bf16 per-pixel one took 160, more than the halved traffic of its neighbours saved; and
+  // under 32 channels the pairs' 32-channel vectors are mostly empty (16x16x8, batch 8: 6 us
+  // in f32 against 14).
   const std::vector<int64_t> strides = n.attr_ints("strides"), dilations = n.attr_ints("dilations");
   const bool strided = std::any_of(strides.begin(), strides.end(), [](int64_t s) { return s > 1; });
   const int64_t sw = strides.size() == 2 ? strides[1] : 1;
   const int64_t dh = dilations.size() == 2 ? dilations[0] : 1, dw = dilations.size() == 2 ? dilations[1] : 1;
-  const bool pairs = bf16_depthwise_pairs(f.dims[2], f.dims[3], sw, dh, dw);
+  const bool pairs = f.dims[0] >= 32 && bf16_depthwise_pairs(f.dims[2], f.dims[3], sw, dh, dw);
   return (strided || pairs) && f.dims[1] == 1 && f.dims[0] == group &&
          bf16_depthwise_merges(Activation{act_kind_from_name(n.attr_str("act")), 0.0f, 0.0f});
 }

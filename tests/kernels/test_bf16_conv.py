@@ -208,13 +208,13 @@ for c, o, k, st, pads, size, act in BF16_TENSORS:
 # Depthwise convolutions over bf16 data (a region carrying bf16 through MobileNet's inverted
 # bottlenecks): on the AVX-512 sets an undilated 3x3 at stride 1 or 2 takes the channel-pair
 # runs (32 channels a load, even and odd lanes apart, interleaved back as stored), which carry
-# stride 1 too; the portable set carries only strided ones. f32 products of the bf16 data,
+# stride 1 too (from 32 channels on); the portable set carries only strided ones. f32 products of the bf16 data,
 # written f32 (tight) or rounded once to bf16. Channels in whole blocks of 32, a ragged last
 # block, an odd count, fewer than a vector; runs of 8, 4, 2 and 1 pixels reaching the padding.
 DEPTHWISE16 = [(144, 3, (1, 1), (1, 1, 1, 1), (9, 13), "clamp"),  # 4 x 32 + 16 channels
                (32, 3, (1, 1), (1, 1, 1, 1), (17, 19), "relu"),  # runs of 8, 8, 2, 1
                (40, 3, (1, 1), (0, 1, 2, 0), (6, 5), "none"),  # asymmetric padding
-               (7, 3, (1, 1), (1, 1, 1, 1), (3, 2), "relu"),  # odd, under half a block; 1 pixel wide
+               (7, 3, (2, 1), (1, 1, 1, 1), (3, 2), "relu"),  # odd, under half a block; 2 pixels wide
                (96, 3, (2, 2), (1, 1, 1, 1), (15, 13), "clamp"),
                (50, 3, (2, 2), (0, 0, 1, 1), (8, 9), "none"),
                (64, 3, (1, 2), (2, 0, 0, 2), (10, 11), "relu"),  # strided across only
