@@ -372,53 +372,73 @@ struct PairBlock {
 }
 
 // P neighbouring output pixels (stride SW, undilated 3x3 windows) of one output row, the
-// block's channels. `src` is the input offset of the first pixel's window at kernel row 0
-// (column 0 may lie in the padding); kernel rows [ky0, ky1) and input columns [i_lo, i_hi) of
-// the run's (P - 1) * SW + 3 are inside the image (MASKED; otherwise all are).
-template <int P, int SW, bool OUT16, bool FULL, bool MASKED>
+// block's channels: NV 2, up to 32 as even and odd lanes; NV 1, a last block of up to 16 in
+// channel order, widened as they load (in pairs half of each vector would be empty, and its
+// products cost as much as a whole block's). `src` is the input offset of the first pixel's
+// window at kernel row 0 (column 0 may lie in the padding); kernel rows [ky0, ky1) and input
+// columns [i_lo, i_hi) of the run's (P - 1) * SW + 3 are inside the image (MASKED; otherwise
+// all are). FULL: the block has all its channels (32 or 16).
+template <int P, int SW, int NV, bool OUT16, bool FULL, bool MASKED>
 [[gnu::always_inline]] inline void pair_run(const Bf16DepthwiseJob& j, int64_t src, int64_t pixel, int64_t ky0,
                                             int64_t ky1, int i_lo, int i_hi, const PairBlock& b,
                                             const __m512 (&w)[9][2], const __m512 (&bias)[2], __m512 lo, __m512 hi) {
   constexpr int kColumns = (P - 1) * SW + 3;
   const __m512i odd_bits = _mm512_set1_epi32((int)0xFFFF0000u);
-  __m512 acc[P][2];
-  AIOV_UNROLL for (int p = 0; p < P; ++p) AIOV_UNROLL for (int v = 0; v < 2; ++v) acc[p][v] = bias[v];
+  __m512 acc[P][NV];
+  AIOV_UNROLL for (int p = 0; p < P; ++p) AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[p][v] = bias[v];
   const int64_t row_step = j.W * j.C;
   for (int64_t ky = ky0; ky < ky1; ++ky) {
     const int64_t line = src + ky * row_step;
-    __m512 wk[3][2];
-    AIOV_UNROLL for (int kx = 0; kx < 3; ++kx) AIOV_UNROLL for (int v = 0; v < 2; ++v) wk[kx][v] = w[ky * 3 + kx][v];
+    __m512 wk[3][NV];
+    AIOV_UNROLL for (int kx = 0; kx < 3; ++kx) AIOV_UNROLL for (int v = 0; v < NV; ++v) wk[kx][v] = w[ky * 3 + kx][v];
     AIOV_UNROLL for (int col = 0; col < kColumns; ++col) {
       if (MASKED && (col < i_lo || col >= i_hi)) continue;
       const uint16_t* at = j.x16 + line + col * j.C;
-      const __m512i bits = FULL ? _mm512_loadu_si512(at) : _mm512_maskz_loadu_epi16(b.words, at);
-      const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(bits, 16));
-      const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(bits, odd_bits));
+      __m512 x[NV];
+      if constexpr (NV == 2) {
+        const __m512i bits = FULL ? _mm512_loadu_si512(at) : _mm512_maskz_loadu_epi16(b.words, at);
+        x[0] = _mm512_castsi512_ps(_mm512_slli_epi32(bits, 16));
+        x[NV - 1] = _mm512_castsi512_ps(_mm512_and_si512(bits, odd_bits));
+      } else {
+        const __m256i bits =
+            FULL ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at)) : _mm256_maskz_loadu_epi16(b.low, at);
+        x[0] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+      }
       AIOV_UNROLL for (int p = 0; p < P; ++p) {
         const int kx = col - p * SW;
-        if (kx >= 0 && kx < 3) {
-          acc[p][0] = _mm512_fmadd_ps(even, wk[kx][0], acc[p][0]);
-          acc[p][1] = _mm512_fmadd_ps(odd, wk[kx][1], acc[p][1]);
-        }
+        if (kx >= 0 && kx < 3)
+          AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_fmadd_ps(x[v], wk[kx][v], acc[p][v]);
       }
     }
   }
   AIOV_UNROLL for (int p = 0; p < P; ++p) {
-    __m512 even = acc[p][0], odd = acc[p][1];
+    __m512 y[NV];
+    AIOV_UNROLL for (int v = 0; v < NV; ++v) y[v] = acc[p][v];
     const int64_t at = (pixel + p) * j.C + b.c0;
     if (j.residual) {
-      __m512 re, ro;
-      split_pairs(j.residual + (pixel + p) * j.ld_residual + b.c0, b, re, ro);
-      even = _mm512_add_ps(even, re);
-      odd = _mm512_add_ps(odd, ro);
+      const float* r = j.residual + (pixel + p) * j.ld_residual + b.c0;
+      __m512 add[NV];
+      if constexpr (NV == 2)
+        split_pairs(r, b, add[0], add[NV - 1]);
+      else
+        add[0] = _mm512_maskz_loadu_ps(b.low, r);
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) y[v] = _mm512_add_ps(y[v], add[v]);
     }
-    if (j.clamp) {  // max/min return their second operand for a NaN: x stays NaN
-      even = _mm512_min_ps(hi, _mm512_max_ps(lo, even));
-      odd = _mm512_min_ps(hi, _mm512_max_ps(lo, odd));
-    }
-    if constexpr (OUT16) {
+    if (j.clamp)  // max/min return their second operand for a NaN: y stays NaN
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) y[v] = _mm512_min_ps(hi, _mm512_max_ps(lo, y[v]));
+    if constexpr (NV == 1) {
+      if constexpr (OUT16) {
+        const __m256i bits = (__m256i)_mm512_cvtneps_pbh(y[0]);
+        if (FULL)
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(j.y16 + at), bits);
+        else
+          _mm256_mask_storeu_epi16(j.y16 + at, b.low, bits);
+      } else {
+        _mm512_mask_storeu_ps(j.y + at, b.low, y[0]);
+      }
+    } else if constexpr (OUT16) {
       // Rounded as two halves (even channels low, odd high), then the words interleaved back.
-      const __m512i halves = (__m512i)_mm512_cvtne2ps_pbh(odd, even);
+      const __m512i halves = (__m512i)_mm512_cvtne2ps_pbh(y[NV - 1], y[0]);
       const __m512i words =
           _mm512_permutexvar_epi16(_mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
                                                     22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0),
@@ -428,21 +448,31 @@ template <int P, int SW, bool OUT16, bool FULL, bool MASKED>
       else
         _mm512_mask_storeu_epi16(j.y16 + at, b.words, words);
     } else {
-      _mm512_mask_storeu_ps(j.y + at, b.low, _mm512_permutex2var_ps(even, interleave_low(), odd));
-      _mm512_mask_storeu_ps(j.y + at + 16, b.high, _mm512_permutex2var_ps(even, interleave_high(), odd));
+      _mm512_mask_storeu_ps(j.y + at, b.low, _mm512_permutex2var_ps(y[0], interleave_low(), y[NV - 1]));
+      _mm512_mask_storeu_ps(j.y + at + 16, b.high, _mm512_permutex2var_ps(y[0], interleave_high(), y[NV - 1]));
     }
   }
 }
 
-template <int P, int SW, bool OUT16, bool FULL>
+template <int P, int SW, bool OUT16>
 [[gnu::always_inline]] inline void pair_run_any(const Bf16DepthwiseJob& j, int64_t src, int64_t pixel, int64_t ky0,
                                                 int64_t ky1, int i_lo, int i_hi, const PairBlock& b,
                                                 const __m512 (&w)[9][2], const __m512 (&bias)[2], __m512 lo,
                                                 __m512 hi) {
-  if (i_lo == 0 && i_hi == (P - 1) * SW + 3)
-    pair_run<P, SW, OUT16, FULL, false>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi);
+  const bool inside = i_lo == 0 && i_hi == (P - 1) * SW + 3;
+  const int64_t n_ch = smaller(32, j.C - b.c0);
+#define AIOV_PAIR_RUN(NV, FULL)                                                                              \
+  (inside ? pair_run<P, SW, NV, OUT16, FULL, false>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi) \
+          : pair_run<P, SW, NV, OUT16, FULL, true>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi))
+  if (n_ch == 32)
+    AIOV_PAIR_RUN(2, true);
+  else if (n_ch > 16)
+    AIOV_PAIR_RUN(2, false);
+  else if (n_ch == 16)
+    AIOV_PAIR_RUN(1, true);
   else
-    pair_run<P, SW, OUT16, FULL, true>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi);
+    AIOV_PAIR_RUN(1, false);
+#undef AIOV_PAIR_RUN
 }
 
 // Output rows [r0, r1) of an undilated 3x3 window at stride SW over bf16 input: per block of
@@ -461,13 +491,17 @@ void depthwise_pair_rows(const Bf16DepthwiseJob& job, int64_t r0, int64_t r1) {
       const int64_t n_ch = smaller(32, j.C - c0);
       const PairBlock b{c0, n_ch >= 32 ? (__mmask32)0xFFFFFFFFu : (__mmask32)((1u << n_ch) - 1u), head_mask((int)n_ch),
                         head_mask((int)(n_ch - 16))};
-      const bool full = n_ch == 32;
       __m512 w[9][2], bias[2];
-      AIOV_UNROLL for (int t = 0; t < 9; ++t) split_pairs(j.w + t * j.C + c0, b, w[t][0], w[t][1]);
-      if (j.bias)
+      if (n_ch > 16) {
+        AIOV_UNROLL for (int t = 0; t < 9; ++t) split_pairs(j.w + t * j.C + c0, b, w[t][0], w[t][1]);
+      } else {  // channel order (pair_run's NV 1)
+        AIOV_UNROLL for (int t = 0; t < 9; ++t) w[t][0] = w[t][1] = _mm512_maskz_loadu_ps(b.low, j.w + t * j.C + c0);
+      }
+      bias[0] = bias[1] = _mm512_setzero_ps();
+      if (j.bias && n_ch > 16)
         split_pairs(j.bias + c0, b, bias[0], bias[1]);
-      else
-        bias[0] = bias[1] = _mm512_setzero_ps();
+      else if (j.bias)
+        bias[0] = _mm512_maskz_loadu_ps(b.low, j.bias + c0);
       for (int64_t row = b0; row < smaller(r1, b0 + band); ++row) {
         const int64_t n = row / j.OH, iy0 = row % j.OH * j.sh - j.ph;
         const int64_t ky0 = iy0 >= 0 ? 0 : smaller(3, -iy0), ky1 = larger(ky0, smaller(3, j.H - iy0));
@@ -480,18 +514,14 @@ void depthwise_pair_rows(const Bf16DepthwiseJob& job, int64_t r0, int64_t r1) {
           const int columns = (p - 1) * SW + 3;
           const int i_lo = (int)smaller(columns, larger(0, -ix0));
           const int i_hi = (int)larger(i_lo, smaller(columns, j.W - ix0));
-#define AIOV_PAIR_RUN(PX)                                                                            \
-  (full ? pair_run_any<PX, SW, OUT16, true>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi) \
-        : pair_run_any<PX, SW, OUT16, false>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi))
           if (p == 8)
-            AIOV_PAIR_RUN(8);
+            pair_run_any<8, SW, OUT16>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi);
           else if (p == 4)
-            AIOV_PAIR_RUN(4);
+            pair_run_any<4, SW, OUT16>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi);
           else if (p == 2)
-            AIOV_PAIR_RUN(2);
+            pair_run_any<2, SW, OUT16>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi);
           else
-            AIOV_PAIR_RUN(1);
-#undef AIOV_PAIR_RUN
+            pair_run_any<1, SW, OUT16>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi);
           ox += p;
         }
       }
