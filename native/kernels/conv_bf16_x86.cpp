@@ -22,20 +22,17 @@ namespace {
   return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1u);
 }
 
-// The tile's results merged as the GEMM tiles merge them: x (+ beta * C) (+ bias)
-// (+ residual), clamped with NaN kept, stored under the column mask as f32 to out.c or, with
-// c16, rounded to bf16 (nearest even) there (a bf16 output is written, never accumulated
-// into). The tile's fields, masks and bias are read once: a store through a pointer may
-// alias anything, and re-reading them per vector cost as much as a 16-channel tile's products.
+// The tile's results merged as the GEMM tiles merge them: x (+ beta * C) (+ residual), the
+// bias already in x (conv_rows starts from it), clamped with NaN kept, stored under the
+// column mask as f32 to out.c or, with c16, rounded to bf16 (nearest even) there (a bf16
+// output is written, never accumulated into). The tile's fields and masks are read once: a
+// store through a pointer may alias anything, and re-reading them per vector cost as much as
+// a 16-channel tile's products.
 template <int R, int NV>
 [[gnu::always_inline]] inline void merge_tile(__m512 (&acc)[R][NV], const Bf16ConvTile& t) {
   const Tile o = t.out;
   __mmask16 mask[NV];
-  __m512 bias[NV];
-  AIOV_UNROLL for (int v = 0; v < NV; ++v) {
-    mask[v] = head_mask(o.cols - 16 * v);
-    bias[v] = o.bias ? _mm512_maskz_loadu_ps(mask[v], o.bias + 16 * v) : _mm512_setzero_ps();
-  }
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) mask[v] = head_mask(o.cols - 16 * v);
   const __m512 lo = _mm512_set1_ps(o.lo), hi = _mm512_set1_ps(o.hi), beta = _mm512_set1_ps(o.beta);
   uint16_t* const c16 = t.c16;
   const int64_t ldc16 = t.ldc16;
@@ -45,7 +42,6 @@ template <int R, int NV>
     __m512 x = acc[r][v];
     float* c = o.c + r * o.ldc + 16 * v;
     if (!c16 && o.load_c) x = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask[v], c), x);
-    x = _mm512_add_ps(x, bias[v]);
     if (o.residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], o.residual + r * o.ld_residual + 16 * v));
     if (residual16) {  // bf16 widened by a shift
       const __m256i bits = _mm256_maskz_loadu_epi16(mask[v], residual16 + r * ld_residual16 + 16 * v);
@@ -89,8 +85,14 @@ template <bool Half>
 // a pixel's pair feed R * NV dot products (24 accumulators at 12 x 2 and 6 x 4).
 template <int R, int NV>
 void conv_rows(const Bf16ConvTile& t) {
+  // The accumulators start from the bias: with few channel pairs (a 1x1 over 16 or 24
+  // channels) the merge is a large share of a tile's work.
   __m512 acc[R][NV];
-  AIOV_UNROLL for (int r = 0; r < R; ++r) AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+    const __m512 bias =
+        t.out.bias ? _mm512_maskz_loadu_ps(head_mask(t.out.cols - 16 * v), t.out.bias + 16 * v) : _mm512_setzero_ps();
+    AIOV_UNROLL for (int r = 0; r < R; ++r) acc[r][v] = bias;
+  }
   const int64_t pairs = t.pairs, stride = t.b_panel_stride;
   const uint16_t* b = t.b;
   for (int tap = 0; tap < t.taps; ++tap, b += pairs * 32) {
