@@ -486,6 +486,8 @@ const uint16_t* padded_nhwc_bf16(const Window2d& g, int64_t bottom, int64_t righ
   return padded_bf16_image(g, bottom, right, fill_row, pool, max_threads);
 }
 
+void round_to_bf16(const float* x, int64_t count, uint16_t* y) { bf16_kernels().convert(x, count, 1.0f, y); }
+
 bool bf16_depthwise_merges(const Activation& act) {
   return act.kind == ActKind::none || act.kind == ActKind::relu || act.kind == ActKind::clamp;
 }

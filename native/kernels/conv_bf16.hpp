@@ -25,6 +25,9 @@ bool bf16_direct_conv_available();
 // count per group (a tap is then whole channel pairs), at most kBf16DirectMaxRun.
 bool bf16_direct_conv_fits(const Window2d& g, int64_t group = 1);
 
+// y[i] = x[i] rounded to bf16 (nearest even, NaN kept), i < count, on the bf16 set's converter.
+void round_to_bf16(const float* x, int64_t count, uint16_t* y);
+
 // x's count values rounded to bf16 in a buffer of the calling thread's that lives until its
 // next call (a grouped convolution's input, rounded once for all its groups).
 const uint16_t* bf16_rounded_copy(const float* x, int64_t count, ThreadPool* pool, int max_threads);

@@ -519,7 +519,23 @@ KernelFn fused_conv_kernel(const PrepareContext& ctx, bool bf16_residual, bool& 
   // Whether a planar image takes the direct bf16 kernel (below), the one planar path writing bf16.
   const bool planar_direct = planar && precision == GemmPrecision::bf16 && group == 1 && g.dw == 1 &&
                              g.kw * Cg <= kBf16DirectMaxRun && bf16_direct_conv_available();
-  if (planar && bf16_out && !planar_direct) {
+  // Under bf16 a planar image with a deep enough K (the window's taps x channels) is copied
+  // to NHWC on each call and multiplied like any NHWC input: its rows rounded to bf16 once and
+  // multiplied on the tiles. Measured single-threaded, copied against f32 planes: 7x7/2 stems
+  // (K 147) won at every width (224px to 64 channels 0.92 against 1.6 ms, to 32 0.68 against
+  // 0.84; 64px to 8 channels 0.48 against 0.64), 11x11/4 0.83 against 2.0; 3x3 stems (K 27)
+  // lost (0.35 against 0.2 ms at 224px to 32, 187 against 124 us at 64px) and 5x5 (K 75) was
+  // even: the copy and the rounding cost more than the f32 tiles reading short windows in place.
+  constexpr int64_t kMinPlanarBf16Depth = 96;
+  // A short window into few channels (a 3x3 RGB stem) whose activation the direct kernel's
+  // tiles do not merge (MobileNetV3's HardSwish: an f32 tile and a pass per tile) runs the f32
+  // few-output kernel even where it writes bf16, rounded after: one thread, 8x3x32x32 to 8
+  // channels, 40-41 us against 27 plus the rounding.
+  const ActKind act_kind = act_kind_from_name(node.attr_str("act"));
+  const bool few_outputs_planar = planar && group == 1 && O <= kPlanarMaxOutputs;
+  const bool few_planar = few_outputs_planar && K < kMinPlanarBf16Depth;
+  const bool tiles_merge_act = act_kind == ActKind::none || act_kind == ActKind::relu || act_kind == ActKind::clamp;
+  if (planar && bf16_out && (!planar_direct || (few_planar && !tiles_merge_act))) {
     // A plan made where the direct kernel runs (fused_conv_writes_bf16): the f32 output of the
     // other paths rounded after them, into the output.
     PrepareContext wide = ctx;
@@ -536,11 +552,15 @@ KernelFn fused_conv_kernel(const PrepareContext& ctx, bool bf16_residual, bool& 
       out.type = ElementType::f32;
       const TensorView* outs[1] = {&out};
       f32_kernel(KernelArgs{a.in, outs, a.ctx});
-      for (int64_t i = 0; i < out.count(); ++i) y16[i] = float_to_bf16(wide_out[(size_t)i]);
+      round_to_bf16(wide_out.data(), out.count(), y16);
     };
   }
 
-  if (planar && group == 1 && O <= kPlanarMaxOutputs && precision == GemmPrecision::f32) {
+  // Few output channels of a short window (a 3x3 RGB stem) writing f32 take the f32 kernel
+  // under bf16 too: its output gains nothing from bf16, and one thread over 8x3x32x32 to 8
+  // channels the f32 kernel measured even with the direct one on an activation the tiles merge
+  // (20 against 21 us) and far faster on one they do not (EfficientNet's SiLU: 27 against 40).
+  if (few_outputs_planar && (precision == GemmPrecision::f32 || (few_planar && !bf16_out))) {
     // Few output channels: one vector per pixel, not GEMM tiles mostly of padding.
     auto wp = few_output_taps("planar", [&](int64_t k) { return ConvPlanes::filter_index(g, Cg, k); });
     ctx.note_kernel("planar-input conv, few outputs");
@@ -550,14 +570,6 @@ KernelFn fused_conv_kernel(const PrepareContext& ctx, bool bf16_residual, bool& 
     };
   }
 
-  // Under bf16 a planar image with a deep enough K (the window's taps x channels) is copied
-  // to NHWC on each call and multiplied like any NHWC input: its rows rounded to bf16 once and
-  // multiplied on the tiles. Measured single-threaded, copied against f32 planes: 7x7/2 stems
-  // (K 147) won at every width (224px to 64 channels 0.92 against 1.6 ms, to 32 0.68 against
-  // 0.84; 64px to 8 channels 0.48 against 0.64), 11x11/4 0.83 against 2.0; 3x3 stems (K 27)
-  // lost (0.35 against 0.2 ms at 224px to 32, 187 against 124 us at 64px) and 5x5 (K 75) was
-  // even: the copy and the rounding cost more than the f32 tiles reading short windows in place.
-  constexpr int64_t kMinPlanarBf16Depth = 96;
   if (planar_direct) {
     // AVX512_BF16 without AMX: the image copied once to NHWC bf16 with zero borders wide enough
     // for every window, and each kernel row of a window (kw pixels x C channels, contiguous

@@ -8,7 +8,8 @@ paths; odd channel counts take the GEMM paths everywhere. Checked against a floa
 convolution of the operands rounded to bf16 (the kernels' only rounding, accumulation is f32),
 f32 outputs tight and bf16 outputs within their rounding, with bias, residual and every kind of
 activation merge; and planar images (a model's first convolution), on avx512_bf16 copied to
-NHWC bf16 with zero borders and read a kernel row per tap, writing f32 or bf16; strided
+NHWC bf16 with zero borders and read a kernel row per tap, writing f32 or bf16 (a short window
+into at most 16 channels writing f32 takes the f32 few-output kernel instead); strided
 depthwise convolutions writing bf16 (one AVX-512 pass on avx512_bf16 and amx, the f32 kernel
 between copies on the portable set); grouped convolutions (on avx512_bf16 the direct kernel
 group by group); bf16 data with a bf16 residual (a region carrying bf16 through residual
@@ -118,6 +119,30 @@ for i, (c, o, k, st, pads, dil, size) in enumerate(PLANAR):
                            threads=threads, precision="bf16")
         err = np.abs(widened(bits) - out) / (np.abs(out) + 1e-6)
         worst_planar16 = max(worst_planar16, float(np.max(err)))
+# Planar stems of a short window into few channels, writing f32 (an activation after them that
+# no bf16 region carries, EfficientNet's SiLU): the f32 few-output kernel on the planes as they
+# lie, on every set, so tight against the unrounded f32 convolution; writing bf16 with an
+# activation the direct kernel's tiles do not merge (MobileNetV3's HardSwish), the same f32
+# results rounded once.
+PLANAR_FEW = [(3, 8, 3, (2, 2), (1, 1, 1, 1), (32, 32), "sigmoid"), (3, 16, 3, (1, 1), (1, 1, 1, 1), (15, 17), "relu")]
+worst_planar_few, worst_planar_few16 = 0.0, 0.0
+for c, o, k, st, pads, size, act in PLANAR_FEW:
+    x = rng.standard_normal((2, c) + size).astype(np.float32)
+    w = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+    bias = rng.standard_normal(o).astype(np.float32)
+    alpha, beta, fn = ACTS[act]
+    expected = fn(conv_reference(x, w, st, pads, (1, 1)) + bias[:, None, None])
+    attrs = window_attrs(st, pads, (1, 1), 1)
+    attrs.update(layout="nhwc", input_layout="nchw", act=act, act_alpha=alpha, act_beta=beta)
+    for threads in (1, 0):
+        (out,) = T.run_op("aiov.FusedConv", [x, w, bias], attrs, runtime_inputs=[0], threads=threads, precision="bf16")
+        err = np.max(np.abs(out.transpose(0, 3, 1, 2) - expected)) / (np.max(np.abs(expected)) + 1)
+        worst_planar_few = max(worst_planar_few, float(err))
+        if act == "sigmoid":
+            (bits,) = T.run_op("aiov.FusedConv", [x, w, bias], dict(attrs, output_type="bf16"), runtime_inputs=[0],
+                               threads=threads, precision="bf16")
+            err = np.abs(widened(bits) - out) / (np.abs(out) + 1e-6)
+            worst_planar_few16 = max(worst_planar_few16, float(np.max(err)))
 # Strided depthwise convolutions writing bf16 (a region carrying it): f32 products of the f32
 # input, rounded once as they are stored.
 DEPTHWISE = [(96, 3, (2, 2), (1, 1, 1, 1), (1, 1), (15, 13), "clamp"),  # 64 + 32 channels
@@ -250,7 +275,8 @@ for c, k, st, pads, size, act in DEPTHWISE16:
 print(json.dumps({"isa": aiov._core.gemm_bf16_isa(), "f32": worst_f32, "bf16": worst_bf16, "planar": worst_planar,
                   "depthwise": worst_depthwise, "grouped": worst_grouped, "tensors": worst_tensors, "planar16": worst_planar16,
                   "tensors16": worst_tensors16, "depthwise16": worst_depthwise16,
-                  "depthwise16_f32": worst_depthwise16_f32}))
+                  "depthwise16_f32": worst_depthwise16_f32, "planar_few": worst_planar_few,
+                  "planar_few16": worst_planar_few16}))
 """
 
 ISAS = ["scalar", "avx512_bf16", "amx"]  # each includes the ones before it
@@ -270,6 +296,8 @@ def test_bf16_convolution_matches_rounded_reference(isa, run_capped):
     # f32 planes of short windows (3x3 stems) unrounded, within bf16's rounding of the reference.
     assert result["planar"] < (1e-5 if isa == "avx512_bf16" else 2e-2)
     assert result["planar16"] <= 2.0**-8
+    assert result["planar_few"] < 1e-5  # f32 products: a short stem into few channels writing f32
+    assert 0 < result["planar_few16"] <= 2.0**-8  # and writing bf16 with an activation the tiles do not merge
     assert result["depthwise"] < 2.0**-8 + 1e-5
     assert result["grouped"] < 1e-5
     # bf16 data and residual: f32 outputs tight, bf16 ones within their rounding.
