@@ -204,12 +204,36 @@ int64_t bf16_conv_vectors(int64_t O, int64_t row_pixels) {
   return vecs % 4 != 0 && vecs % 3 == 0 ? 3 : 4;
 }
 
+// The activation the direct kernel applies in its registers (Bf16TileAct), none for those it
+// does not (ReLU and clamp are its clamp; the others a pass after each block).
+Bf16TileAct tile_activation(const Activation& act) {
+  switch (act.kind) {
+    case ActKind::hswish:
+      return Bf16TileAct::hswish;
+    case ActKind::sigmoid:
+      return Bf16TileAct::sigmoid;
+    case ActKind::swish:
+      return Bf16TileAct::swish;
+    default:
+      return Bf16TileAct::none;
+  }
+}
+
+// What is left for a pass over each finished block of the direct kernel's output.
+bool needs_post_pass(const Epilogue& e) { return needs_post(e) && tile_activation(e.act) == Bf16TileAct::none; }
+
 }  // namespace
 
 bool bf16_direct_conv_available() {
   static const bool available =
       avx512_bf16_conv_tile() != nullptr && std::strcmp(bf16_kernels().name, "avx512_bf16") == 0;
   return available;
+}
+
+bool bf16_direct_conv_merges(const Activation& act) {
+  Epilogue e;
+  e.act = act;
+  return !needs_post_pass(e);
 }
 
 bool bf16_direct_conv_fits(const Window2d& g, int64_t group) {
@@ -265,7 +289,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
   // follow the windows' padding instead (see class_tiles), when the tile merges in registers.
   const bool padded_columns = g.kw > 1 && (g.pw > 0 || (g.OW - 1) * g.sw - g.pw + (g.kw - 1) * g.dw >= g.W);
   const bool by_class = padded_rows && padded_columns && g.OW <= kClassTilesMaxWidth && pairs >= 8 &&
-                        !needs_post(e_in) && taps * M <= (1 << 16);
+                        !needs_post_pass(e_in) && taps * M <= (1 << 16);
   const bool whole_blocks = !by_class && (threads <= 1 || (blocks >= 2 * threads && blocks % threads == 0) ||
                                           blocks >= 32 * threads || taps * M > (int64_t{1} << 20));
   // An f32 input to a 1x1 window is rounded a block of pixels at a time, just before its
@@ -287,7 +311,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
   Epilogue e = e_in;
   float beta = 0.0f;
   if (!y16 && residual_is_c(e, y, ldy)) beta = 1.0f;
-  const bool post = needs_post(e);
+  const bool post = needs_post_pass(e);
   const int64_t np = ceil_div(O, width), panel_stride = bf16_padded_k(K) * kBf16PanelCols;
   auto tile_start = [&](int64_t i) { return row_tiles ? i * g.OW : i * M / tiles; };
   auto block_start = [&](int64_t blk) { return tile_start(std::min(tiles, blk * per_block)); };
@@ -306,6 +330,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
   shared.zeros = padded && pairs >= 8 ? padding_zeros() : nullptr;
   shared.b_panel_stride = panel_stride;
   shared.ld_residual16 = e.ld_residual;
+  shared.act = tile_activation(e.act);
   const uint16_t* panels = B.half_data();
   // Tiles [t0, t1) (at most kMaxTilesPerBlock) against column blocks [p0, p1); ptrs holds
   // the pointers of the first tile's first pixel on, ld apart per tap.

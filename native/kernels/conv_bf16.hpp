@@ -21,6 +21,10 @@ constexpr int64_t kBf16DirectMaxRun = 4096;
 // tiles take the GEMM path, nor the portable loops).
 bool bf16_direct_conv_available();
 
+// Whether the direct kernel applies activation `act` in its registers (none, ReLU, clamp,
+// HardSwish, Sigmoid, Swish); others take a pass over each finished block.
+bool bf16_direct_conv_merges(const Activation& act);
+
 // Whether an NHWC window of `group` groups takes it with the GEMM's weights: an even channel
 // count per group (a tap is then whole channel pairs), at most kBf16DirectMaxRun.
 bool bf16_direct_conv_fits(const Window2d& g, int64_t group = 1);

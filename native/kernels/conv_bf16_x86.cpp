@@ -8,6 +8,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/exp_coefficients.hpp"
 #include "kernels/x86_intrinsics.hpp"
 
 namespace aiov {
@@ -17,9 +18,29 @@ namespace {
 
 #define AIOV_UNROLL _Pragma("GCC unroll 16")
 
+#include "kernels/exp_avx512.inc"
+
 // The lowest n of 16 lanes, n clamped to [0, 16].
 [[gnu::always_inline]] inline __mmask16 head_mask(int n) {
   return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1u);
+}
+
+// x after the tile's activation (Bf16TileAct), each as its epilogue functor computes it:
+// sigmoid from e = exp(-|x|) (exp_nonpositive), 1 / (1 + e) or e / (1 + e) by the sign.
+[[gnu::always_inline]] inline __m512 tile_act(__m512 x, Bf16TileAct act) {
+  if (act == Bf16TileAct::hswish) {
+    __m512 r = _mm512_add_ps(x, _mm512_set1_ps(3.0f));
+    r = _mm512_min_ps(_mm512_max_ps(r, _mm512_setzero_ps()), _mm512_set1_ps(6.0f));
+    return _mm512_mul_ps(_mm512_mul_ps(x, r), _mm512_set1_ps(1.0f / 6.0f));
+  }
+  if (act == Bf16TileAct::none) return x;
+  const __m512 negative_abs =
+      _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN)));
+  const __m512 e = exp_nonpositive(negative_abs, _mm512_set1_ps(-87.0f));
+  const __m512 one_plus = _mm512_add_ps(_mm512_set1_ps(1.0f), e);
+  const __mmask16 negative = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+  const __m512 sigmoid = _mm512_div_ps(_mm512_mask_mov_ps(_mm512_set1_ps(1.0f), negative, e), one_plus);
+  return act == Bf16TileAct::sigmoid ? sigmoid : _mm512_mul_ps(x, sigmoid);
 }
 
 // The tile's results merged as the GEMM tiles merge them: x (+ beta * C) (+ residual), the
@@ -38,6 +59,7 @@ template <int R, int NV>
   const int64_t ldc16 = t.ldc16;
   const uint16_t* const residual16 = t.residual16;
   const int64_t ld_residual16 = t.ld_residual16;
+  const Bf16TileAct act = t.act;
   AIOV_UNROLL for (int r = 0; r < R; ++r) AIOV_UNROLL for (int v = 0; v < NV; ++v) {
     __m512 x = acc[r][v];
     float* c = o.c + r * o.ldc + 16 * v;
@@ -51,6 +73,7 @@ template <int R, int NV>
       x = _mm512_max_ps(lo, x);
       x = _mm512_min_ps(hi, x);
     }
+    x = tile_act(x, act);
     if (c16)
       _mm256_mask_storeu_epi16(c16 + r * ldc16 + 16 * v, mask[v], (__m256i)_mm512_cvtneps_pbh(x));
     else
@@ -159,6 +182,7 @@ void conv_rows_narrow(const Bf16ConvTile& t) {
       x = _mm256_max_ps(lo, x);
       x = _mm256_min_ps(hi, x);
     }
+    if (t.act != Bf16TileAct::none) x = _mm512_castps512_ps256(tile_act(_mm512_castps256_ps512(x), t.act));
     if (c16)
       _mm_mask_storeu_epi16(c16 + r * ldc16, mask, (__m128i)_mm256_cvtneps_pbh(x));
     else

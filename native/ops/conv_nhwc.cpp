@@ -528,13 +528,13 @@ KernelFn fused_conv_kernel(const PrepareContext& ctx, bool bf16_residual, bool& 
   // even: the copy and the rounding cost more than the f32 tiles reading short windows in place.
   constexpr int64_t kMinPlanarBf16Depth = 96;
   // A short window into few channels (a 3x3 RGB stem) whose activation the direct kernel's
-  // tiles do not merge (MobileNetV3's HardSwish: an f32 tile and a pass per tile) runs the f32
-  // few-output kernel even where it writes bf16, rounded after: one thread, 8x3x32x32 to 8
-  // channels, 40-41 us against 27 plus the rounding.
+  // tiles do not merge (Tanh, Gelu: an f32 tile and a pass per block) runs the f32 few-output
+  // kernel even where it writes bf16, rounded after: one thread, 8x3x32x32 to 8 channels with
+  // HardSwish, before the tiles merged it, 40-41 us against 23 with the rounding.
   const ActKind act_kind = act_kind_from_name(node.attr_str("act"));
   const bool few_outputs_planar = planar && group == 1 && O <= kPlanarMaxOutputs;
   const bool few_planar = few_outputs_planar && K < kMinPlanarBf16Depth;
-  const bool tiles_merge_act = act_kind == ActKind::none || act_kind == ActKind::relu || act_kind == ActKind::clamp;
+  const bool tiles_merge_act = bf16_direct_conv_merges(Activation{act_kind, 0.0f, 0.0f});
   if (planar && bf16_out && (!planar_direct || (few_planar && !tiles_merge_act))) {
     // A plan made where the direct kernel runs (fused_conv_writes_bf16): the f32 output of the
     // other paths rounded after them, into the output.
