@@ -554,15 +554,17 @@ void depthwise_pair_rows(const Bf16DepthwiseJob& job, int64_t r0, int64_t r1) {
     }
 }
 
-// Output rows [r0, r1). 3x3 windows: per block of 32 channels, the 9 taps' weights held in
-// registers while the row's pixels pass, inside windows with no bound tests and, undilated
-// at stride 1 or 2, kRun at a time (reloading the weights per pixel, and each input once per
-// product, ran at half the f32 kernel's speed). Other
-// windows: per pixel, the channels in blocks of 64, each tap's inputs and weights loaded once.
+// Output rows [r0, r1). Over bf16 data an undilated 3x3 at stride 1 or 2 takes the
+// channel-pair runs (depthwise_pair_rows). Other 3x3 windows (f32 data, dilated ones): per
+// block of 32 channels, the 9 taps' weights held in registers while the row's pixels pass,
+// inside windows with no bound tests and, undilated at stride 1 or 2, kRun at a time
+// (reloading the weights per pixel, and each input once per product, ran at half the f32
+// kernel's speed). Other windows: per pixel, the channels in blocks of 64, each tap's inputs
+// and weights loaded once.
 template <bool IN16, bool OUT16>
 void depthwise_rows(const Bf16DepthwiseJob& job, int64_t r0, int64_t r1) {
-  // bf16 input, undilated 3x3 at stride 1 or 2: the channel-pair runs. (Over f32 input the
-  // pairs cost two permutes per loaded column and measured no faster than the runs below.)
+  // (Over f32 data the pairs cost two permutes per loaded column and measured no faster than
+  // the runs below.)
   if constexpr (IN16) {
     if (job.kh == 3 && job.kw == 3 && job.dh == 1 && job.dw == 1 && (job.sw == 1 || job.sw == 2))
       return job.sw == 1 ? depthwise_pair_rows<1, OUT16>(job, r0, r1) : depthwise_pair_rows<2, OUT16>(job, r0, r1);
