@@ -246,7 +246,8 @@ DEPTHWISE16 = [(144, 3, (1, 1), (1, 1, 1, 1), (9, 13), "clamp"),  # 4 x 32 + 16 
                (96, 3, (2, 2), (1, 1, 1, 1), (15, 13), "clamp"),
                (50, 3, (2, 2), (0, 0, 1, 1), (8, 9), "none"),
                (64, 3, (1, 2), (2, 0, 0, 2), (10, 11), "relu"),  # strided across only
-               (24, 5, (2, 2), (2, 2, 2, 2), (9, 9), "relu")]  # not 3x3: the per-pixel path
+               (24, 5, (2, 2), (2, 2, 2, 2), (9, 9), "relu"),  # not 3x3: the per-pixel path
+               (296, 3, (1, 1), (1, 1, 1, 1), (5, 6), "clamp")]  # 9 blocks, 8 to a run, a ragged one
 pairs = aiov._core.gemm_bf16_isa() != "scalar"
 worst_depthwise16, worst_depthwise16_f32 = 0.0, 0.0
 for c, k, st, pads, size, act in DEPTHWISE16:
