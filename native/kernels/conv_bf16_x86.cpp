@@ -43,17 +43,21 @@ namespace {
   return act == Bf16TileAct::sigmoid ? sigmoid : _mm512_mul_ps(x, sigmoid);
 }
 
-// The tile's results merged as the GEMM tiles merge them: x (+ beta * C) (+ residual), the
-// bias already in x (conv_rows starts from it), clamped with NaN kept, stored under the
+// The tile's results merged as the GEMM tiles merge them: x (+ beta * C) (+ bias)
+// (+ residual), clamped with NaN kept, then (Act) the tile's activation, stored under the
 // column mask as f32 to out.c or, with c16, rounded to bf16 (nearest even) there (a bf16
-// output is written, never accumulated into). The tile's fields and masks are read once: a
-// store through a pointer may alias anything, and re-reading them per vector cost as much as
-// a 16-channel tile's products.
-template <int R, int NV>
+// output is written, never accumulated into). The tile's fields, masks and bias are read
+// once: a store through a pointer may alias anything, and re-reading them per vector cost as
+// much as a 16-channel tile's products.
+template <int R, int NV, bool Act>
 [[gnu::always_inline]] inline void merge_tile(__m512 (&acc)[R][NV], const Bf16ConvTile& t) {
   const Tile o = t.out;
   __mmask16 mask[NV];
-  AIOV_UNROLL for (int v = 0; v < NV; ++v) mask[v] = head_mask(o.cols - 16 * v);
+  __m512 bias[NV];
+  AIOV_UNROLL for (int v = 0; v < NV; ++v) {
+    mask[v] = head_mask(o.cols - 16 * v);
+    bias[v] = o.bias ? _mm512_maskz_loadu_ps(mask[v], o.bias + 16 * v) : _mm512_setzero_ps();
+  }
   const __m512 lo = _mm512_set1_ps(o.lo), hi = _mm512_set1_ps(o.hi), beta = _mm512_set1_ps(o.beta);
   uint16_t* const c16 = t.c16;
   const int64_t ldc16 = t.ldc16;
@@ -64,6 +68,7 @@ template <int R, int NV>
     __m512 x = acc[r][v];
     float* c = o.c + r * o.ldc + 16 * v;
     if (!c16 && o.load_c) x = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask[v], c), x);
+    x = _mm512_add_ps(x, bias[v]);
     if (o.residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], o.residual + r * o.ld_residual + 16 * v));
     if (residual16) {  // bf16 widened by a shift
       const __m256i bits = _mm256_maskz_loadu_epi16(mask[v], residual16 + r * ld_residual16 + 16 * v);
@@ -73,7 +78,7 @@ template <int R, int NV>
       x = _mm512_max_ps(lo, x);
       x = _mm512_min_ps(hi, x);
     }
-    x = tile_act(x, act);
+    if constexpr (Act) x = tile_act(x, act);
     if (c16)
       _mm256_mask_storeu_epi16(c16 + r * ldc16 + 16 * v, mask[v], (__m256i)_mm512_cvtneps_pbh(x));
     else
@@ -106,16 +111,10 @@ template <bool Half>
 
 // R pixels x NV zmm of output channels: per channel pair, NV panel loads and R broadcasts of
 // a pixel's pair feed R * NV dot products (24 accumulators at 12 x 2 and 6 x 4).
-template <int R, int NV>
+template <int R, int NV, bool Act>
 void conv_rows(const Bf16ConvTile& t) {
-  // The accumulators start from the bias: with few channel pairs (a 1x1 over 16 or 24
-  // channels) the merge is a large share of a tile's work.
   __m512 acc[R][NV];
-  AIOV_UNROLL for (int v = 0; v < NV; ++v) {
-    const __m512 bias =
-        t.out.bias ? _mm512_maskz_loadu_ps(head_mask(t.out.cols - 16 * v), t.out.bias + 16 * v) : _mm512_setzero_ps();
-    AIOV_UNROLL for (int r = 0; r < R; ++r) acc[r][v] = bias;
-  }
+  AIOV_UNROLL for (int r = 0; r < R; ++r) AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
   const int64_t pairs = t.pairs, stride = t.b_panel_stride;
   const uint16_t* b = t.b;
   for (int tap = 0; tap < t.taps; ++tap, b += pairs * 32) {
@@ -134,7 +133,7 @@ void conv_rows(const Bf16ConvTile& t) {
     for (int64_t kk = 0; kk < whole; ++kk) step(kk, std::false_type{});
     if (t.odd) step(whole, std::true_type{});
   }
-  merge_tile<R, NV>(acc, t);
+  merge_tile<R, NV, Act>(acc, t);
 }
 
 // R pixels x up to 8 output channels in ymm accumulators, from half of each pair row of the
@@ -206,23 +205,30 @@ void conv_tile_narrow(const Bf16ConvTile& t) {
 }
 
 // NV vectors of columns.
-template <int NV, int MR>
+// (Act: the tile's activation, in kernels of its own: a merge with it in every kernel made
+// some run slower, GoogLeNet's 4x4x18 3x3 13 -> 15 us.)
+template <int NV, int MR, bool Act>
 void conv_tile_cols(const Bf16ConvTile& t) {
-  with_rows<MR>(t.out.rows, [&](auto rows) { conv_rows<decltype(rows)::value, NV>(t); });
+  with_rows<MR>(t.out.rows, [&](auto rows) { conv_rows<decltype(rows)::value, NV, Act>(t); });
+}
+
+template <bool Act>
+void conv_tile_wide(const Bf16ConvTile& t) {
+  switch ((t.out.cols + 15) / 16) {
+    case 1:
+      return conv_tile_cols<1, kBf16ConvRows[0], Act>(t);
+    case 2:
+      return conv_tile_cols<2, kBf16ConvRows[1], Act>(t);
+    case 3:
+      return conv_tile_cols<3, kBf16ConvRows[2], Act>(t);
+    default:
+      return conv_tile_cols<4, kBf16ConvRows[3], Act>(t);
+  }
 }
 
 void conv_tile(const Bf16ConvTile& t) {
-  switch ((t.out.cols + 15) / 16) {
-    case 1:
-      if (t.out.cols <= 8) return conv_tile_narrow<kBf16ConvRows[0]>(t);
-      return conv_tile_cols<1, kBf16ConvRows[0]>(t);
-    case 2:
-      return conv_tile_cols<2, kBf16ConvRows[1]>(t);
-    case 3:
-      return conv_tile_cols<3, kBf16ConvRows[2]>(t);
-    default:
-      return conv_tile_cols<4, kBf16ConvRows[3]>(t);
-  }
+  if (t.out.cols <= 8) return conv_tile_narrow<kBf16ConvRows[0]>(t);
+  return t.act == Bf16TileAct::none ? conv_tile_wide<false>(t) : conv_tile_wide<true>(t);
 }
 
 // ---- depthwise ---------------------------------------------------------------------------
