@@ -429,6 +429,18 @@ void direct_bf16_input(const Window2d& g, const KernelArgs& a, bool bf16_in, boo
 // padding's tests cost more than the products.
 constexpr int64_t kKernelRowMaxChannels = 16;
 
+// Whether the kernels take bf16 data for n on any machine: one group, or depthwise with an
+// activation the bf16 store merges, any window (fused_conv_carries_bf16 says where a region
+// carries it; a blob compiled where the channel-pair runs made a stride-1 depthwise carry it
+// may be loaded where they do not).
+bool fused_conv_takes_bf16(const Node& n) {
+  if (fused_conv_carries_bf16(n)) return true;
+  if (n.op != "aiov.FusedConv" || n.inputs.size() < 2 || input_layout_of(n) != Layout::nhwc) return false;
+  const PartialShape& f = n.inputs[1].node->outputs[n.inputs[1].index].shape;
+  return f.rank_known && f.rank() == 4 && f.dims[1] == 1 && f.dims[0] == n.attr_int("group") &&
+         bf16_depthwise_merges(Activation{act_kind_from_name(n.attr_str("act")), 0.0f, 0.0f});
+}
+
 // The convolution's kernel. A bf16 residual (bf16_residual) is merged by the direct bf16
 // kernel itself, which then sets reads_bf16_residual; every other path reads an f32 one, which
 // prepare_fused_conv widens for it. `rows_apart_native` set when it writes output 0's rows
@@ -439,9 +451,9 @@ KernelFn fused_conv_kernel(const PrepareContext& ctx, bool bf16_residual, bool& 
   const bool bf16_in = ctx.in[0].type == ElementType::bf16, bf16_out = ctx.out[0].type == ElementType::bf16;
   if ((ctx.in[0].type != ElementType::f32 && !bf16_in) || !ctx.in[1].data)
     throw NotSupported(node.describe() + ": needs f32 or bf16 data and constant filters");
-  if ((bf16_in || bf16_residual) && !fused_conv_carries_bf16(node))
+  if ((bf16_in || bf16_residual) && !fused_conv_takes_bf16(node))
     throw NotSupported(node.describe() + ": bf16 data only for NHWC convolutions of one group or depthwise");
-  if (bf16_out && !fused_conv_carries_bf16(node) && input_layout_of(node) != Layout::nchw)
+  if (bf16_out && !fused_conv_takes_bf16(node) && input_layout_of(node) != Layout::nchw)
     throw NotSupported(node.describe() +
                        ": a bf16 output only for NHWC convolutions of one group, depthwise or "
                        "planar images");

@@ -236,7 +236,8 @@ for c, o, k, st, pads, size, act in BF16_TENSORS:
 # Depthwise convolutions over bf16 data (a region carrying bf16 through MobileNet's inverted
 # bottlenecks): on the AVX-512 sets an undilated 3x3 at stride 1 or 2 takes the channel-pair
 # runs (32 channels a load, even and odd lanes apart, interleaved back as stored), which carry
-# stride 1 too (from 32 channels on); the portable set carries only strided ones. f32 products of the bf16 data,
+# stride 1 too (from 32 channels on); the portable set carries only strided ones, but takes
+# bf16 data for any (a blob compiled on another machine), widened for the f32 kernel. f32 products of the bf16 data,
 # written f32 (tight) or rounded once to bf16. Channels in whole blocks of 32, a ragged last
 # block, an odd count, fewer than a vector; runs of 8, 4, 2 and 1 pixels reaching the padding.
 DEPTHWISE16 = [(144, 3, (1, 1), (1, 1, 1, 1), (9, 13), "clamp"),  # 4 x 32 + 16 channels
@@ -248,11 +249,8 @@ DEPTHWISE16 = [(144, 3, (1, 1), (1, 1, 1, 1), (9, 13), "clamp"),  # 4 x 32 + 16 
                (64, 3, (1, 2), (2, 0, 0, 2), (10, 11), "relu"),  # strided across only
                (24, 5, (2, 2), (2, 2, 2, 2), (9, 9), "relu"),  # not 3x3: the per-pixel path
                (296, 3, (1, 1), (1, 1, 1, 1), (5, 6), "clamp")]  # 9 blocks, 8 to a run, a ragged one
-pairs = aiov._core.gemm_bf16_isa() != "scalar"
 worst_depthwise16, worst_depthwise16_f32 = 0.0, 0.0
 for c, k, st, pads, size, act in DEPTHWISE16:
-    if st == (1, 1) and not pairs:
-        continue  # stays f32 there: no bf16 data reaches it
     x16 = bf16_bits(rng.standard_normal((2,) + size + (c,)).astype(np.float32))
     w = (rng.standard_normal((c, 1, k, k)) / k).astype(np.float32)
     bias = rng.standard_normal(c).astype(np.float32)
