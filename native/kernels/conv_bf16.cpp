@@ -204,12 +204,36 @@ int64_t bf16_conv_vectors(int64_t O, int64_t row_pixels) {
   return vecs % 4 != 0 && vecs % 3 == 0 ? 3 : 4;
 }
 
+// The activation the direct kernel applies in its registers (Bf16TileAct), none for those it
+// does not (ReLU and clamp are its clamp; the others a pass after each block).
+Bf16TileAct tile_activation(const Activation& act) {
+  switch (act.kind) {
+    case ActKind::hswish:
+      return Bf16TileAct::hswish;
+    case ActKind::sigmoid:
+      return Bf16TileAct::sigmoid;
+    case ActKind::swish:
+      return Bf16TileAct::swish;
+    default:
+      return Bf16TileAct::none;
+  }
+}
+
+// What is left for a pass over each finished block of the direct kernel's output.
+bool needs_post_pass(const Epilogue& e) { return needs_post(e) && tile_activation(e.act) == Bf16TileAct::none; }
+
 }  // namespace
 
 bool bf16_direct_conv_available() {
   static const bool available =
       avx512_bf16_conv_tile() != nullptr && std::strcmp(bf16_kernels().name, "avx512_bf16") == 0;
   return available;
+}
+
+bool bf16_direct_conv_merges(const Activation& act) {
+  Epilogue e;
+  e.act = act;
+  return !needs_post_pass(e);
 }
 
 bool bf16_direct_conv_fits(const Window2d& g, int64_t group) {
@@ -265,7 +289,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
   // follow the windows' padding instead (see class_tiles), when the tile merges in registers.
   const bool padded_columns = g.kw > 1 && (g.pw > 0 || (g.OW - 1) * g.sw - g.pw + (g.kw - 1) * g.dw >= g.W);
   const bool by_class = padded_rows && padded_columns && g.OW <= kClassTilesMaxWidth && pairs >= 8 &&
-                        !needs_post(e_in) && taps * M <= (1 << 16);
+                        !needs_post_pass(e_in) && taps * M <= (1 << 16);
   const bool whole_blocks = !by_class && (threads <= 1 || (blocks >= 2 * threads && blocks % threads == 0) ||
                                           blocks >= 32 * threads || taps * M > (int64_t{1} << 20));
   // An f32 input to a 1x1 window is rounded a block of pixels at a time, just before its
@@ -287,7 +311,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
   Epilogue e = e_in;
   float beta = 0.0f;
   if (!y16 && residual_is_c(e, y, ldy)) beta = 1.0f;
-  const bool post = needs_post(e);
+  const bool post = needs_post_pass(e);
   const int64_t np = ceil_div(O, width), panel_stride = bf16_padded_k(K) * kBf16PanelCols;
   auto tile_start = [&](int64_t i) { return row_tiles ? i * g.OW : i * M / tiles; };
   auto block_start = [&](int64_t blk) { return tile_start(std::min(tiles, blk * per_block)); };
@@ -306,6 +330,7 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
   shared.zeros = padded && pairs >= 8 ? padding_zeros() : nullptr;
   shared.b_panel_stride = panel_stride;
   shared.ld_residual16 = e.ld_residual;
+  shared.act = tile_activation(e.act);
   const uint16_t* panels = B.half_data();
   // Tiles [t0, t1) (at most kMaxTilesPerBlock) against column blocks [p0, p1); ptrs holds
   // the pointers of the first tile's first pixel on, ld apart per tap.
@@ -486,8 +511,25 @@ const uint16_t* padded_nhwc_bf16(const Window2d& g, int64_t bottom, int64_t righ
   return padded_bf16_image(g, bottom, right, fill_row, pool, max_threads);
 }
 
+void round_to_bf16(const float* x, int64_t count, uint16_t* y) { bf16_kernels().convert(x, count, 1.0f, y); }
+
 bool bf16_depthwise_merges(const Activation& act) {
   return act.kind == ActKind::none || act.kind == ActKind::relu || act.kind == ActKind::clamp;
+}
+
+namespace {
+
+// The AVX-512 depthwise kernel runs where the bf16 set is not the portable one.
+bool bf16_depthwise_kernel_available() {
+  static const bool available =
+      avx512_bf16_depthwise_rows() != nullptr && std::strcmp(bf16_kernels().name, "scalar") != 0;
+  return available;
+}
+
+}  // namespace
+
+bool bf16_depthwise_pairs(int64_t kh, int64_t kw, int64_t sw, int64_t dh, int64_t dw) {
+  return bf16_depthwise_kernel_available() && kh == 3 && kw == 3 && dh == 1 && dw == 1 && (sw == 1 || sw == 2);
 }
 
 void depthwise_conv_bf16(const Window2d& g, const float* x, const uint16_t* x16, const float* w, const Epilogue& e,
@@ -497,8 +539,8 @@ void depthwise_conv_bf16(const Window2d& g, const float* x, const uint16_t* x16,
     throw std::logic_error("depthwise_conv_bf16: one input, one output, and a bf16 one only with a merged activation");
   const int64_t M = g.N * g.OH * g.OW, count = M * g.C;
   if (count <= 0) return;
-  const Bf16DepthwiseFn kernel = avx512_bf16_depthwise_rows();
-  if (kernel && std::strcmp(bf16_kernels().name, "scalar") != 0) {
+  if (bf16_depthwise_kernel_available()) {
+    const Bf16DepthwiseFn kernel = avx512_bf16_depthwise_rows();
     Bf16DepthwiseJob j{g.N, g.H, g.W, g.C, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.ph, g.pw};
     j.x16 = x16;
     j.x = x;

@@ -21,9 +21,16 @@ constexpr int64_t kBf16DirectMaxRun = 4096;
 // tiles take the GEMM path, nor the portable loops).
 bool bf16_direct_conv_available();
 
+// Whether the direct kernel applies activation `act` in its registers (none, ReLU, clamp,
+// HardSwish, Sigmoid, Swish); others take a pass over each finished block.
+bool bf16_direct_conv_merges(const Activation& act);
+
 // Whether an NHWC window of `group` groups takes it with the GEMM's weights: an even channel
 // count per group (a tap is then whole channel pairs), at most kBf16DirectMaxRun.
 bool bf16_direct_conv_fits(const Window2d& g, int64_t group = 1);
+
+// y[i] = x[i] rounded to bf16 (nearest even, NaN kept), i < count, on the bf16 set's converter.
+void round_to_bf16(const float* x, int64_t count, uint16_t* y);
 
 // x's count values rounded to bf16 in a buffer of the calling thread's that lives until its
 // next call (a grouped convolution's input, rounded once for all its groups).
@@ -47,6 +54,12 @@ void conv_bf16_direct(const Window2d& g, int64_t run, int64_t c0, const float* x
 // Whether a depthwise convolution writing bf16 merges its activation `act` (none, ReLU or clamp:
 // the only ones carried in bf16 out of a depthwise convolution).
 bool bf16_depthwise_merges(const Activation& act);
+
+// Whether a depthwise convolution over bf16 data with a kh x kw window (dilations dh, dw, stride
+// sw across) takes the channel-pair runs here: an AVX-512 bf16 set (avx512_bf16, amx) and an
+// undilated 3x3 at stride 1 or 2 across. Each loaded zmm is then 32 channels, widened by one
+// op per 16, and the runs beat the f32 kernel on f32 data even at stride 1.
+bool bf16_depthwise_pairs(int64_t kh, int64_t kw, int64_t sw, int64_t dh, int64_t dw);
 
 // A depthwise convolution over NHWC data (g.C channels, one per group and output), reading f32
 // (x) or bf16 (x16), writing f32 (y) or bf16 (y16, only with an activation that

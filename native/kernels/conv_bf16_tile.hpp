@@ -14,6 +14,12 @@ namespace gemm_detail {
 // 24 accumulators at most, with the panel vectors and a broadcast in the other registers.
 constexpr int kBf16ConvRows[4] = {12, 12, 8, 6};
 
+// An activation the kernel applies in registers after the merge's clamp (out.clamp: ReLU and
+// clamp), where a pass over an f32 tile per block of pixels cost more than the products of a
+// narrow convolution (EfficientNet's SiLU, MobileNetV3's HardSwish). The same formulas as the
+// epilogue's functors (kernels/activations.hpp).
+enum class Bf16TileAct : uint8_t { none, hswish, sigmoid, swish };
+
 // One kernel call: up to kBf16ConvRows output pixels x up to 64 output channels, summed over
 // every tap of the window and every channel pair of each tap.
 struct Bf16ConvTile {
@@ -48,6 +54,7 @@ struct Bf16ConvTile {
   // c16 itself: each value is read before it is written.
   const uint16_t* residual16 = nullptr;
   int64_t ld_residual16 = 0;
+  Bf16TileAct act = Bf16TileAct::none;
 };
 
 using Bf16ConvTileFn = void (*)(const Bf16ConvTile& tile);

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/exp_coefficients.hpp"
 #include "kernels/x86_intrinsics.hpp"
 
 namespace aiov {
@@ -17,17 +18,38 @@ namespace {
 
 #define AIOV_UNROLL _Pragma("GCC unroll 16")
 
+#include "kernels/exp_avx512.inc"
+
 // The lowest n of 16 lanes, n clamped to [0, 16].
 [[gnu::always_inline]] inline __mmask16 head_mask(int n) {
   return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n < 0 ? 0 : n)) - 1u);
 }
 
+// x after the tile's activation (Bf16TileAct), each as its epilogue functor computes it:
+// sigmoid from e = exp(-|x|) (exp_nonpositive), 1 / (1 + e) or e / (1 + e) by the sign.
+[[gnu::always_inline]] inline __m512 tile_act(__m512 x, Bf16TileAct act) {
+  if (act == Bf16TileAct::hswish) {
+    __m512 r = _mm512_add_ps(x, _mm512_set1_ps(3.0f));
+    r = _mm512_min_ps(_mm512_max_ps(r, _mm512_setzero_ps()), _mm512_set1_ps(6.0f));
+    return _mm512_mul_ps(_mm512_mul_ps(x, r), _mm512_set1_ps(1.0f / 6.0f));
+  }
+  if (act == Bf16TileAct::none) return x;
+  const __m512 negative_abs =
+      _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN)));
+  const __m512 e = exp_nonpositive(negative_abs, _mm512_set1_ps(-87.0f));
+  const __m512 one_plus = _mm512_add_ps(_mm512_set1_ps(1.0f), e);
+  const __mmask16 negative = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+  const __m512 sigmoid = _mm512_div_ps(_mm512_mask_mov_ps(_mm512_set1_ps(1.0f), negative, e), one_plus);
+  return act == Bf16TileAct::sigmoid ? sigmoid : _mm512_mul_ps(x, sigmoid);
+}
+
 // The tile's results merged as the GEMM tiles merge them: x (+ beta * C) (+ bias)
-// (+ residual), clamped with NaN kept, stored under the column mask as f32 to out.c or, with
-// c16, rounded to bf16 (nearest even) there (a bf16 output is written, never accumulated
-// into). The tile's fields, masks and bias are read once: a store through a pointer may
-// alias anything, and re-reading them per vector cost as much as a 16-channel tile's products.
-template <int R, int NV>
+// (+ residual), clamped with NaN kept, then (Act) the tile's activation, stored under the
+// column mask as f32 to out.c or, with c16, rounded to bf16 (nearest even) there (a bf16
+// output is written, never accumulated into). The tile's fields, masks and bias are read
+// once: a store through a pointer may alias anything, and re-reading them per vector cost as
+// much as a 16-channel tile's products.
+template <int R, int NV, bool Act>
 [[gnu::always_inline]] inline void merge_tile(__m512 (&acc)[R][NV], const Bf16ConvTile& t) {
   const Tile o = t.out;
   __mmask16 mask[NV];
@@ -41,6 +63,7 @@ template <int R, int NV>
   const int64_t ldc16 = t.ldc16;
   const uint16_t* const residual16 = t.residual16;
   const int64_t ld_residual16 = t.ld_residual16;
+  const Bf16TileAct act = t.act;
   AIOV_UNROLL for (int r = 0; r < R; ++r) AIOV_UNROLL for (int v = 0; v < NV; ++v) {
     __m512 x = acc[r][v];
     float* c = o.c + r * o.ldc + 16 * v;
@@ -55,6 +78,7 @@ template <int R, int NV>
       x = _mm512_max_ps(lo, x);
       x = _mm512_min_ps(hi, x);
     }
+    if constexpr (Act) x = tile_act(x, act);
     if (c16)
       _mm256_mask_storeu_epi16(c16 + r * ldc16 + 16 * v, mask[v], (__m256i)_mm512_cvtneps_pbh(x));
     else
@@ -87,7 +111,7 @@ template <bool Half>
 
 // R pixels x NV zmm of output channels: per channel pair, NV panel loads and R broadcasts of
 // a pixel's pair feed R * NV dot products (24 accumulators at 12 x 2 and 6 x 4).
-template <int R, int NV>
+template <int R, int NV, bool Act>
 void conv_rows(const Bf16ConvTile& t) {
   __m512 acc[R][NV];
   AIOV_UNROLL for (int r = 0; r < R; ++r) AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
@@ -109,7 +133,7 @@ void conv_rows(const Bf16ConvTile& t) {
     for (int64_t kk = 0; kk < whole; ++kk) step(kk, std::false_type{});
     if (t.odd) step(whole, std::true_type{});
   }
-  merge_tile<R, NV>(acc, t);
+  merge_tile<R, NV, Act>(acc, t);
 }
 
 // R pixels x up to 8 output channels in ymm accumulators, from half of each pair row of the
@@ -157,6 +181,7 @@ void conv_rows_narrow(const Bf16ConvTile& t) {
       x = _mm256_max_ps(lo, x);
       x = _mm256_min_ps(hi, x);
     }
+    if (t.act != Bf16TileAct::none) x = _mm512_castps512_ps256(tile_act(_mm512_castps256_ps512(x), t.act));
     if (c16)
       _mm_mask_storeu_epi16(c16 + r * ldc16, mask, (__m128i)_mm256_cvtneps_pbh(x));
     else
@@ -180,23 +205,30 @@ void conv_tile_narrow(const Bf16ConvTile& t) {
 }
 
 // NV vectors of columns.
-template <int NV, int MR>
+// (Act: the tile's activation, in kernels of its own: a merge with it in every kernel made
+// some run slower, GoogLeNet's 4x4x18 3x3 13 -> 15 us.)
+template <int NV, int MR, bool Act>
 void conv_tile_cols(const Bf16ConvTile& t) {
-  with_rows<MR>(t.out.rows, [&](auto rows) { conv_rows<decltype(rows)::value, NV>(t); });
+  with_rows<MR>(t.out.rows, [&](auto rows) { conv_rows<decltype(rows)::value, NV, Act>(t); });
+}
+
+template <bool Act>
+void conv_tile_wide(const Bf16ConvTile& t) {
+  switch ((t.out.cols + 15) / 16) {
+    case 1:
+      return conv_tile_cols<1, kBf16ConvRows[0], Act>(t);
+    case 2:
+      return conv_tile_cols<2, kBf16ConvRows[1], Act>(t);
+    case 3:
+      return conv_tile_cols<3, kBf16ConvRows[2], Act>(t);
+    default:
+      return conv_tile_cols<4, kBf16ConvRows[3], Act>(t);
+  }
 }
 
 void conv_tile(const Bf16ConvTile& t) {
-  switch ((t.out.cols + 15) / 16) {
-    case 1:
-      if (t.out.cols <= 8) return conv_tile_narrow<kBf16ConvRows[0]>(t);
-      return conv_tile_cols<1, kBf16ConvRows[0]>(t);
-    case 2:
-      return conv_tile_cols<2, kBf16ConvRows[1]>(t);
-    case 3:
-      return conv_tile_cols<3, kBf16ConvRows[2]>(t);
-    default:
-      return conv_tile_cols<4, kBf16ConvRows[3]>(t);
-  }
+  if (t.out.cols <= 8) return conv_tile_narrow<kBf16ConvRows[0]>(t);
+  return t.act == Bf16TileAct::none ? conv_tile_wide<false>(t) : conv_tile_wide<true>(t);
 }
 
 // ---- depthwise ---------------------------------------------------------------------------
@@ -334,13 +366,226 @@ template <int SW, bool IN16, bool OUT16, bool FULL>
   }
 }
 
-// Output rows [r0, r1). 3x3 windows: per block of 32 channels, the 9 taps' weights held in
-// registers while the row's pixels pass, inside windows with no bound tests and, undilated
-// at stride 1 or 2, kRun at a time (reloading the weights per pixel, and each input once per
-// product, ran at half the f32 kernel's speed). Other
-// windows: per pixel, the channels in blocks of 64, each tap's inputs and weights loaded once.
+// ---- depthwise over bf16 input, channels as even and odd pairs ----------------------------
+//
+// Widening 16 bf16 channels (a zero-extension, a shuffle-port op on Zen 4, then a shift) took
+// two ops per 16 products' input where the f32 kernel takes a plain load, and left the bf16
+// kernel slower than f32 at stride 1. One zmm load holds 32 channels as 16 pairs: a shift
+// turns the even channels into f32 lanes and a mask the odd ones, one op per 16 channels.
+// Depthwise channels are independent, so the run keeps its accumulators, weights and bias in
+// that even / odd order and interleaves only what it stores.
+
+// Lane permutations: the even and odd lanes of a pair of vectors, and the two halves back.
+[[gnu::always_inline]] inline __m512i even_lanes() {
+  return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+}
+[[gnu::always_inline]] inline __m512i odd_lanes() {
+  return _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
+[[gnu::always_inline]] inline __m512i interleave_low() {
+  return _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+}
+[[gnu::always_inline]] inline __m512i interleave_high() {
+  return _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+}
+
+// A block of up to 32 channels from c0: its masks as 32 bf16 words and as two f32 halves.
+struct PairBlock {
+  int64_t c0;
+  __mmask32 words;
+  __mmask16 low, high;
+};
+
+// f32 values at p (32 channels under the block's masks) as even and odd lanes.
+[[gnu::always_inline]] inline void split_pairs(const float* p, const PairBlock& b, __m512& even, __m512& odd) {
+  const __m512 a = _mm512_maskz_loadu_ps(b.low, p), c = _mm512_maskz_loadu_ps(b.high, p + 16);
+  even = _mm512_permutex2var_ps(a, even_lanes(), c);
+  odd = _mm512_permutex2var_ps(a, odd_lanes(), c);
+}
+
+// P neighbouring output pixels (stride SW, undilated 3x3 windows) of one output row, the
+// block's channels: NV 2, up to 32 as even and odd lanes; NV 1, a last block of up to 16 in
+// channel order, widened as they load (in pairs half of each vector would be empty, and its
+// products cost as much as a whole block's). `src` is the input offset of the first pixel's
+// window at kernel row 0 (column 0 may lie in the padding); kernel rows [ky0, ky1) and input
+// columns [i_lo, i_hi) of the run's (P - 1) * SW + 3 are inside the image (MASKED; otherwise
+// all are). FULL: the block has all its channels (32 or 16).
+template <int P, int SW, int NV, bool OUT16, bool FULL, bool MASKED>
+[[gnu::always_inline]] inline void pair_run(const Bf16DepthwiseJob& j, int64_t src, int64_t pixel, int64_t ky0,
+                                            int64_t ky1, int i_lo, int i_hi, const PairBlock& b,
+                                            const __m512 (&w)[9][2], const __m512 (&bias)[2], __m512 lo, __m512 hi) {
+  constexpr int kColumns = (P - 1) * SW + 3;
+  const __m512i odd_bits = _mm512_set1_epi32((int)0xFFFF0000u);
+  __m512 acc[P][NV];
+  AIOV_UNROLL for (int p = 0; p < P; ++p) AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[p][v] = bias[v];
+  const int64_t row_step = j.W * j.C;
+  for (int64_t ky = ky0; ky < ky1; ++ky) {
+    const int64_t line = src + ky * row_step;
+    __m512 wk[3][NV];
+    AIOV_UNROLL for (int kx = 0; kx < 3; ++kx) AIOV_UNROLL for (int v = 0; v < NV; ++v) wk[kx][v] = w[ky * 3 + kx][v];
+    AIOV_UNROLL for (int col = 0; col < kColumns; ++col) {
+      if (MASKED && (col < i_lo || col >= i_hi)) continue;
+      const uint16_t* at = j.x16 + line + col * j.C;
+      __m512 x[NV];
+      if constexpr (NV == 2) {
+        const __m512i bits = FULL ? _mm512_loadu_si512(at) : _mm512_maskz_loadu_epi16(b.words, at);
+        x[0] = _mm512_castsi512_ps(_mm512_slli_epi32(bits, 16));
+        x[NV - 1] = _mm512_castsi512_ps(_mm512_and_si512(bits, odd_bits));
+      } else {
+        const __m256i bits =
+            FULL ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at)) : _mm256_maskz_loadu_epi16(b.low, at);
+        x[0] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+      }
+      AIOV_UNROLL for (int p = 0; p < P; ++p) {
+        const int kx = col - p * SW;
+        if (kx >= 0 && kx < 3)
+          AIOV_UNROLL for (int v = 0; v < NV; ++v) acc[p][v] = _mm512_fmadd_ps(x[v], wk[kx][v], acc[p][v]);
+      }
+    }
+  }
+  AIOV_UNROLL for (int p = 0; p < P; ++p) {
+    __m512 y[NV];
+    AIOV_UNROLL for (int v = 0; v < NV; ++v) y[v] = acc[p][v];
+    const int64_t at = (pixel + p) * j.C + b.c0;
+    if (j.residual) {
+      const float* r = j.residual + (pixel + p) * j.ld_residual + b.c0;
+      __m512 add[NV];
+      if constexpr (NV == 2)
+        split_pairs(r, b, add[0], add[NV - 1]);
+      else
+        add[0] = _mm512_maskz_loadu_ps(b.low, r);
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) y[v] = _mm512_add_ps(y[v], add[v]);
+    }
+    if (j.clamp)  // max/min return their second operand for a NaN: y stays NaN
+      AIOV_UNROLL for (int v = 0; v < NV; ++v) y[v] = _mm512_min_ps(hi, _mm512_max_ps(lo, y[v]));
+    if constexpr (NV == 1) {
+      if constexpr (OUT16) {
+        const __m256i bits = (__m256i)_mm512_cvtneps_pbh(y[0]);
+        if (FULL)
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(j.y16 + at), bits);
+        else
+          _mm256_mask_storeu_epi16(j.y16 + at, b.low, bits);
+      } else {
+        _mm512_mask_storeu_ps(j.y + at, b.low, y[0]);
+      }
+    } else if constexpr (OUT16) {
+      // Rounded as two halves (even channels low, odd high), then the words interleaved back.
+      const __m512i halves = (__m512i)_mm512_cvtne2ps_pbh(y[NV - 1], y[0]);
+      const __m512i words =
+          _mm512_permutexvar_epi16(_mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                                    22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0),
+                                   halves);
+      if (FULL)
+        _mm512_storeu_si512(j.y16 + at, words);
+      else
+        _mm512_mask_storeu_epi16(j.y16 + at, b.words, words);
+    } else {
+      _mm512_mask_storeu_ps(j.y + at, b.low, _mm512_permutex2var_ps(y[0], interleave_low(), y[NV - 1]));
+      _mm512_mask_storeu_ps(j.y + at + 16, b.high, _mm512_permutex2var_ps(y[0], interleave_high(), y[NV - 1]));
+    }
+  }
+}
+
+template <int P, int SW, bool OUT16>
+[[gnu::always_inline]] inline void pair_run_any(const Bf16DepthwiseJob& j, int64_t src, int64_t pixel, int64_t ky0,
+                                                int64_t ky1, int i_lo, int i_hi, const PairBlock& b,
+                                                const __m512 (&w)[9][2], const __m512 (&bias)[2], __m512 lo,
+                                                __m512 hi) {
+  const bool inside = i_lo == 0 && i_hi == (P - 1) * SW + 3;
+  const int64_t n_ch = smaller(32, j.C - b.c0);
+#define AIOV_PAIR_RUN(NV, FULL)                                                                              \
+  (inside ? pair_run<P, SW, NV, OUT16, FULL, false>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi) \
+          : pair_run<P, SW, NV, OUT16, FULL, true>(j, src, pixel, ky0, ky1, i_lo, i_hi, b, w, bias, lo, hi))
+  if (n_ch == 32)
+    AIOV_PAIR_RUN(2, true);
+  else if (n_ch > 16)
+    AIOV_PAIR_RUN(2, false);
+  else if (n_ch == 16)
+    AIOV_PAIR_RUN(1, true);
+  else
+    AIOV_PAIR_RUN(1, false);
+#undef AIOV_PAIR_RUN
+}
+
+// Output rows [r0, r1) of an undilated 3x3 window at stride SW over bf16 input: runs of 8
+// pixels (then 4, 2, 1), each through up to kPairGroupBlocks blocks of 32 channels in turn, so
+// the input is read pixel after pixel in address order (one block at a time along a whole row,
+// a line of each pixel, ran MobileNetV2's depthwise nodes 5-20% slower); border pixels ride in
+// the same runs with the columns and kernel rows outside the image skipped. Rows go in bands
+// of at least 64 pixels with the groups of blocks outside the band's rows: a block's weights
+// are split into even and odd lanes once per band (per row, they cost an 8-pixel row as much
+// as its products), and a band's input rows stay in cache while its groups pass.
+constexpr int64_t kPairGroupBlocks = 8;
+
+template <int SW, bool OUT16>
+void depthwise_pair_rows(const Bf16DepthwiseJob& job, int64_t r0, int64_t r1) {
+  const Bf16DepthwiseJob j = job;  // a copy the stores cannot alias: its fields stay in registers
+  const __m512 lo = _mm512_set1_ps(j.lo), hi = _mm512_set1_ps(j.hi);
+  const int64_t band = larger(1, (64 + j.OW - 1) / j.OW);
+  for (int64_t b0 = r0; b0 < r1; b0 += band)
+    for (int64_t g0 = 0; g0 < j.C; g0 += 32 * kPairGroupBlocks) {
+      const int64_t blocks = smaller(kPairGroupBlocks, (j.C - g0 + 31) / 32);
+      PairBlock b[kPairGroupBlocks];
+      __m512 w[kPairGroupBlocks][9][2], bias[kPairGroupBlocks][2];
+      for (int64_t k = 0; k < blocks; ++k) {
+        const int64_t c0 = g0 + 32 * k, n_ch = smaller(32, j.C - c0);
+        b[k] = PairBlock{c0, n_ch >= 32 ? (__mmask32)0xFFFFFFFFu : (__mmask32)((1u << n_ch) - 1u), head_mask((int)n_ch),
+                         head_mask((int)(n_ch - 16))};
+        if (n_ch > 16) {
+          AIOV_UNROLL for (int t = 0; t < 9; ++t) split_pairs(j.w + t * j.C + c0, b[k], w[k][t][0], w[k][t][1]);
+        } else {  // channel order (pair_run's NV 1)
+          AIOV_UNROLL for (int t = 0; t < 9; ++t) w[k][t][0] = w[k][t][1] =
+              _mm512_maskz_loadu_ps(b[k].low, j.w + t * j.C + c0);
+        }
+        bias[k][0] = bias[k][1] = _mm512_setzero_ps();
+        if (j.bias && n_ch > 16)
+          split_pairs(j.bias + c0, b[k], bias[k][0], bias[k][1]);
+        else if (j.bias)
+          bias[k][0] = _mm512_maskz_loadu_ps(b[k].low, j.bias + c0);
+      }
+      for (int64_t row = b0; row < smaller(r1, b0 + band); ++row) {
+        const int64_t n = row / j.OH, iy0 = row % j.OH * j.sh - j.ph;
+        const int64_t ky0 = iy0 >= 0 ? 0 : smaller(3, -iy0), ky1 = larger(ky0, smaller(3, j.H - iy0));
+        for (int64_t ox = 0; ox < j.OW;) {
+          const int64_t ix0 = ox * SW - j.pw;
+          const int64_t pixel = row * j.OW + ox;
+          const int64_t left = j.OW - ox;
+          const int p = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+          const int columns = (p - 1) * SW + 3;
+          const int i_lo = (int)smaller(columns, larger(0, -ix0));
+          const int i_hi = (int)larger(i_lo, smaller(columns, j.W - ix0));
+          for (int64_t k = 0; k < blocks; ++k) {
+            const int64_t src = ((n * j.H + iy0) * j.W + ix0) * j.C + b[k].c0;
+            if (p == 8)
+              pair_run_any<8, SW, OUT16>(j, src, pixel, ky0, ky1, i_lo, i_hi, b[k], w[k], bias[k], lo, hi);
+            else if (p == 4)
+              pair_run_any<4, SW, OUT16>(j, src, pixel, ky0, ky1, i_lo, i_hi, b[k], w[k], bias[k], lo, hi);
+            else if (p == 2)
+              pair_run_any<2, SW, OUT16>(j, src, pixel, ky0, ky1, i_lo, i_hi, b[k], w[k], bias[k], lo, hi);
+            else
+              pair_run_any<1, SW, OUT16>(j, src, pixel, ky0, ky1, i_lo, i_hi, b[k], w[k], bias[k], lo, hi);
+          }
+          ox += p;
+        }
+      }
+    }
+}
+
+// Output rows [r0, r1). Over bf16 data an undilated 3x3 at stride 1 or 2 takes the
+// channel-pair runs (depthwise_pair_rows). Other 3x3 windows (f32 data, dilated ones): per
+// block of 32 channels, the 9 taps' weights held in registers while the row's pixels pass,
+// inside windows with no bound tests and, undilated at stride 1 or 2, kRun at a time
+// (reloading the weights per pixel, and each input once per product, ran at half the f32
+// kernel's speed). Other windows: per pixel, the channels in blocks of 64, each tap's inputs
+// and weights loaded once.
 template <bool IN16, bool OUT16>
 void depthwise_rows(const Bf16DepthwiseJob& job, int64_t r0, int64_t r1) {
+  // (Over f32 data the pairs cost two permutes per loaded column and measured no faster than
+  // the runs below.)
+  if constexpr (IN16) {
+    if (job.kh == 3 && job.kw == 3 && job.dh == 1 && job.dw == 1 && (job.sw == 1 || job.sw == 2))
+      return job.sw == 1 ? depthwise_pair_rows<1, OUT16>(job, r0, r1) : depthwise_pair_rows<2, OUT16>(job, r0, r1);
+  }
   const Bf16DepthwiseJob j = job;  // a copy the stores cannot alias: its fields stay in registers
   const __m512 lo = _mm512_set1_ps(j.lo), hi = _mm512_set1_ps(j.hi);
   const int64_t taps = j.kh * j.kw;

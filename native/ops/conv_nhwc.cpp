@@ -8,7 +8,6 @@
 // output channels have their own loops. A convolution on a
 // model's NCHW image with few channels reads it as it lies (ConvPlanes), without a transpose.
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -487,6 +486,18 @@ void direct_bf16_input(const Window2d& g, const KernelArgs& a, bool bf16_in, boo
 // padding's tests cost more than the products.
 constexpr int64_t kKernelRowMaxChannels = 16;
 
+// Whether the kernels take bf16 data for n on any machine: one group, or depthwise with an
+// activation the bf16 store merges, any window (fused_conv_carries_bf16 says where a region
+// carries it; a blob compiled where the channel-pair runs made a stride-1 depthwise carry it
+// may be loaded where they do not).
+bool fused_conv_takes_bf16(const Node& n) {
+  if (fused_conv_carries_bf16(n)) return true;
+  if (n.op != "aiov.FusedConv" || n.inputs.size() < 2 || input_layout_of(n) != Layout::nhwc) return false;
+  const PartialShape& f = n.inputs[1].node->outputs[n.inputs[1].index].shape;
+  return f.rank_known && f.rank() == 4 && f.dims[1] == 1 && f.dims[0] == n.attr_int("group") &&
+         bf16_depthwise_merges(Activation{act_kind_from_name(n.attr_str("act")), 0.0f, 0.0f});
+}
+
 // The convolution's kernel. A bf16 residual (bf16_residual) is merged by the direct bf16
 // kernel itself, which then sets reads_bf16_residual; every other path reads an f32 one, which
 // prepare_fused_conv widens for it. `rows_apart_native` set when it writes output 0's rows
@@ -497,9 +508,9 @@ KernelFn fused_conv_kernel(const PrepareContext& ctx, bool bf16_residual, bool& 
   const bool bf16_in = ctx.in[0].type == ElementType::bf16, bf16_out = ctx.out[0].type == ElementType::bf16;
   if ((ctx.in[0].type != ElementType::f32 && !bf16_in) || !ctx.in[1].data)
     throw NotSupported(node.describe() + ": needs f32 or bf16 data and constant filters");
-  if ((bf16_in || bf16_residual) && !fused_conv_carries_bf16(node))
+  if ((bf16_in || bf16_residual) && !fused_conv_takes_bf16(node))
     throw NotSupported(node.describe() + ": bf16 data only for NHWC convolutions of one group or depthwise");
-  if (bf16_out && !fused_conv_carries_bf16(node) && input_layout_of(node) != Layout::nchw)
+  if (bf16_out && !fused_conv_takes_bf16(node) && input_layout_of(node) != Layout::nchw)
     throw NotSupported(node.describe() +
                        ": a bf16 output only for NHWC convolutions of one group, depthwise or "
                        "planar images");
@@ -577,7 +588,23 @@ KernelFn fused_conv_kernel(const PrepareContext& ctx, bool bf16_residual, bool& 
   // Whether a planar image takes the direct bf16 kernel (below), the one planar path writing bf16.
   const bool planar_direct = planar && precision == GemmPrecision::bf16 && group == 1 && g.dw == 1 &&
                              g.kw * Cg <= kBf16DirectMaxRun && bf16_direct_conv_available();
-  if (planar && bf16_out && !planar_direct) {
+  // Under bf16 a planar image with a deep enough K (the window's taps x channels) is copied
+  // to NHWC on each call and multiplied like any NHWC input: its rows rounded to bf16 once and
+  // multiplied on the tiles. Measured single-threaded, copied against f32 planes: 7x7/2 stems
+  // (K 147) won at every width (224px to 64 channels 0.92 against 1.6 ms, to 32 0.68 against
+  // 0.84; 64px to 8 channels 0.48 against 0.64), 11x11/4 0.83 against 2.0; 3x3 stems (K 27)
+  // lost (0.35 against 0.2 ms at 224px to 32, 187 against 124 us at 64px) and 5x5 (K 75) was
+  // even: the copy and the rounding cost more than the f32 tiles reading short windows in place.
+  constexpr int64_t kMinPlanarBf16Depth = 96;
+  // A short window into few channels (a 3x3 RGB stem) whose activation the direct kernel's
+  // tiles do not merge (Tanh, Gelu: an f32 tile and a pass per block) runs the f32 few-output
+  // kernel even where it writes bf16, rounded after: one thread, 8x3x32x32 to 8 channels with
+  // HardSwish, before the tiles merged it, 40-41 us against 23 with the rounding.
+  const ActKind act_kind = act_kind_from_name(node.attr_str("act"));
+  const bool few_outputs_planar = planar && group == 1 && O <= kPlanarMaxOutputs;
+  const bool few_planar = few_outputs_planar && K < kMinPlanarBf16Depth;
+  const bool tiles_merge_act = bf16_direct_conv_merges(Activation{act_kind, 0.0f, 0.0f});
+  if (planar && bf16_out && (!planar_direct || (few_planar && !tiles_merge_act))) {
     // A plan made where the direct kernel runs (fused_conv_writes_bf16): the f32 output of the
     // other paths rounded after them, into the output.
     PrepareContext wide = ctx;
@@ -594,11 +621,15 @@ KernelFn fused_conv_kernel(const PrepareContext& ctx, bool bf16_residual, bool& 
       out.type = ElementType::f32;
       const TensorView* outs[1] = {&out};
       f32_kernel(KernelArgs{a.in, outs, a.ctx});
-      for (int64_t i = 0; i < out.count(); ++i) y16[i] = float_to_bf16(wide_out[(size_t)i]);
+      round_to_bf16(wide_out.data(), out.count(), y16);
     };
   }
 
-  if (planar && group == 1 && O <= kPlanarMaxOutputs && precision == GemmPrecision::f32) {
+  // Few output channels of a short window (a 3x3 RGB stem) writing f32 take the f32 kernel
+  // under bf16 too: its output gains nothing from bf16, and one thread over 8x3x32x32 to 8
+  // channels the f32 kernel measured even with the direct one on an activation the tiles merge
+  // (20 against 21 us) and far faster on one they do not (EfficientNet's SiLU: 27 against 40).
+  if (few_outputs_planar && (precision == GemmPrecision::f32 || (few_planar && !bf16_out))) {
     // Few output channels: one vector per pixel, not GEMM tiles mostly of padding.
     auto wp = few_output_taps("planar", [&](int64_t k) { return ConvPlanes::filter_index(g, Cg, k); });
     ctx.note_kernel("planar-input conv, few outputs");
@@ -608,14 +639,6 @@ KernelFn fused_conv_kernel(const PrepareContext& ctx, bool bf16_residual, bool& 
     };
   }
 
-  // Under bf16 a planar image with a deep enough K (the window's taps x channels) is copied
-  // to NHWC on each call and multiplied like any NHWC input: its rows rounded to bf16 once and
-  // multiplied on the tiles. Measured single-threaded, copied against f32 planes: 7x7/2 stems
-  // (K 147) won at every width (224px to 64 channels 0.92 against 1.6 ms, to 32 0.68 against
-  // 0.84; 64px to 8 channels 0.48 against 0.64), 11x11/4 0.83 against 2.0; 3x3 stems (K 27)
-  // lost (0.35 against 0.2 ms at 224px to 32, 187 against 124 us at 64px) and 5x5 (K 75) was
-  // even: the copy and the rounding cost more than the f32 tiles reading short windows in place.
-  constexpr int64_t kMinPlanarBf16Depth = 96;
   if (planar_direct) {
     // AVX512_BF16 without AMX: the image copied once to NHWC bf16 with zero borders wide enough
     // for every window, and each kernel row of a window (kw pixels x C channels, contiguous
@@ -940,14 +963,19 @@ bool fused_conv_carries_bf16(const Node& n) {
   const int64_t group = n.attr_int("group");
   // One group, but not one input and one output channel (that takes the depthwise path).
   if (group == 1) return !(f.dims[0] == 1 && f.dims[1] == 1);
-  // Depthwise (a channel per group, one output each), strided, with an activation its bf16
-  // store merges. Stride 1 stays f32: the f32 kernel, which shares each loaded column between
+  // Depthwise (a channel per group, one output each), with an activation its bf16 store merges,
+  // strided or taking the channel-pair runs (bf16_depthwise_pairs) over at least 32 channels.
+  // Other stride-1 windows stay f32: the f32 kernel, which shares each loaded column between
   // neighbouring pixels, ran MobileNet's 56x56x144 layer in 103 us on one thread where the
-  // bf16 one took 160, more than the halved traffic of its neighbours saved; strided, the bf16
-  // pass measured 118-130 us against 124-170 (112x112x96 to 56x56).
-  const std::vector<int64_t> strides = n.attr_ints("strides");
+  // bf16 per-pixel one took 160, more than the halved traffic of its neighbours saved; and
+  // under 32 channels the pairs' 32-channel vectors are mostly empty (16x16x8, batch 8: 6 us
+  // in f32 against 14).
+  const std::vector<int64_t> strides = n.attr_ints("strides"), dilations = n.attr_ints("dilations");
   const bool strided = std::any_of(strides.begin(), strides.end(), [](int64_t s) { return s > 1; });
-  return strided && f.dims[1] == 1 && f.dims[0] == group &&
+  const int64_t sw = strides.size() == 2 ? strides[1] : 1;
+  const int64_t dh = dilations.size() == 2 ? dilations[0] : 1, dw = dilations.size() == 2 ? dilations[1] : 1;
+  const bool pairs = f.dims[0] >= 32 && bf16_depthwise_pairs(f.dims[2], f.dims[3], sw, dh, dw);
+  return (strided || pairs) && f.dims[1] == 1 && f.dims[0] == group &&
          bf16_depthwise_merges(Activation{act_kind_from_name(n.attr_str("act")), 0.0f, 0.0f});
 }
 

@@ -8,11 +8,14 @@ paths; odd channel counts take the GEMM paths everywhere. Checked against a floa
 convolution of the operands rounded to bf16 (the kernels' only rounding, accumulation is f32),
 f32 outputs tight and bf16 outputs within their rounding, with bias, residual and every kind of
 activation merge; and planar images (a model's first convolution), on avx512_bf16 copied to
-NHWC bf16 with zero borders and read a kernel row per tap, writing f32 or bf16; strided
+NHWC bf16 with zero borders and read a kernel row per tap, writing f32 or bf16 (a short window
+into at most 16 channels writing f32 takes the f32 few-output kernel instead); strided
 depthwise convolutions writing bf16 (one AVX-512 pass on avx512_bf16 and amx, the f32 kernel
 between copies on the portable set); grouped convolutions (on avx512_bf16 the direct kernel
-group by group); and bf16 data with a bf16 residual (a region carrying bf16 through residual
-blocks: merged by the direct kernel, widened for the other paths)."""
+group by group); bf16 data with a bf16 residual (a region carrying bf16 through residual
+blocks: merged by the direct kernel, widened for the other paths); and depthwise convolutions
+over bf16 data (on the AVX-512 sets 3x3 windows at stride 1 or 2 in channel-pair runs, stride 1
+included; strided only on the portable set), writing f32 or bf16."""
 
 import json
 
@@ -36,7 +39,10 @@ def widened(bits):
 rng = np.random.default_rng(7)
 ACTS = {"none": (0.0, 0.0, lambda y: y), "relu": (0.0, 0.0, lambda y: np.maximum(y, 0)),
         "clamp": (-0.5, 0.7, lambda y: np.clip(y, -0.5, 0.7)),
-        "sigmoid": (0.0, 0.0, lambda y: 1 / (1 + np.exp(-y)))}  # not merged in the tile: a pass after it
+        "sigmoid": (0.0, 0.0, lambda y: 1 / (1 + np.exp(-y))),  # on avx512_bf16 in the tile's registers
+        "hswish": (0.0, 0.0, lambda y: y * np.clip(y + 3, 0, 6) / 6),
+        "swish": (0.0, 0.0, lambda y: y / (1 + np.exp(-y))),
+        "tanh": (0.0, 0.0, np.tanh)}  # not merged in the tile: a pass after it
 # c, o, k, strides, pads (top, left, bottom, right), dilations, size, batch
 CASES = [(16, 96, 1, (1, 1), (0, 0, 0, 0), (1, 1), (9, 11), 2),  # 1x1, K = 16 (8 channel pairs), 3 x 32 outputs
          (24, 144, 1, (1, 1), (0, 0, 0, 0), (1, 1), (7, 8), 1),  # 3 x 48 outputs
@@ -116,6 +122,30 @@ for i, (c, o, k, st, pads, dil, size) in enumerate(PLANAR):
                            threads=threads, precision="bf16")
         err = np.abs(widened(bits) - out) / (np.abs(out) + 1e-6)
         worst_planar16 = max(worst_planar16, float(np.max(err)))
+# Planar stems of a short window into few channels, writing f32 (an activation after them that
+# no bf16 region carries, EfficientNet's SiLU): the f32 few-output kernel on the planes as they
+# lie, on every set, so tight against the unrounded f32 convolution; writing bf16 with an
+# activation the direct kernel's tiles do not merge (Tanh), the same f32 results rounded once.
+PLANAR_FEW = [(3, 8, 3, (2, 2), (1, 1, 1, 1), (32, 32), "swish"), (3, 16, 3, (1, 1), (1, 1, 1, 1), (15, 17), "relu"),
+              (3, 12, 3, (2, 2), (0, 1, 1, 0), (17, 16), "tanh")]
+worst_planar_few, worst_planar_few16 = 0.0, 0.0
+for c, o, k, st, pads, size, act in PLANAR_FEW:
+    x = rng.standard_normal((2, c) + size).astype(np.float32)
+    w = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+    bias = rng.standard_normal(o).astype(np.float32)
+    alpha, beta, fn = ACTS[act]
+    expected = fn(conv_reference(x, w, st, pads, (1, 1)) + bias[:, None, None])
+    attrs = window_attrs(st, pads, (1, 1), 1)
+    attrs.update(layout="nhwc", input_layout="nchw", act=act, act_alpha=alpha, act_beta=beta)
+    for threads in (1, 0):
+        (out,) = T.run_op("aiov.FusedConv", [x, w, bias], attrs, runtime_inputs=[0], threads=threads, precision="bf16")
+        err = np.max(np.abs(out.transpose(0, 3, 1, 2) - expected)) / (np.max(np.abs(expected)) + 1)
+        worst_planar_few = max(worst_planar_few, float(err))
+        if act == "tanh":
+            (bits,) = T.run_op("aiov.FusedConv", [x, w, bias], dict(attrs, output_type="bf16"), runtime_inputs=[0],
+                               threads=threads, precision="bf16")
+            err = np.abs(widened(bits) - out) / (np.abs(out) + 1e-6)
+            worst_planar_few16 = max(worst_planar_few16, float(np.max(err)))
 # Strided depthwise convolutions writing bf16 (a region carrying it): f32 products of the f32
 # input, rounded once as they are stored.
 DEPTHWISE = [(96, 3, (2, 2), (1, 1, 1, 1), (1, 1), (15, 13), "clamp"),  # 64 + 32 channels
@@ -203,9 +233,52 @@ for c, o, k, st, pads, size, act in BF16_TENSORS:
             else:
                 err = np.abs(got.transpose(0, 3, 1, 2) - expected) / scale
                 worst_tensors = max(worst_tensors, float(np.max(err)))
+# Depthwise convolutions over bf16 data (a region carrying bf16 through MobileNet's inverted
+# bottlenecks): on the AVX-512 sets an undilated 3x3 at stride 1 or 2 takes the channel-pair
+# runs (32 channels a load, even and odd lanes apart, interleaved back as stored), which carry
+# stride 1 too (from 32 channels on); the portable set carries only strided ones, but takes
+# bf16 data for any (a blob compiled on another machine), widened for the f32 kernel. f32 products of the bf16 data,
+# written f32 (tight) or rounded once to bf16. Channels in whole blocks of 32, a ragged last
+# block, an odd count, fewer than a vector; runs of 8, 4, 2 and 1 pixels reaching the padding.
+DEPTHWISE16 = [(144, 3, (1, 1), (1, 1, 1, 1), (9, 13), "clamp"),  # 4 x 32 + 16 channels
+               (32, 3, (1, 1), (1, 1, 1, 1), (17, 19), "relu"),  # runs of 8, 8, 2, 1
+               (40, 3, (1, 1), (0, 1, 2, 0), (6, 5), "none"),  # asymmetric padding
+               (7, 3, (2, 1), (1, 1, 1, 1), (3, 2), "relu"),  # odd, under half a block; 2 pixels wide
+               (96, 3, (2, 2), (1, 1, 1, 1), (15, 13), "clamp"),
+               (50, 3, (2, 2), (0, 0, 1, 1), (8, 9), "none"),
+               (64, 3, (1, 2), (2, 0, 0, 2), (10, 11), "relu"),  # strided across only
+               (24, 5, (2, 2), (2, 2, 2, 2), (9, 9), "relu"),  # not 3x3: the per-pixel path
+               (296, 3, (1, 1), (1, 1, 1, 1), (5, 6), "clamp")]  # 9 blocks, 8 to a run, a ragged one
+worst_depthwise16, worst_depthwise16_f32 = 0.0, 0.0
+for c, k, st, pads, size, act in DEPTHWISE16:
+    x16 = bf16_bits(rng.standard_normal((2,) + size + (c,)).astype(np.float32))
+    w = (rng.standard_normal((c, 1, k, k)) / k).astype(np.float32)
+    bias = rng.standard_normal(c).astype(np.float32)
+    y = conv_reference(widened(x16).transpose(0, 3, 1, 2), w, st, pads, (1, 1), group=c) + bias[:, None, None]
+    res = rng.standard_normal(y.shape).astype(np.float32)
+    alpha, beta, fn = ACTS[act]
+    attrs = window_attrs(st, pads, (1, 1), c)
+    attrs.update(layout="nhwc", act=act, act_alpha=alpha, act_beta=beta)
+    for threads, residual in ((1, False), (0, False), (1, True)):
+        expected = fn(y + res if residual else y)
+        scale = np.max(np.abs(expected)) + 1
+        extra = [np.ascontiguousarray(res.transpose(0, 2, 3, 1))] if residual else []
+        for out in ("bf16", "f32"):
+            attrs["output_type"] = out
+            (got,) = T.run_op("aiov.FusedConv", [x16, w, bias] + extra, attrs,
+                              runtime_inputs=[0, 3] if residual else [0], threads=threads, precision="bf16",
+                              bf16_inputs=[0])
+            if out == "bf16":
+                err = np.abs(widened(got).transpose(0, 3, 1, 2) - expected) / (np.abs(expected) + 1e-3 * scale)
+                worst_depthwise16 = max(worst_depthwise16, float(np.max(err)))
+            else:
+                err = np.abs(got.transpose(0, 3, 1, 2) - expected) / scale
+                worst_depthwise16_f32 = max(worst_depthwise16_f32, float(np.max(err)))
 print(json.dumps({"isa": aiov._core.gemm_bf16_isa(), "f32": worst_f32, "bf16": worst_bf16, "planar": worst_planar,
                   "depthwise": worst_depthwise, "grouped": worst_grouped, "tensors": worst_tensors, "planar16": worst_planar16,
-                  "tensors16": worst_tensors16}))
+                  "tensors16": worst_tensors16, "depthwise16": worst_depthwise16,
+                  "depthwise16_f32": worst_depthwise16_f32, "planar_few": worst_planar_few,
+                  "planar_few16": worst_planar_few16}))
 """
 
 ISAS = ["scalar", "avx512_bf16", "amx"]  # each includes the ones before it
@@ -225,8 +298,13 @@ def test_bf16_convolution_matches_rounded_reference(isa, run_capped):
     # f32 planes of short windows (3x3 stems) unrounded, within bf16's rounding of the reference.
     assert result["planar"] < (1e-5 if isa == "avx512_bf16" else 2e-2)
     assert result["planar16"] <= 2.0**-8
+    assert result["planar_few"] < 1e-5  # f32 products: a short stem into few channels writing f32
+    assert 0 < result["planar_few16"] <= 2.0**-8  # and writing bf16 with an activation the tiles do not merge
     assert result["depthwise"] < 2.0**-8 + 1e-5
     assert result["grouped"] < 1e-5
     # bf16 data and residual: f32 outputs tight, bf16 ones within their rounding.
     assert result["tensors"] < 1e-5
     assert result["tensors16"] < 2.0**-8 + 1e-5
+    # Depthwise over bf16 data: f32 products of it, f32 outputs tight, bf16 ones rounded once.
+    assert result["depthwise16_f32"] < 1e-5
+    assert result["depthwise16"] < 2.0**-8 + 1e-5
