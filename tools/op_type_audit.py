@@ -33,13 +33,15 @@ suffixes such as `/WithoutBiases`, its reorders as `<producer>_<layouts>_<consum
   post-ops), and a residual add of two quantized tensors inside the convolution that produces
   one of them (a sum post-op); aiov runs them as nodes of their own. So an aiov.Quantize /
   aiov.DynamicQuantize counts toward the kind of the product its output feeds (through
-  DequantizeLinear and reshapes: Convolution for a Conv, ConvInteger or QLinearConv, MatMul for
-  a MatMul, Gemm or MatMulInteger of constant weights), else of the product it comes from, else
+  DequantizeLinear, reshapes and a Pad: Convolution for a Conv, ConvInteger or QLinearConv,
+  MatMul for a MatMul, Gemm or MatMulInteger of constant weights), else of the product it comes from, else
   of the ONNX op it comes from (KIND, with KIND_BY_ONNX_OP); an aiov.QuantizedAdd counts toward
   the kind of the product feeding it (back through QuantizeLinear / DequantizeLinear), and one
   whose name the ONNX graph does not know (aiov names an unnamed ONNX node itself) as
   Convolution in a model with convolutions. Those the graph tells nothing of keep their own
-  kind (Quantize, Eltwise).
+  kind (Quantize, Eltwise). aiov.QuantizedLookup (an activation between a dequantization and a
+  quantization, as a byte table) is Eltwise: OpenVINO's activation with the quantization in its
+  post-ops.
 A kind is compared as a whole, so what one side fuses into a convolution and the other runs on
 its own shows up in both rows, and a kind the other side has no node of (OpenVINO's RoPE, a Pad
 it folded into the convolution after it) is flagged as such. The details of a flagged kind list
@@ -196,7 +198,9 @@ KIND = {
     # quantization steps
     "aiov.Quantize": "Quantize",
     "aiov.DynamicQuantize": "Quantize",
-    "aiov.QuantizedLookup": "Quantize",
+    # an activation between a dequantization and a quantization, computed as a byte table: the
+    # activation OpenVINO runs as an Eltwise (its quantization in that Eltwise's post-ops)
+    "aiov.QuantizedLookup": "Eltwise",
     "FakeQuantize": "Quantize",
     "QuantizeLinear": "Quantize",
     "DequantizeLinear": "Quantize",
@@ -217,7 +221,17 @@ FOLDED_TYPES = {"aiov.Quantize", "aiov.DynamicQuantize", "aiov.QuantizedAdd"}
 CONV_OPS = {"Conv", "ConvInteger", "QLinearConv", "ConvTranspose"}
 PRODUCT_OPS = {"MatMul", "Gemm", "MatMulInteger", "QLinearMatMul"}
 # ONNX ops that pass a quantized tensor on unchanged in value, walked through to its product.
-PASS_THROUGH_OPS = {"DequantizeLinear", "QuantizeLinear", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze"}
+# (Pad: OpenVINO folds a Pad into the convolution that reads it.)
+PASS_THROUGH_OPS = {
+    "DequantizeLinear",
+    "QuantizeLinear",
+    "Reshape",
+    "Flatten",
+    "Transpose",
+    "Squeeze",
+    "Unsqueeze",
+    "Pad",
+}
 LEGEND = (
     "(int8: aiov's Quantize / DynamicQuantize count toward the Convolution or MatMul they feed, else"
     " the one (or the op) they come from; its QuantizedAdd toward the product feeding it: OpenVINO"

@@ -598,3 +598,70 @@ def test_qdq_residual_sum_goes_to_the_convolution_whose_bytes_nothing_else_reads
 
     blob = ov.compile_model(proto.SerializeToString()).export_model()
     np.testing.assert_array_equal(ov.Core().import_model(blob)(feeds)[0], optimized)
+
+
+def qdq_padded_input(pad_mode, pad_value, last_scale):
+    """SSDlite's input as quantize_static writes it: an unbatched image quantized, padded,
+    quantized again, given its batch axis, quantized again (each at the same scale, the last at
+    last_scale), then a 3x3 QDQ convolution. pad_value None: the Pad has no value input."""
+    inits = [
+        numpy_helper.from_array(np.float32(0.03), "x_s"),
+        numpy_helper.from_array(np.uint8(120), "x_z"),
+        numpy_helper.from_array(np.float32(last_scale), "u_s"),
+        numpy_helper.from_array(np.array([0, 1, 2, 0, 2, 1], np.int64), "pads"),
+        numpy_helper.from_array(np.array([0], np.int64), "axes"),
+        numpy_helper.from_array(RNG.integers(-127, 128, (8, 6, 3, 3)).astype(np.int8), "w"),
+        numpy_helper.from_array(RNG.uniform(0.002, 0.01, 8).astype(np.float32), "w_s"),
+        numpy_helper.from_array(np.zeros(8, np.int8), "w_z"),
+        numpy_helper.from_array(np.float32(0.05), "y_s"),
+        numpy_helper.from_array(np.uint8(7), "y_z"),
+    ]
+    pad_inputs = ["xd", "pads"]
+    if pad_value is not None:
+        inits.append(numpy_helper.from_array(np.float32(pad_value), "pad_value"))
+        pad_inputs.append("pad_value")
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "x_s", "x_z"], ["xd"]),
+        helper.make_node("Pad", pad_inputs, ["p"], mode=pad_mode),
+        helper.make_node("QuantizeLinear", ["p", "x_s", "x_z"], ["pq"]),
+        helper.make_node("DequantizeLinear", ["pq", "x_s", "x_z"], ["pd"]),
+        helper.make_node("Unsqueeze", ["pd", "axes"], ["u"]),
+        helper.make_node("QuantizeLinear", ["u", "u_s", "x_z"], ["uq"]),
+        helper.make_node("DequantizeLinear", ["uq", "u_s", "x_z"], ["ud"]),
+        helper.make_node("DequantizeLinear", ["w", "w_s", "w_z"], ["wd"], axis=0),
+        helper.make_node("Conv", ["ud", "wd"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("QuantizeLinear", ["c", "y_s", "y_z"], ["yq"]),
+        helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["y"]),
+    ]
+    return model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, 13, 11])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+
+
+@pytest.mark.parametrize(
+    "pad_mode,pad_value,last_scale,quantizations",
+    [
+        ("constant", None, 0.03, 1),  # the zero the Pad writes is the zero point's byte
+        ("constant", 0.0, 0.03, 1),
+        ("edge", None, 0.03, 1),
+        ("reflect", None, 0.03, 1),
+        ("constant", 0.5, 0.03, 2),  # a fill that is not zero: the Pad stays on floats
+        ("constant", 0.0, 0.04, 2),  # requantized to another scale: the Unsqueeze stays on floats
+    ],
+)
+def test_qdq_pad_and_reshape_run_on_the_bytes(pad_mode, pad_value, last_scale, quantizations, monkeypatch):
+    from graph_checks import run_both
+
+    proto = qdq_padded_input(pad_mode, pad_value, last_scale)
+    feeds = {"x": RNG.standard_normal((6, 13, 11)).astype(np.float32) * 2}
+    plain, optimized = run_both(proto, feeds, monkeypatch)
+    np.testing.assert_array_equal(optimized, plain)  # the same bytes as quantizing the floats again
+    assert np.max(np.abs(optimized - ort_outputs(proto, feeds)[0])) <= 0.05 * 1.001
+    types = node_types(proto, feeds)
+    # The image's quantization, and one more only where a step could not run on the bytes.
+    assert types.count("aiov.Quantize") == quantizations
+    assert types.count("aiov.QuantizedConv") == 1

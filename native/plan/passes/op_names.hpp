@@ -35,6 +35,7 @@ namespace aiov {
   X(Multiply, "Multiply")                      \
   X(MVN, "MVN")                                \
   X(Negative, "Negative")                      \
+  X(Pad, "Pad")                                \
   X(Power, "Power")                            \
   X(Quantize, "aiov.Quantize")                 \
   X(QuantizedAdd, "aiov.QuantizedAdd")         \

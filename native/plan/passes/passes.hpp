@@ -10,7 +10,7 @@
 #define AIOV_GRAPH_PASSES(X)                                                                  \
   X(fold_constants) X(drop_unread_pool_indices) X(recognise_gelu)           /* clean-up */    \
   X(recognise_swish)                                                                          \
-  X(fuse_requantization) X(max_pools_on_quantized_bytes) X(quantized_lookups) /* int8 */      \
+  X(fuse_requantization) X(pools_and_moves_on_quantized_bytes) X(quantized_lookups) /* int8 */      \
   X(convolutions_to_nhwc) X(quantized_convolutions_to_nhwc) X(batch_norms_to_scale_shift)     \
   X(sink_layout_changes) X(convolutions_read_planar)                        /* layout */      \
   X(fuse_rotary_embedding) X(fuse_attention) X(fuse_layer_norm) X(fuse_rms_norm)             \
