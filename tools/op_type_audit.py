@@ -27,21 +27,20 @@ suffixes such as `/WithoutBiases`, its reorders as `<producer>_<layouts>_<consum
 - OpenVINO's snippet named after an ONNX LayerNormalization is LayerNorm/MVN.
 - OpenVINO's reorder of a model input for the convolution that reads it is Convolution: aiov's
   first convolution reads the NCHW image as it lies, inside its own node.
-- int8 (FOLDED_TYPES): OpenVINO runs the quantization of an activation inside the int8
-  convolution or fully connected layer that reads it (or that produces it: an output
-  quantization; any other producer's, a LayerNorm's or an activation's, in that producer's
-  post-ops), and a residual add of two quantized tensors inside the convolution that produces
-  one of them (a sum post-op); aiov runs them as nodes of their own. So an aiov.Quantize /
-  aiov.DynamicQuantize counts toward the kind of the product its output feeds (through
-  DequantizeLinear, reshapes and a Pad: Convolution for a Conv, ConvInteger or QLinearConv,
-  MatMul for a MatMul, Gemm or MatMulInteger of constant weights), else of the product it comes from, else
-  of the ONNX op it comes from (KIND, with KIND_BY_ONNX_OP); an aiov.QuantizedAdd counts toward
-  the kind of the product feeding it (back through QuantizeLinear / DequantizeLinear), and one
-  whose name the ONNX graph does not know (aiov names an unnamed ONNX node itself) as
-  Convolution in a model with convolutions. Those the graph tells nothing of keep their own
-  kind (Quantize, Eltwise). aiov.QuantizedLookup (an activation between a dequantization and a
-  quantization, as a byte table) is Eltwise: OpenVINO's activation with the quantization in its
-  post-ops.
+- int8 (FOLDED_TYPES): OpenVINO runs the quantization of an activation inside the int8 convolution
+  or fully connected layer that reads it (or that produces it: an output quantization; any other
+  producer's, a LayerNorm's or an activation's, in that producer's post-ops), and a residual add of
+  two quantized tensors inside the convolution that produces one of them (a sum post-op); aiov runs
+  them as nodes of their own. So an aiov.Quantize / aiov.DynamicQuantize counts toward the kind of
+  the product its output feeds (through DequantizeLinear, reshapes and a Pad: Convolution for a
+  Conv, ConvInteger or QLinearConv, MatMul for a MatMul, Gemm or MatMulInteger of constant weights),
+  else of the product it comes from, else of the ONNX op it comes from (KIND, with KIND_BY_ONNX_OP);
+  an aiov.QuantizedAdd counts toward the kind of the product feeding it (back through QuantizeLinear
+  / DequantizeLinear), and one whose name the ONNX graph does not know (aiov names an unnamed ONNX
+  node itself) as Convolution in a model with convolutions. Those the graph tells nothing of keep
+  their own kind (Quantize, Eltwise). aiov.QuantizedLookup (an activation between a dequantization
+  and a quantization, as a byte table) is Eltwise: OpenVINO's activation with the quantization in
+  its post-ops.
 A kind is compared as a whole, so what one side fuses into a convolution and the other runs on
 its own shows up in both rows, and a kind the other side has no node of (OpenVINO's RoPE, a Pad
 it folded into the convolution after it) is flagged as such. The details of a flagged kind list
