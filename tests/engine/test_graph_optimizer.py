@@ -517,3 +517,62 @@ def test_weights_packed_for_another_row_count_are_packed_again():
         compiled({"x": np.ones((m, 32), np.float32)})
     assert compiled._native.cached_plans == 64
     assert compiled._native.shared_weights == 1
+
+
+def shuffle_units_model(batch, groups=2, channels=8, size=6, units=2):
+    """ShuffleNetV2's units as torch exports them with a static input: convolutions, their
+    outputs concatenated, the channel shuffle (view to [n, g, c / g, h, w], transpose(1, 2), view
+    to [n, -1, h, w]) with every view's dims computed from Shape, then chunk(2, dim=1) as two
+    Slices whose bounds are computed from the shape too, each half read by a convolution."""
+    g = zoo.GraphBuilder(9)
+
+    def dim(x, axis):
+        return g.op(
+            "Unsqueeze", [g.op("Gather", [g.op("Shape", [x]), g.const(np.int64(axis))]), g.const(np.int64([0]))]
+        )
+
+    x = g.conv_bn("x", 3, channels, 3)
+    for _ in range(units):
+        a = g.conv_bn(x, channels, channels // 2, 1)
+        b = g.conv_bn(x, channels, channels // 2, 3)
+        cat = g.op("Concat", [a, b], axis=1)
+        target = g.op(
+            "Concat",
+            [
+                dim(cat, 0),
+                g.const(np.int64([groups])),
+                g.const(np.int64([channels // groups])),
+                dim(cat, 2),
+                dim(cat, 3),
+            ],
+            axis=0,
+        )
+        shuffled = g.op("Transpose", [g.op("Reshape", [cat, target])], perm=[0, 2, 1, 3, 4])
+        back = g.op("Concat", [dim(cat, 0), g.const(np.int64([-1])), dim(cat, 2), dim(cat, 3)], axis=0)
+        x = g.op("Reshape", [shuffled, back])
+        half = g.op("Div", [g.op("Gather", [g.op("Shape", [x]), g.const(np.int64(1))]), g.const(np.int64(2))])
+        half = g.op("Unsqueeze", [half, g.const(np.int64([0]))])
+        axis = g.const(np.int64([1]))
+        low = g.op("Slice", [x, g.const(np.int64([0])), half, axis])
+        high = g.op("Slice", [x, half, g.op("Mul", [half, g.const(np.int64([2]))]), axis])
+        x = g.op("Concat", [g.conv_bn(low, channels // 2, channels // 2, 1), high], axis=1)
+    proto = g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, size, size])])
+    return proto, image(batch, 3, size)
+
+
+def test_channel_shuffle_and_its_chunks_stay_in_the_convolutions_layout(monkeypatch):
+    # With the input's dims static, the shapes the views are computed from fold, the shuffle runs
+    # on the NHWC channels and the chunks slice them there: only the region's edges transpose.
+    proto, feeds = shuffle_units_model(batch=3)
+    check(proto, feeds, monkeypatch)
+    types = node_types(proto, feeds)
+    # The two shuffles' (5-D, on the channels) and the output's to NCHW; the first convolution
+    # reads the planar image itself.
+    assert types.count("Transpose") == 2 + 1
+    assert "ShapeOf" not in types and types.count("Slice") == 4
+
+
+def test_channel_shuffle_with_a_dynamic_batch_still_matches(monkeypatch):
+    proto, feeds = shuffle_units_model(batch=3)
+    proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "n"  # the views stay computed
+    check(proto, feeds, monkeypatch)

@@ -102,20 +102,6 @@ struct HeadSource {
   bool grouped = false;      // K or V before repeat_kv: each head serves a group of query heads
 };
 
-// One constant integer, of any rank holding one element.
-bool one_int(const Value& v, int64_t& out) {
-  const Node* c = const_of(v);
-  if (!c || numel(c->outputs[0].shape.dims) != 1) return false;
-  const ElementType t = c->outputs[0].type;
-  if (t == ElementType::i64)
-    out = *static_cast<const int64_t*>(c->constant->data());
-  else if (t == ElementType::i32)
-    out = *static_cast<const int32_t*>(c->constant->data());
-  else
-    return false;
-  return true;
-}
-
 // A part p of packed rows: Gather(Transpose(x, [2, 0, 3, 1, 4]), p, axis 0) with x
 // [b, s, parts, h, d] (Swin's qkv reshaped and permuted to [3, b, h, s, d], then unbound):
 // the heads are read from x in place instead of transposed apart.

@@ -11,27 +11,6 @@ namespace aiov::passes {
 
 namespace {
 
-// The integers of a constant i64 or i32 tensor.
-bool const_ints(const Value& v, std::vector<int64_t>& out) {
-  const Node* c = const_of(v);
-  if (!c) return false;
-  const ElementType t = c->outputs[0].type;
-  const int64_t count = numel(c->outputs[0].shape.dims);
-  if (count < 0 || (t != ElementType::i64 && t != ElementType::i32)) return false;
-  out.resize((size_t)count);
-  for (int64_t i = 0; i < count; ++i)
-    out[i] = t == ElementType::i64 ? static_cast<const int64_t*>(c->constant->data())[i]
-                                   : static_cast<const int32_t*>(c->constant->data())[i];
-  return true;
-}
-
-bool one_int(const Value& v, int64_t& out) {
-  std::vector<int64_t> values;
-  if (!const_ints(v, values) || values.size() != 1) return false;
-  out = values[0];
-  return true;
-}
-
 const PartialShape& shape_of(const Value& v) { return v.node->outputs[v.index].shape; }
 ElementType type_of(const Value& v) { return v.node->outputs[v.index].type; }
 

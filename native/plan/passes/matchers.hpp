@@ -44,6 +44,28 @@ inline bool one_float(const Value& v, float& out) {
   return true;
 }
 
+// The integers of a constant i64 or i32 tensor.
+inline bool const_ints(const Value& v, std::vector<int64_t>& out) {
+  const Node* c = const_of(v);
+  if (!c) return false;
+  const ElementType t = c->outputs[0].type;
+  const int64_t count = numel(c->outputs[0].shape.dims);
+  if (count < 0 || (t != ElementType::i64 && t != ElementType::i32)) return false;
+  out.resize((size_t)count);
+  for (int64_t i = 0; i < count; ++i)
+    out[i] = t == ElementType::i64 ? static_cast<const int64_t*>(c->constant->data())[i]
+                                   : static_cast<const int32_t*>(c->constant->data())[i];
+  return true;
+}
+
+// One constant integer, of any rank holding one element.
+inline bool one_int(const Value& v, int64_t& out) {
+  std::vector<int64_t> values;
+  if (!const_ints(v, values) || values.size() != 1) return false;
+  out = values[0];
+  return true;
+}
+
 // A u8 tensor and the one positive scale and zero point that dequantize it.
 struct DequantizedU8 {
   Value q;

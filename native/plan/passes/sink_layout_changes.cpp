@@ -29,6 +29,34 @@ bool is_reduction(const std::string& op) {
   return op == op_name::ReduceMean || op == op_name::ReduceMax || op == op_name::ReduceMin || op == op_name::ReduceSum;
 }
 
+// ShuffleNet's channel shuffle on the NCHW view of y ([N, H, W, C] NHWC, static dims), read by
+// u: Reshape to [N, g, C / g, H, W], Transpose [0, 2, 1, 3, 4], Reshape to [N, C (or -1), H, W],
+// each the only reader of the one before. Rebuilt on y's channels, the last axis: Reshape to
+// [N, H, W, g, C / g], Transpose [0, 1, 2, 4, 3], Reshape to [N, H, W, C]. Null otherwise.
+NodePtr channel_shuffle_on_nhwc(PassContext& ctx, const Node& u, const Value& y, NodePtr& shuffled) {
+  const PartialShape& ys = y.node->outputs[y.index].shape;
+  std::vector<int64_t> split, merged;
+  if (u.op != op_name::Reshape || !ys.rank_known || ys.rank() != 4 || !const_ints(u.inputs[1], split) ||
+      split.size() != 5)
+    return nullptr;
+  const int64_t n = ys.dims[0], h = ys.dims[1], w = ys.dims[2], c = ys.dims[3];
+  if (n <= 0 || h <= 0 || w <= 0 || c <= 0 || split[0] != n || split[3] != h || split[4] != w || split[1] <= 0 ||
+      split[2] <= 0 || split[1] * split[2] != c)
+    return nullptr;
+  Node* t = ctx.sole_user(u);
+  if (!t || transpose_perm(*t) != std::vector<int64_t>{0, 2, 1, 3, 4}) return nullptr;
+  Node* back = ctx.sole_user(*t);
+  if (!back || back->op != op_name::Reshape || !const_ints(back->inputs[1], merged) || merged.size() != 4 ||
+      merged[0] != n || (merged[1] != c && merged[1] != -1) || merged[2] != h || merged[3] != w)
+    return nullptr;
+  NodePtr groups =
+      make_node(op_name::Reshape, {y, Value{i64_constant({n, h, w, split[1], split[2]}, ""), 0}}, u.attrs, u.name);
+  NodePtr swapped = transposed_to(Value{groups, 0}, {0, 1, 2, 4, 3});
+  shuffled = make_node(op_name::Reshape, {Value{swapped, 0}, Value{i64_constant({n, h, w, c}, ""), 0}}, back->attrs,
+                       back->name);
+  return PassContext::shared(back);
+}
+
 // Moves the NHWC->NCHW transpose feeding u below it: u is rebuilt on the NHWC value (set
 // in `rebuilt`, which may in turn read such a transpose) followed by a transpose back to
 // NCHW, or a transpose to NHWC cancels it. False when u is not an op that can move.
@@ -91,6 +119,30 @@ bool sink_one(PassContext& ctx, const NodePtr& u, NodePtr& rebuilt) {
     ctx.replace(Value{u, 0}, Value{to_nchw(rebuilt), 0});
     return true;
   }
+  if (u->op == op_name::Reshape && at == 0) {  // a channel shuffle (see channel_shuffle_on_nhwc)
+    NodePtr shuffled;
+    const NodePtr back = channel_shuffle_on_nhwc(ctx, *u, y, shuffled);
+    if (!back) return false;
+    rebuilt = shuffled;
+    ctx.replace(Value{back, 0}, Value{to_nchw(shuffled), 0});
+    return true;
+  }
+  if (u->op == op_name::Slice && at == 0 && u->inputs.size() == 5) {  // (ShuffleNet's chunk of the channels)
+    std::vector<int64_t> axes;
+    if (!const_ints(u->inputs[4], axes)) return false;
+    const int64_t where[4]{0, 3, 1, 2};  // NCHW axis -> NHWC axis
+    for (int64_t& ax : axes) {
+      if (ax < 0) ax += 4;
+      if (ax < 0 || ax > 3) return false;
+      ax = where[ax];
+    }
+    std::vector<Value> ins = u->inputs;
+    ins[0] = y;
+    ins[4] = Value{i64_constant(axes, ""), 0};
+    rebuilt = make_node(u->op, ins, u->attrs, u->name);
+    ctx.replace(Value{u, 0}, Value{to_nchw(rebuilt), 0});
+    return true;
+  }
   if ((u->op == op_name::MaxPool || u->op == op_name::AvgPool || u->op == op_name::LRN) && at == 0 &&
       u->outputs.size() == 1 && u->attr_str("layout", "nchw") == "nchw") {
     Attrs attrs = u->attrs;
@@ -131,7 +183,8 @@ bool sink_one(PassContext& ctx, const NodePtr& u, NodePtr& rebuilt) {
 }  // namespace
 
 // Moves NHWC->NCHW transposes down past ops that do not care about the layout (layout-blind
-// elementwise ops, per-tensor quantization, pooling, LRN, concatenation, reductions), so that a following NCHW->NHWC
+// elementwise ops, per-tensor quantization, pooling, LRN, concatenation, reductions, slices,
+// a channel shuffle), so that a following NCHW->NHWC
 // transpose meets them and both disappear. One walk in topological order: a node is visited after everything it
 // reads has moved, and a rebuilt node is tried again at once.
 bool sink_layout_changes(PassContext& ctx) {
