@@ -34,7 +34,9 @@ suffixes such as `/WithoutBiases`, its reorders as `<producer>_<layouts>_<consum
   them as nodes of their own. So an aiov.Quantize / aiov.DynamicQuantize counts toward the kind of
   the product its output feeds (through DequantizeLinear, reshapes and a Pad: Convolution for a
   Conv, ConvInteger or QLinearConv, MatMul for a MatMul, Gemm or MatMulInteger of constant weights),
-  else of the product it comes from, else of the ONNX op it comes from (KIND, with KIND_BY_ONNX_OP);
+  else of the product it comes from, else of the ONNX op it comes from (KIND, with KIND_BY_ONNX_OP)
+  where OpenVINO takes a quantization into that op's post-ops (QUANTIZATION_HOSTS); one of a
+  Gather's, a Pad's or a Concat's output runs on its own on both sides and counts as Quantize there;
   an aiov.QuantizedAdd counts toward the kind of the product feeding it (back through QuantizeLinear
   / DequantizeLinear), and one whose name the ONNX graph does not know (aiov names an unnamed ONNX
   node itself) as Convolution in a model with convolutions. Those the graph tells nothing of keep
@@ -219,6 +221,12 @@ KIND = {
 FOLDED_TYPES = {"aiov.Quantize", "aiov.DynamicQuantize", "aiov.QuantizedAdd"}
 CONV_OPS = {"Conv", "ConvInteger", "QLinearConv", "ConvTranspose"}
 PRODUCT_OPS = {"MatMul", "Gemm", "MatMulInteger", "QLinearMatMul"}
+# The kinds of op OpenVINO's CPU graph optimizer fuses a following quantization into (its
+# Fuse*AndSimpleOperation passes, FusePoolingAndFakeQuantize): the quantization of a Gather's,
+# a Pad's or a Concat's output runs on its own there (a Subgraph or FakeQuantize node named after
+# the QuantizeLinear), so both sides count such a quantization as Quantize (STANDALONE_TYPES).
+QUANTIZATION_HOSTS = {"Convolution", "MatMul", "Eltwise", "LayerNorm/MVN", "Resize", "Reduce", "Pooling"}
+STANDALONE_TYPES = FOLDED_TYPES | {"FakeQuantize", "Subgraph", "Eltwise"}
 # ONNX ops that pass a quantized tensor on unchanged in value, walked through to its product.
 # (Pad: OpenVINO folds a Pad into the convolution that reads it.)
 PASS_THROUGH_OPS = {
@@ -259,6 +267,8 @@ def kind_of(row):
     op_type = row["type"]
     if op_type in FOLDED_TYPES and row.get("folds"):
         return row["folds"]
+    if op_type in STANDALONE_TYPES and row.get("folds") == "Quantize":
+        return "Quantize"
     if op_type == "Reorder" and row.get("onnx") == "Conv input":
         # aiov's first convolution reads the planar image itself (convolutions_read_planar).
         return "Convolution"
@@ -346,13 +356,16 @@ def folded_kinds(nodes, has_weights):
         return [producer[name] for name in node.input if name in producer]
 
     def source_kind(node):
-        """The kind of the op a quantization's data comes from (past PASS_THROUGH_OPS), or None."""
+        """The kind of the op a quantization's data comes from (past PASS_THROUGH_OPS) when
+        OpenVINO can take the quantization into that op's post-ops (QUANTIZATION_HOSTS), else
+        Quantize: both sides run it on its own. None when the graph tells nothing."""
         for _ in range(8):
             data = producer.get(node.input[0]) if node.input else None
             if data is None:
                 return None
             if data.op_type not in PASS_THROUGH_OPS:
-                return KIND_BY_ONNX_OP.get(data.op_type) if data.op_type in KIND_BY_ONNX_OP else KIND.get(data.op_type)
+                kind = KIND_BY_ONNX_OP.get(data.op_type) if data.op_type in KIND_BY_ONNX_OP else KIND.get(data.op_type)
+                return kind if kind in QUANTIZATION_HOSTS else "Quantize"
             node = data
         return None
 
