@@ -515,3 +515,24 @@ def test_u8_max_pool_in_nhwc_gives_the_planar_bytes(kernel, strides, pads_begin,
     nhwc = run("MaxPool", [np.ascontiguousarray(x.transpose(0, 2, 3, 1))], dict(attrs, layout="nhwc"))
     assert nhwc.dtype == np.uint8
     np.testing.assert_array_equal(nhwc.transpose(0, 3, 1, 2), planar)
+
+
+# ---- transposes of many small blocks ------------------------------------------------------
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float16, np.float32, np.int64])
+@pytest.mark.parametrize(
+    "shape, perm",
+    [
+        ((8, 4, 4, 2, 8), (0, 1, 2, 4, 3)),  # a channel shuffle in NHWC: 16 values a pixel
+        ((3, 5, 7, 3), (0, 1, 3, 2)),  # odd blocks, 3 columns
+        ((2, 600, 5, 9), (0, 1, 3, 2)),  # many blocks: split over the pool
+        ((4, 16, 16), (0, 2, 1)),  # the largest block this path takes
+        ((2, 17, 16), (0, 2, 1)),  # one past it: the per-block path
+    ],
+)
+def test_transposes_of_many_small_blocks_match_numpy(shape, perm, dtype, threads):
+    x = (RNG.standard_normal(shape) * 50).astype(dtype)
+    out = run("Transpose", [x, np.array(perm, np.int64)], threads=threads)
+    np.testing.assert_array_equal(out, np.transpose(x, perm))
