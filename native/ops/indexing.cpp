@@ -66,6 +66,18 @@ void coalesce(Dims& shape, std::vector<int64_t>& st) {
 
 constexpr int64_t kSmallTransposeBlock = 256;  // values: a block this small runs in L1 as it lies
 
+constexpr int64_t kShortRunBytes = 32;
+
+template <class T>
+void copy_short_runs(const Dims& outer, const std::vector<int64_t>& st, int64_t base, int64_t inner,
+                     const KernelArgs& k) {
+  const T* x = static_cast<const T*>(k.in[0]->data);
+  T* o = static_cast<T*>(k.out[0]->data);
+  walk_strided(outer, st, base, [&](int64_t i, int64_t off) {
+    for (int64_t j = 0; j < inner; ++j) o[i * inner + j] = x[off + j];
+  });
+}
+
 // Copies an N-d strided view into dense output, memcpy per contiguous innermost run.
 KernelFn strided_copy(const Dims& out_shape, const std::vector<int64_t>& in_strides, int64_t base, size_t es) {
   Dims outer = out_shape;
@@ -154,6 +166,21 @@ KernelFn strided_copy(const Dims& out_shape, const std::vector<int64_t>& in_stri
     inner = outer.back();
     outer.pop_back();
     st.pop_back();
+  }
+  if (inner * (int64_t)es <= kShortRunBytes && (es == 1 || es == 2 || es == 4 || es == 8)) {
+    // Short runs (a box's 2 of 4 coordinates): a memcpy call each cost more than its bytes.
+    return [outer, st, base, es, inner](const KernelArgs& k) {
+      switch (es) {
+        case 1:
+          return copy_short_runs<uint8_t>(outer, st, base, inner, k);
+        case 2:
+          return copy_short_runs<uint16_t>(outer, st, base, inner, k);
+        case 4:
+          return copy_short_runs<uint32_t>(outer, st, base, inner, k);
+        default:
+          return copy_short_runs<uint64_t>(outer, st, base, inner, k);
+      }
+    };
   }
   return [outer, st, base, es, inner](const KernelArgs& k) {
     const char* x = static_cast<const char*>(k.in[0]->data);

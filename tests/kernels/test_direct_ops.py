@@ -536,3 +536,43 @@ def test_transposes_of_many_small_blocks_match_numpy(shape, perm, dtype, threads
     x = (RNG.standard_normal(shape) * 50).astype(dtype)
     out = run("Transpose", [x, np.array(perm, np.int64)], threads=threads)
     np.testing.assert_array_equal(out, np.transpose(x, perm))
+
+
+# ---- copies of short runs: a box's coordinates sliced and concatenated --------------------
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float16, np.float32, np.int64])
+@pytest.mark.parametrize(
+    "shapes, axis",
+    [
+        ([(840, 1, 1)] * 4, 2),  # four [n, 1] coordinates into boxes
+        ([(840, 2, 1), (840, 2, 1)], 2),
+        ([(5, 3), (5, 0), (5, 1)], 1),  # an empty part
+        ([(7, 2, 3), (7, 1, 3)], 1),  # rows of 3 values between the parts
+        ([(3, 5), (3, 4)], 1),  # a part of 5 int64s: past the short-run size, copied per row
+    ],
+)
+def test_concat_of_short_parts_matches_numpy(shapes, axis, dtype):
+    parts = [(RNG.standard_normal(s) * 50).astype(dtype) for s in shapes]
+    np.testing.assert_array_equal(run("Concat", parts, {"axis": axis}), np.concatenate(parts, axis=axis))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float16, np.float32, np.int64])
+@pytest.mark.parametrize(
+    "shape, starts, ends, axes, steps",
+    [
+        ((840, 4), [0], [2], [1], [1]),  # a box's first corner
+        ((840, 4), [2], [4], [1], [1]),
+        ((840, 4), [1], [2], [1], [1]),  # one coordinate
+        ((6, 5, 4), [1, 0], [5, 3], [0, 2], [2, 1]),  # rows stepped, runs of 3
+    ],
+)
+def test_slices_into_short_runs_match_numpy(shape, starts, ends, axes, steps, dtype):
+    x = (RNG.standard_normal(shape) * 50).astype(dtype)
+    # (OpenVINO's Slice: start, stop, step, axes)
+    args = [np.array(v, np.int64) for v in (starts, ends, steps, axes)]
+    index = [slice(None)] * len(shape)
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        index[a] = slice(s, e, st)
+    want = x[tuple(index)]
+    np.testing.assert_array_equal(run("Slice", [x, *args]), want)
