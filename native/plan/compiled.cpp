@@ -313,9 +313,12 @@ bool schedule_node(const Node& n, PlanValues& values, SharedWeights& shared, Ele
   }
   // A Convert to the type it reads (an ONNX Identity or Cast to the same type, often on a model
   // output) is its input's bytes: a view like a Reshape, where its kernel copied them.
+  // So is a Concat of one input (torchvision's detectors batch their one image with one):
+  // its kernel copied the whole image.
+  const bool same_bytes =
+      outs.size() == 1 && in_views.size() == 1 && in_views[0].type == outs[0].type && outs[0].kind == ValueKind::tensor;
   const bool view = def.aliases_input0 || pads_nothing(n, pctx) || gathers_leading_block(n, pctx) ||
-                    (n.op == "Convert" && outs.size() == 1 && in_views.size() == 1 &&
-                     in_views[0].type == outs[0].type && outs[0].kind == ValueKind::tensor);
+                    ((n.op == "Convert" || n.op == "Concat") && same_bytes);
   if (!view || def.stateful) step.fn = def.prepare(pctx);
   for (const auto& in : n.inputs) step.ins.push_back(values.id(in));
   for (const TensorView& out : pctx.out) {

@@ -1,5 +1,5 @@
 """Model outputs that are views of another value (a same-type Convert, as an ONNX Identity
-becomes, a Reshape, a Gather of the leading block): the value is written straight into the
+becomes, a Reshape, a Gather of the leading block, a Concat of one input): the value is written straight into the
 output buffer, with no copying step, and every output and every reader of the value still sees
 the right numbers."""
 
@@ -96,3 +96,24 @@ def test_a_gather_of_the_leading_block_is_a_view(shape, index, axis, view):
     np.testing.assert_array_equal(y, want)
     np.testing.assert_array_equal(z, want * want)
     assert ("Gather" in steps) != view, steps
+
+
+def test_a_concat_of_one_input_is_a_view_and_of_two_still_concatenates():
+    x = param([1, 3, 4, 5])
+    x_val = RNG.standard_normal((1, 3, 4, 5)).astype(np.float32)
+    a = ops.relu(x)
+    one = ops.concat([a], axis=0)
+    (y, z, w), steps, request = run_profiled(
+        ov.Model([one, ops.multiply(one, one), ops.concat([x], axis=1)], [x]), x_val
+    )
+    assert "Concat" not in steps, steps
+    np.testing.assert_array_equal(y, np.maximum(x_val, 0))
+    np.testing.assert_array_equal(z, np.maximum(x_val, 0) ** 2)
+    np.testing.assert_array_equal(w, x_val)
+    x2 = RNG.standard_normal((1, 3, 4, 5)).astype(np.float32)
+    results = [np.array(r) for r in request.infer({"x": x2}).values()]
+    np.testing.assert_array_equal(results[0], np.maximum(x2, 0))
+    np.testing.assert_array_equal(results[2], x2)
+    (y2,), _, _ = run_profiled(ov.Model([ops.concat([a, ops.sigmoid(x)], axis=0)], [x]), x_val)
+    want = np.concatenate([np.maximum(x_val, 0), 1 / (1 + np.exp(-x_val))], axis=0)
+    np.testing.assert_allclose(y2, want, rtol=1e-6)
