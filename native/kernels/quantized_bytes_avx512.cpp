@@ -138,34 +138,35 @@ void max_pool_rows_avx512(const Window2d& g, const uint8_t* x, uint8_t* y, int64
 }
 
 // aiov.Quantize's bytes of NV vectors as s32 lanes, at most 255 and negative for 0 (for the
-// unsigned-saturating packs), as requantized_u8 gives them
-// but with the zero point added before rounding: t = y * (1 / scale) + zero in one FMA lies
-// within |y / scale| 2^-24 + 2^-15 of y / scale + zero while |t| < 512, under 2^-12 where the
-// byte is not saturated either way (|y / scale| <= 256), so t rounds as that exact value unless
-// within 2^-10 of a half-integer: then the vectors divide, as requantized_u8 does. One
-// operation a vector fewer than rounding first, of the eight or so this pass costs.
+// unsigned-saturating packs), as requantized_u8 gives them but with the zero point added
+// before rounding: t = y * (1 / scale) + zero in one FMA lies within |y / scale| 2^-24 + 2^-15
+// of y / scale + zero while |t| < 512, under 2^-12 where the byte is not saturated either way
+// (|y / scale| <= 256), so t rounds as that exact value unless within 2^-10 of a half-integer:
+// then the vectors divide, as requantized_u8 does. The conversion rounds t itself and VREDUCEPS
+// gives its fraction: six operations a vector, where requantized_u8 and a cap for the packs take nine.
 template <int NV>
 [[gnu::always_inline]] inline void quantized_lanes(const __m512 (&y)[NV], const Requantizer& r, __m512i (&out)[NV]) {
   constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  __m512 rounded[NV];
+  __m512 t[NV];
   bool divide = !r.by_inverse;
   if (r.by_inverse) {
     __mmask16 near = 0;
     for (int v = 0; v < NV; ++v) {
-      const __m512 t = _mm512_fmadd_ps(y[v], r.inverse, r.zero);
-      rounded[v] = _mm512_roundscale_ps(t, kNearest);
-      // (an infinite t gives a NaN here, which no compare flags; it saturates below)
-      const __m512 off = _mm512_abs_ps(_mm512_sub_ps(t, rounded[v]));
+      t[v] = _mm512_fmadd_ps(y[v], r.inverse, r.zero);
+      // t less t rounded to an integer (an infinite or NaN t gives 0 or a NaN, which no
+      // compare flags; it saturates below)
+      const __m512 off = _mm512_abs_ps(_mm512_reduce_ps(t[v], kNearest));
       near |= _mm512_cmp_ps_mask(off, _mm512_set1_ps(0.5f - 1.0f / 1024.0f), _CMP_GE_OQ);
     }
     divide = near != 0;
   }
   if (divide)
     for (int v = 0; v < NV; ++v)
-      rounded[v] = _mm512_add_ps(_mm512_roundscale_ps(_mm512_div_ps(y[v], r.scale), kNearest), r.zero);
-  // Capped at 255 (min returns its second operand, a NaN, for a NaN); what is left below 0 (a
-  // NaN or -inf converts to 0x80000000) is negative, which the packs after saturate to 0.
-  for (int v = 0; v < NV; ++v) out[v] = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_set1_ps(255.0f), rounded[v]));
+      t[v] = _mm512_add_ps(_mm512_roundscale_ps(_mm512_div_ps(y[v], r.scale), kNearest), r.zero);
+  // Capped at 255 (min returns its second operand, a NaN, for a NaN), rounded half to even by
+  // the conversion; what is left below 0 (a NaN or -inf converts to 0x80000000) is negative,
+  // which the packs after saturate to 0.
+  for (int v = 0; v < NV; ++v) out[v] = _mm512_cvt_roundps_epi32(_mm512_min_ps(_mm512_set1_ps(255.0f), t[v]), kNearest);
 }
 
 // Planes [C <= 4][pixels] (plane floats apart) to pixels [pixels][C], 16 pixels a step.
