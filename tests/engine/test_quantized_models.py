@@ -529,6 +529,41 @@ def test_qdq_image_is_quantized_straight_into_nhwc(channels, width, x_zero, monk
     assert types[:2] == ["aiov.Quantize", "aiov.QuantizedConv"], types
 
 
+@pytest.mark.parametrize("zero", [np.uint8(7), np.int8(-9)])
+@pytest.mark.parametrize(
+    "order,perm,fused",
+    [
+        ("quantize_first", [0, 2, 3, 1], True),
+        ("transpose_first", [0, 2, 3, 1], True),
+        ("quantize_first", [0, 3, 1, 2], False),  # not the permutation to NHWC
+        ("bytes_read_twice", [0, 2, 3, 1], False),  # the quantized bytes are an output too
+    ],
+)
+def test_quantization_and_transpose_to_nhwc_are_one_pass(order, perm, fused, zero, monkeypatch):
+    """QuantizeLinear then Transpose to NHWC, or the other way round, is one aiov.Quantize
+    writing the transposed bytes (the same bytes) when the first is read by the second alone."""
+    from graph_checks import run_both
+
+    scale = np.float32(0.02)
+    inits = [numpy_helper.from_array(scale, "scale"), numpy_helper.from_array(zero, "zero")]
+    quantize = helper.make_node("QuantizeLinear", ["t" if order == "transpose_first" else "x", "scale", "zero"], ["q"])
+    transpose = helper.make_node("Transpose", ["x" if order == "transpose_first" else "q"], ["t"], perm=perm)
+    nodes = [transpose, quantize] if order == "transpose_first" else [quantize, transpose]
+    out_type = TensorProto.UINT8 if zero.dtype == np.uint8 else TensorProto.INT8
+    outputs = [helper.make_tensor_value_info("q" if order == "transpose_first" else "t", out_type, None)]
+    if order == "bytes_read_twice":
+        outputs.append(helper.make_tensor_value_info("q", out_type, None))
+    proto = model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 19])], outputs, inits)
+    x = (RNG.standard_normal((2, 3, 4, 19)) * 3).astype(np.float32)
+    x[0, 0, 0, :6] = np.float32([0.01, -0.03, 0.05, np.inf, -np.inf, 9.0])  # halves of the scale, saturating
+    feeds = {"x": x}
+    plain, optimized = run_both(proto, feeds, monkeypatch)
+    np.testing.assert_array_equal(optimized, plain)
+    np.testing.assert_array_equal(optimized, ort_outputs(proto, feeds)[0])
+    types = node_types(proto, feeds)
+    assert (types == ["aiov.Quantize"]) == fused, types
+
+
 def qdq_residual_block(channels, mid, size, per_channel, relu, residual_zero, swapped, residual_conv, read_twice):
     """A bottleneck as quantize_static writes it: x -> Q -> DQ -> Conv 3x3 -> Relu -> Q -> DQ ->
     Conv 1x1 [-> Relu] -> Q -> DQ, added to the skip connection (x's DequantizeLinear, or with
