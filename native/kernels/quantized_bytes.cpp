@@ -15,6 +15,20 @@ void lookup_portable(const uint8_t* x, int64_t rows, int64_t row, const uint8_t*
     for (int64_t i = 0; i < row; ++i) y[i] = table[x[i]];
 }
 
+void planes_to_pixels_by_planes(const float* x, int64_t plane, int64_t C, int64_t pixels, float scale, int32_t zero,
+                                uint8_t flip, uint8_t* y) {
+  constexpr int64_t kBlock = 256;  // pixels quantized per plane, then scattered while in L1
+  uint8_t bytes[kBlock];
+  for (int64_t p = 0; p < pixels; p += kBlock) {
+    const int64_t m = std::min(kBlock, pixels - p);
+    for (int64_t c = 0; c < C; ++c) {
+      quantize_u8(x + c * plane + p, m, scale, zero, bytes);
+      uint8_t* out = y + p * C + c;
+      for (int64_t i = 0; i < m; ++i) out[i * C] = bytes[i] ^ flip;
+    }
+  }
+}
+
 namespace {
 
 void sum_portable(const uint8_t* a, const uint8_t* b, int64_t n, const QuantizedSum& s, uint8_t* y) {
@@ -49,7 +63,8 @@ void max_pool_rows_portable(const Window2d& g, const uint8_t* x, uint8_t* y, int
   }
 }
 
-const QuantizedBytesKernels kPortable{"scalar", &sum_portable, &lookup_portable, 0.6, &max_pool_rows_portable};
+const QuantizedBytesKernels kPortable{"scalar", &sum_portable,           &lookup_portable,
+                                      0.6,      &max_pool_rows_portable, &planes_to_pixels_by_planes};
 
 const QuantizedBytesKernels& kernels() {
   static const QuantizedBytesKernels* chosen = [] {  // once; thread-safe static init
@@ -80,6 +95,11 @@ void lookup_u8_rows(const uint8_t* x, int64_t rows, int64_t row, const uint8_t* 
 
 void max_pool_nhwc_u8_rows(const Window2d& g, const uint8_t* x, uint8_t* y, int64_t r0, int64_t r1) {
   kernels().max_pool_rows(g, x, y, r0, r1);
+}
+
+void quantize_planes_to_pixels(const float* x, int64_t plane, int64_t C, int64_t pixels, float scale, int32_t zero,
+                               uint8_t flip, uint8_t* y) {
+  kernels().planes_to_pixels(x, plane, C, pixels, scale, zero, flip, y);
 }
 
 double lookup_ns_per_byte() { return kernels().lookup_ns_per_byte; }

@@ -1,6 +1,7 @@
 // The u8 activations of QDQ models between the integer products: the byte-to-byte ops the
 // QDQ passes leave there (a residual sum requantized, an activation looked up in a 256-byte
-// table, NHWC max pooling), each one pass over the bytes. AVX-512 kernels where the CPU has
+// table, NHWC max pooling), each one pass over the bytes, and the quantization of a model's
+// NCHW image straight into the NHWC bytes its first convolution reads. AVX-512 kernels where the CPU has
 // them (the table lookup needs AVX512_VBMI's byte permutes), portable loops everywhere.
 // Every path gives the same bytes: the sum takes the separate ops' f32 steps (no FMA) and
 // requantizes as aiov.Quantize does.
@@ -30,6 +31,13 @@ double lookup_ns_per_byte();
 // window with no tap in bounds gives 0, u8's lowest, as the planar form does.
 void max_pool_nhwc_u8_rows(const Window2d& g, const uint8_t* x, uint8_t* y, int64_t r0, int64_t r1);
 
+// aiov.Quantize of one NCHW image written channels-last: channel c's value of pixel p,
+// x[c * plane + p], becomes y[p * C + c] = saturate(round_half_even(x / scale) + zero) ^ flip
+// for pixels [0, pixels) (flip 0x80 makes s8 of bytes quantized against its zero point + 128).
+// The bytes quantize_u8 gives each value (the transposed ones).
+void quantize_planes_to_pixels(const float* x, int64_t plane, int64_t C, int64_t pixels, float scale, int32_t zero,
+                               uint8_t flip, uint8_t* y);
+
 // The kernels these run on: "avx512_vbmi" (all vectorized), "avx512" (the lookup portable),
 // or "scalar". AIOV_INT8_ISA=scalar (or AIOV_GEMM_ISA below avx512) lowers it to scalar.
 const char* quantized_bytes_isa();
@@ -42,7 +50,14 @@ struct QuantizedBytesKernels {
   void (*lookup)(const uint8_t* x, int64_t rows, int64_t row, const uint8_t* table, uint8_t* y, int64_t ld_y);
   double lookup_ns_per_byte;
   void (*max_pool_rows)(const Window2d& g, const uint8_t* x, uint8_t* y, int64_t r0, int64_t r1);
+  void (*planes_to_pixels)(const float* x, int64_t plane, int64_t C, int64_t pixels, float scale, int32_t zero,
+                           uint8_t flip, uint8_t* y);
 };
+
+// quantize_planes_to_pixels by quantize_u8 per plane, then the bytes interleaved: the
+// portable path, and the AVX-512 one's for more than 4 channels.
+void planes_to_pixels_by_planes(const float* x, int64_t plane, int64_t C, int64_t pixels, float scale, int32_t zero,
+                                uint8_t flip, uint8_t* y);
 
 void lookup_portable(const uint8_t* x, int64_t rows, int64_t row, const uint8_t* table, uint8_t* y, int64_t ld_y);
 

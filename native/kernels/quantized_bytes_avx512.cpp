@@ -4,7 +4,10 @@
 // 256-byte table in four registers, two VPERMI2B (each picks among 128 entries by the index's
 // low 7 bits) and a blend by its top bit give 64 bytes. The pooling: a running VPMAXUB over
 // each window's taps, 64 channels of one pixel a step (masked at the channel tail), with the
-// taps in bounds found once per pixel instead of a test per tap.
+// taps in bounds found once per pixel instead of a test per tap. The image quantized to NHWC:
+// 16 pixels of each of up to 4 planes requantized, packed to bytes (a 128-bit lane then holds 4
+// pixels of every plane), put in pixel order within each lane by one byte shuffle, and the
+// lanes' C dwords joined by one dword permute (AVX512BW: no VBMI needed).
 #include "kernels/quantized_bytes.hpp"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__)
@@ -134,8 +137,94 @@ void max_pool_rows_avx512(const Window2d& g, const uint8_t* x, uint8_t* y, int64
   }
 }
 
-const QuantizedBytesKernels kAvx512{"avx512", &sum_avx512, &lookup_portable, 0.6, &max_pool_rows_avx512};
-const QuantizedBytesKernels kAvx512Vbmi{"avx512_vbmi", &sum_avx512, &lookup_vbmi, 0.03, &max_pool_rows_avx512};
+// aiov.Quantize's bytes of NV vectors as s32 lanes, at most 255 and negative for 0 (for the
+// unsigned-saturating packs), as requantized_u8 gives them but with the zero point added
+// before rounding: t = y * (1 / scale) + zero in one FMA lies within |y / scale| 2^-24 + 2^-15
+// of y / scale + zero while |t| < 512, under 2^-12 where the byte is not saturated either way
+// (|y / scale| <= 256), so t rounds as that exact value unless within 2^-10 of a half-integer:
+// then the vectors divide, as requantized_u8 does. The conversion rounds t itself and VREDUCEPS
+// gives its fraction: six operations a vector, where requantized_u8 and a cap for the packs take nine.
+template <int NV>
+[[gnu::always_inline]] inline void quantized_lanes(const __m512 (&y)[NV], const Requantizer& r, __m512i (&out)[NV]) {
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  __m512 t[NV];
+  bool divide = !r.by_inverse;
+  if (r.by_inverse) {
+    __mmask16 near = 0;
+    for (int v = 0; v < NV; ++v) {
+      t[v] = _mm512_fmadd_ps(y[v], r.inverse, r.zero);
+      // t less t rounded to an integer (an infinite or NaN t gives 0 or a NaN, which no
+      // compare flags; it saturates below)
+      const __m512 off = _mm512_abs_ps(_mm512_reduce_ps(t[v], kNearest));
+      near |= _mm512_cmp_ps_mask(off, _mm512_set1_ps(0.5f - 1.0f / 1024.0f), _CMP_GE_OQ);
+    }
+    divide = near != 0;
+  }
+  if (divide)
+    for (int v = 0; v < NV; ++v)
+      t[v] = _mm512_add_ps(_mm512_roundscale_ps(_mm512_div_ps(y[v], r.scale), kNearest), r.zero);
+  // Capped at 255 (min returns its second operand, a NaN, for a NaN), rounded half to even by
+  // the conversion; what is left below 0 (a NaN or -inf converts to 0x80000000) is negative,
+  // which the packs after saturate to 0.
+  for (int v = 0; v < NV; ++v) out[v] = _mm512_cvt_roundps_epi32(_mm512_min_ps(_mm512_set1_ps(255.0f), t[v]), kNearest);
+}
+
+// Planes [C <= 4][pixels] (plane floats apart) to pixels [pixels][C], 16 pixels a step.
+template <int C, bool FLIP>
+void planes_to_pixels_few(const float* x, int64_t plane, int64_t pixels, const Requantizer& rq, uint8_t* y) {
+  // The packs leave pixel 4 L + i of plane c at byte 4 c + i of 128-bit lane L; it goes to
+  // byte C i + c of the lane (C dwords of pixels, the rest zeros), then dword j of lane L to
+  // dword C L + j of the result.
+  alignas(64) int8_t shuffle[64];
+  alignas(64) int32_t lanes[16];
+  for (int k = 0; k < 64; ++k) shuffle[k] = k % 16 < 4 * C ? (int8_t)((k % 16) % C * 4 + (k % 16) / C) : (int8_t)-1;
+  for (int d = 0; d < 16; ++d) lanes[d] = d < 4 * C ? 4 * (d / C) + d % C : 0;
+  const __m512i in_lane = _mm512_load_si512(shuffle), across = _mm512_load_si512(lanes);
+  const auto step = [&](int64_t p, __mmask16 load, __mmask64 store) {
+    __m512 v[C];
+    for (int c = 0; c < C; ++c) v[c] = _mm512_maskz_loadu_ps(load, x + c * plane + p);
+    __m512i q[C], w[4];
+    quantized_lanes<C>(v, rq, q);
+    for (int c = 0; c < 4; ++c) w[c] = c < C ? q[c] : _mm512_setzero_si512();
+    const __m512i packed = _mm512_packus_epi16(_mm512_packus_epi32(w[0], w[1]), _mm512_packus_epi32(w[2], w[3]));
+    __m512i out = _mm512_shuffle_epi8(packed, in_lane);
+    if (C < 4) out = _mm512_permutexvar_epi32(across, out);
+    if (FLIP) out = _mm512_xor_si512(out, _mm512_set1_epi8((char)0x80));
+    _mm512_mask_storeu_epi8(y + p * C, store, out);
+  };
+  int64_t p = 0;
+  for (; p + 16 <= pixels; p += 16) step(p, 0xFFFF, mask64(16 * C));
+  if (p < pixels) step(p, mask16(pixels - p), mask64((pixels - p) * C));
+}
+
+template <int C>
+void planes_to_pixels_few(const float* x, int64_t plane, int64_t pixels, const Requantizer& rq, uint8_t flip,
+                          uint8_t* y) {
+  flip ? planes_to_pixels_few<C, true>(x, plane, pixels, rq, y)
+       : planes_to_pixels_few<C, false>(x, plane, pixels, rq, y);
+}
+
+void planes_to_pixels_avx512(const float* x, int64_t plane, int64_t C, int64_t pixels, float scale, int32_t zero,
+                             uint8_t flip, uint8_t* y) {
+  const Requantizer rq = requantizer(scale, zero);
+  switch (C) {
+    case 1:
+      return planes_to_pixels_few<1>(x, plane, pixels, rq, flip, y);
+    case 2:
+      return planes_to_pixels_few<2>(x, plane, pixels, rq, flip, y);
+    case 3:
+      return planes_to_pixels_few<3>(x, plane, pixels, rq, flip, y);
+    case 4:
+      return planes_to_pixels_few<4>(x, plane, pixels, rq, flip, y);
+    default:
+      return planes_to_pixels_by_planes(x, plane, C, pixels, scale, zero, flip, y);
+  }
+}
+
+const QuantizedBytesKernels kAvx512{"avx512", &sum_avx512,           &lookup_portable,
+                                    0.6,      &max_pool_rows_avx512, &planes_to_pixels_avx512};
+const QuantizedBytesKernels kAvx512Vbmi{"avx512_vbmi", &sum_avx512,           &lookup_vbmi,
+                                        0.03,          &max_pool_rows_avx512, &planes_to_pixels_avx512};
 
 }  // namespace
 

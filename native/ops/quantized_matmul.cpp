@@ -15,6 +15,7 @@
 
 #include "executor/executor.hpp"
 #include "kernels/gemm_int8.hpp"
+#include "kernels/quantized_bytes.hpp"
 #include "plan/registry.hpp"
 
 namespace aiov {
@@ -188,7 +189,10 @@ KernelFn prepare_dynamic_quantize(const PrepareContext& ctx) {
 }
 
 // ---- aiov.Quantize: x (f32) -> u8 or i8 (the zero point's type) with one scale and zero
-// point (ONNX QuantizeLinear per tensor): saturate(round_half_even(x / scale) + zero).
+// point (ONNX QuantizeLinear per tensor): saturate(round_half_even(x / scale) + zero). With
+// to_nhwc (set by quantize_to_nhwc: a model's NCHW image quantized for its first convolution)
+// x is [N, C, H, W] and y its bytes transposed to [N, H, W, C], written in the same pass: per
+// tensor, quantizing and transposing commute.
 
 std::vector<PortInfo> infer_quantize(const InferContext& c) {
   const bool one_scale = !c.in[1].shape.rank_known || numel(c.in[1].shape.dims) == 1;
@@ -198,12 +202,44 @@ std::vector<PortInfo> infer_quantize(const InferContext& c) {
     throw InputError(c.node.describe() + ": needs f32 x, one f32 scale and one u8 or i8 zero point, got " +
                      type_name(c.in[0].type) + ", " + type_name(c.in[1].type) + " " + c.in[1].shape.str() + ", " +
                      type_name(c.in[2].type) + " " + c.in[2].shape.str());
-  return {PortInfo{c.in[2].type, c.in[0].shape}};
+  if (!c.node.attr_int("to_nhwc", 0)) return {PortInfo{c.in[2].type, c.in[0].shape}};
+  const PartialShape& x = c.in[0].shape;
+  if (!x.rank_known || x.rank() != 4)
+    throw InputError(c.node.describe() + ": to_nhwc needs x of rank 4 [N, C, H, W], got " + x.str());
+  return {PortInfo{c.in[2].type, PartialShape(Dims{x.dims[0], x.dims[2], x.dims[3], x.dims[1]})}};
 }
 
 KernelFn prepare_quantize(const PrepareContext& ctx) {
   const int64_t n = numel(ctx.in[0].shape);
   const bool to_signed = ctx.in[2].type == ElementType::i8;
+  if (ctx.node.attr_int("to_nhwc", 0)) {
+    const Dims& d = ctx.in[0].shape;
+    const int64_t images = d[0], C = d[1], plane = d[2] * d[3];
+    // Pieces of whole 64-pixel blocks of one image, about kQuantizePiece values each.
+    const int64_t per_piece =
+        plane <= 0 || C <= 0 ? 1
+                             : std::max<int64_t>(kQuantizeAlign, kQuantizePiece / C / kQuantizeAlign * kQuantizeAlign);
+    const int64_t per_image = plane <= 0 ? 0 : (plane + per_piece - 1) / per_piece;
+    return [=](const KernelArgs& k) {
+      const float* x = k.in[0]->as<float>();
+      uint8_t* y = k.out[0]->as<uint8_t>();
+      const float scale = *k.in[1]->as<float>();
+      const int32_t zero = to_signed ? (int32_t)*k.in[2]->as<int8_t>() + 128 : (int32_t)*k.in[2]->as<uint8_t>();
+      const auto run = [&](int64_t u0, int64_t u1) {
+        for (int64_t u = u0; u < u1; ++u) {
+          const int64_t image = u / per_image, p0 = u % per_image * per_piece;
+          const int64_t image_at = image * C * plane;
+          quantize_planes_to_pixels(x + image_at + p0, plane, C, std::min(per_piece, plane - p0), scale, zero,
+                                    to_signed ? 0x80 : 0, y + image_at + p0 * C);
+        }
+      };
+      const int64_t units = images * per_image;
+      if (k.ctx->pool && units > 1 && n > kQuantizePiece)
+        k.ctx->pool->parallel_for(units, 1, run, k.ctx->max_threads);
+      else
+        run(0, units);
+    };
+  }
   return [n, to_signed](const KernelArgs& k) {
     const float* x = k.in[0]->as<float>();
     uint8_t* y = k.out[0]->as<uint8_t>();
@@ -229,7 +265,10 @@ void register_quantized_matmul_ops(OpRegistry& r) {
   register_quantized_conv_ops(r);
   register_quantized_add_ops(r);
   register_quantized_lookup_ops(r);
+  // Layout-blind as far as the passes that sink layout changes go: they run before
+  // quantize_to_nhwc sets to_nhwc, the last pass.
   r.add(OpDef{"aiov.Quantize", 3, 3, infer_quantize, prepare_quantize}
+            .with_attrs({bool_attr("to_nhwc", false).ir_name("-").onnx_name("-")})
             .blind(LayoutBlind::per_tensor)
             .ir({"aiov.Quantize"}, "aiov1"));
   r.add(OpDef{"aiov.DynamicQuantize", 1, 1, infer_dynamic_quantize, prepare_dynamic_quantize}.ir(

@@ -357,12 +357,13 @@ def test_qdq_convolutions_stay_u8_and_nhwc_between_each_other(relu, pooled, monk
     feeds = {"x": RNG.standard_normal((1, 6, 15, 15)).astype(np.float32) * 2}
     types = optimized_chain_matches(proto, feeds, monkeypatch)
     # Both convolutions write u8 (no Quantize after them, the Relu theirs), the residual sum
-    # adds their bytes, all in one NHWC region: a transpose in, one out, none between.
+    # adds their bytes, all in one NHWC region: the input quantized into NHWC, a transpose out,
+    # none between.
     assert types.count("aiov.QuantizedConv") == 2 and "Relu" not in types
     # (the second convolution adds the residual as it writes its bytes: no sum of its own)
     assert types.count("aiov.QuantizedAdd") == 0 and "Add" not in types
     assert types.count("aiov.Quantize") == 1  # the model's input
-    assert types.count("Transpose") == 2
+    assert types.count("Transpose") == 1
     # A pooling at the convolution's own scale takes the maximum of its bytes (no Quantize
     # after it, no transposes around it).
     assert types.count("MaxPool") == pooled
@@ -385,8 +386,9 @@ def test_qdq_activation_between_convolutions_is_a_byte_table(between, monkeypatc
     assert types.count("aiov.QuantizedLookup") == 1
     assert not {"Sigmoid", "HardSigmoid", "Multiply", "Clamp"} & set(types)
     assert types.count("Convert") == 1  # the model output's dequantization, no other
-    # The lookup is layout-blind: both convolutions stay in one NHWC region.
-    assert types.count("aiov.QuantizedConv") == 2 and types.count("Transpose") == 2
+    # The lookup is layout-blind: both convolutions stay in one NHWC region (the input
+    # quantized into it, one transpose out).
+    assert types.count("aiov.QuantizedConv") == 2 and types.count("Transpose") == 1
 
 
 def test_qdq_concat_joins_the_branches_bytes(monkeypatch):
@@ -474,6 +476,92 @@ def test_quantize_static_cnn_matches_onnxruntime():
     assert types.count("Transpose") <= 2  # NHWC from the first convolution to the pooling
     # The residual connections: each block's last convolution adds its skip connection.
     assert types.count("aiov.QuantizedAdd") == 0 and "Add" not in types
+
+
+@pytest.mark.parametrize("x_zero", [np.uint8(120), np.int8(-5)])  # quantize_static's QUInt8 and QInt8
+@pytest.mark.parametrize("channels", [1, 3, 4, 5])
+@pytest.mark.parametrize("width", [16, 13])
+def test_qdq_image_is_quantized_straight_into_nhwc(channels, width, x_zero, monkeypatch):
+    """image -> Q -> DQ -> Conv -> Q -> DQ: the image's quantization writes the NHWC bytes the
+    convolution reads (no transpose between them), the very bytes of quantizing then
+    transposing, within one output quantum of onnxruntime's."""
+    from graph_checks import run_both
+
+    o, x_scale, y_scale = 8, np.float32(0.05), np.float32(0.1)
+    w = RNG.integers(-127, 128, (o, channels, 3, 3)).astype(np.int8)
+    w_scale = RNG.uniform(0.002, 0.01, o).astype(np.float32)
+    bias = RNG.integers(-300, 300, o).astype(np.int32)
+    inits = [
+        numpy_helper.from_array(x_scale, "x_scale"),
+        numpy_helper.from_array(x_zero, "x_zero"),
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(w_scale, "w_scale"),
+        numpy_helper.from_array(np.zeros(o, np.int8), "w_zero"),
+        numpy_helper.from_array(bias, "b"),
+        numpy_helper.from_array((x_scale * w_scale).astype(np.float32), "b_scale"),
+        numpy_helper.from_array(y_scale, "y_scale"),
+        numpy_helper.from_array(np.uint8(100), "y_zero"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zero"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero"], ["wd"], axis=0),
+        helper.make_node("DequantizeLinear", ["b", "b_scale"], ["bd"], axis=0),
+        helper.make_node("Conv", ["xd", "wd", "bd"], ["y"], pads=[1, 1, 1, 1]),
+        helper.make_node("QuantizeLinear", ["y", "y_scale", "y_zero"], ["yq"]),
+        helper.make_node("DequantizeLinear", ["yq", "y_scale", "y_zero"], ["out"]),
+    ]
+    shape = [2, channels, 5, width]
+    proto = model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        inits,
+    )
+    x = (RNG.standard_normal(shape) * 3).astype(np.float32)
+    halves = RNG.random(shape) < 0.3  # exactly on half-integers of x / scale: rounded half to even
+    x[halves] = (RNG.integers(-150, 150, int(halves.sum())) + 0.5).astype(np.float32) * x_scale
+    feeds = {"x": x}
+    plain, optimized = run_both(proto, feeds, monkeypatch)
+    np.testing.assert_array_equal(optimized, plain)
+    assert np.max(np.abs(optimized - ort_outputs(proto, feeds)[0])) <= y_scale * 1.001
+    types = node_types(proto, feeds)
+    assert types[:2] == ["aiov.Quantize", "aiov.QuantizedConv"], types
+
+
+@pytest.mark.parametrize("zero", [np.uint8(7), np.int8(-9)])
+@pytest.mark.parametrize(
+    "order,perm,fused",
+    [
+        ("quantize_first", [0, 2, 3, 1], True),
+        ("transpose_first", [0, 2, 3, 1], True),
+        ("quantize_first", [0, 3, 1, 2], False),  # not the permutation to NHWC
+        ("bytes_read_twice", [0, 2, 3, 1], False),  # the quantized bytes are an output too
+    ],
+)
+def test_quantization_and_transpose_to_nhwc_are_one_pass(order, perm, fused, zero, monkeypatch):
+    """QuantizeLinear then Transpose to NHWC, or the other way round, is one aiov.Quantize
+    writing the transposed bytes (the same bytes) when the first is read by the second alone."""
+    from graph_checks import run_both
+
+    scale = np.float32(0.02)
+    inits = [numpy_helper.from_array(scale, "scale"), numpy_helper.from_array(zero, "zero")]
+    quantize = helper.make_node("QuantizeLinear", ["t" if order == "transpose_first" else "x", "scale", "zero"], ["q"])
+    transpose = helper.make_node("Transpose", ["x" if order == "transpose_first" else "q"], ["t"], perm=perm)
+    nodes = [transpose, quantize] if order == "transpose_first" else [quantize, transpose]
+    out_type = TensorProto.UINT8 if zero.dtype == np.uint8 else TensorProto.INT8
+    outputs = [helper.make_tensor_value_info("q" if order == "transpose_first" else "t", out_type, None)]
+    if order == "bytes_read_twice":
+        outputs.append(helper.make_tensor_value_info("q", out_type, None))
+    proto = model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 19])], outputs, inits)
+    x = (RNG.standard_normal((2, 3, 4, 19)) * 3).astype(np.float32)
+    x[0, 0, 0, :6] = np.float32([0.01, -0.03, 0.05, np.inf, -np.inf, 9.0])  # halves of the scale, saturating
+    feeds = {"x": x}
+    plain, optimized = run_both(proto, feeds, monkeypatch)
+    np.testing.assert_array_equal(optimized, plain)
+    np.testing.assert_array_equal(optimized, ort_outputs(proto, feeds)[0])
+    types = node_types(proto, feeds)
+    assert (types == ["aiov.Quantize"]) == fused, types
 
 
 def qdq_residual_block(channels, mid, size, per_channel, relu, residual_zero, swapped, residual_conv, read_twice):

@@ -2,7 +2,8 @@
 // docs/passes.md. AIOV_GRAPH_PASSES lists them once, in the order graph_passes() runs them:
 // folding first gives later passes constants to match; convolutions go to NHWC before layout
 // changes sink and cancel; rotary embeddings, attention, layer and RMS norms and MatMul+bias
-// become fused ops before epilogues fold into those; chains take the elementwise ops left over.
+// become fused ops before epilogues fold into those; chains take the elementwise ops left over;
+// an image quantized to NHWC last, once nothing treats aiov.Quantize as layout-blind.
 #pragma once
 #include "plan/passes/pass.hpp"
 
@@ -15,7 +16,8 @@
   X(sink_layout_changes) X(convolutions_read_planar)                        /* layout */      \
   X(fuse_rotary_embedding) X(fuse_attention) X(fuse_layer_norm) X(fuse_rms_norm)             \
   X(fuse_matmul_bias) X(fuse_quantized_matmul) X(fuse_quantized_add)       /* fused ops */   \
-  X(fuse_epilogues) X(fuse_elementwise_chains)                              /* epilogues */
+  X(fuse_epilogues) X(fuse_elementwise_chains)                              /* epilogues */   \
+  X(quantize_to_nhwc)                                                       /* int8 image */
 // clang-format on
 
 namespace aiov::passes {
