@@ -146,7 +146,10 @@ def test_core_compile_model_releases_gil(probe):
 def test_queue_start_async_waiting_for_a_busy_job_releases_gil(probe, heavy):
     compiled, x, _ = heavy
     queue = ov.AsyncInferQueue(compiled, 1)
-    queue.start_async(x)
+    # The busy job is 8x the others (a few hundred ms): the call below must find it still
+    # running even when the test's thread is descheduled for a while on a loaded machine
+    # (a job finished before the call makes it return at once, with nothing to measure).
+    queue.start_async(np.tile(x, (8, 1)))
     assert not queue.is_ready()
     progress, _ = probe.progress_during(queue.start_async, x)
     queue.wait_all()
