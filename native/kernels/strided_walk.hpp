@@ -1,6 +1,7 @@
 // The odometer walk over an N-d index space that the copy kernels of strided views share
 // (slices, transposes, permutations, broadcasts).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -24,6 +25,22 @@ void walk_strided(const Dims& shape, const std::vector<int64_t>& in_strides, int
       off -= in_strides[d] * shape[d];
       idx[d] = 0;
     }
+  }
+}
+
+// fn(T{}) with T the unsigned integer of `bytes` bytes (1, 2, 4, else 8): copy kernels move
+// elements as bits of their size, whatever their type.
+template <class F>
+void with_bits_of_size(size_t bytes, F&& fn) {
+  switch (bytes) {
+    case 1:
+      return fn(uint8_t{});
+    case 2:
+      return fn(uint16_t{});
+    case 4:
+      return fn(uint32_t{});
+    default:
+      return fn(uint64_t{});
   }
 }
 

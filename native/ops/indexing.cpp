@@ -102,19 +102,10 @@ KernelFn strided_copy(const Dims& out_shape, const std::vector<int64_t>& in_stri
           for (int64_t b = b0; b < b1; ++b) {
             const char* s = x + (base + b * block_stride) * es;
             char* d = o + b * rows * cols * es;
-            switch (es) {
-              case 1:
-                transpose_block((const uint8_t*)s, stride, rows, cols, (uint8_t*)d);
-                break;
-              case 2:
-                transpose_block((const uint16_t*)s, stride, rows, cols, (uint16_t*)d);
-                break;
-              case 4:
-                transpose_block((const uint32_t*)s, stride, rows, cols, (uint32_t*)d);
-                break;
-              default:
-                transpose_block((const uint64_t*)s, stride, rows, cols, (uint64_t*)d);
-            }
+            with_bits_of_size(es, [&](auto bits) {
+              using T = decltype(bits);
+              transpose_block((const T*)s, stride, rows, cols, (T*)d);
+            });
           }
         });
       };
@@ -144,16 +135,10 @@ KernelFn strided_copy(const Dims& out_shape, const std::vector<int64_t>& in_stri
         for_rows(*k.ctx, rows, cols, [&](int64_t i0, int64_t i1) {
           const char* s = src + i0 * es;
           char* d = dst + i0 * cols * es;
-          switch (es) {
-            case 1:
-              return transpose_block((const uint8_t*)s, stride, i1 - i0, cols, (uint8_t*)d);
-            case 2:
-              return transpose_block((const uint16_t*)s, stride, i1 - i0, cols, (uint16_t*)d);
-            case 4:
-              return transpose_block((const uint32_t*)s, stride, i1 - i0, cols, (uint32_t*)d);
-            default:
-              return transpose_block((const uint64_t*)s, stride, i1 - i0, cols, (uint64_t*)d);
-          }
+          with_bits_of_size(es, [&](auto bits) {
+            using T = decltype(bits);
+            transpose_block((const T*)s, stride, i1 - i0, cols, (T*)d);
+          });
         });
       };
       if (batch.empty())
@@ -170,16 +155,7 @@ KernelFn strided_copy(const Dims& out_shape, const std::vector<int64_t>& in_stri
   if (inner * (int64_t)es <= kShortRunBytes && (es == 1 || es == 2 || es == 4 || es == 8)) {
     // Short runs (a box's 2 of 4 coordinates): a memcpy call each cost more than its bytes.
     return [outer, st, base, es, inner](const KernelArgs& k) {
-      switch (es) {
-        case 1:
-          return copy_short_runs<uint8_t>(outer, st, base, inner, k);
-        case 2:
-          return copy_short_runs<uint16_t>(outer, st, base, inner, k);
-        case 4:
-          return copy_short_runs<uint32_t>(outer, st, base, inner, k);
-        default:
-          return copy_short_runs<uint64_t>(outer, st, base, inner, k);
-      }
+      with_bits_of_size(es, [&](auto bits) { copy_short_runs<decltype(bits)>(outer, st, base, inner, k); });
     };
   }
   return [outer, st, base, es, inner](const KernelArgs& k) {

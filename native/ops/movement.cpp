@@ -6,6 +6,7 @@
 
 #include "executor/executor.hpp"
 #include "kernels/lowbit.hpp"
+#include "kernels/strided_walk.hpp"
 #include "kernels/dispatch.hpp"
 #include "plan/registry.hpp"
 
@@ -174,16 +175,7 @@ KernelFn prepare_concat(const PrepareContext& ctx) {
     // Chunks of a few values (a box's four coordinates from four [n, 1] tensors): a memcpy call
     // each cost 3.5 ns a value; each input's rows are copied in one loop instead.
     return [outer, chunk, row, esize](const KernelArgs& k) {
-      switch (esize) {
-        case 1:
-          return concat_short_chunks<uint8_t>(k, outer, chunk, row);
-        case 2:
-          return concat_short_chunks<uint16_t>(k, outer, chunk, row);
-        case 4:
-          return concat_short_chunks<uint32_t>(k, outer, chunk, row);
-        default:
-          return concat_short_chunks<uint64_t>(k, outer, chunk, row);
-      }
+      with_bits_of_size(esize, [&](auto bits) { concat_short_chunks<decltype(bits)>(k, outer, chunk, row); });
     };
   }
   return [outer, chunk, row](const KernelArgs& k) {
