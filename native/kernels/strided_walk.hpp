@@ -28,6 +28,13 @@ void walk_strided(const Dims& shape, const std::vector<int64_t>& in_strides, int
   }
 }
 
+// Elements of 1, 2, 4 or 8 bytes, which the copy kernels move as unsigned integers of their size.
+inline bool moves_as_bits(size_t bytes) { return bytes == 1 || bytes == 2 || bytes == 4 || bytes == 8; }
+
+// Runs of at most this many bytes are copied value by value: a memcpy call each cost more than
+// its bytes (a box's coordinates sliced or concatenated).
+constexpr int64_t kShortRunBytes = 32;
+
 // fn(T{}) with T the unsigned integer of `bytes` bytes (1, 2, 4, else 8): copy kernels move
 // elements as bits of their size, whatever their type.
 template <class F>

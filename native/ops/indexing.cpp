@@ -66,8 +66,6 @@ void coalesce(Dims& shape, std::vector<int64_t>& st) {
 
 constexpr int64_t kSmallTransposeBlock = 256;  // values: a block this small runs in L1 as it lies
 
-constexpr int64_t kShortRunBytes = 32;
-
 template <class T>
 void copy_short_runs(const Dims& outer, const std::vector<int64_t>& st, int64_t base, int64_t inner,
                      const KernelArgs& k) {
@@ -85,7 +83,7 @@ KernelFn strided_copy(const Dims& out_shape, const std::vector<int64_t>& in_stri
   std::vector<int64_t> st = in_strides;
   coalesce(outer, st);
   const size_t r = outer.size();
-  if (r >= 2 && st[r - 2] == 1 && st[r - 1] != 1 && (es == 4 || es == 2 || es == 1 || es == 8)) {
+  if (r >= 2 && st[r - 2] == 1 && st[r - 1] != 1 && moves_as_bits(es)) {
     // The input's contiguous axis lands second-to-last: batched 2-D transposes.
     const int64_t rows = outer[r - 2], cols = outer[r - 1], stride = st[r - 1];
     Dims batch(outer.begin(), outer.end() - 2);
@@ -152,8 +150,7 @@ KernelFn strided_copy(const Dims& out_shape, const std::vector<int64_t>& in_stri
     outer.pop_back();
     st.pop_back();
   }
-  if (inner * (int64_t)es <= kShortRunBytes && (es == 1 || es == 2 || es == 4 || es == 8)) {
-    // Short runs (a box's 2 of 4 coordinates): a memcpy call each cost more than its bytes.
+  if (inner * (int64_t)es <= kShortRunBytes && moves_as_bits(es)) {
     return [outer, st, base, es, inner](const KernelArgs& k) {
       with_bits_of_size(es, [&](auto bits) { copy_short_runs<decltype(bits)>(outer, st, base, inner, k); });
     };

@@ -141,8 +141,6 @@ std::vector<PortInfo> infer_concat(const InferContext& c) {
   return {PortInfo{t, PartialShape(out)}};
 }
 
-constexpr size_t kShortChunkBytes = 32;
-
 // chunk and row in bytes, whole elements of T.
 template <class T>
 void concat_short_chunks(const KernelArgs& k, int64_t outer, const std::vector<size_t>& chunk, size_t row) {
@@ -170,8 +168,9 @@ KernelFn prepare_concat(const PrepareContext& ctx) {
   std::vector<size_t> chunk;  // bytes per outer step per input
   for (auto& in : ctx.in) chunk.push_back((size_t)(in.shape[axis] * inner) * esize);
   size_t row = (size_t)(os[axis] * inner) * esize;
-  const bool short_chunks = std::all_of(chunk.begin(), chunk.end(), [&](size_t c) { return c <= kShortChunkBytes; });
-  if (short_chunks && outer > 1 && (esize == 1 || esize == 2 || esize == 4 || esize == 8)) {
+  const bool short_chunks =
+      std::all_of(chunk.begin(), chunk.end(), [&](size_t c) { return c <= (size_t)kShortRunBytes; });
+  if (short_chunks && outer > 1 && moves_as_bits(esize)) {
     // Chunks of a few values (a box's four coordinates from four [n, 1] tensors): a memcpy call
     // each cost 3.5 ns a value; each input's rows are copied in one loop instead.
     return [outer, chunk, row, esize](const KernelArgs& k) {
